@@ -1,0 +1,55 @@
+# stackyard — run `make help` for the targets.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEMO := demo
+
+.DEFAULT_GOAL := help
+
+help: ## Show this help.
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  make %-10s %s\n", $$1, $$2}'
+
+$(BIN)/python:
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "need $(PYTHON) (Python 3.11+) on PATH; or run: make PYTHON=python3 ..."; exit 2; }
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(STAMP): $(BIN)/python pyproject.toml constraints.txt
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP) ## Create .venv and install stackyard with its dev tools (pinned by constraints.txt).
+
+demo: $(STAMP) ## Create the example project in ./demo and run it end to end on DuckDB.
+	@rm -rf $(DEMO)
+	$(BIN)/stackyard init $(DEMO) --example jaffle_shop
+	$(BIN)/stackyard run --project $(DEMO)
+	@$(BIN)/stackyard status --project $(DEMO) --limit 3
+	@echo
+	@echo "Next, look at:"
+	@echo "  $(BIN)/stackyard sql --project $(DEMO) \"select * from reporting.rpt_daily_revenue order by revenue desc limit 5\""
+	@echo "  $(BIN)/stackyard status --project $(DEMO)"
+	@echo "  $(DEMO)/stackyard.yml (sources, targets) and $(DEMO)/transform/models (the dbt project)"
+
+lint: $(STAMP) ## ruff (lint + format check) and mypy.
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
+
+format: $(STAMP) ## Format the code with ruff.
+	$(BIN)/ruff format src tests bench
+	$(BIN)/ruff check --fix src tests bench
+
+test: $(STAMP) ## Lint, then run the whole test suite (needs the local Postgres and MariaDB).
+	$(MAKE) lint
+	$(BIN)/pytest -n 2 --dist loadfile
+
+bench: $(STAMP) ## Run the benchmarks in bench/ (writes bench/results/*.md).
+	$(BIN)/python bench/run_all.py
+
+clean: ## Remove the virtualenv, caches and the demo project.
+	rm -rf $(VENV) $(DEMO) .pytest_cache .mypy_cache .ruff_cache
+
+.PHONY: help install demo lint format test bench clean

@@ -1,0 +1,207 @@
+"""The ``stackyard`` command. Each command parses options, calls one Context method, renders
+the result and maps it to an exit code: 0 success, 1 a load or test failed, 2 usage or
+configuration. Tracebacks appear only with ``--debug``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console as RichTerminal
+
+from stackyard.errors import EXIT_FAILED, EXIT_USAGE, StackyardError
+
+app = typer.Typer(
+    name="stackyard",
+    help="A whole data platform as one project: load with dlt, transform with dbt, on DuckDB, "
+    "Postgres, Snowflake or BigQuery.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+_state: dict[str, bool] = {"debug": False}
+out = RichTerminal()
+err = RichTerminal(stderr=True)
+
+ProjectOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--project", "-p", help="Project folder (default: search upward from the current one)."
+    ),
+]
+TargetOpt = Annotated[
+    str | None, typer.Option("--target", "-t", help="Target in stackyard.yml (default: dev).")
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print a machine-readable result.")]
+
+T = TypeVar("T")
+
+
+@app.callback()
+def _main(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
+) -> None:
+    _state["debug"] = debug
+
+
+def _guard(action: Callable[[], T]) -> T:
+    """The CLI's one error boundary: a clear message and an exit code, no traceback."""
+    try:
+        return action()
+    except StackyardError as exc:
+        if _state["debug"]:
+            raise
+        err.print(f"[bold red]error:[/] {exc.message}", highlight=False, markup=True)
+        if exc.hint:
+            err.print(f"  → {exc.hint}", highlight=False, markup=False)
+        raise typer.Exit(exc.exit_code) from None
+    except KeyboardInterrupt:
+        err.print(
+            "interrupted: the warehouse is left readable; the next run completes "
+            "any pending load without duplicates"
+        )
+        raise typer.Exit(130) from None
+    except Exception as exc:
+        if _state["debug"]:
+            raise
+        err.print(
+            f"[bold red]unexpected error:[/] {type(exc).__name__}: {exc}",
+            markup=True,
+            highlight=False,
+        )
+        err.print("  → re-run with --debug for the traceback, and please report it")
+        raise typer.Exit(EXIT_FAILED) from None
+
+
+def _context(project: Path | None, console: Any = None) -> Any:
+    from stackyard.context import Context
+
+    return Context(project, console=console)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, bytes):
+        return value.hex()
+    return str(value)
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=_json_default) + "\n")
+
+
+@app.command()
+def init(
+    directory: Annotated[Path, typer.Argument(help="Folder to create (must be new or empty).")],
+    example: Annotated[
+        str | None,
+        typer.Option(help="Create a working example with data: jaffle_shop."),
+    ] = None,
+    scale: Annotated[int, typer.Option(help="Multiply the example's data volume.")] = 1,
+    seed: Annotated[int, typer.Option(help="Random seed of the example data.")] = 42,
+) -> None:
+    """Create a new project; with --example, one that runs end to end."""
+    from stackyard.project import init_project
+
+    result = _guard(lambda: init_project(directory, example=example, scale=scale, seed=seed))
+    out.print(f"[green]✔[/] created {result.path}", highlight=False)
+    for table, rows in result.rows.items():
+        out.print(f"  {table}: {rows:,} rows of example data", highlight=False)
+    out.print(f"next: cd {result.path} && stackyard run", highlight=False)
+
+
+@app.command()
+def run(
+    project: ProjectOpt = None,
+    target: TargetOpt = None,
+    select: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--select",
+            "-s",
+            help="A source name (with everything downstream of it) or a dbt selector; repeatable.",
+        ),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Load every source, build and test the dbt project, check freshness, record the run."""
+    from stackyard.cli.render import RichConsole, run_summary
+
+    if as_json:
+        context = _guard(lambda: _context(project))
+        result = _guard(lambda: context.run(target=target, select=select or ()))
+        _print_json(result.to_dict())
+        raise typer.Exit(result.exit_code)
+    context = _guard(lambda: _context(project))
+    console = RichConsole(out, redact=context.secrets.redact)
+    context.console = console
+    with console:
+        result = _guard(lambda: context.run(target=target, select=select or ()))
+    out.print()
+    out.print(run_summary(result))
+    raise typer.Exit(result.exit_code)
+
+
+@app.command()
+def status(
+    project: ProjectOpt = None,
+    target: TargetOpt = None,
+    limit: Annotated[int, typer.Option(help="How many runs to show.")] = 10,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show recent runs, read from the warehouse's stackyard schema."""
+    from dataclasses import asdict
+
+    from stackyard.cli.render import status_table
+
+    runs = _guard(lambda: _context(project).status(target=target, limit=limit))
+    if as_json:
+        _print_json([asdict(r) for r in runs])
+        return
+    if not runs:
+        out.print("no runs yet on this target: `stackyard run` makes the first")
+        return
+    out.print(status_table(runs))
+
+
+@app.command()
+def sql(
+    query: Annotated[str, typer.Argument(help="One SQL statement, quoted.")],
+    project: ProjectOpt = None,
+    target: TargetOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run a query against a target and print the result."""
+    from stackyard.cli.render import query_table
+
+    result = _guard(lambda: _context(project).sql(query, target=target))
+    if as_json:
+        _print_json({"columns": list(result.columns), "rows": result.as_dicts()})
+        return
+    out.print(query_table(result))
+
+
+def main() -> None:
+    """Entry point for the ``stackyard`` script."""
+    try:
+        app()
+    except SystemExit as exc:
+        # click reports usage errors with exit code 2 already; keep every code as is.
+        raise SystemExit(exc.code if exc.code is not None else 0) from None
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
+
+__all__ = ["EXIT_USAGE", "app", "main"]

@@ -1,0 +1,178 @@
+"""Rich rendering for the terminal: a live step display and result tables."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from rich.console import Console as RichTerminal
+from rich.console import Group
+from rich.live import Live
+from rich.spinner import Spinner
+from rich.table import Table
+from rich.text import Text
+
+from stackyard.results import RunResult
+from stackyard.runner.history import RunSummary
+from stackyard.warehouse.base import QueryResult
+
+_STYLES = {"ok": "green", "warn": "yellow", "failed": "red", "skipped": "dim"}
+_ICONS = {"ok": "✔", "warn": "!", "failed": "✘", "skipped": "–"}
+
+
+@dataclass
+class _Step:
+    name: str
+    status: str = "running"
+    detail: str = ""
+    started: float = field(default_factory=time.monotonic)
+    seconds: float = 0.0
+    done: int = 0
+
+
+class RichConsole:
+    """A :class:`stackyard.console.Console` drawing a live table of steps."""
+
+    def __init__(self, terminal: RichTerminal, redact: Any = None) -> None:
+        self.terminal = terminal
+        self._steps: dict[str, _Step] = {}
+        self._lock = threading.Lock()
+        self._live: Live | None = None
+        self._redact = redact or (lambda s: s)
+
+    def __enter__(self) -> RichConsole:
+        self._live = Live(self, console=self.terminal, refresh_per_second=8, transient=False)
+        self._live.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._live is not None:
+            self._live.__exit__(None, None, None)
+            self._live = None
+
+    def __rich__(self) -> Table:
+        table = Table.grid(padding=(0, 1))
+        table.add_column(width=1, no_wrap=True)
+        table.add_column(min_width=16, no_wrap=True)
+        table.add_column(justify="right", min_width=6, no_wrap=True)
+        table.add_column(overflow="ellipsis", no_wrap=True, max_width=90)
+        with self._lock:
+            steps = list(self._steps.values())
+        for step in steps:
+            if step.status == "running":
+                icon: Any = Spinner("dots", style="cyan")
+                seconds = time.monotonic() - step.started
+            else:
+                icon = Text(_ICONS.get(step.status, "?"), style=_STYLES.get(step.status, ""))
+                seconds = step.seconds
+            table.add_row(icon, Text(step.name, style="bold"), f"{seconds:5.1f}s", step.detail)
+        return table
+
+    def step_started(self, step: str, detail: str = "") -> None:
+        with self._lock:
+            self._steps[step] = _Step(step, detail=self._redact(detail))
+
+    def step_progress(self, step: str, detail: str) -> None:
+        with self._lock:
+            current = self._steps.setdefault(step, _Step(step))
+            current.done += 1
+            current.detail = self._redact(detail)
+
+    def step_finished(self, step: str, status: str, detail: str = "") -> None:
+        with self._lock:
+            current = self._steps.setdefault(step, _Step(step))
+            current.status = status
+            current.detail = self._redact(detail.splitlines()[0] if detail else "")
+            current.seconds = time.monotonic() - current.started
+
+    def message(self, level: str, text: str) -> None:
+        style = {"warning": "yellow", "error": "red"}.get(level, "")
+        self.terminal.print(Text(self._redact(text), style=style))
+
+
+def run_summary(result: RunResult) -> Group:
+    """The end-of-run summary: loads per table, dbt results, failures with their reasons."""
+    parts: list[Any] = []
+    loads = Table(title="Loaded", title_justify="left", show_edge=False, header_style="bold")
+    for column in ("source", "table", "rows", "status"):
+        loads.add_column(column, justify="right" if column == "rows" else "left")
+    for load in result.loads:
+        style = _STYLES["failed" if load.status == "failed" else "ok"]
+        if not load.tables:
+            loads.add_row(load.source, "–", "0", Text(load.status, style=style))
+        for t in load.tables:
+            loads.add_row(load.source, t.table, f"{t.rows:,}", Text(load.status, style=style))
+        if load.rejected:
+            loads.add_row(
+                load.source,
+                "_rejected_rows",
+                f"{load.rejected:,}",
+                Text("rejected", style=_STYLES["warn"]),
+            )
+    if result.loads:
+        parts.append(loads)
+    problems = [n for n in result.nodes if n.failed or n.status == "warn"]
+    for node in problems:
+        style = "yellow" if node.status == "warn" else "red"
+        detail = node.message.strip().splitlines()[0] if node.message.strip() else ""
+        parts.append(Text(f"{node.resource_type} {node.name}: {node.status} {detail}", style=style))
+    for load in result.loads:
+        if load.status == "failed":
+            parts.append(Text(f"source {load.source} failed: {load.error}", style="red"))
+    for skipped in result.skipped:
+        parts.append(Text(f"skipped model {skipped.name}: {skipped.reason}", style="yellow"))
+    for f in result.freshness:
+        if f.status != "pass":
+            age = f"{f.age_hours:.1f} h old" if f.age_hours is not None else f.message
+            parts.append(
+                Text(
+                    f"freshness {f.source}.{f.table}: {f.status} ({age})",
+                    style="yellow" if f.status == "warn" else "red",
+                )
+            )
+    models = result.count("model", "success")
+    tests_ok = result.count("test", "pass")
+    tests = sum(1 for n in result.nodes if n.resource_type == "test")
+    rows = sum(load.rows for load in result.loads)
+    verdict = Text(
+        f"{'✔ run succeeded' if result.ok else '✘ run failed'}: {rows:,} rows loaded, "
+        f"{models} models built, {tests_ok}/{tests} tests passed · run {result.run_id}",
+        style="bold green" if result.ok else "bold red",
+    )
+    parts.append(verdict)
+    return Group(*parts)
+
+
+def status_table(runs: list[RunSummary]) -> Table:
+    """``stackyard status``: recent runs."""
+    table = Table(show_edge=False, header_style="bold")
+    for column in ("run", "target", "status", "started (UTC)", "took", "rows", "models", "tests"):
+        table.add_column(column)
+    for r in runs:
+        took = (r.finished_at - r.started_at).total_seconds()
+        style = "green" if r.status == "success" else "red"
+        table.add_row(
+            r.run_id,
+            r.target,
+            Text(r.status, style=style),
+            r.started_at.strftime("%Y-%m-%d %H:%M:%S"),
+            f"{took:.1f}s",
+            f"{r.rows_loaded:,}",
+            str(r.models_built),
+            f"{r.tests_passed} passed, {r.tests_failed} failed",
+        )
+    return table
+
+
+def query_table(result: QueryResult, limit: int = 200) -> Table:
+    """A query result as a table (the first ``limit`` rows)."""
+    table = Table(show_edge=False, header_style="bold")
+    for column in result.columns:
+        table.add_column(column)
+    for row in result.rows[:limit]:
+        table.add_row(*("NULL" if v is None else str(v) for v in row))
+    if len(result.rows) > limit:
+        table.caption = f"{limit} of {len(result.rows)} rows shown; use --json for all"
+    return table

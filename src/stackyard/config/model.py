@@ -1,0 +1,297 @@
+"""The shape of stackyard.yml, as pydantic models that reject unknown keys.
+
+Targets are discriminated by ``type`` and sources by ``kind``. Secrets are never values in
+this file: a field that holds a credential takes ``{secret: NAME}``, resolved at run time by
+:mod:`stackyard.config.secrets`.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+NAME_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
+_NAME = re.compile(NAME_PATTERN)
+
+# The runbook's default: daily at 07:00 UTC, after the overnight source exports.
+DEFAULT_SCHEDULE = "0 7 * * *"
+
+
+class StrictModel(BaseModel):
+    """Base for every config model: unknown keys are errors, values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SecretRef(StrictModel):
+    """A reference to a secret kept outside stackyard.yml, e.g. ``{secret: PROD_PG_PASSWORD}``."""
+
+    secret: str = Field(
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="Name of the environment variable / key in .stackyard/secrets.toml.",
+    )
+
+
+# --------------------------------------------------------------------------- targets
+
+
+class DuckDBTarget(StrictModel):
+    """An embedded DuckDB file inside the project: the default ``dev`` target."""
+
+    type: Literal["duckdb"]
+    path: str = Field(
+        ".stackyard/dev.duckdb", description="Database file, relative to the project."
+    )
+    schema_: str = Field("main", alias="schema", description="Default schema for dbt.")
+    threads: int = Field(4, ge=1, le=64, description="dbt threads.")
+
+
+class PostgresTarget(StrictModel):
+    """A PostgreSQL database; one stackyard target is one Postgres database."""
+
+    type: Literal["postgres"]
+    host: str = "127.0.0.1"
+    port: int = Field(5432, ge=1, le=65535)
+    user: str
+    password: SecretRef | None = Field(None, description="Omit for trust or peer authentication.")
+    database: str
+    schema_: str = Field("analytics", alias="schema", description="Default schema for dbt.")
+    sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] = "prefer"
+    threads: int = Field(4, ge=1, le=64)
+    connect_timeout: int = Field(10, ge=1, le=300, description="Seconds.")
+
+
+class SnowflakeTarget(StrictModel):
+    """A Snowflake account. Key-pair authentication is preferred over a password."""
+
+    type: Literal["snowflake"]
+    account: str
+    user: str
+    role: str
+    warehouse: str
+    database: str
+    schema_: str = Field("ANALYTICS", alias="schema")
+    private_key: SecretRef | None = Field(None, description="PEM private key for key-pair auth.")
+    private_key_passphrase: SecretRef | None = None
+    password: SecretRef | None = None
+    threads: int = Field(8, ge=1, le=64)
+
+    @model_validator(mode="after")
+    def _one_credential(self) -> SnowflakeTarget:
+        if (self.private_key is None) == (self.password is None):
+            raise ValueError(
+                "set exactly one of private_key (recommended: key-pair auth) or password"
+            )
+        return self
+
+
+class BigQueryTarget(StrictModel):
+    """A Google BigQuery project; datasets play the role of schemas."""
+
+    type: Literal["bigquery"]
+    project: str
+    location: str = "US"
+    dataset: str = Field("analytics", description="Default dataset for dbt.")
+    keyfile_json: SecretRef | None = Field(
+        None, description="Service-account key (JSON). Omit to use application default credentials."
+    )
+    threads: int = Field(8, ge=1, le=64)
+
+
+Target = Annotated[
+    DuckDBTarget | PostgresTarget | SnowflakeTarget | BigQueryTarget, Field(discriminator="type")
+]
+
+
+# --------------------------------------------------------------------------- sources
+
+Contract = Literal["evolve", "freeze", "discard_row", "discard_value"]
+
+
+class SourceBase(StrictModel):
+    """What every source kind shares."""
+
+    schema_: str | None = Field(
+        None, alias="schema", description="Warehouse schema to load into; default: the source name."
+    )
+    schedule: str = Field(DEFAULT_SCHEDULE, description="Cron expression (UTC) for orchestrators.")
+    contract: Contract = Field(
+        "evolve",
+        description="What happens when the data's shape changes: new tables/columns evolve; "
+        "a changed type is always caught (see docs/sources.md).",
+    )
+    owner: str | None = Field(None, description="Who is told when this source breaks.")
+    enabled: bool = True
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        if len(value.split()) != 5:
+            raise ValueError(f"schedule must be a 5-field cron expression, got '{value}'")
+        return value
+
+
+class SqlTable(StrictModel):
+    """One table read from a SQL database."""
+
+    primary_key: str | list[str] | None = None
+    cursor: str | None = Field(None, description="Column for incremental loads, e.g. updated_at.")
+    source_table: str | None = Field(None, description="Name in the source, if it differs.")
+
+
+class SqlDatabaseSource(SourceBase):
+    """A relational database read through dlt's sql_database source (Arrow backend)."""
+
+    kind: Literal["sql_database"]
+    connection: str | SecretRef = Field(
+        description="SQLAlchemy URL without a password (e.g. sqlite:///sources/app.sqlite), "
+        "or {secret: NAME} for one that has a password."
+    )
+    source_schema: str | None = Field(None, description="Schema to read from in the source.")
+    backend: Literal["pyarrow", "connectorx", "sqlalchemy"] = "pyarrow"
+    chunk_size: int = Field(100_000, ge=100)
+    tables: dict[str, SqlTable] = Field(min_length=1)
+
+    @field_validator("connection")
+    @classmethod
+    def _no_inline_password(cls, value: str | SecretRef) -> str | SecretRef:
+        if isinstance(value, str) and re.match(r"^[\w+]+://[^/@:]+:[^/@]+@", value):
+            raise ValueError(
+                "the connection URL holds a password; secrets never live in stackyard.yml: "
+                "write connection: {secret: NAME} and put the URL in the environment "
+                "variable NAME or in .stackyard/secrets.toml"
+            )
+        return value
+
+
+class FileTable(StrictModel):
+    """One table read from files matching a glob."""
+
+    glob: str
+    format: Literal["csv", "jsonl", "parquet"] | None = Field(
+        None, description="Default: from the file extension."
+    )
+    primary_key: str | list[str] | None = None
+    delimiter: str = ","
+
+    def file_format(self) -> str:
+        """The format, from ``format`` or else the glob's extension.
+
+        >>> FileTable(glob="x/*.parquet").file_format()
+        'parquet'
+        """
+        if self.format:
+            return self.format
+        for ext, fmt in ((".csv", "csv"), (".jsonl", "jsonl"), (".ndjson", "jsonl")):
+            if self.glob.endswith(ext):
+                return fmt
+        if self.glob.endswith((".parquet", ".pq")):
+            return "parquet"
+        raise ValueError(
+            f"cannot tell the format of '{self.glob}' from its extension: set format: csv, "
+            "jsonl or parquet"
+        )
+
+
+class FilesystemSource(SourceBase):
+    """CSV, JSONL and Parquet files, local or on any fsspec URL (s3://, gs://, …)."""
+
+    kind: Literal["filesystem"]
+    url: str = Field(description="Folder: a path relative to the project, or an fsspec URL.")
+    credentials: SecretRef | None = None
+    tables: dict[str, FileTable] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _formats_known(self) -> FilesystemSource:
+        for table in self.tables.values():
+            table.file_format()
+        return self
+
+
+class PythonSource(SourceBase):
+    """The user's own ``@dlt.source`` function in ``sources/<file>.py``."""
+
+    kind: Literal["python"]
+    path: str = Field(description="File relative to the project, e.g. sources/events.py.")
+    function: str = Field(description="Name of the @dlt.source function in that file.")
+    options: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    primary_keys: dict[str, str | list[str]] = Field(default_factory=dict)
+
+
+Source = Annotated[SqlDatabaseSource | FilesystemSource | PythonSource, Field(discriminator="kind")]
+
+SOURCE_KINDS = ("sql_database", "filesystem", "python")
+
+
+# --------------------------------------------------------------------------- project
+
+
+class Freshness(StrictModel):
+    """Source freshness thresholds, in hours (the runbook's defaults: warn 24, error 48)."""
+
+    warn_after_hours: int = Field(24, ge=1)
+    error_after_hours: int = Field(48, ge=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Freshness:
+        if self.error_after_hours < self.warn_after_hours:
+            raise ValueError("error_after_hours must be at least warn_after_hours")
+        return self
+
+
+class Defaults(StrictModel):
+    """Project-wide defaults."""
+
+    target: str = "dev"
+    freshness: Freshness = Field(default_factory=Freshness)
+    parallel_loads: int = Field(4, ge=1, le=32, description="Sources loaded at once.")
+
+
+class TransformConfig(StrictModel):
+    """Where the dbt project lives."""
+
+    path: str = "transform"
+
+
+def _default_targets() -> dict[str, Target]:
+    return {"dev": DuckDBTarget(type="duckdb")}
+
+
+from stackyard.config.access import AccessConfig  # noqa: E402  (access.py needs StrictModel)
+
+
+class ProjectConfig(StrictModel):
+    """The whole of stackyard.yml."""
+
+    name: str = Field(pattern=NAME_PATTERN)
+    targets: dict[str, Target] = Field(default_factory=_default_targets)
+    sources: dict[str, Source] = Field(default_factory=dict)
+    defaults: Defaults = Field(default_factory=Defaults)
+    transform: TransformConfig = Field(default_factory=TransformConfig)
+    access: AccessConfig = Field(default_factory=AccessConfig)
+
+    @field_validator("targets", "sources")
+    @classmethod
+    def _names(cls, value: dict[str, object]) -> dict[str, object]:
+        for name in value:
+            if not _NAME.match(name):
+                raise ValueError(
+                    f"'{name}' is not a valid name: use lower-case letters, digits and _, "
+                    "starting with a letter"
+                )
+        return value
+
+    @model_validator(mode="after")
+    def _default_target_exists(self) -> ProjectConfig:
+        if self.defaults.target not in self.targets:
+            raise ValueError(
+                f"defaults.target is '{self.defaults.target}', which is not one of the "
+                f"targets: {', '.join(sorted(self.targets))}"
+            )
+        return self
+
+    def dataset_for(self, source_name: str) -> str:
+        """The warehouse schema a source loads into (its ``schema``, else its name)."""
+        return self.sources[source_name].schema_ or source_name

@@ -1,0 +1,159 @@
+"""The façade: one object that loads a project and does everything stackyard does.
+
+The CLI, the Python API and tests all go through :class:`Context`; a CLI command parses its
+options, calls one method here, and renders what it returns.
+
+>>> from stackyard import Context                      # doctest: +SKIP
+>>> result = Context("demo").run(target="dev")         # doctest: +SKIP
+>>> result.ok, result.count("test", "pass")            # doctest: +SKIP
+(True, 61)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from stackyard.config.loader import find_project_file, load_project_config
+from stackyard.config.model import ProjectConfig
+from stackyard.config.secrets import Secrets
+from stackyard.console import Console, NullConsole
+from stackyard.errors import ConfigError, UsageError, did_you_mean
+from stackyard.results import RunResult
+from stackyard.runner.history import History, RunSummary
+from stackyard.warehouse import QueryResult, Warehouse, open_warehouse
+
+
+class Context:
+    """A loaded stackyard project.
+
+    Args:
+        path: the project folder, a folder inside it, or its stackyard.yml; default: the
+            current folder, searching upward.
+        console: where progress goes; default: nowhere.
+        environ: environment for secret lookup; default: ``os.environ``.
+
+    Raises:
+        ProjectNotFoundError: no stackyard.yml was found.
+        ConfigError: stackyard.yml is invalid (the message lists every problem by line).
+    """
+
+    def __init__(
+        self,
+        path: str | Path | None = None,
+        *,
+        console: Console | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        self.config_file = find_project_file(Path(path) if path else Path.cwd())
+        self.project_dir = self.config_file.parent
+        self.config: ProjectConfig = load_project_config(self.config_file)
+        self.console: Console = console or NullConsole()
+        self.secrets = Secrets(self.project_dir, environ)
+        self._warehouses: dict[str, Warehouse] = {}
+
+    # ------------------------------------------------------------------ targets
+
+    @property
+    def transform_dir(self) -> Path:
+        """The dbt project folder."""
+        return self.project_dir / self.config.transform.path
+
+    def target_name(self, target: str | None) -> str:
+        """The target to use: the one given, else ``defaults.target``.
+
+        Raises:
+            UsageError: the name is not a target in stackyard.yml.
+        """
+        name = target or self.config.defaults.target
+        if name not in self.config.targets:
+            known = sorted(self.config.targets)
+            raise UsageError(
+                f"unknown target '{name}'{did_you_mean(name, known)}",
+                hint=f"targets in {self.config_file.name}: {', '.join(known)}",
+            )
+        return name
+
+    def warehouse(self, target: str | None = None) -> Warehouse:
+        """The warehouse of a target (connected lazily, on first query)."""
+        name = self.target_name(target)
+        if name not in self._warehouses:
+            self._warehouses[name] = open_warehouse(
+                name, self.config.targets[name], self.project_dir, self.secrets
+            )
+        return self._warehouses[name]
+
+    def close(self) -> None:
+        """Close every warehouse connection this context opened."""
+        for warehouse in self._warehouses.values():
+            warehouse.close()
+
+    # ------------------------------------------------------------------ dbt
+
+    def write_profiles(self) -> Path:
+        """Generate ``transform/profiles.yml`` from the targets; return its path."""
+        from stackyard.transform.dbt import write_profiles
+
+        outputs = {name: self.warehouse(name).dbt_output() for name in self.config.targets}
+        return write_profiles(self.transform_dir, outputs, self.config.defaults.target)
+
+    def dbt(self, target: str | None = None, **kwargs: Any) -> Any:
+        """A :class:`~stackyard.transform.dbt.Dbt` runner for a target, profiles refreshed."""
+        from stackyard.transform.dbt import Dbt
+
+        self.write_profiles()
+        warehouse = self.warehouse(target)
+        return Dbt(self.transform_dir, warehouse.target_name, warehouse.secret_env(), **kwargs)
+
+    # ------------------------------------------------------------------ jobs
+
+    def run(self, target: str | None = None, select: Sequence[str] = ()) -> RunResult:
+        """Load every selected source, build and test the dbt project, check freshness,
+        and record the run in the warehouse.
+
+        Args:
+            target: target name; default ``defaults.target``.
+            select: source names and/or dbt selectors; empty for everything.
+
+        Returns:
+            The run's result; ``result.exit_code`` is 0 or 1.
+
+        Raises:
+            ConfigError: the project cannot run as configured (exit code 2).
+            WarehouseUnreachableError: the target cannot be reached (exit code 2).
+        """
+        from stackyard.runner.run import RunJob
+
+        warehouse = self.warehouse(target)
+        self._check_selection(select)
+        job = RunJob(
+            project=self.config,
+            project_dir=self.project_dir,
+            transform_dir=self.transform_dir,
+            warehouse=warehouse,
+            secrets=self.secrets,
+            console=self.console,
+            make_dbt=lambda **kw: self.dbt(warehouse.target_name, **kw),
+        )
+        return job.execute(select)
+
+    def status(self, target: str | None = None, limit: int = 10) -> list[RunSummary]:
+        """The most recent runs on a target, newest first."""
+        return History(self.warehouse(target)).recent(limit)
+
+    def sql(self, query: str, target: str | None = None) -> QueryResult:
+        """Run one SQL statement on a target and return its rows."""
+        if not query.strip():
+            raise UsageError("the query is empty", hint='pass it quoted: stackyard sql "select 1"')
+        return self.warehouse(target).query(query)
+
+    def _check_selection(self, select: Sequence[str]) -> None:
+        for name in select:
+            if not name.strip():
+                raise UsageError("--select got an empty name")
+            if name in self.config.sources and not self.config.sources[name].enabled:
+                raise ConfigError(
+                    f"source '{name}' is disabled (enabled: false in {self.config_file.name})",
+                    hint="set enabled: true to load it",
+                )

@@ -1,0 +1,109 @@
+"""The error tree every user-visible failure belongs to.
+
+Each error carries three things a reader needs: what went wrong, where (file, line, key,
+table, column — in the message), and what to do next (``hint``). The CLI is the only place
+that turns them into text and an exit code; nothing else catches them broadly.
+
+Exit codes are part of the contract with scripts:
+
+* ``0`` success,
+* ``1`` the run did its work and something in the data failed (a load, a model, a test),
+* ``2`` usage or configuration: nothing was attempted, fix the input and retry.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+class StackyardError(Exception):
+    """Base of every error stackyard reports to a user.
+
+    Attributes:
+        message: what went wrong, naming the file, key, table or column involved.
+        hint: what to do next, or ``None`` when the message already says it.
+        exit_code: the process exit code the CLI uses for this error.
+        transient: ``True`` when retrying the same thing later may succeed (a network blip,
+            a locked file); ``False`` when the input must change first.
+    """
+
+    exit_code: int = EXIT_FAILED
+    transient: bool = False
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message}\n  → {self.hint}" if self.hint else self.message
+
+
+class ConfigError(StackyardError):
+    """stackyard.yml (or a file it points to) is not what stackyard expects."""
+
+    exit_code = EXIT_USAGE
+
+
+class ProjectNotFoundError(ConfigError):
+    """No stackyard.yml in the folder given or any folder above it."""
+
+
+class SecretMissingError(ConfigError):
+    """A secret named in stackyard.yml was found in none of the places it is looked up."""
+
+
+class UsageError(StackyardError):
+    """The command line itself is wrong (an unknown name, conflicting options)."""
+
+    exit_code = EXIT_USAGE
+
+
+class WarehouseError(StackyardError):
+    """The warehouse refused or failed a statement."""
+
+
+class WarehouseUnreachableError(WarehouseError):
+    """The warehouse could not be reached at all: nothing was changed."""
+
+    exit_code = EXIT_USAGE
+    transient = True
+
+
+class LoadError(StackyardError):
+    """A source failed to extract or load."""
+
+
+class TransformError(StackyardError):
+    """dbt could not run the project (as opposed to a model or test failing in it)."""
+
+
+class UserCodeError(StackyardError):
+    """The user's own code (a Python source, a policy function) raised.
+
+    Reported as theirs: the message names the file and the original exception.
+    """
+
+
+def did_you_mean(word: str, candidates: Iterable[str]) -> str:
+    """A ``did you mean …?`` suffix for an unknown name, or an empty string.
+
+    Args:
+        word: the name the user wrote.
+        candidates: the names that would have been valid.
+
+    Returns:
+        ``" (did you mean 'x'?)"`` when a close match exists, else ``""``.
+
+    >>> did_you_mean("sorces", ["sources", "targets"])
+    " (did you mean 'sources'?)"
+    >>> did_you_mean("zzz", ["sources"])
+    ''
+    """
+    matches = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
+    return f" (did you mean '{matches[0]}'?)" if matches else ""

@@ -1,0 +1,1 @@
+"""Ingestion: sources in stackyard.yml loaded with dlt."""

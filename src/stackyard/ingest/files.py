@@ -1,0 +1,145 @@
+"""Reading CSV, JSONL and Parquet files into Arrow, keeping rows that do not fit.
+
+DuckDB reads the files: its CSV reader is among the fastest there is, and with
+``store_rejects`` it reports every row it could not read (wrong number of fields, a value that
+does not cast to the column's type) with the line number, instead of failing the file or
+dropping the row silently (https://duckdb.org/docs/data/csv/reading_faulty_csv_files).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+from stackyard.results import RejectedRow
+
+# dlt data types → the DuckDB type a CSV column must cast to, so that a file whose values no
+# longer fit the table is caught row by row rather than silently widening the column.
+_DUCKDB_TYPES = {
+    "bigint": "BIGINT",
+    "double": "DOUBLE",
+    "bool": "BOOLEAN",
+    "text": "VARCHAR",
+    "timestamp": "TIMESTAMPTZ",
+    "date": "DATE",
+    "time": "TIME",
+    "decimal": "DECIMAL(38,9)",
+}
+
+
+def duckdb_type(dlt_type: str | None) -> str | None:
+    """The DuckDB type a column of a dlt data type is read as, if stackyard constrains it.
+
+    >>> duckdb_type("bigint"), duckdb_type("json")
+    ('BIGINT', None)
+    """
+    return _DUCKDB_TYPES.get(dlt_type or "")
+
+
+@contextmanager
+def local_copy(file_item: Mapping[str, Any]) -> Iterator[str]:
+    """A local path for a dlt ``FileItem``: the file itself when local, else a temp copy."""
+    url = str(file_item["file_url"])
+    if url.startswith("file://"):
+        yield _local_path(url)
+        return
+    suffix = os.path.splitext(str(file_item["file_name"]))[1]
+    with tempfile.NamedTemporaryFile(suffix=suffix, delete=False) as tmp:
+        with file_item.open(mode="rb") as remote:  # type: ignore[attr-defined]
+            shutil.copyfileobj(remote, tmp)
+        name = tmp.name
+    try:
+        yield name
+    finally:
+        os.unlink(name)
+
+
+def _local_path(url: str) -> str:
+    from urllib.parse import unquote, urlparse
+
+    return unquote(urlparse(url).path)
+
+
+def read_file(
+    path: str,
+    *,
+    file_format: str,
+    table: str,
+    display_name: str,
+    column_types: Mapping[str, str] | None = None,
+    delimiter: str = ",",
+) -> tuple[Any, list[RejectedRow]]:
+    """Read one file into an Arrow table.
+
+    Args:
+        path: local file path.
+        file_format: ``csv``, ``jsonl`` or ``parquet``.
+        table: the table the rows are for (named in rejected rows).
+        display_name: the file as the user knows it (relative path or URL), for messages.
+        column_types: DuckDB types for columns the table already has; a CSV value that does
+            not cast is rejected with its line rather than changing the column's type.
+        delimiter: CSV field separator.
+
+    Returns:
+        The rows that fit, and the rows that did not with the reason for each.
+    """
+    import duckdb
+
+    con = duckdb.connect()
+    try:
+        literal = "'" + path.replace("'", "''") + "'"
+        if file_format == "parquet":
+            return con.sql(f"SELECT * FROM read_parquet({literal})").to_arrow_table(), []
+        if file_format == "jsonl":
+            return con.sql(
+                f"SELECT * FROM read_json({literal}, format='newline_delimited')"
+            ).to_arrow_table(), []
+        options = ["header=true", "store_rejects=true", f"delim='{_sql_char(delimiter)}'"]
+        if column_types:
+            header = _csv_header(path, delimiter)
+            known = {
+                c: column_types[_normalise(c)] for c in header if _normalise(c) in column_types
+            }
+            if known:
+                pairs = ", ".join(f"'{_sql_char(c)}': '{t}'" for c, t in known.items())
+                options.append(f"types={{{pairs}}}")
+        rows = con.sql(f"SELECT * FROM read_csv({literal}, {', '.join(options)})").to_arrow_table()
+        rejected = [
+            RejectedRow(
+                table=table,
+                file=display_name,
+                line=int(line),
+                column=column,
+                reason=f"{error_type}: {message}",
+                raw=raw,
+            )
+            for line, column, error_type, message, raw in con.sql(
+                "SELECT line, column_name, error_type, error_message, csv_line "
+                "FROM reject_errors ORDER BY line"
+            ).fetchall()
+        ]
+        return rows, rejected
+    finally:
+        con.close()
+
+
+def _csv_header(path: str, delimiter: str) -> list[str]:
+    import csv
+
+    with open(path, newline="", encoding="utf-8", errors="replace") as handle:
+        return next(csv.reader(handle, delimiter=delimiter), [])
+
+
+def _sql_char(text: str) -> str:
+    return text.replace("'", "''")
+
+
+def _normalise(column: str) -> str:
+    # dlt's snake_case naming: "Order ID" arrives as order_id.
+    from dlt.common.normalizers.naming.snake_case import NamingConvention
+
+    return NamingConvention().normalize_identifier(column)

@@ -1,0 +1,221 @@
+"""Loading sources with dlt: one pipeline per source and target, in parallel where allowed.
+
+Interrupted loads: dlt writes each load as a package under ``.stackyard/pipelines`` and only
+marks it done once the destination committed it. A run killed mid-load leaves the package
+pending; the next ``pipeline.run`` loads pending packages first. Tables with a key merge on it
+and the rest are replaced, so finishing a package twice never duplicates rows.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from stackyard.config.model import ProjectConfig
+from stackyard.config.secrets import Secrets
+from stackyard.console import Console
+from stackyard.errors import StackyardError
+from stackyard.ingest.sources import build_resources
+from stackyard.results import RejectedRow, SourceLoad, TableLoad
+from stackyard.warehouse.base import Warehouse
+
+REJECTED_TABLE = "_rejected_rows"
+
+# dlt's schema contracts (https://dlthub.com/docs/general-usage/schema-contracts). "evolve"
+# still freezes data types: a column changing type upstream fails the load loudly rather
+# than landing in a variant column nobody selects.
+_CONTRACTS: dict[str, Any] = {
+    "evolve": {"tables": "evolve", "columns": "evolve", "data_type": "freeze"},
+    "freeze": "freeze",
+    "discard_row": "discard_row",
+    "discard_value": "discard_value",
+}
+
+
+@dataclass(frozen=True)
+class LoadRequest:
+    """Everything needed to load one source."""
+
+    name: str
+    config: Any
+    dataset: str
+
+
+class Loader:
+    """Runs dlt pipelines for a project's sources into one warehouse."""
+
+    def __init__(
+        self,
+        project: ProjectConfig,
+        project_dir: Path,
+        warehouse: Warehouse,
+        secrets: Secrets,
+        console: Console,
+    ) -> None:
+        self.project = project
+        self.project_dir = project_dir
+        self.warehouse = warehouse
+        self.secrets = secrets
+        self.console = console
+        self.pipelines_dir = project_dir / ".stackyard" / "pipelines"
+        # Arrow tables skip dlt's per-row normalizer; ask it to add the load id column that
+        # dbt sources and run history join on.
+        os.environ.setdefault("NORMALIZE__PARQUET_NORMALIZER__ADD_DLT_LOAD_ID", "true")
+        os.environ.setdefault("RUNTIME__LOG_LEVEL", "ERROR")
+
+    def pipeline_name(self, source: str) -> str:
+        """dlt pipeline name: one per source and target, so their states never mix."""
+        return f"{self.project.name}__{source}__{self.warehouse.target_name}"
+
+    def load(self, sources: Sequence[str], loaded_at: datetime) -> list[SourceLoad]:
+        """Load the named sources; a failing source never stops the others.
+
+        Returns:
+            One result per source, in the order given.
+        """
+        requests = [
+            LoadRequest(name, self.project.sources[name], self.project.dataset_for(name))
+            for name in sources
+        ]
+        workers = min(len(requests), self.project.defaults.parallel_loads)
+        if not self.warehouse.PARALLEL_LOADS:
+            workers = 1
+        if workers <= 1:
+            return [self._load_one(r, loaded_at) for r in requests]
+        _import_before_threads()
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="stackyard-load") as pool:
+            return list(pool.map(lambda r: self._load_one(r, loaded_at), requests))
+
+    def pipeline(self, source: str) -> Any:
+        """The dlt pipeline object for a source (attached, not run)."""
+        import dlt
+
+        return dlt.pipeline(
+            pipeline_name=self.pipeline_name(source),
+            destination=self.warehouse.dlt_destination(),
+            dataset_name=self.project.dataset_for(source),
+            pipelines_dir=str(self.pipelines_dir),
+        )
+
+    def _load_one(self, request: LoadRequest, loaded_at: datetime) -> SourceLoad:
+        step = f"load {request.name}"
+        self.console.step_started(step, f"→ {request.dataset}")
+        started = time.monotonic()
+        try:
+            result = self._run_pipeline(request, loaded_at, step)
+        except StackyardError as exc:
+            result = self._failed(request, self.secrets.redact(str(exc)))
+        except Exception as exc:
+            result = self._failed(request, self.secrets.redact(_root_cause(exc)))
+        seconds = time.monotonic() - started
+        result = SourceLoad(**{**result.__dict__, "seconds": round(seconds, 3)})
+        if result.status == "failed":
+            self.console.step_finished(step, "failed", result.error or "")
+        else:
+            detail = f"{result.rows:,} rows in {len(result.tables)} tables"
+            if result.rejected:
+                detail += f", {result.rejected:,} rejected → {request.dataset}.{REJECTED_TABLE}"
+            self.console.step_finished(step, "warn" if result.rejected else "ok", detail)
+        return result
+
+    def _failed(self, request: LoadRequest, message: str) -> SourceLoad:
+        return SourceLoad(
+            source=request.name, schema=request.dataset, status="failed", error=message
+        )
+
+    def _run_pipeline(self, request: LoadRequest, loaded_at: datetime, step: str) -> SourceLoad:
+        pipeline = self.pipeline(request.name)
+        build = build_resources(
+            request.name,
+            request.config,
+            project_dir=self.project_dir,
+            secrets=self.secrets,
+            loaded_at=loaded_at,
+            known_columns=_known_columns(pipeline),
+        )
+        info = pipeline.run(build.resources, schema_contract=_CONTRACTS[request.config.contract])
+        counts = _row_counts(pipeline)
+        load_ids = list(info.loads_ids)
+        if build.rejected:
+            load_ids.extend(self._keep_rejected(pipeline, build.rejected, loaded_at))
+        tables = tuple(TableLoad(t, n) for t, n in sorted(counts.items()))
+        for table in tables:
+            self.console.step_progress(step, f"{table.table}: {table.rows:,} rows")
+        return SourceLoad(
+            source=request.name,
+            schema=request.dataset,
+            status="loaded",
+            tables=tables,
+            load_ids=tuple(load_ids),
+            rejected=len(build.rejected),
+        )
+
+    def _keep_rejected(
+        self, pipeline: Any, rejected: list[RejectedRow], loaded_at: datetime
+    ) -> list[str]:
+        rows = [
+            {
+                "table_name": r.table,
+                "file": r.file,
+                "line": r.line,
+                "column_name": r.column,
+                "reason": r.reason,
+                "raw": r.raw,
+                "rejected_at": loaded_at,
+            }
+            for r in rejected
+        ]
+        info = pipeline.run(rows, table_name=REJECTED_TABLE, write_disposition="append")
+        return list(info.loads_ids)
+
+
+def _import_before_threads() -> None:
+    """Import what the loaders need once, in this thread.
+
+    Two threads importing pyarrow (or dlt's sources) for the first time at once can see a
+    half-initialised module ("partially initialized module 'pyarrow'").
+    """
+    import duckdb  # noqa: F401
+    import pyarrow
+    import pyarrow.compute  # noqa: F401
+    import sqlalchemy  # noqa: F401
+    from dlt.sources import filesystem, sql_database  # noqa: F401
+
+
+def _known_columns(pipeline: Any) -> dict[str, dict[str, str]]:
+    try:
+        schema = pipeline.default_schema
+    except Exception:
+        return {}
+    return {
+        table: {c: str(col.get("data_type")) for c, col in schema.get_table_columns(table).items()}
+        for table in schema.data_table_names()
+    }
+
+
+def _row_counts(pipeline: Any) -> dict[str, int]:
+    trace = pipeline.last_trace
+    info = trace.last_normalize_info if trace else None
+    counts: Mapping[str, int] = info.row_counts if info else {}
+    return {t: int(n) for t, n in counts.items() if not t.startswith("_dlt")}
+
+
+def _root_cause(exc: BaseException) -> str:
+    """The innermost exception's message: dlt wraps driver errors in several layers."""
+    seen: set[int] = set()
+    inner: BaseException = exc
+    while id(inner) not in seen:
+        seen.add(id(inner))
+        nested = getattr(inner, "exception", None) or inner.__cause__ or inner.__context__
+        if not isinstance(nested, BaseException):
+            break
+        inner = nested
+    text = str(inner).strip().splitlines()
+    first = text[0] if text else type(inner).__name__
+    return f"{type(inner).__name__}: {first}"

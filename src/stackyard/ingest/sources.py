@@ -1,0 +1,272 @@
+"""Turning a source in stackyard.yml into dlt resources.
+
+Each kind is a thin layer over dlt's own source: ``sql_database`` over
+``dlt.sources.sql_database.sql_table`` with the Arrow backend, ``filesystem`` over
+``dlt.sources.filesystem`` with DuckDB reading the files, ``python`` over the user's own
+``@dlt.source``. Every row gets ``_loaded_at``, the time stackyard loaded it, which dbt's source
+freshness and the monitors read.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import threading
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from stackyard.config.model import (
+    FilesystemSource,
+    PythonSource,
+    SecretRef,
+    SqlDatabaseSource,
+)
+from stackyard.config.secrets import Secrets
+from stackyard.errors import ConfigError, UserCodeError
+from stackyard.results import RejectedRow
+
+LOADED_AT = "_loaded_at"
+
+
+class SourceBuild:
+    """What a source kind built: the dlt resources, plus the rows readers rejected."""
+
+    def __init__(self) -> None:
+        self.resources: list[Any] = []
+        self.rejected: list[RejectedRow] = []
+        self._lock = threading.Lock()
+
+    def reject(self, rows: list[RejectedRow]) -> None:
+        """Keep rows that did not fit (called from dlt's extraction threads)."""
+        with self._lock:
+            self.rejected.extend(rows)
+
+
+def build_resources(
+    name: str,
+    config: Any,
+    *,
+    project_dir: Path,
+    secrets: Secrets,
+    loaded_at: datetime,
+    known_columns: Mapping[str, Mapping[str, str]],
+) -> SourceBuild:
+    """dlt resources for one configured source.
+
+    Args:
+        name: the source's name in stackyard.yml.
+        config: its config model.
+        project_dir: the project folder; relative paths are resolved against it.
+        secrets: resolves ``{secret: …}`` references.
+        loaded_at: stamped on every row as ``_loaded_at``.
+        known_columns: ``{table: {column: dlt data type}}`` already in the warehouse, so that
+            file readers reject values that do not fit instead of changing a column's type.
+
+    Raises:
+        ConfigError: a setting cannot be used (missing secret, unknown function).
+        UserCodeError: the user's Python source failed to import or build.
+    """
+    build = SourceBuild()
+    if isinstance(config, SqlDatabaseSource):
+        build.resources = _sql_resources(name, config, project_dir, secrets)
+    elif isinstance(config, FilesystemSource):
+        build.resources = _file_resources(name, config, project_dir, secrets, known_columns, build)
+    elif isinstance(config, PythonSource):
+        build.resources = _python_resources(name, config, project_dir)
+    else:  # pragma: no cover - the config model admits no other kind
+        raise ConfigError(f"source '{name}': unsupported kind {type(config).__name__}")
+    stamp = _stamper(loaded_at)
+    build.resources = [r.add_map(stamp) for r in build.resources]
+    return build
+
+
+def _stamper(loaded_at: datetime) -> Callable[[Any], Any]:
+    def stamp(item: Any) -> Any:
+        import pyarrow as pa
+
+        if isinstance(item, pa.Table | pa.RecordBatch):
+            if LOADED_AT in item.column_names:
+                return item
+            column = pa.repeat(
+                pa.scalar(loaded_at, type=pa.timestamp("us", tz="UTC")), item.num_rows
+            )
+            return item.append_column(LOADED_AT, column)
+        if isinstance(item, dict):
+            item.setdefault(LOADED_AT, loaded_at)
+        elif isinstance(item, list):
+            for row in item:
+                if isinstance(row, dict):
+                    row.setdefault(LOADED_AT, loaded_at)
+        return item
+
+    return stamp
+
+
+def connection_url(
+    name: str, config: SqlDatabaseSource, project_dir: Path, secrets: Secrets
+) -> str:
+    """The SQLAlchemy URL, with the secret resolved and relative SQLite paths made absolute."""
+    url = (
+        secrets.resolve(config.connection, used_for=f"sources.{name}.connection")
+        if isinstance(config.connection, SecretRef)
+        else config.connection
+    )
+    match = re.match(r"^(sqlite(?:\+\w+)?):///(?!/)(.+)$", url)
+    if match:  # sqlite:///relative/path is relative to the project, not the current folder
+        url = f"{match.group(1)}:///{(project_dir / match.group(2)).resolve()}"
+    return url
+
+
+def _sql_resources(
+    name: str, config: SqlDatabaseSource, project_dir: Path, secrets: Secrets
+) -> list[Any]:
+    import dlt
+    from dlt.sources import sql_database
+
+    # dlt's factories are typed for literals; our values are validated by the config model.
+    sql_table: Any = sql_database.sql_table
+    url = connection_url(name, config, project_dir, secrets)
+    resources = []
+    for table_name, table in config.tables.items():
+        # Without a cursor every load re-reads the whole table, so replace it: a merge would
+        # keep rows deleted upstream. With a cursor, merge on the key (append if none).
+        disposition = ("merge" if table.primary_key else "append") if table.cursor else "replace"
+        resource = sql_table(
+            credentials=url,
+            table=table.source_table or table_name,
+            schema=config.source_schema,
+            backend=config.backend,
+            chunk_size=config.chunk_size,
+            incremental=dlt.sources.incremental(table.cursor) if table.cursor else None,
+            primary_key=table.primary_key,
+            write_disposition=disposition,
+            defer_table_reflect=True,
+            reflection_level="full_with_precision",
+        )
+        if table.source_table:
+            resource = resource.with_name(table_name)
+        resources.append(resource)
+    return resources
+
+
+def _file_resources(
+    name: str,
+    config: FilesystemSource,
+    project_dir: Path,
+    secrets: Secrets,
+    known_columns: Mapping[str, Mapping[str, str]],
+    build: SourceBuild,
+) -> list[Any]:
+    import dlt
+    from dlt.sources import filesystem as dlt_filesystem
+
+    from stackyard.ingest.files import duckdb_type, local_copy, read_file
+
+    url = config.url
+    if "://" not in url:
+        url = str((project_dir / url).resolve())
+    credentials = (
+        secrets.resolve(config.credentials, used_for=f"sources.{name}.credentials")
+        if config.credentials
+        else None
+    )
+    filesystem: Any = dlt_filesystem.filesystem
+    transformer: Any = dlt.transformer
+    resources = []
+    for table_name, table in config.tables.items():
+        # Passing credentials=None explicitly makes dlt skip resolving its local_dir default.
+        extra = {"credentials": credentials} if credentials else {}
+        files = filesystem(bucket_url=url, file_glob=table.glob, **extra)
+        files = files.with_name(f"{table_name}__files")
+        if table.primary_key:
+            # Only new or changed files are read again; their rows merge on the key.
+            files.apply_hints(incremental=dlt.sources.incremental("modification_date"))
+        types = {
+            column: t
+            for column, dlt_type in known_columns.get(table_name, {}).items()
+            if (t := duckdb_type(dlt_type)) is not None
+        }
+
+        read = _file_reader(
+            build, table_name, table.file_format(), table.delimiter, types, read_file, local_copy
+        )
+        reader = transformer(
+            read,
+            name=table_name,
+            primary_key=table.primary_key,
+            write_disposition="merge" if table.primary_key else "replace",
+        )
+        resources.append(files | reader)
+    return resources
+
+
+def _file_reader(
+    build: SourceBuild,
+    table_name: str,
+    fmt: str,
+    delimiter: str,
+    types: dict[str, str],
+    read_file: Callable[..., Any],
+    local_copy: Callable[..., Any],
+) -> Callable[[list[Any]], Any]:
+    # A closure rather than default arguments: dlt turns a transformer's parameters into
+    # configuration fields, and a dict default is not a valid one.
+    def read(items: list[Any]) -> Any:
+        for item in items:
+            with local_copy(item) as path:
+                rows, rejected = read_file(
+                    path,
+                    file_format=fmt,
+                    table=table_name,
+                    display_name=str(item["relative_path"]),
+                    column_types=types,
+                    delimiter=delimiter,
+                )
+            build.reject(rejected)
+            if rows.num_rows:
+                yield rows
+
+    return read
+
+
+def _python_resources(name: str, config: PythonSource, project_dir: Path) -> list[Any]:
+    path = project_dir / config.path
+    if not path.is_file():
+        raise ConfigError(
+            f"sources.{name}.path: {config.path} does not exist",
+            hint=f"create it with a @dlt.source function named {config.function}",
+        )
+    spec = importlib.util.spec_from_file_location(f"stackyard_user_source_{name}", path)
+    if spec is None or spec.loader is None:
+        raise ConfigError(f"sources.{name}.path: {config.path} is not a Python file")
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:  # the user's code: report it as theirs
+        raise UserCodeError(
+            f"source '{name}': importing {config.path} failed: {type(exc).__name__}: {exc}",
+            hint="run `python " + config.path + "` to see the full error",
+        ) from exc
+    function = getattr(module, config.function, None)
+    if function is None:
+        public = [n for n in vars(module) if not n.startswith("_")]
+        from stackyard.errors import did_you_mean
+
+        raise ConfigError(
+            f"sources.{name}.function: {config.path} has no '{config.function}'"
+            f"{did_you_mean(config.function, public)}"
+        )
+    try:
+        source = function(**config.options)
+    except Exception as exc:  # the user's code: report it as theirs
+        raise UserCodeError(
+            f"source '{name}': {config.path}:{config.function}() raised {type(exc).__name__}: {exc}"
+        ) from exc
+    resources = list(getattr(source, "resources", {}).values()) or [source]
+    for resource in resources:
+        key = config.primary_keys.get(resource.name)
+        if key:
+            resource.apply_hints(primary_key=key, write_disposition="merge")
+    return resources

@@ -1,0 +1,1 @@
+"""Jobs that run a project: `stackyard run` and its history."""

@@ -1,0 +1,233 @@
+"""``stackyard run``: ensure schemas → load sources → dbt build → freshness → record.
+
+Everything happens in one process. A failing source does not stop the others; the models
+downstream of it are excluded from ``dbt build`` (and reported as skipped with the reason),
+so nothing is rebuilt on stale data.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from stackyard.config.model import ProjectConfig
+from stackyard.config.secrets import Secrets
+from stackyard.console import Console
+from stackyard.errors import StackyardError
+from stackyard.ingest.loader import Loader
+from stackyard.results import (
+    FreshnessResult,
+    NodeResult,
+    RunResult,
+    SkippedModel,
+    SourceLoad,
+    StepResult,
+    StepStatus,
+)
+from stackyard.runner.history import METADATA_SCHEMA, History
+from stackyard.transform.dbt import Dbt
+from stackyard.warehouse.base import Warehouse
+
+
+def dbt_source_names(source: str) -> tuple[str, ...]:
+    """Names a stackyard source may have in dbt's ``_sources.yml``.
+
+    The runbook's convention is ``<loader>_<source>`` (all stackyard loads go through dlt);
+    a plain ``<source>`` is accepted too.
+
+    >>> dbt_source_names("shop_db")
+    ('dlt_shop_db', 'shop_db')
+    """
+    return (f"dlt_{source}", source)
+
+
+class RunJob:
+    """One execution of ``stackyard run``."""
+
+    def __init__(
+        self,
+        *,
+        project: ProjectConfig,
+        project_dir: Path,
+        transform_dir: Path,
+        warehouse: Warehouse,
+        secrets: Secrets,
+        console: Console,
+        make_dbt: Callable[..., Dbt],
+    ) -> None:
+        self.project = project
+        self.project_dir = project_dir
+        self.transform_dir = transform_dir
+        self.warehouse = warehouse
+        self.secrets = secrets
+        self.console = console
+        self.make_dbt = make_dbt
+        self._steps: list[StepResult] = []
+        self._current = ""
+
+    def execute(self, select: Sequence[str] = ()) -> RunResult:
+        """Run the job.
+
+        Args:
+            select: source names (each with everything downstream of it) and/or dbt
+                selectors; empty means every enabled source and the whole dbt project.
+
+        Returns:
+            The run's result, already written to the history tables when possible.
+        """
+        run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
+        started_at = datetime.now(UTC)
+        sources, dbt_select = self._selection(select)
+
+        self._step("ensure schemas", lambda: self._ensure_schemas(sources))
+        self.warehouse.close()  # dlt and dbt open their own connections
+
+        loads: list[SourceLoad] = []
+        if sources:
+            loader = Loader(
+                self.project, self.project_dir, self.warehouse, self.secrets, self.console
+            )
+            t0, at = time.monotonic(), datetime.now(UTC)
+            loads = loader.load(sources, started_at)
+            failed = [load for load in loads if load.status == "failed"]
+            self._steps.append(
+                StepResult(
+                    "load",
+                    "failed" if failed else "ok",
+                    f"{sum(x.rows for x in loads):,} rows from {len(loads)} sources"
+                    + (f"; failed: {', '.join(x.source for x in failed)}" if failed else ""),
+                    at,
+                    round(time.monotonic() - t0, 3),
+                )
+            )
+        failed_sources = [load.source for load in loads if load.status == "failed"]
+
+        nodes: list[NodeResult] = []
+        skipped: list[SkippedModel] = []
+        freshness: list[FreshnessResult] = []
+        dbt = self.make_dbt(on_node=self._on_node)
+        exclude = [f"source:{n}+" for s in failed_sources for n in dbt_source_names(s)]
+        if exclude:
+            for source in failed_sources:
+                for model in dbt.list_models([f"source:{n}+" for n in dbt_source_names(source)]):
+                    skipped.append(
+                        SkippedModel(model, f"upstream source '{source}' failed to load")
+                    )
+            for s in skipped:
+                self.console.step_progress("dbt build", f"skipped {s.name}: {s.reason}")
+
+        def build() -> str:
+            nodes.extend(dbt.build(select=dbt_select, exclude=exclude))
+            return self._build_summary(nodes)
+
+        self._step("dbt build", build, status_of=lambda: _build_status(nodes))
+
+        if sources:
+            fresh_select = [f"source:{n}" for s in sources for n in dbt_source_names(s)]
+            fresh_exclude = [f"source:{n}" for s in failed_sources for n in dbt_source_names(s)]
+
+            def check_freshness() -> str:
+                # Without a selection every dbt source is checked (some may not be stackyard's).
+                freshness.extend(dbt.freshness(fresh_select if select else (), fresh_exclude))
+                late = [f for f in freshness if f.status != "pass"]
+                return f"{len(freshness) - len(late)}/{len(freshness)} source tables fresh"
+
+            self._step(
+                "source freshness", check_freshness, status_of=lambda: _fresh_status(freshness)
+            )
+
+        result = RunResult(
+            run_id=run_id,
+            project=self.project.name,
+            target=self.warehouse.target_name,
+            started_at=started_at,
+            finished_at=datetime.now(UTC),
+            steps=tuple(self._steps),
+            loads=tuple(loads),
+            nodes=tuple(nodes),
+            freshness=tuple(freshness),
+            skipped=tuple(skipped),
+            selected=tuple(select),
+        )
+        recorded = self._step("record run", lambda: self._record(result))
+        # The history row is written before "record run" itself finishes; add that step to
+        # the returned result so the caller sees every step.
+        return RunResult(**{**result.__dict__, "steps": (*result.steps, recorded)})
+
+    # ------------------------------------------------------------------ steps
+
+    def _selection(self, select: Sequence[str]) -> tuple[list[str], list[str]]:
+        enabled = [n for n, s in self.project.sources.items() if s.enabled]
+        if not select:
+            return enabled, []
+        sources = [s for s in select if s in self.project.sources]
+        dbt_select = [s for s in select if s not in self.project.sources]
+        for source in sources:
+            dbt_select += [f"source:{n}+" for n in dbt_source_names(source)]
+        return sources, dbt_select
+
+    def _ensure_schemas(self, sources: Sequence[str]) -> str:
+        History(self.warehouse).ensure()
+        schemas = sorted({self.project.dataset_for(s) for s in sources})
+        for schema in schemas:
+            self.warehouse.ensure_schema(schema)
+        return ", ".join([METADATA_SCHEMA, *schemas])
+
+    def _record(self, result: RunResult) -> str:
+        History(self.warehouse).record(result)
+        self.warehouse.close()
+        return f"run {result.run_id} → {METADATA_SCHEMA}.runs"
+
+    def _build_summary(self, nodes: list[NodeResult]) -> str:
+        models = [n for n in nodes if n.resource_type in ("model", "seed", "snapshot")]
+        tests = [n for n in nodes if n.resource_type == "test"]
+        return (
+            f"{sum(not n.failed for n in models)}/{len(models)} models, "
+            f"{sum(n.status == 'pass' for n in tests)}/{len(tests)} tests passed"
+        )
+
+    def _on_node(self, resource_type: str, name: str, status: str) -> None:
+        self.console.step_progress(self._current, f"{resource_type} {name}: {status}")
+
+    def _step(
+        self,
+        name: str,
+        action: Callable[[], str],
+        status_of: Callable[[], StepStatus] | None = None,
+    ) -> StepResult:
+        self.console.step_started(name)
+        self._current = name
+        at, t0 = datetime.now(UTC), time.monotonic()
+        status: StepStatus
+        try:
+            detail = action()
+            status = status_of() if status_of else "ok"
+        except StackyardError as exc:
+            detail, status = self.secrets.redact(str(exc)), "failed"
+        step = StepResult(name, status, detail, at, round(time.monotonic() - t0, 3))
+        self.console.step_finished(name, status, detail)
+        self._steps.append(step)
+        return step
+
+
+def _build_status(nodes: list[NodeResult]) -> StepStatus:
+    if any(n.failed for n in nodes):
+        return "failed"
+    return "warn" if any(n.status == "warn" for n in nodes) else "ok"
+
+
+def _fresh_status(results: list[FreshnessResult]) -> StepStatus:
+    if any(f.status in ("error", "runtime error") for f in results):
+        return "failed"
+    return "warn" if any(f.status == "warn" for f in results) else "ok"
+
+
+def as_dicts(rows: Sequence[Any]) -> list[dict[str, Any]]:
+    """Dataclass rows as dictionaries, for JSON output."""
+    from dataclasses import asdict
+
+    return [asdict(r) for r in rows]

@@ -1,0 +1,1 @@
+"""Transformation: the dbt project in ``transform/``, run in process."""

@@ -1,0 +1,173 @@
+"""The one protocol every warehouse module implements.
+
+Differences between engines are declared first as capability flags; a method is overridden
+only where a flag cannot say it. SQL that carries names is built with sqlglot quoting
+(:meth:`Warehouse.quote`), never by pasting user strings.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+from stackyard.config.model import SecretRef
+from stackyard.config.secrets import Secrets
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    """Rows returned by a query, with their column names."""
+
+    columns: tuple[str, ...]
+    rows: tuple[tuple[Any, ...], ...]
+
+    def as_dicts(self) -> list[dict[str, Any]]:
+        """Each row as a ``{column: value}`` mapping.
+
+        >>> QueryResult(("a",), ((1,),)).as_dicts()
+        [{'a': 1}]
+        """
+        return [dict(zip(self.columns, row, strict=True)) for row in self.rows]
+
+
+class Warehouse(ABC):
+    """A connection to one target, and what dlt and dbt need to reach it.
+
+    Attributes:
+        KIND: the ``type`` of the target in stackyard.yml.
+        DIALECT: the sqlglot dialect for building and checking SQL.
+        SUPPORTS_ROLES: roles and grants are enforced by the engine.
+        SUPPORTS_TRANSACTIONAL_DDL: CREATE/GRANT can be rolled back in a transaction.
+        PARALLEL_LOADS: several dlt pipelines may load into it at the same time.
+        REACHABLE_HERE: stackyard ships a driver for it (Snowflake and BigQuery need extras).
+        MAX_IDENTIFIER_LENGTH: longest name the engine keeps without truncating.
+    """
+
+    KIND: ClassVar[str]
+    DIALECT: ClassVar[str]
+    SUPPORTS_ROLES: ClassVar[bool] = False
+    SUPPORTS_TRANSACTIONAL_DDL: ClassVar[bool] = False
+    PARALLEL_LOADS: ClassVar[bool] = True
+    REACHABLE_HERE: ClassVar[bool] = True
+    MAX_IDENTIFIER_LENGTH: ClassVar[int] = 255
+
+    def __init__(self, target_name: str, config: Any, project_dir: Path, secrets: Secrets):
+        self.target_name = target_name
+        self.config = config
+        self.project_dir = project_dir
+        self.secrets = secrets
+
+    # ----------------------------------------------------------- what dlt and dbt need
+
+    @abstractmethod
+    def dlt_destination_settings(self) -> dict[str, Any]:
+        """Keyword arguments for the matching ``dlt.destinations.<kind>`` factory."""
+
+    def dlt_destination(self) -> Any:
+        """The dlt destination object for this target."""
+        import dlt
+
+        factory = getattr(dlt.destinations, self.KIND)
+        return factory(**self.dlt_destination_settings())
+
+    @abstractmethod
+    def dbt_output(self) -> dict[str, Any]:
+        """This target's entry under ``outputs:`` in the generated profiles.yml.
+
+        Secrets appear as ``{{ env_var('NAME') }}`` so that no secret value is written to disk.
+        """
+
+    def secret_env(self) -> dict[str, str]:
+        """The environment variables dbt needs for the ``env_var`` references in the profile."""
+        env: dict[str, str] = {}
+        for field_name, value in self.config:
+            if isinstance(value, SecretRef):
+                env[value.secret] = self.secrets.resolve(
+                    value, used_for=f"targets.{self.target_name}.{field_name}"
+                )
+        return env
+
+    # ----------------------------------------------------------- SQL
+
+    @abstractmethod
+    def query(self, sql: str, params: Sequence[Any] = ()) -> QueryResult:
+        """Run one statement and return its rows. Placeholders are ``?``-style for DuckDB
+        and ``%s``-style for Postgres; prefer :meth:`param` to write them portably."""
+
+    @abstractmethod
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        """Run one statement that returns nothing."""
+
+    def execute_many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        """Run one statement once per row of parameters."""
+        for row in rows:
+            self.execute(sql, row)
+
+    def param(self) -> str:
+        """The driver's positional placeholder."""
+        return "?"
+
+    def quote(self, *parts: str) -> str:
+        """A safely quoted, dotted identifier, e.g. ``"raw"."orders"``.
+
+        >>> from stackyard.warehouse.duckdb import DuckDBWarehouse
+        >>> DuckDBWarehouse.quote_for('we"ird', "t")
+        '"we""ird"."t"'
+        """
+        return self.quote_for(*parts)
+
+    @classmethod
+    def quote_for(cls, *parts: str) -> str:
+        """:meth:`quote`, without an instance."""
+        from sqlglot import exp
+
+        return ".".join(exp.to_identifier(p, quoted=True).sql(dialect=cls.DIALECT) for p in parts)
+
+    def ensure_schema(self, schema: str) -> None:
+        """Create a schema if it does not exist."""
+        self.execute(f"CREATE SCHEMA IF NOT EXISTS {self.quote(schema)}")
+
+    def schema_exists(self, schema: str) -> bool:
+        """Whether the schema exists."""
+        result = self.query(
+            "SELECT count(*) FROM information_schema.schemata WHERE schema_name = " + self.param(),
+            (schema,),
+        )
+        return bool(result.rows[0][0])
+
+    def table_columns(self, schema: str, table: str) -> dict[str, str]:
+        """``{column: data type}`` of a table, empty when it does not exist."""
+        p = self.param()
+        result = self.query(
+            "SELECT column_name, data_type FROM information_schema.columns "
+            f"WHERE table_schema = {p} AND table_name = {p} ORDER BY ordinal_position",
+            (schema, table),
+        )
+        return {str(r[0]): str(r[1]) for r in result.rows}
+
+    def tables_in(self, schema: str) -> list[str]:
+        """Names of the tables and views in a schema."""
+        result = self.query(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = "
+            + self.param()
+            + " ORDER BY table_name",
+            (schema,),
+        )
+        return [str(r[0]) for r in result.rows]
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release the connection; the next statement reconnects."""
+
+    def describe(self) -> str:
+        """Where this target is, for messages (never includes a secret)."""
+        return f"{self.KIND} target '{self.target_name}'"
+
+    def __enter__(self) -> Warehouse:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

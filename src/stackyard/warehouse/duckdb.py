@@ -1,0 +1,105 @@
+"""The embedded DuckDB warehouse: one file inside the project."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+from stackyard.config.model import DuckDBTarget
+from stackyard.errors import WarehouseError, WarehouseUnreachableError
+from stackyard.warehouse.base import QueryResult, Warehouse
+
+
+class DuckDBWarehouse(Warehouse):
+    """DuckDB in process.
+
+    DuckDB has no roles or grants (https://duckdb.org/docs/sql/statements/overview), and one
+    process holds the write lock on the file, so a second stackyard process waits or fails
+    with a clear message rather than corrupting anything.
+    """
+
+    KIND: ClassVar[str] = "duckdb"
+    DIALECT: ClassVar[str] = "duckdb"
+    SUPPORTS_ROLES = False
+    SUPPORTS_TRANSACTIONAL_DDL = True
+    # dlt pipelines in threads of this process share DuckDB's in-process instance cache.
+    PARALLEL_LOADS = True
+
+    config: DuckDBTarget
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._conn: Any = None
+
+    @property
+    def path(self) -> Path:
+        """The database file."""
+        path = Path(self.config.path)
+        return path if path.is_absolute() else (self.project_dir / path)
+
+    def dlt_destination_settings(self) -> dict[str, Any]:
+        return {"credentials": str(self.path)}
+
+    def dbt_output(self) -> dict[str, Any]:
+        return {
+            "type": "duckdb",
+            "path": str(self.path),
+            "schema": self.config.schema_,
+            "threads": self.config.threads,
+        }
+
+    def _connection(self) -> Any:
+        if self._conn is None:
+            import duckdb
+
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                self._conn = duckdb.connect(str(self.path))
+            except duckdb.IOException as exc:
+                raise WarehouseUnreachableError(
+                    f"cannot open the DuckDB file {self.path}: {exc}",
+                    hint="another process (a second stackyard run, a DuckDB shell, a BI tool) "
+                    "may hold it open: close it and retry",
+                ) from None
+        return self._conn
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> QueryResult:
+        import duckdb
+
+        try:
+            cursor = self._connection().execute(sql, list(params))
+            rows = cursor.fetchall()
+            columns = tuple(d[0] for d in cursor.description or ())
+        except duckdb.Error as exc:
+            raise WarehouseError(
+                f"DuckDB rejected the query: {exc}", hint="check the SQL against the schema"
+            ) from None
+        return QueryResult(columns, tuple(tuple(r) for r in rows))
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        import duckdb
+
+        try:
+            self._connection().execute(sql, list(params))
+        except duckdb.Error as exc:
+            raise WarehouseError(f"DuckDB rejected the statement: {exc}") from None
+
+    def execute_many(self, sql: str, rows: Any) -> None:
+        import duckdb
+
+        rows = [list(r) for r in rows]
+        if not rows:
+            return
+        try:
+            self._connection().executemany(sql, rows)
+        except duckdb.Error as exc:
+            raise WarehouseError(f"DuckDB rejected the statement: {exc}") from None
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def describe(self) -> str:
+        return f"DuckDB target '{self.target_name}' ({self.path})"

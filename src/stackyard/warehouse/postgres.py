@@ -1,0 +1,143 @@
+"""PostgreSQL through psycopg 3. One stackyard target is one Postgres database."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any, ClassVar
+
+from stackyard.config.model import PostgresTarget
+from stackyard.errors import WarehouseError, WarehouseUnreachableError
+from stackyard.warehouse.base import QueryResult, Warehouse
+
+
+class PostgresWarehouse(Warehouse):
+    """A Postgres database, autocommit by default; :meth:`transaction` groups statements."""
+
+    KIND: ClassVar[str] = "postgres"
+    DIALECT: ClassVar[str] = "postgres"
+    SUPPORTS_ROLES = True
+    SUPPORTS_TRANSACTIONAL_DDL = True
+    PARALLEL_LOADS = True
+    MAX_IDENTIFIER_LENGTH = 63  # NAMEDATALEN - 1
+
+    config: PostgresTarget
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._conn: Any = None
+
+    def _password(self) -> str | None:
+        if self.config.password is None:
+            return None
+        return self.secrets.resolve(
+            self.config.password, used_for=f"targets.{self.target_name}.password"
+        )
+
+    def connect_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for ``psycopg.connect`` (includes the password, if any)."""
+        kwargs: dict[str, Any] = {
+            "host": self.config.host,
+            "port": self.config.port,
+            "user": self.config.user,
+            "dbname": self.config.database,
+            "sslmode": self.config.sslmode,
+            "connect_timeout": self.config.connect_timeout,
+        }
+        password = self._password()
+        if password is not None:
+            kwargs["password"] = password
+        return kwargs
+
+    def dlt_destination_settings(self) -> dict[str, Any]:
+        credentials: dict[str, Any] = {
+            "database": self.config.database,
+            "username": self.config.user,
+            "host": self.config.host,
+            "port": self.config.port,
+            "connect_timeout": self.config.connect_timeout,
+        }
+        password = self._password()
+        if password is not None:
+            credentials["password"] = password
+        return {"credentials": credentials}
+
+    def dbt_output(self) -> dict[str, Any]:
+        output: dict[str, Any] = {
+            "type": "postgres",
+            "host": self.config.host,
+            "port": self.config.port,
+            "user": self.config.user,
+            "dbname": self.config.database,
+            "schema": self.config.schema_,
+            "threads": self.config.threads,
+            "sslmode": self.config.sslmode,
+            "connect_timeout": self.config.connect_timeout,
+        }
+        # dbt-postgres requires the key; an empty password works with trust/peer auth.
+        output["password"] = (
+            f"{{{{ env_var('{self.config.password.secret}') }}}}" if self.config.password else ""
+        )
+        return output
+
+    def _connection(self) -> Any:
+        if self._conn is None:
+            import psycopg
+
+            try:
+                self._conn = psycopg.connect(**self.connect_kwargs(), autocommit=True)
+            except psycopg.OperationalError as exc:
+                raise WarehouseUnreachableError(
+                    f"cannot connect to {self.describe()}: {self.secrets.redact(str(exc)).strip()}",
+                    hint="check host, port, user and database in stackyard.yml, that the server "
+                    "is running, and that the database exists (createdb "
+                    f"{self.config.database})",
+                ) from None
+        return self._conn
+
+    def param(self) -> str:
+        return "%s"
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> QueryResult:
+        import psycopg
+
+        try:
+            with self._connection().cursor() as cur:
+                cur.execute(sql, list(params) if params else None)
+                rows = cur.fetchall() if cur.description else []
+                columns = tuple(d.name for d in cur.description or ())
+        except psycopg.OperationalError as exc:
+            self.close()
+            raise WarehouseUnreachableError(
+                f"lost the connection to {self.describe()}: {exc}"
+            ) from None
+        except psycopg.Error as exc:
+            raise WarehouseError(f"Postgres rejected the query: {exc}".strip()) from None
+        return QueryResult(columns, tuple(tuple(r) for r in rows))
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        self.query(sql, params)
+
+    def execute_many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        import psycopg
+
+        rows = list(rows)
+        if not rows:
+            return
+        try:
+            with self._connection().cursor() as cur:
+                cur.executemany(sql, rows)
+        except psycopg.Error as exc:
+            raise WarehouseError(f"Postgres rejected the statement: {exc}".strip()) from None
+
+    def raw_connection(self) -> Any:
+        """The psycopg connection, for callers that manage a transaction themselves."""
+        return self._connection()
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def describe(self) -> str:
+        c = self.config
+        return f"Postgres target '{self.target_name}' ({c.user}@{c.host}:{c.port}/{c.database})"

@@ -1,0 +1,135 @@
+"""stackyard.yml validation: every error names the file, the line, the key and the fix."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from stackyard.config import SecretRef, Secrets, find_project_file, load_project_config
+from stackyard.errors import ConfigError, ProjectNotFoundError, SecretMissingError
+from tests.conftest import write
+
+GOOD = """
+name: shop
+targets:
+  dev: {type: duckdb}
+  prod:
+    type: postgres
+    user: loader
+    database: analytics
+    password: {secret: PROD_PG_PASSWORD}
+sources:
+  app:
+    kind: sql_database
+    connection: sqlite:///sources/app.sqlite
+    tables:
+      orders: {primary_key: id, cursor: updated_at}
+"""
+
+
+def load(tmp_path: Path, text: str):  # type: ignore[no-untyped-def]
+    return load_project_config(write(tmp_path / "stackyard.yml", text))
+
+
+def error_of(tmp_path: Path, text: str) -> str:
+    with pytest.raises(ConfigError) as info:
+        load(tmp_path, text)
+    return str(info.value)
+
+
+def test_a_valid_file_loads_with_defaults(tmp_path: Path) -> None:
+    config = load(tmp_path, GOOD)
+    assert config.defaults.target == "dev"
+    assert config.defaults.freshness.warn_after_hours == 24
+    assert config.sources["app"].schedule == "0 7 * * *"
+    assert config.dataset_for("app") == "app"
+
+
+def test_unknown_key_names_line_and_suggests(tmp_path: Path) -> None:
+    text = GOOD.replace("    tables:\n      orders", "    tabels:\n      orders")
+    message = error_of(tmp_path, text)
+    assert "stackyard.yml:13: sources.app.tabels: unknown key (did you mean 'tables'?)" in message
+    assert "sources.app.tables: this key is required" in message
+
+
+def test_unknown_source_kind_lists_the_kinds(tmp_path: Path) -> None:
+    message = error_of(tmp_path, GOOD.replace("kind: sql_database", "kind: sql_databse"))
+    assert "stackyard.yml:11: sources.app.kind" in message
+    assert "unknown value 'sql_databse' (did you mean 'sql_database'?)" in message
+    assert "filesystem" in message
+
+
+def test_unknown_target_type(tmp_path: Path) -> None:
+    message = error_of(tmp_path, GOOD.replace("type: duckdb", "type: duck"))
+    assert "targets.dev" in message and "did you mean 'duckdb'" in message
+
+
+def test_password_in_url_is_refused(tmp_path: Path) -> None:
+    text = GOOD.replace(
+        "sqlite:///sources/app.sqlite", "postgresql://app:hunter2@db.internal:5432/app"
+    )
+    message = error_of(tmp_path, text)
+    assert "stackyard.yml:12: sources.app.connection" in message
+    assert "secrets never live in stackyard.yml" in message
+
+
+def test_plain_string_password_is_refused(tmp_path: Path) -> None:
+    message = error_of(tmp_path, GOOD.replace("{secret: PROD_PG_PASSWORD}", "hunter2"))
+    assert "targets.prod.password" in message
+
+
+def test_duplicate_key_and_bad_yaml(tmp_path: Path) -> None:
+    message = error_of(tmp_path, GOOD + "name: again\n")
+    assert "key 'name' appears twice" in message
+    message = error_of(tmp_path, "name: [unclosed\n")
+    assert "stackyard.yml:2: not valid YAML" in message
+
+
+def test_default_target_must_exist(tmp_path: Path) -> None:
+    message = error_of(tmp_path, GOOD + "defaults: {target: staging}\n")
+    assert "defaults.target is 'staging'" in message
+
+
+def test_bad_names_and_cron(tmp_path: Path) -> None:
+    message = error_of(tmp_path, GOOD.replace("  app:\n", "  App-1:\n"))
+    assert "'App-1' is not a valid name" in message
+    message = error_of(tmp_path, GOOD + "    schedule: daily\n")
+    assert "5-field cron" in message
+
+
+def test_find_project_searches_upward(tmp_path: Path) -> None:
+    write(tmp_path / "stackyard.yml", GOOD)
+    (tmp_path / "transform" / "models").mkdir(parents=True)
+    assert find_project_file(tmp_path / "transform" / "models") == tmp_path / "stackyard.yml"
+    with pytest.raises(ProjectNotFoundError, match="stackyard init"):
+        find_project_file(tmp_path.parent / "elsewhere-that-is-not-a-project")
+
+
+def test_missing_secret_says_where_it_looked(tmp_path: Path) -> None:
+    secrets = Secrets(tmp_path, environ={})
+    with pytest.raises(SecretMissingError) as info:
+        secrets.resolve(SecretRef(secret="PROD_PG_PASSWORD"), used_for="targets.prod.password")
+    message = str(info.value)
+    assert "environment variable PROD_PG_PASSWORD (not set)" in message
+    assert ".stackyard/secrets.toml (does not exist)" in message
+    assert "targets.prod.password" in message
+
+
+def test_secrets_file_must_be_private(tmp_path: Path) -> None:
+    path = write(tmp_path / ".stackyard" / "secrets.toml", 'PROD_PG_PASSWORD = "s3cret-value"\n')
+    os.chmod(path, 0o644)
+    with pytest.raises(ConfigError, match="chmod 600"):
+        Secrets(tmp_path, environ={}).resolve(SecretRef(secret="PROD_PG_PASSWORD"), used_for="x")
+    os.chmod(path, 0o600)
+    secrets = Secrets(tmp_path, environ={})
+    assert secrets.resolve(SecretRef(secret="PROD_PG_PASSWORD"), used_for="x") == "s3cret-value"
+    assert secrets.redact("password=s3cret-value;") == "password=***;"
+
+
+def test_environment_wins_over_file(tmp_path: Path) -> None:
+    path = write(tmp_path / ".stackyard" / "secrets.toml", 'TOKEN = "from-file"\n')
+    os.chmod(path, 0o600)
+    secrets = Secrets(tmp_path, environ={"TOKEN": "from-env"})
+    assert secrets.resolve(SecretRef(secret="TOKEN"), used_for="x") == "from-env"

@@ -1,0 +1,64 @@
+"""Shared fixtures: real engines only. Postgres and MariaDB tests skip with the reason when the
+server is unreachable, except under CI=true, where an unreachable server fails them."""
+
+from __future__ import annotations
+
+import os
+import textwrap
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+PG_DSN = os.environ.get("STACKYARD_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def unavailable(what: str, reason: str) -> None:
+    """Skip, or fail under CI, when a real component is missing."""
+    message = f"{what} unreachable: {reason}"
+    if IN_CI:
+        pytest.fail(message + " (CI=true: real components are required)")
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def pg_admin_dsn() -> str:
+    """The DSN of a Postgres superuser connection, after checking the server answers."""
+    import psycopg
+
+    try:
+        psycopg.connect(PG_DSN, connect_timeout=3).close()
+    except psycopg.OperationalError as exc:
+        unavailable("PostgreSQL", f"{PG_DSN}: {exc}")
+    return PG_DSN
+
+
+@pytest.fixture()
+def pg_database(pg_admin_dsn: str) -> Iterator[dict[str, object]]:
+    """A throwaway Postgres database, dropped afterwards; yields its connection settings."""
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict
+
+    name = f"stackyard_test_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(pg_admin_dsn, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    info = conninfo_to_dict(pg_admin_dsn)
+    try:
+        yield {
+            "host": info.get("host", "127.0.0.1"),
+            "port": int(info.get("port", 5432)),
+            "user": info.get("user", "postgres"),
+            "database": name,
+        }
+    finally:
+        with psycopg.connect(pg_admin_dsn, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def write(path: Path, text: str) -> Path:
+    """Write dedented text, creating folders."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text).lstrip(), encoding="utf-8")
+    return path

@@ -1,0 +1,120 @@
+"""`stackyard run` end to end on real DuckDB, dlt and dbt."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from stackyard import Context
+from stackyard.console import CaptureConsole
+
+
+def rows(ctx: Context, sql: str) -> list[tuple[object, ...]]:
+    result = list(ctx.sql(sql).rows)
+    ctx.close()
+    return result
+
+
+def test_run_loads_builds_tests_and_records(project: Path) -> None:
+    console = CaptureConsole()
+    ctx = Context(project, console=console)
+    result = ctx.run()
+    assert result.ok, result.to_dict()
+    assert result.exit_code == 0
+    loaded = {(load.source, t.table): t.rows for load in result.loads for t in load.tables}
+    assert loaded == {("app", "customers"): 50, ("app", "orders"): 200, ("files", "products"): 2}
+    assert result.count("model", "success") == 4
+    assert result.count("test", "pass") == 8
+    assert {f.status for f in result.freshness} == {"pass"}
+    assert rows(ctx, "select count(*) from marts.customer_orders") == [(50,)]
+    assert rows(ctx, "select sum(orders) from marts.customer_orders") == [(200,)]
+    # history travels with the data
+    assert rows(ctx, "select status, rows_loaded, tests_passed from stackyard.runs") == [
+        ("success", 252, 8)
+    ]
+    assert rows(ctx, "select count(*) from stackyard.loads where row_count > 0") == [(3,)]
+    assert [s.run_id for s in ctx.status()] == [result.run_id]
+    steps = [e[1] for e in console.events if e[0] == "finished"]
+    assert steps[0] == "ensure schemas" and steps[-1] == "record run"
+    assert "load app" in steps and "dbt build" in steps
+
+
+def test_second_run_is_incremental_and_never_duplicates(project: Path) -> None:
+    ctx = Context(project)
+    ctx.run()
+    again = ctx.run()
+    assert again.ok
+    assert sum(load.rows for load in again.loads) == 0
+    db = sqlite3.connect(project / "sources" / "app.sqlite")
+    db.execute(
+        "UPDATE orders SET status = 'placed', updated_at = '2026-02-01 00:00:00' WHERE id <= 10"
+    )
+    db.execute("INSERT INTO orders VALUES (201, 1, 5, 'placed', '2026-02-01 00:00:00')")
+    db.commit()
+    db.close()
+    third = ctx.run()
+    assert third.ok
+    assert {t.table: t.rows for load in third.loads for t in load.tables} == {"orders": 11}
+    assert rows(ctx, "select count(*), count(distinct id) from app.orders") == [(201, 201)]
+    assert rows(ctx, "select count(*) from app.orders where status = 'placed'") == [(74,)]
+
+
+def test_a_failing_source_skips_its_models_but_not_the_others(project: Path) -> None:
+    (project / "sources" / "app.sqlite").unlink()
+    (project / "sources" / "app.sqlite").mkdir()  # unreadable as a database
+    result = Context(project).run()
+    assert result.exit_code == 1
+    by_source = {load.source: load for load in result.loads}
+    assert by_source["app"].status == "failed"
+    assert by_source["app"].error
+    assert by_source["files"].status == "loaded" and by_source["files"].rows == 2
+    skipped = {s.name: s.reason for s in result.skipped}
+    assert skipped["stg_dlt__orders"] == "upstream source 'app' failed to load"
+    assert "customer_orders" in skipped
+    built = {n.name for n in result.nodes if n.resource_type == "model"}
+    assert built == {"stg_dlt__products"}
+
+
+def test_bad_csv_rows_are_kept_with_the_reason(project: Path) -> None:
+    ctx = Context(project)
+    assert ctx.run().ok
+    (project / "sources" / "files" / "more.csv").write_text(
+        "sku,name,price\nC,gamma,300\nD,delta,not-a-number\nE,epsilon\nF,phi,7\n"
+    )
+    result = ctx.run(select=["files"])
+    files = next(load for load in result.loads if load.source == "files")
+    assert files.rejected == 2
+    assert rows(ctx, "select sku from files.products order by sku") == [
+        ("A",),
+        ("B",),
+        ("C",),
+        ("F",),
+    ]
+    rejected = rows(
+        ctx,
+        "select table_name, file, line, column_name, reason from files._rejected_rows "
+        "order by line",
+    )
+    assert [(r[0], r[1], r[2], r[3]) for r in rejected] == [
+        ("products", "more.csv", 3, "price"),
+        ("products", "more.csv", 4, "price"),
+    ]
+    assert "not-a-number" in str(rejected[0][4]) or "CAST" in str(rejected[0][4])
+
+
+def test_select_a_source_runs_only_its_part(project: Path) -> None:
+    result = Context(project).run(select=["files"])
+    assert [load.source for load in result.loads] == ["files"]
+    assert {n.name for n in result.nodes if n.resource_type == "model"} == {"stg_dlt__products"}
+
+
+def test_a_failing_test_fails_the_run(project: Path) -> None:
+    db = sqlite3.connect(project / "sources" / "app.sqlite")
+    db.execute("UPDATE orders SET status = 'lost' WHERE id = 1")
+    db.commit()
+    db.close()
+    result = Context(project).run()
+    assert result.exit_code == 1
+    failed = [n for n in result.nodes if n.failed]
+    assert next(n.name for n in failed).startswith("accepted_values_stg_dlt__orders_status")
+    assert failed[0].failures == 1
