@@ -108,13 +108,16 @@ class Context:
 
     # ------------------------------------------------------------------ jobs
 
-    def run(self, target: str | None = None, select: Sequence[str] = ()) -> RunResult:
+    def run(
+        self, target: str | None = None, select: Sequence[str] = (), force_build: bool = False
+    ) -> RunResult:
         """Load every selected source, build and test the dbt project, check freshness,
         and record the run in the warehouse.
 
         Args:
             target: target name; default ``defaults.target``.
             select: source names and/or dbt selectors; empty for everything.
+            force_build: run ``dbt build`` even when nothing changed since the last run.
 
         Returns:
             The run's result; ``result.exit_code`` is 0 or 1.
@@ -135,6 +138,7 @@ class Context:
             secrets=self.secrets,
             console=self.console,
             make_dbt=lambda **kw: self.dbt(warehouse.target_name, **kw),
+            force_build=force_build,
         )
         return job.execute(select)
 

@@ -114,6 +114,8 @@ class RunResult:
     freshness: tuple[FreshnessResult, ...] = ()
     skipped: tuple[SkippedModel, ...] = ()
     selected: tuple[str, ...] = field(default_factory=tuple)
+    transform_hash: str = ""
+    build: Literal["built", "skipped", "not run"] = "built"
 
     @property
     def ok(self) -> bool:

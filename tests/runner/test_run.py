@@ -118,3 +118,31 @@ def test_a_failing_test_fails_the_run(project: Path) -> None:
     failed = [n for n in result.nodes if n.failed]
     assert next(n.name for n in failed).startswith("accepted_values_stg_dlt__orders_status")
     assert failed[0].failures == 1
+
+
+def test_nothing_new_skips_the_build_but_still_checks_freshness(project: Path) -> None:
+    ctx = Context(project)
+    first = ctx.run()
+    again = ctx.run()
+    build = next(s for s in again.steps if s.name == "dbt build")
+    assert build.status == "skipped" and first.run_id in build.detail
+    assert again.ok and again.build == "skipped" and not again.nodes
+    assert {f.table for f in again.freshness} == {"customers", "orders", "products"}
+    # a changed model, or --force-build, builds again
+    model = project / "transform/models/marts/customer_orders.sql"
+    model.write_text(model.read_text() + "-- changed\n")
+    changed = ctx.run()
+    assert changed.build == "built" and changed.count("model", "success") == 4
+    forced = ctx.run(force_build=True)
+    assert forced.build == "built" and forced.count("test", "pass") == 8
+
+
+def test_a_failed_run_is_never_skipped_over(project: Path) -> None:
+    db = sqlite3.connect(project / "sources" / "app.sqlite")
+    db.execute("UPDATE orders SET status = 'lost' WHERE id = 1")
+    db.commit()
+    db.close()
+    ctx = Context(project)
+    assert ctx.run().exit_code == 1
+    again = ctx.run()  # no new rows, but the last run failed: build and test again
+    assert again.build == "built" and again.exit_code == 1

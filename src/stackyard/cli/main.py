@@ -59,9 +59,7 @@ def _guard(action: Callable[[], T]) -> T:
     except StackyardError as exc:
         if _state["debug"]:
             raise
-        err.print(f"[bold red]error:[/] {exc.message}", highlight=False, markup=True)
-        if exc.hint:
-            err.print(f"  → {exc.hint}", highlight=False, markup=False)
+        _error("error: ", exc.message, exc.hint)
         raise typer.Exit(exc.exit_code) from None
     except KeyboardInterrupt:
         err.print(
@@ -79,6 +77,15 @@ def _guard(action: Callable[[], T]) -> T:
         )
         err.print("  → re-run with --debug for the traceback, and please report it")
         raise typer.Exit(EXIT_FAILED) from None
+
+
+def _error(label: str, message: str, hint: str | None) -> None:
+    from rich.text import Text
+
+    # soft_wrap: a message is never broken mid-line, so it can be grepped and copied.
+    err.print(Text.assemble((label, "bold red"), message), soft_wrap=True)
+    if hint:
+        err.print(Text(f"  → {hint}"), soft_wrap=True)
 
 
 def _context(project: Path | None, console: Any = None) -> Any:
@@ -133,6 +140,13 @@ def run(
             help="A source name (with everything downstream of it) or a dbt selector; repeatable.",
         ),
     ] = None,
+    force_build: Annotated[
+        bool,
+        typer.Option(
+            "--force-build",
+            help="Build and test even when nothing changed since the last successful run.",
+        ),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Load every source, build and test the dbt project, check freshness, record the run."""
@@ -140,14 +154,18 @@ def run(
 
     if as_json:
         context = _guard(lambda: _context(project))
-        result = _guard(lambda: context.run(target=target, select=select or ()))
+        result = _guard(
+            lambda: context.run(target=target, select=select or (), force_build=force_build)
+        )
         _print_json(result.to_dict())
         raise typer.Exit(result.exit_code)
     context = _guard(lambda: _context(project))
     console = RichConsole(out, redact=context.secrets.redact)
     context.console = console
     with console:
-        result = _guard(lambda: context.run(target=target, select=select or ()))
+        result = _guard(
+            lambda: context.run(target=target, select=select or (), force_build=force_build)
+        )
     out.print()
     out.print(run_summary(result))
     raise typer.Exit(result.exit_code)

@@ -116,7 +116,8 @@ def run_summary(result: RunResult) -> Group:
     problems = [n for n in result.nodes if n.failed or n.status == "warn"]
     for node in problems:
         style = "yellow" if node.status == "warn" else "red"
-        detail = node.message.strip().splitlines()[0] if node.message.strip() else ""
+        # dbt's first line names the node; the cause follows on the next lines.
+        detail = " ".join(ln.strip() for ln in node.message.strip().splitlines()[:4])
         parts.append(Text(f"{node.resource_type} {node.name}: {node.status} {detail}", style=style))
     for load in result.loads:
         if load.status == "failed":

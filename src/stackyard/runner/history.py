@@ -19,7 +19,7 @@ _TABLES: dict[str, str] = {
     "runs": "run_id VARCHAR NOT NULL, project VARCHAR, target VARCHAR, status VARCHAR, "
     "started_at TIMESTAMPTZ, finished_at TIMESTAMPTZ, selected VARCHAR, rows_loaded BIGINT, "
     "rows_rejected BIGINT, models_built INTEGER, models_failed INTEGER, tests_passed INTEGER, "
-    "tests_failed INTEGER",
+    "tests_failed INTEGER, transform_hash VARCHAR, dbt_build VARCHAR",
     "steps": "run_id VARCHAR NOT NULL, step VARCHAR, status VARCHAR, detail VARCHAR, "
     "started_at TIMESTAMPTZ, seconds DOUBLE PRECISION",
     "loads": "run_id VARCHAR NOT NULL, source VARCHAR, schema_name VARCHAR, table_name VARCHAR, "
@@ -54,11 +54,29 @@ class History:
         self.warehouse = warehouse
 
     def ensure(self) -> None:
-        """Create the metadata schema and tables if they are missing."""
+        """Create the metadata schema and tables, and add columns newer versions need."""
         w = self.warehouse
         w.ensure_schema(METADATA_SCHEMA)
         for table, columns in _TABLES.items():
-            w.execute(f"CREATE TABLE IF NOT EXISTS {w.quote(METADATA_SCHEMA, table)} ({columns})")
+            name = w.quote(METADATA_SCHEMA, table)
+            w.execute(f"CREATE TABLE IF NOT EXISTS {name} ({columns})")
+            existing = w.table_columns(METADATA_SCHEMA, table)
+            for column in columns.split(", "):
+                column_name, column_type = column.split(" ", 1)
+                if column_name not in existing:
+                    w.execute(f"ALTER TABLE {name} ADD COLUMN {column_name} {column_type}")
+
+    def latest(self) -> dict[str, Any] | None:
+        """The most recent run on this target, or ``None``."""
+        w = self.warehouse
+        if not w.schema_exists(METADATA_SCHEMA) or "runs" not in w.tables_in(METADATA_SCHEMA):
+            return None
+        result = w.query(
+            f"SELECT run_id, status, selected, transform_hash, dbt_build, models_built, "
+            f"tests_passed FROM {w.quote(METADATA_SCHEMA, 'runs')} "
+            "ORDER BY started_at DESC LIMIT 1"
+        )
+        return result.as_dicts()[0] if result.rows else None
 
     def record(self, run: RunResult) -> None:
         """Write one run with its steps, loads, dbt results and freshness."""
@@ -81,6 +99,8 @@ class History:
                     run.count("model", "error"),
                     run.count("test", "pass"),
                     run.count("test", "fail", "error"),
+                    run.transform_hash,
+                    run.build,
                 )
             ],
         )

@@ -17,7 +17,7 @@ from typing import Any
 from stackyard.config.model import ProjectConfig
 from stackyard.config.secrets import Secrets
 from stackyard.console import Console
-from stackyard.errors import StackyardError
+from stackyard.errors import EXIT_USAGE, StackyardError
 from stackyard.ingest.loader import Loader
 from stackyard.results import (
     FreshnessResult,
@@ -30,6 +30,7 @@ from stackyard.results import (
 )
 from stackyard.runner.history import METADATA_SCHEMA, History
 from stackyard.transform.dbt import Dbt
+from stackyard.transform.state import manifest_freshness, transform_fingerprint
 from stackyard.warehouse.base import Warehouse
 
 
@@ -58,6 +59,7 @@ class RunJob:
         secrets: Secrets,
         console: Console,
         make_dbt: Callable[..., Dbt],
+        force_build: bool = False,
     ) -> None:
         self.project = project
         self.project_dir = project_dir
@@ -66,8 +68,10 @@ class RunJob:
         self.secrets = secrets
         self.console = console
         self.make_dbt = make_dbt
+        self.force_build = force_build
         self._steps: list[StepResult] = []
         self._current = ""
+        self._previous: dict[str, Any] | None = None
 
     def execute(self, select: Sequence[str] = ()) -> RunResult:
         """Run the job.
@@ -110,6 +114,8 @@ class RunJob:
         skipped: list[SkippedModel] = []
         freshness: list[FreshnessResult] = []
         dbt = self.make_dbt(on_node=self._on_node)
+        fingerprint = transform_fingerprint(self.transform_dir, self.warehouse.dbt_output())
+        unchanged = self._unchanged_since(self._previous, fingerprint, select, loads)
         exclude = [f"source:{n}+" for s in failed_sources for n in dbt_source_names(s)]
         if exclude:
             for source in failed_sources:
@@ -124,15 +130,28 @@ class RunJob:
             nodes.extend(dbt.build(select=dbt_select, exclude=exclude))
             return self._build_summary(nodes)
 
-        self._step("dbt build", build, status_of=lambda: _build_status(nodes))
+        if unchanged:
+            self._skip_step("dbt build", unchanged)
+        else:
+            self._step("dbt build", build, status_of=lambda: _build_status(nodes))
 
         if sources:
-            fresh_select = [f"source:{n}" for s in sources for n in dbt_source_names(s)]
-            fresh_exclude = [f"source:{n}" for s in failed_sources for n in dbt_source_names(s)]
+            names = [n for s in sources if s not in failed_sources for n in dbt_source_names(s)]
 
             def check_freshness() -> str:
                 # Without a selection every dbt source is checked (some may not be stackyard's).
-                freshness.extend(dbt.freshness(fresh_select if select else (), fresh_exclude))
+                found = manifest_freshness(
+                    self.transform_dir, self.warehouse, names if select else None
+                )
+                if found is None:
+                    failed_names = [
+                        f"source:{n}" for s in failed_sources for n in dbt_source_names(s)
+                    ]
+                    found = dbt.freshness(
+                        [f"source:{n}" for n in names] if select else (), failed_names
+                    )
+                freshness.extend(found)
+                self.warehouse.close()
                 late = [f for f in freshness if f.status != "pass"]
                 return f"{len(freshness) - len(late)}/{len(freshness)} source tables fresh"
 
@@ -152,6 +171,8 @@ class RunJob:
             freshness=tuple(freshness),
             skipped=tuple(skipped),
             selected=tuple(select),
+            transform_hash=fingerprint,
+            build="skipped" if unchanged else "built",
         )
         recorded = self._step("record run", lambda: self._record(result))
         # The history row is written before "record run" itself finishes; add that step to
@@ -170,8 +191,40 @@ class RunJob:
             dbt_select += [f"source:{n}+" for n in dbt_source_names(source)]
         return sources, dbt_select
 
+    def _unchanged_since(
+        self,
+        previous: dict[str, Any] | None,
+        fingerprint: str,
+        select: Sequence[str],
+        loads: Sequence[SourceLoad],
+    ) -> str | None:
+        """Why ``dbt build`` can be skipped, or ``None`` when it must run.
+
+        Only when this run loaded nothing, and the last run on this target was a successful
+        full run of the same dbt project: the tables and test results would be the same.
+        """
+        if self.force_build or select or previous is None:
+            return None
+        if any(load.status != "loaded" or load.rows or load.rejected for load in loads):
+            return None
+        if previous["status"] != "success" or previous["selected"]:
+            return None
+        if previous["transform_hash"] != fingerprint:
+            return None
+        return (
+            f"no new rows and no change in {self.transform_dir.name}/ since run "
+            f"{previous['run_id']}, whose build passed (--force-build rebuilds)"
+        )
+
+    def _skip_step(self, name: str, reason: str) -> None:
+        self.console.step_started(name)
+        self.console.step_finished(name, "skipped", reason)
+        self._steps.append(StepResult(name, "skipped", reason, datetime.now(UTC), 0.0))
+
     def _ensure_schemas(self, sources: Sequence[str]) -> str:
-        History(self.warehouse).ensure()
+        history = History(self.warehouse)
+        history.ensure()
+        self._previous = history.latest()
         schemas = sorted({self.project.dataset_for(s) for s in sources})
         for schema in schemas:
             self.warehouse.ensure_schema(schema)
@@ -207,6 +260,11 @@ class RunJob:
             detail = action()
             status = status_of() if status_of else "ok"
         except StackyardError as exc:
+            if exc.exit_code == EXIT_USAGE:
+                # Configuration and reachability problems stop the run: retrying the other
+                # steps would only fail the same way (exit code 2 tells scripts so).
+                self.console.step_finished(name, "failed", self.secrets.redact(exc.message))
+                raise
             detail, status = self.secrets.redact(str(exc)), "failed"
         step = StepResult(name, status, detail, at, round(time.monotonic() - t0, 3))
         self.console.step_finished(name, status, detail)

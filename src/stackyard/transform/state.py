@@ -1,0 +1,107 @@
+"""What stackyard knows about the dbt project without starting dbt.
+
+Starting dbt costs over a second (its import and parse). When a run loaded no new rows and
+nothing in ``transform/`` changed since the last successful full build, rebuilding would
+produce the same tables and the same test results, so the runner skips it. Source freshness
+is time-based and always checked; here it is computed from dbt's own manifest (the same
+``loaded_at_field`` and thresholds ``dbt source freshness`` uses) with one query per table.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from stackyard.results import FreshnessResult
+from stackyard.warehouse.base import Warehouse
+
+# Folders of a dbt project whose files change what `dbt build` does.
+_INPUTS = ("models", "macros", "seeds", "snapshots", "tests", "analyses")
+_FILES = ("dbt_project.yml", "packages.yml", "dependencies.yml", "selectors.yml")
+_HOURS = {"minute": 1 / 60, "hour": 1.0, "day": 24.0}
+
+
+def transform_fingerprint(transform_dir: Path, profile_output: dict[str, Any]) -> str:
+    """A hash of every file that affects ``dbt build``, and of the target's profile.
+
+    Args:
+        transform_dir: the dbt project folder.
+        profile_output: the target's generated profile entry (a changed target rebuilds).
+
+    Returns:
+        A hex digest; equal digests mean dbt would build the same thing.
+    """
+    digest = hashlib.sha256(json.dumps(profile_output, sort_keys=True).encode())
+    paths = [transform_dir / f for f in _FILES]
+    for folder in _INPUTS:
+        base = transform_dir / folder
+        if base.is_dir():
+            paths.extend(sorted(p for p in base.rglob("*") if p.is_file()))
+    for path in paths:
+        if path.is_file():
+            digest.update(str(path.relative_to(transform_dir)).encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def manifest_freshness(
+    transform_dir: Path, warehouse: Warehouse, source_names: Iterable[str] | None
+) -> list[FreshnessResult] | None:
+    """Source freshness from ``target/manifest.json``, or ``None`` when dbt must compute it.
+
+    dbt is needed when there is no manifest, or a source uses a ``filter`` or
+    ``loaded_at_query`` (those need dbt's Jinja).
+
+    Args:
+        transform_dir: the dbt project folder.
+        warehouse: where the source tables are.
+        source_names: dbt source names to check; ``None`` for all.
+    """
+    path = transform_dir / "target" / "manifest.json"
+    if not path.is_file():
+        return None
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    wanted = set(source_names) if source_names is not None else None
+    results = []
+    now = datetime.now(UTC)
+    for source in manifest.get("sources", {}).values():
+        if wanted is not None and source["source_name"] not in wanted:
+            continue
+        freshness = source.get("freshness") or {}
+        field = source.get("loaded_at_field")
+        if not field or not (freshness.get("warn_after") or freshness.get("error_after")):
+            continue
+        if freshness.get("filter") or source.get("loaded_at_query"):
+            return None
+        table = warehouse.quote(source["schema"], source["identifier"])
+        # loaded_at_field is an expression by dbt's definition, written by the project's
+        # own engineers, and dbt pastes it the same way; only names are quoted here.
+        value = warehouse.query(f"SELECT max({field}) FROM {table}").rows[0][0]
+        results.append(_judge(source, freshness, value, now))
+    return results
+
+
+def _judge(
+    source: dict[str, Any], freshness: dict[str, Any], value: Any, now: datetime
+) -> FreshnessResult:
+    if value is None:
+        return FreshnessResult(
+            source["source_name"], source["name"], "error", message="the table has no rows"
+        )
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    age = (now - value).total_seconds() / 3600
+    status = "pass"
+    for level in ("warn", "error"):
+        limit = freshness.get(f"{level}_after") or {}
+        if limit.get("count") and age > limit["count"] * _HOURS[limit.get("period", "hour")]:
+            status = level
+    return FreshnessResult(
+        source["source_name"], source["name"], status, value.isoformat(), round(age, 2)
+    )

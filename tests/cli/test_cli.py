@@ -1,0 +1,97 @@
+"""What a user sees at the command line: messages, exit codes, no tracebacks."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from stackyard.cli.main import app
+from tests.conftest import write
+from tests.runner.conftest import make_project
+
+runner = CliRunner()
+
+
+def invoke(*args: str) -> tuple[int, str]:
+    result = runner.invoke(app, list(args))
+    return result.exit_code, result.output
+
+
+def test_help_lists_the_commands_and_does_not_import_heavy_libraries() -> None:
+    code = (
+        "import sys; from stackyard.cli.main import app; "
+        "heavy = [m for m in ('dlt', 'dbt', 'duckdb', 'psycopg', 'pyarrow', 'sqlalchemy') "
+        "if m in sys.modules]; print(heavy)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+    exit_code, output = invoke("--help")
+    assert exit_code == 0
+    for command in ("init", "run", "status", "sql"):
+        assert command in output
+
+
+def test_malformed_project_file_exits_2_with_the_line(tmp_path: Path) -> None:
+    write(tmp_path / "stackyard.yml", "name: shop\nsources:\n  app:\n    kind: sql_databse\n")
+    exit_code, output = invoke("run", "--project", str(tmp_path))
+    assert exit_code == 2
+    assert "stackyard.yml:4: sources.app.kind: unknown value 'sql_databse'" in output
+    assert "did you mean 'sql_database'" in output
+    assert "Traceback" not in output
+
+
+def test_no_project_exits_2(tmp_path: Path) -> None:
+    exit_code, output = invoke("status", "--project", str(tmp_path))
+    assert exit_code == 2 and "no stackyard.yml" in output and "stackyard init" in output
+
+
+def test_unknown_target_suggests(tmp_path: Path) -> None:
+    project = make_project(tmp_path / "p")
+    exit_code, output = invoke("run", "-p", str(project), "--target", "dve")
+    assert exit_code == 2 and "unknown target 'dve' (did you mean 'dev'?)" in output
+
+
+def test_sql_error_exits_1_and_json_output(tmp_path: Path) -> None:
+    project = make_project(tmp_path / "p")
+    exit_code, output = invoke("sql", "select * from nowhere", "-p", str(project))
+    assert exit_code == 1 and "DuckDB rejected the query" in output and "nowhere" in output
+    exit_code, output = invoke("sql", "select 1 as one", "-p", str(project), "--json")
+    assert exit_code == 0 and json.loads(output) == {"columns": ["one"], "rows": [{"one": 1}]}
+
+
+def test_a_model_with_a_sql_error_fails_the_run_with_its_message(tmp_path: Path) -> None:
+    project = make_project(tmp_path / "p")
+    (project / "transform/models/marts/customer_orders.sql").write_text(
+        "select customer_id, no_such_column from {{ ref('stg_dlt__customers') }}\n"
+    )
+    exit_code, output = invoke("run", "-p", str(project))
+    assert exit_code == 1
+    assert "model customer_orders: error" in output
+    assert "no_such_column" in output
+    assert "Traceback" not in output
+    result = runner.invoke(app, ["run", "-p", str(project), "--json"])
+    data = json.loads(result.stdout)
+    assert result.exit_code == 1 and data["status"] == "failed"
+    assert {n["name"]: n["status"] for n in data["nodes"]}["customer_orders"] == "error"
+
+
+def test_init_refuses_a_non_empty_folder(tmp_path: Path) -> None:
+    (tmp_path / "x").mkdir()
+    (tmp_path / "x" / "file").write_text("keep me")
+    exit_code, output = invoke("init", str(tmp_path / "x"))
+    assert exit_code == 2 and "not empty" in output
+    assert (tmp_path / "x" / "file").read_text() == "keep me"
+    exit_code, output = invoke("init", str(tmp_path / "y"), "--example", "jaffle")
+    assert exit_code == 2 and "did you mean 'jaffle_shop'" in output
+
+
+def test_init_empty_project_runs(tmp_path: Path) -> None:
+    exit_code, _ = invoke("init", str(tmp_path / "empty"))
+    assert exit_code == 0
+    exit_code, output = invoke("run", "-p", str(tmp_path / "empty"), "--json")
+    assert exit_code == 0, output
+    assert json.loads(output)["status"] == "success"
