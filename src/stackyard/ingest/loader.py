@@ -207,15 +207,28 @@ def _row_counts(pipeline: Any) -> dict[str, int]:
 
 
 def _root_cause(exc: BaseException) -> str:
-    """The innermost exception's message: dlt wraps driver errors in several layers."""
+    """One line saying what failed where: dlt wraps driver errors in several layers, and the
+    useful parts (the step, the table, the URL) sit on different layers."""
     seen: set[int] = set()
     inner: BaseException = exc
+    step = table = url = None
     while id(inner) not in seen:
         seen.add(id(inner))
+        step = step or getattr(inner, "step", None)
+        table = table or getattr(inner, "pipe_name", None)
+        request = getattr(inner, "request", None)
+        url = url or getattr(request, "url", None)
         nested = getattr(inner, "exception", None) or inner.__cause__ or inner.__context__
         if not isinstance(nested, BaseException):
             break
         inner = nested
-    text = str(inner).strip().splitlines()
-    first = text[0] if text else type(inner).__name__
-    return f"{type(inner).__name__}: {first}"
+    lines = str(inner).strip().splitlines()
+    detail = f"{type(inner).__name__}: {lines[0] if lines else ''}".rstrip(": ")
+    where = []
+    if step:
+        where.append(f"{step} step")
+    if table:
+        where.append(f"table '{table}'")
+    if url:
+        where.append(f"at {url}")
+    return f"{', '.join(where)}: {detail}" if where else detail

@@ -20,6 +20,7 @@ from typing import Any
 from stackyard.config.model import (
     FilesystemSource,
     PythonSource,
+    RestApiSource,
     SecretRef,
     SqlDatabaseSource,
 )
@@ -73,6 +74,10 @@ def build_resources(
         build.resources = _sql_resources(name, config, project_dir, secrets)
     elif isinstance(config, FilesystemSource):
         build.resources = _file_resources(name, config, project_dir, secrets, known_columns, build)
+    elif isinstance(config, RestApiSource):
+        from stackyard.ingest.rest import rest_resources
+
+        build.resources = rest_resources(name, config, secrets)
     elif isinstance(config, PythonSource):
         build.resources = _python_resources(name, config, project_dir)
     else:  # pragma: no cover - the config model admits no other kind

@@ -1,0 +1,130 @@
+"""The ``rest_api`` source kind: stackyard.yml → dlt's rest_api configuration.
+
+Retries: dlt's own HTTP client backs off exponentially without jitter, so many pipelines hitting
+one rate-limited API retry in lock-step. stackyard hands dlt a ``requests`` session whose
+urllib3 ``Retry`` adds random jitter and honours ``Retry-After``
+(https://urllib3.readthedocs.io/en/stable/reference/urllib3.util.html#urllib3.util.Retry).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from stackyard.config.model import RestApiSource, RestAuth, RestPaginator, RestRetries
+from stackyard.config.secrets import Secrets
+
+RETRY_STATUSES = (429, 500, 502, 503, 504)
+
+
+def rest_api_config(name: str, config: RestApiSource, secrets: Secrets) -> dict[str, Any]:
+    """The ``RESTAPIConfig`` dictionary dlt's ``rest_api_source`` takes.
+
+    Raises:
+        SecretMissingError: an auth secret is not set.
+    """
+    client: dict[str, Any] = {"base_url": config.base_url.rstrip("/") + "/"}
+    if config.headers:
+        client["headers"] = dict(config.headers)
+    if config.auth:
+        client["auth"] = _auth(name, config.auth, secrets)
+    if config.paginator:
+        client["paginator"] = _paginator(config.paginator)
+    client["session"] = retrying_session(config.retries)
+    resources = []
+    for table, endpoint in config.endpoints.items():
+        spec: dict[str, Any] = {"path": endpoint.path.lstrip("/")}
+        params: dict[str, Any] = dict(endpoint.params)
+        if endpoint.data_selector:
+            spec["data_selector"] = endpoint.data_selector
+        if endpoint.paginator:
+            spec["paginator"] = _paginator(endpoint.paginator)
+        if endpoint.cursor:
+            incremental: dict[str, Any] = {"cursor_path": endpoint.cursor}
+            if endpoint.initial_value is not None:
+                incremental["initial_value"] = endpoint.initial_value
+            if endpoint.cursor_param:
+                incremental["start_param"] = endpoint.cursor_param
+            spec["incremental"] = incremental
+        if params:
+            spec["params"] = params
+        resource: dict[str, Any] = {"name": table, "endpoint": spec}
+        if endpoint.primary_key:
+            resource["primary_key"] = endpoint.primary_key
+            resource["write_disposition"] = "merge"
+        else:
+            resource["write_disposition"] = "append" if endpoint.cursor else "replace"
+        resources.append(resource)
+    return {"client": client, "resources": resources}
+
+
+def rest_resources(name: str, config: RestApiSource, secrets: Secrets) -> list[Any]:
+    """dlt resources for every endpoint of the API."""
+    from dlt.sources.rest_api import rest_api_source
+
+    spec: Any = rest_api_config(name, config, secrets)  # a RESTAPIConfig TypedDict
+    source = rest_api_source(spec, name=name)
+    return list(source.resources.values())
+
+
+def retrying_session(retries: RestRetries) -> Any:
+    """A ``requests`` session that retries 429/5xx and connection errors with jittered
+    exponential backoff, and gives every request a timeout."""
+    import logging
+
+    import requests
+    from requests.adapters import HTTPAdapter
+    from urllib3.util.retry import Retry
+
+    # urllib3 logs each retry as a warning on stderr; the final failure is reported instead.
+    logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
+
+    class _TimeoutSession(requests.Session):
+        def request(self, *args: Any, **kwargs: Any) -> Any:
+            kwargs.setdefault("timeout", retries.timeout_seconds)
+            return super().request(*args, **kwargs)
+
+    retry = Retry(
+        total=retries.max_attempts - 1,
+        connect=retries.max_attempts - 1,
+        read=retries.max_attempts - 1,
+        status=retries.max_attempts - 1,
+        backoff_factor=retries.backoff_seconds,
+        backoff_jitter=retries.jitter_seconds,
+        status_forcelist=RETRY_STATUSES,
+        allowed_methods=None,  # POST searches are reads too
+        respect_retry_after_header=True,
+        raise_on_status=True,
+    )
+    session = _TimeoutSession()
+    adapter = HTTPAdapter(max_retries=retry)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
+
+
+def _auth(name: str, auth: RestAuth, secrets: Secrets) -> dict[str, Any]:
+    where = f"sources.{name}.auth"
+    if auth.type == "bearer":
+        assert auth.token is not None  # checked by the config model
+        return {"type": "bearer", "token": secrets.resolve(auth.token, used_for=f"{where}.token")}
+    if auth.type == "api_key":
+        assert auth.api_key is not None
+        return {
+            "type": "api_key",
+            "name": auth.name,
+            "location": auth.location,
+            "api_key": secrets.resolve(auth.api_key, used_for=f"{where}.api_key"),
+        }
+    assert auth.password is not None
+    return {
+        "type": "http_basic",
+        "username": auth.username,
+        "password": secrets.resolve(auth.password, used_for=f"{where}.password"),
+    }
+
+
+def _paginator(paginator: RestPaginator) -> dict[str, Any]:
+    data = paginator.model_dump(exclude_none=True)
+    if paginator.type == "cursor":
+        data["type"] = "cursor"
+    return data

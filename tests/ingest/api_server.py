@@ -1,0 +1,101 @@
+"""A real HTTP API for tests: paginated, bearer-authenticated, with an incremental filter,
+and switches for the faults a real API has (429s, 500s, malformed pages)."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+TOKEN = "test-token-9f3b"
+
+
+@dataclass
+class ApiState:
+    """What the server serves, and how it misbehaves."""
+
+    customers: list[dict[str, Any]] = field(default_factory=list)
+    page_size: int = 10
+    fail_with_429: int = 0  # answer 429 to this many requests first
+    always_500: bool = False
+    malformed_page: int | None = None  # this page number answers invalid JSON
+    requests: list[str] = field(default_factory=list)
+
+
+def make_customers(n: int, updated_at: str = "2026-01-01T00:00:00Z") -> list[dict[str, Any]]:
+    return [
+        {
+            "id": i,
+            "name": f"customer {i}",
+            "email": f"c{i}@example.com",
+            "updated_at": updated_at,
+            "lifetimeValue": i * 10.5,
+        }
+        for i in range(1, n + 1)
+    ]
+
+
+def _handler(state: ApiState) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            return None
+
+        def _send(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            for k, v in (headers or {}).items():
+                self.send_header(k, v)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_GET(self) -> None:
+            state.requests.append(self.path)
+            if self.headers.get("Authorization") != f"Bearer {TOKEN}":
+                self._send(401, b'{"error": "bad token"}')
+                return
+            if state.fail_with_429 > 0:
+                state.fail_with_429 -= 1
+                self._send(429, b'{"error": "slow down"}', {"Retry-After": "0"})
+                return
+            if state.always_500:
+                self._send(500, b'{"error": "boom"}')
+                return
+            url = urlparse(self.path)
+            query = {k: v[0] for k, v in parse_qs(url.query).items()}
+            if url.path != "/v1/customers":
+                self._send(404, b'{"error": "no such endpoint"}')
+                return
+            page = int(query.get("page", "1"))
+            if state.malformed_page == page:
+                self._send(200, b'{"data": [{"id": 1,')
+                return
+            rows = [
+                c
+                for c in state.customers
+                if "since" not in query or c["updated_at"] > query["since"]
+            ]
+            chunk = rows[(page - 1) * state.page_size : page * state.page_size]
+            total_pages = max(1, -(-len(rows) // state.page_size))
+            body = {"data": chunk, "page": page, "total_pages": total_pages}
+            self._send(200, json.dumps(body).encode())
+
+    return Handler
+
+
+@contextmanager
+def serve(state: ApiState) -> Iterator[str]:
+    """Run the API on a free local port; yields its base URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/v1"
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -1,0 +1,108 @@
+"""The rest_api source kind against a real local HTTP server."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from stackyard import Context
+from stackyard.project import init_project
+from tests.ingest.api_server import TOKEN, ApiState, make_customers, serve
+
+
+@pytest.fixture()
+def api() -> Iterator[tuple[ApiState, str]]:
+    state = ApiState(customers=make_customers(35))
+    with serve(state) as url:
+        yield state, url
+
+
+def project_for(tmp_path: Path, url: str, extra: str = "") -> Context:
+    root = tmp_path / "p"
+    init_project(root)
+    config = (
+        (root / "stackyard.yml")
+        .read_text()
+        .replace(
+            "sources: {}\n",
+            f"""sources:
+  crm:
+    kind: rest_api
+    base_url: {url}
+    auth: {{type: bearer, token: {{secret: CRM_TOKEN}}}}
+    paginator: {{type: page_number, page_param: page, base_page: 1, total_path: total_pages}}
+    retries: {{max_attempts: 3, backoff_seconds: 0.01, jitter_seconds: 0.01}}
+    endpoints:
+      customers:
+        path: /customers
+        data_selector: data
+        primary_key: id
+        cursor: updated_at
+        cursor_param: since
+        initial_value: "2000-01-01T00:00:00Z"
+{extra}""",
+        )
+    )
+    (root / "stackyard.yml").write_text(config)
+    return Context(root, environ={"CRM_TOKEN": TOKEN})
+
+
+def test_pages_auth_and_incremental(api: tuple[ApiState, str], tmp_path: Path) -> None:
+    state, url = api
+    ctx = project_for(tmp_path, url)
+    first = ctx.run()
+    assert first.ok, first.to_dict()
+    assert {t.table: t.rows for load in first.loads for t in load.tables} == {"customers": 35}
+    assert len([r for r in state.requests if "page=" in r]) == 4
+    # dlt's naming turns lifetimeValue into lifetime_value
+    assert ctx.sql("select count(*), sum(lifetime_value) from crm.customers").rows == (
+        (35, sum(i * 10.5 for i in range(1, 36))),
+    )
+    # only rows updated since the last cursor come back, and they merge on the key
+    state.customers[0]["updated_at"] = "2026-02-01T00:00:00Z"
+    state.customers[0]["name"] = "renamed"
+    state.requests.clear()
+    second = ctx.run()
+    assert {t.table: t.rows for load in second.loads for t in load.tables} == {"customers": 1}
+    assert any("since=2026-01-01" in r for r in state.requests)
+    assert ctx.sql("select count(*), count(distinct id) from crm.customers").rows == ((35, 35),)
+    assert ctx.sql("select name from crm.customers where id = 1").rows == (("renamed",),)
+
+
+def test_429_is_retried_then_succeeds(api: tuple[ApiState, str], tmp_path: Path) -> None:
+    state, url = api
+    state.fail_with_429 = 2
+    result = project_for(tmp_path, url).run()
+    assert result.ok
+    assert sum(load.rows for load in result.loads) == 35
+
+
+def test_persistent_500_fails_the_source_clearly(api: tuple[ApiState, str], tmp_path: Path) -> None:
+    state, url = api
+    state.always_500 = True
+    result = project_for(tmp_path, url).run()
+    load = result.loads[0]
+    assert result.exit_code == 1 and load.status == "failed"
+    assert "500" in (load.error or "")
+    assert len(state.requests) == 3  # max_attempts
+
+
+def test_wrong_token_and_malformed_page(api: tuple[ApiState, str], tmp_path: Path) -> None:
+    state, url = api
+    ctx = project_for(tmp_path, url)
+    ctx.secrets = type(ctx.secrets)(ctx.project_dir, {"CRM_TOKEN": "wrong"})
+    result = ctx.run()
+    assert result.loads[0].status == "failed" and "401" in (result.loads[0].error or "")
+    state.malformed_page = 2
+    result = project_for(tmp_path / "again", url).run()
+    assert result.loads[0].status == "failed"
+    assert result.loads[0].source == "crm"
+    assert "JSON" in (result.loads[0].error or "") or "Expecting" in (result.loads[0].error or "")
+
+
+def test_unreachable_api(tmp_path: Path) -> None:
+    result = project_for(tmp_path, "http://127.0.0.1:9/v1").run()
+    assert result.loads[0].status == "failed"
+    assert "Connection" in (result.loads[0].error or "")
