@@ -62,3 +62,27 @@ def write(path: Path, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(textwrap.dedent(text).lstrip(), encoding="utf-8")
     return path
+
+
+MYSQL_URL = os.environ.get("STACKYARD_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
+
+
+@pytest.fixture()
+def mariadb_database() -> Iterator[str]:
+    """A throwaway MariaDB database, dropped afterwards; yields its SQLAlchemy URL."""
+    import sqlalchemy
+
+    admin = sqlalchemy.create_engine(MYSQL_URL)
+    name = f"stackyard_test_{uuid.uuid4().hex[:10]}"
+    try:
+        with admin.connect() as conn:
+            conn.execute(sqlalchemy.text(f"CREATE DATABASE `{name}`"))
+    except sqlalchemy.exc.OperationalError as exc:
+        unavailable("MariaDB", f"{MYSQL_URL}: {str(exc).splitlines()[0]}")
+    base = MYSQL_URL.rsplit("/", 1)[0]
+    try:
+        yield f"{base}/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sqlalchemy.text(f"DROP DATABASE IF EXISTS `{name}`"))
+        admin.dispose()

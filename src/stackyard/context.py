@@ -152,6 +152,68 @@ class Context:
             raise UsageError("the query is empty", hint='pass it quoted: stackyard sql "select 1"')
         return self.warehouse(target).query(query)
 
+    # ------------------------------------------------------------------ sources runbook
+
+    def sources(self, target: str | None = None) -> Any:
+        """The "Adding Data Sources" runbook (add / remove / list / show) on a target."""
+        from stackyard.runbooks.sources import SourcesRunbook
+
+        warehouse = self.warehouse(target)
+        return SourcesRunbook(
+            project_file=self.config_file,
+            transform_dir=self.transform_dir,
+            warehouse=warehouse,
+            secrets=self.secrets,
+            console=self.console,
+            make_dbt=lambda **kw: self._fresh_dbt(warehouse.target_name, **kw),
+        )
+
+    def source_add(
+        self,
+        name: str,
+        kind: str,
+        options: dict[str, Any],
+        *,
+        load: bool = True,
+        target: str | None = None,
+    ) -> Any:
+        """Add a source end to end: config, first load, dbt source and staging models, checks.
+
+        Args:
+            name: the new source's name.
+            kind: ``sql_database``, ``filesystem``, ``rest_api`` or ``python``.
+            options: the kind's keys as in stackyard.yml (None for options not given).
+            load: run the first load and generate models (``--no-load`` turns it off).
+            target: where to load; default ``defaults.target``.
+        """
+        import re
+
+        from stackyard.config.model import NAME_PATTERN
+        from stackyard.ingest.sources import connection_url
+        from stackyard.runbooks.sources import discover_sql_tables, source_entry
+
+        if not re.match(NAME_PATTERN, name):
+            raise UsageError(
+                f"'{name}' is not a valid source name",
+                hint="use lower-case letters, digits and _, starting with a letter",
+            )
+        options = dict(options)
+        if kind == "sql_database" and not options.get("tables") and options.get("connection"):
+            from stackyard.config.model import SqlDatabaseSource
+
+            probe = SqlDatabaseSource.model_validate(
+                {"kind": kind, "connection": options["connection"], "tables": {"x": {}}}
+            )
+            url = connection_url(name, probe, self.project_dir, self.secrets)
+            options["tables"] = discover_sql_tables(url, options.get("source_schema"))
+        entry = source_entry(kind, options)
+        return self.sources(target).add(name, entry, load=load)
+
+    def _fresh_dbt(self, target: str, **kwargs: Any) -> Any:
+        # `source add` changes stackyard.yml; profiles and config are re-read first.
+        self.config = load_project_config(self.config_file)
+        return self.dbt(target, **kwargs)
+
     def _check_selection(self, select: Sequence[str]) -> None:
         for name in select:
             if not name.strip():
@@ -161,3 +223,9 @@ class Context:
                     f"source '{name}' is disabled (enabled: false in {self.config_file.name})",
                     hint="set enabled: true to load it",
                 )
+
+    def access(self) -> AccessControl:  # type: ignore[name-defined]  # noqa: F821
+        """Warehouse access control: plan, apply, policy checks, users and keys, review."""
+        from stackyard.infra.service import AccessControl
+
+        return AccessControl(self)

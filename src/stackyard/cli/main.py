@@ -210,6 +210,13 @@ def sql(
     out.print(query_table(result))
 
 
+from stackyard.cli import access as _access_commands  # noqa: E402  (needs the names above)
+from stackyard.cli import sources as _source_commands  # noqa: E402
+
+_access_commands.register(app)
+_source_commands.register(app)
+
+
 def main() -> None:
     """Entry point for the ``stackyard`` script."""
     try:

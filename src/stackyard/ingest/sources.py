@@ -10,6 +10,7 @@ freshness and the monitors read.
 from __future__ import annotations
 
 import importlib.util
+import sys
 import re
 import threading
 from collections.abc import Callable, Mapping
@@ -171,7 +172,15 @@ def _file_resources(
 
     url = config.url
     if "://" not in url:
-        url = str((project_dir / url).resolve())
+        folder = (project_dir / url).resolve()
+        if not folder.is_dir():
+            raise ConfigError(
+                f"sources.{name}.url: the folder {config.url} does not exist "
+                f"(looked in {folder})",
+                hint="create it and put the files there, or fix the path (relative to the "
+                "project)",
+            )
+        url = str(folder)
     credentials = (
         secrets.resolve(config.credentials, used_for=f"sources.{name}.credentials")
         if config.credentials
@@ -247,6 +256,8 @@ def _python_resources(name: str, config: PythonSource, project_dir: Path) -> lis
     if spec is None or spec.loader is None:
         raise ConfigError(f"sources.{name}.path: {config.path} is not a Python file")
     module = importlib.util.module_from_spec(spec)
+    # dlt's decorators look their module up in sys.modules to name sections.
+    sys.modules[spec.name] = module
     try:
         spec.loader.exec_module(module)
     except Exception as exc:  # the user's code: report it as theirs

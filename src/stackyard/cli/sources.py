@@ -1,0 +1,353 @@
+"""``stackyard source add | remove | list | show``: the Adding Data Sources runbook."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from stackyard.cli.main import (
+    JsonOpt,
+    ProjectOpt,
+    TargetOpt,
+    _context,
+    _guard,
+    _print_json,
+    out,
+)
+from stackyard.errors import UsageError
+
+ListOpt = Annotated[list[str] | None, typer.Option()]
+
+
+def _pairs(values: list[str] | None, option: str) -> dict[str, str]:
+    """``TABLE=VALUE`` options as a mapping.
+
+    >>> _pairs(["orders=id"], "--primary-key")
+    {'orders': 'id'}
+    """
+    out: dict[str, str] = {}
+    for value in values or []:
+        table, sep, rest = value.partition("=")
+        if not sep or not table or not rest:
+            raise UsageError(f"{option} takes TABLE=VALUE, got '{value}'")
+        out[table] = rest
+    return out
+
+
+def _auth(value: str | None) -> dict[str, Any] | None:
+    """``bearer:SECRET``, ``api_key:HEADER:SECRET`` or ``basic:USER:SECRET``.
+
+    >>> _auth("bearer:CRM_TOKEN")
+    {'type': 'bearer', 'token': {'secret': 'CRM_TOKEN'}}
+    """
+    if not value:
+        return None
+    parts = value.split(":")
+    if parts[0] == "bearer" and len(parts) == 2:
+        return {"type": "bearer", "token": {"secret": parts[1]}}
+    if parts[0] == "api_key" and len(parts) == 3:
+        return {"type": "api_key", "name": parts[1], "api_key": {"secret": parts[2]}}
+    if parts[0] == "basic" and len(parts) == 3:
+        return {"type": "http_basic", "username": parts[1], "password": {"secret": parts[2]}}
+    raise UsageError(
+        f"--auth '{value}' is not understood",
+        hint="use bearer:SECRET_NAME, api_key:HEADER:SECRET_NAME or basic:USER:SECRET_NAME "
+        "(secret values come from the environment or .stackyard/secrets.toml)",
+    )
+
+
+def _paginator(value: str | None) -> dict[str, Any] | None:
+    """``TYPE`` or ``TYPE:key=value,key=value``.
+
+    >>> _paginator("page_number:page_param=page,total_path=total_pages")
+    {'type': 'page_number', 'page_param': 'page', 'total_path': 'total_pages'}
+    """
+    if not value:
+        return None
+    kind, _, rest = value.partition(":")
+    out: dict[str, Any] = {"type": kind}
+    for item in filter(None, rest.split(",")):
+        key, sep, raw = item.partition("=")
+        if not sep:
+            raise UsageError(f"--paginator option '{item}' should be key=value")
+        out[key] = int(raw) if raw.isdigit() else raw
+    return out
+
+
+def _options(kind: str, **flags: Any) -> dict[str, Any]:
+    keys = _pairs(flags["primary_key"], "--primary-key")
+    cursors = _pairs(flags["cursor"], "--cursor")
+    common = {
+        "schema": flags["schema"],
+        "schedule": flags["schedule"],
+        "contract": flags["contract"],
+        "owner": flags["owner"],
+    }
+    if kind == "sql_database":
+        connection: Any = flags["connection"]
+        if flags["connection_secret"]:
+            connection = {"secret": flags["connection_secret"]}
+        tables = {
+            t: {k: v for k, v in (("primary_key", keys.get(t)), ("cursor", cursors.get(t))) if v}
+            for t in flags["table"] or []
+        }
+        return {
+            **common,
+            "connection": connection,
+            "tables": tables,
+            "source_schema": flags["source_schema"],
+        }
+    if kind == "filesystem":
+        globs = _pairs(flags["table"], "--table")
+        tables = {
+            t: {"glob": g, **({"primary_key": keys[t]} if t in keys else {})}
+            for t, g in globs.items()
+        }
+        return {**common, "url": flags["url"], "tables": tables}
+    if kind == "rest_api":
+        endpoints = {}
+        for table, path in _pairs(flags["endpoint"], "--endpoint").items():
+            spec: dict[str, Any] = {"path": path}
+            if flags["data_selector"]:
+                spec["data_selector"] = flags["data_selector"]
+            if table in keys:
+                spec["primary_key"] = keys[table]
+            if table in cursors:
+                spec["cursor"] = cursors[table]
+                if flags["cursor_param"]:
+                    spec["cursor_param"] = flags["cursor_param"]
+                if flags["initial_value"]:
+                    spec["initial_value"] = flags["initial_value"]
+            endpoints[table] = spec
+        return {
+            **common,
+            "base_url": flags["base_url"],
+            "auth": _auth(flags["auth"]),
+            "paginator": _paginator(flags["paginator"]),
+            "endpoints": endpoints,
+        }
+    return {**common, "path": flags["path"], "function": flags["function"], "primary_keys": keys}
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``source`` commands to the CLI."""
+    source_app = typer.Typer(
+        help="Add, remove, list and show data sources (the Adding Data Sources runbook).",
+        no_args_is_help=True,
+    )
+    app.add_typer(source_app, name="source")
+
+    @source_app.command("add")
+    def add(
+        name: Annotated[str, typer.Argument(help="Name of the new source (schema name too).")],
+        kind: Annotated[str, typer.Option(help="sql_database, filesystem, rest_api or python.")],
+        connection: Annotated[
+            str | None, typer.Option(help="sql_database: SQLAlchemy URL without a password.")
+        ] = None,
+        connection_secret: Annotated[
+            str | None,
+            typer.Option(
+                help="sql_database: name of the secret holding the URL (with its password)."
+            ),
+        ] = None,
+        source_schema: Annotated[
+            str | None, typer.Option(help="sql_database: schema to read in the source database.")
+        ] = None,
+        table: Annotated[
+            list[str] | None,
+            typer.Option(
+                help="sql_database: a table to load (default: all). filesystem: TABLE=GLOB."
+            ),
+        ] = None,
+        primary_key: Annotated[
+            list[str] | None,
+            typer.Option(
+                help="TABLE=COLUMN: the table's key (else read from the source or the data)."
+            ),
+        ] = None,
+        cursor: Annotated[
+            list[str] | None, typer.Option(help="TABLE=COLUMN: load incrementally on this column.")
+        ] = None,
+        url: Annotated[
+            str | None,
+            typer.Option(help="filesystem: folder (relative to the project) or fsspec URL."),
+        ] = None,
+        base_url: Annotated[str | None, typer.Option(help="rest_api: the API's base URL.")] = None,
+        endpoint: Annotated[
+            list[str] | None, typer.Option(help="rest_api: TABLE=/path, repeatable.")
+        ] = None,
+        auth: Annotated[
+            str | None,
+            typer.Option(
+                help="rest_api: bearer:SECRET, api_key:HEADER:SECRET or basic:USER:SECRET."
+            ),
+        ] = None,
+        paginator: Annotated[
+            str | None,
+            typer.Option(help="rest_api: page_number|offset|cursor|header_link[:key=value,…]."),
+        ] = None,
+        data_selector: Annotated[
+            str | None, typer.Option(help="rest_api: JSON path to the rows, e.g. data.")
+        ] = None,
+        cursor_param: Annotated[
+            str | None,
+            typer.Option(help="rest_api: query parameter that sends the last cursor value."),
+        ] = None,
+        initial_value: Annotated[
+            str | None, typer.Option(help="rest_api: first cursor value.")
+        ] = None,
+        path: Annotated[str | None, typer.Option(help="python: sources/<file>.py.")] = None,
+        function: Annotated[str | None, typer.Option(help="python: the @dlt.source.")] = None,
+        schema: Annotated[
+            str | None, typer.Option(help="Warehouse schema (default: the source name).")
+        ] = None,
+        schedule: Annotated[str | None, typer.Option(help="Cron, UTC (default 0 7 * * *).")] = None,
+        contract: Annotated[
+            str | None, typer.Option(help="evolve (default), freeze, discard_row or discard_value.")
+        ] = None,
+        owner: Annotated[str | None, typer.Option(help="Who is told when it breaks.")] = None,
+        no_load: Annotated[
+            bool, typer.Option("--no-load", help="Only add the config; no first load, no models.")
+        ] = False,
+        project: ProjectOpt = None,
+        target: TargetOpt = None,
+        as_json: JsonOpt = False,
+    ) -> None:
+        """Add a source: config, first load, dbt source + staging models, verification."""
+        flags = dict(locals())
+        flags.pop("kind")
+        options = _guard(lambda: _options(kind, **flags))
+        context = _guard(lambda: _context(project))
+        result = _guard(
+            lambda: context.source_add(name, kind, options, load=not no_load, target=target)
+        )
+        if as_json:
+            _print_json(asdict(result) | {"ok": result.ok})
+            raise typer.Exit(result.exit_code)
+        if result.load is not None and result.load.status == "failed":
+            verb = "not added"
+        else:
+            verb = "added" if result.config_changed else "already in stackyard.yml"
+        out.print(f"source [bold]{name}[/] ({kind}): {verb}")
+        if result.load and result.load.tables:
+            for t in result.load.tables:
+                out.print(f"  loaded {t.table}: {t.rows:,} rows", highlight=False)
+        for f in result.files_written:
+            out.print(f"  wrote {f}", highlight=False)
+        for f in result.files_unchanged:
+            out.print(f"  unchanged {f}", highlight=False)
+        if result.checks:
+            out.print("Verification:")
+            for check in result.checks:
+                mark = Text("✔", style="green") if check.ok else Text("✘", style="red")
+                out.print(Text.assemble("  ", mark, f" {check.name}: {check.detail}"))
+        for note in result.notes:
+            out.print(Text(f"note: {note}", style="yellow"))
+        raise typer.Exit(result.exit_code)
+
+    @source_app.command("remove")
+    def remove(
+        name: Annotated[str, typer.Argument(help="The source to remove.")],
+        drop_data: Annotated[
+            bool, typer.Option("--drop-data", help="Also drop the loaded schema (asks first).")
+        ] = False,
+        yes: Annotated[bool, typer.Option("--yes", help="Do not ask (for scripts).")] = False,
+        force: Annotated[
+            bool, typer.Option("--force", help="Delete generated files even if you edited them.")
+        ] = False,
+        project: ProjectOpt = None,
+        target: TargetOpt = None,
+        as_json: JsonOpt = False,
+    ) -> None:
+        """Roll back `source add`: its files and config entry (and, with --drop-data, data)."""
+        context = _guard(lambda: _context(project))
+        if drop_data and not yes:
+            schema = (
+                _guard(lambda: context.config.dataset_for(name))
+                if name in context.config.sources
+                else name
+            )
+            if not typer.confirm(
+                f"Drop schema '{schema}' and every table in it on target "
+                f"'{context.target_name(target)}'? This cannot be undone.",
+                default=False,
+            ):
+                out.print("nothing removed")
+                raise typer.Exit(1)
+        result = _guard(
+            lambda: context.sources(target).remove(name, drop_data=drop_data, force=force)
+        )
+        if as_json:
+            _print_json(asdict(result))
+            return
+        out.print(f"source [bold]{name}[/] removed")
+        for f in result.files_removed:
+            out.print(f"  deleted {f}", highlight=False)
+        if result.dropped_schema:
+            out.print(f"  dropped schema {result.dropped_schema}", highlight=False)
+
+    @source_app.command("list")
+    def list_(
+        project: ProjectOpt = None, target: TargetOpt = None, as_json: JsonOpt = False
+    ) -> None:
+        """Every source: kind, tables, rows, last load and freshness."""
+        sources = _guard(lambda: _context(project).sources(target).status())
+        if as_json:
+            _print_json([asdict(s) for s in sources])
+            return
+        table = Table(show_edge=False, header_style="bold")
+        for column in ("source", "kind", "schema", "tables", "rows", "last load", "freshness"):
+            table.add_column(column)
+        for s in sources:
+            rows = sum(t.rows or 0 for t in s.tables)
+            fresh = {t.freshness for t in s.tables if t.freshness} or {"–"}
+            when = s.last_loaded_at.strftime("%Y-%m-%d %H:%M") if s.last_loaded_at else "never"
+            table.add_row(
+                s.name,
+                s.kind,
+                s.schema,
+                str(len(s.tables)),
+                f"{rows:,}",
+                when,
+                ", ".join(sorted(fresh)),
+            )
+        out.print(table if sources else "no sources yet: `stackyard source add NAME --kind …`")
+
+    @source_app.command("show")
+    def show(
+        name: Annotated[str, typer.Argument(help="The source.")],
+        project: ProjectOpt = None,
+        target: TargetOpt = None,
+        as_json: JsonOpt = False,
+    ) -> None:
+        """One source in detail: each table's rows, last load, freshness and model."""
+        status = _guard(lambda: _context(project).sources(target).status([name]))[0]
+        if as_json:
+            _print_json(asdict(status))
+            return
+        out.print(
+            f"[bold]{status.name}[/] ({status.kind}) → schema {status.schema}; "
+            f"schedule {status.schedule}; contract {status.contract}"
+            + ("" if status.enabled else "; disabled")
+        )
+        table = Table(show_edge=False, header_style="bold")
+        for column in ("table", "rows", "last load rows", "freshness", "age (h)", "model"):
+            table.add_column(column)
+        for t in status.tables:
+            table.add_row(
+                t.table,
+                "missing" if t.rows is None else f"{t.rows:,}",
+                "–" if t.last_load_rows is None else f"{t.last_load_rows:,}",
+                t.freshness or "–",
+                "–" if t.age_hours is None else f"{t.age_hours:.1f}",
+                t.model or "–",
+            )
+        out.print(table)
+
+
+__all__ = ["Path", "register"]

@@ -1,0 +1,111 @@
+"""Editing stackyard.yml the way a person would: comments, order and quoting kept.
+
+ruamel.yaml's round-trip mode rewrites only the part that changed. Every edit is validated as
+a whole project before the file is replaced, so a failed edit leaves the file as it was.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from stackyard.config.loader import load_project_config
+from stackyard.errors import ConfigError
+
+
+class ProjectFile:
+    """stackyard.yml, open for editing."""
+
+    def __init__(self, path: Path) -> None:
+        from ruamel.yaml import YAML
+
+        self.path = path
+        self.original = path.read_text(encoding="utf-8")
+        self._yaml = YAML(typ="rt")
+        self._yaml.preserve_quotes = True
+        self._yaml.indent(mapping=2, sequence=4, offset=2)
+        self._yaml.width = 100
+        self.data: Any = self._yaml.load(self.original)
+
+    def sources(self) -> Any:
+        """The ``sources:`` mapping, created if absent."""
+        from ruamel.yaml.comments import CommentedMap
+
+        sources = self.data.get("sources")
+        if not isinstance(sources, dict):
+            sources = CommentedMap()
+            self.data["sources"] = sources
+        if hasattr(sources, "fa"):
+            sources.fa.set_block_style()  # `sources: {}` becomes a block once it has entries
+        return sources
+
+    def add_source(self, name: str, entry: dict[str, Any]) -> None:
+        """Add a source entry at the end of ``sources:``."""
+        self.sources()[name] = _commented(entry)
+
+    def remove_source(self, name: str) -> None:
+        """Remove a source entry (an empty ``sources:`` becomes ``{}``)."""
+        from ruamel.yaml.comments import CommentedMap
+
+        sources = self.sources()
+        sources.pop(name, None)
+        if not sources:
+            empty = CommentedMap()
+            empty.fa.set_flow_style()
+            self.data["sources"] = empty
+
+    def text(self) -> str:
+        """The edited file's text."""
+        buffer = io.StringIO()
+        self._yaml.dump(self.data, buffer)
+        return buffer.getvalue()
+
+    def save(self) -> None:
+        """Validate the edited project and replace the file atomically.
+
+        Raises:
+            ConfigError: the edit would make stackyard.yml invalid (the file is untouched).
+        """
+        self.write_text(self.text())
+
+    def write_text(self, text: str) -> None:
+        """Validate ``text`` as stackyard.yml and write it in place of the file."""
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".stackyard-", suffix=".yml")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(text)
+            try:
+                load_project_config(Path(tmp))
+            except ConfigError as exc:
+                raise ConfigError(
+                    f"the change would make {self.path.name} invalid, so it was not made:\n"
+                    f"{exc.message}",
+                    hint="check the options given; stackyard.yml is unchanged",
+                ) from None
+            os.replace(tmp, self.path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+
+    def restore(self) -> None:
+        """Put the file back exactly as it was when opened."""
+        self.path.write_text(self.original, encoding="utf-8")
+
+
+def _commented(value: Any) -> Any:
+    """Plain dicts and lists as ruamel nodes; short ones inline (``{primary_key: id}``)."""
+    from ruamel.yaml.comments import CommentedMap, CommentedSeq
+
+    if isinstance(value, dict):
+        node = CommentedMap((k, _commented(v)) for k, v in value.items())
+        if all(not isinstance(v, dict | list) for v in value.values()) and len(value) <= 4:
+            node.fa.set_flow_style()
+        return node
+    if isinstance(value, list):
+        seq = CommentedSeq(_commented(v) for v in value)
+        seq.fa.set_flow_style()
+        return seq
+    return value

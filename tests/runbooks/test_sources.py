@@ -1,0 +1,278 @@
+"""`stackyard source add / remove / list / show` against real sources, tried as a user would."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from stackyard.cli.main import app
+from stackyard.project import init_project
+from tests.conftest import write
+from tests.ingest.api_server import TOKEN, ApiState, make_customers, serve
+
+runner = CliRunner()
+
+
+def cli(*args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
+    result = runner.invoke(app, list(args), env=env)
+    return result.exit_code, result.output
+
+
+def git(project: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", *args], cwd=project, capture_output=True, text=True, check=True
+    ).stdout
+
+
+@pytest.fixture()
+def project(tmp_path: Path) -> Iterator[Path]:
+    root = tmp_path / "shop"
+    init_project(root)
+    git(root, "init", "-q")
+    git(root, "add", "-A")
+    git(root, "-c", "user.email=t@example.com", "-c", "user.name=t", "commit", "-qm", "init")
+    yield root
+
+
+def assert_pristine(project: Path) -> None:
+    assert git(project, "status", "--porcelain") == ""
+
+
+def test_filesystem_add_is_idempotent_and_remove_restores(project: Path) -> None:
+    write(
+        project / "sources/exports/orders.csv",
+        "id,customer_id,status,ordered_at\n1,7,placed,2026-01-01 10:00:00\n"
+        "2,8,shipped,2026-01-02 11:00:00\n",
+    )
+    args = [
+        "source",
+        "add",
+        "exports",
+        "--kind",
+        "filesystem",
+        "--url",
+        "sources/exports",
+        "--table",
+        "orders=orders.csv",
+        "-p",
+        str(project),
+    ]
+    code, output = cli(*args)
+    assert code == 0, output
+    for line in (
+        "schema exists",
+        "rows loaded: orders",
+        "staging models build",
+        "their tests pass",
+        "freshness passes",
+    ):
+        assert f"✔ {line}" in output
+    sql = (project / "transform/models/staging/dlt/stg_dlt__orders.sql").read_text()
+    assert "id as order_id" in sql
+    assert "cast(ordered_at as timestamp) as ordered_at" in sql
+    assert "_loaded_at" in sql and "_dlt_load_id" not in sql
+    yml = (project / "transform/models/staging/dlt/stg_dlt__orders.yml").read_text()
+    assert "name: order_id" in yml and "detected in the data" in yml
+    sources = (project / "transform/models/staging/dlt/_sources.yml").read_text()
+    assert "loaded_at_field: _loaded_at" in sources and "count: 48" in sources
+
+    before = {
+        p: p.read_text()
+        for p in project.rglob("*")
+        if p.is_file()
+        and ".git" not in p.parts
+        and ".stackyard" not in p.parts
+        and "target" not in p.parts
+        and "logs" not in p.parts
+    }
+    code, output = cli(*args)
+    assert code == 0 and "already in stackyard.yml" in output
+    after = {p: p.read_text() for p in before}
+    assert before == after  # running it again changes nothing
+
+    code, output = cli("source", "remove", "exports", "--drop-data", "--yes", "-p", str(project))
+    assert code == 0, output
+    assert "dropped schema exports" in output
+    (project / "sources/exports/orders.csv").unlink()
+    (project / "sources/exports").rmdir()
+    assert_pristine(project)
+
+
+def test_sql_database_sqlite_discovers_tables_and_keys(project: Path) -> None:
+    import sqlite3
+
+    db = sqlite3.connect(project / "sources" / "app.sqlite")
+    db.execute("CREATE TABLE accounts (account_ref TEXT PRIMARY KEY, name TEXT)")
+    db.execute("CREATE TABLE events (id INTEGER, account_ref TEXT, happened_at DATETIME)")
+    db.executemany("INSERT INTO accounts VALUES (?, ?)", [("a1", "x"), ("a2", "y")])
+    db.executemany(
+        "INSERT INTO events VALUES (?, ?, ?)", [(i, "a1", "2026-01-01 00:00:00") for i in range(5)]
+    )
+    db.commit()
+    db.close()
+    code, output = cli(
+        "source",
+        "add",
+        "app",
+        "--kind",
+        "sql_database",
+        "--connection",
+        "sqlite:///sources/app.sqlite",
+        "-p",
+        str(project),
+        "--json",
+    )
+    data = json.loads(output)
+    assert code == 0, output
+    assert data["ok"] and {t["table"]: t["rows"] for t in data["load"]["tables"]} == {
+        "accounts": 2,
+        "events": 5,
+    }
+    config = (project / "stackyard.yml").read_text()
+    assert "accounts: {primary_key: account_ref}" in config
+    accounts = (project / "transform/models/staging/dlt/stg_dlt__accounts.yml").read_text()
+    assert "name: account_ref" in accounts and "declared" in accounts
+    events = (project / "transform/models/staging/dlt/stg_dlt__events.yml").read_text()
+    assert "name: event_id" in events  # id is unique in the data: detected
+
+    code, output = cli("source", "list", "-p", str(project), "--json")
+    listed = json.loads(output)
+    assert [(s["name"], s["kind"], len(s["tables"])) for s in listed] == [
+        ("app", "sql_database", 2)
+    ]
+    code, output = cli("source", "show", "app", "-p", str(project))
+    assert code == 0 and "stg_dlt__accounts" in output and "events" in output
+
+
+def test_rest_api_add_with_secret_auth(project: Path) -> None:
+    state = ApiState(customers=make_customers(23))
+    with serve(state) as url:
+        code, output = cli(
+            "source",
+            "add",
+            "crm",
+            "--kind",
+            "rest_api",
+            "--base-url",
+            url,
+            "--endpoint",
+            "customers=/customers",
+            "--auth",
+            "bearer:CRM_TOKEN",
+            "--paginator",
+            "page_number:page_param=page,base_page=1,total_path=total_pages",
+            "--data-selector",
+            "data",
+            "--primary-key",
+            "customers=id",
+            "--cursor",
+            "customers=updated_at",
+            "--cursor-param",
+            "since",
+            "--initial-value",
+            "2000-01-01T00:00:00Z",
+            "-p",
+            str(project),
+            env={"CRM_TOKEN": TOKEN},
+        )
+    assert code == 0, output
+    assert "loaded customers: 23 rows" in output
+    sql = (project / "transform/models/staging/dlt/stg_dlt__customers.sql").read_text()
+    assert "id as customer_id" in sql and "lifetime_value" in sql
+    assert TOKEN not in (project / "stackyard.yml").read_text()
+
+
+def test_python_source(project: Path) -> None:
+    write(
+        project / "sources/weather.py",
+        """
+        import dlt
+
+        @dlt.source
+        def weather(city: str = "Oslo"):
+            @dlt.resource(primary_key="day")
+            def readings():
+                yield [{"day": f"2026-01-0{i}", "city": city, "temp_c": i * 1.5}
+                       for i in range(1, 6)]
+            return readings
+        """,
+    )
+    git(project, "add", "-A")
+    git(project, "-c", "user.email=t@example.com", "-c", "user.name=t", "commit", "-qm", "src")
+    code, output = cli(
+        "source",
+        "add",
+        "weather",
+        "--kind",
+        "python",
+        "--path",
+        "sources/weather.py",
+        "--function",
+        "weather",
+        "-p",
+        str(project),
+    )
+    assert code == 0, output
+    yml = (project / "transform/models/staging/dlt/stg_dlt__readings.yml").read_text()
+    assert "name: day" in yml
+    code, _ = cli("source", "remove", "weather", "--yes", "-p", str(project))
+    assert code == 0
+    assert_pristine(project)
+
+
+def test_failed_first_load_adds_nothing(project: Path) -> None:
+    code, output = cli(
+        "source",
+        "add",
+        "broken",
+        "--kind",
+        "filesystem",
+        "--url",
+        "sources/nowhere",
+        "--table",
+        "x=*.csv",
+        "--primary-key",
+        "x=id",
+        "-p",
+        str(project),
+    )
+    assert code == 1
+    assert "✘ first load" in output or "first load failed" in output
+    assert_pristine(project)
+
+
+def test_clashes_and_bad_options_change_nothing(project: Path) -> None:
+    write(project / "transform/models/staging/dlt/stg_dlt__orders.sql", "select 1 as hand_made\n")
+    write(project / "sources/exports/orders.csv", "id\n1\n")
+    git(project, "add", "-A")
+    git(project, "-c", "user.email=t@example.com", "-c", "user.name=t", "commit", "-qm", "mine")
+    code, output = cli(
+        "source",
+        "add",
+        "exports",
+        "--kind",
+        "filesystem",
+        "--url",
+        "sources/exports",
+        "--table",
+        "orders=orders.csv",
+        "-p",
+        str(project),
+    )
+    assert code == 2
+    assert "stg_dlt__orders.sql already exists and was not generated by stackyard" in output
+    assert_pristine(project)
+    code, output = cli("source", "add", "x", "--kind", "filesytem", "-p", str(project))
+    assert code == 2 and "did you mean 'filesystem'" in output
+    code, output = cli(
+        "source", "add", "x", "--kind", "rest_api", "--base-url", "ftp://x", "-p", str(project)
+    )
+    assert code == 2 and "base_url" in output
+    code, output = cli("source", "remove", "nope", "-p", str(project))
+    assert code == 2 and "no source named 'nope'" in output
+    assert_pristine(project)

@@ -1,0 +1,135 @@
+"""sql_database sources on the local Postgres and MariaDB servers, incremental and merged."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from stackyard import Context
+from stackyard.cli.main import app
+from stackyard.project import init_project
+
+runner = CliRunner()
+
+
+def add(project: Path, url_secret: str, env: dict[str, str]) -> str:
+    result = runner.invoke(
+        app,
+        [
+            "source",
+            "add",
+            "app",
+            "--kind",
+            "sql_database",
+            "--connection-secret",
+            url_secret,
+            "--table",
+            "orders",
+            "--primary-key",
+            "orders=id",
+            "--cursor",
+            "orders=updated_at",
+            "-p",
+            str(project),
+        ],
+        env=env,
+    )
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+@pytest.mark.postgres
+def test_postgres_source_incremental_merge(tmp_path: Path, pg_database: dict[str, object]) -> None:
+    import psycopg
+
+    conninfo = dict(
+        host=pg_database["host"],
+        port=pg_database["port"],
+        user=pg_database["user"],
+        dbname=pg_database["database"],
+    )
+    with psycopg.connect(**conninfo, autocommit=True) as conn:  # type: ignore[arg-type]
+        conn.execute(
+            "CREATE TABLE orders (id int PRIMARY KEY, amount numeric(10,2), "
+            "status text, updated_at timestamptz)"
+        )
+        conn.execute(
+            "INSERT INTO orders SELECT g, g * 1.5, 'placed', "
+            "'2026-01-01'::timestamptz FROM generate_series(1, 500) g"
+        )
+    url = (
+        f"postgresql+psycopg://{pg_database['user']}@{pg_database['host']}:"
+        f"{pg_database['port']}/{pg_database['database']}"
+    )
+    project = tmp_path / "p"
+    init_project(project)
+    output = add(project, "APP_DB_URL", {"APP_DB_URL": url})
+    assert "loaded orders: 500 rows" in output
+    assert url not in (project / "stackyard.yml").read_text()
+    with psycopg.connect(**conninfo, autocommit=True) as conn:  # type: ignore[arg-type]
+        conn.execute(
+            "UPDATE orders SET status = 'shipped', updated_at = '2026-02-01' WHERE id <= 20"
+        )
+        conn.execute("INSERT INTO orders VALUES (501, 1, 'placed', '2026-02-01')")
+    ctx = Context(project, environ={"APP_DB_URL": url})
+    result = ctx.run()
+    assert result.ok, result.to_dict()
+    assert {t.table: t.rows for load in result.loads for t in load.tables} == {"orders": 21}
+    assert ctx.sql(
+        "select count(*), count(distinct id), sum(case when status = 'shipped' "
+        "then 1 else 0 end) from app.orders"
+    ).rows == ((501, 501, 20),)
+    assert ctx.sql("select count(*) from staging.stg_dlt__orders").rows == ((501,),)
+
+
+@pytest.mark.mariadb
+def test_mariadb_source(tmp_path: Path, mariadb_database: str) -> None:
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(mariadb_database)
+    with engine.begin() as conn:
+        conn.execute(
+            sqlalchemy.text(
+                "CREATE TABLE orders (id INT PRIMARY KEY, amount DECIMAL(10,2), "
+                "status VARCHAR(20), updated_at DATETIME)"
+            )
+        )
+        conn.execute(
+            sqlalchemy.text(
+                "INSERT INTO orders VALUES (1, 9.99, 'placed', '2026-01-01 00:00:00'), "
+                "(2, 19.99, 'shipped', '2026-01-02 00:00:00')"
+            )
+        )
+    engine.dispose()
+    project = tmp_path / "p"
+    init_project(project)
+    output = add(project, "SHOP_DB_URL", {"SHOP_DB_URL": mariadb_database})
+    assert "loaded orders: 2 rows" in output
+    sql = (project / "transform/models/staging/dlt/stg_dlt__orders.sql").read_text()
+    assert "id as order_id" in sql and "cast(updated_at as timestamp)" in sql
+
+
+def test_wrong_credentials_are_a_clear_failure(tmp_path: Path) -> None:
+    project = tmp_path / "p"
+    init_project(project)
+    result = runner.invoke(
+        app,
+        [
+            "source",
+            "add",
+            "app",
+            "--kind",
+            "sql_database",
+            "--connection-secret",
+            "U",
+            "--table",
+            "orders",
+            "-p",
+            str(project),
+        ],
+        env={"U": "postgresql+psycopg://nobody:wrongpw@127.0.0.1:1/none"},
+    )
+    assert result.exit_code == 1
+    assert "first load" in result.output and "wrongpw" not in result.output
