@@ -229,3 +229,9 @@ class Context:
         from stackyard.infra.service import AccessControl
 
         return AccessControl(self)
+
+    def monitoring(self) -> Monitoring:  # type: ignore[name-defined]  # noqa: F821
+        """Monitors on demand, table health, known incidents and the HTML report."""
+        from stackyard.monitors.service import Monitoring
+
+        return Monitoring(self)

@@ -215,6 +215,8 @@ from stackyard.cli import sources as _source_commands  # noqa: E402
 
 _access_commands.register(app)
 _source_commands.register(app)
+from stackyard.cli import monitors as _monitor_commands  # noqa: E402
+_monitor_commands.register(app)
 
 
 def main() -> None:

@@ -109,7 +109,9 @@ class PersonConfig(StrictModel):
 
     roles: list[str] = Field(default_factory=lambda: ["ANALYTICS_DEVELOPER"])
     default_role: str | None = Field(None, description="Default: the first of roles.")
-    default_warehouse: str | None = "TRANSFORMING"
+    default_warehouse: str | None = Field(
+        None, description="Default: the first warehouse the default role may use."
+    )
     comment: str | None = None
 
     @field_validator("roles")

@@ -1,0 +1,82 @@
+"""What every access-control engine module implements.
+
+An engine turns the engine-neutral :class:`~stackyard.infra.declaration.Declaration` into the
+engine's desired :class:`~stackyard.infra.state.State`, and each kind of change into SQL. The
+diff itself (:mod:`stackyard.infra.plan`) is the same for every engine.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import ClassVar
+
+from stackyard.infra.declaration import Declaration
+from stackyard.infra.state import Account, Container, FutureGrant, Grant, Membership, State
+
+READ_TABLE_PRIVILEGES = ("SELECT",)
+WRITE_TABLE_PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE")
+
+
+class Engine(ABC):
+    """Compiles a declaration for one kind of warehouse.
+
+    Attributes:
+        KIND: the target ``type``.
+        ENFORCES_ACCESS: roles and grants exist on this engine (DuckDB: no).
+        DIALECT: sqlglot dialect the statements are written in.
+    """
+
+    KIND: ClassVar[str]
+    DIALECT: ClassVar[str]
+    ENFORCES_ACCESS: ClassVar[bool] = True
+
+    def __init__(self, declaration: Declaration, admin_user: str = "") -> None:
+        self.declaration = declaration
+        self.admin_user = admin_user
+
+    @abstractmethod
+    def desired(self, live: State) -> State:
+        """The state the declaration asks for, given what exists (existing tables get the
+        grants their schema's access implies)."""
+
+    def notes(self) -> list[str]:
+        """What the declaration asks for that this engine cannot do, said plainly."""
+        return []
+
+    @abstractmethod
+    def create_container(self, container: Container) -> list[str]:
+        """Statements that create a database, schema or warehouse."""
+
+    def alter_container(self, old: Container, new: Container) -> list[str]:
+        """Statements that bring a container's attributes to the desired ones."""
+        return []
+
+    @abstractmethod
+    def create_account(self, account: Account, marker: str) -> list[str]:
+        """Statements that create a role or user, tagged with ``marker`` in its comment."""
+
+    @abstractmethod
+    def alter_account(self, old: Account, new: Account) -> list[tuple[str, bool]]:
+        """``(statement, destructive)`` pairs that change an account's attributes."""
+
+    @abstractmethod
+    def drop_account(self, account: Account) -> list[str]:
+        """Statements that remove a role or user."""
+
+    @abstractmethod
+    def grant_membership(self, membership: Membership) -> str:
+        """Grant a role to a role or user."""
+
+    @abstractmethod
+    def revoke_membership(self, membership: Membership) -> str:
+        """Revoke a role from a role or user."""
+
+    @abstractmethod
+    def grant(self, grants: Sequence[Grant], revoke: bool = False) -> str:
+        """Grant (or revoke) privileges sharing one object and one grantee."""
+
+    @abstractmethod
+    def grant_future(self, grants: Sequence[FutureGrant], revoke: bool = False) -> str:
+        """Grant (or revoke) privileges on future tables sharing schema, kind, grantee and
+        creator."""

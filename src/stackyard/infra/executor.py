@@ -1,0 +1,86 @@
+"""Runs a plan's statements on a warehouse: all of them, or none.
+
+Postgres and DuckDB run DDL and GRANT inside a transaction, so a plan is applied in one: a
+failing statement rolls back every statement before it. Snowflake commits each DDL statement
+implicitly (docs.snowflake.com/en/sql-reference/transactions), and stackyard ships no
+Snowflake driver, so Snowflake plans are handed to the user as SQL instead.
+"""
+
+from __future__ import annotations
+
+from stackyard.errors import WarehouseError, WarehouseUnreachableError
+from stackyard.infra.plan import Plan
+from stackyard.warehouse.base import Warehouse
+
+
+def execute(plan: Plan, warehouse: Warehouse) -> int:
+    """Run every step of ``plan`` in one transaction.
+
+    Args:
+        plan: the plan, already checked (ownership, destructive steps, freshness).
+        warehouse: the target's warehouse.
+
+    Returns:
+        The number of statements run.
+
+    Raises:
+        WarehouseError: a statement failed; the transaction was rolled back, nothing applied.
+        WarehouseUnreachableError: the target cannot run statements from here.
+    """
+    if not plan.steps:
+        return 0
+    if not warehouse.SUPPORTS_TRANSACTIONAL_DDL or not warehouse.REACHABLE_HERE:
+        raise WarehouseUnreachableError(
+            f"{warehouse.describe()}: stackyard cannot apply access plans there itself",
+            hint="save the plan with `stackyard plan --out plan.json` (or --sql plan.sql) and "
+            "run its statements with an administrator role, e.g. `snowsql -f plan.sql`",
+        )
+    if warehouse.KIND == "postgres":
+        return _execute_postgres(plan, warehouse)
+    return _execute_generic(plan, warehouse)
+
+
+def _execute_postgres(plan: Plan, warehouse: Warehouse) -> int:
+    import psycopg
+
+    connection = warehouse.raw_connection()  # type: ignore[attr-defined]
+    done = 0
+    try:
+        with connection.transaction(), connection.cursor() as cursor:
+            for step in plan.steps:
+                cursor.execute(step.statement)
+                done += 1
+    except psycopg.OperationalError as exc:
+        warehouse.close()
+        raise WarehouseUnreachableError(
+            f"lost the connection to {warehouse.describe()} during apply: {exc}",
+            hint="nothing was applied (the transaction was rolled back): run apply again",
+        ) from None
+    except psycopg.Error as exc:
+        raise _failed(plan, done, str(exc).strip()) from None
+    return done
+
+
+def _execute_generic(plan: Plan, warehouse: Warehouse) -> int:
+    warehouse.execute("BEGIN TRANSACTION")
+    done = 0
+    try:
+        for step in plan.steps:
+            warehouse.execute(step.statement)
+            done += 1
+    except WarehouseError as exc:
+        warehouse.execute("ROLLBACK")
+        raise _failed(plan, done, exc.message) from None
+    warehouse.execute("COMMIT")
+    return done
+
+
+def _failed(plan: Plan, index: int, reason: str) -> WarehouseError:
+    step = plan.steps[index]
+    return WarehouseError(
+        f"step {index + 1} of {len(plan.steps)} failed ({step.description}): {reason}\n"
+        f"  statement: {step.statement}\n"
+        "the transaction was rolled back: nothing was applied",
+        hint="the applying user needs CREATEROLE and rights on the schemas (a superuser or "
+        "the database owner); fix the cause and run `stackyard plan` again",
+    )

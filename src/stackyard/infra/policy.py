@@ -1,0 +1,280 @@
+"""Policy checks: built-in rules and the project's own, for CI to gate on.
+
+Built-in rules (ids as reported):
+
+* ``no-unmanaged-revocation``: the plan revokes nothing from a role or user the project does
+  not declare (the ``enable_multiple_grants`` problem);
+* ``service-key-pair-only``: service accounts log in with key pairs only: on Snowflake each
+  has a public key and no password;
+* ``no-public-grants``: nothing is granted to PUBLIC, in the declaration or on declared objects;
+* ``no-person-loader-writer-in-prod``: on a production target no person holds a loader
+  database's WRITER role, directly or through other roles;
+* ``read-chain``: ANALYTICS_SOURCES_READER holds every loader database's READER;
+* ``naming``: service accounts are SVC_<NAME> (SVC_<LOADER> for a loader), loader schemas are
+  lower-case snake case (what dlt writes), no role name imitates a database role.
+
+Project rules live in ``policies/*.py``: every function named ``check`` or ``check_*`` is
+called as ``check(declaration, plan)`` (``plan`` is ``None`` when no target was read) and
+returns the violations as strings (or nothing). An exception in it is reported as a
+:class:`~stackyard.errors.UserCodeError` naming the file and function.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from stackyard.errors import UserCodeError
+from stackyard.infra.declaration import PUBLIC, SOURCES_READER, Declaration
+from stackyard.infra.plan import Plan
+from stackyard.infra.state import State
+
+POLICIES_DIR = "policies"
+_SNAKE = re.compile(r"^[a-z_][a-z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class Violation:
+    """One broken rule: which rule, what is wrong and what to do."""
+
+    rule: str
+    message: str
+    source: str = "built-in"
+
+
+@dataclass(frozen=True)
+class PolicyReport:
+    """The result of ``stackyard policy check``."""
+
+    target: str | None
+    production: bool
+    rules: tuple[str, ...]
+    violations: tuple[Violation, ...]
+    plan: Plan | None = None
+
+    @property
+    def ok(self) -> bool:
+        """No rule was broken."""
+        return not self.violations
+
+
+@dataclass(frozen=True)
+class PolicyInput:
+    """What the rules look at."""
+
+    declaration: Declaration
+    plan: Plan | None
+    production: bool
+    engines: frozenset[str]
+    live: State | None = None
+    managed: frozenset[str] = field(default_factory=frozenset)
+
+
+Rule = Callable[[PolicyInput], Iterable[str]]
+
+
+def _no_unmanaged_revocation(data: PolicyInput) -> Iterable[str]:
+    if data.plan is None:
+        return
+    for step in data.plan.steps:
+        if step.kind.startswith("revoke") and step.grantee not in data.managed:
+            yield (
+                f"the plan revokes from {step.grantee}, which this project does not declare "
+                f"({step.statement}): declare it, or leave its grants alone"
+            )
+
+
+def _service_key_pair_only(data: PolicyInput) -> Iterable[str]:
+    if "snowflake" in data.engines:
+        for user in data.declaration.users:
+            if user.kind == "service" and not (user.rsa_public_key or user.rsa_public_key_2):
+                yield (
+                    f"service account {user.name} has no RSA public key, so it could only log "
+                    f"in with a password: run `stackyard user rotate-key {user.name}`"
+                )
+    if data.live is not None:
+        for account in data.live.accounts:
+            if (
+                account.principal.kind == "user"
+                and account.attr("type") == "SERVICE"
+                and account.attr("has_password") == "true"
+            ):
+                yield (
+                    f"service user {account.principal.name} has a password in the warehouse: "
+                    "apply with --allow-destructive to unset it (key pairs only)"
+                )
+
+
+def _no_public_grants(data: PolicyInput) -> Iterable[str]:
+    decl = data.declaration
+    for access in decl.access:
+        if access.role == PUBLIC:
+            yield (
+                f"access.grants gives PUBLIC {access.level} on {access.database}.{access.schema}:"
+                " grant it to a functional role instead"
+            )
+    for wa in decl.warehouse_access:
+        if wa.role == PUBLIC:
+            yield f"access.grants gives PUBLIC usage of warehouse {wa.warehouse}"
+    if data.live is not None:
+        declared: set[tuple[str, ...]] = {(s.upper(),) for db in decl.databases for s in db.schemas}
+        declared |= {(db.name, s.upper()) for db in decl.databases for s in db.schemas}
+        for grant in sorted(data.live.grants):
+            schema = grant.on[:-1] if grant.on_kind == "TABLE" else grant.on
+            upper = tuple(part.upper() for part in schema)
+            on_data = grant.on_kind in ("SCHEMA", "TABLE")
+            if grant.grantee.kind == "public" and on_data and upper in declared:
+                yield (
+                    f"PUBLIC holds {grant.privilege} on {grant.on_kind.lower()} "
+                    f"{'.'.join(grant.on)} in the warehouse: revoke it by hand (stackyard does "
+                    "not own PUBLIC's grants)"
+                )
+
+
+def _no_person_loader_writer(data: PolicyInput) -> Iterable[str]:
+    if not data.production:
+        return
+    decl = data.declaration
+    writers = {db.writer: db.name for db in decl.loader_databases()}
+    for user in decl.users:
+        if user.kind != "person":
+            continue
+        for role in sorted(decl.roles_held(user.name) & set(writers)):
+            direct = role in user.roles
+            how = (
+                "directly"
+                if direct
+                else "through " + ", ".join(r for r in user.roles if role in decl.roles_held(r))
+            )
+            yield (
+                f"person {user.name.lower()} holds {role} ({how}) in production: only the "
+                f"loader's service account may write database {writers[role]}; give the "
+                "person a reader role instead"
+            )
+
+
+def _read_chain(data: PolicyInput) -> Iterable[str]:
+    decl = data.declaration
+    loaders = decl.loader_databases()
+    if not loaders:
+        return
+    if decl.role(SOURCES_READER) is None:
+        yield f"{SOURCES_READER} is not declared, so nobody reads raw data through the chain"
+        return
+    held = decl.roles_held(SOURCES_READER)
+    for db in loaders:
+        if db.reader not in held:
+            yield (
+                f"{SOURCES_READER} does not hold {db.reader}: developers and the transformer "
+                f"cannot read database {db.name}; add it to access.roles."
+                f"{SOURCES_READER}.member_of"
+            )
+
+
+def _naming(data: PolicyInput) -> Iterable[str]:
+    decl = data.declaration
+    for user in decl.users:
+        if user.kind == "service" and not user.name.startswith("SVC_"):
+            yield f"service account {user.name} should be named SVC_<NAME>"
+        if user.kind == "service" and user.loader and user.name != f"SVC_{user.loader.upper()}":
+            yield f"the service account of loader {user.loader} should be SVC_{user.loader.upper()}"
+        if user.kind == "person" and user.name.startswith("SVC_"):
+            yield f"person {user.name} has a service account's name (SVC_…)"
+    for role in decl.roles:
+        if role.database is None and role.name.endswith(("_DB_READER", "_DB_WRITER")):
+            yield f"role {role.name} looks like a database role but is an account role"
+    for db in decl.loader_databases():
+        for schema in db.schemas:
+            if not _SNAKE.match(schema):
+                yield (
+                    f"schema '{schema}' in loader database {db.name} is not lower-case snake "
+                    "case: dlt would load into a differently named schema"
+                )
+
+
+BUILT_IN_RULES: dict[str, Rule] = {
+    "no-unmanaged-revocation": _no_unmanaged_revocation,
+    "service-key-pair-only": _service_key_pair_only,
+    "no-public-grants": _no_public_grants,
+    "no-person-loader-writer-in-prod": _no_person_loader_writer,
+    "read-chain": _read_chain,
+    "naming": _naming,
+}
+
+
+def project_rules(project_dir: Path) -> list[tuple[str, Callable[..., Any]]]:
+    """The ``check`` / ``check_*`` functions in ``policies/*.py``, as ``(id, function)``.
+
+    Raises:
+        UserCodeError: a policy file fails to import.
+    """
+    folder = project_dir / POLICIES_DIR
+    rules: list[tuple[str, Callable[..., Any]]] = []
+    if not folder.is_dir():
+        return rules
+    for path in sorted(folder.glob("*.py")):
+        if path.name.startswith("_"):
+            continue
+        spec = importlib.util.spec_from_file_location(f"stackyard_policy_{path.stem}", path)
+        if spec is None or spec.loader is None:
+            continue
+        module = importlib.util.module_from_spec(spec)
+        try:
+            spec.loader.exec_module(module)
+        except Exception as exc:  # the user's code: reported as theirs
+            raise UserCodeError(
+                f"{POLICIES_DIR}/{path.name} failed to import: {type(exc).__name__}: {exc}",
+                hint="fix the policy file; run with --debug for the traceback",
+            ) from exc
+        for name, function in inspect.getmembers(module, inspect.isfunction):
+            if function.__module__ == module.__name__ and (
+                name == "check" or name.startswith("check_")
+            ):
+                rules.append((f"{path.stem}.{name}", function))
+    return rules
+
+
+def evaluate(data: PolicyInput, project_dir: Path, target: str | None) -> PolicyReport:
+    """Run every built-in and project rule.
+
+    Args:
+        data: the declaration, the plan (if a target was read) and facts about the target.
+        project_dir: where ``policies/`` is.
+        target: the target checked, for the report.
+
+    Returns:
+        The report; ``report.ok`` is ``False`` when any rule is broken.
+
+    Raises:
+        UserCodeError: a project rule raised or returned something that is not strings.
+    """
+    violations: list[Violation] = []
+    names: list[str] = []
+    for name, rule in BUILT_IN_RULES.items():
+        names.append(name)
+        violations += [Violation(name, message) for message in rule(data)]
+    for name, function in project_rules(project_dir):
+        names.append(name)
+        source = f"{POLICIES_DIR}/{name.split('.')[0]}.py"
+        try:
+            result = function(data.declaration, data.plan)
+            messages = [] if result is None else list(result)
+        except Exception as exc:  # the user's code: reported as theirs
+            raise UserCodeError(
+                f"{source}: {name.split('.')[1]} raised {type(exc).__name__}: {exc}",
+                hint="fix the policy function; run with --debug for the traceback",
+            ) from exc
+        for message in messages:
+            if not isinstance(message, str):
+                raise UserCodeError(
+                    f"{source}: {name.split('.')[1]} returned {message!r}; a check returns "
+                    "violations as strings",
+                    hint="return a list of strings (empty when the policy holds)",
+                )
+            violations.append(Violation(name, message, source))
+    return PolicyReport(target, data.production, tuple(names), tuple(violations), data.plan)

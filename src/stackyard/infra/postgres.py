@@ -1,0 +1,236 @@
+"""Access control on Postgres: the declaration mapped onto one database and its server's roles.
+
+The mapping (docs/access-control.md has the table):
+
+* every declared database is the target's one Postgres database; their schemas sit side by
+  side in it, so a schema name may be declared in only one of them;
+* account roles and database roles are both plain roles, ``NOLOGIN``, named in lower case
+  with ``access.role_prefix`` in front (``DLT_DB_READER`` → ``dlt_db_reader``);
+* people and service accounts are ``LOGIN`` roles; a service account's dedicated role is the
+  login role itself, since Postgres users are roles;
+* warehouses and key pairs have no Postgres equivalent and are reported as notes;
+* read on a schema is ``USAGE`` plus ``SELECT`` on its tables; write adds ``CREATE`` and
+  ``INSERT, UPDATE, DELETE, TRUNCATE``; tables created later get the same through
+  ``ALTER DEFAULT PRIVILEGES FOR ROLE <creator>``, set for every login role that may create
+  tables in the schema and for the target's own user (which ``stackyard run`` connects as).
+  Default privileges apply per creating role
+  (https://www.postgresql.org/docs/current/sql-alterdefaultprivileges.html).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import ClassVar
+
+from sqlglot import exp
+
+from stackyard.errors import ConfigError
+from stackyard.infra.declaration import PUBLIC, Declaration
+from stackyard.infra.engine import READ_TABLE_PRIVILEGES, WRITE_TABLE_PRIVILEGES, Engine
+from stackyard.infra.state import (
+    Account,
+    Container,
+    FutureGrant,
+    Grant,
+    Membership,
+    Principal,
+    State,
+)
+from stackyard.warehouse.postgres import PostgresWarehouse
+
+_ORDER = ("USAGE", "CREATE", "SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE")
+
+
+def _ordered(privileges: Sequence[str]) -> str:
+    rank = {p: i for i, p in enumerate(_ORDER)}
+    return ", ".join(sorted(set(privileges), key=lambda p: (rank.get(p, 99), p)))
+
+
+def _literal(text: str) -> str:
+    return exp.Literal.string(text).sql(dialect="postgres")
+
+
+class PostgresEngine(Engine):
+    """Compiles a declaration to Postgres roles, grants and default privileges."""
+
+    KIND: ClassVar[str] = "postgres"
+    DIALECT: ClassVar[str] = "postgres"
+
+    def __init__(self, declaration: Declaration, admin_user: str = "") -> None:
+        super().__init__(declaration, admin_user)
+        seen: dict[str, str] = {}
+        for database in declaration.databases:
+            for schema in database.schemas:
+                if schema in seen and seen[schema] != database.name:
+                    raise ConfigError(
+                        f"schema '{schema}' is declared in databases {seen[schema]} and "
+                        f"{database.name}; on Postgres both are the target's one database",
+                        hint="rename one of the schemas (docs/access-control.md: Postgres mapping)",
+                    )
+                seen[schema] = database.name
+
+    def name(self, declared: str) -> str:
+        """The Postgres role name of a declared role or user.
+
+        >>> from stackyard.infra.declaration import Declaration
+        >>> e = PostgresEngine(Declaration("p", (), (), (), (), (), (), (), role_prefix="t_"))
+        >>> e.name("SVC_DLT")
+        't_svc_dlt'
+        """
+        if declared.upper() == PUBLIC:
+            return PUBLIC
+        return f"{self.declaration.role_prefix}{declared.lower()}"
+
+    def principal(self, declared: str) -> Principal:
+        """The principal of a declared role or user."""
+        if declared.upper() == PUBLIC:
+            return Principal("public", PUBLIC)
+        return Principal("role", self.name(declared))
+
+    # ------------------------------------------------------------------ desired state
+
+    def desired(self, live: State) -> State:
+        decl = self.declaration
+        containers = {
+            Container("schema", (schema,)) for db in decl.databases for schema in db.schemas
+        }
+        accounts = {
+            Account(self.principal(r.name), (("login", "false"),), r.comment or "")
+            for r in decl.roles
+            if r.dedicated_to is None
+        }
+        accounts |= {
+            Account(self.principal(u.name), (("login", "true"),), u.comment or "")
+            for u in decl.users
+        }
+        memberships = {
+            Membership(self.principal(m.role), self.principal(m.member))
+            for m in decl.memberships
+            if self.name(m.role) != self.name(m.member)
+        }
+        creators = self._creators()
+        tables_by_schema: dict[str, list[tuple[str, str]]] = {}
+        for table in live.tables:
+            tables_by_schema.setdefault(table.schema[0], []).append((table.name, table.owner))
+        grants: set[Grant] = set()
+        future: set[FutureGrant] = set()
+        for access in decl.access:
+            grantee = self.principal(access.role)
+            table_privileges = (
+                WRITE_TABLE_PRIVILEGES if access.level == "write" else READ_TABLE_PRIVILEGES
+            )
+            grants.add(Grant("USAGE", "SCHEMA", (access.schema,), grantee))
+            if access.level == "write":
+                grants.add(Grant("CREATE", "SCHEMA", (access.schema,), grantee))
+            for table_name, owner in tables_by_schema.get(access.schema, []):
+                if owner != grantee.name:
+                    for privilege in table_privileges:
+                        on = (access.schema, table_name)
+                        grants.add(Grant(privilege, "TABLE", on, grantee))
+            for creator in creators.get(access.schema, set()):
+                if creator != grantee.name:
+                    for privilege in table_privileges:
+                        future.add(
+                            FutureGrant(privilege, "TABLES", (access.schema,), grantee, creator)
+                        )
+        return State(
+            containers=frozenset(containers),
+            accounts=frozenset(accounts),
+            memberships=frozenset(memberships),
+            grants=frozenset(grants),
+            future_grants=frozenset(future),
+            tables=live.tables,
+        )
+
+    def _creators(self) -> dict[str, set[str]]:
+        """For each schema, the roles whose new tables need default privileges: every login
+        role that may create tables there, and the target's own user."""
+        decl = self.declaration
+        creators: dict[str, set[str]] = {}
+        for db in decl.databases:
+            for schema in db.schemas:
+                creators[schema] = {self.admin_user} if self.admin_user else set()
+        for user in decl.users:
+            for access in decl.access_of(user.name):
+                if access.level == "write":
+                    creators.setdefault(access.schema, set()).add(self.name(user.name))
+        return creators
+
+    def notes(self) -> list[str]:
+        decl = self.declaration
+        notes = []
+        if decl.warehouses:
+            names = ", ".join(w.name for w in decl.warehouses)
+            notes.append(
+                f"warehouses ({names}) are Snowflake compute; Postgres has none, so they are "
+                "not created and default_warehouse settings are not used"
+            )
+        keyed = [u.name for u in decl.users if u.rsa_public_key or u.rsa_public_key_2]
+        if keyed:
+            notes.append(
+                f"RSA public keys of {', '.join(keyed)} are not used on Postgres: login roles "
+                "authenticate as pg_hba.conf says (client certificates recommended); "
+                "stackyard never sets passwords"
+            )
+        return notes
+
+    # ------------------------------------------------------------------ statements
+
+    def q(self, *parts: str) -> str:
+        """Quote a name for Postgres (PUBLIC stays the keyword)."""
+        if parts == (PUBLIC,):
+            return PUBLIC
+        return PostgresWarehouse.quote_for(*parts)
+
+    def create_container(self, container: Container) -> list[str]:
+        return [f"CREATE SCHEMA IF NOT EXISTS {self.q(*container.name)}"]
+
+    def create_account(self, account: Account, marker: str) -> list[str]:
+        login = "LOGIN" if account.attr("login") == "true" else "NOLOGIN"
+        name = self.q(account.principal.name)
+        comment = f"{marker} {account.comment}".strip()
+        return [f"CREATE ROLE {name} {login}", f"COMMENT ON ROLE {name} IS {_literal(comment)}"]
+
+    def alter_account(self, old: Account, new: Account) -> list[tuple[str, bool]]:
+        if old.attr("login") == new.attr("login"):
+            return []
+        login = new.attr("login") == "true"
+        statement = f"ALTER ROLE {self.q(new.principal.name)} {'LOGIN' if login else 'NOLOGIN'}"
+        return [(statement, not login)]
+
+    def drop_account(self, account: Account) -> list[str]:
+        name = self.q(account.principal.name)
+        # DROP ROLE fails while the role owns objects or holds privileges in this database;
+        # its tables are handed to the applying user, so no data is lost.
+        return [
+            f"REASSIGN OWNED BY {name} TO CURRENT_USER",
+            f"DROP OWNED BY {name}",
+            f"DROP ROLE {name}",
+        ]
+
+    def grant_membership(self, membership: Membership) -> str:
+        return f"GRANT {self.q(membership.role.name)} TO {self.q(membership.member.name)}"
+
+    def revoke_membership(self, membership: Membership) -> str:
+        return f"REVOKE {self.q(membership.role.name)} FROM {self.q(membership.member.name)}"
+
+    def grant(self, grants: Sequence[Grant], revoke: bool = False) -> str:
+        first = grants[0]
+        privileges = _ordered([g.privilege for g in grants])
+        target = f"{first.on_kind} {self.q(*first.on)}"
+        grantee = self.q(first.grantee.name)
+        if revoke:
+            return f"REVOKE {privileges} ON {target} FROM {grantee}"
+        return f"GRANT {privileges} ON {target} TO {grantee}"
+
+    def grant_future(self, grants: Sequence[FutureGrant], revoke: bool = False) -> str:
+        first = grants[0]
+        privileges = _ordered([g.privilege for g in grants])
+        head = (
+            f"ALTER DEFAULT PRIVILEGES FOR ROLE {self.q(first.creator)} "
+            f"IN SCHEMA {self.q(*first.schema)}"
+        )
+        grantee = self.q(first.grantee.name)
+        if revoke:
+            return f"{head} REVOKE {privileges} ON TABLES FROM {grantee}"
+        return f"{head} GRANT {privileges} ON TABLES TO {grantee}"

@@ -1,0 +1,102 @@
+"""Access review: who can do what, read from the warehouse itself.
+
+For each user (a login role on Postgres), every privilege it holds directly or through the
+role hierarchy, with the path of roles it comes through; the users the warehouse reports as
+inactive; and the grants outside the declaration (kept because they belong to others, or
+pending revocation because they are on declared roles).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+
+from stackyard.infra.plan import Plan
+from stackyard.infra.state import InactiveUser, Principal, State
+
+
+@dataclass(frozen=True, order=True)
+class EffectivePrivilege:
+    """One privilege a user holds, and through which roles (``via``: nearest first)."""
+
+    user: str
+    privilege: str
+    object_kind: str
+    object_name: str
+    via: str
+
+
+@dataclass(frozen=True)
+class AccessReview:
+    """The result of ``stackyard access review``."""
+
+    target: str
+    privileges: tuple[EffectivePrivilege, ...]
+    inactive: tuple[InactiveUser, ...]
+    outside_declaration: tuple[str, ...]
+
+    def to_csv(self) -> str:
+        """One row per effective privilege, for a spreadsheet or an auditor."""
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(["user", "privilege", "object_kind", "object", "via"])
+        for p in self.privileges:
+            writer.writerow([p.user, p.privilege, p.object_kind, p.object_name, p.via])
+        return buffer.getvalue()
+
+
+def _is_user(state: State, principal: Principal) -> bool:
+    account = state.account(principal)
+    if account is None:
+        return False
+    return principal.kind == "user" or account.attr("login") == "true"
+
+
+def review(live: State, plan: Plan, *, scope: set[Principal] | None = None) -> AccessReview:
+    """Effective privileges of every user, inactive users, and grants outside the declaration.
+
+    Args:
+        live: the live state.
+        plan: the plan against the declaration (its ``unmanaged`` grants and revocations are
+            what lies outside the declaration).
+        scope: only these users; default every user that holds any role or grant.
+
+    Returns:
+        The review.
+    """
+    parents: dict[Principal, list[Principal]] = {}
+    for m in live.memberships:
+        parents.setdefault(m.member, []).append(m.role)
+    grants: dict[Principal, list[tuple[str, str, str]]] = {}
+    for g in live.grants:
+        grants.setdefault(g.grantee, []).append((g.privilege, g.on_kind, ".".join(g.on)))
+    rows: set[EffectivePrivilege] = set()
+    users = [p for p in live.principals() if _is_user(live, p)]
+    for user in sorted(users):
+        if scope is not None and user not in scope:
+            continue
+        # Breadth first, so each privilege is reported through its shortest path.
+        seen = {user}
+        queue: list[tuple[Principal, tuple[str, ...]]] = [(user, ())]
+        while queue:
+            current, path = queue.pop(0)
+            via = " → ".join(path) if path else "(direct)"
+            for privilege, kind, name in grants.get(current, []):
+                rows.add(EffectivePrivilege(user.label, privilege, kind, name, via))
+            for role in sorted(parents.get(current, [])):
+                if role not in seen:
+                    seen.add(role)
+                    queue.append((role, (*path, role.label)))
+    best: dict[tuple[str, str, str, str], EffectivePrivilege] = {}
+    for row in sorted(rows, key=lambda r: (r.via.count("→"), r)):
+        best.setdefault((row.user, row.privilege, row.object_kind, row.object_name), row)
+    outside = list(plan.unmanaged) + [
+        f"{s.description} (pending: on a declared role)" for s in plan.steps if s.destructive
+    ]
+    return AccessReview(
+        target=plan.target,
+        privileges=tuple(sorted(best.values())),
+        inactive=live.inactive_users,
+        outside_declaration=tuple(outside),
+    )

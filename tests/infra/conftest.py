@@ -1,0 +1,138 @@
+"""Fixtures for access-control tests: a project on a throwaway Postgres database whose roles
+carry a per-test prefix (Postgres roles are shared by the whole server) and are all dropped
+afterwards."""
+
+from __future__ import annotations
+
+import textwrap
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from stackyard.context import Context
+
+PROJECT_YML = """\
+# An example project for access-control tests (comments must survive `stackyard user`).
+name: {name}
+
+targets:
+  dev:
+    type: duckdb
+    path: .stackyard/dev.duckdb
+  prod:
+    type: postgres
+    host: {host}
+    port: {port}
+    user: {user}
+    database: {database}
+    sslmode: disable
+
+sources:
+  shop_db:                   # loaded by dlt into schema shop_db
+    kind: sql_database
+    connection: sqlite:///sources/app.sqlite
+    tables:
+      customers: {{primary_key: id}}
+  shop_files:
+    kind: filesystem
+    url: sources/files
+    tables:
+      products: {{glob: products.csv, primary_key: sku}}
+
+access:
+  role_prefix: {prefix}
+{access}
+"""
+
+
+@dataclass
+class PgProject:
+    """A project folder whose prod target is a throwaway Postgres database."""
+
+    path: Path
+    prefix: str
+    database: str
+    host: str
+    port: int
+    admin: str
+
+    def write(self, access: str = "", name: str = "shop") -> None:
+        """(Re)write stackyard.yml with extra lines under ``access:``."""
+        text = PROJECT_YML.format(
+            name=name,
+            host=self.host,
+            port=self.port,
+            user=self.admin,
+            database=self.database,
+            prefix=self.prefix,
+            access=textwrap.indent(textwrap.dedent(access).strip(), "  "),
+        )
+        (self.path / "stackyard.yml").write_text(text, encoding="utf-8")
+
+    def context(self) -> Context:
+        """A fresh Context on the project."""
+        return Context(self.path)
+
+    def role(self, name: str) -> str:
+        """The Postgres name of a declared role or user."""
+        return f"{self.prefix}{name.lower()}"
+
+    def connect(self, role: str | None = None, **kwargs: Any) -> Any:
+        """A connection to the test database, as the admin or as a declared login role."""
+        import psycopg
+
+        user = self.role(role) if role else self.admin
+        return psycopg.connect(
+            host=self.host,
+            port=self.port,
+            user=user,
+            dbname=self.database,
+            autocommit=True,
+            **kwargs,
+        )
+
+
+@pytest.fixture()
+def pg_project(
+    tmp_path: Path, pg_database: dict[str, Any], pg_admin_dsn: str
+) -> Iterator[PgProject]:
+    """A project on a throwaway database; every role with the test's prefix is dropped after."""
+    import psycopg
+
+    prefix = f"t{uuid.uuid4().hex[:8]}_"
+    project = PgProject(
+        tmp_path,
+        prefix,
+        str(pg_database["database"]),
+        str(pg_database["host"]),
+        int(pg_database["port"]),
+        str(pg_database["user"]),
+    )
+    project.write()
+    try:
+        yield project
+    finally:
+        # Roles are server-wide: drop ours from the test database first, then the roles.
+        with psycopg.connect(
+            host=project.host,
+            port=project.port,
+            user=project.admin,
+            dbname=project.database,
+            autocommit=True,
+        ) as conn:
+            roles = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT rolname FROM pg_roles WHERE rolname LIKE %s", (prefix + "%",)
+                ).fetchall()
+            ]
+            for role in roles:
+                conn.execute(f'DROP OWNED BY "{role}"')
+        with psycopg.connect(pg_admin_dsn, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{project.database}" WITH (FORCE)')
+            for role in roles:
+                conn.execute(f'DROP ROLE IF EXISTS "{role}"')

@@ -1,0 +1,117 @@
+"""Policy checks: the default layout passes, a person holding a loader's WRITER role in prod
+fails, project rules in policies/*.py run, and their failures are reported as theirs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from stackyard.cli.main import app
+from stackyard.context import Context
+from stackyard.errors import UserCodeError
+from tests.infra.conftest import PgProject
+from tests.infra.helpers import project
+
+runner = CliRunner()
+PG_TARGET = """
+ci:
+  type: postgres
+  user: stackyard
+  database: shop
+"""
+
+
+def _rules(path: Path, target: str | None = None) -> dict[str, list[str]]:
+    report = Context(path).access().policy_check(target)
+    out: dict[str, list[str]] = {}
+    for v in report.violations:
+        out.setdefault(v.rule, []).append(v.message)
+    return out
+
+
+def test_default_layout_passes_every_rule(tmp_path: Path) -> None:
+    path = project(
+        tmp_path,
+        """
+        service_accounts:
+          SVC_DLT: {loader: dlt, rsa_public_key: "MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA"}
+        people: {alice: {}}
+    """,
+    )
+    report = Context(path).access().policy_check()
+    assert report.ok, report.violations
+    assert report.production
+    assert "no-person-loader-writer-in-prod" in report.rules
+
+
+def test_person_with_loader_writer_fails_in_prod_only(tmp_path: Path) -> None:
+    path = project(
+        tmp_path, "people: {mallory: {roles: [ANALYTICS_DEVELOPER, SVC_DLT]}}", targets=PG_TARGET
+    )
+    rules = _rules(path)
+    assert rules["no-person-loader-writer-in-prod"] == [
+        "person mallory holds DLT_DB_WRITER (through SVC_DLT) in production: only the loader's "
+        "service account may write database DLT; give the person a reader role instead"
+    ]
+    assert "no-person-loader-writer-in-prod" not in _rules(path, "dev")  # not a prod target
+    result = runner.invoke(app, ["policy", "check", "--project", str(path)])
+    assert result.exit_code == 1
+    assert "no-person-loader-writer-in-prod" in result.output
+
+
+def test_service_accounts_need_a_key_on_snowflake(tmp_path: Path) -> None:
+    rules = _rules(project(tmp_path))
+    assert rules["service-key-pair-only"][0].startswith("service account SVC_DLT has no RSA")
+
+
+@pytest.mark.parametrize(
+    ("access", "rule", "fragment"),
+    [
+        ("grants: [{role: PUBLIC, read: [DLT]}]", "no-public-grants", "PUBLIC read on DLT"),
+        ("roles: {ANALYTICS_SOURCES_READER: {}}", "read-chain", "does not hold DLT_DB_READER"),
+        ("service_accounts: {LOADER_BOT: {loader: dlt}}", "naming", "SVC_<NAME>"),
+        ("databases: {DLT: {schemas: [Raw Data]}}", "naming", "not lower-case snake case"),
+    ],
+)
+def test_built_in_rules(tmp_path: Path, access: str, rule: str, fragment: str) -> None:
+    messages = _rules(project(tmp_path, access)).get(rule, [])
+    assert any(fragment in m for m in messages), messages
+
+
+def test_project_rules_run_and_their_errors_are_theirs(tmp_path: Path) -> None:
+    path = project(tmp_path, "people: {alice: {}, bob: {}}")
+    (path / "policies").mkdir()
+    (path / "policies" / "team.py").write_text(
+        "def check_team_size(declaration, plan):\n"
+        "    people = [u for u in declaration.users if u.kind == 'person']\n"
+        "    if len(people) > 1:\n"
+        "        yield f'{len(people)} people declared; the team has one seat'\n"
+        "def helper():\n"
+        "    raise AssertionError('not a check: never called')\n"
+    )
+    rules = _rules(path)
+    assert rules["team.check_team_size"] == ["2 people declared; the team has one seat"]
+    (path / "policies" / "broken.py").write_text("def check(declaration, plan):\n    1 / 0\n")
+    with pytest.raises(UserCodeError, match=r"policies/broken\.py: check raised ZeroDivisionError"):
+        _rules(path)
+
+
+@pytest.mark.postgres
+def test_policy_check_against_a_live_target(pg_project: PgProject) -> None:
+    pg_project.write("people: {alice: {}}")
+    access = pg_project.context().access()
+    access.apply(target="prod")
+    report = access.policy_check("prod")
+    assert report.ok, report.violations
+    assert report.plan is not None and not report.plan.has_changes
+    with pg_project.connect() as admin:
+        admin.execute("GRANT USAGE ON SCHEMA shop_db TO PUBLIC")
+    report = pg_project.context().access().policy_check("prod")
+    assert [v.rule for v in report.violations] == ["no-public-grants"]
+    # The deliberately bad change: a person gets the loader's writer role in prod.
+    pg_project.write("people: {alice: {roles: [ANALYTICS_DEVELOPER, DLT_DB_WRITER]}}")
+    result = runner.invoke(app, ["policy", "check", "-p", str(pg_project.path), "-t", "prod"])
+    assert result.exit_code == 1, result.output
+    assert "holds DLT_DB_WRITER (directly) in production" in result.output

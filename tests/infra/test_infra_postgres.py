@@ -1,0 +1,218 @@
+"""Postgres, live: plan and apply on a throwaway database, then prove the access by connecting
+as the roles created: loaders write only their own schemas, readers only read, developers
+read raw data through the chain, and grants made by others survive an apply."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from stackyard.errors import ConfigError, UsageError, WarehouseError
+from tests.infra.conftest import PgProject
+
+pytestmark = pytest.mark.postgres
+
+PEOPLE = """
+people:
+  alice: {}
+  rita: {roles: [REPORTING_READER]}
+"""
+
+
+def _apply(project: PgProject, allow_destructive: bool = False) -> None:
+    access = project.context().access()
+    access.apply(target="prod", allow_destructive=allow_destructive)
+
+
+def _can(project: PgProject, role: str, sql: str) -> bool:
+    with project.connect(role) as conn:
+        try:
+            conn.execute(sql)
+        except psycopg.errors.InsufficientPrivilege:
+            return False
+    return True
+
+
+def test_plan_apply_gives_least_privilege_and_next_plan_is_empty(pg_project: PgProject) -> None:
+    pg_project.write(PEOPLE)
+    access = pg_project.context().access()
+    plan = access.plan("prod")
+    assert plan.has_changes and not plan.destructive_steps
+    assert (
+        f'GRANT "{pg_project.role("dlt_db_writer")}" TO "{pg_project.role("svc_dlt")}"'
+        in plan.statements()
+    )
+    _apply(pg_project)
+    assert not pg_project.context().access().plan("prod").has_changes
+
+    # The loader writes its own schema, as itself, through DLT_DB_WRITER …
+    assert _can(pg_project, "svc_dlt", "CREATE TABLE shop_db.customers (id int)")
+    assert _can(pg_project, "svc_dlt", "INSERT INTO shop_db.customers VALUES (1)")
+    # … and cannot write anywhere else.
+    assert not _can(pg_project, "svc_dlt", "CREATE TABLE marts.x (id int)")
+    assert not _can(pg_project, "svc_dlt", "CREATE TABLE dev_alice.x (id int)")
+    # A developer reads the raw table through ANALYTICS_SOURCES_READER → DLT_DB_READER …
+    assert _can(pg_project, "alice", "SELECT * FROM shop_db.customers")
+    # … cannot write it, and writes only her own dev schema.
+    assert not _can(pg_project, "alice", "INSERT INTO shop_db.customers VALUES (2)")
+    assert not _can(pg_project, "alice", "CREATE TABLE shop_db.mine (id int)")
+    assert _can(pg_project, "alice", "CREATE TABLE dev_alice.scratch (id int)")
+    assert not _can(pg_project, "alice", "CREATE TABLE marts.x (id int)")
+    # A reporting reader reads reporting only.
+    with pg_project.connect() as admin:
+        admin.execute("CREATE TABLE reporting.revenue (amount int)")
+        admin.execute("CREATE TABLE marts.orders (id int)")
+    assert _can(pg_project, "rita", "SELECT * FROM reporting.revenue")
+    assert not _can(pg_project, "rita", "SELECT * FROM marts.orders")
+    assert not _can(pg_project, "rita", "SELECT * FROM shop_db.customers")
+    assert not _can(pg_project, "rita", "INSERT INTO reporting.revenue VALUES (1)")
+    assert _can(pg_project, "alice", "SELECT * FROM marts.orders")
+
+    # New tables were covered by default privileges: the plan is still empty.
+    assert not pg_project.context().access().plan("prod").has_changes
+
+
+def test_grants_made_by_others_survive_apply(pg_project: PgProject) -> None:
+    _apply(pg_project)
+    stranger = pg_project.role("intern")  # same prefix, so the fixture drops it
+    with pg_project.connect() as admin:
+        admin.execute(f'CREATE ROLE "{stranger}" LOGIN')
+        admin.execute("CREATE TABLE shop_db.orders (id int)")
+        admin.execute(f'GRANT USAGE ON SCHEMA shop_db TO "{stranger}"')
+        admin.execute(f'GRANT SELECT ON shop_db.orders TO "{stranger}"')
+        # A grant by hand to a declared role is not ours to keep: it will be revoked.
+        admin.execute(f'GRANT INSERT ON shop_db.orders TO "{pg_project.role("dlt_db_reader")}"')
+    plan = pg_project.context().access().plan("prod")
+    assert any(stranger in u for u in plan.unmanaged)
+    assert not any(stranger in s for s in plan.statements())
+    revokes = [s for s in plan.steps if s.destructive]
+    assert [s.statement for s in revokes] == [
+        f'REVOKE INSERT ON TABLE "shop_db"."orders" FROM "{pg_project.role("dlt_db_reader")}"'
+    ]
+    with pytest.raises(UsageError, match="destructive"):
+        _apply(pg_project)
+    _apply(pg_project, allow_destructive=True)
+    assert _can(pg_project, "intern", "SELECT * FROM shop_db.orders")
+    assert not pg_project.context().access().plan("prod").has_changes
+
+
+def test_saved_plan_refused_when_stale_edited_or_foreign(
+    pg_project: PgProject, tmp_path: Path
+) -> None:
+    access = pg_project.context().access()
+    plan_file = tmp_path / "plan.json"
+    access.plan("prod").save(plan_file)
+
+    edited = tmp_path / "edited.json"
+    data = json.loads(plan_file.read_text())
+    data["steps"][0]["statement"] = "DROP SCHEMA public CASCADE"
+    edited.write_text(json.dumps(data))
+    with pytest.raises(UsageError, match="edited"):
+        access.apply(edited)
+
+    pg_project.write(name="other")
+    with pytest.raises(UsageError, match="planned for project 'shop'"):
+        pg_project.context().access().apply(plan_file)
+    pg_project.write()
+
+    with pg_project.connect() as admin:  # live state changes after planning
+        admin.execute("CREATE SCHEMA surprise")
+    with pytest.raises(UsageError, match=r"live state .* changed"):
+        pg_project.context().access().apply(plan_file)
+    with pg_project.connect() as admin:
+        assert admin.execute(
+            "SELECT count(*) FROM pg_roles WHERE rolname LIKE %s", (pg_project.prefix + "%",)
+        ).fetchone() == (0,)  # nothing was applied
+
+    fresh = tmp_path / "fresh.json"
+    pg_project.context().access().plan("prod").save(fresh)
+    pg_project.context().access().apply(fresh)
+    assert not pg_project.context().access().plan("prod").has_changes
+
+
+def test_removing_a_user_is_destructive_and_drops_only_ours(pg_project: PgProject) -> None:
+    pg_project.write(PEOPLE)
+    _apply(pg_project)
+    with pg_project.connect("alice") as conn:
+        conn.execute("CREATE TABLE dev_alice.keep_me (id int)")
+    pg_project.write("people: {rita: {roles: [REPORTING_READER]}}")
+    plan = pg_project.context().access().plan("prod")
+    drops = [s.statement for s in plan.steps if s.kind.startswith("drop")]
+    assert f'DROP ROLE "{pg_project.role("alice")}"' in drops
+    assert f'DROP ROLE "{pg_project.role("dev_alice")}"' in drops
+    assert all(s.destructive for s in plan.steps if s.kind.startswith("drop"))
+    _apply(pg_project, allow_destructive=True)
+    with pg_project.connect() as admin:
+        assert admin.execute("SELECT count(*) FROM dev_alice.keep_me").fetchone() == (0,)
+        roles = {r[0] for r in admin.execute("SELECT rolname FROM pg_roles").fetchall()}
+    assert pg_project.role("alice") not in roles and pg_project.role("rita") in roles
+    assert not pg_project.context().access().plan("prod").has_changes
+
+
+def test_hostile_schema_names_are_quoted_not_pasted(pg_project: PgProject) -> None:
+    pg_project.write("""
+        databases:
+          DLT:
+            schemas: ['we"ird; DROP ROLE postgres; --', "Mixed Case", "50% off"]
+    """)
+    _apply(pg_project)
+    with pg_project.connect() as admin:
+        schemas = {r[0] for r in admin.execute("SELECT nspname FROM pg_namespace").fetchall()}
+        assert admin.execute(
+            "SELECT count(*) FROM pg_roles WHERE rolname = 'postgres'"
+        ).fetchone() == (1,)
+    assert {'we"ird; DROP ROLE postgres; --', "Mixed Case", "50% off"} <= schemas
+    assert _can(pg_project, "svc_dlt", 'CREATE TABLE "Mixed Case".t (id int)')
+    assert not pg_project.context().access().plan("prod").has_changes
+
+
+@pytest.mark.parametrize(
+    ("access", "message"),
+    [
+        ("roles: {A_ROLE: {member_of: [B_ROLE]}, B_ROLE: {member_of: [A_ROLE]}}", "cycle"),
+        ("people: {dan: {roles: [NOT_A_ROLE]}}", "role 'NOT_A_ROLE' is not declared"),
+        ("grants: [{role: GHOST, read: [DLT]}]", "role 'GHOST' is not declared"),
+        ('roles: {"bad\\"; DROP ROLE x": {}}', "not a valid name"),
+    ],
+)
+def test_bad_declarations_apply_nothing(pg_project: PgProject, access: str, message: str) -> None:
+    pg_project.write(access)
+    with pytest.raises(ConfigError, match=message):
+        pg_project.context().access().apply(target="prod")
+    with pg_project.connect() as admin:
+        assert admin.execute(
+            "SELECT count(*) FROM pg_roles WHERE rolname LIKE %s", (pg_project.prefix + "%",)
+        ).fetchone() == (0,)
+
+
+def test_a_failing_statement_rolls_back_the_whole_apply(pg_project: PgProject) -> None:
+    with pg_project.connect() as admin:  # a role of that name exists already, unmarked
+        admin.execute(f'CREATE ROLE "{pg_project.role("svc_dlt")}" LOGIN')
+        admin.execute(f'CREATE SCHEMA shop_db AUTHORIZATION "{pg_project.role("svc_dlt")}"')
+    access = pg_project.context().access()
+    plan = access.plan("prod")
+    # The existing role is adopted, not created; so force a failure another way:
+    with pg_project.connect() as admin:
+        admin.execute("CREATE SCHEMA marts")
+    with pytest.raises(UsageError, match="changed"):
+        plan.save(pg_project.path / "p.json")
+        access.apply(pg_project.path / "p.json")
+    from stackyard.infra.executor import execute
+    from stackyard.infra.plan import Step
+
+    broken = plan.__class__(
+        plan.project,
+        plan.target,
+        plan.engine,
+        (*plan.steps, Step("grant", "GRANT nonsense", "broken")),
+    )
+    with pytest.raises(WarehouseError, match="nothing was applied"):
+        execute(broken, access.context.warehouse("prod"))
+    with pg_project.connect() as admin:
+        count = admin.execute(
+            "SELECT count(*) FROM pg_roles WHERE rolname LIKE %s", (pg_project.prefix + "%",)
+        ).fetchone()
+    assert count == (1,)  # only the role made by hand above

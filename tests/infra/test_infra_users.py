@@ -1,0 +1,121 @@
+"""Users runbook: `user add` declares people and service accounts (with a key pair whose
+private half is written 0600 and never to stackyard.yml), `rotate-key` rotates through the
+second slot without downtime, `remove` takes a user out; stackyard.yml keeps its comments."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from stackyard.cli.main import app
+from stackyard.context import Context
+from stackyard.errors import ConfigError, UsageError
+from stackyard.infra.snowflake import key_fingerprint
+from tests.infra.conftest import PgProject
+from tests.infra.helpers import project
+
+runner = CliRunner()
+
+
+def test_user_add_service_writes_private_key_0600_and_public_key_to_yml(tmp_path: Path) -> None:
+    path = project(tmp_path)
+    result = runner.invoke(
+        app,
+        [
+            "user",
+            "add",
+            "SVC_FIVETRAN",
+            "--service",
+            "--role",
+            "ANALYTICS_SOURCES_READER",
+            "--project",
+            str(path),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    keys = list((path / ".stackyard" / "keys").glob("svc_fivetran-*.p8"))
+    assert len(keys) == 1
+    assert stat.S_IMODE(keys[0].stat().st_mode) == 0o600
+    assert keys[0].read_text().startswith("-----BEGIN PRIVATE KEY-----")
+    text = (path / "stackyard.yml").read_text()
+    assert text.startswith("# test project")  # comments kept
+    assert "PRIVATE" not in text
+    declaration = Context(path).access().declaration()
+    user = declaration.user("SVC_FIVETRAN")
+    assert user is not None and user.kind == "service" and user.rsa_public_key
+    assert user.roles == ("SVC_FIVETRAN",)
+    assert "ANALYTICS_SOURCES_READER" in declaration.roles_held("SVC_FIVETRAN")
+    plan = Context(path).access().plan("prod")
+    create = next(
+        s.statement for s in plan.steps if "CREATE USER IF NOT EXISTS SVC_FIVETRAN" in s.statement
+    )
+    assert f"RSA_PUBLIC_KEY = '{user.rsa_public_key}'" in create
+
+
+def test_user_add_print_key_writes_no_file(tmp_path: Path) -> None:
+    path = project(tmp_path)
+    change = Context(path).access().user_add("SVC_DLT", service=True, print_key=True)
+    assert change.private_key and change.private_key.startswith("-----BEGIN PRIVATE KEY-----")
+    assert change.key_file is None and not (path / ".stackyard" / "keys").exists()
+    assert Context(path).access().declaration().user("SVC_DLT").loader == "dlt"  # type: ignore[union-attr]
+
+
+def test_user_add_person_and_remove(tmp_path: Path) -> None:
+    path = project(tmp_path)
+    access = Context(path).access()
+    access.user_add("carol")
+    assert Context(path).access().declaration().user("carol").roles == (  # type: ignore[union-attr]
+        "ANALYTICS_DEVELOPER",
+        "DEV_CAROL",
+    )
+    with pytest.raises(UsageError, match="already declared"):
+        Context(path).access().user_add("carol")
+    Context(path).access().user_remove("carol")
+    assert Context(path).access().declaration().user("carol") is None
+    with pytest.raises(UsageError, match="derived from the sources"):
+        Context(path).access().user_remove("SVC_DLT")
+
+
+def test_invalid_user_changes_write_nothing(tmp_path: Path) -> None:
+    path = project(tmp_path)
+    before = (path / "stackyard.yml").read_text()
+    with pytest.raises(ConfigError, match="NOPE"):
+        Context(path).access().user_add("dave", roles=["NOPE"])
+    result = runner.invoke(app, ["user", "add", 'x"; DROP', "--project", str(path)])
+    assert result.exit_code == 2
+    assert (path / "stackyard.yml").read_text() == before
+
+
+def test_rotate_key_uses_slot_two_then_finish_replaces_slot_one(tmp_path: Path) -> None:
+    path = project(tmp_path)
+    Context(path).access().user_add("SVC_DLT", service=True)
+    first = Context(path).access().declaration().user("SVC_DLT")
+    assert first is not None and first.rsa_public_key and not first.rsa_public_key_2
+    change = Context(path).access().rotate_key("SVC_DLT", target="prod")
+    assert change.action == "rotation started" and not change.applied  # Snowflake: SQL only
+    assert change.plan is not None
+    assert any("RSA_PUBLIC_KEY_2 = " in s for s in change.plan.statements())
+    rotating = Context(path).access().declaration().user("SVC_DLT")
+    assert rotating is not None and rotating.rsa_public_key == first.rsa_public_key
+    assert rotating.rsa_public_key_2
+    with pytest.raises(UsageError, match="in progress"):
+        Context(path).access().rotate_key("SVC_DLT", target="prod")
+    Context(path).access().rotate_key("SVC_DLT", finish=True, target="prod")
+    done = Context(path).access().declaration().user("SVC_DLT")
+    assert done is not None and done.rsa_public_key == rotating.rsa_public_key_2
+    assert done.rsa_public_key_2 is None
+    assert key_fingerprint(done.rsa_public_key) != key_fingerprint(first.rsa_public_key)
+    assert len(list((path / ".stackyard" / "keys").glob("*.p8"))) == 2
+
+
+@pytest.mark.postgres
+def test_rotate_key_applies_on_postgres(pg_project: PgProject) -> None:
+    access = pg_project.context().access()
+    access.user_add("SVC_DLT", service=True)
+    change = pg_project.context().access().rotate_key("SVC_DLT", target="prod")
+    assert change.applied
+    assert not pg_project.context().access().plan("prod").has_changes
+    assert any("not used on Postgres" in n for n in change.plan.notes)  # type: ignore[union-attr]
