@@ -72,7 +72,7 @@ def test_postgres_settings_keep_the_password_out_of_profiles(tmp_path: Path) -> 
     assert creds["password"] == "pg-pass-123" and creds["database"] == "analytics"
     output = w.dbt_output()
     assert output["password"] == "{{ env_var('PG_PASSWORD') }}"
-    assert w.secret_env() == {"PG_PASSWORD": "pg-pass-123"}
+    assert w.secret_env() == {"PG_PASSWORD": "pg-pass-123", "PGTZ": "UTC"}
 
 
 def test_snowflake_settings(tmp_path: Path) -> None:

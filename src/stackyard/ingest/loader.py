@@ -21,6 +21,7 @@ from stackyard.config.model import ProjectConfig
 from stackyard.config.secrets import Secrets
 from stackyard.console import Console
 from stackyard.errors import StackyardError
+from stackyard.ingest.drift import describe_contract_violation, required_columns
 from stackyard.ingest.sources import build_resources
 from stackyard.results import RejectedRow, SourceLoad, TableLoad
 from stackyard.warehouse.base import Warehouse
@@ -64,6 +65,9 @@ class Loader:
         self.secrets = secrets
         self.console = console
         self.pipelines_dir = project_dir / ".stackyard" / "pipelines"
+        self.transform_dir = project_dir / project.transform.path
+        # per source, for messages about contract violations (sources load in threads)
+        self._required: dict[str, dict[str, dict[str, list[str]]]] = {}
         # Arrow tables skip dlt's per-row normalizer; ask it to add the load id column that
         # dbt sources and run history join on.
         os.environ.setdefault("NORMALIZE__PARQUET_NORMALIZER__ADD_DLT_LOAD_ID", "true")
@@ -111,8 +115,17 @@ class Loader:
             result = self._run_pipeline(request, loaded_at, step)
         except StackyardError as exc:
             result = self._failed(request, self.secrets.redact(str(exc)))
-        except Exception as exc:
-            result = self._failed(request, self.secrets.redact(_root_cause(exc)))
+        except Exception as exc:  # the per-source boundary: dlt, drivers, user code
+            ours = _stackyard_error(exc)
+            message = (
+                str(ours)
+                if ours
+                else describe_contract_violation(
+                    request.name, exc, self._required.get(request.name, {})
+                )
+                or _root_cause(exc)
+            )
+            result = self._failed(request, self.secrets.redact(message))
         seconds = time.monotonic() - started
         result = SourceLoad(**{**result.__dict__, "seconds": round(seconds, 3)})
         if result.status == "failed":
@@ -131,13 +144,22 @@ class Loader:
 
     def _run_pipeline(self, request: LoadRequest, loaded_at: datetime, step: str) -> SourceLoad:
         pipeline = self.pipeline(request.name)
+        known = _known_columns(pipeline)
+        required = required_columns(
+            self.transform_dir,
+            (f"dlt_{request.name}", request.name),
+            known,
+            self.warehouse.DIALECT,
+        )
+        self._required[request.name] = required
         build = build_resources(
             request.name,
             request.config,
             project_dir=self.project_dir,
             secrets=self.secrets,
             loaded_at=loaded_at,
-            known_columns=_known_columns(pipeline),
+            known_columns=known,
+            required=required,
         )
         info = pipeline.run(build.resources, schema_contract=_CONTRACTS[request.config.contract])
         counts = _row_counts(pipeline)
@@ -173,6 +195,18 @@ class Loader:
         ]
         info = pipeline.run(rows, table_name=REJECTED_TABLE, write_disposition="append")
         return list(info.loads_ids)
+
+
+def _stackyard_error(exc: BaseException) -> StackyardError | None:
+    """Our own error inside dlt's wrapping (raised from a map step during extraction)."""
+    seen: set[int] = set()
+    inner: BaseException | None = exc
+    while inner is not None and id(inner) not in seen:
+        if isinstance(inner, StackyardError):
+            return inner
+        seen.add(id(inner))
+        inner = getattr(inner, "exception", None) or inner.__cause__ or inner.__context__
+    return None
 
 
 def _import_before_threads() -> None:

@@ -10,8 +10,8 @@ freshness and the monitors read.
 from __future__ import annotations
 
 import importlib.util
-import sys
 import re
+import sys
 import threading
 from collections.abc import Callable, Mapping
 from datetime import datetime
@@ -54,6 +54,7 @@ def build_resources(
     secrets: Secrets,
     loaded_at: datetime,
     known_columns: Mapping[str, Mapping[str, str]],
+    required: Mapping[str, Mapping[str, list[str]]] | None = None,
 ) -> SourceBuild:
     """dlt resources for one configured source.
 
@@ -65,6 +66,8 @@ def build_resources(
         loaded_at: stamped on every row as ``_loaded_at``.
         known_columns: ``{table: {column: dlt data type}}`` already in the warehouse, so that
             file readers reject values that do not fit instead of changing a column's type.
+        required: ``{table: {column: [models]}}`` the staging models select; a batch
+            without one of them fails the load (:mod:`stackyard.ingest.drift`).
 
     Raises:
         ConfigError: a setting cannot be used (missing secret, unknown function).
@@ -83,14 +86,22 @@ def build_resources(
         build.resources = _python_resources(name, config, project_dir)
     else:  # pragma: no cover - the config model admits no other kind
         raise ConfigError(f"source '{name}': unsupported kind {type(config).__name__}")
-    stamp = _stamper(loaded_at)
-    build.resources = [r.add_map(stamp) for r in build.resources]
+    build.resources = [
+        r.add_map(_stamper(loaded_at, name, r.name, (required or {}).get(r.name, {})))
+        for r in build.resources
+    ]
     return build
 
 
-def _stamper(loaded_at: datetime) -> Callable[[Any], Any]:
+def _stamper(
+    loaded_at: datetime, source: str, table: str, required: Mapping[str, list[str]]
+) -> Callable[[Any], Any]:
+    from stackyard.ingest.drift import check_item
+
     def stamp(item: Any) -> Any:
         import pyarrow as pa
+
+        check_item(source, table, item, required)
 
         if isinstance(item, pa.Table | pa.RecordBatch):
             if LOADED_AT in item.column_names:
@@ -175,10 +186,8 @@ def _file_resources(
         folder = (project_dir / url).resolve()
         if not folder.is_dir():
             raise ConfigError(
-                f"sources.{name}.url: the folder {config.url} does not exist "
-                f"(looked in {folder})",
-                hint="create it and put the files there, or fix the path (relative to the "
-                "project)",
+                f"sources.{name}.url: the folder {config.url} does not exist (looked in {folder})",
+                hint="create it and put the files there, or fix the path (relative to the project)",
             )
         url = str(folder)
     credentials = (

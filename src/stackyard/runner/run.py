@@ -97,6 +97,7 @@ class RunJob:
             )
             t0, at = time.monotonic(), datetime.now(UTC)
             loads = loader.load(sources, started_at)
+            self.warehouse.close()  # dlt loaded through it; dbt opens its own connection
             failed = [load for load in loads if load.status == "failed"]
             self._steps.append(
                 StepResult(

@@ -53,6 +53,7 @@ class Warehouse(ABC):
     PARALLEL_LOADS: ClassVar[bool] = True
     REACHABLE_HERE: ClassVar[bool] = True
     MAX_IDENTIFIER_LENGTH: ClassVar[int] = 255
+    DBT_ENV: ClassVar[dict[str, str]] = {}
 
     def __init__(self, target_name: str, config: Any, project_dir: Path, secrets: Secrets):
         self.target_name = target_name
@@ -81,8 +82,9 @@ class Warehouse(ABC):
         """
 
     def secret_env(self) -> dict[str, str]:
-        """The environment variables dbt needs for the ``env_var`` references in the profile."""
-        env: dict[str, str] = {}
+        """The environment dbt needs: secrets for the profile's ``env_var`` references, and
+        session settings the profile cannot hold."""
+        env: dict[str, str] = dict(self.DBT_ENV)
         for field_name, value in self.config:
             if isinstance(value, SecretRef):
                 env[value.secret] = self.secrets.resolve(

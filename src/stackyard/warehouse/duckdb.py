@@ -14,6 +14,10 @@ from stackyard.warehouse.base import QueryResult, Warehouse
 class DuckDBWarehouse(Warehouse):
     """DuckDB in process.
 
+    Time zones: DuckDB's wheel ships without the ICU extension, and without it every
+    ``timestamptz`` is read and cast in UTC, so ``cast(x as timestamp)`` in a staging model
+    keeps the loaded times as they are. (Where ICU is installed, set ``TimeZone`` to UTC.)
+
     DuckDB has no roles or grants (https://duckdb.org/docs/sql/statements/overview), and one
     process holds the write lock on the file, so a second stackyard process waits or fails
     with a clear message rather than corrupting anything.
@@ -40,6 +44,17 @@ class DuckDBWarehouse(Warehouse):
 
     def dlt_destination_settings(self) -> dict[str, Any]:
         return {"credentials": str(self.path)}
+
+    def dlt_destination(self) -> Any:
+        """dlt's DuckDB destination on a cursor of this warehouse's connection.
+
+        Several pipelines load in parallel threads; DuckDB allows that on cursors of one
+        connection, while separate ``connect()`` calls to the same file from one process
+        collide ("Unique file handle conflict").
+        """
+        import dlt
+
+        return dlt.destinations.duckdb(self._connection().cursor())
 
     def dbt_output(self) -> dict[str, Any]:
         return {

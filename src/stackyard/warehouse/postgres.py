@@ -19,6 +19,8 @@ class PostgresWarehouse(Warehouse):
     SUPPORTS_TRANSACTIONAL_DDL = True
     PARALLEL_LOADS = True
     MAX_IDENTIFIER_LENGTH = 63  # NAMEDATALEN - 1
+    # libpq reads PGTZ for the session time zone; dbt-postgres has no profile key for it.
+    DBT_ENV = {"PGTZ": "UTC"}
 
     config: PostgresTarget
 
@@ -42,6 +44,7 @@ class PostgresWarehouse(Warehouse):
             "dbname": self.config.database,
             "sslmode": self.config.sslmode,
             "connect_timeout": self.config.connect_timeout,
+            "options": "-c TimeZone=UTC",
         }
         password = self._password()
         if password is not None:
