@@ -20,7 +20,7 @@ class PostgresWarehouse(Warehouse):
     PARALLEL_LOADS = True
     MAX_IDENTIFIER_LENGTH = 63  # NAMEDATALEN - 1
     # libpq reads PGTZ for the session time zone; dbt-postgres has no profile key for it.
-    DBT_ENV = {"PGTZ": "UTC"}
+    DBT_ENV: ClassVar[dict[str, str]] = {"PGTZ": "UTC"}
 
     config: PostgresTarget
 
