@@ -149,20 +149,17 @@ def run_summary(result: RunResult) -> Group:
 def status_table(runs: list[RunSummary]) -> Table:
     """``stackyard status``: recent runs."""
     table = Table(show_edge=False, header_style="bold")
-    for column in ("run", "target", "status", "started (UTC)", "took", "rows", "models", "tests"):
-        table.add_column(column)
+    # The run id starts with its UTC start time (20261122T063955-…), so no separate column.
+    table.add_column("run (started UTC)", no_wrap=True)
+    for column in ("target", "status", "took", "rows", "models", "tests"):
+        table.add_column(column, no_wrap=True)
     for r in runs:
         took = (r.finished_at - r.started_at).total_seconds()
         style = "green" if r.status == "success" else "red"
+        tests = r.tests_passed + r.tests_failed
         table.add_row(
-            r.run_id,
-            r.target,
-            Text(r.status, style=style),
-            r.started_at.strftime("%Y-%m-%d %H:%M:%S"),
-            f"{took:.1f}s",
-            f"{r.rows_loaded:,}",
-            str(r.models_built),
-            f"{r.tests_passed} passed, {r.tests_failed} failed",
+            r.run_id, r.target, Text(r.status, style=style), f"{took:.1f}s", f"{r.rows_loaded:,}",
+            str(r.models_built), f"{r.tests_passed}/{tests} ok",
         )
     return table
 
