@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import WORK, markdown_table, timer, write_result  # noqa: E402
+from _common import WORK, markdown_table, timer, write_result
 
 
 def make_file(path: Path, rows: int) -> None:
@@ -55,10 +55,14 @@ def run_stackyard(work: Path, data: Path) -> tuple[float, float]:
     init_project(project)
     (project / "sources" / "events").mkdir(parents=True)
     shutil.copy(data, project / "sources" / "events" / "orders.jsonl")
-    config = (project / "stackyard.yml").read_text().replace(
-        "sources: {}\n",
-        "sources:\n  events:\n    kind: filesystem\n    url: sources/events\n"
-        "    tables:\n      orders: {glob: '*.jsonl', primary_key: id}\n",
+    config = (
+        (project / "stackyard.yml")
+        .read_text()
+        .replace(
+            "sources: {}\n",
+            "sources:\n  events:\n    kind: filesystem\n    url: sources/events\n"
+            "    tables:\n      orders: {glob: '*.jsonl', primary_key: id}\n",
+        )
     )
     (project / "stackyard.yml").write_text(config)
     with timer() as t:
@@ -97,8 +101,10 @@ def run_dlt_default(work: Path, data: Path, rows: int) -> float:
                 yield json.loads(line)
 
     pipeline = dlt.pipeline(
-        "bench_default", destination=dlt.destinations.duckdb(str(db)),
-        dataset_name="events", pipelines_dir=str(work / "dlt_pipelines"),
+        "bench_default",
+        destination=dlt.destinations.duckdb(str(db)),
+        dataset_name="events",
+        pipelines_dir=str(work / "dlt_pipelines"),
     )
     with timer() as t:
         pipeline.run(records(), table_name="orders")
@@ -109,7 +115,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument(
-        "--dlt-rows", type=int, default=None,
+        "--dlt-rows",
+        type=int,
+        default=None,
         help="rows for the dlt-default run (default: all); its rows/s is compared",
     )
     args = parser.parse_args()
@@ -129,10 +137,18 @@ def main() -> None:
     rows = [
         ["DuckDB read_json (raw baseline)", f"{raw:.2f}", f"{n / raw:,.0f}", "1.00"],
         ["stackyard load step", f"{load:.2f}", f"{n / load:,.0f}", f"{load / raw:.2f}"],
-        ["stackyard run (load + dbt + history)", f"{whole:.2f}", f"{n / whole:,.0f}",
-         f"{whole / raw:.2f}"],
-        [f"dlt defaults ({dlt_rows:,} rows, scaled)", f"{default_full:.2f}",
-         f"{dlt_rows / default:,.0f}", f"{default_full / raw:.2f}"],
+        [
+            "stackyard run (load + dbt + history)",
+            f"{whole:.2f}",
+            f"{n / whole:,.0f}",
+            f"{whole / raw:.2f}",
+        ],
+        [
+            f"dlt defaults ({dlt_rows:,} rows, scaled)",
+            f"{default_full:.2f}",
+            f"{dlt_rows / default:,.0f}",
+            f"{default_full / raw:.2f}",
+        ],
     ]
     table = markdown_table(["path", "seconds", "rows/s", "× raw time"], rows)
     verdict = (

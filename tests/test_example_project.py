@@ -17,16 +17,16 @@ BIN = Path(sys.executable).parent
 
 def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false", "COLUMNS": "120"}
-    return subprocess.run(
-        list(args), cwd=cwd, capture_output=True, text=True, env=env, timeout=600
-    )
+    return subprocess.run(list(args), cwd=cwd, capture_output=True, text=True, env=env, timeout=600)
 
 
 def test_example_project_end_to_end(tmp_path: Path) -> None:
     project = tmp_path / "demo"
     stackyard = str(BIN / "stackyard")
-    assert run(stackyard, "init", str(project), "--example", "jaffle_shop", cwd=tmp_path)\
-        .returncode == 0
+    assert (
+        run(stackyard, "init", str(project), "--example", "jaffle_shop", cwd=tmp_path).returncode
+        == 0
+    )
     first = run(stackyard, "run", cwd=project)
     assert first.returncode == 0, first.stdout + first.stderr
     assert "67/67 tests passed" in first.stdout

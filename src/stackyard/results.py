@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal
 
@@ -116,6 +116,9 @@ class RunResult:
     selected: tuple[str, ...] = field(default_factory=tuple)
     transform_hash: str = ""
     build: Literal["built", "skipped", "not run"] = "built"
+    # The monitor pass that followed the run (stackyard.monitors.health.MonitorReport); it
+    # never changes the run's status: anomalies are reported by alerts and `stackyard health`.
+    monitors: Any = None
 
     @property
     def ok(self) -> bool:
@@ -145,7 +148,8 @@ class RunResult:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dictionary (datetimes as ISO 8601 strings)."""
-        data = asdict(self)
+        data = asdict(replace(self, monitors=None))
+        data["monitors"] = self.monitors.to_dict() if self.monitors is not None else None
         data["status"] = self.status
         data["rows_loaded"] = sum(load.rows for load in self.loads)
         return _iso(data)

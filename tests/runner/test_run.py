@@ -35,7 +35,7 @@ def test_run_loads_builds_tests_and_records(project: Path) -> None:
     assert rows(ctx, "select count(*) from stackyard.loads where row_count > 0") == [(3,)]
     assert [s.run_id for s in ctx.status()] == [result.run_id]
     steps = [e[1] for e in console.events if e[0] == "finished"]
-    assert steps[0] == "ensure schemas" and steps[-1] == "record run"
+    assert steps[0] == "ensure schemas" and steps[-2:] == ["record run", "monitors"]
     assert "load app" in steps and "dbt build" in steps
 
 

@@ -211,11 +211,11 @@ def sql(
 
 
 from stackyard.cli import access as _access_commands  # noqa: E402  (needs the names above)
+from stackyard.cli import monitors as _monitor_commands  # noqa: E402
 from stackyard.cli import sources as _source_commands  # noqa: E402
 
 _access_commands.register(app)
 _source_commands.register(app)
-from stackyard.cli import monitors as _monitor_commands  # noqa: E402
 _monitor_commands.register(app)
 
 

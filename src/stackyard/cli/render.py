@@ -133,6 +133,13 @@ def run_summary(result: RunResult) -> Group:
                     style="yellow" if f.status == "warn" else "red",
                 )
             )
+    report = result.monitors
+    if report is not None:
+        for table in report.tables:
+            if table.alerting:
+                parts.append(
+                    Text(f"monitor {table.table}: {table.status}: {table.why}", style="yellow")
+                )
     models = result.count("model", "success")
     tests_ok = result.count("test", "pass")
     tests = sum(1 for n in result.nodes if n.resource_type == "test")
@@ -158,8 +165,13 @@ def status_table(runs: list[RunSummary]) -> Table:
         style = "green" if r.status == "success" else "red"
         tests = r.tests_passed + r.tests_failed
         table.add_row(
-            r.run_id, r.target, Text(r.status, style=style), f"{took:.1f}s", f"{r.rows_loaded:,}",
-            str(r.models_built), f"{r.tests_passed}/{tests} ok",
+            r.run_id,
+            r.target,
+            Text(r.status, style=style),
+            f"{took:.1f}s",
+            f"{r.rows_loaded:,}",
+            str(r.models_built),
+            f"{r.tests_passed}/{tests} ok",
         )
     return table
 

@@ -150,7 +150,11 @@ class SqlDatabaseSource(SourceBase):
         "or {secret: NAME} for one that has a password."
     )
     source_schema: str | None = Field(None, description="Schema to read from in the source.")
-    backend: Literal["pyarrow", "connectorx", "sqlalchemy"] = "pyarrow"
+    backend: Literal["auto", "connectorx", "pyarrow", "sqlalchemy"] = Field(
+        "auto",
+        description="auto: ConnectorX (Rust, straight to Arrow) for SQLite and Postgres "
+        "URLs, else SQLAlchemy rows converted to Arrow.",
+    )
     chunk_size: int = Field(100_000, ge=100)
     tables: dict[str, SqlTable] = Field(min_length=1)
 

@@ -144,6 +144,10 @@ class Loader:
 
     def _run_pipeline(self, request: LoadRequest, loaded_at: datetime, step: str) -> SourceLoad:
         pipeline = self.pipeline(request.name)
+        if not pipeline.default_schema_name:
+            # No local state (a first run, or a fresh clone): restore dlt's state and schema
+            # from the warehouse first, so what is already loaded is known.
+            pipeline.sync_destination()
         known = _known_columns(pipeline)
         required = required_columns(
             self.transform_dir,
@@ -237,7 +241,7 @@ def _row_counts(pipeline: Any) -> dict[str, int]:
     trace = pipeline.last_trace
     info = trace.last_normalize_info if trace else None
     counts: Mapping[str, int] = info.row_counts if info else {}
-    return {t: int(n) for t, n in counts.items() if not t.startswith("_dlt")}
+    return {t: int(n) for t, n in counts.items() if n and not t.startswith("_dlt")}
 
 
 def _root_cause(exc: BaseException) -> str:

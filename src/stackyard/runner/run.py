@@ -60,6 +60,7 @@ class RunJob:
         console: Console,
         make_dbt: Callable[..., Dbt],
         force_build: bool = False,
+        monitors: bool = True,
     ) -> None:
         self.project = project
         self.project_dir = project_dir
@@ -69,6 +70,7 @@ class RunJob:
         self.console = console
         self.make_dbt = make_dbt
         self.force_build = force_build
+        self.monitors = monitors and project.monitors.enabled
         self._steps: list[StepResult] = []
         self._current = ""
         self._previous: dict[str, Any] | None = None
@@ -176,9 +178,40 @@ class RunJob:
             build="skipped" if unchanged else "built",
         )
         recorded = self._step("record run", lambda: self._record(result))
-        # The history row is written before "record run" itself finishes; add that step to
-        # the returned result so the caller sees every step.
-        return RunResult(**{**result.__dict__, "steps": (*result.steps, recorded)})
+        result = RunResult(**{**result.__dict__, "steps": (*result.steps, recorded)})
+        if self.monitors:
+            result = self._monitor(result)
+        return result
+
+    def _monitor(self, result: RunResult) -> RunResult:
+        """The monitor pass over what the run loaded and built.
+
+        It runs after the run is recorded and never changes the run's outcome: a problem it
+        finds is a "warn" step, an alert and a `stackyard health` line.
+        """
+        from stackyard.monitors.suite import monitor_run
+
+        report: Any = None
+        self.console.step_started("monitors")
+        at, t0 = datetime.now(UTC), time.monotonic()
+        try:
+            report = monitor_run(
+                project=self.project,
+                project_dir=self.project_dir,
+                transform_dir=self.transform_dir,
+                warehouse=self.warehouse,
+                run=result,
+                console=self.console,
+            )
+            status: StepStatus = "ok" if report.status == "ok" else "warn"
+            detail = report.summary
+        except StackyardError as exc:
+            status, detail = "warn", f"monitors could not run: {self.secrets.redact(str(exc))}"
+        finally:
+            self.warehouse.close()
+        step = StepResult("monitors", status, detail, at, round(time.monotonic() - t0, 3))
+        self.console.step_finished("monitors", status, detail)
+        return RunResult(**{**result.__dict__, "steps": (*result.steps, step), "monitors": report})
 
     # ------------------------------------------------------------------ steps
 

@@ -1,0 +1,192 @@
+"""The ``monitors:`` section of stackyard.yml: what is watched, how it is judged, who is told.
+
+Everything is optional. Without the section every table stackyard loads or builds is
+monitored with defaults that work untuned (volume, freshness, null rates, duplicate keys,
+schema drift, dbt tests); alerts need at least one channel.
+
+.. code-block:: yaml
+
+    monitors:
+      holidays: [2026-12-25, 2027-01-01]
+      tables:
+        app.orders: {time_column: ordered_at, key: id, sensitivity: high}
+        customer_orders: {direction: drop}          # a dbt model, by name
+      alerts:
+        suppress_hours: 12
+        channels:
+          team: {type: webhook, url: {secret: SLACK_WEBHOOK_URL}}
+          mail: {type: email, host: smtp.example.com, port: 587, from: stackyard@example.com,
+                 to: [data@example.com], username: stackyard, password: {secret: SMTP_PASSWORD}}
+        owners:
+          app: ["@data-eng", data-eng@example.com]  # a source: all its tables
+          customer_orders: [analytics@example.com]  # a model
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from typing import Annotated, Literal
+
+from pydantic import Field, PositiveFloat, field_validator, model_validator
+
+from stackyard.config.model import SecretRef, StrictModel
+
+# "schema.table" for a source table or a model's relation, or a bare dbt model name.
+_TABLE_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)?$")
+
+
+class TableMonitor(StrictModel):
+    """How one table is monitored; every field has a default that works untuned."""
+
+    enabled: bool = Field(True, description="false: do not monitor this table at all.")
+    sensitivity: Literal["low", "medium", "high"] | PositiveFloat = Field(
+        "medium",
+        description="Volume band half-width: 'high' alerts on smaller deviations, 'low' only "
+        "on large ones; a number is the half-width in robust standard deviations (medium = 4).",
+    )
+    direction: Literal["both", "drop", "spike"] = Field(
+        "both", description="Alert on volume drops, spikes or both."
+    )
+    seasonality: Literal["weekly", "none"] = Field(
+        "weekly", description="'weekly' learns a usual level per weekday."
+    )
+    time_column: str | None = Field(
+        None,
+        description="Date or timestamp column to count rows per day by. Default: found from "
+        "the table's columns (created_at, order_date …); without one, volume is rows per load.",
+    )
+    key: str | list[str] | None = Field(
+        None,
+        description="Column(s) that identify a row, for the duplicate check. Default: the "
+        "source's primary_key, or the column of a model's dbt `unique` test.",
+    )
+    null_rate_increase: float = Field(
+        0.1,
+        gt=0,
+        le=1,
+        description="A column's null rate alerts when it rises this much (0.1 = 10 percentage "
+        "points) above its recent median.",
+    )
+
+
+class WebhookChannel(StrictModel):
+    """A webhook that takes Slack-compatible JSON (``text`` and ``blocks``)."""
+
+    type: Literal["webhook"]
+    url: str | SecretRef = Field(
+        description="https://hooks.slack.com/… or any endpoint; {secret: NAME} keeps it out of "
+        "stackyard.yml."
+    )
+    timeout_seconds: PositiveFloat = Field(10.0, description="Per attempt.")
+
+    @field_validator("url")
+    @classmethod
+    def _http(cls, value: str | SecretRef) -> str | SecretRef:
+        if isinstance(value, str) and not value.startswith(("http://", "https://")):
+            raise ValueError(f"webhook url must start with http:// or https://, got '{value}'")
+        return value
+
+
+class EmailChannel(StrictModel):
+    """An SMTP server that relays alert e-mails."""
+
+    type: Literal["email"]
+    host: str = "127.0.0.1"
+    port: int = Field(25, ge=1, le=65535)
+    from_: str = Field(alias="from", description="Sender address.")
+    to: list[str] = Field(
+        default_factory=list, description="Recipients of every alert; owners are added."
+    )
+    username: str | None = None
+    password: SecretRef | None = None
+    starttls: bool = Field(False, description="Upgrade the connection with STARTTLS.")
+    timeout_seconds: PositiveFloat = 10.0
+
+
+Channel = Annotated[WebhookChannel | EmailChannel, Field(discriminator="type")]
+
+
+class AlertsConfig(StrictModel):
+    """Where alerts go, how often, and how hard to try."""
+
+    channels: dict[str, Channel] = Field(default_factory=dict)
+    owners: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Owners per source name or model name: Slack handles (@team) are "
+        "mentioned, e-mail addresses also receive the e-mail alert.",
+    )
+    suppress_hours: float = Field(
+        24.0,
+        ge=0,
+        description="An alert with the same root cause and the same findings is not sent "
+        "again within this many hours.",
+    )
+    retries: int = Field(3, ge=0, le=10, description="Retries of a failing channel.")
+    backoff_seconds: float = Field(
+        1.0, ge=0, le=60, description="First retry delay; doubles each retry, with jitter."
+    )
+
+    @field_validator("owners", mode="before")
+    @classmethod
+    def _owner_lists(cls, value: object) -> object:
+        if isinstance(value, dict):
+            return {k: [v] if isinstance(v, str) else v for k, v in value.items()}
+        return value
+
+
+class MonitorsConfig(StrictModel):
+    """The ``monitors:`` section: defaults that work untuned, overrides per table."""
+
+    enabled: bool = Field(True, description="false: no monitors after `stackyard run`.")
+    defaults: TableMonitor = Field(
+        default_factory=TableMonitor, description="Settings for every table not listed."
+    )
+    tables: dict[str, TableMonitor] = Field(
+        default_factory=dict,
+        description="Overrides per table: 'schema.table' or a dbt model name.",
+    )
+    holidays: list[date] = Field(
+        default_factory=list,
+        description="The business calendar: these days are not judged and never enter a baseline.",
+    )
+    recheck_days: int = Field(
+        7,
+        ge=1,
+        le=60,
+        description="For tables counted by a time column: how many recent complete days are "
+        "judged on every run (late or deleted rows change past days).",
+    )
+    alerts: AlertsConfig = Field(default_factory=AlertsConfig)
+
+    @field_validator("tables")
+    @classmethod
+    def _table_keys(cls, value: dict[str, TableMonitor]) -> dict[str, TableMonitor]:
+        for key in value:
+            if not _TABLE_KEY.match(key):
+                raise ValueError(
+                    f"'{key}' is not a table: write 'schema.table' (e.g. app.orders) or a dbt "
+                    "model name (e.g. customer_orders)"
+                )
+        return value
+
+    @model_validator(mode="after")
+    def _owners_are_plain(self) -> MonitorsConfig:
+        for name, owners in self.alerts.owners.items():
+            if not owners:
+                raise ValueError(f"alerts.owners.{name} is empty: list at least one owner")
+        return self
+
+    def for_table(self, relation: str, name: str | None = None) -> TableMonitor:
+        """The settings of one table: its ``schema.table`` entry, else its model name's,
+        else the defaults.
+
+        >>> cfg = MonitorsConfig(tables={"app.orders": TableMonitor(key="id")})
+        >>> cfg.for_table("app.orders").key, cfg.for_table("app.customers").key
+        ('id', None)
+        """
+        if relation in self.tables:
+            return self.tables[relation]
+        if name is not None and name in self.tables:
+            return self.tables[name]
+        return self.defaults

@@ -1,0 +1,180 @@
+"""Table-level lineage from dbt's manifest: sources → staging → marts → reporting.
+
+dbt writes ``transform/target/manifest.json`` on every parse; its ``parent_map`` says which
+sources and models each model reads. stackyard uses it three ways: to find the relation
+(schema and name) of each model it monitors, to group alerts by root cause (an anomaly in a
+mart whose source is anomalous is reported under the source), and to draw the report's
+lineage graph.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+# Layers in the order the report draws them, left to right.
+LAYERS = ("sources", "staging", "intermediate", "marts", "reporting", "other")
+
+
+@dataclass(frozen=True)
+class LineageNode:
+    """A source table or a model.
+
+    Attributes:
+        unique_id: dbt's id, e.g. ``model.shop.stg_orders`` or ``source.shop.dlt_app.orders``.
+        name: the model's name, or ``source.table`` for a source table.
+        kind: ``source`` or ``model``.
+        schema: the warehouse schema.
+        relation_name: the relation's name in that schema.
+        layer: one of :data:`LAYERS`.
+        parents: unique ids of the sources and models it reads.
+        key: a column its dbt ``unique`` test checks (empty when it has none).
+        source_name: for a source table, its dbt source name (``dlt_app``).
+    """
+
+    unique_id: str
+    name: str
+    kind: str
+    schema: str
+    relation_name: str
+    layer: str
+    parents: tuple[str, ...] = ()
+    key: tuple[str, ...] = ()
+    source_name: str = ""
+
+    @property
+    def relation(self) -> str:
+        """``schema.name`` in the warehouse."""
+        return f"{self.schema}.{self.relation_name}"
+
+
+@dataclass(frozen=True)
+class Lineage:
+    """The graph of one dbt project (empty when it has never been parsed)."""
+
+    nodes: dict[str, LineageNode] = field(default_factory=dict)
+    tests: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, transform_dir: Path) -> Lineage:
+        """Read ``target/manifest.json``; an empty lineage when it does not exist.
+
+        Args:
+            transform_dir: the dbt project folder.
+
+        Returns:
+            The lineage of every source table and model.
+        """
+        path = transform_dir / "target" / "manifest.json"
+        if not path.is_file():
+            return cls()
+        try:
+            manifest = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            # A manifest half-written by a dbt run that was killed: lineage is a nicety for
+            # monitors (grouping, the report), never a reason to fail them.
+            return cls()
+        return cls.from_manifest(manifest)
+
+    @classmethod
+    def from_manifest(cls, manifest: dict[str, Any]) -> Lineage:
+        """Build the lineage from a parsed manifest.
+
+        >>> m = {"sources": {"source.p.s.t": {"schema": "raw", "identifier": "t",
+        ...       "source_name": "s", "name": "t"}},
+        ...      "nodes": {"model.p.m": {"resource_type": "model", "schema": "marts",
+        ...       "alias": "m", "name": "m", "fqn": ["p", "marts", "m"]}},
+        ...      "parent_map": {"model.p.m": ["source.p.s.t"]}}
+        >>> lin = Lineage.from_manifest(m)
+        >>> lin.by_relation()["marts.m"].parents, lin.nodes["source.p.s.t"].layer
+        (('source.p.s.t',), 'sources')
+        """
+        parent_map: dict[str, list[str]] = manifest.get("parent_map") or {}
+        keys: dict[str, list[str]] = {}
+        tests: dict[str, str] = {}
+        for uid, node in (manifest.get("nodes") or {}).items():
+            if node.get("resource_type") != "test":
+                continue
+            attached = node.get("attached_node") or next(iter(parent_map.get(uid, [])), None)
+            if attached:
+                tests[uid] = attached
+            meta = node.get("test_metadata") or {}
+            column = node.get("column_name") or (meta.get("kwargs") or {}).get("column_name")
+            if meta.get("name") == "unique" and attached and column:
+                keys.setdefault(attached, [str(column)])
+        nodes: dict[str, LineageNode] = {}
+        for uid, source in (manifest.get("sources") or {}).items():
+            nodes[uid] = LineageNode(
+                unique_id=uid,
+                name=f"{source.get('source_name')}.{source.get('name')}",
+                kind="source",
+                schema=str(source.get("schema")),
+                relation_name=str(source.get("identifier") or source.get("name")),
+                layer="sources",
+                source_name=str(source.get("source_name")),
+            )
+        for uid, node in (manifest.get("nodes") or {}).items():
+            if node.get("resource_type") not in ("model", "seed", "snapshot"):
+                continue
+            parents = tuple(
+                p for p in parent_map.get(uid, []) if p.startswith(("model.", "source.", "seed."))
+            )
+            nodes[uid] = LineageNode(
+                unique_id=uid,
+                name=str(node.get("name")),
+                kind="model",
+                schema=str(node.get("schema")),
+                relation_name=str(node.get("alias") or node.get("name")),
+                layer=_layer(node),
+                parents=parents,
+                key=tuple(keys.get(uid, ())),
+            )
+        return cls(nodes=nodes, tests=tests)
+
+    def by_relation(self) -> dict[str, LineageNode]:
+        """Nodes by ``schema.name``."""
+        return {n.relation: n for n in self.nodes.values()}
+
+    def ancestors(self, unique_id: str) -> set[str]:
+        """Every source and model upstream of a node."""
+        seen: set[str] = set()
+        stack = list(self.nodes[unique_id].parents) if unique_id in self.nodes else []
+        while stack:
+            uid = stack.pop()
+            if uid in seen:
+                continue
+            seen.add(uid)
+            if uid in self.nodes:
+                stack.extend(self.nodes[uid].parents)
+        return seen
+
+    def root_cause(self, unique_id: str | None, broken: set[str]) -> str | None:
+        """The most upstream broken node a broken node descends from (itself if none).
+
+        Args:
+            unique_id: the node.
+            broken: unique ids of every node with an anomaly.
+
+        Returns:
+            The unique id of the root cause, or ``None`` when the node is not in the graph.
+        """
+        if unique_id is None or unique_id not in self.nodes:
+            return None
+        upstream = sorted(self.ancestors(unique_id) & broken)
+        # The root is a broken ancestor with no broken ancestor of its own.
+        roots = [u for u in upstream if not (self.ancestors(u) & broken)]
+        return roots[0] if roots else unique_id
+
+
+def _layer(node: dict[str, Any]) -> str:
+    # The folder under models/ (fqn[1]) names the layer in the dbt convention the example
+    # follows; the schema is the fallback for projects that put everything in one folder.
+    candidates = [*(node.get("fqn") or [])[1:-1], str(node.get("schema") or "")]
+    for part in candidates:
+        lowered = part.lower()
+        for layer in LAYERS[1:-1]:
+            if lowered == layer or lowered.startswith(layer[:4]):
+                return layer
+    return "other"

@@ -1,0 +1,364 @@
+"""Metrics of one table, computed inside the warehouse with one query.
+
+Every metric a monitor needs — row count, nulls per column, duplicate keys, the latest load
+time, rows loaded today, rows per day by a time column — comes from a single batched
+aggregate query per table, built with sqlglot from quoted identifiers and rendered in the
+warehouse's dialect. No row leaves the warehouse: the answer is one row of aggregates plus
+one row per day. The query is a ``UNION ALL`` of two aggregates over the same table (totals,
+and counts grouped by day), which DuckDB and Postgres both run as plain scans.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any, Literal
+
+from sqlglot import exp
+
+from stackyard.warehouse.base import QueryResult
+
+TableKind = Literal["source", "model"]
+
+#: The column stackyard stamps on every loaded row (docs/architecture.md, "_loaded_at").
+LOADED_AT = "_loaded_at"
+
+# Columns that dlt and stackyard add for their own bookkeeping: not the user's data, so their
+# null rates are not watched.
+_INTERNAL = re.compile(r"^_dlt_|^_loaded_at$")
+# Names that usually mean "when the event happened", in order of preference. ``updated_at``
+# and friends are left out on purpose: rows move between days when they change.
+_TIME_NAMES = (
+    "created_at",
+    "created",
+    "inserted_at",
+    "ordered_at",
+    "order_date",
+    "event_time",
+    "event_date",
+    "occurred_at",
+    "timestamp",
+    "date",
+    "day",
+)
+_NOT_TIME = re.compile(r"(updated|modified|deleted|changed|synced|valid_to|valid_from)", re.I)
+
+
+@dataclass(frozen=True)
+class TableRef:
+    """A table stackyard monitors.
+
+    Attributes:
+        schema: the warehouse schema.
+        name: the relation's name in that schema.
+        kind: ``source`` (loaded by stackyard) or ``model`` (built by dbt).
+        node: the name people know it by: the model's name, or ``source.table``.
+        owner_keys: names owners are declared under (the source or the model name).
+        unique_id: dbt's id for it (``source.p.dlt_app.orders``), when dbt knows it.
+        key: columns identifying a row, when known (primary key, a ``unique`` test).
+    """
+
+    schema: str
+    name: str
+    kind: TableKind
+    node: str = ""
+    owner_keys: tuple[str, ...] = ()
+    unique_id: str | None = None
+    key: tuple[str, ...] = ()
+
+    @property
+    def relation(self) -> str:
+        """``schema.name``, the table's name in messages, config and the metric store.
+
+        >>> TableRef("app", "orders", "source").relation
+        'app.orders'
+        """
+        return f"{self.schema}.{self.name}"
+
+
+@dataclass(frozen=True)
+class MetricPlan:
+    """What to compute for one table, decided from its columns and its settings.
+
+    Attributes:
+        table: the table.
+        columns: ``{column: data type}`` as the warehouse reports them.
+        time_column: the column to count rows per day by, or ``None``.
+        loaded_column: the load-time column (``_loaded_at``), or ``None``.
+        key: the key columns for the duplicate count (empty: no duplicate check).
+        null_columns: the columns whose nulls are counted.
+        today: start of the current day (UTC); rows loaded since then are "today's load".
+        notes: why a setting was not used (a configured time column that is not there).
+    """
+
+    table: TableRef
+    columns: Mapping[str, str]
+    time_column: str | None
+    loaded_column: str | None
+    key: tuple[str, ...]
+    null_columns: tuple[str, ...]
+    today: datetime
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class TableMetrics:
+    """The measured state of one table.
+
+    Attributes:
+        row_count: rows in the table.
+        nulls: ``{column: null count}`` for each watched column.
+        duplicates: rows whose key repeats another row's (``None`` without a key).
+        last_loaded_at: the latest load time (``None`` without a load-time column or rows).
+        rows_today: rows loaded since the start of today (``None`` without a load column).
+        days: rows per day by the time column (empty without one).
+    """
+
+    row_count: int
+    nulls: Mapping[str, int] = field(default_factory=dict)
+    duplicates: int | None = None
+    last_loaded_at: datetime | None = None
+    rows_today: int | None = None
+    days: Mapping[date, int] = field(default_factory=dict)
+
+    def null_rate(self, column: str) -> float | None:
+        """The fraction of NULLs in a column; ``None`` for an empty table.
+
+        >>> TableMetrics(4, {"a": 1}).null_rate("a"), TableMetrics(0, {"a": 0}).null_rate("a")
+        (0.25, None)
+        """
+        if self.row_count == 0 or column not in self.nulls:
+            return None
+        return self.nulls[column] / self.row_count
+
+
+def is_temporal(data_type: str) -> bool:
+    """Whether a warehouse type holds dates or timestamps.
+
+    >>> is_temporal("TIMESTAMP WITH TIME ZONE"), is_temporal("date"), is_temporal("VARCHAR")
+    (True, True, False)
+    """
+    upper = data_type.upper()
+    return upper == "DATE" or upper.startswith("TIMESTAMP") or upper == "DATETIME"
+
+
+def find_time_column(columns: Mapping[str, str]) -> str | None:
+    """The column that most likely says when each row's event happened, or ``None``.
+
+    Only date and timestamp columns qualify, never stackyard's own ``_loaded_at`` nor a
+    column whose name says it changes (``updated_at``): rows would move between days.
+
+    >>> find_time_column({"id": "BIGINT", "updated_at": "TIMESTAMP", "order_date": "DATE"})
+    'order_date'
+    >>> find_time_column({"id": "BIGINT", "updated_at": "TIMESTAMP"}) is None
+    True
+    """
+    candidates = [
+        c
+        for c, t in columns.items()
+        if is_temporal(t) and not c.startswith("_") and not _NOT_TIME.search(c)
+    ]
+    for name in _TIME_NAMES:
+        for column in candidates:
+            if column.lower() == name:
+                return column
+    for column in candidates:
+        if column.lower().endswith(("_at", "_date", "_time", "_ts")):
+            return column
+    return None
+
+
+def plan_metrics(
+    table: TableRef,
+    columns: Mapping[str, str],
+    *,
+    time_column: str | None,
+    key: Sequence[str],
+    today: datetime,
+) -> MetricPlan:
+    """Decide what to measure on a table from its columns.
+
+    Args:
+        table: the table.
+        columns: its ``{column: data type}``.
+        time_column: the configured time column, or ``None`` to find one.
+        key: the configured or known key columns (may be empty).
+        today: start of the current day, UTC.
+
+    Returns:
+        The plan; settings that do not fit the table are dropped with a note saying why.
+    """
+    notes: list[str] = []
+    chosen: str | None
+    if time_column is not None:
+        if time_column not in columns:
+            notes.append(
+                f"time_column '{time_column}' is not a column of {table.relation}; "
+                "counting rows per load instead"
+            )
+            chosen = None
+        elif not is_temporal(columns[time_column]):
+            notes.append(
+                f"time_column '{time_column}' is {columns[time_column]}, not a date or "
+                "timestamp; counting rows per load instead"
+            )
+            chosen = None
+        else:
+            chosen = time_column
+    else:
+        chosen = find_time_column(columns)
+    missing = [k for k in key if k not in columns]
+    if missing:
+        notes.append(
+            f"key column(s) {', '.join(missing)} not in {table.relation}; duplicates not counted"
+        )
+    return MetricPlan(
+        table=table,
+        columns=dict(columns),
+        time_column=chosen,
+        loaded_column=LOADED_AT if LOADED_AT in columns else None,
+        key=() if missing else tuple(key),
+        null_columns=tuple(c for c in columns if not _INTERNAL.search(c)),
+        today=today,
+        notes=tuple(notes),
+    )
+
+
+def metrics_query(plan: MetricPlan, dialect: str) -> str:
+    """The one query that measures a table.
+
+    The first row (``m = 0``) carries the totals; each further row (``m = 1``) one day's row
+    count by the time column.
+
+    Args:
+        plan: what to measure.
+        dialect: the sqlglot dialect of the warehouse.
+
+    Returns:
+        The SQL text.
+
+    >>> from datetime import datetime, UTC
+    >>> p = plan_metrics(TableRef("app", "t", "source"), {"id": "BIGINT"}, time_column=None,
+    ...                  key=["id"], today=datetime(2026, 1, 1, tzinfo=UTC))
+    >>> metrics_query(p, "duckdb")
+    'SELECT 0 AS m, CAST(NULL AS DATE) AS d, COUNT(*) AS n, COUNT("id") AS c0, COUNT("id") AS kn, COUNT(DISTINCT "id") AS kd FROM "app"."t"'
+    """
+
+    # Built node by node without sqlglot's defensive copies: the builder helpers deep-copy
+    # every argument, which made this function cost more than the query on small tables.
+    def table() -> exp.Table:
+        return exp.Table(
+            this=exp.to_identifier(plan.table.name, quoted=True),
+            db=exp.to_identifier(plan.table.schema, quoted=True),
+        )
+
+    one = exp.Literal.number
+    totals: list[Any] = [
+        _as(one(0), "m"),
+        _as(exp.Cast(this=exp.Null(), to=exp.DataType.build("DATE")), "d"),
+        _as(exp.Count(this=exp.Star()), "n"),
+    ]
+    for i, column in enumerate(plan.null_columns):
+        totals.append(_as(exp.Count(this=_col(column)), f"c{i}"))
+    if plan.key:
+        if len(plan.key) == 1:
+            totals.append(_as(exp.Count(this=_col(plan.key[0])), "kn"))
+            keyed: Any = _col(plan.key[0])
+        else:
+            # A composite key counts when none of its parts is NULL; DuckDB would otherwise
+            # count (2, NULL) as a distinct row value where Postgres ignores it.
+            def present() -> Any:
+                return exp.and_(*[_not_null(k) for k in plan.key], copy=False)
+
+            keyed = exp.Case(
+                ifs=[
+                    exp.If(this=present(), true=exp.Tuple(expressions=[_col(k) for k in plan.key]))
+                ]
+            )
+            totals.append(
+                _as(exp.Count(this=exp.Case(ifs=[exp.If(this=present(), true=one(1))])), "kn")
+            )
+        totals.append(_as(exp.Count(this=exp.Distinct(expressions=[keyed])), "kd"))
+    if plan.loaded_column:
+        since = exp.Cast(
+            this=exp.Literal.string(plan.today.isoformat()), to=exp.DataType.build("TIMESTAMPTZ")
+        )
+        is_today = exp.GTE(this=_col(plan.loaded_column), expression=since)
+        totals.append(_as(exp.Max(this=_col(plan.loaded_column)), "ml"))
+        totals.append(_as(exp.Count(this=exp.Case(ifs=[exp.If(this=is_today, true=one(1))])), "lt"))
+    query: Any = exp.Select(expressions=totals, from_=exp.From(this=table()))
+    if plan.time_column:
+        day = exp.Cast(this=_col(plan.time_column), to=exp.DataType.build("DATE"))
+        per_day: list[Any] = [one(1), day, exp.Count(this=exp.Star())]
+        per_day += [exp.Null() for _ in totals[3:]]
+        by_day = exp.Select(
+            expressions=per_day,
+            where=exp.Where(this=_not_null(plan.time_column)),
+            group=exp.Group(expressions=[one(2)]),
+            from_=exp.From(this=table()),
+        )
+        query = exp.Union(this=query, expression=by_day, distinct=False)
+    return query.sql(dialect=dialect)
+
+
+def parse_metrics(plan: MetricPlan, result: QueryResult) -> TableMetrics:
+    """Turn the rows of :func:`metrics_query` into :class:`TableMetrics`.
+
+    Args:
+        plan: the plan the query was built from.
+        result: its rows.
+
+    Returns:
+        The table's metrics.
+    """
+    total: tuple[Any, ...] = ()
+    days: dict[date, int] = {}
+    for row in result.rows:
+        if int(row[0]) == 0:
+            total = row
+        elif row[1] is not None:
+            day = row[1].date() if isinstance(row[1], datetime) else row[1]
+            days[day] = days.get(day, 0) + int(row[2])
+    n = int(total[2]) if total else 0
+    nulls = {c: n - int(total[3 + i] or 0) for i, c in enumerate(plan.null_columns)}
+    i = 3 + len(plan.null_columns)
+    duplicates = None
+    if plan.key:
+        duplicates = int(total[i] or 0) - int(total[i + 1] or 0)
+        i += 2
+    last_loaded_at = rows_today = None
+    if plan.loaded_column:
+        last_loaded_at = _as_utc(total[i])
+        rows_today = int(total[i + 1] or 0)
+    return TableMetrics(
+        row_count=n,
+        nulls=nulls,
+        duplicates=duplicates,
+        last_loaded_at=last_loaded_at,
+        rows_today=rows_today,
+        days=dict(sorted(days.items())),
+    )
+
+
+def _col(name: str) -> exp.Column:
+    return exp.Column(this=exp.to_identifier(name, quoted=True))
+
+
+def _as(expression: exp.Expression, alias: str) -> exp.Alias:
+    return exp.Alias(this=expression, alias=exp.to_identifier(alias))
+
+
+def _not_null(name: str) -> exp.Expression:
+    return exp.Not(this=exp.Is(this=_col(name), expression=exp.Null()))
+
+
+def _as_utc(value: Any) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if not isinstance(value, datetime):
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

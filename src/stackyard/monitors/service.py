@@ -1,0 +1,169 @@
+"""The monitoring façade the Context hands out: ``Context(...).monitoring().health()``.
+
+Every monitoring command (``stackyard monitor``, ``health``, ``incident mark``, ``report``)
+calls one method here and renders what it returns.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Protocol
+
+from stackyard.config.model import ProjectConfig
+from stackyard.console import Console
+from stackyard.errors import UsageError, did_you_mean
+from stackyard.monitors.health import HealthReport, MonitorReport, health_from_findings
+from stackyard.monitors.lineage import Lineage
+from stackyard.monitors.store import Incident, MetricStore
+from stackyard.monitors.suite import MonitorSuite
+from stackyard.warehouse.base import Warehouse
+
+
+class ProjectContext(Protocol):
+    """What monitoring needs from :class:`stackyard.Context` (monitors sit below it)."""
+
+    config: ProjectConfig
+    project_dir: Path
+    console: Console
+
+    @property
+    def transform_dir(self) -> Path:
+        """The dbt project folder."""
+
+    def warehouse(self, target: str | None = None) -> Warehouse:
+        """The warehouse of a target."""
+
+
+class Monitoring:
+    """Runs monitors on demand, answers health questions, records incidents, writes reports.
+
+    Args:
+        context: the loaded project.
+    """
+
+    def __init__(self, context: ProjectContext) -> None:
+        self.context = context
+
+    def suite(self, target: str | None = None) -> MonitorSuite:
+        """The monitor suite of a target."""
+        c = self.context
+        return MonitorSuite(
+            project=c.config,
+            project_dir=c.project_dir,
+            transform_dir=c.transform_dir,
+            warehouse=c.warehouse(target),
+            console=c.console,
+        )
+
+    def run_now(self, target: str | None = None) -> MonitorReport:
+        """Measure and judge every monitored table now, outside a run; alerts as a run would.
+
+        Args:
+            target: target name; default ``defaults.target``.
+
+        Returns:
+            The pass's report.
+        """
+        return self.suite(target).check(None)
+
+    def health(self, target: str | None = None) -> HealthReport:
+        """Every monitored table's status as of its latest monitor pass (no new measurement).
+
+        Returns:
+            The report; empty (with ``measured_at`` ``None``) before the first pass.
+        """
+        store = MetricStore(self.context.warehouse(target))
+        if not store.exists():
+            return HealthReport()
+        measured_at, rows = store.latest_findings()
+        return HealthReport(tables=health_from_findings(rows), measured_at=measured_at)
+
+    def mark_incident(
+        self,
+        target: str | None,
+        table: str,
+        start: date | str,
+        end: date | str,
+        note: str = "",
+    ) -> Incident:
+        """Record a known incident: the table's values in these days leave every baseline.
+
+        Args:
+            target: target name; default ``defaults.target``.
+            table: ``schema.table`` or a dbt model name, among the monitored tables.
+            start: first day of the incident (a date or ``YYYY-MM-DD``).
+            end: last day, inclusive.
+            note: what happened, for the record.
+
+        Returns:
+            The incident as recorded.
+
+        Raises:
+            UsageError: the dates are invalid or reversed, or the table is unknown.
+        """
+        first, last = _day(start, "--start"), _day(end, "--end")
+        if last < first:
+            raise UsageError(
+                f"the incident ends ({last}) before it starts ({first})",
+                hint="--start is the first day, --end the last day (inclusive)",
+            )
+        warehouse = self.context.warehouse(target)
+        store = MetricStore(warehouse)
+        store.ensure()
+        relation = self._relation(table, store)
+        incident = Incident(relation, first, last, note)
+        store.add_incident(incident, datetime.now(UTC))
+        warehouse.close()
+        return incident
+
+    def report(self, target: str | None = None, out: Path | str = "report.html") -> Path:
+        """Write the self-contained HTML report (no CDN; works offline).
+
+        Args:
+            target: target name; default ``defaults.target``.
+            out: the file to write.
+
+        Returns:
+            The file written.
+        """
+        from stackyard.monitors.report import build_report
+
+        warehouse = self.context.warehouse(target)
+        html = build_report(
+            project=self.context.config,
+            warehouse=warehouse,
+            lineage=Lineage.load(self.context.transform_dir),
+            now=datetime.now(UTC),
+        )
+        path = Path(out)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(html, encoding="utf-8")
+        warehouse.close()
+        return path
+
+    def _relation(self, table: str, store: MetricStore) -> str:
+        snapshots = store.snapshots()
+        if table in snapshots:
+            return table
+        by_node = {s.node: rel for rel, s in snapshots.items()}
+        if table in by_node:
+            return by_node[table]
+        known = sorted({*snapshots, *by_node})
+        raise UsageError(
+            f"'{table}' is not a monitored table{did_you_mean(table, known)}",
+            hint="give schema.table or a model name from `stackyard health`"
+            if known
+            else "no table has been monitored yet: run `stackyard run` or `stackyard monitor`",
+        )
+
+
+def _day(value: date | str, option: str) -> date:
+    if isinstance(value, date):
+        return value
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise UsageError(
+            f"{option} '{value}' is not a date", hint="write it as YYYY-MM-DD, e.g. 2026-03-01"
+        ) from None

@@ -1,0 +1,57 @@
+"""The monitoring commands end to end: monitor, health, incident mark, report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.runner.conftest import make_project
+from typer.testing import CliRunner
+
+from stackyard import Context
+from stackyard.cli.main import app
+
+
+def test_monitor_health_incident_and_report_commands(tmp_path: Path) -> None:
+    root = make_project(tmp_path / "mini")
+    cli = CliRunner()
+    before = cli.invoke(app, ["health", "--project", str(root)])
+    assert before.exit_code == 0 and "no monitor pass yet" in before.output
+    Context(root).run().exit_code  # noqa: B018  (the run itself is not under test)
+
+    result = cli.invoke(app, ["monitor", "--project", str(root), "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["status"] == "ok" and len(data["tables"]) == 7
+    assert {t["status"] for t in data["tables"]} == {"learning"}
+
+    health = cli.invoke(app, ["health", "--project", str(root)])
+    assert health.exit_code == 0 and "app.orders" in health.output
+
+    mark = ["incident", "mark", "--project", str(root), "--table", "customer_orders"]
+    ok = cli.invoke(app, [*mark, "--start", "2026-01-02", "--end", "2026-01-03"])
+    assert ok.exit_code == 0 and "marts.customer_orders" in ok.output
+    reversed_ = cli.invoke(app, [*mark, "--start", "2026-01-03", "--end", "2026-01-02"])
+    assert reversed_.exit_code == 2 and "ends (2026-01-02) before it starts" in reversed_.output
+    not_a_date = cli.invoke(app, [*mark, "--start", "yesterday", "--end", "2026-01-02"])
+    assert not_a_date.exit_code == 2 and "--start 'yesterday' is not a date" in not_a_date.output
+    unknown = cli.invoke(
+        app,
+        [
+            "incident",
+            "mark",
+            "--project",
+            str(root),
+            "--table",
+            "custmer_orders",
+            "--start",
+            "2026-01-02",
+            "--end",
+            "2026-01-02",
+        ],
+    )
+    assert unknown.exit_code == 2 and "did you mean 'customer_orders'" in unknown.output
+
+    out = tmp_path / "r.html"
+    report = cli.invoke(app, ["report", "--project", str(root), "--out", str(out)])
+    assert report.exit_code == 0 and out.read_text().startswith("<!doctype html>")

@@ -1,0 +1,222 @@
+"""Bad input and faults: each a stated status, never a crash, and the run's result unchanged.
+
+The suite runs on a real DuckDB file with tables written directly (no dlt or dbt), and a run
+result as the runner would pass it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from conftest import Webhook, duckdb_warehouse
+from stackyard.config.model import ProjectConfig
+from stackyard.console import CaptureConsole
+from stackyard.monitors.health import MonitorReport
+from stackyard.monitors.service import Monitoring
+from stackyard.monitors.suite import MonitorSuite
+from stackyard.results import RunResult, SourceLoad, TableLoad
+from stackyard.warehouse.base import Warehouse
+
+NOW = datetime(2026, 3, 10, 7, 0, tzinfo=UTC)
+
+
+def project(**monitors: Any) -> ProjectConfig:
+    return ProjectConfig.model_validate(
+        {
+            "name": "p",
+            "sources": {
+                "app": {
+                    "kind": "sql_database",
+                    "connection": "sqlite:///x.sqlite",
+                    "tables": {"events": {}, "empty": {}, "users": {"primary_key": "id"}},
+                }
+            },
+            "monitors": monitors,
+        }
+    )
+
+
+def run(*tables: str, status: str = "loaded", error: str | None = None) -> RunResult:
+    load = SourceLoad(
+        "app",
+        "app",
+        status,
+        tuple(TableLoad(t, 1) for t in tables),
+        error=error,  # type: ignore[arg-type]
+    )
+    return RunResult("r-" + "-".join(tables), "p", "dev", NOW, NOW, loads=(load,))
+
+
+def suite(
+    tmp_path: Path, config: ProjectConfig, now: datetime = NOW
+) -> tuple[Callable[[RunResult | None], MonitorReport], Warehouse]:
+    w = duckdb_warehouse(tmp_path)
+    s = MonitorSuite(
+        project=config,
+        project_dir=tmp_path,
+        transform_dir=tmp_path / "transform",
+        warehouse=w,
+        console=CaptureConsole(),
+        clock=lambda: now,
+        sleep=lambda _: None,
+    )
+    return s.check, w
+
+
+def tables(w: Warehouse) -> None:
+    w.execute("CREATE SCHEMA app")
+    w.execute("CREATE TABLE app.events (id INTEGER, note VARCHAR, _loaded_at TIMESTAMPTZ)")
+    w.execute(
+        "INSERT INTO app.events SELECT range, NULL, TIMESTAMPTZ '2026-03-10 06:00:00+00' "
+        "FROM range(100)"
+    )
+    w.execute("CREATE TABLE app.empty (id INTEGER, created_at DATE, _loaded_at TIMESTAMPTZ)")
+    w.execute("CREATE TABLE app.users (id INTEGER, name VARCHAR, _loaded_at TIMESTAMPTZ)")
+    w.execute("INSERT INTO app.users VALUES (1, 'a', TIMESTAMPTZ '2026-03-10 06:00:00+00')")
+
+
+def by_table(report: MonitorReport) -> dict[str, Any]:
+    return {t.table: t for t in report.tables}
+
+
+def test_empty_tables_all_null_columns_and_no_time_column_are_stated(tmp_path: Path) -> None:
+    check, w = suite(tmp_path, project())
+    tables(w)
+    report = check(run("events", "empty", "users"))
+    found = by_table(report)
+    assert set(found) == {"app.events", "app.empty", "app.users"}
+    empty = found["app.empty"]
+    assert "the table is empty: null rates not judged" in [c.reason for c in empty.checks]
+    assert next(c for c in empty.checks if c.check == "volume").reason.startswith(
+        "no rows with a created_at yet"
+    )
+    events = found["app.events"]
+    note = next(c for c in events.checks if c.column == "note")
+    assert (note.status, note.value) == ("ok", 1.0)  # always NULL is its normal state
+    volume = events.volume
+    assert volume is not None and volume.status == "learning"
+    assert volume.reason.startswith("rows loaded on 2026-03-10: 100; learning the baseline")
+    assert report.status == "ok"
+    # the second pass, the next day: an all-NULL column stays ok
+    check2, _ = suite(tmp_path, project(), NOW + timedelta(days=1))
+    again = by_table(check2(run("events")))
+    assert next(c for c in again["app.events"].checks if c.column == "note").status == "ok"
+
+
+def test_a_table_dropped_between_runs_is_missing(tmp_path: Path, webhook: Webhook) -> None:
+    config = project(alerts={"channels": {"hook": {"type": "webhook", "url": webhook.url}}})
+    check, w = suite(tmp_path, config)
+    tables(w)
+    check(run("events", "users"))
+    w.execute("DROP TABLE app.users")
+    w.close()
+    report = check(run("events"))
+    users = by_table(report)["app.users"]
+    assert users.status == "missing"
+    assert users.why.startswith(
+        "table: app.users does not exist (it had 3 columns when last measured"
+    )
+    assert report.status == "anomaly" and report.alerts_sent == 1
+    assert "app.users" in webhook.texts()[0]
+
+
+def test_load_times_in_the_future_warn_and_are_not_fresh(tmp_path: Path) -> None:
+    check, w = suite(tmp_path, project())
+    tables(w)
+    w.execute("UPDATE app.users SET _loaded_at = TIMESTAMPTZ '2026-03-12 00:00:00+00'")
+    w.close()
+    users = by_table(check(run("users")))["app.users"]
+    fresh = next(c for c in users.checks if c.check == "freshness")
+    assert fresh.status == "warn"
+    assert "in the future: a clock or time-zone problem" in fresh.reason
+
+
+def test_stale_sources_warn_then_alert(tmp_path: Path) -> None:
+    check, w = suite(tmp_path, project(), NOW + timedelta(hours=30))
+    tables(w)
+    fresh = next(c for c in by_table(check(None))["app.users"].checks if c.check == "freshness")
+    assert fresh.status == "warn" and "over the 24 h warn limit" in fresh.reason
+    check, _ = suite(tmp_path, project(), NOW + timedelta(hours=50))
+    fresh = next(c for c in by_table(check(None))["app.users"].checks if c.check == "freshness")
+    assert fresh.status == "anomaly" and "over the 48 h error limit" in fresh.reason
+
+
+def test_a_failing_webhook_never_changes_the_run_result(tmp_path: Path, webhook: Webhook) -> None:
+    webhook.status = 500
+    config = project(
+        tables={"app.users": {"key": "id"}},
+        alerts={
+            "retries": 1,
+            "channels": {"hook": {"type": "webhook", "url": webhook.url}},
+        },
+    )
+    check, w = suite(tmp_path, config)
+    tables(w)
+    w.execute("INSERT INTO app.users VALUES (1, 'again', TIMESTAMPTZ '2026-03-10 06:00:00+00')")
+    w.close()
+    the_run = run("users")
+    before = the_run.to_dict()
+    report = check(the_run)
+    assert by_table(report)["app.users"].status == "anomaly"  # a duplicate key
+    assert report.alerts_sent == 0
+    assert report.alert_errors == (
+        "hook: the webhook answered HTTP 500 Internal Server Error (after 2 attempt(s))",
+    )
+    assert the_run.to_dict() == before and the_run.ok
+
+
+def test_a_failed_load_is_the_root_cause_and_volume_is_not_judged(tmp_path: Path) -> None:
+    check, w = suite(tmp_path, project())
+    tables(w)
+    report = check(run(status="failed", error="connection refused"))
+    users = by_table(report)["app.users"]
+    assert [c.reason for c in users.problems] == [
+        "the load of source 'app' failed: connection refused"
+    ]
+    assert "not judged: the load of source 'app' failed" in users.volume.reason  # type: ignore[union-attr]
+    assert report.notes == ("1 alert(s) not sent: no channel under monitors.alerts.channels",)
+
+
+def test_incidents_are_recorded_against_a_monitored_table(tmp_path: Path) -> None:
+    check, w = suite(tmp_path, project(tables={"app.events": {"time_column": "day"}}))
+    w.execute("CREATE SCHEMA app")
+    w.execute("CREATE TABLE app.events (id INTEGER, day DATE)")
+    # 40 days of ~100 rows, except a broken week of 5 rows a day, then 100 again
+    w.execute(
+        "INSERT INTO app.events SELECT range, DATE '2026-01-30' + CAST(range // 100 AS INTEGER) "
+        "FROM range(4000)"
+    )
+    w.execute(
+        "DELETE FROM app.events WHERE day BETWEEN DATE '2026-02-20' AND DATE '2026-02-26' AND id % 100 >= 5"
+    )
+    w.close()
+    first = by_table(check(None))["app.events"]
+    assert first.status == "ok"
+    monitoring = Monitoring(
+        _Ctx(tmp_path, project(tables={"app.events": {"time_column": "day"}}), w)
+    )
+    incident = monitoring.mark_incident(None, "app.events", "2026-02-20", "2026-02-26", "feed down")
+    assert (incident.table, incident.start, incident.end) == (
+        "app.events",
+        date(2026, 2, 20),
+        date(2026, 2, 26),
+    )
+    stored = w.query("SELECT table_name, note FROM stackyard.monitor_incidents").rows
+    assert stored == (("app.events", "feed down"),)
+
+
+class _Ctx:
+    """The few Context attributes Monitoring uses."""
+
+    def __init__(self, folder: Path, config: ProjectConfig, warehouse: Warehouse) -> None:
+        self.config = config
+        self.project_dir = folder
+        self.console = CaptureConsole()
+        self.transform_dir = folder / "transform"
+        self._w = warehouse
+
+    def warehouse(self, target: str | None = None) -> Warehouse:
+        return self._w
