@@ -17,13 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.conftest import write
-from tests.runner.conftest import make_project
 
 from stackyard.config.model import DuckDBTarget
 from stackyard.config.secrets import Secrets
 from stackyard.warehouse.base import Warehouse
 from stackyard.warehouse.duckdb import DuckDBWarehouse
+from tests.conftest import write
+from tests.runner.conftest import make_project
 
 
 @dataclass

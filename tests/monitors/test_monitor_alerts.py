@@ -6,12 +6,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from conftest import Mailbox, Webhook, duckdb_warehouse, free_port
 from stackyard.config.monitors import AlertsConfig
 from stackyard.monitors.alerts import Notifier, group_alerts
 from stackyard.monitors.health import Check, TableHealth
 from stackyard.monitors.lineage import Lineage, LineageNode
 from stackyard.monitors.store import MetricStore
+from tests.monitors.conftest import Mailbox, Webhook, duckdb_warehouse, free_port
 
 NOW = datetime(2026, 3, 10, 7, tzinfo=UTC)
 LINEAGE = Lineage(

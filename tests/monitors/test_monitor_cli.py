@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.runner.conftest import make_project
 from typer.testing import CliRunner
 
 from stackyard import Context
 from stackyard.cli.main import app
+from tests.runner.conftest import make_project
 
 
 def test_monitor_health_incident_and_report_commands(tmp_path: Path) -> None:

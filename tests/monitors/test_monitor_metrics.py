@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 
-from conftest import duckdb_warehouse
 from stackyard.monitors.metrics import (
     TableRef,
     find_time_column,
@@ -17,6 +16,7 @@ from stackyard.monitors.metrics import (
     plan_metrics,
 )
 from stackyard.warehouse.base import Warehouse
+from tests.monitors.conftest import duckdb_warehouse
 
 TODAY = datetime(2026, 3, 10, tzinfo=UTC)
 

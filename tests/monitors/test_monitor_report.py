@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import break_orders, make_shop, seed_volume_history, today_utc
 from stackyard import Context
 from stackyard.console import CaptureConsole
 from stackyard.monitors.suite import monitor_run
+from tests.monitors.conftest import break_orders, make_shop, seed_volume_history, today_utc
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
