@@ -15,9 +15,9 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from conftest import Webhook, break_orders, make_shop, seed_volume_history, today_utc
 from stackyard import Context
 from stackyard.cli.main import app
+from tests.monitors.conftest import Webhook, break_orders, make_shop, seed_volume_history, today_utc
 
 
 def _monitor(ctx: Context, run: object) -> object:

@@ -11,7 +11,6 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from conftest import Webhook, duckdb_warehouse
 from stackyard.config.model import ProjectConfig
 from stackyard.console import CaptureConsole
 from stackyard.monitors.health import MonitorReport
@@ -19,6 +18,7 @@ from stackyard.monitors.service import Monitoring
 from stackyard.monitors.suite import MonitorSuite
 from stackyard.results import RunResult, SourceLoad, TableLoad
 from stackyard.warehouse.base import Warehouse
+from tests.monitors.conftest import Webhook, duckdb_warehouse
 
 NOW = datetime(2026, 3, 10, 7, 0, tzinfo=UTC)
 
