@@ -46,11 +46,11 @@ def make_file(path: Path, rows: int) -> None:
             )
 
 
-def run_stackyard(work: Path, data: Path) -> tuple[float, float]:
+def run_stackyard(work: Path, data: Path, key: bool) -> tuple[float, float]:
     from stackyard import Context
     from stackyard.project import init_project
 
-    project = work / "stackyard_project"
+    project = work / ("stackyard_keyed" if key else "stackyard_plain")
     shutil.rmtree(project, ignore_errors=True)
     init_project(project)
     (project / "sources" / "events").mkdir(parents=True)
@@ -61,7 +61,8 @@ def run_stackyard(work: Path, data: Path) -> tuple[float, float]:
         .replace(
             "sources: {}\n",
             "sources:\n  events:\n    kind: filesystem\n    url: sources/events\n"
-            "    tables:\n      orders: {glob: '*.jsonl', primary_key: id}\n",
+            "    tables:\n      orders: {glob: '*.jsonl'"
+            + (", primary_key: id}\n" if key else "}\n"),
         )
     )
     (project / "stackyard.yml").write_text(config)
@@ -129,14 +130,26 @@ def main() -> None:
     dlt_rows = args.dlt_rows or args.rows
 
     raw = run_duckdb(work, data)
-    whole, load = run_stackyard(work, data)
+    _, plain = run_stackyard(work, data, key=False)
+    whole, load = run_stackyard(work, data, key=True)
     default = run_dlt_default(work, data, dlt_rows)
     default_full = default * args.rows / dlt_rows
 
     n = args.rows
     rows = [
         ["DuckDB read_json (raw baseline)", f"{raw:.2f}", f"{n / raw:,.0f}", "1.00"],
-        ["stackyard load step", f"{load:.2f}", f"{n / load:,.0f}", f"{load / raw:.2f}"],
+        [
+            "stackyard load step, no key (replace, as read_json)",
+            f"{plain:.2f}",
+            f"{n / plain:,.0f}",
+            f"{plain / raw:.2f}",
+        ],
+        [
+            "stackyard load step, keyed (merge: dedupe on id)",
+            f"{load:.2f}",
+            f"{n / load:,.0f}",
+            f"{load / raw:.2f}",
+        ],
         [
             "stackyard run (load + dbt + history)",
             f"{whole:.2f}",
@@ -152,8 +165,9 @@ def main() -> None:
     ]
     table = markdown_table(["path", "seconds", "rows/s", "× raw time"], rows)
     verdict = (
-        f"\nstackyard load vs read_json: {load / raw:.2f}x its time (goal ≤ 2x); "
-        f"vs dlt defaults: {default_full / load:.1f}x faster (goal ≥ 5x).\n"
+        f"\nstackyard load vs read_json: {plain / raw:.2f}x its time doing the same work "
+        f"({load / raw:.2f}x when it also dedupes on a key) (goal ≤ 2x); "
+        f"vs dlt defaults: {default_full / plain:.1f}x faster (goal ≥ 5x).\n"
     )
     text = f"# Ingest {n:,} JSON rows into DuckDB\n\n{table}\n{verdict}"
     print(text)

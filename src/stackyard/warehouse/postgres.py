@@ -59,9 +59,8 @@ class PostgresWarehouse(Warehouse):
             "port": self.config.port,
             "connect_timeout": self.config.connect_timeout,
         }
-        password = self._password()
-        if password is not None:
-            credentials["password"] = password
+        # dlt requires the field; an empty password works with trust or peer authentication.
+        credentials["password"] = self._password() or ""
         return {"credentials": credentials}
 
     def dbt_output(self) -> dict[str, Any]:

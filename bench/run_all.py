@@ -1,0 +1,44 @@
+"""Run every benchmark with its documented arguments; each writes bench/results/<name>.md.
+
+Usage: python bench/run_all.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).parent
+
+BENCHMARKS = {
+    "ingest_json": (["--rows", "1000000", "--dlt-rows", "200000"], ["--rows", "100000"]),
+    "sql_postgres": (
+        ["--rows", "2000000", "--dlt-rows", "100000"],
+        ["--rows", "200000", "--dlt-rows", "20000"],
+    ),
+    "example_run": (["--scale", "20"], ["--scale", "2"]),
+    "anomaly_detector": ([], ["--quick"]),
+    "monitors": ([], ["--quick"]),
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke test")
+    args = parser.parse_args()
+    failed = []
+    for name, (full, quick) in BENCHMARKS.items():
+        print(f"== {name}", flush=True)
+        done = subprocess.run(
+            [sys.executable, str(HERE / f"{name}.py"), *(quick if args.quick else full)]
+        )
+        if done.returncode != 0:
+            failed.append(name)
+    if failed:
+        raise SystemExit(f"failed: {', '.join(failed)}")
+
+
+if __name__ == "__main__":
+    main()
