@@ -58,13 +58,7 @@ class History:
         w = self.warehouse
         w.ensure_schema(METADATA_SCHEMA)
         for table, columns in _TABLES.items():
-            name = w.quote(METADATA_SCHEMA, table)
-            w.execute(f"CREATE TABLE IF NOT EXISTS {name} ({columns})")
-            existing = w.table_columns(METADATA_SCHEMA, table)
-            for column in columns.split(", "):
-                column_name, column_type = column.split(" ", 1)
-                if column_name not in existing:
-                    w.execute(f"ALTER TABLE {name} ADD COLUMN {column_name} {column_type}")
+            w.ensure_table(METADATA_SCHEMA, table, columns)
 
     def latest(self) -> dict[str, Any] | None:
         """The most recent run on this target, or ``None``."""

@@ -132,6 +132,26 @@ class Warehouse(ABC):
         """Create a schema if it does not exist."""
         self.execute(f"CREATE SCHEMA IF NOT EXISTS {self.quote(schema)}")
 
+    def ensure_table(self, schema: str, table: str, columns: str) -> None:
+        """Create a table if missing, and add any of ``columns`` it lacks.
+
+        Args:
+            schema: the table's schema (must exist).
+            table: the table.
+            columns: ``"name TYPE, name TYPE, …"`` in portable SQL types; names are
+                stackyard's own (never user input).
+
+        Metadata tables grow columns between stackyard versions; adding the missing ones keeps
+        an older warehouse's history readable without a migration step.
+        """
+        name = self.quote(schema, table)
+        self.execute(f"CREATE TABLE IF NOT EXISTS {name} ({columns})")
+        existing = self.table_columns(schema, table)
+        for column in columns.split(", "):
+            column_name, column_type = column.split(" ", 1)
+            if column_name not in existing:
+                self.execute(f"ALTER TABLE {name} ADD COLUMN {column_name} {column_type}")
+
     def schema_exists(self, schema: str) -> bool:
         """Whether the schema exists."""
         result = self.query(
