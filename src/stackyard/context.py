@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stackyard.config.loader import find_project_file, load_project_config
 from stackyard.config.model import ProjectConfig
@@ -23,6 +23,11 @@ from stackyard.errors import ConfigError, UsageError, did_you_mean
 from stackyard.results import RunResult
 from stackyard.runner.history import History, RunSummary
 from stackyard.warehouse import QueryResult, Warehouse, open_warehouse
+
+if TYPE_CHECKING:
+    from stackyard.infra.service import AccessControl
+    from stackyard.monitors.service import Monitoring
+    from stackyard.runbooks.sources import SourceAddResult, SourcesRunbook
 
 
 class Context:
@@ -154,7 +159,7 @@ class Context:
 
     # ------------------------------------------------------------------ sources runbook
 
-    def sources(self, target: str | None = None) -> Any:
+    def sources(self, target: str | None = None) -> SourcesRunbook:
         """The "Adding Data Sources" runbook (add / remove / list / show) on a target."""
         from stackyard.runbooks.sources import SourcesRunbook
 
@@ -176,7 +181,7 @@ class Context:
         *,
         load: bool = True,
         target: str | None = None,
-    ) -> Any:
+    ) -> SourceAddResult:
         """Add a source end to end: config, first load, dbt source and staging models, checks.
 
         Args:
@@ -186,28 +191,8 @@ class Context:
             load: run the first load and generate models (``--no-load`` turns it off).
             target: where to load; default ``defaults.target``.
         """
-        import re
-
-        from stackyard.config.model import NAME_PATTERN
-        from stackyard.ingest.sources import connection_url
-        from stackyard.runbooks.sources import discover_sql_tables, source_entry
-
-        if not re.match(NAME_PATTERN, name):
-            raise UsageError(
-                f"'{name}' is not a valid source name",
-                hint="use lower-case letters, digits and _, starting with a letter",
-            )
-        options = dict(options)
-        if kind == "sql_database" and not options.get("tables") and options.get("connection"):
-            from stackyard.config.model import SqlDatabaseSource
-
-            probe = SqlDatabaseSource.model_validate(
-                {"kind": kind, "connection": options["connection"], "tables": {"x": {}}}
-            )
-            url = connection_url(name, probe, self.project_dir, self.secrets)
-            options["tables"] = discover_sql_tables(url, options.get("source_schema"))
-        entry = source_entry(kind, options)
-        return self.sources(target).add(name, entry, load=load)
+        runbook = self.sources(target)
+        return runbook.add(name, runbook.entry(name, kind, options), load=load)
 
     def _fresh_dbt(self, target: str, **kwargs: Any) -> Any:
         # `source add` changes stackyard.yml; profiles and config are re-read first.
@@ -224,13 +209,13 @@ class Context:
                     hint="set enabled: true to load it",
                 )
 
-    def access(self) -> AccessControl:  # type: ignore[name-defined]  # noqa: F821
+    def access(self) -> AccessControl:
         """Warehouse access control: plan, apply, policy checks, users and keys, review."""
         from stackyard.infra.service import AccessControl
 
         return AccessControl(self)
 
-    def monitoring(self) -> Monitoring:  # type: ignore[name-defined]  # noqa: F821
+    def monitoring(self) -> Monitoring:
         """Monitors on demand, table health, known incidents and the HTML report."""
         from stackyard.monitors.service import Monitoring
 

@@ -176,6 +176,34 @@ class SourcesRunbook:
 
     # ------------------------------------------------------------------ add
 
+    def entry(self, name: str, kind: str, options: Mapping[str, Any]) -> dict[str, Any]:
+        """The stackyard.yml entry ``add`` would write, from command-line options.
+
+        A ``sql_database`` source given no tables gets every table of the database, each
+        with the primary key the database declares.
+
+        Raises:
+            UsageError: an invalid name, kind or option, or an unreadable database.
+        """
+        import re
+
+        from stackyard.config.model import NAME_PATTERN, SqlDatabaseSource
+        from stackyard.ingest.sources import connection_url
+
+        if not re.match(NAME_PATTERN, name):
+            raise UsageError(
+                f"'{name}' is not a valid source name",
+                hint="use lower-case letters, digits and _, starting with a letter",
+            )
+        options = dict(options)
+        if kind == "sql_database" and not options.get("tables") and options.get("connection"):
+            probe = SqlDatabaseSource.model_validate(
+                {"kind": kind, "connection": options["connection"], "tables": {"x": {}}}
+            )
+            url = connection_url(name, probe, self.project_dir, self.secrets)
+            options["tables"] = discover_sql_tables(url, options.get("source_schema"))
+        return source_entry(kind, options)
+
     def add(self, name: str, entry: dict[str, Any], *, load: bool = True) -> SourceAddResult:
         """Perform the runbook for a new source.
 
