@@ -94,6 +94,8 @@ def test_filesystem_add_is_idempotent_and_remove_restores(project: Path) -> None
     assert code == 0 and "already in stackyard.yml" in output
     after = {p: p.read_text() for p in before}
     assert before == after  # running it again changes nothing
+    code, output = cli("run", "-p", str(project))
+    assert code == 0, output
 
     code, output = cli("source", "remove", "exports", "--drop-data", "--yes", "-p", str(project))
     assert code == 0, output
@@ -180,8 +182,12 @@ def test_rest_api_add_with_secret_auth(project: Path) -> None:
             str(project),
             env={"CRM_TOKEN": TOKEN},
         )
-    assert code == 0, output
-    assert "loaded customers: 23 rows" in output
+        assert code == 0, output
+        assert "loaded customers: 23 rows" in output
+        # the project the runbook left behind runs as a whole
+        code, output = cli("run", "-p", str(project), env={"CRM_TOKEN": TOKEN})
+        assert code == 0, output
+        assert "2/2 tests passed" in output
     sql = (project / "transform/models/staging/dlt/stg_dlt__customers.sql").read_text()
     assert "id as customer_id" in sql and "lifetime_value" in sql
     assert TOKEN not in (project / "stackyard.yml").read_text()
@@ -217,6 +223,8 @@ def test_python_source(project: Path) -> None:
         "-p",
         str(project),
     )
+    assert code == 0, output
+    code, output = cli("run", "-p", str(project))
     assert code == 0, output
     yml = (project / "transform/models/staging/dlt/stg_dlt__readings.yml").read_text()
     assert "name: day" in yml

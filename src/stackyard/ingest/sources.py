@@ -331,7 +331,11 @@ def _python_resources(name: str, config: PythonSource, project_dir: Path) -> lis
         ) from exc
     resources = list(getattr(source, "resources", {}).values()) or [source]
     for resource in resources:
-        key = config.primary_keys.get(resource.name)
-        if key:
+        key = config.primary_keys.get(resource.name) or resource._hints.get("primary_key")
+        # dlt appends by default; with a key, merging on it is the same for new rows and
+        # keeps a row delivered again (a re-run, an API returning a page twice) single.
+        if key and resource.write_disposition == "append":
             resource.apply_hints(primary_key=key, write_disposition="merge")
+        elif key:
+            resource.apply_hints(primary_key=key)
     return resources
