@@ -30,7 +30,10 @@ demo: $(STAMP) ## Create the example project in ./demo and run it end to end on 
 	@echo
 	@echo "Next, look at:"
 	@echo "  $(BIN)/stackyard sql --project $(DEMO) \"select * from reporting.rpt_daily_revenue order by revenue desc limit 5\""
-	@echo "  $(BIN)/stackyard status --project $(DEMO)"
+	@echo "  $(BIN)/stackyard status --project $(DEMO)            # run history, kept in the warehouse"
+	@echo "  $(BIN)/stackyard health --project $(DEMO)            # every table the monitors watch"
+	@echo "  $(BIN)/stackyard report --project $(DEMO) --out $(DEMO)/report.html   # open it in a browser"
+	@echo "  $(BIN)/stackyard plan --project $(DEMO)              # the access layout it would create"
 	@echo "  $(DEMO)/stackyard.yml (sources, targets) and $(DEMO)/transform/models (the dbt project)"
 
 lint: $(STAMP) ## ruff (lint + format check) and mypy.
