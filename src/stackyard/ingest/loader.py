@@ -72,6 +72,9 @@ class Loader:
         # dbt sources and run history join on.
         os.environ.setdefault("NORMALIZE__PARQUET_NORMALIZER__ADD_DLT_LOAD_ID", "true")
         os.environ.setdefault("RUNTIME__LOG_LEVEL", "ERROR")
+        # Loaded packages are history dlt never reads again; keep .stackyard/ from growing
+        # with every run (the load ids stay in the warehouse's _dlt_loads and stackyard.loads).
+        os.environ.setdefault("LOAD__DELETE_COMPLETED_JOBS", "true")
 
     def pipeline_name(self, source: str) -> str:
         """dlt pipeline name: one per source and target, so their states never mix."""
