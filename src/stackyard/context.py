@@ -200,14 +200,39 @@ class Context:
         return self.dbt(target, **kwargs)
 
     def _check_selection(self, select: Sequence[str]) -> None:
+        known = self._model_names()
         for name in select:
             if not name.strip():
                 raise UsageError("--select got an empty name")
+            plain = not any(ch in name for ch in ":+*@/.,")
+            if (
+                plain
+                and known is not None
+                and name not in self.config.sources
+                and (name not in known)
+            ):
+                choices = sorted(self.config.sources) + sorted(known)
+                raise UsageError(
+                    f"--select '{name}' is neither a source nor a dbt model"
+                    f"{did_you_mean(name, choices)}",
+                    hint=f"sources: {', '.join(sorted(self.config.sources)) or '(none)'}; or a "
+                    "dbt selector such as orders+ or tag:finance",
+                )
             if name in self.config.sources and not self.config.sources[name].enabled:
                 raise ConfigError(
                     f"source '{name}' is disabled (enabled: false in {self.config_file.name})",
                     hint="set enabled: true to load it",
                 )
+
+    def _model_names(self) -> set[str] | None:
+        """Model, seed and snapshot names from dbt's last manifest (None before any build)."""
+        import json
+
+        path = self.transform_dir / "target" / "manifest.json"
+        if not path.is_file():
+            return None
+        nodes = json.loads(path.read_text(encoding="utf-8")).get("nodes", {})
+        return {n["name"] for n in nodes.values() if n.get("resource_type") != "test"}
 
     def access(self) -> AccessControl:
         """Warehouse access control: plan, apply, policy checks, users and keys, review."""

@@ -95,3 +95,12 @@ def test_init_empty_project_runs(tmp_path: Path) -> None:
     exit_code, output = invoke("run", "-p", str(tmp_path / "empty"), "--json")
     assert exit_code == 0, output
     assert json.loads(output)["status"] == "success"
+
+
+def test_select_typo_is_a_usage_error(tmp_path: Path) -> None:
+    project = make_project(tmp_path / "p")
+    assert invoke("run", "-p", str(project), "--json")[0] == 0
+    exit_code, output = invoke("run", "-p", str(project), "--select", "aps")
+    assert exit_code == 2 and "did you mean 'app'" in output
+    exit_code, output = invoke("run", "-p", str(project), "--select", "stg_dlt__products", "--json")
+    assert exit_code == 0, output

@@ -302,11 +302,11 @@ def register(app: typer.Typer) -> None:
             return
         table = Table(show_edge=False, header_style="bold")
         for column in ("source", "kind", "schema", "tables", "rows", "last load", "freshness"):
-            table.add_column(column)
+            table.add_column(column, no_wrap=column in ("kind", "last load"))
         for s in sources:
             rows = sum(t.rows or 0 for t in s.tables)
             fresh = {t.freshness for t in s.tables if t.freshness} or {"–"}
-            when = s.last_loaded_at.strftime("%Y-%m-%d %H:%M") if s.last_loaded_at else "never"
+            when = s.last_loaded_at.strftime("%m-%d %H:%M") if s.last_loaded_at else "never"
             table.add_row(
                 s.name,
                 s.kind,
