@@ -160,6 +160,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=2_000_000)
     parser.add_argument("--dlt-rows", type=int, default=200_000)
+    parser.add_argument("--repeat", type=int, default=3, help="best of N for the fast paths")
     parser.add_argument("--variant")
     parser.add_argument("--database")
     args = parser.parse_args()
@@ -179,8 +180,14 @@ def main() -> None:
     database = f"stackyard_bench_{uuid.uuid4().hex[:8]}"
     setup(database, args.rows)
     try:
-        raw = run_variant("raw", database, args.dlt_rows)
-        ours = run_variant("stackyard", database, args.dlt_rows)
+        # A 2-core VM's speed drifts from minute to minute: alternate the two fast paths
+        # and keep each one's best of three, so the ratio compares like with like.
+        raws, ourses = [], []
+        for _ in range(args.repeat):
+            raws.append(run_variant("raw", database, args.dlt_rows))
+            ourses.append(run_variant("stackyard", database, args.dlt_rows))
+        raw = min(raws, key=lambda r: r["seconds"])
+        ours = min(ourses, key=lambda r: r["seconds"])
         default = run_variant("dlt_default", database, args.dlt_rows)
     finally:
         drop(database)
@@ -214,7 +221,8 @@ def main() -> None:
         ],
     )
     text = (
-        f"# sql_database: {n:,} narrow rows from Postgres into DuckDB\n\n{table}\n\n"
+        f"# sql_database: {n:,} narrow rows from Postgres into DuckDB\n\n"
+        f"Best of {args.repeat} alternating runs for the first two rows.\n\n{table}\n\n"
         f"stackyard vs the raw script: {ours['seconds'] / raw['seconds']:.2f}x its time "
         f"(goal ≤ 1.5x); vs dlt defaults: {scaled / ours['seconds']:.1f}x faster (goal ≥ 5x); "
         f"peak memory {ours['peak_mb']:.0f} MB (goal < 1024 MB).\n\n"
