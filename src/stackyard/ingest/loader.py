@@ -230,10 +230,9 @@ def _import_before_threads() -> None:
 
 
 def _known_columns(pipeline: Any) -> dict[str, dict[str, str]]:
-    try:
-        schema = pipeline.default_schema
-    except Exception:
+    if not pipeline.default_schema_name:  # nothing loaded yet, here or in the warehouse
         return {}
+    schema = pipeline.default_schema
     return {
         table: {c: str(col.get("data_type")) for c, col in schema.get_table_columns(table).items()}
         for table in schema.data_table_names()

@@ -22,7 +22,14 @@ from stackyard.config.loader import load_project_config
 from stackyard.config.model import SOURCE_KINDS, ProjectConfig, Source
 from stackyard.config.secrets import Secrets
 from stackyard.console import Console
-from stackyard.errors import EXIT_FAILED, EXIT_OK, ConfigError, UsageError, did_you_mean
+from stackyard.errors import (
+    EXIT_FAILED,
+    EXIT_OK,
+    ConfigError,
+    StackyardError,
+    UsageError,
+    did_you_mean,
+)
 from stackyard.ingest.loader import REJECTED_TABLE, Loader
 from stackyard.results import FreshnessResult, NodeResult, SourceLoad
 from stackyard.transform.dbt import Dbt
@@ -409,8 +416,8 @@ class SourcesRunbook:
                 )
                 or []
             )
-        except Exception:
-            found = []
+        except StackyardError:
+            found = []  # a source table that is missing shows as "missing" rows instead
         for f in found:
             freshness[(f.source, f.table)] = f
         out = []
