@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
-from stackyard.cli.main import (
+from stackyard.cli.common import (
     JsonOpt,
     ProjectOpt,
     TargetOpt,

@@ -4,18 +4,25 @@ configuration. Tracebacks appear only with ``--debug``."""
 
 from __future__ import annotations
 
-import json
-import sys
-from collections.abc import Callable
-from datetime import date, datetime
-from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated
 
 import typer
-from rich.console import Console as RichTerminal
 
-from stackyard.errors import EXIT_FAILED, EXIT_USAGE, StackyardError
+from stackyard.cli import access as _access_commands
+from stackyard.cli import monitors as _monitor_commands
+from stackyard.cli import sources as _source_commands
+from stackyard.cli.common import (
+    JsonOpt,
+    ProjectOpt,
+    TargetOpt,
+    _context,
+    _guard,
+    _print_json,
+    _state,
+    out,
+)
+from stackyard.errors import EXIT_USAGE
 
 app = typer.Typer(
     name="stackyard",
@@ -27,85 +34,12 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
-_state: dict[str, bool] = {"debug": False}
-out = RichTerminal()
-err = RichTerminal(stderr=True)
-
-ProjectOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--project", "-p", help="Project folder (default: search upward from the current one)."
-    ),
-]
-TargetOpt = Annotated[
-    str | None, typer.Option("--target", "-t", help="Target in stackyard.yml (default: dev).")
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print a machine-readable result.")]
-
-T = TypeVar("T")
-
 
 @app.callback()
 def _main(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
 ) -> None:
     _state["debug"] = debug
-
-
-def _guard(action: Callable[[], T]) -> T:
-    """The CLI's one error boundary: a clear message and an exit code, no traceback."""
-    try:
-        return action()
-    except StackyardError as exc:
-        if _state["debug"]:
-            raise
-        _error("error: ", exc.message, exc.hint)
-        raise typer.Exit(exc.exit_code) from None
-    except KeyboardInterrupt:
-        err.print(
-            "interrupted: the warehouse is left readable; the next run completes "
-            "any pending load without duplicates"
-        )
-        raise typer.Exit(130) from None
-    except Exception as exc:
-        if _state["debug"]:
-            raise
-        err.print(
-            f"[bold red]unexpected error:[/] {type(exc).__name__}: {exc}",
-            markup=True,
-            highlight=False,
-        )
-        err.print("  → re-run with --debug for the traceback, and please report it")
-        raise typer.Exit(EXIT_FAILED) from None
-
-
-def _error(label: str, message: str, hint: str | None) -> None:
-    from rich.text import Text
-
-    # soft_wrap: a message is never broken mid-line, so it can be grepped and copied.
-    err.print(Text.assemble((label, "bold red"), message), soft_wrap=True)
-    if hint:
-        err.print(Text(f"  → {hint}"), soft_wrap=True)
-
-
-def _context(project: Path | None, console: Any = None) -> Any:
-    from stackyard.context import Context
-
-    return Context(project, console=console)
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return float(value)
-    if isinstance(value, bytes):
-        return value.hex()
-    return str(value)
-
-
-def _print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, default=_json_default) + "\n")
 
 
 @app.command()
@@ -210,10 +144,7 @@ def sql(
     out.print(query_table(result))
 
 
-from stackyard.cli import access as _access_commands  # noqa: E402  (needs the names above)
-from stackyard.cli import monitors as _monitor_commands  # noqa: E402
-from stackyard.cli import sources as _source_commands  # noqa: E402
-
+# The runbook command groups, after the core commands so `--help` lists those first.
 _access_commands.register(app)
 _source_commands.register(app)
 _monitor_commands.register(app)

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from stackyard.cli.main import JsonOpt, ProjectOpt, TargetOpt, _context, _guard, _print_json, out
+from stackyard.cli.common import JsonOpt, ProjectOpt, TargetOpt, _context, _guard, _print_json, out
 
 incident_app = typer.Typer(
     name="incident",

@@ -10,7 +10,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from stackyard.cli.main import (
+from stackyard.cli.common import (
     JsonOpt,
     ProjectOpt,
     TargetOpt,

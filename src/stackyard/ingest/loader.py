@@ -24,6 +24,7 @@ from stackyard.errors import StackyardError
 from stackyard.ingest.drift import describe_contract_violation, required_columns
 from stackyard.ingest.sources import build_resources
 from stackyard.results import RejectedRow, SourceLoad, TableLoad
+from stackyard.transform.staging import dbt_source_names
 from stackyard.warehouse.base import Warehouse
 
 REJECTED_TABLE = "_rejected_rows"
@@ -154,7 +155,7 @@ class Loader:
         known = _known_columns(pipeline)
         required = required_columns(
             self.transform_dir,
-            (f"dlt_{request.name}", request.name),
+            dbt_source_names(request.name),
             known,
             self.warehouse.DIALECT,
         )

@@ -30,20 +30,9 @@ from stackyard.results import (
 )
 from stackyard.runner.history import METADATA_SCHEMA, History
 from stackyard.transform.dbt import Dbt
+from stackyard.transform.staging import dbt_source_names
 from stackyard.transform.state import manifest_freshness, transform_fingerprint
 from stackyard.warehouse.base import Warehouse
-
-
-def dbt_source_names(source: str) -> tuple[str, ...]:
-    """Names a stackyard source may have in dbt's ``_sources.yml``.
-
-    The runbook's convention is ``<loader>_<source>`` (all stackyard loads go through dlt);
-    a plain ``<source>`` is accepted too.
-
-    >>> dbt_source_names("shop_db")
-    ('dlt_shop_db', 'shop_db')
-    """
-    return (f"dlt_{source}", source)
 
 
 class RunJob:

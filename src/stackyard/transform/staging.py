@@ -75,6 +75,16 @@ def dbt_source_name(source: str) -> str:
     return f"{LOADER}_{source}"
 
 
+def dbt_source_names(source: str) -> tuple[str, ...]:
+    """Every name a stackyard source may have in dbt's sources: the convention's
+    ``<loader>_<source>``, and a plain ``<source>`` in hand-written projects.
+
+    >>> dbt_source_names("shop_db")
+    ('dlt_shop_db', 'shop_db')
+    """
+    return (dbt_source_name(source), source)
+
+
 def model_name(table: str) -> str:
     """The staging model for a table.
 

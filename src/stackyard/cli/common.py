@@ -1,0 +1,91 @@
+"""What every command shares: the error boundary, the terminals, the common options.
+
+Command modules import from here, never from each other, so any of them can be imported first.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console as RichTerminal
+
+from stackyard.errors import EXIT_FAILED, StackyardError
+
+_state: dict[str, bool] = {"debug": False}
+out = RichTerminal()
+err = RichTerminal(stderr=True)
+
+ProjectOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--project", "-p", help="Project folder (default: search upward from the current one)."
+    ),
+]
+TargetOpt = Annotated[
+    str | None, typer.Option("--target", "-t", help="Target in stackyard.yml (default: dev).")
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print a machine-readable result.")]
+
+T = TypeVar("T")
+
+
+def _guard(action: Callable[[], T]) -> T:
+    """The CLI's one error boundary: a clear message and an exit code, no traceback."""
+    try:
+        return action()
+    except StackyardError as exc:
+        if _state["debug"]:
+            raise
+        _error("error: ", exc.message, exc.hint)
+        raise typer.Exit(exc.exit_code) from None
+    except KeyboardInterrupt:
+        err.print(
+            "interrupted: the warehouse is left readable; the next run completes "
+            "any pending load without duplicates"
+        )
+        raise typer.Exit(130) from None
+    except Exception as exc:
+        if _state["debug"]:
+            raise
+        _error(
+            "unexpected error: ",
+            f"{type(exc).__name__}: {exc}",
+            "re-run with --debug for the traceback, and please report it",
+        )
+        raise typer.Exit(EXIT_FAILED) from None
+
+
+def _error(label: str, message: str, hint: str | None) -> None:
+    from rich.text import Text
+
+    # soft_wrap: a message is never broken mid-line, so it can be grepped and copied.
+    err.print(Text.assemble((label, "bold red"), message), soft_wrap=True)
+    if hint:
+        err.print(Text(f"  → {hint}"), soft_wrap=True)
+
+
+def _context(project: Path | None, console: Any = None) -> Any:
+    from stackyard.context import Context
+
+    return Context(project, console=console)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, bytes):
+        return value.hex()
+    return str(value)
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=_json_default) + "\n")
