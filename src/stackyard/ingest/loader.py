@@ -76,6 +76,9 @@ class Loader:
         # Loaded packages are history dlt never reads again; keep .stackyard/ from growing
         # with every run (the load ids stay in the warehouse's _dlt_loads and stackyard.loads).
         os.environ.setdefault("LOAD__DELETE_COMPLETED_JOBS", "true")
+        if not warehouse.COMPRESS_LOAD_FILES:
+            # ~5 % of a 1M-row load (docs/performance.md); the files never leave the machine.
+            os.environ.setdefault("DATA_WRITER__COMPRESSION", "none")
 
     def pipeline_name(self, source: str) -> str:
         """dlt pipeline name: one per source and target, so their states never mix."""

@@ -44,6 +44,8 @@ class Warehouse(ABC):
         PARALLEL_LOADS: several dlt pipelines may load into it at the same time.
         REACHABLE_HERE: stackyard ships a driver for it (Snowflake and BigQuery need extras).
         MAX_IDENTIFIER_LENGTH: longest name the engine keeps without truncating.
+        COMPRESS_LOAD_FILES: dlt's Parquet load files are worth compressing (they travel over
+            a network); an in-process engine reads them from local disk at once.
     """
 
     KIND: ClassVar[str]
@@ -54,6 +56,7 @@ class Warehouse(ABC):
     REACHABLE_HERE: ClassVar[bool] = True
     MAX_IDENTIFIER_LENGTH: ClassVar[int] = 255
     DBT_ENV: ClassVar[dict[str, str]] = {}
+    COMPRESS_LOAD_FILES: ClassVar[bool] = True
 
     def __init__(self, target_name: str, config: Any, project_dir: Path, secrets: Secrets):
         self.target_name = target_name

@@ -27,8 +27,9 @@ class DuckDBWarehouse(Warehouse):
     DIALECT: ClassVar[str] = "duckdb"
     SUPPORTS_ROLES = False
     SUPPORTS_TRANSACTIONAL_DDL = True
-    # dlt pipelines in threads of this process share DuckDB's in-process instance cache.
+    # dlt pipelines in threads of this process load through cursors of one connection.
     PARALLEL_LOADS = True
+    COMPRESS_LOAD_FILES = False
 
     config: DuckDBTarget
 
