@@ -129,6 +129,7 @@ def _topological(manifest: dict) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--scale", type=int, default=10)
+    parser.add_argument("--repeat", type=int, default=2, help="best of N fresh first runs")
     args = parser.parse_args()
     work = WORK / "example_run"
     project = work / f"jaffle_{args.scale}"
@@ -151,9 +152,17 @@ def main() -> None:
         .fetchone()[0]
         for t in ("customers", "orders", "order_items")
     )
-    first = stackyard("run", cwd=project)
+    # The VM's speed drifts between minutes: alternate a fresh first run with the raw script
+    # and keep each one's best.
+    firsts, raws = [], []
+    for _ in range(args.repeat):
+        for state in (project / ".stackyard", project / "transform/target"):
+            shutil.rmtree(state, ignore_errors=True)
+        firsts.append(stackyard("run", cwd=project))
+        raws.append(raw_baseline(project, work / "raw.duckdb"))
+    first = min(firsts)
+    raw = min(raws, key=lambda r: r["total"])
     second = min(stackyard("run", cwd=project) for _ in range(3))
-    raw = raw_baseline(project, work / "raw.duckdb")
 
     table = markdown_table(
         ["what", "seconds", "× raw"],
@@ -161,9 +170,13 @@ def main() -> None:
             ["raw DuckDB script: load", f"{raw['load']:.2f}", ""],
             ["raw DuckDB script: models", f"{raw['models']:.2f}", ""],
             ["raw DuckDB script: tests", f"{raw['tests']:.2f}", ""],
-            ["**raw DuckDB script, total**", f"**{raw['total']:.2f}**", "1.00"],
             [
-                "**`stackyard run` (first, whole process)**",
+                f"**raw DuckDB script, total (best of {args.repeat})**",
+                f"**{raw['total']:.2f}**",
+                "1.00",
+            ],
+            [
+                f"**`stackyard run` (first, whole process; best of {args.repeat})**",
                 f"**{first:.2f}**",
                 f"**{first / raw['total']:.2f}**",
             ],
