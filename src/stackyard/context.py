@@ -27,6 +27,9 @@ from stackyard.warehouse import QueryResult, Warehouse, open_warehouse
 if TYPE_CHECKING:
     from stackyard.infra.service import AccessControl
     from stackyard.monitors.service import Monitoring
+    from stackyard.runbooks.backup import BackupRunbook, ProjectFiles
+    from stackyard.runbooks.restore import RestoreRunbook
+    from stackyard.runbooks.restore_table import TableRestoreRunbook
     from stackyard.runbooks.sources import SourceAddResult, SourcesRunbook
 
 
@@ -245,3 +248,28 @@ class Context:
         from stackyard.monitors.service import Monitoring
 
         return Monitoring(self)
+
+    # ------------------------------------------------------------------ recovery runbooks
+
+    def _project_files(self) -> ProjectFiles:
+        from stackyard.runbooks.backup import ProjectFiles
+
+        return ProjectFiles(self.config, self.project_dir, self.transform_dir)
+
+    def backups(self, target: str | None = None) -> BackupRunbook:
+        """The backup runbook of a target: ``plan()`` then ``run(plan)``."""
+        from stackyard.runbooks.backup import BackupRunbook
+
+        return BackupRunbook(self._project_files(), self.warehouse(target), self.console)
+
+    def restores(self, target: str | None = None) -> RestoreRunbook:
+        """The restore runbook of a target: ``plan(backup)`` then ``run(plan)``."""
+        from stackyard.runbooks.restore import RestoreRunbook
+
+        return RestoreRunbook(self._project_files(), self.warehouse(target), self.console)
+
+    def table_restores(self, target: str | None = None) -> TableRestoreRunbook:
+        """The runbook that brings one table back, beside the original."""
+        from stackyard.runbooks.restore_table import TableRestoreRunbook
+
+        return TableRestoreRunbook(self._project_files(), self.warehouse(target), self.console)

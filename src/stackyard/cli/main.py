@@ -11,6 +11,7 @@ import typer
 
 from stackyard.cli import access as _access_commands
 from stackyard.cli import monitors as _monitor_commands
+from stackyard.cli import recovery as _recovery_commands
 from stackyard.cli import sources as _source_commands
 from stackyard.cli.common import (
     JsonOpt,
@@ -35,9 +36,23 @@ app = typer.Typer(
 )
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from stackyard import __version__
+
+        out.print(f"stackyard {__version__}", highlight=False)
+        raise typer.Exit(0)
+
+
 @app.callback()
 def _main(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
 ) -> None:
     _state["debug"] = debug
 
@@ -148,6 +163,7 @@ def sql(
 _access_commands.register(app)
 _source_commands.register(app)
 _monitor_commands.register(app)
+_recovery_commands.register(app)
 
 
 def main() -> None:

@@ -1,0 +1,372 @@
+"""The disaster-recovery runbook, first half: ``stackyard backup``.
+
+A backup captures a target's data and the platform state that belongs with it, at one
+instant: dlt's pipeline state and pending packages (``.stackyard/pipelines``), the
+``stackyard`` metadata schema (it is in the warehouse, so in the data), and dbt's manifest.
+Restoring data without the matching dlt state would make the next run skip (cursor ahead of the
+data: a gap) or re-read (cursor behind: work, never duplicates, as keyed tables merge).
+
+Every backup is a plan of typed steps (:class:`~stackyard.runbooks.recovery_plan.Step`)
+that ``--dry-run`` explains; the executor runs them in order.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from stackyard import __version__
+from stackyard.config.model import ProjectConfig
+from stackyard.console import Console
+from stackyard.errors import UsageError
+from stackyard.runbooks import backup_engines as engines
+from stackyard.runbooks.recovery_plan import (
+    MANIFEST_FILE,
+    BackupManifest,
+    BackupResult,
+    RecoveryPlan,
+    Step,
+    file_digests,
+)
+from stackyard.warehouse.base import Warehouse
+
+DUCKDB_DATA = "warehouse.duckdb"
+PG_DATA = "pgdump"
+_READS_ONLY = "nothing: it only reads"
+
+
+@dataclass(frozen=True)
+class ProjectFiles:
+    """Where a project keeps the state that a backup carries with the data.
+
+    Attributes:
+        project: the project's config.
+        project_dir: the project folder.
+        transform_dir: the dbt project folder.
+    """
+
+    project: ProjectConfig
+    project_dir: Path
+    transform_dir: Path
+
+    @property
+    def pipelines_dir(self) -> Path:
+        """dlt's working folders, one per source and target."""
+        return self.project_dir / ".stackyard" / "pipelines"
+
+    def pipelines_of(self, target: str) -> list[Path]:
+        """The dlt pipeline folders of one target (``<project>__<source>__<target>``)."""
+        if not self.pipelines_dir.is_dir():
+            return []
+        suffix = f"__{target}"
+        prefix = f"{self.project.name}__"
+        return sorted(
+            p
+            for p in self.pipelines_dir.iterdir()
+            if p.is_dir() and p.name.startswith(prefix) and p.name.endswith(suffix)
+        )
+
+    def dbt_artifacts(self) -> list[Path]:
+        """dbt's manifest and last run results, where they exist."""
+        folder = self.transform_dir / "target"
+        return [p for p in (folder / "manifest.json", folder / "run_results.json") if p.is_file()]
+
+    def backups_dir(self, override: Path | None = None) -> Path:
+        """The folder backups go to: ``--to``, else ``backups.dir``."""
+        if override is not None:
+            return override.expanduser().resolve()
+        folder = Path(self.project.backups.dir).expanduser()
+        return folder if folder.is_absolute() else self.project_dir / folder
+
+    def backups(self, target: str, folder: Path | None = None) -> list[BackupManifest]:
+        """This project's finished backups of a target, oldest first."""
+        root = self.backups_dir(folder)
+        if not root.is_dir():
+            return []
+        found = []
+        for candidate in root.iterdir():
+            if not (candidate / MANIFEST_FILE).is_file():
+                continue
+            try:
+                manifest = BackupManifest.read(candidate)
+            except UsageError:
+                continue  # not ours or damaged: listed by nothing, deleted by nothing
+            if manifest.project == self.project.name and manifest.target == target:
+                found.append(manifest)
+        return sorted(found, key=lambda m: m.created_at)
+
+    def backup_folder(self, manifest: BackupManifest, folder: Path | None = None) -> Path:
+        """Where a backup of this project lives."""
+        return self.backups_dir(folder) / folder_name(manifest.target, manifest.created_at)
+
+
+def folder_name(target: str, at: datetime) -> str:
+    """A backup folder's name: the target and the UTC instant, sortable.
+
+    >>> folder_name("dev", datetime(2026, 12, 1, 10, 5, 3, 120000, tzinfo=UTC))
+    'dev-20261201T100503.120000Z'
+    """
+    return f"{target}-{at.astimezone(UTC).strftime('%Y%m%dT%H%M%S.%fZ')}"
+
+
+class BackupRunbook:
+    """Plans and runs backups of one target.
+
+    Args:
+        files: where the project keeps its state.
+        warehouse: the target's warehouse.
+        console: where progress goes.
+    """
+
+    def __init__(self, files: ProjectFiles, warehouse: Warehouse, console: Console) -> None:
+        self.files = files
+        self.warehouse = warehouse
+        self.console = console
+
+    # ------------------------------------------------------------------ plan
+
+    def plan(self, to: Path | None = None, at: datetime | None = None) -> RecoveryPlan:
+        """The steps a backup would take, without taking them.
+
+        Args:
+            to: the folder to write backups into; default ``backups.dir``.
+            at: the backup's timestamp (default: now).
+
+        Raises:
+            UsageError: the engine cannot be backed up from here.
+        """
+        from stackyard.runbooks.backup_cloud import cloud_backup_plan
+
+        at = at or datetime.now(UTC)
+        w = self.warehouse
+        folder = self.files.backups_dir(to) / folder_name(w.target_name, at)
+        if w.KIND in ("snowflake", "bigquery"):
+            return cloud_backup_plan(w, at)
+        data: list[Step]
+        if w.KIND == "duckdb":
+            data = [
+                Step(
+                    "checkpoint",
+                    f"CHECKPOINT {w.describe()}: fold its write-ahead log into the file, "
+                    "holding the write lock so nothing changes until the copy is done",
+                    _READS_ONLY + " (a checkpoint changes no data)",
+                ),
+                Step(
+                    "fingerprint",
+                    "count the rows and hash the content of every table",
+                    _READS_ONLY,
+                ),
+                Step(
+                    "copy_file",
+                    f"copy the database file to {folder / DUCKDB_DATA}",
+                    f"delete {folder}",
+                ),
+            ]
+        elif w.KIND == "postgres":
+            data = [
+                Step(
+                    "check_client",
+                    "check that pg_dump is installed and at least the server's major version",
+                    _READS_ONLY,
+                ),
+                Step(
+                    "snapshot",
+                    "open a repeatable-read transaction and export its snapshot, so the "
+                    "fingerprints and the dump see the same instant",
+                    "nothing: the transaction only reads and is closed at the end",
+                ),
+                Step("fingerprint", "count the rows and hash the content of every table", ""),
+                Step(
+                    "pg_dump",
+                    f"pg_dump --format=directory --jobs=2 from that snapshot to {folder / PG_DATA}",
+                    f"delete {folder}",
+                ),
+            ]
+        else:  # pragma: no cover - every target type is handled above
+            raise UsageError(f"backups of {w.KIND} targets are not supported")
+        pipelines = self.files.pipelines_of(w.target_name)
+        artifacts = self.files.dbt_artifacts()
+        state = [
+            Step(
+                "copy_state",
+                f"copy dlt's state and pending packages ({len(pipelines)} pipelines) and "
+                f"dbt's artifacts ({', '.join(a.name for a in artifacts) or 'none yet'}) "
+                f"into {folder / 'state'}",
+                f"delete {folder}",
+            ),
+            Step(
+                "write_manifest",
+                f"write {folder / MANIFEST_FILE}: row counts, content hashes and the SHA-256 "
+                "of every file (a folder without it is an unfinished backup)",
+                f"delete {folder}",
+            ),
+        ]
+        older = self.files.backups(w.target_name, to)
+        excess = len(older) + 1 - self.files.project.backups.keep
+        prune = []
+        if excess > 0:
+            doomed = [self.files.backup_folder(m, to).name for m in older[:excess]]
+            prune = [
+                Step(
+                    "prune",
+                    f"delete the oldest backups beyond backups.keep="
+                    f"{self.files.project.backups.keep}: {', '.join(doomed)}",
+                    "none: deleted backups are gone (raise backups.keep to keep more)",
+                )
+            ]
+        return RecoveryPlan(
+            action="backup",
+            target=w.target_name,
+            engine=w.KIND,
+            location=str(folder),
+            steps=(*data, *state, *prune),
+            notes=(
+                "the stackyard metadata schema (run history, monitors) is part of the data",
+                *(
+                    ("grants are not in the dump: `stackyard apply` re-creates them",)
+                    if w.KIND == "postgres"
+                    else ()
+                ),
+            ),
+        )
+
+    # ------------------------------------------------------------------ run
+
+    def run(self, plan: RecoveryPlan) -> BackupResult:
+        """Take the backup the plan describes.
+
+        Raises:
+            UsageError: the plan is for a warehouse stackyard cannot reach from here.
+            WarehouseError: the engine failed; the unfinished folder is deleted.
+        """
+        if plan.engine in ("snowflake", "bigquery"):
+            raise UsageError(
+                f"stackyard has no {plan.engine} driver here to run the backup",
+                hint="print the statements with `stackyard backup --dry-run` and run them in "
+                "your warehouse (they are clones: no data is copied or billed until changed)",
+            )
+        folder = Path(plan.location)
+        started = time.monotonic()
+        folder.mkdir(parents=True, exist_ok=False)
+        scratch: dict[str, Any] = {"folder": folder}
+        try:
+            for step in plan.steps:
+                if step.kind == "prune":
+                    continue
+                self.console.step_started(step.kind, step.description)
+                getattr(self, f"_{step.kind}")(scratch)
+                self.console.step_finished(step.kind, "ok")
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            self._finish(scratch)
+            raise
+        self._finish(scratch)
+        manifest = BackupManifest(
+            project=self.files.project.name,
+            target=plan.target,
+            engine=plan.engine,
+            created_at=_created_at(folder.name),
+            stackyard_version=__version__,
+            engine_version=scratch["engine_version"],
+            method=scratch["method"],
+            data=scratch["data"],
+            tables=scratch["tables"],
+            files=file_digests(folder),
+            seconds=round(time.monotonic() - started, 3),
+        )
+        manifest.write(folder)
+        pruned = self._prune(plan) if any(s.kind == "prune" for s in plan.steps) else ()
+        return BackupResult(folder, manifest, pruned)
+
+    def _finish(self, scratch: dict[str, Any]) -> None:
+        transaction = scratch.pop("pg_conn", None)
+        if transaction is not None:
+            transaction.close()
+
+    # DuckDB ---------------------------------------------------------------
+
+    def _checkpoint(self, scratch: dict[str, Any]) -> None:
+        import duckdb
+
+        self.warehouse.execute("CHECKPOINT")
+        scratch["engine_version"] = f"duckdb {duckdb.__version__}"
+        scratch["method"] = "duckdb-file-copy"
+        scratch["data"] = DUCKDB_DATA
+
+    def _copy_file(self, scratch: dict[str, Any]) -> None:
+        source: Path = self.warehouse.path  # type: ignore[attr-defined]
+        shutil.copyfile(source, scratch["folder"] / DUCKDB_DATA)
+
+    # Postgres -------------------------------------------------------------
+
+    def _check_client(self, scratch: dict[str, Any]) -> None:
+        major = engines.pg_server_major(self.warehouse)
+        scratch["pg_dump"] = engines.check_pg_client("pg_dump", major)
+        version = self.warehouse.query("SHOW server_version").rows[0][0]
+        scratch["engine_version"] = f"postgres {version}"
+        scratch["method"] = "pg_dump-directory"
+        scratch["data"] = PG_DATA
+
+    def _snapshot(self, scratch: dict[str, Any]) -> None:
+        import psycopg
+
+        conn = psycopg.connect(**self.warehouse.connect_kwargs())  # type: ignore[attr-defined]
+        scratch["pg_conn"] = conn
+        conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        row = conn.execute("SELECT pg_export_snapshot()").fetchone()
+        scratch["snapshot"] = row[0] if row else ""
+
+    def _pg_dump(self, scratch: dict[str, Any]) -> None:
+        connect = self.warehouse.connect_kwargs()  # type: ignore[attr-defined]
+        engines.run_client(
+            [
+                scratch["pg_dump"],
+                "--format=directory",
+                "--jobs=2",
+                f"--snapshot={scratch['snapshot']}",
+                f"--file={scratch['folder'] / PG_DATA}",
+                f"--dbname={connect['dbname']}",
+            ],
+            engines.pg_env(connect),
+            "pg_dump",
+        )
+
+    # both -----------------------------------------------------------------
+
+    def _fingerprint(self, scratch: dict[str, Any]) -> None:
+        if self.warehouse.KIND == "duckdb":
+            conn = self.warehouse._connection()  # type: ignore[attr-defined]
+            scratch["tables"] = engines.duckdb_fingerprints(conn, engines.duckdb_catalog(conn))
+        else:
+            with scratch["pg_conn"].cursor() as cursor:
+                scratch["tables"] = engines.pg_fingerprints(cursor)
+
+    def _copy_state(self, scratch: dict[str, Any]) -> None:
+        state = scratch["folder"] / "state"
+        for pipeline in self.files.pipelines_of(self.warehouse.target_name):
+            shutil.copytree(pipeline, state / "pipelines" / pipeline.name, symlinks=True)
+        for artifact in self.files.dbt_artifacts():
+            (state / "dbt").mkdir(parents=True, exist_ok=True)
+            shutil.copy2(artifact, state / "dbt" / artifact.name)
+
+    def _write_manifest(self, scratch: dict[str, Any]) -> None:
+        # Written by run() once every file exists, so its digests cover them all.
+        return None
+
+    def _prune(self, plan: RecoveryPlan) -> tuple[Path, ...]:
+        to = Path(plan.location).parent
+        backups = self.files.backups(plan.target, to)
+        excess = len(backups) - self.files.project.backups.keep
+        doomed = [self.files.backup_folder(m, to) for m in backups[: max(excess, 0)]]
+        for folder in doomed:
+            shutil.rmtree(folder)
+        return tuple(doomed)
+
+
+def _created_at(name: str) -> datetime:
+    stamp = name.rsplit("-", 1)[1]
+    return datetime.strptime(stamp, "%Y%m%dT%H%M%S.%fZ").replace(tzinfo=UTC)

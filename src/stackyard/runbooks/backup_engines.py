@@ -1,0 +1,229 @@
+"""How each engine copies its data out and back in, and fingerprints what it holds.
+
+A fingerprint is a row count and an order-independent content hash per base table: the sum,
+modulo nothing (an arbitrary-precision number), of one 64-bit hash per row. Two identical rows
+add twice, so a duplicated row changes the hash where an XOR would cancel it. Hashes compare
+within one engine (a DuckDB backup restored into DuckDB), never across engines.
+
+* DuckDB: ``CHECKPOINT`` (folds the write-ahead log into the file) and a copy of the file,
+  while this process holds DuckDB's write lock so nothing changes it in between. Measured
+  against ``EXPORT DATABASE`` (Parquet) and ``COPY FROM DATABASE`` (a new DuckDB file), the
+  copy was 40-80x faster and restores with a rename (docs/performance.md, bench/backup.py).
+* Postgres: ``pg_dump`` in directory format from an exported snapshot, so the dump and the
+  fingerprints see the same instant; ``pg_restore`` into a staging database, verified before
+  it replaces anything.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from stackyard.errors import UsageError, WarehouseError
+from stackyard.warehouse.base import Warehouse
+
+_SYSTEM_SCHEMAS = ("information_schema", "pg_catalog", "pg_toast")
+
+
+@dataclass(frozen=True)
+class TableFingerprint:
+    """What one table held when it was fingerprinted.
+
+    Attributes:
+        schema: the table's schema.
+        table: the table's name.
+        rows: its row count.
+        content_hash: the sum of its rows' hashes, as a decimal string.
+    """
+
+    schema: str
+    table: str
+    rows: int
+    content_hash: str
+
+    @property
+    def name(self) -> str:
+        """``schema.table``.
+
+        >>> TableFingerprint("raw", "orders", 3, "42").name
+        'raw.orders'
+        """
+        return f"{self.schema}.{self.table}"
+
+
+def sql_string(value: str) -> str:
+    """A SQL string literal.
+
+    >>> sql_string("it's")
+    "'it''s'"
+    """
+    return "'" + value.replace("'", "''") + "'"
+
+
+# --------------------------------------------------------------------------- DuckDB
+
+
+def duckdb_tables(conn: Any, catalog: str) -> list[tuple[str, str]]:
+    """``(schema, table)`` of every base table in one attached DuckDB database."""
+    rows = conn.execute(
+        "SELECT schema_name, table_name FROM duckdb_tables() WHERE database_name = ? "
+        "AND NOT internal AND NOT temporary ORDER BY 1, 2",
+        [catalog],
+    ).fetchall()
+    return [(str(s), str(t)) for s, t in rows]
+
+
+def duckdb_fingerprints(conn: Any, catalog: str) -> tuple[TableFingerprint, ...]:
+    """Row count and content hash of every base table of an attached DuckDB database."""
+    from stackyard.warehouse.duckdb import DuckDBWarehouse
+
+    found = []
+    for schema, table in duckdb_tables(conn, catalog):
+        name = DuckDBWarehouse.quote_for(catalog, schema, table)
+        # hash(t) hashes the whole row as one struct value.
+        rows, digest = conn.execute(
+            f"SELECT count(*), coalesce(sum(hash(t)::HUGEINT), 0) FROM {name} AS t"
+        ).fetchone()
+        found.append(TableFingerprint(schema, table, int(rows), str(digest)))
+    return tuple(found)
+
+
+def duckdb_catalog(conn: Any) -> str:
+    """The name the open DuckDB file is attached under (its file name without extension)."""
+    return str(conn.execute("SELECT current_database()").fetchone()[0])
+
+
+def duckdb_file_fingerprints(path: Path) -> tuple[TableFingerprint, ...]:
+    """Fingerprints of a DuckDB file, opened read-only in a connection of its own."""
+    import duckdb
+
+    try:
+        conn = duckdb.connect(str(path), read_only=True)
+    except duckdb.Error as exc:
+        raise WarehouseError(
+            f"cannot open {path} to verify it: {exc}",
+            hint="the file is damaged or locked; restore from another backup",
+        ) from None
+    try:
+        return duckdb_fingerprints(conn, duckdb_catalog(conn))
+    finally:
+        conn.close()
+
+
+# --------------------------------------------------------------------------- Postgres
+
+
+def pg_tables(cursor: Any) -> list[tuple[str, str]]:
+    """``(schema, table)`` of every ordinary table outside the system schemas."""
+    cursor.execute(
+        "SELECT table_schema, table_name FROM information_schema.tables "
+        "WHERE table_type = 'BASE TABLE' AND table_schema <> ALL(%s) "
+        "AND table_schema NOT LIKE 'pg_temp%%' ORDER BY 1, 2",
+        (list(_SYSTEM_SCHEMAS),),
+    )
+    return [(str(s), str(t)) for s, t in cursor.fetchall()]
+
+
+def pg_fingerprints(cursor: Any) -> tuple[TableFingerprint, ...]:
+    """Row count and content hash of every table, read through one cursor (one snapshot)."""
+    from stackyard.warehouse.postgres import PostgresWarehouse
+
+    found = []
+    for schema, table in pg_tables(cursor):
+        name = PostgresWarehouse.quote_for(schema, table)
+        # The first 64 bits of each row's md5, as a signed bigint, summed as numeric.
+        cursor.execute(
+            "SELECT count(*), coalesce(sum(('x' || left(md5(t::text), 16))::bit(64)::bigint), 0)"
+            f" FROM {name} AS t"
+        )
+        rows, digest = cursor.fetchone()
+        found.append(TableFingerprint(schema, table, int(rows), str(digest)))
+    return tuple(found)
+
+
+def pg_client(binary: str) -> tuple[str, int]:
+    """The path and major version of a PostgreSQL client program (pg_dump, pg_restore).
+
+    Raises:
+        UsageError: the program is not on PATH.
+    """
+    path = shutil.which(binary)
+    if path is None:
+        raise UsageError(
+            f"{binary} is not installed (needed to back up and restore Postgres targets)",
+            hint="install the PostgreSQL client of the server's major version or newer, "
+            "e.g. apt-get install postgresql-client",
+        )
+    out = subprocess.run([path, "--version"], capture_output=True, text=True, check=True)
+    return path, client_major(out.stdout)
+
+
+def client_major(version_output: str) -> int:
+    """The major version in a ``pg_dump --version`` line.
+
+    >>> client_major("pg_dump (PostgreSQL) 15.20 (Debian 15.20-0+deb12u1)")
+    15
+    >>> client_major("pg_dump (PostgreSQL) 9.6.24")
+    9
+    """
+    match = re.search(r"\)\s+(\d+)", version_output)
+    if not match:
+        raise UsageError(f"cannot read a version from '{version_output.strip()}'")
+    return int(match.group(1))
+
+
+def pg_server_major(warehouse: Warehouse) -> int:
+    """The server's major version (``server_version_num`` // 10000)."""
+    return int(warehouse.query("SHOW server_version_num").rows[0][0]) // 10000
+
+
+def check_pg_client(binary: str, server_major: int) -> str:
+    """The client's path, after checking it can handle the server.
+
+    pg_dump refuses servers newer than itself
+    (https://www.postgresql.org/docs/current/app-pgdump.html), so the client's major version
+    must be at least the server's.
+
+    Raises:
+        UsageError: missing, or older than the server.
+    """
+    path, major = pg_client(binary)
+    if major < server_major:
+        raise UsageError(
+            f"{binary} is version {major} but the server is version {server_major}",
+            hint=f"install postgresql-client-{server_major} (or newer) and put it first on PATH",
+        )
+    return path
+
+
+def pg_env(connect: dict[str, Any]) -> dict[str, str]:
+    """libpq environment for pg_dump/pg_restore: the password never goes on a command line."""
+    import os
+
+    env = dict(os.environ)
+    env.update(
+        {
+            "PGHOST": str(connect["host"]),
+            "PGPORT": str(connect["port"]),
+            "PGUSER": str(connect["user"]),
+            "PGSSLMODE": str(connect.get("sslmode", "prefer")),
+            "PGCONNECT_TIMEOUT": str(connect.get("connect_timeout", 10)),
+        }
+    )
+    if connect.get("password"):
+        env["PGPASSWORD"] = str(connect["password"])
+    return env
+
+
+def run_client(args: list[str], env: dict[str, str], what: str) -> None:
+    """Run pg_dump/pg_restore; a failure becomes a WarehouseError with its stderr."""
+    done = subprocess.run(args, env=env, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise WarehouseError(
+            f"{what} failed (exit {done.returncode}): {done.stderr.strip()[-2000:]}",
+            hint="nothing was replaced; fix the cause above and run the command again",
+        )

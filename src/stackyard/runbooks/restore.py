@@ -1,0 +1,384 @@
+"""The disaster-recovery runbook, second half: ``stackyard restore``.
+
+A restore never overwrites in place. It checks every file of the backup against the
+manifest, builds the data next to the live copy (a ``.restoring`` file, a ``__restoring``
+database), proves that every table's row count and content hash equal the manifest's, and only
+then moves what was there aside (kept, under a ``before-restore`` name) and swaps the restored
+copy in. dlt's pipeline state is put back with the data, so the next run's cursors continue
+from the backup: rows that arrived after it are loaded again, merged on their keys.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from stackyard.console import Console
+from stackyard.errors import UsageError, WarehouseError
+from stackyard.runbooks import backup_engines as engines
+from stackyard.runbooks.backup import DUCKDB_DATA, PG_DATA, ProjectFiles
+from stackyard.runbooks.recovery_plan import (
+    BackupManifest,
+    RecoveryPlan,
+    RestoreResult,
+    Step,
+    file_digests,
+)
+from stackyard.warehouse.base import Warehouse
+
+
+class RestoreRunbook:
+    """Plans and runs a restore of one backup into a target (or a new file/database).
+
+    Args:
+        files: where the project keeps its state.
+        warehouse: the target's warehouse (the restore's destination unless ``to`` is given).
+        console: where progress goes.
+    """
+
+    def __init__(self, files: ProjectFiles, warehouse: Warehouse, console: Console) -> None:
+        self.files = files
+        self.warehouse = warehouse
+        self.console = console
+
+    def resolve(self, backup: str) -> Path:
+        """The backup folder named by ``backup``: a folder, its manifest.json, or ``latest``.
+
+        Raises:
+            UsageError: ``latest`` with no backup of this target yet.
+        """
+        if backup == "latest":
+            found = self.files.backups(self.warehouse.target_name)
+            if not found:
+                raise UsageError(
+                    f"no backup of target '{self.warehouse.target_name}' in "
+                    f"{self.files.backups_dir()}",
+                    hint="take one with `stackyard backup`, or pass the backup folder",
+                )
+            return self.files.backup_folder(found[-1])
+        path = Path(backup).expanduser().resolve()
+        return path.parent if path.name == "manifest.json" else path
+
+    def plan(self, backup: Path, to: str | None = None) -> RecoveryPlan:
+        """The steps a restore would take.
+
+        Args:
+            backup: the backup folder.
+            to: a new DuckDB file or Postgres database to restore into instead of the target.
+
+        Raises:
+            UsageError: not a backup, or one of another engine than the target's.
+        """
+        manifest = BackupManifest.read(backup)
+        w = self.warehouse
+        if manifest.engine != w.KIND:
+            raise UsageError(
+                f"{backup} is a {manifest.engine} backup; target '{w.target_name}' is {w.KIND}",
+                hint="restore it into a target of the same type (see --target)",
+            )
+        if manifest.project != self.files.project.name:
+            raise UsageError(
+                f"{backup} is a backup of project '{manifest.project}', not "
+                f"'{self.files.project.name}'",
+                hint="restore it from that project's folder",
+            )
+        verify = Step(
+            "check_files",
+            f"check the SHA-256 of the backup's {len(manifest.files)} files against its manifest",
+            "nothing: it only reads",
+        )
+        if w.KIND == "duckdb":
+            dest = Path(to).expanduser().resolve() if to else w.path  # type: ignore[attr-defined]
+            staged = dest.with_name(dest.name + ".restoring")
+            aside = dest.with_name(f"{dest.name}.before-restore-{_stamp()}")
+            data = [
+                Step("stage", f"copy {backup / DUCKDB_DATA} to {staged}", f"delete {staged}"),
+            ]
+            replaces = str(dest) if dest.exists() else ""
+            swap = Step(
+                "swap",
+                (f"move {dest} (and its .wal) aside to {aside}, then " if replaces else "")
+                + f"rename {staged} to {dest}",
+                f"rename {aside} back to {dest}" if replaces else f"delete {dest}",
+            )
+            destination = str(dest)
+        else:
+            db = to or w.config.database
+            staging = f"{db[:48]}__restoring"
+            data = [
+                Step(
+                    "check_client",
+                    "check that pg_restore is installed and at least the server's major version",
+                    "nothing: it only reads",
+                ),
+                Step(
+                    "stage",
+                    f"create database {staging} and pg_restore the dump into it "
+                    "(--no-owner --no-acl: grants are re-applied by `stackyard apply`)",
+                    f"drop database {staging}",
+                ),
+            ]
+            replaces = db if self._pg_database_exists(db) else ""
+            aside_db = f"{db[:40]}__before_restore_{_stamp()[:15]}"
+            swap = Step(
+                "swap",
+                (f"end other sessions on {db}, rename it to {aside_db}, then " if replaces else "")
+                + f"rename {staging} to {db}",
+                f"rename {aside_db} back to {db}" if replaces else f"drop database {db}",
+            )
+            destination = db
+        check = Step(
+            "verify",
+            f"compare row counts and content hashes of {len(manifest.tables)} tables "
+            f"({sum(t.rows for t in manifest.tables):,} rows) with the manifest; stop on any "
+            "difference, before anything is replaced",
+            "nothing: it only reads",
+        )
+        state = []
+        if to is None:
+            state = [
+                Step(
+                    "restore_state",
+                    "move dlt's pipeline folders of this target aside and put the backup's "
+                    "back (cursors continue from the backup), and dbt's artifacts",
+                    "move the folders kept aside back",
+                )
+            ]
+        return RecoveryPlan(
+            action="restore",
+            target=w.target_name,
+            engine=w.KIND,
+            location=str(backup),
+            destination=destination,
+            replaces=replaces,
+            steps=(verify, *data, check, swap, *state),
+            notes=(
+                f"backup taken {manifest.created_at.isoformat()}: changes after it are not in "
+                "it; sources with cursors re-load them on the next run",
+                *(() if to is None else ("--to: dlt and dbt state stay as they are",)),
+            ),
+        )
+
+    def run(self, plan: RecoveryPlan) -> RestoreResult:
+        """Restore as planned; nothing is replaced unless every table verified.
+
+        Raises:
+            WarehouseError: a file or a table differs from the manifest (nothing replaced).
+        """
+        started = time.monotonic()
+        backup = Path(plan.location)
+        manifest = BackupManifest.read(backup)
+        scratch: dict[str, Any] = {
+            "backup": backup,
+            "manifest": manifest,
+            "plan": plan,
+            "moved": [],
+            "state": [],
+        }
+        for step in plan.steps:
+            self.console.step_started(step.kind, step.description)
+            getattr(self, f"_{step.kind}")(scratch)
+            self.console.step_finished(step.kind, "ok")
+        return RestoreResult(
+            backup=backup,
+            target=plan.target,
+            destination=plan.destination,
+            tables=manifest.tables,
+            moved_aside=tuple(scratch["moved"]),
+            state_restored=tuple(scratch["state"]),
+            seconds=round(time.monotonic() - started, 3),
+        )
+
+    # ------------------------------------------------------------------ steps
+
+    def _check_files(self, scratch: dict[str, Any]) -> None:
+        expected: dict[str, str] = scratch["manifest"].files
+        found = file_digests(scratch["backup"])
+        bad = sorted(p for p in expected if found.get(p) != expected[p])
+        if bad:
+            raise WarehouseError(
+                f"the backup {scratch['backup']} is damaged: {len(bad)} files are missing or "
+                f"changed since it was written: {', '.join(bad[:5])}",
+                hint="nothing was restored; restore an older backup (`ls` the backups folder)",
+            )
+
+    def _check_client(self, scratch: dict[str, Any]) -> None:
+        import psycopg
+
+        # Through the maintenance database: the target's own may be the one that was lost.
+        with psycopg.connect(**self._admin_kwargs()) as conn:
+            number = conn.execute("SHOW server_version_num").fetchone()
+        major = int(number[0]) // 10000 if number else 0
+        scratch["pg_restore"] = engines.check_pg_client("pg_restore", major)
+
+    def _stage(self, scratch: dict[str, Any]) -> None:
+        plan: RecoveryPlan = scratch["plan"]
+        if self.warehouse.KIND == "duckdb":
+            staged = Path(plan.destination + ".restoring")
+            staged.unlink(missing_ok=True)
+            staged.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(scratch["backup"] / DUCKDB_DATA, staged)
+            scratch["staged"] = staged
+            return
+        staging = f"{plan.destination[:48]}__restoring"
+        quoted = self.warehouse.quote(staging)
+        self._admin(f"DROP DATABASE IF EXISTS {quoted} WITH (FORCE)", f"CREATE DATABASE {quoted}")
+        connect = {**self.warehouse.connect_kwargs(), "dbname": staging}  # type: ignore[attr-defined]
+        engines.run_client(
+            [
+                scratch["pg_restore"],
+                "--format=directory",
+                "--jobs=2",
+                "--no-owner",
+                "--no-acl",
+                "--exit-on-error",
+                f"--dbname={staging}",
+                str(scratch["backup"] / PG_DATA),
+            ],
+            engines.pg_env(connect),
+            "pg_restore",
+        )
+        scratch["staged"] = staging
+
+    def _verify(self, scratch: dict[str, Any]) -> None:
+        manifest: BackupManifest = scratch["manifest"]
+        if self.warehouse.KIND == "duckdb":
+            found = engines.duckdb_file_fingerprints(scratch["staged"])
+        else:
+            import psycopg
+
+            connect = {**self.warehouse.connect_kwargs(), "dbname": scratch["staged"]}  # type: ignore[attr-defined]
+            with psycopg.connect(**connect) as conn, conn.cursor() as cursor:
+                found = engines.pg_fingerprints(cursor)
+        differences = fingerprint_differences(manifest.tables, found)
+        if differences:
+            raise WarehouseError(
+                "the restored copy differs from the backup's manifest: " + "; ".join(differences),
+                hint=f"nothing was replaced; the restored copy is left at {scratch['staged']} "
+                "for inspection; try an older backup",
+            )
+
+    def _swap(self, scratch: dict[str, Any]) -> None:
+        plan: RecoveryPlan = scratch["plan"]
+        self.warehouse.close()
+        stamp = _stamp()
+        if self.warehouse.KIND == "duckdb":
+            dest = Path(plan.destination)
+            aside = dest.with_name(f"{dest.name}.before-restore-{stamp}")
+            # The WAL keeps its file's name + ".wal", so the pair still opens together.
+            pairs = ((dest, aside), (Path(f"{dest}.wal"), Path(f"{aside}.wal")))
+            for path, new_name in pairs:
+                if path.exists():
+                    path.rename(new_name)
+                    scratch["moved"].append(str(new_name))
+            scratch["staged"].rename(dest)
+            return
+        db = plan.destination
+        statements = []
+        if plan.replaces:
+            aside_db = f"{db[:40]}__before_restore_{stamp[:15]}"
+            statements.append(
+                f"ALTER DATABASE {self.warehouse.quote(db)} RENAME TO "
+                f"{self.warehouse.quote(aside_db)}"
+            )
+            scratch["moved"].append(aside_db)
+            self._terminate(db)
+        statements.append(
+            f"ALTER DATABASE {self.warehouse.quote(scratch['staged'])} RENAME TO "
+            f"{self.warehouse.quote(db)}"
+        )
+        self._admin(*statements)
+
+    def _restore_state(self, scratch: dict[str, Any]) -> None:
+        stamp = _stamp()
+        pipelines = self.files.pipelines_dir
+        aside = pipelines / f".before-restore-{stamp}"
+        for current in self.files.pipelines_of(self.warehouse.target_name):
+            aside.mkdir(parents=True, exist_ok=True)
+            current.rename(aside / current.name)
+            scratch["moved"].append(str(aside / current.name))
+        saved = scratch["backup"] / "state" / "pipelines"
+        if saved.is_dir():
+            for folder in sorted(saved.iterdir()):
+                shutil.copytree(folder, pipelines / folder.name, symlinks=True)
+                scratch["state"].append(f"dlt pipeline {folder.name}")
+        dbt_saved = scratch["backup"] / "state" / "dbt"
+        if dbt_saved.is_dir():
+            target_dir = self.files.transform_dir / "target"
+            target_dir.mkdir(parents=True, exist_ok=True)
+            for artifact in sorted(dbt_saved.iterdir()):
+                shutil.copy2(artifact, target_dir / artifact.name)
+                scratch["state"].append(f"dbt {artifact.name}")
+
+    # ------------------------------------------------------------------ Postgres admin
+
+    def _admin_kwargs(self) -> dict[str, Any]:
+        return {**self.warehouse.connect_kwargs(), "dbname": "postgres"}  # type: ignore[attr-defined]
+
+    def _admin(self, *statements: str) -> None:
+        import psycopg
+
+        try:
+            with psycopg.connect(**self._admin_kwargs(), autocommit=True) as conn:
+                for statement in statements:
+                    conn.execute(statement)
+        except psycopg.Error as exc:
+            raise WarehouseError(
+                f"Postgres refused {statements[-1]!r}: {exc}",
+                hint="the restoring user needs CREATEDB and must own the target database",
+            ) from None
+
+    def _terminate(self, db: str) -> None:
+        import psycopg
+
+        with psycopg.connect(**self._admin_kwargs(), autocommit=True) as conn:
+            conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = %s AND pid <> pg_backend_pid()",
+                (db,),
+            )
+
+    def _pg_database_exists(self, db: str) -> bool:
+        import psycopg
+
+        try:
+            with psycopg.connect(**self._admin_kwargs()) as conn:
+                row = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (db,))
+                return row.fetchone() is not None
+        except psycopg.OperationalError as exc:
+            raise WarehouseError(
+                f"cannot reach the Postgres server of {self.warehouse.describe()}: {exc}",
+                hint="check that the server runs and the target's host, port and user",
+            ) from None
+
+
+def fingerprint_differences(
+    expected: tuple[engines.TableFingerprint, ...], found: tuple[engines.TableFingerprint, ...]
+) -> list[str]:
+    """What differs between two sets of table fingerprints, in words.
+
+    >>> from stackyard.runbooks.backup_engines import TableFingerprint as T
+    >>> fingerprint_differences((T("a", "t", 2, "9"),), (T("a", "t", 3, "7"),))
+    ['a.t: 3 rows, expected 2']
+    >>> fingerprint_differences((T("a", "t", 2, "9"),), ())
+    ['a.t: missing']
+    """
+    have = {t.name: t for t in found}
+    differences = []
+    for table in expected:
+        got = have.pop(table.name, None)
+        if got is None:
+            differences.append(f"{table.name}: missing")
+        elif got.rows != table.rows:
+            differences.append(f"{table.name}: {got.rows} rows, expected {table.rows}")
+        elif got.content_hash != table.content_hash:
+            differences.append(f"{table.name}: same row count, different content")
+    differences.extend(f"{name}: not in the backup" for name in sorted(have))
+    return differences
+
+
+def _stamp() -> str:
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
