@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from stackyard.infra.service import AccessControl
     from stackyard.monitors.service import Monitoring
     from stackyard.runbooks.backup import BackupRunbook, ProjectFiles
+    from stackyard.runbooks.doctor import DoctorReport
     from stackyard.runbooks.restore import RestoreRunbook
     from stackyard.runbooks.restore_table import TableRestoreRunbook
     from stackyard.runbooks.sources import SourceAddResult, SourcesRunbook
@@ -273,3 +274,16 @@ class Context:
         from stackyard.runbooks.restore_table import TableRestoreRunbook
 
         return TableRestoreRunbook(self._project_files(), self.warehouse(target), self.console)
+
+    def doctor(self, target: str | None = None, fix: bool = False) -> DoctorReport:
+        """Check versions, secrets, the warehouse, dlt state, backups and freshness.
+
+        Args:
+            target: the target to check; default ``defaults.target``.
+            fix: apply the safe repairs (move an unreadable DuckDB WAL aside).
+        """
+        from stackyard.runbooks.doctor import Doctor
+
+        secrets_file = self.project_dir / ".stackyard" / "secrets.toml"
+        doctor = Doctor(self._project_files(), self.warehouse(target), secrets_file, fix=fix)
+        return doctor.examine()

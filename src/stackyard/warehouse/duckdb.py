@@ -72,7 +72,15 @@ class DuckDBWarehouse(Warehouse):
             self.path.parent.mkdir(parents=True, exist_ok=True)
             try:
                 self._conn = duckdb.connect(str(self.path))
-            except duckdb.IOException as exc:
+            except duckdb.Error as exc:
+                if "WAL" in str(exc):
+                    raise WarehouseUnreachableError(
+                        f"cannot open the DuckDB file {self.path}: {exc}",
+                        hint="its write-ahead log will not replay: `stackyard doctor` explains "
+                        "what is lost and `stackyard doctor --fix` moves the log aside",
+                    ) from None
+                if not isinstance(exc, duckdb.IOException):
+                    raise
                 raise WarehouseUnreachableError(
                     f"cannot open the DuckDB file {self.path}: {exc}",
                     hint="another process (a second stackyard run, a DuckDB shell, a BI tool) "

@@ -1,0 +1,353 @@
+"""``stackyard doctor``: the troubleshooting runbook as checks that each name the fix.
+
+Each check either passes (a line saying what was verified) or yields a :class:`Finding`:
+what is wrong, why it matters, and the command or edit that fixes it. ``--fix`` applies the
+repairs that lose nothing not already lost: today, moving aside a DuckDB write-ahead log that
+will not replay (DuckDB refuses to open the database until it is gone).
+"""
+
+from __future__ import annotations
+
+import shutil
+import stat
+import sys
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from stackyard.errors import SecretMissingError, StackyardError
+from stackyard.runbooks.backup import ProjectFiles
+from stackyard.warehouse.base import Warehouse
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One problem, with its fix.
+
+    Attributes:
+        check: the check that found it (``versions``, ``wal``, ``backup`` …).
+        severity: ``error`` (something is broken or at risk now) or ``warning``.
+        what: what is wrong, naming the file, table or package.
+        why: why it matters.
+        fix: what to do, as a command where there is one.
+    """
+
+    check: str
+    severity: str
+    what: str
+    why: str
+    fix: str
+
+
+@dataclass(frozen=True)
+class DoctorReport:
+    """Everything the doctor checked.
+
+    Attributes:
+        target: the target checked.
+        findings: the problems found.
+        passed: what was verified, in words.
+        repaired: what ``--fix`` did.
+    """
+
+    target: str
+    findings: tuple[Finding, ...]
+    passed: tuple[str, ...]
+    repaired: tuple[str, ...] = ()
+
+    @property
+    def exit_code(self) -> int:
+        """0 when healthy, 1 with findings."""
+        return 1 if self.findings else 0
+
+    @property
+    def summary(self) -> str:
+        """One line for the end of the report."""
+        if not self.findings:
+            return f"healthy: {len(self.passed)} checks passed on target '{self.target}'"
+        return (
+            f"{len(self.findings)} findings on target '{self.target}' "
+            f"({len(self.passed)} checks passed)"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready data for ``--json``."""
+        return {
+            "target": self.target,
+            "healthy": not self.findings,
+            "findings": [asdict(f) for f in self.findings],
+            "passed": list(self.passed),
+            "repaired": list(self.repaired),
+        }
+
+
+@dataclass
+class _Notes:
+    findings: list[Finding] = field(default_factory=list)
+    passed: list[str] = field(default_factory=list)
+    repaired: list[str] = field(default_factory=list)
+
+
+class Doctor:
+    """Runs every check on one target.
+
+    Args:
+        files: the project's folders and config.
+        warehouse: the target's warehouse.
+        secrets_file: ``.stackyard/secrets.toml``.
+        fix: apply safe repairs.
+    """
+
+    def __init__(
+        self, files: ProjectFiles, warehouse: Warehouse, secrets_file: Path, fix: bool = False
+    ) -> None:
+        self.files = files
+        self.warehouse = warehouse
+        self.secrets_file = secrets_file
+        self.fix = fix
+        self._notes = _Notes()
+
+    def examine(self) -> DoctorReport:
+        """Run the checks, in the order a person would: install, files, warehouse, data."""
+        checks: list[Callable[[], None]] = [self._versions, self._secrets, self._wal]
+        for check in checks:
+            check()
+        if self._reachable():
+            self._pending_packages()
+            self._backup_age()
+            self._last_run()
+        n = self._notes
+        return DoctorReport(
+            self.warehouse.target_name, tuple(n.findings), tuple(n.passed), tuple(n.repaired)
+        )
+
+    def _find(self, check: str, what: str, why: str, fix: str, severity: str = "error") -> None:
+        self._notes.findings.append(Finding(check, severity, what, why, fix))
+
+    # ------------------------------------------------------------------ install
+
+    def _versions(self) -> None:
+        from packaging.requirements import Requirement
+
+        problems = 0
+        for line in metadata.requires("stackyard") or []:
+            requirement = Requirement(line)
+            if requirement.marker is not None:
+                continue  # an extra (dev tools): not needed to run
+            try:
+                installed = metadata.version(requirement.name)
+            except metadata.PackageNotFoundError:
+                installed = ""
+            if not installed or not requirement.specifier.contains(installed, prereleases=True):
+                problems += 1
+                self._find(
+                    "versions",
+                    f"{requirement.name} {installed or '(not installed)'} does not satisfy "
+                    f"stackyard's requirement {requirement.specifier}",
+                    "stackyard is tested with the pinned stack only; other versions change "
+                    "behaviour (dbt and its adapters must share a minor version)",
+                    f"pip install '{requirement.name}{requirement.specifier}' (or `stackyard "
+                    "upgrade check` for the pinned versions)",
+                )
+        core = _minor("dbt-core")
+        for adapter in ("dbt-duckdb", "dbt-postgres"):
+            if core and _minor(adapter) and _minor(adapter) != core:
+                problems += 1
+                self._find(
+                    "versions",
+                    f"{adapter} {metadata.version(adapter)} with dbt-core {metadata.version('dbt-core')}",
+                    "dbt loads adapters of its own minor version only",
+                    f"pip install '{adapter}~={core}.0'",
+                )
+        if not problems:
+            self._notes.passed.append(
+                f"versions: Python {sys.version.split()[0]}, dbt-core "
+                f"{metadata.version('dbt-core')}, dlt {metadata.version('dlt')}, duckdb "
+                f"{metadata.version('duckdb')} satisfy stackyard's requirements"
+            )
+
+    def _secrets(self) -> None:
+        from stackyard.config.model import SecretRef
+
+        if self.secrets_file.exists():
+            mode = stat.S_IMODE(self.secrets_file.stat().st_mode)
+            if mode & 0o077:
+                self._find(
+                    "secrets",
+                    f"{self.secrets_file} has mode {mode:o}: other users can read it",
+                    "it holds passwords and keys; stackyard refuses to read it like this",
+                    f"chmod 600 {self.secrets_file}",
+                )
+                return
+        w = self.warehouse
+        missing = []
+        for field_name, value in w.config:
+            if isinstance(value, SecretRef):
+                try:
+                    w.secrets.resolve(value, used_for=f"targets.{w.target_name}.{field_name}")
+                except SecretMissingError:
+                    missing.append((field_name, value.secret))
+        for field_name, name in missing:
+            self._find(
+                "secrets",
+                f"secret {name} (targets.{w.target_name}.{field_name}) is not set",
+                "stackyard cannot connect to the target without it",
+                f'export {name}=… or add `{name} = "…"` to {self.secrets_file} (mode 600)',
+            )
+        if not missing:
+            self._notes.passed.append("secrets: every secret of the target is set, file mode safe")
+
+    # ------------------------------------------------------------------ warehouse
+
+    def _wal(self) -> None:
+        if self.warehouse.KIND != "duckdb":
+            return
+        import duckdb
+
+        path: Path = self.warehouse.path  # type: ignore[attr-defined]
+        wal = Path(f"{path}.wal")
+        if not path.exists() or not wal.exists():
+            self._notes.passed.append("wal: no write-ahead log waiting to replay")
+            return
+        try:
+            duckdb.connect(str(path), read_only=True).close()
+        except duckdb.Error as exc:
+            if "WAL" not in str(exc):
+                return  # not a WAL problem: the reachability check reports it
+            self._unreplayable(path, wal, str(exc))
+        else:
+            self._notes.passed.append("wal: the write-ahead log replays")
+
+    def _unreplayable(self, path: Path, wal: Path, error: str) -> None:
+        since = _mtime(path)
+        until = _mtime(wal)
+        window = f"changes made between {since:%Y-%m-%d %H:%M:%S} and {until:%H:%M:%S} UTC"
+        backups = self.files.backups(self.warehouse.target_name)
+        offer = (
+            f"; or restore the last backup (taken {backups[-1].created_at:%Y-%m-%d %H:%M} UTC): "
+            f"stackyard restore {self.files.backup_folder(backups[-1])} --yes"
+            if backups
+            else "; no backup of this target exists to restore from"
+        )
+        quarantine = path.parent / "quarantine" / f"{wal.name}.{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
+        if self.fix:
+            quarantine.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(wal, quarantine)
+            self._notes.repaired.append(
+                f"moved the write-ahead log aside to {quarantine}; the database opens as of its "
+                f"last checkpoint; lost: {window}{offer}"
+            )
+            return
+        self._find(
+            "wal",
+            f"the write-ahead log {wal} will not replay ({error.splitlines()[0][:200]})",
+            f"DuckDB refuses to open {path.name} until it is gone; {window} are in it and "
+            "cannot be read back",
+            f"stackyard doctor --fix (moves it to {quarantine.parent}/; then `stackyard run` "
+            f"re-loads sources with cursors){offer}",
+        )
+
+    def _reachable(self) -> bool:
+        if any(f.check in ("secrets", "wal") for f in self._notes.findings):
+            return False  # connecting would only repeat that finding
+        try:
+            self.warehouse.query("SELECT 1")
+        except StackyardError as exc:
+            self._find(
+                "warehouse",
+                f"{self.warehouse.describe()} is not reachable: {exc.message}",
+                "nothing can load, build or be checked until it is",
+                exc.hint or "check the target in stackyard.yml and that the server runs",
+            )
+            return False
+        self._notes.passed.append(f"warehouse: {self.warehouse.describe()} answers")
+        return True
+
+    # ------------------------------------------------------------------ state and data
+
+    def _pending_packages(self) -> None:
+        pending = []
+        for pipeline in self.files.pipelines_of(self.warehouse.target_name):
+            for stage in ("normalize/extracted", "load/new", "load/normalized"):
+                folder = pipeline / stage
+                if folder.is_dir():
+                    pending += [(pipeline.name, p.name) for p in folder.iterdir() if p.is_dir()]
+        for pipeline, package in pending:
+            self._find(
+                "pending",
+                f"dlt load package {package} of pipeline {pipeline} was never loaded",
+                "a run was interrupted; its rows are not in the warehouse yet",
+                "stackyard run (finishes pending packages first; keyed tables merge, so "
+                "nothing is duplicated)",
+                severity="warning",
+            )
+        if not pending:
+            self._notes.passed.append("pending: no unfinished dlt load packages")
+
+    def _backup_age(self) -> None:
+        config = self.files.project.backups
+        backups = self.files.backups(self.warehouse.target_name)
+        if not backups:
+            if "backups" in self.files.project.model_fields_set:
+                self._find(
+                    "backup",
+                    f"target '{self.warehouse.target_name}' has never been backed up",
+                    f"backups.rpo_hours is {config.rpo_hours:g}: a lost warehouse could not "
+                    "be restored",
+                    f"stackyard backup --target {self.warehouse.target_name}",
+                )
+            return
+        last = backups[-1].created_at
+        age = (datetime.now(UTC) - last).total_seconds() / 3600
+        if age > config.rpo_hours:
+            self._find(
+                "backup",
+                f"the last backup of target '{self.warehouse.target_name}' is {age:.1f} hours "
+                f"old ({last:%Y-%m-%d %H:%M} UTC)",
+                f"older than the recovery point objective (backups.rpo_hours: "
+                f"{config.rpo_hours:g}): restoring now would lose more than that",
+                f"stackyard backup --target {self.warehouse.target_name} (and schedule it)",
+            )
+        else:
+            self._notes.passed.append(f"backup: last one {age:.1f} h old, within the RPO")
+
+    def _last_run(self) -> None:
+        from stackyard.runner.history import METADATA_SCHEMA
+
+        w = self.warehouse
+        if "freshness" not in w.tables_in(METADATA_SCHEMA) or "runs" not in w.tables_in(
+            METADATA_SCHEMA
+        ):
+            return
+        runs = w.quote(METADATA_SCHEMA, "runs")
+        freshness = w.quote(METADATA_SCHEMA, "freshness")
+        result = w.query(
+            f"SELECT source, table_name, status, max_loaded_at, age_hours FROM {freshness} "
+            f"WHERE run_id = (SELECT run_id FROM {runs} ORDER BY started_at DESC LIMIT 1) "
+            "AND status IN ('error', 'runtime error') ORDER BY source, table_name"
+        )
+        for source, table, status, loaded, age in result.rows:
+            name = str(source).removeprefix("dlt_")
+            self._find(
+                "freshness",
+                f"source table {source}.{table} failed its freshness check ({status}: newest "
+                f"row loaded {loaded}, {float(age or 0):.0f} h ago)",
+                "models built on it show stale data",
+                f"stackyard run --select {name} (and check the source delivers new data)",
+            )
+        if not result.rows:
+            self._notes.passed.append("freshness: no source table failed its last check")
+
+
+def _minor(package: str) -> str:
+    try:
+        return ".".join(metadata.version(package).split(".")[:2])
+    except metadata.PackageNotFoundError:
+        return ""
+
+
+def _mtime(path: Path) -> datetime:
+    return datetime.fromtimestamp(path.stat().st_mtime, tz=UTC)

@@ -1,0 +1,143 @@
+"""``stackyard doctor``: healthy exits 0; each fault is a finding with its fix; a DuckDB WAL
+that will not replay is moved aside by ``--fix`` with the loss window stated."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from stackyard.project import init_project
+
+STACKYARD = str(Path(sys.executable).with_name("stackyard"))
+
+
+def cli(project: Path, *args: str, code: int = 0) -> str:
+    done = subprocess.run(
+        [STACKYARD, *args, "--project", str(project)], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == code, done.stdout + done.stderr
+    return done.stdout + done.stderr
+
+
+def doctor(project: Path, *args: str, code: int) -> dict[str, Any]:
+    report: dict[str, Any] = json.loads(cli(project, "doctor", "--json", *args, code=code))
+    return report
+
+
+def checks(report: dict[str, Any]) -> list[str]:
+    return [f["check"] for f in report["findings"]]
+
+
+def make_project(tmp_path: Path) -> Path:
+    project = init_project(tmp_path / "shop").path
+    cli(project, "sql", "CREATE TABLE orders AS SELECT range AS id FROM range(1000)")
+    return project
+
+
+def leave_wal(database: Path) -> None:
+    """Commit 500 rows after the last checkpoint and exit without checkpointing, as a killed
+    process would: the rows are only in the write-ahead log."""
+    script = (
+        "import duckdb, sys\n"
+        "c = duckdb.connect(sys.argv[1])\n"
+        "c.execute('PRAGMA disable_checkpoint_on_shutdown')\n"
+        "c.execute(\"SET checkpoint_threshold = '1GB'\")\n"
+        "c.execute('INSERT INTO orders SELECT range + 1000 FROM range(500)')\n"
+        "c.close()\n"
+    )
+    subprocess.run([sys.executable, "-c", script, str(database)], check=True)
+    assert Path(f"{database}.wal").stat().st_size > 0
+
+
+def test_healthy_project_exits_0(tmp_path: Path) -> None:
+    project = make_project(tmp_path)
+    report = doctor(project, code=0)
+    assert report["healthy"] and report["findings"] == []
+    assert any(p.startswith("warehouse:") for p in report["passed"])
+    assert "healthy" in cli(project, "doctor")
+
+
+def test_corrupt_wal_is_found_moved_aside_and_the_loss_stated(tmp_path: Path) -> None:
+    project = make_project(tmp_path)
+    database = project / ".stackyard" / "dev.duckdb"
+    cli(project, "backup")
+    leave_wal(database)
+    wal = Path(f"{database}.wal")
+    with wal.open("r+b") as handle:  # a bit flip in the log's first entry
+        handle.seek(100)
+        handle.write(b"\xff" * 64)
+
+    # Every other command says what is wrong and where to go.
+    error = cli(project, "sql", "SELECT 1", code=2)
+    assert "write-ahead log will not replay" in error and "stackyard doctor" in error
+
+    report = doctor(project, code=1)
+    (finding,) = report["findings"]
+    assert finding["check"] == "wal" and str(wal) in finding["what"]
+    assert "changes made between" in finding["why"]  # the loss window
+    assert "stackyard doctor --fix" in finding["fix"]
+    assert "stackyard restore" in finding["fix"]  # the last backup is offered
+
+    fixed = doctor(project, "--fix", code=0)
+    assert fixed["findings"] == []
+    assert "moved the write-ahead log aside" in fixed["repaired"][0]
+    assert not wal.exists()
+    assert len(list((project / ".stackyard" / "quarantine").iterdir())) == 1
+    rows = json.loads(cli(project, "sql", "SELECT count(*) AS n FROM orders", "--json"))["rows"]
+    assert rows == [{"n": 1000}]  # as of the last checkpoint; the 500 were in the lost log
+
+
+def test_truncated_wal_replays_its_complete_entries(tmp_path: Path) -> None:
+    # DuckDB treats a torn tail as a write cut short by a crash: the complete transactions
+    # replay, so the database opens and the doctor has nothing to repair.
+    project = make_project(tmp_path)
+    database = project / ".stackyard" / "dev.duckdb"
+    leave_wal(database)
+    wal = Path(f"{database}.wal")
+    os.truncate(wal, wal.stat().st_size - 10)
+    report = doctor(project, code=0)
+    assert "wal: the write-ahead log replays" in report["passed"]
+
+
+def test_secrets_file_readable_by_others(tmp_path: Path) -> None:
+    project = make_project(tmp_path)
+    secrets = project / ".stackyard" / "secrets.toml"
+    secrets.write_text('X = "1"\n')
+    secrets.chmod(0o644)
+    (finding,) = doctor(project, code=1)["findings"]
+    assert finding["check"] == "secrets" and finding["fix"] == f"chmod 600 {secrets}"
+
+
+def test_pending_package_and_backup_older_than_the_rpo(tmp_path: Path) -> None:
+    project = make_project(tmp_path)
+    config = project / "stackyard.yml"
+    config.write_text(config.read_text() + "\nbackups:\n  rpo_hours: 0.0001\n")
+    assert checks(doctor(project, code=1)) == ["backup"]  # configured, never taken
+    cli(project, "backup")
+    time.sleep(1)
+    pending = project / ".stackyard" / "pipelines" / "shop__app__dev" / "load" / "normalized"
+    (pending / "1764580000.123").mkdir(parents=True)
+    report = doctor(project, code=1)
+    assert checks(report) == ["pending", "backup"]
+    assert "stackyard run" in report["findings"][0]["fix"]
+    assert "stackyard backup" in report["findings"][1]["fix"]
+
+
+def test_missing_secret(tmp_path: Path) -> None:
+    project = make_project(tmp_path)
+    config = project / "stackyard.yml"
+    text = config.read_text().replace(
+        "targets:\n",
+        "targets:\n  prod:\n    type: postgres\n    user: nobody\n    database: nowhere\n"
+        "    password: {secret: SHOP_NOPE_PASSWORD}\n",
+    )
+    config.write_text(text)
+    report = doctor(project, "--target", "prod", code=1)
+    (finding,) = report["findings"]  # not also "unreachable": that would only repeat it
+    assert finding["check"] == "secrets" and "SHOP_NOPE_PASSWORD" in finding["what"]
+    assert "export SHOP_NOPE_PASSWORD" in finding["fix"]
