@@ -29,9 +29,11 @@ if TYPE_CHECKING:
     from stackyard.monitors.service import Monitoring
     from stackyard.runbooks.backup import BackupRunbook, ProjectFiles
     from stackyard.runbooks.doctor import DoctorReport
+    from stackyard.runbooks.perf import PerfReport
     from stackyard.runbooks.restore import RestoreRunbook
     from stackyard.runbooks.restore_table import TableRestoreRunbook
     from stackyard.runbooks.sources import SourceAddResult, SourcesRunbook
+    from stackyard.runbooks.upgrade import UpgradeReport
 
 
 class Context:
@@ -287,3 +289,17 @@ class Context:
         secrets_file = self.project_dir / ".stackyard" / "secrets.toml"
         doctor = Doctor(self._project_files(), self.warehouse(target), secrets_file, fix=fix)
         return doctor.examine()
+
+    def upgrade_check(self, constraints: Path | None = None) -> UpgradeReport:
+        """Compare the installed stack with the pinned one (or ``constraints``) and list the
+        breaking changes in between that this project would notice."""
+        from stackyard.runbooks.upgrade import check
+
+        return check(self.config, self.transform_dir, constraints)
+
+    def perf(self, target: str | None = None, runs: int = 20) -> PerfReport:
+        """Slowest models and sources with trends, models reading far more than they write,
+        and partition/cluster keys from downstream filters (read-only)."""
+        from stackyard.runbooks.perf import read_perf
+
+        return read_perf(self._project_files(), self.warehouse(target), runs)

@@ -278,12 +278,48 @@ def perf(
 ) -> None:
     """Slowest models and sources with trends, models that read far more than they write,
     and partition/cluster keys suggested by downstream filters."""
-    from stackyard.cli.render import perf_tables
-
     context = _guard(lambda: _context(project))
     report = _guard(lambda: context.perf(target, runs=runs))
     if as_json:
         _print_json(report.to_dict())
         return
-    for renderable in perf_tables(report):
-        out.print(renderable)
+    _render_perf(report)
+
+
+def _render_perf(report: Any) -> None:
+    from rich.table import Table
+
+    out.print(f"from the last {report.runs} runs", highlight=False)
+    for title, rows in (
+        ("slowest models", report.models[:10]),
+        ("sources (last load)", report.sources),
+    ):
+        table = Table(title=title, title_justify="left")
+        for column in ("name", "last s", "mean s", "runs", "trend"):
+            table.add_column(column)
+        for t in rows:
+            trend = f"{t.verdict} ({t.trend:.2f}x)" if t.trend is not None else t.verdict
+            table.add_row(
+                t.name, f"{t.last_seconds:.2f}", f"{t.mean_seconds:.2f}", str(t.runs), trend
+            )
+        out.print(table)
+    for scan in report.scans:
+        out.print(
+            f"[yellow]reads {scan.ratio:g}x what it writes:[/] {scan.model} ({scan.materialized}) "
+            f"reads {scan.rows_read:,} rows from {', '.join(scan.reads)} to write "
+            f"{scan.rows_written:,}: a candidate for materialized='incremental'",
+            highlight=False,
+            soft_wrap=True,
+        )
+    for key in report.keys:
+        parts = []
+        if key.partition_by:
+            parts.append(f"partition by {key.partition_by}")
+        if key.cluster_by:
+            parts.append(f"cluster by {', '.join(key.cluster_by)}")
+        out.print(
+            f"keys for {key.table}: {'; '.join(parts)} ({key.filters} filters/joins in "
+            f"{', '.join(key.used_by)})",
+            highlight=False,
+            soft_wrap=True,
+        )

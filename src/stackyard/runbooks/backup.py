@@ -75,12 +75,29 @@ class ProjectFiles:
         folder = self.transform_dir / "target"
         return [p for p in (folder / "manifest.json", folder / "run_results.json") if p.is_file()]
 
+    def known_tables(self) -> tuple[tuple[str, str], ...]:
+        """``(schema, table)`` of every table the project loads or dbt materialises as a
+        table: what a clone-per-table backup (BigQuery) must name."""
+        import json
+
+        found = set()
+        for name, source in self.project.sources.items():
+            dataset = self.project.dataset_for(name)
+            tables = getattr(source, "tables", None) or getattr(source, "endpoints", None) or {}
+            found |= {(dataset, table) for table in tables}
+        manifest = self.transform_dir / "target" / "manifest.json"
+        if manifest.is_file():
+            for node in json.loads(manifest.read_text(encoding="utf-8"))["nodes"].values():
+                if node.get("config", {}).get("materialized") in ("table", "incremental"):
+                    found.add((node["schema"], node.get("alias") or node["name"]))
+        return tuple(sorted(found))
+
     def backups_dir(self, override: Path | None = None) -> Path:
         """The folder backups go to: ``--to``, else ``backups.dir``."""
         if override is not None:
             return override.expanduser().resolve()
         folder = Path(self.project.backups.dir).expanduser()
-        return folder if folder.is_absolute() else self.project_dir / folder
+        return (folder if folder.is_absolute() else self.project_dir / folder).resolve()
 
     def backups(self, target: str, folder: Path | None = None) -> list[BackupManifest]:
         """This project's finished backups of a target, oldest first."""
@@ -145,7 +162,7 @@ class BackupRunbook:
         w = self.warehouse
         folder = self.files.backups_dir(to) / folder_name(w.target_name, at)
         if w.KIND in ("snowflake", "bigquery"):
-            return cloud_backup_plan(w, at)
+            return cloud_backup_plan(w, at, self.files.known_tables())
         data: list[Step]
         if w.KIND == "duckdb":
             data = [

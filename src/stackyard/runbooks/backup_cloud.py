@@ -98,6 +98,8 @@ def restore_table_sql(warehouse: Warehouse, schema: str, table: str, as_of: date
     config: Any = warehouse.config
     restored = f"{table}__restored"
     if warehouse.KIND == "snowflake":
+        # Quoted names are case-sensitive in Snowflake: keep the copy's name in the same case.
+        restored = restored.upper() if table.isupper() else restored
         source = warehouse.quote(config.database, schema, table)
         copy = warehouse.quote(config.database, schema, restored)
         statements: tuple[str, ...] = (

@@ -275,10 +275,10 @@ class Doctor:
                 folder = pipeline / stage
                 if folder.is_dir():
                     pending += [(pipeline.name, p.name) for p in folder.iterdir() if p.is_dir()]
-        for pipeline, package in pending:
+        for pipeline_name, package in pending:
             self._find(
                 "pending",
-                f"dlt load package {package} of pipeline {pipeline} was never loaded",
+                f"dlt load package {package} of pipeline {pipeline_name} was never loaded",
                 "a run was interrupted; its rows are not in the warehouse yet",
                 "stackyard run (finishes pending packages first; keyed tables merge, so "
                 "nothing is duplicated)",

@@ -1,0 +1,100 @@
+"""``upgrade check`` against pinned stacks, and ``perf`` on the example project's history."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from stackyard.project import init_project
+
+STACKYARD = str(Path(sys.executable).with_name("stackyard"))
+
+
+def cli(project: Path, *args: str, code: int = 0) -> Any:
+    done = subprocess.run(
+        [STACKYARD, *args, "--project", str(project)], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == code, done.stdout + done.stderr
+    return json.loads(done.stdout) if "--json" in args else done.stdout
+
+
+def test_upgrade_check_in_sync_with_the_pinned_stack(tmp_path: Path) -> None:
+    project = init_project(tmp_path / "shop", example="jaffle_shop").path
+    report = cli(project, "upgrade", "check", "--json")
+    assert report["in_sync"] and report["breaking"] == []
+    names = {p["name"]: p for p in report["packages"]}
+    assert (
+        names["dbt-core"]["installed"]
+        == metadata.version("dbt-core")
+        == names["dbt-core"]["pinned"]
+    )
+    assert {"dlt", "duckdb", "sqlglot"} <= set(names)
+
+
+def test_upgrade_check_lists_the_breaking_changes_this_project_would_notice(tmp_path: Path) -> None:
+    project = init_project(tmp_path / "shop", example="jaffle_shop").path
+    # The project uses the old `tests:` key in one properties file.
+    (project / "transform" / "models" / "extra.yml").write_text(
+        "version: 2\nmodels:\n  - name: orders\n    columns:\n      - name: order_id\n        tests: [unique]\n"
+    )
+    pinned = tmp_path / "old.txt"
+    pinned.write_text("dbt-core==1.7.0\nduckdb==0.10.3\ndlt==0.5.4\n")
+    report = cli(project, "upgrade", "check", "--json", "--constraints", str(pinned), code=1)
+    assert not report["in_sync"]
+    assert {p["name"]: p["status"] for p in report["packages"]} == {
+        "dbt-core": "differs",
+        "dlt": "differs",
+        "duckdb": "differs",
+    }
+    found = {(b["package"], b["version"]) for b in report["breaking"]}
+    # 1.8 (`tests:` used here), 1.10 (every project), DuckDB 1.0 (a DuckDB target)...
+    assert found == {("dbt-core", "1.8.0"), ("dbt-core", "1.10.0"), ("duckdb", "1.0.0")}
+    # ...but not dlt 1.0's moved sources: this project has no Python source.
+
+
+def test_upgrade_check_without_the_constraints_file(tmp_path: Path) -> None:
+    project = init_project(tmp_path / "shop").path
+    done = subprocess.run(
+        [
+            STACKYARD,
+            "upgrade",
+            "check",
+            "--constraints",
+            str(tmp_path / "x"),
+            "--project",
+            str(project),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 2 and f"no constraints file at {tmp_path / 'x'}" in done.stderr
+
+
+@pytest.mark.slow
+def test_perf_on_the_example_history(tmp_path: Path) -> None:
+    project = init_project(tmp_path / "shop", example="jaffle_shop").path
+    cli(project, "run")
+    cli(project, "run", "--force-build")
+    report = cli(project, "perf", "--json")
+    assert report["runs"] == 2
+    models = {m["name"]: m for m in report["models"]}
+    assert models["orders"]["runs"] == 2 and models["orders"]["trend"] is not None
+    assert report["models"] == sorted(report["models"], key=lambda m: -m["last_seconds"])
+    assert {s["name"] for s in report["sources"]} == {"shop_db", "shop_files"}
+    # customers aggregates every order into one row per customer: 20x more read than written.
+    scans = {s["model"]: s for s in report["scans"]}
+    assert scans["customers"]["rows_written"] == 1500
+    assert scans["customers"]["rows_read"] >= 10 * 1500
+    # rpt_customer_lifetime filters customers on first_ordered_at: its partition key.
+    keys = {k["table"]: k for k in report["keys"]}
+    assert keys["marts.customers"]["partition_by"] == "first_ordered_at"
+    assert keys["marts.stores"]["cluster_by"] == ["store_id"]
+    text = cli(project, "perf")
+    assert "candidate for materialized='incremental'" in text
