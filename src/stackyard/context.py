@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from stackyard.runbooks.restore_table import TableRestoreRunbook
     from stackyard.runbooks.sources import SourceAddResult, SourcesRunbook
     from stackyard.runbooks.upgrade import UpgradeReport
+    from stackyard.runbooks.upgrade_test import UpgradeTestResult
 
 
 class Context:
@@ -303,3 +304,25 @@ class Context:
         from stackyard.runbooks.perf import read_perf
 
         return read_perf(self._project_files(), self.warehouse(target), runs)
+
+    def upgrade_test(self, target: str | None = None) -> UpgradeTestResult:
+        """Run the project on a clone of a target with the installed versions; the target
+        itself, its dlt state and dbt's artifacts are left as they were."""
+        from stackyard.runbooks.upgrade_test import upgrade_test
+
+        name = self.target_name(target)
+
+        def run_on(config: Any) -> RunResult:
+            original = self.config
+            self.config = original.model_copy(
+                update={"targets": {**original.targets, name: config}}
+            )
+            self._warehouses.pop(name).close()
+            try:
+                return self.run(target=name, force_build=True)
+            finally:
+                self._warehouses.pop(name).close()
+                self.config = original
+                self.write_profiles()
+
+        return upgrade_test(self._project_files(), self.warehouse(name), run_on)

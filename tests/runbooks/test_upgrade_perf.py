@@ -98,3 +98,23 @@ def test_perf_on_the_example_history(tmp_path: Path) -> None:
     assert keys["marts.stores"]["cluster_by"] == ["store_id"]
     text = cli(project, "perf")
     assert "candidate for materialized='incremental'" in text
+
+
+@pytest.mark.slow
+def test_upgrade_test_runs_on_a_clone_and_leaves_the_target_alone(tmp_path: Path) -> None:
+    import hashlib
+
+    project = init_project(tmp_path / "shop", example="jaffle_shop").path
+    cli(project, "run")
+    database = project / ".stackyard" / "dev.duckdb"
+    state = project / ".stackyard" / "pipelines" / "shop__shop_db__dev" / "state.json"
+    manifest = project / "transform" / "target" / "manifest.json"
+    before = [hashlib.sha256(p.read_bytes()).hexdigest() for p in (database, state, manifest)]
+    report = cli(project, "upgrade", "test", "--json")
+    assert report["ok"] and report["versions"]["dbt-core"] == metadata.version("dbt-core")
+    steps = {s["name"]: s["detail"] for s in report["run"]["steps"]}
+    assert steps["load"].startswith("0 rows")  # the clone continued from the target's cursors
+    assert "67/67 tests passed" in steps["dbt build"]
+    after = [hashlib.sha256(p.read_bytes()).hexdigest() for p in (database, state, manifest)]
+    assert after == before
+    assert sorted(p.name for p in (project / ".stackyard").iterdir()) == ["dev.duckdb", "pipelines"]

@@ -1,0 +1,171 @@
+"""``stackyard upgrade test``: run the project on a clone of a target with the installed stack.
+
+The clone is a copy of the DuckDB file (after a checkpoint) or a Postgres database created
+from the target as its template; it gets a target of its own (``<target>_upgrade_test``), so
+dlt's pipelines and stackyard's history for it never mix with the real target's, and dbt's
+artifacts in ``transform/target`` are put back afterwards. The clone is dropped at the end
+unless ``keep`` is set.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from importlib import metadata
+from typing import Any
+
+from stackyard.errors import UsageError, WarehouseError
+from stackyard.results import RunResult
+from stackyard.runbooks.backup import ProjectFiles
+from stackyard.warehouse.base import Warehouse
+
+STACK = ("dbt-core", "dlt", "duckdb", "sqlglot", "psycopg")
+
+
+@dataclass(frozen=True)
+class UpgradeTestResult:
+    """The run on the clone.
+
+    Attributes:
+        target: the target that was cloned.
+        clone: the clone (a file or a database), dropped after the run.
+        versions: the versions the run used.
+        run: the run's result.
+    """
+
+    target: str
+    clone: str
+    versions: dict[str, str]
+    run: RunResult
+
+    @property
+    def exit_code(self) -> int:
+        """The run's exit code: 0 when everything loaded, built and passed."""
+        return self.run.exit_code
+
+    @property
+    def summary(self) -> str:
+        """What happened, in one paragraph."""
+        stack = ", ".join(f"{k} {v}" for k, v in self.versions.items())
+        verdict = "passed" if self.run.ok else "FAILED"
+        return (
+            f"upgrade test {verdict} on a clone of target '{self.target}' with {stack}: "
+            f"{sum(x.rows for x in self.run.loads):,} rows loaded, "
+            f"{self.run.count('model', 'success')} models built, "
+            f"{self.run.count('test', 'pass')} tests passed, "
+            f"{self.run.count('test', 'fail', 'error')} failed; the target was not touched"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready data for ``--json``."""
+        return {
+            "target": self.target,
+            "clone": self.clone,
+            "versions": self.versions,
+            "ok": self.run.ok,
+            "run": self.run.to_dict(),
+        }
+
+
+def installed_versions() -> dict[str, str]:
+    """The installed versions of the stack's main packages."""
+    found = {}
+    for name in STACK:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return found
+
+
+@contextmanager
+def cloned(files: ProjectFiles, warehouse: Warehouse) -> Iterator[Any]:
+    """A target config for a clone of ``warehouse``, dropped on exit.
+
+    Raises:
+        UsageError: the engine cannot be cloned from here.
+        WarehouseError: Postgres could not create the clone (sessions on the target).
+    """
+    config: Any = warehouse.config
+    if warehouse.KIND == "duckdb":
+        warehouse.execute("CHECKPOINT")
+        clone = (
+            files.project_dir / ".stackyard" / "upgrade-test" / f"{warehouse.target_name}.duckdb"
+        )
+        clone.parent.mkdir(parents=True, exist_ok=True)
+        clone.unlink(missing_ok=True)
+        shutil.copyfile(warehouse.path, clone)  # type: ignore[attr-defined]
+        warehouse.close()
+        try:
+            yield config.model_copy(update={"path": str(clone)})
+        finally:
+            shutil.rmtree(clone.parent, ignore_errors=True)
+        return
+    if warehouse.KIND != "postgres":
+        raise UsageError(
+            f"upgrade test clones DuckDB and Postgres targets; {warehouse.KIND} has no driver here",
+            hint="clone it yourself (Snowflake: CREATE DATABASE … CLONE) and add it as a target",
+        )
+    import psycopg
+
+    name = f"{config.database[:45]}__upgrade_test"
+    admin = {**warehouse.connect_kwargs(), "dbname": "postgres"}  # type: ignore[attr-defined]
+    warehouse.close()
+    quoted, source = warehouse.quote(name), warehouse.quote(config.database)
+    try:
+        with psycopg.connect(**admin, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {quoted} WITH (FORCE)")  # type: ignore[arg-type]
+            conn.execute(f"CREATE DATABASE {quoted} TEMPLATE {source}")  # type: ignore[arg-type]
+    except psycopg.Error as exc:
+        raise WarehouseError(
+            f"cannot clone {config.database}: {exc}",
+            hint="CREATE DATABASE … TEMPLATE needs no other sessions on the target; retry when "
+            "no run or BI tool is connected",
+        ) from None
+    try:
+        yield config.model_copy(update={"database": name})
+    finally:
+        with psycopg.connect(**admin, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {quoted} WITH (FORCE)")  # type: ignore[arg-type]
+
+
+def upgrade_test(
+    files: ProjectFiles,
+    warehouse: Warehouse,
+    run_on: Callable[[Any], RunResult],
+) -> UpgradeTestResult:
+    """Run the project on a clone of ``warehouse``.
+
+    The run uses the target's own name (so dlt's pipelines and cursors are the target's, and
+    match the clone's data); the pipeline folders and dbt's artifacts are copied aside first
+    and put back afterwards, so the real target's state is as it was.
+
+    Args:
+        files: the project's folders and config.
+        warehouse: the target to clone.
+        run_on: runs the project on the target with its config replaced by the given one.
+    """
+    saved_state = files.project_dir / ".stackyard" / "upgrade-test-state"
+    shutil.rmtree(saved_state, ignore_errors=True)
+    pipelines = files.pipelines_of(warehouse.target_name)
+    for pipeline in pipelines:
+        shutil.copytree(pipeline, saved_state / pipeline.name, symlinks=True)
+    artifacts = {p: p.read_bytes() for p in files.dbt_artifacts()}
+    try:
+        with cloned(files, warehouse) as config:
+            result = run_on(config)
+            clone = str(getattr(config, "path", None) or getattr(config, "database", ""))
+    finally:
+        for pipeline in files.pipelines_of(warehouse.target_name):
+            shutil.rmtree(pipeline)
+        for pipeline in pipelines:
+            shutil.copytree(saved_state / pipeline.name, pipeline, symlinks=True)
+        shutil.rmtree(saved_state, ignore_errors=True)
+        for path, content in artifacts.items():
+            path.write_bytes(content)
+    return UpgradeTestResult(warehouse.target_name, clone, installed_versions(), result)
+
+
+__all__ = ["UpgradeTestResult", "upgrade_test"]
