@@ -116,8 +116,8 @@ def cloned(files: ProjectFiles, warehouse: Warehouse) -> Iterator[Any]:
     quoted, source = warehouse.quote(name), warehouse.quote(config.database)
     try:
         with psycopg.connect(**admin, autocommit=True) as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {quoted} WITH (FORCE)")  # type: ignore[arg-type]
-            conn.execute(f"CREATE DATABASE {quoted} TEMPLATE {source}")  # type: ignore[arg-type]
+            conn.execute(f"DROP DATABASE IF EXISTS {quoted} WITH (FORCE)")
+            conn.execute(f"CREATE DATABASE {quoted} TEMPLATE {source}")
     except psycopg.Error as exc:
         raise WarehouseError(
             f"cannot clone {config.database}: {exc}",
@@ -128,7 +128,7 @@ def cloned(files: ProjectFiles, warehouse: Warehouse) -> Iterator[Any]:
         yield config.model_copy(update={"database": name})
     finally:
         with psycopg.connect(**admin, autocommit=True) as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {quoted} WITH (FORCE)")  # type: ignore[arg-type]
+            conn.execute(f"DROP DATABASE IF EXISTS {quoted} WITH (FORCE)")
 
 
 def upgrade_test(
