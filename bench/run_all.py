@@ -21,6 +21,7 @@ BENCHMARKS = {
     "example_run": (["--scale", "20"], ["--scale", "2"]),
     "anomaly_detector": ([], ["--quick"]),
     "monitors": ([], ["--quick"]),
+    "backup": ([], ["--rows", "200000", "--runs", "1"]),
 }
 
 
