@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from stackyard.project import init_project
 
 STACKYARD = str(Path(sys.executable).with_name("stackyard"))
@@ -141,3 +143,65 @@ def test_missing_secret(tmp_path: Path) -> None:
     (finding,) = report["findings"]  # not also "unreachable": that would only repeat it
     assert finding["check"] == "secrets" and "SHOP_NOPE_PASSWORD" in finding["what"]
     assert "export SHOP_NOPE_PASSWORD" in finding["fix"]
+
+
+def test_failing_freshness_in_the_last_run(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from stackyard.context import Context
+    from stackyard.runner.history import History
+
+    project = make_project(tmp_path)
+    context = Context(project)
+    history = History(context.warehouse())
+    history.ensure()
+    now = datetime.now(UTC)
+    w = context.warehouse()
+    w.execute(
+        "INSERT INTO stackyard.runs (run_id, status, started_at) VALUES (?, 'success', ?)",
+        ("r1", now),
+    )
+    w.execute(
+        "INSERT INTO stackyard.freshness VALUES ('r1', 'dlt_app', 'orders', 'error', "
+        "'2026-01-01 00:00:00', 72.0)"
+    )
+    context.close()
+    (finding,) = doctor(project, code=1)["findings"]
+    assert finding["check"] == "freshness"
+    assert "dlt_app.orders" in finding["what"] and "72 h ago" in finding["what"]
+    assert finding["fix"].startswith("stackyard run --select app")
+
+
+@pytest.mark.postgres
+def test_postgres_target_healthy(tmp_path: Path, pg_database: dict[str, Any]) -> None:
+    project = make_project(tmp_path)
+    config = project / "stackyard.yml"
+    config.write_text(
+        config.read_text().replace(
+            "targets:\n",
+            "targets:\n  prod:\n    type: postgres\n    host: 127.0.0.1\n    user: postgres\n"
+            f"    database: {pg_database['database']}\n",
+        )
+    )
+    report = doctor(project, "--target", "prod", code=0)
+    assert "wal: no write-ahead log waiting to replay" not in report["passed"]  # DuckDB only
+    assert any(p.startswith("warehouse: Postgres target 'prod'") for p in report["passed"])
+
+
+def test_pg_dump_older_than_the_server_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from stackyard.errors import UsageError
+    from stackyard.runbooks.backup_engines import check_pg_client
+
+    old = tmp_path / "bin" / "pg_dump"
+    old.parent.mkdir()
+    old.write_text("#!/bin/sh\necho 'pg_dump (PostgreSQL) 13.9'\n")
+    old.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{old.parent}:{os.environ['PATH']}")
+    with pytest.raises(UsageError, match="pg_dump is version 13 but the server is version 15"):
+        check_pg_client("pg_dump", 15)
+    assert check_pg_client("pg_dump", 13) == str(old)
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    with pytest.raises(UsageError, match="pg_dump is not installed"):
+        check_pg_client("pg_dump", 15)
