@@ -133,6 +133,10 @@ def restore(
         out.print(f"  kept the previous copy: {moved}", highlight=False, soft_wrap=True)
     if result.state_restored:
         out.print(f"  state restored: {', '.join(result.state_restored)}", highlight=False)
+    _notes(plan)
+
+
+def _notes(plan: Any) -> None:
     for note in plan.notes:
         out.print(f"  note: {note}", highlight=False, soft_wrap=True)
 
@@ -178,8 +182,7 @@ def restore_table(
         highlight=False,
         soft_wrap=True,
     )
-    for note in plan.notes:
-        out.print(f"  note: {note}", highlight=False, soft_wrap=True)
+    _notes(plan)
 
 
 def doctor(

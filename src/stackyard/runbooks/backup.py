@@ -130,8 +130,8 @@ def folder_name(target: str, at: datetime) -> str:
     return f"{target}-{at.astimezone(UTC).strftime('%Y%m%dT%H%M%S.%fZ')}"
 
 
-class BackupRunbook:
-    """Plans and runs backups of one target.
+class TargetRunbook:
+    """What every recovery runbook works on: one target of one project.
 
     Args:
         files: where the project keeps its state.
@@ -143,6 +143,10 @@ class BackupRunbook:
         self.files = files
         self.warehouse = warehouse
         self.console = console
+
+
+class BackupRunbook(TargetRunbook):
+    """Plans and runs backups of one target."""
 
     # ------------------------------------------------------------------ plan
 

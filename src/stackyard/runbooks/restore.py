@@ -16,10 +16,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from stackyard.console import Console
 from stackyard.errors import UsageError, WarehouseError
 from stackyard.runbooks import backup_engines as engines
-from stackyard.runbooks.backup import DUCKDB_DATA, PG_DATA, ProjectFiles
+from stackyard.runbooks.backup import DUCKDB_DATA, PG_DATA, TargetRunbook
 from stackyard.runbooks.recovery_plan import (
     BackupManifest,
     RecoveryPlan,
@@ -27,22 +26,10 @@ from stackyard.runbooks.recovery_plan import (
     Step,
     file_digests,
 )
-from stackyard.warehouse.base import Warehouse
 
 
-class RestoreRunbook:
-    """Plans and runs a restore of one backup into a target (or a new file/database).
-
-    Args:
-        files: where the project keeps its state.
-        warehouse: the target's warehouse (the restore's destination unless ``to`` is given).
-        console: where progress goes.
-    """
-
-    def __init__(self, files: ProjectFiles, warehouse: Warehouse, console: Console) -> None:
-        self.files = files
-        self.warehouse = warehouse
-        self.console = console
+class RestoreRunbook(TargetRunbook):
+    """Plans and runs a restore of one backup into a target (or a new file/database)."""
 
     def resolve(self, backup: str) -> Path:
         """The backup folder named by ``backup``: a folder, its manifest.json, or ``latest``.

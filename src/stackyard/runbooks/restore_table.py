@@ -13,29 +13,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from stackyard.console import Console
 from stackyard.errors import UsageError, WarehouseError
 from stackyard.runbooks import backup_engines as engines
-from stackyard.runbooks.backup import DUCKDB_DATA, ProjectFiles
+from stackyard.runbooks.backup import DUCKDB_DATA, TargetRunbook
 from stackyard.runbooks.backup_cloud import restore_table_sql
 from stackyard.runbooks.recovery_plan import BackupManifest, RecoveryPlan, RestoreResult, Step
 from stackyard.runbooks.restore import RestoreRunbook, fingerprint_differences
-from stackyard.warehouse.base import Warehouse
 
 
-class TableRestoreRunbook:
-    """Plans and runs the restore of one table.
-
-    Args:
-        files: where the project keeps its state.
-        warehouse: the target's warehouse.
-        console: where progress goes.
-    """
-
-    def __init__(self, files: ProjectFiles, warehouse: Warehouse, console: Console) -> None:
-        self.files = files
-        self.warehouse = warehouse
-        self.console = console
+class TableRestoreRunbook(TargetRunbook):
+    """Plans and runs the restore of one table."""
 
     def plan(
         self, table: str, *, as_of: datetime | None = None, backup: str | None = None
