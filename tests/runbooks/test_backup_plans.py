@@ -151,3 +151,37 @@ def test_version() -> None:
 
     result = runner.invoke(app, ["--version"])
     assert result.exit_code == 0 and result.output.strip() == f"stackyard {__version__}"
+
+
+def test_restore_into_another_target_leaves_dlt_state_alone(tmp_path: Path) -> None:
+    project = init_project(tmp_path / "shop").path
+    config = project / "stackyard.yml"
+    config.write_text(
+        config.read_text().replace(
+            "targets:\n", "targets:\n  copy:\n    type: duckdb\n    path: .stackyard/copy.duckdb\n"
+        )
+    )
+    runner.invoke(app, ["sql", "CREATE TABLE t AS SELECT 1 AS i", "--project", str(project)])
+    pipeline = project / ".stackyard" / "pipelines" / "shop__app__dev"
+    pipeline.mkdir(parents=True)
+    made = runner.invoke(app, ["backup", "--project", str(project), "--json"])
+    path = json.loads(made.output)["path"]
+    plan = runner.invoke(
+        app, ["restore", path, "--target", "copy", "--project", str(project), "--dry-run", "--json"]
+    )
+    data = json.loads(plan.output)
+    assert "restore_state" not in [s["kind"] for s in data["steps"]]
+    assert any("belong to target 'dev'" in n for n in data["notes"])
+    done = runner.invoke(app, ["restore", path, "--target", "copy", "--project", str(project)])
+    assert done.exit_code == 0, done.output
+    assert pipeline.is_dir() and (project / ".stackyard" / "copy.duckdb").is_file()
+    # Again, without --yes and without a terminal: the copy it replaces is kept aside.
+    again = runner.invoke(app, ["restore", path, "--target", "copy", "--project", str(project)])
+    assert again.exit_code == 0, again.output
+    assert len(list((project / ".stackyard").glob("copy.duckdb.before-restore-*"))) == 1
+
+
+def test_backup_before_any_data(tmp_path: Path) -> None:
+    project = init_project(tmp_path / "shop").path
+    result = runner.invoke(app, ["backup", "--project", str(project)])
+    assert result.exit_code == 2 and "nothing to back up" in result.output

@@ -16,7 +16,6 @@ from typing import Annotated, Any
 import typer
 
 from stackyard.cli.common import JsonOpt, ProjectOpt, TargetOpt, _context, _guard, _print_json, out
-from stackyard.errors import UsageError
 
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Explain the steps and change nothing.")]
 
@@ -94,7 +93,10 @@ def restore(
         ),
     ] = None,
     yes: Annotated[
-        bool, typer.Option("--yes", "-y", help="Replace the existing data without asking.")
+        bool,
+        typer.Option(
+            "--yes", "-y", help="Replace the existing data without asking (it is kept aside)."
+        ),
     ] = False,
     project: ProjectOpt = None,
     target: TargetOpt = None,
@@ -112,12 +114,11 @@ def restore(
     if dry_run:
         _plan_out(plan, as_json)
         return
-    if plan.replaces and not yes:
-        question = f"replace {plan.replaces} (it is kept aside) with the backup?"
-        if not sys.stdin.isatty():
-            _guard(lambda: _refuse(f"restore would replace {plan.replaces}"))
-        if not typer.confirm(question):
-            raise typer.Exit(2)
+    # The copy replaced is renamed, never deleted (undo: rename it back), so a script runs on;
+    # a person at a terminal is asked first.
+    question = f"replace {plan.replaces} (it is kept aside) with the backup?"
+    if plan.replaces and not yes and sys.stdin.isatty() and not typer.confirm(question):
+        raise typer.Exit(2)
     result = _guard(lambda: runbook.run(plan))
     if as_json:
         _print_json(result.to_dict())
@@ -139,10 +140,6 @@ def restore(
 def _notes(plan: Any) -> None:
     for note in plan.notes:
         out.print(f"  note: {note}", highlight=False, soft_wrap=True)
-
-
-def _refuse(message: str) -> None:
-    raise UsageError(message, hint="pass --yes to confirm (the current copy is kept aside)")
 
 
 def restore_table(

@@ -168,6 +168,11 @@ class BackupRunbook(TargetRunbook):
         if w.KIND in ("snowflake", "bigquery"):
             return cloud_backup_plan(w, at, self.files.known_tables())
         data: list[Step]
+        if w.KIND == "duckdb" and not w.path.exists():  # type: ignore[attr-defined]
+            raise UsageError(
+                f"nothing to back up: {w.describe()} has no database file yet",
+                hint="run `stackyard run` first, or restore a backup into it",
+            )
         if w.KIND == "duckdb":
             data = [
                 Step(

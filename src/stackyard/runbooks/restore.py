@@ -125,7 +125,8 @@ class RestoreRunbook(TargetRunbook):
             "nothing: it only reads",
         )
         state = []
-        if to is None:
+        own_state = to is None and manifest.target == w.target_name
+        if own_state:
             state = [
                 Step(
                     "restore_state",
@@ -145,7 +146,14 @@ class RestoreRunbook(TargetRunbook):
             notes=(
                 f"backup taken {manifest.created_at.isoformat()}: changes after it are not in "
                 "it; sources with cursors re-load them on the next run",
-                *(() if to is None else ("--to: dlt and dbt state stay as they are",)),
+                *(
+                    ()
+                    if own_state
+                    else (
+                        f"dlt and dbt state stay as they are (the backup's belong to target "
+                        f"'{manifest.target}')",
+                    )
+                ),
             ),
         )
 
