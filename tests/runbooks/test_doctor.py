@@ -205,3 +205,15 @@ def test_pg_dump_older_than_the_server_is_refused(
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
     with pytest.raises(UsageError, match="pg_dump is not installed"):
         check_pg_client("pg_dump", 15)
+
+
+def test_lost_duckdb_file_points_to_the_last_backup(tmp_path: Path) -> None:
+    project = make_project(tmp_path)
+    (project / ".stackyard" / "pipelines" / "shop__app__dev").mkdir(parents=True)
+    cli(project, "backup")
+    database = project / ".stackyard" / "dev.duckdb"
+    database.unlink()
+    (finding,) = doctor(project, code=1)["findings"]
+    assert finding["check"] == "warehouse" and "is missing" in finding["what"]
+    assert finding["fix"].startswith("stackyard restore latest")
+    assert not database.exists()  # the doctor did not create an empty one

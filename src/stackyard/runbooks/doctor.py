@@ -253,6 +253,8 @@ class Doctor:
     def _reachable(self) -> bool:
         if any(f.check in ("secrets", "wal") for f in self._notes.findings):
             return False  # connecting would only repeat that finding
+        if self.warehouse.KIND == "duckdb" and not self.warehouse.path.exists():  # type: ignore[attr-defined]
+            return self._no_file()
         try:
             self.warehouse.query("SELECT 1")
         except StackyardError as exc:
@@ -265,6 +267,29 @@ class Doctor:
             return False
         self._notes.passed.append(f"warehouse: {self.warehouse.describe()} answers")
         return True
+
+    def _no_file(self) -> bool:
+        """A DuckDB target without its file: new, or lost. Connecting would create it empty."""
+        path = self.warehouse.path  # type: ignore[attr-defined]
+        backups = self.files.backups(self.warehouse.target_name)
+        if not backups and not self.files.pipelines_of(self.warehouse.target_name):
+            self._notes.passed.append(f"warehouse: no {path.name} yet; the first run creates it")
+            return False
+        fix = (
+            f"stackyard restore latest (the last backup, taken "
+            f"{backups[-1].created_at:%Y-%m-%d %H:%M} UTC; dlt's state comes back with it)"
+            if backups
+            else "stackyard run re-creates it; sources with cursors then need their state reset "
+            "(remove .stackyard/pipelines/<pipeline>), as no backup exists"
+        )
+        self._find(
+            "warehouse",
+            f"the DuckDB file {path} is missing, but this target has been loaded before",
+            "every table, the run history and the dlt state in it are gone; dlt's local state "
+            "still points past the lost data, so a plain run would leave a gap",
+            fix,
+        )
+        return False
 
     # ------------------------------------------------------------------ state and data
 
