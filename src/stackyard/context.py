@@ -20,14 +20,15 @@ from stackyard.config.model import ProjectConfig
 from stackyard.config.secrets import Secrets
 from stackyard.console import Console, NullConsole
 from stackyard.errors import ConfigError, UsageError, did_you_mean
+from stackyard.metadata.history import History, RunSummary
 from stackyard.results import RunResult
-from stackyard.runner.history import History, RunSummary
 from stackyard.warehouse import QueryResult, Warehouse, open_warehouse
 
 if TYPE_CHECKING:
     from stackyard.infra.service import AccessControl
     from stackyard.monitors.service import Monitoring
     from stackyard.runbooks.sources import SourceAddResult, SourcesRunbook
+    from stackyard.runbooks.users import UsersRunbook
 
 
 class Context:
@@ -239,6 +240,12 @@ class Context:
         from stackyard.infra.service import AccessControl
 
         return AccessControl(self)
+
+    def users(self) -> UsersRunbook:
+        """The "Adding Users" runbook: add, rotate-key, remove."""
+        from stackyard.runbooks.users import UsersRunbook
+
+        return UsersRunbook(self.access())
 
     def monitoring(self) -> Monitoring:
         """Monitors on demand, table health, known incidents and the HTML report."""

@@ -48,6 +48,10 @@ def _access(project: Path | None) -> Any:
     return _context(project).access()
 
 
+def _users(project: Path | None) -> Any:
+    return _context(project).users()
+
+
 def plan(
     project: ProjectOpt = None,
     target: TargetOpt = None,
@@ -195,7 +199,7 @@ def user_add(
 ) -> None:
     """Declare a user in stackyard.yml (a service account gets a key pair)."""
     change = _guard(
-        lambda: _access(project).user_add(
+        lambda: _users(project).add(
             name, service=service, roles=role or [], loader=loader, print_key=print_key
         )
     )
@@ -217,7 +221,7 @@ def user_rotate_key(
 ) -> None:
     """Put a new key in the second slot and apply; --finish removes the old key."""
     change = _guard(
-        lambda: _access(project).rotate_key(name, finish=finish, target=target, print_key=print_key)
+        lambda: _users(project).rotate_key(name, finish=finish, target=target, print_key=print_key)
     )
     _render_user_change(change)
 
@@ -228,7 +232,7 @@ def user_remove(
     project: ProjectOpt = None,
 ) -> None:
     """Remove a user from stackyard.yml; the next apply (--allow-destructive) drops it."""
-    change = _guard(lambda: _access(project).user_remove(name))
+    change = _guard(lambda: _users(project).remove(name))
     _render_user_change(change)
 
 

@@ -13,9 +13,9 @@ from typing import Protocol
 from stackyard.config.model import ProjectConfig
 from stackyard.console import Console
 from stackyard.errors import UsageError, did_you_mean
+from stackyard.metadata.monitors import Incident, MetricStore
 from stackyard.monitors.health import HealthReport, MonitorReport, health_from_findings
 from stackyard.monitors.lineage import Lineage
-from stackyard.monitors.store import Incident, MetricStore
 from stackyard.monitors.suite import MonitorSuite
 from stackyard.warehouse.base import Warehouse
 

@@ -19,6 +19,8 @@ from stackyard.config.secrets import Secrets
 from stackyard.console import Console
 from stackyard.errors import EXIT_USAGE, StackyardError
 from stackyard.ingest.loader import Loader
+from stackyard.metadata.history import History
+from stackyard.metadata.schema import METADATA_SCHEMA
 from stackyard.results import (
     FreshnessResult,
     NodeResult,
@@ -28,7 +30,6 @@ from stackyard.results import (
     StepResult,
     StepStatus,
 )
-from stackyard.runner.history import METADATA_SCHEMA, History
 from stackyard.transform.dbt import Dbt
 from stackyard.transform.staging import dbt_source_names
 from stackyard.transform.state import manifest_freshness, transform_fingerprint
