@@ -22,6 +22,7 @@ LAYERS = {
     "transform": 3,
     "infra": 3,
     "monitors": 3,
+    "session": 3,
     "examples": 3,
     "runner": 4,
     "project": 4,
@@ -130,3 +131,79 @@ def test_no_module_over_500_lines() -> None:
         if lines > 500 and rel not in LONG_MODULES_ALLOWED:
             long.append(f"{rel}: {lines} lines")
     assert not long, "split these modules along their jobs:\n" + "\n".join(long)
+
+
+# Who may close a warehouse connection: the session that owns it, and the engine modules that
+# implement close() (a lost connection is dropped where the driver reports it).
+CLOSE_OWNERS = {"session.py"}
+
+
+def test_only_the_session_closes_warehouse_connections() -> None:
+    found = []
+    for path in PACKAGE.rglob("*.py"):
+        rel = path.relative_to(PACKAGE).as_posix()
+        if rel in CLOSE_OWNERS or rel.startswith("warehouse/"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "close"
+                and "warehouse" in ast.unparse(node.func.value).lower()
+            ):
+                found.append(f"{rel}:{node.lineno}: {ast.unparse(node)}")
+    assert not found, "only a Session closes its warehouse (use session.release()):\n" + "\n".join(
+        found
+    )
+
+
+CONTEXT_SHAPE = {
+    "config",
+    "config_file",
+    "project_dir",
+    "transform_dir",
+    "warehouse",
+    "target_name",
+}
+
+
+def test_nothing_below_the_context_receives_it() -> None:
+    """Lower layers get a Session, Sessions or Project; none names the Context or copies its
+    shape in a Protocol."""
+    found = []
+    for path in PACKAGE.rglob("*.py"):
+        rel = path.relative_to(PACKAGE).as_posix()
+        if rel.split("/")[0] in ("cli", "context.py", "__init__.py"):
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ClassDef) and any(
+                ast.unparse(b).endswith("Protocol") for b in node.bases
+            ):
+                members = {
+                    getattr(m, "name", None) or ast.unparse(getattr(m, "target", m))
+                    for m in node.body
+                }
+                if members & CONTEXT_SHAPE:
+                    found.append(f"{rel}: Protocol {node.name} copies the Context's shape")
+            if isinstance(node, ast.ImportFrom) and node.module == "stackyard.context":
+                found.append(f"{rel}: imports stackyard.context")
+            if (
+                isinstance(node, ast.Attribute)
+                and node.attr in CONTEXT_SHAPE
+                and isinstance(node.value, ast.Attribute)
+                and node.value.attr == "context"
+            ):
+                found.append(f"{rel}:{node.lineno}: {ast.unparse(node)}")
+    assert not found, "\n".join(found)
+
+
+def test_the_cli_reaches_the_context_typed() -> None:
+    """mypy follows calls from the CLI into the Context: _context returns a Context, not Any."""
+    import inspect
+
+    from stackyard.cli import common
+
+    signature = inspect.signature(common._context)
+    assert signature.return_annotation == "Context"
+    assert "Any" not in str(inspect.signature(common._with_context))

@@ -9,9 +9,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
-from stackyard.config.model import ProjectConfig
+from stackyard.config.project import Project
 from stackyard.errors import UsageError
 from stackyard.infra.declaration import Declaration
 from stackyard.infra.engine import Engine
@@ -20,24 +19,7 @@ from stackyard.infra.plan import Plan, diff
 from stackyard.infra.policy import PolicyInput, PolicyReport, evaluate
 from stackyard.infra.review import AccessReview, review
 from stackyard.infra.state import State, marker
-from stackyard.warehouse.base import Warehouse
-
-
-class Project(Protocol):
-    """What access control needs from the loaded project; :class:`stackyard.context.Context`
-    is one (a protocol, so this layer does not import the one above it)."""
-
-    config: ProjectConfig
-    config_file: Path
-    project_dir: Path
-
-    def target_name(self, target: str | None) -> str:
-        """The target to use, validated."""
-        ...
-
-    def warehouse(self, target: str | None = None) -> Warehouse:
-        """The warehouse of a target."""
-        ...
+from stackyard.session import Sessions
 
 
 @dataclass(frozen=True)
@@ -52,11 +34,13 @@ class AccessControl:
     """Plans, applies, checks and reviews a project's warehouse access control.
 
     Args:
-        context: the loaded project.
+        project: the loaded project.
+        sessions: its sessions, one per target (their owner closes them).
     """
 
-    def __init__(self, context: Project) -> None:
-        self.context = context
+    def __init__(self, project: Project, sessions: Sessions) -> None:
+        self.project = project
+        self.sessions = sessions
 
     # ------------------------------------------------------------------ building blocks
 
@@ -66,12 +50,12 @@ class AccessControl:
         Raises:
             ConfigError: the declaration is inconsistent (the message says where).
         """
-        return build_declaration(self.context.config)
+        return build_declaration(self.project.config)
 
     def engine(self, target: str | None = None, declaration: Declaration | None = None) -> Engine:
         """The access-control compiler for a target's engine."""
-        name = self.context.target_name(target)
-        config = self.context.config.targets[name]
+        name = self.project.target_name(target)
+        config = self.project.config.targets[name]
         decl = declaration or self.declaration()
         if config.type == "postgres":
             from stackyard.infra.postgres import PostgresEngine
@@ -102,8 +86,8 @@ class AccessControl:
         Raises:
             WarehouseUnreachableError: the target cannot be reached.
         """
-        name = self.context.target_name(target)
-        config = self.context.config.targets[name]
+        name = self.project.target_name(target)
+        config = self.project.config.targets[name]
         if recorded is not None:
             from stackyard.infra.state import snowflake_state
 
@@ -112,7 +96,7 @@ class AccessControl:
             except (OSError, json.JSONDecodeError) as exc:
                 raise UsageError(f"cannot read recorded SHOW output {recorded}: {exc}") from None
             return snowflake_state(data)
-        warehouse = self.context.warehouse(name)
+        warehouse = self.sessions.get(name).warehouse
         if config.type == "postgres":
             from stackyard.infra.state import read_postgres_state
 
@@ -144,16 +128,16 @@ class AccessControl:
             ConfigError: the declaration is inconsistent.
             WarehouseUnreachableError: the target cannot be reached.
         """
-        name = self.context.target_name(target)
+        name = self.project.target_name(target)
         declaration = self.declaration()
         engine = self.engine(name, declaration)
-        warehouse = self.context.warehouse(name)
+        warehouse = self.sessions.get(name).warehouse
         known = live_state is not None or warehouse.REACHABLE_HERE
         live = self.live_state(name, live_state)
         return diff(
             engine,
             live,
-            project=self.context.config.name,
+            project=self.project.config.name,
             target=name,
             declaration_hash=declaration.digest(),
             live_known=known,
@@ -194,26 +178,26 @@ class AccessControl:
                 hint="apply needs a target stackyard can connect to",
             )
         self._check_destructive(plan, allow_destructive)
-        warehouse = self.context.warehouse(plan.target)
+        warehouse = self.sessions.get(plan.target).warehouse
         return ApplyResult(plan, execute(plan, warehouse))
 
     def _checked_saved_plan(self, path: Path) -> Plan:
         saved = Plan.load(path)
         hint = "run `stackyard plan --out FILE` again, review it, and apply the new file"
-        if saved.project != self.context.config.name:
+        if saved.project != self.project.config.name:
             raise UsageError(
                 f"{path} was planned for project '{saved.project}', not "
-                f"'{self.context.config.name}': nothing applied",
+                f"'{self.project.config.name}': nothing applied",
                 hint=hint,
             )
-        if saved.target not in self.context.config.targets:
+        if saved.target not in self.project.config.targets:
             raise UsageError(
                 f"{path} names target '{saved.target}', which this project lacks", hint=hint
             )
         fresh = self.plan(saved.target)
         if fresh.declaration_hash != saved.declaration_hash:
             raise UsageError(
-                f"the declaration in {self.context.config_file.name} changed since {path} was "
+                f"the declaration in {self.project.config_file.name} changed since {path} was "
                 "planned: nothing applied",
                 hint=hint,
             )
@@ -259,7 +243,7 @@ class AccessControl:
         Raises:
             UserCodeError: a rule in policies/*.py failed.
         """
-        config = self.context.config
+        config = self.project.config
         declaration = self.declaration()
         engines = frozenset(t.type for t in config.targets.values())
         plan = live = None
@@ -267,7 +251,7 @@ class AccessControl:
         if target is None:
             production = any(t in config.targets for t in declaration.production_targets)
         else:
-            name = self.context.target_name(target)
+            name = self.project.target_name(target)
             production = name in declaration.production_targets
             engines = frozenset({config.targets[name].type})
             if config.targets[name].type != "bigquery":
@@ -280,27 +264,27 @@ class AccessControl:
                     target=name,
                     declaration_hash=declaration.digest(),
                     live_known=live_state is not None
-                    or self.context.warehouse(name).REACHABLE_HERE,
+                    or self.sessions.get(name).warehouse.REACHABLE_HERE,
                 )
                 managed = frozenset(a.principal.label for a in engine.desired(live).accounts)
                 managed |= frozenset(
                     a.principal.label for a in live.accounts if marker(config.name) in a.comment
                 )
         data = PolicyInput(declaration, plan, production, engines, live, managed)
-        return evaluate(data, self.context.project_dir, target)
+        return evaluate(data, self.project.project_dir, target)
 
     # ------------------------------------------------------------------ review
 
     def review(self, target: str | None = None, *, live_state: Path | None = None) -> AccessReview:
         """Effective privileges per user, inactive users and grants outside the declaration."""
-        name = self.context.target_name(target)
+        name = self.project.target_name(target)
         declaration = self.declaration()
         engine = self.engine(name, declaration)
         live = self.live_state(name, live_state)
         plan = diff(
             engine,
             live,
-            project=self.context.config.name,
+            project=self.project.config.name,
             target=name,
             declaration_hash=declaration.digest(),
         )

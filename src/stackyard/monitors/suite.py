@@ -234,7 +234,6 @@ class MonitorSuite:
                 self.config.alerts, store, self.warehouse.secrets, sleep=self.sleep or time.sleep
             )
             outcomes = notifier.send(alerts, run_id, now)
-        self.warehouse.close()
         return MonitorReport(
             tables=tables,
             alerts=tuple(outcomes),

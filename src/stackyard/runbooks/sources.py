@@ -9,18 +9,14 @@ what ``add`` wrote.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
 from stackyard.config.edit import ProjectFile
-from stackyard.config.loader import load_project_config
 from stackyard.config.model import SOURCE_KINDS, ProjectConfig, Source
-from stackyard.config.secrets import Secrets
-from stackyard.console import Console
 from stackyard.errors import ConfigError, StackyardError, UsageError, did_you_mean
 from stackyard.ingest.keys import declared_keys, declared_tables, detect_key
 from stackyard.ingest.loader import REJECTED_TABLE, Loader
@@ -34,7 +30,7 @@ from stackyard.runbooks.source_results import (
     TableStatus,
     nodes_detail,
 )
-from stackyard.transform.dbt import Dbt
+from stackyard.session import Session
 from stackyard.transform.dbt_sources import (
     SOURCES_FILE,
     remove_sources_entry,
@@ -50,7 +46,6 @@ from stackyard.transform.staging import (
     staging_files,
 )
 from stackyard.transform.state import manifest_freshness
-from stackyard.warehouse.base import Warehouse
 
 __all__ = [
     "Check",
@@ -97,28 +92,19 @@ def source_entry(kind: str, options: Mapping[str, Any]) -> dict[str, Any]:
 class SourcesRunbook:
     """Add, remove, list and show sources of one project on one target."""
 
-    def __init__(
-        self,
-        *,
-        project_file: Path,
-        transform_dir: Path,
-        warehouse: Warehouse,
-        secrets: Secrets,
-        console: Console,
-        make_dbt: Callable[..., Dbt],
-    ) -> None:
-        self.project_file = project_file
-        self.project_dir = project_file.parent
-        self.transform_dir = transform_dir
-        self.warehouse = warehouse
-        self.secrets = secrets
-        self.console = console
-        self.make_dbt = make_dbt
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.project_file = session.project.config_file
+        self.project_dir = session.project.project_dir
+        self.transform_dir = session.project.transform_dir
+        self.warehouse = session.warehouse
+        self.secrets = session.project.secrets
+        self.console = session.console
 
     @property
     def config(self) -> ProjectConfig:
         """The project as the file says now (re-read: add and remove change it)."""
-        return load_project_config(self.project_file)
+        return self.session.project.reloaded().config
 
     # ------------------------------------------------------------------ add
 
@@ -193,10 +179,10 @@ class SourcesRunbook:
                     "--no-load (or `stackyard run`) when the source is reachable",
                 ),
             )
-        loader = Loader(config, self.project_dir, self.warehouse, self.secrets, self.console)
+        loader = Loader(self.session, self.session.project.reloaded())
         self.warehouse.ensure_schema(config.dataset_for(name))
-        self.warehouse.close()
-        result = loader.load([name], datetime.now(UTC))[0]
+        with self.session.released():  # dlt loads through its own connection
+            result = loader.load([name], datetime.now(UTC))[0]
         if result.status == "failed":
             if existing is None:
                 project.restore()  # nothing half-added: the first load is part of the add
@@ -262,8 +248,8 @@ class SourcesRunbook:
                     f"{load.rejected} rows did not fit: see {schema}.{REJECTED_TABLE}",
                 )
             )
-        self.warehouse.close()
-        dbt = self.make_dbt()
+        self.session.release()  # dbt opens its own connection
+        dbt = self.session.dbt()
         nodes = dbt.build(select=[f"source:{dbt_source_name(name)}+"])
         models = [n for n in nodes if n.resource_type == "model"]
         tests = [n for n in nodes if n.resource_type == "test"]
@@ -284,7 +270,7 @@ class SourcesRunbook:
         fresh = manifest_freshness(self.transform_dir, self.warehouse, [dbt_source_name(name)])
         if fresh is None:
             fresh = dbt.freshness([f"source:{dbt_source_name(name)}"])
-        self.warehouse.close()
+        self.session.release()
         late = [f for f in fresh if f.status not in ("pass", "warn")]
         checks.append(
             Check(
@@ -329,7 +315,7 @@ class SourcesRunbook:
         dropped = None
         if drop_data:
             self.warehouse.execute(f"DROP SCHEMA IF EXISTS {self.warehouse.quote(schema)} CASCADE")
-            self.warehouse.close()
+            self.session.release()
             dropped = schema
         removed = []
         for path, _ in generated:
@@ -396,7 +382,7 @@ class SourcesRunbook:
                     (last or {}).get("status"),
                 )
             )
-        self.warehouse.close()
+        self.session.release()
         return out
 
     # ------------------------------------------------------------------ helpers
@@ -441,7 +427,7 @@ class SourcesRunbook:
                 key = detect_key(self.warehouse, dataset, table, columns)
                 origin = "detected in the data" if key else ""
             tables.append(LoadedTable(table, columns, tuple(key), origin))
-        self.warehouse.close()
+        self.session.release()
         return tables
 
     def _forget_state(self, name: str) -> list[str]:

@@ -13,11 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from stackyard.config.edit import ProjectFile
+from stackyard.config.project import Project
 from stackyard.errors import UsageError, did_you_mean
 from stackyard.infra.layout import build_declaration
 from stackyard.infra.plan import Plan
 from stackyard.infra.service import AccessControl
 from stackyard.infra.users import generate_key_pair, write_private_key
+from stackyard.session import Sessions
 
 
 @dataclass(frozen=True)
@@ -49,11 +51,14 @@ class UsersRunbook:
     """Add, rotate the key of, and remove users of one project.
 
     Args:
-        access: the project's access control (plans and applies a rotation).
+        project: the project as read.
+        sessions: its sessions (a rotation is planned and applied on a target).
     """
 
-    def __init__(self, access: AccessControl) -> None:
-        self.access = access
+    def __init__(self, project: Project, sessions: Sessions) -> None:
+        self.project = project
+        self.sessions = sessions
+        self.access = AccessControl(project, sessions)
 
     def add(
         self,
@@ -80,7 +85,7 @@ class UsersRunbook:
             UsageError: the name is already declared.
             ConfigError: the change would make stackyard.yml invalid (nothing is written).
         """
-        file = ProjectFile(self.access.context.config_file)
+        file = ProjectFile(self.project.config_file)
         declaration = self.access.declaration()
         existing = declaration.user(name) or declaration.role(name)
         explicit = file.key_of("service_accounts", name) or file.key_of("people", name)
@@ -120,9 +125,7 @@ class UsersRunbook:
         entry["rsa_public_key"] = _key_text(pair.public_pem)
         file.section("service_accounts")[name.upper()] = entry
         build_declaration(file.validated())
-        key_file = (
-            None if print_key else write_private_key(self.access.context.project_dir, name, pair)
-        )
+        key_file = None if print_key else write_private_key(self.project.project_dir, name, pair)
         file.save()
         return UserChange(
             name.upper(),
@@ -161,7 +164,7 @@ class UsersRunbook:
                 hint=f"service accounts: {', '.join(known) or '(none)'}; add one with "
                 "`stackyard user add NAME --service`",
             )
-        file = ProjectFile(self.access.context.config_file)
+        file = ProjectFile(self.project.config_file)
         key = file.key_of("service_accounts", user.name) or user.name
         entry = file.section("service_accounts", key)
         if user.loader and "loader" not in entry:
@@ -190,19 +193,20 @@ class UsersRunbook:
             if print_key:
                 private = pair.private_pem
             else:
-                key_file = write_private_key(self.access.context.project_dir, user.name, pair)
+                key_file = write_private_key(self.project.project_dir, user.name, pair)
             action = "rotation started"
         build_declaration(file.validated())
         file.save()
-        self.access.context.config = file.validated()
-        plan = self.access.plan(target)
+        # The rotation is planned and applied against stackyard.yml as it is now.
+        access = AccessControl(self.project.reloaded(), self.sessions)
+        plan = access.plan(target)
         allowed = all(
             s.kind == "alter_user" and s.grantee.upper().endswith(user.name)
             for s in plan.destructive_steps
         )
         applied = False
         next_step = ""
-        warehouse = self.access.context.warehouse(plan.target)
+        warehouse = self.sessions.get(plan.target).warehouse
         if not warehouse.REACHABLE_HERE:
             next_step = (
                 f"run the plan's statements on '{plan.target}' (`stackyard plan -t "
@@ -214,7 +218,7 @@ class UsersRunbook:
                 "`stackyard apply --allow-destructive`"
             )
         else:
-            self.access.apply(target=plan.target, allow_destructive=finish)
+            access.apply(target=plan.target, allow_destructive=finish)
             applied = True
         if not finish:
             next_step = next_step or (
@@ -231,7 +235,7 @@ class UsersRunbook:
         Raises:
             UsageError: the user is not declared, or is derived from the sources.
         """
-        file = ProjectFile(self.access.context.config_file)
+        file = ProjectFile(self.project.config_file)
         for section, kind in (("people", "person"), ("service_accounts", "service")):
             key = file.key_of(section, name)
             if key is not None:
