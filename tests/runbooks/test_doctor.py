@@ -149,7 +149,7 @@ def test_failing_freshness_in_the_last_run(tmp_path: Path) -> None:
     from datetime import UTC, datetime
 
     from stackyard.context import Context
-    from stackyard.runner.history import History
+    from stackyard.metadata.history import History
 
     project = make_project(tmp_path)
     context = Context(project)

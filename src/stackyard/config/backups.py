@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from stackyard.config.model import StrictModel
+from stackyard.config.base import StrictModel
 
 
 class BackupsConfig(StrictModel):

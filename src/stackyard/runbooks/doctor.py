@@ -340,30 +340,19 @@ class Doctor:
             self._notes.passed.append(f"backup: last one {age:.1f} h old, within the RPO")
 
     def _last_run(self) -> None:
-        from stackyard.runner.history import METADATA_SCHEMA
+        from stackyard.metadata.history import History
 
-        w = self.warehouse
-        if "freshness" not in w.tables_in(METADATA_SCHEMA) or "runs" not in w.tables_in(
-            METADATA_SCHEMA
-        ):
-            return
-        runs = w.quote(METADATA_SCHEMA, "runs")
-        freshness = w.quote(METADATA_SCHEMA, "freshness")
-        result = w.query(
-            f"SELECT source, table_name, status, max_loaded_at, age_hours FROM {freshness} "
-            f"WHERE run_id = (SELECT run_id FROM {runs} ORDER BY started_at DESC LIMIT 1) "
-            "AND status IN ('error', 'runtime error') ORDER BY source, table_name"
-        )
-        for source, table, status, loaded, age in result.rows:
-            name = str(source).removeprefix("dlt_")
+        failing = History(self.warehouse).failing_freshness()
+        for source, table, status, loaded, age in failing:
+            name = source.removeprefix("dlt_")
             self._find(
                 "freshness",
                 f"source table {source}.{table} failed its freshness check ({status}: newest "
-                f"row loaded {loaded}, {float(age or 0):.0f} h ago)",
+                f"row loaded {loaded}, {age:.0f} h ago)",
                 "models built on it show stale data",
                 f"stackyard run --select {name} (and check the source delivers new data)",
             )
-        if not result.rows:
+        if not failing:
             self._notes.passed.append("freshness: no source table failed its last check")
 
 

@@ -164,30 +164,13 @@ class Perf:
     # ------------------------------------------------------------------ history
 
     def _model_timings(self, runs: int) -> tuple[list[str], tuple[Timing, ...]]:
-        from stackyard.runner.history import METADATA_SCHEMA
+        from stackyard.metadata.history import History
 
-        w = self.warehouse
-        if not w.schema_exists(METADATA_SCHEMA) or "node_results" not in w.tables_in(
-            METADATA_SCHEMA
-        ):
-            return [], ()
-        recent = w.query(
-            f"SELECT run_id FROM {w.quote(METADATA_SCHEMA, 'runs')} "
-            f"ORDER BY started_at DESC LIMIT {int(runs)}"
-        )
-        run_ids = [str(r[0]) for r in reversed(recent.rows)]
-        if not run_ids:
-            return [], ()
+        run_ids, rows = History(self.warehouse).model_seconds(runs)
         order = {run_id: i for i, run_id in enumerate(run_ids)}
-        marks = ", ".join(w.param() for _ in run_ids)
-        rows = w.query(
-            f"SELECT run_id, name, seconds FROM {w.quote(METADATA_SCHEMA, 'node_results')} "
-            f"WHERE resource_type = 'model' AND status = 'success' AND run_id IN ({marks})",
-            run_ids,
-        ).rows
         by_model: dict[str, list[tuple[int, float]]] = defaultdict(list)
         for run_id, name, seconds in rows:
-            by_model[str(name)].append((order[str(run_id)], float(seconds or 0)))
+            by_model[name].append((order[run_id], seconds))
         timings = [timing(name, [s for _, s in sorted(v)]) for name, v in by_model.items()]
         return run_ids, tuple(sorted(timings, key=lambda t: -t.last_seconds))
 
