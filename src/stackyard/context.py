@@ -279,22 +279,19 @@ class Context:
         """The backup runbook of a target: ``plan()`` then ``run(plan)``."""
         from stackyard.runbooks.backup import BackupRunbook
 
-        session = self.session(target)
-        return BackupRunbook(self._project_files(), session.warehouse, session.console)
+        return BackupRunbook(self._project_files(), self.session(target))
 
     def restores(self, target: str | None = None) -> RestoreRunbook:
         """The restore runbook of a target: ``plan(backup)`` then ``run(plan)``."""
         from stackyard.runbooks.restore import RestoreRunbook
 
-        session = self.session(target)
-        return RestoreRunbook(self._project_files(), session.warehouse, session.console)
+        return RestoreRunbook(self._project_files(), self.session(target))
 
     def table_restores(self, target: str | None = None) -> TableRestoreRunbook:
         """The runbook that brings one table back, beside the original."""
         from stackyard.runbooks.restore_table import TableRestoreRunbook
 
-        session = self.session(target)
-        return TableRestoreRunbook(self._project_files(), session.warehouse, session.console)
+        return TableRestoreRunbook(self._project_files(), self.session(target))
 
     def doctor(self, target: str | None = None, fix: bool = False) -> DoctorReport:
         """Check versions, secrets, the warehouse, dlt state, backups and freshness.
@@ -347,4 +344,4 @@ class Context:
                 sessions.close()
                 self.write_profiles()  # back to the real targets
 
-        return upgrade_test(self._project_files(), self.warehouse(name), run_on)
+        return upgrade_test(self._project_files(), self.session(name), run_on)

@@ -32,6 +32,7 @@ from stackyard.runbooks.recovery_plan import (
     Step,
     file_digests,
 )
+from stackyard.session import Session
 from stackyard.warehouse.base import Warehouse
 
 DUCKDB_DATA = "warehouse.duckdb"
@@ -135,14 +136,14 @@ class TargetRunbook:
 
     Args:
         files: where the project keeps its state.
-        warehouse: the target's warehouse.
-        console: where progress goes.
+        session: the target's session (its warehouse and console).
     """
 
-    def __init__(self, files: ProjectFiles, warehouse: Warehouse, console: Console) -> None:
+    def __init__(self, files: ProjectFiles, session: Session) -> None:
         self.files = files
-        self.warehouse = warehouse
-        self.console = console
+        self.session = session
+        self.warehouse: Warehouse = session.warehouse
+        self.console: Console = session.console
 
 
 class BackupRunbook(TargetRunbook):

@@ -258,7 +258,7 @@ class RestoreRunbook(TargetRunbook):
 
     def _swap(self, scratch: dict[str, Any]) -> None:
         plan: RecoveryPlan = scratch["plan"]
-        self.warehouse.close()
+        self.session.release()  # our connection must not hold the file or database
         stamp = _stamp()
         if self.warehouse.KIND == "duckdb":
             dest = Path(plan.destination)

@@ -101,7 +101,7 @@ class TableRestoreRunbook(TargetRunbook):
 
     def _pick(self, backup: str | None, as_of: datetime | None) -> Path:
         if backup is not None:
-            return RestoreRunbook(self.files, self.warehouse, self.console).resolve(backup)
+            return RestoreRunbook(self.files, self.session).resolve(backup)
         if as_of is None:
             raise UsageError(
                 "say which state to bring back: --from BACKUP or --as-of TIME",

@@ -19,7 +19,7 @@ from typing import Any
 from stackyard.errors import UsageError, WarehouseError
 from stackyard.results import RunResult
 from stackyard.runbooks.backup import ProjectFiles
-from stackyard.warehouse.base import Warehouse
+from stackyard.session import Session
 
 STACK = ("dbt-core", "dlt", "duckdb", "sqlglot", "psycopg")
 
@@ -81,13 +81,14 @@ def installed_versions() -> dict[str, str]:
 
 
 @contextmanager
-def cloned(files: ProjectFiles, warehouse: Warehouse) -> Iterator[Any]:
-    """A target config for a clone of ``warehouse``, dropped on exit.
+def cloned(files: ProjectFiles, session: Session) -> Iterator[Any]:
+    """A target config for a clone of the session's target, dropped on exit.
 
     Raises:
         UsageError: the engine cannot be cloned from here.
         WarehouseError: Postgres could not create the clone (sessions on the target).
     """
+    warehouse = session.warehouse
     config: Any = warehouse.config
     if warehouse.KIND == "duckdb":
         warehouse.execute("CHECKPOINT")
@@ -97,7 +98,7 @@ def cloned(files: ProjectFiles, warehouse: Warehouse) -> Iterator[Any]:
         clone.parent.mkdir(parents=True, exist_ok=True)
         clone.unlink(missing_ok=True)
         shutil.copyfile(warehouse.path, clone)  # type: ignore[attr-defined]
-        warehouse.close()
+        session.release()
         try:
             yield config.model_copy(update={"path": str(clone)})
         finally:
@@ -112,7 +113,7 @@ def cloned(files: ProjectFiles, warehouse: Warehouse) -> Iterator[Any]:
 
     name = f"{config.database[:45]}__upgrade_test"
     admin = {**warehouse.connect_kwargs(), "dbname": "postgres"}  # type: ignore[attr-defined]
-    warehouse.close()
+    session.release()
     quoted, source = warehouse.quote(name), warehouse.quote(config.database)
     try:
         with psycopg.connect(**admin, autocommit=True) as conn:
@@ -133,10 +134,10 @@ def cloned(files: ProjectFiles, warehouse: Warehouse) -> Iterator[Any]:
 
 def upgrade_test(
     files: ProjectFiles,
-    warehouse: Warehouse,
+    session: Session,
     run_on: Callable[[Any], RunResult],
 ) -> UpgradeTestResult:
-    """Run the project on a clone of ``warehouse``.
+    """Run the project on a clone of the session's target.
 
     The run uses the target's own name (so dlt's pipelines and cursors are the target's, and
     match the clone's data); the pipeline folders and dbt's artifacts are copied aside first
@@ -144,9 +145,10 @@ def upgrade_test(
 
     Args:
         files: the project's folders and config.
-        warehouse: the target to clone.
+        session: the session of the target to clone.
         run_on: runs the project on the target with its config replaced by the given one.
     """
+    warehouse = session.warehouse
     saved_state = files.project_dir / ".stackyard" / "upgrade-test-state"
     shutil.rmtree(saved_state, ignore_errors=True)
     pipelines = files.pipelines_of(warehouse.target_name)
@@ -154,7 +156,7 @@ def upgrade_test(
         shutil.copytree(pipeline, saved_state / pipeline.name, symlinks=True)
     artifacts = {p: p.read_bytes() for p in files.dbt_artifacts()}
     try:
-        with cloned(files, warehouse) as config:
+        with cloned(files, session) as config:
             result = run_on(config)
             clone = str(getattr(config, "path", None) or getattr(config, "database", ""))
     finally:
