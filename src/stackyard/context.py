@@ -26,6 +26,7 @@ from stackyard.warehouse import QueryResult, Warehouse, open_warehouse
 
 if TYPE_CHECKING:
     from stackyard.infra.service import AccessControl
+    from stackyard.lineage.service import LineageService
     from stackyard.monitors.service import Monitoring
     from stackyard.runbooks.sources import SourceAddResult, SourcesRunbook
 
@@ -245,3 +246,12 @@ class Context:
         from stackyard.monitors.service import Monitoring
 
         return Monitoring(self)
+
+    def lineage(self, target: str | None = None) -> LineageService:
+        """Column lineage and impact of the dbt project, with the target's columns."""
+        from stackyard.lineage.service import LineageService
+
+        warehouse = self.warehouse(target)
+        return LineageService(
+            self.transform_dir, warehouse, lambda: self.dbt(warehouse.target_name)
+        )
