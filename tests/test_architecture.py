@@ -21,6 +21,7 @@ LAYERS = {
     "infra": 2,
     "monitors": 2,
     "examples": 2,
+    "lineage": 2,
     "runner": 3,
     "project": 3,
     "runbooks": 3,

@@ -52,11 +52,17 @@ class QueryLineage:
         ephemeral: output column → ``{(model name, column)}`` read through dbt's inlined
             ephemeral models.
         unresolved: what could not be traced, with the reason.
+        references: every table column the query reads anywhere (joins, filters, GROUP BY,
+            window specs as well as projections): a rename breaks the query even when no
+            output column is computed from it.
+        ephemeral_references: the same, read through dbt's inlined ephemeral models.
     """
 
     columns: dict[str, set[tuple[TableRef, str]]] = field(default_factory=dict)
     ephemeral: dict[str, set[tuple[str, str]]] = field(default_factory=dict)
     unresolved: tuple[Unresolved, ...] = ()
+    references: frozenset[tuple[TableRef, str]] = frozenset()
+    ephemeral_references: frozenset[tuple[str, str]] = frozenset()
 
 
 def query_lineage(sql: str, schema: dict[str, Any], dialect: str | None) -> QueryLineage:
@@ -84,6 +90,10 @@ def query_lineage(sql: str, schema: dict[str, Any], dialect: str | None) -> Quer
 
     try:
         parsed = sqlglot.parse_one(sql, dialect=dialect)
+        # Quoted names keep the case they were written in (qualify folds them for DuckDB).
+        spelling = {
+            str(i.this).lower(): str(i.this) for i in parsed.find_all(exp.Identifier) if i.quoted
+        }
         qualified = qualify(
             parsed,
             dialect=dialect,
@@ -104,10 +114,22 @@ def query_lineage(sql: str, schema: dict[str, Any], dialect: str | None) -> Quer
             unresolved.append(Unresolved("*", tracer.star_reason(root)))
             continue
         found = tracer.trace(root, name, index)
-        out.columns[name] = {(t, c) for t, c in found.tables}
-        out.ephemeral[name] = set(found.models)
-        unresolved.extend(Unresolved(name, why) for why in sorted(found.problems))
-    return QueryLineage(out.columns, out.ephemeral, tuple(unresolved))
+        shown = spelling.get(name.lower(), name)
+        out.columns[shown] = {(t, c) for t, c in found.tables}
+        out.ephemeral[shown] = set(found.models)
+        unresolved.extend(Unresolved(shown, why) for why in sorted(found.problems))
+    read = _Found()
+    for scope in root.traverse():
+        for column in scope.columns:
+            if column.table:
+                read.add(tracer._column(scope, column))
+    return QueryLineage(
+        out.columns,
+        out.ephemeral,
+        tuple(unresolved),
+        frozenset(read.tables),
+        frozenset(read.models),
+    )
 
 
 @dataclass

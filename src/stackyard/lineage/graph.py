@@ -74,6 +74,7 @@ class ColumnGraph:
         parents: column → the upstream columns it is computed from.
         unresolved: per node, what could not be traced.
         table_parents: node → the nodes it reads (from dbt's ``depends_on``).
+        reads: model → every upstream column its SQL mentions anywhere (joins, filters …).
         manifest: the manifest it was built from.
     """
 
@@ -81,6 +82,7 @@ class ColumnGraph:
     parents: dict[ColumnRef, set[ColumnRef]] = field(default_factory=dict)
     unresolved: dict[str, list[UnresolvedColumn]] = field(default_factory=dict)
     table_parents: dict[str, set[str]] = field(default_factory=dict)
+    reads: dict[str, set[ColumnRef]] = field(default_factory=dict)
     manifest: dict[str, Any] = field(default_factory=dict)
 
     # ------------------------------------------------------------------ lookups
@@ -170,6 +172,16 @@ class ColumnGraph:
                 reverse[up].add(child)
         return _walk([node], reverse)
 
+    def readers(self, columns: Iterable[ColumnRef]) -> list[tuple[str, ColumnRef]]:
+        """``(model, column)`` for each model whose SQL mentions one of the columns."""
+        wanted = {(c.node, c.column.lower()) for c in columns}
+        return sorted(
+            (model, ref)
+            for model, refs in self.reads.items()
+            for ref in refs
+            if (ref.node, ref.column.lower()) in wanted
+        )
+
     def unresolved_in(self, nodes: Iterable[str]) -> list[UnresolvedColumn]:
         """What could not be traced in these nodes (each may hide an edge)."""
         return [u for n in sorted(set(nodes)) for u in self.unresolved.get(n, [])]
@@ -201,8 +213,8 @@ def build_graph(
     from stackyard.monitors.lineage import _layer
 
     known: Columns = {k: dict(v) for k, v in _lower_keys(warehouse_columns).items()}
-    for key, cols in _catalog_columns(catalog).items():
-        known.setdefault(key, cols)
+    for cat_key, cat_cols in _catalog_columns(catalog).items():
+        known.setdefault(cat_key, cat_cols)
     graph = ColumnGraph(manifest=dict(manifest))
     by_relation: dict[tuple[str, str, str], str] = {}
     names: dict[str, str] = {}  # unique id → node name
@@ -247,7 +259,13 @@ def build_graph(
                 out = list((known.get(key) or {}) if key else {})
             else:
                 out = _analyse(graph, name, sql, known, by_relation, dialect, problems)
-        spelled = _spelling(out, known.get(key) if key else None)
+        inherited = {
+            c.lower(): c
+            for parent in graph.table_parents[name]
+            if parent in graph.nodes
+            for c in graph.nodes[parent].columns
+        }
+        spelled = _spelling(out, known.get(key) if key else None, inherited)
         graph.nodes[name] = NodeInfo(
             name=name,
             unique_id=uid,
@@ -293,6 +311,11 @@ def _analyse(
         for model, up_column in result.ephemeral.get(column, set()):
             ups.add(ColumnRef(model, up_column))
         graph.parents[ColumnRef(name, column)] = ups
+    reads = {
+        ColumnRef(by_relation.get(t.key) or _external(graph, t), c) for t, c in result.references
+    }
+    reads |= {ColumnRef(m, c) for m, c in result.ephemeral_references}
+    graph.reads[name] = {_respelled(graph, r) for r in reads}
     _check_parents(graph, name, problems)
     return list(result.columns)
 
@@ -321,10 +344,17 @@ def _external(graph: ColumnGraph, table: TableRef) -> str:
     return name
 
 
-def _spelling(columns: Iterable[str], warehouse: Mapping[str, str] | None) -> dict[str, str]:
-    """lower-case name → the warehouse's spelling (else the SQL's)."""
+def _spelling(
+    columns: Iterable[str], warehouse: Mapping[str, str] | None, inherited: Mapping[str, str]
+) -> dict[str, str]:
+    """lower-case name → the warehouse's spelling, else the SQL's quoted one, else the
+    spelling of a parent's column of that name (a ``SELECT *`` passes it through)."""
     existing = {c.lower(): c for c in (warehouse or {})}
-    return {c.lower(): existing.get(c.lower(), c) for c in columns}
+    out = {}
+    for c in columns:
+        low = c.lower()
+        out[low] = existing.get(low) or (c if c != low else inherited.get(low, c))
+    return out
 
 
 def _respell(graph: ColumnGraph, name: str, spelled: Mapping[str, str]) -> None:

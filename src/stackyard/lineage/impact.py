@@ -91,6 +91,7 @@ class ImpactResult:
     severity: str
     why: str
     models: tuple[str, ...] = field(default=())
+    readers: tuple[tuple[str, ColumnRef], ...] = field(default=())
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape of ``stackyard impact --json``."""
@@ -100,6 +101,7 @@ class ImpactResult:
             "downstream": [c.to_dict() for c in self.downstream],
             "columns": [c.to_dict() for c in self.downstream],
             "models": list(self.models),
+            "referenced_in": [{"node": m, "reads": r.to_dict()} for m, r in self.readers],
             "tests": [t.to_dict() for t in self.tests],
             "exposed": [e.to_dict() for e in self.exposed],
             "severity": self.severity,
@@ -141,8 +143,10 @@ def impact(graph: ColumnGraph, spec: str) -> ImpactResult:
     node, column = graph.resolve(spec)
     start = [ColumnRef(node, column)] if column else graph.columns(node)
     downstream = tuple(graph.downstream(start))
-    affected = {c.node for c in downstream}
     hit = {*start, *downstream}
+    # A model that joins, filters or groups on an affected column breaks on a rename too.
+    readers = tuple(r for r in graph.readers(hit) if r[0] != r[1].node)
+    affected = {c.node for c in downstream} | {m for m, _ in readers}
     tests = _tests(graph, hit, affected)
     exposed = _exposed(graph, downstream)
     severity, why = suggest_severity(graph, affected)
@@ -157,6 +161,7 @@ def impact(graph: ColumnGraph, spec: str) -> ImpactResult:
         severity=severity,
         why=why,
         models=tuple(sorted(affected)),
+        readers=readers,
     )
 
 
@@ -190,6 +195,8 @@ def _tests(graph: ColumnGraph, hit: set[ColumnRef], affected: set[str]) -> tuple
             continue
         kwargs = (test.get("test_metadata") or {}).get("kwargs") or {}
         column = test.get("column_name") or kwargs.get("column_name")
+        if column:
+            column = str(column).strip('"`[]')  # `quote: true` columns arrive quoted
         deps = [by_uid[d] for d in (test.get("depends_on") or {}).get("nodes", []) if d in by_uid]
         attached = by_uid.get(test.get("attached_node") or "")
         if column and attached:

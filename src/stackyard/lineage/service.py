@@ -42,6 +42,7 @@ class LineageService:
         if self._graph is None:
             manifest = self.compiled_manifest()
             columns = warehouse_columns(self.warehouse)
+            self.warehouse.close()  # nothing else needs it; DuckDB locks the file while open
             catalog_path = self.transform_dir / "target" / "catalog.json"
             catalog = (
                 json.loads(catalog_path.read_text(encoding="utf-8"))
