@@ -91,9 +91,10 @@ def query_lineage(sql: str, schema: dict[str, Any], dialect: str | None) -> Quer
     try:
         parsed = sqlglot.parse_one(sql, dialect=dialect)
         # Quoted names keep the case they were written in (qualify folds them for DuckDB).
-        spelling = {
-            str(i.this).lower(): str(i.this) for i in parsed.find_all(exp.Identifier) if i.quoted
-        }
+        spelling = {c.lower(): c for c in _schema_columns(schema) if c != c.lower()}
+        spelling.update(
+            {str(i.this).lower(): str(i.this) for i in parsed.find_all(exp.Identifier) if i.quoted}
+        )
         qualified = qualify(
             parsed,
             dialect=dialect,
@@ -224,6 +225,20 @@ class _Tracer:
             "SELECT * over a table whose columns are unknown (not in the warehouse, dbt's "
             f"catalog or the project's declarations): {', '.join(tables) or '?'}"
         )
+
+
+def _schema_columns(schema: dict[str, Any]) -> list[str]:
+    """Every column name in a nested ``{…: {table: {column: type}}}`` schema."""
+    names: list[str] = []
+    stack = [schema]
+    while stack:
+        level = stack.pop()
+        for key, value in level.items():
+            if isinstance(value, dict):
+                stack.append(value)
+            else:
+                names.append(str(key))
+    return names
 
 
 def _lookup(scope: Any, alias: str) -> tuple[Any, Any]:

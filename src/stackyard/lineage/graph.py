@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from stackyard.errors import UsageError, did_you_mean
-from stackyard.lineage.columns import TableRef, Unresolved, query_lineage
+from stackyard.lineage.columns import TableRef, query_lineage
 
 Columns = dict[tuple[str, str, str], dict[str, str]]
 
@@ -495,8 +495,3 @@ def load_manifest(transform_dir: Path) -> dict[str, Any]:
     if not path.is_file():
         return {}
     return dict(json.loads(path.read_text(encoding="utf-8")))
-
-
-def unresolved_from(items: Iterable[Unresolved], node: str) -> list[UnresolvedColumn]:
-    """Attach a node name to query-level unresolved items."""
-    return [UnresolvedColumn(node, u.column, u.reason) for u in items]
