@@ -26,6 +26,7 @@ from stackyard.warehouse import QueryResult, Warehouse, open_warehouse
 
 if TYPE_CHECKING:
     from stackyard.infra.service import AccessControl
+    from stackyard.lineage.diff import SchemaDiff
     from stackyard.lineage.service import LineageService
     from stackyard.monitors.service import Monitoring
     from stackyard.runbooks.sources import SourceAddResult, SourcesRunbook
@@ -255,3 +256,30 @@ class Context:
         return LineageService(
             self.transform_dir, warehouse, lambda: self.dbt(warehouse.target_name)
         )
+
+    def schema_diff(self, target: str | None = None, against: str | None = None) -> SchemaDiff:
+        """How the project now changes the shape of its models and sources.
+
+        Args:
+            target: whose warehouse describes the SQL; default ``defaults.target``.
+            against: a target name (compare with what it has built) or a git ref (compare
+                with the project there); default: what ``target`` has built.
+        """
+        service = self.lineage(target)
+        approves = self.config.schema_changes.approves
+        if against and against in self.config.targets:
+            return service.schema_diff(approves, against_warehouse=self.warehouse(against))
+        return service.schema_diff(approves, against_ref=against)
+
+    def approve_schema_change(self, node: str, column: str, change: str, reason: str) -> None:
+        """Record an approved breaking change in stackyard.yml (``schema_changes.approved``).
+
+        Raises:
+            ConfigError: the entry would make stackyard.yml invalid (e.g. an unknown change).
+        """
+        from stackyard.config.edit import ProjectFile
+
+        edit = ProjectFile(self.config_file)
+        edit.approve_change({"node": node, "column": column, "change": change, "reason": reason})
+        edit.save()
+        self.config = load_project_config(self.config_file)

@@ -21,6 +21,7 @@ def register(app: typer.Typer) -> None:
     """Add the lineage commands to the ``stackyard`` app."""
     app.command("lineage")(lineage_command)
     app.command("impact")(impact_command)
+    app.add_typer(schema_app)
 
 
 def lineage_command(
@@ -97,3 +98,89 @@ def _print_unresolved(items: Any) -> None:
     out.print(f"[yellow]unresolved[/] ({len(items)}): these may hide more lineage", highlight=False)
     for u in items:
         out.print(f"  {u.node}.{u.column}: {u.reason}", highlight=False)
+
+
+schema_app = typer.Typer(
+    name="schema",
+    help="Schema changes: what the project now does to every model's and source's columns.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+
+
+@schema_app.command("diff")
+def schema_diff(
+    against: Annotated[
+        str | None,
+        typer.Option(
+            "--against",
+            help="A target (compare with what it has built) or a git ref (compare with the "
+            "project there). Default: what --target has built.",
+        ),
+    ] = None,
+    check: Annotated[
+        bool, typer.Option("--check", help="Exit 1 on a breaking change nobody approved.")
+    ] = False,
+    project: ProjectOpt = None,
+    target: TargetOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Classify each change to models and sources: additive, rename, type widening or
+    narrowing, drop, partitioning, broken reference."""
+    result = _guard(lambda: _context(project).schema_diff(target, against))
+    if as_json:
+        _print_json(result.to_dict())
+    else:
+        _render_diff(result)
+    raise typer.Exit(result.exit_code if check else 0)
+
+
+@schema_app.command("approve")
+def schema_approve(
+    spec: Annotated[str, typer.Argument(help="NODE.COLUMN (the old name), or NODE for all.")],
+    change: Annotated[
+        str,
+        typer.Option(
+            "--change",
+            help="rename, drop, type_narrowing, partitioning or broken_reference.",
+        ),
+    ],
+    reason: Annotated[str, typer.Option("--reason", help="Why it is fine; who was told.")],
+    project: ProjectOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Approve a breaking change in stackyard.yml so `schema diff --check` passes."""
+    node, _, column = spec.partition(".") if spec.count(".") <= 1 else spec.rpartition(".")
+    _guard(lambda: _context(project).approve_schema_change(node, column or "*", change, reason))
+    entry = {"node": node, "column": column or "*", "change": change, "reason": reason}
+    if as_json:
+        _print_json(entry)
+        return
+    out.print(
+        f"[green]✔[/] approved {change} of {spec} in stackyard.yml (schema_changes.approved)",
+        highlight=False,
+    )
+
+
+def _render_diff(result: Any) -> None:
+    from rich.table import Table
+
+    if not result.changes:
+        out.print(f"no schema changes against {result.against}", highlight=False)
+    else:
+        grid = Table(show_edge=False, pad_edge=False)
+        for name in ("node", "column", "change", "before", "after", "readers", ""):
+            grid.add_column(name, overflow="fold")
+        for c in result.changes:
+            flag = "approved" if c.approved else ("[bold red]breaking[/]" if c.breaking else "")
+            grid.add_row(c.node, c.column, c.change, c.before, c.after, ", ".join(c.readers), flag)
+        out.print(grid)
+    for note in result.notes:
+        out.print(f"note: {note}", highlight=False)
+    if result.unapproved:
+        out.print(
+            f"[bold red]{len(result.unapproved)} breaking change(s) not approved[/] against "
+            f"{result.against}: use `stackyard evolve` to phase them in, or approve one with "
+            "`stackyard schema approve NODE.COLUMN --change KIND --reason ...`",
+            highlight=False,
+        )

@@ -352,6 +352,7 @@ def _default_targets() -> dict[str, Target]:
 
 from stackyard.config.access import AccessConfig  # noqa: E402  (access.py needs StrictModel)
 from stackyard.config.monitors import MonitorsConfig  # noqa: E402  (needs StrictModel)
+from stackyard.config.schema_changes import SchemaChangesConfig  # noqa: E402
 
 
 class ProjectConfig(StrictModel):
@@ -364,6 +365,7 @@ class ProjectConfig(StrictModel):
     transform: TransformConfig = Field(default_factory=TransformConfig)
     access: AccessConfig = Field(default_factory=AccessConfig)
     monitors: MonitorsConfig = Field(default_factory=MonitorsConfig)
+    schema_changes: SchemaChangesConfig = Field(default_factory=SchemaChangesConfig)
 
     @field_validator("targets", "sources")
     @classmethod

@@ -100,6 +100,7 @@ def query_lineage(sql: str, schema: dict[str, Any], dialect: str | None) -> Quer
             dialect=dialect,
             schema=schema,
             validate_qualify_columns=False,
+            allow_partial_qualification=True,
             identify=False,
         )
     except SqlglotError as exc:
@@ -206,8 +207,16 @@ class _Tracer:
             if column.name not in names and "*" in names:
                 found.problems.add(f"'{table_alias}.*' has columns nobody knows")
                 return found
-            position = names.index(column.name) if column.name in names else 0
-            return self.trace(source, column.name, position)
+            if column.name not in names:
+                # Most often a SELECT * over a table that lost the column: point the edge
+                # at that table, so the graph reports the read of a column that is gone.
+                tables = _single_table(source)
+                if tables is not None:
+                    found.tables.add((tables, column.name))
+                else:
+                    found.problems.add(f"'{column.name}' does not exist in '{table_alias}'")
+                return found
+            return self.trace(source, column.name, names.index(column.name))
         ref = TableRef(source.catalog, source.db, source.name)
         if ref.name.lower().startswith(EPHEMERAL_PREFIX):
             found.models.add((ref.name[len(EPHEMERAL_PREFIX) :], column.name))
@@ -225,6 +234,21 @@ class _Tracer:
             "SELECT * over a table whose columns are unknown (not in the warehouse, dbt's "
             f"catalog or the project's declarations): {', '.join(tables) or '?'}"
         )
+
+
+def _single_table(scope: Any) -> TableRef | None:
+    """The one table a chain of single-source scopes reads, if there is exactly one."""
+    from sqlglot import exp
+    from sqlglot.optimizer.scope import Scope
+
+    current = scope
+    while isinstance(current, Scope) and not isinstance(current.expression, exp.SetOperation):
+        if len(current.sources) != 1:
+            return None
+        current = next(iter(current.sources.values()))
+    if isinstance(current, exp.Table) and current.name:
+        return TableRef(current.catalog, current.db, current.name)
+    return None
 
 
 def _schema_columns(schema: dict[str, Any]) -> list[str]:

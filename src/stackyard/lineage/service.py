@@ -11,6 +11,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from stackyard.lineage.diff import (
+    SchemaDiff,
+    built_shapes,
+    describe_query,
+    diff_shapes,
+    project_shapes,
+)
 from stackyard.lineage.graph import ColumnGraph, Columns, build_graph, load_manifest
 from stackyard.lineage.impact import ImpactResult, LineageResult, impact, lineage
 from stackyard.warehouse.base import Warehouse
@@ -71,6 +78,96 @@ class LineageService:
     def impact(self, spec: str) -> ImpactResult:
         """What a change to ``NODE.COLUMN`` reaches downstream."""
         return impact(self.graph(), spec)
+
+    def schema_diff(
+        self,
+        approves: Callable[[str, str, str], bool],
+        against_ref: str | None = None,
+        against_warehouse: Warehouse | None = None,
+    ) -> SchemaDiff:
+        """Classify how the project now differs from what is built (or from a git ref, or
+        from another target's warehouse).
+
+        Args:
+            approves: ``(node, column, change) → bool``, from stackyard.yml.
+            against_ref: a git ref: compare with the project as it was there.
+            against_warehouse: another target: compare with what it has built.
+
+        Raises:
+            UsageError: the git ref does not exist or the project is not in git.
+            TransformError: the project (now or at the ref) does not compile.
+        """
+        graph = self.graph()
+        after, notes = project_shapes(graph, lambda sql: describe_query(self.warehouse, sql))
+        if against_ref is not None:
+            old_manifest = self._manifest_at(against_ref)
+            old_graph = build_graph(
+                old_manifest, warehouse_columns(self.warehouse), self.warehouse.DIALECT
+            )
+            before, old_notes = project_shapes(
+                old_graph, lambda sql: describe_query(self.warehouse, sql)
+            )
+            notes += old_notes
+            label = f"git {against_ref}"
+        else:
+            source = against_warehouse or self.warehouse
+            before = built_shapes(graph, warehouse_columns(source))
+            label = source.describe()
+            if against_warehouse is not None:
+                against_warehouse.close()
+        self.warehouse.close()
+        return diff_shapes(before, after, graph, approves, label, tuple(notes))
+
+    def _manifest_at(self, ref: str) -> dict[str, Any]:
+        """Compile the dbt project as it is at a git ref, in a scratch folder."""
+        import io
+        import shutil
+        import subprocess
+        import tarfile
+        import tempfile
+
+        from stackyard.errors import UsageError
+
+        top = subprocess.run(
+            ["git", "rev-parse", "--show-toplevel"],
+            cwd=self.transform_dir,
+            capture_output=True,
+            text=True,
+        )
+        if top.returncode != 0:
+            raise UsageError(
+                f"{self.transform_dir} is not in a git repository, so --against {ref} "
+                "has nothing to compare with",
+                hint="commit the project to git, or compare with the warehouse (no --against)",
+            )
+        root = Path(top.stdout.strip())
+        rel = self.transform_dir.resolve().relative_to(root.resolve())
+        archive = subprocess.run(
+            ["git", "archive", "--format=tar", ref, "--", str(rel) or "."],
+            cwd=root,
+            capture_output=True,
+        )
+        if archive.returncode != 0:
+            raise UsageError(
+                f"git could not read {rel} at '{ref}': "
+                f"{archive.stderr.decode(errors='replace').strip()}",
+                hint="give a branch, tag or commit that has the dbt project (git log)",
+            )
+        scratch = Path(tempfile.mkdtemp(prefix="stackyard-ref-"))
+        try:
+            with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+                tar.extractall(scratch, filter="data")
+            old_dir = scratch / rel
+            profiles = self.transform_dir / "profiles.yml"
+            self.warehouse.close()
+            dbt = self.make_dbt()
+            if profiles.is_file():
+                shutil.copy(profiles, old_dir / "profiles.yml")
+            dbt.transform_dir = old_dir
+            dbt.compile()
+            return load_manifest(old_dir)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
 
 
 def warehouse_columns(warehouse: Warehouse) -> Columns:
