@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from stackyard.lineage.diff import SchemaDiff
     from stackyard.lineage.service import LineageService
     from stackyard.monitors.service import Monitoring
+    from stackyard.runbooks.evolve import EvolveRunbook
     from stackyard.runbooks.sources import SourceAddResult, SourcesRunbook
 
 
@@ -283,3 +284,26 @@ class Context:
         edit.approve_change({"node": node, "column": column, "change": change, "reason": reason})
         edit.save()
         self.config = load_project_config(self.config_file)
+
+    def evolve(self, target: str | None = None) -> EvolveRunbook:
+        """The schema-evolution runbook (rename / retype a model's column in phases)."""
+        from stackyard.runbooks.evolve import EvolveRunbook
+
+        warehouse = self.warehouse(target)
+
+        def build(select: list[str]) -> list[str]:
+            warehouse.close()  # dbt opens the warehouse itself
+            results = self.dbt(warehouse.target_name).build(select=select)
+            return [r.name for r in results if r.failed]
+
+        return EvolveRunbook(
+            project_dir=self.project_dir,
+            transform_dir=self.transform_dir,
+            graph=lambda: self.lineage(warehouse.target_name).graph(),
+            build=build,
+            query=lambda sql: list(warehouse.query(sql).rows),
+            approve=lambda node, column, change, reason: self.approve_schema_change(
+                node, column, change, reason
+            ),
+            quote=warehouse.quote,
+        )

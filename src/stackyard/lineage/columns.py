@@ -121,9 +121,16 @@ def query_lineage(sql: str, schema: dict[str, Any], dialect: str | None) -> Quer
         out.ephemeral[shown] = set(found.models)
         unresolved.extend(Unresolved(shown, why) for why in sorted(found.problems))
     read = _Found()
+    for found_columns in (out.columns, out.ephemeral):
+        for sources in found_columns.values():
+            for item in sources:
+                (read.tables if isinstance(item[0], TableRef) else read.models).add(item)
     for scope in root.traverse():
+        selects = {id(s) for s in getattr(scope.expression, "selects", [])}
         for column in scope.columns:
-            if column.table:
+            # A column in a SELECT list counts only if it reaches an output (above); one in a
+            # join, filter, GROUP BY or ORDER BY always does: the query breaks without it.
+            if column.table and not _in_select_list(column, selects, scope.expression):
                 read.add(tracer._column(scope, column))
     return QueryLineage(
         out.columns,
@@ -234,6 +241,15 @@ class _Tracer:
             "SELECT * over a table whose columns are unknown (not in the warehouse, dbt's "
             f"catalog or the project's declarations): {', '.join(tables) or '?'}"
         )
+
+
+def _in_select_list(column: Any, selects: set[int], stop: Any) -> bool:
+    node = column
+    while node is not None and node is not stop:
+        if id(node) in selects:
+            return True
+        node = node.parent
+    return False
 
 
 def _single_table(scope: Any) -> TableRef | None:
