@@ -121,10 +121,10 @@ def query_lineage(sql: str, schema: dict[str, Any], dialect: str | None) -> Quer
         out.ephemeral[shown] = set(found.models)
         unresolved.extend(Unresolved(shown, why) for why in sorted(found.problems))
     read = _Found()
-    for found_columns in (out.columns, out.ephemeral):
-        for sources in found_columns.values():
-            for item in sources:
-                (read.tables if isinstance(item[0], TableRef) else read.models).add(item)
+    for table_sources in out.columns.values():
+        read.tables |= table_sources
+    for model_sources in out.ephemeral.values():
+        read.models |= model_sources
     for scope in root.traverse():
         selects = {id(s) for s in getattr(scope.expression, "selects", [])}
         for column in scope.columns:
