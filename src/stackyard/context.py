@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from stackyard.lineage.service import LineageService
     from stackyard.monitors.service import Monitoring
     from stackyard.runbooks.evolve import EvolveRunbook
+    from stackyard.runbooks.incidents import IncidentRunbook
     from stackyard.runbooks.sources import SourceAddResult, SourcesRunbook
 
 
@@ -306,4 +307,16 @@ class Context:
                 node, column, change, reason
             ),
             quote=warehouse.quote,
+        )
+
+    def incidents(self, target: str | None = None) -> IncidentRunbook:
+        """Incident response: open, list, show, trace, resolve, post-mortem."""
+        from stackyard.runbooks.incidents import IncidentRunbook
+
+        warehouse = self.warehouse(target)
+        return IncidentRunbook(
+            warehouse,
+            lambda: self.lineage(warehouse.target_name).graph(),
+            self.project_dir,
+            self.transform_dir,
         )
