@@ -66,10 +66,16 @@ def test_a_rename_goes_through_three_phases_each_on_its_own(example: Path) -> No
     stackyard("run", "--select", "stg_dlt__customers+", cwd=example)
 
 
-def test_rolling_back_expand_restores_the_model_and_the_warehouse(example: Path) -> None:
+def test_phases_keep_their_order_contract_waits_and_rollback_restores(example: Path) -> None:
     original = (example / STAGING).read_text()
-    stackyard(*RENAME, "--phase", "expand", cwd=example)
-    assert (example / STAGING).read_text() != original
+    skipped = stackyard(*RENAME, "--phase", "migrate", cwd=example, check=False)
+    assert skipped.returncode == 1 and "apply expand first" in skipped.stdout
+
+    stackyard(*RENAME, "--phase", "expand", "--contract-after", "2999-01-01", cwd=example)
+    early = stackyard(*RENAME, "--phase", "contract", cwd=example, check=False)
+    assert early.returncode == 1
+    assert "deprecated until 2999-01-01" in early.stdout
+    assert "customer_name" in _columns(example, "staging.stg_dlt__customers")
 
     done = stackyard(*RENAME, "--rollback", "expand", "--json", cwd=example)
 
@@ -78,21 +84,9 @@ def test_rolling_back_expand_restores_the_model_and_the_warehouse(example: Path)
     assert "full_name" not in _columns(example, "staging.stg_dlt__customers")
 
 
-def test_contract_waits_for_the_deprecation_date_and_phases_keep_their_order(
+def test_a_type_change_is_refused_on_cast_failures_and_applied_when_values_cast(
     example: Path,
 ) -> None:
-    skipped = stackyard(*RENAME, "--phase", "migrate", cwd=example, check=False)
-    assert skipped.returncode == 1 and "apply expand first" in skipped.stdout
-
-    stackyard(*RENAME, "--phase", "expand", "--contract-after", "2999-01-01", cwd=example)
-    stackyard(*RENAME, "--phase", "migrate", cwd=example)
-    early = stackyard(*RENAME, "--phase", "contract", cwd=example, check=False)
-    assert early.returncode == 1
-    assert "deprecated until 2999-01-01" in early.stdout
-    assert "customer_name" in _columns(example, "staging.stg_dlt__customers")
-
-
-def test_a_type_change_with_cast_failures_is_refused(example: Path) -> None:
     done = stackyard(
         "evolve", "retype", "stg_dlt__orders.status", "INTEGER", "--json", cwd=example, check=False
     )
@@ -101,8 +95,6 @@ def test_a_type_change_with_cast_failures_is_refused(example: Path) -> None:
     assert result["cast_failures"]["failed"] == result["cast_failures"]["non_null"] > 0
     assert result["applied"] == []
 
-
-def test_a_type_change_that_casts_is_applied(example: Path) -> None:
     stackyard("evolve", "retype", "stg_dlt__customers.customer_id", "BIGINT", cwd=example)
     types = json.loads(
         stackyard(
