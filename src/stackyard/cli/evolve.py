@@ -11,7 +11,14 @@ from typing import Annotated, Any
 
 import typer
 
-from stackyard.cli.common import JsonOpt, ProjectOpt, TargetOpt, _context, _guard, _print_json, out
+from stackyard.cli.common import (
+    JsonOpt,
+    ProjectOpt,
+    TargetOpt,
+    _print_json,
+    _with_context,
+    out,
+)
 
 evolve_app = typer.Typer(
     name="evolve",
@@ -58,8 +65,8 @@ def rename(
     """Rename a model's column: expand (both names), migrate (readers switched, checked by
     lineage), contract (old name dropped, after the deprecation date)."""
 
-    def act() -> Any:
-        runbook = _context(project).evolve(target)
+    def act(context: Any) -> Any:
+        runbook = context.evolve(target)
         day = _day(contract_after) if contract_after else None
         plan = runbook.plan_rename(spec, new, day)
         if day is not None and not dry_run:
@@ -67,7 +74,7 @@ def rename(
             plan = runbook.plan_rename(spec, new, day)
         return _act(runbook, plan, phase, dry_run, rollback)
 
-    _show(_guard(act), as_json)
+    _show(_with_context(project, act), as_json)
 
 
 @evolve_app.command("retype")
@@ -90,12 +97,12 @@ def retype(
     """Change a model column's type: count the values that do not cast (refused above the
     threshold), expand with a typed column beside it, then contract it in place."""
 
-    def act() -> Any:
-        runbook = _context(project).evolve(target)
+    def act(context: Any) -> Any:
+        runbook = context.evolve(target)
         plan = runbook.plan_retype(spec, data_type, max_failure_rate)
         return _act(runbook, plan, phase, dry_run, rollback)
 
-    _show(_guard(act), as_json)
+    _show(_with_context(project, act), as_json)
 
 
 def _act(runbook: Any, plan: Any, phase: list[str] | None, dry_run: bool, rollback: Any) -> Any:

@@ -10,7 +10,14 @@ from typing import Annotated, Any
 
 import typer
 
-from stackyard.cli.common import JsonOpt, ProjectOpt, TargetOpt, _context, _guard, _print_json, out
+from stackyard.cli.common import (
+    JsonOpt,
+    ProjectOpt,
+    TargetOpt,
+    _print_json,
+    _with_context,
+    out,
+)
 
 IdArg = Annotated[str, typer.Argument(help="The incident's id, e.g. INC-0001.")]
 
@@ -57,27 +64,23 @@ def incident_open(
     """Open one incident per root cause of what fails now (failed loads, models, tests,
     stale sources, monitor anomalies); alerts whose root cause has an open incident join it."""
 
-    def act() -> Any:
+    def act(context: Any) -> Any:
         from stackyard.errors import UsageError
 
         if source not in ("run", "monitor", "both"):
             raise UsageError(f"--from {source}: expected run, monitor or both")
         if severity is not None and severity not in ("P0", "P1", "P2", "P3"):
             raise UsageError(f"--severity {severity}: expected P0, P1, P2 or P3")
-        return (
-            _context(project)
-            .incidents(target)
-            .open(
-                run_id=run,
-                use_run=source in ("run", "both"),
-                use_monitors=source in ("monitor", "both"),
-                node=node,
-                title=title,
-                severity=severity,
-            )
+        return context.incidents(target).open(
+            run_id=run,
+            use_run=source in ("run", "both"),
+            use_monitors=source in ("monitor", "both"),
+            node=node,
+            title=title,
+            severity=severity,
         )
 
-    result = _guard(act)
+    result = _with_context(project, act)
     if as_json:
         _print_json(result.to_dict())
         return
@@ -95,7 +98,7 @@ def incident_list(
     as_json: JsonOpt = False,
 ) -> None:
     """Open incidents (or all of them), newest first."""
-    records = _guard(lambda: _context(project).incidents(target).all(include_all))
+    records = _with_context(project, lambda c: c.incidents(target).all(include_all))
     if as_json:
         _print_json([r.to_dict() for r in records])
         return
@@ -112,7 +115,7 @@ def incident_show(
     as_json: JsonOpt = False,
 ) -> None:
     """One incident with its timeline."""
-    record = _guard(lambda: _context(project).incidents(target).show(incident_id))
+    record = _with_context(project, lambda c: c.incidents(target).show(incident_id))
     if as_json:
         _print_json(record.to_dict())
         return
@@ -131,7 +134,7 @@ def incident_trace(
 ) -> None:
     """Walk lineage upstream to the first node that went bad; list what changed there (load
     errors and schema changes, git commits, freshness)."""
-    result = _guard(lambda: _context(project).incidents(target).trace(incident_id))
+    result = _with_context(project, lambda c: c.incidents(target).trace(incident_id))
     if as_json:
         _print_json(result.to_dict())
         return
@@ -155,7 +158,7 @@ def incident_resolve(
     as_json: JsonOpt = False,
 ) -> None:
     """Mark an incident resolved."""
-    record = _guard(lambda: _context(project).incidents(target).resolve(incident_id, note))
+    record = _with_context(project, lambda c: c.incidents(target).resolve(incident_id, note))
     if as_json:
         _print_json(record.to_dict())
         return
@@ -172,7 +175,7 @@ def incident_postmortem(
     as_json: JsonOpt = False,
 ) -> None:
     """Write the post-mortem as Markdown, the timeline filled in from run history."""
-    path = _guard(lambda: _context(project).incidents(target).postmortem(incident_id, out_file))
+    path = _with_context(project, lambda c: c.incidents(target).postmortem(incident_id, out_file))
     if as_json:
         _print_json({"id": incident_id, "path": str(path)})
         return

@@ -10,7 +10,14 @@ from typing import Annotated, Any
 
 import typer
 
-from stackyard.cli.common import JsonOpt, ProjectOpt, TargetOpt, _context, _guard, _print_json, out
+from stackyard.cli.common import (
+    JsonOpt,
+    ProjectOpt,
+    TargetOpt,
+    _print_json,
+    _with_context,
+    out,
+)
 
 Spec = Annotated[
     str, typer.Argument(help="NODE or NODE.COLUMN: a model, SOURCE.TABLE or schema.table.")
@@ -38,7 +45,7 @@ def lineage_command(
 ) -> None:
     """Column lineage of a model, a source table or one column, through every dbt model."""
     direction = "both" if upstream == downstream else ("upstream" if upstream else "downstream")
-    result = _guard(lambda: _context(project).lineage(target).lineage(spec, direction))
+    result = _with_context(project, lambda c: c.lineage(target).lineage(spec, direction))
     if as_json:
         _print_json(result.to_dict())
         return
@@ -59,7 +66,7 @@ def impact_command(
 ) -> None:
     """Everything a change to a column reaches: models and columns, their tests, the models
     people read and their owners, and a suggested severity."""
-    result = _guard(lambda: _context(project).lineage(target).impact(spec))
+    result = _with_context(project, lambda c: c.lineage(target).impact(spec))
     if as_json:
         _print_json(result.to_dict())
         return
@@ -127,7 +134,7 @@ def schema_diff(
 ) -> None:
     """Classify each change to models and sources: additive, rename, type widening or
     narrowing, drop, partitioning, broken reference."""
-    result = _guard(lambda: _context(project).schema_diff(target, against))
+    result = _with_context(project, lambda c: c.schema_diff(target, against))
     if as_json:
         _print_json(result.to_dict())
     else:
@@ -151,7 +158,7 @@ def schema_approve(
 ) -> None:
     """Approve a breaking change in stackyard.yml so `schema diff --check` passes."""
     node, _, column = spec.partition(".") if spec.count(".") <= 1 else spec.rpartition(".")
-    _guard(lambda: _context(project).approve_schema_change(node, column or "*", change, reason))
+    _with_context(project, lambda c: c.approve_schema_change(node, column or "*", change, reason))
     entry = {"node": node, "column": column or "*", "change": change, "reason": reason}
     if as_json:
         _print_json(entry)

@@ -20,6 +20,7 @@ from stackyard.lineage.diff import (
 )
 from stackyard.lineage.graph import ColumnGraph, Columns, build_graph, load_manifest
 from stackyard.lineage.impact import ImpactResult, LineageResult, impact, lineage
+from stackyard.session import Session
 from stackyard.warehouse.base import Warehouse
 
 # Folders of a dbt project whose files change what it compiles to.
@@ -31,17 +32,14 @@ class LineageService:
     """Column lineage, impact and the graph behind them, for one project and target.
 
     Args:
-        transform_dir: the dbt project.
-        warehouse: the target's warehouse (its columns expand ``SELECT *``).
-        make_dbt: builds a dbt runner for the target (to compile when needed).
+        session: the target's session: its warehouse (whose columns expand ``SELECT *``)
+            and dbt (to compile when the manifest is stale).
     """
 
-    def __init__(
-        self, transform_dir: Path, warehouse: Warehouse, make_dbt: Callable[[], Any]
-    ) -> None:
-        self.transform_dir = transform_dir
-        self.warehouse = warehouse
-        self.make_dbt = make_dbt
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.transform_dir = session.project.transform_dir
+        self.warehouse = session.warehouse
         self._graph: ColumnGraph | None = None
 
     def graph(self) -> ColumnGraph:
@@ -49,7 +47,6 @@ class LineageService:
         if self._graph is None:
             manifest = self.compiled_manifest()
             columns = warehouse_columns(self.warehouse)
-            self.warehouse.close()  # nothing else needs it; DuckDB locks the file while open
             catalog_path = self.transform_dir / "target" / "catalog.json"
             catalog = (
                 json.loads(catalog_path.read_text(encoding="utf-8"))
@@ -65,9 +62,9 @@ class LineageService:
         """dbt's manifest with compiled SQL for every model; compiles when it is stale."""
         manifest = load_manifest(self.transform_dir)
         if not manifest or _stale(self.transform_dir, manifest):
-            # dbt opens the warehouse itself: release ours first (DuckDB holds a file lock).
-            self.warehouse.close()
-            self.make_dbt().compile()
+            dbt = self.session.dbt()
+            with self.session.released():  # dbt opens the warehouse itself
+                dbt.compile()
             manifest = load_manifest(self.transform_dir)
         return manifest
 
@@ -113,9 +110,6 @@ class LineageService:
             source = against_warehouse or self.warehouse
             before = built_shapes(graph, warehouse_columns(source))
             label = source.describe()
-            if against_warehouse is not None:
-                against_warehouse.close()
-        self.warehouse.close()
         return diff_shapes(before, after, graph, approves, label, tuple(notes))
 
     def _manifest_at(self, ref: str) -> dict[str, Any]:
@@ -159,12 +153,12 @@ class LineageService:
                 tar.extractall(scratch, filter="data")
             old_dir = scratch / rel
             profiles = self.transform_dir / "profiles.yml"
-            self.warehouse.close()
-            dbt = self.make_dbt()
+            dbt = self.session.dbt()
             if profiles.is_file():
                 shutil.copy(profiles, old_dir / "profiles.yml")
             dbt.transform_dir = old_dir
-            dbt.compile()
+            with self.session.released():
+                dbt.compile()
             return load_manifest(old_dir)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)

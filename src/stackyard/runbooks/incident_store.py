@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from stackyard.monitors.store import METADATA_SCHEMA
+from stackyard.metadata import METADATA_SCHEMA
 from stackyard.warehouse.base import Warehouse
 
 _TABLES = {

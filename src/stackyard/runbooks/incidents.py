@@ -27,7 +27,7 @@ from typing import Any
 from stackyard.errors import UsageError, did_you_mean
 from stackyard.lineage.graph import ColumnGraph
 from stackyard.lineage.impact import suggest_severity
-from stackyard.monitors.store import METADATA_SCHEMA
+from stackyard.metadata import METADATA_SCHEMA
 from stackyard.runbooks.incident_store import IncidentEvent, IncidentRecord, IncidentStore
 from stackyard.warehouse.base import Warehouse
 
@@ -195,7 +195,6 @@ class IncidentRunbook:
             )
             self.store.add(record)
             opened.append(self._get(record.incident_id))
-        self.warehouse.close()
         return OpenResult(tuple(opened), tuple(updated))
 
     # ------------------------------------------------------------------ read
@@ -203,7 +202,6 @@ class IncidentRunbook:
     def all(self, include_resolved: bool = False) -> list[IncidentRecord]:
         """Open incidents (or every incident), newest first."""
         records = self.store.all(None if include_resolved else "open")
-        self.warehouse.close()
         return records
 
     def show(self, incident_id: str) -> IncidentRecord:
@@ -213,7 +211,6 @@ class IncidentRunbook:
             UsageError: no incident has that id.
         """
         record = self._get(incident_id)
-        self.warehouse.close()
         return record
 
     def resolve(self, incident_id: str, note: str) -> IncidentRecord:
@@ -223,7 +220,6 @@ class IncidentRunbook:
             raise UsageError(f"{incident_id} is already resolved ({record.resolution})")
         self.store.resolve(incident_id, datetime.now(UTC), note or "resolved")
         record = self._get(incident_id)
-        self.warehouse.close()
         return record
 
     # ------------------------------------------------------------------ trace
@@ -265,7 +261,6 @@ class IncidentRunbook:
             c.detail.splitlines()[0] for c in changes[:3]
         )
         self.store.add_event(incident_id, IncidentEvent(datetime.now(UTC), "trace", summary))
-        self.warehouse.close()
         return result
 
     def postmortem(self, incident_id: str, out: Path | None = None) -> Path:
@@ -282,7 +277,6 @@ class IncidentRunbook:
         self.store.add_event(
             record.incident_id, IncidentEvent(datetime.now(UTC), "postmortem", str(path))
         )
-        self.warehouse.close()
         return path
 
     def _changes(
@@ -427,7 +421,7 @@ class IncidentRunbook:
         return signals
 
     def _monitor_signals(self, graph: ColumnGraph) -> list[Signal]:
-        from stackyard.monitors.store import MetricStore
+        from stackyard.metadata.monitors import MetricStore
 
         store = MetricStore(self.warehouse)
         if not store.exists():

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from stackyard.monitors.store import METADATA_SCHEMA
+from stackyard.metadata import METADATA_SCHEMA
 from stackyard.runbooks.incident_store import IncidentRecord
 from stackyard.runbooks.incidents import TraceResult
 from stackyard.warehouse.base import Warehouse
