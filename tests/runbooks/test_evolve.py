@@ -72,11 +72,16 @@ def test_phases_keep_their_order_contract_waits_and_rollback_restores(example: P
     assert skipped.returncode == 1 and "apply expand first" in skipped.stdout
 
     stackyard(*RENAME, "--phase", "expand", "--contract-after", "2999-01-01", cwd=example)
+    stackyard(*RENAME, "--phase", "migrate", cwd=example)
     early = stackyard(*RENAME, "--phase", "contract", cwd=example, check=False)
     assert early.returncode == 1
     assert "deprecated until 2999-01-01" in early.stdout
     assert "customer_name" in _columns(example, "staging.stg_dlt__customers")
 
+    blocked = stackyard(*RENAME, "--rollback", "expand", cwd=example, check=False)
+    assert blocked.returncode == 2 and "roll back migrate first" in blocked.stderr
+    stackyard(*RENAME, "--rollback", "migrate", cwd=example)
+    assert "full_name" not in (example / MART).read_text()
     done = stackyard(*RENAME, "--rollback", "expand", "--json", cwd=example)
 
     assert json.loads(done.stdout)["rolled_back"] == ["expand"]

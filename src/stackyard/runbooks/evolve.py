@@ -318,7 +318,14 @@ class EvolveRunbook:
     def rollback(self, plan: EvolveResult, phase: str) -> EvolveResult:
         """Undo one applied phase: put its files back and rebuild what they feed."""
         journal = self._journal(plan.node, plan.column)
-        entry = (journal.get("phases") or {}).get(phase)
+        applied = journal.get("phases") or {}
+        later = [p for p in PHASES[PHASES.index(phase) + 1 :] if p in applied]
+        if later:
+            raise UsageError(
+                f"{later[-1]} is applied after {phase}: roll back {later[-1]} first",
+                hint="phases are undone in reverse order: contract, migrate, expand",
+            )
+        entry = applied.get(phase)
         if entry is None:
             raise UsageError(
                 f"{phase} was never applied to {plan.node}.{plan.column}: nothing to roll back",

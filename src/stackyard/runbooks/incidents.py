@@ -27,8 +27,8 @@ from typing import Any
 from stackyard.errors import UsageError, did_you_mean
 from stackyard.lineage.graph import ColumnGraph
 from stackyard.lineage.impact import suggest_severity
-from stackyard.metadata import METADATA_SCHEMA
-from stackyard.runbooks.incident_store import IncidentEvent, IncidentRecord, IncidentStore
+from stackyard.metadata.history import History
+from stackyard.metadata.incidents import IncidentEvent, IncidentRecord, IncidentStore
 from stackyard.warehouse.base import Warehouse
 
 _TABLE_IN_ERROR = re.compile(r"table '([^']+)'")
@@ -128,6 +128,7 @@ class IncidentRunbook:
         self.project_dir = project_dir
         self.transform_dir = transform_dir
         self.store = IncidentStore(warehouse)
+        self.history = History(warehouse)
 
     # ------------------------------------------------------------------ open
 
@@ -282,34 +283,19 @@ class IncidentRunbook:
     def _changes(
         self, graph: ColumnGraph, node: str, relation: str, record: IncidentRecord
     ) -> list[Change]:
-        w = self.warehouse
-        p = w.param()
         changes: list[Change] = []
         info = graph.nodes.get(node)
         schema, _, table = relation.partition(".")
         if info is not None and info.kind == "source":
-            rows = w.query(
-                "SELECT l.run_id, l.error, r.started_at FROM "
-                f"{w.quote(METADATA_SCHEMA, 'loads')} AS l JOIN "
-                f"{w.quote(METADATA_SCHEMA, 'runs')} AS r ON r.run_id = l.run_id "
-                f"WHERE l.source = {p} AND l.status = 'failed' ORDER BY r.started_at DESC "
-                "LIMIT 3",
-                (schema,),
-            ).rows
-            for run_id, error, started in rows:
+            for run_id, error, started in self.history.failed_loads(schema):
                 named = _TABLE_IN_ERROR.search(error or "")
                 if named and named.group(1) != table:
                     continue
                 kind = "schema_change" if "column" in (error or "") else "load_error"
                 changes.append(Change(kind, f"run {run_id}: {error}", _iso(started)))
-            fresh = w.query(
-                f"SELECT f.status, f.max_loaded_at, f.age_hours, r.started_at FROM "
-                f"{w.quote(METADATA_SCHEMA, 'freshness')} AS f JOIN "
-                f"{w.quote(METADATA_SCHEMA, 'runs')} AS r ON r.run_id = f.run_id "
-                f"WHERE f.table_name = {p} AND f.source = {p} ORDER BY r.started_at DESC LIMIT 1",
-                (table, node.split(".")[0]),
-            ).rows
-            for status, max_loaded, age, started in fresh:
+            fresh = self.history.latest_freshness(node.split(".")[0], table)
+            if fresh is not None:
+                status, max_loaded, age, started = fresh
                 changes.append(
                     Change(
                         "freshness",
@@ -363,30 +349,16 @@ class IncidentRunbook:
         return records[incident_id.lower()]
 
     def _run(self, run_id: str | None) -> dict[str, Any] | None:
-        w = self.warehouse
-        if "runs" not in w.tables_in(METADATA_SCHEMA):
-            return None
-        p = w.param()
-        where, params = (f"WHERE run_id = {p}", (run_id,)) if run_id else ("", ())
-        rows = w.query(
-            f"SELECT run_id, status, started_at, finished_at FROM "
-            f"{w.quote(METADATA_SCHEMA, 'runs')} {where} ORDER BY started_at DESC LIMIT 1",
-            params,
-        ).as_dicts()
-        if run_id and not rows:
+        run = self.history.run(run_id)
+        if run_id and run is None:
             raise UsageError(f"no run '{run_id}' on this target", hint="`stackyard status`")
-        return rows[0] if rows else None
+        return run
 
     def _run_signals(self, graph: ColumnGraph, run_id: str) -> list[Signal]:
-        w = self.warehouse
-        p = w.param()
+        failures = self.history.failures(run_id)
         aliases = _aliases(graph)
         signals: list[Signal] = []
-        for source, error in w.query(
-            f"SELECT source, error FROM {w.quote(METADATA_SCHEMA, 'loads')} "
-            f"WHERE run_id = {p} AND status = 'failed'",
-            (run_id,),
-        ).rows:
+        for source, error in failures["loads"]:
             named = _TABLE_IN_ERROR.search(error or "")
             tables = [named.group(1)] if named else _tables_of(graph, source)
             for table in tables:
@@ -400,21 +372,12 @@ class IncidentRunbook:
             for uid, t in (graph.manifest.get("nodes") or {}).items()
             if t.get("resource_type") == "test"
         }
-        for uid, name, kind, _status, message in w.query(
-            "SELECT unique_id, name, resource_type, status, message FROM "
-            f"{w.quote(METADATA_SCHEMA, 'node_results')} WHERE run_id = {p} "
-            "AND status IN ('error', 'fail')",
-            (run_id,),
-        ).rows:
+        for uid, name, kind, message in failures["nodes"]:
             if kind == "test" and tests.get(uid) in by_uid:
                 signals.append(Signal(by_uid[tests[uid]], "test", f"{name}: {message}"))
             elif uid in by_uid:
                 signals.append(Signal(by_uid[uid], "model", f"{name}: {message}"))
-        for source, table, status in w.query(
-            f"SELECT source, table_name, status FROM {w.quote(METADATA_SCHEMA, 'freshness')} "
-            f"WHERE run_id = {p} AND status IN ('error', 'runtime error')",
-            (run_id,),
-        ).rows:
+        for source, table, status in failures["freshness"]:
             node = aliases.get(f"{source}.{table}".lower())
             if node:
                 signals.append(Signal(node, "freshness", f"{source}.{table} is {status}"))

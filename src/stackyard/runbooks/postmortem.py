@@ -6,8 +6,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from stackyard.metadata import METADATA_SCHEMA
-from stackyard.runbooks.incident_store import IncidentRecord
+from stackyard.metadata.history import History
+from stackyard.metadata.incidents import IncidentRecord
 from stackyard.runbooks.incidents import TraceResult
 from stackyard.warehouse.base import Warehouse
 
@@ -15,21 +15,12 @@ from stackyard.warehouse.base import Warehouse
 def timeline(warehouse: Warehouse, record: IncidentRecord) -> list[tuple[datetime, str]]:
     """Runs from a day before the incident until it was resolved (or now), and the
     incident's own events, oldest first."""
-    w = warehouse
     since = record.opened_at - timedelta(days=1)
     until = record.resolved_at or datetime.max.replace(tzinfo=record.opened_at.tzinfo)
-    p = w.param()
-    rows = w.query(
-        "SELECT r.run_id, r.status, r.started_at, r.finished_at, s.step, s.detail FROM "
-        f"{w.quote(METADATA_SCHEMA, 'runs')} AS r LEFT JOIN "
-        f"{w.quote(METADATA_SCHEMA, 'steps')} AS s ON s.run_id = r.run_id "
-        "AND s.status = 'failed' "
-        f"WHERE r.started_at >= {p} ORDER BY r.started_at",
-        (since,),
-    ).rows
+    rows = History(warehouse).runs_since(since)
     entries: list[tuple[datetime, str]] = []
     seen: dict[str, int] = {}
-    for run_id, status, started, _finished, step, detail in rows:
+    for run_id, status, started, step, detail in rows:
         if started > until:
             continue
         if run_id in seen:

@@ -1,9 +1,9 @@
-"""Incidents, kept beside the run and monitor history in the warehouse's ``stackyard`` schema.
+"""Incidents, kept beside the run and monitor history in the ``stackyard`` schema.
 
 * ``incidents`` — one row per incident: its root cause (a node), severity, status, title;
 * ``incident_events`` — its timeline: opened, each alert collapsed into it, trace, resolved.
 
-Only portable SQL, so the same tables exist on DuckDB and Postgres (as ``monitors/store.py``).
+Every query on these two tables is here.
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from stackyard.metadata import METADATA_SCHEMA
+from stackyard.metadata.schema import ensure_tables, existing_tables, insert_rows, relation
 from stackyard.warehouse.base import Warehouse
 
-_TABLES = {
+INCIDENT_TABLES = {
     "incidents": "incident_id VARCHAR NOT NULL, opened_at TIMESTAMPTZ, status VARCHAR, "
     "severity VARCHAR, root_cause VARCHAR, title VARCHAR, source_run VARCHAR, "
     "resolved_at TIMESTAMPTZ, resolution VARCHAR, impact VARCHAR",
@@ -78,10 +78,7 @@ class IncidentStore:
 
     def ensure(self) -> None:
         """Create the tables when missing."""
-        w = self.warehouse
-        w.ensure_schema(METADATA_SCHEMA)
-        for table, columns in _TABLES.items():
-            w.ensure_table(METADATA_SCHEMA, table, columns)
+        ensure_tables(self.warehouse, INCIDENT_TABLES)
 
     def next_id(self) -> str:
         """``INC-0001``, ``INC-0002`` … in the order incidents were opened."""
@@ -126,7 +123,7 @@ class IncidentStore:
     def all(self, status: str | None = None) -> list[IncidentRecord]:
         """Every incident (or those with a status), newest first, with their events."""
         w = self.warehouse
-        if "incidents" not in w.tables_in(METADATA_SCHEMA):
+        if "incidents" not in existing_tables(w):
             return []
         rows = w.query(
             "SELECT incident_id, opened_at, status, severity, root_cause, title, source_run, "
@@ -157,8 +154,7 @@ class IncidentStore:
         return [r for r in out if status is None or r.status == status]
 
     def _name(self, table: str) -> str:
-        return self.warehouse.quote(METADATA_SCHEMA, table)
+        return relation(self.warehouse, table)
 
     def _insert(self, table: str, row: tuple[Any, ...]) -> None:
-        marks = ", ".join([self.warehouse.param()] * len(row))
-        self.warehouse.execute(f"INSERT INTO {self._name(table)} VALUES ({marks})", row)
+        insert_rows(self.warehouse, table, [row])
