@@ -327,9 +327,4 @@ class Context:
         from stackyard.runbooks.incidents import IncidentRunbook
 
         session = self.session(target)
-        return IncidentRunbook(
-            session.warehouse,
-            lambda: self.lineage(session.target).graph(),
-            self.project_dir,
-            self.transform_dir,
-        )
+        return IncidentRunbook(session, lambda: self.lineage(session.target).graph())

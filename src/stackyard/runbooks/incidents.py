@@ -29,7 +29,7 @@ from stackyard.lineage.graph import ColumnGraph
 from stackyard.lineage.impact import suggest_severity
 from stackyard.metadata.history import History
 from stackyard.metadata.incidents import IncidentEvent, IncidentRecord, IncidentStore
-from stackyard.warehouse.base import Warehouse
+from stackyard.session import Session
 
 _TABLE_IN_ERROR = re.compile(r"table '([^']+)'")
 _LOAD_REASON = re.compile(r"the load of source '([^']+)' failed")
@@ -110,23 +110,17 @@ class IncidentRunbook:
     """Incident response on one target.
 
     Args:
-        warehouse: the target's warehouse (history, monitors and incidents live there).
+        session: the target's session (history, monitors and incidents live in its
+            warehouse; git history and post-mortems in its project folder).
         graph: builds the project's lineage.
-        project_dir: the project folder (git history, post-mortem files).
-        transform_dir: the dbt project (model paths are relative to it).
     """
 
-    def __init__(
-        self,
-        warehouse: Warehouse,
-        graph: Callable[[], ColumnGraph],
-        project_dir: Path,
-        transform_dir: Path,
-    ) -> None:
+    def __init__(self, session: Session, graph: Callable[[], ColumnGraph]) -> None:
+        warehouse = session.warehouse
         self.warehouse = warehouse
         self.graph = graph
-        self.project_dir = project_dir
-        self.transform_dir = transform_dir
+        self.project_dir = session.project.project_dir
+        self.transform_dir = session.project.transform_dir
         self.store = IncidentStore(warehouse)
         self.history = History(warehouse)
 
