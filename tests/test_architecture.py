@@ -24,6 +24,7 @@ LAYERS = {
     "monitors": 3,
     "session": 3,
     "examples": 3,
+    "lineage": 3,
     "runner": 4,
     "project": 4,
     "runbooks": 4,

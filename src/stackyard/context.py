@@ -27,12 +27,16 @@ from stackyard.warehouse import QueryResult, Warehouse
 
 if TYPE_CHECKING:
     from stackyard.infra.service import AccessControl
+    from stackyard.lineage.diff import SchemaDiff
+    from stackyard.lineage.service import LineageService
     from stackyard.monitors.service import Monitoring
     from stackyard.runbooks.backup import BackupRunbook, ProjectFiles
     from stackyard.runbooks.doctor import DoctorReport
     from stackyard.runbooks.perf import PerfReport
     from stackyard.runbooks.restore import RestoreRunbook
     from stackyard.runbooks.restore_table import TableRestoreRunbook
+    from stackyard.runbooks.evolve import EvolveRunbook
+    from stackyard.runbooks.incidents import IncidentRunbook
     from stackyard.runbooks.sources import SourceAddResult, SourcesRunbook
     from stackyard.runbooks.upgrade import UpgradeReport
     from stackyard.runbooks.upgrade_test import UpgradeTestResult
@@ -345,3 +349,66 @@ class Context:
                 self.write_profiles()  # back to the real targets
 
         return upgrade_test(self._project_files(), self.session(name), run_on)
+    # ------------------------------------------------------------------ lineage and evolution
+
+    def lineage(self, target: str | None = None) -> LineageService:
+        """Column lineage, impact and schema diff of the dbt project, on a target."""
+        from stackyard.lineage.service import LineageService
+
+        return LineageService(self.session(target))
+
+    def schema_diff(self, target: str | None = None, against: str | None = None) -> SchemaDiff:
+        """How the project now changes the shape of its models and sources.
+
+        Args:
+            target: whose warehouse describes the SQL; default ``defaults.target``.
+            against: a target name (compare with what it has built) or a git ref (compare
+                with the project there); default: what ``target`` has built.
+        """
+        service = self.lineage(target)
+        approves = self.config.schema_changes.approves
+        if against and against in self.config.targets:
+            return service.schema_diff(approves, against_warehouse=self.warehouse(against))
+        return service.schema_diff(approves, against_ref=against)
+
+    def approve_schema_change(self, node: str, column: str, change: str, reason: str) -> None:
+        """Record an approved breaking change in stackyard.yml (``schema_changes.approved``).
+
+        Raises:
+            ConfigError: the entry would make stackyard.yml invalid (e.g. an unknown change).
+        """
+        from stackyard.config.edit import ProjectFile
+
+        edit = ProjectFile(self.config_file)
+        edit.approve_change({"node": node, "column": column, "change": change, "reason": reason})
+        edit.save()
+        self._sessions.reload()
+
+    def evolve(self, target: str | None = None) -> EvolveRunbook:
+        """The schema-evolution runbook (rename / retype a model's column in phases)."""
+        from stackyard.runbooks.evolve import EvolveRunbook
+
+        session = self.session(target)
+
+        def build(select: list[str]) -> list[str]:
+            dbt = session.dbt()
+            with session.released():
+                results = dbt.build(select=select)
+            return [r.name for r in results if r.failed]
+
+        return EvolveRunbook(
+            project_dir=self.project_dir,
+            transform_dir=self.transform_dir,
+            graph=lambda: self.lineage(session.target).graph(),
+            build=build,
+            query=lambda sql: list(session.warehouse.query(sql).rows),
+            approve=self.approve_schema_change,
+            quote=session.warehouse.quote,
+        )
+
+    def incidents(self, target: str | None = None) -> IncidentRunbook:
+        """Incident response: open, list, show, trace, resolve, post-mortem."""
+        from stackyard.runbooks.incidents import IncidentRunbook
+
+        session = self.session(target)
+        return IncidentRunbook(session, lambda: self.lineage(session.target).graph())

@@ -10,6 +10,9 @@ from typing import Annotated
 import typer
 
 from stackyard.cli import access as _access_commands
+from stackyard.cli import evolve as _evolve_commands
+from stackyard.cli import incidents as _incident_commands
+from stackyard.cli import lineage as _lineage_commands
 from stackyard.cli import monitors as _monitor_commands
 from stackyard.cli import recovery as _recovery_commands
 from stackyard.cli import sources as _source_commands
@@ -165,6 +168,9 @@ _access_commands.register(app)
 _source_commands.register(app)
 _monitor_commands.register(app)
 _recovery_commands.register(app)
+_lineage_commands.register(app)
+_evolve_commands.register(app)
+_incident_commands.register(app)
 
 
 def main() -> None:

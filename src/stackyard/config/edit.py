@@ -88,6 +88,20 @@ class ProjectFile:
             return None
         return next((str(k) for k in node if str(k).upper() == name.upper()), None)
 
+    def approve_change(self, entry: dict[str, Any]) -> None:
+        """Append an approved schema change to ``schema_changes.approved``."""
+        from ruamel.yaml.comments import CommentedMap, CommentedSeq
+
+        section = self.data.get("schema_changes")
+        if not isinstance(section, dict):
+            section = CommentedMap()
+            self.data["schema_changes"] = section
+        approved = section.get("approved")
+        if not isinstance(approved, list):
+            approved = CommentedSeq()
+            section["approved"] = approved
+        approved.append(_commented(entry))
+
     def text(self) -> str:
         """The edited file's text."""
         buffer = io.StringIO()

@@ -16,6 +16,7 @@ from stackyard.config.access import AccessConfig
 from stackyard.config.backups import BackupsConfig
 from stackyard.config.base import SecretRef, StrictModel
 from stackyard.config.monitors import MonitorsConfig
+from stackyard.config.schema_changes import SchemaChangesConfig
 
 NAME_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
 _NAME = re.compile(NAME_PATTERN)
@@ -351,6 +352,7 @@ class ProjectConfig(StrictModel):
     access: AccessConfig = Field(default_factory=AccessConfig)
     monitors: MonitorsConfig = Field(default_factory=MonitorsConfig)
     backups: BackupsConfig = Field(default_factory=BackupsConfig)
+    schema_changes: SchemaChangesConfig = Field(default_factory=SchemaChangesConfig)
 
     @field_validator("targets", "sources")
     @classmethod

@@ -263,6 +263,83 @@ class History:
             run_ids,
         ).rows
         return run_ids, [(str(r[0]), str(r[1]), float(r[2] or 0)) for r in rows]
+    # ------------------------------------------------------------------ incidents
+
+    def run(self, run_id: str | None = None) -> dict[str, Any] | None:
+        """One run (default: the latest) as a dict, or ``None`` when there is none."""
+        w = self.warehouse
+        if "runs" not in existing_tables(w):
+            return None
+        p = w.param()
+        where, params = (f"WHERE run_id = {p}", (run_id,)) if run_id else ("", ())
+        rows = w.query(
+            f"SELECT run_id, status, started_at, finished_at FROM {relation(w, 'runs')} "
+            f"{where} ORDER BY started_at DESC LIMIT 1",
+            params,
+        ).as_dicts()
+        return rows[0] if rows else None
+
+    def failures(self, run_id: str) -> dict[str, list[tuple[Any, ...]]]:
+        """What failed in a run: ``loads`` (source, error), ``nodes`` (unique_id, name,
+        resource_type, message) and ``freshness`` (source, table, status)."""
+        w = self.warehouse
+        p = w.param()
+        loads = w.query(
+            f"SELECT source, error FROM {relation(w, 'loads')} "
+            f"WHERE run_id = {p} AND status = 'failed'",
+            (run_id,),
+        ).rows
+        nodes = w.query(
+            f"SELECT unique_id, name, resource_type, message FROM {relation(w, 'node_results')} "
+            f"WHERE run_id = {p} AND status IN ('error', 'fail')",
+            (run_id,),
+        ).rows
+        fresh = w.query(
+            f"SELECT source, table_name, status FROM {relation(w, 'freshness')} "
+            f"WHERE run_id = {p} AND status IN ('error', 'runtime error')",
+            (run_id,),
+        ).rows
+        return {"loads": list(loads), "nodes": list(nodes), "freshness": list(fresh)}
+
+    def failed_loads(self, source: str, limit: int = 3) -> list[tuple[Any, ...]]:
+        """The latest failed loads of a source: (run_id, error, run started_at)."""
+        w = self.warehouse
+        return list(
+            w.query(
+                f"SELECT l.run_id, l.error, r.started_at FROM {relation(w, 'loads')} AS l "
+                f"JOIN {relation(w, 'runs')} AS r ON r.run_id = l.run_id "
+                f"WHERE l.source = {w.param()} AND l.status = 'failed' "
+                f"ORDER BY r.started_at DESC LIMIT {int(limit)}",
+                (source,),
+            ).rows
+        )
+
+    def latest_freshness(self, source: str, table: str) -> tuple[Any, ...] | None:
+        """A source table's latest freshness: (status, max_loaded_at, age_hours, started_at)."""
+        w = self.warehouse
+        p = w.param()
+        rows = w.query(
+            f"SELECT f.status, f.max_loaded_at, f.age_hours, r.started_at FROM "
+            f"{relation(w, 'freshness')} AS f JOIN {relation(w, 'runs')} AS r "
+            f"ON r.run_id = f.run_id WHERE f.source = {p} AND f.table_name = {p} "
+            "ORDER BY r.started_at DESC LIMIT 1",
+            (source, table),
+        ).rows
+        return rows[0] if rows else None
+
+    def runs_since(self, since: datetime) -> list[tuple[Any, ...]]:
+        """Runs started since a time, oldest first, one row per failed step (or one row):
+        (run_id, status, started_at, step, detail)."""
+        w = self.warehouse
+        return list(
+            w.query(
+                f"SELECT r.run_id, r.status, r.started_at, s.step, s.detail FROM "
+                f"{relation(w, 'runs')} AS r LEFT JOIN {relation(w, 'steps')} AS s "
+                "ON s.run_id = r.run_id AND s.status = 'failed' "
+                f"WHERE r.started_at >= {w.param()} ORDER BY r.started_at",
+                (since,),
+            ).rows
+        )
 
     def _insert(self, table: str, rows: list[tuple[Any, ...]]) -> None:
         if not rows:

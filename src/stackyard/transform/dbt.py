@@ -103,6 +103,14 @@ class Dbt:
             )
         return out
 
+    def compile(self) -> None:
+        """``dbt compile``: render every model's SQL into ``target/manifest.json``.
+
+        Raises:
+            TransformError: the project does not compile.
+        """
+        self._invoke(["compile"])
+
     def list_models(self, select: Sequence[str]) -> list[str]:
         """Names of the models a selection picks (``dbt ls``)."""
         if not select:

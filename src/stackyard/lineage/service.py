@@ -1,0 +1,194 @@
+"""The lineage façade the Context hands out: ``Context(...).lineage().impact("orders.id")``.
+
+It makes sure dbt's manifest holds every model's compiled SQL (compiling in process when a
+model file changed since), reads the warehouse's columns, and builds the column graph once.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from stackyard.lineage.diff import (
+    SchemaDiff,
+    built_shapes,
+    describe_query,
+    diff_shapes,
+    project_shapes,
+)
+from stackyard.lineage.graph import ColumnGraph, Columns, build_graph, load_manifest
+from stackyard.lineage.impact import ImpactResult, LineageResult, impact, lineage
+from stackyard.session import Session
+from stackyard.warehouse.base import Warehouse
+
+# Folders of a dbt project whose files change what it compiles to.
+_SOURCES = ("models", "macros", "seeds", "snapshots", "tests", "analyses")
+_SKIP_SCHEMAS = ("information_schema", "pg_catalog", "stackyard")
+
+
+class LineageService:
+    """Column lineage, impact and the graph behind them, for one project and target.
+
+    Args:
+        session: the target's session: its warehouse (whose columns expand ``SELECT *``)
+            and dbt (to compile when the manifest is stale).
+    """
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.transform_dir = session.project.transform_dir
+        self.warehouse = session.warehouse
+        self._graph: ColumnGraph | None = None
+
+    def graph(self) -> ColumnGraph:
+        """The project's column lineage (compiled first when the manifest is stale)."""
+        if self._graph is None:
+            manifest = self.compiled_manifest()
+            columns = warehouse_columns(self.warehouse)
+            catalog_path = self.transform_dir / "target" / "catalog.json"
+            catalog = (
+                json.loads(catalog_path.read_text(encoding="utf-8"))
+                if catalog_path.is_file()
+                else None
+            )
+            self._graph = build_graph(
+                manifest, columns, self.warehouse.DIALECT, catalog, self.transform_dir
+            )
+        return self._graph
+
+    def compiled_manifest(self) -> dict[str, Any]:
+        """dbt's manifest with compiled SQL for every model; compiles when it is stale."""
+        manifest = load_manifest(self.transform_dir)
+        if not manifest or _stale(self.transform_dir, manifest):
+            dbt = self.session.dbt()
+            with self.session.released():  # dbt opens the warehouse itself
+                dbt.compile()
+            manifest = load_manifest(self.transform_dir)
+        return manifest
+
+    def lineage(self, spec: str, direction: str = "both") -> LineageResult:
+        """Columns upstream and/or downstream of ``NODE[.COLUMN]``."""
+        return lineage(self.graph(), spec, direction)
+
+    def impact(self, spec: str) -> ImpactResult:
+        """What a change to ``NODE.COLUMN`` reaches downstream."""
+        return impact(self.graph(), spec)
+
+    def schema_diff(
+        self,
+        approves: Callable[[str, str, str], bool],
+        against_ref: str | None = None,
+        against_warehouse: Warehouse | None = None,
+    ) -> SchemaDiff:
+        """Classify how the project now differs from what is built (or from a git ref, or
+        from another target's warehouse).
+
+        Args:
+            approves: ``(node, column, change) → bool``, from stackyard.yml.
+            against_ref: a git ref: compare with the project as it was there.
+            against_warehouse: another target: compare with what it has built.
+
+        Raises:
+            UsageError: the git ref does not exist or the project is not in git.
+            TransformError: the project (now or at the ref) does not compile.
+        """
+        graph = self.graph()
+        after, notes = project_shapes(graph, lambda sql: describe_query(self.warehouse, sql))
+        if against_ref is not None:
+            old_manifest = self._manifest_at(against_ref)
+            old_graph = build_graph(
+                old_manifest, warehouse_columns(self.warehouse), self.warehouse.DIALECT
+            )
+            before, old_notes = project_shapes(
+                old_graph, lambda sql: describe_query(self.warehouse, sql)
+            )
+            notes += old_notes
+            label = f"git {against_ref}"
+        else:
+            source = against_warehouse or self.warehouse
+            before = built_shapes(graph, warehouse_columns(source))
+            label = source.describe()
+        return diff_shapes(before, after, graph, approves, label, tuple(notes))
+
+    def _manifest_at(self, ref: str) -> dict[str, Any]:
+        """Compile the dbt project as it is at a git ref, in a scratch folder."""
+        import io
+        import shutil
+        import subprocess
+        import tarfile
+        import tempfile
+
+        from stackyard.errors import UsageError
+
+        top = subprocess.run(
+            ["git", "rev-parse", "--show-toplevel"],
+            cwd=self.transform_dir,
+            capture_output=True,
+            text=True,
+        )
+        if top.returncode != 0:
+            raise UsageError(
+                f"{self.transform_dir} is not in a git repository, so --against {ref} "
+                "has nothing to compare with",
+                hint="commit the project to git, or compare with the warehouse (no --against)",
+            )
+        root = Path(top.stdout.strip())
+        rel = self.transform_dir.resolve().relative_to(root.resolve())
+        archive = subprocess.run(
+            ["git", "archive", "--format=tar", ref, "--", str(rel) or "."],
+            cwd=root,
+            capture_output=True,
+        )
+        if archive.returncode != 0:
+            raise UsageError(
+                f"git could not read {rel} at '{ref}': "
+                f"{archive.stderr.decode(errors='replace').strip()}",
+                hint="give a branch, tag or commit that has the dbt project (git log)",
+            )
+        scratch = Path(tempfile.mkdtemp(prefix="stackyard-ref-"))
+        try:
+            with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+                tar.extractall(scratch, filter="data")
+            old_dir = scratch / rel
+            profiles = self.transform_dir / "profiles.yml"
+            dbt = self.session.dbt()
+            if profiles.is_file():
+                shutil.copy(profiles, old_dir / "profiles.yml")
+            dbt.transform_dir = old_dir
+            with self.session.released():
+                dbt.compile()
+            return load_manifest(old_dir)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+def warehouse_columns(warehouse: Warehouse) -> Columns:
+    """``{(database, schema, table): {column: type}}`` of every table and view, one query."""
+    p = warehouse.param()
+    skip = ", ".join([p] * len(_SKIP_SCHEMAS))
+    result = warehouse.query(
+        "SELECT table_catalog, table_schema, table_name, column_name, data_type "
+        f"FROM information_schema.columns WHERE table_schema NOT IN ({skip}) "
+        "ORDER BY table_catalog, table_schema, table_name, ordinal_position",
+        _SKIP_SCHEMAS,
+    )
+    out: Columns = {}
+    for catalog, schema, table, column, data_type in result.rows:
+        key = (str(catalog).lower(), str(schema).lower(), str(table).lower())
+        out.setdefault(key, {})[str(column)] = str(data_type)
+    return out
+
+
+def _stale(transform_dir: Path, manifest: dict[str, Any]) -> bool:
+    nodes = (manifest.get("nodes") or {}).values()
+    if any(n.get("resource_type") == "model" and not n.get("compiled_code") for n in nodes):
+        return True
+    path = transform_dir / "target" / "manifest.json"
+    built = path.stat().st_mtime
+    files = [transform_dir / "dbt_project.yml"]
+    for folder in _SOURCES:
+        if (transform_dir / folder).is_dir():
+            files.extend(f for f in (transform_dir / folder).rglob("*") if f.is_file())
+    return any(f.exists() and f.stat().st_mtime > built for f in files)

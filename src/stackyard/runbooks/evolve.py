@@ -1,0 +1,468 @@
+"""The schema-evolution runbook as commands: ``stackyard evolve rename`` and ``evolve retype``.
+
+A rename of a model's column goes out in three phases, each a list of typed steps that
+``--dry-run`` explains, each applied (and rolled back) on its own:
+
+* **expand** — the model outputs the column under both names (the old SQL is wrapped, never
+  edited), rebuilt and tested;
+* **migrate** — every model that reads the old name (found by column lineage, not grep)
+  reads the new one, keeping its own output names; verified by lineage showing no reader of
+  the old name, then rebuilt and tested;
+* **contract** — not before the deprecation date: the model outputs only the new name,
+  the change is recorded as approved in stackyard.yml, everything downstream rebuilt and
+  tested.
+
+A type change first counts the values that would not cast and refuses above a threshold;
+then expand adds the typed column beside the old one, and contract replaces it in place.
+
+Every file a phase writes is kept in ``.stackyard/evolve/`` before it is changed, so a
+phase's rollback puts back exactly what was there and rebuilds.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from stackyard.errors import UsageError
+from stackyard.lineage.graph import ColumnGraph, ColumnRef
+from stackyard.runbooks.evolve_steps import (
+    PHASES,
+    EvolveResult,
+    Phase,
+    Step,
+    as_date,
+    check_name,
+    check_type,
+    migrated,
+    model_column,
+    original_sql,
+    wrap,
+)
+
+
+class EvolveRunbook:
+    """Plans and applies the phases of a column rename or type change.
+
+    Args:
+        project_dir: the project folder (journals go under ``.stackyard/evolve``).
+        transform_dir: the dbt project.
+        graph: builds the project's current column lineage (fresh on each call).
+        build: runs ``dbt build`` on a selection; returns the names of failed nodes.
+        query: runs a query on the target's warehouse and returns its rows.
+        approve: records an approved breaking change in stackyard.yml.
+        quote: quotes an identifier for the warehouse.
+    """
+
+    def __init__(
+        self,
+        *,
+        project_dir: Path,
+        transform_dir: Path,
+        graph: Callable[[], ColumnGraph],
+        build: Callable[[list[str]], list[str]],
+        query: Callable[[str], list[tuple[Any, ...]]],
+        approve: Callable[[str, str, str, str], None],
+        quote: Callable[..., str],
+    ) -> None:
+        self.project_dir = project_dir
+        self.transform_dir = transform_dir
+        self.graph = graph
+        self.build = build
+        self.query = query
+        self.approve = approve
+        self.quote = quote
+
+    # ------------------------------------------------------------------ planning
+
+    def plan_rename(self, spec: str, new: str, contract_after: date | None = None) -> EvolveResult:
+        """The phases of renaming ``MODEL.OLD`` to ``new``, with their status now."""
+        graph = self.graph()
+        node, old = model_column(graph, spec)
+        check_name(new)
+        journal = self._journal(node, old)
+        info = graph.nodes[node]
+        path = self.transform_dir / info.path
+        original = original_sql(path.read_text(encoding="utf-8"))
+        columns = list(info.columns)
+        # After expand the model outputs both names: the list for contract drops the copy.
+        base_columns = [c for c in columns if c.lower() != new.lower()]
+        q = self.quote
+        expand_text = wrap(original, f"*, {q(old)} AS {q(new)}", f"rename {old} -> {new}")
+        contract_cols = ", ".join(
+            f"{q(old)} AS {q(new)}" if c.lower() == old.lower() else q(c) for c in base_columns
+        )
+        contract_text = wrap(original, contract_cols, f"rename {old} -> {new} (contracted)")
+        readers = sorted({m for m, _ in graph.readers([ColumnRef(node, old)]) if m != node})
+        migrate_steps = [
+            Step(
+                "write_model",
+                f"{r} reads {node}.{new} instead of {old}, keeping its own column names",
+                path=graph.nodes[r].path,
+                text=migrated(graph, r, old, new, q),
+            )
+            for r in readers
+        ]
+        migrate_steps.append(
+            Step("verify", f"lineage shows no model reading {node}.{old}", select=(node,))
+        )
+        migrate_steps.append(
+            Step("build", "rebuild and test the migrated models", select=tuple(readers))
+        )
+        deadline = contract_after or as_date(journal.get("contract_after")) or date.today()
+        phases = [
+            Phase(
+                "expand",
+                (
+                    Step("write_model", f"{node} outputs {old} and {new}", info.path, expand_text),
+                    Step("build", f"rebuild and test {node}", select=(node,)),
+                    Step("verify", f"{node} has both {old} and {new}", select=(node,)),
+                ),
+                f"put {info.path} back as it was and rebuild {node}",
+            ),
+            Phase(
+                "migrate",
+                tuple(migrate_steps),
+                "put every migrated model back as it was and rebuild them",
+            ),
+            Phase(
+                "contract",
+                (
+                    Step(
+                        "write_model",
+                        f"{node} outputs only {new} (in {old}'s place)",
+                        info.path,
+                        contract_text,
+                    ),
+                    Step(
+                        "build",
+                        f"rebuild and test {node} and everything downstream",
+                        select=(f"{node}+",),
+                    ),
+                    Step("verify", f"nothing reads {node}.{old}; no broken reference"),
+                    Step("approve", "record the rename as approved in stackyard.yml"),
+                ),
+                f"put {info.path} back as it was after expand and rebuild downstream",
+            ),
+        ]
+        return EvolveResult(
+            "rename",
+            node,
+            old,
+            new,
+            tuple(self._status(phases, journal, deadline)),
+            messages=(f"{len(readers)} model(s) read {node}.{old}: {', '.join(readers) or '-'}",),
+        )
+
+    def plan_retype(
+        self, spec: str, data_type: str, max_failure_rate: float = 0.001
+    ) -> EvolveResult:
+        """The phases of changing ``MODEL.COLUMN`` to ``data_type``, after counting the
+        values that would not cast (refused above ``max_failure_rate``)."""
+        graph = self.graph()
+        node, column = model_column(graph, spec)
+        info = graph.nodes[node]
+        if info.relation is None:
+            raise UsageError(f"{node} is ephemeral: there is no table to check the casts on")
+        check_type(data_type)
+        q = self.quote
+        relation = q(info.relation[1], info.relation[2])
+        failures = self._cast_failures(relation, q(column), data_type)
+        journal = self._journal(node, column)
+        path = self.transform_dir / info.path
+        original = original_sql(path.read_text(encoding="utf-8"))
+        shadow = f"{column}__{re.sub(r'[^a-z0-9]+', '_', data_type.lower()).strip('_')}"
+        expand_text = wrap(
+            original,
+            f"*, TRY_CAST({q(column)} AS {data_type}) AS {q(shadow)}",
+            f"retype {column} -> {data_type}",
+        )
+        contract_cols = ", ".join(
+            f"CAST({q(c)} AS {data_type}) AS {q(c)}" if c.lower() == column.lower() else q(c)
+            for c in info.columns
+            if c.lower() != shadow.lower()
+        )
+        contract_text = wrap(original, contract_cols, f"retype {column} -> {data_type} (done)")
+        rate = failures["rate"]
+        refused = rate > max_failure_rate
+        check = Step(
+            "check_casts",
+            f"{failures['failed']} of {failures['rows']} values of {column} do not cast to "
+            f"{data_type} ({rate:.4%}; limit {max_failure_rate:.4%})",
+        )
+        phases = [
+            Phase(
+                "expand",
+                (
+                    check,
+                    Step(
+                        "write_model", f"{node} adds {shadow} ({data_type})", info.path, expand_text
+                    ),
+                    Step("build", f"rebuild and test {node}", select=(node,)),
+                ),
+                f"put {info.path} back as it was and rebuild {node}",
+            ),
+            Phase(
+                "migrate",
+                (Step("verify", f"consumers of {node}.{column} rebuilt in contract"),),
+                "nothing to undo",
+            ),
+            Phase(
+                "contract",
+                (
+                    Step(
+                        "write_model",
+                        f"{node}.{column} becomes {data_type}",
+                        info.path,
+                        contract_text,
+                    ),
+                    Step(
+                        "build",
+                        f"rebuild and test {node} and everything downstream",
+                        select=(f"{node}+",),
+                    ),
+                    Step("approve", "record the type change as approved in stackyard.yml"),
+                ),
+                f"put {info.path} back as it was after expand and rebuild downstream",
+            ),
+        ]
+        status = self._status(phases, journal, date.today())
+        if refused:
+            status = [
+                Phase(p.name, p.steps, p.rollback, "blocked", "too many values do not cast")
+                if p.status == "pending"
+                else p
+                for p in status
+            ]
+        return EvolveResult(
+            "retype",
+            node,
+            column,
+            data_type,
+            tuple(status),
+            cast_failures=failures,
+            failed=refused,
+            messages=(
+                (
+                    f"refused: {failures['failed']} values do not cast (examples: "
+                    f"{failures['examples']}); fix them upstream or raise --max-failure-rate",
+                )
+                if refused
+                else ()
+            ),
+        )
+
+    # ------------------------------------------------------------------ applying
+
+    def apply(self, plan: EvolveResult, phases: tuple[str, ...] = PHASES) -> EvolveResult:
+        """Apply the pending phases asked for, in order; a phase that fails is rolled back.
+
+        Args:
+            plan: from :meth:`plan_rename` or :meth:`plan_retype`.
+            phases: which phases to apply (the default: every pending one).
+
+        Returns:
+            The plan with what was applied, rolled back, and why it stopped.
+        """
+        if plan.failed:
+            return plan
+        journal = self._journal(plan.node, plan.column)
+        applied: list[str] = []
+        rolled: list[str] = []
+        messages = list(plan.messages)
+        failed = False
+        for phase in plan.phases:
+            if phase.name not in phases or phase.status == "applied":
+                continue
+            waiting = [
+                p.name
+                for p in plan.phases[: PHASES.index(phase.name)]
+                if p.status != "applied" and p.name not in applied
+            ]
+            if phase.status == "blocked" or waiting:
+                why = phase.why if phase.status == "blocked" else f"apply {waiting[0]} first"
+                messages.append(f"{phase.name} not applied: {why}")
+                failed = True
+                break
+            saved: dict[str, str] = {}
+            problem = self._run_phase(plan, phase, saved)
+            journal.setdefault("phases", {})[phase.name] = {"files": saved, "on": str(date.today())}
+            self._save_journal(plan.node, plan.column, journal)
+            if problem:
+                messages.append(f"{phase.name} failed: {problem}; rolled back")
+                self.rollback(plan, phase.name)
+                rolled.append(phase.name)
+                failed = True
+                break
+            applied.append(phase.name)
+            messages.append(f"{phase.name} applied")
+        final = self._replan(plan)
+        return EvolveResult(
+            plan.action,
+            plan.node,
+            plan.column,
+            plan.to,
+            final.phases,
+            tuple(applied),
+            tuple(rolled),
+            tuple(messages),
+            failed,
+            False,
+            plan.cast_failures,
+        )
+
+    def rollback(self, plan: EvolveResult, phase: str) -> EvolveResult:
+        """Undo one applied phase: put its files back and rebuild what they feed."""
+        journal = self._journal(plan.node, plan.column)
+        applied = journal.get("phases") or {}
+        later = [p for p in PHASES[PHASES.index(phase) + 1 :] if p in applied]
+        if later:
+            raise UsageError(
+                f"{later[-1]} is applied after {phase}: roll back {later[-1]} first",
+                hint="phases are undone in reverse order: contract, migrate, expand",
+            )
+        entry = applied.get(phase)
+        if entry is None:
+            raise UsageError(
+                f"{phase} was never applied to {plan.node}.{plan.column}: nothing to roll back",
+                hint="`stackyard evolve … --dry-run` shows which phases are applied",
+            )
+        names = []
+        for rel, text in entry["files"].items():
+            (self.project_dir / rel).write_text(text, encoding="utf-8")
+            if rel.endswith(".sql"):
+                names.append(Path(rel).stem)
+        failures = self.build([f"{n}+" for n in sorted(set(names))]) if names else []
+        journal["phases"].pop(phase)
+        self._save_journal(plan.node, plan.column, journal)
+        note = f"{phase} rolled back" + (f"; failing after it: {failures}" if failures else "")
+        final = self._replan(plan)
+        return EvolveResult(
+            plan.action,
+            plan.node,
+            plan.column,
+            plan.to,
+            final.phases,
+            (),
+            (phase,),
+            (note,),
+            bool(failures),
+            False,
+            plan.cast_failures,
+        )
+
+    def _run_phase(self, plan: EvolveResult, phase: Phase, saved: dict[str, str]) -> str:
+        for step in phase.steps:
+            if step.kind == "write_model":
+                path = self.transform_dir / step.path
+                rel = str(path.relative_to(self.project_dir))
+                saved.setdefault(rel, path.read_text(encoding="utf-8"))
+                path.write_text(step.text, encoding="utf-8")
+            elif step.kind == "build":
+                if step.select:
+                    failures = self.build(list(step.select))
+                    if failures:
+                        return f"dbt build failed on {', '.join(failures)}"
+            elif step.kind == "approve":
+                change = "rename" if plan.action == "rename" else "type_narrowing"
+                project_file = self.project_dir / "stackyard.yml"
+                saved.setdefault("stackyard.yml", project_file.read_text(encoding="utf-8"))
+                self.approve(plan.node, plan.column, change, f"stackyard evolve {plan.action}")
+            elif step.kind == "verify":
+                problem = self._verify(plan, phase.name)
+                if problem:
+                    return problem
+        return ""
+
+    def _verify(self, plan: EvolveResult, phase: str) -> str:
+        graph = self.graph()
+        columns = {c.lower() for c in graph.nodes[plan.node].columns}
+        wanted = {plan.column.lower(), plan.to.lower()}
+        if phase == "expand" and plan.action == "rename" and not wanted <= columns:
+            return f"{plan.node} does not output both {plan.column} and {plan.to}"
+        if phase in ("migrate", "contract") and plan.action == "rename":
+            readers = [m for m, _ in graph.readers([ColumnRef(plan.node, plan.column)])]
+            readers = [m for m in readers if m != plan.node]
+            if readers:
+                return f"{', '.join(sorted(set(readers)))} still read {plan.node}.{plan.column}"
+            broken = [
+                f"{u.node}.{u.column}"
+                for problems in graph.unresolved.values()
+                for u in problems
+                if "does not exist" in u.reason
+            ]
+            if broken:
+                return f"broken references: {', '.join(broken)}"
+        return ""
+
+    def _replan(self, plan: EvolveResult) -> EvolveResult:
+        journal = self._journal(plan.node, plan.column)
+        deadline = as_date(journal.get("contract_after")) or date.today()
+        return EvolveResult(
+            plan.action,
+            plan.node,
+            plan.column,
+            plan.to,
+            tuple(self._status(list(plan.phases), journal, deadline)),
+        )
+
+    # ------------------------------------------------------------------ state
+
+    def set_contract_after(self, plan: EvolveResult, day: date) -> None:
+        """Record the deprecation date: contract refuses to run before it."""
+        journal = self._journal(plan.node, plan.column)
+        journal["contract_after"] = day.isoformat()
+        self._save_journal(plan.node, plan.column, journal)
+
+    def _status(self, phases: list[Phase], journal: dict[str, Any], deadline: date) -> list[Phase]:
+        done = set(journal.get("phases") or {})
+        out = []
+        for i, p in enumerate(phases):
+            if p.name in done:
+                out.append(Phase(p.name, p.steps, p.rollback, "applied"))
+            elif any(q.name not in done for q in phases[:i]):
+                out.append(Phase(p.name, p.steps, p.rollback, "pending", "after the phase before"))
+            elif p.name == "contract" and date.today() < deadline:
+                out.append(
+                    Phase(p.name, p.steps, p.rollback, "blocked", f"deprecated until {deadline}")
+                )
+            else:
+                out.append(Phase(p.name, p.steps, p.rollback, "pending"))
+        return out
+
+    def _journal_path(self, node: str, column: str) -> Path:
+        return self.project_dir / ".stackyard" / "evolve" / f"{node}__{column}.json"
+
+    def _journal(self, node: str, column: str) -> dict[str, Any]:
+        path = self._journal_path(node, column)
+        if not path.is_file():
+            return {}
+        return dict(json.loads(path.read_text(encoding="utf-8")))
+
+    def _save_journal(self, node: str, column: str, journal: dict[str, Any]) -> None:
+        path = self._journal_path(node, column)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(journal, indent=2), encoding="utf-8")
+
+    def _cast_failures(self, relation: str, column: str, data_type: str) -> dict[str, Any]:
+        rows = self.query(
+            f"SELECT count(*), count({column}), "
+            f"count(*) FILTER (WHERE {column} IS NOT NULL "
+            f"AND TRY_CAST({column} AS {data_type}) IS NULL) FROM {relation}"
+        )
+        total, non_null, failed = (int(v or 0) for v in rows[0])
+        examples = self.query(
+            f"SELECT DISTINCT CAST({column} AS VARCHAR) FROM {relation} WHERE {column} IS NOT "
+            f"NULL AND TRY_CAST({column} AS {data_type}) IS NULL LIMIT 5"
+        )
+        return {
+            "rows": total,
+            "non_null": non_null,
+            "failed": failed,
+            "rate": (failed / non_null) if non_null else 0.0,
+            "examples": [str(r[0]) for r in examples],
+        }

@@ -1,0 +1,165 @@
+"""The typed pieces of the schema-evolution runbook: steps, phases, results, and the SQL
+rewrites each phase writes (see :mod:`stackyard.runbooks.evolve`)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from stackyard.errors import UsageError
+from stackyard.lineage.graph import ColumnGraph
+
+PHASES = ("expand", "migrate", "contract")
+_BEGIN = "-- >>> original model (kept as written; stackyard evolve wraps it)"
+_END = "-- <<< original model"
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of a phase.
+
+    Attributes:
+        kind: ``check_casts``, ``write_model``, ``build``, ``verify`` or ``approve``.
+        description: what it does, in words.
+        path: the model file a ``write_model`` step writes (relative to the project).
+        text: the file's new text.
+        select: the dbt selection a ``build`` step builds and tests.
+    """
+
+    kind: str
+    description: str
+    path: str = ""
+    text: str = ""
+    select: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (file texts left out)."""
+        return {
+            "kind": self.kind,
+            "description": self.description,
+            "path": self.path,
+            "select": list(self.select),
+        }
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One phase: its steps and how it is undone."""
+
+    name: str
+    steps: tuple[Step, ...]
+    rollback: str
+    status: str = "pending"  # pending | applied | blocked
+    why: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {
+            "phase": self.name,
+            "status": self.status,
+            "why": self.why,
+            "steps": [s.to_dict() for s in self.steps],
+            "rollback": self.rollback,
+        }
+
+
+@dataclass(frozen=True)
+class EvolveResult:
+    """What ``evolve`` planned, and what it did."""
+
+    action: str
+    node: str
+    column: str
+    to: str
+    phases: tuple[Phase, ...]
+    applied: tuple[str, ...] = ()
+    rolled_back: tuple[str, ...] = ()
+    messages: tuple[str, ...] = ()
+    failed: bool = False
+    dry_run: bool = False
+    cast_failures: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def exit_code(self) -> int:
+        """1 when a phase failed (and was rolled back) or was refused, else 0."""
+        return 1 if self.failed else 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON shape of ``stackyard evolve … --json``."""
+        return {
+            "action": self.action,
+            "node": self.node,
+            "column": self.column,
+            "to": self.to,
+            "dry_run": self.dry_run,
+            "phases": [p.to_dict() for p in self.phases],
+            "applied": list(self.applied),
+            "rolled_back": list(self.rolled_back),
+            "failed": self.failed,
+            "messages": list(self.messages),
+            "cast_failures": self.cast_failures,
+        }
+
+
+def model_column(graph: ColumnGraph, spec: str) -> tuple[str, str]:
+    node, column = graph.resolve(spec)
+    if column is None:
+        raise UsageError(f"'{spec}' names no column", hint="give MODEL.COLUMN, e.g. orders.amount")
+    info = graph.nodes[node]
+    if info.kind != "model" or not info.path:
+        raise UsageError(
+            f"{node} is a {info.kind}, not a model: evolve changes models' SQL",
+            hint="rename a source column where it comes from; its staging model is then the "
+            "place to keep the old name",
+        )
+    return node, column
+
+
+def check_name(name: str) -> None:
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+        raise UsageError(f"'{name}' is not a plain column name", hint="use letters, digits and _")
+
+
+def check_type(data_type: str) -> None:
+    from sqlglot import exp
+    from sqlglot.errors import ParseError
+
+    try:
+        exp.DataType.build(data_type)
+    except (ParseError, ValueError):
+        raise UsageError(f"'{data_type}' is not a SQL type", hint="e.g. BIGINT, DATE") from None
+
+
+def wrap(original: str, projection: str, what: str) -> str:
+    """The model's SQL as a subquery, with a new projection over it."""
+    return (
+        f"-- stackyard evolve: {what}. Generated; see docs/runbooks/schema-evolution.md.\n"
+        f"SELECT {projection}\nFROM (\n{_BEGIN}\n{original.rstrip()}\n{_END}\n) AS evolved\n"
+    )
+
+
+def original_sql(text: str) -> str:
+    """The model's own SQL, unwrapping an earlier phase's wrapper."""
+    if _BEGIN in text and _END in text:
+        return text.split(_BEGIN + "\n", 1)[1].rsplit("\n" + _END, 1)[0] + "\n"
+    return text
+
+
+def migrated(graph: ColumnGraph, model: str, old: str, new: str, q: Callable[..., str]) -> str:
+    """A reader's SQL with the old name replaced, wrapped to keep its own output names."""
+    info = graph.nodes[model]
+    raw = str((graph.manifest.get("nodes") or {}).get(info.unique_id, {}).get("raw_code") or "")
+    original = original_sql(raw)
+    replaced = re.sub(rf"(?<![\w\"]){re.escape(old)}(?![\w\"])", new, original, flags=re.I)
+    outputs = [c for c in info.columns]
+    projection = ", ".join(
+        f"{q(new)} AS {q(c)}" if c.lower() == old.lower() else q(c) for c in outputs
+    )
+    return wrap(replaced, projection, f"reads {new} (was {old})")
+
+
+def as_date(value: Any) -> date | None:
+    return date.fromisoformat(value) if value else None

@@ -1,0 +1,93 @@
+"""Incident response on the example project: a source broken upstream yields one incident
+whose trace names the source table and the change that broke it, and a post-mortem."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+from tests.lineage.conftest import stackyard
+
+
+def _break_source(project: Path) -> None:
+    """The app team renames a column the staging model selects."""
+    with sqlite3.connect(project / "sources" / "jaffle_app.sqlite") as db:
+        db.execute("ALTER TABLE customers RENAME COLUMN name TO full_name")
+        db.execute("UPDATE customers SET updated_at = '2031-01-01 00:00:00' WHERE id < 5")
+
+
+def test_a_broken_source_yields_one_incident_with_its_cause(example: Path) -> None:
+    _break_source(example)
+    assert stackyard("run", cwd=example, check=False).returncode == 1
+
+    opened = json.loads(stackyard("incident", "open", "--json", cwd=example).stdout)
+
+    assert len(opened["opened"]) == 1, "a failed load and its monitor alerts are one incident"
+    incident = opened["incidents"][0]
+    assert incident["root_cause"] == "dlt_shop_db.customers"
+    assert incident["severity"] == "P1"  # reaches marts and reporting models
+    assert "customers" in incident["impact"]["downstream"]
+    assert "rpt_customer_lifetime" in incident["impact"]["downstream"]
+    incident_id = opened["id"]
+
+    # The same alerts again join the open incident instead of opening another.
+    again = json.loads(stackyard("incident", "open", "--json", cwd=example).stdout)
+    assert again["opened"] == [] and again["updated"] == [incident_id]
+
+    trace = json.loads(stackyard("incident", "trace", incident_id, "--json", cwd=example).stdout)
+    assert trace["first_bad"] == "dlt_shop_db.customers"
+    assert trace["table"] == "shop_db.customers"
+    schema_changes = [c for c in trace["changes"] if c["kind"] == "schema_change"]
+    assert schema_changes and "column name is missing" in schema_changes[0]["detail"]
+    assert "full_name" in schema_changes[0]["detail"]
+    assert any(c["kind"] == "commit" for c in trace["changes"])  # the project's git history
+
+    done = stackyard("incident", "postmortem", incident_id, "--json", cwd=example)
+    text = Path(json.loads(done.stdout)["path"]).read_text()
+    assert f"# Post-mortem {incident_id}" in text
+    assert "shop_db.customers" in text and "## Timeline (UTC)" in text
+    assert "failed — load" in text  # the failing run, from run history
+
+    resolved = json.loads(
+        stackyard(
+            "incident",
+            "resolve",
+            incident_id,
+            "--note",
+            "staging model updated",
+            "--json",
+            cwd=example,
+        ).stdout
+    )
+    assert resolved["status"] == "resolved"
+    assert json.loads(stackyard("incident", "list", "--json", cwd=example).stdout) == []
+    everything = json.loads(stackyard("incident", "list", "--all", "--json", cwd=example).stdout)
+    assert [i["id"] for i in everything] == [incident_id]
+    shown = json.loads(stackyard("incident", "show", incident_id, "--json", cwd=example).stdout)
+    assert [e["kind"] for e in shown["events"]][-1] == "resolved"
+
+
+def test_nothing_failing_is_a_usage_error_and_mark_still_works(example: Path) -> None:
+    done = stackyard("incident", "open", cwd=example, check=False)
+    assert done.returncode == 2 and "nothing is failing" in done.stderr
+    manual = json.loads(
+        stackyard(
+            "incident", "open", "--node", "orders", "--title", "late refunds", "--json", cwd=example
+        ).stdout
+    )
+    assert manual["incidents"][0]["root_cause"] == "orders"
+    assert manual["incidents"][0]["severity"] == "P1"
+    unknown = stackyard("incident", "show", "INC-9999", cwd=example, check=False)
+    assert unknown.returncode == 2
+    stackyard(
+        "incident",
+        "mark",
+        "--table",
+        "marts.orders",
+        "--start",
+        "2026-11-01",
+        "--end",
+        "2026-11-02",
+        cwd=example,
+    )
