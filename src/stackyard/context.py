@@ -32,11 +32,11 @@ if TYPE_CHECKING:
     from stackyard.monitors.service import Monitoring
     from stackyard.runbooks.backup import BackupRunbook, ProjectFiles
     from stackyard.runbooks.doctor import DoctorReport
+    from stackyard.runbooks.evolve import EvolveRunbook
+    from stackyard.runbooks.incidents import IncidentRunbook
     from stackyard.runbooks.perf import PerfReport
     from stackyard.runbooks.restore import RestoreRunbook
     from stackyard.runbooks.restore_table import TableRestoreRunbook
-    from stackyard.runbooks.evolve import EvolveRunbook
-    from stackyard.runbooks.incidents import IncidentRunbook
     from stackyard.runbooks.sources import SourceAddResult, SourcesRunbook
     from stackyard.runbooks.upgrade import UpgradeReport
     from stackyard.runbooks.upgrade_test import UpgradeTestResult
@@ -349,6 +349,7 @@ class Context:
                 self.write_profiles()  # back to the real targets
 
         return upgrade_test(self._project_files(), self.session(name), run_on)
+
     # ------------------------------------------------------------------ lineage and evolution
 
     def lineage(self, target: str | None = None) -> LineageService:

@@ -263,6 +263,7 @@ class History:
             run_ids,
         ).rows
         return run_ids, [(str(r[0]), str(r[1]), float(r[2] or 0)) for r in rows]
+
     # ------------------------------------------------------------------ incidents
 
     def run(self, run_id: str | None = None) -> dict[str, Any] | None:
