@@ -61,6 +61,11 @@ class TableMonitor(StrictModel):
         description="Column(s) that identify a row, for the duplicate check. Default: the "
         "source's primary_key, or the column of a model's dbt `unique` test.",
     )
+    owner: str | list[str] | None = Field(
+        None,
+        description="Who is told when this table alerts (a Slack handle or an e-mail), on top "
+        "of the source's `owner` and `monitors.alerts.owners`.",
+    )
     null_rate_increase: float = Field(
         0.1,
         gt=0,

@@ -6,6 +6,7 @@ calls one method here and renders what it returns.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Protocol
@@ -15,6 +16,7 @@ from stackyard.console import Console
 from stackyard.errors import UsageError, did_you_mean
 from stackyard.monitors.health import HealthReport, MonitorReport, health_from_findings
 from stackyard.monitors.lineage import Lineage
+from stackyard.monitors.owners import owner_keys, table_owners
 from stackyard.monitors.store import Incident, MetricStore
 from stackyard.monitors.suite import MonitorSuite
 from stackyard.warehouse.base import Warehouse
@@ -77,7 +79,12 @@ class Monitoring:
         if not store.exists():
             return HealthReport()
         measured_at, rows = store.latest_findings()
-        return HealthReport(tables=health_from_findings(rows), measured_at=measured_at)
+        project = self.context.config
+        tables = tuple(
+            replace(t, owners=table_owners(project, t.table, t.node, owner_keys(t.kind, t.node)))
+            for t in health_from_findings(rows)
+        )
+        return HealthReport(tables=tables, measured_at=measured_at)
 
     def mark_incident(
         self,

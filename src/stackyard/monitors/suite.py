@@ -60,6 +60,7 @@ from stackyard.monitors.metrics import (
     parse_metrics,
     plan_metrics,
 )
+from stackyard.monitors.owners import table_owners
 from stackyard.monitors.store import (
     METADATA_SCHEMA,
     FindingRow,
@@ -624,15 +625,7 @@ class MonitorSuite:
         return _as_tuple(key)
 
     def _owners(self, table: TableRef) -> tuple[str, ...]:
-        configured = self.config.alerts.owners
-        owners: list[str] = []
-        for name in (table.relation, table.node, *table.owner_keys):
-            owners.extend(configured.get(name, ()))
-        for name in table.owner_keys:
-            source = self.project.sources.get(name)
-            if source is not None and source.owner:
-                owners.append(source.owner)
-        return tuple(dict.fromkeys(owners))
+        return table_owners(self.project, table.relation, table.node, table.owner_keys)
 
     def _built_models(self, run: RunResult | None) -> set[str] | None:
         """Models confirmed current by this run ("*": all, when the build was skipped as

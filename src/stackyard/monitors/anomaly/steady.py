@@ -167,7 +167,8 @@ def judge(
         if sequential is not None:
             direction = sequential[0]
 
-    band = f"{format_value(lower)}–{format_value(upper)}"
+    # Volumes are whole rows: the band is said in whole rows, widened outward.
+    band = f"{math.floor(lower):,}–{math.ceil(upper):,}"
     shifted = "; the baseline re-anchored to the last days' new level" if reanchored else ""
     wanted = {"both": ("drop", "spike"), "drop": ("drop",), "spike": ("spike",)}[cfg.direction]
     side = "below" if direction == "drop" else "above"
