@@ -21,6 +21,7 @@ from typing import Any
 from stackyard.config.model import ProjectConfig
 from stackyard.monitors.anomaly import detect
 from stackyard.monitors.checks import anomaly_config
+from stackyard.monitors.columns import COLUMN_CHECKS
 from stackyard.monitors.health import TableHealth, health_from_findings
 from stackyard.monitors.lineage import LAYERS, Lineage
 from stackyard.monitors.store import METADATA_SCHEMA, MetricStore
@@ -182,6 +183,11 @@ def _table(
         if freshness
         else None,
         "null_changes": changes,
+        "columns": [
+            {"check": c.label, "status": c.status, "reason": c.reason}
+            for c in table.checks
+            if c.check in COLUMN_CHECKS
+        ],
     }
 
 
@@ -280,6 +286,9 @@ coloured by its health (hover for why).</p><div id="lineage"></div></section>
 <section><h2>Volume</h2><p class="note">rows per day (or per load), the expected band in
 grey, anomalies in red.</p><div id="volume" class="grid"></div></section>
 <section><h2>Freshness</h2><div id="freshness"></div></section>
+<section><h2>Columns and dimensions</h2><p class="note">distinct counts, means and medians
+per column, rows per value of each dimension (monitors.tables.&lt;table&gt;.columns and
+.dimensions).</p><div id="columns"></div></section>
 <section><h2>Null-rate changes</h2><div id="nulls" class="grid"></div></section>
 <section><h2>dbt test history</h2><div id="tests"></div></section>
 <section><h2>Run history</h2><div id="runs"></div></section>
@@ -447,6 +456,23 @@ _SCRIPT = r"""
     });
   }
 
+  function columns() {
+    var root = document.getElementById("columns"), t = null;
+    data.tables.forEach(function (tb) {
+      tb.columns.forEach(function (c) {
+        if (!t) {
+          t = html("table", null, root);
+          var head = html("tr", null, t);
+          ["table", "check", "status", "why"].forEach(function (h) { html("th", h, head); });
+        }
+        var tr = html("tr", null, t);
+        html("td", tb.table, tr); html("td", c.check, tr); badge(c.status, html("td", null, tr));
+        html("td", c.reason, tr, "why");
+      });
+    });
+    if (!t) html("p", "no column or dimension monitors declared", root);
+  }
+
   function nulls() {
     var root = document.getElementById("nulls");
     data.tables.forEach(function (tb) {
@@ -500,7 +526,7 @@ _SCRIPT = r"""
     drawn++;
   }
 
-  [meta, health, lineage, volume, freshness, nulls, tests, runs].forEach(function (f) { f(); });
+  [meta, health, lineage, volume, freshness, columns, nulls, tests, runs].forEach(function (f) { f(); });
   document.body.setAttribute("data-charts-drawn", String(drawn));
 })();
 """

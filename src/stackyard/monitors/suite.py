@@ -51,6 +51,7 @@ from stackyard.monitors.checks import (
     tests_check,
     volume_checks,
 )
+from stackyard.monitors.columns import column_checks
 from stackyard.monitors.health import Check, MonitorReport, TableHealth, sort_checks
 from stackyard.monitors.lineage import Lineage
 from stackyard.monitors.metrics import (
@@ -322,7 +323,13 @@ class MonitorSuite:
         key = _as_tuple(settings.key) or table.key
         today_start = datetime(state.now.year, state.now.month, state.now.day, tzinfo=UTC)
         plan = plan_metrics(
-            table, columns, time_column=settings.time_column, key=key, today=today_start
+            table,
+            columns,
+            time_column=settings.time_column,
+            key=key,
+            today=today_start,
+            profile=settings.columns,
+            dimensions=settings.dimensions,
         )
         checks.extend(Check("config", "warn", note) for note in plan.notes)
         try:
@@ -358,6 +365,11 @@ class MonitorSuite:
             )
         )
         checks.append(self._freshness(table, metrics, history, state, run, built))
+        checks.extend(
+            column_checks(
+                plan, metrics, holidays=self.config.holidays, config=anomaly_config(settings)
+            )
+        )
         excluded = history.incidents.get(rel, set())
         if metrics.row_count == 0:
             checks.append(Check("null_rate", "ok", "the table is empty: null rates not judged"))

@@ -14,7 +14,9 @@ own band and hides it (Elementary's default does this). Two models judge against
   for steps and slow drifts; for tables with steady volume;
 * :mod:`~stackyard.monitors.anomaly.counts` — count bands (the share of empty days per
   weekday, negative-binomial quantiles); for tables with frequent empty days or a few rows a
-  day, where ratios are meaningless.
+  day, where ratios are meaningless;
+* :func:`detect_level` (:mod:`~stackyard.monitors.anomaly.levels`) — additive bands for a
+  column's daily mean or median, which may be zero or negative.
 
 docs/observability.md has the long form and the benchmark.
 """
@@ -32,6 +34,7 @@ from stackyard.monitors.anomaly.config import (
     Status,
     Verdict,
 )
+from stackyard.monitors.anomaly.levels import detect_level
 from stackyard.monitors.anomaly.stats import (
     as_date,
     format_value,
@@ -48,6 +51,7 @@ __all__ = [
     "Verdict",
     "as_date",
     "detect",
+    "detect_level",
     "format_value",
     "median",
     "window_bounds",

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, model_validato
 
 Status = Literal["ok", "anomaly", "insufficient_history"]
 Direction = Literal["drop", "spike"]
-Model = Literal["log", "count"]
+Model = Literal["log", "count", "level"]
 
 #: Band half-width, in robust standard deviations, for each named sensitivity. Chosen with
 #: bench/anomaly_detector.py on its tuning seeds only (docs/observability.md has the figures
@@ -94,7 +94,8 @@ class Verdict:
         baseline_size: how many earlier days the baseline was built from.
         reanchored: ``True`` when the last days were taken as a new level (a step change).
         model: ``"log"`` (log-ratio bands, for tables with steady volume) or ``"count"``
-            (count bands, for tables with frequent empty days or a few rows a day).
+            (count bands, for tables with frequent empty days or a few rows a day) or
+            ``"level"`` (additive bands, for a column's mean or median).
         sequential: ``True`` when the alert comes from the last days taken together (a step
             or a slow drift) rather than from the judged day alone.
     """

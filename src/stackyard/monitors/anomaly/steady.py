@@ -57,6 +57,7 @@ _WEEKDAY_PRIOR = 8
 _TAIL_QUANTILE = 0.9
 _TAIL_Z = 1.2816
 _TAIL_WEIGHT = 0.9
+_TAIL_CAP = 2.0
 # The threshold's share at zero noise, its growth per unit of log-noise, and its cap.
 _NOISE_BASE = 1.0
 _NOISE_SLOPE = 0.0
@@ -69,7 +70,7 @@ _SPIKE_SHARE = 0.85
 # units, the judged day must itself lean the same way.
 _SCAN_DAYS = 5
 _SCAN_MIN_POINTS = 14
-_SCAN_SHARE = 1.0
+_SCAN_SHARE = 0.85
 _SCAN_SPIKE_SHARE = 1.5
 _SCAN_TODAY = 0.5
 # Levels and weekday factors are trimmed means (this share cut from each end).
@@ -267,7 +268,9 @@ def noise(
         return _UNKNOWN_SCALE, [_UNKNOWN_SCALE] * 7
     mad = MAD_TO_SIGMA * median(every)
     tail = every[min(int(_TAIL_QUANTILE * len(every)), len(every) - 1)] / _TAIL_Z
-    scale = max(mad, _TAIL_WEIGHT * tail, _MIN_SCALE)
+    # Capped: a baseline that holds a broken week (more than a tenth of its days) must not
+    # widen the band a hundredfold, only as far as heavy tails plausibly do.
+    scale = max(mad, min(_TAIL_WEIGHT * tail, _TAIL_CAP * mad), _MIN_SCALE)
     by_weekday = []
     for per_day in errors:
         if len(per_day) < _WEEKDAY_MIN_ERRORS:
@@ -323,6 +326,13 @@ def _sequential(
     score, m, shift = best
     # Today must itself lean the same way: a shift that ended yesterday was yesterday's news.
     own = today - median(series[n - m - WINDOW : n - m])
+    # And the last days must also stand apart from the whole baseline: a table coming back
+    # to its usual level after a broken week has moved only relative to that week.
+    usual = sum(series[n - m :]) / m - median(logs)
+    if usual * shift <= 0:
+        return None
+    if abs(usual) < abs(shift):
+        score, shift = score * usual / shift, usual
     if score < -k * _SCAN_SHARE and own < -_SCAN_TODAY * scale:
         return "drop", m, math.exp(shift) - 1.0
     if score > k * _SCAN_SPIKE_SHARE and own > _SCAN_TODAY * scale:
