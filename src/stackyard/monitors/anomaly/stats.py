@@ -50,28 +50,6 @@ def median(values: Sequence[float]) -> float:
     return (ordered[mid - 1] + ordered[mid]) / 2.0
 
 
-def trimmed_mean(values: Sequence[float], share: float = 0.2) -> float:
-    """The mean of a non-empty sequence without its ``share`` smallest and largest values.
-
-    Nearly as steady as the mean on clean data (so bands are narrower than with a median)
-    and, like the median, not dragged by one wild day in five.
-
-    Args:
-        values: at least one number.
-        share: the fraction cut from each end (rounded down, at most all but one value).
-
-    Returns:
-        The trimmed mean.
-
-    >>> trimmed_mean([1.0, 2.0, 3.0, 4.0, 100.0])
-    3.0
-    """
-    ordered = sorted(values)
-    cut = min(int(share * len(ordered)), (len(ordered) - 1) // 2)
-    kept = ordered[cut : len(ordered) - cut]
-    return sum(kept) / len(kept)
-
-
 def window_bounds(index: int, size: int, width: int) -> tuple[int, int]:
     """The slice of ``width`` points centred on ``index``, slid inward at the edges.
 

@@ -11,15 +11,19 @@ Steps, in the order :func:`judge` applies them (docs/observability.md has the lo
    inflate it). Where the data support it, each weekday gets its own noise, shrunk toward the
    table's (a quiet Sunday with a few rows is noisier, in ratio, than a busy Tuesday).
 3. **Level.** The median of the last seven deseasonalised baseline points. When the last
-   four days (excluded or not) all sit well away from it on the same side, the table has
-   moved: the level re-anchors to those days, so a genuine step stops alerting within a week.
-4. **One day.** The log-ratio of value to expected in units of noise; drops and spikes have
-   their own thresholds (a drop is what breaks dashboards, and a ratio is skewed: ×0.5 and
-   ×2 are the same distance in logs but not in rows).
-5. **Several days.** A two-sided CUSUM over the last days against the level before them
-   catches a step or a slow drift that no single day shows: each day adds its deviation
-   beyond a small allowance, and the sum alerts once it passes a limit, on a day that is
-   itself off the same way.
+   four days (excluded or not, none of them empty) are each more than one noise unit from
+   it on the same side, the table has moved: the level re-anchors to those days, so a
+   genuine step stops alerting within a week.
+4. **One day.** The log-ratio of value to expected in units of the weekday's noise; drops
+   and spikes have their own thresholds (0.8 and 0.85 of the configured half-width: a drop
+   is what breaks dashboards). An empty day where volume was expected is an outage.
+5. **Several days.** For m = 2 … 5, the mean log-ratio of the last m days (today included)
+   to the level of the seven days before them, in units of that same statistic's spread
+   measured over the baseline's own history — so a table whose volume wanders for days
+   gets a wider limit than one whose days are independent. It alerts on a step or a slow
+   drift that no single day shows, when today leans the same way, the last days also stand
+   apart from the whole baseline (a return to normal after a bad week is not a step), and
+   no day in the stretch was already alerted on. Rises need more evidence than drops.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from collections.abc import Sequence
 from datetime import date, timedelta
 
 from stackyard.monitors.anomaly.config import AnomalyConfig, Direction, Status, Verdict
-from stackyard.monitors.anomaly.stats import format_value, median, trimmed_mean, window_bounds
+from stackyard.monitors.anomaly.stats import format_value, median, window_bounds
 
 # 1.4826 turns a median absolute deviation into a standard deviation for normal noise.
 MAD_TO_SIGMA = 1.4826
@@ -58,10 +62,6 @@ _TAIL_QUANTILE = 0.9
 _TAIL_Z = 1.2816
 _TAIL_WEIGHT = 0.9
 _TAIL_CAP = 2.0
-# The threshold's share at zero noise, its growth per unit of log-noise, and its cap.
-_NOISE_BASE = 1.0
-_NOISE_SLOPE = 0.0
-_NOISE_CAP = 10.0
 # Single-day thresholds as shares of the configured band half-width.
 _DROP_SHARE = 0.8
 _SPIKE_SHARE = 0.85
@@ -73,8 +73,6 @@ _SCAN_MIN_POINTS = 14
 _SCAN_SHARE = 0.85
 _SCAN_SPIKE_SHARE = 1.5
 _SCAN_TODAY = 0.5
-# Levels and weekday factors are trimmed means (this share cut from each end).
-_TRIM = 0.5
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
 
@@ -105,7 +103,7 @@ def judge(
     ys = [v / factors[d.weekday()] if factors[d.weekday()] >= NEAR_ZERO else None for d, v in base]
     scale, by_weekday = noise(base, ys, loo_factors)
     levels = [y for y in ys if y is not None]
-    level = _center(levels[-WINDOW:])
+    level = median(levels[-WINDOW:])
 
     # Excluded days count here on purpose: after a step change every day may have been
     # alerted on and excluded, and the baseline must still learn the new level.
@@ -124,10 +122,7 @@ def judge(
         # measured with (π/2n: the asymptotic variance of a sample median over the noise's).
         sigma *= math.sqrt((1 + math.pi / (2 * _SHIFT_DAYS)) / (1 + math.pi / (2 * WINDOW)))
 
-    # Incidents come in relative sizes (half the rows, twice the rows), so on a quiet table a
-    # few noise units is already a big change worth an alert, while on a noisy one it is the
-    # table's ordinary life: the threshold grows with the noise.
-    k = cfg.threshold * min(_NOISE_CAP, _NOISE_BASE + _NOISE_SLOPE * scale)
+    k = cfg.threshold
     k_drop, k_spike = k * _DROP_SHARE, k * _SPIKE_SHARE
     factor = factors[day.weekday()]
     expected = level * factor
@@ -231,13 +226,13 @@ def weekday_factors(points: Sequence[tuple[date, float]]) -> tuple[list[float], 
         own.append(ratio)
         if ratio is not None:
             ratios[d.weekday()].append(ratio)
-    factors = [_center(r) if r else 1.0 for r in ratios]
+    factors = [median(r) if r else 1.0 for r in ratios]
     leave_one_out = []
     for (d, _), ratio in zip(points, own, strict=True):
         others = list(ratios[d.weekday()])
         if ratio is not None:
             others.remove(ratio)
-        leave_one_out.append(_center(others) if others else 0.0)
+        leave_one_out.append(median(others) if others else 0.0)
     return factors, leave_one_out
 
 
@@ -259,7 +254,7 @@ def noise(
         if y is None:
             continue
         if len(previous) >= _MIN_PREDECESSORS and factor >= NEAR_ZERO:
-            predicted = _center(previous[-WINDOW:]) * factor
+            predicted = median(previous[-WINDOW:]) * factor
             if predicted > 0:
                 errors[d.weekday()].append(abs(math.log(max(v / predicted, _FLOOR_RATIO))))
         previous.append(y)
@@ -308,16 +303,21 @@ def _sequential(
     today = math.log(max(value / factors[day.weekday()], _FLOOR_RATIO))
     series = [*logs, today]
     n = len(series)
+    # reference[i]: the median of the seven points before i; prefix sums for window means.
+    reference = [0.0] * WINDOW + [median(series[i - WINDOW : i]) for i in range(WINDOW, n)]
+    prefix = [0.0]
+    for x in series:
+        prefix.append(prefix[-1] + x)
     best: tuple[float, int, float] | None = None
     for m in range(2, _SCAN_DAYS + 1):
-        history = []
-        for end in range(WINDOW + m, n):
-            window = series[end - m : end]
-            history.append(sum(window) / m - median(series[end - m - WINDOW : end - m]))
+        history = [
+            abs((prefix[end] - prefix[end - m]) / m - reference[end - m])
+            for end in range(WINDOW + m, n)
+        ]
         if len(history) < _SCAN_MIN_POINTS:
             break
-        spread = max(MAD_TO_SIGMA * median([abs(h) for h in history]), _MIN_SCALE)
-        shift = sum(series[n - m :]) / m - median(series[n - m - WINDOW : n - m])
+        spread = max(MAD_TO_SIGMA * median(history), _MIN_SCALE)
+        shift = (prefix[n] - prefix[n - m]) / m - reference[n - m]
         score = shift / spread
         if best is None or abs(score) > abs(best[0]):
             best = (score, m, shift)
@@ -325,10 +325,10 @@ def _sequential(
         return None
     score, m, shift = best
     # Today must itself lean the same way: a shift that ended yesterday was yesterday's news.
-    own = today - median(series[n - m - WINDOW : n - m])
+    own = today - reference[n - m]
     # And the last days must also stand apart from the whole baseline: a table coming back
     # to its usual level after a broken week has moved only relative to that week.
-    usual = sum(series[n - m :]) / m - median(logs)
+    usual = (prefix[n] - prefix[n - m]) / m - median(logs)
     if usual * shift <= 0:
         return None
     if abs(usual) < abs(shift):
@@ -338,10 +338,6 @@ def _sequential(
     if score > k * _SCAN_SPIKE_SHARE and own > _SCAN_TODAY * scale:
         return "spike", m, math.exp(shift) - 1.0
     return None
-
-
-def _center(values: Sequence[float]) -> float:
-    return trimmed_mean(values, _TRIM) if _TRIM < 0.5 else median(values)
 
 
 def _is_level_shift(recent: Sequence[float], level: float, scale: float) -> bool:
