@@ -15,7 +15,7 @@ Steps, in the order :func:`judge` applies them (docs/observability.md has the lo
    it on the same side, the table has moved: the level re-anchors to those days, so a
    genuine step stops alerting within a week.
 4. **One day.** The log-ratio of value to expected in units of the weekday's noise; drops
-   and spikes have their own thresholds (0.8 and 0.85 of the configured half-width: a drop
+   and spikes have their own thresholds (0.85 of the configured half-width for both; a drop
    is what breaks dashboards). An empty day where volume was expected is an outage.
 5. **Several days.** For m = 2 … 5, the mean log-ratio of the last m days (today included)
    to the level of the seven days before them, in units of that same statistic's spread
@@ -63,14 +63,14 @@ _TAIL_Z = 1.2816
 _TAIL_WEIGHT = 0.9
 _TAIL_CAP = 2.0
 # Single-day thresholds as shares of the configured band half-width.
-_DROP_SHARE = 0.8
+_DROP_SHARE = 0.85
 _SPIKE_SHARE = 0.85
 # The sequential test: the longest run of recent days it averages, the fewest historical runs
 # needed to measure their spread, its limit (share of the threshold) and how far, in noise
 # units, the judged day must itself lean the same way.
 _SCAN_DAYS = 5
 _SCAN_MIN_POINTS = 14
-_SCAN_SHARE = 0.85
+_SCAN_SHARE = 0.9
 _SCAN_SPIKE_SHARE = 1.5
 _SCAN_TODAY = 0.5
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
