@@ -73,6 +73,7 @@ _SCAN_MIN_POINTS = 14
 _SCAN_SHARE = 0.9
 _SCAN_SPIKE_SHARE = 1.5
 _SCAN_TODAY = 0.5
+_SCAN_NOISY_DAY = 1.5
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
 
@@ -158,7 +159,10 @@ def judge(
     in_base = {d for d, _ in base}
     clean = not any(d >= span and d not in holidays and d not in in_base for d, _ in window)
     sequential = None
-    if direction is None and not reanchored and clean and factor >= NEAR_ZERO:
+    # A weekday much noisier than the table's others (a quiet Sunday) adds no evidence to a
+    # sum whose spread was measured mostly on the steady days.
+    steady_day = by_weekday[day.weekday()] <= _SCAN_NOISY_DAY * scale
+    if direction is None and not reanchored and clean and steady_day and factor >= NEAR_ZERO:
         sequential = _sequential(day, value, base, factors, scale, k)
         if sequential is not None:
             direction = sequential[0]
