@@ -7,11 +7,14 @@ side in one run (alternating, best of ``--repeat``):
 
 1. **stackyard**: ``MonitorSuite.check(run)`` — list the tables, read every column with one
    ``information_schema`` query, one batched query per table, read the metric history, judge
-   volume (the anomaly detector over 60 days), freshness, null rates, duplicates and schema
-   drift, write metrics, findings and snapshots.
+   volume (the anomaly detector over 60 days), freshness, null rates, duplicates, schema
+   drift, the column profiles of ``amount`` and ``customer_id`` (distinct count, mean,
+   median per day) and the ``status`` dimension (rows per value per day), write metrics,
+   findings and snapshots.
 2. **hand-written**: per table, the one aggregate query a person would write for the same
    numbers (row count, non-NULLs per column, distinct keys, latest load, rows loaded today,
-   rows per day), fetched and nothing else.
+   rows per day, the two columns' daily profiles, rows per day per status), fetched and
+   nothing else.
 
 Goal (issue 5): stackyard ≤ 1.2× the hand-written time and ≤ 50 ms per table.
 
@@ -38,6 +41,8 @@ from stackyard.results import RunResult, SourceLoad, TableLoad
 from stackyard.warehouse.duckdb import DuckDBWarehouse
 
 SCHEMA = "bench"
+# Column profiles and a dimension on every table, in both approaches.
+WATCHED = {"columns": ["amount", "customer_id"], "dimensions": ["status"]}
 
 
 def generate(path: Path, tables: int, rows: int) -> None:
@@ -75,12 +80,18 @@ def hand_written(path: Path, tables: int) -> None:
             f"""
             SELECT 0, NULL::DATE, count(*), count(id), count(customer_id), count(amount),
                    count(status), count(ordered_at), count(id), count(DISTINCT id),
-                   max(_loaded_at), count(*) FILTER (WHERE _loaded_at >= '{today}'::TIMESTAMPTZ)
+                   max(_loaded_at), count(*) FILTER (WHERE _loaded_at >= '{today}'::TIMESTAMPTZ),
+                   NULL, NULL, NULL, NULL, NULL, NULL
             FROM {t}
             UNION ALL
             SELECT 1, ordered_at::DATE, count(*), NULL, NULL, NULL, NULL, NULL, NULL, NULL,
-                   NULL, NULL
+                   NULL, NULL, count(DISTINCT amount), avg(amount), median(amount),
+                   count(DISTINCT customer_id), avg(customer_id), median(customer_id)
             FROM {t} WHERE ordered_at IS NOT NULL GROUP BY 2
+            UNION ALL
+            SELECT 2, ordered_at::DATE, count(*), NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+                   NULL, NULL, NULL, NULL, NULL, NULL, NULL, status
+            FROM {t} WHERE ordered_at IS NOT NULL GROUP BY 2, status
             """
         ).fetchall()
     con.close()
@@ -98,6 +109,7 @@ def stackyard_suite(path: Path, tables: int) -> tuple[int, str]:
                     "tables": {n: {"primary_key": "id"} for n in names},
                 }
             },
+            "monitors": {"defaults": WATCHED},
         }
     )
     warehouse = DuckDBWarehouse(
@@ -187,11 +199,13 @@ def main() -> None:
 Last stackyard pass: {summary}.
 
 - **hand-written**: one aggregate query per table for the same numbers (row count, non-NULLs
-  per column, distinct keys, latest load, rows loaded today, rows per day), fetched.
+  per column, distinct keys, latest load, rows loaded today, rows per day, distinct count,
+  mean and median per day of two columns, rows per day per status), fetched.
 - **stackyard**: `MonitorSuite.check(run)` — the same query built with sqlglot, plus one
   `information_schema` query for all tables, the metric history read, every check judged
   (the anomaly detector on 60 days of volume, freshness, null rates, duplicates, schema
-  drift) and metrics, findings and snapshots written with batched INSERTs.
+  drift, column profiles, the status dimension) and metrics, findings and snapshots written
+  with batched INSERTs.
 """
     path = write_result("monitors", text)
     print(f"wrote {path}")

@@ -58,6 +58,13 @@ sources:
 defaults:
   target: dev
   freshness: {{warn_after_hours: 24, error_after_hours: 48}}
+
+monitors:                    # every table is watched by default; these add more
+  tables:
+    shop_db.orders:          # judged per day of ordered_at
+      columns: [order_total, customer_id]   # distinct count, mean and median per day
+      dimensions: [store_id]                # rows per day of each store
+      owner: "@shop-data"                   # told when this table alerts
 """
 
 _EMPTY_YML = """\

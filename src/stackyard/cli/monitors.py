@@ -1,4 +1,4 @@
-"""Monitoring commands: ``monitor``, ``health``, ``incident mark`` and ``report``.
+"""Monitoring commands: ``monitor``, ``health``, ``health show``, ``incident mark``, ``report``.
 
 Exit codes: 0 when every table is healthy (or only warns), 1 when ``health`` or ``monitor``
 finds a table anomalous or missing (so a CI job or cron can page on it), 2 for usage and
@@ -7,6 +7,7 @@ configuration errors.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -21,6 +22,23 @@ incident_app = typer.Typer(
     rich_markup_mode=None,
 )
 
+health_app = typer.Typer(
+    name="health",
+    help="Every monitored table: status, last value, expected band and why (from the latest "
+    "monitor pass); `health show TABLE` for one table's every check. Exits 1 when a table is "
+    "anomalous or missing, 0 otherwise.",
+    invoke_without_command=True,
+    rich_markup_mode=None,
+)
+
+VerboseOpt = Annotated[
+    bool,
+    typer.Option("--verbose", "-v", help="The full why of each table (wrapped), not one line."),
+]
+
+# Longer table names fold onto a second line.
+_NAME_WIDTH = 24
+
 _STYLE = {
     "ok": "green",
     "learning": "dim",
@@ -34,12 +52,17 @@ _STYLE = {
 def register(app: typer.Typer) -> None:
     """Add the monitoring commands to the ``stackyard`` app."""
     app.command()(monitor)
-    app.command()(health)
+    app.add_typer(health_app)
     app.command()(report)
     app.add_typer(incident_app)
 
 
-def monitor(project: ProjectOpt = None, target: TargetOpt = None, as_json: JsonOpt = False) -> None:
+def monitor(
+    project: ProjectOpt = None,
+    target: TargetOpt = None,
+    as_json: JsonOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
     """Run every monitor now (as at the end of `stackyard run`), alert, and show the result.
 
     Exits 1 when a table is anomalous or missing.
@@ -48,7 +71,7 @@ def monitor(project: ProjectOpt = None, target: TargetOpt = None, as_json: JsonO
     if as_json:
         _print_json(result.to_dict())
     else:
-        _render_tables(result.tables)
+        _render_tables(result.tables, verbose=verbose)
         out.print(result.summary, highlight=False)
         for note in result.notes:
             out.print(f"note: {note}", highlight=False)
@@ -57,12 +80,21 @@ def monitor(project: ProjectOpt = None, target: TargetOpt = None, as_json: JsonO
     raise typer.Exit(1 if result.status == "anomaly" else 0)
 
 
-def health(project: ProjectOpt = None, target: TargetOpt = None, as_json: JsonOpt = False) -> None:
+@health_app.callback(invoke_without_command=True)
+def health(
+    ctx: typer.Context,
+    project: ProjectOpt = None,
+    target: TargetOpt = None,
+    as_json: JsonOpt = False,
+    verbose: VerboseOpt = False,
+) -> None:
     """Every monitored table: status, last value, expected band and why (from the latest
-    monitor pass).
+    monitor pass). One line per table; `--verbose` or `health show TABLE` for the full why.
 
     Exits 1 when a table is anomalous or missing, 0 otherwise.
     """
+    if ctx.invoked_subcommand is not None:
+        return
     result = _with_context(project, lambda context: context.monitoring().health(target))
     if as_json:
         _print_json(result.to_dict())
@@ -70,9 +102,44 @@ def health(project: ProjectOpt = None, target: TargetOpt = None, as_json: JsonOp
     if result.measured_at is None:
         out.print("no monitor pass yet on this target: `stackyard run` or `stackyard monitor`")
         raise typer.Exit(0)
-    _render_tables(result.tables)
+    _render_tables(result.tables, verbose=verbose)
     out.print(f"as of {result.measured_at:%Y-%m-%d %H:%M} UTC", highlight=False)
     raise typer.Exit(result.exit_code)
+
+
+@health_app.command("show")
+def health_show(
+    table: Annotated[str, typer.Argument(help="schema.table, or the name people know it by.")],
+    project: ProjectOpt = None,
+    target: TargetOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """One table's every check from the latest monitor pass, each with its full reason.
+
+    Exits 1 when the table is anomalous or missing, 2 when no monitored table has that name.
+    """
+    result = _with_context(project, lambda context: context.monitoring().health(target))
+    found = next((t for t in result.tables if table in (t.table, t.node)), None)
+    if found is None:
+        import difflib
+
+        names = [t.table for t in result.tables]
+        close = difflib.get_close_matches(table, names, n=1)
+        hint = f"; did you mean '{close[0]}'?" if close else ""
+        known = ", ".join(names[:8]) or "none yet: `stackyard monitor` first"
+        out.print(f"[red]error:[/] no monitored table '{table}'{hint} (monitored: {known})")
+        raise typer.Exit(2)
+    if as_json:
+        _print_json(found.to_dict())
+        raise typer.Exit(1 if found.alerting else 0)
+    style = _STYLE.get(found.status, "")
+    out.print(f"{found.table} ({found.kind}): [{style}]{found.status}[/]", highlight=False)
+    if found.owners:
+        out.print(f"owners: {', '.join(found.owners)}", highlight=False)
+    for check in found.checks:
+        style = _STYLE.get(check.status, "")
+        out.print(f"  [{style}]{check.status:<8}[/] {check.label}: {check.reason}", highlight=False)
+    raise typer.Exit(1 if found.alerting else 0)
 
 
 def report(
@@ -119,20 +186,38 @@ def incident_mark(
     )
 
 
-def _render_tables(tables: Any) -> None:
+def _render_tables(tables: Any, *, verbose: bool = False) -> None:
     from rich.table import Table
 
     if not tables:
         out.print("no tables monitored")
         return
-    grid = Table(show_edge=False, pad_edge=False)
-    for name in ("table", "status", "last value", "expected band", "why"):
-        grid.add_column(name, overflow="fold")
+    # One line per table that fits the terminal (80 columns included): long names fold,
+    # the why is cut with an ellipsis unless --verbose asks for all of it.
+    rows = []
     for t in tables:
         volume = t.volume
         band = "–"
         if volume is not None and volume.lower is not None and volume.upper is not None:
-            band = f"{volume.lower:,.0f}–{volume.upper:,.0f}"
+            band = f"{math.floor(volume.lower):,}–{math.ceil(volume.upper):,}"
         last = f"{volume.value:,.0f}" if volume is not None and volume.value is not None else "–"
-        grid.add_row(t.table, f"[{_STYLE.get(t.status, '')}]{t.status}[/]", last, band, t.why)
+        rows.append((t.table, t.status, last, band, t.why if verbose else t.short_why))
+    # One line per table that fits the terminal (80 columns included): the short columns
+    # keep their width, long names fold, and the why is cut with an ellipsis unless
+    # --verbose asks for all of it.
+    grid = Table(show_edge=False, pad_edge=False, box=None, padding=(0, 1))
+    widths = [min(_NAME_WIDTH, max(len("table"), *(len(r[0]) for r in rows)))]
+    grid.add_column("table", overflow="fold", max_width=widths[0])
+    for i, name in enumerate(("status", "last", "band"), start=1):
+        widths.append(max(len(name), *(len(r[i]) for r in rows)))
+        grid.add_column(
+            name, no_wrap=True, min_width=widths[-1], justify="right" if i == 2 else "left"
+        )
+    # Each of the four gaps between five columns is two spaces of padding.
+    room = max(out.width - sum(widths) - 8, 10)
+    grid.add_column("why", overflow="fold" if verbose else "ellipsis", no_wrap=not verbose)
+    for name, status, last, band, why in rows:
+        if not verbose and len(why) > room:
+            why = why[: room - 1] + "…"
+        grid.add_row(name, f"[{_STYLE.get(status, '')}]{status}[/]", last, band, why)
     out.print(grid)

@@ -61,6 +61,21 @@ class TableMonitor(StrictModel):
         description="Column(s) that identify a row, for the duplicate check. Default: the "
         "source's primary_key, or the column of a model's dbt `unique` test.",
     )
+    owner: str | list[str] | None = Field(
+        None,
+        description="Who is told when this table alerts (a Slack handle or an e-mail), on top "
+        "of the source's `owner` and `monitors.alerts.owners`.",
+    )
+    columns: list[str] = Field(
+        default_factory=list,
+        description="Columns to profile per day by the time column: distinct count, and for "
+        "numeric columns the mean and median, each judged against its own history.",
+    )
+    dimensions: list[str] = Field(
+        default_factory=list,
+        description="Low-cardinality columns (status, country …) whose rows per value per day "
+        "are each judged like a volume: a value that stops arriving or floods is an anomaly.",
+    )
     null_rate_increase: float = Field(
         0.1,
         gt=0,

@@ -20,6 +20,7 @@ ok         every check passed
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from datetime import date, datetime
 from typing import Any, Literal
@@ -126,6 +127,33 @@ class TableHealth:
             volume = self.volume
             return volume.reason if volume else problems[0].reason
         return "; ".join(f"{c.label}: {c.reason}" for c in problems)
+
+    @property
+    def short_why(self) -> str:
+        """:attr:`why` for a narrow terminal: the checks at fault, the first one's gist
+        (``stackyard health`` cuts it to the screen; ``--verbose`` shows it all).
+
+        >>> TableHealth("a.b", "source", "a.b", (
+        ...     Check("volume", "anomaly", "0 rows: an outage", day=date(2026, 3, 9), value=0,
+        ...           lower=9, upper=35),
+        ...     Check("duplicates", "anomaly", "40 rows repeat a key"))).short_why
+        'volume 03-09: 0 rows, below 9–35, an outage; duplicates'
+        """
+        problems = [c for c in self.checks if c.status == self.status]
+        if self.status == "ok" or not problems:
+            return self.why
+        first, *others = problems
+        gist = f"{first.label}: {first.reason}"
+        if first.check == "volume" and None not in (first.value, first.lower, first.upper):
+            value, lower, upper = float(first.value), float(first.lower), float(first.upper)  # type: ignore[arg-type]
+            side = "below" if value < lower else "above" if value > upper else "within"
+            day = f" {first.day:%m-%d}" if first.day else ""
+            gist = (
+                f"volume{day}: {value:,.0f} rows, {side} {math.floor(lower):,}–{math.ceil(upper):,}"
+            )
+            if "outage" in first.reason:
+                gist += ", an outage"
+        return "; ".join([gist, *(c.label for c in others)])
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dictionary."""

@@ -43,6 +43,11 @@ _TIME_NAMES = (
     "date",
     "day",
 )
+_NUMERIC = re.compile(
+    r"^(tiny|small|medium|big|huge|u)?int(eger)?\d*\b|^(decimal|numeric|real|float|double|"
+    r"number)\b",
+    re.I,
+)
 _NOT_TIME = re.compile(r"(updated|modified|deleted|changed|synced|valid_to|valid_from)", re.I)
 
 
@@ -91,6 +96,10 @@ class MetricPlan:
         null_columns: the columns whose nulls are counted.
         today: start of the current day (UTC); rows loaded since then are "today's load".
         notes: why a setting was not used (a configured time column that is not there).
+        profile_columns: columns whose distinct count (and, when numeric, mean and median)
+            are measured per day by the time column.
+        numeric_columns: which of those are numeric.
+        dimensions: low-cardinality columns whose rows are counted per value per day.
     """
 
     table: TableRef
@@ -101,6 +110,9 @@ class MetricPlan:
     null_columns: tuple[str, ...]
     today: datetime
     notes: tuple[str, ...] = ()
+    profile_columns: tuple[str, ...] = ()
+    numeric_columns: frozenset[str] = frozenset()
+    dimensions: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -114,6 +126,8 @@ class TableMetrics:
         last_loaded_at: the latest load time (``None`` without a load-time column or rows).
         rows_today: rows loaded since the start of today (``None`` without a load column).
         days: rows per day by the time column (empty without one).
+        profiles: ``{(column, "distinct" | "mean" | "median"): {day: value}}``.
+        dimensions: ``{(column, value): {day: rows}}`` (a NULL value is ``"NULL"``).
     """
 
     row_count: int
@@ -122,6 +136,8 @@ class TableMetrics:
     last_loaded_at: datetime | None = None
     rows_today: int | None = None
     days: Mapping[date, int] = field(default_factory=dict)
+    profiles: Mapping[tuple[str, str], Mapping[date, float]] = field(default_factory=dict)
+    dimensions: Mapping[tuple[str, str], Mapping[date, int]] = field(default_factory=dict)
 
     def null_rate(self, column: str) -> float | None:
         """The fraction of NULLs in a column; ``None`` for an empty table.
@@ -142,6 +158,17 @@ def is_temporal(data_type: str) -> bool:
     """
     upper = data_type.upper()
     return upper == "DATE" or upper.startswith("TIMESTAMP") or upper == "DATETIME"
+
+
+def is_numeric(data_type: str) -> bool:
+    """Whether a warehouse type holds numbers a mean makes sense of.
+
+    >>> is_numeric("BIGINT"), is_numeric("numeric(12,2)"), is_numeric("double precision")
+    (True, True, True)
+    >>> is_numeric("VARCHAR"), is_numeric("BOOLEAN")
+    (False, False)
+    """
+    return bool(_NUMERIC.match(data_type.strip()))
 
 
 def find_time_column(columns: Mapping[str, str]) -> str | None:
@@ -177,6 +204,8 @@ def plan_metrics(
     time_column: str | None,
     key: Sequence[str],
     today: datetime,
+    profile: Sequence[str] = (),
+    dimensions: Sequence[str] = (),
 ) -> MetricPlan:
     """Decide what to measure on a table from its columns.
 
@@ -186,6 +215,8 @@ def plan_metrics(
         time_column: the configured time column, or ``None`` to find one.
         key: the configured or known key columns (may be empty).
         today: start of the current day, UTC.
+        profile: columns to profile per day (distinct count; mean and median if numeric).
+        dimensions: low-cardinality columns to count rows per value per day.
 
     Returns:
         The plan; settings that do not fit the table are dropped with a note saying why.
@@ -214,6 +245,20 @@ def plan_metrics(
         notes.append(
             f"key column(s) {', '.join(missing)} not in {table.relation}; duplicates not counted"
         )
+    watched: dict[str, tuple[str, ...]] = {
+        "columns": tuple(profile),
+        "dimensions": tuple(dimensions),
+    }
+    for setting, names in watched.items():
+        unknown = [c for c in names if c not in columns]
+        if unknown:
+            notes.append(f"{setting} {', '.join(unknown)} not in {table.relation}; not monitored")
+        if names and chosen is None:
+            notes.append(
+                f"{setting} are measured per day and {table.relation} has no time column; "
+                "set time_column to monitor them"
+            )
+        watched[setting] = tuple(c for c in names if c in columns) if chosen else ()
     return MetricPlan(
         table=table,
         columns=dict(columns),
@@ -223,6 +268,9 @@ def plan_metrics(
         null_columns=tuple(c for c in columns if not _INTERNAL.search(c)),
         today=today,
         notes=tuple(notes),
+        profile_columns=watched["columns"],
+        numeric_columns=frozenset(c for c in watched["columns"] if is_numeric(columns[c])),
+        dimensions=watched["dimensions"],
     )
 
 
@@ -288,11 +336,26 @@ def metrics_query(plan: MetricPlan, dialect: str) -> str:
         is_today = exp.GTE(this=_col(plan.loaded_column), expression=since)
         totals.append(_as(exp.Max(this=_col(plan.loaded_column)), "ml"))
         totals.append(_as(exp.Count(this=exp.Case(ifs=[exp.If(this=is_today, true=one(1))])), "lt"))
+    # Per-day column profiles, then the dimension's value: NULL in the totals row.
+    profile: list[Any] = []
+    for column in plan.profile_columns:
+        profile.append(exp.Count(this=exp.Distinct(expressions=[_col(column)])))
+        if column in plan.numeric_columns:
+            profile.append(exp.Avg(this=_col(column)))
+            # MEDIAN renders as PERCENTILE_CONT(0.5) WITHIN GROUP on Postgres; DuckDB's own
+            # median() is far cheaper than its ordered-aggregate form.
+            profile.append(exp.Median(this=_col(column)))
+        else:
+            profile += [exp.Null(), exp.Null()]
+    tail = len(profile) + (2 if plan.dimensions else 0)
+    totals += [_as(exp.Null(), f"x{i}") for i in range(tail)]
     query: Any = exp.Select(expressions=totals, from_=exp.From(this=table()))
     if plan.time_column:
         day = exp.Cast(this=_col(plan.time_column), to=exp.DataType.build("DATE"))
+        fixed = len(totals) - 3 - tail
         per_day: list[Any] = [one(1), day, exp.Count(this=exp.Star())]
-        per_day += [exp.Null() for _ in totals[3:]]
+        per_day += [exp.Null() for _ in range(fixed)] + profile
+        per_day += [exp.Null(), exp.Null()] if plan.dimensions else []
         by_day = exp.Select(
             expressions=per_day,
             where=exp.Where(this=_not_null(plan.time_column)),
@@ -300,6 +363,19 @@ def metrics_query(plan: MetricPlan, dialect: str) -> str:
             from_=exp.From(this=table()),
         )
         query = exp.Union(this=query, expression=by_day, distinct=False)
+        # One branch per dimension: rows per day per value, the value as text.
+        for i, column in enumerate(plan.dimensions):
+            value = exp.Cast(this=_col(column), to=exp.DataType.build("VARCHAR"))
+            per_value: list[Any] = [one(2), day.copy(), exp.Count(this=exp.Star())]
+            per_value += [exp.Null() for _ in range(fixed + len(profile))]
+            per_value += [one(i), value]
+            by_value = exp.Select(
+                expressions=per_value,
+                where=exp.Where(this=_not_null(plan.time_column)),
+                group=exp.Group(expressions=[one(2), one(len(per_value))]),
+                from_=exp.From(this=table()),
+            )
+            query = exp.Union(this=query, expression=by_value, distinct=False)
     return query.sql(dialect=dialect)
 
 
@@ -315,12 +391,28 @@ def parse_metrics(plan: MetricPlan, result: QueryResult) -> TableMetrics:
     """
     total: tuple[Any, ...] = ()
     days: dict[date, int] = {}
+    fixed = 3 + len(plan.null_columns) + (2 if plan.key else 0) + (2 if plan.loaded_column else 0)
+    profiles: dict[tuple[str, str], dict[date, float]] = {}
+    dimensions: dict[tuple[str, str], dict[date, int]] = {}
     for row in result.rows:
-        if int(row[0]) == 0:
+        kind = int(row[0])
+        if kind == 0:
             total = row
-        elif row[1] is not None:
-            day = row[1].date() if isinstance(row[1], datetime) else row[1]
+            continue
+        if row[1] is None:
+            continue
+        day = row[1].date() if isinstance(row[1], datetime) else row[1]
+        if kind == 1:
             days[day] = days.get(day, 0) + int(row[2])
+            for i, column in enumerate(plan.profile_columns):
+                for j, metric in enumerate(("distinct", "mean", "median")):
+                    cell = row[fixed + 3 * i + j]
+                    if cell is not None:
+                        profiles.setdefault((column, metric), {})[day] = float(cell)
+        else:
+            column = plan.dimensions[int(row[-2])]
+            value = "NULL" if row[-1] is None else str(row[-1])
+            dimensions.setdefault((column, value), {})[day] = int(row[2])
     n = int(total[2]) if total else 0
     nulls = {c: n - int(total[3 + i] or 0) for i, c in enumerate(plan.null_columns)}
     i = 3 + len(plan.null_columns)
@@ -339,6 +431,8 @@ def parse_metrics(plan: MetricPlan, result: QueryResult) -> TableMetrics:
         last_loaded_at=last_loaded_at,
         rows_today=rows_today,
         days=dict(sorted(days.items())),
+        profiles={k: dict(sorted(v.items())) for k, v in profiles.items()},
+        dimensions={k: dict(sorted(v.items())) for k, v in dimensions.items()},
     )
 
 

@@ -23,6 +23,7 @@ from stackyard.metadata.history import History
 from stackyard.metadata.monitors import MetricStore
 from stackyard.monitors.anomaly import detect
 from stackyard.monitors.checks import anomaly_config
+from stackyard.monitors.columns import COLUMN_CHECKS
 from stackyard.monitors.health import TableHealth, health_from_findings
 from stackyard.monitors.lineage import LAYERS, Lineage
 from stackyard.warehouse.base import Warehouse
@@ -184,6 +185,11 @@ def _table(
         if freshness
         else None,
         "null_changes": changes,
+        "columns": [
+            {"check": c.label, "status": c.status, "reason": c.reason}
+            for c in table.checks
+            if c.check in COLUMN_CHECKS
+        ],
     }
 
 

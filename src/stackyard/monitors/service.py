@@ -6,6 +6,7 @@ calls one method here and renders what it returns.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from stackyard.metadata.monitors import Incident, MetricStore
 from stackyard.monitors.health import HealthReport, MonitorReport, health_from_findings
 from stackyard.monitors.lineage import Lineage
 from stackyard.monitors.suite import MonitorSuite
+from stackyard.monitors.targets import stored_table, table_owners
 from stackyard.session import Sessions
 
 
@@ -66,7 +68,12 @@ class Monitoring:
         if not store.exists():
             return HealthReport()
         measured_at, rows = store.latest_findings()
-        return HealthReport(tables=health_from_findings(rows), measured_at=measured_at)
+        config = self.project.config
+        tables = tuple(
+            replace(t, owners=table_owners(config, stored_table(t.table, t.kind, t.node)))
+            for t in health_from_findings(rows)
+        )
+        return HealthReport(tables=tables, measured_at=measured_at)
 
     def mark_incident(
         self,

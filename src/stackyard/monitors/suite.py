@@ -36,11 +36,13 @@ from stackyard.metadata.monitors import FindingRow, MetricRow, MetricStore, Snap
 from stackyard.monitors.alerts import Notifier, group_alerts
 from stackyard.monitors.anomaly import AnomalyConfig
 from stackyard.monitors.checks import (
+    anomaly_config,
     duplicates_check,
     null_rate_checks,
     schema_checks,
     tests_check,
 )
+from stackyard.monitors.columns import column_checks
 from stackyard.monitors.health import Check, MonitorReport, TableHealth, sort_checks
 from stackyard.monitors.judging import Pass, PassHistory, judge_freshness, judge_volume
 from stackyard.monitors.lineage import Lineage
@@ -301,7 +303,13 @@ class MonitorSuite:
         key = as_tuple(settings.key) or table.key
         today_start = datetime(state.now.year, state.now.month, state.now.day, tzinfo=UTC)
         plan = plan_metrics(
-            table, columns, time_column=settings.time_column, key=key, today=today_start
+            table,
+            columns,
+            time_column=settings.time_column,
+            key=key,
+            today=today_start,
+            profile=settings.columns,
+            dimensions=settings.dimensions,
         )
         checks.extend(Check("config", "warn", note) for note in plan.notes)
         try:
@@ -340,6 +348,11 @@ class MonitorSuite:
         checks.append(
             judge_freshness(
                 self.project.defaults.freshness, table, metrics, history, state, run, built
+            )
+        )
+        checks.extend(
+            column_checks(
+                plan, metrics, holidays=self.config.holidays, config=anomaly_config(settings)
             )
         )
         excluded = history.incidents.get(rel, set())

@@ -124,8 +124,12 @@ def source_key(project: ProjectConfig, source: str, table: str) -> tuple[str, ..
 
 
 def table_owners(project: ProjectConfig, table: TableRef) -> tuple[str, ...]:
+    """Who is told when a table alerts, most specific first, each once: the table's own
+    ``owner``, the ``monitors.alerts.owners`` entries for the table, its model or its
+    source, then the source's ``owner``."""
     configured = project.monitors.alerts.owners
-    owners: list[str] = []
+    own = project.monitors.for_table(table.relation, table.node).owner
+    owners: list[str] = [own] if isinstance(own, str) else list(own or ())
     for name in (table.relation, table.node, *table.owner_keys):
         owners.extend(configured.get(name, ()))
     for name in table.owner_keys:
@@ -174,3 +178,14 @@ def as_tuple(key: str | list[str] | tuple[str, ...] | None) -> tuple[str, ...]:
     if key is None:
         return ()
     return (key,) if isinstance(key, str) else tuple(key)
+
+
+def stored_table(table: str, kind: str, node: str) -> TableRef:
+    """The :class:`TableRef` of a table known from stored findings (for its owners).
+
+    >>> stored_table("app.orders", "source", "app.orders").owner_keys
+    ('app',)
+    """
+    schema, name = table.split(".", 1)
+    keys = (node.split(".", 1)[0],) if kind == "source" else (node,)
+    return TableRef(schema, name, "source" if kind == "source" else "model", node, keys)

@@ -139,6 +139,23 @@
     });
   }
 
+  function columns() {
+    var root = document.getElementById("columns"), t = null;
+    data.tables.forEach(function (tb) {
+      tb.columns.forEach(function (c) {
+        if (!t) {
+          t = html("table", null, root);
+          var head = html("tr", null, t);
+          ["table", "check", "status", "why"].forEach(function (h) { html("th", h, head); });
+        }
+        var tr = html("tr", null, t);
+        html("td", tb.table, tr); html("td", c.check, tr); badge(c.status, html("td", null, tr));
+        html("td", c.reason, tr, "why");
+      });
+    });
+    if (!t) html("p", "no column or dimension monitors declared", root);
+  }
+
   function nulls() {
     var root = document.getElementById("nulls");
     data.tables.forEach(function (tb) {
@@ -192,6 +209,6 @@
     drawn++;
   }
 
-  [meta, health, lineage, volume, freshness, nulls, tests, runs].forEach(function (f) { f(); });
+  [meta, health, lineage, volume, freshness, columns, nulls, tests, runs].forEach(function (f) { f(); });
   document.body.setAttribute("data-charts-drawn", String(drawn));
 })();

@@ -1,0 +1,120 @@
+"""Small pure helpers shared by the detector's models: dates, medians, number formatting."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from datetime import date, datetime
+
+
+def as_date(value: date) -> date:
+    """Reduce a ``datetime`` to its date; leave a ``date`` alone.
+
+    Args:
+        value: a date or datetime.
+
+    Returns:
+        The calendar date.
+
+    Raises:
+        ValueError: ``value`` is neither a date nor a datetime.
+
+    >>> as_date(datetime(2024, 3, 5, 17, 30))
+    datetime.date(2024, 3, 5)
+    """
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    raise ValueError(f"expected a date or datetime, got {value!r} ({type(value).__name__})")
+
+
+def median(values: Sequence[float]) -> float:
+    """The median of a non-empty sequence (the mean of the two middle values when even).
+
+    Faster than :func:`statistics.median` on the short lists the detector uses.
+
+    Args:
+        values: at least one number.
+
+    Returns:
+        The median.
+
+    >>> median([3.0, 1.0, 2.0]), median([4.0, 1.0, 2.0, 3.0])
+    (2.0, 2.5)
+    """
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    if len(ordered) % 2:
+        return float(ordered[mid])
+    return (ordered[mid - 1] + ordered[mid]) / 2.0
+
+
+def window_bounds(index: int, size: int, width: int) -> tuple[int, int]:
+    """The slice of ``width`` points centred on ``index``, slid inward at the edges.
+
+    Sliding (rather than clipping) keeps every window the same width, so near the ends of the
+    series a local median still covers each weekday once.
+
+    Args:
+        index: position of the point.
+        size: length of the series.
+        width: points per window.
+
+    Returns:
+        ``(start, stop)`` for slicing.
+
+    >>> window_bounds(0, 10, 7), window_bounds(5, 10, 7), window_bounds(9, 10, 7)
+    ((0, 7), (2, 9), (3, 10))
+    """
+    start = min(max(index - width // 2, 0), max(size - width, 0))
+    return start, min(start + width, size)
+
+
+def format_value(value: float) -> str:
+    """Format a volume for a sentence: thousands separators, decimals only for small values.
+
+    Args:
+        value: the number.
+
+    Returns:
+        A short human-readable string.
+
+    >>> format_value(1234.6), format_value(0), format_value(2.345)
+    ('1,235', '0', '2.35')
+    """
+    if abs(value) >= 100 or value == int(value):
+        return f"{value:,.0f}"
+    return f"{value:,.3g}"
+
+
+def validated(dates: Sequence[date], values: Sequence[float]) -> tuple[list[date], list[float]]:
+    """Check a daily series and return it as dates and floats.
+
+    Raises:
+        ValueError: the lengths differ, the series is empty, the dates are not strictly
+            ascending, or a value is negative or not finite.
+    """
+    if len(dates) != len(values):
+        raise ValueError(
+            f"dates and values must have the same length, got {len(dates)} dates and "
+            f"{len(values)} values"
+        )
+    if not dates:
+        raise ValueError("the series is empty: give at least the day to judge")
+    days = [as_date(d) for d in dates]
+    for i in range(1, len(days)):
+        if days[i] <= days[i - 1]:
+            raise ValueError(
+                f"dates must be strictly ascending (one value per day): {days[i]} at position "
+                f"{i} follows {days[i - 1]}; sort the series and sum rows of the same day"
+            )
+    vals: list[float] = []
+    for d, v in zip(days, values, strict=True):
+        number = float(v)
+        if not math.isfinite(number) or number < 0:
+            raise ValueError(
+                f"the value for {d} is {v!r}; volumes must be finite, non-negative numbers"
+            )
+        vals.append(number)
+    return days, vals

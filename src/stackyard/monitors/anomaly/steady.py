@@ -1,0 +1,355 @@
+"""The log-ratio model, for tables whose volume is steady enough to be judged in ratios.
+
+Steps, in the order :func:`judge` applies them (docs/observability.md has the long form):
+
+1. **Weekly seasonality.** Each point is divided by the median of the week around it; the
+   median of those ratios per weekday is that weekday's factor (local medians make the
+   factors indifferent to trend and to level shifts inside the training window).
+2. **Noise.** Every baseline point is predicted the way the judged point will be (the median
+   of the seven deseasonalised points before it, times its weekday's factor learnt without
+   it); 1.4826 × the median absolute log-error is the noise (a MAD: a few bad days do not
+   inflate it). Where the data support it, each weekday gets its own noise, shrunk toward the
+   table's (a quiet Sunday with a few rows is noisier, in ratio, than a busy Tuesday).
+3. **Level.** The median of the last seven deseasonalised baseline points. When the last
+   four days (excluded or not, none of them empty) are each more than one noise unit from
+   it on the same side, the table has moved: the level re-anchors to those days, so a
+   genuine step stops alerting within a week.
+4. **One day.** The log-ratio of value to expected in units of the weekday's noise; drops
+   and spikes have their own thresholds (0.85 of the configured half-width for both; a drop
+   is what breaks dashboards). An empty day where volume was expected is an outage.
+5. **Several days.** For m = 2 … 5, the mean log-ratio of the last m days (today included)
+   to the level of the seven days before them, in units of that same statistic's spread
+   measured over the baseline's own history — so a table whose volume wanders for days
+   gets a wider limit than one whose days are independent. It alerts on a step or a slow
+   drift that no single day shows, when today leans the same way, the last days also stand
+   apart from the whole baseline (a return to normal after a bad week is not a step), and
+   no day in the stretch was already alerted on. Rises need more evidence than drops.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from datetime import date, timedelta
+
+from stackyard.monitors.anomaly.config import AnomalyConfig, Direction, Status, Verdict
+from stackyard.monitors.anomaly.stats import format_value, median, window_bounds
+
+# 1.4826 turns a median absolute deviation into a standard deviation for normal noise.
+MAD_TO_SIGMA = 1.4826
+# A perfectly flat table would otherwise get a zero-width band and alert on a one-row change.
+_MIN_SCALE = 0.02
+# Seven points cover each weekday once, so a local median is not pulled by the weekly cycle.
+WINDOW = 7
+# A prediction error counts toward the scale only when at least this many days precede it.
+_MIN_PREDECESSORS = 4
+# A level shift must hold this many consecutive days, and this far out, before it is trusted.
+_SHIFT_DAYS = 4
+_SHIFT_SIGMAS = 1.0
+# Below this fraction of the expected value a day counts as empty (an outage, not a dip).
+NEAR_ZERO = 0.01
+# log() needs a positive ratio; an empty day is scored as this ratio of expected.
+_FLOOR_RATIO = 1e-6
+# Too few points to measure the noise (heavy exclusions): assume a wide ±25 % per sigma.
+_UNKNOWN_SCALE = 0.25
+# A weekday's own noise needs this many errors; it is shrunk toward the table's noise as if
+# the table's were worth this many more.
+_WEEKDAY_MIN_ERRORS = 4
+_WEEKDAY_PRIOR = 8
+# The noise is at least this share of the 90th-percentile error read as a normal quantile:
+# MAD alone is blind to heavy tails, and heavy-tailed tables would alert on their usual days.
+_TAIL_QUANTILE = 0.9
+_TAIL_Z = 1.2816
+_TAIL_WEIGHT = 0.9
+_TAIL_CAP = 2.0
+# Single-day thresholds as shares of the configured band half-width.
+_DROP_SHARE = 0.85
+_SPIKE_SHARE = 0.85
+# The sequential test: the longest run of recent days it averages, the fewest historical runs
+# needed to measure their spread, its limit (share of the threshold) and how far, in noise
+# units, the judged day must itself lean the same way.
+_SCAN_DAYS = 5
+_SCAN_MIN_POINTS = 14
+_SCAN_SHARE = 0.9
+_SCAN_SPIKE_SHARE = 1.5
+_SCAN_TODAY = 0.5
+_SCAN_NOISY_DAY = 1.5
+WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
+
+def judge(
+    day: date,
+    value: float,
+    window: Sequence[tuple[date, float]],
+    base: Sequence[tuple[date, float]],
+    holidays: set[date],
+    cfg: AnomalyConfig,
+) -> Verdict:
+    """Judge one day against its baseline with log-ratio bands.
+
+    Args:
+        day: the judged day.
+        value: its volume.
+        window: every earlier point of the training window (holidays and excluded included).
+        base: the baseline: ``window`` without holidays and excluded days.
+        holidays: the business calendar.
+        cfg: the detector's settings.
+
+    Returns:
+        The verdict.
+    """
+    weekly = cfg.seasonality == "weekly"
+    factors, loo_factors = weekday_factors(base) if weekly else ([1.0] * 7, [1.0] * len(base))
+    # Weekdays that are normally empty carry no level information; they are judged below.
+    ys = [v / factors[d.weekday()] if factors[d.weekday()] >= NEAR_ZERO else None for d, v in base]
+    scale, by_weekday = noise(base, ys, loo_factors)
+    levels = [y for y in ys if y is not None]
+    level = median(levels[-WINDOW:])
+
+    # Excluded days count here on purpose: after a step change every day may have been
+    # alerted on and excluded, and the baseline must still learn the new level.
+    recent = [
+        v / factors[d.weekday()]
+        for d, v in window
+        if d not in holidays
+        and d >= day - timedelta(days=WINDOW)
+        and factors[d.weekday()] >= NEAR_ZERO
+    ][-_SHIFT_DAYS:]
+    reanchored = _is_level_shift(recent, level, scale)
+    sigma = by_weekday[day.weekday()]
+    if reanchored:
+        level = median(recent)
+        # A median of four days is a noisier level than the median of seven the scale was
+        # measured with (π/2n: the asymptotic variance of a sample median over the noise's).
+        sigma *= math.sqrt((1 + math.pi / (2 * _SHIFT_DAYS)) / (1 + math.pi / (2 * WINDOW)))
+
+    k = cfg.threshold
+    k_drop, k_spike = k * _DROP_SHARE, k * _SPIKE_SHARE
+    factor = factors[day.weekday()]
+    expected = level * factor
+    usual = f"usual for a {WEEKDAYS[day.weekday()]}" if weekly else "usual for this table"
+
+    if factor < NEAR_ZERO:
+        # A weekday that is normally empty: a log-ratio is meaningless against ~0, so the
+        # band is the table's usual noise measured in absolute rows.
+        lower = 0.0
+        upper = expected + level * (math.exp(k_spike * sigma) - 1.0)
+        score = (value - expected) / max(level * sigma, 1e-12)
+    else:
+        lower = expected * math.exp(-k_drop * sigma)
+        upper = expected * math.exp(k_spike * sigma)
+        score = math.log(max(value / expected, _FLOOR_RATIO)) / sigma if expected > 0 else 0.0
+
+    # An empty day is an outage unless the table has had empty days that were not excluded
+    # (on weekdays that normally carry volume): then emptiness is part of its normal life.
+    empty_days_seen = any(
+        v <= NEAR_ZERO * level * factors[d.weekday()]
+        for d, v in base
+        if factors[d.weekday()] >= NEAR_ZERO
+    )
+    outage = expected > 0 and factor >= NEAR_ZERO and value <= NEAR_ZERO * expected
+    outage = outage and not empty_days_seen
+    direction: Direction | None = (
+        "drop" if value < lower or outage else "spike" if value > upper else None
+    )
+    # The sequential test runs on a clean stretch only: an alert (an excluded day) among the
+    # days it would sum or measure them against means people already know of this shift, and
+    # the baseline's gap would stretch "the last days" back across it.
+    span = day - timedelta(days=_SCAN_DAYS + WINDOW)
+    in_base = {d for d, _ in base}
+    clean = not any(d >= span and d not in holidays and d not in in_base for d, _ in window)
+    sequential = None
+    # A weekday much noisier than the table's others (a quiet Sunday) adds no evidence to a
+    # sum whose spread was measured mostly on the steady days.
+    steady_day = by_weekday[day.weekday()] <= _SCAN_NOISY_DAY * scale
+    if direction is None and not reanchored and clean and steady_day and factor >= NEAR_ZERO:
+        sequential = _sequential(day, value, base, factors, scale, k)
+        if sequential is not None:
+            direction = sequential[0]
+
+    # Volumes are whole rows: the band is said in whole rows, widened outward.
+    band = f"{math.floor(lower):,}–{math.ceil(upper):,}"
+    shifted = "; the baseline re-anchored to the last days' new level" if reanchored else ""
+    wanted = {"both": ("drop", "spike"), "drop": ("drop",), "spike": ("spike",)}[cfg.direction]
+    side = "below" if direction == "drop" else "above"
+    status: Status
+    if direction is None:
+        status = "ok"
+        reason = f"{format_value(value)} rows is within the expected band {band} ({usual})"
+    elif sequential is not None:
+        _, days, change = sequential
+        status = "anomaly" if direction in wanted else "ok"
+        reason = (
+            f"{format_value(value)} rows is within the band {band} ({usual}), but the last "
+            f"{days} days sit {abs(change):.0%} {side} the level before them: a step or a "
+            "slow drift"
+        )
+        if status == "ok":
+            reason += f", but this monitor only alerts on {cfg.direction}s"
+    elif direction not in wanted:
+        status = "ok"
+        reason = (
+            f"{format_value(value)} rows is {side} the expected band {band} ({usual}), "
+            f"but this monitor only alerts on {cfg.direction}s"
+        )
+    else:
+        status = "anomaly"
+        reason = f"{format_value(value)} rows is {side} the expected band {band} ({usual})"
+        if outage:
+            reason += ": the table looks empty, an outage"
+    return Verdict(
+        status=status,
+        reason=reason + shifted,
+        day=day,
+        value=value,
+        expected=expected,
+        lower=lower,
+        upper=upper,
+        score=score,
+        direction=direction,
+        baseline_size=len(base),
+        reanchored=reanchored,
+        sequential=sequential is not None,
+    )
+
+
+def weekday_factors(points: Sequence[tuple[date, float]]) -> tuple[list[float], list[float]]:
+    """Each weekday's usual share of the local weekly level, and per point its weekday's
+    factor learnt without that point (0.0 when it is its weekday's only point).
+
+    The ratio is to the local weekly median, not to a global one, so that a trend or a level
+    shift inside the training window does not leak into the weekday pattern.
+    """
+    vals = [v for _, v in points]
+    ratios: list[list[float]] = [[] for _ in range(7)]
+    own: list[float | None] = []
+    for i, (d, v) in enumerate(points):
+        start, stop = window_bounds(i, len(vals), WINDOW)
+        local = median(vals[start:stop])
+        ratio = v / local if local > 0 else None
+        own.append(ratio)
+        if ratio is not None:
+            ratios[d.weekday()].append(ratio)
+    factors = [median(r) if r else 1.0 for r in ratios]
+    leave_one_out = []
+    for (d, _), ratio in zip(points, own, strict=True):
+        others = list(ratios[d.weekday()])
+        if ratio is not None:
+            others.remove(ratio)
+        leave_one_out.append(median(others) if others else 0.0)
+    return factors, leave_one_out
+
+
+def noise(
+    points: Sequence[tuple[date, float]],
+    ys: Sequence[float | None],
+    loo_factors: Sequence[float],
+) -> tuple[float, list[float]]:
+    """The table's noise and each weekday's, in log units (robust standard deviations).
+
+    The noise is measured the way the judged day will be predicted: each baseline point
+    against the median of the seven deseasonalised points before it, times its weekday's
+    factor learnt without it. In-sample residuals would understate the error badly with two
+    or three weeks of history, when weekday factors rest on two or three points each.
+    """
+    errors: list[list[float]] = [[] for _ in range(7)]
+    previous: list[float] = []
+    for (d, v), y, factor in zip(points, ys, loo_factors, strict=True):
+        if y is None:
+            continue
+        if len(previous) >= _MIN_PREDECESSORS and factor >= NEAR_ZERO:
+            predicted = median(previous[-WINDOW:]) * factor
+            if predicted > 0:
+                errors[d.weekday()].append(abs(math.log(max(v / predicted, _FLOOR_RATIO))))
+        previous.append(y)
+    every = sorted(e for per_day in errors for e in per_day)
+    if len(every) < _MIN_PREDECESSORS:
+        return _UNKNOWN_SCALE, [_UNKNOWN_SCALE] * 7
+    mad = MAD_TO_SIGMA * median(every)
+    tail = every[min(int(_TAIL_QUANTILE * len(every)), len(every) - 1)] / _TAIL_Z
+    # Capped: a baseline that holds a broken week (more than a tenth of its days) must not
+    # widen the band a hundredfold, only as far as heavy tails plausibly do.
+    scale = max(mad, min(_TAIL_WEIGHT * tail, _TAIL_CAP * mad), _MIN_SCALE)
+    by_weekday = []
+    for per_day in errors:
+        if len(per_day) < _WEEKDAY_MIN_ERRORS:
+            by_weekday.append(scale)
+            continue
+        own = MAD_TO_SIGMA * median(per_day)
+        n = len(per_day)
+        shrunk = math.sqrt((n * own**2 + _WEEKDAY_PRIOR * scale**2) / (n + _WEEKDAY_PRIOR))
+        by_weekday.append(max(shrunk, _MIN_SCALE))
+    return scale, by_weekday
+
+
+def _sequential(
+    day: date,
+    value: float,
+    base: Sequence[tuple[date, float]],
+    factors: Sequence[float],
+    scale: float,
+    k: float,
+) -> tuple[Direction, int, float] | None:
+    # The mean log-ratio of the last m days (today included) to the level of the seven days
+    # before them, for m = 2 … _SCAN_DAYS, in units of that same statistic's spread measured
+    # over the baseline's own history. Measuring the spread rather than assuming independent
+    # days is what keeps a table whose volume wanders for a few days from alerting: its
+    # m-day means spread wider, and the limit follows. Days already alerted on are not in the
+    # baseline: each was its own alert, and an outage summed into the next days would re-raise
+    # it on a normal day.
+    logs = [
+        math.log(max(v / factors[d.weekday()], _FLOOR_RATIO))
+        for d, v in base
+        if factors[d.weekday()] >= NEAR_ZERO and v > 0
+    ]
+    if factors[day.weekday()] < NEAR_ZERO:
+        return None
+    today = math.log(max(value / factors[day.weekday()], _FLOOR_RATIO))
+    series = [*logs, today]
+    n = len(series)
+    # reference[i]: the median of the seven points before i; prefix sums for window means.
+    reference = [0.0] * WINDOW + [median(series[i - WINDOW : i]) for i in range(WINDOW, n)]
+    prefix = [0.0]
+    for x in series:
+        prefix.append(prefix[-1] + x)
+    best: tuple[float, int, float] | None = None
+    for m in range(2, _SCAN_DAYS + 1):
+        history = [
+            abs((prefix[end] - prefix[end - m]) / m - reference[end - m])
+            for end in range(WINDOW + m, n)
+        ]
+        if len(history) < _SCAN_MIN_POINTS:
+            break
+        spread = max(MAD_TO_SIGMA * median(history), _MIN_SCALE)
+        shift = (prefix[n] - prefix[n - m]) / m - reference[n - m]
+        score = shift / spread
+        if best is None or abs(score) > abs(best[0]):
+            best = (score, m, shift)
+    if best is None:
+        return None
+    score, m, shift = best
+    # Today must itself lean the same way: a shift that ended yesterday was yesterday's news.
+    own = today - reference[n - m]
+    # And the last days must also stand apart from the whole baseline: a table coming back
+    # to its usual level after a broken week has moved only relative to that week.
+    usual = (prefix[n] - prefix[n - m]) / m - median(logs)
+    if usual * shift <= 0:
+        return None
+    if abs(usual) < abs(shift):
+        score, shift = score * usual / shift, usual
+    if score < -k * _SCAN_SHARE and own < -_SCAN_TODAY * scale:
+        return "drop", m, math.exp(shift) - 1.0
+    if score > k * _SCAN_SPIKE_SHARE and own > _SCAN_TODAY * scale:
+        return "spike", m, math.exp(shift) - 1.0
+    return None
+
+
+def _is_level_shift(recent: Sequence[float], level: float, scale: float) -> bool:
+    # A shift is believed only when it has held for several days, each of them well away
+    # from the level on the same side: one or two bad days (an incident) never move the
+    # level, and an empty day (an outage) is never evidence of a new normal.
+    if len(recent) < _SHIFT_DAYS or level <= 0 or min(recent) <= NEAR_ZERO * level:
+        return False
+    deviations = [math.log(max(y / level, _FLOOR_RATIO)) for y in recent]
+    threshold = _SHIFT_SIGMAS * scale
+    return all(dev > threshold for dev in deviations) or all(dev < -threshold for dev in deviations)

@@ -1,0 +1,168 @@
+"""Column and dimension monitors: judged from the per-day numbers the batched query returns.
+
+* **Column profiles** (``monitors.tables.<t>.columns``): each column's distinct count per day
+  is judged like a volume (:func:`~stackyard.monitors.anomaly.detect`: log or count bands),
+  and a numeric column's daily mean and median with additive bands
+  (:func:`~stackyard.monitors.anomaly.detect_level`).
+* **Dimensions** (``monitors.tables.<t>.dimensions``): the rows per day of each value of a
+  low-cardinality column, each judged like a volume — a value that goes quiet (``status =
+  'returned'`` stops arriving) or floods shows up even when the table's total looks normal,
+  as Elementary's dimension anomalies do.
+
+The judged day is the latest complete one: the newest day with rows is still arriving. A
+series is rebuilt from the table itself on every pass, so these monitors need no stored
+history and are judged on the first pass once the table holds two weeks of days.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import date
+
+from stackyard.monitors.anomaly import AnomalyConfig, Verdict, detect, detect_level
+from stackyard.monitors.health import Check
+from stackyard.monitors.metrics import MetricPlan, TableMetrics
+
+#: The checks these monitors produce (the report groups them).
+COLUMN_CHECKS = ("distinct", "mean", "median", "dimension")
+#: A dimension with more values than this is not low-cardinality: only the busiest are judged.
+MAX_DIMENSION_VALUES = 50
+
+_STATUS = {"ok": "ok", "anomaly": "anomaly", "insufficient_history": "learning"}
+
+
+def column_checks(
+    plan: MetricPlan,
+    metrics: TableMetrics,
+    *,
+    holidays: Iterable[date],
+    config: AnomalyConfig,
+) -> list[Check]:
+    """Judge every profiled column and every dimension of one table.
+
+    Args:
+        plan: what was measured.
+        metrics: the measurements (per day).
+        holidays: the business calendar.
+        config: the table's detector settings.
+
+    Returns:
+        One check per profiled metric; per dimension, one check per anomalous value, or one
+        ``ok`` (or ``learning``) check saying how many values were judged.
+    """
+    days = sorted(metrics.days)
+    if len(days) < 2:
+        return []
+    judged = days[-2]
+    holiday_list = list(holidays)
+    checks: list[Check] = []
+    for column in plan.profile_columns:
+        for metric in ("distinct", "mean", "median"):
+            series = metrics.profiles.get((column, metric), {})
+            if judged not in series:
+                continue
+            upto = [d for d in series if d <= judged]
+            values = [series[d] for d in upto]
+            if metric == "distinct":
+                verdict = detect(upto, values, holidays=holiday_list, config=config)
+                what = f"{verdict.value:,.0f} distinct values"
+                reason = f"{judged}: {_counted(verdict, what)}"
+            else:
+                verdict = detect_level(
+                    upto,
+                    values,
+                    holidays=holiday_list,
+                    config=config,
+                    what=f"the {metric} of {column}",
+                )
+                reason = f"{judged}: {verdict.reason}"
+            checks.append(_check(metric, column, verdict, reason))
+    for column in plan.dimensions:
+        checks.extend(_dimension(column, metrics, days, judged, holiday_list, config))
+    return checks
+
+
+def _dimension(
+    column: str,
+    metrics: TableMetrics,
+    days: list[date],
+    judged: date,
+    holidays: list[date],
+    config: AnomalyConfig,
+) -> list[Check]:
+    per_value: Mapping[str, Mapping[date, int]] = {
+        value: counts for (col, value), counts in metrics.dimensions.items() if col == column
+    }
+    busiest = sorted(per_value, key=lambda v: -sum(per_value[v].values()))
+    note = ""
+    if len(busiest) > MAX_DIMENSION_VALUES:
+        note = (
+            f" ({len(busiest)} values: only the {MAX_DIMENSION_VALUES} busiest are judged; "
+            "a dimension should have few values)"
+        )
+        busiest = busiest[:MAX_DIMENSION_VALUES]
+    upto = [d for d in days if d <= judged]
+    found: list[Check] = []
+    judged_values = learning = 0
+    for value in busiest:
+        counts = per_value[value]
+        first = min(counts)
+        series = [d for d in upto if d >= first]
+        if not series or series[-1] != judged:
+            continue
+        verdict = detect(
+            series, [float(counts.get(d, 0)) for d in series], holidays=holidays, config=config
+        )
+        if verdict.status == "insufficient_history":
+            learning += 1
+            continue
+        judged_values += 1
+        if verdict.is_anomaly:
+            reason = f"{judged}: {column} = {value}: {verdict.reason}"
+            found.append(_check("dimension", f"{column}={value}", verdict, reason))
+    if found:
+        return found
+    if judged_values == 0:
+        return [
+            Check(
+                "dimension",
+                "learning",
+                f"{judged}: {len(busiest)} value(s) of {column}, none with two weeks of "
+                f"history yet{note}",
+                column=column,
+                day=judged,
+            )
+        ]
+    newer = f"; {learning} newer value(s) still learning" if learning else ""
+    return [
+        Check(
+            "dimension",
+            "ok",
+            f"{judged}: rows of each of {judged_values} value(s) of {column} within their "
+            f"bands{newer}{note}",
+            column=column,
+            day=judged,
+            value=judged_values,
+        )
+    ]
+
+
+def _counted(verdict: Verdict, what: str) -> str:
+    # The detector speaks of rows; a distinct count is not rows.
+    return verdict.reason.replace(f"{verdict.value:,.0f} rows", what, 1)
+
+
+def _check(check: str, column: str, verdict: Verdict, reason: str) -> Check:
+    if verdict.status == "insufficient_history":
+        reason = f"{reason.split(':', 1)[0]}: learning ({verdict.reason})"
+    return Check(
+        check,
+        _STATUS[verdict.status],  # type: ignore[arg-type]
+        reason,
+        column=column,
+        day=verdict.day,
+        value=verdict.value,
+        expected=verdict.expected,
+        lower=verdict.lower,
+        upper=verdict.upper,
+    )

@@ -1,0 +1,91 @@
+"""The detector's models beyond one day's band: the sequential test for steps and drifts,
+noise per weekday, the count model for sparse tables and the level model for column means."""
+
+from __future__ import annotations
+
+import math
+import random
+from datetime import date, timedelta
+
+from stackyard.monitors.anomaly import detect, detect_level
+
+START = date(2026, 1, 5)  # a Monday
+
+
+def _days(n: int) -> list[date]:
+    return [START + timedelta(days=i) for i in range(n)]
+
+
+def _noisy(n: int, noise: float, seed: int, level: float = 10_000.0) -> list[float]:
+    rng = random.Random(seed)
+    return [round(level * math.exp(rng.gauss(0, noise))) for _ in range(n)]
+
+
+def test_a_step_down_no_single_day_shows_is_caught_within_four_days() -> None:
+    caught = 0
+    for seed in range(20):
+        values = _noisy(70, 0.06, seed)
+        stepped = values[:60] + [v * 0.75 for v in values[60:]]
+        alerted: list[date] = []
+        days = _days(70)
+        first = None
+        for i in range(60, 64):
+            verdict = detect(days[: i + 1], stepped[: i + 1], exclude=alerted)
+            if verdict.is_anomaly:
+                alerted.append(days[i])
+                first = first or verdict
+        if first is not None:
+            caught += 1
+    assert caught >= 18  # a −25 % step on 6 % noise: caught nearly always, and quickly
+
+
+def test_the_sequential_verdict_says_it_is_a_step() -> None:
+    rng = random.Random(1)
+    values = [10_000 * math.exp(rng.gauss(0, 0.05)) for _ in range(60)]
+    values += [8_500 * math.exp(rng.gauss(0, 0.05)) for _ in range(5)]
+    verdicts = [detect(_days(k + 1), values[: k + 1]) for k in range(60, 65)]
+    sequential = [v for v in verdicts if v.sequential]
+    assert sequential and sequential[0].status == "anomaly"
+    assert sequential[0].lower is not None and sequential[0].lower < sequential[0].value
+    assert "below the level before them: a step or a slow drift" in sequential[0].reason
+
+
+def test_a_noisy_weekday_gets_its_own_wider_band() -> None:
+    rng = random.Random(3)
+    days = _days(57)
+    values = [1000.0 * math.exp(rng.gauss(0, 0.4 if d.weekday() == 6 else 0.03)) for d in days[:-1]]
+    sunday = [d for d in days if d.weekday() == 6][-1]
+    tuesday = [d for d in days if d.weekday() == 1][-1]
+    upto_sunday = [d for d in days if d <= sunday]
+    upto_tuesday = [d for d in days if d <= tuesday]
+    on_sunday = detect(upto_sunday, [*values[: len(upto_sunday) - 1], 1600.0])
+    on_tuesday = detect(upto_tuesday, [*values[: len(upto_tuesday) - 1], 1600.0])
+    assert on_sunday.status == "ok" and on_tuesday.status == "anomaly"
+
+
+def test_a_sparse_table_is_judged_as_counts_in_whole_rows() -> None:
+    rng = random.Random(8)
+    values = [0.0 if rng.random() < 0.3 else float(rng.randint(2, 12)) for _ in range(57)]
+    usual_zero = detect(_days(57), [*values[:-1], 0.0])
+    assert usual_zero.status == "ok" and usual_zero.model == "count"
+    assert "empty days are usual here" in usual_zero.reason
+    assert usual_zero.lower == int(usual_zero.lower or 0)
+    flood = detect(_days(57), [*values[:-1], 90.0])
+    assert flood.status == "anomaly" and flood.direction == "spike"
+
+
+def test_an_outage_on_a_small_table_that_is_never_empty_always_alerts() -> None:
+    rng = random.Random(9)
+    values = [float(rng.randint(1, 6)) for _ in range(40)]
+    verdict = detect(_days(41), [*values, 0.0])
+    assert verdict.model == "count" and verdict.status == "anomaly"
+    assert "never been empty before, an outage" in verdict.reason
+
+
+def test_a_level_series_catches_a_unit_change_and_accepts_negative_values() -> None:
+    days = _days(29)
+    means = [-2.0 + 0.05 * (i % 4) for i in range(28)]
+    assert detect_level(days, [*means, -1.95]).status == "ok"
+    cents = detect_level(days, [*means, -190.0], what="the mean of delta")
+    assert cents.status == "anomaly" and cents.direction == "drop"
+    assert cents.reason.startswith("the mean of delta is -190")

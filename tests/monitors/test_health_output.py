@@ -1,0 +1,78 @@
+"""``stackyard health`` for people: one line per table that fits an 80-column terminal, whole
+rows in bands, the full story with ``--verbose`` or ``health show``, and owners shown."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from stackyard import Context
+from stackyard.cli.main import app
+from tests.conftest import write
+from tests.monitors.test_monitor_sparse import TODAY, _sparse_days, _write
+
+NOW = datetime.combine(TODAY, datetime.min.time(), tzinfo=UTC) + timedelta(hours=7)
+
+
+def _project(root: Path) -> Path:
+    write(
+        root / "stackyard.yml",
+        """
+        name: shop
+        targets:
+          dev: {type: duckdb, path: w.duckdb}
+        sources:
+          app:
+            kind: sql_database
+            connection: sqlite:///app.sqlite
+            owner: "@app-team"
+            tables:
+              signups: {}
+              refunds_with_a_rather_long_descriptive_table_name: {}
+        monitors:
+          tables:
+            app.signups: {owner: growth@example.com}
+        """,
+    )
+    ctx = Context(root)
+    w = ctx.warehouse()
+    w.execute("CREATE SCHEMA app")
+    signups = {d: n + 3 for d, n in _sparse_days(4, empty_share=0.0).items()}
+    signups[TODAY - timedelta(days=1)] = 0
+    _write(w, "signups", signups)
+    _write(
+        w, "refunds_with_a_rather_long_descriptive_table_name", _sparse_days(3, empty_share=0.35)
+    )
+    w.close()
+    suite = ctx.monitoring().suite()
+    suite.clock = lambda: NOW
+    suite.check(None)
+    return root
+
+
+def test_health_fits_80_columns_and_verbose_or_show_tell_everything(tmp_path: Path) -> None:
+    root = _project(tmp_path / "shop")
+    cli = CliRunner()
+    env = {"COLUMNS": "80"}
+    health = cli.invoke(app, ["health", "--project", str(root)], env=env)
+    assert health.exit_code == 1, health.output
+    lines = health.output.splitlines()
+    assert all(len(line) <= 80 for line in lines), "\n".join(lines)
+    row = next(line for line in lines if "app.signups" in line)
+    assert "anomaly" in row and "volume" in row and row.rstrip().endswith("…")
+    # bands are whole rows, never 0.252–82.773
+    assert all("." not in part for part in row.split()[3].split("–"))
+
+    verbose = cli.invoke(app, ["health", "--verbose", "--project", str(root)], env=env)
+    assert all(len(line) <= 80 for line in verbose.output.splitlines())
+    assert "never been empty before, an outage" in " ".join(verbose.output.split())
+
+    show = cli.invoke(app, ["health", "show", "app.signups", "--project", str(root)], env=env)
+    assert show.exit_code == 1
+    assert "owners: growth@example.com, @app-team" in show.output
+    assert "the table has never been empty before, an outage" in " ".join(show.output.split())
+
+    missing = cli.invoke(app, ["health", "show", "app.signup", "--project", str(root)])
+    assert missing.exit_code == 2 and "did you mean 'app.signups'" in missing.output

@@ -1,0 +1,158 @@
+"""Column and dimension monitors through the real suite on DuckDB: measured in the table's one
+batched query, judged per day, and shown as checks in health."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from stackyard import Context
+from stackyard.cli.main import app
+from stackyard.config.model import ProjectConfig
+from stackyard.console import CaptureConsole
+from stackyard.monitors.metrics import TableRef, metrics_query, plan_metrics
+from stackyard.monitors.suite import MonitorSuite
+from stackyard.project import init_project
+from tests.monitors.conftest import duckdb_warehouse
+
+NOW = datetime(2026, 3, 10, 7, 0, tzinfo=UTC)
+YESTERDAY = NOW.date() - timedelta(days=1)
+
+
+def _orders(tmp_path: Path, *, broken: bool) -> dict[str, object]:
+    """40 days of orders: 60 'placed', 30 'shipped', 10 'returned' a day, amounts around 50.
+    Broken: yesterday no 'returned' rows arrived and every amount was written in cents."""
+    w = duckdb_warehouse(tmp_path)
+    w.execute("CREATE SCHEMA app")
+    w.execute(
+        "CREATE TABLE app.orders AS SELECT range AS id, range % 37 AS customer_id, "
+        "CASE WHEN range % 100 < 60 THEN 'placed' WHEN range % 100 < 90 THEN 'shipped' "
+        "ELSE 'returned' END AS status, 40 + (range * 7) % 21 AS amount, "
+        "TIMESTAMP '2026-01-30 10:00:00' + INTERVAL (range // 100) DAY AS ordered_at "
+        "FROM range(4000)"
+    )
+    if broken:
+        w.execute(
+            f"DELETE FROM app.orders WHERE status = 'returned' "
+            f"AND CAST(ordered_at AS DATE) = DATE '{YESTERDAY}'"
+        )
+        w.execute(
+            f"UPDATE app.orders SET amount = amount * 100 "
+            f"WHERE CAST(ordered_at AS DATE) = DATE '{YESTERDAY}'"
+        )
+    w.close()
+    config = ProjectConfig.model_validate(
+        {
+            "name": "p",
+            "sources": {
+                "app": {
+                    "kind": "sql_database",
+                    "connection": "sqlite:///x.sqlite",
+                    "tables": {"orders": {}},
+                }
+            },
+            "monitors": {
+                "tables": {
+                    "app.orders": {"columns": ["amount", "status"], "dimensions": ["status"]}
+                }
+            },
+        }
+    )
+    suite = MonitorSuite(
+        project=config,
+        project_dir=tmp_path,
+        transform_dir=tmp_path / "transform",
+        warehouse=w,
+        console=CaptureConsole(),
+        clock=lambda: NOW,
+        sleep=lambda _: None,
+    )
+    report = suite.check(None)
+    orders = next(t for t in report.tables if t.table == "app.orders")
+    return {c.label: c for c in orders.checks} | {"_table": orders}
+
+
+def test_healthy_columns_and_dimensions_are_judged_and_ok(tmp_path: Path) -> None:
+    checks = _orders(tmp_path, broken=False)
+    for label in ("distinct(amount)", "mean(amount)", "median(amount)", "distinct(status)"):
+        assert checks[label].status == "ok", checks[label].reason  # type: ignore[attr-defined]
+        assert checks[label].day == YESTERDAY  # type: ignore[attr-defined]
+    assert "mean(status)" not in checks  # not numeric
+    dimension = checks["dimension(status)"]
+    assert dimension.status == "ok"  # type: ignore[attr-defined]
+    assert "each of 3 value(s) of status within their bands" in dimension.reason  # type: ignore[attr-defined]
+    assert checks["_table"].status == "ok"  # type: ignore[attr-defined]
+
+
+def test_a_value_that_stops_arriving_and_a_unit_change_are_anomalies(tmp_path: Path) -> None:
+    checks = _orders(tmp_path, broken=True)
+    returned = checks["dimension(status=returned)"]
+    assert returned.status == "anomaly" and returned.value == 0  # type: ignore[attr-defined]
+    assert "status = returned: 0 rows is below the expected band" in returned.reason  # type: ignore[attr-defined]
+    mean = checks["mean(amount)"]
+    assert mean.status == "anomaly" and mean.value > mean.upper  # type: ignore[attr-defined]
+    assert "the mean of amount is" in mean.reason and "above" in mean.reason  # type: ignore[attr-defined]
+    # the table's total volume dropped by only a tenth: not what gave it away
+    table = checks["_table"]
+    assert table.status == "anomaly"  # type: ignore[attr-defined]
+
+
+def test_profiles_and_dimensions_ride_in_the_one_batched_query() -> None:
+    plan = plan_metrics(
+        TableRef("app", "orders", "source"),
+        {"id": "BIGINT", "status": "VARCHAR", "amount": "DOUBLE", "ordered_at": "TIMESTAMP"},
+        time_column=None,
+        key=["id"],
+        today=NOW,
+        profile=["amount", "nope"],
+        dimensions=["status"],
+    )
+    assert plan.profile_columns == ("amount",) and plan.dimensions == ("status",)
+    assert "columns nope not in app.orders; not monitored" in plan.notes
+    sql = metrics_query(plan, "duckdb")
+    assert sql.count("SELECT") == 3  # totals, per day (with the profiles), per status value
+    assert 'COUNT(DISTINCT "amount")' in sql and 'MEDIAN("amount")' in sql
+    postgres = metrics_query(plan, "postgres")
+    assert "PERCENTILE_CONT(0.5) WITHIN GROUP" in postgres
+    no_time = plan_metrics(
+        TableRef("app", "t", "source"),
+        {"id": "BIGINT"},
+        time_column=None,
+        key=[],
+        today=NOW,
+        profile=["id"],
+    )
+    assert no_time.profile_columns == ()
+    assert any("has no time column" in n for n in no_time.notes)
+
+
+@pytest.mark.slow
+def test_the_example_project_shows_column_and_dimension_monitors(tmp_path: Path) -> None:
+    root = tmp_path / "shop"
+    init_project(root, example="jaffle_shop")
+    ctx = Context(root)
+    result = ctx.run()
+    assert result.ok, result.to_dict()
+    health = ctx.monitoring().health()
+    orders = next(t for t in health.tables if t.table == "shop_db.orders")
+    labels = {c.label: c for c in orders.checks}
+    for label in ("distinct(order_total)", "mean(order_total)", "median(order_total)"):
+        assert labels[label].status in ("ok", "learning"), labels[label].reason
+    assert "distinct(customer_id)" in labels
+    assert labels["dimension(store_id)"].status in ("ok", "learning")
+    assert "value(s) of store_id" in labels["dimension(store_id)"].reason
+    assert "@shop-data" in orders.owners
+
+    cli = CliRunner().invoke(app, ["health", "show", "shop_db.orders", "--project", str(root)])
+    assert "mean(order_total)" in cli.output and "dimension(store_id)" in cli.output
+
+    out = tmp_path / "report.html"
+    ctx.monitoring().report(None, out)
+    page = out.read_text()
+    assert "Columns and dimensions" in page
+    data = page.split('id="report-data">', 1)[1].split("</script>", 1)[0]
+    assert "mean(order_total)" in data and "dimension(store_id)" in data
+    ctx.close()

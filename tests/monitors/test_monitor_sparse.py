@@ -1,0 +1,103 @@
+"""Sparse tables through the real monitor suite on DuckDB: a table that is often empty must
+not alert on its usual empty days, and one that is never empty must alert on an outage.
+
+The fixture tables are written straight into DuckDB with a ``created_at`` column, so the
+suite counts rows per day from the table itself (no seeded metric history).
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+from stackyard.config.model import ProjectConfig
+from stackyard.console import CaptureConsole
+from stackyard.monitors.health import MonitorReport
+from stackyard.monitors.suite import MonitorSuite
+from stackyard.warehouse.base import Warehouse
+from tests.monitors.conftest import duckdb_warehouse
+
+NOW = datetime(2026, 3, 10, 7, 0, tzinfo=UTC)
+TODAY = NOW.date()
+
+
+def _check(tmp_path: Path, warehouse: Warehouse) -> MonitorReport:
+    config = ProjectConfig.model_validate(
+        {
+            "name": "p",
+            "sources": {
+                "app": {
+                    "kind": "sql_database",
+                    "connection": "sqlite:///x.sqlite",
+                    "tables": {"signups": {}, "refunds": {}},
+                }
+            },
+        }
+    )
+    suite = MonitorSuite(
+        project=config,
+        project_dir=tmp_path,
+        transform_dir=tmp_path / "transform",
+        warehouse=warehouse,
+        console=CaptureConsole(),
+        clock=lambda: NOW,
+        sleep=lambda _: None,
+    )
+    return suite.check(None)
+
+
+def _write(warehouse: Warehouse, table: str, per_day: dict[date, int]) -> None:
+    rows = [(d, n) for d, n in per_day.items() if n > 0]
+    values = ", ".join(f"(DATE '{d}', {n})" for d, n in rows)
+    warehouse.execute(
+        f"CREATE TABLE app.{table} AS SELECT d::TIMESTAMP + INTERVAL 9 HOUR AS created_at, "
+        f"i AS amount FROM (VALUES {values}) AS v(d, n), range(n) AS r(i)"
+    )
+
+
+def _sparse_days(seed: int, *, empty_share: float) -> dict[date, int]:
+    """70 days: about ``empty_share`` of them empty, the others 1-9 rows; today 2 so far."""
+    rng = random.Random(seed)
+    days = {
+        TODAY - timedelta(days=back): (0 if rng.random() < empty_share else rng.randint(1, 9))
+        for back in range(70, 0, -1)
+    }
+    return days | {TODAY: 2}
+
+
+def test_usual_empty_days_do_not_alert_but_an_outage_on_a_never_empty_table_does(
+    tmp_path: Path,
+) -> None:
+    warehouse = duckdb_warehouse(tmp_path)
+    warehouse.execute("CREATE SCHEMA app")
+    # refunds: about a third of the days have no rows, and the last complete days include
+    # empty ones, as its normal life.
+    refunds = _sparse_days(3, empty_share=0.35)
+    for back in (1, 3, 4):
+        refunds[TODAY - timedelta(days=back)] = 0
+    _write(warehouse, "refunds", refunds)
+    # signups: a few rows every day and never none, until yesterday's outage.
+    signups = {d: n + 3 for d, n in _sparse_days(4, empty_share=0.0).items()}
+    signups[TODAY - timedelta(days=1)] = 0
+    _write(warehouse, "signups", signups)
+    warehouse.close()
+
+    report = _check(tmp_path, warehouse)
+    tables = {t.table: t for t in report.tables}
+
+    quiet = tables["app.refunds"]
+    assert quiet.status == "ok", quiet.why
+    volume = quiet.volume
+    assert volume is not None and volume.status == "ok"
+    assert not [c for c in quiet.checks if c.check == "volume" and c.status == "anomaly"]
+    assert "empty days are usual here" in " ".join(c.reason for c in quiet.checks)
+    # bands of a count are whole rows
+    assert volume.lower == int(volume.lower) and volume.upper == int(volume.upper)
+
+    broken = tables["app.signups"]
+    assert broken.status == "anomaly"
+    outage = next(c for c in broken.checks if c.check == "volume" and c.status == "anomaly")
+    assert outage.day == TODAY - timedelta(days=1) and outage.value == 0
+    assert "never been empty before, an outage" in outage.reason
+    assert report.status == "anomaly"
