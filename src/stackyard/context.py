@@ -27,6 +27,7 @@ from stackyard.warehouse import QueryResult, Warehouse, open_warehouse
 if TYPE_CHECKING:
     from stackyard.infra.service import AccessControl
     from stackyard.monitors.service import Monitoring
+    from stackyard.runbooks.backfill.runbook import BackfillRunbook
     from stackyard.runbooks.sources import SourceAddResult, SourcesRunbook
 
 
@@ -245,3 +246,17 @@ class Context:
         from stackyard.monitors.service import Monitoring
 
         return Monitoring(self)
+
+    def backfill(self, target: str | None = None) -> BackfillRunbook:
+        """Backfills of date ranges on a target: run, status, rollback."""
+        from stackyard.runbooks.backfill.runbook import BackfillRunbook
+
+        warehouse = self.warehouse(target)
+        return BackfillRunbook(
+            config=self.config,
+            project_dir=self.project_dir,
+            warehouse=warehouse,
+            secrets=self.secrets,
+            make_dbt=lambda **kw: self.dbt(warehouse.target_name, **kw),
+            console=self.console,
+        )

@@ -1,0 +1,274 @@
+"""The backfill runbook: resolve the target, run it (and, with ``--cascade``, what depends on
+it), report status from the ledger, roll a backfill back from its pre-images."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from stackyard.config.model import ProjectConfig, RestApiSource, SqlDatabaseSource
+from stackyard.config.secrets import Secrets
+from stackyard.console import Console, NullConsole
+from stackyard.errors import UsageError, WarehouseUnreachableError, did_you_mean
+from stackyard.runbooks.backfill.job import BackfillJob, BackfillOptions, BackfillResult
+from stackyard.runbooks.backfill.ledger import (
+    METADATA_SCHEMA,
+    LeaseHeldError,
+    Ledger,
+    holder_name,
+    lease_holders,
+    read_mirror,
+)
+from stackyard.runbooks.backfill.session import Session
+from stackyard.runbooks.backfill.targets import (
+    MARKS_SUFFIX,
+    BackfillTarget,
+    ModelTarget,
+    SourceTableTarget,
+    naive_utc,
+)
+from stackyard.transform.staging import dbt_source_names
+from stackyard.warehouse.base import Warehouse
+
+
+class BackfillRunbook:
+    """Backfills on one target of one project."""
+
+    def __init__(
+        self,
+        *,
+        config: ProjectConfig,
+        project_dir: Path,
+        warehouse: Warehouse,
+        secrets: Secrets,
+        make_dbt: Callable[..., Any],
+        console: Console | None = None,
+    ) -> None:
+        self.config = config
+        self.project_dir = project_dir
+        self.warehouse = warehouse
+        self.secrets = secrets
+        self.make_dbt = make_dbt
+        self.console = console or NullConsole()
+        self.mirror_dir = project_dir / ".stackyard" / "backfills"
+        self._manifest: dict[str, Any] | None = None
+
+    # ------------------------------------------------------------------ targets
+
+    def manifest(self) -> dict[str, Any]:
+        """dbt's parsed project (parsed once per runbook)."""
+        if self._manifest is None:
+            self._manifest = self.make_dbt().manifest()
+        return self._manifest
+
+    def resolve(self, name: str) -> BackfillTarget:
+        """``SOURCE.TABLE`` or a dbt model name → the target to backfill.
+
+        Raises:
+            UsageError: unknown, or not backfillable by date.
+        """
+        source, _, table = name.partition(".")
+        if table and source in self.config.sources:
+            config = self.config.sources[source]
+            if not isinstance(config, SqlDatabaseSource | RestApiSource):
+                raise UsageError(
+                    f"source '{source}' is {config.kind}: only sql_database and rest_api "
+                    "tables with a cursor can be backfilled by date",
+                    hint=f"reload it whole with `stackyard run --select {source}`",
+                )
+            tables = config.tables if isinstance(config, SqlDatabaseSource) else config.endpoints
+            if table not in tables:
+                raise UsageError(
+                    f"source '{source}' has no table '{table}'{did_you_mean(table, tables)}",
+                    hint=f"its tables: {', '.join(sorted(tables))}",
+                )
+            return SourceTableTarget(
+                source,
+                table,
+                config,
+                project=self.config.name,
+                dataset=self.config.dataset_for(source),
+                project_dir=self.project_dir,
+                secrets=self.secrets,
+                warehouse=self.warehouse,
+            )
+        return ModelTarget.resolve(name, self.manifest(), self.make_dbt)
+
+    def _session(self) -> Session:
+        try:
+            return Session(self.warehouse)
+        except WarehouseUnreachableError as exc:
+            # A DuckDB file admits one writer: name the backfill that holds it, if it is one.
+            holders = lease_holders(self.mirror_dir)
+            if self.warehouse.KIND == "duckdb" and holders:
+                raise LeaseHeldError(
+                    f"{self.warehouse.describe()} is held by a running backfill: "
+                    + "; ".join(holders),
+                    hint="wait for it to finish (`stackyard backfill status` reads its "
+                    "progress meanwhile)",
+                ) from None
+            raise exc from None
+
+    def job(self, target: BackfillTarget) -> BackfillJob:
+        """The job that backfills ``target``."""
+        return BackfillJob(
+            target,
+            session_factory=self._session,
+            mirror_dir=self.mirror_dir,
+            pipelines_dir=self.project_dir / ".stackyard" / "backfill_pipelines",
+            warehouse_target=self.warehouse.target_name,
+            console=self.console,
+        )
+
+    # ------------------------------------------------------------------ run
+
+    def run(self, options: BackfillOptions) -> BackfillResult:
+        """Backfill a target; with ``cascade``, then the models downstream of it."""
+        target = self.resolve(options.target)
+        result = self.job(target).execute(options)
+        if not options.cascade:
+            return result
+        failed = {p.window_start for p in result.record.partitions if p.status != "success"}
+        cascaded = []
+        for node in self.downstream(target):
+            config = node.get("config", {})
+            if config.get("materialized") == "incremental" and config.get("event_time"):
+                child = ModelTarget(node, self.make_dbt)
+                sub = self.job(child).execute(
+                    replace(options, target=child.name, cascade=False, budget_rows=None),
+                    skip=frozenset(failed),
+                )
+                failed |= {p.window_start for p in sub.record.partitions if p.status != "success"}
+                cascaded.append(sub)
+            elif (
+                config.get("materialized") in ("table", "incremental")
+                and not failed
+                and not options.dry_run
+            ):
+                self.make_dbt().run_window([node["name"]])
+        return replace(result, cascaded=tuple(cascaded))
+
+    def downstream(self, target: BackfillTarget) -> list[dict[str, Any]]:
+        """Models that depend on the target, parents before children."""
+        manifest = self.manifest()
+        nodes = manifest.get("nodes", {})
+        if isinstance(target, ModelTarget):
+            roots = [target.node["unique_id"]]
+        else:
+            assert isinstance(target, SourceTableTarget)
+            names = dbt_source_names(target.source)
+            roots = [
+                uid
+                for uid, s in manifest.get("sources", {}).items()
+                if s["source_name"] in names and s["name"] == target.table
+            ]
+        children = manifest.get("child_map", {})
+        seen: list[str] = []
+        stack = list(roots)
+        while stack:
+            for child in children.get(stack.pop(), []):
+                if (
+                    child not in seen
+                    and child in nodes
+                    and nodes[child]["resource_type"] == "model"
+                ):
+                    seen.append(child)
+                    stack.append(child)
+        parents = manifest.get("parent_map", {})
+        ordered: list[str] = []
+        pending = set(seen)
+        while pending:
+            ready = sorted(u for u in pending if not (set(parents.get(u, [])) & pending))
+            ordered += ready
+            pending -= set(ready)
+        return [nodes[u] for u in ordered]
+
+    # ------------------------------------------------------------------ status
+
+    def status(self, backfill_id: str | None = None, limit: int = 10) -> list[dict[str, Any]]:
+        """Backfills as the ledger has them: one by id, or the latest ``limit``.
+
+        Read from the warehouse; when another process holds a DuckDB file, from the ledger's
+        JSON mirror, which that process keeps current.
+        """
+        try:
+            session = Session(self.warehouse)
+        except WarehouseUnreachableError:
+            if self.warehouse.KIND != "duckdb":
+                raise
+            mirrored = read_mirror(self.mirror_dir, backfill_id)
+            if mirrored is None:
+                raise
+            return [mirrored]
+        try:
+            ledger = Ledger(session, self.mirror_dir)
+            ids = [backfill_id] if backfill_id else ledger.recent(limit)
+            return [ledger.get(i).to_dict() for i in ids]
+        finally:
+            session.close()
+
+    # ------------------------------------------------------------------ rollback
+
+    def rollback(self, backfill_id: str) -> dict[str, Any]:
+        """Put back the rows a backfill overwrote, from its pre-images, in one transaction.
+
+        Raises:
+            UsageError: unknown id, or the backfill was already rolled back.
+            LeaseHeldError: a backfill of the same target is running.
+        """
+        session = self._session()
+        ledger = Ledger(session, self.mirror_dir)
+        try:
+            ledger.ensure()
+            record = ledger.get(backfill_id)
+            if record.status == "rolled_back":
+                raise UsageError(f"backfill {backfill_id} was already rolled back")
+            target = self.resolve(record.target)
+            ledger.acquire(target.name, backfill_id, holder_name(backfill_id), 30.0)
+            try:
+                restored = self._restore(session, target, record.preimage_table or "", record)
+                ledger.set_status(backfill_id, "rolled_back", None)
+            finally:
+                ledger.release(target.name, backfill_id)
+        finally:
+            session.close()
+        return {"backfill_id": backfill_id, "target": record.target, **restored}
+
+    def _restore(
+        self, s: Session, target: BackfillTarget, pre_name: str, record: Any
+    ) -> dict[str, int]:
+        pre = s.quote(METADATA_SCHEMA, pre_name)
+        marks = s.quote(METADATA_SCHEMA, pre_name + MARKS_SUFFIX)
+        if not s.warehouse.table_columns(METADATA_SCHEMA, pre_name + MARKS_SUFFIX):
+            return {"partitions": 0, "rows_restored": 0}
+        p = s.param()
+        seqs = {int(r[0]) for r in s.query(f"SELECT seq FROM {marks}").rows}
+        cols = [
+            c for c in s.warehouse.table_columns(METADATA_SCHEMA, pre_name) if c != "_backfill_seq"
+        ]
+        col_sql = ", ".join(s.quote(c) for c in cols)
+        restored = 0
+        with s.transaction():
+            for part in sorted(record.partitions, key=lambda r: -r.seq):
+                if part.seq not in seqs:
+                    continue
+                where = target.window_filter(s)
+                params: tuple[Any, ...] = (naive_utc(part.window.start), naive_utc(part.window.end))
+                if target.keys:
+                    keys = ", ".join(s.quote(k) for k in target.keys)
+                    where += f" OR ({keys}) IN (SELECT {keys} FROM {pre} WHERE _backfill_seq = {p})"
+                    params += (part.seq,)
+                s.execute(f"DELETE FROM {target.relation(s)} WHERE {where}", params)
+                s.execute(
+                    f"INSERT INTO {target.relation(s)} ({col_sql}) SELECT {col_sql} FROM {pre} "
+                    f"WHERE _backfill_seq = {p}",
+                    (part.seq,),
+                )
+                restored += int(
+                    s.query(
+                        f"SELECT count(*) FROM {pre} WHERE _backfill_seq = {p}", (part.seq,)
+                    ).rows[0][0]
+                )
+        return {"partitions": len(seqs), "rows_restored": restored}
