@@ -115,6 +115,7 @@ def backfill(
     context.console = console
     with console:
         result = _guard(lambda: context.backfill(target).run(options))
+    out.print()
     _render_result(result)
     raise typer.Exit(result.exit_code)
 

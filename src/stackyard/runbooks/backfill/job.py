@@ -215,6 +215,7 @@ class BackfillJob:
                 ledger.create(record, windows)
             self.target.ensure_preimage(ledger.session, preimage)
             executed = self._run_partitions(ledger, backfill_id, options, preimage, skip)
+            self.target.cleanup(ledger.session, options.workers)
             record = ledger.get(backfill_id)
             report = validate(self.target, ledger.session, record, options.tolerance)
             failed = any(p.status != "success" for p in record.partitions) or not report["ok"]
@@ -249,6 +250,7 @@ class BackfillJob:
                 continue
             todo.put(p)
         total = todo.qsize()
+        self.target.prepare()
         step = f"backfill {self.target.name}"
         self.console.step_started(step, f"{total} of {len(record.partitions)} partitions to run")
         executed: list[int] = []

@@ -241,13 +241,11 @@ class BackfillRunbook:
     ) -> dict[str, int]:
         pre = s.quote(METADATA_SCHEMA, pre_name)
         marks = s.quote(METADATA_SCHEMA, pre_name + MARKS_SUFFIX)
-        if not s.warehouse.table_columns(METADATA_SCHEMA, pre_name + MARKS_SUFFIX):
+        if not s.table_columns(METADATA_SCHEMA, pre_name + MARKS_SUFFIX):
             return {"partitions": 0, "rows_restored": 0}
         p = s.param()
         seqs = {int(r[0]) for r in s.query(f"SELECT seq FROM {marks}").rows}
-        cols = [
-            c for c in s.warehouse.table_columns(METADATA_SCHEMA, pre_name) if c != "_backfill_seq"
-        ]
+        cols = [c for c in s.table_columns(METADATA_SCHEMA, pre_name) if c != "_backfill_seq"]
         col_sql = ", ".join(s.quote(c) for c in cols)
         restored = 0
         with s.transaction():

@@ -87,6 +87,16 @@ class Session:
         except self._driver_error as exc:
             raise WarehouseError(f"{self.warehouse.describe()} rejected: {exc}".strip()) from None
 
+    def table_columns(self, schema: str, table: str) -> dict[str, str]:
+        """``{column: data type}`` of a table, empty when it does not exist."""
+        p = self.param()
+        result = self.query(
+            "SELECT column_name, data_type FROM information_schema.columns "
+            f"WHERE table_schema = {p} AND table_name = {p} ORDER BY ordinal_position",
+            (schema, table),
+        )
+        return {str(r[0]): str(r[1]) for r in result.rows}
+
     @contextmanager
     def transaction(self) -> Iterator[Session]:
         """Statements inside commit together, or not at all."""

@@ -68,6 +68,12 @@ class BackfillTarget:
         """A hash of the code or configuration that produces the table."""
         raise NotImplementedError
 
+    def prepare(self) -> None:
+        """Work done once, in the calling thread, before workers start."""
+
+    def cleanup(self, session: Session, workers: int) -> None:
+        """Drop what workers left behind (staging schemas)."""
+
     def replace(self, window: Window, worker: Worker, preimage: str | None, seq: int) -> int:
         """Replace the window's rows; return how many rows it now holds."""
         raise NotImplementedError
@@ -84,7 +90,7 @@ class BackfillTarget:
 
     def exists(self, session: Session) -> bool:
         """Whether the table exists yet."""
-        return bool(session.warehouse.table_columns(self.schema, self.table))
+        return bool(session.table_columns(self.schema, self.table))
 
     def window_filter(self, session: Session, column: str | None = None) -> str:
         """``col >= ? AND col < ?`` on the time column."""
@@ -291,26 +297,50 @@ class SourceTableTarget(BackfillTarget):
         text = json.dumps(self.config.model_dump(mode="json"), sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
+    def prepare(self) -> None:
+        # Two threads importing pyarrow or dlt's sources for the first time at once can see a
+        # half-initialised module; import them here, before the workers start.
+        import os
+
+        import pyarrow  # noqa: F401
+        from dlt.sources import rest_api, sql_database  # noqa: F401
+
+        # Staged rows carry their load id, so a partition inserts exactly its own load's rows.
+        os.environ.setdefault("NORMALIZE__PARQUET_NORMALIZER__ADD_DLT_LOAD_ID", "true")
+
+    def cleanup(self, session: Session, workers: int) -> None:
+        for n in range(workers):
+            for schema in (self.staging_schema(n), self.staging_schema(n) + "_staging"):
+                session.execute(f"DROP SCHEMA IF EXISTS {session.quote(schema)} CASCADE")
+        shutil.rmtree(self.project_dir / ".stackyard" / "backfill_pipelines", ignore_errors=True)
+
     def staging_schema(self, worker: int) -> str:
         """The worker's own staging schema (dlt's dataset)."""
-        return f"{self.schema}__backfill_w{worker}"[:63]
+        return f"{self.schema}_backfill_w{worker}"[:63]
 
     def _resource(self, window: Window) -> Any:
+        """dlt's ``sql_table`` for exactly ``[start, end)`` of the cursor, rows stamped with
+        ``_loaded_at`` as a regular load stamps them."""
         import dlt
+        import pyarrow as pa
+        from dlt.sources import sql_database
 
-        from stackyard.ingest.sources import build_resources
+        from stackyard.ingest.sources import LOADED_AT, connection_url, sql_backend
 
-        build = build_resources(
-            self.source,
-            self.config,
-            project_dir=self.project_dir,
-            secrets=self.secrets,
-            loaded_at=datetime.now(UTC),
-            known_columns={},
-        )
-        resource = next(r for r in build.resources if r.name == self.table)
-        # initial_value/end_value make dlt load exactly [start, end) and keep no cursor state.
-        resource.apply_hints(
+        if isinstance(self.config, RestApiSource):
+            return self._rest_resource(window)
+        spec = self.config.tables[self.table]
+        url = connection_url(self.source, self.config, self.project_dir, self.secrets)
+        backend, backend_kwargs = sql_backend(self.config, url)
+        sql_table: Any = sql_database.sql_table
+        resource = sql_table(
+            credentials=url,
+            table=spec.source_table or self.table,
+            schema=self.config.source_schema,
+            backend=backend,
+            backend_kwargs=backend_kwargs,
+            chunk_size=self.config.chunk_size,
+            # initial_value/end_value: exactly [start, end), and no cursor state kept.
             incremental=dlt.sources.incremental(
                 self.time_column,
                 initial_value=naive_utc(window.start),
@@ -318,9 +348,41 @@ class SourceTableTarget(BackfillTarget):
                 range_start="closed",
                 range_end="open",
             ),
+            primary_key=spec.primary_key,
             write_disposition="replace",
-        )
-        return resource
+            defer_table_reflect=True,
+            reflection_level="full_with_precision",
+        ).with_name(self.table)
+        loaded_at = pa.scalar(datetime.now(UTC), type=pa.timestamp("us", tz="UTC"))
+
+        def stamp(item: Any) -> Any:
+            if isinstance(item, pa.Table | pa.RecordBatch) and LOADED_AT not in item.column_names:
+                return item.append_column(LOADED_AT, pa.repeat(loaded_at, item.num_rows))
+            return item
+
+        return resource.add_map(stamp)
+
+    def _rest_resource(self, window: Window) -> Any:
+        """The endpoint through dlt's rest_api with ``initial_value``/``end_value`` set: the
+        start goes to the API as the cursor parameter, and dlt drops items at or past the end."""
+        from dlt.sources.rest_api import rest_api_source
+
+        from stackyard.ingest.rest import rest_api_config
+
+        assert isinstance(self.config, RestApiSource)
+        config: Any = rest_api_config(self.source, self.config, self.secrets)
+        fmt = "%Y-%m-%dT%H:%M:%SZ"
+        for resource in config["resources"]:
+            if resource["name"] == self.table:
+                resource["endpoint"]["incremental"].update(
+                    initial_value=naive_utc(window.start).strftime(fmt),
+                    end_value=naive_utc(window.end).strftime(fmt),
+                    range_start="closed",
+                    range_end="open",
+                )
+                resource["write_disposition"] = "replace"
+        config["resources"] = [r for r in config["resources"] if r["name"] == self.table]
+        return rest_api_source(config, name=self.source).resources[self.table]
 
     def replace(self, window: Window, worker: Worker, preimage: str | None, seq: int) -> int:
         import dlt
@@ -353,7 +415,7 @@ class SourceTableTarget(BackfillTarget):
     ) -> int:
         p = s.param()
         target = self.relation(s)
-        staged_cols = s.warehouse.table_columns(self.staging_schema(worker), self.table)
+        staged_cols = s.table_columns(self.staging_schema(worker), self.table)
         staged = s.quote(self.staging_schema(worker), self.table)
         bounds = (naive_utc(window.start), naive_utc(window.end))
         with s.transaction():
@@ -373,7 +435,7 @@ class SourceTableTarget(BackfillTarget):
             s.execute(f"DELETE FROM {target} WHERE {where}", (*bounds, *key_params))
             if not staged_cols:
                 return 0
-            target_cols = s.warehouse.table_columns(self.schema, self.table)
+            target_cols = s.table_columns(self.schema, self.table)
             cols = ", ".join(s.quote(c) for c in staged_cols if c in target_cols)
             s.execute(f"INSERT INTO {target} ({cols}) SELECT {cols} {rows_from[0]}", rows_from[1])
             count = s.query(f"SELECT count(*) {rows_from[0]}", rows_from[1]).rows[0][0]
