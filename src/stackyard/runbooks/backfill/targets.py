@@ -468,6 +468,10 @@ class SourceTableTarget(BackfillTarget):
                         .where(col >= naive_utc(w.start), col < naive_utc(w.end))
                     )
                     out.append(int(conn.execute(q).scalar_one()))
+        except sa.exc.SQLAlchemyError as exc:
+            raise LoadError(
+                f"cannot count {self.name} in the source: {str(exc).splitlines()[0]}"
+            ) from None
         finally:
             engine.dispose()
         return out

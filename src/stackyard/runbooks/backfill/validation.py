@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from stackyard.errors import StackyardError
 from stackyard.runbooks.backfill.ledger import BackfillRecord
 from stackyard.runbooks.backfill.session import Session
 from stackyard.runbooks.backfill.targets import BackfillTarget
@@ -38,7 +39,15 @@ def validate(
     """
     parts = list(record.partitions)
     windows = [p.window for p in parts]
-    expected = target.expected_counts(session, windows)
+    try:
+        expected = target.expected_counts(session, windows)
+    except StackyardError as exc:
+        # Upstream cannot be read: the check fails, and says why.
+        return {
+            "ok": False,
+            "error": exc.message,
+            "missing_partitions": [p.window_start for p in parts if p.status != "success"],
+        }
     actual = target.counts(session, windows)
     missing = [p.window_start for p in parts if p.status != "success"]
     empty, mismatches = [], []
