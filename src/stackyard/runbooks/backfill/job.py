@@ -179,10 +179,11 @@ class BackfillJob:
             estimate = self._estimate(ledger, options, windows)
             if options.dry_run:
                 return self._plan(options, windows, resume_id, ledger, estimate)
-            if estimate["rows"] > options.budget_rows and not options.yes:  # type: ignore[operator]
+            budget = options.budget_rows or 0
+            if estimate["rows"] > budget and not options.yes:
                 raise UsageError(
                     f"the backfill would write about {estimate['rows']:,} rows, over the budget of "
-                    f"{options.budget_rows:,}",
+                    f"{budget:,}",
                     hint="check it with --dry-run, then pass --yes to go ahead",
                 )
         backfill_id = resume_id or uuid.uuid4().hex[:12]

@@ -221,9 +221,10 @@ class Ledger:
                 f"FROM {self._t('backfill_partitions')} WHERE backfill_id = {p} ORDER BY seq",
                 (backfill_id,),
             ).rows
-        head = list(rows[0])
+        head: list[Any] = list(rows[0])
         head[12] = json.loads(head[12]) if head[12] else None
-        return BackfillRecord(*head, partitions=tuple(PartitionRecord(*r) for r in parts))
+        head.append(tuple(PartitionRecord(*r) for r in parts))
+        return BackfillRecord(*head)
 
     def recent(self, limit: int = 10, target: str | None = None) -> list[str]:
         """Ids of the latest backfills (of one target, if given), newest first."""

@@ -419,9 +419,9 @@ class SourceTableTarget(BackfillTarget):
         staged = s.quote(self.staging_schema(worker), self.table)
         bounds = (naive_utc(window.start), naive_utc(window.end))
         with s.transaction():
-            if not staged_cols:  # nothing extracted: dlt created no table
-                rows_from = "", ()
-            else:
+            # Nothing extracted means dlt created no staging table: the window ends up empty.
+            rows_from: tuple[str, tuple[Any, ...]] = ("", ())
+            if staged_cols:
                 rows_from = (f"FROM {staged} WHERE _dlt_load_id = {p}", (load_id,))
             key_match = ""
             key_params: tuple[Any, ...] = ()
