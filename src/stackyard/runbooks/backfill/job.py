@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from stackyard.console import Console, NullConsole
-from stackyard.errors import StackyardError, UsageError
+from stackyard.errors import StackyardError, UsageError, WarehouseError
 from stackyard.runbooks.backfill.ledger import (
     BackfillRecord,
     Ledger,
@@ -279,7 +279,11 @@ class BackfillJob:
 
     def _heartbeat(self, ledger: Ledger, backfill_id: str, done: threading.Event) -> None:
         while not done.wait(2.0):
-            ledger.heartbeat(backfill_id, self.target.name)
+            try:
+                ledger.heartbeat(backfill_id, self.target.name)
+            except WarehouseError as exc:
+                # One missed beat is not fatal (the lease goes stale only after many); say so.
+                self.console.message("warning", f"backfill heartbeat failed: {exc.message}")
 
     def _work(
         self,

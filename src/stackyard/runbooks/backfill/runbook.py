@@ -239,28 +239,32 @@ class BackfillRunbook:
     def _restore(
         self, s: Session, target: BackfillTarget, pre_name: str, record: Any
     ) -> dict[str, int]:
-        pre = s.quote(METADATA_SCHEMA, pre_name)
         marks = s.quote(METADATA_SCHEMA, pre_name + MARKS_SUFFIX)
         if not s.table_columns(METADATA_SCHEMA, pre_name + MARKS_SUFFIX):
             return {"partitions": 0, "rows_restored": 0}
         p = s.param()
         seqs = {int(r[0]) for r in s.query(f"SELECT seq FROM {marks}").rows}
-        cols = [c for c in s.table_columns(METADATA_SCHEMA, pre_name) if c != "_backfill_seq"]
-        col_sql = ", ".join(s.quote(c) for c in cols)
+        # No pre-image table: the target did not exist before, every window was empty.
+        kept = s.table_columns(METADATA_SCHEMA, pre_name)
+        pre = s.quote(METADATA_SCHEMA, pre_name)
+        cols = ", ".join(s.quote(c) for c in kept if c != "_backfill_seq")
         restored = 0
         with s.transaction():
+            # Latest first, so the earliest pre-image — the state before the backfill — wins.
             for part in sorted(record.partitions, key=lambda r: -r.seq):
                 if part.seq not in seqs:
                     continue
                 where = target.window_filter(s)
                 params: tuple[Any, ...] = (naive_utc(part.window.start), naive_utc(part.window.end))
-                if target.keys:
+                if target.keys and kept:
                     keys = ", ".join(s.quote(k) for k in target.keys)
                     where += f" OR ({keys}) IN (SELECT {keys} FROM {pre} WHERE _backfill_seq = {p})"
                     params += (part.seq,)
                 s.execute(f"DELETE FROM {target.relation(s)} WHERE {where}", params)
+                if not kept:
+                    continue
                 s.execute(
-                    f"INSERT INTO {target.relation(s)} ({col_sql}) SELECT {col_sql} FROM {pre} "
+                    f"INSERT INTO {target.relation(s)} ({cols}) SELECT {cols} FROM {pre} "
                     f"WHERE _backfill_seq = {p}",
                     (part.seq,),
                 )

@@ -34,6 +34,7 @@ from stackyard.runbooks.backfill.session import Session
 from stackyard.warehouse.base import Warehouse
 
 MARKS_SUFFIX = "__marks"
+PREIMAGE_SCHEMA = "stackyard"
 
 
 def naive_utc(moment: datetime) -> datetime:
@@ -135,34 +136,34 @@ class BackfillTarget:
         extra_params: tuple[Any, ...] = (),
     ) -> None:
         """Keep the rows a partition is about to overwrite, once per partition (inside the
-        partition's transaction). A retry finds the mark and keeps the first pre-image."""
-        if not self.exists(s):
-            return
+        partition's transaction). A mark records that it was taken — also when there was
+        nothing to keep — so a retry keeps the first pre-image, and a rollback knows to empty
+        the window."""
         p = s.param()
-        schema = "stackyard"
-        marks = s.quote(schema, preimage + MARKS_SUFFIX)
-        pre = s.quote(schema, preimage)
+        marks = s.quote(PREIMAGE_SCHEMA, preimage + MARKS_SUFFIX)
         if s.query(f"SELECT count(*) FROM {marks} WHERE seq = {p}", (seq,)).rows[0][0]:
             return
-        where = self.window_filter(s) + (f" OR {extra_where}" if extra_where else "")
-        s.execute(
-            f"INSERT INTO {pre} SELECT {p} AS _backfill_seq, t.* FROM {self.relation(s)} AS t "
-            f"WHERE {where}",
-            (seq, naive_utc(window.start), naive_utc(window.end), *extra_params),
-        )
+        if self.exists(s):
+            self.ensure_preimage(s, preimage)
+            where = self.window_filter(s) + (f" OR {extra_where}" if extra_where else "")
+            s.execute(
+                f"INSERT INTO {s.quote(PREIMAGE_SCHEMA, preimage)} SELECT {p} AS _backfill_seq, "
+                f"t.* FROM {self.relation(s)} AS t WHERE {where}",
+                (seq, naive_utc(window.start), naive_utc(window.end), *extra_params),
+            )
         s.execute(f"INSERT INTO {marks} VALUES ({p})", (seq,))
 
     def ensure_preimage(self, session: Session, preimage: str) -> None:
-        """Create the pre-image tables for a backfill (empty copies of the table's shape)."""
-        if not self.exists(session):
-            return
-        pre = session.quote("stackyard", preimage)
-        marks = session.quote("stackyard", preimage + MARKS_SUFFIX)
-        session.execute(
-            f"CREATE TABLE IF NOT EXISTS {pre} AS SELECT CAST(NULL AS INTEGER) AS _backfill_seq, "
-            f"t.* FROM {self.relation(session)} AS t WHERE 1 = 0"
-        )
+        """Create the pre-image tables of a backfill: the marks, and an empty copy of the
+        table's shape once the table exists."""
+        marks = session.quote(PREIMAGE_SCHEMA, preimage + MARKS_SUFFIX)
         session.execute(f"CREATE TABLE IF NOT EXISTS {marks} (seq INTEGER)")
+        if self.exists(session):
+            session.execute(
+                f"CREATE TABLE IF NOT EXISTS {session.quote(PREIMAGE_SCHEMA, preimage)} AS "
+                f"SELECT CAST(NULL AS INTEGER) AS _backfill_seq, t.* "
+                f"FROM {self.relation(session)} AS t WHERE 1 = 0"
+            )
 
 
 # ---------------------------------------------------------------------------- dbt models
