@@ -19,6 +19,7 @@ from typing import Any
 
 from stackyard.console import Console, NullConsole
 from stackyard.errors import StackyardError, UsageError, WarehouseError
+from stackyard.runbooks.backfill.connection import Connection
 from stackyard.runbooks.backfill.ledger import (
     BackfillRecord,
     Ledger,
@@ -32,7 +33,6 @@ from stackyard.runbooks.backfill.partitions import (
     partitions,
     time_zone,
 )
-from stackyard.runbooks.backfill.session import Session
 from stackyard.runbooks.backfill.targets import BackfillTarget, Worker
 from stackyard.runbooks.backfill.validation import validate
 
@@ -127,7 +127,7 @@ class BackfillJob:
         self,
         target: BackfillTarget,
         *,
-        session_factory: Callable[[], Session],
+        session_factory: Callable[[], Connection],
         mirror_dir: Path,
         pipelines_dir: Path,
         warehouse_target: str,

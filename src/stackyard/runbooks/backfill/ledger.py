@@ -24,26 +24,11 @@ from pathlib import Path
 from typing import Any
 
 from stackyard.errors import StackyardError, UsageError
+from stackyard.metadata.schema import BACKFILL_TABLES, METADATA_SCHEMA, ensure_tables
+from stackyard.runbooks.backfill.connection import Connection
 from stackyard.runbooks.backfill.partitions import Window
-from stackyard.runbooks.backfill.session import Session
 
-METADATA_SCHEMA = "stackyard"
 STATUSES = ("pending", "running", "success", "failed", "skipped")
-
-_TABLES: dict[str, str] = {
-    "backfills": "backfill_id VARCHAR NOT NULL, target VARCHAR, target_kind VARCHAR, "
-    "warehouse_target VARCHAR, range_start VARCHAR, range_end VARCHAR, grain VARCHAR, "
-    "time_zone VARCHAR, workers INTEGER, status VARCHAR, holder VARCHAR, "
-    "created_at TIMESTAMPTZ, finished_at TIMESTAMPTZ, code_fingerprint VARCHAR, "
-    "validation VARCHAR, preimage_table VARCHAR, rolled_back_at TIMESTAMPTZ",
-    "backfill_partitions": "backfill_id VARCHAR NOT NULL, seq INTEGER, window_start VARCHAR, "
-    "window_end VARCHAR, status VARCHAR, attempt INTEGER, worker INTEGER, "
-    "heartbeat TIMESTAMPTZ, started_at TIMESTAMPTZ, finished_at TIMESTAMPTZ, "
-    "seconds DOUBLE PRECISION, rows_written BIGINT, rows_source BIGINT, error VARCHAR, "
-    "code_fingerprint VARCHAR, input_fingerprint VARCHAR, preimage_rows BIGINT",
-    "backfill_leases": "target VARCHAR NOT NULL PRIMARY KEY, backfill_id VARCHAR, "
-    "holder VARCHAR, heartbeat TIMESTAMPTZ",
-}
 
 
 class LeaseHeldError(StackyardError):
@@ -138,7 +123,7 @@ class Ledger:
         mirror_dir: where the JSON mirror goes (``.stackyard/backfills``).
     """
 
-    def __init__(self, session: Session, mirror_dir: Path) -> None:
+    def __init__(self, session: Connection, mirror_dir: Path) -> None:
         self.session = session
         self.mirror_dir = mirror_dir
         self._lock = threading.RLock()
@@ -149,10 +134,7 @@ class Ledger:
     def ensure(self) -> None:
         """Create the metadata schema and the ledger tables."""
         with self._lock:
-            w = self.session.warehouse
-            w.ensure_schema(METADATA_SCHEMA)
-            for table, columns in _TABLES.items():
-                w.ensure_table(METADATA_SCHEMA, table, columns)
+            ensure_tables(self.session.warehouse, BACKFILL_TABLES)
 
     def exists(self) -> bool:
         """Whether any backfill was ever recorded on this target."""

@@ -5,23 +5,20 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
-from stackyard.config.model import ProjectConfig, RestApiSource, SqlDatabaseSource
-from stackyard.config.secrets import Secrets
-from stackyard.console import Console, NullConsole
+from stackyard.config.model import RestApiSource, SqlDatabaseSource
 from stackyard.errors import UsageError, WarehouseUnreachableError, did_you_mean
+from stackyard.metadata.schema import METADATA_SCHEMA
+from stackyard.runbooks.backfill.connection import Connection
 from stackyard.runbooks.backfill.job import BackfillJob, BackfillOptions, BackfillResult
 from stackyard.runbooks.backfill.ledger import (
-    METADATA_SCHEMA,
     LeaseHeldError,
     Ledger,
     holder_name,
     lease_holders,
     read_mirror,
 )
-from stackyard.runbooks.backfill.session import Session
 from stackyard.runbooks.backfill.targets import (
     MARKS_SUFFIX,
     BackfillTarget,
@@ -29,30 +26,22 @@ from stackyard.runbooks.backfill.targets import (
     SourceTableTarget,
     naive_utc,
 )
+from stackyard.session import Session
 from stackyard.transform.staging import dbt_source_names
-from stackyard.warehouse.base import Warehouse
 
 
 class BackfillRunbook:
     """Backfills on one target of one project."""
 
-    def __init__(
-        self,
-        *,
-        config: ProjectConfig,
-        project_dir: Path,
-        warehouse: Warehouse,
-        secrets: Secrets,
-        make_dbt: Callable[..., Any],
-        console: Console | None = None,
-    ) -> None:
-        self.config = config
-        self.project_dir = project_dir
-        self.warehouse = warehouse
-        self.secrets = secrets
-        self.make_dbt = make_dbt
-        self.console = console or NullConsole()
-        self.mirror_dir = project_dir / ".stackyard" / "backfills"
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.config = session.project.config
+        self.project_dir = session.project.project_dir
+        self.warehouse = session.warehouse
+        self.secrets = session.project.secrets
+        self.make_dbt: Callable[..., Any] = session.dbt
+        self.console = session.console
+        self.mirror_dir = self.project_dir / ".stackyard" / "backfills"
         self._manifest: dict[str, Any] | None = None
 
     # ------------------------------------------------------------------ targets
@@ -96,9 +85,9 @@ class BackfillRunbook:
             )
         return ModelTarget.resolve(name, self.manifest(), self.make_dbt)
 
-    def _session(self) -> Session:
+    def _connect(self) -> Connection:
         try:
-            return Session(self.warehouse)
+            return Connection(self.warehouse)
         except WarehouseUnreachableError as exc:
             # A DuckDB file admits one writer: name the backfill that holds it, if it is one.
             holders = lease_holders(self.mirror_dir)
@@ -115,7 +104,7 @@ class BackfillRunbook:
         """The job that backfills ``target``."""
         return BackfillJob(
             target,
-            session_factory=self._session,
+            session_factory=self._connect,
             mirror_dir=self.mirror_dir,
             pipelines_dir=self.project_dir / ".stackyard" / "backfill_pipelines",
             warehouse_target=self.warehouse.target_name,
@@ -194,7 +183,7 @@ class BackfillRunbook:
         JSON mirror, which that process keeps current.
         """
         try:
-            session = Session(self.warehouse)
+            session = Connection(self.warehouse)
         except WarehouseUnreachableError:
             if self.warehouse.KIND != "duckdb":
                 raise
@@ -218,7 +207,7 @@ class BackfillRunbook:
             UsageError: unknown id, or the backfill was already rolled back.
             LeaseHeldError: a backfill of the same target is running.
         """
-        session = self._session()
+        session = self._connect()
         ledger = Ledger(session, self.mirror_dir)
         try:
             ledger.ensure()
@@ -237,7 +226,7 @@ class BackfillRunbook:
         return {"backfill_id": backfill_id, "target": record.target, **restored}
 
     def _restore(
-        self, s: Session, target: BackfillTarget, pre_name: str, record: Any
+        self, s: Connection, target: BackfillTarget, pre_name: str, record: Any
     ) -> dict[str, int]:
         marks = s.quote(METADATA_SCHEMA, pre_name + MARKS_SUFFIX)
         if not s.table_columns(METADATA_SCHEMA, pre_name + MARKS_SUFFIX):

@@ -29,12 +29,13 @@ from typing import Any
 from stackyard.config.model import RestApiSource, SqlDatabaseSource
 from stackyard.config.secrets import Secrets
 from stackyard.errors import ConfigError, LoadError, TransformError, UsageError, did_you_mean
+from stackyard.metadata.schema import METADATA_SCHEMA
+from stackyard.runbooks.backfill.connection import Connection
 from stackyard.runbooks.backfill.partitions import Window
-from stackyard.runbooks.backfill.session import Session
 from stackyard.warehouse.base import Warehouse
 
 MARKS_SUFFIX = "__marks"
-PREIMAGE_SCHEMA = "stackyard"
+PREIMAGE_SCHEMA = METADATA_SCHEMA
 
 
 def naive_utc(moment: datetime) -> datetime:
@@ -51,7 +52,7 @@ class Worker:
     """What one worker thread owns: its connection and its dlt pipeline folder."""
 
     number: int
-    session: Session
+    session: Connection
     pipelines_dir: Path
 
 
@@ -72,35 +73,35 @@ class BackfillTarget:
     def prepare(self) -> None:
         """Work done once, in the calling thread, before workers start."""
 
-    def cleanup(self, session: Session, workers: int) -> None:
+    def cleanup(self, session: Connection, workers: int) -> None:
         """Drop what workers left behind (staging schemas)."""
 
     def replace(self, window: Window, worker: Worker, preimage: str | None, seq: int) -> int:
         """Replace the window's rows; return how many rows it now holds."""
         raise NotImplementedError
 
-    def expected_counts(self, session: Session, windows: list[Window]) -> list[int]:
+    def expected_counts(self, session: Connection, windows: list[Window]) -> list[int]:
         """Rows each window should hold, read from upstream."""
         raise NotImplementedError
 
     # ------------------------------------------------------------------ shared SQL
 
-    def relation(self, session: Session) -> str:
+    def relation(self, session: Connection) -> str:
         """The quoted table name."""
         return session.quote(self.schema, self.table)
 
-    def exists(self, session: Session) -> bool:
+    def exists(self, session: Connection) -> bool:
         """Whether the table exists yet."""
         return bool(session.table_columns(self.schema, self.table))
 
-    def window_filter(self, session: Session, column: str | None = None) -> str:
+    def window_filter(self, session: Connection, column: str | None = None) -> str:
         """``col >= ? AND col < ?`` on the time column."""
         p = session.param()
         col = session.quote(column or self.time_column)
         return f"{col} >= {p} AND {col} < {p}"
 
     def counts(
-        self, session: Session, windows: list[Window], relation: str | None = None
+        self, session: Connection, windows: list[Window], relation: str | None = None
     ) -> list[int]:
         """Rows per window in the table (or in ``relation``, any SQL relation)."""
         rel = relation or self.relation(session)
@@ -115,7 +116,7 @@ class BackfillTarget:
             out.append(int(rows[0][0]))
         return out
 
-    def duplicate_keys(self, session: Session) -> int:
+    def duplicate_keys(self, session: Connection) -> int:
         """Rows beyond the first per key (0 when the table has no declared key)."""
         if not self.keys or not self.exists(session):
             return 0
@@ -128,7 +129,7 @@ class BackfillTarget:
 
     def take_preimage(
         self,
-        s: Session,
+        s: Connection,
         preimage: str,
         seq: int,
         window: Window,
@@ -153,7 +154,7 @@ class BackfillTarget:
             )
         s.execute(f"INSERT INTO {marks} VALUES ({p})", (seq,))
 
-    def ensure_preimage(self, session: Session, preimage: str) -> None:
+    def ensure_preimage(self, session: Connection, preimage: str) -> None:
         """Create the pre-image tables of a backfill: the marks, and an empty copy of the
         table's shape once the table exists."""
         marks = session.quote(PREIMAGE_SCHEMA, preimage + MARKS_SUFFIX)
@@ -240,7 +241,7 @@ class ModelTarget(BackfillTarget):
             raise TransformError(f"dbt run of {self.name} for {window.label}: {message}")
         return self.counts(s, [window])[0]
 
-    def expected_counts(self, session: Session, windows: list[Window]) -> list[int]:
+    def expected_counts(self, session: Connection, windows: list[Window]) -> list[int]:
         """The model's own SQL, compiled once and counted per window: what it should hold."""
         if self._compiled is None:
             compiled = self.make_dbt().compile_sql([self.name])
@@ -309,7 +310,7 @@ class SourceTableTarget(BackfillTarget):
         # Staged rows carry their load id, so a partition inserts exactly its own load's rows.
         os.environ.setdefault("NORMALIZE__PARQUET_NORMALIZER__ADD_DLT_LOAD_ID", "true")
 
-    def cleanup(self, session: Session, workers: int) -> None:
+    def cleanup(self, session: Connection, workers: int) -> None:
         for n in range(workers):
             for schema in (self.staging_schema(n), self.staging_schema(n) + "_staging"):
                 session.execute(f"DROP SCHEMA IF EXISTS {session.quote(schema)} CASCADE")
@@ -412,7 +413,13 @@ class SourceTableTarget(BackfillTarget):
         return self._swap(worker.session, window, load_id, worker.number, preimage, seq)
 
     def _swap(
-        self, s: Session, window: Window, load_id: str, worker: int, preimage: str | None, seq: int
+        self,
+        s: Connection,
+        window: Window,
+        load_id: str,
+        worker: int,
+        preimage: str | None,
+        seq: int,
     ) -> int:
         p = s.param()
         target = self.relation(s)
@@ -442,7 +449,7 @@ class SourceTableTarget(BackfillTarget):
             count = s.query(f"SELECT count(*) {rows_from[0]}", rows_from[1]).rows[0][0]
         return int(count)
 
-    def expected_counts(self, session: Session, windows: list[Window]) -> list[int]:
+    def expected_counts(self, session: Connection, windows: list[Window]) -> list[int]:
         """Rows per window in the source database itself (sql_database sources)."""
         if not isinstance(self.config, SqlDatabaseSource):
             return [-1] * len(windows)  # an API cannot be counted without reading it

@@ -13,8 +13,8 @@ from __future__ import annotations
 from typing import Any
 
 from stackyard.errors import StackyardError
+from stackyard.runbooks.backfill.connection import Connection
 from stackyard.runbooks.backfill.ledger import BackfillRecord
-from stackyard.runbooks.backfill.session import Session
 from stackyard.runbooks.backfill.targets import BackfillTarget
 
 
@@ -28,7 +28,7 @@ def within(expected: int, actual: int, tolerance: float) -> bool:
 
 
 def validate(
-    target: BackfillTarget, session: Session, record: BackfillRecord, tolerance: float
+    target: BackfillTarget, session: Connection, record: BackfillRecord, tolerance: float
 ) -> dict[str, Any]:
     """Check a finished backfill; return the report the ledger keeps.
 

@@ -16,7 +16,7 @@ from stackyard.errors import WarehouseError
 from stackyard.warehouse.base import QueryResult, Warehouse
 
 
-class Session:
+class Connection:
     """A worker's own connection to the warehouse of a target.
 
     Args:
@@ -98,7 +98,7 @@ class Session:
         return {str(r[0]): str(r[1]) for r in result.rows}
 
     @contextmanager
-    def transaction(self) -> Iterator[Session]:
+    def transaction(self) -> Iterator[Connection]:
         """Statements inside commit together, or not at all."""
         if self.kind == "postgres":
             with self._conn.transaction():
