@@ -14,7 +14,16 @@ from typing import Annotated, Any
 
 import typer
 
-from stackyard.cli.common import JsonOpt, ProjectOpt, TargetOpt, _context, _guard, _print_json, out
+from stackyard.cli.common import (
+    JsonOpt,
+    ProjectOpt,
+    TargetOpt,
+    _context,
+    _guard,
+    _print_json,
+    _with_context,
+    out,
+)
 from stackyard.errors import EXIT_USAGE
 
 
@@ -104,17 +113,17 @@ def backfill(
         tolerance=tolerance,
         stale_after=stale_after,
     )
-    context = _guard(lambda: _context(project))
     if as_json:
-        result = _guard(lambda: context.backfill(target).run(options))
+        result = _with_context(project, lambda c: c.backfill(target).run(options))
         _print_json(result.to_dict())
         raise typer.Exit(result.exit_code)
     from stackyard.cli.render import RichConsole
 
-    console = RichConsole(out, redact=context.secrets.redact)
-    context.console = console
-    with console:
-        result = _guard(lambda: context.backfill(target).run(options))
+    with _guard(lambda: _context(project)) as context:
+        console = RichConsole(out, redact=context.secrets.redact)
+        context.console = console
+        with console:
+            result = _guard(lambda: context.backfill(target).run(options))
     out.print()
     _render_result(result)
     raise typer.Exit(result.exit_code)
@@ -195,7 +204,7 @@ def _status_table(data: dict[str, Any]) -> None:
 
 
 def _status(project: Any, target: str | None, backfill_id: str | None, as_json: bool) -> None:
-    rows = _guard(lambda: _context(project).backfill(target).status(backfill_id))
+    rows = _with_context(project, lambda c: c.backfill(target).status(backfill_id))
     if as_json:
         _print_json(rows[0] if backfill_id else rows)
         return
@@ -211,7 +220,7 @@ def _rollback(project: Any, target: str | None, backfill_id: str | None, as_json
         _usage(
             "rollback needs a backfill id", "stackyard backfill rollback ID (see backfill status)"
         )
-    result = _guard(lambda: _context(project).backfill(target).rollback(backfill_id or ""))
+    result = _with_context(project, lambda c: c.backfill(target).rollback(backfill_id or ""))
     if as_json:
         _print_json(result)
         return
