@@ -21,6 +21,10 @@ BENCHMARKS = {
     "example_run": (["--scale", "20"], ["--scale", "2"]),
     "anomaly_detector": ([], ["--quick"]),
     "monitors": ([], ["--quick"]),
+    "backfill": (
+        ["--days", "30", "--rows-per-day", "20000", "--runs", "2"],
+        ["--days", "5", "--rows-per-day", "1000", "--runs", "1"],
+    ),
 }
 
 

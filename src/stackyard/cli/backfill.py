@@ -153,6 +153,8 @@ def _render_result(result: Any) -> None:
                     f"~{p.rows_source if p.rows_source is not None else '?'} rows",
                     highlight=False,
                 )
+            if est.get("models"):
+                out.print(f"models: {', '.join(est['models'])}", highlight=False)
             projected = est.get("projected_seconds")
             out.print(
                 f"estimated rows: {est.get('rows', 0):,}; projected time: "

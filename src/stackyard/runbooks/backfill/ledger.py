@@ -418,8 +418,11 @@ def read_mirror(mirror_dir: Path, backfill_id: str | None) -> dict[str, Any] | N
 
 
 def lease_holders(mirror_dir: Path) -> list[str]:
-    """Holders named in lease mirror files (for when the warehouse file itself is locked)."""
+    """Live holders named in lease mirror files (for when the DuckDB file itself is locked);
+    a holder whose process on this machine is gone is left out."""
     out = []
     for f in sorted(mirror_dir.glob("lease-*.json")):
-        out.append(str(json.loads(f.read_text(encoding="utf-8")).get("holder")))
+        holder = str(json.loads(f.read_text(encoding="utf-8")).get("holder"))
+        if _holder_alive(holder):
+            out.append(holder)
     return out

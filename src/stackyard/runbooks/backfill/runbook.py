@@ -3,6 +3,7 @@ it), report status from the ledger, roll a backfill back from its pre-images."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -85,20 +86,31 @@ class BackfillRunbook:
             )
         return ModelTarget.resolve(name, self.manifest(), self.make_dbt)
 
-    def _connect(self) -> Connection:
-        try:
-            return Connection(self.warehouse)
-        except WarehouseUnreachableError as exc:
-            # A DuckDB file admits one writer: name the backfill that holds it, if it is one.
-            holders = lease_holders(self.mirror_dir)
-            if self.warehouse.KIND == "duckdb" and holders:
-                raise LeaseHeldError(
-                    f"{self.warehouse.describe()} is held by a running backfill: "
-                    + "; ".join(holders),
-                    hint="wait for it to finish (`stackyard backfill status` reads its "
-                    "progress meanwhile)",
-                ) from None
-            raise exc from None
+    def _connect(self, patience: float = 15.0) -> Connection:
+        """A new connection for a worker or the ledger.
+
+        A DuckDB file admits one process at a time: when a running backfill holds it, fail at
+        once naming it; when something else does (a `backfill status` glancing at the ledger,
+        a shell), wait up to ``patience`` seconds for it to let go.
+        """
+        deadline = time.monotonic() + patience
+        while True:
+            try:
+                return Connection(self.warehouse)
+            except WarehouseUnreachableError:
+                if self.warehouse.KIND != "duckdb":
+                    raise
+                holders = lease_holders(self.mirror_dir)
+                if holders:
+                    raise LeaseHeldError(
+                        f"{self.warehouse.describe()} is held by a running backfill: "
+                        + "; ".join(holders),
+                        hint="wait for it to finish (`stackyard backfill status` reads its "
+                        "progress meanwhile)",
+                    ) from None
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
 
     def job(self, target: BackfillTarget) -> BackfillJob:
         """The job that backfills ``target``."""
@@ -117,6 +129,11 @@ class BackfillRunbook:
         """Backfill a target; with ``cascade``, then the models downstream of it."""
         target = self.resolve(options.target)
         result = self.job(target).execute(options)
+        if options.dry_run:
+            models = [target.name]
+            if options.cascade:
+                models += [n["name"] for n in self.downstream(target)]
+            result = replace(result, estimate={**result.estimate, "models": models})
         if not options.cascade:
             return result
         failed = {p.window_start for p in result.record.partitions if p.status != "success"}
@@ -182,6 +199,11 @@ class BackfillRunbook:
         Read from the warehouse; when another process holds a DuckDB file, from the ledger's
         JSON mirror, which that process keeps current.
         """
+        if self.warehouse.KIND == "duckdb" and lease_holders(self.mirror_dir):
+            # A backfill holds the file: read its mirror rather than contend for the lock.
+            mirrored = read_mirror(self.mirror_dir, backfill_id)
+            if mirrored is not None:
+                return [mirrored]
         try:
             session = Connection(self.warehouse)
         except WarehouseUnreachableError:
