@@ -84,7 +84,10 @@ def setup(database: str, days: int, per_day: int) -> Path:
     )
     (t / "models" / "daily_events.sql").write_text(
         "{{ config(materialized='incremental', incremental_strategy='microbatch', "
-        "event_time='event_day', batch_size='day', begin='" + str(FIRST) + "') }}\n"
+        # begin: yesterday, so the setup's first run builds two batches, not years of them.
+        "event_time='event_day', batch_size='day', "
+        "begin=(modules.datetime.date.today() - modules.datetime.timedelta(days=1)).isoformat()"
+        ") }}\n"
         "select cast(date_trunc('day', updated_at) as timestamp) as event_day, kind, "
         "count(*) as events, sum(amount) as amount from {{ source('dlt_app', 'events') }} "
         "group by 1, 2\n"
@@ -122,8 +125,8 @@ def raw_source_loop(url: str, days: int) -> None:
                     "DELETE FROM app.events WHERE updated_at >= %s AND updated_at < %s", (lo, hi)
                 )
                 conn.execute(
-                    "INSERT INTO app.events (id, kind, amount, updated_at, _loaded_at) "
-                    "SELECT id, kind, amount, updated_at, now() FROM src.events "
+                    "INSERT INTO app.events (id, kind, amount, updated_at, _loaded_at, _dlt_load_id) "
+                    "SELECT id, kind, amount, updated_at, now(), 'raw' FROM src.events "
                     "WHERE updated_at >= %s AND updated_at < %s",
                     (lo, hi),
                 )
