@@ -29,20 +29,20 @@ def test_example_project_end_to_end(tmp_path: Path) -> None:
     )
     first = run(stackyard, "run", cwd=project)
     assert first.returncode == 0, first.stdout + first.stderr
-    assert "67/67 tests passed" in first.stdout
+    assert "71/71 tests passed" in first.stdout
 
     status = run(stackyard, "status", cwd=project / "transform" / "models")  # searches upward
-    assert status.returncode == 0 and "success" in status.stdout and "67/67 ok" in status.stdout
+    assert status.returncode == 0 and "success" in status.stdout and "71/71 ok" in status.stdout
 
     # transform/ is a plain dbt project: dbt itself builds it with the generated profile
     manual = run(str(BIN / "dbt"), "build", cwd=project / "transform")
     assert manual.returncode == 0, manual.stdout[-3000:]
-    assert "PASS=79" in manual.stdout  # 12 models + 67 tests
+    assert "PASS=84" in manual.stdout  # 13 models + 71 tests
 
     ctx = Context(project)
     for mart in ("customers", "orders", "products", "stores"):
         assert ctx.sql(f"select count(*) from marts.{mart}").rows[0][0] > 0
     assert ctx.sql("select count(*) from reporting.rpt_daily_revenue").rows[0][0] > 300
     runs = ctx.status()
-    assert len(runs) == 1 and runs[0].status == "success" and runs[0].tests_passed == 67
+    assert len(runs) == 1 and runs[0].status == "success" and runs[0].tests_passed == 71
     ctx.close()

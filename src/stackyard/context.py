@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from stackyard.lineage.diff import SchemaDiff
     from stackyard.lineage.service import LineageService
     from stackyard.monitors.service import Monitoring
+    from stackyard.runbooks.backfill.runbook import BackfillRunbook
     from stackyard.runbooks.backup import BackupRunbook, ProjectFiles
     from stackyard.runbooks.doctor import DoctorReport
     from stackyard.runbooks.evolve import EvolveRunbook
@@ -413,3 +414,9 @@ class Context:
 
         session = self.session(target)
         return IncidentRunbook(session, lambda: self.lineage(session.target).graph())
+
+    def backfill(self, target: str | None = None) -> BackfillRunbook:
+        """Backfills of date ranges on a target: run, status, rollback."""
+        from stackyard.runbooks.backfill.runbook import BackfillRunbook
+
+        return BackfillRunbook(self.session(target))

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from stackyard.cli import access as _access_commands
+from stackyard.cli import backfill as _backfill_commands
 from stackyard.cli import evolve as _evolve_commands
 from stackyard.cli import incidents as _incident_commands
 from stackyard.cli import lineage as _lineage_commands
@@ -171,6 +172,7 @@ _recovery_commands.register(app)
 _lineage_commands.register(app)
 _evolve_commands.register(app)
 _incident_commands.register(app)
+_backfill_commands.register(app)
 
 
 def main() -> None:

@@ -2,8 +2,11 @@
 
 This module and its two neighbours own all SQL on the schema: :mod:`.history` the run history
 (``runs``, ``steps``, ``loads``, ``node_results``, ``freshness``), :mod:`.monitors` the
-monitors' tables. Other code asks them; it never queries these tables by hand. Only portable
-SQL is used, so the same tables exist on every engine.
+monitors' tables. The backfill ledger's tables (``backfills``, ``backfill_partitions``,
+``backfill_leases``) are declared here too; their SQL runs inside backfill workers'
+transactions, in :mod:`stackyard.runbooks.backfill.ledger`. Other code asks them; it never
+queries these tables by hand. Only portable SQL is used, so the same tables exist on every
+engine.
 """
 
 from __future__ import annotations
@@ -48,6 +51,23 @@ MONITOR_TABLES: dict[str, str] = {
     "monitor_alerts": "run_id VARCHAR NOT NULL, sent_at TIMESTAMPTZ, alert_key VARCHAR, "
     "root_cause VARCHAR, channel VARCHAR, status VARCHAR, attempts INTEGER, error VARCHAR, "
     "summary VARCHAR",
+}
+
+# The backfill ledger; its reads and writes run on the backfill workers' own connections, inside
+# their transactions, in stackyard.runbooks.backfill.ledger.
+BACKFILL_TABLES: dict[str, str] = {
+    "backfills": "backfill_id VARCHAR NOT NULL, target VARCHAR, target_kind VARCHAR, "
+    "warehouse_target VARCHAR, range_start VARCHAR, range_end VARCHAR, grain VARCHAR, "
+    "time_zone VARCHAR, workers INTEGER, status VARCHAR, holder VARCHAR, "
+    "created_at TIMESTAMPTZ, finished_at TIMESTAMPTZ, code_fingerprint VARCHAR, "
+    "validation VARCHAR, preimage_table VARCHAR, rolled_back_at TIMESTAMPTZ",
+    "backfill_partitions": "backfill_id VARCHAR NOT NULL, seq INTEGER, window_start VARCHAR, "
+    "window_end VARCHAR, status VARCHAR, attempt INTEGER, worker INTEGER, "
+    "heartbeat TIMESTAMPTZ, started_at TIMESTAMPTZ, finished_at TIMESTAMPTZ, "
+    "seconds DOUBLE PRECISION, rows_written BIGINT, rows_source BIGINT, error VARCHAR, "
+    "code_fingerprint VARCHAR, input_fingerprint VARCHAR, preimage_rows BIGINT",
+    "backfill_leases": "target VARCHAR NOT NULL PRIMARY KEY, backfill_id VARCHAR, "
+    "holder VARCHAR, heartbeat TIMESTAMPTZ",
 }
 
 # Postgres accepts at most 65,535 parameters per statement.

@@ -119,6 +119,44 @@ class Dbt:
         result = self._invoke(args)
         return sorted(str(n) for n in (result or []))
 
+    def run_window(
+        self,
+        select: Sequence[str],
+        *,
+        event_time_start: str | None = None,
+        event_time_end: str | None = None,
+        variables: Mapping[str, str] | None = None,
+    ) -> list[NodeResult]:
+        """``dbt run`` of the selected models over one time window (a backfill partition).
+
+        Microbatch models get ``--event-time-start/--event-time-end``; other incremental
+        models read the window from ``variables`` (``var('backfill_start')`` …).
+        """
+        import json
+
+        args = ["run", "--select", *select]
+        if event_time_start and event_time_end:
+            args += ["--event-time-start", event_time_start, "--event-time-end", event_time_end]
+        if variables:
+            args += ["--vars", json.dumps(dict(variables))]
+        result = self._invoke(args)
+        return [_node_result(r) for r in getattr(result, "results", [])]
+
+    def compile_sql(self, select: Sequence[str]) -> dict[str, str]:
+        """``{model name: compiled SQL}`` of the selected models (``dbt compile``)."""
+        result = self._invoke(["compile", "--select", *select])
+        return {
+            r.node.name: str(r.node.compiled_code or "") for r in getattr(result, "results", [])
+        }
+
+    def manifest(self) -> dict[str, Any]:
+        """The parsed project (``dbt parse``), as dbt's manifest.json."""
+        import json
+
+        self._invoke(["parse"])
+        path = self.transform_dir / "target" / "manifest.json"
+        return dict(json.loads(path.read_text(encoding="utf-8")))
+
     def _selection(self, select: Sequence[str], exclude: Sequence[str]) -> list[str]:
         args: list[str] = []
         if select:

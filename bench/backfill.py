@@ -1,0 +1,206 @@
+"""Backfill overhead on Postgres: stackyard's ledgered partitions against a raw per-day loop.
+
+Setup: a throwaway Postgres database with ``src.events`` (``--days`` × ``--rows-per-day``
+rows), a project whose ``sql_database`` source reads it into ``app.events`` (cursor
+``updated_at``), a staging view and a daily microbatch model ``daily_events``.
+
+1. model: ``stackyard backfill daily_events`` (one in-process dbt run per day, ledger, pre-images,
+   validation) against a raw loop in one psycopg connection: per day, BEGIN; DELETE the day;
+   INSERT the day's aggregate; COMMIT.
+2. source table: ``stackyard backfill app.events`` (a dlt pipeline per worker extracts the day,
+   one transaction swaps it in) with 1 and with 4 workers, against a raw loop: per day, BEGIN;
+   DELETE the day; INSERT … SELECT the day from ``src.events``; COMMIT.
+
+Overhead per partition = (stackyard − raw) / partitions. Best of ``--runs``.
+Usage: python bench/backfill.py [--days 30] [--rows-per-day 20000] [--runs 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import textwrap
+import uuid
+from datetime import date, timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import WORK, best_of, markdown_table, write_result
+
+DSN = os.environ.get("STACKYARD_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+FIRST = date(2024, 1, 1)
+
+
+def setup(database: str, days: int, per_day: int) -> Path:
+    import psycopg
+
+    with psycopg.connect(DSN, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{database}"')
+    url = DSN.rsplit("/", 1)[0] + f"/{database}"
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE SCHEMA src")
+        conn.execute(
+            "CREATE TABLE src.events (id bigint PRIMARY KEY, kind text, amount bigint, "
+            "updated_at timestamp)"
+        )
+        conn.execute(
+            "INSERT INTO src.events SELECT g, (ARRAY['a','b','c'])[1 + g % 3], g % 1000, "
+            f"timestamp '{FIRST}' + (g * 86400.0 / {per_day}) * interval '1 second' "
+            f"FROM generate_series(0, {days * per_day - 1}) g"
+        )
+        conn.execute("CREATE INDEX ON src.events (updated_at)")
+        conn.execute("ANALYZE src.events")
+    root = WORK / "backfill" / database
+    shutil.rmtree(root, ignore_errors=True)
+    (root / "transform" / "models").mkdir(parents=True)
+    (root / "stackyard.yml").write_text(
+        textwrap.dedent(f"""
+        name: bench
+        targets:
+          pg: {{type: postgres, host: 127.0.0.1, user: postgres, database: {database}}}
+        sources:
+          app:
+            kind: sql_database
+            connection: postgresql://postgres@127.0.0.1:5432/{database}
+            source_schema: src
+            tables:
+              events: {{primary_key: id, cursor: updated_at}}
+        defaults: {{target: pg}}
+        """)
+    )
+    t = root / "transform"
+    (t / "dbt_project.yml").write_text(
+        "name: bench\nversion: '1.0.0'\nprofile: stackyard\nmodels:\n  bench:\n    +schema: marts\n"
+    )
+    macros = Path(__file__).parents[1] / "src/stackyard/examples/jaffle_shop/transform/macros"
+    (t / "macros").mkdir()
+    for name in ("generate_schema_name.sql", "microbatch_delete_insert.sql"):
+        shutil.copy(macros / name, t / "macros" / name)
+    (t / "models" / "sources.yml").write_text(
+        "version: 2\nsources:\n  - name: dlt_app\n    schema: app\n    tables:\n"
+        "      - name: events\n        config: {event_time: updated_at}\n"
+    )
+    (t / "models" / "daily_events.sql").write_text(
+        "{{ config(materialized='incremental', incremental_strategy='microbatch', "
+        # begin: yesterday, so the setup's first run builds two batches, not years of them.
+        "event_time='event_day', batch_size='day', "
+        "begin=(modules.datetime.date.today() - modules.datetime.timedelta(days=1)).isoformat()"
+        ") }}\n"
+        "select cast(date_trunc('day', updated_at) as timestamp) as event_day, kind, "
+        "count(*) as events, sum(amount) as amount from {{ source('dlt_app', 'events') }} "
+        "group by 1, 2\n"
+    )
+    return root
+
+
+def raw_model_loop(url: str, days: int) -> None:
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        for d in range(days):
+            lo, hi = FIRST + timedelta(days=d), FIRST + timedelta(days=d + 1)
+            with conn.transaction():
+                conn.execute(
+                    "DELETE FROM marts.daily_events WHERE event_day >= %s AND event_day < %s",
+                    (lo, hi),
+                )
+                conn.execute(
+                    "INSERT INTO marts.daily_events SELECT date_trunc('day', updated_at), kind, "
+                    "count(*), sum(amount) FROM app.events WHERE updated_at >= %s "
+                    "AND updated_at < %s GROUP BY 1, 2",
+                    (lo, hi),
+                )
+
+
+def raw_source_loop(url: str, days: int) -> None:
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        for d in range(days):
+            lo, hi = FIRST + timedelta(days=d), FIRST + timedelta(days=d + 1)
+            with conn.transaction():
+                conn.execute(
+                    "DELETE FROM app.events WHERE updated_at >= %s AND updated_at < %s", (lo, hi)
+                )
+                conn.execute(
+                    "INSERT INTO app.events (id, kind, amount, updated_at, _loaded_at, _dlt_load_id) "
+                    "SELECT id, kind, amount, updated_at, now(), 'raw' FROM src.events "
+                    "WHERE updated_at >= %s AND updated_at < %s",
+                    (lo, hi),
+                )
+
+
+def stackyard_backfill(root: Path, target: str, days: int, workers: int) -> None:
+    from stackyard import Context
+    from stackyard.runbooks.backfill.job import BackfillOptions
+
+    ctx = Context(root)
+    end = FIRST + timedelta(days=days)
+    options = BackfillOptions(
+        target=target, start=str(FIRST), end=str(end), workers=workers, force=True
+    )
+    result = ctx.backfill().run(options)
+    ctx.close()
+    assert result.ok, result.to_dict()["validation"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--days", type=int, default=30)
+    parser.add_argument("--rows-per-day", type=int, default=20_000)
+    parser.add_argument("--runs", type=int, default=2)
+    args = parser.parse_args()
+    database = f"stackyard_bench_backfill_{uuid.uuid4().hex[:8]}"
+    root = setup(database, args.days, args.rows_per_day)
+    url = DSN.rsplit("/", 1)[0] + f"/{database}"
+    try:
+        from stackyard import Context
+
+        ctx = Context(root)
+        assert ctx.run().ok
+        ctx.close()
+        n, runs = args.days, args.runs
+        times = {
+            "raw model loop": best_of(runs, lambda: raw_model_loop(url, n)),
+            "stackyard model, 1 worker": best_of(
+                runs, lambda: stackyard_backfill(root, "daily_events", n, 1)
+            ),
+            "raw source loop": best_of(runs, lambda: raw_source_loop(url, n)),
+            "stackyard source, 1 worker": best_of(
+                runs, lambda: stackyard_backfill(root, "app.events", n, 1)
+            ),
+            "stackyard source, 4 workers": best_of(
+                runs, lambda: stackyard_backfill(root, "app.events", n, 4)
+            ),
+        }
+    finally:
+        import psycopg
+
+        with psycopg.connect(DSN, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+    rows = []
+    for name, seconds in times.items():
+        base = times["raw model loop"] if "model" in name else times["raw source loop"]
+        overhead = (seconds - base) / n * 1000
+        rows.append(
+            (
+                name,
+                f"{seconds:.2f}",
+                f"{seconds / base:.2f}x",
+                f"{overhead:.0f}" if name[:3] != "raw" else "",
+            )
+        )
+    speedup = times["stackyard source, 1 worker"] / times["stackyard source, 4 workers"]
+    report = (
+        f"{n} daily partitions × {args.rows_per_day:,} rows on Postgres, best of {runs}\n\n"
+        + markdown_table(["variant", "seconds", "vs raw loop", "overhead ms/partition"], rows)
+        + f"\n\n4 workers vs 1 (source table): {speedup:.2f}x\n"
+    )
+    print(report)
+    write_result("backfill", report)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,233 @@
+"""``stackyard backfill``: re-run a date range of a source table or a dbt model.
+
+    stackyard backfill TARGET --start D --end D [--grain day] [--workers N] [--json] …
+    stackyard backfill status [ID] [--json]
+    stackyard backfill rollback ID
+
+Exit codes: 0 every partition succeeded and validation passed, 1 otherwise, 2 usage or
+configuration (nothing attempted).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from stackyard.cli.common import (
+    JsonOpt,
+    ProjectOpt,
+    TargetOpt,
+    _context,
+    _guard,
+    _print_json,
+    _with_context,
+    out,
+)
+from stackyard.errors import EXIT_USAGE
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``backfill`` to the ``stackyard`` app."""
+    app.command(
+        help="Re-run a date range of a source table (SOURCE.TABLE) or an incremental dbt "
+        "model, partition by partition, resumably. Also: `backfill status [ID]`, "
+        "`backfill rollback ID`."
+    )(backfill)
+
+
+def backfill(
+    target_name: Annotated[
+        str,
+        typer.Argument(
+            metavar="TARGET",
+            help="A dbt model (incremental/microbatch), SOURCE.TABLE, or `status` / `rollback`.",
+        ),
+    ],
+    backfill_id: Annotated[
+        str | None, typer.Argument(metavar="[ID]", help="For status and rollback: a backfill id.")
+    ] = None,
+    start: Annotated[str | None, typer.Option(help="First day, YYYY-MM-DD (included).")] = None,
+    end: Annotated[
+        str | None, typer.Option(help="Day after the last, YYYY-MM-DD (excluded).")
+    ] = None,
+    grain: Annotated[str, typer.Option(help="Partition size: hour, day or month.")] = "day",
+    tz: Annotated[str, typer.Option("--tz", help="Time zone whose calendar cuts days.")] = "UTC",
+    workers: Annotated[int, typer.Option(help="Partitions run at once.")] = 1,
+    cascade: Annotated[
+        bool, typer.Option(help="Then re-run models downstream, for the same windows.")
+    ] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show partitions, models, rows and time; run nothing.")
+    ] = False,
+    retry_failed: Annotated[
+        bool, typer.Option("--retry-failed", help="Resume and re-run partitions that failed.")
+    ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Start afresh: re-run partitions that succeeded.")
+    ] = False,
+    yes: Annotated[bool, typer.Option("--yes", help="Go ahead when over --budget-rows.")] = False,
+    budget_rows: Annotated[
+        int | None, typer.Option(help="Refuse (without --yes) when more rows would be written.")
+    ] = None,
+    tolerance: Annotated[
+        float, typer.Option(help="Allowed relative difference of source vs target counts.")
+    ] = 0.0,
+    stale_after: Annotated[
+        float, typer.Option(help="Seconds without a heartbeat before a lease is taken over.")
+    ] = 30.0,
+    project: ProjectOpt = None,
+    target: TargetOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Backfill a date range; see the module docstring for the forms."""
+    if target_name == "status":
+        _status(project, target, backfill_id, as_json)
+        return
+    if target_name == "rollback":
+        _rollback(project, target, backfill_id, as_json)
+        return
+    if backfill_id is not None:
+        _usage(
+            f"unexpected argument '{backfill_id}'", "stackyard backfill TARGET --start … --end …"
+        )
+    if not start or not end:
+        _usage("--start and --end are required", "e.g. --start 2024-01-01 --end 2024-02-01")
+    if grain not in ("hour", "day", "month"):
+        _usage(f"unknown grain '{grain}'", "use hour, day or month")
+    from stackyard.runbooks.backfill.job import BackfillOptions
+
+    options = BackfillOptions(
+        target=target_name,
+        start=start or "",
+        end=end or "",
+        grain=grain,  # type: ignore[arg-type]
+        tz=tz,
+        workers=workers,
+        cascade=cascade,
+        dry_run=dry_run,
+        retry_failed=retry_failed,
+        force=force,
+        yes=yes,
+        budget_rows=budget_rows,
+        tolerance=tolerance,
+        stale_after=stale_after,
+    )
+    if as_json:
+        result = _with_context(project, lambda c: c.backfill(target).run(options))
+        _print_json(result.to_dict())
+        raise typer.Exit(result.exit_code)
+    from stackyard.cli.render import RichConsole
+
+    with _guard(lambda: _context(project)) as context:
+        console = RichConsole(out, redact=context.secrets.redact)
+        context.console = console
+        with console:
+            result = _guard(lambda: context.backfill(target).run(options))
+    out.print()
+    _render_result(result)
+    raise typer.Exit(result.exit_code)
+
+
+def _usage(message: str, hint: str) -> None:
+    from stackyard.cli.common import _error
+
+    _error("error: ", message, hint)
+    raise typer.Exit(EXIT_USAGE)
+
+
+def _render_result(result: Any) -> None:
+    for r in (result, *result.cascaded):
+        record = r.record
+        if r.dry_run:
+            out.print(
+                f"dry run: backfill {record.target} ({record.target_kind}), "
+                f"{len(record.partitions)} partitions of a {record.grain}",
+                highlight=False,
+            )
+            est = r.estimate
+            for p in record.partitions:
+                note = "already done, skipped" if p.status == "skipped" else "would run"
+                out.print(
+                    f"  {p.window_start} → {p.window_end}  {note}  "
+                    f"~{p.rows_source if p.rows_source is not None else '?'} rows",
+                    highlight=False,
+                )
+            if est.get("models"):
+                out.print(f"models: {', '.join(est['models'])}", highlight=False)
+            projected = est.get("projected_seconds")
+            out.print(
+                f"estimated rows: {est.get('rows', 0):,}; projected time: "
+                f"{f'{projected} s' if projected is not None else 'unknown (no past partitions)'}",
+                highlight=False,
+            )
+            continue
+        _status_table(record.to_dict())
+    if not result.dry_run:
+        out.print(
+            f"backfill id: {result.record.backfill_id}" + (" (resumed)" if result.resumed else ""),
+            highlight=False,
+        )
+
+
+def _status_table(data: dict[str, Any]) -> None:
+    from rich.progress_bar import ProgressBar
+    from rich.table import Table
+
+    progress = data["progress"]
+    done = progress["success"] + progress["skipped"]
+    grid = Table.grid(padding=(0, 1))
+    grid.add_row(
+        f"{data['backfill_id']}  {data['target']}  [{data['status']}]",
+        ProgressBar(total=max(progress["total"], 1), completed=done, width=30),
+        f"{done}/{progress['total']}",
+    )
+    out.print(grid)
+    out.print(
+        "  "
+        + ", ".join(
+            f"{k} {progress[k]}" for k in ("success", "running", "pending", "failed", "skipped")
+        ),
+        highlight=False,
+    )
+    for p in data["partitions"]:
+        if p["status"] == "failed":
+            out.print(f"  [red]✘[/] {p['window_start']}: {p['error']}", highlight=False)
+    validation = data.get("validation")
+    if validation:
+        verdict = "[green]passed[/]" if validation.get("ok") else "[red]failed[/]"
+        out.print(
+            f"  validation {verdict}: {validation.get('rows_actual', 0):,} rows, expected "
+            f"{validation.get('rows_expected', 0):,}; missing {len(validation.get('missing_partitions', []))}, "
+            f"mismatched {len(validation.get('count_mismatches', []))}, duplicate keys "
+            f"{validation.get('duplicate_keys', 0)}",
+            highlight=False,
+        )
+
+
+def _status(project: Any, target: str | None, backfill_id: str | None, as_json: bool) -> None:
+    rows = _with_context(project, lambda c: c.backfill(target).status(backfill_id))
+    if as_json:
+        _print_json(rows[0] if backfill_id else rows)
+        return
+    if not rows:
+        out.print("no backfills yet on this target")
+        return
+    for data in rows:
+        _status_table(data)
+
+
+def _rollback(project: Any, target: str | None, backfill_id: str | None, as_json: bool) -> None:
+    if not backfill_id:
+        _usage(
+            "rollback needs a backfill id", "stackyard backfill rollback ID (see backfill status)"
+        )
+    result = _with_context(project, lambda c: c.backfill(target).rollback(backfill_id or ""))
+    if as_json:
+        _print_json(result)
+        return
+    out.print(
+        f"rolled back {result['backfill_id']} on {result['target']}: {result['partitions']} "
+        f"partitions, {result['rows_restored']:,} rows restored",
+        highlight=False,
+    )

@@ -1,0 +1,398 @@
+"""Running a backfill: plan the partitions, take the lease, drive workers, validate, record.
+
+Every step goes through the ledger first, so a run killed at any moment leaves a ledger the
+same command resumes from: partitions recorded ``success`` are never run again, ``running``
+ones (the killed run's) are re-run — replacing a window is idempotent — and the windows are the
+ones recorded, not recomputed from today's date.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from stackyard.console import Console, NullConsole
+from stackyard.errors import StackyardError, UsageError, WarehouseError
+from stackyard.runbooks.backfill.connection import Connection
+from stackyard.runbooks.backfill.ledger import (
+    BackfillRecord,
+    Ledger,
+    PartitionRecord,
+    holder_name,
+)
+from stackyard.runbooks.backfill.partitions import (
+    Grain,
+    Window,
+    parse_bound,
+    partitions,
+    time_zone,
+)
+from stackyard.runbooks.backfill.targets import BackfillTarget, Worker
+from stackyard.runbooks.backfill.validation import validate
+
+
+@dataclass(frozen=True)
+class BackfillOptions:
+    """What ``stackyard backfill`` was asked to do."""
+
+    target: str
+    start: str
+    end: str
+    grain: Grain = "day"
+    tz: str = "UTC"
+    workers: int = 1
+    cascade: bool = False
+    dry_run: bool = False
+    retry_failed: bool = False
+    force: bool = False
+    yes: bool = False
+    budget_rows: int | None = None
+    tolerance: float = 0.0
+    stale_after: float = 30.0
+
+
+@dataclass(frozen=True)
+class BackfillResult:
+    """The outcome: the ledger's view of the backfill after it ran (or the dry-run plan)."""
+
+    record: BackfillRecord
+    resumed: bool
+    executed: tuple[int, ...]
+    dry_run: bool = False
+    estimate: dict[str, Any] = field(default_factory=dict)
+    cascaded: tuple[BackfillResult, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        """Every partition succeeded (or was skipped on purpose) and validation passed."""
+        if self.dry_run:
+            return True
+        partitions_ok = all(p.status == "success" for p in self.record.partitions)
+        valid = bool((self.record.validation or {}).get("ok"))
+        return partitions_ok and valid and all(c.ok for c in self.cascaded)
+
+    @property
+    def exit_code(self) -> int:
+        """0 when :attr:`ok`, else 1."""
+        return 0 if self.ok else 1
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``--json`` shape: the backfill id and each partition's status."""
+        r = self.record
+        return {
+            "backfill_id": r.backfill_id,
+            "target": r.target,
+            "status": "dry_run" if self.dry_run else r.status,
+            "ok": self.ok,
+            "resumed": self.resumed,
+            "dry_run": self.dry_run,
+            "partitions": [
+                {
+                    "start": p.window_start,
+                    "end": p.window_end,
+                    "status": p.status,
+                    "attempt": p.attempt,
+                    "worker": p.worker,
+                    "rows_written": p.rows_written,
+                    "error": p.error,
+                    "executed": p.seq in self.executed,
+                }
+                for p in r.partitions
+            ],
+            "validation": r.validation,
+            "estimate": self.estimate,
+            "cascaded": [c.to_dict() for c in self.cascaded],
+        }
+
+
+class BackfillJob:
+    """One backfill of one target on one warehouse.
+
+    Args:
+        target: the resolved model or source table.
+        session_factory: makes a worker's own connection (one per worker, plus the ledger's).
+        mirror_dir: where the ledger's JSON mirror goes.
+        pipelines_dir: where workers keep their dlt pipelines.
+        warehouse_target: the stackyard target name, for the ledger.
+        console: progress.
+    """
+
+    def __init__(
+        self,
+        target: BackfillTarget,
+        *,
+        session_factory: Callable[[], Connection],
+        mirror_dir: Path,
+        pipelines_dir: Path,
+        warehouse_target: str,
+        console: Console | None = None,
+    ) -> None:
+        self.target = target
+        self.session_factory = session_factory
+        self.mirror_dir = mirror_dir
+        self.pipelines_dir = pipelines_dir
+        self.warehouse_target = warehouse_target
+        self.console = console or NullConsole()
+
+    def windows(self, options: BackfillOptions) -> list[Window]:
+        """The partitions of the requested range."""
+        zone = time_zone(options.tz)
+        return partitions(
+            parse_bound(options.start, zone), parse_bound(options.end, zone), options.grain, zone
+        )
+
+    def execute(
+        self, options: BackfillOptions, skip: frozenset[str] = frozenset()
+    ) -> BackfillResult:
+        """Run (or, with ``dry_run``, explain) the backfill.
+
+        Args:
+            options: the command's options.
+            skip: window starts not to run (their upstream partition failed: ``--cascade``).
+
+        Raises:
+            LeaseHeldError: another live backfill holds the target.
+            UsageError: bad options, or the estimate is over budget without ``yes``.
+        """
+        if options.workers < 1:
+            raise UsageError("--workers must be 1 or more")
+        windows = self.windows(options)
+        ledger = Ledger(self.session_factory(), self.mirror_dir)
+        try:
+            ledger.ensure()
+            return self._execute(ledger, options, windows, skip)
+        finally:
+            ledger.session.close()
+
+    def _execute(
+        self, ledger: Ledger, options: BackfillOptions, windows: list[Window], skip: frozenset[str]
+    ) -> BackfillResult:
+        key = (windows[0].start.isoformat(), windows[-1].end.isoformat(), options.grain, options.tz)
+        resume_id = None if options.force else ledger.resumable(self.target.name, key)
+        if options.dry_run or options.budget_rows is not None:
+            estimate = self._estimate(ledger, options, windows)
+            if options.dry_run:
+                return self._plan(options, windows, resume_id, ledger, estimate)
+            budget = options.budget_rows or 0
+            if estimate["rows"] > budget and not options.yes:
+                raise UsageError(
+                    f"the backfill would write about {estimate['rows']:,} rows, over the budget of "
+                    f"{budget:,}",
+                    hint="check it with --dry-run, then pass --yes to go ahead",
+                )
+        backfill_id = resume_id or uuid.uuid4().hex[:12]
+        holder = holder_name(backfill_id)
+        ledger.acquire(self.target.name, backfill_id, holder, options.stale_after)
+        preimage = f"backfill_{backfill_id}__pre"
+        try:
+            if resume_id:
+                ledger.set_status(resume_id, "running", holder)
+                ledger.reset(
+                    resume_id, ("running", "failed") if options.retry_failed else ("running",)
+                )
+            else:
+                record = BackfillRecord(
+                    backfill_id,
+                    self.target.name,
+                    self.target.kind,
+                    self.warehouse_target,
+                    key[0],
+                    key[1],
+                    options.grain,
+                    options.tz,
+                    options.workers,
+                    "running",
+                    holder,
+                    self.target.fingerprint(),
+                    None,
+                    preimage,
+                )
+                ledger.create(record, windows)
+            self.target.ensure_preimage(ledger.session, preimage)
+            executed = self._run_partitions(ledger, backfill_id, options, preimage, skip)
+            self.target.cleanup(ledger.session, options.workers)
+            record = ledger.get(backfill_id)
+            report = validate(self.target, ledger.session, record, options.tolerance)
+            failed = any(p.status != "success" for p in record.partitions) or not report["ok"]
+            ledger.finish(backfill_id, "failed" if failed else "success", report)
+        finally:
+            ledger.release(self.target.name, backfill_id)
+        return BackfillResult(ledger.get(backfill_id), bool(resume_id), tuple(executed))
+
+    # ------------------------------------------------------------------ workers
+
+    def _run_partitions(
+        self,
+        ledger: Ledger,
+        backfill_id: str,
+        options: BackfillOptions,
+        preimage: str,
+        skip: frozenset[str],
+    ) -> list[int]:
+        record = ledger.get(backfill_id)
+        todo: queue.Queue[PartitionRecord] = queue.Queue()
+        for p in record.partitions:
+            if p.status != "pending":
+                continue
+            if p.window_start in skip:
+                ledger.finish_partition(
+                    backfill_id,
+                    p.seq,
+                    "skipped",
+                    seconds=0.0,
+                    error="upstream partition failed: not run",
+                )
+                continue
+            todo.put(p)
+        total = todo.qsize()
+        self.target.prepare()
+        step = f"backfill {self.target.name}"
+        self.console.step_started(step, f"{total} of {len(record.partitions)} partitions to run")
+        executed: list[int] = []
+        done = threading.Event()
+        beat = threading.Thread(
+            target=self._heartbeat, args=(ledger, backfill_id, done), daemon=True
+        )
+        beat.start()
+        workers = [
+            threading.Thread(
+                target=self._work,
+                args=(n, ledger, backfill_id, todo, preimage, executed, step),
+                name=f"backfill-w{n}",
+            )
+            for n in range(min(options.workers, max(total, 1)))
+        ]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+        done.set()
+        beat.join()
+        self.console.step_finished(step, "ok", f"{len(executed)} partitions run")
+        return sorted(executed)
+
+    def _heartbeat(self, ledger: Ledger, backfill_id: str, done: threading.Event) -> None:
+        while not done.wait(2.0):
+            try:
+                ledger.heartbeat(backfill_id, self.target.name)
+            except WarehouseError as exc:
+                # One missed beat is not fatal (the lease goes stale only after many); say so.
+                self.console.message("warning", f"backfill heartbeat failed: {exc.message}")
+
+    def _work(
+        self,
+        number: int,
+        ledger: Ledger,
+        backfill_id: str,
+        todo: queue.Queue[PartitionRecord],
+        preimage: str,
+        executed: list[int],
+        step: str,
+    ) -> None:
+        session = self.session_factory()
+        worker = Worker(number, session, self.pipelines_dir)
+        try:
+            while True:
+                try:
+                    part = todo.get_nowait()
+                except queue.Empty:
+                    return
+                ledger.start_partition(backfill_id, part.seq, number, self.target.fingerprint())
+                executed.append(part.seq)
+                started = time.perf_counter()
+                try:
+                    rows = self.target.replace(part.window, worker, preimage, part.seq)
+                except StackyardError as exc:
+                    ledger.finish_partition(
+                        backfill_id,
+                        part.seq,
+                        "failed",
+                        seconds=time.perf_counter() - started,
+                        error=exc.message,
+                    )
+                    self.console.step_progress(step, f"{part.window_start} failed: {exc.message}")
+                    continue
+                ledger.finish_partition(
+                    backfill_id,
+                    part.seq,
+                    "success",
+                    seconds=time.perf_counter() - started,
+                    rows_written=rows,
+                    input_fingerprint=f"{rows}",
+                )
+                self.console.step_progress(step, f"{part.window_start} {rows:,} rows")
+        finally:
+            session.close()
+
+    # ------------------------------------------------------------------ dry run
+
+    def _estimate(
+        self, ledger: Ledger, options: BackfillOptions, windows: list[Window]
+    ) -> dict[str, Any]:
+        counts = self.target.expected_counts(ledger.session, windows)
+        past = ledger.session.query(
+            "SELECT avg(p.seconds) FROM stackyard.backfill_partitions p JOIN stackyard.backfills b "
+            "ON p.backfill_id = b.backfill_id WHERE b.target = "
+            + ledger.session.param()
+            + " AND p.status = 'success'",
+            (self.target.name,),
+        ).rows
+        per = float(past[0][0]) if past and past[0][0] is not None else None
+        return {
+            "rows": sum(c for c in counts if c > 0),
+            "rows_per_partition": counts,
+            "seconds_per_partition": round(per, 3) if per is not None else None,
+            "projected_seconds": (
+                round(per * len(windows) / options.workers, 1) if per is not None else None
+            ),
+        }
+
+    def _plan(
+        self,
+        options: BackfillOptions,
+        windows: list[Window],
+        resume_id: str | None,
+        ledger: Ledger,
+        estimate: dict[str, Any],
+    ) -> BackfillResult:
+        done: dict[str, str] = {}
+        if resume_id:
+            done = {p.window_start: p.status for p in ledger.get(resume_id).partitions}
+        parts = tuple(
+            PartitionRecord(
+                i,
+                *w.key(),
+                "skipped" if done.get(w.key()[0]) == "success" else "pending",
+                0,
+                None,
+                None,
+                estimate["rows_per_partition"][i],
+                None,
+                None,
+            )
+            for i, w in enumerate(windows)
+        )
+        record = BackfillRecord(
+            resume_id or "(new)",
+            self.target.name,
+            self.target.kind,
+            self.warehouse_target,
+            windows[0].key()[0],
+            windows[-1].key()[1],
+            options.grain,
+            options.tz,
+            options.workers,
+            "planned",
+            None,
+            self.target.fingerprint(),
+            None,
+            None,
+            parts,
+        )
+        return BackfillResult(record, bool(resume_id), (), dry_run=True, estimate=estimate)

@@ -1,0 +1,287 @@
+"""The backfill runbook: resolve the target, run it (and, with ``--cascade``, what depends on
+it), report status from the ledger, roll a backfill back from its pre-images."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+from stackyard.config.model import RestApiSource, SqlDatabaseSource
+from stackyard.errors import UsageError, WarehouseUnreachableError, did_you_mean
+from stackyard.metadata.schema import METADATA_SCHEMA
+from stackyard.runbooks.backfill.connection import Connection
+from stackyard.runbooks.backfill.job import BackfillJob, BackfillOptions, BackfillResult
+from stackyard.runbooks.backfill.ledger import (
+    LeaseHeldError,
+    Ledger,
+    holder_name,
+    lease_holders,
+    read_mirror,
+)
+from stackyard.runbooks.backfill.targets import (
+    MARKS_SUFFIX,
+    BackfillTarget,
+    ModelTarget,
+    SourceTableTarget,
+    naive_utc,
+)
+from stackyard.session import Session
+from stackyard.transform.staging import dbt_source_names
+
+
+class BackfillRunbook:
+    """Backfills on one target of one project."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.config = session.project.config
+        self.project_dir = session.project.project_dir
+        self.warehouse = session.warehouse
+        self.secrets = session.project.secrets
+        self.make_dbt: Callable[..., Any] = session.dbt
+        self.console = session.console
+        self.mirror_dir = self.project_dir / ".stackyard" / "backfills"
+        self._manifest: dict[str, Any] | None = None
+
+    # ------------------------------------------------------------------ targets
+
+    def manifest(self) -> dict[str, Any]:
+        """dbt's parsed project (parsed once per runbook)."""
+        if self._manifest is None:
+            self._manifest = self.make_dbt().manifest()
+        return self._manifest
+
+    def resolve(self, name: str) -> BackfillTarget:
+        """``SOURCE.TABLE`` or a dbt model name → the target to backfill.
+
+        Raises:
+            UsageError: unknown, or not backfillable by date.
+        """
+        source, _, table = name.partition(".")
+        if table and source in self.config.sources:
+            config = self.config.sources[source]
+            if not isinstance(config, SqlDatabaseSource | RestApiSource):
+                raise UsageError(
+                    f"source '{source}' is {config.kind}: only sql_database and rest_api "
+                    "tables with a cursor can be backfilled by date",
+                    hint=f"reload it whole with `stackyard run --select {source}`",
+                )
+            tables = config.tables if isinstance(config, SqlDatabaseSource) else config.endpoints
+            if table not in tables:
+                raise UsageError(
+                    f"source '{source}' has no table '{table}'{did_you_mean(table, tables)}",
+                    hint=f"its tables: {', '.join(sorted(tables))}",
+                )
+            return SourceTableTarget(
+                source,
+                table,
+                config,
+                project=self.config.name,
+                dataset=self.config.dataset_for(source),
+                project_dir=self.project_dir,
+                secrets=self.secrets,
+                warehouse=self.warehouse,
+            )
+        return ModelTarget.resolve(name, self.manifest(), self.make_dbt)
+
+    def _connect(self, patience: float = 15.0) -> Connection:
+        """A new connection for a worker or the ledger.
+
+        A DuckDB file admits one process at a time: when a running backfill holds it, fail at
+        once naming it; when something else does (a `backfill status` glancing at the ledger,
+        a shell), wait up to ``patience`` seconds for it to let go.
+        """
+        deadline = time.monotonic() + patience
+        while True:
+            try:
+                return Connection(self.warehouse)
+            except WarehouseUnreachableError:
+                if self.warehouse.KIND != "duckdb":
+                    raise
+                holders = lease_holders(self.mirror_dir)
+                if holders:
+                    raise LeaseHeldError(
+                        f"{self.warehouse.describe()} is held by a running backfill: "
+                        + "; ".join(holders),
+                        hint="wait for it to finish (`stackyard backfill status` reads its "
+                        "progress meanwhile)",
+                    ) from None
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+
+    def job(self, target: BackfillTarget) -> BackfillJob:
+        """The job that backfills ``target``."""
+        return BackfillJob(
+            target,
+            session_factory=self._connect,
+            mirror_dir=self.mirror_dir,
+            pipelines_dir=self.project_dir / ".stackyard" / "backfill_pipelines",
+            warehouse_target=self.warehouse.target_name,
+            console=self.console,
+        )
+
+    # ------------------------------------------------------------------ run
+
+    def run(self, options: BackfillOptions) -> BackfillResult:
+        """Backfill a target; with ``cascade``, then the models downstream of it."""
+        target = self.resolve(options.target)
+        result = self.job(target).execute(options)
+        if options.dry_run:
+            models = [target.name]
+            if options.cascade:
+                models += [n["name"] for n in self.downstream(target)]
+            result = replace(result, estimate={**result.estimate, "models": models})
+        if not options.cascade:
+            return result
+        failed = {p.window_start for p in result.record.partitions if p.status != "success"}
+        cascaded = []
+        for node in self.downstream(target):
+            config = node.get("config", {})
+            if config.get("materialized") == "incremental" and config.get("event_time"):
+                child = ModelTarget(node, self.make_dbt)
+                sub = self.job(child).execute(
+                    replace(options, target=child.name, cascade=False, budget_rows=None),
+                    skip=frozenset(failed),
+                )
+                failed |= {p.window_start for p in sub.record.partitions if p.status != "success"}
+                cascaded.append(sub)
+            elif (
+                config.get("materialized") in ("table", "incremental")
+                and not failed
+                and not options.dry_run
+            ):
+                self.make_dbt().run_window([node["name"]])
+        return replace(result, cascaded=tuple(cascaded))
+
+    def downstream(self, target: BackfillTarget) -> list[dict[str, Any]]:
+        """Models that depend on the target, parents before children."""
+        manifest = self.manifest()
+        nodes = manifest.get("nodes", {})
+        if isinstance(target, ModelTarget):
+            roots = [target.node["unique_id"]]
+        else:
+            assert isinstance(target, SourceTableTarget)
+            names = dbt_source_names(target.source)
+            roots = [
+                uid
+                for uid, s in manifest.get("sources", {}).items()
+                if s["source_name"] in names and s["name"] == target.table
+            ]
+        children = manifest.get("child_map", {})
+        seen: list[str] = []
+        stack = list(roots)
+        while stack:
+            for child in children.get(stack.pop(), []):
+                if (
+                    child not in seen
+                    and child in nodes
+                    and nodes[child]["resource_type"] == "model"
+                ):
+                    seen.append(child)
+                    stack.append(child)
+        parents = manifest.get("parent_map", {})
+        ordered: list[str] = []
+        pending = set(seen)
+        while pending:
+            ready = sorted(u for u in pending if not (set(parents.get(u, [])) & pending))
+            ordered += ready
+            pending -= set(ready)
+        return [nodes[u] for u in ordered]
+
+    # ------------------------------------------------------------------ status
+
+    def status(self, backfill_id: str | None = None, limit: int = 10) -> list[dict[str, Any]]:
+        """Backfills as the ledger has them: one by id, or the latest ``limit``.
+
+        Read from the warehouse; when another process holds a DuckDB file, from the ledger's
+        JSON mirror, which that process keeps current.
+        """
+        if self.warehouse.KIND == "duckdb" and lease_holders(self.mirror_dir):
+            # A backfill holds the file: read its mirror rather than contend for the lock.
+            mirrored = read_mirror(self.mirror_dir, backfill_id)
+            if mirrored is not None:
+                return [mirrored]
+        try:
+            session = Connection(self.warehouse)
+        except WarehouseUnreachableError:
+            if self.warehouse.KIND != "duckdb":
+                raise
+            mirrored = read_mirror(self.mirror_dir, backfill_id)
+            if mirrored is None:
+                raise
+            return [mirrored]
+        try:
+            ledger = Ledger(session, self.mirror_dir)
+            ids = [backfill_id] if backfill_id else ledger.recent(limit)
+            return [ledger.get(i).to_dict() for i in ids]
+        finally:
+            session.close()
+
+    # ------------------------------------------------------------------ rollback
+
+    def rollback(self, backfill_id: str) -> dict[str, Any]:
+        """Put back the rows a backfill overwrote, from its pre-images, in one transaction.
+
+        Raises:
+            UsageError: unknown id, or the backfill was already rolled back.
+            LeaseHeldError: a backfill of the same target is running.
+        """
+        session = self._connect()
+        ledger = Ledger(session, self.mirror_dir)
+        try:
+            ledger.ensure()
+            record = ledger.get(backfill_id)
+            if record.status == "rolled_back":
+                raise UsageError(f"backfill {backfill_id} was already rolled back")
+            target = self.resolve(record.target)
+            ledger.acquire(target.name, backfill_id, holder_name(backfill_id), 30.0)
+            try:
+                restored = self._restore(session, target, record.preimage_table or "", record)
+                ledger.set_status(backfill_id, "rolled_back", None)
+            finally:
+                ledger.release(target.name, backfill_id)
+        finally:
+            session.close()
+        return {"backfill_id": backfill_id, "target": record.target, **restored}
+
+    def _restore(
+        self, s: Connection, target: BackfillTarget, pre_name: str, record: Any
+    ) -> dict[str, int]:
+        marks = s.quote(METADATA_SCHEMA, pre_name + MARKS_SUFFIX)
+        if not s.table_columns(METADATA_SCHEMA, pre_name + MARKS_SUFFIX):
+            return {"partitions": 0, "rows_restored": 0}
+        p = s.param()
+        seqs = {int(r[0]) for r in s.query(f"SELECT seq FROM {marks}").rows}
+        # No pre-image table: the target did not exist before, every window was empty.
+        kept = s.table_columns(METADATA_SCHEMA, pre_name)
+        pre = s.quote(METADATA_SCHEMA, pre_name)
+        cols = ", ".join(s.quote(c) for c in kept if c != "_backfill_seq")
+        restored = 0
+        with s.transaction():
+            # Latest first, so the earliest pre-image — the state before the backfill — wins.
+            for part in sorted(record.partitions, key=lambda r: -r.seq):
+                if part.seq not in seqs:
+                    continue
+                where = target.window_filter(s)
+                params: tuple[Any, ...] = (naive_utc(part.window.start), naive_utc(part.window.end))
+                if target.keys and kept:
+                    keys = ", ".join(s.quote(k) for k in target.keys)
+                    where += f" OR ({keys}) IN (SELECT {keys} FROM {pre} WHERE _backfill_seq = {p})"
+                    params += (part.seq,)
+                s.execute(f"DELETE FROM {target.relation(s)} WHERE {where}", params)
+                if not kept:
+                    continue
+                s.execute(
+                    f"INSERT INTO {target.relation(s)} ({cols}) SELECT {cols} FROM {pre} "
+                    f"WHERE _backfill_seq = {p}",
+                    (part.seq,),
+                )
+                restored += int(
+                    s.query(
+                        f"SELECT count(*) FROM {pre} WHERE _backfill_seq = {p}", (part.seq,)
+                    ).rows[0][0]
+                )
+        return {"partitions": len(seqs), "rows_restored": restored}

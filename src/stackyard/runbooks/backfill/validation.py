@@ -1,0 +1,71 @@
+"""The check after every backfill, stored in the ledger and failing the command when it fails.
+
+* **Date spine** — every partition of the range must be ``success``; a window whose upstream
+  has rows must not be empty in the table.
+* **Counts** — per partition, the rows in the table against the rows upstream says it should
+  hold (the source database for a source table, the model's own compiled SQL for a model),
+  within a relative ``tolerance`` (0 by default: exact).
+* **Keys** — no key appears twice in the table.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from stackyard.errors import StackyardError
+from stackyard.runbooks.backfill.connection import Connection
+from stackyard.runbooks.backfill.ledger import BackfillRecord
+from stackyard.runbooks.backfill.targets import BackfillTarget
+
+
+def within(expected: int, actual: int, tolerance: float) -> bool:
+    """Whether ``actual`` is within ``tolerance`` (relative) of ``expected``.
+
+    >>> within(100, 99, 0.01), within(100, 98, 0.01), within(0, 0, 0.0)
+    (True, False, True)
+    """
+    return abs(actual - expected) <= tolerance * max(expected, 1)
+
+
+def validate(
+    target: BackfillTarget, session: Connection, record: BackfillRecord, tolerance: float
+) -> dict[str, Any]:
+    """Check a finished backfill; return the report the ledger keeps.
+
+    Returns:
+        ``{"ok": bool, "missing_partitions": [...], "empty_partitions": [...],
+        "count_mismatches": [...], "duplicate_keys": n, "rows_expected": n,
+        "rows_actual": n, "tolerance": t}``.
+    """
+    parts = list(record.partitions)
+    windows = [p.window for p in parts]
+    try:
+        expected = target.expected_counts(session, windows)
+    except StackyardError as exc:
+        # Upstream cannot be read: the check fails, and says why.
+        return {
+            "ok": False,
+            "error": exc.message,
+            "missing_partitions": [p.window_start for p in parts if p.status != "success"],
+        }
+    actual = target.counts(session, windows)
+    missing = [p.window_start for p in parts if p.status != "success"]
+    empty, mismatches = [], []
+    for p, exp, act in zip(parts, expected, actual, strict=True):
+        if exp < 0:  # upstream cannot be counted (an API): only the spine is checked
+            continue
+        if exp > 0 and act == 0:
+            empty.append(p.window_start)
+        if not within(exp, act, tolerance):
+            mismatches.append({"start": p.window_start, "expected": exp, "actual": act})
+    duplicates = target.duplicate_keys(session)
+    return {
+        "ok": not missing and not empty and not mismatches and duplicates == 0,
+        "missing_partitions": missing,
+        "empty_partitions": empty,
+        "count_mismatches": mismatches,
+        "duplicate_keys": duplicates,
+        "rows_expected": sum(e for e in expected if e > 0),
+        "rows_actual": sum(actual),
+        "tolerance": tolerance,
+    }

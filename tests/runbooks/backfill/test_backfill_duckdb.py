@@ -1,0 +1,132 @@
+"""Backfills on DuckDB, through the CLI as a user runs them."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from tests.runbooks.backfill.conftest import backfill_json, sql, stackyard
+
+
+def test_source_table_backfill_repairs_changed_and_emptied_days(project: Path) -> None:
+    db = sqlite3.connect(project / "sources" / "app.sqlite")
+    # Upstream fixed amounts without touching the cursor, and deleted a whole day: a normal
+    # incremental run sees neither.
+    db.execute("UPDATE events SET amount = amount + 1000 WHERE updated_at LIKE '2024-02-29%'")
+    db.execute("DELETE FROM events WHERE updated_at LIKE '2024-03-01%'")
+    db.commit()
+    db.close()
+    result = backfill_json(
+        project, "app.events", "--start", "2024-02-27", "--end", "2024-03-03", "--workers", "2"
+    )
+    assert [p["status"] for p in result["partitions"]] == ["success"] * 5
+    assert [p["start"][:10] for p in result["partitions"]] == [
+        "2024-02-27",
+        "2024-02-28",
+        "2024-02-29",
+        "2024-03-01",
+        "2024-03-02",
+    ]
+    assert result["validation"]["ok"] and result["validation"]["duplicate_keys"] == 0
+    days = {
+        r["d"]: (r["n"], r["amount"])
+        for r in sql(
+            project,
+            "select strftime(updated_at, '%Y-%m-%d') as d, count(*) as n, sum(amount) as amount "
+            "from app.events group by 1",
+        )
+    }
+    assert days["2024-02-29"] == (12, 12 * 1000 + sum(range(10, 22)))
+    assert "2024-03-01" not in days  # the emptied day is empty, not stale
+    assert days["2024-02-28"] == (12, sum(range(10, 22)))
+    assert sql(project, "select count(*) - count(distinct id) as d from app.events")[0]["d"] == 0
+    # No staging schema is left behind.
+    schemas = {
+        r["s"] for r in sql(project, "select schema_name as s from information_schema.schemata")
+    }
+    assert not any("backfill" in s for s in schemas)
+
+
+def test_model_backfill_resume_status_and_rollback(project: Path) -> None:
+    before = sql(project, "select count(*) as n from marts.daily_events")[0]["n"]
+    first = backfill_json(project, "daily_events", "--start", "2024-02-20", "--end", "2024-03-01")
+    assert first["ok"] and len(first["partitions"]) == 10
+    assert first["validation"]["rows_actual"] == first["validation"]["rows_expected"] == 20
+    after = sql(project, "select count(*) as n from marts.daily_events")[0]["n"]
+    assert after == before + 20
+    status = backfill_json(project, "status", first["backfill_id"])
+    assert status["progress"]["success"] == 10 and status["status"] == "success"
+    text = stackyard(project, "backfill", "status", check=0).stdout
+    assert first["backfill_id"] in text and "10/10" in text
+    rolled = stackyard(project, "backfill", "rollback", first["backfill_id"], "--json", check=0)
+    assert '"partitions": 10' in rolled.stdout
+    assert sql(project, "select count(*) as n from marts.daily_events")[0]["n"] == before
+    assert backfill_json(project, "status", first["backfill_id"])["status"] == "rolled_back"
+
+
+def test_dry_run_plans_without_writing(project: Path) -> None:
+    plan = backfill_json(
+        project, "app.events", "--start", "2024-02-20", "--end", "2024-02-23", "--dry-run"
+    )
+    assert plan["dry_run"] and plan["estimate"]["rows"] == 36
+    assert [p["status"] for p in plan["partitions"]] == ["pending"] * 3
+    assert backfill_json(project, "status") == []
+    over = stackyard(
+        project,
+        "backfill",
+        "app.events",
+        "--start",
+        "2024-02-20",
+        "--end",
+        "2024-02-23",
+        "--budget-rows",
+        "10",
+    )
+    assert over.returncode == 2 and "--yes" in over.stderr
+
+
+def test_retry_failed_and_force(project: Path) -> None:
+    db = sqlite3.connect(project / "sources" / "app.sqlite")
+    db.execute("ALTER TABLE events RENAME TO events_gone")
+    db.commit()
+    failed = backfill_json(
+        project, "app.events", "--start", "2024-02-20", "--end", "2024-02-22", check=1
+    )
+    assert {p["status"] for p in failed["partitions"]} == {"failed"}
+    assert "events" in failed["partitions"][0]["error"]
+    db.execute("ALTER TABLE events_gone RENAME TO events")
+    db.commit()
+    db.close()
+    # Same command: the failed partitions stay failed until asked to retry.
+    again = backfill_json(
+        project, "app.events", "--start", "2024-02-20", "--end", "2024-02-22", check=1
+    )
+    assert again["backfill_id"] == failed["backfill_id"] and again["resumed"]
+    retried = backfill_json(
+        project, "app.events", "--start", "2024-02-20", "--end", "2024-02-22", "--retry-failed"
+    )
+    assert retried["backfill_id"] == failed["backfill_id"]
+    assert [p["attempt"] for p in retried["partitions"]] == [2, 2]
+    forced = backfill_json(
+        project, "app.events", "--start", "2024-02-20", "--end", "2024-02-22", "--force"
+    )
+    assert forced["backfill_id"] != failed["backfill_id"]
+
+
+def test_usage_errors_exit_2(project: Path) -> None:
+    cases = [
+        (["nope_model", "--start", "2024-01-01", "--end", "2024-01-02"], "neither a dbt model"),
+        (["stg_events", "--start", "2024-01-01", "--end", "2024-01-02"], "not an incremental"),
+        (["app.evnts", "--start", "2024-01-01", "--end", "2024-01-02"], "did you mean 'events'"),
+        (["app.events", "--start", "2024-01-02", "--end", "2024-01-01"], "must be after"),
+        (["app.events", "--start", "2024-01-01"], "--start and --end are required"),
+        (
+            ["app.events", "--start", "2024-01-01", "--end", "2024-01-02", "--tz", "Mars/X"],
+            "unknown time zone",
+        ),
+        (["rollback"], "needs a backfill id"),
+    ]
+    for args, message in cases:
+        proc = stackyard(project, "backfill", *args)
+        assert proc.returncode == 2, (args, proc.stdout, proc.stderr)
+        assert message in proc.stderr, (args, proc.stderr)

@@ -1,0 +1,66 @@
+"""The example project's two backfill targets — the microbatch model fct_daily_orders and the
+source table shop_db.orders — on DuckDB and on Postgres."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+
+from tests.runbooks.backfill.conftest import backfill_json, sql, stackyard
+
+
+def _example(tmp_path: Path, db: dict[str, object] | None) -> Path:
+    stackyard(tmp_path, "init", "shop", "--example", "jaffle_shop", check=0)
+    root = tmp_path / "shop"
+    if db is not None:
+        text = (root / "stackyard.yml").read_text()
+        text = text.replace("user: stackyard", f"user: {db['user']}")
+        text = text.replace("database: shop", f"database: {db['database']}")
+        text = text.replace("    password: {secret: SHOP_PROD_PASSWORD}", "")
+        text = text.replace("  target: dev", "  target: prod")
+        (root / "stackyard.yml").write_text(text)
+    stackyard(root, "run", "--json", check=0)
+    return root
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("engine", ["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_example_model_and_source_table_backfill(
+    engine: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    db = request.getfixturevalue("pg_database") if engine == "postgres" else None
+    root = _example(tmp_path, db)
+    end = date.today() - timedelta(days=20)
+    start = end - timedelta(days=10)
+    args = ["--start", start.isoformat(), "--end", end.isoformat(), "--workers", "2"]
+
+    app = sqlite3.connect(root / "sources" / "jaffle_app.sqlite")
+    gone = start + timedelta(days=3)
+    app.execute("DELETE FROM orders WHERE updated_at LIKE ?", (f"{gone.isoformat()}%",))
+    app.commit()
+    app.close()
+    # The source table, then (--cascade) the models downstream of it, for the same days.
+    orders = backfill_json(root, "shop_db.orders", *args, "--cascade")
+    assert orders["ok"] and len(orders["partitions"]) == 10
+    assert [c["target"] for c in orders["cascaded"]] == ["fct_daily_orders"]
+    assert orders["cascaded"][0]["ok"]
+    left = sql(
+        root,
+        f"select count(*) as n from shop_db.orders where updated_at >= '{gone}' "
+        f"and updated_at < '{gone + timedelta(days=1)}'",
+    )
+    assert left[0]["n"] == 0
+
+    # The microbatch model on its own: its days are replaced again, idempotently.
+    daily = backfill_json(root, "fct_daily_orders", *args)
+    assert daily["ok"] and daily["validation"]["rows_actual"] > 0
+    days = sql(
+        root,
+        "select count(distinct order_date) as n from marts.fct_daily_orders "
+        f"where order_date >= '{start}' and order_date < '{end}'",
+    )
+    assert days[0]["n"] == 10
+    assert backfill_json(root, "status", daily["backfill_id"])["progress"]["success"] == 10

@@ -1,0 +1,81 @@
+"""One backfill per target: an overlapping one fails within seconds naming the holder, a stale
+lease is taken over, and status reads progress from another process meanwhile."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+
+from tests.runbooks.backfill.conftest import STACKYARD, backfill_json, sql, stackyard
+
+
+def test_a_live_lease_blocks_and_a_stale_one_is_taken_over(project: Path) -> None:
+    first = backfill_json(project, "app.events", "--start", "2024-02-20", "--end", "2024-02-21")
+    assert first["ok"]
+    sql(
+        project,
+        "insert into stackyard.backfill_leases values ('app.events', 'other', "
+        "'alice@elsewhere pid 7 (backfill other)', now())",
+    )
+    started = time.monotonic()
+    blocked = stackyard(
+        project, "backfill", "app.events", "--start", "2024-02-20", "--end", "2024-02-21", "--force"
+    )
+    assert blocked.returncode == 1
+    assert "alice@elsewhere pid 7 (backfill other)" in blocked.stderr
+    assert time.monotonic() - started < 60  # the CLI's start-up, not a wait on the lease
+    sql(project, "update stackyard.backfill_leases set heartbeat = now() - interval 1 hour")
+    taken = backfill_json(
+        project, "app.events", "--start", "2024-02-20", "--end", "2024-02-21", "--force"
+    )
+    assert taken["ok"]
+
+
+def test_status_from_another_process_while_a_backfill_runs(project: Path) -> None:
+    env = {**os.environ, "NO_COLOR": "1"}
+    running = subprocess.Popen(
+        [
+            STACKYARD,
+            "backfill",
+            "app.events",
+            "--start",
+            "2024-02-20",
+            "--end",
+            "2024-03-11",
+            "--json",
+        ],
+        cwd=project,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    seen = None
+    overlap = None
+    deadline = time.monotonic() + 300
+    while running.poll() is None and time.monotonic() < deadline:
+        status = stackyard(project, "backfill", "status", "--json")
+        if status.returncode == 0 and status.stdout.strip() not in ("", "[]"):
+            data = json.loads(status.stdout)
+            if data and data[0]["status"] == "running":
+                seen = data[0]
+                overlap = stackyard(
+                    project,
+                    "backfill",
+                    "app.events",
+                    "--start",
+                    "2024-02-20",
+                    "--end",
+                    "2024-03-11",
+                )
+                break
+        time.sleep(0.5)
+    _out, err = running.communicate(timeout=600)
+    assert running.returncode == 0, err[-2000:]
+    assert seen is not None, "status never showed the running backfill"
+    assert seen["target"] == "app.events" and seen["progress"]["total"] == 20
+    assert overlap is not None and overlap.returncode != 0
+    assert "backfill " + seen["backfill_id"] in overlap.stderr
