@@ -361,11 +361,18 @@ class AccessControl:
             What changed; the plan is left to ``stackyard plan`` / ``apply``.
 
         Raises:
-            UsageError: the name is already declared.
+            UsageError: the name is already declared, or reserved (PUBLIC, SYSADMIN, pg_* …).
             ConfigError: the change would make stackyard.yml invalid (nothing is written).
         """
+        from stackyard.config.names import reserved_reason
         from stackyard.infra.users import ProjectFile, generate_key_pair, write_private_key
 
+        reserved = reserved_reason(name)
+        if reserved:
+            raise UsageError(
+                f"cannot add user {reserved}",
+                hint="pick another name; nothing was written",
+            )
         file = ProjectFile(self.context.config_file)
         declaration = self.declaration()
         existing = declaration.user(name) or declaration.role(name)
