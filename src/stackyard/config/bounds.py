@@ -98,8 +98,7 @@ def check_yaml_shape(text: str, name: str) -> None:
                 depth += 1
                 if depth > MAX_DEPTH:
                     raise ConfigError(
-                        f"{name}:{_line(event)}: nested more than {MAX_DEPTH} "
-                        "levels deep",
+                        f"{name}:{_line(event)}: nested more than {MAX_DEPTH} levels deep",
                         hint="a stackyard.yml is a few levels of mappings and lists",
                     )
             elif isinstance(event, yaml.CollectionEndEvent):
@@ -108,8 +107,7 @@ def check_yaml_shape(text: str, name: str) -> None:
                 aliases += 1
                 if aliases > MAX_ALIASES:
                     raise ConfigError(
-                        f"{name}:{_line(event)}: more than {MAX_ALIASES} aliases "
-                        "(*name)",
+                        f"{name}:{_line(event)}: more than {MAX_ALIASES} aliases (*name)",
                         hint="write the values out instead of repeating aliases",
                     )
     except yaml.YAMLError as exc:

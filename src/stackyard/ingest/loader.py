@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from stackyard.config.model import ProjectConfig
+from stackyard.config.private import drop_trace, private_dir, tighten
 from stackyard.config.secrets import Secrets
 from stackyard.console import Console
 from stackyard.errors import StackyardError
@@ -65,7 +66,7 @@ class Loader:
         self.warehouse = warehouse
         self.secrets = secrets
         self.console = console
-        self.pipelines_dir = project_dir / ".stackyard" / "pipelines"
+        self.pipelines_dir = private_dir(project_dir, "pipelines")
         self.transform_dir = project_dir / project.transform.path
         # per source, for messages about contract violations (sources load in threads)
         self._required: dict[str, dict[str, dict[str, list[str]]]] = {}
@@ -98,10 +99,15 @@ class Loader:
         if not self.warehouse.PARALLEL_LOADS:
             workers = 1
         if workers <= 1:
-            return [self._load_one(r, loaded_at) for r in requests]
-        _import_before_threads()
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="stackyard-load") as pool:
-            return list(pool.map(lambda r: self._load_one(r, loaded_at), requests))
+            loads = [self._load_one(r, loaded_at) for r in requests]
+        else:
+            _import_before_threads()
+            with ThreadPoolExecutor(
+                max_workers=workers, thread_name_prefix="stackyard-load"
+            ) as pool:
+                loads = list(pool.map(lambda r: self._load_one(r, loaded_at), requests))
+        tighten(self.pipelines_dir.parent)  # .stackyard/: the DuckDB file, dlt's state
+        return loads
 
     def pipeline(self, source: str) -> Any:
         """The dlt pipeline object for a source (attached, not run)."""
@@ -133,6 +139,9 @@ class Loader:
                 or _root_cause(exc)
             )
             result = self._failed(request, self.secrets.redact(message))
+        pipeline_dir = self.pipelines_dir / self.pipeline_name(request.name)
+        drop_trace(pipeline_dir)
+        tighten(pipeline_dir)
         seconds = time.monotonic() - started
         result = SourceLoad(**{**result.__dict__, "seconds": round(seconds, 3)})
         if result.status == "failed":
