@@ -272,7 +272,7 @@ class SourcesRunbook:
             )
         tables = self._loaded_tables(loader, name, config)
         self._check_clashes(name, [t.name for t in tables])
-        files = staging_files(name, tables)
+        files = staging_files(name, tables, self.warehouse.DIALECT)
         written, unchanged = self._write_files(files)
         w2, u2 = self._write_sources_entry(name, config, [t.name for t in tables])
         self.console.step_finished(step, "ok", f"{len(tables)} tables, {len(written)} files")
