@@ -27,6 +27,7 @@ from stackyard.warehouse import QueryResult, Warehouse, open_warehouse
 if TYPE_CHECKING:
     from stackyard.infra.service import AccessControl
     from stackyard.monitors.service import Monitoring
+    from stackyard.runbooks.security import SecurityReport
     from stackyard.runbooks.sources import SourceAddResult, SourcesRunbook
 
 
@@ -239,6 +240,18 @@ class Context:
         from stackyard.infra.service import AccessControl
 
         return AccessControl(self)
+
+    def security_check(
+        self,
+        target: str | None = None,
+        *,
+        rotation_days: int = 90,
+        live_state: Path | None = None,
+    ) -> SecurityReport:
+        """The security checks (``stackyard security check``); see runbooks/security.py."""
+        from stackyard.runbooks.security import security_check
+
+        return security_check(self, target, rotation_days=rotation_days, live_state=live_state)
 
     def monitoring(self) -> Monitoring:
         """Monitors on demand, table health, known incidents and the HTML report."""

@@ -69,9 +69,7 @@ def test_source_with_reserved_column_names_builds_and_tests_pass(tmp_path: Path)
 @pytest.mark.parametrize("dialect", ENGINES)
 def test_generated_model_selects_exactly_the_intended_columns(dialect: str) -> None:
     names = ["select", "order", "group", "from", "id", "amount", "Total Due", 'we"ird']
-    table = LoadedTable(
-        "orders", (*(Column(n, "text") for n in names), Column("at", "timestamp"))
-    )
+    table = LoadedTable("orders", (*(Column(n, "text") for n in names), Column("at", "timestamp")))
     (model, _) = staging_files("shop", [table], dialect)
     sql = model.text.replace("{{ source('dlt_shop', 'orders') }}", "raw.orders")
     statements = [s for s in sqlglot.parse(sql, read=dialect) if s is not None]

@@ -11,6 +11,7 @@ import typer
 
 from stackyard.cli import access as _access_commands
 from stackyard.cli import monitors as _monitor_commands
+from stackyard.cli import security as _security_commands
 from stackyard.cli import sources as _source_commands
 from stackyard.cli.common import (
     JsonOpt,
@@ -148,6 +149,7 @@ def sql(
 _access_commands.register(app)
 _source_commands.register(app)
 _monitor_commands.register(app)
+_security_commands.register(app)
 
 
 def main() -> None:

@@ -11,7 +11,7 @@ import os
 import re
 import stat
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from stackyard.config.bounds import read_text_file
@@ -68,17 +68,31 @@ class Secrets:
             self._handed_out.add(value)
         return value
 
+    def values(self, names: Iterable[str]) -> set[str]:
+        """Every value in the secrets file, and the environment's values of ``names``: what a
+        scan for leaked secrets looks for.
+
+        The file is read even when it is too open: the scan reports that separately.
+
+        Raises:
+            ConfigError: when the secrets file is unreadable or invalid.
+        """
+        found = set(self._file_values(check_mode=False).values())
+        found |= {self._environ[n] for n in names if self._environ.get(n)}
+        return found
+
     def redact(self, text: str) -> str:
         """``text`` with every secret value handed out so far replaced by ``***``."""
         for value in sorted(self._handed_out, key=len, reverse=True):
             text = text.replace(value, "***")
         return text
 
-    def _file_values(self) -> dict[str, str]:
+    def _file_values(self, *, check_mode: bool = True) -> dict[str, str]:
+        # Cached only once read and checked: a failed read fails again on the next lookup.
         if self._from_file is not None:
             return self._from_file
-        self._from_file = {}
         if not self._file.exists() and not self._file.is_symlink():
+            self._from_file = {}
             return self._from_file
         if self._file.is_dir():
             raise ConfigError(
@@ -86,7 +100,7 @@ class Secrets:
                 hint=f'remove the folder and write NAME = "value" lines to {SECRETS_FILE}',
             )
         mode = stat.S_IMODE(self._file.stat().st_mode)
-        if mode & 0o077:
+        if mode & 0o077 and check_mode:
             raise ConfigError(
                 f"{self._file} is readable by other users (mode {mode:o})",
                 hint=f"chmod 600 {self._file}",
@@ -107,8 +121,9 @@ class Secrets:
                 values[key] = str(value)
             else:
                 self._wrong_types[key] = (_toml_type(value), _line_of(text, key))
-        self._from_file = values
-        return self._from_file
+        if check_mode:
+            self._from_file = values
+        return values
 
 
 def _toml_type(value: object) -> str:
