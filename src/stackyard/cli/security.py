@@ -48,8 +48,9 @@ def check(
 
     for finding in report.findings:
         out.print(
-            Text.assemble(("✘ ", "red"), (f"{finding.check} ", "bold"), f"{finding.where}: "),
-            Text(finding.message),
+            Text.assemble(
+                ("✘ ", "red"), (f"{finding.check} ", "bold"), f"{finding.where}: ", finding.message
+            ),
             soft_wrap=True,
         )
         out.print(Text(f"  → {finding.hint}"), soft_wrap=True)
@@ -60,7 +61,11 @@ def check(
         out.print(Text.assemble(("✔ ", "green"), f"{checked} checks, nothing found"))
     else:
         out.print(
-            Text.assemble(("✘ ", "red"), f"{len(report.findings)} findings in {checked} checks")
+            Text.assemble(
+                ("✘ ", "red"),
+                f"{len(report.findings)} finding{'s' if len(report.findings) != 1 else ''} "
+                f"in {checked} checks",
+            )
         )
     raise typer.Exit(0 if report.ok else 1)
 
