@@ -15,6 +15,7 @@ import pytest
 from stackyard import Context
 from stackyard.project import init_project
 from tests.ingest.api_server import ApiState, make_customers, serve
+from tests.secret_scan import SecretScan
 
 API_KEY = "ak_live_7Hq2ZpL9xWv4"
 
@@ -47,11 +48,16 @@ def _files_holding(root: Path, secret: str) -> list[str]:
     ]
 
 
-def test_api_key_in_query_string_is_not_kept_under_dot_stackyard(tmp_path: Path) -> None:
+def test_api_key_in_query_string_is_not_kept_under_dot_stackyard(
+    tmp_path: Path, secret_scan: SecretScan
+) -> None:
+    secret_scan.secret(API_KEY)
     state = ApiState(customers=make_customers(5), api_key=API_KEY)
     with serve(state) as url:
         ctx = _project(tmp_path, url, "{max_attempts: 1}")
+        secret_scan.project(ctx.project_dir)
         result = ctx.run()
+    secret_scan.output(str(result.to_dict()))
     assert result.ok, result.to_dict()
     assert any(f"api_key={API_KEY}" in r for r in state.requests)  # it was really sent
     private = ctx.project_dir / ".stackyard"
@@ -64,10 +70,15 @@ def test_api_key_in_query_string_is_not_kept_under_dot_stackyard(tmp_path: Path)
         assert mode == (0o700 if path.is_dir() else 0o600), f"{path}: {mode:o}"
 
 
-def test_failing_request_url_with_api_key_is_redacted(tmp_path: Path) -> None:
+def test_failing_request_url_with_api_key_is_redacted(
+    tmp_path: Path, secret_scan: SecretScan
+) -> None:
+    secret_scan.secret(API_KEY)
+    secret_scan.project(tmp_path / "p")
     state = ApiState(customers=make_customers(5), api_key=API_KEY, always_500=True)
     with serve(state) as url:
         result = _project(tmp_path, url, "{max_attempts: 1}").run()
+    secret_scan.output(str(result.to_dict()))
     assert not result.ok
     text = str(result.to_dict())
     assert "500" in text or "Server Error" in text, text
