@@ -84,3 +84,38 @@ def test_any_command_line(template: Path, tmp_path_factory, args) -> None:  # ty
     assert "Traceback" not in output and "unexpected error" not in output, output
     if result.exit_code != 0:
         assert output.strip(), "a failure without a message"
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(
+                ["grants", "users", "roles", "name", "granted_to", "grantee_name", "x"]
+            ),
+            children,
+            max_size=4,
+        )
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=examples(40))
+@given(show=json_values)
+def test_any_recorded_live_state(tmp_path_factory, show) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from tests.infra.helpers import project
+
+    root = project(tmp_path_factory.mktemp("l"))
+    (root / "live.json").write_text(json.dumps(show))
+    result = runner.invoke(
+        app,
+        ["policy", "check", "-t", "prod", "--live-state", str(root / "live.json"), "-p", str(root)],
+    )
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(
+        result.exception
+    )
+    assert result.exit_code in (0, 1, 2) and "unexpected error" not in result.output, result.output
