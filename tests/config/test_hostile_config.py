@@ -177,3 +177,10 @@ def test_a_folder_in_place_of_secrets_toml(tmp_path: Path) -> None:
     (tmp_path / ".stackyard" / "secrets.toml").mkdir()
     with pytest.raises(ConfigError, match="is a folder, expected a TOML file"):
         secrets.resolve(SecretRef(secret="PG"), used_for="t")
+
+
+@pytest.mark.parametrize("project", ["x" * 5000, "a/" * 3000])
+def test_an_impossible_project_path_is_exit_2(project: str) -> None:
+    result = runner.invoke(app, ["status", "--project", project])
+    assert result.exit_code == 2, result.output
+    assert "unexpected error" not in result.output

@@ -119,3 +119,13 @@ def test_any_recorded_live_state(tmp_path_factory, show) -> None:  # type: ignor
         result.exception
     )
     assert result.exit_code in (0, 1, 2) and "unexpected error" not in result.output, result.output
+
+
+@settings(max_examples=examples(40))
+@given(path=st.text(max_size=300) | st.text(alphabet="x/.", min_size=1000, max_size=6000))
+def test_any_project_path(path: str) -> None:
+    result = runner.invoke(app, ["status", "--project", path])
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(
+        result.exception
+    )
+    assert result.exit_code == 2 and "unexpected error" not in result.output, result.output

@@ -37,13 +37,19 @@ def find_project_file(start: Path) -> Path:
     Raises:
         ProjectNotFoundError: when no folder up to the file-system root has one.
     """
-    start = start.resolve()
-    if start.is_file():
-        return start
-    for folder in (start, *start.parents):
-        candidate = folder / PROJECT_FILE
-        if candidate.is_file():
-            return candidate
+    try:
+        start = start.resolve()
+        if start.is_file():
+            return start
+        for folder in (start, *start.parents):
+            candidate = folder / PROJECT_FILE
+            if candidate.is_file():
+                return candidate
+    except OSError as exc:  # a name too long, a loop of links, a folder we may not read
+        raise ProjectNotFoundError(
+            f"cannot look for {PROJECT_FILE} in {str(start)[:200]}: {exc.strerror}",
+            hint="pass --project DIR with the project's folder",
+        ) from None
     raise ProjectNotFoundError(
         f"no {PROJECT_FILE} in {start} or any folder above it",
         hint="run the command inside a stackyard project, pass --project DIR, or create one "
