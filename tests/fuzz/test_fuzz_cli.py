@@ -68,7 +68,7 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-@settings(max_examples=examples(60))
+@settings(max_examples=examples(30))
 @given(args=argv)
 def test_any_command_line(template: Path, tmp_path_factory, args) -> None:  # type: ignore[no-untyped-def]
     command, rest = args

@@ -81,7 +81,7 @@ def _load(tmp_path: Path, content: bytes) -> None:
         assert exc.exit_code == 2
 
 
-@settings(max_examples=examples(60))
+@settings(max_examples=examples(40))
 @given(data=documents)
 def test_any_yaml_document(tmp_path_factory, data) -> None:  # type: ignore[no-untyped-def]
     text = yaml.safe_dump({"name": "shop", "targets": {"dev": {"type": "duckdb"}}, "x": data})
@@ -103,7 +103,7 @@ def test_any_bytes_and_truncations(tmp_path_factory, blob: bytes, cut: int) -> N
     _load(tmp_path_factory.mktemp("c"), VALID.encode()[:cut] + blob)
 
 
-@settings(max_examples=examples(15))
+@settings(max_examples=examples(8))
 @given(depth=st.integers(min_value=1, max_value=20_000), aliases=st.integers(1, 12))
 def test_deep_nesting_and_alias_chains(tmp_path_factory, depth: int, aliases: int) -> None:  # type: ignore[no-untyped-def]
     nested = "x: " + "[" * depth + "]" * depth + "\n"

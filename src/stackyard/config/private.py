@@ -56,7 +56,9 @@ def drop_trace(pipeline_dir: Path) -> None:
     """Remove dlt's ``trace.pickle`` from a pipeline's working folder.
 
     stackyard records each run itself (the ``stackyard`` schema); dlt's trace is only read
-    by ``dlt pipeline … trace`` and holds request URLs, query strings included.
+    by ``dlt pipeline … trace`` and holds request URLs, query strings included. dlt's own
+    switch, ``enable_runtime_trace: false``, would also drop the in-memory trace the loader
+    reads row counts from, so the file is removed after each load instead.
     """
     (pipeline_dir / TRACE_FILE).unlink(missing_ok=True)
 
