@@ -184,3 +184,31 @@ def test_an_impossible_project_path_is_exit_2(project: str) -> None:
     result = runner.invoke(app, ["status", "--project", project])
     assert result.exit_code == 2, result.output
     assert "unexpected error" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("sources", "expected"),
+    [
+        (
+            "  f: {kind: filesystem, url: f, schema: 'Raw Data; x', tables: {t: {glob: t.csv}}}\n",
+            r"schema must be lower-case .* \(e\.g\. 'raw_data_x'\)",
+        ),
+        (
+            "  f: {kind: filesystem, url: f, schema: raw_, tables: {t: {glob: t.csv}}}\n",
+            "schema must",
+        ),
+        (
+            "  shop_: {kind: filesystem, url: f, tables: {t: {glob: t.csv}}}\n",
+            "not a valid source name",
+        ),
+        ("  shop__db: {kind: filesystem, url: f, tables: {t: {glob: t.csv}}}\n", "no double _"),
+    ],
+)
+def test_source_schemas_dlt_would_rename_are_refused(
+    tmp_path: Path, sources: str, expected: str
+) -> None:
+    """dlt loads 'Raw Data; x' into raw_data_x and shop_ into shopx: stackyard would create,
+    grant and monitor an empty schema of the other name."""
+    (tmp_path / "stackyard.yml").write_text(HEAD + "sources:\n" + sources)
+    with pytest.raises(ConfigError, match=expected):
+        load_project_config(tmp_path / "stackyard.yml")

@@ -206,3 +206,33 @@ def test_any_schema_name_is_one_quoted_identifier(schema: str) -> None:
         assert statement is not None
         table = statement.find(exp.Table)
         assert table is not None and table.db == schema and table.name == "t", sql
+
+
+@settings(max_examples=examples(60))
+@given(
+    schema=st.one_of(st.text(max_size=20), st.from_regex(r"[a-z][a-z0-9_]{0,20}", fullmatch=True))
+)
+def test_a_source_schema_is_refused_or_is_what_dlt_names_it(schema: str) -> None:
+    """stackyard creates, grants and monitors the schema it is told; dlt loads into its own
+    normalised name. An accepted name must be the same for both."""
+    from dlt.common.normalizers.naming.snake_case import NamingConvention
+    from pydantic import ValidationError
+
+    from stackyard.config.model import FilesystemSource
+
+    def source(name: str) -> FilesystemSource:
+        return FilesystemSource.model_validate(
+            {"kind": "filesystem", "url": "f", "schema": name, "tables": {"t": {"glob": "*.csv"}}}
+        )
+
+    try:
+        normalised = NamingConvention().normalize_table_identifier(schema)
+    except ValueError:  # dlt cannot name it at all (an empty name)
+        normalised = ""
+    try:
+        source(schema)
+    except ValidationError:
+        if normalised and normalised[0].isalpha() and len(normalised) < 64:
+            source(normalised)  # what dlt would name it is always accepted
+        return
+    assert normalised == schema
