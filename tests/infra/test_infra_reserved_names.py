@@ -41,7 +41,7 @@ def test_user_add_refuses_reserved_names(tmp_path: Path, name: str) -> None:
     assert "cannot add user" in result.output and name in result.output
     assert (path / "stackyard.yml").read_text() == before
     with pytest.raises(UsageError):
-        Context(path).access().user_add(name, service=True)
+        Context(path).users().add(name, service=True)
     assert not (path / ".stackyard" / "keys").exists()
 
 

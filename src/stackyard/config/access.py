@@ -17,7 +17,7 @@ from typing import Literal
 
 from pydantic import Field, ValidationInfo, field_validator
 
-from stackyard.config.model import StrictModel
+from stackyard.config.base import StrictModel
 from stackyard.config.names import reserved_reason
 
 # Letters, digits and underscores, starting with a letter: the names every engine can hold

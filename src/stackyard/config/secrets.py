@@ -14,8 +14,8 @@ import tomllib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from stackyard.config.base import SecretRef
 from stackyard.config.bounds import read_text_file
-from stackyard.config.model import SecretRef
 from stackyard.errors import ConfigError, SecretMissingError
 
 SECRETS_FILE = Path(".stackyard") / "secrets.toml"

@@ -28,7 +28,9 @@ from typing import Any
 
 from stackyard.config.model import PythonSource, RestApiSource, SqlDatabaseSource
 from stackyard.config.private import PRIVATE_DIR, TRACE_FILE
+from stackyard.config.project import Project
 from stackyard.config.secrets import SECRETS_FILE
+from stackyard.infra.service import AccessControl
 from stackyard.runbooks.secret_scan import (
     deadline_problems,
     git_history_findings,
@@ -88,7 +90,8 @@ class SecurityReport:
 
 
 def security_check(
-    context: Any,
+    project: Project,
+    access: AccessControl,
     target: str | None = None,
     *,
     rotation_days: int = DEFAULT_ROTATION_DAYS,
@@ -97,7 +100,8 @@ def security_check(
     """Run every check on a project (and a target's live access state, when given).
 
     Args:
-        context: the project's Context.
+        project: the loaded project.
+        access: the project's access control (policy check, live state, review).
         target: a target whose warehouse access is read; ``None`` checks the project only.
         rotation_days: keys older than this many days are reported.
         live_state: a recorded live state (SHOW output) instead of connecting.
@@ -109,16 +113,16 @@ def security_check(
         ConfigError: the project or the target is invalid.
         WarehouseUnreachableError: the target's warehouse cannot be reached.
     """
-    project_dir: Path = context.project_dir
+    project_dir = project.project_dir
     findings: list[Finding] = []
     skipped: dict[str, str] = {}
     findings += _permissions(project_dir)
-    known = _known_secret_values(context)
-    for line, what in secret_lines(context.config_file.read_text(encoding="utf-8"), known):
+    known = _known_secret_values(project)
+    for line, what in secret_lines(project.config_file.read_text(encoding="utf-8"), known):
         findings.append(
             Finding(
                 "secrets-in-config",
-                f"{context.config_file.name}:{line}",
+                f"{project.config_file.name}:{line}",
                 f"{what} in stackyard.yml",
                 "move the value to .stackyard/secrets.toml or the environment and write "
                 "{secret: NAME} in its place; then rotate it, since it was exposed",
@@ -128,11 +132,11 @@ def security_check(
     if reason:
         skipped["secrets-in-git-history"] = reason
     findings += [Finding("secrets-in-git-history", *item) for item in history]
-    findings += _access_findings(context, target, live_state, skipped)
+    findings += _access_findings(project, access, target, live_state, skipped)
     findings += _key_ages(project_dir, rotation_days)
-    findings += _deadlines(context)
+    findings += _deadlines(project)
     return SecurityReport(
-        target=context.target_name(target) if target else None,
+        target=project.target_name(target) if target else None,
         checks=CHECKS,
         findings=tuple(findings),
         skipped=skipped,
@@ -208,14 +212,14 @@ def _open_to_others(path: Path) -> bool:
         return False
 
 
-def _known_secret_values(context: Any) -> list[str]:
+def _known_secret_values(project: Project) -> list[str]:
     """Secret values this project uses: from secrets.toml, and from the environment
     variables its config names. Short values are left out (too many false matches)."""
     from stackyard.errors import ConfigError
 
-    names = _secret_names(context.config.model_dump(by_alias=True))
+    names = _secret_names(project.config.model_dump(by_alias=True))
     try:
-        values = context.secrets.values(names)
+        values = project.secrets.values(names)
     except ConfigError:  # an unreadable secrets file; the commands that need it say so
         values = set()
     return sorted(v for v in values if len(v) >= 8)
@@ -232,17 +236,20 @@ def _secret_names(data: Any) -> set[str]:
 
 
 def _access_findings(
-    context: Any, target: str | None, live_state: Path | None, skipped: dict[str, str]
+    project: Project,
+    access: AccessControl,
+    target: str | None,
+    live_state: Path | None,
+    skipped: dict[str, str],
 ) -> list[Finding]:
     found: list[Finding] = []
-    access = context.access()
     report = access.policy_check(target, live_state=live_state)
     rule_to_check = {"no-public-grants": "public-access", "service-key-pair-only": "password-auth"}
     for violation in report.violations:
         check = rule_to_check.get(violation.rule)
         if check:
             found.append(Finding(check, target or "declaration", violation.message, _HINTS[check]))
-    for name, config in context.config.targets.items():
+    for name, config in project.config.targets.items():
         if config.type == "snowflake" and config.password is not None:
             found.append(
                 Finding(
@@ -255,8 +262,8 @@ def _access_findings(
     if target is None:
         skipped["excess-privileges"] = "needs a target (-t): it reads the warehouse's grants"
         return found
-    name = context.target_name(target)
-    if context.config.targets[name].type == "bigquery":
+    name = project.target_name(target)
+    if project.config.targets[name].type == "bigquery":
         skipped["excess-privileges"] = "BigQuery access is IAM, outside stackyard"
         return found
     live = access.live_state(name, live_state)
@@ -311,9 +318,9 @@ def _key_ages(project_dir: Path, rotation_days: int) -> list[Finding]:
     return found
 
 
-def _deadlines(context: Any) -> list[Finding]:
+def _deadlines(project: Project) -> list[Finding]:
     found = []
-    config = context.config
+    config = project.config
     for name, source in config.sources.items():
         where = f"sources.{name}"
         if isinstance(source, RestApiSource):
@@ -334,7 +341,7 @@ def _deadlines(context: Any) -> list[Finding]:
                 )
             )
         if isinstance(source, PythonSource):
-            path = context.project_dir / source.path
+            path = project.project_dir / source.path
             if path.is_file():
                 for line, call in deadline_problems(path.read_text(encoding="utf-8")):
                     found.append(
