@@ -212,3 +212,10 @@ def test_source_schemas_dlt_would_rename_are_refused(
     (tmp_path / "stackyard.yml").write_text(HEAD + "sources:\n" + sources)
     with pytest.raises(ConfigError, match=expected):
         load_project_config(tmp_path / "stackyard.yml")
+
+
+def test_a_dangling_link_in_place_of_secrets_toml(tmp_path: Path) -> None:
+    secrets = _secrets(tmp_path)
+    (tmp_path / ".stackyard" / "secrets.toml").symlink_to(tmp_path / "gone.toml")
+    with pytest.raises(ConfigError, match="cannot be read"):
+        secrets.resolve(SecretRef(secret="PG"), used_for="t")

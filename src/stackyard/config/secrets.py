@@ -99,7 +99,13 @@ class Secrets:
                 f"{self._file} is a folder, expected a TOML file of secrets",
                 hint=f'remove the folder and write NAME = "value" lines to {SECRETS_FILE}',
             )
-        mode = stat.S_IMODE(self._file.stat().st_mode)
+        try:
+            mode = stat.S_IMODE(self._file.stat().st_mode)
+        except OSError as exc:  # a dangling link, a folder we may not enter
+            raise ConfigError(
+                f"{self._file} cannot be read: {exc.strerror}",
+                hint="check the file and its folder",
+            ) from None
         if mode & 0o077 and check_mode:
             raise ConfigError(
                 f"{self._file} is readable by other users (mode {mode:o})",
