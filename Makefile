@@ -45,9 +45,21 @@ format: $(STAMP) ## Format the code with ruff.
 	$(BIN)/ruff format src tests bench
 	$(BIN)/ruff check --fix src tests bench
 
-test: $(STAMP) ## Lint, then run the whole test suite (needs the local Postgres and MariaDB).
+test: $(STAMP) browser ## Lint, then run the whole test suite (needs the local Postgres and MariaDB).
 	$(MAKE) lint
 	$(BIN)/pytest -n 2 --dist loadfile
+
+# The HTML report's browser tests need headless Chromium. On Debian it is installed when
+# missing (as root, or with sudo); elsewhere the message says what to install.
+browser: ## Install headless Chromium for the browser tests when it is missing (Debian).
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
+	  if command -v apt-get >/dev/null 2>&1; then \
+	    SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	    echo "installing chromium for the browser tests (apt-get)"; \
+	    $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium >/dev/null; \
+	  else \
+	    echo "need headless Chromium on PATH for the browser tests (e.g. apt-get install chromium)"; exit 2; \
+	  fi; }
 
 bench: $(STAMP) ## Run the benchmarks in bench/ (writes bench/results/*.md).
 	$(BIN)/python bench/run_all.py
@@ -55,4 +67,4 @@ bench: $(STAMP) ## Run the benchmarks in bench/ (writes bench/results/*.md).
 clean: ## Remove the virtualenv, caches and the demo project.
 	rm -rf $(VENV) $(DEMO) .pytest_cache .mypy_cache .ruff_cache
 
-.PHONY: help install demo lint format test bench clean
+.PHONY: help install demo lint format test browser bench clean

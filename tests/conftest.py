@@ -86,3 +86,7 @@ def mariadb_database() -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(sqlalchemy.text(f"DROP DATABASE IF EXISTS `{name}`"))
         admin.dispose()
+
+
+# The secrets scan end-to-end tests use (tests/secret_scan.py).
+from tests.secret_scan import secret_scan  # noqa: E402,F401

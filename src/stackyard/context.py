@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from stackyard.runbooks.perf import PerfReport
     from stackyard.runbooks.restore import RestoreRunbook
     from stackyard.runbooks.restore_table import TableRestoreRunbook
+    from stackyard.runbooks.security import SecurityReport
     from stackyard.runbooks.sources import SourceAddResult, SourcesRunbook
     from stackyard.runbooks.upgrade import UpgradeReport
     from stackyard.runbooks.upgrade_test import UpgradeTestResult
@@ -266,6 +267,24 @@ class Context:
         from stackyard.runbooks.users import UsersRunbook
 
         return UsersRunbook(self.project, self._sessions)
+
+    def security_check(
+        self,
+        target: str | None = None,
+        *,
+        rotation_days: int = 90,
+        live_state: Path | None = None,
+    ) -> SecurityReport:
+        """The security checks (``stackyard security check``); see runbooks/security.py."""
+        from stackyard.runbooks.security import security_check
+
+        return security_check(
+            self.project,
+            self.access(),
+            target,
+            rotation_days=rotation_days,
+            live_state=live_state,
+        )
 
     def monitoring(self) -> Monitoring:
         """Monitors on demand, table health, known incidents and the HTML report."""

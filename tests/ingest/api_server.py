@@ -26,6 +26,7 @@ class ApiState:
     malformed_page: int | None = None  # this page number answers invalid JSON
     requests: list[str] = field(default_factory=list)
     token: str = TOKEN
+    api_key: str | None = None  # when set, ?api_key=<this> is accepted instead of the token
 
 
 def make_customers(n: int, updated_at: str = "2026-01-01T00:00:00Z") -> list[dict[str, Any]]:
@@ -57,7 +58,8 @@ def _handler(state: ApiState) -> type[BaseHTTPRequestHandler]:
 
         def do_GET(self) -> None:
             state.requests.append(self.path)
-            if self.headers.get("Authorization") != f"Bearer {state.token}":
+            keyed = state.api_key is not None and f"api_key={state.api_key}" in self.path
+            if not keyed and self.headers.get("Authorization") != f"Bearer {state.token}":
                 self._send(401, b'{"error": "bad token"}')
                 return
             if state.fail_with_429 > 0:

@@ -10,6 +10,7 @@ import pytest
 from stackyard import Context
 from stackyard.project import init_project
 from tests.ingest.api_server import TOKEN, ApiState, make_customers, serve
+from tests.secret_scan import SecretScan
 
 
 @pytest.fixture()
@@ -49,10 +50,15 @@ def project_for(tmp_path: Path, url: str, extra: str = "") -> Context:
     return Context(root, environ={"CRM_TOKEN": TOKEN})
 
 
-def test_pages_auth_and_incremental(api: tuple[ApiState, str], tmp_path: Path) -> None:
+def test_pages_auth_and_incremental(
+    api: tuple[ApiState, str], tmp_path: Path, secret_scan: SecretScan
+) -> None:
     state, url = api
     ctx = project_for(tmp_path, url)
+    secret_scan.secret(TOKEN)
+    secret_scan.project(ctx.project_dir)
     first = ctx.run()
+    secret_scan.output(str(first.to_dict()))
     assert first.ok, first.to_dict()
     assert {t.table: t.rows for load in first.loads for t in load.tables} == {"customers": 35}
     assert len([r for r in state.requests if "page=" in r]) == 4

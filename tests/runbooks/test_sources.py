@@ -14,6 +14,7 @@ from stackyard.cli.main import app
 from stackyard.project import init_project
 from tests.conftest import write
 from tests.ingest.api_server import TOKEN, ApiState, make_customers, serve
+from tests.secret_scan import SecretScan
 
 runner = CliRunner()
 
@@ -151,7 +152,9 @@ def test_sql_database_sqlite_discovers_tables_and_keys(project: Path) -> None:
     assert code == 0 and "stg_dlt__accounts" in output and "events" in output
 
 
-def test_rest_api_add_with_secret_auth(project: Path) -> None:
+def test_rest_api_add_with_secret_auth(project: Path, secret_scan: SecretScan) -> None:
+    secret_scan.secret(TOKEN)
+    secret_scan.project(project)
     state = ApiState(customers=make_customers(23))
     with serve(state) as url:
         code, output = cli(
@@ -184,9 +187,11 @@ def test_rest_api_add_with_secret_auth(project: Path) -> None:
         )
         assert code == 0, output
         assert "loaded customers: 23 rows" in output
+        secret_scan.output(output)
         # the project the runbook left behind runs as a whole
         code, output = cli("run", "-p", str(project), env={"CRM_TOKEN": TOKEN})
         assert code == 0, output
+        secret_scan.output(output)
         assert "2/2 tests passed" in output
     sql = (project / "transform/models/staging/dlt/stg_dlt__customers.sql").read_text()
     assert "id as customer_id" in sql and "lifetime_value" in sql

@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from stackyard.cli.main import app
-from stackyard.runner.history import METADATA_SCHEMA
+from tests.secret_scan import SecretScan
 
 SECRET = "pw-Zq8!never-print-me"
 
@@ -32,8 +32,14 @@ def add_prod_target(project: Path, db: dict[str, object]) -> None:
 
 
 def test_run_on_postgres_and_no_secret_is_written_anywhere(
-    project: Path, pg_database: dict[str, object], monkeypatch: pytest.MonkeyPatch
+    project: Path,
+    pg_database: dict[str, object],
+    monkeypatch: pytest.MonkeyPatch,
+    secret_scan: SecretScan,
 ) -> None:
+    secret_scan.secret(SECRET)
+    secret_scan.project(project)
+    secret_scan.postgres(pg_database)
     add_prod_target(project, pg_database)
     monkeypatch.setenv("PROD_PG_PASSWORD", SECRET)
     runner = CliRunner()
@@ -55,24 +61,9 @@ def test_run_on_postgres_and_no_secret_is_written_anywhere(
     )
     assert '"n": 50' in query.output
 
-    # Everything stackyard wrote: its output, files in the project, and the run history.
-    written = [first.output, status.output, query.output]
-    for path in project.rglob("*"):
-        if path.is_file() and path.suffix not in (".sqlite", ".duckdb", ".parquet", ".gz"):
-            written.append(path.read_bytes().decode("utf-8", errors="replace"))
-    import psycopg
-
-    with psycopg.connect(
-        host=str(pg_database["host"]),
-        port=int(pg_database["port"]),  # type: ignore[call-overload]
-        user=str(pg_database["user"]),
-        dbname=str(pg_database["database"]),
-    ) as conn:
-        for table in ("runs", "steps", "loads", "node_results", "freshness"):
-            rows = conn.execute(f'SELECT * FROM "{METADATA_SCHEMA}"."{table}"').fetchall()
-            written.append(repr(rows))
-    leaks = [i for i, text in enumerate(written) if SECRET in text]
-    assert not leaks, f"the secret appears in {len(leaks)} written outputs"
+    # Everything stackyard wrote: its output, files in the project, and every table of the
+    # target database (run history, dlt's state) are searched by the secrets scan.
+    secret_scan.output(first.output, status.output, query.output)
 
 
 def test_unreachable_postgres_is_a_configuration_error(project: Path) -> None:

@@ -16,6 +16,7 @@ from stackyard.cli import incidents as _incident_commands
 from stackyard.cli import lineage as _lineage_commands
 from stackyard.cli import monitors as _monitor_commands
 from stackyard.cli import recovery as _recovery_commands
+from stackyard.cli import security as _security_commands
 from stackyard.cli import sources as _source_commands
 from stackyard.cli.common import (
     JsonOpt,
@@ -173,6 +174,7 @@ _lineage_commands.register(app)
 _evolve_commands.register(app)
 _incident_commands.register(app)
 _backfill_commands.register(app)
+_security_commands.register(app)
 
 
 def main() -> None:

@@ -15,9 +15,10 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 
 from stackyard.config.base import StrictModel
+from stackyard.config.names import reserved_reason
 
 # Letters, digits and underscores, starting with a letter: the names every engine can hold
 # unquoted. Anything else (quotes, spaces, semicolons) is refused here rather than quoted,
@@ -28,13 +29,18 @@ _PRINCIPAL = re.compile(PRINCIPAL_PATTERN)
 WarehouseSize = Literal["XSMALL", "SMALL", "MEDIUM", "LARGE", "XLARGE", "XXLARGE"]
 
 
-def _check_names(names: list[str] | dict[str, object], what: str) -> None:
+def _check_names(
+    names: list[str] | dict[str, object], what: str, *, principal: bool = True
+) -> None:
     for name in names:
         if not _PRINCIPAL.match(name):
             raise ValueError(
                 f"{what} '{name}' is not a valid name: use letters, digits and _, starting "
                 "with a letter, at most 63 characters (no quotes, spaces or semicolons)"
             )
+        reason = reserved_reason(name) if principal else None
+        if reason:
+            raise ValueError(f"{what} {reason}: pick another name")
 
 
 class DatabaseConfig(StrictModel):
@@ -157,12 +163,23 @@ class AccessConfig(StrictModel):
 
     @field_validator("databases", "warehouses", "roles", "service_accounts", "people")
     @classmethod
-    def _keys(cls, value: dict[str, object]) -> dict[str, object]:
-        _check_names(value, "name")
+    def _keys(cls, value: dict[str, object], info: ValidationInfo) -> dict[str, object]:
+        principal = info.field_name in ("roles", "service_accounts", "people")
+        _check_names(value, "name", principal=principal)
         return value
 
     @field_validator("analytics_database", "dev_database")
     @classmethod
     def _database(cls, value: str) -> str:
-        _check_names([value], "database")
+        _check_names([value], "database", principal=False)
+        return value
+
+    @field_validator("role_prefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        if value.lower().startswith("pg_"):
+            raise ValueError(
+                "role_prefix 'pg_…' would give every role a name Postgres keeps for its "
+                "predefined roles: pick another prefix"
+            )
         return value

@@ -15,7 +15,15 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from stackyard.config.bounds import (
+    MAX_DEPTH,
+    check_expanded_size,
+    check_yaml_shape,
+    read_text_file,
+    yaml_error,
+)
 from stackyard.config.model import ProjectConfig
+from stackyard.config.redact import shown_value
 from stackyard.errors import ConfigError, ProjectNotFoundError, did_you_mean
 
 PROJECT_FILE = "stackyard.yml"
@@ -29,13 +37,19 @@ def find_project_file(start: Path) -> Path:
     Raises:
         ProjectNotFoundError: when no folder up to the file-system root has one.
     """
-    start = start.resolve()
-    if start.is_file():
-        return start
-    for folder in (start, *start.parents):
-        candidate = folder / PROJECT_FILE
-        if candidate.is_file():
-            return candidate
+    try:
+        start = start.resolve()
+        if start.is_file():
+            return start
+        for folder in (start, *start.parents):
+            candidate = folder / PROJECT_FILE
+            if candidate.is_file():
+                return candidate
+    except OSError as exc:  # a name too long, a loop of links, a folder we may not read
+        raise ProjectNotFoundError(
+            f"cannot look for {PROJECT_FILE} in {str(start)[:200]}: {exc.strerror}",
+            hint="pass --project DIR with the project's folder",
+        ) from None
     raise ProjectNotFoundError(
         f"no {PROJECT_FILE} in {start} or any folder above it",
         hint="run the command inside a stackyard project, pass --project DIR, or create one "
@@ -46,39 +60,67 @@ def find_project_file(start: Path) -> Path:
 def read_yaml_with_lines(path: Path) -> tuple[Any, dict[Loc, int]]:
     """Parse a YAML file, returning the data and the line number of every mapping key.
 
+    Hostile input is refused before it can cost memory or time: files over
+    ``MAX_FILE_BYTES``, nesting deeper than ``MAX_DEPTH``, and aliases that would expand to
+    more than ``MAX_NODES`` values (the "billion laughs" file); see :mod:`stackyard.config.bounds`.
+
     Raises:
-        ConfigError: on invalid YAML or a key given twice in one mapping.
+        ConfigError: on a file that is not UTF-8 or not valid YAML, a key given twice in one
+            mapping, a key that is a list or mapping, or one of the bounds above.
     """
-    text = path.read_text(encoding="utf-8")
+    text = read_text_file(path)
+    check_yaml_shape(text, path.name)
     loader = yaml.SafeLoader(text)
     try:
         node = loader.get_single_node()
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path.name}:{mark.line + 1}" if mark else path.name
-        problem = getattr(exc, "problem", None) or str(exc)
+        raise yaml_error(exc, path.name) from None
+    except RecursionError:  # a guard behind check_yaml_shape's depth limit
         raise ConfigError(
-            f"{where}: not valid YAML: {problem}",
-            hint="check indentation and quoting on that line (tabs are not allowed in YAML)",
+            f"{path.name}: nested too deeply to read",
+            hint=f"stackyard.yml needs at most {MAX_DEPTH} levels of nesting",
         ) from None
     finally:
         loader.dispose()
     lines: dict[Loc, int] = {(): 1}
     if node is None:
         return {}, lines
+    check_expanded_size(node, path.name)
     constructor = yaml.SafeLoader("")
+
+    def scalar(n: yaml.Node) -> Any:
+        try:
+            return constructor.construct_object(n, deep=True)
+        except (yaml.YAMLError, ValueError, TypeError, OverflowError) as exc:
+            problem = getattr(exc, "problem", None) or str(exc)
+            raise ConfigError(
+                f"{path.name}:{n.start_mark.line + 1}: cannot read the value {n.tag}: {problem}",
+                hint="write plain text, numbers, lists and mappings (no YAML tags)",
+            ) from None
 
     def build(n: yaml.Node, loc: Loc) -> Any:
         if isinstance(n, yaml.MappingNode):
             out: dict[Any, Any] = {}
             for key_node, value_node in n.value:
-                key = constructor.construct_object(key_node, deep=True)
+                line = key_node.start_mark.line + 1
+                if not isinstance(key_node, yaml.ScalarNode):
+                    found = "a list" if isinstance(key_node, yaml.SequenceNode) else "a mapping"
+                    raise ConfigError(
+                        f"{path.name}:{line}: expected a name as the key, found {found}",
+                        hint="a key is one word before the colon, e.g. `tables:`",
+                    )
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    raise ConfigError(
+                        f"{path.name}:{line}: merge keys (<<) are not supported",
+                        hint="write the keys out in full",
+                    )
+                key = scalar(key_node)
                 if key in out:
                     raise ConfigError(
-                        f"{path.name}:{key_node.start_mark.line + 1}: key '{key}' appears twice",
+                        f"{path.name}:{line}: key '{key}' appears twice",
                         hint="keep one of them; YAML would silently use the last",
                     )
-                lines[(*loc, key)] = key_node.start_mark.line + 1
+                lines[(*loc, key)] = line
                 out[key] = build(value_node, (*loc, key))
             return out
         if isinstance(n, yaml.SequenceNode):
@@ -87,7 +129,7 @@ def read_yaml_with_lines(path: Path) -> tuple[Any, dict[Loc, int]]:
                 lines[(*loc, i)] = item.start_mark.line + 1
                 items.append(build(item, (*loc, i)))
             return items
-        return constructor.construct_object(n, deep=True)
+        return scalar(n)
 
     return build(node, ()), lines
 
@@ -192,7 +234,7 @@ def _explain(error: Any, loc: Loc, data: Any) -> str:
     if message.startswith("Value error, "):
         message = message[len("Value error, ") :]
     if "input" in error and not isinstance(error["input"], dict | list):
-        message += f" (found: {error['input']!r})"
+        message += f" (found: {shown_value(loc, error['input'])})"
     return message
 
 

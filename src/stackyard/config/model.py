@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from stackyard.config.access import AccessConfig
 from stackyard.config.backups import BackupsConfig
@@ -20,6 +20,18 @@ from stackyard.config.schema_changes import SchemaChangesConfig
 
 NAME_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
 _NAME = re.compile(NAME_PATTERN)
+
+
+def is_dataset_name(name: str) -> bool:
+    """Whether dlt's snake_case naming keeps ``name`` as it is, so the schema stackyard
+    creates, grants and monitors is the one dlt loads into (dlt turns ``a__b`` into ``a_b``
+    and a trailing ``_`` into ``x``).
+
+    >>> [is_dataset_name(n) for n in ("shop_db", "shop__db", "shop_", "Shop")]
+    [True, False, False, False]
+    """
+    return bool(_NAME.match(name)) and "__" not in name and not name.endswith("_")
+
 
 # The runbook's default: daily at 07:00 UTC, after the overnight source exports.
 DEFAULT_SCHEDULE = "0 7 * * *"
@@ -115,6 +127,20 @@ class SourceBase(StrictModel):
     )
     owner: str | None = Field(None, description="Who is told when this source breaks.")
     enabled: bool = True
+
+    @field_validator("schema_")
+    @classmethod
+    def _schema(cls, value: str | None) -> str | None:
+        # dlt names the dataset in snake case; any other name would leave stackyard's schema
+        # (grants, dbt sources, monitors) and dlt's apart.
+        if value is not None and not is_dataset_name(value):
+            suggestion = re.sub(r"[^a-z0-9]+", "_", value.lower()).strip("_")
+            hint = f" (e.g. '{suggestion}')" if is_dataset_name(suggestion) else ""
+            raise ValueError(
+                "schema must be lower-case letters, digits and single _ between them, "
+                f"starting with a letter, as dlt names it{hint}"
+            )
+        return value
 
     @field_validator("schedule")
     @classmethod
@@ -356,12 +382,18 @@ class ProjectConfig(StrictModel):
 
     @field_validator("targets", "sources")
     @classmethod
-    def _names(cls, value: dict[str, object]) -> dict[str, object]:
+    def _names(cls, value: dict[str, object], info: ValidationInfo) -> dict[str, object]:
         for name in value:
             if not _NAME.match(name):
                 raise ValueError(
                     f"'{name}' is not a valid name: use lower-case letters, digits and _, "
                     "starting with a letter"
+                )
+            if info.field_name == "sources" and not is_dataset_name(name):
+                # A source's name is its default schema: it must survive dlt's naming.
+                raise ValueError(
+                    f"'{name}' is not a valid source name: no double _ and no _ at the end "
+                    "(dlt would load it into a differently named schema)"
                 )
         return value
 

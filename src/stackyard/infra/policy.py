@@ -6,7 +6,8 @@ Built-in rules (ids as reported):
   not declare (the ``enable_multiple_grants`` problem);
 * ``service-key-pair-only``: service accounts log in with key pairs only: on Snowflake each
   has a public key and no password;
-* ``no-public-grants``: nothing is granted to PUBLIC, in the declaration or on declared objects;
+* ``no-public-grants``: nothing is granted to PUBLIC, in the declaration or on declared objects,
+  and PUBLIC holds no role (a role granted to PUBLIC is held by every user);
 * ``no-person-loader-writer-in-prod``: on a production target no person holds a loader
   database's WRITER role, directly or through other roles;
 * ``read-chain``: ANALYTICS_SOURCES_READER holds every loader database's READER;
@@ -121,7 +122,19 @@ def _no_public_grants(data: PolicyInput) -> Iterable[str]:
     for wa in decl.warehouse_access:
         if wa.role == PUBLIC:
             yield f"access.grants gives PUBLIC usage of warehouse {wa.warehouse}"
+    for membership in decl.memberships:
+        if membership.member.upper() == PUBLIC:
+            yield (
+                f"the declaration grants role {membership.role} to PUBLIC, so every user holds "
+                "it: grant it to a functional role instead"
+            )
     if data.live is not None:
+        for held in sorted(data.live.memberships):
+            if held.member.kind == "public" or held.member.name.upper() == PUBLIC:
+                yield (
+                    f"PUBLIC holds role {held.role.label} in the warehouse, so every user "
+                    f"holds it: revoke it (REVOKE ROLE {held.role.label} FROM ROLE PUBLIC)"
+                )
         declared: set[tuple[str, ...]] = {(s.upper(),) for db in decl.databases for s in db.schemas}
         declared |= {(db.name, s.upper()) for db in decl.databases for s in db.schemas}
         for grant in sorted(data.live.grants):

@@ -381,7 +381,12 @@ def snowflake_state(show: Mapping[str, Any]) -> State:
     Raises:
         ConfigError: the recording is not in that shape.
     """
-    unknown = set(show) - set(SNOWFLAKE_SHOW_KEYS)
+    if not isinstance(show, Mapping):
+        raise ConfigError(
+            f"recorded SHOW output is a JSON {type(show).__name__}, expected an object",
+            hint=f"expected an object with the keys: {', '.join(SNOWFLAKE_SHOW_KEYS)}",
+        )
+    unknown = {str(key) for key in show} - set(SNOWFLAKE_SHOW_KEYS)
     if unknown:
         raise ConfigError(
             f"recorded SHOW output has unknown keys: {', '.join(sorted(unknown))}",

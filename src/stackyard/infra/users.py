@@ -13,6 +13,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from stackyard.config.private import private_dir
 from stackyard.errors import UsageError
 
 KEYS_DIR = Path(".stackyard") / "keys"
@@ -64,9 +65,7 @@ def write_private_key(project_dir: Path, user: str, pair: KeyPair) -> Path:
     Raises:
         UsageError: a file of that name exists already.
     """
-    folder = project_dir / KEYS_DIR
-    folder.mkdir(parents=True, exist_ok=True)
-    os.chmod(folder, 0o700)
+    folder = private_dir(project_dir, KEYS_DIR.name)
     path = folder / f"{user.lower()}-{pair.short_id}.p8"
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

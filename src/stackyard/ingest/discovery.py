@@ -16,8 +16,10 @@ def discover_sql_tables(url: str, schema: str | None) -> dict[str, dict[str, Any
     """
     import sqlalchemy
 
+    from stackyard.ingest.sources import with_connect_timeout
+
     try:
-        engine = sqlalchemy.create_engine(url)
+        engine = sqlalchemy.create_engine(with_connect_timeout(url))
         with engine.connect() as conn:
             inspector = sqlalchemy.inspect(conn)
             names = inspector.get_table_names(schema=schema)

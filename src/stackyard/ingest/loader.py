@@ -9,6 +9,7 @@ and the rest are replaced, so finishing a package twice never duplicates rows.
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from stackyard.config.private import drop_trace, private_dir, tighten
 from stackyard.config.project import Project
 from stackyard.errors import StackyardError
 from stackyard.ingest.drift import describe_contract_violation, required_columns
@@ -89,7 +91,7 @@ class Loader:
         self.warehouse = session.warehouse
         self.secrets = project.secrets
         self.console = session.console
-        self.pipelines_dir = self.project_dir / ".stackyard" / "pipelines"
+        self.pipelines_dir = private_dir(self.project_dir, "pipelines")
         self.transform_dir = project.transform_dir
         # per source, for messages about contract violations (sources load in threads)
         self._required: dict[str, dict[str, dict[str, list[str]]]] = {}
@@ -113,12 +115,15 @@ class Loader:
             workers = 1
         with _dlt_settings(self.warehouse):
             if workers <= 1:
-                return [self._load_one(r, loaded_at) for r in requests]
-            _import_before_threads()
-            with ThreadPoolExecutor(
-                max_workers=workers, thread_name_prefix="stackyard-load"
-            ) as pool:
-                return list(pool.map(lambda r: self._load_one(r, loaded_at), requests))
+                loads = [self._load_one(r, loaded_at) for r in requests]
+            else:
+                _import_before_threads()
+                with ThreadPoolExecutor(
+                    max_workers=workers, thread_name_prefix="stackyard-load"
+                ) as pool:
+                    loads = list(pool.map(lambda r: self._load_one(r, loaded_at), requests))
+        tighten(self.pipelines_dir.parent)  # .stackyard/: the DuckDB file, dlt's state
+        return loads
 
     def pipeline(self, source: str) -> Any:
         """The dlt pipeline object for a source (attached, not run)."""
@@ -150,6 +155,9 @@ class Loader:
                 or _root_cause(exc)
             )
             result = self._failed(request, self.secrets.redact(message))
+        pipeline_dir = self.pipelines_dir / self.pipeline_name(request.name)
+        drop_trace(pipeline_dir)
+        tighten(pipeline_dir)
         seconds = time.monotonic() - started
         result = SourceLoad(**{**result.__dict__, "seconds": round(seconds, 3)})
         if result.status == "failed":
@@ -267,6 +275,45 @@ def _row_counts(pipeline: Any) -> dict[str, int]:
     return {t: int(n) for t, n in counts.items() if n and not t.startswith("_dlt")}
 
 
+def _summary(message: str, limit: int = 300) -> str:
+    r"""The lines of a driver's message that say what went wrong, on one line.
+
+    DuckDB's CSV errors put the cause on a later line, after the whole offending row
+    ("Original Line: …", which may be megabytes of someone's data): that row is left out,
+    and so are the reader's option dump and suggestions, except the file name.
+
+    >>> _summary("CSV Error on Line: 1\nOriginal Line: 1,xxxx\nMaximum line size of 2000000 "
+    ...          "bytes exceeded.\n\nPossible Solution: …\n  file = a.csv\n  quote = '")
+    'CSV Error on Line: 1; Maximum line size of 2000000 bytes exceeded. (file = a.csv)'
+    """
+    said: list[str] = []
+    file = ""
+    for index, line in enumerate(line.strip() for line in message.strip().splitlines()):
+        if index and _READER_OPTION.match(line):
+            file = line if line.startswith("file = ") else file
+            continue
+        if not line or line.startswith(("Original Line:", "Possible Solution")):
+            continue
+        if len(said) < 2:
+            said.append(line[:limit] + ("…" if len(line) > limit else ""))
+    text = "; ".join(said)
+    return f"{text} ({file})" if file else text
+
+
+_READER_OPTION = re.compile(r"^[a-z_]+ = ")
+
+
+def _says_something(exc: BaseException) -> bool:
+    """Whether an exception carries a message worth showing.
+
+    >>> _says_something(StopIteration()), _says_something(ValueError("bad"))
+    (False, True)
+    """
+    if isinstance(exc, StopIteration | StopAsyncIteration | GeneratorExit):
+        return False
+    return bool(str(exc).strip())
+
+
 def _root_cause(exc: BaseException) -> str:
     """One line saying what failed where: dlt wraps driver errors in several layers, and the
     useful parts (the step, the table, the URL) sit on different layers."""
@@ -279,12 +326,16 @@ def _root_cause(exc: BaseException) -> str:
         table = table or getattr(inner, "pipe_name", None)
         request = getattr(inner, "request", None)
         url = url or getattr(request, "url", None)
-        nested = getattr(inner, "exception", None) or inner.__cause__ or inner.__context__
-        if not isinstance(nested, BaseException):
+        nested = getattr(inner, "exception", None) or inner.__cause__
+        if nested is None and not inner.__suppress_context__:
+            nested = inner.__context__
+        # An exception raised while handling another has that one as its context: DuckDB's
+        # "Malformed JSON … line 3" is raised inside a generator's StopIteration. The deepest
+        # exception that says something is the cause; bare control-flow exceptions are not.
+        if not isinstance(nested, BaseException) or not _says_something(nested):
             break
         inner = nested
-    lines = str(inner).strip().splitlines()
-    detail = f"{type(inner).__name__}: {lines[0] if lines else ''}".rstrip(": ")
+    detail = f"{type(inner).__name__}: {_summary(str(inner))}".rstrip(": ")
     where = []
     if step:
         where.append(f"{step} step")

@@ -68,7 +68,11 @@ def rest_resources(name: str, config: RestApiSource, secrets: Secrets) -> list[A
 
 def retrying_session(retries: RestRetries) -> Any:
     """A ``requests`` session that retries 429/5xx and connection errors with jittered
-    exponential backoff, and gives every request a timeout."""
+    exponential backoff, and gives every request a timeout.
+
+    The longest a request can wait is ``max_attempts × timeout_seconds`` plus the backoff
+    between attempts: an API that accepts the connection and never answers fails the source.
+    """
     import logging
 
     import requests
@@ -79,9 +83,13 @@ def retrying_session(retries: RestRetries) -> Any:
     logging.getLogger("urllib3.connectionpool").setLevel(logging.ERROR)
 
     class _TimeoutSession(requests.Session):
-        def request(self, *args: Any, **kwargs: Any) -> Any:
-            kwargs.setdefault("timeout", retries.timeout_seconds)
-            return super().request(*args, **kwargs)
+        # dlt's RESTClient prepares requests itself and calls send(), never request(), so the
+        # deadline is set in send(): every request, whoever builds it, waits at most
+        # timeout_seconds to connect and timeout_seconds between bytes of the answer.
+        def send(self, request: Any, **kwargs: Any) -> Any:
+            if kwargs.get("timeout") is None:
+                kwargs["timeout"] = retries.timeout_seconds
+            return super().send(request, **kwargs)
 
     retry = Retry(
         total=retries.max_attempts - 1,

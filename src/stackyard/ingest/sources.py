@@ -133,7 +133,32 @@ def connection_url(
     match = re.match(r"^(sqlite(?:\+\w+)?):///(?!/)(.+)$", url)
     if match:  # sqlite:///relative/path is relative to the project, not the current folder
         url = f"{match.group(1)}:///{(project_dir / match.group(2)).resolve()}"
-    return url
+    return with_connect_timeout(url)
+
+
+# Server engines whose drivers wait for a connection forever (libpq) or long unless told.
+_CONNECT_TIMEOUT_SCHEMES = ("postgresql", "postgres", "mysql", "mariadb")
+SOURCE_CONNECT_TIMEOUT = 10
+
+
+def with_connect_timeout(url: str, seconds: int = SOURCE_CONNECT_TIMEOUT) -> str:
+    """``url`` with a ``connect_timeout`` unless it names one, for server databases.
+
+    libpq (Postgres) has no connect timeout by default, so a host that takes the TCP
+    connection and never answers would block a load forever
+    (https://www.postgresql.org/docs/current/libpq-connect.html#LIBPQ-CONNECT-CONNECT-TIMEOUT).
+
+    >>> with_connect_timeout("postgresql://u@db/shop")
+    'postgresql://u@db/shop?connect_timeout=10'
+    >>> with_connect_timeout("mysql+pymysql://u@db/shop?charset=utf8mb4&connect_timeout=3")
+    'mysql+pymysql://u@db/shop?charset=utf8mb4&connect_timeout=3'
+    >>> with_connect_timeout("sqlite:///app.sqlite")
+    'sqlite:///app.sqlite'
+    """
+    scheme = url.split(":", 1)[0].split("+", 1)[0].lower()
+    if scheme not in _CONNECT_TIMEOUT_SCHEMES or "connect_timeout=" in url:
+        return url
+    return f"{url}{'&' if '?' in url else '?'}connect_timeout={seconds}"
 
 
 # Where `auto` picks ConnectorX. It reads more engines, but on MySQL/MariaDB its Arrow

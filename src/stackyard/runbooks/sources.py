@@ -200,7 +200,7 @@ class SourcesRunbook:
             )
         tables = self._loaded_tables(loader, name, config)
         check_clashes(self.project_dir, self.transform_dir, name, [t.name for t in tables])
-        files = staging_files(name, tables)
+        files = staging_files(name, tables, self.warehouse.DIALECT)
         written, unchanged = write_files(self.project_dir, self.transform_dir, files)
         w2, u2 = write_sources_entry(
             self.project_dir, self.transform_dir, name, config, [t.name for t in tables]

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from stackyard.config.edit import ProjectFile
+from stackyard.config.names import reserved_reason
 from stackyard.config.project import Project
 from stackyard.errors import UsageError, did_you_mean
 from stackyard.infra.layout import build_declaration
@@ -82,9 +83,15 @@ class UsersRunbook:
             What changed; the plan is left to ``stackyard plan`` / ``apply``.
 
         Raises:
-            UsageError: the name is already declared.
+            UsageError: the name is already declared, or reserved (PUBLIC, SYSADMIN, pg_* …).
             ConfigError: the change would make stackyard.yml invalid (nothing is written).
         """
+        reserved = reserved_reason(name)
+        if reserved:
+            raise UsageError(
+                f"cannot add user {reserved}",
+                hint="pick another name; nothing was written",
+            )
         file = ProjectFile(self.project.config_file)
         declaration = self.access.declaration()
         existing = declaration.user(name) or declaration.role(name)

@@ -10,6 +10,7 @@ a file only while the marker still matches: an edited file is the user's from th
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from collections.abc import Mapping, Sequence
@@ -19,6 +20,105 @@ from pathlib import Path
 LOADER = "dlt"
 MARKER = "stackyard:generated"
 _MARKER_RE = re.compile(r"stackyard:generated source=(\S+) sha256=([0-9a-f]{16})")
+
+# Words no engine accepts as a bare column name. DuckDB's and BigQuery's lists come from
+# sqlglot; Postgres's fully reserved words are within DuckDB's (it uses Postgres's grammar);
+# Snowflake's are listed at https://docs.snowflake.com/en/sql-reference/reserved-keywords.
+_SNOWFLAKE_RESERVED = [
+    "account",
+    "all",
+    "alter",
+    "and",
+    "any",
+    "as",
+    "between",
+    "by",
+    "case",
+    "cast",
+    "check",
+    "column",
+    "connect",
+    "connection",
+    "constraint",
+    "create",
+    "cross",
+    "current",
+    "current_date",
+    "current_time",
+    "current_timestamp",
+    "current_user",
+    "database",
+    "delete",
+    "distinct",
+    "drop",
+    "else",
+    "exists",
+    "false",
+    "following",
+    "for",
+    "from",
+    "full",
+    "grant",
+    "group",
+    "gscluster",
+    "having",
+    "ilike",
+    "in",
+    "increment",
+    "inner",
+    "insert",
+    "intersect",
+    "into",
+    "is",
+    "issue",
+    "join",
+    "lateral",
+    "left",
+    "like",
+    "localtime",
+    "localtimestamp",
+    "minus",
+    "natural",
+    "not",
+    "null",
+    "of",
+    "on",
+    "or",
+    "order",
+    "organization",
+    "qualify",
+    "regexp",
+    "revoke",
+    "right",
+    "rlike",
+    "row",
+    "rows",
+    "sample",
+    "schema",
+    "select",
+    "set",
+    "some",
+    "start",
+    "table",
+    "tablesample",
+    "then",
+    "to",
+    "trigger",
+    "true",
+    "try_cast",
+    "union",
+    "unique",
+    "update",
+    "using",
+    "values",
+    "view",
+    "when",
+    "whenever",
+    "where",
+    "window",
+    "with",
+]
+_SAFE_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
 
 _TIMESTAMP_TYPES = {"timestamp"}
 _DATE_TYPES = {"date"}
@@ -64,6 +164,48 @@ def entity_name(table: str) -> str:
     if table.endswith("s") and not table.endswith(("ss", "us")):
         return table[:-1]
     return table
+
+
+@functools.cache
+def _reserved_words() -> frozenset[str]:
+    from sqlglot.dialects.dialect import Dialect
+
+    words = set(_SNOWFLAKE_RESERVED)
+    for dialect in ("duckdb", "bigquery", "postgres", "snowflake"):
+        words |= {
+            w.lower() for w in Dialect.get_or_raise(dialect).generator_class.RESERVED_KEYWORDS
+        }
+    return frozenset(words)
+
+
+def quote_column(name: str, dialect: str = "duckdb") -> str:
+    """A column name as written in a generated model: bare when every engine reads it as
+    itself, else quoted with sqlglot for the dialect (reserved words, capitals, spaces).
+
+    Snowflake folds bare names to upper case and dlt creates its columns that way, so a
+    name quoted there is quoted in upper case.
+
+    >>> [quote_column(n) for n in ("amount", "select", "order", "Total Due")]
+    ['amount', '"select"', '"order"', '"Total Due"']
+    >>> quote_column("group", "snowflake"), quote_column("group", "bigquery")
+    ('"GROUP"', '`group`')
+    """
+    from sqlglot import exp
+
+    if _SAFE_NAME.match(name) and name not in _reserved_words():
+        return name
+    if dialect == "snowflake" and _SAFE_NAME.match(name):
+        name = name.upper()
+    return exp.to_identifier(name, quoted=True).sql(dialect=dialect)
+
+
+def needs_quotes(name: str) -> bool:
+    """Whether a column name must be quoted in generated SQL and YAML tests.
+
+    >>> needs_quotes("select"), needs_quotes("customer_id")
+    (True, False)
+    """
+    return quote_column(name) != name
 
 
 def dbt_source_name(source: str) -> str:
@@ -113,14 +255,17 @@ def generated_by(text: str) -> tuple[str | None, bool]:
     return match.group(1), hashlib.sha256(body.encode()).hexdigest()[:16] == match.group(2)
 
 
-def staging_files(source: str, tables: Sequence[LoadedTable]) -> list[GeneratedFile]:
-    """The staging model and its YAML for each table."""
+def staging_files(
+    source: str, tables: Sequence[LoadedTable], dialect: str = "duckdb"
+) -> list[GeneratedFile]:
+    """The staging model and its YAML for each table, with column names quoted for
+    ``dialect`` (the target's sqlglot dialect) where they need it."""
     folder = Path("models") / "staging" / LOADER
     files = []
     for table in tables:
         name = model_name(table.name)
-        files.append(GeneratedFile(folder / f"{name}.sql", _model_sql(source, table)))
-        files.append(GeneratedFile(folder / f"{name}.yml", _model_yml(source, table)))
+        files.append(GeneratedFile(folder / f"{name}.sql", _model_sql(source, table, dialect)))
+        files.append(GeneratedFile(folder / f"{name}.yml", _model_yml(source, table, dialect)))
     return files
 
 
@@ -148,21 +293,23 @@ def _renamed(table: LoadedTable, column: Column) -> str:
     return column.name
 
 
-def _model_sql(source: str, table: LoadedTable) -> str:
+def _model_sql(source: str, table: LoadedTable, dialect: str = "duckdb") -> str:
     identifiers, dimensions, timestamps = [], [], []
     for column in table.columns:
         if column.name.startswith("_dlt_") or column.name == "_loaded_at":
             continue
         new = _renamed(table, column)
-        alias = f" as {new}" if new != column.name else ""
+        name = quote_column(column.name, dialect)
+        alias = f" as {quote_column(new, dialect)}" if new != column.name else ""
+        as_itself = alias or f" as {name}"
         if column.data_type in _TIMESTAMP_TYPES:
-            timestamps.append(f"cast({column.name} as timestamp){alias or f' as {new}'}")
+            timestamps.append(f"cast({name} as timestamp){as_itself}")
         elif column.data_type in _DATE_TYPES:
-            timestamps.append(f"cast({column.name} as date){alias or f' as {new}'}")
+            timestamps.append(f"cast({name} as date){as_itself}")
         elif column.name == "id" or column.name.endswith("_id") or column.primary_key:
-            identifiers.append(f"{column.name}{alias}")
+            identifiers.append(f"{name}{alias}")
         else:
-            dimensions.append(f"{column.name}{alias}")
+            dimensions.append(f"{name}{alias}")
     timestamps.append("_loaded_at")
     lines = []
     for title, group in (
@@ -187,7 +334,7 @@ def _model_sql(source: str, table: LoadedTable) -> str:
     return with_marker(source, body, "--")
 
 
-def _model_yml(source: str, table: LoadedTable) -> str:
+def _model_yml(source: str, table: LoadedTable, dialect: str = "duckdb") -> str:
     name = model_name(table.name)
     renamed = {c.name: _renamed(table, c) for c in table.columns}
     lines = [
@@ -201,7 +348,8 @@ def _model_yml(source: str, table: LoadedTable) -> str:
     if len(table.primary_key) > 1:
         # A composite key: each part is never null, and the combination is unique.
         combined = " || '|' || ".join(
-            f"cast({renamed.get(k, k)} as varchar)" for k in table.primary_key
+            f"cast({quote_column(renamed.get(k, k), dialect)} as varchar)"
+            for k in table.primary_key
         )
         lines += [
             "    data_tests:",
@@ -211,7 +359,8 @@ def _model_yml(source: str, table: LoadedTable) -> str:
         ]
         for key in table.primary_key:
             lines += [
-                f"      - name: {renamed.get(key, key)}",
+                f"      - name: {_yml_name(renamed.get(key, key), dialect)}",
+                *_quote_line(renamed.get(key, key)),
                 f"        description: Part of the primary key ({table.key_origin}).",
                 "        data_tests:",
                 "          - not_null",
@@ -220,7 +369,8 @@ def _model_yml(source: str, table: LoadedTable) -> str:
         key = table.primary_key[0]
         lines += [
             "    columns:",
-            f"      - name: {renamed.get(key, key)}",
+            f"      - name: {_yml_name(renamed.get(key, key), dialect)}",
+            *_quote_line(renamed.get(key, key)),
             f"        description: Primary key ({table.key_origin}; {table.name}.{key} in the "
             "source).",
             "        data_tests:",
@@ -234,3 +384,13 @@ def _model_yml(source: str, table: LoadedTable) -> str:
             "    # the key once it is known.",
         ]
     return with_marker(source, "\n".join(lines) + "\n", "#")
+
+
+def _yml_name(column: str, dialect: str) -> str:
+    """The column's name in YAML: as dbt quotes it with ``quote: true`` (Snowflake: upper)."""
+    return column.upper() if dialect == "snowflake" and needs_quotes(column) else column
+
+
+def _quote_line(column: str) -> list[str]:
+    """dbt's ``quote: true`` for a column whose name must be quoted in its tests."""
+    return ["        quote: true"] if needs_quotes(column) else []

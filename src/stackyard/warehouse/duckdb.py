@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from stackyard.config.model import DuckDBTarget
+from stackyard.config.private import PRIVATE_DIR, private_dir
 from stackyard.errors import WarehouseError, WarehouseUnreachableError
 from stackyard.warehouse.base import QueryResult, Warehouse
 
@@ -70,6 +71,8 @@ class DuckDBWarehouse(Warehouse):
             import duckdb
 
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            if self.path.parent.name == PRIVATE_DIR:
+                private_dir(self.path.parent.parent)  # 0700: the file holds every loaded row
             try:
                 self._conn = duckdb.connect(str(self.path))
             except duckdb.Error as exc:
