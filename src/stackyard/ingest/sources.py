@@ -133,6 +133,15 @@ def connection_url(
     match = re.match(r"^(sqlite(?:\+\w+)?):///(?!/)(.+)$", url)
     if match:  # sqlite:///relative/path is relative to the project, not the current folder
         url = f"{match.group(1)}:///{(project_dir / match.group(2)).resolve()}"
+    file = re.match(r"^sqlite(?:\+\w+)?:///([^?]+)", url)
+    if file and file.group(1) != ":memory:" and not Path(file.group(1)).is_file():
+        # SQLite creates a missing file on connect: an empty database that then "has no
+        # tables". Say what is wrong instead, and create nothing.
+        raise ConfigError(
+            f"sources.{name}.connection: the SQLite file {file.group(1)} does not exist",
+            hint="check the path (relative paths are relative to the project folder); "
+            "nothing was created",
+        )
     return url
 
 
@@ -201,7 +210,13 @@ def _sql_resources(
             backend=backend,
             backend_kwargs=backend_kwargs,
             chunk_size=config.chunk_size,
-            incremental=dlt.sources.incremental(table.cursor) if table.cursor else None,
+            incremental=(
+                dlt.sources.incremental(
+                    table.cursor, primary_key=_columns_but_stamp if table.append else None
+                )
+                if table.cursor
+                else None
+            ),
             primary_key=table.primary_key,
             write_disposition=disposition,
             defer_table_reflect=True,
@@ -211,6 +226,15 @@ def _sql_resources(
             resource = resource.with_name(table_name)
         resources.append(resource)
     return resources
+
+
+def _columns_but_stamp(item: Any) -> list[str]:
+    """The columns dlt hashes to skip rows at the last cursor value that an appending table
+    already has: every column the source sent. dlt runs the incremental step after
+    stackyard's ``_loaded_at`` stamp, which differs on every load and would make each such
+    row look new (every run appended them again)."""
+    names = item.schema.names if hasattr(item, "schema") else list(item)
+    return [c for c in names if c != LOADED_AT]
 
 
 def _file_resources(

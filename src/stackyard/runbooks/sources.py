@@ -203,12 +203,19 @@ class SourcesRunbook:
                 hint="use lower-case letters, digits and _, starting with a letter",
             )
         options = dict(options)
-        if kind == "sql_database" and not options.get("tables") and options.get("connection"):
+        if kind == "sql_database" and options.get("connection"):
+            from stackyard.runbooks.source_tables import complete_sql_tables
+
             probe = SqlDatabaseSource.model_validate(
                 {"kind": kind, "connection": options["connection"], "tables": {"x": {}}}
             )
             url = connection_url(name, probe, self.project_dir, self.secrets)
-            options["tables"] = discover_sql_tables(url, options.get("source_schema"))
+            if options.get("tables"):
+                options["tables"] = complete_sql_tables(
+                    url, options.get("source_schema"), options["tables"]
+                )
+            else:
+                options["tables"] = discover_sql_tables(url, options.get("source_schema"))
         return source_entry(kind, options)
 
     def add(self, name: str, entry: dict[str, Any], *, load: bool = True) -> SourceAddResult:
