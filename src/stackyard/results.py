@@ -17,6 +17,8 @@ class TableLoad:
 
     table: str
     rows: int
+    # rows of this load that shared a key with a later row of the same load (one was kept)
+    duplicates: int = 0
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from tests.conftest import write
 from tests.integrity.helpers import cli, cli_json, new_project, rows, scalar, sqlite_db
 

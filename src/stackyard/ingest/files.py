@@ -99,16 +99,25 @@ def read_file(
                 f"SELECT * FROM read_json({literal}, format='newline_delimited')"
             ).to_arrow_table(), []
         options = ["header=true", "store_rejects=true", f"delim='{_sql_char(delimiter)}'"]
+        whole: list[str] = []
         if column_types:
             header = _csv_header(path, delimiter)
             known = {
                 c: column_types[_normalise(c)] for c in header if _normalise(c) in column_types
             }
+            # DuckDB casts '10.6' to BIGINT as 11: integer columns are read as text and
+            # checked, so a value that is not a whole number is rejected, never rounded.
+            whole = [c for c, t in known.items() if t == "BIGINT"]
+            known = {c: ("VARCHAR" if c in whole else t) for c, t in known.items()}
             if known:
                 pairs = ", ".join(f"'{_sql_char(c)}': '{t}'" for c, t in known.items())
                 options.append(f"types={{{pairs}}}")
-        rows = con.sql(f"SELECT * FROM read_csv({literal}, {', '.join(options)})").to_arrow_table()
-        rejected = [
+        con.execute(
+            f"CREATE TEMP TABLE _rows AS SELECT * FROM read_csv({literal}, {', '.join(options)})"
+        )
+        not_whole = _not_whole_numbers(con, whole, table, display_name, delimiter)
+        rows = con.sql(_whole_numbers_select(whole)).to_arrow_table()
+        rejected = not_whole + [
             RejectedRow(
                 table=table,
                 file=display_name,
@@ -125,6 +134,48 @@ def read_file(
         return rows, rejected
     finally:
         con.close()
+
+
+_WHOLE = "'^\\s*[+-]?[0-9]+\\s*$'"
+
+
+def _not_whole_numbers(
+    con: Any, columns: list[str], table: str, display_name: str, delimiter: str
+) -> list[RejectedRow]:
+    """Rows of ``_rows`` whose integer columns hold something else (e.g. ``10.6``)."""
+    out: list[RejectedRow] = []
+    seen: set[int] = set()
+    for column in columns:
+        quoted = '"' + column.replace('"', '""') + '"'
+        found = con.execute(
+            f"SELECT rowid, {quoted}, concat_ws('{_sql_char(delimiter)}', *COLUMNS(*)) "
+            f"FROM _rows WHERE {quoted} IS NOT NULL AND NOT regexp_matches({quoted}, {_WHOLE})"
+        ).fetchall()
+        for rowid, value, raw in found:
+            if rowid in seen:
+                continue
+            seen.add(rowid)
+            out.append(
+                RejectedRow(
+                    table=table,
+                    file=display_name,
+                    line=None,
+                    column=column,
+                    reason=f"CAST ERROR: '{value}' is not a whole number (column {column} is "
+                    "BIGINT); rounding it would change the value",
+                    raw=raw,
+                )
+            )
+    return out
+
+
+def _whole_numbers_select(columns: list[str]) -> str:
+    if not columns:
+        return "SELECT * FROM _rows"
+    quoted = ['"' + c.replace('"', '""') + '"' for c in columns]
+    replace = ", ".join(f"CAST(trim({q}) AS BIGINT) AS {q}" for q in quoted)
+    where = " AND ".join(f"({q} IS NULL OR regexp_matches({q}, {_WHOLE}))" for q in quoted)
+    return f"SELECT * REPLACE ({replace}) FROM _rows WHERE {where} ORDER BY rowid"
 
 
 def _csv_header(path: str, delimiter: str) -> list[str]:

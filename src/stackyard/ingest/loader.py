@@ -21,7 +21,13 @@ from stackyard.config.model import ProjectConfig
 from stackyard.config.secrets import Secrets
 from stackyard.console import Console
 from stackyard.errors import StackyardError
+from stackyard.ingest.counts import warehouse_counts
 from stackyard.ingest.drift import describe_contract_violation, required_columns
+from stackyard.ingest.recovery import (
+    check_state_matches_warehouse,
+    finish_pending,
+    merged_tables,
+)
 from stackyard.ingest.sources import build_resources
 from stackyard.results import RejectedRow, SourceLoad, TableLoad
 from stackyard.transform.staging import dbt_source_names
@@ -139,6 +145,9 @@ class Loader:
             self.console.step_finished(step, "failed", result.error or "")
         else:
             detail = f"{result.rows:,} rows in {len(result.tables)} tables"
+            duplicates = sum(t.duplicates for t in result.tables)
+            if duplicates:
+                detail += f", {duplicates:,} rows sharing a key collapsed (the last kept)"
             if result.rejected:
                 detail += f", {result.rejected:,} rejected → {request.dataset}.{REJECTED_TABLE}"
             self.console.step_finished(step, "warn" if result.rejected else "ok", detail)
@@ -172,12 +181,18 @@ class Loader:
             known_columns=known,
             required=required,
         )
+        load_ids = finish_pending(pipeline)
+        check_state_matches_warehouse(pipeline, request.name, self.warehouse.target_name)
         info = pipeline.run(build.resources, schema_contract=_CONTRACTS[request.config.contract])
-        counts = _row_counts(pipeline)
-        load_ids = list(info.loads_ids)
+        load_ids.extend(info.loads_ids)
+        tables = tuple(
+            TableLoad(t.table, t.rows, t.duplicates + build.duplicates.get(t.table, 0))
+            for t in warehouse_counts(
+                pipeline, load_ids, _row_counts(pipeline), merged_tables(pipeline)
+            )
+        )
         if build.rejected:
             load_ids.extend(self._keep_rejected(pipeline, build.rejected, loaded_at))
-        tables = tuple(TableLoad(t, n) for t, n in sorted(counts.items()))
         for table in tables:
             self.console.step_progress(step, f"{table.table}: {table.rows:,} rows")
         return SourceLoad(

@@ -38,12 +38,19 @@ class SourceBuild:
     def __init__(self) -> None:
         self.resources: list[Any] = []
         self.rejected: list[RejectedRow] = []
+        # {table: rows collapsed because a later row of the same load had the same key}
+        self.duplicates: dict[str, int] = {}
         self._lock = threading.Lock()
 
     def reject(self, rows: list[RejectedRow]) -> None:
         """Keep rows that did not fit (called from dlt's extraction threads)."""
         with self._lock:
             self.rejected.extend(rows)
+
+    def collapsed(self, table: str, rows: int) -> None:
+        """Count rows dropped for sharing a key with a later row of the same load."""
+        with self._lock:
+            self.duplicates[table] = self.duplicates.get(table, 0) + rows
 
 
 def build_resources(
@@ -267,7 +274,17 @@ def _file_resources(
     filesystem: Any = dlt_filesystem.filesystem
     transformer: Any = dlt.transformer
     resources = []
+    from stackyard.ingest.file_batches import check_files_exist
+
     for table_name, table in config.tables.items():
+        check_files_exist(
+            name,
+            table_name,
+            url,
+            table.glob,
+            allow_empty=table.allow_empty,
+            credentials=credentials,
+        )
         # Passing credentials=None explicitly makes dlt skip resolving its local_dir default.
         extra = {"credentials": credentials} if credentials else {}
         files = filesystem(bucket_url=url, file_glob=table.glob, **extra)
@@ -281,8 +298,16 @@ def _file_resources(
             if (t := duckdb_type(dlt_type)) is not None
         }
 
+        key = [table.primary_key] if isinstance(table.primary_key, str) else table.primary_key
         read = _file_reader(
-            build, table_name, table.file_format(), table.delimiter, types, read_file, local_copy
+            build,
+            table_name,
+            table.file_format(),
+            table.delimiter,
+            types,
+            read_file,
+            local_copy,
+            key or [],
         )
         reader = transformer(
             read,
@@ -302,11 +327,15 @@ def _file_reader(
     types: dict[str, str],
     read_file: Callable[..., Any],
     local_copy: Callable[..., Any],
+    key: list[str],
 ) -> Callable[[list[Any]], Any]:
+    from stackyard.ingest.file_batches import combine, keep_last
+
     # A closure rather than default arguments: dlt turns a transformer's parameters into
     # configuration fields, and a dict default is not a valid one.
     def read(items: list[Any]) -> Any:
-        for item in items:
+        batches = []
+        for item in sorted(items, key=lambda i: str(i["relative_path"])):
             with local_copy(item) as path:
                 rows, rejected = read_file(
                     path,
@@ -318,7 +347,15 @@ def _file_reader(
                 )
             build.reject(rejected)
             if rows.num_rows:
-                yield rows
+                batches.append(rows)
+        if not batches:
+            return
+        rows = combine(batches)
+        if key:
+            rows, collapsed = keep_last(rows, key)
+            if collapsed:
+                build.collapsed(table_name, collapsed)
+        yield rows
 
     return read
 
