@@ -65,3 +65,49 @@ def sqlite_db(
     con.commit()
     con.close()
     return path
+
+
+def table_digest(project: Path, schema: str) -> dict[str, tuple[int, str]]:
+    """``{table: (rows, content hash)}`` of a schema, without dlt's and stackyard's load
+    columns (which differ between loads of the same rows)."""
+    import hashlib
+
+    names = [
+        r[0]
+        for r in rows(
+            project,
+            "SELECT table_name FROM information_schema.tables "
+            f"WHERE table_schema = '{schema}' AND table_name NOT LIKE '\\_dlt%' ESCAPE '\\'",
+        )
+    ]
+    out = {}
+    for name in sorted(names):
+        columns = [
+            r[0]
+            for r in rows(
+                project,
+                "SELECT column_name FROM information_schema.columns WHERE "
+                f"table_schema = '{schema}' AND table_name = '{name}' ORDER BY column_name",
+            )
+            if r[0] not in ("_loaded_at", "_dlt_load_id", "_dlt_id", "rejected_at")
+        ]
+        found = sorted(
+            repr(r) for r in rows(project, f'SELECT {", ".join(columns)} FROM {schema}."{name}"')
+        )
+        out[name] = (len(found), hashlib.sha256("\n".join(found).encode()).hexdigest()[:16])
+    return out
+
+
+def sh(*args: str) -> tuple[int, str]:
+    """Run ``stackyard ARGS`` in a new process (as a user would: nothing cached in memory,
+    e.g. a DuckDB file deleted between commands is really gone)."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "stackyard.cli.main", *args],
+        capture_output=True,
+        text=True,
+        env={**__import__("os").environ, "COLUMNS": "200"},
+    )
+    return done.returncode, done.stdout + done.stderr

@@ -5,12 +5,13 @@ configuration. Tracebacks appear only with ``--debug``."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from stackyard.cli import access as _access_commands
 from stackyard.cli import monitors as _monitor_commands
+from stackyard.cli import reload as _reload_commands
 from stackyard.cli import sources as _source_commands
 from stackyard.cli.common import (
     JsonOpt,
@@ -81,25 +82,37 @@ def run(
             help="Build and test even when nothing changed since the last successful run.",
         ),
     ] = False,
+    full_refresh: Annotated[
+        bool,
+        typer.Option(
+            "--full-refresh",
+            help="Start the selected sources over (dlt state reset, tables replaced) and "
+            "rebuild dbt models with --full-refresh.",
+        ),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Load every source, build and test the dbt project, check freshness, record the run."""
     from stackyard.cli.render import RichConsole, run_summary
 
+    def call(context: Any) -> Any:
+        return context.run(
+            target=target,
+            select=select or (),
+            force_build=force_build,
+            full_refresh=full_refresh,
+        )
+
     if as_json:
         context = _guard(lambda: _context(project))
-        result = _guard(
-            lambda: context.run(target=target, select=select or (), force_build=force_build)
-        )
+        result = _guard(lambda: call(context))
         _print_json(result.to_dict())
         raise typer.Exit(result.exit_code)
     context = _guard(lambda: _context(project))
     console = RichConsole(out, redact=context.secrets.redact)
     context.console = console
     with console:
-        result = _guard(
-            lambda: context.run(target=target, select=select or (), force_build=force_build)
-        )
+        result = _guard(lambda: call(context))
     out.print()
     out.print(run_summary(result))
     raise typer.Exit(result.exit_code)
@@ -148,6 +161,7 @@ def sql(
 _access_commands.register(app)
 _source_commands.register(app)
 _monitor_commands.register(app)
+_reload_commands.register(app)
 
 
 def main() -> None:

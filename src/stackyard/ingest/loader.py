@@ -27,6 +27,7 @@ from stackyard.ingest.recovery import (
     check_state_matches_warehouse,
     finish_pending,
     merged_tables,
+    refreshed,
 )
 from stackyard.ingest.sources import build_resources
 from stackyard.results import RejectedRow, SourceLoad, TableLoad
@@ -53,6 +54,8 @@ class LoadRequest:
     name: str
     config: Any
     dataset: str
+    # None: an ordinary load; () the whole source, or these tables, dropped and loaded again
+    refresh: tuple[str, ...] | None = None
 
 
 class Loader:
@@ -90,14 +93,31 @@ class Loader:
         """dlt pipeline name: one per source and target, so their states never mix."""
         return f"{self.project.name}__{source}__{self.warehouse.target_name}"
 
-    def load(self, sources: Sequence[str], loaded_at: datetime) -> list[SourceLoad]:
+    def load(
+        self,
+        sources: Sequence[str],
+        loaded_at: datetime,
+        refresh: Mapping[str, Sequence[str]] | None = None,
+    ) -> list[SourceLoad]:
         """Load the named sources; a failing source never stops the others.
+
+        Args:
+            sources: source names.
+            loaded_at: stamped on every row.
+            refresh: sources to start over: ``{source: tables}`` drops those tables (every
+                table of the source when empty), resets their dlt state, and loads them
+                again in full; a source with named tables loads only those.
 
         Returns:
             One result per source, in the order given.
         """
         requests = [
-            LoadRequest(name, self.project.sources[name], self.project.dataset_for(name))
+            LoadRequest(
+                name,
+                self.project.sources[name],
+                self.project.dataset_for(name),
+                None if refresh is None or name not in refresh else tuple(refresh[name]),
+            )
             for name in sources
         ]
         workers = min(len(requests), self.project.defaults.parallel_loads)
@@ -160,6 +180,10 @@ class Loader:
 
     def _run_pipeline(self, request: LoadRequest, loaded_at: datetime, step: str) -> SourceLoad:
         pipeline = self.pipeline(request.name)
+        if request.refresh is not None:
+            # Starting over: forget the local state, which may describe a warehouse that is
+            # gone; what the warehouse still has is read back below and dropped by the run.
+            pipeline = pipeline.drop()
         if not pipeline.default_schema_name:
             # No local state (a first run, or a fresh clone): restore dlt's state and schema
             # from the warehouse first, so what is already loaded is known.
@@ -182,8 +206,13 @@ class Loader:
             required=required,
         )
         load_ids = finish_pending(pipeline)
-        check_state_matches_warehouse(pipeline, request.name, self.warehouse.target_name)
-        info = pipeline.run(build.resources, schema_contract=_CONTRACTS[request.config.contract])
+        run_options: dict[str, Any] = {"schema_contract": _CONTRACTS[request.config.contract]}
+        resources = build.resources
+        if request.refresh is None:
+            check_state_matches_warehouse(pipeline, request.name, self.warehouse.target_name)
+        else:
+            resources, run_options["refresh"] = refreshed(request.name, resources, request.refresh)
+        info = pipeline.run(resources, **run_options)
         load_ids.extend(info.loads_ids)
         tables = tuple(
             TableLoad(t.table, t.rows, t.duplicates + build.duplicates.get(t.table, 0))

@@ -10,9 +10,10 @@ again from the source.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from stackyard.errors import LoadError
+from stackyard.errors import LoadError, UsageError, did_you_mean
 from stackyard.ingest.counts import loaded_tables, missing_tables
 
 # How ``stackyard reload`` and ``run --full-refresh`` ask dlt to start a source over: drop its
@@ -65,3 +66,21 @@ def merged_tables(pipeline: Any) -> list[str]:
         return []
     schema = pipeline.default_schema
     return [str(t["name"]) for t in schema.data_tables() if t.get("write_disposition") == "merge"]
+
+
+def refreshed(source: str, resources: list[Any], tables: Sequence[str]) -> tuple[list[Any], str]:
+    """The resources to load again and dlt's refresh mode: the whole source, or the tables.
+
+    Raises:
+        UsageError: a table the source does not have.
+    """
+    if not tables:
+        return resources, REFRESH_SOURCE
+    names = [r.name for r in resources]
+    unknown = [t for t in tables if t not in names]
+    if unknown:
+        raise UsageError(
+            f"source '{source}' has no table '{unknown[0]}'{did_you_mean(unknown[0], names)}",
+            hint=f"its tables: {', '.join(names)}",
+        )
+    return [r for r in resources if r.name in tables], REFRESH_TABLES

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -50,6 +50,7 @@ class RunJob:
         make_dbt: Callable[..., Dbt],
         force_build: bool = False,
         monitors: bool = True,
+        refresh: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
         self.project = project
         self.project_dir = project_dir
@@ -60,6 +61,8 @@ class RunJob:
         self.make_dbt = make_dbt
         self.force_build = force_build
         self.monitors = monitors and project.monitors.enabled
+        # --full-refresh / reload: these sources (or tables) start over, dbt rebuilds in full
+        self.refresh = refresh
         self._steps: list[StepResult] = []
         self._current = ""
         self._previous: dict[str, Any] | None = None
@@ -87,7 +90,7 @@ class RunJob:
                 self.project, self.project_dir, self.warehouse, self.secrets, self.console
             )
             t0, at = time.monotonic(), datetime.now(UTC)
-            loads = loader.load(sources, started_at)
+            loads = loader.load(sources, started_at, self.refresh)
             self.warehouse.close()  # dlt loaded through it; dbt opens its own connection
             failed = [load for load in loads if load.status == "failed"]
             self._steps.append(
@@ -119,7 +122,9 @@ class RunJob:
                 self.console.step_progress("dbt build", f"skipped {s.name}: {s.reason}")
 
         def build() -> str:
-            nodes.extend(dbt.build(select=dbt_select, exclude=exclude))
+            nodes.extend(
+                dbt.build(select=dbt_select, exclude=exclude, full_refresh=self.refresh is not None)
+            )
             return self._build_summary(nodes)
 
         if unchanged:
@@ -226,7 +231,7 @@ class RunJob:
         Only when this run loaded nothing, and the last run on this target was a successful
         full run of the same dbt project: the tables and test results would be the same.
         """
-        if self.force_build or select or previous is None:
+        if self.force_build or self.refresh is not None or select or previous is None:
             return None
         if any(load.status != "loaded" or load.rows or load.rejected for load in loads):
             return None
