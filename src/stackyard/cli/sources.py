@@ -322,6 +322,10 @@ def register(app: typer.Typer) -> None:
             out.print(f"  deleted {f}", highlight=False)
         if result.dropped_schema:
             out.print(f"  dropped schema {result.dropped_schema}", highlight=False)
+        for model in result.kept_models:
+            out.print(
+                Text(f"note: kept {model}, which reads this source: the next run fails on it")
+            )
 
     @source_app.command("list")
     def list_(

@@ -126,9 +126,13 @@ def read_file(
                 reason=f"{error_type}: {message}",
                 raw=raw,
             )
+            # One row per rejected line: DuckDB lists an error per bad column, and a line
+            # with two bad values is still one row not loaded.
             for line, column, error_type, message, raw in con.sql(
-                "SELECT line, column_name, error_type, error_message, csv_line "
-                "FROM reject_errors ORDER BY line"
+                "SELECT line, string_agg(column_name, ', ' ORDER BY column_idx), "
+                "string_agg(DISTINCT error_type::VARCHAR, ', '), "
+                "string_agg(error_message, '; ' ORDER BY column_idx), any_value(csv_line) "
+                "FROM reject_errors GROUP BY line ORDER BY line"
             ).fetchall()
         ]
         return rows, rejected

@@ -7,10 +7,13 @@ staging tests, but not for loading, made every update a second row).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from stackyard.errors import UsageError, did_you_mean
+from stackyard.results import SourceLoad
 
 
 def complete_sql_tables(
@@ -76,3 +79,47 @@ def complete_sql_tables(
             del completed["append"]  # append only means something for a cursor without key
         out[table] = completed
     return out
+
+
+def empty_first_load(load: SourceLoad, entry: Mapping[str, Any]) -> SourceLoad:
+    """A first load that brought no rows, as the failure it is for ``source add``: there is
+    nothing to write staging models from, so the add is undone like any failed first load.
+    """
+    hint = "check the source has rows (and the options: table names, globs, data selector)"
+    paginators = [entry.get("paginator") or {}] + [
+        (e or {}).get("paginator") or {} for e in (entry.get("endpoints") or {}).values()
+    ]
+    if any(p.get("type") == "page_number" and p.get("base_page") is None for p in paginators):
+        hint = (
+            "the page_number paginator asks for page 0 first; if the API's pages start at 1, "
+            "add base_page=1 (--paginator page_number:page_param=page,base_page=1,…)"
+        )
+    return SourceLoad(
+        source=load.source,
+        schema=load.schema,
+        status="failed",
+        tables=load.tables,
+        load_ids=load.load_ids,
+        rejected=load.rejected,
+        error=f"the first load brought no rows: {hint}",
+        seconds=load.seconds,
+    )
+
+
+def models_reading(
+    transform_dir: Path, dbt_sources: Iterable[str], generated: Sequence[Path]
+) -> list[Path]:
+    """dbt models (other than ``generated``) whose SQL reads one of the dbt sources."""
+    names = "|".join(re.escape(n) for n in dbt_sources)
+    if not names:
+        return []
+    pattern = re.compile(r"source\(\s*['\"](" + names + r")['\"]")
+    skip = {p.resolve() for p in generated}
+    models = transform_dir / "models"
+    found = []
+    for path in sorted(models.rglob("*.sql")) if models.is_dir() else []:
+        if path.resolve() in skip:
+            continue
+        if pattern.search(path.read_text(encoding="utf-8", errors="replace")):
+            found.append(path)
+    return found

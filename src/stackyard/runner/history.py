@@ -75,7 +75,7 @@ class History:
     def record(self, run: RunResult) -> None:
         """Write one run with its steps, loads, dbt results and freshness."""
         self.ensure()
-        built = run.count("model", "success")
+        counts = run.counts
         self._insert(
             "runs",
             [
@@ -87,12 +87,12 @@ class History:
                     run.started_at,
                     run.finished_at,
                     ",".join(run.selected),
-                    sum(load.rows for load in run.loads),
-                    sum(load.rejected for load in run.loads),
-                    built,
-                    run.count("model", "error"),
-                    run.count("test", "pass"),
-                    run.count("test", "fail", "error"),
+                    counts.rows_loaded,
+                    counts.rows_rejected,
+                    counts.models_built,
+                    counts.models_errored,
+                    counts.tests_passed,
+                    counts.tests_failed,
                     run.transform_hash,
                     run.build,
                 )

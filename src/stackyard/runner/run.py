@@ -66,6 +66,7 @@ class RunJob:
         self._steps: list[StepResult] = []
         self._current = ""
         self._previous: dict[str, Any] | None = None
+        self._attempted = False
 
     def execute(self, select: Sequence[str] = ()) -> RunResult:
         """Run the job.
@@ -85,6 +86,7 @@ class RunJob:
         self.warehouse.close()  # dlt and dbt open their own connections
 
         loads: list[SourceLoad] = []
+        self._attempted = True  # from here on, a failure is a failed run (exit 1), not usage
         if sources:
             loader = Loader(
                 self.project, self.project_dir, self.warehouse, self.secrets, self.console
@@ -264,12 +266,9 @@ class RunJob:
         return f"run {result.run_id} → {METADATA_SCHEMA}.runs"
 
     def _build_summary(self, nodes: list[NodeResult]) -> str:
-        models = [n for n in nodes if n.resource_type in ("model", "seed", "snapshot")]
-        tests = [n for n in nodes if n.resource_type == "test"]
-        return (
-            f"{sum(not n.failed for n in models)}/{len(models)} models, "
-            f"{sum(n.status == 'pass' for n in tests)}/{len(tests)} tests passed"
-        )
+        from stackyard.results import Counts
+
+        return Counts.of((), tuple(nodes)).build_text()
 
     def _on_node(self, resource_type: str, name: str, status: str) -> None:
         self.console.step_progress(self._current, f"{resource_type} {name}: {status}")
@@ -288,7 +287,7 @@ class RunJob:
             detail = action()
             status = status_of() if status_of else "ok"
         except StackyardError as exc:
-            if exc.exit_code == EXIT_USAGE:
+            if exc.exit_code == EXIT_USAGE and not self._attempted:
                 # Configuration and reachability problems stop the run: retrying the other
                 # steps would only fail the same way (exit code 2 tells scripts so).
                 self.console.step_finished(name, "failed", self.secrets.redact(exc.message))
