@@ -100,7 +100,7 @@ def test_case_15_source_list_shows_the_last_successful_load(project: Path) -> No
     assert code == 0
     (project / "sources/exports/orders.csv").unlink()
     code, failed = cli_json("run", "-p", str(project))
-    assert code == 1
+    assert code == 1 and failed["loads"][0]["status"] == "failed"
     code, listed = cli_json("source", "list", "-p", str(project))
     assert listed[0]["last_status"] == "loaded"
     assert listed[0]["last_loaded_at"][:19] == first["started_at"][:19]
