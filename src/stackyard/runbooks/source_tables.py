@@ -55,11 +55,10 @@ def complete_sql_tables(
                     or []
                 )
         engine.dispose()
-    except sqlalchemy.exc.SQLAlchemyError as exc:
-        raise UsageError(
-            f"cannot read the tables of the database: {str(exc).splitlines()[0]}",
-            hint="check the connection URL and credentials",
-        ) from None
+    except sqlalchemy.exc.SQLAlchemyError:
+        # Unreachable or refused: the first load fails with the driver's reason and the add
+        # is undone (exit code 1), as for a source given its keys.
+        return {table: dict(entry) for table, entry in tables.items()}
     out: dict[str, dict[str, Any]] = {}
     for table, entry in tables.items():
         found = keys[table]
