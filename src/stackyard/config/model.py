@@ -157,16 +157,10 @@ class SqlTable(StrictModel):
         description="With a cursor and no key: append each load's new rows (rows at the "
         "last cursor value are not loaded twice).",
     )
-    deletes: Literal["ignore", "detect", "remove"] = Field(
-        "ignore",
-        description="Rows deleted upstream: ignore, detect (mark _deleted_at) or remove.",
-    )
 
     @model_validator(mode="after")
     def _cursor_needs_key(self) -> SqlTable:
         _check_cursor_key(self.cursor, self.primary_key, self.append)
-        if self.deletes != "ignore" and not self.primary_key:
-            raise ValueError(f"deletes: {self.deletes} needs primary_key (the keys reconciled)")
         return self
 
 
