@@ -19,6 +19,8 @@ class TableLoad:
     rows: int
     # rows of this load that shared a key with a later row of the same load (one was kept)
     duplicates: int = 0
+    # rows whose key the source no longer has, marked (_deleted_at) or removed
+    deleted: int = 0
 
 
 @dataclass(frozen=True)

@@ -106,3 +106,50 @@ def test_case_12_a_missing_sqlite_file_is_an_error_that_creates_nothing(project:
     assert code == 2, output
     assert "does not exist" in output and "nothing was created" in output
     assert not (project / "sources/nope.sqlite").exists()
+
+
+@pytest.mark.parametrize("mode", ["detect", "remove"])
+def test_rows_deleted_upstream_are_marked_or_removed_as_declared(project: Path, mode: str) -> None:
+    from tests.integrity.helpers import sqlite_db
+
+    db = sqlite_db(
+        project / "sources/app.sqlite",
+        "CREATE TABLE accounts (id INTEGER PRIMARY KEY, name TEXT, updated_at TEXT)",
+        rows_of={"accounts": [(i, f"a{i}", "2026-01-01 00:00:00") for i in range(1, 6)]},
+    )
+    (project / "stackyard.yml").write_text(
+        (project / "stackyard.yml")
+        .read_text()
+        .replace(
+            "sources: {}",
+            "sources:\n  app:\n    kind: sql_database\n    connection: sqlite:///sources/app.sqlite\n"
+            "    tables:\n      accounts: {primary_key: id, cursor: updated_at, "
+            f"deletes: {mode}}}\n",
+        )
+    )
+    code, output = cli("run", "-p", str(project))
+    assert code == 0, output
+    sqlite_db(db, "DELETE FROM accounts WHERE id IN (2, 4)")
+    code, result = cli_json("run", "-p", str(project))
+    assert code == 0, result
+    assert result["loads"][0]["tables"] == [
+        {"table": "accounts", "rows": 0, "duplicates": 0, "deleted": 2}
+    ]
+    if mode == "detect":
+        assert rows(
+            project, "SELECT id FROM app.accounts WHERE _deleted_at IS NOT NULL ORDER BY id"
+        ) == [(2,), (4,)]
+        assert scalar(project, "SELECT count(*) FROM app.accounts") == 5
+    else:
+        assert rows(project, "SELECT id FROM app.accounts ORDER BY id") == [(1,), (3,), (5,)]
+    # a key back upstream is a live row again; nothing is marked twice
+    sqlite_db(db, "INSERT INTO accounts VALUES (2, 'back', '2026-01-02 00:00:00')")
+    code, result = cli_json("run", "-p", str(project))
+    assert code == 0, result
+    live = "WHERE _deleted_at IS NULL" if mode == "detect" else ""
+    assert rows(project, f"SELECT id FROM app.accounts {live} ORDER BY id") == [
+        (1,),
+        (2,),
+        (3,),
+        (5,),
+    ]

@@ -157,10 +157,17 @@ class SqlTable(StrictModel):
         description="With a cursor and no key: append each load's new rows (rows at the "
         "last cursor value are not loaded twice).",
     )
+    deletes: Literal["keep", "detect", "remove"] = Field(
+        "keep",
+        description="Rows deleted upstream: keep them, detect (set _deleted_at) or remove "
+        "them; detect and remove read every key of the source table on each load.",
+    )
 
     @model_validator(mode="after")
     def _cursor_needs_key(self) -> SqlTable:
         _check_cursor_key(self.cursor, self.primary_key, self.append)
+        if self.deletes != "keep" and not self.primary_key:
+            raise ValueError(f"deletes: {self.deletes} needs a primary_key (the keys compared)")
         return self
 
 

@@ -165,6 +165,9 @@ class Loader:
             self.console.step_finished(step, "failed", result.error or "")
         else:
             detail = f"{result.rows:,} rows in {len(result.tables)} tables"
+            deleted = sum(t.deleted for t in result.tables)
+            if deleted:
+                detail += f", {deleted:,} rows deleted upstream marked or removed"
             duplicates = sum(t.duplicates for t in result.tables)
             if duplicates:
                 detail += f", {duplicates:,} rows sharing a key collapsed (the last kept)"
@@ -220,6 +223,12 @@ class Loader:
                 pipeline, load_ids, _row_counts(pipeline), merged_tables(pipeline)
             )
         )
+        deleted = self._reconcile_deletes(pipeline, request, loaded_at)
+        if deleted:
+            known_tables = {t.table for t in tables}
+            tables = tuple(
+                TableLoad(t.table, t.rows, t.duplicates, deleted.get(t.table, 0)) for t in tables
+            ) + tuple(TableLoad(t, 0, 0, n) for t, n in deleted.items() if t not in known_tables)
         if build.rejected:
             load_ids.extend(self._keep_rejected(pipeline, build.rejected, loaded_at))
         for table in tables:
@@ -232,6 +241,20 @@ class Loader:
             load_ids=tuple(load_ids),
             rejected=len(build.rejected),
         )
+
+    def _reconcile_deletes(
+        self, pipeline: Any, request: LoadRequest, loaded_at: datetime
+    ) -> dict[str, int]:
+        from stackyard.config.model import SqlDatabaseSource
+
+        config = request.config
+        if not isinstance(config, SqlDatabaseSource):
+            return {}
+        from stackyard.ingest.deletes import reconcile_deletes
+        from stackyard.ingest.sources import connection_url
+
+        url = connection_url(request.name, config, self.project_dir, self.secrets)
+        return reconcile_deletes(pipeline, config, url, loaded_at)
 
     def _keep_rejected(
         self, pipeline: Any, rejected: list[RejectedRow], loaded_at: datetime
