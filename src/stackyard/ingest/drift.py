@@ -71,14 +71,15 @@ def required_columns(
 
 def _edited_since_compiled(transform_dir: Path, node: Mapping[str, Any]) -> bool:
     """The model file differs from the one the manifest was compiled from (dbt's own
-    checksum: the sha256 of the file's text)."""
+    checksum: the sha256 of the file's text, stripped of surrounding whitespace)."""
     import hashlib
 
     path = transform_dir / str(node.get("original_file_path") or "")
     checksum = (node.get("checksum") or {}).get("checksum")
     if not path.is_file() or not checksum or (node.get("checksum") or {}).get("name") != "sha256":
         return False
-    return hashlib.sha256(path.read_bytes()).hexdigest() != checksum
+    text = path.read_text(encoding="utf-8", errors="replace").strip()
+    return hashlib.sha256(text.encode("utf-8")).hexdigest() != checksum
 
 
 def _referenced_columns(sql: str, dialect: str) -> set[str]:

@@ -13,6 +13,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any
 
 from stackyard.results import RejectedRow
@@ -117,7 +118,7 @@ def read_file(
         )
         not_whole = _not_whole_numbers(con, whole, table, display_name, delimiter)
         rows = con.sql(_whole_numbers_select(whole)).to_arrow_table()
-        rejected = not_whole + [
+        rejected = [
             RejectedRow(
                 table=table,
                 file=display_name,
@@ -135,6 +136,10 @@ def read_file(
                 "FROM reject_errors GROUP BY line ORDER BY line"
             ).fetchall()
         ]
+        if not_whole:
+            lines = _lines_of_rows(path, delimiter, {r.line for r in rejected}, set(not_whole))
+            rejected += [replace(r, line=lines.get(rowid)) for rowid, r in not_whole.items()]
+            rejected.sort(key=lambda r: r.line or 0)
         return rows, rejected
     finally:
         con.close()
@@ -143,11 +148,35 @@ def read_file(
 _WHOLE = "'^\\s*[+-]?[0-9]+\\s*$'"
 
 
+def _lines_of_rows(
+    path: str, delimiter: str, rejected_lines: set[int | None], rowids: set[int]
+) -> dict[int, int]:
+    """The file line of each row of ``_rows``: the n-th record the reader kept (not the
+    header, not a blank line, not a line it rejected) is row n."""
+    import csv
+
+    out: dict[int, int] = {}
+    with open(path, newline="", encoding="utf-8", errors="replace") as handle:
+        reader = csv.reader(handle, delimiter=delimiter)
+        next(reader, None)
+        row = 0
+        start = reader.line_num + 1
+        for record in reader:
+            line, start = start, reader.line_num + 1
+            if not record or line in rejected_lines:
+                continue
+            if row in rowids:
+                out[row] = line
+            row += 1
+    return out
+
+
 def _not_whole_numbers(
     con: Any, columns: list[str], table: str, display_name: str, delimiter: str
-) -> list[RejectedRow]:
-    """Rows of ``_rows`` whose integer columns hold something else (e.g. ``10.6``)."""
-    out: list[RejectedRow] = []
+) -> dict[int, RejectedRow]:
+    """Rows of ``_rows`` whose integer columns hold something else (e.g. ``10.6``), by row
+    number (their line is found afterwards)."""
+    out: dict[int, RejectedRow] = {}
     seen: set[int] = set()
     for column in columns:
         quoted = '"' + column.replace('"', '""') + '"'
@@ -159,16 +188,14 @@ def _not_whole_numbers(
             if rowid in seen:
                 continue
             seen.add(rowid)
-            out.append(
-                RejectedRow(
-                    table=table,
-                    file=display_name,
-                    line=None,
-                    column=column,
-                    reason=f"CAST ERROR: '{value}' is not a whole number (column {column} is "
-                    "BIGINT); rounding it would change the value",
-                    raw=raw,
-                )
+            out[int(rowid)] = RejectedRow(
+                table=table,
+                file=display_name,
+                line=None,
+                column=column,
+                reason=f"CAST ERROR: '{value}' is not a whole number (column {column} is "
+                "BIGINT); rounding it would change the value",
+                raw=raw,
             )
     return out
 
