@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import itertools
 from pathlib import Path
 
 import stackyard
@@ -16,16 +17,18 @@ LAYERS = {
     "results": 0,
     "config": 0,
     "warehouse": 1,
-    "ingest": 2,
-    "transform": 2,
-    "infra": 2,
-    "monitors": 2,
-    "examples": 2,
-    "runner": 3,
-    "project": 3,
-    "runbooks": 3,
-    "context": 4,
-    "cli": 5,
+    "metadata": 2,
+    "ingest": 3,
+    "transform": 3,
+    "infra": 3,
+    "monitors": 3,
+    "session": 3,
+    "examples": 3,
+    "runner": 4,
+    "project": 4,
+    "runbooks": 4,
+    "context": 5,
+    "cli": 6,
 }
 
 
@@ -62,3 +65,145 @@ def test_every_layer_is_known() -> None:
         p.stem if p.is_file() else p.name for p in PACKAGE.iterdir() if not p.name.startswith("_")
     }
     assert top <= set(LAYERS), f"add {sorted(top - set(LAYERS))} to LAYERS and the docs"
+
+
+def _module_name(path: Path) -> str:
+    rel = path.relative_to(PACKAGE.parent).with_suffix("")
+    parts = rel.parts[:-1] if rel.name == "__init__" else rel.parts
+    return ".".join(parts)
+
+
+def _top_level_imports(path: Path, known: set[str]) -> set[str]:
+    """Modules of the package a module imports when it is imported (not lazily, not for
+    type checking only)."""
+    found: set[str] = set()
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        names: list[str] = []
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+        elif isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        found.update(n for n in names if n in known)
+    return found
+
+
+def test_no_import_circle() -> None:
+    paths = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
+    known = set(paths)
+    graph = {m: _top_level_imports(p, known) - {m} for m, p in paths.items()}
+    circles = []
+    state: dict[str, int] = {}
+
+    def visit(module: str, stack: list[str]) -> None:
+        state[module] = 1
+        for other in sorted(graph[module]):
+            if state.get(other) == 1:
+                circles.append(" → ".join([*stack[stack.index(other) :], other]))
+            elif other not in state:
+                visit(other, [*stack, other])
+        state[module] = 2
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module, [module])
+    # A package's __init__ importing its own submodules is not a circle.
+    circles = [c for c in circles if not _package_init_only(c)]
+    assert not circles, "import circles:\n" + "\n".join(circles)
+
+
+def _package_init_only(circle: str) -> bool:
+    modules = circle.split(" → ")
+    return all(
+        a == b or b.startswith(a + ".") or a.startswith(b + ".")
+        for a, b in itertools.pairwise(modules)
+    )
+
+
+# Generated example data may be longer than the rest (docs/architecture.md).
+LONG_MODULES_ALLOWED = {"examples/jaffle_shop/generator.py"}
+
+
+def test_no_module_over_500_lines() -> None:
+    long = []
+    for path in PACKAGE.rglob("*.py"):
+        rel = path.relative_to(PACKAGE).as_posix()
+        lines = len(path.read_text(encoding="utf-8").splitlines())
+        if lines > 500 and rel not in LONG_MODULES_ALLOWED:
+            long.append(f"{rel}: {lines} lines")
+    assert not long, "split these modules along their jobs:\n" + "\n".join(long)
+
+
+# Who may close a warehouse connection: the session that owns it, and the engine modules that
+# implement close() (a lost connection is dropped where the driver reports it).
+CLOSE_OWNERS = {"session.py"}
+
+
+def test_only_the_session_closes_warehouse_connections() -> None:
+    found = []
+    for path in PACKAGE.rglob("*.py"):
+        rel = path.relative_to(PACKAGE).as_posix()
+        if rel in CLOSE_OWNERS or rel.startswith("warehouse/"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "close"
+                and "warehouse" in ast.unparse(node.func.value).lower()
+            ):
+                found.append(f"{rel}:{node.lineno}: {ast.unparse(node)}")
+    assert not found, "only a Session closes its warehouse (use session.release()):\n" + "\n".join(
+        found
+    )
+
+
+CONTEXT_SHAPE = {
+    "config",
+    "config_file",
+    "project_dir",
+    "transform_dir",
+    "warehouse",
+    "target_name",
+}
+
+
+def test_nothing_below_the_context_receives_it() -> None:
+    """Lower layers get a Session, Sessions or Project; none names the Context or copies its
+    shape in a Protocol."""
+    found = []
+    for path in PACKAGE.rglob("*.py"):
+        rel = path.relative_to(PACKAGE).as_posix()
+        if rel.split("/")[0] in ("cli", "context.py", "__init__.py"):
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ClassDef) and any(
+                ast.unparse(b).endswith("Protocol") for b in node.bases
+            ):
+                members = {
+                    getattr(m, "name", None) or ast.unparse(getattr(m, "target", m))
+                    for m in node.body
+                }
+                if members & CONTEXT_SHAPE:
+                    found.append(f"{rel}: Protocol {node.name} copies the Context's shape")
+            if isinstance(node, ast.ImportFrom) and node.module == "stackyard.context":
+                found.append(f"{rel}: imports stackyard.context")
+            if (
+                isinstance(node, ast.Attribute)
+                and node.attr in CONTEXT_SHAPE
+                and isinstance(node.value, ast.Attribute)
+                and node.value.attr == "context"
+            ):
+                found.append(f"{rel}:{node.lineno}: {ast.unparse(node)}")
+    assert not found, "\n".join(found)
+
+
+def test_the_cli_reaches_the_context_typed() -> None:
+    """mypy follows calls from the CLI into the Context: _context returns a Context, not Any."""
+    import inspect
+
+    from stackyard.cli import common
+
+    signature = inspect.signature(common._context)
+    assert signature.return_annotation == "Context"
+    assert "Any" not in str(inspect.signature(common._with_context))

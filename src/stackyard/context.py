@@ -11,28 +11,34 @@ options, calls one method here, and renders what it returns.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from stackyard.config.loader import find_project_file, load_project_config
 from stackyard.config.model import ProjectConfig
+from stackyard.config.project import Project
 from stackyard.config.secrets import Secrets
 from stackyard.console import Console, NullConsole
 from stackyard.errors import ConfigError, UsageError, did_you_mean
+from stackyard.metadata.history import History, RunSummary
 from stackyard.results import RunResult
-from stackyard.runner.history import History, RunSummary
-from stackyard.warehouse import QueryResult, Warehouse, open_warehouse
+from stackyard.session import Session, Sessions, write_profiles
+from stackyard.warehouse import QueryResult, Warehouse
 
 if TYPE_CHECKING:
     from stackyard.infra.service import AccessControl
     from stackyard.monitors.service import Monitoring
     from stackyard.runbooks.reload import ReloadPlan
     from stackyard.runbooks.sources import SourceAddResult, SourcesRunbook
+    from stackyard.runbooks.users import UsersRunbook
+    from stackyard.transform.dbt import Dbt
 
 
 class Context:
-    """A loaded stackyard project.
+    """A loaded stackyard project, and the owner of its warehouse connections.
+
+    Use it in a ``with`` block (the CLI does) so every connection it opened is closed at the
+    end; :meth:`close` does the same by hand.
 
     Args:
         path: the project folder, a folder inside it, or its stackyard.yml; default: the
@@ -52,19 +58,57 @@ class Context:
         console: Console | None = None,
         environ: Mapping[str, str] | None = None,
     ) -> None:
-        self.config_file = find_project_file(Path(path) if path else Path.cwd())
-        self.project_dir = self.config_file.parent
-        self.config: ProjectConfig = load_project_config(self.config_file)
-        self.console: Console = console or NullConsole()
-        self.secrets = Secrets(self.project_dir, environ)
-        self._warehouses: dict[str, Warehouse] = {}
+        project = Project.load(Path(path) if path else Path.cwd(), environ)
+        self._sessions = Sessions(project, console or NullConsole())
 
-    # ------------------------------------------------------------------ targets
+    def __enter__(self) -> Context:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ the project
+
+    @property
+    def console(self) -> Console:
+        """Where progress goes."""
+        return self._sessions.console
+
+    @console.setter
+    def console(self, console: Console) -> None:
+        self._sessions.use_console(console)
+
+    @property
+    def project(self) -> Project:
+        """The project as read (re-read after a command of this Context changed it)."""
+        return self._sessions.project
+
+    @property
+    def config(self) -> ProjectConfig:
+        """stackyard.yml, validated."""
+        return self.project.config
+
+    @property
+    def config_file(self) -> Path:
+        """The project's stackyard.yml."""
+        return self.project.config_file
+
+    @property
+    def project_dir(self) -> Path:
+        """The project folder."""
+        return self.project.project_dir
+
+    @property
+    def secrets(self) -> Secrets:
+        """The project's secrets."""
+        return self.project.secrets
 
     @property
     def transform_dir(self) -> Path:
         """The dbt project folder."""
-        return self.project_dir / self.config.transform.path
+        return self.project.transform_dir
+
+    # ------------------------------------------------------------------ targets
 
     def target_name(self, target: str | None) -> str:
         """The target to use: the one given, else ``defaults.target``.
@@ -72,45 +116,31 @@ class Context:
         Raises:
             UsageError: the name is not a target in stackyard.yml.
         """
-        name = target or self.config.defaults.target
-        if name not in self.config.targets:
-            known = sorted(self.config.targets)
-            raise UsageError(
-                f"unknown target '{name}'{did_you_mean(name, known)}",
-                hint=f"targets in {self.config_file.name}: {', '.join(known)}",
-            )
-        return name
+        return self.project.target_name(target)
+
+    def session(self, target: str | None = None) -> Session:
+        """The session of a target: its warehouse, console and dbt."""
+        return self._sessions.get(target)
 
     def warehouse(self, target: str | None = None) -> Warehouse:
         """The warehouse of a target (connected lazily, on first query)."""
-        name = self.target_name(target)
-        if name not in self._warehouses:
-            self._warehouses[name] = open_warehouse(
-                name, self.config.targets[name], self.project_dir, self.secrets
-            )
-        return self._warehouses[name]
+        return self.session(target).warehouse
 
     def close(self) -> None:
         """Close every warehouse connection this context opened."""
-        for warehouse in self._warehouses.values():
-            warehouse.close()
+        self._sessions.close()
 
     # ------------------------------------------------------------------ dbt
 
     def write_profiles(self) -> Path:
         """Generate ``transform/profiles.yml`` from the targets; return its path."""
-        from stackyard.transform.dbt import write_profiles
+        return write_profiles(self.project)
 
-        outputs = {name: self.warehouse(name).dbt_output() for name in self.config.targets}
-        return write_profiles(self.transform_dir, outputs, self.config.defaults.target)
-
-    def dbt(self, target: str | None = None, **kwargs: Any) -> Any:
+    def dbt(
+        self, target: str | None = None, on_node: Callable[[str, str, str], None] | None = None
+    ) -> Dbt:
         """A :class:`~stackyard.transform.dbt.Dbt` runner for a target, profiles refreshed."""
-        from stackyard.transform.dbt import Dbt
-
-        self.write_profiles()
-        warehouse = self.warehouse(target)
-        return Dbt(self.transform_dir, warehouse.target_name, warehouse.secret_env(), **kwargs)
+        return self.session(target).dbt(on_node)
 
     # ------------------------------------------------------------------ jobs
 
@@ -142,25 +172,14 @@ class Context:
         """
         from stackyard.runner.run import RunJob
 
-        warehouse = self.warehouse(target)
+        session = self.session(target)
         self._check_selection(select)
         if full_refresh and refresh is None:
             chosen = [s for s in select if s in self.config.sources] or [
                 n for n, s in self.config.sources.items() if s.enabled and not select
             ]
             refresh = {s: () for s in chosen}
-        job = RunJob(
-            project=self.config,
-            project_dir=self.project_dir,
-            transform_dir=self.transform_dir,
-            warehouse=warehouse,
-            secrets=self.secrets,
-            console=self.console,
-            make_dbt=lambda **kw: self.dbt(warehouse.target_name, **kw),
-            force_build=force_build,
-            refresh=refresh,
-        )
-        return job.execute(select)
+        return RunJob(session, force_build=force_build, refresh=refresh).execute(select)
 
     def reload_plan(self, spec: str, target: str | None = None) -> ReloadPlan:
         """The steps ``stackyard reload SOURCE[.TABLE]`` would take (nothing is changed)."""
@@ -182,21 +201,13 @@ class Context:
             raise UsageError("the query is empty", hint='pass it quoted: stackyard sql "select 1"')
         return self.warehouse(target).query(query)
 
-    # ------------------------------------------------------------------ sources runbook
+    # ------------------------------------------------------------------ runbooks
 
     def sources(self, target: str | None = None) -> SourcesRunbook:
         """The "Adding Data Sources" runbook (add / remove / list / show) on a target."""
         from stackyard.runbooks.sources import SourcesRunbook
 
-        warehouse = self.warehouse(target)
-        return SourcesRunbook(
-            project_file=self.config_file,
-            transform_dir=self.transform_dir,
-            warehouse=warehouse,
-            secrets=self.secrets,
-            console=self.console,
-            make_dbt=lambda **kw: self._fresh_dbt(warehouse.target_name, **kw),
-        )
+        return SourcesRunbook(self.session(target))
 
     def source_add(
         self,
@@ -211,18 +222,15 @@ class Context:
 
         Args:
             name: the new source's name.
-            kind: ``sql_database``, ``filesystem``, ``rest_api`` or ``python``.
+            kind: a registered source kind (``stackyard source add --help`` lists them).
             options: the kind's keys as in stackyard.yml (None for options not given).
             load: run the first load and generate models (``--no-load`` turns it off).
             target: where to load; default ``defaults.target``.
         """
         runbook = self.sources(target)
-        return runbook.add(name, runbook.entry(name, kind, options), load=load)
-
-    def _fresh_dbt(self, target: str, **kwargs: Any) -> Any:
-        # `source add` changes stackyard.yml; profiles and config are re-read first.
-        self.config = load_project_config(self.config_file)
-        return self.dbt(target, **kwargs)
+        result = runbook.add(name, runbook.entry(name, kind, options), load=load)
+        self._sessions.reload()  # stackyard.yml changed: later calls see the new source
+        return result
 
     def _check_selection(self, select: Sequence[str]) -> None:
         known = self._model_names()
@@ -260,13 +268,19 @@ class Context:
         return {n["name"] for n in nodes.values() if n.get("resource_type") != "test"}
 
     def access(self) -> AccessControl:
-        """Warehouse access control: plan, apply, policy checks, users and keys, review."""
+        """Warehouse access control: plan, apply, policy checks, review."""
         from stackyard.infra.service import AccessControl
 
-        return AccessControl(self)
+        return AccessControl(self.project, self._sessions)
+
+    def users(self) -> UsersRunbook:
+        """The "Adding Users" runbook: add, rotate-key, remove."""
+        from stackyard.runbooks.users import UsersRunbook
+
+        return UsersRunbook(self.project, self._sessions)
 
     def monitoring(self) -> Monitoring:
         """Monitors on demand, table health, known incidents and the HTML report."""
         from stackyard.monitors.service import Monitoring
 
-        return Monitoring(self)
+        return Monitoring(self.project, self._sessions)

@@ -210,7 +210,7 @@ def test_a_failing_statement_rolls_back_the_whole_apply(pg_project: PgProject) -
         (*plan.steps, Step("grant", "GRANT nonsense", "broken")),
     )
     with pytest.raises(WarehouseError, match="nothing was applied"):
-        execute(broken, access.context.warehouse("prod"))
+        execute(broken, access.sessions.get("prod").warehouse)
     with pg_project.connect() as admin:
         count = admin.execute(
             "SELECT count(*) FROM pg_roles WHERE rolname LIKE %s", (pg_project.prefix + "%",)

@@ -57,7 +57,7 @@ def test_user_add_service_writes_private_key_0600_and_public_key_to_yml(tmp_path
 
 def test_user_add_print_key_writes_no_file(tmp_path: Path) -> None:
     path = project(tmp_path)
-    change = Context(path).access().user_add("SVC_DLT", service=True, print_key=True)
+    change = Context(path).users().add("SVC_DLT", service=True, print_key=True)
     assert change.private_key and change.private_key.startswith("-----BEGIN PRIVATE KEY-----")
     assert change.key_file is None and not (path / ".stackyard" / "keys").exists()
     assert Context(path).access().declaration().user("SVC_DLT").loader == "dlt"  # type: ignore[union-attr]
@@ -65,25 +65,25 @@ def test_user_add_print_key_writes_no_file(tmp_path: Path) -> None:
 
 def test_user_add_person_and_remove(tmp_path: Path) -> None:
     path = project(tmp_path)
-    access = Context(path).access()
-    access.user_add("carol")
+    users = Context(path).users()
+    users.add("carol")
     assert Context(path).access().declaration().user("carol").roles == (  # type: ignore[union-attr]
         "ANALYTICS_DEVELOPER",
         "DEV_CAROL",
     )
     with pytest.raises(UsageError, match="already declared"):
-        Context(path).access().user_add("carol")
-    Context(path).access().user_remove("carol")
+        Context(path).users().add("carol")
+    Context(path).users().remove("carol")
     assert Context(path).access().declaration().user("carol") is None
     with pytest.raises(UsageError, match="derived from the sources"):
-        Context(path).access().user_remove("SVC_DLT")
+        Context(path).users().remove("SVC_DLT")
 
 
 def test_invalid_user_changes_write_nothing(tmp_path: Path) -> None:
     path = project(tmp_path)
     before = (path / "stackyard.yml").read_text()
     with pytest.raises(ConfigError, match="NOPE"):
-        Context(path).access().user_add("dave", roles=["NOPE"])
+        Context(path).users().add("dave", roles=["NOPE"])
     result = runner.invoke(app, ["user", "add", 'x"; DROP', "--project", str(path)])
     assert result.exit_code == 2
     assert (path / "stackyard.yml").read_text() == before
@@ -91,10 +91,10 @@ def test_invalid_user_changes_write_nothing(tmp_path: Path) -> None:
 
 def test_rotate_key_uses_slot_two_then_finish_replaces_slot_one(tmp_path: Path) -> None:
     path = project(tmp_path)
-    Context(path).access().user_add("SVC_DLT", service=True)
+    Context(path).users().add("SVC_DLT", service=True)
     first = Context(path).access().declaration().user("SVC_DLT")
     assert first is not None and first.rsa_public_key and not first.rsa_public_key_2
-    change = Context(path).access().rotate_key("SVC_DLT", target="prod")
+    change = Context(path).users().rotate_key("SVC_DLT", target="prod")
     assert change.action == "rotation started" and not change.applied  # Snowflake: SQL only
     assert change.plan is not None
     assert any("RSA_PUBLIC_KEY_2 = " in s for s in change.plan.statements())
@@ -102,8 +102,8 @@ def test_rotate_key_uses_slot_two_then_finish_replaces_slot_one(tmp_path: Path) 
     assert rotating is not None and rotating.rsa_public_key == first.rsa_public_key
     assert rotating.rsa_public_key_2
     with pytest.raises(UsageError, match="in progress"):
-        Context(path).access().rotate_key("SVC_DLT", target="prod")
-    Context(path).access().rotate_key("SVC_DLT", finish=True, target="prod")
+        Context(path).users().rotate_key("SVC_DLT", target="prod")
+    Context(path).users().rotate_key("SVC_DLT", finish=True, target="prod")
     done = Context(path).access().declaration().user("SVC_DLT")
     assert done is not None and done.rsa_public_key == rotating.rsa_public_key_2
     assert done.rsa_public_key_2 is None
@@ -113,9 +113,9 @@ def test_rotate_key_uses_slot_two_then_finish_replaces_slot_one(tmp_path: Path) 
 
 @pytest.mark.postgres
 def test_rotate_key_applies_on_postgres(pg_project: PgProject) -> None:
-    access = pg_project.context().access()
-    access.user_add("SVC_DLT", service=True)
-    change = pg_project.context().access().rotate_key("SVC_DLT", target="prod")
+    users = pg_project.context().users()
+    users.add("SVC_DLT", service=True)
+    change = pg_project.context().users().rotate_key("SVC_DLT", target="prod")
     assert change.applied
     assert not pg_project.context().access().plan("prod").has_changes
     assert any("not used on Postgres" in n for n in change.plan.notes)  # type: ignore[union-attr]

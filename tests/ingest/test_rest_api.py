@@ -91,8 +91,7 @@ def test_persistent_500_fails_the_source_clearly(api: tuple[ApiState, str], tmp_
 
 def test_wrong_token_and_malformed_page(api: tuple[ApiState, str], tmp_path: Path) -> None:
     state, url = api
-    ctx = project_for(tmp_path, url)
-    ctx.secrets = type(ctx.secrets)(ctx.project_dir, {"CRM_TOKEN": "wrong"})
+    ctx = Context(project_for(tmp_path, url).project_dir, environ={"CRM_TOKEN": "wrong"})
     result = ctx.run()
     assert result.loads[0].status == "failed" and "401" in (result.loads[0].error or "")
     state.malformed_page = 2

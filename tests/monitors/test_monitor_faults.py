@@ -11,12 +11,15 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from stackyard.config.model import ProjectConfig
+from stackyard.config.model import DuckDBTarget, ProjectConfig
+from stackyard.config.project import Project
+from stackyard.config.secrets import Secrets
 from stackyard.console import CaptureConsole
 from stackyard.monitors.health import MonitorReport
 from stackyard.monitors.service import Monitoring
 from stackyard.monitors.suite import MonitorSuite
 from stackyard.results import RunResult, SourceLoad, TableLoad
+from stackyard.session import Sessions
 from stackyard.warehouse.base import Warehouse
 from tests.monitors.conftest import Webhook, duckdb_warehouse
 
@@ -195,9 +198,7 @@ def test_incidents_are_recorded_against_a_monitored_table(tmp_path: Path) -> Non
     w.close()
     first = by_table(check(None))["app.events"]
     assert first.status == "ok"
-    monitoring = Monitoring(
-        _Ctx(tmp_path, project(tables={"app.events": {"time_column": "day"}}), w)
-    )
+    monitoring = _monitoring(tmp_path, project(tables={"app.events": {"time_column": "day"}}))
     incident = monitoring.mark_incident(None, "app.events", "2026-02-20", "2026-02-26", "feed down")
     assert (incident.table, incident.start, incident.end) == (
         "app.events",
@@ -208,15 +209,9 @@ def test_incidents_are_recorded_against_a_monitored_table(tmp_path: Path) -> Non
     assert stored == (("app.events", "feed down"),)
 
 
-class _Ctx:
-    """The few Context attributes Monitoring uses."""
-
-    def __init__(self, folder: Path, config: ProjectConfig, warehouse: Warehouse) -> None:
-        self.config = config
-        self.project_dir = folder
-        self.console = CaptureConsole()
-        self.transform_dir = folder / "transform"
-        self._w = warehouse
-
-    def warehouse(self, target: str | None = None) -> Warehouse:
-        return self._w
+def _monitoring(folder: Path, config: ProjectConfig) -> Monitoring:
+    """Monitoring of a project whose dev target is the test's warehouse file."""
+    target = DuckDBTarget(type="duckdb", path=str(folder / "w.duckdb"))
+    config = config.model_copy(update={"targets": {"dev": target}})
+    loaded = Project(folder / "stackyard.yml", config, Secrets(folder, environ={}))
+    return Monitoring(loaded, Sessions(loaded, CaptureConsole()))

@@ -18,9 +18,8 @@ from stackyard.cli.common import (
     JsonOpt,
     ProjectOpt,
     TargetOpt,
-    _context,
-    _guard,
     _print_json,
+    _with_context,
     err,
     out,
 )
@@ -44,10 +43,6 @@ user_app = typer.Typer(
 access_app = typer.Typer(help="Review who can access what.", no_args_is_help=True)
 
 
-def _access(project: Path | None) -> Any:
-    return _context(project).access()
-
-
 def plan(
     project: ProjectOpt = None,
     target: TargetOpt = None,
@@ -68,7 +63,9 @@ def plan(
     from stackyard.infra.explainer import explain
 
     try:
-        result = _guard(lambda: _access(project).plan(target, live_state=live_state))
+        result = _with_context(
+            project, lambda context: context.access().plan(target, live_state=live_state)
+        )
     except typer.Exit as exc:
         if detailed_exitcode and exc.exit_code != EXIT_OK:
             raise typer.Exit(EXIT_FAILED) from None
@@ -108,10 +105,11 @@ def apply(
     if plan_file is not None and target is not None:
         err.print("error: a saved plan names its own target; drop --target", markup=False)
         raise typer.Exit(EXIT_USAGE)
-    result = _guard(
-        lambda: _access(project).apply(
+    result = _with_context(
+        project,
+        lambda context: context.access().apply(
             plan_file, target=target, allow_destructive=allow_destructive
-        )
+        ),
     )
     if as_json:
         _print_json({"statements_run": result.statements_run, "plan": result.plan.to_dict()})
@@ -142,7 +140,9 @@ def policy_check(
     as_json: JsonOpt = False,
 ) -> None:
     """Evaluate built-in rules and policies/*.py; exit 1 on any violation."""
-    report = _guard(lambda: _access(project).policy_check(target, live_state=live_state))
+    report = _with_context(
+        project, lambda context: context.access().policy_check(target, live_state=live_state)
+    )
     if as_json:
         _print_json(
             {
@@ -194,10 +194,11 @@ def user_add(
     project: ProjectOpt = None,
 ) -> None:
     """Declare a user in stackyard.yml (a service account gets a key pair)."""
-    change = _guard(
-        lambda: _access(project).user_add(
+    change = _with_context(
+        project,
+        lambda context: context.users().add(
             name, service=service, roles=role or [], loader=loader, print_key=print_key
-        )
+        ),
     )
     _render_user_change(change)
 
@@ -216,8 +217,11 @@ def user_rotate_key(
     target: TargetOpt = None,
 ) -> None:
     """Put a new key in the second slot and apply; --finish removes the old key."""
-    change = _guard(
-        lambda: _access(project).rotate_key(name, finish=finish, target=target, print_key=print_key)
+    change = _with_context(
+        project,
+        lambda context: context.users().rotate_key(
+            name, finish=finish, target=target, print_key=print_key
+        ),
     )
     _render_user_change(change)
 
@@ -228,7 +232,7 @@ def user_remove(
     project: ProjectOpt = None,
 ) -> None:
     """Remove a user from stackyard.yml; the next apply (--allow-destructive) drops it."""
-    change = _guard(lambda: _access(project).user_remove(name))
+    change = _with_context(project, lambda context: context.users().remove(name))
     _render_user_change(change)
 
 
@@ -267,7 +271,9 @@ def access_review(
     if fmt not in ("table", "csv"):
         err.print(f"error: unknown --format '{fmt}'; expected table or csv", markup=False)
         raise typer.Exit(EXIT_USAGE)
-    report = _guard(lambda: _access(project).review(target, live_state=live_state))
+    report = _with_context(
+        project, lambda context: context.access().review(target, live_state=live_state)
+    )
     if fmt == "csv":
         out.file.write(report.to_csv())
         return

@@ -11,12 +11,16 @@ from collections.abc import Callable
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console as RichTerminal
 
 from stackyard.errors import EXIT_FAILED, StackyardError
+
+if TYPE_CHECKING:
+    from stackyard.console import Console
+    from stackyard.context import Context
 
 _state: dict[str, bool] = {"debug": False}
 out = RichTerminal()
@@ -71,10 +75,22 @@ def _error(label: str, message: str, hint: str | None) -> None:
         err.print(Text(f"  → {hint}"), soft_wrap=True)
 
 
-def _context(project: Path | None, console: Any = None) -> Any:
+def _context(project: Path | None, console: Console | None = None) -> Context:
+    """The project's Context; use it in a ``with`` block so its connections are closed."""
     from stackyard.context import Context
 
     return Context(project, console=console)
+
+
+def _with_context(project: Path | None, action: Callable[[Context], T]) -> T:
+    """Open the project, do one thing with it and close its connections, inside the error
+    boundary."""
+
+    def run() -> T:
+        with _context(project) as context:
+            return action(context)
+
+    return _guard(run)
 
 
 def _json_default(value: Any) -> Any:

@@ -21,6 +21,7 @@ from stackyard.cli.common import (
     _guard,
     _print_json,
     _state,
+    _with_context,
     out,
 )
 from stackyard.errors import EXIT_USAGE
@@ -104,15 +105,15 @@ def run(
         )
 
     if as_json:
-        context = _guard(lambda: _context(project))
-        result = _guard(lambda: call(context))
+        with _guard(lambda: _context(project)) as context:
+            result = _guard(lambda: call(context))
         _print_json(result.to_dict())
         raise typer.Exit(result.exit_code)
-    context = _guard(lambda: _context(project))
-    console = RichConsole(out, redact=context.secrets.redact)
-    context.console = console
-    with console:
-        result = _guard(lambda: call(context))
+    with _guard(lambda: _context(project)) as context:
+        console = RichConsole(out, redact=context.secrets.redact)
+        context.console = console
+        with console:
+            result = _guard(lambda: call(context))
     out.print()
     out.print(run_summary(result))
     raise typer.Exit(result.exit_code)
@@ -130,7 +131,7 @@ def status(
 
     from stackyard.cli.render import status_table
 
-    runs = _guard(lambda: _context(project).status(target=target, limit=limit))
+    runs = _with_context(project, lambda context: context.status(target=target, limit=limit))
     if as_json:
         _print_json([asdict(r) for r in runs])
         return
@@ -150,7 +151,7 @@ def sql(
     """Run a query against a target and print the result."""
     from stackyard.cli.render import query_table
 
-    result = _guard(lambda: _context(project).sql(query, target=target))
+    result = _with_context(project, lambda context: context.sql(query, target=target))
     if as_json:
         _print_json({"columns": list(result.columns), "rows": result.as_dicts()})
         return

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from stackyard.cli.common import JsonOpt, ProjectOpt, TargetOpt, _context, _guard, _print_json, out
+from stackyard.cli.common import JsonOpt, ProjectOpt, TargetOpt, _print_json, _with_context, out
 
 incident_app = typer.Typer(
     name="incident",
@@ -44,7 +44,7 @@ def monitor(project: ProjectOpt = None, target: TargetOpt = None, as_json: JsonO
 
     Exits 1 when a table is anomalous or missing.
     """
-    result = _guard(lambda: _context(project).monitoring().run_now(target))
+    result = _with_context(project, lambda context: context.monitoring().run_now(target))
     if as_json:
         _print_json(result.to_dict())
     else:
@@ -63,7 +63,7 @@ def health(project: ProjectOpt = None, target: TargetOpt = None, as_json: JsonOp
 
     Exits 1 when a table is anomalous or missing, 0 otherwise.
     """
-    result = _guard(lambda: _context(project).monitoring().health(target))
+    result = _with_context(project, lambda context: context.monitoring().health(target))
     if as_json:
         _print_json(result.to_dict())
         raise typer.Exit(result.exit_code)
@@ -84,7 +84,7 @@ def report(
 ) -> None:
     """Write one self-contained HTML report: health, lineage, volume, freshness, nulls,
     tests and runs. Works offline."""
-    path = _guard(lambda: _context(project).monitoring().report(target, out_file))
+    path = _with_context(project, lambda context: context.monitoring().report(target, out_file))
     out.print(f"[green]✔[/] wrote {path}", highlight=False)
 
 
@@ -99,8 +99,8 @@ def incident_mark(
     as_json: JsonOpt = False,
 ) -> None:
     """Record a known incident: the table's values in these days leave every baseline."""
-    incident = _guard(
-        lambda: _context(project).monitoring().mark_incident(target, table, start, end, note)
+    incident = _with_context(
+        project, lambda context: context.monitoring().mark_incident(target, table, start, end, note)
     )
     if as_json:
         _print_json(

@@ -14,8 +14,8 @@ from rich.spinner import Spinner
 from rich.table import Table
 from rich.text import Text
 
+from stackyard.metadata.history import RunSummary
 from stackyard.results import RunResult
-from stackyard.runner.history import RunSummary
 from stackyard.warehouse.base import QueryResult
 
 _STYLES = {"ok": "green", "warn": "yellow", "failed": "red", "skipped": "dim"}

@@ -17,6 +17,7 @@ from stackyard.cli.common import (
     _context,
     _guard,
     _print_json,
+    _with_context,
     out,
 )
 from stackyard.errors import UsageError
@@ -254,10 +255,10 @@ def register(app: typer.Typer) -> None:
         flags = dict(locals())
         flags.pop("kind")
         options = _guard(lambda: _options(kind, **flags))
-        context = _guard(lambda: _context(project))
-        result = _guard(
-            lambda: context.source_add(name, kind, options, load=not no_load, target=target)
-        )
+        with _guard(lambda: _context(project)) as context:
+            result = _guard(
+                lambda: context.source_add(name, kind, options, load=not no_load, target=target)
+            )
         if as_json:
             _print_json(asdict(result) | {"ok": result.ok})
             raise typer.Exit(result.exit_code)
@@ -297,23 +298,23 @@ def register(app: typer.Typer) -> None:
         as_json: JsonOpt = False,
     ) -> None:
         """Roll back `source add`: its files and config entry (and, with --drop-data, data)."""
-        context = _guard(lambda: _context(project))
-        if drop_data and not yes:
-            schema = (
-                _guard(lambda: context.config.dataset_for(name))
-                if name in context.config.sources
-                else name
+        with _guard(lambda: _context(project)) as context:
+            if drop_data and not yes:
+                schema = (
+                    _guard(lambda: context.config.dataset_for(name))
+                    if name in context.config.sources
+                    else name
+                )
+                if not typer.confirm(
+                    f"Drop schema '{schema}' and every table in it on target "
+                    f"'{context.target_name(target)}'? This cannot be undone.",
+                    default=False,
+                ):
+                    out.print("nothing removed")
+                    raise typer.Exit(1)
+            result = _guard(
+                lambda: context.sources(target).remove(name, drop_data=drop_data, force=force)
             )
-            if not typer.confirm(
-                f"Drop schema '{schema}' and every table in it on target "
-                f"'{context.target_name(target)}'? This cannot be undone.",
-                default=False,
-            ):
-                out.print("nothing removed")
-                raise typer.Exit(1)
-        result = _guard(
-            lambda: context.sources(target).remove(name, drop_data=drop_data, force=force)
-        )
         if as_json:
             _print_json(asdict(result))
             return
@@ -332,7 +333,7 @@ def register(app: typer.Typer) -> None:
         project: ProjectOpt = None, target: TargetOpt = None, as_json: JsonOpt = False
     ) -> None:
         """Every source: kind, tables, rows, last load and freshness."""
-        sources = _guard(lambda: _context(project).sources(target).status())
+        sources = _with_context(project, lambda context: context.sources(target).status())
         if as_json:
             _print_json([asdict(s) for s in sources])
             return
@@ -362,7 +363,7 @@ def register(app: typer.Typer) -> None:
         as_json: JsonOpt = False,
     ) -> None:
         """One source in detail: each table's rows, last load, freshness and model."""
-        status = _guard(lambda: _context(project).sources(target).status([name]))[0]
+        status = _with_context(project, lambda context: context.sources(target).status([name]))[0]
         if as_json:
             _print_json(asdict(status))
             return

@@ -17,7 +17,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from stackyard.config.model import StrictModel
+from stackyard.config.base import StrictModel
 
 # Letters, digits and underscores, starting with a letter: the names every engine can hold
 # unquoted. Anything else (quotes, spaces, semicolons) is refused here rather than quoted,

@@ -1,7 +1,10 @@
 """Editing stackyard.yml the way a person would: comments, order and quoting kept.
 
+The one owner of writes to stackyard.yml: every command that changes it (``source add`` /
+``remove``, ``user add`` / ``rotate-key`` / ``remove``) goes through :class:`ProjectFile`.
 ruamel.yaml's round-trip mode rewrites only the part that changed. Every edit is validated as
-a whole project before the file is replaced, so a failed edit leaves the file as it was.
+a whole project before the file is replaced (atomically), so a failed edit leaves the file as
+it was.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from stackyard.config.loader import load_project_config
+from stackyard.config.model import ProjectConfig
 from stackyard.errors import ConfigError
 
 
@@ -57,6 +61,33 @@ class ProjectFile:
             empty.fa.set_flow_style()
             self.data["sources"] = empty
 
+    def section(self, *keys: str) -> Any:
+        """The mapping at ``access.<keys…>``, created (empty) when missing."""
+        from ruamel.yaml.comments import CommentedMap
+
+        node = self.data
+        for key in ("access", *keys):
+            if node.get(key) is None:
+                node[key] = CommentedMap()
+            node = node[key]
+        return node
+
+    def find(self, *keys: str) -> Any:
+        """The value at ``access.<keys…>`` (names matched case-insensitively), or ``None``."""
+        node = self.data.get("access")
+        for key in keys:
+            if not isinstance(node, dict):
+                return None
+            node = next((v for k, v in node.items() if str(k).upper() == key.upper()), None)
+        return node
+
+    def key_of(self, section: str, name: str) -> str | None:
+        """How ``name`` is spelled in ``access.<section>``, or ``None``."""
+        node = self.find(section)
+        if not isinstance(node, dict):
+            return None
+        return next((str(k) for k in node if str(k).upper() == name.upper()), None)
+
     def text(self) -> str:
         """The edited file's text."""
         buffer = io.StringIO()
@@ -71,21 +102,34 @@ class ProjectFile:
         """
         self.write_text(self.text())
 
+    def validated(self) -> ProjectConfig:
+        """The project as the edited file would be; nothing is written.
+
+        Raises:
+            ConfigError: the edit would make stackyard.yml invalid.
+        """
+        return self._write(self.text(), replace=False)
+
     def write_text(self, text: str) -> None:
         """Validate ``text`` as stackyard.yml and write it in place of the file."""
+        self._write(text, replace=True)
+
+    def _write(self, text: str, *, replace: bool) -> ProjectConfig:
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".stackyard-", suffix=".yml")
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
                 handle.write(text)
             try:
-                load_project_config(Path(tmp))
+                config = load_project_config(Path(tmp))
             except ConfigError as exc:
                 raise ConfigError(
                     f"the change would make {self.path.name} invalid, so it was not made:\n"
                     f"{exc.message}",
                     hint="check the options given; stackyard.yml is unchanged",
                 ) from None
-            os.replace(tmp, self.path)
+            if replace:
+                os.replace(tmp, self.path)
+            return config
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)

@@ -10,28 +10,17 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
+
+from stackyard.config.access import AccessConfig
+from stackyard.config.base import SecretRef, StrictModel
+from stackyard.config.monitors import MonitorsConfig
 
 NAME_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
 _NAME = re.compile(NAME_PATTERN)
 
 # The runbook's default: daily at 07:00 UTC, after the overnight source exports.
 DEFAULT_SCHEDULE = "0 7 * * *"
-
-
-class StrictModel(BaseModel):
-    """Base for every config model: unknown keys are errors, values are immutable."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class SecretRef(StrictModel):
-    """A reference to a secret kept outside stackyard.yml, e.g. ``{secret: PROD_PG_PASSWORD}``."""
-
-    secret: str = Field(
-        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
-        description="Name of the environment variable / key in .stackyard/secrets.toml.",
-    )
 
 
 # --------------------------------------------------------------------------- targets
@@ -387,10 +376,6 @@ class TransformConfig(StrictModel):
 
 def _default_targets() -> dict[str, Target]:
     return {"dev": DuckDBTarget(type="duckdb")}
-
-
-from stackyard.config.access import AccessConfig  # noqa: E402  (access.py needs StrictModel)
-from stackyard.config.monitors import MonitorsConfig  # noqa: E402  (needs StrictModel)
 
 
 class ProjectConfig(StrictModel):

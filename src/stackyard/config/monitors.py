@@ -30,7 +30,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, PositiveFloat, field_validator, model_validator
 
-from stackyard.config.model import SecretRef, StrictModel
+from stackyard.config.base import SecretRef, StrictModel
 
 # "schema.table" for a source table or a model's relation, or a bare dbt model name.
 _TABLE_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)?$")

@@ -13,7 +13,7 @@ import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 
-from stackyard.config.model import SecretRef
+from stackyard.config.base import SecretRef
 from stackyard.errors import ConfigError, SecretMissingError
 
 SECRETS_FILE = Path(".stackyard") / "secrets.toml"

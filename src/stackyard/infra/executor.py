@@ -43,17 +43,15 @@ def execute(plan: Plan, warehouse: Warehouse) -> int:
 def _execute_postgres(plan: Plan, warehouse: Warehouse) -> int:
     import psycopg
 
-    connection = warehouse.raw_connection()  # type: ignore[attr-defined]
     done = 0
     try:
-        with connection.transaction(), connection.cursor() as cursor:
+        with warehouse.transaction() as cursor:  # type: ignore[attr-defined]
             for step in plan.steps:
                 cursor.execute(step.statement)
                 done += 1
-    except psycopg.OperationalError as exc:
-        warehouse.close()
+    except WarehouseUnreachableError as exc:
         raise WarehouseUnreachableError(
-            f"lost the connection to {warehouse.describe()} during apply: {exc}",
+            f"{exc.message} (during apply)",
             hint="nothing was applied (the transaction was rolled back): run apply again",
         ) from None
     except psycopg.Error as exc:

@@ -1,21 +1,19 @@
-"""Users and keys: RSA key pairs for service accounts, and edits to stackyard.yml.
+"""Keys for service accounts: RSA key pairs, the private half written once, mode 0600.
 
 A service account authenticates with a key pair only (the Security Hardening runbook). The
 private key is written once, mode 0600, under ``.stackyard/keys/`` (git-ignored) or printed
-once; only the public key goes into stackyard.yml. Edits keep the file's comments and layout
-(ruamel.yaml round trip), and are validated before anything is written.
+once; only the public key goes into stackyard.yml (edited through
+:class:`stackyard.config.edit.ProjectFile`).
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from stackyard.errors import ConfigError, UsageError
+from stackyard.errors import UsageError
 
 KEYS_DIR = Path(".stackyard") / "keys"
 
@@ -77,77 +75,3 @@ def write_private_key(project_dir: Path, user: str, pair: KeyPair) -> Path:
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         handle.write(pair.private_pem)
     return path
-
-
-class ProjectFile:
-    """stackyard.yml opened for editing, with comments kept."""
-
-    def __init__(self, path: Path) -> None:
-        from ruamel.yaml import YAML
-
-        self.path = path
-        self._yaml = YAML()
-        self._yaml.preserve_quotes = True
-        self._yaml.width = 4096
-        self.data: Any = self._yaml.load(path.read_text(encoding="utf-8"))
-
-    def section(self, *keys: str) -> Any:
-        """The mapping at ``access.<keys…>``, created (empty) when missing."""
-        from ruamel.yaml.comments import CommentedMap
-
-        node = self.data
-        for key in ("access", *keys):
-            if node.get(key) is None:
-                node[key] = CommentedMap()
-            node = node[key]
-        return node
-
-    def find(self, *keys: str) -> Any:
-        """The value at ``access.<keys…>``, or ``None``."""
-        node = self.data.get("access")
-        for key in keys:
-            if not isinstance(node, dict):
-                return None
-            node = next((v for k, v in node.items() if str(k).upper() == key.upper()), None)
-        return node
-
-    def key_of(self, section: str, name: str) -> str | None:
-        """How ``name`` is spelled in ``access.<section>``, or ``None``."""
-        node = self.find(section)
-        if not isinstance(node, dict):
-            return None
-        return next((str(k) for k in node if str(k).upper() == name.upper()), None)
-
-    def validate(self) -> Any:
-        """The edited file as a validated config, or a ConfigError; nothing is written."""
-        from pydantic import ValidationError
-
-        from stackyard.config.model import ProjectConfig
-        from stackyard.infra.declaration import build_declaration
-
-        try:
-            config = ProjectConfig.model_validate(_plain(self.data))
-        except ValidationError as exc:
-            raise ConfigError(
-                f"the change would make {self.path.name} invalid: {exc.errors()[0]['msg']}",
-                hint="nothing was written",
-            ) from None
-        build_declaration(config)
-        return config
-
-    def save(self) -> None:
-        """Validate, then write the file back."""
-        self.validate()
-        buffer = io.StringIO()
-        self._yaml.dump(self.data, buffer)
-        self.path.write_text(buffer.getvalue(), encoding="utf-8")
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    if isinstance(value, str):
-        return str(value)
-    return value

@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
-from stackyard.config.model import ProjectConfig
-from stackyard.config.secrets import Secrets
-from stackyard.console import Console
+from stackyard.config.project import Project
 from stackyard.errors import StackyardError
 from stackyard.ingest.counts import warehouse_counts
 from stackyard.ingest.drift import describe_contract_violation, required_columns
@@ -31,6 +29,7 @@ from stackyard.ingest.recovery import (
 )
 from stackyard.ingest.sources import build_resources
 from stackyard.results import RejectedRow, SourceLoad, TableLoad
+from stackyard.session import Session
 from stackyard.transform.staging import dbt_source_names
 from stackyard.warehouse.base import Warehouse
 
@@ -58,36 +57,51 @@ class LoadRequest:
     refresh: tuple[str, ...] | None = None
 
 
+@contextmanager
+def _dlt_settings(warehouse: Warehouse) -> Iterator[None]:
+    """dlt settings for one load into one warehouse, as environment variables that are put
+    back afterwards, so a load into one target never changes the next one's. A variable the
+    user set is left as it is."""
+    settings = {
+        # Arrow tables skip dlt's per-row normalizer; ask it to add the load id column that
+        # dbt sources and run history join on.
+        "NORMALIZE__PARQUET_NORMALIZER__ADD_DLT_LOAD_ID": "true",
+        "RUNTIME__LOG_LEVEL": "ERROR",
+        # Loaded packages are history dlt never reads again; keep .stackyard/ from growing
+        # with every run (the load ids stay in the warehouse's _dlt_loads and stackyard.loads).
+        "LOAD__DELETE_COMPLETED_JOBS": "true",
+    }
+    if not warehouse.COMPRESS_LOAD_FILES:
+        # ~5 % of a 1M-row load (docs/performance.md); the files never leave the machine.
+        settings["DATA_WRITER__COMPRESSION"] = "none"
+    added = [key for key in settings if key not in os.environ]
+    os.environ.update({key: settings[key] for key in added})
+    try:
+        yield
+    finally:
+        for key in added:
+            os.environ.pop(key, None)
+
+
 class Loader:
     """Runs dlt pipelines for a project's sources into one warehouse."""
 
-    def __init__(
-        self,
-        project: ProjectConfig,
-        project_dir: Path,
-        warehouse: Warehouse,
-        secrets: Secrets,
-        console: Console,
-    ) -> None:
-        self.project = project
-        self.project_dir = project_dir
-        self.warehouse = warehouse
-        self.secrets = secrets
-        self.console = console
-        self.pipelines_dir = project_dir / ".stackyard" / "pipelines"
-        self.transform_dir = project_dir / project.transform.path
+    def __init__(self, session: Session, project: Project | None = None) -> None:
+        """Args:
+        session: the target's session (its warehouse is the destination).
+        project: the project to load from; default: the session's (a runbook that just
+            changed stackyard.yml passes the re-read one).
+        """
+        project = project or session.project
+        self.project = project.config
+        self.project_dir = project.project_dir
+        self.warehouse = session.warehouse
+        self.secrets = project.secrets
+        self.console = session.console
+        self.pipelines_dir = self.project_dir / ".stackyard" / "pipelines"
+        self.transform_dir = project.transform_dir
         # per source, for messages about contract violations (sources load in threads)
         self._required: dict[str, dict[str, dict[str, list[str]]]] = {}
-        # Arrow tables skip dlt's per-row normalizer; ask it to add the load id column that
-        # dbt sources and run history join on.
-        os.environ.setdefault("NORMALIZE__PARQUET_NORMALIZER__ADD_DLT_LOAD_ID", "true")
-        os.environ.setdefault("RUNTIME__LOG_LEVEL", "ERROR")
-        # Loaded packages are history dlt never reads again; keep .stackyard/ from growing
-        # with every run (the load ids stay in the warehouse's _dlt_loads and stackyard.loads).
-        os.environ.setdefault("LOAD__DELETE_COMPLETED_JOBS", "true")
-        if not warehouse.COMPRESS_LOAD_FILES:
-            # ~5 % of a 1M-row load (docs/performance.md); the files never leave the machine.
-            os.environ.setdefault("DATA_WRITER__COMPRESSION", "none")
 
     def pipeline_name(self, source: str) -> str:
         """dlt pipeline name: one per source and target, so their states never mix."""
@@ -123,11 +137,14 @@ class Loader:
         workers = min(len(requests), self.project.defaults.parallel_loads)
         if not self.warehouse.PARALLEL_LOADS:
             workers = 1
-        if workers <= 1:
-            return [self._load_one(r, loaded_at) for r in requests]
-        _import_before_threads()
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="stackyard-load") as pool:
-            return list(pool.map(lambda r: self._load_one(r, loaded_at), requests))
+        with _dlt_settings(self.warehouse):
+            if workers <= 1:
+                return [self._load_one(r, loaded_at) for r in requests]
+            _import_before_threads()
+            with ThreadPoolExecutor(
+                max_workers=workers, thread_name_prefix="stackyard-load"
+            ) as pool:
+                return list(pool.map(lambda r: self._load_one(r, loaded_at), requests))
 
     def pipeline(self, source: str) -> Any:
         """The dlt pipeline object for a source (attached, not run)."""

@@ -5,7 +5,7 @@
 - :mod:`~stackyard.monitors.metrics` — one batched aggregate query per table (sqlglot);
 - :mod:`~stackyard.monitors.anomaly` — judges a table's daily volume against its own history;
 - :mod:`~stackyard.monitors.checks` — freshness, null rates, duplicates, schema drift, tests;
-- :mod:`~stackyard.monitors.store` — metric history, findings, snapshots, incidents, alert log
+- :mod:`~stackyard.metadata.monitors` — metric history, findings, snapshots, incidents, alert log
   in the ``stackyard`` schema;
 - :mod:`~stackyard.monitors.alerts` — one message per root cause to webhooks and e-mail;
 - :mod:`~stackyard.monitors.lineage` — table-level lineage from dbt's manifest;

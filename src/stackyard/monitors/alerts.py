@@ -37,9 +37,9 @@ from typing import Any
 from stackyard.config.monitors import AlertsConfig, EmailChannel, WebhookChannel
 from stackyard.config.secrets import Secrets
 from stackyard.errors import ConfigError
+from stackyard.metadata.monitors import MetricStore
 from stackyard.monitors.health import ALERTING, AlertOutcome, TableHealth
 from stackyard.monitors.lineage import Lineage
-from stackyard.monitors.store import MetricStore
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 # HTTP answers worth retrying: the receiver is overloaded or broken for now.

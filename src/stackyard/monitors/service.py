@@ -8,52 +8,37 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Protocol
 
-from stackyard.config.model import ProjectConfig
-from stackyard.console import Console
+from stackyard.config.project import Project
 from stackyard.errors import UsageError, did_you_mean
+from stackyard.metadata.monitors import Incident, MetricStore
 from stackyard.monitors.health import HealthReport, MonitorReport, health_from_findings
 from stackyard.monitors.lineage import Lineage
-from stackyard.monitors.store import Incident, MetricStore
 from stackyard.monitors.suite import MonitorSuite
-from stackyard.warehouse.base import Warehouse
-
-
-class ProjectContext(Protocol):
-    """What monitoring needs from :class:`stackyard.Context` (monitors sit below it)."""
-
-    config: ProjectConfig
-    project_dir: Path
-    console: Console
-
-    @property
-    def transform_dir(self) -> Path:
-        """The dbt project folder."""
-
-    def warehouse(self, target: str | None = None) -> Warehouse:
-        """The warehouse of a target."""
+from stackyard.session import Sessions
 
 
 class Monitoring:
     """Runs monitors on demand, answers health questions, records incidents, writes reports.
 
     Args:
-        context: the loaded project.
+        project: the loaded project.
+        sessions: its sessions, one per target (their owner closes them).
     """
 
-    def __init__(self, context: ProjectContext) -> None:
-        self.context = context
+    def __init__(self, project: Project, sessions: Sessions) -> None:
+        self.project = project
+        self.sessions = sessions
 
     def suite(self, target: str | None = None) -> MonitorSuite:
         """The monitor suite of a target."""
-        c = self.context
+        session = self.sessions.get(target)
         return MonitorSuite(
-            project=c.config,
-            project_dir=c.project_dir,
-            transform_dir=c.transform_dir,
-            warehouse=c.warehouse(target),
-            console=c.console,
+            project=self.project.config,
+            project_dir=self.project.project_dir,
+            transform_dir=self.project.transform_dir,
+            warehouse=session.warehouse,
+            console=session.console,
         )
 
     def run_now(self, target: str | None = None) -> MonitorReport:
@@ -65,7 +50,11 @@ class Monitoring:
         Returns:
             The pass's report.
         """
-        return self.suite(target).check(None)
+        session = self.sessions.get(target)
+        try:
+            return self.suite(target).check(None)
+        finally:
+            session.release()
 
     def health(self, target: str | None = None) -> HealthReport:
         """Every monitored table's status as of its latest monitor pass (no new measurement).
@@ -73,7 +62,7 @@ class Monitoring:
         Returns:
             The report; empty (with ``measured_at`` ``None``) before the first pass.
         """
-        store = MetricStore(self.context.warehouse(target))
+        store = MetricStore(self.sessions.get(target).warehouse)
         if not store.exists():
             return HealthReport()
         measured_at, rows = store.latest_findings()
@@ -108,13 +97,13 @@ class Monitoring:
                 f"the incident ends ({last}) before it starts ({first})",
                 hint="--start is the first day, --end the last day (inclusive)",
             )
-        warehouse = self.context.warehouse(target)
-        store = MetricStore(warehouse)
+        session = self.sessions.get(target)
+        store = MetricStore(session.warehouse)
         store.ensure()
         relation = self._relation(table, store)
         incident = Incident(relation, first, last, note)
         store.add_incident(incident, datetime.now(UTC))
-        warehouse.close()
+        session.release()
         return incident
 
     def report(self, target: str | None = None, out: Path | str = "report.html") -> Path:
@@ -129,17 +118,17 @@ class Monitoring:
         """
         from stackyard.monitors.report import build_report
 
-        warehouse = self.context.warehouse(target)
+        session = self.sessions.get(target)
         html = build_report(
-            project=self.context.config,
-            warehouse=warehouse,
-            lineage=Lineage.load(self.context.transform_dir),
+            project=self.project.config,
+            warehouse=session.warehouse,
+            lineage=Lineage.load(self.project.transform_dir),
             now=datetime.now(UTC),
         )
         path = Path(out)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(html, encoding="utf-8")
-        warehouse.close()
+        session.release()
         return path
 
     def _relation(self, table: str, store: MetricStore) -> str:

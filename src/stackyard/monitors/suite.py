@@ -25,47 +25,38 @@ from __future__ import annotations
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
-from stackyard.config.model import (
-    FilesystemSource,
-    ProjectConfig,
-    PythonSource,
-    SqlDatabaseSource,
-)
+from stackyard.config.model import ProjectConfig
 from stackyard.console import Console
 from stackyard.errors import WarehouseError
+from stackyard.metadata.monitors import FindingRow, MetricRow, MetricStore, Snapshot
 from stackyard.monitors.alerts import Notifier, group_alerts
 from stackyard.monitors.anomaly import AnomalyConfig
 from stackyard.monitors.checks import (
-    anomaly_config,
     duplicates_check,
-    fill_days,
-    freshness_check,
     null_rate_checks,
     schema_checks,
     tests_check,
-    volume_checks,
 )
 from stackyard.monitors.health import Check, MonitorReport, TableHealth, sort_checks
+from stackyard.monitors.judging import Pass, PassHistory, judge_freshness, judge_volume
 from stackyard.monitors.lineage import Lineage
 from stackyard.monitors.metrics import (
-    TableMetrics,
     TableRef,
     metrics_query,
     parse_metrics,
     plan_metrics,
 )
-from stackyard.monitors.store import (
-    METADATA_SCHEMA,
-    FindingRow,
-    MetricRow,
-    MetricStore,
-    Snapshot,
+from stackyard.monitors.targets import (
+    as_tuple,
+    built_models,
+    table_columns,
+    table_owners,
+    tests_per_model,
+    watched_tables,
 )
 from stackyard.results import RunResult
 from stackyard.warehouse.base import Warehouse
@@ -106,16 +97,6 @@ def monitor_run(
         console=console,
     )
     return suite.check(run)
-
-
-@dataclass
-class _Pass:
-    """What one pass accumulates before it is written (internal)."""
-
-    now: datetime
-    metrics: list[MetricRow] = field(default_factory=list)
-    findings: list[FindingRow] = field(default_factory=list)
-    snapshots: list[Snapshot] = field(default_factory=list)
 
 
 class MonitorSuite:
@@ -172,12 +153,12 @@ class MonitorSuite:
         store.ensure()
         lineage = Lineage.load(self.transform_dir)
         snapshots = store.snapshots()
-        columns = self._columns()
-        targets = self._targets(run, lineage, snapshots, columns)
+        columns = table_columns(self.warehouse)
+        targets = watched_tables(self.project, run, lineage, snapshots, columns)
         relations = [t.relation for t in targets]
         today = now.date()
         since = today - timedelta(days=AnomalyConfig().training_days + self.config.recheck_days + 7)
-        context = _History(
+        context = PassHistory(
             volumes=store.volumes(relations, since),
             history=store.history(relations, ("null_rate", "duplicates", "freshness"), since),
             alerted=store.alerted_days(relations, "volume", since),
@@ -185,7 +166,7 @@ class MonitorSuite:
         )
         for incident in store.incidents(relations):
             context.incidents[incident.table].update(incident.days())
-        tests = self._tests(run, lineage)
+        tests = tests_per_model(self.warehouse, run, lineage)
         load_status = {
             (load.schema, t.table): load.status
             for load in (run.loads if run else ())
@@ -196,9 +177,9 @@ class MonitorSuite:
             for load in (run.loads if run else ())
             if load.status == "failed"
         }
-        built = self._built_models(run)
+        built = built_models(run)
 
-        state = _Pass(now)
+        state = Pass(now)
         healths = []
         for table in targets:
             health = self._check_table(
@@ -241,7 +222,7 @@ class MonitorSuite:
                     for t in targets
                     if t.kind == "source" and t.schema in failed_schemas
                 },
-                owners={t.relation: self._owners(t) for t in targets},
+                owners={t.relation: table_owners(self.project, t) for t in targets},
                 context=f"project {self.project.name} · target {self.warehouse.target_name} · "
                 f"run {run_id}",
             )
@@ -253,7 +234,6 @@ class MonitorSuite:
                 self.config.alerts, store, self.warehouse.secrets, sleep=self.sleep or time.sleep
             )
             outcomes = notifier.send(alerts, run_id, now)
-        self.warehouse.close()
         return MonitorReport(
             tables=tables,
             alerts=tuple(outcomes),
@@ -269,8 +249,8 @@ class MonitorSuite:
         table: TableRef,
         columns: Mapping[str, str] | None,
         previous: Snapshot | None,
-        history: _History,
-        state: _Pass,
+        history: PassHistory,
+        state: Pass,
         *,
         run: RunResult | None,
         loaded: bool,
@@ -280,7 +260,7 @@ class MonitorSuite:
     ) -> TableHealth:
         settings = self.config.for_table(table.relation, table.node)
         rel = table.relation
-        owners = self._owners(table)
+        owners = table_owners(self.project, table)
         checks: list[Check] = []
 
         def done() -> TableHealth:
@@ -318,7 +298,7 @@ class MonitorSuite:
             )
             return done()
 
-        key = _as_tuple(settings.key) or table.key
+        key = as_tuple(settings.key) or table.key
         today_start = datetime(state.now.year, state.now.month, state.now.day, tzinfo=UTC)
         plan = plan_metrics(
             table, columns, time_column=settings.time_column, key=key, today=today_start
@@ -344,7 +324,8 @@ class MonitorSuite:
                 Check("load", "anomaly", f"the load of source '{source}' failed: {error}")
             )
         checks.extend(
-            self._volume(
+            judge_volume(
+                self.config,
                 table,
                 plan.time_column,
                 metrics,
@@ -356,7 +337,11 @@ class MonitorSuite:
                 failed_source[0] if failed_source else None,
             )
         )
-        checks.append(self._freshness(table, metrics, history, state, run, built))
+        checks.append(
+            judge_freshness(
+                self.project.defaults.freshness, table, metrics, history, state, run, built
+            )
+        )
         excluded = history.incidents.get(rel, set())
         if metrics.row_count == 0:
             checks.append(Check("null_rate", "ok", "the table is empty: null rates not judged"))
@@ -392,307 +377,3 @@ class MonitorSuite:
                 checks.append(found)
                 state.metrics.append(MetricRow(rel, "tests_failed", len(failed), day=today))
         return done()
-
-    def _volume(
-        self,
-        table: TableRef,
-        time_column: str | None,
-        metrics: TableMetrics,
-        history: _History,
-        state: _Pass,
-        settings: Any,
-        run: RunResult | None,
-        loaded: bool,
-        failed_source: str | None,
-    ) -> list[Check]:
-        rel = table.relation
-        today = state.now.date()
-        stored = history.volumes.get(rel, {})
-        exclude = history.alerted.get(rel, set()) | history.incidents.get(rel, set())
-        config = anomaly_config(settings)
-        holidays = self.config.holidays
-        if time_column:
-            if not metrics.days:
-                if any(v > 0 for v in stored.values()):
-                    return [
-                        Check(
-                            "volume",
-                            "anomaly",
-                            f"no rows with a {time_column} any more (the table had rows before): "
-                            "emptied or reloaded without data?",
-                            day=today,
-                            value=0,
-                        )
-                    ]
-                return [
-                    Check("volume", "ok", f"no rows with a {time_column} yet: nothing to judge")
-                ]
-            # The table's own rows are the truth for every day they cover (deleted rows make
-            # a day smaller, a day with none becomes 0); stored days before them remain.
-            fresh = fill_days(metrics.days)
-            first = min(fresh)
-            series = {d: v for d, v in stored.items() if d < first} | fresh
-            last = max(fresh)
-            # The newest day is still arriving: judging it would alert every morning.
-            window = [last - timedelta(days=i) for i in range(self.config.recheck_days, 0, -1)]
-            # Days whose count is unchanged since the last pass keep their verdict; judged
-            # again are new or changed days, days alerted on (so health keeps saying what is
-            # wrong), and the latest complete day (whose band health shows).
-            alerted = history.alerted.get(rel, set())
-            judge = [
-                d
-                for d in window
-                if d in series and (stored.get(d) != series[d] or d in alerted or d == window[-1])
-            ]
-            since = today - timedelta(days=config.training_days + self.config.recheck_days + 7)
-            state.metrics.extend(
-                MetricRow(rel, "volume", v, day=d)
-                for d, v in fresh.items()
-                if d >= since and stored.get(d) != v
-            )
-            if not judge:
-                return [
-                    Check(
-                        "volume",
-                        "learning",
-                        f"rows by {time_column} cover {len(fresh)} day(s): no complete day to "
-                        "judge yet (the newest day is still arriving)",
-                        day=last,
-                        value=fresh[last],
-                    )
-                ]
-            return volume_checks(
-                series,
-                judge,
-                unit=f"rows with {time_column} on",
-                holidays=holidays,
-                exclude=exclude,
-                config=config,
-            )
-        if table.kind == "source" and metrics.rows_today is not None:
-            value: float = metrics.rows_today
-            unit = "rows loaded on"
-            if failed_source is not None:
-                return [
-                    Check(
-                        "volume",
-                        "ok",
-                        f"not judged: the load of source '{failed_source}' failed in this run",
-                    )
-                ]
-            if run is None and value == 0 and today not in stored:
-                return [Check("volume", "ok", f"not judged: no load yet on {today}")]
-            if run is not None and not loaded and value == 0 and today not in stored:
-                return [Check("volume", "ok", f"not judged: this run did not load {rel}")]
-        else:
-            value = metrics.row_count
-            unit = "rows after the build on" if table.kind == "model" else "rows on"
-        state.metrics.append(MetricRow(rel, "volume", value, day=today))
-        series = {d: v for d, v in stored.items() if d < today} | {today: value}
-        return volume_checks(
-            series, [today], unit=unit, holidays=holidays, exclude=exclude, config=config
-        )
-
-    def _freshness(
-        self,
-        table: TableRef,
-        metrics: TableMetrics,
-        history: _History,
-        state: _Pass,
-        run: RunResult | None,
-        built: set[str] | None,
-    ) -> Check:
-        fresh = self.project.defaults.freshness
-        rel = table.relation
-        if table.kind == "source":
-            last, what = metrics.last_loaded_at, "loaded"
-        else:
-            what = "built"
-            if built is not None and (table.unique_id in built or "*" in built):
-                last = state.now
-            else:
-                points = history.history.get((rel, "freshness", None), [])
-                last = datetime.fromtimestamp(points[-1][1], UTC) if points else None
-        if last is not None and table.kind == "model":
-            state.metrics.append(MetricRow(rel, "freshness", last.timestamp(), day=last.date()))
-        return freshness_check(
-            last,
-            state.now,
-            warn_hours=fresh.warn_after_hours,
-            error_hours=fresh.error_after_hours,
-            what=what,
-        )
-
-    # ------------------------------------------------------------------ what to watch
-
-    def _columns(self) -> dict[str, dict[str, str]]:
-        """Every table's columns in every schema, with one query."""
-        result = self.warehouse.query(
-            "SELECT table_schema, table_name, column_name, data_type "
-            "FROM information_schema.columns ORDER BY table_schema, table_name, ordinal_position"
-        )
-        found: dict[str, dict[str, str]] = defaultdict(dict)
-        for schema, table, column, data_type in result.rows:
-            if schema != METADATA_SCHEMA:
-                found[f"{schema}.{table}"][str(column)] = str(data_type)
-        return dict(found)
-
-    def _targets(
-        self,
-        run: RunResult | None,
-        lineage: Lineage,
-        snapshots: Mapping[str, Snapshot],
-        columns: Mapping[str, Mapping[str, str]],
-    ) -> list[TableRef]:
-        by_relation = lineage.by_relation()
-        sources = {self.project.dataset_for(name): name for name in self.project.sources}
-        found: dict[str, TableRef] = {}
-
-        def add_source(schema: str, name: str) -> None:
-            if name.startswith("_") or schema not in sources:
-                return
-            rel = f"{schema}.{name}"
-            node = by_relation.get(rel)
-            source = sources[schema]
-            found.setdefault(
-                rel,
-                TableRef(
-                    schema,
-                    name,
-                    "source",
-                    node=f"{source}.{name}",
-                    owner_keys=(source,),
-                    unique_id=node.unique_id if node else None,
-                    key=self._source_key(source, name),
-                ),
-            )
-
-        def add_model(uid: str) -> None:
-            node = lineage.nodes.get(uid)
-            if node is None or node.kind != "model":
-                return
-            found.setdefault(
-                node.relation,
-                TableRef(
-                    node.schema,
-                    node.relation_name,
-                    "model",
-                    node=node.name,
-                    owner_keys=(node.name,),
-                    unique_id=uid,
-                    key=node.key,
-                ),
-            )
-
-        loaded_schemas = {load.schema for load in run.loads} if run else set(sources)
-        for load in run.loads if run else ():
-            for t in load.tables:
-                add_source(load.schema, t.table)
-        # An incremental load that brought no rows lists no tables: its earlier tables are
-        # still the source's, and still watched.
-        for rel in columns:
-            schema, name = rel.split(".", 1)
-            if schema in loaded_schemas:
-                add_source(schema, name)
-        if run is not None and run.build != "skipped":
-            for n in run.nodes:
-                if n.resource_type == "model" and n.status == "success":
-                    add_model(n.unique_id)
-        else:
-            for uid, node in lineage.nodes.items():
-                if node.kind == "model" and node.relation in columns:
-                    add_model(uid)
-        # Tables watched before stay watched while they are still declared, so one dropped
-        # between runs is reported missing instead of silently forgotten.
-        for rel, snap in snapshots.items():
-            schema, name = rel.split(".", 1)
-            if snap.kind == "source":
-                add_source(schema, name)
-            elif snap.unique_id:
-                add_model(snap.unique_id)
-        return [
-            t for _, t in sorted(found.items()) if self.config.for_table(t.relation, t.node).enabled
-        ]
-
-    def _source_key(self, source: str, table: str) -> tuple[str, ...]:
-        config = self.project.sources.get(source)
-        key: str | list[str] | None = None
-        if isinstance(config, SqlDatabaseSource | FilesystemSource) and table in config.tables:
-            key = config.tables[table].primary_key
-        elif isinstance(config, PythonSource):
-            key = config.primary_keys.get(table)
-        return _as_tuple(key)
-
-    def _owners(self, table: TableRef) -> tuple[str, ...]:
-        configured = self.config.alerts.owners
-        owners: list[str] = []
-        for name in (table.relation, table.node, *table.owner_keys):
-            owners.extend(configured.get(name, ()))
-        for name in table.owner_keys:
-            source = self.project.sources.get(name)
-            if source is not None and source.owner:
-                owners.append(source.owner)
-        return tuple(dict.fromkeys(owners))
-
-    def _built_models(self, run: RunResult | None) -> set[str] | None:
-        """Models confirmed current by this run ("*": all, when the build was skipped as
-        unchanged); ``None`` on demand."""
-        if run is None:
-            return None
-        if run.build == "skipped":
-            return {"*"}
-        return {
-            n.unique_id for n in run.nodes if n.resource_type == "model" and n.status == "success"
-        }
-
-    def _tests(
-        self, run: RunResult | None, lineage: Lineage
-    ) -> dict[str, tuple[list[tuple[str, int | None]], int]]:
-        """Failing and total dbt tests per model, from the run or else the latest recorded."""
-        results: Iterable[tuple[str, str, str, int | None]]
-        if run is not None:
-            results = [
-                (n.unique_id, n.name, n.status, n.failures)
-                for n in run.nodes
-                if n.resource_type == "test"
-            ]
-        else:
-            results = self._latest_tests()
-        per_model: dict[str, tuple[list[tuple[str, int | None]], int]] = {}
-        for uid, name, status, failures in results:
-            model = lineage.tests.get(uid)
-            if model is None:
-                continue
-            failed, total = per_model.get(model, ([], 0))
-            if status in ("fail", "error", "runtime error"):
-                failed.append((name, failures))
-            per_model[model] = (failed, total + 1)
-        return per_model
-
-    def _latest_tests(self) -> list[tuple[str, str, str, int | None]]:
-        w = self.warehouse
-        if not {"runs", "node_results"} <= set(w.tables_in(METADATA_SCHEMA)):
-            return []
-        runs, nodes = w.quote(METADATA_SCHEMA, "runs"), w.quote(METADATA_SCHEMA, "node_results")
-        rows = w.query(
-            f"SELECT unique_id, name, status, failures FROM {nodes} WHERE resource_type = 'test' "
-            f"AND run_id = (SELECT run_id FROM {runs} WHERE tests_passed + tests_failed > 0 "
-            "ORDER BY started_at DESC LIMIT 1)"
-        ).rows
-        return [(str(r[0]), str(r[1]), str(r[2]), r[3]) for r in rows]
-
-
-@dataclass
-class _History:
-    """Everything earlier passes left that this pass judges against (internal)."""
-
-    volumes: dict[str, dict[date, float]]
-    history: dict[tuple[str, str, str | None], list[tuple[date, float]]]
-    alerted: dict[str, set[date]]
-    incidents: dict[str, set[date]]
-
-
-def _as_tuple(key: str | list[str] | tuple[str, ...] | None) -> tuple[str, ...]:
-    if key is None:
-        return ()
-    return (key,) if isinstance(key, str) else tuple(key)

@@ -11,14 +11,12 @@ import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-from stackyard.config.model import ProjectConfig
-from stackyard.config.secrets import Secrets
-from stackyard.console import Console
 from stackyard.errors import EXIT_USAGE, StackyardError
 from stackyard.ingest.loader import Loader
+from stackyard.metadata.history import History
+from stackyard.metadata.schema import METADATA_SCHEMA
 from stackyard.results import (
     FreshnessResult,
     NodeResult,
@@ -28,11 +26,9 @@ from stackyard.results import (
     StepResult,
     StepStatus,
 )
-from stackyard.runner.history import METADATA_SCHEMA, History
-from stackyard.transform.dbt import Dbt
+from stackyard.session import Session
 from stackyard.transform.staging import dbt_source_names
 from stackyard.transform.state import manifest_freshness, transform_fingerprint
-from stackyard.warehouse.base import Warehouse
 
 
 class RunJob:
@@ -40,27 +36,21 @@ class RunJob:
 
     def __init__(
         self,
+        session: Session,
         *,
-        project: ProjectConfig,
-        project_dir: Path,
-        transform_dir: Path,
-        warehouse: Warehouse,
-        secrets: Secrets,
-        console: Console,
-        make_dbt: Callable[..., Dbt],
         force_build: bool = False,
         monitors: bool = True,
         refresh: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
-        self.project = project
-        self.project_dir = project_dir
-        self.transform_dir = transform_dir
-        self.warehouse = warehouse
-        self.secrets = secrets
-        self.console = console
-        self.make_dbt = make_dbt
+        self.session = session
+        self.project = session.project.config
+        self.project_dir = session.project.project_dir
+        self.transform_dir = session.project.transform_dir
+        self.warehouse = session.warehouse
+        self.secrets = session.project.secrets
+        self.console = session.console
         self.force_build = force_build
-        self.monitors = monitors and project.monitors.enabled
+        self.monitors = monitors and self.project.monitors.enabled
         # --full-refresh / reload: these sources (or tables) start over, dbt rebuilds in full
         self.refresh = refresh
         self._steps: list[StepResult] = []
@@ -83,17 +73,15 @@ class RunJob:
         sources, dbt_select = self._selection(select)
 
         self._step("ensure schemas", lambda: self._ensure_schemas(sources))
-        self.warehouse.close()  # dlt and dbt open their own connections
+        self.session.release()  # dlt and dbt open their own connections
 
         loads: list[SourceLoad] = []
         self._attempted = True  # from here on, a failure is a failed run (exit 1), not usage
         if sources:
-            loader = Loader(
-                self.project, self.project_dir, self.warehouse, self.secrets, self.console
-            )
+            loader = Loader(self.session)
             t0, at = time.monotonic(), datetime.now(UTC)
-            loads = loader.load(sources, started_at, self.refresh)
-            self.warehouse.close()  # dlt loaded through it; dbt opens its own connection
+            with self.session.released():  # dlt loads through its own connection
+                loads = loader.load(sources, started_at, self.refresh)
             failed = [load for load in loads if load.status == "failed"]
             self._steps.append(
                 StepResult(
@@ -110,7 +98,7 @@ class RunJob:
         nodes: list[NodeResult] = []
         skipped: list[SkippedModel] = []
         freshness: list[FreshnessResult] = []
-        dbt = self.make_dbt(on_node=self._on_node)
+        dbt = self.session.dbt(self._on_node)
         fingerprint = transform_fingerprint(self.transform_dir, self.warehouse.dbt_output())
         unchanged = self._unchanged_since(self._previous, fingerprint, select, loads)
         exclude = [f"source:{n}+" for s in failed_sources for n in dbt_source_names(s)]
@@ -150,7 +138,7 @@ class RunJob:
                         [f"source:{n}" for n in names] if select else (), failed_names
                     )
                 freshness.extend(found)
-                self.warehouse.close()
+                self.session.release()
                 late = [f for f in freshness if f.status != "pass"]
                 return f"{len(freshness) - len(late)}/{len(freshness)} source tables fresh"
 
@@ -204,7 +192,7 @@ class RunJob:
         except StackyardError as exc:
             status, detail = "warn", f"monitors could not run: {self.secrets.redact(str(exc))}"
         finally:
-            self.warehouse.close()
+            self.session.release()
         step = StepResult("monitors", status, detail, at, round(time.monotonic() - t0, 3))
         self.console.step_finished("monitors", status, detail)
         return RunResult(**{**result.__dict__, "steps": (*result.steps, step), "monitors": report})
@@ -262,7 +250,7 @@ class RunJob:
 
     def _record(self, result: RunResult) -> str:
         History(self.warehouse).record(result)
-        self.warehouse.close()
+        self.session.release()
         return f"run {result.run_id} → {METADATA_SCHEMA}.runs"
 
     def _build_summary(self, nodes: list[NodeResult]) -> str:

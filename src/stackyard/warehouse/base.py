@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from stackyard.config.model import SecretRef
+from stackyard.config.base import SecretRef
 from stackyard.config.secrets import Secrets
 
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, ClassVar
 
 from stackyard.config.model import PostgresTarget
@@ -130,6 +131,25 @@ class PostgresWarehouse(Warehouse):
                 cur.executemany(sql, rows)
         except psycopg.Error as exc:
             raise WarehouseError(f"Postgres rejected the statement: {exc}".strip()) from None
+
+    @contextmanager
+    def transaction(self) -> Iterator[Any]:
+        """A cursor inside one transaction: committed when the block ends, rolled back when
+        it raises. A connection lost meanwhile is dropped (the next query opens a new one)
+        and reported as :class:`WarehouseUnreachableError`.
+        """
+        import psycopg
+
+        connection = self._connection()
+        try:
+            with connection.transaction(), connection.cursor() as cursor:
+                yield cursor
+        except psycopg.OperationalError as exc:
+            self.close()
+            raise WarehouseUnreachableError(
+                f"lost the connection to {self.describe()}: {exc}",
+                hint="the transaction was rolled back: nothing was applied; run it again",
+            ) from None
 
     def raw_connection(self) -> Any:
         """The psycopg connection, for callers that manage a transaction themselves."""

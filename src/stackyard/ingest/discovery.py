@@ -1,0 +1,47 @@
+"""Reading what a source offers before it is configured (``source add`` without tables)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from stackyard.errors import UsageError
+
+
+def discover_sql_tables(url: str, schema: str | None) -> dict[str, dict[str, Any]]:
+    """Every table of a SQL database with its primary key, for ``source add`` without
+    ``--table``.
+
+    Raises:
+        UsageError: the database cannot be reached or has no tables.
+    """
+    import sqlalchemy
+
+    try:
+        engine = sqlalchemy.create_engine(url)
+        with engine.connect() as conn:
+            inspector = sqlalchemy.inspect(conn)
+            names = inspector.get_table_names(schema=schema)
+            tables: dict[str, dict[str, Any]] = {}
+            for table in names:
+                pk = (
+                    inspector.get_pk_constraint(table, schema=schema).get("constrained_columns")
+                    or []
+                )
+                spec: dict[str, Any] = {}
+                if len(pk) == 1:
+                    spec["primary_key"] = pk[0]
+                elif pk:
+                    spec["primary_key"] = list(pk)
+                tables[table] = spec
+        engine.dispose()
+    except sqlalchemy.exc.SQLAlchemyError as exc:
+        raise UsageError(
+            f"cannot read the tables of the database: {str(exc).splitlines()[0]}",
+            hint="check the connection URL and credentials, or name tables with --table",
+        ) from None
+    if not tables:
+        raise UsageError(
+            f"the database has no tables{f' in schema {schema}' if schema else ''}",
+            hint="check --source-schema, or name tables with --table",
+        )
+    return tables

@@ -1,0 +1,59 @@
+"""Which columns identify a row: the keys a source declares, else one found in the data."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from stackyard.transform.staging import Column, entity_name
+from stackyard.warehouse.base import Warehouse
+
+_KEY_NAMES = ("id", "key", "uuid", "code", "sku")
+
+
+def detect_key(
+    warehouse: Warehouse, schema: str, table: str, columns: Sequence[Column]
+) -> tuple[str, ...]:
+    """A column that is unique and never null in the loaded rows, preferring id-like names."""
+    candidates = [
+        c.name
+        for c in columns
+        if not c.name.startswith("_") and c.data_type in ("bigint", "text", "decimal")
+    ]
+    entity = entity_name(table)
+    position = {c: i for i, c in enumerate(candidates)}
+
+    def rank(column: str) -> tuple[int, int]:
+        preferred = column in _KEY_NAMES or column in (f"{entity}_id", f"{table}_id")
+        return (0 if preferred else 1 if column.endswith("_id") else 2, position[column])
+
+    candidates.sort(key=rank)
+    w = warehouse
+    relation = w.quote(schema, table)
+    for column in candidates[:8]:
+        quoted = w.quote(column)
+        total, distinct, present = w.query(
+            f"SELECT count(*), count(DISTINCT {quoted}), count({quoted}) FROM {relation}"
+        ).rows[0]
+        if total and total == distinct == present:
+            return (column,)
+    return ()
+
+
+def declared_tables(entry: Mapping[str, Any]) -> list[str]:
+    for key in ("tables", "endpoints"):
+        if isinstance(entry.get(key), dict):
+            return list(entry[key])
+    return []
+
+
+def declared_keys(entry: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
+    keys: dict[str, tuple[str, ...]] = {}
+    for key in ("tables", "endpoints"):
+        for table, spec in (entry.get(key) or {}).items():
+            pk = (spec or {}).get("primary_key")
+            if pk:
+                keys[table] = (pk,) if isinstance(pk, str) else tuple(pk)
+    for table, pk in (entry.get("primary_keys") or {}).items():
+        keys[table] = (pk,) if isinstance(pk, str) else tuple(pk)
+    return keys

@@ -1,0 +1,9 @@
+"""The ``stackyard`` schema in each target: run history and monitor history.
+
+One owner for its SQL: :mod:`.schema` (tables and writes), :mod:`.history` (runs, loads, dbt
+results, freshness) and :mod:`.monitors` (metrics, findings, incidents, alerts).
+"""
+
+from stackyard.metadata.schema import METADATA_SCHEMA
+
+__all__ = ["METADATA_SCHEMA"]

@@ -1,0 +1,350 @@
+"""Monitor history (every query on the monitor tables), kept in the ``stackyard`` schema of the target warehouse.
+
+Beside the run history (``stackyard.runs`` …) live the monitors' own tables:
+
+* ``monitor_runs`` — one row per monitor pass (after a run or on demand);
+* ``monitor_metrics`` — every measured value: rows per day (``volume``), ``row_count``,
+  ``null_rate`` per column, ``duplicates``, ``freshness`` (epoch seconds of the last load or
+  build), ``tests_failed``. Append-only; for a ``volume`` day the latest measurement wins
+  (late rows change past days);
+* ``monitor_findings`` — each check's verdict: status, value, expected band and reason
+  (what ``stackyard health`` and the report show);
+* ``monitor_schemas`` — the latest column snapshot of each table, for schema drift;
+* ``monitor_incidents`` — declared incident periods, kept out of every baseline;
+* ``monitor_alerts`` — each alert per channel: sent, suppressed or failed, with the error.
+
+Writes are batched (a few multi-row INSERTs per pass, whatever the number of tables) and only
+portable SQL is used, so the same tables exist on DuckDB and Postgres.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from stackyard.metadata.schema import (
+    MONITOR_TABLES,
+    ensure_tables,
+    existing_tables,
+    insert_rows,
+    relation,
+)
+from stackyard.warehouse.base import Warehouse
+
+
+@dataclass(frozen=True)
+class MetricRow:
+    """One measured value, as stored."""
+
+    table: str
+    metric: str
+    value: float
+    column: str | None = None
+    day: date | None = None
+
+
+@dataclass(frozen=True)
+class FindingRow:
+    """One check's verdict on one table, as stored."""
+
+    table: str
+    kind: str
+    node: str
+    check: str
+    status: str
+    reason: str
+    column: str | None = None
+    day: date | None = None
+    value: float | None = None
+    expected: float | None = None
+    lower: float | None = None
+    upper: float | None = None
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The columns a table had when it was last measured."""
+
+    table: str
+    kind: str
+    node: str
+    unique_id: str | None
+    columns: dict[str, str]
+    captured_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Incident:
+    """A declared incident: the table's values in these days are kept out of baselines."""
+
+    table: str
+    start: date
+    end: date
+    note: str = ""
+
+    def covers(self, day: date) -> bool:
+        """Whether a day falls in the incident.
+
+        >>> Incident("a.b", date(2026, 1, 1), date(2026, 1, 3)).covers(date(2026, 1, 2))
+        True
+        """
+        return self.start <= day <= self.end
+
+    def days(self) -> list[date]:
+        """Every day of the incident."""
+        return [self.start + timedelta(days=i) for i in range((self.end - self.start).days + 1)]
+
+
+class MetricStore:
+    """Reads and writes the monitor tables of one warehouse."""
+
+    def __init__(self, warehouse: Warehouse) -> None:
+        self.warehouse = warehouse
+
+    # ------------------------------------------------------------------ schema
+
+    def ensure(self) -> None:
+        """Create the metadata schema and tables, and add columns newer versions need."""
+        ensure_tables(self.warehouse, MONITOR_TABLES)
+
+    def exists(self) -> bool:
+        """Whether monitors have ever run on this warehouse."""
+        return "monitor_runs" in existing_tables(self.warehouse)
+
+    # ------------------------------------------------------------------ writes
+
+    def record_pass(
+        self,
+        *,
+        run_id: str,
+        measured_at: datetime,
+        trigger: str,
+        status: str,
+        tables_checked: int,
+        anomalies: int,
+        summary: str,
+        metrics: Sequence[MetricRow],
+        findings: Sequence[FindingRow],
+        snapshots: Sequence[Snapshot],
+    ) -> None:
+        """Write one monitor pass: its metrics, findings and the tables' new snapshots."""
+        self._insert(
+            "monitor_runs",
+            [(run_id, measured_at, trigger, status, tables_checked, anomalies, summary)],
+        )
+        self._insert(
+            "monitor_metrics",
+            [(run_id, measured_at, m.table, m.metric, m.column, m.day, m.value) for m in metrics],
+        )
+        self._insert(
+            "monitor_findings",
+            [
+                (
+                    run_id,
+                    measured_at,
+                    f.table,
+                    f.kind,
+                    f.node,
+                    f.check,
+                    f.column,
+                    f.day,
+                    f.status,
+                    f.value,
+                    f.expected,
+                    f.lower,
+                    f.upper,
+                    f.reason,
+                )
+                for f in findings
+            ],
+        )
+        if snapshots:
+            w = self.warehouse
+            names = [s.table for s in snapshots]
+            for chunk in _chunks(names, 1000):
+                marks = ", ".join([w.param()] * len(chunk))
+                w.execute(
+                    f"DELETE FROM {self._name('monitor_schemas')} WHERE table_name IN ({marks})",
+                    chunk,
+                )
+            self._insert(
+                "monitor_schemas",
+                [
+                    (s.table, s.kind, s.node, s.unique_id, column, data_type, i, s.captured_at)
+                    for s in snapshots
+                    for i, (column, data_type) in enumerate(s.columns.items())
+                ],
+            )
+
+    def add_incident(self, incident: Incident, marked_at: datetime) -> None:
+        """Record a declared incident."""
+        self.ensure()
+        self._insert(
+            "monitor_incidents",
+            [(incident.table, incident.start, incident.end, incident.note, marked_at)],
+        )
+
+    def record_alert(
+        self,
+        *,
+        run_id: str,
+        sent_at: datetime,
+        key: str,
+        root_cause: str,
+        channel: str,
+        status: str,
+        attempts: int,
+        error: str | None,
+        summary: str,
+    ) -> None:
+        """Record what happened to one alert on one channel."""
+        self._insert(
+            "monitor_alerts",
+            [(run_id, sent_at, key, root_cause, channel, status, attempts, error, summary)],
+        )
+
+    # ------------------------------------------------------------------ reads
+
+    def snapshots(self) -> dict[str, Snapshot]:
+        """The latest column snapshot of every table ever monitored here."""
+        result = self.warehouse.query(
+            "SELECT table_name, kind, node, unique_id, column_name, data_type, captured_at "
+            f"FROM {self._name('monitor_schemas')} ORDER BY table_name, position"
+        )
+        columns: dict[str, dict[str, str]] = defaultdict(dict)
+        meta: dict[str, tuple[Any, ...]] = {}
+        for table, kind, node, unique_id, column, data_type, captured_at in result.rows:
+            columns[table][column] = data_type
+            meta[table] = (kind, node, unique_id, captured_at)
+        return {t: Snapshot(t, m[0], m[1], m[2], columns[t], m[3]) for t, m in sorted(meta.items())}
+
+    def volumes(self, tables: Iterable[str], since: date) -> dict[str, dict[date, float]]:
+        """Rows per day of each table since a day; the latest measurement of each day wins."""
+        series: dict[str, dict[date, float]] = defaultdict(dict)
+        for table, day, value, _ in self._metric_rows(tables, ("volume",), since):
+            series[table][day] = value
+        return {t: dict(sorted(s.items())) for t, s in series.items()}
+
+    def history(
+        self, tables: Iterable[str], metrics: Sequence[str], since: date
+    ) -> dict[tuple[str, str, str | None], list[tuple[date, float]]]:
+        """Measurements per ``(table, metric, column)``, oldest first, since a day."""
+        found: dict[tuple[str, str, str | None], list[tuple[date, float]]] = defaultdict(list)
+        w = self.warehouse
+        wanted = list(tables)
+        if not wanted:
+            return {}
+        p = w.param()
+        rows = w.query(
+            "SELECT table_name, metric, column_name, day, value "
+            f"FROM {self._name('monitor_metrics')} WHERE day >= {p} "
+            f"AND metric IN ({', '.join([p] * len(metrics))}) "
+            "ORDER BY measured_at",
+            (since, *metrics),
+        ).rows
+        keep = set(wanted)
+        for table, metric, column, day, value in rows:
+            if table in keep:
+                found[(table, metric, column)].append((_as_date(day), float(value)))
+        return dict(found)
+
+    def alerted_days(self, tables: Iterable[str], check: str, since: date) -> dict[str, set[date]]:
+        """Days a check has found anomalous on each table (kept out of later baselines)."""
+        w = self.warehouse
+        p = w.param()
+        keep = set(tables)
+        rows = w.query(
+            f"SELECT DISTINCT table_name, day FROM {self._name('monitor_findings')} "
+            f"WHERE check_name = {p} AND status = 'anomaly' AND day >= {p}",
+            (check, since),
+        ).rows
+        days: dict[str, set[date]] = defaultdict(set)
+        for table, day in rows:
+            if table in keep and day is not None:
+                days[table].add(_as_date(day))
+        return dict(days)
+
+    def incidents(self, tables: Iterable[str] | None = None) -> list[Incident]:
+        """Declared incidents, optionally only those of some tables."""
+        w = self.warehouse
+        if "monitor_incidents" not in existing_tables(w):
+            return []
+        rows = w.query(
+            "SELECT table_name, start_day, end_day, note FROM "
+            f"{self._name('monitor_incidents')} ORDER BY table_name, start_day"
+        ).rows
+        keep = set(tables) if tables is not None else None
+        return [
+            Incident(r[0], _as_date(r[1]), _as_date(r[2]), r[3] or "")
+            for r in rows
+            if keep is None or r[0] in keep
+        ]
+
+    def latest_findings(self) -> tuple[datetime | None, list[dict[str, Any]]]:
+        """Every finding of each table's most recent monitor pass, and that pass's time."""
+        w = self.warehouse
+        result = w.query(
+            "SELECT * FROM (SELECT f.*, rank() OVER (PARTITION BY table_name "
+            "ORDER BY measured_at DESC) AS pass_rank "
+            f"FROM {self._name('monitor_findings')} AS f) AS ranked WHERE pass_rank = 1 "
+            "ORDER BY table_name, check_name, column_name, day"
+        )
+        rows = result.as_dicts()
+        latest = max((r["measured_at"] for r in rows), default=None)
+        return latest, rows
+
+    def findings_since(self, since: datetime) -> list[dict[str, Any]]:
+        """Every finding measured since a time, oldest first (for the report)."""
+        w = self.warehouse
+        return w.query(
+            f"SELECT * FROM {self._name('monitor_findings')} WHERE measured_at >= {w.param()} "
+            "ORDER BY measured_at",
+            (since,),
+        ).as_dicts()
+
+    def passes(self, limit: int = 30) -> list[dict[str, Any]]:
+        """The latest monitor passes, newest first."""
+        return self.warehouse.query(
+            f"SELECT * FROM {self._name('monitor_runs')} ORDER BY measured_at DESC "
+            f"LIMIT {int(limit)}"
+        ).as_dicts()
+
+    def last_sent(self, key: str, channel: str) -> datetime | None:
+        """When an alert with this key last went out on a channel, or ``None``."""
+        w = self.warehouse
+        p = w.param()
+        row = w.query(
+            f"SELECT max(sent_at) FROM {self._name('monitor_alerts')} "
+            f"WHERE alert_key = {p} AND channel = {p} AND status = 'sent'",
+            (key, channel),
+        ).rows[0]
+        return row[0]
+
+    # ------------------------------------------------------------------ helpers
+
+    def _metric_rows(
+        self, tables: Iterable[str], metrics: Sequence[str], since: date
+    ) -> list[tuple[str, date, float, str | None]]:
+        found = self.history(tables, metrics, since)
+        return [
+            (table, day, value, column)
+            for (table, _, column), points in found.items()
+            for day, value in points
+        ]
+
+    def _name(self, table: str) -> str:
+        return relation(self.warehouse, table)
+
+    def _insert(self, table: str, rows: Sequence[tuple[Any, ...]]) -> None:
+        insert_rows(self.warehouse, table, rows)
+
+
+def _chunks(items: Sequence[Any], size: int) -> list[Sequence[Any]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def _as_date(value: Any) -> date:
+    return value.date() if isinstance(value, datetime) else value

@@ -1,0 +1,91 @@
+"""The ``stackyard`` metadata schema: every table stackyard keeps in a target warehouse.
+
+This module and its two neighbours own all SQL on the schema: :mod:`.history` the run history
+(``runs``, ``steps``, ``loads``, ``node_results``, ``freshness``), :mod:`.monitors` the
+monitors' tables. Other code asks them; it never queries these tables by hand. Only portable
+SQL is used, so the same tables exist on every engine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from stackyard.warehouse.base import Warehouse
+
+METADATA_SCHEMA = "stackyard"
+
+RUN_TABLES: dict[str, str] = {
+    "runs": "run_id VARCHAR NOT NULL, project VARCHAR, target VARCHAR, status VARCHAR, "
+    "started_at TIMESTAMPTZ, finished_at TIMESTAMPTZ, selected VARCHAR, rows_loaded BIGINT, "
+    "rows_rejected BIGINT, models_built INTEGER, models_failed INTEGER, tests_passed INTEGER, "
+    "tests_failed INTEGER, transform_hash VARCHAR, dbt_build VARCHAR",
+    "steps": "run_id VARCHAR NOT NULL, step VARCHAR, status VARCHAR, detail VARCHAR, "
+    "started_at TIMESTAMPTZ, seconds DOUBLE PRECISION",
+    "loads": "run_id VARCHAR NOT NULL, source VARCHAR, schema_name VARCHAR, table_name VARCHAR, "
+    "row_count BIGINT, load_ids VARCHAR, status VARCHAR, rejected BIGINT, error VARCHAR",
+    "node_results": "run_id VARCHAR NOT NULL, unique_id VARCHAR, name VARCHAR, "
+    "resource_type VARCHAR, status VARCHAR, failures BIGINT, message VARCHAR, "
+    "seconds DOUBLE PRECISION",
+    "freshness": "run_id VARCHAR NOT NULL, source VARCHAR, table_name VARCHAR, status VARCHAR, "
+    "max_loaded_at VARCHAR, age_hours DOUBLE PRECISION",
+}
+
+MONITOR_TABLES: dict[str, str] = {
+    "monitor_runs": "run_id VARCHAR NOT NULL, measured_at TIMESTAMPTZ, trigger VARCHAR, "
+    "status VARCHAR, tables_checked INTEGER, anomalies INTEGER, summary VARCHAR",
+    "monitor_metrics": "run_id VARCHAR NOT NULL, measured_at TIMESTAMPTZ, table_name VARCHAR, "
+    "metric VARCHAR, column_name VARCHAR, day DATE, value DOUBLE PRECISION",
+    "monitor_findings": "run_id VARCHAR NOT NULL, measured_at TIMESTAMPTZ, table_name VARCHAR, "
+    "kind VARCHAR, node VARCHAR, check_name VARCHAR, column_name VARCHAR, day DATE, "
+    "status VARCHAR, value DOUBLE PRECISION, expected DOUBLE PRECISION, "
+    "lower_bound DOUBLE PRECISION, upper_bound DOUBLE PRECISION, reason VARCHAR",
+    "monitor_schemas": "table_name VARCHAR NOT NULL, kind VARCHAR, node VARCHAR, "
+    "unique_id VARCHAR, column_name VARCHAR, data_type VARCHAR, position INTEGER, "
+    "captured_at TIMESTAMPTZ",
+    "monitor_incidents": "table_name VARCHAR NOT NULL, start_day DATE, end_day DATE, "
+    "note VARCHAR, marked_at TIMESTAMPTZ",
+    "monitor_alerts": "run_id VARCHAR NOT NULL, sent_at TIMESTAMPTZ, alert_key VARCHAR, "
+    "root_cause VARCHAR, channel VARCHAR, status VARCHAR, attempts INTEGER, error VARCHAR, "
+    "summary VARCHAR",
+}
+
+# Postgres accepts at most 65,535 parameters per statement.
+_MAX_PARAMS = 30_000
+
+
+def ensure_tables(warehouse: Warehouse, tables: Mapping[str, str]) -> None:
+    """Create the metadata schema and tables, and add columns newer versions need."""
+    warehouse.ensure_schema(METADATA_SCHEMA)
+    for table, columns in tables.items():
+        warehouse.ensure_table(METADATA_SCHEMA, table, columns)
+
+
+def existing_tables(warehouse: Warehouse) -> set[str]:
+    """The metadata tables this warehouse has (none before the first run)."""
+    if not warehouse.schema_exists(METADATA_SCHEMA):
+        return set()
+    return set(warehouse.tables_in(METADATA_SCHEMA))
+
+
+def relation(warehouse: Warehouse, table: str) -> str:
+    """A metadata table's quoted name, e.g. ``"stackyard"."runs"``."""
+    return warehouse.quote(METADATA_SCHEMA, table)
+
+
+def insert_rows(warehouse: Warehouse, table: str, rows: Sequence[tuple[Any, ...]]) -> None:
+    """Append rows to a metadata table, a few multi-row INSERTs whatever their number."""
+    # One multi-row INSERT per chunk: DuckDB's executemany runs a statement per row,
+    # which costs about a millisecond each.
+    if not rows:
+        return
+    width = len(rows[0])
+    one = "(" + ", ".join([warehouse.param()] * width) + ")"
+    size = max(1, _MAX_PARAMS // width)
+    for start in range(0, len(rows), size):
+        chunk = rows[start : start + size]
+        params = [value for row in chunk for value in row]
+        warehouse.execute(
+            f"INSERT INTO {relation(warehouse, table)} VALUES {', '.join([one] * len(chunk))}",
+            params,
+        )

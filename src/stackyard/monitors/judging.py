@@ -1,0 +1,165 @@
+"""How a monitor pass judges a table's volume and freshness against what earlier passes saw."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from stackyard.config.model import Freshness
+from stackyard.config.monitors import MonitorsConfig
+from stackyard.metadata.monitors import FindingRow, MetricRow, Snapshot
+from stackyard.monitors.checks import anomaly_config, fill_days, freshness_check, volume_checks
+from stackyard.monitors.health import Check
+from stackyard.monitors.metrics import TableMetrics, TableRef
+from stackyard.results import RunResult
+
+
+@dataclass
+class Pass:
+    """What one pass accumulates before it is written (internal)."""
+
+    now: datetime
+    metrics: list[MetricRow] = field(default_factory=list)
+    findings: list[FindingRow] = field(default_factory=list)
+    snapshots: list[Snapshot] = field(default_factory=list)
+
+
+@dataclass
+class PassHistory:
+    """Everything earlier passes left that this pass judges against (internal)."""
+
+    volumes: dict[str, dict[date, float]]
+    history: dict[tuple[str, str, str | None], list[tuple[date, float]]]
+    alerted: dict[str, set[date]]
+    incidents: dict[str, set[date]]
+
+
+def judge_volume(
+    monitors: MonitorsConfig,
+    table: TableRef,
+    time_column: str | None,
+    metrics: TableMetrics,
+    history: PassHistory,
+    state: Pass,
+    settings: Any,
+    run: RunResult | None,
+    loaded: bool,
+    failed_source: str | None,
+) -> list[Check]:
+    rel = table.relation
+    today = state.now.date()
+    stored = history.volumes.get(rel, {})
+    exclude = history.alerted.get(rel, set()) | history.incidents.get(rel, set())
+    config = anomaly_config(settings)
+    holidays = monitors.holidays
+    if time_column:
+        if not metrics.days:
+            if any(v > 0 for v in stored.values()):
+                return [
+                    Check(
+                        "volume",
+                        "anomaly",
+                        f"no rows with a {time_column} any more (the table had rows before): "
+                        "emptied or reloaded without data?",
+                        day=today,
+                        value=0,
+                    )
+                ]
+            return [Check("volume", "ok", f"no rows with a {time_column} yet: nothing to judge")]
+        # The table's own rows are the truth for every day they cover (deleted rows make
+        # a day smaller, a day with none becomes 0); stored days before them remain.
+        fresh = fill_days(metrics.days)
+        first = min(fresh)
+        series = {d: v for d, v in stored.items() if d < first} | fresh
+        last = max(fresh)
+        # The newest day is still arriving: judging it would alert every morning.
+        window = [last - timedelta(days=i) for i in range(monitors.recheck_days, 0, -1)]
+        # Days whose count is unchanged since the last pass keep their verdict; judged
+        # again are new or changed days, days alerted on (so health keeps saying what is
+        # wrong), and the latest complete day (whose band health shows).
+        alerted = history.alerted.get(rel, set())
+        judge = [
+            d
+            for d in window
+            if d in series and (stored.get(d) != series[d] or d in alerted or d == window[-1])
+        ]
+        since = today - timedelta(days=config.training_days + monitors.recheck_days + 7)
+        state.metrics.extend(
+            MetricRow(rel, "volume", v, day=d)
+            for d, v in fresh.items()
+            if d >= since and stored.get(d) != v
+        )
+        if not judge:
+            return [
+                Check(
+                    "volume",
+                    "learning",
+                    f"rows by {time_column} cover {len(fresh)} day(s): no complete day to "
+                    "judge yet (the newest day is still arriving)",
+                    day=last,
+                    value=fresh[last],
+                )
+            ]
+        return volume_checks(
+            series,
+            judge,
+            unit=f"rows with {time_column} on",
+            holidays=holidays,
+            exclude=exclude,
+            config=config,
+        )
+    if table.kind == "source" and metrics.rows_today is not None:
+        value: float = metrics.rows_today
+        unit = "rows loaded on"
+        if failed_source is not None:
+            return [
+                Check(
+                    "volume",
+                    "ok",
+                    f"not judged: the load of source '{failed_source}' failed in this run",
+                )
+            ]
+        if run is None and value == 0 and today not in stored:
+            return [Check("volume", "ok", f"not judged: no load yet on {today}")]
+        if run is not None and not loaded and value == 0 and today not in stored:
+            return [Check("volume", "ok", f"not judged: this run did not load {rel}")]
+    else:
+        value = metrics.row_count
+        unit = "rows after the build on" if table.kind == "model" else "rows on"
+    state.metrics.append(MetricRow(rel, "volume", value, day=today))
+    series = {d: v for d, v in stored.items() if d < today} | {today: value}
+    return volume_checks(
+        series, [today], unit=unit, holidays=holidays, exclude=exclude, config=config
+    )
+
+
+def judge_freshness(
+    freshness: Freshness,
+    table: TableRef,
+    metrics: TableMetrics,
+    history: PassHistory,
+    state: Pass,
+    run: RunResult | None,
+    built: set[str] | None,
+) -> Check:
+    fresh = freshness
+    rel = table.relation
+    if table.kind == "source":
+        last, what = metrics.last_loaded_at, "loaded"
+    else:
+        what = "built"
+        if built is not None and (table.unique_id in built or "*" in built):
+            last = state.now
+        else:
+            points = history.history.get((rel, "freshness", None), [])
+            last = datetime.fromtimestamp(points[-1][1], UTC) if points else None
+    if last is not None and table.kind == "model":
+        state.metrics.append(MetricRow(rel, "freshness", last.timestamp(), day=last.date()))
+    return freshness_check(
+        last,
+        state.now,
+        warn_hours=fresh.warn_after_hours,
+        error_hours=fresh.error_after_hours,
+        what=what,
+    )

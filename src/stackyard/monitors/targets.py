@@ -1,0 +1,176 @@
+"""What a monitor pass watches: the tables a run loaded or built, their keys and owners."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+
+from stackyard.config.model import (
+    FilesystemSource,
+    ProjectConfig,
+    PythonSource,
+    SqlDatabaseSource,
+)
+from stackyard.metadata.history import History
+from stackyard.metadata.monitors import Snapshot
+from stackyard.metadata.schema import METADATA_SCHEMA
+from stackyard.monitors.lineage import Lineage
+from stackyard.monitors.metrics import TableRef
+from stackyard.results import RunResult
+from stackyard.warehouse.base import Warehouse
+
+
+def table_columns(warehouse: Warehouse) -> dict[str, dict[str, str]]:
+    """Every table's columns in every schema, with one query."""
+    result = warehouse.query(
+        "SELECT table_schema, table_name, column_name, data_type "
+        "FROM information_schema.columns ORDER BY table_schema, table_name, ordinal_position"
+    )
+    found: dict[str, dict[str, str]] = defaultdict(dict)
+    for schema, table, column, data_type in result.rows:
+        if schema != METADATA_SCHEMA:
+            found[f"{schema}.{table}"][str(column)] = str(data_type)
+    return dict(found)
+
+
+def watched_tables(
+    project: ProjectConfig,
+    run: RunResult | None,
+    lineage: Lineage,
+    snapshots: Mapping[str, Snapshot],
+    columns: Mapping[str, Mapping[str, str]],
+) -> list[TableRef]:
+    by_relation = lineage.by_relation()
+    sources = {project.dataset_for(name): name for name in project.sources}
+    found: dict[str, TableRef] = {}
+
+    def add_source(schema: str, name: str) -> None:
+        if name.startswith("_") or schema not in sources:
+            return
+        rel = f"{schema}.{name}"
+        node = by_relation.get(rel)
+        source = sources[schema]
+        found.setdefault(
+            rel,
+            TableRef(
+                schema,
+                name,
+                "source",
+                node=f"{source}.{name}",
+                owner_keys=(source,),
+                unique_id=node.unique_id if node else None,
+                key=source_key(project, source, name),
+            ),
+        )
+
+    def add_model(uid: str) -> None:
+        node = lineage.nodes.get(uid)
+        if node is None or node.kind != "model":
+            return
+        found.setdefault(
+            node.relation,
+            TableRef(
+                node.schema,
+                node.relation_name,
+                "model",
+                node=node.name,
+                owner_keys=(node.name,),
+                unique_id=uid,
+                key=node.key,
+            ),
+        )
+
+    loaded_schemas = {load.schema for load in run.loads} if run else set(sources)
+    for load in run.loads if run else ():
+        for t in load.tables:
+            add_source(load.schema, t.table)
+    # An incremental load that brought no rows lists no tables: its earlier tables are
+    # still the source's, and still watched.
+    for rel in columns:
+        schema, name = rel.split(".", 1)
+        if schema in loaded_schemas:
+            add_source(schema, name)
+    if run is not None and run.build != "skipped":
+        for n in run.nodes:
+            if n.resource_type == "model" and n.status == "success":
+                add_model(n.unique_id)
+    else:
+        for uid, node in lineage.nodes.items():
+            if node.kind == "model" and node.relation in columns:
+                add_model(uid)
+    # Tables watched before stay watched while they are still declared, so one dropped
+    # between runs is reported missing instead of silently forgotten.
+    for rel, snap in snapshots.items():
+        schema, name = rel.split(".", 1)
+        if snap.kind == "source":
+            add_source(schema, name)
+        elif snap.unique_id:
+            add_model(snap.unique_id)
+    return [
+        t
+        for _, t in sorted(found.items())
+        if project.monitors.for_table(t.relation, t.node).enabled
+    ]
+
+
+def source_key(project: ProjectConfig, source: str, table: str) -> tuple[str, ...]:
+    config = project.sources.get(source)
+    key: str | list[str] | None = None
+    if isinstance(config, SqlDatabaseSource | FilesystemSource) and table in config.tables:
+        key = config.tables[table].primary_key
+    elif isinstance(config, PythonSource):
+        key = config.primary_keys.get(table)
+    return as_tuple(key)
+
+
+def table_owners(project: ProjectConfig, table: TableRef) -> tuple[str, ...]:
+    configured = project.monitors.alerts.owners
+    owners: list[str] = []
+    for name in (table.relation, table.node, *table.owner_keys):
+        owners.extend(configured.get(name, ()))
+    for name in table.owner_keys:
+        source = project.sources.get(name)
+        if source is not None and source.owner:
+            owners.append(source.owner)
+    return tuple(dict.fromkeys(owners))
+
+
+def built_models(run: RunResult | None) -> set[str] | None:
+    """Models confirmed current by this run ("*": all, when the build was skipped as
+    unchanged); ``None`` on demand."""
+    if run is None:
+        return None
+    if run.build == "skipped":
+        return {"*"}
+    return {n.unique_id for n in run.nodes if n.resource_type == "model" and n.status == "success"}
+
+
+def tests_per_model(
+    warehouse: Warehouse, run: RunResult | None, lineage: Lineage
+) -> dict[str, tuple[list[tuple[str, int | None]], int]]:
+    """Failing and total dbt tests per model, from the run or else the latest recorded."""
+    results: Iterable[tuple[str, str, str, int | None]]
+    if run is not None:
+        results = [
+            (n.unique_id, n.name, n.status, n.failures)
+            for n in run.nodes
+            if n.resource_type == "test"
+        ]
+    else:
+        results = History(warehouse).latest_tests()
+    per_model: dict[str, tuple[list[tuple[str, int | None]], int]] = {}
+    for uid, name, status, failures in results:
+        model = lineage.tests.get(uid)
+        if model is None:
+            continue
+        failed, total = per_model.get(model, ([], 0))
+        if status in ("fail", "error", "runtime error"):
+            failed.append((name, failures))
+        per_model[model] = (failed, total + 1)
+    return per_model
+
+
+def as_tuple(key: str | list[str] | tuple[str, ...] | None) -> tuple[str, ...]:
+    if key is None:
+        return ()
+    return (key,) if isinstance(key, str) else tuple(key)

@@ -1,0 +1,270 @@
+"""The "Adding Users" runbook: people and service accounts in stackyard.yml, and key rotation.
+
+``user add`` declares a person, or a service account with a new key pair (the private half
+written once, mode 0600); ``user rotate-key`` rotates a key through the second slot without
+downtime and applies it; ``user remove`` takes a user out (the next plan drops it). Every edit
+is validated, the access declaration included, before stackyard.yml is replaced.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from stackyard.config.edit import ProjectFile
+from stackyard.config.project import Project
+from stackyard.errors import UsageError, did_you_mean
+from stackyard.infra.layout import build_declaration
+from stackyard.infra.plan import Plan
+from stackyard.infra.service import AccessControl
+from stackyard.infra.users import generate_key_pair, write_private_key
+from stackyard.session import Sessions
+
+
+@dataclass(frozen=True)
+class UserChange:
+    """The result of ``user add``, ``user rotate-key`` and ``user remove``.
+
+    Attributes:
+        name: the user, as declared.
+        kind: ``service`` or ``person``.
+        action: ``added``, ``rotation started``, ``rotation finished`` or ``removed``.
+        key_file: where the new private key was written, if one was.
+        private_key: the new private key, only when asked to print it instead of saving it.
+        plan: the plan applied (or to apply) on the target, if one was computed.
+        applied: whether that plan was applied.
+        next_step: what the user does next, in words.
+    """
+
+    name: str
+    kind: str
+    action: str
+    key_file: Path | None = None
+    private_key: str | None = None
+    plan: Plan | None = None
+    applied: bool = False
+    next_step: str = ""
+
+
+class UsersRunbook:
+    """Add, rotate the key of, and remove users of one project.
+
+    Args:
+        project: the project as read.
+        sessions: its sessions (a rotation is planned and applied on a target).
+    """
+
+    def __init__(self, project: Project, sessions: Sessions) -> None:
+        self.project = project
+        self.sessions = sessions
+        self.access = AccessControl(project, sessions)
+
+    def add(
+        self,
+        name: str,
+        *,
+        service: bool = False,
+        roles: list[str] | None = None,
+        loader: str | None = None,
+        print_key: bool = False,
+    ) -> UserChange:
+        """Declare a person, or a service account with a new key pair, in stackyard.yml.
+
+        Args:
+            name: the user's name (a person: ``alice``; a service: ``SVC_FIVETRAN``).
+            service: declare a service account (key-pair authentication).
+            roles: roles to grant (a person's default: ANALYTICS_DEVELOPER).
+            loader: for a service account, the loader whose database it writes.
+            print_key: return the private key instead of writing it to .stackyard/keys.
+
+        Returns:
+            What changed; the plan is left to ``stackyard plan`` / ``apply``.
+
+        Raises:
+            UsageError: the name is already declared.
+            ConfigError: the change would make stackyard.yml invalid (nothing is written).
+        """
+        file = ProjectFile(self.project.config_file)
+        declaration = self.access.declaration()
+        existing = declaration.user(name) or declaration.role(name)
+        explicit = file.key_of("service_accounts", name) or file.key_of("people", name)
+        derived_service = (
+            service
+            and existing is not None
+            and declaration.user(name) is not None
+            and declaration.user(name).kind == "service"  # type: ignore[union-attr]
+            and explicit is None
+        )
+        if existing is not None and not derived_service:
+            raise UsageError(
+                f"'{name}' is already declared as a {'user' if declaration.user(name) else 'role'}",
+                hint="pick another name, or `stackyard user remove` it first",
+            )
+        if not service:
+            entry: dict[str, Any] = {}
+            if roles:
+                entry["roles"] = list(roles)
+            file.section("people")[name.lower()] = entry
+            build_declaration(file.validated())
+            file.save()
+            return UserChange(
+                name.lower(),
+                "person",
+                "added",
+                next_step="run `stackyard plan`, then `stackyard apply`",
+            )
+        user = declaration.user(name)
+        entry = {}
+        loader = loader or (user.loader if user else None)
+        if loader:
+            entry["loader"] = loader
+        if roles:
+            entry["roles"] = list(roles)
+        pair = generate_key_pair()
+        entry["rsa_public_key"] = _key_text(pair.public_pem)
+        file.section("service_accounts")[name.upper()] = entry
+        build_declaration(file.validated())
+        key_file = None if print_key else write_private_key(self.project.project_dir, name, pair)
+        file.save()
+        return UserChange(
+            name.upper(),
+            "service",
+            "added",
+            key_file=key_file,
+            private_key=pair.private_pem if print_key else None,
+            next_step="store the private key in your secret manager, then run `stackyard plan` "
+            "and `stackyard apply`",
+        )
+
+    def rotate_key(
+        self,
+        name: str,
+        *,
+        finish: bool = False,
+        target: str | None = None,
+        print_key: bool = False,
+    ) -> UserChange:
+        """Rotate a service account's key without downtime, and apply on the target.
+
+        Without ``finish``: a new key pair goes into the second slot (RSA_PUBLIC_KEY_2) and is
+        applied; both keys work. With ``finish``: the new key moves to the first slot and the
+        old one is removed, which is applied too (the only destructive step allowed).
+
+        Raises:
+            UsageError: not a service account, a rotation already in progress, or none to
+                finish.
+        """
+        declaration = self.access.declaration()
+        user = declaration.user(name)
+        if user is None or user.kind != "service":
+            known = [u.name for u in declaration.users if u.kind == "service"]
+            raise UsageError(
+                f"'{name}' is not a declared service account{did_you_mean(name.upper(), known)}",
+                hint=f"service accounts: {', '.join(known) or '(none)'}; add one with "
+                "`stackyard user add NAME --service`",
+            )
+        file = ProjectFile(self.project.config_file)
+        key = file.key_of("service_accounts", user.name) or user.name
+        entry = file.section("service_accounts", key)
+        if user.loader and "loader" not in entry:
+            entry["loader"] = user.loader
+        key_file = None
+        private = None
+        if finish:
+            if not user.rsa_public_key_2:
+                raise UsageError(
+                    f"no rotation to finish for {user.name}: its second key slot is empty",
+                    hint=f"start one with `stackyard user rotate-key {user.name}`",
+                )
+            entry["rsa_public_key"] = entry["rsa_public_key_2"]
+            del entry["rsa_public_key_2"]
+            action = "rotation finished"
+        else:
+            if user.rsa_public_key and user.rsa_public_key_2:
+                raise UsageError(
+                    f"a rotation of {user.name}'s key is in progress (both slots hold keys)",
+                    hint=f"finish it first: `stackyard user rotate-key {user.name} --finish`",
+                )
+            pair = generate_key_pair()
+            slot = "rsa_public_key_2" if user.rsa_public_key else "rsa_public_key"
+            entry[slot] = _key_text(pair.public_pem)
+            build_declaration(file.validated())
+            if print_key:
+                private = pair.private_pem
+            else:
+                key_file = write_private_key(self.project.project_dir, user.name, pair)
+            action = "rotation started"
+        build_declaration(file.validated())
+        file.save()
+        # The rotation is planned and applied against stackyard.yml as it is now.
+        access = AccessControl(self.project.reloaded(), self.sessions)
+        plan = access.plan(target)
+        allowed = all(
+            s.kind == "alter_user" and s.grantee.upper().endswith(user.name)
+            for s in plan.destructive_steps
+        )
+        applied = False
+        next_step = ""
+        warehouse = self.sessions.get(plan.target).warehouse
+        if not warehouse.REACHABLE_HERE:
+            next_step = (
+                f"run the plan's statements on '{plan.target}' (`stackyard plan -t "
+                f"{plan.target} --sql FILE`)"
+            )
+        elif not allowed:
+            next_step = (
+                "the plan holds other destructive steps: review `stackyard plan`, then "
+                "`stackyard apply --allow-destructive`"
+            )
+        else:
+            access.apply(target=plan.target, allow_destructive=finish)
+            applied = True
+        if not finish:
+            next_step = next_step or (
+                "deploy the new private key to every client, then run "
+                f"`stackyard user rotate-key {user.name} --finish`"
+            )
+        return UserChange(user.name, "service", action, key_file, private, plan, applied, next_step)
+
+    def remove(self, name: str) -> UserChange:
+        """Remove a person or service account from stackyard.yml.
+
+        The next plan drops the user (a destructive step: ``apply --allow-destructive``).
+
+        Raises:
+            UsageError: the user is not declared, or is derived from the sources.
+        """
+        file = ProjectFile(self.project.config_file)
+        for section, kind in (("people", "person"), ("service_accounts", "service")):
+            key = file.key_of(section, name)
+            if key is not None:
+                del file.section(section)[key]
+                build_declaration(file.validated())
+                file.save()
+                return UserChange(
+                    name,
+                    kind,
+                    "removed",
+                    next_step="run `stackyard plan` to review, then `stackyard apply "
+                    "--allow-destructive` (its key files in .stackyard/keys are kept)",
+                )
+        declaration = self.access.declaration()
+        user = declaration.user(name)
+        if user is not None and user.loader:
+            raise UsageError(
+                f"{user.name} is derived from the sources (the service account of loader "
+                f"{user.loader}), not written in stackyard.yml",
+                hint=f"it goes away with the last source loaded by {user.loader}",
+            )
+        known = [u.name for u in declaration.users]
+        raise UsageError(
+            f"no user '{name}' is declared{did_you_mean(name.upper(), known)}",
+            hint=f"declared users: {', '.join(known) or '(none)'}",
+        )
+
+
+def _key_text(pem: str) -> str:
+    from stackyard.infra.snowflake import key_body
+
+    return key_body(pem)

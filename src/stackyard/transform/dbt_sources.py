@@ -1,0 +1,119 @@
+"""The dbt ``_sources.yml`` that ``source add`` and ``source remove`` keep: one owner for it.
+
+Entries stackyard adds carry ``meta.stackyard_source``; everything else in the file (other
+sources, comments, order) is kept as it is (ruamel.yaml round trip).
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from stackyard.config.model import ProjectConfig
+from stackyard.errors import ConfigError
+from stackyard.transform.staging import LOADER, sources_entry
+
+SOURCES_FILE = Path("models") / "staging" / LOADER / "_sources.yml"
+SOURCES_HEADER = (
+    "# dbt sources for the data stackyard loads with dlt. Entries with meta.stackyard_source\n"
+    "# are managed by `stackyard source add` / `stackyard source remove`.\n"
+)
+
+
+def write_sources_entry(
+    project_dir: Path, transform_dir: Path, name: str, config: ProjectConfig, tables: Sequence[str]
+) -> tuple[list[str], list[str]]:
+    """Add or update a source's entry in the generated ``_sources.yml``, comments kept.
+
+    Returns:
+        The files written and the files left unchanged, relative to the project folder.
+
+    Raises:
+        ConfigError: the file has a dbt source of that name that stackyard did not add.
+    """
+    from ruamel.yaml import YAML
+
+    path = transform_dir / SOURCES_FILE
+    rel = str(path.relative_to(project_dir))
+    source = config.sources[name]
+    entry = sources_entry(
+        name,
+        config.dataset_for(name),
+        source.kind,
+        tables,
+        config.defaults.freshness.model_dump(),
+    )
+    yaml = _round_trip(YAML)
+    if path.exists():
+        original = path.read_text(encoding="utf-8")
+        data = yaml.load(original) or {}
+    else:
+        original = None
+        data = {"version": 2, "sources": []}
+    sources = data.setdefault("sources", [])
+    index = next((i for i, s in enumerate(sources) if s.get("name") == entry["name"]), None)
+    if index is not None:
+        current = sources[index]
+        if (current.get("meta") or {}).get("stackyard_source") != name:
+            raise ConfigError(
+                f"{rel} already has a dbt source '{entry['name']}' that stackyard did not add",
+                hint="rename one of them; nothing was changed",
+            )
+        if _plain(current) == entry:
+            return [], [rel]
+        sources[index] = entry
+    else:
+        sources.append(entry)
+    buffer = io.StringIO()
+    yaml.dump(data, buffer)
+    text = buffer.getvalue()
+    if original is None:
+        text = SOURCES_HEADER + text
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return [rel], []
+
+
+def remove_sources_entry(transform_dir: Path, name: str) -> bool:
+    """Drop the source's dbt entry; delete the file when stackyard created it and it is
+    now empty. Returns whether the file itself was deleted."""
+    from ruamel.yaml import YAML
+
+    path = transform_dir / SOURCES_FILE
+    if not path.exists():
+        return False
+    yaml = _round_trip(YAML)
+    text = path.read_text(encoding="utf-8")
+    data = yaml.load(text) or {}
+    sources = data.get("sources") or []
+    keep = [s for s in sources if (s.get("meta") or {}).get("stackyard_source") != name]
+    if len(keep) == len(sources):
+        return False
+    if not keep and text.startswith(SOURCES_HEADER):
+        path.unlink()
+        return True
+    for i in reversed(range(len(sources))):
+        if (sources[i].get("meta") or {}).get("stackyard_source") == name:
+            del sources[i]
+    buffer = io.StringIO()
+    yaml.dump(data, buffer)
+    path.write_text(buffer.getvalue(), encoding="utf-8")
+    return False
+
+
+def _round_trip(yaml_cls: Any) -> Any:
+    yaml = yaml_cls(typ="rt")
+    yaml.preserve_quotes = True
+    yaml.indent(mapping=2, sequence=4, offset=2)
+    yaml.width = 100
+    return yaml
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
