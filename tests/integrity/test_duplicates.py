@@ -111,7 +111,7 @@ def test_case_06_duplicate_keys_in_one_batch_are_collapsed_and_reported(project:
     )  # fmt: skip
     assert code == 0, result
     load = result["load"]
-    assert load["tables"] == [{"table": "orders", "rows": 6, "duplicates": 2}]
+    assert load["tables"] == [{"table": "orders", "rows": 6, "duplicates": 2, "deleted": 0}]
     assert rows(project, "SELECT id, status FROM exports.orders ORDER BY id") == [
         (1, "placed"),
         (2, "shipped"),
@@ -122,3 +122,37 @@ def test_case_06_duplicate_keys_in_one_batch_are_collapsed_and_reported(project:
     ]
     code, output = cli("source", "show", "exports", "-p", str(project))
     assert code == 0, output
+
+
+def test_case_01_on_mariadb_the_key_is_written_and_updates_merge(
+    project: Path, mariadb_database: str
+) -> None:
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(mariadb_database)
+    with engine.begin() as conn:
+        conn.execute(
+            sqlalchemy.text(
+                "CREATE TABLE accounts (id INT PRIMARY KEY, name VARCHAR(20), updated_at DATETIME)"
+            )
+        )
+        for i in range(1, 6):
+            conn.execute(
+                sqlalchemy.text(f"INSERT INTO accounts VALUES ({i}, 'a{i}', '2026-01-01')")
+            )
+    code, output = cli(
+        "source", "add", "billing", "--kind", "sql_database", "--connection", mariadb_database,
+        "--table", "accounts", "--cursor", "accounts=updated_at", "-p", str(project),
+    )  # fmt: skip
+    assert code == 0, output
+    assert _config(project)["sources"]["billing"]["tables"]["accounts"]["primary_key"] == "id"
+    with engine.begin() as conn:
+        conn.execute(
+            sqlalchemy.text(
+                "UPDATE accounts SET name = 'b', updated_at = '2026-01-02' WHERE id = 2"
+            )
+        )
+    engine.dispose()
+    code, output = cli("run", "-p", str(project))
+    assert code == 0, output
+    assert rows(project, "SELECT count(*), count(DISTINCT id) FROM billing.accounts") == [(5, 5)]
