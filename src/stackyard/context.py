@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from stackyard.runbooks.evolve import EvolveRunbook
     from stackyard.runbooks.incidents import IncidentRunbook
     from stackyard.runbooks.perf import PerfReport
+    from stackyard.runbooks.reload import ReloadPlan
     from stackyard.runbooks.restore import RestoreRunbook
     from stackyard.runbooks.restore_table import TableRestoreRunbook
     from stackyard.runbooks.security import SecurityReport
@@ -157,7 +158,12 @@ class Context:
     # ------------------------------------------------------------------ jobs
 
     def run(
-        self, target: str | None = None, select: Sequence[str] = (), force_build: bool = False
+        self,
+        target: str | None = None,
+        select: Sequence[str] = (),
+        force_build: bool = False,
+        full_refresh: bool = False,
+        refresh: Mapping[str, Sequence[str]] | None = None,
     ) -> RunResult:
         """Load every selected source, build and test the dbt project, check freshness,
         and record the run in the warehouse.
@@ -166,6 +172,9 @@ class Context:
             target: target name; default ``defaults.target``.
             select: source names and/or dbt selectors; empty for everything.
             force_build: run ``dbt build`` even when nothing changed since the last run.
+            full_refresh: the selected sources (every enabled one without a selection) start
+                over: dlt state reset, tables replaced; dbt rebuilds with ``--full-refresh``.
+            refresh: finer than ``full_refresh``: ``{source: tables}`` to start over.
 
         Returns:
             The run's result; ``result.exit_code`` is 0 or 1.
@@ -178,7 +187,22 @@ class Context:
 
         session = self.session(target)
         self._check_selection(select)
-        return RunJob(session, force_build=force_build).execute(select)
+        if full_refresh and refresh is None:
+            chosen = [s for s in select if s in self.config.sources] or [
+                n for n, s in self.config.sources.items() if s.enabled and not select
+            ]
+            refresh = {s: () for s in chosen}
+        return RunJob(session, force_build=force_build, refresh=refresh).execute(select)
+
+    def reload_plan(self, spec: str, target: str | None = None) -> ReloadPlan:
+        """The steps ``stackyard reload SOURCE[.TABLE]`` would take (nothing is changed)."""
+        from stackyard.runbooks.reload import reload_plan
+
+        return reload_plan(self.config, spec, self.target_name(target))
+
+    def reload(self, plan: ReloadPlan) -> RunResult:
+        """Carry out a reload plan: one run of its source, started over."""
+        return self.run(target=plan.target, select=plan.select, refresh=plan.refresh)
 
     def status(self, target: str | None = None, limit: int = 10) -> list[RunSummary]:
         """The most recent runs on a target, newest first."""

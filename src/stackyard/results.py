@@ -17,6 +17,10 @@ class TableLoad:
 
     table: str
     rows: int
+    # rows of this load that shared a key with a later row of the same load (one was kept)
+    duplicates: int = 0
+    # rows whose key the source no longer has, marked (_deleted_at) or removed
+    deleted: int = 0
 
 
 @dataclass(frozen=True)
@@ -100,6 +104,94 @@ class StepResult:
 
 
 @dataclass(frozen=True)
+class Counts:
+    """A run's numbers, computed once: the run line, ``status``, ``--json`` and the history
+    all show these, so no two places can disagree."""
+
+    rows_loaded: int = 0
+    rows_rejected: int = 0
+    rows_collapsed: int = 0  # rows that shared a key with a later row of the same load
+    models_built: int = 0
+    models_errored: int = 0
+    models_skipped: int = 0
+    seeds_built: int = 0
+    snapshots_built: int = 0
+    tests_passed: int = 0
+    tests_warned: int = 0
+    tests_failed: int = 0
+    tests_skipped: int = 0
+
+    @classmethod
+    def of(
+        cls,
+        loads: tuple[SourceLoad, ...],
+        nodes: tuple[NodeResult, ...],
+        skipped: tuple[SkippedModel, ...] = (),
+    ) -> Counts:
+        """Count loads and dbt nodes (``skipped``: models not handed to dbt at all)."""
+
+        def n(kind: str, *statuses: str) -> int:
+            return sum(1 for x in nodes if x.resource_type == kind and x.status in statuses)
+
+        failed = ("error", "fail", "runtime error")
+        return cls(
+            rows_loaded=sum(load.rows for load in loads),
+            rows_rejected=sum(load.rejected for load in loads),
+            rows_collapsed=sum(t.duplicates for load in loads for t in load.tables),
+            models_built=n("model", "success"),
+            models_errored=n("model", *failed),
+            models_skipped=n("model", "skipped") + len(skipped),
+            seeds_built=n("seed", "success"),
+            snapshots_built=n("snapshot", "success"),
+            tests_passed=n("test", "pass"),
+            tests_warned=n("test", "warn"),
+            tests_failed=n("test", *failed),
+            tests_skipped=n("test", "skipped"),
+        )
+
+    def build_text(self) -> str:
+        """The dbt part, e.g. ``3 models built, 1 skipped; 12 tests passed, 1 failed``.
+
+        >>> Counts(models_built=3, models_skipped=1, tests_passed=12, tests_failed=1).build_text()
+        '3 models built, 1 skipped; 12 tests passed, 1 failed'
+        """
+        models = [f"{self.models_built:,} models built"]
+        models += [
+            f"{v:,} {label}"
+            for v, label in ((self.models_errored, "errored"), (self.models_skipped, "skipped"))
+            if v
+        ]
+        if self.seeds_built:
+            models.append(f"{self.seeds_built:,} seeds")
+        if self.snapshots_built:
+            models.append(f"{self.snapshots_built:,} snapshots")
+        tests = [f"{self.tests_passed:,} tests passed"]
+        tests += [
+            f"{v:,} {label}"
+            for v, label in (
+                (self.tests_failed, "failed"),
+                (self.tests_warned, "warned"),
+                (self.tests_skipped, "skipped"),
+            )
+            if v
+        ]
+        return ", ".join(models) + "; " + ", ".join(tests)
+
+    def text(self) -> str:
+        """Everything, for the run line.
+
+        >>> Counts(rows_loaded=1200, rows_rejected=2, models_built=1, tests_passed=2).text()
+        '1,200 rows loaded, 2 rejected; 1 models built; 2 tests passed'
+        """
+        rows = f"{self.rows_loaded:,} rows loaded"
+        if self.rows_rejected:
+            rows += f", {self.rows_rejected:,} rejected"
+        if self.rows_collapsed:
+            rows += f", {self.rows_collapsed:,} collapsed (duplicate keys)"
+        return f"{rows}; {self.build_text()}"
+
+
+@dataclass(frozen=True)
 class RunResult:
     """Everything one ``stackyard run`` did."""
 
@@ -140,6 +232,11 @@ class RunResult:
         """0 on success, 1 when a load, model, test or freshness check failed."""
         return EXIT_OK if self.ok else EXIT_FAILED
 
+    @property
+    def counts(self) -> Counts:
+        """The run's numbers, as every output shows them."""
+        return Counts.of(self.loads, self.nodes, self.skipped)
+
     def count(self, resource_type: str, *statuses: str) -> int:
         """How many dbt nodes of a type ended in one of the statuses."""
         return sum(
@@ -152,6 +249,7 @@ class RunResult:
         data["monitors"] = self.monitors.to_dict() if self.monitors is not None else None
         data["status"] = self.status
         data["rows_loaded"] = sum(load.rows for load in self.loads)
+        data["counts"] = asdict(self.counts)
         return _iso(data)
 
 

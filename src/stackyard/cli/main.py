@@ -5,7 +5,7 @@ configuration. Tracebacks appear only with ``--debug``."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -16,6 +16,7 @@ from stackyard.cli import incidents as _incident_commands
 from stackyard.cli import lineage as _lineage_commands
 from stackyard.cli import monitors as _monitor_commands
 from stackyard.cli import recovery as _recovery_commands
+from stackyard.cli import reload as _reload_commands
 from stackyard.cli import security as _security_commands
 from stackyard.cli import sources as _source_commands
 from stackyard.cli.common import (
@@ -102,25 +103,37 @@ def run(
             help="Build and test even when nothing changed since the last successful run.",
         ),
     ] = False,
+    full_refresh: Annotated[
+        bool,
+        typer.Option(
+            "--full-refresh",
+            help="Start the selected sources over (dlt state reset, tables replaced) and "
+            "rebuild dbt models with --full-refresh.",
+        ),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Load every source, build and test the dbt project, check freshness, record the run."""
     from stackyard.cli.render import RichConsole, run_summary
 
+    def call(context: Any) -> Any:
+        return context.run(
+            target=target,
+            select=select or (),
+            force_build=force_build,
+            full_refresh=full_refresh,
+        )
+
     if as_json:
         with _guard(lambda: _context(project)) as context:
-            result = _guard(
-                lambda: context.run(target=target, select=select or (), force_build=force_build)
-            )
+            result = _guard(lambda: call(context))
         _print_json(result.to_dict())
         raise typer.Exit(result.exit_code)
     with _guard(lambda: _context(project)) as context:
         console = RichConsole(out, redact=context.secrets.redact)
         context.console = console
         with console:
-            result = _guard(
-                lambda: context.run(target=target, select=select or (), force_build=force_build)
-            )
+            result = _guard(lambda: call(context))
     out.print()
     out.print(run_summary(result))
     raise typer.Exit(result.exit_code)
@@ -175,6 +188,7 @@ _evolve_commands.register(app)
 _incident_commands.register(app)
 _backfill_commands.register(app)
 _security_commands.register(app)
+_reload_commands.register(app)
 
 
 def main() -> None:

@@ -140,13 +140,9 @@ def run_summary(result: RunResult) -> Group:
                 parts.append(
                     Text(f"monitor {table.table}: {table.status}: {table.why}", style="yellow")
                 )
-    models = result.count("model", "success")
-    tests_ok = result.count("test", "pass")
-    tests = sum(1 for n in result.nodes if n.resource_type == "test")
-    rows = sum(load.rows for load in result.loads)
     verdict = Text(
-        f"{'✔ run succeeded' if result.ok else '✘ run failed'}: {rows:,} rows loaded, "
-        f"{models} models built, {tests_ok}/{tests} tests passed · run {result.run_id}",
+        f"{'✔ run succeeded' if result.ok else '✘ run failed'}: {result.counts.text()} "
+        f"· run {result.run_id}",
         style="bold green" if result.ok else "bold red",
     )
     parts.append(verdict)
@@ -163,7 +159,6 @@ def status_table(runs: list[RunSummary]) -> Table:
     for r in runs:
         took = (r.finished_at - r.started_at).total_seconds()
         style = "green" if r.status == "success" else "red"
-        tests = r.tests_passed + r.tests_failed
         table.add_row(
             r.run_id,
             r.target,
@@ -171,7 +166,7 @@ def status_table(runs: list[RunSummary]) -> Table:
             f"{took:.1f}s",
             f"{r.rows_loaded:,}",
             str(r.models_built),
-            f"{r.tests_passed}/{tests} ok",
+            f"{r.tests_passed} passed, {r.tests_failed} failed",
         )
     return table
 

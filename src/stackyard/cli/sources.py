@@ -93,8 +93,17 @@ def _options(kind: str, **flags: Any) -> dict[str, Any]:
         connection: Any = flags["connection"]
         if flags["connection_secret"]:
             connection = {"secret": flags["connection_secret"]}
+        _only_named_tables(flags["table"] or [], keys, cursors)
         tables = {
-            t: {k: v for k, v in (("primary_key", keys.get(t)), ("cursor", cursors.get(t))) if v}
+            t: {
+                k: v
+                for k, v in (
+                    ("primary_key", keys.get(t)),
+                    ("cursor", cursors.get(t)),
+                    ("append", flags["append"] and t in cursors),
+                )
+                if v
+            }
             for t in flags["table"] or []
         }
         return {
@@ -120,6 +129,8 @@ def _options(kind: str, **flags: Any) -> dict[str, Any]:
                 spec["primary_key"] = keys[table]
             if table in cursors:
                 spec["cursor"] = cursors[table]
+                if flags["append"] and table not in keys:
+                    spec["append"] = True
                 if flags["cursor_param"]:
                     spec["cursor_param"] = flags["cursor_param"]
                 if flags["initial_value"]:
@@ -133,6 +144,19 @@ def _options(kind: str, **flags: Any) -> dict[str, Any]:
             "endpoints": endpoints,
         }
     return {**common, "path": flags["path"], "function": flags["function"], "primary_keys": keys}
+
+
+def _only_named_tables(tables: list[str], keys: dict[str, str], cursors: dict[str, str]) -> None:
+    """``--cursor``/``--primary-key`` for a table not given with ``--table`` is an error:
+    without ``--table`` every table is loaded in full, and the option would be lost."""
+    for option, given in (("--cursor", cursors), ("--primary-key", keys)):
+        for table, column in given.items():
+            if table not in tables:
+                raise UsageError(
+                    f"{option} {table}={column} names a table that is not given with --table",
+                    hint=f"add --table {table} (and --table for every other table to load); "
+                    "without --table every table is loaded in full, with no cursor",
+                )
 
 
 def register(app: typer.Typer) -> None:
@@ -212,6 +236,14 @@ def register(app: typer.Typer) -> None:
             str | None, typer.Option(help="evolve (default), freeze, discard_row or discard_value.")
         ] = None,
         owner: Annotated[str | None, typer.Option(help="Who is told when it breaks.")] = None,
+        append: Annotated[
+            bool,
+            typer.Option(
+                "--append",
+                help="A table with --cursor and no key: append each load's new rows "
+                "(else refused, since a changed row would appear twice).",
+            ),
+        ] = False,
         no_load: Annotated[
             bool, typer.Option("--no-load", help="Only add the config; no first load, no models.")
         ] = False,
@@ -291,6 +323,10 @@ def register(app: typer.Typer) -> None:
             out.print(f"  deleted {f}", highlight=False)
         if result.dropped_schema:
             out.print(f"  dropped schema {result.dropped_schema}", highlight=False)
+        for model in result.kept_models:
+            out.print(
+                Text(f"note: kept {model}, which reads this source: the next run fails on it")
+            )
 
     @source_app.command("list")
     def list_(

@@ -150,12 +150,42 @@ class SourceBase(StrictModel):
         return value
 
 
+def _check_cursor_key(cursor: str | None, key: object, append: bool) -> None:
+    """A cursor loads only new rows; without a key to merge on they can only be appended,
+    which must be asked for, since a changed row then appears twice."""
+    if cursor and not key and not append:
+        raise ValueError(
+            f"cursor '{cursor}' without a primary_key would append every changed row again: "
+            "declare primary_key: COLUMN (rows merge on it) or append: true (each load's new "
+            "rows are appended)"
+        )
+    if append and not cursor:
+        raise ValueError("append: true needs a cursor (without one the table is replaced)")
+
+
 class SqlTable(StrictModel):
     """One table read from a SQL database."""
 
     primary_key: str | list[str] | None = None
     cursor: str | None = Field(None, description="Column for incremental loads, e.g. updated_at.")
     source_table: str | None = Field(None, description="Name in the source, if it differs.")
+    append: bool = Field(
+        False,
+        description="With a cursor and no key: append each load's new rows (rows at the "
+        "last cursor value are not loaded twice).",
+    )
+    deletes: Literal["keep", "detect", "remove"] = Field(
+        "keep",
+        description="Rows deleted upstream: keep them, detect (set _deleted_at) or remove "
+        "them; detect and remove read every key of the source table on each load.",
+    )
+
+    @model_validator(mode="after")
+    def _cursor_needs_key(self) -> SqlTable:
+        _check_cursor_key(self.cursor, self.primary_key, self.append)
+        if self.deletes != "keep" and not self.primary_key:
+            raise ValueError(f"deletes: {self.deletes} needs a primary_key (the keys compared)")
+        return self
 
 
 class SqlDatabaseSource(SourceBase):
@@ -196,6 +226,9 @@ class FileTable(StrictModel):
     )
     primary_key: str | list[str] | None = None
     delimiter: str = ","
+    allow_empty: bool = Field(
+        False, description="A glob matching no file empties the table instead of failing it."
+    )
 
     def file_format(self) -> str:
         """The format, from ``format`` or else the glob's extension.
@@ -302,6 +335,12 @@ class RestEndpoint(StrictModel):
     )
     initial_value: str | None = Field(None, description="First cursor value to send.")
     paginator: RestPaginator | None = None
+    append: bool = Field(False, description="With a cursor and no key: append new rows.")
+
+    @model_validator(mode="after")
+    def _cursor_needs_key(self) -> RestEndpoint:
+        _check_cursor_key(self.cursor, self.primary_key, self.append)
+        return self
 
 
 class RestRetries(StrictModel):
@@ -406,6 +445,38 @@ class ProjectConfig(StrictModel):
             )
         return self
 
+    @model_validator(mode="after")
+    def _schemas_not_reserved(self) -> ProjectConfig:
+        for name in self.sources:
+            schema = self.dataset_for(name)
+            if schema in RESERVED_SCHEMAS or schema.startswith("pg_"):
+                given = self.sources[name].schema_ or name
+                raise ValueError(
+                    f"source '{name}' would load into schema '{schema}'"
+                    + (f" (from '{given}')" if given != schema else "")
+                    + ", which is reserved (stackyard's run history, the engine's own "
+                    "catalog or default schema): set schema: to another name"
+                )
+        return self
+
     def dataset_for(self, source_name: str) -> str:
-        """The warehouse schema a source loads into (its ``schema``, else its name)."""
-        return self.sources[source_name].schema_ or source_name
+        """The warehouse schema a source loads into (its ``schema``, else its name), spelled
+        as dlt writes it: ``RawSales`` is loaded into ``raw_sales``."""
+        return normalised_schema(self.sources[source_name].schema_ or source_name)
+
+
+# Schemas a source may not load into: stackyard's run history and monitors, the engines' own
+# catalogs (Postgres also reserves every pg_* name), and DuckDB's default schema, where dbt
+# and users keep their own tables.
+RESERVED_SCHEMAS = frozenset({"stackyard", "information_schema", "main"})
+
+
+def normalised_schema(name: str) -> str:
+    """A schema name as dlt normalises a dataset name (its snake_case naming convention).
+
+    >>> normalised_schema("RawSales"), normalised_schema("raw-sales"), normalised_schema("crm")
+    ('raw_sales', 'raw_sales', 'crm')
+    """
+    from dlt.common.normalizers.naming.snake_case import NamingConvention
+
+    return str(NamingConvention().normalize_table_identifier(name))

@@ -57,7 +57,9 @@ def required_columns(
         if node.get("resource_type") != "model":
             continue
         tables = [sources[d] for d in node.get("depends_on", {}).get("nodes", []) if d in sources]
-        if not tables:
+        if not tables or _edited_since_compiled(transform_dir, node):
+            # A model changed since dbt last compiled it (e.g. fixed after a rename): its
+            # old SQL says nothing about what it selects now; dbt build checks the new one.
             continue
         referenced = _referenced_columns(node.get("compiled_code") or "", dialect)
         for table in tables:
@@ -65,6 +67,19 @@ def required_columns(
             for column in sorted(columns & referenced):
                 out.setdefault(table, {}).setdefault(column, []).append(node["name"])
     return out
+
+
+def _edited_since_compiled(transform_dir: Path, node: Mapping[str, Any]) -> bool:
+    """The model file differs from the one the manifest was compiled from (dbt's own
+    checksum: the sha256 of the file's text, stripped of surrounding whitespace)."""
+    import hashlib
+
+    path = transform_dir / str(node.get("original_file_path") or "")
+    checksum = (node.get("checksum") or {}).get("checksum")
+    if not path.is_file() or not checksum or (node.get("checksum") or {}).get("name") != "sha256":
+        return False
+    text = path.read_text(encoding="utf-8", errors="replace").strip()
+    return hashlib.sha256(text.encode("utf-8")).hexdigest() != checksum
 
 
 def _referenced_columns(sql: str, dialect: str) -> set[str]:

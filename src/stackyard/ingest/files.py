@@ -13,6 +13,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any
 
 from stackyard.results import RejectedRow
@@ -99,15 +100,24 @@ def read_file(
                 f"SELECT * FROM read_json({literal}, format='newline_delimited')"
             ).to_arrow_table(), []
         options = ["header=true", "store_rejects=true", f"delim='{_sql_char(delimiter)}'"]
+        whole: list[str] = []
         if column_types:
             header = _csv_header(path, delimiter)
             known = {
                 c: column_types[_normalise(c)] for c in header if _normalise(c) in column_types
             }
+            # DuckDB casts '10.6' to BIGINT as 11: integer columns are read as text and
+            # checked, so a value that is not a whole number is rejected, never rounded.
+            whole = [c for c, t in known.items() if t == "BIGINT"]
+            known = {c: ("VARCHAR" if c in whole else t) for c, t in known.items()}
             if known:
                 pairs = ", ".join(f"'{_sql_char(c)}': '{t}'" for c, t in known.items())
                 options.append(f"types={{{pairs}}}")
-        rows = con.sql(f"SELECT * FROM read_csv({literal}, {', '.join(options)})").to_arrow_table()
+        con.execute(
+            f"CREATE TEMP TABLE _rows AS SELECT * FROM read_csv({literal}, {', '.join(options)})"
+        )
+        not_whole = _not_whole_numbers(con, whole, table, display_name, delimiter)
+        rows = con.sql(_whole_numbers_select(whole)).to_arrow_table()
         rejected = [
             RejectedRow(
                 table=table,
@@ -117,14 +127,86 @@ def read_file(
                 reason=f"{error_type}: {message}",
                 raw=raw,
             )
+            # One row per rejected line: DuckDB lists an error per bad column, and a line
+            # with two bad values is still one row not loaded.
             for line, column, error_type, message, raw in con.sql(
-                "SELECT line, column_name, error_type, error_message, csv_line "
-                "FROM reject_errors ORDER BY line"
+                "SELECT line, string_agg(column_name, ', ' ORDER BY column_idx), "
+                "string_agg(DISTINCT error_type::VARCHAR, ', '), "
+                "string_agg(error_message, '; ' ORDER BY column_idx), any_value(csv_line) "
+                "FROM reject_errors GROUP BY line ORDER BY line"
             ).fetchall()
         ]
+        if not_whole:
+            lines = _lines_of_rows(path, delimiter, {r.line for r in rejected}, set(not_whole))
+            rejected += [replace(r, line=lines.get(rowid)) for rowid, r in not_whole.items()]
+            rejected.sort(key=lambda r: r.line or 0)
         return rows, rejected
     finally:
         con.close()
+
+
+_WHOLE = "'^\\s*[+-]?[0-9]+\\s*$'"
+
+
+def _lines_of_rows(
+    path: str, delimiter: str, rejected_lines: set[int | None], rowids: set[int]
+) -> dict[int, int]:
+    """The file line of each row of ``_rows``: the n-th record the reader kept (not the
+    header, not a blank line, not a line it rejected) is row n."""
+    import csv
+
+    out: dict[int, int] = {}
+    with open(path, newline="", encoding="utf-8", errors="replace") as handle:
+        reader = csv.reader(handle, delimiter=delimiter)
+        next(reader, None)
+        row = 0
+        start = reader.line_num + 1
+        for record in reader:
+            line, start = start, reader.line_num + 1
+            if not record or line in rejected_lines:
+                continue
+            if row in rowids:
+                out[row] = line
+            row += 1
+    return out
+
+
+def _not_whole_numbers(
+    con: Any, columns: list[str], table: str, display_name: str, delimiter: str
+) -> dict[int, RejectedRow]:
+    """Rows of ``_rows`` whose integer columns hold something else (e.g. ``10.6``), by row
+    number (their line is found afterwards)."""
+    out: dict[int, RejectedRow] = {}
+    seen: set[int] = set()
+    for column in columns:
+        quoted = '"' + column.replace('"', '""') + '"'
+        found = con.execute(
+            f"SELECT rowid, {quoted}, concat_ws('{_sql_char(delimiter)}', *COLUMNS(*)) "
+            f"FROM _rows WHERE {quoted} IS NOT NULL AND NOT regexp_matches({quoted}, {_WHOLE})"
+        ).fetchall()
+        for rowid, value, raw in found:
+            if rowid in seen:
+                continue
+            seen.add(rowid)
+            out[int(rowid)] = RejectedRow(
+                table=table,
+                file=display_name,
+                line=None,
+                column=column,
+                reason=f"CAST ERROR: '{value}' is not a whole number (column {column} is "
+                "BIGINT); rounding it would change the value",
+                raw=raw,
+            )
+    return out
+
+
+def _whole_numbers_select(columns: list[str]) -> str:
+    if not columns:
+        return "SELECT * FROM _rows"
+    quoted = ['"' + c.replace('"', '""') + '"' for c in columns]
+    replace = ", ".join(f"CAST(trim({q}) AS BIGINT) AS {q}" for q in quoted)
+    where = " AND ".join(f"({q} IS NULL OR regexp_matches({q}, {_WHOLE}))" for q in quoted)
+    return f"SELECT * REPLACE ({replace}) FROM _rows WHERE {where} ORDER BY rowid"
 
 
 def _csv_header(path: str, delimiter: str) -> list[str]:

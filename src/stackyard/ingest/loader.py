@@ -21,7 +21,14 @@ from typing import Any
 from stackyard.config.private import drop_trace, private_dir, tighten
 from stackyard.config.project import Project
 from stackyard.errors import StackyardError
+from stackyard.ingest.counts import warehouse_counts
 from stackyard.ingest.drift import describe_contract_violation, required_columns
+from stackyard.ingest.recovery import (
+    check_state_matches_warehouse,
+    finish_pending,
+    merged_tables,
+    refreshed,
+)
 from stackyard.ingest.sources import build_resources
 from stackyard.results import RejectedRow, SourceLoad, TableLoad
 from stackyard.session import Session
@@ -48,6 +55,8 @@ class LoadRequest:
     name: str
     config: Any
     dataset: str
+    # None: an ordinary load; () the whole source, or these tables, dropped and loaded again
+    refresh: tuple[str, ...] | None = None
 
 
 @contextmanager
@@ -100,14 +109,31 @@ class Loader:
         """dlt pipeline name: one per source and target, so their states never mix."""
         return f"{self.project.name}__{source}__{self.warehouse.target_name}"
 
-    def load(self, sources: Sequence[str], loaded_at: datetime) -> list[SourceLoad]:
+    def load(
+        self,
+        sources: Sequence[str],
+        loaded_at: datetime,
+        refresh: Mapping[str, Sequence[str]] | None = None,
+    ) -> list[SourceLoad]:
         """Load the named sources; a failing source never stops the others.
+
+        Args:
+            sources: source names.
+            loaded_at: stamped on every row.
+            refresh: sources to start over: ``{source: tables}`` drops those tables (every
+                table of the source when empty), resets their dlt state, and loads them
+                again in full; a source with named tables loads only those.
 
         Returns:
             One result per source, in the order given.
         """
         requests = [
-            LoadRequest(name, self.project.sources[name], self.project.dataset_for(name))
+            LoadRequest(
+                name,
+                self.project.sources[name],
+                self.project.dataset_for(name),
+                None if refresh is None or name not in refresh else tuple(refresh[name]),
+            )
             for name in sources
         ]
         workers = min(len(requests), self.project.defaults.parallel_loads)
@@ -164,6 +190,12 @@ class Loader:
             self.console.step_finished(step, "failed", result.error or "")
         else:
             detail = f"{result.rows:,} rows in {len(result.tables)} tables"
+            deleted = sum(t.deleted for t in result.tables)
+            if deleted:
+                detail += f", {deleted:,} rows deleted upstream marked or removed"
+            duplicates = sum(t.duplicates for t in result.tables)
+            if duplicates:
+                detail += f", {duplicates:,} rows sharing a key collapsed (the last kept)"
             if result.rejected:
                 detail += f", {result.rejected:,} rejected → {request.dataset}.{REJECTED_TABLE}"
             self.console.step_finished(step, "warn" if result.rejected else "ok", detail)
@@ -176,6 +208,10 @@ class Loader:
 
     def _run_pipeline(self, request: LoadRequest, loaded_at: datetime, step: str) -> SourceLoad:
         pipeline = self.pipeline(request.name)
+        if request.refresh is not None:
+            # Starting over: forget the local state, which may describe a warehouse that is
+            # gone; what the warehouse still has is read back below and dropped by the run.
+            pipeline = pipeline.drop()
         if not pipeline.default_schema_name:
             # No local state (a first run, or a fresh clone): restore dlt's state and schema
             # from the warehouse first, so what is already loaded is known.
@@ -197,12 +233,29 @@ class Loader:
             known_columns=known,
             required=required,
         )
-        info = pipeline.run(build.resources, schema_contract=_CONTRACTS[request.config.contract])
-        counts = _row_counts(pipeline)
-        load_ids = list(info.loads_ids)
+        load_ids = finish_pending(pipeline)
+        run_options: dict[str, Any] = {"schema_contract": _CONTRACTS[request.config.contract]}
+        resources = build.resources
+        if request.refresh is None:
+            check_state_matches_warehouse(pipeline, request.name, self.warehouse.target_name)
+        else:
+            resources, run_options["refresh"] = refreshed(request.name, resources, request.refresh)
+        info = pipeline.run(resources, **run_options)
+        load_ids.extend(info.loads_ids)
+        tables = tuple(
+            TableLoad(t.table, t.rows, t.duplicates + build.duplicates.get(t.table, 0))
+            for t in warehouse_counts(
+                pipeline, load_ids, _row_counts(pipeline), merged_tables(pipeline)
+            )
+        )
+        deleted = self._reconcile_deletes(pipeline, request, loaded_at)
+        if deleted:
+            known_tables = {t.table for t in tables}
+            tables = tuple(
+                TableLoad(t.table, t.rows, t.duplicates, deleted.get(t.table, 0)) for t in tables
+            ) + tuple(TableLoad(t, 0, 0, n) for t, n in deleted.items() if t not in known_tables)
         if build.rejected:
             load_ids.extend(self._keep_rejected(pipeline, build.rejected, loaded_at))
-        tables = tuple(TableLoad(t, n) for t, n in sorted(counts.items()))
         for table in tables:
             self.console.step_progress(step, f"{table.table}: {table.rows:,} rows")
         return SourceLoad(
@@ -213,6 +266,20 @@ class Loader:
             load_ids=tuple(load_ids),
             rejected=len(build.rejected),
         )
+
+    def _reconcile_deletes(
+        self, pipeline: Any, request: LoadRequest, loaded_at: datetime
+    ) -> dict[str, int]:
+        from stackyard.config.model import SqlDatabaseSource
+
+        config = request.config
+        if not isinstance(config, SqlDatabaseSource):
+            return {}
+        from stackyard.ingest.deletes import reconcile_deletes
+        from stackyard.ingest.sources import connection_url
+
+        url = connection_url(request.name, config, self.project_dir, self.secrets)
+        return reconcile_deletes(pipeline, config, url, loaded_at)
 
     def _keep_rejected(
         self, pipeline: Any, rejected: list[RejectedRow], loaded_at: datetime

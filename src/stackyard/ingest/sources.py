@@ -38,12 +38,19 @@ class SourceBuild:
     def __init__(self) -> None:
         self.resources: list[Any] = []
         self.rejected: list[RejectedRow] = []
+        # {table: rows collapsed because a later row of the same load had the same key}
+        self.duplicates: dict[str, int] = {}
         self._lock = threading.Lock()
 
     def reject(self, rows: list[RejectedRow]) -> None:
         """Keep rows that did not fit (called from dlt's extraction threads)."""
         with self._lock:
             self.rejected.extend(rows)
+
+    def collapsed(self, table: str, rows: int) -> None:
+        """Count rows dropped for sharing a key with a later row of the same load."""
+        with self._lock:
+            self.duplicates[table] = self.duplicates.get(table, 0) + rows
 
 
 def build_resources(
@@ -133,6 +140,15 @@ def connection_url(
     match = re.match(r"^(sqlite(?:\+\w+)?):///(?!/)(.+)$", url)
     if match:  # sqlite:///relative/path is relative to the project, not the current folder
         url = f"{match.group(1)}:///{(project_dir / match.group(2)).resolve()}"
+    file = re.match(r"^sqlite(?:\+\w+)?:///([^?]+)", url)
+    if file and file.group(1) != ":memory:" and not Path(file.group(1)).is_file():
+        # SQLite creates a missing file on connect: an empty database that then "has no
+        # tables". Say what is wrong instead, and create nothing.
+        raise ConfigError(
+            f"sources.{name}.connection: the SQLite file {file.group(1)} does not exist",
+            hint="check the path (relative paths are relative to the project folder); "
+            "nothing was created",
+        )
     return with_connect_timeout(url)
 
 
@@ -226,7 +242,13 @@ def _sql_resources(
             backend=backend,
             backend_kwargs=backend_kwargs,
             chunk_size=config.chunk_size,
-            incremental=dlt.sources.incremental(table.cursor) if table.cursor else None,
+            incremental=(
+                dlt.sources.incremental(
+                    table.cursor, primary_key=_columns_but_stamp if table.append else None
+                )
+                if table.cursor
+                else None
+            ),
             primary_key=table.primary_key,
             write_disposition=disposition,
             defer_table_reflect=True,
@@ -236,6 +258,15 @@ def _sql_resources(
             resource = resource.with_name(table_name)
         resources.append(resource)
     return resources
+
+
+def _columns_but_stamp(item: Any) -> list[str]:
+    """The columns dlt hashes to skip rows at the last cursor value that an appending table
+    already has: every column the source sent. dlt runs the incremental step after
+    stackyard's ``_loaded_at`` stamp, which differs on every load and would make each such
+    row look new (every run appended them again)."""
+    names = item.schema.names if hasattr(item, "schema") else list(item)
+    return [c for c in names if c != LOADED_AT]
 
 
 def _file_resources(
@@ -268,7 +299,17 @@ def _file_resources(
     filesystem: Any = dlt_filesystem.filesystem
     transformer: Any = dlt.transformer
     resources = []
+    from stackyard.ingest.file_batches import check_files_exist
+
     for table_name, table in config.tables.items():
+        check_files_exist(
+            name,
+            table_name,
+            url,
+            table.glob,
+            allow_empty=table.allow_empty,
+            credentials=credentials,
+        )
         # Passing credentials=None explicitly makes dlt skip resolving its local_dir default.
         extra = {"credentials": credentials} if credentials else {}
         files = filesystem(bucket_url=url, file_glob=table.glob, **extra)
@@ -282,8 +323,16 @@ def _file_resources(
             if (t := duckdb_type(dlt_type)) is not None
         }
 
+        key = [table.primary_key] if isinstance(table.primary_key, str) else table.primary_key
         read = _file_reader(
-            build, table_name, table.file_format(), table.delimiter, types, read_file, local_copy
+            build,
+            table_name,
+            table.file_format(),
+            table.delimiter,
+            types,
+            read_file,
+            local_copy,
+            key or [],
         )
         reader = transformer(
             read,
@@ -303,11 +352,15 @@ def _file_reader(
     types: dict[str, str],
     read_file: Callable[..., Any],
     local_copy: Callable[..., Any],
+    key: list[str],
 ) -> Callable[[list[Any]], Any]:
+    from stackyard.ingest.file_batches import combine, keep_last
+
     # A closure rather than default arguments: dlt turns a transformer's parameters into
     # configuration fields, and a dict default is not a valid one.
     def read(items: list[Any]) -> Any:
-        for item in items:
+        batches = []
+        for item in sorted(items, key=lambda i: str(i["relative_path"])):
             with local_copy(item) as path:
                 rows, rejected = read_file(
                     path,
@@ -319,7 +372,15 @@ def _file_reader(
                 )
             build.reject(rejected)
             if rows.num_rows:
-                yield rows
+                batches.append(rows)
+        if not batches:
+            return
+        rows = combine(batches)
+        if key:
+            rows, collapsed = keep_last(rows, key)
+            if collapsed:
+                build.collapsed(table_name, collapsed)
+        yield rows
 
     return read
 

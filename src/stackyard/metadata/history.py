@@ -55,7 +55,7 @@ class History:
     def record(self, run: RunResult) -> None:
         """Write one run with its steps, loads, dbt results and freshness."""
         self.ensure()
-        built = run.count("model", "success")
+        counts = run.counts
         self._insert(
             "runs",
             [
@@ -67,12 +67,12 @@ class History:
                     run.started_at,
                     run.finished_at,
                     ",".join(run.selected),
-                    sum(load.rows for load in run.loads),
-                    sum(load.rejected for load in run.loads),
-                    built,
-                    run.count("model", "error"),
-                    run.count("test", "pass"),
-                    run.count("test", "fail", "error"),
+                    counts.rows_loaded,
+                    counts.rows_rejected,
+                    counts.models_built,
+                    counts.models_errored,
+                    counts.tests_passed,
+                    counts.tests_failed,
                     run.transform_hash,
                     run.build,
                 )
@@ -168,7 +168,8 @@ class History:
             f"ON r.run_id = l.run_id WHERE l.source = {p} AND r.run_id = ("
             f"SELECT r2.run_id FROM {loads} l2 JOIN "
             f"{runs} r2 ON r2.run_id = l2.run_id "
-            f"WHERE l2.source = {p} ORDER BY r2.started_at DESC LIMIT 1)",
+            f"WHERE l2.source = {p} AND l2.status = 'loaded' "
+            "ORDER BY r2.started_at DESC LIMIT 1)",
             (source, source),
         )
         if not result.rows:

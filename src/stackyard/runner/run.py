@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -35,7 +35,12 @@ class RunJob:
     """One execution of ``stackyard run``."""
 
     def __init__(
-        self, session: Session, *, force_build: bool = False, monitors: bool = True
+        self,
+        session: Session,
+        *,
+        force_build: bool = False,
+        monitors: bool = True,
+        refresh: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
         self.session = session
         self.project = session.project.config
@@ -46,9 +51,12 @@ class RunJob:
         self.console = session.console
         self.force_build = force_build
         self.monitors = monitors and self.project.monitors.enabled
+        # --full-refresh / reload: these sources (or tables) start over, dbt rebuilds in full
+        self.refresh = refresh
         self._steps: list[StepResult] = []
         self._current = ""
         self._previous: dict[str, Any] | None = None
+        self._attempted = False
 
     def execute(self, select: Sequence[str] = ()) -> RunResult:
         """Run the job.
@@ -68,11 +76,12 @@ class RunJob:
         self.session.release()  # dlt and dbt open their own connections
 
         loads: list[SourceLoad] = []
+        self._attempted = True  # from here on, a failure is a failed run (exit 1), not usage
         if sources:
             loader = Loader(self.session)
             t0, at = time.monotonic(), datetime.now(UTC)
             with self.session.released():  # dlt loads through its own connection
-                loads = loader.load(sources, started_at)
+                loads = loader.load(sources, started_at, self.refresh)
             failed = [load for load in loads if load.status == "failed"]
             self._steps.append(
                 StepResult(
@@ -103,7 +112,9 @@ class RunJob:
                 self.console.step_progress("dbt build", f"skipped {s.name}: {s.reason}")
 
         def build() -> str:
-            nodes.extend(dbt.build(select=dbt_select, exclude=exclude))
+            nodes.extend(
+                dbt.build(select=dbt_select, exclude=exclude, full_refresh=self.refresh is not None)
+            )
             return self._build_summary(nodes)
 
         if unchanged:
@@ -210,7 +221,7 @@ class RunJob:
         Only when this run loaded nothing, and the last run on this target was a successful
         full run of the same dbt project: the tables and test results would be the same.
         """
-        if self.force_build or select or previous is None:
+        if self.force_build or self.refresh is not None or select or previous is None:
             return None
         if any(load.status != "loaded" or load.rows or load.rejected for load in loads):
             return None
@@ -243,12 +254,9 @@ class RunJob:
         return f"run {result.run_id} → {METADATA_SCHEMA}.runs"
 
     def _build_summary(self, nodes: list[NodeResult]) -> str:
-        models = [n for n in nodes if n.resource_type in ("model", "seed", "snapshot")]
-        tests = [n for n in nodes if n.resource_type == "test"]
-        return (
-            f"{sum(not n.failed for n in models)}/{len(models)} models, "
-            f"{sum(n.status == 'pass' for n in tests)}/{len(tests)} tests passed"
-        )
+        from stackyard.results import Counts
+
+        return Counts.of((), tuple(nodes)).build_text()
 
     def _on_node(self, resource_type: str, name: str, status: str) -> None:
         self.console.step_progress(self._current, f"{resource_type} {name}: {status}")
@@ -267,7 +275,7 @@ class RunJob:
             detail = action()
             status = status_of() if status_of else "ok"
         except StackyardError as exc:
-            if exc.exit_code == EXIT_USAGE:
+            if exc.exit_code == EXIT_USAGE and not self._attempted:
                 # Configuration and reachability problems stop the run: retrying the other
                 # steps would only fail the same way (exit code 2 tells scripts so).
                 self.console.step_finished(name, "failed", self.secrets.redact(exc.message))

@@ -70,13 +70,22 @@ class Dbt:
         self.env = dict(env)
         self.on_node = on_node
 
-    def build(self, select: Sequence[str] = (), exclude: Sequence[str] = ()) -> list[NodeResult]:
+    def build(
+        self, select: Sequence[str] = (), exclude: Sequence[str] = (), full_refresh: bool = False
+    ) -> list[NodeResult]:
         """``dbt build``: models, tests, seeds and snapshots in dependency order.
+
+        Args:
+            select: dbt selectors; empty for the whole project.
+            exclude: dbt selectors to leave out.
+            full_refresh: rebuild incremental models and seeds from scratch.
 
         Raises:
             TransformError: dbt could not start (a compile error, a bad profile).
         """
         args = ["build", *self._selection(select, exclude)]
+        if full_refresh:
+            args.append("--full-refresh")
         result = self._invoke(args)
         return [_node_result(r) for r in getattr(result, "results", [])]
 

@@ -1,0 +1,95 @@
+"""What a load really left in the warehouse, read back from it.
+
+dlt counts the rows it normalised. Those are not the rows a user finds: a merge collapses rows
+that share a key within one load, and a run that finishes a package an interrupted run left
+behind normalises nothing. So every count stackyard shows for a load is read from the
+warehouse itself: the rows of each table that carry one of the load's ids.
+
+The same place answers the question a run must ask before loading: does the warehouse still
+have every table dlt's state says it loaded? When it does not (the DuckDB file was deleted, a
+table was dropped by hand), an incremental load would bring back only the newest rows and
+report success.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from stackyard.results import TableLoad
+
+LOAD_ID = "_dlt_load_id"
+_LOAD_ID_FORM = re.compile(r"^[0-9]+(\.[0-9]+)?$")
+
+
+def loaded_tables(pipeline: Any) -> list[str]:
+    """Data tables dlt's schema says hold rows (seen data), in the pipeline's local state."""
+    if not pipeline.default_schema_name:
+        return []
+    schema = pipeline.default_schema
+    return [
+        str(t["name"])
+        for t in schema.data_tables(seen_data_only=True)
+        if not t.get("parent") and not str(t["name"]).startswith("_")
+    ]
+
+
+def missing_tables(pipeline: Any, tables: Sequence[str]) -> list[str]:
+    """Of ``tables``, those the warehouse does not have."""
+    if not tables:
+        return []
+    with pipeline.destination_client() as client:
+        found = {name for name, columns in client.get_storage_tables(tables) if columns}
+    return [t for t in tables if t not in found]
+
+
+def warehouse_counts(
+    pipeline: Any,
+    load_ids: Sequence[str],
+    normalised: Mapping[str, int],
+    merged: Sequence[str] = (),
+) -> list[TableLoad]:
+    """Rows each table holds from these loads, and the rows a merge collapsed.
+
+    Args:
+        pipeline: the dlt pipeline that ran the loads.
+        load_ids: the loads' ids (new ones and finished pending ones).
+        normalised: dlt's count of rows it wrote per table (tables without a load id column,
+            dlt's nested tables, keep this count).
+        merged: tables that merge on a key: rows dlt normalised beyond those kept share a key
+            with another row of the same load (reported as duplicates).
+
+    Returns:
+        One entry per table that got rows, sorted by name.
+    """
+    ids = [i for i in load_ids if _LOAD_ID_FORM.match(i)]
+    schema = pipeline.default_schema if pipeline.default_schema_name else None
+    if not ids or schema is None:
+        return [TableLoad(t, n) for t, n in sorted(normalised.items()) if n]
+    tables = sorted(
+        {
+            str(t["name"])
+            for t in schema.data_tables()
+            if not str(t["name"]).startswith("_") and LOAD_ID in t.get("columns", {})
+        }
+    )
+    present = set(tables) - set(missing_tables(pipeline, tables)) if tables else set()
+    id_list = ", ".join(f"'{i}'" for i in ids)
+    counts: dict[str, int] = {}
+    with pipeline.sql_client() as client:
+        for table in sorted(present):
+            result = client.execute_sql(
+                f"SELECT count(*) FROM {client.make_qualified_table_name(table)} "
+                f"WHERE {client.escape_column_name(LOAD_ID)} IN ({id_list})"
+            )
+            counts[table] = int(result[0][0])
+    out = []
+    for table in sorted(set(counts) | set(normalised)):
+        rows = counts.get(table, normalised.get(table, 0))
+        duplicates = 0
+        if table in merged and table in counts:
+            duplicates = max(0, normalised.get(table, 0) - rows)
+        if rows or duplicates:
+            out.append(TableLoad(table, rows, duplicates))
+    return out

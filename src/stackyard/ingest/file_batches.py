@@ -1,0 +1,80 @@
+"""One batch per filesystem table and load: every file read, types unified, keys made unique.
+
+Reading the files of a table one by one and handing dlt each as it comes had three holes: the
+first file fixed a column's type (a later file with ``10.5`` where the first had only integers
+failed the first load); rows sharing a key across or within files were collapsed by the merge
+in no stated order and counted as loaded; and a glob that matched nothing emptied a replaced
+table as a success.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from stackyard.errors import LoadError
+
+
+def check_files_exist(
+    source: str, table: str, url: str, glob: str, *, allow_empty: bool, credentials: Any
+) -> None:
+    """Fail the table when its glob matches no file (unless the config allows it).
+
+    Raises:
+        LoadError: no file matches.
+    """
+    if allow_empty or credentials is not None:
+        # With credentials dlt builds the filesystem from its own configuration types; the
+        # listing then happens in dlt's resource, and an empty match loads nothing.
+        return
+    from dlt.common.storages.fsspec_filesystem import fsspec_filesystem, glob_files
+
+    client = fsspec_filesystem(url)[0]
+    if next(iter(glob_files(client, url, glob)), None) is None:
+        raise LoadError(
+            f"source '{source}', table '{table}': no file matches '{glob}' in {url}; the "
+            "table was left as it was",
+            hint="check that the files are there and the glob is right; if no file is a "
+            f"normal state, set allow_empty: true on sources.{source}.tables.{table}",
+        )
+
+
+def combine(batches: Sequence[Any]) -> Any:
+    """The files' rows as one Arrow table, each column of the type that fits every file
+    (an integer column with a decimal in another file becomes a double, never rounded).
+
+    >>> import pyarrow as pa
+    >>> combine([pa.table({"a": [1]}), pa.table({"a": [1.5]})]).schema.field("a").type
+    DataType(double)
+    """
+    import pyarrow as pa
+
+    if len(batches) == 1:
+        return batches[0]
+    return pa.concat_tables(batches, promote_options="permissive")
+
+
+def keep_last(rows: Any, key: Sequence[str]) -> tuple[Any, int]:
+    """The rows with each key once, the last occurrence kept (files in name order, lines in
+    file order); and how many rows were collapsed.
+
+    >>> import pyarrow as pa
+    >>> table, collapsed = keep_last(pa.table({"id": [1, 2, 1], "v": ["a", "b", "c"]}), ["id"])
+    >>> table.to_pydict(), collapsed
+    ({'id': [2, 1], 'v': ['b', 'c']}, 1)
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    missing = [k for k in key if k not in rows.column_names]
+    if missing or rows.num_rows < 2:
+        return rows, 0
+    index = "__stackyard_row"
+    numbered = rows.append_column(index, pa.array(range(rows.num_rows), type=pa.int64()))
+    last = numbered.group_by(list(key), use_threads=False).aggregate([(index, "max")])
+    keep = pc.sort_indices(last[f"{index}_max"])
+    chosen = pc.take(last[f"{index}_max"], keep)
+    collapsed = rows.num_rows - len(chosen)
+    if not collapsed:
+        return rows, 0
+    return rows.take(chosen), collapsed

@@ -1,0 +1,86 @@
+"""Before a load: finish what an interrupted run left, and check that dlt's state and the
+warehouse still agree.
+
+dlt keeps, per pipeline, the cursors it reached and the tables it created. When the warehouse
+loses tables that state says are loaded (the DuckDB file deleted, a table dropped by hand), an
+incremental load would read only rows newer than the cursor and report success over a
+half-empty table. The load fails instead, naming the tables and the command that loads them
+again from the source.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from stackyard.errors import LoadError, UsageError, did_you_mean
+from stackyard.ingest.counts import loaded_tables, missing_tables
+
+# How ``stackyard reload`` and ``run --full-refresh`` ask dlt to start a source over: drop its
+# tables and reset its state (cursors included) in the same run that loads it again
+# (https://dlthub.com/docs/general-usage/pipeline#refresh-pipeline-data-and-state).
+REFRESH_SOURCE = "drop_sources"
+REFRESH_TABLES = "drop_resources"
+
+
+def finish_pending(pipeline: Any) -> list[str]:
+    """Load the packages an interrupted run left, before extracting anything new.
+
+    ``pipeline.run`` would load them and then stop without extracting the new data; finishing
+    them first makes one run do both.
+
+    Returns:
+        The ids of the loads finished (their rows count as this run's).
+    """
+    if not pipeline.has_pending_data:
+        return []
+    pipeline.normalize()
+    info = pipeline.load()
+    return list(info.loads_ids)
+
+
+def check_state_matches_warehouse(pipeline: Any, source: str, target: str) -> None:
+    """Fail when tables dlt's state says were loaded are missing from the warehouse.
+
+    Raises:
+        LoadError: naming the missing tables and the reload command.
+    """
+    missing = missing_tables(pipeline, loaded_tables(pipeline))
+    if not missing:
+        return
+    dataset = pipeline.dataset_name
+    names = ", ".join(f"{dataset}.{t}" for t in missing)
+    raise LoadError(
+        f"source '{source}': {names} {'is' if len(missing) == 1 else 'are'} missing on target "
+        f"'{target}', though dlt's state says {'it was' if len(missing) == 1 else 'they were'} "
+        "loaded (a lost warehouse file, or a table dropped by hand); loading now would bring "
+        "back only rows newer than the saved cursors",
+        hint=f"load them again from the source: `stackyard reload {source} --yes`, or "
+        f"`stackyard run --full-refresh --select {source}` (also rebuilds what depends on it)",
+    )
+
+
+def merged_tables(pipeline: Any) -> list[str]:
+    """Tables of the pipeline's schema that merge on a key."""
+    if not pipeline.default_schema_name:
+        return []
+    schema = pipeline.default_schema
+    return [str(t["name"]) for t in schema.data_tables() if t.get("write_disposition") == "merge"]
+
+
+def refreshed(source: str, resources: list[Any], tables: Sequence[str]) -> tuple[list[Any], str]:
+    """The resources to load again and dlt's refresh mode: the whole source, or the tables.
+
+    Raises:
+        UsageError: a table the source does not have.
+    """
+    if not tables:
+        return resources, REFRESH_SOURCE
+    names = [r.name for r in resources]
+    unknown = [t for t in tables if t not in names]
+    if unknown:
+        raise UsageError(
+            f"source '{source}' has no table '{unknown[0]}'{did_you_mean(unknown[0], names)}",
+            hint=f"its tables: {', '.join(names)}",
+        )
+    return [r for r in resources if r.name in tables], REFRESH_TABLES

@@ -1,0 +1,155 @@
+"""Loss and overwrite (cases 4, 5, 7, 8, 11 and 12): no row is silently dropped or rounded."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from tests.conftest import write
+from tests.integrity.helpers import cli, cli_json, new_project, rows, scalar
+
+
+@pytest.fixture()
+def project(tmp_path: Path) -> Path:
+    return new_project(tmp_path / "shop")
+
+
+def _add_files(project: Path, *extra: str) -> tuple[int, str]:
+    return cli(
+        "source", "add", "exports", "--kind", "filesystem", "--url", "sources/exports",
+        "--table", "orders=orders*.csv", *extra, "-p", str(project),
+    )  # fmt: skip
+
+
+def test_case_04_a_glob_matching_no_file_fails_the_table(project: Path) -> None:
+    write(project / "sources/exports/orders.csv", "id,amount\n1,10\n2,20\n")
+    code, output = _add_files(project)
+    assert code == 0, output
+    (project / "sources/exports/orders.csv").unlink()
+    code, output = cli("run", "-p", str(project))
+    assert code == 1, output
+    assert "no file matches 'orders*.csv'" in output
+    assert scalar(project, "SELECT count(*) FROM exports.orders") == 2  # left as it was
+    # declared empty-able, the same run empties the table and succeeds
+    text = (project / "stackyard.yml").read_text()
+    (project / "stackyard.yml").write_text(
+        text.replace("glob: orders*.csv", "glob: orders*.csv\n        allow_empty: true")
+    )
+    code, output = cli("run", "-p", str(project), "--select", "exports")
+    assert "no file matches" not in output
+
+
+def test_case_05_a_decimal_in_an_integer_key_is_rejected_not_rounded(project: Path) -> None:
+    write(project / "sources/exports/orders.csv", "id,amount\n10,100\n11,110\n")
+    code, output = _add_files(project, "--primary-key", "orders=id")
+    assert code == 0, output
+    write(project / "sources/exports/orders2.csv", "id,amount\n10.6,999\n12,120\n")
+    code, result = cli_json("run", "-p", str(project))
+    assert rows(project, "SELECT id, amount FROM exports.orders ORDER BY id") == [
+        (10, 100),
+        (11, 110),
+        (12, 120),
+    ]
+    rejected = rows(project, "SELECT table_name, column_name, raw FROM exports._rejected_rows")
+    assert rejected == [("orders", "id", "10.6,999")]
+    assert result["loads"][0]["rejected"] == 1
+
+
+def test_case_07_reserved_schema_names_are_refused(project: Path) -> None:
+    write(project / "sources/exports/orders.csv", "id\n1\n")
+    for schema in ("stackyard", "information_schema", "pg_catalog", "main", "Stackyard"):
+        code, output = _add_files(project, "--schema", schema)
+        assert code == 2, output
+        assert "reserved" in output, output
+    assert "exports" not in (project / "stackyard.yml").read_text()
+
+
+def test_case_08_schema_names_are_normalised_as_dlt_does(project: Path) -> None:
+    write(project / "sources/exports/orders.csv", "id,amount\n1,10\n")
+    code, output = _add_files(project, "--schema", "RawSales")
+    assert code == 0, output
+    assert scalar(project, "SELECT count(*) FROM raw_sales.orders") == 1
+    sources_yml = (project / "transform/models/staging/dlt/_sources.yml").read_text()
+    assert "schema: raw_sales" in sources_yml
+    code, output = cli("run", "-p", str(project))
+    assert code == 0, output
+    assert "missing" not in output
+    code, output = cli("source", "remove", "exports", "--drop-data", "--yes", "-p", str(project))
+    assert code == 0, output
+    assert "dropped schema raw_sales" in output
+    assert (
+        rows(
+            project,
+            "SELECT schema_name FROM information_schema.schemata WHERE schema_name = 'raw_sales'",
+        )
+        == []
+    )
+
+
+def test_case_11_types_are_inferred_over_every_file_of_a_first_load(project: Path) -> None:
+    write(project / "sources/exports/orders_a.csv", "id,amount\n1,10\n2,20\n")
+    write(project / "sources/exports/orders_b.csv", "id,amount\n3,10.5\n")
+    code, output = _add_files(project, "--primary-key", "orders=id")
+    assert code == 0, output
+    assert rows(project, "SELECT id, amount FROM exports.orders ORDER BY id") == [
+        (1, 10.0),
+        (2, 20.0),
+        (3, 10.5),
+    ]
+
+
+def test_case_12_a_missing_sqlite_file_is_an_error_that_creates_nothing(project: Path) -> None:
+    code, output = cli(
+        "source", "add", "app", "--kind", "sql_database",
+        "--connection", "sqlite:///sources/nope.sqlite", "-p", str(project),
+    )  # fmt: skip
+    assert code == 2, output
+    assert "does not exist" in output and "nothing was created" in output
+    assert not (project / "sources/nope.sqlite").exists()
+
+
+@pytest.mark.parametrize("mode", ["detect", "remove"])
+def test_rows_deleted_upstream_are_marked_or_removed_as_declared(project: Path, mode: str) -> None:
+    from tests.integrity.helpers import sqlite_db
+
+    db = sqlite_db(
+        project / "sources/app.sqlite",
+        "CREATE TABLE accounts (id INTEGER PRIMARY KEY, name TEXT, updated_at TEXT)",
+        rows_of={"accounts": [(i, f"a{i}", "2026-01-01 00:00:00") for i in range(1, 6)]},
+    )
+    (project / "stackyard.yml").write_text(
+        (project / "stackyard.yml")
+        .read_text()
+        .replace(
+            "sources: {}",
+            "sources:\n  app:\n    kind: sql_database\n    connection: sqlite:///sources/app.sqlite\n"
+            "    tables:\n      accounts: {primary_key: id, cursor: updated_at, "
+            f"deletes: {mode}}}\n",
+        )
+    )
+    code, output = cli("run", "-p", str(project))
+    assert code == 0, output
+    sqlite_db(db, "DELETE FROM accounts WHERE id IN (2, 4)")
+    code, result = cli_json("run", "-p", str(project))
+    assert code == 0, result
+    assert result["loads"][0]["tables"] == [
+        {"table": "accounts", "rows": 0, "duplicates": 0, "deleted": 2}
+    ]
+    if mode == "detect":
+        assert rows(
+            project, "SELECT id FROM app.accounts WHERE _deleted_at IS NOT NULL ORDER BY id"
+        ) == [(2,), (4,)]
+        assert scalar(project, "SELECT count(*) FROM app.accounts") == 5
+    else:
+        assert rows(project, "SELECT id FROM app.accounts ORDER BY id") == [(1,), (3,), (5,)]
+    # a key back upstream is a live row again; nothing is marked twice
+    sqlite_db(db, "INSERT INTO accounts VALUES (2, 'back', '2026-01-02 00:00:00')")
+    code, result = cli_json("run", "-p", str(project))
+    assert code == 0, result
+    live = "WHERE _deleted_at IS NULL" if mode == "detect" else ""
+    assert rows(project, f"SELECT id FROM app.accounts {live} ORDER BY id") == [
+        (1,),
+        (2,),
+        (3,),
+        (5,),
+    ]
