@@ -25,21 +25,6 @@ from stackyard.errors import UsageError
 ListOpt = Annotated[list[str] | None, typer.Option()]
 
 
-def _pairs(values: list[str] | None, option: str) -> dict[str, str]:
-    """``TABLE=VALUE`` options as a mapping.
-
-    >>> _pairs(["orders=id"], "--primary-key")
-    {'orders': 'id'}
-    """
-    out: dict[str, str] = {}
-    for value in values or []:
-        table, sep, rest = value.partition("=")
-        if not sep or not table or not rest:
-            raise UsageError(f"{option} takes TABLE=VALUE, got '{value}'")
-        out[table] = rest
-    return out
-
-
 def _auth(value: str | None) -> dict[str, Any] | None:
     """``bearer:SECRET``, ``api_key:HEADER:SECRET`` or ``basic:USER:SECRET``.
 
@@ -81,58 +66,25 @@ def _paginator(value: str | None) -> dict[str, Any] | None:
 
 
 def _options(kind: str, **flags: Any) -> dict[str, Any]:
-    keys = _pairs(flags["primary_key"], "--primary-key")
-    cursors = _pairs(flags["cursor"], "--cursor")
-    common = {
-        "schema": flags["schema"],
-        "schedule": flags["schedule"],
-        "contract": flags["contract"],
-        "owner": flags["owner"],
-    }
-    if kind == "sql_database":
-        connection: Any = flags["connection"]
-        if flags["connection_secret"]:
-            connection = {"secret": flags["connection_secret"]}
-        tables = {
-            t: {k: v for k, v in (("primary_key", keys.get(t)), ("cursor", cursors.get(t))) if v}
-            for t in flags["table"] or []
-        }
-        return {
-            **common,
-            "connection": connection,
-            "tables": tables,
-            "source_schema": flags["source_schema"],
-        }
-    if kind == "filesystem":
-        globs = _pairs(flags["table"], "--table")
-        tables = {
-            t: {"glob": g, **({"primary_key": keys[t]} if t in keys else {})}
-            for t, g in globs.items()
-        }
-        return {**common, "url": flags["url"], "tables": tables}
-    if kind == "rest_api":
-        endpoints = {}
-        for table, path in _pairs(flags["endpoint"], "--endpoint").items():
-            spec: dict[str, Any] = {"path": path}
-            if flags["data_selector"]:
-                spec["data_selector"] = flags["data_selector"]
-            if table in keys:
-                spec["primary_key"] = keys[table]
-            if table in cursors:
-                spec["cursor"] = cursors[table]
-                if flags["cursor_param"]:
-                    spec["cursor_param"] = flags["cursor_param"]
-                if flags["initial_value"]:
-                    spec["initial_value"] = flags["initial_value"]
-            endpoints[table] = spec
-        return {
-            **common,
-            "base_url": flags["base_url"],
-            "auth": _auth(flags["auth"]),
-            "paginator": _paginator(flags["paginator"]),
-            "endpoints": endpoints,
-        }
-    return {**common, "path": flags["path"], "function": flags["function"], "primary_keys": keys}
+    """The stackyard.yml keys for a source from the command line, by the kind's own rules."""
+    from stackyard.config.sources import pairs, source_kinds
+
+    common = {k: flags[k] for k in ("schema", "schedule", "contract", "owner")}
+    kind_class = source_kinds().get(kind)
+    if kind_class is None:
+        return common  # the runbook says the kind is unknown, with the known ones
+    options = dict(flags)
+    options["primary_key"] = pairs(flags["primary_key"], "--primary-key")
+    options["cursor"] = pairs(flags["cursor"], "--cursor")
+    options["auth"] = _auth(flags["auth"])
+    options["paginator"] = _paginator(flags["paginator"])
+    return {**common, **kind_class.entry_from_options(options)}
+
+
+def _kinds_help() -> str:
+    from stackyard.config.sources import source_kinds
+
+    return "Source kind: " + ", ".join(source_kinds()) + "."
 
 
 def register(app: typer.Typer) -> None:
@@ -146,7 +98,7 @@ def register(app: typer.Typer) -> None:
     @source_app.command("add")
     def add(
         name: Annotated[str, typer.Argument(help="Name of the new source (schema name too).")],
-        kind: Annotated[str, typer.Option(help="sql_database, filesystem, rest_api or python.")],
+        kind: Annotated[str, typer.Option(help=_kinds_help())],
         connection: Annotated[
             str | None, typer.Option(help="sql_database: SQLAlchemy URL without a password.")
         ] = None,

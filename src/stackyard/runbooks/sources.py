@@ -13,10 +13,11 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ValidationError
 
 from stackyard.config.edit import ProjectFile
-from stackyard.config.model import SOURCE_KINDS, ProjectConfig, Source
+from stackyard.config.model import ProjectConfig
+from stackyard.config.sources import parse_source, source_kinds
 from stackyard.errors import ConfigError, StackyardError, UsageError, did_you_mean
 from stackyard.ingest.keys import declared_keys, declared_tables, detect_key
 from stackyard.ingest.loader import REJECTED_TABLE, Loader
@@ -69,15 +70,16 @@ def source_entry(kind: str, options: Mapping[str, Any]) -> dict[str, Any]:
     Raises:
         UsageError: unknown kind or options the kind does not accept / needs.
     """
-    if kind not in SOURCE_KINDS:
+    kinds = list(source_kinds())
+    if kind not in kinds:
         raise UsageError(
-            f"unknown source kind '{kind}'{did_you_mean(kind, SOURCE_KINDS)}",
-            hint=f"kinds: {', '.join(SOURCE_KINDS)}",
+            f"unknown source kind '{kind}'{did_you_mean(kind, kinds)}",
+            hint=f"kinds: {', '.join(kinds)}",
         )
     entry: dict[str, Any] = {"kind": kind}
     entry.update({k: v for k, v in options.items() if v not in (None, {}, [], ())})
     try:
-        TypeAdapter(Source).validate_python(entry)
+        parse_source(entry)
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e['loc'][1:]) or kind}: {e['msg']}" for e in exc.errors()
@@ -147,7 +149,7 @@ class SourcesRunbook:
         config = self.config
         existing = config.sources.get(name)
         if existing is not None:
-            wanted = TypeAdapter(Source).validate_python(entry)
+            wanted = parse_source(entry)
             if existing != wanted:
                 raise ConfigError(
                     f"a source named '{name}' already exists in {self.project_file.name} "
