@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -21,8 +21,16 @@ from stackyard.cli.common import (
     out,
 )
 from stackyard.errors import UsageError
+from stackyard.runbooks.steps import RunbookPlan, explain
+
+if TYPE_CHECKING:
+    from stackyard.context import Context
 
 ListOpt = Annotated[list[str] | None, typer.Option()]
+DryRunOpt = Annotated[
+    bool,
+    typer.Option("--dry-run", help="Print the runbook's steps (and their undo); change nothing."),
+]
 
 
 def _auth(value: str | None) -> dict[str, Any] | None:
@@ -79,6 +87,15 @@ def _options(kind: str, **flags: Any) -> dict[str, Any]:
     options["auth"] = _auth(flags["auth"])
     options["paginator"] = _paginator(flags["paginator"])
     return {**common, **kind_class.entry_from_options(options)}
+
+
+def _print_plan(plan: RunbookPlan, as_json: bool) -> None:
+    """A runbook's steps, before anything runs (``--dry-run``)."""
+    if as_json:
+        _print_json(plan.to_dict())
+        return
+    for line in explain(plan):
+        out.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
 def _kinds_help() -> str:
@@ -170,11 +187,21 @@ def register(app: typer.Typer) -> None:
         project: ProjectOpt = None,
         target: TargetOpt = None,
         as_json: JsonOpt = False,
+        dry_run: DryRunOpt = False,
     ) -> None:
         """Add a source: config, first load, dbt source + staging models, verification."""
         flags = dict(locals())
         flags.pop("kind")
+        flags.pop("dry_run")
         options = _guard(lambda: _options(kind, **flags))
+        if dry_run:
+
+            def plan_add(context: Context) -> RunbookPlan:
+                runbook = context.sources(target)
+                return runbook.plan_add(name, runbook.entry(name, kind, options), load=not no_load)
+
+            _print_plan(_with_context(project, plan_add), as_json)
+            return
         with _guard(lambda: _context(project)) as context:
             result = _guard(
                 lambda: context.source_add(name, kind, options, load=not no_load, target=target)
@@ -216,8 +243,16 @@ def register(app: typer.Typer) -> None:
         project: ProjectOpt = None,
         target: TargetOpt = None,
         as_json: JsonOpt = False,
+        dry_run: DryRunOpt = False,
     ) -> None:
         """Roll back `source add`: its files and config entry (and, with --drop-data, data)."""
+        if dry_run:
+            plan = _with_context(
+                project,
+                lambda context: context.sources(target).plan_remove(name, drop_data=drop_data),
+            )
+            _print_plan(plan, as_json)
+            return
         with _guard(lambda: _context(project)) as context:
             if drop_data and not yes:
                 schema = (
