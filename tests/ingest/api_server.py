@@ -25,6 +25,7 @@ class ApiState:
     always_500: bool = False
     malformed_page: int | None = None  # this page number answers invalid JSON
     requests: list[str] = field(default_factory=list)
+    token: str = TOKEN
 
 
 def make_customers(n: int, updated_at: str = "2026-01-01T00:00:00Z") -> list[dict[str, Any]]:
@@ -56,7 +57,7 @@ def _handler(state: ApiState) -> type[BaseHTTPRequestHandler]:
 
         def do_GET(self) -> None:
             state.requests.append(self.path)
-            if self.headers.get("Authorization") != f"Bearer {TOKEN}":
+            if self.headers.get("Authorization") != f"Bearer {state.token}":
                 self._send(401, b'{"error": "bad token"}')
                 return
             if state.fail_with_429 > 0:
@@ -99,3 +100,20 @@ def serve(state: ApiState) -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def main() -> None:
+    """Serve the API on a fixed port until killed: the stand-in the docs' examples call."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--customers", type=int, default=23)
+    parser.add_argument("--token", default=TOKEN)
+    args = parser.parse_args()
+    state = ApiState(customers=make_customers(args.customers), token=args.token)
+    ThreadingHTTPServer(("127.0.0.1", args.port), _handler(state)).serve_forever()
+
+
+if __name__ == "__main__":
+    main()
