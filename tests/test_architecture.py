@@ -208,3 +208,26 @@ def test_the_cli_reaches_the_context_typed() -> None:
     signature = inspect.signature(common._context)
     assert signature.return_annotation == "Context"
     assert "Any" not in str(inspect.signature(common._with_context))
+
+
+ENGINE_NAMES = {"duckdb", "postgres", "snowflake", "bigquery"}
+
+
+def test_no_dispatch_on_engine_names_outside_the_registries() -> None:
+    """Code asks a warehouse's capability flags or the engine registry, never its name."""
+    found = []
+    for path in PACKAGE.rglob("*.py"):
+        rel = path.relative_to(PACKAGE).as_posix()
+        if rel.startswith(("warehouse/", "examples/")) or rel == "infra/engines.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Compare):
+                operands = [node.left, *node.comparators]
+                names = {
+                    o.value
+                    for o in operands
+                    if isinstance(o, ast.Constant) and o.value in ENGINE_NAMES
+                }
+                if names:
+                    found.append(f"{rel}:{node.lineno}: {ast.unparse(node)}")
+    assert not found, "dispatch on engine names:\n" + "\n".join(found)

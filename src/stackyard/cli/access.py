@@ -24,6 +24,7 @@ from stackyard.cli.common import (
     out,
 )
 from stackyard.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from stackyard.runbooks.steps import explain
 
 LiveStateOpt = Annotated[
     Path | None,
@@ -192,8 +193,25 @@ def user_add(
         ),
     ] = False,
     project: ProjectOpt = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the runbook's steps; change nothing.")
+    ] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Declare a user in stackyard.yml (a service account gets a key pair)."""
+    if dry_run:
+        plan = _with_context(
+            project,
+            lambda context: context.users().plan_add(
+                name, service=service, roles=role or [], loader=loader, print_key=print_key
+            ),
+        )
+        if as_json:
+            _print_json(plan.to_dict())
+        else:
+            for line in explain(plan):
+                out.print(line, markup=False, highlight=False, soft_wrap=True)
+        return
     change = _with_context(
         project,
         lambda context: context.users().add(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -21,23 +21,16 @@ from stackyard.cli.common import (
     out,
 )
 from stackyard.errors import UsageError
+from stackyard.runbooks.steps import RunbookPlan, explain
+
+if TYPE_CHECKING:
+    from stackyard.context import Context
 
 ListOpt = Annotated[list[str] | None, typer.Option()]
-
-
-def _pairs(values: list[str] | None, option: str) -> dict[str, str]:
-    """``TABLE=VALUE`` options as a mapping.
-
-    >>> _pairs(["orders=id"], "--primary-key")
-    {'orders': 'id'}
-    """
-    out: dict[str, str] = {}
-    for value in values or []:
-        table, sep, rest = value.partition("=")
-        if not sep or not table or not rest:
-            raise UsageError(f"{option} takes TABLE=VALUE, got '{value}'")
-        out[table] = rest
-    return out
+DryRunOpt = Annotated[
+    bool,
+    typer.Option("--dry-run", help="Print the runbook's steps (and their undo); change nothing."),
+]
 
 
 def _auth(value: str | None) -> dict[str, Any] | None:
@@ -81,82 +74,34 @@ def _paginator(value: str | None) -> dict[str, Any] | None:
 
 
 def _options(kind: str, **flags: Any) -> dict[str, Any]:
-    keys = _pairs(flags["primary_key"], "--primary-key")
-    cursors = _pairs(flags["cursor"], "--cursor")
-    common = {
-        "schema": flags["schema"],
-        "schedule": flags["schedule"],
-        "contract": flags["contract"],
-        "owner": flags["owner"],
-    }
-    if kind == "sql_database":
-        connection: Any = flags["connection"]
-        if flags["connection_secret"]:
-            connection = {"secret": flags["connection_secret"]}
-        _only_named_tables(flags["table"] or [], keys, cursors)
-        tables = {
-            t: {
-                k: v
-                for k, v in (
-                    ("primary_key", keys.get(t)),
-                    ("cursor", cursors.get(t)),
-                    ("append", flags["append"] and t in cursors),
-                )
-                if v
-            }
-            for t in flags["table"] or []
-        }
-        return {
-            **common,
-            "connection": connection,
-            "tables": tables,
-            "source_schema": flags["source_schema"],
-        }
-    if kind == "filesystem":
-        globs = _pairs(flags["table"], "--table")
-        tables = {
-            t: {"glob": g, **({"primary_key": keys[t]} if t in keys else {})}
-            for t, g in globs.items()
-        }
-        return {**common, "url": flags["url"], "tables": tables}
-    if kind == "rest_api":
-        endpoints = {}
-        for table, path in _pairs(flags["endpoint"], "--endpoint").items():
-            spec: dict[str, Any] = {"path": path}
-            if flags["data_selector"]:
-                spec["data_selector"] = flags["data_selector"]
-            if table in keys:
-                spec["primary_key"] = keys[table]
-            if table in cursors:
-                spec["cursor"] = cursors[table]
-                if flags["append"] and table not in keys:
-                    spec["append"] = True
-                if flags["cursor_param"]:
-                    spec["cursor_param"] = flags["cursor_param"]
-                if flags["initial_value"]:
-                    spec["initial_value"] = flags["initial_value"]
-            endpoints[table] = spec
-        return {
-            **common,
-            "base_url": flags["base_url"],
-            "auth": _auth(flags["auth"]),
-            "paginator": _paginator(flags["paginator"]),
-            "endpoints": endpoints,
-        }
-    return {**common, "path": flags["path"], "function": flags["function"], "primary_keys": keys}
+    """The stackyard.yml keys for a source from the command line, by the kind's own rules."""
+    from stackyard.config.sources import pairs, source_kinds
+
+    common = {k: flags[k] for k in ("schema", "schedule", "contract", "owner")}
+    kind_class = source_kinds().get(kind)
+    if kind_class is None:
+        return common  # the runbook says the kind is unknown, with the known ones
+    options = dict(flags)
+    options["primary_key"] = pairs(flags["primary_key"], "--primary-key")
+    options["cursor"] = pairs(flags["cursor"], "--cursor")
+    options["auth"] = _auth(flags["auth"])
+    options["paginator"] = _paginator(flags["paginator"])
+    return {**common, **kind_class.entry_from_options(options)}
 
 
-def _only_named_tables(tables: list[str], keys: dict[str, str], cursors: dict[str, str]) -> None:
-    """``--cursor``/``--primary-key`` for a table not given with ``--table`` is an error:
-    without ``--table`` every table is loaded in full, and the option would be lost."""
-    for option, given in (("--cursor", cursors), ("--primary-key", keys)):
-        for table, column in given.items():
-            if table not in tables:
-                raise UsageError(
-                    f"{option} {table}={column} names a table that is not given with --table",
-                    hint=f"add --table {table} (and --table for every other table to load); "
-                    "without --table every table is loaded in full, with no cursor",
-                )
+def _print_plan(plan: RunbookPlan, as_json: bool) -> None:
+    """A runbook's steps, before anything runs (``--dry-run``)."""
+    if as_json:
+        _print_json(plan.to_dict())
+        return
+    for line in explain(plan):
+        out.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
+def _kinds_help() -> str:
+    from stackyard.config.sources import source_kinds
+
+    return "Source kind: " + ", ".join(source_kinds()) + "."
 
 
 def register(app: typer.Typer) -> None:
@@ -170,7 +115,7 @@ def register(app: typer.Typer) -> None:
     @source_app.command("add")
     def add(
         name: Annotated[str, typer.Argument(help="Name of the new source (schema name too).")],
-        kind: Annotated[str, typer.Option(help="sql_database, filesystem, rest_api or python.")],
+        kind: Annotated[str, typer.Option(help=_kinds_help())],
         connection: Annotated[
             str | None, typer.Option(help="sql_database: SQLAlchemy URL without a password.")
         ] = None,
@@ -250,11 +195,21 @@ def register(app: typer.Typer) -> None:
         project: ProjectOpt = None,
         target: TargetOpt = None,
         as_json: JsonOpt = False,
+        dry_run: DryRunOpt = False,
     ) -> None:
         """Add a source: config, first load, dbt source + staging models, verification."""
         flags = dict(locals())
         flags.pop("kind")
+        flags.pop("dry_run")
         options = _guard(lambda: _options(kind, **flags))
+        if dry_run:
+
+            def plan_add(context: Context) -> RunbookPlan:
+                runbook = context.sources(target)
+                return runbook.plan_add(name, runbook.entry(name, kind, options), load=not no_load)
+
+            _print_plan(_with_context(project, plan_add), as_json)
+            return
         with _guard(lambda: _context(project)) as context:
             result = _guard(
                 lambda: context.source_add(name, kind, options, load=not no_load, target=target)
@@ -296,8 +251,16 @@ def register(app: typer.Typer) -> None:
         project: ProjectOpt = None,
         target: TargetOpt = None,
         as_json: JsonOpt = False,
+        dry_run: DryRunOpt = False,
     ) -> None:
         """Roll back `source add`: its files and config entry (and, with --drop-data, data)."""
+        if dry_run:
+            plan = _with_context(
+                project,
+                lambda context: context.sources(target).plan_remove(name, drop_data=drop_data),
+            )
+            _print_plan(plan, as_json)
+            return
         with _guard(lambda: _context(project)) as context:
             if drop_data and not yes:
                 schema = (

@@ -12,6 +12,7 @@ from typing import ClassVar, NoReturn
 
 from stackyard.infra.engine import Engine
 from stackyard.infra.state import Account, Container, FutureGrant, Grant, Membership, State
+from stackyard.warehouse.base import Warehouse
 from stackyard.warehouse.duckdb import DuckDBWarehouse
 
 
@@ -20,7 +21,13 @@ class DuckDBEngine(Engine):
 
     KIND: ClassVar[str] = "duckdb"
     DIALECT: ClassVar[str] = "duckdb"
-    ENFORCES_ACCESS: ClassVar[bool] = False
+
+    def read_state(self, warehouse: Warehouse) -> State:
+        result = warehouse.query(
+            "SELECT schema_name FROM information_schema.schemata "
+            "WHERE catalog_name = current_database()"
+        )
+        return State(containers=frozenset(Container("schema", (r[0],)) for r in result.rows))
 
     def desired(self, live: State) -> State:
         schemas = {

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from typing import ClassVar
+from typing import Any, ClassVar
 
+from stackyard.errors import WarehouseError
 from stackyard.infra.declaration import Declaration
 from stackyard.infra.state import Account, Container, FutureGrant, Grant, Membership, State
+from stackyard.warehouse.base import Warehouse
 
 READ_TABLE_PRIVILEGES = ("SELECT",)
 WRITE_TABLE_PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE")
@@ -21,19 +23,49 @@ WRITE_TABLE_PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE")
 class Engine(ABC):
     """Compiles a declaration for one kind of warehouse.
 
+    An engine module holds all of access control on its kind of warehouse: this compiler,
+    the live-state reader (:meth:`read_state`) and the executor (:meth:`execute`). Whether
+    the engine enforces roles at all is the warehouse's ``SUPPORTS_ROLES``.
+
     Attributes:
         KIND: the target ``type``.
-        ENFORCES_ACCESS: roles and grants exist on this engine (DuckDB: no).
         DIALECT: sqlglot dialect the statements are written in.
     """
 
     KIND: ClassVar[str]
     DIALECT: ClassVar[str]
-    ENFORCES_ACCESS: ClassVar[bool] = True
 
     def __init__(self, declaration: Declaration, admin_user: str = "") -> None:
         self.declaration = declaration
         self.admin_user = admin_user
+
+    @classmethod
+    def for_target(cls, declaration: Declaration, target: Any) -> Engine:
+        """The engine for a target's config (its ``user`` is the administrator)."""
+        return cls(declaration, admin_user=getattr(target, "user", ""))
+
+    def read_state(self, warehouse: Warehouse) -> State:
+        """What exists in the warehouse now (default: nothing known)."""
+        return State()
+
+    @classmethod
+    def execute(cls, statements: Sequence[str], warehouse: Warehouse) -> int:
+        """Run statements in one transaction; return how many ran.
+
+        Raises:
+            StatementFailed: a statement failed (the transaction was rolled back).
+        """
+        warehouse.execute("BEGIN TRANSACTION")
+        done = 0
+        try:
+            for statement in statements:
+                warehouse.execute(statement)
+                done += 1
+        except WarehouseError as exc:
+            warehouse.execute("ROLLBACK")
+            raise StatementFailed(done, exc.message) from None
+        warehouse.execute("COMMIT")
+        return done
 
     @abstractmethod
     def desired(self, live: State) -> State:
@@ -80,3 +112,12 @@ class Engine(ABC):
     def grant_future(self, grants: Sequence[FutureGrant], revoke: bool = False) -> str:
         """Grant (or revoke) privileges on future tables sharing schema, kind, grantee and
         creator."""
+
+
+class StatementFailed(Exception):
+    """A plan's statement failed; ``index`` is its position, ``reason`` the engine's words."""
+
+    def __init__(self, index: int, reason: str) -> None:
+        super().__init__(reason)
+        self.index = index
+        self.reason = reason

@@ -9,6 +9,7 @@ Snowflake driver, so Snowflake plans are handed to the user as SQL instead.
 from __future__ import annotations
 
 from stackyard.errors import WarehouseError, WarehouseUnreachableError
+from stackyard.infra.engine import StatementFailed
 from stackyard.infra.plan import Plan
 from stackyard.warehouse.base import Warehouse
 
@@ -35,42 +36,18 @@ def execute(plan: Plan, warehouse: Warehouse) -> int:
             hint="save the plan with `stackyard plan --out plan.json` (or --sql plan.sql) and "
             "run its statements with an administrator role, e.g. `snowsql -f plan.sql`",
         )
-    if warehouse.KIND == "postgres":
-        return _execute_postgres(plan, warehouse)
-    return _execute_generic(plan, warehouse)
+    from stackyard.infra.engines import engine_class
 
-
-def _execute_postgres(plan: Plan, warehouse: Warehouse) -> int:
-    import psycopg
-
-    done = 0
+    engine = engine_class(warehouse.KIND, warehouse.target_name)
     try:
-        with warehouse.transaction() as cursor:  # type: ignore[attr-defined]
-            for step in plan.steps:
-                cursor.execute(step.statement)
-                done += 1
+        return engine.execute([step.statement for step in plan.steps], warehouse)
+    except StatementFailed as exc:
+        raise _failed(plan, exc.index, exc.reason) from None
     except WarehouseUnreachableError as exc:
         raise WarehouseUnreachableError(
             f"{exc.message} (during apply)",
             hint="nothing was applied (the transaction was rolled back): run apply again",
         ) from None
-    except psycopg.Error as exc:
-        raise _failed(plan, done, str(exc).strip()) from None
-    return done
-
-
-def _execute_generic(plan: Plan, warehouse: Warehouse) -> int:
-    warehouse.execute("BEGIN TRANSACTION")
-    done = 0
-    try:
-        for step in plan.steps:
-            warehouse.execute(step.statement)
-            done += 1
-    except WarehouseError as exc:
-        warehouse.execute("ROLLBACK")
-        raise _failed(plan, done, exc.message) from None
-    warehouse.execute("COMMIT")
-    return done
 
 
 def _failed(plan: Plan, index: int, reason: str) -> WarehouseError:

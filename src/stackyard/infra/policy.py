@@ -34,6 +34,7 @@ from stackyard.errors import UserCodeError
 from stackyard.infra.declaration import PUBLIC, SOURCES_READER, Declaration
 from stackyard.infra.plan import Plan
 from stackyard.infra.state import State
+from stackyard.warehouse import warehouse_class
 
 POLICIES_DIR = "policies"
 _SNAKE = re.compile(r"^[a-z_][a-z0-9_]*$")
@@ -91,7 +92,7 @@ def _no_unmanaged_revocation(data: PolicyInput) -> Iterable[str]:
 
 
 def _service_key_pair_only(data: PolicyInput) -> Iterable[str]:
-    if "snowflake" in data.engines:
+    if any(warehouse_class(kind).SUPPORTS_KEY_PAIR_AUTH for kind in data.engines):
         for user in data.declaration.users:
             if user.kind == "service" and not (user.rsa_public_key or user.rsa_public_key_2):
                 yield (

@@ -26,7 +26,12 @@ from sqlglot import exp
 
 from stackyard.errors import ConfigError
 from stackyard.infra.declaration import PUBLIC, Declaration
-from stackyard.infra.engine import READ_TABLE_PRIVILEGES, WRITE_TABLE_PRIVILEGES, Engine
+from stackyard.infra.engine import (
+    READ_TABLE_PRIVILEGES,
+    WRITE_TABLE_PRIVILEGES,
+    Engine,
+    StatementFailed,
+)
 from stackyard.infra.state import (
     Account,
     Container,
@@ -36,6 +41,7 @@ from stackyard.infra.state import (
     Principal,
     State,
 )
+from stackyard.warehouse.base import Warehouse
 from stackyard.warehouse.postgres import PostgresWarehouse
 
 _ORDER = ("USAGE", "CREATE", "SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE")
@@ -68,6 +74,25 @@ class PostgresEngine(Engine):
                         hint="rename one of the schemas (docs/access-control.md: Postgres mapping)",
                     )
                 seen[schema] = database.name
+
+    def read_state(self, warehouse: Warehouse) -> State:
+        from stackyard.infra.state import read_postgres_state
+
+        return read_postgres_state(warehouse.raw_connection())  # type: ignore[attr-defined]
+
+    @classmethod
+    def execute(cls, statements: Sequence[str], warehouse: Warehouse) -> int:
+        import psycopg
+
+        done = 0
+        try:
+            with warehouse.transaction() as cursor:  # type: ignore[attr-defined]
+                for statement in statements:
+                    cursor.execute(statement)
+                    done += 1
+        except psycopg.Error as exc:
+            raise StatementFailed(done, str(exc).strip()) from None
+        return done
 
     def name(self, declared: str) -> str:
         """The Postgres role name of a declared role or user.

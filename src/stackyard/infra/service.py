@@ -14,6 +14,7 @@ from stackyard.config.project import Project
 from stackyard.errors import UsageError
 from stackyard.infra.declaration import Declaration
 from stackyard.infra.engine import Engine
+from stackyard.infra.engines import engine_class, has_engine
 from stackyard.infra.layout import build_declaration
 from stackyard.infra.plan import Plan, diff
 from stackyard.infra.policy import PolicyInput, PolicyReport, evaluate
@@ -56,24 +57,8 @@ class AccessControl:
         """The access-control compiler for a target's engine."""
         name = self.project.target_name(target)
         config = self.project.config.targets[name]
-        decl = declaration or self.declaration()
-        if config.type == "postgres":
-            from stackyard.infra.postgres import PostgresEngine
-
-            return PostgresEngine(decl, admin_user=config.user)
-        if config.type == "snowflake":
-            from stackyard.infra.snowflake import SnowflakeEngine
-
-            return SnowflakeEngine(decl, admin_user=config.user)
-        if config.type == "duckdb":
-            from stackyard.infra.duckdb import DuckDBEngine
-
-            return DuckDBEngine(decl)
-        raise UsageError(
-            f"access control is not implemented for {config.type} targets (target '{name}')",
-            hint="BigQuery access is IAM, managed outside the warehouse; use a Postgres, "
-            "Snowflake or DuckDB target",
-        )
+        engine = engine_class(config.type, name)
+        return engine.for_target(declaration or self.declaration(), config)
 
     def live_state(self, target: str | None = None, recorded: Path | None = None) -> State:
         """The live state of a target.
@@ -87,7 +72,6 @@ class AccessControl:
             WarehouseUnreachableError: the target cannot be reached.
         """
         name = self.project.target_name(target)
-        config = self.project.config.targets[name]
         if recorded is not None:
             from stackyard.infra.state import snowflake_state
 
@@ -96,20 +80,7 @@ class AccessControl:
             except (OSError, json.JSONDecodeError) as exc:
                 raise UsageError(f"cannot read recorded SHOW output {recorded}: {exc}") from None
             return snowflake_state(data)
-        warehouse = self.sessions.get(name).warehouse
-        if config.type == "postgres":
-            from stackyard.infra.state import read_postgres_state
-
-            return read_postgres_state(warehouse.raw_connection())  # type: ignore[attr-defined]
-        if config.type == "duckdb":
-            from stackyard.infra.state import Container
-
-            result = warehouse.query(
-                "SELECT schema_name FROM information_schema.schemata "
-                "WHERE catalog_name = current_database()"
-            )
-            return State(containers=frozenset(Container("schema", (r[0],)) for r in result.rows))
-        return State()
+        return self.engine(name).read_state(self.sessions.get(name).warehouse)
 
     # ------------------------------------------------------------------ plan and apply
 
@@ -254,7 +225,7 @@ class AccessControl:
             name = self.project.target_name(target)
             production = name in declaration.production_targets
             engines = frozenset({config.targets[name].type})
-            if config.targets[name].type != "bigquery":
+            if has_engine(config.targets[name].type):
                 engine = self.engine(name, declaration)
                 live = self.live_state(name, live_state)
                 plan = diff(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from stackyard.config.sources import parse_source
 from stackyard.transform.staging import Column, entity_name
 from stackyard.warehouse.base import Warehouse
 
@@ -41,19 +42,10 @@ def detect_key(
 
 
 def declared_tables(entry: Mapping[str, Any]) -> list[str]:
-    for key in ("tables", "endpoints"):
-        if isinstance(entry.get(key), dict):
-            return list(entry[key])
-    return []
+    """The tables a stackyard.yml source entry names (empty: known after the first load)."""
+    return list(parse_source(entry).declared_tables())
 
 
 def declared_keys(entry: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
-    keys: dict[str, tuple[str, ...]] = {}
-    for key in ("tables", "endpoints"):
-        for table, spec in (entry.get(key) or {}).items():
-            pk = (spec or {}).get("primary_key")
-            if pk:
-                keys[table] = (pk,) if isinstance(pk, str) else tuple(pk)
-    for table, pk in (entry.get("primary_keys") or {}).items():
-        keys[table] = (pk,) if isinstance(pk, str) else tuple(pk)
-    return keys
+    """The primary key a stackyard.yml source entry declares for each table."""
+    return parse_source(entry).primary_keys()

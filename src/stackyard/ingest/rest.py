@@ -57,6 +57,11 @@ def rest_api_config(name: str, config: RestApiSource, secrets: Secrets) -> dict[
     return {"client": client, "resources": resources}
 
 
+def build_rest(name: str, config: RestApiSource, context: Any) -> list[Any]:
+    """The ``rest_api`` kind's builder (see :mod:`stackyard.ingest.sources`)."""
+    return rest_resources(name, config, context.secrets)
+
+
 def rest_resources(name: str, config: RestApiSource, secrets: Secrets) -> list[Any]:
     """dlt resources for every endpoint of the API."""
     from dlt.sources.rest_api import rest_api_source

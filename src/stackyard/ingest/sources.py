@@ -9,23 +9,25 @@ freshness and the monitors read.
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import re
 import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from stackyard.config.model import (
+from stackyard.config.base import SecretRef
+from stackyard.config.secrets import Secrets
+from stackyard.config.sources import (
     FilesystemSource,
     PythonSource,
-    RestApiSource,
-    SecretRef,
+    SourceBase,
     SqlDatabaseSource,
 )
-from stackyard.config.secrets import Secrets
 from stackyard.errors import ConfigError, UserCodeError
 from stackyard.results import RejectedRow
 
@@ -53,9 +55,52 @@ class SourceBuild:
             self.duplicates[table] = self.duplicates.get(table, 0) + rows
 
 
+@dataclass(frozen=True)
+class BuildContext:
+    """What a kind's builder gets besides its name and config.
+
+    Attributes:
+        project_dir: the project folder; relative paths are resolved against it.
+        secrets: resolves ``{secret: …}`` references.
+        known_columns: ``{table: {column: dlt data type}}`` already in the warehouse.
+        build: collects rows a reader rejected (:meth:`SourceBuild.reject`).
+    """
+
+    project_dir: Path
+    secrets: Secrets
+    known_columns: Mapping[str, Mapping[str, str]]
+    build: SourceBuild
+
+
+def _builder(config: SourceBase) -> Callable[[str, Any, BuildContext], Iterable[Any]]:
+    """The function a kind names as its BUILDER (``module:function``)."""
+    module_name, _, function = type(config).BUILDER.partition(":")
+    found: Callable[[str, Any, BuildContext], Iterable[Any]] = getattr(
+        importlib.import_module(module_name), function
+    )
+    return found
+
+
+def build_sql(name: str, config: SqlDatabaseSource, context: BuildContext) -> list[Any]:
+    """The ``sql_database`` kind: one ``sql_table`` resource per table (Arrow backend)."""
+    return _sql_resources(name, config, context.project_dir, context.secrets, context.known_columns)
+
+
+def build_files(name: str, config: FilesystemSource, context: BuildContext) -> list[Any]:
+    """The ``filesystem`` kind: files read by DuckDB, rejected rows kept."""
+    return _file_resources(
+        name, config, context.project_dir, context.secrets, context.known_columns, context.build
+    )
+
+
+def build_python(name: str, config: PythonSource, context: BuildContext) -> list[Any]:
+    """The ``python`` kind: the user's own ``@dlt.source``."""
+    return _python_resources(name, config, context.project_dir)
+
+
 def build_resources(
     name: str,
-    config: Any,
+    config: SourceBase,
     *,
     project_dir: Path,
     secrets: Secrets,
@@ -81,18 +126,9 @@ def build_resources(
         UserCodeError: the user's Python source failed to import or build.
     """
     build = SourceBuild()
-    if isinstance(config, SqlDatabaseSource):
-        build.resources = _sql_resources(name, config, project_dir, secrets, known_columns)
-    elif isinstance(config, FilesystemSource):
-        build.resources = _file_resources(name, config, project_dir, secrets, known_columns, build)
-    elif isinstance(config, RestApiSource):
-        from stackyard.ingest.rest import rest_resources
-
-        build.resources = rest_resources(name, config, secrets)
-    elif isinstance(config, PythonSource):
-        build.resources = _python_resources(name, config, project_dir)
-    else:  # pragma: no cover - the config model admits no other kind
-        raise ConfigError(f"source '{name}': unsupported kind {type(config).__name__}")
+    builder = _builder(config)
+    context = BuildContext(project_dir, secrets, known_columns, build)
+    build.resources = list(builder(name, config, context))
     build.resources = [
         r.add_map(_stamper(loaded_at, name, r.name, (required or {}).get(r.name, {})))
         for r in build.resources
@@ -422,7 +458,7 @@ def _python_resources(name: str, config: PythonSource, project_dir: Path) -> lis
         ) from exc
     resources = list(getattr(source, "resources", {}).values()) or [source]
     for resource in resources:
-        key = config.primary_keys.get(resource.name) or resource._hints.get("primary_key")
+        key = config.primary_keys().get(resource.name) or resource._hints.get("primary_key")
         # dlt appends by default; with a key, merging on it is the same for new rows and
         # keeps a row delivered again (a re-run, an API returning a page twice) single.
         if key and resource.write_disposition == "append":

@@ -5,12 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 
-from stackyard.config.model import (
-    FilesystemSource,
-    ProjectConfig,
-    PythonSource,
-    SqlDatabaseSource,
-)
+from stackyard.config.model import ProjectConfig
 from stackyard.metadata.history import History
 from stackyard.metadata.monitors import Snapshot
 from stackyard.metadata.schema import METADATA_SCHEMA
@@ -114,13 +109,9 @@ def watched_tables(
 
 
 def source_key(project: ProjectConfig, source: str, table: str) -> tuple[str, ...]:
+    """The primary key a source declares for a table (any kind), or ``()``."""
     config = project.sources.get(source)
-    key: str | list[str] | None = None
-    if isinstance(config, SqlDatabaseSource | FilesystemSource) and table in config.tables:
-        key = config.tables[table].primary_key
-    elif isinstance(config, PythonSource):
-        key = config.primary_keys.get(table)
-    return as_tuple(key)
+    return config.primary_keys().get(table, ()) if config is not None else ()
 
 
 def table_owners(project: ProjectConfig, table: TableRef) -> tuple[str, ...]:

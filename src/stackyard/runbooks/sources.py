@@ -13,15 +13,17 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ValidationError
 
 from stackyard.config.edit import ProjectFile
-from stackyard.config.model import SOURCE_KINDS, ProjectConfig, Source
+from stackyard.config.model import ProjectConfig
+from stackyard.config.sources import parse_source, source_kinds
 from stackyard.errors import ConfigError, StackyardError, UsageError, did_you_mean
 from stackyard.ingest.keys import declared_keys, declared_tables, detect_key
 from stackyard.ingest.loader import REJECTED_TABLE, Loader
 from stackyard.metadata.history import History
 from stackyard.results import FreshnessResult, SourceLoad
+from stackyard.runbooks.source_plans import add_plan, remove_plan
 from stackyard.runbooks.source_results import (
     Check,
     SourceAddResult,
@@ -30,9 +32,11 @@ from stackyard.runbooks.source_results import (
     TableStatus,
     nodes_detail,
 )
+from stackyard.runbooks.steps import RunbookPlan
 from stackyard.session import Session
 from stackyard.transform.dbt_sources import (
     SOURCES_FILE,
+    has_sources_entry,
     remove_sources_entry,
     write_sources_entry,
 )
@@ -70,15 +74,16 @@ def source_entry(kind: str, options: Mapping[str, Any]) -> dict[str, Any]:
     Raises:
         UsageError: unknown kind or options the kind does not accept / needs.
     """
-    if kind not in SOURCE_KINDS:
+    kinds = list(source_kinds())
+    if kind not in kinds:
         raise UsageError(
-            f"unknown source kind '{kind}'{did_you_mean(kind, SOURCE_KINDS)}",
-            hint=f"kinds: {', '.join(SOURCE_KINDS)}",
+            f"unknown source kind '{kind}'{did_you_mean(kind, kinds)}",
+            hint=f"kinds: {', '.join(kinds)}",
         )
     entry: dict[str, Any] = {"kind": kind}
     entry.update({k: v for k, v in options.items() if v not in (None, {}, [], ())})
     try:
-        TypeAdapter(Source).validate_python(entry)
+        parse_source(entry)
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e['loc'][1:]) or kind}: {e['msg']}" for e in exc.errors()
@@ -145,6 +150,43 @@ class SourcesRunbook:
                 options["tables"] = discover_sql_tables(url, options.get("source_schema"))
         return source_entry(kind, options)
 
+    def plan_add(self, name: str, entry: dict[str, Any], *, load: bool = True) -> RunbookPlan:
+        """The steps ``add`` would take, each with its rollback; nothing is changed."""
+        existing = self.config.sources.get(name)
+        return add_plan(
+            name,
+            entry,
+            dataset=entry.get("schema") or name,
+            target=self.warehouse.describe(),
+            tables=declared_tables(entry),
+            already_added=existing is not None and existing == parse_source(entry),
+            load=load,
+        )
+
+    def plan_remove(self, name: str, *, drop_data: bool = False) -> RunbookPlan:
+        """The steps ``remove`` would take; nothing is changed.
+
+        Raises:
+            UsageError: no such source.
+        """
+        config = self.config
+        if name not in config.sources:
+            raise UsageError(
+                f"no source named '{name}'{did_you_mean(name, config.sources)}",
+                hint=f"sources: {', '.join(sorted(config.sources)) or '(none)'}",
+            )
+        generated = generated_files(self.transform_dir, name)
+        base = self.project_dir / ".stackyard" / "pipelines"
+        return remove_plan(
+            name,
+            project_dir=self.project_dir,
+            files=[p for p, _ in generated],
+            edited=[p for p, unedited in generated if not unedited],
+            sources_entry=has_sources_entry(self.transform_dir, name),
+            state=sorted(base.glob(f"*__{name}__*")) if base.is_dir() else [],
+            drop_schema=config.dataset_for(name) if drop_data else None,
+        )
+
     def add(self, name: str, entry: dict[str, Any], *, load: bool = True) -> SourceAddResult:
         """Perform the runbook for a new source.
 
@@ -155,7 +197,7 @@ class SourcesRunbook:
         config = self.config
         existing = config.sources.get(name)
         if existing is not None:
-            wanted = TypeAdapter(Source).validate_python(entry)
+            wanted = parse_source(entry)
             if existing != wanted:
                 raise ConfigError(
                     f"a source named '{name}' already exists in {self.project_file.name} "

@@ -20,6 +20,7 @@ from stackyard.infra.layout import build_declaration
 from stackyard.infra.plan import Plan
 from stackyard.infra.service import AccessControl
 from stackyard.infra.users import generate_key_pair, write_private_key
+from stackyard.runbooks.steps import RunbookPlan, RunbookStep
 from stackyard.session import Sessions
 
 
@@ -60,6 +61,51 @@ class UsersRunbook:
         self.project = project
         self.sessions = sessions
         self.access = AccessControl(project, sessions)
+
+    def plan_add(
+        self,
+        name: str,
+        *,
+        service: bool = False,
+        roles: list[str] | None = None,
+        loader: str | None = None,
+        print_key: bool = False,
+    ) -> RunbookPlan:
+        """The steps ``add`` would take, each with its rollback; nothing is changed."""
+        user = name.upper() if service else name.lower()
+        section = "service_accounts" if service else "people"
+        granted = ", ".join(roles or []) or (
+            "its own role" if service else "ANALYTICS_DEVELOPER and a dev schema of its own"
+        )
+        steps = []
+        if service:
+            where = (
+                "printed once"
+                if print_key
+                else f"written to .stackyard/keys/{user.lower()}-<id>.p8 (mode 0600, git-ignored)"
+            )
+            steps.append(
+                RunbookStep(
+                    "create key pair",
+                    f"a new RSA key pair for {user}: the private key {where}, the public key "
+                    "into stackyard.yml",
+                    "delete the key file",
+                )
+            )
+        loads = f", writing loader {loader}'s database" if loader else ""
+        steps.append(
+            RunbookStep(
+                "edit stackyard.yml",
+                f"declare {user} under access.{section}, granted {granted}{loads}",
+                f"`stackyard user remove {user}`",
+            )
+        )
+        return RunbookPlan(
+            "user add",
+            user,
+            tuple(steps),
+            ("the warehouse changes with `stackyard plan`, then `stackyard apply`",),
+        )
 
     def add(
         self,

@@ -76,6 +76,19 @@ def write_sources_entry(
     return [rel], []
 
 
+def has_sources_entry(transform_dir: Path, name: str) -> bool:
+    """Whether ``_sources.yml`` holds an entry stackyard added for this source."""
+    from ruamel.yaml import YAML
+
+    path = transform_dir / SOURCES_FILE
+    if not path.exists():
+        return False
+    data = _round_trip(YAML).load(path.read_text(encoding="utf-8")) or {}
+    return any(
+        (s.get("meta") or {}).get("stackyard_source") == name for s in data.get("sources") or []
+    )
+
+
 def remove_sources_entry(transform_dir: Path, name: str) -> bool:
     """Drop the source's dbt entry; delete the file when stackyard created it and it is
     now empty. Returns whether the file itself was deleted."""

@@ -8,20 +8,27 @@ from typing import Any
 from stackyard.config.secrets import Secrets
 from stackyard.warehouse.base import QueryResult, Warehouse
 
+# kind (a target's ``type``) → "module:class"; imported only when a target of it is used.
+_WAREHOUSES: dict[str, str] = {
+    "duckdb": "stackyard.warehouse.duckdb:DuckDBWarehouse",
+    "postgres": "stackyard.warehouse.postgres:PostgresWarehouse",
+    "snowflake": "stackyard.warehouse.cloud:SnowflakeWarehouse",
+    "bigquery": "stackyard.warehouse.cloud:BigQueryWarehouse",
+}
+
+
+def warehouse_class(kind: str) -> type[Warehouse]:
+    """The warehouse module's class for a target ``type`` (its capability flags, its SQL)."""
+    import importlib
+
+    module, _, name = _WAREHOUSES[kind].partition(":")
+    found: type[Warehouse] = getattr(importlib.import_module(module), name)
+    return found
+
 
 def open_warehouse(target_name: str, config: Any, project_dir: Path, secrets: Secrets) -> Warehouse:
     """The warehouse module for a target's ``type``, not yet connected."""
-    from stackyard.warehouse.cloud import BigQueryWarehouse, SnowflakeWarehouse
-    from stackyard.warehouse.duckdb import DuckDBWarehouse
-    from stackyard.warehouse.postgres import PostgresWarehouse
-
-    classes: dict[str, type[Warehouse]] = {
-        "duckdb": DuckDBWarehouse,
-        "postgres": PostgresWarehouse,
-        "snowflake": SnowflakeWarehouse,
-        "bigquery": BigQueryWarehouse,
-    }
-    return classes[config.type](target_name, config, project_dir, secrets)
+    return warehouse_class(config.type)(target_name, config, project_dir, secrets)
 
 
-__all__ = ["QueryResult", "Warehouse", "open_warehouse"]
+__all__ = ["QueryResult", "Warehouse", "open_warehouse", "warehouse_class"]

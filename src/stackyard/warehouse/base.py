@@ -44,6 +44,7 @@ class Warehouse(ABC):
         PARALLEL_LOADS: several dlt pipelines may load into it at the same time.
         REACHABLE_HERE: stackyard ships a driver for it (Snowflake and BigQuery need extras).
         MAX_IDENTIFIER_LENGTH: longest name the engine keeps without truncating.
+        SUPPORTS_KEY_PAIR_AUTH: users can log in with an RSA key pair instead of a password.
         COMPRESS_LOAD_FILES: dlt's Parquet load files are worth compressing (they travel over
             a network); an in-process engine reads them from local disk at once.
     """
@@ -57,6 +58,7 @@ class Warehouse(ABC):
     MAX_IDENTIFIER_LENGTH: ClassVar[int] = 255
     DBT_ENV: ClassVar[dict[str, str]] = {}
     COMPRESS_LOAD_FILES: ClassVar[bool] = True
+    SUPPORTS_KEY_PAIR_AUTH: ClassVar[bool] = False
 
     def __init__(self, target_name: str, config: Any, project_dir: Path, secrets: Secrets):
         self.target_name = target_name

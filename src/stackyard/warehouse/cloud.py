@@ -49,6 +49,7 @@ class SnowflakeWarehouse(_RemoteOnly):
     """Snowflake, key-pair authentication preferred."""
 
     KIND: ClassVar[str] = "snowflake"
+    SUPPORTS_KEY_PAIR_AUTH: ClassVar[bool] = True
     DIALECT: ClassVar[str] = "snowflake"
     DRIVER = "snowflake-connector-python and dbt-snowflake"
     SUPPORTS_ROLES = True

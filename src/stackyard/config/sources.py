@@ -1,0 +1,547 @@
+"""Source kinds: the ``sources:`` entries of stackyard.yml, and the registry of kinds.
+
+Each kind is one config class (``kind: Literal[...]``) registered with
+:func:`register_source_kind`; the project model, ``stackyard source add`` (its options, its
+help and its validation), key detection, the dlt build and the monitors all look kinds up
+here. docs/architecture.md ("How to add a source kind") lists the steps.
+"""
+
+from __future__ import annotations
+
+import re
+import typing
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar, Literal, TypeVar
+
+from pydantic import Field, TypeAdapter, field_validator, model_validator
+
+from stackyard.config.base import SecretRef, StrictModel
+from stackyard.errors import UsageError
+
+# The runbook's default: daily at 07:00 UTC, after the overnight source exports.
+DEFAULT_SCHEDULE = "0 7 * * *"
+
+Contract = Literal["evolve", "freeze", "discard_row", "discard_value"]
+
+
+class SourceBase(StrictModel):
+    """What every source kind shares, and what each kind answers about itself.
+
+    A kind is a subclass with ``kind: Literal["<name>"]``, registered with
+    :func:`register_source_kind`. It says which tables it declares, their keys and cursors,
+    how command-line options become its stackyard.yml entry, and (``BUILDER``) which function
+    builds its dlt resources. Everything else (``stackyard source add``, key detection, the
+    monitors' duplicate-key check) asks these methods, so a kind is added in one place.
+    """
+
+    #: ``"module:function"`` building the kind's dlt resources, called as
+    #: ``function(name, config, context)`` (see :mod:`stackyard.ingest.sources`).
+    BUILDER: ClassVar[str]
+    #: The ``stackyard source add`` options this kind reads (for ``--help``).
+    CLI_OPTIONS: ClassVar[tuple[str, ...]] = ()
+
+    kind: str
+
+    schema_: str | None = Field(
+        None, alias="schema", description="Warehouse schema to load into; default: the source name."
+    )
+    schedule: str = Field(DEFAULT_SCHEDULE, description="Cron expression (UTC) for orchestrators.")
+    contract: Contract = Field(
+        "evolve",
+        description="What happens when the data's shape changes: new tables/columns evolve; "
+        "a changed type is always caught (see docs/sources.md).",
+    )
+    owner: str | None = Field(None, description="Who is told when this source breaks.")
+    enabled: bool = True
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        if len(value.split()) != 5:
+            raise ValueError(f"schedule must be a 5-field cron expression, got '{value}'")
+        return value
+
+    def declared_tables(self) -> tuple[str, ...]:
+        """The tables stackyard.yml names for this source (empty: known after a load)."""
+        return ()
+
+    def primary_keys(self) -> dict[str, tuple[str, ...]]:
+        """The primary key declared for each table that has one."""
+        return {}
+
+    def cursors(self) -> dict[str, str]:
+        """The incremental cursor column of each table that has one."""
+        return {}
+
+    @classmethod
+    def entry_from_options(cls, options: Mapping[str, Any]) -> dict[str, Any]:
+        """This kind's stackyard.yml keys from ``stackyard source add`` options.
+
+        Args:
+            options: option name → value, None when not given; ``primary_key`` and
+                ``cursor`` are already ``{table: column}``.
+        """
+        return {}
+
+
+def _check_cursor_key(cursor: str | None, key: object, append: bool) -> None:
+    """A cursor loads only new rows; without a key to merge on they can only be appended,
+    which must be asked for, since a changed row then appears twice."""
+    if cursor and not key and not append:
+        raise ValueError(
+            f"cursor '{cursor}' without a primary_key would append every changed row again: "
+            "declare primary_key: COLUMN (rows merge on it) or append: true (each load's new "
+            "rows are appended)"
+        )
+    if append and not cursor:
+        raise ValueError("append: true needs a cursor (without one the table is replaced)")
+
+
+class SqlTable(StrictModel):
+    """One table read from a SQL database."""
+
+    primary_key: str | list[str] | None = None
+    cursor: str | None = Field(None, description="Column for incremental loads, e.g. updated_at.")
+    source_table: str | None = Field(None, description="Name in the source, if it differs.")
+    append: bool = Field(
+        False,
+        description="With a cursor and no key: append each load's new rows (rows at the "
+        "last cursor value are not loaded twice).",
+    )
+    deletes: Literal["keep", "detect", "remove"] = Field(
+        "keep",
+        description="Rows deleted upstream: keep them, detect (set _deleted_at) or remove "
+        "them; detect and remove read every key of the source table on each load.",
+    )
+
+    @model_validator(mode="after")
+    def _cursor_needs_key(self) -> SqlTable:
+        _check_cursor_key(self.cursor, self.primary_key, self.append)
+        if self.deletes != "keep" and not self.primary_key:
+            raise ValueError(f"deletes: {self.deletes} needs a primary_key (the keys compared)")
+        return self
+
+
+class SqlDatabaseSource(SourceBase):
+    """A relational database read through dlt's sql_database source (Arrow backend)."""
+
+    BUILDER: ClassVar[str] = "stackyard.ingest.sources:build_sql"
+    CLI_OPTIONS: ClassVar[tuple[str, ...]] = (
+        "connection",
+        "connection_secret",
+        "source_schema",
+        "table",
+        "primary_key",
+        "cursor",
+        "append",
+    )
+
+    kind: Literal["sql_database"]
+    connection: str | SecretRef = Field(
+        description="SQLAlchemy URL without a password (e.g. sqlite:///sources/app.sqlite), "
+        "or {secret: NAME} for one that has a password."
+    )
+    source_schema: str | None = Field(None, description="Schema to read from in the source.")
+    backend: Literal["auto", "connectorx", "pyarrow", "sqlalchemy"] = Field(
+        "auto",
+        description="auto: ConnectorX (Rust, straight to Arrow) for SQLite and Postgres "
+        "URLs, else SQLAlchemy rows converted to Arrow.",
+    )
+    chunk_size: int = Field(100_000, ge=100)
+    tables: dict[str, SqlTable] = Field(min_length=1)
+
+    @field_validator("connection")
+    @classmethod
+    def _no_inline_password(cls, value: str | SecretRef) -> str | SecretRef:
+        if isinstance(value, str) and re.match(r"^[\w+]+://[^/@:]+:[^/@]+@", value):
+            raise ValueError(
+                "the connection URL holds a password; secrets never live in stackyard.yml: "
+                "write connection: {secret: NAME} and put the URL in the environment "
+                "variable NAME or in .stackyard/secrets.toml"
+            )
+        return value
+
+    def declared_tables(self) -> tuple[str, ...]:
+        return tuple(self.tables)
+
+    def primary_keys(self) -> dict[str, tuple[str, ...]]:
+        return _keys({t: spec.primary_key for t, spec in self.tables.items()})
+
+    def cursors(self) -> dict[str, str]:
+        return {t: spec.cursor for t, spec in self.tables.items() if spec.cursor}
+
+    @classmethod
+    def entry_from_options(cls, options: Mapping[str, Any]) -> dict[str, Any]:
+        keys, cursors = options.get("primary_key") or {}, options.get("cursor") or {}
+        connection: Any = options.get("connection")
+        if options.get("connection_secret"):
+            connection = {"secret": options["connection_secret"]}
+        named = list(options.get("table") or [])
+        _only_named_tables(named, keys, cursors)
+        tables = {
+            t: {
+                k: v
+                for k, v in (
+                    ("primary_key", keys.get(t)),
+                    ("cursor", cursors.get(t)),
+                    ("append", bool(options.get("append")) and t in cursors),
+                )
+                if v
+            }
+            for t in named
+        }
+        return {
+            "connection": connection,
+            "tables": tables,
+            "source_schema": options.get("source_schema"),
+        }
+
+
+class FileTable(StrictModel):
+    """One table read from files matching a glob."""
+
+    glob: str
+    format: Literal["csv", "jsonl", "parquet"] | None = Field(
+        None, description="Default: from the file extension."
+    )
+    primary_key: str | list[str] | None = None
+    delimiter: str = ","
+    allow_empty: bool = Field(
+        False, description="A glob matching no file empties the table instead of failing it."
+    )
+
+    def file_format(self) -> str:
+        """The format, from ``format`` or else the glob's extension.
+
+        >>> FileTable(glob="x/*.parquet").file_format()
+        'parquet'
+        """
+        if self.format:
+            return self.format
+        for ext, fmt in ((".csv", "csv"), (".jsonl", "jsonl"), (".ndjson", "jsonl")):
+            if self.glob.endswith(ext):
+                return fmt
+        if self.glob.endswith((".parquet", ".pq")):
+            return "parquet"
+        raise ValueError(
+            f"cannot tell the format of '{self.glob}' from its extension: set format: csv, "
+            "jsonl or parquet"
+        )
+
+
+class FilesystemSource(SourceBase):
+    """CSV, JSONL and Parquet files, local or on any fsspec URL (s3://, gs://, …)."""
+
+    BUILDER: ClassVar[str] = "stackyard.ingest.sources:build_files"
+    CLI_OPTIONS: ClassVar[tuple[str, ...]] = ("url", "table", "primary_key")
+
+    kind: Literal["filesystem"]
+    url: str = Field(description="Folder: a path relative to the project, or an fsspec URL.")
+    credentials: SecretRef | None = None
+    tables: dict[str, FileTable] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _formats_known(self) -> FilesystemSource:
+        for table in self.tables.values():
+            table.file_format()
+        return self
+
+    def declared_tables(self) -> tuple[str, ...]:
+        return tuple(self.tables)
+
+    def primary_keys(self) -> dict[str, tuple[str, ...]]:
+        return _keys({t: spec.primary_key for t, spec in self.tables.items()})
+
+    @classmethod
+    def entry_from_options(cls, options: Mapping[str, Any]) -> dict[str, Any]:
+        keys = options.get("primary_key") or {}
+        globs = pairs(options.get("table"), "--table")
+        tables = {
+            t: {"glob": g, **({"primary_key": keys[t]} if t in keys else {})}
+            for t, g in globs.items()
+        }
+        return {"url": options.get("url"), "tables": tables}
+
+
+class PythonSource(SourceBase):
+    """The user's own ``@dlt.source`` function in ``sources/<file>.py``."""
+
+    BUILDER: ClassVar[str] = "stackyard.ingest.sources:build_python"
+    CLI_OPTIONS: ClassVar[tuple[str, ...]] = ("path", "function", "primary_key")
+
+    kind: Literal["python"]
+    path: str = Field(description="File relative to the project, e.g. sources/events.py.")
+    function: str = Field(description="Name of the @dlt.source function in that file.")
+    options: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    primary_keys_: dict[str, str | list[str]] = Field(
+        default_factory=dict, alias="primary_keys", description="Key column(s) per table."
+    )
+
+    def primary_keys(self) -> dict[str, tuple[str, ...]]:
+        return _keys(dict(self.primary_keys_))
+
+    @classmethod
+    def entry_from_options(cls, options: Mapping[str, Any]) -> dict[str, Any]:
+        return {
+            "path": options.get("path"),
+            "function": options.get("function"),
+            "primary_keys": options.get("primary_key") or {},
+        }
+
+
+class RestAuth(StrictModel):
+    """How an API authenticates: a bearer token, an API key, or HTTP basic auth."""
+
+    type: Literal["bearer", "api_key", "http_basic"]
+    token: SecretRef | None = Field(None, description="bearer: the token.")
+    api_key: SecretRef | None = Field(None, description="api_key: the key.")
+    name: str = Field("X-API-Key", description="api_key: header or query parameter name.")
+    location: Literal["header", "query"] = "header"
+    username: str | None = Field(None, description="http_basic: the user name.")
+    password: SecretRef | None = Field(None, description="http_basic: the password.")
+
+    @model_validator(mode="after")
+    def _needs(self) -> RestAuth:
+        needed = {"bearer": "token", "api_key": "api_key", "http_basic": "password"}[self.type]
+        if getattr(self, needed) is None:
+            raise ValueError(f"auth type {self.type} needs {needed}: {{secret: NAME}}")
+        if self.type == "http_basic" and not self.username:
+            raise ValueError("auth type http_basic needs username")
+        return self
+
+
+class RestPaginator(StrictModel):
+    """How an API splits results into pages (dlt's rest_api paginators)."""
+
+    type: Literal[
+        "page_number", "offset", "cursor", "header_link", "json_link", "single_page", "auto"
+    ]
+    page_param: str | None = None
+    base_page: int | None = None
+    total_path: str | None = None
+    maximum_page: int | None = None
+    limit: int | None = None
+    offset_param: str | None = None
+    limit_param: str | None = None
+    cursor_path: str | None = None
+    cursor_param: str | None = None
+    next_url_path: str | None = None
+    stop_after_empty_page: bool | None = None
+
+    @model_validator(mode="after")
+    def _needs(self) -> RestPaginator:
+        if self.type == "offset" and self.limit is None:
+            raise ValueError("paginator type offset needs limit (rows per page)")
+        if self.type == "cursor" and not self.cursor_path:
+            raise ValueError("paginator type cursor needs cursor_path (where the next cursor is)")
+        return self
+
+
+class RestEndpoint(StrictModel):
+    """One endpoint of an API, loaded into one table."""
+
+    path: str
+    params: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    data_selector: str | None = Field(None, description="JSON path to the rows, e.g. data.")
+    primary_key: str | list[str] | None = None
+    cursor: str | None = Field(None, description="Field for incremental loads, e.g. updated_at.")
+    cursor_param: str | None = Field(
+        None, description="Query parameter that sends the last cursor value, e.g. since."
+    )
+    initial_value: str | None = Field(None, description="First cursor value to send.")
+    paginator: RestPaginator | None = None
+    append: bool = Field(False, description="With a cursor and no key: append new rows.")
+
+    @model_validator(mode="after")
+    def _cursor_needs_key(self) -> RestEndpoint:
+        _check_cursor_key(self.cursor, self.primary_key, self.append)
+        return self
+
+
+class RestRetries(StrictModel):
+    """Retries for HTTP 429 and 5xx answers and connection errors, with jittered backoff."""
+
+    max_attempts: int = Field(5, ge=1, le=20)
+    backoff_seconds: float = Field(1.0, ge=0, description="First wait; doubles each retry.")
+    jitter_seconds: float = Field(0.5, ge=0, description="Random extra wait, up to this.")
+    timeout_seconds: float = Field(30.0, gt=0)
+
+
+class RestApiSource(SourceBase):
+    """An HTTP JSON API read with dlt's rest_api source."""
+
+    BUILDER: ClassVar[str] = "stackyard.ingest.rest:build_rest"
+    CLI_OPTIONS: ClassVar[tuple[str, ...]] = (
+        "base_url",
+        "endpoint",
+        "auth",
+        "paginator",
+        "data_selector",
+        "primary_key",
+        "cursor",
+        "cursor_param",
+        "initial_value",
+        "append",
+    )
+
+    kind: Literal["rest_api"]
+    base_url: str = Field(pattern=r"^https?://")
+    auth: RestAuth | None = None
+    paginator: RestPaginator | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    retries: RestRetries = Field(default_factory=RestRetries)
+    endpoints: dict[str, RestEndpoint] = Field(min_length=1)
+
+    def declared_tables(self) -> tuple[str, ...]:
+        return tuple(self.endpoints)
+
+    def primary_keys(self) -> dict[str, tuple[str, ...]]:
+        return _keys({t: spec.primary_key for t, spec in self.endpoints.items()})
+
+    def cursors(self) -> dict[str, str]:
+        return {t: spec.cursor for t, spec in self.endpoints.items() if spec.cursor}
+
+    @classmethod
+    def entry_from_options(cls, options: Mapping[str, Any]) -> dict[str, Any]:
+        keys, cursors = options.get("primary_key") or {}, options.get("cursor") or {}
+        endpoints = {}
+        for table, path in pairs(options.get("endpoint"), "--endpoint").items():
+            spec: dict[str, Any] = {"path": path}
+            if options.get("data_selector"):
+                spec["data_selector"] = options["data_selector"]
+            if table in keys:
+                spec["primary_key"] = keys[table]
+            if table in cursors:
+                spec["cursor"] = cursors[table]
+                if options.get("append") and table not in keys:
+                    spec["append"] = True
+                if options.get("cursor_param"):
+                    spec["cursor_param"] = options["cursor_param"]
+                if options.get("initial_value"):
+                    spec["initial_value"] = options["initial_value"]
+            endpoints[table] = spec
+        return {
+            "base_url": options.get("base_url"),
+            "auth": options.get("auth"),
+            "paginator": options.get("paginator"),
+            "endpoints": endpoints,
+        }
+
+
+# --------------------------------------------------------------------------- the registry
+
+S = TypeVar("S", bound=SourceBase)
+
+_KINDS: dict[str, type[SourceBase]] = {}
+_on_change: list[Callable[[], None]] = []
+_adapter: dict[tuple[str, ...], TypeAdapter[Any]] = {}
+
+
+def register_source_kind(cls: type[S]) -> type[S]:
+    """Make a source kind known to stackyard (usable as a class decorator).
+
+    Raises:
+        ValueError: the class has no ``kind: Literal["name"]`` field or no ``BUILDER``, or
+            another class has that kind already.
+    """
+    annotation = cls.model_fields["kind"].annotation
+    names = typing.get_args(annotation)
+    if typing.get_origin(annotation) is not Literal or len(names) != 1:
+        raise ValueError(f"{cls.__name__}.kind must be Literal['<kind name>']")
+    if not getattr(cls, "BUILDER", None):
+        raise ValueError(f"{cls.__name__} needs BUILDER = 'module:function' (its dlt source)")
+    name = str(names[0])
+    if _KINDS.get(name, cls) is not cls:
+        raise ValueError(f"source kind '{name}' is registered already")
+    _KINDS[name] = cls
+    for callback in _on_change:
+        callback()
+    return cls
+
+
+def unregister_source_kind(name: str) -> None:
+    """Forget a kind (tests and plugins that add one for a while)."""
+    if _KINDS.pop(name, None) is not None:
+        for callback in _on_change:
+            callback()
+
+
+def source_kinds() -> dict[str, type[SourceBase]]:
+    """Every registered kind by name, in registration order."""
+    return dict(_KINDS)
+
+
+def source_union() -> Any:
+    """The type of one ``sources:`` entry: the registered kinds, discriminated by ``kind``."""
+    classes = tuple(_KINDS.values())
+    union = classes[0] if len(classes) == 1 else typing.Union[classes]  # noqa: UP007
+    return typing.Annotated[union, Field(discriminator="kind")]
+
+
+def parse_source(entry: Mapping[str, Any]) -> SourceBase:
+    """Validate one ``sources:`` entry as its kind.
+
+    Raises:
+        pydantic.ValidationError: the entry is not a valid source of a registered kind.
+    """
+    key = tuple(_KINDS)
+    if key not in _adapter:
+        _adapter.clear()
+        _adapter[key] = TypeAdapter(source_union())
+    result: SourceBase = _adapter[key].validate_python(entry)
+    return result
+
+
+def on_source_kinds_changed(callback: Callable[[], None]) -> None:
+    """Call ``callback`` whenever a kind is registered (the project model rebuilds itself)."""
+    _on_change.append(callback)
+
+
+def pairs(values: list[str] | None, option: str) -> dict[str, str]:
+    """``TABLE=VALUE`` options as a mapping.
+
+    >>> pairs(["orders=id"], "--primary-key")
+    {'orders': 'id'}
+
+    Raises:
+        UsageError: a value is not ``TABLE=VALUE``.
+    """
+    found: dict[str, str] = {}
+    for value in values or []:
+        table, sep, rest = value.partition("=")
+        if not sep or not table or not rest:
+            raise UsageError(f"{option} takes TABLE=VALUE, got '{value}'")
+        found[table] = rest
+    return found
+
+
+def _only_named_tables(
+    tables: list[str], keys: Mapping[str, str], cursors: Mapping[str, str]
+) -> None:
+    """``--cursor``/``--primary-key`` for a table not given with ``--table`` is an error:
+    without ``--table`` every table is loaded in full, and the option would be lost.
+
+    Raises:
+        UsageError: an option names a table that is not given with ``--table``.
+    """
+    for option, given in (("--cursor", cursors), ("--primary-key", keys)):
+        for table, column in given.items():
+            if table not in tables:
+                raise UsageError(
+                    f"{option} {table}={column} names a table that is not given with --table",
+                    hint=f"add --table {table} (and --table for every other table to load); "
+                    "without --table every table is loaded in full, with no cursor",
+                )
+
+
+def _keys(declared: Mapping[str, str | list[str] | None]) -> dict[str, tuple[str, ...]]:
+    """Declared keys as tuples, tables without one left out.
+
+    >>> _keys({"a": "id", "b": ["x", "y"], "c": None})
+    {'a': ('id',), 'b': ('x', 'y')}
+    """
+    return {t: (k,) if isinstance(k, str) else tuple(k) for t, k in declared.items() if k}
+
+
+for _kind in (SqlDatabaseSource, FilesystemSource, RestApiSource, PythonSource):
+    register_source_kind(_kind)

@@ -1,0 +1,145 @@
+"""The "Adding Data Sources" runbook's steps, built before anything changes (``--dry-run``)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from stackyard.runbooks.steps import RunbookPlan, RunbookStep
+from stackyard.transform.dbt_sources import SOURCES_FILE
+
+
+def add_plan(
+    name: str,
+    entry: Mapping[str, Any],
+    *,
+    dataset: str,
+    target: str,
+    tables: Sequence[str],
+    already_added: bool,
+    load: bool,
+) -> RunbookPlan:
+    """The steps of ``stackyard source add``.
+
+    Args:
+        name: the source.
+        entry: its stackyard.yml entry.
+        dataset: the schema it loads into.
+        target: where it loads (described, e.g. ``DuckDB target 'dev' (…)``).
+        tables: the tables it declares (empty: whatever the first load finds).
+        already_added: stackyard.yml has this very entry already.
+        load: the first load runs (not ``--no-load``).
+    """
+    listed = ", ".join(tables) if tables else "every table the source offers"
+    steps = [
+        RunbookStep(
+            "edit stackyard.yml",
+            f"source '{name}' ({entry['kind']}) is already there: unchanged"
+            if already_added
+            else f"add source '{name}' ({entry['kind']}) under sources:",
+            ""
+            if already_added
+            else f"`stackyard source remove {name}` (or a failed first "
+            "load) takes the entry out again",
+        )
+    ]
+    models = (
+        f"the dbt source '{name}' in transform/{SOURCES_FILE.as_posix()}, and a staging model "
+        "stg_dlt__<table> (.sql + .yml with key tests) per table in "
+        "transform/models/staging/dlt; files you edited are kept"
+    )
+    undo_models = f"`stackyard source remove {name}` deletes exactly these files"
+    if not load:
+        steps.append(
+            RunbookStep(
+                "write dbt source", f"the dbt source '{name}' (no load, so no models)", undo_models
+            )
+        )
+        return RunbookPlan("source add", name, tuple(steps))
+    steps += [
+        RunbookStep(
+            "create schema",
+            f"schema {dataset} on {target}",
+            f"`stackyard source remove {name} --drop-data`",
+        ),
+        RunbookStep(
+            "first load",
+            f"load {listed} with dlt into {dataset}",
+            f"a failed first load removes the entry and dlt's state; `stackyard source remove "
+            f"{name} --drop-data` drops loaded tables",
+        ),
+        RunbookStep("write models", models, undo_models),
+        RunbookStep(
+            "verify",
+            "the schema exists, every table has rows, the staging models build, their tests "
+            "pass and source freshness passes",
+        ),
+    ]
+    return RunbookPlan("source add", name, tuple(steps))
+
+
+def remove_plan(
+    name: str,
+    *,
+    project_dir: Path,
+    files: Sequence[Path],
+    edited: Sequence[Path],
+    sources_entry: bool,
+    state: Sequence[Path],
+    drop_schema: str | None,
+) -> RunbookPlan:
+    """The steps of ``stackyard source remove`` (the rollback of ``add``)."""
+    rel = [str(p.relative_to(project_dir)) for p in files]
+    steps = []
+    if rel:
+        steps.append(
+            RunbookStep(
+                "delete files",
+                ", ".join(rel),
+                f"`stackyard source add {name} …` writes them again",
+                destructive=bool(edited),
+            )
+        )
+    if sources_entry:
+        steps.append(
+            RunbookStep(
+                "edit dbt sources",
+                f"take source '{name}' out of transform/{SOURCES_FILE.as_posix()}",
+                f"`stackyard source add {name} …` puts it back",
+            )
+        )
+    steps.append(
+        RunbookStep(
+            "edit stackyard.yml",
+            f"take source '{name}' out of sources:",
+            f"`stackyard source add {name} …` (or git) puts it back",
+        )
+    )
+    if state:
+        steps.append(
+            RunbookStep(
+                "forget dlt state",
+                ", ".join(str(p.relative_to(project_dir)) for p in state),
+                "the next load starts from the beginning",
+            )
+        )
+    if drop_schema:
+        steps.append(
+            RunbookStep(
+                "drop schema",
+                f"DROP SCHEMA {drop_schema} CASCADE: every loaded table of '{name}'",
+                "none: reload the data from the source",
+                destructive=True,
+            )
+        )
+    notes = (
+        tuple(
+            f"{p.relative_to(project_dir)} was edited since it was generated: "
+            "remove refuses without --force"
+            for p in edited
+        )
+        if edited
+        else ()
+    )
+    return RunbookPlan("source remove", name, tuple(steps), notes)
