@@ -302,8 +302,7 @@ def _page_lock(held: bool) -> Iterator[None]:
 
 
 def fresh_copy(root: Path, to: Path) -> None:
-    """The repository as a clone would have it (modification times kept, so make sees the
-    installed stamp as current), sharing this checkout's .venv."""
+    """The repository as a clone would have it, using this checkout's installed .venv."""
     import shutil
 
     listed = subprocess.run(
@@ -318,4 +317,12 @@ def fresh_copy(root: Path, to: Path) -> None:
         if source.is_file():
             (to / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, to / name)
-    (to / ".venv").symlink_to(root / ".venv")
+    # The copy's .venv links to this checkout's, entry by entry, with an install stamp of its
+    # own: `make` in the copy then never reinstalls (which would point the shared venv's
+    # editable install at the copy).
+    venv = to / ".venv"
+    venv.mkdir()
+    for entry in (root / ".venv").iterdir():
+        if entry.name != ".installed":
+            (venv / entry.name).symlink_to(entry)
+    (venv / ".installed").touch()

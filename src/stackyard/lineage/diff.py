@@ -18,7 +18,6 @@ additive and widening are breaking, and fail ``--check`` unless approved in stac
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -154,24 +153,9 @@ def describe_query(warehouse: Warehouse, sql: str) -> dict[str, str] | None:
         return None
     body = sql.strip().rstrip(";")
     try:
-        if warehouse.KIND == "duckdb":
-            rows = warehouse.query(f"DESCRIBE {body}").rows
-            return {str(r[0]): str(r[1]) for r in rows}
-        if warehouse.KIND == "postgres":
-            view = f"stackyard_probe_{uuid.uuid4().hex[:10]}"
-            warehouse.execute(f"CREATE TEMPORARY VIEW {view} AS {body}")
-            try:
-                rows = warehouse.query(
-                    "SELECT column_name, data_type FROM information_schema.columns "
-                    f"WHERE table_name = {warehouse.param()} ORDER BY ordinal_position",
-                    (view,),
-                ).rows
-            finally:
-                warehouse.execute(f"DROP VIEW IF EXISTS {view}")
-            return {str(r[0]): str(r[1]) for r in rows}
+        return warehouse.describe_query(body)
     except WarehouseError:
         return None
-    return None
 
 
 def _partitioning(node: Mapping[str, Any]) -> str | None:

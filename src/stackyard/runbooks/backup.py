@@ -169,12 +169,12 @@ class BackupRunbook(TargetRunbook):
         if w.KIND in ("snowflake", "bigquery"):
             return cloud_backup_plan(w, at, self.files.known_tables())
         data: list[Step]
-        if w.KIND == "duckdb" and not w.path.exists():  # type: ignore[attr-defined]
+        if w.STORAGE == "file" and not w.path.exists():  # type: ignore[attr-defined]
             raise UsageError(
                 f"nothing to back up: {w.describe()} has no database file yet",
                 hint="run `stackyard run` first, or restore a backup into it",
             )
-        if w.KIND == "duckdb":
+        if w.STORAGE == "file":
             data = [
                 Step(
                     "checkpoint",
@@ -193,7 +193,7 @@ class BackupRunbook(TargetRunbook):
                     f"delete {folder}",
                 ),
             ]
-        elif w.KIND == "postgres":
+        elif w.STORAGE == "server":
             data = [
                 Step(
                     "check_client",
@@ -255,7 +255,7 @@ class BackupRunbook(TargetRunbook):
                 "the stackyard metadata schema (run history, monitors) is part of the data",
                 *(
                     ("grants are not in the dump: `stackyard apply` re-creates them",)
-                    if w.KIND == "postgres"
+                    if w.STORAGE == "server"
                     else ()
                 ),
             ),
@@ -365,7 +365,7 @@ class BackupRunbook(TargetRunbook):
     # both -----------------------------------------------------------------
 
     def _fingerprint(self, scratch: dict[str, Any]) -> None:
-        if self.warehouse.KIND == "duckdb":
+        if self.warehouse.STORAGE == "file":
             conn = self.warehouse._connection()  # type: ignore[attr-defined]
             scratch["tables"] = engines.duckdb_fingerprints(conn, engines.duckdb_catalog(conn))
         else:

@@ -43,7 +43,7 @@ def cloud_backup_plan(
         tables: ``(dataset, table)`` pairs to clone (BigQuery clones tables, not datasets).
     """
     config: Any = warehouse.config
-    if warehouse.KIND == "snowflake":
+    if warehouse.TIME_TRAVEL == "clone":
         name = f"{config.database}_BACKUP_{_stamp(at)}"
         statement = (
             f"CREATE DATABASE {warehouse.quote(name)} CLONE {warehouse.quote(config.database)}"
@@ -97,7 +97,7 @@ def restore_table_sql(warehouse: Warehouse, schema: str, table: str, as_of: date
     """
     config: Any = warehouse.config
     restored = f"{table}__restored"
-    if warehouse.KIND == "snowflake":
+    if warehouse.TIME_TRAVEL == "clone":
         # Quoted names are case-sensitive in Snowflake: keep the copy's name in the same case.
         restored = restored.upper() if table.isupper() else restored
         source = warehouse.quote(config.database, schema, table)
@@ -107,7 +107,7 @@ def restore_table_sql(warehouse: Warehouse, schema: str, table: str, as_of: date
             f"AT (TIMESTAMP => CAST({sql_string(_instant(as_of))} AS TIMESTAMPTZ))",
         )
         after = f"ALTER TABLE {source} SWAP WITH {copy}"
-    elif warehouse.KIND == "bigquery":
+    elif warehouse.TIME_TRAVEL == "system_time":
         source = warehouse.quote(config.project, schema, table)
         copy = warehouse.quote(config.project, schema, restored)
         statements = (

@@ -203,7 +203,7 @@ class Doctor:
     # ------------------------------------------------------------------ warehouse
 
     def _wal(self) -> None:
-        if self.warehouse.KIND != "duckdb":
+        if self.warehouse.STORAGE != "file":
             return
         import duckdb
 
@@ -253,7 +253,7 @@ class Doctor:
     def _reachable(self) -> bool:
         if any(f.check in ("secrets", "wal") for f in self._notes.findings):
             return False  # connecting would only repeat that finding
-        if self.warehouse.KIND == "duckdb" and not self.warehouse.path.exists():  # type: ignore[attr-defined]
+        if self.warehouse.STORAGE == "file" and not self.warehouse.path.exists():  # type: ignore[attr-defined]
             return self._no_file()
         try:
             self.warehouse.query("SELECT 1")

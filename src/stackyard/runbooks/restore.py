@@ -77,7 +77,7 @@ class RestoreRunbook(TargetRunbook):
             f"check the SHA-256 of the backup's {len(manifest.files)} files against its manifest",
             "nothing: it only reads",
         )
-        if w.KIND == "duckdb":
+        if w.STORAGE == "file":
             dest = Path(to).expanduser().resolve() if to else w.path  # type: ignore[attr-defined]
             staged = dest.with_name(dest.name + ".restoring")
             aside = dest.with_name(f"{dest.name}.before-restore-{_stamp()}")
@@ -211,7 +211,7 @@ class RestoreRunbook(TargetRunbook):
 
     def _stage(self, scratch: dict[str, Any]) -> None:
         plan: RecoveryPlan = scratch["plan"]
-        if self.warehouse.KIND == "duckdb":
+        if self.warehouse.STORAGE == "file":
             staged = Path(plan.destination + ".restoring")
             staged.unlink(missing_ok=True)
             staged.parent.mkdir(parents=True, exist_ok=True)
@@ -240,7 +240,7 @@ class RestoreRunbook(TargetRunbook):
 
     def _verify(self, scratch: dict[str, Any]) -> None:
         manifest: BackupManifest = scratch["manifest"]
-        if self.warehouse.KIND == "duckdb":
+        if self.warehouse.STORAGE == "file":
             found = engines.duckdb_file_fingerprints(scratch["staged"])
         else:
             import psycopg
@@ -260,7 +260,7 @@ class RestoreRunbook(TargetRunbook):
         plan: RecoveryPlan = scratch["plan"]
         self.session.release()  # our connection must not hold the file or database
         stamp = _stamp()
-        if self.warehouse.KIND == "duckdb":
+        if self.warehouse.STORAGE == "file":
             dest = Path(plan.destination)
             aside = dest.with_name(f"{dest.name}.before-restore-{stamp}")
             # The WAL keeps its file's name + ".wal", so the pair still opens together.

@@ -46,7 +46,7 @@ class TableRestoreRunbook(TargetRunbook):
                 raise UsageError(f"{w.KIND} restores a table from time travel: pass --as-of TIME")
             step = restore_table_sql(w, schema, name, as_of)
             return RecoveryPlan("restore-table", w.target_name, w.KIND, table, (step,))
-        if w.KIND == "postgres":
+        if w.STORAGE == "server":
             raise UsageError(
                 "Postgres keeps no history of a table, and stackyard restores Postgres "
                 "backups whole",

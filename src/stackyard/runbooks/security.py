@@ -36,6 +36,7 @@ from stackyard.runbooks.secret_scan import (
     git_history_findings,
     secret_lines,
 )
+from stackyard.warehouse import warehouse_class
 
 CHECKS = (
     "file-permissions",
@@ -250,7 +251,10 @@ def _access_findings(
         if check:
             found.append(Finding(check, target or "declaration", violation.message, _HINTS[check]))
     for name, config in project.config.targets.items():
-        if config.type == "snowflake" and config.password is not None:
+        if (
+            warehouse_class(config.type).SUPPORTS_KEY_PAIR_AUTH
+            and getattr(config, "password", None) is not None
+        ):
             found.append(
                 Finding(
                     "password-auth",
@@ -263,7 +267,7 @@ def _access_findings(
         skipped["excess-privileges"] = "needs a target (-t): it reads the warehouse's grants"
         return found
     name = project.target_name(target)
-    if project.config.targets[name].type == "bigquery":
+    if not warehouse_class(project.config.targets[name].type).GRANTS_IN_CATALOG:
         skipped["excess-privileges"] = "BigQuery access is IAM, outside stackyard"
         return found
     live = access.live_state(name, live_state)

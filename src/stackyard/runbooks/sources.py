@@ -13,16 +13,15 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import ValidationError
-
 from stackyard.config.edit import ProjectFile
 from stackyard.config.model import ProjectConfig
-from stackyard.config.sources import parse_source, source_kinds
+from stackyard.config.sources import parse_source
 from stackyard.errors import ConfigError, StackyardError, UsageError, did_you_mean
 from stackyard.ingest.keys import declared_keys, declared_tables, detect_key
 from stackyard.ingest.loader import REJECTED_TABLE, Loader
 from stackyard.metadata.history import History
 from stackyard.results import FreshnessResult, SourceLoad
+from stackyard.runbooks.source_entry import source_entry
 from stackyard.runbooks.source_plans import add_plan, remove_plan
 from stackyard.runbooks.source_results import (
     Check,
@@ -61,38 +60,6 @@ __all__ = [
     "TableStatus",
     "source_entry",
 ]
-
-
-def source_entry(kind: str, options: Mapping[str, Any]) -> dict[str, Any]:
-    """A stackyard.yml entry for a source from command-line options, validated.
-
-    Args:
-        kind: the source kind.
-        options: the kind's keys (``connection``, ``tables``, ``url``, ``base_url``,
-            ``endpoints`` …) with None for options not given.
-
-    Raises:
-        UsageError: unknown kind or options the kind does not accept / needs.
-    """
-    kinds = list(source_kinds())
-    if kind not in kinds:
-        raise UsageError(
-            f"unknown source kind '{kind}'{did_you_mean(kind, kinds)}",
-            hint=f"kinds: {', '.join(kinds)}",
-        )
-    entry: dict[str, Any] = {"kind": kind}
-    entry.update({k: v for k, v in options.items() if v not in (None, {}, [], ())})
-    try:
-        parse_source(entry)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'][1:]) or kind}: {e['msg']}" for e in exc.errors()
-        )
-        raise UsageError(
-            f"the options do not make a valid {kind} source: {problems}",
-            hint="see `stackyard source add --help` and docs/runbooks/adding-data-sources.md",
-        ) from None
-    return entry
 
 
 class SourcesRunbook:

@@ -90,7 +90,7 @@ def cloned(files: ProjectFiles, session: Session) -> Iterator[Any]:
     """
     warehouse = session.warehouse
     config: Any = warehouse.config
-    if warehouse.KIND == "duckdb":
+    if warehouse.STORAGE == "file":
         warehouse.execute("CHECKPOINT")
         clone = (
             files.project_dir / ".stackyard" / "upgrade-test" / f"{warehouse.target_name}.duckdb"
@@ -104,7 +104,7 @@ def cloned(files: ProjectFiles, session: Session) -> Iterator[Any]:
         finally:
             shutil.rmtree(clone.parent, ignore_errors=True)
         return
-    if warehouse.KIND != "postgres":
+    if warehouse.STORAGE != "server":
         raise UsageError(
             f"upgrade test clones DuckDB and Postgres targets; {warehouse.KIND} has no driver here",
             hint="clone it yourself (Snowflake: CREATE DATABASE … CLONE) and add it as a target",

@@ -118,6 +118,10 @@ _SNOWFLAKE_RESERVED = [
     "window",
     "with",
 ]
+# Dialects that fold unquoted names to upper case, so a quoted name keeps that case
+# (https://docs.snowflake.com/en/sql-reference/identifiers-syntax).
+UPPER_CASE_DIALECTS = frozenset({"snowflake"})
+
 _SAFE_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
 
 _TIMESTAMP_TYPES = {"timestamp"}
@@ -194,7 +198,7 @@ def quote_column(name: str, dialect: str = "duckdb") -> str:
 
     if _SAFE_NAME.match(name) and name not in _reserved_words():
         return name
-    if dialect == "snowflake" and _SAFE_NAME.match(name):
+    if dialect in UPPER_CASE_DIALECTS and _SAFE_NAME.match(name):
         name = name.upper()
     return exp.to_identifier(name, quoted=True).sql(dialect=dialect)
 
@@ -388,7 +392,7 @@ def _model_yml(source: str, table: LoadedTable, dialect: str = "duckdb") -> str:
 
 def _yml_name(column: str, dialect: str) -> str:
     """The column's name in YAML: as dbt quotes it with ``quote: true`` (Snowflake: upper)."""
-    return column.upper() if dialect == "snowflake" and needs_quotes(column) else column
+    return column.upper() if dialect in UPPER_CASE_DIALECTS and needs_quotes(column) else column
 
 
 def _quote_line(column: str) -> list[str]:

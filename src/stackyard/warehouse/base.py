@@ -47,6 +47,15 @@ class Warehouse(ABC):
         SUPPORTS_KEY_PAIR_AUTH: users can log in with an RSA key pair instead of a password.
         COMPRESS_LOAD_FILES: dlt's Parquet load files are worth compressing (they travel over
             a network); an in-process engine reads them from local disk at once.
+        STORAGE: where the data lives, which decides how it is backed up and cloned:
+            ``"file"`` (one embedded database file, copied whole), ``"server"`` (a database
+            server, dumped and restored with its own tools) or ``"cloud"`` (a service with
+            zero-copy clones and time travel, reached through generated SQL).
+        GRANTS_IN_CATALOG: the engine's own catalog holds its roles and grants, so they can
+            be read back and compared (BigQuery's access is IAM, outside it).
+        TIME_TRAVEL: how a table is read as of a past time: ``"clone"`` (``CLONE … AT``),
+            ``"system_time"`` (``FOR SYSTEM_TIME AS OF``), or None (the engine keeps no
+            history).
     """
 
     KIND: ClassVar[str]
@@ -58,6 +67,9 @@ class Warehouse(ABC):
     MAX_IDENTIFIER_LENGTH: ClassVar[int] = 255
     DBT_ENV: ClassVar[dict[str, str]] = {}
     COMPRESS_LOAD_FILES: ClassVar[bool] = True
+    STORAGE: ClassVar[str] = "server"
+    TIME_TRAVEL: ClassVar[str | None] = None
+    GRANTS_IN_CATALOG: ClassVar[bool] = True
     SUPPORTS_KEY_PAIR_AUTH: ClassVar[bool] = False
 
     def __init__(self, target_name: str, config: Any, project_dir: Path, secrets: Secrets):
@@ -112,6 +124,15 @@ class Warehouse(ABC):
         """Run one statement once per row of parameters."""
         for row in rows:
             self.execute(sql, row)
+
+    def describe_query(self, sql: str) -> dict[str, str] | None:
+        """The columns and types a SELECT returns, without running it; ``None`` where the
+        engine cannot say.
+
+        Raises:
+            WarehouseError: the SQL does not compile against the warehouse as it is.
+        """
+        return None
 
     def param(self) -> str:
         """The driver's positional placeholder."""

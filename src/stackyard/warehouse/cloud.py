@@ -49,6 +49,8 @@ class SnowflakeWarehouse(_RemoteOnly):
     """Snowflake, key-pair authentication preferred."""
 
     KIND: ClassVar[str] = "snowflake"
+    STORAGE: ClassVar[str] = "cloud"
+    TIME_TRAVEL: ClassVar[str | None] = "clone"
     SUPPORTS_KEY_PAIR_AUTH: ClassVar[bool] = True
     DIALECT: ClassVar[str] = "snowflake"
     DRIVER = "snowflake-connector-python and dbt-snowflake"
@@ -111,6 +113,9 @@ class BigQueryWarehouse(_RemoteOnly):
     """BigQuery; a dataset is what the other engines call a schema."""
 
     KIND: ClassVar[str] = "bigquery"
+    STORAGE: ClassVar[str] = "cloud"
+    TIME_TRAVEL: ClassVar[str | None] = "system_time"
+    GRANTS_IN_CATALOG: ClassVar[bool] = False
     DIALECT: ClassVar[str] = "bigquery"
     DRIVER = "google-cloud-bigquery and dbt-bigquery"
     SUPPORTS_ROLES = True

@@ -25,6 +25,7 @@ class DuckDBWarehouse(Warehouse):
     """
 
     KIND: ClassVar[str] = "duckdb"
+    STORAGE: ClassVar[str] = "file"
     DIALECT: ClassVar[str] = "duckdb"
     SUPPORTS_ROLES = False
     SUPPORTS_TRANSACTIONAL_DDL = True
@@ -127,6 +128,9 @@ class DuckDBWarehouse(Warehouse):
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+
+    def describe_query(self, sql: str) -> dict[str, str] | None:
+        return {str(r[0]): str(r[1]) for r in self.query(f"DESCRIBE {sql}").rows}
 
     def describe(self) -> str:
         return f"DuckDB target '{self.target_name}' ({self.path})"

@@ -160,6 +160,22 @@ class PostgresWarehouse(Warehouse):
             self._conn.close()
             self._conn = None
 
+    def describe_query(self, sql: str) -> dict[str, str] | None:
+        # A temporary view is planned, not run: its columns are the query's.
+        import uuid
+
+        view = f"stackyard_probe_{uuid.uuid4().hex[:10]}"
+        self.execute(f"CREATE TEMPORARY VIEW {view} AS {sql}")
+        try:
+            rows = self.query(
+                "SELECT column_name, data_type FROM information_schema.columns "
+                "WHERE table_name = %s ORDER BY ordinal_position",
+                (view,),
+            ).rows
+        finally:
+            self.execute(f"DROP VIEW IF EXISTS {view}")
+        return {str(r[0]): str(r[1]) for r in rows}
+
     def describe(self) -> str:
         c = self.config
         return f"Postgres target '{self.target_name}' ({c.user}@{c.host}:{c.port}/{c.database})"

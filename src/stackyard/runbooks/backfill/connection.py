@@ -29,14 +29,17 @@ class Connection:
     def __init__(self, warehouse: Warehouse) -> None:
         self.warehouse = warehouse
         self.kind = warehouse.KIND
-        if self.kind == "duckdb":
+        # An embedded file engine shares its instance (a cursor is its own transaction); a
+        # server engine gets a connection of its own.
+        self.storage = warehouse.STORAGE
+        if self.storage == "file":
             # The project's connection is owned by the warehouse; a cursor is a connection
             # with its own transaction on the same database instance.
             import duckdb
 
             self._conn: Any = warehouse._connection().cursor()  # type: ignore[attr-defined]
             self._driver_error: type[Exception] = duckdb.Error
-        elif self.kind == "postgres":
+        elif self.storage == "server":
             import psycopg
 
             kwargs = warehouse.connect_kwargs()  # type: ignore[attr-defined]
@@ -61,7 +64,7 @@ class Connection:
     def query(self, sql: str, params: Sequence[Any] = ()) -> QueryResult:
         """Run one statement and return its rows."""
         try:
-            if self.kind == "duckdb":
+            if self.storage == "file":
                 cur = self._conn.execute(sql, list(params))
                 rows = cur.fetchall() if cur.description else []
                 columns = tuple(d[0] for d in cur.description or ())
@@ -77,7 +80,7 @@ class Connection:
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         """Run one statement; return the rows it changed (-1 when the driver cannot say)."""
         try:
-            if self.kind == "duckdb":
+            if self.storage == "file":
                 cur = self._conn.execute(sql, list(params))
                 row = cur.fetchone() if cur.description else None
                 return int(row[0]) if row and cur.description[0][0] == "Count" else -1
@@ -100,7 +103,7 @@ class Connection:
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
         """Statements inside commit together, or not at all."""
-        if self.kind == "postgres":
+        if self.storage == "server":
             with self._conn.transaction():
                 yield self
             return

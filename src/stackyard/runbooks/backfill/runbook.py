@@ -98,7 +98,7 @@ class BackfillRunbook:
             try:
                 return Connection(self.warehouse)
             except WarehouseUnreachableError:
-                if self.warehouse.KIND != "duckdb":
+                if self.warehouse.STORAGE != "file":
                     raise
                 holders = lease_holders(self.mirror_dir)
                 if holders:
@@ -199,7 +199,7 @@ class BackfillRunbook:
         Read from the warehouse; when another process holds a DuckDB file, from the ledger's
         JSON mirror, which that process keeps current.
         """
-        if self.warehouse.KIND == "duckdb" and lease_holders(self.mirror_dir):
+        if self.warehouse.STORAGE == "file" and lease_holders(self.mirror_dir):
             # A backfill holds the file: read its mirror rather than contend for the lock.
             mirrored = read_mirror(self.mirror_dir, backfill_id)
             if mirrored is not None:
@@ -207,7 +207,7 @@ class BackfillRunbook:
         try:
             session = Connection(self.warehouse)
         except WarehouseUnreachableError:
-            if self.warehouse.KIND != "duckdb":
+            if self.warehouse.STORAGE != "file":
                 raise
             mirrored = read_mirror(self.mirror_dir, backfill_id)
             if mirrored is None:
