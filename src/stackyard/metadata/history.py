@@ -97,6 +97,7 @@ class History:
                         load.status,
                         load.rejected,
                         load.error,
+                        load.seconds,
                     )
                 )
             for t in load.tables:
@@ -111,6 +112,7 @@ class History:
                         load.status,
                         load.rejected,
                         load.error,
+                        load.seconds,
                     )
                 )
         self._insert("loads", load_rows)
@@ -264,6 +266,21 @@ class History:
             run_ids,
         ).rows
         return run_ids, [(str(r[0]), str(r[1]), float(r[2] or 0)) for r in rows]
+
+    def source_seconds(self, runs: int = 20) -> list[tuple[str, str, float]]:
+        """``(run_id, source, seconds)`` of each source loaded in the latest runs, oldest run
+        first."""
+        w = self.warehouse
+        if not {"runs", "loads"} <= existing_tables(w):
+            return []
+        rows = w.query(
+            f"SELECT l.run_id, l.source, MAX(l.seconds) FROM {relation(w, 'loads')} AS l "
+            f"JOIN (SELECT run_id, started_at FROM {relation(w, 'runs')} "
+            f"ORDER BY started_at DESC LIMIT {int(runs)}) AS r ON r.run_id = l.run_id "
+            "WHERE l.status = 'loaded' AND l.seconds IS NOT NULL "
+            "GROUP BY l.run_id, l.source, r.started_at ORDER BY r.started_at"
+        ).rows
+        return [(str(r[0]), str(r[1]), float(r[2] or 0)) for r in rows]
 
     # ------------------------------------------------------------------ incidents
 

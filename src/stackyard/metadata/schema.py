@@ -26,7 +26,8 @@ RUN_TABLES: dict[str, str] = {
     "steps": "run_id VARCHAR NOT NULL, step VARCHAR, status VARCHAR, detail VARCHAR, "
     "started_at TIMESTAMPTZ, seconds DOUBLE PRECISION",
     "loads": "run_id VARCHAR NOT NULL, source VARCHAR, schema_name VARCHAR, table_name VARCHAR, "
-    "row_count BIGINT, load_ids VARCHAR, status VARCHAR, rejected BIGINT, error VARCHAR",
+    "row_count BIGINT, load_ids VARCHAR, status VARCHAR, rejected BIGINT, error VARCHAR, "
+    "seconds DOUBLE PRECISION",
     "node_results": "run_id VARCHAR NOT NULL, unique_id VARCHAR, name VARCHAR, "
     "resource_type VARCHAR, status VARCHAR, failures BIGINT, message VARCHAR, "
     "seconds DOUBLE PRECISION",

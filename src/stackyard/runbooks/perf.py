@@ -1,8 +1,8 @@
 """The performance runbook: ``stackyard perf``.
 
 Read-only. From run history in the ``stackyard`` schema: the slowest models and their trend
-(the last run against the median of the runs before it); from dlt's traces: each source's last
-load time, and from history its rows per run. From dbt's manifest and the warehouse: models
+(the last run against the median of the runs before it), and each source's load time with
+its trend and rows per run. From dbt's manifest and the warehouse: models
 that read far more rows than they write (candidates for ``incremental``), and partition and
 cluster keys suggested by the columns that downstream SQL filters and joins the table on.
 """
@@ -156,7 +156,7 @@ class Perf:
         return PerfReport(
             runs=len(run_ids),
             models=models,
-            sources=self._source_timings(),
+            sources=self._source_timings(runs),
             scans=self._scans(manifest),
             keys=self._keys(manifest),
         )
@@ -174,21 +174,15 @@ class Perf:
         timings = [timing(name, [s for _, s in sorted(v)]) for name, v in by_model.items()]
         return run_ids, tuple(sorted(timings, key=lambda t: -t.last_seconds))
 
-    def _source_timings(self) -> tuple[Timing, ...]:
-        import dlt
+    def _source_timings(self, runs: int) -> tuple[Timing, ...]:
+        # From the run history's load steps: dlt's own trace is not kept (it can hold
+        # secrets), and the history has every run, not only the last.
+        from stackyard.metadata.history import History
 
-        found = []
-        for folder in self.files.pipelines_of(self.warehouse.target_name):
-            trace_file = folder / "trace.pickle"
-            if not trace_file.is_file():
-                continue
-            pipeline = dlt.attach(pipeline_name=folder.name, pipelines_dir=str(folder.parent))
-            trace = pipeline.last_trace
-            if trace is None or trace.finished_at is None:
-                continue
-            seconds = (trace.finished_at - trace.started_at).total_seconds()
-            source = folder.name.split("__")[1]
-            found.append(timing(source, [seconds]))
+        by_source: dict[str, list[float]] = defaultdict(list)
+        for _, source, seconds in History(self.warehouse).source_seconds(runs):
+            by_source[source].append(seconds)
+        found = [timing(source, series) for source, series in by_source.items()]
         return tuple(sorted(found, key=lambda t: -t.last_seconds))
 
     # ------------------------------------------------------------------ manifest
