@@ -13,8 +13,9 @@ Directives are HTML comments, invisible on a rendered page:
   the database and the roles the project created afterwards. `cwd=repo` runs the page in a
   fresh copy of the repository (as a clone has it, sharing this checkout's .venv): README's
   `make demo`, the benchmark commands. `needs=api` is a hint that the setup starts the local
-  stand-in API (`python "$DOCS_REPO/tests/ingest/api_server.py" --port …  &`); every page with
-  `needs=` runs alone, so fixed ports and names do not collide.
+  stand-in API (`python "$DOCS_REPO/tests/ingest/api_server.py" --port …  &`), `needs=nats`
+  that it fills a stream (`tests/ingest/jetstream.py`); every page with `needs=` runs alone,
+  so fixed ports and names do not collide.
 - `<!-- docs-test: exit=N -->` before a block: its last command is documented to exit N (the
   commands before it must succeed).
 - `<!-- docs-test: covered-by=PATH -->` before a block: that file runs these commands (e.g.

@@ -79,6 +79,12 @@ class LoadError(StackyardError):
     """A source failed to extract or load."""
 
 
+class SourceUnreachableError(LoadError):
+    """A source's server could not be reached: nothing was read from it."""
+
+    transient = True
+
+
 class TransformError(StackyardError):
     """dbt could not run the project (as opposed to a model or test failing in it)."""
 

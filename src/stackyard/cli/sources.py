@@ -82,7 +82,7 @@ def _options(kind: str, **flags: Any) -> dict[str, Any]:
     if kind_class is None:
         return common  # the runbook says the kind is unknown, with the known ones
     options = dict(flags)
-    options["primary_key"] = pairs(flags["primary_key"], "--primary-key")
+    options["primary_key"] = pairs(flags["primary_key"], "--primary-key", bare=kind_class.BARE_KEY)
     options["cursor"] = pairs(flags["cursor"], "--cursor")
     options["auth"] = _auth(flags["auth"])
     options["paginator"] = _paginator(flags["paginator"])
@@ -137,7 +137,8 @@ def register(app: typer.Typer) -> None:
         primary_key: Annotated[
             list[str] | None,
             typer.Option(
-                help="TABLE=COLUMN: the table's key (else read from the source or the data)."
+                help="TABLE=COLUMN: the table's key (else read from the source or the data); "
+                "stream: COLUMN."
             ),
         ] = None,
         cursor: Annotated[
@@ -145,7 +146,13 @@ def register(app: typer.Typer) -> None:
         ] = None,
         url: Annotated[
             str | None,
-            typer.Option(help="filesystem: folder (relative to the project) or fsspec URL."),
+            typer.Option(
+                help="filesystem: folder (relative to the project) or fsspec URL. "
+                "stream: the server, e.g. nats://127.0.0.1:4222."
+            ),
+        ] = None,
+        subject: Annotated[
+            str | None, typer.Option(help="stream: subject filter, e.g. 'orders.>'.")
         ] = None,
         base_url: Annotated[str | None, typer.Option(help="rest_api: the API's base URL.")] = None,
         endpoint: Annotated[

@@ -57,6 +57,7 @@ from stackyard.config.sources import (
     on_source_kinds_changed,
     source_union,
 )
+from stackyard.config.streams import StreamSource as StreamSource
 
 NAME_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
 _NAME = re.compile(NAME_PATTERN)
@@ -271,3 +272,5 @@ def _every_registered_kind() -> None:
 
 
 on_source_kinds_changed(_every_registered_kind)
+# Kinds registered before the hook above (the `stream` kind, imported at the top) count too.
+_every_registered_kind()

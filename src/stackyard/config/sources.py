@@ -54,6 +54,8 @@ class SourceBase(StrictModel):
     BUILDER: ClassVar[str]
     #: The ``stackyard source add`` options this kind reads (for ``--help``).
     CLI_OPTIONS: ClassVar[tuple[str, ...]] = ()
+    #: Whether ``--primary-key COLUMN`` (no ``TABLE=``) is accepted: kinds with one table.
+    BARE_KEY: ClassVar[bool] = False
 
     kind: str
 
@@ -421,11 +423,13 @@ def on_source_kinds_changed(callback: Callable[[], None]) -> None:
     _on_change.append(callback)
 
 
-def pairs(values: list[str] | None, option: str) -> dict[str, str]:
-    """``TABLE=VALUE`` options as a mapping.
+def pairs(values: list[str] | None, option: str, *, bare: bool = False) -> dict[str, str]:
+    """``TABLE=VALUE`` options as a mapping (with ``bare``, a lone ``VALUE`` is table ``""``).
 
     >>> pairs(["orders=id"], "--primary-key")
     {'orders': 'id'}
+    >>> pairs(["event_id"], "--primary-key", bare=True)
+    {'': 'event_id'}
 
     Raises:
         UsageError: a value is not ``TABLE=VALUE``.
@@ -433,6 +437,9 @@ def pairs(values: list[str] | None, option: str) -> dict[str, str]:
     found: dict[str, str] = {}
     for value in values or []:
         table, sep, rest = value.partition("=")
+        if bare and not sep and table:
+            found[""] = table
+            continue
         if not sep or not table or not rest:
             raise UsageError(f"{option} takes TABLE=VALUE, got '{value}'")
         found[table] = rest

@@ -29,7 +29,7 @@ from stackyard.ingest.recovery import (
     merged_tables,
     refreshed,
 )
-from stackyard.ingest.sources import build_resources
+from stackyard.ingest.sources import SourceBuild, build_resources
 from stackyard.results import RejectedRow, SourceLoad, TableLoad
 from stackyard.session import Session
 from stackyard.transform.staging import dbt_source_names
@@ -233,6 +233,19 @@ class Loader:
             known_columns=known,
             required=required,
         )
+        try:
+            return self._load_build(pipeline, request, build, loaded_at, step)
+        finally:
+            build.close()
+
+    def _load_build(
+        self,
+        pipeline: Any,
+        request: LoadRequest,
+        build: SourceBuild,
+        loaded_at: datetime,
+        step: str,
+    ) -> SourceLoad:
         load_ids = finish_pending(pipeline)
         run_options: dict[str, Any] = {"schema_contract": _CONTRACTS[request.config.contract]}
         resources = build.resources
@@ -256,6 +269,7 @@ class Loader:
             ) + tuple(TableLoad(t, 0, 0, n) for t, n in deleted.items() if t not in known_tables)
         if build.rejected:
             load_ids.extend(self._keep_rejected(pipeline, build.rejected, loaded_at))
+        build.loaded()  # everything is in the warehouse: a stream acknowledges its messages
         for table in tables:
             self.console.step_progress(step, f"{table.table}: {table.rows:,} rows")
         return SourceLoad(
@@ -371,14 +385,16 @@ _READER_OPTION = re.compile(r"^[a-z_]+ = ")
 
 
 def _says_something(exc: BaseException) -> bool:
-    """Whether an exception carries a message worth showing.
+    """Whether an exception carries a message, or a type, worth showing.
 
     >>> _says_something(StopIteration()), _says_something(ValueError("bad"))
     (False, True)
+    >>> _says_something(TimeoutError()), _says_something(Exception())
+    (True, False)
     """
     if isinstance(exc, StopIteration | StopAsyncIteration | GeneratorExit):
         return False
-    return bool(str(exc).strip())
+    return bool(str(exc).strip()) or type(exc) is not Exception
 
 
 def _root_cause(exc: BaseException) -> str:

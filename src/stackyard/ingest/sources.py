@@ -9,6 +9,7 @@ freshness and the monitors read.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import re
@@ -43,6 +44,29 @@ class SourceBuild:
         # {table: rows collapsed because a later row of the same load had the same key}
         self.duplicates: dict[str, int] = {}
         self._lock = threading.Lock()
+        self._after_load: list[Callable[[], None]] = []
+        self._on_close: list[Callable[[], None]] = []
+
+    def after_load(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` once the load and its rejected rows are in the warehouse (a
+        stream acknowledges its messages then, never before)."""
+        self._after_load.append(callback)
+
+    def on_close(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` when the load is over, whether it succeeded or not."""
+        self._on_close.append(callback)
+
+    def loaded(self) -> None:
+        """The load is in the warehouse: run the ``after_load`` callbacks."""
+        for callback in self._after_load:
+            callback()
+
+    def close(self) -> None:
+        """Run the ``on_close`` callbacks (each one, even if an earlier one raised)."""
+        callbacks, self._on_close = self._on_close, []
+        with contextlib.ExitStack() as stack:
+            for callback in reversed(callbacks):
+                stack.callback(callback)
 
     def reject(self, rows: list[RejectedRow]) -> None:
         """Keep rows that did not fit (called from dlt's extraction threads)."""

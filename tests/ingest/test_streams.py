@@ -1,0 +1,178 @@
+"""The ``stream`` source kind against the machine's NATS JetStream server: events land once
+(at-least-once delivery, merged on the key), across a kill -9, with malformed ones kept."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from stackyard import Context
+from stackyard.project import init_project
+from tests.conftest import unavailable
+from tests.ingest import jetstream
+
+BIN = Path(sys.executable).parent
+pytestmark = pytest.mark.nats
+
+
+class Stream:
+    """A throwaway JetStream stream and a project with a stream source reading it."""
+
+    def __init__(self, project: Path) -> None:
+        tag = uuid.uuid4().hex[:10]
+        self.name, self.prefix, self.project = f"SYT_{tag.upper()}", f"syt{tag}", project
+        self.subject = f"{self.prefix}.created"
+
+    def stackyard(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(
+            [str(BIN / "stackyard"), *args], cwd=self.project, capture_output=True, text=True
+        )
+        if check:
+            assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        return done
+
+    def add_source(self, *extra: str) -> None:
+        self.stackyard(
+            "source", "add", "events", "--kind", "stream", "--url", jetstream.NATS_URL,
+            "--subject", f"{self.prefix}.>", "--table", "orders", "--primary-key", "event_id",
+            "--no-load", *extra,
+        )  # fmt: skip
+
+    def counts(self) -> tuple[int, int]:
+        with Context(self.project) as ctx:
+            row = ctx.sql("select count(*), count(distinct event_id) from events.orders").rows[0]
+        return int(row[0]), int(row[1])
+
+
+@pytest.fixture
+def stream(tmp_path: Path) -> Iterator[Stream]:
+    project = tmp_path / "p"
+    init_project(project)
+    s = Stream(project)
+    try:
+        jetstream.reset_stream(s.name, f"{s.prefix}.>")
+    except Exception as exc:  # the server is a precondition, not the thing tested
+        unavailable("NATS JetStream at " + jetstream.NATS_URL, repr(exc))
+    yield s
+    jetstream.delete_stream(s.name)
+
+
+def test_events_load_once_and_malformed_ones_are_kept_with_their_sequence(
+    stream: Stream,
+) -> None:
+    jetstream.publish_events(stream.subject, range(300))
+    jetstream.publish(stream.subject, [b"{not json", b"[1, 2]", json.dumps({"x": 1}).encode()])
+    jetstream.publish_events(stream.subject, range(300, 400))
+    stream.add_source()
+    first = stream.stackyard("run", "--select", "events", "--json", check=False)
+    result = json.loads(first.stdout)
+    assert stream.counts() == (400, 400)
+    (load,) = result["loads"]
+    assert load["rejected"] == 3 and sum(t["rows"] for t in load["tables"]) == 400
+    with Context(stream.project) as ctx:
+        rejected = ctx.sql(
+            "select file, line, reason from events._rejected_rows order by line"
+        ).rows
+        amount = ctx.sql("select amount from events.orders where event_id = 7").rows[0][0]
+    assert [(f, line) for f, line, _ in rejected] == [(stream.subject, n) for n in (301, 302, 303)]
+    assert "not JSON" in rejected[0][2] and "not an object" in rejected[1][2]
+    assert "event_id" in rejected[2][2]
+    assert float(amount) == 8.75  # cents kept
+
+    # Nothing new: nothing loaded, nothing left pending on the server.
+    again = json.loads(stream.stackyard("run", "--select", "events", "--json").stdout)
+    assert sum(t["rows"] for t in again["loads"][0]["tables"]) == 0
+    info = jetstream.consumer_info(stream.name, "stackyard_events")
+    assert (info.num_pending, info.num_ack_pending) == (0, 0)
+
+    # A message redelivered by the server (same key) is merged, not added.
+    jetstream.publish_events(stream.subject, [5, 400])
+    stream.stackyard("run", "--select", "events")
+    assert stream.counts() == (401, 401)
+
+
+@pytest.mark.slow
+def test_kill_9_after_messages_were_delivered_then_rerun_loads_each_event_once(
+    stream: Stream,
+) -> None:
+    jetstream.publish_events(stream.subject, range(10_000))
+    stream.add_source()
+    # Small batches, so the run is killed with messages delivered and not acknowledged.
+    entry = stream.project / "stackyard.yml"
+    entry.write_text(entry.read_text().replace("kind: stream", "kind: stream\n    batch_size: 500"))
+    run = subprocess.Popen(
+        [str(BIN / "stackyard"), "run", "--select", "events"],
+        cwd=stream.project,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and run.poll() is None:
+        try:
+            delivered = jetstream.consumer_info(stream.name, "stackyard_events").num_ack_pending
+        except Exception:  # the consumer does not exist until the run creates it
+            delivered = 0
+        if delivered:
+            break
+        time.sleep(0.05)
+    assert run.poll() is None, "the run ended before any message was delivered"
+    os.killpg(run.pid, signal.SIGKILL)
+    run.wait()
+    assert jetstream.consumer_info(stream.name, "stackyard_events").num_ack_pending > 0
+
+    stream.stackyard("run", "--select", "events")
+    assert stream.counts() == (10_000, 10_000)
+    info = jetstream.consumer_info(stream.name, "stackyard_events")
+    assert (info.num_pending, info.num_ack_pending) == (0, 0)
+    with Context(stream.project) as ctx:
+        assert ctx.sql("select min(event_id), max(event_id) from events.orders").rows[0] == (
+            0,
+            9_999,
+        )
+
+
+def test_unreachable_server_fails_the_load_and_names_the_server(stream: Stream) -> None:
+    stream.add_source()
+    entry = stream.project / "stackyard.yml"
+    entry.write_text(entry.read_text().replace(jetstream.NATS_URL, "nats://127.0.0.1:9"))
+    done = stream.stackyard("run", "--select", "events", "--json", check=False)
+    assert done.returncode == 1
+    error = json.loads(done.stdout)["loads"][0]["error"]
+    assert "cannot reach the stream server nats://127.0.0.1:9" in error
+
+
+def test_subject_no_stream_captures_is_a_clear_error(stream: Stream) -> None:
+    stream.stackyard(
+        "source", "add", "events", "--kind", "stream", "--url", jetstream.NATS_URL,
+        "--subject", "nothing_captures_this.>", "--primary-key", "event_id", "--no-load",
+    )  # fmt: skip
+    done = stream.stackyard("run", "--select", "events", "--json", check=False)
+    assert done.returncode == 1
+    error = json.loads(done.stdout)["loads"][0]["error"]
+    assert "no JetStream stream captures subject 'nothing_captures_this.>'" in error
+
+
+def test_stream_source_needs_a_key_and_a_nats_url(stream: Stream) -> None:
+    no_key = stream.stackyard(
+        "source", "add", "events", "--kind", "stream", "--url", jetstream.NATS_URL,
+        "--subject", "a.>", "--no-load", check=False,
+    )  # fmt: skip
+    assert no_key.returncode == 2 and "needs --primary-key" in no_key.stdout + no_key.stderr
+    kafka = stream.stackyard(
+        "source", "add", "events", "--kind", "stream", "--url", "kafka://127.0.0.1:9092",
+        "--subject", "a", "--primary-key", "id", "--no-load", check=False,
+    )  # fmt: skip
+    assert kafka.returncode == 2 and "Kafka streams are not supported yet" in (
+        kafka.stdout + kafka.stderr
+    )
+    assert "events" not in (stream.project / "stackyard.yml").read_text()
