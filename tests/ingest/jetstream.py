@@ -30,6 +30,9 @@ async def _reset(stream: str, subject: str) -> None:
     js = nc.jetstream()
     with contextlib.suppress(NotFoundError):
         await js.delete_stream(stream)
+    # A test stream left behind by an interrupted run may capture the subject too.
+    with contextlib.suppress(NotFoundError):
+        await js.delete_stream(await js.find_stream_name_by_subject(subject))
     await js.add_stream(name=stream, subjects=[subject])
     await nc.close()
 
@@ -65,7 +68,8 @@ async def _consumer(stream: str, durable: str) -> Any:
 
 
 def reset_stream(stream: str, subject: str) -> None:
-    """Delete the stream if it exists and create it empty, capturing ``subject``."""
+    """Delete the stream (and any other capturing ``subject``: this is for throwaway test
+    streams) and create it empty, capturing ``subject``."""
     asyncio.run(_reset(stream, subject))
 
 
