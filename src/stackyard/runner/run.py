@@ -41,8 +41,10 @@ class RunJob:
         force_build: bool = False,
         monitors: bool = True,
         refresh: Mapping[str, Sequence[str]] | None = None,
+        variables: Mapping[str, Any] | None = None,
     ) -> None:
         self.session = session
+        self.variables = dict(variables or {})
         self.project = session.project.config
         self.project_dir = session.project.project_dir
         self.transform_dir = session.project.transform_dir
@@ -98,8 +100,15 @@ class RunJob:
         nodes: list[NodeResult] = []
         skipped: list[SkippedModel] = []
         freshness: list[FreshnessResult] = []
-        dbt = self.session.dbt(self._on_node)
-        fingerprint = transform_fingerprint(self.transform_dir, self.warehouse.dbt_output())
+        dbt = self.session.dbt(self._on_node, self.variables)
+        # Other vars can build other tables: they are part of what "unchanged" compares.
+        fingerprint = transform_fingerprint(
+            self.transform_dir,
+            {
+                **self.warehouse.dbt_output(),
+                "vars": {**self.project.transform.vars, **self.variables},
+            },
+        )
         unchanged = self._unchanged_since(self._previous, fingerprint, select, loads)
         exclude = [f"source:{n}+" for s in failed_sources for n in dbt_source_names(s)]
         if exclude:
