@@ -190,6 +190,13 @@ class Context:
 
         session = self.session(target)
         self._check_selection(select)
+        selectors = [s for s in select if s not in self.config.sources]
+        if selectors and not session.dbt().list_nodes(selectors):
+            raise UsageError(
+                f"--select {' '.join(selectors)} matches nothing in the dbt project",
+                hint="check the names with `dbt ls` in the dbt project, or select a source: "
+                + (", ".join(sorted(self.config.sources)) or "(none)"),
+            )
         if full_refresh and refresh is None:
             chosen = [s for s in select if s in self.config.sources] or [
                 n for n, s in self.config.sources.items() if s.enabled and not select

@@ -142,3 +142,36 @@ def test_a_dbt_projects_own_profiles_file_is_never_overwritten(tmp_path: Path) -
     run = stackyard("run", "--json", cwd=tmp_path / "stack")
     assert run.returncode == 0, run.stdout[-3000:]
     assert (tmp_path / "stack" / "dbt" / "profiles.yml").read_text() == own
+
+
+def test_a_stackyard_source_is_linked_to_the_projects_own_dbt_source(tmp_path: Path) -> None:
+    dbt_dir = tmp_path / "linked_shop"
+    shutil.copytree(FIXTURES / "linked_shop", dbt_dir)
+    (tmp_path / "exports").mkdir()
+    (tmp_path / "exports" / "orders.csv").write_text("id,amount\n1,9.5\n2,12.25\n")
+    # Its model reads a table nobody has loaded yet: the adoption reports, the run waits.
+    assert stackyard("adopt", "dbt", str(dbt_dir), cwd=tmp_path).returncode == 0
+    added = stackyard(
+        "source", "add", "shop", "--kind", "filesystem", "--url", str(tmp_path / "exports"),
+        "--table", "orders=orders.csv", "--primary-key", "orders=id", "--schema", "ecom",
+        cwd=dbt_dir,
+    )  # fmt: skip
+    assert added.returncode == 0, added.stdout + added.stderr
+
+    run = stackyard("run", "--select", "shop", "--force-build", "--json", cwd=dbt_dir)
+    assert run.returncode == 0, run.stdout[-3000:]
+    built = {n["name"] for n in json.loads(run.stdout)["nodes"] if n["status"] == "success"}
+    assert "order_totals" in built  # found through the dbt source `ecom`, schema ecom
+
+    # A selector that matches nothing is a usage error, not a successful empty run.
+    nothing = stackyard("run", "--select", "no_such_model+", cwd=dbt_dir)
+    assert nothing.returncode == 2
+    assert "matches nothing" in " ".join((nothing.stdout + nothing.stderr).split())
+
+    # A failed load (its file is gone) skips the project's own models downstream of it.
+    (tmp_path / "exports" / "orders.csv").unlink()
+    failed = stackyard("run", "--select", "shop", "--json", cwd=dbt_dir)
+    result = json.loads(failed.stdout)
+    assert failed.returncode == 1 and result["loads"][0]["status"] == "failed"
+    skipped = {s["name"]: s["reason"] for s in result["skipped"]}
+    assert "order_totals" in skipped and "shop" in skipped["order_totals"]

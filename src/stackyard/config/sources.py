@@ -68,6 +68,12 @@ class SourceBase(StrictModel):
     )
     owner: str | None = Field(None, description="Who is told when this source breaks.")
     enabled: bool = True
+    dbt_source: str | None = Field(
+        None,
+        description="The dbt source (in the project's own sources .yml) that reads this "
+        "source's tables; default: dlt_<name>, and any dbt source whose schema is this "
+        "source's schema.",
+    )
 
     @field_validator("schedule")
     @classmethod

@@ -110,10 +110,10 @@ class RunJob:
             },
         )
         unchanged = self._unchanged_since(self._previous, fingerprint, select, loads)
-        exclude = [f"source:{n}+" for s in failed_sources for n in dbt_source_names(s)]
+        exclude = [f"source:{n}+" for s in failed_sources for n in self._dbt_names(s)]
         if exclude:
             for source in failed_sources:
-                for model in dbt.list_models([f"source:{n}+" for n in dbt_source_names(source)]):
+                for model in dbt.list_models([f"source:{n}+" for n in self._dbt_names(source)]):
                     skipped.append(
                         SkippedModel(model, f"upstream source '{source}' failed to load")
                     )
@@ -132,7 +132,7 @@ class RunJob:
             self._step("dbt build", build, status_of=lambda: _build_status(nodes))
 
         if sources:
-            names = [n for s in sources if s not in failed_sources for n in dbt_source_names(s)]
+            names = [n for s in sources if s not in failed_sources for n in self._dbt_names(s)]
 
             def check_freshness() -> str:
                 # Without a selection every dbt source is checked (some may not be stackyard's).
@@ -141,7 +141,7 @@ class RunJob:
                 )
                 if found is None:
                     failed_names = [
-                        f"source:{n}" for s in failed_sources for n in dbt_source_names(s)
+                        f"source:{n}" for s in failed_sources for n in self._dbt_names(s)
                     ]
                     found = dbt.freshness(
                         [f"source:{n}" for n in names] if select else (), failed_names
@@ -208,6 +208,16 @@ class RunJob:
 
     # ------------------------------------------------------------------ steps
 
+    def _dbt_names(self, source: str) -> tuple[str, ...]:
+        """The dbt sources a stackyard source appears as: ``dlt_<name>``/``<name>``, the one
+        its ``dbt_source:`` names, and any of the project's own that read its schema."""
+        from stackyard.transform.inventory import dbt_sources_in_schema
+
+        config = self.project.sources.get(source)
+        named = (config.dbt_source,) if config is not None and config.dbt_source else ()
+        found = dbt_sources_in_schema(self.transform_dir, self.project.dataset_for(source))
+        return tuple(dict.fromkeys((*dbt_source_names(source), *named, *found)))
+
     def _selection(self, select: Sequence[str]) -> tuple[list[str], list[str]]:
         enabled = [n for n, s in self.project.sources.items() if s.enabled]
         if not select:
@@ -215,7 +225,7 @@ class RunJob:
         sources = [s for s in select if s in self.project.sources]
         dbt_select = [s for s in select if s not in self.project.sources]
         for source in sources:
-            dbt_select += [f"source:{n}+" for n in dbt_source_names(source)]
+            dbt_select += [f"source:{n}+" for n in self._dbt_names(source)]
         return sources, dbt_select
 
     def _unchanged_since(

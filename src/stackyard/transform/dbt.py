@@ -224,6 +224,13 @@ class Dbt:
         result = self._invoke(args)
         return sorted(str(n) for n in (result or []))
 
+    def list_nodes(self, select: Sequence[str]) -> list[str]:
+        """Names of every resource (model, seed, snapshot, test, source) a selection picks."""
+        if not select:
+            return []
+        result = self._invoke(["ls", "--output", "name", "--select", *select])
+        return sorted(str(n) for n in (result or []))
+
     def run_window(
         self,
         select: Sequence[str],

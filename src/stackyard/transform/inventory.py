@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 
@@ -63,4 +64,28 @@ def inventory(manifest: dict[str, Any], packages: tuple[str, ...]) -> Inventory:
         sources=sources,
         packages=packages,
         package_models=from_packages,
+    )
+
+
+def dbt_sources_in_schema(transform_dir: Path, schema: str) -> tuple[str, ...]:
+    """The project's own dbt sources that read ``schema`` (from dbt's last manifest), so a
+    stackyard source loading that schema is linked to them without renaming anything.
+
+    Returns:
+        Their source names, sorted; empty before dbt has parsed the project.
+    """
+    import json
+
+    path = transform_dir / "target" / "manifest.json"
+    if not path.is_file():
+        return ()
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    return tuple(
+        sorted(
+            {
+                str(s["source_name"])
+                for s in manifest.get("sources", {}).values()
+                if str(s.get("schema") or "").lower() == schema.lower()
+            }
+        )
     )
