@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from stackyard.runbooks.upgrade_test import UpgradeTestResult
     from stackyard.runbooks.users import UsersRunbook
     from stackyard.transform.dbt import Dbt
+    from stackyard.transform.inventory import Inventory
 
 
 class Context:
@@ -164,6 +165,7 @@ class Context:
         force_build: bool = False,
         full_refresh: bool = False,
         refresh: Mapping[str, Sequence[str]] | None = None,
+        variables: Mapping[str, Any] | None = None,
     ) -> RunResult:
         """Load every selected source, build and test the dbt project, check freshness,
         and record the run in the warehouse.
@@ -175,6 +177,7 @@ class Context:
             full_refresh: the selected sources (every enabled one without a selection) start
                 over: dlt state reset, tables replaced; dbt rebuilds with ``--full-refresh``.
             refresh: finer than ``full_refresh``: ``{source: tables}`` to start over.
+            variables: dbt vars over ``transform.vars``.
 
         Returns:
             The run's result; ``result.exit_code`` is 0 or 1.
@@ -187,12 +190,35 @@ class Context:
 
         session = self.session(target)
         self._check_selection(select)
+        selectors = [s for s in select if s not in self.config.sources]
+        if selectors and not session.dbt().list_nodes(selectors):
+            raise UsageError(
+                f"--select {' '.join(selectors)} matches nothing in the dbt project",
+                hint="check the names with `dbt ls` in the dbt project, or select a source: "
+                + (", ".join(sorted(self.config.sources)) or "(none)"),
+            )
         if full_refresh and refresh is None:
             chosen = [s for s in select if s in self.config.sources] or [
                 n for n, s in self.config.sources.items() if s.enabled and not select
             ]
             refresh = {s: () for s in chosen}
-        return RunJob(session, force_build=force_build, refresh=refresh).execute(select)
+        return RunJob(
+            session, force_build=force_build, refresh=refresh, variables=variables
+        ).execute(select)
+
+    def transform_inventory(self, target: str | None = None) -> Inventory:
+        """What the dbt project holds, as dbt parses it (packages installed first when the
+        project asks for some that are missing).
+
+        Raises:
+            TransformError: the packages cannot be installed, or the project does not parse.
+        """
+        from stackyard.transform.dbt import wanted_packages
+        from stackyard.transform.inventory import inventory
+
+        dbt = self.session(target).dbt()
+        manifest = dbt.manifest()
+        return inventory(manifest, tuple(wanted_packages(self.transform_dir)))
 
     def reload_plan(self, spec: str, target: str | None = None) -> ReloadPlan:
         """The steps ``stackyard reload SOURCE[.TABLE]`` would take (nothing is changed)."""

@@ -10,10 +10,10 @@ connection (:meth:`Session.released`) and the next query opens a new one.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from stackyard.config.project import Project
 from stackyard.console import Console
@@ -40,17 +40,27 @@ class Session:
             target, project.config.targets[target], project.project_dir, project.secrets
         )
 
-    def dbt(self, on_node: Callable[[str, str, str], None] | None = None) -> Dbt:
-        """A dbt runner for this target, ``profiles.yml`` refreshed from the targets."""
+    def dbt(
+        self,
+        on_node: Callable[[str, str, str], None] | None = None,
+        variables: Mapping[str, Any] | None = None,
+    ) -> Dbt:
+        """A dbt runner for this target: ``profiles.yml`` refreshed from the targets, the
+        project's packages installed when missing, ``transform.vars`` (and ``variables`` over
+        them) passed to every command."""
         from stackyard.transform.dbt import Dbt
 
         write_profiles(self.project)
-        return Dbt(
+        dbt = Dbt(
             self.project.transform_dir,
             self.target,
             self.warehouse.secret_env(),
             on_node=on_node,
+            profiles_dir=self.project.profiles_dir,
+            variables={**self.project.config.transform.vars, **(variables or {})},
         )
+        dbt.ensure_packages()
+        return dbt
 
     def release(self) -> None:
         """Free the connection now; the next query opens a new one."""
@@ -126,4 +136,6 @@ def write_profiles(project: Project) -> Path:
         name: open_warehouse(name, config, project.project_dir, project.secrets).dbt_output()
         for name, config in project.config.targets.items()
     }
-    return write(project.transform_dir, outputs, project.config.defaults.target)
+    return write(
+        project.transform_dir, outputs, project.config.defaults.target, project.profiles_dir
+    )

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from stackyard.cli import access as _access_commands
+from stackyard.cli import adopt as _adopt_commands
 from stackyard.cli import backfill as _backfill_commands
 from stackyard.cli import evolve as _evolve_commands
 from stackyard.cli import incidents as _incident_commands
@@ -30,7 +31,7 @@ from stackyard.cli.common import (
     _with_context,
     out,
 )
-from stackyard.errors import EXIT_USAGE
+from stackyard.errors import EXIT_USAGE, UsageError
 
 app = typer.Typer(
     name="stackyard",
@@ -84,6 +85,31 @@ def init(
     out.print(f"next: cd {result.path} && stackyard run", highlight=False)
 
 
+def _dbt_vars(text: str | None) -> dict[str, Any]:
+    """``--vars`` as a mapping.
+
+    >>> _dbt_vars("{load_source_data: true}")
+    {'load_source_data': True}
+
+    Raises:
+        UsageError: not a YAML/JSON mapping.
+    """
+    if not text:
+        return {}
+    import yaml
+
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise UsageError(f"--vars is not YAML or JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise UsageError(
+            f"--vars takes a mapping such as '{{name: value}}', got {text!r}",
+            hint="quote it for the shell: --vars '{load_source_data: true}'",
+        )
+    return {str(k): v for k, v in value.items()}
+
+
 @app.command()
 def run(
     project: ProjectOpt = None,
@@ -111,10 +137,20 @@ def run(
             "rebuild dbt models with --full-refresh.",
         ),
     ] = False,
+    variables: Annotated[
+        str | None,
+        typer.Option(
+            "--vars",
+            help="dbt vars as YAML or JSON, e.g. '{load_source_data: true}', over "
+            "transform.vars in stackyard.yml.",
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Load every source, build and test the dbt project, check freshness, record the run."""
     from stackyard.cli.render import RichConsole, run_summary
+
+    extra = _guard(lambda: _dbt_vars(variables))
 
     def call(context: Any) -> Any:
         return context.run(
@@ -122,6 +158,7 @@ def run(
             select=select or (),
             force_build=force_build,
             full_refresh=full_refresh,
+            variables=extra,
         )
 
     if as_json:
@@ -189,6 +226,7 @@ _incident_commands.register(app)
 _backfill_commands.register(app)
 _security_commands.register(app)
 _reload_commands.register(app)
+_adopt_commands.register(app)
 
 
 def main() -> None:

@@ -179,9 +179,19 @@ class Defaults(StrictModel):
 
 
 class TransformConfig(StrictModel):
-    """Where the dbt project lives."""
+    """Where the dbt project lives, and what stackyard passes it."""
 
     path: str = "transform"
+    vars: dict[str, Any] = Field(
+        default_factory=dict,
+        description="dbt vars for every dbt command (as `dbt --vars`); `run --vars` adds to them.",
+    )
+    profiles_dir: str | None = Field(
+        None,
+        description="Folder (relative to the project) stackyard writes dbt's profiles.yml "
+        "into; default: the dbt project's folder, or .stackyard/dbt when that folder has a "
+        "profiles.yml stackyard did not write. `stackyard adopt dbt` sets .stackyard/dbt.",
+    )
 
 
 def _default_targets() -> dict[str, Target]:

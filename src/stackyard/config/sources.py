@@ -70,6 +70,12 @@ class SourceBase(StrictModel):
     )
     owner: str | None = Field(None, description="Who is told when this source breaks.")
     enabled: bool = True
+    dbt_source: str | None = Field(
+        None,
+        description="The dbt source (in the project's own sources .yml) that reads this "
+        "source's tables; default: dlt_<name>, and any dbt source whose schema is this "
+        "source's schema.",
+    )
 
     @field_validator("schedule")
     @classmethod
@@ -270,13 +276,17 @@ class FilesystemSource(SourceBase):
 class PythonSource(SourceBase):
     """The user's own ``@dlt.source`` function in ``sources/<file>.py``."""
 
-    BUILDER: ClassVar[str] = "stackyard.ingest.sources:build_python"
+    BUILDER: ClassVar[str] = "stackyard.ingest.python_source:build_python"
     CLI_OPTIONS: ClassVar[tuple[str, ...]] = ("path", "function", "primary_key")
 
     kind: Literal["python"]
     path: str = Field(description="File relative to the project, e.g. sources/events.py.")
     function: str = Field(description="Name of the @dlt.source function in that file.")
-    options: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Arguments for the function: values, lists, mappings, or {secret: NAME} "
+        "for one that is a secret (resolved when the source runs).",
+    )
     primary_keys_: dict[str, str | list[str]] = Field(
         default_factory=dict, alias="primary_keys", description="Key column(s) per table."
     )

@@ -13,7 +13,6 @@ import contextlib
 import importlib
 import importlib.util
 import re
-import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -25,11 +24,10 @@ from stackyard.config.base import SecretRef
 from stackyard.config.secrets import Secrets
 from stackyard.config.sources import (
     FilesystemSource,
-    PythonSource,
     SourceBase,
     SqlDatabaseSource,
 )
-from stackyard.errors import ConfigError, UserCodeError
+from stackyard.errors import ConfigError
 from stackyard.results import RejectedRow
 
 LOADED_AT = "_loaded_at"
@@ -115,11 +113,6 @@ def build_files(name: str, config: FilesystemSource, context: BuildContext) -> l
     return _file_resources(
         name, config, context.project_dir, context.secrets, context.known_columns, context.build
     )
-
-
-def build_python(name: str, config: PythonSource, context: BuildContext) -> list[Any]:
-    """The ``python`` kind: the user's own ``@dlt.source``."""
-    return _python_resources(name, config, context.project_dir)
 
 
 def build_resources(
@@ -443,50 +436,3 @@ def _file_reader(
         yield rows
 
     return read
-
-
-def _python_resources(name: str, config: PythonSource, project_dir: Path) -> list[Any]:
-    path = project_dir / config.path
-    if not path.is_file():
-        raise ConfigError(
-            f"sources.{name}.path: {config.path} does not exist",
-            hint=f"create it with a @dlt.source function named {config.function}",
-        )
-    spec = importlib.util.spec_from_file_location(f"stackyard_user_source_{name}", path)
-    if spec is None or spec.loader is None:
-        raise ConfigError(f"sources.{name}.path: {config.path} is not a Python file")
-    module = importlib.util.module_from_spec(spec)
-    # dlt's decorators look their module up in sys.modules to name sections.
-    sys.modules[spec.name] = module
-    try:
-        spec.loader.exec_module(module)
-    except Exception as exc:  # the user's code: report it as theirs
-        raise UserCodeError(
-            f"source '{name}': importing {config.path} failed: {type(exc).__name__}: {exc}",
-            hint="run `python " + config.path + "` to see the full error",
-        ) from exc
-    function = getattr(module, config.function, None)
-    if function is None:
-        public = [n for n in vars(module) if not n.startswith("_")]
-        from stackyard.errors import did_you_mean
-
-        raise ConfigError(
-            f"sources.{name}.function: {config.path} has no '{config.function}'"
-            f"{did_you_mean(config.function, public)}"
-        )
-    try:
-        source = function(**config.options)
-    except Exception as exc:  # the user's code: report it as theirs
-        raise UserCodeError(
-            f"source '{name}': {config.path}:{config.function}() raised {type(exc).__name__}: {exc}"
-        ) from exc
-    resources = list(getattr(source, "resources", {}).values()) or [source]
-    for resource in resources:
-        key = config.primary_keys().get(resource.name) or resource._hints.get("primary_key")
-        # dlt appends by default; with a key, merging on it is the same for new rows and
-        # keeps a row delivered again (a re-run, an API returning a page twice) single.
-        if key and resource.write_disposition == "append":
-            resource.apply_hints(primary_key=key, write_disposition="merge")
-        elif key:
-            resource.apply_hints(primary_key=key)
-    return resources

@@ -41,8 +41,10 @@ class RunJob:
         force_build: bool = False,
         monitors: bool = True,
         refresh: Mapping[str, Sequence[str]] | None = None,
+        variables: Mapping[str, Any] | None = None,
     ) -> None:
         self.session = session
+        self.variables = dict(variables or {})
         self.project = session.project.config
         self.project_dir = session.project.project_dir
         self.transform_dir = session.project.transform_dir
@@ -98,13 +100,20 @@ class RunJob:
         nodes: list[NodeResult] = []
         skipped: list[SkippedModel] = []
         freshness: list[FreshnessResult] = []
-        dbt = self.session.dbt(self._on_node)
-        fingerprint = transform_fingerprint(self.transform_dir, self.warehouse.dbt_output())
+        dbt = self.session.dbt(self._on_node, self.variables)
+        # Other vars can build other tables: they are part of what "unchanged" compares.
+        fingerprint = transform_fingerprint(
+            self.transform_dir,
+            {
+                **self.warehouse.dbt_output(),
+                "vars": {**self.project.transform.vars, **self.variables},
+            },
+        )
         unchanged = self._unchanged_since(self._previous, fingerprint, select, loads)
-        exclude = [f"source:{n}+" for s in failed_sources for n in dbt_source_names(s)]
+        exclude = [f"source:{n}+" for s in failed_sources for n in self._dbt_names(s)]
         if exclude:
             for source in failed_sources:
-                for model in dbt.list_models([f"source:{n}+" for n in dbt_source_names(source)]):
+                for model in dbt.list_models([f"source:{n}+" for n in self._dbt_names(source)]):
                     skipped.append(
                         SkippedModel(model, f"upstream source '{source}' failed to load")
                     )
@@ -123,7 +132,7 @@ class RunJob:
             self._step("dbt build", build, status_of=lambda: _build_status(nodes))
 
         if sources:
-            names = [n for s in sources if s not in failed_sources for n in dbt_source_names(s)]
+            names = [n for s in sources if s not in failed_sources for n in self._dbt_names(s)]
 
             def check_freshness() -> str:
                 # Without a selection every dbt source is checked (some may not be stackyard's).
@@ -132,7 +141,7 @@ class RunJob:
                 )
                 if found is None:
                     failed_names = [
-                        f"source:{n}" for s in failed_sources for n in dbt_source_names(s)
+                        f"source:{n}" for s in failed_sources for n in self._dbt_names(s)
                     ]
                     found = dbt.freshness(
                         [f"source:{n}" for n in names] if select else (), failed_names
@@ -199,6 +208,16 @@ class RunJob:
 
     # ------------------------------------------------------------------ steps
 
+    def _dbt_names(self, source: str) -> tuple[str, ...]:
+        """The dbt sources a stackyard source appears as: ``dlt_<name>``/``<name>``, the one
+        its ``dbt_source:`` names, and any of the project's own that read its schema."""
+        from stackyard.transform.inventory import dbt_sources_in_schema
+
+        config = self.project.sources.get(source)
+        named = (config.dbt_source,) if config is not None and config.dbt_source else ()
+        found = dbt_sources_in_schema(self.transform_dir, self.project.dataset_for(source))
+        return tuple(dict.fromkeys((*dbt_source_names(source), *named, *found)))
+
     def _selection(self, select: Sequence[str]) -> tuple[list[str], list[str]]:
         enabled = [n for n, s in self.project.sources.items() if s.enabled]
         if not select:
@@ -206,7 +225,7 @@ class RunJob:
         sources = [s for s in select if s in self.project.sources]
         dbt_select = [s for s in select if s not in self.project.sources]
         for source in sources:
-            dbt_select += [f"source:{n}+" for n in dbt_source_names(source)]
+            dbt_select += [f"source:{n}+" for n in self._dbt_names(source)]
         return sources, dbt_select
 
     def _unchanged_since(

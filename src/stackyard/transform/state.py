@@ -35,7 +35,7 @@ def transform_fingerprint(transform_dir: Path, profile_output: dict[str, Any]) -
     Returns:
         A hex digest; equal digests mean dbt would build the same thing.
     """
-    digest = hashlib.sha256(json.dumps(profile_output, sort_keys=True).encode())
+    digest = hashlib.sha256(json.dumps(profile_output, sort_keys=True, default=str).encode())
     paths = [transform_dir / f for f in _FILES]
     for folder in _INPUTS:
         base = transform_dir / folder

@@ -1,0 +1,146 @@
+"""``stackyard adopt dbt``: wire an existing dbt project into a stackyard project, unchanged.
+
+The dbt project stays where it is and as it is. stackyard writes only its own files: a
+``stackyard.yml`` (in the dbt project's folder with ``--in-place``, or in a new folder) whose
+``transform.path`` points at the dbt project, and its generated ``profiles.yml`` under
+``.stackyard/dbt`` (``transform.profiles_dir``), never the project's own. dbt itself writes
+``target/``, ``logs/`` and ``dbt_packages/`` there, as a plain ``dbt build`` would.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from stackyard.config.loader import PROJECT_FILE
+from stackyard.errors import UsageError
+
+# What dbt writes into a project it runs; everything else is the project's own.
+DBT_OUTPUTS = ("target", "logs", "dbt_packages", "package-lock.yml", ".user.yml")
+
+_YML = """\
+# A stackyard project around an existing dbt project (adopted with `stackyard adopt dbt`).
+# stackyard never edits the dbt project's files; its own dbt profiles go to .stackyard/dbt.
+# Docs: docs/runbooks/adopting-an-existing-stack.md in the stackyard repository.
+name: {name}
+
+targets:
+  dev:                       # an embedded DuckDB file inside this folder
+    type: duckdb
+    path: .stackyard/dev.duckdb
+
+transform:
+  path: {path}
+  profiles_dir: .stackyard/dbt
+  vars: {{}}                 # dbt vars for every run, e.g. {{load_source_data: true}}
+
+sources: {{}}
+"""
+
+
+@dataclass(frozen=True)
+class Adopted:
+    """What ``adopt dbt`` wrote and what it found in the dbt project.
+
+    Attributes:
+        project_dir: the stackyard project (where stackyard.yml is).
+        dbt_dir: the dbt project, unchanged.
+        name: the dbt project's name; profile: the profile it asks for.
+        vars: the vars its dbt_project.yml declares (names).
+        checksums: ``{relative path: sha256}`` of the dbt project's own files when adopted.
+    """
+
+    project_dir: Path
+    dbt_dir: Path
+    name: str
+    profile: str
+    vars: tuple[str, ...]
+    checksums: dict[str, str]
+
+
+def adopt_dbt(dbt_dir: Path, *, project_dir: Path | None = None) -> Adopted:
+    """Write a stackyard project around the dbt project in ``dbt_dir``.
+
+    Args:
+        dbt_dir: the folder holding ``dbt_project.yml``.
+        project_dir: a new (or empty) folder for the stackyard project; ``None`` puts
+            ``stackyard.yml`` in ``dbt_dir`` itself (in place).
+
+    Raises:
+        UsageError: ``dbt_dir`` is not a dbt project, or the stackyard project folder is
+            taken. Nothing is written then.
+    """
+    dbt_dir = dbt_dir.resolve()
+    manifest = dbt_dir / "dbt_project.yml"
+    if not manifest.is_file():
+        raise UsageError(
+            f"{dbt_dir} has no dbt_project.yml: it is not a dbt project",
+            hint="give the folder that holds dbt_project.yml",
+        )
+    data = yaml.safe_load(manifest.read_text(encoding="utf-8")) or {}
+    target = (project_dir or dbt_dir).resolve()
+    if (target / PROJECT_FILE).exists():
+        raise UsageError(
+            f"{target / PROJECT_FILE} exists: {target} is a stackyard project already",
+            hint="run `stackyard run` there, or adopt into another folder with --project DIR",
+        )
+    if project_dir is not None and target.exists() and any(target.iterdir()):
+        raise UsageError(
+            f"{target} already exists and is not empty",
+            hint="choose a new folder for the stackyard project, or use --in-place",
+        )
+    checksums = project_checksums(dbt_dir)
+    target.mkdir(parents=True, exist_ok=True)
+    (target / ".stackyard").mkdir(exist_ok=True)
+    # Local state (the DuckDB file, secrets, generated profiles) stays out of git, without
+    # touching the project's own .gitignore.
+    (target / ".stackyard" / ".gitignore").write_text("*\n", encoding="utf-8")
+    path = Path(os.path.relpath(dbt_dir, target)).as_posix()
+    name = project_name(str(data.get("name") or dbt_dir.name))
+    (target / PROJECT_FILE).write_text(
+        _YML.format(name=name, path=_yaml_str(path)), encoding="utf-8"
+    )
+    return Adopted(
+        project_dir=target,
+        dbt_dir=dbt_dir,
+        name=str(data.get("name") or dbt_dir.name),
+        profile=str(data.get("profile") or ""),
+        vars=tuple(str(v) for v in (data.get("vars") or {})),
+        checksums=checksums,
+    )
+
+
+def project_checksums(dbt_dir: Path) -> dict[str, str]:
+    """``{relative path: sha256}`` of the dbt project's own files (not what dbt or stackyard
+    write), to show that adopting and running changed none of them."""
+    sums: dict[str, str] = {}
+    skip = {*DBT_OUTPUTS, ".stackyard", PROJECT_FILE, ".git"}
+    for path in sorted(dbt_dir.rglob("*")):
+        rel = path.relative_to(dbt_dir)
+        if rel.parts[0] in skip or not path.is_file():
+            continue
+        sums[rel.as_posix()] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return sums
+
+
+def project_name(text: str) -> str:
+    """A valid stackyard project name from a dbt project's name.
+
+    >>> project_name("Jaffle-Shop 2")
+    'jaffle_shop_2'
+    >>> project_name("2024_models")
+    'p_2024_models'
+    """
+    name = re.sub(r"[^a-z0-9_]+", "_", text.lower()).strip("_") or "project"
+    return name if name[0].isalpha() else f"p_{name}"
+
+
+def _yaml_str(value: str) -> str:
+    """A path as a YAML scalar (quoted when YAML would read it otherwise)."""
+    dumped: str = yaml.safe_dump(value, default_flow_style=True).strip()
+    return dumped.removesuffix("\n...").removesuffix("...").strip()

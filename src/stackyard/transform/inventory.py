@@ -1,0 +1,91 @@
+"""What a dbt project holds, read from dbt's own manifest (for `stackyard adopt dbt`)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Inventory:
+    """Counts of a dbt project's resources, as dbt parsed them.
+
+    Attributes:
+        models, seeds, snapshots, tests: the project's own nodes (packages' nodes left out).
+        sources: its source tables; packages: what packages.yml asks for;
+        package_models: models that come from installed packages.
+    """
+
+    project: str
+    models: int
+    seeds: int
+    snapshots: int
+    tests: int
+    sources: int
+    packages: tuple[str, ...]
+    package_models: int
+
+    def text(self) -> str:
+        """One line for people.
+
+        >>> Inventory("shop", 5, 3, 0, 20, 2, ("dbt-labs/dbt_utils (hub.getdbt.com)",), 0).text()
+        '5 models, 3 seeds, 20 tests, 2 source tables, 1 packages'
+        """
+        parts = [f"{self.models} models", f"{self.seeds} seeds"]
+        if self.snapshots:
+            parts.append(f"{self.snapshots} snapshots")
+        parts += [f"{self.tests} tests", f"{self.sources} source tables"]
+        parts.append(f"{len(self.packages)} packages")
+        return ", ".join(parts)
+
+
+def inventory(manifest: dict[str, Any], packages: tuple[str, ...]) -> Inventory:
+    """Count a manifest's nodes by type, the root project's apart from packages'."""
+    project = str(manifest.get("metadata", {}).get("project_name") or "")
+    own: Counter[str] = Counter()
+    from_packages = 0
+    for node in manifest.get("nodes", {}).values():
+        kind = str(node.get("resource_type"))
+        if node.get("package_name") == project:
+            own[kind] += 1
+        elif kind == "model":
+            from_packages += 1
+    sources = sum(
+        1 for s in manifest.get("sources", {}).values() if s.get("package_name") == project
+    )
+    return Inventory(
+        project=project,
+        models=own["model"],
+        seeds=own["seed"],
+        snapshots=own["snapshot"],
+        tests=own["test"],
+        sources=sources,
+        packages=packages,
+        package_models=from_packages,
+    )
+
+
+def dbt_sources_in_schema(transform_dir: Path, schema: str) -> tuple[str, ...]:
+    """The project's own dbt sources that read ``schema`` (from dbt's last manifest), so a
+    stackyard source loading that schema is linked to them without renaming anything.
+
+    Returns:
+        Their source names, sorted; empty before dbt has parsed the project.
+    """
+    import json
+
+    path = transform_dir / "target" / "manifest.json"
+    if not path.is_file():
+        return ()
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    return tuple(
+        sorted(
+            {
+                str(s["source_name"])
+                for s in manifest.get("sources", {}).values()
+                if str(s.get("schema") or "").lower() == schema.lower()
+            }
+        )
+    )

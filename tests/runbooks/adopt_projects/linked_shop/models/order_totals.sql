@@ -1,0 +1,1 @@
+select count(*) as orders, sum(amount) as amount from {{ source('ecom', 'orders') }}
