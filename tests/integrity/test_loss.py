@@ -39,6 +39,36 @@ def test_case_04_a_glob_matching_no_file_fails_the_table(project: Path) -> None:
     assert "no file matches" not in output
 
 
+
+def test_case_04_on_a_remote_url_with_credentials_no_file_fails_too(project: Path) -> None:
+    """A bucket URL with credentials is listed the way the load signs in (dlt's own
+    filesystem resource): a glob matching nothing there fails the table just the same.
+    Shown on fsspec's in-memory file system, which needs no server."""
+    import uuid
+
+    import fsspec
+
+    bucket = f"memory://bucket-{uuid.uuid4().hex[:8]}/exports"
+    memory = fsspec.filesystem("memory")
+    memory.pipe(f"{bucket}/orders_1.csv", b"id,amount\n1,10\n2,20\n")
+    text = (project / "stackyard.yml").read_text()
+    (project / "stackyard.yml").write_text(
+        text.replace(
+            "sources: {}\n",
+            f"sources:\n  remote:\n    kind: filesystem\n    url: {bucket}\n"
+            "    credentials: {secret: BUCKET_KEY}\n"
+            "    tables:\n      orders: {glob: 'orders_*.csv'}\n",
+        )
+    )
+    env = {"BUCKET_KEY": "not-used-by-memory-but-passed-on"}
+    code, output = cli("run", "-p", str(project), env=env)
+    assert code == 0, output
+    memory.rm(f"{bucket}/orders_1.csv")
+    code, output = cli("run", "-p", str(project), env=env)
+    assert code == 1, output
+    assert "no file matches 'orders_*.csv'" in output
+    assert scalar(project, "SELECT count(*) FROM remote.orders") == 2  # left as it was
+
 def test_case_05_a_decimal_in_an_integer_key_is_rejected_not_rounded(project: Path) -> None:
     write(project / "sources/exports/orders.csv", "id,amount\n10,100\n11,110\n")
     code, output = _add_files(project, "--primary-key", "orders=id")
