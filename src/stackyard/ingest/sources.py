@@ -465,4 +465,10 @@ def _python_resources(name: str, config: PythonSource, project_dir: Path) -> lis
             resource.apply_hints(primary_key=key, write_disposition="merge")
         elif key:
             resource.apply_hints(primary_key=key)
+        incremental = resource.incremental
+        if incremental is not None and not key and incremental.primary_key is None:
+            # Without a key dlt skips the rows at the last cursor value it has seen by a hash
+            # of the whole row, stackyard's load stamp included: every run would append them
+            # again.
+            incremental.primary_key = columns_but_stamp
     return resources
