@@ -29,6 +29,13 @@ class ApiState:
     api_key: str | None = None  # when set, ?api_key=<this> is accepted instead of the token
     tables: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # more endpoints
     since_inclusive: bool = False  # ?since= returns rows at that value too, as many APIs do
+    cursor_field: str = "updated_at"  # the field ?since= filters on (text or integer)
+
+    def after(self, row: dict[str, Any], since: str) -> bool:
+        """Whether ``?since=`` returns the row."""
+        value = row[self.cursor_field]
+        bound = type(value)(since)
+        return bool(value > bound or (self.since_inclusive and value == bound))
 
     def rows_at(self, path: str) -> list[dict[str, Any]] | None:
         """The rows an endpoint path serves (None: no such endpoint)."""
@@ -89,13 +96,7 @@ def _handler(state: ApiState) -> type[BaseHTTPRequestHandler]:
                 self._send(200, b'{"data": [{"id": 1,')
                 return
             since = query.get("since")
-            rows = [
-                c
-                for c in served
-                if since is None
-                or c["updated_at"] > since
-                or (state.since_inclusive and c["updated_at"] == since)
-            ]
+            rows = [c for c in served if since is None or state.after(c, since)]
             chunk = rows[(page - 1) * state.page_size : page * state.page_size]
             total_pages = max(1, -(-len(rows) // state.page_size))
             body = {"data": chunk, "page": page, "total_pages": total_pages}
