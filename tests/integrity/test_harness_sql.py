@@ -9,7 +9,14 @@ import pytest
 from tests.integrity.kinds_harness import check_histories, server_url_for
 
 
-@pytest.mark.parametrize("kind", ["sqlite", "postgres", "mariadb"])
+@pytest.mark.parametrize(
+    "kind",
+    [
+        "sqlite",
+        pytest.param("postgres", marks=pytest.mark.postgres),
+        pytest.param("mariadb", marks=pytest.mark.mariadb),
+    ],
+)
 def test_sql_database_keeps_what_the_docs_promise(
     kind: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
