@@ -27,6 +27,22 @@ class ApiState:
     requests: list[str] = field(default_factory=list)
     token: str = TOKEN
     api_key: str | None = None  # when set, ?api_key=<this> is accepted instead of the token
+    tables: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # more endpoints
+    since_inclusive: bool = False  # ?since= returns rows at that value too, as many APIs do
+    cursor_field: str = "updated_at"  # the field ?since= filters on (text or integer)
+
+    def after(self, row: dict[str, Any], since: str) -> bool:
+        """Whether ``?since=`` returns the row."""
+        value = row[self.cursor_field]
+        bound = type(value)(since)
+        return bool(value > bound or (self.since_inclusive and value == bound))
+
+    def rows_at(self, path: str) -> list[dict[str, Any]] | None:
+        """The rows an endpoint path serves (None: no such endpoint)."""
+        if path == "/v1/customers":
+            return self.customers
+        name = path.removeprefix("/v1/")
+        return self.tables.get(name) if path.startswith("/v1/") else None
 
 
 def make_customers(n: int, updated_at: str = "2026-01-01T00:00:00Z") -> list[dict[str, Any]]:
@@ -71,18 +87,16 @@ def _handler(state: ApiState) -> type[BaseHTTPRequestHandler]:
                 return
             url = urlparse(self.path)
             query = {k: v[0] for k, v in parse_qs(url.query).items()}
-            if url.path != "/v1/customers":
+            served = state.rows_at(url.path)
+            if served is None:
                 self._send(404, b'{"error": "no such endpoint"}')
                 return
             page = int(query.get("page", "1"))
             if state.malformed_page == page:
                 self._send(200, b'{"data": [{"id": 1,')
                 return
-            rows = [
-                c
-                for c in state.customers
-                if "since" not in query or c["updated_at"] > query["since"]
-            ]
+            since = query.get("since")
+            rows = [c for c in served if since is None or state.after(c, since)]
             chunk = rows[(page - 1) * state.page_size : page * state.page_size]
             total_pages = max(1, -(-len(rows) // state.page_size))
             body = {"data": chunk, "page": page, "total_pages": total_pages}

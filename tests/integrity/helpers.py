@@ -21,9 +21,9 @@ def cli(*args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
     return result.exit_code, result.output
 
 
-def cli_json(*args: str) -> tuple[int, Any]:
+def cli_json(*args: str, env: dict[str, str] | None = None) -> tuple[int, Any]:
     """Run ``stackyard ARGS --json``; returns (exit code, parsed output)."""
-    code, output = cli(*args, "--json")
+    code, output = cli(*args, "--json", env=env)
     start = min(i for i in (output.find("{"), output.find("[")) if i >= 0)
     return code, json.loads(output[start:])
 

@@ -156,3 +156,92 @@ def test_case_01_on_mariadb_the_key_is_written_and_updates_merge(
     code, output = cli("run", "-p", str(project))
     assert code == 0, output
     assert rows(project, "SELECT count(*), count(DISTINCT id) FROM billing.accounts") == [(5, 5)]
+
+
+def _rest_events(project: Path, url: str) -> None:
+    config = _config(project)
+    config["sources"] = {
+        "feed": {
+            "kind": "rest_api",
+            "base_url": url,
+            "auth": {"type": "bearer", "token": {"secret": "FEED_TOKEN"}},
+            "paginator": {
+                "type": "page_number", "page_param": "page", "base_page": 1,
+                "total_path": "total_pages",
+            },
+            "endpoints": {
+                "events": {
+                    "path": "/events", "data_selector": "data", "cursor": "updated_at",
+                    "cursor_param": "since", "initial_value": "2000-01-01T00:00:00Z",
+                    "append": True,
+                }
+            },
+        }
+    }  # fmt: skip
+    (project / "stackyard.yml").write_text(yaml.safe_dump(config, sort_keys=False))
+
+
+def test_case_02_rest_append_loads_rows_at_the_last_cursor_value_once(project: Path) -> None:
+    """An API that answers ``since=X`` with the rows at X too (many do): an appending
+    endpoint must not append them again on every run."""
+    from tests.ingest.api_server import TOKEN, ApiState, serve
+
+    def event(i: int, at: str) -> dict[str, object]:
+        return {"id": i, "kind": "view", "updated_at": at}
+
+    state = ApiState(since_inclusive=True, page_size=4)
+    state.tables["events"] = [event(i, "2026-01-01T00:00:00Z") for i in range(1, 7)]
+    env = {"FEED_TOKEN": TOKEN}
+    with serve(state) as url:
+        _rest_events(project, url)
+        for _ in range(2):
+            code, output = cli("run", "-p", str(project), env=env)
+            assert code == 0, output
+            assert rows(project, "SELECT count(*), count(DISTINCT id) FROM feed.events") == [(6, 6)]
+        # a row at the last cursor value arriving later is new: loaded once, as is a newer one
+        state.tables["events"] += [event(7, "2026-01-01T00:00:00Z"), event(8, "2026-01-02")]
+        for _ in range(2):
+            code, output = cli("run", "-p", str(project), env=env)
+            assert code == 0, output
+            assert rows(project, "SELECT count(*), count(DISTINCT id) FROM feed.events") == [(8, 8)]
+
+
+_PYTHON_EVENTS = """
+import json
+from pathlib import Path
+
+import dlt
+
+
+@dlt.source
+def feed():
+    @dlt.resource(write_disposition="append")
+    def events(updated_at=dlt.sources.incremental("updated_at")):
+        yield json.loads((Path(__file__).parent / "events.json").read_text())
+
+    return events
+"""
+
+
+def test_case_02_python_source_appending_with_a_cursor_loads_boundary_rows_once(
+    project: Path,
+) -> None:
+    """A user's resource with dlt's incremental and no key: dlt skips rows at the last cursor
+    value by a hash of the row, which must not include stackyard's load stamp."""
+    import json
+
+    write(project / "sources/feed.py", _PYTHON_EVENTS)
+    events = [{"id": i, "updated_at": "2026-01-01"} for i in range(1, 4)]
+    (project / "sources/events.json").write_text(json.dumps(events))
+    config = _config(project)
+    config["sources"] = {"feed": {"kind": "python", "path": "sources/feed.py", "function": "feed"}}
+    (project / "stackyard.yml").write_text(yaml.safe_dump(config))
+    for _ in range(2):
+        code, output = cli("run", "-p", str(project))
+        assert code == 0, output
+        assert rows(project, "SELECT count(*), count(DISTINCT id) FROM feed.events") == [(3, 3)]
+    events.append({"id": 4, "updated_at": "2026-01-01"})
+    (project / "sources/events.json").write_text(json.dumps(events))
+    code, output = cli("run", "-p", str(project))
+    assert code == 0, output
+    assert rows(project, "SELECT count(*), count(DISTINCT id) FROM feed.events") == [(4, 4)]

@@ -39,6 +39,36 @@ def test_case_04_a_glob_matching_no_file_fails_the_table(project: Path) -> None:
     assert "no file matches" not in output
 
 
+def test_case_04_on_a_remote_url_with_credentials_no_file_fails_too(project: Path) -> None:
+    """A bucket URL with credentials is listed the way the load signs in (dlt's own
+    filesystem resource): a glob matching nothing there fails the table just the same.
+    Shown on fsspec's in-memory file system, which needs no server."""
+    import uuid
+
+    import fsspec
+
+    bucket = f"memory://bucket-{uuid.uuid4().hex[:8]}/exports"
+    memory = fsspec.filesystem("memory")
+    memory.pipe(f"{bucket}/orders_1.csv", b"id,amount\n1,10\n2,20\n")
+    text = (project / "stackyard.yml").read_text()
+    (project / "stackyard.yml").write_text(
+        text.replace(
+            "sources: {}\n",
+            f"sources:\n  remote:\n    kind: filesystem\n    url: {bucket}\n"
+            "    credentials: {secret: BUCKET_KEY}\n"
+            "    tables:\n      orders: {glob: 'orders_*.csv'}\n",
+        )
+    )
+    env = {"BUCKET_KEY": "not-used-by-memory-but-passed-on"}
+    code, output = cli("run", "-p", str(project), env=env)
+    assert code == 0, output
+    memory.rm(f"{bucket}/orders_1.csv")
+    code, output = cli("run", "-p", str(project), env=env)
+    assert code == 1, output
+    assert "no file matches 'orders_*.csv'" in output
+    assert scalar(project, "SELECT count(*) FROM remote.orders") == 2  # left as it was
+
+
 def test_case_05_a_decimal_in_an_integer_key_is_rejected_not_rounded(project: Path) -> None:
     write(project / "sources/exports/orders.csv", "id,amount\n10,100\n11,110\n")
     code, output = _add_files(project, "--primary-key", "orders=id")
@@ -53,6 +83,32 @@ def test_case_05_a_decimal_in_an_integer_key_is_rejected_not_rounded(project: Pa
     rejected = rows(project, "SELECT table_name, column_name, raw FROM exports._rejected_rows")
     assert rejected == [("orders", "id", "10.6,999")]
     assert result["loads"][0]["rejected"] == 1
+
+
+def test_case_05_a_reload_takes_a_column_that_gained_fractions_as_it_now_is(
+    project: Path,
+) -> None:
+    """Loaded incrementally, a fraction in an integer column is rejected, never rounded; a
+    reload starts the table over as a fresh project would: the column becomes a double."""
+    write(project / "sources/exports/orders.csv", "id,amount\n1,100\n2,200\n")
+    code, output = _add_files(project, "--primary-key", "orders=id")
+    assert code == 0, output
+    write(project / "sources/exports/orders.csv", "id,amount\n1,100\n2,200.5\n3,300\n")
+    code, result = cli_json("run", "-p", str(project))
+    assert code == 0 and result["counts"]["rows_rejected"] == 1, result
+    assert rows(project, "SELECT id, amount FROM exports.orders ORDER BY id") == [
+        (1, 100),
+        (2, 200),
+        (3, 300),
+    ]
+    code, result = cli_json("reload", "exports", "--yes", "-p", str(project))
+    assert code == 0, result
+    assert result["counts"]["rows_loaded"] == 3 and result["counts"]["rows_rejected"] == 0
+    assert rows(project, "SELECT id, amount FROM exports.orders ORDER BY id") == [
+        (1, 100.0),
+        (2, 200.5),
+        (3, 300.0),
+    ]
 
 
 def test_case_07_reserved_schema_names_are_refused(project: Path) -> None:

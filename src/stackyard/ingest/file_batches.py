@@ -23,14 +23,21 @@ def check_files_exist(
     Raises:
         LoadError: no file matches.
     """
-    if allow_empty or credentials is not None:
-        # With credentials dlt builds the filesystem from its own configuration types; the
-        # listing then happens in dlt's resource, and an empty match loads nothing.
+    if allow_empty:
         return
-    from dlt.common.storages.fsspec_filesystem import fsspec_filesystem, glob_files
+    if credentials is None:
+        from dlt.common.storages.fsspec_filesystem import fsspec_filesystem, glob_files
 
-    client = fsspec_filesystem(url)[0]
-    if next(iter(glob_files(client, url, glob)), None) is None:
+        found = next(iter(glob_files(fsspec_filesystem(url)[0], url, glob)), None)
+    else:
+        # With credentials dlt builds the filesystem from its own configuration types (a
+        # service-account JSON, a connection string…): list through dlt's own resource, so
+        # the check signs in exactly as the load will (and fails as it would).
+        from dlt.sources.filesystem import filesystem
+
+        listing: Any = filesystem
+        found = next(iter(listing(bucket_url=url, file_glob=glob, credentials=credentials)), None)
+    if found is None:
         raise LoadError(
             f"source '{source}', table '{table}': no file matches '{glob}' in {url}; the "
             "table was left as it was",

@@ -217,6 +217,11 @@ class Loader:
             # from the warehouse first, so what is already loaded is known.
             pipeline.sync_destination()
         known = _known_columns(pipeline)
+        if request.refresh is not None:
+            # Tables loaded again start over as in a fresh project: their column types come
+            # from what the source holds now (a CSV column that gained fractions is read as
+            # a double, not held to its old integer type).
+            known = {t: c for t, c in known.items() if request.refresh and t not in request.refresh}
         required = required_columns(
             self.transform_dir,
             dbt_source_names(request.name),

@@ -12,6 +12,7 @@ from stackyard.config.base import SecretRef
 from stackyard.config.secrets import Secrets
 from stackyard.config.sources import PythonSource
 from stackyard.errors import ConfigError, UserCodeError
+from stackyard.ingest.sources import columns_but_stamp
 
 if TYPE_CHECKING:
     from stackyard.ingest.sources import BuildContext
@@ -80,6 +81,12 @@ def _python_resources(
             resource.apply_hints(primary_key=key, write_disposition="merge")
         elif key:
             resource.apply_hints(primary_key=key)
+        incremental = resource.incremental
+        if incremental is not None and not key and incremental.primary_key is None:
+            # Without a key dlt skips the rows at the last cursor value it has seen by a hash
+            # of the whole row, stackyard's load stamp included: every run would append them
+            # again.
+            incremental.primary_key = columns_but_stamp
     return resources
 
 

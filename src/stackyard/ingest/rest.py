@@ -12,6 +12,7 @@ from typing import Any
 
 from stackyard.config.model import RestApiSource, RestAuth, RestPaginator, RestRetries
 from stackyard.config.secrets import Secrets
+from stackyard.ingest.sources import columns_but_stamp
 
 RETRY_STATUSES = (429, 500, 502, 503, 504)
 
@@ -44,6 +45,11 @@ def rest_api_config(name: str, config: RestApiSource, secrets: Secrets) -> dict[
                 incremental["initial_value"] = endpoint.initial_value
             if endpoint.cursor_param:
                 incremental["start_param"] = endpoint.cursor_param
+            if not endpoint.primary_key:
+                # Rows at the last cursor value come again on the next run (without a
+                # cursor_param, or from an API whose filter is inclusive); dlt skips those it
+                # has seen by a hash of the row, which must leave out stackyard's load stamp.
+                incremental["primary_key"] = columns_but_stamp
             spec["incremental"] = incremental
         if params:
             spec["params"] = params

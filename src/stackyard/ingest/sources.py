@@ -297,7 +297,7 @@ def _sql_resources(
             chunk_size=config.chunk_size,
             incremental=(
                 dlt.sources.incremental(
-                    table.cursor, primary_key=_columns_but_stamp if table.append else None
+                    table.cursor, primary_key=columns_but_stamp if table.append else None
                 )
                 if table.cursor
                 else None
@@ -313,7 +313,7 @@ def _sql_resources(
     return resources
 
 
-def _columns_but_stamp(item: Any) -> list[str]:
+def columns_but_stamp(item: Any) -> list[str]:
     """The columns dlt hashes to skip rows at the last cursor value that an appending table
     already has: every column the source sent. dlt runs the incremental step after
     stackyard's ``_loaded_at`` stamp, which differs on every load and would make each such
