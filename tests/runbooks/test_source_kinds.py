@@ -5,6 +5,7 @@ duplicate-key monitor."""
 from __future__ import annotations
 
 import sqlite3
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -125,6 +126,22 @@ def _python(project: Path, stack: ExitStack) -> dict[str, Any]:
     }
 
 
+def _stream(project: Path, stack: ExitStack) -> dict[str, Any]:
+    from tests.ingest import jetstream
+
+    tag = uuid.uuid4().hex[:10]
+    name, subject = f"SYK_{tag.upper()}", f"syk{tag}"
+    jetstream.reset_stream(name, f"{subject}.>")
+    stack.callback(jetstream.delete_stream, name)
+    jetstream.publish_events(f"{subject}.created", range(5))
+    return {
+        "url": jetstream.NATS_URL,
+        "subject": f"{subject}.>",
+        "table": "events",
+        "primary_key": "event_id",
+    }
+
+
 def _toy(project: Path, stack: ExitStack) -> dict[str, Any]:
     return {"rows": 4, "primary_key": "toy_id"}
 
@@ -135,6 +152,7 @@ KIND_FIXTURES: dict[str, tuple[Callable[[Path, ExitStack], dict[str, Any]], str]
     "filesystem": (_files, "things"),
     "rest_api": (_rest, "customers"),
     "python": (_python, "readings"),
+    "stream": (_stream, "events"),
     "toy": (_toy, "toys"),
 }
 
@@ -159,7 +177,7 @@ def duplicate_check(health: TableHealth) -> Any:
     return next((c for c in health.checks if c.check == "duplicates"), None)
 
 
-@pytest.mark.parametrize("kind", ["sql_database", "filesystem", "rest_api", "python"])
+@pytest.mark.parametrize("kind", ["sql_database", "filesystem", "rest_api", "python", "stream"])
 def test_every_built_in_kind_walks_add_run_monitors(tmp_path: Path, kind: str) -> None:
     health = walk(tmp_path, kind)
     check = duplicate_check(health)
