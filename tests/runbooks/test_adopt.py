@@ -72,6 +72,14 @@ def test_a_plain_project_adopted_in_place_builds_what_dbt_builds(tmp_path: Path)
     assert project_checksums(ours) == before  # its own profiles.yml included
     assert (ours / ".stackyard" / "dbt" / "profiles.yml").is_file()
 
+    # The monitors watch the same tables, seeds included, on a run that builds and on one
+    # that finds nothing to do.
+    first = json.loads(run.stdout)["monitors"]["tables"]
+    second = json.loads(stackyard("run", "--json", cwd=ours).stdout)["monitors"]["tables"]
+    watched = sorted(t["table"] for t in first)
+    assert watched == sorted(t["table"] for t in second)
+    assert {"main.raw_orders", "main.raw_customers", "main.customer_totals"} <= set(watched)
+
 
 def test_vars_and_a_local_package_work_from_a_separate_stackyard_project(tmp_path: Path) -> None:
     shutil.copytree(FIXTURES / "vars_shop", tmp_path / "vars_shop")

@@ -87,7 +87,9 @@ def watched_tables(
             add_source(schema, name)
     if run is not None and run.build != "skipped":
         for n in run.nodes:
-            if n.resource_type == "model" and n.status == "success":
+            # Seeds and snapshots are tables the project builds too: watched from the first
+            # run, as they are on a run that skips the build (the set must not change).
+            if n.resource_type in ("model", "seed", "snapshot") and n.status == "success":
                 add_model(n.unique_id)
     else:
         for uid, node in lineage.nodes.items():
