@@ -2,8 +2,10 @@
 
 Each check either passes (a line saying what was verified) or yields a :class:`Finding`:
 what is wrong, why it matters, and the command or edit that fixes it. ``--fix`` applies the
-repairs that lose nothing not already lost: today, moving aside a DuckDB write-ahead log that
-will not replay (DuckDB refuses to open the database until it is gone).
+repairs that lose nothing not already lost: moving aside a DuckDB write-ahead log that will
+not replay (DuckDB refuses to open the database until it is gone), and releasing leases whose
+holder is gone or silent past the lease's own take-over time. ``--fix --dry-run`` says what
+``--fix`` would do and changes nothing.
 """
 
 from __future__ import annotations
@@ -51,12 +53,14 @@ class DoctorReport:
         findings: the problems found.
         passed: what was verified, in words.
         repaired: what ``--fix`` did.
+        would_repair: what ``--fix`` would do (``--fix --dry-run``: nothing was changed).
     """
 
     target: str
     findings: tuple[Finding, ...]
     passed: tuple[str, ...]
     repaired: tuple[str, ...] = ()
+    would_repair: tuple[str, ...] = ()
 
     @property
     def exit_code(self) -> int:
@@ -81,6 +85,7 @@ class DoctorReport:
             "findings": [asdict(f) for f in self.findings],
             "passed": list(self.passed),
             "repaired": list(self.repaired),
+            "would_repair": list(self.would_repair),
         }
 
 
@@ -89,6 +94,7 @@ class _Notes:
     findings: list[Finding] = field(default_factory=list)
     passed: list[str] = field(default_factory=list)
     repaired: list[str] = field(default_factory=list)
+    would_repair: list[str] = field(default_factory=list)
 
 
 class Doctor:
@@ -99,15 +105,22 @@ class Doctor:
         warehouse: the target's warehouse.
         secrets_file: ``.stackyard/secrets.toml``.
         fix: apply safe repairs.
+        dry_run: with ``fix``, describe the repairs and change nothing.
     """
 
     def __init__(
-        self, files: ProjectFiles, warehouse: Warehouse, secrets_file: Path, fix: bool = False
+        self,
+        files: ProjectFiles,
+        warehouse: Warehouse,
+        secrets_file: Path,
+        fix: bool = False,
+        dry_run: bool = False,
     ) -> None:
         self.files = files
         self.warehouse = warehouse
         self.secrets_file = secrets_file
-        self.fix = fix
+        self.fix = fix and not dry_run
+        self.dry_run = dry_run
         self._notes = _Notes()
 
     def examine(self) -> DoctorReport:
@@ -117,11 +130,16 @@ class Doctor:
             check()
         if self._reachable():
             self._pending_packages()
+            self._leases()
             self._backup_age()
             self._last_run()
         n = self._notes
         return DoctorReport(
-            self.warehouse.target_name, tuple(n.findings), tuple(n.passed), tuple(n.repaired)
+            self.warehouse.target_name,
+            tuple(n.findings),
+            tuple(n.passed),
+            tuple(n.repaired),
+            tuple(n.would_repair),
         )
 
     def _find(self, check: str, what: str, why: str, fix: str, severity: str = "error") -> None:
@@ -233,6 +251,8 @@ class Doctor:
             else "; no backup of this target exists to restore from"
         )
         quarantine = path.parent / "quarantine" / f"{wal.name}.{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
+        if self.dry_run:
+            self._notes.would_repair.append(f"move the write-ahead log {wal} aside to {quarantine}")
         if self.fix:
             quarantine.parent.mkdir(parents=True, exist_ok=True)
             shutil.move(wal, quarantine)
@@ -311,6 +331,36 @@ class Doctor:
             )
         if not pending:
             self._notes.passed.append("pending: no unfinished dlt load packages")
+
+    def _leases(self) -> None:
+        from stackyard.metadata.leases import read_leases, release_lease
+
+        now = datetime.now(UTC)
+        leases = read_leases(self.warehouse)
+        stale = [(lease, why) for lease in leases if (why := lease.abandoned(now))]
+        target = self.warehouse.target_name
+        for lease, why in stale:
+            kind = lease.kind
+            held = f"the {kind.what} lease on '{lease.key}' ({kind.table})"
+            if self.dry_run:
+                self._notes.would_repair.append(f"release {held}, held by {lease.holder}")
+            if self.fix:
+                if release_lease(self.warehouse, lease):
+                    self._notes.repaired.append(f"released {held}: {why}")
+                else:
+                    self._notes.passed.append(f"leases: {held} was renewed meanwhile; kept")
+                continue
+            self._find(
+                "leases",
+                f"{held} is held by {lease.holder}, but {why}",
+                f"nothing else can run a {kind.what} of '{lease.key}' while it is held",
+                f"stackyard doctor --fix --target {target} (releases it; see first with "
+                f"--fix --dry-run){'; ' + kind.take_over if kind.take_over else ''}",
+                severity="warning",
+            )
+        if not stale:
+            held = f"{len(leases)} held, all alive" if leases else "none held"
+            self._notes.passed.append(f"leases: no stale lease ({held})")
 
     def _backup_age(self) -> None:
         config = self.files.project.backups
