@@ -302,3 +302,52 @@ def test_stale_leases_are_found_and_released(
     assert _lease_keys(project, target) == ["shop.busy"]
     again = doctor(project, "--target", target, code=0)
     assert "leases: no stale lease (1 held, all alive)" in again["passed"]
+
+
+def test_transient_tables_on_snowflake(tmp_path: Path) -> None:
+    project = init_project(tmp_path / "shop", example="jaffle_shop").path
+    config = project / "stackyard.yml"
+    config.write_text(
+        config.read_text().replace(
+            "targets:\n",
+            "targets:\n  sf:\n    type: snowflake\n    account: xy12345\n    user: SVC\n"
+            "    role: TRANSFORMER\n    warehouse: WH\n    database: ANALYTICS\n"
+            "    password: {secret: SF_PASSWORD}\n",
+            1,
+        )
+    )
+    dbt_project = project / "transform" / "dbt_project.yml"
+    report = doctor(project, "--target", "sf", code=1)
+    (finding,) = [f for f in report["findings"] if f["check"] == "transient"]
+    assert finding["what"].startswith("all table models on target 'sf'")
+    assert "+transient: false" in finding["fix"] and str(dbt_project) in finding["fix"]
+    assert "transient" not in checks(doctor(project, code=0))  # DuckDB has no such thing
+
+    # After a build, dbt's manifest says model by model.
+    manifest = project / "transform" / "target" / "manifest.json"
+    manifest.parent.mkdir(exist_ok=True)
+    node = {"resource_type": "model", "schema": "marts", "config": {"materialized": "table"}}
+    nodes = {
+        "model.shop.orders": {**node, "name": "orders"},
+        "model.shop.kept": {
+            **node,
+            "name": "kept",
+            "config": {**node["config"], "transient": False},
+        },
+        "model.shop.v": {**node, "name": "v", "config": {"materialized": "view"}},
+    }
+    manifest.write_text(json.dumps({"nodes": nodes}))
+    (finding,) = [
+        f
+        for f in doctor(project, "--target", "sf", code=1)["findings"]
+        if f["check"] == "transient"
+    ]
+    assert finding["what"].startswith("1 table models") and finding["what"].endswith("marts.orders")
+
+    manifest.unlink()
+    dbt_project.write_text(
+        dbt_project.read_text().replace("models:\n", "models:\n  +transient: false\n", 1)
+    )
+    report = doctor(project, "--target", "sf", code=1)  # still unreachable from here
+    assert "transient" not in checks(report)
+    assert any(p.startswith("transient: no table model") for p in report["passed"])

@@ -125,7 +125,12 @@ class Doctor:
 
     def examine(self) -> DoctorReport:
         """Run the checks, in the order a person would: install, files, warehouse, data."""
-        checks: list[Callable[[], None]] = [self._versions, self._secrets, self._wal]
+        checks: list[Callable[[], None]] = [
+            self._versions,
+            self._secrets,
+            self._wal,
+            self._transient_tables,
+        ]
         for check in checks:
             check()
         if self._reachable():
@@ -268,6 +273,50 @@ class Doctor:
             "cannot be read back",
             f"stackyard doctor --fix (moves it to {quarantine.parent}/; then `stackyard run` "
             f"re-loads sources with cursors){offer}",
+        )
+
+    def _transient_tables(self) -> None:
+        """dbt-snowflake builds table models as TRANSIENT unless ``transient: false``: read
+        from dbt's manifest (or, before the first build, dbt_project.yml) without a driver."""
+        if not self.warehouse.TRANSIENT_TABLES_BY_DEFAULT:
+            return
+        import json
+
+        import yaml
+
+        transform = self.files.transform_dir
+        manifest = transform / "target" / "manifest.json"
+        if manifest.is_file():
+            nodes = json.loads(manifest.read_text(encoding="utf-8"))["nodes"].values()
+            transient = sorted(
+                f"{n['schema']}.{n.get('alias') or n['name']}"
+                for n in nodes
+                if n.get("resource_type") == "model"
+                and n.get("config", {}).get("materialized") in ("table", "incremental")
+                and n.get("config", {}).get("transient") is not False
+            )
+        else:
+            project = yaml.safe_load((transform / "dbt_project.yml").read_text()) or {}
+            models = project.get("models") or {}
+            off = models.get("+transient") is False or any(
+                isinstance(v, dict) and v.get("+transient") is False for v in models.values()
+            )
+            transient = [] if off else ["every table model (dbt_project.yml sets no +transient)"]
+        where = f"target '{self.warehouse.target_name}' ({self.warehouse.KIND})"
+        if not transient:
+            self._notes.passed.append(f"transient: no table model of {where} is transient")
+            return
+        shown = ", ".join(transient[:8]) + (" …" if len(transient) > 8 else "")
+        self._find(
+            "transient",
+            f"{len(transient) if manifest.is_file() else 'all'} table models on {where} are "
+            f"built as TRANSIENT tables, dbt's default there: {shown}",
+            "transient tables have no Fail-safe and at most one day of Time Travel, so "
+            "`stackyard restore-table --as-of` cannot reach further back and a table lost "
+            "after that is gone",
+            f"add `+transient: false` under `models:` in {transform / 'dbt_project.yml'} "
+            "(or per model), then `stackyard run` rebuilds them as permanent tables",
+            severity="warning",
         )
 
     def _reachable(self) -> bool:
