@@ -113,7 +113,6 @@ def test_dry_run_changes_nothing_and_keep_prunes(tmp_path: Path) -> None:
     plan = json.loads(dry.output)
     assert [s["kind"] for s in plan["steps"]] == [
         "checkpoint",
-        "count_rows",
         "copy_file",
         "copy_state",
         "write_manifest",
