@@ -22,7 +22,7 @@ from typing import Any
 from stackyard import __version__
 from stackyard.config.model import ProjectConfig
 from stackyard.console import Console
-from stackyard.errors import UsageError
+from stackyard.errors import UsageError, WarehouseError
 from stackyard.runbooks import backup_engines as engines
 from stackyard.runbooks.recovery_plan import (
     MANIFEST_FILE,
@@ -209,8 +209,9 @@ class BackupRunbook(TargetRunbook):
             ),
             Step(
                 "write_manifest",
-                f"write {folder / MANIFEST_FILE}: row counts, content hashes (Postgres) and the SHA-256 "
-                "of every other file (a folder without it is an unfinished backup)",
+                f"write {folder / MANIFEST_FILE}: row counts, content hashes (Postgres), the "
+                "SHA-256 of every file but a DuckDB file (its size) — a folder without it is "
+                "an unfinished backup",
                 f"delete {folder}",
             ),
         ]
@@ -376,10 +377,18 @@ class BackupRunbook(TargetRunbook):
         scratch["engine_version"] = f"postgres {version}"
 
     def _copy_tables(self, scratch: dict[str, Any]) -> None:
+        import psycopg
+
         from stackyard.runbooks import pg_copy
 
-        with scratch["pg_conn"].cursor() as cursor:
-            pg_copy.dump(cursor, scratch["folder"] / PG_COPY)
+        try:
+            with scratch["pg_conn"].cursor() as cursor:
+                pg_copy.dump(cursor, scratch["folder"] / PG_COPY)
+        except psycopg.Error as exc:
+            raise WarehouseError(
+                f"copying {self.warehouse.describe()} failed: {exc}",
+                hint="the unfinished backup was deleted; fix the cause and run it again",
+            ) from None
         scratch["method"] = PG_COPY_METHOD
         scratch["data"] = PG_COPY
 

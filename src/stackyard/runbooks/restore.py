@@ -3,8 +3,8 @@
 A restore never overwrites in place. It checks every file of the backup against the
 manifest, builds the data next to the live copy (a ``.restoring`` file, a ``__restoring``
 database), proves that every table's row count (and, for Postgres, content hash) equals the
-manifest's — a DuckDB file's bytes are proven by its SHA-256, and every table of the copy is
-read and hashed, which makes DuckDB check every block's checksum — and only
+manifest's — every table of a DuckDB copy is read and hashed, which makes DuckDB check every
+block's checksum — and only
 then moves what was there aside (kept, under a ``before-restore`` name) and swaps the restored
 copy in. dlt's pipeline state is put back with the data, so the next run's cursors continue
 from the backup: rows that arrived after it are loaded again, merged on their keys.
@@ -248,8 +248,15 @@ class RestoreRunbook(TargetRunbook):
 
             from stackyard.runbooks import pg_copy
 
-            with psycopg.connect(**connect) as conn:
-                pg_copy.load(conn, scratch["backup"] / PG_COPY)
+            try:
+                with psycopg.connect(**connect) as conn:
+                    pg_copy.load(conn, scratch["backup"] / PG_COPY)
+            except psycopg.Error as exc:
+                raise WarehouseError(
+                    f"re-creating the backup in database {staging} failed: {exc}",
+                    hint="nothing was replaced; the backup's definitions are in "
+                    f"{scratch['backup'] / PG_COPY / pg_copy.CATALOG_FILE}",
+                ) from None
             return
         engines.run_client(
             [

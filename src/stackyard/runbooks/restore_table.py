@@ -139,15 +139,21 @@ class TableRestoreRunbook(TargetRunbook):
             from stackyard.runbooks.restore_table_pg import restore_postgres_table
 
             found = restore_postgres_table(self.session, plan, manifest)
-            return RestoreResult(
-                backup=folder,
-                target=plan.target,
-                destination=plan.destination,
-                tables=(found,),
-                moved_aside=(),
-                state_restored=(),
-                seconds=round(time.monotonic() - started, 3),
-            )
+        else:
+            found = self._copy_duckdb_table(plan, folder, manifest)
+        return RestoreResult(
+            backup=folder,
+            target=plan.target,
+            destination=plan.destination,
+            tables=(found,),
+            moved_aside=(),
+            state_restored=(),
+            seconds=round(time.monotonic() - started, 3),
+        )
+
+    def _copy_duckdb_table(
+        self, plan: RecoveryPlan, folder: Path, manifest: BackupManifest
+    ) -> engines.TableFingerprint:
         source = f"{plan.location}/{DUCKDB_DATA}"
         if not file_matches(folder / DUCKDB_DATA, manifest.files.get(DUCKDB_DATA, "")):
             raise WarehouseError(
@@ -201,15 +207,7 @@ class TableRestoreRunbook(TargetRunbook):
                 f"the copy of {table.name} differs from the manifest: {differences[0]}",
                 hint="nothing was kept; try an older backup with --from",
             )
-        return RestoreResult(
-            backup=folder,
-            target=plan.target,
-            destination=plan.destination,
-            tables=(found,),
-            moved_aside=(),
-            state_restored=(),
-            seconds=round(time.monotonic() - started, 3),
-        )
+        return found
 
 
 def _hours(span: timedelta) -> str:
