@@ -367,17 +367,22 @@ class Context:
 
         return TableRestoreRunbook(self._project_files(), self.session(target))
 
-    def doctor(self, target: str | None = None, fix: bool = False) -> DoctorReport:
-        """Check versions, secrets, the warehouse, dlt state, backups and freshness.
+    def doctor(
+        self, target: str | None = None, fix: bool = False, dry_run: bool = False
+    ) -> DoctorReport:
+        """Check versions, secrets, the warehouse, dlt state, leases, backups and freshness.
 
         Args:
             target: the target to check; default ``defaults.target``.
-            fix: apply the safe repairs (move an unreadable DuckDB WAL aside).
+            fix: apply the safe repairs (move an unreadable DuckDB WAL aside, release stale
+                leases).
+            dry_run: with ``fix``, say what it would repair and change nothing.
         """
         from stackyard.runbooks.doctor import Doctor
 
         secrets_file = self.project_dir / ".stackyard" / "secrets.toml"
-        doctor = Doctor(self._project_files(), self.warehouse(target), secrets_file, fix=fix)
+        files = self._project_files()
+        doctor = Doctor(files, self.warehouse(target), secrets_file, fix=fix, dry_run=dry_run)
         return doctor.examine()
 
     def upgrade_check(self, constraints: Path | None = None) -> UpgradeReport:

@@ -217,3 +217,137 @@ def test_lost_duckdb_file_points_to_the_last_backup(tmp_path: Path) -> None:
     assert finding["check"] == "warehouse" and "is missing" in finding["what"]
     assert finding["fix"].startswith("stackyard restore latest")
     assert not database.exists()  # the doctor did not create an empty one
+
+
+def _leases_table(project: Path, target: str, rows: list[tuple[str, str, str]]) -> None:
+    from stackyard.metadata.schema import BACKFILL_TABLES
+
+    columns = BACKFILL_TABLES["backfill_leases"]
+    values = ", ".join(f"('{t}', 'b-{t}', '{h}', TIMESTAMPTZ '{at}')" for t, h, at in rows)
+    for statement in (
+        "CREATE SCHEMA IF NOT EXISTS stackyard",
+        f"CREATE TABLE stackyard.backfill_leases ({columns})",
+        f"INSERT INTO stackyard.backfill_leases VALUES {values}",
+    ):
+        cli(project, "sql", statement, "--target", target)
+
+
+def _lease_keys(project: Path, target: str) -> list[str]:
+    out = cli(
+        project,
+        "sql",
+        "SELECT target FROM stackyard.backfill_leases ORDER BY 1",
+        "--json",
+        "--target",
+        target,
+    )
+    return [row["target"] for row in json.loads(out)["rows"]]
+
+
+@pytest.mark.parametrize("engine", ["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_stale_leases_are_found_and_released(
+    tmp_path: Path, engine: str, request: pytest.FixtureRequest
+) -> None:
+    import socket
+
+    project = make_project(tmp_path)
+    target = "dev"
+    if engine == "postgres":
+        pg = request.getfixturevalue("pg_database")
+        config = project / "stackyard.yml"
+        config.write_text(
+            config.read_text().replace(
+                "targets:\n",
+                "targets:\n  prod:\n    type: postgres\n    host: 127.0.0.1\n    user: postgres\n"
+                f"    database: {pg['database']}\n",
+            )
+        )
+        target = "prod"
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    here = socket.gethostname()
+    _leases_table(
+        project,
+        target,
+        [
+            # a process that exited, heartbeat fresh (in the future, so no clock matters)
+            (
+                "shop.dead",
+                f"ana@{here} pid {gone.stdout.strip()} (backfill b1)",
+                "2999-01-01 00:00:00+00",
+            ),
+            # a holder elsewhere that stopped beating long ago
+            ("shop.silent", "bo@other-host pid 7 (backfill b2)", "2020-01-01 00:00:00+00"),
+            # alive and beating
+            ("shop.busy", f"cy@{here} pid {os.getpid()} (backfill b3)", "2999-01-01 00:00:00+00"),
+        ],
+    )
+    report = doctor(project, "--target", target, code=1)
+    found = {f["what"].split("'")[1]: f for f in report["findings"] if f["check"] == "leases"}
+    assert sorted(found) == ["shop.dead", "shop.silent"]
+    assert "process is gone" in found["shop.dead"]["what"]
+    assert "last heartbeat was" in found["shop.silent"]["what"]
+    assert found["shop.dead"]["fix"].startswith(f"stackyard doctor --fix --target {target}")
+
+    dry = doctor(project, "--target", target, "--fix", "--dry-run", code=1)
+    assert len(dry["would_repair"]) == 2 and dry["repaired"] == []
+    assert _lease_keys(project, target) == ["shop.busy", "shop.dead", "shop.silent"]
+
+    fixed = doctor(project, "--target", target, "--fix", code=0)
+    assert len(fixed["repaired"]) == 2 and fixed["findings"] == []
+    assert _lease_keys(project, target) == ["shop.busy"]
+    again = doctor(project, "--target", target, code=0)
+    assert "leases: no stale lease (1 held, all alive)" in again["passed"]
+
+
+def test_transient_tables_on_snowflake(tmp_path: Path) -> None:
+    project = init_project(tmp_path / "shop", example="jaffle_shop").path
+    config = project / "stackyard.yml"
+    config.write_text(
+        config.read_text().replace(
+            "targets:\n",
+            "targets:\n  sf:\n    type: snowflake\n    account: xy12345\n    user: SVC\n"
+            "    role: TRANSFORMER\n    warehouse: WH\n    database: ANALYTICS\n"
+            "    password: {secret: SF_PASSWORD}\n",
+            1,
+        )
+    )
+    dbt_project = project / "transform" / "dbt_project.yml"
+    report = doctor(project, "--target", "sf", code=1)
+    (finding,) = [f for f in report["findings"] if f["check"] == "transient"]
+    assert finding["what"].startswith("all table models on target 'sf'")
+    assert "+transient: false" in finding["fix"] and str(dbt_project) in finding["fix"]
+    assert "transient" not in checks(doctor(project, code=0))  # DuckDB has no such thing
+
+    # After a build, dbt's manifest says model by model.
+    manifest = project / "transform" / "target" / "manifest.json"
+    manifest.parent.mkdir(exist_ok=True)
+    node = {"resource_type": "model", "schema": "marts", "config": {"materialized": "table"}}
+    nodes = {
+        "model.shop.orders": {**node, "name": "orders"},
+        "model.shop.kept": {
+            **node,
+            "name": "kept",
+            "config": {**node["config"], "transient": False},
+        },
+        "model.shop.v": {**node, "name": "v", "config": {"materialized": "view"}},
+    }
+    manifest.write_text(json.dumps({"nodes": nodes}))
+    (finding,) = [
+        f
+        for f in doctor(project, "--target", "sf", code=1)["findings"]
+        if f["check"] == "transient"
+    ]
+    assert finding["what"].startswith("1 table models") and finding["what"].endswith("marts.orders")
+
+    manifest.unlink()
+    dbt_project.write_text(
+        dbt_project.read_text().replace("models:\n", "models:\n  +transient: false\n", 1)
+    )
+    report = doctor(project, "--target", "sf", code=1)  # still unreachable from here
+    assert "transient" not in checks(report)
+    assert any(p.startswith("transient: no table model") for p in report["passed"])

@@ -4,7 +4,9 @@ run again — no duplicates, no gaps, cursors continue. On DuckDB and on Postgre
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -18,10 +20,10 @@ from stackyard.project import init_project
 STACKYARD = str(Path(sys.executable).with_name("stackyard"))
 
 
-def cli(*args: str, code: int = 0) -> str:
+def cli(*args: str, code: int = 0, env: dict[str, str] | None = None) -> str:
     """One stackyard command in its own process, as a user runs it (DuckDB caches an open
     database per process, so a restore must be seen from a fresh one)."""
-    done = subprocess.run([STACKYARD, *args], capture_output=True, text=True, check=False)
+    done = subprocess.run([STACKYARD, *args], capture_output=True, text=True, check=False, env=env)
     assert done.returncode == code, done.stdout + done.stderr
     return done.stdout + done.stderr
 
@@ -85,9 +87,11 @@ def warehouse_state(project: Path, target: str) -> dict[str, Any]:
     return found
 
 
-def drill(project: Path, target: str, destroy: Any) -> None:
+def drill(project: Path, target: str, destroy: Any, env: dict[str, str] | None = None) -> Path:
+    """The drill; ``env`` is the environment of the backup and restore commands."""
     cli("run", "--project", str(project), "--target", target)
-    path = cli("backup", "--project", str(project), "--target", target).splitlines()[0].strip()
+    path = cli("backup", "--project", str(project), "--target", target, env=env)
+    path = path.splitlines()[0].strip()
     manifest = json.loads((Path(path) / "manifest.json").read_text())
     backed_up = {t["schema"] + "." + t["table"]: t["rows"] for t in manifest["tables"]}
     first = source_counts(project)
@@ -100,7 +104,7 @@ def drill(project: Path, target: str, destroy: Any) -> None:
     assert warehouse_state(project, target)["orders"] == first["orders"] + 25
 
     destroy()
-    cli("restore", path, "--yes", "--project", str(project), "--target", target)
+    cli("restore", path, "--yes", "--project", str(project), "--target", target, env=env)
     restored = warehouse_state(project, target)
     assert restored["orders"] == first["orders"]  # exactly the backup: the 25 are not in it
     assert restored["renamed"] == 0
@@ -114,6 +118,7 @@ def drill(project: Path, target: str, destroy: Any) -> None:
         assert after[f"{table}_duplicates"] == 0, table  # no duplicates
     assert after["renamed"] == 1
     assert after["marts.orders"] == now["orders"]
+    return Path(path)
 
 
 @pytest.mark.slow
@@ -131,30 +136,45 @@ def test_restore_drill_duckdb(tmp_path: Path) -> None:
     assert {p.name for p in kept} == {"shop__shop_db__dev", "shop__shop_files__dev"}
 
 
-@pytest.mark.slow
-@pytest.mark.postgres
-def test_restore_drill_postgres(
-    tmp_path: Path, pg_database: dict[str, Any], pg_admin_dsn: str
-) -> None:
-    import psycopg
-
+def postgres_project(tmp_path: Path, database: str) -> Path:
     project = init_project(tmp_path / "shop", example="jaffle_shop").path
     config = project / "stackyard.yml"
     text = config.read_text()
     text = re.sub(
         r"  prod:.*?(?=\n\nsources:)",
         "  prod:\n    type: postgres\n    host: 127.0.0.1\n    user: postgres\n"
-        f"    database: {pg_database['database']}",
+        f"    database: {database}",
         text,
         flags=re.S,
     )
     config.write_text(text)
+    return project
+
+
+def without_pg_dump() -> dict[str, str]:
+    """An environment whose PATH has stackyard but no PostgreSQL client programs."""
+    assert shutil.which("pg_dump", path=str(Path(STACKYARD).parent)) is None
+    return {**os.environ, "PATH": str(Path(STACKYARD).parent)}
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+@pytest.mark.parametrize("client", ["pg_dump", "none"])
+def test_restore_drill_postgres(
+    tmp_path: Path, pg_database: dict[str, Any], pg_admin_dsn: str, client: str
+) -> None:
+    import psycopg
+
+    project = postgres_project(tmp_path, str(pg_database["database"]))
 
     def destroy() -> None:
         with psycopg.connect(pg_admin_dsn, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE "{pg_database["database"]}" WITH (FORCE)')
 
-    drill(project, "prod", destroy)
+    env = without_pg_dump() if client == "none" else None
+    backup = drill(project, "prod", destroy, env=env)
+    method = json.loads((backup / "manifest.json").read_text())["method"]
+    assert method == ("pg_dump-directory" if client == "pg_dump" else "postgres-copy-binary")
 
 
 def test_restore_refuses_a_damaged_backup(tmp_path: Path) -> None:

@@ -187,9 +187,13 @@ def doctor(
         bool,
         typer.Option(
             "--fix",
-            help="Apply the safe repairs (move an unreadable DuckDB WAL aside); others are "
-            "only described.",
+            help="Apply the safe repairs (move an unreadable DuckDB WAL aside, release "
+            "stale leases); others are only described.",
         ),
+    ] = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="With --fix: say what it would repair, change nothing."),
     ] = False,
     project: ProjectOpt = None,
     target: TargetOpt = None,
@@ -200,7 +204,7 @@ def doctor(
     Exits 0 when healthy, 1 with findings.
     """
     context = _guard(lambda: _context(project))
-    report = _guard(lambda: context.doctor(target, fix=fix))
+    report = _guard(lambda: context.doctor(target, fix=fix, dry_run=dry_run))
     if as_json:
         _print_json(report.to_dict())
         raise typer.Exit(report.exit_code)
@@ -213,6 +217,8 @@ def doctor(
         out.print(f"    fix: {finding.fix}", highlight=False, soft_wrap=True)
     for repair in report.repaired:
         out.print(f"[green]repaired:[/] {repair}", highlight=False, soft_wrap=True)
+    for repair in report.would_repair:
+        out.print(f"[yellow]--fix would:[/] {repair}", highlight=False, soft_wrap=True)
     out.print(report.summary, highlight=False)
     raise typer.Exit(report.exit_code)
 

@@ -22,7 +22,7 @@ from typing import Any
 from stackyard import __version__
 from stackyard.config.model import ProjectConfig
 from stackyard.console import Console
-from stackyard.errors import UsageError
+from stackyard.errors import UsageError, WarehouseError
 from stackyard.runbooks import backup_engines as engines
 from stackyard.runbooks.recovery_plan import (
     MANIFEST_FILE,
@@ -30,6 +30,7 @@ from stackyard.runbooks.recovery_plan import (
     BackupResult,
     RecoveryPlan,
     Step,
+    duckdb_file_check,
     file_digests,
 )
 from stackyard.session import Session
@@ -37,6 +38,8 @@ from stackyard.warehouse.base import Warehouse
 
 DUCKDB_DATA = "warehouse.duckdb"
 PG_DATA = "pgdump"
+PG_COPY = "pgcopy"
+PG_COPY_METHOD = "postgres-copy-binary"
 _READS_ONLY = "nothing: it only reads"
 
 
@@ -166,7 +169,7 @@ class BackupRunbook(TargetRunbook):
         at = at or datetime.now(UTC)
         w = self.warehouse
         folder = self.files.backups_dir(to) / folder_name(w.target_name, at)
-        if w.KIND in ("snowflake", "bigquery"):
+        if w.STORAGE == "cloud":
             return cloud_backup_plan(w, at, self.files.known_tables())
         data: list[Step]
         if w.STORAGE == "file" and not w.path.exists():  # type: ignore[attr-defined]
@@ -183,36 +186,15 @@ class BackupRunbook(TargetRunbook):
                     _READS_ONLY + " (a checkpoint changes no data)",
                 ),
                 Step(
-                    "fingerprint",
-                    "count the rows and hash the content of every table",
-                    _READS_ONLY,
-                ),
-                Step(
                     "copy_file",
-                    f"copy the database file to {folder / DUCKDB_DATA}",
+                    f"copy the database file to {folder / DUCKDB_DATA} (DuckDB checksums "
+                    "every block; a restore reads them all) while counting the rows of every "
+                    "table (a restore checks them on the copy it makes)",
                     f"delete {folder}",
                 ),
             ]
         elif w.STORAGE == "server":
-            data = [
-                Step(
-                    "check_client",
-                    "check that pg_dump is installed and at least the server's major version",
-                    _READS_ONLY,
-                ),
-                Step(
-                    "snapshot",
-                    "open a repeatable-read transaction and export its snapshot, so the "
-                    "fingerprints and the dump see the same instant",
-                    "nothing: the transaction only reads and is closed at the end",
-                ),
-                Step("fingerprint", "count the rows and hash the content of every table", ""),
-                Step(
-                    "pg_dump",
-                    f"pg_dump --format=directory --jobs=2 from that snapshot to {folder / PG_DATA}",
-                    f"delete {folder}",
-                ),
-            ]
+            data = self._postgres_steps(folder)
         else:  # pragma: no cover - every target type is handled above
             raise UsageError(f"backups of {w.KIND} targets are not supported")
         pipelines = self.files.pipelines_of(w.target_name)
@@ -227,8 +209,9 @@ class BackupRunbook(TargetRunbook):
             ),
             Step(
                 "write_manifest",
-                f"write {folder / MANIFEST_FILE}: row counts, content hashes and the SHA-256 "
-                "of every file (a folder without it is an unfinished backup)",
+                f"write {folder / MANIFEST_FILE}: row counts, content hashes (Postgres), the "
+                "SHA-256 of every file but a DuckDB file (its size) — a folder without it is "
+                "an unfinished backup",
                 f"delete {folder}",
             ),
         ]
@@ -261,6 +244,42 @@ class BackupRunbook(TargetRunbook):
             ),
         )
 
+    def _postgres_steps(self, folder: Path) -> list[Step]:
+        snapshot = Step(
+            "snapshot",
+            "open a repeatable-read transaction and export its snapshot, so the "
+            "fingerprints and the copy see the same instant",
+            "nothing: the transaction only reads and is closed at the end",
+        )
+        fingerprint = Step("fingerprint", "count the rows and hash the content of every table", "")
+        unusable = engines.pg_dump_unusable(self.warehouse)
+        if unusable:
+            return [
+                snapshot,
+                fingerprint,
+                Step(
+                    "copy_tables",
+                    f"{unusable}, so without it: write the definitions of every schema, "
+                    "table, sequence, constraint, index and view, and copy each table's rows "
+                    f"(COPY … TO STDOUT, binary) from that snapshot to {folder / PG_COPY}",
+                    f"delete {folder}",
+                ),
+            ]
+        return [
+            Step(
+                "check_client",
+                "check that pg_dump is installed and at least the server's major version",
+                _READS_ONLY,
+            ),
+            snapshot,
+            fingerprint,
+            Step(
+                "pg_dump",
+                f"pg_dump --format=directory --jobs=2 from that snapshot to {folder / PG_DATA}",
+                f"delete {folder}",
+            ),
+        ]
+
     # ------------------------------------------------------------------ run
 
     def run(self, plan: RecoveryPlan) -> BackupResult:
@@ -270,7 +289,7 @@ class BackupRunbook(TargetRunbook):
             UsageError: the plan is for a warehouse stackyard cannot reach from here.
             WarehouseError: the engine failed; the unfinished folder is deleted.
         """
-        if plan.engine in ("snowflake", "bigquery"):
+        if self.warehouse.STORAGE == "cloud":
             raise UsageError(
                 f"stackyard has no {plan.engine} driver here to run the backup",
                 hint="print the statements with `stackyard backup --dry-run` and run them in "
@@ -279,7 +298,7 @@ class BackupRunbook(TargetRunbook):
         folder = Path(plan.location)
         started = time.monotonic()
         folder.mkdir(parents=True, exist_ok=False)
-        scratch: dict[str, Any] = {"folder": folder}
+        scratch: dict[str, Any] = {"folder": folder, "digests": {}}
         try:
             for step in plan.steps:
                 if step.kind == "prune":
@@ -302,7 +321,7 @@ class BackupRunbook(TargetRunbook):
             method=scratch["method"],
             data=scratch["data"],
             tables=scratch["tables"],
-            files=file_digests(folder),
+            files=file_digests(folder, scratch["digests"]),
             seconds=round(time.monotonic() - started, 3),
         )
         manifest.write(folder)
@@ -325,16 +344,24 @@ class BackupRunbook(TargetRunbook):
         scratch["data"] = DUCKDB_DATA
 
     def _copy_file(self, scratch: dict[str, Any]) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        # This process still holds DuckDB's write lock (the connection stays open), so the
+        # file cannot change between the CHECKPOINT, the counts and the last byte copied;
+        # the kernel copies (sendfile) while DuckDB counts, both without the GIL.
         source: Path = self.warehouse.path  # type: ignore[attr-defined]
-        shutil.copyfile(source, scratch["folder"] / DUCKDB_DATA)
+        conn = self.warehouse._connection()  # type: ignore[attr-defined]
+        with ThreadPoolExecutor(1, thread_name_prefix="stackyard-backup-copy") as pool:
+            copying = pool.submit(shutil.copyfile, source, scratch["folder"] / DUCKDB_DATA)
+            scratch["tables"] = engines.duckdb_row_counts(conn, engines.duckdb_catalog(conn))
+            copying.result()
+        scratch["digests"][DUCKDB_DATA] = duckdb_file_check(scratch["folder"] / DUCKDB_DATA)
 
     # Postgres -------------------------------------------------------------
 
     def _check_client(self, scratch: dict[str, Any]) -> None:
         major = engines.pg_server_major(self.warehouse)
         scratch["pg_dump"] = engines.check_pg_client("pg_dump", major)
-        version = self.warehouse.query("SHOW server_version").rows[0][0]
-        scratch["engine_version"] = f"postgres {version}"
         scratch["method"] = "pg_dump-directory"
         scratch["data"] = PG_DATA
 
@@ -344,8 +371,26 @@ class BackupRunbook(TargetRunbook):
         conn = psycopg.connect(**self.warehouse.connect_kwargs())  # type: ignore[attr-defined]
         scratch["pg_conn"] = conn
         conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        row = conn.execute("SELECT pg_export_snapshot()").fetchone()
-        scratch["snapshot"] = row[0] if row else ""
+        row = conn.execute("SELECT pg_export_snapshot(), current_setting('server_version')")
+        snapshot, version = row.fetchone() or ("", "")
+        scratch["snapshot"] = snapshot
+        scratch["engine_version"] = f"postgres {version}"
+
+    def _copy_tables(self, scratch: dict[str, Any]) -> None:
+        import psycopg
+
+        from stackyard.runbooks import pg_copy
+
+        try:
+            with scratch["pg_conn"].cursor() as cursor:
+                pg_copy.dump(cursor, scratch["folder"] / PG_COPY)
+        except psycopg.Error as exc:
+            raise WarehouseError(
+                f"copying {self.warehouse.describe()} failed: {exc}",
+                hint="the unfinished backup was deleted; fix the cause and run it again",
+            ) from None
+        scratch["method"] = PG_COPY_METHOD
+        scratch["data"] = PG_COPY
 
     def _pg_dump(self, scratch: dict[str, Any]) -> None:
         connect = self.warehouse.connect_kwargs()  # type: ignore[attr-defined]
@@ -365,12 +410,8 @@ class BackupRunbook(TargetRunbook):
     # both -----------------------------------------------------------------
 
     def _fingerprint(self, scratch: dict[str, Any]) -> None:
-        if self.warehouse.STORAGE == "file":
-            conn = self.warehouse._connection()  # type: ignore[attr-defined]
-            scratch["tables"] = engines.duckdb_fingerprints(conn, engines.duckdb_catalog(conn))
-        else:
-            with scratch["pg_conn"].cursor() as cursor:
-                scratch["tables"] = engines.pg_fingerprints(cursor)
+        with scratch["pg_conn"].cursor() as cursor:
+            scratch["tables"] = engines.pg_fingerprints(cursor)
 
     def _copy_state(self, scratch: dict[str, Any]) -> None:
         state = scratch["folder"] / "state"

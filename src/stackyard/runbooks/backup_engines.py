@@ -5,8 +5,9 @@ modulo nothing (an arbitrary-precision number), of one 64-bit hash per row. Two 
 add twice, so a duplicated row changes the hash where an XOR would cancel it. Hashes compare
 within one engine (a DuckDB backup restored into DuckDB), never across engines.
 
-* DuckDB: ``CHECKPOINT`` (folds the write-ahead log into the file) and a copy of the file,
-  while this process holds DuckDB's write lock so nothing changes it in between. Measured
+* DuckDB: ``CHECKPOINT`` (folds the write-ahead log into the file), row counts and a copy of
+  the file hashed as it is copied, while this process holds DuckDB's write lock so nothing
+  changes it in between; content hashes are taken from the restored copy. Measured
   against ``EXPORT DATABASE`` (Parquet) and ``COPY FROM DATABASE`` (a new DuckDB file), the
   copy was 40-80x faster and restores with a rename (docs/performance.md, bench/backup.py).
 * Postgres: ``pg_dump`` in directory format from an exported snapshot, so the dump and the
@@ -37,7 +38,8 @@ class TableFingerprint:
         schema: the table's schema.
         table: the table's name.
         rows: its row count.
-        content_hash: the sum of its rows' hashes, as a decimal string.
+        content_hash: the sum of its rows' hashes, as a decimal string; ``""`` when not
+            taken (a DuckDB backup records row counts only, see :func:`duckdb_row_counts`).
     """
 
     schema: str
@@ -92,6 +94,26 @@ def duckdb_fingerprints(conn: Any, catalog: str) -> tuple[TableFingerprint, ...]
     return tuple(found)
 
 
+def duckdb_row_counts(conn: Any, catalog: str) -> tuple[TableFingerprint, ...]:
+    """Row count of every base table of an attached DuckDB database, without content hashes.
+
+    A DuckDB backup is a byte copy of the file, whose SHA-256 proves the copy; hashing every
+    row too would cost several times the copy (docs/performance.md). The restore hashes the
+    restored tables instead, reading every block (DuckDB checks each block's checksum).
+    """
+    from stackyard.warehouse.duckdb import DuckDBWarehouse
+
+    tables = duckdb_tables(conn, catalog)
+    if not tables:
+        return ()
+    counts = " UNION ALL ".join(
+        f"SELECT {n} AS i, count(*) AS rows FROM {DuckDBWarehouse.quote_for(catalog, s, t)}"
+        for n, (s, t) in enumerate(tables)
+    )
+    found = dict(conn.execute(counts).fetchall())
+    return tuple(TableFingerprint(s, t, int(found[n]), "") for n, (s, t) in enumerate(tables))
+
+
 def duckdb_catalog(conn: Any) -> str:
     """The name the open DuckDB file is attached under (its file name without extension)."""
     return str(conn.execute("SELECT current_database()").fetchone()[0])
@@ -110,6 +132,10 @@ def duckdb_file_fingerprints(path: Path) -> tuple[TableFingerprint, ...]:
         ) from None
     try:
         return duckdb_fingerprints(conn, duckdb_catalog(conn))
+    except duckdb.Error as exc:  # a block whose checksum does not match, as a rule
+        raise WarehouseError(
+            f"reading {path} failed: {exc}", hint="restore from another backup"
+        ) from None
     finally:
         conn.close()
 
@@ -134,15 +160,21 @@ def pg_fingerprints(cursor: Any) -> tuple[TableFingerprint, ...]:
 
     found = []
     for schema, table in pg_tables(cursor):
-        name = PostgresWarehouse.quote_for(schema, table)
-        # The first 64 bits of each row's md5, as a signed bigint, summed as numeric.
-        cursor.execute(
-            "SELECT count(*), coalesce(sum(('x' || left(md5(t::text), 16))::bit(64)::bigint), 0)"
-            f" FROM {name} AS t"
-        )
-        rows, digest = cursor.fetchone()
-        found.append(TableFingerprint(schema, table, int(rows), str(digest)))
+        rows, digest = pg_table_fingerprint(cursor, PostgresWarehouse.quote_for(schema, table))
+        found.append(TableFingerprint(schema, table, rows, digest))
     return tuple(found)
+
+
+def pg_table_fingerprint(cursor: Any, name: str) -> tuple[int, str]:
+    """Row count and content hash of one table (its quoted name); the hash depends on the
+    rows' values only, so a copy under another name hashes the same."""
+    # The first 64 bits of each row's md5, as a signed bigint, summed as numeric.
+    cursor.execute(
+        "SELECT count(*), coalesce(sum(('x' || left(md5(t::text), 16))::bit(64)::bigint), 0)"
+        f" FROM {name} AS t"
+    )
+    rows, digest = cursor.fetchone()
+    return int(rows), str(digest)
 
 
 def pg_client(binary: str) -> tuple[str, int]:
@@ -198,6 +230,24 @@ def check_pg_client(binary: str, server_major: int) -> str:
             hint=f"install postgresql-client-{server_major} (or newer) and put it first on PATH",
         )
     return path
+
+
+def pg_dump_unusable(warehouse: Warehouse) -> str:
+    """Why pg_dump cannot back this server up (missing, or older than it); ``""`` when it can.
+
+    An unreachable server says nothing about the client: the backup's own steps report it.
+    """
+    try:
+        path, major = pg_client("pg_dump")
+    except UsageError:
+        return "pg_dump is not installed"
+    try:
+        server = pg_server_major(warehouse)
+    except WarehouseError:
+        return ""
+    if major < server:
+        return f"{path} is version {major}, older than the server's {server}"
+    return ""
 
 
 def pg_env(connect: dict[str, Any]) -> dict[str, str]:

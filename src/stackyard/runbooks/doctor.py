@@ -2,8 +2,10 @@
 
 Each check either passes (a line saying what was verified) or yields a :class:`Finding`:
 what is wrong, why it matters, and the command or edit that fixes it. ``--fix`` applies the
-repairs that lose nothing not already lost: today, moving aside a DuckDB write-ahead log that
-will not replay (DuckDB refuses to open the database until it is gone).
+repairs that lose nothing not already lost: moving aside a DuckDB write-ahead log that will
+not replay (DuckDB refuses to open the database until it is gone), and releasing leases whose
+holder is gone or silent past the lease's own take-over time. ``--fix --dry-run`` says what
+``--fix`` would do and changes nothing.
 """
 
 from __future__ import annotations
@@ -51,12 +53,14 @@ class DoctorReport:
         findings: the problems found.
         passed: what was verified, in words.
         repaired: what ``--fix`` did.
+        would_repair: what ``--fix`` would do (``--fix --dry-run``: nothing was changed).
     """
 
     target: str
     findings: tuple[Finding, ...]
     passed: tuple[str, ...]
     repaired: tuple[str, ...] = ()
+    would_repair: tuple[str, ...] = ()
 
     @property
     def exit_code(self) -> int:
@@ -81,6 +85,7 @@ class DoctorReport:
             "findings": [asdict(f) for f in self.findings],
             "passed": list(self.passed),
             "repaired": list(self.repaired),
+            "would_repair": list(self.would_repair),
         }
 
 
@@ -89,6 +94,7 @@ class _Notes:
     findings: list[Finding] = field(default_factory=list)
     passed: list[str] = field(default_factory=list)
     repaired: list[str] = field(default_factory=list)
+    would_repair: list[str] = field(default_factory=list)
 
 
 class Doctor:
@@ -99,29 +105,46 @@ class Doctor:
         warehouse: the target's warehouse.
         secrets_file: ``.stackyard/secrets.toml``.
         fix: apply safe repairs.
+        dry_run: with ``fix``, describe the repairs and change nothing.
     """
 
     def __init__(
-        self, files: ProjectFiles, warehouse: Warehouse, secrets_file: Path, fix: bool = False
+        self,
+        files: ProjectFiles,
+        warehouse: Warehouse,
+        secrets_file: Path,
+        fix: bool = False,
+        dry_run: bool = False,
     ) -> None:
         self.files = files
         self.warehouse = warehouse
         self.secrets_file = secrets_file
-        self.fix = fix
+        self.fix = fix and not dry_run
+        self.dry_run = dry_run
         self._notes = _Notes()
 
     def examine(self) -> DoctorReport:
         """Run the checks, in the order a person would: install, files, warehouse, data."""
-        checks: list[Callable[[], None]] = [self._versions, self._secrets, self._wal]
+        checks: list[Callable[[], None]] = [
+            self._versions,
+            self._secrets,
+            self._wal,
+            self._transient_tables,
+        ]
         for check in checks:
             check()
         if self._reachable():
             self._pending_packages()
+            self._leases()
             self._backup_age()
             self._last_run()
         n = self._notes
         return DoctorReport(
-            self.warehouse.target_name, tuple(n.findings), tuple(n.passed), tuple(n.repaired)
+            self.warehouse.target_name,
+            tuple(n.findings),
+            tuple(n.passed),
+            tuple(n.repaired),
+            tuple(n.would_repair),
         )
 
     def _find(self, check: str, what: str, why: str, fix: str, severity: str = "error") -> None:
@@ -233,6 +256,8 @@ class Doctor:
             else "; no backup of this target exists to restore from"
         )
         quarantine = path.parent / "quarantine" / f"{wal.name}.{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
+        if self.dry_run:
+            self._notes.would_repair.append(f"move the write-ahead log {wal} aside to {quarantine}")
         if self.fix:
             quarantine.parent.mkdir(parents=True, exist_ok=True)
             shutil.move(wal, quarantine)
@@ -248,6 +273,50 @@ class Doctor:
             "cannot be read back",
             f"stackyard doctor --fix (moves it to {quarantine.parent}/; then `stackyard run` "
             f"re-loads sources with cursors){offer}",
+        )
+
+    def _transient_tables(self) -> None:
+        """dbt-snowflake builds table models as TRANSIENT unless ``transient: false``: read
+        from dbt's manifest (or, before the first build, dbt_project.yml) without a driver."""
+        if not self.warehouse.TRANSIENT_TABLES_BY_DEFAULT:
+            return
+        import json
+
+        import yaml
+
+        transform = self.files.transform_dir
+        manifest = transform / "target" / "manifest.json"
+        if manifest.is_file():
+            nodes = json.loads(manifest.read_text(encoding="utf-8"))["nodes"].values()
+            transient = sorted(
+                f"{n['schema']}.{n.get('alias') or n['name']}"
+                for n in nodes
+                if n.get("resource_type") == "model"
+                and n.get("config", {}).get("materialized") in ("table", "incremental")
+                and n.get("config", {}).get("transient") is not False
+            )
+        else:
+            project = yaml.safe_load((transform / "dbt_project.yml").read_text()) or {}
+            models = project.get("models") or {}
+            off = models.get("+transient") is False or any(
+                isinstance(v, dict) and v.get("+transient") is False for v in models.values()
+            )
+            transient = [] if off else ["every table model (dbt_project.yml sets no +transient)"]
+        where = f"target '{self.warehouse.target_name}' ({self.warehouse.KIND})"
+        if not transient:
+            self._notes.passed.append(f"transient: no table model of {where} is transient")
+            return
+        shown = ", ".join(transient[:8]) + (" …" if len(transient) > 8 else "")
+        self._find(
+            "transient",
+            f"{len(transient) if manifest.is_file() else 'all'} table models on {where} are "
+            f"built as TRANSIENT tables, dbt's default there: {shown}",
+            "transient tables have no Fail-safe and at most one day of Time Travel, so "
+            "`stackyard restore-table --as-of` cannot reach further back and a table lost "
+            "after that is gone",
+            f"add `+transient: false` under `models:` in {transform / 'dbt_project.yml'} "
+            "(or per model), then `stackyard run` rebuilds them as permanent tables",
+            severity="warning",
         )
 
     def _reachable(self) -> bool:
@@ -311,6 +380,36 @@ class Doctor:
             )
         if not pending:
             self._notes.passed.append("pending: no unfinished dlt load packages")
+
+    def _leases(self) -> None:
+        from stackyard.metadata.leases import read_leases, release_lease
+
+        now = datetime.now(UTC)
+        leases = read_leases(self.warehouse)
+        stale = [(lease, why) for lease in leases if (why := lease.abandoned(now))]
+        target = self.warehouse.target_name
+        for lease, why in stale:
+            kind = lease.kind
+            held = f"the {kind.what} lease on '{lease.key}' ({kind.table})"
+            if self.dry_run:
+                self._notes.would_repair.append(f"release {held}, held by {lease.holder}")
+            if self.fix:
+                if release_lease(self.warehouse, lease):
+                    self._notes.repaired.append(f"released {held}: {why}")
+                else:
+                    self._notes.passed.append(f"leases: {held} was renewed meanwhile; kept")
+                continue
+            self._find(
+                "leases",
+                f"{held} is held by {lease.holder}, but {why}",
+                f"nothing else can run a {kind.what} of '{lease.key}' while it is held",
+                f"stackyard doctor --fix --target {target} (releases it; see first with "
+                f"--fix --dry-run){'; ' + kind.take_over if kind.take_over else ''}",
+                severity="warning",
+            )
+        if not stale:
+            held = f"{len(leases)} held, all alive" if leases else "none held"
+            self._notes.passed.append(f"leases: no stale lease ({held})")
 
     def _backup_age(self) -> None:
         config = self.files.project.backups

@@ -2,7 +2,9 @@
 
 A restore never overwrites in place. It checks every file of the backup against the
 manifest, builds the data next to the live copy (a ``.restoring`` file, a ``__restoring``
-database), proves that every table's row count and content hash equal the manifest's, and only
+database), proves that every table's row count (and, for Postgres, content hash) equals the
+manifest's — every table of a DuckDB copy is read and hashed, which makes DuckDB check every
+block's checksum — and only
 then moves what was there aside (kept, under a ``before-restore`` name) and swaps the restored
 copy in. dlt's pipeline state is put back with the data, so the next run's cursors continue
 from the backup: rows that arrived after it are loaded again, merged on their keys.
@@ -18,13 +20,19 @@ from typing import Any
 
 from stackyard.errors import UsageError, WarehouseError
 from stackyard.runbooks import backup_engines as engines
-from stackyard.runbooks.backup import DUCKDB_DATA, PG_DATA, TargetRunbook
+from stackyard.runbooks.backup import (
+    DUCKDB_DATA,
+    PG_COPY,
+    PG_COPY_METHOD,
+    PG_DATA,
+    TargetRunbook,
+)
 from stackyard.runbooks.recovery_plan import (
     BackupManifest,
     RecoveryPlan,
     RestoreResult,
     Step,
-    file_digests,
+    file_matches,
 )
 
 
@@ -74,7 +82,8 @@ class RestoreRunbook(TargetRunbook):
             )
         verify = Step(
             "check_files",
-            f"check the SHA-256 of the backup's {len(manifest.files)} files against its manifest",
+            f"check the backup's {len(manifest.files)} files against its manifest (SHA-256; "
+            "a DuckDB file: its size, then its block checksums as every row is read below)",
             "nothing: it only reads",
         )
         if w.STORAGE == "file":
@@ -108,6 +117,17 @@ class RestoreRunbook(TargetRunbook):
                     f"drop database {staging}",
                 ),
             ]
+            if manifest.method == PG_COPY_METHOD:
+                data = [
+                    Step(
+                        "stage",
+                        f"create database {staging} and, in one transaction, re-create the "
+                        "backup's schemas, sequences and tables, COPY each table's rows in, then "
+                        "its constraints, indexes, sequence positions and views (no grants: "
+                        "`stackyard apply` re-applies them)",
+                        f"drop database {staging}",
+                    )
+                ]
             replaces = db if self._pg_database_exists(db) else ""
             aside_db = f"{db[:40]}__before_restore_{_stamp()[:15]}"
             swap = Step(
@@ -119,9 +139,10 @@ class RestoreRunbook(TargetRunbook):
             destination = db
         check = Step(
             "verify",
-            f"compare row counts and content hashes of {len(manifest.tables)} tables "
-            f"({sum(t.rows for t in manifest.tables):,} rows) with the manifest; stop on any "
-            "difference, before anything is replaced",
+            f"read and hash every row of the {len(manifest.tables)} tables "
+            f"({sum(t.rows for t in manifest.tables):,} rows) and compare "
+            f"{'row counts' if _counts_only(manifest) else 'row counts and content hashes'} "
+            "with the manifest; stop on any difference, before anything is replaced",
             "nothing: it only reads",
         )
         state = []
@@ -181,7 +202,7 @@ class RestoreRunbook(TargetRunbook):
             backup=backup,
             target=plan.target,
             destination=plan.destination,
-            tables=manifest.tables,
+            tables=scratch.get("verified", manifest.tables),
             moved_aside=tuple(scratch["moved"]),
             state_restored=tuple(scratch["state"]),
             seconds=round(time.monotonic() - started, 3),
@@ -191,8 +212,7 @@ class RestoreRunbook(TargetRunbook):
 
     def _check_files(self, scratch: dict[str, Any]) -> None:
         expected: dict[str, str] = scratch["manifest"].files
-        found = file_digests(scratch["backup"])
-        bad = sorted(p for p in expected if found.get(p) != expected[p])
+        bad = sorted(p for p in expected if not file_matches(scratch["backup"] / p, expected[p]))
         if bad:
             raise WarehouseError(
                 f"the backup {scratch['backup']} is damaged: {len(bad)} files are missing or "
@@ -222,6 +242,22 @@ class RestoreRunbook(TargetRunbook):
         quoted = self.warehouse.quote(staging)
         self._admin(f"DROP DATABASE IF EXISTS {quoted} WITH (FORCE)", f"CREATE DATABASE {quoted}")
         connect = {**self.warehouse.connect_kwargs(), "dbname": staging}  # type: ignore[attr-defined]
+        scratch["staged"] = staging
+        if scratch["manifest"].method == PG_COPY_METHOD:
+            import psycopg
+
+            from stackyard.runbooks import pg_copy
+
+            try:
+                with psycopg.connect(**connect) as conn:
+                    pg_copy.load(conn, scratch["backup"] / PG_COPY)
+            except psycopg.Error as exc:
+                raise WarehouseError(
+                    f"re-creating the backup in database {staging} failed: {exc}",
+                    hint="nothing was replaced; the backup's definitions are in "
+                    f"{scratch['backup'] / PG_COPY / pg_copy.CATALOG_FILE}",
+                ) from None
+            return
         engines.run_client(
             [
                 scratch["pg_restore"],
@@ -236,12 +272,18 @@ class RestoreRunbook(TargetRunbook):
             engines.pg_env(connect),
             "pg_restore",
         )
-        scratch["staged"] = staging
 
     def _verify(self, scratch: dict[str, Any]) -> None:
         manifest: BackupManifest = scratch["manifest"]
         if self.warehouse.STORAGE == "file":
-            found = engines.duckdb_file_fingerprints(scratch["staged"])
+            try:
+                found = engines.duckdb_file_fingerprints(scratch["staged"])
+            except WarehouseError as exc:
+                scratch["staged"].unlink(missing_ok=True)  # a copy of a damaged file
+                raise WarehouseError(
+                    f"the backup {scratch['backup'] / DUCKDB_DATA} is damaged: {exc.message}",
+                    hint="nothing was replaced; restore an older backup (`ls` the backups folder)",
+                ) from None
         else:
             import psycopg
 
@@ -249,6 +291,7 @@ class RestoreRunbook(TargetRunbook):
             with psycopg.connect(**connect) as conn, conn.cursor() as cursor:
                 found = engines.pg_fingerprints(cursor)
         differences = fingerprint_differences(manifest.tables, found)
+        scratch["verified"] = found
         if differences:
             raise WarehouseError(
                 "the restored copy differs from the backup's manifest: " + "; ".join(differences),
@@ -353,13 +396,17 @@ class RestoreRunbook(TargetRunbook):
 def fingerprint_differences(
     expected: tuple[engines.TableFingerprint, ...], found: tuple[engines.TableFingerprint, ...]
 ) -> list[str]:
-    """What differs between two sets of table fingerprints, in words.
+    """What differs between two sets of table fingerprints, in words. Content is compared
+    where the expected side has a hash (a DuckDB backup's manifest has row counts only: its
+    file's SHA-256 already proves the bytes).
 
     >>> from stackyard.runbooks.backup_engines import TableFingerprint as T
     >>> fingerprint_differences((T("a", "t", 2, "9"),), (T("a", "t", 3, "7"),))
     ['a.t: 3 rows, expected 2']
     >>> fingerprint_differences((T("a", "t", 2, "9"),), ())
     ['a.t: missing']
+    >>> fingerprint_differences((T("a", "t", 2, ""),), (T("a", "t", 2, "7"),))
+    []
     """
     have = {t.name: t for t in found}
     differences = []
@@ -369,10 +416,14 @@ def fingerprint_differences(
             differences.append(f"{table.name}: missing")
         elif got.rows != table.rows:
             differences.append(f"{table.name}: {got.rows} rows, expected {table.rows}")
-        elif got.content_hash != table.content_hash:
+        elif table.content_hash and got.content_hash != table.content_hash:
             differences.append(f"{table.name}: same row count, different content")
     differences.extend(f"{name}: not in the backup" for name in sorted(have))
     return differences
+
+
+def _counts_only(manifest: BackupManifest) -> bool:
+    return not any(t.content_hash for t in manifest.tables)
 
 
 def _stamp() -> str:

@@ -3,13 +3,13 @@
 Snowflake and BigQuery read their own time travel (SQL from :mod:`backup_cloud`). DuckDB keeps
 no history, so the table comes from a backup: the one named, or with ``--as-of`` the newest
 taken at or before that time — the plan says which, and how much later data that misses.
-Postgres: restore the backup into a new database (``stackyard restore B --to NEW``) and copy
-the table from there; the plan says so rather than pretending.
+Postgres keeps no history either: the table comes from a backup the same way, through COPY
+(:mod:`restore_table_pg`).
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,13 @@ from stackyard.errors import UsageError, WarehouseError
 from stackyard.runbooks import backup_engines as engines
 from stackyard.runbooks.backup import DUCKDB_DATA, TargetRunbook
 from stackyard.runbooks.backup_cloud import restore_table_sql
-from stackyard.runbooks.recovery_plan import BackupManifest, RecoveryPlan, RestoreResult, Step
+from stackyard.runbooks.recovery_plan import (
+    BackupManifest,
+    RecoveryPlan,
+    RestoreResult,
+    Step,
+    file_matches,
+)
 from stackyard.runbooks.restore import RestoreRunbook, fingerprint_differences
 
 
@@ -41,19 +47,11 @@ class TableRestoreRunbook(TargetRunbook):
         w = self.warehouse
         if as_of is not None and as_of.tzinfo is None:
             as_of = as_of.replace(tzinfo=UTC)
-        if w.KIND in ("snowflake", "bigquery"):
+        if w.STORAGE == "cloud":
             if as_of is None:
                 raise UsageError(f"{w.KIND} restores a table from time travel: pass --as-of TIME")
             step = restore_table_sql(w, schema, name, as_of)
             return RecoveryPlan("restore-table", w.target_name, w.KIND, table, (step,))
-        if w.STORAGE == "server":
-            raise UsageError(
-                "Postgres keeps no history of a table, and stackyard restores Postgres "
-                "backups whole",
-                hint="restore the backup into a new database and copy the table from it: "
-                "stackyard restore BACKUP --to NEWDB, then INSERT … SELECT through dblink or "
-                "pg_dump -t",
-            )
         folder = self._pick(backup, as_of)
         manifest = BackupManifest.read(folder)
         saved = manifest.table(table)
@@ -64,20 +62,21 @@ class TableRestoreRunbook(TargetRunbook):
         notes: tuple[str, ...] = (f"backup taken {manifest.created_at.isoformat()}",)
         if as_of is not None:
             notes += (
-                f"DuckDB keeps no history: this is the newest backup at or before "
-                f"{as_of.isoformat()}; changes between {manifest.created_at.isoformat()} and "
-                "then are not in it",
+                f"{w.describe()} keeps no history of its own: this is the newest backup at or "
+                f"before {as_of.isoformat()}; changes made between "
+                f"{manifest.created_at.isoformat()} and then are not in it (the loss window: "
+                f"{_hours(as_of - manifest.created_at)})",
             )
-        return RecoveryPlan(
-            action="restore-table",
-            target=w.target_name,
-            engine=w.KIND,
-            location=str(folder),
-            destination=f"{schema}.{restored}",
-            steps=(
+        if w.STORAGE == "server":
+            from stackyard.runbooks.restore_table_pg import postgres_table_steps
+
+            steps = postgres_table_steps(folder, manifest, saved, f"{schema}.{restored}")
+        else:
+            steps = (
                 Step(
                     "check_file",
-                    f"check the SHA-256 of {folder / DUCKDB_DATA} against its manifest",
+                    f"check {folder / DUCKDB_DATA} against its manifest (its size; DuckDB "
+                    "checks each block's checksum as the table is read)",
                     "nothing: it only reads",
                 ),
                 Step(
@@ -88,10 +87,18 @@ class TableRestoreRunbook(TargetRunbook):
                 ),
                 Step(
                     "verify",
-                    f"compare {schema}.{restored}'s row count and content hash with the manifest's",
+                    f"compare {schema}.{restored}'s row count and content hash with the "
+                    "backup's table",
                     f"DROP TABLE {schema}.{restored}",
                 ),
-            ),
+            )
+        return RecoveryPlan(
+            action="restore-table",
+            target=w.target_name,
+            engine=w.KIND,
+            location=str(folder),
+            destination=f"{schema}.{restored}",
+            steps=steps,
             notes=(
                 *notes,
                 f"then compare, and swap it in: DROP TABLE {table}; ALTER TABLE "
@@ -105,7 +112,7 @@ class TableRestoreRunbook(TargetRunbook):
         if as_of is None:
             raise UsageError(
                 "say which state to bring back: --from BACKUP or --as-of TIME",
-                hint="DuckDB keeps no history; --as-of uses the newest backup before that time",
+                hint="--as-of uses the newest backup taken at or before that time",
             )
         found = [m for m in self.files.backups(self.warehouse.target_name) if m.created_at <= as_of]
         if not found:
@@ -117,7 +124,7 @@ class TableRestoreRunbook(TargetRunbook):
         return self.files.backup_folder(found[-1])
 
     def run(self, plan: RecoveryPlan) -> RestoreResult:
-        """Copy and verify the table as planned (DuckDB).
+        """Copy and verify the table as planned.
 
         Raises:
             WarehouseError: the backup file is damaged, the copy exists already, or the copy
@@ -128,16 +135,37 @@ class TableRestoreRunbook(TargetRunbook):
         started = time.monotonic()
         folder = Path(plan.location)
         manifest = BackupManifest.read(folder)
+        if self.warehouse.STORAGE == "server":
+            from stackyard.runbooks.restore_table_pg import restore_postgres_table
+
+            found = restore_postgres_table(self.session, plan, manifest)
+        else:
+            found = self._copy_duckdb_table(plan, folder, manifest)
+        return RestoreResult(
+            backup=folder,
+            target=plan.target,
+            destination=plan.destination,
+            tables=(found,),
+            moved_aside=(),
+            state_restored=(),
+            seconds=round(time.monotonic() - started, 3),
+        )
+
+    def _copy_duckdb_table(
+        self, plan: RecoveryPlan, folder: Path, manifest: BackupManifest
+    ) -> engines.TableFingerprint:
         source = f"{plan.location}/{DUCKDB_DATA}"
-        if engines_digest(folder) != manifest.files.get(DUCKDB_DATA):
+        if not file_matches(folder / DUCKDB_DATA, manifest.files.get(DUCKDB_DATA, "")):
             raise WarehouseError(
-                f"{source} is damaged (its SHA-256 differs from the manifest)",
+                f"{source} is damaged (it differs from the manifest)",
                 hint="nothing was restored; use an older backup with --from",
             )
         schema, restored = plan.destination.split(".", 1)
         table = manifest.table(f"{schema}.{restored.removesuffix('__restored')}")
         if table is None:
             raise UsageError(f"{plan.destination} has no table in {folder} to come from")
+        import duckdb
+
         w: Any = self.warehouse
         conn = w._connection()
         alias = "stackyard_backup"
@@ -149,35 +177,50 @@ class TableRestoreRunbook(TargetRunbook):
                     f"{plan.destination} exists already",
                     hint=f"compare and drop it first: DROP TABLE {plan.destination}",
                 )
-            conn.execute(
-                f"CREATE TABLE {target} AS SELECT * FROM {w.quote(alias, table.schema, table.table)}"
-            )
+            saved = w.quote(alias, table.schema, table.table)
+            # The manifest of a DuckDB backup has row counts only: the content hash the copy
+            # must match is taken from the backup's table itself (reading it makes DuckDB
+            # check every block's checksum).
+            conn.execute("BEGIN")
+            try:
+                conn.execute(f"CREATE TABLE {target} AS SELECT * FROM {saved}")
+                expected = engines.TableFingerprint(
+                    table.schema, table.table, table.rows, _content_hash(conn, saved)
+                )
+            except duckdb.Error as exc:
+                conn.execute("ROLLBACK")
+                raise WarehouseError(
+                    f"{source} is damaged: {exc}",
+                    hint="nothing was restored; use an older backup with --from",
+                ) from None
+            conn.execute("COMMIT")
         finally:
             conn.execute(f"DETACH {alias}")
-        rows, digest = conn.execute(
-            f"SELECT count(*), coalesce(sum(hash(t)::HUGEINT), 0) FROM {target} AS t"
-        ).fetchone()
-        found = engines.TableFingerprint(table.schema, table.table, int(rows), str(digest))
-        differences = fingerprint_differences((table,), (found,))
+        rows, _ = conn.execute(f"SELECT count(*), 0 FROM {target}").fetchone()
+        found = engines.TableFingerprint(
+            table.schema, table.table, int(rows), _content_hash(conn, target)
+        )
+        differences = fingerprint_differences((expected,), (found,))
         if differences:
             conn.execute(f"DROP TABLE {target}")
             raise WarehouseError(
                 f"the copy of {table.name} differs from the manifest: {differences[0]}",
                 hint="nothing was kept; try an older backup with --from",
             )
-        return RestoreResult(
-            backup=folder,
-            target=plan.target,
-            destination=plan.destination,
-            tables=(found,),
-            moved_aside=(),
-            state_restored=(),
-            seconds=round(time.monotonic() - started, 3),
-        )
+        return found
 
 
-def engines_digest(folder: Path) -> str:
-    """The SHA-256 of a backup's DuckDB file."""
-    from stackyard.runbooks.recovery_plan import sha256_file
+def _hours(span: timedelta) -> str:
+    """A loss window in words.
 
-    return sha256_file(folder / DUCKDB_DATA)
+    >>> _hours(timedelta(hours=5, minutes=30))
+    '5.5 hours'
+    """
+    return f"{span.total_seconds() / 3600:.1f} hours"
+
+
+def _content_hash(conn: Any, name: str) -> str:
+    (digest,) = conn.execute(
+        f"SELECT coalesce(sum(hash(t)::HUGEINT), 0) FROM {name} AS t"
+    ).fetchone()
+    return str(digest)

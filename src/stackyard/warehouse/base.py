@@ -56,6 +56,8 @@ class Warehouse(ABC):
         TIME_TRAVEL: how a table is read as of a past time: ``"clone"`` (``CLONE … AT``),
             ``"system_time"`` (``FOR SYSTEM_TIME AS OF``), or None (the engine keeps no
             history).
+        TRANSIENT_TABLES_BY_DEFAULT: dbt's adapter creates table models as transient tables
+            unless told otherwise (dbt-snowflake: no Fail-safe, at most one day of time travel).
     """
 
     KIND: ClassVar[str]
@@ -71,6 +73,7 @@ class Warehouse(ABC):
     TIME_TRAVEL: ClassVar[str | None] = None
     GRANTS_IN_CATALOG: ClassVar[bool] = True
     SUPPORTS_KEY_PAIR_AUTH: ClassVar[bool] = False
+    TRANSIENT_TABLES_BY_DEFAULT: ClassVar[bool] = False
 
     def __init__(self, target_name: str, config: Any, project_dir: Path, secrets: Secrets):
         self.target_name = target_name

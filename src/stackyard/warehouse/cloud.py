@@ -51,6 +51,8 @@ class SnowflakeWarehouse(_RemoteOnly):
     KIND: ClassVar[str] = "snowflake"
     STORAGE: ClassVar[str] = "cloud"
     TIME_TRAVEL: ClassVar[str | None] = "clone"
+    # https://docs.getdbt.com/reference/resource-configs/snowflake-configs#transient-tables
+    TRANSIENT_TABLES_BY_DEFAULT: ClassVar[bool] = True
     SUPPORTS_KEY_PAIR_AUTH: ClassVar[bool] = True
     DIALECT: ClassVar[str] = "snowflake"
     DRIVER = "snowflake-connector-python and dbt-snowflake"

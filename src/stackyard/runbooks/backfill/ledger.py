@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from stackyard.errors import StackyardError, UsageError
+from stackyard.metadata.leases import holder_alive as _holder_alive
 from stackyard.metadata.schema import BACKFILL_TABLES, METADATA_SCHEMA, ensure_tables
 from stackyard.runbooks.backfill.connection import Connection
 from stackyard.runbooks.backfill.partitions import Window
@@ -95,20 +96,6 @@ def holder_name(backfill_id: str) -> str:
     """Who holds a lease, as people read it: ``user@host pid N (backfill ID)``."""
     user = os.environ.get("USER") or os.environ.get("USERNAME") or "?"
     return f"{user}@{socket.gethostname()} pid {os.getpid()} (backfill {backfill_id})"
-
-
-def _holder_alive(holder: str) -> bool:
-    """False only when the holder ran on this machine and its process is gone."""
-    parts = holder.split()
-    if len(parts) < 3 or parts[1] != "pid" or not parts[0].endswith("@" + socket.gethostname()):
-        return True
-    try:
-        os.kill(int(parts[2]), 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, ValueError):
-        return True
-    return True
 
 
 def _now() -> datetime:

@@ -1,0 +1,99 @@
+"""``stackyard restore-table T --as-of TIME`` on DuckDB and Postgres: the newest backup at or
+before TIME is named with the loss window, the table comes back beside the original, verified."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from stackyard.project import init_project
+from tests.runbooks.test_pg_copy import _kwargs, _state
+from tests.runbooks.test_pg_copy import project as pg_project  # noqa: F401
+from tests.runbooks.test_restore_drill import cli, without_pg_dump
+
+
+def between_backups() -> str:
+    """A whole second after every backup taken so far and before any taken from now on
+    (``--as-of`` is read to the second)."""
+    now = datetime.now(UTC)
+    time.sleep(1 - now.microsecond / 1e6)
+    return (now.replace(microsecond=0) + timedelta(seconds=1)).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def backup(project: Path, *args: str, env: dict[str, str] | None = None) -> Path:
+    return Path(cli("backup", "--project", str(project), *args, env=env).splitlines()[0].strip())
+
+
+def test_duckdb_table_from_the_newest_backup_before(tmp_path: Path) -> None:
+    project = init_project(tmp_path / "shop").path
+    base = ("--project", str(project))
+    cli("sql", "CREATE TABLE t AS SELECT range AS i, 'x' || range AS s FROM range(1000)", *base)
+    first = backup(project)
+    as_of = between_backups()
+    cli("sql", "DELETE FROM t WHERE i >= 10", *base)
+    backup(project)  # after --as-of: not the one to use
+
+    cli("restore-table", "main.t", "--as-of", "2000-01-01T00:00:00", *base, code=2)
+    dry = json.loads(cli("restore-table", "main.t", "--as-of", as_of, *base, "--dry-run", "--json"))
+    assert dry["location"] == str(first)
+    assert any("loss window" in note for note in dry["notes"])
+    done = json.loads(cli("restore-table", "main.t", "--as-of", as_of, *base, "--json"))
+    assert done["destination"] == "main.t__restored" and done["rows"] == 1000
+    counts = "SELECT (SELECT count(*) FROM t) AS now, (SELECT count(*) FROM t__restored) AS back"
+    rows = json.loads(cli("sql", counts, "--json", *base))["rows"]
+    assert rows == [{"now": 10, "back": 1000}]
+    again = cli("restore-table", "main.t", "--as-of", as_of, *base, code=1)
+    assert "exists already" in again
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("client", ["pg_dump", "none"])
+def test_postgres_table_from_the_newest_backup_before(
+    pg_project: Path,  # noqa: F811
+    pg_database: dict[str, Any],
+    client: str,
+) -> None:
+    import psycopg
+
+    env = without_pg_dump() if client == "none" else None
+    base = ("--project", str(pg_project), "--target", "prod")
+    first = backup(pg_project, "--target", "prod", env=env)
+    before = _state(pg_database)["orders"]
+    as_of = between_backups()
+    with psycopg.connect(**_kwargs(pg_database), autocommit=True) as conn:
+        conn.execute("DELETE FROM shop.orders WHERE id > 5")
+    backup(pg_project, "--target", "prod", env=env)
+
+    dry = cli("restore-table", "shop.orders", "--as-of", as_of, *base, "--dry-run", env=env)
+    assert str(first) in dry and "loss window" in dry
+    done = json.loads(
+        cli("restore-table", "shop.orders", "--as-of", as_of, *base, "--json", env=env)
+    )
+    assert done["destination"] == "shop.orders__restored" and done["rows"] == 300
+    with psycopg.connect(**_kwargs(pg_database)) as conn:
+        back = conn.execute("SELECT * FROM shop.orders__restored ORDER BY id").fetchall()
+        (now,) = conn.execute("SELECT count(*) FROM shop.orders").fetchone()
+        scratch = conn.execute(
+            "SELECT count(*) FROM pg_database WHERE datname LIKE '%%table_restore'"
+        ).fetchone()
+    assert back == before and now == 5
+    assert scratch == (0,)  # the scratch database of a pg_dump backup is gone
+
+
+def test_duckdb_damaged_backup_restores_nothing(tmp_path: Path) -> None:
+    project = init_project(tmp_path / "shop").path
+    base = ("--project", str(project))
+    cli("sql", "CREATE TABLE t AS SELECT range AS i FROM range(200000)", *base)
+    saved = backup(project) / "warehouse.duckdb"
+    with saved.open("r+b") as handle:  # same size: only DuckDB's block checksums can tell
+        handle.seek(20_000)
+        handle.write(b"\x00garbage\x00" * 100)
+    out = cli("restore-table", "main.t", "--from", str(saved.parent), *base, code=1)
+    assert "damaged" in out and "checksum" in out
+    tables = json.loads(cli("sql", "SELECT table_name FROM duckdb_tables()", "--json", *base))
+    assert tables["rows"] == [{"table_name": "t"}]
