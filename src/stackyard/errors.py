@@ -64,6 +64,10 @@ class UsageError(StackyardError):
     exit_code = EXIT_USAGE
 
 
+class PolicyViolationError(ConfigError):
+    """An access plan breaks a policy rule, so it is not applied (nothing was attempted)."""
+
+
 class WarehouseError(StackyardError):
     """The warehouse refused or failed a statement."""
 

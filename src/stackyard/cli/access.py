@@ -192,18 +192,32 @@ def user_add(
             help="Print the private key once instead of saving it under .stackyard/keys.",
         ),
     ] = False,
+    schema: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--schema",
+            help="With --loader: a schema the loader writes in its database; repeatable.",
+        ),
+    ] = None,
     project: ProjectOpt = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print the runbook's steps; change nothing.")
     ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Declare a user in stackyard.yml (a service account gets a key pair)."""
+    """Declare a user in stackyard.yml (a service account gets a key pair; with --loader, a
+    new loader also gets its database, roles and place in the read chain)."""
+    schemas = tuple(schema or ())
     if dry_run:
         plan = _with_context(
             project,
             lambda context: context.users().plan_add(
-                name, service=service, roles=role or [], loader=loader, print_key=print_key
+                name,
+                service=service,
+                roles=role or [],
+                loader=loader,
+                print_key=print_key,
+                schemas=schemas,
             ),
         )
         if as_json:
@@ -215,7 +229,12 @@ def user_add(
     change = _with_context(
         project,
         lambda context: context.users().add(
-            name, service=service, roles=role or [], loader=loader, print_key=print_key
+            name,
+            service=service,
+            roles=role or [],
+            loader=loader,
+            print_key=print_key,
+            schemas=schemas,
         ),
     )
     _render_user_change(change)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from stackyard.config.project import Project
-from stackyard.errors import UsageError
+from stackyard.errors import PolicyViolationError, UsageError
 from stackyard.infra.declaration import Declaration
 from stackyard.infra.engine import Engine
 from stackyard.infra.engines import engine_class, has_engine
@@ -149,6 +149,7 @@ class AccessControl:
                 hint="apply needs a target stackyard can connect to",
             )
         self._check_destructive(plan, allow_destructive)
+        self._check_policies(plan.target)
         warehouse = self.sessions.get(plan.target).warehouse
         return ApplyResult(plan, execute(plan, warehouse))
 
@@ -184,6 +185,22 @@ class AccessControl:
                 hint=hint,
             )
         return saved
+
+    def _check_policies(self, target: str) -> None:
+        """Apply follows policy: a plan that `policy check -t TARGET` fails is not applied,
+        on any target (CI may not run the check before every apply)."""
+        report = self.policy_check(target)
+        if report.ok:
+            return
+        listed = "\n".join(f"  [{v.rule}] {v.message}" for v in report.violations[:20])
+        more = (
+            f"\n  … and {len(report.violations) - 20} more" if len(report.violations) > 20 else ""
+        )
+        raise PolicyViolationError(
+            f"`stackyard policy check -t {target}` fails with {len(report.violations)} "
+            f"violations; nothing applied:\n{listed}{more}",
+            hint="fix stackyard.yml (or policies/*.py) until the check passes, then plan again",
+        )
 
     @staticmethod
     def _check_destructive(plan: Plan, allowed: bool) -> None:

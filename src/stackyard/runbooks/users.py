@@ -16,7 +16,9 @@ from stackyard.config.edit import ProjectFile
 from stackyard.config.names import reserved_reason
 from stackyard.config.project import Project
 from stackyard.errors import UsageError, did_you_mean
+from stackyard.infra.declaration import SOURCES_READER, reader_role, writer_role
 from stackyard.infra.layout import build_declaration
+from stackyard.infra.loaders import declare_loader
 from stackyard.infra.plan import Plan
 from stackyard.infra.service import AccessControl
 from stackyard.infra.users import generate_key_pair, write_private_key
@@ -70,6 +72,7 @@ class UsersRunbook:
         roles: list[str] | None = None,
         loader: str | None = None,
         print_key: bool = False,
+        schemas: tuple[str, ...] = (),
     ) -> RunbookPlan:
         """The steps ``add`` would take, each with its rollback; nothing is changed."""
         user = name.upper() if service else name.lower()
@@ -93,6 +96,24 @@ class UsersRunbook:
                 )
             )
         loads = f", writing loader {loader}'s database" if loader else ""
+        declaration = self.access.declaration()
+        if (
+            service
+            and loader
+            and (schemas or not any(d.loader == loader for d in declaration.databases))
+        ):
+            db = loader.upper()
+            listed = ", ".join(schemas) or "none yet"
+            steps.append(
+                RunbookStep(
+                    "declare loader database",
+                    f"declare database {db} (loader {loader}; schemas: {listed}) under "
+                    f"access.databases: roles {reader_role(db)} and {writer_role(db)}, "
+                    f"{reader_role(db)} joins {SOURCES_READER} (the read chain), {user}'s "
+                    f"role holds {writer_role(db)}",
+                    f"remove access.databases.{db} from stackyard.yml",
+                )
+            )
         steps.append(
             RunbookStep(
                 "edit stackyard.yml",
@@ -115,6 +136,7 @@ class UsersRunbook:
         roles: list[str] | None = None,
         loader: str | None = None,
         print_key: bool = False,
+        schemas: tuple[str, ...] = (),
     ) -> UserChange:
         """Declare a person, or a service account with a new key pair, in stackyard.yml.
 
@@ -122,8 +144,11 @@ class UsersRunbook:
             name: the user's name (a person: ``alice``; a service: ``SVC_FIVETRAN``).
             service: declare a service account (key-pair authentication).
             roles: roles to grant (a person's default: ANALYTICS_DEVELOPER).
-            loader: for a service account, the loader whose database it writes.
+            loader: for a service account, the loader whose database it writes; a loader
+                without a database yet gets one, with its roles and its place in the read
+                chain (:func:`stackyard.infra.loaders.declare_loader`).
             print_key: return the private key instead of writing it to .stackyard/keys.
+            schemas: for a loader, schemas it writes in its database (added to it).
 
         Returns:
             What changed; the plan is left to ``stackyard plan`` / ``apply``.
@@ -132,6 +157,12 @@ class UsersRunbook:
             UsageError: the name is already declared, or reserved (PUBLIC, SYSADMIN, pg_* …).
             ConfigError: the change would make stackyard.yml invalid (nothing is written).
         """
+        if schemas and not (service and loader):
+            raise UsageError(
+                "--schema names a schema of a loader's database: it needs --service and --loader",
+                hint=f"e.g. `stackyard user add {name.upper()} --service --loader fivetran "
+                "--schema salesforce`; nothing was written",
+            )
         reserved = reserved_reason(name)
         if reserved:
             raise UsageError(
@@ -170,13 +201,18 @@ class UsersRunbook:
         user = declaration.user(name)
         entry = {}
         loader = loader or (user.loader if user else None)
-        if loader:
-            entry["loader"] = loader
         if roles:
             entry["roles"] = list(roles)
         pair = generate_key_pair()
         entry["rsa_public_key"] = _key_text(pair.public_pem)
-        file.section("service_accounts")[name.upper()] = entry
+        if loader and (schemas or not any(d.loader == loader for d in declaration.databases)):
+            # A loader stackyard has no database for yet: declare its database with it, so
+            # the read chain and the service account follow (one command per new loader).
+            declare_loader(file, loader, schemas=schemas, account=name, service_entry=entry)
+        else:
+            if loader:
+                entry = {"loader": loader, **entry}
+            file.section("service_accounts")[name.upper()] = entry
         build_declaration(file.validated())
         key_file = None if print_key else write_private_key(self.project.project_dir, name, pair)
         file.save()
