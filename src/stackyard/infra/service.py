@@ -105,6 +105,7 @@ class AccessControl:
         warehouse = self.sessions.get(name).warehouse
         known = live_state is not None or warehouse.REACHABLE_HERE
         live = self.live_state(name, live_state)
+        engine.check_can_apply(live)
         return diff(
             engine,
             live,
