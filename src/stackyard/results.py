@@ -47,6 +47,8 @@ class SourceLoad:
     rejected: int = 0
     error: str | None = None
     seconds: float = 0.0
+    # the failure's full traceback, shown by `--debug` only (secrets redacted)
+    traceback: str | None = field(default=None, compare=False, repr=False)
 
     @property
     def rows(self) -> int:

@@ -131,7 +131,8 @@ def register(app: typer.Typer) -> None:
         table: Annotated[
             list[str] | None,
             typer.Option(
-                help="sql_database: a table to load (default: all). filesystem: TABLE=GLOB."
+                help="sql_database: a table to load (default: all), or NAME=SOURCE_TABLE to load "
+                "it under another name. filesystem: TABLE=GLOB."
             ),
         ] = None,
         primary_key: Annotated[

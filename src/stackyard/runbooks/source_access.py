@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from stackyard.errors import StackyardError
 from stackyard.infra.declaration import SOURCES_READER
 from stackyard.infra.engines import engine_class, has_engine
 from stackyard.infra.layout import build_declaration
@@ -58,7 +59,14 @@ def read_chain(session: Session, schema: str) -> ReadChain:
     target = config.targets[session.target]
     if not warehouse.SUPPORTS_ROLES or not has_engine(target.type):
         return ReadChain(None)
-    declaration = build_declaration(config)
+    try:
+        declaration = build_declaration(config)
+    except StackyardError as exc:
+        return ReadChain(
+            Check("read chain", True, "not checked: the access declaration is invalid"),
+            f"fix access: in stackyard.yml, then `stackyard plan -t {session.target}`: "
+            f"{exc.message}",
+        )
     readers = sorted(
         r.name
         for r in declaration.roles
@@ -71,15 +79,20 @@ def read_chain(session: Session, schema: str) -> ReadChain:
         note = f"run `stackyard plan -t {session.target}` and apply it: people read {schema} "
         note += f"through {chain} only once it is applied"
         return ReadChain(Check("read chain", True, "not checked: target not reachable"), note)
-    engine = engine_class(target.type, session.target).for_target(declaration, target)
-    live = engine.read_state(warehouse)
-    plan = diff(
-        engine,
-        live,
-        project=config.name,
-        target=session.target,
-        declaration_hash=declaration.digest(),
-    )
+    try:
+        engine = engine_class(target.type, session.target).for_target(declaration, target)
+        plan = diff(
+            engine,
+            engine.read_state(warehouse),
+            project=config.name,
+            target=session.target,
+            declaration_hash=declaration.digest(),
+        )
+    except StackyardError as exc:  # the source is loaded; say why access was not checked
+        return ReadChain(
+            Check("read chain", True, "not checked: the access plan could not be made"),
+            f"run `stackyard plan -t {session.target}` to see who can read {schema}: {exc.message}",
+        )
     pending = [s for s in plan.steps if not s.destructive and _mentions(s, schema)]
     if not pending:
         return ReadChain(Check("read chain", True, f"{chain} reads {schema}"))
