@@ -58,6 +58,12 @@ class SecretMissingError(ConfigError):
     """A secret named in stackyard.yml was found in none of the places it is looked up."""
 
 
+class SecretBackendUnreachableError(SecretMissingError):
+    """The secret manager a secret is kept in (AWS Secrets Manager, Vault) did not answer."""
+
+    transient = True
+
+
 class UsageError(StackyardError):
     """The command line itself is wrong (an unknown name, conflicting options)."""
 

@@ -290,7 +290,10 @@ class _Builder:
         self.roles[name] = Role(name, dedicated_to=name, comment=svc.comment)
         for role in held:
             self.memberships.add(Membership(role, name))
-        warehouse = self._warehouse(svc.default_warehouse, f"{where}.default_warehouse")
+        chosen = svc.default_warehouse
+        if chosen is None and svc.loader and "LOADING" in self.wh_configs:
+            chosen = "LOADING"
+        warehouse = self._warehouse(chosen, f"{where}.default_warehouse")
         if warehouse:
             self.warehouse_access.add(WarehouseAccess(name, warehouse))
         self.users[name] = User(
@@ -365,10 +368,11 @@ class _Builder:
                 self.warehouse_access.add(WarehouseAccess(role, wh_name))
 
     def _default_warehouses(self) -> None:
-        """A person without a default warehouse gets the first one their default role may
-        use (a reporting reader: REPORTING; a developer: TRANSFORMING)."""
+        """A user without a default warehouse gets the first one their default role may
+        use (a reporting reader: REPORTING; a developer: TRANSFORMING); a loader's account
+        has LOADING already."""
         for name, user in list(self.users.items()):
-            if user.kind != "person" or user.default_warehouse or not user.default_role:
+            if user.default_warehouse or not user.default_role:
                 continue
             roles = {user.default_role} | held_roles(self.memberships, user.default_role)
             usable = sorted(w.warehouse for w in self.warehouse_access if w.role in roles)

@@ -130,7 +130,7 @@ class AccessControl:
 
         Args:
             plan_file: a file written by ``stackyard plan --out``; ``None`` to plan now.
-            target: target name when planning now (a saved plan names its own).
+            target: target name when planning now; with a saved plan, it must be the plan's.
             allow_destructive: permit REVOKE, DROP and key removal steps.
 
         Returns:
@@ -143,7 +143,7 @@ class AccessControl:
         """
         from stackyard.infra.executor import execute
 
-        plan = self._checked_saved_plan(plan_file) if plan_file else self.plan(target)
+        plan = self._checked_saved_plan(plan_file, target) if plan_file else self.plan(target)
         if not plan.live_known:
             raise UsageError(
                 f"the plan for '{plan.target}' was made without reading the live state",
@@ -154,9 +154,15 @@ class AccessControl:
         warehouse = self.sessions.get(plan.target).warehouse
         return ApplyResult(plan, execute(plan, warehouse))
 
-    def _checked_saved_plan(self, path: Path) -> Plan:
+    def _checked_saved_plan(self, path: Path, target: str | None = None) -> Plan:
         saved = Plan.load(path)
         hint = "run `stackyard plan --out FILE` again, review it, and apply the new file"
+        if target is not None and self.project.target_name(target) != saved.target:
+            raise UsageError(
+                f"{path} was planned for target '{saved.target}', not '{target}': nothing applied",
+                hint=f"drop --target, or plan '{target}' with `stackyard plan -t {target} --out "
+                "FILE` and apply that file",
+            )
         if saved.project != self.project.config.name:
             raise UsageError(
                 f"{path} was planned for project '{saved.project}', not "
