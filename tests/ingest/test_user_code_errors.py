@@ -3,6 +3,7 @@ file and line of their code, and `--debug run` prints the whole traceback."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -60,3 +61,7 @@ def test_failing_python_source_names_file_and_line_and_debug_prints_traceback(
     assert debug.exit_code == 1
     assert "Traceback (most recent call last)" in debug.output
     assert 'raise ValueError("station 7 sent no reading")' in debug.output
+
+    scripted = runner.invoke(app, ["run", "-p", str(root), "--json"])
+    (load,) = json.loads(scripted.stdout)["loads"]
+    assert "sources/weather.py:9 in readings" in load["error"] and "traceback" not in load

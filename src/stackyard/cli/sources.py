@@ -216,7 +216,10 @@ def register(app: typer.Typer) -> None:
                 lambda: context.source_add(name, kind, options, load=not no_load, target=target)
             )
         if as_json:
-            _print_json(asdict(result) | {"ok": result.ok})
+            data = asdict(result)
+            if data.get("load"):
+                data["load"].pop("traceback", None)  # for --debug on a terminal only
+            _print_json(data | {"ok": result.ok})
             raise typer.Exit(result.exit_code)
         if result.load is not None and result.load.status == "failed":
             verb = "not added"
