@@ -218,8 +218,8 @@ def postgres_for(page: Page) -> Iterator[None]:
             if not admin.execute("SELECT 1 FROM pg_roles WHERE rolname = 'stackyard'").fetchone():
                 admin.execute("CREATE ROLE stackyard LOGIN")
             # docs/access-control.md: the applying user is a superuser or owns the database
-            # with CREATEROLE; the pages use the first.
-            admin.execute("ALTER ROLE stackyard LOGIN SUPERUSER")
+            # with CREATEROLE; the pages use the second, the least privilege that works.
+            admin.execute("ALTER ROLE stackyard LOGIN NOSUPERUSER CREATEROLE")
             admin.execute(f'CREATE DATABASE "{database}" OWNER stackyard')
             try:
                 yield

@@ -58,10 +58,20 @@ class SecretMissingError(ConfigError):
     """A secret named in stackyard.yml was found in none of the places it is looked up."""
 
 
+class SecretBackendUnreachableError(SecretMissingError):
+    """The secret manager a secret is kept in (AWS Secrets Manager, Vault) did not answer."""
+
+    transient = True
+
+
 class UsageError(StackyardError):
     """The command line itself is wrong (an unknown name, conflicting options)."""
 
     exit_code = EXIT_USAGE
+
+
+class PolicyViolationError(ConfigError):
+    """An access plan breaks a policy rule, so it is not applied (nothing was attempted)."""
 
 
 class WarehouseError(StackyardError):

@@ -47,6 +47,8 @@ class SourceLoad:
     rejected: int = 0
     error: str | None = None
     seconds: float = 0.0
+    # the failure's full traceback, shown by `--debug` only (secrets redacted)
+    traceback: str | None = field(default=None, compare=False, repr=False)
 
     @property
     def rows(self) -> int:
@@ -246,6 +248,8 @@ class RunResult:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dictionary (datetimes as ISO 8601 strings)."""
         data = asdict(replace(self, monitors=None))
+        for load in data["loads"]:
+            load.pop("traceback", None)  # for --debug on a terminal, not for scripts
         data["monitors"] = self.monitors.to_dict() if self.monitors is not None else None
         data["status"] = self.status
         data["rows_loaded"] = sum(load.rows for load in self.loads)

@@ -60,13 +60,14 @@ class PgProject:
     port: int
     admin: str
 
-    def write(self, access: str = "", name: str = "shop") -> None:
-        """(Re)write stackyard.yml with extra lines under ``access:``."""
+    def write(self, access: str = "", name: str = "shop", user: str | None = None) -> None:
+        """(Re)write stackyard.yml with extra lines under ``access:``; ``user``: the prod
+        target's user, default the admin."""
         text = PROJECT_YML.format(
             name=name,
             host=self.host,
             port=self.port,
-            user=self.admin,
+            user=user or self.admin,
             database=self.database,
             prefix=self.prefix,
             access=textwrap.indent(textwrap.dedent(access).strip(), "  "),

@@ -29,7 +29,7 @@ def project(tmp_path: Path, access: str = "", targets: str = "", name: str = "sh
         "    user: SVC_STACKYARD\n"
         "    role: SECURITYADMIN\n"
         "    warehouse: ADMIN\n"
-        "    database: ANALYTICS\n"
+        "    database: DLT\n"
         "    private_key: {secret: SF_KEY}\n" + (extra + "\n" if extra else "") + "sources:\n"
         "  shop_db:\n"
         "    kind: sql_database\n"

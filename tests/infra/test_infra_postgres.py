@@ -155,8 +155,10 @@ def test_removing_a_user_is_destructive_and_drops_only_ours(pg_project: PgProjec
 def test_hostile_schema_names_are_quoted_not_pasted(pg_project: PgProject) -> None:
     pg_project.write("""
         databases:
-          DLT:
+          FILES:
             schemas: ['we"ird; DROP ROLE postgres; --', "Mixed Case", "50% off"]
+        grants:
+          - {role: SVC_DLT, write: [FILES]}
     """)
     _apply(pg_project)
     with pg_project.connect() as admin:

@@ -25,7 +25,7 @@ SF_TARGET = """  sf:
     user: SVC_STACKYARD
     role: SECURITYADMIN
     warehouse: ADMIN
-    database: ANALYTICS
+    database: DLT
     password: {secret: SF_PASSWORD}
 """
 SECRET_TOKEN = "crm_live_Zx81Lq0PwT5"

@@ -38,6 +38,20 @@ LiveStateOpt = Annotated[
 policy_app = typer.Typer(
     help="Check the access declaration and plan against policies.", no_args_is_help=True
 )
+KeyBackendOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--key-backend",
+        help="Store the new private key in this secret manager (aws, vault) instead of a file.",
+    ),
+]
+KeyNameOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--key-name", help="With --key-backend: the secret's name (default stackyard/PROJECT/USER)."
+    ),
+]
+
 user_app = typer.Typer(
     help="Declare people and service accounts; rotate keys.", no_args_is_help=True
 )
@@ -103,9 +117,6 @@ def apply(
     """Apply a saved plan (refused if anything changed since), or plan and apply now."""
     from stackyard.infra.explainer import explain
 
-    if plan_file is not None and target is not None:
-        err.print("error: a saved plan names its own target; drop --target", markup=False)
-        raise typer.Exit(EXIT_USAGE)
     result = _with_context(
         project,
         lambda context: context.access().apply(
@@ -192,18 +203,36 @@ def user_add(
             help="Print the private key once instead of saving it under .stackyard/keys.",
         ),
     ] = False,
+    schema: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--schema",
+            help="With --loader: a schema the loader writes in its database; repeatable.",
+        ),
+    ] = None,
+    key_backend: KeyBackendOpt = None,
+    key_name: KeyNameOpt = None,
     project: ProjectOpt = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print the runbook's steps; change nothing.")
     ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Declare a user in stackyard.yml (a service account gets a key pair)."""
+    """Declare a user in stackyard.yml (a service account gets a key pair; with --loader, a
+    new loader also gets its database, roles and place in the read chain)."""
+    schemas = tuple(schema or ())
     if dry_run:
         plan = _with_context(
             project,
             lambda context: context.users().plan_add(
-                name, service=service, roles=role or [], loader=loader, print_key=print_key
+                name,
+                service=service,
+                roles=role or [],
+                loader=loader,
+                print_key=print_key,
+                schemas=schemas,
+                key_backend=key_backend,
+                key_name=key_name,
             ),
         )
         if as_json:
@@ -215,7 +244,14 @@ def user_add(
     change = _with_context(
         project,
         lambda context: context.users().add(
-            name, service=service, roles=role or [], loader=loader, print_key=print_key
+            name,
+            service=service,
+            roles=role or [],
+            loader=loader,
+            print_key=print_key,
+            schemas=schemas,
+            key_backend=key_backend,
+            key_name=key_name,
         ),
     )
     _render_user_change(change)
@@ -231,6 +267,8 @@ def user_rotate_key(
         bool,
         typer.Option("--print-key", help="Print the new private key once instead of saving it."),
     ] = False,
+    key_backend: KeyBackendOpt = None,
+    key_name: KeyNameOpt = None,
     project: ProjectOpt = None,
     target: TargetOpt = None,
 ) -> None:
@@ -238,7 +276,12 @@ def user_rotate_key(
     change = _with_context(
         project,
         lambda context: context.users().rotate_key(
-            name, finish=finish, target=target, print_key=print_key
+            name,
+            finish=finish,
+            target=target,
+            print_key=print_key,
+            key_backend=key_backend,
+            key_name=key_name,
         ),
     )
     _render_user_change(change)
@@ -262,6 +305,8 @@ def _render_user_change(change: Any) -> None:
             markup=False,
             highlight=False,
         )
+    if change.key_stored is not None:
+        out.print(f"  private key stored as {change.key_stored}", markup=False, highlight=False)
     if change.private_key is not None:
         out.print("  private key (shown once, store it now):", markup=False)
         out.print(change.private_key, markup=False, highlight=False)
@@ -271,6 +316,13 @@ def _render_user_change(change: Any) -> None:
             f"  plan on '{change.plan.target}': {len(change.plan.steps)} statements, {state}",
             markup=False,
             highlight=False,
+        )
+    if change.loses:
+        out.print(
+            f"  {change.name} loses: {', '.join(change.loses)}",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
         )
     if change.next_step:
         out.print(f"  next: {change.next_step}", markup=False, highlight=False)

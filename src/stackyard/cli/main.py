@@ -29,6 +29,7 @@ from stackyard.cli.common import (
     _print_json,
     _state,
     _with_context,
+    err,
     out,
 )
 from stackyard.errors import EXIT_USAGE, UsageError
@@ -173,6 +174,11 @@ def run(
             result = _guard(lambda: call(context))
     out.print()
     out.print(run_summary(result))
+    if _state["debug"]:
+        for load in result.loads:
+            if load.traceback:
+                err.print(f"traceback of source {load.source}:", markup=False)
+                err.print(load.traceback, markup=False, highlight=False, soft_wrap=True)
     raise typer.Exit(result.exit_code)
 
 

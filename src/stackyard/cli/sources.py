@@ -131,7 +131,8 @@ def register(app: typer.Typer) -> None:
         table: Annotated[
             list[str] | None,
             typer.Option(
-                help="sql_database: a table to load (default: all). filesystem: TABLE=GLOB."
+                help="sql_database: a table to load (default: all), or NAME=SOURCE_TABLE to load "
+                "it under another name. filesystem: TABLE=GLOB."
             ),
         ] = None,
         primary_key: Annotated[
@@ -222,7 +223,10 @@ def register(app: typer.Typer) -> None:
                 lambda: context.source_add(name, kind, options, load=not no_load, target=target)
             )
         if as_json:
-            _print_json(asdict(result) | {"ok": result.ok})
+            data = asdict(result)
+            if data.get("load"):
+                data["load"].pop("traceback", None)  # for --debug on a terminal only
+            _print_json(data | {"ok": result.ok})
             raise typer.Exit(result.exit_code)
         if result.load is not None and result.load.status == "failed":
             verb = "not added"

@@ -98,7 +98,11 @@ class ServiceAccountConfig(StrictModel):
 
     loader: str | None = Field(None, description="Loader whose database it writes.")
     roles: list[str] = Field(default_factory=list, description="Extra roles for its role.")
-    default_warehouse: str | None = "LOADING"
+    default_warehouse: str | None = Field(
+        None,
+        description="Default: LOADING for a loader's account, else the first warehouse its "
+        "roles may use (SVC_BI with REPORTING_READER: REPORTING).",
+    )
     rsa_public_key: str | None = Field(None, description="PEM public key (slot 1).")
     rsa_public_key_2: str | None = Field(None, description="PEM public key (slot 2, rotation).")
     comment: str | None = None

@@ -6,6 +6,8 @@ Kept apart from :mod:`stackyard.config.model` so that the section modules (``acc
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -20,5 +22,23 @@ class SecretRef(StrictModel):
 
     secret: str = Field(
         pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
-        description="Name of the environment variable / key in .stackyard/secrets.toml.",
+        description="Name of the environment variable / key in .stackyard/secrets.toml (and "
+        "of the variable dbt reads it from).",
+    )
+    from_: Literal["env", "file", "aws", "vault"] | None = Field(
+        None,
+        alias="from",
+        description="Where it is kept: env, file (.stackyard/secrets.toml), aws (AWS Secrets "
+        "Manager) or vault (HashiCorp Vault KV v2). Default: the environment, then the file.",
+    )
+    name: str | None = Field(
+        None,
+        min_length=1,
+        description="aws: the secret id; vault: mount/path (secret/prod/pg). Default: secret.",
+    )
+    key: str | None = Field(
+        None,
+        min_length=1,
+        description="aws: a key of a JSON secret (default: the whole string); vault: the "
+        "field (default: value).",
     )

@@ -103,6 +103,20 @@ class PostgresTarget(StrictModel):
     connect_timeout: int = Field(10, ge=1, le=300, description="Seconds.")
 
 
+class SnowflakeTransform(StrictModel):
+    """Where and as whom dbt builds on Snowflake: the access layout's transformer, which
+    writes the analytics database (docs/access-control.md). dlt loads with the target's own
+    ``database``/``role``/``warehouse`` instead (the loader database, ``SVC_DLT``, LOADING)."""
+
+    database: str = Field("ANALYTICS", description="access.analytics_database.")
+    role: str = "ANALYTICS_TRANSFORMER"
+    warehouse: str = "TRANSFORMING"
+    user: str | None = Field(None, description="Default: the target's user.")
+    private_key: SecretRef | None = Field(
+        None, description="The dbt user's key, when it is not the target's user."
+    )
+
+
 class SnowflakeTarget(StrictModel):
     """A Snowflake account. Key-pair authentication is preferred over a password."""
 
@@ -111,7 +125,10 @@ class SnowflakeTarget(StrictModel):
     user: str
     role: str
     warehouse: str
-    database: str
+    database: str = Field(description="Where dlt loads: the dlt loader database (DLT).")
+    transform: SnowflakeTransform = Field(
+        default_factory=SnowflakeTransform, description="Where and as whom dbt builds."
+    )
     schema_: str = Field("ANALYTICS", alias="schema")
     private_key: SecretRef | None = Field(None, description="PEM private key for key-pair auth.")
     private_key_passphrase: SecretRef | None = None

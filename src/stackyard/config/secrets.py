@@ -1,7 +1,10 @@
-"""Secrets: named in stackyard.yml, kept in the environment or .stackyard/secrets.toml.
+"""Secrets: named in stackyard.yml, kept in the environment, .stackyard/secrets.toml or a
+secret manager.
 
 Lookup order for ``{secret: NAME}``: the environment variable ``NAME``, then the key ``NAME``
-in ``<project>/.stackyard/secrets.toml``. The file must not be readable by other users
+in ``<project>/.stackyard/secrets.toml``. ``from: env`` or ``from: file`` looks in one of
+them only; ``from: aws`` and ``from: vault`` read AWS Secrets Manager or HashiCorp Vault
+(:mod:`stackyard.config.secret_backends`). The file must not be readable by other users
 (mode 0600), the same rule ssh applies to private keys.
 """
 
@@ -16,7 +19,8 @@ from pathlib import Path
 
 from stackyard.config.base import SecretRef
 from stackyard.config.bounds import read_text_file
-from stackyard.errors import ConfigError, SecretMissingError
+from stackyard.config.secret_backends import BACKENDS, read_secret, write_secret
+from stackyard.errors import ConfigError, SecretMissingError, UsageError, did_you_mean
 
 SECRETS_FILE = Path(".stackyard") / "secrets.toml"
 
@@ -33,6 +37,7 @@ class Secrets:
         self._from_file: dict[str, str] | None = None
         self._wrong_types: dict[str, tuple[str, int | None]] = {}
         self._handed_out: set[str] = set()
+        self._from_backends: dict[tuple[str, str, str | None], str] = {}
 
     def resolve(self, ref: SecretRef, *, used_for: str) -> str:
         """The value of a secret.
@@ -45,8 +50,18 @@ class Secrets:
             SecretMissingError: naming every place that was looked in.
             ConfigError: when the secrets file is unreadable, invalid or too open.
         """
-        value = self._environ.get(ref.secret)
-        if value is None:
+        backend = ref.from_
+        if backend in BACKENDS:
+            cached = (str(backend), ref.name or ref.secret, ref.key)
+            if cached not in self._from_backends:
+                self._from_backends[cached] = read_secret(
+                    str(backend), cached[1], ref.key, self._environ, used_for=used_for
+                )
+            found = self._from_backends[cached]
+            self._remember(found)
+            return found
+        value = self._environ.get(ref.secret) if backend in (None, "env") else None
+        if value is None and backend in (None, "file"):
             value = self._file_values().get(ref.secret)
         if value is None and ref.secret in self._wrong_types:
             found, line = self._wrong_types[ref.secret]
@@ -57,16 +72,46 @@ class Secrets:
             )
         if value is None:
             state = "exists, no such key" if self._file.exists() else "does not exist"
+            places = []
+            if backend in (None, "env"):
+                places.append(f"environment variable {ref.secret} (not set)")
+            if backend in (None, "file"):
+                places.append(f"key {ref.secret} in {self._file} ({state})")
             raise SecretMissingError(
                 f"secret '{ref.secret}' (for {used_for}) was not found; looked in: "
-                f"environment variable {ref.secret} (not set), "
-                f"key {ref.secret} in {self._file} ({state})",
+                + ", ".join(places),
                 hint=f'export {ref.secret}=… or add {ref.secret} = "…" to {SECRETS_FILE} '
                 "(chmod 600)",
             )
+        self._remember(value)
+        return value
+
+    def store(self, backend: str, name: str, value: str) -> str:
+        """Write a value (a new private key) to a secret manager.
+
+        Args:
+            backend: ``aws`` or ``vault``.
+            name: the secret's name there.
+            value: what to store; it is remembered for redaction, never printed.
+
+        Returns:
+            Where it was stored, in words.
+
+        Raises:
+            UsageError: an unknown backend.
+            SecretBackendUnreachableError: the backend did not answer; nothing was stored.
+        """
+        if backend not in BACKENDS:
+            raise UsageError(
+                f"cannot store a secret in '{backend}'{did_you_mean(backend, BACKENDS)}",
+                hint=f"secret managers: {', '.join(BACKENDS)}",
+            )
+        self._remember(value)
+        return write_secret(backend, name, value, self._environ)
+
+    def _remember(self, value: str) -> None:
         if len(value) >= 4:
             self._handed_out.add(value)
-        return value
 
     def values(self, names: Iterable[str]) -> set[str]:
         """Every value in the secrets file, and the environment's values of ``names``: what a

@@ -186,12 +186,18 @@ class SqlDatabaseSource(SourceBase):
         connection: Any = options.get("connection")
         if options.get("connection_secret"):
             connection = {"secret": options["connection_secret"]}
-        named = list(options.get("table") or [])
+        # NAME=SOURCE_TABLE loads a table under another name (two sources with a table of the
+        # same name would otherwise want the same staging model).
+        renamed = {
+            n: src for n, _, src in (str(t).partition("=") for t in options.get("table") or [])
+        }
+        named = list(renamed)
         _only_named_tables(named, keys, cursors)
         tables = {
             t: {
                 k: v
                 for k, v in (
+                    ("source_table", renamed[t]),
                     ("primary_key", keys.get(t)),
                     ("cursor", cursors.get(t)),
                     ("append", bool(options.get("append")) and t in cursors),

@@ -67,6 +67,21 @@ class Engine(ABC):
         warehouse.execute("COMMIT")
         return done
 
+    def check_can_apply(self, live: State) -> None:
+        """Refuse, before planning, when the applying user lacks a right apply needs.
+
+        Raises:
+            UsageError: the right it lacks, named, and how to grant it.
+        """
+        return None  # an engine stackyard does not connect to has no applier to check
+
+    def applier_grants(
+        self, live: State, acts_as: set[str], grants: set[str]
+    ) -> list[tuple[str, str]]:
+        """``(statement, description)`` pairs that give the applying user the memberships
+        the plan needs first (default: none)."""
+        return []
+
     @abstractmethod
     def desired(self, live: State) -> State:
         """The state the declaration asks for, given what exists (existing tables get the

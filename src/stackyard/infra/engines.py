@@ -26,8 +26,9 @@ _ENGINES: dict[str, str] = {
 
 # Kinds whose access control lives outside the warehouse, with what to do instead.
 _ELSEWHERE: dict[str, str] = {
-    "bigquery": "BigQuery access is IAM, managed outside the warehouse; use a Postgres, "
-    "Snowflake or DuckDB target",
+    "bigquery": "BigQuery access is IAM (granted on the project and datasets, outside SQL "
+    "roles), which stackyard does not manage: grant it with gcloud or Terraform; `stackyard "
+    "plan`/`apply` work on duckdb, postgres and snowflake targets",
 }
 
 
@@ -50,8 +51,9 @@ def engine_class(kind: str, target: str = "") -> type[Engine]:
     if kind not in _ENGINES:
         where = f" (target '{target}')" if target else ""
         raise UsageError(
-            f"access control is not implemented for {kind} targets{where}",
-            hint=_ELSEWHERE.get(kind, f"engines: {', '.join(sorted(_ENGINES))}"),
+            f"access control (`stackyard plan`, `apply`, `policy check -t`) is not implemented "
+            f"for {kind} targets{where}; it supports {', '.join(sorted(_ENGINES))} targets",
+            hint=_ELSEWHERE.get(kind, f"use a target of type {', '.join(sorted(_ENGINES))}"),
         )
     module, _, name = _ENGINES[kind].partition(":")
     found: type[Engine] = getattr(importlib.import_module(module), name)

@@ -90,6 +90,8 @@ def build_declaration(config: ProjectConfig) -> Declaration:
     warehouses.update({k.upper(): v for k, v in access.warehouses.items()})
     roles.update({k.upper(): v for k, v in access.roles.items()})
     services.update({k.upper(): v for k, v in access.service_accounts.items()})
+    if access.defaults:
+        _complete_loaders(access, databases, roles, services)
     people = {k.upper(): v for k, v in access.people.items()}
     grants.extend(access.grants)
     return _Builder(config.name, access, databases, warehouses, roles, services, people).build(
@@ -150,6 +152,29 @@ def _derive_defaults(
     )
     grants.append(GrantConfig(role=TRANSFORMER, warehouses=["TRANSFORMING"]))
     grants.append(GrantConfig(role=DEVELOPER, warehouses=["TRANSFORMING"]))
+
+
+def _complete_loaders(
+    access: AccessConfig,
+    databases: dict[str, DatabaseConfig],
+    roles: dict[str, RoleConfig],
+    services: dict[str, ServiceAccountConfig],
+) -> None:
+    """Every loader database, derived or declared, is in the read chain and has its loader's
+    service account, unless stackyard.yml says otherwise under the same name."""
+    loaders = {name: db.loader for name, db in databases.items() if db.loader}
+    if SOURCES_READER not in {k.upper() for k in access.roles}:
+        roles[SOURCES_READER] = RoleConfig(
+            member_of=[reader_role(name) for name in loaders],
+            comment="Reads every loader database (the read chain).",
+        )
+    served = {svc.loader for svc in services.values() if svc.loader}
+    for loader in loaders.values():
+        account = service_account_name(str(loader))
+        if loader not in served and account not in services:
+            services[account] = ServiceAccountConfig(
+                loader=loader, comment=f"Service account for {loader} data loading."
+            )
 
 
 class _Builder:
@@ -265,7 +290,10 @@ class _Builder:
         self.roles[name] = Role(name, dedicated_to=name, comment=svc.comment)
         for role in held:
             self.memberships.add(Membership(role, name))
-        warehouse = self._warehouse(svc.default_warehouse, f"{where}.default_warehouse")
+        chosen = svc.default_warehouse
+        if chosen is None and svc.loader and "LOADING" in self.wh_configs:
+            chosen = "LOADING"
+        warehouse = self._warehouse(chosen, f"{where}.default_warehouse")
         if warehouse:
             self.warehouse_access.add(WarehouseAccess(name, warehouse))
         self.users[name] = User(
@@ -340,10 +368,11 @@ class _Builder:
                 self.warehouse_access.add(WarehouseAccess(role, wh_name))
 
     def _default_warehouses(self) -> None:
-        """A person without a default warehouse gets the first one their default role may
-        use (a reporting reader: REPORTING; a developer: TRANSFORMING)."""
+        """A user without a default warehouse gets the first one their default role may
+        use (a reporting reader: REPORTING; a developer: TRANSFORMING); a loader's account
+        has LOADING already."""
         for name, user in list(self.users.items()):
-            if user.kind != "person" or user.default_warehouse or not user.default_role:
+            if user.default_warehouse or not user.default_role:
                 continue
             roles = {user.default_role} | held_roles(self.memberships, user.default_role)
             usable = sorted(w.warehouse for w in self.warehouse_access if w.role in roles)

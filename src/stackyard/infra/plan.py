@@ -349,18 +349,6 @@ def diff(
         by = f" created by {f[0].creator}" if f[0].creator else ""
         return f"{privileges} on future {f[0].on_kind.lower()} in {_path(f[0].schema)}{by}"
 
-    for fgroup in _group(desired.future_grants - live.future_grants, future_key):
-        what = describe_future(fgroup)
-        who = fgroup[0].grantee.label
-        steps.append(
-            Step(
-                "grant_future",
-                engine.grant_future(fgroup),
-                f"grant {what} to {who}",
-                grantee=who,
-                gains=(what,),
-            )
-        )
     revoke_future: list[FutureGrant] = []
     for f in sorted(live.future_grants - desired.future_grants):
         if f.schema not in declared_schemas:
@@ -374,6 +362,31 @@ def diff(
                 f"{f.privilege} on future {f.on_kind.lower()} in {_path(f.schema)}{by} to "
                 f"{f.grantee.label}"
             )
+    # -- what the applying user needs first (Postgres: membership in the roles it sets
+    #    default privileges for or drops, when it is not a superuser)
+    acts_as = {f.creator for f in desired.future_grants - live.future_grants}
+    acts_as |= {f.creator for f in revoke_future} | {p.name for p in dropped}
+    touched = {m.role.name for m in desired.memberships - live.memberships}
+    touched |= {m.role.name for m in revocable} | {p.name for p in dropped}
+    touched |= {
+        a.principal.name
+        for a in desired.accounts
+        if a.principal in live_accounts and _differs(live_accounts[a.principal].attrs, a.attrs)
+    }
+    for statement, why in engine.applier_grants(live, acts_as, touched):
+        steps.append(Step("grant_role", statement, why))
+    for fgroup in _group(desired.future_grants - live.future_grants, future_key):
+        what = describe_future(fgroup)
+        who = fgroup[0].grantee.label
+        steps.append(
+            Step(
+                "grant_future",
+                engine.grant_future(fgroup),
+                f"grant {what} to {who}",
+                grantee=who,
+                gains=(what,),
+            )
+        )
 
     for fgroup in _group(revoke_future, future_key):
         what = describe_future(fgroup)

@@ -20,11 +20,13 @@ The mapping (docs/access-control.md has the table):
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import ClassVar
+from dataclasses import dataclass, replace
+from typing import Any, ClassVar
 
 from sqlglot import exp
 
-from stackyard.errors import ConfigError
+from stackyard.errors import ConfigError, UsageError
+from stackyard.infra.applier import Applier
 from stackyard.infra.declaration import PUBLIC, Declaration
 from stackyard.infra.engine import (
     READ_TABLE_PRIVILEGES,
@@ -50,6 +52,73 @@ _ORDER = ("USAGE", "CREATE", "SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE")
 def _ordered(privileges: Sequence[str]) -> str:
     rank = {p: i for i, p in enumerate(_ORDER)}
     return ", ".join(sorted(set(privileges), key=lambda p: (rank.get(p, 99), p)))
+
+
+@dataclass(frozen=True)
+class RoleRules:
+    """What PostgreSQL asks of a non-superuser applier, by server version.
+
+    A role the applier acts as must be granted to it directly: a membership inherited through
+    a login role would vanish when that login role is dropped earlier in the same plan.
+
+    Attributes:
+        acts_as: the condition on a direct ``pg_auth_members`` row that lets a user set default
+            privileges for a role and reassign its objects: any membership before 16, one
+            with INHERIT and SET from 16 (the creator's own grant has neither).
+        createrole_needs_admin: from 16, CREATEROLE acts only on roles held WITH ADMIN OPTION.
+    """
+
+    acts_as: str
+    createrole_needs_admin: bool
+
+
+def role_rules(server_version: int) -> RoleRules:
+    """The rules of a server version (``server_version_num``).
+
+    >>> role_rules(150004).acts_as, role_rules(160002).acts_as
+    ('true', 'am.inherit_option AND am.set_option')
+    """
+    if server_version >= 160000:
+        return RoleRules("am.inherit_option AND am.set_option", True)
+    return RoleRules("true", False)
+
+
+_APPLIER_SQL = """
+SELECT current_user, r.rolsuper, r.rolcreaterole,
+       has_database_privilege(current_database(), 'CREATE'),
+       current_setting('server_version_num')::int
+FROM pg_roles r WHERE r.rolname = current_user
+"""
+
+
+def read_applier(connection: Any) -> Applier:
+    """What the connected user may do, and which roles it may act as.
+
+    Args:
+        connection: an open psycopg connection, as the target's user.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(_APPLIER_SQL)
+        name, superuser, createrole, create, version = cursor.fetchone()
+        usable: frozenset[str] = frozenset()
+        administers: frozenset[str] = frozenset()
+        if not superuser:
+            rules = role_rules(version)
+            cursor.execute(
+                "SELECT g.rolname FROM pg_auth_members am JOIN pg_roles g ON g.oid = am.roleid "
+                "JOIN pg_roles m ON m.oid = am.member "
+                f"WHERE m.rolname = current_user AND {rules.acts_as}"
+            )
+            usable = frozenset(row[0] for row in cursor.fetchall())
+            if rules.createrole_needs_admin:
+                cursor.execute(
+                    "SELECT rolname FROM pg_roles WHERE rolname !~ '^pg_' "
+                    "AND pg_has_role(current_user, oid, 'MEMBER WITH ADMIN OPTION')"
+                )
+                administers = frozenset(row[0] for row in cursor.fetchall())
+    return Applier(
+        name, bool(superuser), bool(createrole), bool(create), int(version), usable, administers
+    )
 
 
 def _literal(text: str) -> str:
@@ -78,7 +147,82 @@ class PostgresEngine(Engine):
     def read_state(self, warehouse: Warehouse) -> State:
         from stackyard.infra.state import read_postgres_state
 
-        return read_postgres_state(warehouse.raw_connection())  # type: ignore[attr-defined]
+        connection = warehouse.raw_connection()  # type: ignore[attr-defined]
+        state = read_postgres_state(connection)
+        return replace(state, applier=read_applier(connection))
+
+    def check_can_apply(self, live: State) -> None:
+        """Refuse, before planning, an applying user without the rights apply needs."""
+        applier = live.applier
+        if applier is None or applier.superuser:
+            return
+        missing = []
+        if not applier.createrole:
+            missing.append(f"CREATEROLE (ALTER ROLE {self.q(applier.name)} CREATEROLE)")
+        if not applier.create_on_database:
+            missing.append(
+                "CREATE on the database (make it the owner: ALTER DATABASE … OWNER TO "
+                f"{self.q(applier.name)})"
+            )
+        if missing:
+            raise UsageError(
+                f"the target's user '{applier.name}' is not a superuser and lacks "
+                f"{' and '.join(missing)}: nothing was planned",
+                hint="apply needs a superuser, or a user with CREATEROLE that owns the "
+                "database (docs/access-control.md, Postgres)",
+            )
+
+    def applier_grants(
+        self, live: State, acts_as: set[str], grants: set[str]
+    ) -> list[tuple[str, str]]:
+        """Memberships a non-superuser applier needs first: PostgreSQL lets a user set
+        default privileges for, or reassign the objects of, only roles it is a member of
+        (https://www.postgresql.org/docs/current/sql-alterdefaultprivileges.html,
+        https://www.postgresql.org/docs/current/sql-reassign-owned.html).
+
+        From PostgreSQL 16 CREATEROLE acts only on roles held WITH ADMIN OPTION, which the
+        creator of a role gets; a role made by someone else must be granted so first
+        (https://www.postgresql.org/docs/16/release-16.html, "CREATEROLE").
+
+        Args:
+            live: the live state, with its applier.
+            acts_as: roles the plan sets default privileges for or drops.
+            grants: existing roles the plan grants, alters or comments on.
+
+        Raises:
+            UsageError: PostgreSQL 16+ and the applier holds an existing role without ADMIN
+                OPTION; nothing is planned.
+        """
+        applier = live.applier
+        if applier is None or applier.superuser:
+            return []
+        rules = role_rules(applier.server_version)
+        existing = {a.principal.name for a in live.accounts}
+        if rules.createrole_needs_admin:
+            lacking = sorted(
+                r for r in (acts_as | grants) & existing if r not in applier.administers
+            )
+            if lacking:
+                raise UsageError(
+                    f"the target's user '{applier.name}' has CREATEROLE but not ADMIN OPTION "
+                    f"on {', '.join(lacking)}, which PostgreSQL 16+ needs to change a role it "
+                    "did not create: nothing was planned",
+                    hint="as a superuser: "
+                    + "; ".join(
+                        f"GRANT {self.q(r)} TO {self.q(applier.name)} WITH ADMIN OPTION"
+                        for r in lacking
+                    ),
+                )
+        needed = sorted(r for r in acts_as if r and r != applier.name)
+        return [
+            (
+                f"GRANT {self.q(r)} TO {self.q(applier.name)}",
+                f"grant role {r} to the applying user {applier.name}, so it may set {r}'s "
+                "default privileges and reassign its objects",
+            )
+            for r in needed
+            if r not in applier.usable
+        ]
 
     @classmethod
     def execute(cls, statements: Sequence[str], warehouse: Warehouse) -> int:

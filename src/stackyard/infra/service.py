@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from stackyard.config.project import Project
-from stackyard.errors import UsageError
+from stackyard.errors import PolicyViolationError, UsageError
 from stackyard.infra.declaration import Declaration
 from stackyard.infra.engine import Engine
 from stackyard.infra.engines import engine_class, has_engine
@@ -105,6 +105,7 @@ class AccessControl:
         warehouse = self.sessions.get(name).warehouse
         known = live_state is not None or warehouse.REACHABLE_HERE
         live = self.live_state(name, live_state)
+        engine.check_can_apply(live)
         return diff(
             engine,
             live,
@@ -129,7 +130,7 @@ class AccessControl:
 
         Args:
             plan_file: a file written by ``stackyard plan --out``; ``None`` to plan now.
-            target: target name when planning now (a saved plan names its own).
+            target: target name when planning now; with a saved plan, it must be the plan's.
             allow_destructive: permit REVOKE, DROP and key removal steps.
 
         Returns:
@@ -142,19 +143,26 @@ class AccessControl:
         """
         from stackyard.infra.executor import execute
 
-        plan = self._checked_saved_plan(plan_file) if plan_file else self.plan(target)
+        plan = self._checked_saved_plan(plan_file, target) if plan_file else self.plan(target)
         if not plan.live_known:
             raise UsageError(
                 f"the plan for '{plan.target}' was made without reading the live state",
                 hint="apply needs a target stackyard can connect to",
             )
         self._check_destructive(plan, allow_destructive)
+        self._check_policies(plan.target)
         warehouse = self.sessions.get(plan.target).warehouse
         return ApplyResult(plan, execute(plan, warehouse))
 
-    def _checked_saved_plan(self, path: Path) -> Plan:
+    def _checked_saved_plan(self, path: Path, target: str | None = None) -> Plan:
         saved = Plan.load(path)
         hint = "run `stackyard plan --out FILE` again, review it, and apply the new file"
+        if target is not None and self.project.target_name(target) != saved.target:
+            raise UsageError(
+                f"{path} was planned for target '{saved.target}', not '{target}': nothing applied",
+                hint=f"drop --target, or plan '{target}' with `stackyard plan -t {target} --out "
+                "FILE` and apply that file",
+            )
         if saved.project != self.project.config.name:
             raise UsageError(
                 f"{path} was planned for project '{saved.project}', not "
@@ -184,6 +192,22 @@ class AccessControl:
                 hint=hint,
             )
         return saved
+
+    def _check_policies(self, target: str) -> None:
+        """Apply follows policy: a plan that `policy check -t TARGET` fails is not applied,
+        on any target (CI may not run the check before every apply)."""
+        report = self.policy_check(target)
+        if report.ok:
+            return
+        listed = "\n".join(f"  [{v.rule}] {v.message}" for v in report.violations[:20])
+        more = (
+            f"\n  … and {len(report.violations) - 20} more" if len(report.violations) > 20 else ""
+        )
+        raise PolicyViolationError(
+            f"`stackyard policy check -t {target}` fails with {len(report.violations)} "
+            f"violations; nothing applied:\n{listed}{more}",
+            hint="fix stackyard.yml (or policies/*.py) until the check passes, then plan again",
+        )
 
     @staticmethod
     def _check_destructive(plan: Plan, allowed: bool) -> None:

@@ -18,12 +18,12 @@ import base64
 import hashlib
 import re
 from collections.abc import Sequence
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from sqlglot import exp
 
 from stackyard.errors import ConfigError
-from stackyard.infra.declaration import PUBLIC, Declaration
+from stackyard.infra.declaration import DEFAULT_LOADER, PUBLIC, Declaration, writer_role
 from stackyard.infra.engine import READ_TABLE_PRIVILEGES, WRITE_TABLE_PRIVILEGES, Engine
 from stackyard.infra.state import (
     Account,
@@ -204,6 +204,35 @@ class SnowflakeEngine(Engine):
 
     KIND: ClassVar[str] = "snowflake"
     DIALECT: ClassVar[str] = "snowflake"
+
+    @classmethod
+    def for_target(cls, declaration: Declaration, target: Any) -> Engine:
+        """The engine, once the target's dlt and dbt settings agree with the plan: dlt
+        loads into the dlt loader database, dbt builds into a database its role writes.
+
+        Raises:
+            ConfigError: they disagree; the message names both sides.
+        """
+        where = "targets (snowflake)"
+        loading = [d.name for d in declaration.loader_databases() if d.loader == DEFAULT_LOADER]
+        if loading and target.database.upper() not in loading:
+            raise ConfigError(
+                f"{where}: database '{target.database}' is where dlt loads, but the access plan "
+                f"gives the dlt loader database {loading[0]}",
+                hint=f"set the target's database: {loading[0]} (dbt builds into "
+                "transform.database)",
+            )
+        build = target.transform
+        database = declaration.database(build.database)
+        if database is None or writer_role(database.name) not in declaration.roles_held(build.role):
+            raise ConfigError(
+                f"{where}: dbt builds into database '{build.database}' as role '{build.role}', "
+                "which the access plan does not let write it",
+                hint="set transform.database to access.analytics_database (ANALYTICS) and "
+                "transform.role to ANALYTICS_TRANSFORMER, or grant that role the database's "
+                "writer under access:",
+            )
+        return super().for_target(declaration, target)
 
     def __init__(self, declaration: Declaration, admin_user: str = "") -> None:
         super().__init__(declaration, admin_user)

@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from stackyard.errors import ConfigError
+from stackyard.infra.applier import Applier
 
 MARKER_PREFIX = "[stackyard:"
 
@@ -148,6 +149,7 @@ class State:
     future_grants: frozenset[FutureGrant] = frozenset()
     tables: frozenset[Table] = frozenset()
     inactive_users: tuple[InactiveUser, ...] = ()
+    applier: Applier | None = None  # who a plan is applied as, when the reader knows
 
     def account(self, principal: Principal) -> Account | None:
         """The account for a principal, or ``None``."""

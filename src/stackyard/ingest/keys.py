@@ -15,7 +15,14 @@ _KEY_NAMES = ("id", "key", "uuid", "code", "sku")
 def detect_key(
     warehouse: Warehouse, schema: str, table: str, columns: Sequence[Column]
 ) -> tuple[str, ...]:
-    """A column that is unique and never null in the loaded rows, preferring id-like names."""
+    """A column that is unique and never null in the loaded rows, preferring id-like names.
+
+    Uniqueness in a few rows is weak evidence: every column of a one-row table is unique. So
+    a column whose name does not say it is a key (``id``, ``sku``, ``<entity>_id``, ``…_id``)
+    is taken only if it is a number and at least two rows were loaded; free text (a name, a
+    comment) is never guessed as a key.
+    """
+    types = {c.name: c.data_type for c in columns}
     candidates = [
         c.name
         for c in columns
@@ -28,6 +35,7 @@ def detect_key(
         preferred = column in _KEY_NAMES or column in (f"{entity}_id", f"{table}_id")
         return (0 if preferred else 1 if column.endswith("_id") else 2, position[column])
 
+    candidates = [c for c in candidates if rank(c)[0] < 2 or types[c] != "text"]
     candidates.sort(key=rank)
     w = warehouse
     relation = w.quote(schema, table)
@@ -36,7 +44,8 @@ def detect_key(
         total, distinct, present = w.query(
             f"SELECT count(*), count(DISTINCT {quoted}), count({quoted}) FROM {relation}"
         ).rows[0]
-        if total and total == distinct == present:
+        enough = rank(column)[0] < 2 or total >= 2
+        if total and enough and total == distinct == present:
             return (column,)
     return ()
 

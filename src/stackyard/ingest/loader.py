@@ -30,6 +30,7 @@ from stackyard.ingest.recovery import (
     refreshed,
 )
 from stackyard.ingest.sources import SourceBuild, build_resources
+from stackyard.ingest.user_code import format_traceback, user_frame
 from stackyard.results import RejectedRow, SourceLoad, TableLoad
 from stackyard.session import Session
 from stackyard.transform.staging import dbt_source_names
@@ -180,7 +181,15 @@ class Loader:
                 )
                 or _root_cause(exc)
             )
-            result = self._failed(request, self.secrets.redact(message))
+            where = user_frame(exc, self.project_dir)
+            if where and where.split(" in ")[0] not in message:
+                message = f"{message} (at {where})"
+            result = SourceLoad(
+                **{
+                    **self._failed(request, self.secrets.redact(message)).__dict__,
+                    "traceback": self.secrets.redact(format_traceback(exc)),
+                }
+            )
         pipeline_dir = self.pipelines_dir / self.pipeline_name(request.name)
         drop_trace(pipeline_dir)
         tighten(pipeline_dir)

@@ -21,6 +21,7 @@ from stackyard.ingest.keys import declared_keys, declared_tables, detect_key
 from stackyard.ingest.loader import REJECTED_TABLE, Loader
 from stackyard.metadata.history import History
 from stackyard.results import FreshnessResult, SourceLoad
+from stackyard.runbooks.source_access import read_chain
 from stackyard.runbooks.source_entry import source_entry
 from stackyard.runbooks.source_plans import add_plan, remove_plan
 from stackyard.runbooks.source_results import (
@@ -228,6 +229,9 @@ class SourcesRunbook:
         )
         self.console.step_finished(step, "ok", f"{len(tables)} tables, {len(written)} files")
         checks = self.verify(name, result)
+        chain = read_chain(self.session, config.dataset_for(name))
+        if chain.check is not None:
+            checks.append(chain.check)
         return SourceAddResult(
             name,
             existing is None,
@@ -239,7 +243,8 @@ class SourcesRunbook:
                 f"{t.name}: no primary key declared or found; its model has no key tests"
                 for t in tables
                 if not t.primary_key
-            ),
+            )
+            + ((chain.note,) if chain.note else ()),
         )
 
     def verify(self, name: str, load: SourceLoad | None = None) -> list[Check]:

@@ -16,10 +16,17 @@ from stackyard.config.edit import ProjectFile
 from stackyard.config.names import reserved_reason
 from stackyard.config.project import Project
 from stackyard.errors import UsageError, did_you_mean
+from stackyard.infra.declaration import (
+    SOURCES_READER,
+    Declaration,
+    reader_role,
+    writer_role,
+)
 from stackyard.infra.layout import build_declaration
+from stackyard.infra.loaders import declare_loader
 from stackyard.infra.plan import Plan
 from stackyard.infra.service import AccessControl
-from stackyard.infra.users import generate_key_pair, write_private_key
+from stackyard.infra.users import KeyPair, generate_key_pair, write_private_key
 from stackyard.runbooks.steps import RunbookPlan, RunbookStep
 from stackyard.session import Sessions
 
@@ -37,6 +44,8 @@ class UserChange:
         plan: the plan applied (or to apply) on the target, if one was computed.
         applied: whether that plan was applied.
         next_step: what the user does next, in words.
+        loses: for ``removed``: the roles and schema access the user had, by the declaration.
+        key_stored: where in a secret manager the new private key was stored, if it was.
     """
 
     name: str
@@ -47,6 +56,8 @@ class UserChange:
     plan: Plan | None = None
     applied: bool = False
     next_step: str = ""
+    loses: tuple[str, ...] = ()
+    key_stored: str | None = None
 
 
 class UsersRunbook:
@@ -70,6 +81,9 @@ class UsersRunbook:
         roles: list[str] | None = None,
         loader: str | None = None,
         print_key: bool = False,
+        schemas: tuple[str, ...] = (),
+        key_backend: str | None = None,
+        key_name: str | None = None,
     ) -> RunbookPlan:
         """The steps ``add`` would take, each with its rollback; nothing is changed."""
         user = name.upper() if service else name.lower()
@@ -80,7 +94,10 @@ class UsersRunbook:
         steps = []
         if service:
             where = (
-                "printed once"
+                f"stored in {key_backend} as "
+                f"'{key_name or f'stackyard/{self.project.config.name}/{user.lower()}'}'"
+                if key_backend
+                else "printed once"
                 if print_key
                 else f"written to .stackyard/keys/{user.lower()}-<id>.p8 (mode 0600, git-ignored)"
             )
@@ -93,6 +110,24 @@ class UsersRunbook:
                 )
             )
         loads = f", writing loader {loader}'s database" if loader else ""
+        declaration = self.access.declaration()
+        if (
+            service
+            and loader
+            and (schemas or not any(d.loader == loader for d in declaration.databases))
+        ):
+            db = loader.upper()
+            listed = ", ".join(schemas) or "none yet"
+            steps.append(
+                RunbookStep(
+                    "declare loader database",
+                    f"declare database {db} (loader {loader}; schemas: {listed}) under "
+                    f"access.databases: roles {reader_role(db)} and {writer_role(db)}, "
+                    f"{reader_role(db)} joins {SOURCES_READER} (the read chain), {user}'s "
+                    f"role holds {writer_role(db)}",
+                    f"remove access.databases.{db} from stackyard.yml",
+                )
+            )
         steps.append(
             RunbookStep(
                 "edit stackyard.yml",
@@ -115,6 +150,9 @@ class UsersRunbook:
         roles: list[str] | None = None,
         loader: str | None = None,
         print_key: bool = False,
+        schemas: tuple[str, ...] = (),
+        key_backend: str | None = None,
+        key_name: str | None = None,
     ) -> UserChange:
         """Declare a person, or a service account with a new key pair, in stackyard.yml.
 
@@ -122,8 +160,14 @@ class UsersRunbook:
             name: the user's name (a person: ``alice``; a service: ``SVC_FIVETRAN``).
             service: declare a service account (key-pair authentication).
             roles: roles to grant (a person's default: ANALYTICS_DEVELOPER).
-            loader: for a service account, the loader whose database it writes.
+            loader: for a service account, the loader whose database it writes; a loader
+                without a database yet gets one, with its roles and its place in the read
+                chain (:func:`stackyard.infra.loaders.declare_loader`).
             print_key: return the private key instead of writing it to .stackyard/keys.
+            schemas: for a loader, schemas it writes in its database (added to it).
+            key_backend: store the private key in this secret manager (``aws``, ``vault``)
+                instead of a file; nothing is written if it cannot be stored.
+            key_name: its name there; default ``stackyard/<project>/<user>``.
 
         Returns:
             What changed; the plan is left to ``stackyard plan`` / ``apply``.
@@ -132,6 +176,18 @@ class UsersRunbook:
             UsageError: the name is already declared, or reserved (PUBLIC, SYSADMIN, pg_* …).
             ConfigError: the change would make stackyard.yml invalid (nothing is written).
         """
+        if key_backend and not service:
+            raise UsageError(
+                "--key-backend stores a service account's private key: it needs --service",
+                hint="a person logs in as your warehouse's SSO or password rules say; nothing "
+                "was written",
+            )
+        if schemas and not (service and loader):
+            raise UsageError(
+                "--schema names a schema of a loader's database: it needs --service and --loader",
+                hint=f"e.g. `stackyard user add {name.upper()} --service --loader fivetran "
+                "--schema salesforce`; nothing was written",
+            )
         reserved = reserved_reason(name)
         if reserved:
             raise UsageError(
@@ -170,25 +226,52 @@ class UsersRunbook:
         user = declaration.user(name)
         entry = {}
         loader = loader or (user.loader if user else None)
-        if loader:
-            entry["loader"] = loader
         if roles:
             entry["roles"] = list(roles)
         pair = generate_key_pair()
         entry["rsa_public_key"] = _key_text(pair.public_pem)
-        file.section("service_accounts")[name.upper()] = entry
+        if loader and (schemas or not any(d.loader == loader for d in declaration.databases)):
+            # A loader stackyard has no database for yet: declare its database with it, so
+            # the read chain and the service account follow (one command per new loader).
+            declare_loader(file, loader, schemas=schemas, account=name, service_entry=entry)
+        else:
+            if loader:
+                entry = {"loader": loader, **entry}
+            file.section("service_accounts")[name.upper()] = entry
         build_declaration(file.validated())
-        key_file = None if print_key else write_private_key(self.project.project_dir, name, pair)
+        key_file, stored = self._keep_private_key(name, pair, print_key, key_backend, key_name)
         file.save()
         return UserChange(
             name.upper(),
             "service",
             "added",
             key_file=key_file,
-            private_key=pair.private_pem if print_key else None,
-            next_step="store the private key in your secret manager, then run `stackyard plan` "
-            "and `stackyard apply`",
+            private_key=pair.private_pem if print_key and not stored else None,
+            next_step=(
+                "run `stackyard plan` and `stackyard apply`"
+                if stored
+                else "store the private key in your secret manager, then run `stackyard plan` "
+                "and `stackyard apply`"
+            ),
+            key_stored=stored,
         )
+
+    def _keep_private_key(
+        self,
+        user: str,
+        pair: KeyPair,
+        print_key: bool,
+        backend: str | None,
+        key_name: str | None,
+    ) -> tuple[Path | None, str | None]:
+        """Put a new private key where it was asked to go: a secret manager, the screen
+        (returned, not kept) or a 0600 file; return (file, where stored)."""
+        if backend:
+            name = key_name or f"stackyard/{self.project.config.name}/{user.lower()}"
+            return None, self.project.secrets.store(backend, name, pair.private_pem)
+        if print_key:
+            return None, None
+        return write_private_key(self.project.project_dir, user, pair), None
 
     def rotate_key(
         self,
@@ -197,12 +280,16 @@ class UsersRunbook:
         finish: bool = False,
         target: str | None = None,
         print_key: bool = False,
+        key_backend: str | None = None,
+        key_name: str | None = None,
     ) -> UserChange:
         """Rotate a service account's key without downtime, and apply on the target.
 
         Without ``finish``: a new key pair goes into the second slot (RSA_PUBLIC_KEY_2) and is
         applied; both keys work. With ``finish``: the new key moves to the first slot and the
         old one is removed, which is applied too (the only destructive step allowed).
+        ``key_backend``/``key_name`` store the new private key in a secret manager (as a new
+        version of the secret) instead of a file.
 
         Raises:
             UsageError: not a service account, a rotation already in progress, or none to
@@ -224,6 +311,7 @@ class UsersRunbook:
             entry["loader"] = user.loader
         key_file = None
         private = None
+        stored = None
         if finish:
             if not user.rsa_public_key_2:
                 raise UsageError(
@@ -243,10 +331,11 @@ class UsersRunbook:
             slot = "rsa_public_key_2" if user.rsa_public_key else "rsa_public_key"
             entry[slot] = _key_text(pair.public_pem)
             build_declaration(file.validated())
-            if print_key:
+            key_file, stored = self._keep_private_key(
+                user.name, pair, print_key, key_backend, key_name
+            )
+            if print_key and not key_backend:
                 private = pair.private_pem
-            else:
-                key_file = write_private_key(self.project.project_dir, user.name, pair)
             action = "rotation started"
         build_declaration(file.validated())
         file.save()
@@ -278,7 +367,17 @@ class UsersRunbook:
                 "deploy the new private key to every client, then run "
                 f"`stackyard user rotate-key {user.name} --finish`"
             )
-        return UserChange(user.name, "service", action, key_file, private, plan, applied, next_step)
+        return UserChange(
+            user.name,
+            "service",
+            action,
+            key_file,
+            private,
+            plan,
+            applied,
+            next_step,
+            key_stored=stored,
+        )
 
     def remove(self, name: str) -> UserChange:
         """Remove a person or service account from stackyard.yml.
@@ -289,6 +388,7 @@ class UsersRunbook:
             UsageError: the user is not declared, or is derived from the sources.
         """
         file = ProjectFile(self.project.config_file)
+        before = self.access.declaration()
         for section, kind in (("people", "person"), ("service_accounts", "service")):
             key = file.key_of(section, name)
             if key is not None:
@@ -299,6 +399,7 @@ class UsersRunbook:
                     name,
                     kind,
                     "removed",
+                    loses=_what_it_held(before, name),
                     next_step="run `stackyard plan` to review, then `stackyard apply "
                     "--allow-destructive` (its key files in .stackyard/keys are kept)",
                 )
@@ -315,6 +416,30 @@ class UsersRunbook:
             f"no user '{name}' is declared{did_you_mean(name.upper(), known)}",
             hint=f"declared users: {', '.join(known) or '(none)'}",
         )
+
+
+def _what_it_held(declaration: Declaration, name: str) -> tuple[str, ...]:
+    """The roles a user held and the schemas it could read or write, for the record.
+
+    >>> from stackyard.infra.declaration import Membership, Role, SchemaAccess
+    >>> d = Declaration("p", (), (), (Role("R"),), (), (Membership("R", "ALICE"),),
+    ...     (SchemaAccess("R", "DLT", "shop", "read"),), ())
+    >>> _what_it_held(d, "alice")
+    ('role R', 'read DLT.shop')
+    """
+    user = name.upper()
+    roles = [f"role {r}" for r in sorted(declaration.roles_held(user)) if r != user]
+    access = sorted(
+        {(a.database, a.schema, a.level) for a in declaration.access_of(user)},
+        key=lambda a: (a[0], a[1], a[2] != "write"),
+    )
+    seen: set[tuple[str, str]] = set()
+    schemas = []
+    for database, schema, level in access:
+        if (database, schema) not in seen:
+            seen.add((database, schema))
+            schemas.append(f"{level} {database}.{schema}")
+    return (*roles, *schemas)
 
 
 def _key_text(pem: str) -> str:

@@ -33,8 +33,10 @@ def check_clashes(project_dir: Path, transform_dir: Path, name: str, tables: Seq
                     raise ConfigError(
                         f"{path.relative_to(project_dir)} already exists and was "
                         f"{whose}: adding '{name}' would overwrite it",
-                        hint="rename the table in the source (e.g. `source_table` for SQL "
-                        "sources), or move the existing model; nothing was changed",
+                        hint=f"load it under another name: `--table {name}_{table}={table}` "
+                        "(sql_database: the source table stays, written as `source_table`; "
+                        f"filesystem: `--table {name}_{table}=GLOB`), or move the existing "
+                        "model; nothing was changed",
                     )
 
 

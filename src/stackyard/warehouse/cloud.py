@@ -26,13 +26,15 @@ class _RemoteOnly(Warehouse):
 
     REACHABLE_HERE = False
     DRIVER: ClassVar[str]
+    # what a user can run here instead, to see the SQL stackyard would run there
+    REVIEW_HINT: ClassVar[str] = "runbooks print their SQL with --dry-run"
 
     def _unreachable(self) -> NoReturn:
         raise WarehouseUnreachableError(
             f"{self.describe()}: stackyard does not bundle the {self.KIND} driver, so it cannot "
             "run queries there itself",
             hint=f"install {self.DRIVER} in the same environment to load with dlt and build "
-            "with dbt; use `stackyard plan` to review the SQL stackyard would run",
+            f"with dbt; {self.REVIEW_HINT}",
         )
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> QueryResult:
@@ -56,6 +58,10 @@ class SnowflakeWarehouse(_RemoteOnly):
     SUPPORTS_KEY_PAIR_AUTH: ClassVar[bool] = True
     DIALECT: ClassVar[str] = "snowflake"
     DRIVER = "snowflake-connector-python and dbt-snowflake"
+    REVIEW_HINT = (
+        "`stackyard plan -t TARGET --sql plan.sql` writes the access-control SQL to run with "
+        "snowsql; runbooks print theirs with --dry-run"
+    )
     SUPPORTS_ROLES = True
     # Snowflake commits DDL implicitly (docs.snowflake.com/en/sql-reference/transactions).
     SUPPORTS_TRANSACTIONAL_DDL = False
@@ -90,20 +96,32 @@ class SnowflakeWarehouse(_RemoteOnly):
         output: dict[str, Any] = {
             "type": "snowflake",
             "account": c.account,
-            "user": c.user,
-            "role": c.role,
-            "warehouse": c.warehouse,
-            "database": c.database,
+            "user": c.transform.user or c.user,
+            # dbt builds as the transformer, into the analytics database the access plan
+            # grants on; dlt loads with the target's own database, role and warehouse.
+            "role": c.transform.role,
+            "warehouse": c.transform.warehouse,
+            "database": c.transform.database,
             "schema": c.schema_,
             "threads": c.threads,
         }
-        if c.private_key:
-            output["private_key"] = _env_ref(c.private_key.secret)
+        key = c.transform.private_key or c.private_key
+        if key:
+            output["private_key"] = _env_ref(key.secret)
         if c.private_key_passphrase:
             output["private_key_passphrase"] = _env_ref(c.private_key_passphrase.secret)
         if c.password:
             output["password"] = _env_ref(c.password.secret)
         return output
+
+    def secret_env(self) -> dict[str, str]:
+        env = super().secret_env()
+        key = self.config.transform.private_key
+        if key is not None:
+            env[key.secret] = self.secrets.resolve(
+                key, used_for=f"targets.{self.target_name}.transform.private_key"
+            )
+        return env
 
     def describe(self) -> str:
         return (
@@ -120,6 +138,10 @@ class BigQueryWarehouse(_RemoteOnly):
     GRANTS_IN_CATALOG: ClassVar[bool] = False
     DIALECT: ClassVar[str] = "bigquery"
     DRIVER = "google-cloud-bigquery and dbt-bigquery"
+    REVIEW_HINT = (
+        "runbooks print their SQL with --dry-run (access control on BigQuery is IAM, "
+        "outside `stackyard plan`)"
+    )
     SUPPORTS_ROLES = True
     SUPPORTS_TRANSACTIONAL_DDL = False
     MAX_IDENTIFIER_LENGTH = 1024
