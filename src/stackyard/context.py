@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from stackyard.infra.service import AccessControl
     from stackyard.lineage.diff import SchemaDiff
     from stackyard.lineage.service import LineageService
+    from stackyard.metadata.leases import Lease
     from stackyard.monitors.service import Monitoring
     from stackyard.runbooks.backfill.runbook import BackfillRunbook
     from stackyard.runbooks.backup import BackupRunbook, ProjectFiles
@@ -164,6 +165,8 @@ class Context:
         force_build: bool = False,
         full_refresh: bool = False,
         refresh: Mapping[str, Sequence[str]] | None = None,
+        lease_wait: float = 0.0,
+        retry_loads: bool = True,
     ) -> RunResult:
         """Load every selected source, build and test the dbt project, check freshness,
         and record the run in the warehouse.
@@ -175,6 +178,10 @@ class Context:
             full_refresh: the selected sources (every enabled one without a selection) start
                 over: dlt state reset, tables replaced; dbt rebuilds with ``--full-refresh``.
             refresh: finer than ``full_refresh``: ``{source: tables}`` to start over.
+            lease_wait: seconds to wait for another run of the same source or of the
+                transformation to finish (0: refuse at once).
+            retry_loads: retry failed loads per ``retries:`` (off when an orchestrator
+                retries the whole step).
 
         Returns:
             The run's result; ``result.exit_code`` is 0 or 1.
@@ -182,6 +189,7 @@ class Context:
         Raises:
             ConfigError: the project cannot run as configured (exit code 2).
             WarehouseUnreachableError: the target cannot be reached (exit code 2).
+            RunLeaseHeldError: another run holds a lease this one needs (exit code 1).
         """
         from stackyard.runner.run import RunJob
 
@@ -192,7 +200,14 @@ class Context:
                 n for n, s in self.config.sources.items() if s.enabled and not select
             ]
             refresh = {s: () for s in chosen}
-        return RunJob(session, force_build=force_build, refresh=refresh).execute(select)
+        job = RunJob(
+            session,
+            force_build=force_build,
+            refresh=refresh,
+            lease_wait=lease_wait,
+            retry_loads=retry_loads,
+        )
+        return job.execute(select)
 
     def reload_plan(self, spec: str, target: str | None = None) -> ReloadPlan:
         """The steps ``stackyard reload SOURCE[.TABLE]`` would take (nothing is changed)."""
@@ -207,6 +222,12 @@ class Context:
     def status(self, target: str | None = None, limit: int = 10) -> list[RunSummary]:
         """The most recent runs on a target, newest first."""
         return History(self.warehouse(target)).recent(limit)
+
+    def leases(self, target: str | None = None) -> list[Lease]:
+        """The run leases held on a target now: sources and the transformation being run."""
+        from stackyard.metadata.leases import RunLeases
+
+        return RunLeases(self.warehouse(target)).held()
 
     def sql(self, query: str, target: str | None = None) -> QueryResult:
         """Run one SQL statement on a target and return its rows."""

@@ -149,12 +149,20 @@ def status(
     """Show recent runs, read from the warehouse's stackyard schema."""
     from dataclasses import asdict
 
-    from stackyard.cli.render import status_table
+    from stackyard.cli.render import lease_table, status_table
 
-    runs = _with_context(project, lambda context: context.status(target=target, limit=limit))
+    runs, leases = _with_context(
+        project,
+        lambda context: (
+            context.status(target=target, limit=limit),
+            context.leases(target=target),
+        ),
+    )
     if as_json:
         _print_json([asdict(r) for r in runs])
         return
+    if leases:
+        out.print(lease_table(leases))
     if not runs:
         out.print("no runs yet on this target: `stackyard run` makes the first")
         return

@@ -16,6 +16,7 @@ from stackyard.config.access import AccessConfig
 from stackyard.config.backups import BackupsConfig
 from stackyard.config.base import SecretRef, StrictModel
 from stackyard.config.monitors import MonitorsConfig
+from stackyard.config.orchestration import DEFAULT_DEADLINE_SECONDS, Duration, Retries
 from stackyard.config.schema_changes import SchemaChangesConfig
 from stackyard.config.sources import (
     DEFAULT_SCHEDULE as DEFAULT_SCHEDULE,
@@ -178,9 +179,14 @@ class Defaults(StrictModel):
 
 
 class TransformConfig(StrictModel):
-    """Where the dbt project lives."""
+    """Where the dbt project lives, and how its build is retried and bounded by orchestrators
+    (``stackyard run`` applies the deadline)."""
 
     path: str = "transform"
+    retries: Retries = Field(default_factory=Retries)
+    deadline: Duration = Field(
+        DEFAULT_DEADLINE_SECONDS, description="Longest one dbt build may take (90s, 30m, 2h)."
+    )
 
 
 def _default_targets() -> dict[str, Target]:

@@ -16,6 +16,16 @@ from typing import Any, ClassVar, Literal, TypeVar
 from pydantic import Field, TypeAdapter, field_validator, model_validator
 
 from stackyard.config.base import SecretRef, StrictModel
+from stackyard.config.orchestration import (
+    DEFAULT_DEADLINE_SECONDS,
+    Duration,
+    Retries,
+    Schedule,
+    ScheduleField,
+)
+from stackyard.config.orchestration import (
+    DEFAULT_SCHEDULE as DEFAULT_SCHEDULE,
+)
 from stackyard.config.rest import (
     RestAuth as RestAuth,
 )
@@ -32,9 +42,6 @@ from stackyard.config.rest import (
     _check_cursor_key,
 )
 from stackyard.errors import UsageError
-
-# The runbook's default: daily at 07:00 UTC, after the overnight source exports.
-DEFAULT_SCHEDULE = "0 7 * * *"
 
 Contract = Literal["evolve", "freeze", "discard_row", "discard_value"]
 
@@ -60,7 +67,10 @@ class SourceBase(StrictModel):
     schema_: str | None = Field(
         None, alias="schema", description="Warehouse schema to load into; default: the source name."
     )
-    schedule: str = Field(DEFAULT_SCHEDULE, description="Cron expression (UTC) for orchestrators.")
+    schedule: ScheduleField = Field(
+        default_factory=Schedule,
+        description="When orchestrators load it: a cron (UTC), or {cron, timezone, catch_up}.",
+    )
     contract: Contract = Field(
         "evolve",
         description="What happens when the data's shape changes: new tables/columns evolve; "
@@ -68,13 +78,12 @@ class SourceBase(StrictModel):
     )
     owner: str | None = Field(None, description="Who is told when this source breaks.")
     enabled: bool = True
-
-    @field_validator("schedule")
-    @classmethod
-    def _cron(cls, value: str) -> str:
-        if len(value.split()) != 5:
-            raise ValueError(f"schedule must be a 5-field cron expression, got '{value}'")
-        return value
+    retries: Retries = Field(
+        default_factory=Retries, description="Retries of a failed load (count, backoff, jitter)."
+    )
+    deadline: Duration = Field(
+        DEFAULT_DEADLINE_SECONDS, description="Longest one load attempt may take (90s, 30m, 2h)."
+    )
 
     def declared_tables(self) -> tuple[str, ...]:
         """The tables stackyard.yml names for this source (empty: known after a load)."""
