@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from stackyard.monitors.service import Monitoring
     from stackyard.runbooks.backfill.runbook import BackfillRunbook
     from stackyard.runbooks.backup import BackupRunbook, ProjectFiles
+    from stackyard.runbooks.deploy import DeployResult
     from stackyard.runbooks.doctor import DoctorReport
     from stackyard.runbooks.evolve import EvolveRunbook
     from stackyard.runbooks.incidents import IncidentRunbook
@@ -208,6 +209,13 @@ class Context:
             retry_loads=retry_loads,
         )
         return job.execute(select)
+
+    def deploy_prefect(self) -> DeployResult:
+        """Write prefect.yaml and the flows module: the project's schedules, retries and
+        deadlines as Prefect deployments (docs/orchestration.md)."""
+        from stackyard.runbooks.deploy import deploy_prefect
+
+        return deploy_prefect(self.project)
 
     def reload_plan(self, spec: str, target: str | None = None) -> ReloadPlan:
         """The steps ``stackyard reload SOURCE[.TABLE]`` would take (nothing is changed)."""

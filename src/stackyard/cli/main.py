@@ -15,6 +15,7 @@ from stackyard.cli import evolve as _evolve_commands
 from stackyard.cli import incidents as _incident_commands
 from stackyard.cli import lineage as _lineage_commands
 from stackyard.cli import monitors as _monitor_commands
+from stackyard.cli import orchestration as _orchestration_commands
 from stackyard.cli import recovery as _recovery_commands
 from stackyard.cli import reload as _reload_commands
 from stackyard.cli import security as _security_commands
@@ -197,6 +198,7 @@ _incident_commands.register(app)
 _backfill_commands.register(app)
 _security_commands.register(app)
 _reload_commands.register(app)
+_orchestration_commands.register(app)
 
 
 def main() -> None:
