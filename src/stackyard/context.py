@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from stackyard.monitors.service import Monitoring
     from stackyard.runbooks.backfill.runbook import BackfillRunbook
     from stackyard.runbooks.backup import BackupRunbook, ProjectFiles
+    from stackyard.runbooks.ci import CiResult
     from stackyard.runbooks.deploy import DeployResult
     from stackyard.runbooks.doctor import DoctorReport
     from stackyard.runbooks.evolve import EvolveRunbook
@@ -179,10 +180,8 @@ class Context:
             full_refresh: the selected sources (every enabled one without a selection) start
                 over: dlt state reset, tables replaced; dbt rebuilds with ``--full-refresh``.
             refresh: finer than ``full_refresh``: ``{source: tables}`` to start over.
-            lease_wait: seconds to wait for another run of the same source or of the
-                transformation to finish (0: refuse at once).
-            retry_loads: retry failed loads per ``retries:`` (off when an orchestrator
-                retries the whole step).
+            lease_wait: seconds to wait for a run holding a lease to end (0: refuse).
+            retry_loads: retry failed loads per ``retries:`` (off: the orchestrator does).
 
         Returns:
             The run's result; ``result.exit_code`` is 0 or 1.
@@ -211,11 +210,16 @@ class Context:
         return job.execute(select)
 
     def deploy_prefect(self) -> DeployResult:
-        """Write prefect.yaml and the flows module: the project's schedules, retries and
-        deadlines as Prefect deployments (docs/orchestration.md)."""
+        """Write prefect.yaml and the flows module (docs/orchestration.md)."""
         from stackyard.runbooks.deploy import deploy_prefect
 
         return deploy_prefect(self.project)
+
+    def ci_github(self) -> CiResult:
+        """Write the GitHub Actions workflow: checks on pull requests, apply on main."""
+        from stackyard.runbooks.ci import write_github_workflow
+
+        return write_github_workflow(self.project_dir, self.config)
 
     def reload_plan(self, spec: str, target: str | None = None) -> ReloadPlan:
         """The steps ``stackyard reload SOURCE[.TABLE]`` would take (nothing is changed)."""

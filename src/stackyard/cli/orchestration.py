@@ -41,6 +41,24 @@ def register(app: typer.Typer) -> None:
             highlight=False,
         )
 
+    ci = typer.Typer(help="Write a CI workflow for the project.", no_args_is_help=True)
+    app.add_typer(ci, name="ci")
+
+    @ci.command("github")
+    def ci_github(project: ProjectOpt = None, as_json: JsonOpt = False) -> None:
+        """Write .github/workflows/stackyard.yml: on a pull request policy check, plan
+        --detailed-exitcode and a run on a fresh DuckDB copy; on main apply and run."""
+        context = _guard(lambda: _context(project))
+        result = _guard(context.ci_github)
+        if as_json:
+            _print_json(result.to_dict())
+            return
+        out.print(
+            f"wrote {result.path}: pull requests run {len(result.pull_request_steps) - 1} "
+            f"checks; main applies and runs on '{result.production_target}'",
+            highlight=False,
+        )
+
     @app.command()
     def serve(
         orchestrator: Annotated[
