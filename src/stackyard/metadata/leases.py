@@ -17,7 +17,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from stackyard.errors import RunLeaseHeldError, WarehouseError
-from stackyard.metadata.schema import LEASE_TABLES, ensure_tables, existing_tables, relation
+from stackyard.metadata.schema import (
+    LEASE_TABLES,
+    ensure_tables,
+    existing_tables,
+    insert_rows,
+    relation,
+)
 from stackyard.warehouse.base import Warehouse
 
 TRANSFORMATION = "transformation"
@@ -75,15 +81,16 @@ class RunLeases:
 
     def held(self) -> list[Lease]:
         """Leases held now (expired ones and those of dead local processes left out)."""
+        return [x for x in self._rows() if _live(x)]
+
+    def _rows(self) -> list[Lease]:
         if "run_leases" not in existing_tables(self.warehouse):
             return []
         rows = self.warehouse.query(
             "SELECT name, holder, run_id, acquired_at, expires_at FROM "
             f"{relation(self.warehouse, 'run_leases')} ORDER BY name"
         ).rows
-        now = datetime.now(UTC)
-        leases = [Lease(str(r[0]), str(r[1]), str(r[2]), r[3], r[4]) for r in rows]
-        return [x for x in leases if _utc(x.expires_at) > now and holder_alive(x.holder)]
+        return [Lease(str(r[0]), str(r[1]), str(r[2]), r[3], r[4]) for r in rows]
 
     def acquire(
         self,
@@ -118,42 +125,55 @@ class RunLeases:
 
     def release(self, names: Sequence[str], run_id: str) -> None:
         """Give leases back (only those this run holds)."""
+        if not names:
+            return
         p = self.warehouse.param()
-        for name in names:
-            self.warehouse.execute(
-                f"DELETE FROM {relation(self.warehouse, 'run_leases')} "
-                f"WHERE name = {p} AND run_id = {p}",
-                (name, run_id),
-            )
+        marks = ", ".join([p] * len(names))
+        self.warehouse.execute(
+            f"DELETE FROM {relation(self.warehouse, 'run_leases')} "
+            f"WHERE run_id = {p} AND name IN ({marks})",
+            (run_id, *names),
+        )
 
     def _try(self, names: Sequence[str], run_id: str, seconds: float) -> None:
-        table, p = relation(self.warehouse, "run_leases"), self.warehouse.param()
-        live = {lease.name: lease for lease in self.held()}
-        now = datetime.now(UTC)
-        taken: list[str] = []
-        for name in names:
-            other = live.get(name)
-            if other is None or other.run_id == run_id:
-                # Expired or dead holder's row (if any) goes; the key lets one taker in.
-                self.warehouse.execute(f"DELETE FROM {table} WHERE name = {p}", (name,))
-                try:
-                    self.warehouse.execute(
-                        f"INSERT INTO {table} VALUES ({p}, {p}, {p}, {p}, {p})",
-                        (name, holder_name(run_id), run_id, now, now + timedelta(seconds=seconds)),
-                    )
-                    taken.append(name)
-                    continue
-                except WarehouseError:
-                    other = next((x for x in self.held() if x.name == name), None)
-                    if other is None:
-                        raise
-            self.release(taken, run_id)
-            raise RunLeaseHeldError(
-                f"{_what(name)} is being run by {other.holder} since "
-                f"{_utc(other.acquired_at):%Y-%m-%d %H:%M:%S} UTC; this run was not started",
-                hint=f"wait for run {other.run_id} to finish (`stackyard status` shows leases); "
-                f"its lease ends by {_utc(other.expires_at):%H:%M:%S} UTC if it is stuck",
+        p, table = self.warehouse.param(), relation(self.warehouse, "run_leases")
+        for row in self._rows():
+            if row.name not in names:
+                continue
+            if _live(row) and row.run_id != run_id:
+                raise _held(row.name, row)
+            # An expired lease, a dead holder's, or our own: only that row goes, so a run
+            # that took the name a moment ago keeps it (the key then refuses our insert).
+            self.warehouse.execute(
+                f"DELETE FROM {table} WHERE name = {p} AND run_id = {p}", (row.name, row.run_id)
             )
+        now = datetime.now(UTC)
+        ends = now + timedelta(seconds=seconds)
+        holder = holder_name(run_id)
+        try:
+            insert_rows(
+                self.warehouse, "run_leases", [(n, holder, run_id, now, ends) for n in names]
+            )
+        except WarehouseError:
+            # Another run took one of them between our read and our write.
+            taken = {x.name: x for x in self.held() if x.run_id != run_id}
+            for name in names:
+                if name in taken:
+                    raise _held(name, taken[name]) from None
+            raise
+
+
+def _held(name: str, other: Lease) -> RunLeaseHeldError:
+    return RunLeaseHeldError(
+        f"{_what(name)} is being run by {other.holder} since "
+        f"{_utc(other.acquired_at):%Y-%m-%d %H:%M:%S} UTC; this run was not started",
+        hint=f"wait for run {other.run_id} to finish (`stackyard status` shows leases); "
+        f"its lease ends by {_utc(other.expires_at):%H:%M:%S} UTC if it is stuck",
+    )
+
+
+def _live(lease: Lease) -> bool:
+    return _utc(lease.expires_at) > datetime.now(UTC) and holder_alive(lease.holder)
 
 
 def _what(name: str) -> str:
