@@ -120,7 +120,7 @@ def definitions(project_dir: str | Path) -> Any:
         schedule = config.sources[source].schedule
         job = dg.define_asset_job(
             f"load_{source}",
-            selection=dg.AssetSelection.keys(*(dg.AssetKey([source, t]) for t in names)),
+            selection=dg.AssetSelection.assets(*(dg.AssetKey([source, t]) for t in names)),
             tags={"stackyard/source": source},
         )
         jobs.append(job)
