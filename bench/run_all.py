@@ -22,6 +22,7 @@ BENCHMARKS = {
     "anomaly_detector": ([], ["--quick"]),
     "monitors": ([], ["--quick"]),
     "backup": ([], ["--rows", "200000", "--runs", "1"]),
+    "orchestration": (["--steps", "100", "--runs", "3"], ["--steps", "20", "--runs", "1"]),
     "backfill": (
         ["--days", "30", "--rows-per-day", "20000", "--runs", "2"],
         ["--days", "5", "--rows-per-day", "1000", "--runs", "1"],

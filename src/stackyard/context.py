@@ -19,7 +19,7 @@ from stackyard.config.model import ProjectConfig
 from stackyard.config.project import Project
 from stackyard.config.secrets import Secrets
 from stackyard.console import Console, NullConsole
-from stackyard.errors import ConfigError, UsageError, did_you_mean
+from stackyard.errors import UsageError
 from stackyard.metadata.history import History, RunSummary
 from stackyard.results import RunResult
 from stackyard.session import Session, Sessions, write_profiles
@@ -29,9 +29,12 @@ if TYPE_CHECKING:
     from stackyard.infra.service import AccessControl
     from stackyard.lineage.diff import SchemaDiff
     from stackyard.lineage.service import LineageService
+    from stackyard.metadata.run_leases import Lease
     from stackyard.monitors.service import Monitoring
     from stackyard.runbooks.backfill.runbook import BackfillRunbook
     from stackyard.runbooks.backup import BackupRunbook, ProjectFiles
+    from stackyard.runbooks.ci import CiResult
+    from stackyard.runbooks.deploy import DeployResult
     from stackyard.runbooks.doctor import DoctorReport
     from stackyard.runbooks.evolve import EvolveRunbook
     from stackyard.runbooks.incidents import IncidentRunbook
@@ -166,6 +169,8 @@ class Context:
         full_refresh: bool = False,
         refresh: Mapping[str, Sequence[str]] | None = None,
         variables: Mapping[str, Any] | None = None,
+        lease_wait: float = 0.0,
+        retry_loads: bool = True,
     ) -> RunResult:
         """Load every selected source, build and test the dbt project, check freshness,
         and record the run in the warehouse.
@@ -178,6 +183,8 @@ class Context:
                 over: dlt state reset, tables replaced; dbt rebuilds with ``--full-refresh``.
             refresh: finer than ``full_refresh``: ``{source: tables}`` to start over.
             variables: dbt vars over ``transform.vars``.
+            lease_wait: seconds to wait for a run holding a lease to end (0: refuse).
+            retry_loads: retry failed loads per ``retries:`` (off: the orchestrator does).
 
         Returns:
             The run's result; ``result.exit_code`` is 0 or 1.
@@ -185,26 +192,39 @@ class Context:
         Raises:
             ConfigError: the project cannot run as configured (exit code 2).
             WarehouseUnreachableError: the target cannot be reached (exit code 2).
+            RunLeaseHeldError: another run holds a lease this one needs (exit code 1).
         """
         from stackyard.runner.run import RunJob
+        from stackyard.runner.selection import check_selection
 
         session = self.session(target)
-        self._check_selection(select)
-        selectors = [s for s in select if s not in self.config.sources]
-        if selectors and not session.dbt().list_nodes(selectors):
-            raise UsageError(
-                f"--select {' '.join(selectors)} matches nothing in the dbt project",
-                hint="check the names with `dbt ls` in the dbt project, or select a source: "
-                + (", ".join(sorted(self.config.sources)) or "(none)"),
-            )
+        check_selection(self.project, select, lambda s: session.dbt().list_nodes(s))
         if full_refresh and refresh is None:
             chosen = [s for s in select if s in self.config.sources] or [
                 n for n, s in self.config.sources.items() if s.enabled and not select
             ]
             refresh = {s: () for s in chosen}
-        return RunJob(
-            session, force_build=force_build, refresh=refresh, variables=variables
-        ).execute(select)
+        job = RunJob(
+            session,
+            force_build=force_build,
+            refresh=refresh,
+            lease_wait=lease_wait,
+            retry_loads=retry_loads,
+            variables=variables,
+        )
+        return job.execute(select)
+
+    def deploy_prefect(self) -> DeployResult:
+        """Write prefect.yaml and the flows module (docs/orchestration.md)."""
+        from stackyard.runbooks.deploy import deploy_prefect
+
+        return deploy_prefect(self.project)
+
+    def ci_github(self) -> CiResult:
+        """Write the GitHub Actions workflow: checks on pull requests, apply on main."""
+        from stackyard.runbooks.ci import write_github_workflow
+
+        return write_github_workflow(self.project_dir, self.config)
 
     def transform_inventory(self, target: str | None = None) -> Inventory:
         """What the dbt project holds, as dbt parses it (packages installed first when the
@@ -233,6 +253,12 @@ class Context:
     def status(self, target: str | None = None, limit: int = 10) -> list[RunSummary]:
         """The most recent runs on a target, newest first."""
         return History(self.warehouse(target)).recent(limit)
+
+    def leases(self, target: str | None = None) -> list[Lease]:
+        """The run leases held on a target now: sources and the transformation being run."""
+        from stackyard.metadata.run_leases import RunLeases
+
+        return RunLeases(self.warehouse(target)).held()
 
     def sql(self, query: str, target: str | None = None) -> QueryResult:
         """Run one SQL statement on a target and return its rows."""
@@ -270,41 +296,6 @@ class Context:
         result = runbook.add(name, runbook.entry(name, kind, options), load=load)
         self._sessions.reload()  # stackyard.yml changed: later calls see the new source
         return result
-
-    def _check_selection(self, select: Sequence[str]) -> None:
-        known = self._model_names()
-        for name in select:
-            if not name.strip():
-                raise UsageError("--select got an empty name")
-            plain = not any(ch in name for ch in ":+*@/.,")
-            if (
-                plain
-                and known is not None
-                and name not in self.config.sources
-                and (name not in known)
-            ):
-                choices = sorted(self.config.sources) + sorted(known)
-                raise UsageError(
-                    f"--select '{name}' is neither a source nor a dbt model"
-                    f"{did_you_mean(name, choices)}",
-                    hint=f"sources: {', '.join(sorted(self.config.sources)) or '(none)'}; or a "
-                    "dbt selector such as orders+ or tag:finance",
-                )
-            if name in self.config.sources and not self.config.sources[name].enabled:
-                raise ConfigError(
-                    f"source '{name}' is disabled (enabled: false in {self.config_file.name})",
-                    hint="set enabled: true to load it",
-                )
-
-    def _model_names(self) -> set[str] | None:
-        """Model, seed and snapshot names from dbt's last manifest (None before any build)."""
-        import json
-
-        path = self.transform_dir / "target" / "manifest.json"
-        if not path.is_file():
-            return None
-        nodes = json.loads(path.read_text(encoding="utf-8")).get("nodes", {})
-        return {n["name"] for n in nodes.values() if n.get("resource_type") != "test"}
 
     def access(self) -> AccessControl:
         """Warehouse access control: plan, apply, policy checks, review."""

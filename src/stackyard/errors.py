@@ -99,6 +99,15 @@ class TransformError(StackyardError):
     """dbt could not run the project (as opposed to a model or test failing in it)."""
 
 
+class DeadlineExceededError(StackyardError):
+    """A step was still running (or waiting on its upstream) when its deadline passed."""
+
+
+class RunLeaseHeldError(StackyardError):
+    """Another run of the same source or of the transformation holds its lease: two runs
+    of one thing never overlap."""
+
+
 class UserCodeError(StackyardError):
     """The user's own code (a Python source, a policy function) raised.
 

@@ -185,6 +185,10 @@ def init_project(
         (transform / "macros" / "generate_schema_name.sql").write_text(
             _SCHEMA_MACRO, encoding="utf-8"
         )
+    from stackyard.config.loader import load_project_config
+    from stackyard.runbooks.ci import write_github_workflow
+
+    write_github_workflow(path, load_project_config(path / PROJECT_FILE))
     return InitResult(path=path, example=example, rows=rows)
 
 

@@ -43,7 +43,7 @@ def test_a_valid_file_loads_with_defaults(tmp_path: Path) -> None:
     config = load(tmp_path, GOOD)
     assert config.defaults.target == "dev"
     assert config.defaults.freshness.warn_after_hours == 24
-    assert config.sources["app"].schedule == "0 7 * * *"
+    assert config.sources["app"].schedule.cron == "0 7 * * *"
     assert config.dataset_for("app") == "app"
 
 

@@ -43,7 +43,8 @@ def test_sql_source_on_a_silent_host_fails_within_the_default_deadline(
             "sources: {}\n",
             f"sources:\n  app:\n    kind: sql_database\n    backend: {backend}\n"
             f"    connection: postgresql://u@127.0.0.1:{silent_port}/app\n"
-            "    tables: {orders: {}}\n",
+            "    tables: {orders: {}}\n"
+            "    retries: {count: 0}\n",  # the deadline of one attempt is what is tested
         )
     )
     (root / "stackyard.yml").write_text(text)

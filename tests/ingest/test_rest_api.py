@@ -34,7 +34,7 @@ def project_for(tmp_path: Path, url: str, extra: str = "") -> Context:
     base_url: {url}
     auth: {{type: bearer, token: {{secret: CRM_TOKEN}}}}
     paginator: {{type: page_number, page_param: page, base_page: 1, total_path: total_pages}}
-    retries: {{max_attempts: 3, backoff_seconds: 0.01, jitter_seconds: 0.01}}
+    retries: {{max_attempts: 3, backoff_seconds: 0.01, jitter_seconds: 0.01, count: 0}}
     endpoints:
       customers:
         path: /customers

@@ -54,7 +54,7 @@ def test_api_key_in_query_string_is_not_kept_under_dot_stackyard(
     secret_scan.secret(API_KEY)
     state = ApiState(customers=make_customers(5), api_key=API_KEY)
     with serve(state) as url:
-        ctx = _project(tmp_path, url, "{max_attempts: 1}")
+        ctx = _project(tmp_path, url, "{max_attempts: 1, count: 0}")
         secret_scan.project(ctx.project_dir)
         result = ctx.run()
     secret_scan.output(str(result.to_dict()))
@@ -77,7 +77,7 @@ def test_failing_request_url_with_api_key_is_redacted(
     secret_scan.project(tmp_path / "p")
     state = ApiState(customers=make_customers(5), api_key=API_KEY, always_500=True)
     with serve(state) as url:
-        result = _project(tmp_path, url, "{max_attempts: 1}").run()
+        result = _project(tmp_path, url, "{max_attempts: 1, count: 0}").run()
     secret_scan.output(str(result.to_dict()))
     assert not result.ok
     text = str(result.to_dict())
@@ -102,7 +102,9 @@ def test_an_api_that_never_answers_fails_in_about_the_timeout(
     tmp_path: Path, silent_server: str
 ) -> None:
     ctx = _project(
-        tmp_path, silent_server, "{max_attempts: 2, timeout_seconds: 1.5, backoff_seconds: 0}"
+        tmp_path,
+        silent_server,
+        "{max_attempts: 2, timeout_seconds: 1.5, backoff_seconds: 0, count: 0}",
     )
     started = time.monotonic()
     result = ctx.run()

@@ -16,6 +16,7 @@ from stackyard.cli import evolve as _evolve_commands
 from stackyard.cli import incidents as _incident_commands
 from stackyard.cli import lineage as _lineage_commands
 from stackyard.cli import monitors as _monitor_commands
+from stackyard.cli import orchestration as _orchestration_commands
 from stackyard.cli import recovery as _recovery_commands
 from stackyard.cli import reload as _reload_commands
 from stackyard.cli import security as _security_commands
@@ -192,12 +193,20 @@ def status(
     """Show recent runs, read from the warehouse's stackyard schema."""
     from dataclasses import asdict
 
-    from stackyard.cli.render import status_table
+    from stackyard.cli.render import lease_table, status_table
 
-    runs = _with_context(project, lambda context: context.status(target=target, limit=limit))
+    runs, leases = _with_context(
+        project,
+        lambda context: (
+            context.status(target=target, limit=limit),
+            context.leases(target=target),
+        ),
+    )
     if as_json:
         _print_json([asdict(r) for r in runs])
         return
+    if leases:
+        out.print(lease_table(leases))
     if not runs:
         out.print("no runs yet on this target: `stackyard run` makes the first")
         return
@@ -233,6 +242,7 @@ _backfill_commands.register(app)
 _security_commands.register(app)
 _reload_commands.register(app)
 _adopt_commands.register(app)
+_orchestration_commands.register(app)
 
 
 def main() -> None:

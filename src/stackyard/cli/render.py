@@ -15,6 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from stackyard.metadata.history import RunSummary
+from stackyard.metadata.run_leases import Lease
 from stackyard.results import RunResult
 from stackyard.warehouse.base import QueryResult
 
@@ -167,6 +168,21 @@ def status_table(runs: list[RunSummary]) -> Table:
             f"{r.rows_loaded:,}",
             str(r.models_built),
             f"{r.tests_passed} passed, {r.tests_failed} failed",
+        )
+    return table
+
+
+def lease_table(leases: list[Lease]) -> Table:
+    """``stackyard status``: what is being run now, and by whom."""
+    table = Table(show_edge=False, header_style="bold", title="held leases", title_justify="left")
+    for column in ("lease", "holder", "since (UTC)", "ends by (UTC)"):
+        table.add_column(column, no_wrap=column != "holder")
+    for lease in leases:
+        table.add_row(
+            lease.name,
+            lease.holder,
+            f"{lease.acquired_at:%Y-%m-%d %H:%M:%S}",
+            f"{lease.expires_at:%Y-%m-%d %H:%M:%S}",
         )
     return table
 

@@ -75,7 +75,8 @@ def _paginator(value: str | None) -> dict[str, Any] | None:
 
 def _options(kind: str, **flags: Any) -> dict[str, Any]:
     """The stackyard.yml keys for a source from the command line, by the kind's own rules."""
-    from stackyard.config.sources import pairs, source_kinds
+    from stackyard.config.source_options import pairs
+    from stackyard.config.sources import source_kinds
 
     common = {k: flags[k] for k in ("schema", "schedule", "contract", "owner")}
     kind_class = source_kinds().get(kind)

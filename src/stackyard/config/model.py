@@ -16,6 +16,7 @@ from stackyard.config.access import AccessConfig
 from stackyard.config.backups import BackupsConfig
 from stackyard.config.base import SecretRef, StrictModel
 from stackyard.config.monitors import MonitorsConfig
+from stackyard.config.orchestration import DEFAULT_DEADLINE_SECONDS, Duration, Retries
 from stackyard.config.schema_changes import SchemaChangesConfig
 from stackyard.config.sources import (
     DEFAULT_SCHEDULE as DEFAULT_SCHEDULE,
@@ -196,7 +197,8 @@ class Defaults(StrictModel):
 
 
 class TransformConfig(StrictModel):
-    """Where the dbt project lives, and what stackyard passes it."""
+    """Where the dbt project lives, what stackyard passes it, and how its build is retried
+    and bounded by orchestrators (``stackyard run`` applies the deadline)."""
 
     path: str = "transform"
     vars: dict[str, Any] = Field(
@@ -208,6 +210,10 @@ class TransformConfig(StrictModel):
         description="Folder (relative to the project) stackyard writes dbt's profiles.yml "
         "into; default: the dbt project's folder, or .stackyard/dbt when that folder has a "
         "profiles.yml stackyard did not write. `stackyard adopt dbt` sets .stackyard/dbt.",
+    )
+    retries: Retries = Field(default_factory=Retries)
+    deadline: Duration = Field(
+        DEFAULT_DEADLINE_SECONDS, description="Longest one dbt build may take (90s, 30m, 2h)."
     )
 
 

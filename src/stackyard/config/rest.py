@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from stackyard.config.base import SecretRef, StrictModel
+from stackyard.config.orchestration import Retries
 
 
 def _check_cursor_key(cursor: str | None, key: object, append: bool) -> None:
@@ -91,8 +92,10 @@ class RestEndpoint(StrictModel):
         return self
 
 
-class RestRetries(StrictModel):
-    """Retries for HTTP 429 and 5xx answers and connection errors, with jittered backoff."""
+class RestRetries(Retries):
+    """Retries of the whole load (``count``, ``backoff_factor``, ``jitter``, as every kind has)
+    and, inside one attempt, of each HTTP request answered 429 or 5xx or cut off, with
+    jittered backoff (``max_attempts``, ``backoff_seconds``, ``jitter_seconds``)."""
 
     max_attempts: int = Field(5, ge=1, le=20)
     backoff_seconds: float = Field(1.0, ge=0, description="First wait; doubles each retry.")

@@ -16,6 +16,16 @@ from typing import Any, ClassVar, Literal, TypeVar
 from pydantic import Field, TypeAdapter, field_validator, model_validator
 
 from stackyard.config.base import SecretRef, StrictModel
+from stackyard.config.orchestration import (
+    DEFAULT_DEADLINE_SECONDS,
+    Duration,
+    Retries,
+    Schedule,
+    ScheduleField,
+)
+from stackyard.config.orchestration import (
+    DEFAULT_SCHEDULE as DEFAULT_SCHEDULE,
+)
 from stackyard.config.rest import (
     RestAuth as RestAuth,
 )
@@ -31,10 +41,7 @@ from stackyard.config.rest import (
 from stackyard.config.rest import (
     _check_cursor_key,
 )
-from stackyard.errors import UsageError
-
-# The runbook's default: daily at 07:00 UTC, after the overnight source exports.
-DEFAULT_SCHEDULE = "0 7 * * *"
+from stackyard.config.source_options import _keys, _only_named_tables, pairs
 
 Contract = Literal["evolve", "freeze", "discard_row", "discard_value"]
 
@@ -62,7 +69,10 @@ class SourceBase(StrictModel):
     schema_: str | None = Field(
         None, alias="schema", description="Warehouse schema to load into; default: the source name."
     )
-    schedule: str = Field(DEFAULT_SCHEDULE, description="Cron expression (UTC) for orchestrators.")
+    schedule: ScheduleField = Field(
+        default_factory=Schedule,
+        description="When orchestrators load it: a cron (UTC), or {cron, timezone, catch_up}.",
+    )
     contract: Contract = Field(
         "evolve",
         description="What happens when the data's shape changes: new tables/columns evolve; "
@@ -76,13 +86,12 @@ class SourceBase(StrictModel):
         "source's tables; default: dlt_<name>, and any dbt source whose schema is this "
         "source's schema.",
     )
-
-    @field_validator("schedule")
-    @classmethod
-    def _cron(cls, value: str) -> str:
-        if len(value.split()) != 5:
-            raise ValueError(f"schedule must be a 5-field cron expression, got '{value}'")
-        return value
+    retries: Retries = Field(
+        default_factory=Retries, description="Retries of a failed load (count, backoff, jitter)."
+    )
+    deadline: Duration = Field(
+        DEFAULT_DEADLINE_SECONDS, description="Longest one load attempt may take (90s, 30m, 2h)."
+    )
 
     def declared_tables(self) -> tuple[str, ...]:
         """The tables stackyard.yml names for this source (empty: known after a load)."""
@@ -437,57 +446,6 @@ def parse_source(entry: Mapping[str, Any]) -> SourceBase:
 def on_source_kinds_changed(callback: Callable[[], None]) -> None:
     """Call ``callback`` whenever a kind is registered (the project model rebuilds itself)."""
     _on_change.append(callback)
-
-
-def pairs(values: list[str] | None, option: str, *, bare: bool = False) -> dict[str, str]:
-    """``TABLE=VALUE`` options as a mapping (with ``bare``, a lone ``VALUE`` is table ``""``).
-
-    >>> pairs(["orders=id"], "--primary-key")
-    {'orders': 'id'}
-    >>> pairs(["event_id"], "--primary-key", bare=True)
-    {'': 'event_id'}
-
-    Raises:
-        UsageError: a value is not ``TABLE=VALUE``.
-    """
-    found: dict[str, str] = {}
-    for value in values or []:
-        table, sep, rest = value.partition("=")
-        if bare and not sep and table:
-            found[""] = table
-            continue
-        if not sep or not table or not rest:
-            raise UsageError(f"{option} takes TABLE=VALUE, got '{value}'")
-        found[table] = rest
-    return found
-
-
-def _only_named_tables(
-    tables: list[str], keys: Mapping[str, str], cursors: Mapping[str, str]
-) -> None:
-    """``--cursor``/``--primary-key`` for a table not given with ``--table`` is an error:
-    without ``--table`` every table is loaded in full, and the option would be lost.
-
-    Raises:
-        UsageError: an option names a table that is not given with ``--table``.
-    """
-    for option, given in (("--cursor", cursors), ("--primary-key", keys)):
-        for table, column in given.items():
-            if table not in tables:
-                raise UsageError(
-                    f"{option} {table}={column} names a table that is not given with --table",
-                    hint=f"add --table {table} (and --table for every other table to load); "
-                    "without --table every table is loaded in full, with no cursor",
-                )
-
-
-def _keys(declared: Mapping[str, str | list[str] | None]) -> dict[str, tuple[str, ...]]:
-    """Declared keys as tuples, tables without one left out.
-
-    >>> _keys({"a": "id", "b": ["x", "y"], "c": None})
-    {'a': ('id',), 'b': ('x', 'y')}
-    """
-    return {t: (k,) if isinstance(k, str) else tuple(k) for t, k in declared.items() if k}
 
 
 for _kind in (SqlDatabaseSource, FilesystemSource, RestApiSource, PythonSource):

@@ -15,7 +15,8 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, field_validator
 
 from stackyard.config.base import SecretRef
-from stackyard.config.sources import SourceBase, _keys, register_source_kind
+from stackyard.config.source_options import _keys
+from stackyard.config.sources import SourceBase, register_source_kind
 from stackyard.errors import UsageError
 
 # Schemes a stream URL may have, and what reads them. Kafka has no broker on the machines our

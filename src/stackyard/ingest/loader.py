@@ -18,9 +18,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from stackyard.config.orchestration import Retries
 from stackyard.config.private import drop_trace, private_dir, tighten
 from stackyard.config.project import Project
-from stackyard.errors import StackyardError
+from stackyard.errors import DeadlineExceededError, StackyardError
+from stackyard.ingest.attempts import looks_transient, retried, within_deadline
 from stackyard.ingest.counts import warehouse_counts
 from stackyard.ingest.drift import describe_contract_violation, required_columns
 from stackyard.ingest.recovery import (
@@ -60,6 +62,14 @@ class LoadRequest:
     refresh: tuple[str, ...] | None = None
 
 
+@dataclass(frozen=True)
+class _Attempt:
+    """One try at a source: its result, and whether a failure may pass on a retry."""
+
+    load: SourceLoad
+    retryable: bool
+
+
 @contextmanager
 def _dlt_settings(warehouse: Warehouse) -> Iterator[None]:
     """dlt settings for one load into one warehouse, as environment variables that are put
@@ -89,12 +99,17 @@ def _dlt_settings(warehouse: Warehouse) -> Iterator[None]:
 class Loader:
     """Runs dlt pipelines for a project's sources into one warehouse."""
 
-    def __init__(self, session: Session, project: Project | None = None) -> None:
+    def __init__(
+        self, session: Session, project: Project | None = None, *, retry: bool = True
+    ) -> None:
         """Args:
         session: the target's session (its warehouse is the destination).
         project: the project to load from; default: the session's (a runbook that just
             changed stackyard.yml passes the re-read one).
+        retry: retry failed loads per each source's ``retries:`` (an orchestrator that
+            retries the step itself turns this off).
         """
+        self.retry = retry
         project = project or session.project
         self.project = project.config
         self.project_dir = project.project_dir
@@ -167,29 +182,26 @@ class Loader:
         step = f"load {request.name}"
         self.console.step_started(step, f"→ {request.dataset}")
         started = time.monotonic()
-        try:
-            result = self._run_pipeline(request, loaded_at, step)
-        except StackyardError as exc:
-            result = self._failed(request, self.secrets.redact(str(exc)))
-        except Exception as exc:  # the per-source boundary: dlt, drivers, user code
-            ours = _stackyard_error(exc)
-            message = (
-                str(ours)
-                if ours
-                else describe_contract_violation(
-                    request.name, exc, self._required.get(request.name, {})
-                )
-                or _root_cause(exc)
+        policy = request.config.retries if self.retry else Retries(count=0)
+
+        def retrying(retry: int, failed: _Attempt, wait: float) -> None:
+            self.console.step_progress(
+                step,
+                f"attempt {retry} failed ({failed.load.error}); retry {retry} of "
+                f"{policy.count} in {wait:.1f} s",
             )
-            where = user_frame(exc, self.project_dir)
-            if where and where.split(" in ")[0] not in message:
-                message = f"{message} (at {where})"
-            result = SourceLoad(
-                **{
-                    **self._failed(request, self.secrets.redact(message)).__dict__,
-                    "traceback": self.secrets.redact(format_traceback(exc)),
-                }
-            )
+
+        outcome = retried(
+            lambda: self._attempt(request, loaded_at, step),
+            lambda a: a.load.status == "failed",
+            lambda a: a.retryable,
+            policy,
+            retrying,
+        )
+        result = outcome.result.load
+        if result.status == "failed" and outcome.attempts > 1:
+            error = f"{result.error} (after {outcome.attempts} attempts)"
+            result = SourceLoad(**{**result.__dict__, "error": error})
         pipeline_dir = self.pipelines_dir / self.pipeline_name(request.name)
         drop_trace(pipeline_dir)
         tighten(pipeline_dir)
@@ -209,6 +221,40 @@ class Loader:
                 detail += f", {result.rejected:,} rejected → {request.dataset}.{REJECTED_TABLE}"
             self.console.step_finished(step, "warn" if result.rejected else "ok", detail)
         return result
+
+    def _attempt(self, request: LoadRequest, loaded_at: datetime, step: str) -> _Attempt:
+        """One try at loading a source within its deadline; a failure is a result, with
+        whether trying again may help."""
+        try:
+            load = within_deadline(
+                lambda: self._run_pipeline(request, loaded_at, step),
+                request.config.deadline,
+                f"loading source '{request.name}'",
+            )
+            return _Attempt(load, False)
+        except DeadlineExceededError as exc:
+            # The given-up attempt may still be running: never start a second one beside it.
+            return _Attempt(self._failed(request, str(exc)), False)
+        except StackyardError as exc:
+            return _Attempt(self._failed(request, self.secrets.redact(str(exc))), exc.transient)
+        except Exception as exc:  # the per-source boundary: dlt, drivers, user code
+            ours = _stackyard_error(exc)
+            contract = describe_contract_violation(
+                request.name, exc, self._required.get(request.name, {})
+            )
+            message = str(ours) if ours else contract or _root_cause(exc)
+            where = user_frame(exc, self.project_dir)
+            if where and where.split(" in ")[0] not in message:
+                message = f"{message} (at {where})"
+            # Bad input (a malformed row, a broken contract) fails the same way again.
+            retryable = ours.transient if ours else contract is None and looks_transient(exc)
+            failed = SourceLoad(
+                **{
+                    **self._failed(request, self.secrets.redact(message)).__dict__,
+                    "traceback": self.secrets.redact(format_traceback(exc)),
+                }
+            )
+            return _Attempt(failed, retryable)
 
     def _failed(self, request: LoadRequest, message: str) -> SourceLoad:
         return SourceLoad(

@@ -47,7 +47,17 @@ LEASE_TABLES: list[LeaseTable] = [
         "backfill",
         "target",
         take_over="a new `stackyard backfill` of that target also takes it over",
-    )
+    ),
+    # A run lease (metadata/run_leases.py) has no heartbeat: it is abandoned once it has
+    # expired (all its run's deadlines have passed) or its holder's process is gone.
+    LeaseTable(
+        "run_leases",
+        "run",
+        "name",
+        heartbeat="expires_at",
+        stale_after=0.0,
+        take_over="the next `stackyard run` of it also takes an expired lease over",
+    ),
 ]
 
 

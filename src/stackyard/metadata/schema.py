@@ -2,11 +2,11 @@
 
 This module and its two neighbours own all SQL on the schema: :mod:`.history` the run history
 (``runs``, ``steps``, ``loads``, ``node_results``, ``freshness``), :mod:`.monitors` the
-monitors' tables. The backfill ledger's tables (``backfills``, ``backfill_partitions``,
-``backfill_leases``) are declared here too; their SQL runs inside backfill workers'
-transactions, in :mod:`stackyard.runbooks.backfill.ledger`. Other code asks them; it never
-queries these tables by hand. Only portable SQL is used, so the same tables exist on every
-engine.
+monitors' tables, :mod:`.leases` the run leases (``run_leases``). The backfill ledger's tables
+(``backfills``, ``backfill_partitions``, ``backfill_leases``) are declared here too; their SQL
+runs inside backfill workers' transactions, in :mod:`stackyard.runbooks.backfill.ledger`.
+Other code asks them; it never queries these tables by hand. Only portable SQL is used, so
+the same tables exist on every engine.
 """
 
 from __future__ import annotations
@@ -69,6 +69,13 @@ BACKFILL_TABLES: dict[str, str] = {
     "code_fingerprint VARCHAR, input_fingerprint VARCHAR, preimage_rows BIGINT",
     "backfill_leases": "target VARCHAR NOT NULL PRIMARY KEY, backfill_id VARCHAR, "
     "holder VARCHAR, heartbeat TIMESTAMPTZ",
+}
+
+# Who is running what: one row per source or transformation being run, so two runs of the
+# same thing never overlap (stackyard.metadata.run_leases owns its SQL).
+LEASE_TABLES: dict[str, str] = {
+    "run_leases": "name VARCHAR NOT NULL PRIMARY KEY, holder VARCHAR, run_id VARCHAR, "
+    "acquired_at TIMESTAMPTZ, expires_at TIMESTAMPTZ",
 }
 
 # Postgres accepts at most 65,535 parameters per statement.

@@ -419,7 +419,7 @@ class SourcesRunbook:
                     name,
                     source.kind,
                     schema,
-                    source.schedule,
+                    source.schedule.cron,
                     source.contract,
                     source.enabled,
                     tuple(tables),

@@ -14,8 +14,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from stackyard.errors import EXIT_USAGE, StackyardError
+from stackyard.ingest.attempts import within_deadline
 from stackyard.ingest.loader import Loader
 from stackyard.metadata.history import History
+from stackyard.metadata.run_leases import TRANSFORMATION, RunLeases, source_lease
 from stackyard.metadata.schema import METADATA_SCHEMA
 from stackyard.results import (
     FreshnessResult,
@@ -42,9 +44,14 @@ class RunJob:
         monitors: bool = True,
         refresh: Mapping[str, Sequence[str]] | None = None,
         variables: Mapping[str, Any] | None = None,
+        lease_wait: float = 0.0,
+        retry_loads: bool = True,
     ) -> None:
         self.session = session
         self.variables = dict(variables or {})
+        # 0: a second trigger while another run holds a lease is refused at once
+        self.lease_wait = lease_wait
+        self.retry_loads = retry_loads
         self.project = session.project.config
         self.project_dir = session.project.project_dir
         self.transform_dir = session.project.transform_dir
@@ -75,12 +82,30 @@ class RunJob:
         sources, dbt_select = self._selection(select)
 
         self._step("ensure schemas", lambda: self._ensure_schemas(sources))
+        leases = [*(source_lease(s) for s in sources), TRANSFORMATION]
+        # Two runs of one source (or two dbt builds) never overlap: a second trigger is refused.
+        RunLeases(self.warehouse).acquire(
+            leases, run_id, self._lease_seconds(sources), wait=self.lease_wait
+        )
         self.session.release()  # dlt and dbt open their own connections
+        try:
+            return self._execute(run_id, started_at, select, sources, dbt_select)
+        finally:
+            RunLeases(self.warehouse).release(leases, run_id)
+            self.session.release()
 
+    def _execute(
+        self,
+        run_id: str,
+        started_at: datetime,
+        select: Sequence[str],
+        sources: list[str],
+        dbt_select: list[str],
+    ) -> RunResult:
         loads: list[SourceLoad] = []
         self._attempted = True  # from here on, a failure is a failed run (exit 1), not usage
         if sources:
-            loader = Loader(self.session)
+            loader = Loader(self.session, retry=self.retry_loads)
             t0, at = time.monotonic(), datetime.now(UTC)
             with self.session.released():  # dlt loads through its own connection
                 loads = loader.load(sources, started_at, self.refresh)
@@ -122,7 +147,13 @@ class RunJob:
 
         def build() -> str:
             nodes.extend(
-                dbt.build(select=dbt_select, exclude=exclude, full_refresh=self.refresh is not None)
+                within_deadline(
+                    lambda: dbt.build(
+                        select=dbt_select, exclude=exclude, full_refresh=self.refresh is not None
+                    ),
+                    self.project.transform.deadline,
+                    "the dbt build",
+                )
             )
             return self._build_summary(nodes)
 
@@ -261,11 +292,22 @@ class RunJob:
     def _ensure_schemas(self, sources: Sequence[str]) -> str:
         history = History(self.warehouse)
         history.ensure()
+        RunLeases(self.warehouse).ensure()
         self._previous = history.latest()
         schemas = sorted({self.project.dataset_for(s) for s in sources})
         for schema in schemas:
             self.warehouse.ensure_schema(schema)
         return ", ".join([METADATA_SCHEMA, *schemas])
+
+    def _lease_seconds(self, sources: Sequence[str]) -> float:
+        """How long this run's leases last if it never gives them back: every attempt of
+        every source at its deadline, the waits between them, and the dbt build's deadline."""
+        total = self.project.transform.deadline + 600.0
+        for name in sources:
+            config = self.project.sources[name]
+            waits = sum(config.retries.base_delays()) * (1 + config.retries.jitter)
+            total += config.deadline * (config.retries.count + 1) + waits
+        return total
 
     def _record(self, result: RunResult) -> str:
         History(self.warehouse).record(result)

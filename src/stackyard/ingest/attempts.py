@@ -1,0 +1,151 @@
+"""Attempts of a step: each bounded by a deadline, retried with backoff and jitter.
+
+A step that hangs (a source stuck waiting on a socket, an upstream "rescheduled" forever)
+must not hold the run: each attempt runs in its own daemon thread and is given up when its
+deadline passes, with an error naming the step and the deadline. Python cannot stop a
+thread, so a given-up attempt may still finish in the background until the process exits;
+its dlt package is then loaded by the next run (see :mod:`stackyard.ingest.loader`), and the
+attempt is never retried in the same process, so two attempts never write at once.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from stackyard.config.orchestration import Retries
+from stackyard.errors import DeadlineExceededError
+
+T = TypeVar("T")
+
+
+@dataclass
+class _Outcome(Generic[T]):
+    value: T | None = None
+    error: BaseException | None = None
+    done: bool = False
+
+
+def within_deadline(action: Callable[[], T], seconds: float, what: str) -> T:
+    """Run ``action`` and return its result, or fail when it takes longer than ``seconds``.
+
+    Args:
+        action: the work; its exceptions are raised here as they are.
+        seconds: the deadline.
+        what: the step, as the error names it, e.g. ``source 'shop'``.
+
+    Raises:
+        DeadlineExceededError: the action was still running at the deadline.
+
+    >>> within_deadline(lambda: 42, 5, "the answer")
+    42
+    """
+    outcome: _Outcome[T] = _Outcome()
+
+    def work() -> None:
+        try:
+            outcome.value = action()
+        except BaseException as exc:  # handed to the caller's thread as it is
+            outcome.error = exc
+        finally:
+            outcome.done = True
+
+    thread = threading.Thread(target=work, name=f"stackyard-step {what}", daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if not outcome.done:
+        raise DeadlineExceededError(
+            f"{what} did not finish within its deadline of {_seconds(seconds)}; it was given "
+            "up (still running or stuck waiting on its upstream)",
+            hint="find what it waits on (the source system, a lock, a network path); raise "
+            "deadline: in stackyard.yml only if it is really that slow",
+        )
+    if outcome.error is not None:
+        raise outcome.error
+    return outcome.value  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class Attempts(Generic[T]):
+    """What came of a retried step: the last result and how many attempts it took."""
+
+    result: T
+    attempts: int
+
+
+def retried(
+    attempt: Callable[[], T],
+    failed: Callable[[T], bool],
+    retryable: Callable[[T], bool],
+    policy: Retries,
+    on_retry: Callable[[int, T, float], None] = lambda n, r, w: None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Attempts[T]:
+    """Call ``attempt`` until it does not fail, it fails for good, or retries run out.
+
+    Args:
+        attempt: one try; returns a result (failures are results, not exceptions).
+        failed: whether a result is a failure.
+        retryable: whether a failure may go away on its own (a network blip, not bad config).
+        policy: count, backoff factor and jitter.
+        on_retry: told ``(retry number, failed result, wait in seconds)`` before each wait.
+        sleep: waits between attempts.
+
+    >>> tries = iter([1, 1, 0])
+    >>> retried(lambda: next(tries), bool, bool, Retries(backoff_factor=0), sleep=print)
+    0.0
+    0.0
+    Attempts(result=0, attempts=3)
+    """
+    result = attempt()
+    tries = 1
+    while failed(result) and retryable(result) and tries <= policy.count:
+        wait = policy.delay(tries)
+        on_retry(tries, result, wait)
+        sleep(wait)
+        result = attempt()
+        tries += 1
+    return Attempts(result, tries)
+
+
+# Words in a driver's "operational" error that mean the connection, not the query, failed.
+_CONNECTION_WORDS = ("connect", "timeout", "timed out", "closed", "reset", "refused", "lock")
+
+
+def looks_transient(exc: BaseException) -> bool:
+    """Whether a failure may pass if the same thing is tried again later: a refused or cut
+    connection, a timeout, a locked file; not bad input (a malformed row, a missing file or
+    table, a broken contract), which fails the same way every time.
+
+    >>> looks_transient(ConnectionResetError()), looks_transient(ValueError("bad row"))
+    (True, False)
+    """
+    seen: set[int] = set()
+    inner: BaseException | None = exc
+    while inner is not None and id(inner) not in seen:
+        seen.add(id(inner))
+        if isinstance(inner, ConnectionError | TimeoutError):
+            return True
+        name = type(inner).__name__
+        if name in ("ConnectTimeout", "ReadTimeout", "Timeout") or (
+            name in ("OperationalError", "ConnectionError", "IOException")
+            and any(word in str(inner).lower() for word in _CONNECTION_WORDS)
+        ):
+            return True
+        inner = getattr(inner, "exception", None) or inner.__cause__ or inner.__context__
+    return False
+
+
+def _seconds(seconds: float) -> str:
+    """A deadline as people write it.
+
+    >>> _seconds(7200), _seconds(90), _seconds(0.5)
+    ('2h', '90s', '0.5s')
+    """
+    for unit, size in (("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds / size:g}{unit}"
+    return f"{seconds:g}s"

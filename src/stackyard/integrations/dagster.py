@@ -1,0 +1,289 @@
+"""The project as Dagster definitions: every source table and dbt model an asset, the
+monitors as asset checks, the sources' schedules as Dagster schedules.
+
+All assets come from one subsettable multi-asset whose computation is ``stackyard run``:
+materialising everything is exactly one ``stackyard run`` (recorded in ``stackyard.runs``);
+a subset runs ``stackyard run --select`` with the sources and models chosen (a source's run
+also builds what is downstream of it, as ``stackyard run <source>`` does). Each source keeps
+its own ``retries:`` and ``deadline:`` inside the run; the run as a whole carries the
+transformation's retry policy (Dagster's ``RetryPolicy``, exponential backoff with jitter)
+and the sum of the deadlines as its ``dagster/max_runtime``. A scheduled run applies the
+schedule's ``catch_up:`` to its scheduled time; runs never overlap (stackyard's leases; a
+run waits for a held one up to the transformation's deadline, then fails naming the holder).
+
+Dagster is imported only here (``pip install 'stackyard[dagster]'``).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from stackyard.config.project import Project
+from stackyard.integrations.steps import LogConsole, load_project, require, run_step
+from stackyard.results import RunResult
+from stackyard.transform.staging import dbt_source_names
+
+CHECK = "stackyard_monitors"
+
+
+def definitions(project_dir: str | Path) -> Any:
+    """The project's ``dagster.Definitions``.
+
+    Raises:
+        ConfigError: stackyard.yml is invalid, or Dagster is not installed.
+    """
+    require("dagster")
+    import dagster as dg
+
+    project = load_project(project_dir)
+    root = project.project_dir.resolve()
+    tables = _source_tables(root, project)
+    models = _models(root)
+    by_dbt_source = {n: s for s in tables for n in dbt_source_names(s)}
+    specs = [
+        dg.AssetSpec(
+            key=dg.AssetKey([source, table]),
+            group_name=source,
+            kinds={"dlt"},
+            skippable=True,
+            description=f"Table {table} of source '{source}', loaded by stackyard.",
+        )
+        for source, names in tables.items()
+        for table in names
+    ]
+    for name, node in models.items():
+        deps = [dg.AssetKey([d]) for d in node["models"]]
+        deps += [
+            dg.AssetKey([by_dbt_source.get(src, src), table]) for src, table in node["sources"]
+        ]
+        specs.append(
+            dg.AssetSpec(
+                key=dg.AssetKey([name]),
+                deps=deps,
+                group_name="transform",
+                kinds={"dbt"},
+                skippable=True,
+                description=node["description"] or f"dbt model {name}.",
+            )
+        )
+    checks = [dg.AssetCheckSpec(name=CHECK, asset=spec.key) for spec in specs]
+    config = project.config
+    retries = config.transform.retries
+    runtime = config.transform.deadline * 2 + sum(
+        s.deadline * (s.retries.count + 1) for s in config.sources.values() if s.enabled
+    )
+    model_keys = {dg.AssetKey([m]) for m in models}
+    order = {
+        path: n
+        for n, path in enumerate(
+            [(s, t) for s, names in tables.items() for t in names]
+            + [(m,) for m in _upstream_first(models)]
+        )
+    }
+
+    @dg.multi_asset(
+        name="stackyard_run",
+        specs=specs,
+        check_specs=checks,
+        can_subset=True,
+        retry_policy=dg.RetryPolicy(
+            max_retries=retries.count,
+            delay=retries.backoff_factor,
+            backoff=dg.Backoff.EXPONENTIAL,
+            jitter=dg.Jitter.PLUS_MINUS if retries.jitter else None,
+        ),
+        op_tags={"dagster/max_runtime": int(runtime)},
+    )
+    def stackyard_run(context):  # type: ignore[no-untyped-def]  # Dagster reads the annotation
+        selected = set(context.selected_asset_keys)
+        sources = sorted({k.path[0] for k in selected if k not in model_keys})
+        every = len(selected) == len(specs)
+        skipped = _caught_up(project, sources, context.run.tags, every)
+        if skipped:
+            context.log.info(skipped)
+            return
+        select = [] if every else [*sources, *(k.path[0] for k in selected & model_keys)]
+        result = run_step(
+            root, select, config.transform.deadline, LogConsole(context.log), retry_loads=True
+        )
+        yield from _results(dg, context, result, selected, order)
+
+    jobs = [dg.define_asset_job("stackyard_all", selection=dg.AssetSelection.all())]
+    schedules = []
+    for source, names in tables.items():
+        schedule = config.sources[source].schedule
+        job = dg.define_asset_job(
+            f"load_{source}",
+            selection=dg.AssetSelection.assets(*(dg.AssetKey([source, t]) for t in names)),
+            tags={"stackyard/source": source},
+        )
+        jobs.append(job)
+        schedules.append(
+            dg.ScheduleDefinition(
+                name=f"{source}_schedule",
+                job=job,
+                cron_schedule=schedule.cron,
+                execution_timezone=schedule.timezone,
+                default_status=dg.DefaultScheduleStatus.RUNNING,
+            )
+        )
+    return dg.Definitions(assets=[stackyard_run], jobs=jobs, schedules=schedules)
+
+
+def _results(
+    dg: Any,
+    context: Any,
+    result: RunResult,
+    selected: set[Any],
+    order: dict[tuple[str, ...], int],
+) -> Iterator[Any]:
+    """Materialisations of what the run loaded and built (upstream first, as Dagster wants
+    them), and the monitors' verdicts."""
+    rows = {(load.source, t.table): t.rows for load in result.loads for t in load.tables}
+    built = {n.name: n.status for n in result.nodes if n.resource_type == "model"}
+    for key in sorted(selected, key=lambda k: order.get(tuple(k.path), len(order))):
+        metadata: dict[str, Any] = {"stackyard/run_id": result.run_id}
+        if len(key.path) == 2:
+            metadata["rows_loaded"] = rows.get((key.path[0], key.path[1]), 0)
+        elif key.path[0] not in built:
+            continue  # not part of this run's dbt build (skipped: nothing changed)
+        else:
+            metadata["dbt_status"] = built[key.path[0]]
+        yield dg.MaterializeResult(asset_key=key, metadata=metadata)
+    verdicts = _verdicts(result)
+    for check in context.selected_asset_check_keys:
+        key = tuple(check.asset_key.path)
+        status, detail = verdicts.get(key, ("ok", "no monitor found a problem"))
+        yield dg.AssetCheckResult(
+            asset_key=check.asset_key,
+            check_name=CHECK,
+            passed=status == "ok",
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={"status": status, "detail": detail},
+        )
+
+
+def _verdicts(result: RunResult) -> dict[tuple[str, ...], tuple[str, str]]:
+    """Each monitored table's worst status and its problems, by asset key path."""
+    report = result.monitors
+    out: dict[tuple[str, ...], tuple[str, str]] = {}
+    for table in getattr(report, "tables", ()) or ():
+        path = tuple(table.node.split(".", 1)) if table.kind == "source" else (table.node,)
+        detail = "; ".join(str(getattr(c, "reason", c)) for c in table.problems)
+        out[path] = (str(table.status), detail or "ok")
+    return out
+
+
+def _caught_up(project: Project, sources: Sequence[str], tags: Any, every: bool) -> str | None:
+    """Why a scheduled run is skipped under its source's ``catch_up: once``, or ``None``."""
+    scheduled = tags.get("dagster/scheduled_execution_time")
+    if not scheduled or every or len(sources) != 1:
+        return None
+    schedule = project.config.sources[sources[0]].schedule
+    reason = schedule.superseded(datetime.fromisoformat(scheduled), datetime.now(UTC))
+    return f"source '{sources[0]}': {reason}" if reason else None
+
+
+def _upstream_first(models: dict[str, dict[str, Any]]) -> list[str]:
+    """Model names, each after the models it selects from.
+
+    >>> _upstream_first({"b": {"models": ["a"]}, "a": {"models": []}})
+    ['a', 'b']
+    """
+    done: list[str] = []
+
+    def visit(name: str, seen: frozenset[str]) -> None:
+        if name in done or name in seen or name not in models:
+            return
+        for upstream in models[name]["models"]:
+            visit(upstream, seen | {name})
+        done.append(name)
+
+    for name in sorted(models):
+        visit(name, frozenset())
+    return done
+
+
+def _source_tables(root: Path, project: Project) -> dict[str, list[str]]:
+    """Each enabled source's tables: declared in stackyard.yml, else those it loaded."""
+    from stackyard.context import Context
+
+    out: dict[str, list[str]] = {}
+    undeclared = []
+    for name, source in project.config.sources.items():
+        if not source.enabled:
+            continue
+        out[name] = list(source.declared_tables())
+        if not out[name]:
+            undeclared.append(name)
+    if undeclared:
+        with Context(root) as context:
+            warehouse = context.warehouse()
+            for name in undeclared:
+                schema = project.config.dataset_for(name)
+                if warehouse.schema_exists(schema):
+                    out[name] = [
+                        t
+                        for t in warehouse.tables_in(schema)
+                        if not t.startswith("_dlt") and not t.startswith("_rejected")
+                    ]
+    return out
+
+
+def _models(root: Path) -> dict[str, dict[str, Any]]:
+    """The dbt project's models with their upstream models and sources (from dbt parse)."""
+    from stackyard.context import Context
+
+    with Context(root) as context:
+        manifest = context.dbt().manifest()
+    nodes = manifest.get("nodes", {})
+    sources = manifest.get("sources", {})
+    out: dict[str, dict[str, Any]] = {}
+    for node in nodes.values():
+        if node.get("resource_type") != "model":
+            continue
+        upstream = node.get("depends_on", {}).get("nodes", [])
+        out[node["name"]] = {
+            "models": [nodes[u]["name"] for u in upstream if u in nodes],
+            "sources": [
+                (sources[u]["source_name"], sources[u]["name"]) for u in upstream if u in sources
+            ],
+            "description": node.get("description", ""),
+        }
+    return out
+
+
+DEFINITIONS_FILE = """# Written by `stackyard serve --orchestrator dagster`.
+from pathlib import Path
+
+from stackyard.integrations.dagster import definitions
+
+defs = definitions(Path({root!r}))
+"""
+
+
+def definitions_file(project_dir: str | Path) -> Path:
+    """Write the file ``dagster dev`` and ``dagster definitions validate`` load
+    (``.stackyard/dagster/definitions.py``) and return its path."""
+    require("dagster")
+    root = load_project(project_dir).project_dir.resolve()
+    home = root / ".stackyard" / "dagster"
+    home.mkdir(parents=True, exist_ok=True)
+    entry = home / "definitions.py"
+    entry.write_text(DEFINITIONS_FILE.format(root=str(root)), encoding="utf-8")
+    return entry
+
+
+def serve(project_dir: str | Path) -> int:
+    """Start ``dagster dev`` on the project's definitions until interrupted; returns its exit
+    code. Dagster's state goes to ``.stackyard/dagster``."""
+    entry = definitions_file(project_dir)
+    dagster = Path(sys.executable).parent / "dagster"
+    env = {**os.environ, "DAGSTER_HOME": str(entry.parent)}
+    return subprocess.call([str(dagster), "dev", "-f", str(entry)], cwd=entry.parents[2], env=env)

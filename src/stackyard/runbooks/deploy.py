@@ -1,0 +1,198 @@
+"""``stackyard deploy prefect``: the project's schedules as Prefect deployments.
+
+Writes two files into the project: ``prefect.yaml`` (one deployment per enabled source with
+its cron and time zone, plus the transformation's, all on one work pool) and
+``prefect_flows.py`` (the flow objects, built by :mod:`stackyard.integrations.prefect` from
+stackyard.yml when Prefect loads the file, so they never go stale). Both are rewritten from
+stackyard.yml on every deploy; nothing here imports Prefect.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from stackyard.config.project import Project
+
+PREFECT_FILE = "prefect.yaml"
+FLOWS_FILE = "prefect_flows.py"
+WORK_POOL = "stackyard"
+TRANSFORMATION_DEPLOYMENT = "transformation"
+
+_HEADER = (
+    "# Written by `stackyard deploy prefect` from stackyard.yml: edit that, then deploy again.\n"
+)
+
+_FLOWS_MODULE = '''"""Prefect flows of this stackyard project, built from stackyard.yml when loaded.
+
+Written by `stackyard deploy prefect`: each flow runs the same steps as `stackyard run`, with
+the retries, deadline and catch-up stackyard.yml declares. The bodies below are placeholders;
+the decorator returns the flow stackyard builds.
+"""
+
+from pathlib import Path
+
+from stackyard.integrations.prefect import stackyard_flow
+
+PROJECT = Path(__file__).resolve().parent
+{functions}'''
+
+_FLOW_FUNCTION = '''
+
+@stackyard_flow(PROJECT, {source!r})
+def {function}() -> None:
+    """{doc}"""
+'''
+
+
+def flow_function_name(source: str | None) -> str:
+    """The flows module's name for a source's flow (``None``: the transformation's).
+
+    >>> flow_function_name("shop"), flow_function_name(None)
+    ('load_shop', 'transformation')
+    """
+    return f"load_{source}" if source else TRANSFORMATION_DEPLOYMENT
+
+
+@dataclass(frozen=True)
+class PrefectDeployment:
+    """One deployment in prefect.yaml."""
+
+    name: str
+    entrypoint: str
+    cron: str | None
+    timezone: str | None
+    catch_up: str | None
+    retries: int
+    retry_delays: tuple[float, ...]
+    jitter: float
+    deadline_seconds: float
+
+
+@dataclass(frozen=True)
+class DeployResult:
+    """What ``stackyard deploy prefect`` wrote."""
+
+    orchestrator: str
+    files: tuple[str, ...]
+    work_pool: str
+    deployments: tuple[PrefectDeployment, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON shape of ``stackyard deploy prefect --json``."""
+        from dataclasses import asdict
+
+        return asdict(self)
+
+
+def prefect_deployments(project: Project) -> list[PrefectDeployment]:
+    """The deployments the project's schedules make: one per enabled source, then the
+    transformation's (run on demand and by each source's flow, not by a clock)."""
+    config = project.config
+    out = []
+    for name, source in config.sources.items():
+        if not source.enabled:
+            continue
+        out.append(
+            PrefectDeployment(
+                name=name,
+                entrypoint=f"{FLOWS_FILE}:{flow_function_name(name)}",
+                cron=source.schedule.cron,
+                timezone=source.schedule.timezone,
+                catch_up=source.schedule.catch_up,
+                retries=source.retries.count,
+                retry_delays=tuple(source.retries.base_delays()),
+                jitter=source.retries.jitter,
+                deadline_seconds=source.deadline,
+            )
+        )
+    transform = config.transform
+    out.append(
+        PrefectDeployment(
+            name=TRANSFORMATION_DEPLOYMENT,
+            entrypoint=f"{FLOWS_FILE}:{flow_function_name(None)}",
+            cron=None,
+            timezone=None,
+            catch_up=None,
+            retries=transform.retries.count,
+            retry_delays=tuple(transform.retries.base_delays()),
+            jitter=transform.retries.jitter,
+            deadline_seconds=transform.deadline,
+        )
+    )
+    return out
+
+
+def prefect_yaml(project: Project, deployments: list[PrefectDeployment]) -> str:
+    """The text of prefect.yaml for these deployments."""
+    import yaml
+
+    name = project.config.name
+    entries = []
+    for d in deployments:
+        entry: dict[str, Any] = {
+            "name": d.name,
+            "description": (
+                f"Load source '{d.name}' and build the models downstream of it."
+                if d.cron
+                else "Build and test the whole dbt project."
+            ),
+            "entrypoint": d.entrypoint,
+            "tags": ["stackyard", name, "source" if d.cron else "transformation"],
+            "work_pool": {"name": WORK_POOL},
+        }
+        if d.cron:
+            entry["schedules"] = [{"cron": d.cron, "timezone": d.timezone, "active": True}]
+        entries.append(entry)
+    document = {
+        "name": name,
+        "prefect-version": "3.9",
+        "build": None,
+        "push": None,
+        "pull": [
+            {
+                "prefect.deployments.steps.set_working_directory": {
+                    "directory": str(project.project_dir.resolve())
+                }
+            }
+        ],
+        "deployments": entries,
+    }
+    return _HEADER + yaml.safe_dump(document, sort_keys=False, default_flow_style=False)
+
+
+def flows_module(deployments: list[PrefectDeployment]) -> str:
+    """The text of the flows module: one decorated function per deployment's entrypoint
+    (Prefect finds a flow's definition in the file before importing it)."""
+    functions = "".join(
+        _FLOW_FUNCTION.format(
+            source=d.name if d.cron else None,
+            function=d.entrypoint.split(":")[1],
+            doc=(
+                f"Load source '{d.name}', then build the models downstream of it."
+                if d.cron
+                else "Build and test the whole dbt project."
+            ),
+        )
+        for d in deployments
+    )
+    return _FLOWS_MODULE.format(functions=functions)
+
+
+def deploy_prefect(project: Project) -> DeployResult:
+    """Write prefect.yaml and the flows module into the project.
+
+    Returns:
+        The files written and the deployments they declare.
+    """
+    deployments = prefect_deployments(project)
+    root = project.project_dir
+    for file, text in (
+        (PREFECT_FILE, prefect_yaml(project, deployments)),
+        (FLOWS_FILE, flows_module(deployments)),
+    ):
+        path = root / file
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
+    return DeployResult("prefect", (PREFECT_FILE, FLOWS_FILE), WORK_POOL, tuple(deployments))

@@ -1,0 +1,61 @@
+"""``stackyard run --select``: what a selection may name, checked before anything runs."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+
+from stackyard.config.project import Project
+from stackyard.errors import ConfigError, UsageError, did_you_mean
+
+
+def check_selection(
+    project: Project, select: Sequence[str], list_nodes: Callable[[list[str]], list[str]]
+) -> None:
+    """Refuse a selection that cannot mean anything, before anything is loaded or built.
+
+    Args:
+        project: the project.
+        select: source names and dbt selectors as given.
+        list_nodes: ``dbt ls`` of selectors (called only when some are dbt selectors).
+
+    Raises:
+        UsageError: an empty name, a plain name that is neither a source nor a dbt node, or
+            dbt selectors that match nothing in the dbt project.
+        ConfigError: a selected source is disabled.
+    """
+    config = project.config
+    known = model_names(project)
+    for name in select:
+        if not name.strip():
+            raise UsageError("--select got an empty name")
+        plain = not any(ch in name for ch in ":+*@/.,")
+        if plain and known is not None and name not in config.sources and name not in known:
+            choices = sorted(config.sources) + sorted(known)
+            raise UsageError(
+                f"--select '{name}' is neither a source nor a dbt model"
+                f"{did_you_mean(name, choices)}",
+                hint=f"sources: {', '.join(sorted(config.sources)) or '(none)'}; or a "
+                "dbt selector such as orders+ or tag:finance",
+            )
+        if name in config.sources and not config.sources[name].enabled:
+            raise ConfigError(
+                f"source '{name}' is disabled (enabled: false in {project.config_file.name})",
+                hint="set enabled: true to load it",
+            )
+    selectors = [s for s in select if s not in config.sources]
+    if selectors and not list_nodes(selectors):
+        raise UsageError(
+            f"--select {' '.join(selectors)} matches nothing in the dbt project",
+            hint="check the names with `dbt ls` in the dbt project, or select a source: "
+            + (", ".join(sorted(config.sources)) or "(none)"),
+        )
+
+
+def model_names(project: Project) -> set[str] | None:
+    """Model, seed and snapshot names from dbt's last manifest (None before any build)."""
+    path = project.transform_dir / "target" / "manifest.json"
+    if not path.is_file():
+        return None
+    nodes = json.loads(path.read_text(encoding="utf-8")).get("nodes", {})
+    return {n["name"] for n in nodes.values() if n.get("resource_type") != "test"}
