@@ -69,6 +69,13 @@ def test_dry_run_plans_without_writing(project: Path) -> None:
         project, "app.events", "--start", "2024-02-20", "--end", "2024-02-23", "--dry-run"
     )
     assert plan["dry_run"] and plan["estimate"]["rows"] == 36
+    assert plan["estimate"]["rows_method"] == "count"  # counted in the source database
+    # A model's rows come from the engine's plan of its SQL over each window (an estimate).
+    model = backfill_json(
+        project, "daily_events", "--start", "2024-02-20", "--end", "2024-02-23", "--dry-run"
+    )
+    assert model["estimate"]["rows_method"] == "explain"
+    assert all(isinstance(n, int) for n in model["estimate"]["rows_per_partition"])
     assert [p["status"] for p in plan["partitions"]] == ["pending"] * 3
     assert backfill_json(project, "status") == []
     over = stackyard(
