@@ -3,6 +3,7 @@
     stackyard backfill TARGET --start D --end D [--grain day] [--workers N] [--json] …
     stackyard backfill status [ID] [--json]
     stackyard backfill rollback ID
+    stackyard backfill prune [ID] [--json]
 
 Exit codes: 0 every partition succeeded and validation passed, 1 otherwise, 2 usage or
 configuration (nothing attempted).
@@ -32,7 +33,8 @@ def register(app: typer.Typer) -> None:
     app.command(
         help="Re-run a date range of a source table (SOURCE.TABLE) or an incremental dbt "
         "model, partition by partition, resumably. Also: `backfill status [ID]`, "
-        "`backfill rollback ID`."
+        "`backfill rollback ID`, `backfill prune [ID]` (drop expired pre-images, or one "
+        "backfill's)."
     )(backfill)
 
 
@@ -41,11 +43,13 @@ def backfill(
         str,
         typer.Argument(
             metavar="TARGET",
-            help="A dbt model (incremental/microbatch), SOURCE.TABLE, or `status` / `rollback`.",
+            help="A dbt model (incremental/microbatch), SOURCE.TABLE, or `status` / `rollback` / "
+            "`prune`.",
         ),
     ],
     backfill_id: Annotated[
-        str | None, typer.Argument(metavar="[ID]", help="For status and rollback: a backfill id.")
+        str | None,
+        typer.Argument(metavar="[ID]", help="For status, rollback and prune: a backfill id."),
     ] = None,
     start: Annotated[str | None, typer.Option(help="First day, YYYY-MM-DD (included).")] = None,
     end: Annotated[
@@ -76,6 +80,13 @@ def backfill(
     stale_after: Annotated[
         float, typer.Option(help="Seconds without a heartbeat before a lease is taken over.")
     ] = 30.0,
+    run_size: Annotated[
+        int | None,
+        typer.Option(
+            help="Most partitions one dbt invocation or dlt pipeline run covers "
+            "(default: spread over the workers, at most 31)."
+        ),
+    ] = None,
     project: ProjectOpt = None,
     target: TargetOpt = None,
     as_json: JsonOpt = False,
@@ -87,12 +98,17 @@ def backfill(
     if target_name == "rollback":
         _rollback(project, target, backfill_id, as_json)
         return
+    if target_name == "prune":
+        _prune(project, target, backfill_id, as_json)
+        return
     if backfill_id is not None:
         _usage(
             f"unexpected argument '{backfill_id}'", "stackyard backfill TARGET --start … --end …"
         )
     if not start or not end:
         _usage("--start and --end are required", "e.g. --start 2024-01-01 --end 2024-02-01")
+    if run_size is not None and run_size < 1:
+        _usage("--run-size must be 1 or more", "e.g. --run-size 7 for a week per dbt run")
     if grain not in ("hour", "day", "month"):
         _usage(f"unknown grain '{grain}'", "use hour, day or month")
     from stackyard.runbooks.backfill.job import BackfillOptions
@@ -112,6 +128,7 @@ def backfill(
         budget_rows=budget_rows,
         tolerance=tolerance,
         stale_after=stale_after,
+        run_size=run_size,
     )
     if as_json:
         result = _with_context(project, lambda c: c.backfill(target).run(options))
@@ -156,9 +173,13 @@ def _render_result(result: Any) -> None:
             if est.get("models"):
                 out.print(f"models: {', '.join(est['models'])}", highlight=False)
             projected = est.get("projected_seconds")
+            how = _HOW.get(est.get("rows_method", ""), "")
+            scanned = est.get("bytes_scanned")
             out.print(
-                f"estimated rows: {est.get('rows', 0):,}; projected time: "
-                f"{f'{projected} s' if projected is not None else 'unknown (no past partitions)'}",
+                f"estimated rows: {est.get('rows', 0):,} ({how})"
+                + (f"; bytes scanned: {scanned:,} (EXPLAIN)" if scanned is not None else "")
+                + "; projected time: "
+                + (f"{projected} s" if projected is not None else "unknown (no past partitions)"),
                 highlight=False,
             )
             continue
@@ -168,6 +189,14 @@ def _render_result(result: Any) -> None:
             f"backfill id: {result.record.backfill_id}" + (" (resumed)" if result.resumed else ""),
             highlight=False,
         )
+
+
+_HOW = {
+    "explain": "the engine's EXPLAIN estimate",
+    "count": "counted upstream just now",
+    "guess": "a guess: the average of past partitions",
+    "unknown": "unknown: upstream cannot be counted and nothing ran before",
+}
 
 
 def _status_table(data: dict[str, Any]) -> None:
@@ -193,6 +222,17 @@ def _status_table(data: dict[str, Any]) -> None:
     for p in data["partitions"]:
         if p["status"] == "failed":
             out.print(f"  [red]✘[/] {p['window_start']}: {p['error']}", highlight=False)
+    if data.get("preimage_dropped_at"):
+        out.print(
+            f"  pre-images dropped {data['preimage_dropped_at'][:19]}: no rollback",
+            highlight=False,
+        )
+    elif data.get("preimage_expires_at"):
+        out.print(
+            f"  pre-images kept until {data['preimage_expires_at'][:19]} "
+            f"(`stackyard backfill rollback {data['backfill_id']}` until then)",
+            highlight=False,
+        )
     validation = data.get("validation")
     if validation:
         verdict = "[green]passed[/]" if validation.get("ok") else "[red]failed[/]"
@@ -231,3 +271,18 @@ def _rollback(project: Any, target: str | None, backfill_id: str | None, as_json
         f"partitions, {result['rows_restored']:,} rows restored",
         highlight=False,
     )
+
+
+def _prune(project: Any, target: str | None, backfill_id: str | None, as_json: bool) -> None:
+    pruned = _with_context(project, lambda c: c.backfill(target).prune(backfill_id))
+    if as_json:
+        _print_json({"pruned": pruned})
+        return
+    if not pruned:
+        out.print("no pre-images to drop", highlight=False)
+    for p in pruned:
+        out.print(
+            f"dropped the pre-images of {p['backfill_id']} ({p['target']}): "
+            f"{p['rows_dropped']:,} rows; it can no longer be rolled back",
+            highlight=False,
+        )

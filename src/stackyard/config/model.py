@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from stackyard.config.access import AccessConfig
+from stackyard.config.backfills import BackfillsConfig
 from stackyard.config.backups import BackupsConfig
 from stackyard.config.base import SecretRef, StrictModel
 from stackyard.config.monitors import MonitorsConfig
@@ -232,6 +233,7 @@ class ProjectConfig(StrictModel):
     access: AccessConfig = Field(default_factory=AccessConfig)
     monitors: MonitorsConfig = Field(default_factory=MonitorsConfig)
     backups: BackupsConfig = Field(default_factory=BackupsConfig)
+    backfills: BackfillsConfig = Field(default_factory=BackfillsConfig)
     schema_changes: SchemaChangesConfig = Field(default_factory=SchemaChangesConfig)
 
     @field_validator("targets", "sources")

@@ -61,7 +61,8 @@ BACKFILL_TABLES: dict[str, str] = {
     "warehouse_target VARCHAR, range_start VARCHAR, range_end VARCHAR, grain VARCHAR, "
     "time_zone VARCHAR, workers INTEGER, status VARCHAR, holder VARCHAR, "
     "created_at TIMESTAMPTZ, finished_at TIMESTAMPTZ, code_fingerprint VARCHAR, "
-    "validation VARCHAR, preimage_table VARCHAR, rolled_back_at TIMESTAMPTZ",
+    "validation VARCHAR, preimage_table VARCHAR, rolled_back_at TIMESTAMPTZ, "
+    "preimage_dropped_at TIMESTAMPTZ",
     "backfill_partitions": "backfill_id VARCHAR NOT NULL, seq INTEGER, window_start VARCHAR, "
     "window_end VARCHAR, status VARCHAR, attempt INTEGER, worker INTEGER, "
     "heartbeat TIMESTAMPTZ, started_at TIMESTAMPTZ, finished_at TIMESTAMPTZ, "

@@ -12,6 +12,8 @@ import os
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -254,6 +256,41 @@ class Dbt:
         result = self._invoke(args)
         return [_node_result(r) for r in getattr(result, "results", [])]
 
+    def run_range(
+        self,
+        model: str,
+        start: str,
+        end: str,
+        *,
+        microbatch: bool,
+    ) -> RangeOutcome:
+        """One ``dbt run`` of one model over ``[start, end)``, however many partitions it spans.
+
+        A microbatch model gets ``--event-time-start/--event-time-end`` and dbt cuts the range
+        into its batches, reporting each batch as successful or failed; another incremental
+        model reads the range from the ``backfill_start``/``backfill_end`` vars.
+
+        Raises:
+            TransformError: dbt could not start (a compile error, a bad profile).
+        """
+        import json
+
+        args = ["run", "--select", model]
+        if microbatch:
+            args += ["--event-time-start", start, "--event-time-end", end]
+        else:
+            args += ["--vars", json.dumps({"backfill_start": start, "backfill_end": end})]
+        result = self._invoke(args)
+        raw = list(getattr(result, "results", []))
+        nodes = [_node_result(r) for r in raw]
+        batches = getattr(raw[0], "batch_results", None) if raw else None
+        return RangeOutcome(
+            nodes=tuple(nodes),
+            successful=tuple(_utc_pair(b) for b in getattr(batches, "successful", ()) or ()),
+            failed=tuple(_utc_pair(b) for b in getattr(batches, "failed", ()) or ()),
+            batched=batches is not None,
+        )
+
     def compile_sql(self, select: Sequence[str]) -> dict[str, str]:
         """``{model name: compiled SQL}`` of the selected models (``dbt compile``)."""
         result = self._invoke(["compile", "--select", *select])
@@ -336,6 +373,24 @@ def _environment(values: Mapping[str, str]) -> Iterator[None]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = old
+
+
+@dataclass(frozen=True)
+class RangeOutcome:
+    """What one ``dbt run`` over a range did: the node's result and, for a microbatch model,
+    which of dbt's batches (UTC ``(start, end)`` pairs) succeeded and which failed."""
+
+    nodes: tuple[NodeResult, ...]
+    successful: tuple[tuple[datetime, datetime], ...] = ()
+    failed: tuple[tuple[datetime, datetime], ...] = ()
+    batched: bool = False
+
+
+def _utc_pair(batch: Any) -> tuple[datetime, datetime]:
+    def utc(moment: datetime) -> datetime:
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+    return utc(batch[0]), utc(batch[1])
 
 
 def _node_result(r: Any) -> NodeResult:

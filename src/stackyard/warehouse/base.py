@@ -33,6 +33,19 @@ class QueryResult:
         return [dict(zip(self.columns, row, strict=True)) for row in self.rows]
 
 
+@dataclass(frozen=True)
+class QueryEstimate:
+    """What the engine's planner expects of a query, without running it.
+
+    Attributes:
+        rows: rows the query returns, as the planner estimates them.
+        bytes_scanned: bytes it reads from tables; None where the plan does not say.
+    """
+
+    rows: int
+    bytes_scanned: int | None
+
+
 class Warehouse(ABC):
     """A connection to one target, and what dlt and dbt need to reach it.
 
@@ -58,6 +71,10 @@ class Warehouse(ABC):
             history).
         TRANSIENT_TABLES_BY_DEFAULT: dbt's adapter creates table models as transient tables
             unless told otherwise (dbt-snowflake: no Fail-safe, at most one day of time travel).
+        RANGE_INDEXES: a B-tree index speeds up a range filter (Postgres); DuckDB's ART
+            indexes do not, its zone maps already skip what a range filter excludes.
+        EXPLAIN_ESTIMATES: the planner's row (and maybe byte) estimates can be read with
+            :meth:`estimate_query`; without it, a dry run's figures come from counting.
     """
 
     KIND: ClassVar[str]
@@ -74,6 +91,8 @@ class Warehouse(ABC):
     GRANTS_IN_CATALOG: ClassVar[bool] = True
     SUPPORTS_KEY_PAIR_AUTH: ClassVar[bool] = False
     TRANSIENT_TABLES_BY_DEFAULT: ClassVar[bool] = False
+    EXPLAIN_ESTIMATES: ClassVar[bool] = False
+    RANGE_INDEXES: ClassVar[bool] = False
 
     def __init__(self, target_name: str, config: Any, project_dir: Path, secrets: Secrets):
         self.target_name = target_name
@@ -131,6 +150,15 @@ class Warehouse(ABC):
     def describe_query(self, sql: str) -> dict[str, str] | None:
         """The columns and types a SELECT returns, without running it; ``None`` where the
         engine cannot say.
+
+        Raises:
+            WarehouseError: the SQL does not compile against the warehouse as it is.
+        """
+        return None
+
+    def estimate_query(self, sql: str, params: Sequence[Any] = ()) -> QueryEstimate | None:
+        """The planner's estimate of a SELECT (its ``EXPLAIN``), without running it; ``None``
+        where the engine gives none (:attr:`EXPLAIN_ESTIMATES` is false).
 
         Raises:
             WarehouseError: the SQL does not compile against the warehouse as it is.

@@ -69,6 +69,13 @@ def test_dry_run_plans_without_writing(project: Path) -> None:
         project, "app.events", "--start", "2024-02-20", "--end", "2024-02-23", "--dry-run"
     )
     assert plan["dry_run"] and plan["estimate"]["rows"] == 36
+    assert plan["estimate"]["rows_method"] == "count"  # counted in the source database
+    # A model's rows come from the engine's plan of its SQL over each window (an estimate).
+    model = backfill_json(
+        project, "daily_events", "--start", "2024-02-20", "--end", "2024-02-23", "--dry-run"
+    )
+    assert model["estimate"]["rows_method"] == "explain"
+    assert all(isinstance(n, int) for n in model["estimate"]["rows_per_partition"])
     assert [p["status"] for p in plan["partitions"]] == ["pending"] * 3
     assert backfill_json(project, "status") == []
     over = stackyard(
@@ -130,3 +137,54 @@ def test_usage_errors_exit_2(project: Path) -> None:
         proc = stackyard(project, "backfill", *args)
         assert proc.returncode == 2, (args, proc.stdout, proc.stderr)
         assert message in proc.stderr, (args, proc.stderr)
+
+
+def test_one_dbt_run_for_many_days_fails_only_the_day_that_failed(project: Path) -> None:
+    # A model that errors on one kind of row; one such row lands on 2024-02-24 only.
+    (project / "transform" / "models" / "marts" / "fragile_events.sql").write_text(
+        "{{ config(materialized='incremental', incremental_strategy='microbatch', "
+        "event_time='event_day', batch_size='day', "
+        "begin=(modules.datetime.date.today() - modules.datetime.timedelta(days=1)).isoformat()"
+        ") }}\n"
+        "select cast({{ dbt.date_trunc('day', 'updated_at') }} as timestamp) as event_day, "
+        "count(*) as events, "
+        "max(case when kind = 'poison' then error('poison row') else 1 end) as checked "
+        "from {{ ref('stg_events') }} group by 1\n"
+    )
+    stackyard(project, "run", "--json", check=0)
+    db = sqlite3.connect(project / "sources" / "app.sqlite")
+    db.execute("INSERT INTO events VALUES (999999, 'poison', 1, '2024-02-24 12:00:00')")
+    db.commit()
+    db.close()
+    # A late row in the past: only a backfill of the source table brings it in.
+    backfill_json(project, "app.events", "--start", "2024-02-24", "--end", "2024-02-25")
+    result = backfill_json(
+        project,
+        "fragile_events",
+        "--start",
+        "2024-02-22",
+        "--end",
+        "2024-02-27",
+        "--run-size",
+        "5",
+        check=1,
+    )
+    status = {p["start"][:10]: p["status"] for p in result["partitions"]}
+    assert status == {
+        "2024-02-22": "success",
+        "2024-02-23": "success",
+        "2024-02-24": "failed",
+        "2024-02-25": "success",
+        "2024-02-26": "success",
+    }
+    assert all(p["executed"] and p["attempt"] == 1 for p in result["partitions"])
+    assert result["partitions"][2]["error"]
+    days = sql(project, "select count(*) as n from marts.fragile_events")[0]["n"]
+    assert days >= 4  # the four good days are in, whatever the first build added
+    assert (
+        sql(
+            project,
+            "select count(*) as n from marts.fragile_events where event_day = '2024-02-24'",
+        )[0]["n"]
+        == 0
+    )

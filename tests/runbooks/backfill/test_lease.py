@@ -45,6 +45,9 @@ def test_status_from_another_process_while_a_backfill_runs(project: Path) -> Non
             "2024-02-20",
             "--end",
             "2024-03-11",
+            # A dlt run per day keeps it running long enough to be watched on a busy machine.
+            "--run-size",
+            "1",
             "--json",
         ],
         cwd=project,

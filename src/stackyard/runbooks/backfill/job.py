@@ -33,8 +33,10 @@ from stackyard.runbooks.backfill.partitions import (
     partitions,
     time_zone,
 )
+from stackyard.runbooks.backfill.retention import prune
 from stackyard.runbooks.backfill.targets import BackfillTarget, Worker
 from stackyard.runbooks.backfill.validation import validate
+from stackyard.runbooks.backfill.windows import runs
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,23 @@ class BackfillOptions:
     budget_rows: int | None = None
     tolerance: float = 0.0
     stale_after: float = 30.0
+    run_size: int | None = None
+
+
+# Partitions one dbt invocation or dlt pipeline run covers at most, by default: big enough
+# that the per-invocation cost is spread thin, small enough that a killed run redoes little.
+RUN_SIZE = 31
+
+
+def run_size(pending: int, workers: int, limit: int | None = None) -> int:
+    """How many consecutive partitions a worker takes at once: the pending ones spread evenly
+    over the workers, at most ``limit`` (:data:`RUN_SIZE` by default).
+
+    >>> run_size(20, 1), run_size(20, 4), run_size(365, 4), run_size(3, 8), run_size(9, 1, 2)
+    (20, 5, 31, 1, 2)
+    """
+    cap = max(1, limit or RUN_SIZE)
+    return max(1, min(cap, -(-pending // max(workers, 1))))
 
 
 @dataclass(frozen=True)
@@ -121,6 +140,8 @@ class BackfillJob:
         pipelines_dir: where workers keep their dlt pipelines.
         warehouse_target: the stackyard target name, for the ledger.
         console: progress.
+        preimage_days: how long successful backfills' pre-images are kept; expired ones are
+            dropped after each successful backfill.
     """
 
     def __init__(
@@ -132,8 +153,10 @@ class BackfillJob:
         pipelines_dir: Path,
         warehouse_target: str,
         console: Console | None = None,
+        preimage_days: float = 7.0,
     ) -> None:
         self.target = target
+        self.preimage_days = preimage_days
         self.session_factory = session_factory
         self.mirror_dir = mirror_dir
         self.pipelines_dir = pipelines_dir
@@ -221,6 +244,8 @@ class BackfillJob:
             report = validate(self.target, ledger.session, record, options.tolerance)
             failed = any(p.status != "success" for p in record.partitions) or not report["ok"]
             ledger.finish(backfill_id, "failed" if failed else "success", report)
+            if not failed:
+                prune(ledger, self.preimage_days)
         finally:
             ledger.release(self.target.name, backfill_id)
         return BackfillResult(ledger.get(backfill_id), bool(resume_id), tuple(executed))
@@ -236,21 +261,24 @@ class BackfillJob:
         skip: frozenset[str],
     ) -> list[int]:
         record = ledger.get(backfill_id)
-        todo: queue.Queue[PartitionRecord] = queue.Queue()
-        for p in record.partitions:
-            if p.status != "pending":
-                continue
-            if p.window_start in skip:
-                ledger.finish_partition(
-                    backfill_id,
-                    p.seq,
-                    "skipped",
-                    seconds=0.0,
-                    error="upstream partition failed: not run",
-                )
-                continue
-            todo.put(p)
-        total = todo.qsize()
+        skipped = [
+            p.seq for p in record.partitions if p.status == "pending" and p.window_start in skip
+        ]
+        ledger.finish_partitions(
+            backfill_id,
+            [(q, "skipped", 0.0, None, "upstream partition failed: not run") for q in skipped],
+        )
+        pending = {
+            p.seq: p
+            for p in record.partitions
+            if p.status == "pending" and p.window_start not in skip
+        }
+        size = run_size(len(pending), options.workers, options.run_size)
+        todo: queue.Queue[list[PartitionRecord]] = queue.Queue()
+        for run in runs(sorted(pending)):
+            for i in range(0, len(run), size):
+                todo.put([pending[q] for q in run[i : i + size]])
+        total = len(pending)
         self.target.prepare()
         step = f"backfill {self.target.name}"
         self.console.step_started(step, f"{total} of {len(record.partitions)} partitions to run")
@@ -266,7 +294,7 @@ class BackfillJob:
                 args=(n, ledger, backfill_id, todo, preimage, executed, step),
                 name=f"backfill-w{n}",
             )
-            for n in range(min(options.workers, max(total, 1)))
+            for n in range(min(options.workers, max(todo.qsize(), 1)))
         ]
         for w in workers:
             w.start()
@@ -290,7 +318,7 @@ class BackfillJob:
         number: int,
         ledger: Ledger,
         backfill_id: str,
-        todo: queue.Queue[PartitionRecord],
+        todo: queue.Queue[list[PartitionRecord]],
         preimage: str,
         executed: list[int],
         step: str,
@@ -300,33 +328,33 @@ class BackfillJob:
         try:
             while True:
                 try:
-                    part = todo.get_nowait()
+                    parts = todo.get_nowait()
                 except queue.Empty:
                     return
-                ledger.start_partition(backfill_id, part.seq, number, self.target.fingerprint())
-                executed.append(part.seq)
+                seqs = [p.seq for p in parts]
+                ledger.start_partitions(backfill_id, seqs, number, self.target.fingerprint())
+                executed.extend(seqs)
                 started = time.perf_counter()
                 try:
-                    rows = self.target.replace(part.window, worker, preimage, part.seq)
-                except StackyardError as exc:
-                    ledger.finish_partition(
-                        backfill_id,
-                        part.seq,
-                        "failed",
-                        seconds=time.perf_counter() - started,
-                        error=exc.message,
+                    outcomes = self.target.replace_run(
+                        [p.window for p in parts], seqs, worker, preimage
                     )
-                    self.console.step_progress(step, f"{part.window_start} failed: {exc.message}")
-                    continue
-                ledger.finish_partition(
+                except StackyardError as exc:
+                    outcomes = [exc.message] * len(parts)
+                # One run covered them all: each partition gets an equal share of its time.
+                seconds = (time.perf_counter() - started) / len(parts)
+                ledger.finish_partitions(
                     backfill_id,
-                    part.seq,
-                    "success",
-                    seconds=time.perf_counter() - started,
-                    rows_written=rows,
-                    input_fingerprint=f"{rows}",
+                    [
+                        (q, "failed", seconds, None, o)
+                        if isinstance(o, str)
+                        else (q, "success", seconds, o, None)
+                        for q, o in zip(seqs, outcomes, strict=True)
+                    ],
                 )
-                self.console.step_progress(step, f"{part.window_start} {rows:,} rows")
+                for p, o in zip(parts, outcomes, strict=True):
+                    said = f"failed: {o}" if isinstance(o, str) else f"{o:,} rows"
+                    self.console.step_progress(step, f"{p.window_start} {said}")
         finally:
             session.close()
 
@@ -335,21 +363,30 @@ class BackfillJob:
     def _estimate(
         self, ledger: Ledger, options: BackfillOptions, windows: list[Window]
     ) -> dict[str, Any]:
-        counts = self.target.expected_counts(ledger.session, windows)
+        """Rows, bytes and time the backfill is expected to take, and where each figure comes
+        from: ``explain`` (the engine's planner), ``count`` (counted upstream now), ``guess``
+        (the average of this target's past partitions) or ``unknown``."""
+        found = self.target.estimate(ledger.session, windows)
+        p = ledger.session.param()
         past = ledger.session.query(
-            "SELECT avg(p.seconds) FROM stackyard.backfill_partitions p JOIN stackyard.backfills b "
-            "ON p.backfill_id = b.backfill_id WHERE b.target = "
-            + ledger.session.param()
-            + " AND p.status = 'success'",
+            "SELECT avg(p.seconds), avg(p.rows_written) FROM stackyard.backfill_partitions p "
+            "JOIN stackyard.backfills b ON p.backfill_id = b.backfill_id "
+            f"WHERE b.target = {p} AND p.status = 'success'",
             (self.target.name,),
         ).rows
-        per = float(past[0][0]) if past and past[0][0] is not None else None
+        per, past_rows = past[0] if past else (None, None)
+        rows = found["rows_per_partition"]
+        method = found["method"]
+        if method == "unknown" and past_rows is not None:
+            rows, method = [round(float(past_rows))] * len(windows), "guess"
         return {
-            "rows": sum(c for c in counts if c > 0),
-            "rows_per_partition": counts,
-            "seconds_per_partition": round(per, 3) if per is not None else None,
+            "rows": sum(r for r in rows if r is not None and r > 0),
+            "rows_per_partition": rows,
+            "rows_method": method,
+            "bytes_scanned": found.get("bytes_scanned"),
+            "seconds_per_partition": round(float(per), 3) if per is not None else None,
             "projected_seconds": (
-                round(per * len(windows) / options.workers, 1) if per is not None else None
+                round(float(per) * len(windows) / options.workers, 1) if per is not None else None
             ),
         }
 

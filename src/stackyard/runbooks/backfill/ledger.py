@@ -18,7 +18,8 @@ import json
 import os
 import socket
 import threading
-from dataclasses import asdict, dataclass, field
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -79,6 +80,8 @@ class BackfillRecord:
     validation: dict[str, Any] | None
     preimage_table: str | None
     partitions: tuple[PartitionRecord, ...] = field(default=())
+    finished_at: str | None = None
+    preimage_dropped_at: str | None = None
 
     def count(self, status: str) -> int:
         """Partitions in ``status``."""
@@ -100,6 +103,12 @@ def holder_name(backfill_id: str) -> str:
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _iso(value: Any) -> str | None:
+    if value is None:
+        return None
+    return value.astimezone(UTC).isoformat() if isinstance(value, datetime) else str(value)
 
 
 class Ledger:
@@ -156,12 +165,18 @@ class Ledger:
                     record.preimage_table,
                 ),
             )
-            marks = ", ".join([p] * 6)
-            for seq, w in enumerate(windows):
+            one = "(" + ", ".join([p] * 6) + ")"
+            for first in range(0, len(windows), 1000):
+                chunk = windows[first : first + 1000]
                 s.execute(
                     f"INSERT INTO {self._t('backfill_partitions')} (backfill_id, seq, "
-                    f"window_start, window_end, status, attempt) VALUES ({marks})",
-                    (record.backfill_id, seq, *w.key(), "pending", 0),
+                    f"window_start, window_end, status, attempt) VALUES "
+                    + ", ".join([one] * len(chunk)),
+                    [
+                        v
+                        for seq, w in enumerate(chunk, start=first)
+                        for v in (record.backfill_id, seq, *w.key(), "pending", 0)
+                    ],
                 )
         self.mirror(record.backfill_id)
 
@@ -176,7 +191,8 @@ class Ledger:
             rows = self.session.query(
                 "SELECT backfill_id, target, target_kind, warehouse_target, range_start, "
                 "range_end, grain, time_zone, workers, status, holder, code_fingerprint, "
-                f"validation, preimage_table FROM {self._t('backfills')} WHERE backfill_id = {p}",
+                "validation, preimage_table, COALESCE(rolled_back_at, finished_at), "
+                f"preimage_dropped_at FROM {self._t('backfills')} WHERE backfill_id = {p}",
                 (backfill_id,),
             ).rows
             if not rows:
@@ -192,8 +208,14 @@ class Ledger:
             ).rows
         head: list[Any] = list(rows[0])
         head[12] = json.loads(head[12]) if head[12] else None
-        head.append(tuple(PartitionRecord(*r) for r in parts))
-        return BackfillRecord(*head)
+        finished, dropped = (_iso(v) for v in head[14:])
+        record = BackfillRecord(*head[:14])
+        return replace(
+            record,
+            partitions=tuple(PartitionRecord(*r) for r in parts),
+            finished_at=finished,
+            preimage_dropped_at=dropped,
+        )
 
     def recent(self, limit: int = 10, target: str | None = None) -> list[str]:
         """Ids of the latest backfills (of one target, if given), newest first."""
@@ -247,10 +269,36 @@ class Ledger:
             )
         self.mirror(backfill_id)
 
+    def expired_preimages(self, before: datetime, statuses: Sequence[str]) -> list[str]:
+        """Backfills in ``statuses``, finished (or rolled back) before ``before``, whose
+        pre-images are still kept; oldest first."""
+        p = self.session.param()
+        rows = self.session.query(
+            f"SELECT backfill_id FROM {self._t('backfills')} WHERE status IN "
+            f"({', '.join([p] * len(statuses))}) AND preimage_dropped_at IS NULL "
+            f"AND COALESCE(rolled_back_at, finished_at) <= {p} "
+            "ORDER BY COALESCE(rolled_back_at, finished_at)",
+            (*statuses, before),
+        ).rows
+        return [str(r[0]) for r in rows]
+
+    def mark_preimage_dropped(self, backfill_id: str) -> None:
+        """Record that a backfill's pre-images are gone (it can no longer be rolled back)."""
+        p = self.session.param()
+        with self._lock:
+            self.session.execute(
+                f"UPDATE {self._t('backfills')} SET preimage_dropped_at = {p} "
+                f"WHERE backfill_id = {p}",
+                (_now(), backfill_id),
+            )
+        self.mirror(backfill_id)
+
     # ------------------------------------------------------------------ partitions
 
-    def start_partition(self, backfill_id: str, seq: int, worker: int, code: str) -> int:
-        """Mark a partition running on ``worker``; return its attempt number."""
+    def start_partitions(
+        self, backfill_id: str, seqs: Sequence[int], worker: int, code: str
+    ) -> None:
+        """Mark partitions running on ``worker`` (their attempt goes up by one)."""
         p = self.session.param()
         now = _now()
         with self._lock:
@@ -258,37 +306,42 @@ class Ledger:
                 f"UPDATE {self._t('backfill_partitions')} SET status = 'running', "
                 f"attempt = attempt + 1, worker = {p}, heartbeat = {p}, started_at = {p}, "
                 f"finished_at = NULL, error = NULL, code_fingerprint = {p} "
-                f"WHERE backfill_id = {p} AND seq = {p}",
-                (worker, now, now, code, backfill_id, seq),
+                f"WHERE backfill_id = {p} AND seq IN ({', '.join([p] * len(seqs))})",
+                (worker, now, now, code, backfill_id, *seqs),
             )
-            rows = self.session.query(
-                f"SELECT attempt FROM {self._t('backfill_partitions')} "
-                f"WHERE backfill_id = {p} AND seq = {p}",
-                (backfill_id, seq),
-            ).rows
         self.mirror(backfill_id)
-        return int(rows[0][0])
 
-    def finish_partition(
+    def finish_partitions(
         self,
         backfill_id: str,
-        seq: int,
-        status: str,
-        *,
-        seconds: float,
-        rows_written: int | None = None,
-        error: str | None = None,
-        input_fingerprint: str | None = None,
+        outcomes: Sequence[tuple[int, str, float, int | None, str | None]],
     ) -> None:
-        """Record how a partition ended."""
+        """Record how partitions ended, in one transaction.
+
+        Args:
+            outcomes: per partition ``(seq, status, seconds, rows_written, error)``.
+        """
+        if not outcomes:
+            return
         p = self.session.param()
-        with self._lock:
-            self.session.execute(
-                f"UPDATE {self._t('backfill_partitions')} SET status = {p}, finished_at = {p}, "
-                f"seconds = {p}, rows_written = {p}, error = {p}, input_fingerprint = {p} "
-                f"WHERE backfill_id = {p} AND seq = {p}",
-                (status, _now(), seconds, rows_written, error, input_fingerprint, backfill_id, seq),
-            )
+        now = _now()
+        with self._lock, self.session.transaction() as s:
+            for seq, status, seconds, rows, error in outcomes:
+                s.execute(
+                    f"UPDATE {self._t('backfill_partitions')} SET status = {p}, "
+                    f"finished_at = {p}, seconds = {p}, rows_written = {p}, error = {p}, "
+                    f"input_fingerprint = {p} WHERE backfill_id = {p} AND seq = {p}",
+                    (
+                        status,
+                        now,
+                        seconds,
+                        rows,
+                        error,
+                        None if rows is None else str(rows),
+                        backfill_id,
+                        seq,
+                    ),
+                )
         self.mirror(backfill_id)
 
     def set_partition_numbers(self, backfill_id: str, seq: int, **values: int | None) -> None:

@@ -20,13 +20,10 @@ from stackyard.runbooks.backfill.ledger import (
     lease_holders,
     read_mirror,
 )
-from stackyard.runbooks.backfill.targets import (
-    MARKS_SUFFIX,
-    BackfillTarget,
-    ModelTarget,
-    SourceTableTarget,
-    naive_utc,
-)
+from stackyard.runbooks.backfill.retention import expires_at, prune
+from stackyard.runbooks.backfill.source_table import SourceTableTarget
+from stackyard.runbooks.backfill.targets import MARKS_SUFFIX, BackfillTarget, ModelTarget
+from stackyard.runbooks.backfill.windows import naive_utc
 from stackyard.session import Session
 from stackyard.transform.staging import dbt_source_names
 
@@ -121,6 +118,7 @@ class BackfillRunbook:
             pipelines_dir=self.project_dir / ".stackyard" / "backfill_pipelines",
             warehouse_target=self.warehouse.target_name,
             console=self.console,
+            preimage_days=self.config.backfills.preimage_days,
         )
 
     # ------------------------------------------------------------------ run
@@ -203,7 +201,7 @@ class BackfillRunbook:
             # A backfill holds the file: read its mirror rather than contend for the lock.
             mirrored = read_mirror(self.mirror_dir, backfill_id)
             if mirrored is not None:
-                return [mirrored]
+                return [self._with_expiry(mirrored)]
         try:
             session = Connection(self.warehouse)
         except WarehouseUnreachableError:
@@ -212,11 +210,32 @@ class BackfillRunbook:
             mirrored = read_mirror(self.mirror_dir, backfill_id)
             if mirrored is None:
                 raise
-            return [mirrored]
+            return [self._with_expiry(mirrored)]
         try:
             ledger = Ledger(session, self.mirror_dir)
             ids = [backfill_id] if backfill_id else ledger.recent(limit)
-            return [ledger.get(i).to_dict() for i in ids]
+            return [self._with_expiry(ledger.get(i).to_dict()) for i in ids]
+        finally:
+            session.close()
+
+    def _with_expiry(self, data: dict[str, Any]) -> dict[str, Any]:
+        days = self.config.backfills.preimage_days
+        expiry = expires_at(
+            data["status"], data.get("finished_at"), data.get("preimage_dropped_at"), days
+        )
+        return {**data, "preimage_expires_at": expiry}
+
+    def prune(self, backfill_id: str | None = None) -> list[dict[str, Any]]:
+        """Drop the pre-images of one backfill (confirming it), or of every expired one.
+
+        Raises:
+            UsageError: unknown id, or a failed/unfinished backfill (its pre-images are kept).
+        """
+        session = self._connect()
+        try:
+            return prune(
+                Ledger(session, self.mirror_dir), self.config.backfills.preimage_days, backfill_id
+            )
         finally:
             session.close()
 
@@ -236,6 +255,14 @@ class BackfillRunbook:
             record = ledger.get(backfill_id)
             if record.status == "rolled_back":
                 raise UsageError(f"backfill {backfill_id} was already rolled back")
+            if record.preimage_dropped_at:
+                raise UsageError(
+                    f"backfill {backfill_id} can no longer be rolled back: its pre-images were "
+                    f"dropped at {record.preimage_dropped_at} (backfills.preimage_days in "
+                    "stackyard.yml says how long they are kept)",
+                    hint="restore the table from a backup (`stackyard restore`), or backfill "
+                    "the range again from the source",
+                )
             target = self.resolve(record.target)
             ledger.acquire(target.name, backfill_id, holder_name(backfill_id), 30.0)
             try:

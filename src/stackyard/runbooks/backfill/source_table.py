@@ -1,0 +1,328 @@
+"""``SOURCE.TABLE`` as a backfill target: a sql_database or rest_api table with a cursor.
+
+A worker's own dlt pipeline extracts a run of consecutive partitions in one pipeline run (dlt's
+incremental with ``initial_value``/``end_value`` over the run's range, so no cursor state is
+read or written) into the worker's staging schema. Then each partition is swapped in with its
+own transaction: the window's rows (and any row whose key moved into the window) are deleted
+from the table and the window's staged rows inserted — so the ledger still records each
+partition exactly, and a failure fails only the partitions it touched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from stackyard.config.model import RestApiSource, SqlDatabaseSource
+from stackyard.config.secrets import Secrets
+from stackyard.errors import ConfigError, LoadError, StackyardError, UsageError
+from stackyard.runbooks.backfill.connection import Connection
+from stackyard.runbooks.backfill.partitions import Window
+from stackyard.runbooks.backfill.targets import BackfillTarget, Outcome, Worker
+from stackyard.runbooks.backfill.windows import bucket, naive_utc, span_filter
+from stackyard.warehouse.base import Warehouse
+
+
+class SourceTableTarget(BackfillTarget):
+    """``SOURCE.TABLE`` of a sql_database or rest_api source that has a cursor."""
+
+    kind = "source"
+
+    def __init__(
+        self,
+        source: str,
+        table: str,
+        config: SqlDatabaseSource | RestApiSource,
+        *,
+        project: str,
+        dataset: str,
+        project_dir: Path,
+        secrets: Secrets,
+        warehouse: Warehouse,
+    ) -> None:
+        self.source = source
+        self.name = f"{source}.{table}"
+        self.config = config
+        self.project = project
+        self.schema = dataset
+        self.table = table
+        self.project_dir = project_dir
+        self.secrets = secrets
+        self.warehouse = warehouse
+        spec = (
+            config.tables[table]
+            if isinstance(config, SqlDatabaseSource)
+            else config.endpoints[table]
+        )
+        if not spec.cursor:
+            raise UsageError(
+                f"{self.name} has no cursor, so it cannot be cut into date windows",
+                hint=f"add cursor: <timestamp column> to sources.{source} in stackyard.yml, or "
+                f"reload the whole table with `stackyard run --select {source}`",
+            )
+        self.time_column = spec.cursor
+        key = spec.primary_key
+        self.keys = [key] if isinstance(key, str) else list(key or [])
+
+    def fingerprint(self) -> str:
+        text = json.dumps(self.config.model_dump(mode="json"), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def prepare(self) -> None:
+        # Two threads importing pyarrow or dlt's sources for the first time at once can see a
+        # half-initialised module; import them here, before the workers start.
+        import os
+
+        import pyarrow  # noqa: F401
+        from dlt.sources import rest_api, sql_database  # noqa: F401
+
+        # Staged rows carry their load id, so a partition inserts exactly its own load's rows.
+        os.environ.setdefault("NORMALIZE__PARQUET_NORMALIZER__ADD_DLT_LOAD_ID", "true")
+
+    def cleanup(self, session: Connection, workers: int) -> None:
+        for n in range(workers):
+            for schema in (self.staging_schema(n), self.staging_schema(n) + "_staging"):
+                session.execute(f"DROP SCHEMA IF EXISTS {session.quote(schema)} CASCADE")
+        shutil.rmtree(self.project_dir / ".stackyard" / "backfill_pipelines", ignore_errors=True)
+
+    def staging_schema(self, worker: int) -> str:
+        """The worker's own staging schema (dlt's dataset)."""
+        return f"{self.schema}_backfill_w{worker}"[:63]
+
+    def _resource(self, window: Window) -> Any:
+        """dlt's ``sql_table`` for exactly ``[start, end)`` of the cursor, rows stamped with
+        ``_loaded_at`` as a regular load stamps them."""
+        import dlt
+        import pyarrow as pa
+        from dlt.sources import sql_database
+
+        from stackyard.ingest.sources import LOADED_AT, connection_url, sql_backend
+
+        if isinstance(self.config, RestApiSource):
+            return self._rest_resource(window)
+        spec = self.config.tables[self.table]
+        url = connection_url(self.source, self.config, self.project_dir, self.secrets)
+        backend, backend_kwargs = sql_backend(self.config, url)
+        sql_table: Any = sql_database.sql_table
+        resource = sql_table(
+            credentials=url,
+            table=spec.source_table or self.table,
+            schema=self.config.source_schema,
+            backend=backend,
+            backend_kwargs=backend_kwargs,
+            chunk_size=self.config.chunk_size,
+            # initial_value/end_value: exactly [start, end), and no cursor state kept.
+            incremental=dlt.sources.incremental(
+                self.time_column,
+                initial_value=naive_utc(window.start),
+                end_value=naive_utc(window.end),
+                range_start="closed",
+                range_end="open",
+            ),
+            primary_key=spec.primary_key,
+            write_disposition="replace",
+            defer_table_reflect=True,
+            reflection_level="full_with_precision",
+        ).with_name(self.table)
+        loaded_at = pa.scalar(datetime.now(UTC), type=pa.timestamp("us", tz="UTC"))
+
+        def stamp(item: Any) -> Any:
+            if isinstance(item, pa.Table | pa.RecordBatch) and LOADED_AT not in item.column_names:
+                return item.append_column(LOADED_AT, pa.repeat(loaded_at, item.num_rows))
+            return item
+
+        return resource.add_map(stamp)
+
+    def _rest_resource(self, window: Window) -> Any:
+        """The endpoint through dlt's rest_api with ``initial_value``/``end_value`` set: the
+        start goes to the API as the cursor parameter, and dlt drops items at or past the end."""
+        from dlt.sources.rest_api import rest_api_source
+
+        from stackyard.ingest.rest import rest_api_config
+
+        assert isinstance(self.config, RestApiSource)
+        config: Any = rest_api_config(self.source, self.config, self.secrets)
+        fmt = "%Y-%m-%dT%H:%M:%SZ"
+        for resource in config["resources"]:
+            if resource["name"] == self.table:
+                resource["endpoint"]["incremental"].update(
+                    initial_value=naive_utc(window.start).strftime(fmt),
+                    end_value=naive_utc(window.end).strftime(fmt),
+                    range_start="closed",
+                    range_end="open",
+                )
+                resource["write_disposition"] = "replace"
+        config["resources"] = [r for r in config["resources"] if r["name"] == self.table]
+        return rest_api_source(config, name=self.source).resources[self.table]
+
+    def replace_run(
+        self, windows: Sequence[Window], seqs: Sequence[int], worker: Worker, preimage: str | None
+    ) -> list[Outcome]:
+        import dlt
+        from dlt.pipeline.exceptions import PipelineStepFailed
+
+        s = worker.session
+        if not self.exists(s):
+            raise ConfigError(
+                f"{self.schema}.{self.table} does not exist yet on {self.warehouse.describe()}",
+                hint=f"load it once with `stackyard run --select {self.source}`, then backfill",
+            )
+        name = f"{self.project}__backfill__{self.source}__w{worker.number}"
+        folder = worker.pipelines_dir / name
+        # A killed load leaves a package behind; this run is extracted again from scratch.
+        shutil.rmtree(folder, ignore_errors=True)
+        pipeline = dlt.pipeline(
+            pipeline_name=name,
+            destination=self.warehouse.dlt_destination(),
+            dataset_name=self.staging_schema(worker.number),
+            pipelines_dir=str(worker.pipelines_dir),
+        )
+        span = Window(windows[0].start, windows[-1].end)
+        label = span.label if len(windows) == 1 else f"{span.label} to {span.end.isoformat()}"
+        try:
+            info = pipeline.run(self._resource(span), loader_file_format="parquet")
+        except PipelineStepFailed as exc:
+            raise LoadError(f"loading {self.name} for {label}: {_root_cause(exc)}") from None
+        load_id = info.loads_ids[0] if info.loads_ids else ""
+        staged_cols = s.table_columns(self.staging_schema(worker.number), self.table)
+        if staged_cols and len(windows) > 1 and self.warehouse.RANGE_INDEXES:
+            # Each partition reads its window of the staged rows: index them by the cursor
+            # once, rather than scan the whole run's rows per partition.
+            s.execute(
+                f"CREATE INDEX IF NOT EXISTS {s.quote(self.table + '__backfill_cursor')} ON "
+                f"{self._staged(s, worker.number)} ({s.quote(self.time_column)})"
+            )
+        moved = self._moved_keys(s, windows, seqs, load_id, worker.number) if staged_cols else {}
+        if preimage:
+            self.take_preimages(s, preimage, seqs, windows, moved)
+        target_cols = s.table_columns(self.schema, self.table)
+        cols = ", ".join(s.quote(c) for c in staged_cols if c in target_cols)
+        out: list[Outcome] = []
+        for window, seq in zip(windows, seqs, strict=True):
+            try:
+                out.append(self._swap(s, window, load_id, worker.number, cols, moved.get(seq)))
+            except StackyardError as exc:
+                out.append(exc.message)
+        return out
+
+    def _staged(self, s: Connection, worker: int) -> str:
+        return s.quote(self.staging_schema(worker), self.table)
+
+    def _moved_keys(
+        self,
+        s: Connection,
+        windows: Sequence[Window],
+        seqs: Sequence[int],
+        load_id: str,
+        worker: int,
+    ) -> dict[int, tuple[str, list[Any]]]:
+        """Rows of the table whose key was re-loaded into another partition than the one they
+        sit in (their cursor moved): per partition, a condition naming them, so the partition
+        replaces them too and no key is left twice.
+
+        One join of the staged rows with the table, whatever the number of partitions.
+        """
+        if not self.keys:
+            return {}
+        p = s.param()
+        keys = [s.quote(k) for k in self.keys]
+        on = " AND ".join(f"st.{k} = t.{k}" for k in keys)
+        col = s.quote(self.time_column)
+        staged_bucket, sb_params = bucket(f"st.{col}", windows, seqs, p)
+        target_bucket, tb_params = bucket(f"t.{col}", windows, seqs, p)
+        inside, in_params = span_filter(f"t.{col}", windows, p)
+        rows = s.query(
+            f"SELECT {staged_bucket} AS seq, {', '.join(f'st.{k}' for k in keys)} "
+            f"FROM {self._staged(s, worker)} AS st JOIN {self.relation(s)} AS t ON {on} "
+            f"WHERE st._dlt_load_id = {p} AND NOT COALESCE({inside} AND "
+            f"{target_bucket} = {staged_bucket}, FALSE)",
+            (*sb_params, load_id, *in_params, *tb_params, *sb_params),
+        ).rows
+        by_seq: dict[int, list[tuple[Any, ...]]] = {}
+        for row in rows:
+            by_seq.setdefault(int(row[0]), []).append(tuple(row[1:]))
+        out = {}
+        one = "(" + ", ".join([p] * len(keys)) + ")"
+        for seq, found in by_seq.items():
+            values = ", ".join([one] * len(found))
+            condition = f"({', '.join(keys)}) IN (VALUES {values})"
+            out[seq] = (condition, [v for key in found for v in key])
+        return out
+
+    def _swap(
+        self,
+        s: Connection,
+        window: Window,
+        load_id: str,
+        worker: int,
+        cols: str,
+        moved: tuple[str, list[Any]] | None,
+    ) -> int:
+        """One partition, in one transaction: delete the window (and the rows whose key moved
+        into it), insert the window's staged rows; return how many were inserted."""
+        p = s.param()
+        target = self.relation(s)
+        bounds = (naive_utc(window.start), naive_utc(window.end))
+        with s.transaction():
+            if moved:
+                s.execute(f"DELETE FROM {target} WHERE {moved[0]}", moved[1])
+            s.execute(f"DELETE FROM {target} WHERE {self.window_filter(s)}", bounds)
+            # Nothing extracted means dlt created no staging table: the window ends up empty.
+            if not cols:
+                return 0
+            rows_from = (
+                f"FROM {self._staged(s, worker)} WHERE _dlt_load_id = {p} AND "
+                f"{self.window_filter(s)}"
+            )
+            count = s.execute(
+                f"INSERT INTO {target} ({cols}) SELECT {cols} {rows_from}", (load_id, *bounds)
+            )
+            if count < 0:
+                count = s.query(f"SELECT count(*) {rows_from}", (load_id, *bounds)).rows[0][0]
+        return int(count)
+
+    def expected_counts(self, session: Connection, windows: list[Window]) -> list[int]:
+        """Rows per window in the source database itself (sql_database sources)."""
+        if not isinstance(self.config, SqlDatabaseSource):
+            return [-1] * len(windows)  # an API cannot be counted without reading it
+        import sqlalchemy as sa
+
+        from stackyard.ingest.sources import connection_url
+
+        url = connection_url(self.source, self.config, self.project_dir, self.secrets)
+        engine = sa.create_engine(url)
+        spec = self.config.tables[self.table]
+        table = sa.table(
+            spec.source_table or self.table,
+            sa.column(self.time_column),
+            schema=self.config.source_schema,
+        )
+        col = table.c[self.time_column]
+        out = []
+        try:
+            with engine.connect() as conn:
+                for w in windows:
+                    q = (
+                        sa.select(sa.func.count())
+                        .select_from(table)
+                        .where(col >= naive_utc(w.start), col < naive_utc(w.end))
+                    )
+                    out.append(int(conn.execute(q).scalar_one()))
+        except sa.exc.SQLAlchemyError as exc:
+            raise LoadError(
+                f"cannot count {self.name} in the source: {str(exc).splitlines()[0]}"
+            ) from None
+        finally:
+            engine.dispose()
+        return out
+
+
+def _root_cause(exc: BaseException) -> str:
+    while exc.__cause__ is not None or exc.__context__ is not None:
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    return f"{type(exc).__name__}: {exc}"
