@@ -144,11 +144,16 @@ def test_kill_9_after_messages_were_delivered_then_rerun_loads_each_event_once(
 def test_unreachable_server_fails_the_load_and_names_the_server(stream: Stream) -> None:
     stream.add_source()
     entry = stream.project / "stackyard.yml"
-    entry.write_text(entry.read_text().replace(jetstream.NATS_URL, "nats://127.0.0.1:9"))
+    entry.write_text(
+        entry.read_text().replace(
+            jetstream.NATS_URL, "nats://127.0.0.1:9\n    retries: {count: 1, backoff_factor: 0}"
+        )
+    )
     done = stream.stackyard("run", "--select", "events", "--json", check=False)
     assert done.returncode == 1
     error = json.loads(done.stdout)["loads"][0]["error"]
     assert "cannot reach the stream server nats://127.0.0.1:9" in error
+    assert "(after 2 attempts)" in error  # an unreachable server is worth trying again
 
 
 def test_subject_no_stream_captures_is_a_clear_error(stream: Stream) -> None:
