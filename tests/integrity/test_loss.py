@@ -69,6 +69,39 @@ def test_case_04_on_a_remote_url_with_credentials_no_file_fails_too(project: Pat
     assert scalar(project, "SELECT count(*) FROM remote.orders") == 2  # left as it was
 
 
+def test_case_04_s3_credentials_are_read_as_dlt_expects_them(project: Path) -> None:
+    """s3:// with credentials: plain text is refused saying what is expected; a JSON object
+    reaches S3 (here an endpoint nobody listens on), so the listing fails on that."""
+    import json
+    import socket
+
+    with socket.socket() as probe:  # a free port, closed again: nothing listens there
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    text = (project / "stackyard.yml").read_text()
+    (project / "stackyard.yml").write_text(
+        text.replace(
+            "sources: {}\n",
+            "sources:\n  bucket:\n    kind: filesystem\n    url: s3://exports/orders\n"
+            "    credentials: {secret: BUCKET_KEY}\n"
+            "    tables:\n      orders: {glob: 'orders_*.csv'}\n",
+        )
+    )
+    code, output = cli("run", "-p", str(project), env={"BUCKET_KEY": "AKIA-plain-text"})
+    assert code == 1, output
+    assert "must be a JSON object" in output and "AKIA-plain-text" not in output
+    key = {
+        "aws_access_key_id": "key",
+        "aws_secret_access_key": "secret-9d2e",
+        "endpoint_url": f"http://127.0.0.1:{port}",
+    }
+    code, result = cli_json("run", "-p", str(project), env={"BUCKET_KEY": json.dumps(key)})
+    assert code == 1, result
+    error = result["loads"][0]["error"]
+    assert f"127.0.0.1:{port}" in error or f"127.0.0.1', {port}" in error, error
+    assert "secret-9d2e" not in json.dumps(result)
+
+
 def test_case_05_a_decimal_in_an_integer_key_is_rejected_not_rounded(project: Path) -> None:
     write(project / "sources/exports/orders.csv", "id,amount\n10,100\n11,110\n")
     code, output = _add_files(project, "--primary-key", "orders=id")

@@ -12,7 +12,47 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from stackyard.errors import LoadError
+from stackyard.errors import ConfigError, LoadError
+
+
+def bucket_credentials(source: str, url: str, value: str) -> Any:
+    """dlt's credentials for a bucket URL, from a secret's value.
+
+    A JSON object holds the fields of dlt's credentials for the URL's protocol (for s3://:
+    ``aws_access_key_id``, ``aws_secret_access_key``, ``endpoint_url``…; for gs://: a
+    service-account key file's JSON); any other text is handed to dlt as it is (an Azure
+    connection string). dlt reads S3 credentials only from fields, so plain text is refused
+    for s3:// instead of failing later with an unrelated error.
+
+    >>> bucket_credentials("b", "s3://x", '{"aws_access_key_id": "k"}')
+    {'aws_access_key_id': 'k'}
+
+    Raises:
+        ConfigError: the value looks like JSON and does not parse, or is plain text for s3://.
+    """
+    import json
+
+    where = f"sources.{source}.credentials"
+    if value.lstrip().startswith("{"):
+        try:
+            data = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(
+                f"{where}: the secret starts like a JSON object but does not parse: {exc.msg} "
+                f"(line {exc.lineno}, column {exc.colno})",
+                hint="write the credentials as one JSON object, e.g. "
+                '{"aws_access_key_id": "…", "aws_secret_access_key": "…"}',
+            ) from None
+        if isinstance(data, dict):
+            return data
+    if url.startswith("s3://"):
+        raise ConfigError(
+            f"{where}: for an s3:// URL the secret must be a JSON object with the key's "
+            "fields; found plain text",
+            hint='set it to {"aws_access_key_id": "…", "aws_secret_access_key": "…"} (add '
+            '"endpoint_url" for an S3-compatible store, "region_name" if needed)',
+        )
+    return value
 
 
 def check_files_exist(

@@ -344,15 +344,20 @@ def _file_resources(
                 hint="create it and put the files there, or fix the path (relative to the project)",
             )
         url = str(folder)
+    from stackyard.ingest.file_batches import bucket_credentials, check_files_exist
+
     credentials = (
-        secrets.resolve(config.credentials, used_for=f"sources.{name}.credentials")
+        bucket_credentials(
+            name,
+            url,
+            secrets.resolve(config.credentials, used_for=f"sources.{name}.credentials"),
+        )
         if config.credentials
         else None
     )
     filesystem: Any = dlt_filesystem.filesystem
     transformer: Any = dlt.transformer
     resources = []
-    from stackyard.ingest.file_batches import check_files_exist
 
     for table_name, table in config.tables.items():
         check_files_exist(
