@@ -1,11 +1,12 @@
-"""Generator B for the anomaly benchmark: written apart from generator A, used only for
-held-out reporting (never while tuning the detector).
+"""Generator B for the anomaly benchmark, written apart from generator A; like A, some of
+its seeds are for tuning and others are held out (bench/anomaly_detector.py).
 
 It differs from A on purpose: weekday profiles of other shapes (a Monday peak, a mid-week
 hump, a busy weekend, a Sunday-only dip, random), a monthly cycle, heavy-tailed noise
-(Student-t with 3-6 degrees of freedom, scaled to the drawn spread), counting noise on small
-tables (daily means down to 8 rows, sampled as Poisson), three incidents per table instead of
-four, another calendar and year, and incident sizes drawn from their own ranges.
+(Student-t with 3-6 degrees of freedom, scaled to a drawn spread of 2-30 %), counting noise on
+small tables (daily means down to 8 rows, sampled as Poisson), 180-260 days, three incidents
+per table instead of four, another calendar and year, and incident sizes drawn from their
+own ranges.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from datetime import date, timedelta
 from anomaly_data import Incident, Table
 
 FIRST_DAY = date(2025, 2, 3)
-LENGTH = 210
+MIN_LENGTH, MAX_LENGTH = 180, 260
 CALENDAR = frozenset({date(2025, 2, 17), date(2025, 5, 26), date(2025, 7, 4), date(2025, 9, 1)})
 SORTS = (
     "outage",
@@ -73,34 +74,37 @@ def make_table(seed: int, index: int) -> Table:
     month_amp = rng.uniform(0.0, 0.12)
     month_phase = rng.uniform(0, 2 * math.pi)
     growth = rng.uniform(-0.002, 0.003)
-    sd = rng.uniform(0.03, 0.22)
+    sd = rng.uniform(0.02, 0.30)
     dof = rng.choice((3, 4, 5, 6, 30))
     holiday_level = rng.uniform(0.05, 0.7)
 
-    days = [FIRST_DAY + timedelta(days=n) for n in range(LENGTH)]
+    days = [FIRST_DAY + timedelta(days=n) for n in range(rng.randint(MIN_LENGTH, MAX_LENGTH))]
+    starts = _spaced_starts(rng, days)
+    # Holidays next to an incident are dropped from this table's calendar, so a holiday never
+    # masks or fakes one.
+    near = {days[p + k] for p in starts for k in range(-1, 16) if p + k < len(days)}
+    calendar = CALENDAR - near
     expected = []
     for n, d in enumerate(days):
         level = mean * weekday[d.weekday()] * math.exp(growth * n)
         level *= 1 + month_amp * math.sin(2 * math.pi * d.day / 30.5 + month_phase)
-        if d in CALENDAR:
+        if d in calendar:
             level *= holiday_level
         expected.append(level * math.exp(sd * _student_t(rng, dof)))
 
     # Incidents change the expected volume; counting noise is applied afterwards, as in life.
     chosen = rng.sample(SORTS, 3)
-    starts = _spaced_starts(rng, days)
     incidents = [_apply(rng, kind, s, expected) for kind, s in zip(chosen, starts, strict=True)]
     values = [float(_poisson(rng, v)) if small else float(round(v)) for v in expected]
-    return Table(f"b{seed}_{index:03d}", days, values, CALENDAR, incidents, sd)
+    return Table(f"b{seed}_{index:03d}", days, values, calendar, incidents, sd)
 
 
 def _spaced_starts(rng: random.Random, days: list[date]) -> list[int]:
-    while True:
-        picks = sorted(rng.randrange(70, LENGTH - 24) for _ in range(3))
-        gaps_ok = picks[1] - picks[0] >= 30 and picks[2] - picks[1] >= 30
-        clear = all(days[p + k] not in CALENDAR for p in picks for k in range(-1, 16))
-        if gaps_ok and clear:
-            return picks
+    # At least 30 days apart, drawn as gaps rather than by rejection (short tables leave
+    # little slack).
+    slack = len(days) - 24 - 70 - 1 - 60
+    offsets = sorted(rng.randint(0, slack) for _ in range(3))
+    return [70 + o + 30 * i for i, o in enumerate(offsets)]
 
 
 def _apply(rng: random.Random, kind: str, s: int, x: list[float]) -> Incident:
@@ -121,17 +125,18 @@ def _apply(rng: random.Random, kind: str, s: int, x: list[float]) -> Incident:
         x[s + 1] += moved
         return Incident(kind, s, (s, s + 1), (s, s + 1))
     if kind == "duplicate_spike":
-        x[s] *= 2.0
+        x[s] *= rng.uniform(1.6, 2.5)
         return Incident(kind, s, (s,), (s,))
     if kind == "step_down":
-        for n in range(s, LENGTH):
-            x[n] *= 0.75
+        drop = rng.uniform(0.65, 0.85)
+        for n in range(s, len(x)):
+            x[n] *= drop
         return Incident(kind, s, tuple(range(s, s + 4)), tuple(range(s, s + 8)))
     if kind == "small_drop":
-        x[s] *= 0.8
+        x[s] *= rng.uniform(0.72, 0.88)
         return Incident(kind, s, (s,), (s,))
-    ramp = rng.randint(6, 14)
-    floor = rng.uniform(0.55, 0.7)
-    for n in range(s, LENGTH):
+    ramp = rng.randint(5, 15)
+    floor = rng.uniform(0.5, 0.7)
+    for n in range(s, len(x)):
         x[n] *= floor ** min(1.0, (n - s + 1) / ramp)
     return Incident(kind, s, tuple(range(s, s + ramp + 3)), tuple(range(s, s + ramp + 8)))

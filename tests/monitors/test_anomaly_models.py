@@ -89,3 +89,23 @@ def test_a_level_series_catches_a_unit_change_and_accepts_negative_values() -> N
     cents = detect_level(days, [*means, -190.0], what="the mean of delta")
     assert cents.status == "anomaly" and cents.direction == "drop"
     assert cents.reason.startswith("the mean of delta is -190")
+
+
+def _student_t(rng: random.Random, dof: int) -> float:
+    chi2 = sum(rng.gauss(0, 1) ** 2 for _ in range(dof))
+    return rng.gauss(0, 1) / math.sqrt(chi2 / dof)
+
+
+def test_a_table_with_heavy_tailed_noise_gets_a_wider_one_day_band() -> None:
+    # Same typical day-to-day wobble (median absolute error), but one table has the odd
+    # wild day as part of its normal life: its band must leave room for those days.
+    n = 200
+    normal_rng, heavy_rng = random.Random(4), random.Random(4)
+    normal = [10_000 * math.exp(0.06 * normal_rng.gauss(0, 1)) for _ in range(n)]
+    heavy = [10_000 * math.exp(0.06 / 1.22 * _student_t(heavy_rng, 3)) for _ in range(n)]
+    days = _days(n + 1)
+    calm, wild = detect(days, [*normal, 10_000.0]), detect(days, [*heavy, 10_000.0])
+    assert calm.upper is not None and wild.upper is not None
+    assert math.log(wild.upper / 10_000) > 1.5 * math.log(calm.upper / 10_000)
+    # ... and still no room for a tenfold day.
+    assert detect(days, [*heavy, 100_000.0]).status == "anomaly"

@@ -125,4 +125,14 @@ def detect(
         )
     if counts.applies(base, cfg):
         return counts.judge(day, value, base, cfg)
-    return steady.judge(day, value, window, base, holiday_set, cfg)
+    # A longer stretch measures how heavy the table's tails are (see steady.TAIL_DAYS).
+    tail_start = day - timedelta(days=steady.TAIL_DAYS)
+    first_tail = first
+    while first_tail > 0 and days[first_tail - 1] >= tail_start:
+        first_tail -= 1
+    history = [
+        (d, v)
+        for d, v in zip(days[first_tail:-1], vals[first_tail:-1], strict=True)
+        if d not in holiday_set and d not in excluded
+    ]
+    return steady.judge(day, value, window, base, holiday_set, cfg, history)

@@ -9,7 +9,8 @@ Steps, in the order :func:`judge` applies them (docs/observability.md has the lo
    of the seven deseasonalised points before it, times its weekday's factor learnt without
    it); 1.4826 × the median absolute log-error is the noise (a MAD: a few bad days do not
    inflate it). Where the data support it, each weekday gets its own noise, shrunk toward the
-   table's (a quiet Sunday with a few rows is noisier, in ratio, than a busy Tuesday).
+   table's (a quiet Sunday with a few rows is noisier, in ratio, than a busy Tuesday). A
+   table whose errors over the last half year show heavy tails gets a wider one-day band.
 3. **Level.** The median of the last seven deseasonalised baseline points. When the last
    four days (excluded or not, none of them empty) are each more than one noise unit from
    it on the same side, the table has moved: the level re-anchors to those days, so a
@@ -62,6 +63,20 @@ _TAIL_QUANTILE = 0.9
 _TAIL_Z = 1.2816
 _TAIL_WEIGHT = 0.9
 _TAIL_CAP = 2.0
+# Heavy tails. The ratio of the 95th-percentile prediction error to the median one is 2.91
+# for normal noise and grows with the tails (about 3.4, 3.5, 3.75 and 4.2 for Student-t with
+# 6, 5, 4 and 3 degrees of freedom). The error a normal table reaches once in a thousand days
+# is then reached about exp(1.03 × (ratio − 2.91)) times further out, so a table whose errors
+# show such tails gets its one-day band widened by that much. The ratio is measured over up
+# to half a year of history (a few dozen errors would be too noisy), only its excess beyond
+# a margin counts, and the widening is capped.
+TAIL_DAYS = 182
+_TAIL_MIN_ERRORS = 40
+_TAIL_RATIO_QUANTILE = 0.95
+_TAIL_RATIO_NORMAL = 2.91
+_TAIL_RATIO_MARGIN = 0.15
+_TAIL_GROWTH = 1.03
+_TAIL_WIDEN_CAP = 3.0
 # Single-day thresholds as shares of the configured band half-width.
 _DROP_SHARE = 0.85
 _SPIKE_SHARE = 0.85
@@ -84,6 +99,7 @@ def judge(
     base: Sequence[tuple[date, float]],
     holidays: set[date],
     cfg: AnomalyConfig,
+    history: Sequence[tuple[date, float]] = (),
 ) -> Verdict:
     """Judge one day against its baseline with log-ratio bands.
 
@@ -94,6 +110,8 @@ def judge(
         base: the baseline: ``window`` without holidays and excluded days.
         holidays: the business calendar.
         cfg: the detector's settings.
+        history: the earlier points of the last :data:`TAIL_DAYS` days without holidays and
+            excluded days, to measure how heavy the table's tails are; ``base`` when empty.
 
     Returns:
         The verdict.
@@ -102,7 +120,15 @@ def judge(
     factors, loo_factors = weekday_factors(base) if weekly else ([1.0] * 7, [1.0] * len(base))
     # Weekdays that are normally empty carry no level information; they are judged below.
     ys = [v / factors[d.weekday()] if factors[d.weekday()] >= NEAR_ZERO else None for d, v in base]
-    scale, by_weekday = noise(base, ys, loo_factors)
+    scale, by_weekday, errors = noise(base, ys, loo_factors)
+    if weekly and len(history) > len(base):
+        long_factors, long_loo = weekday_factors(history)
+        long_ys = [
+            v / long_factors[d.weekday()] if long_factors[d.weekday()] >= NEAR_ZERO else None
+            for d, v in history
+        ]
+        errors = noise(history, long_ys, long_loo)[2]
+    heavy = tail_widening(errors, scale)
     levels = [y for y in ys if y is not None]
     level = median(levels[-WINDOW:])
 
@@ -116,7 +142,7 @@ def judge(
         and factors[d.weekday()] >= NEAR_ZERO
     ][-_SHIFT_DAYS:]
     reanchored = _is_level_shift(recent, level, scale)
-    sigma = by_weekday[day.weekday()]
+    sigma = by_weekday[day.weekday()] * heavy
     if reanchored:
         level = median(recent)
         # A median of four days is a noisier level than the median of seven the scale was
@@ -244,8 +270,9 @@ def noise(
     points: Sequence[tuple[date, float]],
     ys: Sequence[float | None],
     loo_factors: Sequence[float],
-) -> tuple[float, list[float]]:
-    """The table's noise and each weekday's, in log units (robust standard deviations).
+) -> tuple[float, list[float], list[float]]:
+    """The table's noise and each weekday's, in log units (robust standard deviations), and
+    the absolute prediction errors they were measured on, sorted.
 
     The noise is measured the way the judged day will be predicted: each baseline point
     against the median of the seven deseasonalised points before it, times its weekday's
@@ -264,7 +291,7 @@ def noise(
         previous.append(y)
     every = sorted(e for per_day in errors for e in per_day)
     if len(every) < _MIN_PREDECESSORS:
-        return _UNKNOWN_SCALE, [_UNKNOWN_SCALE] * 7
+        return _UNKNOWN_SCALE, [_UNKNOWN_SCALE] * 7, every
     mad = MAD_TO_SIGMA * median(every)
     tail = every[min(int(_TAIL_QUANTILE * len(every)), len(every) - 1)] / _TAIL_Z
     # Capped: a baseline that holds a broken week (more than a tenth of its days) must not
@@ -279,7 +306,28 @@ def noise(
         n = len(per_day)
         shrunk = math.sqrt((n * own**2 + _WEEKDAY_PRIOR * scale**2) / (n + _WEEKDAY_PRIOR))
         by_weekday.append(max(shrunk, _MIN_SCALE))
-    return scale, by_weekday
+    return scale, by_weekday, every
+
+
+def tail_widening(errors: Sequence[float], scale: float) -> float:
+    """How much wider than ``scale`` a one-day band must be for the tails ``errors`` (sorted
+    absolute prediction errors) show; 1.0 for normal tails or too few errors.
+
+    >>> tail_widening([0.01 * i for i in range(1, 101)], 0.05)
+    1.0
+    """
+    if len(errors) < _TAIL_MIN_ERRORS:
+        return 1.0
+    mid = median(errors)
+    if mid <= 0:
+        return 1.0
+    ratio = errors[min(int(_TAIL_RATIO_QUANTILE * len(errors)), len(errors) - 1)] / mid
+    excess = ratio - _TAIL_RATIO_NORMAL - _TAIL_RATIO_MARGIN
+    if excess <= 0:
+        return 1.0
+    # Relative to the scale already chosen, which may carry part of the tail.
+    wanted = MAD_TO_SIGMA * mid * math.exp(_TAIL_GROWTH * excess)
+    return min(max(wanted / scale, 1.0), _TAIL_WIDEN_CAP)
 
 
 def _sequential(
