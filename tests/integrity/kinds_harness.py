@@ -78,7 +78,10 @@ class Harness:
         self.model = SourceModel(self.kind)
         config = yaml.safe_load((self.project / "stackyard.yml").read_text())
         config["monitors"] = {"enabled": False}
-        config["sources"] = {"src": self.kind.entry()}
+        entry = self.kind.entry()
+        # The outage step expects the run to fail, not to wait out the default retries.
+        entry["retries"] = {**entry.get("retries", {}), "count": 0}
+        config["sources"] = {"src": entry}
         (self.project / "stackyard.yml").write_text(yaml.safe_dump(config, sort_keys=False))
         self.trail: list[str] = []
         self.counts_unknown = False
