@@ -58,6 +58,9 @@ def test_profile_destination_and_plan_agree(tmp_path: Path) -> None:
     assert pinned == yaml.safe_load(GOLDEN.read_text())
     assert warehouse.secret_env()["SF_DBT_KEY"] == "dbt's key"
 
+    # dbt builds into ANALYTICS but reads the sources dlt loaded from DLT.
+    assert profile["database"] == "ANALYTICS"
+    assert warehouse.secret_env()["STACKYARD_RAW_DATABASE"] == "DLT"
     statements = context.access().plan("load").statements()
     assert all(parses_as_one_snowflake_statement(s) for s in statements)
     build_db, build_role = profile["database"], profile["role"]
@@ -70,6 +73,28 @@ def test_profile_destination_and_plan_agree(tmp_path: Path) -> None:
     # the sources dbt reads are in the database dlt loads, through the read chain
     assert _grants(statements, f"{load_db}_DB_READER", "ANALYTICS_SOURCES_READER")
     assert _grants(statements, "ANALYTICS_SOURCES_READER", build_role)
+
+
+def test_generated_dbt_sources_read_raw_tables_from_the_loaders_database() -> None:
+    """The database of every generated dbt source is the loader's, set by the warehouse for
+    dbt (the target's own database where nothing sets it: DuckDB, Postgres)."""
+    from jinja2 import Template
+
+    from stackyard.transform.staging import sources_entry
+
+    entry = sources_entry("crm", "crm", "rest_api", ["contacts"], {
+        "warn_after_hours": 24, "error_after_hours": 48,
+    })  # fmt: skip
+    database = str(entry["database"])
+
+    def render(env: dict[str, str]) -> str:
+        def env_var(name: str, default: str) -> str:
+            return env.get(name, default)
+
+        return Template(database).render(env_var=env_var, target={"database": "ANALYTICS"})
+
+    assert render({"STACKYARD_RAW_DATABASE": "DLT"}) == "DLT"
+    assert render({}) == "ANALYTICS"
 
 
 @pytest.mark.parametrize(

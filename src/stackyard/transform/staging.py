@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 LOADER = "dlt"
+# Where dbt reads a stackyard source's raw tables (set by the warehouse for dbt).
+RAW_DATABASE = "{{ env_var('STACKYARD_RAW_DATABASE', target.database) }}"
 MARKER = "stackyard:generated"
 _MARKER_RE = re.compile(r"stackyard:generated source=(\S+) sha256=([0-9a-f]{16})")
 
@@ -280,6 +282,9 @@ def sources_entry(
     return {
         "name": dbt_source_name(source),
         "description": f"Loaded by stackyard from the {source} source ({kind}) with dlt.",
+        # The loader's database: the target's own unless the warehouse keeps raw data in
+        # another one (Snowflake: dlt loads into DLT while dbt builds into ANALYTICS).
+        "database": RAW_DATABASE,
         "schema": schema,
         "loaded_at_field": "_loaded_at",
         "freshness": {

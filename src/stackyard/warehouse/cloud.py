@@ -116,6 +116,9 @@ class SnowflakeWarehouse(_RemoteOnly):
 
     def secret_env(self) -> dict[str, str]:
         env = super().secret_env()
+        # dlt loads into the target's database (DLT) and dbt builds into transform's
+        # (ANALYTICS): the generated dbt sources read raw tables from the former.
+        env["STACKYARD_RAW_DATABASE"] = self.config.database
         key = self.config.transform.private_key
         if key is not None:
             env[key.secret] = self.secrets.resolve(
