@@ -56,6 +56,7 @@ def test_case_04_on_a_remote_url_with_credentials_no_file_fails_too(project: Pat
             "sources: {}\n",
             f"sources:\n  remote:\n    kind: filesystem\n    url: {bucket}\n"
             "    credentials: {secret: BUCKET_KEY}\n"
+            "    retries: {count: 0}\n"  # the endpoint stays down: no point waiting on it
             "    tables:\n      orders: {glob: 'orders_*.csv'}\n",
         )
     )
@@ -84,6 +85,7 @@ def test_case_04_s3_credentials_are_read_as_dlt_expects_them(project: Path) -> N
             "sources: {}\n",
             "sources:\n  bucket:\n    kind: filesystem\n    url: s3://exports/orders\n"
             "    credentials: {secret: BUCKET_KEY}\n"
+            "    retries: {count: 0}\n"  # the endpoint stays down: no point waiting on it
             "    tables:\n      orders: {glob: 'orders_*.csv'}\n",
         )
     )

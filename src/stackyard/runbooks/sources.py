@@ -197,7 +197,9 @@ class SourcesRunbook:
                     "--no-load (or `stackyard run`) when the source is reachable",
                 ),
             )
-        loader = Loader(self.session, self.session.project.reloaded())
+        # The first load is the runbook's check that the source is reachable and right: a
+        # person is waiting for the answer, so it is not retried with the run's backoff.
+        loader = Loader(self.session, self.session.project.reloaded(), retry=False)
         self.warehouse.ensure_schema(config.dataset_for(name))
         with self.session.released():  # dlt loads through its own connection
             result = loader.load([name], datetime.now(UTC))[0]
