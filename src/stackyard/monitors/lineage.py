@@ -10,7 +10,7 @@ lineage graph.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -105,6 +105,7 @@ class Lineage:
             if meta.get("name") == "unique" and attached and column:
                 keys.setdefault(attached, [str(column)])
         nodes: dict[str, LineageNode] = {}
+        kinds: dict[str, str] = {}
         for uid, source in (manifest.get("sources") or {}).items():
             nodes[uid] = LineageNode(
                 unique_id=uid,
@@ -131,7 +132,8 @@ class Lineage:
                 parents=parents,
                 key=tuple(keys.get(uid, ())),
             )
-        return cls(nodes=nodes, tests=tests)
+            kinds[uid] = str(node.get("resource_type"))
+        return cls(nodes=_place_by_position(nodes, kinds), tests=tests)
 
     def by_relation(self) -> dict[str, LineageNode]:
         """Nodes by ``schema.name``."""
@@ -166,6 +168,42 @@ class Lineage:
         # The root is a broken ancestor with no broken ancestor of its own.
         roots = [u for u in upstream if not (self.ancestors(u) & broken)]
         return roots[0] if roots else unique_id
+
+
+def _place_by_position(
+    nodes: dict[str, LineageNode], kinds: dict[str, str]
+) -> dict[str, LineageNode]:
+    """Layers for nodes whose folders and schema name none (a project laid out its own way),
+    from dbt's resource types and where a node sits in the graph: seeds are raw inputs, a
+    model reading only raw inputs is staging, one nothing reads is a mart, the rest are
+    intermediate.
+
+    >>> n = {u: LineageNode(u, u, "model", "main", u, "other", p) for u, p in
+    ...      [("seed.p.raw", ()), ("model.p.base", ("seed.p.raw",)),
+    ...       ("model.p.mid", ("model.p.base",)), ("model.p.top", ("model.p.mid",))]}
+    >>> placed = _place_by_position(n, {"seed.p.raw": "seed"})
+    >>> [placed[u].layer for u in ("seed.p.raw", "model.p.base", "model.p.mid", "model.p.top")]
+    ['sources', 'staging', 'intermediate', 'marts']
+    """
+    read = {p for node in nodes.values() for p in node.parents}
+
+    def raw(uid: str) -> bool:
+        return uid.startswith("source.") or kinds.get(uid) == "seed"
+
+    placed = dict(nodes)
+    for uid, node in nodes.items():
+        if node.layer != "other":
+            continue
+        if kinds.get(uid) == "seed":
+            layer = "sources"
+        elif all(raw(p) for p in node.parents):
+            layer = "staging"
+        elif uid not in read:
+            layer = "marts"
+        else:
+            layer = "intermediate"
+        placed[uid] = replace(node, layer=layer)
+    return placed
 
 
 def _layer(node: dict[str, Any]) -> str:
