@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from stackyard.cli.common import JsonOpt, _guard, _print_json, out
-from stackyard.errors import StackyardError, UsageError
+
+if TYPE_CHECKING:
+    from stackyard.transform.inventory import Inventory
 
 
 def register(app: typer.Typer) -> None:
@@ -42,40 +44,17 @@ def register(app: typer.Typer) -> None:
         points at it, stackyard's dbt profiles go to .stackyard/dbt, its packages are
         installed when missing, and what it holds is reported."""
         from stackyard.context import Context
-        from stackyard.runbooks.adopt import adopt_dbt as adopt
-        from stackyard.runbooks.adopt import project_checksums
+        from stackyard.runbooks.adopt import adopt_and_report
 
-        if in_place and project is not None:
-            _guard(lambda: _fail(UsageError("give --in-place or --project DIR, not both")))
-        adopted = _guard(lambda: adopt(path, project_dir=project))
-        problem: StackyardError | None = None
-        found = None
-        try:
-            with Context(adopted.project_dir) as context:
-                found = context.transform_inventory()
-        except StackyardError as exc:
-            problem = exc
-        unchanged = project_checksums(adopted.dbt_dir) == adopted.checksums
+        def inspect(folder: Path) -> Inventory:
+            with Context(folder) as context:
+                return context.transform_inventory()
+
+        report = _guard(lambda: adopt_and_report(path, project, inspect, in_place=in_place))
         if as_json:
-            _print_json(
-                {
-                    "project": str(adopted.project_dir),
-                    "dbt_project": str(adopted.dbt_dir),
-                    "name": adopted.name,
-                    "profile": adopted.profile,
-                    "vars": list(adopted.vars),
-                    "models": found.models if found else None,
-                    "seeds": found.seeds if found else None,
-                    "snapshots": found.snapshots if found else None,
-                    "tests": found.tests if found else None,
-                    "sources": found.sources if found else None,
-                    "packages": list(found.packages) if found else None,
-                    "files_unchanged": unchanged,
-                    "error": str(problem) if problem else None,
-                    "ok": problem is None and unchanged,
-                }
-            )
-            raise typer.Exit(1 if problem or not unchanged else 0)
+            _print_json(report.to_dict())
+            raise typer.Exit(report.exit_code)
+        adopted, found, problem = report.adopted, report.found, report.problem
         out.print(
             f"adopted dbt project [bold]{adopted.name}[/] ({adopted.dbt_dir})", highlight=False
         )
@@ -93,7 +72,7 @@ def register(app: typer.Typer) -> None:
             for package in found.packages:
                 out.print(f"  package: {package}", highlight=False)
         out.print(
-            "  its files: unchanged" if unchanged else "  [red]its files changed[/]",
+            "  its files: unchanged" if report.unchanged else "  [red]its files changed[/]",
             highlight=False,
         )
         if problem is not None:
@@ -111,8 +90,6 @@ def register(app: typer.Typer) -> None:
                 highlight=False,
             )
             raise typer.Exit(problem.exit_code)
+        if not report.unchanged:
+            raise typer.Exit(report.exit_code)
         out.print(f"next: cd {adopted.project_dir} && stackyard run", highlight=False)
-
-
-def _fail(error: StackyardError) -> None:
-    raise error

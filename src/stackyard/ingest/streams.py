@@ -251,7 +251,9 @@ class StreamReader:
 
 
 def _safe(url: str) -> str:
-    """The URL without credentials, for messages.
+    """The URL without credentials, for messages. Unlike ``redact_text`` (which keeps a
+    user name) all of the user part goes: NATS also takes a bare token there
+    (``nats://TOKEN@host``).
 
     >>> _safe("nats://user:pw@host:4222")
     'nats://host:4222'

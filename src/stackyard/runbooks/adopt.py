@@ -12,13 +12,18 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from stackyard.config.loader import PROJECT_FILE
-from stackyard.errors import UsageError
+from stackyard.errors import StackyardError, UsageError
+
+if TYPE_CHECKING:
+    from stackyard.transform.inventory import Inventory
 
 # What dbt writes into a project it runs; everything else is the project's own.
 DBT_OUTPUTS = ("target", "logs", "dbt_packages", "package-lock.yml", ".user.yml")
@@ -61,6 +66,83 @@ class Adopted:
     profile: str
     vars: tuple[str, ...]
     checksums: dict[str, str]
+
+
+@dataclass(frozen=True)
+class AdoptReport:
+    """``adopt dbt`` as a whole: what was written, what dbt found, whether the project's
+    files are unchanged, and what went wrong (the wiring stays written then).
+
+    Attributes:
+        adopted: the wiring written.
+        found: what dbt parsed, or ``None`` when it could not.
+        problem: why dbt could not (packages, vars, a compile error), or ``None``.
+        unchanged: every file of the dbt project is as it was before.
+    """
+
+    adopted: Adopted
+    found: Inventory | None
+    problem: StackyardError | None
+    unchanged: bool
+
+    @property
+    def exit_code(self) -> int:
+        """0 ok; the problem's code; 1 when the project's files changed."""
+        if self.problem is not None:
+            return self.problem.exit_code
+        return 0 if self.unchanged else 1
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``--json`` shape."""
+        a, f = self.adopted, self.found
+        return {
+            "project": str(a.project_dir),
+            "dbt_project": str(a.dbt_dir),
+            "name": a.name,
+            "profile": a.profile,
+            "vars": list(a.vars),
+            "models": f.models if f else None,
+            "seeds": f.seeds if f else None,
+            "snapshots": f.snapshots if f else None,
+            "tests": f.tests if f else None,
+            "sources": f.sources if f else None,
+            "packages": list(f.packages) if f else None,
+            "files_unchanged": self.unchanged,
+            "error": str(self.problem) if self.problem else None,
+            "ok": self.exit_code == 0,
+        }
+
+
+def adopt_and_report(
+    dbt_dir: Path,
+    project_dir: Path | None,
+    inspect: Callable[[Path], Inventory],
+    *,
+    in_place: bool = False,
+) -> AdoptReport:
+    """Write the wiring (:func:`adopt_dbt`), then let dbt parse the project through it.
+
+    Args:
+        dbt_dir: the dbt project.
+        project_dir: the new stackyard project's folder; ``None``: in place.
+        inspect: what dbt finds in the stackyard project at a path (the caller opens it).
+        in_place: asked for explicitly (the default when ``project_dir`` is ``None``).
+
+    Raises:
+        UsageError: both ``in_place`` and ``project_dir``, or as :func:`adopt_dbt`; nothing
+            is written then.
+    """
+    if in_place and project_dir is not None:
+        raise UsageError("give --in-place or --project DIR, not both")
+    adopted = adopt_dbt(dbt_dir, project_dir=project_dir)
+    found: Inventory | None = None
+    problem: StackyardError | None = None
+    try:
+        found = inspect(adopted.project_dir)
+    except StackyardError as exc:  # the wiring is right; the report says what to fix
+        problem = exc
+    unchanged = project_checksums(adopted.dbt_dir) == adopted.checksums
+    return AdoptReport(adopted, found, problem, unchanged)
 
 
 def adopt_dbt(dbt_dir: Path, *, project_dir: Path | None = None) -> Adopted:
