@@ -1,0 +1,235 @@
+"""The façade: one object that loads a project and does everything stackyard does.
+
+The CLI, the Python API and tests all go through :class:`Context`; a CLI command parses its
+options, calls one method here, and renders what it returns.
+
+>>> from stackyard import Context                      # doctest: +SKIP
+>>> result = Context("demo").run(target="dev")         # doctest: +SKIP
+>>> result.ok, result.count("test", "pass")            # doctest: +SKIP
+(True, 61)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from stackyard.context.runbooks import RunbookMethods
+from stackyard.errors import UsageError
+from stackyard.metadata.history import History, RunSummary
+from stackyard.results import RunResult
+from stackyard.warehouse import QueryResult
+
+if TYPE_CHECKING:
+    from stackyard.infra.service import AccessControl
+    from stackyard.metadata.run_leases import Lease
+    from stackyard.monitors.service import Monitoring
+    from stackyard.runbooks.ci import CiResult
+    from stackyard.runbooks.deploy import DeployResult
+    from stackyard.runbooks.reload import ReloadPlan
+    from stackyard.runbooks.security import SecurityReport
+    from stackyard.runbooks.sources import SourceAddResult, SourcesRunbook
+    from stackyard.runbooks.users import UsersRunbook
+    from stackyard.transform.dbt import Dbt
+    from stackyard.transform.inventory import Inventory
+
+
+class Context(RunbookMethods):
+    """A loaded stackyard project, and the owner of its warehouse connections.
+
+    Use it in a ``with`` block (the CLI does) so every connection it opened is closed at the
+    end; :meth:`close` does the same by hand.
+
+    Args:
+        path: the project folder, a folder inside it, or its stackyard.yml; default: the
+            current folder, searching upward.
+        console: where progress goes; default: nowhere.
+        environ: environment for secret lookup; default: ``os.environ``.
+
+    Raises:
+        ProjectNotFoundError: no stackyard.yml was found.
+        ConfigError: stackyard.yml is invalid (the message lists every problem by line).
+    """
+
+    # ------------------------------------------------------------------ dbt
+
+    def dbt(
+        self, target: str | None = None, on_node: Callable[[str, str, str], None] | None = None
+    ) -> Dbt:
+        """A :class:`~stackyard.transform.dbt.Dbt` runner for a target, profiles refreshed."""
+        return self.session(target).dbt(on_node)
+
+    # ------------------------------------------------------------------ jobs
+
+    def run(
+        self,
+        target: str | None = None,
+        select: Sequence[str] = (),
+        force_build: bool = False,
+        full_refresh: bool = False,
+        refresh: Mapping[str, Sequence[str]] | None = None,
+        variables: Mapping[str, Any] | None = None,
+        lease_wait: float = 0.0,
+        retry_loads: bool = True,
+    ) -> RunResult:
+        """Load every selected source, build and test the dbt project, check freshness,
+        and record the run in the warehouse.
+
+        Args:
+            target: target name; default ``defaults.target``.
+            select: source names and/or dbt selectors; empty for everything.
+            force_build: run ``dbt build`` even when nothing changed since the last run.
+            full_refresh: the selected sources (every enabled one without a selection) start
+                over: dlt state reset, tables replaced; dbt rebuilds with ``--full-refresh``.
+            refresh: finer than ``full_refresh``: ``{source: tables}`` to start over.
+            variables: dbt vars over ``transform.vars``.
+            lease_wait: seconds to wait for a run holding a lease to end (0: refuse).
+            retry_loads: retry failed loads per ``retries:`` (off: the orchestrator does).
+
+        Returns:
+            The run's result; ``result.exit_code`` is 0 or 1.
+
+        Raises:
+            ConfigError: the project cannot run as configured (exit code 2).
+            WarehouseUnreachableError: the target cannot be reached (exit code 2).
+            RunLeaseHeldError: another run holds a lease this one needs (exit code 1).
+        """
+        from stackyard.runner.run import RunJob
+        from stackyard.runner.selection import check_selection
+
+        session = self.session(target)
+        check_selection(self.project, select, lambda s: session.dbt().list_nodes(s))
+        if full_refresh and refresh is None:
+            chosen = [s for s in select if s in self.config.sources] or [
+                n for n, s in self.config.sources.items() if s.enabled and not select
+            ]
+            refresh = {s: () for s in chosen}
+        job = RunJob(
+            session,
+            force_build=force_build,
+            refresh=refresh,
+            lease_wait=lease_wait,
+            retry_loads=retry_loads,
+            variables=variables,
+        )
+        return job.execute(select)
+
+    def deploy_prefect(self) -> DeployResult:
+        """Write prefect.yaml and the flows module (docs/orchestration.md)."""
+        from stackyard.runbooks.deploy import deploy_prefect
+
+        return deploy_prefect(self.project)
+
+    def ci_github(self) -> CiResult:
+        """Write the GitHub Actions workflow: checks on pull requests, apply on main."""
+        from stackyard.runbooks.ci import write_github_workflow
+
+        return write_github_workflow(self.project_dir, self.config)
+
+    def transform_inventory(self, target: str | None = None) -> Inventory:
+        """What the dbt project holds, as dbt parses it (packages installed first when the
+        project asks for some that are missing).
+
+        Raises:
+            TransformError: the packages cannot be installed, or the project does not parse.
+        """
+        from stackyard.transform.dbt import wanted_packages
+        from stackyard.transform.inventory import inventory
+
+        dbt = self.session(target).dbt()
+        manifest = dbt.manifest()
+        return inventory(manifest, tuple(wanted_packages(self.transform_dir)))
+
+    def reload_plan(self, spec: str, target: str | None = None) -> ReloadPlan:
+        """The steps ``stackyard reload SOURCE[.TABLE]`` would take (nothing is changed)."""
+        from stackyard.runbooks.reload import reload_plan
+
+        return reload_plan(self.config, spec, self.target_name(target))
+
+    def reload(self, plan: ReloadPlan) -> RunResult:
+        """Carry out a reload plan: one run of its source, started over."""
+        return self.run(target=plan.target, select=plan.select, refresh=plan.refresh)
+
+    def status(self, target: str | None = None, limit: int = 10) -> list[RunSummary]:
+        """The most recent runs on a target, newest first."""
+        return History(self.warehouse(target)).recent(limit)
+
+    def leases(self, target: str | None = None) -> list[Lease]:
+        """The run leases held on a target now: sources and the transformation being run."""
+        from stackyard.metadata.run_leases import RunLeases
+
+        return RunLeases(self.warehouse(target)).held()
+
+    def sql(self, query: str, target: str | None = None) -> QueryResult:
+        """Run one SQL statement on a target and return its rows."""
+        if not query.strip():
+            raise UsageError("the query is empty", hint='pass it quoted: stackyard sql "select 1"')
+        return self.warehouse(target).query(query)
+
+    # ------------------------------------------------------------------ runbooks
+
+    def sources(self, target: str | None = None) -> SourcesRunbook:
+        """The "Adding Data Sources" runbook (add / remove / list / show) on a target."""
+        from stackyard.runbooks.sources import SourcesRunbook
+
+        return SourcesRunbook(self.session(target))
+
+    def source_add(
+        self,
+        name: str,
+        kind: str,
+        options: dict[str, Any],
+        *,
+        load: bool = True,
+        target: str | None = None,
+    ) -> SourceAddResult:
+        """Add a source end to end: config, first load, dbt source and staging models, checks.
+
+        Args:
+            name: the new source's name.
+            kind: a registered source kind (``stackyard source add --help`` lists them).
+            options: the kind's keys as in stackyard.yml (None for options not given).
+            load: run the first load and generate models (``--no-load`` turns it off).
+            target: where to load; default ``defaults.target``.
+        """
+        runbook = self.sources(target)
+        result = runbook.add(name, runbook.entry(name, kind, options), load=load)
+        self._sessions.reload()  # stackyard.yml changed: later calls see the new source
+        return result
+
+    def access(self) -> AccessControl:
+        """Warehouse access control: plan, apply, policy checks, review."""
+        from stackyard.infra.service import AccessControl
+
+        return AccessControl(self.project, self._sessions)
+
+    def users(self) -> UsersRunbook:
+        """The "Adding Users" runbook: add, rotate-key, remove."""
+        from stackyard.runbooks.users import UsersRunbook
+
+        return UsersRunbook(self.project, self._sessions)
+
+    def security_check(
+        self,
+        target: str | None = None,
+        *,
+        rotation_days: int = 90,
+        live_state: Path | None = None,
+    ) -> SecurityReport:
+        """The security checks (``stackyard security check``); see runbooks/security.py."""
+        from stackyard.runbooks.security import security_check
+
+        return security_check(
+            self.project,
+            self.access(),
+            target,
+            rotation_days=rotation_days,
+            live_state=live_state,
+        )
+
+    def monitoring(self) -> Monitoring:
+        """Monitors on demand, table health, known incidents and the HTML report."""
+        from stackyard.monitors.service import Monitoring
+
+        return Monitoring(self.project, self._sessions)

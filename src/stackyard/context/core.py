@@ -1,0 +1,126 @@
+"""What every part of :class:`~stackyard.context.Context` stands on: the project, its
+sessions and their connections."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Self
+
+from stackyard.config.model import ProjectConfig
+from stackyard.config.project import Project
+from stackyard.config.secrets import Secrets
+from stackyard.console import Console, NullConsole
+from stackyard.session import Session, Sessions, write_profiles
+from stackyard.warehouse import Warehouse
+
+if TYPE_CHECKING:
+    from stackyard.runbooks.backup import ProjectFiles
+
+
+class ContextBase:
+    """A loaded stackyard project, and the owner of its warehouse connections.
+
+    Use it in a ``with`` block (the CLI does) so every connection it opened is closed at the
+    end; :meth:`close` does the same by hand.
+
+    Args:
+        path: the project folder, a folder inside it, or its stackyard.yml; default: the
+            current folder, searching upward.
+        console: where progress goes; default: nowhere.
+        environ: environment for secret lookup; default: ``os.environ``.
+
+    Raises:
+        ProjectNotFoundError: no stackyard.yml was found.
+        ConfigError: stackyard.yml is invalid (the message lists every problem by line).
+    """
+
+    def __init__(
+        self,
+        path: str | Path | None = None,
+        *,
+        console: Console | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        project = Project.load(Path(path) if path else Path.cwd(), environ)
+        self._sessions = Sessions(project, console or NullConsole())
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ the project
+
+    @property
+    def console(self) -> Console:
+        """Where progress goes."""
+        return self._sessions.console
+
+    @console.setter
+    def console(self, console: Console) -> None:
+        self._sessions.use_console(console)
+
+    @property
+    def project(self) -> Project:
+        """The project as read (re-read after a command of this Context changed it)."""
+        return self._sessions.project
+
+    @property
+    def config(self) -> ProjectConfig:
+        """stackyard.yml, validated."""
+        return self.project.config
+
+    @property
+    def config_file(self) -> Path:
+        """The project's stackyard.yml."""
+        return self.project.config_file
+
+    @property
+    def project_dir(self) -> Path:
+        """The project folder."""
+        return self.project.project_dir
+
+    @property
+    def secrets(self) -> Secrets:
+        """The project's secrets."""
+        return self.project.secrets
+
+    @property
+    def transform_dir(self) -> Path:
+        """The dbt project folder."""
+        return self.project.transform_dir
+
+    # ------------------------------------------------------------------ targets
+
+    def target_name(self, target: str | None) -> str:
+        """The target to use: the one given, else ``defaults.target``.
+
+        Raises:
+            UsageError: the name is not a target in stackyard.yml.
+        """
+        return self.project.target_name(target)
+
+    def session(self, target: str | None = None) -> Session:
+        """The session of a target: its warehouse, console and dbt."""
+        return self._sessions.get(target)
+
+    def warehouse(self, target: str | None = None) -> Warehouse:
+        """The warehouse of a target (connected lazily, on first query)."""
+        return self.session(target).warehouse
+
+    def close(self) -> None:
+        """Close every warehouse connection this context opened."""
+        self._sessions.close()
+
+    # ------------------------------------------------------------------ shared by runbooks
+
+    def write_profiles(self) -> Path:
+        """Generate ``transform/profiles.yml`` from the targets; return its path."""
+        return write_profiles(self.project)
+
+    def _project_files(self) -> ProjectFiles:
+        from stackyard.runbooks.backup import ProjectFiles
+
+        return ProjectFiles(self.config, self.project_dir, self.transform_dir)
