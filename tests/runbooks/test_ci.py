@@ -1,5 +1,6 @@
 """`stackyard ci github` (and `stackyard init`) write a GitHub Actions workflow; its pull-request
-steps' commands run here, as written, in the project."""
+steps' commands run here, as written, in the project: a git repository whose main is on a
+local "origin", with a branch that changes one model (slim CI)."""
 
 from __future__ import annotations
 
@@ -21,23 +22,87 @@ BIN = Path(sys.executable).parent
 WORKFLOW = Path(".github/workflows/stackyard.yml")
 
 
+SOURCES = {
+    "orders": "id,store_id,amount\n1,1,10\n2,2,20\n",
+    "stores": "id,name\n1,north\n2,south\n",
+    "items": "id,sku\n1,a\n2,b\n3,c\n",
+}
+MODELS = {
+    "stg_orders": "select id, store_id, amount from {{ source('orders', 'orders') }}",
+    "stg_stores": "select id, name from {{ source('stores', 'stores') }}",
+    "stg_items": "select id, sku from {{ source('items', 'items') }}",
+    "orders_by_store": "select s.name, sum(o.amount) as amount from {{ ref('stg_orders') }} o "
+    "join {{ ref('stg_stores') }} s on s.id = o.store_id group by s.name",
+    "store_list": "select name from {{ ref('stg_stores') }}",
+    "item_count": "select count(*) as n from {{ ref('stg_items') }}",
+}
+
+
 def make_project(root: Path) -> Path:
+    """Three file sources, a staging model each, and three models over them: changing
+    stg_orders touches orders_by_store (which also reads stg_stores) and nothing else."""
     init_project(root)
     files = root / "sources" / "files"
     files.mkdir(parents=True, exist_ok=True)
-    (files / "orders.csv").write_text("id,amount\n1,10\n2,20\n")
-    entry = (
-        "sources:\n  orders:\n    kind: filesystem\n    url: sources/files\n"
-        "    tables: {orders: {glob: orders.csv, primary_key: id}}\n"
-    )
+    entry = "sources:\n"
+    dbt_sources = "version: 2\nsources:\n"
+    for name, rows in SOURCES.items():
+        (files / f"{name}.csv").write_text(rows)
+        entry += (
+            f"  {name}:\n    kind: filesystem\n    url: sources/files\n"
+            f"    tables: {{{name}: {{glob: {name}.csv, primary_key: id}}}}\n"
+        )
+        dbt_sources += f"  - name: {name}\n    schema: {name}\n    tables: [{{name: {name}}}]\n"
     text = (root / "stackyard.yml").read_text().replace("sources: {}\n", entry)
     (root / "stackyard.yml").write_text(text)
+    models = root / "transform" / "models"
+    (models / "_sources.yml").write_text(dbt_sources)
+    for name, sql in MODELS.items():
+        (models / f"{name}.sql").write_text(sql + "\n")
     return root
+
+
+def git(root: Path, *args: str) -> None:
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "ci",
+        "GIT_AUTHOR_EMAIL": "ci@example.com",
+        "GIT_COMMITTER_NAME": "ci",
+        "GIT_COMMITTER_EMAIL": "ci@example.com",
+    }
+    subprocess.run(["git", *args], cwd=root, env=env, check=True, capture_output=True)
+
+
+def pull_request(root: Path, origin: Path) -> None:
+    """main pushed to a local origin, then a branch changing stg_orders only."""
+    git(origin.parent, "init", "--bare", "-b", "main", str(origin))
+    git(root, "init", "-b", "main")
+    git(root, "add", "-A")
+    git(root, "commit", "-m", "base")
+    git(root, "remote", "add", "origin", str(origin))
+    git(root, "push", "origin", "main")
+    git(root, "checkout", "-b", "change")
+    model = root / "transform" / "models" / "stg_orders.sql"
+    model.write_text(model.read_text().replace("amount from", "amount * 2 as amount from"))
+    git(root, "commit", "-am", "double the amounts")
+
+
+def relations(root: Path) -> set[str]:
+    """Tables and views in the warehouse, as schema.name; stackyard's own, dlt's and dlt's
+    staging schemas left out."""
+    with Context(root) as context:
+        rows = context.sql(
+            "select table_schema, table_name from information_schema.tables "
+            "where table_schema <> 'stackyard' and table_schema not like '%\\_staging' escape '\\' "
+            "and table_name not like '\\_dlt%' escape '\\'"
+        ).rows
+    return {f"{schema}.{name}" for schema, name in rows}
 
 
 def test_init_writes_the_workflow_and_its_pull_request_steps_run_here(tmp_path: Path) -> None:
     root = make_project(tmp_path / "shop")
     assert (root / WORKFLOW).is_file()  # written by init
+    pull_request(root, tmp_path / "origin.git")
     done = runner.invoke(app, ["ci", "github", "--json", "--project", str(root)])
     assert done.exit_code == 0, done.output
     result = json.loads(done.output)
@@ -52,12 +117,19 @@ def test_init_writes_the_workflow_and_its_pull_request_steps_run_here(tmp_path: 
     assert [c.split()[:2] for c in commands] == [
         ["stackyard", "policy"],
         ["stackyard", "plan"],
+        ["git", "fetch"],
         ["stackyard", "run"],
     ]
     assert "--detailed-exitcode" in commands[1]
+    assert "stackyard dbt-manifest" in commands[2] and "--state" in commands[3]
     assert any("stackyard apply" in s.get("run", "") for s in deploy["steps"])
 
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    # What GitHub sets on a pull request event.
+    env = {
+        **os.environ,
+        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+        "GITHUB_BASE_REF": "main",
+    }
     for command in commands:
         ran = subprocess.run(
             ["bash", "-e", "-c", command],
@@ -68,8 +140,58 @@ def test_init_writes_the_workflow_and_its_pull_request_steps_run_here(tmp_path: 
             timeout=600,
         )
         assert ran.returncode == 0, f"{command}\n{ran.stdout}\n{ran.stderr}"
+    # A fresh copy: the changed model, its child and the child's other parent, and the two
+    # sources they read; the rest of the project is neither loaded nor built.
+    assert relations(root) == {
+        "orders.orders",
+        "stores.stores",
+        "main.stg_orders",
+        "main.stg_stores",
+        "main.orders_by_store",
+    }
     with Context(root) as context:
+        assert context.sql("select sum(amount) from main.stg_orders").rows[0][0] == 60
         assert context.sql("select count(*) from orders.orders").rows[0][0] == 2
+
+
+def test_state_builds_only_the_changed_model_and_its_children(tmp_path: Path) -> None:
+    """On a warehouse that has main's build, `state:modified+` builds the changed model and
+    its child only, and loads only the source the changed model reads."""
+    root = make_project(tmp_path / "shop")
+    base = tmp_path / "base"
+    done = runner.invoke(app, ["run", "--json", "--project", str(root)])
+    assert done.exit_code == 0, done.output
+    assert len(json.loads(done.output)["loads"]) == 3
+    done = runner.invoke(app, ["dbt-manifest", "--out", str(base), "--project", str(root)])
+    assert done.exit_code == 0, done.output
+    assert (base / "manifest.json").is_file()
+
+    args = ["run", "--json", "--state", str(base), "--select", "state:modified+"]
+    unchanged = runner.invoke(app, [*args, "--project", str(root)])
+    assert unchanged.exit_code == 0, unchanged.output
+    result = json.loads(unchanged.output)
+    assert result["loads"] == [] and result["nodes"] == []
+    assert next(s for s in result["steps"] if s["name"] == "dbt build")["status"] == "skipped"
+
+    model = root / "transform" / "models" / "stg_orders.sql"
+    model.write_text(model.read_text().replace("amount from", "amount * 2 as amount from"))
+    changed = runner.invoke(app, [*args, "--project", str(root)])
+    assert changed.exit_code == 0, changed.output
+    result = json.loads(changed.output)
+    assert [load["source"] for load in result["loads"]] == ["orders"]
+    built = sorted(n["name"] for n in result["nodes"] if n["resource_type"] == "model")
+    assert built == ["orders_by_store", "stg_orders"]
+    with Context(root) as context:
+        assert context.sql("select sum(amount) from main.orders_by_store").rows[0][0] == 60
+        assert context.sql("select sum(amount) from main.stg_orders").rows[0][0] == 60
+
+
+def test_state_without_a_manifest_is_a_usage_error(tmp_path: Path) -> None:
+    root = make_project(tmp_path / "shop")
+    args = ["run", "--state", str(tmp_path / "none"), "--select", "state:modified+"]
+    done = runner.invoke(app, [*args, "--project", str(root)])
+    assert done.exit_code == 2, done.output
+    assert "dbt-manifest" in done.output
 
 
 def test_a_workflow_someone_took_over_is_left_alone(tmp_path: Path) -> None:

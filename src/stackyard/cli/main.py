@@ -148,6 +148,15 @@ def run(
         ),
     ] = None,
     as_json: JsonOpt = False,
+    state: Annotated[
+        Path | None,
+        typer.Option(
+            "--state",
+            help="A folder holding another version's dbt manifest.json (`stackyard "
+            "dbt-manifest --out DIR`): --select state:modified+ builds what changed, loading "
+            "only the sources those models read.",
+        ),
+    ] = None,
 ) -> None:
     """Load every source, build and test the dbt project, check freshness, record the run."""
     from stackyard.cli.render import RichConsole, run_summary
@@ -161,6 +170,7 @@ def run(
             force_build=force_build,
             full_refresh=full_refresh,
             variables=extra,
+            state=state,
         )
 
     if as_json:

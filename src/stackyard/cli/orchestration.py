@@ -3,6 +3,7 @@ the project's schedules on an orchestrator, and its checks in CI."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Literal
 
 import typer
@@ -13,7 +14,7 @@ Orchestrator = Literal["prefect", "dagster"]
 
 
 def register(app: typer.Typer) -> None:
-    """Add ``deploy``, ``serve`` and ``ci`` to the CLI."""
+    """Add ``deploy``, ``serve``, ``ci`` and ``dbt-manifest`` to the CLI."""
     deploy = typer.Typer(
         help="Write the project's schedules as an orchestrator's deployments.",
         no_args_is_help=True,
@@ -54,10 +55,25 @@ def register(app: typer.Typer) -> None:
             _print_json(result.to_dict())
             return
         out.print(
-            f"wrote {result.path}: pull requests run {len(result.pull_request_steps) - 1} "
+            f"wrote {result.path}: pull requests run {len(result.pull_request_steps) - 2} "
             f"checks; main applies and runs on '{result.production_target}'",
             highlight=False,
         )
+
+    @app.command("dbt-manifest")
+    def dbt_manifest(
+        out_dir: Annotated[Path, typer.Option("--out", help="Folder to write manifest.json into.")],
+        project: ProjectOpt = None,
+        as_json: JsonOpt = False,
+    ) -> None:
+        """Parse the dbt project and write its manifest.json into a folder: the base that
+        `stackyard run --state DIR --select state:modified+` compares with."""
+        context = _guard(lambda: _context(project))
+        path = _guard(lambda: context.dbt_manifest(out_dir))
+        if as_json:
+            _print_json({"path": str(path)})
+            return
+        out.print(f"wrote {path}", highlight=False)
 
     @app.command()
     def serve(
@@ -65,12 +81,22 @@ def register(app: typer.Typer) -> None:
             str, typer.Option("--orchestrator", help="prefect or dagster.")
         ] = "prefect",
         project: ProjectOpt = None,
+        port: Annotated[
+            int | None,
+            typer.Option("--port", help="dagster: the webserver's port on 127.0.0.1."),
+        ] = None,
     ) -> None:
         """Run the project's schedules locally on an orchestrator until stopped (Ctrl-C)."""
         from stackyard.errors import UsageError
 
         context = _guard(lambda: _context(project))
         root = context.project_dir
+        if orchestrator == "prefect" and port is not None:
+            _guard(
+                lambda: _usage(
+                    UsageError("--port is for dagster; Prefect's API is in PREFECT_API_URL")
+                )
+            )
         if orchestrator == "prefect":
             from stackyard.integrations.prefect import serve as serve_prefect
 
@@ -78,7 +104,7 @@ def register(app: typer.Typer) -> None:
         elif orchestrator == "dagster":
             from stackyard.integrations.dagster import serve as serve_dagster
 
-            raise typer.Exit(_guard(lambda: serve_dagster(root)))
+            raise typer.Exit(_guard(lambda: serve_dagster(root, port)))
         else:
             _guard(
                 lambda: _usage(

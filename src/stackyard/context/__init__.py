@@ -72,6 +72,7 @@ class Context(RunbookMethods):
         variables: Mapping[str, Any] | None = None,
         lease_wait: float = 0.0,
         retry_loads: bool = True,
+        state: Path | None = None,
     ) -> RunResult:
         """Load every selected source, build and test the dbt project, check freshness,
         and record the run in the warehouse.
@@ -86,6 +87,10 @@ class Context(RunbookMethods):
             variables: dbt vars over ``transform.vars``.
             lease_wait: seconds to wait for a run holding a lease to end (0: refuse).
             retry_loads: retry failed loads per ``retries:`` (off: the orchestrator does).
+            state: a folder holding another version's dbt ``manifest.json`` (e.g. main's,
+                from ``stackyard dbt-manifest``): ``state:`` selectors compare to it, a
+                selection matching nothing builds nothing, and only the sources the selected
+                models read are loaded.
 
         Returns:
             The run's result; ``result.exit_code`` is 0 or 1.
@@ -98,8 +103,21 @@ class Context(RunbookMethods):
         from stackyard.runner.run import RunJob
         from stackyard.runner.selection import check_selection
 
+        state = state.resolve() if state is not None else None  # dbt reads it from transform/
+        if state is not None and not (state / "manifest.json").is_file():
+            raise UsageError(
+                f"--state {state} holds no manifest.json",
+                hint="write one from the version to compare with: `stackyard dbt-manifest "
+                f"--out {state}` in a checkout of it",
+            )
         session = self.session(target)
-        check_selection(self.project, select, lambda s: session.dbt().list_nodes(s))
+
+        def list_nodes(selectors: list[str]) -> list[str]:
+            dbt = session.dbt()
+            dbt.state = state
+            return dbt.list_nodes(selectors)
+
+        check_selection(self.project, select, list_nodes, empty_ok=state is not None)
         if full_refresh and refresh is None:
             chosen = [s for s in select if s in self.config.sources] or [
                 n for n, s in self.config.sources.items() if s.enabled and not select
@@ -112,8 +130,25 @@ class Context(RunbookMethods):
             lease_wait=lease_wait,
             retry_loads=retry_loads,
             variables=variables,
+            state=state,
         )
         return job.execute(select)
+
+    def dbt_manifest(self, out: Path, target: str | None = None) -> Path:
+        """Parse the dbt project (nothing runs against the warehouse) and copy its
+        ``manifest.json`` into ``out``, for ``stackyard run --state`` elsewhere.
+
+        Raises:
+            TransformError: the project does not parse.
+        """
+        import shutil
+
+        dbt = self.session(target).dbt()
+        dbt.manifest()
+        out.mkdir(parents=True, exist_ok=True)
+        path = out / "manifest.json"
+        shutil.copyfile(self.project.transform_dir / "target" / "manifest.json", path)
+        return path
 
     def deploy_prefect(self) -> DeployResult:
         """Write prefect.yaml and the flows module (docs/orchestration.md)."""

@@ -280,10 +280,14 @@ def definitions_file(project_dir: str | Path) -> Path:
     return entry
 
 
-def serve(project_dir: str | Path) -> int:
-    """Start ``dagster dev`` on the project's definitions until interrupted; returns its exit
-    code. Dagster's state goes to ``.stackyard/dagster``."""
+def serve(project_dir: str | Path, port: int | None = None) -> int:
+    """Start ``dagster dev`` on the project's definitions until interrupted (its webserver on
+    ``port``, Dagster's default 3000 without one); returns its exit code. Dagster's state goes
+    to ``.stackyard/dagster``."""
     entry = definitions_file(project_dir)
     dagster = Path(sys.executable).parent / "dagster"
     env = {**os.environ, "DAGSTER_HOME": str(entry.parent)}
-    return subprocess.call([str(dagster), "dev", "-f", str(entry)], cwd=entry.parents[2], env=env)
+    command = [str(dagster), "dev", "-f", str(entry)]
+    if port is not None:
+        command += ["--host", "127.0.0.1", "--port", str(port)]
+    return subprocess.call(command, cwd=entry.parents[2], env=env)

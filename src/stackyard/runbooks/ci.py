@@ -1,9 +1,12 @@
 """``stackyard ci github``: a GitHub Actions workflow that checks a pull request and applies main.
 
 On a pull request it runs ``stackyard policy check``, ``stackyard plan --detailed-exitcode``
-(0 no access change, 2 changes to review: both pass; 1 fails) and ``stackyard run`` on the
-default DuckDB target, a fresh copy built from the sources in the runner, never the
-production warehouse. On a push to main it applies the access plan and runs on the
+(0 no access change, 2 changes to review: both pass; 1 fails) and a slim ``stackyard run`` on
+the default DuckDB target, a fresh copy built from the sources in the runner, never the
+production warehouse: the target branch's dbt manifest (``stackyard dbt-manifest`` in a
+checkout of it) is the state that ``@state:modified`` compares with, so only the changed
+models, their children and what those read are built, and only the sources they read are
+loaded. On a push to main it applies the access plan and runs on the
 production target. ``stackyard init`` writes the same file.
 """
 
@@ -45,6 +48,19 @@ def production_target(config: ProjectConfig) -> str:
     return others[0] if others else config.defaults.target
 
 
+BASE = Path(".stackyard") / "base"
+# The pull request's target branch, checked out beside the project; its parsed manifest is the
+# state the slim run compares with. Locally: GITHUB_BASE_REF=main and the same commands.
+BASE_MANIFEST = (
+    f'git fetch --depth=1 origin "$GITHUB_BASE_REF" && rm -rf {BASE} && git worktree prune && '
+    f"git worktree add --detach {BASE}/src FETCH_HEAD && "
+    f"stackyard dbt-manifest --project {BASE}/src --out {BASE}/state"
+)
+# `@`: the changed models, their children and every parent of those, which a fresh copy
+# does not have yet.
+SLIM_SELECT = "@state:modified"
+
+
 def _setup() -> list[dict[str, Any]]:
     return [
         {"uses": "actions/checkout@v4"},
@@ -63,7 +79,11 @@ def github_workflow(config: ProjectConfig) -> dict[str, Any]:
             "name": "Access plan (exit 2: changes to review)",
             "run": f'stackyard plan --target {dev} --detailed-exitcode || [ "$?" -eq 2 ]',
         },
-        {"name": f"Run on a fresh DuckDB copy ({dev})", "run": f"stackyard run --target {dev}"},
+        {"name": "Base manifest (the target branch's dbt project)", "run": BASE_MANIFEST},
+        {
+            "name": f"Build what changed on a fresh DuckDB copy ({dev})",
+            "run": f"stackyard run --target {dev} --state {BASE}/state --select {SLIM_SELECT}",
+        },
     ]
     deploy = [
         {"name": "Access policies", "run": "stackyard policy check"},

@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from stackyard.errors import EXIT_USAGE, StackyardError
@@ -46,8 +47,12 @@ class RunJob:
         variables: Mapping[str, Any] | None = None,
         lease_wait: float = 0.0,
         retry_loads: bool = True,
+        state: Path | None = None,
     ) -> None:
         self.session = session
+        # --state: dbt's `state:` selectors compare to the manifest in this folder, and only
+        # the sources the selected models read are loaded (slim CI).
+        self.state = state
         self.variables = dict(variables or {})
         # 0: a second trigger while another run holds a lease is refused at once
         self.lease_wait = lease_wait
@@ -66,6 +71,7 @@ class RunJob:
         self._current = ""
         self._previous: dict[str, Any] | None = None
         self._attempted = False
+        self._selected: list[str] = []
 
     def execute(self, select: Sequence[str] = ()) -> RunResult:
         """Run the job.
@@ -126,6 +132,7 @@ class RunJob:
         skipped: list[SkippedModel] = []
         freshness: list[FreshnessResult] = []
         dbt = self.session.dbt(self._on_node, self.variables)
+        dbt.state = self.state
         # Other vars can build other tables: they are part of what "unchanged" compares.
         fingerprint = transform_fingerprint(
             self.transform_dir,
@@ -157,7 +164,13 @@ class RunJob:
             )
             return self._build_summary(nodes)
 
-        if unchanged:
+        if self.state is not None and dbt_select and not self._selected:
+            self._skip_step(
+                "dbt build",
+                f"--select {' '.join(dbt_select)} matches nothing against the manifest in "
+                f"{self.state}: nothing changed",
+            )
+        elif unchanged:
             self._skip_step("dbt build", unchanged)
         else:
             self._step("dbt build", build, status_of=lambda: _build_status(nodes))
@@ -257,7 +270,23 @@ class RunJob:
         dbt_select = [s for s in select if s not in self.project.sources]
         for source in sources:
             dbt_select += [f"source:{n}+" for n in self._dbt_names(source)]
+        if self.state is not None and dbt_select:
+            # loaded for the selected models only: what else reads them is not rebuilt
+            sources += self._sources_read_by(dbt_select, sources)
         return sources, dbt_select
+
+    def _sources_read_by(self, dbt_select: Sequence[str], named: Sequence[str]) -> list[str]:
+        """The enabled sources the selected dbt nodes read directly (the others' tables are
+        already in the warehouse or not needed), in stackyard.yml's order."""
+        dbt = self.session.dbt(variables=self.variables)
+        dbt.state = self.state
+        self._selected = dbt.selected_ids(dbt_select)
+        read = dbt.source_parents(self._selected)
+        return [
+            name
+            for name, config in self.project.sources.items()
+            if config.enabled and name not in named and read & set(self._dbt_names(name))
+        ]
 
     def _unchanged_since(
         self,

@@ -10,7 +10,10 @@ from stackyard.errors import ConfigError, UsageError, did_you_mean
 
 
 def check_selection(
-    project: Project, select: Sequence[str], list_nodes: Callable[[list[str]], list[str]]
+    project: Project,
+    select: Sequence[str],
+    list_nodes: Callable[[list[str]], list[str]],
+    empty_ok: bool = False,
 ) -> None:
     """Refuse a selection that cannot mean anything, before anything is loaded or built.
 
@@ -18,6 +21,7 @@ def check_selection(
         project: the project.
         select: source names and dbt selectors as given.
         list_nodes: ``dbt ls`` of selectors (called only when some are dbt selectors).
+        empty_ok: dbt selectors may match nothing (``state:modified+`` when nothing changed).
 
     Raises:
         UsageError: an empty name, a plain name that is neither a source nor a dbt node, or
@@ -44,7 +48,7 @@ def check_selection(
                 hint="set enabled: true to load it",
             )
     selectors = [s for s in select if s not in config.sources]
-    if selectors and not list_nodes(selectors):
+    if selectors and not empty_ok and not list_nodes(selectors):
         raise UsageError(
             f"--select {' '.join(selectors)} matches nothing in the dbt project",
             hint="check the names with `dbt ls` in the dbt project, or select a source: "

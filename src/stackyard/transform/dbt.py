@@ -142,6 +142,8 @@ class Dbt:
         self.on_node = on_node
         self.profiles_dir = profiles_dir or transform_dir
         self.variables = dict(variables or {})
+        # A folder holding another version's manifest.json: `state:` selectors compare to it.
+        self.state: Path | None = None
 
     def ensure_packages(self) -> list[str]:
         """Run ``dbt deps`` when the project asks for packages that are not installed.
@@ -232,6 +234,32 @@ class Dbt:
             return []
         result = self._invoke(["ls", "--output", "name", "--select", *select])
         return sorted(str(n) for n in (result or []))
+
+    def selected_ids(self, select: Sequence[str]) -> list[str]:
+        """Unique ids of every resource a selection picks (``dbt ls``)."""
+        import json
+
+        if not select:
+            return []
+        result = self._invoke(
+            ["ls", "--output", "json", "--output-keys", "unique_id", "--select", *select]
+        )
+        return sorted(str(json.loads(str(line))["unique_id"]) for line in (result or []))
+
+    def source_parents(self, ids: Sequence[str]) -> set[str]:
+        """The dbt source names (``source('NAME', …)``) the given nodes read directly, from
+        the manifest the last command wrote."""
+        import json
+
+        path = self.transform_dir / "target" / "manifest.json"
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+        nodes, sources = manifest.get("nodes", {}), manifest.get("sources", {})
+        found: set[str] = set()
+        for uid in ids:
+            for parent in nodes.get(uid, {}).get("depends_on", {}).get("nodes", []):
+                if parent in sources:
+                    found.add(str(sources[parent]["source_name"]))
+        return found
 
     def run_window(
         self,
@@ -335,6 +363,8 @@ class Dbt:
             import json
 
             full += ["--vars", json.dumps(self.variables)]
+        if self.state is not None and args[0] in _STATE_COMMANDS:
+            full += ["--state", str(self.state)]
         with _DBT_LOCK, _environment({**self.env, **_QUIET_DBT}):
             runner = dbtRunner(callbacks=[self._callback])
             outcome = runner.invoke(full)
@@ -352,6 +382,9 @@ class Dbt:
         info = event.data.node_info
         self.on_node(info.resource_type, info.node_name, info.node_status)
 
+
+# The commands whose selection may use `state:` (dbt refuses --state on the others).
+_STATE_COMMANDS = frozenset({"build", "ls", "list", "run", "test", "compile", "seed", "snapshot"})
 
 _QUIET_DBT = {
     # No telemetry or version lookups: they would wait on the network for nothing.
