@@ -8,7 +8,9 @@ also builds what is downstream of it, as ``stackyard run <source>`` does). Each 
 its own ``retries:`` and ``deadline:`` inside the run; the run as a whole carries the
 transformation's retry policy (Dagster's ``RetryPolicy``, exponential backoff with jitter)
 and the sum of the deadlines as its ``dagster/max_runtime``. A scheduled run applies the
-schedule's ``catch_up:`` to its scheduled time; runs never overlap (stackyard's leases; a
+schedule's ``catch_up:`` to the interval it stands for (``each``: the schedule asks for one
+run per missed interval; ``once``: a run for an interval a later tick covers is skipped); runs
+never overlap (stackyard's leases; a
 run waits for a held one up to the transformation's deadline, then fails naming the holder).
 
 Dagster is imported only here (``pip install 'stackyard[dagster]'``).
@@ -30,6 +32,8 @@ from stackyard.results import RunResult
 from stackyard.transform.staging import dbt_source_names
 
 CHECK = "stackyard_monitors"
+#: The interval a scheduled run stands for (the tick it was asked for, maybe a missed one).
+SCHEDULED_FOR = "stackyard/scheduled_for"
 
 
 def definitions(project_dir: str | Path) -> Any:
@@ -117,23 +121,59 @@ def definitions(project_dir: str | Path) -> Any:
     jobs = [dg.define_asset_job("stackyard_all", selection=dg.AssetSelection.all())]
     schedules = []
     for source, names in tables.items():
-        schedule = config.sources[source].schedule
         job = dg.define_asset_job(
             f"load_{source}",
             selection=dg.AssetSelection.assets(*(dg.AssetKey([source, t]) for t in names)),
             tags={"stackyard/source": source},
         )
         jobs.append(job)
-        schedules.append(
-            dg.ScheduleDefinition(
-                name=f"{source}_schedule",
-                job=job,
-                cron_schedule=schedule.cron,
-                execution_timezone=schedule.timezone,
-                default_status=dg.DefaultScheduleStatus.RUNNING,
-            )
-        )
+        schedules.append(_schedule(dg, project, source, job))
     return dg.Definitions(assets=[stackyard_run], jobs=jobs, schedules=schedules)
+
+
+def _schedule(dg: Any, project: Project, source: str, job: Any) -> Any:
+    """A source's schedule. Dagster's scheduler launches only the latest missed tick of a
+    schedule like this one after downtime; with ``catch_up: each`` the tick asks for one run
+    per interval missed since the schedule's last run, oldest first (each tagged with the
+    interval it stands for)."""
+    declared = project.config.sources[source].schedule
+    name = f"{source}_schedule"
+
+    @dg.schedule(
+        name=name,
+        job=job,
+        cron_schedule=declared.cron,
+        execution_timezone=declared.timezone,
+        default_status=dg.DefaultScheduleStatus.RUNNING,
+    )
+    def tick(context):  # type: ignore[no-untyped-def]  # Dagster reads the annotation
+        now = context.scheduled_execution_time or datetime.now(UTC)
+        due = [now]
+        last = _last_scheduled(context.instance, name) if declared.catch_up == "each" else None
+        if last is not None:
+            due = declared.ticks(last, now) or [now]
+        for moment in due:
+            yield dg.RunRequest(
+                run_key=f"{source}@{moment.isoformat()}",
+                tags={SCHEDULED_FOR: moment.isoformat(), "stackyard/source": source},
+            )
+
+    return tick
+
+
+def _last_scheduled(instance: Any, schedule_name: str) -> datetime | None:
+    """The interval the schedule's latest run stood for, from its tags (``None``: no run)."""
+    if instance is None:
+        return None
+    import dagster as dg
+
+    for run in instance.get_runs(
+        filters=dg.RunsFilter(tags={"dagster/schedule_name": schedule_name}), limit=1
+    ):
+        value = run.tags.get(SCHEDULED_FOR) or run.tags.get("dagster/scheduled_execution_time")
+        if value:
+            return datetime.fromisoformat(value)
+    return None
 
 
 def _results(
@@ -182,7 +222,7 @@ def _verdicts(result: RunResult) -> dict[tuple[str, ...], tuple[str, str]]:
 
 def _caught_up(project: Project, sources: Sequence[str], tags: Any, every: bool) -> str | None:
     """Why a scheduled run is skipped under its source's ``catch_up: once``, or ``None``."""
-    scheduled = tags.get("dagster/scheduled_execution_time")
+    scheduled = tags.get(SCHEDULED_FOR) or tags.get("dagster/scheduled_execution_time")
     if not scheduled or every or len(sources) != 1:
         return None
     schedule = project.config.sources[sources[0]].schedule

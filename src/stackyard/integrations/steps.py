@@ -80,6 +80,7 @@ def run_step(
 def failure_summary(result: RunResult) -> str:
     """What failed in a run, on one line."""
     parts = [f"{s.name}: {s.detail}" for s in result.steps if s.status == "failed"]
+    parts += [f"{x.source}: {x.error}" for x in result.loads if x.status == "failed" and x.error]
     return "; ".join(parts) or result.status
 
 
