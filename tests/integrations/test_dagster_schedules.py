@@ -33,9 +33,13 @@ def shop(root: Path, schedule: str, transform: str = "retries: {count: 0}") -> P
     return root
 
 
-def latest_seven() -> datetime:
-    """The latest 07:00 UTC tick before now (the op judges catch-up against real time)."""
-    return Schedule(cron="0 7 * * *").latest_tick(datetime.now(UTC))
+# A daily tick twelve hours away from now: the latest one cannot change while a test runs.
+CRON = f"0 {(datetime.now(UTC).hour + 12) % 24} * * *"
+
+
+def latest_tick() -> datetime:
+    """The latest tick of CRON before now (the op judges catch-up against real time)."""
+    return Schedule(cron=CRON).latest_tick(datetime.now(UTC))
 
 
 def tick(defs: Any, name: str, at: datetime, instance: Any) -> list[Any]:
@@ -86,9 +90,9 @@ def test_catch_up_each_runs_every_interval_missed_oldest_first(
 ) -> None:
     from stackyard.integrations.dagster import SCHEDULED_FOR, definitions
 
-    root = shop(tmp_path / "shop", "{cron: '0 7 * * *', catch_up: each}")
+    root = shop(tmp_path / "shop", f"{{cron: '{CRON}', catch_up: each}}")
     defs = definitions(root)
-    latest = latest_seven()
+    latest = latest_tick()
 
     (first,) = tick(defs, "orders_schedule", latest - 3 * DAY, instance)
     assert launch(defs, "load_orders", first, latest - 3 * DAY, instance).success
@@ -107,9 +111,9 @@ def test_catch_up_each_runs_every_interval_missed_oldest_first(
 def test_catch_up_once_runs_the_latest_interval_only(tmp_path: Path, instance: Any) -> None:
     from stackyard.integrations.dagster import SCHEDULED_FOR, definitions
 
-    root = shop(tmp_path / "shop", "{cron: '0 7 * * *', catch_up: once}")
+    root = shop(tmp_path / "shop", f"{{cron: '{CRON}', catch_up: once}}")
     defs = definitions(root)
-    latest = latest_seven()
+    latest = latest_tick()
 
     (request,) = tick(defs, "orders_schedule", latest, instance)
     assert datetime.fromisoformat(request.tags[SCHEDULED_FOR]) == latest
@@ -133,9 +137,9 @@ def test_an_overlapping_run_is_refused_naming_the_lease_holder(
     from stackyard.integrations.dagster import definitions
 
     # A scheduled run waits for a held lease up to the transformation's deadline.
-    root = shop(tmp_path / "shop", "{cron: '0 7 * * *'}", "deadline: 2s, retries: {count: 0}")
+    root = shop(tmp_path / "shop", f"{{cron: '{CRON}'}}", "deadline: 2s, retries: {count: 0}")
     defs = definitions(root)
-    latest = latest_seven()
+    latest = latest_tick()
     with Context(root) as context:
         leases = RunLeases(context.warehouse())
         leases.ensure()
@@ -159,7 +163,9 @@ def test_a_hanging_source_fails_the_scheduled_run_at_its_deadline(
     from stackyard.integrations.dagster import definitions
 
     root = hanging_project(
-        tmp_path / "p", "{fails: 0}", "    deadline: 5m\n    retries: {count: 0}\n"
+        tmp_path / "p",
+        "{fails: 0}",
+        f"    deadline: 5m\n    retries: {{count: 0}}\n    schedule: {{cron: '{CRON}'}}\n",
     )
     config = root / "stackyard.yml"
     config.write_text(config.read_text() + "transform: {retries: {count: 0}}\n")
@@ -169,7 +175,7 @@ def test_a_hanging_source_fails_the_scheduled_run_at_its_deadline(
     text = config.read_text().replace("{fails: 0}", "{fails: 0, hang: 600}")
     config.write_text(text.replace("deadline: 5m", "deadline: 3s"))
     defs = definitions(root)
-    latest = Schedule().latest_tick(datetime.now(UTC))
+    latest = latest_tick()
     (request,) = tick(defs, "events_schedule", latest, instance)
     result = launch(defs, "load_events", request, latest, instance)
     assert not result.success
