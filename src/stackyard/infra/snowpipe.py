@@ -40,8 +40,9 @@ def glob_pattern(glob: str) -> str:
     '.*orders/[^/]*\\\\.jsonl'
     """
     out = []
-    for part in re.split(r"(\*\*|\*|\?)", glob):
-        out.append({"**": ".*", "*": "[^/]*", "?": "[^/]"}.get(part, re.escape(part)))
+    for part in re.split(r"(\*\*/|\*\*|\*|\?)", glob):
+        wild = {"**/": "(.*/)?", "**": ".*", "*": "[^/]*", "?": "[^/]"}
+        out.append(wild.get(part, re.escape(part)))
     return ".*" + "".join(out)
 
 
