@@ -167,6 +167,13 @@ def test_missing_schema_or_table_is_a_usage_error_and_nothing_is_written(
     )  # fmt: skip
     assert code == 2, output
     assert "support.tikets not found" in output and "tickets" in output
+    code, output = cli(
+        "source", "add", "support", "--kind", "external", "--loader", "airbyte",
+        "-p", str(project), "--dry-run",
+    )  # fmt: skip
+    assert code == 0, output
+    assert "loaded by airbyte" in output and "loaded_at_field: _airbyte_extracted_at" in output
+    assert "nothing is loaded" in output
     assert (project / "stackyard.yml").read_text() == before
     assert not (project / "transform/models/staging/airbyte").exists()
 
@@ -187,6 +194,14 @@ def test_an_unknown_loader_needs_its_loaded_at_column(project: Path) -> None:
 
 def test_remove_undoes_an_external_source(project: Path) -> None:
     assert add(project, "support", "airbyte")[0] == 0
+    code, output = cli("source", "show", "support", "-p", str(project), "--json")
+    assert code == 0, output
+    shown = json.loads(output)
+    assert shown["kind"] == "external"
+    assert {t["table"]: (t["rows"], t["model"]) for t in shown["tables"]} == {
+        "tickets": (4, "stg_airbyte__tickets"),
+        "users": (3, "stg_airbyte__users"),
+    }
     code, output = cli("source", "remove", "support", "-p", str(project), "--json")
     assert code == 0, output
     removed = json.loads(output)["files_removed"]
