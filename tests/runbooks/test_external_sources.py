@@ -151,6 +151,15 @@ def test_a_stale_external_source_fails_freshness_and_skips_its_downstream(
     assert "revenue" not in built
     assert result["loads"] == []
 
+    # A table the loader dropped: its freshness cannot be read, so nothing downstream is built.
+    duckdb_tables(project, "fivetran", "billing", hours_ago=1)
+    with Context(project) as ctx:
+        ctx.sql("drop table support.users")
+    code, output = cli("run", "-p", str(project), "--json")
+    assert code == 1, output
+    skipped = {s["name"]: s["reason"] for s in json.loads(output)["skipped"]}
+    assert "could not be checked for freshness" in skipped["stg_airbyte__tickets"]
+
 
 def test_missing_schema_or_table_is_a_usage_error_and_nothing_is_written(
     project: Path,

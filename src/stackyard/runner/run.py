@@ -146,11 +146,15 @@ class RunJob:
             unchanged = None  # another tool may have loaded new rows since the last run
         stale: dict[str, str] = {}
         if external:
-            self._step(
+            checked_step = self._step(
                 "external source freshness",
                 lambda: self._check_external(dbt, external, freshness, stale),
                 status_of=lambda: _fresh_status(freshness),
             )
+            if checked_step.status == "failed" and not stale:
+                # unknown freshness is not fresh: nothing is built on what could not be checked
+                why = f"could not be checked for freshness: {checked_step.detail}"
+                stale.update({s: why for s in external})
         reasons = {s: "failed to load" for s in failed_sources} | stale
         exclude = [f"source:{n}+" for s in reasons for n in self._dbt_names(s)]
         if exclude:
