@@ -142,6 +142,20 @@ def _stream(project: Path, stack: ExitStack) -> dict[str, Any]:
     }
 
 
+def _external(project: Path, stack: ExitStack) -> dict[str, Any]:
+    import duckdb
+
+    from tests.ingest.loader_tables import write_tables
+
+    (project / ".stackyard").mkdir(exist_ok=True)
+    conn = duckdb.connect(str(project / ".stackyard" / "dev.duckdb"))
+    try:
+        write_tables(conn, "duckdb", "airbyte", "src", 1)  # as Airbyte writes them
+    finally:
+        conn.close()
+    return {"loader": "airbyte", "tables": {"tickets": {"primary_key": "id"}, "users": {}}}
+
+
 def _toy(project: Path, stack: ExitStack) -> dict[str, Any]:
     return {"rows": 4, "primary_key": "toy_id"}
 
@@ -153,6 +167,7 @@ KIND_FIXTURES: dict[str, tuple[Callable[[Path, ExitStack], dict[str, Any]], str]
     "rest_api": (_rest, "customers"),
     "python": (_python, "readings"),
     "stream": (_stream, "events"),
+    "external": (_external, "tickets"),
     "toy": (_toy, "toys"),
 }
 
@@ -177,7 +192,9 @@ def duplicate_check(health: TableHealth) -> Any:
     return next((c for c in health.checks if c.check == "duplicates"), None)
 
 
-@pytest.mark.parametrize("kind", ["sql_database", "filesystem", "rest_api", "python", "stream"])
+@pytest.mark.parametrize(
+    "kind", ["sql_database", "filesystem", "rest_api", "python", "stream", "external"]
+)
 def test_every_built_in_kind_walks_add_run_monitors(tmp_path: Path, kind: str) -> None:
     health = walk(tmp_path, kind)
     check = duplicate_check(health)

@@ -133,7 +133,8 @@ def register(app: typer.Typer) -> None:
             list[str] | None,
             typer.Option(
                 help="sql_database: a table to load (default: all), or NAME=SOURCE_TABLE to load "
-                "it under another name. filesystem: TABLE=GLOB."
+                "it under another name. filesystem: TABLE=GLOB. external: a table the loader "
+                "writes (default: all in --schema); snowpipe: TABLE=GLOB."
             ),
         ] = None,
         primary_key: Annotated[
@@ -179,6 +180,17 @@ def register(app: typer.Typer) -> None:
         ] = None,
         initial_value: Annotated[
             str | None, typer.Option(help="rest_api: first cursor value.")
+        ] = None,
+        loader: Annotated[
+            str | None,
+            typer.Option(help="external: the tool that loads it (airbyte, fivetran, snowpipe …)."),
+        ] = None,
+        loaded_at: Annotated[
+            str | None,
+            typer.Option(help="external: the column the loader stamps each row's load time in."),
+        ] = None,
+        stage_url: Annotated[
+            str | None, typer.Option(help="external, snowpipe: the files' URL (s3://…).")
         ] = None,
         path: Annotated[str | None, typer.Option(help="python: sources/<file>.py.")] = None,
         function: Annotated[str | None, typer.Option(help="python: the @dlt.source.")] = None,

@@ -16,6 +16,7 @@ from stackyard.config.access import AccessConfig
 from stackyard.config.backfills import BackfillsConfig
 from stackyard.config.backups import BackupsConfig
 from stackyard.config.base import SecretRef, StrictModel
+from stackyard.config.external import ExternalSource as ExternalSource
 from stackyard.config.monitors import MonitorsConfig
 from stackyard.config.orchestration import DEFAULT_DEADLINE_SECONDS, Duration, Retries
 from stackyard.config.schema_changes import SchemaChangesConfig

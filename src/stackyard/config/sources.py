@@ -97,6 +97,16 @@ class SourceBase(StrictModel):
         """The tables stackyard.yml names for this source (empty: known after a load)."""
         return ()
 
+    def loaded_by_stackyard(self, snowpipe: bool = False) -> bool:
+        """Whether stackyard loads it (False: another tool does, and a run checks its
+        freshness instead), on a target that does (``snowpipe``) or does not load staged
+        files itself."""
+        return True
+
+    def dbt_name(self, name: str) -> str:
+        """The dbt source its tables appear as: ``<loader>_<source>``, dlt's by default."""
+        return f"dlt_{name}"
+
     def primary_keys(self) -> dict[str, tuple[str, ...]]:
         """The primary key declared for each table that has one."""
         return {}

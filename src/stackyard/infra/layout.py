@@ -109,8 +109,10 @@ def _derive_defaults(
 ) -> None:
     access = config.access
     loaders: dict[str, list[str]] = {}
-    for source in config.sources:
-        schemas = loaders.setdefault(DEFAULT_LOADER, [])
+    for source, source_config in config.sources.items():
+        # a source another tool loads lands in that loader's database (AIRBYTE, FIVETRAN …)
+        loader = str(getattr(source_config, "loader", DEFAULT_LOADER))
+        schemas = loaders.setdefault(loader, [])
         dataset = config.dataset_for(source)
         if dataset not in schemas:
             schemas.append(dataset)

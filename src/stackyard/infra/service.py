@@ -106,7 +106,7 @@ class AccessControl:
         known = live_state is not None or warehouse.REACHABLE_HERE
         live = self.live_state(name, live_state)
         engine.check_can_apply(live)
-        return diff(
+        plan = diff(
             engine,
             live,
             project=self.project.config.name,
@@ -114,6 +114,11 @@ class AccessControl:
             declaration_hash=declaration.digest(),
             live_known=known,
         )
+        from stackyard.infra.snowpipe import with_snowpipes
+
+        config = self.project.config
+        schemas = {n: config.dataset_for(n) for n in config.sources}
+        return with_snowpipes(plan, config.sources, schemas, warehouse.SNOWPIPE)
 
     def apply(
         self,

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from stackyard.config.base import SecretRef
+from stackyard.config.external import ExternalSource
 from stackyard.config.secrets import Secrets
 from stackyard.config.sources import (
     FilesystemSource,
@@ -441,3 +442,18 @@ def _file_reader(
         yield rows
 
     return read
+
+
+def build_external(name: str, config: ExternalSource, context: BuildContext) -> list[Any]:
+    """The ``external`` kind off Snowflake: a snowpipe source's files, read as the filesystem
+    kind reads them (another loader's tables are never loaded by stackyard).
+
+    Raises:
+        ConfigError: the source is loaded by another tool.
+    """
+    if not config.stage_url:
+        raise ConfigError(
+            f"source '{name}' is loaded by {config.loader}, not by stackyard",
+            hint="`stackyard run` checks its freshness instead of loading it",
+        )
+    return build_files(name, config.as_files(), context)

@@ -76,6 +76,10 @@ def watched_tables(
         )
 
     loaded_schemas = {load.schema for load in run.loads} if run else set(sources)
+    # Tables another tool loads are in no run's loads, and are watched on every run.
+    loaded_schemas |= {
+        project.dataset_for(n) for n, s in project.sources.items() if s.kind == "external"
+    }
     for load in run.loads if run else ():
         for t in load.tables:
             add_source(load.schema, t.table)

@@ -16,11 +16,10 @@ from typing import Any
 from stackyard.config.edit import ProjectFile
 from stackyard.config.model import ProjectConfig
 from stackyard.config.sources import parse_source
-from stackyard.errors import ConfigError, StackyardError, UsageError, did_you_mean
+from stackyard.errors import ConfigError, UsageError, did_you_mean
 from stackyard.ingest.keys import declared_keys, declared_tables, detect_key
 from stackyard.ingest.loader import REJECTED_TABLE, Loader
-from stackyard.metadata.history import History
-from stackyard.results import FreshnessResult, SourceLoad
+from stackyard.results import SourceLoad
 from stackyard.runbooks.source_access import read_chain
 from stackyard.runbooks.source_entry import source_entry
 from stackyard.runbooks.source_plans import add_plan, remove_plan
@@ -42,12 +41,9 @@ from stackyard.transform.dbt_sources import (
 )
 from stackyard.transform.generated import check_clashes, generated_files, write_files
 from stackyard.transform.staging import (
-    LOADER,
     Column,
     LoadedTable,
-    dbt_source_name,
     dbt_source_names,
-    model_name,
     staging_files,
 )
 from stackyard.transform.state import manifest_freshness
@@ -116,11 +112,19 @@ class SourcesRunbook:
                 )
             else:
                 options["tables"] = discover_sql_tables(url, options.get("source_schema"))
+        if kind == "external":
+            from stackyard.runbooks.external_sources import complete_tables
+
+            options = complete_tables(self.warehouse, name, options)
         return source_entry(kind, options)
 
     def plan_add(self, name: str, entry: dict[str, Any], *, load: bool = True) -> RunbookPlan:
         """The steps ``add`` would take, each with its rollback; nothing is changed."""
         existing = self.config.sources.get(name)
+        if not parse_source(entry).loaded_by_stackyard(self.warehouse.SNOWPIPE):
+            from stackyard.runbooks.external_sources import external_plan
+
+            return external_plan(name, entry, self.warehouse.describe())
         return add_plan(
             name,
             entry,
@@ -173,6 +177,10 @@ class SourcesRunbook:
                     hint=f"pick another name, edit its entry by hand, or `stackyard source "
                     f"remove {name}` first",
                 )
+        if not parse_source(entry).loaded_by_stackyard(self.warehouse.SNOWPIPE):
+            from stackyard.runbooks.external_sources import add_external
+
+            return add_external(self, name, entry)
         check_clashes(self.project_dir, self.transform_dir, name, declared_tables(entry))
         project = ProjectFile(self.project_file)
         if existing is None:
@@ -224,7 +232,7 @@ class SourcesRunbook:
             )
         tables = self._loaded_tables(loader, name, config)
         check_clashes(self.project_dir, self.transform_dir, name, [t.name for t in tables])
-        files = staging_files(name, tables, self.warehouse.DIALECT)
+        files = self._staging_files(name, tables)
         written, unchanged = write_files(self.project_dir, self.transform_dir, files)
         w2, u2 = write_sources_entry(
             self.project_dir, self.transform_dir, name, config, [t.name for t in tables]
@@ -278,7 +286,8 @@ class SourcesRunbook:
             )
         self.session.release()  # dbt opens its own connection
         dbt = self.session.dbt()
-        nodes = dbt.build(select=[f"source:{dbt_source_name(name)}+"])
+        dbt_name = config.sources[name].dbt_name(name)
+        nodes = dbt.build(select=[f"source:{dbt_name}+"])
         models = [n for n in nodes if n.resource_type == "model"]
         tests = [n for n in nodes if n.resource_type == "test"]
         checks.append(
@@ -295,9 +304,9 @@ class SourcesRunbook:
                 nodes_detail(tests, "tests passed"),
             )
         )
-        fresh = manifest_freshness(self.transform_dir, self.warehouse, [dbt_source_name(name)])
+        fresh = manifest_freshness(self.transform_dir, self.warehouse, [dbt_name])
         if fresh is None:
-            fresh = dbt.freshness([f"source:{dbt_source_name(name)}"])
+            fresh = dbt.freshness([f"source:{dbt_name}"])
         self.session.release()
         late = [f for f in fresh if f.status not in ("pass", "warn")]
         checks.append(
@@ -380,57 +389,9 @@ class SourcesRunbook:
 
     def status(self, names: Sequence[str] | None = None) -> list[SourceStatus]:
         """Kind, tables, last load, row counts and freshness of sources."""
-        config = self.config
-        selected = list(names) if names is not None else sorted(config.sources)
-        for name in selected:
-            if name not in config.sources:
-                raise UsageError(f"no source named '{name}'{did_you_mean(name, config.sources)}")
-        freshness: dict[tuple[str, str], FreshnessResult] = {}
-        try:
-            found = (
-                manifest_freshness(
-                    self.transform_dir, self.warehouse, [dbt_source_name(n) for n in selected]
-                )
-                or []
-            )
-        except StackyardError:
-            found = []  # a source table that is missing shows as "missing" rows instead
-        for f in found:
-            freshness[(f.source, f.table)] = f
-        out = []
-        for name in selected:
-            source = config.sources[name]
-            schema = config.dataset_for(name)
-            last = History(self.warehouse).last_load(name)
-            tables = []
-            for table in self._source_tables(name):
-                fresh = freshness.get((dbt_source_name(name), table))
-                model = self.transform_dir / "models/staging" / LOADER / f"{model_name(table)}.sql"
-                tables.append(
-                    TableStatus(
-                        table,
-                        self._count(schema, table),
-                        (last or {}).get("tables", {}).get(table),
-                        fresh.status if fresh else None,
-                        fresh.age_hours if fresh else None,
-                        model_name(table) if model.exists() else None,
-                    )
-                )
-            out.append(
-                SourceStatus(
-                    name,
-                    source.kind,
-                    schema,
-                    source.schedule.cron,
-                    source.contract,
-                    source.enabled,
-                    tuple(tables),
-                    (last or {}).get("at"),
-                    (last or {}).get("status"),
-                )
-            )
-        self.session.release()
-        return out
+        from stackyard.runbooks.source_status import source_status
+
+        return source_status(self, names)
 
     # ------------------------------------------------------------------ helpers
 
@@ -476,6 +437,20 @@ class SourcesRunbook:
             tables.append(LoadedTable(table, columns, tuple(key), origin))
         self.session.release()
         return tables
+
+    def _staging_files(self, name: str, tables: list[LoadedTable]) -> list[Any]:
+        """The staging models of what stackyard loaded (a snowpipe source read from its files
+        off Snowflake gets its loader's dbt source and models, as on Snowflake)."""
+        from stackyard.config.external import ExternalSource
+        from stackyard.transform.external_staging import external_staging_files
+
+        source, dialect = self.config.sources[name], self.warehouse.DIALECT
+        if not isinstance(source, ExternalSource):
+            return list(staging_files(name, tables, dialect))
+        columns = source.columns()
+        return external_staging_files(
+            name, source.dbt_name(name), source.loader, columns, tables, dialect
+        )
 
     def _forget_state(self, name: str) -> list[str]:
         """Delete dlt's local state for the source (every target), so a re-add starts over."""

@@ -86,8 +86,13 @@ class RunJob:
         run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
         started_at = datetime.now(UTC)
         sources, dbt_select = self._selection(select)
+        # Sources another tool loads (Airbyte, Fivetran …): never loaded, their freshness
+        # is checked before the build instead.
+        pipes = self.warehouse.SNOWPIPE
+        external = [s for s in sources if not self.project.sources[s].loaded_by_stackyard(pipes)]
+        loaded = [s for s in sources if s not in external]
 
-        self._step("ensure schemas", lambda: self._ensure_schemas(sources))
+        self._step("ensure schemas", lambda: self._ensure_schemas(loaded))
         leases = [*(source_lease(s) for s in sources), TRANSFORMATION]
         # Two runs of one source (or two dbt builds) never overlap: a second trigger is refused.
         RunLeases(self.warehouse).acquire(
@@ -95,7 +100,7 @@ class RunJob:
         )
         self.session.release()  # dlt and dbt open their own connections
         try:
-            return self._execute(run_id, started_at, select, sources, dbt_select)
+            return self._execute(run_id, started_at, select, sources, dbt_select, external)
         finally:
             RunLeases(self.warehouse).release(leases, run_id)
             self.session.release()
@@ -107,14 +112,16 @@ class RunJob:
         select: Sequence[str],
         sources: list[str],
         dbt_select: list[str],
+        external: Sequence[str] = (),
     ) -> RunResult:
         loads: list[SourceLoad] = []
         self._attempted = True  # from here on, a failure is a failed run (exit 1), not usage
-        if sources:
+        to_load = [s for s in sources if s not in external]
+        if to_load:
             loader = Loader(self.session, retry=self.retry_loads)
             t0, at = time.monotonic(), datetime.now(UTC)
             with self.session.released():  # dlt loads through its own connection
-                loads = loader.load(sources, started_at, self.refresh)
+                loads = loader.load(to_load, started_at, self.refresh)
             failed = [load for load in loads if load.status == "failed"]
             self._steps.append(
                 StepResult(
@@ -142,13 +149,25 @@ class RunJob:
             },
         )
         unchanged = self._unchanged_since(self._previous, fingerprint, select, loads)
-        exclude = [f"source:{n}+" for s in failed_sources for n in self._dbt_names(s)]
+        if external:
+            unchanged = None  # another tool may have loaded new rows since the last run
+        stale: dict[str, str] = {}
+        if external:
+            checked_step = self._step(
+                "external source freshness",
+                lambda: self._check_external(dbt, external, freshness, stale),
+                status_of=lambda: _fresh_status(freshness),
+            )
+            if checked_step.status == "failed" and not stale:
+                # unknown freshness is not fresh: nothing is built on what could not be checked
+                why = f"could not be checked for freshness: {checked_step.detail}"
+                stale.update({s: why for s in external})
+        reasons = {s: "failed to load" for s in failed_sources} | stale
+        exclude = [f"source:{n}+" for s in reasons for n in self._dbt_names(s)]
         if exclude:
-            for source in failed_sources:
+            for source, reason in reasons.items():
                 for model in dbt.list_models([f"source:{n}+" for n in self._dbt_names(source)]):
-                    skipped.append(
-                        SkippedModel(model, f"upstream source '{source}' failed to load")
-                    )
+                    skipped.append(SkippedModel(model, f"upstream source '{source}' {reason}"))
             for s in skipped:
                 self.console.step_progress("dbt build", f"skipped {s.name}: {s.reason}")
 
@@ -175,8 +194,9 @@ class RunJob:
         else:
             self._step("dbt build", build, status_of=lambda: _build_status(nodes))
 
-        if sources:
-            names = [n for s in sources if s not in failed_sources for n in self._dbt_names(s)]
+        if to_load:
+            names = [n for s in to_load if s not in failed_sources for n in self._dbt_names(s)]
+            checked = {n for s in external for n in self._dbt_names(s)}
 
             def check_freshness() -> str:
                 # Without a selection every dbt source is checked (some may not be stackyard's).
@@ -190,7 +210,7 @@ class RunJob:
                     found = dbt.freshness(
                         [f"source:{n}" for n in names] if select else (), failed_names
                     )
-                freshness.extend(found)
+                freshness.extend(f for f in found if f.source not in checked)
                 self.session.release()
                 late = [f for f in freshness if f.status != "pass"]
                 return f"{len(freshness) - len(late)}/{len(freshness)} source tables fresh"
@@ -252,6 +272,31 @@ class RunJob:
 
     # ------------------------------------------------------------------ steps
 
+    def _check_external(
+        self,
+        dbt: Any,
+        external: Sequence[str],
+        freshness: list[FreshnessResult],
+        stale: dict[str, str],
+    ) -> str:
+        """Freshness of the sources another tool loads, by their loader's loaded-at column;
+        a source past its error threshold (or whose tables cannot be read) is ``stale``."""
+        names = {self.project.sources[s].dbt_name(s): s for s in external}
+        found = manifest_freshness(self.transform_dir, self.warehouse, list(names))
+        if found is None:
+            found = dbt.freshness([f"source:{n}" for n in names])
+        self.session.release()
+        freshness.extend(found)
+        for f in found:
+            source = names.get(f.source)
+            if source is not None and f.status in ("error", "runtime error"):
+                age = f" ({f.age_hours:.1f} h since its last load)" if f.age_hours else ""
+                stale.setdefault(source, f"is stale: {f.table} {f.status}{age}")
+        late = [f for f in found if f.status != "pass"]
+        return f"{len(found) - len(late)}/{len(found)} external source tables fresh" + (
+            f"; stale: {', '.join(stale)}" if stale else ""
+        )
+
     def _dbt_names(self, source: str) -> tuple[str, ...]:
         """The dbt sources a stackyard source appears as: ``dlt_<name>``/``<name>``, the one
         its ``dbt_source:`` names, and any of the project's own that read its schema."""
@@ -259,6 +304,8 @@ class RunJob:
 
         config = self.project.sources.get(source)
         named = (config.dbt_source,) if config is not None and config.dbt_source else ()
+        if config is not None:
+            named = (config.dbt_name(source), *named)
         found = dbt_sources_in_schema(self.transform_dir, self.project.dataset_for(source))
         return tuple(dict.fromkeys((*dbt_source_names(source), *named, *found)))
 

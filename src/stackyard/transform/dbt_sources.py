@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from stackyard.config.model import ProjectConfig
+from stackyard.config.model import ExternalSource, ProjectConfig
 from stackyard.errors import ConfigError
 from stackyard.transform.staging import LOADER, sources_entry
 
@@ -35,15 +35,20 @@ def write_sources_entry(
     """
     from ruamel.yaml import YAML
 
-    path = transform_dir / SOURCES_FILE
-    rel = str(path.relative_to(project_dir))
     source = config.sources[name]
+    loader, loaded_at = LOADER, "_loaded_at"
+    if isinstance(source, ExternalSource):
+        loader, loaded_at = source.loader, source.columns().loaded_at
+    path = transform_dir / sources_file(loader)
+    rel = str(path.relative_to(project_dir))
     entry = sources_entry(
         name,
         config.dataset_for(name),
         source.kind,
         tables,
         config.defaults.freshness.model_dump(),
+        loader=loader,
+        loaded_at=loaded_at,
     )
     yaml = _round_trip(YAML)
     if path.exists():
@@ -70,7 +75,10 @@ def write_sources_entry(
     yaml.dump(data, buffer)
     text = buffer.getvalue()
     if original is None:
-        text = SOURCES_HEADER + text
+        header = SOURCES_HEADER
+        if loader != LOADER:
+            header = header.replace("stackyard loads with dlt", f"{loader} loads")
+        text = header + text
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
     return [rel], []
@@ -80,23 +88,39 @@ def has_sources_entry(transform_dir: Path, name: str) -> bool:
     """Whether ``_sources.yml`` holds an entry stackyard added for this source."""
     from ruamel.yaml import YAML
 
-    path = transform_dir / SOURCES_FILE
-    if not path.exists():
-        return False
-    data = _round_trip(YAML).load(path.read_text(encoding="utf-8")) or {}
-    return any(
-        (s.get("meta") or {}).get("stackyard_source") == name for s in data.get("sources") or []
-    )
+    for path in _sources_files(transform_dir):
+        data = _round_trip(YAML).load(path.read_text(encoding="utf-8")) or {}
+        if any(
+            (s.get("meta") or {}).get("stackyard_source") == name for s in data.get("sources") or []
+        ):
+            return True
+    return False
+
+
+def sources_file(loader: str = LOADER) -> Path:
+    """The generated ``_sources.yml`` of a loader's sources, relative to the dbt project.
+
+    >>> sources_file("airbyte").as_posix()
+    'models/staging/airbyte/_sources.yml'
+    """
+    return Path("models") / "staging" / loader / "_sources.yml"
+
+
+def _sources_files(transform_dir: Path) -> list[Path]:
+    """Every loader's generated ``_sources.yml`` (dlt's first)."""
+    found = sorted((transform_dir / "models" / "staging").glob("*/_sources.yml"))
+    return sorted(found, key=lambda p: p.parent.name != LOADER)
 
 
 def remove_sources_entry(transform_dir: Path, name: str) -> bool:
     """Drop the source's dbt entry; delete the file when stackyard created it and it is
     now empty. Returns whether the file itself was deleted."""
+    return any([_remove_from(path, name) for path in _sources_files(transform_dir)])
+
+
+def _remove_from(path: Path, name: str) -> bool:
     from ruamel.yaml import YAML
 
-    path = transform_dir / SOURCES_FILE
-    if not path.exists():
-        return False
     yaml = _round_trip(YAML)
     text = path.read_text(encoding="utf-8")
     data = yaml.load(text) or {}
@@ -104,7 +128,7 @@ def remove_sources_entry(transform_dir: Path, name: str) -> bool:
     keep = [s for s in sources if (s.get("meta") or {}).get("stackyard_source") != name]
     if len(keep) == len(sources):
         return False
-    if not keep and text.startswith(SOURCES_HEADER):
+    if not keep and text.startswith(SOURCES_HEADER[:27]):  # "# dbt sources for the data "
         path.unlink()
         return True
     for i in reversed(range(len(sources))):

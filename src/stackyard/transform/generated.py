@@ -15,7 +15,13 @@ from stackyard.errors import ConfigError
 from stackyard.transform.staging import LOADER, generated_by, model_name
 
 
-def check_clashes(project_dir: Path, transform_dir: Path, name: str, tables: Sequence[str]) -> None:
+def check_clashes(
+    project_dir: Path,
+    transform_dir: Path,
+    name: str,
+    tables: Sequence[str],
+    loader: str = LOADER,
+) -> None:
     """Refuse to overwrite a model file that was not generated for this source.
 
     Raises:
@@ -23,7 +29,9 @@ def check_clashes(project_dir: Path, transform_dir: Path, name: str, tables: Seq
     """
     for table in tables:
         for suffix in (".sql", ".yml"):
-            path = transform_dir / "models" / "staging" / LOADER / (model_name(table) + suffix)
+            path = (
+                transform_dir / "models" / "staging" / loader / (model_name(table, loader) + suffix)
+            )
             if path.exists():
                 owner, _ = generated_by(path.read_text(encoding="utf-8"))
                 if owner != name:
@@ -64,9 +72,10 @@ def write_files(
 
 def generated_files(transform_dir: Path, name: str) -> list[tuple[Path, bool]]:
     """The staging files generated for a source, each with whether it is still unedited."""
-    folder = transform_dir / "models" / "staging" / LOADER
+    folder = transform_dir / "models" / "staging"
     found = []
-    for path in sorted(folder.glob("stg_*")) if folder.is_dir() else []:
+    # every loader's folder (dlt's, and airbyte/, fivetran/ … for external sources)
+    for path in sorted(folder.glob("*/stg_*")) if folder.is_dir() else []:
         owner, unedited = generated_by(path.read_text(encoding="utf-8"))
         if owner == name:
             found.append((path, unedited))

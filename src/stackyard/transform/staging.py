@@ -233,13 +233,13 @@ def dbt_source_names(source: str) -> tuple[str, ...]:
     return (dbt_source_name(source), source)
 
 
-def model_name(table: str) -> str:
+def model_name(table: str, loader: str = LOADER) -> str:
     """The staging model for a table.
 
-    >>> model_name("customers")
-    'stg_dlt__customers'
+    >>> model_name("customers"), model_name("accounts", "fivetran")
+    ('stg_dlt__customers', 'stg_fivetran__accounts')
     """
-    return f"stg_{LOADER}__{table}"
+    return f"stg_{loader}__{table}"
 
 
 def with_marker(source: str, body: str, comment: str) -> str:
@@ -276,17 +276,26 @@ def staging_files(
 
 
 def sources_entry(
-    source: str, schema: str, kind: str, tables: Sequence[str], freshness: Mapping[str, int]
+    source: str,
+    schema: str,
+    kind: str,
+    tables: Sequence[str],
+    freshness: Mapping[str, int],
+    *,
+    loader: str = LOADER,
+    loaded_at: str = "_loaded_at",
 ) -> dict[str, object]:
-    """The source's entry in ``_sources.yml``."""
+    """The source's entry in ``_sources.yml`` (``loader``: who writes its tables, and the
+    column it stamps each row's load time in)."""
+    by = "by stackyard" if loader == LOADER else f"by {loader}"
     return {
-        "name": dbt_source_name(source),
-        "description": f"Loaded by stackyard from the {source} source ({kind}) with dlt.",
+        "name": f"{loader}_{source}",
+        "description": f"Loaded {by} from the {source} source ({kind}) with {loader}.",
         # The loader's database: the target's own unless the warehouse keeps raw data in
         # another one (Snowflake: dlt loads into DLT while dbt builds into ANALYTICS).
         "database": RAW_DATABASE,
         "schema": schema,
-        "loaded_at_field": "_loaded_at",
+        "loaded_at_field": loaded_at,
         "freshness": {
             "warn_after": {"count": freshness["warn_after_hours"], "period": "hour"},
             "error_after": {"count": freshness["error_after_hours"], "period": "hour"},
@@ -343,8 +352,10 @@ def _model_sql(source: str, table: LoadedTable, dialect: str = "duckdb") -> str:
     return with_marker(source, body, "--")
 
 
-def _model_yml(source: str, table: LoadedTable, dialect: str = "duckdb") -> str:
-    name = model_name(table.name)
+def _model_yml(
+    source: str, table: LoadedTable, dialect: str = "duckdb", loader: str = LOADER
+) -> str:
+    name = model_name(table.name, loader)
     renamed = {c.name: _renamed(table, c) for c in table.columns}
     lines = [
         "version: 2",

@@ -75,6 +75,8 @@ class Warehouse(ABC):
             indexes do not, its zone maps already skip what a range filter excludes.
         EXPLAIN_ESTIMATES: the planner's row (and maybe byte) estimates can be read with
             :meth:`estimate_query`; without it, a dry run's figures come from counting.
+        SNOWPIPE: the engine loads files from a stage itself (Snowpipe); elsewhere stackyard
+            reads a snowpipe source's files as the filesystem kind.
     """
 
     KIND: ClassVar[str]
@@ -93,6 +95,7 @@ class Warehouse(ABC):
     TRANSIENT_TABLES_BY_DEFAULT: ClassVar[bool] = False
     EXPLAIN_ESTIMATES: ClassVar[bool] = False
     RANGE_INDEXES: ClassVar[bool] = False
+    SNOWPIPE: ClassVar[bool] = False
 
     def __init__(self, target_name: str, config: Any, project_dir: Path, secrets: Secrets):
         self.target_name = target_name

@@ -56,6 +56,8 @@ class SnowflakeWarehouse(_RemoteOnly):
     # https://docs.getdbt.com/reference/resource-configs/snowflake-configs#transient-tables
     TRANSIENT_TABLES_BY_DEFAULT: ClassVar[bool] = True
     SUPPORTS_KEY_PAIR_AUTH: ClassVar[bool] = True
+    # https://docs.snowflake.com/en/user-guide/data-load-snowpipe-intro
+    SNOWPIPE: ClassVar[bool] = True
     DIALECT: ClassVar[str] = "snowflake"
     DRIVER = "snowflake-connector-python and dbt-snowflake"
     REVIEW_HINT = (
