@@ -101,13 +101,15 @@ class Naming:
     """How live principals map to declared names, and which ones are the target's.
 
     Attributes:
-        engine: ``postgres`` or ``snowflake``.
-        prefix: ``access.role_prefix`` (Postgres).
+        users_are_roles: the engine's ``USERS_ARE_ROLES`` (names in lower case, prefixed).
+        database_roles: the engine's ``DATABASE_ROLES``.
+        prefix: ``access.role_prefix`` (engines whose users are roles).
         admin: the target's own user, never imported.
         project: the project's name (its marker).
     """
 
-    engine: str
+    users_are_roles: bool
+    database_roles: bool = False
     prefix: str = ""
     admin: str = ""
     project: str = ""
@@ -116,15 +118,15 @@ class Naming:
     def declared(self, principal: Principal) -> str | None:
         """The declared name of a live role or user, or ``None`` when it cannot be declared.
 
-        >>> Naming("postgres", prefix="p_").declared(Principal("role", "p_reader"))
+        >>> Naming(True, prefix="p_").declared(Principal("role", "p_reader"))
         'READER'
-        >>> Naming("postgres").declared(Principal("role", "MixedCase")) is None
+        >>> Naming(True).declared(Principal("role", "MixedCase")) is None
         True
         """
         name = principal.name
         if principal.kind == "public" or name == self.admin:
             return None
-        if self.engine == "postgres":
+        if self.users_are_roles:
             if not name.startswith(self.prefix):
                 return None
             rest = name[len(self.prefix) :]
@@ -169,7 +171,7 @@ def derive(
     """
     skipped: list[str] = []
     tag = marker(naming.project)
-    is_db_role = naming.engine == "snowflake"
+    is_db_role = naming.database_roles
     accounts = {a.principal: a for a in live.accounts}
     names: dict[Principal, str] = {}
     for principal in accounts:
@@ -179,7 +181,8 @@ def derive(
     # The roles of this target: grantees here, the project's own, and (Postgres) the prefix.
     seeds = {g.grantee for g in live.grants} | {f.grantee for f in live.future_grants}
     seeds |= {p for p, a in accounts.items() if tag in a.comment}
-    if naming.engine != "postgres" or naming.prefix:
+    # Where roles are shared by the whole server, only a prefix says a role is this project's.
+    if not naming.users_are_roles or naming.prefix:
         seeds |= set(names)
     db_roles = _database_roles(live) if is_db_role else {}
     scope = {p for p in seeds if p in names}
@@ -199,7 +202,7 @@ def derive(
             kind = principal.kind.replace("_", " ")
             skipped.append(f"{kind} {principal.label}: not imported, {why}")
 
-    users = {p for p in scope if _is_user(accounts[p], naming.engine)}
+    users = {p for p in scope if _is_user(accounts[p])}
     held_by: dict[Principal, list[str]] = {p: [] for p in scope}
     for m in sorted(live.memberships):
         if m.member not in scope:
@@ -216,8 +219,7 @@ def derive(
     services = {
         p
         for p in users
-        if _is_service(accounts[p], naming.engine)
-        and (p in granted_to or names[p].startswith("SVC_") or naming.engine == "snowflake")
+        if _is_service(accounts[p], p in granted_to or names[p].startswith("SVC_"))
     }
 
     access: dict[str, Any] = dict(base)
@@ -266,7 +268,8 @@ def derive(
             continue
         if g.on_kind != "SCHEMA":
             continue
-        db, schema = (database, g.on[0]) if naming.engine == "postgres" else g.on
+        # One-part schema names are the target database's (Postgres); else DB.SCHEMA.
+        db, schema = (database, g.on[0]) if len(g.on) == 1 else g.on
         on_schema = levels.setdefault((db, schema), {})
         current = on_schema.get((role, g.grantee.kind), "")
         if g.privilege == "USAGE" and not current:
@@ -343,16 +346,15 @@ def _database_roles(live: State) -> dict[Principal, str]:
     }
 
 
-def _is_user(account: Any, engine: str) -> bool:
-    if engine == "postgres":
-        return bool(account.attr("login") == "true")
-    return bool(account.principal.kind == "user")
+def _is_user(account: Any) -> bool:
+    """A user: a Snowflake user, or a role that can log in."""
+    return bool(account.principal.kind == "user" or account.attr("login") == "true")
 
 
-def _is_service(account: Any, engine: str) -> bool:
-    if engine == "postgres":
-        return True
-    return bool(account.attr("type") == "SERVICE")
+def _is_service(account: Any, looks_like_one: bool) -> bool:
+    """A service account: Snowflake says so (``TYPE``); elsewhere, what it holds says so."""
+    kind = account.attr("type")
+    return bool(kind == "SERVICE" if kind else looks_like_one)
 
 
 def _with_comment(entry: dict[str, Any], comment: str | None) -> dict[str, Any]:

@@ -278,8 +278,9 @@ class AccessControl:
         # made without them, as a reader's.
         live = with_(self.live_state(name, live_state), applier=None)
         naming = Naming(
-            target_config.type,
-            prefix=config.access.role_prefix if target_config.type == "postgres" else "",
+            engine_type.USERS_ARE_ROLES,
+            engine_type.DATABASE_ROLES,
+            prefix=config.access.role_prefix if engine_type.USERS_ARE_ROLES else "",
             admin=str(getattr(target_config, "user", "") or ""),
             project=config.name,
         )
