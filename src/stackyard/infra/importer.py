@@ -217,9 +217,7 @@ def derive(
     granted_to = {g.grantee for g in live.grants} | {m.role for m in live.memberships}
     granted_to |= {Principal("role", f.creator) for f in live.future_grants if f.creator}
     services = {
-        p
-        for p in users
-        if _is_service(accounts[p], p in granted_to or names[p].startswith("SVC_"))
+        p for p in users if _is_service(accounts[p], p in granted_to or names[p].startswith("SVC_"))
     }
 
     access: dict[str, Any] = dict(base)
