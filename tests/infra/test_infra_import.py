@@ -41,8 +41,8 @@ def _hand_made(p: PgProject) -> None:
         f'CREATE ROLE "{r("reader")}" NOLOGIN',
         f'CREATE ROLE "{r("writer")}" NOLOGIN',
         f'GRANT "{r("reader")}" TO "{r("writer")}"',
-        f'CREATE ROLE "{r("loader")}" LOGIN',
-        f'GRANT "{r("writer")}" TO "{r("loader")}"',
+        f'CREATE ROLE "{r("svc_loader")}" LOGIN',
+        f'GRANT "{r("writer")}" TO "{r("svc_loader")}"',
         f'CREATE ROLE "{r("alice")}" LOGIN',
         f'CREATE ROLE "{r("bob")}" LOGIN',
         f'GRANT "{r("reader")}" TO "{r("alice")}", "{r("bob")}"',
@@ -55,9 +55,9 @@ def _hand_made(p: PgProject) -> None:
         f'GRANT SELECT ON TABLES TO "{r("reader")}"',
         f'ALTER DEFAULT PRIVILEGES FOR ROLE "{admin}" IN SCHEMA raw '
         f'GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON TABLES TO "{r("writer")}"',
-        f'ALTER DEFAULT PRIVILEGES FOR ROLE "{r("loader")}" IN SCHEMA raw '
+        f'ALTER DEFAULT PRIVILEGES FOR ROLE "{r("svc_loader")}" IN SCHEMA raw '
         f'GRANT SELECT ON TABLES TO "{r("reader")}"',
-        f'ALTER DEFAULT PRIVILEGES FOR ROLE "{r("loader")}" IN SCHEMA raw '
+        f'ALTER DEFAULT PRIVILEGES FOR ROLE "{r("svc_loader")}" IN SCHEMA raw '
         f'GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON TABLES TO "{r("writer")}"',
         # Not expressible: one table of marts only.
         f'CREATE ROLE "{r("auditor")}" NOLOGIN',
@@ -93,7 +93,7 @@ def test_import_gives_an_empty_plan_then_tightening_plans_exactly_it(
     access = result["access"]
     assert access["defaults"] is False
     assert access["roles"]["WRITER"] == {"member_of": ["READER"]}
-    assert access["service_accounts"]["LOADER"] == {"roles": ["WRITER"]}
+    assert access["service_accounts"]["SVC_LOADER"] == {"roles": ["WRITER"]}
     assert access["people"]["ALICE"] == {"roles": ["READER"]}
     assert access["people"]["BOB"] == {"roles": ["READER"]}
     database = pg_project.database.upper()

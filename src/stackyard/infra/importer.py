@@ -212,10 +212,8 @@ def derive(
         elif m.role in db_roles:
             held_by[m.member].append(m.role.name)
     # A login role with grants of its own, or held by another role, can only be a service
-    # account (a person holds roles, nothing else); so is one named SVC_…, and one whose new
-    # tables get default privileges (a loader).
+    # account (a person holds roles, nothing else); so is one named SVC_….
     granted_to = {g.grantee for g in live.grants} | {m.role for m in live.memberships}
-    granted_to |= {Principal("role", f.creator) for f in live.future_grants if f.creator}
     services = {
         p for p in users if _is_service(accounts[p], p in granted_to or names[p].startswith("SVC_"))
     }
