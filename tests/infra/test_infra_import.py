@@ -173,3 +173,12 @@ def test_snowflake_without_recorded_output_is_refused(tmp_path: Path) -> None:
     code, output = _cli(path, "import", "access", "-t", "prod")
     assert code == 2
     assert "--live-state" in output
+
+
+def test_a_target_without_roles_has_nothing_to_import(tmp_path: Path) -> None:
+    path = project(tmp_path)
+    before = (path / "stackyard.yml").read_text(encoding="utf-8")
+    code, output = _cli(path, "import", "access", "-t", "dev")
+    assert code == 2
+    assert "no roles, users or grants" in output
+    assert (path / "stackyard.yml").read_text(encoding="utf-8") == before

@@ -267,7 +267,15 @@ class AccessControl:
             )
         target_config = config.targets[name]
         engine_type = engine_class(target_config.type, name)
-        if live_state is None and not self.sessions.get(name).warehouse.REACHABLE_HERE:
+        warehouse = self.sessions.get(name).warehouse
+        if not warehouse.SUPPORTS_ROLES:
+            raise UsageError(
+                f"target '{name}' ({target_config.type}) has no roles, users or grants to "
+                "import: nothing was imported",
+                hint="import from a Postgres or Snowflake target: `stackyard import access -t "
+                "TARGET`",
+            )
+        if live_state is None and not warehouse.REACHABLE_HERE:
             raise UsageError(
                 f"target '{name}' ({target_config.type}) cannot be read from here: nothing "
                 "was imported",
