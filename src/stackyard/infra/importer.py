@@ -26,9 +26,9 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, get_args
 
-from stackyard.config.access import PRINCIPAL_PATTERN
+from stackyard.config.access import PRINCIPAL_PATTERN, WarehouseSize
 from stackyard.config.names import reserved_reason
 from stackyard.errors import UsageError
 from stackyard.infra.declaration import reader_role, writer_role
@@ -283,8 +283,8 @@ def derive(
                 databases[db]["database_roles"] = True
                 continue
             per_role.setdefault(role, {"read": [], "write": []})[how].append(f"{db}.{schema}")
-    for db, (reader, writer) in sorted(db_roles_by_db(db_roles).items()):
-        if db in access["databases"] and reader and writer:
+    for db in access["databases"]:
+        if {reader_role(db), writer_role(db)} <= {p.name for p in db_roles if p.database == db}:
             access["databases"][db]["database_roles"] = True
     kept = {
         role
@@ -302,10 +302,26 @@ def derive(
     for container in sorted(live.containers):
         if container.kind == "warehouse" and container.name[0] in used_warehouses:
             attrs = dict(container.attrs)
-            access["warehouses"][container.name[0]] = {
-                "size": attrs.get("size") or "XSMALL",
-                "auto_suspend_seconds": int(attrs.get("auto_suspend") or 60),
-            }
+            size, suspend = attrs.get("size") or "XSMALL", attrs.get("auto_suspend") or "60"
+            if (
+                size in get_args(WarehouseSize)
+                and suspend.isdigit()
+                and 60 <= int(suspend) <= 86_400
+            ):
+                access["warehouses"][container.name[0]] = {
+                    "size": size,
+                    "auto_suspend_seconds": int(suspend),
+                }
+            else:
+                skipped.append(
+                    f"warehouse {container.name[0]} (size {size}, auto-suspend {suspend}): not "
+                    "declared, the declaration has no such setting"
+                )
+    for section in ("service_accounts", "people"):
+        for entry in access[section].values():
+            if entry.get("default_warehouse") not in (None, *access["warehouses"]):
+                entry.pop("default_warehouse")
+    warehouses = {r: ws & set(access["warehouses"]) for r, ws in warehouses.items()}
     for role in sorted({*per_role, *warehouses}):
         grant: dict[str, Any] = {"role": role}
         levels_of = per_role.get(role, {"read": [], "write": []})
@@ -316,18 +332,6 @@ def derive(
             grant["warehouses"] = sorted(warehouses[role])
         access["grants"].append(grant)
     return access, skipped
-
-
-def db_roles_by_db(db_roles: dict[Principal, str]) -> dict[str, tuple[bool, bool]]:
-    """For each database, whether its READER and WRITER database roles exist."""
-    found: dict[str, tuple[bool, bool]] = {}
-    for principal in db_roles:
-        reader, writer = found.get(principal.database, (False, False))
-        found[principal.database] = (
-            reader or principal.name == reader_role(principal.database),
-            writer or principal.name == writer_role(principal.database),
-        )
-    return found
 
 
 def _database_roles(live: State) -> dict[Principal, str]:
