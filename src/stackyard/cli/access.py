@@ -357,6 +357,77 @@ def access_review(
         out.print(f"outside the declaration: {grant}", markup=False, highlight=False)
 
 
+import_app = typer.Typer(
+    help="Declare what a warehouse has already, so stackyard can take it over.",
+    no_args_is_help=True,
+)
+
+
+@import_app.command("access")
+def import_access(
+    project: ProjectOpt = None,
+    target: TargetOpt = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print what would be written; change nothing.")
+    ] = False,
+    replace: Annotated[
+        bool,
+        typer.Option(
+            "--replace", help="Replace the roles, people and grants access: declares already."
+        ),
+    ] = False,
+    live_state: LiveStateOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Write the warehouse's current roles, users, memberships and grants into access: in
+    stackyard.yml, so that the next `stackyard plan` is empty; what cannot be declared is
+    listed and kept as it is."""
+    import yaml
+
+    result = _with_context(
+        project,
+        lambda context: context.access().import_access(
+            target, live_state=live_state, replace=replace, dry_run=dry_run
+        ),
+    )
+    if as_json:
+        _print_json(result.to_dict())
+        return
+    counts = result.counts()
+    found = (
+        f"{counts['roles']} roles, {counts['people']} people, {counts['service_accounts']} "
+        f"service accounts, {counts['memberships']} memberships, {counts['schemas']} schemas, "
+        f"{counts['schema_grants']} schema grants"
+    )
+    if result.written:
+        out.print(
+            f"[green]✔[/] declared {found} of target '{result.target}' in {result.path}",
+            highlight=False,
+        )
+    else:
+        out.print(f"would declare {found} of target '{result.target}' (dry run):", highlight=False)
+        text = yaml.safe_dump({"access": result.access}, sort_keys=False)
+        out.print(text.rstrip(), markup=False, highlight=False, soft_wrap=True)
+    if result.not_imported:
+        out.print(f"not declared ({len(result.not_imported)}), kept as it is:", highlight=False)
+        for line in result.not_imported:
+            out.print(f"  - {line}", markup=False, highlight=False, soft_wrap=True)
+    for line in result.unmanaged:
+        out.print(
+            f"  - {line}: granted to a role not imported, kept",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+    if result.written:
+        out.print(
+            f"next: `stackyard plan -t {result.target}` shows no changes; tighten access: "
+            "and plan again",
+            markup=False,
+            highlight=False,
+        )
+
+
 def register(app: typer.Typer) -> None:
     """Add the access-control commands to the ``stackyard`` app."""
     app.command("plan")(plan)
@@ -364,3 +435,4 @@ def register(app: typer.Typer) -> None:
     app.add_typer(policy_app, name="policy")
     app.add_typer(user_app, name="user")
     app.add_typer(access_app, name="access")
+    app.add_typer(import_app, name="import")

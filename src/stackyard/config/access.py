@@ -52,6 +52,11 @@ class DatabaseConfig(StrictModel):
         "account gets the database's WRITER role.",
     )
     schemas: list[str] = Field(default_factory=list, description="Schemas in the database.")
+    database_roles: bool = Field(
+        True,
+        description="Give it the <DB>_DB_READER and <DB>_DB_WRITER roles; false for a layout "
+        "taken over with `stackyard import access`, whose roles are declared one by one.",
+    )
     comment: str | None = None
 
 

@@ -88,6 +88,22 @@ class ProjectFile:
             return None
         return next((str(k) for k in node if str(k).upper() == name.upper()), None)
 
+    def set_access(self, entries: dict[str, Any], sections: tuple[str, ...]) -> None:
+        """Replace the ``access.<section>`` entries named in ``sections`` with ``entries``
+        (settings such as ``role_prefix`` and comments elsewhere are kept)."""
+        access = self.section()
+        for key in sections:
+            access.pop(key, None)
+        from ruamel.yaml.comments import CommentedMap, CommentedSeq
+
+        for key, value in entries.items():
+            if isinstance(value, dict):
+                access[key] = CommentedMap((k, _commented(v)) for k, v in value.items())
+            elif isinstance(value, list):
+                access[key] = CommentedSeq(_commented(v) for v in value)
+            else:
+                access[key] = value
+
     def approve_change(self, entry: dict[str, Any]) -> None:
         """Append an approved schema change to ``schema_changes.approved``."""
         from ruamel.yaml.comments import CommentedMap, CommentedSeq

@@ -30,10 +30,16 @@ class Engine(ABC):
     Attributes:
         KIND: the target ``type``.
         DIALECT: sqlglot dialect the statements are written in.
+        USERS_ARE_ROLES: users are login roles, named in lower case with
+            ``access.role_prefix``, shared by every database of the server (Postgres).
+        DATABASE_ROLES: the engine has database roles, ``<DB>_DB_READER``/``_WRITER``
+            (Snowflake).
     """
 
     KIND: ClassVar[str]
     DIALECT: ClassVar[str]
+    USERS_ARE_ROLES: ClassVar[bool] = False
+    DATABASE_ROLES: ClassVar[bool] = False
 
     def __init__(self, declaration: Declaration, admin_user: str = "") -> None:
         self.declaration = declaration

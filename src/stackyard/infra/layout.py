@@ -83,7 +83,10 @@ def build_declaration(config: ProjectConfig) -> Declaration:
             old = databases[key]
             merged = [*old.schemas, *(s for s in db.schemas if s not in old.schemas)]
             databases[key] = DatabaseConfig(
-                loader=db.loader or old.loader, schemas=merged, comment=db.comment or old.comment
+                loader=db.loader or old.loader,
+                schemas=merged,
+                database_roles=db.database_roles,
+                comment=db.comment or old.comment,
             )
         else:
             databases[key] = db
@@ -216,11 +219,14 @@ class _Builder:
             self.db_configs[dev_db] = DatabaseConfig(
                 loader=old.loader,
                 schemas=[*old.schemas, *(s for s in developer_schemas if s not in old.schemas)],
+                database_roles=old.database_roles,
                 comment=old.comment,
             )
         for name, db in self.db_configs.items():
             database = Database(name, tuple(db.schemas), db.loader, db.comment)
             self.databases[name] = database
+            if not db.database_roles:
+                continue
             self._add_role(Role(database.reader, database=name), f"database {name}")
             self._add_role(Role(database.writer, database=name), f"database {name}")
             self.memberships.add(Membership(database.reader, database.writer))

@@ -7,6 +7,7 @@ review``) calls one method here and renders what it returns.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from stackyard.errors import PolicyViolationError, UsageError
 from stackyard.infra.declaration import Declaration
 from stackyard.infra.engine import Engine
 from stackyard.infra.engines import engine_class, has_engine
+from stackyard.infra.importer import AccessImport
 from stackyard.infra.layout import build_declaration
 from stackyard.infra.plan import Plan, diff
 from stackyard.infra.policy import PolicyInput, PolicyReport, evaluate
@@ -225,6 +227,125 @@ class AccessControl:
                 f"nothing applied:\n{listed}{more}",
                 hint="review them, then run again with --allow-destructive",
             )
+
+    # ------------------------------------------------------------------ import
+
+    def import_access(
+        self,
+        target: str | None = None,
+        *,
+        live_state: Path | None = None,
+        replace: bool = False,
+        dry_run: bool = False,
+    ) -> AccessImport:
+        """Declare the target's current roles, users, memberships and grants in stackyard.yml,
+        so that the next plan is empty.
+
+        Args:
+            target: target name; default ``defaults.target``.
+            live_state: recorded SHOW output (Snowflake), read instead of the warehouse.
+            replace: replace the roles, people, grants … already declared under ``access:``.
+            dry_run: compute and return the declaration; write nothing.
+
+        Returns:
+            What was declared, what could not be (kept as it is) and whether it was written.
+
+        Raises:
+            UsageError: ``access:`` declares entries already and ``replace`` is not set, or a
+                Snowflake target without recorded SHOW output; nothing is written.
+        """
+        from dataclasses import replace as with_
+
+        from stackyard.config.access import AccessConfig
+        from stackyard.config.edit import ProjectFile
+        from stackyard.infra.importer import ENTRY_SECTIONS, Naming, derive, kept_as_is, settle
+
+        config = self.project.config
+        name = self.project.target_name(target)
+        declared = [s for s in ENTRY_SECTIONS if getattr(config.access, s)]
+        if declared and not replace and not dry_run:
+            raise UsageError(
+                f"access: in {self.project.config_file.name} declares {', '.join(declared)} "
+                "already: nothing was imported",
+                hint="run with --dry-run to see what would be written, and with --replace to "
+                "replace those entries with the warehouse's current access",
+            )
+        target_config = config.targets[name]
+        engine_type = engine_class(target_config.type, name)
+        warehouse = self.sessions.get(name).warehouse
+        if not warehouse.SUPPORTS_ROLES:
+            raise UsageError(
+                f"target '{name}' ({target_config.type}) has no roles, users or grants to "
+                "import: nothing was imported",
+                hint="import from a Postgres or Snowflake target: `stackyard import access -t "
+                "TARGET`",
+            )
+        if live_state is None and not warehouse.REACHABLE_HERE:
+            raise UsageError(
+                f"target '{name}' ({target_config.type}) cannot be read from here: nothing "
+                "was imported",
+                hint="record its SHOW output as JSON and pass it with --live-state FILE "
+                "(docs/access-control.md)",
+            )
+        # The applier's rights do not matter to what is declared; the plan of an import is
+        # made without them, as a reader's.
+        live = with_(self.live_state(name, live_state), applier=None)
+        naming = Naming(
+            engine_type.USERS_ARE_ROLES,
+            engine_type.DATABASE_ROLES,
+            prefix=config.access.role_prefix if engine_type.USERS_ARE_ROLES else "",
+            admin=str(getattr(target_config, "user", "") or ""),
+            project=config.name,
+        )
+        database = str(getattr(target_config, "database", "") or "").upper()
+        if not re.match(r"^[A-Z][A-Z0-9_]{0,62}$", database):
+            database = config.access.analytics_database.upper()
+        base = config.access.model_dump(
+            include={
+                "role_prefix",
+                "production_targets",
+                "analytics_database",
+                "dev_database",
+                "analytics_schemas",
+                "reporting_schemas",
+            },
+            exclude_defaults=True,
+        )
+
+        def plan_for(access: dict[str, object]) -> Plan:
+            checked = config.model_copy(update={"access": AccessConfig.model_validate(access)})
+            declaration = build_declaration(checked)
+            engine = engine_type.for_target(declaration, target_config)
+            return diff(
+                engine,
+                live,
+                project=config.name,
+                target=name,
+                declaration_hash=declaration.digest(),
+            )
+
+        access, skipped = derive(live, naming, database, base)
+        access, taken, plan = settle(access, plan_for, naming)
+        checked = config.model_copy(update={"access": AccessConfig.model_validate(access)})
+        engine = engine_type.for_target(build_declaration(checked), target_config)
+        managed = engine.desired(live).principals()
+        entries = {k: v for k, v in access.items() if k in (*ENTRY_SECTIONS, "defaults")}
+        if not dry_run:
+            file = ProjectFile(self.project.config_file)
+            file.set_access(entries, ENTRY_SECTIONS)
+            file.save()
+        return AccessImport(
+            target=name,
+            engine=target_config.type,
+            access=entries,
+            not_imported=tuple(
+                [*skipped, *taken, *kept_as_is(live, engine.desired(live), managed)]
+            ),
+            unmanaged=plan.unmanaged,
+            written=not dry_run,
+            path=str(self.project.config_file),
+            plan_steps=len(plan.steps),
+        )
 
     # ------------------------------------------------------------------ policy
 

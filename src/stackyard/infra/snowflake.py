@@ -204,6 +204,7 @@ class SnowflakeEngine(Engine):
 
     KIND: ClassVar[str] = "snowflake"
     DIALECT: ClassVar[str] = "snowflake"
+    DATABASE_ROLES: ClassVar[bool] = True
 
     @classmethod
     def for_target(cls, declaration: Declaration, target: Any) -> Engine:

@@ -1,0 +1,184 @@
+"""`stackyard import access`: a warehouse's existing roles, users and grants become the
+declaration, the next plan is empty, and a tightening edit then plans exactly that change.
+
+Postgres is live (hand-made roles on a throwaway database, roles with a per-test prefix);
+Snowflake is read from recorded SHOW output."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from stackyard.cli.main import app
+from tests.infra.conftest import PgProject
+from tests.infra.helpers import project
+
+runner = CliRunner()
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def _cli(path: Path, *args: str) -> tuple[int, str]:
+    result = runner.invoke(app, [*args, "--project", str(path)])
+    return result.exit_code, result.output
+
+
+def _hand_made(p: PgProject) -> None:
+    """Roles and grants as a team makes them by hand: a reader and a writer role, a loader
+    login that writes through the writer, two people who read, and one role whose access
+    the declaration cannot say (SELECT on one table of a schema only)."""
+    r = p.role
+    admin = p.admin
+    statements = [
+        "CREATE SCHEMA raw",
+        "CREATE SCHEMA marts",
+        "CREATE TABLE raw.orders (id int)",
+        "CREATE TABLE marts.revenue (day date, amount numeric)",
+        "CREATE TABLE marts.customers (id int)",
+        f'CREATE ROLE "{r("reader")}" NOLOGIN',
+        f'CREATE ROLE "{r("writer")}" NOLOGIN',
+        f'GRANT "{r("reader")}" TO "{r("writer")}"',
+        f'CREATE ROLE "{r("svc_loader")}" LOGIN',
+        f'GRANT "{r("writer")}" TO "{r("svc_loader")}"',
+        f'CREATE ROLE "{r("alice")}" LOGIN',
+        f'CREATE ROLE "{r("bob")}" LOGIN',
+        f'GRANT "{r("reader")}" TO "{r("alice")}", "{r("bob")}"',
+        f'GRANT USAGE ON SCHEMA raw, marts TO "{r("reader")}"',
+        f'GRANT SELECT ON ALL TABLES IN SCHEMA raw, marts TO "{r("reader")}"',
+        f'GRANT USAGE, CREATE ON SCHEMA raw TO "{r("writer")}"',
+        f'GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON ALL TABLES IN SCHEMA raw TO "{r("writer")}"',
+        # Tables created later, by the admin and by the loader, are readable too.
+        f'ALTER DEFAULT PRIVILEGES FOR ROLE "{admin}" IN SCHEMA raw, marts '
+        f'GRANT SELECT ON TABLES TO "{r("reader")}"',
+        f'ALTER DEFAULT PRIVILEGES FOR ROLE "{admin}" IN SCHEMA raw '
+        f'GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON TABLES TO "{r("writer")}"',
+        f'ALTER DEFAULT PRIVILEGES FOR ROLE "{r("svc_loader")}" IN SCHEMA raw '
+        f'GRANT SELECT ON TABLES TO "{r("reader")}"',
+        f'ALTER DEFAULT PRIVILEGES FOR ROLE "{r("svc_loader")}" IN SCHEMA raw '
+        f'GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON TABLES TO "{r("writer")}"',
+        # Not expressible: one table of marts only.
+        f'CREATE ROLE "{r("auditor")}" NOLOGIN',
+        f'GRANT USAGE ON SCHEMA marts TO "{r("auditor")}"',
+        f'GRANT SELECT ON marts.revenue TO "{r("auditor")}"',
+    ]
+    with p.connect() as conn:
+        for statement in statements:
+            conn.execute(statement)
+
+
+def _plan_json(p: PgProject) -> tuple[int, dict[str, object]]:
+    code, output = _cli(p.path, "plan", "-t", "prod", "--json", "--detailed-exitcode")
+    return code, json.loads(output)
+
+
+@pytest.mark.postgres
+def test_import_gives_an_empty_plan_then_tightening_plans_exactly_it(
+    pg_project: PgProject,
+) -> None:
+    _hand_made(pg_project)
+    before = (pg_project.path / "stackyard.yml").read_text(encoding="utf-8")
+
+    # --dry-run shows the declaration and writes nothing.
+    code, output = _cli(pg_project.path, "import", "access", "-t", "prod", "--dry-run")
+    assert code == 0, output
+    assert "READER" in output and "would declare" in output
+    assert (pg_project.path / "stackyard.yml").read_text(encoding="utf-8") == before
+
+    code, output = _cli(pg_project.path, "import", "access", "-t", "prod", "--json")
+    assert code == 0, output
+    result = json.loads(output)
+    access = result["access"]
+    assert access["defaults"] is False
+    assert access["roles"]["WRITER"] == {"member_of": ["READER"]}
+    assert access["service_accounts"]["SVC_LOADER"] == {"roles": ["WRITER"]}
+    assert access["people"]["ALICE"] == {"roles": ["READER"]}
+    assert access["people"]["BOB"] == {"roles": ["READER"]}
+    database = pg_project.database.upper()
+    grants = {g["role"]: g for g in access["grants"]}
+    assert grants["READER"]["read"] == [f"{database}.marts", f"{database}.raw"]
+    assert grants["WRITER"]["write"] == [f"{database}.raw"]
+    # The role the declaration cannot say is listed, with why, and left undeclared.
+    assert "AUDITOR" not in access["roles"]
+    assert any(line.startswith("AUDITOR: not imported") for line in result["not_imported"])
+    assert any("auditor" in line for line in result["unmanaged"])
+    assert result["counts"] == {
+        "roles": 2,
+        "people": 2,
+        "service_accounts": 1,
+        "memberships": 4,
+        "schemas": 2,
+        "schema_grants": 3,
+    }
+    # The comment at the top of stackyard.yml survives the write.
+    text = (pg_project.path / "stackyard.yml").read_text(encoding="utf-8")
+    assert text.startswith("# An example project for access-control tests")
+
+    code, plan = _plan_json(pg_project)
+    assert code == 0, plan
+    assert plan["steps"] == []
+
+    # A second import refuses to overwrite the declaration without --replace.
+    code, output = _cli(pg_project.path, "import", "access", "-t", "prod")
+    assert code == 2
+    assert "--replace" in output
+    code, output = _cli(pg_project.path, "import", "access", "-t", "prod", "--replace")
+    assert code == 0, output
+
+    # Tighten: bob no longer reads. The plan is exactly that one revoke.
+    data = yaml.safe_load(text)
+    data["access"]["people"]["BOB"]["roles"] = []
+    (pg_project.path / "stackyard.yml").write_text(yaml.safe_dump(data), encoding="utf-8")
+    code, plan = _plan_json(pg_project)
+    assert code == 2
+    statements = [s["statement"] for s in plan["steps"]]  # type: ignore[index]
+    reader, bob = pg_project.role("reader"), pg_project.role("bob")
+    assert statements == [f'REVOKE "{reader}" FROM "{bob}"']
+
+
+def test_snowflake_recorded_show_output_gives_an_empty_plan(tmp_path: Path) -> None:
+    path = project(tmp_path)
+    recorded = FIXTURES / "snowflake_show_handmade.json"
+    code, output = _cli(
+        path, "import", "access", "-t", "prod", "--live-state", str(recorded), "--json"
+    )
+    assert code == 0, output
+    result = json.loads(output)
+    access = result["access"]
+    assert access["roles"]["ANALYTICS_TRANSFORMER"]["member_of"] == [
+        "ANALYTICS_DB_WRITER",
+        "DLT_DB_READER",
+    ]
+    assert access["people"]["ALICE"]["roles"] == ["ANALYTICS_DEVELOPER"]
+    assert access["people"]["ALICE"]["default_warehouse"] == "TRANSFORMING"
+    assert access["warehouses"] == {"TRANSFORMING": {"size": "XSMALL", "auto_suspend_seconds": 300}}
+    # The databases' reader and writer are their own roles, not listed as left out …
+    assert sorted(access["databases"]) == ["ANALYTICS", "DLT"]
+    assert not any("DB_READER" in line for line in result["not_imported"])
+    # … while a single-table grant, which the declaration cannot say, and the built-in
+    # SYSADMIN that holds the roles are listed and kept.
+    assert any(line.startswith("PARTNER_READER: not imported") for line in result["not_imported"])
+    assert any("SYSADMIN" in line for line in result["not_imported"])
+    assert "PARTNER_READER" not in access["roles"]
+    code, output = _cli(
+        path, "plan", "-t", "prod", "--live-state", str(recorded), "--detailed-exitcode"
+    )
+    assert code == 0, output
+
+
+def test_snowflake_without_recorded_output_is_refused(tmp_path: Path) -> None:
+    path = project(tmp_path)
+    code, output = _cli(path, "import", "access", "-t", "prod")
+    assert code == 2
+    assert "--live-state" in output
+
+
+def test_a_target_without_roles_has_nothing_to_import(tmp_path: Path) -> None:
+    path = project(tmp_path)
+    before = (path / "stackyard.yml").read_text(encoding="utf-8")
+    code, output = _cli(path, "import", "access", "-t", "dev")
+    assert code == 2
+    assert "no roles, users or grants" in output
+    assert (path / "stackyard.yml").read_text(encoding="utf-8") == before
