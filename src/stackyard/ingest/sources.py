@@ -272,6 +272,8 @@ def _sql_resources(
     import dlt
     from dlt.sources import sql_database
 
+    from stackyard.ingest.sqlite_cursor import widen_sqlite_cursor
+
     # dlt's factories are typed for literals; our values are validated by the config model.
     sql_table: Any = sql_database.sql_table
     url = connection_url(name, config, project_dir, secrets)
@@ -307,6 +309,7 @@ def _sql_resources(
             write_disposition=disposition,
             defer_table_reflect=True,
             reflection_level="full_with_precision",
+            query_adapter_callback=widen_sqlite_cursor,
         )
         if table.source_table:
             resource = resource.with_name(table_name)

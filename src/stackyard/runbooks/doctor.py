@@ -327,11 +327,20 @@ class Doctor:
         try:
             self.warehouse.query("SELECT 1")
         except StackyardError as exc:
+            fix = exc.hint or "check the target in stackyard.yml and that the server runs"
+            backups = self.files.backups(self.warehouse.target_name)
+            if self.warehouse.STORAGE != "file" and backups:
+                # A server that will not start again (its write-ahead log lost or damaged) is
+                # replaced, and the data comes back from the last backup.
+                fix += (
+                    "; if the server cannot start again, point the target at a new one and "
+                    f"`stackyard restore latest --yes` (last backup: {backups[-1].created_at:%Y-%m-%d %H:%M} UTC)"
+                )
             self._find(
                 "warehouse",
                 f"{self.warehouse.describe()} is not reachable: {exc.message}",
                 "nothing can load, build or be checked until it is",
-                exc.hint or "check the target in stackyard.yml and that the server runs",
+                fix,
             )
             return False
         self._notes.passed.append(f"warehouse: {self.warehouse.describe()} answers")

@@ -102,6 +102,7 @@ class SourceTableTarget(BackfillTarget):
         from dlt.sources import sql_database
 
         from stackyard.ingest.sources import LOADED_AT, connection_url, sql_backend
+        from stackyard.ingest.sqlite_cursor import widen_sqlite_cursor
 
         if isinstance(self.config, RestApiSource):
             return self._rest_resource(window)
@@ -128,6 +129,7 @@ class SourceTableTarget(BackfillTarget):
             write_disposition="replace",
             defer_table_reflect=True,
             reflection_level="full_with_precision",
+            query_adapter_callback=widen_sqlite_cursor,
         ).with_name(self.table)
         loaded_at = pa.scalar(datetime.now(UTC), type=pa.timestamp("us", tz="UTC"))
 
