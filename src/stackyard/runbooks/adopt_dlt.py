@@ -463,9 +463,11 @@ def _from_warehouse(dlt_name: str, query: Query | None) -> Pipeline | None:
 
 
 def _from_local_folders(dlt_name: str) -> Pipeline | None:
-    """dlt's own working folders (``~/.dlt/pipelines`` or ``$DLT_DATA_DIR/pipelines``) of a
-    pipeline that loaded a schema of this name."""
-    data = Path(os.environ.get("DLT_DATA_DIR") or Path.home() / ".dlt")
+    """dlt's own working folders (``~/.dlt/pipelines``, ``$DLT_DATA_DIR/pipelines``, or where
+    dlt's run context says) of a pipeline that loaded a schema of this name."""
+    from dlt.common.runtime.run_context import active
+
+    data = Path(active().data_dir)
     hits = []
     for state in sorted((data / "pipelines").glob("*/state.json")):
         try:
