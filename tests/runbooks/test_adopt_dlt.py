@@ -115,6 +115,7 @@ def test_an_adopted_source_runs_unchanged_and_continues_its_cursor(
     report = json.loads(adopted.stdout)
     (source,) = report["sources"]
     assert source["name"] == "events"
+    assert source["section"] == "events_pipeline"  # dlt's own: [sources.events_pipeline]
     assert source["resources"] == ["event_log", "debug_dump"]
     assert source["selected"] == ["event_log"]
     assert source["incremental"] == {"event_log": "id"}

@@ -368,7 +368,7 @@ def _inspect(
     if problem is None and missing:
         problem = (
             f"not set: {', '.join(sorted(missing))}; put them in .dlt/secrets.toml or "
-            f".dlt/config.toml under [sources.{factory.section or function}], or under "
+            f".dlt/config.toml under [sources.{_section(factory)}], or under "
             f"sources.{source_name}.options in stackyard.yml ({{secret: NAME}} for a secret)"
         )
     named = calls.get(function) or (calls.get(None) if count == 1 else None)
@@ -381,7 +381,7 @@ def _inspect(
         name=source_name,
         function=function,
         dlt_name=dlt_name,
-        section=str(factory.section or ""),
+        section=_section(factory),
         resources=resources,
         selected=selected,
         incremental=incremental,
@@ -390,6 +390,13 @@ def _inspect(
         pipeline=pipeline,
         problem=problem,
     )
+
+
+def _section(factory: Any) -> str:
+    """The config section dlt reads the source's arguments from (``sources.<section>``): the
+    one it was given, else its module's last name part."""
+    ref = getattr(factory, "ref", None)
+    return str(factory.section or getattr(ref, "section", None) or "")
 
 
 def _params(factory: Any) -> list[inspect.Parameter]:
