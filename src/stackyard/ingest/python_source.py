@@ -90,10 +90,14 @@ def whole_source(pipeline: Any, source: Any, resources: list[Any]) -> tuple[Any,
     """
     if [r.name for r in resources] != list(source.selected_resources):
         source = source.with_resources(*(r.name for r in resources))
+    from dlt.common.schema.utils import normalize_schema_name
+
     known = pipeline.default_schema_name
-    if known and source.name not in pipeline.schema_names:
-        # Loaded before resource by resource: its state (cursors) sits under the pipeline's
-        # schema; keep using it rather than starting a second schema from scratch.
+    ours = normalize_schema_name(pipeline.pipeline_name)
+    if known == ours and source.name not in pipeline.schema_names:
+        # Loaded by stackyard before, resource by resource: its state (cursors) sits under
+        # the schema dlt named after the pipeline; keep using it rather than starting a
+        # second schema from scratch.
         source = source.clone(with_name=known)
     return source, bool(source.schema_contract)
 
