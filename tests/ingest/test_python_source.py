@@ -64,3 +64,68 @@ def test_source_settings_and_options_with_secrets_reach_the_users_function(
     assert [tuple(r) for r in rows.rows] == [(0, "north", 10, 12), (1, "south", 20, 12)]
     # max_table_nesting=0 on the source: the list stays a JSON column, no child table.
     assert not [t for (t,) in tables if t.startswith("orders__")]
+
+
+FEED = """
+import json
+from pathlib import Path
+
+import dlt
+
+
+@dlt.source
+def feed():
+    @dlt.resource
+    def events(id=dlt.sources.incremental("id")):
+        yield from json.loads((Path(__file__).parent / "feed.json").read_text())
+
+    return events
+"""
+
+
+@pytest.mark.slow
+def test_a_source_loaded_resource_by_resource_before_keeps_its_cursor(tmp_path: Path) -> None:
+    """Earlier versions loaded a python source's resources one by one, so dlt kept its state
+    under a schema named after the pipeline; loaded whole now, it still continues there."""
+    import importlib.util
+    import json
+    import sys
+
+    import dlt
+
+    from stackyard.ingest.sources import columns_but_stamp
+
+    project = tmp_path / "p"
+    init_project(project)
+    (project / "sources" / "feed.py").write_text(FEED)
+    feed = project / "sources" / "feed.json"
+    feed.write_text(json.dumps([{"id": i} for i in range(1, 4)]))
+    yml = project / "stackyard.yml"
+    entry = "sources:\n  feed:\n    kind: python\n    path: sources/feed.py\n    function: feed\n"
+    yml.write_text(yml.read_text().replace("sources: {}\n", entry))
+    with Context(project) as ctx:
+        name = f"{ctx.config.name}__feed__dev"
+        path = ctx.warehouse().path  # type: ignore[attr-defined]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    spec = importlib.util.spec_from_file_location("old_feed", project / "sources" / "feed.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["old_feed"] = module
+    spec.loader.exec_module(module)
+    resources = list(module.feed().resources.values())
+    resources[0].incremental.primary_key = columns_but_stamp  # as those versions hashed
+    old = dlt.pipeline(
+        pipeline_name=name,
+        destination=dlt.destinations.duckdb(str(path)),
+        dataset_name="feed",
+        pipelines_dir=str(project / ".stackyard" / "pipelines"),
+    )
+    old.run(resources)
+    assert old.default_schema_name == "p_feed_dev"  # dlt's name for the pipeline's schema
+
+    feed.write_text(json.dumps([{"id": i} for i in range(1, 7)]))
+    with Context(project) as ctx:
+        result = ctx.run(select=["feed"])
+        assert result.exit_code == 0, result.to_dict()
+        ids = [r[0] for r in ctx.sql("select id from feed.events order by id").rows]
+    assert ids == [1, 2, 3, 4, 5, 6]  # the rows at and before the cursor not loaded again

@@ -7,9 +7,10 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from stackyard.cli.common import JsonOpt, _guard, _print_json, out
+from stackyard.cli.common import JsonOpt, ProjectOpt, _context, _guard, _print_json, out
 
 if TYPE_CHECKING:
+    from stackyard.runbooks.adopt_dlt import DltAdoptReport
     from stackyard.transform.inventory import Inventory
 
 
@@ -93,3 +94,80 @@ def register(app: typer.Typer) -> None:
         if not report.unchanged:
             raise typer.Exit(report.exit_code)
         out.print(f"next: cd {adopted.project_dir} && stackyard run", highlight=False)
+
+    @adopt_app.command("dlt")
+    def adopt_dlt(
+        module: Annotated[
+            str,
+            typer.Argument(
+                metavar="MODULE[:FUNCTION]",
+                help="A .py file (or a dotted module under the project) with @dlt.source "
+                "functions; :FUNCTION adopts one of them.",
+            ),
+        ],
+        name: Annotated[
+            str | None, typer.Option("--name", help="The source's name in stackyard.yml.")
+        ] = None,
+        project: ProjectOpt = None,
+        dry_run: Annotated[
+            bool, typer.Option("--dry-run", help="Report what would be registered; write nothing.")
+        ] = False,
+        as_json: JsonOpt = False,
+    ) -> None:
+        """Register existing @dlt.source functions as python sources, unchanged: each runs as
+        the source object, with its own settings, .dlt/ secrets and config, and the pipeline
+        (name, dataset, state) the team already loaded it with."""
+
+        def adopt() -> DltAdoptReport:
+            with _context(project) as context:
+                return context.adopt_dlt(module, name=name, dry_run=dry_run)
+
+        report = _guard(adopt)
+        if as_json:
+            _print_json(report.to_dict())
+            raise typer.Exit(report.exit_code)
+        _render_dlt(report)
+        raise typer.Exit(report.exit_code)
+
+
+def _render_dlt(report: DltAdoptReport) -> None:
+    verb = "would register" if not report.written else "registered"
+    for source in report.sources:
+        out.print(
+            f"{verb} source [bold]{source.name}[/] ← {report.path}:{source.function} "
+            f"(dlt source '{source.dlt_name}', config section '{source.section}')",
+            highlight=False,
+        )
+        selected = set(source.selected)
+        names = [
+            (r if r in selected else f"{r} (not selected)")
+            + (f" [incremental on {source.incremental[r]}]" if r in source.incremental else "")
+            for r in source.resources
+        ]
+        out.print(f"  resources: {', '.join(names) or '-'}", highlight=False, markup=False)
+        for key, value in source.settings.items():
+            out.print(f"  {key}: {value}", highlight=False, markup=False)
+        for argument in source.arguments:
+            if argument.kind == "optional":
+                continue
+            state = "set" if argument.set else "NOT SET"
+            out.print(f"  {argument.kind} {argument.name}: {state}", highlight=False)
+        if source.pipeline is not None:
+            out.print(
+                f"  pipeline '{source.pipeline.name}', dataset '{source.pipeline.dataset}' "
+                f"(found in {source.pipeline.found_in}): its state and cursors carry on",
+                highlight=False,
+                markup=False,
+            )
+        else:
+            out.print("  no earlier pipeline found: the first run loads in full", highlight=False)
+        if source.problem:
+            out.print(f"  [yellow]![/] {source.problem}", highlight=False)
+    for folder in report.dlt_folders:
+        out.print(f"  dlt settings read from {folder}", highlight=False)
+    out.print(
+        f"  {report.path}: unchanged" if report.unchanged else f"  [red]{report.path} changed[/]",
+        highlight=False,
+    )
+    if report.written:
+        out.print(f"next: stackyard run --select {report.sources[0].name}", highlight=False)

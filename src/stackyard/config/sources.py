@@ -315,6 +315,11 @@ class PythonSource(SourceBase):
     primary_keys_: dict[str, str | list[str]] = Field(
         default_factory=dict, alias="primary_keys", description="Key column(s) per table."
     )
+    pipeline_name: str | None = Field(
+        None,
+        description="The dlt pipeline name to load with: an adopted source keeps the one its "
+        "team used, so its state (incremental cursors) carries on; default: stackyard's own.",
+    )
 
     def primary_keys(self) -> dict[str, tuple[str, ...]]:
         return _keys(dict(self.primary_keys_))

@@ -12,6 +12,7 @@ from stackyard.results import RunResult
 if TYPE_CHECKING:
     from stackyard.lineage.diff import SchemaDiff
     from stackyard.lineage.service import LineageService
+    from stackyard.runbooks.adopt_dlt import DltAdoptReport
     from stackyard.runbooks.backfill.runbook import BackfillRunbook
     from stackyard.runbooks.backup import BackupRunbook
     from stackyard.runbooks.doctor import DoctorReport
@@ -174,3 +175,28 @@ class RunbookMethods(ContextBase):
         from stackyard.runbooks.backfill.runbook import BackfillRunbook
 
         return BackfillRunbook(self.session(target))
+
+    def adopt_dlt(
+        self, spec: str, *, name: str | None = None, dry_run: bool = False
+    ) -> DltAdoptReport:
+        """Register a module's existing ``@dlt.source`` functions as python sources
+        (``stackyard adopt dlt``); see runbooks/adopt_dlt.py.
+
+        The default target is read for an existing pipeline's state when it exists already
+        (a DuckDB file is never created just to look).
+        """
+        from stackyard.runbooks.adopt_dlt import adopt_dlt
+
+        warehouse = self.warehouse()
+        path = getattr(warehouse, "path", None)
+        missing = isinstance(path, Path) and not path.exists()
+        report = adopt_dlt(
+            self.project,
+            spec,
+            name=name,
+            dry_run=dry_run,
+            query=None if missing else (lambda sql: warehouse.query(sql).rows),
+        )
+        if report.written:
+            self._sessions.reload()  # stackyard.yml changed: later calls see the sources
+        return report

@@ -93,3 +93,22 @@ def warehouse_counts(
         if rows or duplicates:
             out.append(TableLoad(table, rows, duplicates))
     return out
+
+
+def known_columns(pipeline: Any) -> dict[str, dict[str, str]]:
+    """``{table: {column: dlt data type}}`` of what the pipeline has loaded so far."""
+    if not pipeline.default_schema_name:  # nothing loaded yet, here or in the warehouse
+        return {}
+    schema = pipeline.default_schema
+    return {
+        table: {c: str(col.get("data_type")) for c, col in schema.get_table_columns(table).items()}
+        for table in schema.data_table_names()
+    }
+
+
+def row_counts(pipeline: Any) -> dict[str, int]:
+    """Rows per table that the pipeline's last run normalized (dlt's own tables left out)."""
+    trace = pipeline.last_trace
+    info = trace.last_normalize_info if trace else None
+    counts: Mapping[str, int] = info.row_counts if info else {}
+    return {t: int(n) for t, n in counts.items() if n and not t.startswith("_dlt")}

@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from stackyard.config.orchestration import Retries
@@ -23,8 +24,9 @@ from stackyard.config.private import drop_trace, private_dir, tighten
 from stackyard.config.project import Project
 from stackyard.errors import DeadlineExceededError, StackyardError
 from stackyard.ingest.attempts import looks_transient, retried, within_deadline
-from stackyard.ingest.counts import warehouse_counts
+from stackyard.ingest.counts import known_columns, row_counts, warehouse_counts
 from stackyard.ingest.drift import describe_contract_violation, required_columns
+from stackyard.ingest.python_source import whole_source
 from stackyard.ingest.recovery import (
     check_state_matches_warehouse,
     finish_pending,
@@ -122,8 +124,19 @@ class Loader:
         self._required: dict[str, dict[str, dict[str, list[str]]]] = {}
 
     def pipeline_name(self, source: str) -> str:
-        """dlt pipeline name: one per source and target, so their states never mix."""
-        return f"{self.project.name}__{source}__{self.warehouse.target_name}"
+        """dlt pipeline name: one per source and target, so their states never mix; an
+        adopted source keeps the name its team used (``pipeline_name``)."""
+        own = getattr(self.project.sources[source], "pipeline_name", None)
+        return own or f"{self.project.name}__{source}__{self.warehouse.target_name}"
+
+    def pipeline_dir(self, source: str) -> Path:
+        """dlt's working folder for a source on this target. A pipeline with its team's own
+        name has one per target under ``pipelines/<target>/``: the name alone would share
+        one state (and cursors) between targets."""
+        name = self.pipeline_name(source)
+        if getattr(self.project.sources[source], "pipeline_name", None):
+            return self.pipelines_dir / self.warehouse.target_name / name
+        return self.pipelines_dir / name
 
     def load(
         self,
@@ -175,7 +188,7 @@ class Loader:
             pipeline_name=self.pipeline_name(source),
             destination=self.warehouse.dlt_destination(),
             dataset_name=self.project.dataset_for(source),
-            pipelines_dir=str(self.pipelines_dir),
+            pipelines_dir=str(self.pipeline_dir(source).parent),
         )
 
     def _load_one(self, request: LoadRequest, loaded_at: datetime) -> SourceLoad:
@@ -202,7 +215,7 @@ class Loader:
         if result.status == "failed" and outcome.attempts > 1:
             error = f"{result.error} (after {outcome.attempts} attempts)"
             result = SourceLoad(**{**result.__dict__, "error": error})
-        pipeline_dir = self.pipelines_dir / self.pipeline_name(request.name)
+        pipeline_dir = self.pipeline_dir(request.name)
         drop_trace(pipeline_dir)
         tighten(pipeline_dir)
         seconds = time.monotonic() - started
@@ -271,7 +284,7 @@ class Loader:
             # No local state (a first run, or a fresh clone): restore dlt's state and schema
             # from the warehouse first, so what is already loaded is known.
             pipeline.sync_destination()
-        known = _known_columns(pipeline)
+        known = known_columns(pipeline)
         if request.refresh is not None:
             # Tables loaded again start over as in a fresh project: their column types come
             # from what the source holds now (a CSV column that gained fractions is read as
@@ -313,12 +326,17 @@ class Loader:
             check_state_matches_warehouse(pipeline, request.name, self.warehouse.target_name)
         else:
             resources, run_options["refresh"] = refreshed(request.name, resources, request.refresh)
-        info = pipeline.run(resources, **run_options)
+        data: Any = resources
+        if build.source is not None:
+            data, own_contract = whole_source(pipeline, build.source, resources)
+            if own_contract:
+                del run_options["schema_contract"]
+        info = pipeline.run(data, **run_options)
         load_ids.extend(info.loads_ids)
         tables = tuple(
             TableLoad(t.table, t.rows, t.duplicates + build.duplicates.get(t.table, 0))
             for t in warehouse_counts(
-                pipeline, load_ids, _row_counts(pipeline), merged_tables(pipeline)
+                pipeline, load_ids, row_counts(pipeline), merged_tables(pipeline)
             )
         )
         deleted = self._reconcile_deletes(pipeline, request, loaded_at)
@@ -397,23 +415,6 @@ def _import_before_threads() -> None:
     import pyarrow.compute  # noqa: F401
     import sqlalchemy  # noqa: F401
     from dlt.sources import filesystem, sql_database  # noqa: F401
-
-
-def _known_columns(pipeline: Any) -> dict[str, dict[str, str]]:
-    if not pipeline.default_schema_name:  # nothing loaded yet, here or in the warehouse
-        return {}
-    schema = pipeline.default_schema
-    return {
-        table: {c: str(col.get("data_type")) for c, col in schema.get_table_columns(table).items()}
-        for table in schema.data_table_names()
-    }
-
-
-def _row_counts(pipeline: Any) -> dict[str, int]:
-    trace = pipeline.last_trace
-    info = trace.last_normalize_info if trace else None
-    counts: Mapping[str, int] = info.row_counts if info else {}
-    return {t: int(n) for t, n in counts.items() if n and not t.startswith("_dlt")}
 
 
 def _summary(message: str, limit: int = 300) -> str:

@@ -1,17 +1,20 @@
-"""The ``python`` kind: the user's own ``@dlt.source`` in ``sources/<file>.py``, run as its
-own code would run it with plain dlt (its settings, its config section, its arguments)."""
+"""The ``python`` kind: the user's own ``@dlt.source`` in a ``.py`` file, run as its own code
+would run it with plain dlt: the source object whole (its settings, its resource selection),
+its config section, its arguments, and the ``.dlt/`` folder its team keeps next to it."""
 
 from __future__ import annotations
 
 import importlib.util
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from stackyard.config.base import SecretRef
 from stackyard.config.secrets import Secrets
 from stackyard.config.sources import PythonSource
-from stackyard.errors import ConfigError, UserCodeError
+from stackyard.errors import ConfigError, UserCodeError, did_you_mean
 from stackyard.ingest.sources import columns_but_stamp
 
 if TYPE_CHECKING:
@@ -19,47 +22,30 @@ if TYPE_CHECKING:
 
 
 def build_python(name: str, config: PythonSource, context: BuildContext) -> list[Any]:
-    """The ``python`` kind: the user's own ``@dlt.source``."""
-    return _python_resources(name, config, context.project_dir, context.secrets)
+    """The ``python`` kind: the user's own ``@dlt.source``, as one source object."""
+    return [python_source(name, config, context.project_dir, context.secrets)]
 
 
-def _python_resources(
-    name: str, config: PythonSource, project_dir: Path, secrets: Secrets
-) -> list[Any]:
+def python_source(name: str, config: PythonSource, project_dir: Path, secrets: Secrets) -> Any:
+    """The ``DltSource`` the user's function returns, with stackyard's keys applied.
+
+    Raises:
+        ConfigError: the file or function is missing.
+        SecretMissingError: an option names a secret that is not set.
+        UserCodeError: the user's code raised while importing or building the source.
+    """
     path = project_dir / config.path
-    if not path.is_file():
-        raise ConfigError(
-            f"sources.{name}.path: {config.path} does not exist",
-            hint=f"create it with a @dlt.source function named {config.function}",
-        )
-    # dlt names a source's config section after its module's last name part: the file's
-    # stem, as when the team runs it with plain dlt (sources.<stem>.<arg> in .dlt/).
-    spec = importlib.util.spec_from_file_location(
-        f"stackyard_user_sources.{name}.{path.stem}", path
-    )
-    if spec is None or spec.loader is None:
-        raise ConfigError(f"sources.{name}.path: {config.path} is not a Python file")
-    module = importlib.util.module_from_spec(spec)
-    # dlt's decorators look their module up in sys.modules to name sections.
-    sys.modules[spec.name] = module
-    try:
-        spec.loader.exec_module(module)
-    except Exception as exc:  # the user's code: report it as theirs
-        raise UserCodeError(
-            f"source '{name}': importing {config.path} failed: {type(exc).__name__}: {exc}",
-            hint="run `python " + config.path + "` to see the full error",
-        ) from exc
+    module = import_user_module(path, name, config.path)
+    use_dlt_folders(project_dir, path.parent)
     function = getattr(module, config.function, None)
     if function is None:
         public = [n for n in vars(module) if not n.startswith("_")]
-        from stackyard.errors import did_you_mean
-
         raise ConfigError(
             f"sources.{name}.function: {config.path} has no '{config.function}'"
             f"{did_you_mean(config.function, public)}"
         )
     options = {
-        key: _resolved(value, secrets, f"sources.{name}.options.{key}")
+        key: resolved(value, secrets, f"sources.{name}.options.{key}")
         for key, value in config.options.items()
     }
     try:
@@ -68,12 +54,8 @@ def _python_resources(
         raise UserCodeError(
             f"source '{name}': {config.path}:{config.function}() raised {type(exc).__name__}: {exc}"
         ) from exc
-    resources = list(getattr(source, "resources", {}).values()) or [source]
-    # Loaded resource by resource, a source's own settings would be lost: carry them over.
-    nesting = getattr(source, "max_table_nesting", None) if resources[0] is not source else None
-    for resource in resources:
-        if nesting is not None and resource.max_table_nesting is None:
-            resource.max_table_nesting = nesting
+    resources = getattr(source, "selected_resources", None)
+    for resource in resources.values() if resources is not None else [source]:
         key = config.primary_keys().get(resource.name) or resource._hints.get("primary_key")
         # dlt appends by default; with a key, merging on it is the same for new rows and
         # keeps a row delivered again (a re-run, an API returning a page twice) single.
@@ -82,15 +64,131 @@ def _python_resources(
         elif key:
             resource.apply_hints(primary_key=key)
         incremental = resource.incremental
-        if incremental is not None and not key and incremental.primary_key is None:
-            # Without a key dlt skips the rows at the last cursor value it has seen by a hash
-            # of the whole row, stackyard's load stamp included: every run would append them
-            # again.
+        # Without a key dlt skips the rows at the last cursor value it has seen by a hash of
+        # each row. Sources stackyard loaded before it stamped after that step hashed the
+        # columns but the stamp: keep their hashes. An adopted pipeline keeps dlt's own
+        # (the whole row), which its earlier loads stored.
+        hashed_by_us = not config.pipeline_name and not key
+        if incremental is not None and hashed_by_us and incremental.primary_key is None:
             incremental.primary_key = columns_but_stamp
-    return resources
+    return source
 
 
-def _resolved(value: Any, secrets: Secrets, used_for: str) -> Any:
+def whole_source(pipeline: Any, source: Any, resources: list[Any]) -> tuple[Any, bool]:
+    """What to hand ``pipeline.run`` for a user's source: the source object itself, so its
+    own settings (``max_table_nesting``, ``root_key``, schema contract, the resources its
+    author selected) apply as with plain dlt.
+
+    Args:
+        pipeline: the dlt pipeline it loads with.
+        source: the ``DltSource``.
+        resources: the resources to load (all selected ones, or those a reload names).
+
+    Returns:
+        The source to run, and whether it sets its own schema contract (which a run-level
+        contract would override).
+    """
+    if [r.name for r in resources] != list(source.selected_resources):
+        source = source.with_resources(*(r.name for r in resources))
+    from dlt.common.schema.utils import normalize_schema_name
+
+    known = pipeline.default_schema_name
+    ours = normalize_schema_name(pipeline.pipeline_name)
+    if known == ours and source.name not in pipeline.schema_names:
+        # Loaded by stackyard before, resource by resource: its state (cursors) sits under
+        # the schema dlt named after the pipeline; keep using it rather than starting a
+        # second schema from scratch.
+        source = source.clone(with_name=known)
+    return source, bool(source.schema_contract)
+
+
+def import_user_module(path: Path, name: str, shown: str) -> ModuleType:
+    """Import the user's file as dlt would see it when the team runs it.
+
+    dlt names a source's config section after its module's last name part: the file's stem,
+    as when the team runs it with plain dlt (``sources.<stem>.<arg>`` in ``.dlt/``).
+
+    Raises:
+        ConfigError: the file does not exist or is not Python.
+        UserCodeError: importing it raised.
+    """
+    if not path.is_file():
+        raise ConfigError(
+            f"sources.{name}.path: {shown} does not exist",
+            hint="give the .py file that holds the @dlt.source function",
+        )
+    spec = importlib.util.spec_from_file_location(
+        f"stackyard_user_sources.{name}.{path.stem}", path
+    )
+    if spec is None or spec.loader is None:
+        raise ConfigError(f"sources.{name}.path: {shown} is not a Python file")
+    module = importlib.util.module_from_spec(spec)
+    # dlt's decorators look their module up in sys.modules to name sections; the file's own
+    # folder is importable, as when it is run with `python file.py`.
+    sys.modules[spec.name] = module
+    folder = str(path.parent.resolve())
+    added = folder not in sys.path
+    if added:
+        sys.path.insert(0, folder)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:  # the user's code: report it as theirs
+        raise UserCodeError(
+            f"source '{name}': importing {shown} failed: {type(exc).__name__}: {exc}",
+            hint=f"run `python {shown}` to see the full error",
+        ) from exc
+    finally:
+        if added:
+            sys.path.remove(folder)
+    return module
+
+
+def dlt_folders(project_dir: Path, module_dir: Path) -> list[Path]:
+    """The ``.dlt/`` folders a team's source reads its settings from: next to the module,
+    then the project's. dlt itself reads only the current folder's (or DLT_PROJECT_DIR's)."""
+    found: list[Path] = []
+    for folder in (module_dir, project_dir):
+        settings = (folder / ".dlt").resolve()
+        if settings.is_dir() and settings not in found:
+            found.append(settings)
+    return found
+
+
+def use_dlt_folders(project_dir: Path, module_dir: Path) -> list[Path]:
+    """Let dlt resolve ``dlt.secrets.value`` / ``dlt.config.value`` arguments from the
+    ``.dlt/secrets.toml`` and ``config.toml`` next to the module or the project, whatever
+    the current folder. They come after the environment and dlt's own providers, so a
+    variable set for a run still wins (https://dlthub.com/docs/general-usage/credentials/setup).
+
+    Returns:
+        The ``.dlt`` folders added.
+    """
+    import tomllib
+
+    from dlt.common.configuration.container import Container
+    from dlt.common.configuration.providers import CustomLoaderDocProvider
+    from dlt.common.configuration.specs.pluggable_run_context import PluggableRunContext
+
+    providers = Container()[PluggableRunContext].providers
+    folders = dlt_folders(project_dir, module_dir)
+    for folder in folders:
+        for file, secret in (("secrets.toml", True), ("config.toml", False)):
+            toml = folder / file
+            if not toml.is_file():
+                continue
+            data = tomllib.loads(toml.read_text(encoding="utf-8"))
+            # Replaced on every load (by name), so an edited file is read again.
+            providers[f"{toml}"] = CustomLoaderDocProvider(
+                str(toml), _returning(data), supports_secrets=secret, locations=[str(toml)]
+            )
+    return folders
+
+
+def _returning(data: dict[str, Any]) -> Callable[[], dict[str, Any]]:
+    return lambda: data
+
+
+def resolved(value: Any, secrets: Secrets, used_for: str) -> Any:
     """An option with every ``{secret: NAME}`` in it replaced by the secret's value.
 
     Raises:
@@ -99,7 +197,7 @@ def _resolved(value: Any, secrets: Secrets, used_for: str) -> Any:
     if isinstance(value, dict):
         if set(value) == {"secret"}:
             return secrets.resolve(SecretRef(secret=value["secret"]), used_for=used_for)
-        return {k: _resolved(v, secrets, f"{used_for}.{k}") for k, v in value.items()}
+        return {k: resolved(v, secrets, f"{used_for}.{k}") for k, v in value.items()}
     if isinstance(value, list):
-        return [_resolved(v, secrets, used_for) for v in value]
+        return [resolved(v, secrets, used_for) for v in value]
     return value

@@ -39,6 +39,9 @@ class SourceBuild:
 
     def __init__(self) -> None:
         self.resources: list[Any] = []
+        # A user's @dlt.source, loaded whole so its own settings hold; its selected
+        # resources are the ones in ``resources``.
+        self.source: Any = None
         self.rejected: list[RejectedRow] = []
         # {table: rows collapsed because a later row of the same load had the same key}
         self.duplicates: dict[str, int] = {}
@@ -147,8 +150,20 @@ def build_resources(
     builder = _builder(config)
     context = BuildContext(project_dir, secrets, known_columns, build)
     build.resources = list(builder(name, config, context))
+    last = False
+    if len(build.resources) == 1 and hasattr(build.resources[0], "selected_resources"):
+        build.source = build.resources[0]
+        build.resources = list(build.source.selected_resources.values())
+        # A user's source: stamped after its incremental step (dlt keeps that step last),
+        # so the step sees the rows as plain dlt does and the hashes it keeps of the rows at
+        # the cursor match those of loads made without stackyard.
+        last = True
+    # add_map changes the resource in place, so a source holding it is stamped as well.
     build.resources = [
-        r.add_map(_stamper(loaded_at, name, r.name, (required or {}).get(r.name, {})))
+        r.add_map(
+            _stamper(loaded_at, name, r.name, (required or {}).get(r.name, {})),
+            insert_at=len(r._pipe) if last else None,
+        )
         for r in build.resources
     ]
     return build
