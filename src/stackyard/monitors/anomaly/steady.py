@@ -10,7 +10,8 @@ Steps, in the order :func:`judge` applies them (docs/observability.md has the lo
    it); 1.4826 × the median absolute log-error is the noise (a MAD: a few bad days do not
    inflate it). Where the data support it, each weekday gets its own noise, shrunk toward the
    table's (a quiet Sunday with a few rows is noisier, in ratio, than a busy Tuesday). A
-   table whose errors over the last half year show heavy tails gets a wider one-day band.
+   table whose errors over the last half year show heavy tails gets a wider one-day band,
+   and no one-day band is narrower than 1.6 times its own 98th-percentile error.
 3. **Level.** The median of the last seven deseasonalised baseline points. When the last
    four days (excluded or not, none of them empty) are each more than one noise unit from
    it on the same side, the table has moved: the level re-anchors to those days, so a
@@ -428,6 +429,8 @@ def _empirical_floor(errors: Sequence[float], share: float) -> float:
 
 
 def _effect(effects: months.PlaceEffects, day: date) -> float:
+    if not effects.any:
+        return 0.0
     place = effects(day)
     return place[0] if place is not None else 0.0
 
