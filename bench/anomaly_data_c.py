@@ -134,7 +134,8 @@ def make_table(seed: int, index: int) -> Table:
             for i in range(at, n):
                 shift_mult[i] *= jump
 
-    kept = [h for h in US_2023 if h in set(dates) and dates.index(h) not in busy]
+    # Sorted: a set of dates iterates in an order that changes from process to process.
+    kept = sorted(h for h in US_2023 if h in set(dates) and dates.index(h) not in busy)
     holidays = frozenset(rng.sample(kept, min(len(kept), rng.randint(2, 6))))
     holiday_dip = rng.uniform(0.05, 0.8)
 
