@@ -181,7 +181,10 @@ def judge(
 
     wanted = {"both": ("drop", "spike"), "drop": ("drop",), "spike": ("spike",)}[cfg.direction]
     status: Status = "anomaly" if direction in wanted else "ok"
-    if direction is None:
+    if direction is None and value == 0:
+        # The band is the rows of a non-empty day; an empty day is judged apart from it.
+        reason = f"{rows} rows ({usual}){note}"
+    elif direction is None:
         reason = f"{rows} rows is within the expected band {band} ({usual}){note}"
     else:
         side = "below" if direction == "drop" else "above"
