@@ -1,19 +1,24 @@
 """Benchmark stackyard's volume anomaly detector against Elementary's default scoring.
 
-Two independently written generators make synthetic daily row counts with injected incidents
-(outage, partial drop, late arrival, duplicate spike, step down, small drop, slow drift):
-generator A (bench/anomaly_data.py) and generator B (bench/anomaly_data_b.py), which differ in
-seasonality shapes, noise tails, table sizes and calendars. Each generator's seeds are split:
+Three independently written generators make synthetic daily row counts with injected
+incidents (outage, partial drop, late arrival, duplicate spike, step down, small drop, slow
+drift): generator A (bench/anomaly_data.py), generator B (bench/anomaly_data_b.py), which
+differ in seasonality shapes, noise tails, table sizes and calendars, and generator C
+(bench/anomaly_data_c.py, written apart from the detector: weekly plus monthly seasonality,
+trend changes, sparse tables with many empty days, bursty heavy-tailed tables, legitimate
+level shifts). Each generator's seeds are split:
 
-* TUNING seeds: the only data looked at while choosing the detector's models and thresholds;
-* HELD-OUT seeds: run once, after tuning, for the figures in docs/observability.md.
+* TUNING seeds: the only data looked at while choosing the detector's models and thresholds
+  (they include seeds that were once held out and have since been looked at);
+* HELD-OUT seeds: run once, after tuning, for the figures in docs/observability.md
+  (``--held-out``). Once looked at, they become tuning seeds and new ones are drawn.
 
 Each detector is replayed day by day as a daily monitor runs it and scored on what an on-call
 engineer feels: how many incidents it catches and how many of its alerts are real.
 
-    .venv/bin/python bench/anomaly_detector.py --split tuning   # tuning seeds, print only
-    .venv/bin/python bench/anomaly_detector.py                  # held-out seeds, writes results
-    .venv/bin/python bench/anomaly_detector.py --quick          # 10 tables per seed, print only
+    .venv/bin/python bench/anomaly_detector.py                # tuning seeds, print only
+    .venv/bin/python bench/anomaly_detector.py --held-out     # held-out seeds, writes results
+    .venv/bin/python bench/anomaly_detector.py --quick        # 10 tables per seed, print only
 
 Scoring rules:
 * An incident is caught when the detector alerts on any day of its catch window: its days; a
@@ -49,17 +54,27 @@ if importlib.util.find_spec("stackyard") is None:
 
 import anomaly_data  # noqa: E402
 import anomaly_data_b  # noqa: E402
+import anomaly_data_c  # noqa: E402
 from anomaly_data import KINDS, Table  # noqa: E402
 from stackyard.monitors.anomaly import detect  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "anomaly_detector.md"
 #: Seeds per generator the detector was tuned on.
-TUNING_SEEDS: dict[str, tuple[int, ...]] = {"A": (1, 2, 3), "B": (11, 12, 13)}
+TUNING_SEEDS: dict[str, tuple[int, ...]] = {
+    "A": (1, 2, 3, 1101, 1102, 1103),
+    "B": (11, 12, 13, 2101, 2102, 2103),
+    "C": (31, 32, 33),
+}
 #: Seeds per generator never looked at while tuning.
-HELD_OUT_SEEDS: dict[str, tuple[int, ...]] = {"A": (1101, 1102, 1103), "B": (2101, 2102, 2103)}
+HELD_OUT_SEEDS: dict[str, tuple[int, ...]] = {
+    "A": (5101, 5102, 5103, 5104, 5105),
+    "B": (6101, 6102, 6103, 6104, 6105),
+    "C": (7101, 7102, 7103, 7104, 7105),
+}
 GENERATORS: dict[str, Callable[[int, int], Table]] = {
     "A": anomaly_data.make_table,
     "B": anomaly_data_b.make_table,
+    "C": anomaly_data_c.make_table,
 }
 
 
@@ -191,7 +206,7 @@ def run_split(
 
 def latency_ms(samples: int) -> dict[str, tuple[float, float]]:
     """Median and p99 milliseconds of one verdict on 200 days of history, per detector."""
-    tables = [anomaly_data.make_table(HELD_OUT_SEEDS["A"][0], i) for i in range(20)]
+    tables = [anomaly_data.make_table(TUNING_SEEDS["A"][0], i) for i in range(20)]
     calls: dict[str, Callable[[Table], object]] = {
         "stackyard": lambda t: detect(t.dates[:200], t.values[:200], holidays=t.holidays),
         "elementary (defaults)": lambda t: elementary_is_anomalous(t.values[:200]),
@@ -263,20 +278,25 @@ def _ratio(a: int, b: int) -> float:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the benchmark and print markdown; write it for the held-out split."""
+    """Run the benchmark and print markdown; write it for the held-out seeds."""
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "--split",
-        choices=("heldout", "tuning"),
-        default="heldout",
-        help="heldout (default): the held-out seeds of both generators, written to the "
-        "results file; tuning: the tuning seeds of both generators, printed only",
+        "--held-out",
+        action="store_true",
+        help="the held-out seeds of every generator, written to the results file (run once, "
+        "after tuning); without it the tuning seeds, printed only",
     )
     parser.add_argument("--tables", type=int, default=100, help="tables per seed (default 100)")
     parser.add_argument(
         "--quick", action="store_true", help="10 tables per seed, print only, write nothing"
+    )
+    parser.add_argument(
+        "--generators", default="".join(GENERATORS), help="which generators (default ABC)"
+    )
+    parser.add_argument(
+        "--stackyard-only", action="store_true", help="skip Elementary's column (faster)"
     )
     parser.add_argument("--jobs", type=int, default=2, help="worker processes (default 2)")
     parser.add_argument(
@@ -285,31 +305,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.quick:
         args.tables = min(args.tables, 10)
-    seeds = TUNING_SEEDS if args.split == "tuning" else HELD_OUT_SEEDS
-    detectors = tuple(DETECTORS)
+    split = "held-out" if args.held_out else "tuning"
+    seeds = HELD_OUT_SEEDS if args.held_out else TUNING_SEEDS
+    generators = [g for g in GENERATORS if g in args.generators.upper()]
+    detectors = ("stackyard",) if args.stackyard_only else tuple(DETECTORS)
     per_generator = {
         g: run_split([(g, s) for s in seeds[g]], args.tables, detectors, args.jobs)
-        for g in GENERATORS
+        for g in generators
     }
-    both = {name: Tally() for name in detectors}
+    every = {name: Tally() for name in detectors}
     for totals in per_generator.values():
         for name in detectors:
-            both[name].add(totals[name])
-    columns = {f"A+B: {name}": both[name] for name in detectors}
+            every[name].add(totals[name])
+    label = "+".join(generators)
+    columns = {f"{label}: {name}": every[name] for name in detectors}
     for g, totals in per_generator.items():
         columns |= {f"{g}: {name}": totals[name] for name in detectors}
-    latency = {} if args.split == "tuning" else latency_ms(500 if args.quick else 4000)
-    title = "held-out" if args.split == "heldout" else "tuning"
+    latency = latency_ms(500 if args.quick else 4000) if args.held_out else {}
+    used = ", ".join(f"{g} {seeds[g]}" for g in generators)
     lines = [
-        f"# Volume anomaly detector benchmark ({title} seeds)",
+        f"# Volume anomaly detector benchmark ({split} seeds)",
         "",
-        f"Generator A seeds {seeds['A']} and generator B seeds {seeds['B']}, {args.tables} "
-        f"tables per seed; replayed day by day. The detector was tuned on "
-        f"{'these seeds' if args.split == 'tuning' else 'other seeds'} "
-        f"(A {TUNING_SEEDS['A']}, B {TUNING_SEEDS['B']}); "
-        f"held out: A {HELD_OUT_SEEDS['A']}, B {HELD_OUT_SEEDS['B']}.",
-        f"Reproduce: `.venv/bin/python bench/anomaly_detector.py --split {args.split} "
-        f"--tables {args.tables}`",
+        f"Seeds: {used}; {args.tables} tables per seed; replayed day by day. The detector was "
+        f"tuned on {'these seeds' if not args.held_out else 'other seeds'} "
+        f"({', '.join(f'{g} {TUNING_SEEDS[g]}' for g in generators)}); held out, run once "
+        f"after tuning: {', '.join(f'{g} {HELD_OUT_SEEDS[g]}' for g in generators)}.",
+        f"Reproduce: `.venv/bin/python bench/anomaly_detector.py"
+        f"{' --held-out' if args.held_out else ''} --tables {args.tables}`",
         "",
         *render_table(columns, latency),
         "",
@@ -321,7 +343,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ]
     report = "\n".join(lines)
     sys.stdout.write(report)
-    if args.split == "tuning" or (args.quick and args.output is None):
+    if not args.held_out or (args.quick and args.output is None):
         return 0
     output = args.output or RESULTS
     output.parent.mkdir(parents=True, exist_ok=True)

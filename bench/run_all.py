@@ -19,7 +19,7 @@ BENCHMARKS = {
         ["--rows", "200000", "--dlt-rows", "20000"],
     ),
     "example_run": (["--scale", "20"], ["--scale", "2"]),
-    "anomaly_detector": ([], ["--quick"]),
+    "anomaly_detector": (["--held-out"], ["--quick"]),
     "monitors": ([], ["--quick"]),
     "backup": ([], ["--rows", "200000", "--runs", "1"]),
     "orchestration": (["--steps", "100", "--runs", "3"], ["--steps", "20", "--runs", "1"]),

@@ -109,3 +109,50 @@ def test_a_table_with_heavy_tailed_noise_gets_a_wider_one_day_band() -> None:
     assert math.log(wild.upper / 10_000) > 1.5 * math.log(calm.upper / 10_000)
     # ... and still no room for a tenfold day.
     assert detect(days, [*heavy, 100_000.0]).status == "anomaly"
+
+
+def _month_end_table(n: int) -> tuple[list[date], list[float]]:
+    # Steady volume with ±4 % noise; the last day of every month closes the books at 2.5x.
+    rng = random.Random(12)
+    days = [date(2026, 1, 1) + timedelta(days=i) for i in range(n)]
+    values = [
+        1000.0
+        * (2.5 if (d + timedelta(days=1)).day == 1 else 1.0)
+        * math.exp(0.04 * rng.gauss(0, 1))
+        for d in days
+    ]
+    return days, values
+
+
+def test_a_month_end_close_seen_in_earlier_months_does_not_alert() -> None:
+    days, values = _month_end_table(151)  # up to 31 May 2026
+    assert days[-1] == date(2026, 5, 31)
+    # Every earlier month-end alerted and was excluded, as a monitor does: still learnt.
+    alerted = [d for d in days[:-1] if (d + timedelta(days=1)).day == 1]
+    close = detect(days, values, exclude=alerted)
+    assert close.status == "ok", close.reason
+    assert "the last day of a month" in close.reason
+    # The same 2.5x on an ordinary day is a spike ...
+    ordinary = detect(days[:-1], [*values[:-2], 2500.0], exclude=alerted)
+    assert ordinary.status == "anomaly" and ordinary.direction == "spike"
+    # ... and a month-end that does not close is a drop.
+    missed = detect(days, [*values[:-1], 1000.0], exclude=alerted)
+    assert missed.status == "anomaly" and missed.direction == "drop"
+
+
+def test_a_month_end_needs_three_earlier_months_to_be_learnt() -> None:
+    days, values = _month_end_table(90)  # up to 31 March: only January and February before
+    assert days[-1] == date(2026, 3, 31)
+    assert detect(days, values).status == "anomaly"
+
+
+def test_a_drop_on_a_table_that_is_often_empty_still_alerts() -> None:
+    rng = random.Random(13)
+    values = [
+        0.0 if rng.random() < 0.33 else 1000.0 * math.exp(0.08 * rng.gauss(0, 1)) for _ in range(56)
+    ]
+    days = _days(57)
+    assert detect(days, [*values, 0.0]).status == "ok"
+    assert detect(days, [*values, 1050.0]).status == "ok"
+    drop = detect(days, [*values, 350.0])
+    assert drop.model == "count" and drop.status == "anomaly" and drop.direction == "drop"

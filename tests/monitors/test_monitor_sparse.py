@@ -101,3 +101,71 @@ def test_usual_empty_days_do_not_alert_but_an_outage_on_a_never_empty_table_does
     assert outage.day == TODAY - timedelta(days=1) and outage.value == 0
     assert "never been empty before, an outage" in outage.reason
     assert report.status == "anomaly"
+
+
+def _weekday_sparse_days(seed: int, empty_by_weekday: dict[int, float]) -> dict[date, int]:
+    """70 days whose empty days cluster on some weekdays; today 2 rows so far."""
+    rng = random.Random(seed)
+    days = {}
+    for back in range(70, 0, -1):
+        d = TODAY - timedelta(days=back)
+        empty = rng.random() < empty_by_weekday.get(d.weekday(), 0.0)
+        days[d] = 0 if empty else rng.randint(4, 14)
+    return days | {TODAY: 2}
+
+
+def test_a_zero_is_judged_by_how_usual_it_is_for_its_weekday_and_a_long_empty_run_alerts(
+    tmp_path: Path,
+) -> None:
+    # About a third of the days are empty, all of them on Tuesdays, Thursdays and weekends;
+    # Mondays, Wednesdays and Fridays always have rows. Yesterday (TODAY is a Tuesday) is a
+    # Monday.
+    clustered = {1: 0.6, 3: 0.6, 5: 0.5, 6: 0.5}
+    assert (TODAY - timedelta(days=1)).weekday() == 0
+    warehouse = duckdb_warehouse(tmp_path)
+    warehouse.execute("CREATE SCHEMA app")
+    # refunds: an empty Monday, a weekday that is never empty for it.
+    refunds = _weekday_sparse_days(5, clustered)
+    refunds[TODAY - timedelta(days=1)] = 0
+    _write(warehouse, "refunds", refunds)
+    # signups: Mondays are its usual empty days, and yesterday was one of them.
+    signups = _weekday_sparse_days(6, {0: 0.7, 2: 0.4, 5: 0.5, 6: 0.5})
+    signups[TODAY - timedelta(days=1)] = 0
+    _write(warehouse, "signups", signups)
+    warehouse.close()
+
+    report = _check(tmp_path, warehouse)
+    tables = {t.table: t for t in report.tables}
+    unusual = tables["app.refunds"]
+    assert unusual.status == "anomaly"
+    zero = next(c for c in unusual.checks if c.check == "volume" and c.status == "anomaly")
+    assert zero.day == TODAY - timedelta(days=1) and zero.value == 0
+    assert "Mondays are never empty here" in zero.reason
+    usual = tables["app.signups"]
+    assert usual.status == "ok", usual.why
+    assert "empty days are usual here" in " ".join(c.reason for c in usual.checks)
+
+
+def test_a_run_of_empty_days_on_an_often_empty_table_is_an_outage(tmp_path: Path) -> None:
+    warehouse = duckdb_warehouse(tmp_path)
+    warehouse.execute("CREATE SCHEMA app")
+    # refunds: a third of its days are empty, on any weekday; then nothing for eight days.
+    refunds = _sparse_days(7, empty_share=0.33)
+    for back in range(1, 9):
+        refunds[TODAY - timedelta(days=back)] = 0
+    _write(warehouse, "refunds", refunds)
+    # signups: the same kind of table with a usual two-day gap.
+    signups = _sparse_days(8, empty_share=0.33)
+    signups[TODAY - timedelta(days=3)] = 5
+    for back in (1, 2):
+        signups[TODAY - timedelta(days=back)] = 0
+    _write(warehouse, "signups", signups)
+    warehouse.close()
+
+    report = _check(tmp_path, warehouse)
+    tables = {t.table: t for t in report.tables}
+    broken = tables["app.refunds"]
+    assert broken.status == "anomaly"
+    outage = next(c for c in broken.checks if c.check == "volume" and c.status == "anomaly")
+    assert "no rows for" in outage.reason and "an outage" in outage.reason
+    assert tables["app.signups"].status == "ok", tables["app.signups"].why

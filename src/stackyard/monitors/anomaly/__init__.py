@@ -124,15 +124,19 @@ def detect(
             baseline_size=len(base),
         )
     if counts.applies(base, cfg):
-        return counts.judge(day, value, base, cfg)
+        recent = [(d, v) for d, v in window if d not in holiday_set]
+        return counts.judge(day, value, base, cfg, recent)
     # A longer stretch measures how heavy the table's tails are (see steady.TAIL_DAYS).
     tail_start = day - timedelta(days=steady.TAIL_DAYS)
     first_tail = first
     while first_tail > 0 and days[first_tail - 1] >= tail_start:
         first_tail -= 1
-    history = [
+    longer = [
         (d, v)
         for d, v in zip(days[first_tail:-1], vals[first_tail:-1], strict=True)
-        if d not in holiday_set and d not in excluded
+        if d not in holiday_set
     ]
-    return steady.judge(day, value, window, base, holiday_set, cfg, history)
+    history = [(d, v) for d, v in longer if d not in excluded]
+    # Monthly effects are learnt with the days alerted on: a month-end close that alerted
+    # the first times it was seen is exactly the evidence that it is usual.
+    return steady.judge(day, value, window, base, holiday_set, cfg, history, longer)

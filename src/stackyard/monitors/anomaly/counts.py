@@ -5,20 +5,30 @@ where a third of the days naturally have no rows, or where a busy day has twelve
 that: a zero is infinitely far from any level in logs, so every usual empty day would look
 like an outage. Such tables are judged as counts instead:
 
-* **Empty days.** The share of empty days per weekday (shrunk toward the table's overall
-  share when a weekday has few days of history). A zero on a table that is often empty is
-  ok; a zero on a table that has never been empty is an outage, always.
-* **Bands.** The rows per weekday (a mean, shrunk toward the table's mean scaled by the
-  weekday's share) and one over-dispersion for the table, measured by moments, give a
-  negative-binomial distribution (Poisson when the counts are no more spread than that).
-  The band is its central ``1 − 2α`` interval, α set by the sensitivity: ``Φ(−(k − 1))`` for
-  a half-width of k robust standard deviations (medium: k = 4, α ≈ 0.0013), in whole rows.
+* **Empty days** (a hurdle model: whether a day has rows at all is judged apart from how
+  many it has). The share of empty days per weekday, shrunk toward the table's overall share
+  when a weekday has few days of history — strongly when the empty days fall alike on every
+  weekday, weakly when they cluster on some (then a weekday that is never empty keeps its
+  own, near-zero share). A zero on a table that is often empty is ok when it is usual for
+  its weekday; a zero on a weekday that is never empty, where the rows of a non-empty day
+  make zero implausible, is a drop; a zero on a table that has never been empty is an
+  outage, always.
+* **Runs of empty days.** A single empty day proves nothing on a table that is empty a
+  third of the time, but a run of them does: when the chance of the whole run (the product
+  of each day's share of empty days) falls below α, the run is an outage.
+* **Bands.** The rows of the non-empty days per weekday (a mean, shrunk toward the table's
+  mean scaled by the weekday's share) and one over-dispersion for the table, measured by
+  moments, give a negative-binomial distribution (Poisson when the counts are no more spread
+  than that). The band is its central ``1 − 2α`` interval, α set by the sensitivity:
+  ``Φ(−(k − 1))`` for a half-width of k robust standard deviations (medium: k = 4,
+  α ≈ 0.0013), in whole rows. Empty days do not widen it: a drop from 900 rows to 200 is
+  still a drop on a table that is often empty.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import date
 
 from stackyard.monitors.anomaly.config import AnomalyConfig, Direction, Status, Verdict
@@ -32,6 +42,16 @@ _EMPTY_SHARE = 0.05
 _EMPTY_DAYS = 2
 # Pseudo-days that shrink a weekday's figures toward the table's.
 _PRIOR_DAYS = 4.0
+# 99.5th percentiles of the chi-square distribution by degrees of freedom: above them the
+# empty days cluster on some weekdays (strict: a weekday wrongly taken for one that is never
+# empty alerts on each of its empty days).
+_CLUSTERED_CHI2 = {1: 7.88, 2: 10.60, 3: 12.84, 4: 14.86, 5: 16.75, 6: 18.55}
+# A count table's level is followed over the last two weeks' non-empty days.
+_DRIFT_DAYS = 14
+_DRIFT_MIN_DAYS = 5
+# A run of empty days is alerted on for its first days once unusual, not for weeks after:
+# a table that stays silent has been reported, and each later day is the same news.
+_RUN_ALERT_DAYS = 3
 # An empty day is usual for a weekday when at least this share of its days were empty.
 _USUAL_EMPTY = 0.05
 # Above this mean a normal approximation replaces summing probabilities row by row.
@@ -57,7 +77,8 @@ def applies(base: Sequence[tuple[date, float]], cfg: AnomalyConfig) -> bool:
     # is closed at weekends is not sparse.
     mixed = [v for vs in by_day.values() if sum(1 for x in vs if x > 0) > len(vs) / 2 for v in vs]
     if not mixed:
-        return False
+        # Empty more often than not on every weekday: a trickle of rows, counted.
+        return True
     empty = sum(1 for v in mixed if v == 0)
     if empty >= _EMPTY_DAYS and empty >= _EMPTY_SHARE * len(mixed):
         return True
@@ -65,7 +86,11 @@ def applies(base: Sequence[tuple[date, float]], cfg: AnomalyConfig) -> bool:
 
 
 def judge(
-    day: date, value: float, base: Sequence[tuple[date, float]], cfg: AnomalyConfig
+    day: date,
+    value: float,
+    base: Sequence[tuple[date, float]],
+    cfg: AnomalyConfig,
+    recent: Sequence[tuple[date, float]] = (),
 ) -> Verdict:
     """Judge one day's row count with count bands (see the module docstring).
 
@@ -74,30 +99,45 @@ def judge(
         value: its row count.
         base: the baseline (no holidays, no excluded days).
         cfg: the detector's settings.
+        recent: the earlier days of the training window without holidays, excluded days
+            included, to find the run of empty days that ends on ``day``.
 
     Returns:
         The verdict, with ``model="count"`` and whole-row bands.
     """
     weekly = cfg.seasonality == "weekly"
-    wd = day.weekday() if weekly else 0
+
+    def slot(d: date) -> int:
+        return d.weekday() if weekly else 0
+
+    wd = slot(day)
     by_day: dict[int, list[float]] = {}
     for d, v in base:
-        by_day.setdefault(d.weekday() if weekly else 0, []).append(v)
-    overall = sum(v for _, v in base) / len(base)
+        by_day.setdefault(slot(d), []).append(v)
     empty_share = sum(1 for _, v in base if v == 0) / len(base)
-
-    def shrunk_mean(values: Sequence[float]) -> float:
-        return (sum(values) + _PRIOR_DAYS * overall) / (len(values) + _PRIOR_DAYS)
-
-    means = {k: shrunk_mean(vs) for k, vs in by_day.items()}
+    p_empty = _empty_shares(by_day, empty_share)
     own = by_day.get(wd, [])
-    mu = means.get(wd, overall)
     own_empty = sum(1 for v in own if v == 0)
-    p_empty = (own_empty + _PRIOR_DAYS * empty_share) / (len(own) + _PRIOR_DAYS)
+
+    # The non-empty days carry the level; with none at all the table's mean stands in.
+    full: Sequence[tuple[date, float]] = [(d, v) for d, v in base if v > 0] or base
+    overall = sum(v for _, v in full) / len(full)
+    full_by_day: dict[int, list[float]] = {}
+    for d, v in full:
+        full_by_day.setdefault(slot(d), []).append(v)
+    means = {
+        k: (sum(vs) + _PRIOR_DAYS * overall) / (len(vs) + _PRIOR_DAYS)
+        for k, vs in full_by_day.items()
+    }
+    # A table that grows or shrinks: the weekday means are scaled to the last two weeks'
+    # level (their rows over what the weekday means predict for them). Dispersion is
+    # measured against the same drifting level, so a trend does not pass for noise.
+    drift = _drift(day, full, means, slot)
+    mu = means.get(wd, overall) * drift(day)
     # Over-dispersion by moments: variance = mean + φ·mean² (φ = 0 is Poisson).
-    excess = sum((v - means[d.weekday() if weekly else 0]) ** 2 for d, v in base) / len(base)
-    excess -= sum(means[d.weekday() if weekly else 0] for d, _ in base) / len(base)
-    square = sum(means[d.weekday() if weekly else 0] ** 2 for d, _ in base) / len(base)
+    excess = sum((v - means[slot(d)] * drift(d)) ** 2 for d, v in full) / len(full)
+    excess -= sum(means[slot(d)] * drift(d) for d, _ in full) / len(full)
+    square = sum((means[slot(d)] * drift(d)) ** 2 for d, _ in full) / len(full)
     phi = max(excess / square, 0.0) if square > 0 else 0.0
 
     k = cfg.threshold
@@ -106,33 +146,58 @@ def judge(
     below, above = _cdf(mu, phi, value), 1.0 - _cdf(mu, phi, value - 1.0)
     name = _WEEKDAYS[day.weekday()] if weekly else "day"
     usual = f"usual for a {name}" if weekly else "usual for this table"
-    band = f"{lower:,}–{upper:,}"
     rows = format_value(value)
     outage = False
     direction: Direction | None = None
     note = ""
+    run = 0
     if value == 0:
-        if empty_share == 0 and mu >= 1.0:
+        run, chance, unusual_since, unusual_days = _empty_run(
+            day, recent, p_empty.get(wd, empty_share), slot, p_empty, alpha
+        )
+        # Days already alerted on count here: one empty day, even a reported one, means
+        # the table can be empty, and each later one is judged by how usual that is.
+        if mu >= 1.0 and not any(v == 0 for _, v in recent or base):
             direction, outage = "drop", True
-        elif below < alpha and p_empty < _USUAL_EMPTY:
+        elif below < alpha and p_empty.get(wd, empty_share) < _USUAL_EMPTY:
             direction = "drop"
+        elif run > 1 and chance < alpha and unusual_days <= _RUN_ALERT_DAYS:
+            direction, outage = "drop", True
+        elif run > 1 and chance < alpha:
+            note = (
+                f"; no rows for {run} days in a row, unusual since {unusual_since} and alerted "
+                "on then"
+            )
         else:
             seen = f"{own_empty} of {len(own)} {name}s" if weekly else f"{own_empty} days"
             note = f"; empty days are usual here ({seen} in the baseline had no rows)"
+    elif overall == 0 or len(full) < _EMPTY_DAYS:
+        note = "; the baseline had (almost) no rows to compare with"
     elif below < alpha:
         direction = "drop"
     elif above < alpha:
         direction = "spike"
+    band = f"{lower:,}–{upper:,}"
 
     wanted = {"both": ("drop", "spike"), "drop": ("drop",), "spike": ("spike",)}[cfg.direction]
     status: Status = "anomaly" if direction in wanted else "ok"
-    if direction is None:
+    if direction is None and value == 0:
+        # The band is the rows of a non-empty day; an empty day is judged apart from it.
+        reason = f"{rows} rows ({usual}){note}"
+    elif direction is None:
         reason = f"{rows} rows is within the expected band {band} ({usual}){note}"
     else:
         side = "below" if direction == "drop" else "above"
         reason = f"{rows} rows is {side} the expected band {band} ({usual})"
-        if outage:
+        if outage and run > 1:
+            reason = (
+                f"no rows for {run} days in a row: the table is often empty, but a run this "
+                "long is not usual for it, an outage"
+            )
+        elif outage:
             reason += ": the table has never been empty before, an outage"
+        elif value == 0:
+            reason += f": {name}s are never empty here"
         if status == "ok":
             reason += f", but this monitor only alerts on {cfg.direction}s"
     spread = math.sqrt(mu + phi * mu * mu) if mu > 0 else 1.0
@@ -149,6 +214,89 @@ def judge(
         baseline_size=len(base),
         model="count",
     )
+
+
+def _drift(
+    day: date,
+    full: Sequence[tuple[date, float]],
+    means: dict[int, float],
+    slot: Callable[[date], int],
+) -> Callable[[date], float]:
+    """For each day, the table's level in the two weeks before it relative to the whole
+    baseline's (1.0 with fewer than :data:`_DRIFT_MIN_DAYS` non-empty days to go by)."""
+    cache: dict[date, float] = {}
+
+    def level(at: date) -> float:
+        if at not in cache:
+            near = [(d, v) for d, v in full if 0 < (at - d).days <= _DRIFT_DAYS]
+            predicted = sum(means[slot(d)] for d, _ in near)
+            if len(near) < _DRIFT_MIN_DAYS or predicted <= 0:
+                cache[at] = 1.0
+            else:
+                # Shrunk toward 1 as if the whole baseline's level were worth a few more days.
+                observed = sum(v for _, v in near)
+                cache[at] = (observed + _PRIOR_DAYS * predicted / len(near)) / (
+                    predicted + _PRIOR_DAYS * predicted / len(near)
+                )
+        return cache[at]
+
+    return level
+
+
+def _empty_shares(by_day: dict[int, list[float]], overall: float) -> dict[int, float]:
+    """Each weekday's share of empty days, shrunk toward ``overall``.
+
+    Strongly (as if the table's share were worth :data:`_PRIOR_DAYS` more days) when the
+    weekdays' empty days are consistent with one share for all — a weekday that happens to
+    have had none in eight weeks is then luck — and weakly (one day) when a chi-square test
+    says they cluster on some weekdays: then a weekday that is never empty really is not.
+
+    >>> shares = _empty_shares({0: [0.0, 5.0, 0.0, 4.0], 1: [3.0, 4.0, 5.0, 6.0]}, 0.25)
+    >>> round(shares[0], 3), round(shares[1], 3)
+    (0.375, 0.125)
+    """
+    cells = [(sum(1 for v in vs if v == 0), len(vs)) for vs in by_day.values()]
+    chi2 = 0.0
+    if 0 < overall < 1:
+        for empty, n in cells:
+            expected = overall * n
+            chi2 += (empty - expected) ** 2 / (expected * (1 - overall))
+    dof = max(len(cells) - 1, 1)
+    clustered = chi2 > _CLUSTERED_CHI2.get(dof, 2.5 * dof + 5.0)
+    prior = 1.0 if clustered else _PRIOR_DAYS
+    return {
+        k: (sum(1 for v in vs if v == 0) + prior * overall) / (len(vs) + prior)
+        for k, vs in by_day.items()
+    }
+
+
+def _empty_run(
+    day: date,
+    recent: Sequence[tuple[date, float]],
+    today: float,
+    slot: Callable[[date], int],
+    shares: dict[int, float],
+    alpha: float,
+) -> tuple[int, float, date, int]:
+    """The run of empty days that ends on ``day``: its length, its chance on a table with
+    these shares of empty days per weekday, the first day on which it had become less likely
+    than ``alpha``, and how many of its days since then (that day included)."""
+    run_days = [day]
+    later = day
+    for d, v in reversed(recent):
+        # A gap of a day (a holiday left out of ``recent``) does not break the run.
+        if v != 0 or (later - d).days > 2:
+            break
+        run_days.append(d)
+        later = d
+    run_days.reverse()
+    chance, since, unusual = 1.0, day, 0
+    for d in run_days:
+        chance *= today if d == day else shares.get(slot(d), 1.0)
+        if chance < alpha:
+            since = since if unusual else d
+            unusual += 1
+    return len(run_days), chance, since, unusual
 
 
 def _cdf(mu: float, phi: float, x: float) -> float:

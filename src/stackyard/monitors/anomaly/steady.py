@@ -10,11 +10,14 @@ Steps, in the order :func:`judge` applies them (docs/observability.md has the lo
    it); 1.4826 × the median absolute log-error is the noise (a MAD: a few bad days do not
    inflate it). Where the data support it, each weekday gets its own noise, shrunk toward the
    table's (a quiet Sunday with a few rows is noisier, in ratio, than a busy Tuesday). A
-   table whose errors over the last half year show heavy tails gets a wider one-day band.
+   table whose errors over the last half year show heavy tails gets a wider one-day band,
+   and no one-day band is narrower than 1.6 times its own 98th-percentile error.
 3. **Level.** The median of the last seven deseasonalised baseline points. When the last
    four days (excluded or not, none of them empty) are each more than one noise unit from
    it on the same side, the table has moved: the level re-anchors to those days, so a
    genuine step stops alerting within a week.
+   Monthly effects (a month-end close) learnt from the same half year
+   (:mod:`~stackyard.monitors.anomaly.months`) scale the expected value.
 4. **One day.** The log-ratio of value to expected in units of the weekday's noise; drops
    and spikes have their own thresholds (0.85 of the configured half-width for both; a drop
    is what breaks dashboards). An empty day where volume was expected is an outage.
@@ -33,7 +36,14 @@ import math
 from collections.abc import Sequence
 from datetime import date, timedelta
 
-from stackyard.monitors.anomaly.config import AnomalyConfig, Direction, Status, Verdict
+from stackyard.monitors.anomaly import months
+from stackyard.monitors.anomaly.config import (
+    SENSITIVITY_THRESHOLDS,
+    AnomalyConfig,
+    Direction,
+    Status,
+    Verdict,
+)
 from stackyard.monitors.anomaly.stats import format_value, median, window_bounds
 
 # 1.4826 turns a median absolute deviation into a standard deviation for normal noise.
@@ -77,6 +87,10 @@ _TAIL_RATIO_NORMAL = 2.91
 _TAIL_RATIO_MARGIN = 0.15
 _TAIL_GROWTH = 1.03
 _TAIL_WIDEN_CAP = 3.0
+# The one-day band is at least this margin times this quantile of the table's absolute
+# prediction errors over the last half year (at medium sensitivity; scaled with it).
+_FLOOR_QUANTILE = 0.98
+_FLOOR_MARGIN = 1.6
 # Single-day thresholds as shares of the configured band half-width.
 _DROP_SHARE = 0.85
 _SPIKE_SHARE = 0.85
@@ -100,6 +114,7 @@ def judge(
     holidays: set[date],
     cfg: AnomalyConfig,
     history: Sequence[tuple[date, float]] = (),
+    calendar: Sequence[tuple[date, float]] = (),
 ) -> Verdict:
     """Judge one day against its baseline with log-ratio bands.
 
@@ -112,6 +127,8 @@ def judge(
         cfg: the detector's settings.
         history: the earlier points of the last :data:`TAIL_DAYS` days without holidays and
             excluded days, to measure how heavy the table's tails are; ``base`` when empty.
+        calendar: the same stretch with excluded days, to learn monthly effects from
+            (:mod:`~stackyard.monitors.anomaly.months`); ``history`` when empty.
 
     Returns:
         The verdict.
@@ -121,6 +138,7 @@ def judge(
     # Weekdays that are normally empty carry no level information; they are judged below.
     ys = [v / factors[d.weekday()] if factors[d.weekday()] >= NEAR_ZERO else None for d, v in base]
     scale, by_weekday, errors = noise(base, ys, loo_factors)
+    long_factors = factors
     if weekly and len(history) > len(base):
         long_factors, long_loo = weekday_factors(history)
         long_ys = [
@@ -154,6 +172,11 @@ def judge(
     factor = factors[day.weekday()]
     expected = level * factor
     usual = f"usual for a {WEEKDAYS[day.weekday()]}" if weekly else "usual for this table"
+    effects = months.PlaceEffects(max((calendar, history, base), key=len), long_factors, scale)
+    place = effects(day)
+    if place is not None and factor >= NEAR_ZERO:
+        expected *= math.exp(place[0])
+        usual += f" and for {place[1]}"
 
     if factor < NEAR_ZERO:
         # A weekday that is normally empty: a log-ratio is meaningless against ~0, so the
@@ -162,8 +185,11 @@ def judge(
         upper = expected + level * (math.exp(k_spike * sigma) - 1.0)
         score = (value - expected) / max(level * sigma, 1e-12)
     else:
-        lower = expected * math.exp(-k_drop * sigma)
-        upper = expected * math.exp(k_spike * sigma)
+        # Never narrower than the table's own rare days: the errors it makes once in fifty
+        # days, with a margin, whatever the noise model says (heavy tails, bursts).
+        floor = _empirical_floor(errors, k / SENSITIVITY_THRESHOLDS["medium"])
+        lower = expected * math.exp(-max(k_drop * sigma, floor))
+        upper = expected * math.exp(max(k_spike * sigma, floor))
         score = math.log(max(value / expected, _FLOOR_RATIO)) / sigma if expected > 0 else 0.0
 
     # An empty day is an outage unless the table has had empty days that were not excluded
@@ -189,7 +215,7 @@ def judge(
     # sum whose spread was measured mostly on the steady days.
     steady_day = by_weekday[day.weekday()] <= _SCAN_NOISY_DAY * scale
     if direction is None and not reanchored and clean and steady_day and factor >= NEAR_ZERO:
-        sequential = _sequential(day, value, base, factors, scale, k)
+        sequential = _sequential(day, value, base, factors, scale, k, effects)
         if sequential is not None:
             direction = sequential[0]
 
@@ -337,6 +363,7 @@ def _sequential(
     factors: Sequence[float],
     scale: float,
     k: float,
+    effects: months.PlaceEffects,
 ) -> tuple[Direction, int, float] | None:
     # The mean log-ratio of the last m days (today included) to the level of the seven days
     # before them, for m = 2 … _SCAN_DAYS, in units of that same statistic's spread measured
@@ -345,14 +372,16 @@ def _sequential(
     # m-day means spread wider, and the limit follows. Days already alerted on are not in the
     # baseline: each was its own alert, and an outage summed into the next days would re-raise
     # it on a normal day.
+    # Monthly effects (a month-end close) are taken out of every day first, as the weekly
+    # ones are: three busy days in a row at a month's end are not a step.
     logs = [
-        math.log(max(v / factors[d.weekday()], _FLOOR_RATIO))
+        math.log(max(v / factors[d.weekday()], _FLOOR_RATIO)) - _effect(effects, d)
         for d, v in base
         if factors[d.weekday()] >= NEAR_ZERO and v > 0
     ]
     if factors[day.weekday()] < NEAR_ZERO:
         return None
-    today = math.log(max(value / factors[day.weekday()], _FLOOR_RATIO))
+    today = math.log(max(value / factors[day.weekday()], _FLOOR_RATIO)) - _effect(effects, day)
     series = [*logs, today]
     n = len(series)
     # reference[i]: the median of the seven points before i; prefix sums for window means.
@@ -390,6 +419,20 @@ def _sequential(
     if score > k * _SCAN_SPIKE_SHARE and own > _SCAN_TODAY * scale:
         return "spike", m, math.exp(shift) - 1.0
     return None
+
+
+def _empirical_floor(errors: Sequence[float], share: float) -> float:
+    # ``errors`` are sorted absolute prediction errors over up to half a year.
+    if len(errors) < _TAIL_MIN_ERRORS:
+        return 0.0
+    return share * _FLOOR_MARGIN * errors[min(int(_FLOOR_QUANTILE * len(errors)), len(errors) - 1)]
+
+
+def _effect(effects: months.PlaceEffects, day: date) -> float:
+    if not effects.any:
+        return 0.0
+    place = effects(day)
+    return place[0] if place is not None else 0.0
 
 
 def _is_level_shift(recent: Sequence[float], level: float, scale: float) -> bool:
