@@ -18,7 +18,7 @@ BENCHMARKS = {
         ["--rows", "2000000", "--dlt-rows", "100000"],
         ["--rows", "200000", "--dlt-rows", "20000"],
     ),
-    "example_run": (["--scale", "20"], ["--scale", "2"]),
+    "example_run": (["--scales", "1", "10", "50"], ["--scales", "1", "2", "--repeat", "1"]),
     "anomaly_detector": ([], ["--quick"]),
     "monitors": ([], ["--quick"]),
     "backup": ([], ["--rows", "200000", "--runs", "1"]),
