@@ -130,6 +130,7 @@ def main() -> None:
                 "met" if grew <= 300 else "not met",
             ]
         )
+        print(" | ".join(table[-1]), flush=True)
     text = (
         f"# Peak memory of a load: {small:,} vs {large:,} rows\n\n"
         + markdown_table(

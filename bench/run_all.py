@@ -19,6 +19,8 @@ BENCHMARKS = {
         ["--rows", "200000", "--dlt-rows", "20000"],
     ),
     "example_run": (["--scales", "1", "10", "50"], ["--scales", "1", "2", "--repeat", "1"]),
+    "memory": ([], ["--rows", "100000", "1000000"]),
+    "profile_run": (["--scale", "10"], ["--scale", "1"]),
     "anomaly_detector": ([], ["--quick"]),
     "monitors": ([], ["--quick"]),
     "backup": ([], ["--rows", "200000", "--runs", "1"]),
