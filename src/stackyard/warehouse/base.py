@@ -120,6 +120,20 @@ class Warehouse(ABC):
         Secrets appear as ``{{ env_var('NAME') }}`` so that no secret value is written to disk.
         """
 
+    def dlt_environment(self) -> dict[str, str]:
+        """dlt settings (as environment variables) every load into this target needs, e.g.
+        the load file format a destination without a native one must write."""
+        return {}
+
+    def after_load(self, schema: str, tables: Sequence[str]) -> None:
+        """Make what dlt just loaded into ``schema`` queryable, where the destination does not
+        itself (a lakehouse's files registered in the engine's catalog); most need nothing."""
+        return None
+
+    def before_dbt(self) -> None:
+        """Prepare the engine for a dbt command run in this process; most need nothing."""
+        return None
+
     def secret_env(self) -> dict[str, str]:
         """The environment dbt needs: secrets for the profile's ``env_var`` references, and
         session settings the profile cannot hold."""
