@@ -28,7 +28,7 @@ from stackyard.warehouse.spark import SparkWarehouse, _rewrite_mutation, spark_t
 
 BIN = Path(sys.executable).parent
 # The example project: its models (ephemeral ones are not built) and its data tests.
-EXAMPLE_MODELS = 12
+EXAMPLE_MODELS = 13
 EXAMPLE_TESTS = 71
 SPARK_TARGET = "\n  spark:\n    type: spark\n    master: local[2]\n"
 
@@ -51,8 +51,9 @@ def test_spark_target_defaults_live_in_the_project(tmp_path: Path) -> None:
     assert spark.dbt_output()["method"] == "session"
     settings = spark._settings()
     assert settings["spark.sql.warehouse.dir"] == str(tmp_path / ".stackyard/spark/warehouse")
-    assert str(tmp_path / ".stackyard/spark/metastore/metastore_db") in (
-        settings["spark.hadoop.javax.jdo.option.ConnectionURL"]
+    assert (
+        str(tmp_path / ".stackyard/spark/metastore/metastore_db")
+        in (settings["spark.hadoop.javax.jdo.option.ConnectionURL"])
     )
 
 

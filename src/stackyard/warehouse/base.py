@@ -241,6 +241,18 @@ class Warehouse(ABC):
         )
         return {str(r[0]): str(r[1]) for r in result.rows}
 
+    def all_columns(self) -> dict[tuple[str, str], dict[str, str]]:
+        """Every table's and view's ``{column: data type}`` in every schema, keyed by
+        ``(schema, table)``, read at once."""
+        result = self.query(
+            "SELECT table_schema, table_name, column_name, data_type "
+            "FROM information_schema.columns ORDER BY table_schema, table_name, ordinal_position"
+        )
+        found: dict[tuple[str, str], dict[str, str]] = {}
+        for schema, table, column, data_type in result.rows:
+            found.setdefault((str(schema), str(table)), {})[str(column)] = str(data_type)
+        return found
+
     def tables_in(self, schema: str) -> list[str]:
         """Names of the tables and views in a schema."""
         result = self.query(

@@ -25,7 +25,7 @@ from __future__ import annotations
 import atexit
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar
@@ -257,6 +257,21 @@ class SparkWarehouse(Warehouse):
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
         self.query(sql, params)
 
+    def execute_many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        # Each statement is a Spark job writing a Parquet file: one multi-row INSERT per
+        # chunk instead of one per row.
+        head, values, group = sql.rpartition(" VALUES ")
+        group = group.strip()
+        if not values or not (group.startswith("(") and group.endswith(")")):
+            super().execute_many(sql, rows)
+            return
+        pending = [list(r) for r in rows]
+        for start in range(0, len(pending), 500):
+            chunk = pending[start : start + 500]
+            self.execute(
+                head + values + ", ".join([group] * len(chunk)), [v for r in chunk for v in r]
+            )
+
     def _overwrite(self, table: str, keep_sql: str, params: list[Any]) -> None:
         """Replace a table's rows with what ``keep_sql`` selects from it (DELETE/UPDATE)."""
         spark = self.spark()
@@ -292,7 +307,20 @@ class SparkWarehouse(Warehouse):
     def tables_in(self, schema: str) -> list[str]:
         if not self.schema_exists(schema):
             return []
-        return sorted(t.name for t in self.spark().catalog.listTables(schema))
+        tables = self.spark().catalog.listTables(schema)
+        return sorted(t.name for t in tables if not t.isTemporary)
+
+    def all_columns(self) -> dict[tuple[str, str], dict[str, str]]:
+        # Spark's catalog has no information_schema; its catalog API lists the same.
+        found: dict[tuple[str, str], dict[str, str]] = {}
+        spark = self.spark()
+        for database in sorted(d.name for d in spark.catalog.listDatabases()):
+            tables = spark.catalog.listTables(database)
+            for table in sorted(t.name for t in tables if not t.isTemporary):
+                name = self.quote(database, table)
+                columns = spark.catalog.listColumns(name)
+                found[(database, table)] = {c.name: c.dataType for c in columns}
+        return found
 
     def describe_query(self, sql: str) -> dict[str, str] | None:
         try:
