@@ -178,7 +178,8 @@ def test_status_and_sql_read_the_spark_catalog(
         "select (select count(*) from shop_db.orders) + (select count(*) from shop_db.customers)"
         " + (select count(*) from shop_db.order_items) as raw_rows,"
         " (select count(*) from marts.orders) as mart_orders,"
-        " (select count(*) from shop_db.orders) as raw_orders"
+        " (select count(*) from shop_db.orders) as raw_orders,"
+        " (select count(*) from stackyard.run_leases) as leases_held"
     )
     sql = _run("sql", "-t", "spark", "--json", query, cwd=spark_project)
     assert sql.returncode == 0, sql.stderr[-3000:]
@@ -186,6 +187,8 @@ def test_status_and_sql_read_the_spark_catalog(
     # counts shown equal the warehouse: every loaded row is in the registered tables
     assert row["raw_rows"] == loaded
     assert row["mart_orders"] == row["raw_orders"] > 0
+    # the run gave its leases back: a DELETE on a Parquet table, rewritten by the warehouse
+    assert row["leases_held"] == 0
 
 
 @pytest.mark.spark
