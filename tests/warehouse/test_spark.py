@@ -113,7 +113,7 @@ def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
         capture_output=True,
         text=True,
         env=env,
-        timeout=900,
+        timeout=1800,  # a loaded 2-core CI machine; Spark itself needs no more than minutes
     )
 
 
