@@ -17,7 +17,7 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 $(STAMP): $(BIN)/python pyproject.toml constraints.txt
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev,prefect,dagster]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev,prefect,dagster,spark]'
 	@touch $(STAMP)
 
 install: $(STAMP) ## Create .venv and install stackyard with its dev tools (pinned by constraints.txt).

@@ -51,6 +51,7 @@ class Session:
         from stackyard.transform.dbt import Dbt
 
         write_profiles(self.project)
+        self.warehouse.before_dbt()
         dbt = Dbt(
             self.project.transform_dir,
             self.target,

@@ -160,8 +160,41 @@ class BigQueryTarget(StrictModel):
     threads: int = Field(8, ge=1, le=64)
 
 
+class SparkTarget(StrictModel):
+    """Apache Spark: ``local[*]`` in process by default, or a cluster by its master URL.
+
+    dlt writes each source's tables as Parquet under ``lakehouse``; stackyard registers them
+    in Spark's catalog, and dbt-spark builds in the same Spark session (``method: session``).
+    """
+
+    type: Literal["spark"]
+    master: str = Field(
+        "local[*]", description="local[N], spark://host:7077, yarn or k8s://https://host:443."
+    )
+    lakehouse: str = Field(
+        ".stackyard/spark/lakehouse",
+        description="Where dlt writes the loaded Parquet files: a folder relative to the "
+        "project, or any Hadoop/fsspec URL (s3://…, abfss://…, hdfs://…).",
+    )
+    warehouse_dir: str = Field(
+        ".stackyard/spark/warehouse",
+        description="spark.sql.warehouse.dir: where managed tables (dbt's models) live.",
+    )
+    metastore_dir: str | None = Field(
+        ".stackyard/spark/metastore",
+        description="Folder of the embedded Derby metastore (one process at a time); null "
+        "when `conf` points at a shared Hive metastore.",
+    )
+    schema_: str = Field("analytics", alias="schema", description="Default database for dbt.")
+    conf: dict[str, str] = Field(
+        default_factory=dict, description="Spark settings passed through as they are."
+    )
+    threads: int = Field(1, ge=1, le=64, description="dbt threads.")
+
+
 Target = Annotated[
-    DuckDBTarget | PostgresTarget | SnowflakeTarget | BigQueryTarget, Field(discriminator="type")
+    DuckDBTarget | PostgresTarget | SnowflakeTarget | BigQueryTarget | SparkTarget,
+    Field(discriminator="type"),
 ]
 
 

@@ -29,6 +29,9 @@ _ELSEWHERE: dict[str, str] = {
     "bigquery": "BigQuery access is IAM (granted on the project and datasets, outside SQL "
     "roles), which stackyard does not manage: grant it with gcloud or Terraform; `stackyard "
     "plan`/`apply` work on duckdb, postgres and snowflake targets",
+    "spark": "Spark's own catalog has no roles or grants, so there is nothing to plan on a spark "
+    "target: grant access in Unity Catalog or Apache Ranger in front of the cluster "
+    "(docs/scaling.md), and plan the project's roles on a duckdb, postgres or snowflake target",
 }
 
 

@@ -90,6 +90,7 @@ def _dlt_settings(warehouse: Warehouse) -> Iterator[None]:
     if not warehouse.COMPRESS_LOAD_FILES:
         # ~5 % of a 1M-row load (docs/performance.md); the files never leave the machine.
         settings["DATA_WRITER__COMPRESSION"] = "none"
+    settings.update(warehouse.dlt_environment())
     added = [key for key in settings if key not in os.environ]
     os.environ.update({key: settings[key] for key in added})
     try:
@@ -357,6 +358,9 @@ class Loader:
             ) + tuple(TableLoad(t, 0, 0, n) for t, n in deleted.items() if t not in known_tables)
         if build.rejected:
             load_ids.extend(self._keep_rejected(pipeline, build.rejected, loaded_at))
+        self.warehouse.after_load(
+            request.dataset, [t["name"] for t in pipeline.default_schema.data_tables()]
+        )
         build.loaded()  # everything is in the warehouse: a stream acknowledges its messages
         for table in tables:
             self.console.step_progress(step, f"{table.table}: {table.rows:,} rows")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable, Mapping
 
 from stackyard.config.model import ProjectConfig
@@ -17,15 +16,11 @@ from stackyard.warehouse.base import Warehouse
 
 def table_columns(warehouse: Warehouse) -> dict[str, dict[str, str]]:
     """Every table's columns in every schema, with one query."""
-    result = warehouse.query(
-        "SELECT table_schema, table_name, column_name, data_type "
-        "FROM information_schema.columns ORDER BY table_schema, table_name, ordinal_position"
-    )
-    found: dict[str, dict[str, str]] = defaultdict(dict)
-    for schema, table, column, data_type in result.rows:
-        if schema != METADATA_SCHEMA:
-            found[f"{schema}.{table}"][str(column)] = str(data_type)
-    return dict(found)
+    return {
+        f"{schema}.{table}": columns
+        for (schema, table), columns in warehouse.all_columns().items()
+        if schema != METADATA_SCHEMA
+    }
 
 
 def watched_tables(

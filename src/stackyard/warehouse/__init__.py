@@ -14,6 +14,7 @@ _WAREHOUSES: dict[str, str] = {
     "postgres": "stackyard.warehouse.postgres:PostgresWarehouse",
     "snowflake": "stackyard.warehouse.cloud:SnowflakeWarehouse",
     "bigquery": "stackyard.warehouse.cloud:BigQueryWarehouse",
+    "spark": "stackyard.warehouse.spark:SparkWarehouse",
 }
 
 

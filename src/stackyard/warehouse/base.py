@@ -123,6 +123,20 @@ class Warehouse(ABC):
         Secrets appear as ``{{ env_var('NAME') }}`` so that no secret value is written to disk.
         """
 
+    def dlt_environment(self) -> dict[str, str]:
+        """dlt settings (as environment variables) every load into this target needs, e.g.
+        the load file format a destination without a native one must write."""
+        return {}
+
+    def after_load(self, schema: str, tables: Sequence[str]) -> None:
+        """Make what dlt just loaded into ``schema`` queryable, where the destination does not
+        itself (a lakehouse's files registered in the engine's catalog); most need nothing."""
+        return None
+
+    def before_dbt(self) -> None:
+        """Prepare the engine for a dbt command run in this process; most need nothing."""
+        return None
+
     def secret_env(self) -> dict[str, str]:
         """The environment dbt needs: secrets for the profile's ``env_var`` references, and
         session settings the profile cannot hold."""
@@ -229,6 +243,18 @@ class Warehouse(ABC):
             (schema, table),
         )
         return {str(r[0]): str(r[1]) for r in result.rows}
+
+    def all_columns(self) -> dict[tuple[str, str], dict[str, str]]:
+        """Every table's and view's ``{column: data type}`` in every schema, keyed by
+        ``(schema, table)``, read at once."""
+        result = self.query(
+            "SELECT table_schema, table_name, column_name, data_type "
+            "FROM information_schema.columns ORDER BY table_schema, table_name, ordinal_position"
+        )
+        found: dict[tuple[str, str], dict[str, str]] = {}
+        for schema, table, column, data_type in result.rows:
+            found.setdefault((str(schema), str(table)), {})[str(column)] = str(data_type)
+        return found
 
     def tables_in(self, schema: str) -> list[str]:
         """Names of the tables and views in a schema."""

@@ -3,6 +3,8 @@
 -- recent days; history and repairs go through
 --   stackyard backfill fct_daily_orders --start YYYY-MM-DD --end YYYY-MM-DD
 -- which replaces each day whole (delete + insert in one transaction) and keeps a ledger.
+-- On Spark a batch overwrites its day's partition (dbt-spark's microbatch is insert_overwrite
+-- by partition_by, which only Spark reads).
 {{
     config(
         materialized='incremental',
@@ -12,6 +14,7 @@
         lookback=1,
         begin=var('fct_daily_orders_begin', (modules.datetime.date.today() - modules.datetime.timedelta(days=7)).isoformat()),
         schema='marts',
+        partition_by=(['order_date'] if target.type == 'spark' else none),
     )
 }}
 
