@@ -9,7 +9,6 @@ and the rest are replaced, so finishing a package twice never duplicates rows.
 from __future__ import annotations
 
 import os
-import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -26,6 +25,7 @@ from stackyard.errors import DeadlineExceededError, StackyardError
 from stackyard.ingest.attempts import looks_transient, retried, within_deadline
 from stackyard.ingest.counts import known_columns, row_counts, warehouse_counts
 from stackyard.ingest.drift import describe_contract_violation, required_columns
+from stackyard.ingest.load_errors import root_cause, stackyard_error
 from stackyard.ingest.probe import SourceProbes
 from stackyard.ingest.python_source import whole_source
 from stackyard.ingest.recovery import (
@@ -262,11 +262,11 @@ class Loader:
         except StackyardError as exc:
             return _Attempt(self._failed(request, self.secrets.redact(str(exc))), exc.transient)
         except Exception as exc:  # the per-source boundary: dlt, drivers, user code
-            ours = _stackyard_error(exc)
+            ours = stackyard_error(exc)
             contract = describe_contract_violation(
                 request.name, exc, self._required.get(request.name, {})
             )
-            message = str(ours) if ours else contract or _root_cause(exc)
+            message = str(ours) if ours else contract or root_cause(exc)
             where = user_frame(exc, self.project_dir)
             if where and where.split(" in ")[0] not in message:
                 message = f"{message} (at {where})"
@@ -406,18 +406,6 @@ class Loader:
         return list(info.loads_ids)
 
 
-def _stackyard_error(exc: BaseException) -> StackyardError | None:
-    """Our own error inside dlt's wrapping (raised from a map step during extraction)."""
-    seen: set[int] = set()
-    inner: BaseException | None = exc
-    while inner is not None and id(inner) not in seen:
-        if isinstance(inner, StackyardError):
-            return inner
-        seen.add(id(inner))
-        inner = getattr(inner, "exception", None) or inner.__cause__ or inner.__context__
-    return None
-
-
 def _import_before_threads() -> None:
     """Import what the loaders need once, in this thread.
 
@@ -429,76 +417,3 @@ def _import_before_threads() -> None:
     import pyarrow.compute  # noqa: F401
     import sqlalchemy  # noqa: F401
     from dlt.sources import filesystem, sql_database  # noqa: F401
-
-
-def _summary(message: str, limit: int = 300) -> str:
-    r"""The lines of a driver's message that say what went wrong, on one line.
-
-    DuckDB's CSV errors put the cause on a later line, after the whole offending row
-    ("Original Line: …", which may be megabytes of someone's data): that row is left out,
-    and so are the reader's option dump and suggestions, except the file name.
-
-    >>> _summary("CSV Error on Line: 1\nOriginal Line: 1,xxxx\nMaximum line size of 2000000 "
-    ...          "bytes exceeded.\n\nPossible Solution: …\n  file = a.csv\n  quote = '")
-    'CSV Error on Line: 1; Maximum line size of 2000000 bytes exceeded. (file = a.csv)'
-    """
-    said: list[str] = []
-    file = ""
-    for index, line in enumerate(line.strip() for line in message.strip().splitlines()):
-        if index and _READER_OPTION.match(line):
-            file = line if line.startswith("file = ") else file
-            continue
-        if not line or line.startswith(("Original Line:", "Possible Solution")):
-            continue
-        if len(said) < 2:
-            said.append(line[:limit] + ("…" if len(line) > limit else ""))
-    text = "; ".join(said)
-    return f"{text} ({file})" if file else text
-
-
-_READER_OPTION = re.compile(r"^[a-z_]+ = ")
-
-
-def _says_something(exc: BaseException) -> bool:
-    """Whether an exception carries a message, or a type, worth showing.
-
-    >>> _says_something(StopIteration()), _says_something(ValueError("bad"))
-    (False, True)
-    >>> _says_something(TimeoutError()), _says_something(Exception())
-    (True, False)
-    """
-    if isinstance(exc, StopIteration | StopAsyncIteration | GeneratorExit):
-        return False
-    return bool(str(exc).strip()) or type(exc) is not Exception
-
-
-def _root_cause(exc: BaseException) -> str:
-    """One line saying what failed where: dlt wraps driver errors in several layers, and the
-    useful parts (the step, the table, the URL) sit on different layers."""
-    seen: set[int] = set()
-    inner: BaseException = exc
-    step = table = url = None
-    while id(inner) not in seen:
-        seen.add(id(inner))
-        step = step or getattr(inner, "step", None)
-        table = table or getattr(inner, "pipe_name", None)
-        request = getattr(inner, "request", None)
-        url = url or getattr(request, "url", None)
-        nested = getattr(inner, "exception", None) or inner.__cause__
-        if nested is None and not inner.__suppress_context__:
-            nested = inner.__context__
-        # An exception raised while handling another has that one as its context: DuckDB's
-        # "Malformed JSON … line 3" is raised inside a generator's StopIteration. The deepest
-        # exception that says something is the cause; bare control-flow exceptions are not.
-        if not isinstance(nested, BaseException) or not _says_something(nested):
-            break
-        inner = nested
-    detail = f"{type(inner).__name__}: {_summary(str(inner))}".rstrip(": ")
-    where = []
-    if step:
-        where.append(f"{step} step")
-    if table:
-        where.append(f"table '{table}'")
-    if url:
-        where.append(f"at {url}")
-    return f"{', '.join(where)}: {detail}" if where else detail

@@ -1,0 +1,94 @@
+"""What a failed load says: dlt wraps driver errors in several layers, and the message a
+person needs (our own error, or the step, table, URL and the driver's first lines) is found
+inside them."""
+
+from __future__ import annotations
+
+import re
+
+from stackyard.errors import StackyardError
+
+
+def stackyard_error(exc: BaseException) -> StackyardError | None:
+    """Our own error inside dlt's wrapping (raised from a map step during extraction)."""
+    seen: set[int] = set()
+    inner: BaseException | None = exc
+    while inner is not None and id(inner) not in seen:
+        if isinstance(inner, StackyardError):
+            return inner
+        seen.add(id(inner))
+        inner = getattr(inner, "exception", None) or inner.__cause__ or inner.__context__
+    return None
+
+
+def _summary(message: str, limit: int = 300) -> str:
+    r"""The lines of a driver's message that say what went wrong, on one line.
+
+    DuckDB's CSV errors put the cause on a later line, after the whole offending row
+    ("Original Line: …", which may be megabytes of someone's data): that row is left out,
+    and so are the reader's option dump and suggestions, except the file name.
+
+    >>> _summary("CSV Error on Line: 1\nOriginal Line: 1,xxxx\nMaximum line size of 2000000 "
+    ...          "bytes exceeded.\n\nPossible Solution: …\n  file = a.csv\n  quote = '")
+    'CSV Error on Line: 1; Maximum line size of 2000000 bytes exceeded. (file = a.csv)'
+    """
+    said: list[str] = []
+    file = ""
+    for index, line in enumerate(line.strip() for line in message.strip().splitlines()):
+        if index and _READER_OPTION.match(line):
+            file = line if line.startswith("file = ") else file
+            continue
+        if not line or line.startswith(("Original Line:", "Possible Solution")):
+            continue
+        if len(said) < 2:
+            said.append(line[:limit] + ("…" if len(line) > limit else ""))
+    text = "; ".join(said)
+    return f"{text} ({file})" if file else text
+
+
+_READER_OPTION = re.compile(r"^[a-z_]+ = ")
+
+
+def _says_something(exc: BaseException) -> bool:
+    """Whether an exception carries a message, or a type, worth showing.
+
+    >>> _says_something(StopIteration()), _says_something(ValueError("bad"))
+    (False, True)
+    >>> _says_something(TimeoutError()), _says_something(Exception())
+    (True, False)
+    """
+    if isinstance(exc, StopIteration | StopAsyncIteration | GeneratorExit):
+        return False
+    return bool(str(exc).strip()) or type(exc) is not Exception
+
+
+def root_cause(exc: BaseException) -> str:
+    """One line saying what failed where: dlt wraps driver errors in several layers, and the
+    useful parts (the step, the table, the URL) sit on different layers."""
+    seen: set[int] = set()
+    inner: BaseException = exc
+    step = table = url = None
+    while id(inner) not in seen:
+        seen.add(id(inner))
+        step = step or getattr(inner, "step", None)
+        table = table or getattr(inner, "pipe_name", None)
+        request = getattr(inner, "request", None)
+        url = url or getattr(request, "url", None)
+        nested = getattr(inner, "exception", None) or inner.__cause__
+        if nested is None and not inner.__suppress_context__:
+            nested = inner.__context__
+        # An exception raised while handling another has that one as its context: DuckDB's
+        # "Malformed JSON … line 3" is raised inside a generator's StopIteration. The deepest
+        # exception that says something is the cause; bare control-flow exceptions are not.
+        if not isinstance(nested, BaseException) or not _says_something(nested):
+            break
+        inner = nested
+    detail = f"{type(inner).__name__}: {_summary(str(inner))}".rstrip(": ")
+    where = []
+    if step:
+        where.append(f"{step} step")
+    if table:
+        where.append(f"table '{table}'")
+    if url:
+        where.append(f"at {url}")
+    return f"{', '.join(where)}: {detail}" if where else detail
