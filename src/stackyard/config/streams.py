@@ -1,9 +1,10 @@
 """The ``stream`` source kind: events read from a message stream in micro-batches.
 
-A stream source reads a NATS JetStream stream through a durable pull consumer. Each
-``stackyard run`` drains what is pending, loads it, and only then acknowledges the messages,
-so a run that dies re-reads them next time and the merge on the primary key keeps each event
-once. See docs/runbooks/adding-data-sources.md ("Event streams").
+A stream source reads a NATS JetStream stream through a durable pull consumer, or a Kafka
+topic through a consumer group. Each ``stackyard run`` drains what is pending, loads it, and
+only then acknowledges the messages (commits the offsets), so a run that dies re-reads them
+next time and the merge on the primary key keeps each event once. See
+docs/runbooks/adding-data-sources.md ("Event streams").
 """
 
 from __future__ import annotations
@@ -12,20 +13,21 @@ import re
 from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from stackyard.config.base import SecretRef
 from stackyard.config.source_options import _keys
 from stackyard.config.sources import SourceBase, register_source_kind
 from stackyard.errors import UsageError
 
-# Schemes a stream URL may have, and what reads them. Kafka has no broker on the machines our
-# tests run on, so it is refused with a clear message rather than shipped untested.
-STREAM_SCHEMES = ("nats", "tls")
+# Schemes a stream URL may have: NATS JetStream (nats-py) and Kafka (confluent-kafka).
+STREAM_SCHEMES = ("nats", "tls", "kafka")
+# A Kafka topic name; a subject starting with ^ is a regular expression over topic names.
+KAFKA_TOPIC = re.compile(r"[A-Za-z0-9._-]{1,249}")
 
 
 class StreamSource(SourceBase):
-    """Events from a NATS JetStream stream, one table, merged on a key."""
+    """Events from a NATS JetStream stream or Kafka topics, one table, merged on a key."""
 
     BUILDER: ClassVar[str] = "stackyard.ingest.streams:build_stream"
     CLI_OPTIONS: ClassVar[tuple[str, ...]] = ("url", "subject", "table", "primary_key")
@@ -33,15 +35,20 @@ class StreamSource(SourceBase):
 
     kind: Literal["stream"]
     url: str | SecretRef = Field(
-        description="Server URL, e.g. nats://127.0.0.1:4222, or {secret: NAME} for one with "
-        "credentials in it."
+        description="Server URL, e.g. nats://127.0.0.1:4222 or kafka://host:9092[,host2:9092], "
+        "or {secret: NAME} for one with credentials in it."
     )
-    subject: str = Field(description="Subject filter, wildcards allowed, e.g. orders.>.")
+    subject: str = Field(
+        description="NATS: subject filter, wildcards allowed, e.g. orders.>. Kafka: the topic, "
+        "or a regular expression over topic names starting with ^ (e.g. ^orders\\..*)."
+    )
     stream: str | None = Field(
         None, description="The JetStream stream; default: the one that captures the subject."
     )
     consumer: str | None = Field(
-        None, description="Durable consumer name; default: stackyard_<source>."
+        None,
+        description="Durable consumer name (Kafka: the consumer group); default: "
+        "stackyard_<source>.",
     )
     table: str | None = Field(
         None,
@@ -66,7 +73,8 @@ class StreamSource(SourceBase):
         900.0,
         ge=10,
         description="Seconds the server waits for a run's acknowledgement before it delivers "
-        "the messages again; longer than a run's load takes.",
+        "the messages again; longer than a run's load takes. Kafka: the consumer's "
+        "max.poll.interval.ms.",
     )
 
     @field_validator("url")
@@ -81,6 +89,12 @@ class StreamSource(SourceBase):
                 "environment variable NAME or in .stackyard/secrets.toml"
             )
         return value
+
+    @model_validator(mode="after")
+    def _kafka_topic(self) -> StreamSource:
+        if isinstance(self.url, str) and stream_scheme(self.url) == "kafka":
+            check_kafka_topic(self.subject)
+        return self
 
     def table_name(self) -> str:
         """The table the events land in.
@@ -126,23 +140,60 @@ class StreamSource(SourceBase):
         return entry
 
 
+def stream_scheme(url: str) -> str:
+    """The URL's scheme, lower case ('' without one).
+
+    >>> stream_scheme("KAFKA://broker:9092")
+    'kafka'
+    """
+    return url.partition("://")[0].lower() if "://" in url else ""
+
+
 def check_stream_url(url: str) -> None:
     """Refuse a stream URL whose scheme stackyard cannot read.
 
     >>> check_stream_url("nats://127.0.0.1:4222")
+    >>> check_stream_url("kafka://127.0.0.1:9092,127.0.0.1:9093")
 
     Raises:
-        ValueError: not a ``nats://`` (or ``tls://``) URL; Kafka gets its own message.
+        ValueError: not a ``nats://``, ``tls://`` or ``kafka://`` URL, or a Kafka URL
+            without host:port.
     """
-    scheme = url.partition("://")[0].lower() if "://" in url else ""
-    if scheme == "kafka":
-        raise ValueError(
-            "Kafka streams are not supported yet (no Kafka broker runs where stackyard is "
-            "tested); use a NATS JetStream URL (nats://host:4222), or load Kafka topics with "
-            "Kafka Connect and add them as an external source"
-        )
+    scheme = stream_scheme(url)
     if scheme not in STREAM_SCHEMES:
-        raise ValueError(f"a stream URL starts with nats:// (or tls://), got '{url}'")
+        raise ValueError(f"a stream URL starts with nats:// (or tls://) or kafka://, got '{url}'")
+    if scheme == "kafka":
+        hosts = url.partition("://")[2].rstrip("/")
+        if not hosts or not all(re.fullmatch(r"[^\s/:,]+:\d+", h) for h in hosts.split(",")):
+            raise ValueError(
+                f"a Kafka URL lists its brokers as host:port, e.g. "
+                f"kafka://broker1:9092,broker2:9092; got '{url}'"
+            )
+
+
+def check_kafka_topic(subject: str) -> None:
+    """A Kafka subject is a topic name, or a regular expression starting with ``^``.
+
+    >>> check_kafka_topic("orders")
+    >>> check_kafka_topic("^orders[.].*")
+
+    Raises:
+        ValueError: NATS wildcards, or characters no topic name can hold.
+    """
+    if subject.startswith("^"):
+        try:
+            re.compile(subject)
+        except re.error as exc:
+            raise ValueError(
+                f"the topic pattern '{subject}' is not a regular expression: {exc}"
+            ) from None
+        return
+    if not KAFKA_TOPIC.fullmatch(subject):
+        raise ValueError(
+            f"'{subject}' is not a Kafka topic name (letters, digits, '.', '_', '-'); to read "
+            f"several topics give a regular expression starting with ^, e.g. '^orders\\..*' "
+            f"(NATS wildcards such as > and * do not apply to Kafka)"
+        )
 
 
 register_source_kind(StreamSource)

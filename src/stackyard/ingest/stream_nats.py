@@ -1,0 +1,176 @@
+"""NATS JetStream transport of the ``stream`` kind: a durable pull consumer.
+
+A run that dies leaves its messages unacknowledged. The next run finds them pending
+acknowledgement and, since runs of one source do not overlap, knows nobody is working on them:
+it restarts the consumer just after its acknowledgement floor so they are delivered again at
+once (instead of after ``ack_wait``).
+
+nats-py is asyncio; dlt's extraction calls generators synchronously, so the transport owns a
+private event loop and runs each network call to completion on it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Any
+
+from stackyard.config.streams import StreamSource
+from stackyard.errors import ConfigError, SourceUnreachableError
+from stackyard.ingest.streams import Event
+
+CONNECT_TIMEOUT = 5.0
+# Columns stackyard adds to each event: where it came from in the stream.
+SUBJECT, SEQUENCE, PUBLISHED_AT = "_subject", "_sequence", "_published_at"
+
+
+class NatsTransport:
+    """One run's connection to a JetStream stream."""
+
+    def __init__(self, name: str, config: StreamSource, url: str) -> None:
+        self.name, self.config, self.url = name, config, url
+        self.durable = config.consumer or f"stackyard_{name}"
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._nc: Any = None
+        self._sub: Any = None
+        self.redelivered = 0
+
+    def open(self) -> None:
+        self._run(self._open())
+
+    def fetch(self, size: int) -> list[Event]:
+        return [_event(msg) for msg in self._run(self._fetch(size))]
+
+    def pending(self) -> int:
+        return int(self._run(self._pending()))
+
+    def commit(self, events: list[Event]) -> None:
+        self._run(self._ack_all([e.handle for e in events]))
+
+    def close(self) -> None:
+        if self._loop is None:
+            return
+        try:
+            if self._nc is not None and not self._nc.is_closed:
+                self._run(self._nc.close())
+        finally:
+            self._loop.close()
+            self._loop = None
+
+    # ------------------------------------------------------------------ nats-py
+
+    def _run(self, coro: Any) -> Any:
+        if self._loop is None:
+            self._loop = asyncio.new_event_loop()
+        return self._loop.run_until_complete(coro)
+
+    async def _open(self) -> None:
+        import nats
+        from nats.js.errors import NotFoundError
+
+        errors: list[BaseException] = []
+
+        async def keep(exc: BaseException) -> None:  # instead of nats-py logging a traceback
+            errors.append(exc)
+
+        try:
+            # nats-py keeps retrying a first connection that is refused, whatever
+            # allow_reconnect says: the deadline is ours.
+            self._nc = await asyncio.wait_for(
+                nats.connect(
+                    self.url,
+                    connect_timeout=CONNECT_TIMEOUT,
+                    allow_reconnect=False,
+                    max_reconnect_attempts=0,
+                    error_cb=keep,
+                ),
+                timeout=CONNECT_TIMEOUT * 2,
+            )
+        except (OSError, TimeoutError, nats.errors.Error) as exc:
+            cause = errors[-1] if errors else exc
+            raise SourceUnreachableError(
+                f"source '{self.name}': cannot reach the stream server {_safe(self.url)} "
+                f"({type(cause).__name__}: {cause})",
+                hint="check that the server runs and the URL (nats://host:4222) is right; "
+                "nothing was read",
+            ) from exc
+        js = self._nc.jetstream()
+        try:
+            stream = self.config.stream or await js.find_stream_name_by_subject(self.config.subject)
+        except NotFoundError:
+            raise ConfigError(
+                f"sources.{self.name}: no JetStream stream captures subject "
+                f"'{self.config.subject}' on {_safe(self.url)}",
+                hint="create one (e.g. `nats stream add ORDERS --subjects 'orders.>'`), or name "
+                "it with stream: in stackyard.yml",
+            ) from None
+        await self._consumer(js, stream)
+        self._sub = await js.pull_subscribe_bind(durable=self.durable, stream=stream)
+
+    async def _consumer(self, js: Any, stream: str) -> None:
+        """Create the durable consumer, or restart it after a run that died mid-batch."""
+        from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+        from nats.js.errors import NotFoundError
+
+        config = ConsumerConfig(
+            durable_name=self.durable,
+            filter_subject=self.config.subject,
+            ack_policy=AckPolicy.EXPLICIT,
+            ack_wait=self.config.ack_wait,
+            max_ack_pending=-1,
+            deliver_policy=DeliverPolicy.ALL,
+        )
+        try:
+            info = await js.consumer_info(stream, self.durable)
+        except NotFoundError:
+            await js.add_consumer(stream, config)
+            return
+        if not info.num_ack_pending:
+            return
+        # Messages delivered to a run that never acknowledged them: that run is gone (runs of
+        # a source do not overlap), so deliver them again now, from just after the floor.
+        floor = info.ack_floor.stream_seq if info.ack_floor else 0
+        self.redelivered = int(info.num_ack_pending)
+        await js.delete_consumer(stream, self.durable)
+        await js.add_consumer(
+            stream,
+            config,
+            deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+            opt_start_seq=floor + 1,
+        )
+
+    async def _fetch(self, size: int) -> list[Any]:
+        try:
+            batch: list[Any] = await self._sub.fetch(batch=size, timeout=self.config.max_wait)
+        except TimeoutError:  # nats-py: no message within max_wait (its own and asyncio's)
+            return []
+        return batch
+
+    async def _pending(self) -> int:
+        """Messages the server has not delivered yet to this consumer."""
+        info = await self._sub.consumer_info()
+        return int(info.num_pending or 0)
+
+    async def _ack_all(self, messages: list[Any]) -> None:
+        for msg in messages:
+            await msg.ack()
+        await self._nc.flush(timeout=30)
+
+
+def _event(msg: Any) -> Event:
+    sequence = int(msg.metadata.sequence.stream)
+    published = msg.metadata.timestamp or datetime.now(UTC)
+    columns = {SUBJECT: msg.subject, SEQUENCE: sequence, PUBLISHED_AT: published}
+    return Event(msg.data, msg.subject, sequence, columns, msg)
+
+
+def _safe(url: str) -> str:
+    """The URL without credentials, for messages. Unlike ``redact_text`` (which keeps a
+    user name) all of the user part goes: NATS also takes a bare token there
+    (``nats://TOKEN@host``).
+
+    >>> _safe("nats://user:pw@host:4222")
+    'nats://host:4222'
+    """
+    scheme, sep, rest = url.partition("://")
+    return f"{scheme}{sep}{rest.rpartition('@')[2]}" if sep else url
