@@ -369,7 +369,7 @@ def _rewrite_mutation(sql: str, params: list[Any]) -> tuple[str, str, list[Any]]
         WarehouseError: an ``UPDATE`` (plain Parquet tables have none).
 
     >>> _rewrite_mutation("DELETE FROM `s`.`t` WHERE a = ?", [1])
-    ('`s`.`t`', 'SELECT * FROM `s`.`t` WHERE NOT COALESCE(a = ?, FALSE)', [1])
+    ('`s`.`t`', 'SELECT * FROM `s`.`t` WHERE NOT COALESCE((a = ?), FALSE)', [1])
     """
     head = sql.lstrip()[:7].upper()
     if not (head.startswith("DELETE") or head.startswith("UPDATE")):
