@@ -201,3 +201,39 @@ def test_plan_on_a_spark_target_explains_itself(spark_project: Path) -> None:
     plan = _run("plan", "-t", "spark", cwd=spark_project)
     assert plan.returncode == 2
     assert "Unity Catalog" in plan.stdout + plan.stderr
+
+
+@pytest.mark.spark
+@pytest.mark.slow
+def test_a_second_run_merges_changed_rows_as_on_duckdb(
+    spark_project: Path, spark_run: dict[str, Any]
+) -> None:
+    """Plain Parquet cannot merge: the files keep every version, and the tables a user and dbt
+    read keep each key's latest row (runs after the tests above, which read the first run)."""
+    from tests.runbooks.test_restore_drill import add_orders, source_counts
+
+    add_orders(spark_project, 10)  # ten more orders and their items; customer 1 renamed
+    second = _run("run", "-t", "spark", "--json", cwd=spark_project)
+    assert second.returncode == 0, second.stdout[-6000:] + second.stderr[-6000:]
+    assert json.loads(second.stdout)["status"] == "success"
+
+    query = (
+        "select (select count(*) from shop_db.customers) as customers,"
+        " (select count(distinct id) from shop_db.customers) as customer_ids,"
+        " (select count(*) from shop_db.customers where name = 'Renamed') as renamed,"
+        " (select count(*) from shop_db__files.customers) as customer_versions,"
+        " (select count(*) from shop_db.orders) as orders,"
+        " (select count(distinct id) from shop_db.orders) as order_ids,"
+        " (select count(*) from shop_db.order_items) as items,"
+        " (select count(*) from marts.orders) as mart_orders"
+    )
+    sql = _run("sql", "-t", "spark", "--json", query, cwd=spark_project)
+    assert sql.returncode == 0, sql.stderr[-3000:]
+    row = json.loads(sql.stdout)["rows"][0]
+    upstream = source_counts(spark_project)
+    assert row["customers"] == row["customer_ids"] == upstream["customers"]  # no duplicate
+    assert row["renamed"] == 1  # the latest version of the changed row
+    assert row["customer_versions"] == upstream["customers"] + 1  # the files keep both
+    assert row["orders"] == row["order_ids"] == upstream["orders"]
+    assert row["items"] == upstream["order_items"]
+    assert row["mart_orders"] == upstream["orders"]

@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from stackyard.results import TableLoad
+from stackyard.warehouse.base import LoadedTable
 
 LOAD_ID = "_dlt_load_id"
 _LOAD_ID_FORM = re.compile(r"^[0-9]+(\.[0-9]+)?$")
@@ -112,3 +113,18 @@ def row_counts(pipeline: Any) -> dict[str, int]:
     info = trace.last_normalize_info if trace else None
     counts: Mapping[str, int] = info.row_counts if info else {}
     return {t: int(n) for t, n in counts.items() if n and not t.startswith("_dlt")}
+
+
+def tables_as_loaded(pipeline: Any) -> list[LoadedTable]:
+    """The data tables of a pipeline's schema: each one's parent, and its key where it is
+    loaded with ``merge`` (a nested table follows its root's disposition)."""
+    tables = {t["name"]: t for t in pipeline.default_schema.data_tables()}
+    found = []
+    for name, table in tables.items():
+        root = table
+        while root.get("parent") in tables:
+            root = tables[root["parent"]]
+        merged = root.get("write_disposition") == "merge" and root is table
+        key = tuple(c for c, col in table["columns"].items() if col.get("primary_key"))
+        found.append(LoadedTable(name, table.get("parent"), key if merged else ()))
+    return found

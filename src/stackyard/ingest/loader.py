@@ -23,7 +23,7 @@ from stackyard.config.private import drop_trace, private_dir, tighten
 from stackyard.config.project import Project
 from stackyard.errors import DeadlineExceededError, StackyardError
 from stackyard.ingest.attempts import looks_transient, retried, within_deadline
-from stackyard.ingest.counts import known_columns, row_counts, warehouse_counts
+from stackyard.ingest.counts import known_columns, row_counts, tables_as_loaded, warehouse_counts
 from stackyard.ingest.drift import describe_contract_violation, required_columns
 from stackyard.ingest.load_errors import root_cause, stackyard_error
 from stackyard.ingest.probe import SourceProbes
@@ -358,9 +358,7 @@ class Loader:
             ) + tuple(TableLoad(t, 0, 0, n) for t, n in deleted.items() if t not in known_tables)
         if build.rejected:
             load_ids.extend(self._keep_rejected(pipeline, build.rejected, loaded_at))
-        self.warehouse.after_load(
-            request.dataset, [t["name"] for t in pipeline.default_schema.data_tables()]
-        )
+        self.warehouse.after_load(request.dataset, tables_as_loaded(pipeline))
         build.loaded()  # everything is in the warehouse: a stream acknowledges its messages
         for table in tables:
             self.console.step_progress(step, f"{table.table}: {table.rows:,} rows")

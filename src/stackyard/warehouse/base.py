@@ -18,6 +18,21 @@ from stackyard.config.secrets import Secrets
 
 
 @dataclass(frozen=True)
+class LoadedTable:
+    """A table dlt has just loaded, as a destination without merges needs to know it.
+
+    Attributes:
+        name: the table's name in its schema.
+        parent: the table a nested table's rows belong to (dlt's ``parent``), else None.
+        merge_key: for a table loaded with ``merge``, its key columns; empty otherwise.
+    """
+
+    name: str
+    parent: str | None = None
+    merge_key: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class QueryResult:
     """Rows returned by a query, with their column names."""
 
@@ -128,9 +143,10 @@ class Warehouse(ABC):
         the load file format a destination without a native one must write."""
         return {}
 
-    def after_load(self, schema: str, tables: Sequence[str]) -> None:
+    def after_load(self, schema: str, tables: Sequence[LoadedTable]) -> None:
         """Make what dlt just loaded into ``schema`` queryable, where the destination does not
-        itself (a lakehouse's files registered in the engine's catalog); most need nothing."""
+        itself (a lakehouse's files registered in the engine's catalog, each merged key's
+        latest row only); most need nothing."""
         return None
 
     def before_dbt(self) -> None:

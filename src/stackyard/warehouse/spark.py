@@ -32,7 +32,7 @@ from typing import Any, ClassVar
 
 from stackyard.config.model import SparkTarget
 from stackyard.errors import WarehouseError, WarehouseUnreachableError
-from stackyard.warehouse.base import QueryResult, Warehouse
+from stackyard.warehouse.base import LoadedTable, QueryResult, Warehouse
 
 # Portable metadata column types (stackyard.metadata.schema) → Spark SQL types.
 _SPARK_TYPES = {
@@ -123,21 +123,53 @@ class SparkWarehouse(Warehouse):
         method then finds with ``getOrCreate`` instead of starting one with defaults."""
         self.spark()
 
-    def after_load(self, schema: str, tables: Sequence[str]) -> None:
+    def after_load(self, schema: str, tables: Sequence[LoadedTable]) -> None:
         """Register a source's loaded tables (and dlt's bookkeeping tables) in the catalog,
         as Parquet tables over their folders, replacing earlier registrations so the table
-        sees every file and every column dlt has written since."""
+        sees every file and every column dlt has written since.
+
+        dlt's filesystem destination cannot merge into plain Parquet: it appends each load's
+        rows (https://dlthub.com/docs/dlt-ecosystem/destinations/filesystem#write-disposition).
+        So a merged table's files are registered in ``<schema>__files`` and the table users
+        query is a view keeping each key's row from the latest load; its nested tables keep
+        the rows of those parent rows only. Every earlier version stays in the files.
+        """
         self.ensure_schema(schema)
-        for table in dict.fromkeys([*tables, *_DLT_TABLES]):
-            location = self.table_location(schema, table)
+        known = {t.name: t for t in tables}
+        for table in [*known.values(), *(LoadedTable(n) for n in _DLT_TABLES if n not in known)]:
+            location = self.table_location(schema, table.name)
             if not self._has_files(location):
                 continue
-            name = self.quote(schema, table)
-            self.execute(f"DROP TABLE IF EXISTS {name}")
+            root = table
+            while root.parent in known:
+                root = known[root.parent]
+            self._drop(schema, table.name)
+            if not root.merge_key:
+                self._register(self.quote(schema, table.name), location)
+                continue
+            files = f"{schema}__files"
+            self.ensure_schema(files)
+            self._drop(files, table.name)
+            self._register(self.quote(files, table.name), location)
             self.execute(
-                f"CREATE TABLE {name} USING parquet OPTIONS (mergeSchema 'true') "
-                f"LOCATION '{location}'"
+                f"CREATE VIEW {self.quote(schema, table.name)} AS "
+                + _latest_rows(
+                    self.quote(files, table.name), table, root, self.quote(schema, root.name)
+                )
             )
+
+    def _register(self, name: str, location: str) -> None:
+        self.execute(
+            f"CREATE TABLE {name} USING parquet OPTIONS (mergeSchema 'true') LOCATION '{location}'"
+        )
+
+    def _drop(self, schema: str, table: str) -> None:
+        """Drop a registration, table or view (Spark refuses DROP TABLE on a view)."""
+        spark, name = self.spark(), self.quote(schema, table)
+        if not spark.catalog.tableExists(name):
+            return
+        kind = spark.catalog.getTable(name).tableType
+        self.execute(f"DROP {'VIEW' if kind == 'VIEW' else 'TABLE'} {name}")
 
     def _has_files(self, location: str) -> bool:
         if "://" in location and not location.startswith("file://"):
@@ -336,6 +368,28 @@ class SparkWarehouse(Warehouse):
 
     def describe(self) -> str:
         return f"Spark target '{self.target_name}' ({self.config.master})"
+
+
+def _latest_rows(files: str, table: LoadedTable, root: LoadedTable, root_view: str) -> str:
+    """The SELECT of a merged table's view over its appended files: each key's row from the
+    latest load (dlt's load ids sort by time), or a nested table's rows whose root row is
+    one of those.
+
+    >>> root = LoadedTable("orders", None, ("id",))
+    >>> print(_latest_rows("`s__files`.`orders`", root, root, "`s`.`orders`"))
+    SELECT * EXCEPT (_stackyard_version) FROM (SELECT *, row_number() OVER (PARTITION BY `id` ORDER BY _dlt_load_id DESC) AS _stackyard_version FROM `s__files`.`orders`) WHERE _stackyard_version = 1
+    >>> child = LoadedTable("orders__items", "orders")
+    >>> print(_latest_rows("`s__files`.`orders__items`", child, root, "`s`.`orders`"))
+    SELECT * FROM `s__files`.`orders__items` WHERE _dlt_root_id IN (SELECT _dlt_id FROM `s`.`orders`)
+    """
+    if table is not root:
+        return f"SELECT * FROM {files} WHERE _dlt_root_id IN (SELECT _dlt_id FROM {root_view})"
+    keys = ", ".join(f"`{k.replace('`', '``')}`" for k in root.merge_key)
+    return (
+        "SELECT * EXCEPT (_stackyard_version) FROM (SELECT *, row_number() OVER "
+        f"(PARTITION BY {keys} ORDER BY _dlt_load_id DESC) AS _stackyard_version FROM {files}) "
+        "WHERE _stackyard_version = 1"
+    )
 
 
 def _stop() -> None:
