@@ -63,16 +63,21 @@ class ProjectFiles:
         return self.project_dir / ".stackyard" / "pipelines"
 
     def pipelines_of(self, target: str) -> list[Path]:
-        """The dlt pipeline folders of one target (``<project>__<source>__<target>``)."""
+        """The dlt pipeline folders of one target: ``<project>__<source>__<target>``, and
+        ``<target>/<name>`` for an adopted source that keeps its team's pipeline name."""
         if not self.pipelines_dir.is_dir():
             return []
         suffix = f"__{target}"
         prefix = f"{self.project.name}__"
-        return sorted(
+        own = sorted(
             p
             for p in self.pipelines_dir.iterdir()
             if p.is_dir() and p.name.startswith(prefix) and p.name.endswith(suffix)
         )
+        adopted = self.pipelines_dir / target
+        if adopted.is_dir():
+            own += sorted(p for p in adopted.iterdir() if p.is_dir())
+        return own
 
     def dbt_artifacts(self) -> list[Path]:
         """dbt's manifest and last run results, where they exist."""
@@ -416,7 +421,8 @@ class BackupRunbook(TargetRunbook):
     def _copy_state(self, scratch: dict[str, Any]) -> None:
         state = scratch["folder"] / "state"
         for pipeline in self.files.pipelines_of(self.warehouse.target_name):
-            shutil.copytree(pipeline, state / "pipelines" / pipeline.name, symlinks=True)
+            where = pipeline.relative_to(self.files.pipelines_dir)
+            shutil.copytree(pipeline, state / "pipelines" / where, symlinks=True)
         for artifact in self.files.dbt_artifacts():
             (state / "dbt").mkdir(parents=True, exist_ok=True)
             shutil.copy2(artifact, state / "dbt" / artifact.name)

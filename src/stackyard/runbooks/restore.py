@@ -331,18 +331,23 @@ class RestoreRunbook(TargetRunbook):
         self._admin(*statements)
 
     def _restore_state(self, scratch: dict[str, Any]) -> None:
-        stamp = _stamp()
+        stamp, target = _stamp(), self.warehouse.target_name
         pipelines = self.files.pipelines_dir
         aside = pipelines / f".before-restore-{stamp}"
         for current in self.files.pipelines_of(self.warehouse.target_name):
-            aside.mkdir(parents=True, exist_ok=True)
-            current.rename(aside / current.name)
-            scratch["moved"].append(str(aside / current.name))
+            kept = aside / current.relative_to(pipelines)
+            kept.parent.mkdir(parents=True, exist_ok=True)
+            current.rename(kept)
+            scratch["moved"].append(str(kept))
         saved = scratch["backup"] / "state" / "pipelines"
         if saved.is_dir():
             for folder in sorted(saved.iterdir()):
-                shutil.copytree(folder, pipelines / folder.name, symlinks=True)
-                scratch["state"].append(f"dlt pipeline {folder.name}")
+                # An adopted source's pipeline sits one level down, under the target's name.
+                inner = sorted(saved.glob(f"{folder.name}/*")) if folder.name == target else []
+                for one in inner or [folder]:
+                    where = one.relative_to(saved)
+                    shutil.copytree(one, pipelines / where, symlinks=True)
+                    scratch["state"].append(f"dlt pipeline {where.as_posix()}")
         dbt_saved = scratch["backup"] / "state" / "dbt"
         if dbt_saved.is_dir():
             target_dir = self.files.transform_dir / "target"

@@ -154,7 +154,10 @@ def upgrade_test(
     pipelines = files.pipelines_of(warehouse.target_name)
     for pipeline in pipelines:
         shutil.copytree(pipeline, saved_state / pipeline.name, symlinks=True)
-    artifacts = {p: p.read_bytes() for p in files.dbt_artifacts()}
+    # The "anything new?" answers too: the clone's run would record them as its own.
+    probes = files.project_dir / ".stackyard" / "probes.json"
+    kept = [*files.dbt_artifacts(), *([probes] if probes.is_file() else [])]
+    artifacts = {p: p.read_bytes() for p in kept}
     try:
         with cloned(files, session) as config:
             result = run_on(config)
