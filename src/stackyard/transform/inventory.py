@@ -74,11 +74,12 @@ def dbt_sources_in_schema(transform_dir: Path, schema: str) -> tuple[str, ...]:
     Returns:
         Their source names, sorted; empty before dbt has parsed the project.
     """
-    from stackyard.transform.state import read_manifest
+    import json
 
-    manifest = read_manifest(transform_dir)
-    if manifest is None:
+    path = transform_dir / "target" / "manifest.json"
+    if not path.is_file():
         return ()
+    manifest = json.loads(path.read_text(encoding="utf-8"))
     return tuple(
         sorted(
             {
