@@ -19,21 +19,7 @@ if TYPE_CHECKING:
 
 
 class ContextBase:
-    """A loaded stackyard project, and the owner of its warehouse connections.
-
-    Use it in a ``with`` block (the CLI does) so every connection it opened is closed at the
-    end; :meth:`close` does the same by hand.
-
-    Args:
-        path: the project folder, a folder inside it, or its stackyard.yml; default: the
-            current folder, searching upward.
-        console: where progress goes; default: nowhere.
-        environ: environment for secret lookup; default: ``os.environ``.
-
-    Raises:
-        ProjectNotFoundError: no stackyard.yml was found.
-        ConfigError: stackyard.yml is invalid (the message lists every problem by line).
-    """
+    """What every part of :class:`~stackyard.context.Context` stands on (see there)."""
 
     def __init__(
         self,

@@ -15,12 +15,10 @@ from pathlib import Path
 
 from stackyard.config.external import LoaderColumns
 from stackyard.transform.staging import (
-    _DATE_TYPES,
-    _TIMESTAMP_TYPES,
     GeneratedFile,
     LoadedTable,
     _model_yml,
-    _renamed,
+    column_groups,
     model_name,
     quote_column,
     with_marker,
@@ -91,24 +89,11 @@ def _model_sql(
     source: str, dbt_name: str, columns: LoaderColumns, table: LoadedTable, dialect: str
 ) -> str:
     skipped = set(columns.bookkeeping) | {columns.loaded_at}
-    identifiers, dimensions, timestamps = [], [], []
-    for column in table.columns:
-        if column.name.startswith("_dlt_") or (
-            column.name in skipped and column.name not in table.primary_key
-        ):
-            continue
-        new = _renamed(table, column)
-        name = quote_column(column.name, dialect)
-        alias = f" as {quote_column(new, dialect)}" if new != column.name else ""
-        as_itself = alias or f" as {name}"
-        if column.data_type in _TIMESTAMP_TYPES:
-            timestamps.append(f"cast({name} as timestamp){as_itself}")
-        elif column.data_type in _DATE_TYPES:
-            timestamps.append(f"cast({name} as date){as_itself}")
-        elif column.name == "id" or column.name.endswith("_id") or column.primary_key:
-            identifiers.append(f"{name}{alias}")
-        else:
-            dimensions.append(f"{name}{alias}")
+    identifiers, dimensions, timestamps = column_groups(
+        table,
+        dialect,
+        lambda column: column.name in skipped and column.name not in table.primary_key,
+    )
     timestamps.append(
         f"cast({quote_column(columns.loaded_at, dialect)} as timestamp) as _loaded_at"
     )

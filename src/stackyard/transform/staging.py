@@ -13,9 +13,10 @@ from __future__ import annotations
 import functools
 import hashlib
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 LOADER = "dlt"
 # Where dbt reads a stackyard source's raw tables (set by the warehouse for dbt).
@@ -311,10 +312,17 @@ def _renamed(table: LoadedTable, column: Column) -> str:
     return column.name
 
 
-def _model_sql(source: str, table: LoadedTable, dialect: str = "duckdb") -> str:
-    identifiers, dimensions, timestamps = [], [], []
+def column_groups(
+    table: LoadedTable, dialect: str, skip: Callable[[Any], bool]
+) -> tuple[list[str], list[str], list[str]]:
+    """A staging model's select list in three groups — identifiers, other columns, and dates
+    and timestamps cast to their type — each column renamed as the naming rules say; columns
+    ``skip`` names (and dlt's own) are left out. Shared by every loader's staging models."""
+    identifiers: list[str] = []
+    dimensions: list[str] = []
+    timestamps: list[str] = []
     for column in table.columns:
-        if column.name.startswith("_dlt_") or column.name == "_loaded_at":
+        if column.name.startswith("_dlt_") or skip(column):
             continue
         new = _renamed(table, column)
         name = quote_column(column.name, dialect)
@@ -328,6 +336,13 @@ def _model_sql(source: str, table: LoadedTable, dialect: str = "duckdb") -> str:
             identifiers.append(f"{name}{alias}")
         else:
             dimensions.append(f"{name}{alias}")
+    return identifiers, dimensions, timestamps
+
+
+def _model_sql(source: str, table: LoadedTable, dialect: str = "duckdb") -> str:
+    identifiers, dimensions, timestamps = column_groups(
+        table, dialect, lambda column: column.name == "_loaded_at"
+    )
     timestamps.append("_loaded_at")
     lines = []
     for title, group in (
