@@ -322,12 +322,21 @@ class ProjectConfig(StrictModel):
 RESERVED_SCHEMAS = frozenset({"stackyard", "information_schema", "main"})
 
 
+# Lower case letters and digits in words joined by single underscores, no leading digit or
+# underscore, no trailing underscore: every rule of dlt's snake_case convention already holds.
+_SNAKE_CASE = re.compile(r"^[a-z][a-z0-9]*(?:_[a-z0-9]+)*$")
+
+
 def normalised_schema(name: str) -> str:
     """A schema name as dlt normalises a dataset name (its snake_case naming convention).
 
     >>> normalised_schema("RawSales"), normalised_schema("raw-sales"), normalised_schema("crm")
     ('raw_sales', 'raw_sales', 'crm')
     """
+    if _SNAKE_CASE.match(name):
+        # Already in dlt's form (it would return it unchanged): importing dlt to say so
+        # costs about a second of every command's start-up.
+        return name
     from dlt.common.normalizers.naming.snake_case import NamingConvention
 
     return str(NamingConvention().normalize_table_identifier(name))

@@ -26,6 +26,7 @@ from stackyard.ingest.attempts import looks_transient, retried, within_deadline
 from stackyard.ingest.counts import known_columns, row_counts, tables_as_loaded, warehouse_counts
 from stackyard.ingest.drift import describe_contract_violation, required_columns
 from stackyard.ingest.load_errors import root_cause, stackyard_error
+from stackyard.ingest.probe import SourceProbes
 from stackyard.ingest.python_source import whole_source
 from stackyard.ingest.recovery import (
     check_state_matches_warehouse,
@@ -144,6 +145,9 @@ class Loader:
         sources: Sequence[str],
         loaded_at: datetime,
         refresh: Mapping[str, Sequence[str]] | None = None,
+        *,
+        run_id: str | None = None,
+        latest_run: str | None = None,
     ) -> list[SourceLoad]:
         """Load the named sources; a failing source never stops the others.
 
@@ -153,6 +157,8 @@ class Loader:
             refresh: sources to start over: ``{source: tables}`` drops those tables (every
                 table of the source when empty), resets their dlt state, and loads them
                 again in full; a source with named tables loads only those.
+            run_id, latest_run: this run, and the latest in the target's history; given, a
+                source whose probe is as ``latest_run`` kept it is skipped (:mod:`.probe`).
 
         Returns:
             One result per source, in the order given.
@@ -166,6 +172,9 @@ class Loader:
             )
             for name in sources
         ]
+        probes = SourceProbes(self, run_id, latest_run)
+        done = probes.skip_unchanged(requests)
+        requests = [r for r in requests if r.name not in done]
         workers = min(len(requests), self.project.defaults.parallel_loads)
         if not self.warehouse.PARALLEL_LOADS:
             workers = 1
@@ -179,7 +188,8 @@ class Loader:
                 ) as pool:
                     loads = list(pool.map(lambda r: self._load_one(r, loaded_at), requests))
         tighten(self.pipelines_dir.parent)  # .stackyard/: the DuckDB file, dlt's state
-        return loads
+        by_name = probes.keep([*done.values(), *loads])
+        return [by_name[name] for name in sources]
 
     def pipeline(self, source: str) -> Any:
         """The dlt pipeline object for a source (attached, not run)."""

@@ -9,7 +9,6 @@ lineage graph.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -67,16 +66,15 @@ class Lineage:
         Returns:
             The lineage of every source table and model.
         """
-        path = transform_dir / "target" / "manifest.json"
-        if not path.is_file():
-            return cls()
+        from stackyard.transform.state import read_manifest
+
         try:
-            manifest = json.loads(path.read_text(encoding="utf-8"))
+            manifest = read_manifest(transform_dir)
         except (OSError, ValueError):
             # A manifest half-written by a dbt run that was killed: lineage is a nicety for
             # monitors (grouping, the report), never a reason to fail them.
             return cls()
-        return cls.from_manifest(manifest)
+        return cls.from_manifest(manifest) if manifest is not None else cls()
 
     @classmethod
     def from_manifest(cls, manifest: dict[str, Any]) -> Lineage:

@@ -121,7 +121,13 @@ class RunJob:
             loader = Loader(self.session, retry=self.retry_loads)
             t0, at = time.monotonic(), datetime.now(UTC)
             with self.session.released():  # dlt loads through its own connection
-                loads = loader.load(to_load, started_at, self.refresh)
+                loads = loader.load(
+                    to_load,
+                    started_at,
+                    self.refresh,
+                    run_id=run_id,
+                    latest_run=self._previous["run_id"] if self._previous else None,
+                )
             failed = [load for load in loads if load.status == "failed"]
             self._steps.append(
                 StepResult(

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 
 from stackyard.config.project import Project
 from stackyard.errors import ConfigError, UsageError, did_you_mean
+from stackyard.transform.state import read_manifest
 
 
 def check_selection(
@@ -58,8 +58,8 @@ def check_selection(
 
 def model_names(project: Project) -> set[str] | None:
     """Model, seed and snapshot names from dbt's last manifest (None before any build)."""
-    path = project.transform_dir / "target" / "manifest.json"
-    if not path.is_file():
+    manifest = read_manifest(project.transform_dir)
+    if manifest is None:
         return None
-    nodes = json.loads(path.read_text(encoding="utf-8")).get("nodes", {})
+    nodes = manifest.get("nodes", {})
     return {n["name"] for n in nodes.values() if n.get("resource_type") != "test"}

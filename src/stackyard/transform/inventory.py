@@ -74,12 +74,11 @@ def dbt_sources_in_schema(transform_dir: Path, schema: str) -> tuple[str, ...]:
     Returns:
         Their source names, sorted; empty before dbt has parsed the project.
     """
-    import json
+    from stackyard.transform.state import read_manifest
 
-    path = transform_dir / "target" / "manifest.json"
-    if not path.is_file():
+    manifest = read_manifest(transform_dir)
+    if manifest is None:
         return ()
-    manifest = json.loads(path.read_text(encoding="utf-8"))
     return tuple(
         sorted(
             {

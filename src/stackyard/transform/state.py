@@ -23,6 +23,31 @@ from stackyard.warehouse.base import Warehouse
 _INPUTS = ("models", "macros", "seeds", "snapshots", "tests", "analyses")
 _FILES = ("dbt_project.yml", "packages.yml", "dependencies.yml", "selectors.yml")
 _HOURS = {"minute": 1 / 60, "hour": 1.0, "day": 24.0}
+# {path: ((mtime_ns, size), manifest)}: one parse per manifest version in a process
+_MANIFESTS: dict[Path, tuple[tuple[int, int], dict[str, Any]]] = {}
+
+
+def read_manifest(transform_dir: Path) -> dict[str, Any] | None:
+    """dbt's last ``target/manifest.json``, or ``None`` when there is none.
+
+    A run reads it several times (sources per schema, freshness, selection, lineage); it is
+    parsed once while the file stays the same. Callers must not change the returned dict.
+
+    Raises:
+        ValueError: the file is not JSON (e.g. half written by a killed dbt).
+    """
+    path = transform_dir / "target" / "manifest.json"
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    version = (info.st_mtime_ns, info.st_size)
+    cached = _MANIFESTS.get(path)
+    if cached is not None and cached[0] == version:
+        return cached[1]
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    _MANIFESTS[path] = (version, manifest)
+    return manifest
 
 
 def transform_fingerprint(transform_dir: Path, profile_output: dict[str, Any]) -> str:
@@ -61,10 +86,9 @@ def manifest_freshness(
         warehouse: where the source tables are.
         source_names: dbt source names to check; ``None`` for all.
     """
-    path = transform_dir / "target" / "manifest.json"
-    if not path.is_file():
+    manifest = read_manifest(transform_dir)
+    if manifest is None:
         return None
-    manifest = json.loads(path.read_text(encoding="utf-8"))
     wanted = set(source_names) if source_names is not None else None
     results = []
     now = datetime.now(UTC)

@@ -1,0 +1,234 @@
+"""Asking a source whether it has anything new before building a dlt pipeline for it.
+
+Building and running a dlt pipeline that then finds nothing new costs about half a second per
+source (importing dlt, its state, schema and package bookkeeping). Some sources can say for
+much less whether a load could bring anything:
+
+- ``filesystem`` on a local folder: the name, size and modification time of every file under
+  the folder (a ``stat`` per file, no file is opened). dlt reads only matching files, so any
+  change anywhere in the folder counts as new.
+- ``sql_database`` on SQLite, when every table has a cursor, keeps deleted rows and is not an
+  ``append`` table: per table the highest cursor value, the row count and the number of rows at
+  the highest value (one query per table through Python's own ``sqlite3``). dlt's incremental
+  load reads rows whose cursor is above its last value, or at it with a key it has not seen;
+  either changes one of the three numbers.
+
+Every other source (remote buckets, server databases, REST, streams, Python) is always loaded.
+
+A probe's answer is kept in ``.stackyard/probes.json`` per target and source, with the run that
+loaded the source. A source is skipped only when its probe equals the kept one *and* that run
+is the latest run recorded in the target's own history — so a restored, recreated or
+diverging warehouse (whose latest run is another one) is always loaded. The entry is removed
+before every real load and written again only once the load succeeded: a load that is
+interrupted leaves no entry, and the next run loads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from stackyard.config.private import FILE_MODE, private_dir
+from stackyard.config.secrets import Secrets
+from stackyard.config.sources import FilesystemSource, SourceBase, SqlDatabaseSource
+from stackyard.errors import StackyardError
+from stackyard.results import SourceLoad
+
+if TYPE_CHECKING:
+    from stackyard.ingest.loader import Loader, LoadRequest
+
+PROBES_FILE = "probes.json"
+
+
+def probe(name: str, config: SourceBase, project_dir: Path, secrets: Secrets) -> str | None:
+    """A digest of what a load of this source could read, or ``None`` when the kind cannot
+    tell without loading.
+
+    Args:
+        name: the source's name in stackyard.yml.
+        config: its config model (part of the digest: a changed entry always loads).
+        project_dir: the project folder; relative paths are resolved against it.
+        secrets: resolves a connection given as a secret.
+
+    Returns:
+        A hex digest; equal digests mean the load would find nothing new.
+    """
+    state: Any
+    if isinstance(config, FilesystemSource):
+        state = _files_state(config, project_dir)
+    elif isinstance(config, SqlDatabaseSource):
+        state = _sqlite_state(name, config, project_dir, secrets)
+    else:
+        return None
+    if state is None:
+        return None
+    payload = {"config": config.model_dump(mode="json", by_alias=True), "state": state}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _files_state(config: FilesystemSource, project_dir: Path) -> list[Any] | None:
+    if "://" in config.url or config.credentials:
+        return None  # a bucket: listing it is most of what dlt's load costs anyway
+    folder = (project_dir / config.url).resolve()
+    if not folder.is_dir():
+        return None  # let the load say what is wrong
+    files = []
+    for root, _dirs, names in os.walk(folder):
+        for file in names:
+            path = Path(root) / file
+            info = path.stat()
+            files.append((str(path.relative_to(folder)), info.st_size, info.st_mtime_ns))
+    return sorted(files)
+
+
+def _sqlite_state(
+    name: str, config: SqlDatabaseSource, project_dir: Path, secrets: Secrets
+) -> list[Any] | None:
+    from stackyard.ingest.sources import connection_url
+
+    tables = config.tables.values()
+    if config.source_schema or not all(
+        t.cursor and not t.append and t.deletes == "keep" for t in tables
+    ):
+        return None
+    url = connection_url(name, config, project_dir, secrets)
+    if not url.startswith("sqlite:///") or "?" in url:
+        return None
+    path = url.removeprefix("sqlite:///")
+    state = []
+    connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        for table_name, table in config.tables.items():
+            columns = connection.execute(
+                "SELECT name FROM pragma_table_info(?)", (table.source_table or table_name,)
+            ).fetchall()
+            if (table.cursor,) not in columns:
+                # SQLite reads an unknown "name" as a string: the load reports it properly
+                return None
+            source = _quote(table.source_table or table_name)
+            cursor = _quote(str(table.cursor))
+            row = connection.execute(
+                f"SELECT max({cursor}), count(*), (SELECT count(*) FROM {source} "
+                f"WHERE {cursor} = (SELECT max({cursor}) FROM {source})) FROM {source}"
+            ).fetchone()
+            state.append((table_name, *row))
+    except sqlite3.Error:
+        return None  # a missing table or column: the load reports it properly
+    finally:
+        connection.close()
+    return state
+
+
+def _quote(identifier: str) -> str:
+    """A SQLite identifier, quoted.
+
+    >>> print(_quote('a"b'))
+    "a""b"
+    """
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+class ProbeStore:
+    """The kept probes of one target: ``{source: {"probe": digest, "run_id": run}}``."""
+
+    def __init__(self, project_dir: Path, target: str) -> None:
+        self.path = private_dir(project_dir) / PROBES_FILE
+        self.target = target
+        self._lock = threading.Lock()
+
+    def unchanged(self, source: str, digest: str | None, latest_run: str | None) -> bool:
+        """Whether ``source`` can be skipped: same probe as kept, kept by the latest run."""
+        if digest is None or latest_run is None:
+            return False
+        kept = self._read().get(self.target, {}).get(source)
+        return bool(kept) and kept == {"probe": digest, "run_id": latest_run}
+
+    def forget(self, source: str) -> None:
+        """Drop a source's entry (before a real load, so an interrupted one leaves none)."""
+        self._update(source, None)
+
+    def keep(self, source: str, digest: str | None, run_id: str) -> None:
+        """Keep a source's probe after a successful load (or skip) in run ``run_id``."""
+        self._update(source, {"probe": digest, "run_id": run_id} if digest else None)
+
+    def _read(self) -> dict[str, dict[str, dict[str, str]]]:
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}  # none yet, or unreadable: everything loads
+        return data if isinstance(data, dict) else {}
+
+    def _update(self, source: str, entry: dict[str, str] | None) -> None:
+        with self._lock:
+            data = self._read()
+            sources = data.setdefault(self.target, {})
+            if entry is None:
+                if sources.pop(source, None) is None:
+                    return
+            else:
+                sources[source] = entry
+            temporary = self.path.with_suffix(".tmp")
+            temporary.write_text(json.dumps(data, indent=1, sort_keys=True), encoding="utf-8")
+            os.chmod(temporary, FILE_MODE)
+            os.replace(temporary, self.path)
+
+
+class SourceProbes:
+    """The "anything new?" check of one :meth:`Loader.load` (see the module docstring).
+
+    Without a ``run_id`` (a load outside ``stackyard run``) nothing is skipped and the kept
+    probes of the loaded sources are dropped.
+    """
+
+    def __init__(self, loader: Loader, run_id: str | None, latest_run: str | None) -> None:
+        self.loader = loader
+        self.run_id = run_id
+        self.latest_run = latest_run
+        self.store = ProbeStore(loader.project_dir, loader.warehouse.target_name)
+        self.digests: dict[str, str | None] = {}
+
+    def skip_unchanged(self, requests: Sequence[LoadRequest]) -> dict[str, SourceLoad]:
+        """Results for the sources with nothing new; every other one's kept probe is dropped
+        before it loads, so an interrupted load leaves none behind."""
+        skipped = {}
+        for request in requests:
+            digest = None
+            if request.refresh is None and self.run_id is not None:
+                try:
+                    digest = probe(
+                        request.name, request.config, self.loader.project_dir, self.loader.secrets
+                    )
+                except (StackyardError, OSError):
+                    digest = None  # the load itself says what is wrong
+            self.digests[request.name] = digest
+            if self.store.unchanged(request.name, digest, self.latest_run):
+                skipped[request.name] = self._unchanged(request)
+            else:
+                self.store.forget(request.name)
+        return skipped
+
+    def keep(self, loads: Sequence[SourceLoad]) -> dict[str, SourceLoad]:
+        """Keep the probe of every source that loaded (or had nothing new) in this run.
+
+        Returns:
+            The loads by source name.
+        """
+        for load in loads:
+            if load.status == "loaded" and self.run_id is not None:
+                self.store.keep(load.source, self.digests.get(load.source), self.run_id)
+        return {load.source: load for load in loads}
+
+    def _unchanged(self, request: LoadRequest) -> SourceLoad:
+        step = f"load {request.name}"
+        console = self.loader.console
+        console.step_started(step, f"→ {request.dataset}")
+        detail = f"nothing new since run {self.latest_run} (the source's probe is unchanged)"
+        console.step_finished(step, "ok", detail)
+        # As dlt reports a load that found nothing: no table written.
+        return SourceLoad(source=request.name, schema=request.dataset, status="loaded")
