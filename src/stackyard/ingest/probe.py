@@ -7,11 +7,13 @@ much less whether a load could bring anything:
 - ``filesystem`` on a local folder: the name, size and modification time of every file under
   the folder (a ``stat`` per file, no file is opened). dlt reads only matching files, so any
   change anywhere in the folder counts as new.
-- ``sql_database`` on SQLite, when every table has a cursor, keeps deleted rows and is not an
-  ``append`` table: per table the highest cursor value, the row count and the number of rows at
-  the highest value (one query per table through Python's own ``sqlite3``). dlt's incremental
-  load reads rows whose cursor is above its last value, or at it with a key it has not seen;
-  either changes one of the three numbers.
+- ``filesystem`` tables all need a key: a table without one is replaced on every load.
+- ``sql_database`` on SQLite, when every table has a cursor and keeps deleted rows (merged on
+  a key or appended): per table the row count, the highest cursor value compared as dlt
+  compares it, and a digest of every row at that value (two queries per table through
+  Python's own ``sqlite3``). dlt's incremental load reads rows whose cursor is above its last
+  value, or at it with a hash it has not kept; either changes one of the three (see
+  :func:`_table_state`).
 
 Every other source (remote buckets, server databases, REST, streams, Python) is always loaded.
 
@@ -75,6 +77,10 @@ def probe(name: str, config: SourceBase, project_dir: Path, secrets: Secrets) ->
 def _files_state(config: FilesystemSource, project_dir: Path) -> list[Any] | None:
     if "://" in config.url or config.credentials:
         return None  # a bucket: listing it is most of what dlt's load costs anyway
+    if not all(t.primary_key for t in config.tables.values()):
+        # A table without a key is replaced from all its files on every load (new load id,
+        # new _loaded_at, the rows counted as loaded): only dlt does that.
+        return None
     folder = (project_dir / config.url).resolve()
     if not folder.is_dir():
         return None  # let the load say what is wrong
@@ -87,15 +93,17 @@ def _files_state(config: FilesystemSource, project_dir: Path) -> list[Any] | Non
     return sorted(files)
 
 
+# Rows at the highest cursor value hashed at most; beyond it the probe cannot tell cheaply.
+MAX_BOUNDARY_ROWS = 100_000
+
+
 def _sqlite_state(
     name: str, config: SqlDatabaseSource, project_dir: Path, secrets: Secrets
 ) -> list[Any] | None:
     from stackyard.ingest.sources import connection_url
 
     tables = config.tables.values()
-    if config.source_schema or not all(
-        t.cursor and not t.append and t.deletes == "keep" for t in tables
-    ):
+    if config.source_schema or not all(t.cursor and t.deletes == "keep" for t in tables):
         return None
     url = connection_url(name, config, project_dir, secrets)
     if not url.startswith("sqlite:///") or "?" in url:
@@ -105,24 +113,75 @@ def _sqlite_state(
     connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
         for table_name, table in config.tables.items():
-            columns = connection.execute(
-                "SELECT name FROM pragma_table_info(?)", (table.source_table or table_name,)
-            ).fetchall()
-            if (table.cursor,) not in columns:
+            source = table.source_table or table_name
+            declared = {
+                str(column): str(kind).upper()
+                for column, kind in connection.execute(
+                    "SELECT name, type FROM pragma_table_info(?)", (source,)
+                )
+            }
+            if table.cursor not in declared:
                 # SQLite reads an unknown "name" as a string: the load reports it properly
                 return None
-            source = _quote(table.source_table or table_name)
-            cursor = _quote(str(table.cursor))
-            row = connection.execute(
-                f"SELECT max({cursor}), count(*), (SELECT count(*) FROM {source} "
-                f"WHERE {cursor} = (SELECT max({cursor}) FROM {source})) FROM {source}"
-            ).fetchone()
-            state.append((table_name, *row))
+            kind = declared[str(table.cursor)]
+            timestamp = "DATE" in kind or "TIME" in kind
+            found = _table_state(connection, _quote(source), _quote(str(table.cursor)), timestamp)
+            if found is None:
+                return None
+            state.append((table_name, *found))
     except sqlite3.Error:
         return None  # a missing table or column: the load reports it properly
     finally:
         connection.close()
     return state
+
+
+def _table_state(
+    connection: sqlite3.Connection, source: str, cursor: str, timestamp: bool
+) -> tuple[Any, ...] | None:
+    """The row count, the highest cursor value and a digest of every row at it, as dlt
+    compares cursor values; ``None`` when the column holds values the probe cannot order.
+
+    dlt's incremental load reads the rows at or above its last cursor value and drops those
+    at it whose hash it keeps (every column of an ``append`` table, the key otherwise). So a
+    load can bring something only if a row was added (the count), a row moved above the
+    highest value (the highest value), or a row at the highest value was added, changed or
+    moved there (the digest of those rows, compared whole, whatever dlt hashes).
+
+    Timestamps in SQLite are text, which dlt reads as times and compares as times
+    (:mod:`.sqlite_cursor`): they are ordered here through ``julianday``, and the rows "at"
+    the highest one are those within the margin the load's own filter uses.
+    """
+    from stackyard.ingest.sqlite_cursor import MARGIN_DAYS
+
+    # Values of more than one kind (numbers and text) do not compare in Python as they do
+    # in SQLite; a timestamp that julianday cannot read is not ordered as dlt orders it.
+    time = f"julianday({cursor})" if timestamp else "NULL"
+    unreadable = f"{cursor} IS NOT NULL AND {time} IS NULL" if timestamp else "0"
+    count, highest, highest_time, texts, numbers, blobs, odd = connection.execute(
+        f"SELECT count(*), max({cursor}), max({time}), "
+        f"coalesce(max(typeof({cursor}) = 'text'), 0), "
+        f"coalesce(max(typeof({cursor}) IN ('integer', 'real')), 0), "
+        f"coalesce(max(typeof({cursor}) = 'blob'), 0), coalesce(max({unreadable}), 0) "
+        f"FROM {source}"
+    ).fetchone()
+    if texts + numbers + blobs > 1 or odd:
+        return None
+    if highest is None:
+        return count, None, None, 0, ""
+    # Both orders for text timestamps (as text and as times): whichever dlt compares by,
+    # the rows at its last value are among these.
+    at_highest, bounds = f"{cursor} >= ?", [highest]
+    if timestamp:
+        at_highest += f" OR julianday({cursor}) >= ?"
+        bounds.append(highest_time - MARGIN_DAYS)
+    rows = connection.execute(
+        f"SELECT * FROM {source} WHERE {at_highest} LIMIT {MAX_BOUNDARY_ROWS + 1}", bounds
+    ).fetchall()
+    if len(rows) > MAX_BOUNDARY_ROWS:
+        return None
+    digest = hashlib.sha256("\n".join(sorted(map(repr, rows))).encode()).hexdigest()
+    return count, highest, highest_time, len(rows), digest
 
 
 def _quote(identifier: str) -> str:

@@ -21,7 +21,7 @@ from typing import Any
 
 # julianday is a double: about 50 microseconds of resolution in this century. Ten milliseconds
 # of margin cannot miss a row; the rows it lets through are dropped by dlt's exact check.
-_MARGIN_DAYS = 0.01 / 86_400
+MARGIN_DAYS = 0.01 / 86_400
 
 
 def widen_sqlite_cursor(query: Any, table: Any, incremental: Any = None, engine: Any = None) -> Any:
@@ -44,12 +44,12 @@ def widen_sqlite_cursor(query: Any, table: Any, incremental: Any = None, engine:
     if _is_time(start):
         conditions += [
             column >= _day(start, -1),
-            stamp >= sa.func.julianday(_text(start)) - _MARGIN_DAYS,
+            stamp >= sa.func.julianday(_text(start)) - MARGIN_DAYS,
         ]
     if _is_time(end):
         conditions += [
             column < _day(end, +2),
-            stamp <= sa.func.julianday(_text(end)) + _MARGIN_DAYS,
+            stamp <= sa.func.julianday(_text(end)) + MARGIN_DAYS,
         ]
     return table.select().where(sa.and_(*conditions))
 
