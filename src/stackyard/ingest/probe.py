@@ -33,6 +33,7 @@ import os
 import sqlite3
 import threading
 from collections.abc import Sequence
+from datetime import date, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -149,32 +150,41 @@ def _table_state(
     moved there (the digest of those rows, compared whole, whatever dlt hashes).
 
     Timestamps in SQLite are text, which dlt reads as times and compares as times
-    (:mod:`.sqlite_cursor`): they are ordered here through ``julianday``, and the rows "at"
-    the highest one are those within the margin the load's own filter uses.
+    (:mod:`.sqlite_cursor`): the highest is found through ``julianday`` among the rows whose
+    text is at most three days below the highest text (the load's own filter reads no
+    further back than a day), and the rows "at" it are those within the load's margin, or
+    at or above the highest text, or not readable as a time. Each query is answered from an
+    index on the cursor when there is one.
     """
     from stackyard.ingest.sqlite_cursor import MARGIN_DAYS
 
-    # Values of more than one kind (numbers and text) do not compare in Python as they do
-    # in SQLite; a timestamp that julianday cannot read is not ordered as dlt orders it.
-    time = f"julianday({cursor})" if timestamp else "NULL"
-    unreadable = f"{cursor} IS NOT NULL AND {time} IS NULL" if timestamp else "0"
-    count, highest, highest_time, texts, numbers, blobs, odd = connection.execute(
-        f"SELECT count(*), max({cursor}), max({time}), "
-        f"coalesce(max(typeof({cursor}) = 'text'), 0), "
-        f"coalesce(max(typeof({cursor}) IN ('integer', 'real')), 0), "
-        f"coalesce(max(typeof({cursor}) = 'blob'), 0), coalesce(max({unreadable}), 0) "
-        f"FROM {source}"
-    ).fetchone()
-    if texts + numbers + blobs > 1 or odd:
-        return None
+    def one(sql: str, *args: Any) -> Any:
+        return connection.execute(sql, args).fetchone()[0]
+
+    count = one(f"SELECT count(*) FROM {source}")
+    highest = one(f"SELECT max({cursor}) FROM {source}")
     if highest is None:
         return count, None, None, 0, ""
-    # Both orders for text timestamps (as text and as times): whichever dlt compares by,
-    # the rows at its last value are among these.
-    at_highest, bounds = f"{cursor} >= ?", [highest]
+    # SQLite orders numbers before text before blobs, Python does not compare them at all:
+    # the lowest and highest values of one kind mean every value is of that kind.
+    if _kind(one(f"SELECT min({cursor}) FROM {source}")) != _kind(highest):
+        return None
+    highest_time = None
     if timestamp:
-        at_highest += f" OR julianday({cursor}) >= ?"
-        bounds.append(highest_time - MARGIN_DAYS)
+        if not isinstance(highest, str):
+            return None
+        try:
+            start = (date.fromisoformat(highest[:10]) - timedelta(days=3)).isoformat()
+        except ValueError:
+            return None
+        time = f"julianday({cursor})"
+        highest_time = one(f"SELECT max({time}) FROM {source} WHERE {cursor} >= ?", start)
+        if highest_time is None:
+            return None
+        at_highest = f"{cursor} >= ? AND ({cursor} >= ? OR {time} IS NULL OR {time} >= ?)"
+        bounds: list[Any] = [start, highest, highest_time - MARGIN_DAYS]
+    else:
+        at_highest, bounds = f"{cursor} >= ?", [highest]
     rows = connection.execute(
         f"SELECT * FROM {source} WHERE {at_highest} LIMIT {MAX_BOUNDARY_ROWS + 1}", bounds
     ).fetchall()
@@ -182,6 +192,17 @@ def _table_state(
         return None
     digest = hashlib.sha256("\n".join(sorted(map(repr, rows))).encode()).hexdigest()
     return count, highest, highest_time, len(rows), digest
+
+
+def _kind(value: Any) -> str:
+    """A value's kind as SQLite orders kinds.
+
+    >>> _kind(1), _kind(1.5), _kind("a"), _kind(b"a")
+    ('number', 'number', 'text', 'blob')
+    """
+    if isinstance(value, int | float):
+        return "number"
+    return "text" if isinstance(value, str) else "blob"
 
 
 def _quote(identifier: str) -> str:
