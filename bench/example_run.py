@@ -19,10 +19,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -32,14 +34,22 @@ BIN = Path(sys.executable).parent
 
 
 def stackyard(*args: str, cwd: Path) -> float:
+    return stackyard_cpu(*args, cwd=cwd)[0]
+
+
+def stackyard_cpu(*args: str, cwd: Path) -> tuple[float, float]:
+    """One `stackyard` process: its wall time and its CPU time (user + system), seconds."""
     env = {**os.environ, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     with timer() as t:
         done = subprocess.run(
             [str(BIN / "stackyard"), *args], cwd=cwd, capture_output=True, text=True, env=env
         )
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
         raise SystemExit(f"stackyard {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
-    return t["seconds"]
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return t["seconds"], cpu
 
 
 def raw_baseline(project: Path, db_path: Path) -> dict[str, float]:
@@ -49,6 +59,7 @@ def raw_baseline(project: Path, db_path: Path) -> dict[str, float]:
     db_path.unlink(missing_ok=True)
     manifest = json.loads((project / "transform/target/manifest.json").read_text())
     times: dict[str, float] = {}
+    cpu = time.process_time()  # every thread of this process, DuckDB's included
     with timer() as whole:
         con = duckdb.connect(str(db_path))
         with timer() as t:
@@ -112,6 +123,7 @@ def raw_baseline(project: Path, db_path: Path) -> dict[str, float]:
         times["tests"] = t["seconds"]
         con.close()
     times["total"] = whole["seconds"]
+    times["cpu"] = time.process_time() - cpu
     return times
 
 
@@ -174,12 +186,22 @@ def measure(scale: int, repeat: int, work: Path) -> dict[str, float]:
     for _ in range(repeat):
         for state in (project / ".stackyard", project / "transform/target"):
             shutil.rmtree(state, ignore_errors=True)
-        firsts.append(stackyard("run", cwd=project))
+        firsts.append(stackyard_cpu("run", cwd=project))
         raws.append(raw_baseline(project, work / "raw.duckdb"))
     raw = min(raws, key=lambda r: r["total"])
-    second = min(stackyard("run", cwd=project) for _ in range(3))
+    raw["cpu"] = min(r["cpu"] for r in raws)
+    noops = [stackyard_cpu("run", cwd=project) for _ in range(5)]
     shutil.rmtree(project, ignore_errors=True)
-    return {"scale": scale, "rows": rows, "first": min(firsts), "second": second, **raw}
+    return {
+        "scale": scale,
+        "rows": rows,
+        "first": min(wall for wall, _ in firsts),
+        "first_cpu": min(cpu for _, cpu in firsts),
+        "second": min(wall for wall, _ in noops),
+        "second_cpu": min(cpu for _, cpu in noops),
+        "loadavg": os.getloadavg()[0],
+        **raw,
+    }
 
 
 def fit(xs: list[float], ys: list[float]) -> tuple[float, float]:
@@ -218,7 +240,9 @@ def main() -> None:
                 f"{r['first']:.2f}",
                 f"**{r['first'] / r['total']:.2f}x**",
                 f"{r['first'] - r['total']:.2f}",
-                f"{r['second']:.2f}",
+                f"{r['cpu']:.2f} / {r['first_cpu']:.2f} / **{r['first_cpu'] / r['cpu']:.2f}x**",
+                f"{r['second']:.2f} / {r['second_cpu']:.2f}",
+                f"{r['loadavg']:.1f}",
             ]
         )
     table = markdown_table(
@@ -230,14 +254,19 @@ def main() -> None:
             "`stackyard run`, first (s)",
             "× raw",
             "difference (s)",
-            "no-op run (s)",
+            "CPU time: raw / first run (s), × raw",
+            "no-op run, wall / CPU (s)",
+            "load average",
         ],
         rows,
     )
     text = (
         f"# The example project at scales {', '.join(map(str, scales))}\n\n"
         f"Best of {args.repeat} fresh first runs alternating with the raw script; "
-        "the no-op run (a second `stackyard run`, nothing new) best of 3. Whole processes.\n\n"
+        "the no-op run (a second `stackyard run`, nothing new) best of 5, its wall time and "
+        "the CPU time of the process (user + system); CPU times are each path's best, every thread "
+        "counted. Whole processes. The load average "
+        "(1 minute) is the machine's at the end of each scale.\n\n"
         f"{table}\n"
     )
     if len(results) > 1:
