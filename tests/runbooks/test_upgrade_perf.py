@@ -109,7 +109,8 @@ def test_upgrade_test_runs_on_a_clone_and_leaves_the_target_alone(tmp_path: Path
     database = project / ".stackyard" / "dev.duckdb"
     state = project / ".stackyard" / "pipelines" / "shop__shop_db__dev" / "state.json"
     manifest = project / "transform" / "target" / "manifest.json"
-    kept = (database, state, manifest)
+    probes = project / ".stackyard" / "probes.json"  # what the next run checks for new data
+    kept = (database, state, manifest, probes)
     before = [hashlib.sha256(p.read_bytes()).hexdigest() for p in kept]
     report = cli(project, "upgrade", "test", "--json")
     assert report["ok"] and report["versions"]["dbt-core"] == metadata.version("dbt-core")
@@ -118,4 +119,8 @@ def test_upgrade_test_runs_on_a_clone_and_leaves_the_target_alone(tmp_path: Path
     assert "71 tests passed" in steps["dbt build"]
     after = [hashlib.sha256(p.read_bytes()).hexdigest() for p in kept]
     assert after == before
-    assert sorted(p.name for p in (project / ".stackyard").iterdir()) == ["dev.duckdb", "pipelines"]
+    assert sorted(p.name for p in (project / ".stackyard").iterdir()) == [
+        "dev.duckdb",
+        "pipelines",
+        "probes.json",
+    ]
