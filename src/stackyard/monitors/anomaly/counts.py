@@ -15,7 +15,7 @@ like an outage. Such tables are judged as counts instead:
   outage, always.
 * **Runs of empty days.** A single empty day proves nothing on a table that is empty a
   third of the time, but a run of them does: when the chance of the whole run (the product
-  of each day's share of empty days) falls below α, the run is an outage.
+  of each day's share of empty days) falls below 3α, the run is an outage.
 * **Bands.** The rows of the non-empty days per weekday (a mean, shrunk toward the table's
   mean scaled by the weekday's share) and one over-dispersion for the table, measured by
   moments, give a negative-binomial distribution (Poisson when the counts are no more spread

@@ -28,6 +28,9 @@ Steps, in the order :func:`judge` applies them (docs/observability.md has the lo
    drift that no single day shows, when today leans the same way, the last days also stand
    apart from the whole baseline (a return to normal after a bad week is not a step), and
    no day in the stretch was already alerted on. Rises need more evidence than drops.
+6. **Repeats and bursts** (:mod:`~stackyard.monitors.anomaly.episodes`): a rise that
+   continues a change already alerted on is not alerted again, and a table with earlier
+   isolated spikes gets a spike band as wide as the smallest of them.
 """
 
 from __future__ import annotations
