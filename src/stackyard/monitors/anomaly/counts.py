@@ -15,7 +15,7 @@ like an outage. Such tables are judged as counts instead:
   outage, always.
 * **Runs of empty days.** A single empty day proves nothing on a table that is empty a
   third of the time, but a run of them does: when the chance of the whole run (the product
-  of each day's share of empty days) falls below α, the run is an outage.
+  of each day's share of empty days) falls below 3α, the run is an outage.
 * **Bands.** The rows of the non-empty days per weekday (a mean, shrunk toward the table's
   mean scaled by the weekday's share) and one over-dispersion for the table, measured by
   moments, give a negative-binomial distribution (Poisson when the counts are no more spread
@@ -52,6 +52,10 @@ _DRIFT_MIN_DAYS = 5
 # A run of empty days is alerted on for its first days once unusual, not for weeks after:
 # a table that stays silent has been reported, and each later day is the same news.
 _RUN_ALERT_DAYS = 3
+# A run of empty days is judged against a looser limit than one day's count (this many times
+# α): the weekday shares it multiplies are each estimated from eight or so days, and a feed
+# that stays broken is the incident a sparse table's monitor exists for.
+_RUN_ALPHA = 3.0
 # An empty day is usual for a weekday when at least this share of its days were empty.
 _USUAL_EMPTY = 0.05
 # Above this mean a normal approximation replaces summing probabilities row by row.
@@ -152,8 +156,12 @@ def judge(
     note = ""
     run = 0
     if value == 0:
+
+        def empty_chance(d: date) -> float:
+            return p_empty.get(slot(d), empty_share)
+
         run, chance, unusual_since, unusual_days = _empty_run(
-            day, recent, p_empty.get(wd, empty_share), slot, p_empty, alpha
+            day, recent, empty_chance, alpha * _RUN_ALPHA
         )
         # Days already alerted on count here: one empty day, even a reported one, means
         # the table can be empty, and each later one is judged by how usual that is.
@@ -161,9 +169,9 @@ def judge(
             direction, outage = "drop", True
         elif below < alpha and p_empty.get(wd, empty_share) < _USUAL_EMPTY:
             direction = "drop"
-        elif run > 1 and chance < alpha and unusual_days <= _RUN_ALERT_DAYS:
+        elif run > 1 and chance < alpha * _RUN_ALPHA and unusual_days <= _RUN_ALERT_DAYS:
             direction, outage = "drop", True
-        elif run > 1 and chance < alpha:
+        elif run > 1 and chance < alpha * _RUN_ALPHA:
             note = (
                 f"; no rows for {run} days in a row, unusual since {unusual_since} and alerted "
                 "on then"
@@ -273,14 +281,12 @@ def _empty_shares(by_day: dict[int, list[float]], overall: float) -> dict[int, f
 def _empty_run(
     day: date,
     recent: Sequence[tuple[date, float]],
-    today: float,
-    slot: Callable[[date], int],
-    shares: dict[int, float],
+    chance_of: Callable[[date], float],
     alpha: float,
 ) -> tuple[int, float, date, int]:
-    """The run of empty days that ends on ``day``: its length, its chance on a table with
-    these shares of empty days per weekday, the first day on which it had become less likely
-    than ``alpha``, and how many of its days since then (that day included)."""
+    """The run of empty days that ends on ``day``: its length, its chance when each day is
+    empty with the chance ``chance_of`` gives, the first day on which it had become less
+    likely than ``alpha``, and how many of its days since then (that day included)."""
     run_days = [day]
     later = day
     for d, v in reversed(recent):
@@ -292,7 +298,7 @@ def _empty_run(
     run_days.reverse()
     chance, since, unusual = 1.0, day, 0
     for d in run_days:
-        chance *= today if d == day else shares.get(slot(d), 1.0)
+        chance *= chance_of(d)
         if chance < alpha:
             since = since if unusual else d
             unusual += 1

@@ -19,7 +19,7 @@ from datetime import date
 from stackyard.monitors.anomaly.stats import median
 
 # An effect needs this many earlier months that show it, ...
-_MIN_MONTHS = 3
+_MIN_MONTHS = 2
 # ... a median error beyond this many noise units, ...
 _MIN_SIGMAS = 2.0
 # ... and every one of those months beyond this many on the same side.
@@ -56,6 +56,8 @@ class PlaceEffects:
         self._by_day: dict[int, list[float]] = {}
         self._by_end: dict[int, list[float]] = {}
         self._known: dict[date, tuple[float, str] | None] = {}
+        #: Each predicted day's log prediction error, in order (the spike history reads them).
+        self.errors: list[tuple[date, float]] = []
         deseasonalised: list[float] = []
         for d, v in history:
             factor = factors[d.weekday()]
@@ -67,6 +69,7 @@ class PlaceEffects:
                 predicted = sorted(deseasonalised[-_WINDOW:])[_WINDOW // 2] * factor
                 if predicted > 0:
                     error = math.log(v / predicted)
+                    self.errors.append((d, error))
                     self._by_day.setdefault(d.day, []).append(error)
                     if _from_end(d) < _END_PLACES:
                         self._by_end.setdefault(_from_end(d), []).append(error)

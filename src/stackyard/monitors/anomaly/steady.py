@@ -28,6 +28,9 @@ Steps, in the order :func:`judge` applies them (docs/observability.md has the lo
    drift that no single day shows, when today leans the same way, the last days also stand
    apart from the whole baseline (a return to normal after a bad week is not a step), and
    no day in the stretch was already alerted on. Rises need more evidence than drops.
+6. **Repeats and bursts** (:mod:`~stackyard.monitors.anomaly.episodes`): a rise that
+   continues a change already alerted on is not alerted again, and a table with earlier
+   isolated spikes gets a spike band as wide as the smallest of them.
 """
 
 from __future__ import annotations
@@ -35,8 +38,9 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from datetime import date, timedelta
+from functools import partial
 
-from stackyard.monitors.anomaly import months
+from stackyard.monitors.anomaly import episodes, months
 from stackyard.monitors.anomaly.config import (
     SENSITIVITY_THRESHOLDS,
     AnomalyConfig,
@@ -171,6 +175,7 @@ def judge(
     k_drop, k_spike = k * _DROP_SHARE, k * _SPIKE_SHARE
     factor = factors[day.weekday()]
     expected = level * factor
+    bursts = 0.0
     usual = f"usual for a {WEEKDAYS[day.weekday()]}" if weekly else "usual for this table"
     effects = months.PlaceEffects(max((calendar, history, base), key=len), long_factors, scale)
     place = effects(day)
@@ -189,7 +194,10 @@ def judge(
         # days, with a margin, whatever the noise model says (heavy tails, bursts).
         floor = _empirical_floor(errors, k / SENSITIVITY_THRESHOLDS["medium"])
         lower = expected * math.exp(-max(k_drop * sigma, floor))
-        upper = expected * math.exp(max(k_spike * sigma, floor))
+        spike = max(k_spike * sigma, floor)
+        bursts = episodes.spike_floor(effects.errors, spike, partial(_effect, effects))
+        spike = max(spike, bursts)
+        upper = expected * math.exp(spike)
         score = math.log(max(value / expected, _FLOOR_RATIO)) / sigma if expected > 0 else 0.0
 
     # An empty day is an outage unless the table has had empty days that were not excluded
@@ -204,11 +212,26 @@ def judge(
     direction: Direction | None = (
         "drop" if value < lower or outage else "spike" if value > upper else None
     )
+    # A day that continues a change one of the last days was alerted on is the same news.
+    in_base = {d for d, _ in base}
+    excluded = {d for d, _ in window if d not in in_base and d not in holidays}
+    continues = None
+    # Rises only: a drop that lasts is still data missing every day it lasts.
+    if direction == "spike" and not reanchored and factor >= NEAR_ZERO:
+        deviation = episodes.log_ratio(value, expected)
+        recent_devs = [
+            (d, episodes.log_ratio(v, level * factors[d.weekday()] * math.exp(_effect(effects, d))))
+            for d, v in window
+            if d not in holidays and d >= day - timedelta(days=WINDOW)
+        ]
+        if deviation is not None:
+            continues = episodes.continued_from(
+                day, deviation, direction, recent_devs, excluded, sigma, _SHIFT_SIGMAS
+            )
     # The sequential test runs on a clean stretch only: an alert (an excluded day) among the
     # days it would sum or measure them against means people already know of this shift, and
     # the baseline's gap would stretch "the last days" back across it.
     span = day - timedelta(days=_SCAN_DAYS + WINDOW)
-    in_base = {d for d, _ in base}
     clean = not any(d >= span and d not in holidays and d not in in_base for d, _ in window)
     sequential = None
     # A weekday much noisier than the table's others (a quiet Sunday) adds no evidence to a
@@ -216,6 +239,9 @@ def judge(
     steady_day = by_weekday[day.weekday()] <= _SCAN_NOISY_DAY * scale
     if direction is None and not reanchored and clean and steady_day and factor >= NEAR_ZERO:
         sequential = _sequential(day, value, base, factors, scale, k, effects)
+        # A table that bursts: one burst lifts the mean of any few days around it.
+        if sequential is not None and sequential[0] == "spike" and bursts > 0:
+            sequential = None
         if sequential is not None:
             direction = sequential[0]
 
@@ -238,6 +264,12 @@ def judge(
         )
         if status == "ok":
             reason += f", but this monitor only alerts on {cfg.direction}s"
+    elif continues is not None:
+        status = "ok"
+        reason = (
+            f"{format_value(value)} rows is {side} the expected band {band} ({usual}), as on "
+            f"{continues}, which was alerted on: the same change, not alerted again"
+        )
     elif direction not in wanted:
         status = "ok"
         reason = (
