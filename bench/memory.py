@@ -6,6 +6,7 @@ process) is its own. Shapes: a CSV file with a primary key, a Parquet file, a SQ
 read incrementally. Goal: the 10M-row load peaks no more than 300 MB above the 1M-row one.
 
 Usage: python bench/memory.py [--rows 1000000 10000000] [--kinds csv parquet sqlite]
+       [--memory-limit 256MB]
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -61,7 +63,7 @@ def make_data(kind: str, rows: int, folder: Path) -> None:
     db.close()
 
 
-def project_for(kind: str, rows: int, work: Path) -> Path:
+def project_for(kind: str, rows: int, work: Path, memory_limit: str | None = None) -> Path:
     from stackyard.project import init_project
 
     project = work / f"{kind}_{rows}"
@@ -70,21 +72,28 @@ def project_for(kind: str, rows: int, work: Path) -> Path:
     make_data(kind, rows, project / "sources")
     config = (project / "stackyard.yml").read_text()
     source = "sources:\n  shop:\n    " + _SOURCES[kind]
-    (project / "stackyard.yml").write_text(config.replace("sources: {}\n", source))
+    config = config.replace("sources: {}\n", source)
+    if memory_limit:
+        path = "    path: .stackyard/dev.duckdb\n"
+        config = config.replace(path, path + f"    memory_limit: {memory_limit}\n")
+    (project / "stackyard.yml").write_text(config)
     return project
 
 
 def child(project: Path) -> None:
-    """In the measured process: one run, then its loaded row count as JSON."""
+    """In the measured process: one run, then its reported row count and the warehouse's."""
     from stackyard import Context
 
-    result = Context(project).run()
+    ctx = Context(project)
+    result = ctx.run()
     assert result.ok, result.to_dict()
-    print(json.dumps({"rows": sum(x.rows for x in result.loads)}))
+    (stored,) = ctx.sql("SELECT count(*) FROM shop.orders").rows[0]
+    print(json.dumps({"rows": sum(x.rows for x in result.loads), "stored": stored}))
 
 
 def measure(project: Path) -> dict[str, float]:
-    """Run the load in its own process; its rows and peak RSS in MB."""
+    """Run the load in its own process; its rows, peak RSS in MB and wall seconds."""
+    start = time.perf_counter()
     process = subprocess.Popen(
         [sys.executable, __file__, "--child", str(project)],
         stdout=subprocess.PIPE,
@@ -97,14 +106,23 @@ def measure(project: Path) -> dict[str, float]:
     process.returncode = os.waitstatus_to_exitcode(status)
     if process.returncode != 0:
         raise SystemExit(f"the load of {project.name} failed")
-    rows = json.loads(out.strip().splitlines()[-1])["rows"]
-    return {"rows": rows, "peak_mb": usage.ru_maxrss / 1024}
+    counts = json.loads(out.strip().splitlines()[-1])
+    if counts["rows"] != counts["stored"]:
+        raise SystemExit(
+            f"{project.name}: {counts['rows']} rows reported, {counts['stored']} stored"
+        )
+    rows = counts["rows"]
+    seconds = time.perf_counter() - start
+    return {"rows": rows, "peak_mb": usage.ru_maxrss / 1024, "seconds": seconds}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, nargs=2, default=[1_000_000, 10_000_000])
     parser.add_argument("--kinds", nargs="+", default=list(_SOURCES), choices=list(_SOURCES))
+    parser.add_argument(
+        "--memory-limit", help="the DuckDB target's memory_limit (default: DuckDB's own)"
+    )
     parser.add_argument("--child")
     args = parser.parse_args()
     if args.child:
@@ -116,7 +134,7 @@ def main() -> None:
     for kind in args.kinds:
         found = {}
         for rows in (small, large):
-            project = project_for(kind, rows, work)
+            project = project_for(kind, rows, work, args.memory_limit)
             found[rows] = measure(project)
             assert found[rows]["rows"] == rows, found
             shutil.rmtree(project, ignore_errors=True)
@@ -127,23 +145,29 @@ def main() -> None:
                 f"{found[small]['peak_mb']:.0f}",
                 f"{found[large]['peak_mb']:.0f}",
                 f"**{grew:+.0f}**",
+                f"{found[small]['seconds']:.1f} / {found[large]['seconds']:.1f}",
                 "met" if grew <= 300 else "not met",
             ]
         )
         print(" | ".join(table[-1]), flush=True)
     text = (
         f"# Peak memory of a load: {small:,} vs {large:,} rows\n\n"
+        + f"DuckDB target's memory_limit: {args.memory_limit or 'unset (DuckDB default)'}\n\n"
         + markdown_table(
             [
                 "source",
                 f"peak RSS, {small:,} rows (MB)",
                 f"peak RSS, {large:,} rows (MB)",
                 "difference (MB)",
+                "run seconds (small / large)",
                 "≤ 300 MB",
             ],
             table,
         )
-        + f"\n\nReproduce: `python bench/memory.py --rows {small} {large}`\n"
+        + f"\n\nLoad average at the end: {os.getloadavg()[0]:.1f} (2 cores).\n"
+        + f"\nReproduce: `python bench/memory.py --rows {small} {large}"
+        + (f" --memory-limit {args.memory_limit}" if args.memory_limit else "")
+        + "`\n"
     )
     print(text)
     write_result("memory", text)

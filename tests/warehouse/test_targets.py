@@ -65,6 +65,23 @@ def test_duckdb_file_lives_in_the_project(tmp_path: Path) -> None:
     assert not w.SUPPORTS_ROLES
 
 
+def test_duckdb_memory_limit_holds_for_loads_and_dbt(tmp_path: Path) -> None:
+    from pydantic import ValidationError
+
+    config = ProjectConfig.model_validate(
+        {"name": "shop", "targets": {"dev": {"type": "duckdb", "memory_limit": "300MB"}}}
+    )
+    w = open_warehouse("dev", config.targets["dev"], tmp_path, Secrets(tmp_path, {}))
+    assert w.dbt_output()["settings"] == {"memory_limit": "300MB"}
+    (limit,) = w.query("SELECT current_setting('memory_limit')").rows[0]
+    assert limit in ("286.1 MiB", "300.0 MB"), limit
+    w.close()
+    with pytest.raises(ValidationError, match="memory_limit"):
+        ProjectConfig.model_validate(
+            {"name": "shop", "targets": {"dev": {"type": "duckdb", "memory_limit": "1GB'; x"}}}
+        )
+
+
 def test_postgres_settings_keep_the_password_out_of_profiles(tmp_path: Path) -> None:
     w = warehouse(tmp_path, "prod")
     assert isinstance(w, PostgresWarehouse)

@@ -89,6 +89,13 @@ class DuckDBTarget(StrictModel):
     )
     schema_: str = Field("main", alias="schema", description="Default schema for dbt.")
     threads: int = Field(4, ge=1, le=64, description="dbt threads.")
+    memory_limit: str | None = Field(
+        None,
+        pattern=r"^\s*[0-9]+(\.[0-9]+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*$",
+        description="DuckDB's memory_limit for stackyard's loads and dbt (e.g. '1GB'): "
+        "DuckDB keeps the file's pages in memory up to it and spills beyond it. Unset: "
+        "DuckDB's default, 80% of the machine's RAM.",
+    )
 
 
 class PostgresTarget(StrictModel):

@@ -1,15 +1,12 @@
-"""One batch per filesystem table and load: every file read, types unified, keys made unique.
+"""A filesystem table's files: the bucket's credentials, and a glob that matches nothing.
 
-Reading the files of a table one by one and handing dlt each as it comes had three holes: the
-first file fixed a column's type (a later file with ``10.5`` where the first had only integers
-failed the first load); rows sharing a key across or within files were collapsed by the merge
-in no stated order and counted as loaded; and a glob that matched nothing emptied a replaced
-table as a success.
+A glob that matched nothing used to empty a replaced table as a success; it now fails the table
+unless the config allows it. How the files' rows are read, typed and deduplicated is in
+:mod:`stackyard.ingest.file_stream`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 from stackyard.errors import ConfigError, LoadError
@@ -84,44 +81,3 @@ def check_files_exist(
             hint="check that the files are there and the glob is right; if no file is a "
             f"normal state, set allow_empty: true on sources.{source}.tables.{table}",
         )
-
-
-def combine(batches: Sequence[Any]) -> Any:
-    """The files' rows as one Arrow table, each column of the type that fits every file
-    (an integer column with a decimal in another file becomes a double, never rounded).
-
-    >>> import pyarrow as pa
-    >>> combine([pa.table({"a": [1]}), pa.table({"a": [1.5]})]).schema.field("a").type
-    DataType(double)
-    """
-    import pyarrow as pa
-
-    if len(batches) == 1:
-        return batches[0]
-    return pa.concat_tables(batches, promote_options="permissive")
-
-
-def keep_last(rows: Any, key: Sequence[str]) -> tuple[Any, int]:
-    """The rows with each key once, the last occurrence kept (files in name order, lines in
-    file order); and how many rows were collapsed.
-
-    >>> import pyarrow as pa
-    >>> table, collapsed = keep_last(pa.table({"id": [1, 2, 1], "v": ["a", "b", "c"]}), ["id"])
-    >>> table.to_pydict(), collapsed
-    ({'id': [2, 1], 'v': ['b', 'c']}, 1)
-    """
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    missing = [k for k in key if k not in rows.column_names]
-    if missing or rows.num_rows < 2:
-        return rows, 0
-    index = "__stackyard_row"
-    numbered = rows.append_column(index, pa.array(range(rows.num_rows), type=pa.int64()))
-    last = numbered.group_by(list(key), use_threads=False).aggregate([(index, "max")])
-    keep = pc.sort_indices(last[f"{index}_max"])
-    chosen = pc.take(last[f"{index}_max"], keep)
-    collapsed = rows.num_rows - len(chosen)
-    if not collapsed:
-        return rows, 0
-    return rows.take(chosen), collapsed

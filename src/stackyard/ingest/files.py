@@ -1,4 +1,4 @@
-"""Reading CSV, JSONL and Parquet files into Arrow, keeping rows that do not fit.
+"""Reading CSV, JSONL and Parquet files into DuckDB tables, keeping rows that do not fit.
 
 DuckDB reads the files: its CSV reader is among the fastest there is, and with
 ``store_rejects`` it reports every row it could not read (wrong number of fields, a value that
@@ -65,7 +65,9 @@ def _local_path(url: str) -> str:
     return unquote(urlparse(url).path)
 
 
-def read_file(
+def stage_file(
+    con: Any,
+    name: str,
     path: str,
     *,
     file_format: str,
@@ -73,10 +75,16 @@ def read_file(
     display_name: str,
     column_types: Mapping[str, str] | None = None,
     delimiter: str = ",",
-) -> tuple[Any, list[RejectedRow]]:
-    """Read one file into an Arrow table.
+) -> list[RejectedRow]:
+    """Read one file into the table ``name`` of a DuckDB connection, in file order.
+
+    The rows stay in DuckDB (on disk when the connection is a database file), so a file of
+    any size is read without holding it in Python memory; the caller streams them out in
+    batches.
 
     Args:
+        con: the DuckDB connection the table is created in.
+        name: the table to create (a plain identifier).
         path: local file path.
         file_format: ``csv``, ``jsonl`` or ``parquet``.
         table: the table the rows are for (named in rejected rows).
@@ -86,63 +94,72 @@ def read_file(
         delimiter: CSV field separator.
 
     Returns:
-        The rows that fit, and the rows that did not with the reason for each.
+        The rows that did not fit, with the reason for each.
     """
-    import duckdb
-
-    con = duckdb.connect()
-    try:
-        literal = "'" + path.replace("'", "''") + "'"
-        if file_format == "parquet":
-            return con.sql(f"SELECT * FROM read_parquet({literal})").to_arrow_table(), []
-        if file_format == "jsonl":
-            return con.sql(
-                f"SELECT * FROM read_json({literal}, format='newline_delimited')"
-            ).to_arrow_table(), []
-        options = ["header=true", "store_rejects=true", f"delim='{_sql_char(delimiter)}'"]
-        whole: list[str] = []
-        if column_types:
-            header = _csv_header(path, delimiter)
-            known = {
-                c: column_types[_normalise(c)] for c in header if _normalise(c) in column_types
-            }
-            # DuckDB casts '10.6' to BIGINT as 11: integer columns are read as text and
-            # checked, so a value that is not a whole number is rejected, never rounded.
-            whole = [c for c, t in known.items() if t == "BIGINT"]
-            known = {c: ("VARCHAR" if c in whole else t) for c, t in known.items()}
-            if known:
-                pairs = ", ".join(f"'{_sql_char(c)}': '{t}'" for c, t in known.items())
-                options.append(f"types={{{pairs}}}")
-        con.execute(
-            f"CREATE TEMP TABLE _rows AS SELECT * FROM read_csv({literal}, {', '.join(options)})"
+    literal = "'" + path.replace("'", "''") + "'"
+    if file_format in ("parquet", "jsonl"):
+        con.execute(f"CREATE TABLE {name} AS {source_query(path, file_format)}")
+        return []
+    rejects = f"{name}_rejects"
+    options = [
+        "header=true",
+        "store_rejects=true",
+        f"rejects_table='{rejects}'",
+        f"rejects_scan='{name}_scans'",
+        f"delim='{_sql_char(delimiter)}'",
+    ]
+    whole: list[str] = []
+    if column_types:
+        header = _csv_header(path, delimiter)
+        known = {c: column_types[_normalise(c)] for c in header if _normalise(c) in column_types}
+        # DuckDB casts '10.6' to BIGINT as 11: integer columns are read as text and
+        # checked, so a value that is not a whole number is rejected, never rounded.
+        whole = [c for c, t in known.items() if t == "BIGINT"]
+        known = {c: ("VARCHAR" if c in whole else t) for c, t in known.items()}
+        if known:
+            pairs = ", ".join(f"'{_sql_char(c)}': '{t}'" for c, t in known.items())
+            options.append(f"types={{{pairs}}}")
+    con.execute(f"CREATE TABLE _rows AS SELECT * FROM read_csv({literal}, {', '.join(options)})")
+    not_whole = _not_whole_numbers(con, whole, table, display_name, delimiter)
+    con.execute(f"CREATE TABLE {name} AS {_whole_numbers_select(whole)}")
+    con.execute("DROP TABLE _rows")
+    rejected = [
+        RejectedRow(
+            table=table,
+            file=display_name,
+            line=int(line),
+            column=column,
+            reason=f"{error_type}: {message}",
+            raw=raw,
         )
-        not_whole = _not_whole_numbers(con, whole, table, display_name, delimiter)
-        rows = con.sql(_whole_numbers_select(whole)).to_arrow_table()
-        rejected = [
-            RejectedRow(
-                table=table,
-                file=display_name,
-                line=int(line),
-                column=column,
-                reason=f"{error_type}: {message}",
-                raw=raw,
-            )
-            # One row per rejected line: DuckDB lists an error per bad column, and a line
-            # with two bad values is still one row not loaded.
-            for line, column, error_type, message, raw in con.sql(
-                "SELECT line, string_agg(column_name, ', ' ORDER BY column_idx), "
-                "string_agg(DISTINCT error_type::VARCHAR, ', '), "
-                "string_agg(error_message, '; ' ORDER BY column_idx), any_value(csv_line) "
-                "FROM reject_errors GROUP BY line ORDER BY line"
-            ).fetchall()
-        ]
-        if not_whole:
-            lines = _lines_of_rows(path, delimiter, {r.line for r in rejected}, set(not_whole))
-            rejected += [replace(r, line=lines.get(rowid)) for rowid, r in not_whole.items()]
-            rejected.sort(key=lambda r: r.line or 0)
-        return rows, rejected
-    finally:
-        con.close()
+        # One row per rejected line: DuckDB lists an error per bad column, and a line
+        # with two bad values is still one row not loaded.
+        for line, column, error_type, message, raw in con.sql(
+            "SELECT line, string_agg(column_name, ', ' ORDER BY column_idx), "
+            "string_agg(DISTINCT error_type::VARCHAR, ', '), "
+            "string_agg(error_message, '; ' ORDER BY column_idx), any_value(csv_line) "
+            f"FROM {rejects} GROUP BY line ORDER BY line"
+        ).fetchall()
+    ]
+    con.execute(f"DROP TABLE {rejects}")
+    con.execute(f"DROP TABLE {name}_scans")
+    if not_whole:
+        lines = _lines_of_rows(path, delimiter, {r.line for r in rejected}, set(not_whole))
+        rejected += [replace(r, line=lines.get(rowid)) for rowid, r in not_whole.items()]
+        rejected.sort(key=lambda r: r.line or 0)
+    return rejected
+
+
+def source_query(path: str, file_format: str) -> str:
+    """The query reading a Parquet or JSONL file as it is.
+
+    >>> source_query("/d/a.parquet", "parquet")
+    "SELECT * FROM read_parquet('/d/a.parquet')"
+    """
+    literal = "'" + path.replace("'", "''") + "'"
+    if file_format == "parquet":
+        return f"SELECT * FROM read_parquet({literal})"
+    return f"SELECT * FROM read_json({literal}, format='newline_delimited')"
 
 
 _WHOLE = "'^\\s*[+-]?[0-9]+\\s*$'"

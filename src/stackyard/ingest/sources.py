@@ -2,7 +2,7 @@
 
 Each kind is a thin layer over dlt's own source: ``sql_database`` over
 ``dlt.sources.sql_database.sql_table`` with the Arrow backend, ``filesystem`` over
-``dlt.sources.filesystem`` with DuckDB reading the files, ``python`` over the user's own
+``dlt.sources.filesystem`` with DuckDB reading the files (streamed in batches), ``python`` over the user's own
 ``@dlt.source``. Every row gets ``_loaded_at``, the time stackyard loaded it, which dbt's source
 freshness and the monitors read.
 """
@@ -352,7 +352,7 @@ def _file_resources(
     import dlt
     from dlt.sources import filesystem as dlt_filesystem
 
-    from stackyard.ingest.files import duckdb_type, local_copy, read_file
+    from stackyard.ingest.files import duckdb_type, local_copy
 
     url = config.url
     if "://" not in url:
@@ -407,7 +407,6 @@ def _file_resources(
             table.file_format(),
             table.delimiter,
             types,
-            read_file,
             local_copy,
             key or [],
         )
@@ -427,37 +426,25 @@ def _file_reader(
     fmt: str,
     delimiter: str,
     types: dict[str, str],
-    read_file: Callable[..., Any],
     local_copy: Callable[..., Any],
     key: list[str],
 ) -> Callable[[list[Any]], Any]:
-    from stackyard.ingest.file_batches import combine, keep_last
+    from stackyard.ingest.file_stream import read_batches
 
     # A closure rather than default arguments: dlt turns a transformer's parameters into
     # configuration fields, and a dict default is not a valid one.
     def read(items: list[Any]) -> Any:
-        batches = []
-        for item in sorted(items, key=lambda i: str(i["relative_path"])):
-            with local_copy(item) as path:
-                rows, rejected = read_file(
-                    path,
-                    file_format=fmt,
-                    table=table_name,
-                    display_name=str(item["relative_path"]),
-                    column_types=types,
-                    delimiter=delimiter,
-                )
-            build.reject(rejected)
-            if rows.num_rows:
-                batches.append(rows)
-        if not batches:
-            return
-        rows = combine(batches)
-        if key:
-            rows, collapsed = keep_last(rows, key)
-            if collapsed:
-                build.collapsed(table_name, collapsed)
-        yield rows
+        yield from read_batches(
+            items,
+            file_format=fmt,
+            table=table_name,
+            column_types=types,
+            delimiter=delimiter,
+            key=key,
+            local_copy=local_copy,
+            reject=build.reject,
+            collapsed=lambda rows: build.collapsed(table_name, rows),
+        )
 
     return read
 

@@ -61,12 +61,15 @@ class DuckDBWarehouse(Warehouse):
         return dlt.destinations.duckdb(self._connection().cursor())
 
     def dbt_output(self) -> dict[str, Any]:
-        return {
+        output = {
             "type": "duckdb",
             "path": str(self.path),
             "schema": self.config.schema_,
             "threads": self.config.threads,
         }
+        if self.config.memory_limit:
+            output["settings"] = {"memory_limit": self.config.memory_limit.strip()}
+        return output
 
     def _connection(self) -> Any:
         if self._conn is None:
@@ -91,6 +94,10 @@ class DuckDBWarehouse(Warehouse):
                     hint="another process (a second stackyard run, a DuckDB shell, a BI tool) "
                     "may hold it open: close it and retry",
                 ) from None
+            if self.config.memory_limit:
+                # The pattern in the config model admits only a number and a unit.
+                limit = self.config.memory_limit.strip()
+                self._conn.execute(f"SET memory_limit = '{limit}'")
         return self._conn
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> QueryResult:

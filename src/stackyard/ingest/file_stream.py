@@ -1,0 +1,175 @@
+"""The rows of a filesystem table's files, streamed to dlt in batches of bounded size.
+
+Each file is read by DuckDB into a table of a scratch database on disk (its buffer pool capped
+by ``MEMORY_LIMIT``), then handed out ``BATCH_ROWS`` rows at a time: a file of any size is
+never one Arrow table in memory. What the rows are does not change with the batch size:
+
+- every column is of the type that fits every file (an integer column with a decimal in
+  another file becomes a double, never rounded): the files' schemas are unified first, and
+  each batch is promoted to that schema as ``pyarrow.concat_tables`` promotes;
+- with a key, each key is kept once, its last occurrence (files in name order, lines in file
+  order), across files and batches: the winners are found in DuckDB before any row is handed
+  out, and the collapsed rows are counted.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass
+from typing import Any
+
+from stackyard.results import RejectedRow
+
+# Rows per batch handed to dlt, and the cap on the scratch database's memory (it spills to
+# disk beyond it). Together they bound a file load's memory, whatever the file's size.
+BATCH_ROWS = 100_000
+MEMORY_LIMIT = "256MB"
+_ROW = "__stackyard_row"
+
+
+@dataclass
+class _File:
+    query: str  # the rows, in file order
+    table: str | None  # the scratch table holding them (None: read from the file itself)
+    schema: Any
+    rows: int
+
+
+def read_batches(
+    items: Sequence[Mapping[str, Any]],
+    *,
+    file_format: str,
+    table: str,
+    column_types: Mapping[str, str],
+    delimiter: str,
+    key: Sequence[str],
+    local_copy: Callable[[Mapping[str, Any]], Any],
+    reject: Callable[[list[RejectedRow]], None],
+    collapsed: Callable[[int], None],
+    batch_rows: int | None = None,
+) -> Iterator[Any]:
+    """Arrow tables of at most ``batch_rows`` rows: the files' rows in name and file order.
+
+    Args:
+        items: dlt ``FileItem`` s of one table.
+        file_format: ``csv``, ``jsonl`` or ``parquet``.
+        table: the table the rows are for.
+        column_types: DuckDB types of the columns the table already has (see
+            :func:`stackyard.ingest.files.stage_file`).
+        delimiter: CSV field separator.
+        key: the primary key's columns; empty for none.
+        local_copy: a context manager giving a local path for an item.
+        reject: receives the rows a file could not give.
+        collapsed: receives how many rows were dropped for a later row with the same key.
+        batch_rows: rows per batch (default ``BATCH_ROWS``).
+    """
+    import duckdb
+    import pyarrow as pa
+
+    from stackyard.ingest.files import source_query, stage_file
+
+    size = batch_rows or BATCH_ROWS
+    with ExitStack() as stack:
+        folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="stackyard-files-"))
+        con = duckdb.connect(os.path.join(folder, "rows.duckdb"))
+        stack.callback(con.close)
+        con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
+        con.execute(f"SET temp_directory = '{_sql(os.path.join(folder, 'spill'))}'")
+        files: list[_File] = []
+        for index, item in enumerate(sorted(items, key=lambda i: str(i["relative_path"]))):
+            name = f"file_{index}"
+            if file_format == "parquet" and not key:
+                # Read straight from the file when streaming (a key needs row positions).
+                path = stack.enter_context(local_copy(item))
+                query, scratch = source_query(path, file_format), None
+            else:
+                with local_copy(item) as path:
+                    reject(
+                        stage_file(
+                            con,
+                            name,
+                            path,
+                            file_format=file_format,
+                            table=table,
+                            display_name=str(item["relative_path"]),
+                            column_types=column_types,
+                            delimiter=delimiter,
+                        )
+                    )
+                query, scratch = f"SELECT * FROM {name}", name
+            count = int(con.execute(f"SELECT count(*) FROM ({query})").fetchall()[0][0])
+            if count:
+                # A file with no rows has no say in the columns' types (as it had none before).
+                schema = con.sql(f"SELECT * FROM ({query}) LIMIT 0").to_arrow_table().schema
+                files.append(_File(query, scratch, schema, count))
+        if not files:
+            return
+        unified = (
+            files[0].schema
+            if len(files) == 1
+            else pa.unify_schemas([f.schema for f in files], promote_options="permissive")
+        )
+        keep = _winners(con, files, key, unified.names)
+        if keep is not None:
+            total = sum(f.rows for f in files)
+            kept = sum(int(mask.sum()) for mask in keep)
+            if total - kept:
+                collapsed(total - kept)
+            else:
+                keep = None
+        for index, file in enumerate(files):
+            yield from _stream(con, file, None if keep is None else keep[index], size, unified)
+
+
+def _winners(con: Any, files: list[_File], key: Sequence[str], names: list[str]) -> Any:
+    """For each file, a boolean mask over its rows: True where the row is its key's last
+    occurrence in the load; None when there is nothing to collapse (no key, a key column in
+    no file, fewer than two rows)."""
+    import numpy as np
+
+    if not key or any(k not in names for k in key) or sum(f.rows for f in files) < 2:
+        return None
+    parts = []
+    for index, file in enumerate(files):
+        columns = ", ".join(
+            _quote(k) if k in file.schema.names else f"NULL AS {_quote(k)}" for k in key
+        )
+        parts.append(f"SELECT {index} AS f, rowid AS n, {columns} FROM {file.table}")
+    partition = ", ".join(_quote(k) for k in key)
+    con.execute(
+        f"CREATE TABLE winners AS SELECT f, n FROM ({' UNION ALL '.join(parts)}) "
+        f"QUALIFY row_number() OVER (PARTITION BY {partition} ORDER BY f DESC, n DESC) = 1"
+    )
+    masks = [np.zeros(file.rows, dtype=bool) for file in files]
+    for batch in con.sql("SELECT f, n FROM winners").to_arrow_reader(BATCH_ROWS):
+        f = batch.column(0).to_numpy()
+        n = batch.column(1).to_numpy()
+        for index in np.unique(f):
+            masks[int(index)][n[f == index]] = True
+    return masks
+
+
+def _stream(con: Any, file: _File, keep: Any, size: int, unified: Any) -> Iterator[Any]:
+    import pyarrow as pa
+
+    query = file.query if keep is None else f"SELECT rowid AS {_ROW}, * FROM {file.table}"
+    promote = file.schema != unified
+    for batch in con.sql(query).to_arrow_reader(size):
+        rows = pa.Table.from_batches([batch])
+        if keep is not None:
+            rows = rows.filter(pa.array(keep[rows.column(_ROW).to_numpy()])).drop_columns(_ROW)
+        if promote:
+            rows = pa.concat_tables([unified.empty_table(), rows], promote_options="permissive")
+        if rows.num_rows:
+            yield rows
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _sql(text: str) -> str:
+    return text.replace("'", "''")
