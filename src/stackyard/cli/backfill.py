@@ -230,6 +230,9 @@ def _status_table(data: dict[str, Any]) -> None:
         ),
         highlight=False,
     )
+    engines = sorted({str(p["engine"]) for p in data["partitions"] if p.get("engine")})
+    if engines:
+        out.print(f"  run by: {', '.join(engines)}", highlight=False)
     for p in data["partitions"]:
         if p["status"] == "failed":
             out.print(f"  [red]✘[/] {p['window_start']}: {p['error']}", highlight=False)
