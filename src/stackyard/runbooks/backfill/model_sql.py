@@ -129,9 +129,8 @@ def plan(
         macros: the manifest's macros (which microbatch strategy Postgres runs).
     """
     config = node.get("config", {})
-    kind = session.kind
-    if kind not in ("duckdb", "postgres"):
-        return f"no SQL path on {kind}"
+    warehouse = session.warehouse
+    kind = warehouse.DIALECT
     if str(node.get("language", "sql")) != "sql":
         return "a Python model"
     if config.get("incremental_strategy") != "microbatch":
@@ -148,8 +147,11 @@ def plan(
         return f"batch_size {config.get('batch_size')!r}"
     if config.get("full_refresh"):
         return "the model is configured full_refresh"
-    if kind == "postgres" and not _postgres_delete_insert(macros):
-        return "on Postgres its microbatch strategy is not the delete+insert one"
+    if not _strategy_replaces(macros, kind, warehouse.DBT_MICROBATCH_REPLACES):
+        return (
+            f"dbt's microbatch strategy on {warehouse.KIND} is not a delete+insert of the "
+            "window (the example project's macros/microbatch_delete_insert.sql makes it one)"
+        )
     event_time = str(config.get("event_time") or "")
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", event_time):
         return f"event_time {event_time!r} is not a plain column name"
@@ -163,7 +165,7 @@ def plan(
             continue
         if parent.ephemeral:
             return f"input {parent.unique_id} is ephemeral"
-        found = _filter_input(text, parent, kind)
+        found = _filter_input(text, parent, kind, warehouse.DBT_SUBQUERY_ALIAS)
         if isinstance(found, str) and found.startswith("!"):
             return found[1:]
         text = found
@@ -190,7 +192,7 @@ def plan(
     return BatchSql(delete, insert, kind, str(config["batch_size"]))
 
 
-def _filter_input(text: str, parent: Parent, dialect: str) -> str:
+def _filter_input(text: str, parent: Parent, dialect: str, aliased: bool) -> str:
     """``text`` with ``parent``'s relation read through dbt's event-time filter; a string
     starting with ``!`` says why it cannot be."""
     import sqlglot
@@ -211,9 +213,9 @@ def _filter_input(text: str, parent: Parent, dialect: str) -> str:
         return f"!input {parent.unique_id} is not read exactly once, without an alias"
     start, end = _literal(SENTINEL_START, dialect), _literal(SENTINEL_END, dialect)
     field = parent.event_time
-    # dbt's BaseRelation.render_event_time_filtered; Postgres relations require an alias,
-    # DuckDB's do not (require_alias).
-    alias = f" _dbt_et_filter_subq_{parent.identifier}" if dialect == "postgres" else ""
+    # dbt's BaseRelation.render_event_time_filtered (with an alias where the adapter's
+    # relation has require_alias).
+    alias = f" _dbt_et_filter_subq_{parent.identifier}" if aliased else ""
     filtered = f"(select * from {rel} where {field} >= {start} and {field} < {end}){alias}"
     return text.replace(rel, filtered)
 
@@ -228,15 +230,22 @@ def _output_columns(session: Connection, sql: str) -> list[str] | None:
     return list(result.columns)
 
 
-def _postgres_delete_insert(macros: dict[str, Any]) -> bool:
-    """Whether the project replaces a Postgres batch whole with stackyard's example macro."""
-    ours = _squash(_EXAMPLE_MACRO.read_text(encoding="utf-8"))
+def _strategy_replaces(macros: dict[str, Any], dialect: str, adapter_replaces: bool) -> bool:
+    """Whether dbt's microbatch strategy here replaces a batch whole: the adapter's own, or
+    the project's override when it is stackyard's example macro."""
+    names = (
+        f"{dialect}__get_incremental_microbatch_sql",
+        "default__get_incremental_microbatch_sql",
+        "get_incremental_microbatch_sql",
+    )
     found = [
         m
         for m in macros.values()
-        if m.get("name") == "postgres__get_incremental_microbatch_sql"
-        and m.get("package_name") not in ("dbt", "dbt_postgres")
+        if m.get("name") in names and not str(m.get("package_name", "")).startswith("dbt")
     ]
+    if not found:
+        return adapter_replaces
+    ours = _squash(_EXAMPLE_MACRO.read_text(encoding="utf-8"))
     return len(found) == 1 and _squash(str(found[0].get("macro_sql", ""))) in ours
 
 
