@@ -87,6 +87,14 @@ def backfill(
             "(default: spread over the workers, at most 31)."
         ),
     ] = None,
+    engine: Annotated[
+        str,
+        typer.Option(
+            help="How a dbt model's partitions run: auto (plain SQL compiled once by dbt "
+            "where the model allows it, else dbt), sql (fail if it cannot), or dbt (one dbt "
+            "invocation per run of partitions)."
+        ),
+    ] = "auto",
     project: ProjectOpt = None,
     target: TargetOpt = None,
     as_json: JsonOpt = False,
@@ -111,6 +119,8 @@ def backfill(
         _usage("--run-size must be 1 or more", "e.g. --run-size 7 for a week per dbt run")
     if grain not in ("hour", "day", "month"):
         _usage(f"unknown grain '{grain}'", "use hour, day or month")
+    if engine not in ("auto", "sql", "dbt"):
+        _usage(f"unknown engine '{engine}'", "use auto, sql or dbt")
     from stackyard.runbooks.backfill.job import BackfillOptions
 
     options = BackfillOptions(
@@ -129,6 +139,7 @@ def backfill(
         tolerance=tolerance,
         stale_after=stale_after,
         run_size=run_size,
+        engine=engine,
     )
     if as_json:
         result = _with_context(project, lambda c: c.backfill(target).run(options))
@@ -219,6 +230,9 @@ def _status_table(data: dict[str, Any]) -> None:
         ),
         highlight=False,
     )
+    engines = sorted({str(p["engine"]) for p in data["partitions"] if p.get("engine")})
+    if engines:
+        out.print(f"  run by: {', '.join(engines)}", highlight=False)
     for p in data["partitions"]:
         if p["status"] == "failed":
             out.print(f"  [red]✘[/] {p['window_start']}: {p['error']}", highlight=False)

@@ -67,7 +67,7 @@ BACKFILL_TABLES: dict[str, str] = {
     "window_end VARCHAR, status VARCHAR, attempt INTEGER, worker INTEGER, "
     "heartbeat TIMESTAMPTZ, started_at TIMESTAMPTZ, finished_at TIMESTAMPTZ, "
     "seconds DOUBLE PRECISION, rows_written BIGINT, rows_source BIGINT, error VARCHAR, "
-    "code_fingerprint VARCHAR, input_fingerprint VARCHAR, preimage_rows BIGINT",
+    "code_fingerprint VARCHAR, input_fingerprint VARCHAR, preimage_rows BIGINT, engine VARCHAR",
     "backfill_leases": "target VARCHAR NOT NULL PRIMARY KEY, backfill_id VARCHAR, "
     "holder VARCHAR, heartbeat TIMESTAMPTZ",
 }

@@ -110,6 +110,12 @@ class Warehouse(ABC):
     TRANSIENT_TABLES_BY_DEFAULT: ClassVar[bool] = False
     EXPLAIN_ESTIMATES: ClassVar[bool] = False
     RANGE_INDEXES: ClassVar[bool] = False
+    # dbt's relation for this adapter wraps an event-time-filtered input in an aliased
+    # subquery (dbt's BaseRelation.require_alias).
+    DBT_SUBQUERY_ALIAS: ClassVar[bool] = True
+    # The adapter's own microbatch strategy replaces a batch whole (delete + insert of the
+    # window), so a backfill can run a batch as that plain SQL (runbooks/backfill/model_sql).
+    DBT_MICROBATCH_REPLACES: ClassVar[bool] = False
     SNOWPIPE: ClassVar[bool] = False
 
     def __init__(self, target_name: str, config: Any, project_dir: Path, secrets: Secrets):

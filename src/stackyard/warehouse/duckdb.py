@@ -27,6 +27,8 @@ class DuckDBWarehouse(Warehouse):
     KIND: ClassVar[str] = "duckdb"
     STORAGE: ClassVar[str] = "file"
     EXPLAIN_ESTIMATES: ClassVar[bool] = True
+    DBT_SUBQUERY_ALIAS: ClassVar[bool] = False
+    DBT_MICROBATCH_REPLACES: ClassVar[bool] = True
     DIALECT: ClassVar[str] = "duckdb"
     SUPPORTS_ROLES = False
     SUPPORTS_TRANSACTIONAL_DDL = True

@@ -132,6 +132,23 @@ def test_usage_errors_exit_2(project: Path) -> None:
             "unknown time zone",
         ),
         (["rollback"], "needs a backfill id"),
+        # Partitions cut on Paris days are not whole UTC batches: only dbt can run them.
+        (
+            [
+                "daily_events",
+                "--start",
+                "2024-02-20",
+                "--end",
+                "2024-02-22",
+                "--tz",
+                "Europe/Paris",
+                "--engine",
+                "sql",
+            ],
+            "not whole day batches",
+        ),
+        (["app.events", "--start", "2024-02-20", "--end", "2024-02-22", "--engine", "sql"], "dlt"),
+        (["daily_events", "--start", "2024-02-20", "--end", "2024-02-22", "--engine", "x"], "auto"),
     ]
     for args, message in cases:
         proc = stackyard(project, "backfill", *args)

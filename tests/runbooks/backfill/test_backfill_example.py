@@ -54,9 +54,31 @@ def test_example_model_and_source_table_backfill(
     )
     assert left[0]["n"] == 0
 
-    # The microbatch model on its own: its days are replaced again, idempotently.
+    assert orders["cascaded"][0]["engine"] == "sql"
+
+    # The microbatch model on its own: its days are replaced again, idempotently — by plain
+    # SQL compiled once, then by dbt itself; both leave the same table, row for row.
+    window = f"order_date >= '{start}' and order_date < '{end}'"
+    table = "select * from marts.fct_daily_orders order by store_day_id"
+
+    def spoil() -> None:
+        sql(root, f"update marts.fct_daily_orders set revenue = -1 where {window}")
+        sql(root, f"delete from marts.fct_daily_orders where order_date = '{start}'")
+
+    spoil()
     daily = backfill_json(root, "fct_daily_orders", *args)
     assert daily["ok"] and daily["validation"]["rows_actual"] > 0
+    assert daily["engine"] == "sql" and {p["engine"] for p in daily["partitions"]} == {"sql"}
+    by_sql = sql(root, table)
+    spoil()
+    forced = backfill_json(root, "fct_daily_orders", *args, "--engine", "dbt", "--force")
+    assert forced["ok"] and {p["engine"] for p in forced["partitions"]} == {"dbt"}
+    by_dbt = sql(root, table)
+    assert by_sql == by_dbt
+    assert not [r for r in by_dbt if r["revenue"] == -1]
+    assert [p["rows_written"] for p in daily["partitions"]] == [
+        p["rows_written"] for p in forced["partitions"]
+    ]
     days = sql(
         root,
         "select count(distinct order_date) as n from marts.fct_daily_orders "

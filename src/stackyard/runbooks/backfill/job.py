@@ -58,6 +58,7 @@ class BackfillOptions:
     tolerance: float = 0.0
     stale_after: float = 30.0
     run_size: int | None = None
+    engine: str = "auto"
 
 
 # Partitions one dbt invocation or dlt pipeline run covers at most, by default: big enough
@@ -86,6 +87,8 @@ class BackfillResult:
     dry_run: bool = False
     estimate: dict[str, Any] = field(default_factory=dict)
     cascaded: tuple[BackfillResult, ...] = ()
+    engine: str | None = None
+    engine_note: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -121,9 +124,12 @@ class BackfillResult:
                     "rows_written": p.rows_written,
                     "error": p.error,
                     "executed": p.seq in self.executed,
+                    "engine": p.engine,
                 }
                 for p in r.partitions
             ],
+            "engine": self.engine,
+            "engine_note": self.engine_note,
             "validation": r.validation,
             "estimate": self.estimate,
             "cascaded": [c.to_dict() for c in self.cascaded],
@@ -209,6 +215,7 @@ class BackfillJob:
                     f"{budget:,}",
                     hint="check it with --dry-run, then pass --yes to go ahead",
                 )
+        self.target.choose_engine(ledger.session, options.engine, windows)
         backfill_id = resume_id or uuid.uuid4().hex[:12]
         holder = holder_name(backfill_id)
         ledger.acquire(self.target.name, backfill_id, holder, options.stale_after)
@@ -248,7 +255,13 @@ class BackfillJob:
                 prune(ledger, self.preimage_days)
         finally:
             ledger.release(self.target.name, backfill_id)
-        return BackfillResult(ledger.get(backfill_id), bool(resume_id), tuple(executed))
+        return BackfillResult(
+            ledger.get(backfill_id),
+            bool(resume_id),
+            tuple(executed),
+            engine=self.target.engine,
+            engine_note=self.target.engine_note,
+        )
 
     # ------------------------------------------------------------------ workers
 
@@ -332,7 +345,9 @@ class BackfillJob:
                 except queue.Empty:
                     return
                 seqs = [p.seq for p in parts]
-                ledger.start_partitions(backfill_id, seqs, number, self.target.fingerprint())
+                ledger.start_partitions(
+                    backfill_id, seqs, number, self.target.fingerprint(), self.target.engine
+                )
                 executed.extend(seqs)
                 started = time.perf_counter()
                 try:

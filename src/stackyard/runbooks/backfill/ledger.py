@@ -54,6 +54,7 @@ class PartitionRecord:
     seconds: float | None
     error: str | None
     preimage_rows: int | None = None
+    engine: str | None = None  # what replaced it: sql, dbt or dlt
 
     @property
     def window(self) -> Window:
@@ -202,7 +203,7 @@ class Ledger:
                 )
             parts = self.session.query(
                 "SELECT seq, window_start, window_end, status, attempt, worker, rows_written, "
-                "rows_source, seconds, error, preimage_rows "
+                "rows_source, seconds, error, preimage_rows, engine "
                 f"FROM {self._t('backfill_partitions')} WHERE backfill_id = {p} ORDER BY seq",
                 (backfill_id,),
             ).rows
@@ -296,18 +297,19 @@ class Ledger:
     # ------------------------------------------------------------------ partitions
 
     def start_partitions(
-        self, backfill_id: str, seqs: Sequence[int], worker: int, code: str
+        self, backfill_id: str, seqs: Sequence[int], worker: int, code: str, engine: str = ""
     ) -> None:
-        """Mark partitions running on ``worker`` (their attempt goes up by one)."""
+        """Mark partitions running on ``worker`` with ``engine`` (their attempt goes up by
+        one)."""
         p = self.session.param()
         now = _now()
         with self._lock:
             self.session.execute(
                 f"UPDATE {self._t('backfill_partitions')} SET status = 'running', "
                 f"attempt = attempt + 1, worker = {p}, heartbeat = {p}, started_at = {p}, "
-                f"finished_at = NULL, error = NULL, code_fingerprint = {p} "
+                f"finished_at = NULL, error = NULL, code_fingerprint = {p}, engine = {p} "
                 f"WHERE backfill_id = {p} AND seq IN ({', '.join([p] * len(seqs))})",
-                (worker, now, now, code, backfill_id, *seqs),
+                (worker, now, now, code, engine or None, backfill_id, *seqs),
             )
         self.mirror(backfill_id)
 

@@ -139,7 +139,7 @@ class BackfillRunbook:
         for node in self.downstream(target):
             config = node.get("config", {})
             if config.get("materialized") == "incremental" and config.get("event_time"):
-                child = ModelTarget(node, self.make_dbt)
+                child = ModelTarget(node, self.make_dbt, self.manifest())
                 sub = self.job(child).execute(
                     replace(options, target=child.name, cascade=False, budget_rows=None),
                     skip=frozenset(failed),

@@ -32,6 +32,7 @@ class SourceTableTarget(BackfillTarget):
     """``SOURCE.TABLE`` of a sql_database or rest_api source that has a cursor."""
 
     kind = "source"
+    engine = "dlt"
 
     def __init__(
         self,
@@ -72,6 +73,13 @@ class SourceTableTarget(BackfillTarget):
     def fingerprint(self) -> str:
         text = json.dumps(self.config.model_dump(mode="json"), sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def choose_engine(self, session: Connection, engine: str, windows: Sequence[Window]) -> None:
+        if engine == "sql":
+            raise UsageError(
+                f"{self.name} is a source table: it is extracted through dlt, not plain SQL",
+                hint="leave out --engine for source tables (it applies to dbt models)",
+            )
 
     def prepare(self) -> None:
         # Two threads importing pyarrow or dlt's sources for the first time at once can see a

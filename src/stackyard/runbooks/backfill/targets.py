@@ -22,13 +22,16 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from stackyard.errors import TransformError, UsageError, did_you_mean
+from stackyard.errors import StackyardError, TransformError, UsageError, did_you_mean
 from stackyard.metadata.schema import METADATA_SCHEMA
 from stackyard.runbooks.backfill.connection import Connection
 from stackyard.runbooks.backfill.partitions import Window
 from stackyard.runbooks.backfill.windows import bucket, contiguous, naive_utc, runs, span_filter
+
+if TYPE_CHECKING:
+    from stackyard.runbooks.backfill.model_sql import BatchSql, Parent
 
 MARKS_SUFFIX = "__marks"
 PREIMAGE_SCHEMA = METADATA_SCHEMA
@@ -50,6 +53,8 @@ class BackfillTarget:
     """The common part of both kinds: the table, its time column and its keys."""
 
     kind: str = ""
+    engine: str = ""
+    engine_note: str | None = None
     name: str
     schema: str
     table: str
@@ -62,6 +67,15 @@ class BackfillTarget:
 
     def prepare(self) -> None:
         """Work done once, in the calling thread, before workers start."""
+
+    def choose_engine(self, session: Connection, engine: str, windows: Sequence[Window]) -> None:
+        """Decide, once before workers start, what replaces the partitions (``engine``:
+        ``auto``, ``sql`` or ``dbt``); :attr:`engine` and :attr:`engine_note` say which and
+        why.
+
+        Raises:
+            UsageError: ``engine`` asks for a path this target cannot take.
+        """
 
     def cleanup(self, session: Connection, workers: int) -> None:
         """Drop what workers left behind (staging schemas)."""
@@ -210,8 +224,17 @@ class ModelTarget(BackfillTarget):
 
     kind = "model"
 
-    def __init__(self, node: dict[str, Any], make_dbt: Callable[..., Any]) -> None:
+    engine = "dbt"
+
+    def __init__(
+        self,
+        node: dict[str, Any],
+        make_dbt: Callable[..., Any],
+        manifest: dict[str, Any] | None = None,
+    ) -> None:
         config = node.get("config", {})
+        self.manifest = manifest or {}
+        self._batch: BatchSql | None = None
         self.name = str(node["name"])
         self.node = node
         self.schema = str(node["schema"])
@@ -252,10 +275,64 @@ class ModelTarget(BackfillTarget):
                 hint="`stackyard run --select " + name + "` rebuilds it whole; to backfill it, "
                 "make it incremental (incremental_strategy: microbatch, event_time: …)",
             )
-        return cls(node, make_dbt)
+        return cls(node, make_dbt, manifest)
 
     def fingerprint(self) -> str:
         return str(self.node.get("checksum", {}).get("checksum", ""))[:16]
+
+    def choose_engine(self, session: Connection, engine: str, windows: Sequence[Window]) -> None:
+        """The SQL path (:mod:`~stackyard.runbooks.backfill.model_sql`) when the model allows
+        it and the partitions are whole dbt batches; dbt otherwise, or when asked.
+
+        Raises:
+            UsageError: ``engine`` is ``sql`` and the model cannot take the SQL path.
+        """
+        from stackyard.runbooks.backfill.model_sql import plan
+
+        self._batch, self.engine, self.engine_note = None, "dbt", None
+        if engine == "dbt":
+            self.engine_note = "asked for (--engine dbt)"
+            return
+        found = plan(
+            self.node,
+            self.parents(),
+            self.compiled(),
+            session,
+            self.manifest.get("macros", {}),
+        )
+        if isinstance(found, str):
+            reason = found
+        elif any(found.batches(w) is None for w in windows):
+            reason = f"its partitions are not whole {found.batch_size} batches in UTC"
+        else:
+            self._batch, self.engine = found, "sql"
+            return
+        if engine == "sql":
+            raise UsageError(
+                f"{self.name} cannot be backfilled with plain SQL: {reason}",
+                hint="leave out --engine (or --engine dbt) to run it through dbt",
+            )
+        self.engine_note = reason
+
+    def parents(self) -> list[Parent]:
+        """The model's inputs as the manifest has them."""
+        from stackyard.runbooks.backfill.model_sql import Parent
+
+        nodes = {**self.manifest.get("nodes", {}), **self.manifest.get("sources", {})}
+        out = []
+        for uid in self.node.get("depends_on", {}).get("nodes", []):
+            n = nodes.get(uid, {})
+            config = n.get("config", {})
+            out.append(
+                Parent(
+                    uid,
+                    str(n.get("relation_name") or ""),
+                    str(n.get("identifier") or n.get("alias") or n.get("name") or ""),
+                    config.get("event_time"),
+                    config.get("materialized") == "ephemeral",
+                )
+            )
+        return out
 
     def replace_run(
         self, windows: Sequence[Window], seqs: Sequence[int], worker: Worker, preimage: str | None
@@ -263,6 +340,14 @@ class ModelTarget(BackfillTarget):
         s = worker.session
         if preimage:
             self.take_preimages(s, preimage, seqs, windows)
+        if self._batch is not None:
+            out: list[Outcome] = []
+            for window in windows:
+                try:
+                    out.append(self._batch.run(s, window))
+                except StackyardError as exc:
+                    out.append(f"{self.name} for {window.label}: {exc.message}")
+            return out
         start = naive_utc(windows[0].start).isoformat()
         end = naive_utc(windows[-1].end).isoformat()
         outcome = self.make_dbt().run_range(self.name, start, end, microbatch=self.microbatch)
@@ -270,7 +355,7 @@ class ModelTarget(BackfillTarget):
         if node is None:
             return [f"dbt run of {self.name} selected nothing"] * len(windows)
         counts = self.counts(s, windows)
-        out: list[Outcome] = []
+        out = []
         for window, rows in zip(windows, counts, strict=True):
             # A partition stands or falls with the dbt batches that overlap it.
             bad = [b for b in outcome.failed if b[0] < window.end and b[1] > window.start]
