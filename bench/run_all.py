@@ -19,6 +19,7 @@ BENCHMARKS = {
         ["--rows", "200000", "--dlt-rows", "20000"],
     ),
     "example_run": (["--scale", "20"], ["--scale", "2"]),
+    "spark": (["--scales", "1", "10", "50"], ["--scales", "1", "--repeat", "1"]),
     "anomaly_detector": (["--held-out"], ["--quick"]),
     "monitors": ([], ["--quick"]),
     "backup": ([], ["--rows", "200000", "--runs", "1"]),
