@@ -21,7 +21,7 @@ import sqlglot
 
 from stackyard.config.model import ProjectConfig
 from stackyard.config.secrets import Secrets
-from stackyard.errors import UsageError, WarehouseError
+from stackyard.errors import ConfigError, UsageError, WarehouseError
 from stackyard.infra.engines import engine_class
 from stackyard.warehouse import open_warehouse
 from stackyard.warehouse.spark import SparkWarehouse, _rewrite_mutation, spark_type
@@ -94,6 +94,28 @@ def test_metadata_types_and_deletes_become_spark_sql() -> None:
     assert _rewrite_mutation("SELECT 1", []) is None
     with pytest.raises(WarehouseError, match="UPDATE"):
         _rewrite_mutation("UPDATE `s`.`t` SET a = 1", [])
+
+
+def test_deletes_detect_or_remove_are_refused_on_spark(tmp_path: Path) -> None:
+    def source(deletes: str) -> Any:
+        return ProjectConfig.model_validate(
+            {
+                "name": "shop",
+                "sources": {
+                    "app": {
+                        "kind": "sql_database",
+                        "connection": "sqlite:///app.sqlite",
+                        "tables": {"accounts": {"primary_key": "id", "deletes": deletes}},
+                    }
+                },
+            }
+        ).sources["app"]
+
+    spark = _warehouse(tmp_path)
+    spark.check_source("app", source("keep"))
+    for deletes in ("detect", "remove"):
+        with pytest.raises(ConfigError, match=r"deletes: detect/remove \(accounts\)"):
+            spark.check_source("app", source(deletes))
 
 
 def test_plan_on_spark_says_why_there_is_nothing_to_grant() -> None:
