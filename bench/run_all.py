@@ -21,6 +21,7 @@ BENCHMARKS = {
     "example_run": (["--scales", "1", "10", "50"], ["--scales", "1", "2", "--repeat", "1"]),
     "memory": ([], ["--rows", "100000", "1000000"]),
     "profile_run": (["--scale", "10"], ["--scale", "1"]),
+    "spark": (["--scales", "1", "10", "50"], ["--scales", "1", "--repeat", "1"]),
     "anomaly_detector": (["--held-out"], ["--quick"]),
     "monitors": ([], ["--quick"]),
     "backup": ([], ["--rows", "200000", "--runs", "1"]),

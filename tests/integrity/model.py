@@ -87,8 +87,13 @@ class World:
         from stackyard.project import init_project
 
         init_project(self.root)
-        (self.root / "sources/files").mkdir(parents=True, exist_ok=True)
         (self.root / "stackyard.yml").write_text(PROJECT_YML)
+        self.upstream()
+
+    def upstream(self) -> None:
+        """The SQLite database and the CSV folder with their first rows (``setup`` without
+        the project around them)."""
+        (self.root / "sources/files").mkdir(parents=True, exist_ok=True)
         self._sql(
             "CREATE TABLE accounts (id INTEGER PRIMARY KEY, name TEXT, tick INTEGER)",
             "CREATE TABLE events (id INTEGER, kind TEXT, tick INTEGER)",

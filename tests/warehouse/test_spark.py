@@ -21,7 +21,7 @@ import sqlglot
 
 from stackyard.config.model import ProjectConfig
 from stackyard.config.secrets import Secrets
-from stackyard.errors import UsageError, WarehouseError
+from stackyard.errors import ConfigError, UsageError, WarehouseError
 from stackyard.infra.engines import engine_class
 from stackyard.warehouse import open_warehouse
 from stackyard.warehouse.spark import SparkWarehouse, _rewrite_mutation, spark_type
@@ -96,6 +96,28 @@ def test_metadata_types_and_deletes_become_spark_sql() -> None:
         _rewrite_mutation("UPDATE `s`.`t` SET a = 1", [])
 
 
+def test_deletes_detect_or_remove_are_refused_on_spark(tmp_path: Path) -> None:
+    def source(deletes: str) -> Any:
+        return ProjectConfig.model_validate(
+            {
+                "name": "shop",
+                "sources": {
+                    "app": {
+                        "kind": "sql_database",
+                        "connection": "sqlite:///app.sqlite",
+                        "tables": {"accounts": {"primary_key": "id", "deletes": deletes}},
+                    }
+                },
+            }
+        ).sources["app"]
+
+    spark = _warehouse(tmp_path)
+    spark.check_source("app", source("keep"))
+    for deletes in ("detect", "remove"):
+        with pytest.raises(ConfigError, match=r"deletes: detect/remove \(accounts\)"):
+            spark.check_source("app", source(deletes))
+
+
 def test_plan_on_spark_says_why_there_is_nothing_to_grant() -> None:
     with pytest.raises(UsageError) as raised:
         engine_class("spark", "big")
@@ -103,6 +125,10 @@ def test_plan_on_spark_says_why_there_is_nothing_to_grant() -> None:
 
 
 # --------------------------------------------------------------------------- live
+#
+# The first `stackyard run -t spark` runs in its own process, as a user runs it; every later
+# command runs in this process (one Spark session for the module: starting one costs seconds
+# each time), reading what the first process left in the metastore and the lakehouse.
 
 
 def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -117,9 +143,27 @@ def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
+def _stop_spark() -> None:
+    """End this process's Spark session and its JVM (the metastore lock goes with them)."""
+    from pyspark import SparkContext
+
+    from stackyard.warehouse.spark import _stop
+
+    _stop()
+    gateway = SparkContext._gateway
+    if gateway is not None:
+        gateway.shutdown()
+        proc = getattr(gateway, "proc", None)
+        if proc is not None:  # the JVM ends when its standard input closes
+            proc.stdin.close()
+            proc.wait(timeout=120)
+        SparkContext._gateway = None
+        SparkContext._jvm = None
+
+
 @pytest.fixture(scope="module")
 def spark_project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """The example project, with a spark target, after one `stackyard run -t spark`."""
+    """The example project, with a spark target."""
     pytest.importorskip("pyspark", reason="the spark extra is not installed")
     root = tmp_path_factory.mktemp("spark")
     project = root / "shop"
@@ -129,14 +173,30 @@ def spark_project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     text = config.read_text(encoding="utf-8")
     config.write_text(text.replace("\ntargets:", "\ntargets:" + SPARK_TARGET, 1), encoding="utf-8")
     yield project
+    _stop_spark()
 
 
 @pytest.fixture(scope="module")
 def spark_run(spark_project: Path) -> dict[str, Any]:
+    """One `stackyard run -t spark`, in its own process."""
     result = _run("run", "-t", "spark", "--json", cwd=spark_project)
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-6000:]
     found: dict[str, Any] = json.loads(result.stdout)
     return found
+
+
+def _here(project: Path, *args: str) -> tuple[int, Any]:
+    """``stackyard ARGS -t spark --json -p PROJECT`` in this process."""
+    from tests.integrity.helpers import cli_json
+
+    return cli_json(*args, "-t", "spark", "-p", str(project))
+
+
+def _sql(project: Path, query: str) -> list[dict[str, Any]]:
+    code, found = _here(project, "sql", query)
+    assert code == 0, found
+    rows: list[dict[str, Any]] = found["rows"]
+    return rows
 
 
 def _rows(load: dict[str, Any]) -> int:
@@ -171,23 +231,21 @@ def test_run_on_spark_loads_builds_tests_records_and_monitors(
 def test_status_and_sql_read_the_spark_catalog(
     spark_project: Path, spark_run: dict[str, Any]
 ) -> None:
-    status = _run("status", "-t", "spark", "--json", cwd=spark_project)
-    assert status.returncode == 0, status.stderr[-3000:]
-    runs = json.loads(status.stdout)
+    """Another process (this one) sees what the run's process left in the metastore."""
+    code, runs = _here(spark_project, "status")
+    assert code == 0, runs
     assert [r["run_id"] for r in runs] == [spark_run["run_id"]]
     assert runs[0]["status"] == "success" and runs[0]["tests_passed"] == EXAMPLE_TESTS
     loaded = sum(_rows(load) for load in spark_run["loads"] if load["source"] == "shop_db")
 
-    query = (
+    row = _sql(
+        spark_project,
         "select (select count(*) from shop_db.orders) + (select count(*) from shop_db.customers)"
         " + (select count(*) from shop_db.order_items) as raw_rows,"
         " (select count(*) from marts.orders) as mart_orders,"
         " (select count(*) from shop_db.orders) as raw_orders,"
-        " (select count(*) from stackyard.run_leases) as leases_held"
-    )
-    sql = _run("sql", "-t", "spark", "--json", query, cwd=spark_project)
-    assert sql.returncode == 0, sql.stderr[-3000:]
-    row = json.loads(sql.stdout)["rows"][0]
+        " (select count(*) from stackyard.run_leases) as leases_held",
+    )[0]
     # counts shown equal the warehouse: every loaded row is in the registered tables
     assert row["raw_rows"] == loaded
     assert row["mart_orders"] == row["raw_orders"] > 0
@@ -198,9 +256,34 @@ def test_status_and_sql_read_the_spark_catalog(
 @pytest.mark.spark
 @pytest.mark.slow
 def test_plan_on_a_spark_target_explains_itself(spark_project: Path) -> None:
-    plan = _run("plan", "-t", "spark", cwd=spark_project)
-    assert plan.returncode == 2
-    assert "Unity Catalog" in plan.stdout + plan.stderr
+    from tests.integrity.helpers import cli
+
+    code, output = cli("plan", "-t", "spark", "-p", str(spark_project))
+    assert code == 2
+    assert "Unity Catalog" in output
+
+
+@pytest.mark.spark
+@pytest.mark.slow
+def test_lineage_reads_columns_from_the_spark_catalog(
+    spark_project: Path, spark_run: dict[str, Any]
+) -> None:
+    """Spark has no information_schema: lineage expands `select *` from its catalog."""
+    from stackyard import Context
+
+    service: Any = Context(spark_project).lineage("spark")
+    assert service.graph().unresolved == {}
+    # the same answers as on DuckDB
+    reached = service.impact("stg_dlt__customers.customer_id").downstream
+    assert {(c.node, c.column) for c in reached} == {
+        ("customers", "customer_id"),
+        ("rpt_customer_lifetime", "customer_id"),
+    }
+    upstream = service.lineage("customers.customer_name", "upstream").upstream
+    assert {(c.node, c.column) for c in upstream} == {
+        ("dlt_shop_db.customers", "name"),
+        ("stg_dlt__customers", "customer_name"),
+    }
 
 
 @pytest.mark.spark
@@ -213,11 +296,11 @@ def test_a_second_run_merges_changed_rows_as_on_duckdb(
     from tests.runbooks.test_restore_drill import add_orders, source_counts
 
     add_orders(spark_project, 10)  # ten more orders and their items; customer 1 renamed
-    second = _run("run", "-t", "spark", "--json", cwd=spark_project)
-    assert second.returncode == 0, second.stdout[-6000:] + second.stderr[-6000:]
-    assert json.loads(second.stdout)["status"] == "success"
+    code, second = _here(spark_project, "run")
+    assert code == 0 and second["status"] == "success", second
 
-    query = (
+    row = _sql(
+        spark_project,
         "select (select count(*) from shop_db.customers) as customers,"
         " (select count(distinct id) from shop_db.customers) as customer_ids,"
         " (select count(*) from shop_db.customers where name = 'Renamed') as renamed,"
@@ -225,11 +308,8 @@ def test_a_second_run_merges_changed_rows_as_on_duckdb(
         " (select count(*) from shop_db.orders) as orders,"
         " (select count(distinct id) from shop_db.orders) as order_ids,"
         " (select count(*) from shop_db.order_items) as items,"
-        " (select count(*) from marts.orders) as mart_orders"
-    )
-    sql = _run("sql", "-t", "spark", "--json", query, cwd=spark_project)
-    assert sql.returncode == 0, sql.stderr[-3000:]
-    row = json.loads(sql.stdout)["rows"][0]
+        " (select count(*) from marts.orders) as mart_orders",
+    )[0]
     upstream = source_counts(spark_project)
     assert row["customers"] == row["customer_ids"] == upstream["customers"]  # no duplicate
     assert row["renamed"] == 1  # the latest version of the changed row
@@ -237,3 +317,83 @@ def test_a_second_run_merges_changed_rows_as_on_duckdb(
     assert row["orders"] == row["order_ids"] == upstream["orders"]
     assert row["items"] == upstream["order_items"]
     assert row["mart_orders"] == upstream["orders"]
+
+
+# The integrity harness's sources (tests/integrity/model.py), added to the same project so the
+# same Spark session and metastore serve them; upstream lives under harness/.
+HARNESS_SOURCES = """\
+  app:
+    kind: sql_database
+    connection: sqlite:///harness/sources/app.sqlite
+    tables:
+      accounts: {primary_key: id, cursor: tick}
+      events: {cursor: tick, append: true}
+      plans: {primary_key: id}
+  files:
+    kind: filesystem
+    url: harness/sources/files
+    tables:
+      products: {glob: "products_*.csv"}
+      payments: {glob: payments.csv, primary_key: id}
+"""
+
+
+def _harness_step(world: Any, project: Path, where: str, refresh: bool = False) -> None:
+    """One `stackyard run` of the harness's sources, checked against the model as the
+    harness checks DuckDB: exit code, printed counts, and every table's rows."""
+    from tests.integrity.model import _COLUMNS
+
+    expected = world.run(refresh=refresh)
+    flags = ["--full-refresh"] if refresh else []
+    code, result = _here(project, "run", "-s", "app", "-s", "files", *flags)
+    assert code == expected.exit_code, f"{where}: {result}"
+    counts = result["counts"]
+    printed = (counts["rows_loaded"], counts["rows_rejected"], counts["rows_collapsed"])
+    promised = (expected.rows_loaded, expected.rows_rejected, expected.rows_collapsed)
+    assert printed == promised, f"{where}: counts {printed}, promised {promised}"
+    wanted = world.tables()
+    for table, columns in _COLUMNS.items():
+        found = sorted(tuple(r.values()) for r in _sql(project, f"select {columns} from {table}"))
+        assert found == wanted[table], f"{where}: {table} holds {found}, promised {wanted[table]}"
+
+
+@pytest.mark.spark
+@pytest.mark.slow
+def test_the_integrity_harness_cases_hold_on_spark(
+    spark_project: Path, spark_run: dict[str, Any]
+) -> None:
+    """Append at the cursor boundary, merge updates and duplicate keys, replace, a deleted
+    row kept until a full refresh; `deletes: remove` is refused before anything loads."""
+    from tests.integrity.model import World
+
+    config = spark_project / "stackyard.yml"
+    text = config.read_text(encoding="utf-8")
+    assert "\nsources:\n" in text
+    config.write_text(text.replace("\nsources:\n", "\nsources:\n" + HARNESS_SOURCES, 1))
+    world = World(spark_project / "harness")
+    world.upstream()
+    _harness_step(world, spark_project, "first load")
+
+    world.events_at_boundary(2)  # rows sharing the last cursor value, after it was loaded
+    world.update_accounts(1)  # merge: the key's new version replaces the old
+    world.change_plans(1)  # replace: a new row
+    world.write_payments([("3", 1), ("3", 2), ("4", 5)])  # a key twice in one file
+    world.write_products(1)
+    _harness_step(world, spark_project, "second run")
+
+    world.events_at_boundary(1)
+    world.delete_account(0)  # deletes: keep, so the warehouse keeps it
+    world.remove_products(0)
+    _harness_step(world, spark_project, "third run")
+    _harness_step(world, spark_project, "full refresh", refresh=True)
+
+    text = config.read_text(encoding="utf-8")
+    config.write_text(
+        text.replace("accounts: {primary_key: id,", "accounts: {deletes: remove, primary_key: id,")
+    )
+    from tests.integrity.helpers import cli
+
+    code, output = cli("run", "-t", "spark", "-s", "app", "-p", str(spark_project))
+    config.write_text(text)
+    assert code == 2, output
+    assert "deletes: detect/remove (accounts) is not supported on Spark" in output

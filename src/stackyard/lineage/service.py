@@ -165,7 +165,15 @@ class LineageService:
 
 
 def warehouse_columns(warehouse: Warehouse) -> Columns:
-    """``{(database, schema, table): {column: type}}`` of every table and view, one query."""
+    """``{(database, schema, table): {column: type}}`` of every table and view, one query
+    (on an engine without ``information_schema``, its catalog's listing: no database part,
+    as dbt-spark's relations have none)."""
+    if not warehouse.INFORMATION_SCHEMA:
+        return {
+            ("", schema.lower(), table.lower()): columns
+            for (schema, table), columns in warehouse.all_columns().items()
+            if schema.lower() not in _SKIP_SCHEMAS
+        }
     p = warehouse.param()
     skip = ", ".join([p] * len(_SKIP_SCHEMAS))
     result = warehouse.query(

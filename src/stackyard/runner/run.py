@@ -91,6 +91,8 @@ class RunJob:
         pipes = self.warehouse.SNOWPIPE
         external = [s for s in sources if not self.project.sources[s].loaded_by_stackyard(pipes)]
         loaded = [s for s in sources if s not in external]
+        for name in loaded:
+            self.warehouse.check_source(name, self.project.sources[name])
 
         self._step("ensure schemas", lambda: self._ensure_schemas(loaded))
         leases = [*(source_lease(s) for s in sources), TRANSFORMATION]

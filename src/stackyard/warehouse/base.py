@@ -92,6 +92,8 @@ class Warehouse(ABC):
             :meth:`estimate_query`; without it, a dry run's figures come from counting.
         SNOWPIPE: the engine loads files from a stage itself (Snowpipe); elsewhere stackyard
             reads a snowpipe source's files as the filesystem kind.
+        INFORMATION_SCHEMA: the engine answers queries on ``information_schema``; without
+            it (Spark's catalog) tables and columns come from :meth:`all_columns`.
     """
 
     KIND: ClassVar[str]
@@ -109,6 +111,7 @@ class Warehouse(ABC):
     SUPPORTS_KEY_PAIR_AUTH: ClassVar[bool] = False
     TRANSIENT_TABLES_BY_DEFAULT: ClassVar[bool] = False
     EXPLAIN_ESTIMATES: ClassVar[bool] = False
+    INFORMATION_SCHEMA: ClassVar[bool] = True
     RANGE_INDEXES: ClassVar[bool] = False
     # dbt's relation for this adapter wraps an event-time-filtered input in an aliased
     # subquery (dbt's BaseRelation.require_alias).
@@ -153,6 +156,11 @@ class Warehouse(ABC):
         """Make what dlt just loaded into ``schema`` queryable, where the destination does not
         itself (a lakehouse's files registered in the engine's catalog, each merged key's
         latest row only); most need nothing."""
+        return None
+
+    def check_source(self, name: str, config: Any) -> None:
+        """Refuse, before anything runs, a source setting this target cannot honour (raises
+        :class:`~stackyard.errors.ConfigError`); most targets honour every one."""
         return None
 
     def before_dbt(self) -> None:

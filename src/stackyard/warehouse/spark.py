@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from stackyard.config.model import SparkTarget
-from stackyard.errors import WarehouseError, WarehouseUnreachableError
+from stackyard.errors import ConfigError, WarehouseError, WarehouseUnreachableError
 from stackyard.warehouse.base import LoadedTable, QueryResult, Warehouse
 
 # Portable metadata column types (stackyard.metadata.schema) → Spark SQL types.
@@ -72,6 +72,8 @@ class SparkWarehouse(Warehouse):
     STORAGE: ClassVar[str] = "server"
     GRANTS_IN_CATALOG: ClassVar[bool] = False
     MAX_IDENTIFIER_LENGTH = 128
+    # No information_schema: the catalog API lists tables and columns (all_columns).
+    INFORMATION_SCHEMA: ClassVar[bool] = False
 
     config: SparkTarget
 
@@ -117,6 +119,20 @@ class SparkWarehouse(Warehouse):
             "schema": self.config.schema_,
             "threads": self.config.threads,
         }
+
+    def check_source(self, name: str, config: Any) -> None:
+        """``deletes: detect|remove`` needs UPDATE and DELETE on the loaded table, which
+        plain Parquet files do not have: refused before loading, never skipped silently."""
+        tables = getattr(config, "tables", None) or {}
+        found = sorted(t for t, c in tables.items() if getattr(c, "deletes", "keep") != "keep")
+        if found:
+            raise ConfigError(
+                f"source '{name}': deletes: detect/remove ({', '.join(found)}) is not "
+                f"supported on {self.describe()}: plain Parquet tables have no row deletes "
+                "or updates",
+                hint="use deletes: keep on this target (docs/scaling.md), or a DuckDB, "
+                "Postgres, Snowflake or BigQuery target",
+            )
 
     def before_dbt(self) -> None:
         """Start (or reuse) this target's Spark session, which dbt-spark's ``session``
