@@ -25,6 +25,7 @@ from stackyard.errors import ConfigError, UsageError, WarehouseError
 from stackyard.infra.engines import engine_class
 from stackyard.warehouse import open_warehouse
 from stackyard.warehouse.spark import SparkWarehouse, _rewrite_mutation, spark_type
+from tests.integrity.model import PROJECT_YML
 
 BIN = Path(sys.executable).parent
 # The example project: its models (ephemeral ones are not built) and its data tests.
@@ -321,21 +322,11 @@ def test_a_second_run_merges_changed_rows_as_on_duckdb(
 
 # The integrity harness's sources (tests/integrity/model.py), added to the same project so the
 # same Spark session and metastore serve them; upstream lives under harness/.
-HARNESS_SOURCES = """\
-  app:
-    kind: sql_database
-    connection: sqlite:///harness/sources/app.sqlite
-    tables:
-      accounts: {primary_key: id, cursor: tick}
-      events: {cursor: tick, append: true}
-      plans: {primary_key: id}
-  files:
-    kind: filesystem
-    url: harness/sources/files
-    tables:
-      products: {glob: "products_*.csv"}
-      payments: {glob: payments.csv, primary_key: id}
-"""
+HARNESS_SOURCES = (
+    PROJECT_YML.split("\nsources:\n", 1)[1]
+    .replace("sqlite:///sources/", "sqlite:///harness/sources/")
+    .replace("url: sources/files", "url: harness/sources/files")
+)
 
 
 def _harness_step(world: Any, project: Path, where: str, refresh: bool = False) -> None:
