@@ -348,8 +348,14 @@ def _harness_step(world: Any, project: Path, where: str, refresh: bool = False) 
         assert found == wanted[table], f"{where}: {table} holds {found}, promised {wanted[table]}"
 
 
+# Four more Spark loads (about 4 minutes here): left out of `make test`, which has to finish
+# within CI's hour on two cores; STACKYARD_TEST_SPARK_HARNESS=1 runs it.
 @pytest.mark.spark
 @pytest.mark.slow
+@pytest.mark.skipif(
+    not os.environ.get("STACKYARD_TEST_SPARK_HARNESS"),
+    reason="the harness on Spark runs with STACKYARD_TEST_SPARK_HARNESS=1 (about 4 minutes)",
+)
 def test_the_integrity_harness_cases_hold_on_spark(
     spark_project: Path, spark_run: dict[str, Any]
 ) -> None:
