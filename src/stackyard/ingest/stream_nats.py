@@ -69,14 +69,18 @@ class NatsTransport:
         from nats.js.errors import NotFoundError
 
         errors: list[BaseException] = []
+        refused = asyncio.Event()
 
         async def keep(exc: BaseException) -> None:  # instead of nats-py logging a traceback
             errors.append(exc)
+            if isinstance(exc, OSError):
+                refused.set()
 
         try:
             # nats-py keeps retrying a first connection that is refused, whatever
-            # allow_reconnect says: the deadline is ours.
-            self._nc = await asyncio.wait_for(
+            # allow_reconnect says: the deadline is ours, and a refused connection (nothing
+            # listens there) ends the attempt at once instead of at the deadline.
+            self._nc = await _first(
                 nats.connect(
                     self.url,
                     connect_timeout=CONNECT_TIMEOUT,
@@ -84,6 +88,7 @@ class NatsTransport:
                     max_reconnect_attempts=0,
                     error_cb=keep,
                 ),
+                refused,
                 timeout=CONNECT_TIMEOUT * 2,
             )
         except (OSError, TimeoutError, nats.errors.Error) as exc:
@@ -174,3 +179,19 @@ def _safe(url: str) -> str:
     """
     scheme, sep, rest = url.partition("://")
     return f"{scheme}{sep}{rest.rpartition('@')[2]}" if sep else url
+
+
+async def _first(connect: Any, refused: asyncio.Event, timeout: float) -> Any:
+    """The connection, or TimeoutError when ``refused`` is set or ``timeout`` passes first."""
+    task = asyncio.ensure_future(connect)
+    stop = asyncio.ensure_future(refused.wait())
+    try:
+        done, _ = await asyncio.wait({task, stop}, timeout=timeout, return_when="FIRST_COMPLETED")
+        if task in done:
+            return task.result()
+        raise TimeoutError("connection refused" if stop in done else "no answer")
+    finally:
+        for pending in (task, stop):
+            if not pending.done():
+                pending.cancel()
+        await asyncio.gather(task, stop, return_exceptions=True)
