@@ -47,7 +47,7 @@ format: $(STAMP) ## Format the code with ruff.
 
 test: $(STAMP) browser ## Lint, then run the whole test suite (needs the local Postgres and MariaDB).
 	$(MAKE) lint
-	$(BIN)/pytest -n 2 --dist loadfile --no-loadscope-reorder
+	$(BIN)/pytest -n 3 --dist loadfile --no-loadscope-reorder
 
 # The HTML report's browser tests need headless Chromium. On Debian it is installed when
 # missing (as root, or with sudo); elsewhere the message says what to install.
