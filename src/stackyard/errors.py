@@ -70,6 +70,10 @@ class UsageError(StackyardError):
     exit_code = EXIT_USAGE
 
 
+class EngineRefusedError(UsageError):
+    """``stackyard run --engine sql`` met a node only dbt can build: nothing was built."""
+
+
 class PolicyViolationError(ConfigError):
     """An access plan breaks a policy rule, so it is not applied (nothing was attempted)."""
 
