@@ -263,3 +263,43 @@ def test_a_model_whose_macro_queries_the_warehouse_goes_to_dbt() -> None:
 def test_what_sends_the_whole_build_to_dbt(manifest: dict[str, Any], why: str | None) -> None:
     found = whole_build_reason(manifest)
     assert (found is None) if why is None else (why in str(found))
+
+
+def test_an_unchanged_project_builds_from_the_kept_plan_without_compiling(
+    built: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dbt, w = built["dbt_runner"], built["warehouse"]
+
+    def no_compile(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("compiled again")
+
+    monkeypatch.setattr(dbt, "compile_selection", no_compile)
+    again = build("auto", dbt, w, (), (), False, w.close)
+    assert relations(w) == built["dbt_rows"]
+    w.close()
+    assert outcome(again) == outcome(built["dbt"])
+
+
+def test_the_plan_key_changes_with_any_project_file_and_the_selection(tmp_path: Path) -> None:
+    from stackyard.runner.sql_cache import plan_key
+
+    project = _project(tmp_path)
+    first = plan_key(project, {"select": []})
+    write(project / "target" / "run_results.json", "{}")  # dbt's output is not an input
+    assert plan_key(project, {"select": []}) == first
+    assert plan_key(project, {"select": ["orders"]}) != first
+    write(project / "models" / "orders.sql", "select 1 as id")
+    assert plan_key(project, {"select": []}) != first
+
+
+def test_a_plan_whose_sql_reads_the_clock_is_not_kept(tmp_path: Path) -> None:
+    from stackyard.runner import sql_cache
+
+    node = _node("model.p.m", [])
+    manifest = {"nodes": {"model.p.m": {**node, "raw_code": "select {{ run_started_at }}"}}}
+    plan = plan_build({**manifest, "macros": {}}, ["model.p.m"])
+    assert not sql_cache.save(tmp_path, "k", plan, manifest)
+    assert sql_cache.load(tmp_path, "k") is None
+    steady = {"nodes": {"model.p.m": {**node, "raw_code": "select 1"}}}
+    assert sql_cache.save(tmp_path, "k", plan, steady)
+    assert sql_cache.load(tmp_path, "k") == plan

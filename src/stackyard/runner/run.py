@@ -413,7 +413,11 @@ class RunJob:
     def _build_summary(self, nodes: list[NodeResult]) -> str:
         from stackyard.results import Counts
 
-        return Counts.of((), tuple(nodes)).build_text()
+        text = Counts.of((), tuple(nodes)).build_text()
+        if self.engine == "dbt":
+            return text
+        by_sql = sum(1 for n in nodes if n.engine == "sql")
+        return f"{text} ({by_sql} as SQL, {len(nodes) - by_sql} by dbt)"
 
     def _on_node(self, resource_type: str, name: str, status: str) -> None:
         self.console.step_progress(self._current, f"{resource_type} {name}: {status}")

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from stackyard.errors import EngineRefusedError, TransformError, WarehouseError
 from stackyard.results import NodeResult
 from stackyard.runbooks.backfill.connection import Connection
+from stackyard.runner import sql_cache
 from stackyard.runner.sql_plan import BuildPlan, Step, plan_build, whole_build_reason
 
 if TYPE_CHECKING:
@@ -199,7 +200,8 @@ class SqlBuild:
         results[r.unique_id] = r
         if r.status in _SKIPS:
             blocked.add(r.unique_id)
-        if self._on_node is not None:
+        # dbt reports the nodes it ran to the same callback itself
+        if self._on_node is not None and (r.engine == "sql" or r.status == "skipped"):
             self._on_node(r.resource_type, r.name, r.status)
 
     def _connection(self) -> Connection:
@@ -326,12 +328,33 @@ def _build(
     release: Callable[[], None],
     on_node: Callable[[str, str, str], None] | None,
 ) -> list[NodeResult]:
-    selected, manifest = dbt.compile_selection(select, exclude, full_refresh)
-    reason = whole_build_reason(manifest)
-    if reason is None and warehouse.STORAGE not in ("file", "server"):
+    reason = None
+    if warehouse.STORAGE not in ("file", "server"):
         reason = f"{warehouse.describe()} is {warehouse.KIND} (the SQL build runs on DuckDB "
         reason += "and Postgres)"
-    if reason is not None:
+    key = None
+    if reason is None and dbt.state is None:
+        key = sql_cache.plan_key(
+            dbt.transform_dir,
+            {
+                "profiles": (dbt.profiles_dir / "profiles.yml").read_text(encoding="utf-8"),
+                "target": dbt.target,
+                "vars": dbt.variables,
+                "select": list(select),
+                "exclude": list(exclude),
+                "full_refresh": full_refresh,
+                "dbt": _dbt_version(),
+            },
+        )
+    plan = sql_cache.load(dbt.transform_dir, key) if key else None
+    if plan is None and reason is None:
+        selected, manifest = dbt.compile_selection(select, exclude, full_refresh)
+        reason = whole_build_reason(manifest)
+        if reason is None:
+            plan = plan_build(manifest, selected)
+            if key:
+                sql_cache.save(dbt.transform_dir, key, plan, manifest)
+    if plan is None:
         if engine == "sql":
             raise EngineRefusedError(
                 f"--engine sql cannot build this project: {reason}",
@@ -339,7 +362,6 @@ def _build(
             )
         return dbt.build(select=select, exclude=exclude, full_refresh=full_refresh)
     release()
-    plan = plan_build(manifest, selected)
     conn = Connection(warehouse)
     try:
         current = str(conn.query("SELECT current_database()").rows[0][0])
@@ -358,4 +380,13 @@ def _build(
         selectors = [f"fqn:{'.'.join(s.fqn)},resource_type:{s.resource_type}" for s in steps]
         return dbt.build(select=selectors, full_refresh=full_refresh, indirect_selection="empty")
 
-    return SqlBuild(plan, lambda: Connection(warehouse), release, run_dbt, on_node).run()
+    try:
+        return SqlBuild(plan, lambda: Connection(warehouse), release, run_dbt, on_node).run()
+    finally:
+        release()  # as after `dbt build`: the next step opens what it needs
+
+
+def _dbt_version() -> str:
+    from importlib.metadata import version
+
+    return version("dbt-core")
