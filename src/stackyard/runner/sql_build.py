@@ -12,9 +12,10 @@ their status follows ``dbt.task.test.TestRunner.build_test_run_result``.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from stackyard.errors import EngineRefusedError, TransformError, WarehouseError
 from stackyard.results import NodeResult
@@ -23,6 +24,7 @@ from stackyard.runner import sql_cache
 from stackyard.runner.sql_plan import BuildPlan, Step, plan_build, whole_build_reason
 
 if TYPE_CHECKING:
+    from stackyard.runbooks.backfill.partitions import Window
     from stackyard.transform.dbt import Dbt
     from stackyard.warehouse.base import Warehouse
 
@@ -42,6 +44,8 @@ class SqlBuild:
         release: frees the warehouse for dbt (the DuckDB file admits one configuration).
         run_dbt: builds the given steps through dbt and returns dbt's results.
         on_node: told ``(resource type, name, status)`` as each node finishes.
+        refuse_dbt: a microbatch model found not to run as SQL (its table is missing, its
+            columns changed …) raises instead of going to dbt (``--engine sql``).
     """
 
     def __init__(
@@ -51,8 +55,11 @@ class SqlBuild:
         release: Callable[[], None],
         run_dbt: Callable[[Sequence[Step]], list[NodeResult]],
         on_node: Callable[[str, str, str], None] | None = None,
+        *,
+        refuse_dbt: bool = False,
     ) -> None:
         self.plan = plan
+        self._refuse_dbt = refuse_dbt
         self._connect = connect
         self._release = release
         self._run_dbt = run_dbt
@@ -84,6 +91,9 @@ class SqlBuild:
                     for step in ready:
                         if step.kind in ("table", "view"):
                             self._record(results, blocked, self._model(conn, step))
+                        elif step.kind == "microbatch":
+                            for found in self._microbatch(self._connection(), step):
+                                self._record(results, blocked, found)
                     tests = [s for s in ready if s.kind == "test"]
                     for found in self._tests(conn, tests):
                         self._record(results, blocked, found)
@@ -113,6 +123,9 @@ class SqlBuild:
             if step.kind == "dbt" and waiting <= ids and not step.after & blocked:
                 batch.append(step)
                 ids.add(step.unique_id)
+        return self._by_dbt(batch)
+
+    def _by_dbt(self, batch: list[Step]) -> list[NodeResult]:
         self._close()
         self._release()
         got = {r.unique_id: r for r in self._run_dbt(batch)}
@@ -131,6 +144,35 @@ class SqlBuild:
         return out
 
     # ------------------------------------------------------------------ models
+
+    def _microbatch(self, conn: Connection, step: Step) -> list[NodeResult]:
+        """A microbatch model's batches as dbt would cut them now, each a ``DELETE`` and an
+        ``INSERT … SELECT`` in one transaction (the backfill's batch SQL); dbt builds it when
+        that cannot reproduce dbt exactly."""
+        from datetime import UTC, datetime
+
+        from stackyard.runbooks.backfill.model_sql import Parent
+        from stackyard.runbooks.backfill.model_sql import plan as batch_plan
+
+        t0 = time.monotonic()
+        parents = [Parent(*p) for p in step.extra["parents"]]
+        node, macros = step.extra["node"], step.extra["macros"]
+        found = batch_plan(dict(node), parents, step.sql, conn, dict(macros))
+        if isinstance(found, str):
+            if self._refuse_dbt:
+                raise EngineRefusedError(
+                    f"--engine sql cannot build {step.unique_id} as plain SQL: {found} (the "
+                    "nodes before it are built)",
+                    hint="run with --engine auto: dbt builds it, stackyard the rest",
+                )
+            return self._by_dbt([replace(step, kind="dbt", why=found)])
+        window = dbt_window(node["config"], datetime.now(UTC))
+        try:
+            found.run(conn, window)
+        except WarehouseError as exc:
+            return [_result(step, "error", t0, f"Runtime Error in model {step.name}: {exc}")]
+        # dbt reports a microbatch model's failed batches as failures: none here
+        return [replace(_result(step, "success", t0), failures=0)]
 
     def _model(self, conn: Connection, step: Step) -> NodeResult:
         t0 = time.monotonic()
@@ -351,7 +393,7 @@ def _build(
         selected, manifest = dbt.compile_selection(select, exclude, full_refresh)
         reason = whole_build_reason(manifest)
         if reason is None:
-            plan = plan_build(manifest, selected)
+            plan = plan_build(manifest, selected, full_refresh)
             if key:
                 sql_cache.save(dbt.transform_dir, key, plan, manifest)
     if plan is None:
@@ -381,7 +423,14 @@ def _build(
         return dbt.build(select=selectors, full_refresh=full_refresh, indirect_selection="empty")
 
     try:
-        return SqlBuild(plan, lambda: Connection(warehouse), release, run_dbt, on_node).run()
+        return SqlBuild(
+            plan,
+            lambda: Connection(warehouse),
+            release,
+            run_dbt,
+            on_node,
+            refuse_dbt=engine == "sql",
+        ).run()
     finally:
         release()  # as after `dbt build`: the next step opens what it needs
 
@@ -390,3 +439,41 @@ def _dbt_version() -> str:
     from importlib.metadata import version
 
     return version("dbt-core")
+
+
+def dbt_window(config: Mapping[str, Any], now: datetime) -> Window:
+    """The batches dbt runs for an existing microbatch model at ``now`` without
+    ``--event-time-*`` (``dbt.task.run.MicrobatchModelRunner.get_batches``): from ``lookback``
+    batches before the current one to the end of the current one.
+
+    >>> from datetime import UTC, datetime
+    >>> w = dbt_window({"batch_size": "day", "lookback": 1},
+    ...                datetime(2026, 3, 5, 14, 30, tzinfo=UTC))
+    >>> w.start.isoformat(), w.end.isoformat()
+    ('2026-03-04T00:00:00+00:00', '2026-03-06T00:00:00+00:00')
+    """
+    from stackyard.runbooks.backfill.model_sql import _next_batch, _truncate
+    from stackyard.runbooks.backfill.partitions import Window
+
+    size = str(config["batch_size"])
+    end = _truncate(now, size)
+    if end != now:
+        end = _next_batch(end, size)
+    start = end
+    for _ in range(int(config.get("lookback") or 0) + 1):
+        start = _previous_batch(start, size)
+    return Window(start, end)
+
+
+def _previous_batch(moment: datetime, size: str) -> datetime:
+    from datetime import timedelta
+
+    if size == "hour":
+        return moment - timedelta(hours=1)
+    if size == "day":
+        return moment - timedelta(days=1)
+    if size == "month":
+        return moment.replace(
+            year=moment.year - (moment.month == 1), month=(moment.month - 2) % 12 + 1
+        )
+    return moment.replace(year=moment.year - 1)

@@ -20,10 +20,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-StepKind = Literal["table", "view", "test", "dbt"]
+StepKind = Literal["table", "view", "microbatch", "test", "dbt"]
 
 # Resource types `dbt build` runs; anything else a compile returns (analyses, operations) is not.
 BUILT_TYPES = frozenset({"model", "test", "seed", "snapshot"})
@@ -69,6 +69,8 @@ class Step:
     limit: int | None = None
     fqn: tuple[str, ...] = ()
     why: str = ""
+    # a microbatch model: its node, inputs and strategy macros, for the backfill's batch SQL
+    extra: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -129,12 +131,15 @@ def whole_build_reason(manifest: Mapping[str, Any]) -> str | None:
     return None
 
 
-def plan_build(manifest: Mapping[str, Any], selected: Iterable[str]) -> BuildPlan:
+def plan_build(
+    manifest: Mapping[str, Any], selected: Iterable[str], full_refresh: bool = False
+) -> BuildPlan:
     """The build plan of the ``selected`` nodes (unique ids of a ``dbt compile``).
 
     Args:
         manifest: dbt's manifest.json after ``dbt compile``, with compiled SQL.
         selected: the nodes the build selects.
+        full_refresh: the build is ``--full-refresh`` (microbatch models then go to dbt).
 
     Returns:
         Every selected node that ``dbt build`` runs, in an order dbt's would allow.
@@ -146,8 +151,7 @@ def plan_build(manifest: Mapping[str, Any], selected: Iterable[str]) -> BuildPla
         if nodes.get(u, {}).get("resource_type") in BUILT_TYPES and not _ephemeral(nodes[u])
     ]
     after = build_order(nodes, chosen)
-    macros = manifest.get("macros", {})
-    steps = [_step(nodes[u], after[u], macros) for u in chosen]
+    steps = [_step(nodes[u], after[u], manifest, full_refresh) for u in chosen]
     steps.sort(key=lambda s: (len(s.after), s.unique_id))
     return BuildPlan(tuple(steps))
 
@@ -234,8 +238,10 @@ def _ephemeral(node: Mapping[str, Any]) -> bool:
     return node.get("config", {}).get("materialized") == "ephemeral"
 
 
-def _step(node: Mapping[str, Any], after: frozenset[str], macros: Mapping[str, Any]) -> Step:
-    kind, why = _kind(node, macros)
+def _step(
+    node: Mapping[str, Any], after: frozenset[str], manifest: Mapping[str, Any], refresh: bool
+) -> Step:
+    kind, why = _kind(node, manifest.get("macros", {}), refresh)
     config = node.get("config", {})
     return Step(
         unique_id=str(node["unique_id"]),
@@ -254,10 +260,39 @@ def _step(node: Mapping[str, Any], after: frozenset[str], macros: Mapping[str, A
         limit=config.get("limit"),
         fqn=tuple(node.get("fqn") or ()),
         why=why,
+        extra=_microbatch_inputs(node, manifest) if kind == "microbatch" else {},
     )
 
 
-def _kind(node: Mapping[str, Any], macros: Mapping[str, Any]) -> tuple[StepKind, str]:
+def _microbatch_inputs(node: Mapping[str, Any], manifest: Mapping[str, Any]) -> dict[str, Any]:
+    """What the backfill's batch SQL (``runbooks.backfill.model_sql.plan``) reads of a
+    microbatch model: its node, its inputs, and the project's microbatch strategy macros."""
+    known = {**manifest.get("nodes", {}), **manifest.get("sources", {})}
+    parents = []
+    for uid in node.get("depends_on", {}).get("nodes", []):
+        n = known.get(uid, {})
+        config = n.get("config", {})
+        parents.append(
+            [
+                uid,
+                str(n.get("relation_name") or ""),
+                str(n.get("identifier") or n.get("alias") or n.get("name") or ""),
+                config.get("event_time"),
+                config.get("materialized") == "ephemeral",
+            ]
+        )
+    macros = {
+        uid: m
+        for uid, m in manifest.get("macros", {}).items()
+        if str(m.get("name", "")).endswith("get_incremental_microbatch_sql")
+    }
+    keep = ("unique_id", "name", "alias", "schema", "database", "language", "config")
+    return {"node": {k: node.get(k) for k in keep}, "parents": parents, "macros": macros}
+
+
+def _kind(
+    node: Mapping[str, Any], macros: Mapping[str, Any], refresh: bool = False
+) -> tuple[StepKind, str]:
     """How a node runs, and if through dbt why (the first reason found)."""
     rtype = node.get("resource_type")
     config = node.get("config", {})
@@ -275,7 +310,14 @@ def _kind(node: Mapping[str, Any], macros: Mapping[str, Any]) -> tuple[StepKind,
         why = _introspects(node, macros)
         return ("dbt", why) if why else ("test", "")
     materialized = config.get("materialized")
-    if materialized not in ("table", "view"):
+    microbatch = (
+        materialized == "incremental"
+        and config.get("incremental_strategy") == "microbatch"
+        and not refresh
+        # compiled once and kept: is_incremental() must not change what it renders
+        and "is_incremental" not in str(node.get("raw_code") or "")
+    )
+    if materialized not in ("table", "view") and not microbatch:
         return "dbt", f"materialized={materialized}"
     if config.get("pre-hook") or config.get("post-hook"):
         return "dbt", "the model has hooks"
@@ -292,7 +334,9 @@ def _kind(node: Mapping[str, Any], macros: Mapping[str, Any]) -> tuple[StepKind,
     if node.get("constraints"):
         return "dbt", "the model has constraints"
     why = _introspects(node, macros)
-    return ("dbt", why) if why else (materialized, "")
+    if why:
+        return "dbt", why
+    return ("microbatch", "") if microbatch else (materialized, "")
 
 
 def _introspects(node: Mapping[str, Any], macros: Mapping[str, Any]) -> str:
