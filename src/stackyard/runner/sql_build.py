@@ -87,15 +87,15 @@ class SqlBuild:
                     for step in skipped:
                         self._record(results, blocked, _skipped(step))
                 elif any(s.kind != "dbt" for s in ready):
-                    conn = self._connection()
+                    # a microbatch model handed to dbt closes the connection: ask each time
                     for step in ready:
                         if step.kind in ("table", "view"):
-                            self._record(results, blocked, self._model(conn, step))
+                            self._record(results, blocked, self._model(self._connection(), step))
                         elif step.kind == "microbatch":
                             for found in self._microbatch(self._connection(), step):
                                 self._record(results, blocked, found)
                     tests = [s for s in ready if s.kind == "test"]
-                    for found in self._tests(conn, tests):
+                    for found in self._tests(self._connection(), tests):
                         self._record(results, blocked, found)
                 else:
                     for found in self._dbt(pending, finished, blocked):

@@ -19,6 +19,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from stackyard.runner import sql_plan
 from stackyard.runner.sql_plan import BuildPlan, Step
 
 CACHE_FILE = "stackyard-sql-plan.json"
@@ -28,12 +29,17 @@ _OUTPUTS = frozenset({"target", "logs"})
 _VOLATILE = re.compile(
     r"run_started_at|invocation_id|modules\s*\.\s*(datetime|time)\b|env_var\s*\("
 )
+# A model's config() block is rendered when dbt parses, not when it compiles: what it computes
+# (a microbatch model's `begin` from today's date) is in the manifest, not in the SQL.
+_CONFIG_BLOCK = re.compile(r"\{\{\s*config\s*\(.*?\)\s*\}\}", re.S)
 
 
 def plan_key(transform_dir: Path, parts: Mapping[str, Any]) -> str:
-    """A digest of every file of the dbt project (packages included) and of ``parts`` (the
-    target's profile, the vars, the selection, dbt's version)."""
+    """A digest of every file of the dbt project (packages included), of ``parts`` (the
+    target's profile, the vars, the selection, dbt's version) and of the planner's code."""
     digest = hashlib.sha256(json.dumps([_FORMAT, parts], sort_keys=True, default=str).encode())
+    # another stackyard plans differently: its plan is not this one's
+    digest.update(Path(sql_plan.__file__).read_bytes())
     for path in sorted(transform_dir.rglob("*")):
         rel = path.relative_to(transform_dir)
         if not path.is_file() or rel.parts[0] in _OUTPUTS:
@@ -86,12 +92,17 @@ def volatile(manifest: Mapping[str, Any], ids: Sequence[str]) -> bool:
     >>> m = {"nodes": {"model.p.a": {"raw_code": "select '{{ run_started_at }}' as t"}}}
     >>> volatile(m, ["model.p.a"])
     True
+    >>> today = "{{ config(begin=modules.datetime.date.today()) }} select 1"
+    >>> m = {"nodes": {"model.p.a": {"raw_code": today}}}
+    >>> volatile(m, ["model.p.a"])
+    False
     """
     nodes, macros = manifest.get("nodes", {}), manifest.get("macros", {})
     seen: set[str] = set()
     for uid in ids:
         node = nodes.get(uid, {})
-        if _VOLATILE.search(str(node.get("raw_code") or "")):
+        body = _CONFIG_BLOCK.sub("", str(node.get("raw_code") or ""))
+        if _VOLATILE.search(body):
             return True
         todo = list(node.get("depends_on", {}).get("macros", []))
         while todo:
