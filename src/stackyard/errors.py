@@ -71,7 +71,8 @@ class UsageError(StackyardError):
 
 
 class EngineRefusedError(UsageError):
-    """``stackyard run --engine sql`` met a node only dbt can build: nothing was built."""
+    """``stackyard run --engine sql`` met a node only dbt can build: refused before the build
+    starts, or (a microbatch model found unfit only when its turn comes) where it stands."""
 
 
 class PolicyViolationError(ConfigError):
