@@ -67,6 +67,8 @@ class SqlBuild:
         self._conn: Connection | None = None
         self._existing: dict[tuple[str, str], str] = {}
         self._schemas_made: set[str] = set()
+        self._waiting: dict[str, int] = {}
+        self._below: dict[str, list[str]] = {}
 
     def run(self) -> list[NodeResult]:
         """Build every step; return a result per node, as ``dbt build`` reports them.
@@ -78,10 +80,16 @@ class SqlBuild:
         results: dict[str, NodeResult] = {}
         blocked: set[str] = set()
         pending = list(self.plan.steps)
+        # how many of its predecessors each step still waits for, counted down as they finish
+        self._waiting = {s.unique_id: len(s.after) for s in pending}
+        self._below = {}
+        for step in pending:
+            for before in step.after:
+                self._below.setdefault(before, []).append(step.unique_id)
         try:
             while pending:
                 finished = set(results)
-                ready = [s for s in pending if s.after <= finished]
+                ready = [s for s in pending if not self._waiting[s.unique_id]]
                 skipped = [s for s in ready if s.after & blocked]
                 if skipped:
                     for step in skipped:
@@ -240,6 +248,8 @@ class SqlBuild:
 
     def _record(self, results: dict[str, NodeResult], blocked: set[str], r: NodeResult) -> None:
         results[r.unique_id] = r
+        for below in self._below.get(r.unique_id, ()):
+            self._waiting[below] -= 1
         if r.status in _SKIPS:
             blocked.add(r.unique_id)
         # dbt reports the nodes it ran to the same callback itself
