@@ -30,6 +30,7 @@ BENCHMARKS = {
         ["--days", "30", "--rows-per-day", "20000", "--runs", "2"],
         ["--days", "5", "--rows-per-day", "1000", "--runs", "1"],
     ),
+    "build_engine": (["--repeat", "3"], ["--repeat", "1"]),
 }
 
 

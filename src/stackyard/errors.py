@@ -70,6 +70,11 @@ class UsageError(StackyardError):
     exit_code = EXIT_USAGE
 
 
+class EngineRefusedError(UsageError):
+    """``stackyard run --engine sql`` met a node only dbt can build: refused before the build
+    starts, or (a microbatch model found unfit only when its turn comes) where it stands."""
+
+
 class PolicyViolationError(ConfigError):
     """An access plan breaks a policy rule, so it is not applied (nothing was attempted)."""
 

@@ -67,6 +67,8 @@ class NodeResult:
     message: str = ""
     failures: int | None = None
     seconds: float = 0.0
+    # what ran it: "dbt", or "sql" when `stackyard run --engine auto|sql` ran its compiled SQL
+    engine: str = "dbt"
 
     @property
     def failed(self) -> bool:

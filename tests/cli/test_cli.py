@@ -104,3 +104,12 @@ def test_select_typo_is_a_usage_error(tmp_path: Path) -> None:
     assert exit_code == 2 and "did you mean 'app'" in output
     exit_code, output = invoke("run", "-p", str(project), "--select", "stg_dlt__products", "--json")
     assert exit_code == 0, output
+
+
+def test_an_unknown_build_engine_exits_2_before_anything_runs(tmp_path: Path) -> None:
+    project = make_project(tmp_path / "p")
+    exit_code, output = invoke("run", "-p", str(project), "--engine", "sqll")
+    assert exit_code == 2 and "did you mean 'sql'" in output
+    assert not (project / ".stackyard" / "dev.duckdb").exists()
+    exit_code, output = invoke("run", "--help")
+    assert "--engine" in output and "auto" in output

@@ -221,6 +221,7 @@ class DbtRun:
 
     success: bool
     statuses: dict[str, str]  # unique_id → status
+    failures: dict[str, int | None] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
 
 
@@ -289,6 +290,15 @@ def test_dbt_builds_and_tests_the_example_on_duckdb(shop: Path, tmp_path: Path) 
     assert revenue == store_revenue > 0
     assert schemas == {"shop_db", "staging", "marts", "reporting"}
 
+    from stackyard.config.model import DuckDBTarget
+    from stackyard.config.secrets import Secrets
+    from stackyard.warehouse.duckdb import DuckDBWarehouse
+
+    target = DuckDBTarget(type="duckdb", path=str(warehouse))
+    _assert_the_sql_engine_agrees(
+        build, project, tmp_path, DuckDBWarehouse("dev", target, tmp_path, Secrets(tmp_path))
+    )
+
 
 @pytest.mark.postgres
 def test_dbt_builds_and_tests_the_example_on_postgres(
@@ -332,8 +342,48 @@ def test_dbt_builds_and_tests_the_example_on_postgres(
     assert inconsistent == 0
     assert revenue_days[0] > 365
 
+    from stackyard.config.model import PostgresTarget
+    from stackyard.config.secrets import Secrets
+    from stackyard.warehouse.postgres import PostgresWarehouse
+
+    target = PostgresTarget(type="postgres", **pg_database)  # type: ignore[arg-type]
+    _assert_the_sql_engine_agrees(
+        build, project, tmp_path, PostgresWarehouse("dev", target, tmp_path, Secrets(tmp_path))
+    )
+
 
 # --- helpers -------------------------------------------------------------------------------
+
+
+def _assert_the_sql_engine_agrees(
+    build: DbtRun, project: Path, profiles_dir: Path, warehouse: Any
+) -> None:
+    """`stackyard run --engine auto` over what dbt just built: every relation row for row,
+    every node's status and failures as dbt's; the microbatch model by its batch SQL."""
+    from stackyard.runner.sql_build import build as build_with
+    from stackyard.transform.dbt import Dbt
+
+    def relations() -> dict[tuple[str, str, str], list[tuple[Any, ...]]]:
+        found = warehouse.query(
+            "SELECT table_schema, table_name, table_type FROM information_schema.tables "
+            "WHERE table_schema IN ('staging', 'marts', 'reporting') ORDER BY 1, 2"
+        ).rows
+        out = {}
+        for schema, name, kind in found:
+            rows = warehouse.query(f"SELECT * FROM {warehouse.quote(schema, name)}").rows
+            out[(schema, name, kind)] = sorted(rows, key=repr)
+        return out
+
+    by_dbt = relations()
+    warehouse.close()
+    dbt = Dbt(project, "dev", {}, profiles_dir=profiles_dir)
+    results = build_with("auto", dbt, warehouse, (), (), False, warehouse.close)
+    assert relations() == by_dbt
+    warehouse.close()
+    assert {r.unique_id: r.status for r in results} == build.statuses
+    assert {r.unique_id: r.failures for r in results} == build.failures
+    assert {r.name for r in results if r.engine == "dbt"} == set()  # microbatch too: as SQL
+    assert len(by_dbt) == 13
 
 
 def _header(path: Path) -> list[str]:
@@ -472,9 +522,10 @@ def _dbt(args: list[str], project: Path, profiles_dir: Path) -> DbtRun:
         ]
     )
     statuses = {r.node.unique_id: str(r.status) for r in (result.result or [])}
+    failures = {r.node.unique_id: r.failures for r in (result.result or [])}
     if result.exception is not None:
         raise result.exception
-    return DbtRun(success=result.success, statuses=statuses, warnings=warnings)
+    return DbtRun(result.success, statuses, failures, warnings)
 
 
 def _assert_all_passed(run: DbtRun) -> None:

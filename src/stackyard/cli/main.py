@@ -157,6 +157,15 @@ def run(
             "only the sources those models read.",
         ),
     ] = None,
+    engine: Annotated[
+        str,
+        typer.Option(
+            "--engine",
+            help="How the build runs: dbt (`dbt build`, the default); auto (table and view "
+            "models and data tests run as their compiled SQL on DuckDB/Postgres, dbt builds the "
+            "rest: faster); sql (as auto, but refuse with exit 2 when a node needs dbt).",
+        ),
+    ] = "dbt",
 ) -> None:
     """Load every source, build and test the dbt project, check freshness, record the run."""
     from stackyard.cli.render import RichConsole, run_summary
@@ -171,6 +180,7 @@ def run(
             full_refresh=full_refresh,
             variables=extra,
             state=state,
+            engine=engine,
         )
 
     if as_json:

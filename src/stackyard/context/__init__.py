@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from stackyard.context.runbooks import RunbookMethods
-from stackyard.errors import UsageError
+from stackyard.errors import UsageError, did_you_mean
 from stackyard.metadata.history import History, RunSummary
 from stackyard.results import RunResult
 from stackyard.warehouse import QueryResult
@@ -73,6 +73,7 @@ class Context(RunbookMethods):
         lease_wait: float = 0.0,
         retry_loads: bool = True,
         state: Path | None = None,
+        engine: str = "dbt",
     ) -> RunResult:
         """Load every selected source, build and test the dbt project, check freshness,
         and record the run in the warehouse.
@@ -91,6 +92,9 @@ class Context(RunbookMethods):
                 from ``stackyard dbt-manifest``): ``state:`` selectors compare to it, a
                 selection matching nothing builds nothing, and only the sources the selected
                 models read are loaded.
+            engine: how the build runs: ``dbt`` (``dbt build``), ``auto`` (table and view
+                models and data tests as compiled SQL on the warehouse, the rest by dbt) or
+                ``sql`` (as ``auto``, refusing when a node needs dbt).
 
         Returns:
             The run's result; ``result.exit_code`` is 0 or 1.
@@ -99,6 +103,7 @@ class Context(RunbookMethods):
             ConfigError: the project cannot run as configured (exit code 2).
             WarehouseUnreachableError: the target cannot be reached (exit code 2).
             RunLeaseHeldError: another run holds a lease this one needs (exit code 1).
+            EngineRefusedError: ``engine="sql"`` and a node only dbt builds (exit code 2).
         """
         from stackyard.runner.run import RunJob
         from stackyard.runner.selection import check_selection
@@ -118,6 +123,11 @@ class Context(RunbookMethods):
             return dbt.list_nodes(selectors)
 
         check_selection(self.project, select, list_nodes, empty_ok=state is not None)
+        if engine not in ("dbt", "auto", "sql"):
+            raise UsageError(
+                f"--engine takes dbt, auto or sql, not {engine!r}"
+                + did_you_mean(engine, ("dbt", "auto", "sql"))
+            )
         if full_refresh and refresh is None:
             chosen = [s for s in select if s in self.config.sources] or [
                 n for n, s in self.config.sources.items() if s.enabled and not select
@@ -131,6 +141,7 @@ class Context(RunbookMethods):
             retry_loads=retry_loads,
             variables=variables,
             state=state,
+            engine=engine,
         )
         return job.execute(select)
 

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from stackyard.errors import EXIT_USAGE, StackyardError
+from stackyard.errors import EXIT_USAGE, EngineRefusedError, StackyardError
 from stackyard.ingest.attempts import within_deadline
 from stackyard.ingest.loader import Loader
 from stackyard.metadata.history import History
@@ -48,8 +48,11 @@ class RunJob:
         lease_wait: float = 0.0,
         retry_loads: bool = True,
         state: Path | None = None,
+        engine: str = "dbt",
     ) -> None:
         self.session = session
+        # dbt: `dbt build`; auto/sql: compiled SQL run here, the rest by dbt (runner.sql_build)
+        self.engine = engine
         # --state: dbt's `state:` selectors compare to the manifest in this folder, and only
         # the sources the selected models read are loaded (slim CI).
         self.state = state
@@ -180,10 +183,19 @@ class RunJob:
                 self.console.step_progress("dbt build", f"skipped {s.name}: {s.reason}")
 
         def build() -> str:
+            from stackyard.runner.sql_build import build as build_with
+
             nodes.extend(
                 within_deadline(
-                    lambda: dbt.build(
-                        select=dbt_select, exclude=exclude, full_refresh=self.refresh is not None
+                    lambda: build_with(
+                        self.engine,
+                        dbt,
+                        self.warehouse,
+                        dbt_select,
+                        exclude,
+                        self.refresh is not None,
+                        self.session.release,
+                        self._on_node,
                     ),
                     self.project.transform.deadline,
                     "the dbt build",
@@ -401,7 +413,11 @@ class RunJob:
     def _build_summary(self, nodes: list[NodeResult]) -> str:
         from stackyard.results import Counts
 
-        return Counts.of((), tuple(nodes)).build_text()
+        text = Counts.of((), tuple(nodes)).build_text()
+        if self.engine == "dbt":
+            return text
+        by_sql = sum(1 for n in nodes if n.engine == "sql")
+        return f"{text} ({by_sql} as SQL, {len(nodes) - by_sql} by dbt)"
 
     def _on_node(self, resource_type: str, name: str, status: str) -> None:
         self.console.step_progress(self._current, f"{resource_type} {name}: {status}")
@@ -420,7 +436,9 @@ class RunJob:
             detail = action()
             status = status_of() if status_of else "ok"
         except StackyardError as exc:
-            if exc.exit_code == EXIT_USAGE and not self._attempted:
+            if exc.exit_code == EXIT_USAGE and (
+                not self._attempted or isinstance(exc, EngineRefusedError)
+            ):
                 # Configuration and reachability problems stop the run: retrying the other
                 # steps would only fail the same way (exit code 2 tells scripts so).
                 self.console.step_finished(name, "failed", self.secrets.redact(exc.message))

@@ -144,6 +144,10 @@ class Dbt:
         self.variables = dict(variables or {})
         # A folder holding another version's manifest.json: `state:` selectors compare to it.
         self.state: Path | None = None
+        # dbt's parsed Manifest, reused by the commands that follow instead of parsing again
+        # (https://docs.getdbt.com/reference/programmatic-invocations#reusing-objects); set by
+        # compile_selection, cleared by its caller.
+        self.parsed: Any = None
 
     def ensure_packages(self) -> list[str]:
         """Run ``dbt deps`` when the project asks for packages that are not installed.
@@ -171,7 +175,12 @@ class Dbt:
         return wanted
 
     def build(
-        self, select: Sequence[str] = (), exclude: Sequence[str] = (), full_refresh: bool = False
+        self,
+        select: Sequence[str] = (),
+        exclude: Sequence[str] = (),
+        full_refresh: bool = False,
+        *,
+        indirect_selection: str | None = None,
     ) -> list[NodeResult]:
         """``dbt build``: models, tests, seeds and snapshots in dependency order.
 
@@ -179,6 +188,8 @@ class Dbt:
             select: dbt selectors; empty for the whole project.
             exclude: dbt selectors to leave out.
             full_refresh: rebuild incremental models and seeds from scratch.
+            indirect_selection: dbt's ``--indirect-selection`` (``empty``: the selected
+                nodes only, not the tests on them).
 
         Raises:
             TransformError: dbt could not start (a compile error, a bad profile).
@@ -186,8 +197,32 @@ class Dbt:
         args = ["build", *self._selection(select, exclude)]
         if full_refresh:
             args.append("--full-refresh")
+        if indirect_selection:
+            args += ["--indirect-selection", indirect_selection]
         result = self._invoke(args)
         return [_node_result(r) for r in getattr(result, "results", [])]
+
+    def compile_selection(
+        self, select: Sequence[str] = (), exclude: Sequence[str] = (), full_refresh: bool = False
+    ) -> tuple[list[str], dict[str, Any]]:
+        """``dbt compile`` of what ``dbt build`` would select.
+
+        Returns:
+            The unique ids compiled (in dbt's order) and the manifest with their SQL.
+
+        Raises:
+            TransformError: the project does not compile.
+        """
+        import json
+
+        self.parsed = self._invoke(["parse"])
+        args = ["compile", *self._selection(select, exclude)]
+        if full_refresh:
+            args.append("--full-refresh")
+        result = self._invoke(args)
+        ids = [str(r.node.unique_id) for r in getattr(result, "results", [])]
+        path = self.transform_dir / "target" / "manifest.json"
+        return ids, dict(json.loads(path.read_text(encoding="utf-8")))
 
     def freshness(
         self, select: Sequence[str] = (), exclude: Sequence[str] = ()
@@ -366,7 +401,7 @@ class Dbt:
         if self.state is not None and args[0] in _STATE_COMMANDS:
             full += ["--state", str(self.state)]
         with _DBT_LOCK, _environment({**self.env, **_QUIET_DBT}):
-            runner = dbtRunner(callbacks=[self._callback])
+            runner = dbtRunner(manifest=self.parsed, callbacks=[self._callback])
             outcome = runner.invoke(full)
         if outcome.exception is not None:
             raise TransformError(

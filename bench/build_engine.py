@@ -1,0 +1,84 @@
+"""The forced build of the example project with each build engine: `stackyard run
+--force-build` (nothing new to load) with `--engine dbt` and `--engine auto`, alternating,
+whole processes, best of N each.
+
+Reports each engine's best wall time, CPU time (user + system of the process) and the
+`dbt build` step's own seconds, with the machine's load average around the runs. The first
+`--engine auto` run compiles the project and keeps the plan; the runs measured after it reuse
+it (an unchanged project), as a scheduled run would.
+
+Usage: python bench/build_engine.py [--repeat 3] [--scale 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import WORK, markdown_table, timer, write_result
+
+BIN = Path(sys.executable).parent
+
+
+def run(engine: str, project: Path) -> tuple[float, float, float]:
+    """One forced run: wall seconds, CPU seconds, the build step's seconds."""
+    env = {**os.environ, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    with timer() as t:
+        done = subprocess.run(
+            [str(BIN / "stackyard"), "run", "--force-build", "--engine", engine, "--json"],
+            cwd=project,
+            capture_output=True,
+            text=True,
+            env=env,
+        )
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode != 0:
+        raise SystemExit(f"--engine {engine} failed:\n{done.stdout}\n{done.stderr}")
+    steps = json.loads(done.stdout)["steps"]
+    build = next(s["seconds"] for s in steps if s["name"] == "dbt build")
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return t["seconds"], cpu, build
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--scale", type=int, default=1)
+    args = parser.parse_args()
+    project = WORK / f"build_engine_{args.scale}"
+    shutil.rmtree(project, ignore_errors=True)
+    WORK.mkdir(parents=True, exist_ok=True)
+    init = [str(BIN / "stackyard"), "init", str(project), "--example", "jaffle_shop"]
+    subprocess.run([*init, "--scale", str(args.scale)], check=True, capture_output=True)
+    run("dbt", project)  # the first run loads the data
+    run("auto", project)  # compiles once and keeps the plan
+    loads = [os.getloadavg()[0]]
+    best: dict[str, list[tuple[float, float, float]]] = {"dbt": [], "auto": []}
+    for _ in range(args.repeat):
+        for engine in best:
+            best[engine].append(run(engine, project))
+            loads.append(os.getloadavg()[0])
+    rows = []
+    for engine, runs in best.items():
+        wall, cpu, build = (min(r[i] for r in runs) for i in range(3))
+        rows.append([f"`--engine {engine}`", f"{wall:.2f}", f"{cpu:.2f}", f"{build:.2f}"])
+    table = markdown_table(["engine", "wall (s)", "CPU (s)", "build step (s)"], rows)
+    text = (
+        f"# Forced build of the example (scale {args.scale}), best of {args.repeat}\n\n"
+        f"{table}\n\nLoad average (1 min) during the runs: {min(loads):.1f}–{max(loads):.1f} "
+        f"on {os.cpu_count()} cores.\n"
+    )
+    print(text)
+    write_result("build_engine", text)
+
+
+if __name__ == "__main__":
+    main()
