@@ -170,3 +170,17 @@ def test_hostile_identifiers_are_quoted(name: str) -> None:
         parsed = sqlglot.parse(sql, read=dialect)
         assert len(parsed) == 1, sql
         assert parsed[0].find(sqlglot.exp.Identifier).name == name  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    "name", ['we"ird', '""', "semi;colon", "Mixed Case", "drop table x; --", "ünï", "a.b", "`x`"]
+)
+def test_quoting_without_sqlglot_renders_what_sqlglot_renders(name: str) -> None:
+    # DuckDB and Postgres quote by hand (IDENTIFIER_QUOTE) to keep sqlglot's import off a
+    # no-op run; the text must be exactly sqlglot's.
+    for cls in (DuckDBWarehouse, PostgresWarehouse):
+        assert cls.IDENTIFIER_QUOTE is not None
+        expected = ".".join(
+            sqlglot.exp.to_identifier(p, quoted=True).sql(dialect=cls.DIALECT) for p in (name, "t")
+        )
+        assert cls.quote_for(name, "t") == expected

@@ -72,6 +72,8 @@ class RunJob:
         self._previous: dict[str, Any] | None = None
         self._attempted = False
         self._selected: list[str] = []
+        # Set when this run changed no table: its monitor pass may reuse measurements.
+        self._unchanged: Any = None
 
     def execute(self, select: Sequence[str] = ()) -> RunResult:
         """Run the job.
@@ -83,6 +85,8 @@ class RunJob:
         Returns:
             The run's result, already written to the history tables when possible.
         """
+        # Before this run writes anything: whether anything wrote since the last run ended.
+        stamp = self.warehouse.write_stamp() if self.monitors else None
         run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
         started_at = datetime.now(UTC)
         sources, dbt_select = self._selection(select)
@@ -102,10 +106,12 @@ class RunJob:
         )
         self.session.release()  # dlt and dbt open their own connections
         try:
-            return self._execute(run_id, started_at, select, sources, dbt_select, external)
+            return self._execute(run_id, started_at, select, sources, dbt_select, external, stamp)
         finally:
             RunLeases(self.warehouse).release(leases, run_id)
             self.session.release()
+            if self.monitors:
+                self._seal_measurements(run_id)
 
     def _execute(
         self,
@@ -115,6 +121,7 @@ class RunJob:
         sources: list[str],
         dbt_select: list[str],
         external: Sequence[str] = (),
+        stamp: str | None = None,
     ) -> RunResult:
         loads: list[SourceLoad] = []
         self._attempted = True  # from here on, a failure is a failed run (exit 1), not usage
@@ -159,6 +166,8 @@ class RunJob:
         unchanged = self._unchanged_since(self._previous, fingerprint, select, loads)
         if external:
             unchanged = None  # another tool may have loaded new rows since the last run
+        if unchanged and stamp is not None and self._previous is not None:
+            self._unchanged = self._no_table_changed(loads, stamp)
         stale: dict[str, str] = {}
         if external:
             checked_step = self._step(
@@ -267,6 +276,7 @@ class RunJob:
                 warehouse=self.warehouse,
                 run=result,
                 console=self.console,
+                unchanged=self._unchanged,
             )
             status: StepStatus = "ok" if report.status == "ok" else "warn"
             detail = report.summary
@@ -367,6 +377,24 @@ class RunJob:
             f"no new rows and no change in {self.transform_dir.name}/ since run "
             f"{previous['run_id']}, whose build passed (--force-build rebuilds)"
         )
+
+    def _no_table_changed(self, loads: Sequence[SourceLoad], stamp: str) -> Any:
+        """What the monitor pass needs to reuse the last measurements, or ``None`` when a
+        load may have written a table: any load package (a table without a key is replaced
+        even when it comes back empty) or any table listed."""
+        from stackyard.monitors.reuse import Unchanged
+
+        if self._previous is None or any(load.tables or load.load_ids for load in loads):
+            return None
+        return Unchanged(self._previous["run_id"], stamp)
+
+    def _seal_measurements(self, run_id: str) -> None:
+        """Stamp this run's kept measurements once the warehouse is closed: the next run
+        reuses them only if nothing has written to it since."""
+        from stackyard.monitors.reuse import MeasurementCache
+
+        cache = MeasurementCache(self.project_dir, self.warehouse.target_name)
+        cache.seal(run_id, self.warehouse.write_stamp())
 
     def _skip_step(self, name: str, reason: str) -> None:
         self.console.step_started(name)
