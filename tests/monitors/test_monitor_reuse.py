@@ -15,6 +15,7 @@ import pytest
 
 from stackyard.config.model import ProjectConfig
 from stackyard.console import CaptureConsole
+from stackyard.monitors import judging
 from stackyard.monitors import suite as suite_module
 from stackyard.monitors.health import MonitorReport
 from stackyard.monitors.reuse import MeasurementCache, Unchanged
@@ -89,6 +90,7 @@ def first_run(folder: Path) -> Warehouse:
 
 @pytest.fixture()
 def queries(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The metric queries built (one per table measured)."""
     made: list[str] = []
     build = suite_module.metrics_query
 
@@ -100,8 +102,23 @@ def queries(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return made
 
 
+@pytest.fixture()
+def judged(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The detector's judgements run (volume, and columns and dimensions)."""
+    calls: list[str] = []
+    for module, name in ((judging, "volume_checks"), (suite_module, "column_checks")):
+        real = getattr(module, name)
+
+        def counted(*args: Any, _real: Any = real, _name: str = name, **kwargs: Any) -> Any:
+            calls.append(_name)
+            return _real(*args, **kwargs)
+
+        monkeypatch.setattr(module, name, counted)
+    return calls
+
+
 def test_a_pass_after_nothing_changed_reuses_and_judges_as_a_measuring_pass(
-    tmp_path: Path, queries: list[str]
+    tmp_path: Path, queries: list[str], judged: list[str]
 ) -> None:
     w = first_run(tmp_path / "a")
     shutil.copytree(tmp_path / "a", tmp_path / "b")  # the same warehouse, twice
@@ -111,6 +128,8 @@ def test_a_pass_after_nothing_changed_reuses_and_judges_as_a_measuring_pass(
 
     measured = check(tmp_path / "a", w, nothing_new("r2"), LATER, None)
     assert len(queries) == 2
+    assert sorted(set(judged)) == ["column_checks", "volume_checks"]
+    judged.clear()
     reused = check(tmp_path / "b", other, nothing_new("r2"), LATER, Unchanged("r1", stamp(other)))
     assert len(queries) == 2  # none more
 
@@ -129,6 +148,17 @@ def test_a_pass_after_nothing_changed_reuses_and_judges_as_a_measuring_pass(
         "app.notes",
         "app.orders",
     }
+
+    # The next no-op run judges what this one judged, from the same inputs: the detector's
+    # verdicts are taken as they were (the first pass had no history, so it differed).
+    MeasurementCache(tmp_path / "b", "dev").seal("r2", stamp(other))
+    shutil.copytree(tmp_path / "b", tmp_path / "c")
+    judged.clear()
+    again = check(tmp_path / "b", other, nothing_new("r3"), LATER, Unchanged("r2", stamp(other)))
+    assert judged == []
+    assert len(queries) == 2
+    third = duckdb_warehouse(tmp_path / "c")
+    assert check(tmp_path / "c", third, nothing_new("r3"), LATER, None) == again
 
 
 def stamp(w: Warehouse) -> str:

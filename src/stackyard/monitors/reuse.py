@@ -23,6 +23,12 @@ A table's measurements are reused only when all of these hold:
 
 The kept measurements live in ``.stackyard/monitor_measurements.json``: one target's, written
 by each run's pass and sealed with the write stamp when the run has closed the warehouse.
+
+Beside them are the detector's verdicts (:class:`Verdicts`): the volume and column checks are
+pure functions of their inputs (the series, the days judged, the excluded days, the calendar
+and the settings), so a verdict is taken from the last pass only when every input is equal,
+and judged otherwise. The clock never enters them: freshness and the other checks are always
+judged again.
 """
 
 from __future__ import annotations
@@ -30,12 +36,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 from stackyard.config.private import FILE_MODE, PRIVATE_DIR, private_dir
+from stackyard.monitors.health import Check
 from stackyard.monitors.metrics import MetricPlan, TableMetrics
 
 CACHE_FILE = "monitor_measurements.json"
@@ -109,7 +117,7 @@ class MeasurementCache:
             data[self.target] = entry
         folder = private_dir(self.project_dir)
         temporary = folder / (CACHE_FILE + ".tmp")
-        temporary.write_text(json.dumps(data, sort_keys=True), encoding="utf-8")
+        temporary.write_text(json.dumps(data), encoding="utf-8")  # dicts keep their order
         os.chmod(temporary, FILE_MODE)
         os.replace(temporary, self.path)
 
@@ -185,3 +193,47 @@ def metrics_from_json(data: dict[str, Any]) -> TableMetrics:
         profiles={(k[0], k[1]): days(v) for k, v in data["profiles"]},
         dimensions={(k[0], k[1]): days(v) for k, v in data["dimensions"]},
     )
+
+
+class Verdicts:
+    """Checks the last pass judged, by a digest of every input that judged them.
+
+    Args:
+        kept: ``{digest: [check, …]}`` as the last pass left them (empty: judge everything).
+    """
+
+    def __init__(self, kept: dict[str, list[dict[str, Any]]] | None = None) -> None:
+        self.kept = kept or {}
+        self.used: dict[str, list[dict[str, Any]]] = {}
+
+    def judged(self, inputs: Any, judge: Callable[[], list[Check]]) -> list[Check]:
+        """The checks ``judge()`` returns for these inputs: kept ones when the inputs are
+        equal to the last pass's, else judged now.
+
+        Args:
+            inputs: every value ``judge`` depends on, as JSON (dates as ISO text).
+            judge: the pure function to call when nothing is kept for ``inputs``.
+
+        >>> v = Verdicts()
+        >>> first = v.judged(["x", 1], lambda: [Check("volume", "ok", "fine")])
+        >>> Verdicts(v.used).judged(["x", 1], lambda: []) == first
+        True
+        """
+        digest = hashlib.sha256(
+            json.dumps(inputs, default=str, sort_keys=True).encode()
+        ).hexdigest()
+        found = self.kept.get(digest)
+        checks = [_check_from_json(c) for c in found] if found is not None else judge()
+        self.used[digest] = [_check_to_json(c) for c in checks]
+        return checks
+
+
+def _check_to_json(check: Check) -> dict[str, Any]:
+    data = asdict(check)
+    data["day"] = check.day.isoformat() if check.day is not None else None
+    return data
+
+
+def _check_from_json(data: dict[str, Any]) -> Check:
+    day = data["day"]
+    return Check(**{**data, "day": date.fromisoformat(day) if day is not None else None})

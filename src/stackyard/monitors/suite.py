@@ -57,6 +57,7 @@ from stackyard.monitors.metrics import (
 from stackyard.monitors.reuse import (
     MeasurementCache,
     Unchanged,
+    Verdicts,
     metrics_from_json,
     metrics_to_json,
     plan_key,
@@ -348,8 +349,10 @@ class MonitorSuite:
                 checks.append(Check("table", "error", f"could not be measured: {exc.message}"))
                 return done()
             metrics = parse_metrics(plan, result)
+        measurement = metrics_to_json(metrics)
+        verdicts = Verdicts(kept.get("verdicts") if kept is not None else None)
         if measured is not None:
-            measured[rel] = {"plan": key_of_plan, "metrics": metrics_to_json(metrics)}
+            measured[rel] = {"plan": key_of_plan, "metrics": measurement, "verdicts": verdicts.used}
         today = state.now.date()
         state.metrics.append(MetricRow(rel, "row_count", metrics.row_count, day=today))
         state.snapshots.append(
@@ -373,6 +376,7 @@ class MonitorSuite:
                 run,
                 loaded,
                 failed_source[0] if failed_source else None,
+                verdicts,
             )
         )
         checks.append(
@@ -380,9 +384,14 @@ class MonitorSuite:
                 self.project.defaults.freshness, table, metrics, history, state, run, built
             )
         )
+        detector = anomaly_config(settings)
         checks.extend(
-            column_checks(
-                plan, metrics, holidays=self.config.holidays, config=anomaly_config(settings)
+            verdicts.judged(
+                # a pure function of the measurement, the plan, the calendar and the settings
+                ["columns", key_of_plan, measurement, self.config.holidays, detector.model_dump()],
+                lambda: column_checks(
+                    plan, metrics, holidays=self.config.holidays, config=detector
+                ),
             )
         )
         excluded = history.incidents.get(rel, set())

@@ -227,8 +227,8 @@ class RunJob:
                     found = dbt.freshness(
                         [f"source:{n}" for n in names] if select else (), failed_names
                     )
+                    self.session.release()
                 freshness.extend(f for f in found if f.source not in checked)
-                self.session.release()
                 late = [f for f in freshness if f.status != "pass"]
                 return f"{len(freshness) - len(late)}/{len(freshness)} source tables fresh"
 
@@ -282,8 +282,6 @@ class RunJob:
             detail = report.summary
         except StackyardError as exc:
             status, detail = "warn", f"monitors could not run: {self.secrets.redact(str(exc))}"
-        finally:
-            self.session.release()
         step = StepResult("monitors", status, detail, at, round(time.monotonic() - t0, 3))
         self.console.step_finished("monitors", status, detail)
         return RunResult(**{**result.__dict__, "steps": (*result.steps, step), "monitors": report})
@@ -422,8 +420,9 @@ class RunJob:
         return total
 
     def _record(self, result: RunResult) -> str:
+        # The connection stays open for the monitor pass and the leases (closing and
+        # reopening a DuckDB file checkpoints it each time); execute() closes it at the end.
         History(self.warehouse).record(result)
-        self.session.release()
         return f"run {result.run_id} → {METADATA_SCHEMA}.runs"
 
     def _build_summary(self, nodes: list[NodeResult]) -> str:
