@@ -97,6 +97,8 @@ class Warehouse(ABC):
         IDENTIFIER_QUOTE: the engine quotes every identifier in this character and doubles
             it inside a name (the SQL standard's rule, which DuckDB and Postgres follow), so
             :meth:`quote` needs no sqlglot; ``None``: sqlglot quotes in :attr:`DIALECT`.
+        LIST_PARAMETERS: a query parameter may be a Python list, bound as the engine's list
+            type (``CAST(? AS VARCHAR[])``), so many rows insert as one list per column.
     """
 
     KIND: ClassVar[str]
@@ -124,6 +126,7 @@ class Warehouse(ABC):
     DBT_MICROBATCH_REPLACES: ClassVar[bool] = False
     SNOWPIPE: ClassVar[bool] = False
     IDENTIFIER_QUOTE: ClassVar[str | None] = None
+    LIST_PARAMETERS: ClassVar[bool] = False
 
     def __init__(self, target_name: str, config: Any, project_dir: Path, secrets: Secrets):
         self.target_name = target_name

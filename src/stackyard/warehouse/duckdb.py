@@ -31,6 +31,7 @@ class DuckDBWarehouse(Warehouse):
     DBT_MICROBATCH_REPLACES: ClassVar[bool] = True
     DIALECT: ClassVar[str] = "duckdb"
     IDENTIFIER_QUOTE: ClassVar[str | None] = '"'
+    LIST_PARAMETERS: ClassVar[bool] = True
     SUPPORTS_ROLES = False
     SUPPORTS_TRANSACTIONAL_DDL = True
     # dlt pipelines in threads of this process load through cursors of one connection.
