@@ -391,8 +391,15 @@ class RunJob:
         reuses them only if nothing has written to it since."""
         from stackyard.monitors.reuse import MeasurementCache
 
-        cache = MeasurementCache(self.project_dir, self.warehouse.target_name)
-        cache.seal(run_id, self.warehouse.write_stamp())
+        stamp: str | None = None
+        try:
+            self.warehouse.settle()
+            stamp = self.warehouse.write_stamp()
+        except StackyardError:
+            stamp = None  # the file may change when this process ends: the next pass measures
+        finally:
+            self.session.release()
+        MeasurementCache(self.project_dir, self.warehouse.target_name).seal(run_id, stamp)
 
     def _skip_step(self, name: str, reason: str) -> None:
         self.console.step_started(name)

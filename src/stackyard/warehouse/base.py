@@ -252,6 +252,15 @@ class Warehouse(ABC):
         """
         return None
 
+    def settle(self) -> None:
+        """Write out what the engine still holds in a log, so that :meth:`write_stamp` is
+        the warehouse's state when this process ends; nothing to do on a server.
+
+        Raises:
+            WarehouseError: the engine refused.
+        """
+        return None
+
     def ensure_schema(self, schema: str) -> None:
         """Create a schema if it does not exist."""
         self.execute(f"CREATE SCHEMA IF NOT EXISTS {self.quote(schema)}")

@@ -154,6 +154,13 @@ class DuckDBWarehouse(Warehouse):
             parts.append(f"{st.st_ino}:{st.st_size}:{st.st_mtime_ns}")
         return " ".join(parts)
 
+    def settle(self) -> None:
+        # dbt-duckdb and dlt keep their own handles on the database until this process
+        # ends, and the last one to close writes the log into the file: do it now.
+        if self.path.with_name(self.path.name + ".wal").exists():
+            self.execute("CHECKPOINT")
+            self.close()
+
     def estimate_query(self, sql: str, params: Sequence[Any] = ()) -> QueryEstimate | None:
         # EXPLAIN (FORMAT JSON): each operator carries the optimizer's "Estimated
         # Cardinality"; DuckDB's plan says nothing of bytes.
