@@ -93,6 +93,11 @@ class MeasurementCache:
         """Keep a pass's measurements, unsealed: reusable only once :meth:`seal` ran."""
         self._update({"run_id": run_id, "stamp": None, "tables": tables})
 
+    def kept_by(self, run_id: str) -> bool:
+        """Whether the kept measurements are ``run_id``'s pass's."""
+        kept = self._read().get(self.target)
+        return isinstance(kept, dict) and kept.get("run_id") == run_id
+
     def seal(self, run_id: str, stamp: str | None) -> None:
         """Stamp the entries kept by ``run_id``'s pass with the warehouse's write stamp,
         taken after the run's last write; without a stamp they are dropped."""

@@ -232,7 +232,8 @@ class MonitorSuite:
             findings=state.findings,
             snapshots=state.snapshots,
         )
-        if run is not None:
+        if run is not None and self.warehouse.write_stamp() is not None:
+            # Engines without a write stamp never reuse: nothing of theirs is kept.
             cache.keep(run_id, measured)
         notes: list[str] = []
         outcomes = []

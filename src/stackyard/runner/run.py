@@ -391,6 +391,9 @@ class RunJob:
         reuses them only if nothing has written to it since."""
         from stackyard.monitors.reuse import MeasurementCache
 
+        cache = MeasurementCache(self.project_dir, self.warehouse.target_name)
+        if not cache.kept_by(run_id):
+            return  # no pass ran, or the engine keeps nothing
         stamp: str | None = None
         try:
             self.warehouse.settle()
@@ -399,7 +402,7 @@ class RunJob:
             stamp = None  # the file may change when this process ends: the next pass measures
         finally:
             self.session.release()
-        MeasurementCache(self.project_dir, self.warehouse.target_name).seal(run_id, stamp)
+        cache.seal(run_id, stamp)
 
     def _skip_step(self, name: str, reason: str) -> None:
         self.console.step_started(name)
