@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stackyard.errors import EXIT_USAGE, StackyardError
 from stackyard.ingest.attempts import within_deadline
@@ -32,6 +32,9 @@ from stackyard.results import (
 from stackyard.session import Session
 from stackyard.transform.staging import dbt_source_names
 from stackyard.transform.state import manifest_freshness, transform_fingerprint
+
+if TYPE_CHECKING:
+    from stackyard.monitors.reuse import Unchanged
 
 
 class RunJob:
@@ -73,7 +76,7 @@ class RunJob:
         self._attempted = False
         self._selected: list[str] = []
         # Set when this run changed no table: its monitor pass may reuse measurements.
-        self._unchanged: Any = None
+        self._unchanged: Unchanged | None = None
 
     def execute(self, select: Sequence[str] = ()) -> RunResult:
         """Run the job.
@@ -376,7 +379,7 @@ class RunJob:
             f"{previous['run_id']}, whose build passed (--force-build rebuilds)"
         )
 
-    def _no_table_changed(self, loads: Sequence[SourceLoad], stamp: str) -> Any:
+    def _no_table_changed(self, loads: Sequence[SourceLoad], stamp: str) -> Unchanged | None:
         """What the monitor pass needs to reuse the last measurements, or ``None`` when a
         load may have written a table: any load package (a table without a key is replaced
         even when it comes back empty) or any table listed."""
