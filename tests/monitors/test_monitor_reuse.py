@@ -6,6 +6,7 @@ Real DuckDB files with tables written directly (no dlt or dbt), as the runner wo
 
 from __future__ import annotations
 
+import json
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
@@ -199,3 +200,17 @@ def test_nothing_is_reused_without_the_previous_run_or_on_another_day(
     tomorrow = datetime(2026, 3, 11, 0, 5, tzinfo=UTC)
     check(tmp_path / "a", w, nothing_new("r3"), tomorrow, Unchanged("r2", stamp(w)))
     assert len(queries) == 2  # "rows loaded today" is another day's
+
+
+def test_a_kept_file_changed_by_hand_is_measured(tmp_path: Path, queries: list[str]) -> None:
+    w = first_run(tmp_path / "a")
+    path = tmp_path / "a" / ".stackyard" / "monitor_measurements.json"
+    data = json.loads(path.read_text())
+    data["dev"]["tables"]["app.orders"]["metrics"] = {"row_count": "many"}
+    data["dev"]["tables"]["app.notes"]["verdicts"] = ["not", "a", "mapping"]
+    path.write_text(json.dumps(data))
+    queries.clear()
+    report = check(tmp_path / "a", w, nothing_new("r2"), LATER, Unchanged("r1", stamp(w)))
+    assert [q for q in queries if '"orders"' in q]  # measured again
+    assert len(queries) == 1  # app.notes' measurements were intact
+    assert {t.table for t in report.tables} == {"app.notes", "app.orders"}

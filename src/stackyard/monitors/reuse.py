@@ -181,6 +181,17 @@ def metrics_to_json(metrics: TableMetrics) -> dict[str, Any]:
     }
 
 
+def reused_metrics(kept: dict[str, Any] | None, plan: str) -> TableMetrics | None:
+    """A table's kept measurements if they were taken with the same plan (:func:`plan_key`);
+    ``None`` when there are none, the plan differs or the file was changed by hand."""
+    if not isinstance(kept, dict) or kept.get("plan") != plan:
+        return None
+    try:
+        return metrics_from_json(kept["metrics"])
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return None
+
+
 def metrics_from_json(data: dict[str, Any]) -> TableMetrics:
     """The :class:`TableMetrics` :func:`metrics_to_json` wrote."""
 
@@ -208,7 +219,7 @@ class Verdicts:
     """
 
     def __init__(self, kept: dict[str, list[dict[str, Any]]] | None = None) -> None:
-        self.kept = kept or {}
+        self.kept = kept if isinstance(kept, dict) else {}
         self.used: dict[str, list[dict[str, Any]]] = {}
 
     def judged(self, inputs: Any, judge: Callable[[], list[Check]]) -> list[Check]:
@@ -227,10 +238,21 @@ class Verdicts:
         digest = hashlib.sha256(
             json.dumps(inputs, default=str, sort_keys=True).encode()
         ).hexdigest()
-        found = self.kept.get(digest)
-        checks = [_check_from_json(c) for c in found] if found is not None else judge()
+        checks = _checks(self.kept.get(digest))
+        if checks is None:
+            checks = judge()
         self.used[digest] = [_check_to_json(c) for c in checks]
         return checks
+
+
+def _checks(kept: Any) -> list[Check] | None:
+    """Kept checks, or ``None`` when there are none or the file was changed by hand."""
+    if not isinstance(kept, list):
+        return None
+    try:
+        return [_check_from_json(c) for c in kept]
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def _check_to_json(check: Check) -> dict[str, Any]:

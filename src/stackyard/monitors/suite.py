@@ -58,9 +58,9 @@ from stackyard.monitors.reuse import (
     MeasurementCache,
     Unchanged,
     Verdicts,
-    metrics_from_json,
     metrics_to_json,
     plan_key,
+    reused_metrics,
 )
 from stackyard.monitors.targets import (
     as_tuple,
@@ -337,9 +337,10 @@ class MonitorSuite:
         )
         checks.extend(Check("config", "warn", note) for note in plan.notes)
         key_of_plan = plan_key(plan)
+        reused = reused_metrics(kept, key_of_plan)
         metrics: TableMetrics
-        if kept is not None and kept.get("plan") == key_of_plan:
-            metrics = metrics_from_json(kept["metrics"])
+        if reused is not None:
+            metrics = reused
         else:
             try:
                 result = self.warehouse.query(metrics_query(plan, self.warehouse.DIALECT))
