@@ -6,8 +6,11 @@ import os
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from stackyard import Context
 from stackyard.console import CaptureConsole
+from stackyard.monitors import suite
 from stackyard.results import RunResult
 
 NOTHING_NEW = "nothing new since run"
@@ -43,11 +46,18 @@ def execute(project: Path, *statements: str) -> None:
     db.close()
 
 
-def test_nothing_new_builds_no_pipeline_and_no_dbt(project: Path) -> None:
+def test_nothing_new_builds_no_pipeline_and_no_dbt(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     first, _ = run(project)
     pipelines = project / ".stackyard" / "pipelines"
     before = {p: p.stat().st_mtime_ns for p in pipelines.rglob("*") if p.is_file()}
+    queries: list[str] = []
+    build = suite.metrics_query
+    monkeypatch.setattr(suite, "metrics_query", lambda *a: queries.append(build(*a)) or build(*a))
     again, details = run(project)
+    # ... nor a metric query: the monitor pass took the first run's measurements
+    assert queries == [] and again.monitors is not None and again.monitors.tables
     assert all(NOTHING_NEW in d and first.run_id in d for d in details.values()), details
     assert set(details) == {"app", "files"}
     assert again.build == "skipped" and loaded(again) == {}

@@ -9,7 +9,7 @@ import pytest
 import sqlglot
 import yaml
 
-from stackyard.config.model import ProjectConfig
+from stackyard.config.model import DuckDBTarget, ProjectConfig
 from stackyard.config.secrets import Secrets
 from stackyard.errors import WarehouseUnreachableError
 from stackyard.transform.dbt import write_profiles
@@ -170,3 +170,48 @@ def test_hostile_identifiers_are_quoted(name: str) -> None:
         parsed = sqlglot.parse(sql, read=dialect)
         assert len(parsed) == 1, sql
         assert parsed[0].find(sqlglot.exp.Identifier).name == name  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    "name", ['we"ird', '""', "semi;colon", "Mixed Case", "drop table x; --", "ünï", "a.b", "`x`"]
+)
+def test_quoting_without_sqlglot_renders_what_sqlglot_renders(name: str) -> None:
+    # DuckDB and Postgres quote by hand (IDENTIFIER_QUOTE) to keep sqlglot's import off a
+    # no-op run; the text must be exactly sqlglot's.
+    for cls in (DuckDBWarehouse, PostgresWarehouse):
+        assert cls.IDENTIFIER_QUOTE is not None
+        expected = ".".join(
+            sqlglot.exp.to_identifier(p, quoted=True).sql(dialect=cls.DIALECT) for p in (name, "t")
+        )
+        assert cls.quote_for(name, "t") == expected
+
+
+def test_metadata_rows_insert_as_lists_exactly_as_as_values(tmp_path: Path) -> None:
+    # DuckDB binds one list per column (LIST_PARAMETERS); the rows stored must be those the
+    # portable multi-row VALUES statement stores, NULLs, ints in DOUBLE columns and naive
+    # and aware times included.
+    from datetime import UTC, date, datetime
+    from decimal import Decimal
+
+    from stackyard.metadata.schema import MONITOR_TABLES, ensure_tables, insert_rows
+
+    aware = datetime(2026, 3, 1, 12, 30, 15, 123456, tzinfo=UTC)
+    rows = [
+        ("r1", aware, "app.t", "source", "app.t", "volume", None, date(2026, 3, 1), "ok", 3,
+         2.5, None, float("inf"), "it's 3 rows"),
+        ("r1", datetime(2026, 3, 1, 1, 2), "app.t", "model", "t", "null_rate", "a\"b", None,
+         "anomaly", Decimal("0.25"), None, 0.0, 1e300, ""),
+    ]  # fmt: skip
+    stored = []
+    for as_lists in (True, False):
+        w = DuckDBWarehouse(
+            "dev", DuckDBTarget(type="duckdb", path=f"w{as_lists}.duckdb"), tmp_path,
+            Secrets(tmp_path, environ={}),
+        )  # fmt: skip
+        w.LIST_PARAMETERS = as_lists  # type: ignore[misc]
+        ensure_tables(w, MONITOR_TABLES)
+        insert_rows(w, "monitor_findings", rows)
+        stored.append(w.query('SELECT * FROM "stackyard"."monitor_findings"').rows)
+        w.close()
+    assert stored[0] == stored[1]
+    assert len(stored[0]) == 2

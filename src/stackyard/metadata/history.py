@@ -10,7 +10,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from stackyard.metadata.schema import RUN_TABLES, ensure_tables, existing_tables, relation
+from stackyard.metadata.schema import (
+    RUN_TABLES,
+    ensure_tables,
+    existing_tables,
+    insert_rows,
+    relation,
+)
 from stackyard.results import RunResult
 from stackyard.warehouse.base import Warehouse
 
@@ -361,8 +367,5 @@ class History:
         )
 
     def _insert(self, table: str, rows: list[tuple[Any, ...]]) -> None:
-        if not rows:
-            return
-        w = self.warehouse
-        marks = ", ".join([w.param()] * len(rows[0]))
-        w.execute_many(f"INSERT INTO {relation(w, table)} VALUES ({marks})", rows)
+        # One statement per table (executemany runs one per row on DuckDB).
+        insert_rows(self.warehouse, table, rows)

@@ -83,11 +83,47 @@ LEASE_TABLES: dict[str, str] = {
 _MAX_PARAMS = 30_000
 
 
+def column_types(columns: str) -> list[str]:
+    """The types of a table's column definitions, constraints left out.
+
+    >>> column_types("a VARCHAR NOT NULL, b DOUBLE PRECISION, c VARCHAR NOT NULL PRIMARY KEY")
+    ['VARCHAR', 'DOUBLE PRECISION', 'VARCHAR']
+    """
+    return [
+        c.split(" ", 1)[1].replace(" NOT NULL", "").replace(" PRIMARY KEY", "")
+        for c in columns.split(", ")
+    ]
+
+
+_COLUMN_TYPES = {
+    name: column_types(columns)
+    for tables in (RUN_TABLES, MONITOR_TABLES, BACKFILL_TABLES, LEASE_TABLES)
+    for name, columns in tables.items()
+}
+
+
 def ensure_tables(warehouse: Warehouse, tables: Mapping[str, str]) -> None:
     """Create the metadata schema and tables, and add columns newer versions need."""
     warehouse.ensure_schema(METADATA_SCHEMA)
+    if warehouse.INFORMATION_SCHEMA and _all_present(warehouse, tables):
+        return  # the usual case, answered by one query instead of one per table
     for table, columns in tables.items():
         warehouse.ensure_table(METADATA_SCHEMA, table, columns)
+
+
+def _all_present(warehouse: Warehouse, tables: Mapping[str, str]) -> bool:
+    """Whether every table already has every column (read with one query)."""
+    p = warehouse.param()
+    rows = warehouse.query(
+        f"SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = {p}",
+        (METADATA_SCHEMA,),
+    ).rows
+    present = {(str(table), str(column)) for table, column in rows}
+    return all(
+        (table, column.split(" ", 1)[0]) in present
+        for table, columns in tables.items()
+        for column in columns.split(", ")
+    )
 
 
 def existing_tables(warehouse: Warehouse) -> set[str]:
@@ -109,6 +145,17 @@ def insert_rows(warehouse: Warehouse, table: str, rows: Sequence[tuple[Any, ...]
     if not rows:
         return
     width = len(rows[0])
+    types = _COLUMN_TYPES.get(table)
+    if warehouse.LIST_PARAMETERS and types is not None and len(types) == width:
+        # One list per column, unnested row by row: binding a list is much cheaper than
+        # thousands of scalar parameters (a monitor pass's findings: 5x faster on DuckDB).
+        p = warehouse.param()
+        warehouse.execute(
+            f"INSERT INTO {relation(warehouse, table)} SELECT "
+            + ", ".join(f"unnest(CAST({p} AS {t}[]))" for t in types),
+            [list(column) for column in zip(*rows, strict=True)],
+        )
+        return
     one = "(" + ", ".join([warehouse.param()] * width) + ")"
     size = max(1, _MAX_PARAMS // width)
     for start in range(0, len(rows), size):

@@ -20,19 +20,14 @@ and most chat tools accept it) through :mod:`urllib`; e-mail goes through :mod:`
 from __future__ import annotations
 
 import hashlib
-import http.client
 import json
 import random
 import re
-import smtplib
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from email.message import EmailMessage
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stackyard.config.monitors import AlertsConfig, EmailChannel, WebhookChannel
 from stackyard.config.secrets import Secrets
@@ -40,6 +35,9 @@ from stackyard.errors import ConfigError
 from stackyard.metadata.monitors import MetricStore
 from stackyard.monitors.health import ALERTING, AlertOutcome, TableHealth
 from stackyard.monitors.lineage import Lineage
+
+if TYPE_CHECKING:
+    from email.message import EmailMessage
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 # HTTP answers worth retrying: the receiver is overloaded or broken for now.
@@ -296,6 +294,8 @@ class Notifier:
                 f"e-mail channel '{name}' has no recipient: set monitors.alerts.channels."
                 f"{name}.to or give the tables owners with e-mail addresses"
             )
+        from email.message import EmailMessage
+
         message = EmailMessage()
         message["Subject"] = alert.title
         message["From"] = channel.from_
@@ -310,6 +310,11 @@ def post_webhook(url: str, payload: bytes, timeout: float) -> None:
     Raises:
         DeliveryError: the receiver timed out, was unreachable or did not answer 2xx.
     """
+    # Imported here: a pass without alerts (every no-op run) never needs them.
+    import http.client
+    import urllib.error
+    import urllib.request
+
     request = urllib.request.Request(
         url,
         data=payload,
@@ -345,6 +350,8 @@ def send_email(channel: EmailChannel, password: str | None, message: EmailMessag
     Raises:
         DeliveryError: the server was unreachable, timed out or refused the message.
     """
+    import smtplib
+
     try:
         with smtplib.SMTP(channel.host, channel.port, timeout=channel.timeout_seconds) as smtp:
             if channel.starttls:

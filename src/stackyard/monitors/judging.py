@@ -9,9 +9,11 @@ from typing import Any
 from stackyard.config.model import Freshness
 from stackyard.config.monitors import MonitorsConfig
 from stackyard.metadata.monitors import FindingRow, MetricRow, Snapshot
+from stackyard.monitors.anomaly import AnomalyConfig
 from stackyard.monitors.checks import anomaly_config, fill_days, freshness_check, volume_checks
 from stackyard.monitors.health import Check
 from stackyard.monitors.metrics import TableMetrics, TableRef
+from stackyard.monitors.reuse import Verdicts
 from stackyard.results import RunResult
 
 
@@ -46,6 +48,7 @@ def judge_volume(
     run: RunResult | None,
     loaded: bool,
     failed_source: str | None,
+    verdicts: Verdicts | None = None,
 ) -> list[Check]:
     rel = table.relation
     today = state.now.date()
@@ -101,7 +104,8 @@ def judge_volume(
                     value=fresh[last],
                 )
             ]
-        return volume_checks(
+        return _volume_checks(
+            verdicts,
             series,
             judge,
             unit=f"rows with {time_column} on",
@@ -129,9 +133,41 @@ def judge_volume(
         unit = "rows after the build on" if table.kind == "model" else "rows on"
     state.metrics.append(MetricRow(rel, "volume", value, day=today))
     series = {d: v for d, v in stored.items() if d < today} | {today: value}
-    return volume_checks(
-        series, [today], unit=unit, holidays=holidays, exclude=exclude, config=config
+    return _volume_checks(
+        verdicts, series, [today], unit=unit, holidays=holidays, exclude=exclude, config=config
     )
+
+
+def _volume_checks(
+    verdicts: Verdicts | None,
+    series: dict[date, float],
+    judge: list[date],
+    *,
+    unit: str,
+    holidays: list[date],
+    exclude: set[date],
+    config: AnomalyConfig,
+) -> list[Check]:
+    """:func:`volume_checks`, its verdicts taken from the last pass when every input is
+    the same (it is a pure function of them)."""
+
+    def judged() -> list[Check]:
+        return volume_checks(
+            series, judge, unit=unit, holidays=holidays, exclude=exclude, config=config
+        )
+
+    if verdicts is None:
+        return judged()
+    inputs = [
+        "volume",
+        sorted((d.isoformat(), v) for d, v in series.items()),
+        [d.isoformat() for d in judge],
+        unit,
+        sorted(str(d) for d in holidays),
+        sorted(str(d) for d in exclude),
+        config.model_dump(mode="json"),
+    ]
+    return verdicts.judged(inputs, judged)
 
 
 def judge_freshness(

@@ -14,11 +14,12 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Any, Literal
-
-from sqlglot import exp
+from typing import TYPE_CHECKING, Any, Literal
 
 from stackyard.warehouse.base import QueryResult
+
+if TYPE_CHECKING:
+    from sqlglot import exp
 
 TableKind = Literal["source", "model"]
 
@@ -296,6 +297,9 @@ def metrics_query(plan: MetricPlan, dialect: str) -> str:
 
     # Built node by node without sqlglot's defensive copies: the builder helpers deep-copy
     # every argument, which made this function cost more than the query on small tables.
+    # sqlglot is imported here: a pass that reuses every table's measurements never needs it.
+    from sqlglot import exp
+
     def table() -> exp.Table:
         return exp.Table(
             this=exp.to_identifier(plan.table.name, quoted=True),
@@ -437,14 +441,20 @@ def parse_metrics(plan: MetricPlan, result: QueryResult) -> TableMetrics:
 
 
 def _col(name: str) -> exp.Column:
+    from sqlglot import exp
+
     return exp.Column(this=exp.to_identifier(name, quoted=True))
 
 
 def _as(expression: exp.Expression, alias: str) -> exp.Alias:
+    from sqlglot import exp
+
     return exp.Alias(this=expression, alias=exp.to_identifier(alias))
 
 
 def _not_null(name: str) -> exp.Expression:
+    from sqlglot import exp
+
     return exp.Not(this=exp.Is(this=_col(name), expression=exp.Null()))
 
 

@@ -28,6 +28,7 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from stackyard.config.model import ProjectConfig
 from stackyard.console import Console
@@ -47,10 +48,19 @@ from stackyard.monitors.health import Check, MonitorReport, TableHealth, sort_ch
 from stackyard.monitors.judging import Pass, PassHistory, judge_freshness, judge_volume
 from stackyard.monitors.lineage import Lineage
 from stackyard.monitors.metrics import (
+    TableMetrics,
     TableRef,
     metrics_query,
     parse_metrics,
     plan_metrics,
+)
+from stackyard.monitors.reuse import (
+    MeasurementCache,
+    Unchanged,
+    Verdicts,
+    metrics_to_json,
+    plan_key,
+    reused_metrics,
 )
 from stackyard.monitors.targets import (
     as_tuple,
@@ -74,6 +84,7 @@ def monitor_run(
     warehouse: Warehouse,
     run: RunResult,
     console: Console,
+    unchanged: Unchanged | None = None,
 ) -> MonitorReport:
     """Monitor every table a run loaded or built; the runner's last step.
 
@@ -84,6 +95,8 @@ def monitor_run(
         warehouse: the run's target.
         run: the run that just finished.
         console: where progress goes (as step ``monitors``).
+        unchanged: set when the run changed no table: the previous pass's measurements may
+            then be reused (:mod:`stackyard.monitors.reuse`).
 
     Returns:
         The pass's report. Never raises for data or alerting problems: those are statuses.
@@ -98,7 +111,7 @@ def monitor_run(
         warehouse=warehouse,
         console=console,
     )
-    return suite.check(run)
+    return suite.check(run, unchanged)
 
 
 class MonitorSuite:
@@ -136,11 +149,12 @@ class MonitorSuite:
 
     # ------------------------------------------------------------------ the pass
 
-    def check(self, run: RunResult | None) -> MonitorReport:
+    def check(self, run: RunResult | None, unchanged: Unchanged | None = None) -> MonitorReport:
         """Measure, judge, record and alert.
 
         Args:
             run: the run just finished, or ``None`` for an on-demand pass.
+            unchanged: the run changed no table (:mod:`stackyard.monitors.reuse`).
 
         Returns:
             The pass's report.
@@ -180,6 +194,9 @@ class MonitorSuite:
             if load.status == "failed"
         }
         built = built_models(run)
+        cache = MeasurementCache(self.project_dir, self.warehouse.target_name)
+        kept = cache.reusable(unchanged) if run is not None else {}
+        measured: dict[str, dict[str, Any]] = {}
 
         state = Pass(now)
         healths = []
@@ -195,6 +212,8 @@ class MonitorSuite:
                 failed_source=failed_schemas.get(table.schema) if table.kind == "source" else None,
                 tests=tests.get(table.unique_id or ""),
                 built=built,
+                kept=kept.get(table.relation),
+                measured=measured,
             )
             healths.append(health)
             self.console.step_progress(STEP, f"{health.table}: {health.status}")
@@ -213,6 +232,9 @@ class MonitorSuite:
             findings=state.findings,
             snapshots=state.snapshots,
         )
+        if run is not None and self.warehouse.write_stamp() is not None:
+            # Engines without a write stamp never reuse: nothing of theirs is kept.
+            cache.keep(run_id, measured)
         notes: list[str] = []
         outcomes = []
         if any(t.alerting for t in tables):
@@ -259,6 +281,8 @@ class MonitorSuite:
         failed_source: tuple[str, str] | None,
         tests: tuple[list[tuple[str, int | None]], int] | None,
         built: set[str] | None,
+        kept: dict[str, Any] | None = None,
+        measured: dict[str, dict[str, Any]] | None = None,
     ) -> TableHealth:
         settings = self.config.for_table(table.relation, table.node)
         rel = table.relation
@@ -312,14 +336,25 @@ class MonitorSuite:
             dimensions=settings.dimensions,
         )
         checks.extend(Check("config", "warn", note) for note in plan.notes)
-        try:
-            result = self.warehouse.query(metrics_query(plan, self.warehouse.DIALECT))
-        except WarehouseError as exc:
-            # Dropped or locked between listing and measuring, a view whose source is gone,
-            # a type the engine cannot count: the table's state is "cannot measure", said.
-            checks.append(Check("table", "error", f"could not be measured: {exc.message}"))
-            return done()
-        metrics = parse_metrics(plan, result)
+        key_of_plan = plan_key(plan)
+        reused = reused_metrics(kept, key_of_plan)
+        metrics: TableMetrics
+        if reused is not None:
+            metrics = reused
+        else:
+            try:
+                result = self.warehouse.query(metrics_query(plan, self.warehouse.DIALECT))
+            except WarehouseError as exc:
+                # Dropped or locked between listing and measuring, a view whose source is
+                # gone, a type the engine cannot count: the table's state is "cannot
+                # measure", said.
+                checks.append(Check("table", "error", f"could not be measured: {exc.message}"))
+                return done()
+            metrics = parse_metrics(plan, result)
+        measurement = metrics_to_json(metrics)
+        verdicts = Verdicts(kept.get("verdicts") if kept is not None else None)
+        if measured is not None:
+            measured[rel] = {"plan": key_of_plan, "metrics": measurement, "verdicts": verdicts.used}
         today = state.now.date()
         state.metrics.append(MetricRow(rel, "row_count", metrics.row_count, day=today))
         state.snapshots.append(
@@ -343,6 +378,7 @@ class MonitorSuite:
                 run,
                 loaded,
                 failed_source[0] if failed_source else None,
+                verdicts,
             )
         )
         checks.append(
@@ -350,9 +386,14 @@ class MonitorSuite:
                 self.project.defaults.freshness, table, metrics, history, state, run, built
             )
         )
+        detector = anomaly_config(settings)
         checks.extend(
-            column_checks(
-                plan, metrics, holidays=self.config.holidays, config=anomaly_config(settings)
+            verdicts.judged(
+                # a pure function of the measurement, the plan, the calendar and the settings
+                ["columns", key_of_plan, measurement, self.config.holidays, detector.model_dump()],
+                lambda: column_checks(
+                    plan, metrics, holidays=self.config.holidays, config=detector
+                ),
             )
         )
         excluded = history.incidents.get(rel, set())

@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stackyard.errors import EXIT_USAGE, EngineRefusedError, StackyardError
 from stackyard.ingest.attempts import within_deadline
@@ -32,6 +32,9 @@ from stackyard.results import (
 from stackyard.session import Session
 from stackyard.transform.staging import dbt_source_names
 from stackyard.transform.state import manifest_freshness, transform_fingerprint
+
+if TYPE_CHECKING:
+    from stackyard.monitors.reuse import Unchanged
 
 
 class RunJob:
@@ -75,6 +78,8 @@ class RunJob:
         self._previous: dict[str, Any] | None = None
         self._attempted = False
         self._selected: list[str] = []
+        # Set when this run changed no table: its monitor pass may reuse measurements.
+        self._unchanged: Unchanged | None = None
 
     def execute(self, select: Sequence[str] = ()) -> RunResult:
         """Run the job.
@@ -86,6 +91,8 @@ class RunJob:
         Returns:
             The run's result, already written to the history tables when possible.
         """
+        # Before this run writes anything: whether anything wrote since the last run ended.
+        stamp = self.warehouse.write_stamp() if self.monitors else None
         run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
         started_at = datetime.now(UTC)
         sources, dbt_select = self._selection(select)
@@ -105,10 +112,12 @@ class RunJob:
         )
         self.session.release()  # dlt and dbt open their own connections
         try:
-            return self._execute(run_id, started_at, select, sources, dbt_select, external)
+            return self._execute(run_id, started_at, select, sources, dbt_select, external, stamp)
         finally:
             RunLeases(self.warehouse).release(leases, run_id)
             self.session.release()
+            if self.monitors:
+                self._seal_measurements(run_id)
 
     def _execute(
         self,
@@ -118,6 +127,7 @@ class RunJob:
         sources: list[str],
         dbt_select: list[str],
         external: Sequence[str] = (),
+        stamp: str | None = None,
     ) -> RunResult:
         loads: list[SourceLoad] = []
         self._attempted = True  # from here on, a failure is a failed run (exit 1), not usage
@@ -162,6 +172,8 @@ class RunJob:
         unchanged = self._unchanged_since(self._previous, fingerprint, select, loads)
         if external:
             unchanged = None  # another tool may have loaded new rows since the last run
+        if unchanged and stamp is not None and self._previous is not None:
+            self._unchanged = self._no_table_changed(loads, stamp)
         stale: dict[str, str] = {}
         if external:
             checked_step = self._step(
@@ -230,8 +242,8 @@ class RunJob:
                     found = dbt.freshness(
                         [f"source:{n}" for n in names] if select else (), failed_names
                     )
+                    self.session.release()
                 freshness.extend(f for f in found if f.source not in checked)
-                self.session.release()
                 late = [f for f in freshness if f.status != "pass"]
                 return f"{len(freshness) - len(late)}/{len(freshness)} source tables fresh"
 
@@ -279,13 +291,12 @@ class RunJob:
                 warehouse=self.warehouse,
                 run=result,
                 console=self.console,
+                unchanged=self._unchanged,
             )
             status: StepStatus = "ok" if report.status == "ok" else "warn"
             detail = report.summary
         except StackyardError as exc:
             status, detail = "warn", f"monitors could not run: {self.secrets.redact(str(exc))}"
-        finally:
-            self.session.release()
         step = StepResult("monitors", status, detail, at, round(time.monotonic() - t0, 3))
         self.console.step_finished("monitors", status, detail)
         return RunResult(**{**result.__dict__, "steps": (*result.steps, step), "monitors": report})
@@ -380,6 +391,34 @@ class RunJob:
             f"{previous['run_id']}, whose build passed (--force-build rebuilds)"
         )
 
+    def _no_table_changed(self, loads: Sequence[SourceLoad], stamp: str) -> Unchanged | None:
+        """What the monitor pass needs to reuse the last measurements, or ``None`` when a
+        load may have written a table: any load package (a table without a key is replaced
+        even when it comes back empty) or any table listed."""
+        from stackyard.monitors.reuse import Unchanged
+
+        if self._previous is None or any(load.tables or load.load_ids for load in loads):
+            return None
+        return Unchanged(self._previous["run_id"], stamp)
+
+    def _seal_measurements(self, run_id: str) -> None:
+        """Stamp this run's kept measurements once the warehouse is closed: the next run
+        reuses them only if nothing has written to it since."""
+        from stackyard.monitors.reuse import MeasurementCache
+
+        cache = MeasurementCache(self.project_dir, self.warehouse.target_name)
+        if not cache.kept_by(run_id):
+            return  # no pass ran, or the engine keeps nothing
+        stamp: str | None = None
+        try:
+            self.warehouse.settle()
+            stamp = self.warehouse.write_stamp()
+        except StackyardError:
+            stamp = None  # the file may change when this process ends: the next pass measures
+        finally:
+            self.session.release()
+        cache.seal(run_id, stamp)
+
     def _skip_step(self, name: str, reason: str) -> None:
         self.console.step_started(name)
         self.console.step_finished(name, "skipped", reason)
@@ -406,8 +445,9 @@ class RunJob:
         return total
 
     def _record(self, result: RunResult) -> str:
+        # The connection stays open for the monitor pass and the leases (closing and
+        # reopening a DuckDB file checkpoints it each time); execute() closes it at the end.
         History(self.warehouse).record(result)
-        self.session.release()
         return f"run {result.run_id} → {METADATA_SCHEMA}.runs"
 
     def _build_summary(self, nodes: list[NodeResult]) -> str:

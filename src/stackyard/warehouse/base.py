@@ -94,6 +94,11 @@ class Warehouse(ABC):
             reads a snowpipe source's files as the filesystem kind.
         INFORMATION_SCHEMA: the engine answers queries on ``information_schema``; without
             it (Spark's catalog) tables and columns come from :meth:`all_columns`.
+        IDENTIFIER_QUOTE: the engine quotes every identifier in this character and doubles
+            it inside a name (the SQL standard's rule, which DuckDB and Postgres follow), so
+            :meth:`quote` needs no sqlglot; ``None``: sqlglot quotes in :attr:`DIALECT`.
+        LIST_PARAMETERS: a query parameter may be a Python list, bound as the engine's list
+            type (``CAST(? AS VARCHAR[])``), so many rows insert as one list per column.
     """
 
     KIND: ClassVar[str]
@@ -120,6 +125,8 @@ class Warehouse(ABC):
     # window), so a backfill can run a batch as that plain SQL (runbooks/backfill/model_sql).
     DBT_MICROBATCH_REPLACES: ClassVar[bool] = False
     SNOWPIPE: ClassVar[bool] = False
+    IDENTIFIER_QUOTE: ClassVar[str | None] = None
+    LIST_PARAMETERS: ClassVar[bool] = False
 
     def __init__(self, target_name: str, config: Any, project_dir: Path, secrets: Secrets):
         self.target_name = target_name
@@ -228,9 +235,31 @@ class Warehouse(ABC):
     @classmethod
     def quote_for(cls, *parts: str) -> str:
         """:meth:`quote`, without an instance."""
+        mark = cls.IDENTIFIER_QUOTE
+        if mark is not None:
+            # sqlglot renders the same text; importing it costs a no-op run about 0.1 s.
+            return ".".join(mark + p.replace(mark, mark + mark) + mark for p in parts)
         from sqlglot import exp
 
         return ".".join(exp.to_identifier(p, quoted=True).sql(dialect=cls.DIALECT) for p in parts)
+
+    def write_stamp(self) -> str | None:
+        """A value that changes whenever anything writes to the warehouse (this process or
+        any other), read without connecting; ``None`` where the engine offers none.
+
+        A monitor pass reuses a table's last measurements only while the stamp taken when
+        the previous run ended still holds (:mod:`stackyard.monitors.reuse`).
+        """
+        return None
+
+    def settle(self) -> None:
+        """Write out what the engine still holds in a log, so that :meth:`write_stamp` is
+        the warehouse's state when this process ends; nothing to do on a server.
+
+        Raises:
+            WarehouseError: the engine refused.
+        """
+        return None
 
     def ensure_schema(self, schema: str) -> None:
         """Create a schema if it does not exist."""

@@ -30,6 +30,8 @@ class DuckDBWarehouse(Warehouse):
     DBT_SUBQUERY_ALIAS: ClassVar[bool] = False
     DBT_MICROBATCH_REPLACES: ClassVar[bool] = True
     DIALECT: ClassVar[str] = "duckdb"
+    IDENTIFIER_QUOTE: ClassVar[str | None] = '"'
+    LIST_PARAMETERS: ClassVar[bool] = True
     SUPPORTS_ROLES = False
     SUPPORTS_TRANSACTIONAL_DDL = True
     # dlt pipelines in threads of this process load through cursors of one connection.
@@ -138,6 +140,26 @@ class DuckDBWarehouse(Warehouse):
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+
+    def write_stamp(self) -> str | None:
+        # Every write reaches the database file or its write-ahead log (``<file>.wal``), and
+        # changes its size or modification time (nanoseconds); a replaced file its inode.
+        parts = []
+        for path in (self.path, self.path.with_name(self.path.name + ".wal")):
+            try:
+                st = path.stat()
+            except FileNotFoundError:
+                parts.append("-")
+                continue
+            parts.append(f"{st.st_ino}:{st.st_size}:{st.st_mtime_ns}")
+        return " ".join(parts)
+
+    def settle(self) -> None:
+        # dbt-duckdb and dlt keep their own handles on the database until this process
+        # ends, and the last one to close writes the log into the file: do it now.
+        if self.path.with_name(self.path.name + ".wal").exists():
+            self.execute("CHECKPOINT")
+            self.close()
 
     def estimate_query(self, sql: str, params: Sequence[Any] = ()) -> QueryEstimate | None:
         # EXPLAIN (FORMAT JSON): each operator carries the optimizer's "Estimated

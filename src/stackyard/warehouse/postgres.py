@@ -16,6 +16,7 @@ class PostgresWarehouse(Warehouse):
 
     KIND: ClassVar[str] = "postgres"
     DIALECT: ClassVar[str] = "postgres"
+    IDENTIFIER_QUOTE: ClassVar[str | None] = '"'
     SUPPORTS_ROLES = True
     SUPPORTS_TRANSACTIONAL_DDL = True
     PARALLEL_LOADS = True
