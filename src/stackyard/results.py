@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal
@@ -267,3 +268,17 @@ def _iso(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_iso(v) for v in value]
     return value
+
+
+def step_status_of_build(nodes: Sequence[NodeResult]) -> StepStatus:
+    """The build step's status: failed if a node failed, warn if a test warned."""
+    if any(n.failed for n in nodes):
+        return "failed"
+    return "warn" if any(n.status == "warn" for n in nodes) else "ok"
+
+
+def step_status_of_freshness(results: Sequence[FreshnessResult]) -> StepStatus:
+    """The freshness step's status: failed on an error, warn on a warning."""
+    if any(f.status in ("error", "runtime error") for f in results):
+        return "failed"
+    return "warn" if any(f.status == "warn" for f in results) else "ok"

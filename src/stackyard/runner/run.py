@@ -28,6 +28,8 @@ from stackyard.results import (
     SourceLoad,
     StepResult,
     StepStatus,
+    step_status_of_build,
+    step_status_of_freshness,
 )
 from stackyard.session import Session
 from stackyard.transform.staging import dbt_source_names
@@ -179,7 +181,7 @@ class RunJob:
             checked_step = self._step(
                 "external source freshness",
                 lambda: self._check_external(dbt, external, freshness, stale),
-                status_of=lambda: _fresh_status(freshness),
+                status_of=lambda: step_status_of_freshness(freshness),
             )
             if checked_step.status == "failed" and not stale:
                 # unknown freshness is not fresh: nothing is built on what could not be checked
@@ -224,7 +226,7 @@ class RunJob:
         elif unchanged:
             self._skip_step("dbt build", unchanged)
         else:
-            self._step("dbt build", build, status_of=lambda: _build_status(nodes))
+            self._step("dbt build", build, status_of=lambda: step_status_of_build(nodes))
 
         if to_load:
             names = [n for s in to_load if s not in failed_sources for n in self._dbt_names(s)]
@@ -248,7 +250,9 @@ class RunJob:
                 return f"{len(freshness) - len(late)}/{len(freshness)} source tables fresh"
 
             self._step(
-                "source freshness", check_freshness, status_of=lambda: _fresh_status(freshness)
+                "source freshness",
+                check_freshness,
+                status_of=lambda: step_status_of_freshness(freshness),
             )
 
         result = RunResult(
@@ -488,22 +492,3 @@ class RunJob:
         self.console.step_finished(name, status, detail)
         self._steps.append(step)
         return step
-
-
-def _build_status(nodes: list[NodeResult]) -> StepStatus:
-    if any(n.failed for n in nodes):
-        return "failed"
-    return "warn" if any(n.status == "warn" for n in nodes) else "ok"
-
-
-def _fresh_status(results: list[FreshnessResult]) -> StepStatus:
-    if any(f.status in ("error", "runtime error") for f in results):
-        return "failed"
-    return "warn" if any(f.status == "warn" for f in results) else "ok"
-
-
-def as_dicts(rows: Sequence[Any]) -> list[dict[str, Any]]:
-    """Dataclass rows as dictionaries, for JSON output."""
-    from dataclasses import asdict
-
-    return [asdict(r) for r in rows]
