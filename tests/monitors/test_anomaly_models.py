@@ -91,6 +91,22 @@ def test_a_level_series_catches_a_unit_change_and_accepts_negative_values() -> N
     assert cents.reason.startswith("the mean of delta is -190")
 
 
+def test_a_drifting_level_is_judged_along_its_trend() -> None:
+    # The daily mean of an id: new customers get higher ids, so the level climbs about one a
+    # day, with the noise of a mean over ~100 rows. Judged day by day, over 20 series and 60
+    # days each, an ordinary day is (almost) never an anomaly — and a unit change still is.
+    days = _days(181)
+    false_alerts = 0
+    for seed in range(20):
+        rng = random.Random(seed)
+        means = [600 + 1.2 * i + rng.gauss(0, 40) for i in range(180)]
+        false_alerts += sum(
+            detect_level(days[: i + 1], means[: i + 1]).is_anomaly for i in range(120, 180)
+        )
+        assert detect_level(days, [*means, means[-1] * 100]).direction == "spike"
+    assert false_alerts <= 12  # 1 % of 1,200 judged days
+
+
 def _student_t(rng: random.Random, dof: int) -> float:
     chi2 = sum(rng.gauss(0, 1) ** 2 for _ in range(dof))
     return rng.gauss(0, 1) / math.sqrt(chi2 / dof)

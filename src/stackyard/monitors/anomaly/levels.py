@@ -2,10 +2,17 @@
 zero, where ratios mean nothing, judged in their own units.
 
 The baseline (holidays and excluded days out, the judged day never in) gives a centre and a
-spread: per weekday when weekly seasonality is on and each weekday has enough points, else
-for the whole baseline; the centre is a median, the spread 1.4826 × the median absolute
-deviation (robust to the odd bad day), floored at a small share of the centre so a column
-that never moves does not alert on rounding. The band is centre ± threshold × spread.
+spread. Levels drift (the mean of an id grows as new customers arrive, prices creep up), so a
+robust trend — the Theil–Sen slope, the median of the slopes between every two baseline
+days — is taken out first; a level that does not drift has a slope near zero and is judged
+as before. The centre is the median of the detrended points, per weekday when weekly
+seasonality is on and the weekday has enough points, else for the whole baseline, carried
+forward along the trend to the judged day. The spread is 1.4826 × the median absolute
+deviation (robust to the odd bad day) of the weekday's points, but never below that of the
+whole baseline around its weekday centres: a handful of same-weekday points can sit close
+together by chance, and a band drawn from them alone alerts on ordinary days. It is floored
+at a small share of the centre so a column that never moves does not alert on rounding.
+The band is centre ± threshold × spread.
 """
 
 from __future__ import annotations
@@ -79,11 +86,15 @@ def detect_level(
             baseline_size=len(base),
             model="level",
         )
-    same_day = [v for d, v in base if d.weekday() == day.weekday()]
+    slope = _theil_sen(base)
+    # Each baseline point moved along the trend to the judged day.
+    moved = [(d, v + slope * (day - d).days) for d, v in base]
+    same_day = [v for d, v in moved if d.weekday() == day.weekday()]
     weekly = cfg.seasonality == "weekly" and len(same_day) >= _WEEKDAY_POINTS
-    points = same_day if weekly else [v for _, v in base]
+    points = same_day if weekly else [v for _, v in moved]
     centre = median(points)
     spread = _MAD_TO_SIGMA * median([abs(v - centre) for v in points])
+    spread = max(spread, _pooled_spread(moved, weekly))
     spread = max(spread, _MIN_RELATIVE_SPREAD * abs(centre), 1e-9)
     k = cfg.threshold
     lower, upper = centre - k * spread, centre + k * spread
@@ -113,6 +124,35 @@ def detect_level(
         baseline_size=len(base),
         model="level",
     )
+
+
+def _theil_sen(points: Sequence[tuple[date, float]]) -> float:
+    """The median of the slopes (per day) between every two points: a trend that a few bad
+    days cannot tilt (up to about three in ten).
+
+    >>> start = date(2026, 3, 2)
+    >>> _theil_sen([(start + timedelta(days=i), 5.0 + 2 * i) for i in range(10)])
+    2.0
+    >>> _theil_sen([(start + timedelta(days=i), 7.0) for i in range(10)])
+    0.0
+    """
+    slopes = [
+        (b - a) / (e - d).days
+        for i, (d, a) in enumerate(points)
+        for e, b in points[i + 1 :]
+        if e != d
+    ]
+    return median(slopes) if slopes else 0.0
+
+
+def _pooled_spread(points: Sequence[tuple[date, float]], weekly: bool) -> float:
+    """1.4826 × the median absolute deviation of every point from its own weekday's median
+    (from the baseline's median when not weekly)."""
+    groups: dict[int, list[float]] = {}
+    for d, v in points:
+        groups.setdefault(d.weekday() if weekly else 0, []).append(v)
+    deviations = [abs(v - median(vs)) for vs in groups.values() for v in vs]
+    return _MAD_TO_SIGMA * median(deviations) if deviations else 0.0
 
 
 def _fmt(value: float) -> str:
