@@ -59,7 +59,7 @@ _RUN_ALPHA = 3.0
 # An empty day is usual for a weekday when at least this share of its days were empty.
 _USUAL_EMPTY = 0.05
 # A spike's limit is this many robust standard deviations further out than a drop's.
-_SPIKE_EXTRA = 1.0
+_SPIKE_EXTRA = 1.5
 # Above this mean a normal approximation replaces summing probabilities row by row.
 _EXACT_UP_TO = 300.0
 _WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")

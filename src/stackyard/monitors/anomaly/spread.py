@@ -98,7 +98,9 @@ def noise(
     errors: list[list[float]] = [[] for _ in range(7)]
     previous: list[float] = []
     for (d, v), y, factor in zip(points, ys, loo_factors, strict=True):
-        if y is None:
+        # An empty day is no measure of noise: it is infinitely far in logs, and one of them
+        # would set a table's rare-day floor for half a year. Empty days are judged apart.
+        if y is None or v <= 0:
             continue
         if len(previous) >= _MIN_PREDECESSORS and factor >= NEAR_ZERO:
             predicted = median(previous[-WINDOW:]) * factor

@@ -11,23 +11,27 @@ Steps, in the order :func:`judge` applies them (docs/observability.md has the lo
    inflate it). Where the data support it, each weekday gets its own noise, shrunk toward the
    table's (a quiet Sunday with a few rows is noisier, in ratio, than a busy Tuesday). A
    table whose errors over the last half year show heavy tails gets a wider one-day band,
-   and no one-day band is narrower than 1.6 times its own 98th-percentile error.
-3. **Level.** The median of the last seven deseasonalised baseline points. When the last
+   and no one-day band is narrower than 1.6 times its own 98th-percentile error
+   (:mod:`~stackyard.monitors.anomaly.spread` measures all this). A young table, too short
+   for its tails to be measured, gets bands 1.5 times wider and no sequential test.
+3. **Level.** The median of the last seven deseasonalised non-empty points. When the last
    four days (excluded or not, none of them empty) are each more than one noise unit from
    it on the same side, the table has moved: the level re-anchors to those days, so a
    genuine step stops alerting within a week.
    Monthly effects (a month-end close) learnt from the same half year
    (:mod:`~stackyard.monitors.anomaly.months`) scale the expected value.
 4. **One day.** The log-ratio of value to expected in units of the weekday's noise; drops
-   and spikes have their own thresholds (0.85 of the configured half-width for both; a drop
-   is what breaks dashboards). An empty day where volume was expected is an outage.
+   and spikes have their own thresholds (0.85 of the configured half-width for a drop, the
+   whole of it for a spike: a drop is what breaks dashboards), judged in whole rows. An
+   empty day where volume was expected is an outage.
 5. **Several days.** For m = 2 … 5, the mean log-ratio of the last m days (today included)
    to the level of the seven days before them, in units of that same statistic's spread
    measured over the baseline's own history — so a table whose volume wanders for days
    gets a wider limit than one whose days are independent. It alerts on a step or a slow
    drift that no single day shows, when today leans the same way, the last days also stand
    apart from the whole baseline (a return to normal after a bad week is not a step), and
-   no day in the stretch was already alerted on. Rises need more evidence than drops.
+   no day in the stretch was already alerted on. Drops only: a sustained rise is growth far
+   more often than an incident.
 6. **Repeats and bursts** (:mod:`~stackyard.monitors.anomaly.episodes`): a rise that
    continues a change already alerted on is not alerted again, and a table with earlier
    isolated spikes gets a spike band as wide as the smallest of them.
@@ -229,7 +233,9 @@ def judge(
     # A weekday much noisier than the table's others (a quiet Sunday) adds no evidence to a
     # sum whose spread was measured mostly on the steady days.
     steady_day = by_weekday[day.weekday()] <= _SCAN_NOISY_DAY * scale
-    judged = not young and not reanchored and clean and steady_day and factor >= NEAR_ZERO
+    # An empty day is the one-day rules' business: in logs it is a shift of any size.
+    judged = not young and not reanchored and clean and steady_day and value > 0
+    judged = judged and factor >= NEAR_ZERO
     if direction is None and judged:
         sequential = _sequential(day, value, base, factors, scale, k, effects)
         if sequential is not None:
