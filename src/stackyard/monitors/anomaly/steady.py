@@ -105,8 +105,9 @@ def judge(
         base: the baseline: ``window`` without holidays and excluded days.
         holidays: the business calendar.
         cfg: the detector's settings.
-        history: the earlier points of the last :data:`~.spread.TAIL_DAYS` days without holidays and
-            excluded days, to measure how heavy the table's tails are; ``base`` when empty.
+        history: the earlier points of the last :data:`~.spread.TAIL_DAYS` days without
+            holidays and excluded days, to measure how heavy the table's tails are; ``base``
+            when empty.
         calendar: the same stretch with excluded days, to learn monthly effects from
             (:mod:`~stackyard.monitors.anomaly.months`); ``history`` when empty.
 
