@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import date, timedelta
 
-from stackyard.monitors.anomaly import counts, steady
+from stackyard.monitors.anomaly import counts, spread, steady
 from stackyard.monitors.anomaly.config import (
     SENSITIVITY_THRESHOLDS,
     AnomalyConfig,
@@ -126,8 +126,8 @@ def detect(
     if counts.applies(base, cfg):
         recent = [(d, v) for d, v in window if d not in holiday_set]
         return counts.judge(day, value, base, cfg, recent)
-    # A longer stretch measures how heavy the table's tails are (see steady.TAIL_DAYS).
-    tail_start = day - timedelta(days=steady.TAIL_DAYS)
+    # A longer stretch measures how heavy the table's tails are (see spread.TAIL_DAYS).
+    tail_start = day - timedelta(days=spread.TAIL_DAYS)
     first_tail = first
     while first_tail > 0 and days[first_tail - 1] >= tail_start:
         first_tail -= 1

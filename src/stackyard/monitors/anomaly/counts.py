@@ -58,6 +58,8 @@ _RUN_ALERT_DAYS = 3
 _RUN_ALPHA = 3.0
 # An empty day is usual for a weekday when at least this share of its days were empty.
 _USUAL_EMPTY = 0.05
+# A spike's limit is this many robust standard deviations further out than a drop's.
+_SPIKE_EXTRA = 1.5
 # Above this mean a normal approximation replaces summing probabilities row by row.
 _EXACT_UP_TO = 300.0
 _WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
@@ -119,7 +121,7 @@ def judge(
     for d, v in base:
         by_day.setdefault(slot(d), []).append(v)
     empty_share = sum(1 for _, v in base if v == 0) / len(base)
-    p_empty = _empty_shares(by_day, empty_share)
+    p_empty, clustered = _empty_shares(by_day, empty_share)
     own = by_day.get(wd, [])
     own_empty = sum(1 for v in own if v == 0)
 
@@ -146,7 +148,10 @@ def judge(
 
     k = cfg.threshold
     alpha = 0.5 * math.erfc((k - 1.0) / math.sqrt(2.0))
-    lower, upper = _quantile(mu, phi, alpha), _quantile(mu, phi, 1.0 - alpha)
+    # Too many rows is less urgent than too few, and a few rows' table bursts: a stricter
+    # limit for spikes.
+    alpha_spike = 0.5 * math.erfc((k - 1.0 + _SPIKE_EXTRA) / math.sqrt(2.0))
+    lower, upper = _quantile(mu, phi, alpha), _quantile(mu, phi, 1.0 - alpha_spike)
     below, above = _cdf(mu, phi, value), 1.0 - _cdf(mu, phi, value - 1.0)
     name = _WEEKDAYS[day.weekday()] if weekly else "day"
     usual = f"usual for a {name}" if weekly else "usual for this table"
@@ -160,18 +165,25 @@ def judge(
         def empty_chance(d: date) -> float:
             return p_empty.get(slot(d), empty_share)
 
-        run, chance, unusual_since, unusual_days = _empty_run(
+        run, chance, unusual_since, unusual_days, run_start = _empty_run(
             day, recent, empty_chance, alpha * _RUN_ALPHA
         )
+        # A run one of whose days was alerted on is known: each later empty day of it is
+        # the same news.
+        in_base = {d for d, _ in base}
+        known = any(d >= run_start and d not in in_base for d, _ in recent)
+        limit = alpha * _RUN_ALPHA
         # Days already alerted on count here: one empty day, even a reported one, means
         # the table can be empty, and each later one is judged by how usual that is.
         if mu >= 1.0 and not any(v == 0 for _, v in recent or base):
             direction, outage = "drop", True
-        elif below < alpha and p_empty.get(wd, empty_share) < _USUAL_EMPTY:
+        elif clustered and below < alpha and p_empty.get(wd, empty_share) < _USUAL_EMPTY:
+            # Only where the empty days cluster on some weekdays can one be "never empty":
+            # when they fall alike on every weekday, an empty day is usual on any of them.
             direction = "drop"
-        elif run > 1 and chance < alpha * _RUN_ALPHA and unusual_days <= _RUN_ALERT_DAYS:
+        elif run > 1 and chance < limit and not known and unusual_days <= _RUN_ALERT_DAYS:
             direction, outage = "drop", True
-        elif run > 1 and chance < alpha * _RUN_ALPHA:
+        elif run > 1 and chance < limit:
             note = (
                 f"; no rows for {run} days in a row, unusual since {unusual_since} and alerted "
                 "on then"
@@ -183,7 +195,7 @@ def judge(
         note = "; the baseline had (almost) no rows to compare with"
     elif below < alpha:
         direction = "drop"
-    elif above < alpha:
+    elif above < alpha_spike:
         direction = "spike"
     band = f"{lower:,}–{upper:,}"
 
@@ -251,17 +263,19 @@ def _drift(
     return level
 
 
-def _empty_shares(by_day: dict[int, list[float]], overall: float) -> dict[int, float]:
-    """Each weekday's share of empty days, shrunk toward ``overall``.
+def _empty_shares(by_day: dict[int, list[float]], overall: float) -> tuple[dict[int, float], bool]:
+    """Each weekday's share of empty days, shrunk toward ``overall``, and whether the empty
+    days cluster on some weekdays.
 
     Strongly (as if the table's share were worth :data:`_PRIOR_DAYS` more days) when the
     weekdays' empty days are consistent with one share for all — a weekday that happens to
     have had none in eight weeks is then luck — and weakly (one day) when a chi-square test
     says they cluster on some weekdays: then a weekday that is never empty really is not.
 
-    >>> shares = _empty_shares({0: [0.0, 5.0, 0.0, 4.0], 1: [3.0, 4.0, 5.0, 6.0]}, 0.25)
-    >>> round(shares[0], 3), round(shares[1], 3)
-    (0.375, 0.125)
+    >>> by_day = {0: [0.0, 5.0, 0.0, 4.0], 1: [3.0, 4.0, 5.0, 6.0]}
+    >>> shares, clustered = _empty_shares(by_day, 0.25)
+    >>> round(shares[0], 3), round(shares[1], 3), clustered
+    (0.375, 0.125, False)
     """
     cells = [(sum(1 for v in vs if v == 0), len(vs)) for vs in by_day.values()]
     chi2 = 0.0
@@ -272,10 +286,11 @@ def _empty_shares(by_day: dict[int, list[float]], overall: float) -> dict[int, f
     dof = max(len(cells) - 1, 1)
     clustered = chi2 > _CLUSTERED_CHI2.get(dof, 2.5 * dof + 5.0)
     prior = 1.0 if clustered else _PRIOR_DAYS
-    return {
+    shares = {
         k: (sum(1 for v in vs if v == 0) + prior * overall) / (len(vs) + prior)
         for k, vs in by_day.items()
     }
+    return shares, clustered
 
 
 def _empty_run(
@@ -283,10 +298,11 @@ def _empty_run(
     recent: Sequence[tuple[date, float]],
     chance_of: Callable[[date], float],
     alpha: float,
-) -> tuple[int, float, date, int]:
+) -> tuple[int, float, date, int, date]:
     """The run of empty days that ends on ``day``: its length, its chance when each day is
     empty with the chance ``chance_of`` gives, the first day on which it had become less
-    likely than ``alpha``, and how many of its days since then (that day included)."""
+    likely than ``alpha``, how many of its days since then (that day included), and its
+    first day."""
     run_days = [day]
     later = day
     for d, v in reversed(recent):
@@ -302,7 +318,7 @@ def _empty_run(
         if chance < alpha:
             since = since if unusual else d
             unusual += 1
-    return len(run_days), chance, since, unusual
+    return len(run_days), chance, since, unusual, run_days[0]
 
 
 def _cdf(mu: float, phi: float, x: float) -> float:

@@ -74,6 +74,7 @@ def spike_floor(
     errors: Sequence[tuple[date, float]],
     threshold: float,
     effect: Callable[[date], float],
+    relative: Callable[[date], float] = lambda d: 1.0,
 ) -> float:
     """The spike band half-width (log units) the table's own isolated spikes call for: the
     smallest of them when there have been :data:`SPIKE_EPISODES` or more beyond
@@ -83,6 +84,8 @@ def spike_floor(
         errors: earlier days' log prediction errors, ascending.
         threshold: today's spike half-width in log units.
         effect: the monthly effect of a day, taken out of its error first.
+        relative: a day's noise relative to the judged day's (its weekday's over the judged
+            weekday's): a quiet Sunday's usual swings are not bursts on a steady Tuesday.
 
     >>> days = [date(2026, 1, 1) + timedelta(days=i) for i in range(60)]
     >>> errs = [(d, 0.9 if i in (10, 40) else 0.0) for i, d in enumerate(days)]
@@ -95,7 +98,7 @@ def spike_floor(
     previous: date | None = None
     for d, error in errors:
         size = error - effect(d)
-        if size > threshold:
+        if size / relative(d) > threshold:
             # The first day of a run only: a level shift or a long close is one episode.
             if previous is None or (d - previous).days > 2:
                 sizes.append(size)

@@ -11,23 +11,27 @@ Steps, in the order :func:`judge` applies them (docs/observability.md has the lo
    inflate it). Where the data support it, each weekday gets its own noise, shrunk toward the
    table's (a quiet Sunday with a few rows is noisier, in ratio, than a busy Tuesday). A
    table whose errors over the last half year show heavy tails gets a wider one-day band,
-   and no one-day band is narrower than 1.6 times its own 98th-percentile error.
-3. **Level.** The median of the last seven deseasonalised baseline points. When the last
+   and no one-day band is narrower than 1.6 times its own 98th-percentile error
+   (:mod:`~stackyard.monitors.anomaly.spread` measures all this). A young table, too short
+   for its tails to be measured, gets bands 1.5 times wider and no sequential test.
+3. **Level.** The median of the last seven deseasonalised non-empty points. When the last
    four days (excluded or not, none of them empty) are each more than one noise unit from
    it on the same side, the table has moved: the level re-anchors to those days, so a
    genuine step stops alerting within a week.
    Monthly effects (a month-end close) learnt from the same half year
    (:mod:`~stackyard.monitors.anomaly.months`) scale the expected value.
 4. **One day.** The log-ratio of value to expected in units of the weekday's noise; drops
-   and spikes have their own thresholds (0.85 of the configured half-width for both; a drop
-   is what breaks dashboards). An empty day where volume was expected is an outage.
+   and spikes have their own thresholds (0.85 of the configured half-width for a drop, the
+   whole of it for a spike: a drop is what breaks dashboards), judged in whole rows. An
+   empty day where volume was expected is an outage.
 5. **Several days.** For m = 2 … 5, the mean log-ratio of the last m days (today included)
    to the level of the seven days before them, in units of that same statistic's spread
    measured over the baseline's own history — so a table whose volume wanders for days
    gets a wider limit than one whose days are independent. It alerts on a step or a slow
    drift that no single day shows, when today leans the same way, the last days also stand
    apart from the whole baseline (a return to normal after a bad week is not a step), and
-   no day in the stretch was already alerted on. Rises need more evidence than drops.
+   no day in the stretch was already alerted on. Drops only: a sustained rise is growth far
+   more often than an incident.
 6. **Repeats and bursts** (:mod:`~stackyard.monitors.anomaly.episodes`): a rise that
    continues a change already alerted on is not alerted again, and a table with earlier
    isolated spikes gets a spike band as wide as the smallest of them.
@@ -48,63 +52,35 @@ from stackyard.monitors.anomaly.config import (
     Status,
     Verdict,
 )
-from stackyard.monitors.anomaly.stats import format_value, median, window_bounds
+from stackyard.monitors.anomaly.spread import (
+    FLOOR_RATIO,
+    NEAR_ZERO,
+    TAIL_MIN_ERRORS,
+    WINDOW,
+    empirical_floor,
+    noise,
+    robust_spread,
+    tail_widening,
+    weekday_factors,
+)
+from stackyard.monitors.anomaly.stats import format_value, median
 
-# 1.4826 turns a median absolute deviation into a standard deviation for normal noise.
-MAD_TO_SIGMA = 1.4826
-# A perfectly flat table would otherwise get a zero-width band and alert on a one-row change.
-_MIN_SCALE = 0.02
-# Seven points cover each weekday once, so a local median is not pulled by the weekly cycle.
-WINDOW = 7
-# A prediction error counts toward the scale only when at least this many days precede it.
-_MIN_PREDECESSORS = 4
 # A level shift must hold this many consecutive days, and this far out, before it is trusted.
 _SHIFT_DAYS = 4
 _SHIFT_SIGMAS = 1.0
-# Below this fraction of the expected value a day counts as empty (an outage, not a dip).
-NEAR_ZERO = 0.01
-# log() needs a positive ratio; an empty day is scored as this ratio of expected.
-_FLOOR_RATIO = 1e-6
-# Too few points to measure the noise (heavy exclusions): assume a wide ±25 % per sigma.
-_UNKNOWN_SCALE = 0.25
-# A weekday's own noise needs this many errors; it is shrunk toward the table's noise as if
-# the table's were worth this many more.
-_WEEKDAY_MIN_ERRORS = 4
-_WEEKDAY_PRIOR = 8
-# The noise is at least this share of the 90th-percentile error read as a normal quantile:
-# MAD alone is blind to heavy tails, and heavy-tailed tables would alert on their usual days.
-_TAIL_QUANTILE = 0.9
-_TAIL_Z = 1.2816
-_TAIL_WEIGHT = 0.9
-_TAIL_CAP = 2.0
-# Heavy tails. The ratio of the 95th-percentile prediction error to the median one is 2.91
-# for normal noise and grows with the tails (about 3.4, 3.5, 3.75 and 4.2 for Student-t with
-# 6, 5, 4 and 3 degrees of freedom). The error a normal table reaches once in a thousand days
-# is then reached about exp(1.03 × (ratio − 2.91)) times further out, so a table whose errors
-# show such tails gets its one-day band widened by that much. The ratio is measured over up
-# to half a year of history (a few dozen errors would be too noisy), only its excess beyond
-# a margin counts, and the widening is capped.
-TAIL_DAYS = 182
-_TAIL_MIN_ERRORS = 40
-_TAIL_RATIO_QUANTILE = 0.95
-_TAIL_RATIO_NORMAL = 2.91
-_TAIL_RATIO_MARGIN = 0.15
-_TAIL_GROWTH = 1.03
-_TAIL_WIDEN_CAP = 3.0
-# The one-day band is at least this margin times this quantile of the table's absolute
-# prediction errors over the last half year (at medium sensitivity; scaled with it).
-_FLOOR_QUANTILE = 0.98
-_FLOOR_MARGIN = 1.6
+# A young table (fewer errors than that to measure its tails on) may have heavy ones: until
+# they are measured its one-day bands are this much wider, and it gets no sequential test
+# (a few weeks of history cannot tell a step from the way the table wanders).
+_YOUNG_WIDEN = 1.5
 # Single-day thresholds as shares of the configured band half-width.
 _DROP_SHARE = 0.85
-_SPIKE_SHARE = 0.85
+_SPIKE_SHARE = 1.0
 # The sequential test: the longest run of recent days it averages, the fewest historical runs
 # needed to measure their spread, its limit (share of the threshold) and how far, in noise
 # units, the judged day must itself lean the same way.
 _SCAN_DAYS = 5
 _SCAN_MIN_POINTS = 14
-_SCAN_SHARE = 0.9
-_SCAN_SPIKE_SHARE = 1.5
+_SCAN_SHARE = 0.8
 _SCAN_TODAY = 0.5
 _SCAN_NOISY_DAY = 1.5
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
@@ -129,8 +105,9 @@ def judge(
         base: the baseline: ``window`` without holidays and excluded days.
         holidays: the business calendar.
         cfg: the detector's settings.
-        history: the earlier points of the last :data:`TAIL_DAYS` days without holidays and
-            excluded days, to measure how heavy the table's tails are; ``base`` when empty.
+        history: the earlier points of the last :data:`~.spread.TAIL_DAYS` days without
+            holidays and excluded days, to measure how heavy the table's tails are; ``base``
+            when empty.
         calendar: the same stretch with excluded days, to learn monthly effects from
             (:mod:`~stackyard.monitors.anomaly.months`); ``history`` when empty.
 
@@ -141,7 +118,9 @@ def judge(
     factors, loo_factors = weekday_factors(base) if weekly else ([1.0] * 7, [1.0] * len(base))
     # Weekdays that are normally empty carry no level information; they are judged below.
     ys = [v / factors[d.weekday()] if factors[d.weekday()] >= NEAR_ZERO else None for d, v in base]
-    scale, by_weekday, errors = noise(base, ys, loo_factors)
+    scale, by_weekday, errors, spread_out = noise(base, ys, loo_factors)
+    # How much noisier than the table the judged weekday is, for the empirical floor.
+    own_noise = by_weekday[day.weekday()] / scale
     long_factors = factors
     if weekly and len(history) > len(base):
         long_factors, long_loo = weekday_factors(history)
@@ -149,9 +128,13 @@ def judge(
             v / long_factors[d.weekday()] if long_factors[d.weekday()] >= NEAR_ZERO else None
             for d, v in history
         ]
-        errors = noise(history, long_ys, long_loo)[2]
-    heavy = tail_widening(errors, scale)
-    levels = [y for y in ys if y is not None]
+        long_scale, long_by_weekday, errors, spread_out = noise(history, long_ys, long_loo)
+        own_noise = long_by_weekday[day.weekday()] / long_scale
+    young = len(errors) < TAIL_MIN_ERRORS
+    heavy = _YOUNG_WIDEN if young else tail_widening(errors, scale)
+    # Empty days on weekdays that carry volume are outages or a sparse table's gaps, not a
+    # level: a level of zero would make every later row a spike.
+    levels = [y for y in ys if y is not None and y > 0] or [0.0]
     level = median(levels[-WINDOW:])
 
     # Excluded days count here on purpose: after a step change every day may have been
@@ -192,13 +175,21 @@ def judge(
     else:
         # Never narrower than the table's own rare days: the errors it makes once in fifty
         # days, with a margin, whatever the noise model says (heavy tails, bursts).
-        floor = _empirical_floor(errors, k / SENSITIVITY_THRESHOLDS["medium"])
+        # Measured on errors scaled to the judged weekday's noise: a quiet Sunday's swings
+        # do not widen a steady Tuesday's band.
+        floor = own_noise * empirical_floor(spread_out, k / SENSITIVITY_THRESHOLDS["medium"])
         lower = expected * math.exp(-max(k_drop * sigma, floor))
         spike = max(k_spike * sigma, floor)
-        bursts = episodes.spike_floor(effects.errors, spike, partial(_effect, effects))
+        own = by_weekday[day.weekday()]
+        bursts = episodes.spike_floor(
+            effects.errors,
+            spike,
+            partial(_effect, effects),
+            lambda d: by_weekday[d.weekday()] / own,
+        )
         spike = max(spike, bursts)
         upper = expected * math.exp(spike)
-        score = math.log(max(value / expected, _FLOOR_RATIO)) / sigma if expected > 0 else 0.0
+        score = math.log(max(value / expected, FLOOR_RATIO)) / sigma if expected > 0 else 0.0
 
     # An empty day is an outage unless the table has had empty days that were not excluded
     # (on weekdays that normally carry volume): then emptiness is part of its normal life.
@@ -209,8 +200,14 @@ def judge(
     )
     outage = expected > 0 and factor >= NEAR_ZERO and value <= NEAR_ZERO * expected
     outage = outage and not empty_days_seen
+    # Judged in whole rows, as the band is said: a band whose lower edge is below one row
+    # admits an empty day (a noisy table of a few rows), whatever its float edge.
     direction: Direction | None = (
-        "drop" if value < lower or outage else "spike" if value > upper else None
+        "drop"
+        if value < math.floor(lower) or outage
+        else "spike"
+        if value > math.ceil(upper)
+        else None
     )
     # A day that continues a change one of the last days was alerted on is the same news.
     in_base = {d for d, _ in base}
@@ -237,11 +234,11 @@ def judge(
     # A weekday much noisier than the table's others (a quiet Sunday) adds no evidence to a
     # sum whose spread was measured mostly on the steady days.
     steady_day = by_weekday[day.weekday()] <= _SCAN_NOISY_DAY * scale
-    if direction is None and not reanchored and clean and steady_day and factor >= NEAR_ZERO:
+    # An empty day is the one-day rules' business: in logs it is a shift of any size.
+    judged = not young and not reanchored and clean and steady_day and value > 0
+    judged = judged and factor >= NEAR_ZERO
+    if direction is None and judged:
         sequential = _sequential(day, value, base, factors, scale, k, effects)
-        # A table that bursts: one burst lifts the mean of any few days around it.
-        if sequential is not None and sequential[0] == "spike" and bursts > 0:
-            sequential = None
         if sequential is not None:
             direction = sequential[0]
 
@@ -297,97 +294,6 @@ def judge(
     )
 
 
-def weekday_factors(points: Sequence[tuple[date, float]]) -> tuple[list[float], list[float]]:
-    """Each weekday's usual share of the local weekly level, and per point its weekday's
-    factor learnt without that point (0.0 when it is its weekday's only point).
-
-    The ratio is to the local weekly median, not to a global one, so that a trend or a level
-    shift inside the training window does not leak into the weekday pattern.
-    """
-    vals = [v for _, v in points]
-    ratios: list[list[float]] = [[] for _ in range(7)]
-    own: list[float | None] = []
-    for i, (d, v) in enumerate(points):
-        start, stop = window_bounds(i, len(vals), WINDOW)
-        local = median(vals[start:stop])
-        ratio = v / local if local > 0 else None
-        own.append(ratio)
-        if ratio is not None:
-            ratios[d.weekday()].append(ratio)
-    factors = [median(r) if r else 1.0 for r in ratios]
-    leave_one_out = []
-    for (d, _), ratio in zip(points, own, strict=True):
-        others = list(ratios[d.weekday()])
-        if ratio is not None:
-            others.remove(ratio)
-        leave_one_out.append(median(others) if others else 0.0)
-    return factors, leave_one_out
-
-
-def noise(
-    points: Sequence[tuple[date, float]],
-    ys: Sequence[float | None],
-    loo_factors: Sequence[float],
-) -> tuple[float, list[float], list[float]]:
-    """The table's noise and each weekday's, in log units (robust standard deviations), and
-    the absolute prediction errors they were measured on, sorted.
-
-    The noise is measured the way the judged day will be predicted: each baseline point
-    against the median of the seven deseasonalised points before it, times its weekday's
-    factor learnt without it. In-sample residuals would understate the error badly with two
-    or three weeks of history, when weekday factors rest on two or three points each.
-    """
-    errors: list[list[float]] = [[] for _ in range(7)]
-    previous: list[float] = []
-    for (d, v), y, factor in zip(points, ys, loo_factors, strict=True):
-        if y is None:
-            continue
-        if len(previous) >= _MIN_PREDECESSORS and factor >= NEAR_ZERO:
-            predicted = median(previous[-WINDOW:]) * factor
-            if predicted > 0:
-                errors[d.weekday()].append(abs(math.log(max(v / predicted, _FLOOR_RATIO))))
-        previous.append(y)
-    every = sorted(e for per_day in errors for e in per_day)
-    if len(every) < _MIN_PREDECESSORS:
-        return _UNKNOWN_SCALE, [_UNKNOWN_SCALE] * 7, every
-    mad = MAD_TO_SIGMA * median(every)
-    tail = every[min(int(_TAIL_QUANTILE * len(every)), len(every) - 1)] / _TAIL_Z
-    # Capped: a baseline that holds a broken week (more than a tenth of its days) must not
-    # widen the band a hundredfold, only as far as heavy tails plausibly do.
-    scale = max(mad, min(_TAIL_WEIGHT * tail, _TAIL_CAP * mad), _MIN_SCALE)
-    by_weekday = []
-    for per_day in errors:
-        if len(per_day) < _WEEKDAY_MIN_ERRORS:
-            by_weekday.append(scale)
-            continue
-        own = MAD_TO_SIGMA * median(per_day)
-        n = len(per_day)
-        shrunk = math.sqrt((n * own**2 + _WEEKDAY_PRIOR * scale**2) / (n + _WEEKDAY_PRIOR))
-        by_weekday.append(max(shrunk, _MIN_SCALE))
-    return scale, by_weekday, every
-
-
-def tail_widening(errors: Sequence[float], scale: float) -> float:
-    """How much wider than ``scale`` a one-day band must be for the tails ``errors`` (sorted
-    absolute prediction errors) show; 1.0 for normal tails or too few errors.
-
-    >>> tail_widening([0.01 * i for i in range(1, 101)], 0.05)
-    1.0
-    """
-    if len(errors) < _TAIL_MIN_ERRORS:
-        return 1.0
-    mid = median(errors)
-    if mid <= 0:
-        return 1.0
-    ratio = errors[min(int(_TAIL_RATIO_QUANTILE * len(errors)), len(errors) - 1)] / mid
-    excess = ratio - _TAIL_RATIO_NORMAL - _TAIL_RATIO_MARGIN
-    if excess <= 0:
-        return 1.0
-    # Relative to the scale already chosen, which may carry part of the tail.
-    wanted = MAD_TO_SIGMA * mid * math.exp(_TAIL_GROWTH * excess)
-    return min(max(wanted / scale, 1.0), _TAIL_WIDEN_CAP)
-
-
 def _sequential(
     day: date,
     value: float,
@@ -407,13 +313,13 @@ def _sequential(
     # Monthly effects (a month-end close) are taken out of every day first, as the weekly
     # ones are: three busy days in a row at a month's end are not a step.
     logs = [
-        math.log(max(v / factors[d.weekday()], _FLOOR_RATIO)) - _effect(effects, d)
+        math.log(max(v / factors[d.weekday()], FLOOR_RATIO)) - _effect(effects, d)
         for d, v in base
         if factors[d.weekday()] >= NEAR_ZERO and v > 0
     ]
     if factors[day.weekday()] < NEAR_ZERO:
         return None
-    today = math.log(max(value / factors[day.weekday()], _FLOOR_RATIO)) - _effect(effects, day)
+    today = math.log(max(value / factors[day.weekday()], FLOOR_RATIO)) - _effect(effects, day)
     series = [*logs, today]
     n = len(series)
     # reference[i]: the median of the seven points before i; prefix sums for window means.
@@ -429,7 +335,7 @@ def _sequential(
         ]
         if len(history) < _SCAN_MIN_POINTS:
             break
-        spread = max(MAD_TO_SIGMA * median(history), _MIN_SCALE)
+        spread = robust_spread(history)
         shift = (prefix[n] - prefix[n - m]) / m - reference[n - m]
         score = shift / spread
         if best is None or abs(score) > abs(best[0]):
@@ -448,16 +354,7 @@ def _sequential(
         score, shift = score * usual / shift, usual
     if score < -k * _SCAN_SHARE and own < -_SCAN_TODAY * scale:
         return "drop", m, math.exp(shift) - 1.0
-    if score > k * _SCAN_SPIKE_SHARE and own > _SCAN_TODAY * scale:
-        return "spike", m, math.exp(shift) - 1.0
     return None
-
-
-def _empirical_floor(errors: Sequence[float], share: float) -> float:
-    # ``errors`` are sorted absolute prediction errors over up to half a year.
-    if len(errors) < _TAIL_MIN_ERRORS:
-        return 0.0
-    return share * _FLOOR_MARGIN * errors[min(int(_FLOOR_QUANTILE * len(errors)), len(errors) - 1)]
 
 
 def _effect(effects: months.PlaceEffects, day: date) -> float:
@@ -473,6 +370,6 @@ def _is_level_shift(recent: Sequence[float], level: float, scale: float) -> bool
     # level, and an empty day (an outage) is never evidence of a new normal.
     if len(recent) < _SHIFT_DAYS or level <= 0 or min(recent) <= NEAR_ZERO * level:
         return False
-    deviations = [math.log(max(y / level, _FLOOR_RATIO)) for y in recent]
+    deviations = [math.log(max(y / level, FLOOR_RATIO)) for y in recent]
     threshold = _SHIFT_SIGMAS * scale
     return all(dev > threshold for dev in deviations) or all(dev < -threshold for dev in deviations)

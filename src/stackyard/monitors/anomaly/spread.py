@@ -1,0 +1,189 @@
+"""How noisy a table is: weekday factors, the one-day noise per weekday, heavy tails and
+the floor a table's own rare days set (the log-ratio model's measurements, see
+:mod:`~stackyard.monitors.anomaly.steady`)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from datetime import date
+
+from stackyard.monitors.anomaly.stats import median, window_bounds
+
+# 1.4826 turns a median absolute deviation into a standard deviation for normal noise.
+MAD_TO_SIGMA = 1.4826
+# A perfectly flat table would otherwise get a zero-width band and alert on a one-row change.
+MIN_SCALE = 0.02
+# Seven points cover each weekday once, so a local median is not pulled by the weekly cycle.
+WINDOW = 7
+# A prediction error counts toward the scale only when at least this many days precede it.
+_MIN_PREDECESSORS = 4
+# Below this fraction of the expected value a day counts as empty (an outage, not a dip).
+NEAR_ZERO = 0.01
+# log() needs a positive ratio; an empty day is scored as this ratio of expected.
+FLOOR_RATIO = 1e-6
+# Too few points to measure the noise (heavy exclusions): assume a wide ±25 % per sigma.
+_UNKNOWN_SCALE = 0.25
+# A weekday's own noise needs this many errors; it is shrunk toward the table's noise as if
+# the table's were worth this many more.
+_WEEKDAY_MIN_ERRORS = 4
+_WEEKDAY_PRIOR = 8
+# The noise is at least this share of the 90th-percentile error read as a normal quantile:
+# MAD alone is blind to heavy tails, and heavy-tailed tables would alert on their usual days.
+_TAIL_QUANTILE = 0.9
+_TAIL_Z = 1.2816
+_TAIL_WEIGHT = 0.9
+_TAIL_CAP = 2.0
+# Heavy tails. The ratio of the 95th-percentile prediction error to the median one is 2.91
+# for normal noise and grows with the tails (about 3.4, 3.5, 3.75 and 4.2 for Student-t with
+# 6, 5, 4 and 3 degrees of freedom). The error a normal table reaches once in a thousand days
+# is then reached about exp(1.03 × (ratio − 2.91)) times further out, so a table whose errors
+# show such tails gets its one-day band widened by that much. The ratio is measured over up
+# to half a year of history (a few dozen errors would be too noisy), only its excess beyond
+# a margin counts, and the widening is capped.
+TAIL_DAYS = 182
+TAIL_MIN_ERRORS = 40
+_TAIL_RATIO_QUANTILE = 0.95
+_TAIL_RATIO_NORMAL = 2.91
+_TAIL_RATIO_MARGIN = 0.15
+_TAIL_GROWTH = 1.03
+_TAIL_WIDEN_CAP = 3.0
+# The one-day band is at least this margin times this quantile of the table's absolute
+# prediction errors over the last half year (at medium sensitivity; scaled with it).
+_FLOOR_QUANTILE = 0.98
+_FLOOR_MARGIN = 1.6
+
+
+def weekday_factors(points: Sequence[tuple[date, float]]) -> tuple[list[float], list[float]]:
+    """Each weekday's usual share of the local weekly level, and per point its weekday's
+    factor learnt without that point (0.0 when it is its weekday's only point).
+
+    The ratio is to the local weekly median, not to a global one, so that a trend or a level
+    shift inside the training window does not leak into the weekday pattern.
+    """
+    vals = [v for _, v in points]
+    ratios: list[list[float]] = [[] for _ in range(7)]
+    own: list[float | None] = []
+    for i, (d, v) in enumerate(points):
+        start, stop = window_bounds(i, len(vals), WINDOW)
+        local = median(vals[start:stop])
+        ratio = v / local if local > 0 else None
+        own.append(ratio)
+        if ratio is not None:
+            ratios[d.weekday()].append(ratio)
+    factors = [median(r) if r else 1.0 for r in ratios]
+    leave_one_out = []
+    for (d, _), ratio in zip(points, own, strict=True):
+        others = list(ratios[d.weekday()])
+        if ratio is not None:
+            others.remove(ratio)
+        leave_one_out.append(median(others) if others else 0.0)
+    return factors, leave_one_out
+
+
+def noise(
+    points: Sequence[tuple[date, float]],
+    ys: Sequence[float | None],
+    loo_factors: Sequence[float],
+) -> tuple[float, list[float], list[float], list[float]]:
+    """The table's noise and each weekday's, in log units (robust standard deviations), the
+    absolute prediction errors they were measured on, sorted, and the same errors each
+    divided by its weekday's noise relative to the table's, sorted.
+
+    The noise is measured the way the judged day will be predicted: each baseline point
+    against the median of the seven deseasonalised points before it, times its weekday's
+    factor learnt without it. In-sample residuals would understate the error badly with two
+    or three weeks of history, when weekday factors rest on two or three points each.
+    """
+    errors: list[list[float]] = [[] for _ in range(7)]
+    previous: list[float] = []
+    for (d, v), y, factor in zip(points, ys, loo_factors, strict=True):
+        # An empty day is no measure of noise: it is infinitely far in logs, and one of them
+        # would set a table's rare-day floor for half a year. Empty days are judged apart.
+        if y is None or v <= 0:
+            continue
+        if len(previous) >= _MIN_PREDECESSORS and factor >= NEAR_ZERO:
+            predicted = median(previous[-WINDOW:]) * factor
+            if predicted > 0:
+                errors[d.weekday()].append(abs(math.log(max(v / predicted, FLOOR_RATIO))))
+        previous.append(y)
+    every = sorted(e for per_day in errors for e in per_day)
+    if len(every) < _MIN_PREDECESSORS:
+        return _UNKNOWN_SCALE, [_UNKNOWN_SCALE] * 7, every, every
+    mad = MAD_TO_SIGMA * median(every)
+    # Tails are read after each weekday's own spread is taken out: one noisy weekday (a quiet
+    # Sunday) is that weekday's noise, not heavy tails on every day.
+    wider = [
+        max(MAD_TO_SIGMA * median(per_day) / mad, 1.0)
+        if len(per_day) >= _WEEKDAY_MIN_ERRORS and mad > 0
+        else 1.0
+        for per_day in errors
+    ]
+    calm = sorted(e / wider[wd] for wd, per_day in enumerate(errors) for e in per_day)
+    tail = calm[min(int(_TAIL_QUANTILE * len(calm)), len(calm) - 1)] / _TAIL_Z
+    # Capped: a baseline that holds a broken week (more than a tenth of its days) must not
+    # widen the band a hundredfold, only as far as heavy tails plausibly do.
+    scale = max(mad, min(_TAIL_WEIGHT * tail, _TAIL_CAP * mad), MIN_SCALE)
+    by_weekday = []
+    for per_day in errors:
+        if len(per_day) < _WEEKDAY_MIN_ERRORS:
+            by_weekday.append(scale)
+            continue
+        own = MAD_TO_SIGMA * median(per_day)
+        n = len(per_day)
+        shrunk = math.sqrt((n * own**2 + _WEEKDAY_PRIOR * scale**2) / (n + _WEEKDAY_PRIOR))
+        by_weekday.append(max(shrunk, MIN_SCALE))
+    spread_out = sorted(
+        e * scale / by_weekday[wd] for wd, per_day in enumerate(errors) for e in per_day
+    )
+    return scale, by_weekday, every, spread_out
+
+
+def tail_widening(errors: Sequence[float], scale: float) -> float:
+    """How much wider than ``scale`` a one-day band must be for the tails ``errors`` (sorted
+    absolute prediction errors) show; 1.0 for normal tails or too few errors.
+
+    >>> tail_widening([0.01 * i for i in range(1, 101)], 0.05)
+    1.0
+    """
+    if len(errors) < TAIL_MIN_ERRORS:
+        return 1.0
+    mid = median(errors)
+    if mid <= 0:
+        return 1.0
+    ratio = errors[min(int(_TAIL_RATIO_QUANTILE * len(errors)), len(errors) - 1)] / mid
+    excess = ratio - _TAIL_RATIO_NORMAL - _TAIL_RATIO_MARGIN
+    if excess <= 0:
+        return 1.0
+    # Relative to the scale already chosen, which may carry part of the tail.
+    wanted = MAD_TO_SIGMA * mid * math.exp(_TAIL_GROWTH * excess)
+    return min(max(wanted / scale, 1.0), _TAIL_WIDEN_CAP)
+
+
+def robust_spread(deviations: list[float]) -> float:
+    """A tail-aware spread of absolute deviations (sorted in place): their MAD, raised
+    toward their 90th percentile read as a normal quantile, at most twice the MAD.
+
+    The same rule as the one-day noise: a MAD alone is blind to a table whose runs of days
+    wander now and then, and the sequential test would alert on each.
+
+    >>> round(robust_spread([0.01] * 80 + [0.2] * 20), 4)
+    0.0297
+    """
+    deviations.sort()
+    mad = MAD_TO_SIGMA * median(deviations)
+    tail = deviations[min(int(_TAIL_QUANTILE * len(deviations)), len(deviations) - 1)] / _TAIL_Z
+    return max(mad, min(_TAIL_WEIGHT * tail, _TAIL_CAP * mad), MIN_SCALE)
+
+
+def empirical_floor(errors: Sequence[float], share: float) -> float:
+    """The narrowest one-day half-width (log units) a table's own rare days allow: a margin
+    times the 98th percentile of ``errors`` (sorted absolute prediction errors over up to
+    half a year), times ``share``; 0.0 with too few errors.
+
+    >>> round(empirical_floor([0.01 * i for i in range(100)], 1.0), 3)
+    1.568
+    """
+    if len(errors) < TAIL_MIN_ERRORS:
+        return 0.0
+    return share * _FLOOR_MARGIN * errors[min(int(_FLOOR_QUANTILE * len(errors)), len(errors) - 1)]
