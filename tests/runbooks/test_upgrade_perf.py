@@ -110,7 +110,8 @@ def test_upgrade_test_runs_on_a_clone_and_leaves_the_target_alone(tmp_path: Path
     state = project / ".stackyard" / "pipelines" / "shop__shop_db__dev" / "state.json"
     manifest = project / "transform" / "target" / "manifest.json"
     probes = project / ".stackyard" / "probes.json"  # what the next run checks for new data
-    kept = (database, state, manifest, probes)
+    measured = project / ".stackyard" / "monitor_measurements.json"  # what a no-op reuses
+    kept = (database, state, manifest, probes, measured)
     before = [hashlib.sha256(p.read_bytes()).hexdigest() for p in kept]
     report = cli(project, "upgrade", "test", "--json")
     assert report["ok"] and report["versions"]["dbt-core"] == metadata.version("dbt-core")
@@ -121,6 +122,7 @@ def test_upgrade_test_runs_on_a_clone_and_leaves_the_target_alone(tmp_path: Path
     assert after == before
     assert sorted(p.name for p in (project / ".stackyard").iterdir()) == [
         "dev.duckdb",
+        "monitor_measurements.json",
         "pipelines",
         "probes.json",
     ]

@@ -154,9 +154,13 @@ def upgrade_test(
     pipelines = files.pipelines_of(warehouse.target_name)
     for pipeline in pipelines:
         shutil.copytree(pipeline, saved_state / pipeline.name, symlinks=True)
-    # The "anything new?" answers too: the clone's run would record them as its own.
-    probes = files.project_dir / ".stackyard" / "probes.json"
-    kept = [*files.dbt_artifacts(), *([probes] if probes.is_file() else [])]
+    # The "anything new?" answers and the monitors' kept measurements too: the clone's run
+    # would record them as its own (a file the target did not have is removed afterwards).
+    from stackyard.monitors.reuse import CACHE_FILE
+
+    run_state = [files.project_dir / ".stackyard" / n for n in ("probes.json", CACHE_FILE)]
+    kept = [*files.dbt_artifacts(), *(p for p in run_state if p.is_file())]
+    absent = [p for p in run_state if not p.is_file()]
     artifacts = {p: p.read_bytes() for p in kept}
     try:
         with cloned(files, session) as config:
@@ -170,6 +174,8 @@ def upgrade_test(
         shutil.rmtree(saved_state, ignore_errors=True)
         for path, content in artifacts.items():
             path.write_bytes(content)
+        for path in absent:
+            path.unlink(missing_ok=True)
     return UpgradeTestResult(warehouse.target_name, clone, installed_versions(), result)
 
 

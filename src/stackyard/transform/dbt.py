@@ -101,9 +101,31 @@ def wanted_packages(transform_dir: Path) -> list[str]:
     return found
 
 
+# A checkout or a copy writes dbt_packages/ and packages.yml moments apart, in either order:
+# packages this close to the file asking for them were put there with it, not before an edit.
+_SAME_CHECKOUT_SECONDS = 60.0
+
+
 def packages_installed(transform_dir: Path) -> bool:
-    """Whether ``dbt_packages/`` holds packages at least as new as the file asking for them
-    (packages copied in by hand count: nothing is fetched then)."""
+    """Whether ``dbt_packages/`` holds packages at least as new as the file asking for them,
+    give or take a checkout's spread (packages copied in by hand, or committed with the
+    project, count: nothing is fetched then).
+
+    >>> import os, tempfile
+    >>> root = Path(tempfile.mkdtemp())
+    >>> _ = (root / "dbt_project.yml").write_text("name: p")
+    >>> (root / "dbt_packages" / "dbt_utils").mkdir(parents=True)
+    >>> _ = (root / "packages.yml").write_text("packages: []")
+    >>> asked = (root / "packages.yml").stat().st_mtime
+    >>> for path in (root / "dbt_packages", root / "dbt_packages" / "dbt_utils"):
+    ...     os.utime(path, (asked - 1, asked - 1))  # written just before, by the same clone
+    >>> packages_installed(root)
+    True
+    >>> for path in (root / "dbt_packages", root / "dbt_packages" / "dbt_utils"):
+    ...     os.utime(path, (asked - 3600, asked - 3600))  # packages.yml edited since
+    >>> packages_installed(root)
+    False
+    """
     asked = [
         transform_dir / n
         for n in ("packages.yml", "dependencies.yml", "package-lock.yml")
@@ -112,7 +134,7 @@ def packages_installed(transform_dir: Path) -> bool:
     folder = transform_dir / _packages_path(transform_dir)
     if not folder.is_dir() or not any(folder.iterdir()):
         return False
-    newest_ask = max(p.stat().st_mtime for p in asked) if asked else 0.0
+    newest_ask = max(p.stat().st_mtime for p in asked) - _SAME_CHECKOUT_SECONDS if asked else 0.0
     return folder.stat().st_mtime >= newest_ask or any(
         p.stat().st_mtime >= newest_ask for p in folder.iterdir()
     )
