@@ -113,16 +113,13 @@ def packages_installed(transform_dir: Path) -> bool:
 
     >>> import os, tempfile
     >>> root = Path(tempfile.mkdtemp())
-    >>> _ = (root / "dbt_project.yml").write_text("name: p")
     >>> (root / "dbt_packages" / "dbt_utils").mkdir(parents=True)
-    >>> _ = (root / "packages.yml").write_text("packages: []")
-    >>> asked = (root / "packages.yml").stat().st_mtime
-    >>> for path in (root / "dbt_packages", root / "dbt_packages" / "dbt_utils"):
-    ...     os.utime(path, (asked - 1, asked - 1))  # written just before, by the same clone
+    >>> _ = [(root / n).write_text("{}") for n in ("dbt_project.yml", "packages.yml")]
+    >>> asked, made = (root / "packages.yml").stat().st_mtime, root / "dbt_packages"
+    >>> _ = [os.utime(p, (asked - 1,) * 2) for p in (made, made / "dbt_utils")]  # same clone
     >>> packages_installed(root)
     True
-    >>> for path in (root / "dbt_packages", root / "dbt_packages" / "dbt_utils"):
-    ...     os.utime(path, (asked - 3600, asked - 3600))  # packages.yml edited since
+    >>> _ = [os.utime(p, (asked - 3600,) * 2) for p in (made, made / "dbt_utils")]  # edited
     >>> packages_installed(root)
     False
     """
