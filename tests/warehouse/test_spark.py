@@ -119,6 +119,19 @@ def test_deletes_detect_or_remove_are_refused_on_spark(tmp_path: Path) -> None:
             spark.check_source("app", source(deletes))
 
 
+def test_engine_sql_is_refused_on_spark_before_dbt_starts(tmp_path: Path) -> None:
+    """The SQL build is written for DuckDB and Postgres: on Spark, `--engine sql` says so
+    (and `auto` leaves the whole build to dbt)."""
+    from types import SimpleNamespace
+
+    from stackyard.errors import EngineRefusedError
+    from stackyard.runner.sql_build import build
+
+    dbt: Any = SimpleNamespace(parsed=None)  # never started: the refusal comes first
+    with pytest.raises(EngineRefusedError, match="is spark"):
+        build("sql", dbt, _warehouse(tmp_path), (), (), False, release=lambda: None)
+
+
 def test_plan_on_spark_says_why_there_is_nothing_to_grant() -> None:
     with pytest.raises(UsageError) as raised:
         engine_class("spark", "big")

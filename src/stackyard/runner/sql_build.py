@@ -381,7 +381,7 @@ def _build(
     on_node: Callable[[str, str, str], None] | None,
 ) -> list[NodeResult]:
     reason = None
-    if warehouse.STORAGE not in ("file", "server"):
+    if not warehouse.SQL_BUILD:
         reason = f"{warehouse.describe()} is {warehouse.KIND} (the SQL build runs on DuckDB "
         reason += "and Postgres)"
     key = None

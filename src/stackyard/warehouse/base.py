@@ -99,6 +99,8 @@ class Warehouse(ABC):
             :meth:`quote` needs no sqlglot; ``None``: sqlglot quotes in :attr:`DIALECT`.
         LIST_PARAMETERS: a query parameter may be a Python list, bound as the engine's list
             type (``CAST(? AS VARCHAR[])``), so many rows insert as one list per column.
+        SQL_BUILD: ``run --engine auto|sql`` may run dbt's compiled SQL here itself (the
+            plan in runner/sql_plan.py is written for DuckDB's and Postgres's DDL).
     """
 
     KIND: ClassVar[str]
@@ -127,6 +129,7 @@ class Warehouse(ABC):
     SNOWPIPE: ClassVar[bool] = False
     IDENTIFIER_QUOTE: ClassVar[str | None] = None
     LIST_PARAMETERS: ClassVar[bool] = False
+    SQL_BUILD: ClassVar[bool] = False
 
     def __init__(self, target_name: str, config: Any, project_dir: Path, secrets: Secrets):
         self.target_name = target_name

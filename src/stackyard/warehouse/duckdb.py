@@ -27,6 +27,7 @@ class DuckDBWarehouse(Warehouse):
     KIND: ClassVar[str] = "duckdb"
     STORAGE: ClassVar[str] = "file"
     EXPLAIN_ESTIMATES: ClassVar[bool] = True
+    SQL_BUILD: ClassVar[bool] = True
     DBT_SUBQUERY_ALIAS: ClassVar[bool] = False
     DBT_MICROBATCH_REPLACES: ClassVar[bool] = True
     DIALECT: ClassVar[str] = "duckdb"

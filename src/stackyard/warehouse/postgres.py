@@ -24,6 +24,7 @@ class PostgresWarehouse(Warehouse):
     # libpq reads PGTZ for the session time zone; dbt-postgres has no profile key for it.
     DBT_ENV: ClassVar[dict[str, str]] = {"PGTZ": "UTC"}
     EXPLAIN_ESTIMATES: ClassVar[bool] = True
+    SQL_BUILD: ClassVar[bool] = True
     RANGE_INDEXES: ClassVar[bool] = True
 
     config: PostgresTarget
