@@ -53,3 +53,26 @@ def write_result(name: str, text: str) -> Path:
     path = RESULTS / f"{name}.md"
     path.write_text(text, encoding="utf-8")
     return path
+
+
+FIGURES = RESULTS / "figures"
+
+
+def write_figures(name: str, rows: Sequence[Sequence[str]]) -> Path:
+    """Headline figures for bench/results/summary.md, which `run_all.py` writes from the
+    benchmarks of one run: each row is (what, goal, measured, verdict)."""
+    import json
+    import os
+
+    # run_all.py runs some scripts twice with other arguments, under a name of its own.
+    name = os.environ.get("STACKYARD_BENCH_NAME", name)
+    FIGURES.mkdir(parents=True, exist_ok=True)
+    path = FIGURES / f"{name}.json"
+    record = {
+        "name": name,
+        "written_at": time.time(),
+        "loadavg": os.getloadavg()[0],
+        "rows": [list(map(str, row)) for row in rows],
+    }
+    path.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+    return path

@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import WORK, best_of, markdown_table, write_result
+from _common import WORK, best_of, markdown_table, write_figures, write_result
 
 
 def make_project(root: Path, rows: int) -> Path:
@@ -150,6 +150,17 @@ def main() -> None:
         "alternating)\n\n" + markdown_table(("path", "seconds", "× file copy"), results) + "\n"
     )
     print(write_result("backup" if not args.pair_only else f"backup-{args.rows}", text))
+    write_figures(
+        "backup",
+        [
+            [
+                f"DuckDB backup vs CHECKPOINT + copying the file ({size_mb:.0f} MB)",
+                "≤ 1.2x",
+                f"{mine / base:.2f}x ({mine:.2f} s vs {base:.2f} s)",
+                "met" if mine / base <= 1.2 else "not met",
+            ]
+        ],
+    )
 
 
 if __name__ == "__main__":

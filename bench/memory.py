@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import WORK, markdown_table, write_result
+from _common import WORK, markdown_table, write_figures, write_result
 
 _COLUMNS = (
     "i AS id, i % 50000 AS customer_id, ['placed', 'shipped', 'completed'][i % 3 + 1] AS status, "
@@ -170,7 +170,21 @@ def main() -> None:
         + "`\n"
     )
     print(text)
-    write_result("memory", text)
+    limit = args.memory_limit
+    write_result(f"memory-limit-{limit}" if limit else "memory", text)
+    write_figures(
+        "memory",
+        [
+            [
+                f"peak memory of a load, {large:,} vs {small:,} rows: {row[0]} "
+                f"(DuckDB memory_limit {limit or 'unset'})",
+                "≤ +300 MB",
+                f"{row[3].strip('*')} MB ({row[1]} → {row[2]} MB)",
+                row[5],
+            ]
+            for row in table
+        ],
+    )
 
 
 if __name__ == "__main__":

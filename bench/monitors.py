@@ -32,7 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import WORK, markdown_table, timer, write_result
+from _common import WORK, markdown_table, timer, write_figures, write_result
 from stackyard.config.model import DuckDBTarget, ProjectConfig
 from stackyard.config.secrets import Secrets
 from stackyard.console import NullConsole
@@ -209,6 +209,25 @@ Last stackyard pass: {summary}.
 """
     path = write_result("monitors", text)
     print(f"wrote {path}")
+    per_table = best["stackyard"] / args.tables * 1000
+    write_figures(
+        "monitors",
+        [
+            [
+                f"monitor suite, {args.tables} tables × {args.rows:,} rows vs hand-written "
+                "aggregates",
+                "≤ 1.2x",
+                f"{ratio:.2f}x",
+                "met" if ratio <= 1.2 else "not met",
+            ],
+            [
+                "monitor suite per table",
+                "≤ 50 ms",
+                f"{per_table:.0f} ms",
+                "met" if per_table <= 50 else "not met",
+            ],
+        ],
+    )
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench._common import WORK, best_of, markdown_table, write_result
+from bench._common import WORK, best_of, markdown_table, write_figures, write_result
 
 
 def step() -> int:
@@ -144,6 +144,23 @@ def main() -> None:
     text = f"# Orchestration: overhead per step\n\n`{command}`\n\n{table}\n"
     print(text)
     write_result("orchestration", text)
+    per_step = (timings["stackyard"] - timings["direct"]) / n * 1000
+    others = ", ".join(
+        f"{path} {(seconds - timings['direct']) / n * 1000:.0f} ms"
+        for path, seconds in timings.items()
+        if path not in ("direct", "stackyard")
+    )
+    write_figures(
+        "orchestration",
+        [
+            [
+                "orchestration: stackyard's own runner, overhead per step",
+                "≤ 10 ms",
+                f"{per_step:.1f} ms" + (f" ({others})" if others else ""),
+                "met" if per_step <= 10 else "not met",
+            ]
+        ],
+    )
 
 
 if __name__ == "__main__":

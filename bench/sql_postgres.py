@@ -23,7 +23,15 @@ import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import WORK, markdown_table, peak_rss_mb, timer, write_result
+from _common import (
+    WORK,
+    markdown_table,
+    peak_rss_mb,
+    timer,
+    write_figures,
+    write_result,
+)
+from _profile import profiled
 
 DSN = os.environ.get("STACKYARD_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
 
@@ -75,12 +83,12 @@ def variant_stackyard(database: str, work: Path) -> dict[str, float]:
     )
     (project / "stackyard.yml").write_text(text)
     ctx = Context(project)
-    loader = Loader(ctx.config, ctx.project_dir, ctx.warehouse(), ctx.secrets, ctx.console)
+    loader = Loader(ctx.session())
     with timer() as t:
         result = loader.load(["app"], datetime.now(UTC))[0]
     assert result.status == "loaded", result.error
-    ctx.warehouse().close()
     rows = ctx.sql("select count(*) from app.orders").rows[0][0]
+    ctx.close()
     return {"seconds": t["seconds"], "rows": rows}
 
 
@@ -136,6 +144,12 @@ def variant_dlt_default(database: str, work: Path, rows: int) -> dict[str, float
     return {"seconds": t["seconds"], "rows": rows}
 
 
+def profile_stackyard(database: str, work: Path) -> dict[str, float]:
+    """The stackyard path once more, untimed, under the profiler."""
+    with profiled("sql-postgres"):
+        return variant_stackyard(database, work)
+
+
 def run_variant(name: str, database: str, dlt_rows: int) -> dict[str, float]:
     done = subprocess.run(
         [
@@ -169,6 +183,7 @@ def main() -> None:
     if args.variant:
         action = {
             "stackyard": lambda: variant_stackyard(args.database, work),
+            "profile": lambda: profile_stackyard(args.database, work),
             "raw": lambda: variant_raw(args.database, work),
             "dlt_default": lambda: variant_dlt_default(args.database, work, args.dlt_rows),
         }[args.variant]
@@ -188,6 +203,7 @@ def main() -> None:
             ourses.append(run_variant("stackyard", database, args.dlt_rows))
         raw = min(raws, key=lambda r: r["seconds"])
         ours = min(ourses, key=lambda r: r["seconds"])
+        run_variant("profile", database, args.dlt_rows)
         default = run_variant("dlt_default", database, args.dlt_rows)
     finally:
         drop(database)
@@ -230,6 +246,31 @@ def main() -> None:
     )
     print(text)
     write_result("sql_postgres", text)
+    ratio = ours["seconds"] / raw["seconds"]
+    write_figures(
+        "sql_postgres",
+        [
+            [
+                f"Postgres → DuckDB, {n:,} narrow rows vs psycopg COPY → Arrow → DuckDB "
+                f"(best of {args.repeat})",
+                "≤ 1.5x",
+                f"{ratio:.2f}x ({ours['seconds']:.2f} s vs {raw['seconds']:.2f} s)",
+                "met" if ratio <= 1.5 else "not met",
+            ],
+            [
+                "the same vs dlt's default sql_database",
+                "≥ 5x faster",
+                f"{scaled / ours['seconds']:.0f}x faster",
+                "met" if scaled / ours["seconds"] >= 5 else "not met",
+            ],
+            [
+                "the same, peak memory",
+                "< 1 GB",
+                f"{ours['peak_mb']:.0f} MB",
+                "met" if ours["peak_mb"] < 1024 else "not met",
+            ],
+        ],
+    )
 
 
 if __name__ == "__main__":

@@ -1,0 +1,104 @@
+"""The benchmarks behind docs/performance.md keep working as the code under them changes: each
+script imports, `make bench`'s summary reports what one run measured (and nothing older), and
+the Postgres benchmark's stackyard path still loads through today's Loader."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).parent.parent / "bench"
+sys.path.insert(0, str(BENCH))
+
+SCRIPTS = sorted(p.stem for p in BENCH.glob("*.py") if not p.stem.startswith("_"))
+
+
+@pytest.mark.parametrize("name", SCRIPTS)
+def test_every_benchmark_module_imports(name: str) -> None:
+    importlib.import_module(name)
+
+
+def test_make_bench_runs_every_benchmark_script() -> None:
+    run_all = importlib.import_module("run_all")
+    scripts = {script for script, _, _ in {**run_all.BENCHMARKS, **run_all.SPARK}.values()}
+    for script in scripts:
+        assert callable(importlib.import_module(script).main), script
+    libraries = {"run_all", "anomaly_data", "anomaly_data_b", "anomaly_data_c"}
+    assert set(SCRIPTS) - libraries == scripts, "a benchmark make bench does not run"
+
+
+def test_the_summary_holds_this_runs_figures_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run_all = importlib.import_module("run_all")
+    monkeypatch.setattr(run_all, "FIGURES", tmp_path)
+    started = time.time()
+    fresh = {"written_at": started + 1, "rows": [["ingest", "≤ 2x", "1.90x", "met"]]}
+    stale = {"written_at": started - 3600, "rows": [["old", "≤ 1x", "9x", "not met"]]}
+    (tmp_path / "ingest_json.json").write_text(json.dumps(fresh))
+    (tmp_path / "memory.json").write_text(json.dumps(stale))
+
+    text = run_all.summary(
+        {"ingest_json": (12.0, 1.5, 0), "memory": (30.0, 2.0, 0), "backup": (5.0, 1.0, 3)},
+        started,
+        quick=False,
+    )
+
+    assert "| ingest_json | ingest | ≤ 2x | 1.90x | met | 12 | 1.5 |" in text
+    assert "| memory | wrote no figures |" in text
+    assert "old" not in text
+    assert "| backup | failed (exit 3) |" in text
+
+
+def test_the_postgres_benchmark_loads_through_the_loader(
+    pg_admin_dsn: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sql_postgres = importlib.import_module("sql_postgres")
+    monkeypatch.setattr(sql_postgres, "DSN", pg_admin_dsn)
+    database = f"stackyard_bench_test_{uuid.uuid4().hex[:8]}"
+    sql_postgres.setup(database, 500)
+    try:
+        result = sql_postgres.variant_stackyard(database, tmp_path)
+    finally:
+        sql_postgres.drop(database)
+    assert result["rows"] == 500
+
+
+def test_a_profile_is_summed_into_the_parts_of_the_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    profile = importlib.import_module("_profile")
+    monkeypatch.setattr(profile, "RESULTS", tmp_path)
+    raw = tmp_path / "profile-x.collapsed"
+    rate = profile.RATE
+    raw.write_text(
+        # an import inside dbt's thread counts as importing, not as dbt
+        f"run (stackyard/runner/run.py:1);_find_and_load (<frozen>:2);<module> (dbt/a.py:3) {rate}\n"
+        # dbt's parse, whatever it calls below
+        f"invoke (dbt/cli/main.py:1);load (dbt/parser/manifest.py:9);render (jinja2/x.py:4) {rate}\n"
+        # the same stack at two line numbers: one stack once compacted
+        f"load (stackyard/ingest/loader.py:5);extract (dlt/extract/e.py:6) {rate}\n"
+        f"load (stackyard/ingest/loader.py:5);extract (dlt/extract/e.py:7) {rate}\n"
+        # a reader called by dlt is reading the source, not dlt
+        f"run (dlt/pipeline/p.py:1);rows (stackyard/ingest/file_stream.py:2) {rate}\n"
+        # a pool's idle worker is no work at all
+        f"Thread.run (threading.py:1);_worker (concurrent/futures/thread.py:81) {rate}\n"
+    )
+
+    table = profile.write_parts("x", raw)
+
+    found = profile.parts(tmp_path / "profile-x.collapsed.gz")
+    assert found == {
+        profile.IMPORTS: 1.0,
+        "dbt: parsing the project": 1.0,
+        "dlt: extracting (state, schema, writing Parquet)": 2.0,
+        "reading the sources (stackyard's readers: DuckDB, ConnectorX, SQLAlchemy)": 1.0,
+    }
+    assert not raw.exists()
+    assert "In all: 5.00 s of samples." in table.read_text()
