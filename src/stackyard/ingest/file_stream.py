@@ -1,8 +1,8 @@
 """The rows of a filesystem table's files, streamed to dlt in batches of bounded size.
 
-Each file is read by DuckDB into a table of a scratch database on disk (its buffer pool capped
-by ``MEMORY_LIMIT``), then handed out ``BATCH_ROWS`` rows at a time: a file of any size is
-never one Arrow table in memory. What the rows are does not change with the batch size:
+Each file is read by DuckDB into a table of a scratch in-memory database (its buffer pool capped
+by ``MEMORY_LIMIT``, beyond which it spills to a temporary folder), then handed out
+``BATCH_ROWS`` rows at a time: a file of any size is never one Arrow table in memory. What the rows are does not change with the batch size:
 
 - every column is of the type that fits every file (an integer column with a decimal in
   another file becomes a double, never rounded): the files' schemas are unified first, and
@@ -74,7 +74,9 @@ def read_batches(
     size = batch_rows or BATCH_ROWS
     with ExitStack() as stack:
         folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="stackyard-files-"))
-        con = duckdb.connect(os.path.join(folder, "rows.duckdb"))
+        # In memory, spilling to the folder beyond MEMORY_LIMIT: the rows are read back once,
+        # so a database file (written, then checkpointed) was a copy paid for nothing.
+        con = duckdb.connect(":memory:")
         stack.callback(con.close)
         con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
         con.execute(f"SET temp_directory = '{_sql(os.path.join(folder, 'spill'))}'")
