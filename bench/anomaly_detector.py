@@ -61,15 +61,15 @@ from stackyard.monitors.anomaly import detect  # noqa: E402
 RESULTS = ROOT / "bench" / "results" / "anomaly_detector.md"
 #: Seeds per generator the detector was tuned on.
 TUNING_SEEDS: dict[str, tuple[int, ...]] = {
-    "A": (1, 2, 3, 1101, 1102, 1103, 5101, 5102, 5103, 5104, 5105, 5201, 5202, 5203, 5204, 5205),
-    "B": (11, 12, 13, 2101, 2102, 2103, 6101, 6102, 6103, 6104, 6105, 6201, 6202, 6203, 6204, 6205),
-    "C": (31, 32, 33, 7101, 7102, 7103, 7104, 7105, 7201, 7202, 7203, 7204, 7205),
+    "A": (1, 2, 3, 1101, 1102, 1103, *range(5101, 5106), *range(5201, 5206), *range(5301, 5306)),
+    "B": (11, 12, 13, 2101, 2102, 2103, *range(6101, 6106), *range(6201, 6206), *range(6301, 6306)),
+    "C": (31, 32, 33, *range(7101, 7106), *range(7201, 7206), *range(7301, 7306)),
 }
 #: Seeds per generator never looked at while tuning.
 HELD_OUT_SEEDS: dict[str, tuple[int, ...]] = {
-    "A": (5301, 5302, 5303, 5304, 5305),
-    "B": (6301, 6302, 6303, 6304, 6305),
-    "C": (7301, 7302, 7303, 7304, 7305),
+    "A": (5401, 5402, 5403, 5404, 5405),
+    "B": (6401, 6402, 6403, 6404, 6405),
+    "C": (7401, 7402, 7403, 7404, 7405),
 }
 GENERATORS: dict[str, Callable[[int, int], Table]] = {
     "A": anomaly_data.make_table,

@@ -15,6 +15,7 @@ import calendar
 import math
 from collections.abc import Sequence
 from datetime import date
+from functools import lru_cache
 
 from stackyard.monitors.anomaly.stats import median
 
@@ -71,8 +72,9 @@ class PlaceEffects:
                     error = math.log(v / predicted)
                     self.errors.append((d, error))
                     self._by_day.setdefault(d.day, []).append(error)
-                    if _from_end(d) < _END_PLACES:
-                        self._by_end.setdefault(_from_end(d), []).append(error)
+                    from_end = _from_end(d)
+                    if from_end < _END_PLACES:
+                        self._by_end.setdefault(from_end, []).append(error)
             deseasonalised.append(v / factor)
         # Most tables have no monthly effect at all: then every lookup is answered at once.
         self.any = any(
@@ -118,4 +120,9 @@ class PlaceEffects:
 
 
 def _from_end(d: date) -> int:
-    return calendar.monthrange(d.year, d.month)[1] - d.day
+    return _month_length(d.year, d.month) - d.day
+
+
+@lru_cache(maxsize=256)
+def _month_length(year: int, month: int) -> int:
+    return calendar.monthrange(year, month)[1]

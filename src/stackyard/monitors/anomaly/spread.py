@@ -5,8 +5,10 @@ the floor a table's own rare days set (the log-ratio model's measurements, see
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 from collections.abc import Sequence
 from datetime import date
+from typing import NamedTuple
 
 from stackyard.monitors.anomaly.stats import median, window_bounds
 
@@ -66,29 +68,71 @@ def weekday_factors(points: Sequence[tuple[date, float]]) -> tuple[list[float], 
     own: list[float | None] = []
     for i, (d, v) in enumerate(points):
         start, stop = window_bounds(i, len(vals), WINDOW)
-        local = median(vals[start:stop])
+        week = vals[start:stop]
+        # The middle of seven sorted values inline: median()'s call overhead counts at half
+        # a year of points, twice per verdict.
+        local = sorted(week)[WINDOW // 2] if len(week) == WINDOW else median(week)
         ratio = v / local if local > 0 else None
         own.append(ratio)
         if ratio is not None:
             ratios[d.weekday()].append(ratio)
     factors = [median(r) if r else 1.0 for r in ratios]
+    ordered = [sorted(r) for r in ratios]
     leave_one_out = []
     for (d, _), ratio in zip(points, own, strict=True):
-        others = list(ratios[d.weekday()])
-        if ratio is not None:
-            others.remove(ratio)
-        leave_one_out.append(median(others) if others else 0.0)
+        leave_one_out.append(_median_without(ordered[d.weekday()], ratio))
     return factors, leave_one_out
+
+
+def _median_without(ordered: list[float], value: float | None) -> float:
+    """The median of ``ordered`` (sorted) with one occurrence of ``value`` left out (none
+    when ``value`` is ``None``); 0.0 when nothing is left. Read by index, without a copy.
+
+    >>> _median_without([1.0, 2.0, 3.0, 4.0], 2.0), _median_without([1.0, 2.0], None)
+    (3.0, 1.5)
+    """
+    if value is None:
+        return median(ordered) if ordered else 0.0
+    n = len(ordered) - 1
+    if n <= 0:
+        return 0.0
+    gone = bisect_left(ordered, value)
+
+    def at(i: int) -> float:
+        return ordered[i] if i < gone else ordered[i + 1]
+
+    mid = n // 2
+    return at(mid) if n % 2 else (at(mid - 1) + at(mid)) / 2.0
+
+
+class Noise(NamedTuple):
+    """What :func:`noise` measures.
+
+    Attributes:
+        scale: the table's noise in log units (a robust standard deviation).
+        by_weekday: each weekday's noise, shrunk toward ``scale``.
+        errors: the absolute prediction errors it was measured on, sorted.
+        spread_out: the same errors each divided by its weekday's noise relative to the
+            table's, sorted.
+        sides: ``errors`` and ``spread_out`` of the days below their prediction (drops) and
+            of those above it (spikes), each sorted: a table's tails need not be alike on
+            both sides (bursts are all on the upper one).
+    """
+
+    scale: float
+    by_weekday: list[float]
+    errors: list[float]
+    spread_out: list[float]
+    sides: dict[str, tuple[list[float], list[float]]]
 
 
 def noise(
     points: Sequence[tuple[date, float]],
     ys: Sequence[float | None],
     loo_factors: Sequence[float],
-) -> tuple[float, list[float], list[float], list[float]]:
-    """The table's noise and each weekday's, in log units (robust standard deviations), the
-    absolute prediction errors they were measured on, sorted, and the same errors each
-    divided by its weekday's noise relative to the table's, sorted.
+) -> Noise:
+    """The table's noise and each weekday's, in log units (robust standard deviations), and
+    the prediction errors they were measured on (see :class:`Noise`).
 
     The noise is measured the way the judged day will be predicted: each baseline point
     against the median of the seven deseasonalised points before it, times its weekday's
@@ -96,6 +140,7 @@ def noise(
     or three weeks of history, when weekday factors rest on two or three points each.
     """
     errors: list[list[float]] = [[] for _ in range(7)]
+    below: list[list[bool]] = [[] for _ in range(7)]
     previous: list[float] = []
     for (d, v), y, factor in zip(points, ys, loo_factors, strict=True):
         # An empty day is no measure of noise: it is infinitely far in logs, and one of them
@@ -103,13 +148,17 @@ def noise(
         if y is None or v <= 0:
             continue
         if len(previous) >= _MIN_PREDECESSORS and factor >= NEAR_ZERO:
-            predicted = median(previous[-WINDOW:]) * factor
+            week = previous[-WINDOW:]
+            middle = sorted(week)[WINDOW // 2] if len(week) == WINDOW else median(week)
+            predicted = middle * factor
             if predicted > 0:
-                errors[d.weekday()].append(abs(math.log(max(v / predicted, FLOOR_RATIO))))
+                error = math.log(max(v / predicted, FLOOR_RATIO))
+                errors[d.weekday()].append(abs(error))
+                below[d.weekday()].append(error < 0)
         previous.append(y)
     every = sorted(e for per_day in errors for e in per_day)
     if len(every) < _MIN_PREDECESSORS:
-        return _UNKNOWN_SCALE, [_UNKNOWN_SCALE] * 7, every, every
+        return Noise(_UNKNOWN_SCALE, [_UNKNOWN_SCALE] * 7, every, every, {})
     mad = MAD_TO_SIGMA * median(every)
     # Tails are read after each weekday's own spread is taken out: one noisy weekday (a quiet
     # Sunday) is that weekday's noise, not heavy tails on every day.
@@ -136,12 +185,27 @@ def noise(
     spread_out = sorted(
         e * scale / by_weekday[wd] for wd, per_day in enumerate(errors) for e in per_day
     )
-    return scale, by_weekday, every, spread_out
+    sides: dict[str, tuple[list[float], list[float]]] = {}
+    for side, low in (("drop", True), ("spike", False)):
+        picked = [
+            (e, e * scale / by_weekday[wd])
+            for wd, per_day in enumerate(errors)
+            for e, b in zip(per_day, below[wd], strict=True)
+            if b == low
+        ]
+        sides[side] = (sorted(e for e, _ in picked), sorted(e for _, e in picked))
+    return Noise(scale, by_weekday, every, spread_out, sides)
 
 
-def tail_widening(errors: Sequence[float], scale: float) -> float:
+def tail_widening(
+    errors: Sequence[float], scale: float, side: Sequence[float] | None = None
+) -> float:
     """How much wider than ``scale`` a one-day band must be for the tails ``errors`` (sorted
     absolute prediction errors) show; 1.0 for normal tails or too few errors.
+
+    With ``side`` (the sorted absolute errors of one side only, when there are at least
+    :data:`TAIL_MIN_ERRORS` of them), the tail is read on that side against the median of
+    all errors: a bursty table is heavy-tailed upward, not downward.
 
     >>> tail_widening([0.01 * i for i in range(1, 101)], 0.05)
     1.0
@@ -151,7 +215,8 @@ def tail_widening(errors: Sequence[float], scale: float) -> float:
     mid = median(errors)
     if mid <= 0:
         return 1.0
-    ratio = errors[min(int(_TAIL_RATIO_QUANTILE * len(errors)), len(errors) - 1)] / mid
+    tail = side if side is not None and len(side) >= TAIL_MIN_ERRORS else errors
+    ratio = tail[min(int(_TAIL_RATIO_QUANTILE * len(tail)), len(tail) - 1)] / mid
     excess = ratio - _TAIL_RATIO_NORMAL - _TAIL_RATIO_MARGIN
     if excess <= 0:
         return 1.0

@@ -11,7 +11,9 @@ Steps, in the order :func:`judge` applies them (docs/observability.md has the lo
    inflate it). Where the data support it, each weekday gets its own noise, shrunk toward the
    table's (a quiet Sunday with a few rows is noisier, in ratio, than a busy Tuesday). A
    table whose errors over the last half year show heavy tails gets a wider one-day band,
-   and no one-day band is narrower than 1.6 times its own 98th-percentile error
+   and no one-day band is narrower than 1.6 times its own 98th-percentile error; both are
+   read on each side apart, once a side has enough errors (a table that bursts upward is
+   heavy-tailed on its spike side only, and its drop band stays narrow)
    (:mod:`~stackyard.monitors.anomaly.spread` measures all this). A young table, too short
    for its tails to be measured, gets bands 1.5 times wider and no sequential test.
 3. **Level.** The median of the last seven deseasonalised non-empty points. When the last
@@ -24,7 +26,7 @@ Steps, in the order :func:`judge` applies them (docs/observability.md has the lo
    and spikes have their own thresholds (0.85 of the configured half-width for a drop, the
    whole of it for a spike: a drop is what breaks dashboards), judged in whole rows. An
    empty day where volume was expected is an outage.
-5. **Several days.** For m = 2 … 5, the mean log-ratio of the last m days (today included)
+5. **Several days.** For m = 2 … 8, the mean log-ratio of the last m days (today included)
    to the level of the seven days before them, in units of that same statistic's spread
    measured over the baseline's own history — so a table whose volume wanders for days
    gets a wider limit than one whose days are independent. It alerts on a step or a slow
@@ -78,7 +80,7 @@ _SPIKE_SHARE = 1.0
 # The sequential test: the longest run of recent days it averages, the fewest historical runs
 # needed to measure their spread, its limit (share of the threshold) and how far, in noise
 # units, the judged day must itself lean the same way.
-_SCAN_DAYS = 5
+_SCAN_DAYS = 8
 _SCAN_MIN_POINTS = 14
 _SCAN_SHARE = 0.8
 _SCAN_TODAY = 0.5
@@ -118,7 +120,7 @@ def judge(
     factors, loo_factors = weekday_factors(base) if weekly else ([1.0] * 7, [1.0] * len(base))
     # Weekdays that are normally empty carry no level information; they are judged below.
     ys = [v / factors[d.weekday()] if factors[d.weekday()] >= NEAR_ZERO else None for d, v in base]
-    scale, by_weekday, errors, spread_out = noise(base, ys, loo_factors)
+    scale, by_weekday, errors, spread_out, sides = noise(base, ys, loo_factors)
     # How much noisier than the table the judged weekday is, for the empirical floor.
     own_noise = by_weekday[day.weekday()] / scale
     long_factors = factors
@@ -128,10 +130,15 @@ def judge(
             v / long_factors[d.weekday()] if long_factors[d.weekday()] >= NEAR_ZERO else None
             for d, v in history
         ]
-        long_scale, long_by_weekday, errors, spread_out = noise(history, long_ys, long_loo)
+        long_scale, long_by_weekday, errors, spread_out, sides = noise(history, long_ys, long_loo)
         own_noise = long_by_weekday[day.weekday()] / long_scale
     young = len(errors) < TAIL_MIN_ERRORS
     heavy = _YOUNG_WIDEN if young else tail_widening(errors, scale)
+    # Each side of the band is widened for its own tail: bursts widen the spike band only.
+    heavy_drop, heavy_spike = heavy, heavy
+    if not young and sides:
+        heavy_drop = tail_widening(errors, scale, sides["drop"][0])
+        heavy_spike = tail_widening(errors, scale, sides["spike"][0])
     # Empty days on weekdays that carry volume are outages or a sparse table's gaps, not a
     # level: a level of zero would make every later row a spike.
     levels = [y for y in ys if y is not None and y > 0] or [0.0]
@@ -148,11 +155,18 @@ def judge(
     ][-_SHIFT_DAYS:]
     reanchored = _is_level_shift(recent, level, scale)
     sigma = by_weekday[day.weekday()] * heavy
+    sigma_drop = by_weekday[day.weekday()] * heavy_drop
+    sigma_spike = by_weekday[day.weekday()] * heavy_spike
     if reanchored:
         level = median(recent)
         # A median of four days is a noisier level than the median of seven the scale was
         # measured with (π/2n: the asymptotic variance of a sample median over the noise's).
-        sigma *= math.sqrt((1 + math.pi / (2 * _SHIFT_DAYS)) / (1 + math.pi / (2 * WINDOW)))
+        noisier = math.sqrt((1 + math.pi / (2 * _SHIFT_DAYS)) / (1 + math.pi / (2 * WINDOW)))
+        sigma, sigma_drop, sigma_spike = (
+            sigma * noisier,
+            sigma_drop * noisier,
+            sigma_spike * noisier,
+        )
 
     k = cfg.threshold
     k_drop, k_spike = k * _DROP_SHARE, k * _SPIKE_SHARE
@@ -177,9 +191,15 @@ def judge(
         # days, with a margin, whatever the noise model says (heavy tails, bursts).
         # Measured on errors scaled to the judged weekday's noise: a quiet Sunday's swings
         # do not widen a steady Tuesday's band.
-        floor = own_noise * empirical_floor(spread_out, k / SENSITIVITY_THRESHOLDS["medium"])
-        lower = expected * math.exp(-max(k_drop * sigma, floor))
-        spike = max(k_spike * sigma, floor)
+        share = k / SENSITIVITY_THRESHOLDS["medium"]
+        floor = own_noise * empirical_floor(spread_out, share)
+        # Each side's own rare days, once it has enough of them to measure.
+        floor_drop, floor_spike = (
+            own_noise * empirical_floor(sides[side][1], share) or floor if sides else floor
+            for side in ("drop", "spike")
+        )
+        lower = expected * math.exp(-max(k_drop * sigma_drop, floor_drop))
+        spike = max(k_spike * sigma_spike, floor_spike)
         own = by_weekday[day.weekday()]
         bursts = episodes.spike_floor(
             effects.errors,
