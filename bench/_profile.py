@@ -101,22 +101,17 @@ def _pyspy() -> str:
     return found
 
 
+def _record(out: Path, *target: str) -> list[str]:
+    """py-spy's command line recording ``target`` (``--pid N`` or ``-- command …``) to ``out``."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    rate = ["--rate", str(RATE), "--format", "raw", "--output", str(out)]
+    return [_pyspy(), "record", "--gil", *rate, *target]
+
+
 def record_command(name: str, command: Sequence[str], **popen: object) -> Path:
     """Run ``command`` under py-spy; return the table of parts' path."""
     out = RESULTS / f"profile-{name}.collapsed"
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    spy = [
-        _pyspy(),
-        "record",
-        "--gil",
-        "--rate",
-        str(RATE),
-        "--format",
-        "raw",
-        "--output",
-        str(out),
-    ]
-    subprocess.run([*spy, "--", *command], check=True, capture_output=True, **popen)  # type: ignore[call-overload]
+    subprocess.run(_record(out, "--", *command), check=True, capture_output=True, **popen)  # type: ignore[call-overload]
     return write_parts(name, out)
 
 
@@ -124,21 +119,8 @@ def record_command(name: str, command: Sequence[str], **popen: object) -> Path:
 def profiled(name: str) -> Iterator[None]:
     """Profile this process while the block runs (py-spy attached from outside)."""
     out = RESULTS / f"profile-{name}.collapsed"
-    RESULTS.mkdir(parents=True, exist_ok=True)
     spy = subprocess.Popen(
-        [
-            _pyspy(),
-            "record",
-            "--gil",
-            "--pid",
-            str(os.getpid()),
-            "--rate",
-            str(RATE),
-            "--format",
-            "raw",
-            "--output",
-            str(out),
-        ],
+        _record(out, "--pid", str(os.getpid())),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -27,45 +27,32 @@ from _common import WORK, markdown_table, timer, write_figures, write_result
 BIN = Path(sys.executable).parent
 
 
-def run(engine: str, project: Path) -> tuple[float, float, float]:
-    """One forced run: wall seconds, CPU seconds, the build step's seconds."""
+def timed(command: list[str], cwd: Path) -> tuple[float, float, str]:
+    """One process: its wall seconds, its CPU seconds (user + system) and its output."""
     env = {**os.environ, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     with timer() as t:
-        done = subprocess.run(
-            [str(BIN / "stackyard"), "run", "--force-build", "--engine", engine, "--json"],
-            cwd=project,
-            capture_output=True,
-            text=True,
-            env=env,
-        )
+        done = subprocess.run(command, cwd=cwd, capture_output=True, text=True, env=env)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
-        raise SystemExit(f"--engine {engine} failed:\n{done.stdout}\n{done.stderr}")
-    steps = json.loads(done.stdout)["steps"]
-    build = next(s["seconds"] for s in steps if s["name"] == "dbt build")
+        raise SystemExit(f"{' '.join(command)} failed:\n{done.stdout}\n{done.stderr}")
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return t["seconds"], cpu, build
+    return t["seconds"], cpu, done.stdout
+
+
+def run(engine: str, project: Path) -> tuple[float, float, float]:
+    """One forced run: wall seconds, CPU seconds, the build step's seconds."""
+    command = [str(BIN / "stackyard"), "run", "--force-build", "--engine", engine, "--json"]
+    wall, cpu, out = timed(command, project)
+    build = next(s["seconds"] for s in json.loads(out)["steps"] if s["name"] == "dbt build")
+    return wall, cpu, build
 
 
 def dbt_cli(project: Path) -> tuple[float, float, float]:
     """Plain `dbt build` in the project's dbt folder (the profile stackyard wrote), as a user
     would type it: wall seconds, CPU seconds, and the wall seconds again as its build step."""
-    env = {**os.environ, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    with timer() as t:
-        done = subprocess.run(
-            [str(BIN / "dbt"), "build", "--quiet"],
-            cwd=project / "transform",
-            capture_output=True,
-            text=True,
-            env=env,
-        )
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if done.returncode != 0:
-        raise SystemExit(f"dbt build failed:\n{done.stdout}\n{done.stderr}")
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return t["seconds"], cpu, t["seconds"]
+    wall, cpu, _ = timed([str(BIN / "dbt"), "build", "--quiet"], project / "transform")
+    return wall, cpu, wall
 
 
 def main() -> None:
