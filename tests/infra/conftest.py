@@ -60,11 +60,18 @@ class PgProject:
     port: int
     admin: str
 
-    def write(self, access: str = "", name: str = "shop", user: str | None = None) -> None:
+    @property
+    def name(self) -> str:
+        """The project's name, its own: roles are server-wide and an apply claims every role
+        carrying its project's marker, so a test project named like docs/access-control.md's
+        ``shop`` (which has no prefix) would be planned away by that page running beside it."""
+        return "shop_" + self.prefix.rstrip("_")
+
+    def write(self, access: str = "", name: str | None = None, user: str | None = None) -> None:
         """(Re)write stackyard.yml with extra lines under ``access:``; ``user``: the prod
         target's user, default the admin."""
         text = PROJECT_YML.format(
-            name=name,
+            name=name or self.name,
             host=self.host,
             port=self.port,
             user=user or self.admin,

@@ -114,7 +114,7 @@ def test_saved_plan_refused_when_stale_edited_or_foreign(
         access.apply(edited)
 
     pg_project.write(name="other")
-    with pytest.raises(UsageError, match="planned for project 'shop'"):
+    with pytest.raises(UsageError, match=f"planned for project '{pg_project.name}'"):
         pg_project.context().access().apply(plan_file)
     pg_project.write()
 
