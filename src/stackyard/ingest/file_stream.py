@@ -1,8 +1,9 @@
 """The rows of a filesystem table's files, streamed to dlt in batches of bounded size.
 
-Each file is read by DuckDB into a table of a scratch in-memory database (its buffer pool capped
-by ``MEMORY_LIMIT``, beyond which it spills to a temporary folder), then handed out
-``BATCH_ROWS`` rows at a time: a file of any size is never one Arrow table in memory. What the rows are does not change with the batch size:
+Each file is read by DuckDB into a table of a scratch in-memory database (its buffer pool
+capped by ``MEMORY_LIMIT``, beyond which it spills to a temporary folder), then handed out
+``BATCH_ROWS`` rows at a time: a file of any size is never one Arrow table in memory. What the
+rows are does not change with the batch size:
 
 - every column is of the type that fits every file (an integer column with a decimal in
   another file becomes a double, never rounded): the files' schemas are unified first, and
