@@ -118,17 +118,27 @@ def test_saved_plan_refused_when_stale_edited_or_foreign(
         pg_project.context().access().apply(plan_file)
     pg_project.write()
 
-    with pg_project.connect() as admin:  # live state changes after planning
-        admin.execute("CREATE SCHEMA surprise")
+    reader = pg_project.role("dlt_db_reader")
+    with pg_project.connect() as admin:  # a declared role appears after planning
+        admin.execute(f'CREATE ROLE "{reader}"')
     with pytest.raises(UsageError, match=r"live state .* changed"):
         pg_project.context().access().apply(plan_file)
     with pg_project.connect() as admin:
         assert admin.execute(
-            "SELECT count(*) FROM pg_roles WHERE rolname LIKE %s", (pg_project.prefix + "%",)
-        ).fetchone() == (0,)  # nothing was applied
+            "SELECT rolname FROM pg_roles WHERE rolname LIKE %s", (pg_project.prefix + "%",)
+        ).fetchall() == [(reader,)]  # nothing was applied
+        admin.execute(f'DROP ROLE "{reader}"')
 
     fresh = tmp_path / "fresh.json"
     pg_project.context().access().plan("prod").save(fresh)
+    # Roles are shared by the whole server: what others create or grant outside this plan's
+    # roles and schemas does not make it stale.
+    bystander = pg_project.role("bystander")
+    with pg_project.connect() as admin:
+        admin.execute("CREATE SCHEMA surprise")
+        admin.execute(f'CREATE ROLE "{bystander}"')
+        admin.execute(f'CREATE ROLE "{bystander}_member" IN ROLE "{bystander}"')
+        admin.execute(f'GRANT USAGE ON SCHEMA surprise TO "{bystander}"')
     pg_project.context().access().apply(fresh)
     assert not pg_project.context().access().plan("prod").has_changes
 

@@ -12,7 +12,8 @@ The diff is the same for every engine, and it keeps the ownership boundary:
   plan needs ``--allow-destructive``.
 
 A saved plan records the project, target, a hash of the declaration and a fingerprint of the
-live state it was computed from, plus a checksum of the whole file; see :meth:`Plan.load`.
+part of the live state it depends on (see :func:`_in_scope`), plus a checksum of the whole
+file; see :meth:`Plan.load`.
 """
 
 from __future__ import annotations
@@ -446,8 +447,45 @@ def diff(
         notes=tuple(notes),
         unmanaged=tuple(unmanaged),
         declaration_hash=declaration_hash,
-        live_fingerprint=live.fingerprint(),
+        live_fingerprint=_in_scope(
+            live, managed, declared_schemas, is_managed_object
+        ).fingerprint(),
         live_known=live_known,
+    )
+
+
+def _in_scope(
+    live: State,
+    principals: set[Principal],
+    schemas: set[tuple[str, ...]],
+    is_managed_object: Callable[[str, tuple[str, ...]], bool],
+) -> State:
+    """The part of the live state this plan depends on, for its fingerprint.
+
+    Roles are cluster-wide on Postgres and accounts are account-wide on Snowflake: a role
+    created or granted by another team (or another project on the same server) between plan
+    and apply must not make a saved plan stale. What the plan reads is kept: its declared and
+    droppable principals and the applying user, memberships and grants touching them, and
+    every grant on the objects it declares.
+    """
+    names = {p.name for p in principals} | ({live.applier.name} if live.applier else set())
+
+    def ours(p: Principal) -> bool:
+        return p.name in names
+
+    return State(
+        containers=frozenset(
+            c for c in live.containers if is_managed_object(c.kind.upper(), c.name)
+        ),
+        accounts=frozenset(a for a in live.accounts if ours(a.principal)),
+        memberships=frozenset(m for m in live.memberships if ours(m.role) or ours(m.member)),
+        grants=frozenset(
+            g for g in live.grants if ours(g.grantee) or is_managed_object(g.on_kind, g.on)
+        ),
+        future_grants=frozenset(
+            f for f in live.future_grants if ours(f.grantee) or f.schema in schemas
+        ),
+        tables=frozenset(t for t in live.tables if t.schema in schemas),
     )
 
 
