@@ -52,3 +52,41 @@ def test_kill_9_mid_run_then_rerun_has_no_duplicates(tmp_path: Path, after_secon
         == source.execute("select count(*) from orders").fetchone()[0]
     )
     ctx.close()
+
+
+# `stackyard run`, dying the way kill -9 does (no cleanup, no finally) after the warehouse
+# committed the first load job of a table and before dlt marked that job done.
+DIE_BEFORE_JOB_IS_MARKED = """
+import os, sys
+from dlt.common.storages.load_package import PackageStorage
+complete = PackageStorage.complete_job
+def die_on_a_table(self, load_id, file_name):
+    if not file_name.startswith("_dlt"):
+        os._exit(137)
+    return complete(self, load_id, file_name)
+PackageStorage.complete_job = die_on_a_table
+sys.argv = ["stackyard", "run", "--select", "app"]
+from stackyard.cli.main import main
+main()
+"""
+
+
+def test_a_load_job_done_in_the_warehouse_but_not_marked_is_not_appended_twice(
+    project: Path,
+) -> None:
+    """dlt loads a pending package's unfinished jobs again: one that had already reached the
+    warehouse must not add its rows a second time (a first load included)."""
+    died = subprocess.run(
+        [sys.executable, "-c", DIE_BEFORE_JOB_IS_MARKED],
+        cwd=project,
+        capture_output=True,
+        text=True,
+    )
+    assert died.returncode == 137, died.stdout + died.stderr
+    ctx = Context(project)
+    again = ctx.run(select=["app"])
+    assert again.ok, again.to_dict()
+    for table, expected in (("customers", 50), ("orders", 200)):
+        loaded = ctx.sql(f"select count(*), count(distinct id) from app.{table}").rows[0]
+        assert loaded == (expected, expected), table
+    ctx.close()
