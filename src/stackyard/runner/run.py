@@ -31,14 +31,12 @@ from stackyard.results import (
     step_status_of_build,
     step_status_of_freshness,
 )
-from stackyard.runner.parse_ahead import ParseAhead
 from stackyard.session import Session
 from stackyard.transform.staging import dbt_source_names
 from stackyard.transform.state import manifest_freshness, transform_fingerprint
 
 if TYPE_CHECKING:
     from stackyard.monitors.reuse import Unchanged
-    from stackyard.transform.dbt import Dbt
 
 
 class RunJob:
@@ -136,9 +134,6 @@ class RunJob:
         loads: list[SourceLoad] = []
         self._attempted = True  # from here on, a failure is a failed run (exit 1), not usage
         to_load = [s for s in sources if s not in external]
-        ahead = None
-        if to_load and not select and self.state is None:
-            ahead = ParseAhead.start(self.session, self._dbt, self._fingerprint)
         if to_load:
             loader = Loader(self.session, retry=self.retry_loads)
             t0, at = time.monotonic(), datetime.now(UTC)
@@ -166,9 +161,16 @@ class RunJob:
         nodes: list[NodeResult] = []
         skipped: list[SkippedModel] = []
         freshness: list[FreshnessResult] = []
-        dbt = ahead.dbt if ahead else self._dbt()
-        fingerprint = self._fingerprint()
-        dbt.parsed = ahead.take() if ahead else None
+        dbt = self.session.dbt(self._on_node, self.variables)
+        dbt.state = self.state
+        # Other vars can build other tables: they are part of what "unchanged" compares.
+        fingerprint = transform_fingerprint(
+            self.transform_dir,
+            {
+                **self.warehouse.dbt_output(),
+                "vars": {**self.project.transform.vars, **self.variables},
+            },
+        )
         unchanged = self._unchanged_since(self._previous, fingerprint, select, loads)
         if external:
             unchanged = None  # another tool may have loaded new rows since the last run
@@ -274,17 +276,6 @@ class RunJob:
             result = self._monitor(result)
         return result
 
-    def _dbt(self) -> Dbt:
-        dbt = self.session.dbt(self._on_node, self.variables)
-        dbt.state = self.state
-        return dbt
-
-    def _fingerprint(self) -> str:
-        # Other vars can build other tables: they are part of what "unchanged" compares.
-        variables = {**self.project.transform.vars, **self.variables}
-        output = {**self.warehouse.dbt_output(), "vars": variables}
-        return transform_fingerprint(self.transform_dir, output)
-
     def _monitor(self, result: RunResult) -> RunResult:
         """The monitor pass over what the run loaded and built.
 
@@ -369,7 +360,8 @@ class RunJob:
     def _sources_read_by(self, dbt_select: Sequence[str], named: Sequence[str]) -> list[str]:
         """The enabled sources the selected dbt nodes read directly (the others' tables are
         already in the warehouse or not needed), in stackyard.yml's order."""
-        dbt = self._dbt()
+        dbt = self.session.dbt(variables=self.variables)
+        dbt.state = self.state
         self._selected = dbt.selected_ids(dbt_select)
         read = dbt.source_parents(self._selected)
         return [
@@ -385,9 +377,11 @@ class RunJob:
         select: Sequence[str],
         loads: Sequence[SourceLoad],
     ) -> str | None:
-        """Why ``dbt build`` can be skipped, or ``None`` when it must run: only when this run
-        loaded nothing, and the last run on this target was a successful full run of the same
-        dbt project (the tables and test results would be the same)."""
+        """Why ``dbt build`` can be skipped, or ``None`` when it must run.
+
+        Only when this run loaded nothing, and the last run on this target was a successful
+        full run of the same dbt project: the tables and test results would be the same.
+        """
         if self.force_build or self.refresh is not None or select or previous is None:
             return None
         if any(load.status != "loaded" or load.rows or load.rejected for load in loads):

@@ -362,9 +362,9 @@ def build(
         EngineRefusedError: ``--engine sql`` and a node only dbt can build (nothing built).
         TransformError: dbt could not start.
     """
+    if engine == "dbt":
+        return dbt.build(select=select, exclude=exclude, full_refresh=full_refresh)
     try:
-        if engine == "dbt":
-            return dbt.build(select=select, exclude=exclude, full_refresh=full_refresh)
         return _build(engine, dbt, warehouse, select, exclude, full_refresh, release, on_node)
     finally:
         dbt.parsed = None

@@ -165,7 +165,7 @@ class Dbt:
         self.state: Path | None = None
         # dbt's parsed Manifest, reused by the commands that follow instead of parsing again
         # (https://docs.getdbt.com/reference/programmatic-invocations#reusing-objects); set by
-        # compile_selection or a parse ahead of the build, cleared after the build.
+        # compile_selection, cleared by its caller.
         self.parsed: Any = None
 
     def ensure_packages(self) -> list[str]:
@@ -234,7 +234,7 @@ class Dbt:
         """
         import json
 
-        self.parsed = self.parsed or self.parse()
+        self.parsed = self._invoke(["parse"])
         args = ["compile", *self._selection(select, exclude)]
         if full_refresh:
             args.append("--full-refresh")
@@ -267,8 +267,11 @@ class Dbt:
         return out
 
     def compile(self) -> None:
-        """``dbt compile``: every model's SQL into ``target/manifest.json`` (TransformError:
-        the project does not compile)."""
+        """``dbt compile``: render every model's SQL into ``target/manifest.json``.
+
+        Raises:
+            TransformError: the project does not compile.
+        """
         self._invoke(["compile"])
 
     def list_models(self, select: Sequence[str]) -> list[str]:
@@ -377,15 +380,11 @@ class Dbt:
             r.node.name: str(r.node.compiled_code or "") for r in getattr(result, "results", [])
         }
 
-    def parse(self, write_json: bool = True) -> Any:
-        """``dbt parse``: dbt's Manifest object, reusable through :attr:`parsed`."""
-        return self._invoke(["parse", *(() if write_json else ("--no-write-json",))])
-
     def manifest(self) -> dict[str, Any]:
         """The parsed project (``dbt parse``), as dbt's manifest.json."""
         import json
 
-        self.parse()
+        self._invoke(["parse"])
         path = self.transform_dir / "target" / "manifest.json"
         return dict(json.loads(path.read_text(encoding="utf-8")))
 
