@@ -65,28 +65,42 @@ def die_on_a_table(self, load_id, file_name):
         os._exit(137)
     return complete(self, load_id, file_name)
 PackageStorage.complete_job = die_on_a_table
-sys.argv = ["stackyard", "run", "--select", "app"]
+sys.argv = ["stackyard", "run", "--select", "app", *sys.argv[1:]]
 from stackyard.cli.main import main
 main()
 """
 
 
+@pytest.mark.parametrize("engine", ["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
 def test_a_load_job_done_in_the_warehouse_but_not_marked_is_not_appended_twice(
-    project: Path,
+    project: Path, engine: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """dlt loads a pending package's unfinished jobs again: one that had already reached the
-    warehouse must not add its rows a second time (a first load included)."""
+    warehouse must not add its rows a second time (a first load, which appends, included)."""
+    target: list[str] = []
+    if engine == "postgres":
+        from tests.runner.test_run_postgres import add_prod_target
+
+        db = request.getfixturevalue("pg_database")
+        add_prod_target(project, db)
+        monkeypatch.setenv("PROD_PG_PASSWORD", "")
+        target = ["--target", "prod"]
     died = subprocess.run(
-        [sys.executable, "-c", DIE_BEFORE_JOB_IS_MARKED],
+        [sys.executable, "-c", DIE_BEFORE_JOB_IS_MARKED, *target],
         cwd=project,
         capture_output=True,
         text=True,
     )
     assert died.returncode == 137, died.stdout + died.stderr
     ctx = Context(project)
-    again = ctx.run(select=["app"])
+    again = ctx.run(select=["app"], target=target[1] if target else None)
     assert again.ok, again.to_dict()
+    assert {t.table: t.rows for load in again.loads for t in load.tables} == {
+        "customers": 50,
+        "orders": 200,
+    }
     for table, expected in (("customers", 50), ("orders", 200)):
-        loaded = ctx.sql(f"select count(*), count(distinct id) from app.{table}").rows[0]
-        assert loaded == (expected, expected), table
+        sql = f"select count(*), count(distinct id) from app.{table}"
+        loaded = ctx.sql(sql, target=target[1] if target else None).rows[0]
+        assert tuple(loaded) == (expected, expected), table
     ctx.close()

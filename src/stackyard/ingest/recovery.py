@@ -36,7 +36,46 @@ def finish_pending(pipeline: Any) -> list[str]:
         return []
     pipeline.normalize()
     info = pipeline.load()
-    return list(info.loads_ids)
+    ids = list(info.loads_ids)
+    drop_rows_loaded_twice(pipeline, ids)
+    return ids
+
+
+def drop_rows_loaded_twice(pipeline: Any, load_ids: list[str]) -> None:
+    """Keep one row per key of what a finished package appended.
+
+    A first load into a table that does not exist yet appends (the source's key already
+    makes its rows unique, and a merge would cost a staging copy). dlt loads a job again when
+    the run died after the warehouse committed it and before dlt marked it done, which adds
+    its rows twice. Every row of such a table under these load ids came from that package,
+    so a key seen twice is a job loaded twice: one copy is kept. Merged and replaced tables
+    are left alone (loading them again is harmless). DuckDB and Postgres only: they have
+    ``DISTINCT ON``; elsewhere tables with a key merge.
+    """
+    if not load_ids or not pipeline.default_schema_name:
+        return
+    if pipeline.destination.destination_name not in ("duckdb", "postgres"):
+        return
+    ids = ", ".join("'" + i.replace("'", "''") + "'" for i in load_ids)
+    with pipeline.sql_client() as client:
+        for table in pipeline.default_schema.data_tables():
+            keys = [c for c, col in table["columns"].items() if col.get("primary_key")]
+            if table.get("write_disposition") != "append" or not keys:
+                continue
+            name = client.make_qualified_table_name(table["name"])
+            key = ", ".join(client.escape_column_name(k) for k in keys)
+            mine = f"_dlt_load_id IN ({ids})"
+            twice = f"SELECT 1 FROM {name} WHERE {mine} GROUP BY {key} HAVING count(*) > 1"
+            if not client.execute_sql(twice + " LIMIT 1"):
+                continue
+            with client.begin_transaction():
+                client.execute_sql(
+                    f"CREATE TEMP TABLE stackyard_once AS SELECT DISTINCT ON ({key}) * "
+                    f"FROM {name} WHERE {mine}"
+                )
+                client.execute_sql(f"DELETE FROM {name} WHERE {mine}")
+                client.execute_sql(f"INSERT INTO {name} SELECT * FROM stackyard_once")
+                client.execute_sql("DROP TABLE stackyard_once")
 
 
 def check_state_matches_warehouse(pipeline: Any, source: str, target: str) -> None:

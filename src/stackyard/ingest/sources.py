@@ -109,7 +109,7 @@ def _builder(config: SourceBase) -> Callable[[str, Any, BuildContext], Iterable[
 
 def build_sql(name: str, config: SqlDatabaseSource, context: BuildContext) -> list[Any]:
     """The ``sql_database`` kind: one ``sql_table`` resource per table (Arrow backend)."""
-    return _sql_resources(name, config, context.project_dir, context.secrets)
+    return _sql_resources(name, config, context.project_dir, context.secrets, context.known_columns)
 
 
 def build_files(name: str, config: FilesystemSource, context: BuildContext) -> list[Any]:
@@ -282,6 +282,7 @@ def _sql_resources(
     config: SqlDatabaseSource,
     project_dir: Path,
     secrets: Secrets,
+    known_tables: Iterable[str],
 ) -> list[Any]:
     import dlt
     from dlt.sources import sql_database
@@ -292,15 +293,16 @@ def _sql_resources(
     sql_table: Any = sql_database.sql_table
     url = connection_url(name, config, project_dir, secrets)
     backend, backend_kwargs = sql_backend(config, url)
+    known = set(known_tables)
     resources = []
     for table_name, table in config.tables.items():
         # Without a cursor every load re-reads the whole table, so replace it: a merge would
-        # keep rows deleted upstream. With a cursor, merge on the key (append if none), a
-        # first load included: dlt loads a job again when a run died after the warehouse
-        # committed it and before dlt marked it done, and only a merge makes that harmless.
+        # keep rows deleted upstream. With a cursor, merge on the key (append if none) —
+        # except into a table that does not exist yet, where a merge only costs a staging
+        # copy: the source's key already makes the rows unique.
         if not table.cursor:
             disposition = "replace"
-        elif table.primary_key:
+        elif table.primary_key and table_name in known:
             disposition = "merge"
         else:
             disposition = "append"
