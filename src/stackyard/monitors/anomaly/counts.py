@@ -15,7 +15,8 @@ like an outage. Such tables are judged as counts instead:
   outage, always.
 * **Runs of empty days.** A single empty day proves nothing on a table that is empty a
   third of the time, but a run of them does: when the chance of the whole run (the product
-  of each day's share of empty days) falls below 3α, the run is an outage.
+  of each day's share of empty days, the shares read on the days before the run began)
+  falls below α, the run is an outage.
 * **Bands.** The rows of the non-empty days per weekday (a mean, shrunk toward the table's
   mean scaled by the weekday's share) and one over-dispersion for the table, measured by
   moments, give a negative-binomial distribution (Poisson when the counts are no more spread
@@ -52,10 +53,11 @@ _DRIFT_MIN_DAYS = 5
 # A run of empty days is alerted on for its first days once unusual, not for weeks after:
 # a table that stays silent has been reported, and each later day is the same news.
 _RUN_ALERT_DAYS = 3
-# A run of empty days is judged against a looser limit than one day's count (this many times
-# α): the weekday shares it multiplies are each estimated from eight or so days, and a feed
-# that stays broken is the incident a sparse table's monitor exists for.
-_RUN_ALPHA = 3.0
+# A run of empty days is judged against this many times α. Its shares are read on the days
+# before the run began, so a long run no longer raises the shares it is judged by; with its
+# own days counted, a limit of 3α had been needed to catch a broken feed at all, and passed
+# a ten-day run on a table empty half the time.
+_RUN_ALPHA = 1.0
 # An empty day is usual for a weekday when at least this share of its days were empty.
 _USUAL_EMPTY = 0.05
 # A spike's limit is this many robust standard deviations further out than a drop's.
@@ -161,13 +163,27 @@ def judge(
     note = ""
     run = 0
     if value == 0:
+        run_days = _empty_run_days(day, recent)
+        run_start = run_days[0]
+        # The run is judged against how often the table was empty before it began: its own
+        # empty days would otherwise raise the share they are judged by, more with each day
+        # the feed stays broken.
+        before = [(d, v) for d, v in base if d < run_start]
+        run_shares, run_share = p_empty, empty_share
+        if len(before) < len(base) and before:
+            before_by_day: dict[int, list[float]] = {}
+            for d, v in before:
+                before_by_day.setdefault(slot(d), []).append(v)
+            run_share = sum(1 for _, v in before if v == 0) / len(before)
+            run_shares, _ = _empty_shares(before_by_day, run_share)
 
         def empty_chance(d: date) -> float:
-            return p_empty.get(slot(d), empty_share)
+            return run_shares.get(slot(d), run_share)
 
-        run, chance, unusual_since, unusual_days, run_start = _empty_run(
-            day, recent, empty_chance, alpha * _RUN_ALPHA
+        chance, unusual_since, unusual_days = _run_chance(
+            run_days, empty_chance, alpha * _RUN_ALPHA
         )
+        run = len(run_days)
         # A run one of whose days was alerted on is known: each later empty day of it is
         # the same news.
         in_base = {d for d, _ in base}
@@ -293,16 +309,8 @@ def _empty_shares(by_day: dict[int, list[float]], overall: float) -> tuple[dict[
     return shares, clustered
 
 
-def _empty_run(
-    day: date,
-    recent: Sequence[tuple[date, float]],
-    chance_of: Callable[[date], float],
-    alpha: float,
-) -> tuple[int, float, date, int, date]:
-    """The run of empty days that ends on ``day``: its length, its chance when each day is
-    empty with the chance ``chance_of`` gives, the first day on which it had become less
-    likely than ``alpha``, how many of its days since then (that day included), and its
-    first day."""
+def _empty_run_days(day: date, recent: Sequence[tuple[date, float]]) -> list[date]:
+    """The days of the run of empty days that ends on ``day`` (an empty day), ascending."""
     run_days = [day]
     later = day
     for d, v in reversed(recent):
@@ -312,13 +320,22 @@ def _empty_run(
         run_days.append(d)
         later = d
     run_days.reverse()
-    chance, since, unusual = 1.0, day, 0
+    return run_days
+
+
+def _run_chance(
+    run_days: Sequence[date], chance_of: Callable[[date], float], alpha: float
+) -> tuple[float, date, int]:
+    """The chance of a run of empty days when each day is empty with the chance
+    ``chance_of`` gives, the first day on which it had become less likely than ``alpha``,
+    and how many of its days since then (that day included)."""
+    chance, since, unusual = 1.0, run_days[-1], 0
     for d in run_days:
         chance *= chance_of(d)
         if chance < alpha:
             since = since if unusual else d
             unusual += 1
-    return len(run_days), chance, since, unusual, run_days[0]
+    return chance, since, unusual
 
 
 def _cdf(mu: float, phi: float, x: float) -> float:

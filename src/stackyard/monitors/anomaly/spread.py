@@ -27,12 +27,20 @@ FLOOR_RATIO = 1e-6
 # Too few points to measure the noise (heavy exclusions): assume a wide ±25 % per sigma.
 _UNKNOWN_SCALE = 0.25
 # A weekday's own noise needs this many errors; it is shrunk toward the table's noise as if
-# the table's were worth this many more.
+# the table's were worth this many more. Strongly: a weekday's MAD read on a few dozen
+# errors is a fifth off either way, and a steady weekday taken for a noisy one gets a band
+# wide enough to pass the incidents it is there for; a weekday really twice as noisy as the
+# rest still reads about 1.6 times.
 _WEEKDAY_MIN_ERRORS = 4
-_WEEKDAY_PRIOR = 8
+_WEEKDAY_PRIOR = 30
 # The noise is at least this share of the 90th-percentile error read as a normal quantile:
 # MAD alone is blind to heavy tails, and heavy-tailed tables would alert on their usual days.
+# The one-day errors are absolute values, so their 90th percentile is a normal's 95th
+# (1.645 standard deviations): read as its 90th (1.2816), it made every normal table's noise
+# 15 % wider than its MAD. The sequential test's spread keeps the stricter reading, which
+# its limit was chosen with.
 _TAIL_QUANTILE = 0.9
+_ERROR_TAIL_Z = 1.645
 _TAIL_Z = 1.2816
 _TAIL_WEIGHT = 0.9
 _TAIL_CAP = 2.0
@@ -47,7 +55,9 @@ TAIL_DAYS = 182
 TAIL_MIN_ERRORS = 40
 _TAIL_RATIO_QUANTILE = 0.95
 _TAIL_RATIO_NORMAL = 2.91
-_TAIL_RATIO_MARGIN = 0.15
+# The margin: a 95th percentile read on a side's forty-odd errors is itself about 0.4 off
+# for normal noise, and a smaller margin widened normal tables' bands at random.
+_TAIL_RATIO_MARGIN = 0.5
 _TAIL_GROWTH = 1.03
 _TAIL_WIDEN_CAP = 3.0
 # The one-day band is at least this margin times this quantile of the table's absolute
@@ -169,7 +179,7 @@ def noise(
         for per_day in errors
     ]
     calm = sorted(e / wider[wd] for wd, per_day in enumerate(errors) for e in per_day)
-    tail = calm[min(int(_TAIL_QUANTILE * len(calm)), len(calm) - 1)] / _TAIL_Z
+    tail = calm[min(int(_TAIL_QUANTILE * len(calm)), len(calm) - 1)] / _ERROR_TAIL_Z
     # Capped: a baseline that holds a broken week (more than a tenth of its days) must not
     # widen the band a hundredfold, only as far as heavy tails plausibly do.
     scale = max(mad, min(_TAIL_WEIGHT * tail, _TAIL_CAP * mad), MIN_SCALE)

@@ -4,11 +4,12 @@ Steps, in the order :func:`judge` applies them (docs/observability.md has the lo
 
 1. **Weekly seasonality.** Each point is divided by the median of the week around it; the
    median of those ratios per weekday is that weekday's factor (local medians make the
-   factors indifferent to trend and to level shifts inside the training window).
+   factors indifferent to trend and to level shifts), read over the last half year.
 2. **Noise.** Every baseline point is predicted the way the judged point will be (the median
    of the seven deseasonalised points before it, times its weekday's factor learnt without
    it); 1.4826 × the median absolute log-error is the noise (a MAD: a few bad days do not
-   inflate it). Where the data support it, each weekday gets its own noise, shrunk toward the
+   inflate it), read over the last half year unless the training window's is clearly
+   larger. Where the data support it, each weekday gets its own noise, shrunk toward the
    table's (a quiet Sunday with a few rows is noisier, in ratio, than a busy Tuesday). A
    table whose errors over the last half year show heavy tails gets a wider one-day band,
    and no one-day band is narrower than 1.6 times its own 98th-percentile error; both are
@@ -23,8 +24,8 @@ Steps, in the order :func:`judge` applies them (docs/observability.md has the lo
    Monthly effects (a month-end close) learnt from the same half year
    (:mod:`~stackyard.monitors.anomaly.months`) scale the expected value.
 4. **One day.** The log-ratio of value to expected in units of the weekday's noise; drops
-   and spikes have their own thresholds (0.85 of the configured half-width for a drop, the
-   whole of it for a spike: a drop is what breaks dashboards), judged in whole rows. An
+   and spikes have their own thresholds (0.85 of the configured half-width for a drop, 1.15
+   of it for a spike: a drop is what breaks dashboards), judged in whole rows. An
    empty day where volume was expected is an outage.
 5. **Several days.** For m = 2 … 8, the mean log-ratio of the last m days (today included)
    to the level of the seven days before them, in units of that same statistic's spread
@@ -33,7 +34,8 @@ Steps, in the order :func:`judge` applies them (docs/observability.md has the lo
    drift that no single day shows, when today leans the same way, the last days also stand
    apart from the whole baseline (a return to normal after a bad week is not a step), and
    no day in the stretch was already alerted on. Drops only: a sustained rise is growth far
-   more often than an incident.
+   more often than an incident. Rows that arrive a day late (a low day, then a high one
+   carrying about the rows the first one missed) are judged on the two days' difference.
 6. **Repeats and bursts** (:mod:`~stackyard.monitors.anomaly.episodes`): a rise that
    continues a change already alerted on is not alerted again, and a table with earlier
    isolated spikes gets a spike band as wide as the smallest of them.
@@ -74,9 +76,11 @@ _SHIFT_SIGMAS = 1.0
 # they are measured its one-day bands are this much wider, and it gets no sequential test
 # (a few weeks of history cannot tell a step from the way the table wanders).
 _YOUNG_WIDEN = 1.5
-# Single-day thresholds as shares of the configured band half-width.
+# Single-day thresholds as shares of the configured band half-width. The spike band is the
+# wider: with the noise no longer overstated, a band at the full half-width alerted on
+# bursts and the first day of legitimate rises about as often as on duplicated loads.
 _DROP_SHARE = 0.85
-_SPIKE_SHARE = 1.0
+_SPIKE_SHARE = 1.15
 # The sequential test: the longest run of recent days it averages, the fewest historical runs
 # needed to measure their spread, its limit (share of the threshold) and how far, in noise
 # units, the judged day must itself lean the same way.
@@ -85,6 +89,14 @@ _SCAN_MIN_POINTS = 14
 _SCAN_SHARE = 0.8
 _SCAN_TODAY = 0.5
 _SCAN_NOISY_DAY = 1.5
+# The training window's noise replaces the longer stretch's only when it is this much larger.
+_NOISIER_LATELY = 1.5
+# The late-arrival test: its limit (share of the threshold) on the two days' difference, and
+# how far, in noise units, each day must lean its own way.
+_LATE_SHARE = 0.85
+_LATE_LEG = 1.0
+# ... and how far today's extra rows may be from yesterday's missing ones (a ratio).
+_LATE_BALANCE = 0.5
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
 
@@ -118,20 +130,39 @@ def judge(
     """
     weekly = cfg.seasonality == "weekly"
     factors, loo_factors = weekday_factors(base) if weekly else ([1.0] * 7, [1.0] * len(base))
-    # Weekdays that are normally empty carry no level information; they are judged below.
-    ys = [v / factors[d.weekday()] if factors[d.weekday()] >= NEAR_ZERO else None for d, v in base]
-    scale, by_weekday, errors, spread_out, sides = noise(base, ys, loo_factors)
-    # How much noisier than the table the judged weekday is, for the empirical floor.
-    own_noise = by_weekday[day.weekday()] / scale
     long_factors = factors
+    long_noise = None
     if weekly and len(history) > len(base):
         long_factors, long_loo = weekday_factors(history)
         long_ys = [
             v / long_factors[d.weekday()] if long_factors[d.weekday()] >= NEAR_ZERO else None
             for d, v in history
         ]
-        long_scale, long_by_weekday, errors, spread_out, sides = noise(history, long_ys, long_loo)
+        long_noise = noise(history, long_ys, long_loo)
+        # The weekly pattern is read over the longer stretch when the baseline is its last
+        # days: eight points per weekday give factors whose own error, carried into every
+        # prediction, made the band half again as wide as the table's noise.
+        if history[len(history) - len(base)][0] == base[0][0]:
+            factors, loo_factors = long_factors, long_loo[len(history) - len(base) :]
+    # Weekdays that are normally empty carry no level information; they are judged below.
+    ys = [v / factors[d.weekday()] if factors[d.weekday()] >= NEAR_ZERO else None for d, v in base]
+    scale, by_weekday, errors, spread_out, sides = noise(base, ys, loo_factors)
+    # How much noisier than the table the judged weekday is, for the empirical floor.
+    own_noise = by_weekday[day.weekday()] / scale
+    if long_noise is not None:
+        long_scale, long_by_weekday, errors, spread_out, sides = long_noise
         own_noise = long_by_weekday[day.weekday()] / long_scale
+        # The table's noise, too, unless the training window's is clearly larger (a table
+        # grown noisier lately): fifty errors measure it about a sixth off either way, and
+        # the larger of the MAD and the tail read on them was often a third too wide.
+        if scale < _NOISIER_LATELY * long_scale:
+            scale = long_scale
+        # How much noisier one weekday is than the others is read over the longer stretch
+        # too: the training window holds eight errors per weekday, and their spread alone
+        # made a steady weekday look half again as noisy as the rest now and then. The
+        # table's own noise stays the training window's, which follows a table that grows
+        # calmer or noisier.
+        by_weekday = [scale * own / long_scale for own in long_by_weekday]
     young = len(errors) < TAIL_MIN_ERRORS
     heavy = _YOUNG_WIDEN if young else tail_widening(errors, scale)
     # Each side of the band is widened for its own tail: bursts widen the spike band only.
@@ -261,6 +292,13 @@ def judge(
         sequential = _sequential(day, value, base, factors, scale, k, effects)
         if sequential is not None:
             direction = sequential[0]
+    late = None
+    if direction is None and not young and not reanchored and factor >= NEAR_ZERO and value > 0:
+        late = _late_arrival(
+            day, value, expected, sigma, base, level, factors, by_weekday, heavy, k, effects
+        )
+        if late is not None:
+            direction = "spike"
 
     # Volumes are whole rows: the band is said in whole rows, widened outward.
     band = f"{math.floor(lower):,}–{math.ceil(upper):,}"
@@ -271,6 +309,15 @@ def judge(
     if direction is None:
         status = "ok"
         reason = f"{format_value(value)} rows is within the expected band {band} ({usual})"
+    elif late is not None:
+        status = "anomaly" if direction in wanted else "ok"
+        reason = (
+            f"{format_value(value)} rows is within the band {band} ({usual}), but yesterday "
+            f"had {late:.0%} fewer rows than expected and today has more: rows that arrived "
+            "a day late"
+        )
+        if status == "ok":
+            reason += f", but this monitor only alerts on {cfg.direction}s"
     elif sequential is not None:
         _, days, change = sequential
         status = "anomaly" if direction in wanted else "ok"
@@ -310,8 +357,51 @@ def judge(
         direction=direction,
         baseline_size=len(base),
         reanchored=reanchored,
-        sequential=sequential is not None,
+        sequential=sequential is not None or late is not None,
     )
+
+
+def _late_arrival(
+    day: date,
+    value: float,
+    expected: float,
+    sigma: float,
+    base: Sequence[tuple[date, float]],
+    level: float,
+    factors: Sequence[float],
+    by_weekday: Sequence[float],
+    heavy: float,
+    k: float,
+    effects: months.PlaceEffects,
+) -> float | None:
+    # Rows that arrive a day late make a low day followed by a high one. Each day alone may
+    # sit inside its band, but the two together lean apart by more than either: their
+    # difference, in units of its own spread (√2 noise units for independent days), is the
+    # evidence. Both days must lean their own way, so a single odd day is not read as half
+    # of a pair, and today's extra rows must be about the rows yesterday missed: late rows
+    # are the same rows, and a busy day after a quiet one is not a late arrival.
+    # Yesterday must be in the baseline: a day alerted on is already known.
+    # Returns yesterday's shortfall (a share of its expected rows), or None.
+    yesterday = day - timedelta(days=1)
+    if not base or base[-1][0] != yesterday:
+        return None
+    before_value = base[-1][1]
+    factor = factors[yesterday.weekday()]
+    if factor < NEAR_ZERO or before_value <= 0:
+        return None
+    before_expected = level * factor * math.exp(_effect(effects, yesterday))
+    if before_expected <= 0:
+        return None
+    today = math.log(value / expected) / sigma
+    before = math.log(before_value / before_expected) / (by_weekday[yesterday.weekday()] * heavy)
+    if before > -_LATE_LEG or today < _LATE_LEG:
+        return None
+    if (today - before) / math.sqrt(2.0) < k * _LATE_SHARE:
+        return None
+    missed, extra = before_expected - before_value, value - expected
+    if not _LATE_BALANCE <= extra / missed <= 1.0 / _LATE_BALANCE:
+        return None
+    return missed / before_expected
 
 
 def _sequential(
