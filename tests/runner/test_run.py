@@ -146,3 +146,19 @@ def test_a_failed_run_is_never_skipped_over(project: Path) -> None:
     assert ctx.run().exit_code == 1
     again = ctx.run()  # no new rows, but the last run failed: build and test again
     assert again.build == "built" and again.exit_code == 1
+
+
+def test_a_table_named_in_capitals_merges_its_updates(project: Path) -> None:
+    """dlt names the table `orders`; the second load must see it as loaded and merge."""
+    config = project / "stackyard.yml"
+    config.write_text(config.read_text().replace("      orders: {", "      Orders: {"))
+    ctx = Context(project)
+    assert ctx.run().ok
+    db = sqlite3.connect(project / "sources" / "app.sqlite")
+    db.execute(
+        "UPDATE orders SET amount = amount + 1, updated_at = '2026-02-01 00:00:00' WHERE id <= 10"
+    )
+    db.commit()
+    db.close()
+    assert ctx.run().ok
+    assert rows(ctx, "select count(*), count(distinct id) from app.orders") == [(200, 200)]

@@ -464,14 +464,14 @@ def _in_scope(
 
     Roles are cluster-wide on Postgres and accounts are account-wide on Snowflake: a role
     created or granted by another team (or another project on the same server) between plan
-    and apply must not make a saved plan stale. What the plan reads is kept: its declared and
-    droppable principals and the applying user, memberships and grants touching them, and
-    every grant on the objects it declares.
+    and apply must not make a saved plan stale. Kept: its declared and droppable principals,
+    memberships and grants touching them, and every grant on the objects it declares. The
+    applying user is left out (projects may share it, and each apply grants it roles): what
+    a plan needs from it is in the plan's statements, which apply compares as well.
     """
-    names = {p.name for p in principals} | ({live.applier.name} if live.applier else set())
 
     def ours(p: Principal) -> bool:
-        return p.name in names
+        return p in principals
 
     return State(
         containers=frozenset(

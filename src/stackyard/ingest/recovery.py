@@ -27,44 +27,67 @@ def finish_pending(pipeline: Any) -> list[str]:
     """Load the packages an interrupted run left, before extracting anything new.
 
     ``pipeline.run`` would load them and then stop without extracting the new data; finishing
-    them first makes one run do both.
+    them first makes one run do both. Their ids are written down before they load and
+    crossed out once :func:`drop_rows_loaded_twice` has gone over them, so a run that dies
+    (or fails) in between leaves the check to the next run.
 
     Returns:
         The ids of the loads finished (their rows count as this run's).
     """
-    if not pipeline.has_pending_data:
-        return []
-    pipeline.normalize()
-    info = pipeline.load()
-    ids = list(info.loads_ids)
-    drop_rows_loaded_twice(pipeline, ids)
-    return ids
+    import json
+    from pathlib import Path
+
+    marker = Path(pipeline.working_dir) / _RECHECK_FILE
+    earlier: list[str] = json.loads(marker.read_text(encoding="utf-8")) if marker.exists() else []
+    finished: list[str] = []
+    if pipeline.has_pending_data:
+        pipeline.normalize()
+        pending = [str(i) for i in pipeline.list_normalized_load_packages()]
+        marker.write_text(json.dumps(sorted({*earlier, *pending})), encoding="utf-8")
+        finished = list(pipeline.load().loads_ids)
+    if marker.exists():
+        drop_rows_loaded_twice(pipeline, sorted({*earlier, *finished}))
+        marker.unlink()
+    return finished
+
+
+# Load ids of interrupted packages whose rows are still to be checked for a job loaded twice.
+_RECHECK_FILE = "stackyard_recheck.json"
 
 
 def drop_rows_loaded_twice(pipeline: Any, load_ids: list[str]) -> None:
-    """Keep one row per key of what a finished package appended.
+    """Keep one row per key of what a finished package appended into a table it created.
 
     A first load into a table that does not exist yet appends (the source's key already
     makes its rows unique, and a merge would cost a staging copy). dlt loads a job again when
     the run died after the warehouse committed it and before dlt marked it done, which adds
-    its rows twice. Every row of such a table under these load ids came from that package,
-    so a key seen twice is a job loaded twice: one copy is kept. Merged and replaced tables
-    are left alone (loading them again is harmless). DuckDB and Postgres only: they have
-    ``DISTINCT ON``; elsewhere tables with a key merge.
+    its rows twice. When every row of such a table came from these packages, a key seen twice
+    is a job loaded twice: one copy is kept. Tables with rows from earlier loads, merged and
+    replaced tables are left alone (loading those again is harmless). DuckDB and Postgres:
+    they have ``DISTINCT ON``.
     """
+    from dlt.common.schema.utils import has_table_seen_data
+
     if not load_ids or not pipeline.default_schema_name:
         return
     if pipeline.destination.destination_name not in ("duckdb", "postgres"):
         return
     ids = ", ".join("'" + i.replace("'", "''") + "'" for i in load_ids)
+    mine = f"_dlt_load_id IN ({ids})"
     with pipeline.sql_client() as client:
         for table in pipeline.default_schema.data_tables():
             keys = [c for c, col in table["columns"].items() if col.get("primary_key")]
-            if table.get("write_disposition") != "append" or not keys:
+            if (
+                table.get("write_disposition") != "append"
+                or not keys
+                or "_dlt_load_id" not in table["columns"]
+                or not has_table_seen_data(table)  # never created in the warehouse
+            ):
                 continue
             name = client.make_qualified_table_name(table["name"])
             key = ", ".join(client.escape_column_name(k) for k in keys)
-            mine = f"_dlt_load_id IN ({ids})"
+            if client.execute_sql(f"SELECT 1 FROM {name} WHERE NOT ({mine}) LIMIT 1"):
+                continue  # loaded before these packages: not a first load
             twice = f"SELECT 1 FROM {name} WHERE {mine} GROUP BY {key} HAVING count(*) > 1"
             if not client.execute_sql(twice + " LIMIT 1"):
                 continue

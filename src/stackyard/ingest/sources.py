@@ -287,6 +287,7 @@ def _sql_resources(
     import dlt
     from dlt.sources import sql_database
 
+    from stackyard.config.model import normalised_schema
     from stackyard.ingest.sqlite_cursor import widen_sqlite_cursor
 
     # dlt's factories are typed for literals; our values are validated by the config model.
@@ -302,7 +303,7 @@ def _sql_resources(
         # copy: the source's key already makes the rows unique.
         if not table.cursor:
             disposition = "replace"
-        elif table.primary_key and table_name in known:
+        elif table.primary_key and normalised_schema(table_name) in known:  # dlt's form
             disposition = "merge"
         else:
             disposition = "append"
