@@ -65,45 +65,35 @@ def die_on_a_table(self, load_id, file_name):
         os._exit(137)
     return complete(self, load_id, file_name)
 PackageStorage.complete_job = die_on_a_table
-sys.argv = ["stackyard", "run", "--select", "app", *sys.argv[1:]]
+sys.argv = ["stackyard", "run", "--select", "app"]
 from stackyard.cli.main import main
 main()
 """
 
 
-# DuckDB only for now: on Postgres, a job still running on the server for the killed client
-# once failed terminally when the next run loaded it again (not yet understood).
-@pytest.mark.parametrize("engine", ["duckdb"])
+# On DuckDB. On Postgres, a job still running on the server for the killed client once failed
+# terminally when the next run loaded it again (not yet understood), so it is not run there.
 def test_a_load_job_done_in_the_warehouse_but_not_marked_is_not_appended_twice(
-    project: Path, engine: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+    project: Path,
 ) -> None:
     """dlt loads a pending package's unfinished jobs again: one that had already reached the
     warehouse must not add its rows a second time (a first load, which appends, included)."""
-    target: list[str] = []
-    if engine == "postgres":
-        from tests.runner.test_run_postgres import add_prod_target
-
-        db = request.getfixturevalue("pg_database")
-        add_prod_target(project, db)
-        monkeypatch.setenv("PROD_PG_PASSWORD", "")
-        target = ["--target", "prod"]
     died = subprocess.run(
-        [sys.executable, "-c", DIE_BEFORE_JOB_IS_MARKED, *target],
+        [sys.executable, "-c", DIE_BEFORE_JOB_IS_MARKED],
         cwd=project,
         capture_output=True,
         text=True,
     )
     assert died.returncode == 137, died.stdout + died.stderr
     ctx = Context(project)
-    again = ctx.run(select=["app"], target=target[1] if target else None)
+    again = ctx.run(select=["app"])
     assert again.ok, again.to_dict()
     assert {t.table: t.rows for load in again.loads for t in load.tables} == {
         "customers": 50,
         "orders": 200,
     }
     for table, expected in (("customers", 50), ("orders", 200)):
-        sql = f"select count(*), count(distinct id) from app.{table}"
-        loaded = ctx.sql(sql, target=target[1] if target else None).rows[0]
+        loaded = ctx.sql(f"select count(*), count(distinct id) from app.{table}").rows[0]
         assert tuple(loaded) == (expected, expected), table
     ctx.close()
 

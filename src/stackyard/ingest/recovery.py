@@ -10,7 +10,9 @@ again from the source.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from stackyard.errors import LoadError, UsageError, did_you_mean
@@ -34,9 +36,6 @@ def finish_pending(pipeline: Any) -> list[str]:
     Returns:
         The ids of the loads finished (their rows count as this run's).
     """
-    import json
-    from pathlib import Path
-
     marker = Path(pipeline.working_dir) / _RECHECK_FILE
     earlier: list[str] = json.loads(marker.read_text(encoding="utf-8")) if marker.exists() else []
     finished: list[str] = []
