@@ -69,15 +69,15 @@ def _rounds(first: int, last: int) -> tuple[int, ...]:
 
 #: Seeds per generator the detector was tuned on.
 TUNING_SEEDS: dict[str, tuple[int, ...]] = {
-    "A": (1, 2, 3, 1101, 1102, 1103, *_rounds(5100, 5400)),
-    "B": (11, 12, 13, 2101, 2102, 2103, *_rounds(6100, 6400)),
-    "C": (31, 32, 33, *_rounds(7100, 7400)),
+    "A": (1, 2, 3, 1101, 1102, 1103, *_rounds(5100, 5500)),
+    "B": (11, 12, 13, 2101, 2102, 2103, *_rounds(6100, 6500)),
+    "C": (31, 32, 33, *_rounds(7100, 7500)),
 }
 #: Seeds per generator never looked at while tuning.
 HELD_OUT_SEEDS: dict[str, tuple[int, ...]] = {
-    "A": (5501, 5502, 5503, 5504, 5505),
-    "B": (6501, 6502, 6503, 6504, 6505),
-    "C": (7501, 7502, 7503, 7504, 7505),
+    "A": (5601, 5602, 5603, 5604, 5605),
+    "B": (6601, 6602, 6603, 6604, 6605),
+    "C": (7601, 7602, 7603, 7604, 7605),
 }
 GENERATORS: dict[str, Callable[[int, int], Table]] = {
     "A": anomaly_data.make_table,

@@ -63,3 +63,29 @@ def test_a_slow_drift_down_is_caught_while_it_lasts() -> None:
                 hits.append(verdict)
         caught += any(v.sequential and v.direction == "drop" for v in hits)
     assert caught >= 6
+
+
+def test_a_table_with_calm_tails_gets_closer_bands_than_a_heavy_tailed_one() -> None:
+    # Same median error, different tails: Student-t noise with 3 degrees of freedom makes a
+    # day several noise units out now and then, normal noise almost never. The calm table's
+    # bands sit closer to its noise, so a drop of 3.5 noise units alerts there and not on
+    # the heavy-tailed table, whose own days go that far.
+    n, noise = 180, 0.05
+    rng = random.Random(21)
+    calm = [10_000 * math.exp(rng.gauss(0, noise)) for _ in range(n)]
+
+    def student_t() -> float:
+        chi2 = sum(rng.gauss(0, 1) ** 2 for _ in range(3))
+        return rng.gauss(0, 1) / math.sqrt(chi2 / 3)
+
+    # A standard t with 3 degrees of freedom has a median absolute value of 0.765 against a
+    # normal's 0.674: scaled so both tables have the same median error.
+    heavy = [10_000 * math.exp(noise * 0.674 / 0.765 * student_t()) for _ in range(n)]
+    calm_drop, calm_spike = _widths(detect(_days(n + 1), [*[round(v) for v in calm], 10_000.0]))
+    heavy_drop, heavy_spike = _widths(detect(_days(n + 1), [*[round(v) for v in heavy], 10_000.0]))
+    assert calm_drop < heavy_drop and calm_spike < heavy_spike
+    # In noise units the calm table's drop band is about 3.5 wide: below 4.
+    assert calm_drop / noise < 4.0
+    day = round(10_000 * math.exp(-3.5 * noise * 1.1))
+    assert detect(_days(n + 1), [*[round(v) for v in calm], day]).is_anomaly
+    assert not detect(_days(n + 1), [*[round(v) for v in heavy], day]).is_anomaly

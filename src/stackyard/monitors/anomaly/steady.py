@@ -25,7 +25,8 @@ Steps, in the order :func:`judge` applies them (docs/observability.md has the lo
    (:mod:`~stackyard.monitors.anomaly.months`) scale the expected value.
 4. **One day.** The log-ratio of value to expected in units of the weekday's noise; drops
    and spikes have their own thresholds (0.85 of the configured half-width for a drop, 1.15
-   of it for a spike: a drop is what breaks dashboards), judged in whole rows. An
+   of it for a spike: a drop is what breaks dashboards; less on a table with calm tails),
+   judged in whole rows. An
    empty day where volume was expected is an outage.
 5. **Several days.** For m = 2 … 8, the mean log-ratio of the last m days (today included)
    to the level of the seven days before them, in units of that same statistic's spread
@@ -61,6 +62,7 @@ from stackyard.monitors.anomaly.spread import (
     NEAR_ZERO,
     TAIL_MIN_ERRORS,
     WINDOW,
+    calm,
     empirical_floor,
     noise,
     robust_spread,
@@ -81,6 +83,13 @@ _YOUNG_WIDEN = 1.5
 # bursts and the first day of legitimate rises about as often as on duplicated loads.
 _DROP_SHARE = 0.85
 _SPIKE_SHARE = 1.15
+# A table whose errors show calm, normal tails (spread.calm) has its one-day thresholds and
+# its empirical floor lowered by up to these shares: the wide bands above are for tables
+# with bursts and heavy tails, and on calm ones they passed half the duplicated loads and
+# partial drops that stood four noise units out.
+_CALM_DROP = 0.1
+_CALM_SPIKE = 0.15
+_CALM_FLOOR = 0.2
 # The sequential test: the longest run of recent days it averages, the fewest historical runs
 # needed to measure their spread, its limit (share of the threshold) and how far, in noise
 # units, the judged day must itself lean the same way.
@@ -200,7 +209,9 @@ def judge(
         )
 
     k = cfg.threshold
-    k_drop, k_spike = k * _DROP_SHARE, k * _SPIKE_SHARE
+    calmness = 0.0 if young else calm(errors)
+    k_drop = k * (_DROP_SHARE - calmness * _CALM_DROP)
+    k_spike = k * (_SPIKE_SHARE - calmness * _CALM_SPIKE)
     factor = factors[day.weekday()]
     expected = level * factor
     bursts = 0.0
@@ -222,7 +233,7 @@ def judge(
         # days, with a margin, whatever the noise model says (heavy tails, bursts).
         # Measured on errors scaled to the judged weekday's noise: a quiet Sunday's swings
         # do not widen a steady Tuesday's band.
-        share = k / SENSITIVITY_THRESHOLDS["medium"]
+        share = k / SENSITIVITY_THRESHOLDS["medium"] * (1.0 - calmness * _CALM_FLOOR)
         floor = own_noise * empirical_floor(spread_out, share)
         # Each side's own rare days, once it has enough of them to measure.
         floor_drop, floor_spike = (
