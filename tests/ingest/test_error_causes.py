@@ -9,7 +9,9 @@ from stackyard import Context
 from stackyard.project import init_project
 
 
-def _run(tmp_path: Path, name: str, content: bytes) -> str:
+def _run(tmp_path: Path, name: str, content: bytes, table: str = "", target: str = "") -> str:
+    """Load one file (``table``: more of the table's settings, ``target``: of the DuckDB
+    target's); the load's error."""
     root = tmp_path / "p"
     init_project(root)
     (root / "sources" / "files").mkdir(parents=True)
@@ -20,8 +22,9 @@ def _run(tmp_path: Path, name: str, content: bytes) -> str:
         .replace(
             "sources: {}\n",
             f"sources:\n  f:\n    kind: filesystem\n    url: sources/files\n"
-            f"    tables: {{t: {{glob: '{name}'}}}}\n",
+            f"    tables: {{t: {{glob: '{name}'{table}}}}}\n",
         )
+        .replace("    path: .stackyard/dev.duckdb\n", f"    path: .stackyard/dev.duckdb\n{target}")
     )
     (root / "stackyard.yml").write_text(text)
     result = Context(root).run()
@@ -42,3 +45,15 @@ def test_oversized_csv_field_says_the_line_is_too_long(tmp_path: Path) -> None:
     assert "Maximum line size" in error and "big.csv" in error, error
     assert "xxxxxxxxxx" not in error  # the offending row is not echoed
     assert len(error) < 1000
+
+
+def test_a_load_out_of_memory_says_to_raise_the_targets_limit(tmp_path: Path) -> None:
+    # A keyed load merges in DuckDB; a limit far below what the merge needs fails it (a
+    # sensible one spills instead).
+    rows = b"".join(b"%d,%s\n" % (i, b"x" * 50) for i in range(20_000))
+    error = _run(
+        tmp_path, "t.csv", b"id,s\n" + rows, ", primary_key: id", "    memory_limit: 2MB\n"
+    )
+    assert "load step" in error and "Out of Memory" in error, error
+    assert "set a higher `memory_limit` on the target in stackyard.yml" in error
+    assert "SET threads" not in error  # DuckDB's own advice has nowhere to go in stackyard

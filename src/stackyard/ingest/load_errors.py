@@ -8,6 +8,13 @@ import re
 
 from stackyard.errors import StackyardError
 
+# A DuckDB target loads within a memory_limit (stackyard's bounded default unless the target
+# sets one) and spills beyond it; what cannot spill fails with "Out of Memory Error".
+OUT_OF_MEMORY_HINT = (
+    "the load ran out of the DuckDB target's memory_limit: set a higher `memory_limit` "
+    "on the target in stackyard.yml (e.g. 2GB)"
+)
+
 
 def stackyard_error(exc: BaseException) -> StackyardError | None:
     """Our own error inside dlt's wrapping (raised from a map step during extraction)."""
@@ -83,7 +90,11 @@ def root_cause(exc: BaseException) -> str:
         if not isinstance(nested, BaseException) or not _says_something(nested):
             break
         inner = nested
-    detail = f"{type(inner).__name__}: {_summary(str(inner))}".rstrip(": ")
+    said = _summary(str(inner))
+    if step == "load" and type(inner).__name__ == "OutOfMemoryException":
+        # DuckDB's own suggestions are SET statements a stackyard user has nowhere to run.
+        said = f"{str(inner).strip().splitlines()[0]}; {OUT_OF_MEMORY_HINT}"
+    detail = f"{type(inner).__name__}: {said}".rstrip(": ")
     where = []
     if step:
         where.append(f"{step} step")
