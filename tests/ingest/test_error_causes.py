@@ -55,5 +55,5 @@ def test_a_load_out_of_memory_says_to_raise_the_targets_limit(tmp_path: Path) ->
         tmp_path, "t.csv", b"id,s\n" + rows, ", primary_key: id", "    memory_limit: 2MB\n"
     )
     assert "load step" in error and "Out of Memory" in error, error
-    assert "set a higher `memory_limit` on the target in stackyard.yml" in error
+    assert "set `memory_limit` on the target in stackyard.yml" in error
     assert "SET threads" not in error  # DuckDB's own advice has nowhere to go in stackyard

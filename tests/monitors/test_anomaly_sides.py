@@ -9,6 +9,7 @@ import random
 from datetime import date, timedelta
 
 from stackyard.monitors.anomaly import Verdict, detect
+from stackyard.monitors.anomaly.spread import calm
 
 START = date(2026, 1, 5)  # a Monday
 
@@ -68,11 +69,12 @@ def test_a_slow_drift_down_is_caught_while_it_lasts() -> None:
 def test_a_table_with_calm_tails_gets_closer_bands_than_a_heavy_tailed_one() -> None:
     # Same median error, different tails: Student-t noise with 3 degrees of freedom makes a
     # day several noise units out now and then, normal noise almost never. The calm table's
-    # bands sit closer to its noise, so a drop of 3.5 noise units alerts there and not on
-    # the heavy-tailed table, whose own days go that far.
+    # bands sit closer to its noise (the previous detector's drop band here was 3.9 noise
+    # units), so a drop of 3.6 noise units alerts there and not on the heavy-tailed table,
+    # whose own days go that far.
     n, noise = 180, 0.05
     rng = random.Random(21)
-    calm = [10_000 * math.exp(rng.gauss(0, noise)) for _ in range(n)]
+    calm_table = [round(10_000 * math.exp(rng.gauss(0, noise))) for _ in range(n)]
 
     def student_t() -> float:
         chi2 = sum(rng.gauss(0, 1) ** 2 for _ in range(3))
@@ -80,12 +82,14 @@ def test_a_table_with_calm_tails_gets_closer_bands_than_a_heavy_tailed_one() -> 
 
     # A standard t with 3 degrees of freedom has a median absolute value of 0.765 against a
     # normal's 0.674: scaled so both tables have the same median error.
-    heavy = [10_000 * math.exp(noise * 0.674 / 0.765 * student_t()) for _ in range(n)]
-    calm_drop, calm_spike = _widths(detect(_days(n + 1), [*[round(v) for v in calm], 10_000.0]))
-    heavy_drop, heavy_spike = _widths(detect(_days(n + 1), [*[round(v) for v in heavy], 10_000.0]))
+    heavy = [round(10_000 * math.exp(noise * 0.674 / 0.765 * student_t())) for _ in range(n)]
+    for table, expected in ((calm_table, 1.0), (heavy, 0.0)):
+        errors = sorted(abs(math.log(v / 10_000)) for v in table)
+        assert calm(errors) == expected
+    calm_drop, calm_spike = _widths(detect(_days(n + 1), [*calm_table, 10_000.0]))
+    heavy_drop, heavy_spike = _widths(detect(_days(n + 1), [*heavy, 10_000.0]))
     assert calm_drop < heavy_drop and calm_spike < heavy_spike
-    # In noise units the calm table's drop band is about 3.5 wide: below 4.
-    assert calm_drop / noise < 4.0
-    day = round(10_000 * math.exp(-3.5 * noise * 1.1))
-    assert detect(_days(n + 1), [*[round(v) for v in calm], day]).is_anomaly
-    assert not detect(_days(n + 1), [*[round(v) for v in heavy], day]).is_anomaly
+    assert calm_drop / noise < 3.7
+    day = round(10_000 * math.exp(-3.6 * noise))
+    assert detect(_days(n + 1), [*calm_table, day]).is_anomaly
+    assert not detect(_days(n + 1), [*heavy, day]).is_anomaly

@@ -8,11 +8,11 @@ import re
 
 from stackyard.errors import StackyardError
 
-# A DuckDB target loads within a memory_limit (stackyard's bounded default unless the target
-# sets one) and spills beyond it; what cannot spill fails with "Out of Memory Error".
+# A DuckDB target loads within its memory_limit (DuckDB's default, 80 % of RAM, unless the
+# target sets one) and spills beyond it; what cannot spill fails with "Out of Memory Error".
 OUT_OF_MEMORY_HINT = (
-    "the load ran out of the DuckDB target's memory_limit: set a higher `memory_limit` "
-    "on the target in stackyard.yml (e.g. 2GB)"
+    "the load ran out of the DuckDB target's memory: set `memory_limit` on the target in "
+    "stackyard.yml (higher than now if it is set, e.g. 2GB; DuckDB's default is 80 % of RAM)"
 )
 
 

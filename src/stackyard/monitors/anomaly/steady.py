@@ -12,7 +12,8 @@ Steps, in the order :func:`judge` applies them (docs/observability.md has the lo
    larger. Where the data support it, each weekday gets its own noise, shrunk toward the
    table's (a quiet Sunday with a few rows is noisier, in ratio, than a busy Tuesday). A
    table whose errors over the last half year show heavy tails gets a wider one-day band,
-   and no one-day band is narrower than 1.6 times its own 98th-percentile error; both are
+   and no one-day band is narrower than 1.6 times its own 98th-percentile error (a fifth
+   less on a table with calm tails, :func:`~.spread.calm`); both are
    read on each side apart, once a side has enough errors (a table that bursts upward is
    heavy-tailed on its spike side only, and its drop band stays narrow)
    (:mod:`~stackyard.monitors.anomaly.spread` measures all this). A young table, too short
@@ -25,9 +26,8 @@ Steps, in the order :func:`judge` applies them (docs/observability.md has the lo
    (:mod:`~stackyard.monitors.anomaly.months`) scale the expected value.
 4. **One day.** The log-ratio of value to expected in units of the weekday's noise; drops
    and spikes have their own thresholds (0.85 of the configured half-width for a drop, 1.15
-   of it for a spike: a drop is what breaks dashboards; less on a table with calm tails),
-   judged in whole rows. An
-   empty day where volume was expected is an outage.
+   of it for a spike: a drop is what breaks dashboards; down to 0.75 and 1.0 on a table with
+   calm tails), judged in whole rows. An empty day where volume was expected is an outage.
 5. **Several days.** For m = 2 … 8, the mean log-ratio of the last m days (today included)
    to the level of the seven days before them, in units of that same statistic's spread
    measured over the baseline's own history — so a table whose volume wanders for days
