@@ -235,9 +235,9 @@ def main() -> None:
     parser.add_argument(
         "--engines",
         nargs="+",
-        default=["dbt", "auto"],
+        default=["auto", "dbt"],
         choices=["dbt", "auto"],
-        help="the first run's build engines, the default's first (default: dbt auto)",
+        help="the first run's build engines, the default's first (default: auto dbt)",
     )
     args = parser.parse_args()
     scales = [*args.scales, *([100] if args.with_100 else [])]

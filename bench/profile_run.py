@@ -122,7 +122,7 @@ def main() -> None:
     subprocess.run(
         [str(BIN / "stackyard"), *command, "--seed", "42"], check=True, stdout=subprocess.DEVNULL
     )
-    profile(project, "first-run")
+    profile(project, "first-run", "--engine", "dbt")
     profile(project, "noop-run")
     profile_dbt(project)
     for state in (project / ".stackyard", project / "transform/target"):

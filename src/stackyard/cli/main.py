@@ -161,11 +161,12 @@ def run(
         str,
         typer.Option(
             "--engine",
-            help="How the build runs: dbt (`dbt build`, the default); auto (table and view "
-            "models and data tests run as their compiled SQL on DuckDB/Postgres, dbt builds the "
-            "rest: faster); sql (as auto, but refuse with exit 2 when a node needs dbt).",
+            help="How the build runs: auto (the default: table and view models and data "
+            "tests run as their compiled SQL on DuckDB/Postgres, dbt builds the rest); dbt "
+            "(plain `dbt build` for every node); sql (as auto, but refuse with exit 2 when a "
+            "node needs dbt).",
         ),
-    ] = "dbt",
+    ] = "auto",
 ) -> None:
     """Load every source, build and test the dbt project, check freshness, record the run."""
     from stackyard.cli.render import RichConsole, run_summary

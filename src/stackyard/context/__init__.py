@@ -73,7 +73,7 @@ class Context(RunbookMethods):
         lease_wait: float = 0.0,
         retry_loads: bool = True,
         state: Path | None = None,
-        engine: str = "dbt",
+        engine: str = "auto",
     ) -> RunResult:
         """Load every selected source, build and test the dbt project, check freshness,
         and record the run in the warehouse.
@@ -92,8 +92,8 @@ class Context(RunbookMethods):
                 from ``stackyard dbt-manifest``): ``state:`` selectors compare to it, a
                 selection matching nothing builds nothing, and only the sources the selected
                 models read are loaded.
-            engine: how the build runs: ``dbt`` (``dbt build``), ``auto`` (table and view
-                models and data tests as compiled SQL on the warehouse, the rest by dbt) or
+            engine: how the build runs: ``auto`` (table and view models and data tests as
+                compiled SQL on the warehouse, the rest by dbt), ``dbt`` (``dbt build``) or
                 ``sql`` (as ``auto``, refusing when a node needs dbt).
 
         Returns:

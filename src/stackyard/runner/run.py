@@ -53,7 +53,7 @@ class RunJob:
         lease_wait: float = 0.0,
         retry_loads: bool = True,
         state: Path | None = None,
-        engine: str = "dbt",
+        engine: str = "auto",
     ) -> None:
         self.session = session
         # dbt: `dbt build`; auto/sql: compiled SQL run here, the rest by dbt (runner.sql_build)
