@@ -99,7 +99,9 @@ class RunbookMethods(ContextBase):
             )
             sessions = Sessions(clone, self.console)
             try:
-                return RunJob(sessions.get(name), force_build=True).execute(())
+                # Every node by dbt: a new dbt or adapter is tested whole, materialisations
+                # included, not only the compile the SQL build starts from.
+                return RunJob(sessions.get(name), force_build=True, engine="dbt").execute(())
             finally:
                 sessions.close()
                 self.write_profiles()  # back to the real targets
