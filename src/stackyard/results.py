@@ -48,6 +48,9 @@ class SourceLoad:
     rejected: int = 0
     error: str | None = None
     seconds: float = 0.0
+    # what the user should know about a load that succeeded, e.g. that it fell back to another
+    # reader (kept in --json; shown after the run)
+    notes: tuple[str, ...] = ()
     # the failure's full traceback, shown by `--debug` only (secrets redacted)
     traceback: str | None = field(default=None, compare=False, repr=False)
 

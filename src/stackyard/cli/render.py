@@ -123,6 +123,8 @@ def run_summary(result: RunResult) -> Group:
     for load in result.loads:
         if load.status == "failed":
             parts.append(Text(f"source {load.source} failed: {load.error}", style="red"))
+        for note in load.notes:
+            parts.append(Text(f"source {load.source}: {note}", style="yellow"))
     for skipped in result.skipped:
         parts.append(Text(f"skipped model {skipped.name}: {skipped.reason}", style="yellow"))
     for f in result.freshness:

@@ -23,6 +23,7 @@ from stackyard.config.private import drop_trace, private_dir, tighten
 from stackyard.config.project import Project
 from stackyard.errors import DeadlineExceededError, StackyardError
 from stackyard.ingest.attempts import looks_transient, retried, within_deadline
+from stackyard.ingest.backend_fallback import FATAL, panic_message, with_fallback
 from stackyard.ingest.counts import known_columns, row_counts, tables_as_loaded, warehouse_counts
 from stackyard.ingest.drift import describe_contract_violation, required_columns
 from stackyard.ingest.load_errors import root_cause, stackyard_error
@@ -243,7 +244,10 @@ class Loader:
                 detail += f", {duplicates:,} rows sharing a key collapsed (the last kept)"
             if result.rejected:
                 detail += f", {result.rejected:,} rejected → {request.dataset}.{REJECTED_TABLE}"
-            self.console.step_finished(step, "warn" if result.rejected else "ok", detail)
+            for note in result.notes:
+                detail += f"; {note}"
+            warn = result.rejected or result.notes
+            self.console.step_finished(step, "warn" if warn else "ok", detail)
         return result
 
     def _attempt(self, request: LoadRequest, loaded_at: datetime, step: str) -> _Attempt:
@@ -251,7 +255,13 @@ class Loader:
         whether trying again may help."""
         try:
             load = within_deadline(
-                lambda: self._run_pipeline(request, loaded_at, step),
+                lambda: with_fallback(
+                    request,
+                    lambda r: self._run_pipeline(r, loaded_at, step),
+                    project_dir=self.project_dir,
+                    secrets=self.secrets,
+                    on_fallback=lambda note: self.console.step_progress(step, note),
+                ),
                 request.config.deadline,
                 f"loading source '{request.name}'",
             )
@@ -279,6 +289,17 @@ class Loader:
                 }
             )
             return _Attempt(failed, retryable)
+        except FATAL:
+            raise
+        except BaseException as exc:  # a native extension's panic: a failed load, not a crash
+            message = panic_message(request.name, request.config, exc)
+            failed = SourceLoad(
+                **{
+                    **self._failed(request, self.secrets.redact(message)).__dict__,
+                    "traceback": self.secrets.redact(format_traceback(exc)),
+                }
+            )
+            return _Attempt(failed, False)
 
     def _failed(self, request: LoadRequest, message: str) -> SourceLoad:
         return SourceLoad(

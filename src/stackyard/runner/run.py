@@ -151,7 +151,8 @@ class RunJob:
                     "load",
                     "failed" if failed else "ok",
                     f"{sum(x.rows for x in loads):,} rows from {len(loads)} sources"
-                    + (f"; failed: {', '.join(x.source for x in failed)}" if failed else ""),
+                    + (f"; failed: {', '.join(x.source for x in failed)}" if failed else "")
+                    + "".join(f"; {x.source}: {note}" for x in loads for note in x.notes),
                     at,
                     round(time.monotonic() - t0, 3),
                 )
