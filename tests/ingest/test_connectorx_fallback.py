@@ -172,3 +172,18 @@ def test_a_panic_in_any_source_is_a_failed_load_not_a_crash(tmp_path: Path) -> N
     assert loads["crashing"]["status"] == "failed"
     assert "Option::unwrap()" in loads["crashing"]["error"]
     assert loads["app"]["status"] == "loaded" and loads["files"]["status"] == "loaded"
+
+
+def test_stop_requests_pass_and_other_base_exceptions_are_panics() -> None:
+    import asyncio
+
+    from stackyard.ingest.backend_fallback import is_panic, panic_message
+
+    # a stop request, alone or inside a group, is never taken for a failed load
+    assert not is_panic(KeyboardInterrupt()) and not is_panic(SystemExit(1))
+    assert not is_panic(BaseExceptionGroup("g", [KeyboardInterrupt(), ValueError()]))
+    assert not is_panic(ValueError())  # ordinary errors have their own boundary
+    assert is_panic(BaseExceptionGroup("g", [asyncio.CancelledError()]))
+    # a cancellation escaping a stream's event loop is named as one, not as a crash
+    cancelled = panic_message("events", None, asyncio.CancelledError())
+    assert cancelled == "loading source 'events' was cancelled before it finished (CancelledError)"

@@ -31,8 +31,11 @@ _HINT = "set `backend: pyarrow` on the source to read it through SQLAlchemy inst
 
 
 def is_panic(exc: BaseException) -> bool:
-    """A ``BaseException`` that is neither an ``Exception`` nor a request to stop: a native
-    extension's panic (pyo3's ``PanicException``)."""
+    """A ``BaseException`` that is neither an ``Exception`` nor a request to stop (alone or
+    inside an exception group): a native extension's panic (pyo3's ``PanicException``), or a
+    cancellation that escaped a source's event loop."""
+    if isinstance(exc, BaseExceptionGroup):
+        return exc.subgroup(FATAL) is None and not isinstance(exc, Exception)
     return not isinstance(exc, Exception) and not isinstance(exc, FATAL)
 
 
@@ -52,6 +55,8 @@ def _short(exc: BaseException, limit: int = 300) -> str:
 
 def panic_message(source: str, config: Any, exc: BaseException) -> str:
     """A failed load's message for a panic, saying what to do next."""
+    if type(exc).__name__ == "CancelledError":  # asyncio's, from a stream source's event loop
+        return f"loading source '{source}' was cancelled before it finished (CancelledError)"
     if isinstance(config, SqlDatabaseSource) and from_connectorx(exc):
         return (
             f"ConnectorX could not read source '{source}' ({_short(exc)}); {_HINT} "
@@ -83,6 +88,7 @@ def with_fallback(
     project_dir: Path,
     secrets: Secrets,
     on_fallback: Callable[[str], None],
+    redact: Callable[[str], str] = str,
 ) -> Any:
     """``load(request)``; if ConnectorX chosen by ``backend: auto`` panics, ``load`` again with
     the ``pyarrow`` backend, and the result carries a note saying so.
@@ -93,6 +99,7 @@ def with_fallback(
         load: one read of the source into the warehouse; it builds its own pipeline object.
         project_dir, secrets: to tell which backend ``auto`` chose.
         on_fallback: told the note before the second read starts.
+        redact: takes secrets out of the note (the panic's text may quote a value).
 
     Raises:
         BaseException: whatever ``load`` raised, unless it was such a panic.
@@ -106,7 +113,7 @@ def with_fallback(
             and auto_chose_connectorx(request.name, request.config, project_dir, secrets)
         ):
             raise
-        note = (
+        note = redact(
             f"ConnectorX could not read a value ({_short(exc)}); read through SQLAlchemy "
             "instead: set `backend: pyarrow` on the source to skip ConnectorX"
         )

@@ -23,7 +23,7 @@ from stackyard.config.private import drop_trace, private_dir, tighten
 from stackyard.config.project import Project
 from stackyard.errors import DeadlineExceededError, StackyardError
 from stackyard.ingest.attempts import looks_transient, retried, within_deadline
-from stackyard.ingest.backend_fallback import FATAL, panic_message, with_fallback
+from stackyard.ingest.backend_fallback import is_panic, panic_message, with_fallback
 from stackyard.ingest.counts import known_columns, row_counts, tables_as_loaded, warehouse_counts
 from stackyard.ingest.drift import describe_contract_violation, required_columns
 from stackyard.ingest.load_errors import root_cause, stackyard_error
@@ -261,6 +261,7 @@ class Loader:
                     project_dir=self.project_dir,
                     secrets=self.secrets,
                     on_fallback=lambda note: self.console.step_progress(step, note),
+                    redact=self.secrets.redact,
                 ),
                 request.config.deadline,
                 f"loading source '{request.name}'",
@@ -289,9 +290,9 @@ class Loader:
                 }
             )
             return _Attempt(failed, retryable)
-        except FATAL:
-            raise
         except BaseException as exc:  # a native extension's panic: a failed load, not a crash
+            if not is_panic(exc):
+                raise
             message = panic_message(request.name, request.config, exc)
             failed = SourceLoad(
                 **{
