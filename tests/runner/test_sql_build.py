@@ -1,7 +1,7 @@
 """`stackyard run --engine auto|sql`: the build as compiled SQL gives what `dbt build` gives.
 
-One small dbt project on DuckDB holds a view, a table, an ephemeral, an incremental model (left
-to dbt), a failing test with a model after it (skipped), a warn-severity test and a singular
+One small dbt project on DuckDB holds a view, a table, an ephemeral, an incremental model and
+a model with a ``sql_header`` (both left to dbt), a failing test with a model after it (skipped), a warn-severity test and a singular
 test: dbt builds it, then the SQL engine does, and both must leave the same relations and
 report the same statuses and failure counts.
 """
@@ -32,6 +32,9 @@ MODELS = {
     "grown.sql": "{{ config(materialized='incremental', unique_key='id') }}\n"
     "select id, amount from {{ ref('raw_orders') }}",
     "on_grown.sql": "{{ config(materialized='table') }}\nselect count(*) as n from {{ ref('grown') }}",
+    # the header defines what the SQL calls: run without it, the model fails
+    "headed.sql": "{{ config(materialized='table', sql_header='create or replace temp macro "
+    "twice(x) as x * 2;') }}\nselect twice(id) as n from {{ ref('raw_orders') }}",
 }
 
 SCHEMA = """
@@ -80,16 +83,13 @@ def _project(root: Path) -> Path:
     return project
 
 
-@pytest.fixture(scope="module")
-def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """The project built by dbt, then again by the SQL engine; what each left and said."""
+def _on_duckdb(root: Path, project: Path) -> tuple[Any, Any]:
+    """A dbt runner and a DuckDB warehouse for ``project``, with its profile under ``root``."""
     from stackyard.config.model import DuckDBTarget
     from stackyard.config.secrets import Secrets
     from stackyard.transform.dbt import Dbt
     from stackyard.warehouse.duckdb import DuckDBWarehouse
 
-    root = tmp_path_factory.mktemp("sqlbuild")
-    project = _project(root)
     path = root / "mini.duckdb"
     write(
         root / "profiles.yml",
@@ -102,7 +102,14 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     )
     target = DuckDBTarget(type="duckdb", path=str(path))
     warehouse = DuckDBWarehouse("dev", target, root, Secrets(root, environ={}))
-    dbt = Dbt(project, "dev", {}, profiles_dir=root)
+    return Dbt(project, "dev", {}, profiles_dir=root), warehouse
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The project built by dbt, then again by the SQL engine; what each left and said."""
+    root = tmp_path_factory.mktemp("sqlbuild")
+    dbt, warehouse = _on_duckdb(root, _project(root))
     by_dbt = build("dbt", dbt, warehouse, (), (), False, warehouse.close)
     dbt_rows = relations(warehouse)
     warehouse.close()
@@ -163,7 +170,7 @@ def test_incremental_models_are_left_to_dbt_and_the_rest_run_as_sql(
 ) -> None:
     engines = {r.name: r.engine for r in built["sql"]}
     assert engines["grown"] == "dbt"
-    assert {n for n, e in engines.items() if e == "dbt"} == {"grown"}
+    assert {n for n, e in engines.items() if e == "dbt"} == {"grown", "headed"}
     assert {r.engine for r in built["dbt"]} == {"dbt"}
 
 
@@ -216,6 +223,8 @@ def test_a_multi_parent_test_holds_back_only_nodes_below_all_its_parents() -> No
         ({"contract": {"enforced": True}}, "the model has an enforced contract"),
         ({"grants": {"select": ["x"]}}, "the model has grants"),
         ({"persist_docs": {"relation": True}}, "the model persists docs"),
+        ({"sql_header": "set time zone 'UTC';"}, "the model sets sql_header"),
+        ({"sorted_by": ["id"]}, "the model sets sorted_by"),
         ({"materialized": "table"}, ""),
     ],
 )
@@ -231,6 +240,7 @@ def test_a_model_goes_to_dbt_with_the_reason(config: dict[str, Any], why: str) -
     [
         ({"store_failures": True}, "the test stores its failures"),
         ({"fail_calc": "sum(n)"}, "fail_calc 'sum(n)'"),
+        ({"sql_header": "set time zone 'UTC';"}, "the test sets sql_header"),
         ({"severity": "warn", "warn_if": ">10", "error_if": ">100"}, ""),
     ],
 )
@@ -303,3 +313,120 @@ def test_a_plan_whose_sql_reads_the_clock_is_not_kept(tmp_path: Path) -> None:
     steady = {"nodes": {"model.p.m": {**node, "raw_code": "select 1"}}}
     assert sql_cache.save(tmp_path, "k", plan, steady)
     assert sql_cache.load(tmp_path, "k") == plan
+
+
+def test_the_headed_model_gets_its_header_from_dbt(built: dict[str, Any]) -> None:
+    (headed,) = [r for r in built["sql"] if r.name == "headed"]
+    assert (headed.status, headed.engine) == ("success", "dbt")
+    rows = {name: r for (_, name, _), r in built["sql_rows"].items()}
+    assert rows["headed"] == [(2,), (4,), (6,)]
+
+
+def _env_project(root: Path) -> Path:
+    project = root / "transform"
+    write(
+        project / "dbt_project.yml",
+        """
+        name: mini
+        version: "1.0"
+        profile: mini
+        models:
+          mini:
+            +materialized: table
+            +schema: "{{ env_var('STACKYARD_TEST_PLAN_SCHEMA', 'reporting') }}"
+        """,
+    )
+    write(project / "models" / "marts" / "stores.sql", "select 1 as id")
+    return project
+
+
+def test_a_kept_plan_is_not_reused_after_an_env_var_of_the_project_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("STACKYARD_TEST_PLAN_SCHEMA", raising=False)
+    dbt, w = _on_duckdb(tmp_path, _env_project(tmp_path))
+    first = build("auto", dbt, w, (), (), False, w.close)
+    assert [(r.status, r.engine) for r in first] == [("success", "sql")]
+    assert ("main_reporting", "stores", "BASE TABLE") in relations(w)
+    w.close()
+    monkeypatch.setenv("STACKYARD_TEST_PLAN_SCHEMA", "elsewhere")
+    again = build("auto", dbt, w, (), (), False, w.close)
+    assert [(r.status, r.engine) for r in again] == [("success", "sql")]
+    assert ("main_elsewhere", "stores", "BASE TABLE") in relations(w)
+    w.close()
+
+
+def test_a_model_that_errors_names_its_file_as_dbt_does(tmp_path: Path) -> None:
+    project = _env_project(tmp_path)
+    write(project / "models" / "marts" / "stores.sql", "select * from no_such_table")
+    dbt, w = _on_duckdb(tmp_path, project)
+    (by_dbt,) = build("dbt", dbt, w, (), (), False, w.close)
+    w.close()
+    (by_sql,) = build("auto", dbt, w, (), (), False, w.close)
+    w.close()
+    assert (by_sql.status, by_sql.engine) == (by_dbt.status, "sql") == ("error", "sql")
+    # dbt-duckdb words it a Runtime Error (dbt-postgres a Database Error)
+    head = "Runtime Error in model stores (models/marts/stores.sql)"
+    assert by_dbt.message.splitlines()[0] == by_sql.message.splitlines()[0] == head
+    # the warehouse's own message follows, indented as dbt indents it
+    assert "no_such_table" in by_sql.message.splitlines()[1]
+    assert by_sql.message.splitlines()[1].startswith("  ")
+
+
+def test_the_plan_key_holds_the_env_vars_the_project_and_profile_read(tmp_path: Path) -> None:
+    from stackyard.runner.sql_cache import dbt_versions, plan_key
+
+    project = _env_project(tmp_path)
+    profile = {"profiles": "password: \"{{ env_var('PG_PW') }}\""}
+    first = plan_key(project, profile, {})
+    assert plan_key(project, profile, {"UNRELATED": "x"}) == first
+    assert plan_key(project, profile, {"STACKYARD_TEST_PLAN_SCHEMA": "reporting"}) != first
+    assert plan_key(project, profile, {"PG_PW": "x"}) != first
+    assert {"dbt-core", "dbt-adapters", "dbt-duckdb", "dbt-postgres"} <= set(dbt_versions())
+
+
+@pytest.mark.postgres
+def test_on_postgres_a_header_model_matches_dbt_and_an_error_names_its_file(
+    tmp_path: Path, pg_database: dict[str, Any]
+) -> None:
+    from stackyard.config.model import PostgresTarget
+    from stackyard.config.secrets import Secrets
+    from stackyard.transform.dbt import Dbt
+    from stackyard.warehouse.postgres import PostgresWarehouse
+
+    project = _env_project(tmp_path)
+    # the header's time zone decides the date: 2025-12-31 in Honolulu, 2026-01-01 in UTC
+    write(
+        project / "models" / "marts" / "stores.sql",
+        """{{ config(sql_header="set time zone 'Pacific/Honolulu';") }}
+        select cast(cast('2026-01-01 00:00:00+00' as timestamptz) as date) as d""",
+    )
+    write(project / "models" / "marts" / "broken.sql", "select * from no_such_table")
+    db = pg_database
+    write(
+        tmp_path / "profiles.yml",
+        f"""
+        mini:
+          target: dev
+          outputs:
+            dev: {{type: postgres, host: "{db["host"]}", port: {db["port"]}, user: "{db["user"]}",
+                   password: "", dbname: "{db["database"]}", schema: public, threads: 1}}
+        """,
+    )
+    target = PostgresTarget(type="postgres", **db)  # type: ignore[arg-type]
+    w = PostgresWarehouse("dev", target, tmp_path, Secrets(tmp_path))
+    dbt = Dbt(project, "dev", {}, profiles_dir=tmp_path)
+    by_dbt = {r.name: r for r in build("dbt", dbt, w, (), (), False, w.close)}
+    dbt_rows = relations(w)
+    w.close()
+    by_sql = {r.name: r for r in build("auto", dbt, w, (), (), False, w.close)}
+    assert relations(w) == dbt_rows
+    w.close()
+    assert [str(d) for (d,) in dbt_rows[("public_reporting", "stores", "BASE TABLE")]] == [
+        "2025-12-31"
+    ]
+    assert by_sql["stores"].engine == "dbt" and by_sql["broken"].engine == "sql"
+    head = "Database Error in model broken (models/marts/broken.sql)"
+    assert by_dbt["broken"].message.splitlines()[0] == head
+    assert by_sql["broken"].message.splitlines()[0] == head
+    assert "no_such_table" in by_sql["broken"].message

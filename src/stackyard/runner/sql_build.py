@@ -11,6 +11,7 @@ their status follows ``dbt.task.test.TestRunner.build_test_run_result``.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
@@ -178,7 +179,7 @@ class SqlBuild:
         try:
             found.run(conn, window)
         except WarehouseError as exc:
-            return [_result(step, "error", t0, f"Runtime Error in model {step.name}: {exc}")]
+            return [_result(step, "error", t0, _database_error(step, exc, conn))]
         # dbt reports a microbatch model's failed batches as failures: none here
         return [replace(_result(step, "success", t0), failures=0)]
 
@@ -195,7 +196,7 @@ class SqlBuild:
                 create = "CREATE VIEW" if step.kind == "view" else "CREATE TABLE"
                 conn.execute(f"{create} {step.relation} AS (\n{step.sql}\n)")
         except WarehouseError as exc:
-            return _result(step, "error", t0, f"Runtime Error in model {step.name}: {exc}")
+            return _result(step, "error", t0, _database_error(step, exc, conn))
         self._existing[(step.schema, step.identifier)] = (
             "VIEW" if step.kind == "view" else "BASE TABLE"
         )
@@ -239,7 +240,7 @@ class SqlBuild:
         try:
             row = conn.query(batched_test_sql([test])).rows[0]
         except WarehouseError as exc:
-            return _result(test, "error", t0, f"Runtime Error in test {test.name}: {exc}")
+            return _result(test, "error", t0, _database_error(test, exc, conn))
         return judge_test(
             test, int(row[1]), bool(row[2]), bool(row[3]), round(time.monotonic() - t0, 3)
         )
@@ -328,6 +329,18 @@ def _result(step: Step, status: str, t0: float, message: str = "") -> NodeResult
     )
 
 
+def _database_error(step: Step, exc: WarehouseError, conn: Connection) -> str:
+    """A failed node's message as dbt words it: ``Database Error in model m (models/m.sql)``
+    (dbt-postgres; dbt-duckdb raises a ``Runtime Error``), then the warehouse's message,
+    indented."""
+    kind = "Database" if conn.storage == "server" else "Runtime"
+    where = f" ({step.path})" if step.path else ""
+    lines = str(exc).split("\n")
+    return f"{kind} Error in {step.resource_type} {step.name}{where}\n" + "\n".join(
+        f"  {line}" for line in lines
+    )
+
+
 def _skipped(step: Step) -> NodeResult:
     engine = "dbt" if step.kind == "dbt" else "sql"
     return NodeResult(
@@ -395,8 +408,9 @@ def _build(
                 "select": list(select),
                 "exclude": list(exclude),
                 "full_refresh": full_refresh,
-                "dbt": _dbt_version(),
+                "dbt": sql_cache.dbt_versions(),
             },
+            {**os.environ, **dbt.env},
         )
     plan = sql_cache.load(dbt.transform_dir, key) if key else None
     if plan is None and reason is None:
@@ -443,12 +457,6 @@ def _build(
         ).run()
     finally:
         release()  # as after `dbt build`: the next step opens what it needs
-
-
-def _dbt_version() -> str:
-    from importlib.metadata import version
-
-    return version("dbt-core")
 
 
 def dbt_window(config: Mapping[str, Any], now: datetime) -> Window:

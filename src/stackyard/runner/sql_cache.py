@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
@@ -23,7 +24,8 @@ from stackyard.runner import sql_plan
 from stackyard.runner.sql_plan import BuildPlan, Step
 
 CACHE_FILE = "stackyard-sql-plan.json"
-_FORMAT = 1
+# 2: a Step names its file (``path``)
+_FORMAT = 2
 # Folders dbt writes into, not inputs.
 _OUTPUTS = frozenset({"target", "logs"})
 _VOLATILE = re.compile(
@@ -31,22 +33,61 @@ _VOLATILE = re.compile(
 )
 # A model's config() block is rendered when dbt parses, not when it compiles: what it computes
 # (a microbatch model's `begin` from today's date) is in the manifest, not in the SQL.
+# env_var('NAME' …) / env_var("NAME" …) anywhere in the project, the profile or the vars
+_ENV_NAME = re.compile(rb"""env_var\s*\(\s*['"]([^'"]+)['"]""")
 _CONFIG_BLOCK = re.compile(r"\{\{\s*config\s*\(.*?\)\s*\}\}", re.S)
 
 
-def plan_key(transform_dir: Path, parts: Mapping[str, Any]) -> str:
+def plan_key(
+    transform_dir: Path, parts: Mapping[str, Any], env: Mapping[str, str] | None = None
+) -> str:
     """A digest of every file of the dbt project (packages included), of ``parts`` (the
-    target's profile, the vars, the selection, dbt's version) and of the planner's code."""
-    digest = hashlib.sha256(json.dumps([_FORMAT, parts], sort_keys=True, default=str).encode())
+    target's profile, the vars, the selection, dbt's versions), of the planner's code and of
+    every environment variable those read with ``env_var('NAME')``: a ``+schema`` from the
+    environment in dbt_project.yml changes where the plan builds, not the files. ``env`` is
+    the environment dbt runs with (this process's when None)."""
+    env = os.environ if env is None else env
+    text = json.dumps([_FORMAT, parts], sort_keys=True, default=str).encode()
+    digest = hashlib.sha256(text)
+    names = set(_ENV_NAME.findall("\n".join(_strings(parts)).encode()))
     # another stackyard plans differently: its plan is not this one's
     digest.update(Path(sql_plan.__file__).read_bytes())
     for path in sorted(transform_dir.rglob("*")):
         rel = path.relative_to(transform_dir)
         if not path.is_file() or rel.parts[0] in _OUTPUTS:
             continue
+        body = path.read_bytes()
         digest.update(str(rel).encode())
-        digest.update(path.read_bytes())
+        digest.update(body)
+        names.update(_ENV_NAME.findall(body))
+    values = {n: env.get(n) for n in sorted(n.decode(errors="replace") for n in names)}
+    digest.update(json.dumps(values).encode())
     return digest.hexdigest()
+
+
+def _strings(value: Any) -> list[str]:
+    """Every string in ``value`` (a profile's text among the parts), keys included."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, Mapping):
+        return [s for k, v in value.items() for s in _strings(k) + _strings(v)]
+    if isinstance(value, list | tuple | set | frozenset):
+        return [s for v in value for s in _strings(v)]
+    return []
+
+
+def dbt_versions() -> dict[str, str | None]:
+    """The installed versions of dbt and of the adapters that render and run the plan (None:
+    not installed)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found: dict[str, str | None] = {}
+    for name in ("dbt-core", "dbt-adapters", "dbt-duckdb", "dbt-postgres"):
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            found[name] = None
+    return found
 
 
 def load(transform_dir: Path, key: str) -> BuildPlan | None:

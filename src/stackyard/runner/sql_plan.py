@@ -6,8 +6,9 @@ introspection, events), not on the warehouse: the example project's 84 nodes tak
 through dbt and a quarter of a second as the same compiled statements. Table and view models,
 ephemerals (already inlined by dbt's compiler as ``__dbt__cte__`` CTEs) and data tests are, after
 compilation, one ``CREATE … AS`` or one ``count(*)`` each; everything else — incremental and
-microbatch models, seeds, snapshots, hooks, contracts, grants, custom materialisations, Python
-models, ``store_failures``, a non-default ``fail_calc`` — is left to dbt, node by node, or, for
+microbatch models, seeds, snapshots, hooks, contracts, grants, a ``sql_header`` (or another
+config dbt applies around the SQL), custom materialisations, Python models, ``store_failures``,
+a non-default ``fail_calc`` — is left to dbt, node by node, or, for
 what concerns the whole build (``on-run-*`` hooks, unit tests, exposures, saved queries), the
 whole build is.
 
@@ -44,6 +45,19 @@ _ADAPTER_PACKAGES = frozenset({"dbt", "dbt_duckdb", "dbt_postgres"})
 
 _DEFAULT_TEST = {"fail_calc": "count(*)"}
 
+# Model configs dbt's table and view materialisations apply around the compiled SQL (a
+# statement before it, a table option, DuckLake's partitioning and sort order, indexes after).
+_AROUND_SQL = (
+    "sql_header",
+    "indexes",
+    "unlogged",
+    "constraints",
+    "partitioned_by",
+    "partition_by",
+    "sorted_by",
+    "sort_by",
+)
+
 
 @dataclass(frozen=True)
 class Step:
@@ -69,6 +83,8 @@ class Step:
     limit: int | None = None
     fqn: tuple[str, ...] = ()
     why: str = ""
+    # the node's file in the project, as dbt names it in an error (``models/marts/stores.sql``)
+    path: str = ""
     # a microbatch model: its node, inputs and strategy macros, for the backfill's batch SQL
     extra: Mapping[str, Any] = field(default_factory=dict)
 
@@ -260,6 +276,7 @@ def _step(
         limit=config.get("limit"),
         fqn=tuple(node.get("fqn") or ()),
         why=why,
+        path=str(node.get("original_file_path") or ""),
         extra=_microbatch_inputs(node, manifest) if kind == "microbatch" else {},
     )
 
@@ -307,6 +324,8 @@ def _kind(
             return "dbt", "the test stores its failures"
         if str(config.get("fail_calc") or "count(*)").strip().lower() != "count(*)":
             return "dbt", f"fail_calc {config.get('fail_calc')!r}"
+        if config.get("sql_header"):
+            return "dbt", "the test sets sql_header"
         why = _introspects(node, macros)
         return ("dbt", why) if why else ("test", "")
     materialized = config.get("materialized")
@@ -328,7 +347,8 @@ def _kind(
     docs = config.get("persist_docs") or {}
     if docs.get("relation") or docs.get("columns"):
         return "dbt", "the model persists docs"
-    for key in ("indexes", "unlogged", "constraints"):
+    # what dbt-duckdb's and dbt-postgres's create_table_as/create_view_as put around the SQL
+    for key in _AROUND_SQL:
         if config.get(key):
             return "dbt", f"the model sets {key}"
     if node.get("constraints"):
