@@ -31,10 +31,10 @@ _OUTPUTS = frozenset({"target", "logs"})
 _VOLATILE = re.compile(
     r"run_started_at|invocation_id|modules\s*\.\s*(datetime|time)\b|env_var\s*\("
 )
+# env_var('NAME' …) / env_var("NAME" …) in the project's files
+_ENV_NAME = re.compile(rb"""env_var\s*\(\s*['"]([^'"]+)['"]""")
 # A model's config() block is rendered when dbt parses, not when it compiles: what it computes
 # (a microbatch model's `begin` from today's date) is in the manifest, not in the SQL.
-# env_var('NAME' …) / env_var("NAME" …) anywhere in the project, the profile or the vars
-_ENV_NAME = re.compile(rb"""env_var\s*\(\s*['"]([^'"]+)['"]""")
 _CONFIG_BLOCK = re.compile(r"\{\{\s*config\s*\(.*?\)\s*\}\}", re.S)
 
 
@@ -43,13 +43,17 @@ def plan_key(
 ) -> str:
     """A digest of every file of the dbt project (packages included), of ``parts`` (the
     target's profile, the vars, the selection, dbt's versions), of the planner's code and of
-    every environment variable those read with ``env_var('NAME')``: a ``+schema`` from the
-    environment in dbt_project.yml changes where the plan builds, not the files. ``env`` is
-    the environment dbt runs with (this process's when None)."""
+    every environment variable the project's files read with ``env_var('NAME')``: a
+    ``+schema`` from the environment in dbt_project.yml changes where the plan builds, not
+    the files. ``env`` is the environment dbt runs with (this process's when None).
+
+    The profile's own ``env_var`` calls are left out: stackyard writes that profile, its
+    variables hold the target's secrets (which must not end up in a file, even hashed), and
+    the database they connect to is read when the plan runs (``current_database()``)."""
     env = os.environ if env is None else env
     text = json.dumps([_FORMAT, parts], sort_keys=True, default=str).encode()
     digest = hashlib.sha256(text)
-    names = set(_ENV_NAME.findall("\n".join(_strings(parts)).encode()))
+    names: set[bytes] = set()
     # another stackyard plans differently: its plan is not this one's
     digest.update(Path(sql_plan.__file__).read_bytes())
     for path in sorted(transform_dir.rglob("*")):
@@ -63,17 +67,6 @@ def plan_key(
     values = {n: env.get(n) for n in sorted(n.decode(errors="replace") for n in names)}
     digest.update(json.dumps(values).encode())
     return digest.hexdigest()
-
-
-def _strings(value: Any) -> list[str]:
-    """Every string in ``value`` (a profile's text among the parts), keys included."""
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, Mapping):
-        return [s for k, v in value.items() for s in _strings(k) + _strings(v)]
-    if isinstance(value, list | tuple | set | frozenset):
-        return [s for v in value for s in _strings(v)]
-    return []
 
 
 def dbt_versions() -> dict[str, str | None]:
