@@ -69,15 +69,15 @@ def _rounds(first: int, last: int) -> tuple[int, ...]:
 
 #: Seeds per generator the detector was tuned on.
 TUNING_SEEDS: dict[str, tuple[int, ...]] = {
-    "A": (1, 2, 3, 1101, 1102, 1103, *_rounds(5100, 5500)),
-    "B": (11, 12, 13, 2101, 2102, 2103, *_rounds(6100, 6500)),
-    "C": (31, 32, 33, *_rounds(7100, 7500)),
+    "A": (1, 2, 3, 1101, 1102, 1103, *_rounds(5100, 5600)),
+    "B": (11, 12, 13, 2101, 2102, 2103, *_rounds(6100, 6600)),
+    "C": (31, 32, 33, *_rounds(7100, 7600)),
 }
 #: Seeds per generator never looked at while tuning.
 HELD_OUT_SEEDS: dict[str, tuple[int, ...]] = {
-    "A": (5601, 5602, 5603, 5604, 5605),
-    "B": (6601, 6602, 6603, 6604, 6605),
-    "C": (7601, 7602, 7603, 7604, 7605),
+    "A": (5701, 5702, 5703, 5704, 5705),
+    "B": (6701, 6702, 6703, 6704, 6705),
+    "C": (7701, 7702, 7703, 7704, 7705),
 }
 GENERATORS: dict[str, Callable[[int, int], Table]] = {
     "A": anomaly_data.make_table,

@@ -71,11 +71,12 @@ _FLOOR_MARGIN = 1.6
 # 4.4-7. A table reading at most the first value below is calm (1.0), at least the second
 # not at all (0.0), linear between (:func:`calm`). Of the two pairs tried (4.0-5.0 and
 # 3.6-4.4, with slightly different shares) the results were within noise of each other.
-# From 40 errors on, the 98th percentile is close to the largest error: a Student-t table
-# with so little history reads calm now and then (about one in five with 3 degrees of
-# freedom), which costs some precision on young heavy-tailed tables.
+# Read from 90 errors on: with 40 to 60 the 98th percentile is about the largest error, and a
+# Student-t table with so little history read calm now and then (about one in five with 3
+# degrees of freedom), which cost precision on young heavy-tailed tables.
 _CALM_RATIO = 3.6
 _UNCALM_RATIO = 4.4
+_CALM_MIN_ERRORS = 90
 
 
 def weekday_factors(points: Sequence[tuple[date, float]]) -> tuple[list[float], list[float]]:
@@ -274,7 +275,7 @@ def calm(errors: Sequence[float]) -> float:
     >>> calm([0.01 * i for i in range(1, 101)]), calm([0.01] * 90 + [1.0] * 10)
     (1.0, 0.0)
     """
-    if len(errors) < TAIL_MIN_ERRORS:
+    if len(errors) < _CALM_MIN_ERRORS:
         return 0.0
     mid = median(errors)
     if mid <= 0:

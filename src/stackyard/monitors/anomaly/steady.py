@@ -95,7 +95,7 @@ _CALM_FLOOR = 0.2
 # units, the judged day must itself lean the same way.
 _SCAN_DAYS = 8
 _SCAN_MIN_POINTS = 14
-_SCAN_SHARE = 0.8
+_SCAN_SHARE = 0.7
 _SCAN_TODAY = 0.5
 _SCAN_NOISY_DAY = 1.5
 # The training window's noise replaces the longer stretch's only when it is this much larger.
