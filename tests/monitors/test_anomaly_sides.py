@@ -93,3 +93,16 @@ def test_a_table_with_calm_tails_gets_closer_bands_than_a_heavy_tailed_one() -> 
     day = round(10_000 * math.exp(-3.6 * noise))
     assert detect(_days(n + 1), [*calm_table, day]).is_anomaly
     assert not detect(_days(n + 1), [*heavy, day]).is_anomaly
+
+
+def test_calm_tails_are_read_from_ninety_errors_on() -> None:
+    # With 40-60 errors the 98th percentile is about the largest error, and a young Student-t
+    # table read calm now and then: fewer than 90 errors never read calm.
+    from statistics import NormalDist
+
+    def normal_errors(n: int) -> list[float]:
+        # the absolute errors of normal noise (5 %), as evenly spread as n of them can be
+        return [0.05 * NormalDist().inv_cdf(0.5 + 0.5 * (i + 0.5) / n) for i in range(n)]
+
+    assert calm(normal_errors(90)) == calm(normal_errors(200)) == 1.0
+    assert calm(normal_errors(89)) == 0.0

@@ -383,8 +383,12 @@ def test_the_plan_key_holds_the_env_vars_the_project_reads_not_the_profiles(
     first = plan_key(project, profile, {})
     assert plan_key(project, profile, {"UNRELATED": "x"}) == first
     assert plan_key(project, profile, {"STACKYARD_TEST_PLAN_SCHEMA": "reporting"}) != first
-    # the profile's variables are the target's secrets: never in the key, even hashed
+    # the profile's variables are the target's secrets: never in the key, even hashed, also
+    # when the profile is written into the project's folder (stackyard's default)
     assert plan_key(project, profile, {"PG_PW": "x"}) == first
+    (project / "profiles.yml").write_text(profile["profiles"])
+    written = plan_key(project, profile, {})
+    assert plan_key(project, profile, {"PG_PW": "x"}) == written
     assert {"dbt-core", "dbt-adapters", "dbt-duckdb", "dbt-postgres"} <= set(dbt_versions())
 
 

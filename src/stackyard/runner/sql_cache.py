@@ -47,7 +47,8 @@ def plan_key(
     ``+schema`` from the environment in dbt_project.yml changes where the plan builds, not
     the files. ``env`` is the environment dbt runs with (this process's when None).
 
-    The profile's own ``env_var`` calls are left out: stackyard writes that profile, its
+    The profile's own ``env_var`` calls are left out (``profiles.yml``, which stackyard
+    writes into the project's folder unless told otherwise): stackyard writes that profile, its
     variables hold the target's secrets (which must not end up in a file, even hashed), and
     the database they connect to is read when the plan runs (``current_database()``)."""
     env = os.environ if env is None else env
@@ -63,7 +64,8 @@ def plan_key(
         body = path.read_bytes()
         digest.update(str(rel).encode())
         digest.update(body)
-        names.update(_ENV_NAME.findall(body))
+        if path.name != "profiles.yml":
+            names.update(_ENV_NAME.findall(body))
     values = {n: env.get(n) for n in sorted(n.decode(errors="replace") for n in names)}
     digest.update(json.dumps(values).encode())
     return digest.hexdigest()
