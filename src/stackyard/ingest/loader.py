@@ -74,6 +74,13 @@ class _Attempt:
     retryable: bool
 
 
+# dlt sends an anonymous usage event to dlthub from a thread pool at every step of every load
+# (extract, normalize, load): a network round trip and about 0.3 s of Python per load on the
+# development machine, competing with the load for the interpreter. stackyard keeps dbt's off
+# as well (transform/dbt.py); a user who wants them sets the variable, which is left as set.
+QUIET_DLT = {"RUNTIME__DLTHUB_TELEMETRY": "false"}
+
+
 @contextmanager
 def _dlt_settings(warehouse: Warehouse) -> Iterator[None]:
     """dlt settings for one load into one warehouse, as environment variables that are put
@@ -87,6 +94,7 @@ def _dlt_settings(warehouse: Warehouse) -> Iterator[None]:
         # Loaded packages are history dlt never reads again; keep .stackyard/ from growing
         # with every run (the load ids stay in the warehouse's _dlt_loads and stackyard.loads).
         "LOAD__DELETE_COMPLETED_JOBS": "true",
+        **QUIET_DLT,
     }
     if not warehouse.COMPRESS_LOAD_FILES:
         # ~5 % of a 1M-row load (docs/performance.md); the files never leave the machine.
