@@ -121,8 +121,9 @@ def _package_init_only(circle: str) -> bool:
     )
 
 
-# Generated example data may be longer than the rest (docs/architecture.md).
-LONG_MODULES_ALLOWED = {"examples/jaffle_shop/generator.py"}
+# Modules let past the 500-line cap, by path under src/stackyard: none (docs/architecture.md);
+# a long module is split along its jobs instead.
+LONG_MODULES_ALLOWED: set[str] = set()
 
 
 def test_no_module_over_500_lines() -> None:
