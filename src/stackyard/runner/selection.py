@@ -20,7 +20,8 @@ def check_selection(
     Args:
         project: the project.
         select: source names and dbt selectors as given.
-        list_nodes: ``dbt ls`` of selectors (called only when some are dbt selectors).
+        list_nodes: ``dbt ls`` of selectors (called only when some are dbt selectors, or a
+            plain name is missing from the last build's manifest).
         empty_ok: dbt selectors may match nothing (``state:modified+`` when nothing changed).
 
     Raises:
@@ -30,11 +31,17 @@ def check_selection(
     """
     config = project.config
     known = model_names(project)
+    matched = False  # a selector seen to match: dbt takes the union, so the selection does
     for name in select:
         if not name.strip():
             raise UsageError("--select got an empty name")
         plain = not any(ch in name for ch in ":+*@/.,")
         if plain and known is not None and name not in config.sources and name not in known:
+            # The manifest is the last build's: a model added since is only in the files, so
+            # dbt, which parses the project as it is now, has the last word.
+            if list_nodes([name]):
+                matched = True
+                continue
             choices = sorted(config.sources) + sorted(known)
             raise UsageError(
                 f"--select '{name}' is neither a source nor a dbt model"
@@ -48,7 +55,7 @@ def check_selection(
                 hint="set enabled: true to load it",
             )
     selectors = [s for s in select if s not in config.sources]
-    if selectors and not empty_ok and not list_nodes(selectors):
+    if selectors and not empty_ok and not matched and not list_nodes(selectors):
         raise UsageError(
             f"--select {' '.join(selectors)} matches nothing in the dbt project",
             hint="check the names with `dbt ls` in the dbt project, or select a source: "
