@@ -13,19 +13,17 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
-from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from stackyard.errors import EngineRefusedError, TransformError, WarehouseError
 from stackyard.results import NodeResult
 from stackyard.runbooks.backfill.connection import Connection
-from stackyard.runner import sql_cache
+from stackyard.runner import sql_cache, sql_plan
 from stackyard.runner.sql_plan import BuildPlan, Step, plan_build, whole_build_reason
 
 if TYPE_CHECKING:
-    from stackyard.runbooks.backfill.partitions import Window
     from stackyard.transform.dbt import Dbt
     from stackyard.warehouse.base import Warehouse
 
@@ -162,6 +160,7 @@ class SqlBuild:
 
         from stackyard.runbooks.backfill.model_sql import Parent
         from stackyard.runbooks.backfill.model_sql import plan as batch_plan
+        from stackyard.runner.microbatch_window import dbt_window
 
         t0 = time.monotonic()
         parents = [Parent(*p) for p in step.extra["parents"]]
@@ -398,6 +397,7 @@ def _build(
         reason = f"{warehouse.describe()} is {warehouse.KIND} (the SQL build runs on DuckDB "
         reason += "and Postgres)"
     key = None
+    env = {**os.environ, **dbt.env}
     if reason is None and dbt.state is None:
         key = sql_cache.plan_key(
             dbt.transform_dir,
@@ -409,17 +409,25 @@ def _build(
                 "exclude": list(exclude),
                 "full_refresh": full_refresh,
                 "dbt": sql_cache.dbt_versions(),
+                "flags": {k: env.get(k) for k in sql_cache.FLAG_VARIABLES},
             },
-            {**os.environ, **dbt.env},
+            env,
         )
     plan = sql_cache.load(dbt.transform_dir, key) if key else None
     if plan is None and reason is None:
-        selected, manifest = dbt.compile_selection(select, exclude, full_refresh)
-        reason = whole_build_reason(manifest)
+        try:
+            selected, manifest = dbt.compile_selection(select, exclude, full_refresh)
+        except TransformError as exc:
+            if engine == "sql":
+                raise
+            # dbt build reports the nodes that do not compile, and builds the others
+            selected, manifest, reason = [], {}, f"the project does not compile ({exc})"
+        reason = reason or whole_build_reason(manifest) or sql_plan.flags_reason()
+        reason = reason or sql_plan.project_reason(dbt.transform_dir)
         if reason is None:
             plan = plan_build(manifest, selected, full_refresh)
             if key:
-                sql_cache.save(dbt.transform_dir, key, plan, manifest)
+                sql_cache.save(dbt.transform_dir, key, plan, manifest, dbt.variables)
     if plan is None:
         if engine == "sql":
             raise EngineRefusedError(
@@ -433,7 +441,7 @@ def _build(
         current = str(conn.query("SELECT current_database()").rows[0][0])
     finally:
         conn.close()
-    plan = plan.on_database(current)
+    plan = plan.on_database(current, warehouse.MAX_IDENTIFIER_LENGTH)
     if engine == "sql" and plan.by_dbt:
         listed = "; ".join(f"{s.unique_id}: {s.why}" for s in plan.by_dbt[:5])
         more = f" (and {len(plan.by_dbt) - 5} more)" if len(plan.by_dbt) > 5 else ""
@@ -457,41 +465,3 @@ def _build(
         ).run()
     finally:
         release()  # as after `dbt build`: the next step opens what it needs
-
-
-def dbt_window(config: Mapping[str, Any], now: datetime) -> Window:
-    """The batches dbt runs for an existing microbatch model at ``now`` without
-    ``--event-time-*`` (``dbt.task.run.MicrobatchModelRunner.get_batches``): from ``lookback``
-    batches before the current one to the end of the current one.
-
-    >>> from datetime import UTC, datetime
-    >>> w = dbt_window({"batch_size": "day", "lookback": 1},
-    ...                datetime(2026, 3, 5, 14, 30, tzinfo=UTC))
-    >>> w.start.isoformat(), w.end.isoformat()
-    ('2026-03-04T00:00:00+00:00', '2026-03-06T00:00:00+00:00')
-    """
-    from stackyard.runbooks.backfill.model_sql import _next_batch, _truncate
-    from stackyard.runbooks.backfill.partitions import Window
-
-    size = str(config["batch_size"])
-    end = _truncate(now, size)
-    if end != now:
-        end = _next_batch(end, size)
-    start = end
-    for _ in range(int(config.get("lookback") or 0) + 1):
-        start = _previous_batch(start, size)
-    return Window(start, end)
-
-
-def _previous_batch(moment: datetime, size: str) -> datetime:
-    from datetime import timedelta
-
-    if size == "hour":
-        return moment - timedelta(hours=1)
-    if size == "day":
-        return moment - timedelta(days=1)
-    if size == "month":
-        return moment.replace(
-            year=moment.year - (moment.month == 1), month=(moment.month - 2) % 12 + 1
-        )
-    return moment.replace(year=moment.year - 1)

@@ -6,7 +6,7 @@ target, the vars and the selection — unless its Jinja reads the clock, the inv
 environment or the warehouse (the last never reaches the plan as SQL: such nodes go to dbt).
 So the plan is kept in ``target/`` under a key of all of those, and only when no node run as
 SQL uses ``run_started_at``, ``invocation_id``, ``modules.datetime``/``modules.time`` or
-``env_var``.
+``env_var``, and no var (rendered where a node uses it) reads the clock or the invocation.
 """
 
 from __future__ import annotations
@@ -31,6 +31,11 @@ _OUTPUTS = frozenset({"target", "logs"})
 _VOLATILE = re.compile(
     r"run_started_at|invocation_id|modules\s*\.\s*(datetime|time)\b|env_var\s*\("
 )
+# What a vars value renders when a node uses it: the clock or the invocation (env_var is in
+# the key). Vars come from dbt_project.yml and --vars, outside any node's Jinja.
+_VOLATILE_VARS = re.compile(r"run_started_at|invocation_id|modules\s*\.\s*(datetime|time)\b")
+# dbt's own variables for flags that change a build's outcome (sql_plan.flags_reason)
+FLAG_VARIABLES = ("DBT_WARN_ERROR", "DBT_WARN_ERROR_OPTIONS", "DBT_FAIL_FAST")
 # env_var('NAME' …) / env_var("NAME" …) in the project's files
 _ENV_NAME = re.compile(rb"""env_var\s*\(\s*['"]([^'"]+)['"]""")
 # A model's config() block is rendered when dbt parses, not when it compiles: what it computes
@@ -103,10 +108,22 @@ def load(transform_dir: Path, key: str) -> BuildPlan | None:
     return BuildPlan(tuple(steps))
 
 
-def save(transform_dir: Path, key: str, plan: BuildPlan, manifest: Mapping[str, Any]) -> bool:
+def save(
+    transform_dir: Path,
+    key: str,
+    plan: BuildPlan,
+    manifest: Mapping[str, Any],
+    variables: Mapping[str, Any] | None = None,
+) -> bool:
     """Keep ``plan`` under ``key`` when what it runs as SQL renders the same every time;
-    return whether it was kept."""
+    return whether it was kept. ``variables``: the ``--vars`` the build runs with; with the
+    vars of dbt_project.yml, they must not read the clock either (a var is rendered where a
+    node uses it)."""
     if volatile(manifest, [s.unique_id for s in plan.by_sql]):
+        return False
+    project = transform_dir / "dbt_project.yml"
+    text = project.read_text(encoding="utf-8") if project.is_file() else ""
+    if _VOLATILE_VARS.search(text + json.dumps(variables or {}, default=str)):
         return False
     steps = []
     for step in plan.steps:

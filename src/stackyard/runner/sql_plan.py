@@ -8,9 +8,10 @@ ephemerals (already inlined by dbt's compiler as ``__dbt__cte__`` CTEs) and data
 compilation, one ``CREATE … AS`` or one ``count(*)`` each; everything else — incremental and
 microbatch models, seeds, snapshots, hooks, contracts, grants, a ``sql_header`` (or another
 config dbt applies around the SQL), custom materialisations, Python models, ``store_failures``,
-a non-default ``fail_calc`` — is left to dbt, node by node, or, for
-what concerns the whole build (``on-run-*`` hooks, unit tests, exposures, saved queries), the
-whole build is.
+a non-default ``fail_calc``, SQL ending in ``;``, names the warehouse would fold or cut — is
+left to dbt, node by node, or, for what concerns the whole build (``on-run-*`` hooks, unit
+tests, exposures, saved queries, warn-error and fail-fast flags, Jinja reading which command
+runs), the whole build is.
 
 The order is dbt's build order: a node waits for its parents and, as
 ``dbt.compilation.Linker.add_test_edges`` adds, for every test whose nodes are all upstream of
@@ -22,6 +23,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any, Literal
 
 StepKind = Literal["table", "view", "microbatch", "test", "dbt"]
@@ -44,6 +46,13 @@ _OVERRIDES = re.compile(
 _ADAPTER_PACKAGES = frozenset({"dbt", "dbt_duckdb", "dbt_postgres"})
 
 _DEFAULT_TEST = {"fail_calc": "count(*)"}
+
+# Jinja that asks which dbt command runs: the plan is compiled by `dbt compile`, so it would
+# render what a compile asks for, not what `dbt build` does.
+_INVOCATION = re.compile(r"\bflags\s*\.\s*(WHICH|which)\b|\binvocation_args_dict\b")
+# A relation name dbt quoted whole ("db"."schema"."name"): the name stands as written. An
+# unquoted part (quoting: identifier: false) is folded by the warehouse (Postgres: lower case).
+_QUOTED_RELATION = re.compile(r'^("([^"]|"")*"\.)*"([^"]|"")*"$')
 
 # Model configs dbt's table and view materialisations apply around the compiled SQL (a
 # statement before it, a table option, DuckLake's partitioning and sort order, indexes after).
@@ -105,16 +114,23 @@ class BuildPlan:
         """The steps left to dbt, each with its reason."""
         return tuple(s for s in self.steps if s.kind == "dbt")
 
-    def on_database(self, current: str) -> BuildPlan:
+    def on_database(self, current: str, longest_name: int) -> BuildPlan:
         """The plan on a connection to database ``current``: models another database holds
-        are left to dbt (Postgres cannot create across databases)."""
+        are left to dbt (Postgres cannot create across databases), as are models whose name
+        is longer than the warehouse keeps (``longest_name`` bytes: Postgres would cut it,
+        dbt refuses it)."""
+
+        def why(s: Step) -> str:
+            if s.kind not in ("table", "view", "microbatch"):
+                return ""
+            if s.kind != "microbatch" and s.database and s.database != current:
+                return f"it is built in database {s.database}"
+            if max(len(s.identifier.encode()), len(s.schema.encode())) > longest_name:
+                return f"its name is longer than {longest_name} bytes"
+            return ""
+
         return BuildPlan(
-            tuple(
-                replace(s, kind="dbt", why=f"it is built in database {s.database}")
-                if s.kind in ("table", "view") and s.database and s.database != current
-                else s
-                for s in self.steps
-            )
+            tuple(replace(s, kind="dbt", why=why(s)) if why(s) else s for s in self.steps)
         )
 
 
@@ -144,6 +160,44 @@ def whole_build_reason(manifest: Mapping[str, Any]) -> str | None:
                 f"macro {macro.get('name')} ({macro.get('original_file_path')}) overrides how "
                 "dbt builds tables, views or tests"
             )
+        if _INVOCATION.search(str(macro.get("macro_sql") or "")):
+            return f"macro {macro.get('name')} reads which dbt command runs (flags.WHICH)"
+    for node in nodes.values():
+        if _INVOCATION.search(str(node.get("raw_code") or "")):
+            return f"{node.get('original_file_path')} reads which dbt command runs (flags.WHICH)"
+    return None
+
+
+def project_reason(transform_dir: Path) -> str | None:
+    """Why the project's files need the whole build in dbt, before anything is compiled:
+    ``dbt_project.yml`` (or a properties file) reading which dbt command runs.
+
+    The manifest holds the Jinja of nodes and macros, not of the YAML files dbt renders while
+    it parses (``+schema``, ``vars``), so these are read here."""
+    for path in sorted(transform_dir.rglob("*.y*ml")):
+        rel = path.relative_to(transform_dir)
+        if rel.parts[0] in ("target", "logs") or not path.is_file():
+            continue
+        if _INVOCATION.search(path.read_text(encoding="utf-8", errors="replace")):
+            return f"{rel} reads which dbt command runs (flags.WHICH)"
+    return None
+
+
+def flags_reason() -> str | None:
+    """Why dbt's flags (those of the last invocation in this process: the plan's compile) need
+    the whole build in dbt: a test warning made an error, or fail-fast. dbt applies both while
+    it builds; the SQL build judges neither. They come from dbt_project.yml's ``flags:``, the
+    profile or ``DBT_WARN_ERROR``/``DBT_WARN_ERROR_OPTIONS``/``DBT_FAIL_FAST``."""
+    from dbt.flags import get_flags
+
+    flags = get_flags()
+    if getattr(flags, "FAIL_FAST", False):
+        return "fail_fast is on (dbt stops the build at the first failure)"
+    if getattr(flags, "WARN_ERROR", False):
+        return "warn_error is on (dbt makes every warning an error)"
+    options = getattr(flags, "WARN_ERROR_OPTIONS", None)
+    if options is not None and options.includes("LogTestResult"):
+        return "warn_error_options makes a test's warning an error"
     return None
 
 
@@ -319,6 +373,9 @@ def _kind(
         return "dbt", "a Python model"
     if not node.get("compiled_code"):
         return "dbt", "no compiled SQL"
+    if str(node["compiled_code"]).rstrip().endswith(";"):
+        # inside dbt's wrapper a trailing ';' is a syntax error: dbt reports it
+        return "dbt", "its SQL ends with a semicolon"
     if rtype == "test":
         if config.get("store_failures") or config.get("store_failures_as"):
             return "dbt", "the test stores its failures"
@@ -338,6 +395,8 @@ def _kind(
     )
     if materialized not in ("table", "view") and not microbatch:
         return "dbt", f"materialized={materialized}"
+    if not _QUOTED_RELATION.match(str(node.get("relation_name") or "")):
+        return "dbt", "its name is not quoted (the warehouse may fold its case)"
     if config.get("pre-hook") or config.get("post-hook"):
         return "dbt", "the model has hooks"
     if (config.get("contract") or {}).get("enforced"):
