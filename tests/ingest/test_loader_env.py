@@ -13,10 +13,8 @@ from stackyard.ingest.loader import Loader
 from stackyard.project import init_project
 
 
-def test_a_duckdb_load_leaves_no_dlt_settings_behind(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.delenv("DATA_WRITER__COMPRESSION", raising=False)
+def _csv_project(tmp_path: Path) -> Path:
+    """A new project with one CSV file source, not loaded yet."""
     init_project(tmp_path / "p")
     (tmp_path / "p/sources/files").mkdir(parents=True, exist_ok=True)
     (tmp_path / "p/sources/files/things.csv").write_text("id,name\n1,a\n2,b\n")
@@ -27,6 +25,14 @@ def test_a_duckdb_load_leaves_no_dlt_settings_behind(
             {"url": "sources/files", "tables": {"things": {"glob": "things.csv"}}},
             load=False,
         )
+    return tmp_path / "p"
+
+
+def test_a_duckdb_load_leaves_no_dlt_settings_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("DATA_WRITER__COMPRESSION", raising=False)
+    with Context(_csv_project(tmp_path)) as ctx:
         session = ctx.session()
         assert not session.warehouse.COMPRESS_LOAD_FILES  # DuckDB turns compression off
         with session.released():
@@ -62,16 +68,7 @@ def test_a_load_sends_no_usage_events_to_dlthub(tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    init_project(tmp_path / "p")
-    (tmp_path / "p/sources/files").mkdir(parents=True, exist_ok=True)
-    (tmp_path / "p/sources/files/things.csv").write_text("id,name\n1,a\n2,b\n")
-    with Context(tmp_path / "p") as ctx:
-        ctx.source_add(
-            "files",
-            "filesystem",
-            {"url": "sources/files", "tables": {"things": {"glob": "things.csv"}}},
-            load=False,
-        )
+    _csv_project(tmp_path)
     env = {k: v for k, v in os.environ.items() if k != "RUNTIME__DLTHUB_TELEMETRY"}
     done = subprocess.run(
         [sys.executable, "-c", _LOAD_AND_REPORT_TRACKER, str(tmp_path / "p")],

@@ -105,6 +105,28 @@ def _on_duckdb(root: Path, project: Path) -> tuple[Any, Any]:
     return Dbt(project, "dev", {}, profiles_dir=root), warehouse
 
 
+def _on_postgres(root: Path, project: Path, db: dict[str, Any]) -> tuple[Any, Any]:
+    """A dbt runner and a Postgres warehouse (database ``db``) for ``project``."""
+    from stackyard.config.model import PostgresTarget
+    from stackyard.config.secrets import Secrets
+    from stackyard.transform.dbt import Dbt
+    from stackyard.warehouse.postgres import PostgresWarehouse
+
+    write(
+        root / "profiles.yml",
+        f"""
+        mini:
+          target: dev
+          outputs:
+            dev: {{type: postgres, host: "{db["host"]}", port: {db["port"]}, user: "{db["user"]}",
+                   password: "", dbname: "{db["database"]}", schema: public, threads: 1}}
+        """,
+    )
+    target = PostgresTarget(type="postgres", **db)  # type: ignore[arg-type]
+    warehouse = PostgresWarehouse("dev", target, root, Secrets(root))
+    return Dbt(project, "dev", {}, profiles_dir=root), warehouse
+
+
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """The project built by dbt, then again by the SQL engine; what each left and said."""
@@ -396,11 +418,6 @@ def test_the_plan_key_holds_the_env_vars_the_project_reads_not_the_profiles(
 def test_on_postgres_a_header_model_matches_dbt_and_an_error_names_its_file(
     tmp_path: Path, pg_database: dict[str, Any]
 ) -> None:
-    from stackyard.config.model import PostgresTarget
-    from stackyard.config.secrets import Secrets
-    from stackyard.transform.dbt import Dbt
-    from stackyard.warehouse.postgres import PostgresWarehouse
-
     project = _env_project(tmp_path)
     # the header's time zone decides the date: 2025-12-31 in Honolulu, 2026-01-01 in UTC
     write(
@@ -409,20 +426,7 @@ def test_on_postgres_a_header_model_matches_dbt_and_an_error_names_its_file(
         select cast(cast('2026-01-01 00:00:00+00' as timestamptz) as date) as d""",
     )
     write(project / "models" / "marts" / "broken.sql", "select * from no_such_table")
-    db = pg_database
-    write(
-        tmp_path / "profiles.yml",
-        f"""
-        mini:
-          target: dev
-          outputs:
-            dev: {{type: postgres, host: "{db["host"]}", port: {db["port"]}, user: "{db["user"]}",
-                   password: "", dbname: "{db["database"]}", schema: public, threads: 1}}
-        """,
-    )
-    target = PostgresTarget(type="postgres", **db)  # type: ignore[arg-type]
-    w = PostgresWarehouse("dev", target, tmp_path, Secrets(tmp_path))
-    dbt = Dbt(project, "dev", {}, profiles_dir=tmp_path)
+    dbt, w = _on_postgres(tmp_path, project, pg_database)
     by_dbt = {r.name: r for r in build("dbt", dbt, w, (), (), False, w.close)}
     dbt_rows = relations(w)
     w.close()

@@ -13,7 +13,7 @@ import pytest
 from stackyard.results import NodeResult
 from stackyard.runner.sql_build import build
 from tests.conftest import write
-from tests.runner.test_sql_build import _on_duckdb, outcome, relations
+from tests.runner.test_sql_build import _on_duckdb, _on_postgres, outcome, relations
 
 PROJECT = """
 name: mini
@@ -146,27 +146,6 @@ def test_a_var_that_renders_the_invocation_keeps_no_plan(tmp_path: Path) -> None
     warehouse.close()
     assert first != second
     assert not (tmp_path / "transform" / "target" / CACHE_FILE).exists()
-
-
-def _on_postgres(root: Path, project: Path, db: dict[str, Any]) -> tuple[Any, Any]:
-    from stackyard.config.model import PostgresTarget
-    from stackyard.config.secrets import Secrets
-    from stackyard.transform.dbt import Dbt
-    from stackyard.warehouse.postgres import PostgresWarehouse
-
-    write(
-        root / "profiles.yml",
-        f"""
-        mini:
-          target: dev
-          outputs:
-            dev: {{type: postgres, host: "{db["host"]}", port: {db["port"]}, user: "{db["user"]}",
-                   password: "", dbname: "{db["database"]}", schema: public, threads: 1}}
-        """,
-    )
-    target = PostgresTarget(type="postgres", **db)  # type: ignore[arg-type]
-    warehouse = PostgresWarehouse("dev", target, root, Secrets(root))
-    return Dbt(project, "dev", {}, profiles_dir=root), warehouse
 
 
 def _twice_as_dbt(dbt: Any, w: Any) -> list[NodeResult]:
