@@ -186,3 +186,49 @@ def test_on_postgres_an_unquoted_capitalised_name_is_rebuilt_as_by_dbt(
     dbt, w = _on_postgres(tmp_path, project, pg_database)
     by_auto = _twice_as_dbt(dbt, w)
     assert [(r.name, r.status) for r in by_auto] == [("Daily_Revenue", "success")]
+
+
+def test_fail_fast_set_after_a_plan_was_kept_is_seen(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """dbt 1.11 reads DBT_ENGINE_FAIL_FAST: it is part of the kept plan's key."""
+    from stackyard.runner.sql_cache import CACHE_FILE
+
+    models = {"models/a_bad.sql": "select cast('x' as int) as n", "models/z_ok.sql": "select 1"}
+    _, by_auto, dbt, warehouse = _both(tmp_path, models)
+    assert {r.engine for r in by_auto} == {"sql"}
+    assert (tmp_path / "transform" / "target" / CACHE_FILE).exists()
+    monkeypatch.setenv("DBT_ENGINE_FAIL_FAST", "true")
+    again = build("auto", dbt, warehouse, (), (), False, warehouse.close)
+    warehouse.close()
+    assert {r.engine for r in again} == {"dbt"}
+
+
+@pytest.mark.parametrize(
+    ("project_vars", "cli_vars"),
+    [
+        ('vars:\n  start: "{{ my_today() }}"\n', {}),  # a macro may read the clock
+        ("", {"start": "{{ modules.datetime.date.today() }}"}),
+    ],
+)
+def test_a_plan_is_not_kept_when_a_var_holds_jinja(
+    tmp_path: Path, project_vars: str, cli_vars: dict[str, str]
+) -> None:
+    from stackyard.runner import sql_cache
+    from stackyard.runner.sql_plan import plan_build
+
+    project = _project(tmp_path, {"models/m.sql": "select 1"}, project_vars)
+    node = {
+        "unique_id": "model.mini.m",
+        "name": "m",
+        "resource_type": "model",
+        "depends_on": {"nodes": [], "macros": []},
+        "config": {"materialized": "table"},
+        "compiled_code": "select 1",
+        "raw_code": "select '{{ var(\"start\") }}'",
+        "relation_name": '"db"."main"."m"',
+    }
+    manifest = {"nodes": {"model.mini.m": node}, "macros": {}}
+    plan = plan_build(manifest, ["model.mini.m"])
+    assert not sql_cache.save(project, "k", plan, manifest, cli_vars)
+    assert sql_cache.save(project / "elsewhere", "k", plan, manifest, {})  # no such vars

@@ -6,7 +6,8 @@ target, the vars and the selection — unless its Jinja reads the clock, the inv
 environment or the warehouse (the last never reaches the plan as SQL: such nodes go to dbt).
 So the plan is kept in ``target/`` under a key of all of those, and only when no node run as
 SQL uses ``run_started_at``, ``invocation_id``, ``modules.datetime``/``modules.time`` or
-``env_var``, and no var (rendered where a node uses it) reads the clock or the invocation.
+``env_var``, and no var holds Jinja (dbt renders it where a node uses it, with whatever it
+calls).
 """
 
 from __future__ import annotations
@@ -31,11 +32,13 @@ _OUTPUTS = frozenset({"target", "logs"})
 _VOLATILE = re.compile(
     r"run_started_at|invocation_id|modules\s*\.\s*(datetime|time)\b|env_var\s*\("
 )
-# What a vars value renders when a node uses it: the clock or the invocation (env_var is in
-# the key). Vars come from dbt_project.yml and --vars, outside any node's Jinja.
-_VOLATILE_VARS = re.compile(r"run_started_at|invocation_id|modules\s*\.\s*(datetime|time)\b")
-# dbt's own variables for flags that change a build's outcome (sql_plan.flags_reason)
-FLAG_VARIABLES = ("DBT_WARN_ERROR", "DBT_WARN_ERROR_OPTIONS", "DBT_FAIL_FAST")
+# dbt's own variables for flags that change a build's outcome (sql_plan.flags_reason); dbt
+# 1.11 reads DBT_ENGINE_<NAME> first and DBT_<NAME> after it
+FLAG_VARIABLES = tuple(
+    prefix + name
+    for name in ("WARN_ERROR", "WARN_ERROR_OPTIONS", "FAIL_FAST")
+    for prefix in ("DBT_ENGINE_", "DBT_")
+)
 # env_var('NAME' …) / env_var("NAME" …) in the project's files
 _ENV_NAME = re.compile(rb"""env_var\s*\(\s*['"]([^'"]+)['"]""")
 # A model's config() block is rendered when dbt parses, not when it compiles: what it computes
@@ -117,13 +120,10 @@ def save(
 ) -> bool:
     """Keep ``plan`` under ``key`` when what it runs as SQL renders the same every time;
     return whether it was kept. ``variables``: the ``--vars`` the build runs with; with the
-    vars of dbt_project.yml, they must not read the clock either (a var is rendered where a
-    node uses it)."""
+    vars of dbt_project.yml (the project's and its packages'), they must hold no Jinja."""
     if volatile(manifest, [s.unique_id for s in plan.by_sql]):
         return False
-    project = transform_dir / "dbt_project.yml"
-    text = project.read_text(encoding="utf-8") if project.is_file() else ""
-    if _VOLATILE_VARS.search(text + json.dumps(variables or {}, default=str)):
+    if _jinja_in_vars(transform_dir, variables or {}):
         return False
     steps = []
     for step in plan.steps:
@@ -168,3 +168,24 @@ def volatile(manifest: Mapping[str, Any], ids: Sequence[str]) -> bool:
                 return True
             todo.extend(macro.get("depends_on", {}).get("macros", []))
     return False
+
+
+def _jinja_in_vars(transform_dir: Path, variables: Mapping[str, Any]) -> bool:
+    """Whether a var holds Jinja: dbt renders a var's value where a node uses it, with
+    whatever it calls (the clock, a macro reading it), so such a plan may be stale next time.
+    The vars are those of ``--vars`` and of the project's and its packages' dbt_project.yml."""
+    import yaml
+
+    found: list[Any] = [dict(variables)]
+    for path in [
+        transform_dir / "dbt_project.yml",
+        *transform_dir.glob("dbt_packages/*/dbt_project.yml"),
+    ]:
+        try:
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError):
+            continue
+        if isinstance(loaded, dict):
+            found.append(loaded.get("vars"))
+    text = json.dumps(found, default=str)
+    return "{{" in text or "{%" in text

@@ -117,8 +117,8 @@ class BuildPlan:
     def on_database(self, current: str, longest_name: int) -> BuildPlan:
         """The plan on a connection to database ``current``: models another database holds
         are left to dbt (Postgres cannot create across databases), as are models whose name
-        is longer than the warehouse keeps (``longest_name`` bytes: Postgres would cut it,
-        dbt refuses it)."""
+        or schema is longer than the warehouse keeps (``longest_name`` bytes: Postgres would
+        cut it; dbt refuses such a name)."""
 
         def why(s: Step) -> str:
             if s.kind not in ("table", "view", "microbatch"):
@@ -373,7 +373,7 @@ def _kind(
         return "dbt", "a Python model"
     if not node.get("compiled_code"):
         return "dbt", "no compiled SQL"
-    if str(node["compiled_code"]).rstrip().endswith(";"):
+    if _ends_with_semicolon(str(node["compiled_code"])):
         # inside dbt's wrapper a trailing ';' is a syntax error: dbt reports it
         return "dbt", "its SQL ends with a semicolon"
     if rtype == "test":
@@ -396,7 +396,7 @@ def _kind(
     if materialized not in ("table", "view") and not microbatch:
         return "dbt", f"materialized={materialized}"
     if not _QUOTED_RELATION.match(str(node.get("relation_name") or "")):
-        return "dbt", "its name is not quoted (the warehouse may fold its case)"
+        return "dbt", "a part of its name is not quoted (the warehouse may fold its case)"
     if config.get("pre-hook") or config.get("post-hook"):
         return "dbt", "the model has hooks"
     if (config.get("contract") or {}).get("enforced"):
@@ -434,6 +434,27 @@ def _introspects(node: Mapping[str, Any], macros: Mapping[str, Any]) -> str:
             return f"macro {macro.get('name', uid)} queries the warehouse while compiling"
         todo.extend(macro.get("depends_on", {}).get("macros", []))
     return ""
+
+
+def _ends_with_semicolon(sql: str) -> bool:
+    r"""Whether the SQL's last statement ends with ``;``, comments after it aside.
+
+    >>> _ends_with_semicolon("select 1; -- done")
+    True
+    >>> _ends_with_semicolon("select 1 /* ; */\n-- a note")
+    False
+    """
+    text = sql.rstrip()
+    while True:
+        last = text.rsplit("\n", 1)[-1].lstrip()
+        if text.endswith("*/") and "/*" in text:
+            text = text[: text.rfind("/*")].rstrip()
+        elif last.startswith("--"):
+            text = text[: len(text) - len(last)].rstrip()
+        elif re.search(r";\s*--[^\n]*$", text):
+            return True
+        else:
+            return text.endswith(";")
 
 
 def _plain(sql: str) -> str:
