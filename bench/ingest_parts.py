@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import WORK, best_of, markdown_table, write_result
+from _common import WORK, best_of, markdown_table, write_figures, write_result
 
 
 def main() -> None:
@@ -91,6 +91,17 @@ def main() -> None:
     )
     print(text)
     write_result("ingest_json-parts", text)
+    write_figures(
+        "ingest_parts",
+        [
+            [
+                "JSON ingest's native parts (reader + Parquet + load)",
+                "—",
+                f"{steps / base:.2f}x raw",
+                "measured",
+            ]
+        ],
+    )
 
 
 if __name__ == "__main__":

@@ -36,6 +36,8 @@ BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
         ["--rows", "1000000", "--dlt-rows", "200000"],
         ["--rows", "100000"],
     ),
+    # after ingest_json: the same file, its native parts timed one by one
+    "ingest_parts": ("ingest_parts", ["--rows", "1000000"], ["--rows", "100000", "--repeat", "1"]),
     "sql_postgres": (
         "sql_postgres",
         ["--rows", "2000000", "--dlt-rows", "100000"],

@@ -108,7 +108,7 @@ def test_a_profile_is_summed_into_the_parts_of_the_work(
 
     found = profile.parts(tmp_path / "profile-x.collapsed.gz")
     assert found == {
-        profile.IMPORTS: 1.0,
+        "importing dbt (dbt-core, its adapters)": 1.0,
         "dbt: parsing the project": 1.0,
         "dlt: extracting (state, schema, writing Parquet)": 2.0,
         "reading the sources (stackyard's readers: DuckDB, ConnectorX, SQLAlchemy)": 1.0,

@@ -397,8 +397,8 @@ def _build(
         reason = f"{warehouse.describe()} is {warehouse.KIND} (the SQL build runs on DuckDB "
         reason += "and Postgres)"
     key = None
-    env = {**os.environ, **dbt.env}
     if reason is None and dbt.state is None:
+        env = {**os.environ, **dbt.env}
         key = sql_cache.plan_key(
             dbt.transform_dir,
             {
