@@ -69,15 +69,15 @@ def _rounds(first: int, last: int) -> tuple[int, ...]:
 
 #: Seeds per generator the detector was tuned on.
 TUNING_SEEDS: dict[str, tuple[int, ...]] = {
-    "A": (1, 2, 3, 1101, 1102, 1103, *_rounds(5100, 5600)),
-    "B": (11, 12, 13, 2101, 2102, 2103, *_rounds(6100, 6600)),
-    "C": (31, 32, 33, *_rounds(7100, 7600)),
+    "A": (1, 2, 3, 1101, 1102, 1103, *_rounds(5100, 5800)),
+    "B": (11, 12, 13, 2101, 2102, 2103, *_rounds(6100, 6800)),
+    "C": (31, 32, 33, *_rounds(7100, 7800)),
 }
 #: Seeds per generator never looked at while tuning.
 HELD_OUT_SEEDS: dict[str, tuple[int, ...]] = {
-    "A": (5701, 5702, 5703, 5704, 5705),
-    "B": (6701, 6702, 6703, 6704, 6705),
-    "C": (7701, 7702, 7703, 7704, 7705),
+    "A": (5901, 5902, 5903, 5904, 5905),
+    "B": (6901, 6902, 6903, 6904, 6905),
+    "C": (7901, 7902, 7903, 7904, 7905),
 }
 GENERATORS: dict[str, Callable[[int, int], Table]] = {
     "A": anomaly_data.make_table,
