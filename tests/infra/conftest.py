@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import textwrap
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -144,3 +144,28 @@ def pg_project(
             conn.execute(f'DROP DATABASE IF EXISTS "{project.database}" WITH (FORCE)')
             for role in roles:
                 conn.execute(f'DROP ROLE IF EXISTS "{role}"')
+
+
+@pytest.fixture()
+def make_applier(pg_project: PgProject) -> Iterator[Callable[[str, bool], str]]:
+    """Makes a LOGIN role (not SUPERUSER) with the given rights, owner of the test database
+    or not; what it owns goes back to the admin afterwards, for the project's cleanup."""
+    name = f"{pg_project.prefix}applier"
+
+    def make(rights: str, owner: bool) -> str:
+        with pg_project.connect() as admin:
+            admin.execute(f'CREATE ROLE "{name}" LOGIN NOSUPERUSER {rights}')
+            if owner:
+                admin.execute(f'ALTER DATABASE "{pg_project.database}" OWNER TO "{name}"')
+        return name
+
+    yield make
+    with pg_project.connect() as admin:
+        if admin.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (name,)).fetchone():
+            admin.execute(f'REASSIGN OWNED BY "{name}" TO CURRENT_USER')
+
+
+@pytest.fixture()
+def applier(make_applier: Callable[[str, bool], str]) -> str:
+    """A LOGIN role with CREATEROLE (not SUPERUSER) that owns the test database."""
+    return make_applier("CREATEROLE", True)

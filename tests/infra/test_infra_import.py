@@ -138,6 +138,49 @@ def test_import_gives_an_empty_plan_then_tightening_plans_exactly_it(
     assert statements == [f'REVOKE "{reader}" FROM "{bob}"']
 
 
+@pytest.mark.postgres
+def test_import_replace_after_stackyard_applied_it_is_lossless(
+    pg_project: PgProject, applier: str
+) -> None:
+    """A project stackyard applied as a non-superuser (which holds every login role that
+    creates tables, to set their default privileges) imports back as it was declared."""
+    pg_project.write(user=applier)
+    path = pg_project.path
+    for args in (
+        ("user", "add", "alice"),
+        ("user", "add", "SVC_BI", "--service", "--role", "REPORTING_READER"),
+        ("user", "add", "SVC_FIVETRAN", "--service", "--loader", "fivetran", "--schema", "sf"),
+        ("apply", "-t", "prod"),
+    ):
+        code, output = _cli(path, *args)
+        assert code == 0, output
+    before = yaml.safe_load((path / "stackyard.yml").read_text(encoding="utf-8"))["access"]
+    code, output = _cli(path, "import", "access", "-t", "prod", "--replace")
+    assert code == 0, output
+    access = yaml.safe_load((path / "stackyard.yml").read_text(encoding="utf-8"))["access"]
+    # alice is held by the applying user, which does not make her a service account.
+    assert access["people"]["ALICE"] == {"roles": ["ANALYTICS_DEVELOPER"]}
+    assert "ALICE" not in access["service_accounts"]
+    # The databases' READER/WRITER pairs are their database roles again, not plain roles.
+    assert {"DLT", "ANALYTICS", "ANALYTICS_DEV", "FIVETRAN"} <= set(access["databases"])
+    fivetran = access["databases"]["FIVETRAN"]
+    assert (fivetran["schemas"], fivetran["loader"]) == (["sf"], "fivetran")
+    assert not any("_DB_" in role for role in access["roles"])
+    assert not any(entry.get("database_roles") is False for entry in access["databases"].values())
+    # The public keys Postgres never shows back are kept.
+    for name in ("SVC_BI", "SVC_FIVETRAN"):
+        kept = access["service_accounts"][name]
+        assert kept["rsa_public_key"] == before["service_accounts"][name]["rsa_public_key"]
+    assert access["service_accounts"]["SVC_FIVETRAN"]["loader"] == "fivetran"
+    code, output = _cli(path, "policy", "check")
+    assert code == 0, output
+    code, plan = _plan_json(pg_project)
+    assert (code, plan["steps"]) == (0, []), plan
+    code, output = _cli(path, "apply", "-t", "prod")
+    assert code == 0, output
+    assert "nothing to apply" in output
+
+
 def test_snowflake_recorded_show_output_gives_an_empty_plan(tmp_path: Path) -> None:
     path = project(tmp_path)
     recorded = FIXTURES / "snowflake_show_handmade.json"

@@ -4,7 +4,7 @@ whose objects it reassigns); without those rights the plan is refused, naming th
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import psycopg
 import pytest
@@ -22,31 +22,6 @@ people:
 roles:
   FINANCE_ANALYST: {member_of: [ANALYTICS_DEVELOPER]}
 """
-
-
-@pytest.fixture()
-def make_applier(pg_project: PgProject) -> Iterator[Callable[[str, bool], str]]:
-    """Makes a LOGIN role (not SUPERUSER) with the given rights, owner of the test database
-    or not; what it owns goes back to the admin afterwards, for the project's cleanup."""
-    name = f"{pg_project.prefix}applier"
-
-    def make(rights: str, owner: bool) -> str:
-        with pg_project.connect() as admin:
-            admin.execute(f'CREATE ROLE "{name}" LOGIN NOSUPERUSER {rights}')
-            if owner:
-                admin.execute(f'ALTER DATABASE "{pg_project.database}" OWNER TO "{name}"')
-        return name
-
-    yield make
-    with pg_project.connect() as admin:
-        if admin.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (name,)).fetchone():
-            admin.execute(f'REASSIGN OWNED BY "{name}" TO CURRENT_USER')
-
-
-@pytest.fixture()
-def applier(make_applier: Callable[[str, bool], str]) -> str:
-    """A LOGIN role with CREATEROLE (not SUPERUSER) that owns the test database."""
-    return make_applier("CREATEROLE", True)
 
 
 def _can(project: PgProject, role: str, sql: str) -> bool:

@@ -258,7 +258,9 @@ class AccessControl:
 
         from stackyard.config.access import AccessConfig
         from stackyard.config.edit import ProjectFile
-        from stackyard.infra.importer import ENTRY_SECTIONS, Naming, derive, kept_as_is, settle
+        from stackyard.infra.import_derive import derive
+        from stackyard.infra.import_scope import Naming
+        from stackyard.infra.importer import ENTRY_SECTIONS, kept_as_is, settle
 
         config = self.project.config
         name = self.project.target_name(target)
@@ -324,7 +326,8 @@ class AccessControl:
                 declaration_hash=declaration.digest(),
             )
 
-        access, skipped = derive(live, naming, database, base)
+        previous = build_declaration(config)
+        access, skipped = derive(live, naming, database, base, previous)
         access, taken, plan = settle(access, plan_for, naming)
         checked = config.model_copy(update={"access": AccessConfig.model_validate(access)})
         engine = engine_type.for_target(build_declaration(checked), target_config)
