@@ -1,5 +1,6 @@
 """`apply plan.json -t prod` is accepted when the plan is for prod (and refused, naming both,
-when it is not); `user remove` says what the user loses."""
+when it is not); `apply --allow-destructive` does not ask for itself; `user remove` says what
+the user loses and which of its key files are kept."""
 
 from __future__ import annotations
 
@@ -40,3 +41,35 @@ def test_user_remove_says_what_the_user_loses(tmp_path: Path) -> None:
     flat = " ".join(alice.output.split())
     assert "role ANALYTICS_DEVELOPER" in flat and "write ANALYTICS_DEV.dev_alice" in flat
     assert "read DLT.shop_db" in flat
+
+
+def test_apply_allow_destructive_does_not_ask_for_allow_destructive(pg_project: PgProject) -> None:
+    pg_project.write("people: {alice: {}}")
+    path = str(pg_project.path)
+    applied = runner.invoke(app, ["apply", "-t", "prod", "-p", path])
+    assert applied.exit_code == 0, applied.output
+    pg_project.write("people: {}")
+    refused = runner.invoke(app, ["apply", "-t", "prod", "-p", path])
+    assert refused.exit_code == 2 and "--allow-destructive" in refused.output
+    applied = runner.invoke(app, ["apply", "-t", "prod", "--allow-destructive", "-p", path])
+    assert applied.exit_code == 0, applied.output
+    assert "DROP ROLE" in applied.output and "applied" in applied.output
+    assert "--allow-destructive" not in applied.output
+
+
+def test_user_remove_names_only_key_files_that_exist(tmp_path: Path) -> None:
+    path = project(tmp_path, "people: {rita: {roles: [REPORTING_READER]}}")
+    person = runner.invoke(app, ["user", "remove", "rita", "-p", str(path)])
+    assert person.exit_code == 0, person.output
+    assert "key" not in person.output
+    for args in (["SVC_BI", "--role", "REPORTING_READER"], ["SVC_CI", "--print-key"]):
+        added = runner.invoke(app, ["user", "add", *args, "--service", "-p", str(path)])
+        assert added.exit_code == 0, added.output
+    (key_file,) = (path / ".stackyard" / "keys").glob("svc_bi-*.p8")
+    service = runner.invoke(app, ["user", "remove", "SVC_BI", "-p", str(path)])
+    assert service.exit_code == 0, service.output
+    flat = " ".join(service.output.split())
+    assert f"kept: .stackyard/keys/{key_file.name}; delete it once no client uses it" in flat
+    printed = runner.invoke(app, ["user", "remove", "SVC_CI", "-p", str(path)])
+    assert printed.exit_code == 0, printed.output
+    assert "key" not in printed.output

@@ -45,6 +45,13 @@ def test_user_add_refuses_reserved_names(tmp_path: Path, name: str) -> None:
     assert not (path / ".stackyard" / "keys").exists()
 
 
+def test_user_add_public_says_it_is_a_built_in_role(tmp_path: Path) -> None:
+    path = project(tmp_path)
+    result = runner.invoke(app, ["user", "add", "public", "--project", str(path)])
+    assert result.exit_code == 2, result.output
+    assert "cannot add user 'public': it is a built-in role" in " ".join(result.output.split())
+
+
 @pytest.mark.parametrize(
     "access",
     [

@@ -89,6 +89,23 @@ def test_invalid_user_changes_write_nothing(tmp_path: Path) -> None:
     assert (path / "stackyard.yml").read_text() == before
 
 
+def test_user_add_invalid_name_says_so_and_names_stackyard_yml(tmp_path: Path) -> None:
+    path = project(tmp_path)
+    before = (path / "stackyard.yml").read_text()
+    result = runner.invoke(app, ["user", "add", "bob-x", "--project", str(path)])
+    assert result.exit_code == 2, result.output
+    flat = " ".join(result.output.split())
+    assert "cannot add user 'bob-x': a user's name is letters, digits and _" in flat
+    assert "'bob_x'" in flat and ".stackyard-" not in flat
+    # Any edit stackyard.yml would refuse names the file and line, not a temporary file.
+    result = runner.invoke(app, ["user", "add", "dave", "--role", "x-y", "--project", str(path)])
+    assert result.exit_code == 2, result.output
+    flat = " ".join(result.output.split())
+    assert "stackyard.yml:" in flat and ".stackyard-" not in flat
+    assert (path / "stackyard.yml").read_text() == before
+    assert sorted(p.name for p in path.iterdir() if p.name.startswith(".stackyard-")) == []
+
+
 def test_rotate_key_uses_slot_two_then_finish_replaces_slot_one(tmp_path: Path) -> None:
     path = project(tmp_path)
     Context(path).users().add("SVC_DLT", service=True)

@@ -129,7 +129,7 @@ def apply(
     if not result.plan.has_changes:
         out.print("nothing to apply: the warehouse matches the declaration")
         return
-    out.print(explain(result.plan), markup=False, highlight=False, soft_wrap=True)
+    out.print(explain(result.plan, applied=True), markup=False, highlight=False, soft_wrap=True)
     out.print(
         f"[green]✔[/] applied {result.statements_run} statements in one transaction",
         highlight=False,

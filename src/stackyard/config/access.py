@@ -40,7 +40,7 @@ def _check_names(
             )
         reason = reserved_reason(name) if principal else None
         if reason:
-            raise ValueError(f"{what} {reason}: pick another name")
+            raise ValueError(f"{what} '{name}': {reason}; pick another name")
 
 
 class DatabaseConfig(StrictModel):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -145,24 +146,28 @@ class ProjectFile:
         self._write(text, replace=True)
 
     def _write(self, text: str, *, replace: bool) -> ProjectConfig:
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".stackyard-", suffix=".yml")
+        # The draft keeps the file's own name (in a folder of its own beside it, so the
+        # replace is atomic): an error points at stackyard.yml:LINE, not at a temporary name.
+        folder = Path(tempfile.mkdtemp(dir=self.path.parent, prefix=".stackyard-"))
+        draft = folder / self.path.name
         try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(text)
+            draft.write_text(text, encoding="utf-8")
+            if self.path.exists():  # the file keeps its permissions
+                draft.chmod(stat.S_IMODE(self.path.stat().st_mode))
             try:
-                config = load_project_config(Path(tmp))
+                config = load_project_config(draft)
             except ConfigError as exc:
                 raise ConfigError(
                     f"the change would make {self.path.name} invalid, so it was not made:\n"
                     f"{exc.message}",
-                    hint="check the options given; stackyard.yml is unchanged",
+                    hint=f"check the options given; {self.path.name} is unchanged",
                 ) from None
             if replace:
-                os.replace(tmp, self.path)
+                os.replace(draft, self.path)
             return config
         finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+            draft.unlink(missing_ok=True)
+            folder.rmdir()
 
     def restore(self) -> None:
         """Put the file back exactly as it was when opened."""

@@ -34,21 +34,18 @@ def reserved_reason(name: str) -> str | None:
     """Why ``name`` cannot be a declared role or user, or ``None`` when it can.
 
     >>> reserved_reason("public")
-    "'public' is a built-in role of the warehouse (PUBLIC is held by every user)"
+    'it is a built-in role of the warehouse (PUBLIC is held by every user)'
     >>> reserved_reason("Pg_Read_All_Data")
-    "'Pg_Read_All_Data' starts with pg_, which Postgres keeps for its predefined roles"
+    'it starts with pg_, which Postgres keeps for its predefined roles'
     >>> reserved_reason("ANALYTICS_DEVELOPER") is None
     True
     """
     upper = name.upper()
     if upper == "PUBLIC":
-        return f"'{name}' is a built-in role of the warehouse (PUBLIC is held by every user)"
+        return "it is a built-in role of the warehouse (PUBLIC is held by every user)"
     if upper in RESERVED_ROLE_NAMES:
-        return f"'{name}' is a built-in role or keyword of the warehouse"
+        return "it is a built-in role or keyword of the warehouse"
     for prefix in RESERVED_PREFIXES:
         if upper.startswith(prefix):
-            return (
-                f"'{name}' starts with {prefix.lower()}, which Postgres keeps for its "
-                "predefined roles"
-            )
+            return f"it starts with {prefix.lower()}, which Postgres keeps for its predefined roles"
     return None

@@ -38,12 +38,14 @@ def access_changes(plan: Plan) -> list[AccessChange]:
     ]
 
 
-def explain(plan: Plan, *, limit: int = 8) -> str:
+def explain(plan: Plan, *, limit: int = 8, applied: bool = False) -> str:
     """The plan as text: statements (destructive ones marked ``!``), then the access summary.
 
     Args:
         plan: the plan.
         limit: how many items of one grantee's gains or losses to list before summarising.
+        applied: the plan was applied (its destructive steps were allowed): no hint to
+            allow them.
 
     Returns:
         Plain text for a terminal or a CI log.
@@ -80,6 +82,6 @@ def explain(plan: Plan, *, limit: int = 8) -> str:
             f"kept: {len(plan.unmanaged)} grants on declared objects to roles this project does "
             "not declare (`stackyard access review` lists them)"
         )
-    if plan.destructive_steps:
+    if plan.destructive_steps and not applied:
         lines.append("destructive steps need: stackyard apply --allow-destructive")
     return "\n".join(lines)

@@ -8,10 +8,12 @@ is validated, the access declaration included, before stackyard.yml is replaced.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from stackyard.config.access import PRINCIPAL_PATTERN
 from stackyard.config.edit import ProjectFile
 from stackyard.config.names import reserved_reason
 from stackyard.config.project import Project
@@ -26,7 +28,7 @@ from stackyard.infra.layout import build_declaration
 from stackyard.infra.loaders import declare_loader
 from stackyard.infra.plan import Plan
 from stackyard.infra.service import AccessControl
-from stackyard.infra.users import KeyPair, generate_key_pair, write_private_key
+from stackyard.infra.users import KEYS_DIR, KeyPair, generate_key_pair, write_private_key
 from stackyard.runbooks.steps import RunbookPlan, RunbookStep
 from stackyard.session import Sessions
 
@@ -85,7 +87,12 @@ class UsersRunbook:
         key_backend: str | None = None,
         key_name: str | None = None,
     ) -> RunbookPlan:
-        """The steps ``add`` would take, each with its rollback; nothing is changed."""
+        """The steps ``add`` would take, each with its rollback; nothing is changed.
+
+        Raises:
+            UsageError: the name cannot be a user's (see :meth:`add`).
+        """
+        _check_new_name(name)
         user = name.upper() if service else name.lower()
         section = "service_accounts" if service else "people"
         granted = ", ".join(roles or []) or (
@@ -188,12 +195,7 @@ class UsersRunbook:
                 hint=f"e.g. `stackyard user add {name.upper()} --service --loader fivetran "
                 "--schema salesforce`; nothing was written",
             )
-        reserved = reserved_reason(name)
-        if reserved:
-            raise UsageError(
-                f"cannot add user {reserved}",
-                hint="pick another name; nothing was written",
-            )
+        _check_new_name(name)
         file = ProjectFile(self.project.config_file)
         declaration = self.access.declaration()
         existing = declaration.user(name) or declaration.role(name)
@@ -401,7 +403,7 @@ class UsersRunbook:
                     "removed",
                     loses=_what_it_held(before, name),
                     next_step="run `stackyard plan` to review, then `stackyard apply "
-                    "--allow-destructive` (its key files in .stackyard/keys are kept)",
+                    f"--allow-destructive`{_kept_keys(self.project.project_dir, key)}",
                 )
         declaration = self.access.declaration()
         user = declaration.user(name)
@@ -416,6 +418,39 @@ class UsersRunbook:
             f"no user '{name}' is declared{did_you_mean(name.upper(), known)}",
             hint=f"declared users: {', '.join(known) or '(none)'}",
         )
+
+
+def _check_new_name(name: str) -> None:
+    """Refuse a name no user can have, before anything is written.
+
+    Raises:
+        UsageError: not letters, digits and _ starting with a letter, or a built-in role.
+    """
+    if not re.match(PRINCIPAL_PATTERN, name):
+        fixed = re.sub(r"[^A-Za-z0-9_]", "_", name)
+        example = f" (e.g. '{fixed}')" if re.match(PRINCIPAL_PATTERN, fixed) else ""
+        raise UsageError(
+            f"cannot add user '{name}': a user's name is letters, digits and _, starting with "
+            "a letter, at most 63 characters",
+            hint=f"pick another name{example}; nothing was written",
+        )
+    reserved = reserved_reason(name)
+    if reserved:
+        raise UsageError(
+            f"cannot add user '{name}': {reserved}",
+            hint="pick another name; nothing was written",
+        )
+
+
+def _kept_keys(project_dir: Path, user: str) -> str:
+    """The user's private key files that ``remove`` leaves in place, said only when there
+    are some (a person has none; a key may have gone to a secret manager or the screen)."""
+    files = sorted((project_dir / KEYS_DIR).glob(f"{user.lower()}-*.p8"))
+    if not files:
+        return ""
+    shown = ", ".join(str(f.relative_to(project_dir)) for f in files)
+    them = "them" if len(files) > 1 else "it"
+    return f" (kept: {shown}; delete {them} once no client uses {them})"
 
 
 def _what_it_held(declaration: Declaration, name: str) -> tuple[str, ...]:
