@@ -100,6 +100,38 @@ def test_perf_on_the_example_history(tmp_path: Path) -> None:
     assert "candidate for materialized='incremental'" in text
 
 
+def test_perf_does_not_suggest_incremental_for_an_incremental_model(tmp_path: Path) -> None:
+    import duckdb
+
+    project = init_project(tmp_path / "shop").path
+    database = project / ".stackyard" / "dev.duckdb"
+    database.parent.mkdir(mode=0o700, exist_ok=True)
+    with duckdb.connect(str(database)) as con:
+        con.execute("CREATE SCHEMA raw; CREATE SCHEMA marts")
+        con.execute("CREATE TABLE raw.events AS SELECT range AS id FROM range(20000)")
+        for model in ("daily_table", "daily_incremental"):
+            con.execute(f"CREATE TABLE marts.{model} AS SELECT range AS day FROM range(10)")
+    source = {"resource_type": "source", "relation_name": "x", "schema": "raw", "name": "events"}
+    nodes = {
+        f"model.shop.{model}": {
+            "resource_type": "model",
+            "name": model,
+            "schema": "marts",
+            "relation_name": f"marts.{model}",
+            "config": {"materialized": materialized},
+            "depends_on": {"nodes": ["source.shop.raw.events"]},
+        }
+        for model, materialized in (("daily_table", "table"), ("daily_incremental", "incremental"))
+    }
+    manifest = project / "transform" / "target" / "manifest.json"
+    manifest.parent.mkdir(parents=True, exist_ok=True)
+    manifest.write_text(json.dumps({"nodes": nodes, "sources": {"source.shop.raw.events": source}}))
+    report = cli(project, "perf", "--json")
+    assert [s["model"] for s in report["scans"]] == ["daily_table"]
+    text = cli(project, "perf")
+    assert "daily_table (table)" in text and "daily_incremental" not in text
+
+
 @pytest.mark.slow
 def test_upgrade_test_runs_on_a_clone_and_leaves_the_target_alone(tmp_path: Path) -> None:
     import hashlib

@@ -2,9 +2,10 @@
 
 Read-only. From run history in the ``stackyard`` schema: the slowest models and their trend
 (the last run against the median of the runs before it), and each source's load time with
-its trend and rows per run. From dbt's manifest and the warehouse: models
-that read far more rows than they write (candidates for ``incremental``), and partition and
-cluster keys suggested by the columns that downstream SQL filters and joins the table on.
+its trend and rows per run. From dbt's manifest and the warehouse: models materialized as
+tables that read far more rows than they write (candidates for ``incremental``), and
+partition and cluster keys suggested by the columns that downstream SQL filters and joins
+the table on.
 """
 
 from __future__ import annotations
@@ -46,7 +47,8 @@ class Timing:
 
 @dataclass(frozen=True)
 class ScanRatio:
-    """A model that reads far more rows than it writes.
+    """A table model that reads far more rows than it writes (a candidate for
+    ``incremental``).
 
     Attributes:
         model: the model.
@@ -228,7 +230,9 @@ class Perf:
         for unique_id, node in manifest["nodes"].items():
             materialized = node.get("config", {}).get("materialized")
             relation = self._relation(node)
-            if node["resource_type"] != "model" or materialized not in ("table", "incremental"):
+            # Only a table rebuilds all of its history each run: an incremental model is what
+            # the report would suggest already.
+            if node["resource_type"] != "model" or materialized != "table":
                 continue
             if relation is None:
                 continue
