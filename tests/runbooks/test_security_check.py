@@ -168,3 +168,39 @@ def test_no_git_history_is_skipped_not_failed(tmp_path: Path) -> None:
     code, report = check(root)
     assert code == 0
     assert "secrets-in-git-history" in report["skipped"]
+
+
+def test_a_password_url_the_config_refuses_is_a_finding_not_a_config_error(
+    example: Path,
+) -> None:
+    config = example / "stackyard.yml"
+    text = config.read_text()
+    assert "connection: sqlite:///sources/jaffle_app.sqlite" in text
+    # The config refuses a connection URL with a password, so the project does not load.
+    config.write_text(
+        text.replace(
+            "connection: sqlite:///sources/jaffle_app.sqlite",
+            "connection: postgresql://loader:Hunter2Secret@db.example.com/app",
+        )
+    )
+    line = next(i for i, t in enumerate(config.read_text().splitlines(), 1) if "Hunter2" in t)
+    code, report = check(example)
+    assert code == 1
+    assert [(f["check"], f["where"]) for f in report["findings"]] == [
+        ("secrets-in-config", f"stackyard.yml:{line}")
+    ]
+    assert "a URL with a password" in report["findings"][0]["message"]
+    # What needs the validated config is skipped, and says why.
+    assert "does not validate" in report["skipped"]["network-deadlines"]
+    assert "Hunter2Secret" not in json.dumps(report)
+    human = runner.invoke(app, ["security", "check", "-p", str(example)])
+    assert human.exit_code == 1, human.output
+    assert "secrets-in-config stackyard.yml:" in human.output
+
+
+def test_an_invalid_config_without_a_secret_is_still_a_config_error(example: Path) -> None:
+    config = example / "stackyard.yml"
+    config.write_text(config.read_text().replace("targets:", "targetz:", 1))
+    result = runner.invoke(app, ["security", "check", "-p", str(example)])
+    assert result.exit_code == 2, result.output
+    assert "targetz" in result.output

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from stackyard.cli.common import JsonOpt, ProjectOpt, TargetOpt, _context, _guard, _print_json, out
+from stackyard.cli.common import JsonOpt, ProjectOpt, TargetOpt, _guard, _print_json, out
 
 security_app = typer.Typer(
     name="security",
@@ -36,10 +36,10 @@ def check(
     """Check file permissions, secrets in stackyard.yml and git history, roles with more
     than declared, PUBLIC access, password logins, key ages and network deadlines.
     Exit 1 when anything is found. Without -t the warehouse is not read."""
+    from stackyard.context import check_security
+
     report = _guard(
-        lambda: _context(project).security_check(
-            target, rotation_days=rotation_days, live_state=live_state
-        )
+        lambda: check_security(project, target, rotation_days=rotation_days, live_state=live_state)
     )
     if as_json:
         _print_json(report.to_dict())

@@ -279,3 +279,47 @@ class Context(RunbookMethods):
         from stackyard.monitors.service import Monitoring
 
         return Monitoring(self.project, self._sessions)
+
+
+def check_security(
+    path: str | Path | None = None,
+    target: str | None = None,
+    *,
+    rotation_days: int = 90,
+    live_state: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> SecurityReport:
+    """``stackyard security check`` on a project, even one whose stackyard.yml does not
+    validate: the config refuses a secret written in it (a URL with a password), which is a
+    finding of this check, not a reason to stop. Such a file gets the checks that need only
+    the project's files (see :func:`stackyard.runbooks.security.unvalidated_security_check`).
+
+    Args:
+        path: the project folder, a folder inside it, or its stackyard.yml.
+        target: a target whose warehouse access is read; ``None`` checks the project only.
+        rotation_days: keys older than this many days are reported.
+        live_state: a recorded live state (SHOW output) instead of connecting.
+        environ: environment for secret lookup; default: ``os.environ``.
+
+    Returns:
+        The report; ``report.ok`` is ``False`` when anything was found.
+
+    Raises:
+        ProjectNotFoundError: no stackyard.yml was found.
+        ConfigError: stackyard.yml is invalid and holds no secret.
+    """
+    from stackyard.config.loader import find_project_file
+    from stackyard.errors import ConfigError, ProjectNotFoundError
+    from stackyard.runbooks.security import unvalidated_security_check
+
+    try:
+        context = Context(path, environ=environ)
+    except ProjectNotFoundError:
+        raise
+    except ConfigError as exc:
+        config_file = find_project_file(Path(path) if path else Path.cwd())
+        return unvalidated_security_check(
+            config_file, exc, rotation_days=rotation_days, environ=environ
+        )
+    with context:
+        return context.security_check(target, rotation_days=rotation_days, live_state=live_state)

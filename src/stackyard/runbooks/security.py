@@ -22,14 +22,17 @@ from __future__ import annotations
 
 import stat
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from stackyard.config.loader import read_yaml_with_lines
 from stackyard.config.model import PythonSource, RestApiSource, SqlDatabaseSource
 from stackyard.config.private import PRIVATE_DIR, TRACE_FILE
 from stackyard.config.project import Project
-from stackyard.config.secrets import SECRETS_FILE
+from stackyard.config.secrets import SECRETS_FILE, Secrets
+from stackyard.errors import ConfigError
 from stackyard.infra.service import AccessControl
 from stackyard.runbooks.secret_scan import (
     deadline_problems,
@@ -118,21 +121,9 @@ def security_check(
     findings: list[Finding] = []
     skipped: dict[str, str] = {}
     findings += _permissions(project_dir)
-    known = _known_secret_values(project)
-    for line, what in secret_lines(project.config_file.read_text(encoding="utf-8"), known):
-        findings.append(
-            Finding(
-                "secrets-in-config",
-                f"{project.config_file.name}:{line}",
-                f"{what} in stackyard.yml",
-                "move the value to .stackyard/secrets.toml or the environment and write "
-                "{secret: NAME} in its place; then rotate it, since it was exposed",
-            )
-        )
-    history, reason = git_history_findings(project_dir, known)
-    if reason:
-        skipped["secrets-in-git-history"] = reason
-    findings += [Finding("secrets-in-git-history", *item) for item in history]
+    known = _known_secret_values(project.secrets, project.config.model_dump(by_alias=True))
+    findings += _secrets_in_config(project.config_file, known)
+    findings += _git_history(project_dir, known, skipped)
     findings += _access_findings(project, access, target, live_state, skipped)
     findings += _key_ages(project_dir, rotation_days)
     findings += _deadlines(project)
@@ -142,6 +133,72 @@ def security_check(
         findings=tuple(findings),
         skipped=skipped,
     )
+
+
+def unvalidated_security_check(
+    config_file: Path,
+    error: ConfigError,
+    *,
+    rotation_days: int = DEFAULT_ROTATION_DAYS,
+    environ: Mapping[str, str] | None = None,
+) -> SecurityReport:
+    """The checks that need only the project's files, for a stackyard.yml that does not
+    validate: a secret in it is what the check is for (the config refuses a URL with a
+    password, so the project cannot load), and is reported as a finding.
+
+    Args:
+        config_file: the project's stackyard.yml.
+        error: why it does not validate.
+        rotation_days: keys older than this many days are reported.
+        environ: the environment secrets are read from (default: the process's).
+
+    Returns:
+        The report; the checks that need the validated config are listed as skipped.
+
+    Raises:
+        ConfigError: ``error`` itself, when no secret is found in the raw file: then the file
+            is only invalid, which is what to fix first.
+    """
+    from stackyard.config.secrets import Secrets
+
+    project_dir = config_file.parent
+    try:  # the names of its {secret: NAME} references, if the file reads as YAML at all
+        data, _ = read_yaml_with_lines(config_file)
+    except ConfigError:
+        data = None
+    known = _known_secret_values(Secrets(project_dir, environ), data)
+    in_config = _secrets_in_config(config_file, known)
+    if not in_config:
+        raise error
+    why = f"{config_file.name} does not validate; fix it, then run the check again"
+    skipped = {
+        check: why
+        for check in ("excess-privileges", "public-access", "password-auth", "network-deadlines")
+    }
+    findings = [*_permissions(project_dir), *in_config]
+    findings += _git_history(project_dir, known, skipped)
+    findings += _key_ages(project_dir, rotation_days)
+    return SecurityReport(None, CHECKS, tuple(findings), skipped)
+
+
+def _secrets_in_config(config_file: Path, known: list[str]) -> list[Finding]:
+    return [
+        Finding(
+            "secrets-in-config",
+            f"{config_file.name}:{line}",
+            f"{what} in {config_file.name}",
+            "move the value to .stackyard/secrets.toml or the environment and write "
+            "{secret: NAME} in its place; then rotate it, since it was exposed",
+        )
+        for line, what in secret_lines(config_file.read_text(encoding="utf-8"), known)
+    ]
+
+
+def _git_history(project_dir: Path, known: list[str], skipped: dict[str, str]) -> list[Finding]:
+    history, reason = git_history_findings(project_dir, known)
+    if reason:
+        skipped["secrets-in-git-history"] = reason
+    return [Finding("secrets-in-git-history", *item) for item in history]
 
 
 def _permissions(project_dir: Path) -> list[Finding]:
@@ -213,14 +270,13 @@ def _open_to_others(path: Path) -> bool:
         return False
 
 
-def _known_secret_values(project: Project) -> list[str]:
+def _known_secret_values(secrets: Secrets, config: Any) -> list[str]:
     """Secret values this project uses: from secrets.toml, and from the environment
-    variables its config names. Short values are left out (too many false matches)."""
-    from stackyard.errors import ConfigError
-
-    names = _secret_names(project.config.model_dump(by_alias=True))
+    variables its config (a mapping as read) names. Short values are left out (too many false
+    matches)."""
+    names = _secret_names(config)
     try:
-        values = project.secrets.values(names)
+        values = secrets.values(names)
     except ConfigError:  # an unreadable secrets file; the commands that need it say so
         values = set()
     return sorted(v for v in values if len(v) >= 8)
