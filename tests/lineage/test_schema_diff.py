@@ -93,3 +93,56 @@ def test_an_unknown_ref_is_a_usage_error(example: Path) -> None:
     done = stackyard("schema", "diff", "--against", "no-such-ref", cwd=example, check=False)
     assert done.returncode == 2
     assert "no-such-ref" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("spec", "suggested"),
+    [
+        ("stg_dlt__customers.customer_nme", "customer_name"),
+        ("stg_dlt__custmers.customer_name", "stg_dlt__customers"),
+    ],
+)
+def test_approving_a_misspelt_name_is_refused_with_the_closest_one(
+    example: Path, spec: str, suggested: str
+) -> None:
+    before = (example / "stackyard.yml").read_text()
+
+    done = stackyard(
+        "schema",
+        "approve",
+        spec,
+        "--change",
+        "rename",
+        "--reason",
+        "typo",
+        cwd=example,
+        check=False,
+    )
+
+    assert done.returncode == 2
+    assert f"did you mean '{suggested}'" in done.stderr
+    assert (example / "stackyard.yml").read_text() == before
+
+
+def test_approving_a_column_only_the_warehouse_still_has_is_accepted(example: Path) -> None:
+    sql = example / STAGING
+    sql.write_text(sql.read_text().replace("name as customer_name", "name as full_name"))
+
+    done = stackyard(
+        "schema",
+        "approve",
+        "staging.stg_dlt__customers.CUSTOMER_NAME",
+        "--change",
+        "rename",
+        "--reason",
+        "told",
+        "--json",
+        cwd=example,
+    )
+
+    # Named as `schema diff` names it, so the approval matches the change.
+    assert json.loads(done.stdout)["node"] == "stg_dlt__customers"
+    assert json.loads(done.stdout)["column"] == "customer_name"
+    diff = json.loads(stackyard("schema", "diff", "--json", cwd=example).stdout)
+    rename = next(c for c in diff["changes"] if c["change"] == "rename")
+    assert rename["approved"] is True

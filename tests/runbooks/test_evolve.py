@@ -69,7 +69,7 @@ def test_a_rename_goes_through_three_phases_each_on_its_own(example: Path) -> No
 def test_phases_keep_their_order_contract_waits_and_rollback_restores(example: Path) -> None:
     original = (example / STAGING).read_text()
     skipped = stackyard(*RENAME, "--phase", "migrate", cwd=example, check=False)
-    assert skipped.returncode == 1 and "apply expand first" in skipped.stdout
+    assert skipped.returncode == 2 and "run --phase expand first" in skipped.stderr
 
     stackyard(*RENAME, "--phase", "expand", "--contract-after", "2999-01-01", cwd=example)
     stackyard(*RENAME, "--phase", "migrate", cwd=example)
@@ -85,6 +85,43 @@ def test_phases_keep_their_order_contract_waits_and_rollback_restores(example: P
     done = stackyard(*RENAME, "--rollback", "expand", "--json", cwd=example)
 
     assert json.loads(done.stdout)["rolled_back"] == ["expand"]
+    assert (example / STAGING).read_text() == original
+    assert "full_name" not in _columns(example, "staging.stg_dlt__customers")
+
+
+def test_phases_out_of_order_are_refused_before_anything_runs(example: Path) -> None:
+    original = (example / STAGING).read_text()
+
+    # expand would run first and then contract would stop: refused as a whole instead.
+    done = stackyard(*RENAME, "--phase", "expand", "--phase", "contract", cwd=example, check=False)
+
+    assert done.returncode == 2
+    assert "contract cannot run before migrate: run --phase migrate first" in done.stderr
+    assert (example / STAGING).read_text() == original
+    assert not (example / ".stackyard" / "evolve").exists()
+    assert "full_name" not in _columns(example, "staging.stg_dlt__customers")
+
+
+def test_every_phase_rolls_back_after_contract_from_the_saved_state(example: Path) -> None:
+    original = (example / STAGING).read_text()
+    for phase in ("expand", "migrate", "contract"):
+        stackyard(*RENAME, "--phase", phase, cwd=example)
+    assert "customer_name" not in _columns(example, "staging.stg_dlt__customers")
+
+    # The old column is gone from the project and the warehouse: the journal says what to do.
+    early = stackyard(*RENAME, "--rollback", "migrate", cwd=example, check=False)
+    assert early.returncode == 2 and "roll back contract first" in early.stderr
+    other = stackyard(*RENAME[:-1], "fullname", "--rollback", "contract", cwd=example, check=False)
+    assert other.returncode == 2 and "rename to full_name" in other.stderr
+
+    done = json.loads(stackyard(*RENAME, "--rollback", "contract", "--json", cwd=example).stdout)
+    assert done["rolled_back"] == ["contract"] and not done["failed"]
+    assert [p["status"] for p in done["phases"]] == ["applied", "applied", "pending"]
+    assert {"customer_name", "full_name"} <= set(_columns(example, "staging.stg_dlt__customers"))
+    assert "stg_dlt__customers" not in (example / "stackyard.yml").read_text()  # approval undone
+
+    stackyard(*RENAME, "--rollback", "migrate", cwd=example)
+    stackyard(*RENAME, "--rollback", "expand", cwd=example)
     assert (example / STAGING).read_text() == original
     assert "full_name" not in _columns(example, "staging.stg_dlt__customers")
 

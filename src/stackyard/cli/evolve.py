@@ -1,11 +1,14 @@
 """Schema-evolution commands: ``evolve rename`` and ``evolve retype``.
 
 Exit codes: 0 the phases asked for were applied (or explained with ``--dry-run``), 1 a phase
-failed and was rolled back, or a type change was refused for too many cast failures, 2 usage.
+failed and was rolled back, or a type change was refused for too many cast failures, 2 usage
+(an unknown phase, a phase asked for before the one it needs, a rollback that cannot be done
+now): nothing was run.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
 from typing import Annotated, Any
 
@@ -67,12 +70,12 @@ def rename(
 
     def act(context: Any) -> Any:
         runbook = context.evolve(target)
+        wanted = _phases(phase, rollback)
+        if rollback:
+            return runbook.rollback("rename", spec, new, rollback)
         day = _day(contract_after) if contract_after else None
         plan = runbook.plan_rename(spec, new, day)
-        if day is not None and not dry_run:
-            runbook.set_contract_after(plan, day)
-            plan = runbook.plan_rename(spec, new, day)
-        return _act(runbook, plan, phase, dry_run, rollback)
+        return replace(plan, dry_run=True) if dry_run else runbook.apply(plan, wanted, day)
 
     _show(_with_context(project, act), as_json)
 
@@ -99,26 +102,24 @@ def retype(
 
     def act(context: Any) -> Any:
         runbook = context.evolve(target)
+        wanted = _phases(phase, rollback)
+        if rollback:
+            return runbook.rollback("retype", spec, data_type, rollback)
         plan = runbook.plan_retype(spec, data_type, max_failure_rate)
-        return _act(runbook, plan, phase, dry_run, rollback)
+        return replace(plan, dry_run=True) if dry_run else runbook.apply(plan, wanted)
 
     _show(_with_context(project, act), as_json)
 
 
-def _act(runbook: Any, plan: Any, phase: list[str] | None, dry_run: bool, rollback: Any) -> Any:
-    from dataclasses import replace
-
+def _phases(phase: list[str] | None, rollback: str | None) -> tuple[str, ...]:
+    """The phases asked for (all by default), each checked to be a phase."""
     from stackyard.errors import UsageError
 
     wanted = tuple(phase or ("expand", "migrate", "contract"))
     for name in (*wanted, *([rollback] if rollback else [])):
         if name not in ("expand", "migrate", "contract"):
             raise UsageError(f"unknown phase '{name}'", hint="phases: expand, migrate, contract")
-    if rollback:
-        return runbook.rollback(plan, rollback)
-    if dry_run:
-        return replace(plan, dry_run=True)
-    return runbook.apply(plan, wanted)
+    return wanted
 
 
 def _show(result: Any, as_json: bool) -> None:

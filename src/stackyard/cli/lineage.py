@@ -154,17 +154,18 @@ def schema_approve(
     ],
     reason: Annotated[str, typer.Option("--reason", help="Why it is fine; who was told.")],
     project: ProjectOpt = None,
+    target: TargetOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Approve a breaking change in stackyard.yml so `schema diff --check` passes."""
-    node, _, column = spec.partition(".") if spec.count(".") <= 1 else spec.rpartition(".")
-    _with_context(project, lambda c: c.approve_schema_change(node, column or "*", change, reason))
-    entry = {"node": node, "column": column or "*", "change": change, "reason": reason}
+    """Approve a breaking change in stackyard.yml so `schema diff --check` passes (the node
+    and column are checked against the project and the warehouse first)."""
+    entry = _with_context(project, lambda c: c.schema_approve(spec, change, reason, target))
     if as_json:
         _print_json(entry)
         return
     out.print(
-        f"[green]✔[/] approved {change} of {spec} in stackyard.yml (schema_changes.approved)",
+        f"[green]✔[/] approved {change} of {entry['node']}.{entry['column']} in stackyard.yml "
+        "(schema_changes.approved)",
         highlight=False,
     )
 

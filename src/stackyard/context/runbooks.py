@@ -130,8 +130,27 @@ class RunbookMethods(ContextBase):
             return service.schema_diff(approves, against_warehouse=self.warehouse(against))
         return service.schema_diff(approves, against_ref=against)
 
+    def schema_approve(
+        self, spec: str, change: str, reason: str, target: str | None = None
+    ) -> dict[str, str]:
+        """``stackyard schema approve``: approve a breaking change of ``NODE[.COLUMN]`` once
+        its names are checked against the project and ``target``'s warehouse.
+
+        Returns:
+            The entry written, with the node and column as ``schema diff`` names them.
+
+        Raises:
+            UsageError: no such node or column (with the closest names); nothing is written.
+            ConfigError: the entry would make stackyard.yml invalid (e.g. an unknown change).
+        """
+        node, column = self.lineage(target).change_subject(spec)
+        self.approve_schema_change(node, column, change, reason)
+        return {"node": node, "column": column, "change": change, "reason": reason}
+
     def approve_schema_change(self, node: str, column: str, change: str, reason: str) -> None:
-        """Record an approved breaking change in stackyard.yml (``schema_changes.approved``).
+        """Record an approved breaking change in stackyard.yml (``schema_changes.approved``),
+        the names taken as given (:meth:`schema_approve` checks them first; ``evolve``'s
+        contract passes the old name of a column it has just removed).
 
         Raises:
             ConfigError: the entry would make stackyard.yml invalid (e.g. an unknown change).

@@ -112,6 +112,53 @@ class LineageService:
             label = source.describe()
         return diff_shapes(before, after, graph, approves, label, tuple(notes))
 
+    def change_subject(self, spec: str) -> tuple[str, str]:
+        """The node and column a schema change of ``NODE[.COLUMN]`` is about, as ``schema
+        diff`` names them, checked against the project and the warehouse.
+
+        A column counts as known when the project outputs it or the warehouse still has it
+        (the old name of a rename, a dropped column); a node when the project has it or the
+        warehouse has a table of that name (a model since deleted).
+
+        Returns:
+            ``(node, column)``, ``column`` being ``*`` when only a node is given.
+
+        Raises:
+            UsageError: no such node or column (with the closest names).
+        """
+        from stackyard.errors import UsageError, did_you_mean
+
+        graph = self.graph()
+        built = warehouse_columns(self.warehouse)
+        parts = spec.split(".")
+        for cut in range(len(parts), 0, -1):
+            head, rest = ".".join(parts[:cut]), parts[cut:]
+            if len(rest) > 1:
+                continue
+            node = _node_named(graph, built, head)
+            if node is None:
+                continue
+            if not rest or rest[0] == "*":
+                return node, "*"
+            info = graph.nodes.get(node)
+            known = list(info.columns) if info else []
+            relation = info.relation if info else next(k for k in built if k[2] == node.lower())
+            known += [c for c in built.get(relation or ("", "", ""), {}) if c not in known]
+            for name in known:
+                if name.lower() == rest[0].lower():
+                    return node, name
+            raise UsageError(
+                f"{node} has no column '{rest[0]}' in the project or the warehouse"
+                f"{did_you_mean(rest[0], known)}: nothing approved",
+                hint=f"its columns: {', '.join(known) or '(none known)'}",
+            )
+        names = [*graph.nodes, *{k[2] for k in built}]
+        raise UsageError(
+            f"'{parts[0]}' is neither a model, a source table nor a table in the warehouse"
+            f"{did_you_mean(parts[0], names)}: nothing approved",
+            hint="give NODE.COLUMN as `stackyard schema diff` shows it (the old column name)",
+        )
+
     def _manifest_at(self, ref: str) -> dict[str, Any]:
         """Compile the dbt project as it is at a git ref, in a scratch folder."""
         import io
@@ -187,6 +234,21 @@ def warehouse_columns(warehouse: Warehouse) -> Columns:
         key = (str(catalog).lower(), str(schema).lower(), str(table).lower())
         out.setdefault(key, {})[str(column)] = str(data_type)
     return out
+
+
+def _node_named(graph: ColumnGraph, built: Columns, text: str) -> str | None:
+    """The graph's node called ``text`` (any name :meth:`ColumnGraph.resolve` takes), or a
+    warehouse table of that name the project no longer has, or ``None``."""
+    from stackyard.errors import UsageError
+
+    try:
+        node, column = graph.resolve(text)
+    except UsageError:
+        node, column = None, None
+    if node is not None and column is None:
+        return node
+    lowered = text.lower()
+    return next((k[2] for k in built if lowered in (k[2], f"{k[1]}.{k[2]}")), None)
 
 
 def _stale(transform_dir: Path, manifest: dict[str, Any]) -> bool:

@@ -16,12 +16,12 @@ A type change first counts the values that would not cast and refuses above a th
 then expand adds the typed column beside the old one, and contract replaces it in place.
 
 Every file a phase writes is kept in ``.stackyard/evolve/`` before it is changed, so a
-phase's rollback puts back exactly what was there and rebuilds.
+phase's rollback puts back exactly what was there and rebuilds (see
+:mod:`stackyard.runbooks.evolve_journal`).
 """
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
 from datetime import date
@@ -30,12 +30,12 @@ from typing import Any
 
 from stackyard.errors import UsageError
 from stackyard.lineage.graph import ColumnGraph, ColumnRef
+from stackyard.runbooks.evolve_journal import EvolveJournal
 from stackyard.runbooks.evolve_steps import (
     PHASES,
     EvolveResult,
     Phase,
     Step,
-    as_date,
     check_name,
     check_type,
     migrated,
@@ -84,7 +84,7 @@ class EvolveRunbook:
         graph = self.graph()
         node, old = model_column(graph, spec)
         check_name(new)
-        journal = self._journal(node, old)
+        journal = EvolveJournal.load(self.project_dir, node, old)
         info = graph.nodes[node]
         path = self.transform_dir / info.path
         original = original_sql(path.read_text(encoding="utf-8"))
@@ -113,7 +113,7 @@ class EvolveRunbook:
         migrate_steps.append(
             Step("build", "rebuild and test the migrated models", select=tuple(readers))
         )
-        deadline = contract_after or as_date(journal.get("contract_after")) or date.today()
+        deadline = contract_after or journal.contract_after or date.today()
         phases = [
             Phase(
                 "expand",
@@ -154,7 +154,7 @@ class EvolveRunbook:
             node,
             old,
             new,
-            tuple(self._status(phases, journal, deadline)),
+            tuple(journal.status(phases, deadline)),
             messages=(f"{len(readers)} model(s) read {node}.{old}: {', '.join(readers) or '-'}",),
         )
 
@@ -172,7 +172,7 @@ class EvolveRunbook:
         q = self.quote
         relation = q(info.relation[1], info.relation[2])
         failures = self._cast_failures(relation, q(column), data_type)
-        journal = self._journal(node, column)
+        journal = EvolveJournal.load(self.project_dir, node, column)
         path = self.transform_dir / info.path
         original = original_sql(path.read_text(encoding="utf-8"))
         shadow = f"{column}__{re.sub(r'[^a-z0-9]+', '_', data_type.lower()).strip('_')}"
@@ -230,7 +230,7 @@ class EvolveRunbook:
                 f"put {info.path} back as it was after expand and rebuild downstream",
             ),
         ]
-        status = self._status(phases, journal, date.today())
+        status = journal.status(phases, date.today())
         if refused:
             status = [
                 Phase(p.name, p.steps, p.rollback, "blocked", "too many values do not cast")
@@ -258,19 +258,31 @@ class EvolveRunbook:
 
     # ------------------------------------------------------------------ applying
 
-    def apply(self, plan: EvolveResult, phases: tuple[str, ...] = PHASES) -> EvolveResult:
+    def apply(
+        self,
+        plan: EvolveResult,
+        phases: tuple[str, ...] = PHASES,
+        contract_after: date | None = None,
+    ) -> EvolveResult:
         """Apply the pending phases asked for, in order; a phase that fails is rolled back.
 
         Args:
             plan: from :meth:`plan_rename` or :meth:`plan_retype`.
             phases: which phases to apply (the default: every pending one).
+            contract_after: the deprecation date to record (contract waits for it).
 
         Returns:
             The plan with what was applied, rolled back, and why it stopped.
+
+        Raises:
+            UsageError: a phase asked for comes before one it needs (nothing is run).
         """
+        journal = EvolveJournal.load(self.project_dir, plan.node, plan.column)
+        journal.check_order(plan.phases, phases)
         if plan.failed:
             return plan
-        journal = self._journal(plan.node, plan.column)
+        if contract_after is not None:
+            journal.set_contract_after(contract_after)
         applied: list[str] = []
         rolled: list[str] = []
         messages = list(plan.messages)
@@ -278,23 +290,15 @@ class EvolveRunbook:
         for phase in plan.phases:
             if phase.name not in phases or phase.status == "applied":
                 continue
-            waiting = [
-                p.name
-                for p in plan.phases[: PHASES.index(phase.name)]
-                if p.status != "applied" and p.name not in applied
-            ]
-            if phase.status == "blocked" or waiting:
-                why = phase.why if phase.status == "blocked" else f"apply {waiting[0]} first"
-                messages.append(f"{phase.name} not applied: {why}")
+            if phase.status == "blocked":
+                messages.append(f"{phase.name} not applied: {phase.why}")
                 failed = True
                 break
-            saved: dict[str, str] = {}
-            problem = self._run_phase(plan, phase, saved)
-            journal.setdefault("phases", {})[phase.name] = {"files": saved, "on": str(date.today())}
-            self._save_journal(plan.node, plan.column, journal)
+            journal.record(plan.action, plan.node, plan.column, plan.to, phase)
+            problem = self._run_phase(plan, phase, journal)
             if problem:
                 messages.append(f"{phase.name} failed: {problem}; rolled back")
-                self.rollback(plan, phase.name)
+                self._undo(journal, phase.name)
                 rolled.append(phase.name)
                 failed = True
                 break
@@ -315,52 +319,61 @@ class EvolveRunbook:
             plan.cast_failures,
         )
 
-    def rollback(self, plan: EvolveResult, phase: str) -> EvolveResult:
-        """Undo one applied phase: put its files back and rebuild what they feed."""
-        journal = self._journal(plan.node, plan.column)
-        applied = journal.get("phases") or {}
-        later = [p for p in PHASES[PHASES.index(phase) + 1 :] if p in applied]
-        if later:
-            raise UsageError(
-                f"{later[-1]} is applied after {phase}: roll back {later[-1]} first",
-                hint="phases are undone in reverse order: contract, migrate, expand",
-            )
-        entry = applied.get(phase)
-        if entry is None:
-            raise UsageError(
-                f"{phase} was never applied to {plan.node}.{plan.column}: nothing to roll back",
-                hint="`stackyard evolve … --dry-run` shows which phases are applied",
-            )
-        names = []
-        for rel, text in entry["files"].items():
-            (self.project_dir / rel).write_text(text, encoding="utf-8")
-            if rel.endswith(".sql"):
-                names.append(Path(rel).stem)
-        failures = self.build([f"{n}+" for n in sorted(set(names))]) if names else []
-        journal["phases"].pop(phase)
-        self._save_journal(plan.node, plan.column, journal)
+    def rollback(self, action: str, spec: str, to: str, phase: str) -> EvolveResult:
+        """Undo one applied phase: put its files back and rebuild what they feed.
+
+        Works from the journal the phases kept, not from the warehouse: after contract the
+        old column no longer exists anywhere else.
+
+        Args:
+            action: ``rename`` or ``retype``.
+            spec: ``MODEL.COLUMN`` as given when the phases were applied (the old name).
+            to: the new name (rename) or type (retype).
+            phase: the phase to undo; no later phase may still be applied.
+
+        Raises:
+            UsageError: the model is unknown, the phase was never applied, a later phase is
+                still applied, or the journal is of another change.
+        """
+        node_text, _, column = spec.rpartition(".")
+        if not node_text or not column:
+            raise UsageError(f"'{spec}' names no column", hint="give MODEL.COLUMN")
+        node, _ = self.graph().resolve(node_text)
+        journal = EvolveJournal.load(self.project_dir, node, column)
+        journal.check_rollback(action, f"{node}.{column}", to, phase)
+        column = str(journal.data.get("column") or column)
+        failures = self._undo(journal, phase)
         note = f"{phase} rolled back" + (f"; failing after it: {failures}" if failures else "")
-        final = self._replan(plan)
         return EvolveResult(
-            plan.action,
-            plan.node,
-            plan.column,
-            plan.to,
-            final.phases,
+            action,
+            node,
+            column,
+            to,
+            journal.phases(),
             (),
             (phase,),
             (note,),
             bool(failures),
-            False,
-            plan.cast_failures,
         )
 
-    def _run_phase(self, plan: EvolveResult, phase: Phase, saved: dict[str, str]) -> str:
+    def _undo(self, journal: EvolveJournal, phase: str) -> list[str]:
+        """Put back the files ``phase`` replaced, rebuild what they feed, forget the phase."""
+        files = (journal.applied.get(phase) or {}).get("files") or {}
+        names = []
+        for rel, text in files.items():
+            (self.project_dir / rel).write_text(text, encoding="utf-8")
+            if rel.endswith(".sql"):
+                names.append(Path(rel).stem)
+        failures = self.build([f"{n}+" for n in sorted(set(names))]) if names else []
+        journal.forget(phase)
+        return failures
+
+    def _run_phase(self, plan: EvolveResult, phase: Phase, journal: EvolveJournal) -> str:
         for step in phase.steps:
             if step.kind == "write_model":
                 path = self.transform_dir / step.path
                 rel = str(path.relative_to(self.project_dir))
-                saved.setdefault(rel, path.read_text(encoding="utf-8"))
+                journal.keep(phase.name, rel, path.read_text(encoding="utf-8"))
                 path.write_text(step.text, encoding="utf-8")
             elif step.kind == "build":
                 if step.select:
@@ -370,7 +383,7 @@ class EvolveRunbook:
             elif step.kind == "approve":
                 change = "rename" if plan.action == "rename" else "type_narrowing"
                 project_file = self.project_dir / "stackyard.yml"
-                saved.setdefault("stackyard.yml", project_file.read_text(encoding="utf-8"))
+                journal.keep(phase.name, "stackyard.yml", project_file.read_text(encoding="utf-8"))
                 self.approve(plan.node, plan.column, change, f"stackyard evolve {plan.action}")
             elif step.kind == "verify":
                 problem = self._verify(plan, phase.name)
@@ -400,53 +413,17 @@ class EvolveRunbook:
         return ""
 
     def _replan(self, plan: EvolveResult) -> EvolveResult:
-        journal = self._journal(plan.node, plan.column)
-        deadline = as_date(journal.get("contract_after")) or date.today()
+        journal = EvolveJournal.load(self.project_dir, plan.node, plan.column)
+        deadline = journal.contract_after or date.today()
         return EvolveResult(
             plan.action,
             plan.node,
             plan.column,
             plan.to,
-            tuple(self._status(list(plan.phases), journal, deadline)),
+            tuple(journal.status(list(plan.phases), deadline)),
         )
 
-    # ------------------------------------------------------------------ state
-
-    def set_contract_after(self, plan: EvolveResult, day: date) -> None:
-        """Record the deprecation date: contract refuses to run before it."""
-        journal = self._journal(plan.node, plan.column)
-        journal["contract_after"] = day.isoformat()
-        self._save_journal(plan.node, plan.column, journal)
-
-    def _status(self, phases: list[Phase], journal: dict[str, Any], deadline: date) -> list[Phase]:
-        done = set(journal.get("phases") or {})
-        out = []
-        for i, p in enumerate(phases):
-            if p.name in done:
-                out.append(Phase(p.name, p.steps, p.rollback, "applied"))
-            elif any(q.name not in done for q in phases[:i]):
-                out.append(Phase(p.name, p.steps, p.rollback, "pending", "after the phase before"))
-            elif p.name == "contract" and date.today() < deadline:
-                out.append(
-                    Phase(p.name, p.steps, p.rollback, "blocked", f"deprecated until {deadline}")
-                )
-            else:
-                out.append(Phase(p.name, p.steps, p.rollback, "pending"))
-        return out
-
-    def _journal_path(self, node: str, column: str) -> Path:
-        return self.project_dir / ".stackyard" / "evolve" / f"{node}__{column}.json"
-
-    def _journal(self, node: str, column: str) -> dict[str, Any]:
-        path = self._journal_path(node, column)
-        if not path.is_file():
-            return {}
-        return dict(json.loads(path.read_text(encoding="utf-8")))
-
-    def _save_journal(self, node: str, column: str, journal: dict[str, Any]) -> None:
-        path = self._journal_path(node, column)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(journal, indent=2), encoding="utf-8")
+    # ------------------------------------------------------------------ checks
 
     def _cast_failures(self, relation: str, column: str, data_type: str) -> dict[str, Any]:
         rows = self.query(

@@ -1,0 +1,167 @@
+"""What ``stackyard evolve`` keeps between its phases (see :mod:`stackyard.runbooks.evolve`).
+
+One JSON file per column being changed, ``.stackyard/evolve/NODE__COLUMN.json``: what is
+being done (``rename`` to a new name, or ``retype``), the deprecation date, and for each
+applied phase the files it replaced (their text before the phase), so a rollback puts back
+exactly what was there. A rollback reads only this journal: after contract the old column
+is gone from the project and the warehouse, so it could not be looked up there again.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from stackyard.errors import UsageError
+from stackyard.runbooks.evolve_steps import PHASES, Phase, as_date
+
+
+@dataclass
+class EvolveJournal:
+    """The saved state of one column's evolution.
+
+    Attributes:
+        path: the journal file.
+        data: its content: ``action``, ``node``, ``column``, ``to``, ``contract_after`` and
+            ``phases`` (``{phase: {"files": {path: text before}, "on": day, "rollback": …}}``).
+    """
+
+    path: Path
+    data: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, project_dir: Path, node: str, column: str) -> EvolveJournal:
+        """The journal of ``node.column`` (empty when no phase ran); names match in any case."""
+        folder = project_dir / ".stackyard" / "evolve"
+        wanted = f"{node}__{column}.json"
+        path = folder / wanted
+        if folder.is_dir() and not path.is_file():
+            path = next((p for p in folder.iterdir() if p.name.lower() == wanted.lower()), path)
+        data = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+        return cls(path, dict(data))
+
+    def save(self) -> None:
+        """Write the journal (the folder is made when missing)."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.write_text(json.dumps(self.data, indent=2), encoding="utf-8")
+
+    @property
+    def applied(self) -> dict[str, Any]:
+        """The applied phases and what each replaced."""
+        return dict(self.data.get("phases") or {})
+
+    @property
+    def contract_after(self) -> date | None:
+        """The deprecation date given at expand time, if any."""
+        return as_date(self.data.get("contract_after"))
+
+    def set_contract_after(self, day: date) -> None:
+        """Record the deprecation date: contract refuses to run before it."""
+        self.data["contract_after"] = day.isoformat()
+        self.save()
+
+    def record(self, plan_action: str, node: str, column: str, to: str, phase: Phase) -> None:
+        """Note what is being done and that ``phase`` is being applied (files added by
+        :meth:`keep` as the phase writes them)."""
+        self.data.update(action=plan_action, node=node, column=column, to=to)
+        self.data.setdefault("phases", {})[phase.name] = {
+            "files": {},
+            "on": str(date.today()),
+            "rollback": phase.rollback,
+        }
+        self.save()
+
+    def keep(self, phase: str, rel: str, text: str) -> None:
+        """Keep a file's text before ``phase`` first changes it (saved at once, so a phase
+        stopped half-way can still be rolled back)."""
+        files = self.data["phases"][phase]["files"]
+        if rel not in files:
+            files[rel] = text
+            self.save()
+
+    def check_rollback(self, action: str, spec: str, to: str, phase: str) -> dict[str, str]:
+        """The files ``phase`` replaced, after checking it can be undone now.
+
+        Raises:
+            UsageError: the journal is of another change, a later phase is still applied,
+                or ``phase`` was never applied.
+        """
+        recorded, recorded_to = self.data.get("action"), self.data.get("to")
+        if recorded and (recorded != action or (action == "rename" and recorded_to != to)):
+            doing = f"rename to {recorded_to}" if recorded == "rename" else f"{recorded}"
+            raise UsageError(
+                f"{spec} is in the middle of a {doing}, not this {action}",
+                hint=f"roll back with the command that applied it (stackyard evolve {recorded} "
+                f"{spec} {recorded_to} --rollback {phase})",
+            )
+        applied = self.applied
+        later = [p for p in PHASES[PHASES.index(phase) + 1 :] if p in applied]
+        if later:
+            raise UsageError(
+                f"{later[-1]} is applied after {phase}: roll back {later[-1]} first",
+                hint="phases are undone in reverse order: contract, migrate, expand",
+            )
+        entry = applied.get(phase)
+        if entry is None:
+            raise UsageError(
+                f"{phase} was never applied to {spec}: nothing to roll back",
+                hint="`stackyard evolve … --dry-run` shows which phases are applied",
+            )
+        return dict(entry.get("files") or {})
+
+    def forget(self, phase: str) -> None:
+        """Drop a rolled-back phase from the journal."""
+        self.data.get("phases", {}).pop(phase, None)
+        self.save()
+
+    def phases(self) -> tuple[Phase, ...]:
+        """Each phase's status as the journal has it (no steps: for a rollback's report)."""
+        applied = self.applied
+        return tuple(
+            Phase(
+                p,
+                (),
+                str((applied.get(p) or {}).get("rollback") or ""),
+                "applied" if p in applied else "pending",
+            )
+            for p in PHASES
+        )
+
+    def status(self, phases: list[Phase], deadline: date) -> list[Phase]:
+        """The planned phases with their status: applied, pending, or blocked (contract
+        before the deprecation date)."""
+        done = set(self.applied)
+        out = []
+        for i, p in enumerate(phases):
+            if p.name in done:
+                out.append(Phase(p.name, p.steps, p.rollback, "applied"))
+            elif any(q.name not in done for q in phases[:i]):
+                out.append(Phase(p.name, p.steps, p.rollback, "pending", "after the phase before"))
+            elif p.name == "contract" and date.today() < deadline:
+                out.append(
+                    Phase(p.name, p.steps, p.rollback, "blocked", f"deprecated until {deadline}")
+                )
+            else:
+                out.append(Phase(p.name, p.steps, p.rollback, "pending"))
+        return out
+
+    def check_order(self, phases: tuple[Phase, ...], wanted: tuple[str, ...]) -> None:
+        """Refuse a phase asked for while a phase before it is neither applied nor asked for.
+
+        Raises:
+            UsageError: naming the phase to run first.
+        """
+        done = set(self.applied) | {p.name for p in phases if p.status == "applied"}
+        for name in PHASES:
+            if name not in wanted or name in done:
+                continue
+            missing = [p for p in PHASES[: PHASES.index(name)] if p not in done | set(wanted)]
+            if missing:
+                raise UsageError(
+                    f"{name} cannot run before {missing[0]}: run --phase {missing[0]} first",
+                    hint="phases run in order: expand, migrate, contract "
+                    "(`--dry-run` shows which are applied)",
+                )
