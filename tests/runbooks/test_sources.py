@@ -289,3 +289,37 @@ def test_clashes_and_bad_options_change_nothing(project: Path) -> None:
     code, output = cli("source", "remove", "nope", "-p", str(project))
     assert code == 2 and "no source named 'nope'" in output
     assert_pristine(project)
+
+
+def test_add_and_remove_touch_only_their_own_lines_of_sources_yml(project: Path) -> None:
+    long = "Orders as the old shop wrote them, kept for the finance team's reconciliation " * 2
+    hand_made = (
+        "# our own sources, kept by hand\n"
+        "version: 2\n"
+        "sources:\n"
+        "  - name: legacy\n"
+        f"    description: {long.strip()}\n"
+        "    schema: legacy\n"
+        "    freshness: {warn_after: {count: 12,   period: hour}}   # as finance asked\n"
+        "    tables:\n"
+        "      - name: orders\n"
+    )
+    sources_yml = project / "transform/models/staging/dlt/_sources.yml"
+    write(sources_yml, hand_made)
+    write(project / "sources/exports/orders.csv", "id,status\n1,placed\n2,shipped\n")
+    git(project, "add", "-A")
+    git(project, "-c", "user.email=t@example.com", "-c", "user.name=t", "commit", "-qm", "mine")
+
+    code, output = cli(
+        "source", "add", "exports", "--kind", "filesystem", "--url", "sources/exports",
+        "--table", "orders=orders.csv", "-p", str(project),
+    )  # fmt: skip
+    assert code == 0, output
+    text = sources_yml.read_text()
+    assert text.startswith(hand_made)  # every line it did not need to touch, byte for byte
+    assert "name: dlt_exports" in text[len(hand_made) :]
+
+    code, output = cli("source", "remove", "exports", "--drop-data", "--yes", "-p", str(project))
+    assert code == 0, output
+    assert sources_yml.read_text() == hand_made
+    assert_pristine(project)
