@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from stackyard import Context
 from stackyard.cli.main import app
 from stackyard.project import init_project
 from tests.conftest import write
@@ -148,6 +149,10 @@ def test_sql_database_sqlite_discovers_tables_and_keys(project: Path) -> None:
     assert [(s["name"], s["kind"], len(s["tables"])) for s in listed] == [
         ("app", "sql_database", 2)
     ]
+    # the first load is recorded as a run's load is
+    assert listed[0]["last_loaded_at"] is not None and listed[0]["last_status"] == "loaded"
+    code, output = cli("source", "list", "-p", str(project))
+    assert code == 0 and "never" not in output, output
     code, output = cli("source", "show", "app", "-p", str(project))
     assert code == 0 and "stg_dlt__accounts" in output and "events" in output
 
@@ -238,25 +243,65 @@ def test_python_source(project: Path) -> None:
     assert_pristine(project)
 
 
-def test_failed_first_load_adds_nothing(project: Path) -> None:
+def schemas(project: Path) -> set[str]:
+    database = project / ".stackyard" / "dev.duckdb"
+    if not database.exists():
+        return set()
+    rows = Context(project).sql("SELECT schema_name FROM information_schema.schemata").rows
+    return {str(r[0]) for r in rows}
+
+
+def test_a_folder_that_does_not_exist_is_refused_before_anything(project: Path) -> None:
+    args = ["--table", "x=*.csv", "--primary-key", "x=id", "-p", str(project)]
+    for dry_run in ([], ["--dry-run"]):
+        code, output = cli(
+            "source", "add", "broken", "--kind", "filesystem", "--url", "sources/nowhere",
+            *args, *dry_run,
+        )  # fmt: skip
+        assert code == 2, output
+        assert "--url sources/nowhere: the folder" in output and "does not exist" in output
+    assert "broken" not in schemas(project)
     code, output = cli(
-        "source",
-        "add",
-        "broken",
-        "--kind",
-        "filesystem",
-        "--url",
-        "sources/nowhere",
-        "--table",
-        "x=*.csv",
-        "--primary-key",
-        "x=id",
-        "-p",
-        str(project),
-    )
-    assert code == 1
-    assert "✘ first load" in output or "first load failed" in output
+        "source", "add", "mine", "--kind", "python", "--path", "sources/nope.py",
+        "--function", "f", "-p", str(project),
+    )  # fmt: skip
+    assert code == 2 and "--path sources/nope.py: the file" in output, output
     assert_pristine(project)
+
+
+def test_failed_first_load_adds_nothing_and_drops_the_schema_it_created(project: Path) -> None:
+    (project / "sources" / "empty").mkdir()  # there, but no file matches the glob
+    code, output = cli(
+        "source", "add", "broken", "--kind", "filesystem", "--url", "sources/empty",
+        "--table", "x=*.csv", "--primary-key", "x=id", "-p", str(project),
+    )  # fmt: skip
+    assert code == 1, output
+    assert "✘ first load" in output or "first load failed" in output
+    assert not {"broken", "broken_staging"} & schemas(project)
+    (project / "sources" / "empty").rmdir()
+    assert_pristine(project)
+
+
+def test_remove_drops_dlt_staging_schema_too(project: Path) -> None:
+    write(project / "sources/exports/orders.csv", "id,status\n1,placed\n2,shipped\n")
+    code, output = cli(
+        "source", "add", "exports", "--kind", "filesystem", "--url", "sources/exports",
+        "--table", "orders=orders.csv", "--primary-key", "orders=id", "-p", str(project),
+    )  # fmt: skip
+    assert code == 0, output
+    write(project / "sources/exports/orders.csv", "id,status\n1,shipped\n3,placed\n")
+    code, output = cli("run", "-p", str(project))  # merges on the key, through dlt's staging
+    assert code == 0, output
+    assert {"exports", "exports_staging"} <= schemas(project)
+
+    code, output = cli(
+        "source", "remove", "exports", "--drop-data", "--dry-run", "-p", str(project)
+    )
+    assert code == 0 and "DROP SCHEMA exports_staging CASCADE" in output, output
+    code, output = cli("source", "remove", "exports", "--drop-data", "--yes", "-p", str(project))
+    assert code == 0, output
+    assert "dropped schema exports\n" in output and "dropped schema exports_staging" in output
+    assert not {"exports", "exports_staging"} & schemas(project)
 
 
 def test_clashes_and_bad_options_change_nothing(project: Path) -> None:
@@ -288,4 +333,38 @@ def test_clashes_and_bad_options_change_nothing(project: Path) -> None:
     assert code == 2 and "base_url" in output
     code, output = cli("source", "remove", "nope", "-p", str(project))
     assert code == 2 and "no source named 'nope'" in output
+    assert_pristine(project)
+
+
+def test_add_and_remove_touch_only_their_own_lines_of_sources_yml(project: Path) -> None:
+    long = "Orders as the old shop wrote them, kept for the finance team's reconciliation " * 2
+    hand_made = (
+        "# our own sources, kept by hand\n"
+        "version: 2\n"
+        "sources:\n"
+        "  - name: legacy\n"
+        f"    description: {long.strip()}\n"
+        "    schema: legacy\n"
+        "    freshness: {warn_after: {count: 12,   period: hour}}   # as finance asked\n"
+        "    tables:\n"
+        "      - name: orders\n"
+    )
+    sources_yml = project / "transform/models/staging/dlt/_sources.yml"
+    write(sources_yml, hand_made)
+    write(project / "sources/exports/orders.csv", "id,status\n1,placed\n2,shipped\n")
+    git(project, "add", "-A")
+    git(project, "-c", "user.email=t@example.com", "-c", "user.name=t", "commit", "-qm", "mine")
+
+    code, output = cli(
+        "source", "add", "exports", "--kind", "filesystem", "--url", "sources/exports",
+        "--table", "orders=orders.csv", "-p", str(project),
+    )  # fmt: skip
+    assert code == 0, output
+    text = sources_yml.read_text()
+    assert text.startswith(hand_made)  # every line it did not need to touch, byte for byte
+    assert "name: dlt_exports" in text[len(hand_made) :]
+
+    code, output = cli("source", "remove", "exports", "--drop-data", "--yes", "-p", str(project))
+    assert code == 0, output
+    assert sources_yml.read_text() == hand_made
     assert_pristine(project)

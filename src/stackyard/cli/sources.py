@@ -287,14 +287,19 @@ def register(app: typer.Typer) -> None:
             return
         with _guard(lambda: _context(project)) as context:
             if drop_data and not yes:
-                schema = (
-                    _guard(lambda: context.config.dataset_for(name))
+                schemas = (
+                    _guard(lambda: context.sources(target).schemas_to_drop(name))
                     if name in context.config.sources
-                    else name
+                    else [name]
+                )
+                which = (
+                    f"schema '{schemas[0]}'"
+                    if len(schemas) == 1
+                    else "schemas " + ", ".join(f"'{s}'" for s in schemas)
                 )
                 if not typer.confirm(
-                    f"Drop schema '{schema}' and every table in it on target "
-                    f"'{context.target_name(target)}'? This cannot be undone.",
+                    f"Drop {which} and every table in {'it' if len(schemas) == 1 else 'them'} "
+                    f"on target '{context.target_name(target)}'? This cannot be undone.",
                     default=False,
                 ):
                     out.print("nothing removed")
@@ -308,8 +313,8 @@ def register(app: typer.Typer) -> None:
         out.print(f"source [bold]{name}[/] removed")
         for f in result.files_removed:
             out.print(f"  deleted {f}", highlight=False)
-        if result.dropped_schema:
-            out.print(f"  dropped schema {result.dropped_schema}", highlight=False)
+        for schema in result.dropped_schemas:
+            out.print(f"  dropped schema {schema}", highlight=False)
         for model in result.kept_models:
             out.print(
                 Text(f"note: kept {model}, which reads this source: the next run fails on it")

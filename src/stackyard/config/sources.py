@@ -97,6 +97,11 @@ class SourceBase(StrictModel):
         """The tables stackyard.yml names for this source (empty: known after a load)."""
         return ()
 
+    def local_paths(self) -> dict[str, tuple[str, Literal["file", "folder"]]]:
+        """The files and folders on this machine the source reads, by key (relative to the
+        project folder, or absolute): ``stackyard source add`` checks they exist first."""
+        return {}
+
     def loaded_by_stackyard(self, snowpipe: bool = False) -> bool:
         """Whether stackyard loads it (False: another tool does, and a run checks its
         freshness instead), on a target that does (``snowpipe``) or does not load staged
@@ -284,6 +289,10 @@ class FilesystemSource(SourceBase):
     def declared_tables(self) -> tuple[str, ...]:
         return tuple(self.tables)
 
+    def local_paths(self) -> dict[str, tuple[str, Literal["file", "folder"]]]:
+        url = self.url.removeprefix("file://")
+        return {} if "://" in url else {"url": (url, "folder")}
+
     def primary_keys(self) -> dict[str, tuple[str, ...]]:
         return _keys({t: spec.primary_key for t, spec in self.tables.items()})
 
@@ -320,6 +329,9 @@ class PythonSource(SourceBase):
         description="The dlt pipeline name to load with: an adopted source keeps the one its "
         "team used, so its state (incremental cursors) carries on; default: stackyard's own.",
     )
+
+    def local_paths(self) -> dict[str, tuple[str, Literal["file", "folder"]]]:
+        return {"path": (self.path, "file")}
 
     def primary_keys(self) -> dict[str, tuple[str, ...]]:
         return _keys(dict(self.primary_keys_))

@@ -289,6 +289,7 @@ def _sql_resources(
 
     from stackyard.config.model import normalised_schema
     from stackyard.ingest.sqlite_cursor import widen_sqlite_cursor
+    from stackyard.ingest.sqlite_integers import table_adapter
 
     # dlt's factories are typed for literals; our values are validated by the config model.
     sql_table: Any = sql_database.sql_table
@@ -326,6 +327,7 @@ def _sql_resources(
             defer_table_reflect=True,
             reflection_level="full_with_precision",
             query_adapter_callback=widen_sqlite_cursor,
+            table_adapter_callback=table_adapter(url),
         )
         if table.source_table:
             resource = resource.with_name(table_name)

@@ -6,8 +6,10 @@ and which tests passed. Every query on the history tables is here.
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from stackyard.metadata.schema import (
@@ -17,8 +19,13 @@ from stackyard.metadata.schema import (
     insert_rows,
     relation,
 )
-from stackyard.results import RunResult
+from stackyard.results import RunResult, SourceLoad, StepResult
 from stackyard.warehouse.base import Warehouse
+
+
+def new_run_id() -> str:
+    """A run's id: its start (UTC, to the second) and a random suffix, so ids sort by time."""
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
 
 
 @dataclass(frozen=True)
@@ -145,6 +152,46 @@ class History:
                 for f in run.freshness
             ],
         )
+
+    def record_loads(
+        self, project: str, started_at: datetime, loads: Sequence[SourceLoad], step: str
+    ) -> str:
+        """Write loads made outside ``stackyard run`` (``source add``'s first load) as a run
+        of their own, so ``source list``, ``status`` and the incident tools see them as they
+        see a run's loads.
+
+        Args:
+            project: the project's name.
+            started_at: when the loads started.
+            loads: what they loaded.
+            step: what made them, for the run's step (e.g. ``source add crm``).
+
+        Returns:
+            The run id they were written under.
+        """
+        finished = datetime.now(UTC)
+        failed = [load.source for load in loads if load.status == "failed"]
+        run = RunResult(
+            run_id=new_run_id(),
+            project=project,
+            target=self.warehouse.target_name,
+            started_at=started_at,
+            finished_at=finished,
+            steps=(
+                StepResult(
+                    step,
+                    "failed" if failed else "ok",
+                    f"{sum(load.rows for load in loads):,} rows from {len(loads)} sources",
+                    started_at,
+                    round((finished - started_at).total_seconds(), 3),
+                ),
+            ),
+            loads=tuple(loads),
+            selected=tuple(load.source for load in loads),
+            build="not run",
+        )
+        self.record(run)
+        return run.run_id
 
     def recent(self, limit: int = 10) -> list[RunSummary]:
         """The latest runs, newest first; empty when nothing has run on this target yet."""

@@ -61,13 +61,14 @@ def add_plan(
         RunbookStep(
             "create schema",
             f"schema {dataset} on {target}",
-            f"`stackyard source remove {name} --drop-data`",
+            f"a failed first load drops it again if it created it; `stackyard source remove "
+            f"{name} --drop-data`",
         ),
         RunbookStep(
             "first load",
             f"load {listed} with dlt into {dataset}",
-            f"a failed first load removes the entry and dlt's state; `stackyard source remove "
-            f"{name} --drop-data` drops loaded tables",
+            "a failed first load removes the entry, dlt's state and the schemas it created; "
+            f"`stackyard source remove {name} --drop-data` drops loaded tables",
         ),
         RunbookStep("write models", models, undo_models),
         RunbookStep(
@@ -87,7 +88,7 @@ def remove_plan(
     edited: Sequence[Path],
     sources_entry: bool,
     state: Sequence[Path],
-    drop_schema: str | None,
+    drop_schemas: Sequence[str],
 ) -> RunbookPlan:
     """The steps of ``stackyard source remove`` (the rollback of ``add``)."""
     rel = [str(p.relative_to(project_dir)) for p in files]
@@ -124,12 +125,21 @@ def remove_plan(
                 "the next load starts from the beginning",
             )
         )
-    if drop_schema:
+    if drop_schemas:
         steps.append(
             RunbookStep(
                 "drop schema",
-                f"DROP SCHEMA {drop_schema} CASCADE: every loaded table of '{name}'",
+                f"DROP SCHEMA {drop_schemas[0]} CASCADE: every loaded table of '{name}'",
                 "none: reload the data from the source",
+                destructive=True,
+            )
+        )
+    for staging in drop_schemas[1:]:
+        steps.append(
+            RunbookStep(
+                "drop schema",
+                f"DROP SCHEMA {staging} CASCADE: dlt's staging copies of '{name}' (merge loads)",
+                "none: the next merge load makes it again",
                 destructive=True,
             )
         )

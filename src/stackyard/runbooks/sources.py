@@ -19,6 +19,7 @@ from stackyard.config.sources import parse_source
 from stackyard.errors import ConfigError, UsageError, did_you_mean
 from stackyard.ingest.keys import declared_keys, declared_tables, detect_key
 from stackyard.ingest.loader import REJECTED_TABLE, Loader
+from stackyard.metadata.history import History
 from stackyard.results import SourceLoad
 from stackyard.runbooks.source_access import read_chain
 from stackyard.runbooks.source_entry import source_entry
@@ -30,6 +31,13 @@ from stackyard.runbooks.source_results import (
     SourceStatus,
     TableStatus,
     nodes_detail,
+)
+from stackyard.runbooks.source_schemas import (
+    check_local_paths,
+    drop_schemas,
+    present,
+    source_schemas,
+    staging_schema,
 )
 from stackyard.runbooks.steps import RunbookPlan
 from stackyard.session import Session
@@ -116,7 +124,9 @@ class SourcesRunbook:
             from stackyard.runbooks.external_sources import complete_tables
 
             options = complete_tables(self.warehouse, name, options)
-        return source_entry(kind, options)
+        entry = source_entry(kind, options)
+        check_local_paths(name, parse_source(entry), self.project_dir)
+        return entry
 
     def plan_add(self, name: str, entry: dict[str, Any], *, load: bool = True) -> RunbookPlan:
         """The steps ``add`` would take, each with its rollback; nothing is changed."""
@@ -156,8 +166,15 @@ class SourcesRunbook:
             edited=[p for p, unedited in generated if not unedited],
             sources_entry=has_sources_entry(self.transform_dir, name),
             state=sorted(base.glob(f"*__{name}__*")) if base.is_dir() else [],
-            drop_schema=config.dataset_for(name) if drop_data else None,
+            drop_schemas=self.schemas_to_drop(name) if drop_data else [],
         )
+
+    def schemas_to_drop(self, name: str) -> list[str]:
+        """The schemas ``remove --drop-data`` drops: the source's, and dlt's staging schema
+        beside it when that is the source's (:func:`source_schemas`)."""
+        schemas = source_schemas(self.warehouse, self.config, name)
+        self.session.release()
+        return schemas
 
     def add(self, name: str, entry: dict[str, Any], *, load: bool = True) -> SourceAddResult:
         """Perform the runbook for a new source.
@@ -208,9 +225,15 @@ class SourcesRunbook:
         # The first load is the runbook's check that the source is reachable and right: a
         # person is waiting for the answer, so it is not retried with the run's backoff.
         loader = Loader(self.session, self.session.project.reloaded(), retry=False)
-        self.warehouse.ensure_schema(config.dataset_for(name))
+        schema = config.dataset_for(name)
+        # what a failed first load drops again: the schemas it created, never one it found
+        created = [
+            s for s in (schema, staging_schema(schema)) if not self.warehouse.schema_exists(s)
+        ]
+        self.warehouse.ensure_schema(schema)
+        started_at = datetime.now(UTC)
         with self.session.released():  # dlt loads through its own connection
-            result = loader.load([name], datetime.now(UTC))[0]
+            result = loader.load([name], started_at)[0]
         if result.status != "failed" and not result.rows and existing is None:
             from stackyard.runbooks.source_tables import empty_first_load
 
@@ -219,6 +242,8 @@ class SourcesRunbook:
             if existing is None:
                 project.restore()  # nothing half-added: the first load is part of the add
                 self._forget_state(name)
+                drop_schemas(self.warehouse, present(self.warehouse, created))
+                self.session.release()
             self.console.step_finished(step, "failed", result.error or "")
             return SourceAddResult(
                 name,
@@ -230,6 +255,8 @@ class SourcesRunbook:
                     "and run the same command again",
                 ),
             )
+        # recorded as a run's load is: `source list` shows when it last loaded
+        History(self.warehouse).record_loads(config.name, started_at, [result], f"source {step}")
         tables = self._loaded_tables(loader, name, config)
         check_clashes(self.project_dir, self.transform_dir, name, [t.name for t in tables])
         files = self._staging_files(name, tables)
@@ -361,12 +388,11 @@ class SourcesRunbook:
                 hint="delete them or change them to read something else first; --force removes "
                 "the source anyway and keeps them (nothing was changed)",
             )
-        schema = config.dataset_for(name)
-        dropped = None
+        dropped: list[str] = []
         if drop_data:
-            self.warehouse.execute(f"DROP SCHEMA IF EXISTS {self.warehouse.quote(schema)} CASCADE")
+            dropped = source_schemas(self.warehouse, config, name)
+            drop_schemas(self.warehouse, dropped)
             self.session.release()
-            dropped = schema
         removed = []
         for path, _ in generated:
             path.unlink()
@@ -380,9 +406,10 @@ class SourcesRunbook:
         return SourceRemoveResult(
             name,
             tuple(removed),
-            dropped,
+            dropped[0] if dropped else None,
             tuple(state),
             tuple(str(p.relative_to(self.project_dir)) for p in others),
+            tuple(dropped),
         )
 
     # ------------------------------------------------------------------ list / show

@@ -68,12 +68,17 @@ def write_sources_entry(
             )
         if _plain(current) == entry:
             return [], [rel]
-        sources[index] = entry
-    else:
-        sources.append(entry)
-    buffer = io.StringIO()
-    yaml.dump(data, buffer)
-    text = buffer.getvalue()
+    text = None
+    if original is not None:
+        text = _spliced(yaml, original, data, index, entry)
+    if text is None:
+        if index is not None:
+            sources[index] = entry
+        else:
+            sources.append(entry)
+        buffer = io.StringIO()
+        yaml.dump(data, buffer)
+        text = buffer.getvalue()
     if original is None:
         header = SOURCES_HEADER
         if loader != LOADER:
@@ -131,13 +136,83 @@ def _remove_from(path: Path, name: str) -> bool:
     if not keep and text.startswith(SOURCES_HEADER[:27]):  # "# dbt sources for the data "
         path.unlink()
         return True
-    for i in reversed(range(len(sources))):
-        if (sources[i].get("meta") or {}).get("stackyard_source") == name:
+    ours = [
+        i for i, s in enumerate(sources) if (s.get("meta") or {}).get("stackyard_source") == name
+    ]
+    lines = text.splitlines(keepends=True)
+    for i in reversed(ours):
+        start, end = _item_span(lines, data, i)
+        del lines[start:end]
+    spliced = "".join(lines)
+    if not keep or _plain((yaml.load(spliced) or {}).get("sources")) != _plain(keep):
+        # nothing left to splice around (or a layout the lines cannot be cut from): write
+        # the file anew
+        for i in reversed(ours):
             del sources[i]
-    buffer = io.StringIO()
-    yaml.dump(data, buffer)
-    path.write_text(buffer.getvalue(), encoding="utf-8")
+        buffer = io.StringIO()
+        yaml.dump(data, buffer)
+        spliced = buffer.getvalue()
+    path.write_text(spliced, encoding="utf-8")
     return False
+
+
+def _spliced(
+    yaml: Any, original: str, data: Any, index: int | None, entry: dict[str, Any]
+) -> str | None:
+    """The file with only the entry's own lines written (replaced at ``index``, or added
+    after the last source), every other line byte for byte as it was: a YAML writer would
+    re-wrap and re-space lines it did not need to touch. ``None`` when the file has no
+    source to place it by, or the result would not read back as intended."""
+    sources = data.get("sources")
+    if not sources:
+        return None
+    lines = original.splitlines(keepends=True)
+    if index is not None:
+        start, end = _item_span(lines, data, index)
+    else:
+        start = end = _item_span(lines, data, len(sources) - 1)[1]
+    if end and not lines[end - 1].endswith("\n"):
+        lines[end - 1] += "\n"
+    anchor = lines[sources.lc.item(index or 0)[0]]
+    block = _entry_lines(yaml, entry, len(anchor) - len(anchor.lstrip(" ")))
+    text = "".join(lines[:start] + block + lines[end:])
+    expected = [_plain(s) for s in sources]
+    if index is None:
+        expected.append(entry)
+    else:
+        expected[index] = entry
+    if _plain((yaml.load(text) or {}).get("sources")) != expected:
+        return None
+    return text
+
+
+def _item_span(lines: list[str], data: Any, index: int) -> tuple[int, int]:
+    """Lines ``[start, end)`` of the ``index``-th item of ``sources:``, without the blank and
+    comment lines that follow it (they stand before what comes next)."""
+    sources = data["sources"]
+    start = sources.lc.item(index)[0]
+    if index + 1 < len(sources):
+        end = sources.lc.item(index + 1)[0]
+    else:
+        key_line = data.lc.key("sources")[0]
+        later = [data.lc.key(k)[0] for k in data if data.lc.key(k)[0] > key_line]
+        end = min(later, default=len(lines))
+    while end > start + 1 and (
+        not lines[end - 1].strip() or lines[end - 1].lstrip().startswith("#")
+    ):
+        end -= 1
+    return start, end
+
+
+def _entry_lines(yaml: Any, entry: dict[str, Any], dash_column: int) -> list[str]:
+    """The entry as the lines of one item of ``sources:``, its dash at ``dash_column``."""
+    buffer = io.StringIO()
+    yaml.dump({"sources": [entry]}, buffer)
+    block = buffer.getvalue().splitlines(keepends=True)[1:]
+    shift = dash_column - (len(block[0]) - len(block[0].lstrip(" ")))
+    if shift >= 0:
+        return [" " * shift + line if line.strip() else line for line in block]
+    return [line[-shift:] if line.strip() else line for line in block]
 
 
 def _round_trip(yaml_cls: Any) -> Any:

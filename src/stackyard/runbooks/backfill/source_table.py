@@ -115,6 +115,7 @@ class SourceTableTarget(BackfillTarget):
 
         from stackyard.ingest.sources import LOADED_AT, connection_url, sql_backend
         from stackyard.ingest.sqlite_cursor import widen_sqlite_cursor
+        from stackyard.ingest.sqlite_integers import table_adapter
 
         if isinstance(self.config, RestApiSource):
             return self._rest_resource(window)
@@ -142,6 +143,7 @@ class SourceTableTarget(BackfillTarget):
             defer_table_reflect=True,
             reflection_level="full_with_precision",
             query_adapter_callback=widen_sqlite_cursor,
+            table_adapter_callback=table_adapter(url),
         ).with_name(self.table)
         loaded_at = pa.scalar(datetime.now(UTC), type=pa.timestamp("us", tz="UTC"))
 

@@ -1,0 +1,83 @@
+"""Integer columns on SQLite, which may hold anything: a fraction is never rounded away.
+
+SQLite is typeless: a column declared ``INTEGER`` keeps ``850.7`` as a REAL
+(https://www.sqlite.org/datatype3.html, "Type Affinity"). dlt reflects the column as
+``bigint`` and its SQLAlchemy → Arrow reader builds an ``int64`` array from the Python values,
+which truncates ``850.7`` to ``850`` without a word (ConnectorX refuses the value instead, and
+``backend: auto`` then reads the table through that same SQLAlchemy path).
+
+The columns read here check each value as it is fetched: a whole number (``850`` or ``850.0``)
+is kept as the integer it is; anything else fails the load, naming the table, the column and
+the value, so the user can fix the data or declare the column as what it holds.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from stackyard.errors import LoadError
+
+
+def exact_sqlite_integers(table: Any) -> None:
+    """dlt's ``table_adapter_callback`` for a SQLite source: every integer column of the
+    reflected table checks that each value it returns is a whole number.
+
+    Args:
+        table: the reflected ``sqlalchemy.Table``; its columns' types are replaced in place.
+    """
+    import sqlalchemy as sa
+
+    for column in table.columns:
+        kind = type(column.type)
+        if isinstance(column.type, sa.Integer) and not getattr(kind, "_exact", False):
+            column.type = _exact_type(kind, table.name, column.name)
+
+
+def whole_number(table: str, column: str, value: Any) -> Any:
+    """``value`` as an integer, or :class:`LoadError` when it is not a whole number.
+
+    >>> whole_number("payments", "amount", 850.0), whole_number("payments", "amount", None)
+    (850, None)
+    >>> whole_number("payments", "amount", 850.7)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    stackyard.errors.LoadError: table 'payments', column 'amount': the value 850.7 is not a ...
+    """
+    if value is None or (isinstance(value, int) and not isinstance(value, bool)):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    raise LoadError(
+        f"table '{table}', column '{column}': the value {value!r} is not a whole number, but "
+        "the column is declared INTEGER in the SQLite database; loading it as an integer "
+        "would round it",
+        hint="fix the value in the source, or read the column through a view that casts it "
+        f"to REAL or NUMERIC (`--table {table}=THE_VIEW`); this load wrote nothing",
+    )
+
+
+def _exact_type(kind: type, table: str, column: str) -> Any:
+    """An instance of a subclass of the column's own integer type (so dlt reflects the same
+    ``bigint``) whose values pass through :func:`whole_number`."""
+
+    def result_processor(self: Any, dialect: Any, coltype: Any) -> Any:
+        return lambda value: whole_number(table, column, value)
+
+    exact = type(
+        f"Exact{kind.__name__}",
+        (kind,),
+        {"_exact": True, "result_processor": result_processor, "cache_ok": True},
+    )
+    return exact()
+
+
+def table_adapter(url: str) -> Any:
+    """The ``table_adapter_callback`` for a source at ``url``: the integer check on SQLite,
+    where a column may hold any value; ``None`` elsewhere (the engine enforces the type).
+
+    >>> table_adapter("sqlite:////data/app.sqlite") is exact_sqlite_integers
+    True
+    >>> table_adapter("postgresql://u@db/shop") is None
+    True
+    """
+    return exact_sqlite_integers if url.split(":", 1)[0].split("+", 1)[0] == "sqlite" else None

@@ -1,0 +1,93 @@
+"""What ``source add`` and ``source remove`` create and drop in the warehouse, and the local
+paths ``add`` checks before it changes anything."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from stackyard.config.model import ProjectConfig
+from stackyard.config.sources import SourceBase
+from stackyard.errors import UsageError, WarehouseError
+from stackyard.metadata.schema import METADATA_SCHEMA
+from stackyard.warehouse.base import Warehouse
+
+# dlt merges through a copy of the rows in a schema beside the dataset, named by its
+# `staging_dataset_name_layout` ("%s_staging" unless set):
+# https://dlthub.com/docs/general-usage/destination-tables#staging-dataset
+STAGING_LAYOUT = "{}_staging"
+# every dataset dlt writes, staging included, holds its schema versions in this table
+DLT_VERSION_TABLE = "_dlt_version"
+
+
+def staging_schema(schema: str) -> str:
+    """dlt's staging schema of a dataset.
+
+    >>> staging_schema("crm")
+    'crm_staging'
+    """
+    return STAGING_LAYOUT.format(schema)
+
+
+def source_schemas(warehouse: Warehouse, config: ProjectConfig, name: str) -> list[str]:
+    """The schemas the source's loads wrote: its own and, when it is there and dlt's, the
+    staging schema dlt keeps beside it — unless that name is another source's schema or
+    stackyard's own.
+
+    Args:
+        warehouse: the target.
+        config: the project, with the source in it.
+        name: the source.
+    """
+    schema = config.dataset_for(name)
+    staging = staging_schema(schema)
+    others = {config.dataset_for(n) for n in config.sources if n != name} | {METADATA_SCHEMA}
+    found = [schema]
+    if (
+        staging not in others
+        and warehouse.schema_exists(staging)
+        and DLT_VERSION_TABLE in warehouse.tables_in(staging)
+    ):
+        found.append(staging)
+    return found
+
+
+def present(warehouse: Warehouse, schemas: Sequence[str]) -> list[str]:
+    """Those of ``schemas`` that exist."""
+    return [s for s in schemas if warehouse.schema_exists(s)]
+
+
+def drop_schemas(warehouse: Warehouse, schemas: Sequence[str]) -> None:
+    """``DROP SCHEMA … CASCADE`` each schema, then check that none is left.
+
+    Raises:
+        WarehouseError: the warehouse refused, or a schema still exists afterwards.
+    """
+    for schema in schemas:
+        warehouse.execute(f"DROP SCHEMA IF EXISTS {warehouse.quote(schema)} CASCADE")
+    left = present(warehouse, schemas)
+    if left:
+        raise WarehouseError(
+            f"{warehouse.describe()}: schema {', '.join(left)} still exists after DROP SCHEMA",
+            hint="drop it by hand (the loader account may lack the right to), then run the "
+            "same command again",
+        )
+
+
+def check_local_paths(name: str, source: SourceBase, project_dir: Path) -> None:
+    """Refuse a source whose folder or file on this machine does not exist, before anything
+    is created for it.
+
+    Raises:
+        UsageError: a path given (``--url``, ``--path``) is not there.
+    """
+    for key, (path, what) in source.local_paths().items():
+        found = (project_dir / path).resolve()
+        if found.is_dir() if what == "folder" else found.is_file():
+            continue
+        option = "--" + key.replace("_", "-")
+        raise UsageError(
+            f"{option} {path}: the {what} {found} does not exist",
+            hint=f"create it, or fix the path (relative to the project folder {project_dir}); "
+            f"nothing was changed for source '{name}'",
+        )
