@@ -78,6 +78,19 @@ def test_sql_json_keeps_every_digit_of_a_decimal(tmp_path: Path) -> None:
     assert row["ratio"] == Decimal("1.5")
 
 
+def test_declining_a_prompt_does_nothing_and_exits_0(tmp_path: Path) -> None:
+    project = make_project(tmp_path / "p", customers=5, orders=9)
+    assert invoke("run", "-p", str(project))[0] == 0
+    count = ("sql", "select count(*) as n from app.orders", "-p", str(project), "--json")
+
+    for args in (["reload", "app"], ["source", "remove", "app", "--drop-data"]):
+        result = runner.invoke(app, [*args, "-p", str(project)], input="n\n")
+        assert result.exit_code == 0, result.output  # a choice, not a failed step
+        assert "nothing done" in result.output
+        assert json.loads(invoke(*count)[1])["rows"] == [{"n": 9}]
+    assert "app:" in (project / "stackyard.yml").read_text()
+
+
 def test_a_model_with_a_sql_error_fails_the_run_with_its_message(tmp_path: Path) -> None:
     project = make_project(tmp_path / "p")
     (project / "transform/models/marts/customer_orders.sql").write_text(

@@ -93,6 +93,14 @@ def _with_context(project: Path | None, action: Callable[[Context], T]) -> T:
     return _guard(run)
 
 
+def _confirm_or_stop(question: str) -> None:
+    """Ask before a change; a "no" is the user's choice, not a failed step: nothing was
+    attempted, so ``nothing done`` and exit 0 (every prompt of the CLI answers so)."""
+    if not typer.confirm(question, default=False):
+        out.print("nothing done")
+        raise typer.Exit(0)
+
+
 def _json_default(value: Any) -> Any:
     if isinstance(value, datetime | date):
         return value.isoformat()

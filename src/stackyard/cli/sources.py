@@ -14,6 +14,7 @@ from stackyard.cli.common import (
     JsonOpt,
     ProjectOpt,
     TargetOpt,
+    _confirm_or_stop,
     _context,
     _guard,
     _print_json,
@@ -292,13 +293,10 @@ def register(app: typer.Typer) -> None:
                     if name in context.config.sources
                     else name
                 )
-                if not typer.confirm(
+                _confirm_or_stop(
                     f"Drop schema '{schema}' and every table in it on target "
-                    f"'{context.target_name(target)}'? This cannot be undone.",
-                    default=False,
-                ):
-                    out.print("nothing removed")
-                    raise typer.Exit(1)
+                    f"'{context.target_name(target)}'? This cannot be undone."
+                )
             result = _guard(
                 lambda: context.sources(target).remove(name, drop_data=drop_data, force=force)
             )
