@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from decimal import Decimal
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -61,6 +62,33 @@ def test_sql_error_exits_1_and_json_output(tmp_path: Path) -> None:
     assert exit_code == 1 and "DuckDB rejected the query" in output and "nowhere" in output
     exit_code, output = invoke("sql", "select 1 as one", "-p", str(project), "--json")
     assert exit_code == 0 and json.loads(output) == {"columns": ["one"], "rows": [{"one": 1}]}
+
+
+def test_sql_json_keeps_every_digit_of_a_decimal(tmp_path: Path) -> None:
+    project = make_project(tmp_path / "p")
+    query = (
+        "select 12345678901234567.89::decimal(20,2) as amount, 0.10::decimal(20,2) as dime, "
+        "1.5::double as ratio"
+    )
+    exit_code, output = invoke("sql", query, "-p", str(project), "--json")
+    assert exit_code == 0, output
+    row = json.loads(output, parse_float=Decimal)["rows"][0]
+    assert row["amount"] == Decimal("12345678901234567.89")  # a float has 16 digits
+    assert '"dime": 0.10' in output  # a number literal, its scale kept
+    assert row["ratio"] == Decimal("1.5")
+
+
+def test_declining_a_prompt_does_nothing_and_exits_0(tmp_path: Path) -> None:
+    project = make_project(tmp_path / "p", customers=5, orders=9)
+    assert invoke("run", "-p", str(project))[0] == 0
+    count = ("sql", "select count(*) as n from app.orders", "-p", str(project), "--json")
+
+    for args in (["reload", "app"], ["source", "remove", "app", "--drop-data"]):
+        result = runner.invoke(app, [*args, "-p", str(project)], input="n\n")
+        assert result.exit_code == 0, result.output  # a choice, not a failed step
+        assert "nothing done" in result.output
+        assert json.loads(invoke(*count)[1])["rows"] == [{"n": 9}]
+    assert "app:" in (project / "stackyard.yml").read_text()
 
 
 def test_a_model_with_a_sql_error_fails_the_run_with_its_message(tmp_path: Path) -> None:

@@ -93,15 +93,47 @@ def _with_context(project: Path | None, action: Callable[[Context], T]) -> T:
     return _guard(run)
 
 
+def _confirm_or_stop(question: str) -> None:
+    """Ask before a change; a "no" is the user's choice, not a failed step: nothing was
+    attempted, so ``nothing done`` and exit 0 (every prompt of the CLI answers so)."""
+    if not typer.confirm(question, default=False):
+        out.print("nothing done")
+        raise typer.Exit(0)
+
+
 def _json_default(value: Any) -> Any:
     if isinstance(value, datetime | date):
         return value.isoformat()
-    if isinstance(value, Decimal):
-        return float(value)
     if isinstance(value, bytes):
         return value.hex()
     return str(value)
 
 
+def exact_json(data: Any, indent: int | None = 2) -> str:
+    """JSON text in which a ``Decimal`` is a number literal with every digit it has.
+
+    The standard encoder knows no ``Decimal`` (and ``float()`` would round ``decimal(20,2)``
+    values past 2**53), so each one goes through it as a marked string that is then unquoted;
+    the mark holds a random part, so no value of the data can look like one.
+
+    >>> exact_json({"amount": Decimal("12345678901234567.89"), "n": 1.5}, indent=None)
+    '{"amount": 12345678901234567.89, "n": 1.5}'
+    """
+    import re
+    import uuid
+
+    mark = f"decimal-{uuid.uuid4().hex}:"
+
+    def default(value: Any) -> Any:
+        if isinstance(value, Decimal):
+            if not value.is_finite():  # NaN and the infinities: as json writes a float's
+                return float("nan") if value.is_nan() else float(value)
+            return mark + str(value)
+        return _json_default(value)
+
+    text = json.dumps(data, indent=indent, default=default)
+    return re.sub(f'"{re.escape(mark)}([^"]*)"', r"\1", text)
+
+
 def _print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, default=_json_default) + "\n")
+    sys.stdout.write(exact_json(data) + "\n")

@@ -15,7 +15,16 @@ from typing import Annotated, Any
 
 import typer
 
-from stackyard.cli.common import JsonOpt, ProjectOpt, TargetOpt, _context, _guard, _print_json, out
+from stackyard.cli.common import (
+    JsonOpt,
+    ProjectOpt,
+    TargetOpt,
+    _confirm_or_stop,
+    _context,
+    _guard,
+    _print_json,
+    out,
+)
 
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Explain the steps and change nothing.")]
 
@@ -117,8 +126,8 @@ def restore(
     # The copy replaced is renamed, never deleted (undo: rename it back), so a script runs on;
     # a person at a terminal is asked first.
     question = f"replace {plan.replaces} (it is kept aside) with the backup?"
-    if plan.replaces and not yes and sys.stdin.isatty() and not typer.confirm(question):
-        raise typer.Exit(2)
+    if plan.replaces and not yes and sys.stdin.isatty():
+        _confirm_or_stop(question)
     result = _guard(lambda: runbook.run(plan))
     if as_json:
         _print_json(result.to_dict())

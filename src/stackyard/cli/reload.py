@@ -10,6 +10,7 @@ from stackyard.cli.common import (
     JsonOpt,
     ProjectOpt,
     TargetOpt,
+    _confirm_or_stop,
     _context,
     _guard,
     _print_json,
@@ -54,9 +55,7 @@ def register(app: typer.Typer) -> None:
         if not yes:
             for line in plan.explain():
                 out.print(f"  {line}", highlight=False)
-            if not typer.confirm(f"Reload {spec} on target '{plan.target}'?", default=False):
-                out.print("nothing changed")
-                raise typer.Exit(1)
+            _confirm_or_stop(f"Reload {spec} on target '{plan.target}'?")
         if as_json:
             result = _guard(lambda: context.reload(plan))
             _print_json(result.to_dict())

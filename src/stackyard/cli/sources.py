@@ -14,6 +14,7 @@ from stackyard.cli.common import (
     JsonOpt,
     ProjectOpt,
     TargetOpt,
+    _confirm_or_stop,
     _context,
     _guard,
     _print_json,
@@ -297,13 +298,10 @@ def register(app: typer.Typer) -> None:
                     if len(schemas) == 1
                     else "schemas " + ", ".join(f"'{s}'" for s in schemas)
                 )
-                if not typer.confirm(
+                _confirm_or_stop(
                     f"Drop {which} and every table in {'it' if len(schemas) == 1 else 'them'} "
-                    f"on target '{context.target_name(target)}'? This cannot be undone.",
-                    default=False,
-                ):
-                    out.print("nothing removed")
-                    raise typer.Exit(1)
+                    f"on target '{context.target_name(target)}'? This cannot be undone."
+                )
             result = _guard(
                 lambda: context.sources(target).remove(name, drop_data=drop_data, force=force)
             )

@@ -489,9 +489,12 @@ def _seed_columns(
     return list(node.get("columns") or {})
 
 
-def load_manifest(transform_dir: Path) -> dict[str, Any]:
-    """dbt's ``target/manifest.json`` (empty when dbt never parsed the project)."""
-    path = transform_dir / "target" / "manifest.json"
+def load_manifest(transform_dir: Path, target: str | None = None) -> dict[str, Any]:
+    """dbt's ``target/manifest.json``, or the last one dbt wrote for ``target`` (empty when
+    there is none)."""
+    from stackyard.transform.state import target_manifest_path
+
+    path = target_manifest_path(transform_dir, target)
     if not path.is_file():
         return {}
     return dict(json.loads(path.read_text(encoding="utf-8")))

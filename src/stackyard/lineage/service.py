@@ -21,6 +21,7 @@ from stackyard.lineage.diff import (
 from stackyard.lineage.graph import ColumnGraph, Columns, build_graph, load_manifest
 from stackyard.lineage.impact import ImpactResult, LineageResult, impact, lineage
 from stackyard.session import Session
+from stackyard.transform.state import target_manifest_path
 from stackyard.warehouse.base import Warehouse
 
 # Folders of a dbt project whose files change what it compiles to.
@@ -38,6 +39,7 @@ class LineageService:
 
     def __init__(self, session: Session) -> None:
         self.session = session
+        self.target = session.target
         self.transform_dir = session.project.transform_dir
         self.warehouse = session.warehouse
         self._graph: ColumnGraph | None = None
@@ -47,7 +49,7 @@ class LineageService:
         if self._graph is None:
             manifest = self.compiled_manifest()
             columns = warehouse_columns(self.warehouse)
-            catalog_path = self.transform_dir / "target" / "catalog.json"
+            catalog_path = target_manifest_path(self.transform_dir, self.target, "catalog.json")
             catalog = (
                 json.loads(catalog_path.read_text(encoding="utf-8"))
                 if catalog_path.is_file()
@@ -59,13 +61,15 @@ class LineageService:
         return self._graph
 
     def compiled_manifest(self) -> dict[str, Any]:
-        """dbt's manifest with compiled SQL for every model; compiles when it is stale."""
-        manifest = load_manifest(self.transform_dir)
-        if not manifest or _stale(self.transform_dir, manifest):
+        """dbt's manifest for this target with compiled SQL for every model; compiles when
+        it is stale, or when dbt last wrote one only for another target (its relations are
+        that target's)."""
+        manifest = load_manifest(self.transform_dir, self.target)
+        if not manifest or _stale(self.transform_dir, self.target, manifest):
             dbt = self.session.dbt()
             with self.session.released():  # dbt opens the warehouse itself
                 dbt.compile()
-            manifest = load_manifest(self.transform_dir)
+            manifest = load_manifest(self.transform_dir, self.target)
         return manifest
 
     def lineage(self, spec: str, direction: str = "both") -> LineageResult:
@@ -251,11 +255,11 @@ def _node_named(graph: ColumnGraph, built: Columns, text: str) -> str | None:
     return next((k[2] for k in built if lowered in (k[2], f"{k[1]}.{k[2]}")), None)
 
 
-def _stale(transform_dir: Path, manifest: dict[str, Any]) -> bool:
+def _stale(transform_dir: Path, target: str, manifest: dict[str, Any]) -> bool:
     nodes = (manifest.get("nodes") or {}).values()
     if any(n.get("resource_type") == "model" and not n.get("compiled_code") for n in nodes):
         return True
-    path = transform_dir / "target" / "manifest.json"
+    path = target_manifest_path(transform_dir, target)
     built = path.stat().st_mtime
     files = [transform_dir / "dbt_project.yml"]
     for folder in _SOURCES:

@@ -57,11 +57,13 @@ class Lineage:
     tests: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, transform_dir: Path) -> Lineage:
-        """Read ``target/manifest.json``; an empty lineage when it does not exist.
+    def load(cls, transform_dir: Path, target: str | None = None) -> Lineage:
+        """Read the manifest dbt last wrote for ``target`` (the last one it wrote when there
+        is none for it yet); an empty lineage when there is none at all.
 
         Args:
             transform_dir: the dbt project folder.
+            target: the target whose relations (schemas) are wanted.
 
         Returns:
             The lineage of every source table and model.
@@ -69,7 +71,9 @@ class Lineage:
         from stackyard.transform.state import read_manifest
 
         try:
-            manifest = read_manifest(transform_dir)
+            manifest = (read_manifest(transform_dir, target) if target else None) or (
+                read_manifest(transform_dir)
+            )
         except (OSError, ValueError):
             # A manifest half-written by a dbt run that was killed: lineage is a nicety for
             # monitors (grouping, the report), never a reason to fail them.

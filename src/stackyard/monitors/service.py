@@ -129,7 +129,7 @@ class Monitoring:
         html = build_report(
             project=self.project.config,
             warehouse=session.warehouse,
-            lineage=Lineage.load(self.project.transform_dir),
+            lineage=Lineage.load(self.project.transform_dir, session.target),
             now=datetime.now(UTC),
         )
         path = Path(out)

@@ -167,7 +167,7 @@ class MonitorSuite:
             )
         store = MetricStore(self.warehouse)
         store.ensure()
-        lineage = Lineage.load(self.transform_dir)
+        lineage = Lineage.load(self.transform_dir, self.warehouse.target_name)
         snapshots = store.snapshots()
         columns = table_columns(self.warehouse)
         targets = watched_tables(self.project, run, lineage, snapshots, columns)

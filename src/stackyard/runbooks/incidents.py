@@ -119,6 +119,7 @@ class IncidentRunbook:
         warehouse = session.warehouse
         self.warehouse = warehouse
         self.graph = graph
+        self.config = session.project.config
         self.project_dir = session.project.project_dir
         self.transform_dir = session.project.transform_dir
         self.store = IncidentStore(warehouse)
@@ -172,7 +173,7 @@ class IncidentRunbook:
                         )
                 updated.append(self._get(record.incident_id))
                 continue
-            downstream = graph.nodes_downstream(root)
+            downstream = self._impact(graph, root, group)
             level, why = suggest_severity(graph, downstream)
             record = IncidentRecord(
                 incident_id=self.store.next_id(),
@@ -191,6 +192,24 @@ class IncidentRunbook:
             self.store.add(record)
             opened.append(self._get(record.incident_id))
         return OpenResult(tuple(opened), tuple(updated))
+
+    def _impact(self, graph: ColumnGraph, root: str, group: list[Signal]) -> set[str]:
+        """Every node downstream of the root, of each failing node in its group and, for a
+        failed load, of every table of that source: what the failed run skipped
+        (``source:NAME+`` of each dbt source the load feeds), not only the root's share."""
+        from stackyard.transform.inventory import source_dbt_names
+
+        starts = {root, *(s.node for s in group)}
+        for source in {s.group.removeprefix("load:") for s in group if s.group.startswith("load:")}:
+            names = set(source_dbt_names(self.config, source, graph.manifest))
+            starts |= {
+                f"{t['source_name']}.{t['name']}"
+                for t in (graph.manifest.get("sources") or {}).values()
+                if t.get("source_name") in names
+            }
+        return {
+            n for start in starts if start in graph.nodes for n in graph.nodes_downstream(start)
+        }
 
     # ------------------------------------------------------------------ read
 

@@ -32,8 +32,7 @@ from stackyard.results import (
     step_status_of_freshness,
 )
 from stackyard.session import Session
-from stackyard.transform.staging import dbt_source_names
-from stackyard.transform.state import manifest_freshness, transform_fingerprint
+from stackyard.transform.state import manifest_freshness, read_manifest, transform_fingerprint
 
 if TYPE_CHECKING:
     from stackyard.monitors.reuse import Unchanged
@@ -334,16 +333,10 @@ class RunJob:
         )
 
     def _dbt_names(self, source: str) -> tuple[str, ...]:
-        """The dbt sources a stackyard source appears as: ``dlt_<name>``/``<name>``, the one
-        its ``dbt_source:`` names, and any of the project's own that read its schema."""
-        from stackyard.transform.inventory import dbt_sources_in_schema
+        """The dbt sources a stackyard source appears as (see ``source_dbt_names``)."""
+        from stackyard.transform.inventory import source_dbt_names
 
-        config = self.project.sources.get(source)
-        named = (config.dbt_source,) if config is not None and config.dbt_source else ()
-        if config is not None:
-            named = (config.dbt_name(source), *named)
-        found = dbt_sources_in_schema(self.transform_dir, self.project.dataset_for(source))
-        return tuple(dict.fromkeys((*dbt_source_names(source), *named, *found)))
+        return source_dbt_names(self.project, source, read_manifest(self.transform_dir))
 
     def _selection(self, select: Sequence[str]) -> tuple[list[str], list[str]]:
         enabled = [n for n, s in self.project.sources.items() if s.enabled]

@@ -22,6 +22,7 @@ import yaml
 from stackyard.config.project import PROFILES_MARKER
 from stackyard.errors import ConfigError, TransformError
 from stackyard.results import FreshnessResult, NodeResult
+from stackyard.transform.state import kept_per_target, read_manifest
 
 PROFILES_FILE = "profiles.yml"
 _HEADER = (
@@ -302,11 +303,8 @@ class Dbt:
 
     def source_parents(self, ids: Sequence[str]) -> set[str]:
         """The dbt source names (``source('NAME', …)``) the given nodes read directly, from
-        the manifest the last command wrote."""
-        import json
-
-        path = self.transform_dir / "target" / "manifest.json"
-        manifest = json.loads(path.read_text(encoding="utf-8"))
+        the manifest the last command for this target wrote."""
+        manifest = read_manifest(self.transform_dir, self.target) or {}
         nodes, sources = manifest.get("nodes", {}), manifest.get("sources", {})
         found: set[str] = set()
         for uid in ids:
@@ -419,7 +417,8 @@ class Dbt:
             full += ["--vars", json.dumps(self.variables)]
         if self.state is not None and args[0] in _STATE_COMMANDS:
             full += ["--state", str(self.state)]
-        with _DBT_LOCK, _environment({**self.env, **_QUIET_DBT}):
+        kept = kept_per_target(self.transform_dir, self.target)
+        with _DBT_LOCK, _environment({**self.env, **_QUIET_DBT}), kept:
             runner = dbtRunner(manifest=self.parsed, callbacks=[self._callback])
             outcome = runner.invoke(full)
         if outcome.exception is not None:

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from stackyard.config.model import ProjectConfig
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,24 @@ def inventory(manifest: dict[str, Any], packages: tuple[str, ...]) -> Inventory:
     )
 
 
+def source_dbt_names(
+    config: ProjectConfig, source: str, manifest: Mapping[str, Any] | None
+) -> tuple[str, ...]:
+    """The dbt sources a stackyard source appears as: ``dlt_<name>``/``<name>``, the one its
+    ``dbt_source:`` names, and any of the project's own that read its schema (from
+    ``manifest``, dbt's manifest of the target at hand). A failed load skips what is
+    downstream of all of them, and an incident's impact is the same set.
+    """
+    from stackyard.transform.staging import dbt_source_names
+
+    entry = config.sources.get(source)
+    named: tuple[str, ...] = ()
+    if entry is not None:
+        named = (entry.dbt_name(source), *((entry.dbt_source,) if entry.dbt_source else ()))
+    found = _sources_in_schema(manifest, config.dataset_for(source)) if entry else ()
+    return tuple(dict.fromkeys((*dbt_source_names(source), *named, *found)))
+
+
 def dbt_sources_in_schema(transform_dir: Path, schema: str) -> tuple[str, ...]:
     """The project's own dbt sources that read ``schema`` (from dbt's last manifest), so a
     stackyard source loading that schema is linked to them without renaming anything.
@@ -76,7 +98,10 @@ def dbt_sources_in_schema(transform_dir: Path, schema: str) -> tuple[str, ...]:
     """
     from stackyard.transform.state import read_manifest
 
-    manifest = read_manifest(transform_dir)
+    return _sources_in_schema(read_manifest(transform_dir), schema)
+
+
+def _sources_in_schema(manifest: Mapping[str, Any] | None, schema: str) -> tuple[str, ...]:
     if manifest is None:
         return ()
     return tuple(

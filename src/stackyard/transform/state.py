@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+import os
+import shutil
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -27,16 +30,70 @@ _HOURS = {"minute": 1 / 60, "hour": 1.0, "day": 24.0}
 _MANIFESTS: dict[Path, tuple[tuple[int, int], dict[str, Any]]] = {}
 
 
-def read_manifest(transform_dir: Path) -> dict[str, Any] | None:
-    """dbt's last ``target/manifest.json``, or ``None`` when there is none.
+# dbt writes one target/manifest.json whatever --target it ran for; each target's is kept here
+# (relations in it are the target's: database, schema), so a run on one target leaves another
+# target's lineage and freshness alone.
+_PER_TARGET = "stackyard"
+
+
+def target_manifest_path(
+    transform_dir: Path, target: str | None, name: str = "manifest.json"
+) -> Path:
+    """Where the manifest (or ``catalog.json``) dbt last wrote for ``target`` is kept
+    (``None``: dbt's own, the last one it wrote whatever the target).
+
+    >>> target_manifest_path(Path("transform"), "prod").as_posix()
+    'transform/target/stackyard/prod/manifest.json'
+    """
+    if target is None:
+        return transform_dir / "target" / name
+    return transform_dir / "target" / _PER_TARGET / target / name
+
+
+@contextmanager
+def kept_per_target(transform_dir: Path, target: str) -> Iterator[None]:
+    """Around one dbt command for ``target``: copy the manifest and catalog it wrote (not
+    one it left as it was: another target's, or none) to that target's folder."""
+    before = _artifact_versions(transform_dir)
+    yield
+    for name, version in _artifact_versions(transform_dir).items():
+        if version is None or version == before.get(name):
+            continue
+        kept = target_manifest_path(transform_dir, target, name)
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        scratch = kept.with_name(f".{name}.partial")
+        shutil.copyfile(transform_dir / "target" / name, scratch)
+        os.replace(scratch, kept)  # readers never see half a copy
+
+
+def _artifact_versions(transform_dir: Path) -> dict[str, tuple[int, int] | None]:
+    out: dict[str, tuple[int, int] | None] = {}
+    for name in ("manifest.json", "catalog.json"):
+        try:
+            info = (transform_dir / "target" / name).stat()
+        except OSError:
+            out[name] = None
+        else:
+            out[name] = (info.st_mtime_ns, info.st_size)
+    return out
+
+
+def read_manifest(transform_dir: Path, target: str | None = None) -> dict[str, Any] | None:
+    """dbt's last ``target/manifest.json`` (or the last one for ``target``), or ``None``
+    when there is none.
 
     A run reads it several times (sources per schema, freshness, selection, lineage); it is
     parsed once while the file stays the same. Callers must not change the returned dict.
 
+    Args:
+        transform_dir: the dbt project folder.
+        target: read the manifest dbt wrote for this target (its relations are that
+            target's); ``None`` for the last one written, whatever its target.
+
     Raises:
         ValueError: the file is not JSON (e.g. half written by a killed dbt).
     """
-    path = transform_dir / "target" / "manifest.json"
+    path = target_manifest_path(transform_dir, target)
     try:
         info = path.stat()
     except OSError:
@@ -76,17 +133,18 @@ def transform_fingerprint(transform_dir: Path, profile_output: dict[str, Any]) -
 def manifest_freshness(
     transform_dir: Path, warehouse: Warehouse, source_names: Iterable[str] | None
 ) -> list[FreshnessResult] | None:
-    """Source freshness from ``target/manifest.json``, or ``None`` when dbt must compute it.
+    """Source freshness from the warehouse's target's manifest, or ``None`` when dbt must
+    compute it.
 
-    dbt is needed when there is no manifest, or a source uses a ``filter`` or
+    dbt is needed when there is no manifest for the target, or a source uses a ``filter`` or
     ``loaded_at_query`` (those need dbt's Jinja).
 
     Args:
         transform_dir: the dbt project folder.
-        warehouse: where the source tables are.
+        warehouse: where the source tables are (its target picks the manifest).
         source_names: dbt source names to check; ``None`` for all.
     """
-    manifest = read_manifest(transform_dir)
+    manifest = read_manifest(transform_dir, warehouse.target_name)
     if manifest is None:
         return None
     wanted = set(source_names) if source_names is not None else None

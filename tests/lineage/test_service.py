@@ -1,0 +1,39 @@
+"""Lineage per target: a run on a second target leaves the first target's lineage whole."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from tests.lineage.conftest import stackyard
+
+
+def _second_duckdb_target(project: Path) -> None:
+    """Make the example's prod target a second DuckDB file (its relations name ``prod``)."""
+    config = project / "stackyard.yml"
+    text = config.read_text()
+    prod = re.search(r"^  prod:.*?\n(?=\S)", text, flags=re.S | re.M)
+    assert prod is not None
+    new = "  prod:\n    type: duckdb\n    path: .stackyard/prod.duckdb\n\n"
+    config.write_text(text[: prod.start()] + new + text[prod.end() :])
+
+
+def test_a_run_on_another_target_leaves_the_default_targets_lineage(example: Path) -> None:
+    _second_duckdb_target(example)
+    stackyard("run", "-t", "prod", cwd=example)  # dbt's shared manifest is prod's now
+
+    for args in (["lineage", "--downstream"], ["impact"]):
+        done = stackyard(*args, "dlt_shop_db.customers.name", "--json", cwd=example)
+        found = json.loads(done.stdout)
+        refs = found.get("downstream") or []
+        assert {"node": "stg_dlt__customers", "column": "customer_name"} in [
+            {"node": r["node"], "column": r["column"]} for r in refs
+        ], f"{args[0]} on dev lost the source's lineage: {done.stdout[:400]}"
+
+    prod = json.loads(
+        stackyard(
+            "impact", "dlt_shop_db.customers.name", "-t", "prod", "--json", cwd=example
+        ).stdout
+    )
+    assert prod["models"], "prod's own lineage is there too"
