@@ -218,3 +218,48 @@ def test_rows_loaded_before_ctrl_c_are_recorded_in_the_interrupted_run(project: 
     assert again.ok, again.to_dict()
     assert {load.source: load.rows for load in again.loads} == {"app": 0, "files": 2}
     ctx.close()
+
+
+# `stackyard run`, dying (Ctrl-C or a kill) right after dlt committed an extracted package (its
+# rows and new cursors) and before dlt saved the pipeline's own schema and state.
+DIE_AFTER_THE_PACKAGE_IS_COMMITTED = """
+import os, sys
+from dlt.extract.extract import Extract
+commit = Extract.commit_packages
+def die_after(self):
+    commit(self)
+    os._exit(130)
+Extract.commit_packages = die_after
+sys.argv = ["stackyard", "run", "--select", "app"]
+from stackyard.cli.main import main
+main()
+"""
+
+
+def test_an_incremental_package_left_pending_is_merged_not_appended(project: Path) -> None:
+    """The next run finishes the pending package with the schema it was extracted with (the
+    table merges on its key), not the older one that still says its first load appended."""
+    first = subprocess.run(
+        [str(BIN / "stackyard"), "run", "--select", "app"], cwd=project, capture_output=True
+    )
+    assert first.returncode == 0, first.stdout + first.stderr
+    source = sqlite3.connect(project / "sources" / "app.sqlite")
+    source.execute(
+        "UPDATE orders SET amount = amount + 1, updated_at = '2026-01-03 10:00:00' WHERE id <= 5"
+    )
+    source.execute("INSERT INTO orders VALUES (201, 1, 1, 'placed', '2026-01-03 10:00:00')")
+    source.commit()
+    died = subprocess.run(
+        [sys.executable, "-c", DIE_AFTER_THE_PACKAGE_IS_COMMITTED],
+        cwd=project,
+        capture_output=True,
+        text=True,
+    )
+    assert died.returncode == 130, died.stdout + died.stderr
+    ctx = Context(project)
+    again = ctx.run(select=["app"])
+    loaded = ctx.sql("select count(*), count(distinct id), sum(amount) from app.orders").rows[0]
+    expected = source.execute("select count(*), count(*), sum(amount) from orders").fetchone()
+    assert tuple(loaded) == tuple(expected)  # was: one more row per changed key
+    assert again.ok, again.to_dict()
+    ctx.close()
