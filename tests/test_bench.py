@@ -42,7 +42,7 @@ def test_make_bench_runs_every_benchmark_script() -> None:
     scripts = {script for script, _, _ in {**run_all.BENCHMARKS, **run_all.SPARK}.values()}
     for script in scripts:
         assert callable(bench(script).main), script
-    libraries = {"run_all", "anomaly_data", "anomaly_data_b", "anomaly_data_c"}
+    libraries = {"run_all", "anomaly_data", "anomaly_data_b", "anomaly_data_c", "anomaly_data_d"}
     assert set(SCRIPTS) - libraries == scripts, "a benchmark make bench does not run"
 
 

@@ -99,12 +99,13 @@ def test_a_young_table_gets_a_wider_band_until_its_tails_are_measured() -> None:
 
 
 def test_a_rise_over_several_days_is_not_a_step() -> None:
-    # Volume 12 % up for a few days, no single day out of band, is growth, not a page; a
-    # move down of that size is data going missing.
+    # Volume 8 % up for a few days, no single day out of band, is growth, not a page; a
+    # move down of that size is data going missing. (12 % up on 4 % noise puts a day above a
+    # calm table's spike band now and then: that day is judged on its own.)
     rng = random.Random(7)
     values = [10_000 * math.exp(rng.gauss(0, 0.04)) for _ in range(90)]
-    up = values[:84] + [v * 1.12 for v in values[84:]]
-    down = values[:84] + [v * 0.85 for v in values[84:]]
+    up = values[:84] + [v * 1.08 for v in values[84:]]
+    down = values[:84] + [v * 0.92 for v in values[84:]]
     assert not any(v.is_anomaly for v in _replay(up, 84))
     assert any(v.is_anomaly for v in _replay(down, 84))
 
@@ -113,9 +114,10 @@ def test_an_empty_day_inside_a_band_that_reaches_below_one_row_is_not_a_drop() -
     # A small, very noisy table judged in ratios, with one earlier empty day (so emptiness is
     # not an outage by itself): the band is said and judged in whole rows.
     judged = []
-    # Seeds whose bands land on either side of one row (seed 0's edge moved above one row
+    # Seeds whose bands land on either side of one row (seed 1's edge moved above one row
+    # when the weekdays' noises were pooled on tables whose weekdays are alike; seed 0's
     # when calm tables got closer bands).
-    for seed in (1, 2, 4):
+    for seed in (2, 3, 4):
         rng = random.Random(seed)
         values = [float(max(1, round(40 * math.exp(rng.gauss(0, 0.9))))) for _ in range(56)]
         values[30] = 0.0

@@ -18,6 +18,14 @@ MAD_TO_SIGMA = 1.4826
 MIN_SCALE = 0.02
 # Seven points cover each weekday once, so a local median is not pulled by the weekly cycle.
 WINDOW = 7
+# A table whose days are independent is better predicted by a longer level: the median of
+# seven carries a fifth of a day's noise variance into every prediction (pi/2n), of fourteen
+# half that. A table that wanders for days needs the week's level, which follows it. The
+# longer level is taken when, on the same baseline points (at least this many), its median
+# absolute error is clearly below the week's (the gain on independent days is about 5 %).
+LONG_WINDOW = 14
+_LONG_MIN_PAIRS = 30
+_LONG_GAIN = 0.97
 # A prediction error counts toward the scale only when at least this many days precede it.
 _MIN_PREDECESSORS = 4
 # Below this fraction of the expected value a day counts as empty (an outage, not a dip).
@@ -26,7 +34,11 @@ NEAR_ZERO = 0.01
 FLOOR_RATIO = 1e-6
 # Too few points to measure the noise (heavy exclusions): assume a wide ±25 % per sigma.
 _UNKNOWN_SCALE = 0.25
-# A weekday's own noise needs this many errors; it is shrunk toward the table's noise as if
+# A weekday's own noise is used only when the weekdays' noises differ by more than their
+# MADs' own sampling error says (:func:`_weekdays_alike`): on a table whose weekdays are
+# alike, seven MADs read on a few dozen errors each gave one weekday a band a sixth too
+# narrow now and then, and most false one-day drops on such tables came from those. A
+# weekday's own noise needs this many errors; it is shrunk toward the table's noise as if
 # the table's were worth this many more. Strongly: a weekday's MAD read on a few dozen
 # errors is a fifth off either way, and a steady weekday taken for a noisy one gets a band
 # wide enough to pass the incidents it is there for; a weekday really twice as noisy as the
@@ -71,12 +83,13 @@ _FLOOR_MARGIN = 1.6
 # 4.4-7. A table reading at most the first value below is calm (1.0), at least the second
 # not at all (0.0), linear between (:func:`calm`). Of the two pairs tried (4.0-5.0 and
 # 3.6-4.4, with slightly different shares) the results were within noise of each other.
-# Read from 90 errors on: with 40 to 60 the 98th percentile is about the largest error, and a
-# Student-t table with so little history read calm now and then (about one in five with 3
-# degrees of freedom), which cost precision on young heavy-tailed tables.
+# Read from 45 errors on (it was 90: with 45 to 60 the 98th percentile is about the largest
+# error, and a Student-t table with so little history reads calm now and then; but at 90 a
+# normal table stayed "not calm" for its first three months, and on the generator written
+# from the issue's replay most incidents fell in them, behind bands 4.6 noise units wide).
 _CALM_RATIO = 3.6
 _UNCALM_RATIO = 4.4
-_CALM_MIN_ERRORS = 90
+_CALM_MIN_ERRORS = 45
 
 
 def weekday_factors(points: Sequence[tuple[date, float]]) -> tuple[list[float], list[float]]:
@@ -140,6 +153,8 @@ class Noise(NamedTuple):
         sides: ``errors`` and ``spread_out`` of the days below their prediction (drops) and
             of those above it (spikes), each sorted: a table's tails need not be alike on
             both sides (bursts are all on the upper one).
+        window: how many deseasonalised points the level is the median of: :data:`WINDOW`,
+            or :data:`LONG_WINDOW` where that predicted the baseline clearly better.
     """
 
     scale: float
@@ -147,6 +162,7 @@ class Noise(NamedTuple):
     errors: list[float]
     spread_out: list[float]
     sides: dict[str, tuple[list[float], list[float]]]
+    window: int = WINDOW
 
 
 def noise(
@@ -158,16 +174,18 @@ def noise(
     the prediction errors they were measured on (see :class:`Noise`).
 
     The noise is measured the way the judged day will be predicted: each baseline point
-    against the median of the seven deseasonalised points before it, times its weekday's
-    factor learnt without it. In-sample residuals would understate the error badly with two
-    or three weeks of history, when weekday factors rest on two or three points each.
+    against the median of the seven (or :data:`LONG_WINDOW`, see :attr:`Noise.window`)
+    deseasonalised points before it, times its weekday's factor learnt without it. In-sample
+    residuals would understate the error badly with two or three weeks of history, when
+    weekday factors rest on two or three points each.
     """
-    errors: list[list[float]] = [[] for _ in range(7)]
-    below: list[list[bool]] = [[] for _ in range(7)]
     previous: list[float] = []
+    # Each point's error under the week's level and under the longer one (see LONG_WINDOW).
+    # An empty day is no measure of noise: it is infinitely far in logs, and one of them
+    # would set a table's rare-day floor for half a year. Empty days are judged apart.
+    short: list[tuple[int, float]] = []
+    longer: list[float | None] = []
     for (d, v), y, factor in zip(points, ys, loo_factors, strict=True):
-        # An empty day is no measure of noise: it is infinitely far in logs, and one of them
-        # would set a table's rare-day floor for half a year. Empty days are judged apart.
         if y is None or v <= 0:
             continue
         if len(previous) >= _MIN_PREDECESSORS and factor >= NEAR_ZERO:
@@ -175,13 +193,30 @@ def noise(
             middle = sorted(week)[WINDOW // 2] if len(week) == WINDOW else median(week)
             predicted = middle * factor
             if predicted > 0:
-                error = math.log(max(v / predicted, FLOOR_RATIO))
-                errors[d.weekday()].append(abs(error))
-                below[d.weekday()].append(error < 0)
+                short.append((d.weekday(), math.log(max(v / predicted, FLOOR_RATIO))))
+                alt = None
+                if len(previous) >= LONG_WINDOW:
+                    long_predicted = median(previous[-LONG_WINDOW:]) * factor
+                    if long_predicted > 0:
+                        alt = math.log(max(v / long_predicted, FLOOR_RATIO))
+                longer.append(alt)
         previous.append(y)
+    pairs = [(abs(a), abs(b)) for (_, a), b in zip(short, longer, strict=True) if b is not None]
+    window = WINDOW
+    if len(pairs) >= _LONG_MIN_PAIRS:
+        week_error = median([a for a, _ in pairs])
+        if median([b for _, b in pairs]) < _LONG_GAIN * week_error:
+            window = LONG_WINDOW
+    errors: list[list[float]] = [[] for _ in range(7)]
+    below: list[list[bool]] = [[] for _ in range(7)]
+    for (wd, error), alt in zip(short, longer, strict=True):
+        if window == LONG_WINDOW and alt is not None:
+            error = alt
+        errors[wd].append(abs(error))
+        below[wd].append(error < 0)
     every = sorted(e for per_day in errors for e in per_day)
     if len(every) < _MIN_PREDECESSORS:
-        return Noise(_UNKNOWN_SCALE, [_UNKNOWN_SCALE] * 7, every, every, {})
+        return Noise(_UNKNOWN_SCALE, [_UNKNOWN_SCALE] * 7, every, every, {}, WINDOW)
     mad = MAD_TO_SIGMA * median(every)
     # Tails are read after each weekday's own spread is taken out: one noisy weekday (a quiet
     # Sunday) is that weekday's noise, not heavy tails on every day.
@@ -197,8 +232,9 @@ def noise(
     # widen the band a hundredfold, only as far as heavy tails plausibly do.
     scale = max(mad, min(_TAIL_WEIGHT * tail, _TAIL_CAP * mad), MIN_SCALE)
     by_weekday = []
+    alike = _weekdays_alike(errors, scale)
     for per_day in errors:
-        if len(per_day) < _WEEKDAY_MIN_ERRORS:
+        if alike or len(per_day) < _WEEKDAY_MIN_ERRORS:
             by_weekday.append(scale)
             continue
         own = MAD_TO_SIGMA * median(per_day)
@@ -217,7 +253,7 @@ def noise(
             if b == low
         ]
         sides[side] = (sorted(e for e, _ in picked), sorted(e for _, e in picked))
-    return Noise(scale, by_weekday, every, spread_out, sides)
+    return Noise(scale, by_weekday, every, spread_out, sides, window)
 
 
 def tail_widening(
@@ -295,3 +331,32 @@ def empirical_floor(errors: Sequence[float], share: float) -> float:
     if len(errors) < TAIL_MIN_ERRORS:
         return 0.0
     return share * _FLOOR_MARGIN * errors[min(int(_FLOOR_QUANTILE * len(errors)), len(errors) - 1)]
+
+
+# The variance of the log of a MAD read on n normal errors is about 1.35 / n (the MAD's
+# efficiency is 37 %); the weekdays count as alike unless their squared log-distances from
+# the table's noise, in those units, sum beyond this many standard deviations of a
+# chi-square with one degree per weekday (about 1 % of alike tables are read as unlike).
+_LOG_MAD_VARIANCE = 1.35
+_ALIKE_Z = 2.33
+
+
+def _weekdays_alike(errors: list[list[float]], scale: float) -> bool:
+    """Whether each weekday's errors (absolute, per weekday) are as spread as ``scale``
+    says, up to their own sampling error: then every weekday gets the table's noise.
+
+    >>> _weekdays_alike([[0.1, 0.2, 0.05, 0.15] * 5 for _ in range(7)], 0.15)
+    True
+    >>> _weekdays_alike([[0.1, 0.2, 0.05, 0.15] * 5] * 5 + [[0.6, 0.9, 0.7, 1.0] * 5] * 2, 0.15)
+    False
+    """
+    q, k = 0.0, 0
+    for per_day in errors:
+        if len(per_day) < _WEEKDAY_MIN_ERRORS:
+            continue
+        own = MAD_TO_SIGMA * median(per_day)
+        if own <= 0 or scale <= 0:
+            return False
+        q += math.log(own / scale) ** 2 * len(per_day) / _LOG_MAD_VARIANCE
+        k += 1
+    return k > 0 and q <= k + _ALIKE_Z * math.sqrt(2 * k)

@@ -87,8 +87,9 @@ _SPIKE_SHARE = 1.15
 # its empirical floor lowered by up to these shares: the wide bands above are for tables
 # with bursts and heavy tails; on the benchmark's normal tables they were 4.7 (drop) and
 # 5.7 (spike) noise units wide at the median and passed about half the duplicated loads.
+# A calm table's spike band comes down to 0.87 of the half-width (3.5 noise units).
 _CALM_DROP = 0.1
-_CALM_SPIKE = 0.15
+_CALM_SPIKE = 0.28
 _CALM_FLOOR = 0.2
 # The sequential test: the longest run of recent days it averages, the fewest historical runs
 # needed to measure their spread, its limit (share of the threshold) and how far, in noise
@@ -155,11 +156,11 @@ def judge(
             factors, loo_factors = long_factors, long_loo[len(history) - len(base) :]
     # Weekdays that are normally empty carry no level information; they are judged below.
     ys = [v / factors[d.weekday()] if factors[d.weekday()] >= NEAR_ZERO else None for d, v in base]
-    scale, by_weekday, errors, spread_out, sides = noise(base, ys, loo_factors)
+    scale, by_weekday, errors, spread_out, sides, win = noise(base, ys, loo_factors)
     # How much noisier than the table the judged weekday is, for the empirical floor.
     own_noise = by_weekday[day.weekday()] / scale
     if long_noise is not None:
-        long_scale, long_by_weekday, errors, spread_out, sides = long_noise
+        long_scale, long_by_weekday, errors, spread_out, sides, win = long_noise
         own_noise = long_by_weekday[day.weekday()] / long_scale
         # The table's noise, too, unless the training window's is clearly larger (a table
         # grown noisier lately): fifty errors measure it about a sixth off either way, and
@@ -182,7 +183,7 @@ def judge(
     # Empty days on weekdays that carry volume are outages or a sparse table's gaps, not a
     # level: a level of zero would make every later row a spike.
     levels = [y for y in ys if y is not None and y > 0] or [0.0]
-    level = median(levels[-WINDOW:])
+    level = median(levels[-win:])
 
     # Excluded days count here on purpose: after a step change every day may have been
     # alerted on and excluded, and the baseline must still learn the new level.
@@ -201,7 +202,7 @@ def judge(
         level = median(recent)
         # A median of four days is a noisier level than the median of seven the scale was
         # measured with (π/2n: the asymptotic variance of a sample median over the noise's).
-        noisier = math.sqrt((1 + math.pi / (2 * _SHIFT_DAYS)) / (1 + math.pi / (2 * WINDOW)))
+        noisier = math.sqrt((1 + math.pi / (2 * _SHIFT_DAYS)) / (1 + math.pi / (2 * win)))
         sigma, sigma_drop, sigma_spike = (
             sigma * noisier,
             sigma_drop * noisier,
