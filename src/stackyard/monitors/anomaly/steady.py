@@ -18,7 +18,8 @@ Steps, in the order :func:`judge` applies them (docs/observability.md has the lo
    heavy-tailed on its spike side only, and its drop band stays narrow)
    (:mod:`~stackyard.monitors.anomaly.spread` measures all this). A young table, too short
    for its tails to be measured, gets bands 1.5 times wider and no sequential test.
-3. **Level.** The median of the last seven deseasonalised non-empty points. When the last
+3. **Level.** The median of the last seven deseasonalised non-empty points (fourteen on a
+   table whose days are independent, :data:`~.spread.LONG_WINDOW`). When the last
    four days (excluded or not, none of them empty) are each more than one noise unit from
    it on the same side, the table has moved: the level re-anchors to those days, so a
    genuine step stops alerting within a week.
@@ -26,7 +27,7 @@ Steps, in the order :func:`judge` applies them (docs/observability.md has the lo
    (:mod:`~stackyard.monitors.anomaly.months`) scale the expected value.
 4. **One day.** The log-ratio of value to expected in units of the weekday's noise; drops
    and spikes have their own thresholds (0.85 of the configured half-width for a drop, 1.15
-   of it for a spike: a drop is what breaks dashboards; down to 0.75 and 1.0 on a table with
+   of it for a spike: a drop is what breaks dashboards; down to 0.75 and 0.87 on a table with
    calm tails), judged in whole rows. An empty day where volume was expected is an outage.
 5. **Several days.** For m = 2 … 8, the mean log-ratio of the last m days (today included)
    to the level of the seven days before them, in units of that same statistic's spread
