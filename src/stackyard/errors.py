@@ -8,7 +8,8 @@ Exit codes are part of the contract with scripts:
 
 * ``0`` success,
 * ``1`` the run did its work and something in the data failed (a load, a model, a test),
-* ``2`` usage or configuration: nothing was attempted, fix the input and retry.
+* ``2`` usage or configuration: nothing was attempted, fix the input and retry,
+* ``130`` interrupted (Ctrl-C): what finished is kept and recorded; run again to finish.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from collections.abc import Iterable
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
 
 
 class StackyardError(Exception):
@@ -42,6 +44,28 @@ class StackyardError(Exception):
 
     def __str__(self) -> str:
         return f"{self.message}\n  → {self.hint}" if self.hint else self.message
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C (SIGINT) stopped work after what was running had stopped cleanly.
+
+    A ``KeyboardInterrupt``, so code that stops on one still stops; it says what was kept and
+    what to do next, as an error does.
+
+    Attributes:
+        message: what was stopped, and what was kept.
+        hint: what to do next.
+        done: what finished before the interrupt (e.g. the sources that loaded), for the
+            caller to record.
+    """
+
+    exit_code = EXIT_INTERRUPTED
+
+    def __init__(self, message: str, *, hint: str | None = None, done: tuple[object, ...] = ()):
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        self.done = done
 
 
 class ConfigError(StackyardError):

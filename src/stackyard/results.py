@@ -7,9 +7,10 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal
 
-from stackyard.errors import EXIT_FAILED, EXIT_OK
+from stackyard.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 
-StepStatus = Literal["ok", "warn", "failed", "skipped"]
+# "interrupted": Ctrl-C stopped the step (what it finished is kept; nothing after it ran)
+StepStatus = Literal["ok", "warn", "failed", "skipped", "interrupted"]
 
 
 @dataclass(frozen=True)
@@ -221,10 +222,16 @@ class RunResult:
     monitors: Any = None
 
     @property
+    def interrupted(self) -> bool:
+        """Ctrl-C stopped the run: the steps after the interrupted one did not run."""
+        return any(s.status == "interrupted" for s in self.steps)
+
+    @property
     def ok(self) -> bool:
         """No load failed, no model or test failed and no source is past its error age."""
         return (
-            all(s.status != "failed" for s in self.steps)
+            not self.interrupted
+            and all(s.status != "failed" for s in self.steps)
             and all(load.status != "failed" for load in self.loads)
             and not any(n.failed for n in self.nodes)
             and not any(f.status in ("error", "runtime error") for f in self.freshness)
@@ -232,12 +239,17 @@ class RunResult:
 
     @property
     def status(self) -> str:
-        """``success`` or ``failed``."""
+        """``success``, ``failed`` or ``interrupted``."""
+        if self.interrupted:
+            return "interrupted"
         return "success" if self.ok else "failed"
 
     @property
     def exit_code(self) -> int:
-        """0 on success, 1 when a load, model, test or freshness check failed."""
+        """0 on success, 1 when a load, model, test or freshness check failed, 130 when
+        interrupted."""
+        if self.interrupted:
+            return EXIT_INTERRUPTED
         return EXIT_OK if self.ok else EXIT_FAILED
 
     @property

@@ -125,3 +125,141 @@ def test_a_check_that_failed_after_the_package_loaded_is_done_by_the_next_run(
         loaded = ctx.sql(f"select count(*), count(distinct id) from app.{table}").rows[0]
         assert tuple(loaded) == (expected, expected), table
     ctx.close()
+
+
+# `stackyard run` receiving SIGINT from its build thread while that thread runs a DuckDB query
+# on a cursor of the project's connection: the query only an interrupt ends (ten billion rows)
+# stands in for a slow model, so the interrupt always lands mid-query.
+SIGINT_MID_BUILD_QUERY = """
+import os, signal, sys
+from stackyard.runbooks.backfill import connection
+query = connection.Connection.query
+def interrupted_query(self, sql, params=()):
+    if "information_schema.tables" in sql:
+        os.kill(os.getpid(), signal.SIGINT)
+        sql, params = "SELECT count(*) FROM range(10000000000) t(n) WHERE n % 7 = 3", ()
+    return query(self, sql, params)
+connection.Connection.query = interrupted_query
+sys.argv = ["stackyard", "run"]
+from stackyard.cli.main import main
+main()
+"""
+
+
+def test_ctrl_c_during_the_sql_build_exits_130_and_records_the_run(project: Path) -> None:
+    """The query running in the build thread is cancelled before the connection is used or
+    closed by the main thread (was: "connection is busy", exit 1, or an abort)."""
+    stopped = subprocess.run(
+        [sys.executable, "-c", SIGINT_MID_BUILD_QUERY],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=600,  # a failsafe only: an interrupt that is not honoured never ends the query
+    )
+    assert stopped.returncode == 130, stopped.stdout[-2000:] + stopped.stderr[-2000:]
+    assert "busy" not in stopped.stderr
+    assert "interrupted during dbt build" in stopped.stderr
+    assert "run `stackyard run` again" in stopped.stderr
+    ctx = Context(project)
+    [run] = ctx.status(limit=1)
+    assert run.status == "interrupted"
+    # what the run loaded is recorded with it, and is what the warehouse holds
+    assert run.rows_loaded == 50 + 200 + 2
+    again = ctx.run()
+    assert again.ok, again.to_dict()
+    assert ctx.sql("select count(*) from marts.customer_orders").rows[0][0] == 50
+    ctx.close()
+
+
+# `stackyard run` loading its sources one at a time, Ctrl-C arriving once `app` has loaded and
+# `files` is starting: the hook waits until the run has asked dlt to stop, as a long extract
+# would be told.
+SIGINT_BETWEEN_SOURCES = """
+import os, signal, sys
+from dlt.common.runtime import signals
+from stackyard.ingest import loader
+finish = loader.finish_pending
+def interrupted(pipeline):
+    if "__files__" in pipeline.pipeline_name:
+        os.kill(os.getpid(), signal.SIGINT)
+        while not signals.was_signal_received():
+            signals.exit_event.wait(60)
+        signals.raise_if_signalled()
+    return finish(pipeline)
+loader.finish_pending = interrupted
+sys.argv = ["stackyard", "run"]
+from stackyard.cli.main import main
+main()
+"""
+
+
+def test_rows_loaded_before_ctrl_c_are_recorded_in_the_interrupted_run(project: Path) -> None:
+    """A source that finished loading before Ctrl-C counts in the interrupted run (its package
+    is done: no later run counts it), and `status` shows what the warehouse holds."""
+    yml = project / "stackyard.yml"
+    yml.write_text(yml.read_text() + "defaults:\n  parallel_loads: 1\n")
+    stopped = subprocess.run(
+        [sys.executable, "-c", SIGINT_BETWEEN_SOURCES],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert stopped.returncode == 130, stopped.stdout[-2000:] + stopped.stderr[-2000:]
+    assert "interrupted during load" in stopped.stderr
+    ctx = Context(project)
+    [run] = ctx.status(limit=1)
+    assert (run.status, run.rows_loaded) == ("interrupted", 250)
+    in_warehouse = ctx.sql(
+        "select (select count(*) from app.customers) + (select count(*) from app.orders)"
+    ).rows[0][0]
+    assert in_warehouse == run.rows_loaded
+    again = ctx.run()
+    assert again.ok, again.to_dict()
+    assert {load.source: load.rows for load in again.loads} == {"app": 0, "files": 2}
+    ctx.close()
+
+
+# `stackyard run`, dying (Ctrl-C or a kill) right after dlt committed an extracted package (its
+# rows and new cursors) and before dlt saved the pipeline's own schema and state.
+DIE_AFTER_THE_PACKAGE_IS_COMMITTED = """
+import os, sys
+from dlt.extract.extract import Extract
+commit = Extract.commit_packages
+def die_after(self):
+    commit(self)
+    os._exit(130)
+Extract.commit_packages = die_after
+sys.argv = ["stackyard", "run", "--select", "app"]
+from stackyard.cli.main import main
+main()
+"""
+
+
+def test_an_incremental_package_left_pending_is_merged_not_appended(project: Path) -> None:
+    """The next run finishes the pending package with the schema it was extracted with (the
+    table merges on its key), not the older one that still says its first load appended."""
+    first = subprocess.run(
+        [str(BIN / "stackyard"), "run", "--select", "app"], cwd=project, capture_output=True
+    )
+    assert first.returncode == 0, first.stdout + first.stderr
+    source = sqlite3.connect(project / "sources" / "app.sqlite")
+    source.execute(
+        "UPDATE orders SET amount = amount + 1, updated_at = '2026-01-03 10:00:00' WHERE id <= 5"
+    )
+    source.execute("INSERT INTO orders VALUES (201, 1, 1, 'placed', '2026-01-03 10:00:00')")
+    source.commit()
+    died = subprocess.run(
+        [sys.executable, "-c", DIE_AFTER_THE_PACKAGE_IS_COMMITTED],
+        cwd=project,
+        capture_output=True,
+        text=True,
+    )
+    assert died.returncode == 130, died.stdout + died.stderr
+    ctx = Context(project)
+    again = ctx.run(select=["app"])
+    loaded = ctx.sql("select count(*), count(distinct id), sum(amount) from app.orders").rows[0]
+    expected = source.execute("select count(*), count(*), sum(amount) from orders").fetchone()
+    assert tuple(loaded) == tuple(expected)  # was: one more row per changed key
+    assert again.ok, again.to_dict()
+    ctx.close()

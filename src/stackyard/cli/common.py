@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 from rich.console import Console as RichTerminal
 
-from stackyard.errors import EXIT_FAILED, StackyardError
+from stackyard.errors import EXIT_FAILED, EXIT_INTERRUPTED, Interrupted, StackyardError
 
 if TYPE_CHECKING:
     from stackyard.console import Console
@@ -49,12 +49,17 @@ def _guard(action: Callable[[], T]) -> T:
             raise
         _error("error: ", exc.message, exc.hint)
         raise typer.Exit(exc.exit_code) from None
+    except Interrupted as exc:
+        # what was running has stopped; the message says what was kept
+        _error("interrupted: ", exc.message, exc.hint)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
     except KeyboardInterrupt:
-        err.print(
-            "interrupted: the warehouse is left readable; the next run completes "
-            "any pending load without duplicates"
+        _error(
+            "interrupted: ",
+            "the warehouse is left readable",
+            "run the command again: the next run completes any pending load without duplicates",
         )
-        raise typer.Exit(130) from None
+        raise typer.Exit(EXIT_INTERRUPTED) from None
     except Exception as exc:
         if _state["debug"]:
             raise

@@ -19,8 +19,14 @@ from stackyard.metadata.run_leases import Lease
 from stackyard.results import RunResult
 from stackyard.warehouse.base import QueryResult
 
-_STYLES = {"ok": "green", "warn": "yellow", "failed": "red", "skipped": "dim"}
-_ICONS = {"ok": "✔", "warn": "!", "failed": "✘", "skipped": "–"}
+_STYLES = {
+    "ok": "green",
+    "warn": "yellow",
+    "failed": "red",
+    "skipped": "dim",
+    "interrupted": "yellow",
+}
+_ICONS = {"ok": "✔", "warn": "!", "failed": "✘", "skipped": "–", "interrupted": "■"}
 
 
 @dataclass
@@ -161,7 +167,7 @@ def status_table(runs: list[RunSummary]) -> Table:
         table.add_column(column, no_wrap=True)
     for r in runs:
         took = (r.finished_at - r.started_at).total_seconds()
-        style = "green" if r.status == "success" else "red"
+        style = {"success": "green", "interrupted": "yellow"}.get(r.status, "red")
         table.add_row(
             r.run_id,
             r.target,

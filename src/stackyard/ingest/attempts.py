@@ -6,14 +6,20 @@ deadline passes, with an error naming the step and the deadline. Python cannot s
 thread, so a given-up attempt may still finish in the background until the process exits;
 its dlt package is then loaded by the next run (see :mod:`stackyard.ingest.loader`), and the
 attempt is never retried in the same process, so two attempts never write at once.
+
+Ctrl-C reaches the main thread only, which is waiting on the attempt: it asks the attempt to
+stop (``interrupt``: a query cancelled, dlt told to stop) and waits until it has, so no
+connection is closed or shared under a running query and the process never exits with a
+thread still inside a native driver.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, wait
+from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 from stackyard.config.orchestration import Retries
@@ -26,19 +32,29 @@ T = TypeVar("T")
 class _Outcome(Generic[T]):
     value: T | None = None
     error: BaseException | None = None
-    done: bool = False
+    # An event, not Thread.join: a join cut by Ctrl-C can mark a running thread as stopped
+    # (CPython 3.11's _wait_for_tstate_lock releases the lock the running thread holds).
+    done: threading.Event = field(default_factory=threading.Event)
 
 
-def within_deadline(action: Callable[[], T], seconds: float, what: str) -> T:
+def within_deadline(
+    action: Callable[[], T],
+    seconds: float,
+    what: str,
+    interrupt: Callable[[], None] | None = None,
+) -> T:
     """Run ``action`` and return its result, or fail when it takes longer than ``seconds``.
 
     Args:
         action: the work; its exceptions are raised here as they are.
         seconds: the deadline.
         what: the step, as the error names it, e.g. ``source 'shop'``.
+        interrupt: asks the work to stop soon (called from this thread on Ctrl-C); without
+            it, the work runs to its end before the interrupt is raised.
 
     Raises:
         DeadlineExceededError: the action was still running at the deadline.
+        KeyboardInterrupt: Ctrl-C, raised once the action has stopped.
 
     >>> within_deadline(lambda: 42, 5, "the answer")
     42
@@ -51,12 +67,16 @@ def within_deadline(action: Callable[[], T], seconds: float, what: str) -> T:
         except BaseException as exc:  # handed to the caller's thread as it is
             outcome.error = exc
         finally:
-            outcome.done = True
+            outcome.done.set()
 
     thread = threading.Thread(target=work, name=f"stackyard-step {what}", daemon=True)
     thread.start()
-    thread.join(seconds)
-    if not outcome.done:
+    try:
+        outcome.done.wait(seconds)
+    except KeyboardInterrupt:
+        _stop(outcome.done, interrupt)
+        raise
+    if not outcome.done.is_set():
         raise DeadlineExceededError(
             f"{what} did not finish within its deadline of {_seconds(seconds)}; it was given "
             "up (still running or stuck waiting on its upstream)",
@@ -66,6 +86,31 @@ def within_deadline(action: Callable[[], T], seconds: float, what: str) -> T:
     if outcome.error is not None:
         raise outcome.error
     return outcome.value  # type: ignore[return-value]
+
+
+def _stop(done: threading.Event, interrupt: Callable[[], None] | None) -> None:
+    """Ask the work to stop, and wait until it has (a second Ctrl-C asks again: leaving it
+    running would leave it inside a driver as the process exits)."""
+    while not done.is_set():
+        if interrupt is not None:
+            interrupt()
+        try:
+            done.wait()
+        except KeyboardInterrupt:
+            continue
+
+
+def stop_all(futures: Sequence[Future[T]], interrupt: Callable[[], None]) -> None:
+    """Cancel the work that has not started, ask the rest to stop and wait until it has
+    (a second Ctrl-C asks again)."""
+    for future in futures:
+        future.cancel()
+    while not all(f.done() for f in futures):
+        interrupt()
+        try:
+            wait(futures)
+        except KeyboardInterrupt:
+            continue
 
 
 @dataclass(frozen=True)

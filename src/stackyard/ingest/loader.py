@@ -4,11 +4,17 @@ Interrupted loads: dlt writes each load as a package under ``.stackyard/pipeline
 marks it done once the destination committed it. A run killed mid-load leaves the package
 pending; the next ``pipeline.run`` loads pending packages first. Tables with a key merge on it
 and the rest are replaced, so finishing a package twice never duplicates rows.
+
+Ctrl-C: dlt is told to stop as its own signal handler would (it stops extracting, finishes the
+load jobs already running and leaves the package pending), every source's thread is waited
+for, and :class:`~stackyard.errors.Interrupted` carries the sources that finished, so the run
+records their rows.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -21,10 +27,11 @@ from typing import Any
 from stackyard.config.orchestration import Retries
 from stackyard.config.private import drop_trace, private_dir, tighten
 from stackyard.config.project import Project
-from stackyard.errors import DeadlineExceededError, StackyardError
-from stackyard.ingest.attempts import looks_transient, retried, within_deadline
+from stackyard.errors import DeadlineExceededError, Interrupted, StackyardError
+from stackyard.ingest.attempts import looks_transient, retried, stop_all, within_deadline
 from stackyard.ingest.backend_fallback import is_panic, panic_message, with_fallback
 from stackyard.ingest.counts import known_columns, row_counts, tables_as_loaded, warehouse_counts
+from stackyard.ingest.dlt_threads import import_before_threads, stop_dlt
 from stackyard.ingest.drift import describe_contract_violation, required_columns
 from stackyard.ingest.load_errors import root_cause, stackyard_error
 from stackyard.ingest.probe import SourceProbes
@@ -133,6 +140,8 @@ class Loader:
         self.transform_dir = project.transform_dir
         # per source, for messages about contract violations (sources load in threads)
         self._required: dict[str, dict[str, dict[str, list[str]]]] = {}
+        # set on Ctrl-C: no source starts, retries or waits any more
+        self._stopping = threading.Event()
 
     def pipeline_name(self, source: str) -> str:
         """dlt pipeline name: one per source and target, so their states never mix; an
@@ -171,6 +180,10 @@ class Loader:
 
         Returns:
             One result per source, in the order given.
+
+        Raises:
+            Interrupted: Ctrl-C, once every source has stopped; ``done`` holds the results
+                of the sources that finished.
         """
         requests = [
             LoadRequest(
@@ -188,17 +201,47 @@ class Loader:
         if not self.warehouse.PARALLEL_LOADS:
             workers = 1
         with _dlt_settings(self.warehouse):
-            if workers <= 1:
-                loads = [self._load_one(r, loaded_at) for r in requests]
-            else:
-                _import_before_threads()
-                with ThreadPoolExecutor(
-                    max_workers=workers, thread_name_prefix="stackyard-load"
-                ) as pool:
-                    loads = list(pool.map(lambda r: self._load_one(r, loaded_at), requests))
-        tighten(self.pipelines_dir.parent)  # .stackyard/: the DuckDB file, dlt's state
+            if workers > 1:
+                import_before_threads()
+            try:
+                loads = self._load_all(requests, loaded_at, workers)
+            except Interrupted as stopped:
+                kept = probes.keep([*done.values(), *stopped.done])  # type: ignore[list-item]
+                raise Interrupted(
+                    stopped.message, hint=stopped.hint, done=tuple(kept.values())
+                ) from None
+            finally:
+                tighten(self.pipelines_dir.parent)  # .stackyard/: the DuckDB file, dlt's state
         by_name = probes.keep([*done.values(), *loads])
         return [by_name[name] for name in sources]
+
+    def _load_all(
+        self, requests: Sequence[LoadRequest], loaded_at: datetime, workers: int
+    ) -> list[SourceLoad]:
+        """Each source in a thread of its own (``workers`` at a time), so that Ctrl-C, which
+        only the main thread sees, finds this thread waiting and free to stop them."""
+        if not requests:
+            return []
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="stackyard-load")
+        futures = [pool.submit(self._load_one, r, loaded_at) for r in requests]
+        try:
+            return [f.result() for f in futures]
+        except KeyboardInterrupt:
+            self._stopping.set()
+            stop_all(futures, stop_dlt)
+            stop_dlt(again=True)  # this process may load again (the Python API)
+            ended = [not f.cancelled() and f.exception() is None for f in futures]
+            stopped = [r.name for r, ok in zip(requests, ended, strict=True) if not ok]
+            raise Interrupted(
+                f"the load was interrupted: {len(requests) - len(stopped)} of {len(requests)} "
+                f"sources finished; {', '.join(stopped)} stopped (what was loaded is kept in "
+                "a pending load package)",
+                hint="run `stackyard run` again: it finishes the pending packages first, "
+                "without duplicate rows",
+                done=tuple(f.result() for f, ok in zip(futures, ended, strict=True) if ok),
+            ) from None
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def pipeline(self, source: str) -> Any:
         """The dlt pipeline object for a source (attached, not run)."""
@@ -230,8 +273,11 @@ class Loader:
             lambda a: a.retryable,
             policy,
             retrying,
+            sleep=self._pause,
         )
         result = outcome.result.load
+        if result.status == "failed" and self._stopping.is_set():
+            raise KeyboardInterrupt  # stopped by Ctrl-C, not a failure of the source
         if result.status == "failed" and outcome.attempts > 1:
             error = f"{result.error} (after {outcome.attempts} attempts)"
             result = SourceLoad(**{**result.__dict__, "error": error})
@@ -258,9 +304,15 @@ class Loader:
             self.console.step_finished(step, "warn" if warn else "ok", detail)
         return result
 
+    def _pause(self, seconds: float) -> None:
+        """The wait before a retry, which Ctrl-C ends (the next attempt then stops)."""
+        self._stopping.wait(seconds)
+
     def _attempt(self, request: LoadRequest, loaded_at: datetime, step: str) -> _Attempt:
         """One try at loading a source within its deadline; a failure is a result, with
         whether trying again may help."""
+        if self._stopping.is_set():
+            raise KeyboardInterrupt
         try:
             load = within_deadline(
                 lambda: with_fallback(
@@ -432,16 +484,3 @@ class Loader:
         ]
         info = pipeline.run(rows, table_name=REJECTED_TABLE, write_disposition="append")
         return list(info.loads_ids)
-
-
-def _import_before_threads() -> None:
-    """Import what the loaders need once, in this thread.
-
-    Two threads importing pyarrow (or dlt's sources) for the first time at once can see a
-    half-initialised module ("partially initialized module 'pyarrow'").
-    """
-    import duckdb  # noqa: F401
-    import pyarrow
-    import pyarrow.compute  # noqa: F401
-    import sqlalchemy  # noqa: F401
-    from dlt.sources import filesystem, sql_database  # noqa: F401

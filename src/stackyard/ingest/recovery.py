@@ -40,6 +40,7 @@ def finish_pending(pipeline: Any) -> list[str]:
     earlier: list[str] = json.loads(marker.read_text(encoding="utf-8")) if marker.exists() else []
     finished: list[str] = []
     if pipeline.has_pending_data:
+        adopt_extracted_schemas(pipeline)
         pipeline.normalize()
         pending = [str(i) for i in pipeline.list_normalized_load_packages()]
         marker.write_text(json.dumps(sorted({*earlier, *pending})), encoding="utf-8")
@@ -48,6 +49,24 @@ def finish_pending(pipeline: Any) -> list[str]:
         drop_rows_loaded_twice(pipeline, sorted({*earlier, *finished}))
         marker.unlink()
     return finished
+
+
+def adopt_extracted_schemas(pipeline: Any) -> None:
+    """Give the pipeline the schema a pending extracted package was extracted with, when it
+    is newer than the one the pipeline keeps.
+
+    dlt commits an extracted package (its rows, its schema and the new cursors) before it saves
+    the pipeline's own schema and state, and its normalize step prefers the pipeline's schema
+    over the package's. A run stopped between the two (Ctrl-C, a kill) leaves the pipeline's
+    older schema, in which a table loaded incrementally is still ``append`` from its first
+    load: finishing the package would then append the changed rows it should merge on their
+    key, one duplicate per changed row.
+    """
+    for load_id in pipeline.list_extracted_load_packages():
+        schema = pipeline.get_load_package_info(load_id).schema
+        kept = pipeline.schemas.get(schema.name)
+        if kept is None or schema.version > kept.version:
+            pipeline.schemas.save_schema(schema)
 
 
 # Load ids of interrupted packages whose rows are still to be checked for a job loaded twice.

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from stackyard.errors import EXIT_USAGE, EngineRefusedError, StackyardError
+from stackyard.errors import EXIT_USAGE, EngineRefusedError, Interrupted, StackyardError
 from stackyard.ingest.attempts import within_deadline
 from stackyard.ingest.loader import Loader
 from stackyard.metadata.history import History
@@ -31,6 +31,7 @@ from stackyard.results import (
     step_status_of_build,
     step_status_of_freshness,
 )
+from stackyard.runner.monitor_pass import monitor_pass, seal_measurements
 from stackyard.session import Session
 from stackyard.transform.state import manifest_freshness, read_manifest, transform_fingerprint
 
@@ -81,6 +82,10 @@ class RunJob:
         self._selected: list[str] = []
         # Set when this run changed no table: its monitor pass may reuse measurements.
         self._unchanged: Unchanged | None = None
+        # What the run has done so far, recorded as it stands when Ctrl-C stops it.
+        self._loads: list[SourceLoad] = []
+        self._recorded: RunResult | None = None
+        self._since = (datetime.now(UTC), time.monotonic())  # the current step's start
 
     def execute(self, select: Sequence[str] = ()) -> RunResult:
         """Run the job.
@@ -91,6 +96,10 @@ class RunJob:
 
         Returns:
             The run's result, already written to the history tables when possible.
+
+        Raises:
+            Interrupted: Ctrl-C, once what was running has stopped; the run is recorded as
+                ``interrupted`` with the rows it loaded.
         """
         # Before this run writes anything: whether anything wrote since the last run ended.
         stamp = self.warehouse.write_stamp() if self.monitors else None
@@ -112,13 +121,17 @@ class RunJob:
             leases, run_id, self._lease_seconds(sources), wait=self.lease_wait
         )
         self.session.release()  # dlt and dbt open their own connections
+        interrupted = False
         try:
             return self._execute(run_id, started_at, select, sources, dbt_select, external, stamp)
+        except KeyboardInterrupt as exc:
+            interrupted = True
+            raise self._interrupted(run_id, started_at, select, exc) from None
         finally:
             RunLeases(self.warehouse).release(leases, run_id)
             self.session.release()
-            if self.monitors:
-                self._seal_measurements(run_id)
+            if self.monitors and not interrupted:  # a cut pass kept only some measurements
+                seal_measurements(self.session, run_id)
 
     def _execute(
         self,
@@ -136,14 +149,20 @@ class RunJob:
         if to_load:
             loader = Loader(self.session, retry=self.retry_loads)
             t0, at = time.monotonic(), datetime.now(UTC)
-            with self.session.released():  # dlt loads through its own connection
-                loads = loader.load(
-                    to_load,
-                    started_at,
-                    self.refresh,
-                    run_id=run_id,
-                    latest_run=self._previous["run_id"] if self._previous else None,
-                )
+            self._current, self._since = "load", (at, t0)
+            try:
+                with self.session.released():  # dlt loads through its own connection
+                    loads = loader.load(
+                        to_load,
+                        started_at,
+                        self.refresh,
+                        run_id=run_id,
+                        latest_run=self._previous["run_id"] if self._previous else None,
+                    )
+            except Interrupted as stopped:
+                self._loads = [x for x in stopped.done if isinstance(x, SourceLoad)]
+                raise
+            self._loads = loads
             failed = [load for load in loads if load.status == "failed"]
             self._steps.append(
                 StepResult(
@@ -197,8 +216,10 @@ class RunJob:
                 self.console.step_progress("dbt build", f"skipped {s.name}: {s.reason}")
 
         def build() -> str:
+            from stackyard.runner.build_stop import Stop
             from stackyard.runner.sql_build import build as build_with
 
+            stop = Stop()  # Ctrl-C cancels the running query before anything is closed
             nodes.extend(
                 within_deadline(
                     lambda: build_with(
@@ -210,9 +231,11 @@ class RunJob:
                         self.refresh is not None,
                         self.session.release,
                         self._on_node,
+                        stop,
                     ),
                     self.project.transform.deadline,
                     "the dbt build",
+                    stop.request,
                 )
             )
             return self._build_summary(nodes)
@@ -272,38 +295,10 @@ class RunJob:
         )
         recorded = self._step("record run", lambda: self._record(result))
         result = RunResult(**{**result.__dict__, "steps": (*result.steps, recorded)})
+        self._recorded = result
         if self.monitors:
-            result = self._monitor(result)
+            result = monitor_pass(self.session, result, self._unchanged)
         return result
-
-    def _monitor(self, result: RunResult) -> RunResult:
-        """The monitor pass over what the run loaded and built.
-
-        It runs after the run is recorded and never changes the run's outcome: a problem it
-        finds is a "warn" step, an alert and a `stackyard health` line.
-        """
-        from stackyard.monitors.suite import monitor_run
-
-        report: Any = None
-        self.console.step_started("monitors")
-        at, t0 = datetime.now(UTC), time.monotonic()
-        try:
-            report = monitor_run(
-                project=self.project,
-                project_dir=self.project_dir,
-                transform_dir=self.transform_dir,
-                warehouse=self.warehouse,
-                run=result,
-                console=self.console,
-                unchanged=self._unchanged,
-            )
-            status: StepStatus = "ok" if report.status == "ok" else "warn"
-            detail = report.summary
-        except StackyardError as exc:
-            status, detail = "warn", f"monitors could not run: {self.secrets.redact(str(exc))}"
-        step = StepResult("monitors", status, detail, at, round(time.monotonic() - t0, 3))
-        self.console.step_finished("monitors", status, detail)
-        return RunResult(**{**result.__dict__, "steps": (*result.steps, step), "monitors": report})
 
     # ------------------------------------------------------------------ steps
 
@@ -399,24 +394,6 @@ class RunJob:
             return None
         return Unchanged(self._previous["run_id"], stamp)
 
-    def _seal_measurements(self, run_id: str) -> None:
-        """Stamp this run's kept measurements once the warehouse is closed: the next run
-        reuses them only if nothing has written to it since."""
-        from stackyard.monitors.reuse import MeasurementCache
-
-        cache = MeasurementCache(self.project_dir, self.warehouse.target_name)
-        if not cache.kept_by(run_id):
-            return  # no pass ran, or the engine keeps nothing
-        stamp: str | None = None
-        try:
-            self.warehouse.settle()
-            stamp = self.warehouse.write_stamp()
-        except StackyardError:
-            stamp = None  # the file may change when this process ends: the next pass measures
-        finally:
-            self.session.release()
-        cache.seal(run_id, stamp)
-
     def _skip_step(self, name: str, reason: str) -> None:
         self.console.step_started(name)
         self.console.step_finished(name, "skipped", reason)
@@ -441,6 +418,33 @@ class RunJob:
             waits = sum(config.retries.base_delays()) * (1 + config.retries.jitter)
             total += config.deadline * (config.retries.count + 1) + waits
         return total
+
+    def _interrupted(
+        self, run_id: str, started_at: datetime, select: Sequence[str], exc: KeyboardInterrupt
+    ) -> Interrupted:
+        """Record the run as Ctrl-C left it (every thread it started has stopped by now);
+        returns the exception that tells the user what was kept and what to do."""
+        from stackyard.runner.interruption import monitors_interrupted, record_interrupted
+
+        if self._recorded is not None:
+            return monitors_interrupted(self._recorded)
+        step = self._current or "run"
+        at, t0 = self._since
+        detail = getattr(exc, "message", None) or "interrupted (Ctrl-C)"
+        self.console.step_finished(step, "interrupted", detail)
+        stopped = StepResult(step, "interrupted", detail, at, round(time.monotonic() - t0, 3))
+        result = RunResult(
+            run_id=run_id,
+            project=self.project.name,
+            target=self.warehouse.target_name,
+            started_at=started_at,
+            finished_at=datetime.now(UTC),
+            steps=(*self._steps, stopped),
+            loads=tuple(self._loads),
+            selected=tuple(select),
+            build="not run",
+        )
+        return record_interrupted(History(self.warehouse), result, step, self.secrets.redact)
 
     def _record(self, result: RunResult) -> str:
         # The connection stays open for the monitor pass and the leases (closing and
@@ -469,6 +473,7 @@ class RunJob:
         self.console.step_started(name)
         self._current = name
         at, t0 = datetime.now(UTC), time.monotonic()
+        self._since = (at, t0)
         status: StepStatus
         try:
             detail = action()

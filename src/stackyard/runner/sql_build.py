@@ -21,6 +21,7 @@ from stackyard.errors import EngineRefusedError, TransformError, WarehouseError
 from stackyard.results import NodeResult
 from stackyard.runbooks.backfill.connection import Connection
 from stackyard.runner import sql_cache, sql_plan
+from stackyard.runner.build_stop import Stop
 from stackyard.runner.sql_plan import BuildPlan, Step, plan_build, whole_build_reason
 
 if TYPE_CHECKING:
@@ -45,6 +46,7 @@ class SqlBuild:
         on_node: told ``(resource type, name, status)`` as each node finishes.
         refuse_dbt: a microbatch model found not to run as SQL (its table is missing, its
             columns changed …) raises instead of going to dbt (``--engine sql``).
+        stop: how another thread stops the build (Ctrl-C).
     """
 
     def __init__(
@@ -56,9 +58,11 @@ class SqlBuild:
         on_node: Callable[[str, str, str], None] | None = None,
         *,
         refuse_dbt: bool = False,
+        stop: Stop | None = None,
     ) -> None:
         self.plan = plan
         self._refuse_dbt = refuse_dbt
+        self._stop = stop or Stop()
         self._connect = connect
         self._release = release
         self._run_dbt = run_dbt
@@ -75,6 +79,8 @@ class SqlBuild:
         Raises:
             TransformError: dbt could not start for the steps left to it.
             WarehouseError: the target cannot be reached.
+            KeyboardInterrupt: stopped (:class:`Stop`); what was built stays, the model
+                being built is rolled back.
         """
         results: dict[str, NodeResult] = {}
         blocked: set[str] = set()
@@ -87,6 +93,7 @@ class SqlBuild:
                 self._below.setdefault(before, []).append(step.unique_id)
         try:
             while pending:
+                self._stop.check()
                 finished = set(results)
                 ready = [s for s in pending if not self._waiting[s.unique_id]]
                 skipped = [s for s in ready if s.after & blocked]
@@ -134,6 +141,7 @@ class SqlBuild:
 
     def _by_dbt(self, batch: list[Step]) -> list[NodeResult]:
         self._close()
+        self._stop.check()
         self._release()
         got = {r.unique_id: r for r in self._run_dbt(batch)}
         out = []
@@ -258,12 +266,12 @@ class SqlBuild:
 
     def _connection(self) -> Connection:
         if self._conn is None:
-            self._conn = self._connect()
+            self._conn = self._stop.watch(self._connect())
         return self._conn
 
     def _close(self) -> None:
         if self._conn is not None:
-            self._conn.close()
+            self._stop.close(self._conn)
             self._conn = None
 
 
@@ -356,6 +364,7 @@ def build(
     full_refresh: bool,
     release: Callable[[], None],
     on_node: Callable[[str, str, str], None] | None = None,
+    stop: Stop | None = None,
 ) -> list[NodeResult]:
     """The build step with the chosen engine.
 
@@ -369,15 +378,18 @@ def build(
         full_refresh: dbt's ``--full-refresh``.
         release: frees the warehouse's own connection for dbt.
         on_node: told ``(resource type, name, status)`` as each node finishes.
+        stop: how another thread stops the build (Ctrl-C).
 
     Raises:
         EngineRefusedError: ``--engine sql`` and a node only dbt can build (nothing built).
         TransformError: dbt could not start.
+        KeyboardInterrupt: stopped by ``stop``.
     """
     if engine == "dbt":
         return dbt.build(select=select, exclude=exclude, full_refresh=full_refresh)
+    stop = stop or Stop()
     try:
-        return _build(engine, dbt, warehouse, select, exclude, full_refresh, release, on_node)
+        return _build(engine, dbt, warehouse, select, exclude, full_refresh, release, on_node, stop)
     finally:
         dbt.parsed = None
 
@@ -391,6 +403,7 @@ def _build(
     full_refresh: bool,
     release: Callable[[], None],
     on_node: Callable[[str, str, str], None] | None,
+    stop: Stop,
 ) -> list[NodeResult]:
     reason = None
     if not warehouse.SQL_BUILD:
@@ -435,12 +448,13 @@ def _build(
                 hint="run with --engine auto (or dbt), which lets dbt build it",
             )
         return dbt.build(select=select, exclude=exclude, full_refresh=full_refresh)
+    stop.check()
     release()
-    conn = Connection(warehouse)
+    conn = stop.watch(Connection(warehouse))
     try:
         current = str(conn.query("SELECT current_database()").rows[0][0])
     finally:
-        conn.close()
+        stop.close(conn)
     plan = plan.on_database(current, warehouse.MAX_IDENTIFIER_LENGTH)
     if engine == "sql" and plan.by_dbt:
         listed = "; ".join(f"{s.unique_id}: {s.why}" for s in plan.by_dbt[:5])
@@ -462,6 +476,7 @@ def _build(
             run_dbt,
             on_node,
             refuse_dbt=engine == "sql",
+            stop=stop,
         ).run()
     finally:
         release()  # as after `dbt build`: the next step opens what it needs

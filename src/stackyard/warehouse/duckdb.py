@@ -116,6 +116,8 @@ class DuckDBWarehouse(Warehouse):
             raise WarehouseError(
                 f"DuckDB rejected the query: {exc}", hint="check the SQL against the schema"
             ) from None
+        except RuntimeError as exc:
+            raise _as_interrupt(exc) from None
         return QueryResult(columns, tuple(tuple(r) for r in rows))
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
@@ -125,6 +127,8 @@ class DuckDBWarehouse(Warehouse):
             self._connection().execute(sql, list(params))
         except duckdb.Error as exc:
             raise WarehouseError(f"DuckDB rejected the statement: {exc}") from None
+        except RuntimeError as exc:
+            raise _as_interrupt(exc) from None
 
     def execute_many(self, sql: str, rows: Any) -> None:
         import duckdb
@@ -136,6 +140,8 @@ class DuckDBWarehouse(Warehouse):
             self._connection().executemany(sql, rows)
         except duckdb.Error as exc:
             raise WarehouseError(f"DuckDB rejected the statement: {exc}") from None
+        except RuntimeError as exc:
+            raise _as_interrupt(exc) from None
 
     def close(self) -> None:
         if self._conn is not None:
@@ -183,3 +189,14 @@ class DuckDBWarehouse(Warehouse):
 
     def describe(self) -> str:
         return f"DuckDB target '{self.target_name}' ({self.path})"
+
+
+def _as_interrupt(exc: RuntimeError) -> BaseException:
+    """Ctrl-C during a query on the main thread: DuckDB stops the query and raises
+    ``RuntimeError("Query interrupted")`` in place of the ``KeyboardInterrupt``, which is given
+    back here so the interrupt reaches the CLI (any other ``RuntimeError`` is kept as it is).
+
+    >>> type(_as_interrupt(RuntimeError("Query interrupted"))).__name__
+    'KeyboardInterrupt'
+    """
+    return KeyboardInterrupt() if str(exc) == "Query interrupted" else exc

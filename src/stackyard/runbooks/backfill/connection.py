@@ -29,6 +29,8 @@ class Connection:
     def __init__(self, warehouse: Warehouse) -> None:
         self.warehouse = warehouse
         self.kind = warehouse.KIND
+        # set by interrupt() from another thread: every later statement stops at once
+        self._interrupted = False
         # An embedded file engine shares its instance (a cursor is its own transaction); a
         # server engine gets a connection of its own.
         self.storage = warehouse.STORAGE
@@ -62,7 +64,13 @@ class Connection:
         return self.warehouse.quote(*parts)
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> QueryResult:
-        """Run one statement and return its rows."""
+        """Run one statement and return its rows.
+
+        Raises:
+            WarehouseError: the warehouse rejected the statement.
+            KeyboardInterrupt: :meth:`interrupt` was called.
+        """
+        self._check_interrupted()
         try:
             if self.storage == "file":
                 cur = self._conn.execute(sql, list(params))
@@ -74,11 +82,18 @@ class Connection:
                     rows = cur.fetchall() if cur.description else []
                     columns = tuple(d.name for d in cur.description or ())
         except self._driver_error as exc:
+            self._check_interrupted()
             raise WarehouseError(f"{self.warehouse.describe()} rejected: {exc}".strip()) from None
         return QueryResult(columns, tuple(tuple(r) for r in rows))
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
-        """Run one statement; return the rows it changed (-1 when the driver cannot say)."""
+        """Run one statement; return the rows it changed (-1 when the driver cannot say).
+
+        Raises:
+            WarehouseError: the warehouse rejected the statement.
+            KeyboardInterrupt: :meth:`interrupt` was called.
+        """
+        self._check_interrupted()
         try:
             if self.storage == "file":
                 cur = self._conn.execute(sql, list(params))
@@ -88,6 +103,7 @@ class Connection:
                 cur.execute(sql, list(params) if params else None)
                 return int(cur.rowcount)
         except self._driver_error as exc:
+            self._check_interrupted()
             raise WarehouseError(f"{self.warehouse.describe()} rejected: {exc}".strip()) from None
 
     def table_columns(self, schema: str, table: str) -> dict[str, str]:
@@ -114,6 +130,20 @@ class Connection:
             self._conn.execute("ROLLBACK")
             raise
         self._conn.execute("COMMIT")
+
+    def interrupt(self) -> None:
+        """Stop the statement running now, from another thread (Ctrl-C): it and every
+        later one raise ``KeyboardInterrupt`` in the worker, whose open transaction rolls
+        back. DuckDB's ``interrupt()`` and psycopg's ``cancel_safe()`` exist for this."""
+        self._interrupted = True
+        if self.storage == "file":
+            self._conn.interrupt()
+        else:
+            self._conn.cancel_safe()
+
+    def _check_interrupted(self) -> None:
+        if self._interrupted:
+            raise KeyboardInterrupt
 
     def close(self) -> None:
         """Close this worker's connection."""
