@@ -158,11 +158,16 @@ def test_an_append_table_probe_sees_rows_at_the_last_cursor_value(
 
 def test_a_kept_probe_counts_only_for_the_run_that_kept_it(tmp_path: Path) -> None:
     store = ProbeStore(tmp_path, "dev")
-    store.keep("s", "abc", "run-1")
-    assert store.unchanged("s", "abc", "run-1")
-    assert not store.unchanged("s", "abc", "run-2")  # another run came later
-    assert not store.unchanged("s", "abd", "run-1")
-    assert not store.unchanged("s", None, "run-1")
-    assert not ProbeStore(tmp_path, "prod").unchanged("s", "abc", "run-1")
+    store.keep("s", "abc", "run-1", ["a", "b"])
+
+    def tables() -> list[str]:
+        return ["a", "b", "c"]
+
+    assert store.unchanged("s", "abc", "run-1", tables)
+    assert not store.unchanged("s", "abc", "run-2", tables)  # another run came later
+    assert not store.unchanged("s", "abd", "run-1", tables)
+    assert not store.unchanged("s", None, "run-1", tables)
+    assert not store.unchanged("s", "abc", "run-1", lambda: ["b"])  # table a is gone
+    assert not ProbeStore(tmp_path, "prod").unchanged("s", "abc", "run-1", tables)
     store.forget("s")
-    assert not store.unchanged("s", "abc", "run-1")
+    assert not store.unchanged("s", "abc", "run-1", tables)

@@ -160,3 +160,36 @@ def test_upgrade_test_runs_on_a_clone_and_leaves_the_target_alone(tmp_path: Path
         "pipelines",
         "probes.json",
     ]
+
+
+def test_a_failed_upgrade_test_names_what_failed_and_what_to_do() -> None:
+    from datetime import UTC, datetime
+
+    from stackyard.results import NodeResult, RunResult, SourceLoad, StepResult
+    from stackyard.runbooks.upgrade_test import UpgradeTestResult
+
+    now = datetime.now(UTC)
+    run = RunResult(
+        run_id="r",
+        project="shop",
+        target="dev_upgrade_test",
+        started_at=now,
+        finished_at=now,
+        steps=(
+            StepResult("load shop_db", "failed", "source 'shop_db': no such table"),
+            StepResult("dbt build", "failed", "1 test failed"),
+            StepResult("source freshness", "failed", "1/2 source tables fresh"),
+        ),
+        loads=(SourceLoad("shop_db", "shop_db", "failed", error="no such table: orders\nat …"),),
+        nodes=(
+            NodeResult("test.a", "unique_orders_id", "test", "fail", "Got 3 results"),
+            NodeResult("model.b", "orders", "model", "success"),
+        ),
+    )
+    summary = UpgradeTestResult("dev", "clone", {"dbt-core": "9.9"}, run).summary
+    assert summary.startswith("upgrade test FAILED on a clone of target 'dev'")
+    assert "✘ load shop_db: no such table: orders\n" in summary
+    assert "✘ test unique_orders_id: fail (Got 3 results)" in summary
+    assert "✘ source freshness: 1/2 source tables fresh" in summary
+    assert "✘ dbt build" not in summary and "orders: success" not in summary
+    assert "next: run `stackyard run` on the target itself" in summary

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 from stackyard import Context
@@ -162,3 +165,25 @@ def test_a_table_named_in_capitals_merges_its_updates(project: Path) -> None:
     db.close()
     assert ctx.run().ok
     assert rows(ctx, "select count(*), count(distinct id) from app.orders") == [(200, 200)]
+
+
+def test_a_source_whose_load_failed_is_left_out_of_freshness(project: Path) -> None:
+    # The first run in its own process: this one must not keep the lost file open.
+    cli = [sys.executable, "-m", "stackyard.cli.main", "run", "--project", str(project)]
+    subprocess.run(cli, check=True, capture_output=True)
+    # The warehouse file is lost; 'files' also starts over (no dlt state), 'app' does not, so
+    # its load refuses: its tables are missing though dlt's state says they were loaded.
+    (project / ".stackyard" / "dev.duckdb").unlink()
+    shutil.rmtree(project / ".stackyard" / "pipelines" / "mini__files__dev")
+    result = Context(project).run()
+    assert result.exit_code == 1
+    loads = {load.source: load for load in result.loads}
+    assert loads["app"].status == "failed" and "reload app" in str(loads["app"].error)
+    assert loads["files"].status == "loaded"
+    # The freshness of the source that did load is still judged, with no warehouse error
+    # about the failed source's missing tables (its load already says what to do).
+    fresh = {s.name: s for s in result.steps}["source freshness"]
+    assert fresh.status == "ok" and fresh.detail == "1/1 source tables fresh", fresh
+    assert {(f.source, f.table, f.status) for f in result.freshness} == {
+        ("dlt_files", "products", "pass")
+    }

@@ -120,6 +120,21 @@ def test_a_warehouse_with_another_history_is_loaded_again(project: Path) -> None
     assert not any(NOTHING_NEW in d for d in details.values()), details
 
 
+def test_a_table_dropped_by_hand_is_not_skipped_over(project: Path) -> None:
+    run(project)
+    ctx = Context(project)
+    ctx.warehouse().execute("DROP TABLE app.orders")
+    ctx.close()
+    # The app database did not change, so its probe equals the kept one; the table it loaded
+    # is gone, so the load runs, finds it missing, and says to reload it.
+    ctx = Context(project)
+    result = ctx.run()
+    ctx.close()
+    load = {x.source: x for x in result.loads}["app"]
+    assert result.exit_code == 1 and load.status == "failed"
+    assert "app.orders" in str(load.error) and "stackyard reload app" in str(load.error)
+
+
 def test_a_failed_load_is_never_skipped_over(project: Path) -> None:
     run(project)
     csv = project / "sources" / "files" / "products.csv"

@@ -211,6 +211,7 @@ _HOW = {
 
 
 def _status_table(data: dict[str, Any]) -> None:
+    from rich.markup import escape
     from rich.progress_bar import ProgressBar
     from rich.table import Table
 
@@ -218,7 +219,9 @@ def _status_table(data: dict[str, Any]) -> None:
     done = progress["success"] + progress["skipped"]
     grid = Table.grid(padding=(0, 1))
     grid.add_row(
-        f"{data['backfill_id']}  {data['target']}  [{data['status']}]",
+        # Escaped: "[success]" or "[rolled_back]" would otherwise be read as Rich markup and
+        # vanish, leaving the status line without its status.
+        escape(f"{data['backfill_id']}  {data['target']}  [{data['status']}]"),
         ProgressBar(total=max(progress["total"], 1), completed=done, width=30),
         f"{done}/{progress['total']}",
     )
@@ -239,6 +242,11 @@ def _status_table(data: dict[str, Any]) -> None:
     if data.get("preimage_dropped_at"):
         out.print(
             f"  pre-images dropped {data['preimage_dropped_at'][:19]}: no rollback",
+            highlight=False,
+        )
+    elif data.get("preimage_expires_at") and data["status"] == "rolled_back":
+        out.print(
+            f"  rolled back; its pre-images are kept until {data['preimage_expires_at'][:19]}",
             highlight=False,
         )
     elif data.get("preimage_expires_at"):

@@ -20,7 +20,9 @@ Every other source (remote buckets, server databases, REST, streams, Python) is 
 A probe's answer is kept in ``.stackyard/probes.json`` per target and source, with the run that
 loaded the source. A source is skipped only when its probe equals the kept one *and* that run
 is the latest run recorded in the target's own history — so a restored, recreated or
-diverging warehouse (whose latest run is another one) is always loaded. The entry is removed
+diverging warehouse (whose latest run is another one) is always loaded — *and* every table the
+source's schema held then is still there: a table dropped by hand is not skipped over, the
+load finds it missing and says to reload it. The entry is removed
 before every real load and written again only once the load succeeded: a load that is
 interrupted leaves no entry, and the next run loads.
 """
@@ -32,8 +34,9 @@ import json
 import os
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date, timedelta
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -215,36 +218,49 @@ def _quote(identifier: str) -> str:
 
 
 class ProbeStore:
-    """The kept probes of one target: ``{source: {"probe": digest, "run_id": run}}``."""
+    """The kept probes of one target:
+    ``{source: {"probe": digest, "run_id": run, "tables": [tables of its schema then]}}``."""
 
     def __init__(self, project_dir: Path, target: str) -> None:
         self.path = private_dir(project_dir) / PROBES_FILE
         self.target = target
         self._lock = threading.Lock()
 
-    def unchanged(self, source: str, digest: str | None, latest_run: str | None) -> bool:
-        """Whether ``source`` can be skipped: same probe as kept, kept by the latest run."""
+    def unchanged(
+        self,
+        source: str,
+        digest: str | None,
+        latest_run: str | None,
+        tables_now: Callable[[], Sequence[str]],
+    ) -> bool:
+        """Whether ``source`` can be skipped: same probe as kept, kept by the latest run, and
+        none of the tables its schema held then is gone (``tables_now`` lists them now)."""
         if digest is None or latest_run is None:
             return False
         kept = self._read().get(self.target, {}).get(source)
-        return bool(kept) and kept == {"probe": digest, "run_id": latest_run}
+        if not kept or kept.get("probe") != digest or kept.get("run_id") != latest_run:
+            return False
+        tables = kept.get("tables")
+        return isinstance(tables, list) and set(tables) <= set(tables_now())
 
     def forget(self, source: str) -> None:
         """Drop a source's entry (before a real load, so an interrupted one leaves none)."""
         self._update(source, None)
 
-    def keep(self, source: str, digest: str | None, run_id: str) -> None:
-        """Keep a source's probe after a successful load (or skip) in run ``run_id``."""
-        self._update(source, {"probe": digest, "run_id": run_id} if digest else None)
+    def keep(self, source: str, digest: str | None, run_id: str, tables: Sequence[str]) -> None:
+        """Keep a source's probe after a successful load (or skip) in run ``run_id``, with the
+        tables its schema holds."""
+        entry = {"probe": digest, "run_id": run_id, "tables": sorted(tables)}
+        self._update(source, entry if digest else None)
 
-    def _read(self) -> dict[str, dict[str, dict[str, str]]]:
+    def _read(self) -> dict[str, dict[str, dict[str, Any]]]:
         try:
             data = json.loads(self.path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return {}  # none yet, or unreadable: everything loads
         return data if isinstance(data, dict) else {}
 
-    def _update(self, source: str, entry: dict[str, str] | None) -> None:
+    def _update(self, source: str, entry: dict[str, Any] | None) -> None:
         with self._lock:
             data = self._read()
             sources = data.setdefault(self.target, {})
@@ -287,7 +303,8 @@ class SourceProbes:
                 except (StackyardError, OSError):
                     digest = None  # the load itself says what is wrong
             self.digests[request.name] = digest
-            if self.store.unchanged(request.name, digest, self.latest_run):
+            tables_now = partial(self.loader.warehouse.tables_in, request.dataset)
+            if self.store.unchanged(request.name, digest, self.latest_run, tables_now):
                 skipped[request.name] = self._unchanged(request)
             else:
                 self.store.forget(request.name)
@@ -300,8 +317,10 @@ class SourceProbes:
             The loads by source name.
         """
         for load in loads:
+            digest = self.digests.get(load.source)
             if load.status == "loaded" and self.run_id is not None:
-                self.store.keep(load.source, self.digests.get(load.source), self.run_id)
+                tables = self.loader.warehouse.tables_in(load.schema) if digest else []
+                self.store.keep(load.source, digest, self.run_id, tables)
         return {load.source: load for load in loads}
 
     def _unchanged(self, request: LoadRequest) -> SourceLoad:

@@ -56,6 +56,35 @@ class UpgradeTestResult:
             f"{self.run.count('model', 'success')} models built, "
             f"{self.run.count('test', 'pass')} tests passed, "
             f"{self.run.count('test', 'fail', 'error')} failed; the target was not touched"
+            + self._failures()
+        )
+
+    def _failures(self) -> str:
+        """What failed, one line each, and what to do: the clone and its run history are
+        dropped, so this is the only place the failures are shown."""
+        if self.run.ok:
+            return ""
+        lines = [f"load {x.source}: {x.error}" for x in self.run.loads if x.status == "failed"]
+        lines += [
+            f"{n.resource_type} {n.name}: {n.status}" + (f" ({n.message})" if n.message else "")
+            for n in self.run.nodes
+            if n.failed
+        ]
+        # The loads and nodes above say more than their steps; a build that failed as a whole
+        # (a project that does not compile) has no failed node, only its step.
+        covered = ("load", "dbt build") if lines else ("load",)
+        lines += [
+            f"{s.name}: {s.detail}"
+            for s in self.run.steps
+            if s.status == "failed" and not s.name.startswith(covered)
+        ]
+        shown = [f"\n  ✘ {line.splitlines()[0]}" for line in lines[:10]]
+        if len(lines) > 10:
+            shown.append(f"\n  … and {len(lines) - 10} more (`--json` lists them all)")
+        return "".join(shown) + (
+            "\nnext: run `stackyard run` on the target itself: if it fails the same way, the "
+            "new versions are not the cause; otherwise fix what is listed (see `stackyard "
+            "upgrade check`) and test again"
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -256,16 +256,17 @@ class RunJob:
             checked = {n for s in external for n in self._dbt_names(s)}
 
             def check_freshness() -> str:
-                # Without a selection every dbt source is checked (some may not be stackyard's).
+                # Without a selection every dbt source is checked (some may not be stackyard's);
+                # a source whose load failed is not: its tables may be gone, and the load's own
+                # error already says what to do.
+                failed_names = [n for s in failed_sources for n in self._dbt_names(s)]
                 found = manifest_freshness(
-                    self.transform_dir, self.warehouse, names if select else None
+                    self.transform_dir, self.warehouse, names if select else None, failed_names
                 )
                 if found is None:
-                    failed_names = [
-                        f"source:{n}" for s in failed_sources for n in self._dbt_names(s)
-                    ]
                     found = dbt.freshness(
-                        [f"source:{n}" for n in names] if select else (), failed_names
+                        [f"source:{n}" for n in names] if select else (),
+                        [f"source:{n}" for n in failed_names],
                     )
                     self.session.release()
                 freshness.extend(f for f in found if f.source not in checked)

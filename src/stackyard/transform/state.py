@@ -131,7 +131,10 @@ def transform_fingerprint(transform_dir: Path, profile_output: dict[str, Any]) -
 
 
 def manifest_freshness(
-    transform_dir: Path, warehouse: Warehouse, source_names: Iterable[str] | None
+    transform_dir: Path,
+    warehouse: Warehouse,
+    source_names: Iterable[str] | None,
+    exclude: Iterable[str] = (),
 ) -> list[FreshnessResult] | None:
     """Source freshness from the warehouse's target's manifest, or ``None`` when dbt must
     compute it.
@@ -143,15 +146,20 @@ def manifest_freshness(
         transform_dir: the dbt project folder.
         warehouse: where the source tables are (its target picks the manifest).
         source_names: dbt source names to check; ``None`` for all.
+        exclude: dbt source names not to check (those whose load failed in this run: their
+            tables may be missing, and their failure is already reported).
     """
     manifest = read_manifest(transform_dir, warehouse.target_name)
     if manifest is None:
         return None
     wanted = set(source_names) if source_names is not None else None
+    skipped = set(exclude)
     results = []
     now = datetime.now(UTC)
     for source in manifest.get("sources", {}).values():
         if wanted is not None and source["source_name"] not in wanted:
+            continue
+        if source["source_name"] in skipped:
             continue
         freshness = source.get("freshness") or {}
         field = source.get("loaded_at_field")

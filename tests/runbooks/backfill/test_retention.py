@@ -63,3 +63,18 @@ def test_preimages_expire_are_pruned_and_failed_backfills_keep_theirs(project: P
     assert _preimage_tables(project, model["backfill_id"]) == set()
     assert len(_preimage_tables(project, failed["backfill_id"])) == 2
     assert backfill_json(project, "status", failed["backfill_id"])["preimage_dropped_at"] is None
+
+
+def test_status_names_each_backfills_state_and_offers_no_second_rollback(project: Path) -> None:
+    days = ["--start", "2024-02-20", "--end", "2024-02-22"]
+    backfill_id = backfill_json(project, "app.events", *days)["backfill_id"]
+    status = stackyard(project, "backfill", "status", backfill_id, check=0).stdout
+    assert f"{backfill_id}  app.events  [success]" in status
+    assert f"stackyard backfill rollback {backfill_id}" in status
+
+    stackyard(project, "backfill", "rollback", backfill_id, check=0)
+    status = stackyard(project, "backfill", "status", backfill_id, check=0).stdout
+    assert f"{backfill_id}  app.events  [rolled_back]" in status
+    assert "rolled back; its pre-images are kept until" in status
+    assert "stackyard backfill rollback" not in status
+    stackyard(project, "backfill", "rollback", backfill_id, check=2)
