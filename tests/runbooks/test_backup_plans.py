@@ -78,9 +78,14 @@ def test_restore_table_sql_reads_time_travel(cloud_project: Path) -> None:
     context = Context(cloud_project)
     sf = restore_table_sql(context.warehouse("sf"), "SHOP_DB", "ORDERS", AT)
     _golden("snowflake_restore_table.sql", list(sf.sql), "snowflake")
-    assert "SWAP WITH" in sf.description
     bq = restore_table_sql(context.warehouse("bq"), "shop_db", "orders", AT)
     _golden("bigquery_restore_table.sql", list(bq.sql), "bigquery")
+    # The swap replaces the rows in one transaction and keeps the table (its grants,
+    # policies and the views over it), instead of dropping or swapping the table itself.
+    for step, name, dialect in ((sf, "snowflake", "snowflake"), (bq, "bigquery", "bigquery")):
+        swap = step.description.split("swap it in: ", 1)[1].split("; ")
+        _golden(f"{name}_restore_swap.sql", swap, dialect)
+        assert not any(s.startswith(("ALTER", "DROP TABLE")) for s in swap[:-1])
     with pytest.raises(UsageError, match="keeps no history"):
         restore_table_sql(context.warehouse("dev"), "shop_db", "orders", AT)
 

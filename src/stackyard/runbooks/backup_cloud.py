@@ -20,7 +20,7 @@ from typing import Any
 
 from stackyard.errors import UsageError
 from stackyard.runbooks.backup_engines import sql_string
-from stackyard.runbooks.recovery_plan import RecoveryPlan, Step
+from stackyard.runbooks.recovery_plan import RecoveryPlan, Step, replace_rows_sql
 from stackyard.warehouse.base import Warehouse
 
 
@@ -89,8 +89,11 @@ def cloud_backup_plan(
 def restore_table_sql(warehouse: Warehouse, schema: str, table: str, as_of: datetime) -> Step:
     """The statement that brings back one table as it was at ``as_of``, beside the original.
 
-    The copy is named ``<table>__restored``; compare it, then swap it in (Snowflake:
-    ``ALTER TABLE … SWAP WITH``; BigQuery: drop and rename).
+    The copy is named ``<table>__restored``; compare it, then swap it in by replacing the
+    table's rows in one transaction (:func:`~stackyard.runbooks.recovery_plan.replace_rows_sql`), which keeps the table's grants,
+    policies, partitioning and the views over it. The copy holds the table's columns as they
+    were, in order, so every column is copied by position; stackyard ships no driver to list
+    them.
 
     Raises:
         UsageError: the engine keeps no history (DuckDB, Postgres).
@@ -106,7 +109,8 @@ def restore_table_sql(warehouse: Warehouse, schema: str, table: str, as_of: date
             f"CREATE TABLE {copy} CLONE {source} "
             f"AT (TIMESTAMP => CAST({sql_string(_instant(as_of))} AS TIMESTAMPTZ))",
         )
-        after = f"ALTER TABLE {source} SWAP WITH {copy}"
+        # Snowflake drops a table (DDL) only outside a transaction: it commits one implicitly.
+        after = replace_rows_sql(source, copy, drop_in_transaction=False)
     elif warehouse.TIME_TRAVEL == "system_time":
         source = warehouse.quote(config.project, schema, table)
         copy = warehouse.quote(config.project, schema, restored)
@@ -114,7 +118,16 @@ def restore_table_sql(warehouse: Warehouse, schema: str, table: str, as_of: date
             f"CREATE OR REPLACE TABLE {copy} AS SELECT * FROM {source} "
             f"FOR SYSTEM_TIME AS OF TIMESTAMP {sql_string(_instant(as_of))}",
         )
-        after = f"DROP TABLE {source}; ALTER TABLE {copy} RENAME TO {warehouse.quote(table)}"
+        # BigQuery allows no DDL on a permanent table inside a transaction, and no DELETE
+        # without WHERE (https://cloud.google.com/bigquery/docs/transactions).
+        after = replace_rows_sql(
+            source,
+            copy,
+            begin="BEGIN TRANSACTION",
+            commit="COMMIT TRANSACTION",
+            drop_in_transaction=False,
+            delete_needs_where=True,
+        )
     else:
         raise UsageError(
             f"{warehouse.KIND} keeps no history of a table, so it cannot be read as of a time",

@@ -288,3 +288,47 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
         while size := handle.readinto(buffer):
             digest.update(view[:size])
     return digest.hexdigest()
+
+
+def replace_rows_sql(
+    table: str,
+    copy: str,
+    columns: tuple[str, ...] | None = None,
+    *,
+    overriding: bool = False,
+    begin: str = "BEGIN",
+    commit: str = "COMMIT",
+    drop_in_transaction: bool = True,
+    delete_needs_where: bool = False,
+) -> str:
+    """The statements that swap a restored copy in by replacing the table's rows in one
+    transaction: the table itself stays, with its dependent views, grants, constraints and
+    defaults (dropping or renaming it would break or bypass them).
+
+    Args:
+        table: the table's quoted name.
+        copy: the restored copy's quoted name; dropped once its rows are in.
+        columns: quoted columns to copy (generated ones left out); ``None`` copies every
+            column by position (the copy was made from the same table).
+        overriding: the table has identity columns (Postgres: ``OVERRIDING SYSTEM VALUE``).
+        begin: the engine's statement that opens a transaction.
+        commit: the engine's statement that commits it.
+        drop_in_transaction: the engine can drop a table inside a transaction (else the
+            copy is dropped after the commit).
+        delete_needs_where: the engine refuses a DELETE without WHERE (BigQuery).
+
+    >>> replace_rows_sql('"s"."t"', '"s"."t__restored"', ('"id"', '"v"'), overriding=True)
+    'BEGIN; DELETE FROM "s"."t"; INSERT INTO "s"."t" ("id", "v") OVERRIDING SYSTEM VALUE SELECT "id", "v" FROM "s"."t__restored"; DROP TABLE "s"."t__restored"; COMMIT'
+    """
+    into = f"INSERT INTO {table}"
+    select = "SELECT *"
+    if columns is not None:
+        listed = ", ".join(columns)
+        into, select = f"{into} ({listed})", f"SELECT {listed}"
+    if overriding:
+        into += " OVERRIDING SYSTEM VALUE"
+    delete = f"DELETE FROM {table}" + (" WHERE TRUE" if delete_needs_where else "")
+    drop = f"DROP TABLE {copy}"
+    statements = [begin, delete, f"{into} {select} FROM {copy}"]
+    statements += [drop, commit] if drop_in_transaction else [commit, drop]
+    return "; ".join(statements)

@@ -23,8 +23,10 @@ from stackyard.runbooks.recovery_plan import (
     RestoreResult,
     Step,
     file_matches,
+    replace_rows_sql,
 )
 from stackyard.runbooks.restore import RestoreRunbook, fingerprint_differences
+from stackyard.warehouse.base import Warehouse
 
 
 class TableRestoreRunbook(TargetRunbook):
@@ -37,7 +39,7 @@ class TableRestoreRunbook(TargetRunbook):
 
         Raises:
             UsageError: a bad table name, neither --as-of nor --from, no backup old enough,
-                or an engine that can do neither.
+                a ``__restored`` copy left from before, or an engine that can do neither.
         """
         schema, _, name = table.partition(".")
         if not name:
@@ -59,6 +61,8 @@ class TableRestoreRunbook(TargetRunbook):
             known = ", ".join(t.name for t in manifest.tables[:20])
             raise UsageError(f"{table} is not in the backup {folder}", hint=f"it has: {known}")
         restored = f"{name}__restored"
+        if restored in w.tables_in(schema):
+            raise _copy_exists(w, schema, name)
         notes: tuple[str, ...] = (f"backup taken {manifest.created_at.isoformat()}",)
         if as_of is not None:
             notes += (
@@ -99,11 +103,7 @@ class TableRestoreRunbook(TargetRunbook):
             location=str(folder),
             destination=f"{schema}.{restored}",
             steps=steps,
-            notes=(
-                *notes,
-                f"then compare, and swap it in: DROP TABLE {table}; ALTER TABLE "
-                f"{schema}.{restored} RENAME TO {name}",
-            ),
+            notes=(*notes, swap_note(w, schema, name)),
         )
 
     def _pick(self, backup: str | None, as_of: datetime | None) -> Path:
@@ -127,8 +127,9 @@ class TableRestoreRunbook(TargetRunbook):
         """Copy and verify the table as planned.
 
         Raises:
-            WarehouseError: the backup file is damaged, the copy exists already, or the copy
-                differs from the manifest (it is dropped again).
+            UsageError: the copy exists already (made since the plan).
+            WarehouseError: the backup file is damaged, or the copy differs from the manifest
+                (it is dropped again).
         """
         import time
 
@@ -173,10 +174,7 @@ class TableRestoreRunbook(TargetRunbook):
         try:
             target = w.quote(schema, restored)
             if restored in w.tables_in(schema):
-                raise WarehouseError(
-                    f"{plan.destination} exists already",
-                    hint=f"compare and drop it first: DROP TABLE {plan.destination}",
-                )
+                raise _copy_exists(w, schema, restored.removesuffix("__restored"))
             saved = w.quote(alias, table.schema, table.table)
             # The manifest of a DuckDB backup has row counts only: the content hash the copy
             # must match is taken from the backup's table itself (reading it makes DuckDB
@@ -208,6 +206,48 @@ class TableRestoreRunbook(TargetRunbook):
                 hint="nothing was kept; try an older backup with --from",
             )
         return found
+
+
+def swap_statement(warehouse: Warehouse, schema: str, table: str) -> str:
+    """The statements that swap ``schema.table__restored`` in for ``schema.table`` on DuckDB
+    or Postgres, with the table's columns as the warehouse lists them now.
+
+    The rows are replaced in one transaction, so the table keeps its dependent views (which
+    Postgres will not let a ``DROP TABLE`` break), grants, constraints and defaults. Generated
+    columns are left out (they are computed again); identity columns are copied as saved
+    (Postgres: ``OVERRIDING SYSTEM VALUE``). When the table is gone, the copy is renamed.
+    """
+    p = warehouse.param()
+    found = warehouse.query(
+        "SELECT column_name, is_generated, is_identity FROM information_schema.columns "
+        f"WHERE table_schema = {p} AND table_name = {p} ORDER BY ordinal_position",
+        (schema, table),
+    ).rows
+    copy = warehouse.quote(schema, f"{table}__restored")
+    if not found:
+        return f"ALTER TABLE {copy} RENAME TO {warehouse.quote(table)}"
+    columns = tuple(warehouse.quote(str(c)) for c, generated, _ in found if generated != "ALWAYS")
+    # SQL-standard identity columns (Postgres) take saved values only when told to.
+    identity = any(i == "YES" for _, _, i in found)
+    return replace_rows_sql(warehouse.quote(schema, table), copy, columns, overriding=identity)
+
+
+def swap_note(warehouse: Warehouse, schema: str, table: str) -> str:
+    """The plan's last note: how to swap the checked copy in."""
+    return (
+        "then compare, and swap it in (one transaction; the table keeps its views, grants "
+        f"and constraints) with: {swap_statement(warehouse, schema, table)}"
+    )
+
+
+def _copy_exists(warehouse: Warehouse, schema: str, table: str) -> UsageError:
+    copy = warehouse.quote(schema, f"{table}__restored")
+    return UsageError(
+        f"{schema}.{table}__restored exists already (from an earlier restore-table); "
+        "nothing was restored",
+        hint=f"swap it in first ({swap_statement(warehouse, schema, table)}) or drop it "
+        f"(DROP TABLE {copy}), then run restore-table again",
+    )
 
 
 def _hours(span: timedelta) -> str:

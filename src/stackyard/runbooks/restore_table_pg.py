@@ -73,8 +73,9 @@ def restore_postgres_table(
     """Copy one table out of a Postgres backup as planned; return its verified fingerprint.
 
     Raises:
-        WarehouseError: a file is damaged, the copy exists already, or it differs from the
-            manifest (then it is dropped again).
+        UsageError: the copy exists already.
+        WarehouseError: a file is damaged, or the copy differs from the manifest (then it is
+            dropped again).
     """
     import psycopg
 
@@ -90,9 +91,11 @@ def restore_postgres_table(
     with psycopg.connect(**connect) as conn:
         exists = conn.execute("SELECT to_regclass(%s)", (name,)).fetchone()
         if exists and exists[0] is not None:
-            raise WarehouseError(
-                f"{plan.destination} exists already",
-                hint=f"compare and drop it first: DROP TABLE {plan.destination}",
+            # Checked when planning too; this catches a copy made since.
+            raise UsageError(
+                f"{plan.destination} exists already; nothing was restored",
+                hint=f"swap it in or drop it first (DROP TABLE {name}), then run "
+                "restore-table again",
             )
         with conn.transaction(), conn.cursor() as cursor:
             if manifest.method == PG_COPY_METHOD:
