@@ -68,6 +68,12 @@ class Interrupted(KeyboardInterrupt):
         self.done = done
 
 
+class Abandoned(Interrupted):
+    """Ctrl-C a second time (or the step's deadline) while waiting for interrupted work to
+    stop: stackyard stopped waiting and the work may still be running (e.g. a query still
+    finishing in the warehouse), so nothing else touches the warehouse before the exit."""
+
+
 class ConfigError(StackyardError):
     """stackyard.yml (or a file it points to) is not what stackyard expects."""
 

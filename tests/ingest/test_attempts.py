@@ -211,3 +211,43 @@ def test_what_counts_as_transient() -> None:
     assert looks_transient(wrapped)
     assert not looks_transient(FileNotFoundError("no such file"))
     assert not looks_transient(KeyError("id"))
+
+
+def _ctrl_c_soon() -> None:
+    """SIGINT to the main thread, once it is waiting again (a real signal: it wakes a wait)."""
+    import signal
+    import time
+
+    def press() -> None:
+        time.sleep(0.2)
+        signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
+
+    threading.Thread(target=press, daemon=True).start()
+
+
+def test_a_second_ctrl_c_stops_waiting_for_work_that_does_not_stop() -> None:
+    """Work asked to stop that keeps running (a query finishing in the warehouse) no longer
+    holds the process: a second Ctrl-C ends the wait (was: it only asked again)."""
+    from stackyard.errors import Abandoned
+    from stackyard.ingest.attempts import within_deadline
+
+    release = threading.Event()
+    asked: list[str] = []
+
+    def ignores_being_asked() -> int:
+        release.wait(20)  # a failsafe only: the old wait ended here
+        return 1
+
+    def interrupt() -> None:
+        asked.append("stop")
+        if len(asked) == 1:
+            _ctrl_c_soon()
+
+    _ctrl_c_soon()
+    try:
+        with pytest.raises(Abandoned, match="may still be finishing in the warehouse"):
+            within_deadline(ignores_being_asked, 3600, "the dbt build", interrupt)
+    finally:
+        release.set()
+    assert Abandoned.exit_code == 130
+    assert asked == ["stop", "stop"]

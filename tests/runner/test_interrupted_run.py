@@ -263,3 +263,36 @@ def test_an_incremental_package_left_pending_is_merged_not_appended(project: Pat
     assert tuple(loaded) == tuple(expected)  # was: one more row per changed key
     assert again.ok, again.to_dict()
     ctx.close()
+
+
+def test_ctrl_c_while_the_run_is_recorded_records_it_once_with_its_build(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C between the INSERTs of the "record run" step: the run is recorded once (was:
+    twice, its loads doubled) and with the nodes its finished build ran (was: none, "not
+    run")."""
+    from stackyard.errors import Interrupted
+    from stackyard.metadata.history import History
+
+    insert = History._insert
+
+    def cut_after_runs(self: History, table: str, rows: list[tuple[object, ...]]) -> None:
+        insert(self, table, rows)
+        if table == "steps":  # the run's row is written, its steps and loads not yet
+            monkeypatch.setattr(History, "_insert", insert)
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(History, "_insert", cut_after_runs)
+    ctx = Context(project)
+    with pytest.raises(Interrupted, match="interrupted during record run"):
+        ctx.run()
+    [run] = ctx.status(limit=5)
+    assert (run.status, run.rows_loaded) == ("interrupted", 50 + 200 + 2)
+    assert run.models_built > 0
+    run_id = run.run_id
+    for table, expected in (("runs", 1), ("loads", 3)):
+        found = ctx.sql(f"select count(*) from stackyard.{table} where run_id = '{run_id}'")
+        assert found.rows[0][0] == expected, table
+    assert ctx.sql("select dbt_build from stackyard.runs").rows[0][0] == "built"
+    assert ctx.sql("select count(*) from stackyard.node_results").rows[0][0] > 0
+    ctx.close()

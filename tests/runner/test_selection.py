@@ -136,3 +136,24 @@ def test_dbt_is_asked_only_about_names_the_manifest_lacks(tmp_path: Path) -> Non
     with pytest.raises(UsageError, match="did you mean 'daily_orders'"):
         check_selection(project, ["daily_ordrs"], list_nodes)
     assert asked == [["daily_ordrs"]]
+
+
+def test_a_sources_dbt_names_come_from_this_targets_manifest(project: Path) -> None:
+    """The shared target/manifest.json is whichever target dbt ran last: the run reads its
+    own target's copy (was: the shared one), and the shared one only when it has none."""
+    from stackyard.runner.run import RunJob
+
+    def manifest(path: Path, source_name: str) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        node = {"source_name": source_name, "schema": "app"}
+        path.write_text(json.dumps({"sources": {f"source.mini.{source_name}.t": node}}))
+
+    target_dir = project / "transform" / "target"
+    manifest(target_dir / "manifest.json", "other_targets")
+    ctx = Context(project)
+    job = RunJob(ctx.session())
+    assert "other_targets" in job._dbt_names("app")  # no copy for dev yet: the shared one
+    manifest(target_dir / "stackyard" / "dev" / "manifest.json", "devs_own")
+    names = job._dbt_names("app")
+    assert "devs_own" in names and "other_targets" not in names
+    ctx.close()

@@ -9,8 +9,9 @@ attempt is never retried in the same process, so two attempts never write at onc
 
 Ctrl-C reaches the main thread only, which is waiting on the attempt: it asks the attempt to
 stop (``interrupt``: a query cancelled, dlt told to stop) and waits until it has, so no
-connection is closed or shared under a running query and the process never exits with a
-thread still inside a native driver.
+connection is closed or shared under a running query and the process does not exit with a
+thread still inside a native driver. A second Ctrl-C, or the attempt's deadline passing,
+ends that wait: the user asked twice, or the work ignores being asked (:class:`Abandoned`).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 from stackyard.config.orchestration import Retries
-from stackyard.errors import DeadlineExceededError
+from stackyard.errors import Abandoned, DeadlineExceededError
 
 T = TypeVar("T")
 
@@ -55,6 +56,8 @@ def within_deadline(
     Raises:
         DeadlineExceededError: the action was still running at the deadline.
         KeyboardInterrupt: Ctrl-C, raised once the action has stopped.
+        Abandoned: Ctrl-C, then a second one (or the deadline) before the action stopped;
+            it may still be running.
 
     >>> within_deadline(lambda: 42, 5, "the answer")
     42
@@ -70,11 +73,12 @@ def within_deadline(
             outcome.done.set()
 
     thread = threading.Thread(target=work, name=f"stackyard-step {what}", daemon=True)
+    until = time.monotonic() + seconds
     thread.start()
     try:
         outcome.done.wait(seconds)
     except KeyboardInterrupt:
-        _stop(outcome.done, interrupt)
+        _stop(outcome.done, interrupt, until, what)
         raise
     if not outcome.done.is_set():
         raise DeadlineExceededError(
@@ -88,16 +92,29 @@ def within_deadline(
     return outcome.value  # type: ignore[return-value]
 
 
-def _stop(done: threading.Event, interrupt: Callable[[], None] | None) -> None:
-    """Ask the work to stop, and wait until it has (a second Ctrl-C asks again: leaving it
-    running would leave it inside a driver as the process exits)."""
-    while not done.is_set():
+def _stop(
+    done: threading.Event, interrupt: Callable[[], None] | None, until: float, what: str
+) -> None:
+    """Ask the work to stop, and wait until it has, or until a second Ctrl-C or the deadline
+    (``until``, a ``time.monotonic()``) ends the wait.
+
+    Raises:
+        Abandoned: the work had not stopped when the wait ended.
+    """
+    if interrupt is not None:
+        interrupt()
+    try:
+        done.wait(max(0.0, until - time.monotonic()))
+    except KeyboardInterrupt:
         if interrupt is not None:
-            interrupt()
-        try:
-            done.wait()
-        except KeyboardInterrupt:
-            continue
+            interrupt()  # asked once more on the way out
+    if done.is_set():
+        return
+    raise Abandoned(
+        f"interrupted while waiting for {what} to stop: stopped waiting; it may still be "
+        "finishing in the warehouse",
+        hint="check what is still running in the warehouse, and run again once it is idle",
+    ) from None
 
 
 def stop_all(futures: Sequence[Future[T]], interrupt: Callable[[], None]) -> None:

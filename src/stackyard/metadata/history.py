@@ -65,9 +65,35 @@ class History:
         )
         return result.as_dicts()[0] if result.rows else None
 
-    def record(self, run: RunResult) -> None:
-        """Write one run with its steps, loads, dbt results and freshness."""
+    def record(self, run: RunResult, *, replace: bool = False) -> None:
+        """Write one run with its steps, loads, dbt results and freshness, in one transaction
+        where the warehouse has them (an interrupt then leaves none of it).
+
+        Args:
+            run: the run.
+            replace: first delete what was written under its run id (a recording cut short,
+                e.g. by Ctrl-C, on a warehouse without transactions).
+        """
         self.ensure()
+        w = self.warehouse
+        if not w.TRANSACTIONS:
+            self._write(run, replace)
+            return
+        w.execute("BEGIN TRANSACTION")
+        try:
+            self._write(run, replace)
+        except BaseException:  # Ctrl-C included: nothing of the run stays half written
+            w.execute("ROLLBACK")
+            raise
+        w.execute("COMMIT")
+
+    def _write(self, run: RunResult, replace: bool) -> None:
+        if replace:
+            w = self.warehouse
+            for table in ("runs", "steps", "loads", "node_results", "freshness"):
+                w.execute(
+                    f"DELETE FROM {relation(w, table)} WHERE run_id = {w.param()}", [run.run_id]
+                )
         counts = run.counts
         self._insert(
             "runs",

@@ -8,11 +8,17 @@ run finishes and counts.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
-from stackyard.errors import Interrupted, StackyardError
+from stackyard.errors import Abandoned, Interrupted, StackyardError
 from stackyard.metadata.history import History
-from stackyard.results import RunResult
+from stackyard.results import RunResult, StepResult
+
+if TYPE_CHECKING:
+    from stackyard.runner.run import RunJob
 
 HINT = (
     "run `stackyard run` again: it finishes any load left pending (without duplicate rows) "
@@ -20,8 +26,49 @@ HINT = (
 )
 
 
+def record_stopped(
+    job: RunJob, run_id: str, started_at: datetime, select: Sequence[str], exc: KeyboardInterrupt
+) -> Interrupted:
+    """Record a run as Ctrl-C left it (every thread it started has stopped by now): what it
+    loaded and, once its build ended, what that built.
+
+    Returns:
+        The exception that tells the user what was kept and what to do.
+    """
+    if job._recorded is not None:
+        return monitors_interrupted(job._recorded)
+    step = job._current or "run"
+    at, t0 = job._since
+    detail = getattr(exc, "message", None) or "interrupted (Ctrl-C)"
+    job.console.step_finished(step, "interrupted", detail)
+    stopped = StepResult(step, "interrupted", detail, at, round(time.monotonic() - t0, 3))
+    result = RunResult(
+        run_id=run_id,
+        project=job.project.name,
+        target=job.warehouse.target_name,
+        started_at=started_at,
+        finished_at=datetime.now(UTC),
+        steps=(*job._steps, stopped),
+        loads=tuple(job._loads),
+        nodes=tuple(job._nodes),
+        freshness=tuple(job._freshness),
+        skipped=tuple(job._skipped),
+        selected=tuple(select),
+        build=job._build,
+    )
+    # A recording Ctrl-C cut short is replaced, not written a second time.
+    return record_interrupted(
+        History(job.warehouse), result, step, job.secrets.redact, replace=job._recording
+    )
+
+
 def record_interrupted(
-    history: History, result: RunResult, step: str, redact: Callable[[str], str]
+    history: History,
+    result: RunResult,
+    step: str,
+    redact: Callable[[str], str],
+    *,
+    replace: bool = False,
 ) -> Interrupted:
     """Write an interrupted run to the history tables.
 
@@ -30,13 +77,14 @@ def record_interrupted(
         result: the run as it stood, its last step ``interrupted``.
         step: the step Ctrl-C stopped.
         redact: hides secrets in a message.
+        replace: the run's own recording had started: what it wrote is replaced.
 
     Returns:
         The exception to raise: what was kept, whether it is recorded, what to do next.
     """
     rows = f"{result.counts.rows_loaded:,} rows loaded"
     try:
-        history.record(result)
+        history.record(result, replace=replace)
     except StackyardError as error:
         return Interrupted(
             f"run {result.run_id} interrupted during {step} ({rows}); it could not be "
@@ -58,4 +106,13 @@ def monitors_interrupted(recorded: RunResult) -> Interrupted:
         f"recorded as {recorded.status}",
         hint="the next `stackyard run` measures the tables again",
         done=(recorded,),
+    )
+
+
+def not_recorded(run_id: str, abandoned: Abandoned) -> Abandoned:
+    """A second Ctrl-C while the build was stopping: the run is left as it is."""
+    return Abandoned(
+        f"run {run_id}: {abandoned.message}; the run is not recorded and its leases are held "
+        "until they expire",
+        hint="check `stackyard status` once the warehouse is idle, then run `stackyard run` again",
     )

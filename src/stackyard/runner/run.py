@@ -12,9 +12,15 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
-from stackyard.errors import EXIT_USAGE, EngineRefusedError, Interrupted, StackyardError
+from stackyard.errors import (
+    EXIT_USAGE,
+    Abandoned,
+    EngineRefusedError,
+    Interrupted,
+    StackyardError,
+)
 from stackyard.ingest.attempts import within_deadline
 from stackyard.ingest.loader import Loader
 from stackyard.metadata.history import History
@@ -31,6 +37,7 @@ from stackyard.results import (
     step_status_of_build,
     step_status_of_freshness,
 )
+from stackyard.runner.interruption import not_recorded, record_stopped
 from stackyard.runner.monitor_pass import monitor_pass, seal_measurements
 from stackyard.session import Session
 from stackyard.transform.state import manifest_freshness, read_manifest, transform_fingerprint
@@ -83,7 +90,13 @@ class RunJob:
         # Set when this run changed no table: its monitor pass may reuse measurements.
         self._unchanged: Unchanged | None = None
         # What the run has done so far, recorded as it stands when Ctrl-C stops it.
-        self._loads: list[SourceLoad] = []
+        self._loads: list[SourceLoad] = []  # and what the build did, once it ended
+        self._nodes: list[NodeResult] = []
+        self._freshness: list[FreshnessResult] = []
+        self._skipped: list[SkippedModel] = []
+        self._build: Literal["built", "skipped", "not run"] = "not run"
+        # Set before the run's rows are written: an interrupt then replaces what was written.
+        self._recording = False
         self._recorded: RunResult | None = None
         self._since = (datetime.now(UTC), time.monotonic())  # the current step's start
 
@@ -121,17 +134,26 @@ class RunJob:
             leases, run_id, self._lease_seconds(sources), wait=self.lease_wait
         )
         self.session.release()  # dlt and dbt open their own connections
-        interrupted = False
+        interrupted = abandoned = False
         try:
             return self._execute(run_id, started_at, select, sources, dbt_select, external, stamp)
+        except Abandoned as exc:
+            # The build may still use the warehouse: nothing is recorded, released or closed.
+            abandoned = True
+            raise not_recorded(run_id, exc) from None
         except KeyboardInterrupt as exc:
             interrupted = True
-            raise self._interrupted(run_id, started_at, select, exc) from None
+            raise record_stopped(self, run_id, started_at, select, exc) from None
         finally:
-            RunLeases(self.warehouse).release(leases, run_id)
-            self.session.release()
-            if self.monitors and not interrupted:  # a cut pass kept only some measurements
-                seal_measurements(self.session, run_id)
+            if not abandoned:
+                self._release(leases, run_id, seal=self.monitors and not interrupted)
+
+    def _release(self, leases: Sequence[str], run_id: str, *, seal: bool) -> None:
+        """Give back the leases and connection; ``seal`` what a cut monitor pass measured."""
+        RunLeases(self.warehouse).release(leases, run_id)
+        self.session.release()
+        if seal:
+            seal_measurements(self.session, run_id)
 
     def _execute(
         self,
@@ -177,9 +199,7 @@ class RunJob:
             )
         failed_sources = [load.source for load in loads if load.status == "failed"]
 
-        nodes: list[NodeResult] = []
-        skipped: list[SkippedModel] = []
-        freshness: list[FreshnessResult] = []
+        nodes, skipped, freshness = self._nodes, self._skipped, self._freshness
         dbt = self.session.dbt(self._on_node, self.variables)
         dbt.state = self.state
         # Other vars can build other tables: they are part of what "unchanged" compares.
@@ -250,6 +270,7 @@ class RunJob:
             self._skip_step("dbt build", unchanged)
         else:
             self._step("dbt build", build, status_of=lambda: step_status_of_build(nodes))
+        self._build = "skipped" if unchanged else "built"
 
         if to_load:
             names = [n for s in to_load if s not in failed_sources for n in self._dbt_names(s)]
@@ -292,7 +313,7 @@ class RunJob:
             skipped=tuple(skipped),
             selected=tuple(select),
             transform_hash=fingerprint,
-            build="skipped" if unchanged else "built",
+            build=self._build,
         )
         recorded = self._step("record run", lambda: self._record(result))
         result = RunResult(**{**result.__dict__, "steps": (*result.steps, recorded)})
@@ -332,7 +353,11 @@ class RunJob:
         """The dbt sources a stackyard source appears as (see ``source_dbt_names``)."""
         from stackyard.transform.inventory import source_dbt_names
 
-        return source_dbt_names(self.project, source, read_manifest(self.transform_dir))
+        # This target's manifest: the shared one is whichever target dbt ran last.
+        manifest = read_manifest(self.transform_dir, self.warehouse.target_name)
+        if manifest is None:
+            manifest = read_manifest(self.transform_dir)
+        return source_dbt_names(self.project, source, manifest)
 
     def _selection(self, select: Sequence[str]) -> tuple[list[str], list[str]]:
         enabled = [n for n, s in self.project.sources.items() if s.enabled]
@@ -420,36 +445,10 @@ class RunJob:
             total += config.deadline * (config.retries.count + 1) + waits
         return total
 
-    def _interrupted(
-        self, run_id: str, started_at: datetime, select: Sequence[str], exc: KeyboardInterrupt
-    ) -> Interrupted:
-        """Record the run as Ctrl-C left it (every thread it started has stopped by now);
-        returns the exception that tells the user what was kept and what to do."""
-        from stackyard.runner.interruption import monitors_interrupted, record_interrupted
-
-        if self._recorded is not None:
-            return monitors_interrupted(self._recorded)
-        step = self._current or "run"
-        at, t0 = self._since
-        detail = getattr(exc, "message", None) or "interrupted (Ctrl-C)"
-        self.console.step_finished(step, "interrupted", detail)
-        stopped = StepResult(step, "interrupted", detail, at, round(time.monotonic() - t0, 3))
-        result = RunResult(
-            run_id=run_id,
-            project=self.project.name,
-            target=self.warehouse.target_name,
-            started_at=started_at,
-            finished_at=datetime.now(UTC),
-            steps=(*self._steps, stopped),
-            loads=tuple(self._loads),
-            selected=tuple(select),
-            build="not run",
-        )
-        return record_interrupted(History(self.warehouse), result, step, self.secrets.redact)
-
     def _record(self, result: RunResult) -> str:
         # The connection stays open for the monitor pass and the leases (closing and
         # reopening a DuckDB file checkpoints it each time); execute() closes it at the end.
+        self._recording = True
         History(self.warehouse).record(result)
         return f"run {result.run_id} → {METADATA_SCHEMA}.runs"
 

@@ -69,6 +69,9 @@ class Warehouse(ABC):
         DIALECT: the sqlglot dialect for building and checking SQL.
         SUPPORTS_ROLES: roles and grants are enforced by the engine.
         SUPPORTS_TRANSACTIONAL_DDL: CREATE/GRANT can be rolled back in a transaction.
+        TRANSACTIONS: ``BEGIN TRANSACTION`` … ``COMMIT`` sent as separate statements groups
+            INSERTs and DELETEs into one transaction (BigQuery's only live within one script,
+            Spark has none).
         PARALLEL_LOADS: several dlt pipelines may load into it at the same time.
         REACHABLE_HERE: stackyard ships a driver for it (Snowflake and BigQuery need extras).
         MAX_IDENTIFIER_LENGTH: longest name the engine keeps without truncating.
@@ -107,6 +110,7 @@ class Warehouse(ABC):
     DIALECT: ClassVar[str]
     SUPPORTS_ROLES: ClassVar[bool] = False
     SUPPORTS_TRANSACTIONAL_DDL: ClassVar[bool] = False
+    TRANSACTIONS: ClassVar[bool] = False
     PARALLEL_LOADS: ClassVar[bool] = True
     REACHABLE_HERE: ClassVar[bool] = True
     MAX_IDENTIFIER_LENGTH: ClassVar[int] = 255

@@ -67,6 +67,7 @@ class SnowflakeWarehouse(_RemoteOnly):
     SUPPORTS_ROLES = True
     # Snowflake commits DDL implicitly (docs.snowflake.com/en/sql-reference/transactions).
     SUPPORTS_TRANSACTIONAL_DDL = False
+    TRANSACTIONS = True  # DML only: the DDL above commits the open transaction
     config: SnowflakeTarget
 
     def dlt_destination_settings(self) -> dict[str, Any]:

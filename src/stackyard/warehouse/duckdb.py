@@ -35,6 +35,7 @@ class DuckDBWarehouse(Warehouse):
     LIST_PARAMETERS: ClassVar[bool] = True
     SUPPORTS_ROLES = False
     SUPPORTS_TRANSACTIONAL_DDL = True
+    TRANSACTIONS = True
     # dlt pipelines in threads of this process load through cursors of one connection.
     PARALLEL_LOADS = True
     COMPRESS_LOAD_FILES = False

@@ -19,6 +19,7 @@ class PostgresWarehouse(Warehouse):
     IDENTIFIER_QUOTE: ClassVar[str | None] = '"'
     SUPPORTS_ROLES = True
     SUPPORTS_TRANSACTIONAL_DDL = True
+    TRANSACTIONS = True
     PARALLEL_LOADS = True
     MAX_IDENTIFIER_LENGTH = 63  # NAMEDATALEN - 1
     # libpq reads PGTZ for the session time zone; dbt-postgres has no profile key for it.
