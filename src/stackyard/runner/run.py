@@ -8,7 +8,6 @@ so nothing is rebuilt on stale data.
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from stackyard.errors import EXIT_USAGE, EngineRefusedError, Interrupted, StackyardError
 from stackyard.ingest.attempts import within_deadline
 from stackyard.ingest.loader import Loader
-from stackyard.metadata.history import History
+from stackyard.metadata.history import History, new_run_id
 from stackyard.metadata.run_leases import TRANSFORMATION, RunLeases, source_lease
 from stackyard.metadata.schema import METADATA_SCHEMA
 from stackyard.results import (
@@ -78,6 +77,7 @@ class RunJob:
         self._steps: list[StepResult] = []
         self._current = ""
         self._previous: dict[str, Any] | None = None
+        self._probe_base: str | None = None
         self._attempted = False
         self._selected: list[str] = []
         # Set when this run changed no table: its monitor pass may reuse measurements.
@@ -103,7 +103,7 @@ class RunJob:
         """
         # Before this run writes anything: whether anything wrote since the last run ended.
         stamp = self.warehouse.write_stamp() if self.monitors else None
-        run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
+        run_id = new_run_id()
         started_at = datetime.now(UTC)
         sources, dbt_select = self._selection(select)
         # Sources another tool loads (Airbyte, Fivetran …): never loaded, their freshness
@@ -157,7 +157,7 @@ class RunJob:
                         started_at,
                         self.refresh,
                         run_id=run_id,
-                        latest_run=self._previous["run_id"] if self._previous else None,
+                        latest_run=self._probe_base,
                     )
             except Interrupted as stopped:
                 self._loads = [x for x in stopped.done if isinstance(x, SourceLoad)]
@@ -405,6 +405,10 @@ class RunJob:
         history.ensure()
         RunLeases(self.warehouse).ensure()
         self._previous = history.latest()
+        # A kept probe counts when kept by the last `stackyard run`, not by a `source add`
+        # since (that loaded only its own source, whose probe it dropped).
+        base = history.latest(runs_only=True)
+        self._probe_base = base["run_id"] if base else None
         schemas = sorted({self.project.dataset_for(s) for s in sources})
         for schema in schemas:
             self.warehouse.ensure_schema(schema)
