@@ -113,6 +113,7 @@ class SourcesRunbook:
             probe = SqlDatabaseSource.model_validate(
                 {"kind": kind, "connection": options["connection"], "tables": {"x": {}}}
             )
+            check_local_paths(name, probe, self.project_dir)
             url = connection_url(name, probe, self.project_dir, self.secrets)
             if options.get("tables"):
                 options["tables"] = complete_sql_tables(
@@ -182,6 +183,8 @@ class SourcesRunbook:
         Raises:
             ConfigError: the name is taken by a different source, or a model file it would
                 write exists and was not generated for it. Nothing is changed then.
+            UsageError: a file or folder it reads (a SQLite database, a folder of files) is
+                not there; nothing is changed.
         """
         config = self.config
         existing = config.sources.get(name)
@@ -198,6 +201,7 @@ class SourcesRunbook:
             from stackyard.runbooks.external_sources import add_external
 
             return add_external(self, name, entry)
+        check_local_paths(name, parse_source(entry), self.project_dir)
         check_clashes(self.project_dir, self.transform_dir, name, declared_tables(entry))
         project = ProjectFile(self.project_file)
         if existing is None:
