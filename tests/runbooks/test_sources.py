@@ -318,6 +318,15 @@ def test_remove_drops_dlt_staging_schema_too(project: Path) -> None:
     assert not {"exports", "exports_staging"} & schemas(project)
 
 
+def test_remove_drop_data_of_an_unknown_source_asks_nothing(project: Path) -> None:
+    done = runner.invoke(
+        app, ["source", "remove", "nosuch", "--drop-data", "-p", str(project)], input="y\n"
+    )
+    assert done.exit_code == 2, done.output
+    assert "no source named 'nosuch'" in done.output
+    assert "Drop schema" not in done.output
+
+
 def test_clashes_and_bad_options_change_nothing(project: Path) -> None:
     write(project / "transform/models/staging/dlt/stg_dlt__orders.sql", "select 1 as hand_made\n")
     write(project / "sources/exports/orders.csv", "id\n1\n")
