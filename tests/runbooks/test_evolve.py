@@ -80,6 +80,18 @@ def test_phases_keep_their_order_contract_waits_and_rollback_restores(example: P
 
     blocked = stackyard(*RENAME, "--rollback", "expand", cwd=example, check=False)
     assert blocked.returncode == 2 and "roll back migrate first" in blocked.stderr
+    # A rollback's dry run explains its steps and changes nothing.
+    migrated = (example / MART).read_text()
+    shown = json.loads(
+        stackyard(*RENAME, "--rollback", "migrate", "--dry-run", "--json", cwd=example).stdout
+    )
+    assert shown["dry_run"] and shown["rolled_back"] == []
+    steps = next(p["steps"] for p in shown["phases"] if p["phase"] == "migrate")
+    assert {"kind": "restore_file", "path": f"{MART}"} in [
+        {"kind": s["kind"], "path": s["path"]} for s in steps
+    ]
+    assert steps[-1]["kind"] == "build" and "customers+" in steps[-1]["select"]
+    assert (example / MART).read_text() == migrated
     stackyard(*RENAME, "--rollback", "migrate", cwd=example)
     assert "full_name" not in (example / MART).read_text()
     done = stackyard(*RENAME, "--rollback", "expand", "--json", cwd=example)

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from stackyard import Context
 from stackyard.cli.main import app
+from stackyard.errors import UsageError
 from stackyard.project import init_project
 from tests.conftest import write
 from tests.ingest.api_server import TOKEN, ApiState, make_customers, serve
@@ -266,6 +267,19 @@ def test_a_folder_that_does_not_exist_is_refused_before_anything(project: Path) 
         "--function", "f", "-p", str(project),
     )  # fmt: skip
     assert code == 2 and "--path sources/nope.py: the file" in output, output
+    # SQLite would create a missing file, empty, on connect: refused up front as well.
+    code, output = cli(
+        "source", "add", "db", "--kind", "sql_database", "--connection",
+        "sqlite:///sources/nowhere.sqlite", "--table", "orders", "-p", str(project),
+    )  # fmt: skip
+    assert code == 2, output
+    assert "--connection sources/nowhere.sqlite: the file" in output, output
+    # ... and from the Python API, which takes the entry as it is.
+    entry = {"kind": "sql_database", "connection": "sqlite:///sources/nowhere.sqlite"}
+    with pytest.raises(UsageError, match=r"--connection sources/nowhere\.sqlite: the file"):
+        Context(project).sources().add("db", entry | {"tables": {"orders": {}}})
+    assert "db" not in schemas(project)
+    assert not (project / "sources" / "nowhere.sqlite").exists()
     assert_pristine(project)
 
 
@@ -302,6 +316,15 @@ def test_remove_drops_dlt_staging_schema_too(project: Path) -> None:
     assert code == 0, output
     assert "dropped schema exports\n" in output and "dropped schema exports_staging" in output
     assert not {"exports", "exports_staging"} & schemas(project)
+
+
+def test_remove_drop_data_of_an_unknown_source_asks_nothing(project: Path) -> None:
+    done = runner.invoke(
+        app, ["source", "remove", "nosuch", "--drop-data", "-p", str(project)], input="y\n"
+    )
+    assert done.exit_code == 2, done.output
+    assert "no source named 'nosuch'" in done.output
+    assert "Drop schema" not in done.output
 
 
 def test_clashes_and_bad_options_change_nothing(project: Path) -> None:

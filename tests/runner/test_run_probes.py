@@ -169,3 +169,22 @@ def test_a_full_refresh_and_a_changed_source_entry_load(project: Path) -> None:
     config.write_text(text.replace("kind: sql_database", "kind: sql_database\n    chunk_size: 500"))
     _, details = run(project)
     assert NOTHING_NEW not in details["app"] and NOTHING_NEW in details["files"]
+
+
+def test_a_source_added_between_runs_does_not_reload_the_others(project: Path) -> None:
+    first, _ = run(project)
+    folder = project / "sources" / "more"
+    folder.mkdir()
+    (folder / "items.csv").write_text("sku,name\nX,ex\n")
+    ctx = Context(project)
+    added = ctx.sources().add(
+        "more",
+        {"kind": "filesystem", "url": "sources/more", "tables": {"items": {"glob": "*.csv"}}},
+    )
+    ctx.close()
+    assert added.ok, added
+    # `source add` records its first load as a run of its own; the sources it did not touch
+    # are still as the first run kept them, so they are skipped.
+    _, details = run(project)
+    assert all(NOTHING_NEW in details[s] and first.run_id in details[s] for s in ("app", "files"))
+    assert set(details) == {"app", "files", "more"}

@@ -39,9 +39,23 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print a machine-readable 
 
 T = TypeVar("T")
 
+# What a Ctrl-C that no command turned into ``Interrupted`` leaves, and what to do next.
+# Only ``stackyard run`` has a next run that finishes what was cut short; other commands
+# say no more than they know.
+STOPPED: tuple[str, str | None] = ("nothing further was done", None)
+RUN_STOPPED: tuple[str, str | None] = (
+    "the warehouse is left readable",
+    "run the command again: the next run completes any pending load without duplicates",
+)
 
-def _guard(action: Callable[[], T]) -> T:
-    """The CLI's one error boundary: a clear message and an exit code, no traceback."""
+
+def _guard(action: Callable[[], T], stopped: tuple[str, str | None] = STOPPED) -> T:
+    """The CLI's one error boundary: a clear message and an exit code, no traceback.
+
+    Args:
+        action: what the command does.
+        stopped: the message and hint for a bare Ctrl-C (``RUN_STOPPED`` for ``run``).
+    """
     try:
         return action()
     except StackyardError as exc:
@@ -54,11 +68,7 @@ def _guard(action: Callable[[], T]) -> T:
         _error("interrupted: ", exc.message, exc.hint)
         raise typer.Exit(EXIT_INTERRUPTED) from None
     except KeyboardInterrupt:
-        _error(
-            "interrupted: ",
-            "the warehouse is left readable",
-            "run the command again: the next run completes any pending load without duplicates",
-        )
+        _error("interrupted: ", *stopped)
         raise typer.Exit(EXIT_INTERRUPTED) from None
     except Exception as exc:
         if _state["debug"]:

@@ -8,7 +8,6 @@ now): nothing was run.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import date
 from typing import Annotated, Any
 
@@ -38,7 +37,10 @@ DryRunOpt = Annotated[
     bool, typer.Option("--dry-run", help="Explain each phase's steps; change nothing.")
 ]
 RollbackOpt = Annotated[
-    str | None, typer.Option("--rollback", help="Undo one applied phase and rebuild.")
+    str | None,
+    typer.Option(
+        "--rollback", help="Undo one applied phase and rebuild (with --dry-run: explain only)."
+    ),
 ]
 
 
@@ -69,13 +71,16 @@ def rename(
     lineage), contract (old name dropped, after the deprecation date)."""
 
     def act(context: Any) -> Any:
-        runbook = context.evolve(target)
-        wanted = _phases(phase, rollback)
-        if rollback:
-            return runbook.rollback("rename", spec, new, rollback)
         day = _day(contract_after) if contract_after else None
-        plan = runbook.plan_rename(spec, new, day)
-        return replace(plan, dry_run=True) if dry_run else runbook.apply(plan, wanted, day)
+        return context.evolve(target).change(
+            "rename",
+            spec,
+            new,
+            phases=phase or (),
+            rollback=rollback,
+            dry_run=dry_run,
+            contract_after=day,
+        )
 
     _show(_with_context(project, act), as_json)
 
@@ -101,25 +106,17 @@ def retype(
     threshold), expand with a typed column beside it, then contract it in place."""
 
     def act(context: Any) -> Any:
-        runbook = context.evolve(target)
-        wanted = _phases(phase, rollback)
-        if rollback:
-            return runbook.rollback("retype", spec, data_type, rollback)
-        plan = runbook.plan_retype(spec, data_type, max_failure_rate)
-        return replace(plan, dry_run=True) if dry_run else runbook.apply(plan, wanted)
+        return context.evolve(target).change(
+            "retype",
+            spec,
+            data_type,
+            phases=phase or (),
+            rollback=rollback,
+            dry_run=dry_run,
+            max_failure_rate=max_failure_rate,
+        )
 
     _show(_with_context(project, act), as_json)
-
-
-def _phases(phase: list[str] | None, rollback: str | None) -> tuple[str, ...]:
-    """The phases asked for (all by default), each checked to be a phase."""
-    from stackyard.errors import UsageError
-
-    wanted = tuple(phase or ("expand", "migrate", "contract"))
-    for name in (*wanted, *([rollback] if rollback else [])):
-        if name not in ("expand", "migrate", "contract"):
-            raise UsageError(f"unknown phase '{name}'", hint="phases: expand, migrate, contract")
-    return wanted
 
 
 def _show(result: Any, as_json: bool) -> None:

@@ -22,6 +22,7 @@ from stackyard.cli import reload as _reload_commands
 from stackyard.cli import security as _security_commands
 from stackyard.cli import sources as _source_commands
 from stackyard.cli.common import (
+    RUN_STOPPED,
     JsonOpt,
     ProjectOpt,
     TargetOpt,
@@ -186,14 +187,14 @@ def run(
 
     if as_json:
         with _guard(lambda: _context(project)) as context:
-            result = _guard(lambda: call(context))
+            result = _guard(lambda: call(context), RUN_STOPPED)
         _print_json(result.to_dict())
         raise typer.Exit(result.exit_code)
     with _guard(lambda: _context(project)) as context:
         console = RichConsole(out, redact=context.secrets.redact)
         context.console = console
         with console:
-            result = _guard(lambda: call(context))
+            result = _guard(lambda: call(context), RUN_STOPPED)
     out.print()
     out.print(run_summary(result))
     if _state["debug"]:

@@ -288,11 +288,7 @@ def register(app: typer.Typer) -> None:
             return
         with _guard(lambda: _context(project)) as context:
             if drop_data and not yes:
-                schemas = (
-                    _guard(lambda: context.sources(target).schemas_to_drop(name))
-                    if name in context.config.sources
-                    else [name]
-                )
+                schemas = _guard(lambda: context.sources(target).schemas_to_drop(name))
                 which = (
                     f"schema '{schemas[0]}'"
                     if len(schemas) == 1

@@ -198,6 +198,21 @@ class SqlDatabaseSource(SourceBase):
     def declared_tables(self) -> tuple[str, ...]:
         return tuple(self.tables)
 
+    def local_paths(self) -> dict[str, tuple[str, Literal["file", "folder"]]]:
+        """A SQLite file the URL names (SQLite would create a missing one, empty).
+
+        >>> SqlDatabaseSource(
+        ...     kind="sql_database", connection="sqlite:///a.db?mode=ro", tables={"t": {}}
+        ... ).local_paths()
+        {'connection': ('a.db', 'file')}
+        """
+        if not isinstance(self.connection, str):
+            return {}
+        found = re.match(r"^sqlite(?:\+\w+)?:///([^?]+)", self.connection)
+        if not found or found.group(1) == ":memory:":
+            return {}
+        return {"connection": (found.group(1), "file")}
+
     def primary_keys(self) -> dict[str, tuple[str, ...]]:
         return _keys({t: spec.primary_key for t, spec in self.tables.items()})
 

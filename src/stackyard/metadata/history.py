@@ -22,6 +22,10 @@ from stackyard.metadata.schema import (
 from stackyard.results import RunResult, SourceLoad, StepResult
 from stackyard.warehouse.base import Warehouse
 
+# The step of the run :meth:`History.record_loads` writes for ``source add`` starts so;
+# ``stackyard run``'s steps (``load``, ``dbt build``, ``source freshness`` …) never do.
+SOURCE_ADD_STEP = "source add "
+
 
 def new_run_id() -> str:
     """A run's id: its start (UTC, to the second) and a random suffix, so ids sort by time."""
@@ -53,14 +57,27 @@ class History:
         """Create the metadata schema and tables, and add columns newer versions need."""
         ensure_tables(self.warehouse, RUN_TABLES)
 
-    def latest(self) -> dict[str, Any] | None:
-        """The most recent run on this target, or ``None``."""
+    def latest(self, *, runs_only: bool = False) -> dict[str, Any] | None:
+        """The most recent run on this target, or ``None``.
+
+        Args:
+            runs_only: leave out the loads :meth:`record_loads` wrote as runs of their own
+                (``source add``'s first load): they loaded one source and say nothing about
+                the others, so what another source's kept probe is compared with is the last
+                ``stackyard run``.
+        """
         w = self.warehouse
         if "runs" not in existing_tables(w):
             return None
+        where = (
+            f"WHERE run_id NOT IN (SELECT run_id FROM {relation(w, 'steps')} "
+            f"WHERE step LIKE '{SOURCE_ADD_STEP}%') "
+            if runs_only
+            else ""
+        )
         result = w.query(
             f"SELECT run_id, status, selected, transform_hash, dbt_build, models_built, "
-            f"tests_passed FROM {relation(w, 'runs')} "
+            f"tests_passed FROM {relation(w, 'runs')} {where}"
             "ORDER BY started_at DESC LIMIT 1"
         )
         return result.as_dicts()[0] if result.rows else None
@@ -190,7 +207,8 @@ class History:
             project: the project's name.
             started_at: when the loads started.
             loads: what they loaded.
-            step: what made them, for the run's step (e.g. ``source add crm``).
+            step: what made them, for the run's step (``source add crm``: such runs are
+                left out of ``latest(runs_only=True)``).
 
         Returns:
             The run id they were written under.

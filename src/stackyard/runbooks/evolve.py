@@ -23,7 +23,8 @@ phase's rollback puts back exactly what was there and rebuilds (see
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,7 @@ from stackyard.runbooks.evolve_steps import (
     Phase,
     Step,
     check_name,
+    check_phases,
     check_type,
     migrated,
     model_column,
@@ -319,7 +321,48 @@ class EvolveRunbook:
             plan.cast_failures,
         )
 
-    def rollback(self, action: str, spec: str, to: str, phase: str) -> EvolveResult:
+    def change(
+        self,
+        action: str,
+        spec: str,
+        to: str,
+        *,
+        phases: Sequence[str] = (),
+        rollback: str | None = None,
+        dry_run: bool = False,
+        contract_after: date | None = None,
+        max_failure_rate: float = 0.001,
+    ) -> EvolveResult:
+        """``stackyard evolve rename|retype``: roll back a phase, explain the phases, or apply
+        them — each with ``dry_run`` explaining and changing nothing.
+
+        Args:
+            action: ``rename`` or ``retype``.
+            spec: ``MODEL.COLUMN``.
+            to: the new name (rename) or type (retype).
+            phases: the phases to apply (default: every one due).
+            rollback: the applied phase to undo instead.
+            dry_run: explain the steps (of the phases, or of the rollback) only.
+            contract_after: a rename's deprecation date.
+            max_failure_rate: a type change is refused when more values do not cast.
+
+        Raises:
+            UsageError: an unknown phase, or one asked for before one it needs; nothing is
+                run.
+        """
+        wanted = tuple(phases or PHASES)
+        check_phases(wanted, rollback)
+        if rollback:
+            return self.rollback(action, spec, to, rollback, dry_run=dry_run)
+        if action == "rename":
+            plan = self.plan_rename(spec, to, contract_after)
+        else:
+            plan = self.plan_retype(spec, to, max_failure_rate)
+        return replace(plan, dry_run=True) if dry_run else self.apply(plan, wanted, contract_after)
+
+    def rollback(
+        self, action: str, spec: str, to: str, phase: str, *, dry_run: bool = False
+    ) -> EvolveResult:
         """Undo one applied phase: put its files back and rebuild what they feed.
 
         Works from the journal the phases kept, not from the warehouse: after contract the
@@ -330,6 +373,7 @@ class EvolveRunbook:
             spec: ``MODEL.COLUMN`` as given when the phases were applied (the old name).
             to: the new name (rename) or type (retype).
             phase: the phase to undo; no later phase may still be applied.
+            dry_run: only explain the rollback's steps (no file written, nothing built).
 
         Raises:
             UsageError: the model is unknown, the phase was never applied, a later phase is
@@ -342,6 +386,12 @@ class EvolveRunbook:
         journal = EvolveJournal.load(self.project_dir, node, column)
         journal.check_rollback(action, f"{node}.{column}", to, phase)
         column = str(journal.data.get("column") or column)
+        if dry_run:
+            steps = journal.rollback_steps(phase)
+            undo = Phase(phase, steps, f"apply again with --phase {phase}", "applied")
+            shown = tuple(undo if p.name == phase else p for p in journal.phases())
+            note = f"{phase} would be rolled back: nothing was changed"
+            return EvolveResult(action, node, column, to, shown, messages=(note,), dry_run=True)
         failures = self._undo(journal, phase)
         note = f"{phase} rolled back" + (f"; failing after it: {failures}" if failures else "")
         return EvolveResult(
@@ -358,13 +408,12 @@ class EvolveRunbook:
 
     def _undo(self, journal: EvolveJournal, phase: str) -> list[str]:
         """Put back the files ``phase`` replaced, rebuild what they feed, forget the phase."""
-        files = (journal.applied.get(phase) or {}).get("files") or {}
-        names = []
-        for rel, text in files.items():
-            (self.project_dir / rel).write_text(text, encoding="utf-8")
-            if rel.endswith(".sql"):
-                names.append(Path(rel).stem)
-        failures = self.build([f"{n}+" for n in sorted(set(names))]) if names else []
+        failures: list[str] = []
+        for step in journal.rollback_steps(phase):
+            if step.kind == "restore_file":
+                (self.project_dir / step.path).write_text(step.text, encoding="utf-8")
+            elif step.kind == "build":
+                failures = self.build(list(step.select))
         journal.forget(phase)
         return failures
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from stackyard.errors import UsageError
-from stackyard.runbooks.evolve_steps import PHASES, Phase, as_date
+from stackyard.runbooks.evolve_steps import PHASES, Phase, Step, as_date
 
 
 @dataclass
@@ -111,6 +111,20 @@ class EvolveJournal:
                 hint="`stackyard evolve … --dry-run` shows which phases are applied",
             )
         return dict(entry.get("files") or {})
+
+    def rollback_steps(self, phase: str) -> tuple[Step, ...]:
+        """The steps that undo an applied ``phase``: put back each file it replaced, then
+        rebuild and test the models those files are and everything downstream."""
+        files = (self.applied.get(phase) or {}).get("files") or {}
+        steps = [
+            Step("restore_file", f"put back {rel} as it was before {phase}", rel, text)
+            for rel, text in sorted(files.items())
+        ]
+        models = sorted({Path(rel).stem for rel in files if rel.endswith(".sql")})
+        if models:
+            select = tuple(f"{m}+" for m in models)
+            steps.append(Step("build", f"dbt build {' '.join(select)}", select=select))
+        return tuple(steps)
 
     def forget(self, phase: str) -> None:
         """Drop a rolled-back phase from the journal."""

@@ -4,7 +4,7 @@ rewrites each phase writes (see :mod:`stackyard.runbooks.evolve`)."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -22,9 +22,11 @@ class Step:
     """One step of a phase.
 
     Attributes:
-        kind: ``check_casts``, ``write_model``, ``build``, ``verify`` or ``approve``.
+        kind: ``check_casts``, ``write_model``, ``build``, ``verify``, ``approve``, or
+            (undoing a phase) ``restore_file``.
         description: what it does, in words.
-        path: the model file a ``write_model`` step writes (relative to the project).
+        path: the model file a ``write_model`` step writes (relative to the dbt project), or
+            the file a ``restore_file`` step puts back (relative to the project).
         text: the file's new text.
         select: the dbt selection a ``build`` step builds and tests.
     """
@@ -102,6 +104,17 @@ class EvolveResult:
             "messages": list(self.messages),
             "cast_failures": self.cast_failures,
         }
+
+
+def check_phases(phases: Sequence[str], rollback: str | None = None) -> None:
+    """Refuse a name that is no phase.
+
+    Raises:
+        UsageError: an unknown phase (nothing is run).
+    """
+    for name in (*phases, *([rollback] if rollback else [])):
+        if name not in PHASES:
+            raise UsageError(f"unknown phase '{name}'", hint="phases: expand, migrate, contract")
 
 
 def model_column(graph: ColumnGraph, spec: str) -> tuple[str, str]:

@@ -113,6 +113,7 @@ class SourcesRunbook:
             probe = SqlDatabaseSource.model_validate(
                 {"kind": kind, "connection": options["connection"], "tables": {"x": {}}}
             )
+            check_local_paths(name, probe, self.project_dir)
             url = connection_url(name, probe, self.project_dir, self.secrets)
             if options.get("tables"):
                 options["tables"] = complete_sql_tables(
@@ -151,12 +152,7 @@ class SourcesRunbook:
         Raises:
             UsageError: no such source.
         """
-        config = self.config
-        if name not in config.sources:
-            raise UsageError(
-                f"no source named '{name}'{did_you_mean(name, config.sources)}",
-                hint=f"sources: {', '.join(sorted(config.sources)) or '(none)'}",
-            )
+        self._check_known(name)
         generated = generated_files(self.transform_dir, name)
         base = self.project_dir / ".stackyard" / "pipelines"
         return remove_plan(
@@ -171,10 +167,23 @@ class SourcesRunbook:
 
     def schemas_to_drop(self, name: str) -> list[str]:
         """The schemas ``remove --drop-data`` drops: the source's, and dlt's staging schema
-        beside it when that is the source's (:func:`source_schemas`)."""
+        beside it when that is the source's (:func:`source_schemas`).
+
+        Raises:
+            UsageError: no such source (so nothing is asked about, nor dropped).
+        """
+        self._check_known(name)
         schemas = source_schemas(self.warehouse, self.config, name)
         self.session.release()
         return schemas
+
+    def _check_known(self, name: str) -> None:
+        config = self.config
+        if name not in config.sources:
+            raise UsageError(
+                f"no source named '{name}'{did_you_mean(name, config.sources)}",
+                hint=f"sources: {', '.join(sorted(config.sources)) or '(none)'}",
+            )
 
     def add(self, name: str, entry: dict[str, Any], *, load: bool = True) -> SourceAddResult:
         """Perform the runbook for a new source.
@@ -182,6 +191,8 @@ class SourcesRunbook:
         Raises:
             ConfigError: the name is taken by a different source, or a model file it would
                 write exists and was not generated for it. Nothing is changed then.
+            UsageError: a file or folder it reads (a SQLite database, a folder of files) is
+                not there; nothing is changed.
         """
         config = self.config
         existing = config.sources.get(name)
@@ -198,6 +209,7 @@ class SourcesRunbook:
             from stackyard.runbooks.external_sources import add_external
 
             return add_external(self, name, entry)
+        check_local_paths(name, parse_source(entry), self.project_dir)
         check_clashes(self.project_dir, self.transform_dir, name, declared_tables(entry))
         project = ProjectFile(self.project_file)
         if existing is None:
@@ -358,11 +370,7 @@ class SourcesRunbook:
             ConfigError: a generated file was edited since (``force`` removes it anyway).
         """
         config = self.config
-        if name not in config.sources:
-            raise UsageError(
-                f"no source named '{name}'{did_you_mean(name, config.sources)}",
-                hint=f"sources: {', '.join(sorted(config.sources)) or '(none)'}",
-            )
+        self._check_known(name)
         generated = generated_files(self.transform_dir, name)
         edited = [p for p, unedited in generated if not unedited]
         if edited and not force:

@@ -8,7 +8,6 @@ so nothing is rebuilt on stale data.
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,7 +22,7 @@ from stackyard.errors import (
 )
 from stackyard.ingest.attempts import within_deadline
 from stackyard.ingest.loader import Loader
-from stackyard.metadata.history import History
+from stackyard.metadata.history import History, new_run_id
 from stackyard.metadata.run_leases import TRANSFORMATION, RunLeases, source_lease
 from stackyard.metadata.schema import METADATA_SCHEMA
 from stackyard.results import (
@@ -85,6 +84,7 @@ class RunJob:
         self._steps: list[StepResult] = []
         self._current = ""
         self._previous: dict[str, Any] | None = None
+        self._probe_base: str | None = None
         self._attempted = False
         self._selected: list[str] = []
         # Set when this run changed no table: its monitor pass may reuse measurements.
@@ -116,7 +116,7 @@ class RunJob:
         """
         # Before this run writes anything: whether anything wrote since the last run ended.
         stamp = self.warehouse.write_stamp() if self.monitors else None
-        run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + uuid.uuid4().hex[:6]
+        run_id = new_run_id()
         started_at = datetime.now(UTC)
         sources, dbt_select = self._selection(select)
         # Sources another tool loads (Airbyte, Fivetran …): never loaded, their freshness
@@ -179,7 +179,7 @@ class RunJob:
                         started_at,
                         self.refresh,
                         run_id=run_id,
-                        latest_run=self._previous["run_id"] if self._previous else None,
+                        latest_run=self._probe_base,
                     )
             except Interrupted as stopped:
                 self._loads = [x for x in stopped.done if isinstance(x, SourceLoad)]
@@ -430,6 +430,10 @@ class RunJob:
         history.ensure()
         RunLeases(self.warehouse).ensure()
         self._previous = history.latest()
+        # A kept probe counts when kept by the last `stackyard run`, not by a `source add`
+        # since (that loaded only its own source, whose probe it dropped).
+        base = history.latest(runs_only=True)
+        self._probe_base = base["run_id"] if base else None
         schemas = sorted({self.project.dataset_for(s) for s in sources})
         for schema in schemas:
             self.warehouse.ensure_schema(schema)

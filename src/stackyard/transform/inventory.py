@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -87,18 +86,6 @@ def source_dbt_names(
         named = (entry.dbt_name(source), *((entry.dbt_source,) if entry.dbt_source else ()))
     found = _sources_in_schema(manifest, config.dataset_for(source)) if entry else ()
     return tuple(dict.fromkeys((*dbt_source_names(source), *named, *found)))
-
-
-def dbt_sources_in_schema(transform_dir: Path, schema: str) -> tuple[str, ...]:
-    """The project's own dbt sources that read ``schema`` (from dbt's last manifest), so a
-    stackyard source loading that schema is linked to them without renaming anything.
-
-    Returns:
-        Their source names, sorted; empty before dbt has parsed the project.
-    """
-    from stackyard.transform.state import read_manifest
-
-    return _sources_in_schema(read_manifest(transform_dir), schema)
 
 
 def _sources_in_schema(manifest: Mapping[str, Any] | None, schema: str) -> tuple[str, ...]:
