@@ -89,5 +89,5 @@ def check_local_paths(name: str, source: SourceBase, project_dir: Path) -> None:
         raise UsageError(
             f"{option} {path}: the {what} {found} does not exist",
             hint=f"create it, or fix the path (relative to the project folder {project_dir}); "
-            f"nothing was changed for source '{name}'",
+            f"nothing was created or changed for source '{name}'",
         )
