@@ -23,7 +23,10 @@ from stackyard.monitors.anomaly.stats import median
 _MIN_MONTHS = 2
 # ... a median error beyond this many noise units, ...
 _MIN_SIGMAS = 2.0
-# ... and every one of those months beyond this many on the same side.
+# ... and every one of those months beyond this many on the same side; with only two months,
+# each beyond _MIN_SIGMAS: one incident (a duplicated load on the 31st, rows missing on the
+# 2nd) and one ordinary day a little off on the same side passed the weaker rule about one
+# time in six, and the effect it taught raised a false alert at that place every month after.
 _EACH_SIGMAS = 1.0
 # Places counted from the month's end (0 = its last day) that may carry an effect.
 _END_PLACES = 3
@@ -116,7 +119,8 @@ class PlaceEffects:
         effect = median(errors)
         if abs(effect) < _MIN_SIGMAS * self._scale:
             return False
-        return all(e * effect > 0 and abs(e) > _EACH_SIGMAS * self._scale for e in errors)
+        each = _MIN_SIGMAS if len(errors) == _MIN_MONTHS else _EACH_SIGMAS
+        return all(e * effect > 0 and abs(e) > each * self._scale for e in errors)
 
 
 def _from_end(d: date) -> int:
