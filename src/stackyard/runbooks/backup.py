@@ -108,26 +108,63 @@ class ProjectFiles:
         folder = Path(self.project.backups.dir).expanduser()
         return (folder if folder.is_absolute() else self.project_dir / folder).resolve()
 
-    def backups(self, target: str, folder: Path | None = None) -> list[BackupManifest]:
-        """This project's finished backups of a target, oldest first."""
-        root = self.backups_dir(folder)
-        if not root.is_dir():
+    @property
+    def _other_folders_file(self) -> Path:
+        return self.project_dir / ".stackyard" / "backup-folders.json"
+
+    def other_folders(self) -> list[Path]:
+        """Folders besides ``backups.dir`` that backups were written to (``backup --to``)
+        and that still exist."""
+        import json
+
+        try:
+            listed = json.loads(self._other_folders_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
             return []
+        return [Path(p) for p in listed if isinstance(p, str) and Path(p).is_dir()]
+
+    def remember_folder(self, folder: Path) -> None:
+        """Note a ``--to`` folder a backup was written to, so that ``restore latest``,
+        ``restore-table`` and ``doctor`` see its backups too: without it, ``restore latest``
+        took an older backup from ``backups.dir`` over the newer one, and said nothing."""
+        import json
+
+        folder = folder.resolve()
+        known = self.other_folders()
+        if folder == self.backups_dir() or folder in known:
+            return
+        self._other_folders_file.parent.mkdir(parents=True, exist_ok=True)
+        listed = [str(p) for p in [*known, folder]]
+        self._other_folders_file.write_text(json.dumps(listed, indent=2) + "\n", encoding="utf-8")
+
+    def _roots(self, folder: Path | None) -> list[Path]:
+        return [self.backups_dir(folder)] if folder else [self.backups_dir(), *self.other_folders()]
+
+    def backups(self, target: str, folder: Path | None = None) -> list[BackupManifest]:
+        """This project's finished backups of a target, oldest first: those in ``folder``,
+        or without it those in ``backups.dir`` and every folder ``backup --to`` wrote to."""
         found = []
-        for candidate in root.iterdir():
-            if not (candidate / MANIFEST_FILE).is_file():
+        for root in self._roots(folder):
+            if not root.is_dir():
                 continue
-            try:
-                manifest = BackupManifest.read(candidate)
-            except UsageError:
-                continue  # not ours or damaged: listed by nothing, deleted by nothing
-            if manifest.project == self.project.name and manifest.target == target:
-                found.append(manifest)
+            for candidate in root.iterdir():
+                if not (candidate / MANIFEST_FILE).is_file():
+                    continue
+                try:
+                    manifest = BackupManifest.read(candidate)
+                except UsageError:
+                    continue  # not ours or damaged: listed by nothing, deleted by nothing
+                if manifest.project == self.project.name and manifest.target == target:
+                    found.append(manifest)
         return sorted(found, key=lambda m: m.created_at)
 
     def backup_folder(self, manifest: BackupManifest, folder: Path | None = None) -> Path:
-        """Where a backup of this project lives."""
-        return self.backups_dir(folder) / folder_name(manifest.target, manifest.created_at)
+        """Where a backup of this project lives (in ``folder``, or wherever it was found)."""
+        name = folder_name(manifest.target, manifest.created_at)
+        roots = self._roots(folder)
+        return next(
+            (r / name for r in roots if (r / name / MANIFEST_FILE).is_file()), roots[0] / name
+        )
 
 
 def folder_name(target: str, at: datetime) -> str:
@@ -220,11 +257,13 @@ class BackupRunbook(TargetRunbook):
                 f"delete {folder}",
             ),
         ]
-        older = self.files.backups(w.target_name, to)
+        # Retention counts the folder written to only: backups kept elsewhere (an offsite
+        # copy written with --to) are never pruned by a backup into another folder.
+        older = self.files.backups(w.target_name, folder.parent)
         excess = len(older) + 1 - self.files.project.backups.keep
         prune = []
         if excess > 0:
-            doomed = [self.files.backup_folder(m, to).name for m in older[:excess]]
+            doomed = [self.files.backup_folder(m, folder.parent).name for m in older[:excess]]
             prune = [
                 Step(
                     "prune",
@@ -330,6 +369,7 @@ class BackupRunbook(TargetRunbook):
             seconds=round(time.monotonic() - started, 3),
         )
         manifest.write(folder)
+        self.files.remember_folder(folder.parent)
         pruned = self._prune(plan) if any(s.kind == "prune" for s in plan.steps) else ()
         return BackupResult(folder, manifest, pruned)
 

@@ -1,0 +1,48 @@
+"""Backups written with `backup --to` are found by `restore latest` (and kept out of another
+folder's retention): the newest backup wins wherever it was written."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import duckdb
+from typer.testing import CliRunner
+
+from stackyard.cli.main import app
+from stackyard.context import Context
+from stackyard.project import init_project
+
+runner = CliRunner()
+
+
+def _cli(*args: str) -> str:
+    result = runner.invoke(app, list(args))
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_restore_latest_takes_the_newest_backup_even_one_written_with_to(tmp_path: Path) -> None:
+    project = init_project(tmp_path / "shop", example="jaffle_shop").path
+    path = Context(project).warehouse("dev").path  # type: ignore[attr-defined]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with duckdb.connect(str(path)) as db:
+        db.execute("CREATE SCHEMA raw; CREATE TABLE raw.orders AS SELECT 1 AS id")
+    p = str(project)
+    older = Path(_cli("backup", "-p", p).splitlines()[0])
+    offsite = tmp_path / "offsite"
+    newer = Path(_cli("backup", "--to", str(offsite), "-p", p).splitlines()[0])
+    assert older.parent != newer.parent == offsite.resolve()
+
+    plan = json.loads(_cli("restore", "latest", "--dry-run", "--json", "-p", p))
+    assert str(newer) in json.dumps(plan), plan
+    assert str(older) not in json.dumps(plan)
+
+    # A third backup into backups.dir with backups.keep=1 prunes the older one there, never
+    # the offsite copy.
+    config = project / "stackyard.yml"
+    config.write_text(config.read_text() + "backups:\n  keep: 1\n")
+    third = Path(_cli("backup", "-p", p).splitlines()[0])
+    assert not older.exists() and newer.exists() and third.exists()
+    plan = json.loads(_cli("restore", "latest", "--dry-run", "--json", "-p", p))
+    assert str(third) in json.dumps(plan)
