@@ -233,6 +233,13 @@ def _status_table(data: dict[str, Any]) -> None:
         ),
         highlight=False,
     )
+    if data.get("stopped"):
+        out.print(
+            f"  [yellow]![/] stopped: its process is gone ({escape(str(data['holder']))}); run "
+            "the same `stackyard backfill` command again to resume it (partitions that "
+            "succeeded are not run again)",
+            highlight=False,
+        )
     engines = sorted({str(p["engine"]) for p in data["partitions"] if p.get("engine")})
     if engines:
         out.print(f"  run by: {', '.join(engines)}", highlight=False)

@@ -64,6 +64,11 @@ def _kill_and_resume(root: Path, target: str, delay: float, bump: int) -> None:
     done = {}
     if before and before[0]["target"] == target and before[0]["status"] != "success":
         done = {p["seq"]: p["attempt"] for p in before[0]["partitions"] if p["status"] == "success"}
+        # Killed, it is still "running" in the ledger; status says its process is gone.
+        assert before[0]["stopped"] == (before[0]["status"] == "running"), before[0]
+        if before[0]["stopped"]:
+            shown = stackyard(root, "backfill", "status", check=0).stdout
+            assert "stopped: its process is gone" in shown and "resume" in shown, shown
     result = backfill_json(root, target, *RANGE)
     assert result["ok"], result["validation"]
     for p in result["partitions"]:

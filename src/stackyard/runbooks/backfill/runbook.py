@@ -219,11 +219,17 @@ class BackfillRunbook:
             session.close()
 
     def _with_expiry(self, data: dict[str, Any]) -> dict[str, Any]:
+        from stackyard.metadata.leases import holder_alive
+
         days = self.config.backfills.preimage_days
         expiry = expires_at(
             data["status"], data.get("finished_at"), data.get("preimage_dropped_at"), days
         )
-        return {**data, "preimage_expires_at": expiry}
+        # A backfill killed (kill -9, a lost terminal) stays "running" in the ledger: nothing
+        # is left to say otherwise. Its process being gone is what tells it apart.
+        holder = data.get("holder")
+        stopped = data["status"] == "running" and bool(holder) and not holder_alive(str(holder))
+        return {**data, "preimage_expires_at": expiry, "stopped": stopped}
 
     def prune(self, backfill_id: str | None = None) -> list[dict[str, Any]]:
         """Drop the pre-images of one backfill (confirming it), or of every expired one.
