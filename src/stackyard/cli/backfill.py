@@ -165,6 +165,8 @@ def _usage(message: str, hint: str) -> None:
 
 
 def _render_result(result: Any) -> None:
+    from rich.markup import escape
+
     for r in (result, *result.cascaded):
         record = r.record
         if r.dry_run:
@@ -195,6 +197,13 @@ def _render_result(result: Any) -> None:
             )
             continue
         _status_table(record.to_dict())
+    for m in result.rebuilt:
+        mark = {"success": "[green]✔[/] rebuilt", "error": "[red]✘[/] failed to rebuild"}
+        out.print(
+            f"{mark.get(m['status'], '[yellow]![/] not rebuilt:')} {m['model']}"
+            + (f": {escape(m['message'])}" if m["message"] else ""),
+            highlight=False,
+        )
     if not result.dry_run:
         out.print(
             f"backfill id: {result.record.backfill_id}" + (" (resumed)" if result.resumed else ""),

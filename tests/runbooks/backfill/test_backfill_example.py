@@ -47,6 +47,9 @@ def test_example_model_and_source_table_backfill(
     assert orders["ok"] and len(orders["partitions"]) == 10
     assert [c["target"] for c in orders["cascaded"]] == ["fct_daily_orders"]
     assert orders["cascaded"][0]["ok"]
+    # The table models downstream are rebuilt once at the end, and each is reported.
+    rebuilt = {m["model"]: m["status"] for m in orders["rebuilt"]}
+    assert rebuilt["orders"] == rebuilt["customers"] == "success", orders["rebuilt"]
     left = sql(
         root,
         f"select count(*) as n from shop_db.orders where updated_at >= '{gone}' "
@@ -86,3 +89,11 @@ def test_example_model_and_source_table_backfill(
     )
     assert days[0]["n"] == 10
     assert backfill_json(root, "status", daily["backfill_id"])["progress"]["success"] == 10
+
+    # A table model that fails to rebuild fails the backfill (exit 1), named with dbt's error;
+    # it used to be ignored and the backfill reported ok.
+    model = root / "transform" / "models" / "marts" / "customers.sql"
+    model.write_text(model.read_text().replace("select", "select no_such_column,", 1))
+    broken = backfill_json(root, "shop_db.orders", *args, "--cascade", "--force", check=1)
+    failed = {m["model"]: m for m in broken["rebuilt"]}["customers"]
+    assert not broken["ok"] and failed["status"] == "error" and failed["message"], broken["rebuilt"]

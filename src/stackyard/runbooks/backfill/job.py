@@ -89,6 +89,9 @@ class BackfillResult:
     cascaded: tuple[BackfillResult, ...] = ()
     engine: str | None = None
     engine_note: str | None = None
+    #: ``--cascade``'s table (and plain incremental) models downstream, each once at the end:
+    #: ``{"model", "status": success|error|not_rebuilt, "message"}``.
+    rebuilt: tuple[dict[str, str], ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -97,7 +100,8 @@ class BackfillResult:
             return True
         partitions_ok = all(p.status == "success" for p in self.record.partitions)
         valid = bool((self.record.validation or {}).get("ok"))
-        return partitions_ok and valid and all(c.ok for c in self.cascaded)
+        rebuilt_ok = all(m["status"] == "success" for m in self.rebuilt)
+        return partitions_ok and valid and rebuilt_ok and all(c.ok for c in self.cascaded)
 
     @property
     def exit_code(self) -> int:
@@ -133,6 +137,7 @@ class BackfillResult:
             "validation": r.validation,
             "estimate": self.estimate,
             "cascaded": [c.to_dict() for c in self.cascaded],
+            "rebuilt": [dict(m) for m in self.rebuilt],
         }
 
 

@@ -136,6 +136,7 @@ class BackfillRunbook:
             return result
         failed = {p.window_start for p in result.record.partitions if p.status != "success"}
         cascaded = []
+        rebuilt: list[dict[str, str]] = []
         for node in self.downstream(target):
             config = node.get("config", {})
             if config.get("materialized") == "incremental" and config.get("event_time"):
@@ -146,13 +147,22 @@ class BackfillRunbook:
                 )
                 failed |= {p.window_start for p in sub.record.partitions if p.status != "success"}
                 cascaded.append(sub)
-            elif (
-                config.get("materialized") in ("table", "incremental")
-                and not failed
-                and not options.dry_run
-            ):
-                self.make_dbt().run_window([node["name"]])
-        return replace(result, cascaded=tuple(cascaded))
+            elif config.get("materialized") in ("table", "incremental") and not options.dry_run:
+                rebuilt.append(self._rebuild(node["name"], failed))
+        return replace(result, cascaded=tuple(cascaded), rebuilt=tuple(rebuilt))
+
+    def _rebuild(self, model: str, failed: set[str]) -> dict[str, str]:
+        # A table model is rebuilt whole, once, and only from complete upstream data: with a
+        # failed window upstream it would bake the gap in, so it is left as it was and said so.
+        if failed:
+            why = f"{len(failed)} upstream window(s) failed; it was left as it was"
+            return {"model": model, "status": "not_rebuilt", "message": why}
+        results = [r for r in self.make_dbt().run_window([model]) if r.name == model]
+        bad = [r for r in results if r.status not in ("success", "pass")]
+        if bad or not results:
+            message = bad[0].message if bad else "dbt did not run it"
+            return {"model": model, "status": "error", "message": message}
+        return {"model": model, "status": "success", "message": ""}
 
     def downstream(self, target: BackfillTarget) -> list[dict[str, Any]]:
         """Models that depend on the target, parents before children."""
