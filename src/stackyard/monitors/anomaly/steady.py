@@ -5,39 +5,30 @@ Steps, in the order :func:`judge` applies them (docs/observability.md has the lo
 1. **Weekly seasonality.** Each point is divided by the median of the week around it; the
    median of those ratios per weekday is that weekday's factor (local medians make the
    factors indifferent to trend and to level shifts), read over the last half year.
-2. **Noise.** Every baseline point is predicted the way the judged point will be (the median
-   of the seven deseasonalised points before it, times its weekday's factor learnt without
-   it); 1.4826 × the median absolute log-error is the noise (a MAD: a few bad days do not
-   inflate it), read over the last half year unless the training window's is clearly
-   larger. Where the data support it, each weekday gets its own noise, shrunk toward the
-   table's (a quiet Sunday with a few rows is noisier, in ratio, than a busy Tuesday). A
-   table whose errors over the last half year show heavy tails gets a wider one-day band,
-   and no one-day band is narrower than 1.6 times its own 98th-percentile error (a fifth
-   less on a table with calm tails, :func:`~.spread.calm`); both are
-   read on each side apart, once a side has enough errors (a table that bursts upward is
-   heavy-tailed on its spike side only, and its drop band stays narrow)
-   (:mod:`~stackyard.monitors.anomaly.spread` measures all this). A young table, too short
-   for its tails to be measured, gets bands 1.5 times wider and no sequential test.
+2. **Noise.** Every baseline point is predicted the way the judged point will be; 1.4826 ×
+   the median absolute log-error is the noise (a MAD), read over the last half year unless
+   the training window's is clearly larger. Where the data support it, each weekday gets
+   its own noise, shrunk toward the table's. Heavy tails widen the one-day band, and no
+   band is narrower than 1.6 times the table's 98th-percentile error (a fifth less on a
+   table with calm tails), each side read apart (:mod:`~.spread` measures all this). A young
+   table gets bands 1.5 times wider and no sequential test.
 3. **Level.** The median of the last seven deseasonalised non-empty points (fourteen on a
-   table whose days are independent, :data:`~.spread.LONG_WINDOW`). When the last
-   four days (excluded or not, none of them empty) are each more than one noise unit from
-   it on the same side, the table has moved: the level re-anchors to those days, so a
-   genuine step stops alerting within a week.
-   Monthly effects (a month-end close) learnt from the same half year
-   (:mod:`~stackyard.monitors.anomaly.months`) scale the expected value.
+   table whose days are independent, :data:`~.spread.LONG_WINDOW`). When the last four days
+   (none empty) are each more than one noise unit from it on the same side, the level
+   re-anchors to them, so a genuine step stops alerting within a week. Monthly effects (a
+   month-end close, :mod:`~.months`) scale the expected value.
 4. **One day.** The log-ratio of value to expected in units of the weekday's noise; drops
    and spikes have their own thresholds (0.85 of the configured half-width for a drop, 1.15
-   of it for a spike: a drop is what breaks dashboards; the spike's down to 0.80 on a table
-   with calm tails), judged in whole rows. An empty day where volume was expected is an outage.
+   of it for a spike, 0.80 on a table with calm tails: a drop is what breaks dashboards),
+   judged in whole rows. An empty day where volume was expected is an outage.
 5. **Several days.** For m = 2 … 8, the mean log-ratio of the last m days (today included)
-   to the level of the days before them (seven, or fourteen as in step 3), in units of that same statistic's spread
-   measured over the baseline's own history — so a table whose volume wanders for days
-   gets a wider limit than one whose days are independent. It alerts on a step or a slow
-   drift that no single day shows, when today leans the same way, the last days also stand
-   apart from the whole baseline (a return to normal after a bad week is not a step), and
-   no day in the stretch was already alerted on. Drops only: a sustained rise is growth far
-   more often than an incident. Rows that arrive a day late (a low day, then a high one
-   carrying about the rows the first one missed) are judged on the two days' difference.
+   to the level of the days before them (over step 3's window), in units of that
+   statistic's spread measured over the baseline's own history, so a table whose volume
+   wanders for days gets a wider limit. It alerts on a step or a slow drift no single day
+   shows, when today leans the same way, the last days also stand apart from the whole
+   baseline (a return to normal is not a step), and no day in the stretch was alerted on.
+   Drops only: a sustained rise is growth far more often than an incident. Rows that
+   arrive a day late (a low day, then a high one) are judged on the two days' difference.
 6. **Repeats and bursts** (:mod:`~stackyard.monitors.anomaly.episodes`): a rise that
    continues a change already alerted on is not alerted again, and a table with earlier
    isolated spikes gets a spike band as wide as the smallest of them.
@@ -140,20 +131,23 @@ def judge(
         The verdict.
     """
     weekly = cfg.seasonality == "weekly"
-    factors, loo_factors = weekday_factors(base) if weekly else ([1.0] * 7, [1.0] * len(base))
-    long_factors = factors
-    long_noise = None
-    if weekly and len(history) > len(base):
+    longer = weekly and len(history) > len(base)
+    # The weekly pattern is read over the longer stretch when the baseline is its last
+    # days: eight points per weekday give factors whose own error, carried into every
+    # prediction, made the band half again as wide as the table's noise.
+    same_days = longer and history[len(history) - len(base)][0] == base[0][0]
+    factors, loo_factors = (
+        weekday_factors(base) if weekly and not same_days else ([1.0] * 7, [1.0] * len(base))
+    )
+    long_factors, long_noise = factors, None
+    if longer:
         long_factors, long_loo = weekday_factors(history)
         long_ys = [
             v / long_factors[d.weekday()] if long_factors[d.weekday()] >= NEAR_ZERO else None
             for d, v in history
         ]
         long_noise = noise(history, long_ys, long_loo)
-        # The weekly pattern is read over the longer stretch when the baseline is its last
-        # days: eight points per weekday give factors whose own error, carried into every
-        # prediction, made the band half again as wide as the table's noise.
-        if history[len(history) - len(base)][0] == base[0][0]:
+        if same_days:
             factors, loo_factors = long_factors, long_loo[len(history) - len(base) :]
     # Weekdays that are normally empty carry no level information; they are judged below.
     ys = [v / factors[d.weekday()] if factors[d.weekday()] >= NEAR_ZERO else None for d, v in base]
