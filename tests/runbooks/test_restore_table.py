@@ -90,6 +90,40 @@ def test_duckdb_printed_swap_keeps_the_table_its_view_and_key(tmp_path: Path) ->
     assert names["rows"] == [{"table_name": "t"}]
 
 
+def test_duckdb_swap_lists_the_columns_the_table_and_backup_share(tmp_path: Path) -> None:
+    project = init_project(tmp_path / "shop").path
+    base = ("--project", str(project))
+    cli(
+        "sql",
+        "CREATE TABLE t AS SELECT range AS i, 'x' || range AS s, range * 2 AS old FROM range(1000)",
+        *base,
+    )
+    backup(project)
+    cli(
+        "sql",
+        "DELETE FROM t WHERE i >= 10; ALTER TABLE t DROP COLUMN old; "
+        "ALTER TABLE t ADD COLUMN added INTEGER; "
+        "ALTER TABLE t ADD COLUMN flag VARCHAR DEFAULT 'new'",
+        *base,
+    )
+
+    done = cli("restore-table", "main.t", "--from", "latest", *base)
+    gone = next(line for line in done.splitlines() if "no longer has" in line)
+    assert "old" in gone and "leaves them out" in gone and "main.t__restored" in gone
+    new = next(line for line in done.splitlines() if "the backup lacks" in line)
+    assert "added, flag" in new and "default, NULL where it has none" in new
+    swap = printed_swap(done)
+    assert '"old"' not in swap and '"added"' not in swap
+    cli("sql", swap, *base)  # runs as printed
+    check = (
+        "SELECT count(*) AS n, sum(i) AS i, max(s) AS s, count(added) AS added, "
+        "min(flag) AS low, max(flag) AS high FROM t"
+    )
+    assert json.loads(cli("sql", check, "--json", *base))["rows"] == [
+        {"n": 1000, "i": 499_500, "s": "x999", "added": 0, "low": "new", "high": "new"}
+    ]
+
+
 @pytest.mark.postgres
 @pytest.mark.parametrize("client", ["pg_dump", "none"])
 def test_postgres_table_from_the_newest_backup_before(
@@ -132,6 +166,33 @@ def test_postgres_table_from_the_newest_backup_before(
         (left,) = conn.execute("SELECT to_regclass('shop.orders__restored')").fetchone()
     assert _state(pg_database)["orders"] == before
     assert big == sum(1 for row in before if row[2] is not None and row[2] > 100) and left is None
+
+
+@pytest.mark.postgres
+def test_postgres_swap_after_a_column_was_renamed(
+    pg_project: Path,  # noqa: F811
+    pg_database: dict[str, Any],
+) -> None:
+    import psycopg
+
+    env = without_pg_dump()
+    base = ("--project", str(pg_project), "--target", "prod")
+    backup(pg_project, "--target", "prod", env=env)
+    before = _state(pg_database)["orders"]
+    with psycopg.connect(**_kwargs(pg_database), autocommit=True) as conn:
+        conn.execute("DELETE FROM shop.orders WHERE id > 5")
+        conn.execute("ALTER TABLE shop.orders RENAME COLUMN meta TO details")
+
+    done = json.loads(cli("restore-table", "shop.orders", "--from", "latest", *base, "--json"))
+    notes = done["notes"]
+    assert any("no longer has the saved column(s) meta:" in n for n in notes), notes
+    assert any("the backup lacks: details:" in n and "renamed" in n for n in notes), notes
+    with psycopg.connect(**_kwargs(pg_database), autocommit=True) as conn:
+        conn.execute(printed_swap("\n".join(notes)))
+    after = _state(pg_database)["orders"]
+    # Every saved row is back; the renamed column (meta, now details: 6th) has no default.
+    assert len(after) == 300 and all(row[5] is None for row in after)
+    assert [row[:5] + row[6:] for row in after] == [row[:5] + row[6:] for row in before]
 
 
 def test_duckdb_damaged_backup_restores_nothing(tmp_path: Path) -> None:

@@ -188,7 +188,7 @@ def restore_table(
         highlight=False,
         soft_wrap=True,
     )
-    _notes(plan)
+    _notes(result)  # the swap made for the copy's columns
 
 
 def doctor(

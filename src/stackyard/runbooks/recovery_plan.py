@@ -215,6 +215,8 @@ class RestoreResult:
         moved_aside: what was there before, kept under a new name (never deleted).
         state_restored: platform state put back (dlt pipelines, dbt artifacts).
         seconds: how long the restore took.
+        notes: what the reader should know after the run (``restore-table``: the plan's
+            notes, with the swap statement made for the copy's columns).
     """
 
     backup: Path
@@ -224,6 +226,7 @@ class RestoreResult:
     moved_aside: tuple[str, ...]
     state_restored: tuple[str, ...]
     seconds: float
+    notes: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready data for ``--json``."""
@@ -236,6 +239,7 @@ class RestoreResult:
             "moved_aside": list(self.moved_aside),
             "state_restored": list(self.state_restored),
             "seconds": self.seconds,
+            "notes": list(self.notes),
         }
 
 

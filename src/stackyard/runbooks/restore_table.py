@@ -142,6 +142,10 @@ class TableRestoreRunbook(TargetRunbook):
             found = restore_postgres_table(self.session, plan, manifest)
         else:
             found = self._copy_duckdb_table(plan, folder, manifest)
+        schema, restored = plan.destination.split(".", 1)
+        name = restored.removesuffix("__restored")
+        saved = tuple(c for c, _, _ in _columns(self.warehouse, schema, restored))
+        kept = tuple(n for n in plan.notes if not n.startswith(SWAP_NOTE))
         return RestoreResult(
             backup=folder,
             target=plan.target,
@@ -150,6 +154,11 @@ class TableRestoreRunbook(TargetRunbook):
             moved_aside=(),
             state_restored=(),
             seconds=round(time.monotonic() - started, 3),
+            notes=(
+                *kept,
+                *column_notes(self.warehouse, schema, name, saved),
+                swap_note(self.warehouse, schema, name, saved),
+            ),
         )
 
     def _copy_duckdb_table(
@@ -208,7 +217,12 @@ class TableRestoreRunbook(TargetRunbook):
         return found
 
 
-def swap_statement(warehouse: Warehouse, schema: str, table: str) -> str:
+SWAP_NOTE = "then compare, and swap it in"
+
+
+def swap_statement(
+    warehouse: Warehouse, schema: str, table: str, saved: tuple[str, ...] | None = None
+) -> str:
     """The statements that swap ``schema.table__restored`` in for ``schema.table`` on DuckDB
     or Postgres, with the table's columns as the warehouse lists them now.
 
@@ -216,36 +230,116 @@ def swap_statement(warehouse: Warehouse, schema: str, table: str) -> str:
     Postgres will not let a ``DROP TABLE`` break), grants, constraints and defaults. Generated
     columns are left out (they are computed again); identity columns are copied as saved
     (Postgres: ``OVERRIDING SYSTEM VALUE``). When the table is gone, the copy is renamed.
+
+    Args:
+        saved: the copy's columns, once it exists: only the columns both have are listed
+            (:func:`column_notes` says which are left out); ``None`` lists the table's.
     """
-    p = warehouse.param()
-    found = warehouse.query(
-        "SELECT column_name, is_generated, is_identity FROM information_schema.columns "
-        f"WHERE table_schema = {p} AND table_name = {p} ORDER BY ordinal_position",
-        (schema, table),
-    ).rows
+    found = _columns(warehouse, schema, table)
     copy = warehouse.quote(schema, f"{table}__restored")
     if not found:
         return f"ALTER TABLE {copy} RENAME TO {warehouse.quote(table)}"
-    columns = tuple(warehouse.quote(str(c)) for c, generated, _ in found if generated != "ALWAYS")
+    both = _in(warehouse, saved) if saved is not None else None
+    listed = [
+        (c, i)
+        for c, generated, i in found
+        if generated != "ALWAYS" and (both is None or _key(warehouse, c) in both)
+    ]
+    columns = tuple(warehouse.quote(c) for c, _ in listed)
     # SQL-standard identity columns (Postgres) take saved values only when told to.
-    identity = any(i == "YES" for _, _, i in found)
+    identity = any(i == "YES" for _, i in listed)
     return replace_rows_sql(warehouse.quote(schema, table), copy, columns, overriding=identity)
 
 
-def swap_note(warehouse: Warehouse, schema: str, table: str) -> str:
-    """The plan's last note: how to swap the checked copy in."""
+def swap_note(
+    warehouse: Warehouse, schema: str, table: str, saved: tuple[str, ...] | None = None
+) -> str:
+    """The plan's last note: how to swap the checked copy in (``saved``: the copy's columns,
+    once it exists)."""
+    if saved is not None and not _shared(warehouse, schema, table, saved):
+        return (
+            f"{schema}.{table} and the copy have no column in common: there is nothing to swap "
+            f"in; compare them, then drop the copy (DROP TABLE "
+            f"{warehouse.quote(schema, f'{table}__restored')})"
+        )
     return (
-        "then compare, and swap it in (one transaction; the table keeps its views, grants "
-        f"and constraints) with: {swap_statement(warehouse, schema, table)}"
+        f"{SWAP_NOTE} (one transaction; the table keeps its views, grants "
+        f"and constraints) with: {swap_statement(warehouse, schema, table, saved)}"
     )
+
+
+def column_notes(
+    warehouse: Warehouse, schema: str, table: str, saved: tuple[str, ...]
+) -> tuple[str, ...]:
+    """What the swap cannot carry across when the table's columns changed since the backup:
+    saved columns the table no longer has, and columns it has that the backup lacks.
+    Nothing when the table is gone (the swap renames the copy) or its columns are the same."""
+    found = _columns(warehouse, schema, table)
+    if not found:
+        return ()
+    copy = f"{schema}.{table}__restored"
+    now = _in(warehouse, tuple(c for c, _, _ in found))
+    dropped = [c for c in saved if _key(warehouse, c) not in now]
+    kept = _in(warehouse, saved)
+    added = [c for c, g, _ in found if g != "ALWAYS" and _key(warehouse, c) not in kept]
+    notes = []
+    if dropped:
+        notes.append(
+            f"{schema}.{table} no longer has the saved column(s) {', '.join(dropped)}: the "
+            f"swap leaves them out; their saved values stay in {copy} until it is dropped "
+            "(the swap drops it: copy them elsewhere first to keep them)"
+        )
+    if added:
+        renamed = (
+            "; a renamed column is both: to bring its values back, add its new name to the "
+            "INSERT's column list and its saved name to the SELECT's"
+            if dropped
+            else ""
+        )
+        notes.append(
+            f"{schema}.{table} has column(s) the backup lacks: {', '.join(added)}: swapped-in "
+            f"rows get the column's default, NULL where it has none{renamed}"
+        )
+    return tuple(notes)
+
+
+def _columns(warehouse: Warehouse, schema: str, table: str) -> list[tuple[str, str, str]]:
+    """A table's columns in order: (name, is_generated, is_identity) from information_schema
+    (of the current database only: a DuckDB backup may be attached)."""
+    p = warehouse.param()
+    found = warehouse.query(
+        "SELECT column_name, is_generated, is_identity FROM information_schema.columns "
+        f"WHERE table_schema = {p} AND table_name = {p} "
+        "AND table_catalog = current_database() ORDER BY ordinal_position",
+        (schema, table),
+    ).rows
+    return [(str(c), str(g), str(i)) for c, g, i in found]
+
+
+def _key(warehouse: Warehouse, column: str) -> str:
+    """A column's name as the engine matches it (DuckDB ignores case, quoted or not)."""
+    return column.lower() if warehouse.KIND == "duckdb" else column
+
+
+def _in(warehouse: Warehouse, columns: tuple[str, ...]) -> set[str]:
+    return {_key(warehouse, c) for c in columns}
+
+
+def _shared(warehouse: Warehouse, schema: str, table: str, saved: tuple[str, ...]) -> bool:
+    """Whether the swap lists any column (true when the table is gone: it is renamed)."""
+    found = _columns(warehouse, schema, table)
+    both = _in(warehouse, saved)
+    return not found or any(g != "ALWAYS" and _key(warehouse, c) in both for c, g, _ in found)
 
 
 def _copy_exists(warehouse: Warehouse, schema: str, table: str) -> UsageError:
     copy = warehouse.quote(schema, f"{table}__restored")
+    saved = tuple(c for c, _, _ in _columns(warehouse, schema, f"{table}__restored"))
+    swap = swap_statement(warehouse, schema, table, saved or None)
     return UsageError(
         f"{schema}.{table}__restored exists already (from an earlier restore-table); "
         "nothing was restored",
-        hint=f"swap it in first ({swap_statement(warehouse, schema, table)}) or drop it "
+        hint=f"swap it in first ({swap}) or drop it "
         f"(DROP TABLE {copy}), then run restore-table again",
     )
 
