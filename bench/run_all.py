@@ -51,6 +51,11 @@ BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
     ),
     "profile_run": ("profile_run", ["--scale", "10"], ["--scale", "1"]),
     "anomaly_detector": ("anomaly_detector", ["--held-out", "--tables", "40"], ["--quick"]),
+    "anomaly_bound": (
+        "anomaly_bound",
+        ["--tables", "40"],
+        ["--seeds", "tuning", "--tables", "3", "--draws", "1"],
+    ),
     "monitors": ("monitors", [], ["--quick"]),
     "backup": ("backup", [], ["--rows", "200000", "--runs", "1"]),
     "orchestration": (

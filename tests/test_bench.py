@@ -115,3 +115,39 @@ def test_a_profile_is_summed_into_the_parts_of_the_work(
     }
     assert not raw.exists()
     assert "In all: 5.00 s of samples." in table.read_text()
+
+
+@pytest.mark.parametrize("generator", ["A", "D"])
+def test_the_oracle_sees_each_incident_and_nothing_else(generator: str) -> None:
+    """The oracle bound (bench/anomaly_bound.py) rests on generating each table twice, with and
+    without its incidents, from the same random draws: the two must differ exactly where the
+    incidents act, and the effect left once a step is relearnt must be nothing."""
+    oracle = bench("anomaly_bound")
+    for index in range(12):
+        clean, dirty = oracle.clean_and_dirty(generator, 1, index)
+        assert clean.dates == dirty.dates and clean.noise == dirty.noise
+        acts = set()
+        for incident in dirty.incidents:
+            lasting = incident.kind in oracle.SHIFTS
+            end = len(dirty.values) if lasting else max(incident.window) + 1
+            acts |= set(range(incident.start, end))
+        differ = {
+            i for i, (c, d) in enumerate(zip(clean.values, dirty.values, strict=True)) if c != d
+        }
+        assert differ <= acts, (index, sorted(differ - acts))
+        assert all(differ & set(i.window) for i in dirty.incidents), index
+        # Outside each incident's alertable days the oracle sees no effect: none before it,
+        # and a step's or drift's lasting change is taken away once those days are over (up
+        # to the rounding of the counts to whole rows).
+        effect = oracle.effects(clean, dirty)
+        alertable = {d for i in dirty.incidents for d in range(i.start, max(i.allowed) + 1)}
+        assert all(abs(e) < 0.06 for d, e in enumerate(effect) if d not in alertable), index
+
+
+def test_the_oracle_alerts_on_an_outage_and_a_clear_drop_only() -> None:
+    oracle = bench("anomaly_bound")
+    seen = [0.0] * 40
+    seen[20], seen[30] = float("-inf"), -0.5
+    assert oracle.alerts(seen, 0.1, 3.0) == {20, 30}
+    # Alerted days leave the oracle's memory: the days after an outage are not dragged down.
+    assert oracle.alerts(seen, 0.1, 6.0) == {20}
