@@ -318,7 +318,7 @@ def _columns(warehouse: Warehouse, schema: str, table: str) -> list[tuple[str, s
 
 def _key(warehouse: Warehouse, column: str) -> str:
     """A column's name as the engine matches it (DuckDB ignores case, quoted or not)."""
-    return column.lower() if warehouse.KIND == "duckdb" else column
+    return column.lower() if warehouse.CASE_INSENSITIVE_COLUMNS else column
 
 
 def _in(warehouse: Warehouse, columns: tuple[str, ...]) -> set[str]:

@@ -134,6 +134,8 @@ class Warehouse(ABC):
     IDENTIFIER_QUOTE: ClassVar[str | None] = None
     LIST_PARAMETERS: ClassVar[bool] = False
     SQL_BUILD: ClassVar[bool] = False
+    #: Column names match whatever their case, quoted or not (DuckDB).
+    CASE_INSENSITIVE_COLUMNS: ClassVar[bool] = False
 
     def __init__(self, target_name: str, config: Any, project_dir: Path, secrets: Secrets):
         self.target_name = target_name

@@ -39,6 +39,7 @@ class DuckDBWarehouse(Warehouse):
     # dlt pipelines in threads of this process load through cursors of one connection.
     PARALLEL_LOADS = True
     COMPRESS_LOAD_FILES = False
+    CASE_INSENSITIVE_COLUMNS = True
 
     config: DuckDBTarget
 
