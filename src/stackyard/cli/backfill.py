@@ -196,6 +196,8 @@ def _render_result(result: Any) -> None:
                 highlight=False,
             )
             continue
+        if r.widened:
+            out.print(f"{record.target}: {r.widened}", highlight=False, soft_wrap=True)
         _status_table(record.to_dict())
     for m in result.rebuilt:
         mark = {"success": "[green]✔[/] rebuilt", "error": "[red]✘[/] failed to rebuild"}

@@ -92,6 +92,9 @@ class BackfillResult:
     #: ``--cascade``'s table (and plain incremental) models downstream, each once at the end:
     #: ``{"model", "status": success|error|not_rebuilt, "message"}``.
     rebuilt: tuple[dict[str, str], ...] = ()
+    #: ``--cascade`` from a source table: why this model's range is wider than the source's
+    #: (rows re-loaded have event times before or after it; :mod:`.cascade`).
+    widened: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -138,6 +141,7 @@ class BackfillResult:
             "estimate": self.estimate,
             "cascaded": [c.to_dict() for c in self.cascaded],
             "rebuilt": [dict(m) for m in self.rebuilt],
+            "widened": self.widened,
         }
 
 

@@ -137,19 +137,46 @@ class BackfillRunbook:
         failed = {p.window_start for p in result.record.partitions if p.status != "success"}
         cascaded = []
         rebuilt: list[dict[str, str]] = []
-        for node in self.downstream(target):
+        reached = self.downstream(target)
+        for node in reached:
             config = node.get("config", {})
             if config.get("materialized") == "incremental" and config.get("event_time"):
                 child = ModelTarget(node, self.make_dbt, self.manifest())
-                sub = self.job(child).execute(
-                    replace(options, target=child.name, cascade=False, budget_rows=None),
-                    skip=frozenset(failed),
-                )
+                own = replace(options, target=child.name, cascade=False, budget_rows=None)
+                widened = None
+                if isinstance(target, SourceTableTarget) and not options.dry_run:
+                    from stackyard.runbooks.backfill.cascade import model_range
+
+                    columns = [
+                        str(config["event_time"]),
+                        *self._upstream_event_times(node, reached),
+                    ]
+                    own, widened = model_range(self.warehouse, target, result, own, columns)
+                sub = self.job(child).execute(own, skip=frozenset(failed))
+                sub = replace(sub, widened=widened)
                 failed |= {p.window_start for p in sub.record.partitions if p.status != "success"}
                 cascaded.append(sub)
             elif config.get("materialized") in ("table", "incremental") and not options.dry_run:
                 rebuilt.append(self._rebuild(node["name"], failed))
         return replace(result, cascaded=tuple(cascaded), rebuilt=tuple(rebuilt))
+
+    def _upstream_event_times(
+        self, node: dict[str, Any], reached: list[dict[str, Any]]
+    ) -> list[str]:
+        """The event-time columns of the models between the backfilled source and ``node``,
+        nearest first: dbt filters ``node``'s inputs on them."""
+        parents = self.manifest().get("parent_map", {})
+        between = {n["unique_id"]: n for n in reached}
+        found: list[str] = []
+        todo = list(parents.get(node["unique_id"], []))
+        while todo:
+            uid = todo.pop(0)
+            if uid in between:
+                column = between[uid].get("config", {}).get("event_time")
+                if column and column not in found:
+                    found.append(str(column))
+                todo += parents.get(uid, [])
+        return found
 
     def _rebuild(self, model: str, failed: set[str]) -> dict[str, str]:
         # A table model is rebuilt whole, once, and only from complete upstream data: with a
