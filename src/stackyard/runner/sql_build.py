@@ -385,13 +385,16 @@ def build(
         TransformError: dbt could not start.
         KeyboardInterrupt: stopped by ``stop``.
     """
-    if engine == "dbt":
-        return dbt.build(select=select, exclude=exclude, full_refresh=full_refresh)
     stop = stop or Stop()
-    try:
-        return _build(engine, dbt, warehouse, select, exclude, full_refresh, release, on_node, stop)
-    finally:
-        dbt.parsed = None
+    with stop.cutting(dbt.cut):  # Ctrl-C cuts a dbt invocation running as well
+        if engine == "dbt":
+            return dbt.build(select=select, exclude=exclude, full_refresh=full_refresh)
+        try:
+            return _build(
+                engine, dbt, warehouse, select, exclude, full_refresh, release, on_node, stop
+            )
+        finally:
+            dbt.parsed = None
 
 
 def _build(

@@ -22,6 +22,7 @@ import yaml
 from stackyard.config.project import PROFILES_MARKER
 from stackyard.errors import ConfigError, TransformError
 from stackyard.results import FreshnessResult, NodeResult
+from stackyard.transform.dbt_cut import DbtCut
 from stackyard.transform.state import kept_per_target, read_manifest
 
 PROFILES_FILE = "profiles.yml"
@@ -168,6 +169,7 @@ class Dbt:
         # (https://docs.getdbt.com/reference/programmatic-invocations#reusing-objects); set by
         # compile_selection, cleared by its caller.
         self.parsed: Any = None
+        self.cut = DbtCut()  # Ctrl-C from the thread waiting on this one's invocation
 
     def ensure_packages(self) -> list[str]:
         """Run ``dbt deps`` when the project asks for packages that are not installed.
@@ -418,7 +420,7 @@ class Dbt:
         if self.state is not None and args[0] in _STATE_COMMANDS:
             full += ["--state", str(self.state)]
         kept = kept_per_target(self.transform_dir, self.target)
-        with _DBT_LOCK, _environment({**self.env, **_QUIET_DBT}), kept:
+        with _DBT_LOCK, _environment({**self.env, **_QUIET_DBT}), self.cut.invocation(), kept:
             runner = dbtRunner(manifest=self.parsed, callbacks=[self._callback])
             outcome = runner.invoke(full)
         if outcome.exception is not None:
@@ -430,7 +432,7 @@ class Dbt:
         return outcome.result
 
     def _callback(self, event: Any) -> None:
-        if self.on_node is None or event.info.name != "NodeFinished":
+        if self.cut.on_event(event) or self.on_node is None or event.info.name != "NodeFinished":
             return
         info = event.data.node_info
         self.on_node(info.resource_type, info.node_name, info.node_status)
