@@ -2,7 +2,7 @@
 
     stackyard backfill TARGET --start D --end D [--grain day] [--workers N] [--json] …
     stackyard backfill status [ID] [--json]
-    stackyard backfill rollback ID
+    stackyard backfill rollback ID [--dry-run]
     stackyard backfill prune [ID] [--json]
 
 Exit codes: 0 every partition succeeded and validation passed, 1 otherwise, 2 usage or
@@ -104,7 +104,7 @@ def backfill(
         _status(project, target, backfill_id, as_json)
         return
     if target_name == "rollback":
-        _rollback(project, target, backfill_id, as_json)
+        _rollback(project, target, backfill_id, as_json, dry_run)
         return
     if target_name == "prune":
         _prune(project, target, backfill_id, as_json)
@@ -297,14 +297,26 @@ def _status(project: Any, target: str | None, backfill_id: str | None, as_json: 
         _status_table(data)
 
 
-def _rollback(project: Any, target: str | None, backfill_id: str | None, as_json: bool) -> None:
+def _rollback(
+    project: Any, target: str | None, backfill_id: str | None, as_json: bool, dry_run: bool
+) -> None:
     if not backfill_id:
         _usage(
             "rollback needs a backfill id", "stackyard backfill rollback ID (see backfill status)"
         )
-    result = _with_context(project, lambda c: c.backfill(target).rollback(backfill_id or ""))
+    result = _with_context(
+        project, lambda c: c.backfill(target).rollback(backfill_id or "", dry_run=dry_run)
+    )
     if as_json:
         _print_json(result)
+        return
+    if dry_run:
+        out.print(
+            f"dry run: rolling back {result['backfill_id']} on {result['target']} would put "
+            f"back {result['partitions']} partitions, {result['rows_restored']:,} rows; "
+            "nothing changed",
+            highlight=False,
+        )
         return
     out.print(
         f"rolled back {result['backfill_id']} on {result['target']}: {result['partitions']} "

@@ -21,6 +21,7 @@ from stackyard.runbooks.backfill.ledger import (
     read_mirror,
 )
 from stackyard.runbooks.backfill.retention import expires_at, prune
+from stackyard.runbooks.backfill.rollback_guard import later_backfills, refuse_if_later
 from stackyard.runbooks.backfill.source_table import SourceTableTarget
 from stackyard.runbooks.backfill.targets import MARKS_SUFFIX, BackfillTarget, ModelTarget
 from stackyard.runbooks.backfill.windows import naive_utc
@@ -284,17 +285,28 @@ class BackfillRunbook:
 
     # ------------------------------------------------------------------ rollback
 
-    def rollback(self, backfill_id: str) -> dict[str, Any]:
+    def rollback(self, backfill_id: str, dry_run: bool = False) -> dict[str, Any]:
         """Put back the rows a backfill overwrote, from its pre-images, in one transaction.
 
+        A later backfill of the same target that replaced some of the same partitions (and
+        was not rolled back) must be rolled back first: rolling this one back would silently
+        undo it. With ``dry_run``, check and count, change nothing.
+
         Raises:
-            UsageError: unknown id, or the backfill was already rolled back.
+            UsageError: unknown id, already rolled back, pre-images dropped, or a later
+                backfill replaced some of the same partitions.
             LeaseHeldError: a backfill of the same target is running.
         """
         session = self._connect()
         ledger = Ledger(session, self.mirror_dir)
         try:
-            ledger.ensure()
+            if dry_run and not ledger.exists():
+                raise UsageError(
+                    f"no backfill with id '{backfill_id}' on this target",
+                    hint="`stackyard backfill status --json` lists the recent ones",
+                )
+            if not dry_run:
+                ledger.ensure()
             record = ledger.get(backfill_id)
             if record.status == "rolled_back":
                 raise UsageError(f"backfill {backfill_id} was already rolled back")
@@ -307,15 +319,46 @@ class BackfillRunbook:
                     "the range again from the source",
                 )
             target = self.resolve(record.target)
+            pre_name = record.preimage_table or ""
+            seqs = self._preimage_seqs(session, pre_name)
+            touched = [p.window for p in record.partitions if p.seq in seqs]
+            later = later_backfills(session, record.target, backfill_id, touched)
+            refuse_if_later(record.target, backfill_id, later)
+            if dry_run:
+                restored = self._count_preimages(session, pre_name, seqs)
+                return {
+                    "backfill_id": backfill_id,
+                    "target": record.target,
+                    "dry_run": True,
+                    **restored,
+                }
             ledger.acquire(target.name, backfill_id, holder_name(backfill_id), 30.0)
             try:
-                restored = self._restore(session, target, record.preimage_table or "", record)
+                # Checked again under the lease: no backfill of the target can start now.
+                later = later_backfills(session, record.target, backfill_id, touched)
+                refuse_if_later(record.target, backfill_id, later)
+                restored = self._restore(session, target, pre_name, record)
                 ledger.set_status(backfill_id, "rolled_back", None)
             finally:
                 ledger.release(target.name, backfill_id)
         finally:
             session.close()
         return {"backfill_id": backfill_id, "target": record.target, **restored}
+
+    def _preimage_seqs(self, s: Connection, pre_name: str) -> set[int]:
+        # The partitions whose rows were copied before being replaced: what a rollback touches.
+        if not pre_name or not s.table_columns(METADATA_SCHEMA, pre_name + MARKS_SUFFIX):
+            return set()
+        marks = s.quote(METADATA_SCHEMA, pre_name + MARKS_SUFFIX)
+        return {int(r[0]) for r in s.query(f"SELECT seq FROM {marks}").rows}
+
+    def _count_preimages(self, s: Connection, pre_name: str, seqs: set[int]) -> dict[str, int]:
+        if not seqs or not s.table_columns(METADATA_SCHEMA, pre_name):
+            return {"partitions": len(seqs), "rows_restored": 0}
+        pre = s.quote(METADATA_SCHEMA, pre_name)
+        marks = ", ".join(str(n) for n in sorted(seqs))
+        rows = s.query(f"SELECT count(*) FROM {pre} WHERE _backfill_seq IN ({marks})").rows
+        return {"partitions": len(seqs), "rows_restored": int(rows[0][0])}
 
     def _restore(
         self, s: Connection, target: BackfillTarget, pre_name: str, record: Any
