@@ -207,3 +207,35 @@ def test_duckdb_damaged_backup_restores_nothing(tmp_path: Path) -> None:
     assert "damaged" in out and "checksum" in out
     tables = json.loads(cli("sql", "SELECT table_name FROM duckdb_tables()", "--json", *base))
     assert tables["rows"] == [{"table_name": "t"}]
+
+
+@pytest.mark.slow
+def test_notes_warn_that_an_incremental_tables_cursor_stays_put(tmp_path: Path) -> None:
+    project = init_project(tmp_path / "shop", example="jaffle_shop").path
+    base = ("--project", str(project))
+    cli("run", *base)
+    cli("sql", "CREATE TABLE main.plain AS SELECT range AS i FROM range(10)", *base)
+    backup(project)
+    cursor = json.loads(
+        cli(
+            "sql",
+            "SELECT CAST(max(updated_at) AS VARCHAR) AS m FROM shop_db.orders",
+            "--json",
+            *base,
+        )
+    )["rows"][0]["m"]
+
+    def warnings(table: str, *args: str) -> list[str]:
+        done = json.loads(cli("restore-table", table, "--from", "latest", *args, "--json", *base))
+        return [n for n in done["notes"] if "loaded incrementally" in n]
+
+    # Swapping the copy in leaves dlt's cursor ahead of the table: the plan and the result
+    # say so, with the cursor and the command that reads the rows since the backup again.
+    for args in (["--dry-run"], []):
+        (note,) = warnings("shop_db.orders", *args)
+        assert "source 'shop_db' on cursor column updated_at" in note, note
+        assert f"its value now: {cursor}" in note, note
+        assert "next `stackyard run` loads none of them" in note, note
+        assert "stackyard backfill shop_db.orders --start " in note, note
+    # A table no source loads has no cursor to speak of.
+    assert warnings("main.plain") == []

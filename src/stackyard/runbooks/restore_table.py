@@ -26,6 +26,7 @@ from stackyard.runbooks.recovery_plan import (
     replace_rows_sql,
 )
 from stackyard.runbooks.restore import RestoreRunbook, fingerprint_differences
+from stackyard.runbooks.restore_table_cursor import incremental_note
 from stackyard.warehouse.base import Warehouse
 
 
@@ -53,7 +54,15 @@ class TableRestoreRunbook(TargetRunbook):
             if as_of is None:
                 raise UsageError(f"{w.KIND} restores a table from time travel: pass --as-of TIME")
             step = restore_table_sql(w, schema, name, as_of)
-            return RecoveryPlan("restore-table", w.target_name, w.KIND, table, (step,))
+            cursor = incremental_note(self.files, w.target_name, schema, name, taken_at=as_of)
+            return RecoveryPlan(
+                "restore-table",
+                w.target_name,
+                w.KIND,
+                table,
+                (step,),
+                notes=(cursor,) if cursor else (),
+            )
         folder = self._pick(backup, as_of)
         manifest = BackupManifest.read(folder)
         saved = manifest.table(table)
@@ -71,6 +80,11 @@ class TableRestoreRunbook(TargetRunbook):
                 f"{manifest.created_at.isoformat()} and then are not in it (the loss window: "
                 f"{_hours(as_of - manifest.created_at)})",
             )
+        cursor = incremental_note(
+            self.files, w.target_name, schema, name, taken_at=manifest.created_at, backup=folder
+        )
+        if cursor:
+            notes += (cursor,)
         if w.STORAGE == "server":
             from stackyard.runbooks.restore_table_pg import postgres_table_steps
 
