@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import typer
 
 from stackyard.cli.common import RUN_STOPPED, _guard
+
+STACKYARD = str(Path(sys.executable).parent / "stackyard")
 
 
 def _stopped() -> None:
@@ -26,3 +33,32 @@ def test_only_stackyard_run_promises_that_the_next_run_completes_the_load(
     printed = capsys.readouterr().err
     assert "interrupted: nothing further was done" in printed
     assert "pending load" not in printed
+
+
+def test_with_json_an_error_is_also_json_on_stdout(tmp_path: Path) -> None:
+    """A script that pipes ``--json`` into a parser gets an answer it can read when the
+    command fails, with the exit code; the message stays on stderr for people."""
+    from stackyard.project import init_project
+
+    project = init_project(tmp_path / "shop").path
+    failed = subprocess.run(
+        [STACKYARD, "restore-table", "main.nope", "--from", "latest", "--json"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert failed.returncode == 2, failed
+    answer = json.loads(failed.stdout)
+    assert answer["ok"] is False and answer["exit_code"] == 2
+    assert answer["error"].startswith("error: ") and answer["hint"]
+    assert answer["error"].removeprefix("error: ") in failed.stderr
+    # Without --json, stdout stays empty: the message is on stderr only.
+    plain = subprocess.run(
+        [STACKYARD, "restore-table", "main.nope", "--from", "latest"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert plain.returncode == 2 and plain.stdout == "" and "error: " in plain.stderr

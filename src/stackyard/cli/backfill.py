@@ -160,7 +160,7 @@ def backfill(
 def _usage(message: str, hint: str) -> None:
     from stackyard.cli.common import _error
 
-    _error("error: ", message, hint)
+    _error("error: ", message, hint, EXIT_USAGE)
     raise typer.Exit(EXIT_USAGE)
 
 

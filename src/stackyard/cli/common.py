@@ -35,7 +35,18 @@ ProjectOpt = Annotated[
 TargetOpt = Annotated[
     str | None, typer.Option("--target", "-t", help="Target in stackyard.yml (default: dev).")
 ]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print a machine-readable result.")]
+
+
+def _remember_json(value: bool) -> bool:
+    # An error is then also printed as JSON on stdout (see _error).
+    _state["json"] = bool(value)
+    return value
+
+
+JsonOpt = Annotated[
+    bool,
+    typer.Option("--json", help="Print a machine-readable result.", callback=_remember_json),
+]
 
 T = TypeVar("T")
 
@@ -61,14 +72,14 @@ def _guard(action: Callable[[], T], stopped: tuple[str, str | None] = STOPPED) -
     except StackyardError as exc:
         if _state["debug"]:
             raise
-        _error("error: ", exc.message, exc.hint)
+        _error("error: ", exc.message, exc.hint, exc.exit_code)
         raise typer.Exit(exc.exit_code) from None
     except Interrupted as exc:
         # what was running has stopped; the message says what was kept
-        _error("interrupted: ", exc.message, exc.hint)
+        _error("interrupted: ", exc.message, exc.hint, EXIT_INTERRUPTED)
         raise typer.Exit(EXIT_INTERRUPTED) from None
     except KeyboardInterrupt:
-        _error("interrupted: ", *stopped)
+        _error("interrupted: ", *stopped, EXIT_INTERRUPTED)
         raise typer.Exit(EXIT_INTERRUPTED) from None
     except Exception as exc:
         if _state["debug"]:
@@ -77,17 +88,29 @@ def _guard(action: Callable[[], T], stopped: tuple[str, str | None] = STOPPED) -
             "unexpected error: ",
             f"{type(exc).__name__}: {exc}",
             "re-run with --debug for the traceback, and please report it",
+            EXIT_FAILED,
         )
         raise typer.Exit(EXIT_FAILED) from None
 
 
-def _error(label: str, message: str, hint: str | None) -> None:
+def _error(label: str, message: str, hint: str | None, code: int | None = None) -> None:
+    """The message on stderr; with ``--json``, also as JSON on stdout (``code`` given), so a
+    script reading the output gets an answer it can parse: ``{"ok": false, "error": …,
+    "hint": …, "exit_code": …}``."""
     from rich.text import Text
 
     # soft_wrap: a message is never broken mid-line, so it can be grepped and copied.
     err.print(Text.assemble((label, "bold red"), message), soft_wrap=True)
     if hint:
         err.print(Text(f"  → {hint}"), soft_wrap=True)
+    if code is not None and _json_requested():
+        error = {"ok": False, "error": f"{label}{message}", "hint": hint, "exit_code": code}
+        _print_json(error)
+
+
+def _json_requested() -> bool:
+    """Whether the command running was given ``--json``."""
+    return _state.get("json", False)
 
 
 def _context(project: Path | None, console: Console | None = None) -> Context:

@@ -66,6 +66,7 @@ def _main(
     ] = False,
 ) -> None:
     _state["debug"] = debug
+    _state["json"] = False  # set again by a command's --json
 
 
 @app.command()
