@@ -60,6 +60,19 @@ def test_duckdb_table_from_the_newest_backup_before(tmp_path: Path) -> None:
     assert "DROP TABLE" in again and "swap it in" in again
 
 
+def test_from_and_as_of_together_are_a_usage_error(tmp_path: Path) -> None:
+    project = init_project(tmp_path / "shop").path
+    base = ("--project", str(project))
+    cli("sql", "CREATE TABLE t AS SELECT range AS i FROM range(10)", *base)
+    backup(project)  # taken after the --as-of time below
+    both = ("restore-table", "main.t", "--from", "latest", "--as-of", "2026-01-01T00:00:00")
+    for dry in (("--dry-run",), ()):
+        out = cli(*both, *base, *dry, code=2)
+        assert "pass one of them" in out and "loss window" not in out, out
+    tables = json.loads(cli("sql", "SELECT table_name FROM duckdb_tables()", "--json", *base))
+    assert tables["rows"] == [{"table_name": "t"}]
+
+
 def test_duckdb_printed_swap_keeps_the_table_its_view_and_key(tmp_path: Path) -> None:
     project = init_project(tmp_path / "shop").path
     base = ("--project", str(project))

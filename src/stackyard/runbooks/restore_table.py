@@ -39,9 +39,17 @@ class TableRestoreRunbook(TargetRunbook):
         """The steps that bring ``schema.table`` back as ``schema.table__restored``.
 
         Raises:
-            UsageError: a bad table name, neither --as-of nor --from, no backup old enough,
-                a ``__restored`` copy left from before, or an engine that can do neither.
+            UsageError: a bad table name, neither or both of --as-of and --from, no backup
+                old enough, a ``__restored`` copy left from before, or an engine that can do
+                neither.
         """
+        if as_of is not None and backup is not None:
+            raise UsageError(
+                "--from and --as-of both say which state to bring back: pass one of them; "
+                "nothing was restored",
+                hint="--from BACKUP takes the table from that backup; --as-of TIME from the "
+                "newest backup taken at or before TIME",
+            )
         schema, _, name = table.partition(".")
         if not name:
             raise UsageError(
