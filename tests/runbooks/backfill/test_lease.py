@@ -24,7 +24,7 @@ def test_a_live_lease_blocks_and_a_stale_one_is_taken_over(project: Path) -> Non
     blocked = stackyard(
         project, "backfill", "app.events", "--start", "2024-02-20", "--end", "2024-02-21", "--force"
     )
-    assert blocked.returncode == 1
+    assert blocked.returncode == 2  # refused before it started: nothing was attempted
     assert "alice@elsewhere pid 7 (backfill other)" in blocked.stderr
     assert time.monotonic() - started < 60  # the CLI's start-up, not a wait on the lease
     sql(project, "update stackyard.backfill_leases set heartbeat = now() - interval 1 hour")
@@ -32,6 +32,33 @@ def test_a_live_lease_blocks_and_a_stale_one_is_taken_over(project: Path) -> Non
         project, "app.events", "--start", "2024-02-20", "--end", "2024-02-21", "--force"
     )
     assert taken["ok"]
+
+
+def test_a_duckdb_file_held_by_a_running_backfill_is_a_refusal(project: Path) -> None:
+    """The second backfill cannot even open the DuckDB file: it names the holder from the lease
+    mirror and exits 2 at once, having attempted nothing."""
+    import duckdb
+
+    holder = "alice@elsewhere pid 7 (backfill other)"
+    mirror = project / ".stackyard" / "backfills"
+    mirror.mkdir(parents=True, exist_ok=True)
+    (mirror / "lease-app.events.json").write_text(
+        json.dumps({"target": "app.events", "holder": holder})
+    )
+    (warehouse,) = (project / ".stackyard").glob("*.duckdb")
+    lock = duckdb.connect(str(warehouse))  # as the running backfill would hold it
+    try:
+        started = time.monotonic()
+        blocked = stackyard(
+            project, "backfill", "app.events", "--start", "2024-02-20", "--end", "2024-02-21"
+        )
+    finally:
+        lock.close()
+    assert blocked.returncode == 2, blocked.stderr[-2000:]
+    assert "held by a running backfill" in blocked.stderr and holder in blocked.stderr
+    assert time.monotonic() - started < 60
+    status = stackyard(project, "backfill", "status", "--json", check=0)
+    assert status.stdout.strip() in ("", "[]")  # no backfill was started
 
 
 def test_status_from_another_process_while_a_backfill_runs(project: Path) -> None:

@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from stackyard.errors import StackyardError, UsageError
+from stackyard.errors import EXIT_USAGE, StackyardError, UsageError
 from stackyard.metadata.leases import holder_alive as _holder_alive
 from stackyard.metadata.schema import BACKFILL_TABLES, METADATA_SCHEMA, ensure_tables
 from stackyard.runbooks.backfill.connection import Connection
@@ -34,8 +34,10 @@ STATUSES = ("pending", "running", "success", "failed", "skipped")
 
 
 class LeaseHeldError(StackyardError):
-    """Another backfill of the same target is running."""
+    """Another backfill of the same target is running: this one was refused before it
+    started, so nothing was attempted (exit 2)."""
 
+    exit_code = EXIT_USAGE
     transient = True
 
 

@@ -9,7 +9,12 @@ from dataclasses import replace
 from typing import Any
 
 from stackyard.config.model import RestApiSource, SqlDatabaseSource
-from stackyard.errors import UsageError, WarehouseUnreachableError, did_you_mean
+from stackyard.errors import (
+    StackyardError,
+    UsageError,
+    WarehouseUnreachableError,
+    did_you_mean,
+)
 from stackyard.metadata.schema import METADATA_SCHEMA
 from stackyard.runbooks.backfill.connection import Connection
 from stackyard.runbooks.backfill.job import BackfillJob, BackfillOptions, BackfillResult
@@ -153,7 +158,16 @@ class BackfillRunbook:
                         *self._upstream_event_times(node, reached),
                     ]
                     own, widened = model_range(self.warehouse, target, result, own, columns)
-                sub = self.job(child).execute(own, skip=frozenset(failed))
+                try:
+                    sub = self.job(child).execute(own, skip=frozenset(failed))
+                except LeaseHeldError as exc:
+                    # The target is backfilled already: this is a failed step, not a refusal.
+                    raise StackyardError(
+                        f"{target.name} was backfilled (backfill {result.record.backfill_id}), "
+                        f"but the cascade stopped at {child.name}: {exc.message}",
+                        hint=f"when it is free, run `stackyard backfill {child.name}` over the "
+                        "same range",
+                    ) from None
                 sub = replace(sub, widened=widened)
                 failed |= {p.window_start for p in sub.record.partitions if p.status != "success"}
                 cascaded.append(sub)
