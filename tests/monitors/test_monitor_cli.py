@@ -31,6 +31,13 @@ def test_monitor_health_incident_and_report_commands(tmp_path: Path) -> None:
     mark = ["incident", "mark", "--project", str(root), "--table", "customer_orders"]
     ok = cli.invoke(app, [*mark, "--start", "2026-01-02", "--end", "2026-01-03"])
     assert ok.exit_code == 0 and "marts.customer_orders" in ok.output
+    for note in ((), ("--note", "feed down")):  # the same days again: no second record
+        again = cli.invoke(app, [*mark, "--start", "2026-01-02", "--end", "2026-01-03", *note])
+        assert again.exit_code == 0 and "already marked" in again.output, again.output
+    stored_sql = "SELECT table_name, note FROM stackyard.monitor_incidents"
+    stored = cli.invoke(app, ["sql", stored_sql, "--json", "--project", str(root)])
+    rows = json.loads(stored.output)["rows"]
+    assert rows == [{"table_name": "marts.customer_orders", "note": "feed down"}], rows
     reversed_ = cli.invoke(app, [*mark, "--start", "2026-01-03", "--end", "2026-01-02"])
     assert reversed_.exit_code == 2 and "ends (2026-01-02) before it starts" in reversed_.output
     not_a_date = cli.invoke(app, [*mark, "--start", "yesterday", "--end", "2026-01-02"])

@@ -176,12 +176,22 @@ def incident_mark(
                 "start": incident.start,
                 "end": incident.end,
                 "note": incident.note,
+                "already_marked": incident.marked_before is not None,
             }
         )
         return
+    span = f"incident on {incident.table} from {incident.start} to {incident.end}"
+    if incident.marked_before is not None:
+        noted = "; its note is now the one given" if incident.note else ""
+        out.print(
+            f"[green]✔[/] {span} was already marked (on "
+            f"{incident.marked_before:%Y-%m-%d %H:%M} UTC): nothing new was recorded{noted}",
+            highlight=False,
+            soft_wrap=True,
+        )
+        return
     out.print(
-        f"[green]✔[/] incident on {incident.table} from {incident.start} to {incident.end} "
-        "recorded: those days are kept out of its baselines from now on",
+        f"[green]✔[/] {span} recorded: those days are kept out of its baselines from now on",
         highlight=False,
     )
 

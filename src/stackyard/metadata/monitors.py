@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from stackyard.metadata.schema import (
@@ -84,6 +84,8 @@ class Incident:
     start: date
     end: date
     note: str = ""
+    #: When the same table and days had been marked already (so nothing new was stored).
+    marked_before: datetime | None = None
 
     def covers(self, day: date) -> bool:
         """Whether a day falls in the incident.
@@ -179,13 +181,33 @@ class MetricStore:
                 ],
             )
 
-    def add_incident(self, incident: Incident, marked_at: datetime) -> None:
-        """Record a declared incident."""
+    def add_incident(self, incident: Incident, marked_at: datetime) -> datetime | None:
+        """Record a declared incident, once per table and days.
+
+        Returns:
+            ``None`` when it was recorded; when the same table and days were marked already,
+            when that was (nothing new is stored; a new, non-empty note replaces the old one).
+        """
         self.ensure()
-        self._insert(
-            "monitor_incidents",
-            [(incident.table, incident.start, incident.end, incident.note, marked_at)],
-        )
+        w = self.warehouse
+        p = w.param()
+        where = f"WHERE table_name = {p} AND start_day = {p} AND end_day = {p}"
+        key = (incident.table, incident.start, incident.end)
+        found = w.query(
+            f"SELECT min(marked_at), count(*) FROM {self._name('monitor_incidents')} {where}", key
+        ).rows
+        earlier, count = found[0] if found else (None, 0)
+        if not count:
+            self._insert("monitor_incidents", [(*key, incident.note, marked_at)])
+            return None
+        if incident.note:
+            w.execute(
+                f"UPDATE {self._name('monitor_incidents')} SET note = {p} {where}",
+                (incident.note, *key),
+            )
+        if isinstance(earlier, datetime) and earlier.tzinfo is not None:
+            return earlier.astimezone(UTC)
+        return earlier if isinstance(earlier, datetime) else marked_at
 
     def record_alert(
         self,

@@ -93,7 +93,8 @@ class Monitoring:
             note: what happened, for the record.
 
         Returns:
-            The incident as recorded.
+            The incident as recorded; ``marked_before`` says when, if the same table and
+            days were marked already (then no second record is stored).
 
         Raises:
             UsageError: the dates are invalid or reversed, or the table is unknown.
@@ -109,9 +110,9 @@ class Monitoring:
         store.ensure()
         relation = self._relation(table, store)
         incident = Incident(relation, first, last, note)
-        store.add_incident(incident, datetime.now(UTC))
+        before = store.add_incident(incident, datetime.now(UTC))
         session.release()
-        return incident
+        return replace(incident, marked_before=before)
 
     def report(self, target: str | None = None, out: Path | str = "report.html") -> Path:
         """Write the self-contained HTML report (no CDN; works offline).
