@@ -31,6 +31,7 @@ def _project(root: Path) -> Path:
             tables:
               signups: {}
               refunds_with_a_rather_long_descriptive_table_name: {}
+              stg_dlt__order_items_with_a_long_suffix: {}
         monitors:
           tables:
             app.signups: {owner: growth@example.com}
@@ -45,6 +46,7 @@ def _project(root: Path) -> Path:
     _write(
         w, "refunds_with_a_rather_long_descriptive_table_name", _sparse_days(3, empty_share=0.35)
     )
+    _write(w, "stg_dlt__order_items_with_a_long_suffix", _sparse_days(5, empty_share=0.0))
     w.close()
     suite = ctx.monitoring().suite()
     suite.clock = lambda: NOW
@@ -60,6 +62,10 @@ def test_health_fits_80_columns_and_verbose_or_show_tell_everything(tmp_path: Pa
     assert health.exit_code == 1, health.output
     lines = health.output.splitlines()
     assert all(len(line) <= 80 for line in lines), "\n".join(lines)
+    # one line per table, long names shortened in the middle (the header and "as of" besides)
+    assert len(lines) == 3 + 2 and sum(line.startswith("app.") for line in lines) == 3, lines
+    long = next(line for line in lines if line.startswith("app.stg_dlt__"))
+    assert "…" in long.split()[0] and long.split()[0].endswith("long_suffix"), long
     row = next(line for line in lines if "app.signups" in line)
     assert "anomaly" in row and "volume" in row and row.rstrip().endswith("…")
     # bands are whole rows, never 0.252–82.773

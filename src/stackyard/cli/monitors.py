@@ -36,8 +36,11 @@ VerboseOpt = Annotated[
     typer.Option("--verbose", "-v", help="The full why of each table (wrapped), not one line."),
 ]
 
-# Longer table names fold onto a second line.
+# Table names get at least this much room; a longer name is shortened in the middle when the
+# terminal has no more (folded onto more lines with --verbose).
 _NAME_WIDTH = 24
+# The least room the one-line why keeps when a long name asks for more.
+_WHY_WIDTH = 28
 
 _STYLE = {
     "ok": "green",
@@ -202,8 +205,6 @@ def _render_tables(tables: Any, *, verbose: bool = False) -> None:
     if not tables:
         out.print("no tables monitored")
         return
-    # One line per table that fits the terminal (80 columns included): long names fold,
-    # the why is cut with an ellipsis unless --verbose asks for all of it.
     rows = []
     for t in tables:
         volume = t.volume
@@ -212,22 +213,42 @@ def _render_tables(tables: Any, *, verbose: bool = False) -> None:
             band = f"{math.floor(volume.lower):,}–{math.ceil(volume.upper):,}"
         last = f"{volume.value:,.0f}" if volume is not None and volume.value is not None else "–"
         rows.append((t.table, t.status, last, band, t.why if verbose else t.short_why))
-    # One line per table that fits the terminal (80 columns included): the short columns
-    # keep their width, long names fold, and the why is cut with an ellipsis unless
-    # --verbose asks for all of it.
+    # One line per table that fits the terminal (80 columns included): the short columns keep
+    # their width, a long name takes the room the why can spare and is shortened in the middle
+    # beyond it, and the why is cut with an ellipsis; --verbose folds both instead.
     grid = Table(show_edge=False, pad_edge=False, box=None, padding=(0, 1))
-    widths = [min(_NAME_WIDTH, max(len("table"), *(len(r[0]) for r in rows)))]
-    grid.add_column("table", overflow="fold", max_width=widths[0])
-    for i, name in enumerate(("status", "last", "band"), start=1):
-        widths.append(max(len(name), *(len(r[i]) for r in rows)))
-        grid.add_column(
-            name, no_wrap=True, min_width=widths[-1], justify="right" if i == 2 else "left"
-        )
+    widths = [0]
+    for i in (1, 2, 3):
+        widths.append(max(len(("status", "last", "band")[i - 1]), *(len(r[i]) for r in rows)))
     # Each of the four gaps between five columns is two spaces of padding.
+    spare = out.width - sum(widths) - 8 - _WHY_WIDTH
+    longest = max(len("table"), *(len(r[0]) for r in rows))
+    widths[0] = min(longest, max(_NAME_WIDTH, spare))
+    grid.add_column("table", overflow="fold", no_wrap=not verbose, max_width=widths[0])
+    for i, name in enumerate(("status", "last", "band"), start=1):
+        grid.add_column(
+            name, no_wrap=True, min_width=widths[i], justify="right" if i == 2 else "left"
+        )
     room = max(out.width - sum(widths) - 8, 10)
     grid.add_column("why", overflow="fold" if verbose else "ellipsis", no_wrap=not verbose)
     for name, status, last, band, why in rows:
-        if not verbose and len(why) > room:
-            why = why[: room - 1] + "…"
+        if not verbose:
+            name = _shorten(name, widths[0])
+            if len(why) > room:
+                why = why[: room - 1] + "…"
         grid.add_row(name, f"[{_STYLE.get(status, '')}]{status}[/]", last, band, why)
     out.print(grid)
+
+
+def _shorten(name: str, width: int) -> str:
+    """A table name cut in the middle to ``width`` characters, both ends kept.
+
+    >>> _shorten("staging.stg_dlt__order_items_with_a_long_suffix", 24)
+    'staging.stg_…long_suffix'
+    >>> _shorten("app.orders", 24)
+    'app.orders'
+    """
+    if len(name) <= width:
+        return name
+    keep = width - 1
+    return name[: (keep + 1) // 2] + "…" + name[len(name) - keep // 2 :]
