@@ -126,8 +126,10 @@ def test_engine_sql_is_refused_on_spark_before_dbt_starts(tmp_path: Path) -> Non
 
     from stackyard.errors import EngineRefusedError
     from stackyard.runner.sql_build import build
+    from stackyard.transform.dbt_cut import DbtCut
 
-    dbt: Any = SimpleNamespace(parsed=None)  # never started: the refusal comes first
+    # Never started: the refusal comes first (its Ctrl-C cut is only registered).
+    dbt: Any = SimpleNamespace(parsed=None, cut=DbtCut())
     with pytest.raises(EngineRefusedError, match="is spark"):
         build("sql", dbt, _warehouse(tmp_path), (), (), False, release=lambda: None)
 
