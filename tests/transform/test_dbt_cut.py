@@ -22,8 +22,9 @@ SLOW = {
     "duckdb": "select count(*) as n from range(1000000000000) t(n) where n % 7 = 3",
     "postgres": "select 1 as n from (select pg_sleep(300)) slept",
 }
-# From SIGINT to the process's end: generous, the model itself runs for minutes at least.
-BOUND_SECONDS = 30.0
+# A hang guard, not a timing: cut, the run ends within seconds; uncut, the model runs for
+# minutes (Postgres: pg_sleep(300)), so a run still going after this long was not cut.
+BOUND_SECONDS = 120.0
 
 
 def make_project(root: Path, target: str) -> Path:
@@ -60,18 +61,15 @@ def run_cut_by_ctrl_c(project: Path, engine: str) -> None:
             assert run.poll() is None and time.monotonic() < until, "the model never started"
             time.sleep(0.1)
         run.send_signal(signal.SIGINT)
-        sent = time.monotonic()
         try:
             out, err = run.communicate(timeout=BOUND_SECONDS)
         except subprocess.TimeoutExpired:
             pytest.fail(f"still running {BOUND_SECONDS:.0f} s after Ctrl-C: dbt was not cut")
-        took = time.monotonic() - sent
     finally:
         if run.poll() is None:
             run.kill()
             run.communicate()
     assert run.returncode == 130, out[-2000:] + err[-2000:]
-    assert took < BOUND_SECONDS
     assert "interrupted during dbt build" in err
     assert "run `stackyard run` again" in err
     text = log.read_text()
