@@ -3,6 +3,7 @@ without duplicate rows (dlt finishes or redoes the pending load package; keys me
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -39,7 +40,7 @@ def test_kill_9_mid_run_then_rerun_has_no_duplicates(tmp_path: Path, after_secon
     again = subprocess.run(
         [str(BIN / "stackyard"), "run", "--json"], cwd=project, capture_output=True, text=True
     )
-    assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
+    assert again.returncode == 0, _what_failed(again)
 
     source = sqlite3.connect(project / "sources" / "jaffle_app.sqlite")
     ctx = Context(project)
@@ -52,6 +53,20 @@ def test_kill_9_mid_run_then_rerun_has_no_duplicates(tmp_path: Path, after_secon
         == source.execute("select count(*) from orders").fetchone()[0]
     )
     ctx.close()
+
+
+def _what_failed(run: subprocess.CompletedProcess[str]) -> str:
+    """The failed steps and loads of a `run --json`, not the tail of its health checks."""
+    try:
+        result = json.loads(run.stdout)
+    except ValueError:
+        return run.stdout[-2000:] + run.stderr[-2000:]
+    failed = {
+        "error": result.get("error"),
+        "steps": [s for s in result.get("steps", []) if s.get("status") != "ok"],
+        "loads": [x for x in result.get("loads", []) if x.get("status") != "ok"],
+    }
+    return json.dumps(failed, indent=1, default=str)[:6000] + run.stderr[-2000:]
 
 
 # `stackyard run`, dying the way kill -9 does (no cleanup, no finally) after the warehouse
@@ -295,4 +310,57 @@ def test_ctrl_c_while_the_run_is_recorded_records_it_once_with_its_build(
         assert found.rows[0][0] == expected, table
     assert ctx.sql("select dbt_build from stackyard.runs").rows[0][0] == "built"
     assert ctx.sql("select count(*) from stackyard.node_results").rows[0][0] > 0
+    ctx.close()
+
+
+# `stackyard run --select app`, dying the way kill -9 does right after one step of a two-step
+# commit in dlt: normalize renamed the normalized package into place (the extracted one is not
+# deleted yet), or load marked the package completed (it is not moved to the loaded ones yet).
+DIE_AFTER = """
+import importlib, os, sys
+module, owner, method = sys.argv[1:4]
+cls = getattr(importlib.import_module(module), owner)
+original = getattr(cls, method)
+def then_die(self, *args, **kwargs):
+    original(self, *args, **kwargs)
+    os._exit(137)
+setattr(cls, method, then_die)
+sys.argv = ["stackyard", "run", "--select", "app"]
+from stackyard.cli.main import main
+main()
+"""
+
+
+@pytest.mark.parametrize(
+    "step",
+    [
+        "dlt.common.storages.load_storage:LoadStorage.commit_new_load_package",
+        "dlt.common.storages.load_package:PackageStorage.complete_loading_package",
+    ],
+    ids=["normalized-package-committed", "package-marked-completed"],
+)
+def test_a_run_killed_half_way_through_a_dlt_commit_does_not_stop_every_later_run(
+    project: Path, step: str
+) -> None:
+    """Every later run failed for good ("Directory not empty", "already completed"): the
+    next run now takes the step dlt was about to take, and counts the rows once."""
+    module, _, qualified = step.partition(":")
+    died = subprocess.run(
+        [sys.executable, "-c", DIE_AFTER, module, *qualified.split(".")],
+        cwd=project,
+        capture_output=True,
+        text=True,
+    )
+    assert died.returncode == 137, died.stdout[-2000:] + died.stderr[-2000:]
+    ctx = Context(project)
+    again = ctx.run(select=["app"])
+    assert again.ok, again.to_dict()
+    assert {t.table: t.rows for load in again.loads for t in load.tables} == {
+        "customers": 50,
+        "orders": 200,
+    }
+    for table, expected in (("customers", 50), ("orders", 200)):
+        loaded = ctx.sql(f"select count(*), count(distinct id) from app.{table}").rows[0]
+        assert tuple(loaded) == (expected, expected), table
+    assert ctx.run(select=["app"]).ok
     ctx.close()

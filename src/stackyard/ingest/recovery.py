@@ -40,15 +40,49 @@ def finish_pending(pipeline: Any) -> list[str]:
     earlier: list[str] = json.loads(marker.read_text(encoding="utf-8")) if marker.exists() else []
     finished: list[str] = []
     if pipeline.has_pending_data:
+        finished = finish_interrupted_commits(pipeline)
         adopt_extracted_schemas(pipeline)
         pipeline.normalize()
         pending = [str(i) for i in pipeline.list_normalized_load_packages()]
         marker.write_text(json.dumps(sorted({*earlier, *pending})), encoding="utf-8")
-        finished = list(pipeline.load().loads_ids)
+        finished.extend(pipeline.load().loads_ids)
     if marker.exists():
         drop_rows_loaded_twice(pipeline, sorted({*earlier, *finished}))
         marker.unlink()
     return finished
+
+
+def finish_interrupted_commits(pipeline: Any) -> list[str]:
+    """Do the second half of a two-step commit that dlt was killed between, as dlt would have.
+
+    dlt moves a package along in steps that are not one atomic change, and a run killed
+    between them leaves a state every later run fails on, for good:
+
+    - normalize renames the normalized package into place, then deletes the extracted one it
+      came from: with both left, normalizing again fails ("Directory not empty");
+    - load records the load in the warehouse and marks the package completed, then moves it
+      to the loaded packages: a completed package left among the normalized ones fails the
+      next load ("already completed").
+
+    The first step had happened, so the second is the one dlt was about to take.
+
+    Returns:
+        The ids of packages whose loading this completed (their rows were in the warehouse
+        already, counted by no run: they count as this run's).
+    """
+    loads = pipeline._get_load_storage()
+    normalized = set(loads.list_normalized_packages())
+    for load_id in pipeline._get_normalize_storage().extracted_packages.list_packages():
+        if load_id in normalized or load_id in set(loads.list_loaded_packages()):
+            pipeline._get_normalize_storage().extracted_packages.delete_package(load_id)
+    completed = []
+    for load_id in sorted(normalized):
+        if loads.normalized_packages.is_package_completed(load_id):
+            loads.storage.rename_tree(
+                loads.get_normalized_package_path(load_id), loads.get_loaded_package_path(load_id)
+            )
+            completed.append(str(load_id))
+    return completed
 
 
 def adopt_extracted_schemas(pipeline: Any) -> None:
