@@ -160,3 +160,43 @@ def test_a_type_change_is_refused_on_cast_failures_and_applied_when_values_cast(
         ).stdout
     )["rows"]
     assert types == [{"data_type": "BIGINT"}]
+
+
+def test_a_rename_to_a_column_the_model_has_is_refused_before_anything_runs(
+    example: Path,
+) -> None:
+    original = (example / STAGING).read_text()
+    mart = (example / MART).read_text()
+
+    for new in ("customer_id", "CUSTOMER_NAME"):
+        done = stackyard(*RENAME[:-1], new, "--phase", "expand", cwd=example, check=False)
+        assert done.returncode == 2, done.stdout
+        assert "stg_dlt__customers" in done.stderr and "→" in done.stderr  # with a hint
+
+    # Nothing written, built or journalled: marts.customers still has the names, not ids.
+    assert (example / STAGING).read_text() == original
+    assert (example / MART).read_text() == mart
+    assert not (example / ".stackyard" / "evolve").exists()
+    assert "customer_id_1" not in _columns(example, "staging.stg_dlt__customers")
+
+
+def test_another_change_of_a_column_half_way_through_a_rename_is_refused(
+    example: Path,
+) -> None:
+    stackyard(*RENAME, "--phase", "expand", cwd=example)
+    mart = (example / MART).read_text()
+
+    for args in (
+        [*RENAME[:-1], "other_name", "--phase", "migrate"],
+        [*RENAME[:-1], "other_name", "--dry-run"],
+        ["evolve", "retype", "stg_dlt__customers.customer_name", "VARCHAR(200)"],
+    ):
+        done = stackyard(*args, cwd=example, check=False)
+        assert done.returncode == 2, done.stdout
+        assert "in the middle of a rename to full_name" in done.stderr
+        assert "--rollback expand" in done.stderr
+
+    # The journal still records the rename that was applied: its own rollback works.
+    assert (example / MART).read_text() == mart
+    stackyard(*RENAME, "--rollback", "expand", cwd=example)
+    assert "full_name" not in _columns(example, "staging.stg_dlt__customers")

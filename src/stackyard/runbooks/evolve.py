@@ -38,6 +38,7 @@ from stackyard.runbooks.evolve_steps import (
     Phase,
     Step,
     check_name,
+    check_new_name,
     check_phases,
     check_type,
     migrated,
@@ -87,10 +88,12 @@ class EvolveRunbook:
         node, old = model_column(graph, spec)
         check_name(new)
         journal = EvolveJournal.load(self.project_dir, node, old)
+        journal.check_change("rename", f"{node}.{old}", new)
         info = graph.nodes[node]
         path = self.transform_dir / info.path
         original = original_sql(path.read_text(encoding="utf-8"))
         columns = list(info.columns)
+        check_new_name(node, old, new, columns, in_progress="expand" in journal.applied)
         # After expand the model outputs both names: the list for contract drops the copy.
         base_columns = [c for c in columns if c.lower() != new.lower()]
         q = self.quote
@@ -175,6 +178,7 @@ class EvolveRunbook:
         relation = q(info.relation[1], info.relation[2])
         failures = self._cast_failures(relation, q(column), data_type)
         journal = EvolveJournal.load(self.project_dir, node, column)
+        journal.check_change("retype", f"{node}.{column}", data_type)
         path = self.transform_dir / info.path
         original = original_sql(path.read_text(encoding="utf-8"))
         shadow = f"{column}__{re.sub(r'[^a-z0-9]+', '_', data_type.lower()).strip('_')}"

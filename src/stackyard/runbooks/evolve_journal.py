@@ -82,6 +82,27 @@ class EvolveJournal:
             files[rel] = text
             self.save()
 
+    def check_change(self, action: str, spec: str, to: str, phase: str | None = None) -> None:
+        """Refuse ``action`` to ``to`` on a column whose journal records another change.
+
+        A journal with no phase left applied (every one rolled back) records nothing in
+        progress: a new change may start.
+
+        Raises:
+            UsageError: another change of the column has phases applied.
+        """
+        recorded, recorded_to = self.data.get("action"), self.data.get("to")
+        if not recorded or not self.applied:
+            return
+        if recorded != action or (action == "rename" and str(recorded_to).lower() != to.lower()):
+            doing = f"rename to {recorded_to}" if recorded == "rename" else f"{recorded}"
+            last = phase or [p for p in PHASES if p in self.applied][-1]
+            raise UsageError(
+                f"{spec} is in the middle of a {doing}, not this {action}",
+                hint=f"finish it or roll it back with the command that applied it (stackyard "
+                f"evolve {recorded} {spec} {recorded_to} --rollback {last})",
+            )
+
     def check_rollback(self, action: str, spec: str, to: str, phase: str) -> dict[str, str]:
         """The files ``phase`` replaced, after checking it can be undone now.
 
@@ -89,14 +110,7 @@ class EvolveJournal:
             UsageError: the journal is of another change, a later phase is still applied,
                 or ``phase`` was never applied.
         """
-        recorded, recorded_to = self.data.get("action"), self.data.get("to")
-        if recorded and (recorded != action or (action == "rename" and recorded_to != to)):
-            doing = f"rename to {recorded_to}" if recorded == "rename" else f"{recorded}"
-            raise UsageError(
-                f"{spec} is in the middle of a {doing}, not this {action}",
-                hint=f"roll back with the command that applied it (stackyard evolve {recorded} "
-                f"{spec} {recorded_to} --rollback {phase})",
-            )
+        self.check_change(action, spec, to, phase)
         applied = self.applied
         later = [p for p in PHASES[PHASES.index(phase) + 1 :] if p in applied]
         if later:

@@ -136,6 +136,23 @@ def check_name(name: str) -> None:
         raise UsageError(f"'{name}' is not a plain column name", hint="use letters, digits and _")
 
 
+def check_new_name(node: str, old: str, new: str, columns: list[str], *, in_progress: bool) -> None:
+    """Refuse a new name that is the old one, or a column the model already has (its own,
+    not the copy expand added): two columns of one name would be built, and readers
+    migrated to the wrong one."""
+    if new.lower() == old.lower():
+        raise UsageError(
+            f"{node}.{old} is already called {new}: nothing to rename",
+            hint="give the new name as the second argument",
+        )
+    if not in_progress and any(c.lower() == new.lower() for c in columns):
+        raise UsageError(
+            f"{node} already has a column {new}: renaming {old} to it would give two "
+            "columns one name",
+            hint=f"pick a name none of its columns has ({', '.join(columns)})",
+        )
+
+
 def check_type(data_type: str) -> None:
     from sqlglot import exp
     from sqlglot.errors import ParseError
