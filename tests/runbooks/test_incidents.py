@@ -96,3 +96,31 @@ def test_nothing_failing_is_a_usage_error_and_mark_still_works(example: Path) ->
         "2026-11-02",
         cwd=example,
     )
+
+
+def test_writing_the_postmortem_again_adds_nothing_and_resolving_twice_says_what_next(
+    example: Path,
+) -> None:
+    _break_source(example)
+    stackyard("run", cwd=example, check=False)
+    incident_id = json.loads(stackyard("incident", "open", "--json", cwd=example).stdout)["id"]
+    stackyard("incident", "resolve", incident_id, "--note", "staging fixed", cwd=example)
+
+    def events() -> list[str]:
+        shown = stackyard("incident", "show", incident_id, "--json", cwd=example).stdout
+        return [e["kind"] for e in json.loads(shown)["events"]]
+
+    first = stackyard("incident", "postmortem", incident_id, "--json", cwd=example)
+    path = Path(json.loads(first.stdout)["path"])
+    text, after_first = path.read_text(), events()
+    stackyard("incident", "postmortem", incident_id, cwd=example)
+
+    assert path.read_text() == text  # the timeline it shows did not grow
+    assert events() == after_first
+    assert after_first.count("postmortem") == 1 and "trace" not in after_first
+
+    again = stackyard("incident", "resolve", incident_id, "--json", cwd=example, check=False)
+    assert again.returncode == 2
+    error = json.loads(again.stdout)
+    assert "already resolved" in error["error"]
+    assert error["hint"] and f"stackyard incident show {incident_id}" in error["hint"]

@@ -231,16 +231,20 @@ class IncidentRunbook:
         """Mark an incident resolved, with what fixed it."""
         record = self._get(incident_id)
         if record.status == "resolved":
-            raise UsageError(f"{incident_id} is already resolved ({record.resolution})")
+            raise UsageError(
+                f"{record.incident_id} is already resolved ({record.resolution})",
+                hint=f"`stackyard incident show {record.incident_id}` shows its timeline; "
+                "`stackyard incident open` opens a new one if it broke again",
+            )
         self.store.resolve(incident_id, datetime.now(UTC), note or "resolved")
         record = self._get(incident_id)
         return record
 
     # ------------------------------------------------------------------ trace
 
-    def trace(self, incident_id: str) -> TraceResult:
+    def trace(self, incident_id: str, *, note: bool = True) -> TraceResult:
         """Walk lineage upstream from the incident's root cause to the first bad node, and
-        list what changed there."""
+        list what changed there (noted on the incident's timeline when ``note``)."""
         record = self._get(incident_id)
         graph = self.graph()
         bad = {s.node for s in self._monitor_signals(graph)}
@@ -274,7 +278,8 @@ class IncidentRunbook:
         summary = f"first bad node {first} ({relation}); " + "; ".join(
             c.detail.splitlines()[0] for c in changes[:3]
         )
-        self.store.add_event(incident_id, IncidentEvent(datetime.now(UTC), "trace", summary))
+        if note:
+            self.store.add_event(incident_id, IncidentEvent(datetime.now(UTC), "trace", summary))
         return result
 
     def postmortem(self, incident_id: str, out: Path | None = None) -> Path:
@@ -282,15 +287,18 @@ class IncidentRunbook:
         ``postmortems/<ID>.md`` in the project) and return its path."""
         from stackyard.runbooks.postmortem import render, timeline
 
-        trace = self.trace(incident_id)
+        # Writing it again must not add to the timeline it shows: the trace it reads is not
+        # recorded, and the post-mortem is noted once per file.
+        trace = self.trace(incident_id, note=False)
         record = self._get(incident_id)
         text = render(record, trace, timeline(self.warehouse, record))
         path = out or self.project_dir / "postmortems" / f"{record.incident_id}.md"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
-        self.store.add_event(
-            record.incident_id, IncidentEvent(datetime.now(UTC), "postmortem", str(path))
-        )
+        if not any(e.kind == "postmortem" and e.detail == str(path) for e in record.events):
+            self.store.add_event(
+                record.incident_id, IncidentEvent(datetime.now(UTC), "postmortem", str(path))
+            )
         return path
 
     def _changes(

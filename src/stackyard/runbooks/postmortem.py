@@ -31,6 +31,8 @@ def timeline(warehouse: Warehouse, record: IncidentRecord) -> list[tuple[datetim
         seen[run_id] = len(entries)
         entries.append((started, text))
     for event in record.events:
+        if event.kind == "postmortem":  # the document itself, written again and again
+            continue
         entries.append((event.at, f"incident {event.kind}: {event.detail.splitlines()[0]}"))
     return sorted(entries, key=lambda e: e[0])
 
