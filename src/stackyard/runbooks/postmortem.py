@@ -63,8 +63,7 @@ def render(record: IncidentRecord, trace: TraceResult, entries: list[tuple[datet
         "",
         "## Root cause",
         "",
-        f"Lineage walked upstream from `{trace.root_cause}` to `{trace.first_bad}`: "
-        + " → ".join(f"`{n}`" for n in trace.path),
+        _walk(trace),
         "",
         "What changed there:",
         "",
@@ -89,6 +88,23 @@ def render(record: IncidentRecord, trace: TraceResult, entries: list[tuple[datet
         "",
     ]
     return "\n".join(lines)
+
+
+def _walk(trace: TraceResult) -> str:
+    """How lineage led from the node reported to the one that went bad first.
+
+    >>> t = TraceResult("INC-0001", "model.a", "model.a", "marts.a", ("model.a",))
+    >>> _walk(t)
+    '`model.a` went bad itself: nothing upstream of it did.'
+    >>> _walk(TraceResult("INC-0001", "model.b", "model.a", "marts.a", ("model.b", "model.a")))
+    'Lineage walked upstream from `model.b` to `model.a`: `model.b` → `model.a`'
+    """
+    if trace.root_cause == trace.first_bad:
+        return f"`{trace.first_bad}` went bad itself: nothing upstream of it did."
+    return (
+        f"Lineage walked upstream from `{trace.root_cause}` to `{trace.first_bad}`: "
+        + " → ".join(f"`{n}`" for n in trace.path)
+    )
 
 
 def _actions(trace: TraceResult) -> list[str]:
