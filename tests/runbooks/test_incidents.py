@@ -29,6 +29,9 @@ def test_a_broken_source_yields_one_incident_with_its_cause(example: Path) -> No
     incident = opened["incidents"][0]
     assert incident["root_cause"] == "dlt_shop_db.customers"
     assert incident["severity"] == "P1"  # reaches marts and reporting models
+    # a long error is cut at a word, not mid-word
+    assert len(incident["title"]) <= 160
+    assert len(incident["title"]) < 150 or incident["title"].endswith(" …")
     assert "customers" in incident["impact"]["downstream"]
     assert "rpt_customer_lifetime" in incident["impact"]["downstream"]
     # The load error names one table, but the failed load skipped what is downstream of

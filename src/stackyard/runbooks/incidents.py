@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from textwrap import shorten
 from typing import Any
 
 from stackyard.errors import UsageError, did_you_mean
@@ -181,7 +182,7 @@ class IncidentRunbook:
                 status="open",
                 severity=severity or level,
                 root_cause=root,
-                title=title or f"{root}: {group[0].line()}"[:160],
+                title=title or shorten(f"{root}: {group[0].line()}", 160, placeholder=" …"),
                 source_run=run["run_id"] if run else "",
                 impact={"downstream": sorted(downstream), "severity_why": why},
                 events=(
