@@ -15,6 +15,7 @@ LAYERS = {
     "errors": 0,
     "console": 0,
     "results": 0,
+    "files": 0,
     "config": 0,
     "warehouse": 1,
     "metadata": 2,

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from stackyard.errors import LoadError, UsageError, did_you_mean
+from stackyard.files import write_atomic
 from stackyard.ingest.counts import loaded_tables, missing_tables
 
 # How ``stackyard reload`` and ``run --full-refresh`` ask dlt to start a source over: drop its
@@ -44,7 +45,7 @@ def finish_pending(pipeline: Any) -> list[str]:
         adopt_extracted_schemas(pipeline)
         pipeline.normalize()
         pending = [str(i) for i in pipeline.list_normalized_load_packages()]
-        marker.write_text(json.dumps(sorted({*earlier, *pending})), encoding="utf-8")
+        write_atomic(marker, json.dumps(sorted({*earlier, *pending})))
         finished.extend(pipeline.load().loads_ids)
     if marker.exists():
         drop_rows_loaded_twice(pipeline, sorted({*earlier, *finished}))

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from stackyard.errors import UsageError
+from stackyard.files import write_atomic
 from stackyard.runbooks.evolve_steps import PHASES, Phase, Step, as_date
 
 
@@ -46,7 +47,7 @@ class EvolveJournal:
     def save(self) -> None:
         """Write the journal (the folder is made when missing)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.path.write_text(json.dumps(self.data, indent=2), encoding="utf-8")
+        write_atomic(self.path, json.dumps(self.data, indent=2))
 
     @property
     def applied(self) -> dict[str, Any]:

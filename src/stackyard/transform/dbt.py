@@ -1,9 +1,8 @@
 """dbt, in process: the generated profiles.yml and the programmatic runner.
 
-The dbt project in ``transform/`` is a plain dbt project. stackyard writes its
-``profiles.yml`` from the targets in stackyard.yml (secrets as ``env_var`` references, never
-values) and invokes dbt through ``dbtRunner`` rather than a subprocess per step
-(https://docs.getdbt.com/reference/programmatic-invocations).
+``transform/`` is a plain dbt project. stackyard writes its ``profiles.yml`` from the targets
+in stackyard.yml (secrets as ``env_var`` references, never values) and invokes dbt through
+``dbtRunner``, not a subprocess per step (https://docs.getdbt.com/reference/programmatic-invocations).
 """
 
 from __future__ import annotations
@@ -21,6 +20,7 @@ import yaml
 
 from stackyard.config.project import PROFILES_MARKER
 from stackyard.errors import ConfigError, TransformError
+from stackyard.files import write_atomic
 from stackyard.results import FreshnessResult, NodeResult
 from stackyard.transform.dbt_cut import DbtCut
 from stackyard.transform.state import kept_per_target, read_manifest
@@ -72,7 +72,7 @@ def write_profiles(
         )
     if not path.exists() or path.read_text(encoding="utf-8") != text:
         folder.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
+        write_atomic(path, text)
     return path
 
 

@@ -1,0 +1,28 @@
+"""Files a later run reads back, written so that a kill never leaves half of one.
+
+A run killed mid-write (kill -9, a lost machine) would otherwise leave a truncated file that
+every later run fails to read: the marker of loads still to check, the dbt profiles stackyard
+generates, the journal of a schema change.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path``: readers see the old file or the new one, never a part.
+
+    >>> import tempfile
+    >>> target = Path(tempfile.mkdtemp()) / "state.json"
+    >>> write_atomic(target, "{}")
+    >>> target.read_text(), sorted(p.name for p in target.parent.iterdir())
+    ('{}', ['state.json'])
+    """
+    draft = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        draft.write_text(text, encoding="utf-8")
+        os.replace(draft, path)
+    finally:
+        draft.unlink(missing_ok=True)
