@@ -219,6 +219,25 @@ def test_lost_duckdb_file_points_to_the_last_backup(tmp_path: Path) -> None:
     assert not database.exists()  # the doctor did not create an empty one
 
 
+def test_lost_duckdb_file_created_again_empty_by_a_read_is_still_lost(tmp_path: Path) -> None:
+    """`stackyard status` after the file is lost opens the target, which creates it empty:
+    the doctor still reports the loss instead of a healthy warehouse."""
+    project = make_project(tmp_path)
+    (project / ".stackyard" / "pipelines" / "shop__app__dev").mkdir(parents=True)
+    database = project / ".stackyard" / "dev.duckdb"
+    database.unlink()
+    cli(project, "status")
+    assert database.exists()
+    (finding,) = doctor(project, code=1)["findings"]
+    assert finding["check"] == "warehouse" and "holds no table" in finding["what"]
+
+
+def test_empty_duckdb_file_never_loaded_is_healthy(tmp_path: Path) -> None:
+    project = init_project(tmp_path / "shop").path
+    cli(project, "status")
+    assert doctor(project, code=0)["healthy"]
+
+
 def _leases_table(project: Path, target: str, rows: list[tuple[str, str, str]]) -> None:
     from stackyard.metadata.schema import BACKFILL_TABLES
 

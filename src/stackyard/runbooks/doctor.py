@@ -343,14 +343,28 @@ class Doctor:
                 fix,
             )
             return False
+        if self.warehouse.STORAGE == "file" and self._loaded_before() and not self._has_tables():
+            # Any command that opened the target after its file was lost (`status`, `sql`,
+            # `health` …) created it again, empty: the loss is the same.
+            return self._no_file(empty=True)
         self._notes.passed.append(f"warehouse: {self.warehouse.describe()} answers")
         return True
 
-    def _no_file(self) -> bool:
-        """A DuckDB target without its file: new, or lost. Connecting would create it empty."""
+    def _has_tables(self) -> bool:
+        found = self.warehouse.query("SELECT count(*) FROM information_schema.tables")
+        return bool(found.rows[0][0])
+
+    def _loaded_before(self) -> bool:
+        """A backup of the target, or dlt pipeline folders of it, exist."""
+        target = self.warehouse.target_name
+        return bool(self.files.backups(target) or self.files.pipelines_of(target))
+
+    def _no_file(self, empty: bool = False) -> bool:
+        """A DuckDB target without its file (or, with ``empty``, with a file that holds no
+        table at all): new, or lost. Connecting to a missing file would create it empty."""
         path = self.warehouse.path  # type: ignore[attr-defined]
         backups = self.files.backups(self.warehouse.target_name)
-        if not backups and not self.files.pipelines_of(self.warehouse.target_name):
+        if not self._loaded_before():
             self._notes.passed.append(f"warehouse: no {path.name} yet; the first run creates it")
             return False
         fix = (
@@ -362,7 +376,9 @@ class Doctor:
         )
         self._find(
             "warehouse",
-            f"the DuckDB file {path} is missing, but this target has been loaded before",
+            f"the DuckDB file {path} "
+            + ("holds no table (created anew after it was lost)" if empty else "is missing")
+            + ", but this target has been loaded before",
             "every table, the run history and the dlt state in it are gone; dlt's local state "
             "still points past the lost data, so a plain run would leave a gap",
             fix,
