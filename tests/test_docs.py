@@ -163,6 +163,17 @@ def test_blocks_expected_to_fail_end_in_a_command() -> None:
     )
 
 
+def test_inline_commands_put_debug_before_the_command() -> None:
+    """`--debug` is an option of `stackyard` itself: `stackyard run --debug` exits 2."""
+    after = re.compile(r"`stackyard\s+[a-z][^`]*\s--debug\b[^`]*`")
+    bad = [
+        f"{page.relative_to(ROOT)}: {m.group(0)}"
+        for page in PAGES
+        for m in after.finditer(page.read_text(encoding="utf-8"))
+    ]
+    assert not bad, "write `stackyard --debug COMMAND`:\n" + "\n".join(bad)
+
+
 def test_covered_commands_are_run_where_they_say() -> None:
     missing = []
     for page in PAGES:
