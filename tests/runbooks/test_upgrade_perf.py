@@ -162,6 +162,16 @@ def test_upgrade_test_runs_on_a_clone_and_leaves_the_target_alone(tmp_path: Path
     ]
 
 
+def test_upgrade_test_does_not_create_a_missing_duckdb_file(tmp_path: Path) -> None:
+    """A target without its file (not run yet, or lost) is cloned as an empty file: the
+    target's own file is not created, so a lost one still shows as lost."""
+    project = init_project(tmp_path / "shop").path
+    database = project / ".stackyard" / "dev.duckdb"
+    report = cli(project, "upgrade", "test", "--json")
+    assert report["ok"]
+    assert not database.exists()
+
+
 def test_a_failed_upgrade_test_names_what_failed_and_what_to_do() -> None:
     from datetime import UTC, datetime
 

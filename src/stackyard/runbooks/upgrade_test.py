@@ -120,13 +120,16 @@ def cloned(files: ProjectFiles, session: Session) -> Iterator[Any]:
     warehouse = session.warehouse
     config: Any = warehouse.config
     if warehouse.STORAGE == "file":
-        warehouse.execute("CHECKPOINT")
         clone = (
             files.project_dir / ".stackyard" / "upgrade-test" / f"{warehouse.target_name}.duckdb"
         )
         clone.parent.mkdir(parents=True, exist_ok=True)
         clone.unlink(missing_ok=True)
-        shutil.copyfile(warehouse.path, clone)  # type: ignore[attr-defined]
+        # No file yet (or a lost one): the clone starts empty. Connecting to checkpoint would
+        # create the target's file, and a lost file would then look like a new, empty one.
+        if warehouse.path.exists():  # type: ignore[attr-defined]
+            warehouse.execute("CHECKPOINT")
+            shutil.copyfile(warehouse.path, clone)  # type: ignore[attr-defined]
         session.release()
         try:
             yield config.model_copy(update={"path": str(clone)})
