@@ -141,3 +141,19 @@ def test_an_unknown_build_engine_exits_2_before_anything_runs(tmp_path: Path) ->
     assert not (project / ".stackyard" / "dev.duckdb").exists()
     exit_code, output = invoke("run", "--help")
     assert "--engine" in output and "auto" in output
+
+
+def test_status_does_not_create_the_duckdb_file_and_names_a_lost_one(tmp_path: Path) -> None:
+    """A read must not create an empty warehouse: a lost file then looks like a new one."""
+    from stackyard.project import init_project
+
+    project = init_project(tmp_path / "shop").path
+    database = project / ".stackyard" / "dev.duckdb"
+    exit_code, output = invoke("status", "--project", str(project))
+    assert exit_code == 0 and "no runs yet" in output
+    assert not database.exists()
+    (project / ".stackyard" / "pipelines" / "shop__app__dev").mkdir(parents=True)  # loaded once
+    exit_code, output = invoke("status", "--project", str(project))
+    assert exit_code == 2 and "dev.duckdb of target 'dev' is missing" in output
+    assert "stackyard doctor" in output
+    assert not database.exists()

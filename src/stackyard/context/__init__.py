@@ -198,14 +198,46 @@ class Context(RunbookMethods):
         return self.run(target=plan.target, select=plan.select, refresh=plan.refresh)
 
     def status(self, target: str | None = None, limit: int = 10) -> list[RunSummary]:
-        """The most recent runs on a target, newest first."""
+        """The most recent runs on a target, newest first.
+
+        Raises:
+            WarehouseUnreachableError: the target's DuckDB file is gone after it was loaded.
+        """
+        if not self._file_present(target):
+            return []
         return History(self.warehouse(target)).recent(limit)
 
     def leases(self, target: str | None = None) -> list[Lease]:
         """The run leases held on a target now: sources and the transformation being run."""
         from stackyard.metadata.run_leases import RunLeases
 
+        if not self._file_present(target):
+            return []
         return RunLeases(self.warehouse(target)).held()
+
+    def _file_present(self, target: str | None) -> bool:
+        """Whether a DuckDB target has its file (other engines: always), without creating it.
+
+        Raises:
+            WarehouseUnreachableError: the file is missing though the target was loaded (a
+                backup or dlt state of it exists): reading would create it empty.
+        """
+        from stackyard.errors import WarehouseUnreachableError
+
+        warehouse = self.warehouse(target)
+        path: Path | None = getattr(warehouse, "path", None)
+        if warehouse.STORAGE != "file" or path is None or path.exists():
+            return True
+        files = self._project_files()
+        name = warehouse.target_name
+        if files.backups(name) or files.pipelines_of(name):
+            raise WarehouseUnreachableError(
+                f"the DuckDB file {path} of target '{name}' is missing, but this target has "
+                "been loaded before: its tables and run history are gone",
+                hint="`stackyard doctor` says what was lost and how to get it back "
+                "(`stackyard restore latest` when a backup exists)",
+            )
+        return False
 
     def sql(self, query: str, target: str | None = None) -> QueryResult:
         """Run one SQL statement on a target and return its rows."""
