@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape
 
 from stackyard.cli.common import JsonOpt, ProjectOpt, _context, _guard, _print_json, out
 
@@ -77,7 +78,7 @@ def register(app: typer.Typer) -> None:
             highlight=False,
         )
         if problem is not None:
-            out.print(f"[red]✘[/] {problem}", highlight=False)
+            out.print(f"[red]✘[/] {escape(str(problem))}", highlight=False)
             if adopted.vars:
                 out.print(
                     f"note: if the project needs its vars ({', '.join(adopted.vars)}) set to "
@@ -162,7 +163,7 @@ def _render_dlt(report: DltAdoptReport) -> None:
         else:
             out.print("  no earlier pipeline found: the first run loads in full", highlight=False)
         if source.problem:
-            out.print(f"  [yellow]![/] {source.problem}", highlight=False)
+            out.print(f"  [yellow]![/] {escape(source.problem)}", highlight=False)
     for folder in report.dlt_folders:
         out.print(f"  dlt settings read from {folder}", highlight=False)
     out.print(
