@@ -132,6 +132,37 @@ def test_perf_does_not_suggest_incremental_for_an_incremental_model(tmp_path: Pa
     assert "daily_table (table)" in text and "daily_incremental" not in text
 
 
+@pytest.mark.parametrize("content", ["hello world\n", "duckdb>=1.0\n", None])
+def test_upgrade_check_refuses_a_file_that_pins_nothing(
+    tmp_path: Path, content: str | None
+) -> None:
+    """A file with no name==version pin of the stack (or a folder) is a usage error, not
+    'the installed stack matches the pinned one (0 packages)'."""
+    project = init_project(tmp_path / "shop").path
+    constraints = tmp_path / "new-constraints.txt"
+    if content is None:
+        constraints.mkdir()
+    else:
+        constraints.write_text(content, encoding="utf-8")
+    done = subprocess.run(
+        [
+            STACKYARD,
+            "upgrade",
+            "check",
+            "--constraints",
+            str(constraints),
+            "--project",
+            str(project),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "matches the pinned one" not in done.stdout
+    assert "--constraints FILE" in done.stderr or "constraints.txt" in done.stderr
+
+
 @pytest.mark.slow
 def test_upgrade_test_runs_on_a_clone_and_leaves_the_target_alone(tmp_path: Path) -> None:
     import hashlib

@@ -107,13 +107,18 @@ def read_constraints(path: Path) -> dict[str, str]:
     """``{normalised name: version}`` from ``name==version`` lines.
 
     Raises:
-        UsageError: the file is missing.
+        UsageError: the file is missing or cannot be read as text.
     """
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise UsageError(
             f"no constraints file at {path}", hint="pass one with --constraints FILE"
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(
+            f"cannot read the constraints file {path}: {exc}",
+            hint="pass a pip constraints file (name==version lines) with --constraints FILE",
         ) from None
     pins = {}
     for line in text.splitlines():
@@ -179,6 +184,12 @@ def check(config: ProjectConfig, transform_dir: Path, constraints: Path | None) 
             installed = ""
         status = "ok" if installed == pins[name] else ("differs" if installed else "missing")
         rows.append(PackageVersion(name, pins[name], installed, status))
+    if not rows:
+        raise UsageError(
+            f"{path} pins none of the packages stackyard runs on: nothing to compare",
+            hint="pass a pip constraints file with name==version lines, such as the "
+            "constraints.txt a stackyard release ships",
+        )
     features = project_features(config, transform_dir)
     notes_file = resources.files("stackyard.runbooks") / "notes" / "breaking_changes.yml"
     breaking = []
