@@ -157,3 +157,13 @@ def test_status_does_not_create_the_duckdb_file_and_names_a_lost_one(tmp_path: P
     assert exit_code == 2 and "dev.duckdb of target 'dev' is missing" in output
     assert "stackyard doctor" in output
     assert not database.exists()
+
+
+def test_vars_that_do_not_parse_exit_2_with_what_to_pass(tmp_path: Path) -> None:
+    from stackyard.project import init_project
+
+    project = init_project(tmp_path / "shop").path
+    exit_code, output = invoke("run", "--project", str(project), "--vars", "not yaml: [")
+    assert exit_code == 2 and "--vars is not YAML or JSON" in output
+    assert "--vars '{load_source_data: true}'" in output
+    assert not (project / ".stackyard" / "dev.duckdb").exists()  # nothing was attempted

@@ -105,7 +105,10 @@ def _dbt_vars(text: str | None) -> dict[str, Any]:
     try:
         value = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise UsageError(f"--vars is not YAML or JSON: {exc}") from None
+        raise UsageError(
+            f"--vars is not YAML or JSON: {exc}",
+            hint="pass one mapping, quoted for the shell: --vars '{load_source_data: true}'",
+        ) from None
     if not isinstance(value, dict):
         raise UsageError(
             f"--vars takes a mapping such as '{{name: value}}', got {text!r}",
