@@ -203,6 +203,33 @@ def test_upgrade_test_does_not_create_a_missing_duckdb_file(tmp_path: Path) -> N
     assert not database.exists()
 
 
+@pytest.mark.postgres
+def test_upgrade_test_of_a_postgres_database_that_is_gone(
+    tmp_path: Path, pg_database: dict[str, Any]
+) -> None:
+    """A target database that does not exist is a configuration error (exit 2) that says
+    so, not a retry-when-no-session-is-connected failure."""
+    project = init_project(tmp_path / "shop").path
+    gone = f"{pg_database['database']}_gone"
+    config = project / "stackyard.yml"
+    config.write_text(
+        config.read_text().replace(
+            "targets:\n",
+            f"targets:\n  prod:\n    type: postgres\n    host: {pg_database['host']}\n"
+            f"    port: {pg_database['port']}\n    user: {pg_database['user']}\n"
+            f"    database: {gone}\n",
+        )
+    )
+    done = subprocess.run(
+        [STACKYARD, "upgrade", "test", "--target", "prod", "--project", str(project)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert f"createdb {gone}" in done.stderr and "no other sessions" not in done.stderr
+
+
 def test_a_failed_upgrade_test_names_what_failed_and_what_to_do() -> None:
     from datetime import UTC, datetime
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from typing import Any
 
-from stackyard.errors import UsageError, WarehouseError
+from stackyard.errors import UsageError, WarehouseError, WarehouseUnreachableError
 from stackyard.results import RunResult
 from stackyard.runbooks.backup import ProjectFiles
 from stackyard.session import Session
@@ -115,6 +115,7 @@ def cloned(files: ProjectFiles, session: Session) -> Iterator[Any]:
 
     Raises:
         UsageError: the engine cannot be cloned from here.
+        WarehouseUnreachableError: the target's Postgres database does not exist.
         WarehouseError: Postgres could not create the clone (sessions on the target).
     """
     warehouse = session.warehouse
@@ -151,6 +152,13 @@ def cloned(files: ProjectFiles, session: Session) -> Iterator[Any]:
         with psycopg.connect(**admin, autocommit=True) as conn:
             conn.execute(f"DROP DATABASE IF EXISTS {quoted} WITH (FORCE)")
             conn.execute(f"CREATE DATABASE {quoted} TEMPLATE {source}")
+    except psycopg.errors.InvalidCatalogName as exc:
+        raise WarehouseUnreachableError(
+            f"cannot clone {config.database}: {exc}",
+            hint="check the database in stackyard.yml and that it exists (createdb "
+            f"{config.database}); a target lost on its server comes back with `stackyard "
+            "restore latest --yes`",
+        ) from None
     except psycopg.Error as exc:
         raise WarehouseError(
             f"cannot clone {config.database}: {exc}",
