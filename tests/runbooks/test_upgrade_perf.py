@@ -58,6 +58,24 @@ def test_upgrade_check_lists_the_breaking_changes_this_project_would_notice(tmp_
     # ...but not dlt 1.0's moved sources: this project has no Python source.
 
 
+def test_upgrade_check_warns_of_any_duckdb_downgrade_after_1_0(tmp_path: Path) -> None:
+    """Going back from the installed DuckDB to an older 1.x or later does not cross 1.0, yet
+    the older version cannot open the file the newer one wrote."""
+    from packaging.version import Version
+
+    installed = Version(metadata.version("duckdb"))
+    assert installed >= Version("1.1.0")  # the pinned stack is past 1.0
+    project = init_project(tmp_path / "shop").path
+    older = tmp_path / "older.txt"
+    older.write_text("duckdb==1.0.0\n")
+    report = cli(project, "upgrade", "check", "--json", "--constraints", str(older), code=1)
+    assert [(b["package"], b["version"]) for b in report["breaking"]] == [("duckdb", "1.0.0")]
+    newer = tmp_path / "newer.txt"
+    newer.write_text(f"duckdb=={installed.major + 1}.0.0\n")
+    report = cli(project, "upgrade", "check", "--json", "--constraints", str(newer), code=1)
+    assert report["breaking"] == []  # an upgrade past 1.0 reads the file as it is
+
+
 def test_upgrade_check_without_the_constraints_file(tmp_path: Path) -> None:
     project = init_project(tmp_path / "shop").path
     done = subprocess.run(
