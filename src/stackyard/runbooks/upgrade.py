@@ -197,16 +197,13 @@ def check(config: ProjectConfig, transform_dir: Path, constraints: Path | None) 
         row = next((r for r in rows if r.name == _normal(note["package"])), None)
         if row is None or row.status == "ok" or not row.installed:
             continue
-        installed, pinned, since = (
-            Version(row.installed),
-            Version(row.pinned),
-            Version(note["version"]),
-        )
-        low, high = sorted((installed, pinned))
+        current, target = Version(row.installed), Version(row.pinned)
+        since = Version(note["version"])
+        low, high = sorted((current, target))
         # Moving from the installed version to the pinned one crosses the change, or (a note
         # with `downgrades`) goes back to an older version after the change.
         crosses = low < since <= high
-        downgrade = bool(note.get("downgrades")) and pinned < installed and since <= installed
+        downgrade = bool(note.get("downgrades")) and target < current and since <= current
         uses = sorted(set(note["applies_to"]) & features)
         if (crosses or downgrade) and uses:
             breaking.append(
