@@ -167,3 +167,17 @@ def test_vars_that_do_not_parse_exit_2_with_what_to_pass(tmp_path: Path) -> None
     assert exit_code == 2 and "--vars is not YAML or JSON" in output
     assert "--vars '{load_source_data: true}'" in output
     assert not (project / ".stackyard" / "dev.duckdb").exists()  # nothing was attempted
+
+
+def test_health_does_not_create_the_duckdb_file_and_names_a_lost_one(tmp_path: Path) -> None:
+    from stackyard.project import init_project
+
+    project = init_project(tmp_path / "shop").path
+    database = project / ".stackyard" / "dev.duckdb"
+    exit_code, output = invoke("health", "--project", str(project))
+    assert exit_code == 0 and "no monitor pass yet" in output
+    assert not database.exists()
+    (project / ".stackyard" / "pipelines" / "shop__app__dev").mkdir(parents=True)  # loaded once
+    exit_code, output = invoke("health", "--project", str(project))
+    assert exit_code == 2 and "dev.duckdb of target 'dev' is missing" in output
+    assert not database.exists()

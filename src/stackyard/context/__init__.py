@@ -203,7 +203,7 @@ class Context(RunbookMethods):
         Raises:
             WarehouseUnreachableError: the target's DuckDB file is gone after it was loaded.
         """
-        if not self._file_present(target):
+        if not self.warehouse_file_present(target):
             return []
         return History(self.warehouse(target)).recent(limit)
 
@@ -211,11 +211,11 @@ class Context(RunbookMethods):
         """The run leases held on a target now: sources and the transformation being run."""
         from stackyard.metadata.run_leases import RunLeases
 
-        if not self._file_present(target):
+        if not self.warehouse_file_present(target):
             return []
         return RunLeases(self.warehouse(target)).held()
 
-    def _file_present(self, target: str | None) -> bool:
+    def warehouse_file_present(self, target: str | None = None) -> bool:
         """Whether a DuckDB target has its file (other engines: always), without creating it.
 
         Raises:
