@@ -130,6 +130,18 @@ def test_adopt_refuses_what_is_not_a_dbt_project_or_is_adopted_already(tmp_path:
     assert "is a stackyard project already" in " ".join((twice.stdout + twice.stderr).split())
 
 
+@pytest.mark.parametrize("text", ["name: [oops\n", "- a list\n"])
+def test_a_dbt_project_file_that_does_not_parse_is_a_usage_error(tmp_path: Path, text: str) -> None:
+    """Not an unexpected error (exit 1): exit 2, naming the file, and nothing written."""
+    (tmp_path / "shop").mkdir()
+    (tmp_path / "shop" / "dbt_project.yml").write_text(text, encoding="utf-8")
+    done = stackyard("adopt", "dbt", "shop", cwd=tmp_path)
+    output = " ".join((done.stdout + done.stderr).split())
+    assert done.returncode == 2, output
+    assert "dbt_project.yml" in output and "unexpected error" not in output
+    assert sorted(p.name for p in (tmp_path / "shop").iterdir()) == ["dbt_project.yml"]
+
+
 def test_run_vars_must_be_a_mapping(tmp_path: Path) -> None:
     shutil.copytree(FIXTURES / "plain_shop", tmp_path / "shop")
     assert stackyard("adopt", "dbt", "shop", cwd=tmp_path).returncode == 0

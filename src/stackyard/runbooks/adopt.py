@@ -164,7 +164,7 @@ def adopt_dbt(dbt_dir: Path, *, project_dir: Path | None = None) -> Adopted:
             f"{dbt_dir} has no dbt_project.yml: it is not a dbt project",
             hint="give the folder that holds dbt_project.yml",
         )
-    data = yaml.safe_load(manifest.read_text(encoding="utf-8")) or {}
+    data = _read_manifest(manifest)
     target = (project_dir or dbt_dir).resolve()
     if (target / PROJECT_FILE).exists():
         raise UsageError(
@@ -195,6 +195,25 @@ def adopt_dbt(dbt_dir: Path, *, project_dir: Path | None = None) -> Adopted:
         vars=tuple(str(v) for v in (data.get("vars") or {})),
         checksums=checksums,
     )
+
+
+def _read_manifest(manifest: Path) -> dict[str, Any]:
+    """``dbt_project.yml`` as a mapping.
+
+    Raises:
+        UsageError: it is not YAML, or not a mapping (dbt cannot read it either).
+    """
+    hint = f"fix {manifest} (dbt cannot read it either), then adopt again"
+    try:
+        data = yaml.safe_load(manifest.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise UsageError(f"{manifest}{where} is not valid YAML: {problem}", hint=hint) from None
+    if not isinstance(data, dict):
+        raise UsageError(f"{manifest} is not a mapping of dbt project settings", hint=hint)
+    return data
 
 
 def project_checksums(dbt_dir: Path) -> dict[str, str]:
