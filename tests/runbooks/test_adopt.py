@@ -123,6 +123,9 @@ def test_adopt_refuses_what_is_not_a_dbt_project_or_is_adopted_already(tmp_path:
     nothing = stackyard("adopt", "dbt", str(tmp_path), cwd=tmp_path)
     assert nothing.returncode == 2
     assert "no dbt_project.yml" in " ".join((nothing.stdout + nothing.stderr).split())
+    typo = stackyard("adopt", "dbt", "shp", cwd=tmp_path)
+    assert typo.returncode == 2
+    assert "shp does not exist" in " ".join((typo.stdout + typo.stderr).split())
     shutil.copytree(FIXTURES / "plain_shop", tmp_path / "shop")
     assert stackyard("adopt", "dbt", "shop", cwd=tmp_path).returncode == 0
     twice = stackyard("adopt", "dbt", "shop", cwd=tmp_path)

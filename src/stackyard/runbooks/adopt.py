@@ -161,7 +161,9 @@ def adopt_dbt(dbt_dir: Path, *, project_dir: Path | None = None) -> Adopted:
     manifest = dbt_dir / "dbt_project.yml"
     if not manifest.is_file():
         raise UsageError(
-            f"{dbt_dir} has no dbt_project.yml: it is not a dbt project",
+            f"{dbt_dir} does not exist"
+            if not dbt_dir.exists()
+            else f"{dbt_dir} has no dbt_project.yml: it is not a dbt project",
             hint="give the folder that holds dbt_project.yml",
         )
     data = _read_manifest(manifest)
