@@ -233,6 +233,30 @@ def test_lost_duckdb_file_created_again_empty_by_a_read_is_still_lost(tmp_path: 
     assert finding["check"] == "warehouse" and "holds no table" in finding["what"]
 
 
+@pytest.mark.slow
+def test_lost_duckdb_file_without_a_backup_is_loaded_again_by_the_fix_given(
+    tmp_path: Path,
+) -> None:
+    """With no backup, the fix the doctor names loads every source again in full (a plain
+    run would load only the rows past the saved cursors)."""
+    import sqlite3
+
+    project = init_project(tmp_path / "shop", example="jaffle_shop").path
+    cli(project, "run")
+    (project / ".stackyard" / "dev.duckdb").unlink()
+    (finding,) = doctor(project, code=1)["findings"]
+    assert finding["check"] == "warehouse" and "no backup exists" in finding["fix"]
+    command = finding["fix"].split("`")[1]
+    assert command.startswith("stackyard ")
+    cli(project, *command.split()[1:])
+    source = sqlite3.connect(project / "sources" / "jaffle_app.sqlite")
+    for table in ("customers", "orders"):
+        expected = source.execute(f"select count(*) from {table}").fetchone()[0]
+        got = cli(project, "sql", f"select count(*) as n from shop_db.{table}", "--json")
+        assert json.loads(got)["rows"] == [{"n": expected}], table
+    assert doctor(project, code=0)["healthy"]
+
+
 def test_empty_duckdb_file_never_loaded_is_healthy(tmp_path: Path) -> None:
     import duckdb
 

@@ -371,8 +371,8 @@ class Doctor:
             f"stackyard restore latest (the last backup, taken "
             f"{backups[-1].created_at:%Y-%m-%d %H:%M} UTC; dlt's state comes back with it)"
             if backups
-            else "stackyard run re-creates it; sources with cursors then need their state reset "
-            "(remove .stackyard/pipelines/<pipeline>), as no backup exists"
+            else "no backup exists: load every source again from its beginning with "
+            "`stackyard run --full-refresh` (a plain run would load only rows past the cursors)"
         )
         self._find(
             "warehouse",
