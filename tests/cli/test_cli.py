@@ -157,6 +157,9 @@ def test_status_does_not_create_the_duckdb_file_and_names_a_lost_one(tmp_path: P
     assert exit_code == 2 and "dev.duckdb of target 'dev' is missing" in output
     assert "stackyard doctor" in output
     assert not database.exists()
+    exit_code, output = invoke("sql", "select 1", "--project", str(project))
+    assert exit_code == 2 and "dev.duckdb of target 'dev' is missing" in output
+    assert not database.exists()
 
 
 def test_vars_that_do_not_parse_exit_2_with_what_to_pass(tmp_path: Path) -> None:

@@ -243,6 +243,7 @@ class Context(RunbookMethods):
         """Run one SQL statement on a target and return its rows."""
         if not query.strip():
             raise UsageError("the query is empty", hint='pass it quoted: stackyard sql "select 1"')
+        self.warehouse_file_present(target)  # a lost file is named, not created empty
         return self.warehouse(target).query(query)
 
     # ------------------------------------------------------------------ runbooks
