@@ -198,3 +198,25 @@ def test_a_stackyard_source_is_linked_to_the_projects_own_dbt_source(tmp_path: P
     assert failed.returncode == 1 and result["loads"][0]["status"] == "failed"
     skipped = {s["name"]: s["reason"] for s in result["skipped"]}
     assert "order_totals" in skipped and "shop" in skipped["order_totals"]
+
+
+def test_a_dbt_failure_names_the_dbt_command_that_reproduces_it_as_typed(tmp_path: Path) -> None:
+    """The profiles stackyard writes for an adopted project live in the stackyard project: the
+    command in the hint carries --profiles-dir and --target, so it runs as stackyard ran it."""
+    shutil.copytree(FIXTURES / "plain_shop", tmp_path / "shop")
+    (tmp_path / "shop" / "profiles.yml").unlink(missing_ok=True)  # only stackyard's profiles
+    assert stackyard("adopt", "dbt", "shop", "--project", "sy", cwd=tmp_path).returncode == 0
+    (tmp_path / "shop" / "models" / "base" / "broken.sql").write_text("select {{ ref('x' }}\n")
+    run = stackyard("run", "--json", cwd=tmp_path / "sy")
+    assert run.returncode == 1
+    [failed] = [s for s in json.loads(run.stdout)["steps"] if s["status"] == "failed"]
+    profiles = (tmp_path / "sy" / ".stackyard" / "dbt").resolve()
+    assert f"--profiles-dir {profiles} --target dev" in failed["detail"]
+    command = failed["detail"].split("run `")[1].split("`")[0]
+    again = subprocess.run(
+        [str(BIN / command.split()[0]), *command.split()[1:]],
+        cwd=tmp_path / "shop",
+        capture_output=True,
+        text=True,
+    )
+    assert "Compilation Error in model broken" in again.stdout + again.stderr

@@ -180,7 +180,7 @@ class Context(RunbookMethods):
         Raises:
             TransformError: the packages cannot be installed, or the project does not parse.
         """
-        from stackyard.transform.dbt import wanted_packages
+        from stackyard.transform.dbt_packages import wanted_packages
         from stackyard.transform.inventory import inventory
 
         dbt = self.session(target).dbt()

@@ -23,6 +23,7 @@ from stackyard.errors import ConfigError, TransformError
 from stackyard.files import write_atomic
 from stackyard.results import FreshnessResult, NodeResult
 from stackyard.transform.dbt_cut import DbtCut
+from stackyard.transform.dbt_packages import packages_installed, packages_path, wanted_packages
 from stackyard.transform.state import kept_per_target, read_manifest
 
 PROFILES_FILE = "profiles.yml"
@@ -76,74 +77,6 @@ def write_profiles(
     return path
 
 
-def wanted_packages(transform_dir: Path) -> list[str]:
-    """The packages ``packages.yml`` (or ``dependencies.yml``) asks for, as dbt names them.
-
-    Returns:
-        e.g. ``["dbt-labs/dbt_utils (hub.getdbt.com)", "../macros (local)"]``; empty when
-        the project asks for none.
-    """
-    found: list[str] = []
-    for name in ("packages.yml", "dependencies.yml"):
-        path = transform_dir / name
-        if not path.is_file():
-            continue
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        for entry in data.get("packages") or []:
-            if not isinstance(entry, dict):
-                continue
-            if "package" in entry:
-                found.append(f"{entry['package']} (hub.getdbt.com)")
-            elif "git" in entry:
-                found.append(f"{entry['git']} (git)")
-            elif "local" in entry:
-                found.append(f"{entry['local']} (local)")
-            elif "tarball" in entry:
-                found.append(f"{entry['tarball']} (tarball)")
-    return found
-
-
-# A checkout or a copy writes dbt_packages/ and packages.yml moments apart, in either order:
-# packages this close to the file asking for them were put there with it, not before an edit.
-_SAME_CHECKOUT_SECONDS = 60.0
-
-
-def packages_installed(transform_dir: Path) -> bool:
-    """Whether ``dbt_packages/`` holds packages at least as new as the file asking for them,
-    give or take a checkout's spread (packages copied in by hand, or committed with the
-    project, count: nothing is fetched then).
-
-    >>> import os, tempfile
-    >>> root = Path(tempfile.mkdtemp())
-    >>> (root / "dbt_packages" / "dbt_utils").mkdir(parents=True)
-    >>> _ = [(root / n).write_text("{}") for n in ("dbt_project.yml", "packages.yml")]
-    >>> asked, made = (root / "packages.yml").stat().st_mtime, root / "dbt_packages"
-    >>> _ = [os.utime(p, (asked - 1,) * 2) for p in (made, made / "dbt_utils")]  # same clone
-    >>> packages_installed(root)
-    True
-    >>> _ = [os.utime(p, (asked - 3600,) * 2) for p in (made, made / "dbt_utils")]  # edited
-    >>> packages_installed(root)
-    False
-    """
-    asked = [
-        transform_dir / n
-        for n in ("packages.yml", "dependencies.yml", "package-lock.yml")
-        if (transform_dir / n).is_file()
-    ]
-    folder = transform_dir / _packages_path(transform_dir)
-    if not folder.is_dir() or not any(folder.iterdir()):
-        return False
-    newest_ask = max(p.stat().st_mtime for p in asked) - _SAME_CHECKOUT_SECONDS if asked else 0.0
-    return folder.stat().st_mtime >= newest_ask or any(
-        p.stat().st_mtime >= newest_ask for p in folder.iterdir()
-    )
-
-
-def _packages_path(transform_dir: Path) -> str:
-    data = yaml.safe_load((transform_dir / "dbt_project.yml").read_text(encoding="utf-8")) or {}
-    return str(data.get("packages-install-path") or "dbt_packages")
-
-
 class Dbt:
     """Runs dbt commands against one target of one project."""
 
@@ -191,7 +124,7 @@ class Dbt:
                 f"dbt deps could not install the packages {self.transform_dir.name} asks for "
                 f"({', '.join(wanted)}): {exc.message}",
                 hint=f"check that this machine reaches {', '.join(hosts)}; or install them "
-                f"where it does and copy the {_packages_path(self.transform_dir)}/ folder "
+                f"where it does and copy the {packages_path(self.transform_dir)}/ folder "
                 "into the dbt project (stackyard then uses it as it is)",
             ) from exc
         return wanted
@@ -426,10 +359,16 @@ class Dbt:
         if outcome.exception is not None:
             raise TransformError(
                 f"dbt {' '.join(args[:2])} could not run: {_first_lines(outcome.exception)}",
-                hint=f"see {self.transform_dir / 'logs' / 'dbt.log'}; run `dbt "
-                f"{args[0]}` inside {self.transform_dir} to reproduce",
+                hint=f"see {self.transform_dir / 'logs' / 'dbt.log'}; run `dbt {args[0]}"
+                f"{self._as_typed()}` inside {self.transform_dir} to reproduce",
             )
         return outcome.result
+
+    def _as_typed(self) -> str:
+        """The flags a person needs to run dbt by hand as stackyard ran it."""
+        folder = self.profiles_dir.resolve()
+        profiles = "" if folder == self.transform_dir.resolve() else f" --profiles-dir {folder}"
+        return f"{profiles} --target {self.target}"
 
     def _callback(self, event: Any) -> None:
         if self.cut.on_event(event) or self.on_node is None or event.info.name != "NodeFinished":
