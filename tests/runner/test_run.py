@@ -78,6 +78,40 @@ def test_a_failing_source_skips_its_models_but_not_the_others(project: Path) -> 
     assert built == {"stg_dlt__products"}
 
 
+def test_a_model_below_two_failed_sources_is_skipped_once_and_ephemerals_not_at_all(
+    project: Path,
+) -> None:
+    models = project / "transform" / "models"
+    (models / "marts" / "order_products.sql").write_text(
+        "select o.order_id, p.sku from {{ ref('int_orders') }} o "
+        "cross join {{ ref('stg_dlt__products') }} p\n"
+    )
+    # ephemeral: inlined into its children, never a relation of its own, never "built"
+    (models / "marts" / "int_orders.sql").write_text(
+        "{{ config(materialized='ephemeral') }}\nselect * from {{ ref('stg_dlt__orders') }}\n"
+    )
+    assert Context(project).run().count("model", "success") == 5  # 6 models, 1 ephemeral
+    shutil.rmtree(project / "sources" / "files")  # a missing folder: the files load fails
+    (project / "sources" / "app.sqlite").unlink()
+    (project / "sources" / "app.sqlite").mkdir()  # unreadable as a database
+    result = Context(project).run()
+    assert result.exit_code == 1
+    names = [s.name for s in result.skipped]
+    assert sorted(names) == [
+        "customer_orders",
+        "order_products",
+        "stg_dlt__customers",
+        "stg_dlt__orders",
+        "stg_dlt__products",
+    ]
+    assert result.to_dict()["counts"]["models_skipped"] == 5
+    skipped = {s.name: s.reason for s in result.skipped}
+    assert skipped["order_products"] == (
+        "upstream source 'app' failed to load; upstream source 'files' failed to load"
+    )
+    assert skipped["stg_dlt__products"] == "upstream source 'files' failed to load"
+
+
 def test_bad_csv_rows_are_kept_with_the_reason(project: Path) -> None:
     ctx = Context(project)
     assert ctx.run().ok

@@ -229,9 +229,12 @@ class RunJob:
         reasons = {s: "failed to load" for s in failed_sources} | stale
         exclude = [f"source:{n}+" for s in reasons for n in self._dbt_names(s)]
         if exclude:
+            parents: dict[str, list[str]] = {}  # one entry per model, naming every failed parent
             for source, reason in reasons.items():
-                for model in dbt.list_models([f"source:{n}+" for n in self._dbt_names(source)]):
-                    skipped.append(SkippedModel(model, f"upstream source '{source}' {reason}"))
+                picked = [f"source:{n}+" for n in self._dbt_names(source)]
+                for model in dbt.list_models(picked, ["config.materialized:ephemeral"]):
+                    parents.setdefault(model, []).append(f"upstream source '{source}' {reason}")
+            skipped.extend(SkippedModel(m, "; ".join(r)) for m, r in sorted(parents.items()))
             for s in skipped:
                 self.console.step_progress("dbt build", f"skipped {s.name}: {s.reason}")
 

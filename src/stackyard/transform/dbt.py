@@ -210,12 +210,12 @@ class Dbt:
         """
         self._invoke(["compile"])
 
-    def list_models(self, select: Sequence[str]) -> list[str]:
-        """Names of the models a selection picks (``dbt ls``)."""
+    def list_models(self, select: Sequence[str], exclude: Sequence[str] = ()) -> list[str]:
+        """Names of the models a selection picks, less those ``exclude`` picks (``dbt ls``)."""
         if not select:
             return []
         args = ["ls", "--resource-type", "model", "--output", "name", "--select", *select]
-        result = self._invoke(args)
+        result = self._invoke([*args, "--exclude", *exclude] if exclude else args)
         return sorted(str(n) for n in (result or []))
 
     def list_nodes(self, select: Sequence[str]) -> list[str]:
