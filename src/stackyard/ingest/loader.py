@@ -211,6 +211,8 @@ class Loader:
                     stopped.message, hint=stopped.hint, done=tuple(kept.values())
                 ) from None
             finally:
+                for request in requests:  # a load stopped by Ctrl-C leaves dlt's trace too
+                    drop_trace(self.pipeline_dir(request.name))
                 tighten(self.pipelines_dir.parent)  # .stackyard/: the DuckDB file, dlt's state
         by_name = probes.keep([*done.values(), *loads])
         return [by_name[name] for name in sources]
