@@ -46,6 +46,8 @@ def test_a_cron_string_is_short_for_a_schedule_and_durations_take_units() -> Non
     [
         ({"schedule": {"cron": "0 7 * *"}}, "5-field cron"),
         ({"schedule": {"cron": "0 25 * * *"}}, "not a valid cron"),
+        ({"schedule": {"cron": "0 7 31 2 *"}}, "never fires"),  # no 31 February
+        ({"schedule": "0 7 30 2 *"}, "never fires"),
         ({"schedule": {"cron": "0 7 * * *", "timezone": "Mars/Olympus"}}, "not a time zone"),
         ({"schedule": {"cron": "0 7 * * *", "catch_up": "all"}}, "catch_up"),
         ({"schedule": {"cron": "0 7 * * *", "every": 1}}, "every"),

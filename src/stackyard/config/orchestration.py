@@ -67,12 +67,18 @@ class Schedule(StrictModel):
     @field_validator("cron")
     @classmethod
     def _cron(cls, value: str) -> str:
-        from croniter import croniter  # type: ignore[import-untyped]
+        from croniter import CroniterBadDateError, croniter  # type: ignore[import-untyped]
 
         if len(value.split()) != 5:
             raise ValueError(f"schedule must be a 5-field cron expression, got '{value}'")
         if not croniter.is_valid(value):
             raise ValueError(f"'{value}' is not a valid cron expression")
+        try:
+            croniter(value, datetime(2000, 1, 1)).get_next(datetime)
+        except CroniterBadDateError:
+            raise ValueError(
+                f"'{value}' never fires: no date matches it (e.g. 31 February)"
+            ) from None
         return value
 
     @field_validator("timezone")
