@@ -83,7 +83,9 @@ def register(app: typer.Typer) -> None:
         project: ProjectOpt = None,
         port: Annotated[
             int | None,
-            typer.Option("--port", help="dagster: the webserver's port on 127.0.0.1."),
+            typer.Option(
+                "--port", min=1, max=65535, help="dagster: the webserver's port on 127.0.0.1."
+            ),
         ] = None,
     ) -> None:
         """Run the project's schedules locally on an orchestrator until stopped (Ctrl-C)."""
