@@ -184,3 +184,14 @@ def test_health_does_not_create_the_duckdb_file_and_names_a_lost_one(tmp_path: P
     exit_code, output = invoke("health", "--project", str(project))
     assert exit_code == 2 and "dev.duckdb of target 'dev' is missing" in output
     assert not database.exists()
+
+
+def test_status_limit_below_1_is_a_usage_error_before_the_warehouse_is_read(
+    tmp_path: Path,
+) -> None:
+    project = make_project(tmp_path / "p")
+    for limit in ("0", "-1"):
+        exit_code, output = invoke("status", "-p", str(project), "--limit", limit)
+        assert exit_code == 2, output
+        assert "--limit" in output and "no runs yet" not in output
+    assert not (project / ".stackyard" / "dev.duckdb").exists()

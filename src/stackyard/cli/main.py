@@ -213,7 +213,7 @@ def run(
 def status(
     project: ProjectOpt = None,
     target: TargetOpt = None,
-    limit: Annotated[int, typer.Option(help="How many runs to show.")] = 10,
+    limit: Annotated[int, typer.Option(min=1, help="How many runs to show.")] = 10,
     as_json: JsonOpt = False,
 ) -> None:
     """Show recent runs, read from the warehouse's stackyard schema."""
