@@ -288,7 +288,7 @@ def upgrade_test(
 def perf(
     project: ProjectOpt = None,
     target: TargetOpt = None,
-    runs: Annotated[int, typer.Option(help="How many recent runs to read.")] = 20,
+    runs: Annotated[int, typer.Option(min=1, help="How many recent runs to read.")] = 20,
     as_json: JsonOpt = False,
 ) -> None:
     """Slowest models and sources with trends, models that read far more than they write,
