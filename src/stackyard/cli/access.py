@@ -254,6 +254,9 @@ def user_add(
             key_name=key_name,
         ),
     )
+    if as_json:
+        _print_json(change.to_dict())
+        return
     _render_user_change(change)
 
 

@@ -61,6 +61,21 @@ class UserChange:
     loses: tuple[str, ...] = ()
     key_stored: str | None = None
 
+    def to_dict(self) -> dict[str, Any]:
+        """The change as plain data (``--json``)."""
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "action": self.action,
+            "key_file": None if self.key_file is None else str(self.key_file),
+            "key_stored": self.key_stored,
+            "private_key": self.private_key,
+            "plan": None if self.plan is None else self.plan.to_dict(),
+            "applied": self.applied,
+            "loses": list(self.loses),
+            "next_step": self.next_step,
+        }
+
 
 class UsersRunbook:
     """Add, rotate the key of, and remove users of one project.
