@@ -72,9 +72,14 @@ def finish_interrupted_commits(pipeline: Any) -> list[str]:
         already, counted by no run: they count as this run's).
     """
     loads = pipeline._get_load_storage()
-    normalized = set(loads.list_normalized_packages())
-    for load_id in pipeline._get_normalize_storage().extracted_packages.list_packages():
-        if load_id in normalized or load_id in set(loads.list_loaded_packages()):
+    # dlt writes a storage's version file and then its folders one by one: a run killed in
+    # between leaves folders missing, which the next normalize creates. Nothing to finish there.
+    if not all(loads.storage.has_folder(f) for f in (loads.NORMALIZED_FOLDER, loads.LOADED_FOLDER)):
+        return []
+    normalized = {str(i) for i in pipeline.list_normalized_load_packages()}
+    done = normalized | {str(i) for i in pipeline.list_completed_load_packages()}
+    for load_id in pipeline.list_extracted_load_packages():
+        if str(load_id) in done:
             pipeline._get_normalize_storage().extracted_packages.delete_package(load_id)
     completed = []
     for load_id in sorted(normalized):
