@@ -208,8 +208,13 @@ class IncidentRunbook:
                 for t in (graph.manifest.get("sources") or {}).values()
                 if t.get("source_name") in names
             }
+        # An ephemeral model is never built: nothing of it is skipped, or stale, in the warehouse.
         return {
-            n for start in starts if start in graph.nodes for n in graph.nodes_downstream(start)
+            n
+            for start in starts
+            if start in graph.nodes
+            for n in graph.nodes_downstream(start)
+            if graph.nodes[n].materialized != "ephemeral"
         }
 
     # ------------------------------------------------------------------ read
