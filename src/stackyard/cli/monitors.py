@@ -98,16 +98,7 @@ def health(
     """
     if ctx.invoked_subcommand is not None:
         return
-    from stackyard.monitors.health import HealthReport
-
-    result = _with_context(
-        project,
-        lambda context: (
-            context.monitoring().health(target)
-            if context.warehouse_file_present(target)
-            else HealthReport()
-        ),
-    )
+    result = _with_context(project, lambda context: context.health(target))
     if as_json:
         _print_json(result.to_dict())
         raise typer.Exit(result.exit_code)

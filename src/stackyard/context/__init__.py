@@ -24,6 +24,7 @@ from stackyard.warehouse import QueryResult
 if TYPE_CHECKING:
     from stackyard.infra.service import AccessControl
     from stackyard.metadata.run_leases import Lease
+    from stackyard.monitors.health import HealthReport
     from stackyard.monitors.service import Monitoring
     from stackyard.runbooks.ci import CiResult
     from stackyard.runbooks.deploy import DeployResult
@@ -306,6 +307,18 @@ class Context(RunbookMethods):
             rotation_days=rotation_days,
             live_state=live_state,
         )
+
+    def health(self, target: str | None = None) -> HealthReport:
+        """Each table's latest verdicts (``stackyard health``); none yet on a target never run.
+
+        Raises:
+            WarehouseUnreachableError: the target's DuckDB file is gone after it was loaded.
+        """
+        from stackyard.monitors.health import HealthReport
+
+        if not self.warehouse_file_present(target):
+            return HealthReport()  # reading would create the file
+        return self.monitoring().health(target)
 
     def monitoring(self) -> Monitoring:
         """Monitors on demand, table health, known incidents and the HTML report."""
