@@ -204,3 +204,23 @@ def test_a_missing_module_or_function_is_a_usage_error_and_writes_nothing(
     assert said in done.stderr
     assert (project / "stackyard.yml").read_text() == yml
     assert textwrap.dedent(MODULE) == (project / "events_pipeline.py").read_text()
+
+
+def test_a_module_that_fails_to_import_is_reported_as_the_teams_code_from_where_they_are(
+    tmp_path: Path,
+) -> None:
+    project = tmp_path / "p"
+    init_project(project)
+    team = tmp_path / "team"
+    team.mkdir()
+    (team / "broken.py").write_text("import dlt\n\n@dlt.source\ndef events(:\n    pass\n")
+    yml = (project / "stackyard.yml").read_text()
+    done = stackyard(
+        "adopt", "dlt", "team/broken.py", "--project", "p", cwd=tmp_path, env=dict(os.environ)
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    # The command is named, not a source called "adopt", and the hint runs from here.
+    assert "stackyard adopt dlt: importing team/broken.py failed: SyntaxError" in done.stderr
+    assert "source 'adopt'" not in done.stderr
+    assert "run `python team/broken.py`" in done.stderr
+    assert (project / "stackyard.yml").read_text() == yml

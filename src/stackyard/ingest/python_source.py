@@ -5,6 +5,7 @@ its config section, its arguments, and the ``.dlt/`` folder its team keeps next 
 from __future__ import annotations
 
 import importlib.util
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -102,11 +103,19 @@ def whole_source(pipeline: Any, source: Any, resources: list[Any]) -> tuple[Any,
     return source, bool(source.schema_contract)
 
 
-def import_user_module(path: Path, name: str, shown: str) -> ModuleType:
+def import_user_module(
+    path: Path, name: str, shown: str, *, subject: str | None = None
+) -> ModuleType:
     """Import the user's file as dlt would see it when the team runs it.
 
     dlt names a source's config section after its module's last name part: the file's stem,
     as when the team runs it with plain dlt (``sources.<stem>.<arg>`` in ``.dlt/``).
+
+    Args:
+        path: the file.
+        name: the stackyard source it is imported for (it names the module's namespace).
+        shown: the file as stackyard.yml or the user gave it, for messages.
+        subject: what a failure is reported against (default: the source).
 
     Raises:
         ConfigError: the file does not exist or is not Python.
@@ -133,14 +142,23 @@ def import_user_module(path: Path, name: str, shown: str) -> ModuleType:
     try:
         spec.loader.exec_module(module)
     except Exception as exc:  # the user's code: report it as theirs
+        # The hint is run from wherever the user is, so it names the file from there.
         raise UserCodeError(
-            f"source '{name}': importing {shown} failed: {type(exc).__name__}: {exc}",
-            hint=f"run `python {shown}` to see the full error",
+            f"{subject or f'source {name!r}'}: importing {shown} failed: "
+            f"{type(exc).__name__}: {exc}",
+            hint=f"run `python {_from_here(path)}` to see the full error",
         ) from exc
     finally:
         if added:
             sys.path.remove(folder)
     return module
+
+
+def _from_here(path: Path) -> str:
+    """``path`` as typed from the current folder (absolute when that is shorter)."""
+    absolute = path.resolve()
+    relative = os.path.relpath(absolute)
+    return relative if len(relative) <= len(str(absolute)) else str(absolute)
 
 
 def dlt_folders(project_dir: Path, module_dir: Path) -> list[Path]:

@@ -156,7 +156,10 @@ def adopt_dlt(
     file = module_file(module_spec, project.project_dir)
     before = _checksum(file)
     path = Path(os.path.relpath(file, project.project_dir)).as_posix()
-    module = import_user_module(file, "adopt", path)
+    # Named as the user would type it from here, not as stackyard.yml will name it.
+    module = import_user_module(
+        file, "adopt", os.path.relpath(file), subject="stackyard adopt dlt"
+    )
     folders = tuple(use_dlt_folders(project.project_dir, file.parent))
     factories = _factories(module)
     if function is not None:
