@@ -4,11 +4,14 @@ the project's schedules on an orchestrator, and its checks in CI."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
 from stackyard.cli.common import JsonOpt, ProjectOpt, _context, _guard, _print_json, out
+
+if TYPE_CHECKING:
+    from stackyard.runbooks.deploy import DeployResult
 
 Orchestrator = Literal["prefect", "dagster"]
 
@@ -22,13 +25,31 @@ def register(app: typer.Typer) -> None:
     app.add_typer(deploy, name="deploy")
 
     @deploy.command("prefect")
-    def deploy_prefect(project: ProjectOpt = None, as_json: JsonOpt = False) -> None:
+    def deploy_prefect(
+        project: ProjectOpt = None,
+        as_json: JsonOpt = False,
+        force: Annotated[
+            bool,
+            typer.Option(
+                "--force",
+                help="Overwrite a file edited by hand (or not written by stackyard), keeping "
+                "its old text as <file>.bak.",
+            ),
+        ] = False,
+        dry_run: Annotated[
+            bool, typer.Option("--dry-run", help="Show what would change; write nothing.")
+        ] = False,
+    ) -> None:
         """Write prefect.yaml (one deployment per source with its cron, plus the
-        transformation's) and prefect_flows.py into the project."""
+        transformation's) and prefect_flows.py into the project; a file edited by hand
+        since is left alone (exit 2) unless --force."""
         context = _guard(lambda: _context(project))
-        result = _guard(context.deploy_prefect)
+        result = _guard(lambda: context.deploy_prefect(force=force, dry_run=dry_run))
         if as_json:
             _print_json(result.to_dict())
+            return
+        if result.dry_run:
+            _print_dry_run(result, force)
             return
         for d in result.deployments:
             when = f"{d.cron} ({d.timezone}, catch_up {d.catch_up})" if d.cron else "after loads"
@@ -36,6 +57,9 @@ def register(app: typer.Typer) -> None:
                 f"  {d.name}: {when}; {d.retries} retries, deadline {d.deadline_seconds:g}s",
                 highlight=False,
             )
+        for change in result.changes:
+            if change.backup:
+                out.print(f"  kept the old {change.file} as {change.backup}", highlight=False)
         out.print(
             f"wrote {', '.join(result.files)} ({len(result.deployments)} deployments on work "
             f"pool '{result.work_pool}'); next: prefect deploy --all",
@@ -113,6 +137,29 @@ def register(app: typer.Typer) -> None:
                     UsageError(f"--orchestrator is prefect or dagster, not '{orchestrator}'")
                 )
             )
+
+
+_DRY_RUN_STATES = {
+    "new": "would be written",
+    "unchanged": "unchanged",
+    "regenerated": "would be rewritten (nobody edited it since stackyard wrote it)",
+    "edited": "edited by hand since stackyard wrote it",
+    "not written by stackyard": "has no stackyard checksum (hand-made, or an older stackyard's)",
+}
+
+
+def _print_dry_run(result: DeployResult, force: bool) -> None:
+    """Each file's state and diff; a file deploy would refuse says so, and what --force does."""
+    for change in result.changes:
+        line = f"{change.file}: {_DRY_RUN_STATES[change.state]}"
+        if change.backup:
+            line += f"; --force keeps it as {change.backup}, then rewrites it"
+        elif change.state in ("edited", "not written by stackyard") and not force:
+            line += "; deploy refuses to overwrite it without --force"
+        out.print(line, highlight=False)
+        if change.diff:
+            out.print(change.diff, end="", markup=False, highlight=False)
+    out.print("dry run: nothing written", highlight=False)
 
 
 def _usage(error: Exception) -> None:

@@ -162,11 +162,12 @@ class Context(RunbookMethods):
         shutil.copyfile(self.project.transform_dir / "target" / "manifest.json", path)
         return path
 
-    def deploy_prefect(self) -> DeployResult:
-        """Write prefect.yaml and the flows module (docs/orchestration.md)."""
+    def deploy_prefect(self, *, force: bool = False, dry_run: bool = False) -> DeployResult:
+        """Write prefect.yaml and the flows module (docs/orchestration.md); a file edited by
+        hand is overwritten only with ``force`` (kept as ``<file>.bak``)."""
         from stackyard.runbooks.deploy import deploy_prefect
 
-        return deploy_prefect(self.project)
+        return deploy_prefect(self.project, force=force, dry_run=dry_run)
 
     def ci_github(self) -> CiResult:
         """Write the GitHub Actions workflow: checks on pull requests, apply on main."""

@@ -5,19 +5,44 @@ its cron and time zone, plus the transformation's, all on one work pool) and
 ``prefect_flows.py`` (the flow objects, built by :mod:`stackyard.integrations.prefect` from
 stackyard.yml when Prefect loads the file, so they never go stale). Both are rewritten from
 stackyard.yml on every deploy; nothing here imports Prefect.
+
+A person may edit either file (a work pool's settings, a schedule, parameters), and a deploy
+that silently rewrote it would lose that work. So each file's first line carries a checksum
+of the rest (:func:`stamped`): a file whose text no longer matches it, or that has none (a
+file someone else wrote), is never overwritten unless ``force`` is given, and then its old
+text is kept beside it as ``<file>.bak`` first.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+import re
+from dataclasses import dataclass, field
 from typing import Any
 
 from stackyard.config.project import Project
+from stackyard.errors import ConfigError
+from stackyard.files import write_atomic
 
 PREFECT_FILE = "prefect.yaml"
 FLOWS_FILE = "prefect_flows.py"
 WORK_POOL = "stackyard"
 TRANSFORMATION_DEPLOYMENT = "transformation"
+
+BACKUP_SUFFIX = ".bak"
+
+_STAMP = "stackyard:generated"
+_STAMP_RE = re.compile(rf"# {_STAMP} sha256=([0-9a-f]{{16}})\b")
+
+# What ``deploy_prefect`` finds in a file it is about to write (``FileChange.state``).
+NEW, UNCHANGED, REGENERATED, EDITED, FOREIGN = (
+    "new",
+    "unchanged",
+    "regenerated",
+    "edited",
+    "not written by stackyard",
+)
+_REFUSED = (EDITED, FOREIGN)
 
 _HEADER = (
     "# Written by `stackyard deploy prefect` from stackyard.yml: edit that, then deploy again.\n"
@@ -45,6 +70,49 @@ def {function}() -> None:
 '''
 
 
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def stamped(text: str) -> str:
+    """``text`` under a first line carrying the checksum of it, so a later deploy can tell
+    whether anyone changed the file since.
+
+    >>> first, rest = stamped("name: shop\\n").split("\\n", 1)
+    >>> first.startswith("# stackyard:generated sha256="), rest
+    (True, 'name: shop\\n')
+    """
+    return (
+        f"# {_STAMP} sha256={_digest(text)} (edited by hand, the next "
+        "`stackyard deploy prefect` stops unless --force)\n" + text
+    )
+
+
+def file_state(on_disk: str, text: str) -> str:
+    """What a file holds, compared with ``text`` (the stamped text a deploy would write).
+
+    Returns:
+        ``UNCHANGED`` (it is ``text``), ``REGENERATED`` (stackyard wrote it and nobody changed
+        it since), ``EDITED`` (stackyard wrote it, then someone changed it) or ``FOREIGN`` (no
+        checksum: someone else wrote it).
+
+    >>> new = stamped("a: 1\\n")
+    >>> [file_state(t, new) for t in (new, stamped("a: 0\\n"), stamped("a: 0\\n") + "b: 2\\n")]
+    ['unchanged', 'regenerated', 'edited']
+    >>> file_state("a: 0\\n", new)
+    'not written by stackyard'
+    """
+    if on_disk == text:
+        return UNCHANGED
+    first, _, rest = on_disk.partition("\n")
+    match = _STAMP_RE.match(first)
+    if match is None:
+        # a file from a stackyard that wrote no checksum, identical to what this one writes
+        # under the checksum line, holds nobody's edits: it is only brought up to date
+        return REGENERATED if on_disk == text.partition("\n")[2] else FOREIGN
+    return REGENERATED if _digest(rest) == match.group(1) else EDITED
+
+
 def flow_function_name(source: str | None) -> str:
     """The flows module's name for a source's flow (``None``: the transformation's).
 
@@ -70,13 +138,25 @@ class PrefectDeployment:
 
 
 @dataclass(frozen=True)
+class FileChange:
+    """One file of a deploy: what was on disk, and where its old text was kept."""
+
+    file: str
+    state: str
+    backup: str | None = None
+    diff: str = ""  # a dry run's unified diff, from the file on disk to what deploy writes
+
+
+@dataclass(frozen=True)
 class DeployResult:
-    """What ``stackyard deploy prefect`` wrote."""
+    """What ``stackyard deploy prefect`` wrote (or, in a dry run, would write)."""
 
     orchestrator: str
     files: tuple[str, ...]
     work_pool: str
     deployments: tuple[PrefectDeployment, ...]
+    changes: tuple[FileChange, ...] = field(default=())
+    dry_run: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape of ``stackyard deploy prefect --json``."""
@@ -158,7 +238,7 @@ def prefect_yaml(project: Project, deployments: list[PrefectDeployment]) -> str:
         ],
         "deployments": entries,
     }
-    return _HEADER + yaml.safe_dump(document, sort_keys=False, default_flow_style=False)
+    return stamped(_HEADER + yaml.safe_dump(document, sort_keys=False, default_flow_style=False))
 
 
 def flows_module(deployments: list[PrefectDeployment]) -> str:
@@ -176,23 +256,95 @@ def flows_module(deployments: list[PrefectDeployment]) -> str:
         )
         for d in deployments
     )
-    return _FLOWS_MODULE.format(functions=functions)
+    return stamped(_FLOWS_MODULE.format(functions=functions))
 
 
-def deploy_prefect(project: Project) -> DeployResult:
+def deploy_prefect(project: Project, *, force: bool = False, dry_run: bool = False) -> DeployResult:
     """Write prefect.yaml and the flows module into the project.
+
+    Args:
+        project: the project whose schedules to deploy.
+        force: overwrite a file edited by hand (or not written by stackyard), keeping its old
+            text as ``<file>.bak`` first.
+        dry_run: write nothing; each change carries its diff.
 
     Returns:
         The files written and the deployments they declare.
+
+    Raises:
+        ConfigError: a file to write was edited by hand since stackyard wrote it, or was not
+            written by stackyard, and ``force`` was not given; nothing was written.
     """
     deployments = prefect_deployments(project)
     root = project.project_dir
-    for file, text in (
-        (PREFECT_FILE, prefect_yaml(project, deployments)),
-        (FLOWS_FILE, flows_module(deployments)),
-    ):
-        path = root / file
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(path)
-    return DeployResult("prefect", (PREFECT_FILE, FLOWS_FILE), WORK_POOL, tuple(deployments))
+    texts = {
+        PREFECT_FILE: prefect_yaml(project, deployments),
+        FLOWS_FILE: flows_module(deployments),
+    }
+    # a hand-made file need not be UTF-8: it is compared and shown with its bad bytes
+    # replaced (so it is never stackyard's), and its backup is a byte-for-byte copy
+    on_disk = {
+        file: (root / file).read_bytes().decode("utf-8", "replace")
+        if (root / file).is_file()
+        else None
+        for file in texts
+    }
+    changes = []
+    for file, text in texts.items():
+        old = on_disk[file]
+        state = NEW if old is None else file_state(old, text)
+        backup = file + BACKUP_SUFFIX if force and state in _REFUSED else None
+        diff = _diff(file, old or "", text) if dry_run and state != UNCHANGED else ""
+        changes.append(FileChange(file, state, backup, diff))
+    refused = [c for c in changes if c.state in _REFUSED]
+    if refused and not force and not dry_run:
+        raise ConfigError(
+            "; ".join(_refusal(c) for c in refused)
+            + ": deploying would overwrite "
+            + ("it" if len(refused) == 1 else "them")
+            + ", so nothing was written",
+            hint="see what would change with `stackyard deploy prefect --dry-run`; keep "
+            "schedules, retries and deadlines in stackyard.yml; `stackyard deploy prefect "
+            "--force` overwrites, keeping the old "
+            + " and ".join(f"{c.file} as {c.file}{BACKUP_SUFFIX}" for c in refused),
+        )
+    if not dry_run:
+        import shutil
+
+        for change in changes:
+            if change.backup:
+                shutil.copyfile(root / change.file, root / change.backup)
+        for change in changes:
+            if change.state != UNCHANGED:
+                write_atomic(root / change.file, texts[change.file])
+    return DeployResult(
+        "prefect",
+        tuple(texts),
+        WORK_POOL,
+        tuple(deployments),
+        tuple(changes),
+        dry_run,
+    )
+
+
+def _refusal(change: FileChange) -> str:
+    if change.state == EDITED:
+        return f"{change.file} was edited by hand since `stackyard deploy prefect` wrote it"
+    return (
+        f"{change.file} has no checksum of `stackyard deploy prefect` (written by hand, or "
+        "by a stackyard older than the checksums), so hand edits cannot be ruled out"
+    )
+
+
+def _diff(file: str, old: str, new: str) -> str:
+    import difflib
+
+    # lines without their ends, so a file whose last line has no newline still diffs line by line
+    lines = difflib.unified_diff(
+        old.splitlines(),
+        new.splitlines(),
+        fromfile=f"{file} (on disk)",
+        tofile=f"{file} (deploy)",
+        lineterm="",
+    )
+    return "".join(line + "\n" for line in lines)
