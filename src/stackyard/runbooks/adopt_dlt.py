@@ -157,9 +157,7 @@ def adopt_dlt(
     before = _checksum(file)
     path = Path(os.path.relpath(file, project.project_dir)).as_posix()
     # Named as the user would type it from here, not as stackyard.yml will name it.
-    module = import_user_module(
-        file, "adopt", os.path.relpath(file), subject="stackyard adopt dlt"
-    )
+    module = import_user_module(file, "adopt", os.path.relpath(file), subject="stackyard adopt dlt")
     folders = tuple(use_dlt_folders(project.project_dir, file.parent))
     factories = _factories(module)
     if function is not None:
