@@ -304,6 +304,7 @@ def replace_rows_sql(
     commit: str = "COMMIT",
     drop_in_transaction: bool = True,
     delete_needs_where: bool = False,
+    after: tuple[str, ...] = (),
 ) -> str:
     """The statements that swap a restored copy in by replacing the table's rows in one
     transaction: the table itself stays, with its dependent views, grants, constraints and
@@ -320,6 +321,8 @@ def replace_rows_sql(
         drop_in_transaction: the engine can drop a table inside a transaction (else the
             copy is dropped after the commit).
         delete_needs_where: the engine refuses a DELETE without WHERE (BigQuery).
+        after: statements to run in the transaction once the rows are in (setting the
+            table's sequences past them).
 
     >>> replace_rows_sql('"s"."t"', '"s"."t__restored"', ('"id"', '"v"'), overriding=True)
     'BEGIN; DELETE FROM "s"."t"; INSERT INTO "s"."t" ("id", "v") OVERRIDING SYSTEM VALUE SELECT "id", "v" FROM "s"."t__restored"; DROP TABLE "s"."t__restored"; COMMIT'
@@ -333,6 +336,6 @@ def replace_rows_sql(
         into += " OVERRIDING SYSTEM VALUE"
     delete = f"DELETE FROM {table}" + (" WHERE TRUE" if delete_needs_where else "")
     drop = f"DROP TABLE {copy}"
-    statements = [begin, delete, f"{into} {select} FROM {copy}"]
+    statements = [begin, delete, f"{into} {select} FROM {copy}", *after]
     statements += [drop, commit] if drop_in_transaction else [commit, drop]
     return "; ".join(statements)

@@ -27,7 +27,8 @@ from stackyard.runbooks.recovery_plan import (
 )
 from stackyard.runbooks.restore import RestoreRunbook, fingerprint_differences
 from stackyard.runbooks.restore_table_cursor import incremental_note
-from stackyard.warehouse.base import Warehouse
+from stackyard.runbooks.restore_table_sequences import sequences_step, set_sequences_sql
+from stackyard.warehouse.base import ColumnSequence, Warehouse
 
 
 class TableRestoreRunbook(TargetRunbook):
@@ -118,6 +119,9 @@ class TableRestoreRunbook(TargetRunbook):
                     f"DROP TABLE {schema}.{restored}",
                 ),
             )
+        sequences = sequences_step(w, schema, name, _sequences(w, schema, name))
+        if sequences is not None:
+            steps += (sequences,)
         return RecoveryPlan(
             action="restore-table",
             target=w.target_name,
@@ -251,7 +255,9 @@ def swap_statement(
     The rows are replaced in one transaction, so the table keeps its dependent views (which
     Postgres will not let a ``DROP TABLE`` break), grants, constraints and defaults. Generated
     columns are left out (they are computed again); identity columns are copied as saved
-    (Postgres: ``OVERRIDING SYSTEM VALUE``). When the table is gone, the copy is renamed.
+    (Postgres: ``OVERRIDING SYSTEM VALUE``), and the sequences behind the copied columns are
+    set past the restored rows in the same transaction (:mod:`restore_table_sequences`).
+    When the table is gone, the copy is renamed.
 
     Args:
         saved: the copy's columns, once it exists: only the columns both have are listed
@@ -270,7 +276,14 @@ def swap_statement(
     columns = tuple(warehouse.quote(c) for c, _ in listed)
     # SQL-standard identity columns (Postgres) take saved values only when told to.
     identity = any(i == "YES" for _, i in listed)
-    return replace_rows_sql(warehouse.quote(schema, table), copy, columns, overriding=identity)
+    sequences = _sequences(warehouse, schema, table, {_key(warehouse, c) for c, _ in listed})
+    return replace_rows_sql(
+        warehouse.quote(schema, table),
+        copy,
+        columns,
+        overriding=identity,
+        after=set_sequences_sql(warehouse, schema, table, sequences),
+    )
 
 
 def swap_note(
@@ -336,6 +349,16 @@ def _columns(warehouse: Warehouse, schema: str, table: str) -> list[tuple[str, s
         (schema, table),
     ).rows
     return [(str(c), str(g), str(i)) for c, g, i in found]
+
+
+def _sequences(
+    warehouse: Warehouse, schema: str, table: str, listed: set[str] | None = None
+) -> tuple[ColumnSequence, ...]:
+    """The sequences behind the table's columns the swap copies (``listed``: their
+    :func:`_key`; ``None``: every column); a column the swap leaves out draws its values
+    from its sequence as the rows go in."""
+    found = warehouse.column_sequences(schema, table)
+    return tuple(s for s in found if listed is None or _key(warehouse, s.column) in listed)
 
 
 def _key(warehouse: Warehouse, column: str) -> str:

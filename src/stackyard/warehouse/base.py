@@ -49,6 +49,36 @@ class QueryResult:
 
 
 @dataclass(frozen=True)
+class ColumnSequence:
+    """A sequence that hands out a table column's values (an identity, a serial, a
+    ``DEFAULT nextval(…)``), as the engine's catalog holds it now.
+
+    Attributes:
+        column: the table's column.
+        schema: the sequence's schema.
+        name: the sequence's name.
+        owned: the sequence belongs to the column (Postgres identity or serial, ``OWNED BY``)
+            and no other table's default draws from it, so it follows this table's rows
+            alone; else it may hand out values elsewhere too.
+        start: its ``START``.
+        increment: its ``INCREMENT`` (negative: it counts down).
+        last_value: the last value it handed out; None when it has handed out none.
+        position_sql: a scalar SQL expression reading, when it runs, the last value handed
+            out, or the next one when none has been: a value at or past it is one the
+            sequence could still hand out.
+    """
+
+    column: str
+    schema: str
+    name: str
+    owned: bool
+    start: int
+    increment: int
+    last_value: int | None
+    position_sql: str
+
+
+@dataclass(frozen=True)
 class QueryEstimate:
     """What the engine's planner expects of a query, without running it.
 
@@ -333,6 +363,11 @@ class Warehouse(ABC):
             (schema,),
         )
         return [str(r[0]) for r in result.rows]
+
+    def column_sequences(self, schema: str, table: str) -> tuple[ColumnSequence, ...]:
+        """The sequences that hand out values of the table's columns, in column order;
+        empty where the table is missing or the engine has none to read."""
+        return ()
 
     @abstractmethod
     def close(self) -> None:

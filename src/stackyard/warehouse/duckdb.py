@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -9,7 +10,7 @@ from typing import Any, ClassVar
 from stackyard.config.model import DuckDBTarget
 from stackyard.config.private import PRIVATE_DIR, private_dir
 from stackyard.errors import WarehouseError, WarehouseUnreachableError
-from stackyard.warehouse.base import QueryEstimate, QueryResult, Warehouse
+from stackyard.warehouse.base import ColumnSequence, QueryEstimate, QueryResult, Warehouse
 
 
 class DuckDBWarehouse(Warehouse):
@@ -170,6 +171,52 @@ class DuckDBWarehouse(Warehouse):
             self.execute("CHECKPOINT")
             self.close()
 
+    def column_sequences(self, schema: str, table: str) -> tuple[ColumnSequence, ...]:
+        # DuckDB has no identity columns and no owned sequences: a column counts with a
+        # DEFAULT nextval('…') of a sequence that stands alone (and may feed other tables).
+        # Its catalog links the table to the sequences it depends on, not to the column, so
+        # each column's default names its sequence.
+        # https://duckdb.org/docs/stable/sql/statements/create_sequence
+        p = self.param()
+        here = f"database_name = current_database() AND schema_name = {p} AND table_name = {p}"
+        used = self.query(
+            "SELECT s.schema_name, s.sequence_name, s.start_value, s.increment_by, s.last_value "
+            "FROM duckdb_dependencies() d JOIN duckdb_sequences() s ON s.sequence_oid = d.objid "
+            "JOIN (SELECT table_oid FROM duckdb_tables() WHERE "
+            f"{here}) t ON t.table_oid = d.refobjid ORDER BY 1, 2",
+            (schema, table),
+        ).rows
+        defaults = self.query(
+            f"SELECT column_name, column_default FROM duckdb_columns() WHERE {here} "
+            "AND column_default IS NOT NULL ORDER BY column_index",
+            (schema, table),
+        ).rows
+        found = []
+        for column, default in defaults:
+            named = _nextval_name(str(default))
+            for seq_schema, name, start, increment, last in used:
+                if named and [n.lower() for n in named] in (
+                    [str(name).lower()],
+                    [str(seq_schema).lower(), str(name).lower()],
+                ):
+                    sequence = self.quote(seq_schema, name)
+                    found.append(
+                        ColumnSequence(
+                            column=str(column),
+                            schema=str(seq_schema),
+                            name=str(name),
+                            owned=False,
+                            start=int(start),
+                            increment=int(increment),
+                            last_value=None if last is None else int(last),
+                            # The catalog's last_value forgets a setval(…, false); taking the
+                            # next value is always right, at the cost of one value.
+                            position_sql=f"nextval({_literal(sequence)})",
+                        )
+                    )
+                    break
+        return tuple(found)
+
     def estimate_query(self, sql: str, params: Sequence[Any] = ()) -> QueryEstimate | None:
         # EXPLAIN (FORMAT JSON): each operator carries the optimizer's "Estimated
         # Cardinality"; DuckDB's plan says nothing of bytes.
@@ -191,6 +238,33 @@ class DuckDBWarehouse(Warehouse):
 
     def describe(self) -> str:
         return f"DuckDB target '{self.target_name}' ({self.path})"
+
+
+def _nextval_name(default: str) -> list[str] | None:
+    """The dotted name of the sequence a column default takes ``nextval`` of, as DuckDB
+    keeps the default's text; ``None`` when it takes none.
+
+    >>> _nextval_name("nextval('s.\\"Q x\\"')")
+    ['s', 'Q x']
+    >>> _nextval_name("42") is None
+    True
+    """
+    found = re.search(r"nextval\('((?:[^']|'')+)'\)", default)
+    if found is None:
+        return None
+    name = found.group(1).replace("''", "'")
+    return [
+        q.replace('""', '"') if q else b for q, b in re.findall(r'"((?:[^"]|"")*)"|([^."]+)', name)
+    ]
+
+
+def _literal(text: str) -> str:
+    """A SQL string literal.
+
+    >>> _literal("it's")
+    "'it''s'"
+    """
+    return "'" + text.replace("'", "''") + "'"
 
 
 def _as_interrupt(exc: RuntimeError) -> BaseException:

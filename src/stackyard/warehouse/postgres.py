@@ -8,7 +8,40 @@ from typing import Any, ClassVar
 
 from stackyard.config.model import PostgresTarget
 from stackyard.errors import WarehouseError, WarehouseUnreachableError
-from stackyard.warehouse.base import QueryEstimate, QueryResult, Warehouse
+from stackyard.warehouse.base import ColumnSequence, QueryEstimate, QueryResult, Warehouse
+
+# The sequences behind a table's columns: owned by a column (identity: an internal dependency,
+# serial or OWNED BY: an automatic one) or named by a column's default (its pg_attrdef entry
+# depends on the sequence). https://www.postgresql.org/docs/current/catalog-pg-depend.html
+_COLUMN_SEQUENCES = """
+WITH t AS (SELECT to_regclass(%s) AS oid),
+links AS (
+  SELECT d.objid AS seq, d.refobjsubid AS attnum, true AS owned
+  FROM pg_depend d JOIN t ON d.refobjid = t.oid
+  WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass
+    AND d.deptype IN ('a', 'i') AND d.refobjsubid > 0
+  UNION ALL
+  SELECT d.refobjid, ad.adnum, false
+  FROM pg_attrdef ad JOIN t ON ad.adrelid = t.oid
+  JOIN pg_depend d ON d.classid = 'pg_attrdef'::regclass AND d.objid = ad.oid
+    AND d.refclassid = 'pg_class'::regclass
+)
+SELECT a.attname, n.nspname, c.relname,
+  bool_or(l.owned) AND NOT EXISTS (
+    SELECT 1 FROM pg_depend o JOIN pg_attrdef oa ON o.objid = oa.oid
+    WHERE o.classid = 'pg_attrdef'::regclass AND o.refobjid = c.oid
+      AND oa.adrelid <> (SELECT oid FROM t)),
+  q.seqstart, q.seqincrement, s.last_value
+FROM links l
+JOIN pg_class c ON c.oid = l.seq AND c.relkind = 'S'
+JOIN pg_namespace n ON n.oid = c.relnamespace
+JOIN pg_sequence q ON q.seqrelid = c.oid
+JOIN pg_attribute a ON a.attrelid = (SELECT oid FROM t) AND a.attnum = l.attnum
+LEFT JOIN pg_sequences s ON s.schemaname = n.nspname AND s.sequencename = c.relname
+GROUP BY a.attnum, a.attname, n.nspname, c.relname, c.oid, q.seqstart, q.seqincrement,
+  s.last_value
+ORDER BY a.attnum, n.nspname, c.relname
+"""
 
 
 class PostgresWarehouse(Warehouse):
@@ -164,6 +197,24 @@ class PostgresWarehouse(Warehouse):
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+
+    def column_sequences(self, schema: str, table: str) -> tuple[ColumnSequence, ...]:
+        rows = self.query(_COLUMN_SEQUENCES, (self.quote(schema, table),)).rows
+        return tuple(
+            ColumnSequence(
+                column=str(column),
+                schema=str(seq_schema),
+                name=str(name),
+                owned=bool(owned),
+                start=int(start),
+                increment=int(increment),
+                last_value=None if last is None else int(last),
+                # A sequence reads as a one-row table; last_value is the next value while
+                # is_called is false (nothing handed out since its start or a setval).
+                position_sql=f"(SELECT last_value FROM {self.quote(seq_schema, name)})",
+            )
+            for column, seq_schema, name, owned, start, increment, last in rows
+        )
 
     def estimate_query(self, sql: str, params: Sequence[Any] = ()) -> QueryEstimate | None:
         # EXPLAIN (FORMAT JSON, VERBOSE): "Plan Rows" of the top node; bytes are the size of
