@@ -63,9 +63,10 @@ class ColumnSequence:
         start: its ``START``.
         increment: its ``INCREMENT`` (negative: it counts down).
         last_value: the last value it handed out; None when it has handed out none.
-        position_sql: a scalar SQL expression reading, when it runs, the last value handed
-            out, or the next one when none has been: a value at or past it is one the
-            sequence could still hand out.
+        position_sql: a scalar SQL expression, evaluated as the swap runs, that the
+            sequence hands out nothing before afterwards (Postgres: its last value, the next
+            one while none has been handed out; DuckDB: ``nextval``, which spends one): a
+            value at or past it is one the sequence could still hand out.
     """
 
     column: str
