@@ -8,11 +8,11 @@ duplicate key, or, without a key, two rows with one id. So the swap's transactio
 sequence past the restored rows, with statements built here (a step of the plan that
 ``--dry-run`` shows, with the undo read from the sequences as they are).
 
-A sequence that belongs to the column (Postgres identity or serial, fed to no other table)
-follows the table: it is set to the restored maximum, or back to its start when the table is
-restored empty, as ``TRUNCATE … RESTART IDENTITY`` would. Any other sequence (a ``DEFAULT
-nextval`` of one that stands alone, as every DuckDB sequence does) may hand out values
-elsewhere too, so it only ever moves forward.
+Every sequence only ever moves forward: to the restored maximum when it is not past it
+already, never back, not even when the table is restored empty. Ids handed out since the
+backup, of rows the swap removes, may be held elsewhere (a row of another table, an exported
+file, a message sent downstream); handing one out again would give two rows one id across
+systems, silently. A gap in ids harms nobody.
 """
 
 from __future__ import annotations
@@ -39,17 +39,11 @@ def set_sequences_sql(
         column = warehouse.quote(s.column)
         # The value the sequence must stay past: the highest, or lowest when it counts down.
         edge = f"{'max' if s.increment > 0 else 'min'}({column})"
-        if s.owned:
-            statements.append(
-                f"SELECT setval({sequence}, coalesce({edge}, {s.start}), {edge} IS NOT NULL) "
-                f"FROM {name}"
-            )
-        else:
-            past = ">=" if s.increment > 0 else "<="
-            statements.append(
-                f"SELECT setval({sequence}, edge) FROM (SELECT {edge} AS edge FROM {name}) "
-                f"AS restored WHERE edge {past} {s.position_sql}"
-            )
+        past = ">=" if s.increment > 0 else "<="
+        statements.append(
+            f"SELECT setval({sequence}, edge) FROM (SELECT {edge} AS edge FROM {name}) "
+            f"AS restored WHERE edge {past} {s.position_sql}"
+        )
     return tuple(statements)
 
 
@@ -64,16 +58,10 @@ def sequences_step(
     for s in sequences:
         edge = f"{'max' if s.increment > 0 else 'min'}({s.column})"
         sequence = warehouse.quote(s.schema, s.name)
-        if s.owned:
-            said.append(
-                f"{sequence} (owned by {s.column}) to {edge}, or back to its start {s.start} "
-                "when no row is restored"
-            )
-        else:
-            said.append(
-                f"{sequence} (the default of {s.column}; it may feed other tables) forward to "
-                f"{edge} when it is not past it already, never back"
-            )
+        owner = f"owned by {s.column}" if s.owned else f"the default of {s.column}"
+        said.append(
+            f"{sequence} ({owner}) forward to {edge} when it is not past it already, never back"
+        )
     undo = "; ".join(
         f"SELECT setval({sql_string(warehouse.quote(s.schema, s.name))}, "
         + (f"{s.last_value}, true)" if s.last_value is not None else f"{s.start}, false)")
