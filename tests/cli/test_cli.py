@@ -8,6 +8,8 @@ import sys
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
+import yaml
 from typer.testing import CliRunner
 
 from stackyard.cli.main import app
@@ -143,23 +145,53 @@ def test_an_unknown_build_engine_exits_2_before_anything_runs(tmp_path: Path) ->
     assert "--engine" in output and "auto" in output
 
 
-def test_status_does_not_create_the_duckdb_file_and_names_a_lost_one(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("read", "empty"),
+    [
+        (("status",), "no runs yet"),
+        (("health",), "no monitor pass yet"),
+        (("sql", "select 1"), None),
+    ],
+)
+def test_a_read_does_not_create_the_duckdb_file_and_names_a_lost_one(
+    tmp_path: Path, read: tuple[str, ...], empty: str | None
+) -> None:
     """A read must not create an empty warehouse: a lost file then looks like a new one."""
     from stackyard.project import init_project
 
     project = init_project(tmp_path / "shop").path
     database = project / ".stackyard" / "dev.duckdb"
-    exit_code, output = invoke("status", "--project", str(project))
-    assert exit_code == 0 and "no runs yet" in output
-    assert not database.exists()
+    if empty is not None:
+        exit_code, output = invoke(*read, "--project", str(project))
+        assert exit_code == 0 and empty in output
+        assert not database.exists()
     (project / ".stackyard" / "pipelines" / "shop__app__dev").mkdir(parents=True)  # loaded once
-    exit_code, output = invoke("status", "--project", str(project))
+    exit_code, output = invoke(*read, "--project", str(project))
     assert exit_code == 2 and "dev.duckdb of target 'dev' is missing" in output
     assert "stackyard doctor" in output
     assert not database.exists()
-    exit_code, output = invoke("sql", "select 1", "--project", str(project))
+
+
+def test_a_lost_file_of_a_project_without_dlt_sources_is_named_and_rebuilt_by_a_run(
+    tmp_path: Path,
+) -> None:
+    """No dlt pipeline and no backup: only stackyard's mark of the runs tells a lost
+    file from a target never run, which read "no runs yet" and a healthy doctor."""
+    exit_code, _ = invoke("init", str(tmp_path / "dbt_only"))
+    project = tmp_path / "dbt_only"
+    for name in list(yaml.safe_load((project / "stackyard.yml").read_text())["sources"]):
+        assert invoke("source", "remove", name, "-p", str(project), "--yes")[0] == 0
+    assert invoke("run", "-p", str(project))[0] == 0
+    assert not list((project / ".stackyard").glob("pipelines/*"))
+    (project / ".stackyard" / "dev.duckdb").unlink()
+    exit_code, output = invoke("status", "-p", str(project))
     assert exit_code == 2 and "dev.duckdb of target 'dev' is missing" in output
-    assert not database.exists()
+    exit_code, output = invoke("doctor", "-p", str(project))
+    assert exit_code == 1 and "`stackyard run` builds the dbt project again" in output
+    assert "dlt's local state" not in output
+    assert invoke("run", "-p", str(project))[0] == 0
+    exit_code, output = invoke("status", "-p", str(project), "--json")
+    assert exit_code == 0 and len(json.loads(output)) == 1
 
 
 def test_vars_that_do_not_parse_exit_2_with_what_to_pass(tmp_path: Path) -> None:

@@ -144,7 +144,13 @@ class Context(RunbookMethods):
             state=state,
             engine=engine,
         )
-        return job.execute(select)
+        result = job.execute(select)
+        if session.warehouse.STORAGE == "file":
+            from stackyard.runbooks.target_marks import mark_run
+
+            # Kept outside the file, so that losing the file is told from never running.
+            mark_run(self.project_dir, session.warehouse.target_name, result.run_id)
+        return result
 
     def dbt_manifest(self, out: Path, target: str | None = None) -> Path:
         """Parse the dbt project (nothing runs against the warehouse) and copy its
@@ -221,8 +227,9 @@ class Context(RunbookMethods):
         """Whether a DuckDB target has its file (other engines: always), without creating it.
 
         Raises:
-            WarehouseUnreachableError: the file is missing though the target was loaded (a
-                backup or dlt state of it exists): reading would create it empty.
+            WarehouseUnreachableError: the file is missing though the target was run or
+                loaded before (a mark of its runs, a backup or dlt state of it exists):
+                reading would create it empty.
         """
         from stackyard.errors import WarehouseUnreachableError
 
@@ -230,9 +237,10 @@ class Context(RunbookMethods):
         path: Path | None = getattr(warehouse, "path", None)
         if warehouse.STORAGE != "file" or path is None or path.exists():
             return True
-        files = self._project_files()
+        from stackyard.runbooks.target_marks import run_before
+
         name = warehouse.target_name
-        if files.backups(name) or files.pipelines_of(name):
+        if run_before(self._project_files(), name):
             raise WarehouseUnreachableError(
                 f"the DuckDB file {path} of target '{name}' is missing, but this target has "
                 "been loaded before: its tables and run history are gone",

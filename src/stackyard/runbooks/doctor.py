@@ -22,6 +22,7 @@ from typing import Any
 
 from stackyard.errors import SecretMissingError, StackyardError
 from stackyard.runbooks.backup import ProjectFiles
+from stackyard.runbooks.target_marks import run_before
 from stackyard.warehouse.base import Warehouse
 
 
@@ -355,9 +356,8 @@ class Doctor:
         return bool(found.rows[0][0])
 
     def _loaded_before(self) -> bool:
-        """A backup of the target, or dlt pipeline folders of it, exist."""
-        target = self.warehouse.target_name
-        return bool(self.files.backups(target) or self.files.pipelines_of(target))
+        """A mark of the target's runs, a backup of it or dlt pipeline folders of it exist."""
+        return run_before(self.files, self.warehouse.target_name)
 
     def _no_file(self, empty: bool = False) -> bool:
         """A DuckDB target without its file (or, with ``empty``, with a file that holds no
@@ -367,12 +367,18 @@ class Doctor:
         if not self._loaded_before():
             self._notes.passed.append(f"warehouse: no {path.name} yet; the first run creates it")
             return False
+        # Without dlt pipelines (a dbt project whose inputs are seeds or tables loaded
+        # elsewhere) there is no cursor to run ahead of the lost data: a run rebuilds it.
+        loaded = bool(self.files.pipelines_of(self.warehouse.target_name))
         fix = (
             f"stackyard restore latest (the last backup, taken "
             f"{backups[-1].created_at:%Y-%m-%d %H:%M} UTC; dlt's state comes back with it)"
             if backups
             else "no backup exists: load every source again from its beginning with "
             "`stackyard run --full-refresh` (a plain run would load only rows past the cursors)"
+            if loaded
+            else "no backup exists: `stackyard run` builds the dbt project again (tables "
+            "that only lived in this file, and the run history, cannot come back)"
         )
         self._find(
             "warehouse",
@@ -380,7 +386,9 @@ class Doctor:
             + ("holds no table (created anew after it was lost)" if empty else "is missing")
             + ", but this target has been loaded before",
             "every table, the run history and the dlt state in it are gone; dlt's local state "
-            "still points past the lost data, so a plain run would leave a gap",
+            "still points past the lost data, so a plain run would leave a gap"
+            if loaded
+            else "every table and the run history in it are gone",
             fix,
         )
         return False

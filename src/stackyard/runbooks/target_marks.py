@@ -1,0 +1,41 @@
+"""Which DuckDB targets have been run before, kept beside the project, not in the file.
+
+A lost DuckDB file takes its own evidence with it: without a mark outside the file, a
+read (`status`, `health`, `sql`) could not tell a target lost from one never run, and a dbt
+project with no dlt source and no backup read "no runs yet" after losing every table. A
+backup or dlt's pipeline folders of the target are evidence too (a target loaded before
+this mark existed has them); the mark covers the rest.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+from stackyard.files import write_atomic
+from stackyard.runbooks.backup import ProjectFiles
+
+MARKS_DIR = Path(".stackyard") / "targets"
+
+
+def mark_run(project_dir: Path, target: str, run_id: str) -> None:
+    """Record that a run wrote to ``target`` (its first run is kept, the latest updated)."""
+    path = project_dir / MARKS_DIR / f"{target}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    first = {"first_run": run_id, "first_at": now}
+    if path.is_file():
+        try:
+            known = json.loads(path.read_text(encoding="utf-8"))
+            first = {"first_run": known["first_run"], "first_at": known["first_at"]}
+        except (ValueError, KeyError, TypeError):
+            pass  # a damaged mark is only rewritten: the run it records just happened
+    write_atomic(path, json.dumps({**first, "last_run": run_id, "last_at": now}) + "\n")
+
+
+def run_before(files: ProjectFiles, target: str) -> bool:
+    """Whether ``target`` was run or loaded before: a mark, a backup or dlt pipeline
+    folders of it exist."""
+    marked = (files.project_dir / MARKS_DIR / f"{target}.json").is_file()
+    return marked or bool(files.backups(target) or files.pipelines_of(target))
