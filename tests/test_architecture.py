@@ -16,6 +16,7 @@ LAYERS = {
     "console": 0,
     "results": 0,
     "files": 0,
+    "generated": 0,
     "config": 0,
     "warehouse": 1,
     "metadata": 2,

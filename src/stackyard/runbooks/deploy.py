@@ -6,46 +6,33 @@ its cron and time zone, plus the transformation's, all on one work pool) and
 stackyard.yml when Prefect loads the file, so they never go stale). Both are rewritten from
 stackyard.yml on every deploy; nothing here imports Prefect.
 
-A person may edit either file (a work pool's settings, a schedule, parameters), and a deploy
-that silently rewrote it would lose that work. So each file's first line carries a checksum
-of the rest (:func:`stamped`): a file whose text no longer matches it, or that has none (a
-file someone else wrote), is never overwritten unless ``force`` is given, and then its old
-text is kept beside it as ``<file>.bak`` first.
+A person may edit either file (a work pool's settings, a schedule, parameters): each carries
+a checksum line, and one edited since stackyard wrote it is never overwritten without
+``force`` (:mod:`stackyard.generated`, shared with ``stackyard ci github``).
 """
 
 from __future__ import annotations
 
-import hashlib
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from stackyard.config.project import Project
-from stackyard.errors import ConfigError
-from stackyard.files import write_atomic
+from stackyard.generated import FileChange, Writer, stamped, write_generated
 
 PREFECT_FILE = "prefect.yaml"
 FLOWS_FILE = "prefect_flows.py"
 WORK_POOL = "stackyard"
 TRANSFORMATION_DEPLOYMENT = "transformation"
 
-BACKUP_SUFFIX = ".bak"
-
-_STAMP = "stackyard:generated"
-_STAMP_RE = re.compile(rf"# {_STAMP} sha256=([0-9a-f]{{16}})\b")
-
-# What ``deploy_prefect`` finds in a file it is about to write (``FileChange.state``).
-NEW, UNCHANGED, REGENERATED, EDITED, FOREIGN = (
-    "new",
-    "unchanged",
-    "regenerated",
-    "edited",
-    "not written by stackyard",
-)
-_REFUSED = (EDITED, FOREIGN)
-
 _HEADER = (
     "# Written by `stackyard deploy prefect` from stackyard.yml: edit that, then deploy again.\n"
+)
+WRITER = Writer(
+    name="deploy",
+    command="stackyard deploy prefect",
+    action="deploying",
+    outcome="nothing was written",
+    advice="keep schedules, retries and deadlines in stackyard.yml",
 )
 
 _FLOWS_MODULE = '''"""Prefect flows of this stackyard project, built from stackyard.yml when loaded.
@@ -70,49 +57,6 @@ def {function}() -> None:
 '''
 
 
-def _digest(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
-
-
-def stamped(text: str) -> str:
-    """``text`` under a first line carrying the checksum of it, so a later deploy can tell
-    whether anyone changed the file since.
-
-    >>> first, rest = stamped("name: shop\\n").split("\\n", 1)
-    >>> first.startswith("# stackyard:generated sha256="), rest
-    (True, 'name: shop\\n')
-    """
-    return (
-        f"# {_STAMP} sha256={_digest(text)} (edited by hand, the next "
-        "`stackyard deploy prefect` stops unless --force)\n" + text
-    )
-
-
-def file_state(on_disk: str, text: str) -> str:
-    """What a file holds, compared with ``text`` (the stamped text a deploy would write).
-
-    Returns:
-        ``UNCHANGED`` (it is ``text``), ``REGENERATED`` (stackyard wrote it and nobody changed
-        it since), ``EDITED`` (stackyard wrote it, then someone changed it) or ``FOREIGN`` (no
-        checksum: someone else wrote it).
-
-    >>> new = stamped("a: 1\\n")
-    >>> [file_state(t, new) for t in (new, stamped("a: 0\\n"), stamped("a: 0\\n") + "b: 2\\n")]
-    ['unchanged', 'regenerated', 'edited']
-    >>> file_state("a: 0\\n", new)
-    'not written by stackyard'
-    """
-    if on_disk == text:
-        return UNCHANGED
-    first, _, rest = on_disk.partition("\n")
-    match = _STAMP_RE.match(first)
-    if match is None:
-        # a file from a stackyard that wrote no checksum, identical to what this one writes
-        # under the checksum line, holds nobody's edits: it is only brought up to date
-        return REGENERATED if on_disk == text.partition("\n")[2] else FOREIGN
-    return REGENERATED if _digest(rest) == match.group(1) else EDITED
-
-
 def flow_function_name(source: str | None) -> str:
     """The flows module's name for a source's flow (``None``: the transformation's).
 
@@ -135,16 +79,6 @@ class PrefectDeployment:
     retry_delays: tuple[float, ...]
     jitter: float
     deadline_seconds: float
-
-
-@dataclass(frozen=True)
-class FileChange:
-    """One file of a deploy: what was on disk, and where its old text was kept."""
-
-    file: str
-    state: str
-    backup: str | None = None
-    diff: str = ""  # a dry run's unified diff, from the file on disk to what deploy writes
 
 
 @dataclass(frozen=True)
@@ -238,7 +172,10 @@ def prefect_yaml(project: Project, deployments: list[PrefectDeployment]) -> str:
         ],
         "deployments": entries,
     }
-    return stamped(_HEADER + yaml.safe_dump(document, sort_keys=False, default_flow_style=False))
+    return stamped(
+        _HEADER + yaml.safe_dump(document, sort_keys=False, default_flow_style=False),
+        WRITER.command,
+    )
 
 
 def flows_module(deployments: list[PrefectDeployment]) -> str:
@@ -256,7 +193,7 @@ def flows_module(deployments: list[PrefectDeployment]) -> str:
         )
         for d in deployments
     )
-    return stamped(_FLOWS_MODULE.format(functions=functions))
+    return stamped(_FLOWS_MODULE.format(functions=functions), WRITER.command)
 
 
 def deploy_prefect(project: Project, *, force: bool = False, dry_run: bool = False) -> DeployResult:
@@ -281,70 +218,12 @@ def deploy_prefect(project: Project, *, force: bool = False, dry_run: bool = Fal
         PREFECT_FILE: prefect_yaml(project, deployments),
         FLOWS_FILE: flows_module(deployments),
     }
-    # a hand-made file need not be UTF-8: it is compared and shown with its bad bytes
-    # replaced (so it is never stackyard's), and its backup is a byte-for-byte copy
-    on_disk = {
-        file: (root / file).read_bytes().decode("utf-8", "replace")
-        if (root / file).is_file()
-        else None
-        for file in texts
-    }
-    changes = []
-    for file, text in texts.items():
-        old = on_disk[file]
-        state = NEW if old is None else file_state(old, text)
-        backup = file + BACKUP_SUFFIX if force and state in _REFUSED else None
-        diff = _diff(file, old or "", text) if dry_run and state != UNCHANGED else ""
-        changes.append(FileChange(file, state, backup, diff))
-    refused = [c for c in changes if c.state in _REFUSED]
-    if refused and not force and not dry_run:
-        raise ConfigError(
-            "; ".join(_refusal(c) for c in refused)
-            + ": deploying would overwrite "
-            + ("it" if len(refused) == 1 else "them")
-            + ", so nothing was written",
-            hint="see what would change with `stackyard deploy prefect --dry-run`; keep "
-            "schedules, retries and deadlines in stackyard.yml; `stackyard deploy prefect "
-            "--force` overwrites, keeping the old "
-            + " and ".join(f"{c.file} as {c.file}{BACKUP_SUFFIX}" for c in refused),
-        )
-    if not dry_run:
-        import shutil
-
-        for change in changes:
-            if change.backup:
-                shutil.copyfile(root / change.file, root / change.backup)
-        for change in changes:
-            if change.state != UNCHANGED:
-                write_atomic(root / change.file, texts[change.file])
+    changes = write_generated(root, texts, WRITER, force=force, dry_run=dry_run)
     return DeployResult(
         "prefect",
         tuple(texts),
         WORK_POOL,
         tuple(deployments),
-        tuple(changes),
+        changes,
         dry_run,
     )
-
-
-def _refusal(change: FileChange) -> str:
-    if change.state == EDITED:
-        return f"{change.file} was edited by hand since `stackyard deploy prefect` wrote it"
-    return (
-        f"{change.file} has no checksum of `stackyard deploy prefect` (written by hand, or "
-        "by a stackyard older than the checksums), so hand edits cannot be ruled out"
-    )
-
-
-def _diff(file: str, old: str, new: str) -> str:
-    import difflib
-
-    # lines without their ends, so a file whose last line has no newline still diffs line by line
-    lines = difflib.unified_diff(
-        old.splitlines(),
-        new.splitlines(),
-        fromfile=f"{file} (on disk)",
-        tofile=f"{file} (deploy)",
-        lineterm="",
-    )
-    return "".join(line + "\n" for line in lines)
