@@ -203,3 +203,119 @@ def test_a_workflow_someone_took_over_is_left_alone(tmp_path: Path) -> None:
     assert done.exit_code == 2, done.output
     assert "left as it is" in done.output
     assert path.read_text() == mine
+
+
+# What stackyard wrote above the workflow before the checksum line.
+OLDER_HEADER = (
+    "# Written by `stackyard ci github`, which rewrites this file while this line is here;\n"
+    "# delete the line to keep your own edits.\n"
+)
+
+
+def ci_github(root: Path, *flags: str) -> tuple[int, str]:
+    done = runner.invoke(app, ["ci", "github", "--project", str(root), *flags])
+    return done.exit_code, done.output
+
+
+def self_hosted(path: Path) -> str:
+    """A team's edit under stackyard's lines: its jobs run on its own runners."""
+    text = path.read_text().replace("runs-on: ubuntu-latest", "runs-on: [self-hosted]")
+    path.write_text(text)
+    return text
+
+
+def add_production_target(root: Path) -> None:
+    path = root / "stackyard.yml"
+    prod = "  prod:\n    type: duckdb\n    path: .stackyard/prod.duckdb\n"
+    path.write_text(path.read_text().replace("\nsources:", prod + "\nsources:"))
+
+
+def test_running_ci_github_again_with_nothing_changed_writes_the_same(tmp_path: Path) -> None:
+    root = tmp_path / "shop"
+    init_project(root)
+    written = (root / WORKFLOW).read_text()
+    code, output = ci_github(root, "--json")
+    assert code == 0, output
+    assert json.loads(output)["changes"][0]["state"] == "unchanged"
+    assert (root / WORKFLOW).read_text() == written
+    assert not (root / WORKFLOW.with_name("stackyard.yml.bak")).exists()
+
+
+def test_an_unedited_workflow_follows_stackyard_yml(tmp_path: Path) -> None:
+    root = tmp_path / "shop"
+    init_project(root)
+    add_production_target(root)
+    code, output = ci_github(root, "--json")
+    assert code == 0, output
+    result = json.loads(output)
+    assert result["production_target"] == "prod"
+    assert result["changes"][0]["state"] == "regenerated"
+    workflow = yaml.safe_load((root / WORKFLOW).read_text())
+    assert workflow["jobs"]["deploy"]["environment"] == "prod"
+
+
+def test_an_edited_workflow_body_stops_ci_github_and_nothing_is_written(tmp_path: Path) -> None:
+    root = tmp_path / "shop"
+    init_project(root)
+    edited = self_hosted(root / WORKFLOW)
+    add_production_target(root)  # the rewrite would change the workflow
+    code, output = ci_github(root)
+    assert code == 2, output
+    message = " ".join(output.split())
+    assert f"{WORKFLOW} was edited by hand" in message
+    assert "--dry-run" in message
+    assert f"--force` overwrites, keeping the old {WORKFLOW} as {WORKFLOW}.bak" in message
+    assert (root / WORKFLOW).read_text() == edited
+    assert list((root / WORKFLOW).parent.iterdir()) == [root / WORKFLOW]
+
+
+def test_force_keeps_the_edited_workflow_as_a_backup_then_rewrites_it(tmp_path: Path) -> None:
+    root = tmp_path / "shop"
+    init_project(root)
+    edited = self_hosted(root / WORKFLOW)
+    code, output = ci_github(root, "--force", "--json")
+    assert code == 0, output
+    assert json.loads(output)["changes"] == [
+        {"file": str(WORKFLOW), "state": "edited", "backup": f"{WORKFLOW}.bak", "diff": ""}
+    ]
+    assert (root / f"{WORKFLOW}.bak").read_text() == edited
+    assert "self-hosted" not in (root / WORKFLOW).read_text()
+    assert ci_github(root)[0] == 0  # the rewritten workflow is stackyard's again
+
+
+def test_dry_run_shows_the_edit_ci_github_would_drop_and_writes_nothing(tmp_path: Path) -> None:
+    root = tmp_path / "shop"
+    init_project(root)
+    edited = self_hosted(root / WORKFLOW)
+    code, output = ci_github(root, "--dry-run")
+    assert code == 0, output
+    assert "-    runs-on: [self-hosted]\n" in output
+    assert "ci github refuses to overwrite it without --force" in " ".join(output.split())
+    assert "dry run: nothing written" in output
+    assert (root / WORKFLOW).read_text() == edited
+    assert list((root / WORKFLOW).parent.iterdir()) == [root / WORKFLOW]
+
+
+def test_a_workflow_an_older_stackyard_wrote_unedited_is_brought_up_to_date(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "shop"
+    init_project(root)
+    current = (root / WORKFLOW).read_text()
+    body = "".join(current.splitlines(keepends=True)[3:])  # under the checksum and header
+    (root / WORKFLOW).write_text(OLDER_HEADER + body)
+    code, output = ci_github(root)
+    assert code == 0, output
+    assert (root / WORKFLOW).read_text() == current
+
+
+def test_an_older_stackyards_workflow_edited_under_its_header_is_kept(tmp_path: Path) -> None:
+    root = tmp_path / "shop"
+    init_project(root)
+    body = "".join((root / WORKFLOW).read_text().splitlines(keepends=True)[3:])
+    (root / WORKFLOW).write_text(OLDER_HEADER + body)
+    edited = self_hosted(root / WORKFLOW)
+    code, output = ci_github(root)
+    assert code == 2, output
+    assert f"{WORKFLOW} has no checksum" in " ".join(output.split())
+    assert (root / WORKFLOW).read_text() == edited

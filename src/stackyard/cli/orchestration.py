@@ -11,9 +11,23 @@ import typer
 from stackyard.cli.common import JsonOpt, ProjectOpt, _context, _guard, _print_json, out
 
 if TYPE_CHECKING:
-    from stackyard.runbooks.deploy import DeployResult
+    from collections.abc import Sequence
+
+    from stackyard.generated import FileChange
 
 Orchestrator = Literal["prefect", "dagster"]
+
+ForceOpt = Annotated[
+    bool,
+    typer.Option(
+        "--force",
+        help="Overwrite a file edited by hand (or not written by stackyard), keeping "
+        "its old text as <file>.bak.",
+    ),
+]
+DryRunOpt = Annotated[
+    bool, typer.Option("--dry-run", help="Show what would change; write nothing.")
+]
 
 
 def register(app: typer.Typer) -> None:
@@ -28,17 +42,8 @@ def register(app: typer.Typer) -> None:
     def deploy_prefect(
         project: ProjectOpt = None,
         as_json: JsonOpt = False,
-        force: Annotated[
-            bool,
-            typer.Option(
-                "--force",
-                help="Overwrite a file edited by hand (or not written by stackyard), keeping "
-                "its old text as <file>.bak.",
-            ),
-        ] = False,
-        dry_run: Annotated[
-            bool, typer.Option("--dry-run", help="Show what would change; write nothing.")
-        ] = False,
+        force: ForceOpt = False,
+        dry_run: DryRunOpt = False,
     ) -> None:
         """Write prefect.yaml (one deployment per source with its cron, plus the
         transformation's) and prefect_flows.py into the project; a file edited by hand
@@ -49,7 +54,7 @@ def register(app: typer.Typer) -> None:
             _print_json(result.to_dict())
             return
         if result.dry_run:
-            _print_dry_run(result, force)
+            _print_dry_run(result.changes, force, "deploy")
             return
         for d in result.deployments:
             when = f"{d.cron} ({d.timezone}, catch_up {d.catch_up})" if d.cron else "after loads"
@@ -57,9 +62,7 @@ def register(app: typer.Typer) -> None:
                 f"  {d.name}: {when}; {d.retries} retries, deadline {d.deadline_seconds:g}s",
                 highlight=False,
             )
-        for change in result.changes:
-            if change.backup:
-                out.print(f"  kept the old {change.file} as {change.backup}", highlight=False)
+        _print_backups(result.changes)
         out.print(
             f"wrote {', '.join(result.files)} ({len(result.deployments)} deployments on work "
             f"pool '{result.work_pool}'); next: prefect deploy --all",
@@ -70,14 +73,24 @@ def register(app: typer.Typer) -> None:
     app.add_typer(ci, name="ci")
 
     @ci.command("github")
-    def ci_github(project: ProjectOpt = None, as_json: JsonOpt = False) -> None:
+    def ci_github(
+        project: ProjectOpt = None,
+        as_json: JsonOpt = False,
+        force: ForceOpt = False,
+        dry_run: DryRunOpt = False,
+    ) -> None:
         """Write .github/workflows/stackyard.yml: on a pull request policy check, plan
-        --detailed-exitcode and a run on a fresh DuckDB copy; on main apply and run."""
+        --detailed-exitcode and a run on a fresh DuckDB copy; on main apply and run. A
+        workflow edited by hand since is left alone (exit 2) unless --force."""
         context = _guard(lambda: _context(project))
-        result = _guard(context.ci_github)
+        result = _guard(lambda: context.ci_github(force=force, dry_run=dry_run))
         if as_json:
             _print_json(result.to_dict())
             return
+        if result.dry_run:
+            _print_dry_run(result.changes, force, "ci github")
+            return
+        _print_backups(result.changes)
         out.print(
             f"wrote {result.path}: pull requests run {len(result.pull_request_steps) - 2} "
             f"checks; main applies and runs on '{result.production_target}'",
@@ -148,18 +161,25 @@ _DRY_RUN_STATES = {
 }
 
 
-def _print_dry_run(result: DeployResult, force: bool) -> None:
-    """Each file's state and diff; a file deploy would refuse says so, and what --force does."""
-    for change in result.changes:
+def _print_dry_run(changes: Sequence[FileChange], force: bool, command: str) -> None:
+    """Each file's state and diff; a file ``command`` would refuse says so, and what --force
+    does."""
+    for change in changes:
         line = f"{change.file}: {_DRY_RUN_STATES[change.state]}"
         if change.backup:
             line += f"; --force keeps it as {change.backup}, then rewrites it"
         elif change.state in ("edited", "not written by stackyard") and not force:
-            line += "; deploy refuses to overwrite it without --force"
+            line += f"; {command} refuses to overwrite it without --force"
         out.print(line, highlight=False)
         if change.diff:
             out.print(change.diff, end="", markup=False, highlight=False)
     out.print("dry run: nothing written", highlight=False)
+
+
+def _print_backups(changes: Sequence[FileChange]) -> None:
+    for change in changes:
+        if change.backup:
+            out.print(f"  kept the old {change.file} as {change.backup}", highlight=False)
 
 
 def _usage(error: Exception) -> None:

@@ -175,11 +175,12 @@ class Context(RunbookMethods):
 
         return deploy_prefect(self.project, force=force, dry_run=dry_run)
 
-    def ci_github(self) -> CiResult:
-        """Write the GitHub Actions workflow: checks on pull requests, apply on main."""
+    def ci_github(self, *, force: bool = False, dry_run: bool = False) -> CiResult:
+        """Write the GitHub Actions workflow: checks on pull requests, apply on main; a
+        workflow edited by hand is overwritten only with ``force`` (kept as ``<file>.bak``)."""
         from stackyard.runbooks.ci import write_github_workflow
 
-        return write_github_workflow(self.project_dir, self.config)
+        return write_github_workflow(self.project_dir, self.config, force=force, dry_run=dry_run)
 
     def transform_inventory(self, target: str | None = None) -> Inventory:
         """What the dbt project holds, as dbt parses it (packages installed first when the

@@ -8,32 +8,56 @@ checkout of it) is the state that ``@state:modified`` compares with, so only the
 models, their children and what those read are built, and only the sources they read are
 loaded. On a push to main it applies the access plan and runs on the
 production target. ``stackyard init`` writes the same file.
+
+A team may edit the workflow (a secret, a step of its own), and a rewrite that silently
+replaced it would lose that work: its first line carries a checksum of the rest, and a file
+edited since stackyard wrote it, or not written by stackyard, is never overwritten without
+``force`` (:mod:`stackyard.generated`, shared with ``stackyard deploy prefect``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from stackyard.config.model import ProjectConfig
 from stackyard.errors import UsageError
+from stackyard.generated import FileChange, Writer, stamped, write_generated
 
 WORKFLOW = Path(".github") / "workflows" / "stackyard.yml"
 HEADER = (
+    "# Written by `stackyard ci github` from stackyard.yml: edit that, then run it again.\n"
+    "# Jobs of your own belong in a workflow file of your own beside this one.\n"
+)
+# What stackyard wrote above the workflow before the checksum line: a file holding this and
+# exactly the workflow it would write now is an older stackyard's, unedited.
+OLDER_HEADER = (
     "# Written by `stackyard ci github`, which rewrites this file while this line is here;\n"
     "# delete the line to keep your own edits.\n"
+)
+WRITER = Writer(
+    name="ci github",
+    command="stackyard ci github",
+    action="writing the workflow",
+    outcome="it was left as it is",
+    # GitHub runs every .yml/.yaml file in .github/workflows: a team's own file runs beside
+    # this one, and the backup (.yml.bak) does not run
+    advice="jobs and steps of your own go in a workflow file of your own in .github/workflows",
+    error=UsageError,
 )
 
 
 @dataclass(frozen=True)
 class CiResult:
-    """What ``stackyard ci github`` wrote."""
+    """What ``stackyard ci github`` wrote (or, in a dry run, would write)."""
 
     path: str
     pull_request_steps: tuple[str, ...]
     main_steps: tuple[str, ...]
     production_target: str
+    changes: tuple[FileChange, ...] = field(default=())
+    dry_run: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape of ``stackyard ci github --json``."""
@@ -111,29 +135,44 @@ def github_workflow(config: ProjectConfig) -> dict[str, Any]:
     }
 
 
-def write_github_workflow(project_dir: Path, config: ProjectConfig) -> CiResult:
-    """Write ``.github/workflows/stackyard.yml``; a file without stackyard's header line (one
-    someone wrote, or took over by deleting the line) is left alone.
+def write_github_workflow(
+    project_dir: Path, config: ProjectConfig, *, force: bool = False, dry_run: bool = False
+) -> CiResult:
+    """Write ``.github/workflows/stackyard.yml``.
+
+    Args:
+        project_dir: the project folder.
+        config: the project's stackyard.yml.
+        force: overwrite a workflow edited by hand (or not written by stackyard), keeping its
+            old text as ``stackyard.yml.bak`` beside it first.
+        dry_run: write nothing; the change carries its diff.
+
+    Returns:
+        The workflow's steps and what happened to the file.
 
     Raises:
-        UsageError: the file exists without stackyard's header.
+        UsageError: the workflow was edited by hand since stackyard wrote it, or was not
+            written by stackyard, and ``force`` was not given; it was left as it is.
     """
     import yaml
 
-    path = project_dir / WORKFLOW
-    if path.exists() and not path.read_text(encoding="utf-8").startswith(HEADER):
-        raise UsageError(
-            f"{WORKFLOW} exists without stackyard's header line; it was left as it is",
-            hint="move it aside and run `stackyard ci github` again to get a fresh one",
-        )
     workflow = github_workflow(config)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = HEADER + yaml.safe_dump(workflow, sort_keys=False, width=100)
-    path.write_text(text, encoding="utf-8")
+    body = yaml.safe_dump(workflow, sort_keys=False, width=100)
+    file = WORKFLOW.as_posix()
+    changes = write_generated(
+        project_dir,
+        {file: stamped(HEADER + body, WRITER.command)},
+        WRITER,
+        force=force,
+        dry_run=dry_run,
+        older={file: [OLDER_HEADER + body]},
+    )
     jobs = workflow["jobs"]
     return CiResult(
         str(WORKFLOW),
         tuple(s["run"] for s in jobs["check"]["steps"] if "run" in s),
         tuple(s["run"] for s in jobs["deploy"]["steps"] if "run" in s),
         production_target(config),
+        changes,
+        dry_run,
     )
