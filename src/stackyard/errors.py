@@ -120,6 +120,12 @@ class WarehouseUnreachableError(WarehouseError):
     transient = True
 
 
+class WarehouseLockedError(WarehouseUnreachableError):
+    """Another process holds the warehouse's file: DuckDB lets one process at a time open a
+    file (https://duckdb.org/docs/current/connect/concurrency), so nothing was read or
+    changed. Retrying once that process ends succeeds."""
+
+
 class LoadError(StackyardError):
     """A source failed to extract or load."""
 

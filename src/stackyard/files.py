@@ -11,8 +11,9 @@ import os
 from pathlib import Path
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path``: readers see the old file or the new one, never a part.
+def write_atomic(path: Path, text: str, mode: int | None = None) -> None:
+    """Write ``text`` to ``path``: readers see the old file or the new one, never a part;
+    with ``mode``, the file has those permissions from the moment it appears.
 
     >>> import tempfile
     >>> target = Path(tempfile.mkdtemp()) / "state.json"
@@ -23,6 +24,8 @@ def write_atomic(path: Path, text: str) -> None:
     draft = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         draft.write_text(text, encoding="utf-8")
+        if mode is not None:
+            draft.chmod(mode)
         os.replace(draft, path)
     finally:
         draft.unlink(missing_ok=True)

@@ -172,6 +172,17 @@ def run(
             "node needs dbt).",
         ),
     ] = "auto",
+    wait: Annotated[
+        float,
+        typer.Option(
+            "--wait",
+            min=0,
+            metavar="SECONDS",
+            help="Wait up to this long for another run of the same sources or the "
+            "transformation (or one holding the DuckDB file) to end, instead of refusing "
+            "with exit 1.",
+        ),
+    ] = 0.0,
 ) -> None:
     """Load every source, build and test the dbt project, check freshness, record the run."""
     from stackyard.cli.render import RichConsole, run_summary
@@ -187,6 +198,7 @@ def run(
             variables=extra,
             state=state,
             engine=engine,
+            lease_wait=wait,
         )
 
     if as_json:

@@ -211,18 +211,30 @@ class Context(RunbookMethods):
 
         Raises:
             WarehouseUnreachableError: the target's DuckDB file is gone after it was loaded.
+            WarehouseLockedError: another process holds the DuckDB file (a run in progress:
+                named, with what it runs and since when).
         """
         if not self.warehouse_file_present(target):
             return []
-        return History(self.warehouse(target)).recent(limit)
+        history = History(self.warehouse(target))
+        return self._read(target, "the run history cannot be read", lambda: history.recent(limit))
 
     def leases(self, target: str | None = None) -> list[Lease]:
-        """The run leases held on a target now: sources and the transformation being run."""
+        """The run leases held on a target now: sources and the transformation being run
+        (while a run in another process holds a DuckDB file, as that run mirrors them)."""
+        from stackyard.errors import WarehouseLockedError
         from stackyard.metadata.run_leases import RunLeases
 
         if not self.warehouse_file_present(target):
             return []
-        return RunLeases(self.warehouse(target)).held()
+        leases = RunLeases(self.warehouse(target))
+        try:
+            return leases.mirrored() or leases.held()  # the file is not opened under a run
+        except WarehouseLockedError:
+            mirrored = leases.mirrored()  # written since the first look
+            if not mirrored:
+                raise
+            return mirrored
 
     def warehouse_file_present(self, target: str | None = None) -> bool:
         """Whether a DuckDB target has its file (other engines: always), without creating it.
@@ -255,7 +267,8 @@ class Context(RunbookMethods):
         if not query.strip():
             raise UsageError("the query is empty", hint='pass it quoted: stackyard sql "select 1"')
         self.warehouse_file_present(target)  # a lost file is named, not created empty
-        return self.warehouse(target).query(query)
+        warehouse = self.warehouse(target)
+        return self._read(target, "the query cannot run", lambda: warehouse.query(query))
 
     # ------------------------------------------------------------------ runbooks
 
@@ -328,7 +341,9 @@ class Context(RunbookMethods):
 
         if not self.warehouse_file_present(target):
             return HealthReport()  # reading would create the file
-        return self.monitoring().health(target)
+        return self._read(
+            target, "table health cannot be read", lambda: self.monitoring().health(target)
+        )
 
     def monitoring(self) -> Monitoring:
         """Monitors on demand, table health, known incidents and the HTML report."""

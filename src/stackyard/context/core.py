@@ -3,9 +3,9 @@ sessions and their connections."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING, Self, TypeVar
 
 from stackyard.config.model import ProjectConfig
 from stackyard.config.project import Project
@@ -16,6 +16,8 @@ from stackyard.warehouse import Warehouse
 
 if TYPE_CHECKING:
     from stackyard.runbooks.backup import ProjectFiles
+
+T = TypeVar("T")
 
 
 class ContextBase:
@@ -99,6 +101,25 @@ class ContextBase:
     def close(self) -> None:
         """Close every warehouse connection this context opened."""
         self._sessions.close()
+
+    def _read(self, target: str | None, what: str, read: Callable[[], T]) -> T:
+        """``read()`` from a target, unless a run in another process holds its DuckDB file:
+        then the refusal names that run (``what``: what cannot be done, in words).
+
+        The file is not opened while such a run holds leases: between two of its steps no
+        connection holds the file, and a read opening it then would fail the run's next step.
+        """
+        from stackyard.errors import WarehouseLockedError
+        from stackyard.metadata.run_leases import RunLeases
+
+        leases = RunLeases(self.warehouse(target))
+        busy = leases.in_progress(what)
+        if busy is not None:
+            raise busy
+        try:
+            return read()
+        except WarehouseLockedError as exc:
+            raise (leases.in_progress(what) or exc) from None
 
     # ------------------------------------------------------------------ shared by runbooks
 

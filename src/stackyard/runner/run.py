@@ -127,12 +127,12 @@ class RunJob:
         for name in loaded:
             self.warehouse.check_source(name, self.project.sources[name])
 
-        self._step("ensure schemas", lambda: self._ensure_schemas(loaded))
         leases = [*(source_lease(s) for s in sources), TRANSFORMATION]
-        # Two runs of one source (or two dbt builds) never overlap: a second trigger is refused.
-        RunLeases(self.warehouse).acquire(
-            leases, run_id, self._lease_seconds(sources), wait=self.lease_wait
-        )
+        # Two runs of a source, two builds or two runs on a DuckDB file never overlap: refused.
+        RunLeases(self.warehouse).open_for_run(leases, wait=self.lease_wait)
+        self._step("ensure schemas", lambda: self._ensure_schemas(loaded))
+        seconds = self._lease_seconds(sources)
+        RunLeases(self.warehouse).acquire(leases, run_id, seconds, wait=self.lease_wait)
         self.session.release()  # dlt and dbt open their own connections
         interrupted = abandoned = False
         try:

@@ -292,6 +292,13 @@ class Warehouse(ABC):
         """
         return None
 
+    def lease_file(self) -> Path | None:
+        """Where a run in progress mirrors its leases for other processes, when the engine
+        lets one process at a time open the warehouse (DuckDB's file lock), so those cannot
+        read the lease table while it runs; ``None`` on a server, where they can.
+        """
+        return None
+
     def settle(self) -> None:
         """Write out what the engine still holds in a log, so that :meth:`write_stamp` is
         the warehouse's state when this process ends; nothing to do on a server.

@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 
 from stackyard.config.model import DuckDBTarget
 from stackyard.config.private import PRIVATE_DIR, private_dir
-from stackyard.errors import WarehouseError, WarehouseUnreachableError
+from stackyard.errors import WarehouseError, WarehouseLockedError, WarehouseUnreachableError
 from stackyard.warehouse.base import ColumnSequence, QueryEstimate, QueryResult, Warehouse
 
 
@@ -97,6 +97,12 @@ class DuckDBWarehouse(Warehouse):
                     ) from None
                 if not isinstance(exc, duckdb.IOException):
                     raise
+                if "Could not set lock" in str(exc):
+                    raise WarehouseLockedError(
+                        f"cannot open the DuckDB file {self.path}: {exc}",
+                        hint="another process (a second stackyard run, a DuckDB shell, a BI "
+                        "tool) holds it open: close it, or wait for it to end, and retry",
+                    ) from None
                 raise WarehouseUnreachableError(
                     f"cannot open the DuckDB file {self.path}: {exc}",
                     hint="another process (a second stackyard run, a DuckDB shell, a BI tool) "
@@ -163,6 +169,10 @@ class DuckDBWarehouse(Warehouse):
                 continue
             parts.append(f"{st.st_ino}:{st.st_size}:{st.st_mtime_ns}")
         return " ".join(parts)
+
+    def lease_file(self) -> Path:
+        # Beside the file it speaks for, so two targets on one file share it.
+        return self.path.with_name(self.path.name + ".run-leases.json")
 
     def settle(self) -> None:
         # dbt-duckdb and dlt keep their own handles on the database until this process
