@@ -39,6 +39,17 @@ class Session:
         self.warehouse: Warehouse = open_warehouse(
             target, project.config.targets[target], project.project_dir, project.secrets
         )
+        if self.warehouse.lease_file() is not None:
+            self.warehouse.connect_guard = self._refuse_during_a_run
+
+    def _refuse_during_a_run(self) -> None:
+        """Refuse to open a file another process's run holds leases on, naming that run:
+        every command (doctor, report, backfill …), not only the reads that say so first."""
+        from stackyard.metadata.run_leases import RunLeases
+
+        busy = RunLeases(self.warehouse).in_progress("this command cannot open it")
+        if busy is not None:
+            raise busy
 
     def dbt(
         self,

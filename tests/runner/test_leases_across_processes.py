@@ -68,6 +68,14 @@ def test_a_second_process_is_told_which_run_is_in_progress(tmp_path: Path) -> No
             assert f"pid {first.pid} (run " in text and "has been running source 'events'" in text
             assert " since 20" in text and what in text and "nothing was read" in text
 
+        # Every other command is refused before it opens the file, naming the run: opened
+        # between two of the run's steps, the file would be held from the run's next step.
+        for args in (["doctor"], ["monitor"], ["report", "--out", "r.html"]):
+            other = stackyard(root, *args)
+            text = said(other)
+            assert "a stackyard run is in progress on DuckDB target 'dev'" in text, (args, text)
+            assert other.returncode in (1, 2), (args, text)
+
         as_json = stackyard(root, "status", "--json")
         assert as_json.returncode == 2
         error = json.loads(as_json.stdout)

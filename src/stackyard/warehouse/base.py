@@ -8,7 +8,7 @@ only where a flag cannot say it. SQL that carries names is built with sqlglot qu
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -173,6 +173,10 @@ class Warehouse(ABC):
         self.config = config
         self.project_dir = project_dir
         self.secrets = secrets
+        # Called before a file engine's connection is opened; raises to refuse (the session
+        # sets it: opening a DuckDB file between two steps of another process's run would
+        # make that run's next step fail to open it).
+        self.connect_guard: Callable[[], None] | None = None
 
     # ----------------------------------------------------------- what dlt and dbt need
 

@@ -81,6 +81,8 @@ class DuckDBWarehouse(Warehouse):
 
     def _connection(self) -> Any:
         if self._conn is None:
+            if self.connect_guard is not None:
+                self.connect_guard()
             import duckdb
 
             self.path.parent.mkdir(parents=True, exist_ok=True)
