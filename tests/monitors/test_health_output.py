@@ -3,6 +3,7 @@ rows in bands, the full story with ``--verbose`` or ``health show``, and owners 
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -82,3 +83,12 @@ def test_health_fits_80_columns_and_verbose_or_show_tell_everything(tmp_path: Pa
 
     missing = cli.invoke(app, ["health", "show", "app.signup", "--project", str(root)])
     assert missing.exit_code == 2 and "did you mean 'app.signups'" in missing.output
+    # An unknown name is an error like any other: on stderr, and as JSON with --json; the
+    # hint points to the full list rather than printing a few names as if they were all.
+    assert missing.stdout == "" and "`stackyard health` lists the 3 monitored" in missing.stderr
+    as_json = ["health", "show", "app.signup", "--json", "--project", str(root)]
+    answer = cli.invoke(app, as_json)
+    assert answer.exit_code == 2
+    error = json.loads(answer.stdout)
+    assert error["ok"] is False and error["exit_code"] == 2, error
+    assert "did you mean 'app.signups'" in error["error"], error

@@ -121,17 +121,7 @@ def health_show(
 
     Exits 1 when the table is anomalous or missing, 2 when no monitored table has that name.
     """
-    result = _with_context(project, lambda context: context.monitoring().health(target))
-    found = next((t for t in result.tables if table in (t.table, t.node)), None)
-    if found is None:
-        import difflib
-
-        names = [t.table for t in result.tables]
-        close = difflib.get_close_matches(table, names, n=1)
-        hint = f"; did you mean '{close[0]}'?" if close else ""
-        known = ", ".join(names[:8]) or "none yet: `stackyard monitor` first"
-        out.print(f"[red]error:[/] no monitored table '{table}'{hint} (monitored: {known})")
-        raise typer.Exit(2)
+    found = _with_context(project, lambda context: context.monitoring().table_health(target, table))
     if as_json:
         _print_json(found.to_dict())
         raise typer.Exit(1 if found.alerting else 0)

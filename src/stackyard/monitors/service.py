@@ -13,7 +13,12 @@ from pathlib import Path
 from stackyard.config.project import Project
 from stackyard.errors import UsageError, did_you_mean
 from stackyard.metadata.monitors import Incident, MetricStore
-from stackyard.monitors.health import HealthReport, MonitorReport, health_from_findings
+from stackyard.monitors.health import (
+    HealthReport,
+    MonitorReport,
+    TableHealth,
+    health_from_findings,
+)
 from stackyard.monitors.lineage import Lineage
 from stackyard.monitors.suite import MonitorSuite
 from stackyard.monitors.targets import stored_table, table_owners
@@ -74,6 +79,34 @@ class Monitoring:
             for t in health_from_findings(rows)
         )
         return HealthReport(tables=tables, measured_at=measured_at)
+
+    def table_health(self, target: str | None, table: str) -> TableHealth:
+        """One monitored table's every check as of its latest monitor pass.
+
+        Args:
+            target: target name; default ``defaults.target``.
+            table: ``schema.table`` or a dbt model name.
+
+        Returns:
+            The table's health, its owners included.
+
+        Raises:
+            UsageError: no monitored table has that name (with a "did you mean").
+        """
+        tables = self.health(target).tables
+        found = next((t for t in tables if table in (t.table, t.node)), None)
+        if found is not None:
+            return found
+        names = sorted({t.table for t in tables} | {t.node for t in tables if t.node})
+        raise UsageError(
+            f"no monitored table '{table}'{did_you_mean(table, names)}",
+            # The hint names the command that lists them all: a list cut to a few names
+            # looked like the whole of what is monitored.
+            hint=f"give schema.table or a model name: `stackyard health` lists the "
+            f"{len(tables)} monitored tables"
+            if tables
+            else "no monitor pass yet on this target: run `stackyard run` or `stackyard monitor`",
+        )
 
     def mark_incident(
         self,
