@@ -17,7 +17,9 @@ from tests.monitors.test_monitor_sparse import TODAY, _sparse_days, _write
 NOW = datetime.combine(TODAY, datetime.min.time(), tzinfo=UTC) + timedelta(hours=7)
 
 
-def _project(root: Path) -> Path:
+def _project(
+    root: Path, monitors: str = "{tables: {app.signups: {owner: growth@example.com}}}"
+) -> Path:
     write(
         root / "stackyard.yml",
         """
@@ -33,10 +35,8 @@ def _project(root: Path) -> Path:
               signups: {}
               refunds_with_a_rather_long_descriptive_table_name: {}
               stg_dlt__order_items_with_a_long_suffix: {}
-        monitors:
-          tables:
-            app.signups: {owner: growth@example.com}
-        """,
+        monitors: MONITORS
+        """.replace("MONITORS", monitors),
     )
     ctx = Context(root)
     w = ctx.warehouse()
@@ -92,3 +92,15 @@ def test_health_fits_80_columns_and_verbose_or_show_tell_everything(tmp_path: Pa
     error = json.loads(answer.stdout)
     assert error["ok"] is False and error["exit_code"] == 2, error
     assert "did you mean 'app.signups'" in error["error"], error
+
+
+def test_a_table_entry_overrides_only_what_it_sets_the_rest_comes_from_defaults(
+    tmp_path: Path,
+) -> None:
+    # Naming a table to give it an owner must not reset its other settings to the built-in
+    # ones: with `direction: spike` for every table, app.signups's empty day stays unjudged.
+    monitors = "{defaults: {direction: spike}, tables: {app.signups: {owner: growth@example.com}}}"
+    root = _project(tmp_path / "shop", monitors)
+    show = CliRunner().invoke(app, ["health", "show", "app.signups", "--project", str(root)])
+    assert show.exit_code == 0, show.output
+    assert "owners: growth@example.com, @app-team" in show.output

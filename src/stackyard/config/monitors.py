@@ -155,7 +155,9 @@ class MonitorsConfig(StrictModel):
 
     enabled: bool = Field(True, description="false: no monitors after `stackyard run`.")
     defaults: TableMonitor = Field(
-        default_factory=TableMonitor, description="Settings for every table not listed."
+        default_factory=TableMonitor,
+        description="Settings for every table; an entry under `tables` overrides only the "
+        "settings it names.",
     )
     tables: dict[str, TableMonitor] = Field(
         default_factory=dict,
@@ -193,15 +195,25 @@ class MonitorsConfig(StrictModel):
         return self
 
     def for_table(self, relation: str, name: str | None = None) -> TableMonitor:
-        """The settings of one table: its ``schema.table`` entry, else its model name's,
-        else the defaults.
+        """The settings of one table: ``defaults``, overridden by the settings its
+        ``schema.table`` entry (else its model name's entry) names.
 
-        >>> cfg = MonitorsConfig(tables={"app.orders": TableMonitor(key="id")})
-        >>> cfg.for_table("app.orders").key, cfg.for_table("app.customers").key
-        ('id', None)
+        An entry overrides only what it sets: listing a table to give it an owner must not
+        put its direction or sensitivity back to the built-in ones.
+
+        >>> cfg = MonitorsConfig(
+        ...     defaults=TableMonitor(direction="drop"),
+        ...     tables={"app.orders": TableMonitor(key="id")},
+        ... )
+        >>> orders = cfg.for_table("app.orders")
+        >>> orders.key, orders.direction, cfg.for_table("app.customers").key
+        ('id', 'drop', None)
         """
-        if relation in self.tables:
-            return self.tables[relation]
-        if name is not None and name in self.tables:
-            return self.tables[name]
-        return self.defaults
+        entry = self.tables.get(relation)
+        if entry is None and name is not None:
+            entry = self.tables.get(name)
+        if entry is None:
+            return self.defaults
+        return self.defaults.model_copy(
+            update={field: getattr(entry, field) for field in entry.model_fields_set}
+        )
