@@ -62,7 +62,7 @@ defaults:
 monitors:                    # every table is watched by default; these add more
   tables:
     shop_db.orders:          # judged per day of ordered_at
-      columns: [order_total, customer_id]   # distinct count, mean and median per day
+      columns: [order_total, customer_id]   # distinct count per day; mean, median of totals
       dimensions: [store_id]                # rows per day of each store
       owner: "@shop-data"                   # told when this table alerts
 """

@@ -103,18 +103,28 @@ def test_a_value_that_stops_arriving_and_a_unit_change_are_anomalies(tmp_path: P
 def test_profiles_and_dimensions_ride_in_the_one_batched_query() -> None:
     plan = plan_metrics(
         TableRef("app", "orders", "source"),
-        {"id": "BIGINT", "status": "VARCHAR", "amount": "DOUBLE", "ordered_at": "TIMESTAMP"},
+        {
+            "id": "BIGINT",
+            "customer_id": "BIGINT",
+            "status": "VARCHAR",
+            "amount": "DOUBLE",
+            "ordered_at": "TIMESTAMP",
+        },
         time_column=None,
         key=["id"],
         today=NOW,
-        profile=["amount", "nope"],
+        profile=["amount", "nope", "customer_id", "id"],
         dimensions=["status"],
     )
-    assert plan.profile_columns == ("amount",) and plan.dimensions == ("status",)
+    assert plan.profile_columns == ("amount", "customer_id", "id")
+    assert plan.dimensions == ("status",)
+    # An id's mean and median say nothing about the data: distinct count only.
+    assert plan.numeric_columns == {"amount"}
     assert "columns nope not in app.orders; not monitored" in plan.notes
     sql = metrics_query(plan, "duckdb")
     assert sql.count("SELECT") == 3  # totals, per day (with the profiles), per status value
     assert 'COUNT(DISTINCT "amount")' in sql and 'MEDIAN("amount")' in sql
+    assert 'COUNT(DISTINCT "customer_id")' in sql and 'AVG("customer_id")' not in sql
     postgres = metrics_query(plan, "postgres")
     assert "PERCENTILE_CONT(0.5) WITHIN GROUP" in postgres
     no_time = plan_metrics(
@@ -142,6 +152,7 @@ def test_the_example_project_shows_column_and_dimension_monitors(tmp_path: Path)
     for label in ("distinct(order_total)", "mean(order_total)", "median(order_total)"):
         assert labels[label].status in ("ok", "learning"), labels[label].reason
     assert "distinct(customer_id)" in labels
+    assert "mean(customer_id)" not in labels and "median(customer_id)" not in labels
     assert labels["dimension(store_id)"].status in ("ok", "learning")
     assert "value(s) of store_id" in labels["dimension(store_id)"].reason
     assert "@shop-data" in orders.owners

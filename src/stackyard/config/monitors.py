@@ -69,7 +69,8 @@ class TableMonitor(StrictModel):
     columns: list[str] = Field(
         default_factory=list,
         description="Columns to profile per day by the time column: distinct count, and for "
-        "numeric columns the mean and median, each judged against its own history.",
+        "numeric columns the mean and median (not for ids: `id`, `…_id` or the key), each judged "
+        "against its own history.",
     )
     dimensions: list[str] = Field(
         default_factory=list,

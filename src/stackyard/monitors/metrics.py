@@ -49,6 +49,9 @@ _NUMERIC = re.compile(
     r"number)\b",
     re.I,
 )
+# Numeric columns that name rows rather than measure them: their mean and median move with
+# how ids are handed out, never with the data, so they get a distinct count only.
+_IDENTIFIER = re.compile(r"(^|_)id$", re.I)
 _NOT_TIME = re.compile(r"(updated|modified|deleted|changed|synced|valid_to|valid_from)", re.I)
 
 
@@ -97,9 +100,9 @@ class MetricPlan:
         null_columns: the columns whose nulls are counted.
         today: start of the current day (UTC); rows loaded since then are "today's load".
         notes: why a setting was not used (a configured time column that is not there).
-        profile_columns: columns whose distinct count (and, when numeric, mean and median)
-            are measured per day by the time column.
-        numeric_columns: which of those are numeric.
+        profile_columns: columns whose distinct count (and, when numeric and not an id, mean
+            and median) are measured per day by the time column.
+        numeric_columns: which of those get a mean and median: numeric, not an id.
         dimensions: low-cardinality columns whose rows are counted per value per day.
     """
 
@@ -172,6 +175,17 @@ def is_numeric(data_type: str) -> bool:
     return bool(_NUMERIC.match(data_type.strip()))
 
 
+def is_identifier(column: str, key: Sequence[str] = ()) -> bool:
+    """Whether a column names rows (an id or part of the key) rather than measures them.
+
+    >>> is_identifier("customer_id"), is_identifier("ID"), is_identifier("sku", ["sku"])
+    (True, True, True)
+    >>> is_identifier("order_total"), is_identifier("paid")
+    (False, False)
+    """
+    return column in key or bool(_IDENTIFIER.search(column))
+
+
 def find_time_column(columns: Mapping[str, str]) -> str | None:
     """The column that most likely says when each row's event happened, or ``None``.
 
@@ -216,7 +230,8 @@ def plan_metrics(
         time_column: the configured time column, or ``None`` to find one.
         key: the configured or known key columns (may be empty).
         today: start of the current day, UTC.
-        profile: columns to profile per day (distinct count; mean and median if numeric).
+        profile: columns to profile per day (distinct count; mean and median if numeric and
+            not an identifier: see :func:`is_identifier`).
         dimensions: low-cardinality columns to count rows per value per day.
 
     Returns:
@@ -270,7 +285,9 @@ def plan_metrics(
         today=today,
         notes=tuple(notes),
         profile_columns=watched["columns"],
-        numeric_columns=frozenset(c for c in watched["columns"] if is_numeric(columns[c])),
+        numeric_columns=frozenset(
+            c for c in watched["columns"] if is_numeric(columns[c]) and not is_identifier(c, key)
+        ),
         dimensions=watched["dimensions"],
     )
 
