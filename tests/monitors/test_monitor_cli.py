@@ -62,3 +62,31 @@ def test_monitor_health_incident_and_report_commands(tmp_path: Path) -> None:
     out = tmp_path / "r.html"
     report = cli.invoke(app, ["report", "--project", str(root), "--out", str(out)])
     assert report.exit_code == 0 and out.read_text().startswith("<!doctype html>")
+
+
+def test_monitor_settings_that_name_no_table_are_stated_not_silently_unused(
+    tmp_path: Path,
+) -> None:
+    root = make_project(tmp_path / "mini")
+    with (root / "stackyard.yml").open("a") as f:
+        f.write(
+            "monitors:\n"
+            "  tables:\n"
+            "    app.ordrs: {direction: drop}\n"
+            "    customer_orders: {sensitivity: low}\n"
+            "  alerts:\n"
+            "    owners: {ap: [data@example.com], app: [app@example.com]}\n"
+        )
+    cli = CliRunner()
+    run = cli.invoke(app, ["run", "--project", str(root)], env={"COLUMNS": "200"})
+    assert run.exit_code == 0, run.output
+    assert (
+        "monitors: monitors.tables.app.ordrs matches no table or model of this target "
+        "(did you mean 'app.orders'?): its settings are not used"
+    ) in run.output
+    assert "monitors.alerts.owners.ap matches no source" in run.output
+    assert "customer_orders matches" not in run.output and "owners.app " not in run.output
+
+    result = cli.invoke(app, ["monitor", "--json", "--project", str(root)])
+    notes = json.loads(result.stdout)["notes"]
+    assert len(notes) == 2 and "did you mean 'app'" in notes[1], notes

@@ -149,6 +149,10 @@ def run_summary(result: RunResult) -> Group:
                 parts.append(
                     Text(f"monitor {table.table}: {table.status}: {table.why}", style="yellow")
                 )
+        # What the pass could not do (an alert with no channel, a setting naming no table),
+        # as `stackyard monitor` shows it.
+        for note in report.notes:
+            parts.append(Text(f"monitors: {note}", style="yellow"))
     verdict = Text(
         f"{'✔ run succeeded' if result.ok else '✘ run failed'}: {result.counts.text()} "
         f"· run {result.run_id}",

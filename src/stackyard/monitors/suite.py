@@ -68,6 +68,7 @@ from stackyard.monitors.targets import (
     table_columns,
     table_owners,
     tests_per_model,
+    unmatched_names,
     watched_tables,
 )
 from stackyard.results import RunResult
@@ -235,7 +236,7 @@ class MonitorSuite:
         if run is not None and self.warehouse.write_stamp() is not None:
             # Engines without a write stamp never reuse: nothing of theirs is kept.
             cache.keep(run_id, measured)
-        notes: list[str] = []
+        notes = unmatched_names(self.project, lineage, [*columns, *snapshots], targets)
         outcomes = []
         if any(t.alerting for t in tables):
             alerts = group_alerts(

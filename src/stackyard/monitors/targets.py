@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from stackyard.config.model import ProjectConfig
+from stackyard.errors import did_you_mean
 from stackyard.metadata.history import History
 from stackyard.metadata.monitors import Snapshot
 from stackyard.metadata.schema import METADATA_SCHEMA
@@ -107,6 +108,48 @@ def watched_tables(
         for _, t in sorted(found.items())
         if project.monitors.for_table(t.relation, t.node).enabled
     ]
+
+
+def unmatched_names(
+    project: ProjectConfig,
+    lineage: Lineage,
+    known_relations: Iterable[str],
+    targets: Iterable[TableRef],
+) -> list[str]:
+    """Notes for ``monitors.tables`` and ``monitors.alerts.owners`` entries that name no
+    table, model or source of this target: a misspelt name is otherwise silently unused
+    (its settings never applied, its owners never told).
+
+    Args:
+        project: the project's configuration.
+        lineage: dbt's manifest for the target (models not built this run count).
+        known_relations: every ``schema.table`` in the warehouse or measured before.
+        targets: the tables this pass watches.
+
+    Returns:
+        One note per unmatched entry, with a "did you mean" when a name is close.
+    """
+    tables = set(known_relations) | {n.relation for n in lineage.nodes.values()}
+    names = {n.name for n in lineage.nodes.values() if n.kind == "model"}
+    for t in targets:
+        tables.add(t.relation)
+        names.update(n for n in (t.node, *t.owner_keys) if n)
+    monitors = project.monitors
+    known = tables | names
+    notes = [
+        f"monitors.tables.{key} matches no table or model of this target"
+        f"{did_you_mean(key, sorted(known))}: its settings are not used"
+        for key in monitors.tables
+        if key not in known
+    ]
+    owned = known | set(project.sources)
+    notes.extend(
+        f"monitors.alerts.owners.{key} matches no source, model or table of this target"
+        f"{did_you_mean(key, sorted(owned))}: its owners are never told"
+        for key in monitors.alerts.owners
+        if key not in owned
+    )
+    return notes
 
 
 def source_key(project: ProjectConfig, source: str, table: str) -> tuple[str, ...]:
