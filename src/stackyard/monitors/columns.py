@@ -66,7 +66,9 @@ def column_checks(
             if metric == "distinct":
                 verdict = detect(upto, values, holidays=holiday_list, config=config)
                 what = f"{verdict.value:,.0f} distinct values"
-                reason = f"{judged}: {_counted(verdict, what)}"
+                reason = (
+                    f"{judged}: {_about(_counted(verdict, what), 'the column', 'has no values')}"
+                )
             else:
                 verdict = detect_level(
                     upto,
@@ -118,7 +120,7 @@ def _dimension(
             continue
         judged_values += 1
         if verdict.is_anomaly:
-            reason = f"{judged}: {column} = {value}: {verdict.reason}"
+            reason = f"{judged}: {column} = {value}: {_about(verdict.reason, 'the value', 'stopped arriving')}"
             found.append(_check("dimension", f"{column}={value}", verdict, reason))
     if found:
         return found
@@ -150,6 +152,22 @@ def _dimension(
 def _counted(verdict: Verdict, what: str) -> str:
     # The detector speaks of rows; a distinct count is not rows.
     return verdict.reason.replace(f"{verdict.value:,.0f} rows", what, 1)
+
+
+def _about(reason: str, subject: str, gone: str) -> str:
+    """The detector's reason, about ``subject`` rather than the table.
+
+    The detector speaks of a table's volume; on one value of a dimension or a column's
+    distinct count, "the table looks empty" is untrue (the table has its rows).
+
+    >>> _about("0 rows is below 7–51: the table looks empty, an outage", "the value",
+    ...        "stopped arriving")
+    '0 rows is below 7–51: the value stopped arriving, an outage'
+    >>> _about("0 rows: the table has never been empty before", "the value", "stopped arriving")
+    '0 rows: the value has never been empty before'
+    """
+    reason = reason.replace("the table looks empty", f"{subject} {gone}")
+    return reason.replace("the table ", f"{subject} ").replace("for this table", f"for {subject}")
 
 
 def _check(check: str, column: str, verdict: Verdict, reason: str) -> Check:
