@@ -87,6 +87,12 @@ def test_duplicate_key_and_bad_yaml(tmp_path: Path) -> None:
     assert "stackyard.yml:2: not valid YAML" in message
 
 
+def test_an_impossible_date_is_named_as_a_date_not_a_yaml_tag(tmp_path: Path) -> None:
+    message = error_of(tmp_path, GOOD + "monitors:\n  holidays: [2026-12-25, 2026-13-01]\n")
+    assert "stackyard.yml:16: '2026-13-01' is not a date: month must be in 1..12" in message
+    assert "write a date as YYYY-MM-DD" in message and "YAML tags" not in message
+
+
 def test_default_target_must_exist(tmp_path: Path) -> None:
     message = error_of(tmp_path, GOOD + "defaults: {target: staging}\n")
     assert "defaults.target is 'staging'" in message

@@ -93,6 +93,14 @@ def read_yaml_with_lines(path: Path) -> tuple[Any, dict[Loc, int]]:
             return constructor.construct_object(n, deep=True)
         except (yaml.YAMLError, ValueError, TypeError, OverflowError) as exc:
             problem = getattr(exc, "problem", None) or str(exc)
+            if n.tag == "tag:yaml.org,2002:timestamp" and not text[n.start_mark.index :].startswith(
+                "!"
+            ):
+                # YAML read a plain value as a date (no tag written): say so, not "no tags".
+                raise ConfigError(
+                    f"{path.name}:{n.start_mark.line + 1}: '{n.value}' is not a date: {problem}",
+                    hint="write a date as YYYY-MM-DD (e.g. 2026-12-25), or quote it if it is text",
+                ) from None
             raise ConfigError(
                 f"{path.name}:{n.start_mark.line + 1}: cannot read the value {n.tag}: {problem}",
                 hint="write plain text, numbers, lists and mappings (no YAML tags)",
