@@ -93,6 +93,17 @@ def test_an_impossible_date_is_named_as_a_date_not_a_yaml_tag(tmp_path: Path) ->
     assert "write a date as YYYY-MM-DD" in message and "YAML tags" not in message
 
 
+def test_an_email_channel_needs_addresses_and_a_whole_login(tmp_path: Path) -> None:
+    channel = "monitors:\n  alerts:\n    channels:\n      mail: {type: email, %s}\n"
+    message = error_of(tmp_path, GOOD + channel % "from: stackyard, to: [data@example.com]")
+    assert "'stackyard' is not an e-mail address" in message
+    message = error_of(tmp_path, GOOD + channel % "from: a@example.com, to: [data team]")
+    assert "'data team' is not an e-mail address" in message
+    message = error_of(tmp_path, GOOD + channel % "from: a@example.com, username: alerts")
+    assert "username is set but password is not" in message
+    load(tmp_path, GOOD + channel % "from: a@example.com, to: [b@example.com]")
+
+
 def test_default_target_must_exist(tmp_path: Path) -> None:
     message = error_of(tmp_path, GOOD + "defaults: {target: staging}\n")
     assert "defaults.target is 'staging'" in message

@@ -119,6 +119,27 @@ class EmailChannel(StrictModel):
     starttls: bool = Field(False, description="Upgrade the connection with STARTTLS.")
     timeout_seconds: PositiveFloat = 10.0
 
+    @field_validator("from_", "to")
+    @classmethod
+    def _addresses(cls, value: str | list[str]) -> str | list[str]:
+        # A server may well accept "data-team" as an address and the mail then goes nowhere:
+        # refused here, before the first alert is lost.
+        for address in [value] if isinstance(value, str) else value:
+            name, at, domain = address.rpartition("@")
+            if not (name and at and domain) or any(c.isspace() for c in address):
+                raise ValueError(f"'{address}' is not an e-mail address (name@example.com)")
+        return value
+
+    @model_validator(mode="after")
+    def _login_pairs(self) -> EmailChannel:
+        if (self.username is None) != (self.password is None):
+            given, missing = ("username", "password") if self.username else ("password", "username")
+            raise ValueError(
+                f"{given} is set but {missing} is not: the server is logged in to with both, "
+                "or with neither"
+            )
+        return self
+
 
 Channel = Annotated[WebhookChannel | EmailChannel, Field(discriminator="type")]
 
