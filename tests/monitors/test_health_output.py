@@ -80,6 +80,10 @@ def test_health_fits_80_columns_and_verbose_or_show_tell_everything(tmp_path: Pa
     assert show.exit_code == 1
     assert "owners: growth@example.com, @app-team" in show.output
     assert "the table has never been empty before, an outage" in " ".join(show.output.split())
+    # Each check's reason wraps under itself, clear of the status column, within 80 columns.
+    checks = show.output.splitlines()[2:]
+    assert all(len(line) <= 80 and line.startswith("  ") for line in checks), checks
+    assert any(line.startswith(" " * 11) and line.strip() for line in checks), checks
 
     missing = cli.invoke(app, ["health", "show", "app.signup", "--project", str(root)])
     assert missing.exit_code == 2 and "did you mean 'app.signups'" in missing.output

@@ -129,9 +129,19 @@ def health_show(
     out.print(f"{found.table} ({found.kind}): [{style}]{found.status}[/]", highlight=False)
     if found.owners:
         out.print(f"owners: {', '.join(found.owners)}", highlight=False)
+    from rich.table import Table
+    from rich.text import Text
+
+    # A grid, so a reason longer than the terminal wraps under itself, past the status column.
+    grid = Table.grid(padding=(0, 1), pad_edge=True)
+    grid.add_column(no_wrap=True, min_width=10)
+    grid.add_column(overflow="fold")
     for check in found.checks:
-        style = _STYLE.get(check.status, "")
-        out.print(f"  [{style}]{check.status:<8}[/] {check.label}: {check.reason}", highlight=False)
+        grid.add_row(
+            Text(f" {check.status}", style=_STYLE.get(check.status, "")),
+            Text(f"{check.label}: {check.reason}"),
+        )
+    out.print(grid)
     raise typer.Exit(1 if found.alerting else 0)
 
 
