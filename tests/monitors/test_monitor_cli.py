@@ -62,6 +62,14 @@ def test_monitor_health_incident_and_report_commands(tmp_path: Path) -> None:
     out = tmp_path / "r.html"
     report = cli.invoke(app, ["report", "--project", str(root), "--out", str(out)])
     assert report.exit_code == 0 and out.read_text().startswith("<!doctype html>")
+    # A folder or a file that cannot be written is the user's to fix (exit 2), not a crash.
+    folder = cli.invoke(app, ["report", "--project", str(root), "--out", str(tmp_path)])
+    assert folder.exit_code == 2, folder.output
+    assert "is a folder, not a file" in folder.stderr and "unexpected" not in folder.stderr
+    (tmp_path / "a_file").write_text("")
+    blocked = ["report", "--project", str(root), "--out", str(tmp_path / "a_file" / "r.html")]
+    under_a_file = cli.invoke(app, blocked)
+    assert under_a_file.exit_code == 2 and "cannot write the report" in under_a_file.stderr
 
 
 def test_monitor_settings_that_name_no_table_are_stated_not_silently_unused(

@@ -156,9 +156,18 @@ class Monitoring:
 
         Returns:
             The file written.
+
+        Raises:
+            UsageError: ``out`` is a folder, or the file cannot be written there.
         """
         from stackyard.monitors.report import build_report
 
+        path = Path(out)
+        if path.is_dir():
+            raise UsageError(
+                f"--out {path} is a folder, not a file",
+                hint=f"give the report's file name, e.g. --out {path / 'report.html'}",
+            )
         session = self.sessions.get(target)
         html = build_report(
             project=self.project.config,
@@ -166,10 +175,15 @@ class Monitoring:
             lineage=Lineage.load(self.project.transform_dir, session.target),
             now=datetime.now(UTC),
         )
-        path = Path(out)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(html, encoding="utf-8")
         session.release()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(html, encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(
+                f"cannot write the report to {path}: {exc.strerror or exc}",
+                hint="give --out a file in a folder you can write to",
+            ) from None
         return path
 
     def _relation(self, table: str, store: MetricStore) -> str:
