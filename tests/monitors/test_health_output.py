@@ -108,3 +108,21 @@ def test_a_table_entry_overrides_only_what_it_sets_the_rest_comes_from_defaults(
     show = CliRunner().invoke(app, ["health", "show", "app.signups", "--project", str(root)])
     assert show.exit_code == 0, show.output
     assert "owners: growth@example.com, @app-team" in show.output
+
+
+def test_health_shows_the_latest_pass_not_tables_it_no_longer_watches(tmp_path: Path) -> None:
+    root = _project(tmp_path / "shop")  # app.signups is an anomaly in this first pass
+    config = (root / "stackyard.yml").read_text()
+    (root / "stackyard.yml").write_text(
+        config.replace("app.signups: {owner: growth@example.com}", "app.signups: {enabled: false}")
+    )
+    ctx = Context(root)
+    suite = ctx.monitoring().suite()
+    suite.clock = lambda: NOW + timedelta(minutes=5)
+    assert "app.signups" not in {t.table for t in suite.check(None).tables}
+    ctx.close()
+    # Health agrees with the pass it says it is "as of": the disabled table's old anomaly
+    # neither shows nor fails the command.
+    health = CliRunner().invoke(app, ["health", "--project", str(root)], env={"COLUMNS": "80"})
+    assert health.exit_code == 0, health.output
+    assert "app.signups" not in health.output and "app.refunds" in health.output

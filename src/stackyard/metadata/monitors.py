@@ -306,17 +306,26 @@ class MetricStore:
         ]
 
     def latest_findings(self) -> tuple[datetime | None, list[dict[str, Any]]]:
-        """Every finding of each table's most recent monitor pass, and that pass's time."""
+        """Every finding of the latest monitor pass, and that pass's time (``None`` before
+        the first pass).
+
+        Only the latest pass: every pass watches every table still monitored, so a table
+        missing from it was disabled or is no longer declared, and its old findings (an
+        anomaly, say) must not stay in `stackyard health` and its exit code for ever.
+        """
         w = self.warehouse
-        result = w.query(
-            "SELECT * FROM (SELECT f.*, rank() OVER (PARTITION BY table_name "
-            "ORDER BY measured_at DESC) AS pass_rank "
-            f"FROM {self._name('monitor_findings')} AS f) AS ranked WHERE pass_rank = 1 "
-            "ORDER BY table_name, check_name, column_name, day"
-        )
-        rows = result.as_dicts()
-        latest = max((r["measured_at"] for r in rows), default=None)
-        return latest, rows
+        latest = w.query(
+            f"SELECT run_id, measured_at FROM {self._name('monitor_runs')} "
+            "ORDER BY measured_at DESC LIMIT 1"
+        ).as_dicts()
+        if not latest:
+            return None, []
+        rows = w.query(
+            f"SELECT * FROM {self._name('monitor_findings')} WHERE run_id = {w.param()} "
+            "ORDER BY table_name, check_name, column_name, day",
+            (latest[0]["run_id"],),
+        ).as_dicts()
+        return latest[0]["measured_at"], rows
 
     def findings_since(self, since: datetime) -> list[dict[str, Any]]:
         """Every finding measured since a time, oldest first (for the report)."""
