@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 
 from stackyard import Context
 from stackyard.cli.main import app
+from stackyard.project import init_project
 from tests.runner.conftest import make_project
 
 
@@ -70,6 +71,13 @@ def test_monitor_health_incident_and_report_commands(tmp_path: Path) -> None:
     blocked = ["report", "--project", str(root), "--out", str(tmp_path / "a_file" / "r.html")]
     under_a_file = cli.invoke(app, blocked)
     assert under_a_file.exit_code == 2 and "cannot write the report" in under_a_file.stderr
+
+
+def test_a_project_with_nothing_monitored_says_so_once(tmp_path: Path) -> None:
+    root = tmp_path / "empty"
+    init_project(root)
+    result = CliRunner().invoke(app, ["monitor", "--project", str(root)])
+    assert result.exit_code == 0 and result.output.count("no tables monitored") == 1, result.output
 
 
 def test_monitor_settings_that_name_no_table_are_stated_not_silently_unused(

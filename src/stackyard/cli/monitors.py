@@ -74,7 +74,8 @@ def monitor(
     if as_json:
         _print_json(result.to_dict())
     else:
-        _render_tables(result.tables, verbose=verbose)
+        if result.tables:  # the summary says "no tables monitored" itself
+            _render_tables(result.tables, verbose=verbose)
         out.print(result.summary, highlight=False)
         for note in result.notes:
             out.print(f"note: {note}", highlight=False)
