@@ -120,7 +120,8 @@ def _dimension(
             continue
         judged_values += 1
         if verdict.is_anomaly:
-            reason = f"{judged}: {column} = {value}: {_about(verdict.reason, 'the value', 'stopped arriving')}"
+            about = _about(verdict.reason, "the value", "stopped arriving")
+            reason = f"{judged}: {column} = {value}: {about}"
             found.append(_check("dimension", f"{column}={value}", verdict, reason))
     if found:
         return found

@@ -93,7 +93,8 @@ class Monitoring:
         Raises:
             UsageError: no monitored table has that name (with a "did you mean").
         """
-        tables = self.health(target).tables
+        report = self.health(target)
+        tables = report.tables
         found = next((t for t in tables if table in (t.table, t.node)), None)
         if found is not None:
             return found
@@ -105,6 +106,8 @@ class Monitoring:
             hint=f"give schema.table or a model name: `stackyard health` lists the "
             f"{len(tables)} monitored tables"
             if tables
+            else "the latest monitor pass watched no table"
+            if report.measured_at is not None
             else "no monitor pass yet on this target: run `stackyard run` or `stackyard monitor`",
         )
 
