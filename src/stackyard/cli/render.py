@@ -153,6 +153,10 @@ def run_summary(result: RunResult) -> Group:
         # as `stackyard monitor` shows it.
         for note in report.notes:
             parts.append(Text(f"monitors: {note}", style="yellow"))
+        # An alert that never reached its channel is said with its error, not only counted:
+        # nobody else will hear of it.
+        for problem in report.alert_errors:
+            parts.append(Text(f"alert failed: {problem}", style="yellow"))
     verdict = Text(
         f"{'✔ run succeeded' if result.ok else '✘ run failed'}: {result.counts.text()} "
         f"· run {result.run_id}",
