@@ -93,6 +93,19 @@ def test_an_impossible_date_is_named_as_a_date_not_a_yaml_tag(tmp_path: Path) ->
     assert "write a date as YYYY-MM-DD" in message and "YAML tags" not in message
 
 
+def test_a_value_that_fits_no_branch_is_one_problem_said_as_meant(tmp_path: Path) -> None:
+    """`sensitivity` is a name or a number: a misspelt name is not also "not a number"."""
+    table = "monitors:\n  tables:\n    app.orders: {sensitivity: %s}\n"
+    message = error_of(tmp_path, GOOD + table % "medum")
+    assert "sensitivity: Input should be 'low', 'medium' or 'high'" in message
+    assert "did you mean 'medium'?" in message
+    assert "problems" not in message and "constrained-float" not in message
+    message = error_of(tmp_path, GOOD + table % "-3")
+    assert "sensitivity: Input should be greater than 0 (found: -3)" in message
+    assert "'low'" not in message
+    load(tmp_path, GOOD + table % "2.5")
+
+
 def test_an_email_channel_needs_addresses_and_a_whole_login(tmp_path: Path) -> None:
     channel = "monitors:\n  alerts:\n    channels:\n      mail: {type: email, %s}\n"
     message = error_of(tmp_path, GOOD + channel % "from: stackyard, to: [data@example.com]")

@@ -168,11 +168,28 @@ def _format_validation_error(
     exc: ValidationError, path: Path, data: Any, lines: Mapping[Loc, int]
 ) -> str:
     problems: list[str] = []
+    # A value that fits no branch of a union (`sensitivity: medum`: neither a name nor a
+    # number) fails once per branch; one problem per key is said, the named values first,
+    # as those are what was most likely meant.
+    chosen: dict[Loc, tuple[Any, bool]] = {}
     for error in exc.errors():
         loc = _data_loc(error["loc"], data)
         if error["type"] == "union_tag_invalid":
             field = str((error.get("ctx") or {}).get("discriminator", "")).strip("'")
             loc = (*loc, field) if field else loc
+        if (
+            len(loc) > 1
+            and loc[-1] not in lines
+            and loc[:-1] in lines
+            and _is_scalar(loc[:-1], data)
+        ):
+            loc = loc[:-1]  # a union branch's label, not a key
+        # A word was meant as one of the names; a number as a number.
+        literal = error["type"] == "literal_error"
+        fits = literal == isinstance(error.get("input"), str)
+        if loc not in chosen or (fits and not chosen[loc][1]):
+            chosen[loc] = (error, fits)
+    for loc, (error, _) in chosen.items():
         line = _line_for(loc, lines)
         key = ".".join(str(p) for p in loc) or "(top level)"
         problems.append(f"{path.name}:{line}: {key}: {_explain(error, loc, data)}")
@@ -211,6 +228,16 @@ def _data_loc(loc: tuple[Any, ...], data: Any) -> Loc:
     return tuple(out)
 
 
+def _is_scalar(loc: Loc, data: Any) -> bool:
+    node = data
+    for part in loc:
+        in_list = isinstance(node, list) and isinstance(part, int) and part < len(node)
+        if not (isinstance(node, dict) and part in node) and not in_list:
+            return False
+        node = node[part]
+    return not isinstance(node, dict | list)
+
+
 def _line_for(loc: Loc, lines: Mapping[Loc, int]) -> int:
     for end in range(len(loc), -1, -1):
         if loc[:end] in lines:
@@ -238,6 +265,12 @@ def _explain(error: Any, loc: Loc, data: Any) -> str:
         return f"missing key '{field}' (it says which kind of thing this is)"
     if kind == "missing":
         return "this key is required but missing"
+    if kind == "literal_error" and isinstance(error.get("input"), str):
+        names = [
+            n.strip(" '") for n in str(ctx.get("expected", "")).replace(" or ", ", ").split(",")
+        ]
+        suggestion = did_you_mean(error["input"], [n for n in names if n])
+        return f"{error['msg']} (found: {shown_value(loc, error['input'])}){suggestion}"
     message = str(error["msg"])
     if message.startswith("Value error, "):
         message = message[len("Value error, ") :]
