@@ -208,6 +208,7 @@ def test_upgrade_test_runs_on_a_clone_and_leaves_the_target_alone(tmp_path: Path
         "monitor_measurements.json",
         "pipelines",
         "probes.json",
+        "targets",  # the first run's mark (the upgrade test's clone leaves none)
     ]
 
 

@@ -13,6 +13,7 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
+from stackyard.config.private import FILE_MODE, private_dir
 from stackyard.files import write_atomic
 from stackyard.runbooks.backup import ProjectFiles
 
@@ -21,8 +22,7 @@ MARKS_DIR = Path(".stackyard") / "targets"
 
 def mark_run(project_dir: Path, target: str, run_id: str) -> None:
     """Record that a run wrote to ``target`` (its first run is kept, the latest updated)."""
-    path = project_dir / MARKS_DIR / f"{target}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = private_dir(project_dir, MARKS_DIR.name) / f"{target}.json"
     now = datetime.now(UTC).isoformat(timespec="seconds")
     first = {"first_run": run_id, "first_at": now}
     if path.is_file():
@@ -31,7 +31,8 @@ def mark_run(project_dir: Path, target: str, run_id: str) -> None:
             first = {"first_run": known["first_run"], "first_at": known["first_at"]}
         except (ValueError, KeyError, TypeError):
             pass  # a damaged mark is only rewritten: the run it records just happened
-    write_atomic(path, json.dumps({**first, "last_run": run_id, "last_at": now}) + "\n")
+    record = json.dumps({**first, "last_run": run_id, "last_at": now}) + "\n"
+    write_atomic(path, record, mode=FILE_MODE)  # owner-only, as all of .stackyard/
 
 
 def run_before(files: ProjectFiles, target: str) -> bool:
