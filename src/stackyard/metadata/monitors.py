@@ -250,6 +250,31 @@ class MetricStore:
             series[table][day] = value
         return {t: dict(sorted(s.items())) for t, s in series.items()}
 
+    def arrivals(self, tables: Iterable[str], since: date) -> dict[str, dict[date, datetime]]:
+        """When each day of each table first had rows (its first non-zero ``volume``
+        measurement), for days since ``since`` first seen after the table's first pass: the
+        days a first pass found all at once say nothing of how soon rows arrive."""
+        wanted = set(tables)
+        if not wanted:
+            return {}
+        w = self.warehouse
+        metrics = self._name("monitor_metrics")
+        rows = w.query(
+            "SELECT m.table_name, m.day, min(m.measured_at) FROM "
+            f"{metrics} AS m JOIN (SELECT table_name, min(measured_at) AS first_pass "
+            f"FROM {metrics} WHERE metric = 'volume' GROUP BY table_name) AS f "
+            "ON f.table_name = m.table_name "
+            f"WHERE m.metric = 'volume' AND m.value > 0 AND m.day >= {w.param()} "
+            "GROUP BY m.table_name, m.day, f.first_pass "
+            "HAVING min(m.measured_at) > f.first_pass",
+            (since,),
+        ).rows
+        found: dict[str, dict[date, datetime]] = defaultdict(dict)
+        for table, day, first in rows:
+            if table in wanted:
+                found[table][_as_date(day)] = first
+        return dict(found)
+
     def history(
         self, tables: Iterable[str], metrics: Sequence[str], since: date
     ) -> dict[tuple[str, str, str | None], list[tuple[date, float]]]:

@@ -39,7 +39,7 @@ class Check:
     """One check's verdict on one table.
 
     Attributes:
-        check: ``volume``, ``freshness``, ``null_rate``, ``duplicates``, ``schema``,
+        check: ``volume``, ``arrival``, ``freshness``, ``null_rate``, ``duplicates``, ``schema``,
             ``tests`` or ``table``.
         status: see the module docstring.
         reason: one sentence a person can act on.

@@ -10,6 +10,7 @@ from stackyard.config.model import Freshness
 from stackyard.config.monitors import MonitorsConfig
 from stackyard.metadata.monitors import FindingRow, MetricRow, Snapshot
 from stackyard.monitors.anomaly import AnomalyConfig
+from stackyard.monitors.arrival import arrival_check
 from stackyard.monitors.checks import anomaly_config, fill_days, freshness_check, volume_checks
 from stackyard.monitors.health import Check
 from stackyard.monitors.metrics import TableMetrics, TableRef
@@ -35,6 +36,7 @@ class PassHistory:
     history: dict[tuple[str, str, str | None], list[tuple[date, float]]]
     alerted: dict[str, set[date]]
     incidents: dict[str, set[date]]
+    arrivals: dict[str, dict[date, datetime]] = field(default_factory=dict)
 
 
 def judge_volume(
@@ -104,7 +106,7 @@ def judge_volume(
                     value=fresh[last],
                 )
             ]
-        return _volume_checks(
+        checks = _volume_checks(
             verdicts,
             series,
             judge,
@@ -113,6 +115,10 @@ def judge_volume(
             exclude=exclude,
             config=config,
         )
+        overdue = arrival_check(
+            series, last, today, history.arrivals.get(rel, {}), holidays, time_column
+        )
+        return [*checks, overdue] if overdue is not None else checks
     if table.kind == "source" and metrics.rows_today is not None:
         value: float = metrics.rows_today
         unit = "rows loaded on"

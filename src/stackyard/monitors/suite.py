@@ -180,6 +180,7 @@ class MonitorSuite:
             history=store.history(relations, ("null_rate", "duplicates", "freshness"), since),
             alerted=store.alerted_days(relations, "volume", since),
             incidents=defaultdict(set),
+            arrivals=store.arrivals(relations, since),
         )
         for incident in store.incidents(relations):
             context.incidents[incident.table].update(incident.days())
