@@ -106,6 +106,16 @@ def test_a_value_that_fits_no_branch_is_one_problem_said_as_meant(tmp_path: Path
     load(tmp_path, GOOD + table % "2.5")
 
 
+def test_a_yes_no_is_not_read_as_a_number(tmp_path: Path) -> None:
+    """`sensitivity: true` once loaded as a band one noise unit wide."""
+    table = "monitors:\n  tables:\n    app.orders: {sensitivity: %s}\n"
+    message = error_of(tmp_path, GOOD + table % "true")
+    assert "sensitivity: true is a yes/no" in message and "stackyard.yml:17" in message
+    message = error_of(tmp_path, GOOD + "monitors:\n  alerts:\n    suppress_hours: false\n")
+    assert "suppress_hours: false is a yes/no" in message
+    load(tmp_path, GOOD + "monitors:\n  tables:\n    app.orders: {enabled: false}\n")
+
+
 def test_an_email_channel_needs_addresses_and_a_whole_login(tmp_path: Path) -> None:
     channel = "monitors:\n  alerts:\n    channels:\n      mail: {type: email, %s}\n"
     message = error_of(tmp_path, GOOD + channel % "from: stackyard, to: [data@example.com]")

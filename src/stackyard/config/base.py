@@ -6,15 +6,32 @@ Kept apart from :mod:`stackyard.config.model` so that the section modules (``acc
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class StrictModel(BaseModel):
-    """Base for every config model: unknown keys are errors, values are immutable."""
+    """Base for every config model: unknown keys are errors, values are immutable, and a
+    yes/no is never read as a number."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_booleans_as_numbers(cls, data: Any) -> Any:
+        # Pydantic's lax mode reads `true` as 1 for a number field: `sensitivity: true` would
+        # quietly mean a band one noise unit wide. A number field takes numbers only.
+        if not isinstance(data, dict):
+            return data
+        for name, field in cls.model_fields.items():
+            for key in {name, field.alias or name}:
+                value = data.get(key)
+                if isinstance(value, bool) and not _admits_bool(field.annotation):
+                    raise ValueError(
+                        f"{key}: {str(value).lower()} is a yes/no, not a value {key} takes"
+                    )
+        return data
 
 
 class SecretRef(StrictModel):
@@ -42,3 +59,10 @@ class SecretRef(StrictModel):
         description="aws: a key of a JSON secret (default: the whole string); vault: the "
         "field (default: value).",
     )
+
+
+def _admits_bool(annotation: Any) -> bool:
+    """Whether a field's type takes ``bool`` anywhere (``bool``, ``bool | None``, …)."""
+    if annotation is bool:
+        return True
+    return any(_admits_bool(arg) for arg in get_args(annotation))
