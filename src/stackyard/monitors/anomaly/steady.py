@@ -41,7 +41,7 @@ from collections.abc import Sequence
 from datetime import date, timedelta
 from functools import partial
 
-from stackyard.monitors.anomaly import episodes, months
+from stackyard.monitors.anomaly import episodes, months, sequential
 from stackyard.monitors.anomaly.config import (
     SENSITIVITY_THRESHOLDS,
     AnomalyConfig,
@@ -49,6 +49,7 @@ from stackyard.monitors.anomaly.config import (
     Status,
     Verdict,
 )
+from stackyard.monitors.anomaly.sequential import effect
 from stackyard.monitors.anomaly.spread import (
     FLOOR_RATIO,
     NEAR_ZERO,
@@ -57,7 +58,6 @@ from stackyard.monitors.anomaly.spread import (
     calm,
     empirical_floor,
     noise,
-    robust_spread,
     tail_widening,
     weekday_factors,
 )
@@ -83,13 +83,7 @@ _SPIKE_SHARE = 1.15
 # the precision that freed bought more incidents on the spike side and in the sequential test.
 _CALM_SPIKE = 0.35
 _CALM_FLOOR = 0.2
-# The sequential test: the longest run of recent days it averages, the fewest historical runs
-# needed to measure their spread, its limit (share of the threshold) and how far, in noise
-# units, the judged day must itself lean the same way.
-_SCAN_DAYS = 8
-_SCAN_MIN_POINTS = 14
-_SCAN_SHARE = 0.675
-_SCAN_TODAY = 0.5
+# A weekday this much noisier than the table (a quiet Sunday) gets no sequential test.
 _SCAN_NOISY_DAY = 1.5
 # The training window's noise replaces the longer stretch's only when it is this much larger.
 _NOISIER_LATELY = 1.5
@@ -242,7 +236,7 @@ def judge(
         bursts = episodes.spike_floor(
             effects.errors,
             spike,
-            partial(_effect, effects),
+            partial(effect, effects),
             lambda d: by_weekday[d.weekday()] / own,
         )
         spike = max(spike, bursts)
@@ -275,7 +269,7 @@ def judge(
     if direction == "spike" and not reanchored and factor >= NEAR_ZERO:
         deviation = episodes.log_ratio(value, expected)
         recent_devs = [
-            (d, episodes.log_ratio(v, level * factors[d.weekday()] * math.exp(_effect(effects, d))))
+            (d, episodes.log_ratio(v, level * factors[d.weekday()] * math.exp(effect(effects, d))))
             for d, v in window
             if d not in holidays and d >= day - timedelta(days=WINDOW)
         ]
@@ -286,9 +280,9 @@ def judge(
     # The sequential test runs on a clean stretch only: an alert (an excluded day) among the
     # days it would sum or measure them against means people already know of this shift, and
     # the baseline's gap would stretch "the last days" back across it.
-    span = day - timedelta(days=_SCAN_DAYS + WINDOW)
+    span = day - timedelta(days=sequential.SPAN_DAYS)
     clean = not any(d >= span and d not in holidays and d not in in_base for d, _ in window)
-    sequential = None
+    run = None
     # A weekday much noisier than the table's others (a quiet Sunday) adds no evidence to a
     # sum whose spread was measured mostly on the steady days.
     steady_day = by_weekday[day.weekday()] <= _SCAN_NOISY_DAY * scale
@@ -296,9 +290,13 @@ def judge(
     judged = not young and not reanchored and clean and steady_day and value > 0
     judged = judged and factor >= NEAR_ZERO
     if direction is None and judged:
-        sequential = _sequential(day, value, base, factors, scale, k, effects, win)
-        if sequential is not None:
-            direction = sequential[0]
+        # The one-day band's half-widths in logs, for the days before today (see sequential).
+        widths = (math.log(expected / lower), math.log(upper / expected)) if lower > 0 else None
+        run = sequential.step_or_drift(
+            day, value, base, factors, scale, k, effects, win, widths or (math.inf, math.inf)
+        )
+        if run is not None:
+            direction = run[0]
     late = None
     if direction is None and not young and not reanchored and factor >= NEAR_ZERO and value > 0:
         late = _late_arrival(
@@ -325,8 +323,8 @@ def judge(
         )
         if status == "ok":
             reason += f", but this monitor only alerts on {cfg.direction}s"
-    elif sequential is not None:
-        _, days, change = sequential
+    elif run is not None:
+        _, days, change = run
         status = "anomaly" if direction in wanted else "ok"
         reason = (
             f"{format_value(value)} rows is within the band {band} ({usual}), but the last "
@@ -364,7 +362,7 @@ def judge(
         direction=direction,
         baseline_size=len(base),
         reanchored=reanchored,
-        sequential=sequential is not None or late is not None,
+        sequential=run is not None or late is not None,
     )
 
 
@@ -396,7 +394,7 @@ def _late_arrival(
     factor = factors[yesterday.weekday()]
     if factor < NEAR_ZERO or before_value <= 0:
         return None
-    before_expected = level * factor * math.exp(_effect(effects, yesterday))
+    before_expected = level * factor * math.exp(effect(effects, yesterday))
     if before_expected <= 0:
         return None
     today = math.log(value / expected) / sigma
@@ -409,78 +407,6 @@ def _late_arrival(
     if not _LATE_BALANCE <= extra / missed <= 1.0 / _LATE_BALANCE:
         return None
     return missed / before_expected
-
-
-def _sequential(
-    day: date,
-    value: float,
-    base: Sequence[tuple[date, float]],
-    factors: Sequence[float],
-    scale: float,
-    k: float,
-    effects: months.PlaceEffects,
-    win: int = WINDOW,
-) -> tuple[Direction, int, float] | None:
-    # The mean log-ratio of the last m days (today included) to the level of the ``win`` days
-    # before them (the one-day level's window: on a table whose days are independent the
-    # median of fourteen halves the reference's share of the statistic's noise), for m = 2 … _SCAN_DAYS, in units of that same statistic's spread measured
-    # over the baseline's own history. Measuring the spread rather than assuming independent
-    # days is what keeps a table whose volume wanders for a few days from alerting: its
-    # m-day means spread wider, and the limit follows. Days already alerted on are not in the
-    # baseline: each was its own alert, and an outage summed into the next days would re-raise
-    # it on a normal day.
-    # Monthly effects (a month-end close) are taken out of every day first, as the weekly
-    # ones are: three busy days in a row at a month's end are not a step.
-    logs = [
-        math.log(max(v / factors[d.weekday()], FLOOR_RATIO)) - _effect(effects, d)
-        for d, v in base
-        if factors[d.weekday()] >= NEAR_ZERO and v > 0
-    ]
-    if factors[day.weekday()] < NEAR_ZERO:
-        return None
-    today = math.log(max(value / factors[day.weekday()], FLOOR_RATIO)) - _effect(effects, day)
-    series = [*logs, today]
-    n = len(series)
-    # reference[i]: the median of the ``win`` points before i; prefix sums for window means.
-    reference = [0.0] * win + [median(series[i - win : i]) for i in range(win, n)]
-    prefix = [0.0]
-    for x in series:
-        prefix.append(prefix[-1] + x)
-    best: tuple[float, int, float] | None = None
-    for m in range(2, _SCAN_DAYS + 1):
-        history = [
-            abs((prefix[end] - prefix[end - m]) / m - reference[end - m])
-            for end in range(win + m, n)
-        ]
-        if len(history) < _SCAN_MIN_POINTS:
-            break
-        spread = robust_spread(history)
-        shift = (prefix[n] - prefix[n - m]) / m - reference[n - m]
-        score = shift / spread
-        if best is None or abs(score) > abs(best[0]):
-            best = (score, m, shift)
-    if best is None:
-        return None
-    score, m, shift = best
-    # Today must itself lean the same way: a shift that ended yesterday was yesterday's news.
-    own = today - reference[n - m]
-    # And the last days must also stand apart from the whole baseline: a table coming back
-    # to its usual level after a broken week has moved only relative to that week.
-    usual = (prefix[n] - prefix[n - m]) / m - median(logs)
-    if usual * shift <= 0:
-        return None
-    if abs(usual) < abs(shift):
-        score, shift = score * usual / shift, usual
-    if score < -k * _SCAN_SHARE and own < -_SCAN_TODAY * scale:
-        return "drop", m, math.exp(shift) - 1.0
-    return None
-
-
-def _effect(effects: months.PlaceEffects, day: date) -> float:
-    if not effects.any:
-        return 0.0
-    place = effects(day)
-    return place[0] if place is not None else 0.0
 
 
 def _is_level_shift(recent: Sequence[float], level: float, scale: float) -> bool:
