@@ -93,6 +93,13 @@ class PlaceEffects:
             self._known[day] = self._effect(day)
         return self._known[day]
 
+    def shift(self, day: date) -> float:
+        """The log-ratio of ``day``'s place in the month (a month-end close), 0.0 for none."""
+        if not self.any:
+            return 0.0
+        place = self(day)
+        return place[0] if place is not None else 0.0
+
     def _effect(self, day: date) -> tuple[float, str] | None:
         from_end = _from_end(day)
         end_name = (

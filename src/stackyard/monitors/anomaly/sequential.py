@@ -84,13 +84,13 @@ def step_or_drift(
     # Monthly effects (a month-end close) are taken out of every day first, as the weekly
     # ones are: three busy days in a row at a month's end are not a step.
     logs = [
-        math.log(max(v / factors[d.weekday()], FLOOR_RATIO)) - effect(effects, d)
+        math.log(max(v / factors[d.weekday()], FLOOR_RATIO)) - effects.shift(d)
         for d, v in base
         if factors[d.weekday()] >= NEAR_ZERO and v > 0
     ]
     if factors[day.weekday()] < NEAR_ZERO:
         return None
-    today = math.log(max(value / factors[day.weekday()], FLOOR_RATIO)) - effect(effects, day)
+    today = math.log(max(value / factors[day.weekday()], FLOOR_RATIO)) - effects.shift(day)
     series = [*logs, today]
     n = len(series)
     # reference[i]: the median of the ``win`` points before i; prefix sums for window means.
@@ -139,11 +139,3 @@ def step_or_drift(
     if score < limit and own < min(-_SCAN_TODAY * scale, _SCAN_TODAY_SHARE * shift):
         return "drop", m, math.exp(shift) - 1.0
     return None
-
-
-def effect(effects: PlaceEffects, day: date) -> float:
-    """The log-effect of ``day``'s place in its month (a month-end close), 0.0 for none."""
-    if not effects.any:
-        return 0.0
-    place = effects(day)
-    return place[0] if place is not None else 0.0

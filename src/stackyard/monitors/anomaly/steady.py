@@ -39,7 +39,6 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from datetime import date, timedelta
-from functools import partial
 
 from stackyard.monitors.anomaly import episodes, months, sequential
 from stackyard.monitors.anomaly.config import (
@@ -49,7 +48,6 @@ from stackyard.monitors.anomaly.config import (
     Status,
     Verdict,
 )
-from stackyard.monitors.anomaly.sequential import effect
 from stackyard.monitors.anomaly.spread import (
     FLOOR_RATIO,
     NEAR_ZERO,
@@ -236,7 +234,7 @@ def judge(
         bursts = episodes.spike_floor(
             effects.errors,
             spike,
-            partial(effect, effects),
+            effects.shift,
             lambda d: by_weekday[d.weekday()] / own,
         )
         spike = max(spike, bursts)
@@ -269,7 +267,7 @@ def judge(
     if direction == "spike" and not reanchored and factor >= NEAR_ZERO:
         deviation = episodes.log_ratio(value, expected)
         recent_devs = [
-            (d, episodes.log_ratio(v, level * factors[d.weekday()] * math.exp(effect(effects, d))))
+            (d, episodes.log_ratio(v, level * factors[d.weekday()] * math.exp(effects.shift(d))))
             for d, v in window
             if d not in holidays and d >= day - timedelta(days=WINDOW)
         ]
@@ -394,7 +392,7 @@ def _late_arrival(
     factor = factors[yesterday.weekday()]
     if factor < NEAR_ZERO or before_value <= 0:
         return None
-    before_expected = level * factor * math.exp(effect(effects, yesterday))
+    before_expected = level * factor * math.exp(effects.shift(yesterday))
     if before_expected <= 0:
         return None
     today = math.log(value / expected) / sigma
