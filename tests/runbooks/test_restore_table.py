@@ -103,6 +103,33 @@ def test_duckdb_printed_swap_keeps_the_table_its_view_and_key(tmp_path: Path) ->
     assert names["rows"] == [{"table_name": "t"}]
 
 
+def test_duckdb_a_dropped_table_comes_back_by_rename_and_the_note_says_what_it_lacks(
+    tmp_path: Path,
+) -> None:
+    project = init_project(tmp_path / "shop").path
+    base = ("--project", str(project))
+    cli(
+        "sql",
+        "CREATE TABLE t (i INTEGER PRIMARY KEY, s VARCHAR DEFAULT 'new'); "
+        "INSERT INTO t SELECT range, 'x' || range FROM range(100)",
+        *base,
+    )
+    backup(project)
+    cli("sql", "DROP TABLE t", *base)
+
+    done = cli("restore-table", "main.t", "--from", "latest", *base)
+    note = " ".join(done.split())
+    # It said "the table keeps its views, grants and constraints" of a table that was gone.
+    assert "main.t is gone" in note and "keeps its views" not in note
+    assert "no primary key, defaults, identity, indexes or grants" in note
+    swap = printed_swap(done)
+    assert "RENAME TO" in swap
+    cli("sql", swap, *base)
+    assert json.loads(cli("sql", "SELECT count(*) AS n FROM t", "--json", *base))["rows"] == [
+        {"n": 100}
+    ]
+
+
 def test_duckdb_swap_lists_the_columns_the_table_and_backup_share(tmp_path: Path) -> None:
     project = init_project(tmp_path / "shop").path
     base = ("--project", str(project))

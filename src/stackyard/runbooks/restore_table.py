@@ -297,9 +297,19 @@ def swap_note(
             f"in; compare them, then drop the copy (DROP TABLE "
             f"{warehouse.quote(schema, f'{table}__restored')})"
         )
+    statement = swap_statement(warehouse, schema, table, saved)
+    if not _columns(warehouse, schema, table):
+        # Renaming the copy brings back rows, not the table's definition: said here, so that
+        # an insert that relied on a default or a key does not find out later.
+        return (
+            f"{SWAP_NOTE} by renaming the copy ({schema}.{table} is gone; the copy has the saved "
+            "columns and rows only, no primary key, defaults, identity, indexes or grants, so "
+            "add those after, or restore the whole backup beside the warehouse with stackyard "
+            f"restore BACKUP --to NEW and copy the table's definition from it) with: {statement}"
+        )
     return (
         f"{SWAP_NOTE} (one transaction; the table keeps its views, grants "
-        f"and constraints) with: {swap_statement(warehouse, schema, table, saved)}"
+        f"and constraints) with: {statement}"
     )
 
 
