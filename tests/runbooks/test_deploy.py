@@ -135,6 +135,18 @@ def test_force_keeps_the_edited_file_as_a_backup_then_rewrites_it(project: Path)
     assert deploy(project)[0] == 0  # the rewritten file is stackyard's again
 
 
+def test_a_dry_run_diff_line_is_printed_whole_however_long(project: Path) -> None:
+    assert deploy(project)[0] == 0
+    # A long line was wrapped at the terminal's width, and a diff read back (or applied)
+    # from the output no longer matched the file.
+    long = "    description: " + "rows of the shop loaded each morning, " * 4 + "then built\n"
+    with (project / "prefect.yaml").open("a") as f:
+        f.write(long)
+    code, output = deploy(project, "--dry-run")
+    assert code == 0, output
+    assert "-" + long in output
+
+
 def test_dry_run_shows_the_change_and_writes_nothing(project: Path) -> None:
     assert deploy(project)[0] == 0
     with (project / "prefect.yaml").open("a") as f:

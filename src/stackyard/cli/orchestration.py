@@ -170,9 +170,10 @@ def _print_dry_run(changes: Sequence[FileChange], force: bool, command: str) -> 
             line += f"; --force keeps it as {change.backup}, then rewrites it"
         elif change.state in ("edited", "not written by stackyard") and not force:
             line += f"; {command} refuses to overwrite it without --force"
-        out.print(line, highlight=False)
+        out.print(line, highlight=False, soft_wrap=True)
         if change.diff:
-            out.print(change.diff, end="", markup=False, highlight=False)
+            # Whole lines, whatever the terminal's width: a diff is read back, or applied.
+            out.print(change.diff, end="", markup=False, highlight=False, soft_wrap=True)
     out.print("dry run: nothing written", highlight=False)
 
 
