@@ -62,7 +62,7 @@ class SecretRef(StrictModel):
 
 
 def _admits_bool(annotation: Any) -> bool:
-    """Whether a field's type takes ``bool`` anywhere (``bool``, ``bool | None``, …)."""
-    if annotation is bool:
+    """Whether a field's type takes ``bool`` anywhere (``bool``, ``bool | None``, ``Any``, …)."""
+    if annotation is bool or annotation is Any:
         return True
     return any(_admits_bool(arg) for arg in get_args(annotation))
