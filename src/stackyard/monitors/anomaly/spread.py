@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import date
 from typing import NamedTuple
 
-from stackyard.monitors.anomaly.stats import median
+from stackyard.monitors.anomaly.stats import median, window_bounds
 
 # 1.4826 turns a median absolute deviation into a standard deviation for normal noise.
 MAD_TO_SIGMA = 1.4826
@@ -100,27 +100,23 @@ def weekday_factors(points: Sequence[tuple[date, float]]) -> tuple[list[float], 
     shift inside the training window does not leak into the weekday pattern.
     """
     vals = [v for _, v in points]
-    weekdays = [d.weekday() for d, _ in points]
     ratios: list[list[float]] = [[] for _ in range(7)]
     own: list[float | None] = []
-    n = len(vals)
-    # window_bounds() inline, and the middle of seven sorted values without median(): the
-    # call overhead counts at half a year of points, on every verdict.
-    last = max(n - WINDOW, 0)
-    half = WINDOW // 2
-    for i, v in enumerate(vals):
-        start = min(max(i - half, 0), last)
-        week = vals[start : start + WINDOW]
-        local = sorted(week)[half] if len(week) == WINDOW else median(week)
+    for i, (d, v) in enumerate(points):
+        start, stop = window_bounds(i, len(vals), WINDOW)
+        week = vals[start:stop]
+        # The middle of seven sorted values inline: median()'s call overhead counts at half
+        # a year of points, twice per verdict.
+        local = sorted(week)[WINDOW // 2] if len(week) == WINDOW else median(week)
         ratio = v / local if local > 0 else None
         own.append(ratio)
         if ratio is not None:
-            ratios[weekdays[i]].append(ratio)
+            ratios[d.weekday()].append(ratio)
     factors = [median(r) if r else 1.0 for r in ratios]
     ordered = [sorted(r) for r in ratios]
-    leave_one_out = [
-        _median_without(ordered[wd], ratio) for wd, ratio in zip(weekdays, own, strict=True)
-    ]
+    leave_one_out = []
+    for (d, _), ratio in zip(points, own, strict=True):
+        leave_one_out.append(_median_without(ordered[d.weekday()], ratio))
     return factors, leave_one_out
 
 

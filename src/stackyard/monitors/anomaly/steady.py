@@ -289,10 +289,12 @@ def judge(
     judged = judged and factor >= NEAR_ZERO
     if direction is None and judged:
         # The one-day band's half-widths in logs, for the days before today (see sequential).
-        widths = (math.log(expected / lower), math.log(upper / expected)) if lower > 0 else None
-        run = sequential.step_or_drift(
-            day, value, base, factors, scale, k, effects, win, widths or (math.inf, math.inf)
+        widths = (
+            (math.log(expected / lower), math.log(upper / expected))
+            if lower > 0
+            else (math.inf, math.inf)
         )
+        run = sequential.step_or_drift(day, value, base, factors, scale, k, effects, win, widths)
         if run is not None:
             direction = run[0]
     late = None
