@@ -228,3 +228,25 @@ def test_status_limit_below_1_is_a_usage_error_before_the_warehouse_is_read(
         assert exit_code == 2, output
         assert "--limit" in output and "no runs yet" not in output
     assert not (project / ".stackyard" / "dev.duckdb").exists()
+
+
+@pytest.mark.parametrize("args", [["--version"], ["sql", "select 1", "--json"]])
+def test_a_reader_that_stops_early_is_not_a_failed_step(tmp_path: Path, args: list[str]) -> None:
+    # `stackyard health | head -1` exited 1, the code of an anomaly or a failed load.
+    import os
+    import shutil
+
+    root = make_project(tmp_path)
+    read, write_end = os.pipe()
+    os.close(read)
+    stackyard = shutil.which("stackyard", path=str(Path(sys.executable).parent))
+    assert stackyard is not None
+    done = subprocess.run(
+        [stackyard, *args, *(["--project", str(root)] if len(args) > 1 else [])],
+        stdout=write_end,
+        stderr=subprocess.PIPE,
+        check=False,
+        timeout=120,
+    )
+    os.close(write_end)
+    assert (done.returncode, done.stderr) == (141, b"")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import random
+import statistics
 from datetime import date, timedelta
 
 from stackyard.monitors.anomaly import detect
@@ -61,3 +62,23 @@ def test_the_days_after_a_broken_day_are_not_a_step_without_exclude() -> None:
     # Their low days dragged the mean of the next days down: alerted again, a step that
     # never was.
     assert after <= 1
+
+
+def test_a_dip_on_its_way_back_is_not_a_step() -> None:
+    # Yesterday well below the level, today only half as far: the two days' mean crosses the
+    # limit, but a level that moved leaves today as low as the days before it.
+    def sequential_alerts(yesterday: float, today: float) -> int:
+        count = 0
+        for seed in range(30):
+            values = _noisy(120, 0.05, seed)
+            level = statistics.median(values[-16:-2])
+            values[-2], values[-1] = round(level * yesterday), round(level * today)
+            before = detect(DAYS[:119], values[:119])
+            verdict = detect(DAYS[:120], values)
+            count += not before.is_anomaly and verdict.is_anomaly and verdict.sequential
+        return count
+
+    # Both days −13 %: a step, caught on a third of the tables on its second day.
+    assert sequential_alerts(0.87, 0.87) >= 8
+    # −16 % then −7 %: it alerted on four tables in thirty.
+    assert sequential_alerts(0.84, 0.93) == sequential_alerts(0.85, 0.93) == 0

@@ -71,6 +71,15 @@ def test_monitor_health_incident_and_report_commands(tmp_path: Path) -> None:
     blocked = ["report", "--project", str(root), "--out", str(tmp_path / "a_file" / "r.html")]
     under_a_file = cli.invoke(app, blocked)
     assert under_a_file.exit_code == 2 and "cannot write the report" in under_a_file.stderr
+    assert "a_file is a file, not a folder" in under_a_file.stderr
+    # A typo in --out never replaces what is not a page: the config, the warehouse.
+    config = root / "stackyard.yml"
+    before = config.read_bytes()
+    typo = cli.invoke(app, ["report", "--project", str(root), "--out", str(config)])
+    assert typo.exit_code == 2 and "is not an HTML page: not replaced" in typo.stderr
+    assert config.read_bytes() == before
+    again = cli.invoke(app, ["report", "--project", str(root), "--out", str(out)])
+    assert again.exit_code == 0, again.output
 
 
 def test_a_project_with_nothing_monitored_says_so_once(tmp_path: Path) -> None:

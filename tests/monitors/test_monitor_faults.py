@@ -215,3 +215,45 @@ def _monitoring(folder: Path, config: ProjectConfig) -> Monitoring:
     config = config.model_copy(update={"targets": {"dev": target}})
     loaded = Project(folder / "stackyard.yml", config, Secrets(folder, environ={}))
     return Monitoring(loaded, Sessions(loaded, CaptureConsole()))
+
+
+def test_a_time_column_that_cannot_be_used_is_a_config_warning_not_an_anomaly(
+    tmp_path: Path,
+) -> None:
+    check, w = suite(tmp_path, project())
+    w.execute("CREATE SCHEMA app")
+    w.execute("CREATE TABLE app.events (id INTEGER, created_at DATE, _loaded_at TIMESTAMPTZ)")
+    w.execute(
+        "INSERT INTO app.events SELECT range, DATE '2026-01-20' + CAST(range / 100 AS INTEGER), "
+        "TIMESTAMPTZ '2026-03-10 06:00:00+00' FROM range(4900)"
+    )
+    first = by_table(check(run("events")))["app.events"]
+    assert first.volume is not None and first.volume.status == "ok", first.volume
+    # A typo in time_column: all 4,900 rows were loaded today, and judged per load against
+    # 100 rows a day they were an "anomaly" (exit 1, an alert) for a setting's mistake.
+    for wrong in ("created", "id"):
+        again, _ = suite(tmp_path, project(tables={"app.events": {"time_column": wrong}}))
+        report = again(run("events"))
+        found = by_table(report)["app.events"]
+        assert report.status == "warn"
+        config = next(c for c in found.checks if c.check == "config")
+        assert f"time_column '{wrong}'" in config.reason
+        assert found.volume is not None and found.volume.status == "ok"
+        assert found.volume.reason.startswith(f"not judged: time_column '{wrong}' cannot be used")
+
+
+def test_a_table_without_a_time_column_that_is_emptied_is_an_anomaly(tmp_path: Path) -> None:
+    check, w = suite(tmp_path, project())
+    tables(w)
+    first = by_table(check(run("events")))["app.events"]
+    assert first.volume is not None and first.volume.status == "learning"
+    w.execute("DELETE FROM app.events")
+    # Rows per load saw 0 new rows, a quiet day: "learning", exit 0, for an emptied table.
+    later, _ = suite(tmp_path, project(), NOW + timedelta(hours=2))
+    report = later(None)
+    volume = by_table(report)["app.events"].volume
+    assert volume is not None and volume.status == "anomaly", volume
+    assert volume.reason == (
+        "the table is empty (it had 100 rows on 2026-03-10): emptied or reloaded without data?"
+    )
+    assert report.status == "anomaly"

@@ -85,7 +85,35 @@ def test_the_same_query_runs_on_postgres(pg_database: dict[str, Any], tmp_path: 
     w = PostgresWarehouse("pg", target, tmp_path, Secrets(tmp_path, environ={}))
     fill_orders(w)
     check_orders(w)
+    check_profiles_and_dimensions(w)
     w.close()
+
+
+def check_profiles_and_dimensions(w: Warehouse) -> None:
+    # Dimensions ride in the same UNION ALL: their integer index once failed on Postgres
+    # ("UNION types text and integer cannot be matched") and the table went unmeasured.
+    columns = w.table_columns("app", "Order Lines")
+    plan = plan_metrics(
+        TableRef("app", "Order Lines", "source"),
+        columns,
+        time_column=None,
+        key=["id"],
+        today=TODAY,
+        profile=["id", 'we"ird'],
+        dimensions=['we"ird', "id"],
+    )
+    m = parse_metrics(plan, w.query(metrics_query(plan, w.DIALECT)))
+    assert m.days == {date(2026, 3, 8): 2, date(2026, 3, 9): 1}
+    assert m.dimensions[('we"ird', "a")] == {date(2026, 3, 8): 1}
+    assert m.dimensions[('we"ird', "NULL")] == {date(2026, 3, 8): 1}
+    assert m.dimensions[("id", "2")] == {date(2026, 3, 8): 1, date(2026, 3, 9): 1}
+    assert m.profiles[('we"ird', "distinct")] == {date(2026, 3, 8): 1.0, date(2026, 3, 9): 1.0}
+
+
+def test_profiles_and_dimensions_on_duckdb(tmp_path: Path) -> None:
+    w = duckdb_warehouse(tmp_path)
+    fill_orders(w)
+    check_profiles_and_dimensions(w)
 
 
 def test_an_empty_table_and_a_table_without_time_or_load_columns(tmp_path: Path) -> None:

@@ -23,8 +23,24 @@ if TYPE_CHECKING:
     from stackyard.context import Context
 
 _state: dict[str, bool] = {"debug": False}
-out = RichTerminal()
-err = RichTerminal(stderr=True)
+#: 128 + SIGPIPE: what a shell reports for a writer whose reader went away.
+EXIT_CLOSED_PIPE = 141
+
+
+class _Terminal(RichTerminal):
+    """Rich's console, but a reader that stops early (`stackyard health | head -1`) ends the
+    command as a tool killed by SIGPIPE does (141), not with 1, the code of a failed step.
+    SIGPIPE itself stays ignored: a closed socket must never kill a run."""
+
+    def on_broken_pipe(self) -> None:
+        try:
+            super().on_broken_pipe()
+        except SystemExit:
+            raise SystemExit(EXIT_CLOSED_PIPE) from None
+
+
+out = _Terminal()
+err = _Terminal(stderr=True)
 
 ProjectOpt = Annotated[
     Path | None,
@@ -174,4 +190,8 @@ def exact_json(data: Any, indent: int | None = 2) -> str:
 
 
 def _print_json(data: Any) -> None:
-    sys.stdout.write(exact_json(data) + "\n")
+    try:
+        sys.stdout.write(exact_json(data) + "\n")
+        sys.stdout.flush()
+    except BrokenPipeError:
+        out.on_broken_pipe()

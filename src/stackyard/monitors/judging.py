@@ -10,6 +10,7 @@ from stackyard.config.model import Freshness
 from stackyard.config.monitors import MonitorsConfig
 from stackyard.metadata.monitors import FindingRow, MetricRow, Snapshot
 from stackyard.monitors.anomaly import AnomalyConfig
+from stackyard.monitors.anomaly.stats import format_value
 from stackyard.monitors.arrival import arrival_check
 from stackyard.monitors.checks import anomaly_config, fill_days, freshness_check, volume_checks
 from stackyard.monitors.health import Check
@@ -53,6 +54,18 @@ def judge_volume(
     verdicts: Verdicts | None = None,
 ) -> list[Check]:
     rel = table.relation
+    if time_column is None and getattr(settings, "time_column", None):
+        # The configured time column cannot be used (the config check says why). Rows per
+        # load judged against the days the table had before would alert on a unit change,
+        # and stored would mix the two: nothing is judged or kept until the setting is fixed.
+        return [
+            Check(
+                "volume",
+                "ok",
+                f"not judged: time_column '{settings.time_column}' cannot be used (see the "
+                "config check); fix or remove it",
+            )
+        ]
     today = state.now.date()
     stored = history.volumes.get(rel, {})
     exclude = history.alerted.get(rel, set()) | history.incidents.get(rel, set())
@@ -128,6 +141,21 @@ def judge_volume(
                     "volume",
                     "ok",
                     f"not judged: the load of source '{failed_source}' failed in this run",
+                )
+            ]
+        had = [(d, n) for d, n in history.history.get((rel, "row_count", None), []) if n > 0]
+        if metrics.row_count == 0 and had:
+            # Rows per load cannot see this (0 new rows is a quiet day): the table itself
+            # is empty where earlier passes counted rows.
+            when, rows = had[-1]
+            return [
+                Check(
+                    "volume",
+                    "anomaly",
+                    f"the table is empty (it had {format_value(rows)} rows on {when}): "
+                    "emptied or reloaded without data?",
+                    day=today,
+                    value=0,
                 )
             ]
         if run is None and value == 0 and today not in stored:

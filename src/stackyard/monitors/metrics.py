@@ -368,15 +368,27 @@ def metrics_query(plan: MetricPlan, dialect: str) -> str:
             profile.append(exp.Median(this=_col(column)))
         else:
             profile += [exp.Null(), exp.Null()]
+
+    # The dimension's index and value, NULL outside its branches. Typed: Postgres settles an
+    # untyped NULL column of two branches as text, and the index's integer then fails.
+    def no_dimension() -> list[Any]:
+        return [
+            exp.Cast(this=exp.Null(), to=exp.DataType.build("INT")),
+            exp.Cast(this=exp.Null(), to=exp.DataType.build("VARCHAR")),
+        ]
+
     tail = len(profile) + (2 if plan.dimensions else 0)
-    totals += [_as(exp.Null(), f"x{i}") for i in range(tail)]
+    totals += [_as(exp.Null(), f"x{i}") for i in range(len(profile))]
+    totals += [_as(e, f"x{len(profile) + i}") for i, e in enumerate(no_dimension())][
+        : tail - len(profile)
+    ]
     query: Any = exp.Select(expressions=totals, from_=exp.From(this=table()))
     if plan.time_column:
         day = exp.Cast(this=_col(plan.time_column), to=exp.DataType.build("DATE"))
         fixed = len(totals) - 3 - tail
         per_day: list[Any] = [one(1), day, exp.Count(this=exp.Star())]
         per_day += [exp.Null() for _ in range(fixed)] + profile
-        per_day += [exp.Null(), exp.Null()] if plan.dimensions else []
+        per_day += no_dimension() if plan.dimensions else []
         by_day = exp.Select(
             expressions=per_day,
             where=exp.Where(this=_not_null(plan.time_column)),

@@ -171,6 +171,18 @@ class Monitoring:
                 f"--out {path} is a folder, not a file",
                 hint=f"give the report's file name, e.g. --out {path / 'report.html'}",
             )
+        if path.is_file() and not _is_html(path):
+            # A typo in --out must not replace the warehouse or stackyard.yml with a page.
+            raise UsageError(
+                f"--out {path} exists and is not an HTML page: not replaced",
+                hint="give --out a new file name, e.g. --out report.html",
+            )
+        above = next((p for p in path.parents if p.is_file()), None)
+        if above is not None:
+            raise UsageError(
+                f"cannot write the report to {path}: {above} is a file, not a folder",
+                hint="give --out a file in a folder you can write to",
+            )
         session = self.sessions.get(target)
         html = build_report(
             project=self.project.config,
@@ -214,3 +226,13 @@ def _day(value: date | str, option: str) -> date:
         raise UsageError(
             f"{option} '{value}' is not a date", hint="write it as YYYY-MM-DD, e.g. 2026-03-01"
         ) from None
+
+
+def _is_html(path: Path) -> bool:
+    """Whether ``path`` holds an HTML page (an earlier report), by its first bytes."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(64).lstrip().lower()
+    except OSError:
+        return False
+    return head.startswith((b"<!doctype html", b"<html")) or not head

@@ -177,7 +177,9 @@ class MonitorSuite:
         since = today - timedelta(days=AnomalyConfig().training_days + self.config.recheck_days + 7)
         context = PassHistory(
             volumes=store.volumes(relations, since),
-            history=store.history(relations, ("null_rate", "duplicates", "freshness"), since),
+            history=store.history(
+                relations, ("null_rate", "duplicates", "freshness", "row_count"), since
+            ),
             alerted=store.alerted_days(relations, "volume", since),
             incidents=defaultdict(set),
             arrivals=store.arrivals(relations, since),
