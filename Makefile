@@ -22,7 +22,7 @@ $(STAMP): $(BIN)/python pyproject.toml constraints.txt
 
 install: $(STAMP) ## Create .venv and install stackyard with its dev tools (pinned by constraints.txt).
 
-demo: $(STAMP) ## Create the example project in ./demo and run it end to end on DuckDB.
+demo: $(STAMP) ## Create the example project in ./demo (replacing any there) and run it end to end on DuckDB.
 	@rm -rf $(DEMO)
 	$(BIN)/stackyard init $(DEMO) --example jaffle_shop
 	$(BIN)/stackyard run --project $(DEMO)
@@ -35,6 +35,7 @@ demo: $(STAMP) ## Create the example project in ./demo and run it end to end on 
 	@echo "  $(BIN)/stackyard report --project $(DEMO) --out $(DEMO)/report.html   # open it in a browser"
 	@echo "  $(BIN)/stackyard plan --project $(DEMO)              # the access layout it would create"
 	@echo "  $(DEMO)/stackyard.yml (sources, targets) and $(DEMO)/transform/models (the dbt project)"
+	@echo "(make demo starts ./$(DEMO) afresh each time: copy it elsewhere to keep your edits)"
 
 lint: $(STAMP) ## ruff (lint + format check) and mypy.
 	$(BIN)/ruff check src tests bench

@@ -85,6 +85,10 @@ def test_health_fits_80_columns_and_verbose_or_show_tell_everything(tmp_path: Pa
     assert all(len(line) <= 80 and line.startswith("  ") for line in checks), checks
     assert any(line.startswith(" " * 11) and line.strip() for line in checks), checks
 
+    # --project before `show` is the same project: it looked in the current folder.
+    before = cli.invoke(app, ["health", "--project", str(root), "show", "app.signups"], env=env)
+    assert (before.exit_code, before.output) == (show.exit_code, show.output)
+
     missing = cli.invoke(app, ["health", "show", "app.signup", "--project", str(root)])
     assert missing.exit_code == 2 and "did you mean 'app.signups'" in missing.output
     # An unknown name is an error like any other: on stderr, and as JSON with --json; the

@@ -41,6 +41,9 @@ def test_monitor_health_incident_and_report_commands(tmp_path: Path) -> None:
     assert rows == [{"table_name": "marts.customer_orders", "note": "feed down"}], rows
     reversed_ = cli.invoke(app, [*mark, "--start", "2026-01-03", "--end", "2026-01-02"])
     assert reversed_.exit_code == 2 and "ends (2026-01-02) before it starts" in reversed_.output
+    # Marking days not yet seen (a typo in the year) would switch the monitor off for them.
+    ahead = cli.invoke(app, [*mark, "--start", "2026-01-02", "--end", "2126-01-02"])
+    assert ahead.exit_code == 2 and "ends (2126-01-02) after today" in ahead.output
     not_a_date = cli.invoke(app, [*mark, "--start", "yesterday", "--end", "2026-01-02"])
     assert not_a_date.exit_code == 2 and "--start 'yesterday' is not a date" in not_a_date.output
     unknown = cli.invoke(

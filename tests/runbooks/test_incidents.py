@@ -127,3 +127,12 @@ def test_writing_the_postmortem_again_adds_nothing_and_resolving_twice_says_what
     error = json.loads(again.stdout)
     assert "already resolved" in error["error"]
     assert error["hint"] and f"stackyard incident show {incident_id}" in error["hint"]
+
+
+def test_a_project_never_run_says_there_is_nothing_to_read(tmp_path: Path) -> None:
+    # It said "the latest run and monitor pass are clean" where there was neither.
+    stackyard("init", "fresh", "--example", "jaffle_shop", cwd=tmp_path)
+    done = stackyard("incident", "open", cwd=tmp_path / "fresh", check=False)
+    assert done.returncode == 2
+    assert "no run or monitor pass on this target yet" in done.stderr
+    assert "clean" not in done.stderr

@@ -113,6 +113,7 @@ def health(
 
 @health_app.command("show")
 def health_show(
+    ctx: typer.Context,
     table: Annotated[str, typer.Argument(help="schema.table, or the name people know it by.")],
     project: ProjectOpt = None,
     target: TargetOpt = None,
@@ -122,6 +123,10 @@ def health_show(
 
     Exits 1 when the table is anomalous or missing, 2 when no monitored table has that name.
     """
+    # `health --project demo show T` means the same as `health show T --project demo`.
+    above = ctx.parent.params if ctx.parent is not None else {}
+    project = project or above.get("project")
+    target = target or above.get("target")
     found = _with_context(project, lambda context: context.monitoring().table_health(target, table))
     if as_json:
         _print_json(found.to_dict())

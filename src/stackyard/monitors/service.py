@@ -141,6 +141,14 @@ class Monitoring:
                 f"the incident ends ({last}) before it starts ({first})",
                 hint="--start is the first day, --end the last day (inclusive)",
             )
+        today = datetime.now(UTC).date()
+        if last > today:
+            # Days not yet seen would leave every baseline unannounced when they come.
+            raise UsageError(
+                f"the incident ends ({last}) after today ({today})",
+                hint="--end is the last day it affected; mark the days after it when they "
+                "have happened",
+            )
         session = self.sessions.get(target)
         store = MetricStore(session.warehouse)
         store.ensure()

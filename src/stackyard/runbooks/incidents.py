@@ -143,10 +143,15 @@ class IncidentRunbook:
         Raises:
             UsageError: nothing is failing and no node was given, or the run is unknown.
         """
+        run = self._run(run_id) if use_run or run_id else None
+        if node is None and run is None and not self._monitor_pass_seen():
+            raise UsageError(
+                "nothing to read failures from: no run or monitor pass on this target yet",
+                hint="`stackyard run` first, or give --node NODE to open an incident by hand",
+            )
         graph = self.graph()
         self.store.ensure()
         signals: list[Signal] = []
-        run = self._run(run_id) if use_run or run_id else None
         if run is not None:
             signals += self._run_signals(graph, run["run_id"])
         if use_monitors:
@@ -409,6 +414,12 @@ class IncidentRunbook:
             if node:
                 signals.append(Signal(node, "freshness", f"{source}.{table} is {status}"))
         return signals
+
+    def _monitor_pass_seen(self) -> bool:
+        from stackyard.metadata.monitors import MetricStore
+
+        store = MetricStore(self.warehouse)
+        return store.exists() and store.latest_findings()[0] is not None
 
     def _monitor_signals(self, graph: ColumnGraph) -> list[Signal]:
         from stackyard.metadata.monitors import MetricStore
