@@ -257,3 +257,28 @@ def test_a_table_without_a_time_column_that_is_emptied_is_an_anomaly(tmp_path: P
         "the table is empty (it had 100 rows on 2026-03-10): emptied or reloaded without data?"
     )
     assert report.status == "anomaly"
+
+
+def test_a_day_marked_as_an_incident_is_known_not_an_anomaly(tmp_path: Path) -> None:
+    settings = project(tables={"app.events": {"time_column": "day"}})
+    check, w = suite(tmp_path, settings)
+    w.execute("CREATE SCHEMA app")
+    w.execute("CREATE TABLE app.events (id INTEGER, day DATE)")
+    w.execute(
+        "INSERT INTO app.events SELECT range, DATE '2026-01-30' + CAST(range // 100 AS INTEGER) "
+        "FROM range(4000) WHERE DATE '2026-01-30' + CAST(range // 100 AS INTEGER) "
+        "<> DATE '2026-03-07'"
+    )
+    w.close()
+    first = check(None)
+    volume = by_table(first)["app.events"].volume
+    assert first.status == "anomaly" and volume is not None and volume.day == date(2026, 3, 7)
+    _monitoring(tmp_path, settings).mark_incident(None, "app.events", "2026-03-07", "2026-03-07")
+    # Marked, it stayed an anomaly (health exit 1, `incident open` opened it again) until
+    # the day left recheck_days; known now, and still said.
+    again, _ = suite(tmp_path, settings)
+    second = again(None)
+    known = by_table(second)["app.events"].volume
+    assert second.status == "ok", second
+    assert known is not None and known.status == "ok" and known.day == date(2026, 3, 7)
+    assert known.reason.startswith("a known incident (marked): rows with day on 2026-03-07: 0")

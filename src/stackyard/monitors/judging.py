@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -127,6 +127,7 @@ def judge_volume(
             holidays=holidays,
             exclude=exclude,
             config=config,
+            marked=history.incidents.get(rel, set()),
         )
         overdue = arrival_check(
             series, last, today, history.arrivals.get(rel, {}), holidays, time_column
@@ -168,7 +169,14 @@ def judge_volume(
     state.metrics.append(MetricRow(rel, "volume", value, day=today))
     series = {d: v for d, v in stored.items() if d < today} | {today: value}
     return _volume_checks(
-        verdicts, series, [today], unit=unit, holidays=holidays, exclude=exclude, config=config
+        verdicts,
+        series,
+        [today],
+        unit=unit,
+        holidays=holidays,
+        exclude=exclude,
+        config=config,
+        marked=history.incidents.get(rel, set()),
     )
 
 
@@ -181,6 +189,7 @@ def _volume_checks(
     holidays: list[date],
     exclude: set[date],
     config: AnomalyConfig,
+    marked: set[date],
 ) -> list[Check]:
     """:func:`volume_checks`, its verdicts taken from the last pass when every input is
     the same (it is a pure function of them)."""
@@ -191,7 +200,7 @@ def _volume_checks(
         )
 
     if verdicts is None:
-        return judged()
+        return _acknowledged(judged(), marked)
     inputs = [
         "volume",
         sorted((d.isoformat(), v) for d, v in series.items()),
@@ -201,7 +210,18 @@ def _volume_checks(
         sorted(str(d) for d in exclude),
         config.model_dump(mode="json"),
     ]
-    return verdicts.judged(inputs, judged)
+    return _acknowledged(verdicts.judged(inputs, judged), marked)
+
+
+def _acknowledged(checks: list[Check], marked: set[date]) -> list[Check]:
+    # A day marked with `incident mark` is known: still said, no longer an anomaly (health's
+    # exit code, alerts and `incident open` are for what nobody has looked at yet).
+    return [
+        replace(check, status="ok", reason=f"a known incident (marked): {check.reason}")
+        if check.status == "anomaly" and check.day in marked
+        else check
+        for check in checks
+    ]
 
 
 def judge_freshness(
