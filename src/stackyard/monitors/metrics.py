@@ -378,10 +378,8 @@ def metrics_query(plan: MetricPlan, dialect: str) -> str:
         ]
 
     tail = len(profile) + (2 if plan.dimensions else 0)
-    totals += [_as(exp.Null(), f"x{i}") for i in range(len(profile))]
-    totals += [_as(e, f"x{len(profile) + i}") for i, e in enumerate(no_dimension())][
-        : tail - len(profile)
-    ]
+    nulls = [exp.Null() for _ in profile] + (no_dimension() if plan.dimensions else [])
+    totals += [_as(null, f"x{i}") for i, null in enumerate(nulls)]
     query: Any = exp.Select(expressions=totals, from_=exp.From(this=table()))
     if plan.time_column:
         day = exp.Cast(this=_col(plan.time_column), to=exp.DataType.build("DATE"))
