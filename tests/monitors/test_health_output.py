@@ -102,6 +102,27 @@ def test_health_fits_80_columns_and_verbose_or_show_tell_everything(tmp_path: Pa
     assert "did you mean 'app.signups'" in error["error"], error
 
 
+def test_a_narrow_terminal_shortens_names_with_a_mark_then_folds(tmp_path: Path) -> None:
+    root = _project(tmp_path / "shop")
+    cli = CliRunner()
+    narrow = cli.invoke(app, ["health", "--project", str(root)], env={"COLUMNS": "50"})
+    lines = narrow.output.splitlines()
+    assert all(len(line) <= 50 for line in lines), "\n".join(lines)
+    assert len(lines) == 3 + 2, lines  # still one line per table
+    names = [line.split()[0] for line in lines[1:4]]
+    assert "app.signups" in names and all("…" in n for n in names if n != "app.signups"), names
+    # shortened in the middle, both ends kept: not cropped at the edge
+    assert any(n.endswith("ble_name") for n in names), names
+    assert any(n.endswith("g_suffix") for n in names), names
+    # Too narrow for one line each: every column folds, and no name is cropped.
+    folded = cli.invoke(app, ["health", "--project", str(root)], env={"COLUMNS": "40"})
+    lines = folded.output.splitlines()
+    assert all(len(line) <= 40 for line in lines), "\n".join(lines)
+    width = lines[0].index("status")
+    joined = "".join(line[:width].strip() for line in lines[1:])
+    assert "app.refunds_with_a_rather_long_descriptive_table_name" in joined, joined
+
+
 def test_a_table_entry_overrides_only_what_it_sets_the_rest_comes_from_defaults(
     tmp_path: Path,
 ) -> None:

@@ -18,6 +18,8 @@ def test_monitor_health_incident_and_report_commands(tmp_path: Path) -> None:
     cli = CliRunner()
     before = cli.invoke(app, ["health", "--project", str(root)])
     assert before.exit_code == 0 and "no monitor pass yet" in before.output
+    unjudged = json.loads(cli.invoke(app, ["health", "--project", str(root), "--json"]).output)
+    assert unjudged["measured_at"] is None and "no monitor pass yet" in unjudged["note"]
     Context(root).run().exit_code  # noqa: B018  (the run itself is not under test)
 
     result = cli.invoke(app, ["monitor", "--project", str(root), "--json"])
@@ -28,6 +30,8 @@ def test_monitor_health_incident_and_report_commands(tmp_path: Path) -> None:
 
     health = cli.invoke(app, ["health", "--project", str(root)])
     assert health.exit_code == 0 and "app.orders" in health.output
+    judged = json.loads(cli.invoke(app, ["health", "--project", str(root), "--json"]).output)
+    assert judged["measured_at"] and judged["note"] is None
 
     mark = ["incident", "mark", "--project", str(root), "--table", "customer_orders"]
     ok = cli.invoke(app, [*mark, "--start", "2026-01-02", "--end", "2026-01-03"])
@@ -120,3 +124,45 @@ def test_monitor_settings_that_name_no_table_are_stated_not_silently_unused(
     result = cli.invoke(app, ["monitor", "--json", "--project", str(root)])
     notes = json.loads(result.stdout)["notes"]
     assert len(notes) == 2 and "did you mean 'app'" in notes[1], notes
+
+
+def test_marks_are_listed_and_can_be_taken_back(tmp_path: Path) -> None:
+    root = make_project(tmp_path / "mini")
+    Context(root).run().exit_code  # noqa: B018  (the run itself is not under test)
+    cli = CliRunner()
+    base = ["--project", str(root)]
+    none = cli.invoke(app, ["incident", "marks", *base])
+    assert none.exit_code == 0 and "no incident marked" in none.output, none.output
+    mark = ["incident", "mark", *base, "--table", "customer_orders"]
+    assert cli.invoke(app, [*mark, "--start", "2026-01-02", "--end", "2026-01-03"]).exit_code == 0
+    noted = [*mark, "--start", "2026-02-01", "--end", "2026-02-01", "--note", "feed down"]
+    assert cli.invoke(app, noted).exit_code == 0
+
+    listed = cli.invoke(app, ["incident", "marks", *base, "--json"])
+    assert listed.exit_code == 0, listed.output
+    marks = json.loads(listed.output)
+    assert [(m["table"], m["start"], m["end"], m["note"]) for m in marks] == [
+        ("marts.customer_orders", "2026-01-02", "2026-01-03", ""),
+        ("marts.customer_orders", "2026-02-01", "2026-02-01", "feed down"),
+    ]
+    assert all(m["marked_at"] for m in marks)
+    text = cli.invoke(app, ["incident", "marks", *base, "--table", "customer_orders"])
+    assert "marts.customer_orders  2026-02-01 to 2026-02-01" in text.output
+    assert "feed down" in text.output
+
+    unmark = ["incident", "unmark", *base, "--table", "customer_orders"]
+    wrong = cli.invoke(app, [*unmark, "--start", "2026-01-02", "--end", "2026-01-02"])
+    assert wrong.exit_code == 2, wrong.output
+    assert "no incident on marts.customer_orders is marked from 2026-01-02 to 2026-01-02" in (
+        wrong.output
+    )
+    assert "2026-01-02 to 2026-01-03" in wrong.output  # the marks it has are named
+    gone = cli.invoke(app, [*unmark, "--start", "2026-01-02", "--end", "2026-01-03"])
+    assert gone.exit_code == 0 and "is removed" in gone.output, gone.output
+    stored_sql = "SELECT start_day FROM stackyard.monitor_incidents"
+    stored = cli.invoke(app, ["sql", stored_sql, "--json", *base])
+    assert [r["start_day"] for r in json.loads(stored.output)["rows"]] == ["2026-02-01"]
+    unknown = cli.invoke(
+        app, [*unmark[:-1], "custmer_orders", "--start", "2026-02-01", "--end", "2026-02-01"]
+    )
+    assert unknown.exit_code == 2 and "did you mean 'customer_orders'" in unknown.output

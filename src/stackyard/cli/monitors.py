@@ -1,4 +1,5 @@
-"""Monitoring commands: ``monitor``, ``health``, ``health show``, ``incident mark``, ``report``.
+"""Monitoring commands: ``monitor``, ``health``, ``health show``, ``incident mark`` (and
+``marks``, ``unmark``), ``report``.
 
 Exit codes: 0 when every table is healthy (or only warns), 1 when ``health`` or ``monitor``
 finds a table anomalous or missing (so a CI job or cron can page on it), 2 for usage and
@@ -41,6 +42,9 @@ VerboseOpt = Annotated[
 _NAME_WIDTH = 24
 # The least room the one-line why keeps when a long name asks for more.
 _WHY_WIDTH = 28
+# In a narrow terminal: the least room of each, below which every column folds instead.
+_NARROW_NAME = 12
+_NARROW_WHY = 10
 
 _STYLE = {
     "ok": "green",
@@ -104,7 +108,9 @@ def health(
         _print_json(result.to_dict())
         raise typer.Exit(result.exit_code)
     if result.measured_at is None:
-        out.print("no monitor pass yet on this target: `stackyard run` or `stackyard monitor`")
+        from stackyard.monitors.health import NO_PASS_YET
+
+        out.print(NO_PASS_YET)
         raise typer.Exit(0)
     _render_tables(result.tables, verbose=verbose)
     out.print(f"as of {result.measured_at:%Y-%m-%d %H:%M} UTC", highlight=False)
@@ -205,6 +211,62 @@ def incident_mark(
     )
 
 
+@incident_app.command("marks")
+def incident_marks(
+    table: Annotated[
+        str | None, typer.Option("--table", help="Only this table's (schema.table or a model).")
+    ] = None,
+    project: ProjectOpt = None,
+    target: TargetOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List the incidents marked with `incident mark`: days kept out of the baselines."""
+    marks = _with_context(project, lambda context: context.monitoring().marks(target, table))
+    if as_json:
+        _print_json([_mark_json(m) for m in marks])
+        return
+    if not marks:
+        out.print("no incident marked" + (f" on {table}" if table else ""))
+        return
+    for m in marks:
+        when = f"marked {m.marked_at:%Y-%m-%d %H:%M} UTC" if m.marked_at else "marked"
+        note = f": {m.note}" if m.note else ""
+        out.print(f"{m.table}  {m.start} to {m.end}  ({when}){note}", highlight=False)
+
+
+@incident_app.command("unmark")
+def incident_unmark(
+    table: Annotated[str, typer.Option("--table", help="schema.table or a dbt model name.")],
+    start: Annotated[str, typer.Option("--start", help="The mark's first day, YYYY-MM-DD.")],
+    end: Annotated[str, typer.Option("--end", help="The mark's last day, YYYY-MM-DD.")],
+    project: ProjectOpt = None,
+    target: TargetOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Remove a mark: its days join the table's baselines again from the next monitor pass."""
+    removed = _with_context(
+        project, lambda context: context.monitoring().unmark_incident(target, table, start, end)
+    )
+    if as_json:
+        _print_json(_mark_json(removed))
+        return
+    out.print(
+        f"[green]✔[/] the mark on {removed.table} from {removed.start} to {removed.end} is "
+        "removed: those days count in its baselines from the next monitor pass",
+        highlight=False,
+    )
+
+
+def _mark_json(mark: Any) -> dict[str, Any]:
+    return {
+        "table": mark.table,
+        "start": mark.start,
+        "end": mark.end,
+        "note": mark.note,
+        "marked_at": mark.marked_at,
+    }
+
+
 def _render_tables(tables: Any, *, verbose: bool = False) -> None:
     from rich.table import Table
 
@@ -227,9 +289,16 @@ def _render_tables(tables: Any, *, verbose: bool = False) -> None:
     for i in (1, 2, 3):
         widths.append(max(len(("status", "last", "band")[i - 1]), *(len(r[i]) for r in rows)))
     # Each of the four gaps between five columns is two spaces of padding.
-    spare = out.width - sum(widths) - 8 - _WHY_WIDTH
+    fixed = sum(widths) + 8
+    spare = out.width - fixed - _WHY_WIDTH
     longest = max(len("table"), *(len(r[0]) for r in rows))
     widths[0] = min(longest, max(_NAME_WIDTH, spare))
+    if fixed + widths[0] + _NARROW_WHY > out.width:
+        # A narrow terminal: the name gives up room first, down to a readable stub.
+        widths[0] = min(longest, max(_NARROW_NAME, out.width - fixed - _NARROW_WHY))
+        # Narrower still, one line per table would crop names and bands without a mark:
+        # every column folds instead, as with --verbose, and nothing is lost.
+        verbose = verbose or fixed + widths[0] + _NARROW_WHY > out.width
     grid.add_column("table", overflow="fold", no_wrap=not verbose, max_width=widths[0])
     for i, name in enumerate(("status", "last", "band"), start=1):
         grid.add_column(

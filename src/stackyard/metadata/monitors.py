@@ -86,6 +86,8 @@ class Incident:
     note: str = ""
     #: When the same table and days had been marked already (so nothing new was stored).
     marked_before: datetime | None = None
+    #: When it was marked (read back from the store; ``None`` on one not stored yet).
+    marked_at: datetime | None = None
 
     def covers(self, day: date) -> bool:
         """Whether a day falls in the incident.
@@ -320,15 +322,33 @@ class MetricStore:
         if "monitor_incidents" not in existing_tables(w):
             return []
         rows = w.query(
-            "SELECT table_name, start_day, end_day, note FROM "
-            f"{self._name('monitor_incidents')} ORDER BY table_name, start_day"
+            "SELECT table_name, start_day, end_day, note, marked_at FROM "
+            f"{self._name('monitor_incidents')} ORDER BY table_name, start_day, end_day"
         ).rows
         keep = set(tables) if tables is not None else None
         return [
-            Incident(r[0], _as_date(r[1]), _as_date(r[2]), r[3] or "")
+            Incident(r[0], _as_date(r[1]), _as_date(r[2]), r[3] or "", marked_at=_utc(r[4]))
             for r in rows
             if keep is None or r[0] in keep
         ]
+
+    def remove_incident(self, table: str, start: date, end: date) -> int:
+        """Forget a declared incident (its days join the baselines again from the next pass).
+
+        Returns:
+            How many records were removed: 0 when no mark has this table and days.
+        """
+        w = self.warehouse
+        if "monitor_incidents" not in existing_tables(w):
+            return 0
+        p = w.param()
+        where = f"WHERE table_name = {p} AND start_day = {p} AND end_day = {p}"
+        key = (table, start, end)
+        found = w.query(f"SELECT count(*) FROM {self._name('monitor_incidents')} {where}", key)
+        count = int(found.rows[0][0]) if found.rows else 0
+        if count:
+            w.execute(f"DELETE FROM {self._name('monitor_incidents')} {where}", key)
+        return count
 
     def latest_findings(self) -> tuple[datetime | None, list[dict[str, Any]]]:
         """Every finding of the latest monitor pass, and that pass's time (``None`` before
@@ -404,3 +424,10 @@ def _chunks(items: Sequence[Any], size: int) -> list[Sequence[Any]]:
 
 def _as_date(value: Any) -> date:
     return value.date() if isinstance(value, datetime) else value
+
+
+def _utc(value: Any) -> datetime | None:
+    # DuckDB hands TIMESTAMPTZ back in the session's zone, Postgres in the server's.
+    if not isinstance(value, datetime):
+        return None
+    return value.astimezone(UTC) if value.tzinfo is not None else value.replace(tzinfo=UTC)

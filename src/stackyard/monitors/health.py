@@ -267,6 +267,10 @@ class MonitorReport:
         }
 
 
+#: What health says before the first monitor pass on a target.
+NO_PASS_YET = "no monitor pass yet on this target: `stackyard run` or `stackyard monitor`"
+
+
 def worst(statuses: Any) -> TableStatus:
     """The most severe of some statuses (``ok`` for none).
 
@@ -328,6 +332,8 @@ class HealthReport:
         return {
             "measured_at": self.measured_at.isoformat() if self.measured_at else None,
             "status": self.status,
+            # Before the first pass nothing was judged: "ok" alone read as "all healthy".
+            "note": None if self.measured_at is not None else NO_PASS_YET,
             "tables": [t.to_dict() for t in self.tables],
         }
 

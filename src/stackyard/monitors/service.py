@@ -158,6 +158,52 @@ class Monitoring:
         session.release()
         return replace(incident, marked_before=before)
 
+    def marks(self, target: str | None = None, table: str | None = None) -> list[Incident]:
+        """The incidents marked with :meth:`mark_incident`, oldest day first per table.
+
+        Args:
+            target: target name; default ``defaults.target``.
+            table: only this table's (``schema.table`` or a dbt model name).
+        """
+        session = self.sessions.get(target)
+        store = MetricStore(session.warehouse)
+        marked = store.incidents()
+        if table is not None:
+            relation = self._marked_relation(table, marked, store)
+            marked = [m for m in marked if m.table == relation]
+        session.release()
+        return marked
+
+    def unmark_incident(
+        self, target: str | None, table: str, start: date | str, end: date | str
+    ) -> Incident:
+        """Forget a marked incident: its days join the table's baselines from the next pass.
+
+        Returns:
+            The mark removed.
+
+        Raises:
+            UsageError: the dates are invalid, or no mark has this table and days.
+        """
+        first, last = _day(start, "--start"), _day(end, "--end")
+        session = self.sessions.get(target)
+        store = MetricStore(session.warehouse)
+        marked = store.incidents()
+        relation = self._marked_relation(table, marked, store)
+        found = [m for m in marked if (m.table, m.start, m.end) == (relation, first, last)]
+        if not found:
+            own = [m for m in marked if m.table == relation]
+            spans = ", ".join(f"{m.start} to {m.end}" for m in own[:5])
+            raise UsageError(
+                f"no incident on {relation} is marked from {first} to {last}",
+                hint=f"its marks: {spans} (give a mark's --start and --end exactly)"
+                if own
+                else "`stackyard incident marks` lists every mark",
+            )
+        store.remove_incident(relation, first, last)
+        session.release()
+        return found[0]
+
     def report(self, target: str | None = None, out: Path | str = "report.html") -> Path:
         """Write the self-contained HTML report (no CDN; works offline).
 
@@ -223,6 +269,13 @@ class Monitoring:
             if known
             else "no table has been monitored yet: run `stackyard run` or `stackyard monitor`",
         )
+
+    def _marked_relation(self, table: str, marked: list[Incident], store: MetricStore) -> str:
+        # A mark outlives its table's monitor (a model renamed or dropped): its stored name
+        # is accepted as it is, so the mark can still be listed and removed.
+        if any(m.table == table for m in marked):
+            return table
+        return self._relation(table, store)
 
 
 def _day(value: date | str, option: str) -> date:
