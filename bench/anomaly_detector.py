@@ -85,6 +85,7 @@ TUNING_SEEDS: dict[str, tuple[int, ...]] = {
         *_rounds(9100, 9100),
         *_rounds(9500, 9500),
         *_rounds(10100, 10100),
+        *_rounds(10500, 10500),
     ),
     "B": (
         11,
@@ -97,6 +98,7 @@ TUNING_SEEDS: dict[str, tuple[int, ...]] = {
         *_rounds(9200, 9200),
         *_rounds(9600, 9600),
         *_rounds(10200, 10200),
+        *_rounds(10600, 10600),
     ),
     "C": (
         31,
@@ -106,6 +108,7 @@ TUNING_SEEDS: dict[str, tuple[int, ...]] = {
         *_rounds(9300, 9300),
         *_rounds(9700, 9700),
         *_rounds(10300, 10300),
+        *_rounds(10700, 10700),
     ),
     "D": (
         1,
@@ -116,14 +119,15 @@ TUNING_SEEDS: dict[str, tuple[int, ...]] = {
         *_rounds(9400, 9400),
         *_rounds(9800, 9800),
         *_rounds(10400, 10400),
+        *_rounds(10800, 10800),
     ),
 }
 #: Seeds per generator never looked at while tuning.
 HELD_OUT_SEEDS: dict[str, tuple[int, ...]] = {
-    "A": (10501, 10502, 10503, 10504, 10505),
-    "B": (10601, 10602, 10603, 10604, 10605),
-    "C": (10701, 10702, 10703, 10704, 10705),
-    "D": (10801, 10802, 10803, 10804, 10805),
+    "A": (10901, 10902, 10903, 10904, 10905),
+    "B": (11001, 11002, 11003, 11004, 11005),
+    "C": (11101, 11102, 11103, 11104, 11105),
+    "D": (11201, 11202, 11203, 11204, 11205),
 }
 GENERATORS: dict[str, Callable[[int, int], Table]] = {
     "A": anomaly_data.make_table,

@@ -78,7 +78,35 @@ def test_a_dip_on_its_way_back_is_not_a_step() -> None:
             count += not before.is_anomaly and verdict.is_anomaly and verdict.sequential
         return count
 
-    # Both days −13 %: a step, caught on a third of the tables on its second day.
-    assert sequential_alerts(0.87, 0.87) >= 8
-    # −16 % then −7 %: it alerted on four tables in thirty.
-    assert sequential_alerts(0.84, 0.93) == sequential_alerts(0.85, 0.93) == 0
+    # Both days −13 %: a step, caught on its second day on 19 tables of 30 (a third, before
+    # the limit's spread was read less noisily).
+    assert sequential_alerts(0.87, 0.87) >= 15
+    # −16 % (or −15 %) then −7 %: 7 tables of 30 each alerted when today had to carry only a
+    # third of the run's shift. One table whose Monday runs high reads today 10 % low: a
+    # step's second day as far as its weekday pattern can tell.
+    assert sequential_alerts(0.84, 0.93) + sequential_alerts(0.85, 0.93) <= 1
+
+
+def test_a_shrinking_table_is_not_a_step_and_a_noisy_one_steps_down_in_time() -> None:
+    # A calm table losing half a percent a week: the level of the days before each run sat
+    # above it, and the test read the trend as a step (26 alerts on these tables before the
+    # trend was taken out).
+    shrinking = 0
+    for seed in range(30):
+        rng = random.Random(seed)
+        values = [round(10_000 * math.exp(-0.0014 * i + rng.gauss(0, 0.04))) for i in range(170)]
+        shrinking += len(_alerts(values, 60, exclude=True))
+    assert shrinking <= 16, shrinking
+    # A quarter of the rows gone for good on a table with 12 % noise: within its one-day band
+    # most days. The spread the limit is set in was read noisily (25 of 40 caught before).
+    caught = stray = 0
+    for seed in range(40):
+        rng = random.Random(1000 + seed)
+        values = [
+            round(10_000 * math.exp(rng.gauss(0, 0.12)) * (0.75 if i >= 120 else 1.0))
+            for i in range(150)
+        ]
+        days = _alerts(values, 90, exclude=True)
+        caught += any(120 <= d < 124 for d in days)
+        stray += sum(1 for d in days if d < 120 or d >= 128)
+    assert caught >= 28 and stray <= 8, (caught, stray)

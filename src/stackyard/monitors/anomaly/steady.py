@@ -16,15 +16,18 @@ Steps, in the order :func:`judge` applies them (docs/observability.md has the lo
    table whose days are independent, :data:`~.spread.LONG_WINDOW`). When the last four days
    (none empty) are each more than one noise unit from it on the same side, the level
    re-anchors to them, so a genuine step stops alerting within a week. Monthly effects (a
-   month-end close, :mod:`~.months`) scale the expected value.
+   month-end close, :mod:`~.months`) scale the expected value, and a trend read over the
+   longer stretch (:func:`~.sequential.trend`) moves the level from the days it was read on
+   to today.
 4. **One day.** The log-ratio of value to expected in units of the weekday's noise; drops
    and spikes have their own thresholds (0.85 of the configured half-width for a drop, 1.15
    of it for a spike, 0.80 on a table with calm tails: a drop is what breaks dashboards),
    judged in whole rows. An empty day where volume was expected is an outage.
 5. **Several days.** For m = 2 … 8, the mean log-ratio of the last m days (today included)
    to the level of the days before them (over step 3's window), in units of that
-   statistic's spread measured over the baseline's own history, so a table whose volume
-   wanders for days gets a wider limit. It alerts on a step or a slow drift no single day
+   statistic's spread measured over the baseline's own history (its geometric mean with
+   the spread independent days would give), so a table whose volume wanders for days gets
+   a wider limit; the trend is taken out of every day first. It alerts on a step or a slow drift no single day
    shows, when today leans the same way, the last days also stand apart from the whole
    baseline (a return to normal is not a step), and no day in the stretch was alerted on.
    Drops only: a sustained rise is growth far more often than an incident. Rows that
@@ -206,6 +209,18 @@ def judge(
     usual = f"usual for a {WEEKDAYS[day.weekday()]}" if weekly else "usual for this table"
     effects = months.PlaceEffects(max((calendar, history, base), key=len), long_factors, scale)
     place = effects(day)
+    # The level is the median of the last days, centred days ago: a trend moves it on to
+    # today (not after a re-anchoring, whose four days are the new level as they stand).
+    slope = sequential.trend(history or base, long_factors, effects, day)
+    if slope and not reanchored:
+        used = [
+            d.toordinal() for (d, _), y in zip(base, ys, strict=True) if y is not None and y > 0
+        ]
+        used = used[-win:]
+        if used:
+            moved = math.exp(slope * (day.toordinal() - sum(used) / len(used)))
+            level *= moved
+            expected *= moved
     if place is not None and factor >= NEAR_ZERO:
         expected *= math.exp(place[0])
         usual += f" and for {place[1]}"
@@ -294,7 +309,9 @@ def judge(
             if lower > 0
             else (math.inf, math.inf)
         )
-        run = sequential.step_or_drift(day, value, base, factors, scale, k, effects, win, widths)
+        run = sequential.step_or_drift(
+            day, value, base, factors, scale, k, effects, win, widths, slope
+        )
         if run is not None:
             direction = run[0]
     late = None
