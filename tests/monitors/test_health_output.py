@@ -10,6 +10,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from stackyard import Context
+from stackyard.cli.common import out
 from stackyard.cli.main import app
 from tests.conftest import write
 from tests.monitors.test_monitor_sparse import TODAY, _sparse_days, _write
@@ -104,8 +105,19 @@ def test_health_fits_80_columns_and_verbose_or_show_tell_everything(tmp_path: Pa
 
 def test_a_narrow_terminal_shortens_names_with_a_mark_then_folds(tmp_path: Path) -> None:
     root = _project(tmp_path / "shop")
+    # The terminal reads COLUMNS once, when it is made, if it is set then (in a test run,
+    # by whichever test imported the CLI first): the width is set on it directly here.
+    saved = out._width
+    try:
+        _narrow_then_folded(root)
+    finally:
+        out._width = saved
+
+
+def _narrow_then_folded(root: Path) -> None:
     cli = CliRunner()
-    narrow = cli.invoke(app, ["health", "--project", str(root)], env={"COLUMNS": "50"})
+    out._width = 50
+    narrow = cli.invoke(app, ["health", "--project", str(root)])
     lines = narrow.output.splitlines()
     assert all(len(line) <= 50 for line in lines), "\n".join(lines)
     assert len(lines) == 3 + 2, lines  # still one line per table
@@ -115,7 +127,8 @@ def test_a_narrow_terminal_shortens_names_with_a_mark_then_folds(tmp_path: Path)
     assert any(n.endswith("ble_name") for n in names), names
     assert any(n.endswith("g_suffix") for n in names), names
     # Too narrow for one line each: every column folds, and no name is cropped.
-    folded = cli.invoke(app, ["health", "--project", str(root)], env={"COLUMNS": "40"})
+    out._width = 40
+    folded = cli.invoke(app, ["health", "--project", str(root)])
     lines = folded.output.splitlines()
     assert all(len(line) <= 40 for line in lines), "\n".join(lines)
     width = lines[0].index("status")
