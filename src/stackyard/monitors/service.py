@@ -194,6 +194,8 @@ class Monitoring:
         if not found:
             own = [m for m in marked if m.table == relation]
             spans = ", ".join(f"{m.start} to {m.end}" for m in own[:5])
+            # A list cut short says so: five spans must not read as all of them.
+            spans += f" and {len(own) - 5} more" if len(own) > 5 else ""
             raise UsageError(
                 f"no incident on {relation} is marked from {first} to {last}",
                 hint=f"its marks: {spans} (give a mark's --start and --end exactly)"
