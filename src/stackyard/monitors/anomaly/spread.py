@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import date
 from typing import NamedTuple
 
-from stackyard.monitors.anomaly.stats import median, window_bounds
+from stackyard.monitors.anomaly.stats import median, quantile, window_bounds
 
 # 1.4826 turns a median absolute deviation into a standard deviation for normal noise.
 MAD_TO_SIGMA = 1.4826
@@ -237,7 +237,7 @@ def noise(
         for per_day in errors
     ]
     evened = sorted(e / wider[wd] for wd, per_day in enumerate(errors) for e in per_day)
-    tail = evened[min(int(_TAIL_QUANTILE * len(evened)), len(evened) - 1)] / _ERROR_TAIL_Z
+    tail = quantile(evened, _TAIL_QUANTILE) / _ERROR_TAIL_Z
     # Capped: a baseline that holds a broken week (more than a tenth of its days) must not
     # widen the band a hundredfold, only as far as heavy tails plausibly do.
     scale = max(mad, min(_TAIL_WEIGHT * tail, _TAIL_CAP * mad), MIN_SCALE)
@@ -285,7 +285,7 @@ def tail_widening(
     if mid <= 0:
         return 1.0
     tail = side if side is not None and len(side) >= TAIL_MIN_ERRORS else errors
-    ratio = tail[min(int(_TAIL_RATIO_QUANTILE * len(tail)), len(tail) - 1)] / mid
+    ratio = quantile(tail, _TAIL_RATIO_QUANTILE) / mid
     excess = ratio - _TAIL_RATIO_NORMAL - _TAIL_RATIO_MARGIN
     if excess <= 0:
         return 1.0
@@ -306,7 +306,7 @@ def robust_spread(deviations: list[float]) -> float:
     """
     deviations.sort()
     mad = MAD_TO_SIGMA * median(deviations)
-    tail = deviations[min(int(_TAIL_QUANTILE * len(deviations)), len(deviations) - 1)] / _TAIL_Z
+    tail = quantile(deviations, _TAIL_QUANTILE) / _TAIL_Z
     return max(mad, min(_TAIL_WEIGHT * tail, _TAIL_CAP * mad), MIN_SCALE)
 
 
@@ -326,7 +326,7 @@ def calm(errors: Sequence[float]) -> float:
     mid = median(errors)
     if mid <= 0:
         return 0.0
-    ratio = errors[min(int(_FLOOR_QUANTILE * len(errors)), len(errors) - 1)] / mid
+    ratio = quantile(errors, _FLOOR_QUANTILE) / mid
     return min(max((_UNCALM_RATIO - ratio) / (_UNCALM_RATIO - _CALM_RATIO), 0.0), 1.0)
 
 
@@ -340,7 +340,7 @@ def empirical_floor(errors: Sequence[float], share: float) -> float:
     """
     if len(errors) < TAIL_MIN_ERRORS:
         return 0.0
-    return share * _FLOOR_MARGIN * errors[min(int(_FLOOR_QUANTILE * len(errors)), len(errors) - 1)]
+    return share * _FLOOR_MARGIN * quantile(errors, _FLOOR_QUANTILE)
 
 
 # The variance of the log of a MAD read on n normal errors is about 1.35 / n (the MAD's

@@ -50,6 +50,33 @@ def median(values: Sequence[float]) -> float:
     return (ordered[mid - 1] + ordered[mid]) / 2.0
 
 
+def quantile(ordered: Sequence[float], q: float) -> float:
+    """The ``q`` quantile of a non-empty sorted sequence, between order statistics.
+
+    Read at Blom's position, ``q (n + 1/4) + 3/8`` (1-based), and interpolated: close to
+    unbiased for normal samples at every size. Reading the order statistic at ``int(q n)``
+    instead flips between neighbours as ``n`` grows by one (at fifty errors the 98th
+    percentile is the largest, at fifty-one the second largest), and the detector's tail
+    readings jumped by a fifth with it from one day to the next.
+
+    Args:
+        ordered: the values, sorted ascending.
+        q: the quantile, between 0 and 1.
+
+    Returns:
+        The interpolated quantile.
+
+    >>> quantile([1.0, 2.0, 3.0, 4.0], 0.5), quantile([5.0], 0.98)
+    (2.5, 5.0)
+    """
+    n = len(ordered)
+    position = min(max(q * (n + 0.25) + 0.375 - 1.0, 0.0), n - 1.0)
+    low = int(position)
+    high = min(low + 1, n - 1)
+    share = position - low
+    return ordered[low] * (1.0 - share) + ordered[high] * share
+
+
 def window_bounds(index: int, size: int, width: int) -> tuple[int, int]:
     """The slice of ``width`` points centred on ``index``, slid inward at the edges.
 
