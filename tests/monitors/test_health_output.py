@@ -4,6 +4,7 @@ rows in bands, the full story with ``--verbose`` or ``health show``, and owners 
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -103,18 +104,18 @@ def test_health_fits_80_columns_and_verbose_or_show_tell_everything(tmp_path: Pa
     assert "did you mean 'app.signups'" in error["error"], error
 
 
-def test_a_narrow_terminal_shortens_names_with_a_mark_then_folds(tmp_path: Path) -> None:
+def test_a_narrow_terminal_shortens_names_with_a_mark_then_stacks(tmp_path: Path) -> None:
     root = _project(tmp_path / "shop")
     # The terminal reads COLUMNS once, when it is made, if it is set then (in a test run,
     # by whichever test imported the CLI first): the width is set on it directly here.
     saved = out._width
     try:
-        _narrow_then_folded(root)
+        _narrow_then_stacked(root)
     finally:
         out._width = saved
 
 
-def _narrow_then_folded(root: Path) -> None:
+def _narrow_then_stacked(root: Path) -> None:
     cli = CliRunner()
     out._width = 50
     narrow = cli.invoke(app, ["health", "--project", str(root)])
@@ -126,14 +127,21 @@ def _narrow_then_folded(root: Path) -> None:
     # shortened in the middle, both ends kept: not cropped at the edge
     assert any(n.endswith("ble_name") for n in names), names
     assert any(n.endswith("g_suffix") for n in names), names
-    # Too narrow for one line each: every column folds, and no name is cropped.
-    out._width = 40
-    folded = cli.invoke(app, ["health", "--project", str(root)])
-    lines = folded.output.splitlines()
-    assert all(len(line) <= 40 for line in lines), "\n".join(lines)
-    width = lines[0].index("status")
-    joined = "".join(line[:width].strip() for line in lines[1:])
-    assert "app.refunds_with_a_rather_long_descriptive_table_name" in joined, joined
+    # Too narrow for one line each: a block of three lines per table (five columns folded
+    # a few characters at a time made each table about twenty lines), no name cropped.
+    long_name = "app.refunds_with_a_rather_long_descriptive_table_name"
+    for width, verbose in ((40, []), (30, []), (40, ["--verbose"])):
+        out._width = width
+        stacked = cli.invoke(app, ["health", *verbose, "--project", str(root)])
+        lines = stacked.output.splitlines()
+        assert all(len(line) <= width for line in lines), "\n".join(lines)
+        assert "".join(line for line in lines if not line.startswith("  ")).count("app.") == 3
+        assert long_name in "".join(line for line in lines if not line.startswith("  "))
+        if not verbose:
+            # three lines a table, a long name folded onto one or two more, and the footer
+            assert len(lines) <= 3 * 3 + 4, "\n".join(lines)
+        statuses = [m[1] for line in lines if (m := re.match(r"  (\w+)  last \S+  band ", line))]
+        assert sorted(statuses) == ["anomaly", "ok", "ok"], "\n".join(lines)
 
 
 def test_a_table_entry_overrides_only_what_it_sets_the_rest_comes_from_defaults(

@@ -42,7 +42,7 @@ VerboseOpt = Annotated[
 _NAME_WIDTH = 24
 # The least room the one-line why keeps when a long name asks for more.
 _WHY_WIDTH = 28
-# In a narrow terminal: the least room of each, below which every column folds instead.
+# In a narrow terminal: the least room of each, below which each table gets a block instead.
 _NARROW_NAME = 12
 _NARROW_WHY = 10
 
@@ -296,9 +296,11 @@ def _render_tables(tables: Any, *, verbose: bool = False) -> None:
     if fixed + widths[0] + _NARROW_WHY > out.width:
         # A narrow terminal: the name gives up room first, down to a readable stub.
         widths[0] = min(longest, max(_NARROW_NAME, out.width - fixed - _NARROW_WHY))
-        # Narrower still, one line per table would crop names and bands without a mark:
-        # every column folds instead, as with --verbose, and nothing is lost.
-        verbose = verbose or fixed + widths[0] + _NARROW_WHY > out.width
+        if fixed + widths[0] + _NARROW_WHY > out.width:
+            # Narrower still, five columns folded a few characters at a time made a table
+            # twenty lines tall: each table gets a short block of its own instead.
+            _render_blocks(rows, verbose=verbose)
+            return
     grid.add_column("table", overflow="fold", no_wrap=not verbose, max_width=widths[0])
     for i, name in enumerate(("status", "last", "band"), start=1):
         grid.add_column(
@@ -313,6 +315,28 @@ def _render_tables(tables: Any, *, verbose: bool = False) -> None:
                 why = why[: room - 1] + "…"
         grid.add_row(name, f"[{_STYLE.get(status, '')}]{status}[/]", last, band, why)
     out.print(grid)
+
+
+def _render_blocks(rows: list[tuple[str, str, str, str, str]], *, verbose: bool) -> None:
+    """Each table as a block for a terminal too narrow for the grid: its full name (folded,
+    never cropped), then status, last value and band, then the why, indented (cut with an
+    ellipsis, or wrapped in full with --verbose)."""
+    import textwrap
+
+    from rich.text import Text
+
+    room = max(out.width - 2, 10)
+    for name, status, last, band, why in rows:
+        out.print(Text(name, style="bold"), overflow="fold")
+        line = Text("  ")
+        line.append(status, style=_STYLE.get(status, ""))
+        line.append(f"  last {last}  band {band}")
+        out.print(line, overflow="fold")
+        if verbose:
+            for part in textwrap.wrap(why, room) or [""]:
+                out.print(Text("  " + part), overflow="fold")
+        else:
+            out.print(Text("  " + (why if len(why) <= room else why[: room - 1] + "…")))
 
 
 def _shorten(name: str, width: int) -> str:
