@@ -99,10 +99,19 @@ def test_filesystem_add_is_idempotent_and_remove_restores(project: Path) -> None
     assert before == after  # running it again changes nothing
     code, output = cli("run", "-p", str(project))
     assert code == 0, output
+    assert ("staging", "stg_dlt__orders") in relations(project)
 
+    code, output = cli(
+        "source", "remove", "exports", "--drop-data", "--dry-run", "-p", str(project)
+    )
+    assert code == 0 and "staging.stg_dlt__orders, built on them" in output, output
     code, output = cli("source", "remove", "exports", "--drop-data", "--yes", "-p", str(project))
     assert code == 0, output
     assert "dropped schema exports" in output
+    # The staging view built from the deleted model goes with the data it read: DuckDB's
+    # DROP SCHEMA … CASCADE left it behind, over a table that was no longer there.
+    assert "dropped staging.stg_dlt__orders" in output, output
+    assert ("staging", "stg_dlt__orders") not in relations(project)
     (project / "sources/exports/orders.csv").unlink()
     (project / "sources/exports").rmdir()
     assert_pristine(project)
@@ -242,6 +251,13 @@ def test_python_source(project: Path) -> None:
     code, _ = cli("source", "remove", "weather", "--yes", "-p", str(project))
     assert code == 0
     assert_pristine(project)
+
+
+def relations(project: Path) -> set[tuple[str, str]]:
+    rows = (
+        Context(project).sql("SELECT table_schema, table_name FROM information_schema.tables").rows
+    )
+    return {(str(r[0]), str(r[1])) for r in rows}
 
 
 def schemas(project: Path) -> set[str]:

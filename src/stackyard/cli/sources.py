@@ -307,6 +307,8 @@ def register(app: typer.Typer) -> None:
         out.print(f"source [bold]{name}[/] removed")
         for f in result.files_removed:
             out.print(f"  deleted {f}", highlight=False)
+        for model in result.dropped_models:
+            out.print(f"  dropped {model} (built from a deleted model)", highlight=False)
         for schema in result.dropped_schemas:
             out.print(f"  dropped schema {schema}", highlight=False)
         for model in result.kept_models:

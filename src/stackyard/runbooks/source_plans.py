@@ -89,6 +89,7 @@ def remove_plan(
     sources_entry: bool,
     state: Sequence[Path],
     drop_schemas: Sequence[str],
+    drop_models: Sequence[tuple[str, str]] = (),
 ) -> RunbookPlan:
     """The steps of ``stackyard source remove`` (the rollback of ``add``)."""
     rel = [str(p.relative_to(project_dir)) for p in files]
@@ -129,7 +130,13 @@ def remove_plan(
         steps.append(
             RunbookStep(
                 "drop schema",
-                f"DROP SCHEMA {drop_schemas[0]} CASCADE: every loaded table of '{name}'",
+                f"DROP SCHEMA {drop_schemas[0]} CASCADE: every loaded table of '{name}'"
+                + (
+                    f", and {', '.join(f'{s}.{m}' for s, m in drop_models)}, built on them from "
+                    "the deleted staging models"
+                    if drop_models
+                    else ""
+                ),
                 "none: reload the data from the source",
                 destructive=True,
             )

@@ -54,6 +54,8 @@ class SourceRemoveResult:
     kept_models: tuple[str, ...] = ()
     # every schema dropped (--drop-data): the source's, and dlt's staging schema beside it
     dropped_schemas: tuple[str, ...] = ()
+    # the views and tables built from the deleted staging models (--drop-data)
+    dropped_models: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

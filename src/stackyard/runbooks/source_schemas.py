@@ -52,6 +52,75 @@ def source_schemas(warehouse: Warehouse, config: ProjectConfig, name: str) -> li
     return found
 
 
+def built_models(transform_dir: Path, files: Sequence[Path]) -> list[tuple[str, str]]:
+    """``(schema, relation)`` of each model dbt built from ``files`` (generated staging models),
+    read from dbt's manifest; empty before the first build.
+
+    The relations outlive their files: ``remove --drop-data`` drops them with the data they
+    read, or a view would be left over a dropped table (DuckDB keeps no dependencies between
+    schemas, so ``DROP SCHEMA … CASCADE`` leaves it behind) and the next monitor pass would
+    report it as an error.
+    """
+    import json
+
+    manifest = transform_dir / "target" / "manifest.json"
+    if not files or not manifest.is_file():
+        return []
+    wanted = {p.resolve().relative_to(transform_dir.resolve()).as_posix() for p in files}
+    nodes = json.loads(manifest.read_text(encoding="utf-8")).get("nodes", {}).values()
+    return sorted(
+        (str(node["schema"]), str(node.get("alias") or node["name"]))
+        for node in nodes
+        if node.get("resource_type") == "model" and node.get("original_file_path") in wanted
+    )
+
+
+def drop_relations(warehouse: Warehouse, relations: Sequence[tuple[str, str]]) -> list[str]:
+    """Drop each view or table of ``relations`` that exists; ``schema.name`` of those dropped.
+
+    Raises:
+        WarehouseError: the warehouse refused.
+    """
+    p = warehouse.param()
+    dropped = []
+    for schema, name in relations:
+        found = warehouse.query(
+            "SELECT table_type FROM information_schema.tables "
+            f"WHERE table_schema = {p} AND table_name = {p}",
+            (schema, name),
+        ).rows
+        if not found:
+            continue
+        kind = "VIEW" if "VIEW" in str(found[0][0]).upper() else "TABLE"
+        warehouse.execute(f"DROP {kind} IF EXISTS {warehouse.quote(schema, name)}")
+        dropped.append(f"{schema}.{name}")
+    return dropped
+
+
+def source_tables(warehouse: Warehouse, config: ProjectConfig, name: str) -> list[str]:
+    """The source's tables: those it declares, else those its schema holds (dlt's own and
+    the rejected rows' table left out)."""
+    from stackyard.ingest.keys import declared_tables
+    from stackyard.ingest.loader import REJECTED_TABLE
+
+    declared = declared_tables(config.sources[name].model_dump(by_alias=True))
+    if declared:
+        return declared
+    schema = config.dataset_for(name)
+    if not warehouse.schema_exists(schema):
+        return []
+    return [
+        t for t in warehouse.tables_in(schema) if not t.startswith("_dlt") and t != REJECTED_TABLE
+    ]
+
+
+def row_count(warehouse: Warehouse, schema: str, table: str) -> int | None:
+    """The table's rows, or None when it does not exist."""
+    if table not in warehouse.tables_in(schema):
+        return None
+    return int(warehouse.query(f"SELECT count(*) FROM {warehouse.quote(schema, table)}").rows[0][0])
+
+
 def present(warehouse: Warehouse, schemas: Sequence[str]) -> list[str]:
     """Those of ``schemas`` that exist."""
     return [s for s in schemas if warehouse.schema_exists(s)]

@@ -9,6 +9,7 @@ from stackyard.errors import StackyardError, UsageError, did_you_mean
 from stackyard.metadata.history import History
 from stackyard.results import FreshnessResult
 from stackyard.runbooks.source_results import SourceStatus, TableStatus
+from stackyard.runbooks.source_schemas import row_count, source_tables
 from stackyard.transform.staging import model_name
 from stackyard.transform.state import manifest_freshness
 
@@ -45,7 +46,7 @@ def source_status(
         schema = config.dataset_for(name)
         last = History(runbook.warehouse).last_load(name)
         tables = []
-        for table in runbook._source_tables(name):
+        for table in source_tables(runbook.warehouse, config, name):
             fresh = freshness.get((source.dbt_name(name), table))
             loader = source.dbt_name(name).removesuffix(f"_{name}")
             stg = model_name(table, loader)
@@ -53,7 +54,7 @@ def source_status(
             tables.append(
                 TableStatus(
                     table,
-                    runbook._count(schema, table),
+                    row_count(runbook.warehouse, schema, table),
                     (last or {}).get("tables", {}).get(table),
                     fresh.status if fresh else None,
                     fresh.age_hours if fresh else None,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from stackyard.config.edit import ProjectFile
@@ -33,10 +34,14 @@ from stackyard.runbooks.source_results import (
     nodes_detail,
 )
 from stackyard.runbooks.source_schemas import (
+    built_models,
     check_local_paths,
+    drop_relations,
     drop_schemas,
     present,
+    row_count,
     source_schemas,
+    source_tables,
     staging_schema,
 )
 from stackyard.runbooks.steps import RunbookPlan
@@ -154,15 +159,17 @@ class SourcesRunbook:
         """
         self._check_known(name)
         generated = generated_files(self.transform_dir, name)
-        base = self.project_dir / ".stackyard" / "pipelines"
         return remove_plan(
             name,
             project_dir=self.project_dir,
             files=[p for p, _ in generated],
             edited=[p for p, unedited in generated if not unedited],
             sources_entry=has_sources_entry(self.transform_dir, name),
-            state=sorted(base.glob(f"*__{name}__*")) if base.is_dir() else [],
+            state=_state_folders(self.project_dir, name),
             drop_schemas=self.schemas_to_drop(name) if drop_data else [],
+            drop_models=built_models(self.transform_dir, [p for p, _ in generated])
+            if drop_data
+            else [],
         )
 
     def schemas_to_drop(self, name: str) -> list[str]:
@@ -307,8 +314,8 @@ class SourcesRunbook:
                 f"{self.warehouse.describe()}: schema {schema}",
             )
         ]
-        for table in self._source_tables(name):
-            rows = self._count(schema, table)
+        for table in source_tables(self.warehouse, config, name):
+            rows = row_count(self.warehouse, schema, table)
             detail = (
                 f"{schema}.{table} does not exist: nothing was loaded"
                 if rows is None
@@ -397,7 +404,11 @@ class SourcesRunbook:
                 "the source anyway and keeps them (nothing was changed)",
             )
         dropped: list[str] = []
+        models: list[str] = []
         if drop_data:
+            models = drop_relations(
+                self.warehouse, built_models(self.transform_dir, [p for p, _ in generated])
+            )
             dropped = source_schemas(self.warehouse, config, name)
             drop_schemas(self.warehouse, dropped)
             self.session.release()
@@ -418,6 +429,7 @@ class SourcesRunbook:
             tuple(state),
             tuple(str(p.relative_to(self.project_dir)) for p in others),
             tuple(dropped),
+            tuple(models),
         )
 
     # ------------------------------------------------------------------ list / show
@@ -429,28 +441,6 @@ class SourcesRunbook:
         return source_status(self, names)
 
     # ------------------------------------------------------------------ helpers
-
-    def _source_tables(self, name: str) -> list[str]:
-        declared = declared_tables(self.config.sources[name].model_dump(by_alias=True))
-        if declared:
-            return declared
-        schema = self.config.dataset_for(name)
-        if not self.warehouse.schema_exists(schema):
-            return []
-        return [
-            t
-            for t in self.warehouse.tables_in(schema)
-            if not t.startswith("_dlt") and t != REJECTED_TABLE
-        ]
-
-    def _count(self, schema: str, table: str) -> int | None:
-        if table not in self.warehouse.tables_in(schema):
-            return None
-        return int(
-            self.warehouse.query(
-                f"SELECT count(*) FROM {self.warehouse.quote(schema, table)}"
-            ).rows[0][0]
-        )
 
     def _loaded_tables(self, loader: Loader, name: str, config: ProjectConfig) -> list[LoadedTable]:
         schema = loader.pipeline(name).default_schema
@@ -489,9 +479,13 @@ class SourcesRunbook:
 
     def _forget_state(self, name: str) -> list[str]:
         """Delete dlt's local state for the source (every target), so a re-add starts over."""
-        base = self.project_dir / ".stackyard" / "pipelines"
         removed = []
-        for path in sorted(base.glob(f"*__{name}__*")) if base.is_dir() else []:
+        for path in _state_folders(self.project_dir, name):
             shutil.rmtree(path, ignore_errors=True)
             removed.append(str(path.relative_to(self.project_dir)))
         return removed
+
+
+def _state_folders(project_dir: Path, name: str) -> list[Path]:
+    base = project_dir / ".stackyard" / "pipelines"
+    return sorted(base.glob(f"*__{name}__*")) if base.is_dir() else []
