@@ -168,4 +168,12 @@ def test_a_run_of_empty_days_on_an_often_empty_table_is_an_outage(tmp_path: Path
     assert broken.status == "anomaly"
     outage = next(c for c in broken.checks if c.check == "volume" and c.status == "anomaly")
     assert "no rows for" in outage.reason and "an outage" in outage.reason
+    # The days after the one alerted on are the same outage, not alerted again: the alert
+    # says how long it lasted, not only when it became unusual.
+    last = first = TODAY - timedelta(days=1)
+    while refunds.get(first - timedelta(days=1)) == 0:
+        first -= timedelta(days=1)
+    assert outage.day is not None and outage.day < last
+    run = (last - first).days + 1
+    assert f"still no rows through {last} ({run} days from {first})" in outage.reason, outage
     assert tables["app.signups"].status == "ok", tables["app.signups"].why

@@ -7,6 +7,7 @@ rule can be tested with plain lists.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 
 from stackyard.config.monitors import TableMonitor
@@ -94,8 +95,34 @@ def volume_checks(
             excluded.add(day)
         last = check
     if found:
-        return found
+        return [_with_run_end(check, series, max(judge), found) for check in found]
     return [last] if last is not None else []
+
+
+def _with_run_end(
+    check: Check, series: Mapping[date, float], until: date, found: Sequence[Check]
+) -> Check:
+    """An alert on an empty day says how long the emptiness lasted, when the days judged
+    after it in the same pass were empty too but not alerted on (the same outage, known):
+    without it, a four-day gap read as one that ended on the day alerted on."""
+    if check.value != 0 or check.day is None:
+        return check
+    alerted = {c.day for c in found}
+    start = end = check.day
+    while series.get(start - timedelta(days=1)) == 0:
+        start -= timedelta(days=1)
+    while (
+        end < until
+        and series.get(end + timedelta(days=1)) == 0
+        and end + timedelta(days=1) not in alerted
+    ):
+        end += timedelta(days=1)
+    if end == check.day:
+        return check
+    days = (end - start).days + 1
+    return replace(
+        check, reason=f"{check.reason}; still no rows through {end} ({days} days from {start})"
+    )
 
 
 def fill_days(days: Mapping[date, float], until: date | None = None) -> dict[date, float]:
