@@ -86,6 +86,7 @@ TUNING_SEEDS: dict[str, tuple[int, ...]] = {
         *_rounds(9500, 9500),
         *_rounds(10100, 10100),
         *_rounds(10500, 10500),
+        *_rounds(10900, 10900),
     ),
     "B": (
         11,
@@ -99,6 +100,7 @@ TUNING_SEEDS: dict[str, tuple[int, ...]] = {
         *_rounds(9600, 9600),
         *_rounds(10200, 10200),
         *_rounds(10600, 10600),
+        *_rounds(11000, 11000),
     ),
     "C": (
         31,
@@ -109,6 +111,7 @@ TUNING_SEEDS: dict[str, tuple[int, ...]] = {
         *_rounds(9700, 9700),
         *_rounds(10300, 10300),
         *_rounds(10700, 10700),
+        *_rounds(11100, 11100),
     ),
     "D": (
         1,
@@ -120,14 +123,15 @@ TUNING_SEEDS: dict[str, tuple[int, ...]] = {
         *_rounds(9800, 9800),
         *_rounds(10400, 10400),
         *_rounds(10800, 10800),
+        *_rounds(11200, 11200),
     ),
 }
 #: Seeds per generator never looked at while tuning.
 HELD_OUT_SEEDS: dict[str, tuple[int, ...]] = {
-    "A": (10901, 10902, 10903, 10904, 10905),
-    "B": (11001, 11002, 11003, 11004, 11005),
-    "C": (11101, 11102, 11103, 11104, 11105),
-    "D": (11201, 11202, 11203, 11204, 11205),
+    "A": (11301, 11302, 11303, 11304, 11305),
+    "B": (11401, 11402, 11403, 11404, 11405),
+    "C": (11501, 11502, 11503, 11504, 11505),
+    "D": (11601, 11602, 11603, 11604, 11605),
 }
 GENERATORS: dict[str, Callable[[int, int], Table]] = {
     "A": anomaly_data.make_table,
