@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -75,6 +76,16 @@ def test_filesystem_add_is_idempotent_and_remove_restores(project: Path) -> None
         "freshness passes",
     ):
         assert f"✔ {line}" in output
+    # The run recorded for the first load also holds the build that verified it: status and
+    # the report said 0 models built and 0 tests passed for a build that had happened.
+    built = re.search(r"(\d+)/\d+ models built.*?(\d+)/\d+ tests passed", output, re.S)
+    assert built is not None, output
+    runs = (
+        Context(project)
+        .sql("SELECT models_built, tests_passed, dbt_build FROM stackyard.runs")
+        .rows
+    )
+    assert [tuple(r) for r in runs] == [(int(built[1]), int(built[2]), "built")], runs
     sql = (project / "transform/models/staging/dlt/stg_dlt__orders.sql").read_text()
     assert "id as order_id" in sql
     assert "cast(ordered_at as timestamp) as ordered_at" in sql

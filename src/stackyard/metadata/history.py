@@ -19,7 +19,7 @@ from stackyard.metadata.schema import (
     insert_rows,
     relation,
 )
-from stackyard.results import RunResult, SourceLoad, StepResult
+from stackyard.results import Counts, NodeResult, RunResult, SourceLoad, StepResult
 from stackyard.warehouse.base import Warehouse
 
 # The step of the run :meth:`History.record_loads` writes for ``source add`` starts so;
@@ -236,6 +236,43 @@ class History:
         )
         self.record(run)
         return run.run_id
+
+    def record_build(self, run_id: str, nodes: Sequence[NodeResult]) -> None:
+        """Add a build made after a run was recorded (``source add``'s verification of the
+        staging models it wrote) to that run: its node results, and the counts ``status``
+        and the report show, which said 0 models built for a build that happened."""
+        w, p = self.warehouse, self.warehouse.param()
+        counts = Counts.of((), tuple(nodes))
+        failed = any(n.failed for n in nodes)
+        w.execute(
+            f"UPDATE {relation(w, 'runs')} SET models_built = {p}, models_failed = {p}, "
+            f"tests_passed = {p}, tests_failed = {p}, dbt_build = 'built'"
+            + (", status = 'failed'" if failed else "")
+            + f" WHERE run_id = {p}",
+            [
+                counts.models_built,
+                counts.models_errored,
+                counts.tests_passed,
+                counts.tests_failed,
+                run_id,
+            ],
+        )
+        self._insert(
+            "node_results",
+            [
+                (
+                    run_id,
+                    n.unique_id,
+                    n.name,
+                    n.resource_type,
+                    n.status,
+                    n.failures,
+                    n.message,
+                    n.seconds,
+                )
+                for n in nodes
+            ],
+        )
 
     def recent(self, limit: int = 10) -> list[RunSummary]:
         """The latest runs, newest first; empty when nothing has run on this target yet."""

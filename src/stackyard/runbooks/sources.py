@@ -275,7 +275,9 @@ class SourcesRunbook:
                 ),
             )
         # recorded as a run's load is: `source list` shows when it last loaded
-        History(self.warehouse).record_loads(config.name, started_at, [result], f"source {step}")
+        run_id = History(self.warehouse).record_loads(
+            config.name, started_at, [result], f"source {step}"
+        )
         tables = self._loaded_tables(loader, name, config)
         check_clashes(self.project_dir, self.transform_dir, name, [t.name for t in tables])
         files = self._staging_files(name, tables)
@@ -284,7 +286,7 @@ class SourcesRunbook:
             self.project_dir, self.transform_dir, name, config, [t.name for t in tables]
         )
         self.console.step_finished(step, "ok", f"{len(tables)} tables, {len(written)} files")
-        checks = self.verify(name, result)
+        checks = self.verify(name, result, run_id)
         chain = read_chain(self.session, config.dataset_for(name))
         if chain.check is not None:
             checks.append(chain.check)
@@ -303,8 +305,11 @@ class SourcesRunbook:
             + ((chain.note,) if chain.note else ()),
         )
 
-    def verify(self, name: str, load: SourceLoad | None = None) -> list[Check]:
-        """The runbook's verification: schema, rows, staging build and tests, freshness."""
+    def verify(
+        self, name: str, load: SourceLoad | None = None, run_id: str | None = None
+    ) -> list[Check]:
+        """The runbook's verification: schema, rows, staging build and tests, freshness;
+        the build is added to the recorded run ``run_id`` (the first load's) when given."""
         config = self.config
         schema = config.dataset_for(name)
         checks = [
@@ -334,6 +339,9 @@ class SourcesRunbook:
         dbt = self.session.dbt()
         dbt_name = config.sources[name].dbt_name(name)
         nodes = dbt.build(select=[f"source:{dbt_name}+"])
+        if run_id is not None:
+            History(self.warehouse).record_build(run_id, nodes)
+            self.session.release()
         models = [n for n in nodes if n.resource_type == "model"]
         tests = [n for n in nodes if n.resource_type == "test"]
         checks.append(
