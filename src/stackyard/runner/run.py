@@ -466,7 +466,6 @@ class RunJob:
         if self.engine == "dbt":
             return text
         by_sql = sum(1 for n in nodes if n.engine == "sql")
-        # Nodes (models and tests together), so not read as a count of tests.
         return f"{text} (of {len(nodes)} nodes, {by_sql} run as SQL, {len(nodes) - by_sql} by dbt)"
 
     def _on_node(self, resource_type: str, name: str, status: str) -> None:
