@@ -93,10 +93,20 @@ def test_case_10_a_table_dropped_by_hand_is_named_and_reloaded(project: Path) ->
     code, output = sh("run", "-p", str(project))
     assert code == 1, output
     assert "app.orders is missing" in output.replace("\n", " ")
+    code, output = sh("reload", "app.orders", "--dry-run", "-p", str(project))
+    assert code == 0 and "source:dlt_app.orders+" in output, output
     code, output = sh("reload", "app.orders", "--yes", "-p", str(project))
     assert code == 0, output
     assert scalar(project, "SELECT count(*) FROM app.orders") == 9
     assert scalar(project, "SELECT count(*) FROM app.customers") == 7
+    # Only what reads the reloaded table is rebuilt (in full): a full refresh of everything
+    # downstream of the source wiped an unrelated incremental model's backfilled history.
+    built = rows(
+        project,
+        "SELECT name FROM stackyard.node_results WHERE resource_type = 'model' AND run_id = "
+        "(SELECT run_id FROM stackyard.runs ORDER BY started_at DESC LIMIT 1)",
+    )
+    assert [r[0] for r in built] == ["stg_dlt__orders"], built
     code, output = sh("run", "-p", str(project))
     assert code == 0, output
     assert scalar(project, "SELECT count(*) FROM app.orders") == 9

@@ -45,7 +45,8 @@ class ReloadPlan:
 
     @property
     def select(self) -> tuple[str, ...]:
-        """The run's selection: the source, with everything downstream of it."""
+        """The run's selection: the source, with everything downstream of it (of the
+        reloaded tables only, when some are named: see ``refresh``)."""
         return (self.source,)
 
     def explain(self) -> list[str]:
@@ -84,7 +85,9 @@ def reload_plan(config: ProjectConfig, spec: str, target: str) -> ReloadPlan:
     schema = config.dataset_for(name)
     tables = (table,) if table else ()
     what = f"{schema}.{table}" if table else f"every table of schema {schema}"
-    models = " and ".join(f"source:{n}+" for n in dbt_source_names(name))
+    models = " and ".join(
+        f"source:{n}.{table}+" if table else f"source:{n}+" for n in dbt_source_names(name)
+    )
     steps = (
         ReloadStep(
             "drop_tables",

@@ -36,6 +36,7 @@ from stackyard.results import (
     step_status_of_build,
     step_status_of_freshness,
 )
+from stackyard.runner.build_skip import unchanged_since
 from stackyard.runner.interruption import not_recorded, record_stopped
 from stackyard.runner.monitor_pass import monitor_pass, seal_measurements
 from stackyard.session import Session
@@ -210,7 +211,11 @@ class RunJob:
                 "vars": {**self.project.transform.vars, **self.variables},
             },
         )
-        unchanged = self._unchanged_since(self._previous, fingerprint, select, loads)
+        unchanged = (
+            None
+            if self.force_build or self.refresh is not None or select
+            else unchanged_since(self._previous, fingerprint, loads, self.transform_dir.name)
+        )
         if external:
             unchanged = None  # another tool may have loaded new rows since the last run
         if unchanged and stamp is not None and self._previous is not None:
@@ -369,7 +374,14 @@ class RunJob:
         sources = [s for s in select if s in self.project.sources]
         dbt_select = [s for s in select if s not in self.project.sources]
         for source in sources:
-            dbt_select += [f"source:{n}+" for n in self._dbt_names(source)]
+            # A reload of some tables rebuilds what reads those tables, not the whole source
+            # (a full refresh of an unrelated incremental model lost its backfilled history).
+            tables = (self.refresh or {}).get(source) or ("",)
+            dbt_select += [
+                f"source:{n}.{t}+" if t else f"source:{n}+"
+                for n in self._dbt_names(source)
+                for t in tables
+            ]
         if self.state is not None and dbt_select:
             # loaded for the selected models only: what else reads them is not rebuilt
             sources += self._sources_read_by(dbt_select, sources)
@@ -387,31 +399,6 @@ class RunJob:
             for name, config in self.project.sources.items()
             if config.enabled and name not in named and read & set(self._dbt_names(name))
         ]
-
-    def _unchanged_since(
-        self,
-        previous: dict[str, Any] | None,
-        fingerprint: str,
-        select: Sequence[str],
-        loads: Sequence[SourceLoad],
-    ) -> str | None:
-        """Why ``dbt build`` can be skipped, or ``None`` when it must run.
-
-        Only when this run loaded nothing, and the last run on this target was a successful
-        full run of the same dbt project: the tables and test results would be the same.
-        """
-        if self.force_build or self.refresh is not None or select or previous is None:
-            return None
-        if any(load.status != "loaded" or load.rows or load.rejected for load in loads):
-            return None
-        if previous["status"] != "success" or previous["selected"]:
-            return None
-        if previous["transform_hash"] != fingerprint:
-            return None
-        return (
-            f"no new rows and no change in {self.transform_dir.name}/ since run "
-            f"{previous['run_id']}, whose build passed (--force-build rebuilds)"
-        )
 
     def _no_table_changed(self, loads: Sequence[SourceLoad], stamp: str) -> Unchanged | None:
         """What the monitor pass needs to reuse the last measurements, or ``None`` when a
