@@ -78,6 +78,18 @@ def test_dry_run_plans_without_writing(project: Path) -> None:
     assert all(isinstance(n, int) for n in model["estimate"]["rows_per_partition"])
     assert [p["status"] for p in plan["partitions"]] == ["pending"] * 3
     assert backfill_json(project, "status") == []
+    # A budget is enforced on a count of the model's SQL, not on the planner's guess: one
+    # month of a daily aggregate is one row a day, where the guess was about a day's worth.
+    span = ["--start", "2024-02-01", "--end", "2024-03-01", "--grain", "month"]
+    counted = backfill_json(project, "daily_events", *span, "--budget-rows", "0", "--dry-run")
+    assert counted["estimate"]["rows_method"] == "count", counted["estimate"]
+    rows = counted["estimate"]["rows"]
+    assert rows > 1, counted["estimate"]
+    refused = stackyard(project, "backfill", "daily_events", *span, "--budget-rows", str(rows - 1))
+    assert refused.returncode == 2 and "over the budget" in refused.stderr, refused.stderr
+    assert backfill_json(project, "status") == []
+    done = backfill_json(project, "daily_events", *span, "--budget-rows", str(rows))
+    assert sum(p["rows_written"] for p in done["partitions"]) == rows, done["partitions"]
     over = stackyard(
         project,
         "backfill",
@@ -149,6 +161,15 @@ def test_usage_errors_exit_2(project: Path) -> None:
         ),
         (["app.events", "--start", "2024-02-20", "--end", "2024-02-22", "--engine", "sql"], "dlt"),
         (["daily_events", "--start", "2024-02-20", "--end", "2024-02-22", "--engine", "x"], "auto"),
+        # A negative tolerance failed every validation after the rows were replaced (exit 1).
+        (
+            ["app.events", "--start", "2024-02-20", "--end", "2024-02-22", "--tolerance", "-1"],
+            "--tolerance must be 0 or more",
+        ),
+        (
+            ["daily_events", "--start", "2024-02-20", "--end", "2024-02-22", "--budget-rows", "-5"],
+            "--budget-rows must be 0 or more",
+        ),
     ]
     for args, message in cases:
         proc = stackyard(project, "backfill", *args)

@@ -200,6 +200,15 @@ class BackfillJob:
         """
         if options.workers < 1:
             raise UsageError("--workers must be 1 or more")
+        # Before anything is replaced: a negative tolerance fails every validation after the
+        # rows were already written, and a negative budget refuses every backfill.
+        if options.tolerance < 0 or options.tolerance != options.tolerance:
+            raise UsageError(
+                f"--tolerance must be 0 or more, got {options.tolerance}",
+                hint="0 demands equal counts; 0.01 allows 1 %",
+            )
+        if options.budget_rows is not None and options.budget_rows < 0:
+            raise UsageError(f"--budget-rows must be 0 or more, got {options.budget_rows}")
         windows = self.windows(options)
         ledger = Ledger(self.session_factory(), self.mirror_dir)
         try:
@@ -390,7 +399,7 @@ class BackfillJob:
         """Rows, bytes and time the backfill is expected to take, and where each figure comes
         from: ``explain`` (the engine's planner), ``count`` (counted upstream now), ``guess``
         (the average of this target's past partitions) or ``unknown``."""
-        found = self.target.estimate(ledger.session, windows)
+        found = self.target.estimate(ledger.session, windows, exact=options.budget_rows is not None)
         p = ledger.session.param()
         past = ledger.session.query(
             "SELECT avg(p.seconds), avg(p.rows_written) FROM stackyard.backfill_partitions p "
