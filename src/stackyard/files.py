@@ -29,3 +29,24 @@ def write_atomic(path: Path, text: str, mode: int | None = None) -> None:
         os.replace(draft, path)
     finally:
         draft.unlink(missing_ok=True)
+
+
+def folder_problem(root: Path) -> str | None:
+    """Why files cannot be written into ``root`` (made if missing), or ``None``: it is a
+    file, lies under one, or its nearest existing folder cannot be written.
+
+    >>> import tempfile
+    >>> base = Path(tempfile.mkdtemp())
+    >>> (base / "f").write_text("x")
+    1
+    >>> folder_problem(base / "new" / "deeper"), folder_problem(base / "f" / "sub")[-23:]
+    (None, 'is a file, not a folder')
+    """
+    existing = root
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{existing} is a file, not a folder"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"{existing} cannot be written"
+    return None

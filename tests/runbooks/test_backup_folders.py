@@ -46,3 +46,24 @@ def test_restore_latest_takes_the_newest_backup_even_one_written_with_to(tmp_pat
     assert not older.exists() and newer.exists() and third.exists()
     plan = json.loads(_cli("restore", "latest", "--dry-run", "--json", "-p", p))
     assert str(third) in json.dumps(plan)
+
+
+def test_a_backups_folder_that_cannot_be_written_is_refused_before_anything(
+    tmp_path: Path,
+) -> None:
+    # A file given as --to, or a folder under one, ended in an unexpected error (exit 1).
+    project = init_project(tmp_path / "shop", example="jaffle_shop").path
+    path = Context(project).warehouse("dev").path  # type: ignore[attr-defined]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with duckdb.connect(str(path)) as db:
+        db.execute("CREATE SCHEMA raw; CREATE TABLE raw.orders AS SELECT 1 AS id")
+    a_file = tmp_path / "not-a-folder"
+    a_file.write_text("x")
+    for to in (a_file, a_file / "below"):
+        for extra in ([], ["--dry-run"], ["--json"]):
+            result = runner.invoke(app, ["backup", "--to", str(to), *extra, "-p", str(project)])
+            assert result.exit_code == 2, result.output
+            assert "is a file, not a folder" in result.output, result.output
+            assert "unexpected" not in result.output
+    assert a_file.read_text() == "x"
+    assert not (project / "backups").exists() or not any((project / "backups").iterdir())

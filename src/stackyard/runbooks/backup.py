@@ -23,6 +23,7 @@ from stackyard import __version__
 from stackyard.config.model import ProjectConfig
 from stackyard.console import Console
 from stackyard.errors import UsageError, WarehouseError
+from stackyard.files import folder_problem
 from stackyard.runbooks import backup_engines as engines
 from stackyard.runbooks.recovery_plan import (
     MANIFEST_FILE,
@@ -210,6 +211,12 @@ class BackupRunbook(TargetRunbook):
 
         at = at or datetime.now(UTC)
         w = self.warehouse
+        problem = folder_problem(self.files.backups_dir(to))
+        if problem:  # refused before anything is copied (it was an unexpected error, exit 1)
+            raise UsageError(
+                f"cannot write backups into {self.files.backups_dir(to)}: {problem}",
+                hint="pass --to a folder you can write (made if missing), or set backups.dir",
+            )
         folder = self.files.backups_dir(to) / folder_name(w.target_name, at)
         if w.STORAGE == "cloud":
             return cloud_backup_plan(w, at, self.files.known_tables())
