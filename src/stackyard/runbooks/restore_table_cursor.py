@@ -101,6 +101,10 @@ def incremental_note(
         if backup is not None
         else None
     )
+    if then is not None and now is not None and then == now:
+        # The cursor has not moved since the backup: nothing was loaded after it, so no row
+        # is lost by the swap and there is nothing to read again.
+        return None
     current = f" (its value now: {now})" if now is not None else ""
     start = _day(then) or taken_at.astimezone(UTC).date()
     end = (_day(now) or datetime.now(UTC).date()) + timedelta(days=1)
