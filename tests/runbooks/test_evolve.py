@@ -200,3 +200,27 @@ def test_another_change_of_a_column_half_way_through_a_rename_is_refused(
     assert (example / MART).read_text() == mart
     stackyard(*RENAME, "--rollback", "expand", cwd=example)
     assert "full_name" not in _columns(example, "staging.stg_dlt__customers")
+
+
+def test_rolling_back_one_change_leaves_another_changes_approval_alone(example: Path) -> None:
+    # A rollback put stackyard.yml back whole from before its phase: the approval of a type
+    # change made since went with it, while the rolled-back rename's came back later.
+    config = example / "stackyard.yml"
+    original = config.read_text()
+    for phase in ("expand", "migrate", "contract"):
+        stackyard(*RENAME, "--phase", phase, cwd=example)
+    stackyard("evolve", "retype", "stg_dlt__orders.store_id", "BIGINT", cwd=example)
+    text = config.read_text()
+    assert "customer_name" in text and "store_id" in text
+
+    stackyard(*RENAME, "--rollback", "contract", cwd=example)
+    text = config.read_text()
+    assert "customer_name" not in text  # the rename's approval is gone
+    assert "store_id" in text and "type_narrowing" in text  # the type change's stays
+    stackyard(
+        "evolve", "retype", "stg_dlt__orders.store_id", "BIGINT", "--rollback", "contract",
+        cwd=example,
+    )  # fmt: skip
+    stackyard(*RENAME, "--rollback", "migrate", cwd=example)
+    stackyard(*RENAME, "--rollback", "expand", cwd=example)
+    assert config.read_text() == original  # every change undone: no approval left behind

@@ -13,6 +13,7 @@ import io
 import os
 import stat
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -118,6 +119,22 @@ class ProjectFile:
             approved = CommentedSeq()
             section["approved"] = approved
         approved.append(_commented(entry))
+
+    def remove_approval(self, matches: Callable[[Any], bool]) -> bool:
+        """Take the last approved schema change ``matches`` accepts out of
+        ``schema_changes.approved``; whether there was one."""
+        approved = (self.data.get("schema_changes") or {}).get("approved")
+        if not isinstance(approved, list):
+            return False
+        for i in range(len(approved) - 1, -1, -1):
+            if isinstance(approved[i], dict) and matches(approved[i]):
+                del approved[i]
+                if not approved:  # as the file was before the first approval
+                    del self.data["schema_changes"]["approved"]
+                    if not self.data["schema_changes"]:
+                        del self.data["schema_changes"]
+                return True
+        return False
 
     def text(self) -> str:
         """The edited file's text."""

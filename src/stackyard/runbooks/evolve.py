@@ -415,7 +415,7 @@ class EvolveRunbook:
         failures: list[str] = []
         for step in journal.rollback_steps(phase):
             if step.kind == "restore_file":
-                (self.project_dir / step.path).write_text(step.text, encoding="utf-8")
+                journal.restore(self.project_dir, step.path, step.text)
             elif step.kind == "build":
                 failures = self.build(list(step.select))
         journal.forget(phase)

@@ -141,6 +141,28 @@ class EvolveJournal:
             steps.append(Step("build", f"dbt build {' '.join(select)}", select=select))
         return tuple(steps)
 
+    def restore(self, project_dir: Path, rel: str, text: str) -> None:
+        """Put back a file a phase replaced. stackyard.yml is not put back whole (that threw
+        away what was written to it since, another change's approval among it): only the
+        approval this change's phase added leaves it, the last one that matches."""
+        path = project_dir / rel
+        if rel != "stackyard.yml":
+            path.write_text(text, encoding="utf-8")
+            return
+        from stackyard.config.edit import ProjectFile
+
+        reason = f"stackyard evolve {self.data.get('action')}"
+        node, column = str(self.data.get("node")).lower(), str(self.data.get("column")).lower()
+        edit = ProjectFile(path)
+        if edit.remove_approval(
+            lambda e: (
+                e.get("reason") == reason
+                and str(e.get("node", "")).lower() == node
+                and str(e.get("column", "")).lower() == column
+            )
+        ):
+            edit.save()
+
     def forget(self, phase: str) -> None:
         """Drop a rolled-back phase from the journal."""
         self.data.get("phases", {}).pop(phase, None)
