@@ -65,3 +65,18 @@ def test_failing_python_source_names_file_and_line_and_debug_prints_traceback(
     scripted = runner.invoke(app, ["run", "-p", str(root), "--json"])
     (load,) = json.loads(scripted.stdout)["loads"]
     assert "sources/weather.py:9 in readings" in load["error"] and "traceback" not in load
+    # The error names the table it failed on (dlt says which resource): incident triage
+    # takes the root cause from it, where it picked one of the source's tables at random.
+    assert "table 'readings'" in load["error"], load["error"]
+
+
+def test_the_table_a_failed_job_was_for_is_read_from_its_file_name() -> None:
+    from dlt.normalize.exceptions import NormalizeJobFailed
+
+    from stackyard.ingest.load_errors import root_cause
+
+    failed = NormalizeJobFailed("1700.1", "customers.a1b2c3.0.parquet", "nulls in name", [])
+    wrapped = RuntimeError("normalize step failed")
+    wrapped.__cause__ = failed
+    assert root_cause(wrapped).startswith("table 'customers': "), root_cause(wrapped)
+    assert "table" not in root_cause(ValueError("nothing named"))

@@ -69,6 +69,14 @@ def _says_something(exc: BaseException) -> bool:
     return bool(str(exc).strip()) or type(exc) is not Exception
 
 
+def _job_table(exc: BaseException) -> str | None:
+    """The table of a failed normalize or load job, from its file name
+    (``customers.a1b2c3.0.parquet``): without it a job's error named no table, and incident
+    triage picked one of the source's tables as the root cause."""
+    job = getattr(exc, "job_id", None)
+    return job.split(".", 1)[0] if isinstance(job, str) and "." in job else None
+
+
 def root_cause(exc: BaseException) -> str:
     """One line saying what failed where: dlt wraps driver errors in several layers, and the
     useful parts (the step, the table, the URL) sit on different layers."""
@@ -78,7 +86,7 @@ def root_cause(exc: BaseException) -> str:
     while id(inner) not in seen:
         seen.add(id(inner))
         step = step or getattr(inner, "step", None)
-        table = table or getattr(inner, "pipe_name", None)
+        table = table or getattr(inner, "pipe_name", None) or _job_table(inner)
         request = getattr(inner, "request", None)
         url = url or getattr(request, "url", None)
         nested = getattr(inner, "exception", None) or inner.__cause__
