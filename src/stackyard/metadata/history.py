@@ -172,22 +172,7 @@ class History:
                     )
                 )
         self._insert("loads", load_rows)
-        self._insert(
-            "node_results",
-            [
-                (
-                    run.run_id,
-                    n.unique_id,
-                    n.name,
-                    n.resource_type,
-                    n.status,
-                    n.failures,
-                    n.message,
-                    n.seconds,
-                )
-                for n in run.nodes
-            ],
-        )
+        self._insert_nodes(run.run_id, run.nodes)
         self._insert(
             "freshness",
             [
@@ -257,22 +242,7 @@ class History:
                 run_id,
             ],
         )
-        self._insert(
-            "node_results",
-            [
-                (
-                    run_id,
-                    n.unique_id,
-                    n.name,
-                    n.resource_type,
-                    n.status,
-                    n.failures,
-                    n.message,
-                    n.seconds,
-                )
-                for n in nodes
-            ],
-        )
+        self._insert_nodes(run_id, nodes)
 
     def recent(self, limit: int = 10) -> list[RunSummary]:
         """The latest runs, newest first; empty when nothing has run on this target yet."""
@@ -492,6 +462,24 @@ class History:
                 f"WHERE r.started_at >= {w.param()} ORDER BY r.started_at",
                 (since,),
             ).rows
+        )
+
+    def _insert_nodes(self, run_id: str, nodes: Sequence[NodeResult]) -> None:
+        self._insert(
+            "node_results",
+            [
+                (
+                    run_id,
+                    n.unique_id,
+                    n.name,
+                    n.resource_type,
+                    n.status,
+                    n.failures,
+                    n.message,
+                    n.seconds,
+                )
+                for n in nodes
+            ],
         )
 
     def _insert(self, table: str, rows: list[tuple[Any, ...]]) -> None:
