@@ -52,22 +52,22 @@ def source_schemas(warehouse: Warehouse, config: ProjectConfig, name: str) -> li
     return found
 
 
-def built_models(transform_dir: Path, files: Sequence[Path]) -> list[tuple[str, str]]:
-    """``(schema, relation)`` of each model dbt built from ``files`` (generated staging models),
-    read from dbt's manifest; empty before the first build.
+def built_models(transform_dir: Path, files: Sequence[Path], target: str) -> list[tuple[str, str]]:
+    """``(schema, relation)`` of each model dbt built from ``files`` (generated staging models)
+    on ``target``, read from the manifest dbt wrote for it; empty before the first build.
 
     The relations outlive their files: ``remove --drop-data`` drops them with the data they
     read, or a view would be left over a dropped table (DuckDB keeps no dependencies between
     schemas, so ``DROP SCHEMA … CASCADE`` leaves it behind) and the next monitor pass would
     report it as an error.
     """
-    import json
+    from stackyard.transform.state import read_manifest
 
-    manifest = transform_dir / "target" / "manifest.json"
-    if not files or not manifest.is_file():
+    manifest = read_manifest(transform_dir, target) or read_manifest(transform_dir)
+    if not files or manifest is None:
         return []
     wanted = {p.resolve().relative_to(transform_dir.resolve()).as_posix() for p in files}
-    nodes = json.loads(manifest.read_text(encoding="utf-8")).get("nodes", {}).values()
+    nodes = (manifest.get("nodes") or {}).values()
     return sorted(
         (str(node["schema"]), str(node.get("alias") or node["name"]))
         for node in nodes

@@ -167,9 +167,7 @@ class SourcesRunbook:
             sources_entry=has_sources_entry(self.transform_dir, name),
             state=_state_folders(self.project_dir, name),
             drop_schemas=self.schemas_to_drop(name) if drop_data else [],
-            drop_models=built_models(self.transform_dir, [p for p, _ in generated])
-            if drop_data
-            else [],
+            drop_models=self._built(generated) if drop_data else [],
         )
 
     def schemas_to_drop(self, name: str) -> list[str]:
@@ -414,9 +412,7 @@ class SourcesRunbook:
         dropped: list[str] = []
         models: list[str] = []
         if drop_data:
-            models = drop_relations(
-                self.warehouse, built_models(self.transform_dir, [p for p, _ in generated])
-            )
+            models = drop_relations(self.warehouse, self._built(generated))
             dropped = source_schemas(self.warehouse, config, name)
             drop_schemas(self.warehouse, dropped)
             self.session.release()
@@ -484,6 +480,11 @@ class SourcesRunbook:
         return external_staging_files(
             name, source.dbt_name(name), source.loader, columns, tables, dialect
         )
+
+    def _built(self, generated: Sequence[tuple[Path, bool]]) -> list[tuple[str, str]]:
+        """The relations dbt built on this target from the generated files."""
+        files = [p for p, _ in generated]
+        return built_models(self.transform_dir, files, self.warehouse.target_name)
 
     def _forget_state(self, name: str) -> list[str]:
         """Delete dlt's local state for the source (every target), so a re-add starts over."""
