@@ -336,7 +336,7 @@ def empirical_floor(errors: Sequence[float], share: float) -> float:
     half a year), times ``share``; 0.0 with too few errors.
 
     >>> round(empirical_floor([0.01 * i for i in range(100)], 1.0), 3)
-    1.568
+    1.562
     """
     if len(errors) < TAIL_MIN_ERRORS:
         return 0.0
