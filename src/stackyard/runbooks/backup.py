@@ -211,15 +211,16 @@ class BackupRunbook(TargetRunbook):
 
         at = at or datetime.now(UTC)
         w = self.warehouse
-        problem = folder_problem(self.files.backups_dir(to))
+        if w.STORAGE == "cloud":  # clones in the warehouse: no local folder is written
+            return cloud_backup_plan(w, at, self.files.known_tables())
+        root = self.files.backups_dir(to)
+        problem = folder_problem(root)
         if problem:  # refused before anything is copied (it was an unexpected error, exit 1)
             raise UsageError(
-                f"cannot write backups into {self.files.backups_dir(to)}: {problem}",
+                f"cannot write backups into {root}: {problem}",
                 hint="pass --to a folder you can write (made if missing), or set backups.dir",
             )
-        folder = self.files.backups_dir(to) / folder_name(w.target_name, at)
-        if w.STORAGE == "cloud":
-            return cloud_backup_plan(w, at, self.files.known_tables())
+        folder = root / folder_name(w.target_name, at)
         data: list[Step]
         if w.STORAGE == "file" and not w.path.exists():  # type: ignore[attr-defined]
             raise UsageError(
