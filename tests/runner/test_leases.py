@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 import os
+import pwd
 import threading
 import time
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from stackyard import Context
@@ -131,3 +133,13 @@ def test_holder_alive_knows_local_dead_processes() -> None:
     dead = holder_name("r1").replace(f"pid {os.getpid()}", "pid 999999999")
     assert not holder_alive(dead)
     assert holder_alive("someone@elsewhere pid 1 (run r1)")
+
+
+def test_holder_names_the_account_when_user_is_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Containers and cron often run without $USER: the holder read "?@host".
+    for name in ("USER", "USERNAME", "LOGNAME", "LNAME"):
+        monkeypatch.delenv(name, raising=False)
+    holder = holder_name("r1")
+    assert not holder.startswith("?@")
+    assert holder.split("@")[0] == pwd.getpwuid(os.getuid()).pw_name
+    assert holder_alive(holder)

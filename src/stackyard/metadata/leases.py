@@ -8,6 +8,7 @@ doctor's stale-lease check covers it with no other change.
 
 from __future__ import annotations
 
+import getpass
 import os
 import socket
 from dataclasses import dataclass
@@ -97,6 +98,23 @@ class Lease:
                 f"(stale after {self.kind.stale_after:.0f} s)"
             )
         return ""
+
+
+def this_process(what: str, ident: str) -> str:
+    """This process as a lease holder, as people read it: ``user@host pid N (what ID)``.
+
+    The user comes from the account, not only from ``$USER``, which containers and cron
+    often leave unset (the holder then read ``?@host``).
+
+    >>> this_process("run", "r1").split(" pid ")[0].startswith("?@")
+    False
+    """
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        # No login name anywhere (a uid without a passwd entry): the uid still names it.
+        user = f"uid{os.getuid()}"
+    return f"{user}@{socket.gethostname()} pid {os.getpid()} ({what} {ident})"
 
 
 def holder_alive(holder: str) -> bool:

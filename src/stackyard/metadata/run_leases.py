@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -27,7 +26,7 @@ from typing import IO
 
 from stackyard.errors import RunLeaseHeldError, WarehouseError, WarehouseLockedError
 from stackyard.files import write_atomic
-from stackyard.metadata.leases import holder_alive
+from stackyard.metadata.leases import holder_alive, this_process
 from stackyard.metadata.schema import (
     LEASE_TABLES,
     ensure_tables,
@@ -51,8 +50,7 @@ def source_lease(source: str) -> str:
 
 def holder_name(run_id: str) -> str:
     """Who holds a lease, as people read it: ``user@host pid N (run ID)``."""
-    user = os.environ.get("USER") or os.environ.get("USERNAME") or "?"
-    return f"{user}@{socket.gethostname()} pid {os.getpid()} (run {run_id})"
+    return this_process("run", run_id)
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,6 @@ which ``backfill status`` reads when another process holds the file.
 from __future__ import annotations
 
 import json
-import os
-import socket
 import threading
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -26,6 +24,7 @@ from typing import Any
 
 from stackyard.errors import EXIT_USAGE, StackyardError, UsageError
 from stackyard.metadata.leases import holder_alive as _holder_alive
+from stackyard.metadata.leases import this_process
 from stackyard.metadata.schema import BACKFILL_TABLES, METADATA_SCHEMA, ensure_tables
 from stackyard.runbooks.backfill.connection import Connection
 from stackyard.runbooks.backfill.partitions import Window
@@ -100,8 +99,7 @@ class BackfillRecord:
 
 def holder_name(backfill_id: str) -> str:
     """Who holds a lease, as people read it: ``user@host pid N (backfill ID)``."""
-    user = os.environ.get("USER") or os.environ.get("USERNAME") or "?"
-    return f"{user}@{socket.gethostname()} pid {os.getpid()} (backfill {backfill_id})"
+    return this_process("backfill", backfill_id)
 
 
 def _now() -> datetime:

@@ -93,6 +93,10 @@ class SourceTableTarget(BackfillTarget):
 
         # Staged rows carry their load id, so a partition inserts exactly its own load's rows.
         os.environ.setdefault("NORMALIZE__PARQUET_NORMALIZER__ADD_DLT_LOAD_ID", "true")
+        # As a source's own loads: dlt's schema-merge warnings went to the user's terminal
+        # in the middle of the backfill's output. Set once here, not per worker: the workers
+        # are threads sharing one environment.
+        os.environ.setdefault("RUNTIME__LOG_LEVEL", "ERROR")
         for key, value in QUIET_DLT.items():
             os.environ.setdefault(key, value)
 
