@@ -173,3 +173,13 @@ def test_environment_wins_over_file(tmp_path: Path) -> None:
     os.chmod(path, 0o600)
     secrets = Secrets(tmp_path, environ={"TOKEN": "from-env"})
     assert secrets.resolve(SecretRef(secret="TOKEN"), used_for="x") == "from-env"
+
+
+def test_access_names_that_differ_only_in_case_are_one_name(tmp_path: Path) -> None:
+    # FINANCE and finance became one role on the warehouse, one entry's grants lost, and
+    # `policy check` passed.
+    roles = "access:\n  roles:\n    FINANCE: {member_of: [REPORTING_READER]}\n    finance: {}\n"
+    message = error_of(tmp_path, GOOD + roles)
+    assert "'FINANCE' and 'finance' differ only in case" in message
+    people = "access:\n  people:\n    alice: {}\n    ALICE: {}\n"
+    assert "'alice' and 'ALICE' differ only in case" in error_of(tmp_path, GOOD + people)

@@ -132,7 +132,54 @@ def test_rotate_key_uses_slot_two_then_finish_replaces_slot_one(tmp_path: Path) 
 def test_rotate_key_applies_on_postgres(pg_project: PgProject) -> None:
     users = pg_project.context().users()
     users.add("SVC_DLT", service=True)
+    pg_project.context().access().apply(target="prod")
     change = pg_project.context().users().rotate_key("SVC_DLT", target="prod")
     assert change.applied
     assert not pg_project.context().access().plan("prod").has_changes
     assert any("not used on Postgres" in n for n in change.plan.notes)  # type: ignore[union-attr]
+
+
+def test_rotate_key_changes_nothing_when_it_cannot_apply_its_key_alone(
+    pg_project: PgProject,
+) -> None:
+    # A typo'd target (or a missing secret) left a new key in stackyard.yml and a key file,
+    # exit 2, and the retry refused "a rotation is in progress". And with other changes
+    # declared but not applied, the rotation applied them too, unreviewed.
+    pg_project.context().users().add("SVC_DLT", service=True)
+    pg_project.context().access().apply(target="prod")
+    pg_project.context().users().add("bob")
+    yml = (pg_project.path / "stackyard.yml").read_text()
+    keys = sorted((pg_project.path / ".stackyard" / "keys").iterdir())
+    for target, message in (("prdo", "did you mean 'prod'"), ("prod", "declared but not applied")):
+        with pytest.raises(UsageError, match=message):
+            pg_project.context().users().rotate_key("SVC_DLT", target=target)
+        assert (pg_project.path / "stackyard.yml").read_text() == yml
+        assert sorted((pg_project.path / ".stackyard" / "keys").iterdir()) == keys
+    roles = pg_project.context().access().plan("prod")
+    assert roles.has_changes  # bob is still only declared, not created
+    # Once they are applied, the rotation goes through.
+    pg_project.context().access().apply(target="prod")
+    assert pg_project.context().users().rotate_key("SVC_DLT", target="prod").applied
+
+
+def test_user_add_dry_run_refuses_what_the_real_add_refuses(tmp_path: Path) -> None:
+    # The dry run listed steps and exited 0 for adds the real command refused with exit 2.
+    path = project(tmp_path)
+    assert runner.invoke(app, ["user", "add", "alice", "--project", str(path)]).exit_code == 0
+    yml = (path / "stackyard.yml").read_text()
+    refused = [
+        (["bob", "--role", "REPORTNG_READER"], "did you mean 'REPORTING_READER'"),
+        (["alice"], "already declared"),
+        (["carol", "--key-backend", "aws"], "needs --service"),
+        (["dave", "--schema", "x"], "needs --service and --loader"),
+        (["SVC_X", "--service", "--key-backend", "bogus"], "cannot store a secret in 'bogus'"),
+    ]
+    for args, message in refused:
+        for dry in (["--dry-run"], []):
+            result = runner.invoke(app, ["user", "add", *args, *dry, "--project", str(path)])
+            assert result.exit_code == 2, (args, dry, result.output)
+            assert message in result.output, (args, dry, result.output)
+    assert (path / "stackyard.yml").read_text() == yml
+    assert not (path / ".stackyard" / "keys").exists() or not any(
+        (path / ".stackyard" / "keys").iterdir()
+    )

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -63,6 +65,21 @@ def test_duckdb_file_lives_in_the_project(tmp_path: Path) -> None:
     assert w.dlt_destination_settings() == {"credentials": str(tmp_path / ".stackyard/dev.duckdb")}
     assert w.dbt_output()["path"] == str(tmp_path / ".stackyard/dev.duckdb")
     assert not w.SUPPORTS_ROLES
+
+
+def test_duckdb_file_is_owner_only_from_its_first_query(tmp_path: Path) -> None:
+    # A query (stackyard sql, apply) created the file under the umask, 0644, and the next
+    # `stackyard security check` reported a file stackyard itself had just made.
+    umask = os.umask(0o022)
+    try:
+        w = warehouse(tmp_path, "dev")
+        w.query("select 1")
+        w.execute("create table t as select 1 as x")
+        w.close()
+    finally:
+        os.umask(umask)
+    for path in (tmp_path / ".stackyard").iterdir():
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
 
 
 def test_duckdb_memory_limit_holds_for_loads_and_dbt(tmp_path: Path) -> None:

@@ -41,6 +41,16 @@ def _check_names(
         reason = reserved_reason(name) if principal else None
         if reason:
             raise ValueError(f"{what} '{name}': {reason}; pick another name")
+    # Warehouses fold unquoted names to one case: FINANCE and finance are one role, and the
+    # second entry's grants silently replaced the first's.
+    seen: dict[str, str] = {}
+    for name in names:
+        first = seen.setdefault(name.upper(), name)
+        if first != name:
+            raise ValueError(
+                f"{what}s '{first}' and '{name}' differ only in case, and the warehouse reads "
+                "them as one: keep one entry"
+            )
 
 
 class DatabaseConfig(StrictModel):

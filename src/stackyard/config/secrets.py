@@ -101,11 +101,7 @@ class Secrets:
             UsageError: an unknown backend.
             SecretBackendUnreachableError: the backend did not answer; nothing was stored.
         """
-        if backend not in BACKENDS:
-            raise UsageError(
-                f"cannot store a secret in '{backend}'{did_you_mean(backend, BACKENDS)}",
-                hint=f"secret managers: {', '.join(BACKENDS)}",
-            )
+        check_backend(backend)
         self._remember(value)
         return write_secret(backend, name, value, self._environ)
 
@@ -197,3 +193,16 @@ def _line_of(text: str, key: str) -> int | None:
     pattern = re.compile(rf"^\s*(\[\s*)?[\"']?{re.escape(key)}[\"']?\s*[=\]]", re.MULTILINE)
     match = pattern.search(text)
     return text.count("\n", 0, match.start()) + 1 if match else None
+
+
+def check_backend(backend: str) -> None:
+    """Refuse a secret manager stackyard cannot store in.
+
+    Raises:
+        UsageError: an unknown backend.
+    """
+    if backend not in BACKENDS:
+        raise UsageError(
+            f"cannot store a secret in '{backend}'{did_you_mean(backend, BACKENDS)}",
+            hint=f"secret managers: {', '.join(BACKENDS)}",
+        )

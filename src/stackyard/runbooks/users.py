@@ -9,7 +9,6 @@ is validated, the access declaration included, before stackyard.yml is replaced.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ from stackyard.config.access import PRINCIPAL_PATTERN
 from stackyard.config.edit import ProjectFile
 from stackyard.config.names import reserved_reason
 from stackyard.config.project import Project
+from stackyard.config.secrets import check_backend
 from stackyard.errors import UsageError, did_you_mean
 from stackyard.infra.declaration import (
     SOURCES_READER,
@@ -26,55 +26,11 @@ from stackyard.infra.declaration import (
 )
 from stackyard.infra.layout import build_declaration
 from stackyard.infra.loaders import declare_loader
-from stackyard.infra.plan import Plan
 from stackyard.infra.service import AccessControl
-from stackyard.infra.users import KEYS_DIR, KeyPair, generate_key_pair, write_private_key
+from stackyard.infra.users import KEYS_DIR, KeyPair, generate_key_pair
 from stackyard.runbooks.steps import RunbookPlan, RunbookStep
+from stackyard.runbooks.user_keys import KeyRotation, UserChange, keep_private_key, key_text
 from stackyard.session import Sessions
-
-
-@dataclass(frozen=True)
-class UserChange:
-    """The result of ``user add``, ``user rotate-key`` and ``user remove``.
-
-    Attributes:
-        name: the user, as declared.
-        kind: ``service`` or ``person``.
-        action: ``added``, ``rotation started``, ``rotation finished`` or ``removed``.
-        key_file: where the new private key was written, if one was.
-        private_key: the new private key, only when asked to print it instead of saving it.
-        plan: the plan applied (or to apply) on the target, if one was computed.
-        applied: whether that plan was applied.
-        next_step: what the user does next, in words.
-        loses: for ``removed``: the roles and schema access the user had, by the declaration.
-        key_stored: where in a secret manager the new private key was stored, if it was.
-    """
-
-    name: str
-    kind: str
-    action: str
-    key_file: Path | None = None
-    private_key: str | None = None
-    plan: Plan | None = None
-    applied: bool = False
-    next_step: str = ""
-    loses: tuple[str, ...] = ()
-    key_stored: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """The change as plain data (``--json``)."""
-        return {
-            "name": self.name,
-            "kind": self.kind,
-            "action": self.action,
-            "key_file": None if self.key_file is None else str(self.key_file),
-            "key_stored": self.key_stored,
-            "private_key": self.private_key,
-            "plan": None if self.plan is None else self.plan.to_dict(),
-            "applied": self.applied,
-            "loses": list(self.loses),
-            "next_step": self.next_step,
-        }
 
 
 class UsersRunbook:
@@ -105,9 +61,10 @@ class UsersRunbook:
         """The steps ``add`` would take, each with its rollback; nothing is changed.
 
         Raises:
-            UsageError: the name cannot be a user's (see :meth:`add`).
+            UsageError, ConfigError: as :meth:`add` would, for the same reasons: the dry run
+                checks what the real one checks (the edit is drafted and validated in memory).
         """
-        _check_new_name(name)
+        self._draft(name, service, roles, loader, schemas, key_backend)
         user = name.upper() if service else name.lower()
         section = "service_accounts" if service else "people"
         granted = ", ".join(roles or []) or (
@@ -198,12 +155,53 @@ class UsersRunbook:
             UsageError: the name is already declared, or reserved (PUBLIC, SYSADMIN, pg_* …).
             ConfigError: the change would make stackyard.yml invalid (nothing is written).
         """
+        file, pair = self._draft(name, service, roles, loader, schemas, key_backend)
+        if pair is None:
+            file.save()
+            return UserChange(
+                name.lower(),
+                "person",
+                "added",
+                next_step="run `stackyard plan`, then `stackyard apply`",
+            )
+        key_file, stored = keep_private_key(
+            self.project, name, pair, print_key, key_backend, key_name
+        )
+        file.save()
+        return UserChange(
+            name.upper(),
+            "service",
+            "added",
+            key_file=key_file,
+            private_key=pair.private_pem if print_key and not stored else None,
+            next_step=(
+                "run `stackyard plan` and `stackyard apply`"
+                if stored
+                else "store the private key in your secret manager, then run `stackyard plan` "
+                "and `stackyard apply`"
+            ),
+            key_stored=stored,
+        )
+
+    def _draft(
+        self,
+        name: str,
+        service: bool,
+        roles: list[str] | None,
+        loader: str | None,
+        schemas: tuple[str, ...],
+        key_backend: str | None,
+    ) -> tuple[ProjectFile, KeyPair | None]:
+        """stackyard.yml with the user added, validated but not saved, and a service
+        account's new key pair: every check ``add`` makes, before anything is written."""
         if key_backend and not service:
             raise UsageError(
                 "--key-backend stores a service account's private key: it needs --service",
                 hint="a person logs in as your warehouse's SSO or password rules say; nothing "
                 "was written",
             )
+        if key_backend:
+            check_backend(key_backend)
         if schemas and not (service and loader):
             raise UsageError(
                 "--schema names a schema of a loader's database: it needs --service and --loader",
@@ -233,20 +231,14 @@ class UsersRunbook:
                 entry["roles"] = list(roles)
             file.section("people")[name.lower()] = entry
             build_declaration(file.validated())
-            file.save()
-            return UserChange(
-                name.lower(),
-                "person",
-                "added",
-                next_step="run `stackyard plan`, then `stackyard apply`",
-            )
+            return file, None
         user = declaration.user(name)
         entry = {}
         loader = loader or (user.loader if user else None)
         if roles:
             entry["roles"] = list(roles)
         pair = generate_key_pair()
-        entry["rsa_public_key"] = _key_text(pair.public_pem)
+        entry["rsa_public_key"] = key_text(pair.public_pem)
         if loader and (schemas or not any(d.loader == loader for d in declaration.databases)):
             # A loader stackyard has no database for yet: declare its database with it, so
             # the read chain and the service account follow (one command per new loader).
@@ -256,39 +248,7 @@ class UsersRunbook:
                 entry = {"loader": loader, **entry}
             file.section("service_accounts")[name.upper()] = entry
         build_declaration(file.validated())
-        key_file, stored = self._keep_private_key(name, pair, print_key, key_backend, key_name)
-        file.save()
-        return UserChange(
-            name.upper(),
-            "service",
-            "added",
-            key_file=key_file,
-            private_key=pair.private_pem if print_key and not stored else None,
-            next_step=(
-                "run `stackyard plan` and `stackyard apply`"
-                if stored
-                else "store the private key in your secret manager, then run `stackyard plan` "
-                "and `stackyard apply`"
-            ),
-            key_stored=stored,
-        )
-
-    def _keep_private_key(
-        self,
-        user: str,
-        pair: KeyPair,
-        print_key: bool,
-        backend: str | None,
-        key_name: str | None,
-    ) -> tuple[Path | None, str | None]:
-        """Put a new private key where it was asked to go: a secret manager, the screen
-        (returned, not kept) or a 0600 file; return (file, where stored)."""
-        if backend:
-            name = key_name or f"stackyard/{self.project.config.name}/{user.lower()}"
-            return None, self.project.secrets.store(backend, name, pair.private_pem)
-        if print_key:
-            return None, None
-        return write_private_key(self.project.project_dir, user, pair), None
+        return file, pair
 
     def rotate_key(
         self,
@@ -300,100 +260,15 @@ class UsersRunbook:
         key_backend: str | None = None,
         key_name: str | None = None,
     ) -> UserChange:
-        """Rotate a service account's key without downtime, and apply on the target.
-
-        Without ``finish``: a new key pair goes into the second slot (RSA_PUBLIC_KEY_2) and is
-        applied; both keys work. With ``finish``: the new key moves to the first slot and the
-        old one is removed, which is applied too (the only destructive step allowed).
-        ``key_backend``/``key_name`` store the new private key in a secret manager (as a new
-        version of the secret) instead of a file.
-
-        Raises:
-            UsageError: not a service account, a rotation already in progress, or none to
-                finish.
-        """
-        declaration = self.access.declaration()
-        user = declaration.user(name)
-        if user is None or user.kind != "service":
-            known = [u.name for u in declaration.users if u.kind == "service"]
-            raise UsageError(
-                f"'{name}' is not a declared service account{did_you_mean(name.upper(), known)}",
-                hint=f"service accounts: {', '.join(known) or '(none)'}; add one with "
-                "`stackyard user add NAME --service`",
-            )
-        file = ProjectFile(self.project.config_file)
-        key = file.key_of("service_accounts", user.name) or user.name
-        entry = file.section("service_accounts", key)
-        if user.loader and "loader" not in entry:
-            entry["loader"] = user.loader
-        key_file = None
-        private = None
-        stored = None
-        if finish:
-            if not user.rsa_public_key_2:
-                raise UsageError(
-                    f"no rotation to finish for {user.name}: its second key slot is empty",
-                    hint=f"start one with `stackyard user rotate-key {user.name}`",
-                )
-            entry["rsa_public_key"] = entry["rsa_public_key_2"]
-            del entry["rsa_public_key_2"]
-            action = "rotation finished"
-        else:
-            if user.rsa_public_key and user.rsa_public_key_2:
-                raise UsageError(
-                    f"a rotation of {user.name}'s key is in progress (both slots hold keys)",
-                    hint=f"finish it first: `stackyard user rotate-key {user.name} --finish`",
-                )
-            pair = generate_key_pair()
-            slot = "rsa_public_key_2" if user.rsa_public_key else "rsa_public_key"
-            entry[slot] = _key_text(pair.public_pem)
-            build_declaration(file.validated())
-            key_file, stored = self._keep_private_key(
-                user.name, pair, print_key, key_backend, key_name
-            )
-            if print_key and not key_backend:
-                private = pair.private_pem
-            action = "rotation started"
-        build_declaration(file.validated())
-        file.save()
-        # The rotation is planned and applied against stackyard.yml as it is now.
-        access = AccessControl(self.project.reloaded(), self.sessions)
-        plan = access.plan(target)
-        allowed = all(
-            s.kind == "alter_user" and s.grantee.upper().endswith(user.name)
-            for s in plan.destructive_steps
-        )
-        applied = False
-        next_step = ""
-        warehouse = self.sessions.get(plan.target).warehouse
-        if not warehouse.REACHABLE_HERE:
-            next_step = (
-                f"run the plan's statements on '{plan.target}' (`stackyard plan -t "
-                f"{plan.target} --sql FILE`)"
-            )
-        elif not allowed:
-            next_step = (
-                "the plan holds other destructive steps: review `stackyard plan`, then "
-                "`stackyard apply --allow-destructive`"
-            )
-        else:
-            access.apply(target=plan.target, allow_destructive=finish)
-            applied = True
-        if not finish:
-            next_step = next_step or (
-                "deploy the new private key to every client, then run "
-                f"`stackyard user rotate-key {user.name} --finish`"
-            )
-        return UserChange(
-            user.name,
-            "service",
-            action,
-            key_file,
-            private,
-            plan,
-            applied,
-            next_step,
-            key_stored=stored,
+        """Rotate a service account's key without downtime, and apply on the target
+        (:meth:`~stackyard.runbooks.user_keys.KeyRotation.rotate`)."""
+        return KeyRotation(self.project, self.sessions).rotate(
+            name,
+            finish=finish,
+            target=target,
+            print_key=print_key,
+            key_backend=key_backend,
+            key_name=key_name,
         )
 
     def remove(self, name: str) -> UserChange:
@@ -490,9 +365,3 @@ def _what_it_held(declaration: Declaration, name: str) -> tuple[str, ...]:
             seen.add((database, schema))
             schemas.append(f"{level} {database}.{schema}")
     return (*roles, *schemas)
-
-
-def _key_text(pem: str) -> str:
-    from stackyard.infra.snowflake import key_body
-
-    return key_body(pem)

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from stackyard.config.model import DuckDBTarget
-from stackyard.config.private import PRIVATE_DIR, private_dir
+from stackyard.config.private import PRIVATE_DIR, private_dir, tighten
 from stackyard.errors import WarehouseError, WarehouseLockedError, WarehouseUnreachableError
 from stackyard.warehouse.base import ColumnSequence, QueryEstimate, QueryResult, Warehouse
 
@@ -110,6 +110,7 @@ class DuckDBWarehouse(Warehouse):
                     hint="another process (a second stackyard run, a DuckDB shell, a BI tool) "
                     "may hold it open: close it and retry",
                 ) from None
+            self._keep_private()
             if self.config.memory_limit:
                 # The pattern in the config model admits only a number and a unit.
                 limit = self.config.memory_limit.strip()
@@ -158,6 +159,15 @@ class DuckDBWarehouse(Warehouse):
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+            self._keep_private()
+
+    def _keep_private(self) -> None:
+        # DuckDB creates its file (and write-ahead log) under the umask, 0644 as a rule: in
+        # .stackyard/ the file holds every loaded row and is kept owner-only like the rest
+        # (`stackyard security check` reports it otherwise).
+        if self.path.parent.name == PRIVATE_DIR:
+            for path in (self.path, self.path.with_name(self.path.name + ".wal")):
+                tighten(path)
 
     def write_stamp(self) -> str | None:
         # Every write reaches the database file or its write-ahead log (``<file>.wal``), and
