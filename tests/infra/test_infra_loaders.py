@@ -169,3 +169,28 @@ def test_apply_refuses_a_plan_that_policy_check_fails(pg_project: PgProject) -> 
     )
     assert result.exit_code == 2
     assert "FIVETRAN_DB_READER" in result.output
+
+
+def test_a_new_loader_joins_a_read_chain_written_out_in_stackyard_yml(tmp_path: Path) -> None:
+    # After `import access` the read chain is an explicit role in stackyard.yml, which the
+    # layout leaves alone: `user add --loader` said the reader joined it but did not add it,
+    # and the next `policy check` failed on the read chain.
+    path = project(
+        tmp_path,
+        access=f"""
+        roles:
+          {SOURCES_READER}: {{member_of: [DLT_DB_READER]}}  # kept as imported
+        """,
+    )
+    Context(path).users().add("SVC_DLT", service=True, print_key=True)
+    args = ["user", "add", "SVC_STITCH", "--service", "--loader", "stitch", "--schema", "shopify"]
+    result = runner.invoke(app, [*args, "-p", str(path)])
+    assert result.exit_code == 0, result.output
+    declaration = Context(path).access().declaration()
+    assert {"DLT_DB_READER", "STITCH_DB_READER"} <= set(declaration.roles_held(SOURCES_READER))
+    assert "# kept as imported" in (path / "stackyard.yml").read_text()
+    report = Context(path).access().policy_check("prod")
+    assert report.ok, report.violations
+    # Adding the same loader again adds nothing twice.
+    declare_loader(file := ProjectFile(path / "stackyard.yml"), "stitch")
+    assert file.find("roles", SOURCES_READER, "member_of") == ["DLT_DB_READER", "STITCH_DB_READER"]

@@ -183,3 +183,21 @@ def test_user_add_dry_run_refuses_what_the_real_add_refuses(tmp_path: Path) -> N
     assert not (path / ".stackyard" / "keys").exists() or not any(
         (path / ".stackyard" / "keys").iterdir()
     )
+
+
+def test_removing_a_loaders_account_refuses_instead_of_saying_removed(tmp_path: Path) -> None:
+    # `user remove` of an account the layout derives from a loader deleted only its key
+    # entry, printed "removed" with the roles it "loses", and the next plan kept it all.
+    path = project(tmp_path)
+    Context(path).users().add("SVC_FIVETRAN", service=True, loader="fivetran")
+    Context(path).users().add("SVC_DLT", service=True)
+    before = (path / "stackyard.yml").read_text()
+    for name, where in (("SVC_FIVETRAN", "access.databases.FIVETRAN"), ("SVC_DLT", "sources")):
+        result = runner.invoke(app, ["user", "remove", name, "--project", str(path)])
+        assert result.exit_code == 2, result.output
+        flat = " ".join(result.output.split())
+        assert f"{name} is the service account of loader" in flat and where in flat, flat
+        assert "nothing was removed" in flat and "removed:" not in flat
+        assert (path / "stackyard.yml").read_text() == before
+        declared = Context(path).access().declaration().user(name)
+        assert declared is not None and declared.rsa_public_key

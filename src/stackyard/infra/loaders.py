@@ -24,7 +24,12 @@ from typing import Any
 
 from stackyard.config.edit import ProjectFile
 from stackyard.errors import UsageError
-from stackyard.infra.declaration import reader_role, service_account_name, writer_role
+from stackyard.infra.declaration import (
+    SOURCES_READER,
+    reader_role,
+    service_account_name,
+    writer_role,
+)
 
 _LOADER = re.compile(r"^[a-z][a-z0-9_]{0,40}$")
 
@@ -117,6 +122,15 @@ def declare_loader(
     added = [s for s in schemas if s not in current]
     if added or "schemas" not in entry:
         entry["schemas"] = [*current, *added]
+    chain = file.key_of("roles", SOURCES_READER)
+    if chain is not None and entry.get("database_roles", True) is not False:
+        # The read chain is written out in stackyard.yml (a layout taken over with `import
+        # access`): the layout then adds nothing to it, and the new reader is added here.
+        reader = reader_role(database)
+        role = file.section("roles", chain)
+        held = [str(r) for r in role.get("member_of", []) or []]
+        if reader.upper() not in {r.upper() for r in held}:
+            role["member_of"] = [*held, reader]
     account = (account or service_account_name(name)).upper()
     svc_key = file.key_of("service_accounts", account)
     new_service = svc_key is None

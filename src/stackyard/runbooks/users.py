@@ -285,7 +285,11 @@ class UsersRunbook:
             key = file.key_of(section, name)
             if key is not None:
                 del file.section(section)[key]
-                build_declaration(file.validated())
+                left = build_declaration(file.validated()).user(name)
+                if left is not None and left.loader:
+                    # The entry only added a key (or roles) to an account the layout derives
+                    # from a loader: removing it said "removed" while the account stayed.
+                    raise _derived(left.loader, left.name, file.key_of("databases", left.loader))
                 file.save()
                 return UserChange(
                     name,
@@ -298,16 +302,30 @@ class UsersRunbook:
         declaration = self.access.declaration()
         user = declaration.user(name)
         if user is not None and user.loader:
-            raise UsageError(
-                f"{user.name} is derived from the sources (the service account of loader "
-                f"{user.loader}), not written in stackyard.yml",
-                hint=f"it goes away with the last source loaded by {user.loader}",
-            )
+            raise _derived(user.loader, user.name, file.key_of("databases", user.loader))
         known = [u.name for u in declaration.users]
         raise UsageError(
             f"no user '{name}' is declared{did_you_mean(name.upper(), known)}",
             hint=f"declared users: {', '.join(known) or '(none)'}",
         )
+
+
+def _derived(loader: str, user: str, database: str | None) -> UsageError:
+    """The refusal to remove a loader's service account, which the layout derives."""
+    if database is not None:
+        return UsageError(
+            f"{user} is the service account of loader {loader}, derived from "
+            f"access.databases.{database} in stackyard.yml; nothing was removed",
+            hint=f"to retire the loader, remove access.databases.{database} (the next plan "
+            f"drops its roles and {user}); to replace a leaked key, `stackyard user "
+            f"rotate-key {user}`",
+        )
+    return UsageError(
+        f"{user} is the service account of loader {loader}, derived from the sources that "
+        "it loads; nothing was removed",
+        hint=f"it goes away with the last source loaded by {loader} (`stackyard source "
+        f"remove`); to replace a leaked key, `stackyard user rotate-key {user}`",
+    )
 
 
 def _check_new_name(name: str) -> None:
