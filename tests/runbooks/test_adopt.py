@@ -59,6 +59,9 @@ def test_a_plain_project_adopted_in_place_builds_what_dbt_builds(tmp_path: Path)
     report = json.loads(adopted.stdout)
     assert (report["models"], report["seeds"], report["tests"]) == (3, 2, 4)
     assert report["files_unchanged"] is True and report["profile"] == "plain_shop"
+    # What dbt itself wrote into the repository is named (it was said to be none at all).
+    made = sorted(p.name for p in ours.iterdir() if p.name in ("target", "logs"))
+    assert sorted(report["dbt_wrote"]) == made and made, (report["dbt_wrote"], made)
 
     run = stackyard("run", "--json", cwd=ours)
     assert run.returncode == 0, run.stdout[-3000:]

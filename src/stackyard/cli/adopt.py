@@ -77,6 +77,19 @@ def register(app: typer.Typer) -> None:
             "  its files: unchanged" if report.unchanged else "  [red]its files changed[/]",
             highlight=False,
         )
+        if report.dbt_wrote:
+            # Not stackyard's files, but new in the user's repository all the same.
+            wrote = ", ".join(
+                f"{n}/" if (adopted.dbt_dir / n).is_dir() else n for n in report.dbt_wrote
+            )
+            out.print(
+                f"  dbt wrote there, as `dbt parse` does: {wrote} (git-ignore them, or commit "
+                "package-lock.yml to pin the packages)"
+                if "package-lock.yml" in report.dbt_wrote
+                else f"  dbt wrote there, as `dbt parse` does: {wrote} (git-ignore them)",
+                highlight=False,
+                markup=False,
+            )
         if problem is not None:
             out.print(f"[red]✘[/] {escape(str(problem))}", highlight=False)
             if adopted.vars:

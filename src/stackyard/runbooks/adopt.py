@@ -78,12 +78,15 @@ class AdoptReport:
         found: what dbt parsed, or ``None`` when it could not.
         problem: why dbt could not (packages, vars, a compile error), or ``None``.
         unchanged: every file of the dbt project is as it was before.
+        dbt_wrote: what dbt itself created in the dbt project while parsing it (``target``,
+            ``logs``, ``package-lock.yml`` …: :data:`DBT_OUTPUTS` that were not there).
     """
 
     adopted: Adopted
     found: Inventory | None
     problem: StackyardError | None
     unchanged: bool
+    dbt_wrote: tuple[str, ...] = ()
 
     @property
     def exit_code(self) -> int:
@@ -108,6 +111,7 @@ class AdoptReport:
             "sources": f.sources if f else None,
             "packages": list(f.packages) if f else None,
             "files_unchanged": self.unchanged,
+            "dbt_wrote": list(self.dbt_wrote),
             "error": str(self.problem) if self.problem else None,
             "ok": self.exit_code == 0,
         }
@@ -135,6 +139,7 @@ def adopt_and_report(
     if in_place and project_dir is not None:
         raise UsageError("give --in-place or --project DIR, not both")
     adopted = adopt_dbt(dbt_dir, project_dir=project_dir)
+    there = {name for name in DBT_OUTPUTS if (adopted.dbt_dir / name).exists()}
     found: Inventory | None = None
     problem: StackyardError | None = None
     try:
@@ -142,7 +147,10 @@ def adopt_and_report(
     except StackyardError as exc:  # the wiring is right; the report says what to fix
         problem = exc
     unchanged = project_checksums(adopted.dbt_dir) == adopted.checksums
-    return AdoptReport(adopted, found, problem, unchanged)
+    wrote = tuple(
+        name for name in DBT_OUTPUTS if name not in there and (adopted.dbt_dir / name).exists()
+    )
+    return AdoptReport(adopted, found, problem, unchanged, wrote)
 
 
 def adopt_dbt(dbt_dir: Path, *, project_dir: Path | None = None) -> Adopted:
