@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import random
 
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from stackyard.monitors.anomaly.spread import empirical_floor, tail_widening
@@ -47,6 +47,8 @@ def test_tail_readings_move_smoothly_as_history_grows() -> None:
     st.floats(0, 1),
     st.floats(0, 1),
 )
+# A weighted sum of the two neighbours rounded a hair above the upper one here.
+@example([0.0] * 18 + [510448.70454672043] * 2 + [510449.0] * 12, 0.5949878352192574, 0.5952791)
 def test_a_quantile_lies_within_the_values_and_grows_with_q(
     values: list[float], q: float, r: float
 ) -> None:

@@ -41,18 +41,20 @@ def make_project(tmp_path: Path) -> Path:
     return project
 
 
-def leave_wal(database: Path) -> None:
-    """Commit 500 rows after the last checkpoint and exit without checkpointing, as a killed
-    process would: the rows are only in the write-ahead log."""
+def leave_wal(
+    database: Path, change: str = "INSERT INTO orders SELECT range + 1000 FROM range(500)"
+) -> None:
+    """Commit a change (500 rows) after the last checkpoint and exit without checkpointing,
+    as a killed process would: the change is only in the write-ahead log."""
     script = (
         "import duckdb, sys\n"
         "c = duckdb.connect(sys.argv[1])\n"
         "c.execute('PRAGMA disable_checkpoint_on_shutdown')\n"
         "c.execute(\"SET checkpoint_threshold = '1GB'\")\n"
-        "c.execute('INSERT INTO orders SELECT range + 1000 FROM range(500)')\n"
+        "c.execute(sys.argv[2])\n"
         "c.close()\n"
     )
-    subprocess.run([sys.executable, "-c", script, str(database)], check=True)
+    subprocess.run([sys.executable, "-c", script, str(database), change], check=True)
     assert Path(f"{database}.wal").stat().st_size > 0
 
 
@@ -92,6 +94,37 @@ def test_corrupt_wal_is_found_moved_aside_and_the_loss_stated(tmp_path: Path) ->
     assert len(list((project / ".stackyard" / "quarantine").iterdir())) == 1
     rows = json.loads(cli(project, "sql", "SELECT count(*) AS n FROM orders", "--json"))["rows"]
     assert rows == [{"n": 1000}]  # as of the last checkpoint; the 500 were in the lost log
+
+
+@pytest.mark.slow
+def test_rows_lost_with_the_wal_are_loaded_again_by_the_next_run(tmp_path: Path) -> None:
+    """The log held a load; dlt's local state kept its cursor. After `doctor --fix` the
+    documented `stackyard run` loaded 0 rows, exit 0, and the rows were gone for good."""
+    import shutil
+    import sqlite3
+
+    project = init_project(tmp_path / "shop", example="jaffle_shop").path
+    cli(project, "run")
+    database = project / ".stackyard" / "dev.duckdb"
+    checkpointed = tmp_path / "checkpointed.duckdb"
+    shutil.copyfile(database, checkpointed)
+    source = sqlite3.connect(project / "sources" / "jaffle_app.sqlite")
+    source.execute("UPDATE orders SET updated_at = '2099-01-01 08:00:00' WHERE id <= 3")
+    source.commit()
+    cli(project, "run")
+    # As after a crash: the file as of its last checkpoint and the load only in a log that
+    # will not replay.
+    shutil.copyfile(checkpointed, database)
+    leave_wal(database, "CREATE TABLE scratch AS SELECT 1 AS x")
+    wal = Path(f"{database}.wal")
+    with wal.open("r+b") as handle:
+        handle.seek(100)
+        handle.write(b"\xff" * 64)
+    fixed = doctor(project, "--fix", code=0)
+    assert "dlt's local state" in fixed["repaired"][0], fixed["repaired"]
+    cli(project, "run")
+    query = "select count(*) as n from shop_db.orders where updated_at >= '2099-01-01'"
+    assert json.loads(cli(project, "sql", query, "--json"))["rows"] == [{"n": 3}]
 
 
 def test_truncated_wal_replays_its_complete_entries(tmp_path: Path) -> None:
@@ -231,6 +264,28 @@ def test_lost_duckdb_file_created_again_empty_by_a_read_is_still_lost(tmp_path: 
     duckdb.connect(str(database)).close()
     (finding,) = doctor(project, code=1)["findings"]
     assert finding["check"] == "warehouse" and "holds no table" in finding["what"]
+
+
+def test_reads_name_a_lost_duckdb_file_instead_of_creating_it_empty(tmp_path: Path) -> None:
+    # perf, report, monitor, source list, incident marks and backfill status each created an
+    # empty file, and most then reported on it with exit 0 ("rows 0 / last load never").
+    project = make_project(tmp_path)
+    (project / ".stackyard" / "pipelines" / "shop__app__dev").mkdir(parents=True)
+    database = project / ".stackyard" / "dev.duckdb"
+    database.unlink()
+    for command in (
+        ["perf"],
+        ["report", "--out", str(tmp_path / "r.html")],
+        ["monitor"],
+        ["source", "list"],
+        ["incident", "marks"],
+        ["backfill", "status"],
+        ["status"],
+        ["sql", "select 1"],
+    ):
+        out = cli(project, *command, code=2)
+        assert "is missing, but this target has been loaded before" in " ".join(out.split())
+        assert not database.exists(), command
 
 
 @pytest.mark.slow

@@ -280,3 +280,38 @@ def test_a_failed_upgrade_test_names_what_failed_and_what_to_do() -> None:
     assert "✘ source freshness: 1/2 source tables fresh" in summary
     assert "✘ dbt build" not in summary and "orders: success" not in summary
     assert "next: run `stackyard run` on the target itself" in summary
+
+
+_KILLED_MID_TEST = """
+import os, sys
+from pathlib import Path
+from stackyard import Context
+from stackyard.runbooks.upgrade_test import upgrade_test
+
+root = Path(sys.argv[1])
+ctx = Context(root)
+
+def run_on(config):
+    # As the clone's run does: the target's pipeline folders take the clone's cursors.
+    (root / ".stackyard/pipelines/shop__app__dev/state.json").write_text("clone")
+    (root / ".stackyard/pipelines/shop__new__dev").mkdir()
+    os._exit(9)  # killed: no finally runs
+
+upgrade_test(ctx._project_files(), ctx.session(None), run_on)
+"""
+
+
+def test_a_killed_upgrade_test_leaves_no_clone_cursor_behind(tmp_path: Path) -> None:
+    # kill -9 during `upgrade test` left the clone's cursors as the target's: the next run
+    # loaded 0 rows, exit 0, past rows the real target never received.
+    project = init_project(tmp_path / "shop").path
+    state = project / ".stackyard" / "pipelines" / "shop__app__dev" / "state.json"
+    state.parent.mkdir(parents=True)
+    state.write_text("before")
+    killed = subprocess.run([sys.executable, "-c", _KILLED_MID_TEST, str(project)], check=False)
+    assert killed.returncode == 9
+    assert state.read_text() == "clone"
+    cli(project, "run")
+    assert state.read_text() == "before"
+    assert not (project / ".stackyard" / "pipelines" / "shop__new__dev").exists()
+    assert not (project / ".stackyard" / "upgrade-test-state" / "dev").exists()

@@ -157,3 +157,13 @@ def test_a_sources_dbt_names_come_from_this_targets_manifest(project: Path) -> N
     names = job._dbt_names("app")
     assert "devs_own" in names and "other_targets" not in names
     ctx.close()
+
+
+def test_a_state_selector_without_state_is_a_usage_error(tmp_path: Path) -> None:
+    # dbt's "Got a state selector method, but no comparison manifest" came back as exit 1,
+    # a step failed, though nothing was attempted.
+    root = new_project(tmp_path)
+    for selector in ("state:modified+", "@state:modified"):
+        result = CliRunner().invoke(app, ["run", "--select", selector, "--project", str(root)])
+        assert result.exit_code == 2, result.output
+        assert "needs --state" in result.output and "stackyard dbt-manifest" in result.output

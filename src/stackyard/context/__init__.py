@@ -116,7 +116,17 @@ class Context(RunbookMethods):
                 hint="write one from the version to compare with: `stackyard dbt-manifest "
                 f"--out {state}` in a checkout of it",
             )
+        if state is None and any("state:" in s for s in select):
+            raise UsageError(
+                "a state: selector compares with another version's manifest: it needs --state",
+                hint="write main's with `stackyard dbt-manifest --out main-state` in a checkout "
+                "of main, then pass `--state main-state`",
+            )
         session = self.session(target)
+        from stackyard.runbooks.upgrade_test import put_back_state
+
+        # A killed `upgrade test` left the clone's cursors in this target's dlt state.
+        put_back_state(self._project_files(), session.warehouse.target_name)
 
         def list_nodes(selectors: list[str]) -> list[str]:
             dbt = session.dbt()
@@ -236,32 +246,6 @@ class Context(RunbookMethods):
                 raise
             return mirrored
 
-    def warehouse_file_present(self, target: str | None = None) -> bool:
-        """Whether a DuckDB target has its file (other engines: always), without creating it.
-
-        Raises:
-            WarehouseUnreachableError: the file is missing though the target was run or
-                loaded before (a mark of its runs, a backup or dlt state of it exists):
-                reading would create it empty.
-        """
-        from stackyard.errors import WarehouseUnreachableError
-
-        warehouse = self.warehouse(target)
-        path: Path | None = getattr(warehouse, "path", None)
-        if warehouse.STORAGE != "file" or path is None or path.exists():
-            return True
-        from stackyard.runbooks.target_marks import run_before
-
-        name = warehouse.target_name
-        if run_before(self._project_files(), name):
-            raise WarehouseUnreachableError(
-                f"the DuckDB file {path} of target '{name}' is missing, but this target has "
-                "been loaded before: its tables and run history are gone",
-                hint="`stackyard doctor` says what was lost and how to get it back "
-                "(`stackyard restore latest` when a backup exists)",
-            )
-        return False
-
     def sql(self, query: str, target: str | None = None) -> QueryResult:
         """Run one SQL statement on a target and return its rows."""
         if not query.strip():
@@ -276,6 +260,7 @@ class Context(RunbookMethods):
         """The "Adding Data Sources" runbook (add / remove / list / show) on a target."""
         from stackyard.runbooks.sources import SourcesRunbook
 
+        self.warehouse_file_present(target)  # a lost file is named, not listed as empty
         return SourcesRunbook(self.session(target))
 
     def source_add(
@@ -349,7 +334,7 @@ class Context(RunbookMethods):
         """Monitors on demand, table health, known incidents and the HTML report."""
         from stackyard.monitors.service import Monitoring
 
-        return Monitoring(self.project, self._sessions)
+        return Monitoring(self.project, self._sessions, self.warehouse_file_present)
 
 
 def check_security(

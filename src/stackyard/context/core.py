@@ -127,6 +127,32 @@ class ContextBase:
         """Generate ``transform/profiles.yml`` from the targets; return its path."""
         return write_profiles(self.project)
 
+    def warehouse_file_present(self, target: str | None = None) -> bool:
+        """Whether a DuckDB target has its file (other engines: always), without creating it.
+
+        Raises:
+            WarehouseUnreachableError: the file is missing though the target was run or
+                loaded before (a mark of its runs, a backup or dlt state of it exists):
+                reading would create it empty.
+        """
+        from stackyard.errors import WarehouseUnreachableError
+
+        warehouse = self.warehouse(target)
+        path: Path | None = getattr(warehouse, "path", None)
+        if warehouse.STORAGE != "file" or path is None or path.exists():
+            return True
+        from stackyard.runbooks.target_marks import run_before
+
+        name = warehouse.target_name
+        if run_before(self._project_files(), name):
+            raise WarehouseUnreachableError(
+                f"the DuckDB file {path} of target '{name}' is missing, but this target has "
+                "been loaded before: its tables and run history are gone",
+                hint="`stackyard doctor` says what was lost and how to get it back "
+                "(`stackyard restore latest` when a backup exists)",
+            )
+        return False
+
     def _project_files(self) -> ProjectFiles:
         from stackyard.runbooks.backup import ProjectFiles
 

@@ -78,6 +78,7 @@ class RunbookMethods(ContextBase):
         and partition/cluster keys from downstream filters (read-only)."""
         from stackyard.runbooks.perf import read_perf
 
+        self.warehouse_file_present(target)  # a lost file is named, not created empty
         return read_perf(self._project_files(), self.warehouse(target), runs)
 
     def upgrade_test(self, target: str | None = None) -> UpgradeTestResult:
@@ -188,6 +189,7 @@ class RunbookMethods(ContextBase):
         """Incident response: open, list, show, trace, resolve, post-mortem."""
         from stackyard.runbooks.incidents import IncidentRunbook
 
+        self.warehouse_file_present(target)  # a lost file is named, not created empty
         session = self.session(target)
         return IncidentRunbook(session, lambda: self.lineage(session.target).graph())
 
@@ -195,6 +197,7 @@ class RunbookMethods(ContextBase):
         """Backfills of date ranges on a target: run, status, rollback."""
         from stackyard.runbooks.backfill.runbook import BackfillRunbook
 
+        self.warehouse_file_present(target)  # a lost file is named, not created empty
         return BackfillRunbook(self.session(target))
 
     def adopt_dlt(

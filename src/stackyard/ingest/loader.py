@@ -421,6 +421,8 @@ class Loader:
             check_state_matches_warehouse(pipeline, request.name, self.warehouse.target_name)
         else:
             resources, run_options["refresh"] = refreshed(request.name, resources, request.refresh)
+            # Postgres refuses to drop a table a dbt view reads; the run builds them again.
+            self.warehouse.drop_views_reading(request.dataset, request.refresh)
         data: Any = resources
         if build.source is not None:
             data, own_contract = whole_source(pipeline, build.source, resources)

@@ -6,6 +6,7 @@ calls one method here and renders what it returns.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -22,7 +23,7 @@ from stackyard.monitors.health import (
 from stackyard.monitors.lineage import Lineage
 from stackyard.monitors.suite import MonitorSuite
 from stackyard.monitors.targets import stored_table, table_owners
-from stackyard.session import Sessions
+from stackyard.session import Session, Sessions
 
 
 class Monitoring:
@@ -31,15 +32,30 @@ class Monitoring:
     Args:
         project: the loaded project.
         sessions: its sessions, one per target (their owner closes them).
+        present: raises when a target's warehouse was lost (a DuckDB file deleted after it
+            was loaded), before anything opens it and creates it empty; see
+            :meth:`stackyard.Context.warehouse_file_present`.
     """
 
-    def __init__(self, project: Project, sessions: Sessions) -> None:
+    def __init__(
+        self,
+        project: Project,
+        sessions: Sessions,
+        present: Callable[[str | None], object] = lambda target: True,
+    ) -> None:
         self.project = project
         self.sessions = sessions
+        self.present = present
+
+    def _session(self, target: str | None) -> Session:
+        # A lost warehouse is named, not opened: opening would create it empty, and the
+        # report, the monitors and the marks would then speak of an empty warehouse.
+        self.present(target)
+        return self.sessions.get(target)
 
     def suite(self, target: str | None = None) -> MonitorSuite:
         """The monitor suite of a target."""
-        session = self.sessions.get(target)
+        session = self._session(target)
         return MonitorSuite(
             project=self.project.config,
             project_dir=self.project.project_dir,
@@ -57,7 +73,7 @@ class Monitoring:
         Returns:
             The pass's report.
         """
-        session = self.sessions.get(target)
+        session = self._session(target)
         try:
             return self.suite(target).check(None)
         finally:
@@ -69,7 +85,7 @@ class Monitoring:
         Returns:
             The report; empty (with ``measured_at`` ``None``) before the first pass.
         """
-        store = MetricStore(self.sessions.get(target).warehouse)
+        store = MetricStore(self._session(target).warehouse)
         if not store.exists():
             return HealthReport()
         measured_at, rows = store.latest_findings()
@@ -149,7 +165,7 @@ class Monitoring:
                 hint="--end is the last day it affected; mark the days after it when they "
                 "have happened",
             )
-        session = self.sessions.get(target)
+        session = self._session(target)
         store = MetricStore(session.warehouse)
         store.ensure()
         relation = self._relation(table, store)
@@ -165,7 +181,7 @@ class Monitoring:
             target: target name; default ``defaults.target``.
             table: only this table's (``schema.table`` or a dbt model name).
         """
-        session = self.sessions.get(target)
+        session = self._session(target)
         store = MetricStore(session.warehouse)
         marked = store.incidents()
         if table is not None:
@@ -186,7 +202,7 @@ class Monitoring:
             UsageError: the dates are invalid, or no mark has this table and days.
         """
         first, last = _day(start, "--start"), _day(end, "--end")
-        session = self.sessions.get(target)
+        session = self._session(target)
         store = MetricStore(session.warehouse)
         marked = store.incidents()
         relation = self._marked_relation(table, marked, store)
@@ -239,7 +255,7 @@ class Monitoring:
                 f"cannot write the report to {path}: {above} is a file, not a folder",
                 hint="give --out a file in a folder you can write to",
             )
-        session = self.sessions.get(target)
+        session = self._session(target)
         html = build_report(
             project=self.project.config,
             warehouse=session.warehouse,

@@ -22,6 +22,7 @@ from typing import Any
 
 from stackyard.errors import SecretMissingError, StackyardError
 from stackyard.runbooks.backup import ProjectFiles
+from stackyard.runbooks.local_state import set_aside, transient_tables
 from stackyard.runbooks.target_marks import run_before
 from stackyard.warehouse.base import Warehouse
 
@@ -256,15 +257,25 @@ class Doctor:
             if backups
             else "; no backup of this target exists to restore from"
         )
-        quarantine = path.parent / "quarantine" / f"{wal.name}.{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
+        stamp = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
+        quarantine = path.parent / "quarantine" / f"{wal.name}.{stamp}"
+        # dlt's local state runs ahead of the rows lost with the log: set aside with it, the
+        # next run reads the state the database kept and loads the lost rows again.
+        state = path.parent / "quarantine" / f"pipelines.{stamp}"
         if self.dry_run:
-            self._notes.would_repair.append(f"move the write-ahead log {wal} aside to {quarantine}")
+            self._notes.would_repair.append(
+                f"move the write-ahead log {wal} aside to {quarantine}, and dlt's local state "
+                f"of this target to {state}"
+            )
         if self.fix:
             quarantine.parent.mkdir(parents=True, exist_ok=True)
             shutil.move(wal, quarantine)
+            moved = set_aside(self.files, self.warehouse.target_name, state)
             self._notes.repaired.append(
-                f"moved the write-ahead log aside to {quarantine}; the database opens as of its "
-                f"last checkpoint; lost: {window}{offer}"
+                f"moved the write-ahead log aside to {quarantine}"
+                + (f" and dlt's local state ({len(moved)} pipeline(s)) to {state}" if moved else "")
+                + "; the database opens as of its last checkpoint, and `stackyard run` loads "
+                f"the lost rows of sources with cursors again; lost: {window}{offer}"
             )
             return
         self._find(
@@ -281,28 +292,9 @@ class Doctor:
         from dbt's manifest (or, before the first build, dbt_project.yml) without a driver."""
         if not self.warehouse.TRANSIENT_TABLES_BY_DEFAULT:
             return
-        import json
-
-        import yaml
-
         transform = self.files.transform_dir
         manifest = transform / "target" / "manifest.json"
-        if manifest.is_file():
-            nodes = json.loads(manifest.read_text(encoding="utf-8"))["nodes"].values()
-            transient = sorted(
-                f"{n['schema']}.{n.get('alias') or n['name']}"
-                for n in nodes
-                if n.get("resource_type") == "model"
-                and n.get("config", {}).get("materialized") in ("table", "incremental")
-                and n.get("config", {}).get("transient") is not False
-            )
-        else:
-            project = yaml.safe_load((transform / "dbt_project.yml").read_text()) or {}
-            models = project.get("models") or {}
-            off = models.get("+transient") is False or any(
-                isinstance(v, dict) and v.get("+transient") is False for v in models.values()
-            )
-            transient = [] if off else ["every table model (dbt_project.yml sets no +transient)"]
+        transient = transient_tables(transform)
         where = f"target '{self.warehouse.target_name}' ({self.warehouse.KIND})"
         if not transient:
             self._notes.passed.append(f"transient: no table model of {where} is transient")

@@ -14,9 +14,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 from stackyard.errors import UsageError, WarehouseError, WarehouseUnreachableError
+from stackyard.metadata.leases import holder_alive, this_process
 from stackyard.results import RunResult
 from stackyard.runbooks.backup import ProjectFiles
 from stackyard.session import Session
@@ -189,11 +191,19 @@ def upgrade_test(
         run_on: runs the project on the target with its config replaced by the given one.
     """
     warehouse = session.warehouse
-    saved_state = files.project_dir / ".stackyard" / "upgrade-test-state"
-    shutil.rmtree(saved_state, ignore_errors=True)
-    pipelines = files.pipelines_of(warehouse.target_name)
-    for pipeline in pipelines:
-        shutil.copytree(pipeline, saved_state / pipeline.name, symlinks=True)
+    target = warehouse.target_name
+    put_back_state(files, target)  # an earlier test that was killed: its state first
+    saved_state = _saved(files, target)
+    partial = saved_state.with_name(saved_state.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    folders = [p.relative_to(files.pipelines_dir) for p in files.pipelines_of(target)]
+    for where in folders:
+        shutil.copytree(files.pipelines_dir / where, partial / _PIPELINES / where, symlinks=True)
+    partial.mkdir(parents=True, exist_ok=True)
+    (partial / _FOLDERS).write_text("".join(f"{w.as_posix()}\n" for w in folders), "utf-8")
+    (partial / _HOLDER).write_text(this_process("upgrade test", target), encoding="utf-8")
+    # Complete only once renamed: a copy cut short is discarded, the real state untouched.
+    partial.rename(saved_state)
     # The "anything new?" answers and the monitors' kept measurements too: the clone's run
     # would record them as its own (a file the target did not have is removed afterwards).
     from stackyard.monitors.reuse import CACHE_FILE
@@ -207,11 +217,7 @@ def upgrade_test(
             result = run_on(config)
             clone = str(getattr(config, "path", None) or getattr(config, "database", ""))
     finally:
-        for pipeline in files.pipelines_of(warehouse.target_name):
-            shutil.rmtree(pipeline)
-        for pipeline in pipelines:
-            shutil.copytree(saved_state / pipeline.name, pipeline, symlinks=True)
-        shutil.rmtree(saved_state, ignore_errors=True)
+        put_back_state(files, target, mine=True)
         for path, content in artifacts.items():
             path.write_bytes(content)
         for path in absent:
@@ -219,4 +225,47 @@ def upgrade_test(
     return UpgradeTestResult(warehouse.target_name, clone, installed_versions(), result)
 
 
-__all__ = ["UpgradeTestResult", "upgrade_test"]
+def put_back_state(files: ProjectFiles, target: str, *, mine: bool = False) -> bool:
+    """Put a target's dlt state back as it was before an upgrade test, if one left it aside.
+
+    The test runs the clone under the target's own pipeline names, so while it runs the
+    target's pipeline folders hold the clone's cursors. A test that was killed (``kill -9``,
+    a lost machine) could not put them back: the next run then started from the clone's
+    cursors and skipped rows the real target never received. Runs and the next test call
+    this first; a test still running (its process alive) is left alone.
+
+    Args:
+        files: the project's folders.
+        target: the target.
+        mine: called by the test that set the state aside (its own process).
+
+    Returns:
+        Whether the state was put back.
+    """
+    saved = _saved(files, target)
+    holder = saved / _HOLDER
+    if not holder.is_file():
+        return False
+    if not mine and holder_alive(holder.read_text(encoding="utf-8")):
+        return False
+    for pipeline in files.pipelines_of(target):
+        shutil.rmtree(pipeline)
+    for where in (saved / _FOLDERS).read_text(encoding="utf-8").splitlines():
+        shutil.copytree(saved / _PIPELINES / where, files.pipelines_dir / where, symlinks=True)
+    # Done once the holder is gone: a put-back cut short before is done again, whole.
+    holder.unlink()
+    shutil.rmtree(saved)
+    if not any(saved.parent.iterdir()):
+        saved.parent.rmdir()
+    return True
+
+
+def _saved(files: ProjectFiles, target: str) -> Path:
+    return files.project_dir / ".stackyard" / "upgrade-test-state" / target
+
+
+_PIPELINES = "pipelines"
+_FOLDERS = "folders"
+_HOLDER = "holder"
+
+__all__ = ["UpgradeTestResult", "put_back_state", "upgrade_test"]

@@ -245,6 +245,13 @@ class Warehouse(ABC):
         for row in rows:
             self.execute(sql, row)
 
+    def drop_views_reading(self, schema: str, tables: Sequence[str] = ()) -> list[str]:
+        """Drop the views that read tables of ``schema`` (``tables`` and their child tables;
+        every table when empty), on an engine whose ``DROP TABLE`` refuses while views read
+        the table; return them. A source loaded again from scratch drops its tables, and the
+        run builds the views again from their models. Elsewhere: nothing to do."""
+        return []
+
     def describe_query(self, sql: str) -> dict[str, str] | None:
         """The columns and types a SELECT returns, without running it; ``None`` where the
         engine cannot say.

@@ -138,6 +138,22 @@ class PostgresWarehouse(Warehouse):
     def param(self) -> str:
         return "%s"
 
+    def drop_views_reading(self, schema: str, tables: Sequence[str] = ()) -> list[str]:
+        # Its own short connection: sources load in threads, and this runs in one of them.
+        import psycopg
+
+        with psycopg.connect(**self.connect_kwargs(), autocommit=True) as conn:
+            found = conn.execute(_VIEWS_READING, (schema,)).fetchall()
+            dropped = []
+            for view_schema, view, kind, table in found:
+                wanted = not tables or any(table == t or table.startswith(f"{t}__") for t in tables)
+                name = f"{self.quote(view_schema)}.{self.quote(view)}"
+                if wanted and name not in dropped:
+                    what = "MATERIALIZED VIEW" if kind == "m" else "VIEW"
+                    conn.execute(f"DROP {what} IF EXISTS {name} CASCADE")
+                    dropped.append(name)
+        return dropped
+
     def query(self, sql: str, params: Sequence[Any] = ()) -> QueryResult:
         import psycopg
 
@@ -258,3 +274,18 @@ class PostgresWarehouse(Warehouse):
     def describe(self) -> str:
         c = self.config
         return f"Postgres target '{self.target_name}' ({c.user}@{c.host}:{c.port}/{c.database})"
+
+
+# The views (and materialized views) of any schema whose query reads a table of one schema.
+_VIEWS_READING = """
+SELECT DISTINCT vn.nspname, v.relname, v.relkind, t.relname
+FROM pg_depend d
+JOIN pg_rewrite r ON r.oid = d.objid
+JOIN pg_class v ON v.oid = r.ev_class
+JOIN pg_namespace vn ON vn.oid = v.relnamespace
+JOIN pg_class t ON t.oid = d.refobjid
+JOIN pg_namespace tn ON tn.oid = t.relnamespace
+WHERE d.classid = 'pg_rewrite'::regclass AND d.refclassid = 'pg_class'::regclass
+  AND v.relkind IN ('v', 'm') AND v.oid <> t.oid AND tn.nspname = %s
+ORDER BY 1, 2
+"""

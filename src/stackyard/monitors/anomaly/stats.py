@@ -74,7 +74,10 @@ def quantile(ordered: Sequence[float], q: float) -> float:
     low = int(position)
     high = min(low + 1, n - 1)
     share = position - low
-    return ordered[low] * (1.0 - share) + ordered[high] * share
+    # As a step up from the lower neighbour, never past the upper one: a weighted sum of the
+    # two could round a hair above the upper, out of order with a higher q's reading.
+    below, above = ordered[low], ordered[high]
+    return min(below + (above - below) * share, above)
 
 
 def window_bounds(index: int, size: int, width: int) -> tuple[int, int]:
