@@ -4,6 +4,7 @@ second slot without downtime, `remove` takes a user out; stackyard.yml keeps its
 
 from __future__ import annotations
 
+import json
 import stat
 from pathlib import Path
 
@@ -201,3 +202,20 @@ def test_removing_a_loaders_account_refuses_instead_of_saying_removed(tmp_path: 
         assert (path / "stackyard.yml").read_text() == before
         declared = Context(path).access().declaration().user(name)
         assert declared is not None and declared.rsa_public_key
+
+
+def test_user_remove_and_rotate_key_answer_in_json(tmp_path: Path) -> None:
+    # README offers --json on every command; these two refused it ("No such option", exit 2).
+    path = project(tmp_path)
+    runner.invoke(app, ["user", "add", "SVC_BI", "--service", "--project", str(path)])
+    runner.invoke(app, ["user", "add", "alice", "--project", str(path)])
+    removed = runner.invoke(app, ["user", "remove", "alice", "--json", "--project", str(path)])
+    assert removed.exit_code == 0, removed.output
+    data = json.loads(removed.stdout)
+    assert (data["name"], data["action"]) == ("alice", "removed")
+    rotated = runner.invoke(
+        app, ["user", "rotate-key", "SVC_BI", "-t", "prod", "--json", "--project", str(path)]
+    )
+    assert rotated.exit_code == 0, rotated.output
+    data = json.loads(rotated.stdout)
+    assert data["action"] == "rotation started" and data["plan"]["target"] == "prod"

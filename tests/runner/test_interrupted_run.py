@@ -166,11 +166,15 @@ main()
 """
 
 
-def test_ctrl_c_during_the_sql_build_exits_130_and_records_the_run(project: Path) -> None:
+@pytest.mark.parametrize("signal_name", ["SIGINT", "SIGTERM"])
+def test_ctrl_c_during_the_sql_build_exits_130_and_records_the_run(
+    project: Path, signal_name: str
+) -> None:
     """The query running in the build thread is cancelled before the connection is used or
-    closed by the main thread (was: "connection is busy", exit 1, or an abort)."""
+    closed by the main thread (was: "connection is busy", exit 1, or an abort). SIGTERM (kill,
+    systemd) is taken as Ctrl-C: it ended the process with no trace in `status`."""
     stopped = subprocess.run(
-        [sys.executable, "-c", SIGINT_MID_BUILD_QUERY],
+        [sys.executable, "-c", SIGINT_MID_BUILD_QUERY.replace("SIGINT", signal_name)],
         cwd=project,
         capture_output=True,
         text=True,

@@ -274,6 +274,7 @@ def user_rotate_key(
     key_name: KeyNameOpt = None,
     project: ProjectOpt = None,
     target: TargetOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Put a new key in the second slot and apply; --finish removes the old key."""
     change = _with_context(
@@ -287,20 +288,24 @@ def user_rotate_key(
             key_name=key_name,
         ),
     )
-    _render_user_change(change)
+    _render_user_change(change, as_json)
 
 
 @user_app.command("remove")
 def user_remove(
     name: Annotated[str, typer.Argument(help="The person or service account.")],
     project: ProjectOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Remove a user from stackyard.yml; the next apply (--allow-destructive) drops it."""
     change = _with_context(project, lambda context: context.users().remove(name))
-    _render_user_change(change)
+    _render_user_change(change, as_json)
 
 
-def _render_user_change(change: Any) -> None:
+def _render_user_change(change: Any, as_json: bool = False) -> None:
+    if as_json:
+        _print_json(change.to_dict())
+        return
     out.print(f"[green]✔[/] {change.kind} {change.name}: {change.action}", highlight=False)
     if change.key_file is not None:
         out.print(

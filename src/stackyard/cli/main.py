@@ -283,8 +283,18 @@ _adopt_commands.register(app)
 _orchestration_commands.register(app)
 
 
+def _stop_as_ctrl_c(signum: int, frame: object) -> None:
+    # kill, systemd and container runtimes stop a process with SIGTERM: taken as Ctrl-C, so a
+    # run records what it kept (`interrupted`) and gives its leases back instead of vanishing
+    # from `stackyard status` with its leases held.
+    raise KeyboardInterrupt
+
+
 def main() -> None:
     """Entry point for the ``stackyard`` script."""
+    import signal
+
+    signal.signal(signal.SIGTERM, _stop_as_ctrl_c)
     try:
         app()
     except SystemExit as exc:

@@ -197,7 +197,7 @@ class RunLeases:
             "ends; nothing was read",
             hint=f"run this command again when run {first.run_id} has ended (`stackyard run "
             "--wait SECONDS` waits for it before starting); its lease ends by "
-            f"{_utc(first.expires_at):%H:%M:%S} UTC if it is stuck",
+            f"{_utc(first.expires_at):%Y-%m-%d %H:%M:%S} UTC if it is stuck",
         )
 
     def release(self, names: Sequence[str], run_id: str) -> None:
@@ -315,7 +315,7 @@ def _held(name: str, other: Lease) -> RunLeaseHeldError:
         f"{_utc(other.acquired_at):%Y-%m-%d %H:%M:%S} UTC; this run was not started",
         hint=f"wait for run {other.run_id} to finish (`stackyard status` shows leases; "
         "`stackyard run --wait SECONDS` waits for it); its lease ends by "
-        f"{_utc(other.expires_at):%H:%M:%S} UTC if it is stuck",
+        f"{_utc(other.expires_at):%Y-%m-%d %H:%M:%S} UTC if it is stuck",
     )
 
 
