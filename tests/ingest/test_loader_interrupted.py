@@ -51,3 +51,57 @@ def test_ctrl_c_during_an_extract_leaves_no_dlt_trace(tmp_path: Path) -> None:
     assert stopped.returncode == 130, stopped.stdout[-2000:] + stopped.stderr[-2000:]
     assert (root / ".stackyard" / "pipelines").is_dir()
     assert not list((root / ".stackyard").rglob("trace.pickle"))
+
+
+# A source stuck in its own code (a long sleep between two items) after Ctrl-C: dlt is told to
+# stop but never gets control back. A second Ctrl-C comes a few seconds later.
+STUCK = """
+import signal, threading, time
+import dlt
+
+@dlt.source
+def stuck():
+    @dlt.resource(primary_key="id")
+    def item():
+        yield {"id": 0}
+        # To the main thread, as a terminal's Ctrl-C reaches it.
+        press = lambda: signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+        press()
+        threading.Timer(3.0, press).start()
+        time.sleep(3600)
+        yield {"id": 1}
+    return item
+"""
+
+
+def test_a_second_ctrl_c_stops_waiting_for_a_source_stuck_in_its_own_code(
+    tmp_path: Path,
+) -> None:
+    # The run waited for the source until its deadline (two hours by default), and a second
+    # Ctrl-C only asked it again.
+    root = tmp_path / "p"
+    init_project(root)
+    (root / "sources").mkdir(exist_ok=True)
+    (root / "sources" / "stuck.py").write_text(STUCK)
+    yml = root / "stackyard.yml"
+    yml.write_text(
+        yml.read_text().replace(
+            "sources: {}\n",
+            "sources:\n  stuck:\n    kind: python\n    path: sources/stuck.py\n"
+            "    function: stuck\n",
+        )
+    )
+    stopped = subprocess.run(
+        [str(Path(sys.executable).parent / "stackyard"), "run"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=300,  # a failsafe only: the old wait lasted the source's whole sleep
+    )
+    said = " ".join((stopped.stdout + stopped.stderr).split())
+    assert stopped.returncode == 130, stopped.stdout[-2000:] + stopped.stderr[-2000:]
+    assert "Ctrl-C again to stop waiting" in said, said
+    assert "interrupted while waiting for loading stuck to stop" in said, said
+    assert "recorded as interrupted" in said
+    # The thread left behind does not drag the interpreter's teardown onto the terminal.
+    assert "leaked" not in stopped.stderr, stopped.stderr[-2000:]

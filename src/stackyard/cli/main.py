@@ -4,6 +4,8 @@ configuration. Tracebacks appear only with ``--debug``."""
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -299,7 +301,22 @@ def main() -> None:
         app()
     except SystemExit as exc:
         # click reports usage errors with exit code 2 already; keep every code as is.
-        raise SystemExit(exc.code if exc.code is not None else 0) from None
+        code = exc.code if exc.code is not None else 0
+        _leave_abandoned_work(code)
+        raise SystemExit(code) from None
+
+
+def _leave_abandoned_work(code: object) -> None:
+    """Exit now when work given up on (a source stuck in its own code after a second
+    Ctrl-C) still runs in a thread: the interpreter's teardown under it printed dozens of
+    lines of native-extension leak reports after the command's own message."""
+    import threading
+
+    if not any(t.name.startswith("stackyard-step") and t.is_alive() for t in threading.enumerate()):
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code if isinstance(code, int) else 1)
 
 
 if __name__ == "__main__":  # pragma: no cover

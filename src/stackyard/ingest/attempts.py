@@ -43,6 +43,7 @@ def within_deadline(
     seconds: float,
     what: str,
     interrupt: Callable[[], None] | None = None,
+    give_up: threading.Event | None = None,
 ) -> T:
     """Run ``action`` and return its result, or fail when it takes longer than ``seconds``.
 
@@ -52,6 +53,8 @@ def within_deadline(
         what: the step, as the error names it, e.g. ``source 'shop'``.
         interrupt: asks the work to stop soon (called from this thread on Ctrl-C); without
             it, the work runs to its end before the interrupt is raised.
+        give_up: set by another thread (the main one, on a second Ctrl-C) to stop waiting
+            for the work: :class:`Abandoned` is raised here at once.
 
     Raises:
         DeadlineExceededError: the action was still running at the deadline.
@@ -76,7 +79,9 @@ def within_deadline(
     until = time.monotonic() + seconds
     thread.start()
     try:
-        outcome.done.wait(seconds)
+        _wait(outcome.done, until, give_up, what)
+    except Abandoned:
+        raise  # given up on: nothing is waited for any more
     except KeyboardInterrupt:
         _stop(outcome.done, interrupt, until, what)
         raise
@@ -90,6 +95,27 @@ def within_deadline(
     if outcome.error is not None:
         raise outcome.error
     return outcome.value  # type: ignore[return-value]
+
+
+def _wait(done: threading.Event, until: float, give_up: threading.Event | None, what: str) -> None:
+    """Wait for ``done`` until ``until`` (a ``time.monotonic()``), or until ``give_up``."""
+    while not done.is_set():
+        left = until - time.monotonic()
+        if left <= 0:
+            return
+        if give_up is not None and give_up.is_set():
+            raise _abandoned(what)
+        # In slices only when someone may give up: a thread stuck in user code (a source
+        # sleeping between items) cannot be told to stop, only left behind.
+        done.wait(min(left, 0.25) if give_up is not None else left)
+
+
+def _abandoned(what: str) -> Abandoned:
+    return Abandoned(
+        f"interrupted while waiting for {what} to stop: stopped waiting; it may still be "
+        "finishing in the warehouse",
+        hint="check what is still running in the warehouse, and run again once it is idle",
+    )
 
 
 def _stop(
@@ -110,16 +136,25 @@ def _stop(
             interrupt()  # asked once more on the way out
     if done.is_set():
         return
-    raise Abandoned(
-        f"interrupted while waiting for {what} to stop: stopped waiting; it may still be "
-        "finishing in the warehouse",
-        hint="check what is still running in the warehouse, and run again once it is idle",
-    ) from None
+    raise _abandoned(what) from None
 
 
-def stop_all(futures: Sequence[Future[T]], interrupt: Callable[[], None]) -> None:
-    """Cancel the work that has not started, ask the rest to stop and wait until it has
-    (a second Ctrl-C asks again)."""
+def stop_all(
+    futures: Sequence[Future[T]],
+    interrupt: Callable[[], None],
+    give_up: threading.Event | None = None,
+    what: str = "the work",
+) -> None:
+    """Cancel the work that has not started, ask the rest to stop and wait until it has.
+
+    A second Ctrl-C asks again; with ``give_up`` (the event the work's
+    :func:`within_deadline` watches), it stops waiting instead: work stuck in user code
+    (a source sleeping between two items) never sees a request to stop, and the run waited
+    for it as long as its deadline, hours by default, with Ctrl-C ignored.
+
+    Raises:
+        Abandoned: a second Ctrl-C with ``give_up``.
+    """
     for future in futures:
         future.cancel()
     while not all(f.done() for f in futures):
@@ -127,7 +162,11 @@ def stop_all(futures: Sequence[Future[T]], interrupt: Callable[[], None]) -> Non
         try:
             wait(futures)
         except KeyboardInterrupt:
-            continue
+            if give_up is None:
+                continue
+            give_up.set()
+            wait(futures)  # each stops waiting for its work at once
+            raise _abandoned(what) from None
 
 
 @dataclass(frozen=True)

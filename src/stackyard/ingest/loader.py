@@ -142,6 +142,8 @@ class Loader:
         self._required: dict[str, dict[str, dict[str, list[str]]]] = {}
         # set on Ctrl-C: no source starts, retries or waits any more
         self._stopping = threading.Event()
+        # set on a second Ctrl-C: no source's load is waited for any more
+        self._give_up = threading.Event()
 
     def pipeline_name(self, source: str) -> str:
         """dlt pipeline name: one per source and target, so their states never mix; an
@@ -225,12 +227,17 @@ class Loader:
         if not requests:
             return []
         pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="stackyard-load")
+        self._give_up.clear()
         futures = [pool.submit(self._load_one, r, loaded_at) for r in requests]
         try:
             return [f.result() for f in futures]
         except KeyboardInterrupt:
             self._stopping.set()
-            stop_all(futures, stop_dlt)
+            running = [r.name for r, f in zip(requests, futures, strict=True) if f.running()]
+            if running:  # a source in its own code stops at its next item, maybe much later
+                said = f"stopping: waiting for {', '.join(running)}; Ctrl-C again to stop waiting"
+                self.console.message("warning", said)
+            stop_all(futures, stop_dlt, self._give_up, f"loading {', '.join(running)}")
             stop_dlt(again=True)  # this process may load again (the Python API)
             ended = [not f.cancelled() and f.exception() is None for f in futures]
             stopped = [r.name for r, ok in zip(requests, ended, strict=True) if not ok]
@@ -327,6 +334,7 @@ class Loader:
                 ),
                 request.config.deadline,
                 f"loading source '{request.name}'",
+                give_up=self._give_up,
             )
             return _Attempt(load, False)
         except DeadlineExceededError as exc:
