@@ -37,3 +37,15 @@ def test_a_run_on_another_target_leaves_the_default_targets_lineage(example: Pat
         ).stdout
     )
     assert prod["models"], "prod's own lineage is there too"
+
+
+def test_a_half_written_manifest_is_compiled_again_not_a_crash(example: Path) -> None:
+    # A dbt killed while writing left manifest.json cut short: lineage, impact, evolve
+    # rollbacks and every run then ended in "unexpected error: JSONDecodeError".
+    for manifest in (example / "transform" / "target").rglob("manifest.json"):
+        manifest.write_bytes(manifest.read_bytes()[:100_000])
+    done = stackyard("impact", "dlt_shop_db.customers.name", "--json", cwd=example)
+    assert json.loads(done.stdout)["models"]
+    stackyard("run", cwd=example)
+    for manifest in (example / "transform" / "target").rglob("manifest.json"):
+        json.loads(manifest.read_text())  # whole again

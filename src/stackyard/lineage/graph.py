@@ -491,10 +491,10 @@ def _seed_columns(
 
 def load_manifest(transform_dir: Path, target: str | None = None) -> dict[str, Any]:
     """dbt's ``target/manifest.json``, or the last one dbt wrote for ``target`` (empty when
-    there is none)."""
+    there is none, or when a killed dbt left it half written: it is compiled again)."""
     from stackyard.transform.state import target_manifest_path
 
-    path = target_manifest_path(transform_dir, target)
-    if not path.is_file():
+    try:
+        return dict(json.loads(target_manifest_path(transform_dir, target).read_text("utf-8")))
+    except (OSError, ValueError):
         return {}
-    return dict(json.loads(path.read_text(encoding="utf-8")))

@@ -90,8 +90,9 @@ def read_manifest(transform_dir: Path, target: str | None = None) -> dict[str, A
         target: read the manifest dbt wrote for this target (its relations are that
             target's); ``None`` for the last one written, whatever its target.
 
-    Raises:
-        ValueError: the file is not JSON (e.g. half written by a killed dbt).
+    A file that is not JSON (half written by a dbt that was killed) counts as none: every
+    caller then parses or builds again, and dbt writes it whole. Read as an error, it stopped
+    every command of the project, the rollbacks meant to recover included.
     """
     path = target_manifest_path(transform_dir, target)
     try:
@@ -102,7 +103,10 @@ def read_manifest(transform_dir: Path, target: str | None = None) -> dict[str, A
     cached = _MANIFESTS.get(path)
     if cached is not None and cached[0] == version:
         return cached[1]
-    manifest = json.loads(path.read_text(encoding="utf-8"))
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError:  # UnicodeDecodeError too
+        return None
     _MANIFESTS[path] = (version, manifest)
     return manifest
 
