@@ -54,6 +54,23 @@ def widen_sqlite_cursor(query: Any, table: Any, incremental: Any = None, engine:
     return table.select().where(sa.and_(*conditions))
 
 
+def time_range(column: Any, start: datetime, end: datetime, sqlite: bool) -> Any:
+    """``start <= column < end`` as SQL that holds on SQLite's text timestamps too: a row
+    stamped exactly at a window's start (``2030-01-02 00:00:00``) sorts below the bound
+    SQLAlchemy renders (``2030-01-02 00:00:00.000000``) and was counted in the day before."""
+    import sqlalchemy as sa
+
+    if not sqlite:
+        return sa.and_(column >= start, column < end)
+    stamp = sa.func.julianday(column)
+    return sa.and_(
+        column >= _day(start, -1),
+        column < _day(end, +2),
+        stamp >= sa.func.julianday(_text(start)),
+        stamp < sa.func.julianday(_text(end)),
+    )
+
+
 def _is_time(value: Any) -> bool:
     return isinstance(value, date)
 

@@ -115,9 +115,10 @@ class EvolveRunbook:
         migrate_steps.append(
             Step("verify", f"lineage shows no model reading {node}.{old}", select=(node,))
         )
-        migrate_steps.append(
-            Step("build", "rebuild and test the migrated models", select=tuple(readers))
-        )
+        # Downstream too: Postgres drops the views over a rebuilt table, failing their tests.
+        below = tuple(f"{r}+" for r in readers)
+        what = "rebuild and test the migrated models and everything downstream"
+        migrate_steps.append(Step("build", what, select=below))
         deadline = contract_after or journal.contract_after or date.today()
         phases = [
             Phase(

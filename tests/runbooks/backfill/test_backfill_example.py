@@ -101,3 +101,24 @@ def test_example_model_and_source_table_backfill(
     broken = backfill_json(root, "shop_db.orders", *args, "--cascade", "--force", check=1)
     failed = {m["model"]: m for m in broken["rebuilt"]}["customers"]
     assert not broken["ok"] and failed["status"] == "error" and failed["message"], broken["rebuilt"]
+
+
+@pytest.mark.slow
+def test_a_source_row_stamped_at_midnight_counts_in_its_own_day(tmp_path: Path) -> None:
+    # On SQLite's text timestamps the source count compared '… 00:00:00' with the bound
+    # '… 00:00:00.000000' and put a midnight row in the day before: a correct backfill
+    # failed validation ("mismatched 2"), exit 1.
+    root = _example(tmp_path, None)
+    day = date.today() - timedelta(days=12)
+    app = sqlite3.connect(root / "sources" / "jaffle_app.sqlite")
+    app.execute(
+        "UPDATE orders SET updated_at = ? WHERE id IN (SELECT id FROM orders LIMIT 6)",
+        (f"{day.isoformat()} 00:00:00",),
+    )
+    app.commit()
+    app.close()
+    stackyard(root, "run", "--json", check=0)
+    start, end = day - timedelta(days=1), day + timedelta(days=1)
+    result = backfill_json(root, "shop_db.orders", "--start", str(start), "--end", str(end))
+    assert result["ok"], result
+    assert result["validation"]["count_mismatches"] == [], result["validation"]

@@ -313,6 +313,7 @@ class SourceTableTarget(BackfillTarget):
         import sqlalchemy as sa
 
         from stackyard.ingest.sources import connection_url
+        from stackyard.ingest.sqlite_cursor import time_range
 
         url = connection_url(self.source, self.config, self.project_dir, self.secrets)
         engine = sa.create_engine(url)
@@ -323,15 +324,13 @@ class SourceTableTarget(BackfillTarget):
             schema=self.config.source_schema,
         )
         col = table.c[self.time_column]
+        sqlite = engine.dialect.name == "sqlite"
         out = []
         try:
             with engine.connect() as conn:
                 for w in windows:
-                    q = (
-                        sa.select(sa.func.count())
-                        .select_from(table)
-                        .where(col >= naive_utc(w.start), col < naive_utc(w.end))
-                    )
+                    within = time_range(col, naive_utc(w.start), naive_utc(w.end), sqlite)
+                    q = sa.select(sa.func.count()).select_from(table).where(within)
                     out.append(int(conn.execute(q).scalar_one()))
         except sa.exc.SQLAlchemyError as exc:
             raise LoadError(
