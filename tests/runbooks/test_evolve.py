@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from tests.lineage.conftest import stackyard
 
 STAGING = Path("transform/models/staging/dlt/stg_dlt__customers.sql")
@@ -224,3 +226,27 @@ def test_rolling_back_one_change_leaves_another_changes_approval_alone(example: 
     stackyard(*RENAME, "--rollback", "migrate", cwd=example)
     stackyard(*RENAME, "--rollback", "expand", cwd=example)
     assert config.read_text() == original  # every change undone: no approval left behind
+
+
+def test_a_phase_cut_short_is_not_recorded_as_applied(example: Path) -> None:
+    # SIGTERM during expand's build left the phase "applied" with its model file wrapped
+    # and the warehouse without the new column, and migrate was then allowed to run.
+    from stackyard.context import Context
+
+    before = (example / STAGING).read_text()
+    with Context(example) as context:
+        runbook = context.evolve()
+
+        def interrupted(select: list[str]) -> list[str]:
+            raise KeyboardInterrupt
+
+        runbook.build = interrupted
+        with pytest.raises(KeyboardInterrupt):
+            runbook.change(
+                "rename", "stg_dlt__customers.customer_name", "full_name", phases=["expand"]
+            )
+    assert (example / STAGING).read_text() == before
+    plan = json.loads(stackyard(*RENAME, "--dry-run", "--json", cwd=example).stdout)
+    assert [p["status"] for p in plan["phases"]] == ["pending"] * 3
+    refused = stackyard(*RENAME, "--phase", "migrate", cwd=example, check=False)
+    assert refused.returncode == 2, refused.stdout + refused.stderr

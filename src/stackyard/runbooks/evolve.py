@@ -3,21 +3,16 @@
 A rename of a model's column goes out in three phases, each a list of typed steps that
 ``--dry-run`` explains, each applied (and rolled back) on its own:
 
-* **expand** — the model outputs the column under both names (the old SQL is wrapped, never
-  edited), rebuilt and tested;
-* **migrate** — every model that reads the old name (found by column lineage, not grep)
-  reads the new one, keeping its own output names; verified by lineage showing no reader of
-  the old name, then rebuilt and tested;
-* **contract** — not before the deprecation date: the model outputs only the new name,
-  the change is recorded as approved in stackyard.yml, everything downstream rebuilt and
-  tested.
+* **expand** — the model outputs the column under both names (its SQL wrapped, never edited);
+* **migrate** — every model that reads the old name (found by column lineage, not grep) reads
+  the new one under its own output names; rebuilt and tested with everything downstream;
+* **contract** — not before the deprecation date: the model outputs only the new name, the
+  change is approved in stackyard.yml, everything downstream rebuilt and tested.
 
 A type change first counts the values that would not cast and refuses above a threshold;
-then expand adds the typed column beside the old one, and contract replaces it in place.
-
-Every file a phase writes is kept in ``.stackyard/evolve/`` before it is changed, so a
-phase's rollback puts back exactly what was there and rebuilds (see
-:mod:`stackyard.runbooks.evolve_journal`).
+expand adds the typed column beside the old one, and contract replaces it in place. Every
+file a phase writes is kept in ``.stackyard/evolve/`` first, so a rollback puts back exactly
+what was there and rebuilds (:mod:`stackyard.runbooks.evolve_journal`).
 """
 
 from __future__ import annotations
@@ -302,7 +297,13 @@ class EvolveRunbook:
                 failed = True
                 break
             journal.record(plan.action, plan.node, plan.column, plan.to, phase)
-            problem = self._run_phase(plan, phase, journal)
+            try:
+                problem = self._run_phase(plan, phase, journal)
+            except BaseException:
+                # Cut short (Ctrl-C, an error): not applied. Its files go back; the next
+                # build follows them, so none is started here.
+                self._undo(journal, phase.name, rebuild=False)
+                raise
             if problem:
                 messages.append(f"{phase.name} failed: {problem}; rolled back")
                 self._undo(journal, phase.name)
@@ -411,13 +412,13 @@ class EvolveRunbook:
             bool(failures),
         )
 
-    def _undo(self, journal: EvolveJournal, phase: str) -> list[str]:
+    def _undo(self, journal: EvolveJournal, phase: str, rebuild: bool = True) -> list[str]:
         """Put back the files ``phase`` replaced, rebuild what they feed, forget the phase."""
         failures: list[str] = []
         for step in journal.rollback_steps(phase):
             if step.kind == "restore_file":
                 journal.restore(self.project_dir, step.path, step.text)
-            elif step.kind == "build":
+            elif step.kind == "build" and rebuild:
                 failures = self.build(list(step.select))
         journal.forget(phase)
         return failures

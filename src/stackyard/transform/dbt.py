@@ -356,6 +356,10 @@ class Dbt:
         with _DBT_LOCK, _environment({**self.env, **_QUIET_DBT}), self.cut.invocation(), kept:
             runner = dbtRunner(manifest=self.parsed, callbacks=[self._callback])
             outcome = runner.invoke(full)
+        if isinstance(outcome.exception, KeyboardInterrupt):
+            # dbt caught Ctrl-C (or SIGTERM, taken as one) and returned it: still an
+            # interrupt, exit 130, not "dbt could not run" (a failed step, exit 1).
+            raise outcome.exception
         if outcome.exception is not None:
             raise TransformError(
                 f"dbt {' '.join(args[:2])} could not run: {_first_lines(outcome.exception)}",
