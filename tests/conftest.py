@@ -64,6 +64,18 @@ def write(path: Path, text: str) -> Path:
     return path
 
 
+def example_on_postgres(root: Path, db: dict[str, object], *, default: bool = False) -> None:
+    """Point the example project's ``prod`` target at a throwaway Postgres database (its
+    user, no password); ``default``: make it the default target too."""
+    text = (root / "stackyard.yml").read_text()
+    text = text.replace("user: stackyard", f"user: {db['user']}")
+    text = text.replace("database: shop", f"database: {db['database']}")
+    text = text.replace("    password: {secret: SHOP_PROD_PASSWORD}", "")
+    if default:
+        text = text.replace("  target: dev", "  target: prod")
+    (root / "stackyard.yml").write_text(text)
+
+
 MYSQL_URL = os.environ.get("STACKYARD_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
 
 

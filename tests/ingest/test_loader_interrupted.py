@@ -28,19 +28,20 @@ def ticks():
 """
 
 
-def test_ctrl_c_during_an_extract_leaves_no_dlt_trace(tmp_path: Path) -> None:
+def _project_with(tmp_path: Path, name: str, code: str) -> Path:
+    """A new project whose one source is the Python function ``name`` in ``code``."""
     root = tmp_path / "p"
     init_project(root)
     (root / "sources").mkdir(exist_ok=True)
-    (root / "sources" / "ticks.py").write_text(SOURCE)
+    (root / "sources" / f"{name}.py").write_text(code)
     yml = root / "stackyard.yml"
-    yml.write_text(
-        yml.read_text().replace(
-            "sources: {}\n",
-            "sources:\n  ticks:\n    kind: python\n    path: sources/ticks.py\n"
-            "    function: ticks\n",
-        )
-    )
+    entry = f"sources:\n  {name}:\n    kind: python\n    path: sources/{name}.py\n"
+    yml.write_text(yml.read_text().replace("sources: {}\n", f"{entry}    function: {name}\n"))
+    return root
+
+
+def test_ctrl_c_during_an_extract_leaves_no_dlt_trace(tmp_path: Path) -> None:
+    root = _project_with(tmp_path, "ticks", SOURCE)
     stopped = subprocess.run(
         [str(Path(sys.executable).parent / "stackyard"), "run"],
         cwd=root,
@@ -79,18 +80,7 @@ def test_a_second_ctrl_c_stops_waiting_for_a_source_stuck_in_its_own_code(
 ) -> None:
     # The run waited for the source until its deadline (two hours by default), and a second
     # Ctrl-C only asked it again.
-    root = tmp_path / "p"
-    init_project(root)
-    (root / "sources").mkdir(exist_ok=True)
-    (root / "sources" / "stuck.py").write_text(STUCK)
-    yml = root / "stackyard.yml"
-    yml.write_text(
-        yml.read_text().replace(
-            "sources: {}\n",
-            "sources:\n  stuck:\n    kind: python\n    path: sources/stuck.py\n"
-            "    function: stuck\n",
-        )
-    )
+    root = _project_with(tmp_path, "stuck", STUCK)
     stopped = subprocess.run(
         [str(Path(sys.executable).parent / "stackyard"), "run"],
         cwd=root,

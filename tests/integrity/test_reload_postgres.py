@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from tests.conftest import example_on_postgres
 from tests.runbooks.backfill.conftest import sql, stackyard
 
 
@@ -19,12 +20,7 @@ def test_reload_and_full_refresh_work_under_dbt_views(
     # --full-refresh failed on the example project, and every later run retried the drop.
     stackyard(tmp_path, "init", "shop", "--example", "jaffle_shop", check=0)
     root = tmp_path / "shop"
-    text = (root / "stackyard.yml").read_text()
-    text = text.replace("user: stackyard", f"user: {pg_database['user']}")
-    text = text.replace("database: shop", f"database: {pg_database['database']}")
-    text = text.replace("    password: {secret: SHOP_PROD_PASSWORD}", "")
-    text = text.replace("  target: dev", "  target: prod")
-    (root / "stackyard.yml").write_text(text)
+    example_on_postgres(root, pg_database, default=True)
     stackyard(root, "run", "--json", check=0)
     before = sql(root, "select count(*) as n from marts.orders")
 

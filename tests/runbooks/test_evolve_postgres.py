@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import example_on_postgres
 from tests.lineage.conftest import stackyard
 from tests.runbooks.test_evolve import RENAME
 
@@ -20,11 +21,7 @@ def test_a_rename_goes_through_three_phases_on_postgres(
     # over it, whose tests then failed the phase, and the rename could never be finished.
     stackyard("init", "shop", "--example", "jaffle_shop", cwd=tmp_path)
     root = tmp_path / "shop"
-    text = (root / "stackyard.yml").read_text()
-    text = text.replace("user: stackyard", f"user: {pg_database['user']}")
-    text = text.replace("database: shop", f"database: {pg_database['database']}")
-    text = text.replace("    password: {secret: SHOP_PROD_PASSWORD}", "")
-    (root / "stackyard.yml").write_text(text)
+    example_on_postgres(root, pg_database)
     stackyard("run", "-t", "prod", cwd=root)
     for phase in ("expand", "migrate", "contract"):
         stackyard(*RENAME, "--phase", phase, "-t", "prod", cwd=root)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import example_on_postgres
 from tests.runbooks.backfill.conftest import backfill_json, sql, stackyard
 
 
@@ -17,12 +18,7 @@ def _example(tmp_path: Path, db: dict[str, object] | None) -> Path:
     stackyard(tmp_path, "init", "shop", "--example", "jaffle_shop", check=0)
     root = tmp_path / "shop"
     if db is not None:
-        text = (root / "stackyard.yml").read_text()
-        text = text.replace("user: stackyard", f"user: {db['user']}")
-        text = text.replace("database: shop", f"database: {db['database']}")
-        text = text.replace("    password: {secret: SHOP_PROD_PASSWORD}", "")
-        text = text.replace("  target: dev", "  target: prod")
-        (root / "stackyard.yml").write_text(text)
+        example_on_postgres(root, db, default=True)
     stackyard(root, "run", "--json", check=0)
     return root
 
