@@ -128,6 +128,10 @@ def test_every_phase_rolls_back_after_contract_from_the_saved_state(example: Pat
     other = stackyard(*RENAME[:-1], "fullname", "--rollback", "contract", cwd=example, check=False)
     assert other.returncode == 2 and "rename to full_name" in other.stderr
 
+    # stackyard.yml is not put back whole: the plan says only the approval leaves it.
+    plan = stackyard(*RENAME, "--rollback", "contract", "--dry-run", cwd=example).stdout
+    assert "remove from stackyard.yml the approval contract added" in plan
+    assert "put back stackyard.yml" not in plan
     done = json.loads(stackyard(*RENAME, "--rollback", "contract", "--json", cwd=example).stdout)
     assert done["rolled_back"] == ["contract"] and not done["failed"]
     assert [p["status"] for p in done["phases"]] == ["applied", "applied", "pending"]

@@ -57,11 +57,14 @@ class ProjectFile:
         from ruamel.yaml.comments import CommentedMap
 
         sources = self.sources()
-        sources.pop(name, None)
+        left = _drop(sources, name) if name in sources else None
         if not sources:
             empty = CommentedMap()
             empty.fa.set_flow_style()
             self.data["sources"] = empty
+        if left is not None:
+            # The comment that followed the last source belongs to what comes after it.
+            _attach(self.data, left, after="sources")
 
     def section(self, *keys: str) -> Any:
         """The mapping at ``access.<keys…>``, created (empty) when missing."""
@@ -128,11 +131,14 @@ class ProjectFile:
             return False
         for i in range(len(approved) - 1, -1, -1):
             if isinstance(approved[i], dict) and matches(approved[i]):
-                del approved[i]
+                left = _drop(approved, i)
                 if not approved:  # as the file was before the first approval
-                    del self.data["schema_changes"]["approved"]
-                    if not self.data["schema_changes"]:
-                        del self.data["schema_changes"]
+                    section = self.data["schema_changes"]
+                    left = _drop(section, "approved", left)
+                    if not section:
+                        left = _drop(self.data, "schema_changes", left)
+                if left is not None:
+                    _attach(self.data, left)
                 return True
         return False
 
@@ -205,3 +211,75 @@ def _commented(value: Any) -> Any:
         seq.fa.set_flow_style()
         return seq
     return value
+
+
+# Comments. ruamel.yaml keeps a comment on the line after an entry with that entry (on its
+# last scalar, however deep): deleting the entry took with it a comment that was about the
+# next one, such as a section heading. These move it to what now comes before it.
+
+
+def _take_trailing(node: Any, key: Any) -> Any:
+    """Detach and return the comment that follows ``node[key]`` (``None`` when there is
+    none)."""
+    from ruamel.yaml.comments import CommentedMap, CommentedSeq
+
+    if not isinstance(node, CommentedMap | CommentedSeq):
+        return None
+    slot = 0 if isinstance(node, CommentedSeq) else 2
+    item = node.ca.items.get(key)
+    if item and len(item) > slot and item[slot] is not None:
+        token = item[slot]
+        item[slot] = None
+        return token
+    value = node[key]
+    if isinstance(value, CommentedMap | CommentedSeq) and len(value):
+        return _take_trailing(value, _keys(value)[-1])
+    return None
+
+
+def _attach(node: Any, token: Any, after: Any = None) -> bool:
+    """Put ``token`` after the last entry of ``node`` (after the entry ``after``, when
+    given); whether there was an entry to put it after."""
+    from ruamel.yaml.comments import CommentedMap, CommentedSeq
+
+    if not isinstance(node, CommentedMap | CommentedSeq) or not len(node):
+        return False
+    if node.fa.flow_style():  # `{a: 1}`: a comment inside would break the line
+        return False
+    keys = _keys(node)
+    if after is not None:
+        if after not in keys:
+            return False
+        keys = keys[: keys.index(after) + 1]
+    key = keys[-1]
+    if _attach(node[key], token):
+        return True
+    slot = 0 if isinstance(node, CommentedSeq) else 2
+    item = node.ca.items.setdefault(key, [None, None, None, None])
+    item[slot] = _joined(item[slot], token)
+    return True
+
+
+def _drop(node: Any, key: Any, carried: Any = None) -> Any:
+    """Delete ``node[key]``, keeping the comment that followed it (and ``carried``, one left
+    over from a deeper deletion) after the entry before it. Returns the comment when there
+    was no entry before it, for the caller to place a level up."""
+    token = _joined(carried, _take_trailing(node, key))
+    keys = _keys(node)
+    before = keys[keys.index(key) - 1] if keys.index(key) > 0 else None
+    del node[key]
+    if token is not None and before is not None and _attach(node, token, after=before):
+        return None
+    return token
+
+
+def _keys(node: Any) -> list[Any]:
+    return list(node.keys()) if isinstance(node, dict) else list(range(len(node)))
+
+
+def _joined(first: Any, second: Any) -> Any:
+    """Two comments as one, in order (either may be ``None``)."""
+    if first is None or second is None:
+        return first if second is None else second
+    first.value = first.value.rstrip("\n") + "\n" + second.value.lstrip("\n")
+    return first

@@ -132,7 +132,7 @@ class EvolveJournal:
         rebuild and test the models those files are and everything downstream."""
         files = (self.applied.get(phase) or {}).get("files") or {}
         steps = [
-            Step("restore_file", f"put back {rel} as it was before {phase}", rel, text)
+            Step("restore_file", self._restore_says(rel, phase), rel, text)
             for rel, text in sorted(files.items())
         ]
         models = sorted({Path(rel).stem for rel in files if rel.endswith(".sql")})
@@ -140,6 +140,13 @@ class EvolveJournal:
             select = tuple(f"{m}+" for m in models)
             steps.append(Step("build", f"dbt build {' '.join(select)}", select=select))
         return tuple(steps)
+
+    @staticmethod
+    def _restore_says(rel: str, phase: str) -> str:
+        # stackyard.yml is not put back whole (see restore): the plan says what happens.
+        if rel == "stackyard.yml":
+            return f"remove from stackyard.yml the approval {phase} added"
+        return f"put back {rel} as it was before {phase}"
 
     def restore(self, project_dir: Path, rel: str, text: str) -> None:
         """Put back a file a phase replaced. stackyard.yml is not put back whole (that threw
