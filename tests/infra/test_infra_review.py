@@ -54,3 +54,21 @@ def test_postgres_review_lists_privileges_through_the_chain(pg_project: PgProjec
         for r in ("analytics_developer", "analytics_sources_reader", "dlt_db_reader")
     )
     assert not any(r["user"] == alice and r["privilege"] == "INSERT" for r in rows)
+
+    # The same review as JSON, for a script: the same rows, and --json means the same.
+    done = runner.invoke(
+        app, ["access", "review", "-p", str(pg_project.path), "-t", "prod", "--json"]
+    )
+    assert done.exit_code == 0, done.output
+    report = json.loads(done.stdout)
+    assert report["target"] == "prod"
+    assert len(report["privileges"]) == len(rows)
+    chosen = [
+        p for p in report["privileges"] if p["user"] == alice and p["object"] == "shop_db.customers"
+    ]
+    assert [(p["privilege"], p["via"]) for p in chosen] == [("SELECT", select[0]["via"])]
+    both = runner.invoke(
+        app,
+        ["access", "review", "-p", str(pg_project.path), "-t", "prod", "--json", "--format", "csv"],
+    )
+    assert both.exit_code == 2 and "give one" in both.output

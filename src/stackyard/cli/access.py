@@ -340,18 +340,25 @@ def _render_user_change(change: Any, as_json: bool = False) -> None:
 def access_review(
     project: ProjectOpt = None,
     target: TargetOpt = None,
-    fmt: Annotated[str, typer.Option("--format", help="table or csv.")] = "table",
+    fmt: Annotated[str, typer.Option("--format", help="table, csv or json.")] = "table",
     live_state: LiveStateOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Each user's effective privileges, inactive users, grants outside the declaration."""
     from rich.table import Table
 
-    if fmt not in ("table", "csv"):
-        err.print(f"error: unknown --format '{fmt}'; expected table or csv", markup=False)
+    if fmt not in ("table", "csv", "json"):
+        err.print(f"error: unknown --format '{fmt}'; expected table, csv or json", markup=False)
+        raise typer.Exit(EXIT_USAGE)
+    if as_json and fmt == "csv":
+        err.print("error: --json and --format csv ask for two formats; give one", markup=False)
         raise typer.Exit(EXIT_USAGE)
     report = _with_context(
         project, lambda context: context.access().review(target, live_state=live_state)
     )
+    if as_json or fmt == "json":
+        _print_json(report.to_dict())
+        return
     if fmt == "csv":
         out.file.write(report.to_csv())
         return

@@ -36,6 +36,24 @@ class AccessReview:
     inactive: tuple[InactiveUser, ...]
     outside_declaration: tuple[str, ...]
 
+    def to_dict(self) -> dict[str, object]:
+        """The review as ``--json`` prints it."""
+        return {
+            "target": self.target,
+            "privileges": [
+                {
+                    "user": p.user,
+                    "privilege": p.privilege,
+                    "object_kind": p.object_kind,
+                    "object": p.object_name,
+                    "via": p.via,
+                }
+                for p in self.privileges
+            ],
+            "inactive": [{"user": u.name, "reason": u.reason} for u in self.inactive],
+            "outside_declaration": list(self.outside_declaration),
+        }
+
     def to_csv(self) -> str:
         """One row per effective privilege, for a spreadsheet or an auditor."""
         buffer = io.StringIO()
