@@ -40,6 +40,10 @@ def test_renamed_column_fails_the_source_and_names_the_models(tmp_path: Path) ->
     assert ctx.sql("select count(*) from app.orders where customer_id is null").rows == ((0,),)
     assert "customer_orders" in {s.name for s in result.skipped}
     assert next(load for load in result.loads if load.source == "files").status == "loaded"
+    # and again on the next run: the failed run's skipped model still names its columns
+    again = ctx.run()
+    assert next(load for load in again.loads if load.source == "app").status == "failed"
+    assert ctx.sql("select count(*) from app.orders where customer_id is null").rows == ((0,),)
     # the rows are not lost: after the fix upstream, the next run loads them
     rebuild_orders(
         project,

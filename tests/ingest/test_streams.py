@@ -100,6 +100,58 @@ def test_events_load_once_and_malformed_ones_are_kept_with_their_sequence(
     assert stream.counts() == (401, 401)
 
 
+def test_nested_and_optional_fields_load_and_a_rename_fails_every_run(stream: Stream) -> None:
+    jetstream.publish_events(stream.subject, range(5))  # {"customer": {"id": …}} nested
+    # Added with its first load: the staging model it writes selects customer__id.
+    stream.stackyard(
+        "source", "add", "events", "--kind", "stream", "--url", jetstream.NATS_URL,
+        "--subject", f"{stream.prefix}.>", "--table", "orders", "--primary-key", "event_id",
+    )  # fmt: skip
+
+    # Events differ: a customer left null, a field only some events have. Each was checked
+    # alone, nested objects unflattened: the run failed every other time.
+    events = [
+        {"event_id": 5, "amount": 1.0, "customer": None},
+        {"event_id": 6, "amount": 2.0, "customer": {"id": 6}, "note": "gift"},
+        {"event_id": 7, "amount": 3.0, "customer": {"id": 7}},
+    ]
+    jetstream.publish(stream.subject, [json.dumps(e).encode() for e in events])
+    stream.stackyard("run")
+    with Context(stream.project) as ctx:
+        rows = ctx.sql("select event_id, customer__id from events.orders where event_id >= 5")
+    assert sorted(rows.rows) == [(5, None), (6, 6), (7, 7)]
+
+    # Renamed upstream: the load fails, and keeps failing until the model is fixed.
+    jetstream.publish(stream.subject, [json.dumps({"event_id": 8, "client": {"id": 8}}).encode()])
+    for _ in range(2):
+        done = stream.stackyard("run", "--json", check=False)
+        assert done.returncode == 1
+        (load,) = json.loads(done.stdout)["loads"]
+        assert "amount, customer__id are missing from the new data" in load["error"]
+    assert stream.counts() == (8, 8)
+
+
+def test_a_key_sent_twice_before_a_run_keeps_its_later_version(stream: Stream) -> None:
+    versions = [
+        {"event_id": 1, "amount": 1.0, "note": "first"},
+        {"event_id": 1, "amount": 2.0, "note": "second"},
+        {"event_id": 2, "amount": 5.0, "note": "only"},
+        {"event_id": 1, "amount": 3.0, "note": "third"},
+    ]
+    jetstream.publish(stream.subject, [json.dumps(v).encode() for v in versions])
+    stream.add_source()
+    stream.stackyard("run", "--select", "events")
+    with Context(stream.project) as ctx:
+        rows = ctx.sql("select event_id, note, _sequence from events.orders order by 1").rows
+    assert [(r[0], r[1], int(r[2])) for r in rows] == [(1, "third", 4), (2, "only", 3)]
+
+    # A reload would drop the table and read nothing back (the events were acknowledged).
+    for args in (("--dry-run",), ("--yes",)):
+        refused = stream.stackyard("reload", "events", *args, check=False)
+        assert refused.returncode == 2 and "is a stream" in refused.stderr
+    assert stream.counts() == (2, 2)
+
+
 @pytest.mark.slow
 def test_kill_9_after_messages_were_delivered_then_rerun_loads_each_event_once(
     stream: Stream,

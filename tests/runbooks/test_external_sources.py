@@ -193,6 +193,17 @@ def test_an_unknown_loader_needs_its_loaded_at_column(project: Path) -> None:
     )
     assert code == 2, output
     assert "--loaded-at" in output
+    # A column the tables do not have: refused before anything is written (it was written,
+    # and every later run failed on it).
+    before = (project / "stackyard.yml").read_text()
+    code, output = cli(
+        "source", "add", "billing", "--kind", "external", "--loader", "hevo",
+        "--loaded-at", "_fivetran_sync", "-p", str(project),
+    )  # fmt: skip
+    assert code == 2, output
+    assert "has no column '_fivetran_sync'" in output and "_fivetran_synced" in output
+    assert (project / "stackyard.yml").read_text() == before
+    assert not (project / "transform/models/staging/hevo").exists()
     code, result = add(project, "billing", "hevo", "--loaded-at", "_fivetran_synced")
     assert code == 0, result
     sources = (project / "transform/models/staging/hevo/_sources.yml").read_text()

@@ -61,7 +61,11 @@ def required_columns(
             # A model changed since dbt last compiled it (e.g. fixed after a rename): its
             # old SQL says nothing about what it selects now; dbt build checks the new one.
             continue
-        referenced = _referenced_columns(node.get("compiled_code") or "", dialect)
+        # A model dbt skipped (its source failed, as on a drift) has no compiled SQL in the
+        # manifest that run wrote: its own SQL, templating left out, names the same columns.
+        # Without it the next run would find nothing required and load the NULLs.
+        code = node.get("compiled_code") or _without_templating(node.get("raw_code") or "")
+        referenced = _referenced_columns(code, dialect)
         for table in tables:
             columns = {c.lower() for c in known.get(table, ()) if not c.startswith(_OWN_COLUMNS)}
             for column in sorted(columns & referenced):
@@ -80,6 +84,20 @@ def _edited_since_compiled(transform_dir: Path, node: Mapping[str, Any]) -> bool
         return False
     text = path.read_text(encoding="utf-8", errors="replace").strip()
     return hashlib.sha256(text.encode("utf-8")).hexdigest() != checksum
+
+
+def _without_templating(sql: str) -> str:
+    """A model's SQL with its Jinja taken out: ``{{ source(…) }}`` and ``{{ ref(…) }}`` become
+    a table name, blocks and comments go.
+
+    >>> _without_templating("select id, name from {{ source('dlt_shop', 'customers') }}")
+    'select id, name from jinja_relation'
+    """
+    import re
+
+    sql = re.sub(r"\{#.*?#\}", " ", sql, flags=re.S)
+    sql = re.sub(r"\{%.*?%\}", " ", sql, flags=re.S)
+    return re.sub(r"\{\{.*?\}\}", "jinja_relation", sql, flags=re.S)
 
 
 def _referenced_columns(sql: str, dialect: str) -> set[str]:
@@ -107,10 +125,14 @@ def check_item(source: str, table: str, item: Any, required: Mapping[str, list[s
     """
     if not required:
         return
-    present = _columns_of(item)
-    if present is None:
+    seen = _columns_of(item)
+    if seen is None:
         return
-    missing = sorted(c for c in required if c not in present)
+    present, emptied = seen
+    # A nested object that is null in some row stands for every column under it.
+    missing = sorted(
+        c for c in required if c not in present and not any(c.startswith(p) for p in emptied)
+    )
     if missing:
         models = sorted({m for c in missing for m in required[c]})
         new = sorted(present - set(required) - {"_loaded_at"})
@@ -125,20 +147,39 @@ def check_item(source: str, table: str, item: Any, required: Mapping[str, list[s
         )
 
 
-def _columns_of(item: Any) -> set[str] | None:
+def _columns_of(item: Any) -> tuple[set[str], set[str]] | None:
+    """The columns a batch fills, as dlt names them (a nested object's keys flattened to
+    ``parent__child``; a list is a child table, not a column), and the prefixes of nested
+    objects that are null in some row (``parent__``); ``None`` when it cannot tell."""
     from dlt.common.normalizers.naming.snake_case import NamingConvention
 
     naming = NamingConvention()
-    names: Iterable[str]
+    present: set[str] = set()
+    emptied: set[str] = set()
+
+    def walk(row: Mapping[str, Any], prefix: str) -> None:
+        for key, value in row.items():
+            name = prefix + naming.normalize_identifier(str(key)).lower()
+            if isinstance(value, dict):
+                present.add(name)  # a column of its own where the table keeps JSON
+                walk(value, name + "__")
+            elif isinstance(value, list):
+                continue
+            else:
+                present.add(name)
+                if value is None:
+                    emptied.add(name + "__")
+
     if hasattr(item, "column_names"):
-        names = item.column_names
-    elif isinstance(item, dict):
-        names = item.keys()
+        return {naming.normalize_identifier(n).lower() for n in item.column_names}, set()
+    if isinstance(item, dict):
+        walk(item, "")
     elif isinstance(item, list) and item and all(isinstance(r, dict) for r in item):
-        names = {k for row in item for k in row}
+        for row in item:
+            walk(row, "")
     else:
         return None
-    return {naming.normalize_identifier(n).lower() for n in names}
+    return present, emptied
 
 
 def describe_contract_violation(

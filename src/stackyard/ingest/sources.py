@@ -160,13 +160,26 @@ def build_resources(
         last = True
     # add_map changes the resource in place, so a source holding it is stamped as well.
     build.resources = [
-        r.add_map(
-            _stamper(loaded_at, name, r.name, (required or {}).get(r.name, {})),
+        r.add_step(
+            _whole_pages(_stamper(loaded_at, name, r.name, (required or {}).get(r.name, {}))),
             insert_at=len(r._pipe) if last else None,
         )
         for r in build.resources
     ]
     return build
+
+
+def _whole_pages(function: Callable[[Any], Any]) -> Any:
+    """A pipe step that gets each page a resource yields whole. dlt's ``add_map`` hands a
+    list's rows over one by one, and the drift check must see the page: an optional field
+    absent from one event is there in another, and only a page without it says it is gone."""
+    from dlt.extract.items_transform import MapItem
+
+    class WholePages(MapItem):
+        def __call__(self, item: Any, meta: Any = None) -> Any:
+            return function(item)
+
+    return WholePages(function)
 
 
 def _stamper(

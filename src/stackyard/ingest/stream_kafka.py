@@ -39,6 +39,8 @@ class _DebugLog:
 class KafkaTransport:
     """One run's consumer in the source's consumer group."""
 
+    position_column = OFFSET
+
     def __init__(self, name: str, config: StreamSource, url: str) -> None:
         self.name, self.config = name, config
         self.brokers = url.partition("://")[2].rstrip("/")

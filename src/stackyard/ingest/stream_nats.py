@@ -27,6 +27,8 @@ SUBJECT, SEQUENCE, PUBLISHED_AT = "_subject", "_sequence", "_published_at"
 class NatsTransport:
     """One run's connection to a JetStream stream."""
 
+    position_column = SEQUENCE
+
     def __init__(self, name: str, config: StreamSource, url: str) -> None:
         self.name, self.config, self.url = name, config, url
         self.durable = config.consumer or f"stackyard_{name}"

@@ -46,6 +46,10 @@ class Event:
 class Transport(Protocol):
     """What the batching loop needs from a stream client."""
 
+    #: The column of an event's place in the stream (a NATS sequence, a Kafka offset): of
+    #: two versions of one key loaded together, the later one is kept.
+    position_column: str
+
     def open(self) -> None:
         """Connect and join the durable consumer (group); raise a typed error if not."""
 
@@ -71,13 +75,18 @@ def build_stream(name: str, config: StreamSource, context: BuildContext) -> list
         if isinstance(config.url, SecretRef)
         else config.url
     )
-    reader = StreamReader(open_transport(name, config, url), config)
+    transport = open_transport(name, config, url)
+    reader = StreamReader(transport, config)
     context.build.after_load(reader.acknowledge)
     context.build.on_close(reader.close)
     table = config.table_name()
     key = [config.primary_key] if isinstance(config.primary_key, str) else config.primary_key
 
-    @dlt.resource(name=table, primary_key=key, write_disposition="merge")
+    # One key twice in a run (an event updated, both versions pending) is merged to one row:
+    # without an order dlt keeps either, and the older version won as often as not.
+    latest: dict[str, Any] = {transport.position_column: {"dedup_sort": "desc"}}
+
+    @dlt.resource(name=table, primary_key=key, write_disposition="merge", columns=latest)
     def events() -> Iterator[list[dict[str, Any]]]:
         for batch in reader.batches():
             rows, rejected = decode(table, batch, key)

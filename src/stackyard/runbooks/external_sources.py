@@ -82,6 +82,17 @@ def complete_tables(warehouse: Warehouse, name: str, options: Mapping[str, Any])
         return options  # the entry's validation says what is wrong, with every problem
     # The keys found go into the entry, so monitors check them for duplicates on every run.
     found = catalog_tables(warehouse, probe, schema)
+    # Freshness reads this column on every run: a table without it failed every run after.
+    stamp = probe.columns().loaded_at
+    for table in found:
+        names = [c.name for c in table.columns]
+        if stamp.lower() not in {n.lower() for n in names}:
+            raise UsageError(
+                f"{schema}.{table.name} on {where} has no column '{stamp}', which the "
+                f"source's freshness would read" + did_you_mean(stamp, names),
+                hint="give the column the loader stamps each row with when it writes it: "
+                "--loaded-at COLUMN",
+            )
     options["tables"] = {t.name: _with_key(tables[t.name], t) for t in found}
     return options
 

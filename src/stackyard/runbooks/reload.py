@@ -76,6 +76,15 @@ def reload_plan(config: ProjectConfig, spec: str, target: str) -> ReloadPlan:
         raise ConfigError(
             f"source '{name}' is disabled (enabled: false)", hint="set enabled: true first"
         )
+    if source.kind == "stream":
+        # The events were acknowledged when they were loaded: the server hands them to this
+        # consumer never again, so a reload would drop the table and read nothing back.
+        raise UsageError(
+            f"source '{name}' is a stream: its events are read once, so a reload would drop "
+            "its table and load nothing back",
+            hint="bring the table back from a backup: stackyard restore-table "
+            f"{config.dataset_for(name)}.{source.table_name()}",
+        )
     declared = list(getattr(source, "tables", None) or getattr(source, "endpoints", None) or [])
     if table and declared and table not in declared:
         raise UsageError(
