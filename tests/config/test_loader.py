@@ -66,6 +66,35 @@ def test_unknown_target_type(tmp_path: Path) -> None:
     assert "targets.dev" in message and "did you mean 'duckdb'" in message
 
 
+def test_two_spark_targets_on_one_folder_are_refused(tmp_path: Path) -> None:
+    # Both on the default folders: the second's first run doubled the first's tables.
+    spark = "  spark: {type: spark}\n  spark2: {type: spark, threads: 2}\n"
+    message = error_of(tmp_path, GOOD.replace("targets:\n", "targets:\n" + spark, 1))
+    assert "targets 'spark' and 'spark2' both keep their data in '.stackyard/spark/lakehouse'" in (
+        message
+    )
+    apart = (
+        "  spark: {type: spark}\n  spark2: {type: spark, lakehouse: .stackyard/s2/lake, "
+        "warehouse_dir: .stackyard/s2/wh, metastore_dir: .stackyard/s2/ms}\n"
+    )
+    assert set(load(tmp_path, GOOD.replace("targets:\n", "targets:\n" + apart, 1)).targets) == {
+        "dev", "prod", "spark", "spark2"
+    }  # fmt: skip
+
+
+def test_spark_settings_may_be_numbers_and_booleans(tmp_path: Path) -> None:
+    spark = (
+        "  spark:\n    type: spark\n    conf: {spark.sql.shuffle.partitions: 4, "
+        "spark.sql.adaptive.enabled: true, spark.memory.fraction: 0.6}\n"
+    )
+    config = load(tmp_path, GOOD.replace("targets:\n", "targets:\n" + spark, 1))
+    assert config.targets["spark"].conf == {
+        "spark.sql.shuffle.partitions": "4",
+        "spark.sql.adaptive.enabled": "true",
+        "spark.memory.fraction": "0.6",
+    }
+
+
 def test_password_in_url_is_refused(tmp_path: Path) -> None:
     text = GOOD.replace(
         "sqlite:///sources/app.sqlite", "postgresql://app:hunter2@db.internal:5432/app"

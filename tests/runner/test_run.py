@@ -145,6 +145,14 @@ def test_select_a_source_runs_only_its_part(project: Path) -> None:
     assert {n.name for n in result.nodes if n.resource_type == "model"} == {"stg_dlt__products"}
 
 
+def test_a_source_named_in_a_space_separated_selection_is_loaded(project: Path) -> None:
+    # dbt reads 'files customer_orders' as a union; the source among them was dropped.
+    result = Context(project).run(select=["files customer_orders"])
+    assert [load.source for load in result.loads] == ["files"]
+    built = {n.name for n in result.nodes if n.resource_type == "model"}
+    assert {"stg_dlt__products", "customer_orders"} <= built
+
+
 def test_a_failing_test_fails_the_run(project: Path) -> None:
     db = sqlite3.connect(project / "sources" / "app.sqlite")
     db.execute("UPDATE orders SET status = 'lost' WHERE id = 1")

@@ -198,6 +198,29 @@ class SparkTarget(StrictModel):
     )
     threads: int = Field(1, ge=1, le=64, description="dbt threads.")
 
+    @field_validator("conf", mode="before")
+    @classmethod
+    def _settings_as_text(cls, value: object) -> object:
+        # Spark takes every setting as text; YAML reads `4` and `true` as a number and a
+        # boolean, which is how people write them (`true`, not Python's `True`).
+        if not isinstance(value, dict):
+            return value
+        return {
+            k: str(v).lower()
+            if isinstance(v, bool)
+            else str(v)
+            if isinstance(v, int | float)
+            else v
+            for k, v in value.items()
+        }
+
+    def folders(self) -> dict[str, str]:
+        """The folders this target keeps its data and catalog in, by the key naming each."""
+        named = {"lakehouse": self.lakehouse, "warehouse_dir": self.warehouse_dir}
+        if self.metastore_dir is not None:
+            named["metastore_dir"] = self.metastore_dir
+        return {key: path.rstrip("/").removeprefix("./") for key, path in named.items()}
+
 
 Target = Annotated[
     DuckDBTarget | PostgresTarget | SnowflakeTarget | BigQueryTarget | SparkTarget,
@@ -301,6 +324,27 @@ class ProjectConfig(StrictModel):
                 f"defaults.target is '{self.defaults.target}', which is not one of the "
                 f"targets: {', '.join(sorted(self.targets))}"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _spark_targets_apart(self) -> ProjectConfig:
+        # Two Spark targets on one folder share dlt's files and one catalog: the second's
+        # first load added every row again to the first's tables.
+        seen: dict[str, tuple[str, str]] = {}
+        for name, target in self.targets.items():
+            if not isinstance(target, SparkTarget):
+                continue
+            for key, folder in target.folders().items():
+                if folder in seen:
+                    other, other_key = seen[folder]
+                    keys = f"both as {key}" if key == other_key else f"{other_key} and {key}"
+                    raise ValueError(
+                        f"targets '{other}' and '{name}' both keep their data in '{folder}' "
+                        f"({keys}): give '{name}' folders of its own, e.g. "
+                        f"lakehouse: .stackyard/{name}/lakehouse, warehouse_dir: "
+                        f".stackyard/{name}/warehouse, metastore_dir: .stackyard/{name}/metastore"
+                    )
+                seen[folder] = (name, key)
         return self
 
     @model_validator(mode="after")

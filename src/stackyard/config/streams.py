@@ -154,20 +154,29 @@ def check_stream_url(url: str) -> None:
 
     >>> check_stream_url("nats://127.0.0.1:4222")
     >>> check_stream_url("kafka://127.0.0.1:9092,127.0.0.1:9093")
+    >>> check_stream_url("amqp://guest:s3cret@127.0.0.1:5672/")
+    Traceback (most recent call last):
+    ...
+    ValueError: a stream URL starts with nats:// (or tls://) or kafka://, got 'amqp://guest:***@127.0.0.1:5672/'
 
     Raises:
         ValueError: not a ``nats://``, ``tls://`` or ``kafka://`` URL, or a Kafka URL
             without host:port.
     """
+    from stackyard.config.redact import redact_text
+
     scheme = stream_scheme(url)
     if scheme not in STREAM_SCHEMES:
-        raise ValueError(f"a stream URL starts with nats:// (or tls://) or kafka://, got '{url}'")
+        # The URL may carry a password: the message shows it without.
+        raise ValueError(
+            f"a stream URL starts with nats:// (or tls://) or kafka://, got '{redact_text(url)}'"
+        )
     if scheme == "kafka":
         hosts = url.partition("://")[2].rstrip("/")
         if not hosts or not all(re.fullmatch(r"[^\s/:,]+:\d+", h) for h in hosts.split(",")):
             raise ValueError(
                 f"a Kafka URL lists its brokers as host:port, e.g. "
-                f"kafka://broker1:9092,broker2:9092; got '{url}'"
+                f"kafka://broker1:9092,broker2:9092; got '{redact_text(url)}'"
             )
 
 

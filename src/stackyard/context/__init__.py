@@ -109,6 +109,9 @@ class Context(RunbookMethods):
         from stackyard.runner.run import RunJob
         from stackyard.runner.selection import check_selection
 
+        # dbt reads a space in one selector as a union: `--select 'shop_db orders+'` is two, and
+        # a source name among them was otherwise taken for a dbt selector that matched nothing.
+        select = [part for name in select for part in (name.split() or [name])]
         state = state.resolve() if state is not None else None  # dbt reads it from transform/
         if state is not None and not (state / "manifest.json").is_file():
             raise UsageError(
