@@ -229,3 +229,47 @@ def test_a_source_whose_load_failed_is_left_out_of_freshness(project: Path) -> N
     assert {(f.source, f.table, f.status) for f in result.freshness} == {
         ("dlt_files", "products", "pass")
     }
+
+
+def test_engine_sql_on_a_project_with_hooks_is_refused_before_anything_loads(
+    project: Path,
+) -> None:
+    import pytest
+
+    from stackyard.errors import EngineRefusedError
+
+    config = project / "transform" / "dbt_project.yml"
+    config.write_text(config.read_text() + 'on-run-end: ["select 1"]\n')
+    with pytest.raises(EngineRefusedError, match="on-run-start/on-run-end hooks"):
+        Context(project).run(engine="sql")
+    with Context(project) as ctx:
+        assert not ctx.status()  # nothing ran, nothing recorded
+        assert not ctx.sql(
+            "select count(*) from information_schema.tables where table_schema = 'app'"
+        ).rows[0][0]
+
+
+def test_a_build_refused_after_loading_is_recorded_so_the_next_run_builds(project: Path) -> None:
+    import pytest
+
+    from stackyard.errors import EngineRefusedError
+
+    assert Context(project).run().ok
+    # A node only dbt builds is found once the project compiles, after the loads.
+    write_model = project / "transform" / "models" / "marts" / "grown.sql"
+    write_model.write_text(
+        "{{ config(materialized='incremental', unique_key='customer_id') }}\n"
+        "select * from {{ ref('customer_orders') }}\n"
+    )
+    assert Context(project).run().ok
+    db = sqlite3.connect(project / "sources" / "app.sqlite")
+    db.execute("UPDATE customers SET name = 'renamed', updated_at = '2026-02-01' WHERE id = 7")
+    db.commit()
+    db.close()
+    with pytest.raises(EngineRefusedError):
+        Context(project).run(engine="sql")
+    with Context(project) as ctx:
+        assert ctx.status()[0].status == "failed"  # the refused run, with its load
+    again = Context(project).run()
+    assert again.ok and again.build == "built"  # not "nothing new since the last build"
+    assert rows(Context(project), "select count(*) from marts.customer_orders") == [(50,)]

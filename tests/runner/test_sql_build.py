@@ -441,3 +441,16 @@ def test_on_postgres_a_header_model_matches_dbt_and_an_error_names_its_file(
     assert by_dbt["broken"].message.splitlines()[0] == head
     assert by_sql["broken"].message.splitlines()[0] == head
     assert "no_such_table" in by_sql["broken"].message
+
+
+def test_a_project_with_hooks_builds_its_ephemerals_through_dbt(tmp_path: Path) -> None:
+    # The hooks send the whole build to dbt after the plan's compile; dbt was handed the
+    # manifest that compile had written into, and referenced __dbt__cte__orders_eph unbuilt.
+    project = _project(tmp_path)
+    config = project / "dbt_project.yml"
+    config.write_text(config.read_text() + 'on-run-end: ["select 1"]\n')
+    dbt, w = _on_duckdb(tmp_path, project)
+    results = build("auto", dbt, w, ("+orders",), (), False, w.close)
+    w.close()
+    models = {(r.name, r.status, r.engine) for r in results if r.resource_type == "model"}
+    assert models == {("raw_orders", "success", "dbt"), ("orders", "success", "dbt")}

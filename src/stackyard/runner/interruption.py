@@ -116,3 +116,30 @@ def not_recorded(run_id: str, abandoned: Abandoned) -> Abandoned:
         "until they expire",
         hint="check `stackyard status` once the warehouse is idle, then run `stackyard run` again",
     )
+
+
+def record_refused(
+    job: RunJob, run_id: str, started_at: datetime, select: Sequence[str], exc: StackyardError
+) -> None:
+    """Record a run whose build was refused after its sources loaded (``--engine sql`` met a
+    node only dbt builds): the rows are in the warehouse and no model was built on them.
+    Unrecorded, the next run found nothing new since the last one that built and skipped its
+    build, and the models stayed behind their sources."""
+    at, t0 = job._since
+    took = round(time.monotonic() - t0, 3)
+    refused = StepResult("dbt build", "failed", job.secrets.redact(exc.message), at, took)
+    result = RunResult(
+        run_id=run_id,
+        project=job.project.name,
+        target=job.warehouse.target_name,
+        started_at=started_at,
+        finished_at=datetime.now(UTC),
+        steps=(*job._steps, refused),
+        loads=tuple(job._loads),
+        nodes=tuple(job._nodes),
+        freshness=tuple(job._freshness),
+        skipped=tuple(job._skipped),
+        selected=tuple(select),
+        build="built",
+    )
+    History(job.warehouse).record(result)

@@ -37,8 +37,9 @@ from stackyard.results import (
     step_status_of_freshness,
 )
 from stackyard.runner.build_skip import unchanged_since
-from stackyard.runner.interruption import not_recorded, record_stopped
+from stackyard.runner.interruption import not_recorded, record_refused, record_stopped
 from stackyard.runner.monitor_pass import monitor_pass, seal_measurements
+from stackyard.runner.sql_refusal import refuse_sql_build_early
 from stackyard.session import Session
 from stackyard.transform.state import manifest_freshness, read_manifest, transform_fingerprint
 
@@ -128,6 +129,8 @@ class RunJob:
         for name in loaded:
             self.warehouse.check_source(name, self.project.sources[name])
 
+        if self.engine == "sql":
+            refuse_sql_build_early(self.warehouse, self.transform_dir)
         leases = [*(source_lease(s) for s in sources), TRANSFORMATION]
         # Two runs of a source, two builds or two runs on a DuckDB file never overlap: refused.
         RunLeases(self.warehouse).open_for_run(leases, wait=self.lease_wait)
@@ -145,6 +148,10 @@ class RunJob:
         except KeyboardInterrupt as exc:
             interrupted = True
             raise record_stopped(self, run_id, started_at, select, exc) from None
+        except EngineRefusedError as exc:
+            if any(load.rows for load in self._loads):
+                record_refused(self, run_id, started_at, select, exc)
+            raise
         finally:
             if not abandoned:
                 self._release(leases, run_id, seal=self.monitors and not interrupted)
