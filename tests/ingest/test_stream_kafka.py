@@ -97,7 +97,7 @@ def test_batches_commit_after_the_load_and_rejected_rows_keep_partition_and_offs
     assert [e[0] for e in broker.log[-2:]] == ["commit", "close"]
     assert broker.log[-2][1] == [("orders", 0, 7), ("orders", 1, 6)]
     config = broker.configs[0]
-    assert config["group.id"] == "stackyard_events" and config["enable.auto.commit"] is False
+    assert config["group.id"] == "stackyard_events_dev" and config["enable.auto.commit"] is False
     assert config["bootstrap.servers"] == "127.0.0.1:9092"
     with Context(project) as ctx:
         rejected = ctx.sql(
@@ -113,7 +113,7 @@ def test_batches_commit_after_the_load_and_rejected_rows_keep_partition_and_offs
 
     # Nothing new: nothing read, nothing committed again.
     again = run(project)
-    assert again.rows == 0 and broker.committed["stackyard_events"][("orders", 0)] == 7
+    assert again.rows == 0 and broker.committed["stackyard_events_dev"][("orders", 0)] == 7
     broker.produce("orders", 0, events([3, 10]))  # 3 again: merged on the key, not added
     run(project)
     assert [r[0] for r in rows(project)] == list(range(11))
@@ -128,7 +128,7 @@ def test_a_load_that_fails_commits_nothing_and_the_next_run_reads_it_again(
     broker.fail_consume_after = 30  # the broker goes away mid-run
     failed = run(project)
     assert failed.status == "failed"
-    assert not broker.committed.get("stackyard_events")
+    assert not broker.committed.get("stackyard_events_dev")
     broker.fail_consume_after = None
     assert run(project).rows == 100
     assert [r[0] for r in rows(project)] == list(range(100))
@@ -142,12 +142,12 @@ def test_loaded_but_not_committed_is_read_again_and_kept_once(
     broker.fail_commits = 1  # as a run killed between its load and its commit
     first = run(project)
     assert first.status == "failed" and "did not take the offsets" in (first.error or "")
-    assert len(rows(project)) == 50 and not broker.committed.get("stackyard_events")
+    assert len(rows(project)) == 50 and not broker.committed.get("stackyard_events_dev")
     broker.produce("orders", 0, events(range(50, 60)))
     assert run(project).rows == 60
     ids = [r[0] for r in rows(project)]
     assert ids == list(range(60))  # each once, none missing
-    assert broker.committed["stackyard_events"][("orders", 0)] == 60
+    assert broker.committed["stackyard_events_dev"][("orders", 0)] == 60
 
 
 def test_a_pattern_reads_every_matching_topic_in_the_named_group(

@@ -91,7 +91,7 @@ def test_events_load_once_and_malformed_ones_are_kept_with_their_sequence(
     # Nothing new: nothing loaded, nothing left pending on the server.
     again = json.loads(stream.stackyard("run", "--select", "events", "--json").stdout)
     assert sum(t["rows"] for t in again["loads"][0]["tables"]) == 0
-    info = jetstream.consumer_info(stream.name, "stackyard_events")
+    info = jetstream.consumer_info(stream.name, "stackyard_events_dev")
     assert (info.num_pending, info.num_ack_pending) == (0, 0)
 
     # A message redelivered by the server (same key) is merged, not added.
@@ -171,7 +171,7 @@ def test_kill_9_after_messages_were_delivered_then_rerun_loads_each_event_once(
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and run.poll() is None:
         try:
-            delivered = jetstream.consumer_info(stream.name, "stackyard_events").num_ack_pending
+            delivered = jetstream.consumer_info(stream.name, "stackyard_events_dev").num_ack_pending
         except Exception:  # the consumer does not exist until the run creates it
             delivered = 0
         if delivered:
@@ -180,11 +180,11 @@ def test_kill_9_after_messages_were_delivered_then_rerun_loads_each_event_once(
     assert run.poll() is None, "the run ended before any message was delivered"
     os.killpg(run.pid, signal.SIGKILL)
     run.wait()
-    assert jetstream.consumer_info(stream.name, "stackyard_events").num_ack_pending > 0
+    assert jetstream.consumer_info(stream.name, "stackyard_events_dev").num_ack_pending > 0
 
     stream.stackyard("run", "--select", "events")
     assert stream.counts() == (10_000, 10_000)
-    info = jetstream.consumer_info(stream.name, "stackyard_events")
+    info = jetstream.consumer_info(stream.name, "stackyard_events_dev")
     assert (info.num_pending, info.num_ack_pending) == (0, 0)
     with Context(stream.project) as ctx:
         assert ctx.sql("select min(event_id), max(event_id) from events.orders").rows[0] == (
@@ -231,3 +231,25 @@ def test_stream_source_needs_a_key_and_a_known_url(stream: Stream) -> None:
     )  # fmt: skip
     assert kafka.returncode == 2 and "not a Kafka topic name" in kafka.stdout + kafka.stderr
     assert "events" not in (stream.project / "stackyard.yml").read_text()
+
+
+def test_each_target_reads_every_event(stream: Stream) -> None:
+    # One consumer for both targets split the stream between them, each run "succeeded".
+    config = stream.project / "stackyard.yml"
+    config.write_text(
+        config.read_text().replace(
+            "targets:\n",
+            "targets:\n  other:\n    type: duckdb\n    path: .stackyard/other.duckdb\n",
+            1,
+        )
+    )
+    jetstream.publish_events(stream.subject, range(5))
+    stream.add_source()
+    stream.stackyard("run", "--select", "events")
+    jetstream.publish_events(stream.subject, range(5, 8))
+    stream.stackyard("run", "--select", "events", "--target", "other")
+    stream.stackyard("run", "--select", "events")
+    for target in ("dev", "other"):
+        with Context(stream.project) as ctx:
+            count = ctx.sql("select count(*) from events.orders", target=target).rows[0][0]
+        assert count == 8, target

@@ -48,7 +48,8 @@ class StreamSource(SourceBase):
     consumer: str | None = Field(
         None,
         description="Durable consumer name (Kafka: the consumer group); default: "
-        "stackyard_<source>.",
+        "stackyard_<source>_<target>, one per target. A name set here is shared by every "
+        "target: each would get only the events the others had not taken.",
     )
     table: str | None = Field(
         None,

@@ -408,6 +408,7 @@ class Loader:
             loaded_at=loaded_at,
             known_columns=known,
             required=required,
+            target=self.warehouse.target_name,
         )
         try:
             return self._load_build(pipeline, request, build, loaded_at, step)

@@ -90,12 +90,14 @@ class BuildContext:
         secrets: resolves ``{secret: …}`` references.
         known_columns: ``{table: {column: dlt data type}}`` already in the warehouse.
         build: collects rows a reader rejected (:meth:`SourceBuild.reject`).
+        target: the target loaded into (a stream's consumer is its own per target).
     """
 
     project_dir: Path
     secrets: Secrets
     known_columns: Mapping[str, Mapping[str, str]]
     build: SourceBuild
+    target: str = ""
 
 
 def _builder(config: SourceBase) -> Callable[[str, Any, BuildContext], Iterable[Any]]:
@@ -128,6 +130,7 @@ def build_resources(
     loaded_at: datetime,
     known_columns: Mapping[str, Mapping[str, str]],
     required: Mapping[str, Mapping[str, list[str]]] | None = None,
+    target: str = "",
 ) -> SourceBuild:
     """dlt resources for one configured source.
 
@@ -141,6 +144,7 @@ def build_resources(
             file readers reject values that do not fit instead of changing a column's type.
         required: ``{table: {column: [models]}}`` the staging models select; a batch
             without one of them fails the load (:mod:`stackyard.ingest.drift`).
+        target: the target loaded into.
 
     Raises:
         ConfigError: a setting cannot be used (missing secret, unknown function).
@@ -148,7 +152,7 @@ def build_resources(
     """
     build = SourceBuild()
     builder = _builder(config)
-    context = BuildContext(project_dir, secrets, known_columns, build)
+    context = BuildContext(project_dir, secrets, known_columns, build, target)
     build.resources = list(builder(name, config, context))
     last = False
     if len(build.resources) == 1 and hasattr(build.resources[0], "selected_resources"):

@@ -1,8 +1,8 @@
 """Kafka transport of the ``stream`` kind: a consumer group read with confluent-kafka.
 
 The consumer group is the source's durable name (``consumer:``, default
-``stackyard_<source>``). Automatic offset commits are off: a run commits, per partition, the
-offset after the last event it read, and only once the load is in the warehouse. A run that
+``stackyard_<source>_<target>``). Automatic offset commits are off: a run commits, per
+partition, the offset after the last event it read, and only once the load is in the warehouse. A run that
 dies commits nothing, so the group's next run starts again from the last commit and the merge
 on the key keeps re-read events single. ``auto.offset.reset`` is ``earliest``: a new group
 reads the topic from its start.
@@ -41,10 +41,10 @@ class KafkaTransport:
 
     position_column = OFFSET
 
-    def __init__(self, name: str, config: StreamSource, url: str) -> None:
+    def __init__(self, name: str, config: StreamSource, url: str, consumer: str) -> None:
         self.name, self.config = name, config
         self.brokers = url.partition("://")[2].rstrip("/")
-        self.group = config.consumer or f"stackyard_{name}"
+        self.group = consumer
         self.redelivered = 0
         self._consumer: Any = None
         self._errors: list[Any] = []

@@ -29,9 +29,9 @@ class NatsTransport:
 
     position_column = SEQUENCE
 
-    def __init__(self, name: str, config: StreamSource, url: str) -> None:
+    def __init__(self, name: str, config: StreamSource, url: str, consumer: str) -> None:
         self.name, self.config, self.url = name, config, url
-        self.durable = config.consumer or f"stackyard_{name}"
+        self.durable = consumer
         self._loop: asyncio.AbstractEventLoop | None = None
         self._nc: Any = None
         self._sub: Any = None

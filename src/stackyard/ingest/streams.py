@@ -75,7 +75,7 @@ def build_stream(name: str, config: StreamSource, context: BuildContext) -> list
         if isinstance(config.url, SecretRef)
         else config.url
     )
-    transport = open_transport(name, config, url)
+    transport = open_transport(name, config, url, consumer_name(name, config, context.target))
     reader = StreamReader(transport, config)
     context.build.after_load(reader.acknowledge)
     context.build.on_close(reader.close)
@@ -98,15 +98,32 @@ def build_stream(name: str, config: StreamSource, context: BuildContext) -> list
     return [events]
 
 
-def open_transport(name: str, config: StreamSource, url: str) -> Transport:
+def consumer_name(name: str, config: StreamSource, target: str) -> str:
+    """The durable consumer (Kafka: the consumer group) a source reads through on a target:
+    ``consumer:`` as set, else ``stackyard_<source>_<target>``. One per target: two targets
+    sharing one consumer each got the events the other had not taken, and every run said
+    it succeeded.
+
+    >>> from stackyard.config.streams import StreamSource
+    >>> source = StreamSource(kind="stream", url="nats://h:4222", subject="orders.>",
+    ...     primary_key="id")
+    >>> consumer_name("events", source, "prod")
+    'stackyard_events_prod'
+    """
+    if config.consumer:
+        return config.consumer
+    return f"stackyard_{name}_{target}" if target else f"stackyard_{name}"
+
+
+def open_transport(name: str, config: StreamSource, url: str, consumer: str) -> Transport:
     """The transport the URL's scheme names (checked again here: it may come from a secret)."""
     if stream_scheme(url) == "kafka":
         from stackyard.ingest.stream_kafka import KafkaTransport
 
-        return KafkaTransport(name, config, url)
+        return KafkaTransport(name, config, url, consumer)
     from stackyard.ingest.stream_nats import NatsTransport
 
-    return NatsTransport(name, config, url)
+    return NatsTransport(name, config, url, consumer)
 
 
 def decode(

@@ -168,9 +168,8 @@ class Dbt:
         Raises:
             TransformError: the project does not compile.
         """
-        import json
-
         import copy
+        import json
 
         parsed = self._invoke(["parse"])
         # dbt's compile writes into the Manifest it is given (ephemeral models' CTEs marked
