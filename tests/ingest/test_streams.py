@@ -253,3 +253,17 @@ def test_each_target_reads_every_event(stream: Stream) -> None:
         with Context(stream.project) as ctx:
             count = ctx.sql("select count(*) from events.orders", target=target).rows[0][0]
         assert count == 8, target
+
+
+def test_a_source_removed_and_added_again_reads_the_stream_from_its_start(stream: Stream) -> None:
+    jetstream.publish_events(stream.subject, range(4))
+    add = (
+        "source", "add", "events", "--kind", "stream", "--url", jetstream.NATS_URL,
+        "--subject", f"{stream.prefix}.>", "--table", "orders", "--primary-key", "event_id",
+    )  # fmt: skip
+    stream.stackyard(*add)
+    removed = stream.stackyard("source", "remove", "events", "--drop-data", "--yes")
+    assert "stackyard_events_dev" in removed.stdout  # the consumer went with the source
+    # The consumer had every event acknowledged: the new source's first load found none.
+    stream.stackyard(*add)
+    assert stream.counts() == (4, 4)

@@ -311,6 +311,9 @@ def register(app: typer.Typer) -> None:
             out.print(f"  dropped {model} (built from a deleted model)", highlight=False)
         for schema in result.dropped_schemas:
             out.print(f"  dropped schema {schema}", highlight=False)
+        for state in result.state_removed:  # dlt's folders, a stream's consumers
+            said = state if state.startswith("stream consumer") else f"deleted {state}"
+            out.print(f"  {said}", markup=False, highlight=False, soft_wrap=True)
         for model in result.kept_models:
             out.print(
                 Text(f"note: kept {model}, which reads this source: the next run fails on it")

@@ -141,6 +141,21 @@ class KafkaTransport:
                 "each once",
             ) from exc
 
+    def forget(self) -> bool:
+        """Delete the consumer group (its committed offsets); whether there was one."""
+        from confluent_kafka.admin import AdminClient
+
+        settings: dict[str, Any] = {"bootstrap.servers": self.brokers, "logger": _DebugLog()}
+        admin = AdminClient(settings)
+        futures = admin.delete_consumer_groups([self.group], request_timeout=CONNECT_TIMEOUT)
+        try:
+            futures[self.group].result()
+        except Exception as exc:  # the admin API reports a missing group as an error
+            if "GROUP_ID_NOT_FOUND" in str(exc):
+                return False
+            raise
+        return True
+
     def close(self) -> None:
         if self._consumer is not None:
             consumer, self._consumer = self._consumer, None

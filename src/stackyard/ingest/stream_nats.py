@@ -49,6 +49,13 @@ class NatsTransport:
     def commit(self, events: list[Event]) -> None:
         self._run(self._ack_all([e.handle for e in events]))
 
+    def forget(self) -> bool:
+        """Delete the durable consumer; whether there was one."""
+        try:
+            return bool(self._run(self._forget()))
+        finally:
+            self.close()
+
     def close(self) -> None:
         if self._loop is None:
             return
@@ -113,6 +120,27 @@ class NatsTransport:
             ) from None
         await self._consumer(js, stream)
         self._sub = await js.pull_subscribe_bind(durable=self.durable, stream=stream)
+
+    async def _forget(self) -> bool:
+        import nats
+        from nats.js.errors import NotFoundError
+
+        self._nc = await asyncio.wait_for(
+            nats.connect(
+                self.url,
+                connect_timeout=CONNECT_TIMEOUT,
+                allow_reconnect=False,
+                max_reconnect_attempts=0,
+            ),
+            CONNECT_TIMEOUT * 2,
+        )
+        js = self._nc.jetstream()
+        try:
+            stream = self.config.stream or await js.find_stream_name_by_subject(self.config.subject)
+            await js.delete_consumer(stream, self.durable)
+        except NotFoundError:
+            return False
+        return True
 
     async def _consumer(self, js: Any, stream: str) -> None:
         """Create the durable consumer, or restart it after a run that died mid-batch."""

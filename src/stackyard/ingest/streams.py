@@ -16,7 +16,7 @@ Each transport is one module behind :class:`Transport`: :mod:`stackyard.ingest.s
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -25,6 +25,7 @@ from stackyard.config.streams import StreamSource, stream_scheme
 from stackyard.results import RejectedRow
 
 if TYPE_CHECKING:
+    from stackyard.config.secrets import Secrets
     from stackyard.ingest.sources import BuildContext
 
 # Empty fetches in a row, while the server says events are pending, before a run gives up
@@ -61,6 +62,9 @@ class Transport(Protocol):
 
     def commit(self, events: list[Event]) -> None:
         """The events are in the warehouse: never deliver them to this consumer again."""
+
+    def forget(self) -> bool:
+        """Delete the durable consumer (group) from the server; whether there was one."""
 
     def close(self) -> None:
         """Disconnect; events not committed are read again by the next run."""
@@ -113,6 +117,35 @@ def consumer_name(name: str, config: StreamSource, target: str) -> str:
     if config.consumer:
         return config.consumer
     return f"stackyard_{name}_{target}" if target else f"stackyard_{name}"
+
+
+def forget_consumers(
+    name: str, config: StreamSource, targets: Iterable[str], secrets: Secrets
+) -> list[str]:
+    """Delete the source's consumer on each target (``source remove``): a source added again
+    reads the stream from its start. Before, the consumer kept every event acknowledged and
+    the new source's first load found none. A server that cannot be reached is named.
+
+    Returns:
+        What was deleted, and what could not be, as lines for the user.
+    """
+    url = (
+        secrets.resolve(config.url, used_for=f"sources.{name}.url")
+        if isinstance(config.url, SecretRef)
+        else config.url
+    )
+    done = []
+    for target in targets:
+        consumer = consumer_name(name, config, target)
+        try:
+            if open_transport(name, config, url, consumer).forget():
+                done.append(f"stream consumer {consumer} deleted")
+        except Exception as exc:  # a removal goes on; the line says what is left behind
+            done.append(
+                f"stream consumer {consumer} NOT deleted ({type(exc).__name__}: {exc}): delete "
+                "it before adding the source again, or its first load reads nothing"
+            )
+    return done
 
 
 def open_transport(name: str, config: StreamSource, url: str, consumer: str) -> Transport:
