@@ -267,3 +267,31 @@ def test_a_source_removed_and_added_again_reads_the_stream_from_its_start(stream
     # The consumer had every event acknowledged: the new source's first load found none.
     stream.stackyard(*add)
     assert stream.counts() == (4, 4)
+
+
+def test_numbers_no_column_holds_are_rejected_not_stuck_or_nulled(stream: Stream) -> None:
+    # A 20-digit integer failed the load on every run (the stream stuck behind it), and NaN
+    # or 1e400 was loaded as NULL without a word.
+    jetstream.publish(
+        stream.subject,
+        [
+            b'{"event_id": 1, "amount": 1.5}',
+            b'{"event_id": 2, "amount": 12345678901234567890}',
+            b'{"event_id": 3, "amount": NaN}',
+            b'{"event_id": 4, "amount": 1e400}',
+            b'{"event_id": 5, "amount": 2.5}',
+        ],
+    )
+    stream.add_source()
+    for _ in range(2):
+        stream.stackyard("run", "--select", "events")  # exit 0, every time
+    assert stream.counts() == (2, 2)
+    with Context(stream.project) as ctx:
+        rejected = ctx.sql("select line, column_name, reason from events._rejected_rows order by 1")
+    assert [(int(r[0]), r[1]) for r in rejected.rows] == [
+        (2, "amount"),
+        (3, "amount"),
+        (4, "amount"),
+    ]
+    assert "wider than a 64-bit integer" in rejected.rows[0][2]
+    assert "not a finite number" in rejected.rows[1][2]

@@ -16,6 +16,7 @@ Each transport is one module behind :class:`Transport`: :mod:`stackyard.ingest.s
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -183,9 +184,45 @@ def decode(
             reason = f"no value for the key column {missing[0]}"
             rejected.append(RejectedRow(*where, missing[0], reason, raw))
             continue
+        unfit = _unfit(payload)
+        if unfit is not None:
+            rejected.append(RejectedRow(*where, unfit[0], unfit[1], raw))
+            continue
         payload.update(event.columns)
         rows.append(payload)
     return rows, rejected
+
+
+# The widest integer a warehouse column holds (BIGINT). JSON allows any: a wider one made the
+# load fail on every run after, the message never acknowledged and the stream stuck behind it.
+_INT64 = (-(2**63), 2**63 - 1)
+
+
+def _unfit(payload: dict[str, Any], prefix: str = "") -> tuple[str, str] | None:
+    """The first value no warehouse column can hold as it is, and why: an integer wider than
+    64 bits, or a number that is not finite (JSON's NaN and Infinity, or 1e400), which would
+    otherwise be loaded as NULL without a word.
+
+    >>> _unfit({"id": 1, "big": 12345678901234567890})
+    ('big', 'big is 12345678901234567890, wider than a 64-bit integer column holds')
+    >>> _unfit({"id": 1, "amount": {"net": float("nan")}})
+    ('amount__net', 'amount__net is nan, not a finite number')
+    """
+    for name, value in payload.items():
+        column = f"{prefix}{name}"
+        # A list is a child table: its objects' values are columns there, its scalars `value`.
+        inside = value if isinstance(value, list) else [value] if isinstance(value, dict) else []
+        for item in inside:
+            found = _unfit(item if isinstance(item, dict) else {"value": item}, f"{column}__")
+            if found is not None:
+                return found
+        if isinstance(value, bool):
+            continue
+        elif isinstance(value, int) and not _INT64[0] <= value <= _INT64[1]:
+            return column, f"{column} is {value}, wider than a 64-bit integer column holds"
+        elif isinstance(value, float) and not math.isfinite(value):
+            return column, f"{column} is {value}, not a finite number"
+    return None
 
 
 class StreamReader:
