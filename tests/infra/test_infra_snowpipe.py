@@ -146,3 +146,13 @@ def test_off_snowflake_a_snowpipe_source_loads_its_files_as_the_filesystem_kind(
     assert "name: snowpipe_events" in (staging / "_sources.yml").read_text()
     model = (staging / "stg_snowpipe__orders.sql").read_text()
     assert "source('snowpipe_events', 'orders')" in model and "_dlt_" not in model
+
+    # A later file sends order 2 again (an update) and a new one: merged on the key. The
+    # key was left out of the files it is read as, and order 2 was in the table twice.
+    (landing / "2026-12-02.jsonl").write_text(
+        '{"order_id": 2, "amount": 13.0}\n{"order_id": 3, "amount": 1.0}\n'
+    )
+    with Context(root) as ctx:
+        assert ctx.run().ok
+        rows = ctx.sql("select order_id, amount from events.orders order by 1").rows
+    assert [(int(r[0]), float(r[1])) for r in rows] == [(1, 9.5), (2, 13.0), (3, 1.0)]

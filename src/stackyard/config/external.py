@@ -200,8 +200,14 @@ class ExternalSource(SourceBase):
         return FilesystemSource(
             kind="filesystem",
             url=str(self.stage_url),
+            # The key too: without it the files were appended, and a row sent again in a
+            # later file (an update) was in the table twice.
             tables={
-                t: FileTable(glob=spec.glob or f"{t}/*.jsonl", format=spec.format)
+                t: FileTable(
+                    glob=spec.glob or f"{t}/*.jsonl",
+                    format=spec.format,
+                    primary_key=spec.primary_key,
+                )
                 for t, spec in self.tables.items()
             },
             **{"schema": self.schema_, "contract": self.contract},
