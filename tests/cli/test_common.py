@@ -62,3 +62,24 @@ def test_with_json_an_error_is_also_json_on_stdout(tmp_path: Path) -> None:
         check=False,
     )
     assert plain.returncode == 2 and plain.stdout == "" and "error: " in plain.stderr
+
+
+def test_with_json_a_command_line_click_cannot_read_is_json_too(tmp_path: Path) -> None:
+    # An unknown option or a missing argument is refused before any command runs: the
+    # JSON answer was missing, and a script reading stdout got nothing.
+    for args, said in (
+        (["run", "--json", "--dry-run"], "No such option: --dry-run"),
+        (["lineage", "--json"], "Missing argument"),
+    ):
+        done = subprocess.run(
+            [STACKYARD, *args], cwd=tmp_path, capture_output=True, text=True, check=False
+        )
+        assert done.returncode == 2, done
+        answer = json.loads(done.stdout)
+        assert answer["ok"] is False and answer["exit_code"] == 2
+        assert said in answer["error"] and said in done.stderr
+        assert answer["hint"] == f"`stackyard {args[0]} --help` lists what it takes"
+    plain = subprocess.run(
+        [STACKYARD, "run", "--dry-run"], cwd=tmp_path, capture_output=True, text=True, check=False
+    )
+    assert plain.returncode == 2 and plain.stdout == ""

@@ -298,12 +298,44 @@ def main() -> None:
 
     signal.signal(signal.SIGTERM, _stop_as_ctrl_c)
     try:
-        app()
+        code = _run_app()
     except SystemExit as exc:
         # click reports usage errors with exit code 2 already; keep every code as is.
         code = exc.code if exc.code is not None else 0
-        _leave_abandoned_work(code)
-        raise SystemExit(code) from None
+    _leave_abandoned_work(code)
+    raise SystemExit(code)
+
+
+def _run_app() -> object:
+    """Run the CLI; its exit code. A command line click cannot read (an unknown option, a
+    missing argument) is reported as click does, and with ``--json`` also as the JSON error
+    every other refusal prints on stdout: a script reading the output got nothing before."""
+    import typer
+    from typer import rich_utils
+
+    try:
+        code = app(standalone_mode=False)
+    except typer.TyperException as exc:  # click's errors (typer ships its own click)
+        if not hasattr(exc, "format_message"):
+            raise
+        rich_utils.rich_format_error(exc)  # type: ignore[arg-type]
+        if "--json" in sys.argv[1:]:
+            from stackyard.cli.common import _print_json
+
+            where = getattr(getattr(exc, "ctx", None), "command_path", None) or "stackyard"
+            _print_json(
+                {
+                    "ok": False,
+                    "error": f"usage error: {exc.format_message()}",
+                    "hint": f"`{where} --help` lists what it takes",
+                    "exit_code": int(getattr(exc, "exit_code", 2)),
+                }
+            )
+        return int(getattr(exc, "exit_code", 2))
+    except typer.Abort:
+        rich_utils.rich_abort_error()
+        return 1
+    return code if isinstance(code, int) else 0
 
 
 def _leave_abandoned_work(code: object) -> None:
