@@ -106,6 +106,8 @@ def test_perf_on_the_example_history(tmp_path: Path) -> None:
     assert models["orders"]["runs"] == 2 and models["orders"]["trend"] is not None
     assert report["models"] == sorted(report["models"], key=lambda m: -m["last_seconds"])
     assert {s["name"] for s in report["sources"]} == {"shop_db", "shop_files"}
+    # The second run found nothing new and skipped the loads: no timing ("0.00 s, faster").
+    assert all(s["runs"] == 1 and s["last_seconds"] > 0 for s in report["sources"])
     # customers aggregates every order into one row per customer: 20x more read than written.
     scans = {s["model"]: s for s in report["scans"]}
     assert scans["customers"]["rows_written"] == 1500

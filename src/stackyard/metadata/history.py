@@ -381,7 +381,9 @@ class History:
             f"SELECT l.run_id, l.source, MAX(l.seconds) FROM {relation(w, 'loads')} AS l "
             f"JOIN (SELECT run_id, started_at FROM {relation(w, 'runs')} "
             f"ORDER BY started_at DESC LIMIT {int(runs)}) AS r ON r.run_id = l.run_id "
-            "WHERE l.status = 'loaded' AND l.seconds IS NOT NULL "
+            # A load skipped because the source's probe was unchanged is recorded with no
+            # time: it is no timing of a load (perf read it as "0.00 s, faster").
+            "WHERE l.status = 'loaded' AND l.seconds > 0 "
             "GROUP BY l.run_id, l.source, r.started_at ORDER BY r.started_at"
         ).rows
         return [(str(r[0]), str(r[1]), float(r[2] or 0)) for r in rows]
