@@ -158,7 +158,25 @@ def test_a_stale_external_source_fails_freshness_and_skips_its_downstream(
     code, output = cli("run", "-p", str(project), "--json")
     assert code == 1, output
     skipped = {s["name"]: s["reason"] for s in json.loads(output)["skipped"]}
-    assert "could not be checked for freshness" in skipped["stg_airbyte__tickets"]
+    assert "support.users is not on target 'dev'" in skipped["stg_airbyte__tickets"]
+
+
+def test_an_external_source_missing_from_the_target_is_not_fresh(project: Path) -> None:
+    # Added on one target, run on one whose warehouse lacks its tables: that read "0/0
+    # external source tables fresh", then the models failed on raw catalog errors.
+    assert add(project, "billing", "fivetran")[0] == 0
+    with Context(project) as ctx:
+        ctx.sql("drop schema billing cascade")
+    code, output = cli("run", "-p", str(project), "--json")
+    assert code == 1, output
+    result = json.loads(output)
+    fresh = {f["table"]: f for f in result["freshness"] if f["source"] == "fivetran_billing"}
+    assert fresh["invoices"]["status"] == "runtime error"
+    assert fresh["invoices"]["message"] == "billing.invoices is not on target 'dev'"
+    skipped = {s["name"]: s["reason"] for s in result["skipped"]}
+    assert "billing.invoices is not on target 'dev'" in skipped["stg_fivetran__invoices"]
+    assert "Catalog Error" not in output
+    assert not [n for n in result["nodes"] if n["status"] == "error"]
 
 
 def test_missing_schema_or_table_is_a_usage_error_and_nothing_is_written(

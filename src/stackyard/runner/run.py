@@ -37,6 +37,7 @@ from stackyard.results import (
     step_status_of_freshness,
 )
 from stackyard.runner.build_skip import unchanged_since
+from stackyard.runner.external_freshness import check_external
 from stackyard.runner.interruption import not_recorded, record_refused, record_stopped
 from stackyard.runner.monitor_pass import monitor_pass, seal_measurements
 from stackyard.runner.sql_refusal import refuse_sql_build_early
@@ -231,7 +232,7 @@ class RunJob:
         if external:
             checked_step = self._step(
                 "external source freshness",
-                lambda: self._check_external(dbt, external, freshness, stale),
+                lambda: check_external(self, dbt, external, freshness, stale),
                 status_of=lambda: step_status_of_freshness(freshness),
             )
             if checked_step.status == "failed" and not stale:
@@ -338,31 +339,6 @@ class RunJob:
         return result
 
     # ------------------------------------------------------------------ steps
-
-    def _check_external(
-        self,
-        dbt: Any,
-        external: Sequence[str],
-        freshness: list[FreshnessResult],
-        stale: dict[str, str],
-    ) -> str:
-        """Freshness of the sources another tool loads, by their loader's loaded-at column;
-        a source past its error threshold (or whose tables cannot be read) is ``stale``."""
-        names = {self.project.sources[s].dbt_name(s): s for s in external}
-        found = manifest_freshness(self.transform_dir, self.warehouse, list(names))
-        if found is None:
-            found = dbt.freshness([f"source:{n}" for n in names])
-        self.session.release()
-        freshness.extend(found)
-        for f in found:
-            source = names.get(f.source)
-            if source is not None and f.status in ("error", "runtime error"):
-                age = f" ({f.age_hours:.1f} h since its last load)" if f.age_hours else ""
-                stale.setdefault(source, f"is stale: {f.table} {f.status}{age}")
-        late = [f for f in found if f.status != "pass"]
-        return f"{len(found) - len(late)}/{len(found)} external source tables fresh" + (
-            f"; stale: {', '.join(stale)}" if stale else ""
-        )
 
     def _dbt_names(self, source: str) -> tuple[str, ...]:
         """The dbt sources a stackyard source appears as (see ``source_dbt_names``)."""

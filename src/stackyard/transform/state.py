@@ -159,6 +159,7 @@ def manifest_freshness(
     wanted = set(source_names) if source_names is not None else None
     skipped = set(exclude)
     results = []
+    present: dict[str, set[str]] = {}  # the tables of each schema, read once
     now = datetime.now(UTC)
     for source in manifest.get("sources", {}).values():
         if wanted is not None and source["source_name"] not in wanted:
@@ -171,7 +172,18 @@ def manifest_freshness(
             continue
         if freshness.get("filter") or source.get("loaded_at_query"):
             return None
-        table = warehouse.quote(source["schema"], source["identifier"])
+        schema, name = source["schema"], source["identifier"]
+        if schema not in present:
+            present[schema] = {t.lower() for t in warehouse.tables_in(schema)}
+        if name.lower() not in present[schema]:
+            # Another tool's table not (or no longer) there: said so, not a raw catalog error.
+            where = f"target '{warehouse.target_name}'"
+            said = f"{schema}.{name} is not on {where}"
+            results.append(
+                FreshnessResult(source["source_name"], name, "runtime error", message=said)
+            )
+            continue
+        table = warehouse.quote(schema, name)
         # loaded_at_field is an expression by dbt's definition, written by the project's
         # own engineers, and dbt pastes it the same way; only names are quoted here.
         value = warehouse.query(f"SELECT max({field}) FROM {table}").rows[0][0]
