@@ -66,6 +66,8 @@ def test_filesystem_add_is_idempotent_and_remove_restores(project: Path) -> None
         "-p",
         str(project),
     ]
+    code, output = cli(*args, "--dry-run")  # the source dbt will know it by
+    assert code == 0 and "the dbt source 'dlt_exports'" in output, output
     code, output = cli(*args)
     assert code == 0, output
     for line in (

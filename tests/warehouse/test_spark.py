@@ -244,6 +244,23 @@ def test_run_on_spark_loads_builds_tests_records_and_monitors(
 
 @pytest.mark.spark
 @pytest.mark.slow
+def test_a_rejected_query_is_one_line_not_a_jvm_trace(
+    spark_project: Path, spark_run: dict[str, Any], capfd: pytest.CaptureFixture[str]
+) -> None:
+    # PySpark logged an 8 KB JSON line with the JVM's stack trace before stackyard's message.
+    from tests.integrity.helpers import cli
+
+    capfd.readouterr()
+    code, output = cli(
+        "sql", "select * from no_such_table", "-t", "spark", "-p", str(spark_project)
+    )
+    assert code == 1 and "TABLE_OR_VIEW_NOT_FOUND" in output
+    printed = output + capfd.readouterr().err
+    assert "stacktrace" not in printed and "QueryContextLogger" not in printed
+
+
+@pytest.mark.spark
+@pytest.mark.slow
 def test_status_and_sql_read_the_spark_catalog(
     spark_project: Path, spark_run: dict[str, Any]
 ) -> None:

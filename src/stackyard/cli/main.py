@@ -41,7 +41,7 @@ from stackyard.errors import EXIT_USAGE, UsageError
 app = typer.Typer(
     name="stackyard",
     help="A whole data platform as one project: load with dlt, transform with dbt, on DuckDB, "
-    "Postgres, Snowflake or BigQuery.",
+    "Postgres, Snowflake, BigQuery or Spark.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,

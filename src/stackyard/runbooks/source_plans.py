@@ -8,6 +8,7 @@ from typing import Any
 
 from stackyard.runbooks.steps import RunbookPlan, RunbookStep
 from stackyard.transform.dbt_sources import SOURCES_FILE
+from stackyard.transform.staging import dbt_source_name
 
 
 def add_plan(
@@ -45,7 +46,8 @@ def add_plan(
         )
     ]
     models = (
-        f"the dbt source '{name}' in transform/{SOURCES_FILE.as_posix()}, and a staging model "
+        f"the dbt source '{dbt_source_name(name)}' in transform/{SOURCES_FILE.as_posix()}, and a "
+        "staging model "
         "stg_dlt__<table> (.sql + .yml with key tests) per table in "
         "transform/models/staging/dlt; files you edited are kept"
     )
@@ -53,7 +55,9 @@ def add_plan(
     if not load:
         steps.append(
             RunbookStep(
-                "write dbt source", f"the dbt source '{name}' (no load, so no models)", undo_models
+                "write dbt source",
+                f"the dbt source '{dbt_source_name(name)}' (no load, so no models)",
+                undo_models,
             )
         )
         return RunbookPlan("source add", name, tuple(steps))

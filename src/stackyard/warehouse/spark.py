@@ -281,6 +281,7 @@ class SparkWarehouse(Warehouse):
                 "URL in stackyard.yml is reachable",
             ) from None
         session.sparkContext.setLogLevel("ERROR")
+        _quiet_query_context_logs()
         return session
 
     # ----------------------------------------------------------- SQL
@@ -460,3 +461,15 @@ def _rewrite_mutation(sql: str, params: list[Any]) -> tuple[str, str, list[Any]]
         f"UPDATE of {name} is not supported on Spark targets (plain Parquet tables)",
         hint="this command needs a table format with updates (Delta or Iceberg) in Spark",
     )
+
+
+def _quiet_query_context_logs() -> None:
+    """PySpark logs every failed query as an 8 KB JSON line with the JVM's stack trace on
+    stderr, before the error reaches stackyard, which says it in one line. Its two loggers are PySpark's own class: asked for as plain loggers first,
+    they would fail on the fields PySpark passes them."""
+    import logging
+
+    from pyspark.logger import PySparkLogger
+
+    for name in ("SQLQueryContextLogger", "DataFrameQueryContextLogger"):
+        PySparkLogger.getLogger(name).setLevel(logging.CRITICAL + 1)
