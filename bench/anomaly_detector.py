@@ -87,6 +87,7 @@ TUNING_SEEDS: dict[str, tuple[int, ...]] = {
         *_rounds(10100, 10100),
         *_rounds(10500, 10500),
         *_rounds(10900, 10900),
+        *_rounds(11300, 11300),
     ),
     "B": (
         11,
@@ -101,6 +102,7 @@ TUNING_SEEDS: dict[str, tuple[int, ...]] = {
         *_rounds(10200, 10200),
         *_rounds(10600, 10600),
         *_rounds(11000, 11000),
+        *_rounds(11400, 11400),
     ),
     "C": (
         31,
@@ -112,6 +114,7 @@ TUNING_SEEDS: dict[str, tuple[int, ...]] = {
         *_rounds(10300, 10300),
         *_rounds(10700, 10700),
         *_rounds(11100, 11100),
+        *_rounds(11500, 11500),
     ),
     "D": (
         1,
@@ -124,14 +127,15 @@ TUNING_SEEDS: dict[str, tuple[int, ...]] = {
         *_rounds(10400, 10400),
         *_rounds(10800, 10800),
         *_rounds(11200, 11200),
+        *_rounds(11600, 11600),
     ),
 }
 #: Seeds per generator never looked at while tuning.
 HELD_OUT_SEEDS: dict[str, tuple[int, ...]] = {
-    "A": (11301, 11302, 11303, 11304, 11305),
-    "B": (11401, 11402, 11403, 11404, 11405),
-    "C": (11501, 11502, 11503, 11504, 11505),
-    "D": (11601, 11602, 11603, 11604, 11605),
+    "A": (11701, 11702, 11703, 11704, 11705),
+    "B": (11801, 11802, 11803, 11804, 11805),
+    "C": (11901, 11902, 11903, 11904, 11905),
+    "D": (12001, 12002, 12003, 12004, 12005),
 }
 GENERATORS: dict[str, Callable[[int, int], Table]] = {
     "A": anomaly_data.make_table,
