@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from stackyard.errors import Abandoned, Interrupted, StackyardError
 from stackyard.metadata.history import History
@@ -42,20 +42,7 @@ def record_stopped(
     detail = getattr(exc, "message", None) or "interrupted (Ctrl-C)"
     job.console.step_finished(step, "interrupted", detail)
     stopped = StepResult(step, "interrupted", detail, at, round(time.monotonic() - t0, 3))
-    result = RunResult(
-        run_id=run_id,
-        project=job.project.name,
-        target=job.warehouse.target_name,
-        started_at=started_at,
-        finished_at=datetime.now(UTC),
-        steps=(*job._steps, stopped),
-        loads=tuple(job._loads),
-        nodes=tuple(job._nodes),
-        freshness=tuple(job._freshness),
-        skipped=tuple(job._skipped),
-        selected=tuple(select),
-        build=job._build,
-    )
+    result = _as_it_stands(job, run_id, started_at, select, stopped, job._build)
     # A recording Ctrl-C cut short is replaced, not written a second time.
     return record_interrupted(
         History(job.warehouse), result, step, job.secrets.redact, replace=job._recording
@@ -128,18 +115,29 @@ def record_refused(
     at, t0 = job._since
     took = round(time.monotonic() - t0, 3)
     refused = StepResult("dbt build", "failed", job.secrets.redact(exc.message), at, took)
-    result = RunResult(
+    History(job.warehouse).record(_as_it_stands(job, run_id, started_at, select, refused, "built"))
+
+
+def _as_it_stands(
+    job: RunJob,
+    run_id: str,
+    started_at: datetime,
+    select: Sequence[str],
+    last: StepResult,
+    build: Literal["built", "skipped", "not run"],
+) -> RunResult:
+    """The run as far as it got, ``last`` the step it stopped in."""
+    return RunResult(
         run_id=run_id,
         project=job.project.name,
         target=job.warehouse.target_name,
         started_at=started_at,
         finished_at=datetime.now(UTC),
-        steps=(*job._steps, refused),
+        steps=(*job._steps, last),
         loads=tuple(job._loads),
         nodes=tuple(job._nodes),
         freshness=tuple(job._freshness),
         skipped=tuple(job._skipped),
         selected=tuple(select),
-        build="built",
+        build=build,
     )
-    History(job.warehouse).record(result)

@@ -450,6 +450,10 @@ def _build(
                 f"--engine sql cannot build this project: {reason}",
                 hint="run with --engine auto (or dbt), which lets dbt build it",
             )
+        # The whole build goes to dbt: not with the Manifest the plan's compile wrote into
+        # (ephemeral models' CTEs marked injected), on which dbt referenced `__dbt__cte__`
+        # tables it never defined. dbt parses again (partial parsing keeps that short).
+        dbt.parsed = None
         return dbt.build(select=select, exclude=exclude, full_refresh=full_refresh)
     stop.check()
     release()

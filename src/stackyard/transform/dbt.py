@@ -168,21 +168,13 @@ class Dbt:
         Raises:
             TransformError: the project does not compile.
         """
-        import copy
         import json
 
-        parsed = self._invoke(["parse"])
-        # dbt's compile writes into the Manifest it is given (ephemeral models' CTEs marked
-        # injected): a build handed that one afterwards referenced `__dbt__cte__` tables it
-        # never defined. The builds that follow get the manifest as parsed.
-        self.parsed = copy.deepcopy(parsed)
+        self.parsed = self._invoke(["parse"])
         args = ["compile", *self._selection(select, exclude)]
         if full_refresh:
             args.append("--full-refresh")
-        try:
-            result = self._invoke(args)
-        finally:
-            self.parsed = parsed
+        result = self._invoke(args)
         ids = [str(r.node.unique_id) for r in getattr(result, "results", [])]
         path = self.transform_dir / "target" / "manifest.json"
         return ids, dict(json.loads(path.read_text(encoding="utf-8")))
