@@ -280,18 +280,26 @@ def test_numbers_no_column_holds_are_rejected_not_stuck_or_nulled(stream: Stream
             b'{"event_id": 3, "amount": NaN}',
             b'{"event_id": 4, "amount": 1e400}',
             b'{"event_id": 5, "amount": 2.5}',
+            # More digits than a double keeps: it loaded rounded to 1.2345678901234567e+19.
+            b'{"event_id": 6, "amount": 12345678901234567890.12}',
+            # Seventeen digits a double printed are that double exactly: kept.
+            b'{"event_id": 7, "amount": 0.30000000000000004}',
         ],
     )
     stream.add_source()
     for _ in range(2):
         stream.stackyard("run", "--select", "events")  # exit 0, every time
-    assert stream.counts() == (2, 2)
+    assert stream.counts() == (3, 3)
     with Context(stream.project) as ctx:
         rejected = ctx.sql("select line, column_name, reason from events._rejected_rows order by 1")
+        kept = ctx.sql("select amount from events.orders where event_id = 7").rows
     assert [(int(r[0]), r[1]) for r in rejected.rows] == [
         (2, "amount"),
         (3, "amount"),
         (4, "amount"),
+        (6, "amount"),
     ]
     assert "wider than a 64-bit integer" in rejected.rows[0][2]
     assert "not a finite number" in rejected.rows[1][2]
+    assert "more digits than a double-precision column keeps" in rejected.rows[3][2]
+    assert [tuple(r) for r in kept] == [(0.30000000000000004,)]

@@ -171,7 +171,7 @@ def decode(
         raw = event.data.decode("utf-8", errors="replace")
         where = (table, event.origin, event.position)
         try:
-            payload = json.loads(event.data)
+            payload = json.loads(event.data, parse_float=_float_or_unheld)
         except ValueError as exc:
             rejected.append(RejectedRow(*where, None, f"not JSON: {exc}", raw))
             continue
@@ -198,10 +198,48 @@ def decode(
 _INT64 = (-(2**63), 2**63 - 1)
 
 
+# Any decimal of at most this many significant digits comes back from a double unchanged
+# (DBL_DIG); a longer one does only when it is how a double prints itself.
+_DOUBLE_DIGITS = 15
+
+
+class _Unheld(str):
+    """A JSON number a double cannot hold without rounding, kept as its text to be rejected."""
+
+
+def _float_or_unheld(token: str) -> float | _Unheld:
+    """A JSON decimal as a float, or as :class:`_Unheld` when a float would round it: a
+    double keeps 15 to 17 significant digits, and an amount written with more (or an
+    integer part past 2**53) was loaded rounded without a word.
+
+    Seventeen-digit text a double printed (``0.30000000000000004``, or C's ``%.17g`` of 0.1)
+    is that double exactly, and is kept.
+
+    >>> _float_or_unheld("0.1"), _float_or_unheld("0.10000000000000001")
+    (0.1, 0.1)
+    >>> _float_or_unheld("12345678901234567890.12"), _float_or_unheld("1e-400")
+    ('12345678901234567890.12', '1e-400')
+    """
+    number = float(token)
+    plain = "e" not in token and "E" not in token
+    if (plain and len(token) <= _DOUBLE_DIGITS) or not math.isfinite(number):
+        return number
+    from decimal import Decimal
+
+    exact = Decimal(token)
+    # With an exponent, a short number may still be out of range (1e-400 reads as 0.0).
+    if plain and len(exact.normalize().as_tuple().digits) <= _DOUBLE_DIGITS:
+        return number
+    if exact in (Decimal(repr(number)), Decimal(format(number, ".17g"))):
+        return number
+    return _Unheld(token)
+
+
 def _unfit(payload: dict[str, Any], prefix: str = "") -> tuple[str, str] | None:
     """The first value no warehouse column can hold as it is, and why: an integer wider than
-    64 bits, or a number that is not finite (JSON's NaN and Infinity, or 1e400), which would
-    otherwise be loaded as NULL without a word.
+    64 bits, a decimal with more digits than a double keeps (:func:`_float_or_unheld`), or a
+    number that is not finite (JSON's NaN and Infinity, or 1e400), which would otherwise be
+    loaded as NULL without a word.
 
     >>> _unfit({"id": 1, "big": 12345678901234567890})
     ('big', 'big is 12345678901234567890, wider than a 64-bit integer column holds')
@@ -222,6 +260,11 @@ def _unfit(payload: dict[str, Any], prefix: str = "") -> tuple[str, str] | None:
             return column, f"{column} is {value}, wider than a 64-bit integer column holds"
         elif isinstance(value, float) and not math.isfinite(value):
             return column, f"{column} is {value}, not a finite number"
+        elif isinstance(value, _Unheld):
+            return column, (
+                f"{column} is {value}, more digits than a double-precision column keeps (it "
+                f"would load as {float(value)!r}); send it as a JSON string to keep it exact"
+            )
     return None
 
 
