@@ -88,6 +88,7 @@ TUNING_SEEDS: dict[str, tuple[int, ...]] = {
         *_rounds(10500, 10500),
         *_rounds(10900, 10900),
         *_rounds(11300, 11300),
+        *_rounds(11700, 11700),
     ),
     "B": (
         11,
@@ -103,6 +104,7 @@ TUNING_SEEDS: dict[str, tuple[int, ...]] = {
         *_rounds(10600, 10600),
         *_rounds(11000, 11000),
         *_rounds(11400, 11400),
+        *_rounds(11800, 11800),
     ),
     "C": (
         31,
@@ -115,6 +117,7 @@ TUNING_SEEDS: dict[str, tuple[int, ...]] = {
         *_rounds(10700, 10700),
         *_rounds(11100, 11100),
         *_rounds(11500, 11500),
+        *_rounds(11900, 11900),
     ),
     "D": (
         1,
@@ -128,14 +131,15 @@ TUNING_SEEDS: dict[str, tuple[int, ...]] = {
         *_rounds(10800, 10800),
         *_rounds(11200, 11200),
         *_rounds(11600, 11600),
+        *_rounds(12000, 12000),
     ),
 }
 #: Seeds per generator never looked at while tuning.
 HELD_OUT_SEEDS: dict[str, tuple[int, ...]] = {
-    "A": (11701, 11702, 11703, 11704, 11705),
-    "B": (11801, 11802, 11803, 11804, 11805),
-    "C": (11901, 11902, 11903, 11904, 11905),
-    "D": (12001, 12002, 12003, 12004, 12005),
+    "A": (12101, 12102, 12103, 12104, 12105),
+    "B": (12201, 12202, 12203, 12204, 12205),
+    "C": (12301, 12302, 12303, 12304, 12305),
+    "D": (12401, 12402, 12403, 12404, 12405),
 }
 GENERATORS: dict[str, Callable[[int, int], Table]] = {
     "A": anomaly_data.make_table,
