@@ -143,7 +143,7 @@ def test_a_dry_run_diff_line_is_printed_whole_however_long(project: Path) -> Non
     with (project / "prefect.yaml").open("a") as f:
         f.write(long)
     code, output = deploy(project, "--dry-run")
-    assert code == 0, output
+    assert code == 2, output  # edited by hand: the deploy itself would refuse
     assert "-" + long in output
 
 
@@ -153,10 +153,14 @@ def test_dry_run_shows_the_change_and_writes_nothing(project: Path) -> None:
         f.write(EDITS["prefect.yaml"])
     before = texts(project)
     code, output = deploy(project, "--dry-run")
-    assert code == 0, output
+    # Exit 2 as the deploy itself would: a dry run that exited 0 told a script it would pass.
+    assert code == 2, output
     assert "-" + EDITS["prefect.yaml"] in output  # the hand edit a deploy would drop
     assert "deploy refuses to overwrite it without --force" in " ".join(output.split())
     assert "dry run: nothing written" in output
+    assert "would refuse and write nothing (exit 2)" in " ".join(output.split())
+    code, output = deploy(project, "--dry-run", "--json")
+    assert code == 2 and json.loads(output)["changes"][0]["state"] == "edited", output
     assert texts(project) == before
     code, output = deploy(project, "--dry-run", "--force")
     assert code == 0, output

@@ -52,9 +52,11 @@ def register(app: typer.Typer) -> None:
         result = _guard(lambda: context.deploy_prefect(force=force, dry_run=dry_run))
         if as_json:
             _print_json(result.to_dict())
+            _dry_run_exit(result.changes, force, as_json)
             return
         if result.dry_run:
             _print_dry_run(result.changes, force, "deploy")
+            _dry_run_exit(result.changes, force, as_json)
             return
         for d in result.deployments:
             when = f"{d.cron} ({d.timezone}, catch_up {d.catch_up})" if d.cron else "after loads"
@@ -86,9 +88,11 @@ def register(app: typer.Typer) -> None:
         result = _guard(lambda: context.ci_github(force=force, dry_run=dry_run))
         if as_json:
             _print_json(result.to_dict())
+            _dry_run_exit(result.changes, force, as_json)
             return
         if result.dry_run:
             _print_dry_run(result.changes, force, "ci github")
+            _dry_run_exit(result.changes, force, as_json)
             return
         _print_backups(result.changes)
         out.print(
@@ -175,6 +179,20 @@ def _print_dry_run(changes: Sequence[FileChange], force: bool, command: str) -> 
             # Whole lines, whatever the terminal's width: a diff is read back, or applied.
             out.print(change.diff, end="", markup=False, highlight=False, soft_wrap=True)
     out.print("dry run: nothing written", highlight=False)
+
+
+def _dry_run_exit(changes: Sequence[FileChange], force: bool, as_json: bool) -> None:
+    """Exit 2, as the command itself would, when it would refuse a file (a dry run that
+    exited 0 there told a script the real command would go through)."""
+    from stackyard.generated import REFUSED
+
+    if force or not any(c.state in REFUSED for c in changes):
+        return
+    if not as_json:
+        out.print(
+            "without --force the command would refuse and write nothing (exit 2)", highlight=False
+        )
+    raise typer.Exit(2)
 
 
 def _print_backups(changes: Sequence[FileChange]) -> None:
