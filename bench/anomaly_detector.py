@@ -392,9 +392,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--jobs", type=int, default=2, help="worker processes (default 2)")
     parser.add_argument(
+        "--latency",
+        action="store_true",
+        help="only time one verdict on 200 days, stackyard beside Elementary's scoring "
+        "(no replay; print only)",
+    )
+    parser.add_argument(
         "--output", type=Path, default=None, help=f"default {RESULTS.relative_to(ROOT)}"
     )
     args = parser.parse_args(argv)
+    if args.latency:
+        timed = latency_ms(500 if args.quick else 4000)
+        for name in ("stackyard", "elementary (defaults)"):
+            mid, p99 = timed[name]
+            sys.stdout.write(f"{name}: median {mid:.3f} ms, p99 {p99:.3f} ms\n")
+        return 0
     if args.quick:
         args.tables = min(args.tables, 10)
     split = "held-out" if args.held_out else "tuning"

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import calendar
 import math
+from bisect import bisect_left, insort
 from collections.abc import Sequence
 from datetime import date
 from functools import lru_cache
@@ -63,22 +64,29 @@ class PlaceEffects:
         #: Each predicted day's log prediction error, in order (the spike history reads them).
         self.errors: list[tuple[date, float]] = []
         deseasonalised: list[float] = []
+        # The last seven kept sorted as they slide (bisect, not a sort per point: this runs
+        # over half a year of points per verdict).
+        week: list[float] = []
         for d, v in history:
             factor = factors[d.weekday()]
             if factor <= 0 or v <= 0:
                 continue
             if len(deseasonalised) >= _WINDOW:
-                # The middle of seven sorted values: median() without its call overhead,
-                # which counts at half a year of points per verdict.
-                predicted = sorted(deseasonalised[-_WINDOW:])[_WINDOW // 2] * factor
+                predicted = week[_WINDOW // 2] * factor
                 if predicted > 0:
                     error = math.log(v / predicted)
                     self.errors.append((d, error))
                     self._by_day.setdefault(d.day, []).append(error)
-                    from_end = _from_end(d)
-                    if from_end < _END_PLACES:
-                        self._by_end.setdefault(from_end, []).append(error)
-            deseasonalised.append(v / factor)
+                    # Every month has 28 days or more: earlier days are never near its end.
+                    if d.day > 28 - _END_PLACES:
+                        from_end = _from_end(d)
+                        if from_end < _END_PLACES:
+                            self._by_end.setdefault(from_end, []).append(error)
+            y = v / factor
+            deseasonalised.append(y)
+            insort(week, y)
+            if len(week) > _WINDOW:
+                del week[bisect_left(week, deseasonalised[-_WINDOW - 1])]
         # Most tables have no monthly effect at all: then every lookup is answered at once.
         self.any = any(
             self._consistent(errors) for errors in (*self._by_day.values(), *self._by_end.values())

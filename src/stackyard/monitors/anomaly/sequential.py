@@ -19,6 +19,7 @@ monitor's (which excludes) where it was (docs/observability.md).
 from __future__ import annotations
 
 import math
+from bisect import bisect_left, insort
 from collections.abc import Sequence
 from datetime import date
 
@@ -120,7 +121,15 @@ def step_or_drift(
     series = [*logs, today]
     n = len(series)
     # reference[i]: the median of the ``win`` points before i; prefix sums for window means.
-    reference = [0.0] * win + [median(series[i - win : i]) for i in range(win, n)]
+    reference = [0.0] * win
+    # The window kept sorted as it slides (bisect, not a sort per day).
+    window = sorted(series[:win])
+    mid = win // 2
+    for i in range(win, n):
+        if i > win:
+            del window[bisect_left(window, series[i - win - 1])]
+            insort(window, series[i - 1])
+        reference.append(window[mid] if win % 2 else (window[mid - 1] + window[mid]) / 2.0)
     # A day of the stretch the one-day rules would have alerted on: a caller that excludes
     # its alerts has this day out of the baseline and the test quiet (see the module's doc).
     for i in range(max(win, n - 1 - SPAN_DAYS), n - 1):
@@ -189,11 +198,17 @@ def trend(
     last = day.toordinal() - SCAN_DAYS
     xs: list[int] = []
     ys: list[float] = []
+    # Most tables have no monthly effect: then there is nothing to take out of each day.
+    shift = effects.shift if effects.any else None
     for d, v in history:
         at = d.toordinal()
-        if at <= last and v > 0 and factors[d.weekday()] >= NEAR_ZERO:
+        if at > last:
+            break  # ascending: the rest is later still
+        factor = factors[d.weekday()]
+        if v > 0 and factor >= NEAR_ZERO:
             xs.append(at)
-            ys.append(math.log(v / factors[d.weekday()]) - effects.shift(d))
+            y = math.log(v / factor)
+            ys.append(y - shift(d) if shift is not None else y)
     n = len(xs)
     if n < _TREND_MIN_DAYS:
         return 0.0

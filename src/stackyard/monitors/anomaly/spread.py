@@ -100,23 +100,33 @@ def weekday_factors(points: Sequence[tuple[date, float]]) -> tuple[list[float], 
     shift inside the training window does not leak into the weekday pattern.
     """
     vals = [v for _, v in points]
+    weekdays = [d.weekday() for d, _ in points]
+    size = len(vals)
     ratios: list[list[float]] = [[] for _ in range(7)]
     own: list[float | None] = []
-    for i, (d, v) in enumerate(points):
-        start, stop = window_bounds(i, len(vals), WINDOW)
-        week = vals[start:stop]
-        # The middle of seven sorted values inline: median()'s call overhead counts at half
-        # a year of points, twice per verdict.
-        local = sorted(week)[WINDOW // 2] if len(week) == WINDOW else median(week)
+    # The centred window slides one point at a time (window_bounds), so it is kept sorted as
+    # it goes (bisect, not a sort per point: this runs over half a year of points).
+    start, stop = window_bounds(0, size, WINDOW)
+    week = sorted(vals[start:stop])
+    full = len(week) == WINDOW
+    last_start = max(size - WINDOW, 0)
+    for i, v in enumerate(vals):
+        # window_bounds(i, size, WINDOW), inline: its call overhead doubled this loop's time.
+        if min(max(i - WINDOW // 2, 0), last_start) != start:
+            del week[bisect_left(week, vals[start])]
+            insort(week, vals[stop])
+            start += 1
+            stop += 1
+        local = week[WINDOW // 2] if full else median(week)
         ratio = v / local if local > 0 else None
         own.append(ratio)
         if ratio is not None:
-            ratios[d.weekday()].append(ratio)
+            ratios[weekdays[i]].append(ratio)
     factors = [median(r) if r else 1.0 for r in ratios]
     ordered = [sorted(r) for r in ratios]
-    leave_one_out = []
-    for (d, _), ratio in zip(points, own, strict=True):
-        leave_one_out.append(_median_without(ordered[d.weekday()], ratio))
+    leave_one_out = [
+        _median_without(ordered[wd], ratio) for wd, ratio in zip(weekdays, own, strict=True)
+    ]
     return factors, leave_one_out
 
 
@@ -133,12 +143,13 @@ def _median_without(ordered: list[float], value: float | None) -> float:
     if n <= 0:
         return 0.0
     gone = bisect_left(ordered, value)
-
-    def at(i: int) -> float:
-        return ordered[i] if i < gone else ordered[i + 1]
-
+    # ordered[i] with the value left out is ordered[i] before it and ordered[i + 1] from it.
     mid = n // 2
-    return at(mid) if n % 2 else (at(mid - 1) + at(mid)) / 2.0
+    if n % 2:
+        return ordered[mid] if mid < gone else ordered[mid + 1]
+    low = ordered[mid - 1] if mid - 1 < gone else ordered[mid]
+    high = ordered[mid] if mid < gone else ordered[mid + 1]
+    return (low + high) / 2.0
 
 
 class Noise(NamedTuple):
@@ -179,37 +190,89 @@ def noise(
     residuals would understate the error badly with two or three weeks of history, when
     weekday factors rest on two or three points each.
     """
+    errors, below, window = _prediction_errors(points, ys, loo_factors)
+    every, mad, scale = _scale(errors)
+    if mad is None:
+        return Noise(scale, [scale] * 7, every, every, {}, window)
+    by_weekday = []
+    alike = _weekdays_alike(errors, scale)
+    for per_day in errors:
+        if alike or len(per_day) < _WEEKDAY_MIN_ERRORS:
+            by_weekday.append(scale)
+            continue
+        own = MAD_TO_SIGMA * median(per_day)
+        n = len(per_day)
+        shrunk = math.sqrt((n * own**2 + _WEEKDAY_PRIOR * scale**2) / (n + _WEEKDAY_PRIOR))
+        by_weekday.append(max(shrunk, MIN_SCALE))
+    spread_out: list[float] = []
+    drops: tuple[list[float], list[float]] = ([], [])
+    spikes: tuple[list[float], list[float]] = ([], [])
+    for wd, per_day in enumerate(errors):
+        weekday_noise = by_weekday[wd]
+        for e, low in zip(per_day, below[wd], strict=True):
+            evened = e * scale / weekday_noise
+            spread_out.append(evened)
+            side = drops if low else spikes
+            side[0].append(e)
+            side[1].append(evened)
+    spread_out.sort()
+    for side_lists in (drops, spikes):
+        side_lists[0].sort()
+        side_lists[1].sort()
+    return Noise(scale, by_weekday, every, spread_out, {"drop": drops, "spike": spikes}, window)
+
+
+def noise_scale(
+    points: Sequence[tuple[date, float]],
+    ys: Sequence[float | None],
+    loo_factors: Sequence[float],
+) -> float:
+    """:attr:`Noise.scale` alone, as :func:`noise` measures it (half its work)."""
+    errors, _, _ = _prediction_errors(points, ys, loo_factors)
+    return _scale(errors)[2]
+
+
+def _prediction_errors(
+    points: Sequence[tuple[date, float]],
+    ys: Sequence[float | None],
+    loo_factors: Sequence[float],
+) -> tuple[list[list[float]], list[list[bool]], int]:
+    """Each weekday's absolute prediction errors and whether each was a drop, and the level's
+    window (see :func:`noise`)."""
     previous: list[float] = []
     # The last seven and fourteen points kept sorted as they slide (bisect, not a sort per
     # point: this loop runs over half a year of points twice per verdict).
     week: list[float] = []
     fortnight: list[float] = []
     half = LONG_WINDOW // 2
+    log = math.log
     # Each point's error under the week's level and under the longer one (see LONG_WINDOW).
     # An empty day is no measure of noise: it is infinitely far in logs, and one of them
     # would set a table's rare-day floor for half a year. Empty days are judged apart.
     short: list[tuple[int, float]] = []
     longer: list[float | None] = []
+    seen = 0
     for (d, v), y, factor in zip(points, ys, loo_factors, strict=True):
         if y is None or v <= 0:
             continue
-        if len(previous) >= _MIN_PREDECESSORS and factor >= NEAR_ZERO:
-            middle = week[WINDOW // 2] if len(week) == WINDOW else median(week)
+        if seen >= _MIN_PREDECESSORS and factor >= NEAR_ZERO:
+            middle = week[WINDOW // 2] if seen >= WINDOW else median(week)
             predicted = middle * factor
             if predicted > 0:
-                short.append((d.weekday(), math.log(max(v / predicted, FLOOR_RATIO))))
+                short.append((d.weekday(), log(max(v / predicted, FLOOR_RATIO))))
                 alt = None
-                if len(fortnight) == LONG_WINDOW:
+                if seen >= LONG_WINDOW:
                     long_predicted = (fortnight[half - 1] + fortnight[half]) / 2.0 * factor
                     if long_predicted > 0:
-                        alt = math.log(max(v / long_predicted, FLOOR_RATIO))
+                        alt = log(max(v / long_predicted, FLOOR_RATIO))
                 longer.append(alt)
         previous.append(y)
+        seen += 1
         insort(week, y)
-        if len(week) > WINDOW:
+        if seen > WINDOW:
             del week[bisect_left(week, previous[-WINDOW - 1])]
         insort(fortnight, y)
-        if len(fortnight) > LONG_WINDOW:
+        if seen > LONG_WINDOW:
             del fortnight[bisect_left(fortnight, previous[-LONG_WINDOW - 1])]
     window = WINDOW
     pairs = [(abs(a), abs(b)) for (_, a), b in zip(short, longer, strict=True) if b is not None]
@@ -224,9 +287,15 @@ def noise(
             error = alt
         errors[wd].append(abs(error))
         below[wd].append(error < 0)
+    return errors, below, window
+
+
+def _scale(errors: list[list[float]]) -> tuple[list[float], float | None, float]:
+    """All errors sorted, their MAD read as a standard deviation (``None`` with too few
+    errors) and the table's noise (see :func:`noise`)."""
     every = sorted(e for per_day in errors for e in per_day)
     if len(every) < _MIN_PREDECESSORS:
-        return Noise(_UNKNOWN_SCALE, [_UNKNOWN_SCALE] * 7, every, every, {}, window)
+        return every, None, _UNKNOWN_SCALE
     mad = MAD_TO_SIGMA * median(every)
     # Tails are read after each weekday's own spread is taken out: one noisy weekday (a quiet
     # Sunday) is that weekday's noise, not heavy tails on every day.
@@ -240,30 +309,7 @@ def noise(
     tail = quantile(evened, _TAIL_QUANTILE) / _ERROR_TAIL_Z
     # Capped: a baseline that holds a broken week (more than a tenth of its days) must not
     # widen the band a hundredfold, only as far as heavy tails plausibly do.
-    scale = max(mad, min(_TAIL_WEIGHT * tail, _TAIL_CAP * mad), MIN_SCALE)
-    by_weekday = []
-    alike = _weekdays_alike(errors, scale)
-    for per_day in errors:
-        if alike or len(per_day) < _WEEKDAY_MIN_ERRORS:
-            by_weekday.append(scale)
-            continue
-        own = MAD_TO_SIGMA * median(per_day)
-        n = len(per_day)
-        shrunk = math.sqrt((n * own**2 + _WEEKDAY_PRIOR * scale**2) / (n + _WEEKDAY_PRIOR))
-        by_weekday.append(max(shrunk, MIN_SCALE))
-    spread_out = sorted(
-        e * scale / by_weekday[wd] for wd, per_day in enumerate(errors) for e in per_day
-    )
-    sides: dict[str, tuple[list[float], list[float]]] = {}
-    for side, low in (("drop", True), ("spike", False)):
-        picked = [
-            (e, e * scale / by_weekday[wd])
-            for wd, per_day in enumerate(errors)
-            for e, b in zip(per_day, below[wd], strict=True)
-            if b == low
-        ]
-        sides[side] = (sorted(e for e, _ in picked), sorted(e for _, e in picked))
-    return Noise(scale, by_weekday, every, spread_out, sides, window)
+    return every, mad, max(mad, min(_TAIL_WEIGHT * tail, _TAIL_CAP * mad), MIN_SCALE)
 
 
 def tail_widening(

@@ -59,6 +59,7 @@ from stackyard.monitors.anomaly.spread import (
     calm,
     empirical_floor,
     noise,
+    noise_scale,
     tail_widening,
     weekday_factors,
 )
@@ -146,10 +147,13 @@ def judge(
             factors, loo_factors = long_factors, long_loo[len(history) - len(base) :]
     # Weekdays that are normally empty carry no level information; they are judged below.
     ys = [v / factors[d.weekday()] if factors[d.weekday()] >= NEAR_ZERO else None for d, v in base]
-    scale, by_weekday, errors, spread_out, sides, win = noise(base, ys, loo_factors)
-    # How much noisier than the table the judged weekday is, for the empirical floor.
-    own_noise = by_weekday[day.weekday()] / scale
-    if long_noise is not None:
+    if long_noise is None:
+        scale, by_weekday, errors, spread_out, sides, win = noise(base, ys, loo_factors)
+        # How much noisier than the table the judged weekday is, for the empirical floor.
+        own_noise = by_weekday[day.weekday()] / scale
+    else:
+        # Only the training window's scale is read: the rest comes from the longer stretch.
+        scale = noise_scale(base, ys, loo_factors)
         long_scale, long_by_weekday, errors, spread_out, sides, win = long_noise
         own_noise = long_by_weekday[day.weekday()] / long_scale
         # The table's noise, too, unless the training window's is clearly larger (a table
