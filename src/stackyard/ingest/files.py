@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
 
+from stackyard.ingest.json_numbers import unfit_lines
 from stackyard.results import RejectedRow
 
 # dlt data types → the DuckDB type a CSV column must cast to, so that a file whose values no
@@ -52,6 +53,25 @@ def local_copy(file_item: Mapping[str, Any]) -> Iterator[str]:
     with tempfile.NamedTemporaryFile(suffix=suffix, delete=False) as tmp:
         with file_item.open(mode="rb") as remote:  # type: ignore[attr-defined]
             shutil.copyfileobj(remote, tmp)
+        name = tmp.name
+    try:
+        yield name
+    finally:
+        os.unlink(name)
+
+
+@contextmanager
+def _without_lines(path: str, numbers: set[int | None]) -> Iterator[str]:
+    """``path``, or a temporary copy of it without the lines ``numbers`` (1-based)."""
+    if not numbers:
+        yield path
+        return
+    suffix = os.path.splitext(path)[1]
+    with tempfile.NamedTemporaryFile(suffix=suffix, delete=False) as tmp:
+        with open(path, "rb") as source:
+            tmp.writelines(
+                line for number, line in enumerate(source, start=1) if number not in numbers
+            )
         name = tmp.name
     try:
         yield name
@@ -97,9 +117,16 @@ def stage_file(
         The rows that did not fit, with the reason for each.
     """
     literal = "'" + path.replace("'", "''") + "'"
-    if file_format in ("parquet", "jsonl"):
+    if file_format == "parquet":
         con.execute(f"CREATE TABLE {name} AS {source_query(path, file_format)}")
         return []
+    if file_format == "jsonl":
+        # DuckDB reads a JSON number into a double or a 64-bit integer, rounding one that
+        # neither holds without a word: those lines are rejected, and the rest read.
+        unfit = unfit_lines(con, path, table, display_name)
+        with _without_lines(path, {r.line for r in unfit}) as readable:
+            con.execute(f"CREATE TABLE {name} AS {source_query(readable, file_format)}")
+        return unfit
     rejects = f"{name}_rejects"
     options = [
         "header=true",

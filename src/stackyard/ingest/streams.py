@@ -16,13 +16,13 @@ Each transport is one module behind :class:`Transport`: :mod:`stackyard.ingest.s
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from stackyard.config.base import SecretRef
 from stackyard.config.streams import StreamSource, stream_scheme
+from stackyard.ingest.json_numbers import float_or_unheld, unfit_value
 from stackyard.results import RejectedRow
 
 if TYPE_CHECKING:
@@ -171,7 +171,7 @@ def decode(
         raw = event.data.decode("utf-8", errors="replace")
         where = (table, event.origin, event.position)
         try:
-            payload = json.loads(event.data, parse_float=_float_or_unheld)
+            payload = json.loads(event.data, parse_float=float_or_unheld)
         except ValueError as exc:
             rejected.append(RejectedRow(*where, None, f"not JSON: {exc}", raw))
             continue
@@ -184,88 +184,13 @@ def decode(
             reason = f"no value for the key column {missing[0]}"
             rejected.append(RejectedRow(*where, missing[0], reason, raw))
             continue
-        unfit = _unfit(payload)
+        unfit = unfit_value(payload)
         if unfit is not None:
             rejected.append(RejectedRow(*where, unfit[0], unfit[1], raw))
             continue
         payload.update(event.columns)
         rows.append(payload)
     return rows, rejected
-
-
-# The widest integer a warehouse column holds (BIGINT). JSON allows any: a wider one made the
-# load fail on every run after, the message never acknowledged and the stream stuck behind it.
-_INT64 = (-(2**63), 2**63 - 1)
-
-
-# Any decimal of at most this many significant digits comes back from a double unchanged
-# (DBL_DIG); a longer one does only when it is how a double prints itself.
-_DOUBLE_DIGITS = 15
-
-
-class _Unheld(str):
-    """A JSON number a double cannot hold without rounding, kept as its text to be rejected."""
-
-
-def _float_or_unheld(token: str) -> float | _Unheld:
-    """A JSON decimal as a float, or as :class:`_Unheld` when a float would round it: a
-    double keeps 15 to 17 significant digits, and an amount written with more (or an
-    integer part past 2**53) was loaded rounded without a word.
-
-    Seventeen-digit text a double printed (``0.30000000000000004``, or C's ``%.17g`` of 0.1)
-    is that double exactly, and is kept.
-
-    >>> _float_or_unheld("0.1"), _float_or_unheld("0.10000000000000001")
-    (0.1, 0.1)
-    >>> _float_or_unheld("12345678901234567890.12"), _float_or_unheld("1e-400")
-    ('12345678901234567890.12', '1e-400')
-    """
-    number = float(token)
-    plain = "e" not in token and "E" not in token
-    if (plain and len(token) <= _DOUBLE_DIGITS) or not math.isfinite(number):
-        return number
-    from decimal import Decimal
-
-    exact = Decimal(token)
-    # With an exponent, a short number may still be out of range (1e-400 reads as 0.0).
-    if plain and len(exact.normalize().as_tuple().digits) <= _DOUBLE_DIGITS:
-        return number
-    if exact in (Decimal(repr(number)), Decimal(format(number, ".17g"))):
-        return number
-    return _Unheld(token)
-
-
-def _unfit(payload: dict[str, Any], prefix: str = "") -> tuple[str, str] | None:
-    """The first value no warehouse column can hold as it is, and why: an integer wider than
-    64 bits, a decimal with more digits than a double keeps (:func:`_float_or_unheld`), or a
-    number that is not finite (JSON's NaN and Infinity, or 1e400), which would otherwise be
-    loaded as NULL without a word.
-
-    >>> _unfit({"id": 1, "big": 12345678901234567890})
-    ('big', 'big is 12345678901234567890, wider than a 64-bit integer column holds')
-    >>> _unfit({"id": 1, "amount": {"net": float("nan")}})
-    ('amount__net', 'amount__net is nan, not a finite number')
-    """
-    for name, value in payload.items():
-        column = f"{prefix}{name}"
-        # A list is a child table: its objects' values are columns there, its scalars `value`.
-        inside = value if isinstance(value, list) else [value] if isinstance(value, dict) else []
-        for item in inside:
-            found = _unfit(item if isinstance(item, dict) else {"value": item}, f"{column}__")
-            if found is not None:
-                return found
-        if isinstance(value, bool):
-            continue
-        elif isinstance(value, int) and not _INT64[0] <= value <= _INT64[1]:
-            return column, f"{column} is {value}, wider than a 64-bit integer column holds"
-        elif isinstance(value, float) and not math.isfinite(value):
-            return column, f"{column} is {value}, not a finite number"
-        elif isinstance(value, _Unheld):
-            return column, (
-                f"{column} is {value}, more digits than a double-precision column keeps (it "
-                f"would load as {float(value)!r}); send it as a JSON string to keep it exact"
-            )
-    return None
 
 
 class StreamReader:

@@ -1,0 +1,147 @@
+"""JSON numbers no warehouse column holds as written, found before they load changed.
+
+JSON allows any number; a warehouse column does not. An integer wider than 64 bits, a decimal
+with more digits than a double keeps, or a number that is not finite (NaN, Infinity, 1e400)
+used to load rounded, as NULL, or to fail every later run. A stream's events and a JSONL
+file's lines that hold one go to ``_rejected_rows`` instead, saying which value and why.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from stackyard.results import RejectedRow
+
+# The widest integer a warehouse column holds (BIGINT). JSON allows any: a wider one made the
+# load fail on every run after, the message never acknowledged and the stream stuck behind it.
+_INT64 = (-(2**63), 2**63 - 1)
+
+
+# Any decimal of at most this many significant digits comes back from a double unchanged
+# (DBL_DIG); a longer one does only when it is how a double prints itself.
+_DOUBLE_DIGITS = 15
+
+# A number that may be one of those has more than _DOUBLE_DIGITS digits (with its point),
+# an exponent of three digits (a double ends near 1e308), or is a word JSON's parsers accept
+# for a non-finite number. DuckDB finds them (a scan in Python read a file full of doubles
+# printed in full at a fifth of the speed DuckDB loads it) and passes over the ones that are
+# a 64-bit integer or how a double prints itself; the lines left are parsed here.
+_SUSPECT = r"[0-9][0-9.]{15,}(?:[eE][+-]?[0-9]+)?|[0-9][0-9.]{0,14}[eE][+-]?[0-9]{3,}|NaN|Infinity"
+
+
+class _Unheld(str):
+    """A JSON number a double cannot hold without rounding, kept as its text to be rejected."""
+
+
+def float_or_unheld(token: str) -> float | str:
+    """A JSON decimal as a float, or as its text (an ``_Unheld``) when a float would round
+    it: a double keeps 15 to 17 significant digits, and an amount written with more (or an
+    integer part past 2**53) was loaded rounded without a word. For ``json.loads``'s
+    ``parse_float``.
+
+    Seventeen-digit text a double printed (``0.30000000000000004``, or C's ``%.17g`` of 0.1)
+    is that double exactly, and is kept.
+
+    >>> float_or_unheld("0.1"), float_or_unheld("0.10000000000000001")
+    (0.1, 0.1)
+    >>> float_or_unheld("12345678901234567890.12"), float_or_unheld("1e-400")
+    ('12345678901234567890.12', '1e-400')
+    """
+    number = float(token)
+    plain = "e" not in token and "E" not in token
+    if (plain and len(token) <= _DOUBLE_DIGITS) or not math.isfinite(number):
+        return number
+    from decimal import Decimal
+
+    exact = Decimal(token)
+    # With an exponent, a short number may still be out of range (1e-400 reads as 0.0).
+    if plain and len(exact.normalize().as_tuple().digits) <= _DOUBLE_DIGITS:
+        return number
+    if exact in (Decimal(repr(number)), Decimal(format(number, ".17g"))):
+        return number
+    return _Unheld(token)
+
+
+def unfit_value(
+    payload: dict[str, Any], prefix: str = "", advice: str = "send it as a JSON string"
+) -> tuple[str, str] | None:
+    """The first value no warehouse column can hold as it is, and why: an integer wider than
+    64 bits, a decimal with more digits than a double keeps (:func:`float_or_unheld`), or a
+    number that is not finite (JSON's NaN and Infinity, or 1e400), which would otherwise be
+    loaded as NULL without a word. ``payload`` is parsed with ``parse_float=float_or_unheld``.
+
+    >>> unfit_value({"id": 1, "big": 12345678901234567890})
+    ('big', 'big is 12345678901234567890, wider than a 64-bit integer column holds')
+    >>> unfit_value({"id": 1, "amount": {"net": float("nan")}})
+    ('amount__net', 'amount__net is nan, not a finite number')
+    """
+    for name, value in payload.items():
+        column = f"{prefix}{name}"
+        # A list is a child table: its objects' values are columns there, its scalars `value`.
+        inside = value if isinstance(value, list) else [value] if isinstance(value, dict) else []
+        for item in inside:
+            wrapped = item if isinstance(item, dict) else {"value": item}
+            found = unfit_value(wrapped, f"{column}__", advice)
+            if found is not None:
+                return found
+        if isinstance(value, bool):
+            continue
+        elif isinstance(value, int) and not _INT64[0] <= value <= _INT64[1]:
+            return column, f"{column} is {value}, wider than a 64-bit integer column holds"
+        elif isinstance(value, float) and not math.isfinite(value):
+            return column, f"{column} is {value}, not a finite number"
+        elif isinstance(value, _Unheld):
+            return column, (
+                f"{column} is {value}, more digits than a double-precision column keeps (it "
+                f"would load as {float(value)!r}); {advice} to keep it exact"
+            )
+    return None
+
+
+def unfit_lines(con: Any, path: str, table: str, display_name: str) -> list[RejectedRow]:
+    """The lines of a JSONL file that hold a number no column keeps as written
+    (:func:`unfit_value`), one rejected row each with its line number.
+
+    Args:
+        con: a DuckDB connection to search the file with.
+        path: the local file.
+        table: the table its rows are for.
+        display_name: the file as the user knows it.
+    """
+    literal = "'" + path.replace("'", "''") + "'"
+    suspects = con.execute(
+        "SELECT DISTINCT line FROM (SELECT json::VARCHAR AS line, "
+        f"unnest(regexp_extract_all(json::VARCHAR, '{_SUSPECT}')) AS token "
+        f"FROM read_json_objects({literal}, format='newline_delimited', ignore_errors=true)) "
+        "WHERE NOT coalesce(regexp_full_match(token, '[0-9]+') "
+        "AND TRY_CAST(token AS BIGINT) IS NOT NULL, false) "
+        "AND TRY_CAST(token AS DOUBLE)::VARCHAR IS DISTINCT FROM token"
+    ).fetchall()
+    unfit = {}
+    for (text,) in suspects:
+        found = _unfit_line(text)
+        if found is not None:
+            unfit[text.strip()] = found
+    if not unfit:
+        return []
+    # Rare: find the lines' numbers by reading the file once.
+    rejected = []
+    with open(path, "rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            text = raw.decode("utf-8", errors="replace").strip()
+            if text in unfit:
+                column, reason = unfit[text]
+                rejected.append(RejectedRow(table, display_name, number, column, reason, text))
+    return rejected
+
+
+def _unfit_line(line: str) -> tuple[str, str] | None:
+    try:
+        payload = json.loads(line, parse_float=float_or_unheld)
+    except ValueError:
+        return None
+    if not isinstance(payload, dict):
+        return None
+    return unfit_value(payload, advice="write it as a JSON string")
