@@ -224,7 +224,9 @@ def test_datetimes_are_accepted_as_dates() -> None:
         ([START, START], [1.0, 2.0], "strictly ascending"),
         ([START, START + timedelta(days=1)], [1.0, -5.0], "non-negative"),
         ([START, START + timedelta(days=1)], [1.0, float("nan")], "finite"),
-        ([START, "2024-01-02"], [1.0, 2.0], "expected a date"),
+        ([START, "yesterday"], [1.0, 2.0], "expected an ISO date"),
+        ([START, 20240102], [1.0, 2.0], "expected a date"),
+        ([START, START + timedelta(days=1)], [1.0, None], "finite"),
     ],
 )
 def test_invalid_input_is_refused_with_a_clear_message(
@@ -232,6 +234,26 @@ def test_invalid_input_is_refused_with_a_clear_message(
 ) -> None:
     with pytest.raises(ValueError, match=message):
         detect(dates, values)
+
+
+def test_arrays_strings_and_generators_are_judged_as_lists_are() -> None:
+    np = pytest.importorskip("numpy")
+    dates, values = series(90)
+    values[-1] = 0.0
+    expected = detect(dates, values, holidays=[dates[40]], exclude=[dates[50]])
+    assert expected.status == "anomaly"
+    for given_dates, given_values, holidays, exclude in [
+        (np.array(dates, dtype="datetime64[D]"), np.array(values), [dates[40]], [dates[50]]),
+        (
+            np.array(dates, dtype="datetime64[ns]"),
+            list(np.array(values)),
+            np.array([dates[40]], dtype="datetime64[D]"),
+            np.array([dates[50]], dtype="datetime64[s]"),
+        ),
+        ([d.isoformat() for d in dates], values, [dates[40].isoformat()], [dates[50]]),
+        ((d for d in dates), (v for v in values), (dates[40],), {dates[50]}),
+    ]:
+        assert detect(given_dates, given_values, holidays=holidays, exclude=exclude) == expected
 
 
 def test_config_rejects_unknown_keys_and_impossible_history() -> None:

@@ -74,7 +74,8 @@ def detect(
 
     Args:
         dates: one date per point, ascending, no repeats (``datetime`` values are reduced to
-            their date). Gaps are allowed.
+            their date; ISO date strings and NumPy ``datetime64`` values are read too). Gaps
+            are allowed. Any iterable: a list, a NumPy array, a data frame's column.
         values: the volume (row count) of each date; finite and non-negative.
         holidays: dates of the business calendar's holidays.
         exclude: dates to keep out of the baseline, such as days already alerted on or

@@ -3,29 +3,42 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import date, datetime
+from typing import Any
 
 
-def as_date(value: date) -> date:
-    """Reduce a ``datetime`` to its date; leave a ``date`` alone.
+def as_date(value: Any) -> date:
+    """Reduce a ``datetime`` to its date; leave a ``date`` alone; read an ISO date string or
+    a NumPy ``datetime64`` (what a date column of an array or a data frame holds).
 
     Args:
-        value: a date or datetime.
+        value: a date, datetime, ``"YYYY-MM-DD"`` text or ``numpy.datetime64``.
 
     Returns:
         The calendar date.
 
     Raises:
-        ValueError: ``value`` is neither a date nor a datetime.
+        ValueError: ``value`` is none of those, or not a valid date.
 
-    >>> as_date(datetime(2024, 3, 5, 17, 30))
-    datetime.date(2024, 3, 5)
+    >>> as_date(datetime(2024, 3, 5, 17, 30)), as_date("2024-03-05")
+    (datetime.date(2024, 3, 5), datetime.date(2024, 3, 5))
     """
     if isinstance(value, datetime):
         return value.date()
     if isinstance(value, date):
         return value
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value).date()
+        except ValueError:
+            raise ValueError(f"expected an ISO date such as 2024-03-05, got {value!r}") from None
+    # numpy.datetime64 without importing NumPy: any unit, read as whole days.
+    if type(value).__name__ == "datetime64" and hasattr(value, "astype"):
+        day = value.astype("datetime64[D]").item()
+        if isinstance(day, date):
+            return day
+        raise ValueError(f"expected a date, got {value!r} (not a time)")
     raise ValueError(f"expected a date or datetime, got {value!r} ({type(value).__name__})")
 
 
@@ -118,21 +131,24 @@ def format_value(value: float) -> str:
     return f"{value:,.3g}"
 
 
-def validated(dates: Sequence[date], values: Sequence[float]) -> tuple[list[date], list[float]]:
+def validated(dates: Iterable[Any], values: Iterable[Any]) -> tuple[list[date], list[float]]:
     """Check a daily series and return it as dates and floats.
 
     Raises:
         ValueError: the lengths differ, the series is empty, the dates are not strictly
             ascending, or a value is negative or not finite.
     """
-    if len(dates) != len(values):
+    # Any iterable will do (arrays, data frame columns, generators): read each once.
+    given_dates: Sequence[Any] = dates if isinstance(dates, list | tuple) else list(dates)
+    given: Sequence[Any] = values if isinstance(values, list | tuple) else list(values)
+    if len(given_dates) != len(given):
         raise ValueError(
-            f"dates and values must have the same length, got {len(dates)} dates and "
-            f"{len(values)} values"
+            f"dates and values must have the same length, got {len(given_dates)} dates and "
+            f"{len(given)} values"
         )
-    if not dates:
+    if len(given_dates) == 0:
         raise ValueError("the series is empty: give at least the day to judge")
-    days = [as_date(d) for d in dates]
+    days = [as_date(d) for d in given_dates]
     for i in range(1, len(days)):
         if days[i] <= days[i - 1]:
             raise ValueError(
@@ -140,8 +156,11 @@ def validated(dates: Sequence[date], values: Sequence[float]) -> tuple[list[date
                 f"{i} follows {days[i - 1]}; sort the series and sum rows of the same day"
             )
     vals: list[float] = []
-    for d, v in zip(days, values, strict=True):
-        number = float(v)
+    for d, v in zip(days, given, strict=True):
+        try:
+            number = float(v)
+        except (TypeError, ValueError):
+            number = math.nan
         if not math.isfinite(number) or number < 0:
             raise ValueError(
                 f"the value for {d} is {v!r}; volumes must be finite, non-negative numbers"
