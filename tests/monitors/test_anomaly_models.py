@@ -7,6 +7,8 @@ import math
 import random
 from datetime import date, timedelta
 
+import pytest
+
 from stackyard.monitors.anomaly import detect, detect_level
 
 START = date(2026, 1, 5)  # a Monday
@@ -90,6 +92,9 @@ def test_a_level_series_catches_a_unit_change_and_accepts_negative_values() -> N
     cents = detect_level(days, [*means, -190.0], what="the mean of delta")
     assert cents.status == "anomaly" and cents.direction == "drop"
     assert cents.reason.startswith("the mean of delta is -190")
+    np = pytest.importorskip("numpy")
+    as_arrays = detect_level(np.array(days, dtype="datetime64[D]"), np.array([*means, -190.0]))
+    assert as_arrays == detect_level(days, [*means, -190.0])
 
 
 def test_a_drifting_level_is_judged_along_its_trend() -> None:

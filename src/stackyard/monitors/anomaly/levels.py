@@ -63,8 +63,12 @@ def detect_level(
     """
     cfg = config if config is not None else AnomalyConfig()
     # validated() refuses negative volumes; a level may be negative, so shift for the check.
-    lowest = min(values) if values else 0.0
-    days, shifted = validated(dates, [v - min(lowest, 0.0) for v in values])
+    given = list(values)
+    try:
+        lowest = min((float(v) for v in given), default=0.0)
+    except (TypeError, ValueError):
+        lowest = 0.0  # validated() names the value that is not a number
+    days, shifted = validated(dates, [_minus(v, min(lowest, 0.0)) for v in given])
     vals = [v + min(lowest, 0.0) for v in shifted]
     day, value = days[-1], vals[-1]
     holiday_set = {as_date(d) for d in holidays}
@@ -164,3 +168,11 @@ def _fmt(value: float) -> str:
     if abs(value) >= 1000:
         return f"{value:,.0f}"
     return f"{value:.4g}"
+
+
+def _minus(value: object, shift: float) -> object:
+    """``value - shift`` for a number; anything else as it is, for validated() to refuse."""
+    try:
+        return float(value) - shift  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return value
