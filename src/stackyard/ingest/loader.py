@@ -409,6 +409,7 @@ class Loader:
             known_columns=known,
             required=required,
             target=self.warehouse.target_name,
+            text_holds_nul=self.warehouse.TEXT_HOLDS_NUL,
         )
         try:
             return self._load_build(pipeline, request, build, loaded_at, step)

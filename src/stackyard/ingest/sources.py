@@ -29,9 +29,9 @@ from stackyard.config.sources import (
     SqlDatabaseSource,
 )
 from stackyard.errors import ConfigError
+from stackyard.ingest.stamping import LOADED_AT as LOADED_AT
+from stackyard.ingest.stamping import stamper, whole_pages
 from stackyard.results import RejectedRow
-
-LOADED_AT = "_loaded_at"
 
 
 class SourceBuild:
@@ -131,6 +131,7 @@ def build_resources(
     known_columns: Mapping[str, Mapping[str, str]],
     required: Mapping[str, Mapping[str, list[str]]] | None = None,
     target: str = "",
+    text_holds_nul: bool = True,
 ) -> SourceBuild:
     """dlt resources for one configured source.
 
@@ -145,6 +146,8 @@ def build_resources(
         required: ``{table: {column: [models]}}`` the staging models select; a batch
             without one of them fails the load (:mod:`stackyard.ingest.drift`).
         target: the target loaded into.
+        text_holds_nul: the target's text columns hold NUL; when not, rows holding one
+            are rejected (:mod:`stackyard.ingest.text_fit`).
 
     Raises:
         ConfigError: a setting cannot be used (missing secret, unknown function).
@@ -165,53 +168,20 @@ def build_resources(
     # add_map changes the resource in place, so a source holding it is stamped as well.
     build.resources = [
         r.add_step(
-            _whole_pages(_stamper(loaded_at, name, r.name, (required or {}).get(r.name, {}))),
+            whole_pages(
+                stamper(
+                    loaded_at,
+                    name,
+                    r.name,
+                    (required or {}).get(r.name, {}),
+                    None if text_holds_nul else build,
+                )
+            ),
             insert_at=len(r._pipe) if last else None,
         )
         for r in build.resources
     ]
     return build
-
-
-def _whole_pages(function: Callable[[Any], Any]) -> Any:
-    """A pipe step that gets each page a resource yields whole. dlt's ``add_map`` hands a
-    list's rows over one by one, and the drift check must see the page: an optional field
-    absent from one event is there in another, and only a page without it says it is gone."""
-    from dlt.extract.items_transform import MapItem
-
-    class WholePages(MapItem):
-        def __call__(self, item: Any, meta: Any = None) -> Any:
-            return function(item)
-
-    return WholePages(function)
-
-
-def _stamper(
-    loaded_at: datetime, source: str, table: str, required: Mapping[str, list[str]]
-) -> Callable[[Any], Any]:
-    from stackyard.ingest.drift import check_item
-
-    def stamp(item: Any) -> Any:
-        import pyarrow as pa
-
-        check_item(source, table, item, required)
-
-        if isinstance(item, pa.Table | pa.RecordBatch):
-            if LOADED_AT in item.column_names:
-                return item
-            column = pa.repeat(
-                pa.scalar(loaded_at, type=pa.timestamp("us", tz="UTC")), item.num_rows
-            )
-            return item.append_column(LOADED_AT, column)
-        if isinstance(item, dict):
-            item.setdefault(LOADED_AT, loaded_at)
-        elif isinstance(item, list):
-            for row in item:
-                if isinstance(row, dict):
-                    row.setdefault(LOADED_AT, loaded_at)
-        return item
-
-    return stamp
 
 
 def connection_url(

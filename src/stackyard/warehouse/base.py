@@ -133,6 +133,8 @@ class Warehouse(ABC):
             :meth:`quote` needs no sqlglot; ``None``: sqlglot quotes in :attr:`DIALECT`.
         LIST_PARAMETERS: a query parameter may be a Python list, bound as the engine's list
             type (``CAST(? AS VARCHAR[])``), so many rows insert as one list per column.
+        TEXT_HOLDS_NUL: a text column may hold the character NUL (``\\x00``); Postgres's
+            cannot, and a row holding one is kept out of the load with its reason.
         SQL_BUILD: ``run --engine auto|sql`` may run dbt's compiled SQL here itself (the
             plan in runner/sql_plan.py is written for DuckDB's and Postgres's DDL).
     """
@@ -148,6 +150,7 @@ class Warehouse(ABC):
     DBT_ENV: ClassVar[dict[str, str]] = {}
     COMPRESS_LOAD_FILES: ClassVar[bool] = True
     STORAGE: ClassVar[str] = "server"
+    TEXT_HOLDS_NUL: ClassVar[bool] = True
     TIME_TRAVEL: ClassVar[str | None] = None
     GRANTS_IN_CATALOG: ClassVar[bool] = True
     SUPPORTS_KEY_PAIR_AUTH: ClassVar[bool] = False

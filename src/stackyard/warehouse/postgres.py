@@ -58,6 +58,9 @@ class PostgresWarehouse(Warehouse):
     # libpq reads PGTZ for the session time zone; dbt-postgres has no profile key for it.
     DBT_ENV: ClassVar[dict[str, str]] = {"PGTZ": "UTC"}
     EXPLAIN_ESTIMATES: ClassVar[bool] = True
+    # COPY refuses a NUL in text ("invalid byte sequence for encoding UTF8: 0x00") and with
+    # it the whole table's load, on every run after.
+    TEXT_HOLDS_NUL = False
     SQL_BUILD: ClassVar[bool] = True
     RANGE_INDEXES: ClassVar[bool] = True
 

@@ -1,0 +1,66 @@
+"""Every row a source yields gets ``_loaded_at``, the time stackyard loaded it (dbt's source
+freshness and the monitors read it), after the drift check and, for a target whose text
+cannot hold NUL, after rows holding one are set aside (:mod:`stackyard.ingest.text_fit`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from stackyard.ingest.sources import SourceBuild
+
+LOADED_AT = "_loaded_at"
+
+
+def whole_pages(function: Callable[[Any], Any]) -> Any:
+    """A pipe step that gets each page a resource yields whole. dlt's ``add_map`` hands a
+    list's rows over one by one, and the drift check must see the page: an optional field
+    absent from one event is there in another, and only a page without it says it is gone."""
+    from dlt.extract.items_transform import MapItem
+
+    class WholePages(MapItem):
+        def __call__(self, item: Any, meta: Any = None) -> Any:
+            return function(item)
+
+    return WholePages(function)
+
+
+def stamper(
+    loaded_at: datetime,
+    source: str,
+    table: str,
+    required: Mapping[str, list[str]],
+    nul_rejects: SourceBuild | None = None,
+) -> Callable[[Any], Any]:
+    """The step each page of ``table`` goes through: the drift check, NUL rows set aside into
+    ``nul_rejects`` (when given), ``_loaded_at`` stamped."""
+    from stackyard.ingest.drift import check_item
+
+    def stamp(item: Any) -> Any:
+        import pyarrow as pa
+
+        check_item(source, table, item, required)
+        if nul_rejects is not None:
+            from stackyard.ingest.text_fit import without_nul
+
+            item, rejected = without_nul(item, table)
+            if rejected:
+                nul_rejects.reject(rejected)
+        if isinstance(item, pa.Table | pa.RecordBatch):
+            if LOADED_AT in item.column_names:
+                return item
+            column = pa.repeat(
+                pa.scalar(loaded_at, type=pa.timestamp("us", tz="UTC")), item.num_rows
+            )
+            return item.append_column(LOADED_AT, column)
+        if isinstance(item, dict):
+            item.setdefault(LOADED_AT, loaded_at)
+        elif isinstance(item, list):
+            for row in item:
+                if isinstance(row, dict):
+                    row.setdefault(LOADED_AT, loaded_at)
+        return item
+
+    return stamp

@@ -1,0 +1,92 @@
+"""Rows whose text a target's text columns cannot hold, kept out of the load with the reason.
+
+Postgres's text types cannot hold the character NUL (``\\x00``): its COPY refuses the batch
+("invalid byte sequence for encoding UTF8: 0x00"), which failed the table's whole load on
+every run until the source changed. A row holding one goes to ``_rejected_rows`` instead,
+and the table's other rows load. Other targets keep NUL as it is.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from stackyard.results import RejectedRow
+
+NUL = "\x00"
+_REASON = (
+    "{column} holds the character NUL (\\x00), which a Postgres text column cannot hold; "
+    "remove it at the source (or load this table into a DuckDB target)"
+)
+
+
+def without_nul(item: Any, table: str) -> tuple[Any, list[RejectedRow]]:
+    """``item`` (an Arrow table or batch, a row dict or a list of them) without its rows that
+    hold NUL in a text value, and those rows as rejected rows."""
+    import pyarrow as pa
+
+    if isinstance(item, pa.Table | pa.RecordBatch):
+        return _arrow_without_nul(item, table)
+    if isinstance(item, dict):
+        column = _nul_column(item)
+        return (item, []) if column is None else ([], [_rejected(table, column, item)])
+    if isinstance(item, list):
+        kept, rejected = [], []
+        for row in item:
+            column = _nul_column(row) if isinstance(row, dict) else None
+            if column is None:
+                kept.append(row)
+            else:
+                rejected.append(_rejected(table, column, row))
+        return (item if not rejected else kept), rejected
+    return item, []
+
+
+def _arrow_without_nul(item: Any, table: str) -> tuple[Any, list[RejectedRow]]:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    found: Any = None
+    first: dict[int, str] = {}
+    for name, column in zip(item.column_names, item.columns, strict=True):
+        if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+            continue
+        has = pc.fill_null(pc.match_substring(column, NUL), False)
+        if not pc.any(has).as_py():
+            continue
+        for index in pc.indices_nonzero(has).to_pylist():
+            first.setdefault(index, name)
+        found = has if found is None else pc.or_(found, has)
+    if found is None:
+        return item, []
+    rows = item.filter(found).to_pylist()
+    rejected = [
+        _rejected(table, first[index], row) for index, row in zip(sorted(first), rows, strict=True)
+    ]
+    return item.filter(pc.invert(found)), rejected
+
+
+def _nul_column(row: dict[str, Any], prefix: str = "") -> str | None:
+    """The first column (``parent__child`` for a nested one) whose text holds NUL."""
+    for name, value in row.items():
+        column = f"{prefix}{name}"
+        if isinstance(value, str) and NUL in value:
+            return column
+        inside = value if isinstance(value, list) else [value] if isinstance(value, dict) else []
+        for part in inside:
+            found = (
+                _nul_column(part, f"{column}__")
+                if isinstance(part, dict)
+                else column
+                if isinstance(part, str) and NUL in part
+                else None
+            )
+            if found is not None:
+                return found
+    return None
+
+
+def _rejected(table: str, column: str, row: dict[str, Any]) -> RejectedRow:
+    # JSON writes NUL as \u0000: the raw row fits a text column wherever it is kept.
+    raw = json.dumps(row, default=str, ensure_ascii=False)
+    return RejectedRow(table, "", None, column, _REASON.format(column=column), raw)

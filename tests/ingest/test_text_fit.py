@@ -1,0 +1,86 @@
+"""On Postgres, whose text cannot hold NUL, a row holding one is rejected with its column and
+the table's other rows load (the whole table's load failed on every run); DuckDB keeps it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+
+from stackyard import Context
+from stackyard.ingest.text_fit import without_nul
+from stackyard.project import init_project
+
+
+def _project(tmp_path: Path, db: dict[str, object] | None) -> Path:
+    root = tmp_path / "p"
+    init_project(root)
+    files = root / "sources" / "files"
+    files.mkdir(parents=True)
+    (files / "notes.jsonl").write_text(
+        '{"id": 1, "note": "fine"}\n{"id": 2, "note": "a\\u0000b"}\n'
+        '{"id": 3, "note": null}\n{"id": 4, "note": "also fine"}\n'
+    )
+    (files / "codes.csv").write_bytes(b"id,code\n1,x\x00y\n2,ok\n")
+    text = (
+        (root / "stackyard.yml")
+        .read_text()
+        .replace(
+            "sources: {}\n",
+            "sources:\n  f:\n    kind: filesystem\n    url: sources/files\n"
+            "    tables: {notes: {glob: '*.jsonl'}, codes: {glob: '*.csv'}}\n",
+        )
+    )
+    if db is not None:
+        text = text.replace(
+            "    type: duckdb\n    path: .stackyard/dev.duckdb\n",
+            f"    type: postgres\n    host: {db['host']}\n    port: {db['port']}\n"
+            f"    user: {db['user']}\n    database: {db['database']}\n",
+        )
+    (root / "stackyard.yml").write_text(text)
+    return root
+
+
+def test_postgres_rejects_rows_holding_nul_and_loads_the_rest(
+    tmp_path: Path, pg_database: dict[str, object]
+) -> None:
+    ctx = Context(_project(tmp_path, pg_database))
+    (load,) = ctx.run().loads
+    assert load.status == "loaded", load.error
+    assert load.rejected == 2
+    assert {t.table: t.rows for t in load.tables} == {"notes": 3, "codes": 1}
+    assert ctx.sql("select id, note from f.notes order by id").rows == (
+        (1, "fine"),
+        (3, None),
+        (4, "also fine"),
+    )
+    assert ctx.sql("select id, code from f.codes").rows == ((2, "ok"),)
+    rejected = ctx.sql(
+        "select table_name, column_name, reason, raw from f._rejected_rows order by 1"
+    ).rows
+    assert [r[:2] for r in rejected] == [("codes", "code"), ("notes", "note")]
+    assert "NUL" in rejected[0][2] and "Postgres" in rejected[0][2]
+    assert '"x\\u0000y"' in rejected[0][3]  # the row as it was, the NUL written out
+
+
+def test_duckdb_keeps_nul(tmp_path: Path) -> None:
+    ctx = Context(_project(tmp_path, None))
+    (load,) = ctx.run().loads
+    assert (load.status, load.rejected) == ("loaded", 0)
+    assert ctx.sql("select note from f.notes where id = 2").rows == (("a\x00b",),)
+
+
+def test_rows_as_dicts_and_arrow_batches_are_screened_alike() -> None:
+    rows = [
+        {"id": 1, "tags": ["ok", "b\x00d"]},
+        {"id": 2, "address": {"street": "x\x00"}},
+        {"id": 3, "note": "fine"},
+    ]
+    kept, rejected = without_nul(rows, "t")
+    assert kept == [{"id": 3, "note": "fine"}]
+    assert [r.column for r in rejected] == ["tags", "address__street"]
+    assert without_nul({"id": 1, "note": "x\x00"}, "t")[0] == []
+    table = pa.table({"a": ["x", None, "y\x00"], "b": ["\x00", "z", "w"], "n": [1, 2, 3]})
+    kept_table, rejected = without_nul(table, "t")
+    assert kept_table.column("n").to_pylist() == [2]
+    assert [r.column for r in rejected] == ["b", "a"]
