@@ -91,3 +91,19 @@ def test_not_finite_numbers_are_rejected_with_their_line(tmp_path: Path) -> None
         found = unfit_lines(con, str(path), "t", "odd.jsonl")
     assert [(r.line, r.column) for r in found] == [(1, "a"), (3, "a")]
     assert all("not a finite number" in r.reason for r in found)
+
+
+def test_a_windows_file_with_a_byte_order_mark_loads_and_rejects_its_first_line(
+    tmp_path: Path,
+) -> None:
+    root = _project(tmp_path, [])
+    (root / "sources" / "files" / "orders.jsonl").write_bytes(
+        b'\xef\xbb\xbf{"id": 1, "amount": 12345678901234567890.12}\r\n'
+        b'{"id": 2, "amount": 2.5}\r\n{"id": 3, "amount": 0.125}'
+    )
+    ctx = Context(root)
+    (load,) = ctx.run().loads
+    assert load.status == "loaded", load.error
+    assert (load.rows, load.rejected) == (2, 1)
+    assert ctx.sql("select id, amount from f.orders order by id").rows == ((2, 2.5), (3, 0.125))
+    assert ctx.sql("select line, column_name from f._rejected_rows").rows == ((1, "amount"),)

@@ -79,6 +79,28 @@ def _without_lines(path: str, numbers: set[int | None]) -> Iterator[str]:
         os.unlink(name)
 
 
+@contextmanager
+def _without_bom(path: str) -> Iterator[str]:
+    """``path``, or a temporary copy without the byte-order mark it starts with (Windows tools
+    write one; DuckDB's JSON reader refuses it)."""
+    with open(path, "rb") as source:
+        marked = source.read(3) == b"\xef\xbb\xbf"
+    if not marked:
+        yield path
+        return
+    with (
+        open(path, "rb") as source,
+        tempfile.NamedTemporaryFile(suffix=os.path.splitext(path)[1], delete=False) as tmp,
+    ):
+        source.seek(3)
+        shutil.copyfileobj(source, tmp)
+        name = tmp.name
+    try:
+        yield name
+    finally:
+        os.unlink(name)
+
+
 def _local_path(url: str) -> str:
     from urllib.parse import unquote, urlparse
 
@@ -123,9 +145,10 @@ def stage_file(
     if file_format == "jsonl":
         # DuckDB reads a JSON number into a double or a 64-bit integer, rounding one that
         # neither holds without a word: those lines are rejected, and the rest read.
-        unfit = unfit_lines(con, path, table, display_name)
-        with _without_lines(path, {r.line for r in unfit}) as readable:
-            con.execute(f"CREATE TABLE {name} AS {source_query(readable, file_format)}")
+        with _without_bom(path) as plain:
+            unfit = unfit_lines(con, plain, table, display_name)
+            with _without_lines(plain, {r.line for r in unfit}) as readable:
+                con.execute(f"CREATE TABLE {name} AS {source_query(readable, file_format)}")
         return unfit
     rejects = f"{name}_rejects"
     options = [

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterator
 from typing import Any
 
 from stackyard.results import RejectedRow
@@ -123,18 +124,37 @@ def unfit_lines(con: Any, path: str, table: str, display_name: str) -> list[Reje
     for (text,) in suspects:
         found = _unfit_line(text)
         if found is not None:
-            unfit[text.strip()] = found
+            unfit[_plain(text)] = found
     if not unfit:
         return []
-    # Rare: find the lines' numbers by reading the file once.
+    # Rare: find the lines' numbers by reading the file once. Each line is matched by its
+    # text; a line the reader's text did not match (it may tidy a line) is found by parsing
+    # every line, so that no such number ever loads rounded.
     rejected = []
+    matched = set()
+    for number, text in _lines(path):
+        if text in unfit:
+            matched.add(text)
+            column, reason = unfit[text]
+            rejected.append(RejectedRow(table, display_name, number, column, reason, text))
+    if len(matched) < len(unfit):
+        rejected = []
+        for number, text in _lines(path):
+            found = _unfit_line(text) if text else None
+            if found is not None:
+                rejected.append(RejectedRow(table, display_name, number, *found, text))
+    return rejected
+
+
+def _lines(path: str) -> Iterator[tuple[int, str]]:
     with open(path, "rb") as handle:
         for number, raw in enumerate(handle, start=1):
-            text = raw.decode("utf-8", errors="replace").strip()
-            if text in unfit:
-                column, reason = unfit[text]
-                rejected.append(RejectedRow(table, display_name, number, column, reason, text))
-    return rejected
+            yield number, _plain(raw.decode("utf-8", errors="replace"))
+
+
+def _plain(text: str) -> str:
+    """A line without its end, surrounding blanks and a byte-order mark."""
+    return text.strip().lstrip("\ufeff").strip()
 
 
 def _unfit_line(line: str) -> tuple[str, str] | None:
