@@ -6,17 +6,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from typing import Any
 
-from stackyard.ingest.files import (
-    _csv_header,
-    _lines_of_rows,
-    _normalise,
-    _not_whole_numbers,
-    _sql_char,
-    _whole_numbers_select,
-)
+from stackyard.ingest.files import stage_file
 from stackyard.results import RejectedRow
 
 
@@ -50,52 +42,18 @@ def read_file(
         literal = "'" + path.replace("'", "''") + "'"
         if file_format == "parquet":
             return con.sql(f"SELECT * FROM read_parquet({literal})").to_arrow_table(), []
-        if file_format == "jsonl":
-            return con.sql(
-                f"SELECT * FROM read_json({literal}, format='newline_delimited')"
-            ).to_arrow_table(), []
-        options = ["header=true", "store_rejects=true", f"delim='{_sql_char(delimiter)}'"]
-        whole: list[str] = []
-        if column_types:
-            header = _csv_header(path, delimiter)
-            known = {
-                c: column_types[_normalise(c)] for c in header if _normalise(c) in column_types
-            }
-            # DuckDB casts '10.6' to BIGINT as 11: integer columns are read as text and
-            # checked, so a value that is not a whole number is rejected, never rounded.
-            whole = [c for c, t in known.items() if t == "BIGINT"]
-            known = {c: ("VARCHAR" if c in whole else t) for c, t in known.items()}
-            if known:
-                pairs = ", ".join(f"'{_sql_char(c)}': '{t}'" for c, t in known.items())
-                options.append(f"types={{{pairs}}}")
-        con.execute(
-            f"CREATE TEMP TABLE _rows AS SELECT * FROM read_csv({literal}, {', '.join(options)})"
+        # One file's staging is the batched reader's own: what is compared is the batching.
+        rejected = stage_file(
+            con,
+            "whole",
+            path,
+            file_format=file_format,
+            table=table,
+            display_name=display_name,
+            column_types=column_types,
+            delimiter=delimiter,
         )
-        not_whole = _not_whole_numbers(con, whole, table, display_name, delimiter)
-        rows = con.sql(_whole_numbers_select(whole)).to_arrow_table()
-        rejected = [
-            RejectedRow(
-                table=table,
-                file=display_name,
-                line=int(line),
-                column=column,
-                reason=f"{error_type}: {message}",
-                raw=raw,
-            )
-            # One row per rejected line: DuckDB lists an error per bad column, and a line
-            # with two bad values is still one row not loaded.
-            for line, column, error_type, message, raw in con.sql(
-                "SELECT line, string_agg(column_name, ', ' ORDER BY column_idx), "
-                "string_agg(DISTINCT error_type::VARCHAR, ', '), "
-                "string_agg(error_message, '; ' ORDER BY column_idx), any_value(csv_line) "
-                "FROM reject_errors GROUP BY line ORDER BY line"
-            ).fetchall()
-        ]
-        if not_whole:
-            lines = _lines_of_rows(path, delimiter, {r.line for r in rejected}, set(not_whole))
-            rejected += [replace(r, line=lines.get(rowid)) for rowid, r in not_whole.items()]
-            rejected.sort(key=lambda r: r.line or 0)
-        return rows, rejected
+        return con.sql("SELECT * FROM whole ORDER BY rowid").to_arrow_table(), rejected
     finally:
         con.close()
 

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
 
+from stackyard.ingest.csv_numbers import sniffed_doubles, unheld_doubles
 from stackyard.ingest.json_numbers import unfit_lines
 from stackyard.results import RejectedRow
 
@@ -159,20 +160,30 @@ def stage_file(
         f"delim='{_sql_char(delimiter)}'",
     ]
     whole: list[str] = []
+    known: dict[str, str] = {}
     if column_types:
         header = _csv_header(path, delimiter)
         known = {c: column_types[_normalise(c)] for c in header if _normalise(c) in column_types}
         # DuckDB casts '10.6' to BIGINT as 11: integer columns are read as text and
         # checked, so a value that is not a whole number is rejected, never rounded.
         whole = [c for c, t in known.items() if t == "BIGINT"]
-        known = {c: ("VARCHAR" if c in whole else t) for c, t in known.items()}
-        if known:
-            pairs = ", ".join(f"'{_sql_char(c)}': '{t}'" for c, t in known.items())
-            options.append(f"types={{{pairs}}}")
+    # And it casts any number of digits to a double: double columns too (the table's, and
+    # those the sniffer would pick for a new one) are read as text and checked.
+    sniffing = ["header=true", "ignore_errors=true", f"delim='{_sql_char(delimiter)}'"]
+    doubles = [c for c, t in known.items() if t == "DOUBLE"]
+    doubles += [c for c in sniffed_doubles(con, literal, sniffing) if c not in known]
+    known |= {c: "VARCHAR" for c in whole + doubles}
+    if known:
+        pairs = ", ".join(f"'{_sql_char(c)}': '{t}'" for c, t in known.items())
+        options.append(f"types={{{pairs}}}")
     con.execute(f"CREATE TABLE _rows AS SELECT * FROM read_csv({literal}, {', '.join(options)})")
-    not_whole = _not_whole_numbers(con, whole, table, display_name, delimiter)
-    con.execute(f"CREATE TABLE {name} AS {_whole_numbers_select(whole)}")
+    bad = _not_whole_numbers(con, whole, table, display_name, delimiter)
+    bad = unheld_doubles(con, doubles, table, display_name, delimiter) | bad
+    if bad:
+        con.execute("CREATE TABLE _bad AS SELECT unnest($ids::BIGINT[]) AS id", {"ids": list(bad)})
+    con.execute(f"CREATE TABLE {name} AS {_kept_select(whole, doubles, bool(bad))}")
     con.execute("DROP TABLE _rows")
+    con.execute("DROP TABLE IF EXISTS _bad")
     rejected = [
         RejectedRow(
             table=table,
@@ -193,9 +204,9 @@ def stage_file(
     ]
     con.execute(f"DROP TABLE {rejects}")
     con.execute(f"DROP TABLE {name}_scans")
-    if not_whole:
-        lines = _lines_of_rows(path, delimiter, {r.line for r in rejected}, set(not_whole))
-        rejected += [replace(r, line=lines.get(rowid)) for rowid, r in not_whole.items()]
+    if bad:
+        lines = _lines_of_rows(path, delimiter, {r.line for r in rejected}, set(bad))
+        rejected += [replace(r, line=lines.get(rowid)) for rowid, r in bad.items()]
         rejected.sort(key=lambda r: r.line or 0)
     return rejected
 
@@ -267,13 +278,14 @@ def _not_whole_numbers(
     return out
 
 
-def _whole_numbers_select(columns: list[str]) -> str:
-    if not columns:
-        return "SELECT * FROM _rows"
-    quoted = ['"' + c.replace('"', '""') + '"' for c in columns]
-    replace = ", ".join(f"CAST(trim({q}) AS BIGINT) AS {q}" for q in quoted)
-    where = " AND ".join(f"({q} IS NULL OR regexp_matches({q}, {_WHOLE}))" for q in quoted)
-    return f"SELECT * REPLACE ({replace}) FROM _rows WHERE {where} ORDER BY rowid"
+def _kept_select(whole: list[str], doubles: list[str], bad: bool) -> str:
+    """The rows of ``_rows`` not in ``_bad``, integer and double columns cast back."""
+    quote = '"{}"'.format
+    casts = [f"CAST(trim({quote(c)}) AS BIGINT) AS {quote(c)}" for c in whole]
+    casts += [f"CAST(trim({quote(c)}) AS DOUBLE) AS {quote(c)}" for c in doubles]
+    replace = f" REPLACE ({', '.join(casts)})" if casts else ""
+    where = " WHERE rowid NOT IN (SELECT id FROM _bad)" if bad else ""
+    return f"SELECT *{replace} FROM _rows{where} ORDER BY rowid"
 
 
 def _csv_header(path: str, delimiter: str) -> list[str]:

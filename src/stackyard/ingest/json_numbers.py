@@ -29,7 +29,7 @@ _DOUBLE_DIGITS = 15
 # for a non-finite number. DuckDB finds them (a scan in Python read a file full of doubles
 # printed in full at a fifth of the speed DuckDB loads it) and passes over the ones that are
 # a 64-bit integer or how a double prints itself; the lines left are parsed here.
-_SUSPECT = r"[0-9][0-9.]{15,}(?:[eE][+-]?[0-9]+)?|[0-9][0-9.]{0,14}[eE][+-]?[0-9]{3,}|NaN|Infinity"
+SUSPECT = r"[0-9][0-9.]{15,}(?:[eE][+-]?[0-9]+)?|[0-9][0-9.]{0,14}[eE][+-]?[0-9]{3,}|NaN|Infinity"
 
 
 class _Unheld(str):
@@ -114,7 +114,7 @@ def unfit_lines(con: Any, path: str, table: str, display_name: str) -> list[Reje
     literal = "'" + path.replace("'", "''") + "'"
     suspects = con.execute(
         "SELECT DISTINCT line FROM (SELECT json::VARCHAR AS line, "
-        f"unnest(regexp_extract_all(json::VARCHAR, '{_SUSPECT}')) AS token "
+        f"unnest(regexp_extract_all(json::VARCHAR, '{SUSPECT}')) AS token "
         f"FROM read_json_objects({literal}, format='newline_delimited', ignore_errors=true)) "
         "WHERE NOT coalesce(regexp_full_match(token, '[0-9]+') "
         "AND TRY_CAST(token AS BIGINT) IS NOT NULL, false) "

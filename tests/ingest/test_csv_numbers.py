@@ -1,0 +1,73 @@
+"""A CSV number a double does not hold as written (more digits than it keeps, past its range)
+is rejected with its line, on a first load (a column the sniffer reads as doubles) and on a
+later one (a double column the table has); the other rows load exactly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from stackyard import Context
+from stackyard.project import init_project
+
+
+def _project(tmp_path: Path, csv: str) -> Path:
+    root = tmp_path / "p"
+    init_project(root)
+    (root / "sources" / "files").mkdir(parents=True)
+    (root / "sources" / "files" / "a.csv").write_text(csv)
+    text = (
+        (root / "stackyard.yml")
+        .read_text()
+        .replace(
+            "sources: {}\n",
+            "sources:\n  f:\n    kind: filesystem\n    url: sources/files\n"
+            "    tables: {t: {glob: '*.csv', primary_key: id}}\n",
+        )
+    )
+    (root / "stackyard.yml").write_text(text)
+    return root
+
+
+def test_doubles_that_would_round_are_rejected_first_load_and_after(tmp_path: Path) -> None:
+    root = _project(
+        tmp_path,
+        "id,amount\n"
+        "1,12345678901234567890.12\n"  # line 2: rounded
+        "2,0.1\n"
+        "3,0.30000000000000004\n"  # how a double prints itself: kept
+        "4,1e-400\n"  # line 5: underflows to 0
+        "5,0.10000000000000001\n"  # %.17g of 0.1: kept
+        "6,\n"
+        "7,9007199254740993\n"  # line 8: past 2**53 in a double column
+        "8,1e400\n"  # line 9: past the largest double
+        "9,2.5\n",
+    )
+    ctx = Context(root)
+    (load,) = ctx.run().loads
+    assert load.status == "loaded", load.error
+    assert (load.rows, load.rejected) == (5, 4)
+    assert ctx.sql("select id, amount from f.t order by id").rows == (
+        (2, 0.1),
+        (3, 0.30000000000000004),
+        (5, 0.1),
+        (6, None),
+        (9, 2.5),
+    )
+    rejected = ctx.sql("select line, column_name, reason from f._rejected_rows order by line").rows
+    assert [r[:2] for r in rejected] == [(2, "amount"), (5, "amount"), (8, "amount"), (9, "amount")]
+    assert "it would load as 1.2345678901234567e+19" in rejected[0][2]
+    assert "beyond the largest double" in rejected[3][2]
+
+    # A later file into the table's double column: the same checks, and text is refused.
+    (root / "sources" / "files" / "b.csv").write_text(
+        "id,amount\n10,lots\n11,98765432109876543210.5\n12,3.25\n13,7\n"
+    )
+    (later,) = ctx.run().loads
+    assert (later.status, later.rows, later.rejected) == ("loaded", 2, 2)
+    assert ctx.sql("select id, amount from f.t where id >= 10 order by id").rows == (
+        (12, 3.25),
+        (13, 7.0),
+    )
+    assert ctx.sql(
+        "select line, reason from f._rejected_rows where file = 'b.csv' order by line"
+    ).rows[0] == (2, "CAST ERROR: 'lots' is not a number (column amount holds doubles)")
