@@ -381,9 +381,6 @@ def _file_resources(
         extra = {"credentials": credentials} if credentials else {}
         files = filesystem(bucket_url=url, file_glob=table.glob, **extra)
         files = files.with_name(f"{table_name}__files")
-        if table.primary_key:
-            # Only new or changed files are read again; their rows merge on the key.
-            files.apply_hints(incremental=dlt.sources.incremental("modification_date"))
         types = {
             column: t
             for column, dlt_type in known_columns.get(table_name, {}).items()
@@ -424,6 +421,8 @@ def _file_reader(
     # A closure rather than default arguments: dlt turns a transformer's parameters into
     # configuration fields, and a dict default is not a valid one.
     def read(items: list[Any]) -> Any:
+        if key:
+            items = _new_or_changed(table_name, items)
         yield from read_batches(
             items,
             file_format=fmt,
@@ -437,6 +436,25 @@ def _file_reader(
         )
 
     return read
+
+
+def _new_or_changed(table_name: str, items: list[Any]) -> list[Any]:
+    """The files of a keyed table not read before, or changed since (their rows merge on the
+    key): each file read is remembered with its modification time and size in the table's dlt
+    state, which is kept with the load. A cursor on the latest modification time skipped a new
+    file carrying an older one (copied with ``cp -p``, unpacked from an archive, an S3
+    multipart upload) without a word."""
+    import dlt
+
+    seen = dlt.current.resource_state(table_name).setdefault("files_read", {})
+    fresh = []
+    for item in items:
+        stamp = f"{item['modification_date']}|{item.get('size_in_bytes')}"
+        path = str(item["relative_path"])
+        if seen.get(path) != stamp:
+            fresh.append(item)
+            seen[path] = stamp
+    return fresh
 
 
 def build_external(name: str, config: ExternalSource, context: BuildContext) -> list[Any]:

@@ -1,0 +1,70 @@
+"""A keyed filesystem table reads each file once, and again when it changes: a new file with
+an older modification time than those already read (``cp -p``, an unpacked archive) is read
+too (a cursor on the latest time skipped it without a word), and a failed read is not
+remembered as read."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from stackyard import Context
+from stackyard.project import init_project
+
+OLD = 1_577_836_800  # 2020-01-01
+
+
+def _project(tmp_path: Path) -> tuple[Path, Path]:
+    root = tmp_path / "p"
+    init_project(root)
+    files = root / "sources" / "files"
+    files.mkdir(parents=True)
+    text = (
+        (root / "stackyard.yml")
+        .read_text()
+        .replace(
+            "sources: {}\n",
+            "sources:\n  f:\n    kind: filesystem\n    url: sources/files\n"
+            "    tables: {t: {glob: '*.jsonl', primary_key: id}}\n",
+        )
+    )
+    (root / "stackyard.yml").write_text(text)
+    return root, files
+
+
+def _rows(ctx: Context) -> tuple[tuple[object, ...], ...]:
+    return ctx.sql("select id, v from f.t order by id").rows
+
+
+def test_new_files_are_read_whatever_their_time_and_each_file_once(tmp_path: Path) -> None:
+    root, files = _project(tmp_path)
+    (files / "b.jsonl").write_text('{"id": 1, "v": "one"}\n')
+    ctx = Context(root)
+    assert ctx.run().loads[0].rows == 1
+
+    old = files / "a.jsonl"
+    old.write_text('{"id": 2, "v": "two"}\n')
+    os.utime(old, (OLD, OLD))
+    (load,) = ctx.run().loads
+    assert (load.status, load.rows) == ("loaded", 1)
+    assert _rows(ctx) == ((1, "one"), (2, "two"))
+
+    assert ctx.run().loads[0].rows == 0  # nothing new: nothing read
+
+    old.write_text('{"id": 2, "v": "TWO"}\n')  # changed (size too), still an old time
+    os.utime(old, (OLD + 60, OLD + 60))
+    assert ctx.run().loads[0].rows == 1
+    assert _rows(ctx) == ((1, "one"), (2, "TWO"))
+
+
+def test_a_file_that_failed_is_read_again_once_fixed(tmp_path: Path) -> None:
+    root, files = _project(tmp_path)
+    bad = files / "a.jsonl"
+    bad.write_text('{"id": 1, "v": \n')
+    ctx = Context(root)
+    assert ctx.run().loads[0].status == "failed"
+    bad.write_text('{"id": 1, "v": "one"}\n')
+    os.utime(bad, (OLD, OLD))
+    (load,) = ctx.run().loads
+    assert (load.status, load.rows) == ("loaded", 1)
+    assert _rows(ctx) == ((1, "one"),)
