@@ -22,6 +22,9 @@ LINES = [
     '{"id": 6, "amount": 3.0, "big": 3, "note": "12345678901234567890.12 in words"}',
     '{"id": 7, "amount": 0.10000000000000001, "big": 4}',
     '{"id": 8, "amount": 1.5, "big": 6, "nested": {"x": 98765432109876543210.5}}',
+    '{"id": 9, "amount": 9007199254740993, "big": 9007199254740993}',
+    '{"id": 10, "amount": 9007199254740992, "big": 7, "nested": {"x": 0.5, "n": [0.5, 2]}}',
+    '{"id": 11, "amount": 1.0, "big": 8, "nested": {"x": 1.5, "n": [9007199254740993]}}',
 ]
 
 
@@ -50,13 +53,14 @@ def test_a_jsonl_file_rejects_numbers_no_column_holds_and_loads_the_rest_exactly
     result = ctx.run()
     (load,) = result.loads
     assert load.status == "loaded", load.error
-    assert (load.rows, load.rejected) == (4, 4)
+    assert (load.rows, load.rejected) == (5, 6)
     rows = ctx.sql("select id, amount, big from f.orders order by id").rows
     assert rows == (
         (1, 0.1, 5),
         (3, 0.30000000000000004, 9223372036854775807),
         (6, 3.0, 3),
         (7, 0.1, 4),
+        (10, 9007199254740992.0, 7),  # 2**53: a double holds it
     )
     # the huge integer's row is out before types are read: the column stays an integer
     assert ctx.sql("select typeof(big) from f.orders limit 1").rows == (("BIGINT",),)
@@ -68,6 +72,8 @@ def test_a_jsonl_file_rejects_numbers_no_column_holds_and_loads_the_rest_exactly
         ("orders.jsonl", 5, "big"),
         ("orders.jsonl", 6, "amount"),
         ("orders.jsonl", 9, "nested__x"),
+        ("orders.jsonl", 10, "amount"),  # past 2**53 where the file has fractions
+        ("orders.jsonl", 12, "nested__n"),  # in a list of doubles
     ]
     assert "more digits than a double-precision column keeps" in rejected[0][3]
     assert "1.2345678901234567e+19" in rejected[0][3]

@@ -17,7 +17,7 @@ from dataclasses import replace
 from typing import Any
 
 from stackyard.ingest.csv_numbers import sniffed_doubles, unheld_doubles
-from stackyard.ingest.json_numbers import unfit_lines
+from stackyard.ingest.json_numbers import unfit_lines, without_lines
 from stackyard.results import RejectedRow
 
 # dlt data types → the DuckDB type a CSV column must cast to, so that a file whose values no
@@ -54,25 +54,6 @@ def local_copy(file_item: Mapping[str, Any]) -> Iterator[str]:
     with tempfile.NamedTemporaryFile(suffix=suffix, delete=False) as tmp:
         with file_item.open(mode="rb") as remote:  # type: ignore[attr-defined]
             shutil.copyfileobj(remote, tmp)
-        name = tmp.name
-    try:
-        yield name
-    finally:
-        os.unlink(name)
-
-
-@contextmanager
-def _without_lines(path: str, numbers: set[int | None]) -> Iterator[str]:
-    """``path``, or a temporary copy of it without the lines ``numbers`` (1-based)."""
-    if not numbers:
-        yield path
-        return
-    suffix = os.path.splitext(path)[1]
-    with tempfile.NamedTemporaryFile(suffix=suffix, delete=False) as tmp:
-        with open(path, "rb") as source:
-            tmp.writelines(
-                line for number, line in enumerate(source, start=1) if number not in numbers
-            )
         name = tmp.name
     try:
         yield name
@@ -148,7 +129,7 @@ def stage_file(
         # neither holds without a word: those lines are rejected, and the rest read.
         with _without_bom(path) as plain:
             unfit = unfit_lines(con, plain, table, display_name)
-            with _without_lines(plain, {r.line for r in unfit}) as readable:
+            with without_lines(plain, {r.line for r in unfit}) as readable:
                 con.execute(f"CREATE TABLE {name} AS {source_query(readable, file_format)}")
         return unfit
     rejects = f"{name}_rejects"

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from stackyard.results import RejectedRow
@@ -111,20 +114,52 @@ def unfit_lines(con: Any, path: str, table: str, display_name: str) -> list[Reje
         table: the table its rows are for.
         display_name: the file as the user knows it.
     """
-    literal = "'" + path.replace("'", "''") + "'"
-    suspects = con.execute(
-        "SELECT DISTINCT line FROM (SELECT json::VARCHAR AS line, "
-        f"unnest(regexp_extract_all(json::VARCHAR, '{SUSPECT}')) AS token "
-        f"FROM read_json_objects({literal}, format='newline_delimited', ignore_errors=true)) "
-        "WHERE NOT coalesce(regexp_full_match(token, '[0-9]+') "
-        "AND TRY_CAST(token AS BIGINT) IS NOT NULL, false) "
-        "AND TRY_CAST(token AS DOUBLE)::VARCHAR IS DISTINCT FROM token"
-    ).fetchall()
-    unfit = {}
-    for (text,) in suspects:
-        found = _unfit_line(text)
-        if found is not None:
-            unfit[_plain(text)] = found
+    literal = _literal(path)
+    doubles, mixed = _double_paths(con, literal)
+    # A 64-bit integer is held as written, unless it lands where the reader keeps doubles
+    # (a field with fractions elsewhere in the file) and a double cannot hold it.
+    held_integer = "regexp_full_match(token, '[0-9]+') AND TRY_CAST(token AS BIGINT) IS NOT NULL"
+    if doubles or mixed:
+        held_integer += " AND TRY_CAST(TRY_CAST(token AS DOUBLE) AS HUGEINT)::VARCHAR = token"
+    suspects = [
+        text
+        for (text,) in con.execute(
+            "SELECT DISTINCT line FROM (SELECT json::VARCHAR AS line, "
+            f"unnest(regexp_extract_all(json::VARCHAR, '{SUSPECT}')) AS token "
+            f"FROM read_json_objects({literal}, format='newline_delimited', "
+            "ignore_errors=true)) "
+            f"WHERE NOT coalesce({held_integer}, false) "
+            "AND TRY_CAST(token AS DOUBLE)::VARCHAR IS DISTINCT FROM token"
+        ).fetchall()
+    ]
+    rejected: list[RejectedRow] = []
+    # The reader types the file without the rejected lines, and a field may then hold
+    # doubles or not (a rejected line was its only fraction): judged again on those types.
+    for _ in range(3):
+        unfit = {}
+        for text in suspects:
+            found = _unfit_line(text, doubles)
+            if found is not None:
+                unfit[_plain(text)] = found
+        rejected = _numbered(path, unfit, doubles, table, display_name)
+        if not rejected:
+            return []
+        with without_lines(path, {r.line for r in rejected}) as rest:
+            now, _ = _double_paths(con, _literal(rest))
+        if now == doubles:
+            break
+        doubles = now
+    return rejected
+
+
+def _numbered(
+    path: str,
+    unfit: dict[str, tuple[str, str]],
+    doubles: frozenset[tuple[str, ...]],
+    table: str,
+    display_name: str,
+) -> list[RejectedRow]:
+    """The rejected rows of the lines ``unfit`` names (by text), with their line numbers."""
     if not unfit:
         return []
     # Rare: find the lines' numbers by reading the file once. Each line is matched by its
@@ -140,10 +175,33 @@ def unfit_lines(con: Any, path: str, table: str, display_name: str) -> list[Reje
     if len(matched) < len(unfit):
         rejected = []
         for number, text in _lines(path):
-            found = _unfit_line(text) if text else None
+            found = _unfit_line(text, doubles) if text else None
             if found is not None:
                 rejected.append(RejectedRow(table, display_name, number, *found, text))
     return rejected
+
+
+@contextmanager
+def without_lines(path: str, numbers: set[int | None]) -> Iterator[str]:
+    """``path``, or a temporary copy of it without the lines ``numbers`` (1-based)."""
+    if not numbers:
+        yield path
+        return
+    suffix = os.path.splitext(path)[1]
+    with tempfile.NamedTemporaryFile(suffix=suffix, delete=False) as tmp:
+        with open(path, "rb") as source:
+            tmp.writelines(
+                line for number, line in enumerate(source, start=1) if number not in numbers
+            )
+        name = tmp.name
+    try:
+        yield name
+    finally:
+        os.unlink(name)
+
+
+def _literal(path: str) -> str:
+    return "'" + path.replace("'", "''") + "'"
 
 
 def _lines(path: str) -> Iterator[tuple[int, str]]:
@@ -157,11 +215,72 @@ def _plain(text: str) -> str:
     return text.strip().lstrip("\ufeff").strip()
 
 
-def _unfit_line(line: str) -> tuple[str, str] | None:
+def _unfit_line(line: str, doubles: frozenset[tuple[str, ...]]) -> tuple[str, str] | None:
     try:
         payload = json.loads(line, parse_float=float_or_unheld)
     except ValueError:
         return None
     if not isinstance(payload, dict):
         return None
-    return unfit_value(payload, advice="write it as a JSON string")
+    found = unfit_value(payload, advice="write it as a JSON string")
+    return found if found is not None or not doubles else _rounded_integer(payload, doubles)
+
+
+def _double_paths(con: Any, literal: str) -> tuple[frozenset[tuple[str, ...]], bool]:
+    """Where the reader puts doubles: each path of field names (``"[]"`` for a list's items)
+    whose type it reads as DOUBLE; and whether some field is read as JSON (mixed types,
+    which may read as doubles once a line is left out). Nothing when the file cannot be read
+    (its load says why)."""
+    try:
+        relation = con.sql(f"SELECT * FROM read_json({literal}, format='newline_delimited')")
+        columns = list(zip(relation.columns, relation.types, strict=True))
+    except Exception:  # the load reports the file's own error
+        return frozenset(), False
+    found: set[tuple[str, ...]] = set()
+    mixed = False
+
+    def walk(kind: Any, path: tuple[str, ...]) -> None:
+        nonlocal mixed
+        if kind.id in ("double", "float"):
+            found.add(path)
+        elif kind.id == "struct":
+            for name, child in kind.children:
+                walk(child, (*path, name))
+        elif kind.id == "list":
+            walk(kind.children[0][1], (*path, "[]"))
+        elif str(kind) == "JSON":
+            mixed = True
+
+    for name, kind in columns:
+        walk(kind, (name,))
+    return frozenset(found), mixed
+
+
+def _rounded_integer(
+    value: Any, doubles: frozenset[tuple[str, ...]], path: tuple[str, ...] = ()
+) -> tuple[str, str] | None:
+    """The first integer that lands in a double (a path of ``doubles``) and that a double
+    does not hold, and why."""
+    if isinstance(value, dict):
+        for name, item in value.items():
+            found = _rounded_integer(item, doubles, (*path, name))
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for item in value:
+            found = _rounded_integer(item, doubles, (*path, "[]"))
+            if found is not None:
+                return found
+    elif (
+        isinstance(value, int)
+        and not isinstance(value, bool)
+        and path in doubles
+        and int(float(value)) != value
+    ):
+        column = "__".join(p for p in path if p != "[]")
+        return column, (
+            f"{column} is {value}, more digits than a double-precision column keeps (the "
+            f"field holds fractions elsewhere, so it is read as a double and would load "
+            f"as {float(value)!r}); write it as a JSON string to keep it exact"
+        )
+    return None
