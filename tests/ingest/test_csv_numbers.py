@@ -71,3 +71,26 @@ def test_doubles_that_would_round_are_rejected_first_load_and_after(tmp_path: Pa
     assert ctx.sql(
         "select line, reason from f._rejected_rows where file = 'b.csv' order by line"
     ).rows[0] == (2, "CAST ERROR: 'lots' is not a number (column amount holds doubles)")
+
+
+def test_an_integer_wider_than_the_tables_bigint_column_rejects_its_row(tmp_path: Path) -> None:
+    root = _project(tmp_path, "id,qty\n1,5\n")
+    ctx = Context(root)
+    assert ctx.run().loads[0].rows == 1
+    (root / "sources" / "files" / "b.csv").write_text(
+        "id,qty\n2,18446744073709551616\n3,9223372036854775807\n"
+    )
+    (load,) = ctx.run().loads
+    assert (load.status, load.rows, load.rejected) == ("loaded", 1, 1), load.error
+    assert ctx.sql("select id, qty from f.t order by id").rows == (
+        (1, 5),
+        (3, 9223372036854775807),
+    )
+    assert ctx.sql("select file, line, reason from f._rejected_rows").rows == (
+        (
+            "b.csv",
+            2,
+            "CAST ERROR: '18446744073709551616' is wider than a 64-bit integer column holds "
+            "(column qty is BIGINT)",
+        ),
+    )

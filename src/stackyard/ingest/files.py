@@ -9,6 +9,7 @@ dropping the row silently (https://duckdb.org/docs/data/csv/reading_faulty_csv_f
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator, Mapping
@@ -241,18 +242,23 @@ def _not_whole_numbers(
         quoted = '"' + column.replace('"', '""') + '"'
         found = con.execute(
             f"SELECT rowid, {quoted}, concat_ws('{_sql_char(delimiter)}', *COLUMNS(*)) "
-            f"FROM _rows WHERE {quoted} IS NOT NULL AND NOT regexp_matches({quoted}, {_WHOLE})"
+            f"FROM _rows WHERE {quoted} IS NOT NULL AND (NOT regexp_matches({quoted}, {_WHOLE}) "
+            f"OR TRY_CAST(trim({quoted}) AS BIGINT) IS NULL)"
         ).fetchall()
         for rowid, value, raw in found:
             if rowid in seen:
                 continue
             seen.add(rowid)
+            whole = re.fullmatch(r"\s*[+-]?[0-9]+\s*", value) is not None
             out[int(rowid)] = RejectedRow(
                 table=table,
                 file=display_name,
                 line=None,
                 column=column,
-                reason=f"CAST ERROR: '{value}' is not a whole number (column {column} is "
+                reason=f"CAST ERROR: '{value.strip()}' is wider than a 64-bit integer column "
+                f"holds (column {column} is BIGINT)"
+                if whole
+                else f"CAST ERROR: '{value}' is not a whole number (column {column} is "
                 "BIGINT); rounding it would change the value",
                 raw=raw,
             )
