@@ -68,3 +68,17 @@ def test_a_file_that_failed_is_read_again_once_fixed(tmp_path: Path) -> None:
     (load,) = ctx.run().loads
     assert (load.status, load.rows) == ("loaded", 1)
     assert _rows(ctx) == ((1, "one"),)
+
+
+def test_rows_without_a_key_value_are_rejected_and_the_rest_load(tmp_path: Path) -> None:
+    root, files = _project(tmp_path)
+    (files / "a.jsonl").write_text(
+        '{"id": 1, "v": "one"}\n{"v": "no id"}\n{"id": null, "v": "null id"}\n{"id": 2, "v": "two"}\n'
+    )
+    ctx = Context(root)
+    (load,) = ctx.run().loads
+    assert (load.status, load.rows, load.rejected) == ("loaded", 2, 2), load.error
+    assert _rows(ctx) == ((1, "one"), (2, "two"))
+    rejected = ctx.sql("select file, column_name, reason, raw from f._rejected_rows").rows
+    assert [r[:3] for r in rejected] == [("a.jsonl", "id", "no value for the key column id")] * 2
+    assert '"no id"' in rejected[0][3]

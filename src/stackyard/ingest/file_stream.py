@@ -103,6 +103,8 @@ def read_batches(
                         )
                     )
                 query, scratch = f"SELECT * FROM {name}", name
+                if key:
+                    reject(_without_key(con, name, key, table, str(item["relative_path"])))
             count = int(con.execute(f"SELECT count(*) FROM ({query})").fetchall()[0][0])
             if count:
                 # A file with no rows has no say in the columns' types (as it had none before).
@@ -125,6 +127,36 @@ def read_batches(
                 keep = None
         for index, file in enumerate(files):
             yield from _stream(con, file, None if keep is None else keep[index], size, unified)
+
+
+def _without_key(
+    con: Any, name: str, key: Sequence[str], table: str, display_name: str
+) -> list[RejectedRow]:
+    """Take the rows with no value for a key column out of the scratch table ``name`` (a merge
+    cannot place them; dlt refused the whole load over one), as rejected rows."""
+    present = {str(row[0]) for row in con.execute(f"DESCRIBE {name}").fetchall()}
+    # Under the key's own names only: a header dlt renames later ("Order ID") is left to it.
+    columns = [k for k in key if k in present]
+    if not columns:
+        return []
+    missing = [f"{_quote(k)} IS NULL" for k in columns]
+    empty = " OR ".join(missing)
+    found = con.execute(
+        f"SELECT rowid, to_json(t)::VARCHAR, {', '.join(missing)} FROM {name} t "
+        f"WHERE {empty} ORDER BY rowid"
+    ).fetchall()
+    if not found:
+        return []
+    # Rebuilt rather than deleted from: the key's winners are found by dense row numbers.
+    con.execute(
+        f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM {name} WHERE NOT ({empty}) ORDER BY rowid"
+    )
+    rejected = []
+    for _, raw, *gone in found:
+        column = next(k for k, empty_here in zip(columns, gone, strict=True) if empty_here)
+        reason = f"no value for the key column {column}"
+        rejected.append(RejectedRow(table, display_name, None, column, reason, raw))
+    return rejected
 
 
 def _winners(con: Any, files: list[_File], key: Sequence[str], names: list[str]) -> Any:
