@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
 
+from stackyard.errors import LoadError
 from stackyard.ingest.csv_numbers import sniffed_doubles, unheld_doubles
 from stackyard.ingest.json_numbers import unfit_lines, without_lines
 from stackyard.results import RejectedRow
@@ -131,7 +132,13 @@ def stage_file(
         with _without_bom(path) as plain:
             unfit = unfit_lines(con, plain, table, display_name)
             with without_lines(plain, {r.line for r in unfit}) as readable:
-                con.execute(f"CREATE TABLE {name} AS {source_query(readable, file_format)}")
+                try:
+                    con.execute(f"CREATE TABLE {name} AS {source_query(readable, file_format)}")
+                except Exception:
+                    # DuckDB's message counts lines its own way and quotes the SQL it ran:
+                    # the line that does not parse is named here as an editor numbers it.
+                    _raise_malformed_line(plain, display_name)
+                    raise
         return unfit
     rejects = f"{name}_rejects"
     options = [
@@ -191,6 +198,34 @@ def stage_file(
         rejected += [replace(r, line=lines.get(rowid)) for rowid, r in bad.items()]
         rejected.sort(key=lambda r: r.line or 0)
     return rejected
+
+
+def _raise_malformed_line(path: str, display_name: str) -> None:
+    """Raise a :class:`LoadError` naming the first line of a JSONL file that is not a JSON
+    object, if there is one (otherwise return, for the reader's own error to stand)."""
+    import json
+
+    with open(path, "rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            if not raw.strip():
+                continue
+            try:
+                payload = json.loads(raw.strip())
+            except ValueError as exc:
+                why = (
+                    f"{exc.msg} at column {exc.colno}"
+                    if isinstance(exc, json.JSONDecodeError)
+                    else str(exc)
+                )
+            else:
+                if isinstance(payload, dict):
+                    continue
+                why = f"a JSON {type(payload).__name__}, not an object"
+            raise LoadError(
+                f"{display_name}, line {number}: malformed JSON: {why}",
+                hint="fix or remove that line (each line of a JSONL file is one JSON object); "
+                "nothing of the file was loaded",
+            )
 
 
 def source_query(path: str, file_format: str) -> str:
