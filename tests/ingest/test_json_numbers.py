@@ -113,3 +113,19 @@ def test_a_windows_file_with_a_byte_order_mark_loads_and_rejects_its_first_line(
     assert (load.rows, load.rejected) == (2, 1)
     assert ctx.sql("select id, amount from f.orders order by id").rows == ((2, 2.5), (3, 0.125))
     assert ctx.sql("select line, column_name from f._rejected_rows").rows == ((1, "amount"),)
+
+
+def test_a_later_file_of_whole_numbers_loads_into_the_tables_double_column(
+    tmp_path: Path,
+) -> None:
+    root = _project(tmp_path, ['{"id": 1, "amount": 1.5}'])
+    ctx = Context(root)
+    assert ctx.run().loads[0].rows == 1
+    (root / "sources" / "files" / "later.jsonl").write_text(
+        '{"id": 2, "amount": 3}\n{"id": 3, "amount": 9007199254740993}\n'
+    )
+    (load,) = ctx.run().loads
+    assert (load.status, load.rows, load.rejected) == ("loaded", 1, 1), load.error
+    assert ctx.sql("select id, amount from f.orders order by id").rows == ((1, 1.5), (2, 3.0))
+    (reason,) = ctx.sql("select reason from f._rejected_rows").rows[0]
+    assert "past 2**53 in a column of doubles" in reason

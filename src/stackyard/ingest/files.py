@@ -139,6 +139,8 @@ def stage_file(
                     # the line that does not parse is named here as an editor numbers it.
                     _raise_malformed_line(plain, display_name)
                     raise
+        if column_types:
+            unfit += _whole_numbers_as_doubles(con, name, column_types, table, display_name)
         return unfit
     rejects = f"{name}_rejects"
     options = [
@@ -198,6 +200,61 @@ def stage_file(
         rejected += [replace(r, line=lines.get(rowid)) for rowid, r in bad.items()]
         rejected.sort(key=lambda r: r.line or 0)
     return rejected
+
+
+def _whole_numbers_as_doubles(
+    con: Any, name: str, column_types: Mapping[str, str], table: str, display_name: str
+) -> list[RejectedRow]:
+    """Cast a JSONL file's integer columns to double where the table's column is one (a file
+    whose values are all whole would otherwise change the column's type and stop the load),
+    rejecting the rows whose integer a double does not hold."""
+    described = con.execute(f"DESCRIBE {name}").fetchall()
+    columns = [
+        str(row[0])
+        for row in described
+        if str(row[1]) in _INTEGER_TYPES and column_types.get(_normalise(str(row[0]))) == "DOUBLE"
+    ]
+    if not columns:
+        return []
+    quoted = ['"' + c.replace('"', '""') + '"' for c in columns]
+    # 2**53: every integer up to it is a double exactly.
+    wide = " OR ".join(f"abs({q}::HUGEINT) > 9007199254740992" for q in quoted)
+    rejected = [
+        RejectedRow(
+            table,
+            display_name,
+            None,
+            next(
+                c for c, v in zip(columns, values, strict=True) if v is not None and abs(v) > 2**53
+            ),
+            "a whole number past 2**53 in a column of doubles, which would load rounded; write "
+            "it as a JSON string to keep it exact",
+            raw,
+        )
+        for raw, *values in con.execute(
+            f"SELECT to_json(t)::VARCHAR, {', '.join(quoted)} FROM {name} t WHERE {wide} "
+            "ORDER BY rowid"
+        ).fetchall()
+    ]
+    casts = ", ".join(f"CAST({q} AS DOUBLE) AS {q}" for q in quoted)
+    con.execute(
+        f"CREATE OR REPLACE TABLE {name} AS SELECT * REPLACE ({casts}) FROM {name} "
+        f"WHERE NOT ({wide}) ORDER BY rowid"
+    )
+    return rejected
+
+
+_INTEGER_TYPES = {
+    "TINYINT",
+    "SMALLINT",
+    "INTEGER",
+    "BIGINT",
+    "HUGEINT",
+    "UTINYINT",
+    "USMALLINT",
+    "UINTEGER",
+    "UBIGINT",
+}
 
 
 def _raise_malformed_line(path: str, display_name: str) -> None:
