@@ -129,3 +129,19 @@ def test_a_later_file_of_whole_numbers_loads_into_the_tables_double_column(
     assert ctx.sql("select id, amount from f.orders order by id").rows == ((1, 1.5), (2, 3.0))
     (reason,) = ctx.sql("select reason from f._rejected_rows").rows[0]
     assert "past 2**53 in a column of doubles" in reason
+
+
+def test_an_integer_another_file_makes_a_double_is_rejected_when_it_would_round(
+    tmp_path: Path,
+) -> None:
+    root = _project(tmp_path, ['{"id": 1, "amount": 1.5}'])
+    (root / "sources" / "files" / "other.jsonl").write_text(
+        '{"id": 2, "amount": 9007199254740993}\n{"id": 3, "amount": 4}\n'
+    )
+    ctx = Context(root)
+    (load,) = ctx.run().loads
+    assert (load.status, load.rows, load.rejected) == ("loaded", 2, 1), load.error
+    assert ctx.sql("select id, amount from f.orders order by id").rows == ((1, 1.5), (3, 4.0))
+    assert ctx.sql("select file, column_name from f._rejected_rows").rows == (
+        ("other.jsonl", "amount"),
+    )

@@ -37,6 +37,7 @@ class _File:
     table: str | None  # the scratch table holding them (None: read from the file itself)
     schema: Any
     rows: int
+    name: str = ""  # as the user knows it
 
 
 def read_batches(
@@ -109,7 +110,7 @@ def read_batches(
             if count:
                 # A file with no rows has no say in the columns' types (as it had none before).
                 schema = con.sql(f"SELECT * FROM ({query}) LIMIT 0").to_arrow_table().schema
-                files.append(_File(query, scratch, schema, count))
+                files.append(_File(query, scratch, schema, count, str(item["relative_path"])))
         if not files:
             return
         unified = (
@@ -126,7 +127,8 @@ def read_batches(
             else:
                 keep = None
         for index, file in enumerate(files):
-            yield from _stream(con, file, None if keep is None else keep[index], size, unified)
+            mask = None if keep is None else keep[index]
+            yield from _stream(con, file, mask, size, unified, table, reject)
 
 
 def _without_key(
@@ -187,7 +189,15 @@ def _winners(con: Any, files: list[_File], key: Sequence[str], names: list[str])
     return masks
 
 
-def _stream(con: Any, file: _File, keep: Any, size: int, unified: Any) -> Iterator[Any]:
+def _stream(
+    con: Any,
+    file: _File,
+    keep: Any,
+    size: int,
+    unified: Any,
+    table: str,
+    reject: Callable[[list[RejectedRow]], None],
+) -> Iterator[Any]:
     import pyarrow as pa
 
     query = file.query if keep is None else f"SELECT rowid AS {_ROW}, * FROM {file.table}"
@@ -197,9 +207,49 @@ def _stream(con: Any, file: _File, keep: Any, size: int, unified: Any) -> Iterat
         if keep is not None:
             rows = rows.filter(pa.array(keep[rows.column(_ROW).to_numpy()])).drop_columns(_ROW)
         if promote:
+            rows, rejected = _past_doubles(rows, unified, table, file.name)
+            reject(rejected)
             rows = pa.concat_tables([unified.empty_table(), rows], promote_options="permissive")
         if rows.num_rows:
             yield rows
+
+
+def _past_doubles(rows: Any, unified: Any, table: str, file: str) -> tuple[Any, list[RejectedRow]]:
+    """Rows whose integer another file makes a double and a double does not hold (past
+    2**53), out of ``rows`` and as rejected rows (pyarrow refused the whole load over one)."""
+    import json
+
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    found: Any = None
+    first: dict[int, str] = {}
+    for name in rows.column_names:
+        if not (
+            pa.types.is_integer(rows.schema.field(name).type)
+            and pa.types.is_floating(unified.field(name).type)
+        ):
+            continue
+        column = rows.column(name)
+        past = pc.fill_null(pc.or_(pc.greater(column, 2**53), pc.less(column, -(2**53))), False)
+        if not pc.any(past).as_py():
+            continue
+        for index in pc.indices_nonzero(past).to_pylist():
+            first.setdefault(index, name)
+        found = past if found is None else pc.or_(found, past)
+    if found is None:
+        return rows, []
+    reason = (
+        "{} is a whole number past 2**53 where another file of the load holds fractions, so it "
+        "would load as a rounded double; write it as a string to keep it exact"
+    )
+    rejected = [
+        RejectedRow(
+            table, file, None, first[i], reason.format(first[i]), json.dumps(row, default=str)
+        )
+        for i, row in zip(sorted(first), rows.filter(found).to_pylist(), strict=True)
+    ]
+    return rows.filter(pc.invert(found)), rejected
 
 
 def _quote(name: str) -> str:
