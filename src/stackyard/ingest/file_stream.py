@@ -222,34 +222,27 @@ def _past_doubles(rows: Any, unified: Any, table: str, file: str) -> tuple[Any, 
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    found: Any = None
-    first: dict[int, str] = {}
+    from stackyard.ingest.text_fit import set_aside
+
+    masks = {}
     for name in rows.column_names:
-        if not (
-            pa.types.is_integer(rows.schema.field(name).type)
-            and pa.types.is_floating(unified.field(name).type)
+        if pa.types.is_integer(rows.schema.field(name).type) and pa.types.is_floating(
+            unified.field(name).type
         ):
-            continue
-        column = rows.column(name)
-        past = pc.fill_null(pc.or_(pc.greater(column, 2**53), pc.less(column, -(2**53))), False)
-        if not pc.any(past).as_py():
-            continue
-        for index in pc.indices_nonzero(past).to_pylist():
-            first.setdefault(index, name)
-        found = past if found is None else pc.or_(found, past)
-    if found is None:
-        return rows, []
+            column = rows.column(name)
+            past = pc.or_(pc.greater(column, 2**53), pc.less(column, -(2**53)))
+            masks[name] = pc.fill_null(past, False)
     reason = (
         "{} is a whole number past 2**53 where another file of the load holds fractions, so it "
         "would load as a rounded double; write it as a string to keep it exact"
     )
-    rejected = [
-        RejectedRow(
-            table, file, None, first[i], reason.format(first[i]), json.dumps(row, default=str)
-        )
-        for i, row in zip(sorted(first), rows.filter(found).to_pylist(), strict=True)
-    ]
-    return rows.filter(pc.invert(found)), rejected
+    return set_aside(
+        rows,
+        masks,
+        lambda column, row: RejectedRow(
+            table, file, None, column, reason.format(column), json.dumps(row, default=str)
+        ),
+    )
 
 
 def _quote(name: str) -> str:

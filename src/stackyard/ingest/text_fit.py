@@ -9,6 +9,7 @@ and the table's other rows load. Other targets keep NUL as it is.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from stackyard.results import RejectedRow
@@ -46,24 +47,35 @@ def _arrow_without_nul(item: Any, table: str) -> tuple[Any, list[RejectedRow]]:
     import pyarrow as pa
     import pyarrow.compute as pc
 
+    masks = {}
+    for name, column in zip(item.column_names, item.columns, strict=True):
+        if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+            masks[name] = pc.fill_null(pc.match_substring(column, NUL), False)
+    return set_aside(item, masks, lambda column, row: _rejected(table, column, row))
+
+
+def set_aside(
+    rows: Any, masks: dict[str, Any], rejected_row: Callable[[str, dict[str, Any]], RejectedRow]
+) -> tuple[Any, list[RejectedRow]]:
+    """``rows`` (Arrow) without those any of ``masks`` (per column, True where the row does
+    not fit) marks, and those rows as ``rejected_row(first column marking it, row)``."""
+    import pyarrow.compute as pc
+
     found: Any = None
     first: dict[int, str] = {}
-    for name, column in zip(item.column_names, item.columns, strict=True):
-        if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+    for name, mask in masks.items():
+        if not pc.any(mask).as_py():
             continue
-        has = pc.fill_null(pc.match_substring(column, NUL), False)
-        if not pc.any(has).as_py():
-            continue
-        for index in pc.indices_nonzero(has).to_pylist():
+        for index in pc.indices_nonzero(mask).to_pylist():
             first.setdefault(index, name)
-        found = has if found is None else pc.or_(found, has)
+        found = mask if found is None else pc.or_(found, mask)
     if found is None:
-        return item, []
-    rows = item.filter(found).to_pylist()
+        return rows, []
+    marked = rows.filter(found).to_pylist()
     rejected = [
-        _rejected(table, first[index], row) for index, row in zip(sorted(first), rows, strict=True)
+        rejected_row(first[index], row) for index, row in zip(sorted(first), marked, strict=True)
     ]
-    return item.filter(pc.invert(found)), rejected
+    return rows.filter(pc.invert(found)), rejected
 
 
 def _nul_column(row: dict[str, Any], prefix: str = "") -> str | None:
