@@ -8,7 +8,11 @@ generates, the journal of a schema change.
 from __future__ import annotations
 
 import os
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 
 def write_atomic(path: Path, text: str, mode: int | None = None) -> None:
@@ -50,3 +54,26 @@ def folder_problem(root: Path) -> str | None:
     if not os.access(existing, os.W_OK | os.X_OK):
         return f"{existing} cannot be written"
     return None
+
+
+@contextmanager
+def temporary_copy(suffix: str, write: Callable[[IO[bytes]], object]) -> Iterator[str]:
+    """The path of a temporary file ``write`` fills, removed once the block ends (a reader
+    such as DuckDB needs a file with the right ending, not a stream).
+
+    >>> with temporary_copy(".txt", lambda f: f.write(b"hi")) as name:
+    ...     open(name).read(), name.endswith(".txt")
+    ('hi', True)
+    """
+    with tempfile.NamedTemporaryFile(suffix=suffix, delete=False) as tmp:
+        name = tmp.name
+        try:
+            write(tmp)
+        except BaseException:
+            tmp.close()
+            os.unlink(name)
+            raise
+    try:
+        yield name
+    finally:
+        os.unlink(name)

@@ -11,13 +11,13 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import replace
-from typing import Any
+from typing import IO, Any
 
 from stackyard.errors import LoadError
+from stackyard.files import temporary_copy
 from stackyard.ingest.csv_numbers import sniffed_doubles, unheld_doubles
 from stackyard.ingest.json_numbers import unfit_lines, without_lines
 from stackyard.results import RejectedRow
@@ -52,15 +52,13 @@ def local_copy(file_item: Mapping[str, Any]) -> Iterator[str]:
     if url.startswith("file://"):
         yield _local_path(url)
         return
-    suffix = os.path.splitext(str(file_item["file_name"]))[1]
-    with tempfile.NamedTemporaryFile(suffix=suffix, delete=False) as tmp:
+
+    def download(tmp: IO[bytes]) -> None:
         with file_item.open(mode="rb") as remote:  # type: ignore[attr-defined]
             shutil.copyfileobj(remote, tmp)
-        name = tmp.name
-    try:
+
+    with temporary_copy(os.path.splitext(str(file_item["file_name"]))[1], download) as name:
         yield name
-    finally:
-        os.unlink(name)
 
 
 @contextmanager
@@ -72,17 +70,14 @@ def _without_bom(path: str) -> Iterator[str]:
     if not marked:
         yield path
         return
-    with (
-        open(path, "rb") as source,
-        tempfile.NamedTemporaryFile(suffix=os.path.splitext(path)[1], delete=False) as tmp,
-    ):
-        source.seek(3)
-        shutil.copyfileobj(source, tmp)
-        name = tmp.name
-    try:
+
+    def unmarked(tmp: IO[bytes]) -> None:
+        with open(path, "rb") as source:
+            source.seek(3)
+            shutil.copyfileobj(source, tmp)
+
+    with temporary_copy(os.path.splitext(path)[1], unmarked) as name:
         yield name
-    finally:
-        os.unlink(name)
 
 
 def _local_path(url: str) -> str:

@@ -11,11 +11,11 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import IO, Any
 
+from stackyard.files import temporary_copy
 from stackyard.results import RejectedRow
 
 # The widest integer a warehouse column holds (BIGINT). JSON allows any: a wider one made the
@@ -187,17 +187,15 @@ def without_lines(path: str, numbers: set[int | None]) -> Iterator[str]:
     if not numbers:
         yield path
         return
-    suffix = os.path.splitext(path)[1]
-    with tempfile.NamedTemporaryFile(suffix=suffix, delete=False) as tmp:
+
+    def kept(tmp: IO[bytes]) -> None:
         with open(path, "rb") as source:
             tmp.writelines(
                 line for number, line in enumerate(source, start=1) if number not in numbers
             )
-        name = tmp.name
-    try:
+
+    with temporary_copy(os.path.splitext(path)[1], kept) as name:
         yield name
-    finally:
-        os.unlink(name)
 
 
 def _literal(path: str) -> str:
