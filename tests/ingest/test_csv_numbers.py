@@ -7,25 +7,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from stackyard import Context
-from stackyard.project import init_project
+from tests.ingest.file_projects import file_project
 
 
 def _project(tmp_path: Path, csv: str) -> Path:
-    root = tmp_path / "p"
-    init_project(root)
-    (root / "sources" / "files").mkdir(parents=True)
-    (root / "sources" / "files" / "a.csv").write_text(csv)
-    text = (
-        (root / "stackyard.yml")
-        .read_text()
-        .replace(
-            "sources: {}\n",
-            "sources:\n  f:\n    kind: filesystem\n    url: sources/files\n"
-            "    tables: {t: {glob: '*.csv', primary_key: id}}\n",
-        )
-    )
-    (root / "stackyard.yml").write_text(text)
-    return root
+    return file_project(tmp_path, "{t: {glob: '*.csv', primary_key: id}}", {"a.csv": csv})
 
 
 def test_doubles_that_would_round_are_rejected_first_load_and_after(tmp_path: Path) -> None:

@@ -9,27 +9,14 @@ import os
 from pathlib import Path
 
 from stackyard import Context
-from stackyard.project import init_project
+from tests.ingest.file_projects import file_project
 
 OLD = 1_577_836_800  # 2020-01-01
 
 
 def _project(tmp_path: Path) -> tuple[Path, Path]:
-    root = tmp_path / "p"
-    init_project(root)
-    files = root / "sources" / "files"
-    files.mkdir(parents=True)
-    text = (
-        (root / "stackyard.yml")
-        .read_text()
-        .replace(
-            "sources: {}\n",
-            "sources:\n  f:\n    kind: filesystem\n    url: sources/files\n"
-            "    tables: {t: {glob: '*.jsonl', primary_key: id}}\n",
-        )
-    )
-    (root / "stackyard.yml").write_text(text)
-    return root, files
+    root = file_project(tmp_path, "{t: {glob: '*.jsonl', primary_key: id}}")
+    return root, root / "sources" / "files"
 
 
 def _rows(ctx: Context) -> tuple[tuple[object, ...], ...]:

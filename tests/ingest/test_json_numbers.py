@@ -10,7 +10,7 @@ import duckdb
 
 from stackyard import Context
 from stackyard.ingest.json_numbers import unfit_lines
-from stackyard.project import init_project
+from tests.ingest.file_projects import file_project
 
 LINES = [
     '{"id": 1, "amount": 0.1, "big": 5}',
@@ -29,21 +29,11 @@ LINES = [
 
 
 def _project(tmp_path: Path, lines: list[str]) -> Path:
-    root = tmp_path / "p"
-    init_project(root)
-    (root / "sources" / "files").mkdir(parents=True)
-    (root / "sources" / "files" / "orders.jsonl").write_text("\n".join(lines) + "\n")
-    text = (
-        (root / "stackyard.yml")
-        .read_text()
-        .replace(
-            "sources: {}\n",
-            "sources:\n  f:\n    kind: filesystem\n    url: sources/files\n"
-            "    tables: {orders: {glob: '*.jsonl', primary_key: id}}\n",
-        )
+    return file_project(
+        tmp_path,
+        "{orders: {glob: '*.jsonl', primary_key: id}}",
+        {"orders.jsonl": "\n".join(lines) + "\n"},
     )
-    (root / "stackyard.yml").write_text(text)
-    return root
 
 
 def test_a_jsonl_file_rejects_numbers_no_column_holds_and_loads_the_rest_exactly(

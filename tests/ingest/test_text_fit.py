@@ -9,35 +9,28 @@ import pyarrow as pa
 
 from stackyard import Context
 from stackyard.ingest.text_fit import without_nul
-from stackyard.project import init_project
+from tests.ingest.file_projects import file_project
 
 
 def _project(tmp_path: Path, db: dict[str, object] | None) -> Path:
-    root = tmp_path / "p"
-    init_project(root)
-    files = root / "sources" / "files"
-    files.mkdir(parents=True)
-    (files / "notes.jsonl").write_text(
-        '{"id": 1, "note": "fine"}\n{"id": 2, "note": "a\\u0000b"}\n'
-        '{"id": 3, "note": null}\n{"id": 4, "note": "also fine"}\n'
-    )
-    (files / "codes.csv").write_bytes(b"id,code\n1,x\x00y\n2,ok\n")
-    text = (
-        (root / "stackyard.yml")
-        .read_text()
-        .replace(
-            "sources: {}\n",
-            "sources:\n  f:\n    kind: filesystem\n    url: sources/files\n"
-            "    tables: {notes: {glob: '*.jsonl'}, codes: {glob: '*.csv'}}\n",
-        )
+    root = file_project(
+        tmp_path,
+        "{notes: {glob: '*.jsonl'}, codes: {glob: '*.csv'}}",
+        {
+            "notes.jsonl": '{"id": 1, "note": "fine"}\n{"id": 2, "note": "a\\u0000b"}\n'
+            '{"id": 3, "note": null}\n{"id": 4, "note": "also fine"}\n',
+            "codes.csv": b"id,code\n1,x\x00y\n2,ok\n",
+        },
     )
     if db is not None:
-        text = text.replace(
-            "    type: duckdb\n    path: .stackyard/dev.duckdb\n",
-            f"    type: postgres\n    host: {db['host']}\n    port: {db['port']}\n"
-            f"    user: {db['user']}\n    database: {db['database']}\n",
+        config = root / "stackyard.yml"
+        config.write_text(
+            config.read_text().replace(
+                "    type: duckdb\n    path: .stackyard/dev.duckdb\n",
+                f"    type: postgres\n    host: {db['host']}\n    port: {db['port']}\n"
+                f"    user: {db['user']}\n    database: {db['database']}\n",
+            )
         )
-    (root / "stackyard.yml").write_text(text)
     return root
 
 
