@@ -89,6 +89,7 @@ TUNING_SEEDS: dict[str, tuple[int, ...]] = {
         *_rounds(10900, 10900),
         *_rounds(11300, 11300),
         *_rounds(11700, 11700),
+        *_rounds(12100, 12100),
     ),
     "B": (
         11,
@@ -105,6 +106,7 @@ TUNING_SEEDS: dict[str, tuple[int, ...]] = {
         *_rounds(11000, 11000),
         *_rounds(11400, 11400),
         *_rounds(11800, 11800),
+        *_rounds(12200, 12200),
     ),
     "C": (
         31,
@@ -118,6 +120,7 @@ TUNING_SEEDS: dict[str, tuple[int, ...]] = {
         *_rounds(11100, 11100),
         *_rounds(11500, 11500),
         *_rounds(11900, 11900),
+        *_rounds(12300, 12300),
     ),
     "D": (
         1,
@@ -132,14 +135,15 @@ TUNING_SEEDS: dict[str, tuple[int, ...]] = {
         *_rounds(11200, 11200),
         *_rounds(11600, 11600),
         *_rounds(12000, 12000),
+        *_rounds(12400, 12400),
     ),
 }
 #: Seeds per generator never looked at while tuning.
 HELD_OUT_SEEDS: dict[str, tuple[int, ...]] = {
-    "A": (12101, 12102, 12103, 12104, 12105),
-    "B": (12201, 12202, 12203, 12204, 12205),
-    "C": (12301, 12302, 12303, 12304, 12305),
-    "D": (12401, 12402, 12403, 12404, 12405),
+    "A": (12501, 12502, 12503, 12504, 12505),
+    "B": (12601, 12602, 12603, 12604, 12605),
+    "C": (12701, 12702, 12703, 12704, 12705),
+    "D": (12801, 12802, 12803, 12804, 12805),
 }
 GENERATORS: dict[str, Callable[[int, int], Table]] = {
     "A": anomaly_data.make_table,
