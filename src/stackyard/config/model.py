@@ -19,10 +19,22 @@ from stackyard.config.base import SecretRef, StrictModel
 from stackyard.config.external import ExternalSource as ExternalSource
 from stackyard.config.monitors import MonitorsConfig
 from stackyard.config.orchestration import DEFAULT_DEADLINE_SECONDS, Duration, Retries
-from stackyard.config.schema_changes import SchemaChangesConfig
-from stackyard.config.sources import (
+from stackyard.config.orchestration import (
     DEFAULT_SCHEDULE as DEFAULT_SCHEDULE,
 )
+from stackyard.config.rest import (
+    RestAuth as RestAuth,
+)
+from stackyard.config.rest import (
+    RestEndpoint as RestEndpoint,
+)
+from stackyard.config.rest import (
+    RestPaginator as RestPaginator,
+)
+from stackyard.config.rest import (
+    RestRetries as RestRetries,
+)
+from stackyard.config.schema_changes import SchemaChangesConfig
 from stackyard.config.sources import (
     FilesystemSource as FilesystemSource,
 )
@@ -34,18 +46,6 @@ from stackyard.config.sources import (
 )
 from stackyard.config.sources import (
     RestApiSource as RestApiSource,
-)
-from stackyard.config.sources import (
-    RestAuth as RestAuth,
-)
-from stackyard.config.sources import (
-    RestEndpoint as RestEndpoint,
-)
-from stackyard.config.sources import (
-    RestPaginator as RestPaginator,
-)
-from stackyard.config.sources import (
-    RestRetries as RestRetries,
 )
 from stackyard.config.sources import (
     SourceBase as SourceBase,

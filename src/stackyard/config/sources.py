@@ -23,22 +23,11 @@ from stackyard.config.orchestration import (
     Schedule,
     ScheduleField,
 )
-from stackyard.config.orchestration import (
-    DEFAULT_SCHEDULE as DEFAULT_SCHEDULE,
-)
 from stackyard.config.rest import (
-    RestAuth as RestAuth,
-)
-from stackyard.config.rest import (
-    RestEndpoint as RestEndpoint,
-)
-from stackyard.config.rest import (
-    RestPaginator as RestPaginator,
-)
-from stackyard.config.rest import (
-    RestRetries as RestRetries,
-)
-from stackyard.config.rest import (
+    RestAuth,
+    RestEndpoint,
+    RestPaginator,
+    RestRetries,
     _check_cursor_key,
 )
 from stackyard.config.source_options import _keys, _only_named_tables, pairs
@@ -119,6 +108,10 @@ class SourceBase(StrictModel):
     def cursors(self) -> dict[str, str]:
         """The incremental cursor column of each table that has one."""
         return {}
+
+    def json_tables(self) -> frozenset[str]:
+        """Tables read as Arrow from JSON, which leaves out a field no row of a batch has."""
+        return frozenset()
 
     @classmethod
     def entry_from_options(cls, options: Mapping[str, Any]) -> dict[str, Any]:
@@ -310,6 +303,9 @@ class FilesystemSource(SourceBase):
 
     def primary_keys(self) -> dict[str, tuple[str, ...]]:
         return _keys({t: spec.primary_key for t, spec in self.tables.items()})
+
+    def json_tables(self) -> frozenset[str]:
+        return frozenset(t for t, spec in self.tables.items() if spec.file_format() == "jsonl")
 
     @classmethod
     def entry_from_options(cls, options: Mapping[str, Any]) -> dict[str, Any]:

@@ -11,11 +11,15 @@ column and the models. A column that changes type is caught by the source's sche
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+import threading
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from stackyard.errors import LoadError
+from stackyard.errors import LoadError, StackyardError
+
+if TYPE_CHECKING:
+    from stackyard.warehouse.base import Warehouse
 
 # Columns stackyard and dlt add themselves; never "missing upstream".
 _OWN_COLUMNS = ("_dlt_", "_loaded_at")
@@ -113,12 +117,23 @@ def _referenced_columns(sql: str, dialect: str) -> set[str]:
     return {c.name.lower() for c in tree.find_all(exp.Column)}
 
 
-def check_item(source: str, table: str, item: Any, required: Mapping[str, list[str]]) -> None:
+def check_item(
+    source: str,
+    table: str,
+    item: Any,
+    required: Mapping[str, list[str]],
+    from_json: bool = False,
+    optional: Callable[[str, list[str]], set[str]] | None = None,
+    known: Iterable[str] = (),
+) -> None:
     """Fail when an extracted batch lacks a column a model selects.
 
-    Arrow batches always carry every column of the query or file, so a missing one was
-    dropped or renamed upstream. For JSON rows a key may be absent when its value is null,
-    so a page fails only when no row in it has the key.
+    Arrow batches read from a table or a file with a header carry every column, so a missing
+    one was dropped or renamed upstream. JSON leaves a key out where its value is empty, so a
+    page of rows (or an Arrow batch read from JSON, ``from_json``) lacks only what no row of it
+    has; that is taken as empty, not as drift, when ``optional`` (``(table, columns)`` → the
+    columns already holding a NULL in the warehouse) says the field is empty now and then
+    and the batch brings no column the table lacks (``known``: a renamed field's new name).
 
     Raises:
         SchemaDriftError: naming the table, the columns and the models that use them.
@@ -133,9 +148,17 @@ def check_item(source: str, table: str, item: Any, required: Mapping[str, list[s
     missing = sorted(
         c for c in required if c not in present and not any(c.startswith(p) for p in emptied)
     )
+    new = sorted(present - set(known or required) - {"_loaded_at"})
+    if (
+        missing
+        and optional is not None
+        and not new
+        and (from_json or isinstance(item, dict | list))
+    ):
+        held = optional(table, missing)
+        missing = [c for c in missing if c not in held]
     if missing:
         models = sorted({m for c in missing for m in required[c]})
-        new = sorted(present - set(required) - {"_loaded_at"})
         raise SchemaDriftError(
             f"source '{source}', table '{table}': column{'s' if len(missing) > 1 else ''} "
             f"{', '.join(missing)} {'are' if len(missing) > 1 else 'is'} missing from the new "
@@ -145,6 +168,30 @@ def check_item(source: str, table: str, item: Any, required: Mapping[str, list[s
             hint="if the column was renamed upstream, update the staging model (or ask the "
             "source's owner); then run again",
         )
+
+
+def nulls_held(warehouse: Warehouse, dataset: str) -> Callable[[str, list[str]], set[str]]:
+    """For :func:`check_item`: which of a table's columns hold a NULL in the warehouse, asked
+    only when a batch lacks them, once per column and run (loads run in threads)."""
+    lock = threading.Lock()
+    known: dict[tuple[str, str], bool] = {}
+
+    def held(table: str, columns: list[str]) -> set[str]:
+        from dlt.common.normalizers.naming.snake_case import NamingConvention
+
+        relation = warehouse.quote(dataset, NamingConvention().normalize_table_identifier(table))
+        with lock:
+            for column in columns:
+                if (table, column) not in known:
+                    sql = f"SELECT 1 FROM {relation} WHERE {warehouse.quote(column)} IS NULL"
+                    try:
+                        found = warehouse.query(sql + " LIMIT 1").rows
+                    except StackyardError:  # cannot tell: the column counts as always filled
+                        found = ()
+                    known[(table, column)] = bool(found)
+        return {c for c in columns if known[(table, c)]}
+
+    return held
 
 
 def _columns_of(item: Any) -> tuple[set[str], set[str]] | None:

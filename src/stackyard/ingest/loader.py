@@ -32,7 +32,7 @@ from stackyard.ingest.attempts import looks_transient, retried, stop_all, within
 from stackyard.ingest.backend_fallback import is_panic, panic_message, with_fallback
 from stackyard.ingest.counts import known_columns, row_counts, tables_as_loaded, warehouse_counts
 from stackyard.ingest.dlt_threads import import_before_threads, stop_dlt
-from stackyard.ingest.drift import describe_contract_violation, required_columns
+from stackyard.ingest.drift import describe_contract_violation, nulls_held, required_columns
 from stackyard.ingest.load_errors import root_cause, stackyard_error
 from stackyard.ingest.probe import SourceProbes
 from stackyard.ingest.python_source import whole_source
@@ -373,9 +373,7 @@ class Loader:
             return _Attempt(failed, False)
 
     def _failed(self, request: LoadRequest, message: str) -> SourceLoad:
-        return SourceLoad(
-            source=request.name, schema=request.dataset, status="failed", error=message
-        )
+        return SourceLoad(request.name, request.dataset, "failed", error=message)
 
     def _run_pipeline(self, request: LoadRequest, loaded_at: datetime, step: str) -> SourceLoad:
         pipeline = self.pipeline(request.name)
@@ -410,6 +408,7 @@ class Loader:
             required=required,
             target=self.warehouse.target_name,
             text_holds_nul=self.warehouse.TEXT_HOLDS_NUL,
+            optional=nulls_held(self.warehouse, request.dataset),
         )
         try:
             return self._load_build(pipeline, request, build, loaded_at, step)

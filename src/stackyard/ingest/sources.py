@@ -17,6 +17,7 @@ import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from stackyard.config.sources import (
     SqlDatabaseSource,
 )
 from stackyard.errors import ConfigError
+from stackyard.ingest.drift import check_item
 from stackyard.ingest.stamping import LOADED_AT as LOADED_AT
 from stackyard.ingest.stamping import stamper, whole_pages
 from stackyard.results import RejectedRow
@@ -132,6 +134,7 @@ def build_resources(
     required: Mapping[str, Mapping[str, list[str]]] | None = None,
     target: str = "",
     text_holds_nul: bool = True,
+    optional: Callable[[str, list[str]], set[str]] | None = None,
 ) -> SourceBuild:
     """dlt resources for one configured source.
 
@@ -148,6 +151,8 @@ def build_resources(
         target: the target loaded into.
         text_holds_nul: the target's text columns hold NUL; when not, rows holding one
             are rejected (:mod:`stackyard.ingest.text_fit`).
+        optional: which of a table's columns hold a NULL in the warehouse, for the drift
+            check of JSON (:func:`stackyard.ingest.drift.check_item`).
 
     Raises:
         ConfigError: a setting cannot be used (missing secret, unknown function).
@@ -165,15 +170,23 @@ def build_resources(
         # so the step sees the rows as plain dlt does and the hashes it keeps of the rows at
         # the cursor match those of loads made without stackyard.
         last = True
+    json_tables = config.json_tables()
     # add_map changes the resource in place, so a source holding it is stamped as well.
     build.resources = [
         r.add_step(
             whole_pages(
                 stamper(
                     loaded_at,
-                    name,
                     r.name,
-                    (required or {}).get(r.name, {}),
+                    partial(
+                        check_item,
+                        name,
+                        r.name,
+                        required=(required or {}).get(r.name, {}),
+                        from_json=r.name in json_tables,
+                        optional=optional,
+                        known=known_columns.get(r.name, {}),
+                    ),
                     None if text_holds_nul else build,
                 )
             ),

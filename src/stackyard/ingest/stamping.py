@@ -4,7 +4,7 @@ cannot hold NUL, after rows holding one are set aside (:mod:`stackyard.ingest.te
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -29,19 +29,18 @@ def whole_pages(function: Callable[[Any], Any]) -> Any:
 
 def stamper(
     loaded_at: datetime,
-    source: str,
     table: str,
-    required: Mapping[str, list[str]],
+    drift: Callable[[Any], None],
     nul_rejects: SourceBuild | None = None,
 ) -> Callable[[Any], Any]:
-    """The step each page of ``table`` goes through: the drift check, NUL rows set aside into
-    ``nul_rejects`` (when given), ``_loaded_at`` stamped."""
-    from stackyard.ingest.drift import check_item
+    """The step each page of ``table`` goes through: the ``drift`` check
+    (:func:`stackyard.ingest.drift.check_item`), NUL rows set aside into ``nul_rejects`` (when
+    given), ``_loaded_at`` stamped."""
 
     def stamp(item: Any) -> Any:
         import pyarrow as pa
 
-        check_item(source, table, item, required)
+        drift(item)
         if nul_rejects is not None:
             from stackyard.ingest.text_fit import without_nul
 
