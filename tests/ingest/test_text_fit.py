@@ -77,3 +77,18 @@ def test_rows_as_dicts_and_arrow_batches_are_screened_alike() -> None:
     kept_table, rejected = without_nul(table, "t")
     assert kept_table.column("n").to_pylist() == [2]
     assert [r.column for r in rejected] == ["b", "a"]
+
+
+def test_empty_text_stays_empty_on_postgres(tmp_path: Path, pg_database: dict[str, object]) -> None:
+    root = _project(tmp_path, pg_database)
+    (root / "sources" / "files" / "notes.jsonl").write_text(
+        '{"id": 1, "note": ""}\n{"id": 2, "note": null}\n{"id": 3, "note": "x"}\n'
+    )
+    ctx = Context(root)
+    assert ctx.run().ok
+    # dlt's COPY made a quoted empty string NULL too (FORCE_NULL); '' and NULL differ.
+    assert ctx.sql("select id, note, note is null from f.notes order by id").rows == (
+        (1, "", False),
+        (2, None, True),
+        (3, "x", False),
+    )

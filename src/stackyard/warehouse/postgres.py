@@ -93,6 +93,10 @@ class PostgresWarehouse(Warehouse):
             kwargs["password"] = password
         return kwargs
 
+    def dlt_destination(self) -> Any:
+        _keep_empty_strings()
+        return super().dlt_destination()
+
     def dlt_destination_settings(self) -> dict[str, Any]:
         credentials: dict[str, Any] = {
             "database": self.config.database,
@@ -292,3 +296,18 @@ WHERE d.classid = 'pg_rewrite'::regclass AND d.refclassid = 'pg_class'::regclass
   AND v.relkind IN ('v', 'm') AND v.oid <> t.oid AND tn.nspname = %s
 ORDER BY 1, 2
 """
+
+
+def _keep_empty_strings() -> None:
+    """Make dlt's COPY of Arrow batches keep empty strings.
+
+    dlt writes an Arrow batch (a SQL table, a file) as CSV and copies it with every nullable
+    column under ``FORCE_NULL``, which makes a quoted empty string NULL as well: ``''`` in a
+    text or bytea column loaded as NULL, without a word, where DuckDB kept it. Arrow's CSV
+    writer quotes every string and writes NULL unquoted, so COPY tells the two apart without
+    it. (``FORCE_NULL`` is there for dlt's writer of Python rows, which writes None quoted;
+    stackyard loads Python rows into Postgres as INSERT statements, never that CSV.)
+    """
+    from dlt.destinations.impl.postgres import postgres as copy_job
+
+    copy_job.is_nullable_column = lambda column: False  # type: ignore[assignment]
