@@ -420,3 +420,25 @@ def test_add_and_remove_touch_only_their_own_lines_of_sources_yml(project: Path)
     assert code == 0, output
     assert sources_yml.read_text() == hand_made
     assert_pristine(project)
+
+
+@pytest.mark.parametrize("json_output", [False, True])
+def test_a_password_in_connection_is_refused_without_printing_it(
+    project: Path, json_output: bool
+) -> None:
+    args = ["source", "add", "e2", "--kind", "sql_database", "-p", str(project)]
+    args += ["--connection", "postgresql://u:S3cretPw@db.example/d", "--table", "orders"]
+    code, output = cli(*args, *(["--json"] if json_output else []))
+    assert code == 2, output
+    assert "S3cretPw" not in output
+    assert "password" in output and "--connection-secret" in output
+    assert "e2" not in (project / "stackyard.yml").read_text()
+
+
+def test_a_url_whose_driver_is_not_installed_is_a_usage_error(project: Path) -> None:
+    code, output = cli(
+        "source", "add", "m", "--kind", "sql_database", "-p", str(project), "--no-load",
+        "--connection", "mysql://root@127.0.0.1:3306/test", "--table", "t",
+    )  # fmt: skip
+    assert code == 2, output
+    assert "no driver for 'mysql://'" in output and "mysql+pymysql://" in output

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from stackyard.errors import UsageError
+from stackyard.errors import ConfigError, UsageError
 
 
 def discover_sql_tables(url: str, schema: str | None) -> dict[str, dict[str, Any]]:
@@ -47,3 +47,19 @@ def discover_sql_tables(url: str, schema: str | None) -> dict[str, dict[str, Any
             hint="check --source-schema, or name tables with --table",
         )
     return tables
+
+
+def check_driver(name: str, url: str) -> None:
+    """Refuse a URL whose driver is not installed (``mysql://`` means MySQLdb), before
+    anything is attempted, instead of an import error from deep in SQLAlchemy."""
+    import sqlalchemy
+
+    try:
+        sqlalchemy.engine.make_url(url).get_dialect().import_dbapi()
+    except (ImportError, sqlalchemy.exc.NoSuchModuleError, sqlalchemy.exc.ArgumentError) as exc:
+        scheme = url.split("://", 1)[0]
+        raise ConfigError(
+            f"sources.{name}.connection: no driver for '{scheme}://' ({exc})",
+            hint="name an installed driver in the URL, e.g. mysql+pymysql://, "
+            "postgresql+psycopg://, or install the driver",
+        ) from None

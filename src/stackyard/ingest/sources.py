@@ -218,6 +218,9 @@ def connection_url(
             hint="check the path (relative paths are relative to the project folder); "
             "nothing was created",
         )
+    from stackyard.ingest.discovery import check_driver
+
+    check_driver(name, url)
     return with_connect_timeout(url)
 
 

@@ -33,11 +33,21 @@ def source_entry(kind: str, options: Mapping[str, Any]) -> dict[str, Any]:
     try:
         parse_source(entry)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'][1:]) or kind}: {e['msg']}" for e in exc.errors()
-        )
-        raise UsageError(
-            f"the options do not make a valid {kind} source: {problems}",
-            hint="see `stackyard source add --help` and docs/runbooks/adding-data-sources.md",
-        ) from None
+        raise invalid_options(kind, exc) from None
     return entry
+
+
+def invalid_options(kind: str, exc: ValidationError) -> UsageError:
+    """The options' problems, each with where it is and never the value given (pydantic's
+    own text quotes it: a connection URL with its password)."""
+    problems = "; ".join(
+        f"{'.'.join(str(p) for p in e['loc'][1:]) or kind}: {e['msg']}" for e in exc.errors()
+    )
+    secret = any("password" in str(e["msg"]) for e in exc.errors())
+    return UsageError(
+        f"the options do not make a valid {kind} source: {problems}",
+        hint="pass --connection-secret NAME instead, with the URL in the environment "
+        "variable NAME or in .stackyard/secrets.toml"
+        if secret
+        else "see `stackyard source add --help` and docs/runbooks/adding-data-sources.md",
+    )

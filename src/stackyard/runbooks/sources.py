@@ -22,7 +22,7 @@ from stackyard.ingest.loader import REJECTED_TABLE, Loader
 from stackyard.metadata.history import History
 from stackyard.results import SourceLoad
 from stackyard.runbooks.source_access import read_chain
-from stackyard.runbooks.source_entry import source_entry
+from stackyard.runbooks.source_entry import invalid_options, source_entry
 from stackyard.runbooks.source_plans import add_plan, remove_plan
 from stackyard.runbooks.source_results import (
     Check,
@@ -102,6 +102,8 @@ class SourcesRunbook:
         """
         import re
 
+        from pydantic import ValidationError
+
         from stackyard.config.model import NAME_PATTERN, SqlDatabaseSource
         from stackyard.ingest.discovery import discover_sql_tables
         from stackyard.ingest.sources import connection_url
@@ -115,9 +117,13 @@ class SourcesRunbook:
         if kind == "sql_database" and options.get("connection"):
             from stackyard.runbooks.source_tables import complete_sql_tables
 
-            probe = SqlDatabaseSource.model_validate(
-                {"kind": kind, "connection": options["connection"], "tables": {"x": {}}}
-            )
+            try:
+                probe = parse_source(
+                    {"kind": kind, "connection": options["connection"], "tables": {"x": {}}}
+                )
+            except ValidationError as exc:
+                raise invalid_options(kind, exc) from None
+            assert isinstance(probe, SqlDatabaseSource)
             check_local_paths(name, probe, self.project_dir)
             url = connection_url(name, probe, self.project_dir, self.secrets)
             if options.get("tables"):
