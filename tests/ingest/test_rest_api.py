@@ -111,3 +111,18 @@ def test_unreachable_api(tmp_path: Path) -> None:
     result = project_for(tmp_path, "http://127.0.0.1:9/v1").run()
     assert result.loads[0].status == "failed"
     assert "Connection" in (result.loads[0].error or "")
+
+
+def test_two_versions_of_a_key_keep_the_later_one(
+    api: tuple[ApiState, str], tmp_path: Path
+) -> None:
+    state, url = api
+    ctx = project_for(tmp_path, url)
+    assert ctx.run().ok
+    # An API listing a change log: customer 1 twice, the earlier version first.
+    later = dict(state.customers[0], updated_at="2026-03-02T00:00:00Z", name="later")
+    earlier = dict(state.customers[0], updated_at="2026-03-01T00:00:00Z", name="earlier")
+    state.customers[:1] = [earlier, later]
+    result = ctx.run()
+    assert result.ok, result.to_dict()
+    assert ctx.sql("select name from crm.customers where id = 1").rows == (("later",),)

@@ -57,6 +57,9 @@ def rest_api_config(name: str, config: RestApiSource, secrets: Secrets) -> dict[
         if endpoint.primary_key:
             resource["primary_key"] = endpoint.primary_key
             resource["write_disposition"] = "merge"
+            if endpoint.cursor and endpoint.cursor.isidentifier():
+                # Two versions of a key in one load: the later one is kept (dlt kept either).
+                resource["columns"] = {endpoint.cursor.lower(): {"dedup_sort": "desc"}}
         else:
             resource["write_disposition"] = "append" if endpoint.cursor else "replace"
         resources.append(resource)

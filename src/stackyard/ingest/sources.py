@@ -332,6 +332,11 @@ def _sql_resources(
             query_adapter_callback=widen_sqlite_cursor,
             table_adapter_callback=table_adapter(url),
         )
+        if disposition == "merge":
+            # Two versions of one key in a load (updated twice between runs): the later one
+            # is kept. Without an order dlt kept the first it read, and the cursor had
+            # already moved past the later one, which was never loaded.
+            resource.apply_hints(columns={table.cursor: {"dedup_sort": "desc"}})
         if table.source_table:
             resource = resource.with_name(table_name)
         resources.append(resource)
