@@ -120,6 +120,7 @@ class Counts:
     rows_loaded: int = 0
     rows_rejected: int = 0
     rows_collapsed: int = 0  # rows that shared a key with a later row of the same load
+    rows_deleted: int = 0  # rows whose key the source no longer has, marked or removed
     models_built: int = 0
     models_errored: int = 0
     models_skipped: int = 0
@@ -147,6 +148,7 @@ class Counts:
             rows_loaded=sum(load.rows for load in loads),
             rows_rejected=sum(load.rejected for load in loads),
             rows_collapsed=sum(t.duplicates for load in loads for t in load.tables),
+            rows_deleted=sum(t.deleted for load in loads for t in load.tables),
             models_built=n("model", "success"),
             models_errored=n("model", *failed),
             models_skipped=n("model", "skipped") + len(skipped),
@@ -197,6 +199,8 @@ class Counts:
             rows += f", {self.rows_rejected:,} rejected"
         if self.rows_collapsed:
             rows += f", {self.rows_collapsed:,} collapsed (duplicate keys)"
+        if self.rows_deleted:
+            rows += f", {self.rows_deleted:,} deleted upstream"
         return f"{rows}; {self.build_text()}"
 
 

@@ -182,6 +182,28 @@ def test_nothing_new_skips_the_build_but_still_checks_freshness(project: Path) -
     assert forced.build == "built" and forced.count("test", "pass") == 8
 
 
+def test_a_run_that_only_removes_deleted_rows_builds(project: Path) -> None:
+    config = project / "stackyard.yml"
+    config.write_text(
+        config.read_text().replace(
+            "orders: {primary_key: id, cursor: updated_at}",
+            "orders: {primary_key: id, cursor: updated_at, deletes: remove}",
+        )
+    )
+    ctx = Context(project)
+    assert ctx.run().ok
+    before = ctx.sql("select sum(orders) from marts.customer_orders").rows[0][0]
+    db = sqlite3.connect(project / "sources" / "app.sqlite")
+    db.execute("DELETE FROM orders WHERE id = 1")
+    db.commit()
+    db.close()
+    again = ctx.run()
+    assert again.ok and again.build == "built", again.to_dict()
+    assert "0 rows loaded, 1 deleted upstream;" in again.counts.text()
+    # the mart no longer counts the deleted order (the build used to be skipped)
+    assert ctx.sql("select sum(orders) from marts.customer_orders").rows == ((before - 1,),)
+
+
 def test_a_failed_run_is_never_skipped_over(project: Path) -> None:
     db = sqlite3.connect(project / "sources" / "app.sqlite")
     db.execute("UPDATE orders SET status = 'lost' WHERE id = 1")

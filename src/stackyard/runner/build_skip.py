@@ -16,7 +16,7 @@ def unchanged_since(
 ) -> str | None:
     """Why ``dbt build`` can be skipped, or ``None`` when it must run.
 
-    Only when this run loaded nothing, and the last run on this target was a successful
+    Only when this run loaded nothing and took no deleted rows out, and the last run on this target was a successful
     full run of the same dbt project: the tables and test results would be the same. (The
     caller asks only for a full run without ``--force-build`` or a refresh.)
 
@@ -30,6 +30,8 @@ def unchanged_since(
         return None
     if any(load.status != "loaded" or load.rows or load.rejected for load in loads):
         return None
+    if any(table.deleted for load in loads for table in load.tables):
+        return None  # rows deleted upstream left the raw tables: what reads them changed
     if previous["status"] != "success" or previous["selected"]:
         return None
     if previous["transform_hash"] != fingerprint:
