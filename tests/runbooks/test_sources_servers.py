@@ -53,11 +53,11 @@ def test_postgres_source_incremental_merge(tmp_path: Path, pg_database: dict[str
     with psycopg.connect(**conninfo, autocommit=True) as conn:  # type: ignore[arg-type]
         conn.execute(
             "CREATE TABLE orders (id int PRIMARY KEY, amount numeric(10,2), "
-            "status text, updated_at timestamptz)"
+            "status text, updated_at timestamptz, rate numeric(20,12), note text)"
         )
         conn.execute(
             "INSERT INTO orders SELECT g, g * 1.5, 'placed', "
-            "'2026-01-01'::timestamptz FROM generate_series(1, 500) g"
+            "'2026-01-01'::timestamptz, 1234.123456789123, '' FROM generate_series(1, 500) g"
         )
     url = (
         f"postgresql+psycopg://{pg_database['user']}@{pg_database['host']}:"
@@ -82,6 +82,10 @@ def test_postgres_source_incremental_merge(tmp_path: Path, pg_database: dict[str
         "then 1 else 0 end) from app.orders"
     ).rows == ((501, 501, 20),)
     assert ctx.sql("select count(*) from staging.stg_dlt__orders").rows == ((501,),)
+    # twelve decimal places, not ConnectorX's ten; an empty string, not NULL
+    assert ctx.sql("select cast(rate as varchar), note from app.orders where id = 1").rows == (
+        ("1234.123456789123", ""),
+    )
 
 
 @pytest.mark.mariadb
@@ -93,13 +97,13 @@ def test_mariadb_source(tmp_path: Path, mariadb_database: str) -> None:
         conn.execute(
             sqlalchemy.text(
                 "CREATE TABLE orders (id INT PRIMARY KEY, amount DECIMAL(10,2), "
-                "status VARCHAR(20), updated_at DATETIME)"
+                "status VARCHAR(20), updated_at DATETIME, rate DOUBLE)"
             )
         )
         conn.execute(
             sqlalchemy.text(
-                "INSERT INTO orders VALUES (1, 9.99, 'placed', '2026-01-01 00:00:00'), "
-                "(2, 19.99, 'shipped', '2026-01-02 00:00:00')"
+                "INSERT INTO orders VALUES (1, 9.99, 'placed', '2026-01-01 00:00:00', 1e-12), "
+                "(2, 19.99, 'shipped', '2026-01-02 00:00:00', 3.141592653589793)"
             )
         )
     engine.dispose()
@@ -109,6 +113,11 @@ def test_mariadb_source(tmp_path: Path, mariadb_database: str) -> None:
     assert "loaded orders: 2 rows" in output
     sql = (project / "transform/models/staging/dlt/stg_dlt__orders.sql").read_text()
     assert "id as order_id" in sql and "cast(updated_at as timestamp)" in sql
+    # a DOUBLE is a double: it loaded as a decimal of ten places (1e-12 as 0)
+    rates = Context(project, environ={"SHOP_DB_URL": mariadb_database}).sql(
+        "select rate from app.orders order by id"
+    )
+    assert rates.rows == ((1e-12,), (3.141592653589793,))
 
 
 def test_wrong_credentials_are_a_clear_failure(tmp_path: Path) -> None:

@@ -291,13 +291,15 @@ def _sql_resources(
     from dlt.sources import sql_database
 
     from stackyard.config.model import normalised_schema
+    from stackyard.ingest.sql_columns import decimals_connectorx_rounds, table_adapter
     from stackyard.ingest.sqlite_cursor import widen_sqlite_cursor
-    from stackyard.ingest.sqlite_integers import table_adapter
 
     # dlt's factories are typed for literals; our values are validated by the config model.
     sql_table: Any = sql_database.sql_table
     url = connection_url(name, config, project_dir, secrets)
     backend, backend_kwargs = sql_backend(config, url)
+    sources = (t.source_table or n for n, t in config.tables.items())
+    rounded = decimals_connectorx_rounds(backend, url, config.source_schema, sources)
     known = set(known_tables)
     resources = []
     for table_name, table in config.tables.items():
@@ -315,8 +317,9 @@ def _sql_resources(
             credentials=url,
             table=table.source_table or table_name,
             schema=config.source_schema,
-            backend=backend,
-            backend_kwargs=backend_kwargs,
+            # A table ConnectorX would round reads through SQLAlchemy (module sql_columns).
+            backend="pyarrow" if (table.source_table or table_name) in rounded else backend,
+            backend_kwargs={} if (table.source_table or table_name) in rounded else backend_kwargs,
             chunk_size=config.chunk_size,
             incremental=(
                 dlt.sources.incremental(

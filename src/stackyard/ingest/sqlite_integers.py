@@ -69,15 +69,3 @@ def _exact_type(kind: type, table: str, column: str) -> Any:
         {"_exact": True, "result_processor": result_processor, "cache_ok": True},
     )
     return exact()
-
-
-def table_adapter(url: str) -> Any:
-    """The ``table_adapter_callback`` for a source at ``url``: the integer check on SQLite,
-    where a column may hold any value; ``None`` elsewhere (the engine enforces the type).
-
-    >>> table_adapter("sqlite:////data/app.sqlite") is exact_sqlite_integers
-    True
-    >>> table_adapter("postgresql://u@db/shop") is None
-    True
-    """
-    return exact_sqlite_integers if url.split(":", 1)[0].split("+", 1)[0] == "sqlite" else None

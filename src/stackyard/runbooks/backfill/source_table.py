@@ -118,18 +118,21 @@ class SourceTableTarget(BackfillTarget):
         from dlt.sources import sql_database
 
         from stackyard.ingest.sources import LOADED_AT, connection_url, sql_backend
+        from stackyard.ingest.sql_columns import decimals_connectorx_rounds, table_adapter
         from stackyard.ingest.sqlite_cursor import widen_sqlite_cursor
-        from stackyard.ingest.sqlite_integers import table_adapter
 
         if isinstance(self.config, RestApiSource):
             return self._rest_resource(window)
         spec = self.config.tables[self.table]
         url = connection_url(self.source, self.config, self.project_dir, self.secrets)
         backend, backend_kwargs = sql_backend(self.config, url)
+        source_table = spec.source_table or self.table
+        if decimals_connectorx_rounds(backend, url, self.config.source_schema, [source_table]):
+            backend, backend_kwargs = "pyarrow", {}  # as a run reads it (module sql_columns)
         sql_table: Any = sql_database.sql_table
         resource = sql_table(
             credentials=url,
-            table=spec.source_table or self.table,
+            table=source_table,
             schema=self.config.source_schema,
             backend=backend,
             backend_kwargs=backend_kwargs,

@@ -1,0 +1,80 @@
+"""How a SQL source's columns are read, where a reader's defaults would change the values.
+
+- A binary float column (MySQL/MariaDB ``DOUBLE``, ``FLOAT``, ``REAL``) is one SQLAlchemy
+  reads as a decimal unless told otherwise (its MySQL types default to ``asdecimal``), and dlt
+  then made it a decimal of ten places: ``1e-12`` loaded as 0, ``3.141592653589793`` as
+  ``3.1415926536``. It is read as the double it is.
+- A Postgres ``NUMERIC`` with more than ten decimal places (or with none declared) comes out
+  of ConnectorX rounded to ten: such a table is read through SQLAlchemy instead, which keeps
+  every digit.
+- On SQLite, integer columns check each value (:mod:`stackyard.ingest.sqlite_integers`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from stackyard.ingest.sqlite_integers import exact_sqlite_integers
+
+# The decimal places ConnectorX keeps of a Postgres NUMERIC.
+_CONNECTORX_SCALE = 10
+
+
+def floats_as_doubles(table: Any) -> None:
+    """Read every binary float column of the reflected ``table`` as a double (in place)."""
+    import sqlalchemy as sa
+
+    for column in table.columns:
+        if isinstance(column.type, sa.Float) and column.type.asdecimal:
+            column.type.asdecimal = False
+
+
+def table_adapter(url: str) -> Callable[[Any], None]:
+    """dlt's ``table_adapter_callback`` for a source at ``url``.
+
+    >>> import sqlalchemy as sa
+    >>> from sqlalchemy.dialects import mysql
+    >>> t = sa.Table("m", sa.MetaData(), sa.Column("x", mysql.DOUBLE()))
+    >>> table_adapter("mysql+pymysql://root@db/shop")(t)
+    >>> t.c.x.type.asdecimal
+    False
+    """
+    sqlite = url.split(":", 1)[0].split("+", 1)[0] == "sqlite"
+
+    def adapt(table: Any) -> None:
+        floats_as_doubles(table)
+        if sqlite:
+            exact_sqlite_integers(table)
+
+    return adapt
+
+
+def decimals_connectorx_rounds(
+    backend: str, url: str, schema: str | None, tables: Iterable[str]
+) -> set[str]:
+    """Of ``tables`` (as the database names them), those with a NUMERIC column ConnectorX
+    would round (more than ten decimal places, or none declared), when ``backend`` is
+    ConnectorX on Postgres; read them with ``pyarrow`` instead."""
+    import sqlalchemy as sa
+
+    names = list(tables)
+    if backend != "connectorx" or not url.startswith("postgres") or not names:
+        return set()
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            found = conn.execute(
+                sa.text(
+                    "SELECT DISTINCT table_name FROM information_schema.columns "
+                    "WHERE table_schema = coalesce(:schema, current_schema()) "
+                    "AND data_type = 'numeric' AND table_name = ANY(:names) "
+                    "AND (numeric_scale IS NULL OR numeric_scale > :scale)"
+                ),
+                {"schema": schema, "names": names, "scale": _CONNECTORX_SCALE},
+            )
+            return {str(row[0]) for row in found}
+    except sa.exc.SQLAlchemyError:
+        return set()  # the load itself meets the same server, and says what is wrong
+    finally:
+        engine.dispose()
