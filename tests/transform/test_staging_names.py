@@ -88,3 +88,11 @@ def test_quote_column_is_per_dialect() -> None:
     assert quote_column("order", "snowflake") == '"ORDER"'
     assert quote_column("order", "bigquery") == "`order`"
     assert quote_column("customer_id", "snowflake") == "customer_id"
+
+
+def test_id_keeps_its_name_when_the_table_has_the_entity_id_already() -> None:
+    table = LoadedTable("items", (Column("id", "bigint"), Column("item_id", "bigint")))
+    (model, _) = staging_files("shop", [table], "duckdb")
+    # `id as item_id` beside the table's own item_id: DuckDB renamed one, Postgres refused
+    assert "id as item_id" not in model.text
+    assert "        id,\n" in model.text and "        item_id,\n" in model.text

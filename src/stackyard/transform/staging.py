@@ -307,8 +307,12 @@ def sources_entry(
 
 
 def _renamed(table: LoadedTable, column: Column) -> str:
+    """``id`` as ``<entity>_id``, unless the table has a column of that name already (its
+    own ``item_id`` would be renamed by the database, or the model would not build)."""
     if column.name == "id":
-        return f"{entity_name(table.name)}_id"
+        wanted = f"{entity_name(table.name)}_id"
+        if all(c.name != wanted for c in table.columns):
+            return wanted
     return column.name
 
 
