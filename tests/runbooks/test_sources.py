@@ -442,3 +442,21 @@ def test_a_url_whose_driver_is_not_installed_is_a_usage_error(project: Path) -> 
     )  # fmt: skip
     assert code == 2, output
     assert "no driver for 'mysql://'" in output and "mysql+pymysql://" in output
+
+
+def test_a_mixed_case_table_is_verified_under_the_name_it_loads_as(project: Path) -> None:
+    import sqlite3
+
+    db = sqlite3.connect(project / "crm.sqlite")
+    db.execute("CREATE TABLE MixedCase (id INTEGER PRIMARY KEY, v TEXT)")
+    db.execute("INSERT INTO MixedCase VALUES (1, 'a'), (2, 'b')")
+    db.commit()
+    db.close()
+    code, output = cli(
+        "source", "add", "mc", "--kind", "sql_database", "-p", str(project),
+        "--connection", "sqlite:///crm.sqlite", "--table", "MixedCase",
+    )  # fmt: skip
+    assert code == 0, output
+    assert "rows loaded: mixed_case: 2 rows in mc.mixed_case" in output
+    code, output = cli("source", "show", "mc", "-p", str(project))
+    assert code == 0 and "missing" not in output, output

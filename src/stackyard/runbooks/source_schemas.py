@@ -98,14 +98,16 @@ def drop_relations(warehouse: Warehouse, relations: Sequence[tuple[str, str]]) -
 
 
 def source_tables(warehouse: Warehouse, config: ProjectConfig, name: str) -> list[str]:
-    """The source's tables: those it declares, else those its schema holds (dlt's own and
-    the rejected rows' table left out)."""
+    """The source's tables, as the warehouse names them: those it declares (``MixedCase``
+    loads as ``mixed_case``), else those its schema holds (dlt's own and the rejected rows'
+    table left out)."""
+    from stackyard.config.model import normalised_schema
     from stackyard.ingest.keys import declared_tables
     from stackyard.ingest.loader import REJECTED_TABLE
 
     declared = declared_tables(config.sources[name].model_dump(by_alias=True))
     if declared:
-        return declared
+        return [normalised_schema(t) for t in declared]
     schema = config.dataset_for(name)
     if not warehouse.schema_exists(schema):
         return []
