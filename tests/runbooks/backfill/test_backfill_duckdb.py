@@ -226,3 +226,15 @@ def test_one_dbt_run_for_many_days_fails_only_the_day_that_failed(project: Path)
         )[0]["n"]
         == 0
     )
+
+
+def test_a_window_connectorx_cannot_read_is_read_through_sqlalchemy(project: Path) -> None:
+    db = sqlite3.connect(project / "sources" / "app.sqlite")
+    # DATETIME text holding a date only, beside full timestamps: ConnectorX panics on it.
+    db.execute("INSERT INTO events VALUES (99001, 'a', 5, '2024-02-28')")
+    db.commit()
+    db.close()
+    result = backfill_json(project, "app.events", "--start", "2024-02-28", "--end", "2024-02-29")
+    assert [p["status"] for p in result["partitions"]] == ["success"], result
+    rows = sql(project, "select count(*) as n from app.events where id = 99001")
+    assert rows == [{"n": 1}]

@@ -21,6 +21,12 @@ from typing import Any
 from stackyard.config.model import RestApiSource, SqlDatabaseSource
 from stackyard.config.secrets import Secrets
 from stackyard.errors import ConfigError, LoadError, StackyardError, UsageError
+from stackyard.ingest.backend_fallback import (
+    auto_chose_connectorx,
+    from_connectorx,
+    is_panic,
+    panic_message,
+)
 from stackyard.runbooks.backfill.connection import Connection
 from stackyard.runbooks.backfill.partitions import Window
 from stackyard.runbooks.backfill.targets import BackfillTarget, Outcome, Worker
@@ -110,9 +116,9 @@ class SourceTableTarget(BackfillTarget):
         """The worker's own staging schema (dlt's dataset)."""
         return f"{self.schema}_backfill_w{worker}"[:63]
 
-    def _resource(self, window: Window) -> Any:
+    def _resource(self, window: Window, exact: bool = False) -> Any:
         """dlt's ``sql_table`` for exactly ``[start, end)`` of the cursor, rows stamped with
-        ``_loaded_at`` as a regular load stamps them."""
+        ``_loaded_at`` as a regular load stamps them; ``exact``: through SQLAlchemy."""
         import dlt
         import pyarrow as pa
         from dlt.sources import sql_database
@@ -127,7 +133,9 @@ class SourceTableTarget(BackfillTarget):
         url = connection_url(self.source, self.config, self.project_dir, self.secrets)
         backend, backend_kwargs = sql_backend(self.config, url)
         source_table = spec.source_table or self.table
-        if decimals_connectorx_rounds(backend, url, self.config.source_schema, [source_table]):
+        if exact or decimals_connectorx_rounds(
+            backend, url, self.config.source_schema, [source_table]
+        ):
             backend, backend_kwargs = "pyarrow", {}  # as a run reads it (module sql_columns)
         sql_table: Any = sql_database.sql_table
         resource = sql_table(
@@ -196,19 +204,36 @@ class SourceTableTarget(BackfillTarget):
                 hint=f"load it once with `stackyard run --select {self.source}`, then backfill",
             )
         name = f"{self.project}__backfill__{self.source}__w{worker.number}"
-        folder = worker.pipelines_dir / name
-        # A killed load leaves a package behind; this run is extracted again from scratch.
-        shutil.rmtree(folder, ignore_errors=True)
-        pipeline = dlt.pipeline(
-            pipeline_name=name,
-            destination=self.warehouse.dlt_destination(),
-            dataset_name=self.staging_schema(worker.number),
-            pipelines_dir=str(worker.pipelines_dir),
-        )
         span = Window(windows[0].start, windows[-1].end)
         label = span.label if len(windows) == 1 else f"{span.label} to {span.end.isoformat()}"
+
+        def extract(exact: bool) -> Any:
+            # A killed load leaves a package behind; this run is extracted again from scratch.
+            shutil.rmtree(worker.pipelines_dir / name, ignore_errors=True)
+            pipeline = dlt.pipeline(
+                pipeline_name=name,
+                destination=self.warehouse.dlt_destination(),
+                dataset_name=self.staging_schema(worker.number),
+                pipelines_dir=str(worker.pipelines_dir),
+            )
+            return pipeline.run(self._resource(span, exact), loader_file_format="parquet")
+
         try:
-            info = pipeline.run(self._resource(span), loader_file_format="parquet")
+            try:
+                info = extract(exact=False)
+            except BaseException as exc:
+                # ConnectorX panics on values it cannot convert (an enum, a date-only text);
+                # as a run does, read again through SQLAlchemy, else fail the partitions.
+                if not is_panic(exc):
+                    raise
+                if not (
+                    from_connectorx(exc)
+                    and auto_chose_connectorx(
+                        self.source, self.config, self.project_dir, self.secrets
+                    )
+                ):
+                    raise LoadError(panic_message(self.source, self.config, exc)) from None
+                info = extract(exact=True)
         except PipelineStepFailed as exc:
             raise LoadError(f"loading {self.name} for {label}: {_root_cause(exc)}") from None
         load_id = info.loads_ids[0] if info.loads_ids else ""
