@@ -142,3 +142,35 @@ def test_wrong_credentials_are_a_clear_failure(tmp_path: Path) -> None:
     )
     assert result.exit_code == 1
     assert "first load" in result.output and "wrongpw" not in result.output
+
+
+@pytest.mark.mariadb
+def test_a_load_left_failing_says_how_to_start_over(tmp_path: Path, mariadb_database: str) -> None:
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(mariadb_database)
+    with engine.begin() as conn:
+        # 65 digits: more than a DuckDB decimal holds; dlt's load step fails on it.
+        conn.execute(sqlalchemy.text("CREATE TABLE wide (id INT PRIMARY KEY, x DECIMAL(65,30))"))
+        conn.execute(sqlalchemy.text("INSERT INTO wide VALUES (1, 1.5)"))
+    project = tmp_path / "p"
+    init_project(project)
+    config = project / "stackyard.yml"
+    config.write_text(
+        config.read_text().replace(
+            "sources: {}\n",
+            "sources:\n  app:\n    kind: sql_database\n    connection: {secret: DB}\n"
+            "    tables: {wide: {primary_key: id}}\n",
+        )
+    )
+    ctx = Context(project, environ={"DB": mariadb_database})
+    assert not ctx.run().ok
+    with engine.begin() as conn:  # fixed at the source
+        conn.execute(sqlalchemy.text("ALTER TABLE wide MODIFY x DECIMAL(30,10)"))
+    engine.dispose()
+    (load,) = ctx.run().loads
+    assert load.status == "failed"
+    assert "a load an earlier run left could not be finished" in str(load.error)
+    assert "stackyard reload app" in str(load.error)
+    assert ctx.reload(ctx.reload_plan("app")).ok
+    assert ctx.sql("select id, x from app.wide").rows[0][0] == 1

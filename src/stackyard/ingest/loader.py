@@ -423,7 +423,7 @@ class Loader:
         loaded_at: datetime,
         step: str,
     ) -> SourceLoad:
-        load_ids = finish_pending(pipeline)
+        load_ids = finish_pending(pipeline, request.name)
         run_options: dict[str, Any] = {"schema_contract": _CONTRACTS[request.config.contract]}
         resources = build.resources
         if request.refresh is None:

@@ -26,7 +26,7 @@ REFRESH_SOURCE = "drop_sources"
 REFRESH_TABLES = "drop_resources"
 
 
-def finish_pending(pipeline: Any) -> list[str]:
+def finish_pending(pipeline: Any, source: str = "SOURCE") -> list[str]:
     """Load the packages an interrupted run left, before extracting anything new.
 
     ``pipeline.run`` would load them and then stop without extracting the new data; finishing
@@ -46,11 +46,33 @@ def finish_pending(pipeline: Any) -> list[str]:
         pipeline.normalize()
         pending = [str(i) for i in pipeline.list_normalized_load_packages()]
         write_atomic(marker, json.dumps(sorted({*earlier, *pending})))
-        finished.extend(pipeline.load().loads_ids)
+        try:
+            finished.extend(pipeline.load().loads_ids)
+        except Exception as exc:
+            unfinished = _unfinished(exc, source)
+            if unfinished is exc:
+                raise
+            raise unfinished from exc
     if marker.exists():
         drop_rows_loaded_twice(pipeline, sorted({*earlier, *finished}))
         marker.unlink()
     return finished
+
+
+def _unfinished(exc: Exception, source: str) -> Exception:
+    """A left package that fails to load fails every run the same way, however the source
+    changed since: say so, and how to start over without it. A lost connection stays as it
+    is (retried); so does stackyard's own error."""
+    from stackyard.ingest.attempts import looks_transient
+    from stackyard.ingest.load_errors import root_cause, stackyard_error
+
+    if stackyard_error(exc) is not None or looks_transient(exc):
+        return exc
+    return LoadError(
+        f"a load an earlier run left could not be finished: {root_cause(exc)}",
+        hint="every run tries it again first; once the cause is fixed at the source, "
+        f"`stackyard reload {source}` starts the source over without it",
+    )
 
 
 def finish_interrupted_commits(pipeline: Any) -> list[str]:
