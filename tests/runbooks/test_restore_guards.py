@@ -117,3 +117,52 @@ def drop_kept_aside(dsn: str, database: str) -> None:
         ).fetchall()
         for (name,) in kept:
             conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+# `--to` the target's own file or database: the data would go back to the backup while dlt's
+# state stayed ahead of it, and the next run would load nothing of what came after.
+
+
+def test_restore_to_the_targets_own_file_is_refused(tmp_path: Path) -> None:
+    root = project(tmp_path / "p")
+    before = backed_up(root)
+    for to in (".stackyard/dev.duckdb", str(root / ".stackyard" / "dev.duckdb")):
+        refused = stackyard(root, "restore", "latest", "--yes", "--to", to)
+        text = said(refused)
+        assert refused.returncode == 2, text
+        assert "is target 'dev''s own file" in text and "nothing was done" in text, text
+        assert "drop --to for a full restore, which also puts back the dlt state" in text, text
+        assert files(root) == before
+    elsewhere = stackyard(root, "restore", "latest", "--to", "copy.duckdb")
+    assert elsewhere.returncode == 0, said(elsewhere)
+    assert files(root) == before  # the target and its state left alone
+
+
+@pytest.mark.postgres
+def test_restore_to_the_targets_own_database_is_refused(
+    tmp_path: Path, pg_database: dict[str, Any], pg_admin_dsn: str
+) -> None:
+    root = project(tmp_path / "p")
+    database = str(pg_database["database"])
+    text = (root / "stackyard.yml").read_text()
+    target = (
+        "targets:\n  pg:\n    type: postgres\n    host: 127.0.0.1\n    user: postgres\n"
+        f"    database: {database}\n"
+    )
+    (root / "stackyard.yml").write_text(text.replace("targets:\n", target, 1))
+    (root / "sources" / "go").write_text("go")
+    assert stackyard(root, "run", "--target", "pg").returncode == 0
+    assert stackyard(root, "backup", "--target", "pg").returncode == 0
+    refused = stackyard(root, "restore", "latest", "--yes", "--target", "pg", "--to", database)
+    said_ = said(refused)
+    assert refused.returncode == 2, said_
+    assert "is target 'pg''s own database" in said_ and "nothing was done" in said_, said_
+    assert "drop --to for a full restore" in said_, said_
+    import psycopg
+
+    with psycopg.connect(pg_admin_dsn) as conn:  # nothing was staged or moved aside
+        kept = conn.execute(
+            "SELECT count(*) FROM pg_database WHERE datname LIKE %s", (f"{database}\\_\\_%",)
+        ).fetchone()
+    drop_kept_aside(pg_admin_dsn, database)
+    assert kept == (0,)

@@ -65,7 +65,8 @@ class RestoreRunbook(TargetRunbook):
             to: a new DuckDB file or Postgres database to restore into instead of the target.
 
         Raises:
-            UsageError: not a backup, or one of another engine than the target's.
+            UsageError: not a backup, one of another engine than the target's, or ``to``
+                the target's own file or database.
         """
         manifest = BackupManifest.read(backup)
         w = self.warehouse
@@ -79,6 +80,15 @@ class RestoreRunbook(TargetRunbook):
                 f"{backup} is a backup of project '{manifest.project}', not "
                 f"'{self.files.project.name}'",
                 hint="restore it from that project's folder",
+            )
+        if to is not None and self._own(to):
+            raise UsageError(
+                f"--to {to} is target '{w.target_name}''s own "
+                + ("file" if w.STORAGE == "file" else "database")
+                + ": restoring into it would replace its data but keep dlt's newer state, so "
+                "the next run would load nothing of what came after the backup; nothing was done",
+                hint="drop --to for a full restore, which also puts back the dlt state; or pass "
+                "--to a new file or database to look at the backup beside the target",
             )
         verify = Step(
             "check_files",
@@ -371,7 +381,8 @@ class RestoreRunbook(TargetRunbook):
         """Whether ``destination`` is the target's own file or database."""
         w = self.warehouse
         if w.STORAGE == "file":
-            return Path(destination).resolve() == w.path.resolve()  # type: ignore[attr-defined]
+            mine: Path = w.path  # type: ignore[attr-defined]
+            return Path(destination).expanduser().resolve() == mine.resolve()
         return destination == w.config.database
 
     def _refuse_while_in_use(self) -> None:
