@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.runbooks.test_restore_guards import drop_kept_aside
+from tests.runbooks.test_restore_guards import drop_kept_aside, on_postgres
 from tests.runner.test_leases import project
 from tests.runner.test_leases_across_processes import said, stackyard
 
@@ -90,14 +90,8 @@ def test_a_postgres_database_dropped_and_created_again_is_found(
 ) -> None:
     import psycopg
 
-    root = project(tmp_path / "p")
     database = str(pg_database["database"])
-    text = (root / "stackyard.yml").read_text()
-    target = (
-        "targets:\n  pg:\n    type: postgres\n    host: 127.0.0.1\n    user: postgres\n"
-        f"    database: {database}\n"
-    )
-    (root / "stackyard.yml").write_text(text.replace("targets:\n", target, 1))
+    root = on_postgres(project(tmp_path / "p"), database)
     good = loaded(root, "--target", "pg")
     with psycopg.connect(pg_admin_dsn, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE "{database}" WITH (FORCE)')

@@ -29,6 +29,17 @@ def backed_up(root: Path) -> list[str]:
     return files(root)
 
 
+def on_postgres(root: Path, database: str) -> Path:
+    """Give the project a target ``pg`` on a throwaway Postgres database."""
+    text = (root / "stackyard.yml").read_text()
+    target = (
+        "targets:\n  pg:\n    type: postgres\n    host: 127.0.0.1\n    user: postgres\n"
+        f"    database: {database}\n"
+    )
+    (root / "stackyard.yml").write_text(text.replace("targets:\n", target, 1))
+    return root
+
+
 def files(root: Path) -> list[str]:
     return sorted(p.name for p in (root / ".stackyard").iterdir() if "run-leases" not in p.name)
 
@@ -81,13 +92,7 @@ def test_restore_is_refused_while_another_process_holds_the_file(tmp_path: Path)
 def test_restore_is_refused_while_a_run_holds_leases_on_postgres(
     tmp_path: Path, pg_database: dict[str, Any], pg_admin_dsn: str
 ) -> None:
-    root = project(tmp_path / "p")
-    text = (root / "stackyard.yml").read_text()
-    target = (
-        "targets:\n  pg:\n    type: postgres\n    host: 127.0.0.1\n    user: postgres\n"
-        f"    database: {pg_database['database']}\n"
-    )
-    (root / "stackyard.yml").write_text(text.replace("targets:\n", target, 1))
+    root = on_postgres(project(tmp_path / "p"), str(pg_database["database"]))
     (root / "sources" / "go").write_text("go")
     assert stackyard(root, "run", "--target", "pg").returncode == 0
     assert stackyard(root, "backup", "--target", "pg").returncode == 0
@@ -142,14 +147,8 @@ def test_restore_to_the_targets_own_file_is_refused(tmp_path: Path) -> None:
 def test_restore_to_the_targets_own_database_is_refused(
     tmp_path: Path, pg_database: dict[str, Any], pg_admin_dsn: str
 ) -> None:
-    root = project(tmp_path / "p")
     database = str(pg_database["database"])
-    text = (root / "stackyard.yml").read_text()
-    target = (
-        "targets:\n  pg:\n    type: postgres\n    host: 127.0.0.1\n    user: postgres\n"
-        f"    database: {database}\n"
-    )
-    (root / "stackyard.yml").write_text(text.replace("targets:\n", target, 1))
+    root = on_postgres(project(tmp_path / "p"), database)
     (root / "sources" / "go").write_text("go")
     assert stackyard(root, "run", "--target", "pg").returncode == 0
     assert stackyard(root, "backup", "--target", "pg").returncode == 0
