@@ -122,8 +122,9 @@ class WarehouseUnreachableError(WarehouseError):
 
 class WarehouseLockedError(WarehouseUnreachableError):
     """Another process holds the warehouse's file: DuckDB lets one process at a time open a
-    file (https://duckdb.org/docs/current/connect/concurrency), so nothing was read or
-    changed. Retrying once that process ends succeeds."""
+    file (https://duckdb.org/docs/current/connect/concurrency); or a run in progress holds
+    leases on a warehouse a command would replace. Nothing was read or changed; retrying once
+    that process or run ends succeeds."""
 
 
 class LoadError(StackyardError):

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from stackyard.runbooks.adopt_dlt import DltAdoptReport
     from stackyard.runbooks.backfill.runbook import BackfillRunbook
     from stackyard.runbooks.backup import BackupRunbook
-    from stackyard.runbooks.doctor import DoctorReport
+    from stackyard.runbooks.doctor_report import DoctorReport
     from stackyard.runbooks.evolve import EvolveRunbook
     from stackyard.runbooks.incidents import IncidentRunbook
     from stackyard.runbooks.perf import PerfReport

@@ -189,15 +189,44 @@ class RunLeases:
         if not holders:
             return None
         first = holders[0]
-        running = " and ".join(_what(x.name) for x in holders)
         return WarehouseLockedError(
-            f"a stackyard run is in progress on {self.warehouse.describe()}: {first.holder} "
-            f"has been running {running} since {_utc(first.acquired_at):%Y-%m-%d %H:%M:%S} "
-            f"UTC. DuckDB lets one process at a time open the file, so {what} until that run "
-            "ends; nothing was read",
+            f"{self._in_progress(holders)}. DuckDB lets one process at a time open the file, "
+            f"so {what} until that run ends; nothing was read",
             hint=f"run this command again when run {first.run_id} has ended (`stackyard run "
             "--wait SECONDS` waits for it before starting); its lease ends by "
             f"{_utc(first.expires_at):%Y-%m-%d %H:%M:%S} UTC if it is stuck",
+        )
+
+    def running(self) -> list[Lease]:
+        """The leases runs hold now, read without opening a file a run in another process
+        holds: that run's mirror where the engine has one (DuckDB), else the lease table."""
+        return self.mirrored() if self.warehouse.lease_file() is not None else self.held()
+
+    def in_the_way(self, what: str) -> WarehouseLockedError | None:
+        """Why a command that replaces the warehouse's data must not go ahead while a run is
+        in progress on it, naming that run; ``None`` when no run is.
+
+        Args:
+            what: what would go wrong and what was not done, in words.
+        """
+        holders = self.running()
+        if not holders:
+            return None
+        first = holders[0]
+        return WarehouseLockedError(
+            f"{self._in_progress(holders)}; {what}",
+            hint=f"wait for run {first.run_id} to end, or stop it, then run this command "
+            "again (`stackyard status` shows the leases held); its lease ends by "
+            f"{_utc(first.expires_at):%Y-%m-%d %H:%M:%S} UTC if it is stuck",
+        )
+
+    def _in_progress(self, holders: Sequence[Lease]) -> str:
+        """Which run holds ``holders`` (its first's holder), running what, since when."""
+        first = holders[0]
+        running = " and ".join(_what(x.name) for x in holders)
+        return (
+            f"a stackyard run is in progress on {self.warehouse.describe()}: {first.holder} "
+            f"has been running {running} since {_utc(first.acquired_at):%Y-%m-%d %H:%M:%S} UTC"
         )
 
     def release(self, names: Sequence[str], run_id: str) -> None:

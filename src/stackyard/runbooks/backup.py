@@ -339,7 +339,9 @@ class BackupRunbook(TargetRunbook):
 
         Raises:
             UsageError: the plan is for a warehouse stackyard cannot reach from here.
-            WarehouseError: the engine failed; the unfinished folder is deleted.
+            WarehouseError: the warehouse lost tables dlt's state says were loaded (nothing
+                written, nothing pruned), or the engine failed (the unfinished folder is
+                deleted).
         """
         if self.warehouse.STORAGE == "cloud":
             raise UsageError(
@@ -347,6 +349,9 @@ class BackupRunbook(TargetRunbook):
                 hint="print the statements with `stackyard backup --dry-run` and run them in "
                 "your warehouse (they are clones: no data is copied or billed until changed)",
             )
+        from stackyard.runbooks.local_state import refuse_backup_after_a_loss
+
+        refuse_backup_after_a_loss(self.files, self.warehouse)
         folder = Path(plan.location)
         started = time.monotonic()
         folder.mkdir(parents=True, exist_ok=False)

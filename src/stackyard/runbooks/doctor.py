@@ -14,7 +14,7 @@ import shutil
 import stat
 import sys
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -22,73 +22,15 @@ from typing import Any
 
 from stackyard.errors import SecretMissingError, StackyardError
 from stackyard.runbooks.backup import ProjectFiles
-from stackyard.runbooks.local_state import set_aside, transient_tables
+from stackyard.runbooks.doctor_report import DoctorReport, Finding
+from stackyard.runbooks.local_state import (
+    lost_tables,
+    pending_packages,
+    set_aside,
+    transient_tables,
+)
 from stackyard.runbooks.target_marks import run_before
 from stackyard.warehouse.base import Warehouse
-
-
-@dataclass(frozen=True)
-class Finding:
-    """One problem, with its fix.
-
-    Attributes:
-        check: the check that found it (``versions``, ``wal``, ``backup`` …).
-        severity: ``error`` (something is broken or at risk now) or ``warning``.
-        what: what is wrong, naming the file, table or package.
-        why: why it matters.
-        fix: what to do, as a command where there is one.
-    """
-
-    check: str
-    severity: str
-    what: str
-    why: str
-    fix: str
-
-
-@dataclass(frozen=True)
-class DoctorReport:
-    """Everything the doctor checked.
-
-    Attributes:
-        target: the target checked.
-        findings: the problems found.
-        passed: what was verified, in words.
-        repaired: what ``--fix`` did.
-        would_repair: what ``--fix`` would do (``--fix --dry-run``: nothing was changed).
-    """
-
-    target: str
-    findings: tuple[Finding, ...]
-    passed: tuple[str, ...]
-    repaired: tuple[str, ...] = ()
-    would_repair: tuple[str, ...] = ()
-
-    @property
-    def exit_code(self) -> int:
-        """0 when healthy, 1 with findings."""
-        return 1 if self.findings else 0
-
-    @property
-    def summary(self) -> str:
-        """One line for the end of the report."""
-        if not self.findings:
-            return f"healthy: {len(self.passed)} checks passed on target '{self.target}'"
-        return (
-            f"{len(self.findings)} findings on target '{self.target}' "
-            f"({len(self.passed)} checks passed)"
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready data for ``--json``."""
-        return {
-            "target": self.target,
-            "healthy": not self.findings,
-            "findings": [asdict(f) for f in self.findings],
-            "passed": list(self.passed),
-            "repaired": list(self.repaired),
-            "would_repair": list(self.would_repair),
-        }
 
 
 @dataclass
@@ -137,6 +79,7 @@ class Doctor:
             check()
         if self._reachable():
             self._pending_packages()
+            self._lost_tables()
             self._leases()
             self._backup_age()
             self._last_run()
@@ -363,8 +306,7 @@ class Doctor:
         # elsewhere) there is no cursor to run ahead of the lost data: a run rebuilds it.
         loaded = bool(self.files.pipelines_of(self.warehouse.target_name))
         fix = (
-            f"stackyard restore latest (the last backup, taken "
-            f"{backups[-1].created_at:%Y-%m-%d %H:%M} UTC; dlt's state comes back with it)"
+            _restore_latest(backups)
             if backups
             else "no backup exists: load every source again from its beginning with "
             "`stackyard run --full-refresh` (a plain run would load only rows past the cursors)"
@@ -388,12 +330,7 @@ class Doctor:
     # ------------------------------------------------------------------ state and data
 
     def _pending_packages(self) -> None:
-        pending = []
-        for pipeline in self.files.pipelines_of(self.warehouse.target_name):
-            for stage in ("normalize/extracted", "load/new", "load/normalized"):
-                folder = pipeline / stage
-                if folder.is_dir():
-                    pending += [(pipeline.name, p.name) for p in folder.iterdir() if p.is_dir()]
+        pending = pending_packages(self.files, self.warehouse.target_name)
         for pipeline_name, package in pending:
             self._find(
                 "pending",
@@ -405,6 +342,24 @@ class Doctor:
             )
         if not pending:
             self._notes.passed.append("pending: no unfinished dlt load packages")
+
+    def _lost_tables(self) -> None:
+        # The warehouse answers and holds tables, but not those dlt's state says it loaded
+        # (a file created anew by a later command, a database dropped and created again).
+        lost = lost_tables(self.files, self.warehouse)
+        backups = self.files.backups(self.warehouse.target_name)
+        for one in lost:
+            self._find(
+                "state",
+                one.said(self.warehouse.target_name),
+                "the warehouse lost them (its file or database, or a table dropped by hand) "
+                "while dlt's cursors stayed ahead: `stackyard run` refuses to load the source, "
+                "as it would bring back only rows newer than the cursors",
+                (f"{_restore_latest(backups)}, or " if backups else "")
+                + f"load them again from the source: `stackyard reload {one.source} --yes`",
+            )
+        if not lost:
+            self._notes.passed.append("state: the warehouse has every table dlt's state loaded")
 
     def _leases(self) -> None:
         from stackyard.metadata.leases import read_leases, release_lease
@@ -478,6 +433,13 @@ class Doctor:
             )
         if not failing:
             self._notes.passed.append("freshness: no source table failed its last check")
+
+
+def _restore_latest(backups: list[Any]) -> str:
+    return (
+        f"stackyard restore latest (the last backup, taken "
+        f"{backups[-1].created_at:%Y-%m-%d %H:%M} UTC; dlt's state comes back with it)"
+    )
 
 
 def _minor(package: str) -> str:

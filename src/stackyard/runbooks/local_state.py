@@ -1,4 +1,4 @@
-"""What the doctor reads and moves on disk: dlt's local state, dbt's table settings.
+"""What the doctor and backups read and move on disk: dlt's local state, dbt's table settings.
 
 **dlt's local state**, set aside when the warehouse lost what it describes.
 
@@ -14,10 +14,15 @@ folders are moved, not deleted.
 
 from __future__ import annotations
 
+import json
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from stackyard.errors import WarehouseError
 from stackyard.runbooks.backup import ProjectFiles
+from stackyard.warehouse.base import Warehouse
 
 
 def set_aside(files: ProjectFiles, target: str, into: Path) -> list[str]:
@@ -29,6 +34,115 @@ def set_aside(files: ProjectFiles, target: str, into: Path) -> list[str]:
         shutil.move(pipeline, into / where)
         moved.append(where.as_posix())
     return moved
+
+
+def pending_packages(files: ProjectFiles, target: str) -> list[tuple[str, str]]:
+    """``(pipeline, package)`` of every dlt load package of the target never loaded."""
+    pending = []
+    for pipeline in files.pipelines_of(target):
+        for stage in ("normalize/extracted", "load/new", "load/normalized"):
+            folder = pipeline / stage
+            if folder.is_dir():
+                pending += [(pipeline.name, p.name) for p in folder.iterdir() if p.is_dir()]
+    return pending
+
+
+@dataclass(frozen=True)
+class LostTables:
+    """Tables a source's local dlt state says were loaded that the warehouse no longer has.
+
+    Attributes:
+        source: the source's name.
+        tables: the missing tables, as ``dataset.table``.
+    """
+
+    source: str
+    tables: tuple[str, ...]
+
+    def said(self, target: str) -> str:
+        """The loss in words, as ``stackyard run`` says it."""
+        one = len(self.tables) == 1
+        return (
+            f"source '{self.source}': {', '.join(self.tables)} {'is' if one else 'are'} missing "
+            f"on target '{target}', though dlt's state says {'it was' if one else 'they were'} "
+            "loaded"
+        )
+
+
+def lost_tables(files: ProjectFiles, warehouse: Warehouse) -> list[LostTables]:
+    """Per source, the tables its local dlt state says hold rows that the warehouse no
+    longer has: the warehouse lost them (its DuckDB file deleted, its database dropped and
+    created again, a table dropped by hand) while the cursors stayed ahead, so a run would
+    bring back only rows newer than them. ``stackyard run`` asks the same before it loads
+    (:func:`stackyard.ingest.recovery.check_state_matches_warehouse`).
+
+    Read from the pipeline folders' JSON rather than through dlt (whose import alone takes a
+    second), with one query per dataset; a source never loaded costs nothing.
+    """
+    target = warehouse.target_name
+    present: dict[str, set[str]] = {}
+    found = []
+    for source, config in files.project.sources.items():
+        own_name = getattr(config, "pipeline_name", None)  # an adopted source's (see loader)
+        folder = (
+            files.pipelines_dir / target / own_name
+            if own_name
+            else files.pipelines_dir / f"{files.project.name}__{source}__{target}"
+        )
+        dataset, tables = _loaded(folder)
+        if not tables:
+            continue
+        if dataset not in present:
+            present[dataset] = {t.lower() for t in warehouse.tables_in(dataset)}
+        missing = tuple(f"{dataset}.{t}" for t in tables if t.lower() not in present[dataset])
+        if missing:
+            found.append(LostTables(source, missing))
+    return found
+
+
+def refuse_backup_after_a_loss(files: ProjectFiles, warehouse: Warehouse) -> None:
+    """Refuse to back up a warehouse that lost tables dlt's state says were loaded: the
+    backup would hold the loss, and with ``backups.keep`` delete the last good backup.
+
+    Raises:
+        WarehouseError: naming the tables and how to get them back (nothing was written).
+    """
+    lost = lost_tables(files, warehouse)
+    if not lost:
+        return
+    reload = ", ".join(f"`stackyard reload {one.source} --yes`" for one in lost)
+    raise WarehouseError(
+        f"target '{warehouse.target_name}' was not backed up: "
+        + "; ".join(one.said(warehouse.target_name) for one in lost)
+        + " (a lost warehouse file or database, or a table dropped by hand). A backup now "
+        "would keep that loss, and with backups.keep delete the last good backup; nothing "
+        "was written",
+        hint="get them back first, then back up: restore the last backup (`stackyard restore "
+        f"latest`, which also puts back dlt's state), or load them again: {reload}",
+    )
+
+
+def _loaded(folder: Path) -> tuple[str, list[str]]:
+    """A pipeline folder's dataset and the data tables its default schema says hold rows,
+    as dlt's ``Schema.data_tables(seen_data_only=True)`` reads them (nested tables left
+    out, as the run's check leaves them)."""
+    try:
+        state = json.loads((folder / "state.json").read_text(encoding="utf-8"))
+        dataset, name = str(state["dataset_name"]), str(state["default_schema_name"])
+        schema_file = folder / "schemas" / f"{name}.schema.json"
+        tables: dict[str, Any] = json.loads(schema_file.read_text(encoding="utf-8"))["tables"]
+    except FileNotFoundError:
+        return "", []  # never loaded on this target
+    except (ValueError, KeyError, TypeError):
+        return "", []  # not a state dlt wrote: the source's next run reports it
+    return dataset, [
+        str(name)
+        for name, table in tables.items()
+        if not str(name).startswith("_")
+        and not table.get("parent")
+        and (table.get("x-normalizer") or {}).get("seen-data") is True
+        and any(c.get("data_type") for c in (table.get("columns") or {}).values())
+    ]
 
 
 def transient_tables(transform: Path) -> list[str]:

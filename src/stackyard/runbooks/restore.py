@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from stackyard.errors import UsageError, WarehouseError
+from stackyard.errors import UsageError, WarehouseError, WarehouseLockedError
 from stackyard.runbooks import backup_engines as engines
 from stackyard.runbooks.backup import (
     DUCKDB_DATA,
@@ -65,7 +65,8 @@ class RestoreRunbook(TargetRunbook):
             to: a new DuckDB file or Postgres database to restore into instead of the target.
 
         Raises:
-            UsageError: not a backup, or one of another engine than the target's.
+            UsageError: not a backup, one of another engine than the target's, or ``to``
+                the target's own file or database.
         """
         manifest = BackupManifest.read(backup)
         w = self.warehouse
@@ -79,6 +80,15 @@ class RestoreRunbook(TargetRunbook):
                 f"{backup} is a backup of project '{manifest.project}', not "
                 f"'{self.files.project.name}'",
                 hint="restore it from that project's folder",
+            )
+        if to is not None and self._own(to):
+            raise UsageError(
+                f"--to {to} is target '{w.target_name}''s own "
+                + ("file" if w.STORAGE == "file" else "database")
+                + ": restoring into it would replace its data but keep dlt's newer state, so "
+                "the next run would load nothing of what came after the backup; nothing was done",
+                hint="drop --to for a full restore, which also puts back the dlt state; or pass "
+                "--to a new file or database to look at the backup beside the target",
             )
         verify = Step(
             "check_files",
@@ -145,6 +155,8 @@ class RestoreRunbook(TargetRunbook):
             "with the manifest; stop on any difference, before anything is replaced",
             "nothing: it only reads",
         )
+        if replaces and self._own(destination):
+            self._refuse_while_in_use()
         state = []
         own_state = to is None and manifest.target == w.target_name
         if own_state:
@@ -301,6 +313,13 @@ class RestoreRunbook(TargetRunbook):
 
     def _swap(self, scratch: dict[str, Any]) -> None:
         plan: RecoveryPlan = scratch["plan"]
+        if plan.replaces and self._own(plan.destination):
+            # Again, just before the swap: a run may have started while the copy was staged.
+            try:
+                self._refuse_while_in_use()
+            except WarehouseLockedError:
+                self._discard(scratch)
+                raise
         self.session.release()  # our connection must not hold the file or database
         stamp = _stamp()
         if self.warehouse.STORAGE == "file":
@@ -355,6 +374,44 @@ class RestoreRunbook(TargetRunbook):
             for artifact in sorted(dbt_saved.iterdir()):
                 shutil.copy2(artifact, target_dir / artifact.name)
                 scratch["state"].append(f"dbt {artifact.name}")
+
+    # ------------------------------------------------------------------ what is in use
+
+    def _own(self, destination: str) -> bool:
+        """Whether ``destination`` is the target's own file or database."""
+        w = self.warehouse
+        if w.STORAGE == "file":
+            mine: Path = w.path  # type: ignore[attr-defined]
+            return Path(destination).expanduser().resolve() == mine.resolve()
+        return destination == w.config.database
+
+    def _refuse_while_in_use(self) -> None:
+        """Refuse to replace the target's data while a run is in progress on it or another
+        process holds its file: what that run loads would go into the copy moved aside,
+        while its dlt state says it was loaded, so later runs would skip those rows.
+
+        Raises:
+            WarehouseLockedError: a run or another process uses it (nothing was restored).
+        """
+        from stackyard.metadata.run_leases import RunLeases
+
+        what = (
+            "restoring now would move the rows it loads aside with the current data, and "
+            "later runs would skip them; nothing was restored"
+        )
+        busy = RunLeases(self.warehouse).in_the_way(what)
+        if busy is not None:
+            raise busy
+        self.warehouse.check_not_held(
+            "restoring over it now would lose what it writes; nothing was restored"
+        )
+
+    def _discard(self, scratch: dict[str, Any]) -> None:
+        staged = scratch.get("staged")
+        if isinstance(staged, Path):
+            staged.unlink(missing_ok=True)
+        elif staged:
+            self._admin(f"DROP DATABASE IF EXISTS {self.warehouse.quote(staged)} WITH (FORCE)")
 
     # ------------------------------------------------------------------ Postgres admin
 

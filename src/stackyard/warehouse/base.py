@@ -313,6 +313,19 @@ class Warehouse(ABC):
         """
         return None
 
+    def check_not_held(self, what: str) -> None:
+        """Refuse when another process holds the warehouse open now, where the engine lets
+        one process at a time open it (DuckDB's file lock); never opens it for writing.
+        Nothing to check on a server, where many sessions share a database.
+
+        Args:
+            what: what cannot be done while it is held, in words.
+
+        Raises:
+            WarehouseLockedError: another process holds it.
+        """
+        return None
+
     def settle(self) -> None:
         """Write out what the engine still holds in a log, so that :meth:`write_stamp` is
         the warehouse's state when this process ends; nothing to do on a server.

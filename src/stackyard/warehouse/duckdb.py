@@ -186,6 +186,25 @@ class DuckDBWarehouse(Warehouse):
         # Beside the file it speaks for, so two targets on one file share it.
         return self.path.with_name(self.path.name + ".run-leases.json")
 
+    def check_not_held(self, what: str) -> None:
+        import duckdb
+
+        if self._conn is not None or not self.path.exists():
+            return  # this process holds it, or nothing can
+        try:
+            # Read-only: takes a shared lock, which fails while a writer holds the file, and
+            # replays no write-ahead log into it.
+            duckdb.connect(str(self.path), read_only=True).close()
+        except duckdb.IOException as exc:
+            if "Could not set lock" in str(exc):
+                raise WarehouseLockedError(
+                    f"another process holds the DuckDB file {self.path} open ({exc}); {what}",
+                    hint="close it (a DuckDB shell, a BI tool) or wait for it to end, then run "
+                    "this command again",
+                ) from None
+        except duckdb.Error:
+            return  # a file that will not open is damaged, not held: the caller may replace it
+
     def settle(self) -> None:
         # dbt-duckdb and dlt keep their own handles on the database until this process
         # ends, and the last one to close writes the log into the file: do it now.

@@ -1,0 +1,71 @@
+"""What ``stackyard doctor`` found: each problem with its fix, and what passed (the checks
+are in :mod:`stackyard.runbooks.doctor`)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One problem, with its fix.
+
+    Attributes:
+        check: the check that found it (``versions``, ``wal``, ``backup`` …).
+        severity: ``error`` (something is broken or at risk now) or ``warning``.
+        what: what is wrong, naming the file, table or package.
+        why: why it matters.
+        fix: what to do, as a command where there is one.
+    """
+
+    check: str
+    severity: str
+    what: str
+    why: str
+    fix: str
+
+
+@dataclass(frozen=True)
+class DoctorReport:
+    """Everything the doctor checked.
+
+    Attributes:
+        target: the target checked.
+        findings: the problems found.
+        passed: what was verified, in words.
+        repaired: what ``--fix`` did.
+        would_repair: what ``--fix`` would do (``--fix --dry-run``: nothing was changed).
+    """
+
+    target: str
+    findings: tuple[Finding, ...]
+    passed: tuple[str, ...]
+    repaired: tuple[str, ...] = ()
+    would_repair: tuple[str, ...] = ()
+
+    @property
+    def exit_code(self) -> int:
+        """0 when healthy, 1 with findings."""
+        return 1 if self.findings else 0
+
+    @property
+    def summary(self) -> str:
+        """One line for the end of the report."""
+        if not self.findings:
+            return f"healthy: {len(self.passed)} checks passed on target '{self.target}'"
+        return (
+            f"{len(self.findings)} findings on target '{self.target}' "
+            f"({len(self.passed)} checks passed)"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready data for ``--json``."""
+        return {
+            "target": self.target,
+            "healthy": not self.findings,
+            "findings": [asdict(f) for f in self.findings],
+            "passed": list(self.passed),
+            "repaired": list(self.repaired),
+            "would_repair": list(self.would_repair),
+        }

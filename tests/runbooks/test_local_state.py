@@ -1,0 +1,108 @@
+"""A warehouse that lost tables dlt's local state says were loaded (its DuckDB file deleted
+and created again empty by the next command, its Postgres database dropped and created
+again, a table dropped by hand) is not healthy: `stackyard doctor` reports it with the way
+back, and `stackyard backup` refuses to copy it, which would keep the loss and, with
+`backups.keep`, delete the last good backup."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.runbooks.test_restore_guards import drop_kept_aside, on_postgres
+from tests.runner.test_leases import project
+from tests.runner.test_leases_across_processes import said, stackyard
+
+
+def loaded(root: Path, *target: str) -> list[str]:
+    """Keep one backup, run the held source at once, check all is well, back up; return the
+    backup folders."""
+    with (root / "stackyard.yml").open("a") as config:
+        config.write("\nbackups:\n  keep: 1\n")
+    (root / "sources" / "go").write_text("go")
+    assert stackyard(root, "run", *target).returncode == 0
+    done = stackyard(root, "backup", *target)
+    assert done.returncode == 0, said(done)
+    report = doctor(root, *target, code=0)
+    assert "state: the warehouse has every table dlt's state loaded" in report["passed"]
+    return backups(root)
+
+
+def backups(root: Path) -> list[str]:
+    return sorted(p.name for p in (root / ".stackyard" / "backups").iterdir())
+
+
+def doctor(root: Path, *target: str, code: int) -> dict[str, Any]:
+    done = stackyard(root, "doctor", "--json", *target)
+    assert done.returncode == code, said(done)
+    report: dict[str, Any] = json.loads(done.stdout)
+    return report
+
+
+def lost(report: dict[str, Any]) -> list[dict[str, str]]:
+    return [f for f in report["findings"] if f["check"] == "state"]
+
+
+def assert_backup_refused(root: Path, tables: str, *target: str) -> None:
+    before = backups(root)
+    refused = stackyard(root, "backup", *target)
+    text = said(refused)
+    assert refused.returncode == 1, text
+    assert "was not backed up: source 'events': " + tables in text, text
+    assert "nothing was written" in text and "stackyard restore latest" in text, text
+    assert "stackyard reload events --yes" in text, text
+    assert backups(root) == before  # nothing written, the last good backup not pruned
+
+
+def test_a_lost_duckdb_file_or_table_fails_the_doctor_and_stops_backups(tmp_path: Path) -> None:
+    root = project(tmp_path / "p")
+    good = loaded(root)
+    (root / ".stackyard" / "dev.duckdb").unlink()
+    failed = stackyard(root, "run")
+    assert failed.returncode == 1, said(failed)
+    assert (root / ".stackyard" / "dev.duckdb").exists()  # created again, without the data
+
+    (finding,) = lost(doctor(root, code=1))
+    assert finding["what"] == (
+        "source 'events': events.events is missing on target 'dev', though dlt's state says "
+        "it was loaded"
+    )
+    assert "stackyard restore latest (the last backup, taken " in finding["fix"]
+    assert "`stackyard reload events --yes`" in finding["fix"]
+    assert_backup_refused(root, "events.events is missing on target 'dev'")
+    assert backups(root) == good
+
+    assert stackyard(root, "restore", "latest", "--yes").returncode == 0
+    assert not lost(doctor(root, code=0))
+    dropped = stackyard(root, "sql", "drop table events.events")
+    assert dropped.returncode == 0, said(dropped)
+    (finding,) = lost(doctor(root, code=1))
+    assert "events.events is missing" in finding["what"]
+    assert_backup_refused(root, "events.events is missing on target 'dev'")
+
+
+@pytest.mark.postgres
+def test_a_postgres_database_dropped_and_created_again_is_found(
+    tmp_path: Path, pg_database: dict[str, Any], pg_admin_dsn: str
+) -> None:
+    import psycopg
+
+    database = str(pg_database["database"])
+    root = on_postgres(project(tmp_path / "p"), database)
+    good = loaded(root, "--target", "pg")
+    with psycopg.connect(pg_admin_dsn, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE "{database}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{database}"')
+
+    (finding,) = lost(doctor(root, "--target", "pg", code=1))
+    assert "events.events is missing on target 'pg'" in finding["what"]
+    assert "stackyard restore latest" in finding["fix"]
+    assert_backup_refused(root, "events.events is missing on target 'pg'", "--target", "pg")
+    assert backups(root) == good
+    restored = stackyard(root, "restore", "latest", "--yes", "--target", "pg")
+    assert restored.returncode == 0, said(restored)
+    assert not lost(doctor(root, "--target", "pg", code=0))
+    drop_kept_aside(pg_admin_dsn, database)
