@@ -53,11 +53,12 @@ def test_postgres_source_incremental_merge(tmp_path: Path, pg_database: dict[str
     with psycopg.connect(**conninfo, autocommit=True) as conn:  # type: ignore[arg-type]
         conn.execute(
             "CREATE TABLE orders (id int PRIMARY KEY, amount numeric(10,2), "
-            "status text, updated_at timestamptz, rate numeric(20,12), note text)"
+            "status text, updated_at timestamptz, rate numeric(20,12), note text, "
+            "total numeric)"
         )
         conn.execute(
-            "INSERT INTO orders SELECT g, g * 1.5, 'placed', "
-            "'2026-01-01'::timestamptz, 1234.123456789123, '' FROM generate_series(1, 500) g"
+            "INSERT INTO orders SELECT g, g * 1.5, 'placed', '2026-01-01'::timestamptz, "
+            "1234.123456789123, '', 123456789.123456789012 FROM generate_series(1, 500) g"
         )
     url = (
         f"postgresql+psycopg://{pg_database['user']}@{pg_database['host']}:"
@@ -85,6 +86,10 @@ def test_postgres_source_incremental_merge(tmp_path: Path, pg_database: dict[str
     # twelve decimal places, not ConnectorX's ten; an empty string, not NULL
     assert ctx.sql("select cast(rate as varchar), note from app.orders where id = 1").rows == (
         ("1234.123456789123", ""),
+    )
+    # a NUMERIC without precision: every place kept (it failed the table at nine)
+    assert ctx.sql("select cast(total as varchar) from app.orders where id = 1").rows == (
+        ("123456789.123456789012000000",),
     )
 
 

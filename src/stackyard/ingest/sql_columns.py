@@ -7,6 +7,10 @@
 - A Postgres ``NUMERIC`` with more than ten decimal places (or with none declared) comes out
   of ConnectorX rounded to ten: such a table is read through SQLAlchemy instead, which keeps
   every digit.
+- A Postgres ``NUMERIC`` declared without precision holds any number; dlt gave it nine
+  places and every value with more failed the table. It loads as ``DECIMAL(38,18)``: a
+  value that does not fit (more places, or more than 20 digits before the point) still fails
+  the load, loudly, never rounded.
 - On SQLite, integer columns check each value (:mod:`stackyard.ingest.sqlite_integers`).
 """
 
@@ -19,6 +23,9 @@ from stackyard.ingest.sqlite_integers import exact_sqlite_integers
 
 # The decimal places ConnectorX keeps of a Postgres NUMERIC.
 _CONNECTORX_SCALE = 10
+# What a NUMERIC without precision loads as: the widest decimal every target holds, with
+# places for an 18-place token amount and 20 digits before the point.
+UNCONSTRAINED_DECIMAL = (38, 18)
 
 
 def floats_as_doubles(table: Any) -> None:
@@ -28,6 +35,18 @@ def floats_as_doubles(table: Any) -> None:
     for column in table.columns:
         if isinstance(column.type, sa.Float) and column.type.asdecimal:
             column.type.asdecimal = False
+
+
+def bounded_decimals(table: Any) -> None:
+    """Give every NUMERIC of the reflected ``table`` declared without precision the
+    :data:`UNCONSTRAINED_DECIMAL` precision and scale (in place)."""
+    import sqlalchemy as sa
+
+    for column in table.columns:
+        kind = column.type
+        numeric = isinstance(kind, sa.Numeric) and not isinstance(kind, sa.Float)
+        if numeric and kind.asdecimal and kind.precision is None:
+            kind.precision, kind.scale = UNCONSTRAINED_DECIMAL
 
 
 def table_adapter(url: str) -> Callable[[Any], None]:
@@ -40,11 +59,13 @@ def table_adapter(url: str) -> Callable[[Any], None]:
     >>> t.c.x.type.asdecimal
     False
     """
-    sqlite = url.split(":", 1)[0].split("+", 1)[0] == "sqlite"
+    scheme = url.split(":", 1)[0].split("+", 1)[0]
 
     def adapt(table: Any) -> None:
         floats_as_doubles(table)
-        if sqlite:
+        if scheme in ("postgresql", "postgres"):
+            bounded_decimals(table)
+        if scheme == "sqlite":
             exact_sqlite_integers(table)
 
     return adapt
