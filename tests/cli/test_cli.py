@@ -80,6 +80,20 @@ def test_sql_json_keeps_every_digit_of_a_decimal(tmp_path: Path) -> None:
     assert row["ratio"] == Decimal("1.5")
 
 
+def test_sql_json_is_strict_json_with_nan_and_infinity(tmp_path: Path) -> None:
+    project = make_project(tmp_path / "p")
+    query = "select 'nan'::double as a, '-inf'::double as b, 2.5::double as c"
+    exit_code, output = invoke("sql", query, "-p", str(project), "--json")
+    assert exit_code == 0, output
+
+    def refuse(name: str) -> None:
+        raise ValueError(f"{name} is not JSON")
+
+    # Python wrote NaN and -Infinity literals, which strict parsers refuse
+    row = json.loads(output, parse_constant=refuse)["rows"][0]
+    assert row == {"a": "NaN", "b": "-Infinity", "c": 2.5}
+
+
 def test_declining_a_prompt_does_nothing_and_exits_0(tmp_path: Path) -> None:
     project = make_project(tmp_path / "p", customers=5, orders=9)
     assert invoke("run", "-p", str(project))[0] == 0

@@ -6,6 +6,7 @@ Command modules import from here, never from each other, so any of them can be i
 from __future__ import annotations
 
 import json
+import math
 import sys
 from collections.abc import Callable
 from datetime import date, datetime
@@ -170,8 +171,13 @@ def exact_json(data: Any, indent: int | None = 2) -> str:
     values past 2**53), so each one goes through it as a marked string that is then unquoted;
     the mark holds a random part, so no value of the data can look like one.
 
+    NaN and the infinities, which JSON has no literal for (Python's ``NaN`` is refused by
+    strict parsers), are the strings ``"NaN"``, ``"Infinity"`` and ``"-Infinity"``.
+
     >>> exact_json({"amount": Decimal("12345678901234567.89"), "n": 1.5}, indent=None)
     '{"amount": 12345678901234567.89, "n": 1.5}'
+    >>> exact_json([float("nan"), Decimal("-Infinity")], indent=None)
+    '["NaN", "-Infinity"]'
     """
     import re
     import uuid
@@ -180,13 +186,29 @@ def exact_json(data: Any, indent: int | None = 2) -> str:
 
     def default(value: Any) -> Any:
         if isinstance(value, Decimal):
-            if not value.is_finite():  # NaN and the infinities: as json writes a float's
-                return float("nan") if value.is_nan() else float(value)
+            if not value.is_finite():
+                return _not_finite(float(value))
             return mark + str(value)
         return _json_default(value)
 
-    text = json.dumps(data, indent=indent, default=default)
+    text = json.dumps(_finite(data), indent=indent, default=default, allow_nan=False)
     return re.sub(f'"{re.escape(mark)}([^"]*)"', r"\1", text)
+
+
+def _not_finite(value: float) -> str:
+    return "NaN" if value != value else ("Infinity" if value > 0 else "-Infinity")
+
+
+def _finite(data: Any) -> Any:
+    """``data`` with every float that is not finite as its name (the encoder never calls
+    ``default`` for a float)."""
+    if isinstance(data, float):
+        return data if math.isfinite(data) else _not_finite(data)
+    if isinstance(data, dict):
+        return {k: _finite(v) for k, v in data.items()}
+    if isinstance(data, list | tuple):
+        return [_finite(v) for v in data]
+    return data
 
 
 def _print_json(data: Any) -> None:
