@@ -94,6 +94,14 @@ def test_sql_json_is_strict_json_with_nan_and_infinity(tmp_path: Path) -> None:
     assert row == {"a": "NaN", "b": "-Infinity", "c": 2.5}
 
 
+def test_a_prompt_nobody_answers_asks_for_yes_and_exits_2(tmp_path: Path) -> None:
+    project = make_project(tmp_path / "p", customers=5, orders=9)
+    assert invoke("run", "-p", str(project))[0] == 0
+    result = runner.invoke(app, ["reload", "app", "-p", str(project)], input="")
+    assert result.exit_code == 2, result.output  # a script without --yes: nothing attempted
+    assert "--yes" in result.output and "Aborted" not in result.output
+
+
 def test_declining_a_prompt_does_nothing_and_exits_0(tmp_path: Path) -> None:
     project = make_project(tmp_path / "p", customers=5, orders=9)
     assert invoke("run", "-p", str(project))[0] == 0

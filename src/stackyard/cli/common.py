@@ -17,7 +17,13 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 from rich.console import Console as RichTerminal
 
-from stackyard.errors import EXIT_FAILED, EXIT_INTERRUPTED, Interrupted, StackyardError
+from stackyard.errors import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    Interrupted,
+    StackyardError,
+)
 
 if TYPE_CHECKING:
     from stackyard.console import Console
@@ -151,7 +157,15 @@ def _with_context(project: Path | None, action: Callable[[Context], T]) -> T:
 def _confirm_or_stop(question: str) -> None:
     """Ask before a change; a "no" is the user's choice, not a failed step: nothing was
     attempted, so ``nothing done`` and exit 0 (every prompt of the CLI answers so)."""
-    if not typer.confirm(question, default=False):
+    try:
+        agreed = typer.confirm(question, default=False)
+    except typer.Abort:
+        # No answer at all (a script, stdin closed): nothing was attempted, and the script
+        # must hear that it needs --yes, not see "Aborted." and a failed step.
+        out.print("nothing done: no answer to the question (not run from a terminal?)")
+        out.print("  → pass --yes to go ahead without asking")
+        raise typer.Exit(EXIT_USAGE) from None
+    if not agreed:
         out.print("nothing done")
         raise typer.Exit(0)
 
