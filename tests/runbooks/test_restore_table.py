@@ -235,6 +235,29 @@ def test_postgres_swap_after_a_column_was_renamed(
     assert [row[:5] + row[6:] for row in after] == [row[:5] + row[6:] for row in before]
 
 
+@pytest.mark.postgres
+def test_postgres_swap_warns_of_tables_its_delete_would_cascade_to(
+    pg_project: Path,  # noqa: F811
+    pg_database: dict[str, Any],
+) -> None:
+    import psycopg
+
+    env = without_pg_dump()
+    with psycopg.connect(**_kwargs(pg_database), autocommit=True) as conn:
+        conn.execute(
+            "CREATE TABLE shop.notes (id int PRIMARY KEY, "
+            "order_id bigint REFERENCES shop.orders ON DELETE CASCADE)"
+        )
+    base = ("--project", str(pg_project), "--target", "prod")
+    backup(pg_project, "--target", "prod", env=env)
+    done = cli("restore-table", "shop.orders", "--from", "latest", *base, env=env)
+    # The printed DELETE would have emptied shop.notes without a word.
+    assert "WARNING: shop.notes (ON DELETE CASCADE) references shop.orders" in " ".join(
+        done.split()
+    )
+    assert printed_swap(done).startswith("BEGIN")
+
+
 def test_duckdb_damaged_backup_restores_nothing(tmp_path: Path) -> None:
     project = init_project(tmp_path / "shop").path
     base = ("--project", str(project))

@@ -307,10 +307,35 @@ def swap_note(
             "add those after, or restore the whole backup beside the warehouse with stackyard "
             f"restore BACKUP --to NEW and copy the table's definition from it) with: {statement}"
         )
-    return (
+    note = (
         f"{SWAP_NOTE} (one transaction; the table keeps its views, grants "
         f"and constraints) with: {statement}"
     )
+    cascading = _cascading_references(warehouse, schema, table)
+    if cascading:
+        # The swap's DELETE fires them: every referencing row would go (or lose its key),
+        # the rows the backup also had included.
+        note = (
+            f"WARNING: {', '.join(cascading)} reference{'s' if len(cascading) == 1 else ''} "
+            f"{schema}.{table}, so the DELETE below changes their rows too; restore those "
+            f"tables as well, or put back only the rows that differ, by key; {note}"
+        )
+    return note
+
+
+def _cascading_references(warehouse: Warehouse, schema: str, table: str) -> list[str]:
+    """Other tables whose foreign keys to this one delete or change their rows when its rows
+    are deleted (Postgres; DuckDB's foreign keys only refuse)."""
+    if warehouse.KIND != "postgres":
+        return []
+    actions = {"c": "ON DELETE CASCADE", "n": "ON DELETE SET NULL", "d": "ON DELETE SET DEFAULT"}
+    found = warehouse.query(
+        "SELECT conrelid::regclass::text, confdeltype::text FROM pg_constraint "
+        "WHERE contype = 'f' AND confrelid = to_regclass(%s) AND conrelid <> confrelid "
+        "ORDER BY 1",
+        (warehouse.quote(schema, table),),
+    ).rows
+    return [f"{name} ({actions[kind]})" for name, kind in found if kind in actions]
 
 
 def column_notes(
