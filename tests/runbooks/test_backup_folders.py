@@ -4,6 +4,7 @@ folder's retention): the newest backup wins wherever it was written."""
 from __future__ import annotations
 
 import json
+import stat
 from pathlib import Path
 
 import duckdb
@@ -46,6 +47,8 @@ def test_restore_latest_takes_the_newest_backup_even_one_written_with_to(tmp_pat
     assert not older.exists() and newer.exists() and third.exists()
     plan = json.loads(_cli("restore", "latest", "--dry-run", "--json", "-p", p))
     assert str(third) in json.dumps(plan)
+    # A copy of the data is the owner's only, wherever it is written (it was 0755).
+    assert all(stat.S_IMODE(b.stat().st_mode) == 0o700 for b in (newer, third))
 
 
 def test_a_backups_folder_that_cannot_be_written_is_refused_before_anything(

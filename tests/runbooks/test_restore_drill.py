@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import sqlite3
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -134,6 +135,10 @@ def test_restore_drill_duckdb(tmp_path: Path) -> None:
     # The destroyed file was not there to keep; the pipelines' newer state was kept aside.
     kept = list((project / ".stackyard" / "pipelines").glob(".before-restore-*/*"))
     assert {p.name for p in kept} == {"shop__shop_db__dev", "shop__shop_files__dev"}
+    # The restored warehouse, the state kept aside and the backups are the owner's only.
+    backups = list((project / ".stackyard" / "backups").iterdir())
+    for path in (database, kept[0].parent, *backups):
+        assert stat.S_IMODE(path.stat().st_mode) & 0o077 == 0, path
 
 
 def postgres_project(tmp_path: Path, database: str) -> Path:

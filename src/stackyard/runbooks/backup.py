@@ -354,7 +354,7 @@ class BackupRunbook(TargetRunbook):
         refuse_backup_after_a_loss(self.files, self.warehouse)
         folder = Path(plan.location)
         started = time.monotonic()
-        folder.mkdir(parents=True, exist_ok=False)
+        folder.mkdir(parents=True, exist_ok=False, mode=0o700)  # a copy of the data: owner only
         scratch: dict[str, Any] = {"folder": folder, "digests": {}}
         try:
             for step in plan.steps:

@@ -248,6 +248,7 @@ class RestoreRunbook(TargetRunbook):
             staged.unlink(missing_ok=True)
             staged.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(scratch["backup"] / DUCKDB_DATA, staged)
+            staged.chmod(0o600)  # the warehouse, as the project keeps it: owner only
             scratch["staged"] = staged
             return
         staging = f"{plan.destination[:48]}__restoring"
@@ -354,6 +355,7 @@ class RestoreRunbook(TargetRunbook):
         pipelines = self.files.pipelines_dir
         aside = pipelines / f".before-restore-{stamp}"
         for current in self.files.pipelines_of(self.warehouse.target_name):
+            aside.mkdir(mode=0o700, parents=True, exist_ok=True)  # dlt's state: owner only
             kept = aside / current.relative_to(pipelines)
             kept.parent.mkdir(parents=True, exist_ok=True)
             current.rename(kept)
