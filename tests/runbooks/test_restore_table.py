@@ -60,6 +60,20 @@ def test_duckdb_table_from_the_newest_backup_before(tmp_path: Path) -> None:
     assert "DROP TABLE" in again and "swap it in" in again
 
 
+def test_a_backup_of_another_project_is_refused(tmp_path: Path) -> None:
+    other = init_project(tmp_path / "other").path
+    cli("sql", "CREATE TABLE t AS SELECT 1 AS i", "--project", str(other))
+    foreign = backup(other)
+    project = init_project(tmp_path / "shop").path
+    cli("sql", "CREATE TABLE t AS SELECT 2 AS i", "--project", str(project))
+    out = cli("restore-table", "main.t", "--from", str(foreign), "--project", str(project), code=2)
+    assert "is a backup of project 'other'" in out
+    tables = json.loads(
+        cli("sql", "SELECT table_name FROM duckdb_tables()", "--json", "--project", str(project))
+    )
+    assert tables["rows"] == [{"table_name": "t"}]  # no t__restored from the other project
+
+
 def test_from_and_as_of_together_are_a_usage_error(tmp_path: Path) -> None:
     project = init_project(tmp_path / "shop").path
     base = ("--project", str(project))

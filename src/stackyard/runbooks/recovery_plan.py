@@ -14,10 +14,13 @@ import json
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from stackyard.errors import UsageError
 from stackyard.runbooks.backup_engines import TableFingerprint
+
+if TYPE_CHECKING:
+    from stackyard.warehouse.base import Warehouse
 
 MANIFEST_FORMAT = "stackyard.backup/1"
 MANIFEST_FILE = "manifest.json"
@@ -339,3 +342,21 @@ def replace_rows_sql(
     statements = [begin, delete, f"{into} {select} FROM {copy}", *after]
     statements += [drop, commit] if drop_in_transaction else [commit, drop]
     return "; ".join(statements)
+
+
+def refuse_foreign(manifest: BackupManifest, backup: Path, w: Warehouse, project: str) -> None:
+    """Refuse a backup of another engine than the target's, or of another project.
+
+    Raises:
+        UsageError: saying which, nothing restored.
+    """
+    if manifest.engine != w.KIND:
+        raise UsageError(
+            f"{backup} is a {manifest.engine} backup; target '{w.target_name}' is {w.KIND}",
+            hint="restore it into a target of the same type (see --target)",
+        )
+    if manifest.project != project:
+        raise UsageError(
+            f"{backup} is a backup of project '{manifest.project}', not '{project}'",
+            hint="restore it from that project's folder",
+        )

@@ -33,6 +33,7 @@ from stackyard.runbooks.recovery_plan import (
     RestoreResult,
     Step,
     file_matches,
+    refuse_foreign,
 )
 
 
@@ -70,17 +71,7 @@ class RestoreRunbook(TargetRunbook):
         """
         manifest = BackupManifest.read(backup)
         w = self.warehouse
-        if manifest.engine != w.KIND:
-            raise UsageError(
-                f"{backup} is a {manifest.engine} backup; target '{w.target_name}' is {w.KIND}",
-                hint="restore it into a target of the same type (see --target)",
-            )
-        if manifest.project != self.files.project.name:
-            raise UsageError(
-                f"{backup} is a backup of project '{manifest.project}', not "
-                f"'{self.files.project.name}'",
-                hint="restore it from that project's folder",
-            )
+        refuse_foreign(manifest, backup, w, self.files.project.name)
         if to is not None and self._own(to):
             raise UsageError(
                 f"--to {to} is target '{w.target_name}''s own "

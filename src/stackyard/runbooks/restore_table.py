@@ -23,6 +23,7 @@ from stackyard.runbooks.recovery_plan import (
     RestoreResult,
     Step,
     file_matches,
+    refuse_foreign,
     replace_rows_sql,
 )
 from stackyard.runbooks.restore import RestoreRunbook, fingerprint_differences
@@ -74,6 +75,7 @@ class TableRestoreRunbook(TargetRunbook):
             )
         folder = self._pick(backup, as_of)
         manifest = BackupManifest.read(folder)
+        refuse_foreign(manifest, folder, w, self.files.project.name)
         saved = manifest.table(table)
         if saved is None:
             known = ", ".join(t.name for t in manifest.tables[:20])
