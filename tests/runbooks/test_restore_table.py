@@ -74,6 +74,20 @@ def test_a_backup_of_another_project_is_refused(tmp_path: Path) -> None:
     assert tables["rows"] == [{"table_name": "t"}]  # no t__restored from the other project
 
 
+def test_duckdb_a_table_whose_schema_was_dropped_comes_back(tmp_path: Path) -> None:
+    project = init_project(tmp_path / "shop").path
+    base = ("--project", str(project))
+    cli("sql", "CREATE SCHEMA shop_db; CREATE TABLE shop_db.orders AS SELECT 7 AS id", *base)
+    backup(project)
+    cli("sql", "DROP SCHEMA shop_db CASCADE", *base)
+    # It said the (good) backup was damaged: "Schema with name shop_db does not exist".
+    out = cli("restore-table", "shop_db.orders", "--from", "latest", *base)
+    assert "shop_db.orders__restored (1 rows" in out, out
+    cli("sql", printed_swap(out), *base)
+    rows = json.loads(cli("sql", "SELECT id FROM shop_db.orders", "--json", *base))["rows"]
+    assert rows == [{"id": 7}]
+
+
 def test_from_and_as_of_together_are_a_usage_error(tmp_path: Path) -> None:
     project = init_project(tmp_path / "shop").path
     base = ("--project", str(project))
@@ -270,6 +284,23 @@ def test_postgres_swap_warns_of_tables_its_delete_would_cascade_to(
         done.split()
     )
     assert printed_swap(done).startswith("BEGIN")
+
+
+@pytest.mark.postgres
+def test_postgres_a_table_whose_schema_was_dropped_comes_back(
+    pg_project: Path,  # noqa: F811
+    pg_database: dict[str, Any],
+) -> None:
+    import psycopg
+
+    env = without_pg_dump()
+    base = ("--project", str(pg_project), "--target", "prod")
+    backup(pg_project, "--target", "prod", env=env)
+    with psycopg.connect(**_kwargs(pg_database), autocommit=True) as conn:
+        conn.execute("DROP SCHEMA shop CASCADE")
+    # It failed with "unexpected error: InvalidSchemaName".
+    done = cli("restore-table", "shop.orders", "--from", "latest", *base, env=env)
+    assert "as shop.orders__restored (300 rows" in done, done
 
 
 def test_duckdb_damaged_backup_restores_nothing(tmp_path: Path) -> None:

@@ -218,6 +218,8 @@ class TableRestoreRunbook(TargetRunbook):
             # check every block's checksum).
             conn.execute("BEGIN")
             try:
+                # The schema may have been dropped with the table: the copy needs it back.
+                conn.execute(f"CREATE SCHEMA IF NOT EXISTS {w.quote(schema)}")
                 conn.execute(f"CREATE TABLE {target} AS SELECT * FROM {saved}")
                 expected = engines.TableFingerprint(
                     table.schema, table.table, table.rows, _content_hash(conn, saved)

@@ -98,6 +98,8 @@ def restore_postgres_table(
                 "restore-table again",
             )
         with conn.transaction(), conn.cursor() as cursor:
+            # The schema may have been dropped with the table: the copy needs it back.
+            cursor.execute(f"CREATE SCHEMA IF NOT EXISTS {session.warehouse.quote(schema)}")
             if manifest.method == PG_COPY_METHOD:
                 _from_copy_files(cursor, folder, manifest, saved, name)
             else:
