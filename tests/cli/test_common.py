@@ -83,3 +83,25 @@ def test_with_json_a_command_line_click_cannot_read_is_json_too(tmp_path: Path) 
         [STACKYARD, "run", "--dry-run"], cwd=tmp_path, capture_output=True, text=True, check=False
     )
     assert plain.returncode == 2 and plain.stdout == ""
+
+
+def test_duckdbs_query_interrupted_is_a_ctrl_c_and_a_full_disk_says_so(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import errno
+
+    def interrupted() -> None:
+        raise RuntimeError("Query interrupted")  # DuckDB's, where it stopped a query
+
+    with pytest.raises(typer.Exit) as stopped:
+        _guard(interrupted)
+    assert stopped.value.exit_code == 130 and "unexpected" not in capsys.readouterr().err
+
+    def full() -> None:
+        raise OSError(errno.ENOSPC, "No space left on device", "/backups/x/warehouse.duckdb")
+
+    with pytest.raises(typer.Exit) as failed:
+        _guard(full)
+    printed = capsys.readouterr().err
+    assert failed.value.exit_code == 1 and "the disk is full" in printed
+    assert "unexpected" not in printed and "--to" in printed

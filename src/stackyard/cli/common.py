@@ -105,8 +105,21 @@ def _guard(action: Callable[[], T], stopped: tuple[str, str | None] = STOPPED) -
         _error("interrupted: ", *stopped, EXIT_INTERRUPTED)
         raise typer.Exit(EXIT_INTERRUPTED) from None
     except Exception as exc:
+        if str(exc) == "Query interrupted":
+            # DuckDB's Ctrl-C, raised where it stopped a query outside the warehouse's session
+            _error("interrupted: ", *stopped, EXIT_INTERRUPTED)
+            raise typer.Exit(EXIT_INTERRUPTED) from None
         if _state["debug"]:
             raise
+        if "No space left on device" in str(exc):
+            _error(
+                "error: ",
+                "the disk is full; what was being written was left unfinished",
+                "free space and run the command again, or write elsewhere "
+                "(`stackyard backup --to DIR` on another disk)",
+                EXIT_FAILED,
+            )
+            raise typer.Exit(EXIT_FAILED) from None
         _error(
             "unexpected error: ",
             f"{type(exc).__name__}: {exc}",
