@@ -49,6 +49,10 @@ def test_restore_latest_takes_the_newest_backup_even_one_written_with_to(tmp_pat
     assert str(third) in json.dumps(plan)
     # A copy of the data is the owner's only, wherever it is written (it was 0755).
     assert all(stat.S_IMODE(b.stat().st_mode) == 0o700 for b in (newer, third))
+    # The offsite disk unmounted: latest is taken from what is there, and the plan says so.
+    offsite.rename(tmp_path / "unmounted")
+    plan = json.loads(_cli("restore", "latest", "--dry-run", "--json", "-p", p))
+    assert any(str(offsite.resolve()) in n and "not there" in n for n in plan["notes"]), plan
 
 
 def test_a_backups_folder_that_cannot_be_written_is_refused_before_anything(

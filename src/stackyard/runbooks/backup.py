@@ -113,16 +113,17 @@ class ProjectFiles:
     def _other_folders_file(self) -> Path:
         return self.project_dir / ".stackyard" / "backup-folders.json"
 
-    def other_folders(self) -> list[Path]:
+    def other_folders(self, existing: bool = True) -> list[Path]:
         """Folders besides ``backups.dir`` that backups were written to (``backup --to``)
-        and that still exist."""
+        and that still exist (all of them, ``existing=False``: a disk not mounted)."""
         import json
 
         try:
             listed = json.loads(self._other_folders_file.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return []
-        return [Path(p) for p in listed if isinstance(p, str) and Path(p).is_dir()]
+        paths = [Path(p) for p in listed if isinstance(p, str)]
+        return [p for p in paths if p.is_dir() or not existing]
 
     def remember_folder(self, folder: Path) -> None:
         """Note a ``--to`` folder a backup was written to, so that ``restore latest``,

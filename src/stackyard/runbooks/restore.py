@@ -171,6 +171,12 @@ class RestoreRunbook(TargetRunbook):
                 f"backup taken {manifest.created_at.isoformat()}: changes after it are not in "
                 "it; sources with cursors re-load them on the next run",
                 *(
+                    f"WARNING: {gone}, which backups were written to with --to, is not there "
+                    "now (a disk not mounted?): its backups, newer ones maybe, were not looked at"
+                    for gone in self.files.other_folders(existing=False)
+                    if not gone.is_dir()
+                ),
+                *(
                     ()
                     if own_state
                     else (
