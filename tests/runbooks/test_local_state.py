@@ -61,6 +61,10 @@ def test_a_lost_duckdb_file_or_table_fails_the_doctor_and_stops_backups(tmp_path
     root = project(tmp_path / "p")
     good = loaded(root)
     (root / ".stackyard" / "dev.duckdb").unlink()
+    # Before any command makes it again: lost, not "run `stackyard run` first".
+    missing = stackyard(root, "backup")
+    assert missing.returncode == 2 and "it is lost" in said(missing), said(missing)
+    assert "stackyard restore latest" in said(missing) and "stackyard run`" not in said(missing)
     failed = stackyard(root, "run")
     assert failed.returncode == 1, said(failed)
     assert (root / ".stackyard" / "dev.duckdb").exists()  # created again, without the data

@@ -223,11 +223,9 @@ class BackupRunbook(TargetRunbook):
             )
         folder = root / folder_name(w.target_name, at)
         data: list[Step]
-        if w.STORAGE == "file" and not w.path.exists():  # type: ignore[attr-defined]
-            raise UsageError(
-                f"nothing to back up: {w.describe()} has no database file yet",
-                hint="run `stackyard run` first, or restore a backup into it",
-            )
+        from stackyard.runbooks.local_state import refuse_missing_file
+
+        refuse_missing_file(self.files, w)
         if w.STORAGE == "file":
             data = [
                 Step(

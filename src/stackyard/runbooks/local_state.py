@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from stackyard.errors import WarehouseError
+from stackyard.errors import UsageError, WarehouseError
 from stackyard.runbooks.backup import ProjectFiles
 from stackyard.warehouse.base import Warehouse
 
@@ -98,6 +98,26 @@ def lost_tables(files: ProjectFiles, warehouse: Warehouse) -> list[LostTables]:
         if missing:
             found.append(LostTables(source, missing))
     return found
+
+
+def refuse_missing_file(files: ProjectFiles, warehouse: Warehouse) -> None:
+    """Refuse to back up a DuckDB target whose file is not there, saying whether it was
+    never made or is lost (sources were loaded into it: a run would not refill it).
+
+    Raises:
+        UsageError: nothing was written.
+    """
+    if warehouse.STORAGE != "file" or warehouse.path.exists():  # type: ignore[attr-defined]
+        return
+    lost = bool(files.pipelines_of(warehouse.target_name))
+    raise UsageError(
+        f"nothing to back up: {warehouse.describe()} has no database file"
+        + (", although sources were loaded into it: it is lost" if lost else " yet"),
+        hint="bring it back with `stackyard restore latest` (dlt's state comes back with it), "
+        "then back up"
+        if lost
+        else "run `stackyard run` first, or restore a backup into it",
+    )
 
 
 def refuse_backup_after_a_loss(files: ProjectFiles, warehouse: Warehouse) -> None:
