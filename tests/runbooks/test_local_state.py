@@ -106,7 +106,11 @@ def test_a_postgres_database_dropped_and_created_again_is_found(
     assert "stackyard restore latest" in finding["fix"]
     assert_backup_refused(root, "events.events is missing on target 'pg'", "--target", "pg")
     assert backups(root) == good
+    # status said "no runs yet on this target" and exit 0
+    status = stackyard(root, "status", "--target", "pg")
+    assert status.returncode == 2 and "has no run history, but it has been run" in said(status)
     restored = stackyard(root, "restore", "latest", "--yes", "--target", "pg")
     assert restored.returncode == 0, said(restored)
     assert not lost(doctor(root, "--target", "pg", code=0))
+    assert stackyard(root, "status", "--target", "pg").returncode == 0
     drop_kept_aside(pg_admin_dsn, database)

@@ -230,7 +230,21 @@ class Context(RunbookMethods):
         if not self.warehouse_file_present(target):
             return []
         history = History(self.warehouse(target))
-        return self._read(target, "the run history cannot be read", lambda: history.recent(limit))
+        runs = self._read(target, "the run history cannot be read", lambda: history.recent(limit))
+        if not runs:
+            from stackyard.errors import WarehouseUnreachableError
+            from stackyard.runbooks.target_marks import run_before
+
+            name = self.target_name(target)
+            if run_before(self._project_files(), name):
+                # A database dropped and created again reads as one never run: it is not.
+                raise WarehouseUnreachableError(
+                    f"target '{name}' has no run history, but it has been run or loaded "
+                    "before: its warehouse was emptied or replaced",
+                    hint="`stackyard doctor` says what was lost and how to get it back "
+                    "(`stackyard restore latest` when a backup exists)",
+                )
+        return runs
 
     def leases(self, target: str | None = None) -> list[Lease]:
         """The run leases held on a target now: sources and the transformation being run
