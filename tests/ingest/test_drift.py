@@ -71,3 +71,4 @@ def test_changed_type_fails_the_source(tmp_path: Path) -> None:
     assert app.status == "failed"
     assert "table 'orders'" in app.error and "amount" in app.error
     assert "changed type" in app.error or "data type" in app.error
+    assert "`stackyard reload app.orders --yes` loads the table again" in app.error

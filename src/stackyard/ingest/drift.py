@@ -244,7 +244,9 @@ def describe_contract_violation(
             used = f"; {', '.join(models)} select it" if models else ""
             return (
                 f"source '{source}', table '{table}': column '{column}' changed type upstream "
-                f"and the contract freezes data types{used}. Nothing was loaded for this source"
+                f"and the contract freezes data types{used}. Nothing was loaded for this source; "
+                f"if the new type is right (a decimal widened, say), `stackyard reload "
+                f"{source}.{table} --yes` loads the table again with it"
             )
         inner = getattr(inner, "exception", None) or inner.__cause__ or inner.__context__
     return None
