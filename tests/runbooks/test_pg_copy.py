@@ -130,10 +130,15 @@ def test_objects_it_cannot_carry_stop_the_backup(
             "CREATE FUNCTION shop.double(i int) RETURNS int AS 'SELECT 2 * i' LANGUAGE sql"
         )
         conn.execute("CREATE TYPE shop.mood AS ENUM ('ok', 'sad')")
+        # Its rows were counted with the parent's, and the link was lost; logged again.
+        conn.execute("CREATE TABLE shop.parent (id int)")
+        conn.execute("CREATE TABLE shop.child (note text) INHERITS (shop.parent)")
+        conn.execute("CREATE UNLOGGED TABLE shop.scratch (id int)")
     out = cli(
         "backup", "--project", str(project), "--target", "prod", env=without_pg_dump(), code=2
     )
     assert "function shop.double" in out and "type shop.mood" in out
+    assert "inheriting table shop.child" in out and "unlogged table shop.scratch" in out
     assert "install pg_dump" in out
     backups = project / ".stackyard" / "backups"
     assert not backups.exists() or not any(backups.iterdir())  # the unfinished folder is gone

@@ -5,9 +5,9 @@ servers). It carries what a stackyard warehouse holds — schemas, tables (colum
 identity and generated columns), sequences and their positions, constraints, indexes and
 views — read inside the backup's repeatable-read transaction, so the DDL, the rows and the
 fingerprints are one instant. Objects it cannot carry (functions, triggers, user-defined types,
-materialized views, partitioned or foreign tables, row security policies) stop the backup by
-name, with the advice to install pg_dump: nothing is skipped silently. Grants and ownership are
-left out as with ``pg_restore --no-acl --no-owner``; ``stackyard apply`` re-creates grants.
+materialized views, partitioned, foreign, inheriting or unlogged tables, row security
+policies) stop the backup by name, with the advice to install pg_dump: nothing is skipped
+silently. Grants and ownership are left out as with ``pg_restore --no-acl --no-owner``; ``stackyard apply`` re-creates grants.
 
 The folder holds ``catalog.json`` and one ``data/NNNN.copy`` file per table, in
 PostgreSQL's binary COPY format
@@ -52,6 +52,11 @@ SELECT CASE c.relkind WHEN 'm' THEN 'materialized view ' WHEN 'p' THEN 'partitio
   WHEN 'f' THEN 'foreign table ' ELSE 'partition ' END || n.nspname || '.' || c.relname
   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
   WHERE n.oid = ANY(%(schemas)s) AND (c.relkind IN ('m', 'p', 'f') OR c.relispartition)
+UNION ALL
+SELECT CASE WHEN c.relpersistence = 'u' THEN 'unlogged table ' ELSE 'inheriting table ' END
+  || n.nspname || '.' || c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+  WHERE n.oid = ANY(%(schemas)s) AND c.relkind = 'r' AND NOT c.relispartition
+  AND (c.relpersistence = 'u' OR EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhrelid = c.oid))
 UNION ALL
 SELECT 'trigger ' || t.tgname || ' on ' || t.tgrelid::regclass::text FROM pg_trigger t
   JOIN pg_class c ON c.oid = t.tgrelid WHERE c.relnamespace = ANY(%(schemas)s)
