@@ -99,6 +99,26 @@ def test_grants_made_by_others_survive_apply(pg_project: PgProject) -> None:
     assert not pg_project.context().access().plan("prod").has_changes
 
 
+def test_powers_given_to_a_declared_role_by_hand_are_taken_back(pg_project: PgProject) -> None:
+    pg_project.write(PEOPLE)
+    _apply(pg_project)
+    reader = pg_project.role("reporting_reader")
+    with pg_project.connect() as admin:
+        admin.execute(f'ALTER ROLE "{reader}" SUPERUSER CREATEROLE BYPASSRLS')
+    # The plan said "no changes" and the role kept them.
+    plan = pg_project.context().access().plan("prod")
+    revokes = [s.statement for s in plan.steps if s.destructive]
+    assert revokes == [f'ALTER ROLE "{reader}" NOSUPERUSER NOCREATEROLE NOBYPASSRLS']
+    _apply(pg_project, allow_destructive=True)
+    with pg_project.connect() as admin:
+        held = admin.execute(
+            "SELECT rolsuper, rolcreaterole, rolbypassrls FROM pg_roles WHERE rolname = %s",
+            (reader,),
+        ).fetchone()
+    assert held == (False, False, False)
+    assert not pg_project.context().access().plan("prod").has_changes
+
+
 def test_saved_plan_refused_when_stale_edited_or_foreign(
     pg_project: PgProject, tmp_path: Path
 ) -> None:

@@ -264,13 +264,15 @@ class PostgresEngine(Engine):
         containers = {
             Container("schema", (schema,)) for db in decl.databases for schema in db.schemas
         }
+        # No declared role or user holds SUPERUSER, CREATEROLE … ("powers"): one given by hand
+        # is drift, taken back like a grant.
         accounts = {
-            Account(self.principal(r.name), (("login", "false"),), r.comment or "")
+            Account(self.principal(r.name), (("login", "false"), ("powers", "")), r.comment or "")
             for r in decl.roles
             if r.dedicated_to is None
         }
         accounts |= {
-            Account(self.principal(u.name), (("login", "true"),), u.comment or "")
+            Account(self.principal(u.name), (("login", "true"), ("powers", "")), u.comment or "")
             for u in decl.users
         }
         memberships = {
@@ -362,11 +364,15 @@ class PostgresEngine(Engine):
         return [f"CREATE ROLE {name} {login}", f"COMMENT ON ROLE {name} IS {_literal(comment)}"]
 
     def alter_account(self, old: Account, new: Account) -> list[tuple[str, bool]]:
-        if old.attr("login") == new.attr("login"):
-            return []
-        login = new.attr("login") == "true"
-        statement = f"ALTER ROLE {self.q(new.principal.name)} {'LOGIN' if login else 'NOLOGIN'}"
-        return [(statement, not login)]
+        name = self.q(new.principal.name)
+        steps: list[tuple[str, bool]] = []
+        if old.attr("login") != new.attr("login"):
+            login = new.attr("login") == "true"
+            steps.append((f"ALTER ROLE {name} {'LOGIN' if login else 'NOLOGIN'}", not login))
+        powers = [p for p in old.attr("powers").split(",") if p]
+        if powers:  # given by hand: taken back, as a hand-made grant is
+            steps.append((f"ALTER ROLE {name} {' '.join('NO' + p for p in powers)}", True))
+        return steps
 
     def drop_account(self, account: Account) -> list[str]:
         name = self.q(account.principal.name)

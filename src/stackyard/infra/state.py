@@ -186,7 +186,13 @@ _PG_GRANTEE = "CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(a.gran
 
 PG_ROLES_SQL = """
 SELECT r.rolname, r.rolcanlogin, coalesce(shobj_description(r.oid, 'pg_authid'), ''),
-       r.rolvaliduntil IS NOT NULL AND r.rolvaliduntil < now()
+       r.rolvaliduntil IS NOT NULL AND r.rolvaliduntil < now(),
+       concat_ws(',', CASE WHEN r.rolsuper THEN 'SUPERUSER' END,
+                 CASE WHEN r.rolcreaterole THEN 'CREATEROLE' END,
+                 CASE WHEN r.rolcreatedb THEN 'CREATEDB' END,
+                 CASE WHEN r.rolreplication THEN 'REPLICATION' END,
+                 CASE WHEN r.rolbypassrls THEN 'BYPASSRLS' END),
+       r.rolname = current_user
 FROM pg_roles r WHERE r.rolname !~ '^pg_'
 """
 PG_MEMBERSHIPS_SQL = """
@@ -231,10 +237,15 @@ def postgres_state(rows: Mapping[str, Iterable[tuple[Any, ...]]]) -> State:
     """
     accounts = set()
     inactive = []
-    for name, can_login, comment, expired in rows["roles"]:
-        accounts.add(
-            Account(pg_principal(name), (("login", "true" if can_login else "false"),), comment)
+    for name, can_login, comment, expired, powers, connected in rows["roles"]:
+        # powers: the role's attributes beyond LOGIN (SUPERUSER, CREATEROLE …), which no
+        # declared role has; left out for the target's own user, whose powers stay its own
+        # (taking CREATEROLE from it would stop every later apply).
+        attrs = (
+            ("login", "true" if can_login else "false"),
+            ("powers", "" if connected else str(powers)),
         )
+        accounts.add(Account(pg_principal(name), attrs, comment))
         if can_login and expired:
             inactive.append(InactiveUser(name, "password expired (VALID UNTIL is in the past)"))
     memberships = {
