@@ -278,21 +278,35 @@ class MetricStore:
         return dict(found)
 
     def history(
-        self, tables: Iterable[str], metrics: Sequence[str], since: date
+        self,
+        tables: Iterable[str],
+        metrics: Sequence[str],
+        since: date,
+        alerted_since: date | None = None,
     ) -> dict[tuple[str, str, str | None], list[tuple[date, float]]]:
-        """Measurements per ``(table, metric, column)``, oldest first, since a day."""
+        """Measurements per ``(table, metric, column)``, oldest first, since a day; with
+        ``alerted_since``, those its pass found anomalous (the check of the metric's name)
+        on or after that day are left out."""
         found: dict[tuple[str, str, str | None], list[tuple[date, float]]] = defaultdict(list)
         w = self.warehouse
         wanted = list(tables)
         if not wanted:
             return {}
         p = w.param()
+        alerted = (
+            f"AND NOT (m.day >= {p} AND EXISTS (SELECT 1 FROM {self._name('monitor_findings')} f "
+            "WHERE f.run_id = m.run_id AND f.table_name = m.table_name "
+            "AND f.check_name = m.metric AND f.status = 'anomaly' "
+            "AND coalesce(f.column_name, '') = coalesce(m.column_name, ''))) "
+            if alerted_since is not None
+            else ""
+        )
         rows = w.query(
-            "SELECT table_name, metric, column_name, day, value "
-            f"FROM {self._name('monitor_metrics')} WHERE day >= {p} "
-            f"AND metric IN ({', '.join([p] * len(metrics))}) "
-            "ORDER BY measured_at",
-            (since, *metrics),
+            "SELECT m.table_name, m.metric, m.column_name, m.day, m.value "
+            f"FROM {self._name('monitor_metrics')} m WHERE m.day >= {p} "
+            f"AND m.metric IN ({', '.join([p] * len(metrics))}) {alerted}"
+            "ORDER BY m.measured_at",
+            (since, *metrics, *(() if alerted_since is None else (alerted_since,))),
         ).rows
         keep = set(wanted)
         for table, metric, column, day, value in rows:

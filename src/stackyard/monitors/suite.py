@@ -75,6 +75,9 @@ from stackyard.results import RunResult
 from stackyard.warehouse.base import Warehouse
 
 STEP = "monitors"
+# How long a pass that found a null rate or duplicates anomalous stays out of their medians:
+# the anomaly lasts until fixed, and a change that lasts longer becomes the new usual.
+ALERTED_KEPT_OUT_DAYS = 14
 
 
 def monitor_run(
@@ -177,8 +180,13 @@ class MonitorSuite:
         since = today - timedelta(days=AnomalyConfig().training_days + self.config.recheck_days + 7)
         context = PassHistory(
             volumes=store.volumes(relations, since),
+            # A pass that found a null rate or duplicates anomalous stays out of their
+            # medians for two weeks: without that the problem read as usual two passes later.
             history=store.history(
-                relations, ("null_rate", "duplicates", "freshness", "row_count"), since
+                relations,
+                ("null_rate", "duplicates", "freshness", "row_count"),
+                since,
+                alerted_since=today - timedelta(days=ALERTED_KEPT_OUT_DAYS),
             ),
             alerted=store.alerted_days(relations, "volume", since),
             incidents=defaultdict(set),
