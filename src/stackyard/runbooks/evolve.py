@@ -266,15 +266,13 @@ class EvolveRunbook:
         phases: tuple[str, ...] = PHASES,
         contract_after: date | None = None,
     ) -> EvolveResult:
-        """Apply the pending phases asked for, in order; a phase that fails is rolled back.
+        """Apply the pending phases asked for, in order (one that fails is rolled back); the
+        plan is returned with what was applied, rolled back, and why it stopped.
 
         Args:
             plan: from :meth:`plan_rename` or :meth:`plan_retype`.
             phases: which phases to apply (the default: every pending one).
             contract_after: the deprecation date to record (contract waits for it).
-
-        Returns:
-            The plan with what was applied, rolled back, and why it stopped.
 
         Raises:
             UsageError: a phase asked for comes before one it needs (nothing is run).
@@ -296,12 +294,14 @@ class EvolveRunbook:
                 messages.append(f"{phase.name} not applied: {phase.why}")
                 failed = True
                 break
+            if wait := journal.waiting(phase.name):  # not due yet: "all due" stops before it
+                messages.append(wait)
+                break
             journal.record(plan.action, plan.node, plan.column, plan.to, phase)
             try:
                 problem = self._run_phase(plan, phase, journal)
             except BaseException:
-                # Cut short (Ctrl-C, an error): not applied. Its files go back; the next
-                # build follows them, so none is started here.
+                # Cut short (Ctrl-C, an error): its files go back; no build (the next follows).
                 self._undo(journal, phase.name, rebuild=False)
                 raise
             if problem:

@@ -206,6 +206,13 @@ class EvolveJournal:
                 out.append(Phase(p.name, p.steps, p.rollback, "pending"))
         return out
 
+    def waiting(self, phase: str) -> str | None:
+        """Why ``phase`` is not due yet (contract before the deprecation date), or None: the
+        plan's status was read before the phases ahead of it ran in the same call."""
+        if phase == "contract" and self.contract_after and date.today() < self.contract_after:
+            return f"contract not applied yet: deprecated until {self.contract_after}"
+        return None
+
     def check_order(self, phases: tuple[Phase, ...], wanted: tuple[str, ...]) -> None:
         """Refuse a phase asked for while a phase before it is neither applied nor asked for.
 
