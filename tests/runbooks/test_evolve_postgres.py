@@ -34,3 +34,9 @@ def test_a_rename_goes_through_three_phases_on_postgres(
         cwd=root,
     )
     assert json.loads(rows.stdout)["rows"][0]["n"] > 0
+    # retype has no TRY_CAST here: refused, nothing changed (it was a raw syntax error)
+    retype = ["evolve", "retype", "stg_dlt__orders.store_id", "BIGINT", "-t", "prod"]
+    for dry in ((), ("--dry-run",)):
+        refused = stackyard(*retype, *dry, cwd=root, check=False)
+        assert refused.returncode == 2 and "TRY_CAST" in refused.stderr, refused.stderr
+        assert "syntax error" not in refused.stderr

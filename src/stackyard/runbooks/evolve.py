@@ -32,6 +32,7 @@ from stackyard.runbooks.evolve_steps import (
     EvolveResult,
     Phase,
     Step,
+    cast_failures,
     check_name,
     check_new_name,
     check_phases,
@@ -172,7 +173,7 @@ class EvolveRunbook:
         check_type(data_type)
         q = self.quote
         relation = q(info.relation[1], info.relation[2])
-        failures = self._cast_failures(relation, q(column), data_type)
+        failures = cast_failures(self.query, relation, q(column), data_type)
         journal = EvolveJournal.load(self.project_dir, node, column)
         journal.check_change("retype", f"{node}.{column}", data_type)
         path = self.transform_dir / info.path
@@ -479,22 +480,3 @@ class EvolveRunbook:
         )
 
     # ------------------------------------------------------------------ checks
-
-    def _cast_failures(self, relation: str, column: str, data_type: str) -> dict[str, Any]:
-        rows = self.query(
-            f"SELECT count(*), count({column}), "
-            f"count(*) FILTER (WHERE {column} IS NOT NULL "
-            f"AND TRY_CAST({column} AS {data_type}) IS NULL) FROM {relation}"
-        )
-        total, non_null, failed = (int(v or 0) for v in rows[0])
-        examples = self.query(
-            f"SELECT DISTINCT CAST({column} AS VARCHAR) FROM {relation} WHERE {column} IS NOT "
-            f"NULL AND TRY_CAST({column} AS {data_type}) IS NULL LIMIT 5"
-        )
-        return {
-            "rows": total,
-            "non_null": non_null,
-            "failed": failed,
-            "rate": (failed / non_null) if non_null else 0.0,
-            "examples": [str(r[0]) for r in examples],
-        }

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from stackyard.errors import UsageError
+from stackyard.errors import UsageError, WarehouseError
 from stackyard.lineage.graph import ColumnGraph
 
 PHASES = ("expand", "migrate", "contract")
@@ -193,3 +193,41 @@ def migrated(graph: ColumnGraph, model: str, old: str, new: str, q: Callable[...
 
 def as_date(value: Any) -> date | None:
     return date.fromisoformat(value) if value else None
+
+
+def cast_failures(
+    query: Callable[[str], list[tuple[Any, ...]]], relation: str, column: str, data_type: str
+) -> dict[str, Any]:
+    """How many non-NULL values of ``column`` do not cast to ``data_type``, and examples.
+
+    Raises:
+        UsageError: the engine has no ``TRY_CAST`` to count them with (Postgres): nothing
+            was changed.
+    """
+    try:
+        rows = query(
+            f"SELECT count(*), count({column}), "
+            f"count(*) FILTER (WHERE {column} IS NOT NULL "
+            f"AND TRY_CAST({column} AS {data_type}) IS NULL) FROM {relation}"
+        )
+    except WarehouseError as exc:
+        if "TRY_CAST" not in str(exc) and "try_cast" not in str(exc):
+            raise
+        raise UsageError(
+            "evolve retype checks the casts, and its expand phase writes them, with TRY_CAST, "
+            "which this target's engine does not have; nothing was changed",
+            hint="on this engine change the type in the model itself and run `stackyard run`; "
+            "evolve retype works on DuckDB targets",
+        ) from None
+    total, non_null, failed = (int(v or 0) for v in rows[0])
+    examples = query(
+        f"SELECT DISTINCT CAST({column} AS VARCHAR) FROM {relation} WHERE {column} IS NOT "
+        f"NULL AND TRY_CAST({column} AS {data_type}) IS NULL LIMIT 5"
+    )
+    return {
+        "rows": total,
+        "non_null": non_null,
+        "failed": failed,
+        "rate": (failed / non_null) if non_null else 0.0,
+        "examples": [str(r[0]) for r in examples],
+    }
