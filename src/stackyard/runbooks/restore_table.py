@@ -315,7 +315,7 @@ def swap_note(
         f"{SWAP_NOTE} (one transaction; the table keeps its views, grants "
         f"and constraints) with: {statement}"
     )
-    cascading = _cascading_references(warehouse, schema, table)
+    cascading = warehouse.cascading_references(schema, table)
     if cascading:
         # The swap's DELETE fires them: every referencing row would go (or lose its key),
         # the rows the backup also had included.
@@ -325,21 +325,6 @@ def swap_note(
             f"tables as well, or put back only the rows that differ, by key; {note}"
         )
     return note
-
-
-def _cascading_references(warehouse: Warehouse, schema: str, table: str) -> list[str]:
-    """Other tables whose foreign keys to this one delete or change their rows when its rows
-    are deleted (Postgres; DuckDB's foreign keys only refuse)."""
-    if warehouse.KIND != "postgres":
-        return []
-    actions = {"c": "ON DELETE CASCADE", "n": "ON DELETE SET NULL", "d": "ON DELETE SET DEFAULT"}
-    found = warehouse.query(
-        "SELECT conrelid::regclass::text, confdeltype::text FROM pg_constraint "
-        "WHERE contype = 'f' AND confrelid = to_regclass(%s) AND conrelid <> confrelid "
-        "ORDER BY 1",
-        (warehouse.quote(schema, table),),
-    ).rows
-    return [f"{name} ({actions[kind]})" for name, kind in found if kind in actions]
 
 
 def column_notes(

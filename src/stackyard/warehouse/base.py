@@ -404,6 +404,11 @@ class Warehouse(ABC):
         empty where the table is missing or the engine has none to read."""
         return ()
 
+    def cascading_references(self, schema: str, table: str) -> list[str]:
+        """Other tables whose foreign keys delete or change their rows when rows of this one
+        are deleted, each with its action; empty where foreign keys only refuse."""
+        return []
+
     @abstractmethod
     def close(self) -> None:
         """Release the connection; the next statement reconnects."""

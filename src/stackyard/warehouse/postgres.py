@@ -93,6 +93,20 @@ class PostgresWarehouse(Warehouse):
             kwargs["password"] = password
         return kwargs
 
+    def cascading_references(self, schema: str, table: str) -> list[str]:
+        actions = {
+            "c": "ON DELETE CASCADE",
+            "n": "ON DELETE SET NULL",
+            "d": "ON DELETE SET DEFAULT",
+        }
+        found = self.query(
+            "SELECT conrelid::regclass::text, confdeltype::text FROM pg_constraint "
+            "WHERE contype = 'f' AND confrelid = to_regclass(%s) AND conrelid <> confrelid "
+            "ORDER BY 1",
+            (self.quote(schema, table),),
+        ).rows
+        return [f"{name} ({actions[kind]})" for name, kind in found if kind in actions]
+
     def dlt_destination(self) -> Any:
         _keep_empty_strings()
         return super().dlt_destination()
