@@ -178,6 +178,9 @@ def test_a_type_change_is_refused_on_cast_failures_and_applied_when_values_cast(
         ).stdout
     )["rows"]
     assert types == [{"data_type": "BIGINT"}]
+    # A widening breaks nothing: no approval (it was recorded as a narrowing, which would let
+    # a later real narrowing of the column pass `schema diff --check`).
+    assert "type_narrowing" not in (example / "stackyard.yml").read_text()
 
 
 def test_a_rename_to_a_column_the_model_has_is_refused_before_anything_runs(

@@ -39,6 +39,7 @@ from stackyard.runbooks.evolve_steps import (
     check_type,
     migrated,
     model_column,
+    narrows,
     original_sql,
     wrap,
 )
@@ -228,7 +229,13 @@ class EvolveRunbook:
                         f"rebuild and test {node} and everything downstream",
                         select=(f"{node}+",),
                     ),
-                    Step("approve", "record the type change as approved in stackyard.yml"),
+                    # Only a narrowing is a breaking change to approve: an approval of a
+                    # widening, recorded as one, would let a later narrowing pass --check.
+                    *(
+                        (Step("approve", "record the type narrowing as approved in stackyard.yml"),)
+                        if narrows(self.query, info.relation, column, data_type)
+                        else ()
+                    ),
                 ),
                 f"put {info.path} back as it was after expand and rebuild downstream",
             ),

@@ -231,3 +231,23 @@ def cast_failures(
         "rate": (failed / non_null) if non_null else 0.0,
         "examples": [str(r[0]) for r in examples],
     }
+
+
+def narrows(
+    query: Callable[[str], list[tuple[Any, ...]]],
+    relation: tuple[str, ...],
+    column: str,
+    data_type: str,
+) -> bool:
+    """Whether ``data_type`` narrows the column's type in the warehouse now (a type not
+    found counts as narrowing, to be approved)."""
+    from stackyard.lineage.diff import classify_type_change
+
+    schema, table, name = (x.replace("'", "''") for x in (relation[-2], relation[-1], column))
+    found = query(
+        "SELECT data_type FROM information_schema.columns WHERE "
+        f"table_schema = '{schema}' AND table_name = '{table}' AND column_name = '{name}'"
+    )
+    if not found:
+        return True
+    return classify_type_change(str(found[0][0]), data_type) == "type_narrowing"
