@@ -231,19 +231,13 @@ class Context(RunbookMethods):
             return []
         history = History(self.warehouse(target))
         runs = self._read(target, "the run history cannot be read", lambda: history.recent(limit))
-        if not runs:
-            from stackyard.errors import WarehouseUnreachableError
-            from stackyard.runbooks.target_marks import run_before
-
+        if not runs:  # a database dropped and created again reads as one never run
             name = self.target_name(target)
-            if run_before(self._project_files(), name):
-                # A database dropped and created again reads as one never run: it is not.
-                raise WarehouseUnreachableError(
-                    f"target '{name}' has no run history, but it has been run or loaded "
-                    "before: its warehouse was emptied or replaced",
-                    hint="`stackyard doctor` says what was lost and how to get it back "
-                    "(`stackyard restore latest` when a backup exists)",
-                )
+            self.refuse_if_run_before(
+                name,
+                f"target '{name}' has no run history, but it has been run or loaded before: "
+                "its warehouse was emptied or replaced",
+            )
         return runs
 
     def leases(self, target: str | None = None) -> list[Lease]:

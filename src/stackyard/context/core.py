@@ -135,23 +135,33 @@ class ContextBase:
                 loaded before (a mark of its runs, a backup or dlt state of it exists):
                 reading would create it empty.
         """
-        from stackyard.errors import WarehouseUnreachableError
-
         warehouse = self.warehouse(target)
         path: Path | None = getattr(warehouse, "path", None)
         if warehouse.STORAGE != "file" or path is None or path.exists():
             return True
+        self.refuse_if_run_before(
+            warehouse.target_name,
+            f"the DuckDB file {path} of target '{warehouse.target_name}' is missing, but this "
+            "target has been loaded before: its tables and run history are gone",
+        )
+        return False
+
+    def refuse_if_run_before(self, name: str, lost: str) -> None:
+        """Raise ``lost`` (what is gone) when target ``name`` was run or loaded before (a mark
+        of its runs, a backup or dlt state of it exists).
+
+        Raises:
+            WarehouseUnreachableError: with the way back.
+        """
+        from stackyard.errors import WarehouseUnreachableError
         from stackyard.runbooks.target_marks import run_before
 
-        name = warehouse.target_name
         if run_before(self._project_files(), name):
             raise WarehouseUnreachableError(
-                f"the DuckDB file {path} of target '{name}' is missing, but this target has "
-                "been loaded before: its tables and run history are gone",
+                lost,
                 hint="`stackyard doctor` says what was lost and how to get it back "
                 "(`stackyard restore latest` when a backup exists)",
             )
-        return False
 
     def _project_files(self) -> ProjectFiles:
         from stackyard.runbooks.backup import ProjectFiles
