@@ -230,7 +230,7 @@ def test_rolling_back_one_change_leaves_another_changes_approval_alone(example: 
     original = config.read_text()
     for phase in ("expand", "migrate", "contract"):
         stackyard(*RENAME, "--phase", phase, cwd=example)
-    stackyard("evolve", "retype", "stg_dlt__orders.store_id", "BIGINT", cwd=example)
+    stackyard("evolve", "retype", "stg_dlt__orders.store_id", "SMALLINT", cwd=example)
     text = config.read_text()
     assert "customer_name" in text and "store_id" in text
 
@@ -239,7 +239,7 @@ def test_rolling_back_one_change_leaves_another_changes_approval_alone(example: 
     assert "customer_name" not in text  # the rename's approval is gone
     assert "store_id" in text and "type_narrowing" in text  # the type change's stays
     stackyard(
-        "evolve", "retype", "stg_dlt__orders.store_id", "BIGINT", "--rollback", "contract",
+        "evolve", "retype", "stg_dlt__orders.store_id", "SMALLINT", "--rollback", "contract",
         cwd=example,
     )  # fmt: skip
     stackyard(*RENAME, "--rollback", "migrate", cwd=example)

@@ -203,13 +203,13 @@ import os, signal, sys
 from dlt.common.runtime import signals
 from stackyard.ingest import loader
 finish = loader.finish_pending
-def interrupted(pipeline):
+def interrupted(pipeline, *args):
     if "__files__" in pipeline.pipeline_name:
         os.kill(os.getpid(), signal.SIGINT)
         while not signals.was_signal_received():
             signals.exit_event.wait(60)
         signals.raise_if_signalled()
-    return finish(pipeline)
+    return finish(pipeline, *args)
 loader.finish_pending = interrupted
 sys.argv = ["stackyard", "run"]
 from stackyard.cli.main import main

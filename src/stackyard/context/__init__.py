@@ -231,7 +231,7 @@ class Context(RunbookMethods):
             return []
         history = History(self.warehouse(target))
         runs = self._read(target, "the run history cannot be read", lambda: history.recent(limit))
-        if not runs:  # a database dropped and created again reads as one never run
+        if not runs and not history.kept():  # a database dropped and created again
             name = self.target_name(target)
             self.refuse_if_run_before(
                 name,

@@ -56,7 +56,9 @@ def check_driver(name: str, url: str) -> None:
 
     try:
         sqlalchemy.engine.make_url(url).get_dialect().import_dbapi()
-    except (ImportError, sqlalchemy.exc.NoSuchModuleError, sqlalchemy.exc.ArgumentError) as exc:
+    except sqlalchemy.exc.ArgumentError:
+        return  # a dialect SQLAlchemy does not know (or a bad URL): the load says so
+    except ImportError as exc:
         scheme = url.split("://", 1)[0]
         raise ConfigError(
             f"sources.{name}.connection: no driver for '{scheme}://' ({exc})",

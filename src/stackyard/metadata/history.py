@@ -244,6 +244,10 @@ class History:
         )
         self._insert_nodes(run_id, nodes)
 
+    def kept(self) -> bool:
+        """Whether this warehouse has a run history table (a run made it, if only started)."""
+        return "runs" in existing_tables(self.warehouse)
+
     def recent(self, limit: int = 10) -> list[RunSummary]:
         """The latest runs, newest first; empty when nothing has run on this target yet."""
         w = self.warehouse
