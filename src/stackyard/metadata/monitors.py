@@ -346,6 +346,13 @@ class MetricStore:
             if keep is None or r[0] in keep
         ]
 
+    def marked_days(self) -> dict[str, set[date]]:
+        """Every table's days marked as a known incident."""
+        days: dict[str, set[date]] = defaultdict(set)
+        for incident in self.incidents():
+            days[incident.table].update(incident.days())
+        return dict(days)
+
     def remove_incident(self, table: str, start: date, end: date) -> int:
         """Forget a declared incident (its days join the baselines again from the next pass).
 
@@ -385,15 +392,6 @@ class MetricStore:
             (latest[0]["run_id"],),
         ).as_dicts()
         return latest[0]["measured_at"], rows
-
-    def findings_since(self, since: datetime) -> list[dict[str, Any]]:
-        """Every finding measured since a time, oldest first (for the report)."""
-        w = self.warehouse
-        return w.query(
-            f"SELECT * FROM {self._name('monitor_findings')} WHERE measured_at >= {w.param()} "
-            "ORDER BY measured_at",
-            (since,),
-        ).as_dicts()
 
     def passes(self, limit: int = 30) -> list[dict[str, Any]]:
         """The latest monitor passes, newest first."""

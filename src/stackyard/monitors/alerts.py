@@ -76,7 +76,7 @@ class Alert:
         lines = []
         for table in self.tables:
             lines.append(f"{table.table} ({table.kind}, {self.role(table)}): {table.status}")
-            for check in table.problems:
+            for check in table.findings:
                 lines.append(f"  - {check.label}: {check.reason}")
         return lines
 
@@ -96,7 +96,7 @@ class Alert:
         ]
         for table in self.tables:
             role = self.role(table)
-            items = "\n".join(f"• *{c.label}*: {c.reason}" for c in table.problems)
+            items = "\n".join(f"• *{c.label}*: {c.reason}" for c in table.findings)
             sections.append(
                 {
                     "type": "section",
@@ -163,11 +163,11 @@ def group_alerts(
         findings = sorted(
             f"{t.table}|{c.label}|{c.day or ''}"
             for t in members
-            for c in t.problems
+            for c in t.findings
             if c.status in ALERTING
         )
         key = hashlib.sha256((f"{root}\n" + "\n".join(findings)).encode()).hexdigest()[:16]
-        count = sum(len(t.problems) for t in members)
+        count = sum(len(t.findings) for t in members)
         roots = tuple(t.table for t in members if t.table == root or shared.get(t.table) == root)
         downstream = len(members) - len(roots)
         title = f"stackyard: {root} {members[0].status} — {count} finding(s)" + (

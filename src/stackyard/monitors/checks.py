@@ -10,8 +10,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import date, datetime, timedelta
 
-from stackyard.config.monitors import TableMonitor
-from stackyard.monitors.anomaly import AnomalyConfig, detect, format_value, median
+from stackyard.config.monitors import MonitorsConfig, TableMonitor
+from stackyard.monitors.anomaly import AnomalyConfig, days_read, detect, format_value, median
 from stackyard.monitors.health import Check
 
 # A load time this far ahead of the clock is "in the future", not clock jitter.
@@ -41,6 +41,7 @@ def volume_checks(
     holidays: Iterable[date],
     exclude: Iterable[date],
     config: AnomalyConfig,
+    known: Iterable[date] = (),
 ) -> list[Check]:
     """Judge some days of a daily volume series with the anomaly detector.
 
@@ -54,11 +55,16 @@ def volume_checks(
         holidays: the business calendar.
         exclude: days kept out of every baseline (earlier alerts, declared incidents).
         config: the detector's settings.
+        known: days marked as a known incident: found anomalous, they are said as known
+            (``ok``) beside the latest judged day's check.
 
     Returns:
-        One check per anomalous day; without any, one check for the latest judged day.
+        One check per anomalous day; without any, one check for the latest judged day
+        (after those of known incidents).
     """
     excluded = set(exclude)
+    marked = set(known)
+    acknowledged: list[Check] = []
     days = sorted(series)
     found: list[Check] = []
     last: Check | None = None
@@ -91,12 +97,20 @@ def volume_checks(
             upper=verdict.upper,
         )
         if verdict.is_anomaly:
-            found.append(check)
             excluded.add(day)
+            if day in marked:
+                # Known: still said, no longer an anomaly (health's exit code, alerts and
+                # `incident open` are for what nobody has looked at yet).
+                check = replace(check, status="ok", reason=f"a known incident (marked): {reason}")
+                acknowledged.append(check)
+            else:
+                found.append(check)
         last = check
     if found:
         return [_with_run_end(check, series, max(judge), found) for check in found]
-    return [last] if last is not None else []
+    if last is None or last in acknowledged:
+        return acknowledged
+    return [*acknowledged, last]
 
 
 def _with_run_end(
@@ -123,6 +137,16 @@ def _with_run_end(
     return replace(
         check, reason=f"{check.reason}; still no rows through {end} ({days} days from {start})"
     )
+
+
+def volume_history_start(today: date, monitors: MonitorsConfig) -> date:
+    """The first day of stored volume a pass (and the report) reads: as far back as the
+    detector reads before the oldest day a pass judges again, and a week more.
+
+    >>> volume_history_start(date(2026, 12, 5), MonitorsConfig())
+    datetime.date(2026, 5, 23)
+    """
+    return today - timedelta(days=days_read() + monitors.recheck_days + 7)
 
 
 def fill_days(days: Mapping[date, float], until: date | None = None) -> dict[date, float]:

@@ -107,6 +107,12 @@ class TableHealth:
         return tuple(c for c in self.checks if c.status not in ("ok",))
 
     @property
+    def findings(self) -> tuple[Check, ...]:
+        """The problems an alert tells of: not ``ok`` and not still ``learning`` (a
+        baseline being learnt is no finding)."""
+        return tuple(c for c in self.problems if c.status != "learning")
+
+    @property
     def volume(self) -> Check | None:
         """The volume check shown as the table's last value and band (the latest day judged,
         or the anomalous one)."""

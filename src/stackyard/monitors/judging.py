@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -12,7 +12,13 @@ from stackyard.metadata.monitors import FindingRow, MetricRow, Snapshot
 from stackyard.monitors.anomaly import AnomalyConfig
 from stackyard.monitors.anomaly.stats import format_value
 from stackyard.monitors.arrival import arrival_check
-from stackyard.monitors.checks import anomaly_config, fill_days, freshness_check, volume_checks
+from stackyard.monitors.checks import (
+    anomaly_config,
+    fill_days,
+    freshness_check,
+    volume_checks,
+    volume_history_start,
+)
 from stackyard.monitors.health import Check
 from stackyard.monitors.metrics import TableMetrics, TableRef
 from stackyard.monitors.reuse import Verdicts
@@ -87,7 +93,11 @@ def judge_volume(
             return [Check("volume", "ok", f"no rows with a {time_column} yet: nothing to judge")]
         # The table's own rows are the truth for every day they cover (deleted rows make
         # a day smaller, a day with none becomes 0); stored days before them remain.
-        fresh = fill_days(metrics.days)
+        # Days an earlier pass counted after the newest row now there lost all their rows:
+        # they are 0 now, not the count they had (which the report would go on drawing, and
+        # a vanished yesterday would never be judged).
+        emptied = [d for d in stored if max(metrics.days) < d <= today]
+        fresh = fill_days(metrics.days, until=max(emptied, default=None))
         first = min(fresh)
         series = {d: v for d, v in stored.items() if d < first} | fresh
         last = max(fresh)
@@ -102,7 +112,7 @@ def judge_volume(
             for d in window
             if d in series and (stored.get(d) != series[d] or d in alerted or d == window[-1])
         ]
-        since = today - timedelta(days=config.training_days + monitors.recheck_days + 7)
+        since = volume_history_start(today, monitors)
         state.metrics.extend(
             MetricRow(rel, "volume", v, day=d)
             for d, v in fresh.items()
@@ -196,11 +206,17 @@ def _volume_checks(
 
     def judged() -> list[Check]:
         return volume_checks(
-            series, judge, unit=unit, holidays=holidays, exclude=exclude, config=config
+            series,
+            judge,
+            unit=unit,
+            holidays=holidays,
+            exclude=exclude,
+            config=config,
+            known=marked,
         )
 
     if verdicts is None:
-        return _acknowledged(judged(), marked)
+        return judged()
     inputs = [
         "volume",
         sorted((d.isoformat(), v) for d, v in series.items()),
@@ -209,19 +225,9 @@ def _volume_checks(
         sorted(str(d) for d in holidays),
         sorted(str(d) for d in exclude),
         config.model_dump(mode="json"),
+        sorted(str(d) for d in marked),
     ]
-    return _acknowledged(verdicts.judged(inputs, judged), marked)
-
-
-def _acknowledged(checks: list[Check], marked: set[date]) -> list[Check]:
-    # A day marked with `incident mark` is known: still said, no longer an anomaly (health's
-    # exit code, alerts and `incident open` are for what nobody has looked at yet).
-    return [
-        replace(check, status="ok", reason=f"a known incident (marked): {check.reason}")
-        if check.status == "anomaly" and check.day in marked
-        else check
-        for check in checks
-    ]
+    return verdicts.judged(inputs, judged)
 
 
 def judge_freshness(

@@ -9,7 +9,9 @@ lineage graph.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -153,6 +155,25 @@ class Lineage:
             if uid in self.nodes:
                 stack.extend(self.nodes[uid].parents)
         return seen
+
+    def with_upstream_marks(self, marks: Mapping[str, set[date]]) -> dict[str, set[date]]:
+        """Each table's marked incident days, with the days marked on any table upstream of
+        it: a view or model built from a table whose outage is known shows the same outage,
+        and it is the same incident (no second alert, kept out of its baselines too).
+
+        Args:
+            marks: marked days by ``schema.table``.
+
+        Returns:
+            Marked days by ``schema.table``, inherited ones included.
+        """
+        result = {table: set(days) for table, days in marks.items()}
+        for relation, node in self.by_relation().items():
+            for uid in self.ancestors(node.unique_id):
+                parent = self.nodes.get(uid)
+                if parent is not None and parent.relation in marks:
+                    result.setdefault(relation, set()).update(marks[parent.relation])
+        return result
 
     def root_cause(self, unique_id: str | None, broken: set[str]) -> str | None:
         """The most upstream broken node a broken node descends from (itself if none).

@@ -22,7 +22,7 @@ from stackyard.config.model import ProjectConfig
 from stackyard.metadata.history import History
 from stackyard.metadata.monitors import MetricStore
 from stackyard.monitors.anomaly import detect
-from stackyard.monitors.checks import anomaly_config
+from stackyard.monitors.checks import anomaly_config, volume_history_start
 from stackyard.monitors.columns import COLUMN_CHECKS
 from stackyard.monitors.health import TableHealth, health_from_findings
 from stackyard.monitors.lineage import LAYERS, Lineage
@@ -91,17 +91,17 @@ def report_data(
     measured_at, rows = store.latest_findings()
     tables = health_from_findings(rows)
     relations = [t.table for t in tables]
-    since = now.date() - timedelta(days=CHART_DAYS + 70)
+    # The chart's first day is judged with as much history, and the same alerted days kept
+    # out, as a pass gives health: the bands drawn are the ones health shows.
+    since = volume_history_start(now.date() - timedelta(days=CHART_DAYS), project.monitors)
     volumes = store.volumes(relations, since)
     history = store.history(relations, ("null_rate",), now.date() - timedelta(days=CHART_DAYS))
-    findings = store.findings_since(now - timedelta(days=CHART_DAYS + 14))
     flagged: dict[str, set[str]] = defaultdict(set)
-    for f in findings:
-        if f["check_name"] == "volume" and f["status"] == "anomaly" and f["day"] is not None:
-            flagged[f["table_name"]].add(str(f["day"]))
-    incidents: dict[str, set[date]] = defaultdict(set)
-    for incident in store.incidents(relations):
-        incidents[incident.table].update(incident.days())
+    for relation, days in store.alerted_days(relations, "volume", since).items():
+        flagged[relation].update(d.isoformat() for d in days)
+    incidents: dict[str, set[date]] = defaultdict(
+        set, lineage.with_upstream_marks(store.marked_days())
+    )
     data["measured_at"] = measured_at
     data["passes"] = [
         {k: p[k] for k in ("run_id", "measured_at", "trigger", "status", "summary")}

@@ -42,6 +42,7 @@ from stackyard.monitors.checks import (
     null_rate_checks,
     schema_checks,
     tests_check,
+    volume_history_start,
 )
 from stackyard.monitors.columns import column_checks
 from stackyard.monitors.health import Check, MonitorReport, TableHealth, sort_checks
@@ -178,8 +179,11 @@ class MonitorSuite:
         relations = [t.relation for t in targets]
         today = now.date()
         since = today - timedelta(days=AnomalyConfig().training_days + self.config.recheck_days + 7)
+        # Volumes reach as far back as the detector reads (half a year of tails and trend),
+        # not only its training window: health then sees what the benchmark measured.
+        volumes_since = volume_history_start(today, self.config)
         context = PassHistory(
-            volumes=store.volumes(relations, since),
+            volumes=store.volumes(relations, volumes_since),
             # A pass that found a null rate or duplicates anomalous stays out of their
             # medians for two weeks: without that the problem read as usual two passes later.
             history=store.history(
@@ -188,12 +192,10 @@ class MonitorSuite:
                 since,
                 alerted_since=today - timedelta(days=ALERTED_KEPT_OUT_DAYS),
             ),
-            alerted=store.alerted_days(relations, "volume", since),
-            incidents=defaultdict(set),
+            alerted=store.alerted_days(relations, "volume", volumes_since),
+            incidents=defaultdict(set, lineage.with_upstream_marks(store.marked_days())),
             arrivals=store.arrivals(relations, since),
         )
-        for incident in store.incidents(relations):
-            context.incidents[incident.table].update(incident.days())
         tests = tests_per_model(self.warehouse, run, lineage)
         load_status = {
             (load.schema, t.table): load.status

@@ -50,12 +50,25 @@ __all__ = [
     "Status",
     "Verdict",
     "as_date",
+    "days_read",
     "detect",
     "detect_level",
     "format_value",
     "median",
     "window_bounds",
 ]
+
+
+def days_read(config: AnomalyConfig | None = None) -> int:
+    """How many days before the judged day :func:`detect` reads: a caller that keeps the
+    series (a monitor's metric store) must hand it at least this much, or the verdicts
+    differ from the ones the detector was measured with.
+
+    >>> days_read()
+    182
+    """
+    cfg = config if config is not None else AnomalyConfig()
+    return max(cfg.training_days, spread.TAIL_DAYS)
 
 
 def detect(
