@@ -269,3 +269,27 @@ def test_a_phase_cut_short_is_not_recorded_as_applied(example: Path) -> None:
     assert [p["status"] for p in plan["phases"]] == ["pending"] * 3
     refused = stackyard(*RENAME, "--phase", "migrate", cwd=example, check=False)
     assert refused.returncode == 2, refused.stdout + refused.stderr
+
+
+def test_a_renamed_column_takes_its_tests_and_the_relationships_to_it_along(
+    example: Path,
+) -> None:
+    rename = ["evolve", "rename", "customers.customer_id", "customer_key"]
+    plan = json.loads(stackyard(*rename, "--dry-run", "--json", cwd=example).stdout)
+    contract = next(p for p in plan["phases"] if p["phase"] == "contract")
+    moved = {s["path"] for s in contract["steps"] if s["kind"] == "write_model"}
+    assert {"models/marts/customers.yml", "models/marts/orders.yml"} <= moved, moved
+
+    # All three phases in one go; contract's build tests the key under its new name.
+    done = stackyard(*rename, "--json", cwd=example)
+    assert json.loads(done.stdout)["applied"] == ["expand", "migrate", "contract"]
+    models = example / "transform" / "models"
+    properties = (models / "marts" / "customers.yml").read_text()
+    assert "- name: customer_key" in properties and "- name: customer_id\n" not in properties
+    assert "One row per customer" in properties  # the rest of the file as written
+    assert "field: customer_key" in (models / "marts" / "orders.yml").read_text()
+    assert "customer_id" not in _columns(example, "marts.customers")
+
+    # Rolling contract back puts the property files back too.
+    stackyard(*rename, "--rollback", "contract", cwd=example)
+    assert "field: customer_id" in (models / "marts" / "orders.yml").read_text()

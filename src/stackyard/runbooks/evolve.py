@@ -27,6 +27,7 @@ from typing import Any
 from stackyard.errors import UsageError
 from stackyard.lineage.graph import ColumnGraph, ColumnRef
 from stackyard.runbooks.evolve_journal import EvolveJournal
+from stackyard.runbooks.evolve_properties import renamed_properties
 from stackyard.runbooks.evolve_steps import (
     PHASES,
     EvolveResult,
@@ -140,6 +141,10 @@ class EvolveRunbook:
                         f"{node} outputs only {new} (in {old}'s place)",
                         info.path,
                         contract_text,
+                    ),
+                    *(
+                        Step("write_model", f"{old}'s tests and description move to {new}", p, t)
+                        for p, t in renamed_properties(self.transform_dir, node, old, new)
                     ),
                     Step(
                         "build",
