@@ -19,6 +19,7 @@ from typing import IO, Any
 from stackyard.errors import LoadError
 from stackyard.files import temporary_copy
 from stackyard.ingest.csv_numbers import sniffed_doubles, unheld_doubles
+from stackyard.ingest.csv_quoting import quotes_only_when_needed
 from stackyard.ingest.json_numbers import unfit_lines, without_lines
 from stackyard.results import RejectedRow
 
@@ -145,6 +146,10 @@ def stage_file(
         f"rejects_scan='{name}_scans'",
         f"delim='{_sql_char(delimiter)}'",
     ]
+    # A writer that quotes only when needed tells a missing value (an empty field) from an
+    # empty string (""): then "" is read as the empty string it is.
+    quoting = ["allow_quoted_nulls=false"] if quotes_only_when_needed(path, delimiter) else []
+    options += quoting
     whole: list[str] = []
     known: dict[str, str] = {}
     if column_types:
@@ -155,7 +160,12 @@ def stage_file(
         whole = [c for c, t in known.items() if t == "BIGINT"]
     # And it casts any number of digits to a double: double columns too (the table's, and
     # those the sniffer would pick for a new one) are read as text and checked.
-    sniffing = ["header=true", "ignore_errors=true", f"delim='{_sql_char(delimiter)}'"]
+    sniffing = [
+        "header=true",
+        "ignore_errors=true",
+        f"delim='{_sql_char(delimiter)}'",
+        *quoting,
+    ]
     doubles = [c for c, t in known.items() if t == "DOUBLE"]
     doubles += [c for c in sniffed_doubles(con, literal, sniffing) if c not in known]
     known |= {c: "VARCHAR" for c in whole + doubles}

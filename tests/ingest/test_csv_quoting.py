@@ -1,0 +1,59 @@
+"""A CSV's "" is an empty string where its writer tells it from a missing value (an empty
+field), and stays NULL where the writer quotes every field and writes both as ""."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from stackyard import Context
+from stackyard.ingest.csv_quoting import quotes_only_when_needed
+from tests.ingest.file_projects import file_project
+
+# As Postgres' COPY … CSV and DuckDB's COPY write them: NULL empty, '' quoted.
+EXPORTED = 'id,name,note\n1,"",x\n2,,y\n3,"a,b",\n'
+# Every field quoted (Python's csv.QUOTE_ALL): a missing value and '' are both "".
+ALL_QUOTED = '"id","name","note"\n"1","","x"\n"2","","y"\n'
+
+
+def _rows(tmp_path: Path, text: str) -> tuple[tuple[object, ...], ...]:
+    root = file_project(tmp_path, "{t: {glob: '*.csv', primary_key: id}}", {"people.csv": text})
+    ctx = Context(root)
+    (load,) = ctx.run().loads
+    assert (load.status, load.rows) == ("loaded", text.count("\n") - 1)
+    rows = ctx.sql("select id, name, note from f.t order by id").rows
+    ctx.close()
+    return rows
+
+
+def test_an_exported_empty_string_loads_as_empty_not_null(tmp_path: Path) -> None:
+    assert _rows(tmp_path, EXPORTED) == ((1, "", "x"), (2, None, "y"), (3, "a,b", None))
+
+
+def test_a_file_that_quotes_everything_keeps_reading_quoted_empties_as_null(
+    tmp_path: Path,
+) -> None:
+    assert _rows(tmp_path, ALL_QUOTED) == ((1, None, "x"), (2, None, "y"))
+
+
+def test_the_writer_is_told_by_its_unquoted_fields(tmp_path: Path) -> None:
+    cases = {
+        EXPORTED: True,
+        ALL_QUOTED: False,
+        # QUOTE_NONNUMERIC: numbers bare, every text quoted
+        'id,name\n1,"a"\n2,""\n': False,
+        # bare text after a quoted header
+        '"id","name"\n1,bob\n': True,
+        # a quoted field over two lines, then a bare empty field
+        'id,name,note\n1,"two\nlines",\n': True,
+        # semicolons
+        'id;name\n1;"";\n': True,
+    }
+    for text, expected in cases.items():
+        path = tmp_path / "f.csv"
+        path.write_text(text)
+        delimiter = ";" if ";" in text else ","
+        assert quotes_only_when_needed(str(path), delimiter) is expected, text
+    # A sample that ends inside the file says nothing of the record it cuts.
+    path.write_text('"id","name"\n' + '"1","a"\n' * 10 + "2,bob\n")
+    assert quotes_only_when_needed(str(path), ",", sample_bytes=30) is False
+    assert quotes_only_when_needed(str(path), ",") is True
