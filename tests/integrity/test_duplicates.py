@@ -245,3 +245,40 @@ def test_case_02_python_source_appending_with_a_cursor_loads_boundary_rows_once(
     code, output = cli("run", "-p", str(project))
     assert code == 0, output
     assert rows(project, "SELECT count(*), count(DISTINCT id) FROM feed.events") == [(4, 4)]
+
+
+def test_a_declared_key_the_source_repeats_is_collapsed_on_the_first_load_too(
+    project: Path,
+) -> None:
+    # The key is declared, not enforced: the source holds id 1 twice (edited in place, say).
+    sqlite_db(
+        project / "sources/app.sqlite",
+        "CREATE TABLE items (id INTEGER, name TEXT, updated_at TEXT)",
+        rows_of={
+            "items": [
+                (1, "old", "2026-01-01 00:00:00"),
+                (1, "new", "2026-01-02 00:00:00"),
+                (2, "other", "2026-01-01 00:00:00"),
+                (3, "dated", "2026-01-01 00:00:00"),
+                (3, "earlier", "2025-12-31 00:00:00"),
+            ]
+        },
+    )
+    config = _config(project)
+    config["sources"] = {
+        "app": {
+            "kind": "sql_database",
+            "connection": "sqlite:///sources/app.sqlite",
+            "tables": {"items": {"primary_key": "id", "cursor": "updated_at"}},
+        }
+    }
+    (project / "stackyard.yml").write_text(yaml.safe_dump(config))
+    code, run = cli_json("run", "-p", str(project))
+    assert code == 0, run
+    # As every later merge does: one row per key, the latest kept, the others counted.
+    assert rows(project, "SELECT id, name FROM app.items ORDER BY id") == [
+        (1, "new"),
+        (2, "other"),
+        (3, "dated"),
+    ]
+    assert (run["counts"]["rows_loaded"], run["counts"]["rows_collapsed"]) == (3, 2), run

@@ -438,6 +438,7 @@ class Loader:
             if own_contract:
                 del run_options["schema_contract"]
         info = pipeline.run(data, **run_options)
+        build.settle(pipeline, info.loads_ids)
         load_ids.extend(info.loads_ids)
         tables = tuple(
             TableLoad(t.table, t.rows, t.duplicates + build.duplicates.get(t.table, 0))

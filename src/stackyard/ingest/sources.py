@@ -31,6 +31,7 @@ from stackyard.config.sources import (
 )
 from stackyard.errors import ConfigError
 from stackyard.ingest.drift import check_item
+from stackyard.ingest.first_loads import FirstLoad, collapse_repeated_keys
 from stackyard.ingest.stamping import LOADED_AT as LOADED_AT
 from stackyard.ingest.stamping import stamper, whole_pages
 from stackyard.results import RejectedRow
@@ -47,6 +48,7 @@ class SourceBuild:
         self.rejected: list[RejectedRow] = []
         # {table: rows collapsed because a later row of the same load had the same key}
         self.duplicates: dict[str, int] = {}
+        self.first_loads: dict[str, FirstLoad] = {}  # keyed tables appended on a first load
         self._lock = threading.Lock()
         self._after_load: list[Callable[[], None]] = []
         self._on_close: list[Callable[[], None]] = []
@@ -82,6 +84,11 @@ class SourceBuild:
         with self._lock:
             self.duplicates[table] = self.duplicates.get(table, 0) + rows
 
+    def settle(self, pipeline: Any, load_ids: list[str]) -> None:
+        """After the load: collapse the keys a first load appended more than once."""
+        for table, rows in collapse_repeated_keys(pipeline, self.first_loads, load_ids).items():
+            self.collapsed(table, rows)
+
 
 @dataclass(frozen=True)
 class BuildContext:
@@ -113,7 +120,7 @@ def _builder(config: SourceBase) -> Callable[[str, Any, BuildContext], Iterable[
 
 def build_sql(name: str, config: SqlDatabaseSource, context: BuildContext) -> list[Any]:
     """The ``sql_database`` kind: one ``sql_table`` resource per table (Arrow backend)."""
-    return _sql_resources(name, config, context.project_dir, context.secrets, context.known_columns)
+    return _sql_resources(name, config, context)
 
 
 def build_files(name: str, config: FilesystemSource, context: BuildContext) -> list[Any]:
@@ -280,13 +287,7 @@ def sql_backend(config: SqlDatabaseSource, url: str) -> tuple[str, dict[str, Any
     return backend, {}
 
 
-def _sql_resources(
-    name: str,
-    config: SqlDatabaseSource,
-    project_dir: Path,
-    secrets: Secrets,
-    known_tables: Iterable[str],
-) -> list[Any]:
+def _sql_resources(name: str, config: SqlDatabaseSource, context: BuildContext) -> list[Any]:
     import dlt
     from dlt.sources import sql_database
 
@@ -296,11 +297,11 @@ def _sql_resources(
 
     # dlt's factories are typed for literals; our values are validated by the config model.
     sql_table: Any = sql_database.sql_table
-    url = connection_url(name, config, project_dir, secrets)
+    url = connection_url(name, config, context.project_dir, context.secrets)
     backend, backend_kwargs = sql_backend(config, url)
     sources = (t.source_table or n for n, t in config.tables.items())
     rounded = decimals_connectorx_rounds(backend, url, config.source_schema, sources)
-    known = set(known_tables)
+    known = set(context.known_columns)
     resources = []
     for table_name, table in config.tables.items():
         # Without a cursor every load re-reads the whole table, so replace it: a merge would
@@ -313,6 +314,8 @@ def _sql_resources(
             disposition = "merge"
         else:
             disposition = "append"
+            if table.primary_key:
+                context.build.first_loads[table_name] = FirstLoad(table.primary_key, table.cursor)
         resource = sql_table(
             credentials=url,
             table=table.source_table or table_name,
