@@ -225,3 +225,27 @@ def test_a_target_without_roles_has_nothing_to_import(tmp_path: Path) -> None:
     assert code == 2
     assert "no roles, users or grants" in output
     assert (path / "stackyard.yml").read_text(encoding="utf-8") == before
+
+
+@pytest.mark.postgres
+def test_a_role_held_by_a_role_that_cannot_be_declared_is_left_undeclared(
+    pg_project: PgProject,
+) -> None:
+    """A plan takes a declared role back from an undeclared holder of the project's prefix;
+    so a role held by one the declaration cannot name (capital letters) is not imported,
+    and the holder keeps it."""
+    _hand_made(pg_project)
+    odd = f"{pg_project.prefix}Temp"
+    with pg_project.connect() as conn:
+        conn.execute(f'CREATE ROLE "{odd}" LOGIN')
+        conn.execute(f'GRANT "{pg_project.role("reader")}" TO "{odd}"')
+    code, output = _cli(pg_project.path, "import", "access", "-t", "prod", "--json")
+    assert code == 0, output
+    result = json.loads(output)
+    assert "READER" not in result["access"]["roles"]
+    assert any(
+        line.startswith("READER: not imported") and odd in line for line in result["not_imported"]
+    )
+    assert result["access"]["roles"]["WRITER"] == {}
+    code, plan = _plan_json(pg_project)
+    assert (code, plan["steps"]) == (0, []), plan

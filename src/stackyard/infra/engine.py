@@ -13,7 +13,15 @@ from typing import Any, ClassVar
 
 from stackyard.errors import WarehouseError
 from stackyard.infra.declaration import Declaration
-from stackyard.infra.state import Account, Container, FutureGrant, Grant, Membership, State
+from stackyard.infra.state import (
+    Account,
+    Container,
+    FutureGrant,
+    Grant,
+    Membership,
+    Principal,
+    State,
+)
 from stackyard.warehouse.base import Warehouse
 
 READ_TABLE_PRIVILEGES = ("SELECT",)
@@ -87,6 +95,21 @@ class Engine(ABC):
         """``(statement, description)`` pairs that give the applying user the memberships
         the plan needs first (default: none)."""
         return []
+
+    def takes_back_from(self, holder: Principal, live: State) -> bool:
+        """Whether the plan revokes a declared role from ``holder``, a role or user the
+        project does not declare (never did, or declares no longer) that holds it.
+
+        Default: no; such a membership is listed as kept. Snowflake's role hierarchy is
+        meant to hang custom roles under system roles such as SYSADMIN
+        (https://docs.snowflake.com/en/user-guide/security-access-control-considerations),
+        and who else holds them is the account administrators' to say.
+
+        Args:
+            holder: the principal holding a declared role.
+            live: the live state (with the applying user, when known).
+        """
+        return False
 
     @abstractmethod
     def desired(self, live: State) -> State:

@@ -12,8 +12,9 @@ It works in two passes:
 2. :func:`settle` plans that mapping against the same live state and, while the plan is not
    empty, takes out each role or user whose live access the declaration cannot say exactly
    (a ``GRANT ALL`` with ``TRIGGER``, ``SELECT`` on some tables of a schema only, a missing
-   default privilege …). What is taken out is listed, never dropped silently; it is left
-   undeclared, and the plan never revokes the access of a role the project does not declare.
+   default privilege …), and each role held by a role left undeclared (the plan would take
+   it back). What is taken out is listed, never dropped silently; it is left undeclared, and
+   the plan never revokes the access of a role the project does not declare.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from stackyard.errors import UsageError
 from stackyard.infra.declaration import reader_role, writer_role
 from stackyard.infra.import_derive import holders
 from stackyard.infra.import_scope import Naming
-from stackyard.infra.plan import Plan
+from stackyard.infra.plan import Plan, Step
 from stackyard.infra.state import Grant, Principal, State
 
 # The sections of ``access:`` an import writes; the others (role_prefix …) are kept.
@@ -115,6 +116,10 @@ def settle(
         why: dict[str, list[str]] = {}
         for step in plan.steps:
             name = _declared_label(step.grantee, naming)
+            if not (name and _remove(access, name, dry=True)):
+                # A declared role held by a role left undeclared would be taken back from it:
+                # the declaration cannot say who holds that role, so it is left out instead.
+                name = _held_role(step, naming)
             if name and _remove(access, name, dry=True):
                 why.setdefault(name, []).append(step.description)
         if not why:
@@ -139,6 +144,14 @@ def _declared_label(label: str, naming: Naming) -> str | None:
     if "." in label:  # a Snowflake database role: DB.NAME
         return label
     return naming.declared(Principal("role", label))
+
+
+def _held_role(step: Step, naming: Naming) -> str | None:
+    """The declared name of the role a membership revocation takes back, if it is one."""
+    held = [item.removeprefix("role ") for item in step.loses if item.startswith("role ")]
+    if step.kind != "revoke_role" or len(held) != 1:
+        return None
+    return _declared_label(held[0], naming)
 
 
 def _remove(access: dict[str, Any], name: str, dry: bool = False) -> bool:

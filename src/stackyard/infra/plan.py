@@ -1,10 +1,15 @@
 """A plan: the ordered, typed steps that take the live state to the declared one.
 
-The diff is the same for every engine, and it keeps the ownership boundary:
+The diff is the same for every engine, and it keeps the ownership boundary
+(:mod:`stackyard.infra.ownership`):
 
-* a privilege or membership is revoked only when its grantee (and, for a membership, both
-  sides) is a role or user the project declares, and its object is one the project declares;
-  grants made by others to anyone else survive, and are listed as ``unmanaged``;
+* a privilege is revoked only when its grantee is a role or user the project declares, and
+  its object is one the project declares; grants made by others to anyone else survive, and
+  are listed as ``unmanaged``;
+* a membership is revoked when the role held is declared and its holder is declared too, or
+  is a role the project answers for although it does not declare it (on Postgres, one of its
+  prefix): who holds a declared role is the declaration's to say. Other holders are listed as
+  ``unmanaged``;
 * a role or user is dropped only when it is no longer declared *and* carries this project's
   marker in its comment, i.e. this project created it;
 * schemas and databases are never dropped (they hold data): an undeclared one is left alone;
@@ -12,8 +17,8 @@ The diff is the same for every engine, and it keeps the ownership boundary:
   plan needs ``--allow-destructive``.
 
 A saved plan records the project, target, a hash of the declaration and a fingerprint of the
-part of the live state it depends on (see :func:`_in_scope`), plus a checksum of the whole
-file; see :meth:`Plan.load`.
+part of the live state it depends on (see :func:`~stackyard.infra.ownership.in_scope`), plus
+a checksum of the whole file; see :meth:`Plan.load`.
 """
 
 from __future__ import annotations
@@ -28,7 +33,8 @@ from typing import Any, TypeVar
 
 from stackyard.errors import UsageError
 from stackyard.infra.engine import Engine
-from stackyard.infra.state import FutureGrant, Grant, Principal, State, marker
+from stackyard.infra.ownership import droppable, holdings, in_scope, membership_changes
+from stackyard.infra.state import FutureGrant, Grant, State, marker
 
 PLAN_FORMAT = "stackyard.access-plan/1"
 K = TypeVar("K")
@@ -247,14 +253,7 @@ def diff(
     # -- accounts
     live_accounts = {a.principal: a for a in live.accounts}
     declared = {a.principal for a in desired.accounts}
-    # Two projects of the same name on one Postgres cluster (roles are cluster-wide) are told
-    # apart by their role prefix: a role outside this project's prefix is never ours to drop.
-    prefix = engine.declaration.role_prefix.lower()
-    dropped = {
-        p
-        for p, a in live_accounts.items()
-        if p not in declared and tag in a.comment and p.name.lower().startswith(prefix)
-    }
+    dropped = droppable(live, declared, tag, engine.declaration.role_prefix)
     managed = declared | dropped
     for account in sorted(
         desired.accounts, key=lambda a: (_ACCOUNT_ORDER[a.principal.kind], a.principal)
@@ -286,14 +285,7 @@ def diff(
                 gains=(f"role {m.role.label}",),
             )
         )
-    revocable = {
-        m
-        for m in live.memberships - desired.memberships
-        if m.role in managed
-        and m.member in managed
-        and m.role not in dropped
-        and m.member not in dropped
-    }
+    revocable, kept_memberships = membership_changes(engine, live, desired, dropped)
     revoke_steps: list[Step] = []
     for m in sorted(revocable):
         revoke_steps.append(
@@ -329,7 +321,7 @@ def diff(
         steps.append(
             Step("grant", engine.grant(group), f"grant {what} to {who}", grantee=who, gains=(what,))
         )
-    unmanaged: list[str] = []
+    unmanaged = [f"role {m.role.label} to {m.member.label}" for m in kept_memberships]
     revoke_grants: list[Grant] = []
     for g in sorted(live.grants - desired.grants):
         if not is_managed_object(g.on_kind, g.on):
@@ -425,7 +417,7 @@ def diff(
         if not statements:
             notes.append(f"{p.label} is no longer declared; it is removed with its database")
             continue
-        loses = _holdings(live, p)
+        loses = holdings(live, p)
         kind = "user" if p.kind == "user" or account.attr("login") == "true" else "role"
         for statement in statements:
             steps.append(
@@ -447,53 +439,6 @@ def diff(
         notes=tuple(notes),
         unmanaged=tuple(unmanaged),
         declaration_hash=declaration_hash,
-        live_fingerprint=_in_scope(
-            live, managed, declared_schemas, is_managed_object
-        ).fingerprint(),
+        live_fingerprint=in_scope(live, managed, declared_schemas, is_managed_object).fingerprint(),
         live_known=live_known,
     )
-
-
-def _in_scope(
-    live: State,
-    principals: set[Principal],
-    schemas: set[tuple[str, ...]],
-    is_managed_object: Callable[[str, tuple[str, ...]], bool],
-) -> State:
-    """The part of the live state this plan depends on, for its fingerprint.
-
-    Roles are cluster-wide on Postgres and accounts are account-wide on Snowflake: a role
-    created or granted by another team (or another project on the same server) between plan
-    and apply must not make a saved plan stale. Kept: its declared and droppable principals,
-    memberships and grants touching them, and every grant on the objects it declares. The
-    applying user is left out (projects may share it, and each apply grants it roles): what
-    a plan needs from it is in the plan's statements, which apply compares as well.
-    """
-
-    def ours(p: Principal) -> bool:
-        return p in principals
-
-    return State(
-        containers=frozenset(
-            c for c in live.containers if is_managed_object(c.kind.upper(), c.name)
-        ),
-        accounts=frozenset(a for a in live.accounts if ours(a.principal)),
-        memberships=frozenset(m for m in live.memberships if ours(m.role) or ours(m.member)),
-        grants=frozenset(
-            g for g in live.grants if ours(g.grantee) or is_managed_object(g.on_kind, g.on)
-        ),
-        future_grants=frozenset(
-            f for f in live.future_grants if ours(f.grantee) or f.schema in schemas
-        ),
-        tables=frozenset(t for t in live.tables if t.schema in schemas),
-    )
-
-
-def _holdings(state: State, principal: Principal) -> tuple[str, ...]:
-    held = [f"role {m.role.label}" for m in sorted(state.memberships) if m.member == principal]
-    held += [
-        f"{g.privilege} on {g.on_kind.lower()} {_path(g.on)}"
-        for g in sorted(state.grants)
-        if g.grantee == principal
-    ]
-    return tuple(held) or ("login",)

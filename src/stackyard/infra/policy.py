@@ -3,7 +3,7 @@
 Built-in rules (ids as reported):
 
 * ``no-unmanaged-revocation``: the plan revokes nothing from a role or user the project does
-  not declare (the ``enable_multiple_grants`` problem);
+  not declare (the ``enable_multiple_grants`` problem), except the declared roles it holds;
 * ``service-key-pair-only``: service accounts log in with key pairs only: on Snowflake each
   has a public key and no password;
 * ``no-public-grants``: nothing is granted to PUBLIC, in the declaration or on declared objects,
@@ -32,7 +32,7 @@ from typing import Any
 
 from stackyard.errors import UserCodeError
 from stackyard.infra.declaration import PUBLIC, SOURCES_READER, Declaration
-from stackyard.infra.plan import Plan
+from stackyard.infra.plan import Plan, Step
 from stackyard.infra.state import State
 from stackyard.warehouse import warehouse_class
 
@@ -84,11 +84,30 @@ def _no_unmanaged_revocation(data: PolicyInput) -> Iterable[str]:
     if data.plan is None:
         return
     for step in data.plan.steps:
+        if _takes_back_declared_role(step, data.managed):
+            continue
         if step.kind.startswith("revoke") and step.grantee not in data.managed:
             yield (
                 f"the plan revokes from {step.grantee}, which this project does not declare "
                 f"({step.statement}): declare it, or leave its grants alone"
             )
+
+
+def _takes_back_declared_role(step: Step, managed: frozenset[str]) -> bool:
+    """A membership revocation that takes back only roles the project declares: who holds a
+    declared role is the declaration's to say, whoever the holder is.
+
+    >>> _takes_back_declared_role(Step("revoke_role", "…", "…", True, "bob",
+    ...     loses=("role reader",)), frozenset({"reader"}))
+    True
+    """
+    held = {item.removeprefix("role ") for item in step.loses if item.startswith("role ")}
+    return (
+        step.kind == "revoke_role"
+        and bool(held)
+        and len(held) == len(step.loses)
+        and held <= managed
+    )
 
 
 def _service_key_pair_only(data: PolicyInput) -> Iterable[str]:

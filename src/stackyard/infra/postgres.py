@@ -25,6 +25,7 @@ from typing import Any, ClassVar
 
 from sqlglot import exp
 
+from stackyard.config.names import reserved_reason
 from stackyard.errors import ConfigError, UsageError
 from stackyard.infra.applier import Applier
 from stackyard.infra.declaration import PUBLIC, Declaration
@@ -256,6 +257,28 @@ class PostgresEngine(Engine):
         if declared.upper() == PUBLIC:
             return Principal("public", PUBLIC)
         return Principal("role", self.name(declared))
+
+    def takes_back_from(self, holder: Principal, live: State) -> bool:
+        """A declared role held by an undeclared role of this project's prefix is taken back,
+        as a grant made by hand to a declared role is.
+
+        Roles are shared by the whole server, so a role outside the prefix is another
+        project's; the applying user holds roles to apply plans (see :meth:`applier_grants`);
+        ``postgres`` and the ``pg_*`` roles are the server's own.
+
+        >>> from stackyard.infra.declaration import Declaration
+        >>> e = PostgresEngine(Declaration("p", (), (), (), (), (), (), (), role_prefix="t_"),
+        ...     admin_user="t_admin")
+        >>> [e.takes_back_from(Principal("role", n), State()) for n in ("t_bob", "bob", "t_admin")]
+        [True, False, False]
+        """
+        applier = live.applier.name if live.applier else ""
+        return (
+            holder.kind == "role"
+            and holder.name.lower().startswith(self.declaration.role_prefix.lower())
+            and holder.name not in {self.admin_user, applier}
+            and reserved_reason(holder.name) is None
+        )
 
     # ------------------------------------------------------------------ desired state
 
