@@ -15,6 +15,7 @@ from stackyard.cli.main import app
 from stackyard.context import Context
 from stackyard.errors import ConfigError, UsageError
 from stackyard.infra.snowflake import key_fingerprint
+from stackyard.infra.users import private_key_files
 from tests.infra.conftest import PgProject
 from tests.infra.helpers import project
 
@@ -121,12 +122,18 @@ def test_rotate_key_uses_slot_two_then_finish_replaces_slot_one(tmp_path: Path) 
     assert rotating.rsa_public_key_2
     with pytest.raises(UsageError, match="in progress"):
         Context(path).users().rotate_key("SVC_DLT", target="prod")
-    Context(path).users().rotate_key("SVC_DLT", finish=True, target="prod")
+    keys = path / ".stackyard" / "keys"
+    (old_file,) = private_key_files(path, "SVC_DLT", first.rsa_public_key)
+    (new_file,) = private_key_files(path, "SVC_DLT", rotating.rsa_public_key_2)
+    finished = Context(path).users().rotate_key("SVC_DLT", finish=True, target="prod")
     done = Context(path).access().declaration().user("SVC_DLT")
     assert done is not None and done.rsa_public_key == rotating.rsa_public_key_2
     assert done.rsa_public_key_2 is None
     assert key_fingerprint(done.rsa_public_key) != key_fingerprint(first.rsa_public_key)
-    assert len(list((path / ".stackyard" / "keys").glob("*.p8"))) == 2
+    # The retired key's private file goes: no client uses it, and left there it was a
+    # liability the security check kept asking to rotate.
+    assert finished.keys_removed == (old_file,)
+    assert sorted(keys.glob("*.p8")) == [new_file]
 
 
 @pytest.mark.postgres

@@ -315,6 +315,8 @@ def _render_user_change(change: Any, as_json: bool = False) -> None:
         )
     if change.key_stored is not None:
         out.print(f"  private key stored as {change.key_stored}", markup=False, highlight=False)
+    for path in change.keys_removed:
+        out.print(f"  retired private key {path} deleted", markup=False, highlight=False)
     if change.private_key is not None:
         out.print("  private key (shown once, store it now):", markup=False)
         out.print(change.private_key, markup=False, highlight=False)

@@ -74,3 +74,27 @@ def write_private_key(project_dir: Path, user: str, pair: KeyPair) -> Path:
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         handle.write(pair.private_pem)
     return path
+
+
+def private_key_files(project_dir: Path, user: str, public_key: str) -> list[Path]:
+    """The private key files under ``.stackyard/keys`` of ``user`` whose public key is
+    ``public_key`` (the PEM body, as stackyard.yml holds it).
+
+    Files that cannot be read as a private key are left out (never matched, never removed).
+    """
+    from cryptography.hazmat.primitives import serialization
+
+    from stackyard.infra.snowflake import key_body
+
+    found = []
+    for path in sorted((project_dir / KEYS_DIR).glob(f"{user.lower()}-*.p8")):
+        try:
+            key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+        except (OSError, ValueError, TypeError):
+            continue  # not ours to judge: an encrypted or foreign file stays
+        pem = key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        if key_body(pem.decode()) == key_body(public_key):
+            found.append(path)
+    return found

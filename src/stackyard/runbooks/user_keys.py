@@ -19,7 +19,12 @@ from stackyard.errors import UsageError, did_you_mean
 from stackyard.infra.layout import build_declaration
 from stackyard.infra.plan import Plan
 from stackyard.infra.service import AccessControl
-from stackyard.infra.users import KeyPair, generate_key_pair, write_private_key
+from stackyard.infra.users import (
+    KeyPair,
+    generate_key_pair,
+    private_key_files,
+    write_private_key,
+)
 from stackyard.session import Sessions
 
 
@@ -38,6 +43,7 @@ class UserChange:
         next_step: what the user does next, in words.
         loses: for ``removed``: the roles and schema access the user had, by the declaration.
         key_stored: where in a secret manager the new private key was stored, if it was.
+        keys_removed: for ``rotation finished``: the retired key's private key files, deleted.
     """
 
     name: str
@@ -50,6 +56,7 @@ class UserChange:
     next_step: str = ""
     loses: tuple[str, ...] = ()
     key_stored: str | None = None
+    keys_removed: tuple[Path, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """The change as plain data (``--json``)."""
@@ -64,6 +71,7 @@ class UserChange:
             "applied": self.applied,
             "loses": list(self.loses),
             "next_step": self.next_step,
+            "keys_removed": [str(p) for p in self.keys_removed],
         }
 
 
@@ -130,6 +138,7 @@ class KeyRotation:
         key_file = None
         private = None
         stored = None
+        retired: list[Path] = []
         if finish:
             if not user.rsa_public_key_2:
                 raise UsageError(
@@ -139,6 +148,11 @@ class KeyRotation:
             entry["rsa_public_key"] = entry["rsa_public_key_2"]
             del entry["rsa_public_key_2"]
             action = "rotation finished"
+            # Every client has the new key: the retired one's private file is only a
+            # liability now (and the security check would go on asking to rotate it).
+            retired = private_key_files(
+                self.project.project_dir, user.name, user.rsa_public_key or ""
+            )
         else:
             if user.rsa_public_key and user.rsa_public_key_2:
                 raise UsageError(
@@ -185,6 +199,8 @@ class KeyRotation:
                 "deploy the new private key to every client, then run "
                 f"`stackyard user rotate-key {user.name} --finish`"
             )
+        for path in retired:
+            path.unlink(missing_ok=True)
         return UserChange(
             user.name,
             "service",
@@ -195,6 +211,7 @@ class KeyRotation:
             applied,
             next_step,
             key_stored=stored,
+            keys_removed=tuple(retired),
         )
 
 
