@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-SAMPLE_BYTES = 1 << 20
+SAMPLE_BYTES = 1 << 16  # a few hundred records say how the writer quotes
 
 
 def quotes_only_when_needed(path: str, delimiter: str, sample_bytes: int = SAMPLE_BYTES) -> bool:

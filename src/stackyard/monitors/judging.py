@@ -96,7 +96,8 @@ def judge_volume(
         # Days an earlier pass counted after the newest row now there lost all their rows:
         # they are 0 now, not the count they had (which the report would go on drawing, and
         # a vanished yesterday would never be judged).
-        emptied = [d for d in stored if max(metrics.days) < d <= today]
+        newest = max(metrics.days)
+        emptied = [d for d in stored if newest < d <= today]
         fresh = fill_days(metrics.days, until=max(emptied, default=None))
         first = min(fresh)
         series = {d: v for d, v in stored.items() if d < first} | fresh
