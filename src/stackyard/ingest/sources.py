@@ -292,7 +292,7 @@ def _sql_resources(name: str, config: SqlDatabaseSource, context: BuildContext) 
     from dlt.sources import sql_database
 
     from stackyard.config.model import normalised_schema
-    from stackyard.ingest.sql_columns import decimals_connectorx_rounds, table_adapter
+    from stackyard.ingest.sql_columns import decimals_connectorx_rounds, exact_values, reader_hooks
     from stackyard.ingest.sqlite_cursor import widen_sqlite_cursor
 
     # dlt's factories are typed for literals; our values are validated by the config model.
@@ -336,8 +336,9 @@ def _sql_resources(name: str, config: SqlDatabaseSource, context: BuildContext) 
             defer_table_reflect=True,
             reflection_level="full_with_precision",
             query_adapter_callback=widen_sqlite_cursor,
-            table_adapter_callback=table_adapter(url),
+            **reader_hooks(url),
         )
+        resource = exact_values(resource, table_name)
         if disposition == "merge":
             # Two versions of one key in a load (updated twice between runs): the later one
             # is kept. Without an order dlt kept the first it read, and the cursor had

@@ -12,6 +12,8 @@
   value that does not fit (more places, or more than 20 digits before the point) still fails
   the load, loudly, never rounded.
 - On SQLite, integer columns check each value (:mod:`stackyard.ingest.sqlite_integers`).
+- Postgres ``±infinity`` timestamps and ``timetz``, and MySQL/MariaDB ``TIME`` values beyond
+  a day: :mod:`stackyard.ingest.sql_values`.
 """
 
 from __future__ import annotations
@@ -19,6 +21,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from stackyard.ingest.sql_values import (
+    mark_infinite_timestamps,
+    mysql_values,
+    postgres_values,
+    reflected_type,
+    refuse_connectorx_infinity,
+)
 from stackyard.ingest.sqlite_integers import exact_sqlite_integers
 
 # The decimal places ConnectorX keeps of a Postgres NUMERIC.
@@ -59,16 +68,48 @@ def table_adapter(url: str) -> Callable[[Any], None]:
     >>> t.c.x.type.asdecimal
     False
     """
-    scheme = url.split(":", 1)[0].split("+", 1)[0]
+    scheme = _scheme(url)
 
     def adapt(table: Any) -> None:
         floats_as_doubles(table)
-        if scheme in ("postgresql", "postgres"):
+        if scheme in _POSTGRES:
             bounded_decimals(table)
+            postgres_values(table)
+        if scheme in _MYSQL:
+            mysql_values(table)
         if scheme == "sqlite":
             exact_sqlite_integers(table)
 
     return adapt
+
+
+_POSTGRES = ("postgresql", "postgres")
+_MYSQL = ("mysql", "mariadb")
+
+
+def _scheme(url: str) -> str:
+    return url.split(":", 1)[0].split("+", 1)[0].lower()
+
+
+def reader_hooks(url: str) -> dict[str, Any]:
+    """The ``sql_table`` arguments that read a source at ``url`` exactly: the table adapter
+    (:func:`table_adapter`) and, on Postgres, the engine adapter that has the driver mark
+    infinite timestamps (:mod:`stackyard.ingest.sql_values`).
+
+    >>> sorted(reader_hooks("mysql+pymysql://root@db/shop"))
+    ['table_adapter_callback']
+    """
+    hooks: dict[str, Any] = {"table_adapter_callback": table_adapter(url)}
+    if _scheme(url) in _POSTGRES:
+        hooks["engine_adapter_callback"] = mark_infinite_timestamps
+        hooks["type_adapter_callback"] = reflected_type
+    return hooks
+
+
+def exact_values(resource: Any, table: str) -> Any:
+    """``resource`` (a ``sql_table``) with its batches checked for what ConnectorX reads
+    infinite timestamps as, before any other step (the cursor's among them) reads them."""
+    return resource.add_map(refuse_connectorx_infinity(table), insert_at=1)
 
 
 def decimals_connectorx_rounds(

@@ -124,7 +124,11 @@ class SourceTableTarget(BackfillTarget):
         from dlt.sources import sql_database
 
         from stackyard.ingest.sources import LOADED_AT, connection_url, sql_backend
-        from stackyard.ingest.sql_columns import decimals_connectorx_rounds, table_adapter
+        from stackyard.ingest.sql_columns import (
+            decimals_connectorx_rounds,
+            exact_values,
+            reader_hooks,
+        )
         from stackyard.ingest.sqlite_cursor import widen_sqlite_cursor
 
         if isinstance(self.config, RestApiSource):
@@ -158,8 +162,9 @@ class SourceTableTarget(BackfillTarget):
             defer_table_reflect=True,
             reflection_level="full_with_precision",
             query_adapter_callback=widen_sqlite_cursor,
-            table_adapter_callback=table_adapter(url),
+            **reader_hooks(url),
         ).with_name(self.table)
+        resource = exact_values(resource, self.table)
         loaded_at = pa.scalar(datetime.now(UTC), type=pa.timestamp("us", tz="UTC"))
 
         def stamp(item: Any) -> Any:

@@ -1,0 +1,163 @@
+"""Values a SQL source's reader changed without a word: Postgres ``infinity`` timestamps, the
+offset of a ``timetz``, and MySQL/MariaDB ``TIME`` values beyond a day."""
+
+from __future__ import annotations
+
+from datetime import time
+from pathlib import Path
+
+import pytest
+
+from stackyard import Context
+from stackyard.project import init_project
+
+
+def project(root: Path, tables: str, backend: str = "auto") -> Path:
+    init_project(root)
+    config = root / "stackyard.yml"
+    config.write_text(
+        config.read_text().replace(
+            "sources: {}\n",
+            f"sources:\n  app:\n    kind: sql_database\n    backend: {backend}\n"
+            f"    connection: {{secret: DB}}\n    tables: {{{tables}}}\n",
+        )
+    )
+    return root
+
+
+def postgres_url(db: dict[str, object], driver: str = "+psycopg") -> str:
+    return f"postgresql{driver}://{db['user']}@{db['host']}:{db['port']}/{db['database']}"
+
+
+def postgres_source(db: dict[str, object], *statements: str) -> None:
+    import psycopg
+
+    with psycopg.connect(postgres_url(db, ""), autocommit=True) as conn:
+        for statement in statements:
+            conn.execute(statement)
+
+
+def loaded_tables(ctx: Context) -> set[str]:
+    rows = ctx.sql("select table_name from information_schema.tables where table_schema = 'app'")
+    return {str(row[0]) for row in rows.rows}
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize(
+    ("backend", "driver"),
+    [("auto", "+psycopg"), ("connectorx", "+psycopg"), ("pyarrow", "+psycopg"), ("pyarrow", "")],
+)
+def test_an_infinite_timestamp_fails_the_table_naming_the_column(
+    tmp_path: Path, pg_database: dict[str, object], backend: str, driver: str
+) -> None:
+    postgres_source(
+        pg_database,
+        "CREATE TABLE contracts (id int PRIMARY KEY, valid_from timestamptz, valid_to timestamp)",
+        "INSERT INTO contracts VALUES (1, '-infinity', '2026-01-01'), (2, '2026-01-01', "
+        "'infinity'), (3, '2026-01-01', '2026-02-01')",
+    )
+    root = project(tmp_path / "p", "contracts: {primary_key: id}", backend)
+    ctx = Context(root, environ={"DB": postgres_url(pg_database, driver)})
+    (load,) = ctx.run().loads
+    # Before: ConnectorX loaded 'infinity' as 262142-12-31 and psycopg2 as 9999-12-31.
+    assert load.status == "failed"
+    error = str(load.error)
+    assert "contracts" in error and "infinity" in error
+    assert "valid_from" in error or "valid_to" in error
+    assert "view" in error  # what to do
+    assert "contracts" not in loaded_tables(ctx)
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("backend", ["auto", "connectorx", "pyarrow"])
+def test_finite_timestamps_still_load(
+    tmp_path: Path, pg_database: dict[str, object], backend: str
+) -> None:
+    postgres_source(
+        pg_database,
+        "CREATE TABLE contracts (id int PRIMARY KEY, valid_from timestamptz, valid_to timestamp)",
+        "INSERT INTO contracts VALUES (1, '2026-01-01 10:00+02', '9999-12-31 23:59:59'), "
+        "(2, NULL, NULL)",
+    )
+    root = project(tmp_path / "p", "contracts: {primary_key: id}", backend)
+    ctx = Context(root, environ={"DB": postgres_url(pg_database)})
+    assert ctx.run().ok
+    rows = ctx.sql(
+        "select cast(valid_from as varchar), cast(valid_to as varchar) from app.contracts "
+        "order by id"
+    ).rows
+    assert rows == (("2026-01-01 08:00:00+00", "9999-12-31 23:59:59"), (None, None))
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("backend", ["auto", "connectorx", "pyarrow"])
+def test_a_time_with_time_zone_loads_as_its_utc_time(
+    tmp_path: Path, pg_database: dict[str, object], backend: str
+) -> None:
+    postgres_source(
+        pg_database,
+        "CREATE TABLE shifts (id int PRIMARY KEY, starts timetz, local_start time)",
+        "INSERT INTO shifts VALUES (1, '10:00:00+02', '10:00'), (2, '23:30:00.25-05:30', "
+        "'23:30'), (3, NULL, NULL)",
+    )
+    root = project(tmp_path / "p", "shifts: {primary_key: id}", backend)
+    ctx = Context(root, environ={"DB": postgres_url(pg_database)})
+    result = ctx.run()
+    assert result.ok, result.to_dict()
+    # Before: '10:00:00+02' loaded as 10:00 (the offset dropped), and ConnectorX could not
+    # read the column at all.
+    assert ctx.sql("select starts, local_start from app.shifts order by id").rows == (
+        (time(8, 0), time(10, 0)),
+        (time(5, 0, 0, 250000), time(23, 30)),
+        (None, None),
+    )
+    assert not [n for load in result.loads for n in load.notes if "ConnectorX" in n]
+
+
+def mariadb_source(url: str, *statements: str) -> None:
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(url)
+    with engine.begin() as conn:
+        for statement in statements:
+            conn.execute(sqlalchemy.text(statement))
+    engine.dispose()
+
+
+@pytest.mark.mariadb
+@pytest.mark.parametrize("value", ["838:59:59", "25:00:00", "-01:00:00", "24:00:00"])
+def test_a_time_beyond_a_day_fails_the_table_naming_the_column(
+    tmp_path: Path, mariadb_database: str, value: str
+) -> None:
+    mariadb_source(
+        mariadb_database,
+        "CREATE TABLE jobs (id INT PRIMARY KEY, took TIME(6))",
+        f"INSERT INTO jobs VALUES (1, '10:00:00'), (2, '{value}'), (3, NULL)",
+    )
+    ctx = Context(
+        project(tmp_path / "p", "jobs: {primary_key: id}"), environ={"DB": mariadb_database}
+    )
+    (load,) = ctx.run().loads
+    # Before: '838:59:59' loaded as 22:59:59 and '-01:00:00' as 23:00.
+    assert load.status == "failed"
+    error = str(load.error)
+    assert "'jobs'" in error and "'took'" in error and value.lstrip("-") in error
+    assert "view" in error
+    assert "jobs" not in loaded_tables(ctx)
+
+
+@pytest.mark.mariadb
+def test_a_time_of_day_loads_unchanged(tmp_path: Path, mariadb_database: str) -> None:
+    mariadb_source(
+        mariadb_database,
+        "CREATE TABLE jobs (id INT PRIMARY KEY, starts TIME, ends TIME(6))",
+        "INSERT INTO jobs VALUES (1, '00:00:00', '23:59:59.999999'), (2, '10:30:00', NULL)",
+    )
+    ctx = Context(
+        project(tmp_path / "p", "jobs: {primary_key: id}"), environ={"DB": mariadb_database}
+    )
+    assert ctx.run().ok
+    assert ctx.sql("select starts, ends from app.jobs order by id").rows == (
+        (time(0, 0), time(23, 59, 59, 999999)),
+        (time(10, 30), None),
+    )
