@@ -460,3 +460,40 @@ def test_a_mixed_case_table_is_verified_under_the_name_it_loads_as(project: Path
     assert "rows loaded: mixed_case: 2 rows in mc.mixed_case" in output
     code, output = cli("source", "show", "mc", "-p", str(project))
     assert code == 0 and "missing" not in output, output
+
+
+def test_remove_drop_data_says_what_other_targets_still_hold(project: Path) -> None:
+    config = project / "stackyard.yml"
+    config.write_text(
+        config.read_text().replace(
+            "targets:\n",
+            "targets:\n  other:\n    type: duckdb\n    path: .stackyard/other.duckdb\n",
+        )
+    )
+    write(project / "sources/exports/orders.csv", "id,status\n1,placed\n")
+    code, output = cli(
+        "source", "add", "exports", "--kind", "filesystem", "--url", "sources/exports",
+        "--table", "orders=orders.csv", "-p", str(project),
+    )  # fmt: skip
+    assert code == 0, output
+    code, output = cli("run", "-t", "other", "-p", str(project))
+    assert code == 0, output
+
+    code, output = cli("source", "remove", "exports", "--drop-data", "--yes", "-p", str(project))
+    assert code == 0, output
+    assert "exports" not in schemas(project)
+    said = " ".join(output.split())
+    assert "note: dropped on target 'dev' only; other may still hold the data" in said, output
+    command = 'stackyard sql -t other "DROP SCHEMA IF EXISTS exports CASCADE"'
+    assert command in said, output
+    # The command shown is one a user can run as it is.
+    code, output = cli(
+        "sql", "-t", "other", "DROP SCHEMA IF EXISTS exports CASCADE", "-p", str(project)
+    )
+    assert code == 0, output
+    held = (
+        Context(project)
+        .sql("SELECT schema_name FROM information_schema.schemata", target="other")
+        .rows
+    )
+    assert "exports" not in {r[0] for r in held}

@@ -314,6 +314,23 @@ def register(app: typer.Typer) -> None:
         for state in result.state_removed:  # dlt's folders, a stream's consumers
             said = state if state.startswith("stream consumer") else f"deleted {state}"
             out.print(f"  {said}", markup=False, highlight=False, soft_wrap=True)
+        if result.dropped_schemas and result.other_targets:
+            # The source's entry is gone now: another target's copy is dropped by hand.
+            out.print(
+                Text(
+                    f"note: dropped on target '{result.target}' only; "
+                    f"{', '.join(result.other_targets)} may still hold the data: drop it there with"
+                ),
+                soft_wrap=True,
+            )
+            for other in result.other_targets:
+                for schema in result.dropped_schemas:
+                    out.print(
+                        f'  stackyard sql -t {other} "DROP SCHEMA IF EXISTS {schema} CASCADE"',
+                        markup=False,
+                        highlight=False,
+                        soft_wrap=True,
+                    )
         for model in result.kept_models:
             out.print(
                 Text(f"note: kept {model}, which reads this source: the next run fails on it")

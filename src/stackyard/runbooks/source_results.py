@@ -56,6 +56,9 @@ class SourceRemoveResult:
     dropped_schemas: tuple[str, ...] = ()
     # the views and tables built from the deleted staging models (--drop-data)
     dropped_models: tuple[str, ...] = ()
+    # the target dropped on, and the project's other targets, which keep their copies
+    target: str = ""
+    other_targets: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

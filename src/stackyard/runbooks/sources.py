@@ -436,6 +436,8 @@ class SourcesRunbook:
             tuple(str(p.relative_to(self.project_dir)) for p in others),
             tuple(dropped),
             tuple(models),
+            self.session.target,
+            tuple(t for t in config.targets if t != self.session.target) if drop_data else (),
         )
 
     # ------------------------------------------------------------------ list / show
