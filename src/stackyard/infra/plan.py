@@ -13,6 +13,8 @@ The diff is the same for every engine, and it keeps the ownership boundary
 * a role or user is dropped only when it is no longer declared *and* carries this project's
   marker in its comment, i.e. this project created it;
 * schemas and databases are never dropped (they hold data): an undeclared one is left alone;
+* a grant or membership the declaration gives, held WITH GRANT OPTION or WITH ADMIN OPTION
+  (added by hand), keeps the grant and loses the option: a declaration never gives one;
 * every REVOKE, DROP, key removal or login removal is marked ``destructive``; applying such a
   plan needs ``--allow-destructive``.
 
@@ -355,12 +357,16 @@ def diff(
                 f"{f.privilege} on future {f.on_kind.lower()} in {_path(f.schema)}{by} to "
                 f"{f.grantee.label}"
             )
+    # -- options a declared role was given by hand on what the declaration gives it: with
+    #    them it may pass the privilege or role on. The grant or membership itself stays.
+    grant_options = sorted(live.grant_options & desired.grants)
+    admin_options = sorted(live.admin_options & desired.memberships)
     # -- what the applying user needs first (Postgres: membership in the roles it sets
     #    default privileges for or drops, when it is not a superuser)
     acts_as = {f.creator for f in desired.future_grants - live.future_grants}
     acts_as |= {f.creator for f in revoke_future} | {p.name for p in dropped}
     touched = {m.role.name for m in desired.memberships - live.memberships}
-    touched |= {m.role.name for m in revocable} | {p.name for p in dropped}
+    touched |= {m.role.name for m in revocable | set(admin_options)} | {p.name for p in dropped}
     touched |= {
         a.principal.name
         for a in desired.accounts
@@ -405,6 +411,30 @@ def diff(
                 True,
                 who,
                 loses=(what,),
+            )
+        )
+    for group in _group(grant_options, grant_key):
+        what = describe(group)
+        who = group[0].grantee.label
+        steps.append(
+            Step(
+                "revoke_grant_option",
+                engine.revoke_grant_option(group),
+                f"revoke grant option for {what} from {who}",
+                True,
+                who,
+                loses=(f"grant option for {what}",),
+            )
+        )
+    for m in admin_options:
+        steps.append(
+            Step(
+                "revoke_admin_option",
+                engine.revoke_admin_option(m),
+                f"revoke admin option on role {m.role.label} from {m.member.label}",
+                True,
+                m.member.label,
+                loses=(f"admin option on role {m.role.label}",),
             )
         )
     steps += revoke_steps

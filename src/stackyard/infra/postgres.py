@@ -47,7 +47,17 @@ from stackyard.infra.state import (
 from stackyard.warehouse.base import Warehouse
 from stackyard.warehouse.postgres import PostgresWarehouse
 
-_ORDER = ("USAGE", "CREATE", "SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE")
+_ORDER = (
+    "CONNECT",
+    "USAGE",
+    "CREATE",
+    "TEMPORARY",
+    "SELECT",
+    "INSERT",
+    "UPDATE",
+    "DELETE",
+    "TRUNCATE",
+)
 
 
 def _ordered(privileges: Sequence[str]) -> str:
@@ -147,7 +157,7 @@ class PostgresEngine(Engine):
                 seen[schema] = database.name
 
     def read_state(self, warehouse: Warehouse) -> State:
-        from stackyard.infra.state import read_postgres_state
+        from stackyard.infra.postgres_catalog import read_postgres_state
 
         connection = warehouse.raw_connection()  # type: ignore[attr-defined]
         state = read_postgres_state(connection)
@@ -284,9 +294,7 @@ class PostgresEngine(Engine):
 
     def desired(self, live: State) -> State:
         decl = self.declaration
-        containers = {
-            Container("schema", (schema,)) for db in decl.databases for schema in db.schemas
-        }
+        schemas = {Container("schema", (schema,)) for db in decl.databases for schema in db.schemas}
         # No declared role or user holds SUPERUSER, CREATEROLE … ("powers"): one given by hand
         # is drift, taken back like a grant.
         accounts = {
@@ -328,14 +336,36 @@ class PostgresEngine(Engine):
                         future.add(
                             FutureGrant(privilege, "TABLES", (access.schema,), grantee, creator)
                         )
+        database, kept = self._target_database(live, {a.principal for a in accounts})
+        containers = schemas | database
         return State(
             containers=frozenset(containers),
             accounts=frozenset(accounts),
             memberships=frozenset(memberships),
-            grants=frozenset(grants),
+            grants=frozenset(grants | kept),
             future_grants=frozenset(future),
             tables=live.tables,
         )
+
+    @staticmethod
+    def _target_database(
+        live: State, declared: set[Principal]
+    ) -> tuple[set[Container], set[Grant]]:
+        """The target's database, which every declared database maps onto, and what of its
+        own privileges the declaration gives.
+
+        The project manages who holds privileges on it: no declared role needs CREATE (new
+        schemas) or TEMPORARY there, so one given by hand is drift. CONNECT is what declaring
+        a role or user is for, and a database hardened with ``REVOKE CONNECT … FROM PUBLIC``
+        needs it granted to each: a declared one holding it keeps it, and none is granted.
+        """
+        containers = {c for c in live.containers if c.kind == "database"}
+        kept = {
+            g
+            for g in live.grants
+            if g.on_kind == "DATABASE" and g.privilege == "CONNECT" and g.grantee in declared
+        }
+        return containers, kept
 
     def _creators(self) -> dict[str, set[str]]:
         """For each schema, the roles whose new tables need default privileges: every login
@@ -421,6 +451,16 @@ class PostgresEngine(Engine):
         if revoke:
             return f"REVOKE {privileges} ON {target} FROM {grantee}"
         return f"GRANT {privileges} ON {target} TO {grantee}"
+
+    def revoke_grant_option(self, grants: Sequence[Grant]) -> str:
+        first = grants[0]
+        privileges = _ordered([g.privilege for g in grants])
+        target = f"{first.on_kind} {self.q(*first.on)}"
+        return f"REVOKE GRANT OPTION FOR {privileges} ON {target} FROM {self.q(first.grantee.name)}"
+
+    def revoke_admin_option(self, membership: Membership) -> str:
+        role, member = self.q(membership.role.name), self.q(membership.member.name)
+        return f"REVOKE ADMIN OPTION FOR {role} FROM {member}"
 
     def grant_future(self, grants: Sequence[FutureGrant], revoke: bool = False) -> str:
         first = grants[0]
