@@ -60,9 +60,17 @@ _ORDER = (
 )
 
 
-def _ordered(privileges: Sequence[str]) -> str:
+def _ordered(privileges: Sequence[str], column: str = "") -> str:
+    """Privileges in the order GRANT lists them; on a column, each names it (quoted).
+
+    >>> _ordered(["UPDATE", "SELECT", "UPDATE"], '"c"')
+    'SELECT ("c"), UPDATE ("c")'
+    """
     rank = {p: i for i, p in enumerate(_ORDER)}
-    return ", ".join(sorted(set(privileges), key=lambda p: (rank.get(p, 99), p)))
+    suffix = f" ({column})" if column else ""
+    return ", ".join(
+        p + suffix for p in sorted(set(privileges), key=lambda p: (rank.get(p, 99), p))
+    )
 
 
 @dataclass(frozen=True)
@@ -443,20 +451,26 @@ class PostgresEngine(Engine):
     def revoke_membership(self, membership: Membership) -> str:
         return f"REVOKE {self.q(membership.role.name)} FROM {self.q(membership.member.name)}"
 
-    def grant(self, grants: Sequence[Grant], revoke: bool = False) -> str:
+    def _privileges_on(self, grants: Sequence[Grant]) -> tuple[str, str]:
+        """``(privileges, object)`` as GRANT and REVOKE write them; a column's privileges
+        name the column and sit on its table (``UPDATE ("c") ON TABLE "s"."t"``)."""
         first = grants[0]
-        privileges = _ordered([g.privilege for g in grants])
-        target = f"{first.on_kind} {self.q(*first.on)}"
-        grantee = self.q(first.grantee.name)
+        privileges = [g.privilege for g in grants]
+        if first.on_kind == "COLUMN":
+            column = self.q(first.on[-1])
+            return _ordered(privileges, column), f"TABLE {self.q(*first.on[:-1])}"
+        return _ordered(privileges), f"{first.on_kind} {self.q(*first.on)}"
+
+    def grant(self, grants: Sequence[Grant], revoke: bool = False) -> str:
+        privileges, target = self._privileges_on(grants)
+        grantee = self.q(grants[0].grantee.name)
         if revoke:
             return f"REVOKE {privileges} ON {target} FROM {grantee}"
         return f"GRANT {privileges} ON {target} TO {grantee}"
 
     def revoke_grant_option(self, grants: Sequence[Grant]) -> str:
-        first = grants[0]
-        privileges = _ordered([g.privilege for g in grants])
-        target = f"{first.on_kind} {self.q(*first.on)}"
-        return f"REVOKE GRANT OPTION FOR {privileges} ON {target} FROM {self.q(first.grantee.name)}"
+        privileges, target = self._privileges_on(grants)
+        return f"REVOKE GRANT OPTION FOR {privileges} ON {target} FROM {self.q(grants[0].grantee.name)}"
 
     def revoke_admin_option(self, membership: Membership) -> str:
         role, member = self.q(membership.role.name), self.q(membership.member.name)

@@ -1,8 +1,8 @@
 """The live access-control state of a Postgres database, read from its catalog.
 
 Read: ``pg_roles``, ``pg_auth_members`` (with ``admin_option``), the ACLs of the target's own
-``pg_database`` row, of ``pg_namespace`` and ``pg_class`` through ``aclexplode`` (with
-``is_grantable``), and ``pg_default_acl``
+``pg_database`` row, of ``pg_namespace``, ``pg_class`` and ``pg_attribute`` (column
+privileges) through ``aclexplode`` (with ``is_grantable``), and ``pg_default_acl``
 (https://www.postgresql.org/docs/current/catalog-pg-default-acl.html).
 """
 
@@ -61,6 +61,14 @@ FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 LEFT JOIN LATERAL aclexplode(c.relacl) a ON true
 WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND {_PG_SYSTEM_SCHEMAS}
 """
+PG_COLUMNS_SQL = f"""
+SELECT n.nspname, c.relname, att.attname, pg_get_userbyid(c.relowner), {_PG_GRANTEE},
+       a.privilege_type, a.is_grantable
+FROM pg_attribute att JOIN pg_class c ON c.oid = att.attrelid
+JOIN pg_namespace n ON n.oid = c.relnamespace, LATERAL aclexplode(att.attacl) a
+WHERE att.attnum > 0 AND NOT att.attisdropped AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
+  AND {_PG_SYSTEM_SCHEMAS}
+"""
 PG_DEFAULT_ACL_SQL = f"""
 SELECT pg_get_userbyid(d.defaclrole), n.nspname, {_PG_GRANTEE}, a.privilege_type
 FROM pg_default_acl d JOIN pg_namespace n ON n.oid = d.defaclnamespace,
@@ -73,6 +81,7 @@ _QUERIES = {
     "database": PG_DATABASE_SQL,
     "schemas": PG_SCHEMAS_SQL,
     "tables": PG_TABLES_SQL,
+    "columns": PG_COLUMNS_SQL,
     "default_acl": PG_DEFAULT_ACL_SQL,
 }
 
@@ -88,7 +97,7 @@ def pg_principal(name: str) -> Principal:
 
 def postgres_state(rows: Mapping[str, Iterable[tuple[Any, ...]]]) -> State:
     """The live state from the rows of the ``PG_*_SQL`` queries (keys: roles, memberships,
-    database, schemas, tables, default_acl).
+    database, schemas, tables, columns, default_acl).
 
     Privileges an owner holds on its own object are left out: they come with ownership,
     nobody granted them, and no plan should revoke them. So are PUBLIC's CONNECT and
@@ -138,6 +147,13 @@ def postgres_state(rows: Mapping[str, Iterable[tuple[Any, ...]]]) -> State:
         tables.add(Table((schema,), name, owner, kind))
         if grantee is not None and grantee != owner:
             add(Grant(privilege, "TABLE", (schema, name), pg_principal(grantee)), grantable)
+    # A column's own privileges (GRANT UPDATE (col) ON …) are apart from its table's: a
+    # REVOKE on the table leaves them (https://www.postgresql.org/docs/current/sql-revoke.html).
+    for schema, name, column, owner, grantee, privilege, grantable in rows.get("columns", ()):
+        if grantee != owner:
+            add(
+                Grant(privilege, "COLUMN", (schema, name, column), pg_principal(grantee)), grantable
+            )
     future = {
         FutureGrant(privilege, "TABLES", (schema,), pg_principal(grantee), creator)
         for creator, schema, grantee, privilege in rows["default_acl"]
