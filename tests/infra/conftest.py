@@ -89,6 +89,17 @@ class PgProject:
         """The Postgres name of a declared role or user."""
         return f"{self.prefix}{name.lower()}"
 
+    def can(self, role: str, sql: str) -> bool:
+        """Whether a declared login role may run ``sql`` (``False``: permission denied)."""
+        import psycopg
+
+        with self.connect(role) as conn:
+            try:
+                conn.execute(sql)
+            except psycopg.errors.InsufficientPrivilege:
+                return False
+        return True
+
     def connect(self, role: str | None = None, **kwargs: Any) -> Any:
         """A connection to the test database, as the admin or as a declared login role."""
         import psycopg

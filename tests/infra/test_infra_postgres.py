@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import psycopg
 import pytest
 
 from stackyard.errors import ConfigError, UsageError, WarehouseError
@@ -27,15 +26,6 @@ def _apply(project: PgProject, allow_destructive: bool = False) -> None:
     access.apply(target="prod", allow_destructive=allow_destructive)
 
 
-def _can(project: PgProject, role: str, sql: str) -> bool:
-    with project.connect(role) as conn:
-        try:
-            conn.execute(sql)
-        except psycopg.errors.InsufficientPrivilege:
-            return False
-    return True
-
-
 def test_plan_apply_gives_least_privilege_and_next_plan_is_empty(pg_project: PgProject) -> None:
     pg_project.write(PEOPLE)
     access = pg_project.context().access()
@@ -49,27 +39,27 @@ def test_plan_apply_gives_least_privilege_and_next_plan_is_empty(pg_project: PgP
     assert not pg_project.context().access().plan("prod").has_changes
 
     # The loader writes its own schema, as itself, through DLT_DB_WRITER …
-    assert _can(pg_project, "svc_dlt", "CREATE TABLE shop_db.customers (id int)")
-    assert _can(pg_project, "svc_dlt", "INSERT INTO shop_db.customers VALUES (1)")
+    assert pg_project.can("svc_dlt", "CREATE TABLE shop_db.customers (id int)")
+    assert pg_project.can("svc_dlt", "INSERT INTO shop_db.customers VALUES (1)")
     # … and cannot write anywhere else.
-    assert not _can(pg_project, "svc_dlt", "CREATE TABLE marts.x (id int)")
-    assert not _can(pg_project, "svc_dlt", "CREATE TABLE dev_alice.x (id int)")
+    assert not pg_project.can("svc_dlt", "CREATE TABLE marts.x (id int)")
+    assert not pg_project.can("svc_dlt", "CREATE TABLE dev_alice.x (id int)")
     # A developer reads the raw table through ANALYTICS_SOURCES_READER → DLT_DB_READER …
-    assert _can(pg_project, "alice", "SELECT * FROM shop_db.customers")
+    assert pg_project.can("alice", "SELECT * FROM shop_db.customers")
     # … cannot write it, and writes only her own dev schema.
-    assert not _can(pg_project, "alice", "INSERT INTO shop_db.customers VALUES (2)")
-    assert not _can(pg_project, "alice", "CREATE TABLE shop_db.mine (id int)")
-    assert _can(pg_project, "alice", "CREATE TABLE dev_alice.scratch (id int)")
-    assert not _can(pg_project, "alice", "CREATE TABLE marts.x (id int)")
+    assert not pg_project.can("alice", "INSERT INTO shop_db.customers VALUES (2)")
+    assert not pg_project.can("alice", "CREATE TABLE shop_db.mine (id int)")
+    assert pg_project.can("alice", "CREATE TABLE dev_alice.scratch (id int)")
+    assert not pg_project.can("alice", "CREATE TABLE marts.x (id int)")
     # A reporting reader reads reporting only.
     with pg_project.connect() as admin:
         admin.execute("CREATE TABLE reporting.revenue (amount int)")
         admin.execute("CREATE TABLE marts.orders (id int)")
-    assert _can(pg_project, "rita", "SELECT * FROM reporting.revenue")
-    assert not _can(pg_project, "rita", "SELECT * FROM marts.orders")
-    assert not _can(pg_project, "rita", "SELECT * FROM shop_db.customers")
-    assert not _can(pg_project, "rita", "INSERT INTO reporting.revenue VALUES (1)")
-    assert _can(pg_project, "alice", "SELECT * FROM marts.orders")
+    assert pg_project.can("rita", "SELECT * FROM reporting.revenue")
+    assert not pg_project.can("rita", "SELECT * FROM marts.orders")
+    assert not pg_project.can("rita", "SELECT * FROM shop_db.customers")
+    assert not pg_project.can("rita", "INSERT INTO reporting.revenue VALUES (1)")
+    assert pg_project.can("alice", "SELECT * FROM marts.orders")
 
     # New tables were covered by default privileges: the plan is still empty.
     assert not pg_project.context().access().plan("prod").has_changes
@@ -95,7 +85,7 @@ def test_grants_made_by_others_survive_apply(pg_project: PgProject) -> None:
     with pytest.raises(UsageError, match="destructive"):
         _apply(pg_project)
     _apply(pg_project, allow_destructive=True)
-    assert _can(pg_project, "intern", "SELECT * FROM shop_db.orders")
+    assert pg_project.can("intern", "SELECT * FROM shop_db.orders")
     assert not pg_project.context().access().plan("prod").has_changes
 
 
@@ -197,7 +187,7 @@ def test_hostile_schema_names_are_quoted_not_pasted(pg_project: PgProject) -> No
             "SELECT count(*) FROM pg_roles WHERE rolname = 'postgres'"
         ).fetchone() == (1,)
     assert {'we"ird; DROP ROLE postgres; --', "Mixed Case", "50% off"} <= schemas
-    assert _can(pg_project, "svc_dlt", 'CREATE TABLE "Mixed Case".t (id int)')
+    assert pg_project.can("svc_dlt", 'CREATE TABLE "Mixed Case".t (id int)')
     assert not pg_project.context().access().plan("prod").has_changes
 
 

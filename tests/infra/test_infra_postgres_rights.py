@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import psycopg
 import pytest
 
 from stackyard.errors import UsageError
@@ -24,15 +23,6 @@ roles:
 """
 
 
-def _can(project: PgProject, role: str, sql: str) -> bool:
-    with project.connect(role) as conn:
-        try:
-            conn.execute(sql)
-        except psycopg.errors.InsufficientPrivilege:
-            return False
-    return True
-
-
 def test_createrole_owner_applies_and_next_plan_is_empty(
     pg_project: PgProject, applier: str
 ) -> None:
@@ -48,12 +38,12 @@ def test_createrole_owner_applies_and_next_plan_is_empty(
     pg_project.context().access().apply(target="prod")
     assert not pg_project.context().access().plan("prod").has_changes
     # Default privileges set for svc_dlt by the non-superuser work: alice reads its new table.
-    assert _can(pg_project, "svc_dlt", "CREATE TABLE shop_db.customers (id int)")
-    assert _can(pg_project, "alice", "SELECT * FROM shop_db.customers")
-    assert not _can(pg_project, "alice", "INSERT INTO shop_db.customers VALUES (1)")
+    assert pg_project.can("svc_dlt", "CREATE TABLE shop_db.customers (id int)")
+    assert pg_project.can("alice", "SELECT * FROM shop_db.customers")
+    assert not pg_project.can("alice", "INSERT INTO shop_db.customers VALUES (1)")
 
     # Dropping a person with objects and a role: REASSIGN/DROP OWNED need membership too.
-    assert _can(pg_project, "alice", "CREATE TABLE dev_alice.scratch (id int)")
+    assert pg_project.can("alice", "CREATE TABLE dev_alice.scratch (id int)")
     pg_project.write("people: {}", user=applier)
     plan = pg_project.context().access().plan("prod")
     assert f'GRANT "{pg_project.role("finance_analyst")}" TO "{applier}"' in plan.statements()

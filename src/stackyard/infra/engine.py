@@ -152,6 +152,23 @@ class Engine(ABC):
     def grant(self, grants: Sequence[Grant], revoke: bool = False) -> str:
         """Grant (or revoke) privileges sharing one object and one grantee."""
 
+    def revoke_grant_option(self, grants: Sequence[Grant]) -> str:
+        """Take back the right to pass privileges on (sharing one object and one grantee),
+        leaving the privileges themselves.
+
+        Only live-state readers that record grant options (:attr:`State.grant_options`)
+        lead a plan here.
+        """
+        raise NotImplementedError(f"{self.KIND}: grant options are not read")
+
+    def revoke_admin_option(self, membership: Membership) -> str:
+        """Take back the right to grant a role on, leaving the membership itself.
+
+        Only live-state readers that record admin options (:attr:`State.admin_options`)
+        lead a plan here.
+        """
+        raise NotImplementedError(f"{self.KIND}: admin options are not read")
+
     @abstractmethod
     def grant_future(self, grants: Sequence[FutureGrant], revoke: bool = False) -> str:
         """Grant (or revoke) privileges on future tables sharing schema, kind, grantee and

@@ -9,7 +9,9 @@ declaration alone:
 * a membership is revoked when the role held is declared and so is its holder, or when the
   holder is a role the engine says the project answers for (:meth:`Engine.takes_back_from`):
   who holds a declared role is the declaration's to say, whether the holder was never
-  declared or was adopted and is declared no longer.
+  declared or was adopted and is declared no longer;
+* a grant or membership the declaration gives loses a grant or admin option added by hand:
+  the declaration gives the privilege, never the right to pass it on.
 """
 
 from __future__ import annotations
@@ -113,6 +115,10 @@ def in_scope(
             f for f in live.future_grants if ours(f.grantee) or f.schema in schemas
         ),
         tables=frozenset(t for t in live.tables if t.schema in schemas),
+        grant_options=frozenset(
+            g for g in live.grant_options if ours(g.grantee) or is_managed_object(g.on_kind, g.on)
+        ),
+        admin_options=frozenset(m for m in live.admin_options if ours(m.role) or ours(m.member)),
     )
 
 

@@ -13,6 +13,8 @@ The diff is the same for every engine, and it keeps the ownership boundary
 * a role or user is dropped only when it is no longer declared *and* carries this project's
   marker in its comment, i.e. this project created it;
 * schemas and databases are never dropped (they hold data): an undeclared one is left alone;
+* a grant or membership the declaration gives, held WITH GRANT OPTION or WITH ADMIN OPTION
+  (added by hand), keeps the grant and loses the option: a declaration never gives one;
 * every REVOKE, DROP, key removal or login removal is marked ``destructive``; applying such a
   plan needs ``--allow-destructive``.
 
@@ -201,7 +203,16 @@ def _group(facts: Iterable[F], key: Callable[[F], K]) -> list[list[F]]:
 
 _CONTAINER_ORDER = {"database": 0, "warehouse": 1, "schema": 2}
 _ACCOUNT_ORDER = {"database_role": 0, "role": 1, "user": 2, "public": 3}
-_GRANT_ORDER = {"DATABASE": 0, "WAREHOUSE": 1, "SCHEMA": 2, "TABLE": 3}
+_GRANT_ORDER = {"DATABASE": 0, "WAREHOUSE": 1, "SCHEMA": 2, "TABLE": 3, "COLUMN": 4}
+
+
+def _revoking(kind: str, statement: str, what: str, who: str) -> Step:
+    """A step that takes ``what`` away from ``who``: destructive, as every revocation is.
+
+    >>> _revoking("revoke_role", "REVOKE r FROM bob", "role r", "bob").description
+    'revoke role r from bob'
+    """
+    return Step(kind, statement, f"revoke {what} from {who}", True, who, loses=(what,))
 
 
 def _differs(old: tuple[tuple[str, str], ...], new: tuple[tuple[str, str], ...]) -> bool:
@@ -289,13 +300,8 @@ def diff(
     revoke_steps: list[Step] = []
     for m in sorted(revocable):
         revoke_steps.append(
-            Step(
-                "revoke_role",
-                engine.revoke_membership(m),
-                f"revoke role {m.role.label} from {m.member.label}",
-                True,
-                m.member.label,
-                loses=(f"role {m.role.label}",),
+            _revoking(
+                "revoke_role", engine.revoke_membership(m), f"role {m.role.label}", m.member.label
             )
         )
 
@@ -304,8 +310,8 @@ def diff(
     declared_schemas = {c.name for c in desired.containers if c.kind == "schema"}
 
     def is_managed_object(on_kind: str, on: tuple[str, ...]) -> bool:
-        if on_kind == "TABLE":
-            return on[:-1] in declared_schemas
+        if on_kind in ("TABLE", "COLUMN"):
+            return on[: -1 if on_kind == "TABLE" else -2] in declared_schemas
         return (on_kind, on) in declared_objects
 
     def describe(g: list[Grant]) -> str:
@@ -355,12 +361,16 @@ def diff(
                 f"{f.privilege} on future {f.on_kind.lower()} in {_path(f.schema)}{by} to "
                 f"{f.grantee.label}"
             )
+    # -- options a declared role was given by hand on what the declaration gives it: with
+    #    them it may pass the privilege or role on. The grant or membership itself stays.
+    grant_options = sorted(live.grant_options & desired.grants)
+    admin_options = sorted(live.admin_options & desired.memberships)
     # -- what the applying user needs first (Postgres: membership in the roles it sets
     #    default privileges for or drops, when it is not a superuser)
     acts_as = {f.creator for f in desired.future_grants - live.future_grants}
     acts_as |= {f.creator for f in revoke_future} | {p.name for p in dropped}
     touched = {m.role.name for m in desired.memberships - live.memberships}
-    touched |= {m.role.name for m in revocable} | {p.name for p in dropped}
+    touched |= {m.role.name for m in revocable | set(admin_options)} | {p.name for p in dropped}
     touched |= {
         a.principal.name
         for a in desired.accounts
@@ -382,31 +392,21 @@ def diff(
         )
 
     for fgroup in _group(revoke_future, future_key):
-        what = describe_future(fgroup)
-        who = fgroup[0].grantee.label
+        statement = engine.grant_future(fgroup, revoke=True)
         steps.append(
-            Step(
-                "revoke_future",
-                engine.grant_future(fgroup, revoke=True),
-                f"revoke {what} from {who}",
-                True,
-                who,
-                loses=(what,),
-            )
+            _revoking("revoke_future", statement, describe_future(fgroup), fgroup[0].grantee.label)
         )
     for group in _group(revoke_grants, grant_key):
-        what = describe(group)
-        who = group[0].grantee.label
-        steps.append(
-            Step(
-                "revoke",
-                engine.grant(group, revoke=True),
-                f"revoke {what} from {who}",
-                True,
-                who,
-                loses=(what,),
-            )
-        )
+        statement = engine.grant(group, revoke=True)
+        steps.append(_revoking("revoke", statement, describe(group), group[0].grantee.label))
+    for group in _group(grant_options, grant_key):
+        what = f"grant option for {describe(group)}"
+        statement = engine.revoke_grant_option(group)
+        steps.append(_revoking("revoke_grant_option", statement, what, group[0].grantee.label))
+    for m in admin_options:
+        what = f"admin option on role {m.role.label}"
+        statement = engine.revoke_admin_option(m)
+        steps.append(_revoking("revoke_admin_option", statement, what, m.member.label))
     steps += revoke_steps
 
     # -- drops, last: users before roles, so nothing still holds a role being dropped

@@ -158,9 +158,10 @@ def _no_public_grants(data: PolicyInput) -> Iterable[str]:
         declared: set[tuple[str, ...]] = {(s.upper(),) for db in decl.databases for s in db.schemas}
         declared |= {(db.name, s.upper()) for db in decl.databases for s in db.schemas}
         for grant in sorted(data.live.grants):
-            schema = grant.on[:-1] if grant.on_kind == "TABLE" else grant.on
+            depth = {"TABLE": 1, "COLUMN": 2}.get(grant.on_kind, 0)
+            schema = grant.on[: len(grant.on) - depth]
             upper = tuple(part.upper() for part in schema)
-            on_data = grant.on_kind in ("SCHEMA", "TABLE")
+            on_data = grant.on_kind in ("SCHEMA", "TABLE", "COLUMN")
             if grant.grantee.kind == "public" and on_data and upper in declared:
                 yield (
                     f"PUBLIC holds {grant.privilege} on {grant.on_kind.lower()} "

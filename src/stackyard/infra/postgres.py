@@ -47,12 +47,30 @@ from stackyard.infra.state import (
 from stackyard.warehouse.base import Warehouse
 from stackyard.warehouse.postgres import PostgresWarehouse
 
-_ORDER = ("USAGE", "CREATE", "SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE")
+_ORDER = (
+    "CONNECT",
+    "USAGE",
+    "CREATE",
+    "TEMPORARY",
+    "SELECT",
+    "INSERT",
+    "UPDATE",
+    "DELETE",
+    "TRUNCATE",
+)
 
 
-def _ordered(privileges: Sequence[str]) -> str:
+def _ordered(privileges: Sequence[str], column: str = "") -> str:
+    """Privileges in the order GRANT lists them; on a column, each names it (quoted).
+
+    >>> _ordered(["UPDATE", "SELECT", "UPDATE"], '"c"')
+    'SELECT ("c"), UPDATE ("c")'
+    """
     rank = {p: i for i, p in enumerate(_ORDER)}
-    return ", ".join(sorted(set(privileges), key=lambda p: (rank.get(p, 99), p)))
+    suffix = f" ({column})" if column else ""
+    return ", ".join(
+        p + suffix for p in sorted(set(privileges), key=lambda p: (rank.get(p, 99), p))
+    )
 
 
 @dataclass(frozen=True)
@@ -147,7 +165,7 @@ class PostgresEngine(Engine):
                 seen[schema] = database.name
 
     def read_state(self, warehouse: Warehouse) -> State:
-        from stackyard.infra.state import read_postgres_state
+        from stackyard.infra.postgres_catalog import read_postgres_state
 
         connection = warehouse.raw_connection()  # type: ignore[attr-defined]
         state = read_postgres_state(connection)
@@ -284,9 +302,7 @@ class PostgresEngine(Engine):
 
     def desired(self, live: State) -> State:
         decl = self.declaration
-        containers = {
-            Container("schema", (schema,)) for db in decl.databases for schema in db.schemas
-        }
+        schemas = {Container("schema", (schema,)) for db in decl.databases for schema in db.schemas}
         # No declared role or user holds SUPERUSER, CREATEROLE … ("powers"): one given by hand
         # is drift, taken back like a grant.
         accounts = {
@@ -328,14 +344,36 @@ class PostgresEngine(Engine):
                         future.add(
                             FutureGrant(privilege, "TABLES", (access.schema,), grantee, creator)
                         )
+        database, kept = self._target_database(live, {a.principal for a in accounts})
+        containers = schemas | database
         return State(
             containers=frozenset(containers),
             accounts=frozenset(accounts),
             memberships=frozenset(memberships),
-            grants=frozenset(grants),
+            grants=frozenset(grants | kept),
             future_grants=frozenset(future),
             tables=live.tables,
         )
+
+    @staticmethod
+    def _target_database(
+        live: State, declared: set[Principal]
+    ) -> tuple[set[Container], set[Grant]]:
+        """The target's database, which every declared database maps onto, and what of its
+        own privileges the declaration gives.
+
+        The project manages who holds privileges on it: no declared role needs CREATE (new
+        schemas) or TEMPORARY there, so one given by hand is drift. CONNECT is what declaring
+        a role or user is for, and a database hardened with ``REVOKE CONNECT … FROM PUBLIC``
+        needs it granted to each: a declared one holding it keeps it, and none is granted.
+        """
+        containers = {c for c in live.containers if c.kind == "database"}
+        kept = {
+            g
+            for g in live.grants
+            if g.on_kind == "DATABASE" and g.privilege == "CONNECT" and g.grantee in declared
+        }
+        return containers, kept
 
     def _creators(self) -> dict[str, set[str]]:
         """For each schema, the roles whose new tables need default privileges: every login
@@ -413,14 +451,30 @@ class PostgresEngine(Engine):
     def revoke_membership(self, membership: Membership) -> str:
         return f"REVOKE {self.q(membership.role.name)} FROM {self.q(membership.member.name)}"
 
-    def grant(self, grants: Sequence[Grant], revoke: bool = False) -> str:
+    def _privileges_on(self, grants: Sequence[Grant]) -> tuple[str, str]:
+        """``(privileges, object)`` as GRANT and REVOKE write them; a column's privileges
+        name the column and sit on its table (``UPDATE ("c") ON TABLE "s"."t"``)."""
         first = grants[0]
-        privileges = _ordered([g.privilege for g in grants])
-        target = f"{first.on_kind} {self.q(*first.on)}"
-        grantee = self.q(first.grantee.name)
+        privileges = [g.privilege for g in grants]
+        if first.on_kind == "COLUMN":
+            column = self.q(first.on[-1])
+            return _ordered(privileges, column), f"TABLE {self.q(*first.on[:-1])}"
+        return _ordered(privileges), f"{first.on_kind} {self.q(*first.on)}"
+
+    def grant(self, grants: Sequence[Grant], revoke: bool = False) -> str:
+        privileges, target = self._privileges_on(grants)
+        grantee = self.q(grants[0].grantee.name)
         if revoke:
             return f"REVOKE {privileges} ON {target} FROM {grantee}"
         return f"GRANT {privileges} ON {target} TO {grantee}"
+
+    def revoke_grant_option(self, grants: Sequence[Grant]) -> str:
+        privileges, target = self._privileges_on(grants)
+        return f"REVOKE GRANT OPTION FOR {privileges} ON {target} FROM {self.q(grants[0].grantee.name)}"
+
+    def revoke_admin_option(self, membership: Membership) -> str:
+        role, member = self.q(membership.role.name), self.q(membership.member.name)
+        return f"REVOKE ADMIN OPTION FOR {role} FROM {member}"
 
     def grant_future(self, grants: Sequence[FutureGrant], revoke: bool = False) -> str:
         first = grants[0]

@@ -6,9 +6,7 @@ database ``DLT`` on Snowflake.
 
 Live state is read without a state file:
 
-* Postgres: ``pg_roles``, ``pg_auth_members``, ``pg_namespace``/``pg_class`` ACLs through
-  ``aclexplode`` and ``pg_default_acl``
-  (https://www.postgresql.org/docs/current/catalog-pg-default-acl.html);
+* Postgres: from its catalog (:mod:`stackyard.infra.postgres_catalog`);
 * Snowflake: the rows of ``SHOW ROLES``, ``SHOW DATABASE ROLES``, ``SHOW USERS``,
   ``DESC USER``, ``SHOW GRANTS TO ROLE|DATABASE ROLE|USER`` and ``SHOW FUTURE GRANTS IN
   SCHEMA``, recorded as JSON (see :func:`snowflake_state`).
@@ -18,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -150,6 +148,10 @@ class State:
     tables: frozenset[Table] = frozenset()
     inactive_users: tuple[InactiveUser, ...] = ()
     applier: Applier | None = None  # who a plan is applied as, when the reader knows
+    # Live grants and memberships held WITH GRANT OPTION / WITH ADMIN OPTION: their holder
+    # may pass them on. A declaration never gives an option, so the desired state has none.
+    grant_options: frozenset[Grant] = frozenset()
+    admin_options: frozenset[Membership] = frozenset()
 
     def account(self, principal: Principal) -> Account | None:
         """The account for a principal, or ``None``."""
@@ -171,136 +173,14 @@ class State:
             self.grants,
             self.future_grants,
             self.tables,
+            self.grant_options,
+            self.admin_options,
         ):
             parts.append(sorted(json.dumps(asdict(f), sort_keys=True) for f in facts))
         parts.append(
             sorted(json.dumps([asdict(a.principal), a.attrs, a.comment]) for a in self.accounts)
         )
         return hashlib.sha256(json.dumps(parts).encode()).hexdigest()
-
-
-# ---------------------------------------------------------------------- Postgres
-
-_PG_SYSTEM_SCHEMAS = "n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'"
-_PG_GRANTEE = "CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(a.grantee) END"
-
-PG_ROLES_SQL = """
-SELECT r.rolname, r.rolcanlogin, coalesce(shobj_description(r.oid, 'pg_authid'), ''),
-       r.rolvaliduntil IS NOT NULL AND r.rolvaliduntil < now(),
-       concat_ws(',', CASE WHEN r.rolsuper THEN 'SUPERUSER' END,
-                 CASE WHEN r.rolcreaterole THEN 'CREATEROLE' END,
-                 CASE WHEN r.rolcreatedb THEN 'CREATEDB' END,
-                 CASE WHEN r.rolreplication THEN 'REPLICATION' END,
-                 CASE WHEN r.rolbypassrls THEN 'BYPASSRLS' END),
-       r.rolname = current_user
-FROM pg_roles r WHERE r.rolname !~ '^pg_'
-"""
-PG_MEMBERSHIPS_SQL = """
-SELECT g.rolname, m.rolname FROM pg_auth_members am
-JOIN pg_roles g ON g.oid = am.roleid JOIN pg_roles m ON m.oid = am.member
-"""
-PG_SCHEMAS_SQL = f"""
-SELECT n.nspname, pg_get_userbyid(n.nspowner), {_PG_GRANTEE}, a.privilege_type
-FROM pg_namespace n LEFT JOIN LATERAL aclexplode(n.nspacl) a ON true
-WHERE {_PG_SYSTEM_SCHEMAS}
-"""
-PG_TABLES_SQL = f"""
-SELECT n.nspname, c.relname, c.relkind::text, pg_get_userbyid(c.relowner), {_PG_GRANTEE},
-       a.privilege_type
-FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-LEFT JOIN LATERAL aclexplode(c.relacl) a ON true
-WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') AND {_PG_SYSTEM_SCHEMAS}
-"""
-PG_DEFAULT_ACL_SQL = f"""
-SELECT pg_get_userbyid(d.defaclrole), n.nspname, {_PG_GRANTEE}, a.privilege_type
-FROM pg_default_acl d JOIN pg_namespace n ON n.oid = d.defaclnamespace,
-     LATERAL aclexplode(d.defaclacl) a
-WHERE d.defaclobjtype = 'r'
-"""
-
-
-def pg_principal(name: str) -> Principal:
-    """A Postgres role (users are roles there) or PUBLIC.
-
-    >>> pg_principal("PUBLIC").kind
-    'public'
-    """
-    return Principal("public", "PUBLIC") if name == "PUBLIC" else Principal("role", name)
-
-
-def postgres_state(rows: Mapping[str, Iterable[tuple[Any, ...]]]) -> State:
-    """The live state from the rows of the ``PG_*_SQL`` queries (keys: roles, memberships,
-    schemas, tables, default_acl).
-
-    Privileges an owner holds on its own object are left out: they come with ownership,
-    nobody granted them, and no plan should revoke them.
-    """
-    accounts = set()
-    inactive = []
-    for name, can_login, comment, expired, powers, connected in rows["roles"]:
-        # powers: the role's attributes beyond LOGIN (SUPERUSER, CREATEROLE …), which no
-        # declared role has; left out for the target's own user, whose powers stay its own
-        # (taking CREATEROLE from it would stop every later apply).
-        attrs = (
-            ("login", "true" if can_login else "false"),
-            ("powers", "" if connected else str(powers)),
-        )
-        accounts.add(Account(pg_principal(name), attrs, comment))
-        if can_login and expired:
-            inactive.append(InactiveUser(name, "password expired (VALID UNTIL is in the past)"))
-    memberships = {
-        Membership(pg_principal(role), pg_principal(member)) for role, member in rows["memberships"]
-    }
-    containers = set()
-    grants = set()
-    for schema, owner, grantee, privilege in rows["schemas"]:
-        containers.add(Container("schema", (schema,)))
-        if grantee is not None and grantee != owner:
-            grants.add(Grant(privilege, "SCHEMA", (schema,), pg_principal(grantee)))
-    tables = set()
-    for schema, name, relkind, owner, grantee, privilege in rows["tables"]:
-        kind = "VIEW" if relkind in ("v", "m") else "TABLE"
-        tables.add(Table((schema,), name, owner, kind))
-        if grantee is not None and grantee != owner:
-            grants.add(Grant(privilege, "TABLE", (schema, name), pg_principal(grantee)))
-    future = {
-        FutureGrant(privilege, "TABLES", (schema,), pg_principal(grantee), creator)
-        for creator, schema, grantee, privilege in rows["default_acl"]
-        if grantee != creator
-    }
-    return State(
-        containers=frozenset(containers),
-        accounts=frozenset(accounts),
-        memberships=frozenset(memberships),
-        grants=frozenset(grants),
-        future_grants=frozenset(future),
-        tables=frozenset(tables),
-        inactive_users=tuple(sorted(inactive, key=lambda u: u.name)),
-    )
-
-
-def read_postgres_state(connection: Any) -> State:
-    """Read the live state of the connected Postgres database.
-
-    Args:
-        connection: an open psycopg connection.
-
-    Returns:
-        Roles (cluster-wide) and the schemas, tables and grants of this database.
-    """
-    rows: dict[str, list[tuple[Any, ...]]] = {}
-    queries = {
-        "roles": PG_ROLES_SQL,
-        "memberships": PG_MEMBERSHIPS_SQL,
-        "schemas": PG_SCHEMAS_SQL,
-        "tables": PG_TABLES_SQL,
-        "default_acl": PG_DEFAULT_ACL_SQL,
-    }
-    with connection.cursor() as cursor:
-        for key, sql in queries.items():
-            cursor.execute(sql)
-            rows[key] = list(cursor.fetchall())
-    return postgres_state(rows)
 
 
 # ---------------------------------------------------------------------- Snowflake

@@ -9,9 +9,10 @@ reports findings; none changes anything. The checks, by id:
   a private key, a value from secrets.toml);
 * ``secrets-in-git-history``: no commit of the project's repository ever held one, or a file
   under ``.stackyard/``, and ``.stackyard/`` is git-ignored;
-* ``excess-privileges``: no declared role holds more in the warehouse than declared, nor is
-  held by a role the project answers for without declaring it (the pending revocations of
-  ``stackyard access review``); needs a target;
+* ``excess-privileges``: no declared role holds more in the warehouse than declared (options
+  to pass grants and roles on included), nor is held by a role the project answers for
+  without declaring it (the pending revocations of ``stackyard access review``); needs a
+  target;
 * ``public-access``: nothing is granted to PUBLIC and PUBLIC holds no role;
 * ``password-auth``: Snowflake service users and targets log in with key pairs only;
 * ``key-rotation``: no private key under ``.stackyard/keys`` is older than the rotation age;
