@@ -66,6 +66,15 @@ def test_sql_error_exits_1_and_json_output(tmp_path: Path) -> None:
     assert exit_code == 0 and json.loads(output) == {"columns": ["one"], "rows": [{"one": 1}]}
 
 
+def test_sql_prints_values_as_they_are_not_as_markup(tmp_path: Path) -> None:
+    project = make_project(tmp_path / "p")
+    query = "select '[a]' as \"[w]\", '[bold]x[/bold]' as v, 'a[b]c' as s"
+    exit_code, output = invoke("sql", query, "-p", str(project))
+    assert exit_code == 0, output
+    for text in ("[w]", "[a]", "[bold]x[/bold]", "a[b]c"):
+        assert text in output, output
+
+
 def test_sql_json_keeps_every_digit_of_a_decimal(tmp_path: Path) -> None:
     project = make_project(tmp_path / "p")
     query = (

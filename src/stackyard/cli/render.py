@@ -207,9 +207,11 @@ def query_table(result: QueryResult, limit: int = 200) -> Table:
     """A query result as a table (the first ``limit`` rows)."""
     table = Table(show_edge=False, header_style="bold")
     for column in result.columns:
-        table.add_column(column)
+        table.add_column(Text(column))
+    # Values as plain text: a value like '[a]' or '[bold]x' is data, not Rich markup (it
+    # printed as an empty cell or lost its brackets); NULL is dimmed apart from the text 'NULL'.
     for row in result.rows[:limit]:
-        table.add_row(*("NULL" if v is None else str(v) for v in row))
+        table.add_row(*(Text("NULL", style="dim") if v is None else Text(str(v)) for v in row))
     if len(result.rows) > limit:
         table.caption = f"{limit} of {len(result.rows)} rows shown; use --json for all"
     return table
