@@ -4,6 +4,7 @@ contract (each on its own, each undoable), and a type change checked for cast fa
 from __future__ import annotations
 
 import json
+import stat
 from pathlib import Path
 
 import pytest
@@ -42,6 +43,10 @@ def test_dry_run_explains_every_phase_and_changes_nothing(example: Path) -> None
 def test_a_rename_goes_through_three_phases_each_on_its_own(example: Path) -> None:
     stackyard(*RENAME, "--phase", "expand", cwd=example)
     assert {"customer_name", "full_name"} <= set(_columns(example, "staging.stg_dlt__customers"))
+    # The journal keeps copies of models and stackyard.yml: owner-only, as .stackyard is.
+    journal = example / ".stackyard" / "evolve"
+    assert stat.S_IMODE(journal.stat().st_mode) == 0o700
+    assert {stat.S_IMODE(p.stat().st_mode) for p in journal.iterdir()} == {0o600}
 
     stackyard(*RENAME, "--phase", "migrate", cwd=example)
     assert "full_name" in (example / MART).read_text()

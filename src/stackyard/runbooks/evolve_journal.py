@@ -15,6 +15,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from stackyard.config.private import tighten
 from stackyard.errors import UsageError
 from stackyard.files import write_atomic
 from stackyard.runbooks.evolve_steps import PHASES, Phase, Step, as_date
@@ -48,6 +49,8 @@ class EvolveJournal:
         """Write the journal (the folder is made when missing)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(self.path, json.dumps(self.data, indent=2))
+        # It keeps copies of models and stackyard.yml: owner-only, as all of .stackyard is.
+        tighten(self.path.parent)
 
     @property
     def applied(self) -> dict[str, Any]:
