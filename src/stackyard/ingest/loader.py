@@ -304,7 +304,7 @@ class Loader:
                 detail += f", {deleted:,} rows deleted upstream marked or removed"
             duplicates = sum(t.duplicates for t in result.tables)
             if duplicates:
-                detail += f", {duplicates:,} rows sharing a key collapsed (the last kept)"
+                detail += f", {duplicates:,} rows sharing a key collapsed (the latest kept)"
             if result.rejected:
                 detail += f", {result.rejected:,} rejected → {request.dataset}.{REJECTED_TABLE}"
             for note in result.notes:
