@@ -66,6 +66,20 @@ def test_sql_error_exits_1_and_json_output(tmp_path: Path) -> None:
     assert exit_code == 0 and json.loads(output) == {"columns": ["one"], "rows": [{"one": 1}]}
 
 
+def test_a_run_without_a_dbt_project_is_refused_before_it_loads(tmp_path: Path) -> None:
+    project = make_project(tmp_path / "p")
+    (project / "transform" / "dbt_project.yml").unlink()
+    exit_code, output = invoke("run", "-p", str(project))
+    assert exit_code == 2 and "the transform folder is not a dbt project" in output, output
+    # Exit 2 means nothing was attempted: no source was loaded (its cursor did not move).
+    assert not (project / ".stackyard" / "pipelines").exists()
+    exit_code, output = invoke(
+        "sql", "select count(*) from information_schema.schemata where schema_name = 'app'",
+        "-p", str(project), "--json",
+    )  # fmt: skip
+    assert exit_code == 0 and json.loads(output)["rows"] == [{"count_star()": 0}], output
+
+
 def test_sql_prints_values_as_they_are_not_as_markup(tmp_path: Path) -> None:
     project = make_project(tmp_path / "p")
     query = "select '[a]' as \"[w]\", '[bold]x[/bold]' as v, 'a[b]c' as s"

@@ -125,6 +125,11 @@ class Context(RunbookMethods):
                 hint="write main's with `stackyard dbt-manifest --out main-state` in a checkout "
                 "of main, then pass `--state main-state`",
             )
+        from stackyard.transform.dbt import profile_name
+
+        # Without a dbt project the run fails at its build: refused before a load moves a
+        # cursor, so exit 2 still means nothing was attempted.
+        profile_name(self.project.transform_dir)
         session = self.session(target)
         from stackyard.runbooks.upgrade_test import put_back_state
 
