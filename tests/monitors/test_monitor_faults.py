@@ -287,3 +287,35 @@ def test_a_day_marked_as_an_incident_is_known_not_an_anomaly(tmp_path: Path) -> 
     assert known.reason.startswith("a known incident (marked): rows with day on 2026-03-07: 0")
     latest = events.volume
     assert latest is not None and latest.day == max(volumes) > date(2026, 3, 7)
+
+
+def test_a_marked_day_quiets_the_column_and_dimension_checks_of_that_day_too(
+    tmp_path: Path,
+) -> None:
+    settings = project(
+        tables={"app.events": {"time_column": "day", "columns": ["amount"], "dimensions": ["kind"]}}
+    )
+    check, w = suite(tmp_path, settings)
+    w.execute("CREATE SCHEMA app")
+    w.execute("CREATE TABLE app.events (id INTEGER, day DATE, kind VARCHAR, amount INTEGER)")
+    # 40 days of 100 rows, half 'web' and half 'shop'; on 2026-03-09 (the latest complete
+    # day) the shop's rows did not come: volume halves, and the 'shop' dimension is empty.
+    w.execute(
+        "INSERT INTO app.events SELECT range, DATE '2026-01-30' + CAST(range // 100 AS INTEGER), "
+        "CASE WHEN range % 2 = 0 THEN 'web' ELSE 'shop' END, range % 7 FROM range(4000) "
+        "WHERE NOT (DATE '2026-01-30' + CAST(range // 100 AS INTEGER) = DATE '2026-03-09' "
+        "AND range % 2 = 1)"
+    )
+    w.close()
+    first = by_table(check(None))["app.events"]
+    dimension = [c for c in first.checks if c.check.startswith("dimension")]
+    assert first.status == "anomaly"
+    assert any(c.status == "anomaly" and c.day == date(2026, 3, 9) for c in dimension), first
+    _monitoring(tmp_path, settings).mark_incident(None, "app.events", "2026-03-09", "2026-03-09")
+    again, _ = suite(tmp_path, settings)
+    second = by_table(again(None))["app.events"]
+    # Known: every check of that day says so, and none is an anomaly any more.
+    assert second.status == "ok", second.checks
+    of_the_day = [c for c in second.checks if c.day == date(2026, 3, 9)]
+    assert {c.check for c in of_the_day} >= {"volume", "dimension"}, of_the_day
+    assert all(c.status == "ok" for c in of_the_day)

@@ -139,6 +139,23 @@ def _with_run_end(
     )
 
 
+def known_incidents(checks: Iterable[Check], marked: set[date]) -> list[Check]:
+    """Checks of a day marked as a known incident: an anomaly there is said as known
+    (``ok``), whatever the check (a dimension or distinct count on the day of a marked outage
+    is the same incident; health's exit code and alerts are for what nobody has seen yet).
+
+    >>> day = date(2026, 3, 7)
+    >>> [c.status for c in known_incidents([Check("distinct", "anomaly", "low", day=day)], {day})]
+    ['ok']
+    """
+    return [
+        replace(check, status="ok", reason=f"a known incident (marked): {check.reason}")
+        if check.status == "anomaly" and check.day in marked
+        else check
+        for check in checks
+    ]
+
+
 def volume_history_start(today: date, monitors: MonitorsConfig) -> date:
     """The first day of stored volume a pass (and the report) reads: as far back as the
     detector reads before the oldest day a pass judges again, and a week more.

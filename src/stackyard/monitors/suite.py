@@ -39,6 +39,7 @@ from stackyard.monitors.anomaly import AnomalyConfig
 from stackyard.monitors.checks import (
     anomaly_config,
     duplicates_check,
+    known_incidents,
     null_rate_checks,
     schema_checks,
     tests_check,
@@ -304,8 +305,9 @@ class MonitorSuite:
         checks: list[Check] = []
 
         def done() -> TableHealth:
+            judged = known_incidents(checks, history.incidents.get(rel, set()))
             health = TableHealth(
-                rel, table.kind, table.node, sort_checks(checks), owners, table.unique_id
+                rel, table.kind, table.node, sort_checks(judged), owners, table.unique_id
             )
             state.findings.extend(
                 FindingRow(
