@@ -8,7 +8,6 @@ configuration errors.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -278,7 +277,9 @@ def _render_tables(tables: Any, *, verbose: bool = False) -> None:
         volume = t.volume
         band = "–"
         if volume is not None and volume.lower is not None and volume.upper is not None:
-            band = f"{math.floor(volume.lower):,}–{math.ceil(volume.upper):,}"
+            from stackyard.monitors.anomaly.stats import whole_rows_band
+
+            band = whole_rows_band(volume.lower, volume.upper)
         last = f"{volume.value:,.0f}" if volume is not None and volume.value is not None else "–"
         rows.append((t.table, t.status, last, band, t.why if verbose else t.short_why))
     # One line per table that fits the terminal (80 columns included): the short columns keep

@@ -20,10 +20,11 @@ ok         every check passed
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 from datetime import date, datetime
 from typing import Any, Literal
+
+from stackyard.monitors.anomaly.stats import whole_rows_band
 
 CheckStatus = Literal["ok", "warn", "anomaly", "error", "learning", "missing"]
 TableStatus = Literal["ok", "warn", "anomaly", "error", "learning", "missing"]
@@ -154,11 +155,10 @@ class TableHealth:
             value, lower, upper = float(first.value), float(first.lower), float(first.upper)  # type: ignore[arg-type]
             side = "below" if value < lower else "above" if value > upper else "within"
             day = f" {first.day:%m-%d}" if first.day else ""
-            gist = (
-                f"volume{day}: {value:,.0f} rows, {side} {math.floor(lower):,}–{math.ceil(upper):,}"
-            )
+            gist = f"volume{day}: {value:,.0f} rows, {side} {whole_rows_band(lower, upper)}"
             if "outage" in first.reason:
-                gist += ", an outage"
+                gist = f"volume{day}: no rows, an outage" if side == "within" else gist
+                gist += ", an outage" if side != "within" else ""
         return "; ".join([gist, *(c.label for c in others)])
 
     def to_dict(self) -> dict[str, Any]:

@@ -205,7 +205,12 @@ def judge(
                 "on then"
             )
         else:
-            seen = f"{own_empty} of {len(own)} {name}s" if weekly else f"{own_empty} days"
+            # Quote the share the verdict read: the weekday's own only where empty days
+            # cluster on some weekdays; else the table's (0 of 8 Fridays read as "usual").
+            if weekly and clustered:
+                seen = f"{own_empty} of {len(own)} {name}s"
+            else:
+                seen = f"{sum(1 for _, v in base if v == 0)} of {len(base)} days"
             note = f"; empty days are usual here ({seen} in the baseline had no rows)"
     elif overall == 0 or len(full) < _EMPTY_DAYS:
         note = "; the baseline had (almost) no rows to compare with"

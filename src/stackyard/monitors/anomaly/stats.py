@@ -131,6 +131,19 @@ def format_value(value: float) -> str:
     return f"{value:,.3g}"
 
 
+def whole_rows_band(lower: float, upper: float) -> str:
+    """A band of row counts in whole rows: the counts it lets through (a count of 0 is below
+    a band from 0.3, so the band reads from 1, not 0); as decimals when no whole count fits.
+
+    >>> whole_rows_band(0.252, 82.773), whole_rows_band(949.5, 1120.2), whole_rows_band(0.2, 0.9)
+    ('1–82', '950–1,120', '0.2–0.9')
+    """
+    low, high = math.ceil(lower - 1e-9), math.floor(upper + 1e-9)
+    if low > high:
+        return f"{format_value(lower)}–{format_value(upper)}"
+    return f"{low:,}–{high:,}"
+
+
 def validated(dates: Iterable[Any], values: Iterable[Any]) -> tuple[list[date], list[float]]:
     """Check a daily series and return it as dates and floats.
 

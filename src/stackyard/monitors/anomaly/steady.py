@@ -63,7 +63,7 @@ from stackyard.monitors.anomaly.spread import (
     tail_widening,
     weekday_factors,
 )
-from stackyard.monitors.anomaly.stats import format_value, median
+from stackyard.monitors.anomaly.stats import format_value, median, whole_rows_band
 
 # A level shift must hold this many consecutive days, and this far out, before it is trusted.
 _SHIFT_DAYS = 4
@@ -326,8 +326,8 @@ def judge(
         if late is not None:
             direction = "spike"
 
-    # Volumes are whole rows: the band is said in whole rows, widened outward.
-    band = f"{math.floor(lower):,}–{math.ceil(upper):,}"
+    # Volumes are whole rows: the band is said as the whole counts it lets through.
+    band = whole_rows_band(lower, upper)
     shifted = "; the baseline re-anchored to the last days' new level" if reanchored else ""
     wanted = {"both": ("drop", "spike"), "drop": ("drop",), "spike": ("spike",)}[cfg.direction]
     side = "below" if direction == "drop" else "above"
@@ -369,6 +369,9 @@ def judge(
     else:
         status = "anomaly"
         reason = f"{format_value(value)} rows is {side} the expected band {band} ({usual})"
+        if outage and value >= lower:
+            # Empty on a table that never is, though a band this wide reaches 0.
+            reason = f"0 rows on a table never empty before ({usual}, band {band})"
         if outage:
             reason += ": the table looks empty, an outage"
     return Verdict(
