@@ -20,6 +20,7 @@ ok         every check passed
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from datetime import date, datetime
 from typing import Any, Literal
@@ -145,6 +146,10 @@ class TableHealth:
         ...           lower=9, upper=35),
         ...     Check("duplicates", "anomaly", "40 rows repeat a key"))).short_why
         'volume 03-09: 0 rows, below 9–35, an outage; duplicates'
+        >>> TableHealth("a.b", "model", "b", (Check("volume", "anomaly",
+        ...     "0 rows on a table never empty before: an outage", day=date(2026, 3, 9),
+        ...     value=0, lower=0.3, upper=20.2),)).short_why
+        'volume 03-09: no rows, an outage'
         """
         problems = [c for c in self.checks if c.status == self.status]
         if self.status == "ok" or not problems:
@@ -153,7 +158,9 @@ class TableHealth:
         gist = f"{first.label}: {first.reason}"
         if first.check == "volume" and None not in (first.value, first.lower, first.upper):
             value, lower, upper = float(first.value), float(first.lower), float(first.upper)  # type: ignore[arg-type]
-            side = "below" if value < lower else "above" if value > upper else "within"
+            # In whole rows, as the detector judges and the band is said.
+            low, high = math.floor(lower), math.ceil(upper)
+            side = "below" if value < low else "above" if value > high else "within"
             day = f" {first.day:%m-%d}" if first.day else ""
             gist = f"volume{day}: {value:,.0f} rows, {side} {whole_rows_band(lower, upper)}"
             if "outage" in first.reason:

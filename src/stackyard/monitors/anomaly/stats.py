@@ -132,16 +132,13 @@ def format_value(value: float) -> str:
 
 
 def whole_rows_band(lower: float, upper: float) -> str:
-    """A band of row counts in whole rows: the counts it lets through (a count of 0 is below
-    a band from 0.3, so the band reads from 1, not 0); as decimals when no whole count fits.
+    """A band of row counts in whole rows, as the detector judges it: widened outward to
+    whole rows (a lower edge below one row admits an empty day).
 
-    >>> whole_rows_band(0.252, 82.773), whole_rows_band(949.5, 1120.2), whole_rows_band(0.2, 0.9)
-    ('1–82', '950–1,120', '0.2–0.9')
+    >>> whole_rows_band(0.252, 82.773), whole_rows_band(949.5, 1120.2)
+    ('0–83', '949–1,121')
     """
-    low, high = math.ceil(lower - 1e-9), math.floor(upper + 1e-9)
-    if low > high:
-        return f"{format_value(lower)}–{format_value(upper)}"
-    return f"{low:,}–{high:,}"
+    return f"{math.floor(lower):,}–{math.ceil(upper):,}"
 
 
 def validated(dates: Iterable[Any], values: Iterable[Any]) -> tuple[list[date], list[float]]:

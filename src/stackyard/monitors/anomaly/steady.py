@@ -326,7 +326,7 @@ def judge(
         if late is not None:
             direction = "spike"
 
-    # Volumes are whole rows: the band is said as the whole counts it lets through.
+    # Volumes are whole rows: the band is said in whole rows, as it is judged.
     band = whole_rows_band(lower, upper)
     shifted = "; the baseline re-anchored to the last days' new level" if reanchored else ""
     wanted = {"both": ("drop", "spike"), "drop": ("drop",), "spike": ("spike",)}[cfg.direction]
@@ -369,7 +369,7 @@ def judge(
     else:
         status = "anomaly"
         reason = f"{format_value(value)} rows is {side} the expected band {band} ({usual})"
-        if outage and value >= lower:
+        if outage and value >= math.floor(lower):
             # Empty on a table that never is, though a band this wide reaches 0.
             reason = f"0 rows on a table never empty before ({usual}, band {band})"
         if outage:
