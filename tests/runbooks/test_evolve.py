@@ -73,6 +73,29 @@ def test_a_rename_goes_through_three_phases_each_on_its_own(example: Path) -> No
     stackyard("run", "--select", "stg_dlt__customers+", cwd=example)
 
 
+def test_a_rename_migrates_only_the_references_that_read_the_renamed_column(
+    example: Path,
+) -> None:
+    # orders.sql and products.sql join stg_dlt__orders.order_id to another model's order_id:
+    # only the side that reads stg_dlt__orders may be migrated, or the build breaks.
+    rename = ["evolve", "rename", "stg_dlt__orders.order_id", "ord_id"]
+    marts = example / "transform" / "models" / "marts"
+    stackyard(*rename, "--phase", "expand", cwd=example)
+
+    stackyard(*rename, "--phase", "migrate", cwd=example)
+    orders = (marts / "orders.sql").read_text()
+    assert "on orders.ord_id = order_summaries.order_id" in orders
+    assert "order by ordered_at, ord_id" in orders  # read through a CTE that passes it on
+    products = (marts / "products.sql").read_text()
+    assert "on order_items.order_id = orders.ord_id" in products
+    assert "order_id" in _columns(example, "marts.orders")  # readers keep their names
+
+    stackyard(*rename, "--phase", "contract", cwd=example)
+    columns = _columns(example, "staging.stg_dlt__orders")
+    assert "ord_id" in columns and "order_id" not in columns
+    stackyard("run", "--select", "stg_dlt__orders+", cwd=example)
+
+
 def test_phases_keep_their_order_contract_waits_and_rollback_restores(example: Path) -> None:
     original = (example / STAGING).read_text()
     skipped = stackyard(*RENAME, "--phase", "migrate", cwd=example, check=False)

@@ -173,7 +173,13 @@ class RunbookMethods(ContextBase):
             dbt = session.dbt()
             with session.released():
                 results = dbt.build(select=select)
-            return [r.name for r in results if r.failed]
+            # dbt's message says why: "dbt build failed on orders" alone left the user to dig
+            # through dbt's log.
+            return [
+                f"{r.name} ({_why(r.message)})" if _why(r.message) else r.name
+                for r in results
+                if r.failed
+            ]
 
         return EvolveRunbook(
             project_dir=self.project_dir,
@@ -183,6 +189,7 @@ class RunbookMethods(ContextBase):
             query=lambda sql: list(session.warehouse.query(sql).rows),
             approve=self.approve_schema_change,
             quote=session.warehouse.quote,
+            dialect=session.warehouse.DIALECT,
         )
 
     def incidents(self, target: str | None = None) -> IncidentRunbook:
@@ -224,3 +231,14 @@ class RunbookMethods(ContextBase):
         if report.written:
             self._sessions.reload()  # stackyard.yml changed: later calls see the sources
         return report
+
+
+def _why(message: str) -> str:
+    r"""The first two lines of dbt's message on a failed node, which name the node and the
+    database's error (the rest is the SQL around it), on one line.
+
+    >>> _why("Runtime Error in model x (x.sql)\n  Binder Error: no column y\n  LINE 3: ...")
+    'Runtime Error in model x (x.sql): Binder Error: no column y'
+    """
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    return ": ".join(lines[:2])[:300]

@@ -85,7 +85,6 @@ def query_lineage(sql: str, schema: dict[str, Any], dialect: str | None) -> Quer
     import sqlglot
     from sqlglot import exp
     from sqlglot.errors import SqlglotError
-    from sqlglot.optimizer.qualify import qualify
     from sqlglot.optimizer.scope import build_scope
 
     try:
@@ -95,14 +94,7 @@ def query_lineage(sql: str, schema: dict[str, Any], dialect: str | None) -> Quer
         spelling.update(
             {str(i.this).lower(): str(i.this) for i in parsed.find_all(exp.Identifier) if i.quoted}
         )
-        qualified = qualify(
-            parsed,
-            dialect=dialect,
-            schema=schema,
-            validate_qualify_columns=False,
-            allow_partial_qualification=True,
-            identify=False,
-        )
+        qualified = qualify_query(parsed, schema, dialect)
     except SqlglotError as exc:
         return QueryLineage(unresolved=(Unresolved("*", f"the SQL did not parse: {_short(exc)}"),))
     root = build_scope(qualified)
@@ -138,6 +130,26 @@ def query_lineage(sql: str, schema: dict[str, Any], dialect: str | None) -> Quer
         tuple(unresolved),
         frozenset(read.tables),
         frozenset(read.models),
+    )
+
+
+def qualify_query(parsed: Any, schema: dict[str, Any], dialect: str | None) -> Any:
+    """A parsed query qualified in place as lineage reads it: ``SELECT *`` expanded from
+    ``schema``, columns tied to their tables where they can be; what cannot be is left as
+    written rather than refused (:class:`Unresolved` reports it).
+
+    Raises:
+        SqlglotError: sqlglot cannot qualify it.
+    """
+    from sqlglot.optimizer.qualify import qualify
+
+    return qualify(
+        parsed,
+        dialect=dialect,
+        schema=schema,
+        validate_qualify_columns=False,
+        allow_partial_qualification=True,
+        identify=False,
     )
 
 

@@ -53,10 +53,13 @@ class EvolveRunbook:
         project_dir: the project folder (journals go under ``.stackyard/evolve``).
         transform_dir: the dbt project.
         graph: builds the project's current column lineage (fresh on each call).
-        build: runs ``dbt build`` on a selection; returns the names of failed nodes.
+        build: runs ``dbt build`` on a selection; returns the failed nodes, each named
+            with dbt's error message when there is one.
         query: runs a query on the target's warehouse and returns its rows.
         approve: records an approved breaking change in stackyard.yml.
         quote: quotes an identifier for the warehouse.
+        dialect: the sqlglot dialect of the models' SQL (to tell which columns a reader's
+            references come from).
     """
 
     def __init__(
@@ -69,6 +72,7 @@ class EvolveRunbook:
         query: Callable[[str], list[tuple[Any, ...]]],
         approve: Callable[[str, str, str, str], None],
         quote: Callable[..., str],
+        dialect: str | None = None,
     ) -> None:
         self.project_dir = project_dir
         self.transform_dir = transform_dir
@@ -77,6 +81,7 @@ class EvolveRunbook:
         self.query = query
         self.approve = approve
         self.quote = quote
+        self.dialect = dialect
 
     # ------------------------------------------------------------------ planning
 
@@ -106,7 +111,7 @@ class EvolveRunbook:
                 "write_model",
                 f"{r} reads {node}.{new} instead of {old}, keeping its own column names",
                 path=graph.nodes[r].path,
-                text=migrated(graph, r, old, new, q),
+                text=migrated(graph, r, node, old, new, q, self.dialect),
             )
             for r in readers
         ]

@@ -178,17 +178,32 @@ def original_sql(text: str) -> str:
     return text
 
 
-def migrated(graph: ColumnGraph, model: str, old: str, new: str, q: Callable[..., str]) -> str:
-    """A reader's SQL with the old name replaced, wrapped to keep its own output names."""
+def migrated(
+    graph: ColumnGraph,
+    model: str,
+    node: str,
+    old: str,
+    new: str,
+    q: Callable[..., str],
+    dialect: str | None = None,
+) -> str:
+    """A reader's SQL reading ``node.new`` instead of ``node.old``, wrapped to keep its own
+    output names; same-named columns of other relations are left alone.
+
+    Raises:
+        UsageError: the reader's SQL cannot be analysed (see
+            :func:`stackyard.runbooks.evolve_readers.rewrite_reader`).
+    """
+    from stackyard.runbooks.evolve_readers import rewrite_reader
+
     info = graph.nodes[model]
     raw = str((graph.manifest.get("nodes") or {}).get(info.unique_id, {}).get("raw_code") or "")
-    original = original_sql(raw)
-    replaced = re.sub(rf"(?<![\w\"]){re.escape(old)}(?![\w\"])", new, original, flags=re.I)
-    outputs = [c for c in info.columns]
+    relations = {name: n.columns for name, n in graph.nodes.items()}
+    done = rewrite_reader(original_sql(raw), node, old, new, relations, dialect, info.path, model)
     projection = ", ".join(
-        f"{q(new)} AS {q(c)}" if c.lower() == old.lower() else q(c) for c in outputs
+        f"{q(new)} AS {q(c)}" if c.lower() in done.renamed_outputs else q(c) for c in info.columns
     )
-    return wrap(replaced, projection, f"reads {new} (was {old})")
+    return wrap(done.text, projection, f"reads {node}.{new} (was {old})")
 
 
 def as_date(value: Any) -> date | None:
