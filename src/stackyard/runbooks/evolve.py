@@ -148,7 +148,7 @@ class EvolveRunbook:
                         contract_text,
                     ),
                     *(
-                        Step("write_model", f"{old}'s tests and description move to {new}", p, t)
+                        Step("write_model", f"{p}: {old}'s tests move to {new}", p, t)
                         for p, t in renamed_properties(self.transform_dir, node, old, new)
                     ),
                     Step(
