@@ -33,3 +33,24 @@ def test_a_failed_alert_is_said_with_its_error_not_only_counted() -> None:
     assert "alert failed: webhook:ops: connection refused (after 3 attempt(s))" in text
     sent = MonitorReport(alerts=(AlertOutcome("k", "t", "webhook:ops", "sent", 1),))
     assert "alert failed" not in printed(RunResult("r2", "p", "dev", NOW, NOW, monitors=sent))
+
+
+def test_status_in_80_columns_keeps_every_figure_whole() -> None:
+    from datetime import timedelta
+
+    from stackyard.cli.render import status_table
+    from stackyard.metadata.history import RunSummary
+
+    run = RunSummary(
+        "20261205T100000-ab12cd34", "production_eu", "interrupted",
+        NOW, NOW + timedelta(seconds=1234.5), 12345678, 42, 310, 2,
+    )  # fmt: skip
+    console = Console(width=80, record=True, color_system=None)
+    console.print(status_table([run]))
+    text = console.export_text()
+    assert max(len(line) for line in text.splitlines()) <= 80
+    # Cut to "12,34…" before: a row count the warehouse does not hold.
+    for figure in ("12,345,678", "1234.5s", "interrupted", "passed,", "2 failed"):
+        assert figure in text, text
+    assert "…" not in text, text
+    assert "20261205T" in text, text

@@ -170,9 +170,13 @@ def status_table(runs: list[RunSummary]) -> Table:
     """``stackyard status``: recent runs."""
     table = Table(show_edge=False, header_style="bold")
     # The run id starts with its UTC start time (20261122T063955-…), so no separate column.
-    table.add_column("run (started UTC)", no_wrap=True)
-    for column in ("target", "status", "took", "rows", "models", "tests"):
+    # In a narrow terminal the text columns wrap (the run id folds) and the figures stay
+    # whole: an ellipsis inside a row count would show a count the warehouse does not hold.
+    table.add_column("run (started UTC)", overflow="fold")
+    table.add_column("target", overflow="fold")
+    for column in ("status", "took", "rows", "models"):
         table.add_column(column, no_wrap=True)
+    table.add_column("tests", min_width=8)
     for r in runs:
         took = (r.finished_at - r.started_at).total_seconds()
         style = {"success": "green", "interrupted": "yellow"}.get(r.status, "red")

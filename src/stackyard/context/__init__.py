@@ -20,6 +20,7 @@ from stackyard.errors import UsageError, did_you_mean
 from stackyard.metadata.history import History, RunSummary
 from stackyard.results import RunResult
 from stackyard.warehouse import QueryResult
+from stackyard.warehouse.statements import statement_count
 
 if TYPE_CHECKING:
     from stackyard.infra.service import AccessControl
@@ -268,6 +269,14 @@ class Context(RunbookMethods):
             raise UsageError("the query is empty", hint='pass it quoted: stackyard sql "select 1"')
         self.warehouse_file_present(target)  # a lost file is named, not created empty
         warehouse = self.warehouse(target)
+        statements = statement_count(query, warehouse.DIALECT)
+        if statements > 1:
+            # DuckDB would run every statement and return the last one's rows, so the output
+            # of the others (and any change they made) would go unseen: refuse before any runs.
+            raise UsageError(
+                f"the query holds {statements} statements; stackyard sql runs one at a time",
+                hint="run each statement with its own `stackyard sql`, or put them in a dbt model",
+            )
         return self._read(target, "the query cannot run", lambda: warehouse.query(query))
 
     # ------------------------------------------------------------------ runbooks
