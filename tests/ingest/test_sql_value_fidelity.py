@@ -114,6 +114,50 @@ def test_a_time_with_time_zone_loads_as_its_utc_time(
     assert not [n for load in result.loads for n in load.notes if "ConnectorX" in n]
 
 
+@pytest.mark.postgres
+@pytest.mark.parametrize(
+    ("backend", "driver"),
+    [("auto", "+psycopg"), ("connectorx", "+psycopg"), ("pyarrow", "+psycopg"), ("pyarrow", "")],
+)
+def test_the_end_of_the_day_fails_the_table_naming_the_column(
+    tmp_path: Path, pg_database: dict[str, object], backend: str, driver: str
+) -> None:
+    postgres_source(
+        pg_database,
+        "CREATE TABLE shops (id int PRIMARY KEY, opens time, closes time)",
+        "INSERT INTO shops VALUES (1, '08:00', '17:00'), (2, '00:00', '24:00:00')",
+    )
+    root = project(tmp_path / "p", "shops: {primary_key: id}", backend)
+    ctx = Context(root, environ={"DB": postgres_url(pg_database, driver)})
+    (load,) = ctx.run().loads
+    # Before: ConnectorX and psycopg2 loaded 24:00:00 as 00:00:00, the start of the day, and
+    # psycopg failed naming no column.
+    assert load.status == "failed"
+    error = str(load.error)
+    assert "'shops'" in error and "'closes'" in error and "24:00:00" in error, error
+    assert "view" in error
+    assert "shops" not in loaded_tables(ctx)
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("backend", ["auto", "connectorx", "pyarrow"])
+def test_times_of_day_load_unchanged(
+    tmp_path: Path, pg_database: dict[str, object], backend: str
+) -> None:
+    postgres_source(
+        pg_database,
+        "CREATE TABLE shops (id int PRIMARY KEY, opens time, closes time(3))",
+        "INSERT INTO shops VALUES (1, '00:00', '23:59:59.999'), (2, '10:30:00.5', NULL)",
+    )
+    root = project(tmp_path / "p", "shops: {primary_key: id}", backend)
+    ctx = Context(root, environ={"DB": postgres_url(pg_database)})
+    assert ctx.run().ok
+    assert ctx.sql("select opens, closes from app.shops order by id").rows == (
+        (time(0, 0), time(23, 59, 59, 999000)),
+        (time(10, 30, 0, 500000), None),
+    )
+
+
 def mariadb_source(url: str, *statements: str) -> None:
     import sqlalchemy
 

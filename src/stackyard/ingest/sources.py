@@ -292,7 +292,7 @@ def _sql_resources(name: str, config: SqlDatabaseSource, context: BuildContext) 
     from dlt.sources import sql_database
 
     from stackyard.config.model import normalised_schema
-    from stackyard.ingest.sql_columns import decimals_connectorx_rounds, exact_values, reader_hooks
+    from stackyard.ingest.sql_columns import exact_values, reader_hooks, tables_connectorx_changes
     from stackyard.ingest.sqlite_cursor import widen_sqlite_cursor
 
     # dlt's factories are typed for literals; our values are validated by the config model.
@@ -300,7 +300,7 @@ def _sql_resources(name: str, config: SqlDatabaseSource, context: BuildContext) 
     url = connection_url(name, config, context.project_dir, context.secrets)
     backend, backend_kwargs = sql_backend(config, url)
     sources = (t.source_table or n for n, t in config.tables.items())
-    rounded = decimals_connectorx_rounds(backend, url, config.source_schema, sources)
+    rounded = tables_connectorx_changes(backend, url, config.source_schema, sources)
     known = set(context.known_columns)
     resources = []
     for table_name, table in config.tables.items():
@@ -320,7 +320,7 @@ def _sql_resources(name: str, config: SqlDatabaseSource, context: BuildContext) 
             credentials=url,
             table=table.source_table or table_name,
             schema=config.source_schema,
-            # A table ConnectorX would round reads through SQLAlchemy (module sql_columns).
+            # A table whose values ConnectorX would change reads through SQLAlchemy (sql_columns).
             backend="pyarrow" if (table.source_table or table_name) in rounded else backend,
             backend_kwargs={} if (table.source_table or table_name) in rounded else backend_kwargs,
             chunk_size=config.chunk_size,

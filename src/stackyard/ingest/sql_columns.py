@@ -5,8 +5,9 @@
   then made it a decimal of ten places: ``1e-12`` loaded as 0, ``3.141592653589793`` as
   ``3.1415926536``. It is read as the double it is.
 - A Postgres ``NUMERIC`` with more than ten decimal places (or with none declared) comes out
-  of ConnectorX rounded to ten: such a table is read through SQLAlchemy instead, which keeps
-  every digit.
+  of ConnectorX rounded to ten, and a ``time`` of ``24:00:00`` as midnight: a table with such
+  a column is read through SQLAlchemy instead, which keeps every digit and tells the end of
+  the day apart (to refuse it by name).
 - A Postgres ``NUMERIC`` declared without precision holds any number; dlt gave it nine
   places and every value with more failed the table. It loads as ``DECIMAL(38,18)``: a
   value that does not fit (more places, or more than 20 digits before the point) still fails
@@ -112,12 +113,13 @@ def exact_values(resource: Any, table: str) -> Any:
     return resource.add_map(refuse_connectorx_infinity(table), insert_at=1)
 
 
-def decimals_connectorx_rounds(
+def tables_connectorx_changes(
     backend: str, url: str, schema: str | None, tables: Iterable[str]
 ) -> set[str]:
-    """Of ``tables`` (as the database names them), those with a NUMERIC column ConnectorX
-    would round (more than ten decimal places, or none declared), when ``backend`` is
-    ConnectorX on Postgres; read them with ``pyarrow`` instead."""
+    """Of ``tables`` (as the database names them), those with a column whose values
+    ConnectorX would change, when ``backend`` is ConnectorX on Postgres: a NUMERIC it would
+    round (more than ten decimal places, or none declared) or a ``time`` (24:00:00 read as
+    midnight); read them with ``pyarrow`` instead."""
     import sqlalchemy as sa
 
     names = list(tables)
@@ -130,8 +132,9 @@ def decimals_connectorx_rounds(
                 sa.text(
                     "SELECT DISTINCT table_name FROM information_schema.columns "
                     "WHERE table_schema = coalesce(:schema, current_schema()) "
-                    "AND data_type = 'numeric' AND table_name = ANY(:names) "
-                    "AND (numeric_scale IS NULL OR numeric_scale > :scale)"
+                    "AND table_name = ANY(:names) AND (data_type = 'time without time zone' "
+                    "OR data_type = 'numeric' AND (numeric_scale IS NULL "
+                    "OR numeric_scale > :scale))"
                 ),
                 {"schema": schema, "names": names, "scale": _CONNECTORX_SCALE},
             )

@@ -14,6 +14,11 @@ table naming the column and what to do.
   place for: the reader dropped it (10:00), and ConnectorX could not read the column at all.
   It is read as the UTC time of day it names (``10:00:00+02`` as 08:00:00), the column stays a
   time, and ConnectorX reads it.
+- A Postgres ``time`` may be ``24:00:00``, the end of a day (opening hours close at it), which
+  no time-of-day type outside Postgres holds: ConnectorX and psycopg2 read it as 00:00:00,
+  the start of the same day, and psycopg refused it naming no column. It fails the table,
+  naming the column; a table with a ``time`` column is read through SQLAlchemy, whose driver
+  can tell the value apart (:mod:`stackyard.ingest.sql_columns`).
 - A MySQL/MariaDB ``TIME`` is a duration as well as a time of day: it runs from
   ``-838:59:59`` to ``838:59:59`` (https://mariadb.com/kb/en/time/), and SQLAlchemy kept only
   its part within a day (``838:59:59`` loaded as 22:59:59, ``-01:00:00`` as 23:00). A value
@@ -43,6 +48,14 @@ class Infinite(str):
     by the column's own result processor, which knows the column's name."""
 
 
+class EndOfDay(str):
+    """A Postgres ``time`` of ``24:00:00`` as the driver read it, refused the same way."""
+
+
+# A Postgres time of 24:00:00 in the binary protocol: microseconds since midnight.
+_BINARY_END_OF_DAY = 86_400_000_000
+
+
 def infinite_timestamp(table: str, column: str, value: str) -> LoadError:
     """The error for an infinite timestamp in ``table``.``column``.
 
@@ -55,6 +68,23 @@ def infinite_timestamp(table: str, column: str, value: str) -> LoadError:
         hint=f"read the table through a view that maps it (e.g. `CASE WHEN isfinite({column}) "
         f"THEN {column} END`, or `{column}::text` to keep the word) with `source_table:`, "
         "or leave the column out; this load wrote nothing",
+    )
+
+
+def end_of_day(table: str, column: str) -> LoadError:
+    """The error for a Postgres ``time`` of ``24:00:00``.
+
+    >>> print(end_of_day("shops", "closes"))  # doctest: +ELLIPSIS
+    table 'shops', column 'closes': the source holds the time 24:00:00 (the end of the day), ...
+    """
+    return LoadError(
+        f"table '{table}', column '{column}': the source holds the time 24:00:00 (the end of "
+        "the day), which a time of day cannot carry (the readers turn it into 00:00:00, the "
+        "start of the day)",
+        hint=f"read the table through a view that maps it (e.g. `CASE WHEN {column} = "
+        f"'24:00' THEN interval '24 hours' ELSE {column} - time '00:00' END` for an interval, "
+        f"or `{column}::text`) with `source_table:`, or leave the column out; this load wrote "
+        "nothing",
     )
 
 
@@ -92,12 +122,14 @@ def postgres_values(table: Any) -> None:
     read as its UTC time (both in place)."""
     import sqlalchemy as sa
 
-    refuse_infinite, utc_time = _decorators()
+    refuse_infinite, utc_time, refuse_end_of_day = _decorators()
     for column in table.columns:
         if isinstance(column.type, sa.DateTime):
             column.type = _decorated(column.type, refuse_infinite, table.name, column.name)
         elif isinstance(column.type, sa.Time) and column.type.timezone:
             column.type = _decorated(column.type, utc_time, table.name, column.name)
+        elif isinstance(column.type, sa.Time):
+            column.type = _decorated(column.type, refuse_end_of_day, table.name, column.name)
 
 
 def reflected_type(kind: Any) -> Any:
@@ -118,7 +150,7 @@ def _decorated(reflected: Any, decorator: Any, table: str, column: str) -> Any:
 
 
 @functools.cache
-def _decorators() -> tuple[type, type]:
+def _decorators() -> tuple[type, type, type]:
     import sqlalchemy as sa
 
     class RefuseInfinite(sa.types.TypeDecorator[Any]):
@@ -141,7 +173,17 @@ def _decorators() -> tuple[type, type]:
             # offset, which Arrow's time type has no place for.
             return sa.cast(sa.func.timezone("UTC", column), sa.Time())
 
-    return RefuseInfinite, UtcTime
+    class RefuseEndOfDay(sa.types.TypeDecorator[Any]):
+        impl = sa.Time
+        cache_ok = False
+        names = ("", "")
+
+        def process_result_value(self, value: Any, dialect: Any) -> Any:
+            if isinstance(value, EndOfDay):
+                raise end_of_day(*self.names)
+            return value
+
+    return RefuseInfinite, UtcTime, RefuseEndOfDay
 
 
 def mysql_values(table: Any) -> None:
@@ -175,7 +217,8 @@ def _within_a_day(reflected: Any, table: str, column: str) -> Any:
 
 def mark_infinite_timestamps(engine: Any) -> Any:
     """dlt's ``engine_adapter_callback`` for a Postgres source: each connection's driver reads
-    ``±infinity`` as :class:`Infinite` instead of a far-off date or an error naming no column.
+    ``±infinity`` as :class:`Infinite` instead of a far-off date or an error naming no column,
+    and a ``time`` of ``24:00:00`` as :class:`EndOfDay` instead of midnight or such an error.
 
     Returns:
         ``engine``, with a listener on its new connections.
@@ -197,6 +240,8 @@ def _on_connect(dbapi_connection: Any, record: Any) -> None:
         ):
             adapters.register_loader(name, _text_loader(text))
             adapters.register_loader(name, _binary_loader(binary))
+        adapters.register_loader("time", _end_of_day_text_loader(pgdt.TimeLoader))
+        adapters.register_loader("time", _end_of_day_binary_loader(pgdt.TimeBinaryLoader))
         return
     try:
         import psycopg2.extensions as pg2
@@ -206,6 +251,8 @@ def _on_connect(dbapi_connection: Any, record: Any) -> None:
         for oid, name, cast in ((1114, "TIMESTAMP", pg2.PYDATETIME), (1184, "TIMESTAMPTZ", None)):
             cast = cast or pg2.PYDATETIMETZ
             pg2.register_type(pg2.new_type((oid,), name, _psycopg2_cast(cast)), dbapi_connection)
+        end_of_day = pg2.new_type((1083,), "TIME", _psycopg2_time_cast(pg2.PYTIME))
+        pg2.register_type(end_of_day, dbapi_connection)
 
 
 def _text_loader(base: Any) -> type:
@@ -225,6 +272,33 @@ def _binary_loader(base: Any) -> type:
         return base.load(self, data)
 
     return type(f"Marking{base.__name__}", (base,), {"load": load})
+
+
+def _end_of_day_text_loader(base: Any) -> type:
+    def load(self: Any, data: Any) -> Any:
+        if bytes(data).startswith(b"24:"):  # Postgres holds no later time than 24:00:00
+            return EndOfDay(bytes(data).decode())
+        return base.load(self, data)
+
+    return type(f"Marking{base.__name__}", (base,), {"load": load})
+
+
+def _end_of_day_binary_loader(base: Any) -> type:
+    def load(self: Any, data: Any) -> Any:
+        if int.from_bytes(bytes(data), "big", signed=True) == _BINARY_END_OF_DAY:
+            return EndOfDay("24:00:00")
+        return base.load(self, data)
+
+    return type(f"Marking{base.__name__}", (base,), {"load": load})
+
+
+def _psycopg2_time_cast(cast: Any) -> Callable[[Any, Any], Any]:
+    def read(value: Any, cursor: Any) -> Any:
+        if value is not None and value.startswith("24:"):
+            return EndOfDay(value)
+        return cast(value, cursor)
+
+    return read
 
 
 def _psycopg2_cast(cast: Any) -> Callable[[Any, Any], Any]:

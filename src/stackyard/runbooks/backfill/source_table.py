@@ -125,9 +125,9 @@ class SourceTableTarget(BackfillTarget):
 
         from stackyard.ingest.sources import LOADED_AT, connection_url, sql_backend
         from stackyard.ingest.sql_columns import (
-            decimals_connectorx_rounds,
             exact_values,
             reader_hooks,
+            tables_connectorx_changes,
         )
         from stackyard.ingest.sqlite_cursor import widen_sqlite_cursor
 
@@ -137,7 +137,7 @@ class SourceTableTarget(BackfillTarget):
         url = connection_url(self.source, self.config, self.project_dir, self.secrets)
         backend, backend_kwargs = sql_backend(self.config, url)
         source_table = spec.source_table or self.table
-        if exact or decimals_connectorx_rounds(
+        if exact or tables_connectorx_changes(
             backend, url, self.config.source_schema, [source_table]
         ):
             backend, backend_kwargs = "pyarrow", {}  # as a run reads it (module sql_columns)
