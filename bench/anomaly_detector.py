@@ -90,6 +90,7 @@ TUNING_SEEDS: dict[str, tuple[int, ...]] = {
         *_rounds(11300, 11300),
         *_rounds(11700, 11700),
         *_rounds(12100, 12100),
+        *_rounds(12500, 12500),
     ),
     "B": (
         11,
@@ -107,6 +108,7 @@ TUNING_SEEDS: dict[str, tuple[int, ...]] = {
         *_rounds(11400, 11400),
         *_rounds(11800, 11800),
         *_rounds(12200, 12200),
+        *_rounds(12600, 12600),
     ),
     "C": (
         31,
@@ -121,6 +123,7 @@ TUNING_SEEDS: dict[str, tuple[int, ...]] = {
         *_rounds(11500, 11500),
         *_rounds(11900, 11900),
         *_rounds(12300, 12300),
+        *_rounds(12700, 12700),
     ),
     "D": (
         1,
@@ -136,14 +139,15 @@ TUNING_SEEDS: dict[str, tuple[int, ...]] = {
         *_rounds(11600, 11600),
         *_rounds(12000, 12000),
         *_rounds(12400, 12400),
+        *_rounds(12800, 12800),
     ),
 }
 #: Seeds per generator never looked at while tuning.
 HELD_OUT_SEEDS: dict[str, tuple[int, ...]] = {
-    "A": (12501, 12502, 12503, 12504, 12505),
-    "B": (12601, 12602, 12603, 12604, 12605),
-    "C": (12701, 12702, 12703, 12704, 12705),
-    "D": (12801, 12802, 12803, 12804, 12805),
+    "A": (12901, 12902, 12903, 12904, 12905),
+    "B": (13001, 13002, 13003, 13004, 13005),
+    "C": (13101, 13102, 13103, 13104, 13105),
+    "D": (13201, 13202, 13203, 13204, 13205),
 }
 GENERATORS: dict[str, Callable[[int, int], Table]] = {
     "A": anomaly_data.make_table,
