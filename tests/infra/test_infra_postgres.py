@@ -238,3 +238,42 @@ def test_a_failing_statement_rolls_back_the_whole_apply(pg_project: PgProject) -
             "SELECT count(*) FROM pg_roles WHERE rolname LIKE %s", (pg_project.prefix + "%",)
         ).fetchone()
     assert count == (1,)  # only the role made by hand above
+
+
+def test_a_removed_users_open_session_is_ended(pg_project: PgProject) -> None:
+    import psycopg
+
+    pg_project.write(PEOPLE)
+    _apply(pg_project)
+    rita, alice = pg_project.connect("rita"), pg_project.connect("alice")
+    with rita, alice:
+        rita.execute("SELECT 1")
+        alice.execute("SELECT 1")
+        pg_project.write(PEOPLE.replace("  rita: {roles: [REPORTING_READER]}\n", ""))
+        plan = pg_project.context().access().plan("prod")
+        ends = [s for s in plan.steps if "pg_terminate_backend" in s.statement]
+        assert (
+            len(ends) == 1 and ends[0].destructive and pg_project.role("rita") in ends[0].statement
+        )
+        _apply(pg_project, allow_destructive=True)
+        # Before: the dropped role's session kept reading with every privilege it had.
+        with pytest.raises(psycopg.OperationalError):
+            rita.execute("SELECT 1")
+        alice.execute("SELECT 1")  # only the removed user's sessions end
+    assert not pg_project.context().access().plan("prod").has_changes
+
+
+def test_a_login_given_by_hand_is_taken_back_with_its_sessions(pg_project: PgProject) -> None:
+    import psycopg
+
+    _apply(pg_project)
+    reader = pg_project.role("reporting_reader")
+    with pg_project.connect() as admin:
+        admin.execute(f'ALTER ROLE "{reader}" LOGIN')
+    with pg_project.connect("reporting_reader") as session:
+        session.execute("SELECT 1")
+        _apply(pg_project, allow_destructive=True)
+        # Before: NOLOGIN was set back, and the session it had let in kept running.
+        with pytest.raises(psycopg.OperationalError):
+            session.execute("SELECT 1")
+    assert not pg_project.context().access().plan("prod").has_changes

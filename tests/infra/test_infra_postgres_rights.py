@@ -11,7 +11,8 @@ import pytest
 from stackyard.errors import UsageError
 from stackyard.infra.applier import Applier
 from stackyard.infra.declaration import Declaration
-from stackyard.infra.postgres import PostgresEngine, role_rules
+from stackyard.infra.postgres import PostgresEngine
+from stackyard.infra.postgres_applier import role_rules
 from stackyard.infra.state import Account, Principal, State
 from tests.infra.conftest import PgProject
 
@@ -106,3 +107,19 @@ def test_postgres_16_rules_need_admin_option_on_roles_made_by_others() -> None:
     assert (
         role_rules(160000).createrole_needs_admin and not role_rules(150004).createrole_needs_admin
     )
+
+
+def test_a_non_superuser_ends_a_removed_users_sessions(pg_project: PgProject, applier: str) -> None:
+    import psycopg
+
+    pg_project.write(PEOPLE, user=applier)
+    pg_project.context().access().apply(target="prod")
+    with pg_project.connect("alice") as session:
+        session.execute("SELECT 1")
+        pg_project.write("people: {}", user=applier)
+        # The plan makes the applier a member of the role it drops, which lets it end the
+        # role's sessions without pg_signal_backend.
+        pg_project.context().access().apply(target="prod", allow_destructive=True)
+        with pytest.raises(psycopg.OperationalError):
+            session.execute("SELECT 1")
+    assert not pg_project.context().access().plan("prod").has_changes

@@ -22,7 +22,9 @@ NOW = datetime(2026, 3, 10, 7, 0, tzinfo=UTC)
 TODAY = NOW.date()
 
 
-def _check(tmp_path: Path, warehouse: Warehouse) -> MonitorReport:
+def _check(
+    tmp_path: Path, warehouse: Warehouse, defaults: dict[str, object] | None = None
+) -> MonitorReport:
     config = ProjectConfig.model_validate(
         {
             "name": "p",
@@ -33,6 +35,7 @@ def _check(tmp_path: Path, warehouse: Warehouse) -> MonitorReport:
                     "tables": {"signups": {}, "refunds": {}},
                 }
             },
+            "monitors": {"defaults": defaults or {}},
         }
     )
     suite = MonitorSuite(
@@ -177,3 +180,26 @@ def test_a_run_of_empty_days_on_an_often_empty_table_is_an_outage(tmp_path: Path
     run = (last - first).days + 1
     assert f"still no rows through {last} ({run} days from {first})" in outage.reason, outage
     assert tables["app.signups"].status == "ok", tables["app.signups"].why
+
+
+def test_changed_settings_judge_the_unchanged_days_again(tmp_path: Path) -> None:
+    warehouse = duckdb_warehouse(tmp_path)
+    warehouse.execute("CREATE SCHEMA app")
+    refunds = _sparse_days(7, empty_share=0.33)
+    for back in range(1, 11):
+        refunds[TODAY - timedelta(days=back)] = 0
+    _write(warehouse, "refunds", refunds)
+    _write(warehouse, "signups", _sparse_days(8, empty_share=0.0))
+    warehouse.close()
+    # Alerting on spikes only, the empty run is judged and not alerted on.
+    first = {t.table: t for t in _check(tmp_path, warehouse, {"direction": "spike"}).tables}
+    assert first["app.refunds"].status == "ok", first["app.refunds"].why
+    # Drops asked for too: the run's first unusual days are judged again with the new
+    # settings. Before, only yesterday was (its count unchanged, the others kept their "ok"),
+    # and it read "unusual since … and alerted on then", which nobody was: ok, exit 0.
+    report = _check(tmp_path, warehouse, {"direction": "both"})
+    broken = {t.table: t for t in report.tables}["app.refunds"]
+    assert broken.status == "anomaly", broken.why
+    outage = next(c for c in broken.checks if c.check == "volume" and c.status == "anomaly")
+    assert "an outage" in outage.reason and outage.day is not None
+    assert outage.day < TODAY - timedelta(days=1)

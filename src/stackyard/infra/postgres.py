@@ -20,14 +20,13 @@ The mapping (docs/access-control.md has the table):
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
-from typing import Any, ClassVar
+from dataclasses import replace
+from typing import ClassVar
 
 from sqlglot import exp
 
 from stackyard.config.names import reserved_reason
 from stackyard.errors import ConfigError, UsageError
-from stackyard.infra.applier import Applier
 from stackyard.infra.declaration import PUBLIC, Declaration
 from stackyard.infra.engine import (
     READ_TABLE_PRIVILEGES,
@@ -35,6 +34,7 @@ from stackyard.infra.engine import (
     Engine,
     StatementFailed,
 )
+from stackyard.infra.postgres_applier import read_applier, role_rules
 from stackyard.infra.state import (
     Account,
     Container,
@@ -70,73 +70,6 @@ def _ordered(privileges: Sequence[str], column: str = "") -> str:
     suffix = f" ({column})" if column else ""
     return ", ".join(
         p + suffix for p in sorted(set(privileges), key=lambda p: (rank.get(p, 99), p))
-    )
-
-
-@dataclass(frozen=True)
-class RoleRules:
-    """What PostgreSQL asks of a non-superuser applier, by server version.
-
-    A role the applier acts as must be granted to it directly: a membership inherited through
-    a login role would vanish when that login role is dropped earlier in the same plan.
-
-    Attributes:
-        acts_as: the condition on a direct ``pg_auth_members`` row that lets a user set default
-            privileges for a role and reassign its objects: any membership before 16, one
-            with INHERIT and SET from 16 (the creator's own grant has neither).
-        createrole_needs_admin: from 16, CREATEROLE acts only on roles held WITH ADMIN OPTION.
-    """
-
-    acts_as: str
-    createrole_needs_admin: bool
-
-
-def role_rules(server_version: int) -> RoleRules:
-    """The rules of a server version (``server_version_num``).
-
-    >>> role_rules(150004).acts_as, role_rules(160002).acts_as
-    ('true', 'am.inherit_option AND am.set_option')
-    """
-    if server_version >= 160000:
-        return RoleRules("am.inherit_option AND am.set_option", True)
-    return RoleRules("true", False)
-
-
-_APPLIER_SQL = """
-SELECT current_user, r.rolsuper, r.rolcreaterole,
-       has_database_privilege(current_database(), 'CREATE'),
-       current_setting('server_version_num')::int
-FROM pg_roles r WHERE r.rolname = current_user
-"""
-
-
-def read_applier(connection: Any) -> Applier:
-    """What the connected user may do, and which roles it may act as.
-
-    Args:
-        connection: an open psycopg connection, as the target's user.
-    """
-    with connection.cursor() as cursor:
-        cursor.execute(_APPLIER_SQL)
-        name, superuser, createrole, create, version = cursor.fetchone()
-        usable: frozenset[str] = frozenset()
-        administers: frozenset[str] = frozenset()
-        if not superuser:
-            rules = role_rules(version)
-            cursor.execute(
-                "SELECT g.rolname FROM pg_auth_members am JOIN pg_roles g ON g.oid = am.roleid "
-                "JOIN pg_roles m ON m.oid = am.member "
-                f"WHERE m.rolname = current_user AND {rules.acts_as}"
-            )
-            usable = frozenset(row[0] for row in cursor.fetchall())
-            if rules.createrole_needs_admin:
-                cursor.execute(
-                    "SELECT rolname FROM pg_roles WHERE rolname !~ '^pg_' "
-                    "AND pg_has_role(current_user, oid, 'MEMBER WITH ADMIN OPTION')"
-                )
-                administers = frozenset(row[0] for row in cursor.fetchall())
-    return Applier(
-        name, bool(superuser), bool(createrole), bool(create), int(version), usable, administers
     )
 
 
@@ -430,6 +363,8 @@ class PostgresEngine(Engine):
         if old.attr("login") != new.attr("login"):
             login = new.attr("login") == "true"
             steps.append((f"ALTER ROLE {name} {'LOGIN' if login else 'NOLOGIN'}", not login))
+            if not login:
+                steps.append((_end_sessions(new.principal.name), True))
         powers = [p for p in old.attr("powers").split(",") if p]
         if powers:  # given by hand: taken back, as a hand-made grant is
             steps.append((f"ALTER ROLE {name} {' '.join('NO' + p for p in powers)}", True))
@@ -440,6 +375,7 @@ class PostgresEngine(Engine):
         # DROP ROLE fails while the role owns objects or holds privileges in this database;
         # its tables are handed to the applying user, so no data is lost.
         return [
+            _end_sessions(account.principal.name),
             f"REASSIGN OWNED BY {name} TO CURRENT_USER",
             f"DROP OWNED BY {name}",
             f"DROP ROLE {name}",
@@ -487,3 +423,21 @@ class PostgresEngine(Engine):
         if revoke:
             return f"{head} REVOKE {privileges} ON TABLES FROM {grantee}"
         return f"{head} GRANT {privileges} ON TABLES TO {grantee}"
+
+
+def _end_sessions(role: str) -> str:
+    """The statement that ends ``role``'s open sessions on the server.
+
+    Postgres checks a role's right to log in only when a session starts: a dropped role's
+    session keeps running with every privilege it had (under no name, in
+    ``pg_stat_activity``), so a removed user could go on reading. Run before the role is
+    dropped; the applying user needs ``pg_signal_backend`` (or to be a superuser), else
+    Postgres refuses and nothing of the apply is kept.
+
+    >>> print(_end_sessions("alice"))
+    SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = 'alice' AND pid <> pg_backend_pid()
+    """
+    return (
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+        f"WHERE usename = {_literal(role)} AND pid <> pg_backend_pid()"
+    )

@@ -70,7 +70,8 @@ def panic_message(source: str, config: Any, exc: BaseException) -> str:
 
 def auto_chose_connectorx(source: str, config: Any, project_dir: Path, secrets: Secrets) -> bool:
     """Whether the source reads with ConnectorX because its backend is ``auto``."""
-    from stackyard.ingest.sources import connection_url, sql_backend
+    from stackyard.ingest.sources import connection_url
+    from stackyard.ingest.sql_backend import sql_backend
 
     if not isinstance(config, SqlDatabaseSource) or config.backend != "auto":
         return False

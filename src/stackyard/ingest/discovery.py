@@ -16,7 +16,7 @@ def discover_sql_tables(url: str, schema: str | None) -> dict[str, dict[str, Any
     """
     import sqlalchemy
 
-    from stackyard.ingest.sources import with_connect_timeout
+    from stackyard.ingest.sql_backend import with_connect_timeout
 
     try:
         engine = sqlalchemy.create_engine(with_connect_timeout(url))

@@ -32,6 +32,7 @@ from stackyard.config.sources import (
 from stackyard.errors import ConfigError
 from stackyard.ingest.drift import check_item
 from stackyard.ingest.first_loads import FirstLoad, collapse_repeated_keys
+from stackyard.ingest.sql_backend import sql_backend, with_connect_timeout
 from stackyard.ingest.stamping import LOADED_AT as LOADED_AT
 from stackyard.ingest.stamping import stamper, whole_pages
 from stackyard.results import RejectedRow
@@ -229,62 +230,6 @@ def connection_url(
 
     check_driver(name, url)
     return with_connect_timeout(url)
-
-
-# Server engines whose drivers wait for a connection forever (libpq) or long unless told.
-_CONNECT_TIMEOUT_SCHEMES = ("postgresql", "postgres", "mysql", "mariadb")
-SOURCE_CONNECT_TIMEOUT = 10
-
-
-def with_connect_timeout(url: str, seconds: int = SOURCE_CONNECT_TIMEOUT) -> str:
-    """``url`` with a ``connect_timeout`` unless it names one, for server databases.
-
-    libpq (Postgres) has no connect timeout by default, so a host that takes the TCP
-    connection and never answers would block a load forever
-    (https://www.postgresql.org/docs/current/libpq-connect.html#LIBPQ-CONNECT-CONNECT-TIMEOUT).
-
-    >>> with_connect_timeout("postgresql://u@db/shop")
-    'postgresql://u@db/shop?connect_timeout=10'
-    >>> with_connect_timeout("mysql+pymysql://u@db/shop?charset=utf8mb4&connect_timeout=3")
-    'mysql+pymysql://u@db/shop?charset=utf8mb4&connect_timeout=3'
-    >>> with_connect_timeout("sqlite:///app.sqlite")
-    'sqlite:///app.sqlite'
-    """
-    scheme = url.split(":", 1)[0].split("+", 1)[0].lower()
-    if scheme not in _CONNECT_TIMEOUT_SCHEMES or "connect_timeout=" in url:
-        return url
-    return f"{url}{'&' if '?' in url else '?'}connect_timeout={seconds}"
-
-
-# Where `auto` picks ConnectorX. It reads more engines, but on MySQL/MariaDB its Arrow
-# types disagree with the types dlt reflects from the table (a first load then trips the
-# frozen-types contract), so those stay on the SQLAlchemy → Arrow path.
-_CONNECTORX_SCHEMES = ("sqlite", "postgresql", "postgres")
-
-
-def sql_backend(config: SqlDatabaseSource, url: str) -> tuple[str, dict[str, Any]]:
-    """The dlt table backend for a source, and its arguments.
-
-    ConnectorX reads straight into Arrow in Rust, several times faster than SQLAlchemy rows
-    converted to Arrow (docs/performance.md); it streams batches, so memory stays bounded.
-
-    >>> from stackyard.config.model import SqlDatabaseSource
-    >>> cfg = SqlDatabaseSource(kind="sql_database", connection="x", tables={"t": {}})
-    >>> sql_backend(cfg, "oracle://db/x")[0]
-    'pyarrow'
-    """
-    backend = config.backend
-    if backend == "auto":
-        scheme = url.split(":", 1)[0].split("+", 1)[0].lower()
-        backend = "connectorx" if scheme in _CONNECTORX_SCHEMES else "pyarrow"
-    if backend == "connectorx":
-        kwargs: dict[str, Any] = {"return_type": "arrow_stream", "batch_size": config.chunk_size}
-        if url.startswith("postgres"):
-            # Measured on 2M rows (bench/sql_postgres.py): the server-side cursor protocol
-            # reads in 1.6 s where dlt's default, binary COPY, takes 2.4 s.
-            kwargs["protocol"] = "cursor"
-        return backend, kwargs
-    return backend, {}
 
 
 def _sql_resources(name: str, config: SqlDatabaseSource, context: BuildContext) -> list[Any]:

@@ -104,15 +104,12 @@ def judge_volume(
         last = max(fresh)
         # The newest day is still arriving: judging it would alert every morning.
         window = [last - timedelta(days=i) for i in range(monitors.recheck_days, 0, -1)]
-        # Days whose count is unchanged since the last pass keep their verdict; judged
-        # again are new or changed days, days alerted on (so health keeps saying what is
-        # wrong), and the latest complete day (whose band health shows).
-        alerted = history.alerted.get(rel, set())
-        judge = [
-            d
-            for d in window
-            if d in series and (stored.get(d) != series[d] or d in alerted or d == window[-1])
-        ]
+        # Every day of the window is judged on every pass, not only new or changed ones: a
+        # day's verdict also depends on the settings and on the days alerted since, and an
+        # unchanged day kept as "ok" from before `sensitivity` was raised hid the first days
+        # of an outage the new settings call unusual (the later ones then read "alerted on
+        # then", which nobody was).
+        judge = [d for d in window if d in series]
         since = volume_history_start(today, monitors)
         state.metrics.extend(
             MetricRow(rel, "volume", v, day=d)

@@ -123,7 +123,8 @@ class SourceTableTarget(BackfillTarget):
         import pyarrow as pa
         from dlt.sources import sql_database
 
-        from stackyard.ingest.sources import LOADED_AT, connection_url, sql_backend
+        from stackyard.ingest.sources import LOADED_AT, connection_url
+        from stackyard.ingest.sql_backend import sql_backend
         from stackyard.ingest.sql_columns import (
             exact_values,
             reader_hooks,
