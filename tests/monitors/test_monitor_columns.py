@@ -22,7 +22,7 @@ NOW = datetime(2026, 3, 10, 7, 0, tzinfo=UTC)
 YESTERDAY = NOW.date() - timedelta(days=1)
 
 
-def _orders(tmp_path: Path, *, broken: bool) -> dict[str, object]:
+def _orders(tmp_path: Path, *, broken: bool, emptied: bool = False) -> dict[str, object]:
     """40 days of orders: 60 'placed', 30 'shipped', 10 'returned' a day, amounts around 50.
     Broken: yesterday no 'returned' rows arrived and every amount was written in cents."""
     w = duckdb_warehouse(tmp_path)
@@ -43,6 +43,8 @@ def _orders(tmp_path: Path, *, broken: bool) -> dict[str, object]:
             f"UPDATE app.orders SET amount = amount * 100 "
             f"WHERE CAST(ordered_at AS DATE) = DATE '{YESTERDAY}'"
         )
+    if emptied:  # every row of yesterday gone
+        w.execute(f"DELETE FROM app.orders WHERE CAST(ordered_at AS DATE) = DATE '{YESTERDAY}'")
     w.close()
     config = ProjectConfig.model_validate(
         {
@@ -100,6 +102,19 @@ def test_a_value_that_stops_arriving_and_a_unit_change_are_anomalies(tmp_path: P
     # the table's total volume dropped by only a tenth: not what gave it away
     table = checks["_table"]
     assert table.status == "anomaly"  # type: ignore[attr-defined]
+
+
+def test_a_day_whose_rows_are_all_gone_is_judged_not_skipped(tmp_path: Path) -> None:
+    checks = _orders(tmp_path, broken=False, emptied=True)
+    # Before: these checks judged the day before, whose rows were all there, and said ok.
+    distinct = checks["distinct(status)"]
+    assert distinct.status == "anomaly" and distinct.day == YESTERDAY, distinct  # type: ignore[attr-defined]
+    dimensions = [c for label, c in checks.items() if label.startswith("dimension(status")]
+    assert dimensions and all(c.status == "anomaly" for c in dimensions), dimensions  # type: ignore[attr-defined]
+    assert all(c.day == YESTERDAY for c in dimensions)  # type: ignore[attr-defined]
+    # No rows, no mean: said by the checks above and by volume, not judged as a level.
+    assert "mean(amount)" not in checks and "median(amount)" not in checks
+    assert checks["volume"].status == "anomaly"  # type: ignore[attr-defined]
 
 
 def test_profiles_and_dimensions_ride_in_the_one_batched_query() -> None:

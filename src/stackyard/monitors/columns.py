@@ -9,15 +9,18 @@
   'returned'`` stops arriving) or floods shows up even when the table's total looks normal,
   as Elementary's dimension anomalies do.
 
-The judged day is the latest complete one: the newest day with rows is still arriving. A
-series is rebuilt from the table itself on every pass, so these monitors need no stored
-history and are judged on the first pass once the table holds two weeks of days.
+The judged day is the latest complete one, the day before the newest day with rows (which is
+still arriving), as for volume: a day whose rows are all gone is judged as the empty day it
+is (no distinct values, no rows for any value), not skipped for an older one. Days with no
+rows count 0 in distinct counts and dimensions, as in volume; a mean or median has no value
+on them. A series is rebuilt from the table itself on every pass, so these monitors need no
+stored history and are judged on the first pass once the table holds two weeks of days.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import date
+from datetime import date, timedelta
 
 from stackyard.monitors.anomaly import AnomalyConfig, Verdict, detect, detect_level
 from stackyard.monitors.health import Check
@@ -50,19 +53,28 @@ def column_checks(
         One check per profiled metric; per dimension, one check per anomalous value, or one
         ``ok`` (or ``learning``) check saying how many values were judged.
     """
-    days = sorted(metrics.days)
-    if len(days) < 2:
+    with_rows = sorted(metrics.days)
+    if len(with_rows) < 2:
         return []
-    judged = days[-2]
+    judged = with_rows[-1] - timedelta(days=1)
+    # Every calendar day from the first with rows to the judged one: a day without rows
+    # between them counts 0 (a day dropped upstream is an outage, not a gap).
+    days = [with_rows[0] + timedelta(days=i) for i in range((judged - with_rows[0]).days + 1)]
     holiday_list = list(holidays)
     checks: list[Check] = []
     for column in plan.profile_columns:
         for metric in ("distinct", "mean", "median"):
             series = metrics.profiles.get((column, metric), {})
-            if judged not in series:
+            if not series:
                 continue
-            upto = [d for d in series if d <= judged]
-            values = [series[d] for d in upto]
+            if metric == "distinct":
+                upto = [d for d in days if d >= min(series)]
+                values = [float(series.get(d, 0)) for d in upto]
+            elif judged in series:
+                upto = [d for d in series if d <= judged]
+                values = [series[d] for d in upto]
+            else:
+                continue  # no rows that day: no mean or median (volume and distinct say so)
             if metric == "distinct":
                 verdict = detect(upto, values, holidays=holiday_list, config=config)
                 what = f"{verdict.value:,.0f} distinct values"
