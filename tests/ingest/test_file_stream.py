@@ -123,6 +123,35 @@ def test_files_in_batches_unify_types_and_keep_each_keys_last_row(
         assert whole.column("v").to_pylist() == [4, 5, 1.5, 2.5, 3.5, 7, 8]
 
 
+@pytest.mark.parametrize("key", [["id"], []], ids=["keyed", "no key"])
+@pytest.mark.parametrize(
+    ("values", "kind"),
+    [
+        ("5", pa.int64()),
+        ("2026-01-02 10:00:00", pa.timestamp("us")),
+        ("2026-01-02", pa.date32()),
+        ("true", pa.bool_()),
+    ],
+)
+def test_a_column_empty_in_one_file_takes_the_type_the_others_give(
+    tmp_path: Path, key: list[str], values: str, kind: Any
+) -> None:
+    (tmp_path / "a.csv").write_text(f"id,n\n1,{values}\n")
+    (tmp_path / "b.csv").write_text("id,n\n2,\n3,\n")
+    paths = [tmp_path / "a.csv", tmp_path / "b.csv"]
+    # Before: "Unable to merge: Field n has incompatible types: int64 vs string", and the
+    # first load of the table (or its reload) failed.
+    rows, rejected, _ = _batched(paths, "csv", key=key, types={}, batch_rows=1)
+    assert rejected == []
+    assert rows.schema.field("n").type == kind
+    assert rows.column("id").to_pylist() == [1, 2, 3]
+    assert rows.column("n").null_count == 2
+    # A column no file has a value in keeps the reader's own guess.
+    (tmp_path / "a.csv").write_text("id,n\n1,\n")
+    rows, _, _ = _batched(paths, "csv", key=key, types={}, batch_rows=2)
+    assert rows.schema.field("n").type == pa.string() and rows.column("n").null_count == 3
+
+
 def test_files_with_no_rows_yield_nothing(tmp_path: Path) -> None:
     (tmp_path / "a.csv").write_text("id,v\n")
     rows, rejected, collapsed = _batched(

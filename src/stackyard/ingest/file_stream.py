@@ -7,7 +7,9 @@ rows are does not change with the batch size:
 
 - every column is of the type that fits every file (an integer column with a decimal in
   another file becomes a double, never rounded): the files' schemas are unified first, and
-  each batch is promoted to that schema as ``pyarrow.concat_tables`` promotes;
+  each batch is promoted to that schema as ``pyarrow.concat_tables`` promotes. A column with
+  no value in a file (read as text there) has no say in its type, as a file with no rows has
+  none: its NULLs take the type the other files give it;
 - with a key, each key is kept once, its last occurrence (files in name order, lines in file
   order), across files and batches: the winners are found in DuckDB before any row is handed
   out, and the collapsed rows are counted.
@@ -19,7 +21,7 @@ import os
 import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from stackyard.results import RejectedRow
@@ -38,6 +40,7 @@ class _File:
     schema: Any
     rows: int
     name: str = ""  # as the user knows it
+    empty: set[str] = field(default_factory=set)  # columns with no value in this file
 
 
 def read_batches(
@@ -69,7 +72,6 @@ def read_batches(
         batch_rows: rows per batch (default ``BATCH_ROWS``).
     """
     import duckdb
-    import pyarrow as pa
 
     from stackyard.ingest.files import source_query, stage_file
 
@@ -113,11 +115,9 @@ def read_batches(
                 files.append(_File(query, scratch, schema, count, str(item["relative_path"])))
         if not files:
             return
-        unified = (
-            files[0].schema
-            if len(files) == 1
-            else pa.unify_schemas([f.schema for f in files], promote_options="permissive")
-        )
+        unified = files[0].schema
+        if len(files) > 1:
+            unified = _unified(con, files)
         keep = _winners(con, files, key, unified.names)
         if keep is not None:
             total = sum(f.rows for f in files)
@@ -129,6 +129,27 @@ def read_batches(
         for index, file in enumerate(files):
             mask = None if keep is None else keep[index]
             yield from _stream(con, file, mask, size, unified, table, reject)
+
+
+def _unified(con: Any, files: list[_File]) -> Any:
+    """The schema that fits every file. A column with no value in a file is typed there as
+    the reader guessed from nothing (text, for an empty CSV column): it takes the type the
+    other files give it, or keeps its own when no file has a value."""
+    import pyarrow as pa
+
+    schemas = []
+    for file in files:
+        counts = ", ".join(f"count({_quote(n)})" for n in file.schema.names)
+        filled = con.execute(f"SELECT {counts} FROM ({file.query})").fetchall()[0]
+        file.empty = {n for n, c in zip(file.schema.names, filled, strict=True) if not c}
+        schemas.append(
+            pa.schema(
+                [f.with_type(pa.null()) if f.name in file.empty else f for f in file.schema]
+            )
+        )
+    unified = pa.unify_schemas(schemas, promote_options="permissive")
+    own = {f.name: f for file in reversed(files) for f in file.schema}
+    return pa.schema([own[f.name] if pa.types.is_null(f.type) else f for f in unified])
 
 
 def _without_key(
@@ -207,6 +228,10 @@ def _stream(
         if keep is not None:
             rows = rows.filter(pa.array(keep[rows.column(_ROW).to_numpy()])).drop_columns(_ROW)
         if promote:
+            for name in file.empty:  # no value here: its NULLs take the load's type
+                index = rows.schema.get_field_index(name)
+                empty = pa.nulls(rows.num_rows, unified.field(name).type)
+                rows = rows.set_column(index, unified.field(name), empty)
             rows, rejected = _past_doubles(rows, unified, table, file.name)
             reject(rejected)
             rows = pa.concat_tables([unified.empty_table(), rows], promote_options="permissive")
