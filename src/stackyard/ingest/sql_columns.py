@@ -12,6 +12,9 @@
   places and every value with more failed the table. It loads as ``DECIMAL(38,18)``: a
   value that does not fit (more places, or more than 20 digits before the point) still fails
   the load, loudly, never rounded.
+- A text column's declared length (``VARCHAR(5)``) is not kept: widened upstream
+  (``VARCHAR(50)``), dlt saw a changed type and the frozen contract failed every load until a
+  reload, although the warehouse's text holds any length. Text columns load as unbounded text.
 - On SQLite, integer columns check each value (:mod:`stackyard.ingest.sqlite_integers`).
 - Postgres ``±infinity`` timestamps and ``timetz``, and MySQL/MariaDB ``TIME`` values beyond
   a day: :mod:`stackyard.ingest.sql_values`.
@@ -59,6 +62,22 @@ def bounded_decimals(table: Any) -> None:
             kind.precision, kind.scale = UNCONSTRAINED_DECIMAL
 
 
+def unbounded_text(table: Any) -> None:
+    """Drop the declared length of every text column of the reflected ``table`` (in place).
+
+    >>> import sqlalchemy as sa
+    >>> t = sa.Table("t", sa.MetaData(), sa.Column("v", sa.String(5)))
+    >>> unbounded_text(t)
+    >>> t.c.v.type.length is None
+    True
+    """
+    import sqlalchemy as sa
+
+    for column in table.columns:
+        if isinstance(column.type, sa.String) and not isinstance(column.type, sa.Enum):
+            column.type.length = None
+
+
 def table_adapter(url: str) -> Callable[[Any], None]:
     """dlt's ``table_adapter_callback`` for a source at ``url``.
 
@@ -73,6 +92,7 @@ def table_adapter(url: str) -> Callable[[Any], None]:
 
     def adapt(table: Any) -> None:
         floats_as_doubles(table)
+        unbounded_text(table)
         if scheme in _POSTGRES:
             bounded_decimals(table)
             postgres_values(table)

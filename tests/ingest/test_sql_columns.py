@@ -1,0 +1,68 @@
+"""How a SQL source's columns are read (stackyard.ingest.sql_columns), on real servers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from stackyard import Context
+from tests.ingest.test_sql_value_fidelity import (
+    mariadb_source,
+    postgres_source,
+    postgres_url,
+    project,
+)
+
+TABLE = "notes: {primary_key: id, cursor: updated_at}"
+
+
+def _widened(ctx: Context, widen: object) -> None:
+    assert ctx.run().ok
+    widen()  # type: ignore[operator]
+    result = ctx.run()
+    # Before: "column 'v' changed type upstream and the contract freezes data types", on
+    # every run until a reload.
+    assert result.ok, result.to_dict()
+    rows = ctx.sql("select id, length(v) from app.notes order by id").rows
+    assert rows == ((1, 3), (2, 40))
+
+
+@pytest.mark.postgres
+def test_a_text_column_widened_upstream_keeps_loading_from_postgres(
+    tmp_path: Path, pg_database: dict[str, object]
+) -> None:
+    postgres_source(
+        pg_database,
+        "CREATE TABLE notes (id int PRIMARY KEY, v varchar(5), updated_at timestamp)",
+        "INSERT INTO notes VALUES (1, 'abc', '2026-01-01')",
+    )
+    ctx = Context(project(tmp_path / "p", TABLE), environ={"DB": postgres_url(pg_database)})
+    _widened(
+        ctx,
+        lambda: postgres_source(
+            pg_database,
+            "ALTER TABLE notes ALTER COLUMN v TYPE varchar(50)",
+            "INSERT INTO notes VALUES (2, repeat('q', 40), '2026-02-01')",
+        ),
+    )
+
+
+@pytest.mark.mariadb
+def test_a_text_column_widened_upstream_keeps_loading_from_mariadb(
+    tmp_path: Path, mariadb_database: str
+) -> None:
+    mariadb_source(
+        mariadb_database,
+        "CREATE TABLE notes (id INT PRIMARY KEY, v VARCHAR(5), updated_at DATETIME)",
+        "INSERT INTO notes VALUES (1, 'abc', '2026-01-01')",
+    )
+    ctx = Context(project(tmp_path / "p", TABLE), environ={"DB": mariadb_database})
+    _widened(
+        ctx,
+        lambda: mariadb_source(
+            mariadb_database,
+            "ALTER TABLE notes MODIFY v VARCHAR(50)",
+            "INSERT INTO notes VALUES (2, REPEAT('q', 40), '2026-02-01')",
+        ),
+    )
