@@ -66,3 +66,52 @@ def test_a_text_column_widened_upstream_keeps_loading_from_mariadb(
             "INSERT INTO notes VALUES (2, REPEAT('q', 40), '2026-02-01')",
         ),
     )
+
+
+@pytest.mark.postgres
+def test_a_numeric_wider_than_38_digits_loads_its_values_exactly_from_postgres(
+    tmp_path: Path, pg_database: dict[str, object]
+) -> None:
+    postgres_source(
+        pg_database,
+        "CREATE TABLE amounts (id int PRIMARY KEY, a numeric(50,10))",
+        "INSERT INTO amounts VALUES (1, 1.5), (2, 123456789012345678.0123456789), (3, NULL)",
+    )
+    ctx = Context(
+        project(tmp_path / "p", "amounts: {primary_key: id}"),
+        environ={"DB": postgres_url(pg_database)},
+    )
+    result = ctx.run()
+    # Before: "DECIMAL type width must be between 1 and 38", whatever the values.
+    assert result.ok, result.to_dict()
+    assert ctx.sql("select cast(a as varchar) from app.amounts order by id").rows == (
+        ("1.5000000000",),
+        ("123456789012345678.0123456789",),
+        (None,),
+    )
+    # A value the warehouse's 38 digits cannot hold fails the load; it is never rounded.
+    postgres_source(
+        pg_database, "INSERT INTO amounts VALUES (4, 1234567890123456789012345678901.5)"
+    )
+    (load,) = ctx.run().loads
+    assert load.status == "failed"
+    assert ctx.sql("select count(*) from app.amounts").rows == ((3,),)
+
+
+@pytest.mark.mariadb
+def test_mariadbs_widest_decimal_loads_its_values_exactly(
+    tmp_path: Path, mariadb_database: str
+) -> None:
+    mariadb_source(
+        mariadb_database,
+        "CREATE TABLE amounts (id INT PRIMARY KEY, a DECIMAL(65,30))",
+        "INSERT INTO amounts VALUES (1, 1.5), (2, 12345678901234567890.000000000000000001)",
+    )
+    ctx = Context(
+        project(tmp_path / "p", "amounts: {primary_key: id}"), environ={"DB": mariadb_database}
+    )
+    assert ctx.run().ok
+    assert ctx.sql("select cast(a as varchar) from app.amounts order by id").rows == (
+        ("1.500000000000000000",),
+        ("12345678901234567890.000000000000000001",),
+    )

@@ -303,14 +303,17 @@ def test_postgres_a_table_whose_schema_was_dropped_comes_back(
     assert "as shop.orders__restored (300 rows" in done, done
 
 
-def test_duckdb_damaged_backup_restores_nothing(tmp_path: Path) -> None:
+@pytest.mark.parametrize("offset", [20_000, 4_200], ids=["a data block", "its header"])
+def test_duckdb_damaged_backup_restores_nothing(tmp_path: Path, offset: int) -> None:
     project = init_project(tmp_path / "shop").path
     base = ("--project", str(project))
     cli("sql", "CREATE TABLE t AS SELECT range AS i FROM range(200000)", *base)
     saved = backup(project) / "warehouse.duckdb"
     with saved.open("r+b") as handle:  # same size: only DuckDB's block checksums can tell
-        handle.seek(20_000)
+        handle.seek(offset)
         handle.write(b"\x00garbage\x00" * 100)
+    # A damaged header failed as "unexpected error: Error: Corrupt database file", exit 1,
+    # asking for a bug report.
     out = cli("restore-table", "main.t", "--from", str(saved.parent), *base, code=1)
     assert "damaged" in out and "checksum" in out
     tables = json.loads(cli("sql", "SELECT table_name FROM duckdb_tables()", "--json", *base))

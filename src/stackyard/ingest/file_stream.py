@@ -85,6 +85,7 @@ def read_batches(
         con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
         con.execute(f"SET temp_directory = '{_sql(os.path.join(folder, 'spill'))}'")
         files: list[_File] = []
+        nested: set[str] = set()  # columns of objects or arrays, read as JSON text
         for index, item in enumerate(sorted(items, key=lambda i: str(i["relative_path"]))):
             name = f"file_{index}"
             if file_format == "parquet" and not key:
@@ -103,6 +104,7 @@ def read_batches(
                             display_name=str(item["relative_path"]),
                             column_types=column_types,
                             delimiter=delimiter,
+                            nested=nested,
                         )
                     )
                 query, scratch = f"SELECT * FROM {name}", name
@@ -126,9 +128,17 @@ def read_batches(
                 collapsed(total - kept)
             else:
                 keep = None
+        hints = None
+        if nested:
+            import dlt
+
+            # JSON text in the warehouse's json type, as a nested column was typed before.
+            json_columns = {c: {"data_type": "json"} for c in sorted(nested)}
+            hints = dlt.mark.make_hints(columns=json_columns)  # type: ignore[arg-type]
         for index, file in enumerate(files):
             mask = None if keep is None else keep[index]
-            yield from _stream(con, file, mask, size, unified, table, reject)
+            for rows in _stream(con, file, mask, size, unified, table, reject):
+                yield rows if hints is None else dlt.mark.with_hints(rows, hints)
 
 
 def _unified(con: Any, files: list[_File]) -> Any:

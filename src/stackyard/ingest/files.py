@@ -21,6 +21,7 @@ from stackyard.files import temporary_copy
 from stackyard.ingest.csv_numbers import sniffed_doubles, unheld_doubles
 from stackyard.ingest.csv_quoting import quotes_only_when_needed
 from stackyard.ingest.json_numbers import unfit_lines, without_lines
+from stackyard.ingest.json_text import jsonl_query
 from stackyard.results import RejectedRow
 
 # dlt data types → the DuckDB type a CSV column must cast to, so that a file whose values no
@@ -97,6 +98,7 @@ def stage_file(
     display_name: str,
     column_types: Mapping[str, str] | None = None,
     delimiter: str = ",",
+    nested: set[str] | None = None,
 ) -> list[RejectedRow]:
     """Read one file into the table ``name`` of a DuckDB connection, in file order.
 
@@ -114,6 +116,8 @@ def stage_file(
         column_types: DuckDB types for columns the table already has; a CSV value that does
             not cast is rejected with its line rather than changing the column's type.
         delimiter: CSV field separator.
+        nested: receives a JSONL file's columns of objects or arrays, read as their JSON
+            text (:mod:`stackyard.ingest.json_text`).
 
     Returns:
         The rows that did not fit, with the reason for each.
@@ -129,7 +133,10 @@ def stage_file(
             unfit = unfit_lines(con, plain, table, display_name)
             with without_lines(plain, {r.line for r in unfit}) as readable:
                 try:
-                    con.execute(f"CREATE TABLE {name} AS {source_query(readable, file_format)}")
+                    query, found = jsonl_query(con, readable)
+                    con.execute(f"CREATE TABLE {name} AS {query}")
+                    if nested is not None:
+                        nested.update(found)
                 except Exception:
                     # DuckDB's message counts lines its own way and quotes the SQL it ran:
                     # the line that does not parse is named here as an editor numbers it.

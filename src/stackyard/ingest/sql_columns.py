@@ -50,16 +50,33 @@ def floats_as_doubles(table: Any) -> None:
             column.type.asdecimal = False
 
 
-def bounded_decimals(table: Any) -> None:
+def bounded_decimals(table: Any, unconstrained: bool = True) -> None:
     """Give every NUMERIC of the reflected ``table`` declared without precision the
-    :data:`UNCONSTRAINED_DECIMAL` precision and scale (in place)."""
+    :data:`UNCONSTRAINED_DECIMAL` precision and scale (``unconstrained``), and one declared
+    wider than every target holds (``NUMERIC(50,10)``, MariaDB's ``DECIMAL(65,30)``) 38 digits
+    with its scale, at most :data:`UNCONSTRAINED_DECIMAL`'s (in place). The load failed on such
+    a column with "DECIMAL type width must be between 1 and 38", naming no column, whatever
+    its values; now a value that does not fit fails it, loudly, and is never rounded.
+
+    >>> import sqlalchemy as sa
+    >>> t = sa.Table("t", sa.MetaData(), sa.Column("a", sa.Numeric(50, 10)),
+    ...              sa.Column("b", sa.Numeric(65, 30)), sa.Column("c", sa.Numeric(12, 2)))
+    >>> bounded_decimals(t)
+    >>> [(c.type.precision, c.type.scale) for c in t.columns]
+    [(38, 10), (38, 18), (12, 2)]
+    """
     import sqlalchemy as sa
 
+    widest, places = UNCONSTRAINED_DECIMAL
     for column in table.columns:
         kind = column.type
         numeric = isinstance(kind, sa.Numeric) and not isinstance(kind, sa.Float)
-        if numeric and kind.asdecimal and kind.precision is None:
+        if not numeric or not kind.asdecimal:
+            continue
+        if kind.precision is None and unconstrained:
             kind.precision, kind.scale = UNCONSTRAINED_DECIMAL
+        elif kind.precision is not None and kind.precision > widest:
+            kind.precision, kind.scale = widest, min(kind.scale or 0, places)
 
 
 def unbounded_text(table: Any) -> None:
@@ -93,8 +110,8 @@ def table_adapter(url: str) -> Callable[[Any], None]:
     def adapt(table: Any) -> None:
         floats_as_doubles(table)
         unbounded_text(table)
+        bounded_decimals(table, unconstrained=scheme in _POSTGRES)
         if scheme in _POSTGRES:
-            bounded_decimals(table)
             postgres_values(table)
         if scheme in _MYSQL:
             mysql_values(table)

@@ -207,7 +207,13 @@ class TableRestoreRunbook(TargetRunbook):
         w: Any = self.warehouse
         conn = w._connection()
         alias = "stackyard_backup"
-        conn.execute(f"ATTACH {engines.sql_string(source)} AS {alias} (READ_ONLY)")
+        try:
+            conn.execute(f"ATTACH {engines.sql_string(source)} AS {alias} (READ_ONLY)")
+        except duckdb.Error as exc:  # its header or catalog fails DuckDB's checks
+            raise WarehouseError(
+                f"{source} is damaged: {exc}",
+                hint="nothing was restored; use an older backup with --from",
+            ) from None
         try:
             target = w.quote(schema, restored)
             if restored in w.tables_in(schema):

@@ -125,7 +125,7 @@ class DuckDBWarehouse(Warehouse):
             rows = cursor.fetchall()
             columns = tuple(d[0] for d in cursor.description or ())
         except duckdb.Error as exc:
-            raise WarehouseError(
+            raise self._damaged(exc) or WarehouseError(
                 f"DuckDB rejected the query: {exc}", hint="check the SQL against the schema"
             ) from None
         except RuntimeError as exc:
@@ -138,7 +138,9 @@ class DuckDBWarehouse(Warehouse):
         try:
             self._connection().execute(sql, list(params))
         except duckdb.Error as exc:
-            raise WarehouseError(f"DuckDB rejected the statement: {exc}") from None
+            raise self._damaged(exc) or WarehouseError(
+                f"DuckDB rejected the statement: {exc}"
+            ) from None
         except RuntimeError as exc:
             raise _as_interrupt(exc) from None
 
@@ -151,9 +153,22 @@ class DuckDBWarehouse(Warehouse):
         try:
             self._connection().executemany(sql, rows)
         except duckdb.Error as exc:
-            raise WarehouseError(f"DuckDB rejected the statement: {exc}") from None
+            raise self._damaged(exc) or WarehouseError(
+                f"DuckDB rejected the statement: {exc}"
+            ) from None
         except RuntimeError as exc:
             raise _as_interrupt(exc) from None
+
+    def _damaged(self, exc: Exception) -> WarehouseError | None:
+        """The error for a file whose blocks fail DuckDB's checksums, or None for another.
+        Its hint was "check the SQL against the schema", for any query."""
+        if "Corrupt" not in str(exc):
+            return None
+        return WarehouseError(
+            f"the DuckDB file {self.path} is damaged: {exc}",
+            hint="`stackyard restore latest` puts the last backup back (keep a copy of the "
+            "damaged file first); `stackyard doctor` checks the rest",
+        )
 
     def close(self) -> None:
         if self._conn is not None:

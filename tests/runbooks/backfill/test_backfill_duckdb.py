@@ -238,3 +238,30 @@ def test_a_window_connectorx_cannot_read_is_read_through_sqlalchemy(project: Pat
     assert [p["status"] for p in result["partitions"]] == ["success"], result
     rows = sql(project, "select count(*) as n from app.events where id = 99001")
     assert rows == [{"n": 1}]
+
+
+def test_a_source_whose_columns_changed_is_refused_not_rounded_or_blanked(
+    project: Path,
+) -> None:
+    db = sqlite3.connect(project / "sources" / "app.sqlite")
+    # amount becomes a decimal with cents, kind is renamed: a run refuses both.
+    db.execute(
+        "CREATE TABLE events2 (id INTEGER PRIMARY KEY, category TEXT, amount DECIMAL(10,2), "
+        "updated_at DATETIME)"
+    )
+    db.execute("INSERT INTO events2 SELECT id, kind, amount + 0.4, updated_at FROM events")
+    db.execute("DROP TABLE events")
+    db.execute("ALTER TABLE events2 RENAME TO events")
+    db.commit()
+    db.close()
+    before = sql(project, "select id, kind, amount from app.events order by id")
+    proc = stackyard(
+        project, "backfill", "app.events", "--start", "2024-02-27", "--end", "2024-02-29"
+    )
+    output = proc.stdout + proc.stderr
+    # Before: exit 0, "validation passed", amounts rounded back to whole numbers and every
+    # kind NULL in the window; category never loaded.
+    assert proc.returncode == 1, output
+    assert "changed upstream" in output and "'amount'" in output and "'kind'" in output
+    assert "stackyard run --select app" in output, output
+    assert sql(project, "select id, kind, amount from app.events order by id") == before

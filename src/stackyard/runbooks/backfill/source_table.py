@@ -255,6 +255,18 @@ class SourceTableTarget(BackfillTarget):
         if preimage:
             self.take_preimages(s, preimage, seqs, windows, moved)
         target_cols = s.table_columns(self.schema, self.table)
+        changed = changed_shape(staged_cols, target_cols)
+        if changed:
+            # The swap inserts into the table's columns as they are: a decimal now in an
+            # integer column was rounded, a renamed column went NULL and its new name was
+            # dropped, and validation still passed. A run refuses the same change.
+            # The instruction is in the message: a partition's outcome shows only that.
+            raise LoadError(
+                f"{self.name} changed upstream since it was loaded ({'; '.join(changed)}): "
+                "backfilling would round, drop or blank those values, so nothing was swapped; "
+                f"run `stackyard run --select {self.source}` first, which says how to take "
+                "the change"
+            )
         cols = ", ".join(s.quote(c) for c in staged_cols if c in target_cols)
         out: list[Outcome] = []
         for window, seq in zip(windows, seqs, strict=True):
@@ -373,6 +385,31 @@ class SourceTableTarget(BackfillTarget):
         finally:
             engine.dispose()
         return out
+
+
+def changed_shape(staged: dict[str, str], table: dict[str, str]) -> list[str]:
+    """How the columns a backfill extracted differ from the table's: a column of another
+    type, one the source no longer sends, one the table lacks. Columns stackyard and dlt add
+    are left out. Nothing when nothing was extracted.
+
+    >>> changed_shape({"id": "BIGINT", "qty": "DECIMAL(10,2)", "memo": "VARCHAR"},
+    ...               {"id": "BIGINT", "qty": "BIGINT", "note": "VARCHAR", "_deleted_at": "x"})
+    ["'qty' is DECIMAL(10,2), the table's BIGINT", "'note' is not sent any more", "'memo' is new"]
+    """
+    if not staged:
+        return []
+
+    def own(column: str) -> bool:
+        return not column.startswith("_dlt_") and column not in ("_loaded_at", "_deleted_at")
+
+    found = [
+        f"'{c}' is {kind}, the table's {table[c]}"
+        for c, kind in staged.items()
+        if own(c) and c in table and kind.upper() != table[c].upper()
+    ]
+    found += [f"'{c}' is not sent any more" for c in table if own(c) and c not in staged]
+    found += [f"'{c}' is new" for c in staged if own(c) and c not in table]
+    return found
 
 
 def _root_cause(exc: BaseException) -> str:
