@@ -153,9 +153,7 @@ def _unified(con: Any, files: list[_File]) -> Any:
         filled = con.execute(f"SELECT {counts} FROM ({file.query})").fetchall()[0]
         file.empty = {n for n, c in zip(file.schema.names, filled, strict=True) if not c}
         schemas.append(
-            pa.schema(
-                [f.with_type(pa.null()) if f.name in file.empty else f for f in file.schema]
-            )
+            pa.schema([f.with_type(pa.null()) if f.name in file.empty else f for f in file.schema])
         )
     unified = pa.unify_schemas(schemas, promote_options="permissive")
     own = {f.name: f for file in reversed(files) for f in file.schema}
