@@ -8,8 +8,18 @@ import os
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
-from tests.runbooks.backfill.conftest import STACKYARD, backfill_json, sql, stackyard
+import pytest
+
+from tests.runbooks.backfill.conftest import (
+    STACKYARD,
+    add_postgres_target,
+    backfill_json,
+    make_backfill_project,
+    sql,
+    stackyard,
+)
 
 
 def test_a_live_lease_blocks_and_a_stale_one_is_taken_over(project: Path) -> None:
@@ -109,3 +119,36 @@ def test_status_from_another_process_while_a_backfill_runs(project: Path) -> Non
     assert seen["target"] == "app.events" and seen["progress"]["total"] == 20
     assert overlap is not None and overlap.returncode != 0
     assert "backfill " + seen["backfill_id"] in overlap.stderr
+
+
+@pytest.mark.postgres
+def test_the_same_backfill_run_again_while_it_runs_is_refused_on_postgres(
+    tmp_path: Path, pg_database: dict[str, Any]
+) -> None:
+    root = make_backfill_project(tmp_path / "mini")
+    add_postgres_target(root, pg_database)
+    stackyard(root, "run", "--json", check=0)
+    window = ["app.events", "--start", "2024-02-20", "--end", "2024-03-11", "--run-size", "1"]
+    running = subprocess.Popen(
+        [STACKYARD, "backfill", *window, "--json"],
+        cwd=root,
+        env={**os.environ, "NO_COLOR": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    overlap = None
+    deadline = time.monotonic() + 300
+    while running.poll() is None and time.monotonic() < deadline:
+        held = sql(root, "select count(*) as n from stackyard.backfill_leases")
+        if held and held[0]["n"]:
+            overlap = stackyard(root, "backfill", *window)
+            break
+        time.sleep(0.3)
+    _out, err = running.communicate(timeout=600)
+    assert running.returncode == 0, err[-2000:]
+    assert overlap is not None, "the backfill ended before it was seen running"
+    # Before: "backfill id: … (resumed)": both processes worked the same partitions in one
+    # staging folder, and both failed.
+    assert overlap.returncode == 2, overlap.stdout + overlap.stderr
+    assert "is being backfilled by" in overlap.stderr, overlap.stderr

@@ -405,7 +405,10 @@ class Ledger:
             if rows:
                 other_id, other, beat = rows[0]
                 age = (_now() - beat).total_seconds() if beat else float("inf")
-                if other_id != backfill_id and age < stale_after and _holder_alive(str(other)):
+                # The same backfill run again while it is still running (the same command in
+                # a second shell) resumes it only once its holder is gone, not beside it.
+                ours = other_id == backfill_id and str(other) == holder
+                if not ours and age < stale_after and _holder_alive(str(other)):
                     raise LeaseHeldError(
                         f"'{target}' is being backfilled by {other}; its last heartbeat was "
                         f"{age:.0f} s ago",
