@@ -69,3 +69,26 @@ def test_rows_without_a_key_value_are_rejected_and_the_rest_load(tmp_path: Path)
     rejected = ctx.sql("select file, column_name, reason, raw from f._rejected_rows").rows
     assert [r[:3] for r in rejected] == [("a.jsonl", "id", "no value for the key column id")] * 2
     assert '"no id"' in rejected[0][3]
+
+
+def test_a_rejected_record_names_its_line_and_quotes_it_as_the_file_holds_it(
+    tmp_path: Path,
+) -> None:
+    text = (
+        'id,note,n\n1,"two\nlines",5\n2,x,6\n3,,7,extra\n4,"a\nb\nc",8\n5,y\n'
+        '6,"over\nlines",9,extra\n7,z,8\n'
+    )
+    for name, content in (("lf.csv", text), ("crlf.csv", text.replace("\n", "\r\n"))):
+        root = tmp_path / name
+        ctx = Context(file_project(root, "{m: {glob: '*.csv', primary_key: id}}", {name: content}))
+        (load,) = ctx.run().loads
+        assert load.rejected == 3, load
+        rows = ctx.sql("select line, raw from f._rejected_rows order by line").rows
+        # Before: lines 4, 6 and 7 (DuckDB counts records), and the record rebuilt by DuckDB
+        # (with CRLF, "\n3,4,5"); an editor shows these records at lines 5, 9 and 10.
+        assert rows == (
+            (5, "3,,7,extra"),
+            (9, "5,y"),
+            (10, '6,"over\nlines",9,extra'.replace("\n", "\r\n" if name == "crlf.csv" else "\n")),
+        ), rows
+        assert ctx.sql("select count(*) from f.m").rows == ((4,),)

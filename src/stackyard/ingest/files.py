@@ -187,23 +187,27 @@ def stage_file(
     con.execute(f"CREATE TABLE {name} AS {_kept_select(whole, doubles, bool(bad))}")
     con.execute("DROP TABLE _rows")
     con.execute("DROP TABLE IF EXISTS _bad")
+    found = con.sql(
+        "SELECT line, string_agg(column_name, ', ' ORDER BY column_idx), "
+        "string_agg(DISTINCT error_type::VARCHAR, ', '), "
+        "string_agg(DISTINCT error_message, '; '), any_value(csv_line), "
+        f"min(line_byte_position) FROM {rejects} GROUP BY line ORDER BY line"
+    ).fetchall()
+    # DuckDB counts records, not lines, and rebuilds the record it quotes: the line an
+    # editor shows and the record as the file holds it are read from the file itself.
+    records = _records_at(path, delimiter, [int(r[5]) for r in found if r[5] is not None])
     rejected = [
         RejectedRow(
             table=table,
             file=display_name,
-            line=int(line),
+            line=records[start][0] if start in records else int(line),
             column=column,
             reason=f"{error_type}: {message}",
-            raw=raw,
+            raw=records[start][1] if start in records else raw,
         )
         # One row per rejected line: DuckDB lists an error per bad column, and a line
         # with two bad values is still one row not loaded.
-        for line, column, error_type, message, raw in con.sql(
-            "SELECT line, string_agg(column_name, ', ' ORDER BY column_idx), "
-            "string_agg(DISTINCT error_type::VARCHAR, ', '), "
-            "string_agg(error_message, '; ' ORDER BY column_idx), any_value(csv_line) "
-            f"FROM {rejects} GROUP BY line ORDER BY line"
-        ).fetchall()
+        for line, column, error_type, message, raw, start in found
     ]
     con.execute(f"DROP TABLE {rejects}")
     con.execute(f"DROP TABLE {name}_scans")
@@ -310,6 +314,32 @@ def source_query(path: str, file_format: str) -> str:
 
 
 _WHOLE = "'^\\s*[+-]?[0-9]+\\s*$'"
+
+
+def _records_at(path: str, delimiter: str, starts: list[int]) -> dict[int, tuple[int, str]]:
+    """For each byte offset where a record starts, its line as an editor numbers it and the
+    record's text as the file holds it (all its lines, for a quoted field over several)."""
+    import csv
+    import io
+
+    out: dict[int, tuple[int, str]] = {}
+    if not starts:
+        return out
+    with open(path, "rb") as handle:
+        data = handle.read()
+    line, counted = 1, 0
+    for given in sorted(set(starts)):
+        # DuckDB's offset is the record's first byte or the one after it, depending on the
+        # line ends: the record starts after the last line end before it.
+        start = data.rfind(b"\n", 0, min(given, len(data))) + 1
+        line += data.count(b"\n", counted, start)
+        counted = start
+        text = data[start:].decode("utf-8", errors="replace")
+        reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+        next(reader, None)
+        span = max(reader.line_num, 1)
+        out[given] = (line, "\n".join(text.split("\n", span)[:span]).rstrip("\r"))
+    return out
 
 
 def _lines_of_rows(
