@@ -297,16 +297,20 @@ def test_a_reader_that_stops_early_is_not_a_failed_step(tmp_path: Path, args: li
     assert (done.returncode, done.stderr) == (141, b"")
 
 
-def test_sql_with_two_statements_is_refused_before_either_runs(tmp_path: Path) -> None:
+def test_sql_with_several_statements_runs_them_all_and_says_whose_rows_print(
+    tmp_path: Path,
+) -> None:
     project = make_project(tmp_path / "p")
     query = "create table main.made_here as select 1 as x; select 2 as y"
     exit_code, output = invoke("sql", query, "-p", str(project))
-    # DuckDB ran both and printed only the last one's rows: the first's change went unseen.
-    assert exit_code == 2 and "2 statements" in output and "one at a time" in output, output
+    # Before: the last statement's rows, with no word that another statement had run.
+    assert exit_code == 0 and "2 statements ran; the rows are the last one's" in output, output
     exit_code, output = invoke(
         "sql", "select count(*) as n from information_schema.tables where table_name = 'made_here'",
         "-p", str(project), "--json",
     )  # fmt: skip
-    assert exit_code == 0 and json.loads(output)["rows"] == [{"n": 0}], output
+    assert exit_code == 0 and json.loads(output)["rows"] == [{"n": 1}], output
+    exit_code, output = invoke("sql", "select 'a;b' as s;", "-p", str(project))
+    assert exit_code == 0 and "statements ran" not in output, output
     exit_code, output = invoke("sql", "select 'a;b' as s;", "-p", str(project), "--json")
-    assert exit_code == 0 and json.loads(output)["rows"] == [{"s": "a;b"}], output
+    assert exit_code == 0 and json.loads(output) == {"columns": ["s"], "rows": [{"s": "a;b"}]}

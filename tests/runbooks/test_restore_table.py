@@ -366,3 +366,16 @@ def test_notes_warn_that_an_incremental_tables_cursor_stays_put(tmp_path: Path) 
         assert "stackyard backfill shop_db.orders --start " in note, note
     # A table no source loads has no cursor to speak of.
     assert warnings("main.plain") == []
+
+
+def test_duckdb_notes_a_column_whose_type_changed_since_the_backup(tmp_path: Path) -> None:
+    project = init_project(tmp_path / "shop").path
+    base = ("--project", str(project))
+    cli("sql", "CREATE TABLE t AS SELECT range AS i, range + 0.25 AS amount FROM range(10)", *base)
+    cli("sql", "ALTER TABLE t ALTER COLUMN amount TYPE DECIMAL(30,2)", *base)
+    backup(project)
+    cli("sql", "ALTER TABLE t ALTER COLUMN amount TYPE BIGINT", *base)
+    done = cli("restore-table", "main.t", "--from", "latest", *base)
+    # Before: no word of it, and the printed swap rounded 0.25 to 0.
+    changed = next((line for line in done.splitlines() if "type changed" in line), "")
+    assert "amount: DECIMAL(30,2) saved, BIGINT now" in changed, done

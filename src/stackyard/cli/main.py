@@ -255,7 +255,10 @@ def status(
 
 @app.command()
 def sql(
-    query: Annotated[str, typer.Argument(help="One SQL statement, quoted.")],
+    query: Annotated[
+        str,
+        typer.Argument(help="SQL, quoted; of several statements, the last one's rows print."),
+    ],
     project: ProjectOpt = None,
     target: TargetOpt = None,
     as_json: JsonOpt = False,
@@ -268,6 +271,8 @@ def sql(
         _print_json({"columns": list(result.columns), "rows": result.as_dicts()})
         return
     out.print(query_table(result))
+    if result.statements > 1:
+        out.print(f"[dim]{result.statements} statements ran; the rows are the last one's[/]")
 
 
 # The runbook command groups, after the core commands so `--help` lists those first.

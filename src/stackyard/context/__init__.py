@@ -12,6 +12,7 @@ options, calls one method here, and renders what it returns.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -270,14 +271,10 @@ class Context(RunbookMethods):
         self.warehouse_file_present(target)  # a lost file is named, not created empty
         warehouse = self.warehouse(target)
         statements = statement_count(query, warehouse.DIALECT)
-        if statements > 1:
-            # DuckDB would run every statement and return the last one's rows, so the output
-            # of the others (and any change they made) would go unseen: refuse before any runs.
-            raise UsageError(
-                f"the query holds {statements} statements; stackyard sql runs one at a time",
-                hint="run each statement with its own `stackyard sql`, or put them in a dbt model",
-            )
-        return self._read(target, "the query cannot run", lambda: warehouse.query(query))
+        result = self._read(target, "the query cannot run", lambda: warehouse.query(query))
+        # Every statement runs (restore-table's printed swap is several) and the engine
+        # returns the last one's rows: said, so the others' output is not silently missing.
+        return replace(result, statements=max(statements, 1))
 
     # ------------------------------------------------------------------ runbooks
 

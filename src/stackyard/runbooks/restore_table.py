@@ -365,7 +365,32 @@ def column_notes(
             f"{schema}.{table} has column(s) the backup lacks: {', '.join(added)}: swapped-in "
             f"rows get the column's default, NULL where it has none{renamed}"
         )
+    saved_types = _types(warehouse, schema, f"{table}__restored")
+    changed = [
+        f"{c}: {saved_types[c]} saved, {kind} now"
+        for c, kind in _types(warehouse, schema, table).items()
+        if c in saved_types and saved_types[c] != kind
+    ]
+    if changed:
+        notes.append(
+            f"{schema}.{table} has column(s) whose type changed since the backup "
+            f"({'; '.join(changed)}): the swap casts the saved values to today's type, which "
+            "can round or fail them; check them in the copy first"
+        )
     return tuple(notes)
+
+
+def _types(warehouse: Warehouse, schema: str, table: str) -> dict[str, str]:
+    """A table's ``{column: data type}`` (matched as the engine matches names), of the
+    current database only (a DuckDB backup may be attached)."""
+    p = warehouse.param()
+    found = warehouse.query(
+        "SELECT column_name, data_type FROM information_schema.columns "
+        f"WHERE table_schema = {p} AND table_name = {p} "
+        "AND table_catalog = current_database()",
+        (schema, table),
+    ).rows
+    return {_key(warehouse, str(c)): str(t) for c, t in found}
 
 
 def _columns(warehouse: Warehouse, schema: str, table: str) -> list[tuple[str, str, str]]:

@@ -38,6 +38,8 @@ class QueryResult:
 
     columns: tuple[str, ...]
     rows: tuple[tuple[Any, ...], ...]
+    #: how many statements the text held (the rows are the last one's)
+    statements: int = 1
 
     def as_dicts(self) -> list[dict[str, Any]]:
         """Each row as a ``{column: value}`` mapping.
