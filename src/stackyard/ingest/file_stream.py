@@ -128,17 +128,22 @@ def read_batches(
                 collapsed(total - kept)
             else:
                 keep = None
-        hints = None
-        if nested:
-            import dlt
-
-            # JSON text in the warehouse's json type, as a nested column was typed before.
-            json_columns = {c: {"data_type": "json"} for c in sorted(nested)}
-            hints = dlt.mark.make_hints(columns=json_columns)  # type: ignore[arg-type]
+        marked = _as_json(nested)
         for index, file in enumerate(files):
             mask = None if keep is None else keep[index]
             for rows in _stream(con, file, mask, size, unified, table, reject):
-                yield rows if hints is None else dlt.mark.with_hints(rows, hints)
+                yield marked(rows)
+
+
+def _as_json(columns: set[str]) -> Callable[[Any], Any]:
+    """What marks a batch's ``columns`` (JSON text) as the warehouse's json type, as the
+    nested columns they were read as before were typed."""
+    if not columns:
+        return lambda rows: rows
+    import dlt
+
+    hints = dlt.mark.make_hints(columns={c: {"data_type": "json"} for c in sorted(columns)})
+    return lambda rows: dlt.mark.with_hints(rows, hints)
 
 
 def _unified(con: Any, files: list[_File]) -> Any:
