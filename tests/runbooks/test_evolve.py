@@ -211,6 +211,19 @@ def test_a_type_change_is_refused_on_cast_failures_and_applied_when_values_cast(
     assert "type_narrowing" not in (example / "stackyard.yml").read_text()
 
 
+def test_a_type_change_that_rounds_the_values_counts_them_as_failures(example: Path) -> None:
+    done = stackyard(
+        "evolve", "retype", "stg_dlt__orders.subtotal", "INTEGER", "--json", cwd=example,
+        check=False,
+    )  # fmt: skip
+    result = json.loads(done.stdout)
+    # Before: "0 of 30063 values do not cast", and only the project's own tests stopped
+    # the rounding at contract.
+    assert done.returncode == 1, done.stdout
+    assert result["cast_failures"]["failed"] > 1000
+    assert result["applied"] == []
+
+
 def test_a_rename_to_a_column_the_model_has_is_refused_before_anything_runs(
     example: Path,
 ) -> None:
@@ -321,3 +334,20 @@ def test_a_renamed_column_takes_its_tests_and_the_relationships_to_it_along(
     # Rolling contract back puts the property files back too.
     stackyard(*rename, "--rollback", "contract", cwd=example)
     assert "field: customer_id" in (models / "marts" / "orders.yml").read_text()
+
+
+def test_a_rename_to_a_name_a_model_built_on_it_has_is_refused(example: Path) -> None:
+    reader = example / "transform" / "models" / "marts" / "cust_upper.sql"
+    reader.write_text(
+        "select *, upper(customer_name) as full_name from {{ ref('stg_dlt__customers') }}\n"
+    )
+    stackyard("run", cwd=example)
+    original = (example / STAGING).read_text()
+    for phase in (["--dry-run"], ["--phase", "expand"]):
+        done = stackyard(*RENAME, *phase, cwd=example, check=False)
+        # Before: expand ran; cust_upper's star took the new column as full_name and moved
+        # its own upper() values to full_name_1, and every phase and test passed.
+        assert done.returncode == 2, done.stdout + done.stderr
+        assert "cust_upper already has a column full_name" in done.stderr, done.stderr
+    assert (example / STAGING).read_text() == original
+    assert not (example / ".stackyard" / "evolve").exists()

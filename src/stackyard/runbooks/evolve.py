@@ -96,7 +96,7 @@ class EvolveRunbook:
         path = self.transform_dir / info.path
         original = original_sql(path.read_text(encoding="utf-8"))
         columns = list(info.columns)
-        check_new_name(node, old, new, columns, in_progress="expand" in journal.applied)
+        check_new_name(graph, node, old, new, in_progress="expand" in journal.applied)
         # After expand the model outputs both names: the list for contract drops the copy.
         base_columns = [c for c in columns if c.lower() != new.lower()]
         q = self.quote
@@ -206,7 +206,7 @@ class EvolveRunbook:
         check = Step(
             "check_casts",
             f"{failures['failed']} of {failures['rows']} values of {column} do not cast to "
-            f"{data_type} ({rate:.4%}; limit {max_failure_rate:.4%})",
+            f"{data_type} unchanged ({rate:.4%}; limit {max_failure_rate:.4%})",
         )
         phases = [
             Phase(

@@ -136,10 +136,11 @@ def check_name(name: str) -> None:
         raise UsageError(f"'{name}' is not a plain column name", hint="use letters, digits and _")
 
 
-def check_new_name(node: str, old: str, new: str, columns: list[str], *, in_progress: bool) -> None:
+def check_new_name(graph: ColumnGraph, node: str, old: str, new: str, *, in_progress: bool) -> None:
     """Refuse a new name that is the old one, or a column the model already has (its own,
-    not the copy expand added): two columns of one name would be built, and readers
-    migrated to the wrong one."""
+    not the copy expand added), or one a model built on it has: two columns of one name
+    would be built, and readers migrated to the wrong one."""
+    columns = list(graph.nodes[node].columns)
     if new.lower() == old.lower():
         raise UsageError(
             f"{node}.{old} is already called {new}: nothing to rename",
@@ -150,6 +151,19 @@ def check_new_name(node: str, old: str, new: str, columns: list[str], *, in_prog
             f"{node} already has a column {new}: renaming {old} to it would give two "
             "columns one name",
             hint=f"pick a name none of its columns has ({', '.join(columns)})",
+        )
+    # A model that selects * from this one gets the new column beside its own of that name
+    # once expand adds it: the engine renames one of them (full_name_1), the wrong values
+    # take the name, and every build and test still passes.
+    children = sorted(
+        m for m, parents in graph.table_parents.items() if node in parents and m in graph.nodes
+    )
+    taken = [m for m in children if any(c.lower() == new.lower() for c in graph.nodes[m].columns)]
+    if not in_progress and taken:
+        raise UsageError(
+            f"{', '.join(taken)} already has a column {new} and is built on {node}: a "
+            f"`select *` would give it two columns {new} once {node} has one",
+            hint=f"pick a name none of the models built on {node} has, or rename theirs first",
         )
 
 
@@ -213,18 +227,25 @@ def as_date(value: Any) -> date | None:
 def cast_failures(
     query: Callable[[str], list[tuple[Any, ...]]], relation: str, column: str, data_type: str
 ) -> dict[str, Any]:
-    """How many non-NULL values of ``column`` do not cast to ``data_type``, and examples.
+    """How many non-NULL values of ``column`` do not cast to ``data_type`` unchanged (the
+    cast fails, or its value is not equal to the original: ``5.25`` to ``INTEGER`` is 5, a
+    timestamp to ``DATE`` loses its time), and examples. Where the engine cannot compare the
+    two types, only failed casts count.
 
     Raises:
         UsageError: the engine has no ``TRY_CAST`` to count them with (Postgres): nothing
             was changed.
     """
+    cast = f"TRY_CAST({column} AS {data_type})"
+    changed = f"{column} IS NOT NULL AND ({cast} IS NULL OR NOT ({cast} = {column}))"
+    count = f"SELECT count(*), count({column}), count(*) FILTER (WHERE {{}}) FROM {relation}"
     try:
-        rows = query(
-            f"SELECT count(*), count({column}), "
-            f"count(*) FILTER (WHERE {column} IS NOT NULL "
-            f"AND TRY_CAST({column} AS {data_type}) IS NULL) FROM {relation}"
-        )
+        try:
+            rows = query(count.format(changed))
+        except WarehouseError:
+            # Types the engine cannot compare ('placed' and an integer): failed casts only.
+            changed = f"{column} IS NOT NULL AND {cast} IS NULL"
+            rows = query(count.format(changed))
     except WarehouseError as exc:
         if "TRY_CAST" not in str(exc) and "try_cast" not in str(exc):
             raise
@@ -236,8 +257,7 @@ def cast_failures(
         ) from None
     total, non_null, failed = (int(v or 0) for v in rows[0])
     examples = query(
-        f"SELECT DISTINCT CAST({column} AS VARCHAR) FROM {relation} WHERE {column} IS NOT "
-        f"NULL AND TRY_CAST({column} AS {data_type}) IS NULL LIMIT 5"
+        f"SELECT DISTINCT CAST({column} AS VARCHAR) FROM {relation} WHERE {changed} LIMIT 5"
     )
     return {
         "rows": total,
