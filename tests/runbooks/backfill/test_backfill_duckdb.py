@@ -264,4 +264,5 @@ def test_a_source_whose_columns_changed_is_refused_not_rounded_or_blanked(
     assert proc.returncode == 1, output
     assert "changed upstream" in output and "'amount'" in output and "'kind'" in output
     assert "stackyard run --select app" in output, output
+    assert "2 partitions run, 2 failed" in output and "✔ backfill" not in output, output
     assert sql(project, "select id, kind, amount from app.events order by id") == before

@@ -333,7 +333,13 @@ class BackfillJob:
             w.join()
         done.set()
         beat.join()
-        self.console.step_finished(step, "ok", f"{len(executed)} partitions run")
+        ran = set(executed)
+        failed = sum(
+            1 for p in ledger.get(backfill_id).partitions if p.seq in ran and p.status == "failed"
+        )
+        # It read "✔ … partitions run" over partitions that had failed.
+        said = f"{len(executed)} partitions run" + (f", {failed} failed" if failed else "")
+        self.console.step_finished(step, "failed" if failed else "ok", said)
         return sorted(executed)
 
     def _heartbeat(self, ledger: Ledger, backfill_id: str, done: threading.Event) -> None:
