@@ -188,6 +188,15 @@ class PostgresWarehouse(Warehouse):
             raise WarehouseUnreachableError(
                 f"lost the connection to {self.describe()}: {exc}"
             ) from None
+        except psycopg.DataError as exc:
+            if exc.sqlstate is not None:
+                raise WarehouseError(f"Postgres rejected the query: {exc}".strip()) from None
+            # No SQLSTATE: Postgres answered, and the driver could not read a value of the
+            # answer as a Python one ('infinity' timestamps, years past 9999).
+            raise WarehouseError(
+                f"the query ran, but a value it returned cannot be read: {exc}".strip(),
+                hint="cast that column to text in the query (e.g. `valid_to::text`)",
+            ) from None
         except psycopg.Error as exc:
             raise WarehouseError(f"Postgres rejected the query: {exc}".strip()) from None
         return QueryResult(columns, tuple(tuple(r) for r in rows))

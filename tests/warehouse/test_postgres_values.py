@@ -1,0 +1,33 @@
+"""What a query on a Postgres target says when Postgres answered and the driver cannot read a
+value of the answer, against a query Postgres refused."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from stackyard.config.model import PostgresTarget
+from stackyard.config.secrets import Secrets
+from stackyard.errors import WarehouseError
+from stackyard.warehouse.postgres import PostgresWarehouse
+
+pytestmark = pytest.mark.postgres
+
+
+def test_an_unreadable_value_is_not_blamed_on_postgres(
+    tmp_path: Path, pg_database: dict[str, object]
+) -> None:
+    target = PostgresTarget(type="postgres", **pg_database)  # type: ignore[arg-type]
+    warehouse = PostgresWarehouse("pg", target, tmp_path, Secrets(tmp_path, environ={}))
+    try:
+        with pytest.raises(WarehouseError) as unread:
+            warehouse.query("select 'infinity'::timestamp as valid_to")
+        # Before: "Postgres rejected the query: timestamp too large …": it had not.
+        assert "Postgres rejected" not in unread.value.message
+        assert "cannot be read" in unread.value.message and "::text" in str(unread.value.hint)
+        assert warehouse.query("select 'infinity'::timestamp::text").rows == (("infinity",),)
+        with pytest.raises(WarehouseError, match="Postgres rejected the query"):
+            warehouse.query("select * from nowhere")
+    finally:
+        warehouse.close()
