@@ -27,3 +27,16 @@ def file_project(tmp_path: Path, tables: str, files: dict[str, str | bytes] | No
         )
     )
     return root
+
+
+def on_postgres(root: Path, db: dict[str, object]) -> Path:
+    """Point the project's dev target at the Postgres database ``db`` instead of DuckDB."""
+    config = root / "stackyard.yml"
+    config.write_text(
+        config.read_text().replace(
+            "    type: duckdb\n    path: .stackyard/dev.duckdb\n",
+            f"    type: postgres\n    host: {db['host']}\n    port: {db['port']}\n"
+            f"    user: {db['user']}\n    database: {db['database']}\n",
+        )
+    )
+    return root

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from stackyard import Context
-from tests.ingest.file_projects import file_project
+from tests.ingest.file_projects import file_project, on_postgres
 
 LINES = (
     '{"id": 1, "attrs": {"a": 1}, "tags": [1, 2], "items": [{"x": 1}]}\n'
@@ -27,16 +27,7 @@ def _project(tmp_path: Path, db: dict[str, object] | None) -> Path:
     root = file_project(
         tmp_path, "{events: {glob: '*.jsonl', primary_key: id}}", {"a.jsonl": LINES}
     )
-    if db is not None:
-        config = root / "stackyard.yml"
-        config.write_text(
-            config.read_text().replace(
-                "    type: duckdb\n    path: .stackyard/dev.duckdb\n",
-                f"    type: postgres\n    host: {db['host']}\n    port: {db['port']}\n"
-                f"    user: {db['user']}\n    database: {db['database']}\n",
-            )
-        )
-    return root
+    return root if db is None else on_postgres(root, db)
 
 
 def _loaded(ctx: Context) -> dict[int, tuple[object, ...]]:

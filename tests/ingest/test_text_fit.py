@@ -9,7 +9,7 @@ import pyarrow as pa
 
 from stackyard import Context
 from stackyard.ingest.text_fit import without_nul
-from tests.ingest.file_projects import file_project
+from tests.ingest.file_projects import file_project, on_postgres
 
 
 def _project(tmp_path: Path, db: dict[str, object] | None) -> Path:
@@ -22,16 +22,7 @@ def _project(tmp_path: Path, db: dict[str, object] | None) -> Path:
             "codes.csv": b"id,code\n1,x\x00y\n2,ok\n",
         },
     )
-    if db is not None:
-        config = root / "stackyard.yml"
-        config.write_text(
-            config.read_text().replace(
-                "    type: duckdb\n    path: .stackyard/dev.duckdb\n",
-                f"    type: postgres\n    host: {db['host']}\n    port: {db['port']}\n"
-                f"    user: {db['user']}\n    database: {db['database']}\n",
-            )
-        )
-    return root
+    return root if db is None else on_postgres(root, db)
 
 
 def test_postgres_rejects_rows_holding_nul_and_loads_the_rest(
