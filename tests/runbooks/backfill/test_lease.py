@@ -140,8 +140,7 @@ def test_the_same_backfill_run_again_while_it_runs_is_refused_on_postgres(
     overlap = None
     deadline = time.monotonic() + 300
     while running.poll() is None and time.monotonic() < deadline:
-        held = sql(root, "select count(*) as n from stackyard.backfill_leases")
-        if held and held[0]["n"]:
+        if leases_held(root):
             overlap = stackyard(root, "backfill", *window)
             break
         time.sleep(0.3)
@@ -152,3 +151,12 @@ def test_the_same_backfill_run_again_while_it_runs_is_refused_on_postgres(
     # staging folder, and both failed.
     assert overlap.returncode == 2, overlap.stdout + overlap.stderr
     assert "is being backfilled by" in overlap.stderr, overlap.stderr
+
+
+def leases_held(root: Path) -> int:
+    """Leases in the ledger; 0 while the backfill has not yet made the ledger table."""
+    proc = stackyard(root, "sql", "select count(*) as n from stackyard.backfill_leases", "--json")
+    if proc.returncode != 0:
+        assert "does not exist" in proc.stdout + proc.stderr, proc.stdout + proc.stderr
+        return 0
+    return int(json.loads(proc.stdout)["rows"][0]["n"])
