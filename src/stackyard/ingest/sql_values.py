@@ -124,7 +124,9 @@ def postgres_values(table: Any) -> None:
 
     refuse_infinite, utc_time, refuse_end_of_day = _decorators()
     for column in table.columns:
-        if isinstance(column.type, sa.DateTime):
+        if isinstance(column.type, sa.JSON):
+            column.type = _json_text(column.type)
+        elif isinstance(column.type, sa.DateTime):
             column.type = _decorated(column.type, refuse_infinite, table.name, column.name)
         elif isinstance(column.type, sa.Time) and column.type.timezone:
             column.type = _decorated(column.type, utc_time, table.name, column.name)
@@ -137,7 +139,29 @@ def reflected_type(kind: Any) -> Any:
     source declares (dlt maps SQLAlchemy's own types, not decorators)."""
     import sqlalchemy as sa
 
-    return kind.impl_instance if isinstance(kind, sa.types.TypeDecorator) else kind
+    if isinstance(kind, sa.types.TypeDecorator):
+        return getattr(kind, "declared", None) or kind.impl_instance
+    return kind
+
+
+def _json_text(reflected: Any) -> Any:
+    """A ``json``/``jsonb`` column read as the text Postgres prints for it. Parsed by the
+    driver, ``1.10`` came back as ``1.1`` and an integer beyond 2^53 as a rounded float
+    (ConnectorX and SQLAlchemy both), and a column holding both numbers and objects could not
+    be made one Arrow column (the pyarrow reader failed). The text is stored as the
+    warehouse's json type, which the column still reflects as."""
+    import sqlalchemy as sa
+
+    class JsonText(sa.types.TypeDecorator[Any]):
+        impl = sa.Text
+        cache_ok = True
+
+        def column_expression(self, column: Any) -> Any:
+            return sa.cast(column, sa.Text())
+
+    found = JsonText()
+    found.declared = reflected  # type: ignore[attr-defined]
+    return found
 
 
 def _decorated(reflected: Any, decorator: Any, table: str, column: str) -> Any:
