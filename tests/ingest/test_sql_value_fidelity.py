@@ -208,6 +208,46 @@ def test_a_time_of_day_loads_unchanged(tmp_path: Path, mariadb_database: str) ->
     )
 
 
+@pytest.mark.mariadb
+def test_an_unsigned_bigint_beyond_a_bigint_fails_the_table_naming_the_column(
+    tmp_path: Path, mariadb_database: str
+) -> None:
+    mariadb_source(
+        mariadb_database,
+        "CREATE TABLE counters (id INT PRIMARY KEY, hits BIGINT UNSIGNED)",
+        "INSERT INTO counters VALUES (1, 5), (2, 18446744073709551615), (3, NULL)",
+    )
+    ctx = Context(
+        project(tmp_path / "p", "counters: {primary_key: id}"), environ={"DB": mariadb_database}
+    )
+    (load,) = ctx.run().loads
+    # Before: "OverflowError: Python int too large to convert to C long", naming no column.
+    assert load.status == "failed"
+    error = str(load.error)
+    assert "'counters'" in error and "'hits'" in error and "18446744073709551615" in error
+    assert "DECIMAL(20,0)" in error
+    assert "counters" not in loaded_tables(ctx)
+
+
+@pytest.mark.mariadb
+def test_unsigned_bigints_within_a_bigint_load_unchanged(
+    tmp_path: Path, mariadb_database: str
+) -> None:
+    mariadb_source(
+        mariadb_database,
+        "CREATE TABLE counters (id INT PRIMARY KEY, hits BIGINT UNSIGNED, n INT UNSIGNED)",
+        "INSERT INTO counters VALUES (1, 9223372036854775807, 4294967295), (2, NULL, NULL)",
+    )
+    ctx = Context(
+        project(tmp_path / "p", "counters: {primary_key: id}"), environ={"DB": mariadb_database}
+    )
+    assert ctx.run().ok
+    assert ctx.sql("select hits, n from app.counters order by id").rows == (
+        (9223372036854775807, 4294967295),
+        (None, None),
+    )
+
+
 JSON_VALUES = (
     "1.10",
     "null",

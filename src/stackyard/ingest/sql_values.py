@@ -54,6 +54,8 @@ class EndOfDay(str):
 
 # A Postgres time of 24:00:00 in the binary protocol: microseconds since midnight.
 _BINARY_END_OF_DAY = 86_400_000_000
+# What a BIGINT column holds in the warehouse (DuckDB, Postgres, Arrow's int64).
+_BIGINT_MAX = 2**63 - 1
 
 
 def infinite_timestamp(table: str, column: str, value: str) -> LoadError:
@@ -100,6 +102,20 @@ def time_beyond_a_day(table: str, column: str, value: timedelta) -> LoadError:
         hint=f"read the table through a view that casts the column (e.g. "
         f"`TIME_TO_SEC({column})` for seconds, or `CAST({column} AS CHAR)`) with "
         "`source_table:`; this load wrote nothing",
+    )
+
+
+def unsigned_beyond_bigint(table: str, column: str, value: int) -> LoadError:
+    """The error for a MySQL/MariaDB ``BIGINT UNSIGNED`` value a 64-bit integer cannot hold.
+
+    >>> print(unsigned_beyond_bigint("counters", "hits", 2**64 - 1))  # doctest: +ELLIPSIS
+    table 'counters', column 'hits': the value 18446744073709551615 is beyond ...
+    """
+    return LoadError(
+        f"table '{table}', column '{column}': the value {value} is beyond the largest signed "
+        f"64-bit integer ({_BIGINT_MAX}), which the column loads as",
+        hint=f"read the table through a view that casts the column (e.g. `CAST({column} AS "
+        "DECIMAL(20,0))`) with `source_table:`; this load wrote nothing",
     )
 
 
@@ -211,26 +227,43 @@ def _decorators() -> tuple[type, type, type]:
 
 
 def mysql_values(table: Any) -> None:
-    """Table adapter for a MySQL/MariaDB source: every ``TIME`` outside one day is refused by
-    name (in place)."""
+    """Table adapter for a MySQL/MariaDB source: every ``TIME`` outside one day and every
+    ``BIGINT UNSIGNED`` beyond a signed 64-bit integer is refused by name (in place)."""
     import sqlalchemy as sa
 
     for column in table.columns:
         if isinstance(column.type, sa.Time):
-            column.type = _within_a_day(column.type, table.name, column.name)
+            column.type = _checked(column.type, _within_a_day(table.name, column.name))
+        elif isinstance(column.type, sa.BigInteger) and getattr(column.type, "unsigned", False):
+            column.type = _checked(column.type, _within_bigint(table.name, column.name))
 
 
-def _within_a_day(reflected: Any, table: str, column: str) -> Any:
-    """A subclass of the column's own ``TIME`` (the dialect keeps it as it is) that checks
-    each duration the driver returns before the type's own processor keeps its time of day."""
+def _within_a_day(table: str, column: str) -> Callable[[Any], None]:
+    def check(value: Any) -> None:
+        if isinstance(value, timedelta) and not timedelta(0) <= value < _DAY:
+            raise time_beyond_a_day(table, column, value)
+
+    return check
+
+
+def _within_bigint(table: str, column: str) -> Callable[[Any], None]:
+    def check(value: Any) -> None:
+        if isinstance(value, int) and value > _BIGINT_MAX:
+            raise unsigned_beyond_bigint(table, column, value)
+
+    return check
+
+
+def _checked(reflected: Any, check: Callable[[Any], None]) -> Any:
+    """A subclass of the column's own type (the dialect keeps it as it is) that checks each
+    value the driver returns before the type's own processor reads it."""
     kind = type(reflected)
 
     def result_processor(self: Any, dialect: Any, coltype: Any) -> Any:
         own = kind.result_processor(self, dialect, coltype)
 
         def process(value: Any) -> Any:
-            if isinstance(value, timedelta) and not timedelta(0) <= value < _DAY:
-                raise time_beyond_a_day(table, column, value)
+            check(value)
             return own(value) if own else value
 
         return process
