@@ -319,3 +319,39 @@ def test_an_older_stackyards_workflow_edited_under_its_header_is_kept(tmp_path: 
     assert code == 2, output
     assert f"{WORKFLOW} has no checksum" in " ".join(output.split())
     assert (root / WORKFLOW).read_text() == edited
+
+
+def test_each_job_is_given_the_secrets_its_targets_and_sources_name(tmp_path: Path) -> None:
+    root = tmp_path / "shop"
+    init_project(root)
+    path = root / "stackyard.yml"
+    prod = (
+        "  prod:\n    type: postgres\n    host: db.example.com\n    user: loader\n"
+        "    database: shop\n"
+        "    password: {secret: PROD_PW, from: vault, name: secret/prod/pg}\n"
+        "  stage:\n    type: postgres\n    host: db.example.com\n    user: loader\n"
+        "    database: stage\n    password: {secret: STAGE_PW}\n"
+    )
+    sources = (
+        "sources:\n"
+        "  shop:\n    kind: sql_database\n    connection: {secret: SHOP_DB}\n"
+        "    tables: {orders: {primary_key: id}}\n"
+        "  crm:\n    kind: sql_database\n    connection: {secret: CRM_DB, from: file}\n"
+        "    tables: {people: {primary_key: id}}\n"
+    )
+    path.write_text(
+        path.read_text().replace("\nsources: {}\n", "\n" + prod.rstrip("\n") + "\n\n" + sources)
+    )
+    code, output = ci_github(root, "--json")
+    assert code == 0, output
+    jobs = yaml.safe_load((root / WORKFLOW).read_text())["jobs"]
+    # Before: no job had an `env`, and GitHub gives a step no secret it was not handed, so
+    # the deploy job's first step stopped on "secret 'PROD_PW' … was not found".
+    assert jobs["deploy"]["environment"] == "prod"
+    assert jobs["deploy"]["env"] == {
+        "SHOP_DB": "${{ secrets.SHOP_DB }}",
+        "VAULT_ADDR": "${{ secrets.VAULT_ADDR }}",
+        "VAULT_TOKEN": "${{ secrets.VAULT_TOKEN }}",
+    }
+    # The pull request job builds on the default DuckDB target: the sources' secrets only.
+    assert jobs["check"]["env"] == {"SHOP_DB": "${{ secrets.SHOP_DB }}"}

@@ -21,6 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
+
+from stackyard.config.base import SecretRef
 from stackyard.config.model import ProjectConfig
 from stackyard.errors import UsageError
 from stackyard.generated import FileChange, Writer, stamped, write_generated
@@ -85,6 +88,45 @@ BASE_MANIFEST = (
 SLIM_SELECT = "@state:modified"
 
 
+# What a secret manager's client reads from the environment in the runner.
+_BACKEND_ENV = {
+    "aws": ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION"),
+    "vault": ("VAULT_ADDR", "VAULT_TOKEN"),
+}
+
+
+def _secret_env(*parts: Any) -> dict[str, str]:
+    """The job's ``env``: every secret the config ``parts`` name, read from the repository's
+    (or the job's environment's) GitHub secrets of the same name. GitHub hands a step no
+    secret it was not given, so without these the first step that connects stopped on
+    "secret … was not found". A ``from: file`` secret lives in a file the runner never has:
+    it is left out, and the step needing it says so."""
+    names: set[str] = set()
+    for ref in (r for part in parts for r in _refs(part)):
+        if ref.from_ in _BACKEND_ENV:
+            names.update(_BACKEND_ENV[str(ref.from_)])
+        elif ref.from_ != "file":
+            names.add(ref.secret)
+    return {n: f"${{{{ secrets.{n} }}}}" for n in sorted(names)}
+
+
+def _refs(value: Any) -> list[SecretRef]:
+    if isinstance(value, SecretRef):
+        return [value]
+    if isinstance(value, BaseModel):
+        return [r for name in type(value).model_fields for r in _refs(getattr(value, name))]
+    if isinstance(value, dict):
+        return [r for v in value.values() for r in _refs(v)]
+    if isinstance(value, list | tuple):
+        return [r for v in value for r in _refs(v)]
+    return []
+
+
+def _job(condition: str, env: dict[str, str], steps: list[Any], **more: Any) -> dict[str, Any]:
+    job: dict[str, Any] = {"if": condition, "runs-on": "ubuntu-latest", **more}
+    return {**job, **({"env": env} if env else {}), "steps": steps}
+
+
 def _setup() -> list[dict[str, Any]]:
     return [
         {"uses": "actions/checkout@v4"},
@@ -109,6 +151,7 @@ def github_workflow(config: ProjectConfig) -> dict[str, Any]:
             "run": f"stackyard run --target {dev} --state {BASE}/state --select {SLIM_SELECT}",
         },
     ]
+    shared = [getattr(config, n) for n in type(config).model_fields if n != "targets"]
     deploy = [
         {"name": "Access policies", "run": "stackyard policy check"},
         {"name": f"Apply access on {prod}", "run": f"stackyard apply --target {prod}"},
@@ -120,17 +163,17 @@ def github_workflow(config: ProjectConfig) -> dict[str, Any]:
         "permissions": {"contents": "read"},
         "concurrency": {"group": "stackyard-${{ github.ref }}", "cancel-in-progress": False},
         "jobs": {
-            "check": {
-                "if": "github.event_name == 'pull_request'",
-                "runs-on": "ubuntu-latest",
-                "steps": [*_setup(), *checks],
-            },
-            "deploy": {
-                "if": "github.event_name == 'push'",
-                "runs-on": "ubuntu-latest",
-                "environment": prod,
-                "steps": [*_setup(), *deploy],
-            },
+            "check": _job(
+                "github.event_name == 'pull_request'",
+                _secret_env(*shared, config.targets[dev]),
+                [*_setup(), *checks],
+            ),
+            "deploy": _job(
+                "github.event_name == 'push'",
+                _secret_env(*shared, config.targets[prod]),
+                [*_setup(), *deploy],
+                environment=prod,
+            ),
         },
     }
 
