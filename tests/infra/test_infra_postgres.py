@@ -277,3 +277,29 @@ def test_a_login_given_by_hand_is_taken_back_with_its_sessions(pg_project: PgPro
         with pytest.raises(psycopg.OperationalError):
             session.execute("SELECT 1")
     assert not pg_project.context().access().plan("prod").has_changes
+
+
+def test_a_same_named_project_whose_prefix_starts_with_ours_keeps_its_roles(
+    pg_project: PgProject, tmp_path: Path
+) -> None:
+    pg_project.write(PEOPLE)
+    _apply(pg_project)
+    # A second project of the same name on the server, its prefix ours and more ("t…_b_").
+    other = PgProject(
+        tmp_path / "other",
+        pg_project.prefix + "b_",
+        pg_project.database,
+        pg_project.host,
+        pg_project.port,
+        pg_project.admin,
+    )
+    other.path.mkdir()
+    other.write(PEOPLE, name=pg_project.name)
+    _apply(other)
+    plan = pg_project.context().access().plan("prod")
+    # Before: this plan granted every "t…_b_" role to the applier, then dropped them all.
+    assert not plan.has_changes, plan.statements()
+    assert not [s for s in plan.statements() if other.prefix in s]
+    assert pg_project.context().access().plan("prod").statements() == plan.statements()
+    assert not other.context().access().plan("prod").has_changes
+    assert other.can("alice", "CREATE TABLE dev_alice.scratch_b (id int)")

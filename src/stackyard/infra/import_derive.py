@@ -22,7 +22,7 @@ from stackyard.infra.declaration import (
     writer_role,
 )
 from stackyard.infra.import_scope import Naming, Scope, read_scope
-from stackyard.infra.state import State, marker
+from stackyard.infra.state import State, user_comment
 
 _SNOWFLAKE_WRITE = {"CREATE TABLE", "CREATE VIEW"}
 _READER, _WRITER = reader_role(""), writer_role("")  # "_DB_READER", "_DB_WRITER"
@@ -90,10 +90,9 @@ def derive(
 
 def _principals(access: dict[str, Any], scope: Scope, naming: Naming) -> None:
     """Roles, service accounts and people, with the roles each holds."""
-    tag = marker(naming.project)
     for p in sorted(scope.members, key=lambda p: scope.names[p]):
         name, account = scope.names[p], scope.accounts[p]
-        comment = account.comment.replace(tag, "").strip() or None
+        comment = user_comment(account.comment, naming.project)
         held = list(scope.held_by[p])
         entry: dict[str, Any]
         if p not in scope.users:

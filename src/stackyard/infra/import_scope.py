@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from stackyard.config.access import PRINCIPAL_PATTERN
 from stackyard.config.names import reserved_reason
 from stackyard.infra.declaration import reader_role, writer_role
-from stackyard.infra.state import Account, Principal, State, marker
+from stackyard.infra.state import Account, Principal, State, created_by
 
 _PRINCIPAL = re.compile(PRINCIPAL_PATTERN)
 
@@ -129,7 +129,6 @@ def read_scope(live: State, naming: Naming) -> Scope:
     Returns:
         The scope: names, kinds and memberships of what the import declares.
     """
-    tag = marker(naming.project)
     accounts = {a.principal: a for a in live.accounts}
     names: dict[Principal, str] = {}
     for principal in accounts:
@@ -140,7 +139,11 @@ def read_scope(live: State, naming: Naming) -> Scope:
     memberships = sorted(m for m in live.memberships if not naming.is_admin(m.member))
     # The roles of this target: grantees here, the project's own, and (Postgres) the prefix.
     seeds = {g.grantee for g in live.grants} | {f.grantee for f in live.future_grants}
-    seeds |= {p for p, a in accounts.items() if tag in a.comment}
+    seeds |= {
+        p
+        for p, a in accounts.items()
+        if created_by(a.comment, p.name, naming.project, naming.prefix or "")
+    }
     # Where roles are shared by the whole server, only a prefix says a role is this project's.
     if not naming.users_are_roles or naming.prefix:
         seeds |= set(names)

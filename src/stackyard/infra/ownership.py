@@ -19,18 +19,21 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from stackyard.infra.engine import Engine
-from stackyard.infra.state import Membership, Principal, State
+from stackyard.infra.state import Membership, Principal, State, created_by
 
 
-def droppable(live: State, declared: set[Principal], tag: str, prefix: str) -> frozenset[Principal]:
+def droppable(
+    live: State, declared: set[Principal], project: str, prefix: str
+) -> frozenset[Principal]:
     """Live roles and users this project created and declares no longer.
 
     Args:
         live: the live state.
         declared: the principals the declaration has.
-        tag: the project's marker.
+        project: the project's name (its marker).
         prefix: ``access.role_prefix``: two projects of the same name on one Postgres cluster
-            (roles are cluster-wide) are told apart by it.
+            (roles are cluster-wide) are told apart by it, even when one prefix starts with
+            the other (:func:`created_by`).
 
     Returns:
         The principals a plan drops.
@@ -38,9 +41,7 @@ def droppable(live: State, declared: set[Principal], tag: str, prefix: str) -> f
     return frozenset(
         a.principal
         for a in live.accounts
-        if a.principal not in declared
-        and tag in a.comment
-        and a.principal.name.lower().startswith(prefix.lower())
+        if a.principal not in declared and created_by(a.comment, a.principal.name, project, prefix)
     )
 
 

@@ -36,7 +36,7 @@ from typing import Any, TypeVar
 from stackyard.errors import UsageError
 from stackyard.infra.engine import Engine
 from stackyard.infra.ownership import droppable, holdings, in_scope, membership_changes
-from stackyard.infra.state import FutureGrant, Grant, State, marker
+from stackyard.infra.state import FutureGrant, Grant, State, marker, prefix_marker
 
 PLAN_FORMAT = "stackyard.access-plan/1"
 K = TypeVar("K")
@@ -243,7 +243,7 @@ def diff(
         The plan; empty when live already matches.
     """
     desired = engine.desired(live)
-    tag = marker(project)
+    tag = f"{marker(project)} {prefix_marker(engine.declaration.role_prefix)}".strip()
     steps: list[Step] = []
 
     # -- containers: created or altered, never dropped
@@ -264,7 +264,7 @@ def diff(
     # -- accounts
     live_accounts = {a.principal: a for a in live.accounts}
     declared = {a.principal for a in desired.accounts}
-    dropped = droppable(live, declared, tag, engine.declaration.role_prefix)
+    dropped = droppable(live, declared, project, engine.declaration.role_prefix)
     managed = declared | dropped
     for account in sorted(
         desired.accounts, key=lambda a: (_ACCOUNT_ORDER[a.principal.kind], a.principal)

@@ -43,6 +43,7 @@ from stackyard.infra.state import (
     Membership,
     Principal,
     State,
+    another_prefix,
 )
 from stackyard.warehouse.base import Warehouse
 from stackyard.warehouse.postgres import PostgresWarehouse
@@ -224,9 +225,12 @@ class PostgresEngine(Engine):
         [True, False, False]
         """
         applier = live.applier.name if live.applier else ""
+        prefix = self.declaration.role_prefix
+        comment = next((a.comment for a in live.accounts if a.principal == holder), "")
         return (
             holder.kind == "role"
-            and holder.name.lower().startswith(self.declaration.role_prefix.lower())
+            and holder.name.lower().startswith(prefix.lower())
+            and not another_prefix(comment, prefix)
             and holder.name not in {self.admin_user, applier}
             and reserved_reason(holder.name) is None
         )

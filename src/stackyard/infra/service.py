@@ -21,7 +21,7 @@ from stackyard.infra.layout import build_declaration
 from stackyard.infra.plan import Plan, diff
 from stackyard.infra.policy import PolicyInput, PolicyReport, evaluate
 from stackyard.infra.review import AccessReview, review
-from stackyard.infra.state import State, marker
+from stackyard.infra.state import State, created_by
 from stackyard.session import Sessions
 
 
@@ -392,7 +392,9 @@ class AccessControl:
                 )
                 managed = frozenset(a.principal.label for a in engine.desired(live).accounts)
                 managed |= frozenset(
-                    a.principal.label for a in live.accounts if marker(config.name) in a.comment
+                    a.principal.label
+                    for a in live.accounts
+                    if created_by(a.comment, a.principal.name, config.name, declaration.role_prefix)
                 )
         data = PolicyInput(declaration, plan, production, engines, live, managed)
         return evaluate(data, self.project.project_dir, target)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -36,6 +37,58 @@ def marker(project: str) -> str:
     '[stackyard:shop]'
     """
     return f"{MARKER_PREFIX}{project}]"
+
+
+def prefix_marker(role_prefix: str) -> str:
+    """The tag beside :func:`marker` naming the ``access.role_prefix`` a role was created with.
+
+    Roles are cluster-wide on Postgres, and two projects of the same name are told apart by
+    their prefixes; a name alone cannot say which of ``shop_`` and ``shop_b_`` made the role
+    ``shop_b_reader``, the tag can.
+
+    >>> prefix_marker("shop_"), prefix_marker("")
+    ('[stackyard-prefix:shop_]', '')
+    """
+    return f"[stackyard-prefix:{role_prefix}]" if role_prefix else ""
+
+
+_PREFIX_TAG = re.compile(r"\[stackyard-prefix:([^\]]*)\]")
+
+
+def created_by(comment: str, name: str, project: str, role_prefix: str) -> bool:
+    """Whether the role or user ``name`` with ``comment`` was created by this project with
+    this prefix. A role created before the prefix was tagged is told by its name alone.
+
+    >>> created_by("[stackyard:shop] [stackyard-prefix:shop_b_]", "shop_b_reader", "shop", "shop_")
+    False
+    >>> created_by("[stackyard:shop] [stackyard-prefix:shop_]", "shop_b_reader", "shop", "shop_")
+    True
+    >>> created_by("[stackyard:shop]", "shop_reader", "shop", "shop_")
+    True
+    """
+    if marker(project) not in comment or not name.lower().startswith(role_prefix.lower()):
+        return False
+    return not another_prefix(comment, role_prefix)
+
+
+def another_prefix(comment: str, role_prefix: str) -> bool:
+    """Whether a role's comment tags it with a prefix other than ``role_prefix``: another
+    project's role, whatever its name starts with.
+
+    >>> another_prefix("[stackyard:shop] [stackyard-prefix:shop_b_]", "shop_"), another_prefix("", "x_")
+    (True, False)
+    """
+    tagged = _PREFIX_TAG.search(comment)
+    return tagged is not None and tagged.group(1).lower() != role_prefix.lower()
+
+
+def user_comment(comment: str, project: str) -> str | None:
+    """The part of a role's comment that is not stackyard's tags.
+
+    >>> user_comment("[stackyard:shop] [stackyard-prefix:shop_] the finance team", "shop")
+    'the finance team'
+    """
+    return _PREFIX_TAG.sub("", comment.replace(marker(project), "")).strip() or None
 
 
 @dataclass(frozen=True, order=True)
