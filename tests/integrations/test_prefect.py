@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -240,3 +241,34 @@ def test_a_local_prefect_server_runs_the_schedule_once_after_downtime(
     # catch_up: once — three late runs, one load (the latest interval's), two skipped
     assert [(status, selected) for _, status, selected in recorded] == [("success", "orders")]
     assert list(totals) == [(5, 100)]
+
+
+def test_ctrl_c_stops_serve_as_an_interrupt(tmp_path: Path) -> None:
+    root = make_project(tmp_path / "p")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env |= {"PREFECT_HOME": str(tmp_path / "home"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+    out = (tmp_path / "serve.log").open("w")
+    serve = subprocess.Popen(
+        [str(BIN / "stackyard"), "serve", "--orchestrator", "prefect"],
+        cwd=root,
+        env=env,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        log = tmp_path / "serve.log"
+        wait_until(lambda: "being served" in log.read_text(), 180, "the deployments to be served")
+        # A terminal's Ctrl-C reaches the whole group: stackyard and Prefect's temporary server.
+        os.killpg(serve.pid, signal.SIGINT)
+        serve.wait(300)
+    finally:
+        if serve.poll() is None:
+            os.killpg(serve.pid, signal.SIGKILL)
+            serve.wait()
+        out.close()
+    text = log.read_text()
+    # Before: exit 1, "unexpected error: ConnectError: All connection attempts failed".
+    assert serve.returncode == 130, text[-3000:]
+    assert "unexpected error" not in text and "Traceback" not in text.split("being served")[1]
+    assert "interrupted:" in text

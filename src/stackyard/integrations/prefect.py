@@ -14,7 +14,11 @@ Prefect is imported only here (``pip install 'stackyard[prefect]'``).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -173,4 +177,38 @@ def serve(project_dir: str | Path) -> None:
                 name=name, schedules=schedules, tags=["stackyard", project.config.name]
             )
         )
-    prefect_serve(*deployments)
+    with _stopped_by_ctrl_c():
+        prefect_serve(*deployments)
+
+
+@contextmanager
+def _stopped_by_ctrl_c() -> Iterator[None]:
+    """Ctrl-C (or SIGTERM, taken as it) stops ``serve`` as an interrupt, whatever Prefect
+    raises on its way out. Its temporary API server stops on the same signal, so the runner's
+    last call (pausing the schedules) failed with "All connection attempts failed", which
+    read as an unexpected error with exit 1 after a stop the user asked for."""
+    stopped = threading.Event()
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    asyncio_level = logging.getLogger("asyncio").level
+
+    def on_stop(signum: int, frame: Any) -> None:
+        stopped.set()
+        # What fails on the way out is logged by asyncio as it shuts down: the stop says it.
+        logging.getLogger("asyncio").setLevel(logging.CRITICAL)
+        raise KeyboardInterrupt
+
+    for stop in previous:
+        signal.signal(stop, on_stop)
+    try:
+        yield
+    except Exception:
+        if stopped.is_set():
+            raise KeyboardInterrupt from None
+        raise
+    else:
+        if stopped.is_set():  # Prefect took the interrupt as a clean stop
+            raise KeyboardInterrupt
+    finally:
+        for stop, handler in previous.items():
+            signal.signal(stop, handler)
+        logging.getLogger("asyncio").setLevel(asyncio_level)
