@@ -351,3 +351,35 @@ def test_a_rename_to_a_name_a_model_built_on_it_has_is_refused(example: Path) ->
         assert "cust_upper already has a column full_name" in done.stderr, done.stderr
     assert (example / STAGING).read_text() == original
     assert not (example / ".stackyard" / "evolve").exists()
+
+
+DAILY = ["evolve", "rename", "fct_daily_orders.revenue", "net_revenue"]
+
+
+def test_a_rename_of_an_incremental_model_needs_a_full_refresh_and_says_so(
+    example: Path,
+) -> None:
+    before = _columns(example, "marts.fct_daily_orders")
+    done = stackyard(*DAILY, "--phase", "expand", cwd=example, check=False)
+    # Before: "expand applied" (exit 0) while dbt's merge left the table without net_revenue.
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "no column net_revenue" in done.stdout and "--full-refresh" in done.stdout
+    assert _columns(example, "marts.fct_daily_orders") == before
+    assert "pending" in stackyard(*DAILY, "--dry-run", cwd=example).stdout.split("migrate")[0]
+
+    stackyard(*DAILY, "--phase", "expand", "--full-refresh", cwd=example)
+    totals = stackyard(
+        "sql",
+        "select count(*) as n, count(net_revenue) as filled, "
+        "sum(revenue) = sum(net_revenue) as same from marts.fct_daily_orders",
+        "--json",
+        cwd=example,
+    )
+    (row,) = json.loads(totals.stdout)["rows"]
+    assert row["n"] > 0 and row["filled"] == row["n"] and row["same"] is True
+    stackyard(*DAILY, "--phase", "migrate", cwd=example)
+    done = stackyard(*DAILY, "--phase", "contract", cwd=example, check=False)
+    assert done.returncode == 1 and "--full-refresh" in done.stdout, done.stdout
+    stackyard(*DAILY, "--phase", "contract", "--full-refresh", cwd=example)
+    columns = _columns(example, "marts.fct_daily_orders")
+    assert "net_revenue" in columns and "revenue" not in columns

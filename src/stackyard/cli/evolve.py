@@ -36,6 +36,14 @@ PhaseOpt = Annotated[
 DryRunOpt = Annotated[
     bool, typer.Option("--dry-run", help="Explain each phase's steps; change nothing.")
 ]
+FullRefreshOpt = Annotated[
+    bool,
+    typer.Option(
+        "--full-refresh",
+        help="Rebuild incremental models whole from what they read (dbt adds no column to "
+        "the table an incremental model has).",
+    ),
+]
 RollbackOpt = Annotated[
     str | None,
     typer.Option(
@@ -56,6 +64,7 @@ def rename(
     phase: PhaseOpt = None,
     dry_run: DryRunOpt = False,
     rollback: RollbackOpt = None,
+    full_refresh: FullRefreshOpt = False,
     contract_after: Annotated[
         str | None,
         typer.Option(
@@ -72,7 +81,7 @@ def rename(
 
     def act(context: Any) -> Any:
         day = _day(contract_after) if contract_after else None
-        return context.evolve(target).change(
+        return context.evolve(target, full_refresh=full_refresh).change(
             "rename",
             spec,
             new,
@@ -98,6 +107,7 @@ def retype(
     phase: PhaseOpt = None,
     dry_run: DryRunOpt = False,
     rollback: RollbackOpt = None,
+    full_refresh: FullRefreshOpt = False,
     project: ProjectOpt = None,
     target: TargetOpt = None,
     as_json: JsonOpt = False,
@@ -106,7 +116,7 @@ def retype(
     threshold), expand with a typed column beside it, then contract it in place."""
 
     def act(context: Any) -> Any:
-        return context.evolve(target).change(
+        return context.evolve(target, full_refresh=full_refresh).change(
             "retype",
             spec,
             data_type,

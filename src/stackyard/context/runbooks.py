@@ -163,8 +163,9 @@ class RunbookMethods(ContextBase):
         edit.save()
         self._sessions.reload()
 
-    def evolve(self, target: str | None = None) -> EvolveRunbook:
-        """The schema-evolution runbook (rename / retype a model's column in phases)."""
+    def evolve(self, target: str | None = None, *, full_refresh: bool = False) -> EvolveRunbook:
+        """The schema-evolution runbook (rename / retype a model's column in phases); with
+        ``full_refresh``, every build rebuilds incremental models whole."""
         from stackyard.runbooks.evolve import EvolveRunbook
 
         session = self.session(target)
@@ -172,7 +173,7 @@ class RunbookMethods(ContextBase):
         def build(select: list[str]) -> list[str]:
             dbt = session.dbt()
             with session.released():
-                results = dbt.build(select=select)
+                results = dbt.build(select=select, full_refresh=full_refresh)
             # dbt's message says why: "dbt build failed on orders" alone left the user to dig
             # through dbt's log.
             return [

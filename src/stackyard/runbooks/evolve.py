@@ -44,6 +44,7 @@ from stackyard.runbooks.evolve_steps import (
     original_sql,
     wrap,
 )
+from stackyard.runbooks.evolve_verify import build_failed, verify
 
 
 class EvolveRunbook:
@@ -452,7 +453,7 @@ class EvolveRunbook:
                 if step.select:
                     failures = self.build(list(step.select))
                     if failures:
-                        return f"dbt build failed on {', '.join(failures)}"
+                        return build_failed(plan, phase.name, self.graph(), failures)
             elif step.kind == "approve":
                 change = "rename" if plan.action == "rename" else "type_narrowing"
                 project_file = self.project_dir / "stackyard.yml"
@@ -465,25 +466,7 @@ class EvolveRunbook:
         return ""
 
     def _verify(self, plan: EvolveResult, phase: str) -> str:
-        graph = self.graph()
-        columns = {c.lower() for c in graph.nodes[plan.node].columns}
-        wanted = {plan.column.lower(), plan.to.lower()}
-        if phase == "expand" and plan.action == "rename" and not wanted <= columns:
-            return f"{plan.node} does not output both {plan.column} and {plan.to}"
-        if phase in ("migrate", "contract") and plan.action == "rename":
-            readers = [m for m, _ in graph.readers([ColumnRef(plan.node, plan.column)])]
-            readers = [m for m in readers if m != plan.node]
-            if readers:
-                return f"{', '.join(sorted(set(readers)))} still read {plan.node}.{plan.column}"
-            broken = [
-                f"{u.node}.{u.column}"
-                for problems in graph.unresolved.values()
-                for u in problems
-                if "does not exist" in u.reason
-            ]
-            if broken:
-                return f"broken references: {', '.join(broken)}"
-        return ""
+        return verify(plan, phase, self.graph(), self.query)
 
     def _replan(self, plan: EvolveResult) -> EvolveResult:
         journal = EvolveJournal.load(self.project_dir, plan.node, plan.column)
