@@ -136,3 +136,33 @@ def test_a_project_never_run_says_there_is_nothing_to_read(tmp_path: Path) -> No
     assert done.returncode == 2
     assert "no run or monitor pass on this target yet" in done.stderr
     assert "clean" not in done.stderr
+
+
+def test_a_load_error_naming_no_table_is_rooted_at_the_sources_first_table() -> None:
+    from stackyard.lineage.graph import ColumnGraph
+    from stackyard.runbooks.incidents import Signal, _by_root
+
+    error = "extract step: ArrowInvalid: Column 'name' is declared non-nullable"
+    signals = [
+        Signal(node, "load", error, "load:shop_db")
+        for node in ("dlt_shop_db.customers", "dlt_shop_db.orders", "dlt_shop_db.stores")
+    ]
+    grouped = _by_root(ColumnGraph(), signals)
+    # Before: rooted at the last table (orders), so a second run's failure of the same load
+    # opened a second incident beside the one rooted at customers.
+    assert list(grouped) == ["dlt_shop_db.customers"]
+    assert grouped["dlt_shop_db.customers"] == signals
+
+
+def test_a_severity_given_for_an_open_incidents_root_cause_is_applied(example: Path) -> None:
+    stackyard("incident", "open", "--node", "orders", cwd=example)
+    again = json.loads(
+        stackyard(
+            "incident", "open", "--node", "orders", "--severity", "P0", "--json", cwd=example
+        ).stdout
+    )
+    # Before: "updated INC-0001 [P1] … (same root cause)": the P0 asked for was dropped.
+    assert again["opened"] == [] and again["updated"] == [again["id"]]
+    (record,) = again["incidents"]
+    assert record["severity"] == "P0"
+    assert any(e["detail"] == "severity P1 → P0" for e in record["events"])

@@ -109,6 +109,15 @@ class IncidentStore:
         """Append one event to an incident's timeline."""
         self._insert("incident_events", (incident_id, event.at, event.kind, event.detail))
 
+    def set_severity(self, incident_id: str, at: datetime, old: str, new: str) -> None:
+        """Change an open incident's severity, the change on its timeline."""
+        p = self.warehouse.param()
+        self.warehouse.execute(
+            f"UPDATE {self._name('incidents')} SET severity = {p} WHERE incident_id = {p}",
+            (new, incident_id),
+        )
+        self.add_event(incident_id, IncidentEvent(at, "severity", f"severity {old} → {new}"))
+
     def resolve(self, incident_id: str, at: datetime, resolution: str) -> None:
         """Mark an incident resolved."""
         w = self.warehouse

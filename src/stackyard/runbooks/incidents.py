@@ -177,6 +177,8 @@ class IncidentRunbook:
                         self.store.add_event(
                             record.incident_id, IncidentEvent(now, "alert", s.line())
                         )
+                if severity and severity != record.severity:  # asked for: not dropped unsaid
+                    self.store.set_severity(record.incident_id, now, record.severity, severity)
                 updated.append(self._get(record.incident_id))
                 continue
             downstream = self._impact(graph, root, group)
@@ -456,8 +458,10 @@ def _by_root(graph: ColumnGraph, signals: list[Signal]) -> dict[str, list[Signal
     bad = {s.node for s in signals}
     group_root: dict[str, str] = {}
     for s in signals:
-        # The table a load error names is that load's root; else its first table.
-        if s.group and (s.kind == "load" or s.group not in group_root):
+        # The table a load error names is that load's only signal; an error naming none has
+        # one per table, and its first is the root (it was the last: a load failing on
+        # customers was rooted at orders, and opened a second incident beside the first).
+        if s.group and s.group not in group_root:
             group_root[s.group] = s.node
     out: dict[str, list[Signal]] = {}
     for s in signals:
