@@ -72,3 +72,48 @@ def test_changed_type_fails_the_source(tmp_path: Path) -> None:
     assert "table 'orders'" in app.error and "amount" in app.error
     assert "changed type" in app.error or "data type" in app.error
     assert "`stackyard reload app.orders --yes` loads the table again" in app.error
+
+
+def rebuild_customers(project: Path, columns: str, select: str, day: str) -> None:
+    db = sqlite3.connect(project / "sources" / "app.sqlite")
+    db.execute("ALTER TABLE customers RENAME TO old_customers")
+    db.execute(f"CREATE TABLE customers ({columns})")
+    db.execute(f"INSERT INTO customers SELECT {select} FROM old_customers")
+    db.execute("DROP TABLE old_customers")
+    db.execute(f"UPDATE customers SET updated_at = '{day} 00:00:00' WHERE id <= 5")
+    db.commit()
+    db.close()
+
+
+def test_a_not_null_column_renamed_upstream_names_the_reload_after_the_model_is_fixed(
+    tmp_path: Path,
+) -> None:
+    project = make_project(tmp_path / "p")
+    rebuild_customers(
+        project,
+        "id INTEGER PRIMARY KEY, name TEXT NOT NULL, updated_at DATETIME",
+        "*",
+        "2026-02-01",
+    )
+    ctx = Context(project)
+    assert ctx.run().ok
+    rebuild_customers(
+        project,
+        "id INTEGER PRIMARY KEY, full_name TEXT NOT NULL, updated_at DATETIME",
+        "*",
+        "2026-03-01",
+    )
+    first = next(load for load in ctx.run().loads if load.source == "app")
+    assert first.status == "failed" and "column name is missing" in str(first.error)
+    # The staging model is pointed at the new name, as the message says; the load still fails.
+    model = project / "transform" / "models" / "staging" / "dlt" / "stg_dlt__customers.sql"
+    model.write_text(model.read_text().replace("name,", "full_name as name,"))
+    app = next(load for load in ctx.run().loads if load.source == "app")
+    # Before: "extract step: ArrowInvalid: Column 'name' is declared non-nullable but contains
+    # nulls", on every run, with nothing saying a reload was the way out.
+    assert app.status == "failed"
+    assert "column 'name' is NOT NULL" in str(app.error)
+    assert "stackyard reload app." in str(app.error)
+    assert ctx.sql("select count(*) from app.customers where name is null").rows == ((0,),)
+    assert ctx.reload(ctx.reload_plan("app.customers")).ok
+    assert ctx.sql("select count(*), count(full_name) from app.customers").rows == ((50, 50),)

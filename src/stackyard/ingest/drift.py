@@ -11,6 +11,7 @@ column and the models. A column that changes type is caught by the source's sche
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -165,8 +166,9 @@ def check_item(
             f"data, and {', '.join(models)} select{'s' if len(models) == 1 else ''} "
             f"{'them' if len(missing) > 1 else 'it'}. Nothing was loaded for this source"
             + (f" (columns not seen before: {', '.join(new[:5])})" if new else ""),
-            hint="if the column was renamed upstream, update the staging model (or ask the "
-            "source's owner); then run again",
+            hint="if the column was renamed upstream, point the staging model at the new "
+            f"name (or ask the source's owner), then `stackyard reload {source}.{table} --yes` "
+            "so every row has it",
         )
 
 
@@ -235,8 +237,15 @@ def describe_contract_violation(
     """A clear message for dlt's data-type contract failure, or None for other errors."""
     seen: set[int] = set()
     inner: BaseException | None = exc
+    pipe = None
     while inner is not None and id(inner) not in seen:
         seen.add(id(inner))
+        pipe = pipe or getattr(inner, "pipe_name", None)
+        emptied = (
+            _NOT_NULL_EMPTIED.search(str(inner)) if type(inner).__name__ == "ArrowInvalid" else None
+        )
+        if emptied:
+            return _emptied(source, pipe, emptied.group(1))
         if type(inner).__name__ == "DataValidationError":
             table = getattr(inner, "table_name", None) or "?"
             column = getattr(inner, "column_name", None) or "?"
@@ -250,3 +259,21 @@ def describe_contract_violation(
             )
         inner = getattr(inner, "exception", None) or inner.__cause__ or inner.__context__
     return None
+
+
+# pyarrow's words when a batch has no value for a column the table declares NOT NULL.
+_NOT_NULL_EMPTIED = re.compile(r"Column '([^']+)' is declared non-nullable but contains nulls")
+
+
+def _emptied(source: str, table: str | None, column: str) -> str:
+    """The message for a NOT NULL column the new data leaves empty: what dlt's Arrow check
+    said was only "ArrowInvalid: Column 'name' is declared non-nullable", after a renamed
+    column's staging model had been pointed at the new name, and every run failed so."""
+    where = f", table '{table}'" if table else ""
+    reload = f"{source}.{table}" if table else f"{source}.TABLE (the table with {column})"
+    return (
+        f"source '{source}'{where}: column '{column}' is NOT NULL in the warehouse and the "
+        "new data has no value for it: it was dropped or renamed upstream. Nothing was loaded "
+        f"for this source; `stackyard reload {reload} --yes` loads the table again with the "
+        "columns the source has now"
+    )
