@@ -383,3 +383,20 @@ def test_a_rename_of_an_incremental_model_needs_a_full_refresh_and_says_so(
     stackyard(*DAILY, "--phase", "contract", "--full-refresh", cwd=example)
     columns = _columns(example, "marts.fct_daily_orders")
     assert "net_revenue" in columns and "revenue" not in columns
+
+
+def test_a_rename_asked_for_again_after_contract_says_every_phase_is_applied(
+    example: Path,
+) -> None:
+    for phase in ("expand", "migrate", "contract"):
+        stackyard(*RENAME, "--phase", phase, cwd=example)
+    # Before: exit 2, "stg_dlt__customers has no column 'customer_name'", for both.
+    again = stackyard(*RENAME, "--phase", "contract", cwd=example, check=False)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "every phase is applied" in again.stdout
+    shown = json.loads(stackyard(*RENAME, "--dry-run", "--json", cwd=example).stdout)
+    assert [p["status"] for p in shown["phases"]] == ["applied", "applied", "applied"]
+    assert shown["dry_run"] is True
+    # The journal still undoes it, as before.
+    stackyard(*RENAME, "--rollback", "contract", cwd=example)
+    assert "customer_name" in _columns(example, "staging.stg_dlt__customers")

@@ -379,6 +379,8 @@ class EvolveRunbook:
         check_phases(wanted, rollback)
         if rollback:
             return self.rollback(action, spec, to, rollback, dry_run=dry_run)
+        if action == "rename" and (done := self._contracted(spec, to)):
+            return replace(done, dry_run=dry_run)  # run again, or asked after: all applied
         if action == "rename":
             plan = self.plan_rename(spec, to, contract_after)
         else:
@@ -430,6 +432,19 @@ class EvolveRunbook:
             (note,),
             bool(failures),
         )
+
+    def _contracted(self, spec: str, to: str) -> EvolveResult | None:
+        """A rename of ``spec`` to ``to`` whose every phase is applied (the old name is gone
+        from the model, so planning it again read "no column")."""
+        node_text, _, column = spec.rpartition(".")
+        if not node_text or not column:
+            return None
+        node, _ = self.graph().resolve(node_text)
+        journal = EvolveJournal.load(self.project_dir, node, column)
+        if not journal.completed_rename(to):
+            return None
+        said = f"every phase is applied: {node}.{column} is {journal.data.get('to')}"
+        return EvolveResult("rename", node, column, to, journal.phases(), messages=(said,))
 
     def _undo(self, journal: EvolveJournal, phase: str, rebuild: bool = True) -> list[str]:
         """Put back the files ``phase`` replaced, rebuild what they feed, forget the phase."""

@@ -57,6 +57,14 @@ class EvolveJournal:
         """The applied phases and what each replaced."""
         return dict(self.data.get("phases") or {})
 
+    def completed_rename(self, to: str) -> bool:
+        """Whether this is a rename to ``to`` whose contract is applied."""
+        return (
+            "contract" in self.applied
+            and self.data.get("action") == "rename"
+            and str(self.data.get("to", "")).lower() == to.lower()
+        )
+
     @property
     def contract_after(self) -> date | None:
         """The deprecation date given at expand time, if any."""
