@@ -23,6 +23,41 @@ def test_type_changes_are_classified(case: list[str]) -> None:
     assert classify_type_change(before, after) == (None if expected == "same" else expected)
 
 
+EXTREMES = {
+    "SMALLINT": ["32767", "-32768"],
+    "INTEGER": ["2147483647", "16777217"],
+    "BIGINT": ["9223372036854775807", "9007199254740993"],
+    "DECIMAL(6,2)": ["9999.99", "1234.57"],
+    "DECIMAL(7,2)": ["99999.99", "12345.67", "99999.97"],
+    "DECIMAL(8,2)": ["999999.99", "123456.78"],
+    "DECIMAL(10,2)": ["99999999.99", "-12345678.91"],
+    "DECIMAL(16,2)": ["99999999999999.99"],
+    "DECIMAL": ["999999999999999.999"],
+}
+NUMERIC = [c for c in TYPES if c[0] in EXTREMES and c[1] in ("FLOAT", "DOUBLE")]
+
+
+@pytest.mark.parametrize("case", NUMERIC, ids=[f"{c[0]}->{c[1]}" for c in NUMERIC])
+def test_a_widening_to_a_float_keeps_every_value_and_a_narrowing_loses_one(
+    case: list[str],
+) -> None:
+    import duckdb
+
+    before, after, expected = case
+
+    def kept(value: str) -> bool:
+        try:
+            back = f"cast(cast(cast({value} as {before}) as {after}) as {before})"
+            return bool(con.execute(f"select {back} = cast({value} as {before})").fetchall()[0][0])
+        except duckdb.ConversionException:  # out of range on the way back
+            return False
+
+    with duckdb.connect() as con:
+        results = [kept(v) for v in EXTREMES[before]]
+    # Before: DECIMAL(16,2) and BIGINT to DOUBLE were "widening" while values changed.
+    assert all(results) == (expected == "type_widening"), (results, expected)
+
+
 def test_an_unchanged_project_passes_the_check(example: Path) -> None:
     done = stackyard("schema", "diff", "--check", "--json", cwd=example)
     assert json.loads(done.stdout)["changes"] == []

@@ -278,6 +278,8 @@ def classify_type_change(before: str, after: str) -> str | None:
 
     >>> classify_type_change("INTEGER", "BIGINT"), classify_type_change("DOUBLE", "INTEGER")
     ('type_widening', 'type_narrowing')
+    >>> [classify_type_change(t, "DOUBLE") for t in ("DECIMAL(15,2)", "DECIMAL(16,2)", "BIGINT")]
+    ['type_widening', 'type_narrowing', 'type_narrowing']
     >>> classify_type_change("varchar", "character varying") is None
     True
     """
@@ -326,7 +328,9 @@ def _widens(a: tuple[str, tuple[int, ...]], b: tuple[str, tuple[int, ...]]) -> b
         if bn in _INTEGERS:
             return _INTEGERS[bn] >= _INTEGERS[an]
         if bn in _FLOATS:
-            return True
+            # Held exactly only within the significand: FLOAT's 24 bits, DOUBLE's 53 (a
+            # BIGINT above 2^53 comes back changed).
+            return _INTEGERS[an] <= (2 if bn == "FLOAT" else 3)
         if bn == "DECIMAL":
             digits = {1: 3, 2: 5, 3: 10, 4: 19, 5: 39}[_INTEGERS[an]]
             precision, scale = _precision(bsz)
@@ -334,8 +338,8 @@ def _widens(a: tuple[str, tuple[int, ...]], b: tuple[str, tuple[int, ...]]) -> b
     if an in _FLOATS and bn in _FLOATS:
         return _FLOATS[bn] >= _FLOATS[an]
     if an == "DECIMAL":
-        if bn == "DOUBLE":
-            return True
+        if bn in _FLOATS:
+            return _held_by_float(*_precision(asz), 24 if bn == "FLOAT" else 53)
         if bn == "DECIMAL":
             ap, as_ = _precision(asz)
             bp, bs = _precision(bsz)
@@ -343,6 +347,20 @@ def _widens(a: tuple[str, tuple[int, ...]], b: tuple[str, tuple[int, ...]]) -> b
     if an == "DATE" and bn in ("TIMESTAMP", "TIMESTAMPTZ"):
         return True
     return an == "TIMESTAMP" and bn == "TIMESTAMPTZ"
+
+
+def _held_by_float(precision: int, scale: int, significand: int) -> bool:
+    """Whether every DECIMAL(precision, scale) value comes back from a binary float with
+    ``significand`` bits: the float's spacing below 10^(precision - scale) is finer than
+    the decimal's last digit. DECIMAL(16,2)'s 99999999999999.99 came back from DOUBLE as
+    …98, and was called a widening.
+
+    >>> _held_by_float(15, 2, 53), _held_by_float(16, 2, 53), _held_by_float(7, 2, 24)
+    (True, False, True)
+    """
+    top_bit = (10 ** (precision - scale)).bit_length() - 1
+    finer = significand - 1 - top_bit  # the spacing there is 2^-finer
+    return finer > 0 and 10**scale < 2**finer
 
 
 def _precision(sizes: tuple[int, ...]) -> tuple[int, int]:
