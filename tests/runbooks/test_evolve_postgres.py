@@ -23,6 +23,11 @@ def test_a_rename_goes_through_three_phases_on_postgres(
     root = tmp_path / "shop"
     example_on_postgres(root, pg_database)
     stackyard("run", "-t", "prod", cwd=root)
+    # A capital in the new name: quoted by expand, folded by Postgres in the readers' SQL
+    # (before: expand applied "Full_Name", then migrate failed on "column full_name").
+    capital = ["evolve", "rename", "stg_dlt__customers.customer_name", "Full_Name", "-t", "prod"]
+    refused = stackyard(*capital, "--phase", "expand", cwd=root, check=False)
+    assert refused.returncode == 2 and "full_name" in refused.stderr, refused.stderr
     for phase in ("expand", "migrate", "contract"):
         stackyard(*RENAME, "--phase", phase, "-t", "prod", cwd=root)
     rows = stackyard(

@@ -90,7 +90,7 @@ class EvolveRunbook:
         """The phases of renaming ``MODEL.OLD`` to ``new``, with their status now."""
         graph = self.graph()
         node, old = model_column(graph, spec)
-        check_name(new)
+        check_name(new, self.dialect)
         journal = EvolveJournal.load(self.project_dir, node, old)
         journal.check_change("rename", f"{node}.{old}", new)
         info = graph.nodes[node]
