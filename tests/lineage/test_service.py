@@ -49,3 +49,18 @@ def test_a_half_written_manifest_is_compiled_again_not_a_crash(example: Path) ->
     stackyard("run", cwd=example)
     for manifest in (example / "transform" / "target").rglob("manifest.json"):
         json.loads(manifest.read_text())  # whole again
+
+
+def test_lineage_before_the_first_run_says_to_run_first(tmp_path: Path) -> None:
+    stackyard("init", "shop", "--example", "jaffle_shop", cwd=tmp_path)
+    root = tmp_path / "shop"
+    for args in (
+        ["lineage", "stg_dlt__orders.order_total"],
+        ["impact", "stg_dlt__orders.order_total"],
+        ["schema", "diff", "--check"],
+    ):
+        done = stackyard(*args, cwd=root, check=False)
+        # Before: exit 1, "dbt compile could not run: IO Error: Cannot open file …".
+        assert done.returncode == 2, done.stdout + done.stderr
+        assert "`stackyard run` first" in done.stderr
+    assert not (root / ".stackyard" / "dev.duckdb").exists()

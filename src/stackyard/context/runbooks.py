@@ -112,9 +112,21 @@ class RunbookMethods(ContextBase):
     # ------------------------------------------------------------------ lineage and evolution
 
     def lineage(self, target: str | None = None) -> LineageService:
-        """Column lineage, impact and schema diff of the dbt project, on a target."""
+        """Column lineage, impact and schema diff of the dbt project, on a target.
+
+        Raises:
+            UsageError: the target's DuckDB file was never made (no run yet): dbt describes
+                the models' columns against it (this was "dbt compile could not run", exit 1).
+        """
+        from stackyard.errors import UsageError
         from stackyard.lineage.service import LineageService
 
+        if not self.warehouse_file_present(target):
+            raise UsageError(
+                f"target '{self.target_name(target)}' has no warehouse yet: column lineage "
+                "reads the columns of the models it has built",
+                hint="`stackyard run` first",
+            )
         return LineageService(self.session(target))
 
     def schema_diff(self, target: str | None = None, against: str | None = None) -> SchemaDiff:
