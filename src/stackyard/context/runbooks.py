@@ -203,6 +203,7 @@ class RunbookMethods(ContextBase):
             approve=self.approve_schema_change,
             quote=session.warehouse.quote,
             dialect=session.warehouse.DIALECT,
+            exact_case=not session.warehouse.CASE_INSENSITIVE_COLUMNS,
         )
 
     def incidents(self, target: str | None = None) -> IncidentRunbook:

@@ -61,6 +61,7 @@ class EvolveRunbook:
         quote: quotes an identifier for the warehouse.
         dialect: the sqlglot dialect of the models' SQL (to tell which columns a reader's
             references come from).
+        exact_case: the warehouse tells ``Name`` from ``name`` (a new name is lower case).
     """
 
     def __init__(
@@ -74,6 +75,7 @@ class EvolveRunbook:
         approve: Callable[[str, str, str, str], None],
         quote: Callable[..., str],
         dialect: str | None = None,
+        exact_case: bool = False,
     ) -> None:
         self.project_dir = project_dir
         self.transform_dir = transform_dir
@@ -82,7 +84,7 @@ class EvolveRunbook:
         self.query = query
         self.approve = approve
         self.quote = quote
-        self.dialect = dialect
+        self.dialect, self.exact_case = dialect, exact_case
 
     # ------------------------------------------------------------------ planning
 
@@ -90,7 +92,7 @@ class EvolveRunbook:
         """The phases of renaming ``MODEL.OLD`` to ``new``, with their status now."""
         graph = self.graph()
         node, old = model_column(graph, spec)
-        check_name(new, self.dialect)
+        check_name(new, self.exact_case)
         journal = EvolveJournal.load(self.project_dir, node, old)
         journal.check_change("rename", f"{node}.{old}", new)
         info = graph.nodes[node]
@@ -475,13 +477,10 @@ class EvolveRunbook:
                 journal.keep(phase.name, "stackyard.yml", project_file.read_text(encoding="utf-8"))
                 self.approve(plan.node, plan.column, change, f"stackyard evolve {plan.action}")
             elif step.kind == "verify":
-                problem = self._verify(plan, phase.name)
+                problem = verify(plan, phase.name, self.graph(), self.query)
                 if problem:
                     return problem
         return ""
-
-    def _verify(self, plan: EvolveResult, phase: str) -> str:
-        return verify(plan, phase, self.graph(), self.query)
 
     def _replan(self, plan: EvolveResult) -> EvolveResult:
         journal = EvolveJournal.load(self.project_dir, plan.node, plan.column)

@@ -131,16 +131,16 @@ def model_column(graph: ColumnGraph, spec: str) -> tuple[str, str]:
     return node, column
 
 
-def check_name(name: str, dialect: str | None = None) -> None:
-    """Refuse a new name that is not a plain identifier, or one Postgres would read in
-    another case: expand writes the name quoted and a reader's SQL unquoted, and Postgres
-    folds an unquoted name to lower case, so migrate failed on "column email_address does
-    not exist" after expand had made "Email_Address"."""
+def check_name(name: str, exact_case: bool = False) -> None:
+    """Refuse a new name that is not a plain identifier, or one with capitals where the
+    warehouse tells cases apart: expand writes the name quoted and a reader's SQL unquoted,
+    and Postgres folds an unquoted name to lower case, so migrate failed on "column
+    email_address does not exist" after expand had made "Email_Address"."""
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
         raise UsageError(f"'{name}' is not a plain column name", hint="use letters, digits and _")
-    if dialect == "postgres" and name != name.lower():
+    if exact_case and name != name.lower():
         raise UsageError(
-            f"'{name}' has capitals, and Postgres reads a name without quotes in lower case",
+            f"'{name}' has capitals, and this warehouse reads a name without quotes in one case",
             hint=f"name it {name.lower()}; nothing was changed",
         )
 
