@@ -123,3 +123,20 @@ def test_a_non_superuser_ends_a_removed_users_sessions(pg_project: PgProject, ap
         with pytest.raises(psycopg.OperationalError):
             session.execute("SELECT 1")
     assert not pg_project.context().access().plan("prod").has_changes
+
+
+def test_a_power_only_a_superuser_takes_back_fails_naming_the_superuser(
+    pg_project: PgProject, applier: str
+) -> None:
+    from stackyard.errors import WarehouseError
+
+    pg_project.write(PEOPLE, user=applier)
+    pg_project.context().access().apply(target="prod")
+    with pg_project.connect() as admin:
+        admin.execute(f'ALTER ROLE "{pg_project.role("alice")}" BYPASSRLS')
+    with pytest.raises(WarehouseError) as failed:
+        pg_project.context().access().apply(target="prod", allow_destructive=True)
+    # Before: "the applying user needs CREATEROLE", which it has.
+    assert "bypassrls" in failed.value.message.lower()
+    assert failed.value.hint is not None and "superuser" in failed.value.hint
+    assert "CREATEROLE" not in failed.value.hint

@@ -56,6 +56,30 @@ def _failed(plan: Plan, index: int, reason: str) -> WarehouseError:
         f"step {index + 1} of {len(plan.steps)} failed ({step.description}): {reason}\n"
         f"  statement: {step.statement}\n"
         "the transaction was rolled back: nothing was applied",
-        hint="the applying user needs CREATEROLE and rights on the schemas (a superuser or "
-        "the database owner); fix the cause and run `stackyard plan` again",
+        hint=_what_to_do(reason),
+    )
+
+
+def _what_to_do(reason: str) -> str:
+    """The way forward for a failed statement, by what the warehouse said. Every failure
+    read "the applying user needs CREATEROLE", also where no right of the user could help.
+
+    >>> _what_to_do("must be superuser to change bypassrls attribute")[:42]
+    'only a superuser may run this statement: h'
+    """
+    said = reason.lower()
+    if "must be superuser" in said:
+        return (
+            "only a superuser may run this statement: have one run it (it takes back what was "
+            "given by hand), then run `stackyard plan` again"
+        )
+    if "objects in database" in said or "depend on it" in said:
+        return (
+            "the role still owns or holds something in another database, which an apply here "
+            "cannot reach: `REASSIGN OWNED BY` and `DROP OWNED BY` it there (or keep it "
+            "declared), then run `stackyard plan` again"
+        )
+    return (
+        "the applying user needs CREATEROLE and rights on the schemas (a superuser or "
+        "the database owner); fix the cause and run `stackyard plan` again"
     )
