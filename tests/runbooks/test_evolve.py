@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from stackyard.errors import Interrupted
 from tests.lineage.conftest import stackyard
 
 STAGING = Path("transform/models/staging/dlt/stg_dlt__customers.sql")
@@ -301,10 +302,14 @@ def test_a_phase_cut_short_is_not_recorded_as_applied(example: Path) -> None:
             raise KeyboardInterrupt
 
         runbook.build = interrupted
-        with pytest.raises(KeyboardInterrupt):
+        with pytest.raises(Interrupted) as stopped:
             runbook.change(
                 "rename", "stg_dlt__customers.customer_name", "full_name", phases=["expand"]
             )
+    # Before: a bare interrupt ("nothing further was done"), though the build may have
+    # rebuilt models from the phase's files.
+    assert "cut short" in stopped.value.message
+    assert "stackyard run --select stg_dlt__customers+" in str(stopped.value.hint)
     assert (example / STAGING).read_text() == before
     plan = json.loads(stackyard(*RENAME, "--dry-run", "--json", cwd=example).stdout)
     assert [p["status"] for p in plan["phases"]] == ["pending"] * 3

@@ -44,7 +44,7 @@ from stackyard.runbooks.evolve_steps import (
     original_sql,
     wrap,
 )
-from stackyard.runbooks.evolve_verify import build_failed, verify
+from stackyard.runbooks.evolve_verify import build_failed, cut_short, verify
 
 
 class EvolveRunbook:
@@ -321,10 +321,10 @@ class EvolveRunbook:
             journal.record(plan.action, plan.node, plan.column, plan.to, phase)
             try:
                 problem = self._run_phase(plan, phase, journal)
-            except BaseException:
+            except BaseException as exc:
                 # Cut short (Ctrl-C, an error): its files go back; no build (the next follows).
                 self._undo(journal, phase.name, rebuild=False)
-                raise
+                raise cut_short(plan, phase.name, exc) from None
             if problem:
                 messages.append(f"{phase.name} failed: {problem}; rolled back")
                 self._undo(journal, phase.name)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from stackyard.errors import Interrupted
 from stackyard.lineage.graph import ColumnGraph, ColumnRef
 from stackyard.runbooks.evolve_steps import EvolveResult
 
@@ -92,3 +93,17 @@ def _whole(plan: EvolveResult, phase: str) -> str:
 
 def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
+
+
+def cut_short(plan: EvolveResult, phase: str, exc: BaseException) -> BaseException:
+    """What a phase stopped by Ctrl-C says: its files were put back, but its build may have
+    rebuilt models from the files it wrote already. "Nothing further was done" read as if the
+    warehouse was untouched while a contracted view had lost the old column."""
+    if not isinstance(exc, KeyboardInterrupt) or isinstance(exc, Interrupted):
+        return exc
+    return Interrupted(
+        f"{phase} was cut short and its files were put back; models its build had reached "
+        "may already be built from the files it wrote",
+        hint=f"`stackyard run --select {plan.node}+` rebuilds them from the files as they "
+        f"are now, or apply {phase} again",
+    )
