@@ -64,3 +64,28 @@ def test_lineage_before_the_first_run_says_to_run_first(tmp_path: Path) -> None:
         assert done.returncode == 2, done.stdout + done.stderr
         assert "`stackyard run` first" in done.stderr
     assert not (root / ".stackyard" / "dev.duckdb").exists()
+
+
+def test_a_star_over_a_join_traces_the_second_column_of_a_name(example: Path) -> None:
+    model = example / "transform" / "models" / "marts" / "starjoin.sql"
+    model.write_text(
+        "select * from {{ ref('stg_dlt__stores') }} s join {{ ref('stores') }} t using (store_id)\n"
+    )
+    stackyard("run", "--select", "starjoin", cwd=example)
+    built = stackyard(
+        "sql",
+        "select column_name from information_schema.columns where table_name = 'starjoin'",
+        "--json",
+        cwd=example,
+    )
+    assert "tax_rate_1" in [r["column_name"] for r in json.loads(built.stdout)["rows"]]
+    # Before: traced as one tax_rate (from the first table): the warehouse's tax_rate_1 was
+    # "no column", and impact said nothing downstream read stores.tax_rate.
+    up = json.loads(
+        stackyard("lineage", "starjoin.tax_rate_1", "--upstream", "--json", cwd=example).stdout
+    )
+    assert {"node": "stores", "column": "tax_rate"} in up["upstream"]
+    down = json.loads(
+        stackyard("lineage", "stores.tax_rate", "--downstream", "--json", cwd=example).stdout
+    )
+    assert {"node": "starjoin", "column": "tax_rate_1"} in down["downstream"]

@@ -81,6 +81,10 @@ def query_lineage(sql: str, schema: dict[str, Any], dialect: str | None) -> Quer
     ...                   "from a", schema, "duckdb")
     >>> {c: sorted(col for _, col in cols) for c, cols in q.columns.items()}
     {'id': ['id'], 'x': ['amount']}
+    >>> two = {"db": {"raw": {"a": {"id": "INT", "n": "INT"}, "b": {"id": "INT", "n": "INT"}}}}
+    >>> q = query_lineage("select * from db.raw.a join db.raw.b using (id)", two, "duckdb")
+    >>> {c: sorted(t.name for t, _ in cols) for c, cols in q.columns.items()}
+    {'id': ['a', 'b'], 'n': ['a'], 'n_1': ['b']}
     """
     import sqlglot
     from sqlglot import exp
@@ -103,12 +107,19 @@ def query_lineage(sql: str, schema: dict[str, Any], dialect: str | None) -> Quer
     tracer = _Tracer()
     out = QueryLineage()
     unresolved: list[Unresolved] = []
+    repeats: dict[str, int] = {}
     for index, name in enumerate(_output_names(root)):
         if name == "*":
             unresolved.append(Unresolved("*", tracer.star_reason(root)))
             continue
         found = tracer.trace(root, name, index)
         shown = spelling.get(name.lower(), name)
+        if repeat := repeats.get(name.lower(), 0):
+            # A select * over a join gives two columns of one name; the warehouse keeps the
+            # second as name_1 (DuckDB; others refuse it). Traced under one name, the
+            # second was lost from lineage and impact without a word.
+            shown = f"{shown}_{repeat}"
+        repeats[name.lower()] = repeat + 1
         out.columns[shown] = {(t, c) for t, c in found.tables}
         out.ephemeral[shown] = set(found.models)
         unresolved.extend(Unresolved(shown, why) for why in sorted(found.problems))
@@ -335,6 +346,8 @@ def _output_names(scope: Any) -> list[str]:
 
 def _projection(select: Any, name: str, index: int) -> Any:
     selects = list(getattr(select, "selects", []))
+    if 0 <= index < len(selects) and selects[index].alias_or_name == name:
+        return selects[index]  # the second of two columns of one name is its own
     for candidate in selects:
         if candidate.alias_or_name == name:
             return candidate
