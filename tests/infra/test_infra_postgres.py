@@ -303,3 +303,25 @@ def test_a_same_named_project_whose_prefix_starts_with_ours_keeps_its_roles(
     assert pg_project.context().access().plan("prod").statements() == plan.statements()
     assert not other.context().access().plan("prod").has_changes
     assert other.can("alice", "CREATE TABLE dev_alice.scratch_b (id int)")
+
+
+def test_a_declared_table_handed_to_a_reader_is_more_than_declared(
+    pg_project: PgProject,
+) -> None:
+    pg_project.write(PEOPLE)
+    _apply(pg_project)
+    with pg_project.connect() as admin:
+        admin.execute("CREATE TABLE marts.orders (id int)")
+        admin.execute(f'ALTER TABLE marts.orders OWNER TO "{pg_project.role("alice")}"')
+    # Their own tables are theirs: the loader's in its schema, alice's in her dev schema.
+    assert pg_project.can("svc_dlt", "CREATE TABLE shop_db.customers (id int)")
+    assert pg_project.can("alice", "CREATE TABLE dev_alice.scratch (id int)")
+    # Before: review, plan and security check all read "nothing found", while alice (who
+    # reads marts) could delete every row.
+    assert pg_project.can("alice", "DELETE FROM marts.orders")
+    outside = pg_project.context().access().review("prod").outside_declaration
+    owned = [e for e in outside if e.startswith("owner: ")]
+    assert len(owned) == 1 and "owns table marts.orders" in owned[0], outside
+    checked = pg_project.context().security_check("prod")
+    excess = [f for f in checked.findings if f.check == "excess-privileges"]
+    assert any("marts.orders" in f.message for f in excess), checked.findings

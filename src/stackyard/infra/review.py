@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from stackyard.infra.plan import Plan
@@ -71,7 +72,48 @@ def _is_user(state: State, principal: Principal) -> bool:
     return principal.kind == "user" or account.attr("login") == "true"
 
 
-def review(live: State, plan: Plan, *, scope: set[Principal] | None = None) -> AccessReview:
+def owned_beyond_declaration(live: State, desired: State, appliers: set[str]) -> list[str]:
+    """Tables and views in declared schemas owned by a declared user whom the declaration
+    gives no ``CREATE`` on the schema. An owner may change, empty or drop its table whatever
+    is granted, and Postgres shows no grant for it: a reader made owner by hand could delete
+    every row while plan, review and security check all read "nothing found".
+
+    Args:
+        live: the live state (who owns what).
+        desired: the declared state.
+        appliers: the users plans and runs are applied as (their tables are theirs).
+    """
+    declared = {a.principal for a in desired.accounts if _is_user(desired, a.principal)}
+    held: dict[Principal, set[Principal]] = {}
+    for m in desired.memberships:
+        held.setdefault(m.member, set()).add(m.role)
+    schemas = {c.name for c in desired.containers if c.kind == "schema"}
+    found = []
+    for table in sorted(live.tables):
+        owner = next((p for p in declared if p.name == table.owner), None)
+        if owner is None or table.owner in appliers or table.schema not in schemas:
+            continue
+        reach, queue = {owner}, [owner]
+        while queue:
+            for role in held.get(queue.pop(), set()) - reach:
+                reach.add(role)
+                queue.append(role)
+        creates = any(
+            g.privilege == "CREATE" and g.on_kind == "SCHEMA" and g.on == table.schema
+            for g in desired.grants
+            if g.grantee in reach
+        )
+        if not creates:
+            found.append(
+                f"owner: {owner.label} owns {table.kind.lower()} {'.'.join(table.path)}, "
+                "with no CREATE on its schema declared (an owner may change, empty or drop it)"
+            )
+    return found
+
+
+def review(
+    live: State, plan: Plan, *, scope: set[Principal] | None = None, owned: Sequence[str] = ()
+) -> AccessReview:
     """Effective privileges of every user, inactive users, and grants outside the declaration.
 
     Args:
@@ -109,9 +151,11 @@ def review(live: State, plan: Plan, *, scope: set[Principal] | None = None) -> A
     best: dict[tuple[str, str, str, str], EffectivePrivilege] = {}
     for row in sorted(rows, key=lambda r: (r.via.count("→"), r)):
         best.setdefault((row.user, row.privilege, row.object_kind, row.object_name), row)
-    outside = list(plan.unmanaged) + [
-        f"{s.description} (pending: on a declared role)" for s in plan.steps if s.destructive
-    ]
+    outside = (
+        list(plan.unmanaged)
+        + list(owned)
+        + [f"{s.description} (pending: on a declared role)" for s in plan.steps if s.destructive]
+    )
     return AccessReview(
         target=plan.target,
         privileges=tuple(sorted(best.values())),

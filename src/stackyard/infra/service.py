@@ -20,7 +20,7 @@ from stackyard.infra.importer import AccessImport
 from stackyard.infra.layout import build_declaration
 from stackyard.infra.plan import Plan, diff
 from stackyard.infra.policy import PolicyInput, PolicyReport, evaluate
-from stackyard.infra.review import AccessReview, review
+from stackyard.infra.review import AccessReview, owned_beyond_declaration, review
 from stackyard.infra.state import State, created_by
 from stackyard.session import Sessions
 
@@ -421,4 +421,6 @@ class AccessControl:
             | declared
             | {g.grantee for g in live.grants if g.grantee in declared}
         )
-        return review(live, plan, scope=scope)
+        appliers = {engine.admin_user, live.applier.name if live.applier else ""} - {""}
+        owned = owned_beyond_declaration(live, desired, appliers)
+        return review(live, plan, scope=scope, owned=owned)

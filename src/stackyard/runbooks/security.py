@@ -342,7 +342,17 @@ def _access_findings(
             )
     review = access.review(name, live_state=live_state)
     for entry in review.outside_declaration:
-        if "(pending" in entry:
+        if entry.startswith("owner: "):
+            found.append(
+                Finding(
+                    "excess-privileges",
+                    name,
+                    f"more than declared: {entry.removeprefix('owner: ')}",
+                    "give the table back to the user that builds it (`ALTER TABLE … OWNER "
+                    "TO …`), or declare CREATE on its schema for that user if it is needed",
+                )
+            )
+        elif "(pending" in entry:
             found.append(
                 Finding(
                     "excess-privileges",
