@@ -300,6 +300,9 @@ def test_a_same_named_project_whose_prefix_starts_with_ours_keeps_its_roles(
     # Before: this plan granted every "t…_b_" role to the applier, then dropped them all.
     assert not plan.has_changes, plan.statements()
     assert not [s for s in plan.statements() if other.prefix in s]
+    # Kept, and said: another project's roles, or this one's under a prefix it had before.
+    (note,) = [n for n in plan.notes if "another role_prefix" in n]
+    assert other.role("alice") in note
     assert pg_project.context().access().plan("prod").statements() == plan.statements()
     assert not other.context().access().plan("prod").has_changes
     assert other.can("alice", "CREATE TABLE dev_alice.scratch_b (id int)")

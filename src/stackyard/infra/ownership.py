@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from stackyard.infra.engine import Engine
-from stackyard.infra.state import Membership, Principal, State, created_by
+from stackyard.infra.state import Membership, Principal, State, created_by, marker
 
 
 def droppable(
@@ -42,6 +42,19 @@ def droppable(
         a.principal
         for a in live.accounts
         if a.principal not in declared and created_by(a.comment, a.principal.name, project, prefix)
+    )
+
+
+def elsewhere(live: State, declared: set[Principal], project: str, prefix: str) -> list[str]:
+    """Roles carrying the project's marker that :func:`droppable` leaves alone for their
+    prefix: a same-named project's, or this project's before its ``role_prefix`` changed
+    (those kept every grant, and nothing said so)."""
+    return sorted(
+        a.principal.label
+        for a in live.accounts
+        if a.principal not in declared
+        and marker(project) in a.comment
+        and not created_by(a.comment, a.principal.name, project, prefix)
     )
 
 

@@ -35,7 +35,7 @@ from typing import Any, TypeVar
 
 from stackyard.errors import UsageError
 from stackyard.infra.engine import Engine
-from stackyard.infra.ownership import droppable, holdings, in_scope, membership_changes
+from stackyard.infra.ownership import droppable, elsewhere, holdings, in_scope, membership_changes
 from stackyard.infra.state import FutureGrant, Grant, State, marker, prefix_marker
 
 PLAN_FORMAT = "stackyard.access-plan/1"
@@ -431,6 +431,12 @@ def diff(
                 )
             )
             loses = ()
+    if others := elsewhere(live, declared, project, engine.declaration.role_prefix):
+        notes.append(
+            f"kept: {len(others)} role(s) marked as made by a project named {project} under "
+            f"another role_prefix ({', '.join(others[:5])}{' …' if len(others) > 5 else ''}): "
+            "another project's, or this one's before its prefix changed (drop those by hand)"
+        )
     return Plan(
         project=project,
         target=target,
