@@ -49,3 +49,31 @@ def test_whole_numbers_still_load_as_integers(tmp_path: Path) -> None:
     assert Context(project).run(select=["app"]).ok
     rows = Context(project).sql("SELECT amount, typeof(amount) FROM app.orders ORDER BY id").rows
     assert list(rows) == [(101 + i, "BIGINT") for i in range(5)]
+
+
+@pytest.mark.parametrize("backend", ["auto", "connectorx"])
+def test_numeric_values_load_exactly(tmp_path: Path, backend: str) -> None:
+    project = make_project(tmp_path / "p", orders=5)
+    db = sqlite3.connect(project / "sources" / "app.sqlite")
+    db.execute("CREATE TABLE accounts (id INTEGER PRIMARY KEY, balance NUMERIC)")
+    db.execute(
+        "INSERT INTO accounts VALUES (1, 10.1), (2, 0.1), (3, 123456789012345678), (4, NULL)"
+    )
+    db.commit()
+    db.close()
+    config = project / "stackyard.yml"
+    text = config.read_text().replace(
+        "kind: sql_database", f"kind: sql_database\n    backend: {backend}"
+    )
+    table = "      customers: {primary_key: id, cursor: updated_at}\n"
+    config.write_text(text.replace(table, table + "      accounts: {primary_key: id}\n"))
+    result = Context(project).run(select=["app"])
+    assert result.ok, result.to_dict()
+    rows = Context(project).sql("SELECT id, balance FROM app.accounts ORDER BY id").rows
+    # Before: 123456789012345678 loaded as 123456789012345678.152597504 (read through a float).
+    assert [(i, str(b.normalize()) if b is not None else None) for i, b in rows] == [
+        (1, "10.1"),
+        (2, "0.1"),
+        (3, "123456789012345678"),
+        (4, None),
+    ]

@@ -29,8 +29,68 @@ def exact_sqlite_integers(table: Any) -> None:
 
     for column in table.columns:
         kind = type(column.type)
-        if isinstance(column.type, sa.Integer) and not getattr(kind, "_exact", False):
+        if getattr(kind, "_exact", False):
+            continue
+        if isinstance(column.type, sa.Integer):
             column.type = _exact_type(kind, table.name, column.name)
+        elif isinstance(column.type, sa.Numeric) and column.type.asdecimal:
+            column.type = _exact_decimal(column.type, table.name, column.name)
+
+
+def exact_decimal(table: str, column: str, value: Any) -> Any:
+    """A ``NUMERIC``/``DECIMAL`` column's value, read as the text SQLite prints for it, as a
+    Decimal; :class:`LoadError` for text that is no number.
+
+    >>> exact_decimal("acc", "bal", "123456789012345678"), exact_decimal("acc", "bal", None)
+    (Decimal('123456789012345678'), None)
+    >>> exact_decimal("acc", "bal", "n/a")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    stackyard.errors.LoadError: table 'acc', column 'bal': the value 'n/a' is not a number, ...
+    """
+    from decimal import Decimal, InvalidOperation
+
+    if value is None:
+        return None
+    try:
+        number = Decimal(str(value))
+    except InvalidOperation:
+        number = None
+    if number is None or not number.is_finite():
+        raise LoadError(
+            f"table '{table}', column '{column}': the value {value!r} is not a number, but the "
+            "column is declared NUMERIC in the SQLite database",
+            hint="fix the value in the source, or read the column through a view that casts "
+            f"it to TEXT (`--table {table}=THE_VIEW`); this load wrote nothing",
+        )
+    return number
+
+
+def _exact_decimal(reflected: Any, table: str, column: str) -> Any:
+    """The column's own numeric type (dlt reflects the same decimal), read as text: SQLite
+    keeps a NUMERIC value as an integer or a float, and the readers turned
+    123456789012345678 into 123456789012345678.152597504 (through a float)."""
+    import sqlalchemy as sa
+
+    kind = type(reflected)
+
+    def column_expression(self: Any, col: Any) -> Any:
+        return sa.cast(col, sa.Text())
+
+    def result_processor(self: Any, dialect: Any, coltype: Any) -> Any:
+        return lambda value: exact_decimal(table, column, value)
+
+    exact = type(
+        f"Exact{kind.__name__}",
+        (kind,),
+        {
+            "_exact": True,
+            "column_expression": column_expression,
+            "result_processor": result_processor,
+            "cache_ok": True,
+        },
+    )
+    return reflected.adapt(exact)
 
 
 def whole_number(table: str, column: str, value: Any) -> Any:
