@@ -450,18 +450,11 @@ class BackupRunbook(TargetRunbook):
         scratch["data"] = PG_COPY
 
     def _pg_dump(self, scratch: dict[str, Any]) -> None:
-        connect = self.warehouse.connect_kwargs()  # type: ignore[attr-defined]
-        engines.run_client(
-            [
-                scratch["pg_dump"],
-                "--format=directory",
-                "--jobs=2",
-                f"--snapshot={scratch['snapshot']}",
-                f"--file={scratch['folder'] / PG_DATA}",
-                f"--dbname={connect['dbname']}",
-            ],
-            engines.pg_env(connect),
-            "pg_dump",
+        engines.pg_dump(
+            scratch["pg_dump"],
+            scratch["snapshot"],
+            scratch["folder"] / PG_DATA,
+            self.warehouse.connect_kwargs(),  # type: ignore[attr-defined]
         )
 
     # both -----------------------------------------------------------------

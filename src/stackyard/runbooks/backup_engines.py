@@ -269,6 +269,44 @@ def pg_env(connect: dict[str, Any]) -> dict[str, str]:
     return env
 
 
+# How long pg_dump waits for a table's lock before the backup fails (pg_dump's own unit).
+PG_DUMP_LOCK_WAIT = "60s"
+
+
+def pg_dump(program: str, snapshot: str, into: Path, connect: dict[str, Any]) -> None:
+    """``pg_dump`` of the database in directory format, from the exported ``snapshot``.
+
+    Raises:
+        WarehouseError: pg_dump failed; a table it could not lock is named as such.
+    """
+    try:
+        run_client(
+            [
+                program,
+                "--format=directory",
+                "--jobs=2",
+                # A run's DROP TABLE queued behind the backup's snapshot (which read the table)
+                # queues pg_dump's lock behind it: a cycle through the backup's process that
+                # Postgres cannot see, and both hung. pg_dump gives up instead.
+                f"--lock-wait-timeout={PG_DUMP_LOCK_WAIT}",
+                f"--snapshot={snapshot}",
+                f"--file={into}",
+                f"--dbname={connect['dbname']}",
+            ],
+            pg_env(connect),
+            "pg_dump",
+        )
+    except WarehouseError as exc:
+        if "lock table" not in exc.message.lower():
+            raise
+        raise WarehouseError(
+            f"{exc.message}\nanother session (a run's dbt build, say) is replacing a table "
+            f"this backup reads, and pg_dump could not lock it within {PG_DUMP_LOCK_WAIT}",
+            hint="the unfinished backup was deleted; run it again once that run has finished "
+            "(`stackyard status`)",
+        ) from None
+
+
 def run_client(args: list[str], env: dict[str, str], what: str) -> None:
     """Run pg_dump/pg_restore; a failure becomes a WarehouseError with its stderr."""
     done = subprocess.run(args, env=env, capture_output=True, text=True, check=False)
