@@ -143,6 +143,17 @@ def test_restore_to_the_targets_own_file_is_refused(tmp_path: Path) -> None:
     assert files(root) == before  # the target and its state left alone
 
 
+def test_restore_to_a_path_under_a_file_is_refused(tmp_path: Path) -> None:
+    root = project(tmp_path / "p")
+    before = backed_up(root)
+    (tmp_path / "afile").write_text("x")
+    refused = stackyard(root, "restore", "latest", "--yes", "--to", str(tmp_path / "afile" / "x"))
+    # Before: "unexpected error: NotADirectoryError …", exit 1.
+    assert refused.returncode == 2, said(refused)
+    assert "afile is a file, not a folder" in said(refused)
+    assert files(root) == before
+
+
 @pytest.mark.postgres
 def test_restore_to_the_targets_own_database_is_refused(
     tmp_path: Path, pg_database: dict[str, Any], pg_admin_dsn: str

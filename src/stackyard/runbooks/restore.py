@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from stackyard.errors import UsageError, WarehouseError, WarehouseLockedError
+from stackyard.files import folder_problem
 from stackyard.runbooks import backup_engines as engines
 from stackyard.runbooks.backup import (
     DUCKDB_DATA,
@@ -35,6 +36,8 @@ from stackyard.runbooks.recovery_plan import (
     file_matches,
     refuse_foreign,
 )
+
+_TO_HINT = "pass --to a file in a folder you can write (made if missing)"
 
 
 class RestoreRunbook(TargetRunbook):
@@ -89,6 +92,8 @@ class RestoreRunbook(TargetRunbook):
         )
         if w.STORAGE == "file":
             dest = Path(to).expanduser().resolve() if to else w.path  # type: ignore[attr-defined]
+            if to and (problem := folder_problem(dest.parent)):  # was an unexpected error
+                raise UsageError(f"cannot restore into {dest}: {problem}", hint=_TO_HINT)
             staged = dest.with_name(dest.name + ".restoring")
             aside = dest.with_name(f"{dest.name}.before-restore-{_stamp()}")
             data = [
