@@ -72,3 +72,18 @@ def test_objects_and_arrays_load_on_postgres(
     assert result.ok, result.to_dict()
     assert _loaded(ctx) == SENT
     assert _json_type(ctx) == {"jsonb"}
+
+
+@pytest.mark.parametrize("engine", ["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_a_field_of_strings_and_numbers_loads_each_value_as_its_text(
+    tmp_path: Path, engine: str, request: pytest.FixtureRequest
+) -> None:
+    lines = '{"id": 1, "code": "A1"}\n{"id": 2, "code": 7}\n{"id": 3, "code": "x\\"y"}\n'
+    root = file_project(tmp_path, "{codes: {glob: '*.jsonl', primary_key: id}}", {"a.jsonl": lines})
+    if engine == "postgres":
+        on_postgres(root, request.getfixturevalue("pg_database"))
+    ctx = Context(root)
+    assert ctx.run().ok
+    # Before: "A1" was stored with its JSON quotes ('"A1"', 4 characters), and x"y as '"x\"y"'.
+    rows = ctx.sql("select id, code from f.codes order by id").rows
+    assert [tuple(r) for r in rows] == [(1, "A1"), (2, "7"), (3, 'x"y')]

@@ -33,14 +33,33 @@ def jsonl_query(con: Any, path: str) -> tuple[str, list[str]]:
     auto = f"read_json({_quoted(path)}, format='newline_delimited')"
     described = con.execute(f"DESCRIBE SELECT * FROM {auto}").fetchall()
     nested = [str(row[0]) for row in described if _nested(str(row[1]))]
-    if not nested:
+    scalars = _mixed_scalars(con, auto, [str(row[0]) for row in described if row[1] == "JSON"])
+    if not nested and not scalars:
         return f"SELECT * FROM {auto}", []
     types = ", ".join(
-        f"{_quoted(str(row[0]))}: {_quoted('JSON' if str(row[0]) in nested else str(row[1]))}"
+        f"{_quoted(str(row[0]))}: "
+        f"{_quoted('JSON' if str(row[0]) in nested or row[1] == 'JSON' else str(row[1]))}"
         for row in described
     )
+    # A field holding strings and numbers is JSON to DuckDB; its strings read as JSON text
+    # kept their quotes ("A1" stored as "\"A1\""). As text, each value is what the line says.
+    replace = ", ".join(f"{_ident(c)} ->> '$' AS {_ident(c)}" for c in scalars)
     return (
-        f"SELECT * FROM read_json({_quoted(path)}, format='newline_delimited', "
-        f"columns={{{types}}})",
+        f"SELECT *{f' REPLACE ({replace})' if replace else ''} FROM read_json("
+        f"{_quoted(path)}, format='newline_delimited', columns={{{types}}})",
         nested,
     )
+
+
+def _mixed_scalars(con: Any, source: str, columns: list[str]) -> list[str]:
+    """Of the columns DuckDB reads as JSON (values of several types), those that hold no
+    object or array: plain values of mixed types, loaded as text."""
+    if not columns:
+        return []
+    checks = ", ".join(f"bool_or(json_type({_ident(c)}) IN ('OBJECT', 'ARRAY'))" for c in columns)
+    found = con.execute(f"SELECT {checks} FROM {source}").fetchall()[0]
+    return [c for c, has_nested in zip(columns, found, strict=True) if not has_nested]
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
