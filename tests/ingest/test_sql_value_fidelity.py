@@ -297,3 +297,33 @@ def json_tokens(text: str) -> str:
     """JSON text without its spaces: the warehouse may space it differently, never change a
     number's digits."""
     return "".join(text.split())
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("backend", ["auto", "pyarrow"])
+def test_rows_without_a_cursor_value_load_and_follow_their_changes(
+    tmp_path: Path, pg_database: dict[str, object], backend: str
+) -> None:
+    postgres_source(
+        pg_database,
+        "CREATE TABLE orders (id int PRIMARY KEY, note text, updated_at timestamp)",
+        "INSERT INTO orders VALUES (1, 'a', '2026-11-01'), (3, 'undated', NULL)",
+    )
+    root = project(tmp_path / "p", "orders: {primary_key: id, cursor: updated_at}", backend)
+    ctx = Context(root, environ={"DB": postgres_url(pg_database)})
+    # Before: the first load failed ("IncrementalCursorPathHasValueNone"), and rows added
+    # later with no cursor value were skipped by every run, which still succeeded.
+    assert ctx.run().ok
+    postgres_source(
+        pg_database,
+        "INSERT INTO orders VALUES (2, 'new', '2026-11-02'), (4, 'undated too', NULL)",
+        "UPDATE orders SET note = 'changed' WHERE id = 3",
+    )
+    assert ctx.run().ok
+    assert ctx.run().ok
+    assert ctx.sql("select id, note from app.orders order by id").rows == (
+        (1, "a"),
+        (2, "new"),
+        (3, "changed"),
+        (4, "undated too"),
+    )

@@ -271,7 +271,12 @@ def _sql_resources(name: str, config: SqlDatabaseSource, context: BuildContext) 
             chunk_size=config.chunk_size,
             incremental=(
                 dlt.sources.incremental(
-                    table.cursor, primary_key=columns_but_stamp if table.append else None
+                    table.cursor,
+                    primary_key=columns_but_stamp if table.append else None,
+                    # A row with no cursor value cannot be placed in time: with a key it is
+                    # read on every load and merged (it was skipped for good by the query's
+                    # filter, and a first load failed); without one it stays an error.
+                    on_cursor_value_missing="include" if table.primary_key else "raise",
                 )
                 if table.cursor
                 else None
