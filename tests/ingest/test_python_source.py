@@ -129,3 +129,47 @@ def test_a_source_loaded_resource_by_resource_before_keeps_its_cursor(tmp_path: 
         assert result.exit_code == 0, result.to_dict()
         ids = [r[0] for r in ctx.sql("select id from feed.events order by id").rows]
     assert ids == [1, 2, 3, 4, 5, 6]  # the rows at and before the cursor not loaded again
+
+
+DUPLICATES = """
+import dlt
+
+
+@dlt.source
+def things_source():
+    @dlt.resource(primary_key="k", write_disposition="merge")
+    def things():
+        yield [{"k": 1, "v": "first"}, {"k": 1, "v": "second"}]
+
+    return things
+"""
+
+
+def test_a_python_sources_duplicate_keys_are_reported_as_dlt_keeps_them(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    project = tmp_path / "p"
+    init_project(project)
+    (project / "sources" / "things.py").write_text(DUPLICATES)
+    yml = project / "stackyard.yml"
+    yml.write_text(
+        yml.read_text().replace(
+            "sources: {}",
+            "sources:\n  things:\n    kind: python\n    path: sources/things.py\n"
+            "    function: things_source",
+        )
+    )
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "stackyard"), "run"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "250", "NO_COLOR": "1"},
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    kept = Context(project).sql("select v from things.things").rows
+    # Before: "1 rows sharing a key collapsed (the latest kept)", while the table held "first".
+    assert "1 rows sharing a key collapsed (one per key, as dlt read them)" in done.stdout
+    assert kept == (("first",),)

@@ -17,7 +17,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from stackyard.results import TableLoad
+from stackyard.results import SourceLoad, TableLoad
 from stackyard.warehouse.base import LoadedTable
 
 LOAD_ID = "_dlt_load_id"
@@ -128,3 +128,28 @@ def tables_as_loaded(pipeline: Any) -> list[LoadedTable]:
         key = tuple(c for c, col in table["columns"].items() if col.get("primary_key"))
         found.append(LoadedTable(name, table.get("parent"), key if merged else ()))
     return found
+
+
+def load_detail(result: SourceLoad, kind: str, dataset: str, rejected_table: str) -> str:
+    """The line a loaded source's step shows: rows, tables, and what was not loaded as sent.
+
+    >>> from stackyard.results import TableLoad
+    >>> load = SourceLoad("shop", "shop", "loaded", (TableLoad("t", 3, 1),))
+    >>> load_detail(load, "python", "shop", "_rejected_rows")
+    '3 rows in 1 tables, 1 rows sharing a key collapsed (one per key, as dlt read them)'
+    """
+    detail = f"{result.rows:,} rows in {len(result.tables)} tables"
+    deleted = sum(t.deleted for t in result.tables)
+    if deleted:
+        detail += f", {deleted:,} rows deleted upstream marked or removed"
+    duplicates = sum(t.duplicates for t in result.tables)
+    if duplicates:
+        # stackyard orders the rows it reads (by cursor, position or file); a python source's
+        # own resources are dlt's to order, which keeps the first it read (it said "latest").
+        kept = "one per key, as dlt read them" if kind == "python" else "the latest kept"
+        detail += f", {duplicates:,} rows sharing a key collapsed ({kept})"
+    if result.rejected:
+        detail += f", {result.rejected:,} rejected → {dataset}.{rejected_table}"
+    for note in result.notes:
+        detail += f"; {note}"
+    return detail

@@ -30,7 +30,13 @@ from stackyard.config.project import Project
 from stackyard.errors import DeadlineExceededError, Interrupted, StackyardError
 from stackyard.ingest.attempts import looks_transient, retried, stop_all, within_deadline
 from stackyard.ingest.backend_fallback import is_panic, panic_message, with_fallback
-from stackyard.ingest.counts import known_columns, row_counts, tables_as_loaded, warehouse_counts
+from stackyard.ingest.counts import (
+    known_columns,
+    load_detail,
+    row_counts,
+    tables_as_loaded,
+    warehouse_counts,
+)
 from stackyard.ingest.dlt_threads import import_before_threads, stop_dlt
 from stackyard.ingest.drift import describe_contract_violation, nulls_held, required_columns
 from stackyard.ingest.load_errors import root_cause, stackyard_error
@@ -298,17 +304,7 @@ class Loader:
         if result.status == "failed":
             self.console.step_finished(step, "failed", result.error or "")
         else:
-            detail = f"{result.rows:,} rows in {len(result.tables)} tables"
-            deleted = sum(t.deleted for t in result.tables)
-            if deleted:
-                detail += f", {deleted:,} rows deleted upstream marked or removed"
-            duplicates = sum(t.duplicates for t in result.tables)
-            if duplicates:
-                detail += f", {duplicates:,} rows sharing a key collapsed (the latest kept)"
-            if result.rejected:
-                detail += f", {result.rejected:,} rejected → {request.dataset}.{REJECTED_TABLE}"
-            for note in result.notes:
-                detail += f"; {note}"
+            detail = load_detail(result, request.config.kind, request.dataset, REJECTED_TABLE)
             warn = result.rejected or result.notes
             self.console.step_finished(step, "warn" if warn else "ok", detail)
         return result
