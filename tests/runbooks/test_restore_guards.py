@@ -176,3 +176,33 @@ def test_restore_to_the_targets_own_database_is_refused(
         ).fetchone()
     drop_kept_aside(pg_admin_dsn, database)
     assert kept == (0,)
+
+
+@pytest.mark.postgres
+def test_a_restore_stopped_before_its_swap_drops_its_staged_database(
+    tmp_path: Path, pg_database: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import psycopg
+
+    from stackyard.runbooks.restore import RestoreRunbook
+
+    database = str(pg_database["database"])
+    root = on_postgres(project(tmp_path / "p"), database)
+    (root / "sources" / "go").write_text("go")
+    assert stackyard(root, "run", "-t", "pg").returncode == 0
+    assert stackyard(root, "backup", "-t", "pg").returncode == 0
+
+    def stopped(self: Any, scratch: dict[str, Any]) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(RestoreRunbook, "_verify", stopped)
+    with Context(root) as ctx:
+        runbook = ctx.restores("pg")
+        with pytest.raises(KeyboardInterrupt):
+            runbook.run(runbook.plan(runbook.resolve("latest")))
+    # Before: the staged copy, a whole database, stayed until the next restore.
+    with psycopg.connect(host="127.0.0.1", user="postgres", dbname="postgres") as admin:
+        left = admin.execute(
+            "SELECT datname FROM pg_database WHERE datname = %s", (f"{database}__restoring",)
+        ).fetchall()
+    assert left == []

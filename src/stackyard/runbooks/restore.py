@@ -201,16 +201,18 @@ class RestoreRunbook(TargetRunbook):
         started = time.monotonic()
         backup = Path(plan.location)
         manifest = BackupManifest.read(backup)
-        scratch: dict[str, Any] = {
-            "backup": backup,
-            "manifest": manifest,
-            "plan": plan,
-            "moved": [],
-            "state": [],
-        }
-        for step in plan.steps:
+        scratch: dict[str, Any] = {"backup": backup, "manifest": manifest, "plan": plan}
+        scratch |= {"moved": [], "state": []}
+        kinds = [step.kind for step in plan.steps]
+        for index, step in enumerate(plan.steps):
             self.console.step_started(step.kind, step.description)
-            getattr(self, f"_{step.kind}")(scratch)
+            try:
+                getattr(self, f"_{step.kind}")(scratch)
+            except KeyboardInterrupt:
+                # Stopped before the swap: the staged copy (a whole database) was left behind.
+                if "swap" in kinds[index:] and step.kind != "swap" and scratch.get("staged"):
+                    self._discard(scratch)
+                raise
             self.console.step_finished(step.kind, "ok")
         return RestoreResult(
             backup=backup,
