@@ -183,6 +183,29 @@ def test_upgrade_check_refuses_a_file_that_pins_nothing(
     assert "--constraints FILE" in done.stderr or "constraints.txt" in done.stderr
 
 
+def test_upgrade_check_names_a_line_that_is_no_pin(tmp_path: Path) -> None:
+    project = init_project(tmp_path / "shop").path
+    constraints = tmp_path / "pins.txt"
+    constraints.write_text("# ours\nduckdb==1.1.0\ndbt-core=1.8.0\n", encoding="utf-8")
+    done = subprocess.run(
+        [
+            STACKYARD,
+            "upgrade",
+            "check",
+            "--constraints",
+            str(constraints),
+            "--project",
+            str(project),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    # Before: the typo was skipped, and dbt-core was never compared ("1 of 1 packages differ").
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert f"{constraints}:3: 'dbt-core=1.8.0' is not a name==version pin" in done.stderr
+
+
 @pytest.mark.slow
 def test_upgrade_test_runs_on_a_clone_and_leaves_the_target_alone(tmp_path: Path) -> None:
     import hashlib

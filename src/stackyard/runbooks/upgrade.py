@@ -121,10 +121,17 @@ def read_constraints(path: Path) -> dict[str, str]:
             hint="pass a pip constraints file (name==version lines) with --constraints FILE",
         ) from None
     pins = {}
-    for line in text.splitlines():
+    for number, line in enumerate(text.splitlines(), 1):
         match = re.match(r"^\s*([A-Za-z0-9_.\-\[\],]+?)\s*==\s*([^\s;#]+)", line)
         if match:
             pins[_normal(match.group(1).split("[")[0])] = match.group(2)
+        elif line.strip() and not line.lstrip().startswith(("#", "-")):
+            # A typo (duckdb=1.2.0) was skipped, and that package never compared.
+            raise UsageError(
+                f"{path}:{number}: '{line.strip()}' is not a name==version pin",
+                hint="write each package as name==version (comments start with #); nothing "
+                "was compared",
+            )
     return pins
 
 
