@@ -8,6 +8,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlparse
@@ -32,9 +33,11 @@ class ApiState:
     cursor_field: str = "updated_at"  # the field ?since= filters on (text or integer)
 
     def after(self, row: dict[str, Any], since: str) -> bool:
-        """Whether ``?since=`` returns the row."""
-        value = row[self.cursor_field]
-        bound = type(value)(since)
+        """Whether ``?since=`` returns the row (timestamps compared as instants, as an API
+        that parses them does, whatever offset each is written in)."""
+        value, bound = row[self.cursor_field], type(row[self.cursor_field])(since)
+        if isinstance(value, str) and value[4:5] == "-":
+            value, bound = datetime.fromisoformat(value), datetime.fromisoformat(since)
         return bool(value > bound or (self.since_inclusive and value == bound))
 
     def rows_at(self, path: str) -> list[dict[str, Any]] | None:

@@ -126,3 +126,24 @@ def test_two_versions_of_a_key_keep_the_later_one(
     result = ctx.run()
     assert result.ok, result.to_dict()
     assert ctx.sql("select name from crm.customers where id = 1").rows == (("later",),)
+
+
+def test_timestamps_in_other_offsets_are_placed_by_their_instant(
+    api: tuple[ApiState, str], tmp_path: Path
+) -> None:
+    state, url = api
+    state.customers[:] = [
+        dict(state.customers[0], id=1, updated_at="2026-11-01T10:00:00+01:00"),
+        dict(state.customers[1], id=2, updated_at="2026-11-01T08:00:00Z"),
+    ]
+    ctx = project_for(tmp_path, url)
+    assert ctx.run().ok
+    state.customers += [
+        dict(state.customers[1], id=4, updated_at="2026-11-01T09:15:00Z"),
+        dict(state.customers[1], id=5, updated_at="2026-11-01T09:45:00+00:00"),
+    ]
+    second = ctx.run()
+    # Before: the cursor was the larger text, "…10:00:00+01:00" (09:00Z); the API returned
+    # rows 4 and 5 and the load dropped both: "0 rows", on every run.
+    assert {t.table: t.rows for load in second.loads for t in load.tables} == {"customers": 2}
+    assert ctx.sql("select count(*) from crm.customers").rows == ((4,),)

@@ -8,6 +8,8 @@ urllib3 ``Retry`` adds random jitter and honours ``Retry-After``
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from stackyard.config.model import RestApiSource, RestAuth, RestPaginator, RestRetries
@@ -40,7 +42,10 @@ def rest_api_config(name: str, config: RestApiSource, secrets: Secrets) -> dict[
         if endpoint.paginator:
             spec["paginator"] = _paginator(endpoint.paginator)
         if endpoint.cursor:
-            incremental: dict[str, Any] = {"cursor_path": endpoint.cursor}
+            incremental: dict[str, Any] = {
+                "cursor_path": endpoint.cursor,
+                "last_value_func": latest_cursor,
+            }
             if endpoint.initial_value is not None:
                 incremental["initial_value"] = endpoint.initial_value
             if endpoint.cursor_param:
@@ -64,6 +69,37 @@ def rest_api_config(name: str, config: RestApiSource, secrets: Secrets) -> dict[
             resource["write_disposition"] = "append" if endpoint.cursor else "replace"
         resources.append(resource)
     return {"client": client, "resources": resources}
+
+
+def latest_cursor(values: Sequence[Any]) -> Any:
+    """The latest of cursor values: timestamps by the instant they name, whatever offset
+    each is written in, anything else as ``max`` orders it. Compared as text, a row at
+    ``09:15:00Z`` came before a cursor of ``10:00:00+01:00`` (09:00Z), and every run
+    dropped it.
+
+    >>> latest_cursor(["2026-11-01T10:00:00+01:00", "2026-11-01T09:15:00Z"])
+    '2026-11-01T09:15:00Z'
+    >>> latest_cursor([3, 12]), latest_cursor(["b", "a"])
+    (12, 'b')
+    """
+    instants = [_instant(v) for v in values]
+    placed = [(i, v) for i, v in zip(instants, values, strict=True) if i is not None]
+    if len(placed) == len(values):
+        return max(placed, key=lambda pair: pair[0])[1]
+    return max(values)
+
+
+def _instant(value: Any) -> datetime | None:
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, str) and len(value) >= 10 and value[4:5] == "-":
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    else:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def build_rest(name: str, config: RestApiSource, context: Any) -> list[Any]:
