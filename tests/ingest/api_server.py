@@ -8,7 +8,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlparse
@@ -37,7 +37,7 @@ class ApiState:
         that parses them does, whatever offset each is written in)."""
         value, bound = row[self.cursor_field], type(row[self.cursor_field])(since)
         if isinstance(value, str) and value[4:5] == "-":
-            value, bound = datetime.fromisoformat(value), datetime.fromisoformat(since)
+            value, bound = _instant(value), _instant(since)
         return bool(value > bound or (self.since_inclusive and value == bound))
 
     def rows_at(self, path: str) -> list[dict[str, Any]] | None:
@@ -132,6 +132,12 @@ def main() -> None:
     args = parser.parse_args()
     state = ApiState(customers=make_customers(args.customers), token=args.token)
     ThreadingHTTPServer(("127.0.0.1", args.port), _handler(state)).serve_forever()
+
+
+def _instant(text: str) -> datetime:
+    """An ISO timestamp as an instant; one without an offset is UTC."""
+    moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 if __name__ == "__main__":
