@@ -303,3 +303,38 @@ def test_numbers_no_column_holds_are_rejected_not_stuck_or_nulled(stream: Stream
     assert "not a finite number" in rejected.rows[1][2]
     assert "more digits than a double-precision column keeps" in rejected.rows[3][2]
     assert [tuple(r) for r in kept] == [(0.30000000000000004,)]
+
+
+def test_an_event_of_another_type_is_rejected_not_blocking_the_stream(stream: Stream) -> None:
+    # dlt put "ten" in a variant column, which the frozen-types contract refused: nothing was
+    # acknowledged, and every run failed on the same event, suggesting a reload a stream
+    # cannot do.
+    jetstream.publish(stream.subject, [b'{"event_id": 1, "amount": 10, "tags": [1, 2]}'])
+    stream.add_source()
+    stream.stackyard("run", "--select", "events")
+    jetstream.publish(
+        stream.subject,
+        [
+            b'{"event_id": 2, "amount": "ten"}',
+            b'{"event_id": 3, "amount": "12", "tags": [3]}',
+            b'{"event_id": 4, "amount": 4, "tags": [4, "four"]}',
+            # Within one run too: the first event to carry a column sets its type.
+            b'{"event_id": 5, "amount": 5, "size": 1}',
+            b'{"event_id": 6, "amount": 6, "size": "large"}',
+            b'{"event_id": 7, "amount": 7, "size": 2}',
+        ],
+    )
+    for _ in range(2):
+        done = json.loads(stream.stackyard("run", "--select", "events", "--json").stdout)
+    assert done["loads"][0]["rejected"] == 0  # the second run had nothing left to read
+    assert stream.counts() == (4, 4)
+    with Context(stream.project) as ctx:
+        kept = ctx.sql("select event_id, amount, size from events.orders order by 1").rows
+        rejected = ctx.sql(
+            "select line, column_name, reason from events._rejected_rows order by 1"
+        ).rows
+    assert [tuple(r) for r in kept] == [(1, 10, None), (3, 12, None), (5, 5, 1), (7, 7, 2)]
+    assert [(int(r[0]), r[1]) for r in rejected] == [(2, "amount"), (4, "tags"), (6, "size")]
+    assert "amount holds the text 'ten', which its bigint column cannot hold" in rejected[0][2]
+    info = jetstream.consumer_info(stream.name, "stackyard_events_dev")
+    assert (info.num_pending, info.num_ack_pending) == (0, 0)

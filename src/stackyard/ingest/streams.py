@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from stackyard.config.base import SecretRef
 from stackyard.config.streams import StreamSource, stream_scheme
 from stackyard.ingest.json_numbers import float_or_unheld, unfit_value
+from stackyard.ingest.stream_types import ColumnTypes
 from stackyard.results import RejectedRow
 
 if TYPE_CHECKING:
@@ -90,11 +91,12 @@ def build_stream(name: str, config: StreamSource, context: BuildContext) -> list
     # One key twice in a run (an event updated, both versions pending) is merged to one row:
     # without an order dlt keeps either, and the older version won as often as not.
     latest: dict[str, Any] = {transport.position_column: {"dedup_sort": "desc"}}
+    types = ColumnTypes(context.known_columns)
 
     @dlt.resource(name=table, primary_key=key, write_disposition="merge", columns=latest)
     def events() -> Iterator[list[dict[str, Any]]]:
         for batch in reader.batches():
-            rows, rejected = decode(table, batch, key)
+            rows, rejected = decode(table, batch, key, types)
             if rejected:
                 context.build.reject(rejected)
             if rows:
@@ -161,10 +163,11 @@ def open_transport(name: str, config: StreamSource, url: str, consumer: str) -> 
 
 
 def decode(
-    table: str, events: list[Event], key: list[str]
+    table: str, events: list[Event], key: list[str], types: ColumnTypes | None = None
 ) -> tuple[list[dict[str, Any]], list[RejectedRow]]:
     """JSON objects with the key's columns become rows; anything else is rejected, with where
-    the message is kept (subject and sequence; topic/partition and offset) to find it again."""
+    the message is kept (subject and sequence; topic/partition and offset) to find it again.
+    With ``types``, so is an event holding a value its column's type cannot hold."""
     rows: list[dict[str, Any]] = []
     rejected: list[RejectedRow] = []
     for event in events:
@@ -184,7 +187,7 @@ def decode(
             reason = f"no value for the key column {missing[0]}"
             rejected.append(RejectedRow(*where, missing[0], reason, raw))
             continue
-        unfit = unfit_value(payload)
+        unfit = unfit_value(payload) or (types.misfit(table, payload) if types else None)
         if unfit is not None:
             rejected.append(RejectedRow(*where, unfit[0], unfit[1], raw))
             continue

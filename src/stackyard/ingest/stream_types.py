@@ -1,0 +1,118 @@
+"""The column types a stream's events must keep, so that one event of another type is set
+aside instead of stopping the stream.
+
+dlt gives a value its column's type cannot hold (``"ten"`` in a ``bigint`` column) a variant
+column (``amount__v_text``), which the frozen-types contract refuses: the whole batch failed,
+nothing was acknowledged, and every later run read the same event and failed again. Its
+message suggested ``reload``, which a stream cannot do. Such an event now goes to
+``_rejected_rows`` with its place in the stream, and the rest load.
+
+A column's type is the one in the warehouse, else the one the first event of the run to
+carry it gave it; values are tried with dlt's own coercion, so what dlt would have loaded
+(``"12"`` into a ``bigint``, ``3`` into a ``double``) still loads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+# dlt's default schema detects ISO timestamps in text (its ``detections`` setting).
+_DETECTIONS: Any = ("iso_timestamp",)
+
+
+class ColumnTypes:
+    """The types of one stream's tables over one run: the warehouse's, then the run's own.
+
+    >>> types = ColumnTypes({"orders": {"amount": "bigint"}})
+    >>> types.misfit("orders", {"amount": "12", "note": "gift"}) is None
+    True
+    >>> types.misfit("orders", {"amount": "ten"})
+    ... # doctest: +ELLIPSIS
+    ('amount', "amount holds the text 'ten', which its bigint column cannot hold; send ...")
+    >>> types.misfit("orders", {"note": 5}) is None  # a number fits a text column as text
+    True
+    >>> types.misfit("orders", {"items": [{"qty": 1}, {"qty": "two"}]})
+    ... # doctest: +ELLIPSIS
+    ('items__qty', "items__qty holds the text 'two', which its bigint column cannot hold; ...")
+    """
+
+    def __init__(self, known: Mapping[str, Mapping[str, str]]) -> None:
+        from dlt.common.normalizers.naming.snake_case import NamingConvention
+
+        self._naming = NamingConvention()
+        self._types: dict[tuple[str, str], str] = {
+            (table, column): kind
+            for table, columns in known.items()
+            for column, kind in columns.items()
+            if kind and kind != "None"
+        }
+
+    def misfit(self, table: str, payload: dict[str, Any]) -> tuple[str, str] | None:
+        """The first column (``parent__child`` for a nested one) whose value its type cannot
+        hold, and why; None if every value fits, whose new columns' types are then kept."""
+        from dlt.common.data_types.type_helpers import coerce_value, py_type_to_sc_type
+        from dlt.common.schema.utils import autodetect_sc_type
+
+        new: dict[tuple[str, str], str] = {}
+        for where, value in self._values(table, payload, ""):
+            held = self._types.get(where) or new.get(where)
+            if held is None:
+                new[where] = autodetect_sc_type(_DETECTIONS, type(value), value) or (
+                    py_type_to_sc_type(type(value))
+                )
+                continue
+            try:
+                coerced = coerce_value(held, py_type_to_sc_type(type(value)), value)  # type: ignore[arg-type]
+            except (ValueError, SyntaxError, TypeError):
+                coerced = _NOT_HELD
+            # dlt hands back a callable for a value it keeps in a variant column.
+            if coerced is _NOT_HELD or callable(coerced):
+                column = _shown(table, *where)
+                kind = py_type_to_sc_type(type(value))
+                return column, (
+                    f"{column} holds the {_word(kind)} {value!r}, which its {held} column "
+                    "cannot hold; send the event again with a value of that type"
+                )
+        self._types.update(new)
+        return None
+
+    def _values(
+        self, table: str, row: dict[str, Any], prefix: str
+    ) -> Iterator[tuple[tuple[str, str], Any]]:
+        """``((table, column), value)`` for each value dlt would load, as dlt flattens a row:
+        nested objects into ``parent__child`` columns, lists into child tables."""
+        for key, value in row.items():
+            name = self._naming.normalize_identifier(str(key))
+            column = f"{prefix}__{name}" if prefix else name
+            if value is None:
+                continue
+            if isinstance(value, dict):
+                yield from self._values(table, value, column)
+            elif isinstance(value, list):
+                child = f"{table}__{column}"
+                for item in value:
+                    if isinstance(item, dict):
+                        yield from self._values(child, item, "")
+                    elif item is not None:
+                        yield (child, "value"), item
+            else:
+                yield (table, column), value
+
+
+_NOT_HELD = object()
+
+
+def _shown(root: str, table: str, column: str) -> str:
+    """The field as the event names it: ``items__qty`` for ``qty`` of child table
+    ``orders__items``, ``tags`` for the values of a list of scalars."""
+    if table == root:
+        return column
+    field = table[len(root) + 2 :]
+    return field if column == "value" else f"{field}__{column}"
+
+
+def _word(kind: str) -> str:
+    return {"text": "text", "bigint": "integer", "double": "number", "bool": "boolean"}.get(
+        kind, kind
+    )
