@@ -57,3 +57,36 @@ def test_the_writer_is_told_by_its_unquoted_fields(tmp_path: Path) -> None:
     path.write_text('"id","name"\n' + '"1","a"\n' * 10 + "2,bob\n")
     assert quotes_only_when_needed(str(path), ",", sample_bytes=30) is False
     assert quotes_only_when_needed(str(path), ",") is True
+
+
+def _load(tmp_path: Path, text: str) -> tuple[object, ...]:
+    root = file_project(tmp_path, "{t: {glob: '*.csv', primary_key: id}}", {"people.csv": text})
+    with Context(root) as ctx:
+        (load,) = ctx.run().loads
+        rows = ctx.sql("select id, name from f.t order by id").rows
+        rejected = ctx.sql("select line, reason, raw from f._rejected_rows order by line").rows
+    return load.rows, load.rejected, rows, rejected
+
+
+def test_a_quote_that_never_closes_rejects_its_line_and_the_rest_read_quoted(
+    tmp_path: Path,
+) -> None:
+    # One unclosed quote made DuckDB read the whole file as unquoted: "abc loaded with its
+    # stray quote, and every quoted field with its quotes or rejected for its comma.
+    text = 'id,name\n1,"x,y"\n2,"abc\n3,def\n4,"g,hi"\n5,z,extra\n6,"w"\n7,"never\n'
+    loaded, rejected_count, rows, rejected = _load(tmp_path, text)
+    assert rows == ((1, "x,y"), (3, "def"), (4, "g,hi"), (6, "w"))
+    assert (loaded, rejected_count) == (4, 3)
+    # Each rejected line as an editor numbers it: the wrong field count (5,z,extra) too.
+    assert [(line, raw) for line, _, raw in rejected] == [
+        (3, '2,"abc'),
+        (6, "5,z,extra"),
+        (8, '7,"never'),
+    ]
+    assert "never closed" in rejected[0][1] and "never closed" in rejected[2][1]
+
+
+def test_a_lone_quote_in_an_unquoted_file_rejects_only_its_line(tmp_path: Path) -> None:
+    loaded, _, rows, rejected = _load(tmp_path, 'id,name\n1,"abc\n2,def\n3,ghi\n')
+    assert rows == ((2, "def"), (3, "ghi")) and loaded == 2
+    assert [(line, raw) for line, _, raw in rejected] == [(2, '1,"abc')]

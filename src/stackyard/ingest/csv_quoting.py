@@ -1,4 +1,5 @@
-"""Whether a CSV file's ``""`` is an empty string or a missing value.
+"""How a CSV file quotes: whether its ``""`` is an empty string or a missing value, and
+which of its lines open a quoted field that never closes.
 
 A writer that quotes only when it must (Python's and pandas' default, Excel, most databases'
 exports) writes a missing value as an empty field and an empty string as ``""``: the two
@@ -9,9 +10,89 @@ writes both as ``""``; there ``""`` stays NULL, as it always read.
 
 from __future__ import annotations
 
+import csv
+import itertools
 from collections.abc import Iterator
+from typing import Any
 
 SAMPLE_BYTES = 1 << 16  # a few hundred records say how the writer quotes
+# Past this many, a file is not a few typos but quoted some other way: it is left as read.
+MOST_UNCLOSED = 100
+UNCLOSED_REASON = (
+    "the quote opening a field on this line is never closed (its field would run on into the "
+    "lines after it); fix the line and load the file again"
+)
+
+
+def unclosed_quotes(con: Any, literal: str, path: str, delimiter: str) -> list[tuple[int, str]]:
+    """The lines (number and text) that open a quoted field which never closes where a field
+    may end: its quote runs past the line's end into a record that cannot be parsed.
+
+    One such line made DuckDB's sniffer read the whole file as unquoted: the line loaded
+    with its stray quote, and every properly quoted field of the file with its quotes (or
+    rejected, when it held the delimiter), without a word. Looked for only when the sniffer
+    finds no quoting in a file that holds a quote, so an ordinary file costs no second read.
+
+    Args:
+        con: a DuckDB connection, for its sniffer.
+        literal: the file as a SQL string literal.
+        path: the local file.
+        delimiter: its field delimiter (one character).
+    """
+    if not _holds_quote(path):
+        return []
+    delim = delimiter.replace("'", "''")
+    try:
+        quote = con.execute(f"SELECT Quote FROM sniff_csv({literal}, delim='{delim}')").fetchone()
+    except Exception:  # duckdb.Error: no dialect fits, which such a line can cause too
+        quote = None
+    if quote is not None and quote[0] not in ("", "(empty)"):
+        return []
+    found: list[tuple[int, str]] = []
+    start = 1
+    while len(found) < MOST_UNCLOSED:
+        bad = _first_unclosed(path, delimiter, start)
+        if bad is None:
+            break
+        found.append(bad)
+        start = bad[0] + 1
+    return found
+
+
+def _holds_quote(path: str) -> bool:
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 22):
+            if b'"' in chunk:
+                return True
+    return False
+
+
+def _first_unclosed(path: str, delimiter: str, start: int) -> tuple[int, str] | None:
+    """The first line from ``start`` on whose quoted field runs past its end and breaks."""
+    with open(path, encoding="utf-8", errors="replace", newline="") as handle:
+        lines = itertools.islice(enumerate(handle, start=1), start - 1, None)
+        opened: dict[str, Any] = {}
+
+        def feed() -> Iterator[str]:
+            for number, line in lines:
+                opened.setdefault("line", (number, line))
+                yield line
+
+        reader = csv.reader(feed(), delimiter=delimiter, strict=True)
+        while True:
+            opened.clear()
+            try:
+                next(reader)
+            except StopIteration:
+                return None
+            except csv.Error as exc:
+                number, line = opened["line"]
+                # A record broken on its own line (``"a"b``) is DuckDB's to reject; one whose
+                # quote is still open at the file's end is not.
+                ran_on = reader.line_num > number - start + 1
+                if ran_on or "unexpected end of data" in str(exc):
+                    return number, line.rstrip("\r\n")
+                return None
 
 
 def quotes_only_when_needed(path: str, delimiter: str, sample_bytes: int = SAMPLE_BYTES) -> bool:

@@ -19,7 +19,11 @@ from typing import IO, Any
 from stackyard.errors import LoadError
 from stackyard.files import temporary_copy
 from stackyard.ingest.csv_numbers import sniffed_doubles, unheld_doubles
-from stackyard.ingest.csv_quoting import quotes_only_when_needed
+from stackyard.ingest.csv_quoting import (
+    UNCLOSED_REASON,
+    quotes_only_when_needed,
+    unclosed_quotes,
+)
 from stackyard.ingest.json_numbers import unfit_lines, without_lines
 from stackyard.ingest.json_text import jsonl_query
 from stackyard.results import RejectedRow
@@ -145,6 +149,44 @@ def stage_file(
         if column_types:
             unfit += _whole_numbers_as_doubles(con, name, column_types, table, display_name)
         return unfit
+    # A line opening a quote that never closes is set aside first: with it, DuckDB read the
+    # whole file as unquoted (see csv_quoting.unclosed_quotes).
+    unclosed = unclosed_quotes(con, literal, path, delimiter)
+    with without_lines(path, {number for number, _ in unclosed}) as readable:
+        rejected = _stage_csv(con, name, readable, table, display_name, column_types, delimiter)
+    if not unclosed:
+        return rejected
+    return sorted(
+        [replace(r, line=_original_line(r.line, unclosed)) for r in rejected]
+        + [
+            RejectedRow(table, display_name, number, None, UNCLOSED_REASON, text)
+            for number, text in unclosed
+        ],
+        key=lambda r: r.line or 0,
+    )
+
+
+def _original_line(line: int | None, removed: list[tuple[int, str]]) -> int | None:
+    """A line of the copy without ``removed`` (ascending) as the file numbers it."""
+    if line is None:
+        return None
+    for number, _ in removed:
+        if number <= line:
+            line += 1
+    return line
+
+
+def _stage_csv(
+    con: Any,
+    name: str,
+    path: str,
+    table: str,
+    display_name: str,
+    column_types: Mapping[str, str] | None,
+    delimiter: str,
+) -> list[RejectedRow]:
+    """:func:`stage_file` for a CSV file."""
+    literal = "'" + path.replace("'", "''") + "'"
     rejects = f"{name}_rejects"
     options = [
         "header=true",
