@@ -74,3 +74,9 @@ def test_a_backups_folder_that_cannot_be_written_is_refused_before_anything(
             assert "unexpected" not in result.output
     assert a_file.read_text() == "x"
     assert not (project / "backups").exists() or not any((project / "backups").iterdir())
+    # A folder the permission check allows but no folder can be made in (/proc, even as
+    # root): the same refusal, not an unexpected FileNotFoundError.
+    result = runner.invoke(app, ["backup", "--to", "/proc/stackyard_test", "-p", str(project)])
+    assert result.exit_code == 2, result.output
+    assert "cannot write backups into /proc/stackyard_test" in result.output, result.output
+    assert "unexpected" not in result.output

@@ -353,7 +353,13 @@ class BackupRunbook(TargetRunbook):
         refuse_backup_after_a_loss(self.files, self.warehouse)
         folder = Path(plan.location)
         started = time.monotonic()
-        folder.mkdir(parents=True, exist_ok=False, mode=0o700)  # a copy of the data: owner only
+        try:  # a copy of the data: owner only
+            folder.mkdir(parents=True, exist_ok=False, mode=0o700)
+        except OSError as exc:  # a folder access() allows, such as /proc as root
+            raise UsageError(
+                f"cannot write backups into {folder.parent}: {exc.strerror}",
+                hint="pass --to a folder you can write (made if missing), or set backups.dir",
+            ) from exc
         scratch: dict[str, Any] = {"folder": folder, "digests": {}}
         try:
             for step in plan.steps:
