@@ -11,7 +11,11 @@ from typing import Any
 
 import pytest
 
+from stackyard import Context
+from stackyard.errors import Interrupted
 from stackyard.project import init_project
+from stackyard.results import RunResult
+from stackyard.runbooks.upgrade_test import upgrade_test
 
 STACKYARD = str(Path(sys.executable).with_name("stackyard"))
 
@@ -277,7 +281,7 @@ def test_upgrade_test_of_a_postgres_database_that_is_gone(
 def test_a_failed_upgrade_test_names_what_failed_and_what_to_do() -> None:
     from datetime import UTC, datetime
 
-    from stackyard.results import NodeResult, RunResult, SourceLoad, StepResult
+    from stackyard.results import NodeResult, SourceLoad, StepResult
     from stackyard.runbooks.upgrade_test import UpgradeTestResult
 
     now = datetime.now(UTC)
@@ -340,3 +344,25 @@ def test_a_killed_upgrade_test_leaves_no_clone_cursor_behind(tmp_path: Path) -> 
     assert state.read_text() == "before"
     assert not (project / ".stackyard" / "pipelines" / "shop__new__dev").exists()
     assert not (project / ".stackyard" / "upgrade-test-state" / "dev").exists()
+
+
+def test_an_upgrade_test_stopped_mid_run_says_the_target_was_not_touched(tmp_path: Path) -> None:
+    # SIGTERM (taken as Ctrl-C) during the clone's run passed on the run's own advice, "run
+    # the command again", about a clone that was dropped by then.
+    project = init_project(tmp_path / "shop").path
+    state = project / ".stackyard" / "pipelines" / "shop__app__dev" / "state.json"
+    state.parent.mkdir(parents=True)
+    state.write_text("before")
+
+    def run_on(config: object) -> RunResult:
+        state.write_text("clone")
+        raise Interrupted("load shop_db stopped", hint="run the command again: the next run …")
+
+    ctx = Context(project)
+    with pytest.raises(Interrupted) as stopped:
+        upgrade_test(ctx._project_files(), ctx.session(None), run_on)
+    ctx.close()
+    assert "clone of 'dev' was stopped" in stopped.value.message
+    assert "'dev' itself was not touched" in stopped.value.message
+    assert stopped.value.hint == "run `stackyard upgrade test` again to test the upgrade"
+    assert state.read_text() == "before"

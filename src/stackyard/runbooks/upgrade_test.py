@@ -17,7 +17,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from stackyard.errors import UsageError, WarehouseError, WarehouseUnreachableError
+from stackyard.errors import Interrupted, UsageError, WarehouseError, WarehouseUnreachableError
 from stackyard.metadata.leases import holder_alive, this_process
 from stackyard.results import RunResult
 from stackyard.runbooks.backup import ProjectFiles
@@ -216,6 +216,13 @@ def upgrade_test(
         with cloned(files, session) as config:
             result = run_on(config)
             clone = str(getattr(config, "path", None) or getattr(config, "database", ""))
+    except KeyboardInterrupt as exc:
+        # The run's own advice (run again) was about the clone, which is dropped by now.
+        raise Interrupted(
+            f"the upgrade test on a clone of '{target}' was stopped; the clone is dropped and "
+            f"'{target}' itself was not touched",
+            hint="run `stackyard upgrade test` again to test the upgrade",
+        ) from exc
     finally:
         put_back_state(files, target, mine=True)
         for path, content in artifacts.items():
