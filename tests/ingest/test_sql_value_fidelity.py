@@ -1,9 +1,11 @@
-"""Values a SQL source's reader changed without a word: Postgres ``infinity`` timestamps, the
-offset of a ``timetz``, and MySQL/MariaDB ``TIME`` values beyond a day."""
+"""Values a SQL source's reader changed without a word, or refused naming nothing: Postgres
+``infinity`` timestamps, the offset of a ``timetz``, MySQL/MariaDB ``TIME`` values beyond a day,
+zero dates, and decimals wider than every target holds."""
 
 from __future__ import annotations
 
 from datetime import time
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -169,18 +171,23 @@ def mariadb_source(url: str, *statements: str) -> None:
     engine.dispose()
 
 
+def mariadb_project(root: Path, url: str, table: str, *statements: str) -> Context:
+    """A project loading ``table`` (key ``id``) from the MariaDB database the statements fill."""
+    mariadb_source(url, *statements)
+    return Context(project(root, f"{table}: {{primary_key: id}}"), environ={"DB": url})
+
+
 @pytest.mark.mariadb
 @pytest.mark.parametrize("value", ["838:59:59", "25:00:00", "-01:00:00", "24:00:00"])
 def test_a_time_beyond_a_day_fails_the_table_naming_the_column(
     tmp_path: Path, mariadb_database: str, value: str
 ) -> None:
-    mariadb_source(
+    ctx = mariadb_project(
+        tmp_path / "p",
         mariadb_database,
+        "jobs",
         "CREATE TABLE jobs (id INT PRIMARY KEY, took TIME(6))",
         f"INSERT INTO jobs VALUES (1, '10:00:00'), (2, '{value}'), (3, NULL)",
-    )
-    ctx = Context(
-        project(tmp_path / "p", "jobs: {primary_key: id}"), environ={"DB": mariadb_database}
     )
     (load,) = ctx.run().loads
     # Before: '838:59:59' loaded as 22:59:59 and '-01:00:00' as 23:00.
@@ -193,13 +200,12 @@ def test_a_time_beyond_a_day_fails_the_table_naming_the_column(
 
 @pytest.mark.mariadb
 def test_a_time_of_day_loads_unchanged(tmp_path: Path, mariadb_database: str) -> None:
-    mariadb_source(
+    ctx = mariadb_project(
+        tmp_path / "p",
         mariadb_database,
+        "jobs",
         "CREATE TABLE jobs (id INT PRIMARY KEY, starts TIME, ends TIME(6))",
         "INSERT INTO jobs VALUES (1, '00:00:00', '23:59:59.999999'), (2, '10:30:00', NULL)",
-    )
-    ctx = Context(
-        project(tmp_path / "p", "jobs: {primary_key: id}"), environ={"DB": mariadb_database}
     )
     assert ctx.run().ok
     assert ctx.sql("select starts, ends from app.jobs order by id").rows == (
@@ -212,13 +218,12 @@ def test_a_time_of_day_loads_unchanged(tmp_path: Path, mariadb_database: str) ->
 def test_an_unsigned_bigint_beyond_a_bigint_fails_the_table_naming_the_column(
     tmp_path: Path, mariadb_database: str
 ) -> None:
-    mariadb_source(
+    ctx = mariadb_project(
+        tmp_path / "p",
         mariadb_database,
+        "counters",
         "CREATE TABLE counters (id INT PRIMARY KEY, hits BIGINT UNSIGNED)",
         "INSERT INTO counters VALUES (1, 5), (2, 18446744073709551615), (3, NULL)",
-    )
-    ctx = Context(
-        project(tmp_path / "p", "counters: {primary_key: id}"), environ={"DB": mariadb_database}
     )
     (load,) = ctx.run().loads
     # Before: "OverflowError: Python int too large to convert to C long", naming no column.
@@ -233,13 +238,12 @@ def test_an_unsigned_bigint_beyond_a_bigint_fails_the_table_naming_the_column(
 def test_unsigned_bigints_within_a_bigint_load_unchanged(
     tmp_path: Path, mariadb_database: str
 ) -> None:
-    mariadb_source(
+    ctx = mariadb_project(
+        tmp_path / "p",
         mariadb_database,
+        "counters",
         "CREATE TABLE counters (id INT PRIMARY KEY, hits BIGINT UNSIGNED, n INT UNSIGNED)",
         "INSERT INTO counters VALUES (1, 9223372036854775807, 4294967295), (2, NULL, NULL)",
-    )
-    ctx = Context(
-        project(tmp_path / "p", "counters: {primary_key: id}"), environ={"DB": mariadb_database}
     )
     assert ctx.run().ok
     assert ctx.sql("select hits, n from app.counters order by id").rows == (
@@ -327,3 +331,54 @@ def test_rows_without_a_cursor_value_load_and_follow_their_changes(
         (3, "changed"),
         (4, "undated too"),
     )
+
+
+@pytest.mark.mariadb
+@pytest.mark.parametrize("column", ["DATE", "DATETIME"])
+def test_a_zero_date_fails_the_table_naming_the_column(
+    tmp_path: Path, mariadb_database: str, column: str
+) -> None:
+    zero = "0000-00-00" if column == "DATE" else "0000-00-00 00:00:00"
+    ctx = mariadb_project(
+        tmp_path / "p",
+        mariadb_database,
+        "orders",
+        "SET SESSION sql_mode = ''",
+        f"CREATE TABLE orders (id INT PRIMARY KEY, shipped {column})",
+        f"INSERT INTO orders VALUES (1, '2024-01-02'), (2, '{zero}'), (3, NULL)",
+    )
+    (load,) = ctx.run().loads
+    # Before: "ArrowTypeError: object of type <class 'str'> cannot be converted to int".
+    assert load.status == "failed"
+    error = str(load.error)
+    assert "'orders'" in error and "'shipped'" in error and f"'{zero}'" in error
+    assert "NULLIF(shipped, '0000-00-00')" in error
+    assert "orders" not in loaded_tables(ctx)
+
+
+@pytest.mark.mariadb
+def test_a_decimal_wider_than_every_target_fails_by_name_or_loads_exactly(
+    tmp_path: Path, mariadb_database: str
+) -> None:
+    ctx = mariadb_project(
+        tmp_path / "p",
+        mariadb_database,
+        "ledger",
+        "CREATE TABLE ledger (id INT PRIMARY KEY, amount DECIMAL(65,30))",
+        "INSERT INTO ledger VALUES (1, 12345678901234567890.123456789012345678), (2, NULL)",
+    )
+    (load,) = ctx.run().loads
+    assert ctx.sql("select amount from app.ledger order by id").rows[0][0] == Decimal(
+        "12345678901234567890.123456789012345678"
+    )
+    # 21 digits before the point, or a 19th place: DECIMAL(38,18) cannot hold it. Before:
+    # "ArrowInvalid: Rescaling Decimal value would cause data loss", naming no column.
+    for value in ("123456789012345678901", "0.0000000000000000001"):
+        mariadb_source(mariadb_database, f"INSERT INTO ledger VALUES ({len(value)}, {value})")
+        (load,) = ctx.run().loads
+        assert load.status == "failed"
+        error = str(load.error)
+        assert "'ledger'" in error and "'amount'" in error and "DECIMAL(38,18)" in error, error
+        assert f"value {value}" in error
+        mariadb_source(mariadb_database, f"DELETE FROM ledger WHERE id = {len(value)}")
+    assert ctx.sql("select count(*) from app.ledger").rows == ((2,),)

@@ -26,11 +26,13 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from stackyard.ingest.sql_values import (
+    checked,
     mark_infinite_timestamps,
     mysql_values,
     postgres_values,
     reflected_type,
     refuse_connectorx_infinity,
+    within_decimal,
 )
 from stackyard.ingest.sqlite_integers import exact_sqlite_integers
 
@@ -77,6 +79,11 @@ def bounded_decimals(table: Any, unconstrained: bool = True) -> None:
             kind.precision, kind.scale = UNCONSTRAINED_DECIMAL
         elif kind.precision is not None and kind.precision > widest:
             kind.precision, kind.scale = widest, min(kind.scale or 0, places)
+        else:
+            continue
+        # Arrow refused a value that does not fit with "Rescaling Decimal value would cause
+        # data loss", naming no column: each value is checked, and one that does not fit named.
+        column.type = checked(kind, within_decimal(table.name, column.name, (widest, kind.scale)))
 
 
 def unbounded_text(table: Any) -> None:

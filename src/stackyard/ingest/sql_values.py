@@ -119,6 +119,59 @@ def unsigned_beyond_bigint(table: str, column: str, value: int) -> LoadError:
     )
 
 
+def not_a_date(table: str, column: str, value: str) -> LoadError:
+    """The error for a MySQL/MariaDB date the driver cannot read as one (the zero date
+    ``0000-00-00``, or a date with a zero month or day, which a lenient ``sql_mode`` allows).
+
+    >>> print(not_a_date("orders", "shipped", "0000-00-00"))  # doctest: +ELLIPSIS
+    table 'orders', column 'shipped': the value '0000-00-00' is no calendar date ...
+    """
+    return LoadError(
+        f"table '{table}', column '{column}': the value '{value}' is no calendar date (MySQL's "
+        "zero date, or a zero month or day), so it cannot load as a date",
+        hint=f"read the table through a view that says what it means (e.g. `NULLIF({column}, "
+        f"'0000-00-00')`, or `CAST({column} AS CHAR)` to keep the text) with "
+        "`source_table:`; this load wrote nothing",
+    )
+
+
+def decimal_beyond(table: str, column: str, value: Any, loads_as: tuple[int, int]) -> LoadError:
+    """The error for a decimal that the narrower decimal its column loads as cannot hold.
+
+    >>> from decimal import Decimal
+    >>> print(decimal_beyond("t", "big", Decimal("1e30"), (38, 18)))  # doctest: +ELLIPSIS
+    table 't', column 'big': the value 1000000000000000000000000000000 does not fit ...
+    """
+    precision, scale = loads_as
+    return LoadError(
+        f"table '{table}', column '{column}': the value {value:f} does not fit "
+        f"DECIMAL({precision},{scale}), which the column loads as (the widest decimal every "
+        f"target holds: {precision - scale} digits before the point, {scale} after); it is "
+        "never rounded",
+        hint=f"read the table through a view that casts the column (e.g. `CAST({column} AS "
+        "CHAR)` for its exact text, or to a DECIMAL with fewer places) with `source_table:`; "
+        "this load wrote nothing",
+    )
+
+
+def within_decimal(table: str, column: str, loads_as: tuple[int, int]) -> Callable[[Any], None]:
+    """A check (for :func:`checked`) that a value fits DECIMAL(``loads_as``) exactly."""
+    import decimal
+
+    precision, scale = loads_as
+    limit = decimal.Decimal(10) ** (precision - scale)
+    step = decimal.Decimal(1).scaleb(-scale)
+    wide = decimal.Context(prec=200)
+
+    def check(value: Any) -> None:
+        if not isinstance(value, decimal.Decimal) or not value.is_finite():
+            return
+        if abs(value) >= limit or value.quantize(step, context=wide) != value:
+            raise decimal_beyond(table, column, value, loads_as)
+
+    return check
+
+
 def mysql_time(value: timedelta) -> str:
     """``value`` as MySQL prints a ``TIME``.
 
@@ -227,21 +280,33 @@ def _decorators() -> tuple[type, type, type]:
 
 
 def mysql_values(table: Any) -> None:
-    """Table adapter for a MySQL/MariaDB source: every ``TIME`` outside one day and every
-    ``BIGINT UNSIGNED`` beyond a signed 64-bit integer is refused by name (in place)."""
+    """Table adapter for a MySQL/MariaDB source: every ``TIME`` outside one day, every
+    ``BIGINT UNSIGNED`` beyond a signed 64-bit integer and every date that is no calendar date
+    (``0000-00-00``) is refused by name (in place)."""
     import sqlalchemy as sa
 
     for column in table.columns:
-        if isinstance(column.type, sa.Time):
-            column.type = _checked(column.type, _within_a_day(table.name, column.name))
+        if isinstance(column.type, sa.Date | sa.DateTime):
+            column.type = checked(column.type, _a_date(table.name, column.name))
+        elif isinstance(column.type, sa.Time):
+            column.type = checked(column.type, _within_a_day(table.name, column.name))
         elif isinstance(column.type, sa.BigInteger) and getattr(column.type, "unsigned", False):
-            column.type = _checked(column.type, _within_bigint(table.name, column.name))
+            column.type = checked(column.type, _within_bigint(table.name, column.name))
 
 
 def _within_a_day(table: str, column: str) -> Callable[[Any], None]:
     def check(value: Any) -> None:
         if isinstance(value, timedelta) and not timedelta(0) <= value < _DAY:
             raise time_beyond_a_day(table, column, value)
+
+    return check
+
+
+def _a_date(table: str, column: str) -> Callable[[Any], None]:
+    def check(value: Any) -> None:
+        # PyMySQL hands back as text what it cannot read as a date (a zero date).
+        if isinstance(value, str | bytes):
+            raise not_a_date(table, column, value.decode() if isinstance(value, bytes) else value)
 
     return check
 
@@ -254,7 +319,7 @@ def _within_bigint(table: str, column: str) -> Callable[[Any], None]:
     return check
 
 
-def _checked(reflected: Any, check: Callable[[Any], None]) -> Any:
+def checked(reflected: Any, check: Callable[[Any], None]) -> Any:
     """A subclass of the column's own type (the dialect keeps it as it is) that checks each
     value the driver returns before the type's own processor reads it."""
     kind = type(reflected)
