@@ -31,3 +31,24 @@ def test_an_unreadable_value_is_not_blamed_on_postgres(
             warehouse.query("select * from nowhere")
     finally:
         warehouse.close()
+
+
+def test_several_statements_answer_with_the_last_ones_rows(
+    tmp_path: Path, pg_database: dict[str, object]
+) -> None:
+    # Before: the first statement's rows, shown as "the rows are the last one's"; after a
+    # statement with no rows, none at all.
+    target = PostgresTarget(type="postgres", **pg_database)  # type: ignore[arg-type]
+    warehouse = PostgresWarehouse("pg", target, tmp_path, Secrets(tmp_path, environ={}))
+    try:
+        answer = warehouse.query("select 1 as a; select 2 as b")
+        assert (answer.columns, answer.rows) == (("b",), ((2,),))
+        warehouse.execute("create table several (n int)")
+        answer = warehouse.query(
+            "insert into several values (1), (2); select count(*) as n from several"
+        )
+        assert (answer.columns, answer.rows) == (("n",), ((2,),))
+        answer = warehouse.query("select 1 as a; update several set n = n where false")
+        assert (answer.columns, answer.rows) == ((), ())
+    finally:
+        warehouse.close()

@@ -183,6 +183,11 @@ class PostgresWarehouse(Warehouse):
                 cur.execute(sql, list(params) if params else None)
                 rows = cur.fetchall() if cur.description else []
                 columns = tuple(d.name for d in cur.description or ())
+                # Several statements in one string: each has its result; the last one's is
+                # the answer (the first one's was shown as if it were the last).
+                while cur.nextset():
+                    rows = cur.fetchall() if cur.description else []
+                    columns = tuple(d.name for d in cur.description or ())
         except psycopg.OperationalError as exc:
             self.close()
             raise WarehouseUnreachableError(
