@@ -203,3 +203,36 @@ def test_changed_settings_judge_the_unchanged_days_again(tmp_path: Path) -> None
     outage = next(c for c in broken.checks if c.check == "volume" and c.status == "anomaly")
     assert "an outage" in outage.reason and outage.day is not None
     assert outage.day < TODAY - timedelta(days=1)
+
+
+def test_an_outage_longer_than_the_rechecked_days_that_no_pass_saw_begin_alerts(
+    tmp_path: Path,
+) -> None:
+    warehouse = duckdb_warehouse(tmp_path)
+    warehouse.execute("CREATE SCHEMA app")
+    # Rows of the last weeks deleted at once (or monitors not run while a feed was down):
+    # no pass judged the outage's first days. Past ten days it read "unusual since … and
+    # alerted on then", which nobody was: ok, exit 0.
+    signups = {d: n + 3 for d, n in _sparse_days(4, empty_share=0.0).items()}
+    refunds = _sparse_days(7, empty_share=0.33)
+    for back in range(1, 26):
+        signups[TODAY - timedelta(days=back)] = 0
+        refunds[TODAY - timedelta(days=back)] = 0
+    _write(warehouse, "signups", signups)
+    _write(warehouse, "refunds", refunds)
+    warehouse.close()
+
+    report = _check(tmp_path, warehouse)
+    tables = {t.table: t for t in report.tables}
+    for name in ("app.signups", "app.refunds"):
+        assert tables[name].status == "anomaly", tables[name].why
+        (outage,) = [c for c in tables[name].checks if c.check == "volume" and c.status == "anomaly"]
+        assert "an outage" in outage.reason and "alerted on then" not in outage.reason
+        # One alert, on the day the outage became unusual, saying how long it has lasted.
+        assert outage.day is not None and outage.day < TODAY - timedelta(days=7)
+        assert f"still no rows through {TODAY - timedelta(days=1)} (" in outage.reason
+    # The next pass knows: that alert makes the rest of the run the same news.
+    again = {t.table: t for t in _check(tmp_path, warehouse).tables}
+    for name in ("app.signups", "app.refunds"):
+        assert again[name].status == "ok", again[name].why
+        assert "alerted on then" in again[name].why

@@ -109,7 +109,9 @@ def judge_volume(
         # unchanged day kept as "ok" from before `sensitivity` was raised hid the first days
         # of an outage the new settings call unusual (the later ones then read "alerted on
         # then", which nobody was).
-        judge = [d for d in window if d in series]
+        judge = _with_unseen_run(
+            [d for d in window if d in series], series, history.alerted.get(rel, set())
+        )
         since = volume_history_start(today, monitors)
         state.metrics.extend(
             MetricRow(rel, "volume", v, day=d)
@@ -257,3 +259,27 @@ def judge_freshness(
         error_hours=fresh.error_after_hours,
         what=what,
     )
+
+
+def _with_unseen_run(
+    judge: list[date], series: dict[date, float], alerted: set[date]
+) -> list[date]:
+    """The days to judge, led by the earlier days of a run of empty days that reaches into
+    them when no day of that run was ever alerted on.
+
+    The detector takes a run one of whose days it was told were alerted on as known, and
+    each later day of it as the same news; a run that had become unusual more than a few
+    days before its first judged day counts as reported too. Rows deleted weeks back at once,
+    or monitors that did not run while a feed was down, left such a run that no pass had
+    seen: every day of it read "alerted on then", which nobody was (ok, exit 0). Its first
+    days are judged now, oldest first, and its first unusual day is the alert.
+    """
+    if not judge or series.get(judge[0]) != 0:
+        return judge
+    start = judge[0]
+    while series.get(start - timedelta(days=1)) == 0:
+        start -= timedelta(days=1)
+    earlier = [start + timedelta(days=i) for i in range((judge[0] - start).days)]
+    if not earlier or any(d in alerted for d in (*earlier, *judge)):
+        return judge
+    return [*earlier, *judge]
