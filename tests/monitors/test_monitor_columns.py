@@ -3,7 +3,7 @@ batched query, judged per day, and shown as checks in health."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -22,9 +22,12 @@ NOW = datetime(2026, 3, 10, 7, 0, tzinfo=UTC)
 YESTERDAY = NOW.date() - timedelta(days=1)
 
 
-def _orders(tmp_path: Path, *, broken: bool, emptied: bool = False) -> dict[str, object]:
+def _orders(
+    tmp_path: Path, *, broken: bool, emptied: bool = False, gone_since: date | None = None
+) -> dict[str, object]:
     """40 days of orders: 60 'placed', 30 'shipped', 10 'returned' a day, amounts around 50.
-    Broken: yesterday no 'returned' rows arrived and every amount was written in cents."""
+    Broken: yesterday no 'returned' rows arrived and every amount was written in cents.
+    Gone since: a first pass sees every row, then the rows of that day on are deleted."""
     w = duckdb_warehouse(tmp_path)
     w.execute("CREATE SCHEMA app")
     w.execute(
@@ -73,6 +76,9 @@ def _orders(tmp_path: Path, *, broken: bool, emptied: bool = False) -> dict[str,
         sleep=lambda _: None,
     )
     report = suite.check(None)
+    if gone_since is not None:
+        w.execute(f"DELETE FROM app.orders WHERE CAST(ordered_at AS DATE) >= DATE '{gone_since}'")
+        report = suite.check(None)
     orders = next(t for t in report.tables if t.table == "app.orders")
     return {c.label: c for c in orders.checks} | {"_table": orders}
 
@@ -115,6 +121,22 @@ def test_a_day_whose_rows_are_all_gone_is_judged_not_skipped(tmp_path: Path) -> 
     # No rows, no mean: said by the checks above and by volume, not judged as a level.
     assert "mean(amount)" not in checks and "median(amount)" not in checks
     assert checks["volume"].status == "anomaly"  # type: ignore[attr-defined]
+
+
+def test_days_whose_rows_were_all_deleted_up_to_today_are_judged_not_skipped(
+    tmp_path: Path,
+) -> None:
+    # Yesterday's and today's rows deleted after a pass counted them: volume judged
+    # yesterday's 0, and these checks moved back to the day before the newest day with rows
+    # (three days ago), all ok.
+    checks = _orders(tmp_path, broken=False, gone_since=YESTERDAY)
+    assert checks["volume"].status == "anomaly"  # type: ignore[attr-defined]
+    distinct = checks["distinct(status)"]
+    assert distinct.status == "anomaly" and distinct.day == YESTERDAY, distinct  # type: ignore[attr-defined]
+    dimensions = [c for label, c in checks.items() if label.startswith("dimension(status")]
+    assert dimensions and all(c.status == "anomaly" for c in dimensions), dimensions  # type: ignore[attr-defined]
+    assert all(c.day == YESTERDAY for c in dimensions)  # type: ignore[attr-defined]
+    assert "mean(amount)" not in checks and "median(amount)" not in checks
 
 
 def test_profiles_and_dimensions_ride_in_the_one_batched_query() -> None:

@@ -166,6 +166,20 @@ def volume_history_start(today: date, monitors: MonitorsConfig) -> date:
     return today - timedelta(days=days_read() + monitors.recheck_days + 7)
 
 
+def emptied_until(stored: Iterable[date], days: Iterable[date], today: date) -> date | None:
+    """The last day an earlier pass counted rows on after the newest day that has rows now:
+    the days between lost every row (deleted), and are judged as the empty days they are,
+    not passed over for older ones. None when nothing newer was counted.
+
+    >>> emptied_until([date(2026, 1, 4), date(2026, 1, 5)], [date(2026, 1, 3)], date(2026, 1, 5))
+    datetime.date(2026, 1, 5)
+    """
+    newest = max(days, default=None)
+    if newest is None:
+        return None
+    return max((d for d in stored if newest < d <= today), default=None)
+
+
 def fill_days(days: Mapping[date, float], until: date | None = None) -> dict[date, float]:
     """A day-by-day series from the first day to the last (or ``until``), gaps as 0 rows.
 

@@ -10,8 +10,9 @@
   as Elementary's dimension anomalies do.
 
 The judged day is the latest complete one, the day before the newest day with rows (which is
-still arriving), as for volume: a day whose rows are all gone is judged as the empty day it
-is (no distinct values, no rows for any value), not skipped for an older one. Days with no
+still arriving) or the newest day an earlier pass counted rows on, as for volume: a day whose
+rows are all gone is judged as the empty day it is (no distinct values, no rows for any
+value), not skipped for an older one. Days with no
 rows count 0 in distinct counts and dimensions, as in volume; a mean or median has no value
 on them. A series is rebuilt from the table itself on every pass, so these monitors need no
 stored history and are judged on the first pass once the table holds two weeks of days.
@@ -40,6 +41,7 @@ def column_checks(
     *,
     holidays: Iterable[date],
     config: AnomalyConfig,
+    until: date | None = None,
 ) -> list[Check]:
     """Judge every profiled column and every dimension of one table.
 
@@ -48,6 +50,8 @@ def column_checks(
         metrics: the measurements (per day).
         holidays: the business calendar.
         config: the table's detector settings.
+        until: the newest day an earlier pass counted rows on, when it has none now
+            (:func:`~stackyard.monitors.checks.emptied_until`): the judged day follows it.
 
     Returns:
         One check per profiled metric; per dimension, one check per anomalous value, or one
@@ -56,7 +60,7 @@ def column_checks(
     with_rows = sorted(metrics.days)
     if len(with_rows) < 2:
         return []
-    judged = with_rows[-1] - timedelta(days=1)
+    judged = max(with_rows[-1], until or with_rows[-1]) - timedelta(days=1)
     # Every calendar day from the first with rows to the judged one: a day without rows
     # between them counts 0 (a day dropped upstream is an outage, not a gap).
     days = [with_rows[0] + timedelta(days=i) for i in range((judged - with_rows[0]).days + 1)]

@@ -14,6 +14,7 @@ from stackyard.monitors.anomaly.stats import format_value
 from stackyard.monitors.arrival import arrival_check
 from stackyard.monitors.checks import (
     anomaly_config,
+    emptied_until,
     fill_days,
     freshness_check,
     volume_checks,
@@ -96,9 +97,7 @@ def judge_volume(
         # Days an earlier pass counted after the newest row now there lost all their rows:
         # they are 0 now, not the count they had (which the report would go on drawing, and
         # a vanished yesterday would never be judged).
-        newest = max(metrics.days)
-        emptied = [d for d in stored if newest < d <= today]
-        fresh = fill_days(metrics.days, until=max(emptied, default=None))
+        fresh = fill_days(metrics.days, until=emptied_until(stored, metrics.days, today))
         first = min(fresh)
         series = {d: v for d, v in stored.items() if d < first} | fresh
         last = max(fresh)

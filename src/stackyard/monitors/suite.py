@@ -39,6 +39,7 @@ from stackyard.monitors.anomaly import AnomalyConfig
 from stackyard.monitors.checks import (
     anomaly_config,
     duplicates_check,
+    emptied_until,
     known_incidents,
     null_rate_checks,
     schema_checks,
@@ -403,12 +404,21 @@ class MonitorSuite:
             )
         )
         detector = anomaly_config(settings)
+        until = emptied_until(history.volumes.get(rel, {}), metrics.days, today)
         checks.extend(
             verdicts.judged(
-                # a pure function of the measurement, the plan, the calendar and the settings
-                ["columns", key_of_plan, measurement, self.config.holidays, detector.model_dump()],
+                # a pure function of the measurement, the plan, the calendar, the settings
+                # and the newest day counted before (emptied since)
+                [
+                    "columns",
+                    key_of_plan,
+                    measurement,
+                    self.config.holidays,
+                    detector.model_dump(),
+                    str(until),
+                ],
                 lambda: column_checks(
-                    plan, metrics, holidays=self.config.holidays, config=detector
+                    plan, metrics, holidays=self.config.holidays, config=detector, until=until
                 ),
             )
         )
