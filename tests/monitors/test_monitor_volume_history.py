@@ -55,6 +55,24 @@ def test_rows_gone_from_the_newest_days_count_as_zero_and_alert(tmp_path: Path) 
     ctx.close()
 
 
+def test_a_table_emptied_is_drawn_as_zero_and_stays_an_anomaly(tmp_path: Path) -> None:
+    root = make_shop(tmp_path / "shop", hook_url="http://127.0.0.1:9/unused", days=40)
+    ctx = Context(root)
+    assert ctx.run().ok
+    yesterday = today_utc() - timedelta(days=1)
+    assert _chart(ctx, "app.orders")[yesterday.isoformat()]["value"] > 0
+    ctx.sql("delete from app.orders")
+    # Before: health said "no rows any more", and the report went on drawing the counts
+    # the days had; once they were 0, the next pass said "no rows yet: nothing to judge".
+    for _ in range(2):
+        check = _volume(ctx, "app.orders")
+        assert check.status == "anomaly" and "any more" in check.reason, check
+        chart = _chart(ctx, "app.orders")
+        assert chart[yesterday.isoformat()]["value"] == 0
+        assert all(point["value"] == 0 for point in chart.values())
+    ctx.close()
+
+
 def test_the_report_draws_the_band_health_judged_with_half_a_year_of_history(
     tmp_path: Path,
 ) -> None:

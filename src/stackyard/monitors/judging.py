@@ -80,7 +80,18 @@ def judge_volume(
     holidays = monitors.holidays
     if time_column:
         if not metrics.days:
-            if any(v > 0 for v in stored.values()):
+            # Rows counted before (by day, or in all: the days' counts are 0 once a pass saw
+            # the table emptied).
+            had = any(n > 0 for _, n in history.history.get((rel, "row_count", None), []))
+            if had or any(v > 0 for v in stored.values()):
+                # Every day lost its rows: each counted day is 0 now (the report drew the
+                # counts they had, beside health's "no rows any more").
+                since = volume_history_start(today, monitors)
+                state.metrics.extend(
+                    MetricRow(rel, "volume", 0, day=d)
+                    for d, v in stored.items()
+                    if v > 0 and since <= d <= today
+                )
                 return [
                     Check(
                         "volume",
@@ -158,6 +169,8 @@ def judge_volume(
             # Rows per load cannot see this (0 new rows is a quiet day): the table itself
             # is empty where earlier passes counted rows.
             when, rows = had[-1]
+            # None of today's rows are left: the report draws today's 0, not what was loaded.
+            state.metrics.append(MetricRow(rel, "volume", 0, day=today))
             return [
                 Check(
                     "volume",
