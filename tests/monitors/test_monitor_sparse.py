@@ -226,7 +226,9 @@ def test_an_outage_longer_than_the_rechecked_days_that_no_pass_saw_begin_alerts(
     tables = {t.table: t for t in report.tables}
     for name in ("app.signups", "app.refunds"):
         assert tables[name].status == "anomaly", tables[name].why
-        (outage,) = [c for c in tables[name].checks if c.check == "volume" and c.status == "anomaly"]
+        (outage,) = [
+            c for c in tables[name].checks if c.check == "volume" and c.status == "anomaly"
+        ]
         assert "an outage" in outage.reason and "alerted on then" not in outage.reason
         # One alert, on the day the outage became unusual, saying how long it has lasted.
         assert outage.day is not None and outage.day < TODAY - timedelta(days=7)

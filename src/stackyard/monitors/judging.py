@@ -82,8 +82,8 @@ def judge_volume(
         if not metrics.days:
             # Rows counted before (by day, or in all: the days' counts are 0 once a pass saw
             # the table emptied).
-            had = any(n > 0 for _, n in history.history.get((rel, "row_count", None), []))
-            if had or any(v > 0 for v in stored.values()):
+            counted = any(n > 0 for _, n in history.history.get((rel, "row_count", None), []))
+            if counted or any(v > 0 for v in stored.values()):
                 # Every day lost its rows: each counted day is 0 now (the report drew the
                 # counts they had, beside health's "no rows any more").
                 since = volume_history_start(today, monitors)
