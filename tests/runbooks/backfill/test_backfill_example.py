@@ -50,6 +50,11 @@ def test_example_model_and_source_table_backfill(
     # The table models downstream are rebuilt once at the end, and each is reported.
     rebuilt = {m["model"]: m["status"] for m in orders["rebuilt"]}
     assert rebuilt["orders"] == rebuilt["customers"] == "success", orders["rebuilt"]
+    # The views over them are created again: on Postgres, dbt drops a table it rebuilds with
+    # CASCADE, and the reporting views were gone (the next run skipped its build).
+    assert rebuilt["rpt_daily_revenue"] == rebuilt["rpt_customer_lifetime"] == "success"
+    for view in ("rpt_daily_revenue", "rpt_customer_lifetime"):
+        assert sql(root, f"select count(*) as n from reporting.{view}")[0]["n"] > 0
     left = sql(
         root,
         f"select count(*) as n from shop_db.orders where updated_at >= '{gone}' "

@@ -173,7 +173,40 @@ class BackfillRunbook:
                 cascaded.append(sub)
             elif config.get("materialized") in ("table", "incremental") and not options.dry_run:
                 rebuilt.append(self._rebuild(node["name"], failed))
+        rebuilt += self._views_again(reached, rebuilt)
         return replace(result, cascaded=tuple(cascaded), rebuilt=tuple(rebuilt))
+
+    def _views_again(
+        self, reached: list[dict[str, Any]], rebuilt: list[dict[str, str]]
+    ) -> list[dict[str, str]]:
+        """The views over a table the cascade rebuilt (and views over those), created again.
+
+        dbt-postgres rebuilds a table by dropping the old one with CASCADE, which drops every
+        view on it; the backfill said it succeeded, and the next run skipped its build (no new
+        rows, no change in transform/), so the reporting views stayed gone.
+        """
+        tables = {r["model"] for r in rebuilt if r["status"] == "success"}
+        parents = self.manifest().get("parent_map", {})
+        gone = {n["unique_id"] for n in reached if n["name"] in tables}
+        views = []
+        for node in reached:  # parents before children
+            if node.get("config", {}).get("materialized") == "view" and (
+                set(parents.get(node["unique_id"], [])) & gone
+            ):
+                views.append(node["name"])
+                gone.add(node["unique_id"])
+        if not views:
+            return []
+        results = {r.name: r for r in self.make_dbt().run_window(views)}
+        made = []
+        for view in views:
+            found = results.get(view)
+            if found is not None and found.status in ("success", "pass"):
+                made.append({"model": view, "status": "success", "message": ""})
+            else:
+                why = found.message if found is not None else "dbt did not run it"
+                made.append({"model": view, "status": "error", "message": why})
+        return made
 
     def _upstream_event_times(
         self, node: dict[str, Any], reached: list[dict[str, Any]]
