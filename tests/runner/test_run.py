@@ -182,6 +182,26 @@ def test_nothing_new_skips_the_build_but_still_checks_freshness(project: Path) -
     assert forced.build == "built" and forced.count("test", "pass") == 8
 
 
+def test_a_model_gone_from_the_warehouse_is_built_again_though_nothing_is_new(
+    project: Path,
+) -> None:
+    # A view dropped with the table it reads (Postgres, a table rebuilt by a backfill), or
+    # a table dropped by hand: the next run skipped its build (no new rows, no change) and
+    # the model stayed gone.
+    ctx = Context(project)
+    assert ctx.run().ok
+    (schema, name), *_ = ctx.sql(
+        "select table_schema, table_name from information_schema.tables "
+        "where table_name = 'customer_orders'"
+    ).rows
+    ctx.sql(f'drop table "{schema}"."{name}"')
+    again = ctx.run()
+    assert again.ok and again.build == "built"
+    assert ctx.sql(f'select count(*) from "{schema}"."{name}"').rows[0][0] > 0
+    assert ctx.run().build == "skipped"  # all there again: nothing to build
+    ctx.close()
+
+
 def test_a_run_that_only_removes_deleted_rows_builds(project: Path) -> None:
     config = project / "stackyard.yml"
     config.write_text(

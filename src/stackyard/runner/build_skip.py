@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from stackyard.results import SourceLoad
+from stackyard.warehouse.base import Warehouse
 
 
 def unchanged_since(
@@ -40,3 +41,26 @@ def unchanged_since(
         f"no new rows and no change in {folder}/ since run "
         f"{previous['run_id']}, whose build passed (--force-build rebuilds)"
     )
+
+
+def missing_models(warehouse: Warehouse, manifest: dict[str, Any] | None) -> list[str]:
+    """The models of the last build (``schema.name``) whose table or view is not in the
+    warehouse: dropped by hand, or with a table a backfill rebuilt (Postgres drops the views
+    on a replaced table). With any, the build is not skipped: it was, and they stayed gone.
+
+    Args:
+        warehouse: the target.
+        manifest: the target's manifest from the last build (``None``: nothing is known).
+    """
+    wanted: dict[str, list[str]] = {}
+    for node in (manifest or {}).get("nodes", {}).values():
+        config = node.get("config", {})
+        if node.get("resource_type") != "model" or config.get("materialized") == "ephemeral":
+            continue
+        if config.get("enabled", True) and node.get("schema"):
+            wanted.setdefault(node["schema"], []).append(node.get("alias") or node["name"])
+    missing = []
+    for schema, names in wanted.items():
+        present = {t.lower() for t in warehouse.tables_in(schema)}
+        missing += [f"{schema}.{n}" for n in names if n.lower() not in present]
+    return missing

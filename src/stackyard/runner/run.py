@@ -36,7 +36,7 @@ from stackyard.results import (
     step_status_of_build,
     step_status_of_freshness,
 )
-from stackyard.runner.build_skip import unchanged_since
+from stackyard.runner.build_skip import missing_models, unchanged_since
 from stackyard.runner.external_freshness import check_external
 from stackyard.runner.interruption import not_recorded, record_refused, record_stopped
 from stackyard.runner.monitor_pass import monitor_pass, seal_measurements
@@ -226,6 +226,10 @@ class RunJob:
         )
         if external:
             unchanged = None  # another tool may have loaded new rows since the last run
+        if unchanged and missing_models(
+            self.warehouse, read_manifest(self.transform_dir, self.warehouse.target_name)
+        ):
+            unchanged = None
         if unchanged and stamp is not None and self._previous is not None:
             self._unchanged = self._no_table_changed(loads, stamp)
         stale: dict[str, str] = {}
