@@ -16,6 +16,7 @@ from typing import Annotated, Any
 import typer
 
 from stackyard.cli.common import (
+    STOPPED,
     JsonOpt,
     ProjectOpt,
     TargetOpt,
@@ -26,6 +27,11 @@ from stackyard.cli.common import (
     out,
 )
 from stackyard.errors import EXIT_USAGE
+
+BACKFILL_STOPPED: tuple[str, str | None] = (
+    "the backfill was stopped; the partitions that finished are kept",
+    "run the same command again: it resumes with the partitions not yet done",
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -147,11 +153,13 @@ def backfill(
         raise typer.Exit(result.exit_code)
     from stackyard.cli.render import RichConsole
 
+    # Partitions that finished are in the ledger: "nothing further was done" was untrue.
+    stopped = STOPPED if dry_run else BACKFILL_STOPPED
     with _guard(lambda: _context(project)) as context:
         console = RichConsole(out, redact=context.secrets.redact)
         context.console = console
         with console:
-            result = _guard(lambda: context.backfill(target).run(options))
+            result = _guard(lambda: context.backfill(target).run(options), stopped)
     out.print()
     _render_result(result)
     raise typer.Exit(result.exit_code)

@@ -132,3 +132,31 @@ def test_kill_9_during_a_model_backfill_then_resume(
         assert days[0]["n"] == 30
 
     kill_resume_check()
+
+
+@pytest.mark.postgres
+def test_ctrl_c_during_a_backfill_with_workers_stops_without_tracebacks(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    # Each worker printed "Exception in thread backfill-w0: … the connection is closed":
+    # the main thread had closed the ledger's connection under them.
+    root = make_backfill_project(tmp_path / "mini", days=30)
+    add_postgres_target(root, request.getfixturevalue("pg_database"))
+    stackyard(root, "run", "--json", check=0)
+    args = ["backfill", "app.events", *RANGE[:4], "--workers", "2", "--run-size", "1"]
+    proc = subprocess.Popen(
+        [STACKYARD, *args],
+        cwd=root,
+        env={**os.environ, "NO_COLOR": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(6.0)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130, err[-3000:]
+    assert "Traceback" not in err and "Exception in thread" not in err, err[-3000:]
+    assert "interrupted: the backfill was stopped" in err and "run the same command again" in err
+    result = backfill_json(root, "app.events", *RANGE[:4], "--workers", "2", "--run-size", "1")
+    assert result["ok"] and result["validation"]["duplicate_keys"] == 0

@@ -314,7 +314,7 @@ class BackfillJob:
         step = f"backfill {self.target.name}"
         self.console.step_started(step, f"{total} of {len(record.partitions)} partitions to run")
         executed: list[int] = []
-        done = threading.Event()
+        done, stopping = threading.Event(), threading.Event()
         beat = threading.Thread(
             target=self._heartbeat, args=(ledger, backfill_id, done), daemon=True
         )
@@ -322,15 +322,22 @@ class BackfillJob:
         workers = [
             threading.Thread(
                 target=self._work,
-                args=(n, ledger, backfill_id, todo, preimage, executed, step),
+                args=(n, ledger, backfill_id, todo, preimage, executed, step, stopping),
                 name=f"backfill-w{n}",
             )
             for n in range(min(options.workers, max(todo.qsize(), 1)))
         ]
         for w in workers:
             w.start()
-        for w in workers:
-            w.join()
+        try:
+            for w in workers:
+                w.join()
+        except KeyboardInterrupt:
+            # Workers take no further partition; one whose ledger connection is closed under
+            # it stops without a word (each printed a traceback), its partition left
+            # "running" for the same command to run again.
+            stopping.set()
+            raise
         done.set()
         beat.join()
         ran = set(executed)
@@ -359,11 +366,12 @@ class BackfillJob:
         preimage: str,
         executed: list[int],
         step: str,
+        stopping: threading.Event,
     ) -> None:
         session = self.session_factory()
         worker = Worker(number, session, self.pipelines_dir)
         try:
-            while True:
+            while not stopping.is_set():
                 try:
                     parts = todo.get_nowait()
                 except queue.Empty:
@@ -394,6 +402,9 @@ class BackfillJob:
                 for p, o in zip(parts, outcomes, strict=True):
                     said = f"failed: {o}" if isinstance(o, str) else f"{o:,} rows"
                     self.console.step_progress(step, f"{p.window_start} {said}")
+        except Exception:
+            if not stopping.is_set():
+                raise
         finally:
             session.close()
 
