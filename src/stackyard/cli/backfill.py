@@ -259,6 +259,13 @@ def _status_table(data: dict[str, Any]) -> None:
             "succeeded are not run again)",
             highlight=False,
         )
+    if data.get("status") == "superseded":
+        out.print(
+            "  [yellow]![/] superseded: a later backfill of the same range started over; "
+            "nothing resumes this one, and `stackyard backfill prune "
+            f"{escape(str(data['backfill_id']))}` drops its pre-images",
+            highlight=False,
+        )
     engines = sorted({str(p["engine"]) for p in data["partitions"] if p.get("engine")})
     if engines:
         out.print(f"  run by: {', '.join(engines)}", highlight=False)

@@ -160,3 +160,34 @@ def test_ctrl_c_during_a_backfill_with_workers_stops_without_tracebacks(
     assert "interrupted: the backfill was stopped" in err and "run the same command again" in err
     result = backfill_json(root, "app.events", *RANGE[:4], "--workers", "2", "--run-size", "1")
     assert result["ok"] and result["validation"]["duplicate_keys"] == 0
+
+
+def test_a_killed_backfill_started_over_with_force_is_superseded_and_can_be_pruned(
+    tmp_path: Path,
+) -> None:
+    # It stayed "running" forever: status said to run the same command to resume it (which
+    # started new backfills), and prune refused it as running.
+    root = make_backfill_project(tmp_path / "mini", days=30)
+    stackyard(root, "run", "--json", check=0)
+    args = ["backfill", "app.events", *RANGE[:4], "--run-size", "1", "--force"]
+    proc = subprocess.Popen(
+        [STACKYARD, *args], cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    killed = None
+    for _ in range(600):
+        time.sleep(0.1)
+        listed = backfill_json(root, "status", check=None) if (root / ".stackyard").exists() else []
+        if listed and listed[0]["progress"]["success"] >= 2:
+            killed = listed[0]["backfill_id"]
+            break
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert killed is not None
+    assert backfill_json(root, "status", killed)["status"] == "running"
+    again = backfill_json(root, *args[1:])
+    assert again["ok"] and again["backfill_id"] != killed
+    old = backfill_json(root, "status", killed)
+    assert old["status"] == "superseded" and not old["stopped"]
+    shown = stackyard(root, "backfill", "status", killed, check=0).stdout
+    assert "superseded" in shown and f"backfill prune {killed}" in shown, shown
+    stackyard(root, "backfill", "prune", killed, check=0)

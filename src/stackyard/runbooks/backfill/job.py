@@ -262,6 +262,7 @@ class BackfillJob:
                     preimage,
                 )
                 ledger.create(record, windows)
+                ledger.supersede(self.target.name, key, backfill_id)
             self.target.ensure_preimage(ledger.session, preimage)
             executed = self._run_partitions(ledger, backfill_id, options, preimage, skip)
             self.target.cleanup(ledger.session, options.workers)

@@ -270,6 +270,27 @@ class Ledger:
             )
         self.mirror(backfill_id)
 
+    def supersede(self, target: str, key: tuple[str, str, str, str], by: str) -> None:
+        """Mark the unfinished backfills of ``target`` over the same range, grain and zone
+        ``superseded`` by ``by``, which started over holding the target's lease (none of them
+        runs). A killed one stayed "running", its advice to resume started new backfills,
+        and prune refused it."""
+        p = self.session.param()
+        found = self.session.query(
+            f"SELECT backfill_id FROM {self._t('backfills')} WHERE target = {p} AND "
+            f"range_start = {p} AND range_end = {p} AND grain = {p} AND time_zone = {p} AND "
+            f"status IN ('running', 'failed') AND rolled_back_at IS NULL AND backfill_id <> {p}",
+            (target, *key, by),
+        ).rows
+        for (backfill_id,) in found:
+            with self._lock:
+                self.session.execute(
+                    f"UPDATE {self._t('backfills')} SET status = 'superseded', holder = NULL, "
+                    f"finished_at = {p} WHERE backfill_id = {p}",
+                    (_now(), backfill_id),
+                )
+            self.mirror(str(backfill_id))
+
     def expired_preimages(self, before: datetime, statuses: Sequence[str]) -> list[str]:
         """Backfills in ``statuses``, finished (or rolled back) before ``before``, whose
         pre-images are still kept; oldest first."""

@@ -17,8 +17,9 @@ from stackyard.errors import UsageError
 from stackyard.runbooks.backfill.ledger import Ledger
 from stackyard.runbooks.backfill.targets import MARKS_SUFFIX, PREIMAGE_SCHEMA
 
-# Backfills whose pre-images may go: done with, one way or the other.
-FINAL = ("success", "rolled_back")
+# Backfills whose pre-images may go: done with, one way or the other (a superseded one was
+# started over by a later backfill of the same range).
+FINAL = ("success", "rolled_back", "superseded")
 
 
 def expires_at(
