@@ -34,8 +34,8 @@ def _orders(
         "CREATE TABLE app.orders AS SELECT range AS id, range % 37 AS customer_id, "
         "CASE WHEN range % 100 < 60 THEN 'placed' WHEN range % 100 < 90 THEN 'shipped' "
         "ELSE 'returned' END AS status, 40 + (range * 7) % 21 AS amount, "
-        "TIMESTAMP '2026-01-30 10:00:00' + INTERVAL (range // 100) DAY AS ordered_at "
-        "FROM range(4000)"
+        "TIMESTAMP '2026-01-30 10:00:00' + INTERVAL (range // 100) DAY AS ordered_at, "
+        "CAST(NULL AS VARCHAR) AS note FROM range(4000)"
     )
     if broken:
         w.execute(
@@ -61,7 +61,10 @@ def _orders(
             },
             "monitors": {
                 "tables": {
-                    "app.orders": {"columns": ["amount", "status"], "dimensions": ["status"]}
+                    "app.orders": {
+                        "columns": ["amount", "status", "note"],
+                        "dimensions": ["status"],
+                    }
                 }
             },
         }
@@ -89,6 +92,10 @@ def test_healthy_columns_and_dimensions_are_judged_and_ok(tmp_path: Path) -> Non
         assert checks[label].status == "ok", checks[label].reason  # type: ignore[attr-defined]
         assert checks[label].day == YESTERDAY  # type: ignore[attr-defined]
     assert "mean(status)" not in checks  # not numeric
+    # A column NULL on every row: its days have rows and no values ("had no rows" before).
+    note = checks["distinct(note)"]
+    assert note.status == "ok" and "days without values are usual here" in note.reason  # type: ignore[attr-defined]
+    assert "no rows" not in note.reason  # type: ignore[attr-defined]
     dimension = checks["dimension(status)"]
     assert dimension.status == "ok"  # type: ignore[attr-defined]
     assert "each of 3 value(s) of status within their bands" in dimension.reason  # type: ignore[attr-defined]

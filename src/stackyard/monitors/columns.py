@@ -82,9 +82,8 @@ def column_checks(
             if metric == "distinct":
                 verdict = detect(upto, values, holidays=holiday_list, config=config)
                 what = f"{verdict.value:,.0f} distinct values"
-                reason = (
-                    f"{judged}: {_about(_counted(verdict, what), 'the column', 'has no values')}"
-                )
+                about = _about(_counted(verdict, what), "the column", "has no values")
+                reason = f"{judged}: {_of_values(about)}"
             else:
                 verdict = detect_level(
                     upto,
@@ -169,6 +168,20 @@ def _dimension(
 def _counted(verdict: Verdict, what: str) -> str:
     # The detector speaks of rows; a distinct count is not rows.
     return verdict.reason.replace(f"{verdict.value:,.0f} rows", what, 1)
+
+
+def _of_values(reason: str) -> str:
+    """A distinct count's reason: its empty days are days without values, not without rows
+    (a column NULL on every row read "56 of 56 days in the baseline had no rows").
+
+    >>> _of_values("0 rows; empty days are usual here (9 of 56 days in the baseline had no rows)")
+    '0 rows; days without values are usual here (9 of 56 days in the baseline had none)'
+    """
+    return (
+        reason.replace("empty days are usual here", "days without values are usual here")
+        .replace("in the baseline had no rows", "in the baseline had none")
+        .replace("no rows for ", "no values for ")
+    )
 
 
 def _about(reason: str, subject: str, gone: str) -> str:
