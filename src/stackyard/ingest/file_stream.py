@@ -74,6 +74,7 @@ def read_batches(
     import duckdb
 
     from stackyard.ingest.files import source_query, stage_file
+    from stackyard.ingest.parquet_times import refuse_nanoseconds
 
     size = batch_rows or BATCH_ROWS
     with ExitStack() as stack:
@@ -110,6 +111,8 @@ def read_batches(
                 query, scratch = f"SELECT * FROM {name}", name
                 if key:
                     reject(_without_key(con, name, key, table, str(item["relative_path"])))
+            if file_format == "parquet":
+                refuse_nanoseconds(con, query, str(item["relative_path"]))
             count = int(con.execute(f"SELECT count(*) FROM ({query})").fetchall()[0][0])
             if count:
                 # A file with no rows has no say in the columns' types (as it had none before).
