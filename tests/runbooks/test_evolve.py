@@ -405,3 +405,22 @@ def test_a_rename_asked_for_again_after_contract_says_every_phase_is_applied(
     # The journal still undoes it, as before.
     stackyard(*RENAME, "--rollback", "contract", cwd=example)
     assert "customer_name" in _columns(example, "staging.stg_dlt__customers")
+
+
+def test_a_rollback_keeps_a_hand_edit_made_since_the_phase(example: Path) -> None:
+    # The rollback put the file back as it was before expand, and an edit made since was
+    # gone without a word (nowhere on disk).
+    original = (example / STAGING).read_text()
+    stackyard(*RENAME, "--phase", "expand", cwd=example)
+    edited = (example / STAGING).read_text() + "-- a hand edit\n"
+    (example / STAGING).write_text(edited)
+    shown = json.loads(
+        stackyard(*RENAME, "--rollback", "expand", "--dry-run", "--json", cwd=example).stdout
+    )
+    steps = next(p["steps"] for p in shown["phases"] if p["phase"] == "expand")
+    restore = next(s for s in steps if s["kind"] == "restore_file")
+    assert f"kept as {STAGING}.bak" in restore["description"], restore
+    done = stackyard(*RENAME, "--rollback", "expand", cwd=example)
+    assert f"kept as {STAGING}.bak" in done.stdout
+    assert (example / STAGING).read_text() == original
+    assert (example / f"{STAGING}.bak").read_text() == edited

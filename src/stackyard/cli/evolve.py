@@ -146,10 +146,11 @@ def _show(result: Any, as_json: bool) -> None:
         why = f" ({p.why})" if p.why else ""
         out.print(f"  [bold]{p.name}[/]: {p.status}{why}", highlight=False)
         for s in p.steps:
-            out.print(f"    - {s.kind}: {s.description}", highlight=False)
-        out.print(f"    rollback: {p.rollback}", highlight=False)
+            out.print(f"    - {s.kind}: {s.description}", highlight=False, soft_wrap=True)
+        if p.rollback:  # a phase not applied, or just rolled back, has none to show
+            out.print(f"    rollback: {p.rollback}", highlight=False, soft_wrap=True)
     for message in result.messages:
-        out.print(message, highlight=False)
+        out.print(message, highlight=False, soft_wrap=True)
     raise typer.Exit(result.exit_code)
 
 

@@ -323,11 +323,11 @@ class EvolveRunbook:
                 problem = self._run_phase(plan, phase, journal)
             except BaseException as exc:
                 # Cut short (Ctrl-C, an error): its files go back; no build (the next follows).
-                self._undo(journal, phase.name, rebuild=False)
+                journal.undo(phase.name, None)
                 raise cut_short(plan, phase.name, exc) from None
             if problem:
                 messages.append(f"{phase.name} failed: {problem}; rolled back")
-                self._undo(journal, phase.name)
+                journal.undo(phase.name, self.build)
                 rolled.append(phase.name)
                 failed = True
                 break
@@ -421,8 +421,10 @@ class EvolveRunbook:
             shown = tuple(undo if p.name == phase else p for p in journal.phases())
             note = f"{phase} would be rolled back: nothing was changed"
             return EvolveResult(action, node, column, to, shown, messages=(note,), dry_run=True)
-        failures = self._undo(journal, phase)
+        kept: list[str] = []
+        failures = journal.undo(phase, self.build, kept)
         note = f"{phase} rolled back" + (f"; failing after it: {failures}" if failures else "")
+        note += "".join(f"; changed since {phase}, kept as {k}" for k in kept)
         return EvolveResult(
             action,
             node,
@@ -448,17 +450,6 @@ class EvolveRunbook:
         said = f"every phase is applied: {node}.{column} is {journal.data.get('to')}"
         return EvolveResult("rename", node, column, to, journal.phases(), messages=(said,))
 
-    def _undo(self, journal: EvolveJournal, phase: str, rebuild: bool = True) -> list[str]:
-        """Put back the files ``phase`` replaced, rebuild what they feed, forget the phase."""
-        failures: list[str] = []
-        for step in journal.rollback_steps(phase):
-            if step.kind == "restore_file":
-                journal.restore(self.project_dir, step.path, step.text)
-            elif step.kind == "build" and rebuild:
-                failures = self.build(list(step.select))
-        journal.forget(phase)
-        return failures
-
     def _run_phase(self, plan: EvolveResult, phase: Phase, journal: EvolveJournal) -> str:
         for step in phase.steps:
             if step.kind == "write_model":
@@ -466,6 +457,7 @@ class EvolveRunbook:
                 rel = str(path.relative_to(self.project_dir))
                 journal.keep(phase.name, rel, path.read_text(encoding="utf-8"))
                 path.write_text(step.text, encoding="utf-8")
+                journal.wrote(phase.name, rel, step.text)
             elif step.kind == "build":
                 if step.select:
                     failures = self.build(list(step.select))

@@ -10,6 +10,7 @@ is gone from the project and the warehouse, so it could not be looked up there a
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -86,6 +87,21 @@ class EvolveJournal:
         }
         self.save()
 
+    def wrote(self, phase: str, rel: str, text: str) -> None:
+        """Note what ``phase`` wrote to a file, to tell later hand edits from it."""
+        entry = self.data["phases"][phase]
+        entry.setdefault("written", {})[rel] = _digest(text)
+        self.save()
+
+    def edited_since(self, phase: str, rel: str) -> bool:
+        """Whether the file changed since ``phase`` wrote it (a hand edit a rollback would
+        throw away)."""
+        written = ((self.applied.get(phase) or {}).get("written") or {}).get(rel)
+        path = self.path.parents[2] / rel
+        if written is None or rel == "stackyard.yml" or not path.is_file():
+            return False
+        return _digest(path.read_text(encoding="utf-8")) != written
+
     def keep(self, phase: str, rel: str, text: str) -> None:
         """Keep a file's text before ``phase`` first changes it (saved at once, so a phase
         stopped half-way can still be rolled back)."""
@@ -143,7 +159,17 @@ class EvolveJournal:
         rebuild and test the models those files are and everything downstream."""
         files = (self.applied.get(phase) or {}).get("files") or {}
         steps = [
-            Step("restore_file", self._restore_says(rel, phase), rel, text)
+            Step(
+                "restore_file",
+                self._restore_says(rel, phase)
+                + (
+                    f" (it changed since {phase} wrote it: that text is kept as {rel}.bak)"
+                    if self.edited_since(phase, rel)
+                    else ""
+                ),
+                rel,
+                text,
+            )
             for rel, text in sorted(files.items())
         ]
         models = sorted({Path(rel).stem for rel in files if rel.endswith(".sql")})
@@ -159,14 +185,23 @@ class EvolveJournal:
             return f"remove from stackyard.yml the approval {phase} added"
         return f"put back {rel} as it was before {phase}"
 
-    def restore(self, project_dir: Path, rel: str, text: str) -> None:
+    def restore(self, project_dir: Path, rel: str, text: str, phase: str = "") -> str | None:
         """Put back a file a phase replaced. stackyard.yml is not put back whole (that threw
         away what was written to it since, another change's approval among it): only the
-        approval this change's phase added leaves it, the last one that matches."""
+        approval this change's phase added leaves it, the last one that matches.
+
+        Returns:
+            Where a hand edit made since ``phase`` wrote the file was kept (``FILE.bak``; a
+            rollback threw it away without a word), or None.
+        """
         path = project_dir / rel
         if rel != "stackyard.yml":
+            kept = None
+            if phase and self.edited_since(phase, rel):
+                kept = f"{rel}.bak"
+                (project_dir / kept).write_text(path.read_text(encoding="utf-8"), "utf-8")
             path.write_text(text, encoding="utf-8")
-            return
+            return kept
         from stackyard.config.edit import ProjectFile
 
         reason = f"stackyard evolve {self.data.get('action')}"
@@ -180,6 +215,30 @@ class EvolveJournal:
             )
         ):
             edit.save()
+        return None
+
+    def undo(
+        self,
+        phase: str,
+        build: Callable[[list[str]], list[str]] | None,
+        kept: list[str] | None = None,
+    ) -> list[str]:
+        """Put back the files ``phase`` replaced (``kept`` gets where hand edits made since
+        went), rebuild what they feed with ``build`` (None: not rebuilt), forget the phase.
+
+        Returns:
+            What ``build`` reported failing.
+        """
+        failures: list[str] = []
+        for step in self.rollback_steps(phase):
+            if step.kind == "restore_file":
+                copy = self.restore(self.path.parents[2], step.path, step.text, phase)
+                if copy and kept is not None:
+                    kept.append(copy)
+            elif step.kind == "build" and build is not None:
+                failures = build(list(step.select))
+        self.forget(phase)
+        return failures
 
     def forget(self, phase: str) -> None:
         """Drop a rolled-back phase from the journal."""
@@ -241,3 +300,9 @@ class EvolveJournal:
                     hint="phases run in order: expand, migrate, contract "
                     "(`--dry-run` shows which are applied)",
                 )
+
+
+def _digest(text: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
