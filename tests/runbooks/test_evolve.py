@@ -424,3 +424,23 @@ def test_a_rollback_keeps_a_hand_edit_made_since_the_phase(example: Path) -> Non
     assert f"kept as {STAGING}.bak" in done.stdout
     assert (example / STAGING).read_text() == original
     assert (example / f"{STAGING}.bak").read_text() == edited
+
+
+def test_a_model_renamed_half_way_through_a_change_is_named_with_the_change(
+    example: Path,
+) -> None:
+    # It read "'stg_dlt__customers' is neither a model nor a source table (did you mean
+    # …?)", naming neither the change under way nor the file it wrote.
+    stackyard(*RENAME, "--phase", "expand", cwd=example)
+    moved = example / STAGING.with_name("stg_dlt__clients.sql")
+    (example / STAGING).rename(moved)
+    for model in (example / "transform" / "models").rglob("*.sql"):
+        text = model.read_text()
+        model.write_text(text.replace("ref('stg_dlt__customers')", "ref('stg_dlt__clients')"))
+    for args in (("--phase", "migrate"), ("--rollback", "expand")):
+        done = stackyard(*RENAME, *args, cwd=example, check=False)
+        assert done.returncode == 2, done.stdout + done.stderr
+        said = " ".join(done.stderr.split())
+        assert "'stg_dlt__customers' is no model any more" in said, said
+        assert "rename of its column customer_name is under way (expand applied" in said
+        assert "--rollback expand" in said and "did you mean" not in said

@@ -26,7 +26,7 @@ from typing import Any
 
 from stackyard.errors import UsageError
 from stackyard.lineage.graph import ColumnGraph, ColumnRef
-from stackyard.runbooks.evolve_journal import EvolveJournal
+from stackyard.runbooks.evolve_journal import EvolveJournal, refuse_moved_model
 from stackyard.runbooks.evolve_properties import renamed_properties
 from stackyard.runbooks.evolve_steps import (
     PHASES,
@@ -379,6 +379,7 @@ class EvolveRunbook:
         """
         wanted = tuple(phases or PHASES)
         check_phases(wanted, rollback)
+        refuse_moved_model(self.project_dir, spec, self._is_model)
         if rollback:
             return self.rollback(action, spec, to, rollback, dry_run=dry_run)
         if action == "rename" and (done := self._contracted(spec, to)):
@@ -436,6 +437,12 @@ class EvolveRunbook:
             (note,),
             bool(failures),
         )
+
+    def _is_model(self, name: str) -> bool:
+        try:
+            return self.graph().resolve(name) is not None
+        except UsageError:
+            return False
 
     def _contracted(self, spec: str, to: str) -> EvolveResult | None:
         """A rename of ``spec`` to ``to`` whose every phase is applied (the old name is gone

@@ -306,3 +306,30 @@ def _digest(text: str) -> str:
     import hashlib
 
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def refuse_moved_model(project_dir: Path, spec: str, is_model: Callable[[str], bool]) -> None:
+    """Refuse a change of ``MODEL.COLUMN`` when a change of it is under way and ``MODEL`` is
+    no model any more (renamed or deleted after a phase ran). It read "'stg_dlt__stores' is
+    neither a model nor a source table (did you mean 'stg_dlt__orders'?)", naming neither the
+    change in progress nor the files it wrote.
+
+    Raises:
+        UsageError: so, with the phases applied, the files they wrote, and how to undo them.
+    """
+    node, _, column = spec.rpartition(".")
+    if not node or not column:
+        return
+    journal = EvolveJournal.load(project_dir, node, column)
+    phases = [p for p in PHASES if p in journal.applied]
+    if not phases or is_model(node):
+        return
+    files = sorted({rel for p in phases for rel in journal.applied[p].get("files") or {}})
+    doing = journal.data.get("action")
+    raise UsageError(
+        f"'{node}' is no model any more, but a {doing} of its column {column} is under way "
+        f"({', '.join(phases)} applied, writing {', '.join(files)})",
+        hint=f"give the model its name {node} back and roll back with `stackyard evolve "
+        f"{doing} {spec} {journal.data.get('to')} --rollback {phases[-1]}`, or undo the "
+        f"phases by hand: {journal.path} holds each file as it was",
+    )
