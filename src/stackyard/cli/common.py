@@ -56,7 +56,10 @@ ProjectOpt = Annotated[
     ),
 ]
 TargetOpt = Annotated[
-    str | None, typer.Option("--target", "-t", help="Target in stackyard.yml (default: dev).")
+    str | None,
+    typer.Option(
+        "--target", "-t", help="Target in stackyard.yml (default: its defaults.target, else dev)."
+    ),
 ]
 
 
