@@ -298,6 +298,17 @@ def _status_table(data: dict[str, Any]) -> None:
             f"{validation.get('duplicate_keys', 0)}",
             highlight=False,
         )
+    if validation and validation.get("keys_removed"):
+        keys = ", ".join(validation["keys_removed"]) + (
+            ", …" if validation.get("keys_removed_more") else ""
+        )
+        out.print(
+            f"  [yellow]![/] rows taken out and not re-loaded (key {escape(keys)}): deleted "
+            "upstream, or their cursor moved out of the range upstream; for those, backfill "
+            "the days they moved to (or `stackyard reload`)",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 def _status(project: Any, target: str | None, backfill_id: str | None, as_json: bool) -> None:

@@ -156,6 +156,21 @@ class BackfillTarget:
         ).rows
         return int(rows[0][0])
 
+    def keys_removed(self, session: Connection, preimage: str | None) -> list[list[Any]]:
+        """Keys the backfill took out of the table and did not put back (at most 20): deleted
+        upstream, or a row whose cursor moved out of the backfill's range, which only a
+        look at the source tells apart. Empty without a declared key or a pre-image."""
+        if not self.keys or not preimage or not session.table_columns(PREIMAGE_SCHEMA, preimage):
+            return []
+        keys = [session.quote(k) for k in self.keys]
+        on = " AND ".join(f"t.{k} = pre.{k}" for k in keys)
+        rows = session.query(
+            f"SELECT DISTINCT {', '.join(f'pre.{k}' for k in keys)} FROM "
+            f"{session.quote(PREIMAGE_SCHEMA, preimage)} AS pre WHERE NOT EXISTS "
+            f"(SELECT 1 FROM {self.relation(session)} AS t WHERE {on}) LIMIT 21"
+        ).rows
+        return [list(r) for r in rows]
+
     def take_preimages(
         self,
         s: Connection,

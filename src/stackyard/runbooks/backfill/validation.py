@@ -59,7 +59,13 @@ def validate(
         if not within(exp, act, tolerance):
             mismatches.append({"start": p.window_start, "expected": exp, "actual": act})
     duplicates = target.duplicate_keys(session)
+    removed = target.keys_removed(session, record.preimage_table)
     return {
+        # Not a failure (rows deleted upstream go, as they should), but never silent: a row
+        # whose cursor moved to before the range left the table and no backfill of it
+        # brought it back.
+        "keys_removed": [str(k[0]) if len(k) == 1 else str(tuple(k)) for k in removed[:20]],
+        "keys_removed_more": len(removed) > 20,
         "ok": not missing and not empty and not mismatches and duplicates == 0,
         "missing_partitions": missing,
         "empty_partitions": empty,
