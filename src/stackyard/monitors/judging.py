@@ -80,9 +80,11 @@ def judge_volume(
     holidays = monitors.holidays
     if time_column:
         if not metrics.days:
-            # Rows counted before (by day, or in all: the days' counts are 0 once a pass saw
-            # the table emptied).
-            counted = any(n > 0 for _, n in history.history.get((rel, "row_count", None), []))
+            # Rows counted before (by day, or in all for a table empty now: the days' counts
+            # are 0 once a pass saw it emptied).
+            counted = metrics.row_count == 0 and any(
+                n > 0 for _, n in history.history.get((rel, "row_count", None), [])
+            )
             if counted or any(v > 0 for v in stored.values()):
                 # Every day lost its rows: each counted day is 0 now (the report drew the
                 # counts they had, beside health's "no rows any more").
