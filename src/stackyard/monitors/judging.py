@@ -294,6 +294,8 @@ def _with_unseen_run(
     while series.get(start - timedelta(days=1)) == 0:
         start -= timedelta(days=1)
     earlier = [start + timedelta(days=i) for i in range((judge[0] - start).days)]
-    if not earlier or any(d in alerted for d in (*earlier, *judge)):
+    # A run that reaches back past the history read began before it: its alert, if any, is
+    # older than what is kept, and the run is long known.
+    if not earlier or start == min(series) or any(d in alerted for d in (*earlier, *judge)):
         return judge
     return [*earlier, *judge]
