@@ -211,6 +211,31 @@ def test_removing_a_loaders_account_refuses_instead_of_saying_removed(tmp_path: 
         assert declared is not None and declared.rsa_public_key
 
 
+def test_removing_a_loaders_declared_account_refuses_as_import_writes_it(tmp_path: Path) -> None:
+    # As `import access --replace` writes it: no derived layout, the account declared with
+    # `loader:`. Removing it said "removed", and the next apply dropped the loads' account.
+    access = """
+        defaults: false
+        databases:
+          DLT: {loader: dlt, schemas: [shop_db]}
+        service_accounts:
+          SVC_DLT: {loader: dlt, roles: [DLT_DB_WRITER]}
+        people:
+          ALICE: {roles: [DLT_DB_READER]}
+    """
+    path = project(tmp_path, access)
+    before = (path / "stackyard.yml").read_text()
+    result = runner.invoke(app, ["user", "remove", "SVC_DLT", "--project", str(path)])
+    assert result.exit_code == 2, result.output
+    flat = " ".join(result.output.split())
+    assert "SVC_DLT is the service account of loader dlt, which writes DLT" in flat, flat
+    assert "access.databases.DLT" in flat and "nothing was removed" in flat
+    assert (path / "stackyard.yml").read_text() == before
+    # Another person or service account still goes.
+    done = runner.invoke(app, ["user", "remove", "ALICE", "--project", str(path)])
+    assert done.exit_code == 0, done.output
+
+
 def test_user_remove_and_rotate_key_answer_in_json(tmp_path: Path) -> None:
     # README offers --json on every command; these two refused it ("No such option", exit 2).
     path = project(tmp_path)

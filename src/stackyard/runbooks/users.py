@@ -290,6 +290,7 @@ class UsersRunbook:
                     # The entry only added a key (or roles) to an account the layout derives
                     # from a loader: removing it said "removed" while the account stayed.
                     raise _derived(left.loader, left.name, file.key_of("databases", left.loader))
+                _refuse_a_loaders_account(before, name)
                 file.save()
                 return UserChange(
                     name,
@@ -307,6 +308,24 @@ class UsersRunbook:
         raise UsageError(
             f"no user '{name}' is declared{did_you_mean(name.upper(), known)}",
             hint=f"declared users: {', '.join(known) or '(none)'}",
+        )
+
+
+def _refuse_a_loaders_account(before: Declaration, name: str) -> None:
+    """Refuse to remove a service account declared with ``loader:`` (as ``import access``
+    writes it) while its loader still writes a database: it said "removed", and the next
+    apply dropped the account the loads connect as."""
+    declared = before.user(name)
+    if declared is None or declared.kind != "service" or not declared.loader:
+        return
+    writes = [d.name for d in before.loader_databases() if d.loader == declared.loader]
+    if writes:
+        raise UsageError(
+            f"{declared.name} is the service account of loader {declared.loader}, which "
+            f"writes {', '.join(writes)}; nothing was removed",
+            hint=f"to retire the loader, remove access.databases.{writes[0]} and this "
+            f"account's entry together; to replace a leaked key, `stackyard user "
+            f"rotate-key {declared.name}`",
         )
 
 
