@@ -140,8 +140,11 @@ def test_ctrl_c_during_a_backfill_with_workers_stops_without_tracebacks(
 ) -> None:
     # Each worker printed "Exception in thread backfill-w0: … the connection is closed":
     # the main thread had closed the ledger's connection under them.
+    import psycopg
+
+    db = request.getfixturevalue("pg_database")
     root = make_backfill_project(tmp_path / "mini", days=30)
-    add_postgres_target(root, request.getfixturevalue("pg_database"))
+    add_postgres_target(root, db)
     stackyard(root, "run", "--json", check=0)
     args = ["backfill", "app.events", *RANGE[:4], "--workers", "2", "--run-size", "1"]
     proc = subprocess.Popen(
@@ -152,7 +155,25 @@ def test_ctrl_c_during_a_backfill_with_workers_stops_without_tracebacks(
         stderr=subprocess.PIPE,
         text=True,
     )
-    time.sleep(6.0)
+    # Stopped once its workers are running partitions (a fixed wait met a busy machine's
+    # startup, before the backfill had begun).
+    dsn = f"host={db['host']} port={db['port']} user={db['user']} dbname={db['database']}"
+    done = 0
+    for _ in range(1200):
+        time.sleep(0.1)
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            found = conn.execute(
+                "SELECT count(*) FROM information_schema.tables WHERE table_schema = "
+                "'stackyard' AND table_name = 'backfill_partitions'"
+            ).fetchone()
+            if found and found[0]:
+                row = conn.execute(
+                    "SELECT count(*) FROM stackyard.backfill_partitions WHERE status = 'success'"
+                ).fetchone()
+                done = int(row[0]) if row else 0
+        if done >= 1:
+            break
+    assert done >= 1 and proc.poll() is None
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 130, err[-3000:]
