@@ -52,6 +52,10 @@ class SourceBase(StrictModel):
     CLI_OPTIONS: ClassVar[tuple[str, ...]] = ()
     #: Whether ``--primary-key COLUMN`` (no ``TABLE=``) is accepted: kinds with one table.
     BARE_KEY: ClassVar[bool] = False
+    #: Which row of a key a load keeps when several share it: stackyard orders the rows it
+    #: reads (by cursor, position or file) and keeps the latest; a user's own dlt resources
+    #: are dlt's to order, and dlt keeps the first it read.
+    KEPT_OF_A_KEY: ClassVar[str] = "the latest kept"
 
     kind: str
 
@@ -322,6 +326,7 @@ class PythonSource(SourceBase):
     """The user's own ``@dlt.source`` function in ``sources/<file>.py``."""
 
     BUILDER: ClassVar[str] = "stackyard.ingest.python_source:build_python"
+    KEPT_OF_A_KEY: ClassVar[str] = "one per key, as dlt read them"
     CLI_OPTIONS: ClassVar[tuple[str, ...]] = ("path", "function", "primary_key")
 
     kind: Literal["python"]

@@ -130,12 +130,14 @@ def tables_as_loaded(pipeline: Any) -> list[LoadedTable]:
     return found
 
 
-def load_detail(result: SourceLoad, kind: str, dataset: str, rejected_table: str) -> str:
+def load_detail(result: SourceLoad, kept: str, dataset: str, rejected_table: str) -> str:
     """The line a loaded source's step shows: rows, tables, and what was not loaded as sent.
+
+    ``kept`` says which row of a key stays (the source kind's ``KEPT_OF_A_KEY``).
 
     >>> from stackyard.results import TableLoad
     >>> load = SourceLoad("shop", "shop", "loaded", (TableLoad("t", 3, 1),))
-    >>> load_detail(load, "python", "shop", "_rejected_rows")
+    >>> load_detail(load, "one per key, as dlt read them", "shop", "_rejected_rows")
     '3 rows in 1 tables, 1 rows sharing a key collapsed (one per key, as dlt read them)'
     """
     detail = f"{result.rows:,} rows in {len(result.tables)} tables"
@@ -144,9 +146,6 @@ def load_detail(result: SourceLoad, kind: str, dataset: str, rejected_table: str
         detail += f", {deleted:,} rows deleted upstream marked or removed"
     duplicates = sum(t.duplicates for t in result.tables)
     if duplicates:
-        # stackyard orders the rows it reads (by cursor, position or file); a python source's
-        # own resources are dlt's to order, which keeps the first it read (it said "latest").
-        kept = "one per key, as dlt read them" if kind == "python" else "the latest kept"
         detail += f", {duplicates:,} rows sharing a key collapsed ({kept})"
     if result.rejected:
         detail += f", {result.rejected:,} rejected → {dataset}.{rejected_table}"

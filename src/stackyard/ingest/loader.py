@@ -304,7 +304,8 @@ class Loader:
         if result.status == "failed":
             self.console.step_finished(step, "failed", result.error or "")
         else:
-            detail = load_detail(result, request.config.kind, request.dataset, REJECTED_TABLE)
+            kept = request.config.KEPT_OF_A_KEY
+            detail = load_detail(result, kept, request.dataset, REJECTED_TABLE)
             warn = result.rejected or result.notes
             self.console.step_finished(step, "warn" if warn else "ok", detail)
         return result
