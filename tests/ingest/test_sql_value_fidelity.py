@@ -40,6 +40,29 @@ def postgres_source(db: dict[str, object], *statements: str) -> None:
             conn.execute(statement)
 
 
+def postgres_project(
+    root: Path,
+    db: dict[str, object],
+    table: str,
+    *statements: str,
+    backend: str = "auto",
+    driver: str = "+psycopg",
+) -> Context:
+    """A project loading ``table`` (key ``id``) from the Postgres database the statements
+    fill, read with ``backend`` through ``driver``."""
+    postgres_source(db, *statements)
+    root = project(root, f"{table}: {{primary_key: id}}", backend)
+    return Context(root, environ={"DB": postgres_url(db, driver)})
+
+
+def failed_load(ctx: Context, table: str) -> str:
+    """Run once; the one load failed and loaded nothing of ``table``: its error."""
+    (load,) = ctx.run().loads
+    assert load.status == "failed"
+    assert table not in loaded_tables(ctx)
+    return str(load.error)
+
+
 def loaded_tables(ctx: Context) -> set[str]:
     rows = ctx.sql("select table_name from information_schema.tables where table_schema = 'app'")
     return {str(row[0]) for row in rows.rows}
@@ -53,22 +76,21 @@ def loaded_tables(ctx: Context) -> set[str]:
 def test_an_infinite_timestamp_fails_the_table_naming_the_column(
     tmp_path: Path, pg_database: dict[str, object], backend: str, driver: str
 ) -> None:
-    postgres_source(
+    ctx = postgres_project(
+        tmp_path / "p",
         pg_database,
+        "contracts",
         "CREATE TABLE contracts (id int PRIMARY KEY, valid_from timestamptz, valid_to timestamp)",
         "INSERT INTO contracts VALUES (1, '-infinity', '2026-01-01'), (2, '2026-01-01', "
         "'infinity'), (3, '2026-01-01', '2026-02-01')",
+        backend=backend,
+        driver=driver,
     )
-    root = project(tmp_path / "p", "contracts: {primary_key: id}", backend)
-    ctx = Context(root, environ={"DB": postgres_url(pg_database, driver)})
-    (load,) = ctx.run().loads
     # Before: ConnectorX loaded 'infinity' as 262142-12-31 and psycopg2 as 9999-12-31.
-    assert load.status == "failed"
-    error = str(load.error)
+    error = failed_load(ctx, "contracts")
     assert "contracts" in error and "infinity" in error
     assert "valid_from" in error or "valid_to" in error
     assert "view" in error  # what to do
-    assert "contracts" not in loaded_tables(ctx)
 
 
 @pytest.mark.postgres
@@ -76,14 +98,15 @@ def test_an_infinite_timestamp_fails_the_table_naming_the_column(
 def test_finite_timestamps_still_load(
     tmp_path: Path, pg_database: dict[str, object], backend: str
 ) -> None:
-    postgres_source(
+    ctx = postgres_project(
+        tmp_path / "p",
         pg_database,
+        "contracts",
         "CREATE TABLE contracts (id int PRIMARY KEY, valid_from timestamptz, valid_to timestamp)",
         "INSERT INTO contracts VALUES (1, '2026-01-01 10:00+02', '9999-12-31 23:59:59'), "
         "(2, NULL, NULL)",
+        backend=backend,
     )
-    root = project(tmp_path / "p", "contracts: {primary_key: id}", backend)
-    ctx = Context(root, environ={"DB": postgres_url(pg_database)})
     assert ctx.run().ok
     rows = ctx.sql(
         "select cast(valid_from as varchar), cast(valid_to as varchar) from app.contracts "
@@ -97,14 +120,15 @@ def test_finite_timestamps_still_load(
 def test_a_time_with_time_zone_loads_as_its_utc_time(
     tmp_path: Path, pg_database: dict[str, object], backend: str
 ) -> None:
-    postgres_source(
+    ctx = postgres_project(
+        tmp_path / "p",
         pg_database,
+        "shifts",
         "CREATE TABLE shifts (id int PRIMARY KEY, starts timetz, local_start time)",
         "INSERT INTO shifts VALUES (1, '10:00:00+02', '10:00'), (2, '23:30:00.25-05:30', "
         "'23:30'), (3, NULL, NULL)",
+        backend=backend,
     )
-    root = project(tmp_path / "p", "shifts: {primary_key: id}", backend)
-    ctx = Context(root, environ={"DB": postgres_url(pg_database)})
     result = ctx.run()
     assert result.ok, result.to_dict()
     # Before: '10:00:00+02' loaded as 10:00 (the offset dropped), and ConnectorX could not
@@ -125,21 +149,20 @@ def test_a_time_with_time_zone_loads_as_its_utc_time(
 def test_the_end_of_the_day_fails_the_table_naming_the_column(
     tmp_path: Path, pg_database: dict[str, object], backend: str, driver: str
 ) -> None:
-    postgres_source(
+    ctx = postgres_project(
+        tmp_path / "p",
         pg_database,
+        "shops",
         "CREATE TABLE shops (id int PRIMARY KEY, opens time, closes time)",
         "INSERT INTO shops VALUES (1, '08:00', '17:00'), (2, '00:00', '24:00:00')",
+        backend=backend,
+        driver=driver,
     )
-    root = project(tmp_path / "p", "shops: {primary_key: id}", backend)
-    ctx = Context(root, environ={"DB": postgres_url(pg_database, driver)})
-    (load,) = ctx.run().loads
     # Before: ConnectorX and psycopg2 loaded 24:00:00 as 00:00:00, the start of the day, and
     # psycopg failed naming no column.
-    assert load.status == "failed"
-    error = str(load.error)
+    error = failed_load(ctx, "shops")
     assert "'shops'" in error and "'closes'" in error and "24:00:00" in error, error
     assert "view" in error
-    assert "shops" not in loaded_tables(ctx)
 
 
 @pytest.mark.postgres
@@ -147,13 +170,14 @@ def test_the_end_of_the_day_fails_the_table_naming_the_column(
 def test_times_of_day_load_unchanged(
     tmp_path: Path, pg_database: dict[str, object], backend: str
 ) -> None:
-    postgres_source(
+    ctx = postgres_project(
+        tmp_path / "p",
         pg_database,
+        "shops",
         "CREATE TABLE shops (id int PRIMARY KEY, opens time, closes time(3))",
         "INSERT INTO shops VALUES (1, '00:00', '23:59:59.999'), (2, '10:30:00.5', NULL)",
+        backend=backend,
     )
-    root = project(tmp_path / "p", "shops: {primary_key: id}", backend)
-    ctx = Context(root, environ={"DB": postgres_url(pg_database)})
     assert ctx.run().ok
     assert ctx.sql("select opens, closes from app.shops order by id").rows == (
         (time(0, 0), time(23, 59, 59, 999000)),
@@ -189,13 +213,10 @@ def test_a_time_beyond_a_day_fails_the_table_naming_the_column(
         "CREATE TABLE jobs (id INT PRIMARY KEY, took TIME(6))",
         f"INSERT INTO jobs VALUES (1, '10:00:00'), (2, '{value}'), (3, NULL)",
     )
-    (load,) = ctx.run().loads
     # Before: '838:59:59' loaded as 22:59:59 and '-01:00:00' as 23:00.
-    assert load.status == "failed"
-    error = str(load.error)
+    error = failed_load(ctx, "jobs")
     assert "'jobs'" in error and "'took'" in error and value.lstrip("-") in error
     assert "view" in error
-    assert "jobs" not in loaded_tables(ctx)
 
 
 @pytest.mark.mariadb
@@ -225,13 +246,10 @@ def test_an_unsigned_bigint_beyond_a_bigint_fails_the_table_naming_the_column(
         "CREATE TABLE counters (id INT PRIMARY KEY, hits BIGINT UNSIGNED)",
         "INSERT INTO counters VALUES (1, 5), (2, 18446744073709551615), (3, NULL)",
     )
-    (load,) = ctx.run().loads
     # Before: "OverflowError: Python int too large to convert to C long", naming no column.
-    assert load.status == "failed"
-    error = str(load.error)
+    error = failed_load(ctx, "counters")
     assert "'counters'" in error and "'hits'" in error and "18446744073709551615" in error
     assert "DECIMAL(20,0)" in error
-    assert "counters" not in loaded_tables(ctx)
 
 
 @pytest.mark.mariadb
@@ -347,13 +365,10 @@ def test_a_zero_date_fails_the_table_naming_the_column(
         f"CREATE TABLE orders (id INT PRIMARY KEY, shipped {column})",
         f"INSERT INTO orders VALUES (1, '2024-01-02'), (2, '{zero}'), (3, NULL)",
     )
-    (load,) = ctx.run().loads
     # Before: "ArrowTypeError: object of type <class 'str'> cannot be converted to int".
-    assert load.status == "failed"
-    error = str(load.error)
+    error = failed_load(ctx, "orders")
     assert "'orders'" in error and "'shipped'" in error and f"'{zero}'" in error
     assert "NULLIF(shipped, '0000-00-00')" in error
-    assert "orders" not in loaded_tables(ctx)
 
 
 @pytest.mark.mariadb
