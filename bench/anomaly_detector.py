@@ -91,6 +91,7 @@ TUNING_SEEDS: dict[str, tuple[int, ...]] = {
         *_rounds(11700, 11700),
         *_rounds(12100, 12100),
         *_rounds(12500, 12500),
+        *_rounds(12900, 12900),
     ),
     "B": (
         11,
@@ -109,6 +110,7 @@ TUNING_SEEDS: dict[str, tuple[int, ...]] = {
         *_rounds(11800, 11800),
         *_rounds(12200, 12200),
         *_rounds(12600, 12600),
+        *_rounds(13000, 13000),
     ),
     "C": (
         31,
@@ -124,6 +126,7 @@ TUNING_SEEDS: dict[str, tuple[int, ...]] = {
         *_rounds(11900, 11900),
         *_rounds(12300, 12300),
         *_rounds(12700, 12700),
+        *_rounds(13100, 13100),
     ),
     "D": (
         1,
@@ -140,14 +143,15 @@ TUNING_SEEDS: dict[str, tuple[int, ...]] = {
         *_rounds(12000, 12000),
         *_rounds(12400, 12400),
         *_rounds(12800, 12800),
+        *_rounds(13200, 13200),
     ),
 }
 #: Seeds per generator never looked at while tuning.
 HELD_OUT_SEEDS: dict[str, tuple[int, ...]] = {
-    "A": (12901, 12902, 12903, 12904, 12905),
-    "B": (13001, 13002, 13003, 13004, 13005),
-    "C": (13101, 13102, 13103, 13104, 13105),
-    "D": (13201, 13202, 13203, 13204, 13205),
+    "A": (13301, 13302, 13303, 13304, 13305),
+    "B": (13401, 13402, 13403, 13404, 13405),
+    "C": (13501, 13502, 13503, 13504, 13505),
+    "D": (13601, 13602, 13603, 13604, 13605),
 }
 GENERATORS: dict[str, Callable[[int, int], Table]] = {
     "A": anomaly_data.make_table,
