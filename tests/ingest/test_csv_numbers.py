@@ -80,3 +80,39 @@ def test_an_integer_wider_than_the_tables_bigint_column_rejects_its_row(tmp_path
             "(column qty is BIGINT)",
         ),
     )
+
+
+def test_a_decimal_column_keeps_its_type_and_never_rounds_in_later_files(tmp_path: Path) -> None:
+    root = _project(tmp_path, "id,big\n1,12345678901234567890\n2,5\n")
+    ctx = Context(root)
+    assert ctx.run().ok
+    columns = dict(ctx.sql("select column_name, column_type from (describe f.t)").rows)
+    assert columns["big"] == "DECIMAL(38,0)"
+    # Before: the later file's decimals were read as DECIMAL(38,9), "column 'big' changed type
+    # upstream" stopped the whole source, and a reload did not help the file after it; and
+    # 2.5 in a DECIMAL(38,0) column loaded as 3.
+    (root / "sources" / "files" / "b.csv").write_text(
+        "id,big\n"
+        "3,2\n"
+        "4,2.5\n"  # line 3: would round
+        "5,3.000\n"
+        "6,99999999999999999999999999999999999999999\n"  # line 5: too many digits
+        "7,\n"
+        "8,ten\n"  # line 7: not a number
+    )
+    (later,) = ctx.run().loads
+    assert (later.status, later.rows, later.rejected) == ("loaded", 3, 3), later.error
+    assert ctx.sql("select id, big::varchar from f.t order by id").rows == (
+        (1, "12345678901234567890"),
+        (2, "5"),
+        (3, "2"),
+        (5, "3"),
+        (7, None),
+    )
+    rejected = ctx.sql(
+        "select line, column_name, reason from f._rejected_rows where file = 'b.csv' order by line"
+    ).rows
+    assert [r[:2] for r in rejected] == [(3, "big"), (5, "big"), (7, "big")]
+    assert "more decimal places than its DECIMAL(38,0) column holds" in rejected[0][2]
+    assert "more digits than its DECIMAL(38,0) column holds" in rejected[1][2]
+    assert "'ten' is not a number" in rejected[2][2]

@@ -97,14 +97,30 @@ def warehouse_counts(
 
 
 def known_columns(pipeline: Any) -> dict[str, dict[str, str]]:
-    """``{table: {column: dlt data type}}`` of what the pipeline has loaded so far."""
+    """``{table: {column: dlt data type}}`` of what the pipeline has loaded so far; a decimal
+    with its precision and scale (``decimal(38,0)``), which a file must be read with: read as
+    dlt's default ``decimal(38,9)``, a later file changed the column's type and stopped the
+    source."""
     if not pipeline.default_schema_name:  # nothing loaded yet, here or in the warehouse
         return {}
     schema = pipeline.default_schema
     return {
-        table: {c: str(col.get("data_type")) for c, col in schema.get_table_columns(table).items()}
+        table: {c: _data_type(col) for c, col in schema.get_table_columns(table).items()}
         for table in schema.data_table_names()
     }
+
+
+def _data_type(column: Mapping[str, Any]) -> str:
+    """
+    >>> _data_type({"data_type": "decimal", "precision": 38, "scale": 0})
+    'decimal(38,0)'
+    >>> _data_type({"data_type": "decimal"}), _data_type({"data_type": "bigint", "precision": 32})
+    ('decimal', 'bigint')
+    """
+    kind = str(column.get("data_type"))
+    if kind == "decimal" and column.get("precision") is not None:
+        return f"decimal({column['precision']},{column.get('scale') or 0})"
+    return kind
 
 
 def row_counts(pipeline: Any) -> dict[str, int]:

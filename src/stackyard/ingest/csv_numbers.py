@@ -10,6 +10,8 @@ cast (:mod:`stackyard.ingest.json_numbers` decides what a double holds).
 from __future__ import annotations
 
 import math
+import re
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from stackyard.ingest.json_numbers import SUSPECT, float_or_unheld
@@ -58,6 +60,62 @@ def unheld_doubles(
                 )
             out[int(rowid)] = RejectedRow(table, display_name, None, column, reason, raw)
     return out
+
+
+def unheld_decimals(
+    con: Any, columns: dict[str, str], table: str, display_name: str, delimiter: str
+) -> dict[int, RejectedRow]:
+    """Rows of ``_rows`` whose decimal columns (``{column: "DECIMAL(p,s)"}``, read as text)
+    hold something else, or a number the column holds only rounded: DuckDB casts ``2.5`` to
+    ``DECIMAL(38,0)`` as 3 without a word. By row number (their line is found afterwards)."""
+    out: dict[int, RejectedRow] = {}
+    for column, kind in columns.items():
+        precision, scale = (int(n) for n in re.findall(r"\d+", kind))
+        quoted = '"' + column.replace('"', '""') + '"'
+        text = f"trim({quoted})"
+        # A cheap filter in the warehouse; the exact test on the few rows it lets through.
+        found = con.execute(
+            f"SELECT rowid, {quoted}, concat_ws('{_sql(delimiter)}', *COLUMNS(*)) FROM _rows "
+            f"WHERE {quoted} IS NOT NULL AND (TRY_CAST({text} AS {kind}) IS NULL "
+            f"OR regexp_matches({text}, '[eE]') "
+            f"OR length(regexp_extract({text}, '\\.([0-9]*[1-9])0*$', 1)) > {scale})"
+        ).fetchall()
+        for rowid, value, raw in found:
+            reason = decimal_misfit(value.strip(), column, precision, scale)
+            if reason and int(rowid) not in out:
+                out[int(rowid)] = RejectedRow(table, display_name, None, column, reason, raw)
+    return out
+
+
+def decimal_misfit(value: str, column: str, precision: int, scale: int) -> str | None:
+    """Why ``value`` does not go into ``DECIMAL(precision, scale)`` unchanged, or None.
+
+    >>> decimal_misfit("2.50", "qty", 38, 1) is None
+    True
+    >>> print(decimal_misfit("2.5", "qty", 38, 0))  # doctest: +ELLIPSIS
+    qty is 2.5, more decimal places than its DECIMAL(38,0) column holds (it would load ...
+    >>> print(decimal_misfit("ten", "qty", 38, 0))
+    CAST ERROR: 'ten' is not a number (column qty is DECIMAL(38,0))
+    """
+    kind = f"DECIMAL({precision},{scale})"
+    try:
+        number = Decimal(value)
+    except InvalidOperation:
+        number = Decimal("NaN")
+    if not number.is_finite():
+        return f"CAST ERROR: '{value}' is not a number (column {column} is {kind})"
+    exponent = int(number.normalize().as_tuple().exponent)
+    if exponent < -scale:
+        return (
+            f"{column} is {value}, more decimal places than its {kind} column holds (it would "
+            "load rounded); `stackyard reload` reads the column's type again from every file"
+        )
+    if abs(number) >= Decimal(10) ** (precision - scale):
+        return (
+            f"{column} is {value}, more digits than its {kind} column holds; `stackyard reload` "
+            "reads the column's type again from every file"
+        )
+    return None
 
 
 def _overflows(value: str) -> bool:

@@ -18,7 +18,7 @@ from typing import IO, Any
 
 from stackyard.errors import LoadError
 from stackyard.files import temporary_copy
-from stackyard.ingest.csv_numbers import sniffed_doubles, unheld_doubles
+from stackyard.ingest.csv_numbers import sniffed_doubles, unheld_decimals, unheld_doubles
 from stackyard.ingest.csv_quoting import (
     UNCLOSED_REASON,
     quotes_only_when_needed,
@@ -45,10 +45,13 @@ _DUCKDB_TYPES = {
 def duckdb_type(dlt_type: str | None) -> str | None:
     """The DuckDB type a column of a dlt data type is read as, if stackyard constrains it.
 
-    >>> duckdb_type("bigint"), duckdb_type("json")
-    ('BIGINT', None)
+    >>> duckdb_type("bigint"), duckdb_type("json"), duckdb_type("decimal(38,0)")
+    ('BIGINT', None, 'DECIMAL(38,0)')
     """
-    return _DUCKDB_TYPES.get(dlt_type or "")
+    kind = dlt_type or ""
+    if kind.startswith("decimal("):
+        return kind.upper()
+    return _DUCKDB_TYPES.get(kind)
 
 
 @contextmanager
@@ -217,16 +220,19 @@ def _stage_csv(
     ]
     doubles = [c for c, t in known.items() if t == "DOUBLE"]
     doubles += [c for c in sniffed_doubles(con, literal, sniffing) if c not in known]
-    known |= {c: "VARCHAR" for c in whole + doubles}
+    # And rounds a decimal to the column's scale: decimal columns too.
+    decimals = {c: t for c, t in known.items() if t.startswith("DECIMAL")}
+    known |= {c: "VARCHAR" for c in [*whole, *doubles, *decimals]}
     if known:
         pairs = ", ".join(f"'{_sql_char(c)}': '{t}'" for c, t in known.items())
         options.append(f"types={{{pairs}}}")
     con.execute(f"CREATE TABLE _rows AS SELECT * FROM read_csv({literal}, {', '.join(options)})")
     bad = _not_whole_numbers(con, whole, table, display_name, delimiter)
     bad = unheld_doubles(con, doubles, table, display_name, delimiter) | bad
+    bad = unheld_decimals(con, decimals, table, display_name, delimiter) | bad
     if bad:
         con.execute("CREATE TABLE _bad AS SELECT unnest($ids::BIGINT[]) AS id", {"ids": list(bad)})
-    con.execute(f"CREATE TABLE {name} AS {_kept_select(whole, doubles, bool(bad))}")
+    con.execute(f"CREATE TABLE {name} AS {_kept_select(whole, doubles, decimals, bool(bad))}")
     con.execute("DROP TABLE _rows")
     con.execute("DROP TABLE IF EXISTS _bad")
     found = con.sql(
@@ -441,11 +447,14 @@ def _not_whole_numbers(
     return out
 
 
-def _kept_select(whole: list[str], doubles: list[str], bad: bool) -> str:
-    """The rows of ``_rows`` not in ``_bad``, integer and double columns cast back."""
+def _kept_select(
+    whole: list[str], doubles: list[str], decimals: Mapping[str, str], bad: bool
+) -> str:
+    """The rows of ``_rows`` not in ``_bad``, integer, double and decimal columns cast back."""
     quote = '"{}"'.format
     casts = [f"CAST(trim({quote(c)}) AS BIGINT) AS {quote(c)}" for c in whole]
     casts += [f"CAST(trim({quote(c)}) AS DOUBLE) AS {quote(c)}" for c in doubles]
+    casts += [f"CAST(trim({quote(c)}) AS {t}) AS {quote(c)}" for c, t in decimals.items()]
     replace = f" REPLACE ({', '.join(casts)})" if casts else ""
     where = " WHERE rowid NOT IN (SELECT id FROM _bad)" if bad else ""
     return f"SELECT *{replace} FROM _rows{where} ORDER BY rowid"

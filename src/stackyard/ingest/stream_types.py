@@ -42,7 +42,8 @@ class ColumnTypes:
 
         self._naming = NamingConvention()
         self._types: dict[tuple[str, str], str] = {
-            (table, column): kind
+            # dlt's coercion knows "decimal", not its precision.
+            (table, column): kind.partition("(")[0]
             for table, columns in known.items()
             for column, kind in columns.items()
             if kind and kind != "None"
