@@ -59,6 +59,14 @@ def backup(
         Path | None,
         typer.Option("--to", help="Folder to write the backup into (default: backups.dir)."),
     ] = None,
+    verify: Annotated[
+        bool,
+        typer.Option(
+            "--verify",
+            help="DuckDB: read the copy back now, every block, and record each table's content "
+            "hash (done anyway when older backups are deleted).",
+        ),
+    ] = False,
     project: ProjectOpt = None,
     target: TargetOpt = None,
     dry_run: DryRunOpt = False,
@@ -71,7 +79,7 @@ def backup(
     """
     context = _guard(lambda: _context(project))
     runbook = _guard(lambda: context.backups(target))
-    plan = _guard(lambda: runbook.plan(to))
+    plan = _guard(lambda: runbook.plan(to, verify=verify))
     if dry_run:
         _plan_out(plan, as_json)
         return
@@ -81,10 +89,19 @@ def backup(
         return
     tables = result.manifest.tables
     out.print(str(result.path), highlight=False, soft_wrap=True)
+    read = any(s.kind == "read_back" for s in plan.steps)
+    unread = any(s.kind == "copy_file" for s in plan.steps) and not read
     out.print(
         f"[green]✔[/] backed up {len(tables)} tables ({sum(t.rows for t in tables):,} rows) "
-        f"of target '{plan.target}' in {result.manifest.seconds:.2f}s",
+        f"of target '{plan.target}' in {result.manifest.seconds:.2f}s"
+        + (", read back: every block checked" if read else "")
+        + (
+            " (not read back yet: a restore checks every block; --verify reads it now)"
+            if unread
+            else ""
+        ),
         highlight=False,
+        soft_wrap=True,
     )
     for folder in result.pruned:
         out.print(f"  deleted old backup {folder} (backups.keep)", highlight=False)

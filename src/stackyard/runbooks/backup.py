@@ -25,6 +25,7 @@ from stackyard.console import Console
 from stackyard.errors import UsageError, WarehouseError
 from stackyard.files import folder_problem
 from stackyard.runbooks import backup_engines as engines
+from stackyard.runbooks.backup_check import created_at, folder_name, read_back, read_back_step
 from stackyard.runbooks.recovery_plan import (
     MANIFEST_FILE,
     BackupManifest,
@@ -169,15 +170,6 @@ class ProjectFiles:
         )
 
 
-def folder_name(target: str, at: datetime) -> str:
-    """A backup folder's name: the target and the UTC instant, sortable.
-
-    >>> folder_name("dev", datetime(2026, 12, 1, 10, 5, 3, 120000, tzinfo=UTC))
-    'dev-20261201T100503.120000Z'
-    """
-    return f"{target}-{at.astimezone(UTC).strftime('%Y%m%dT%H%M%S.%fZ')}"
-
-
 class TargetRunbook:
     """What every recovery runbook works on: one target of one project.
 
@@ -198,12 +190,15 @@ class BackupRunbook(TargetRunbook):
 
     # ------------------------------------------------------------------ plan
 
-    def plan(self, to: Path | None = None, at: datetime | None = None) -> RecoveryPlan:
+    def plan(
+        self, to: Path | None = None, at: datetime | None = None, verify: bool = False
+    ) -> RecoveryPlan:
         """The steps a backup would take, without taking them.
 
         Args:
             to: the folder to write backups into; default ``backups.dir``.
             at: the backup's timestamp (default: now).
+            verify: read a DuckDB copy back even when no older backup is deleted.
 
         Raises:
             UsageError: the engine cannot be backed up from here.
@@ -279,6 +274,8 @@ class BackupRunbook(TargetRunbook):
                     "none: deleted backups are gone (raise backups.keep to keep more)",
                 )
             ]
+        if w.STORAGE == "file" and (prune or verify):
+            data.append(read_back_step(folder / DUCKDB_DATA, bool(prune)))
         return RecoveryPlan(
             action="backup",
             target=w.target_name,
@@ -377,7 +374,7 @@ class BackupRunbook(TargetRunbook):
             project=self.files.project.name,
             target=plan.target,
             engine=plan.engine,
-            created_at=_created_at(folder.name),
+            created_at=created_at(folder.name),
             stackyard_version=__version__,
             engine_version=scratch["engine_version"],
             method=scratch["method"],
@@ -419,6 +416,11 @@ class BackupRunbook(TargetRunbook):
             scratch["tables"] = engines.duckdb_row_counts(conn, engines.duckdb_catalog(conn))
             copying.result()
         scratch["digests"][DUCKDB_DATA] = duckdb_file_check(scratch["folder"] / DUCKDB_DATA)
+
+    def _read_back(self, scratch: dict[str, Any]) -> None:
+        copy, backups = scratch["folder"] / DUCKDB_DATA, scratch["folder"].parent
+        where = self.warehouse.describe()
+        scratch["tables"] = read_back(copy, scratch["tables"], where, backups)
 
     # Postgres -------------------------------------------------------------
 
@@ -490,8 +492,3 @@ class BackupRunbook(TargetRunbook):
         for folder in doomed:
             shutil.rmtree(folder)
         return tuple(doomed)
-
-
-def _created_at(name: str) -> datetime:
-    stamp = name.rsplit("-", 1)[1]
-    return datetime.strptime(stamp, "%Y%m%dT%H%M%S.%fZ").replace(tzinfo=UTC)
