@@ -87,3 +87,110 @@ def test_a_field_of_strings_and_numbers_loads_each_value_as_its_text(
     # Before: "A1" was stored with its JSON quotes ('"A1"', 4 characters), and x"y as '"x\"y"'.
     rows = ctx.sql("select id, code from f.codes order by id").rows
     assert [tuple(r) for r in rows] == [(1, "A1"), (2, "7"), (3, 'x"y')]
+
+
+def _later_runs(tmp_path: Path, runs: list[str], db: dict[str, object] | None = None) -> Context:
+    """A project whose table ``e`` loads ``runs[0]`` as its first file, then each later text
+    as a file of its own, one run each (every run must load)."""
+    root = file_project(
+        tmp_path, "{e: {glob: 'e_*.jsonl', primary_key: id}}", {"e_0.jsonl": runs[0]}
+    )
+    if db is not None:
+        on_postgres(root, db)
+    ctx = Context(root)
+    for number, lines in enumerate(runs):
+        if number:
+            (root / "sources" / "files" / f"e_{number}.jsonl").write_text(lines)
+        result = ctx.run()
+        assert result.ok, (number, result.to_dict())
+    return ctx
+
+
+def _values(ctx: Context) -> tuple[dict[int, object], str]:
+    """Each row's ``o`` as the JSON it holds (None for NULL), and the column's type."""
+    rows = ctx.sql("select id, cast(o as varchar) from f.e order by id").rows
+    kind = ctx.sql(
+        "select data_type from information_schema.columns "
+        "where table_schema = 'f' and table_name = 'e' and column_name = 'o'"
+    ).rows
+    return (
+        {int(r[0]): None if r[1] is None else json.loads(str(r[1])) for r in rows},
+        str(kind[0][0]).lower(),
+    )
+
+
+ENGINES = ["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_field_of_objects_and_arrays_loads_as_json_and_later_files_keep_loading(
+    tmp_path: Path, engine: str, request: pytest.FixtureRequest
+) -> None:
+    # Before: the first file's mix loaded as text, and the next file with only objects there
+    # stopped the source ("column 'o' changed type upstream"), every run.
+    db = request.getfixturevalue("pg_database") if engine == "postgres" else None
+    ctx = _later_runs(
+        tmp_path,
+        [
+            '{"id": 1, "o": {"a": 1}}\n{"id": 2, "o": [1, 2]}\n{"id": 3, "o": null}\n',
+            '{"id": 4, "o": {"a": 5}}\n',
+            '{"id": 5, "o": [3, {"b": "x"}]}\n',
+            '{"id": 6, "o": []}\n{"id": 7, "o": {"c": null}}\n',
+            '{"id": 8, "o": 5}\n{"id": 9, "o": "s"}\n',
+        ],
+        db,
+    )
+    values, kind = _values(ctx)
+    assert kind in {"json", "jsonb"}
+    assert values == {
+        1: {"a": 1},
+        2: [1, 2],
+        3: None,
+        4: {"a": 5},
+        5: [3, {"b": "x"}],
+        6: [],
+        7: {"c": None},
+        8: 5,
+        9: "s",
+    }
+
+
+def test_objects_first_then_a_mix_of_objects_and_arrays(tmp_path: Path) -> None:
+    ctx = _later_runs(
+        tmp_path,
+        ['{"id": 1, "o": {"a": 1}}\n', '{"id": 2, "o": [1]}\n{"id": 3, "o": {"b": 2}}\n'],
+    )
+    assert _values(ctx) == ({1: {"a": 1}, 2: [1], 3: {"b": 2}}, "json")
+
+
+def test_objects_beside_plain_values_load_as_the_json_each_line_holds(tmp_path: Path) -> None:
+    # A number stays a number and a string a string (with its quotes, as JSON), never text.
+    ctx = _later_runs(
+        tmp_path,
+        [
+            '{"id": 1, "o": 5}\n{"id": 2, "o": {"a": 1}}\n{"id": 3, "o": "x"}\n',
+            '{"id": 4, "o": 7}\n',
+            '{"id": 5, "o": {"c": 2}}\n{"id": 6, "o": null}\n',
+        ],
+    )
+    assert _values(ctx) == ({1: 5, 2: {"a": 1}, 3: "x", 4: 7, 5: {"c": 2}, 6: None}, "json")
+    assert ctx.sql("select cast(o as varchar) from f.e where id = 3").rows[0][0] == '"x"'
+
+
+def test_a_first_load_of_numbers_in_one_file_and_objects_in_another(tmp_path: Path) -> None:
+    # Before: "Unable to merge: Field o has incompatible types: int64 vs string".
+    files = {"e_1.jsonl": '{"id": 1, "o": 5}\n', "e_2.jsonl": '{"id": 2, "o": {"a": 1}}\n'}
+    ctx = Context(file_project(tmp_path, "{e: {glob: 'e_*.jsonl', primary_key: id}}", files))
+    result = ctx.run()
+    assert result.ok, result.to_dict()
+    assert _values(ctx) == ({1: 5, 2: {"a": 1}}, "json")
+
+
+def test_a_text_field_takes_a_later_object_as_its_json_text(tmp_path: Path) -> None:
+    # Before: the object stopped the source on a changed type until the table was reloaded.
+    ctx = _later_runs(
+        tmp_path,
+        ['{"id": 1, "o": "A1"}\n{"id": 2, "o": 7}\n', '{"id": 3, "o": {"a": [1, "b"]}}\n'],
+    )
+    rows = ctx.sql("select id, o from f.e order by id").rows
+    assert [tuple(r) for r in rows] == [(1, "A1"), (2, "7"), (3, '{"a":[1,"b"]}')]

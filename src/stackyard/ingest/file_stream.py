@@ -9,7 +9,8 @@ rows are does not change with the batch size:
   another file becomes a double, never rounded): the files' schemas are unified first, and
   each batch is promoted to that schema as ``pyarrow.concat_tables`` promotes. A column with
   no value in a file (read as text there) has no say in its type, as a file with no rows has
-  none: its NULLs take the type the other files give it;
+  none: its NULLs take the type the other files give it. A JSONL field holding objects or
+  arrays in one file is read as JSON in every file (a file with only numbers there too);
 - with a key, each key is kept once, its last occurrence (files in name order, lines in file
   order), across files and batches: the winners are found in DuckDB before any row is handed
   out, and the collapsed rows are counted.
@@ -85,39 +86,55 @@ def read_batches(
         stack.callback(con.close)
         con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
         con.execute(f"SET temp_directory = '{_sql(os.path.join(folder, 'spill'))}'")
-        files: list[_File] = []
-        nested: set[str] = set()  # columns of objects or arrays, read as JSON text
-        for index, item in enumerate(sorted(items, key=lambda i: str(i["relative_path"]))):
-            name = f"file_{index}"
+        nested: set[str] = set()  # columns of JSON values (objects or arrays), read as text
+
+        def stage(index: int, item: Mapping[str, Any], types: Mapping[str, str]) -> _Staged:
+            name, shown = f"file_{index}", str(item["relative_path"])
+            rejected: list[RejectedRow] = []
+            before = set(nested)
             if file_format == "parquet" and not key:
                 # Read straight from the file when streaming (a key needs row positions).
                 path = stack.enter_context(local_copy(item))
                 query, scratch = source_query(path, file_format), None
             else:
+                con.execute(f"DROP TABLE IF EXISTS {name}")
                 with local_copy(item) as path:
-                    reject(
-                        stage_file(
-                            con,
-                            name,
-                            path,
-                            file_format=file_format,
-                            table=table,
-                            display_name=str(item["relative_path"]),
-                            column_types=column_types,
-                            delimiter=delimiter,
-                            nested=nested,
-                        )
+                    rejected += stage_file(
+                        con,
+                        name,
+                        path,
+                        file_format=file_format,
+                        table=table,
+                        display_name=shown,
+                        column_types=types,
+                        delimiter=delimiter,
+                        nested=nested,
                     )
                 query, scratch = f"SELECT * FROM {name}", name
                 if key:
-                    reject(_without_key(con, name, key, table, str(item["relative_path"])))
+                    rejected += _without_key(con, name, key, table, shown)
             if file_format == "parquet":
-                refuse_nanoseconds(con, query, str(item["relative_path"]))
+                refuse_nanoseconds(con, query, shown)
             count = int(con.execute(f"SELECT count(*) FROM ({query})").fetchall()[0][0])
+            file = None
             if count:
                 # A file with no rows has no say in the columns' types (as it had none before).
                 schema = con.sql(f"SELECT * FROM ({query}) LIMIT 0").to_arrow_table().schema
-                files.append(_File(query, scratch, schema, count, str(item["relative_path"])))
+                file = _File(query, scratch, schema, count, shown)
+            return _Staged(index, item, file, rejected, before | nested)
+
+        staged = []
+        for index, item in enumerate(sorted(items, key=lambda i: str(i["relative_path"]))):
+            staged.append(stage(index, item, _with_json(column_types, nested)))
+        # A field a later file holds objects or arrays in is JSON in every file of the load:
+        # a file read before that with only numbers or strings there is read again as JSON,
+        # so the load's column is json (an int64 beside JSON text stopped the load).
+        for position, done in enumerate(staged):
+            if done.file is not None and (nested - done.json) & set(done.file.schema.names):
+                staged[position] = stage(done.index, done.item, _with_json(column_types, nested))
+        files = [done.file for done in staged if done.file is not None]
+        for done in staged:
+            reject(done.rejected)
         if not files:
             return
         unified = files[0].schema
@@ -136,6 +153,25 @@ def read_batches(
             mask = None if keep is None else keep[index]
             for rows in _stream(con, file, mask, size, unified, table, reject):
                 yield marked(rows)
+
+
+@dataclass(frozen=True)
+class _Staged:
+    """A file read into the scratch database: its rows (None: it has none), the rows it could
+    not give, and the columns it was read with as JSON (its own and the files' before it)."""
+
+    index: int
+    item: Mapping[str, Any]
+    file: _File | None
+    rejected: list[RejectedRow]
+    json: set[str]
+
+
+def _with_json(column_types: Mapping[str, str], columns: set[str]) -> dict[str, str]:
+    """``column_types`` with ``columns`` (JSON fields, as a file names them) read as JSON."""
+    from stackyard.ingest.json_text import column_name
+
+    return {**column_types, **{column_name(c): "JSON" for c in columns}}
 
 
 def _as_json(columns: set[str]) -> Callable[[Any], Any]:

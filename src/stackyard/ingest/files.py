@@ -39,6 +39,7 @@ _DUCKDB_TYPES = {
     "date": "DATE",
     "time": "TIME",
     "decimal": "DECIMAL(38,9)",
+    "json": "JSON",
 }
 
 
@@ -46,7 +47,7 @@ def duckdb_type(dlt_type: str | None) -> str | None:
     """The DuckDB type a column of a dlt data type is read as, if stackyard constrains it.
 
     >>> duckdb_type("bigint"), duckdb_type("json"), duckdb_type("decimal(38,0)")
-    ('BIGINT', None, 'DECIMAL(38,0)')
+    ('BIGINT', 'JSON', 'DECIMAL(38,0)')
     """
     kind = dlt_type or ""
     if kind.startswith("decimal("):
@@ -121,10 +122,11 @@ def stage_file(
         table: the table the rows are for (named in rejected rows).
         display_name: the file as the user knows it (relative path or URL), for messages.
         column_types: DuckDB types for columns the table already has; a CSV value that does
-            not cast is rejected with its line rather than changing the column's type.
+            not cast is rejected with its line rather than changing the column's type, and a
+            JSONL field of a ``JSON`` column is read as JSON whatever its lines hold.
         delimiter: CSV field separator.
-        nested: receives a JSONL file's columns of objects or arrays, read as their JSON
-            text (:mod:`stackyard.ingest.json_text`).
+        nested: receives a JSONL file's columns of JSON values (objects, arrays, or those
+            beside plain values), read as their JSON text (:mod:`stackyard.ingest.json_text`).
 
     Returns:
         The rows that did not fit, with the reason for each.
@@ -140,7 +142,7 @@ def stage_file(
             unfit = unfit_lines(con, plain, table, display_name)
             with without_lines(plain, {r.line for r in unfit}) as readable:
                 try:
-                    query, found = jsonl_query(con, readable)
+                    query, found = jsonl_query(con, readable, column_types)
                     con.execute(f"CREATE TABLE {name} AS {query}")
                     if nested is not None:
                         nested.update(found)
@@ -206,7 +208,11 @@ def _stage_csv(
     known: dict[str, str] = {}
     if column_types:
         header = _csv_header(path, delimiter)
-        known = {c: column_types[_normalise(c)] for c in header if _normalise(c) in column_types}
+        known = {
+            c: column_types[_normalise(c)]
+            for c in header
+            if column_types.get(_normalise(c), "JSON") != "JSON"
+        }
         # DuckDB casts '10.6' to BIGINT as 11: integer columns are read as text and
         # checked, so a value that is not a whole number is rejected, never rounded.
         whole = [c for c, t in known.items() if t == "BIGINT"]

@@ -6,10 +6,15 @@ every key any line had: ``{"a": 1}`` was stored as ``{"a": 1, "b": null}`` next 
 nested Arrow type its loader cannot write (the load failed). Read as JSON text instead, each
 value is exactly what its line holds; the column is still typed ``json`` in the warehouse, as
 a nested column was, so tables loaded before keep their type.
+
+A field holding objects in some lines and arrays (or plain values) in others is JSON text too,
+typed ``json`` from its first load: it was loaded as text, and every later file whose lines
+held only objects there (typed ``json``) then stopped the source on a changed type.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 
@@ -26,39 +31,62 @@ def _quoted(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def jsonl_query(con: Any, path: str) -> tuple[str, list[str]]:
-    """The query reading the JSONL file at ``path``, and its nested columns (read as JSON
-    text; the others typed as DuckDB detects them). Raises what DuckDB raises for a file it
-    cannot read."""
+def jsonl_query(
+    con: Any, path: str, column_types: Mapping[str, str] | None = None
+) -> tuple[str, list[str]]:
+    """The query reading the JSONL file at ``path``, and its columns of JSON values (read as
+    JSON text; the others typed as DuckDB detects them). Raises what DuckDB raises for a file
+    it cannot read.
+
+    A field is JSON when it holds an object or an array in some line, alone or beside values
+    of other kinds (objects in some lines, arrays in others), or when the table already holds
+    it as a ``json`` column (``column_types``, by dlt's column names): a later file whose lines
+    hold only numbers or only strings there still loads into that column, each value the JSON
+    its line holds. A field the table holds as text takes an object or array as its JSON text.
+    """
     auto = f"read_json({_quoted(path)}, format='newline_delimited')"
-    described = con.execute(f"DESCRIBE SELECT * FROM {auto}").fetchall()
-    nested = [str(row[0]) for row in described if _nested(str(row[1]))]
-    scalars = _mixed_scalars(con, auto, [str(row[0]) for row in described if row[1] == "JSON"])
-    if not nested and not scalars:
-        return f"SELECT * FROM {auto}", []
-    types = ", ".join(
-        f"{_quoted(str(row[0]))}: "
-        f"{_quoted('JSON' if str(row[0]) in nested or row[1] == 'JSON' else str(row[1]))}"
-        for row in described
-    )
+    rows = con.execute(f"DESCRIBE SELECT * FROM {auto}").fetchall()
+    described = [(str(r[0]), str(r[1])) for r in rows]
+    held = {c: (column_types or {}).get(column_name(c)) for c, _ in described}
+    mixed = [c for c, kind in described if kind == "JSON"]
+    holding = _holding_nested(con, auto, mixed)
+    as_json = [
+        c
+        for c, kind in described
+        if held[c] == "JSON" or (held[c] != "VARCHAR" and (_nested(kind) or c in holding))
+    ]
     # A field holding strings and numbers is JSON to DuckDB; its strings read as JSON text
     # kept their quotes ("A1" stored as "\"A1\""). As text, each value is what the line says.
-    replace = ", ".join(f"{_ident(c)} ->> '$' AS {_ident(c)}" for c in scalars)
+    text = [c for c, kind in described if c not in as_json and (kind == "JSON" or _nested(kind))]
+    if not as_json and not text:
+        return f"SELECT * FROM {auto}", []
+    types = ", ".join(
+        f"{_quoted(c)}: {_quoted('JSON' if c in as_json or c in text else kind)}"
+        for c, kind in described
+    )
+    replace = ", ".join(f"{_ident(c)} ->> '$' AS {_ident(c)}" for c in text)
     return (
         f"SELECT *{f' REPLACE ({replace})' if replace else ''} FROM read_json("
         f"{_quoted(path)}, format='newline_delimited', columns={{{types}}})",
-        nested,
+        as_json,
     )
 
 
-def _mixed_scalars(con: Any, source: str, columns: list[str]) -> list[str]:
-    """Of the columns DuckDB reads as JSON (values of several types), those that hold no
-    object or array: plain values of mixed types, loaded as text."""
+def _holding_nested(con: Any, source: str, columns: list[str]) -> set[str]:
+    """Of the columns DuckDB reads as JSON (values of several types), those that hold an
+    object or an array in some line (the others hold plain values of mixed types)."""
     if not columns:
-        return []
+        return set()
     checks = ", ".join(f"bool_or(json_type({_ident(c)}) IN ('OBJECT', 'ARRAY'))" for c in columns)
     found = con.execute(f"SELECT {checks} FROM {source}").fetchall()[0]
-    return [c for c, has_nested in zip(columns, found, strict=True) if not has_nested]
+    return {c for c, has_nested in zip(columns, found, strict=True) if has_nested}
+
+
+def column_name(field: str) -> str:
+    """A JSON field's column name in the table (dlt's snake_case naming)."""
+    from dlt.common.normalizers.naming.snake_case import NamingConvention
+
+    return NamingConvention().normalize_identifier(field)
 
 
 def _ident(name: str) -> str:
