@@ -237,6 +237,7 @@ def _sql_resources(name: str, config: SqlDatabaseSource, context: BuildContext) 
     from dlt.sources import sql_database
 
     from stackyard.config.model import normalised_schema
+    from stackyard.ingest.empty_tables import reader_of_empty_tables
     from stackyard.ingest.sql_columns import exact_values, reader_hooks, tables_connectorx_changes
     from stackyard.ingest.sqlite_cursor import widen_sqlite_cursor
 
@@ -261,12 +262,15 @@ def _sql_resources(name: str, config: SqlDatabaseSource, context: BuildContext) 
             disposition = "append"
             if table.primary_key:
                 context.build.first_loads[table_name] = FirstLoad(table.primary_key, table.cursor)
+        read_by = "pyarrow" if (table.source_table or table_name) in rounded else backend
+        first = normalised_schema(table_name) not in known and read_by == "pyarrow"
         resource = sql_table(
             credentials=url,
             table=table.source_table or table_name,
             schema=config.source_schema,
             # A table whose values ConnectorX would change reads through SQLAlchemy (sql_columns).
-            backend="pyarrow" if (table.source_table or table_name) in rounded else backend,
+            backend=read_by,
+            table_loader_class=reader_of_empty_tables() if first else None,
             backend_kwargs={} if (table.source_table or table_name) in rounded else backend_kwargs,
             chunk_size=config.chunk_size,
             incremental=(
