@@ -186,3 +186,80 @@ def test_a_load_left_failing_says_how_to_start_over(
     assert "stackyard reload app" in str(load.error)
     assert ctx.reload(ctx.reload_plan("app")).ok
     assert ctx.sql("select id, x from app.wide").rows[0][0] == 1
+
+
+def _empty_table_source(project: Path, url: str) -> tuple[int, str]:
+    init_project(project)
+    args = "source add app --kind sql_database --connection-secret DB --table orders "
+    args += "--table refunds -p"
+    result = runner.invoke(app, [*args.split(), str(project)], env={"DB": url})
+    return result.exit_code, result.output
+
+
+@pytest.mark.parametrize(
+    "server",
+    [
+        pytest.param("mariadb", marks=pytest.mark.mariadb),
+        pytest.param("postgres", marks=pytest.mark.postgres),
+    ],
+)
+def test_an_empty_source_table_is_added_and_runs_keep_passing(
+    tmp_path: Path, server: str, request: pytest.FixtureRequest
+) -> None:
+    import sqlalchemy
+
+    if server == "mariadb":
+        url = request.getfixturevalue("mariadb_database")
+    else:
+        db = request.getfixturevalue("pg_database")
+        url = f"postgresql+psycopg://{db['user']}@{db['host']}:{db['port']}/{db['database']}"
+    engine = sqlalchemy.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sqlalchemy.text("CREATE TABLE orders (id INT PRIMARY KEY, total INT)"))
+        conn.execute(sqlalchemy.text("INSERT INTO orders VALUES (1, 10)"))
+        conn.execute(sqlalchemy.text("CREATE TABLE refunds (id INT PRIMARY KEY, amount INT)"))
+    # Before: MariaDB's empty table was never created ("app.refunds does not exist: nothing
+    # was loaded", its staging model failed on every run); on Postgres it was, but "0 rows"
+    # failed `source add` and its freshness ("the table has no rows") failed every run.
+    code, output = _empty_table_source(tmp_path / "p", url)
+    assert code == 0, output
+    assert "0 rows in app.refunds: the source sent none" in output
+    ctx = Context(tmp_path / "p", environ={"DB": url})
+    first = ctx.run()
+    assert first.ok, first.to_dict()
+    assert [(f.table, f.status) for f in first.freshness if f.table == "refunds"] == [
+        ("refunds", "warn")
+    ]
+    assert ctx.sql("select count(*) from app.refunds").rows == ((0,),)
+    with engine.begin() as conn:
+        conn.execute(sqlalchemy.text("INSERT INTO refunds VALUES (1, 5)"))
+    engine.dispose()
+    assert ctx.run().ok
+    assert ctx.sql("select id, amount from app.refunds").rows == ((1, 5),)
+
+
+@pytest.mark.mariadb
+def test_a_view_is_added_as_a_source_table(tmp_path: Path, mariadb_database: str) -> None:
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(mariadb_database)
+    with engine.begin() as conn:
+        conn.execute(sqlalchemy.text("CREATE TABLE hits (id INT PRIMARY KEY, n BIGINT UNSIGNED)"))
+        conn.execute(sqlalchemy.text("INSERT INTO hits VALUES (1, 18446744073709551615)"))
+        # What stackyard says to do with a value the reader cannot hold: a view that casts it.
+        conn.execute(
+            sqlalchemy.text("CREATE VIEW hits_v AS SELECT id, CAST(n AS CHAR) AS n FROM hits")
+        )
+    engine.dispose()
+    project = tmp_path / "p"
+    init_project(project)
+    args = "source add app --kind sql_database --connection-secret DB --table hits=hits_v "
+    args += "--primary-key hits=id -p"
+    result = runner.invoke(app, [*args.split(), str(project)], env={"DB": mariadb_database})
+    # Before: "the database has no table 'hits_v' (did you mean 'hits'?)", exit 2.
+    assert result.exit_code == 0, result.output
+    assert (
+        "hits: {source_table: hits_v, primary_key: id}" in (project / "stackyard.yml").read_text()
+    )
+    ctx = Context(project, environ={"DB": mariadb_database})
+    assert ctx.sql("select id, n from app.hits").rows == ((1, "18446744073709551615"),)

@@ -7,6 +7,7 @@ staging tests, but not for loading, made every update a second row).
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -14,6 +15,14 @@ from typing import Any
 
 from stackyard.errors import UsageError, did_you_mean
 from stackyard.results import SourceLoad
+
+
+def _views(inspector: Any, schema: str | None) -> list[str]:
+    """The database's views, materialized ones too where the dialect has them."""
+    names = list(inspector.get_view_names(schema=schema))
+    with contextlib.suppress(NotImplementedError):  # a dialect without them
+        names += inspector.get_materialized_view_names(schema=schema)
+    return names
 
 
 def complete_sql_tables(
@@ -38,7 +47,9 @@ def complete_sql_tables(
         engine = sqlalchemy.create_engine(url)
         with engine.connect() as conn:
             inspector = sqlalchemy.inspect(conn)
-            names = inspector.get_table_names(schema=schema)
+            # Views too: a view that casts what the reader cannot hold is the way stackyard
+            # itself suggests (``source_table:``); it was refused as "no table".
+            names = [*inspector.get_table_names(schema=schema), *_views(inspector, schema)]
             keys = {}
             for table, entry in tables.items():
                 source_table = entry.get("source_table") or table
@@ -48,12 +59,8 @@ def complete_sql_tables(
                         f"{did_you_mean(source_table, names)}",
                         hint=f"its tables: {', '.join(sorted(names)) or '(none)'}",
                     )
-                keys[table] = (
-                    inspector.get_pk_constraint(source_table, schema=schema).get(
-                        "constrained_columns"
-                    )
-                    or []
-                )
+                pk = inspector.get_pk_constraint(source_table, schema=schema)
+                keys[table] = (pk or {}).get("constrained_columns") or []
         engine.dispose()
     except sqlalchemy.exc.SQLAlchemyError:
         # Unreachable or refused: the first load fails with the driver's reason and the add
