@@ -105,7 +105,13 @@ def drill(project: Path, target: str, destroy: Any, env: dict[str, str] | None =
     assert warehouse_state(project, target)["orders"] == first["orders"] + 25
 
     destroy()
-    cli("restore", path, "--yes", "--project", str(project), "--target", target, env=env)
+    said = cli("restore", path, "--yes", "--project", str(project), "--target", target, env=env)
+    # A server's dump holds no grants: the restore says so (it said only "✔ restored", and
+    # every reader but the owner met "permission denied").
+    grants = (
+        f"grants were not restored (a backup holds none): run `stackyard apply --target {target}`"
+    )
+    assert (grants in " ".join(said.split())) == (target == "prod"), said
     restored = warehouse_state(project, target)
     assert restored["orders"] == first["orders"]  # exactly the backup: the 25 are not in it
     assert restored["renamed"] == 0

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from stackyard.cli.common import (
     JsonOpt,
@@ -151,13 +152,17 @@ def restore(
         return
     out.print(
         f"[green]✔[/] restored {len(result.tables)} tables "
-        f"({sum(t.rows for t in result.tables):,} rows, counts and hashes verified) into "
+        f"({sum(t.rows for t in result.tables):,} rows, verified) into "
         f"{result.destination} in {result.seconds:.2f}s",
         highlight=False,
         soft_wrap=True,
     )
     for moved in result.moved_aside:
         out.print(f"  kept the previous copy: {moved}", highlight=False, soft_wrap=True)
+    for note in result.notes:
+        warn = note.startswith("grants")
+        mark = "[yellow]![/]" if warn else " "
+        out.print(f"  {mark} {escape(note)}", highlight=False, soft_wrap=True)
     if result.state_restored:
         out.print(f"  state restored: {', '.join(result.state_restored)}", highlight=False)
     _notes(plan)

@@ -246,6 +246,29 @@ class RestoreResult:
         }
 
 
+def after_restore(manifest: BackupManifest, storage: str, target: str) -> tuple[str, ...]:
+    """What a finished restore leaves for the reader to know: what was compared, and on a
+    database server that grants did not come back (the dump holds none; a restore that said
+    only "✔ restored" left every reader but the owner with "permission denied").
+
+    >>> after_restore(BackupManifest("p", "dev", "duckdb", datetime(2026, 1, 1), "1", "", "",
+    ...               "", ()), "file", "dev")
+    ('compared with the manifest: row counts (every block read, its checksum checked)',)
+    """
+    hashes = any(t.content_hash for t in manifest.tables)
+    notes = [
+        "compared with the manifest: "
+        + ("row counts and content hashes" if hashes else "row counts")
+        + (" (every block read, its checksum checked)" if storage == "file" else "")
+    ]
+    if storage == "server":
+        notes.append(
+            f"grants were not restored (a backup holds none): run `stackyard apply --target "
+            f"{target}` so that roles other than the owner can read the tables again"
+        )
+    return tuple(notes)
+
+
 def file_digests(folder: Path, known: dict[str, str] | None = None) -> dict[str, str]:
     """SHA-256 of every file under ``folder`` except the manifest, by relative path.
 

@@ -33,6 +33,7 @@ from stackyard.runbooks.recovery_plan import (
     RecoveryPlan,
     RestoreResult,
     Step,
+    after_restore,
     file_matches,
     refuse_foreign,
 )
@@ -222,6 +223,7 @@ class RestoreRunbook(TargetRunbook):
             moved_aside=tuple(scratch["moved"]),
             state_restored=tuple(scratch["state"]),
             seconds=round(time.monotonic() - started, 3),
+            notes=after_restore(manifest, self.warehouse.STORAGE, plan.target),
         )
 
     # ------------------------------------------------------------------ steps
