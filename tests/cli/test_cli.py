@@ -80,6 +80,48 @@ def test_a_run_without_a_dbt_project_is_refused_before_it_loads(tmp_path: Path) 
     assert exit_code == 0 and json.loads(output)["rows"] == [{"count_star()": 0}], output
 
 
+def test_a_dbt_project_file_that_is_not_yaml_is_a_config_error_naming_its_line(
+    tmp_path: Path,
+) -> None:
+    """Before: "unexpected error: ParserError …", exit 1, the file never named."""
+    project = make_project(tmp_path / "p")
+    dbt_project = project / "transform" / "dbt_project.yml"
+    dbt_project.write_text("name: [broken\n  profile: x\n")
+    exit_code, output = invoke("run", "-p", str(project))
+    said = " ".join(output.split())
+    assert exit_code == 2, output
+    assert f"{dbt_project}:2:10: not valid YAML: expected ',' or ']'" in said, output
+    assert "flow sequence begun at line 1, column 7" in said and "unexpected error" not in said
+    # Exit 2 means nothing was attempted: no source was loaded (its cursor did not move).
+    assert not (project / ".stackyard" / "pipelines").exists()
+    answered = runner.invoke(app, ["run", "-p", str(project), "--json"])
+    assert answered.exit_code == 2, answered.output
+    assert f"{dbt_project}:2:10" in json.loads(answered.stdout)["error"], answered.output
+    exit_code, output = invoke("dbt-manifest", "--out", str(tmp_path / "m"), "-p", str(project))
+    assert exit_code == 2 and f"{dbt_project}:2:10" in " ".join(output.split()), output
+
+
+def test_a_dbt_compilation_error_is_shown_with_dbts_reason(tmp_path: Path) -> None:
+    """Before: the console said "dbt build could not run: Compilation Error" and no more."""
+    project = make_project(tmp_path / "p")
+    write(
+        project / "transform" / "models" / "marts" / "customer_orders.sql",
+        "select * from {{ ref('does_not_exist') }}\n",
+    )
+    exit_code, output = invoke("run", "-p", str(project))
+    said = " ".join(output.split())  # as one line, whatever the terminal's width
+    assert exit_code == 1, output
+    reason = (
+        "Model 'model.mini.customer_orders' (models/marts/customer_orders.sql) depends on a "
+        "node named 'does_not_exist' which was not found"
+    )
+    assert "dbt build could not run: Compilation Error" in said and reason in said, output
+    answered = runner.invoke(app, ["run", "-p", str(project), "--json"])
+    steps = {s["name"]: s for s in json.loads(answered.stdout)["steps"]}
+    assert answered.exit_code == 1 and steps["dbt build"]["status"] == "failed", answered.output
+    assert reason in " ".join(steps["dbt build"]["detail"].split()), answered.output
+
+
 def test_sql_prints_values_as_they_are_not_as_markup(tmp_path: Path) -> None:
     project = make_project(tmp_path / "p")
     query = "select '[a]' as \"[w]\", '[bold]x[/bold]' as v, 'a[b]c' as s"

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from rich.console import Console
 
-from stackyard.cli.render import run_summary
+from stackyard.cli.render import RichConsole, run_summary
 from stackyard.monitors.health import AlertOutcome, MonitorReport
 from stackyard.results import RunResult
 
@@ -54,3 +54,24 @@ def test_status_in_80_columns_keeps_every_figure_whole() -> None:
         assert figure in text, text
     assert "…" not in text, text
     assert "20261205T" in text, text
+
+
+def test_a_failed_step_is_shown_whole_and_the_rest_on_one_line_in_80_columns() -> None:
+    """Before: "dbt build could not run: Compilation Error" alone, dbt's reason cut off."""
+    console = Console(width=80, record=True, color_system=None)
+    steps = RichConsole(console)
+    steps.step_started("load app")
+    steps.step_finished("load app", "ok", "nothing new since run r1 " + "x" * 80 + "\nsecond")
+    steps.step_started("dbt build")
+    reason = (
+        "Model 'model.shop.stores' (models/marts/stores.sql) depends on a node named "
+        "'does_not_exist' which was not found"
+    )
+    failure = f"dbt build could not run: Compilation Error\n  {reason}\n  → see dbt.log"
+    steps.step_finished("dbt build", "failed", failure)
+    console.print(steps)
+    text = console.export_text()
+    assert max(len(line) for line in text.splitlines()) <= 80, text
+    said = " ".join(text.split())
+    assert "✘ dbt build" in said and reason in said and "→ see dbt.log" in said, text
+    assert "nothing new since run r1 xxx" in said and "…" in said and "second" not in said, text

@@ -66,6 +66,21 @@ def test_healthy_project_exits_0(tmp_path: Path) -> None:
     assert "healthy" in cli(project, "doctor")
 
 
+def test_a_dbt_project_file_that_is_not_yaml_is_a_finding(tmp_path: Path) -> None:
+    """Before: "healthy", while every run stopped on the file."""
+    project = make_project(tmp_path)
+    dbt_project = project / "transform" / "dbt_project.yml"
+    kept = dbt_project.read_text()
+    dbt_project.write_text("name: [broken\n  profile: x\n")
+    (finding,) = doctor(project, code=1)["findings"]
+    assert finding["check"] == "dbt_project" and finding["severity"] == "error"
+    assert finding["what"].startswith(f"{dbt_project}:2:10: not valid YAML: expected ','")
+    assert f"fix {dbt_project}" in finding["fix"]
+    assert f"{dbt_project}:2:10" in " ".join(cli(project, "doctor", code=1).split())
+    dbt_project.write_text(kept)
+    assert f"dbt_project: {dbt_project} reads" in doctor(project, code=0)["passed"]
+
+
 def test_corrupt_wal_is_found_moved_aside_and_the_loss_stated(tmp_path: Path) -> None:
     project = make_project(tmp_path)
     database = project / ".stackyard" / "dev.duckdb"

@@ -64,7 +64,9 @@ class RichConsole:
         table.add_column(width=1, no_wrap=True)
         table.add_column(min_width=16, no_wrap=True)
         table.add_column(justify="right", min_width=6, no_wrap=True)
-        table.add_column(overflow="ellipsis", no_wrap=True, max_width=90)
+        # Wrappable, so that the table fits a narrow terminal and a failure's row can wrap;
+        # each row's Text says whether it wraps (a failure) or ends in an ellipsis.
+        table.add_column(max_width=90)
         with self._lock:
             steps = list(self._steps.values())
         for step in steps:
@@ -74,7 +76,13 @@ class RichConsole:
             else:
                 icon = Text(_ICONS.get(step.status, "?"), style=_STYLES.get(step.status, ""))
                 seconds = step.seconds
-            table.add_row(icon, Text(step.name, style="bold"), f"{seconds:5.1f}s", step.detail)
+            # A failure is said whole, wrapped: dbt's reason (which model, which ref) and the
+            # hint follow its first line, and a cut row said "Compilation Error" alone.
+            failed = step.status == "failed"
+            detail = Text(
+                step.detail, no_wrap=not failed, overflow="fold" if failed else "ellipsis"
+            )
+            table.add_row(icon, Text(step.name, style="bold"), f"{seconds:5.1f}s", detail)
         return table
 
     def step_started(self, step: str, detail: str = "") -> None:
@@ -91,7 +99,9 @@ class RichConsole:
         with self._lock:
             current = self._steps.setdefault(step, _Step(step))
             current.status = status
-            current.detail = self._redact(detail.splitlines()[0] if detail else "")
+            # A finished step's row is one line, but a failure's row carries all of it.
+            shown = detail if status == "failed" else (detail.splitlines() or [""])[0]
+            current.detail = self._redact(shown)
             current.seconds = time.monotonic() - current.started
 
     def message(self, level: str, text: str) -> None:

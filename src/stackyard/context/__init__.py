@@ -129,8 +129,9 @@ class Context(RunbookMethods):
             )
         from stackyard.transform.dbt import profile_name
 
-        # Without a dbt project the run fails at its build: refused before a load moves a
-        # cursor, so exit 2 still means nothing was attempted.
+        # Without a dbt project (or with a dbt_project.yml that cannot be read) the run fails
+        # at its build: refused before a load moves a cursor, so exit 2 still means nothing
+        # was attempted.
         profile_name(self.project.transform_dir)
         session = self.session(target)
         from stackyard.runbooks.upgrade_test import put_back_state

@@ -21,6 +21,7 @@ import yaml
 
 from stackyard.config.loader import PROJECT_FILE
 from stackyard.errors import StackyardError, UsageError
+from stackyard.transform.dbt_project import read_dbt_project
 
 if TYPE_CHECKING:
     from stackyard.transform.inventory import Inventory
@@ -164,6 +165,8 @@ def adopt_dbt(dbt_dir: Path, *, project_dir: Path | None = None) -> Adopted:
     Raises:
         UsageError: ``dbt_dir`` is not a dbt project, or the stackyard project folder is
             taken. Nothing is written then.
+        ConfigError: its ``dbt_project.yml`` cannot be read (dbt cannot read it either).
+            Nothing is written then.
     """
     dbt_dir = dbt_dir.resolve()
     manifest = dbt_dir / "dbt_project.yml"
@@ -174,7 +177,7 @@ def adopt_dbt(dbt_dir: Path, *, project_dir: Path | None = None) -> Adopted:
             else f"{dbt_dir} has no dbt_project.yml: it is not a dbt project",
             hint="give the folder that holds dbt_project.yml",
         )
-    data = _read_manifest(manifest)
+    data = read_dbt_project(dbt_dir)
     target = (project_dir or dbt_dir).resolve()
     if (target / PROJECT_FILE).exists():
         raise UsageError(
@@ -205,25 +208,6 @@ def adopt_dbt(dbt_dir: Path, *, project_dir: Path | None = None) -> Adopted:
         vars=tuple(str(v) for v in (data.get("vars") or {})),
         checksums=checksums,
     )
-
-
-def _read_manifest(manifest: Path) -> dict[str, Any]:
-    """``dbt_project.yml`` as a mapping.
-
-    Raises:
-        UsageError: it is not YAML, or not a mapping (dbt cannot read it either).
-    """
-    hint = f"fix {manifest} (dbt cannot read it either), then adopt again"
-    try:
-        data = yaml.safe_load(manifest.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f":{mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise UsageError(f"{manifest}{where} is not valid YAML: {problem}", hint=hint) from None
-    if not isinstance(data, dict):
-        raise UsageError(f"{manifest} is not a mapping of dbt project settings", hint=hint)
-    return data
 
 
 def project_checksums(dbt_dir: Path) -> dict[str, str]:

@@ -20,7 +20,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from stackyard.errors import SecretMissingError, StackyardError
+from stackyard.errors import ConfigError, SecretMissingError, StackyardError
 from stackyard.runbooks.backup import ProjectFiles
 from stackyard.runbooks.doctor_report import DoctorReport, Finding
 from stackyard.runbooks.local_state import (
@@ -72,6 +72,7 @@ class Doctor:
         checks: list[Callable[[], None]] = [
             self._versions,
             self._secrets,
+            self._dbt_project,
             self._wal,
             self._transient_tables,
         ]
@@ -168,6 +169,24 @@ class Doctor:
         if not missing:
             self._notes.passed.append("secrets: every secret of the target is set, file mode safe")
 
+    def _dbt_project(self) -> None:
+        """Every run, build and dbt command reads ``dbt_project.yml`` first and stops at a
+        file it cannot read, so a broken one is a finding, not a healthy project."""
+        from stackyard.transform.dbt_project import read_dbt_project
+
+        transform = self.files.transform_dir
+        try:
+            read_dbt_project(transform)
+        except ConfigError as exc:
+            self._find(
+                "dbt_project",
+                exc.message,
+                "`stackyard run` and every dbt command stop on it before anything runs (exit 2)",
+                exc.hint or f"fix {transform / 'dbt_project.yml'}",
+            )
+        else:
+            self._notes.passed.append(f"dbt_project: {transform / 'dbt_project.yml'} reads")
+
     # ------------------------------------------------------------------ warehouse
 
     def _wal(self) -> None:
@@ -235,6 +254,8 @@ class Doctor:
         from dbt's manifest (or, before the first build, dbt_project.yml) without a driver."""
         if not self.warehouse.TRANSIENT_TABLES_BY_DEFAULT:
             return
+        if any(f.check == "dbt_project" for f in self._notes.findings):
+            return  # a dbt_project.yml that cannot be read says nothing of its models
         transform = self.files.transform_dir
         manifest = transform / "target" / "manifest.json"
         transient = transient_tables(transform)

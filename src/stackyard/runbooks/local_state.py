@@ -168,10 +168,14 @@ def _loaded(folder: Path) -> tuple[str, list[str]]:
 def transient_tables(transform: Path) -> list[str]:
     """The table models dbt-snowflake builds as TRANSIENT (its default unless ``transient:
     false``), read from dbt's manifest or, before the first build, dbt_project.yml, with no
-    driver."""
+    driver.
+
+    Raises:
+        ConfigError: before the first build, ``dbt_project.yml`` is missing or cannot be read.
+    """
     import json
 
-    import yaml
+    from stackyard.transform.dbt_project import read_dbt_project
 
     manifest = transform / "target" / "manifest.json"
     if manifest.is_file():
@@ -183,8 +187,7 @@ def transient_tables(transform: Path) -> list[str]:
             and n.get("config", {}).get("materialized") in ("table", "incremental")
             and n.get("config", {}).get("transient") is not False
         )
-    project = yaml.safe_load((transform / "dbt_project.yml").read_text()) or {}
-    models = project.get("models") or {}
+    models = read_dbt_project(transform).get("models") or {}
     off = models.get("+transient") is False or any(
         isinstance(v, dict) and v.get("+transient") is False for v in models.values()
     )

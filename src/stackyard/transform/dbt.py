@@ -24,6 +24,7 @@ from stackyard.files import write_atomic
 from stackyard.results import FreshnessResult, NodeResult
 from stackyard.transform.dbt_cut import DbtCut
 from stackyard.transform.dbt_packages import packages_installed, packages_path, wanted_packages
+from stackyard.transform.dbt_project import read_dbt_project
 from stackyard.transform.state import kept_per_target, read_manifest
 
 PROFILES_FILE = "profiles.yml"
@@ -38,15 +39,13 @@ _DBT_LOCK = threading.Lock()
 
 
 def profile_name(transform_dir: Path) -> str:
-    """The ``profile:`` the dbt project asks for."""
-    path = transform_dir / "dbt_project.yml"
-    if not path.is_file():
-        raise ConfigError(
-            f"{path} does not exist: the transform folder is not a dbt project",
-            hint="restore it, or point transform.path in stackyard.yml at your dbt project",
-        )
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    return str(data.get("profile") or "stackyard")
+    """The ``profile:`` the dbt project asks for.
+
+    Raises:
+        ConfigError: ``dbt_project.yml`` is missing or cannot be read (file, line and column
+            named).
+    """
+    return str(read_dbt_project(transform_dir).get("profile") or "stackyard")
 
 
 def write_profiles(

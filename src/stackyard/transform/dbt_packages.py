@@ -7,6 +7,8 @@ from pathlib import Path
 
 import yaml
 
+from stackyard.transform.dbt_project import read_dbt_project
+
 
 def wanted_packages(transform_dir: Path) -> list[str]:
     """The packages ``packages.yml`` (or ``dependencies.yml``) asks for, as dbt names them.
@@ -72,6 +74,9 @@ def packages_installed(transform_dir: Path) -> bool:
 
 
 def packages_path(transform_dir: Path) -> str:
-    """Where dbt installs packages (``packages-install-path``, default ``dbt_packages``)."""
-    data = yaml.safe_load((transform_dir / "dbt_project.yml").read_text(encoding="utf-8")) or {}
-    return str(data.get("packages-install-path") or "dbt_packages")
+    """Where dbt installs packages (``packages-install-path``, default ``dbt_packages``).
+
+    Raises:
+        ConfigError: ``dbt_project.yml`` is missing or cannot be read.
+    """
+    return str(read_dbt_project(transform_dir).get("packages-install-path") or "dbt_packages")
