@@ -55,7 +55,8 @@ class DoctorReport:
         if not self.findings:
             return f"healthy: {len(self.passed)} checks passed on target '{self.target}'"
         return (
-            f"{len(self.findings)} findings on target '{self.target}' "
+            f"{len(self.findings)} finding{'s' if len(self.findings) > 1 else ''} on target "
+            f"'{self.target}' "
             f"({len(self.passed)} checks passed)"
         )
 
@@ -69,3 +70,22 @@ class DoctorReport:
             "repaired": list(self.repaired),
             "would_repair": list(self.would_repair),
         }
+
+
+def restore_newest(backups: list[Any]) -> str:
+    """The fix for a damaged DuckDB file: the newest backup, tried first."""
+    if not backups:
+        return "load the tables again: `stackyard reload SOURCE --yes` per source (no backup)"
+    return (
+        "keep a copy of the file, then `stackyard restore latest --yes` (taken "
+        f"{backups[-1].created_at:%Y-%m-%d %H:%M} UTC): the restore reads the backup back "
+        "first and replaces nothing if it is damaged too; then restore the one before it"
+    )
+
+
+def restore_latest(backups: list[Any]) -> str:
+    """The fix for a lost warehouse: the last backup."""
+    return (
+        f"stackyard restore latest (the last backup, taken "
+        f"{backups[-1].created_at:%Y-%m-%d %H:%M} UTC; dlt's state comes back with it)"
+    )
