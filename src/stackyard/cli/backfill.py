@@ -303,9 +303,9 @@ def _status_table(data: dict[str, Any]) -> None:
             ", …" if validation.get("keys_removed_more") else ""
         )
         out.print(
-            f"  [yellow]![/] rows taken out and not re-loaded (key {escape(keys)}): deleted "
-            "upstream, or their cursor moved out of the range upstream; for those, backfill "
-            "the days they moved to (or `stackyard reload`)",
+            f"  [yellow]![/] rows taken out and not put back (key {escape(keys)}): the source "
+            "no longer has them (an API source's row may also have moved out of the range: "
+            "backfill the days it moved to)",
             highlight=False,
             soft_wrap=True,
         )

@@ -14,17 +14,21 @@ def test_source_table_backfill_repairs_changed_and_emptied_days(project: Path) -
     # incremental run sees neither.
     db.execute("UPDATE events SET amount = amount + 1000 WHERE updated_at LIKE '2024-02-29%'")
     db.execute("DELETE FROM events WHERE updated_at LIKE '2024-03-01%'")
-    # A row whose cursor moved back before the range: taken out, not re-loaded. It went
-    # without a word, validation passed.
-    db.execute("UPDATE events SET updated_at = '2024-02-21 10:00:00' WHERE id = 8003")
+    # A row whose cursor moved back before the range (from 2024-02-28): it was taken out with
+    # its window and not re-loaded, and no incremental run reads it back (its cursor is
+    # behind the table's state). It is looked up by key and loaded at its new place.
+    db.execute("UPDATE events SET updated_at = '2024-02-21 10:00:00', amount = 7 WHERE id = 8003")
     db.commit()
     db.close()
     result = backfill_json(
         project, "app.events", "--start", "2024-02-27", "--end", "2024-03-03", "--workers", "2"
     )
-    assert sorted(result["validation"]["keys_removed"]) == sorted(
-        ["8003", *(str(10000 + i) for i in range(12))]
+    # Rows deleted upstream are listed: gone from the table, as from the source.
+    assert sorted(result["validation"]["keys_removed"]) == sorted(str(10000 + i) for i in range(12))
+    moved = (
+        "select id, amount, strftime(updated_at, '%Y-%m-%d') as d from app.events where id = 8003"
     )
+    assert sql(project, moved) == [{"id": 8003, "amount": 7, "d": "2024-02-21"}]
     assert [p["status"] for p in result["partitions"]] == ["success"] * 5
     assert [p["start"][:10] for p in result["partitions"]] == [
         "2024-02-27",
@@ -45,6 +49,7 @@ def test_source_table_backfill_repairs_changed_and_emptied_days(project: Path) -
     assert days["2024-02-29"] == (12, 12 * 1000 + sum(range(10, 22)))
     assert "2024-03-01" not in days  # the emptied day is empty, not stale
     assert days["2024-02-28"] == (11, sum(range(10, 22)) - 13)
+    assert days["2024-02-21"] == (13, sum(range(10, 22)) + 7)
     assert sql(project, "select count(*) - count(distinct id) as d from app.events")[0]["d"] == 0
     # No staging schema is left behind.
     schemas = {

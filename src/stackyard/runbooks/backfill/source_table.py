@@ -28,6 +28,13 @@ from stackyard.ingest.backend_fallback import (
     panic_message,
 )
 from stackyard.runbooks.backfill.connection import Connection
+from stackyard.runbooks.backfill.moved_out import (
+    by_key,
+    chunks,
+    in_any,
+    key_condition,
+    keys_that_left,
+)
 from stackyard.runbooks.backfill.partitions import Window
 from stackyard.runbooks.backfill.targets import BackfillTarget, Outcome, Worker
 from stackyard.runbooks.backfill.windows import bucket, naive_utc, span_filter
@@ -73,6 +80,7 @@ class SourceTableTarget(BackfillTarget):
                 f"reload the whole table with `stackyard run --select {source}`",
             )
         self.time_column = spec.cursor
+        self.pending: list[Window] = []
         key = spec.primary_key
         self.keys = [key] if isinstance(key, str) else list(key or [])
 
@@ -81,6 +89,7 @@ class SourceTableTarget(BackfillTarget):
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def choose_engine(self, session: Connection, engine: str, windows: Sequence[Window]) -> None:
+        self.pending = list(windows)  # a row moved into one of them is that partition's
         if engine == "sql":
             raise UsageError(
                 f"{self.name} is a source table: it is extracted through dlt, not plain SQL",
@@ -102,7 +111,7 @@ class SourceTableTarget(BackfillTarget):
         # As a source's own loads: dlt's schema-merge warnings went to the user's terminal
         # in the middle of the backfill's output. Set once here, not per worker: the workers
         # are threads sharing one environment.
-        os.environ.setdefault("RUNTIME__LOG_LEVEL", "ERROR")
+        os.environ.setdefault("RUNTIME__LOG_LEVEL", "CRITICAL")
         for key, value in QUIET_DLT.items():
             os.environ.setdefault(key, value)
 
@@ -116,9 +125,12 @@ class SourceTableTarget(BackfillTarget):
         """The worker's own staging schema (dlt's dataset)."""
         return f"{self.schema}_backfill_w{worker}"[:63]
 
-    def _resource(self, window: Window, exact: bool = False) -> Any:
+    def _resource(
+        self, window: Window, exact: bool = False, keys: Sequence[tuple[Any, ...]] = ()
+    ) -> Any:
         """dlt's ``sql_table`` for exactly ``[start, end)`` of the cursor, rows stamped with
-        ``_loaded_at`` as a regular load stamps them; ``exact``: through SQLAlchemy."""
+        ``_loaded_at`` as a regular load stamps them; ``exact``: through SQLAlchemy; with
+        ``keys``, the rows with those keys wherever their cursor is (appended)."""
         import dlt
         import pyarrow as pa
         from dlt.sources import sql_database
@@ -151,7 +163,9 @@ class SourceTableTarget(BackfillTarget):
             backend_kwargs=backend_kwargs,
             chunk_size=self.config.chunk_size,
             # initial_value/end_value: exactly [start, end), and no cursor state kept.
-            incremental=dlt.sources.incremental(
+            incremental=None
+            if keys
+            else dlt.sources.incremental(
                 self.time_column,
                 initial_value=naive_utc(window.start),
                 end_value=naive_utc(window.end),
@@ -159,10 +173,10 @@ class SourceTableTarget(BackfillTarget):
                 range_end="open",
             ),
             primary_key=spec.primary_key,
-            write_disposition="replace",
+            write_disposition="append" if keys else "replace",
             defer_table_reflect=True,
             reflection_level="full_with_precision",
-            query_adapter_callback=widen_sqlite_cursor,
+            query_adapter_callback=by_key(self.keys, keys) if keys else widen_sqlite_cursor,
             **reader_hooks(url),
         ).with_name(self.table)
         resource = exact_values(resource, self.table)
@@ -213,16 +227,21 @@ class SourceTableTarget(BackfillTarget):
         span = Window(windows[0].start, windows[-1].end)
         label = span.label if len(windows) == 1 else f"{span.label} to {span.end.isoformat()}"
 
-        def extract(exact: bool) -> Any:
+        read: dict[str, bool] = {}
+
+        def extract(exact: bool, keys: Sequence[tuple[Any, ...]] = ()) -> Any:
             # A killed load leaves a package behind; this run is extracted again from scratch.
-            shutil.rmtree(worker.pipelines_dir / name, ignore_errors=True)
+            if not keys:
+                shutil.rmtree(worker.pipelines_dir / name, ignore_errors=True)
             pipeline = dlt.pipeline(
                 pipeline_name=name,
                 destination=self.warehouse.dlt_destination(),
                 dataset_name=self.staging_schema(worker.number),
                 pipelines_dir=str(worker.pipelines_dir),
             )
-            return pipeline.run(self._resource(span, exact), loader_file_format="parquet")
+            read["exact"] = exact  # keys looked up later are read the same way
+            resource = self._resource(span, exact, keys)
+            return pipeline.run(resource, loader_file_format="parquet")
 
         try:
             try:
@@ -243,6 +262,10 @@ class SourceTableTarget(BackfillTarget):
         except PipelineStepFailed as exc:
             raise LoadError(f"loading {self.name} for {label}: {_root_cause(exc)}") from None
         load_id = info.loads_ids[0] if info.loads_ids else ""
+        try:
+            gone = self._moved_out(s, windows, seqs, load_id, worker.number, extract, read)
+        except PipelineStepFailed as exc:
+            raise LoadError(f"looking up {self.name} by key: {_root_cause(exc)}") from None
         staged_cols = s.table_columns(self.staging_schema(worker.number), self.table)
         if staged_cols and len(windows) > 1 and self.warehouse.RANGE_INDEXES:
             # Each partition reads its window of the staged rows: index them by the cursor
@@ -271,10 +294,54 @@ class SourceTableTarget(BackfillTarget):
         out: list[Outcome] = []
         for window, seq in zip(windows, seqs, strict=True):
             try:
-                out.append(self._swap(s, window, load_id, worker.number, cols, moved.get(seq)))
+                back = gone.get(seq)
+                out.append(
+                    self._swap(s, window, load_id, worker.number, cols, moved.get(seq), back)
+                )
             except StackyardError as exc:
                 out.append(exc.message)
         return out
+
+    def _moved_out(
+        self,
+        s: Connection,
+        windows: Sequence[Window],
+        seqs: Sequence[int],
+        load_id: str,
+        worker: int,
+        extract: Any,
+        read: dict[str, bool],
+    ) -> dict[int, tuple[list[str], list[tuple[Any, ...]]]]:
+        """Per partition, the rows of the table that left its window upstream and are still
+        in the source (their cursor moved out of the range): extracted by key into the
+        staging table, as ``(their load ids, their keys)`` (module ``moved_out``)."""
+        if not self.keys or not isinstance(self.config, SqlDatabaseSource) or not self.exists(s):
+            return {}
+        staged = self._staged(s, worker)
+        have = s.table_columns(self.staging_schema(worker), self.table)
+        left = keys_that_left(
+            s, self.relation(s), staged if have else None, self.keys, self.time_column,
+            windows, seqs, load_id,
+        )  # fmt: skip
+        wanted = [k for found in left.values() for k in found]
+        loads = [
+            info.loads_ids[0]
+            for keys in chunks(wanted)
+            if (info := extract(read.get("exact", False), keys)).loads_ids
+        ]
+        if not loads:
+            return {}
+        p = s.param()
+        cols = ", ".join(s.quote(k) for k in self.keys)
+        marks = ", ".join([p] * len(loads))
+        rows = s.query(
+            f"SELECT {s.quote(self.time_column)}, {cols} FROM {staged} "
+            f"WHERE _dlt_load_id IN ({marks})",
+            loads,
+        ).rows
+        back = {tuple(r[1:]) for r in rows if not in_any(r[0], self.pending)}
+        kept = {seq: [k for k in keys if tuple(k) in back] for seq, keys in left.items()}
+        return {seq: (loads, keys) for seq, keys in kept.items() if keys}
 
     def _staged(self, s: Connection, worker: int) -> str:
         return s.quote(self.staging_schema(worker), self.table)
@@ -328,9 +395,12 @@ class SourceTableTarget(BackfillTarget):
         worker: int,
         cols: str,
         moved: tuple[str, list[Any]] | None,
+        back: tuple[list[str], list[tuple[Any, ...]]] | None = None,
     ) -> int:
         """One partition, in one transaction: delete the window (and the rows whose key moved
-        into it), insert the window's staged rows; return how many were inserted."""
+        into it), insert the window's staged rows, and the rows that moved out of it
+        upstream (``back``: their load ids and keys) at their new place; return how many
+        were inserted into the window."""
         p = s.param()
         target = self.relation(s)
         bounds = (naive_utc(window.start), naive_utc(window.end))
@@ -350,6 +420,14 @@ class SourceTableTarget(BackfillTarget):
             )
             if count < 0:
                 count = s.query(f"SELECT count(*) {rows_from}", (load_id, *bounds)).rows[0][0]
+            if back:
+                loads, keys = back
+                s.execute(
+                    f"INSERT INTO {target} ({cols}) SELECT {cols} FROM {self._staged(s, worker)} "
+                    f"WHERE _dlt_load_id IN ({', '.join([p] * len(loads))}) AND "
+                    f"{key_condition(s, self.keys, keys)}",
+                    (*loads, *(v for key in keys for v in key)),
+                )
         return int(count)
 
     def expected_counts(self, session: Connection, windows: list[Window]) -> list[int]:

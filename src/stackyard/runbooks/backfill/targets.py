@@ -157,9 +157,9 @@ class BackfillTarget:
         return int(rows[0][0])
 
     def keys_removed(self, session: Connection, preimage: str | None) -> list[list[Any]]:
-        """Keys the backfill took out of the table and did not put back (at most 20): deleted
-        upstream, or a row whose cursor moved out of the backfill's range, which only a
-        look at the source tells apart. Empty without a declared key or a pre-image."""
+        """Keys the backfill took out of the table and did not put back (at most 21, to say
+        "more"): deleted upstream (or, for a target that cannot look rows up by key, a row
+        whose cursor moved out of the range). Empty without a declared key or a pre-image."""
         if not self.keys or not preimage or not session.table_columns(PREIMAGE_SCHEMA, preimage):
             return []
         keys = [session.quote(k) for k in self.keys]

@@ -61,9 +61,9 @@ def validate(
     duplicates = target.duplicate_keys(session)
     removed = target.keys_removed(session, record.preimage_table)
     return {
-        # Not a failure (rows deleted upstream go, as they should), but never silent: a row
-        # whose cursor moved to before the range left the table and no backfill of it
-        # brought it back.
+        # Not a failure (rows deleted upstream go, as they should), but never silent (an API
+        # source's row whose cursor moved out of the range is among them: it cannot be
+        # looked up by key, as a database's is).
         "keys_removed": [str(k[0]) if len(k) == 1 else str(tuple(k)) for k in removed[:20]],
         "keys_removed_more": len(removed) > 20,
         "ok": not missing and not empty and not mismatches and duplicates == 0,
