@@ -69,6 +69,8 @@ def _main(
 ) -> None:
     _state["debug"] = debug
     _state["json"] = False  # set again by a command's --json
+    if debug:  # dlt's own log of a failed job (loads keep it to CRITICAL otherwise)
+        os.environ.setdefault("RUNTIME__LOG_LEVEL", "ERROR")
 
 
 @app.command()

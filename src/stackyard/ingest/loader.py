@@ -103,7 +103,9 @@ def _dlt_settings(warehouse: Warehouse) -> Iterator[None]:
         # Arrow tables skip dlt's per-row normalizer; ask it to add the load id column that
         # dbt sources and run history join on.
         "NORMALIZE__PARQUET_NORMALIZER__ADD_DLT_LOAD_ID": "true",
-        "RUNTIME__LOG_LEVEL": "ERROR",
+        # dlt logs a failed job's traceback to stderr, then raises: the error is reported
+        # from what it raises, in words (`--debug` keeps dlt's own log).
+        "RUNTIME__LOG_LEVEL": "CRITICAL",
         # Loaded packages are history dlt never reads again; keep .stackyard/ from growing
         # with every run (the load ids stay in the warehouse's _dlt_loads and stackyard.loads).
         "LOAD__DELETE_COMPLETED_JOBS": "true",
