@@ -292,11 +292,14 @@ class Doctor:
             fix = exc.hint or "check the target in stackyard.yml and that the server runs"
             backups = self.files.backups(self.warehouse.target_name)
             if self.warehouse.STORAGE != "file" and backups:
-                # A server that will not start again (its write-ahead log lost or damaged) is
-                # replaced, and the data comes back from the last backup.
-                fix += (
-                    "; if the server cannot start again, point the target at a new one and "
-                    f"`stackyard restore latest --yes` (last backup: {backups[-1].created_at:%Y-%m-%d %H:%M} UTC)"
+                # A database dropped, or a server that will not start again, comes back from
+                # the last backup; created again empty, dlt's cursors would skip its rows.
+                last = f"{backups[-1].created_at:%Y-%m-%d %H:%M} UTC"
+                fix = (
+                    f"if the database was dropped or its server lost: `stackyard restore "
+                    f"latest --yes` (last backup: {last}; on a new server, point the target at "
+                    "it first) creates it again with dlt's state, whereas a database created "
+                    f"empty would leave the cursors past rows it does not have; otherwise {fix}"
                 )
             self._find(
                 "warehouse",
