@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -246,14 +247,19 @@ class RestoreResult:
         }
 
 
-def after_restore(manifest: BackupManifest, storage: str, target: str) -> tuple[str, ...]:
+def after_restore(
+    manifest: BackupManifest, storage: str, target: str, moved: Sequence[str] = ()
+) -> tuple[str, ...]:
     """What a finished restore leaves for the reader to know: what was compared, and on a
     database server that grants did not come back (the dump holds none; a restore that said
     only "✔ restored" left every reader but the owner with "permission denied").
 
-    >>> after_restore(BackupManifest("p", "dev", "duckdb", datetime(2026, 1, 1), "1", "", "",
-    ...               "", ()), "file", "dev")
+    >>> manifest = BackupManifest("p", "dev", "duckdb", datetime(2026, 1, 1), "1", "", "", "", ())
+    >>> after_restore(manifest, "file", "dev")
     ('compared with the manifest: row counts (every block read, its checksum checked)',)
+    >>> notes = after_restore(manifest, "server", "prod", ["shop__before_restore_1", "/p/x"])
+    >>> [n[:40] for n in notes[1:]]
+    ['grants were not restored (a backup holds', 'shop__before_restore_1 keeps its grants:']
     """
     hashes = any(t.content_hash for t in manifest.tables)
     notes = [
@@ -266,6 +272,13 @@ def after_restore(manifest: BackupManifest, storage: str, target: str) -> tuple[
             f"grants were not restored (a backup holds none): run `stackyard apply --target "
             f"{target}` so that roles other than the owner can read the tables again"
         )
+        notes += [
+            f"{aside} keeps its grants: while it exists, `stackyard apply` cannot drop a role "
+            f"granted on it (a user removed, say); drop it once it is not needed (`dropdb "
+            f"{aside}`)"
+            for aside in moved
+            if "/" not in aside  # a database, not dlt's state folders kept aside
+        ]
     return tuple(notes)
 
 

@@ -223,7 +223,7 @@ class RestoreRunbook(TargetRunbook):
             moved_aside=tuple(scratch["moved"]),
             state_restored=tuple(scratch["state"]),
             seconds=round(time.monotonic() - started, 3),
-            notes=after_restore(manifest, self.warehouse.STORAGE, plan.target),
+            notes=after_restore(manifest, self.warehouse.STORAGE, plan.target, scratch["moved"]),
         )
 
     # ------------------------------------------------------------------ steps
