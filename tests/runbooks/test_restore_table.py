@@ -264,6 +264,30 @@ def test_postgres_swap_after_a_column_was_renamed(
 
 
 @pytest.mark.postgres
+def test_postgres_notes_say_a_not_null_column_the_backup_lacks_fails_the_swap(
+    pg_project: Path,  # noqa: F811
+    pg_database: dict[str, Any],
+) -> None:
+    import psycopg
+
+    base = ("--project", str(pg_project), "--target", "prod")
+    backup(pg_project, "--target", "prod", env=without_pg_dump())
+    with psycopg.connect(**_kwargs(pg_database), autocommit=True) as conn:
+        conn.execute("ALTER TABLE shop.orders ADD COLUMN region text NOT NULL DEFAULT 'eu'")
+        conn.execute("ALTER TABLE shop.orders ALTER COLUMN region DROP DEFAULT")
+    done = json.loads(cli("restore-table", "shop.orders", "--from", "latest", *base, "--json"))
+    # Before: "rows get the column's default, NULL where it has none", and the swap as
+    # printed then failed on the NOT NULL column.
+    assert any(n.startswith("region cannot be NULL and has no default") for n in done["notes"])
+    swap = printed_swap("\n".join(done["notes"]))
+    with (
+        psycopg.connect(**_kwargs(pg_database), autocommit=True) as conn,
+        pytest.raises(psycopg.errors.NotNullViolation),
+    ):
+        conn.execute(swap)
+
+
+@pytest.mark.postgres
 def test_postgres_swap_warns_of_tables_its_delete_would_cascade_to(
     pg_project: Path,  # noqa: F811
     pg_database: dict[str, Any],

@@ -365,6 +365,13 @@ def column_notes(
             f"{schema}.{table} has column(s) the backup lacks: {', '.join(added)}: swapped-in "
             f"rows get the column's default, NULL where it has none{renamed}"
         )
+        if required := _required(warehouse, schema, table, added):
+            # The swap's INSERT then fails (and rolls back); say so before it is run.
+            notes.append(
+                f"{', '.join(required)} cannot be NULL and has no default: the swap as written "
+                "fails on it (and changes nothing); give it a value in the statement (the "
+                "saved column it was renamed from, say) or a default first"
+            )
     saved_types = _types(warehouse, schema, f"{table}__restored")
     changed = [
         f"{c}: {saved_types[c]} saved, {kind} now"
@@ -404,6 +411,18 @@ def _columns(warehouse: Warehouse, schema: str, table: str) -> list[tuple[str, s
         (schema, table),
     ).rows
     return [(str(c), str(g), str(i)) for c, g, i in found]
+
+
+def _required(warehouse: Warehouse, schema: str, table: str, names: list[str]) -> list[str]:
+    """Those of ``names`` that are NOT NULL without a default."""
+    p = warehouse.param()
+    found = warehouse.query(
+        "SELECT column_name FROM information_schema.columns WHERE table_schema = "
+        f"{p} AND table_name = {p} AND table_catalog = current_database() "
+        "AND is_nullable = 'NO' AND column_default IS NULL",
+        (schema, table),
+    ).rows
+    return [str(c) for (c,) in found if str(c) in names]
 
 
 def _sequences(
