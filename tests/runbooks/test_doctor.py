@@ -221,16 +221,21 @@ def test_failing_freshness_in_the_last_run(tmp_path: Path) -> None:
 
 
 @pytest.mark.postgres
-def test_postgres_target_healthy(tmp_path: Path, pg_database: dict[str, Any]) -> None:
-    project = make_project(tmp_path)
+def with_postgres_target(project: Path, database: object) -> Path:
+    """Add a target ``prod`` on the local Postgres database ``database``."""
     config = project / "stackyard.yml"
     config.write_text(
         config.read_text().replace(
             "targets:\n",
             "targets:\n  prod:\n    type: postgres\n    host: 127.0.0.1\n    user: postgres\n"
-            f"    database: {pg_database['database']}\n",
+            f"    database: {database}\n",
         )
     )
+    return project
+
+
+def test_postgres_target_healthy(tmp_path: Path, pg_database: dict[str, Any]) -> None:
+    project = with_postgres_target(make_project(tmp_path), pg_database["database"])
     report = doctor(project, "--target", "prod", code=0)
     assert "wal: no write-ahead log waiting to replay" not in report["passed"]  # DuckDB only
     assert any(p.startswith("warehouse: Postgres target 'prod'") for p in report["passed"])

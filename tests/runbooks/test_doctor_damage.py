@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from stackyard.project import init_project
-from tests.runbooks.test_doctor import checks, cli, doctor
+from tests.runbooks.test_doctor import checks, cli, doctor, with_postgres_target
 
 
 def test_a_damaged_block_is_a_finding_naming_the_table_and_the_backup(tmp_path: Path) -> None:
@@ -43,15 +43,7 @@ def test_a_dropped_postgres_database_is_restored_not_created_empty(
 ) -> None:
     import psycopg
 
-    project = init_project(tmp_path / "shop").path
-    config = project / "stackyard.yml"
-    config.write_text(
-        config.read_text().replace(
-            "targets:\n",
-            "targets:\n  prod:\n    type: postgres\n    host: 127.0.0.1\n    user: postgres\n"
-            f"    database: {pg_database['database']}\n",
-        )
-    )
+    project = with_postgres_target(init_project(tmp_path / "shop").path, pg_database["database"])
     cli(project, "sql", "--target", "prod", "CREATE TABLE orders AS SELECT 1 AS id")
     cli(project, "backup", "--target", "prod")
     with psycopg.connect(pg_admin_dsn, autocommit=True) as conn:

@@ -75,8 +75,7 @@ def read_batches(
     import duckdb
 
     from stackyard.ingest.files import source_query, stage_file
-    from stackyard.ingest.parquet_integers import refuse_wide_unsigned
-    from stackyard.ingest.parquet_times import refuse_nanoseconds
+    from stackyard.ingest.parquet_values import refuse_unheld
 
     size = batch_rows or BATCH_ROWS
     with ExitStack() as stack:
@@ -115,8 +114,7 @@ def read_batches(
                 if key:
                     rejected += _without_key(con, name, key, table, shown)
             if file_format == "parquet":
-                refuse_nanoseconds(con, query, shown)
-                refuse_wide_unsigned(con, query, shown)
+                refuse_unheld(con, query, shown)
             count = int(con.execute(f"SELECT count(*) FROM ({query})").fetchall()[0][0])
             file = None
             if count:

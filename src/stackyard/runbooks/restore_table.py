@@ -403,25 +403,28 @@ def _types(warehouse: Warehouse, schema: str, table: str) -> dict[str, str]:
 def _columns(warehouse: Warehouse, schema: str, table: str) -> list[tuple[str, str, str]]:
     """A table's columns in order: (name, is_generated, is_identity) from information_schema
     (of the current database only: a DuckDB backup may be attached)."""
+    found = _information(warehouse, schema, table, "column_name, is_generated, is_identity")
+    return [(str(c), str(g), str(i)) for c, g, i in found]
+
+
+def _information(
+    warehouse: Warehouse, schema: str, table: str, fields: str, where: str = ""
+) -> tuple[tuple[Any, ...], ...]:
+    """``fields`` of a table's columns in order, from information_schema (of the current
+    database only: a DuckDB backup may be attached), with ``where`` as a further filter."""
     p = warehouse.param()
-    found = warehouse.query(
-        "SELECT column_name, is_generated, is_identity FROM information_schema.columns "
-        f"WHERE table_schema = {p} AND table_name = {p} "
-        "AND table_catalog = current_database() ORDER BY ordinal_position",
+    return warehouse.query(
+        f"SELECT {fields} FROM information_schema.columns WHERE table_schema = {p} AND "
+        f"table_name = {p} AND table_catalog = current_database() {where} "
+        "ORDER BY ordinal_position",
         (schema, table),
     ).rows
-    return [(str(c), str(g), str(i)) for c, g, i in found]
 
 
 def _required(warehouse: Warehouse, schema: str, table: str, names: list[str]) -> list[str]:
     """Those of ``names`` that are NOT NULL without a default."""
-    p = warehouse.param()
-    found = warehouse.query(
-        "SELECT column_name FROM information_schema.columns WHERE table_schema = "
-        f"{p} AND table_name = {p} AND table_catalog = current_database() "
-        "AND is_nullable = 'NO' AND column_default IS NULL",
-        (schema, table),
-    ).rows
+    where = "AND is_nullable = 'NO' AND column_default IS NULL"
+    found = _information(warehouse, schema, table, "column_name", where)
     return [str(c) for (c,) in found if str(c) in names]
 
 
