@@ -37,6 +37,7 @@ from stackyard.results import (
     step_status_of_freshness,
 )
 from stackyard.runner.build_skip import missing_models, unchanged_since
+from stackyard.runner.dropped_views import views_again
 from stackyard.runner.external_freshness import check_external
 from stackyard.runner.interruption import not_recorded, record_refused, record_stopped
 from stackyard.runner.monitor_pass import monitor_pass, seal_measurements
@@ -260,6 +261,8 @@ class RunJob:
             from stackyard.runner.sql_build import build as build_with
 
             stop = Stop()  # Ctrl-C cancels the running query before anything is closed
+            target = self.warehouse.target_name
+            before = set(missing_models(self.warehouse, read_manifest(self.transform_dir, target)))
             nodes.extend(
                 within_deadline(
                     lambda: build_with(
@@ -278,6 +281,9 @@ class RunJob:
                     stop.request,
                 )
             )
+            manifest = read_manifest(self.transform_dir, target)
+            release = self.session.release
+            nodes[:] = views_again(dbt, self.warehouse, manifest, nodes, before, release)
             return self._build_summary(nodes)
 
         if self.state is not None and dbt_select and not self._selected:
