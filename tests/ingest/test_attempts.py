@@ -76,6 +76,11 @@ def test_a_transient_failure_is_retried_and_the_rows_land_once(tmp_path: Path) -
     assert list(rows) == [(3, 3, 3)]
     said = console.text()
     assert "attempt 1 failed" in said and "attempt 2 failed" in said, said
+    # Kept where logs and --json see it: only a progress line said so, overwritten in a
+    # terminal and never written to a log or to --json.
+    (note,) = load.notes
+    assert note.startswith("loaded on attempt 3; 2 attempts failed before, the first:"), note
+    assert "attempt 1 went wrong" in note
 
 
 def test_retries_run_out_and_the_load_fails_naming_the_attempts(tmp_path: Path) -> None:

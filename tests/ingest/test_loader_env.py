@@ -43,11 +43,11 @@ def test_a_duckdb_load_leaves_no_dlt_settings_behind(
 
 
 def test_a_setting_the_user_made_is_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from stackyard.ingest.loader import _dlt_settings
+    from stackyard.ingest.dlt_settings import dlt_settings
 
     monkeypatch.setenv("DATA_WRITER__COMPRESSION", "gzip")
     init_project(tmp_path / "p")
-    with Context(tmp_path / "p") as ctx, _dlt_settings(ctx.warehouse()):
+    with Context(tmp_path / "p") as ctx, dlt_settings(ctx.warehouse()):
         assert os.environ["DATA_WRITER__COMPRESSION"] == "gzip"
     assert os.environ["DATA_WRITER__COMPRESSION"] == "gzip"
 

@@ -250,3 +250,17 @@ def _seconds(seconds: float) -> str:
         if seconds >= size and seconds % size == 0:
             return f"{seconds / size:g}{unit}"
     return f"{seconds:g}s"
+
+
+def succeeded_after(attempts: int, failures: list[str]) -> str:
+    """The note of a step that succeeded after ``failures`` (their errors, in order).
+
+    >>> succeeded_after(3, ["timed out", "refused"])
+    'loaded on attempt 3; 2 attempts failed before, the first: timed out'
+    """
+    before = (
+        "attempt 1 failed"
+        if len(failures) == 1
+        else f"{len(failures)} attempts failed before, the first"
+    )
+    return f"loaded on attempt {attempts}; {before}: {failures[0]}"

@@ -13,12 +13,10 @@ records their rows.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -28,7 +26,13 @@ from stackyard.config.orchestration import Retries
 from stackyard.config.private import drop_trace, private_dir, tighten
 from stackyard.config.project import Project
 from stackyard.errors import DeadlineExceededError, Interrupted, StackyardError
-from stackyard.ingest.attempts import looks_transient, retried, stop_all, within_deadline
+from stackyard.ingest.attempts import (
+    looks_transient,
+    retried,
+    stop_all,
+    succeeded_after,
+    within_deadline,
+)
 from stackyard.ingest.backend_fallback import is_panic, panic_message, with_fallback
 from stackyard.ingest.counts import (
     known_columns,
@@ -37,6 +41,7 @@ from stackyard.ingest.counts import (
     tables_as_loaded,
     warehouse_counts,
 )
+from stackyard.ingest.dlt_settings import dlt_settings
 from stackyard.ingest.dlt_threads import import_before_threads, stop_dlt
 from stackyard.ingest.drift import describe_contract_violation, nulls_held, required_columns
 from stackyard.ingest.load_errors import root_cause, stackyard_error
@@ -53,7 +58,6 @@ from stackyard.ingest.user_code import format_traceback, user_frame
 from stackyard.results import RejectedRow, SourceLoad, TableLoad
 from stackyard.session import Session
 from stackyard.transform.staging import dbt_source_names
-from stackyard.warehouse.base import Warehouse
 
 REJECTED_TABLE = "_rejected_rows"
 
@@ -85,43 +89,6 @@ class _Attempt:
 
     load: SourceLoad
     retryable: bool
-
-
-# dlt sends an anonymous usage event to dlthub from a thread pool at every step of every load
-# (extract, normalize, load): a network round trip and about 0.3 s of Python per load on the
-# development machine, competing with the load for the interpreter. stackyard keeps dbt's off
-# as well (transform/dbt.py); a user who wants them sets the variable, which is left as set.
-QUIET_DLT = {"RUNTIME__DLTHUB_TELEMETRY": "false"}
-
-
-@contextmanager
-def _dlt_settings(warehouse: Warehouse) -> Iterator[None]:
-    """dlt settings for one load into one warehouse, as environment variables that are put
-    back afterwards, so a load into one target never changes the next one's. A variable the
-    user set is left as it is."""
-    settings = {
-        # Arrow tables skip dlt's per-row normalizer; ask it to add the load id column that
-        # dbt sources and run history join on.
-        "NORMALIZE__PARQUET_NORMALIZER__ADD_DLT_LOAD_ID": "true",
-        # dlt logs a failed job's traceback to stderr, then raises: the error is reported
-        # from what it raises, in words (`--debug` keeps dlt's own log).
-        "RUNTIME__LOG_LEVEL": "CRITICAL",
-        # Loaded packages are history dlt never reads again; keep .stackyard/ from growing
-        # with every run (the load ids stay in the warehouse's _dlt_loads and stackyard.loads).
-        "LOAD__DELETE_COMPLETED_JOBS": "true",
-        **QUIET_DLT,
-    }
-    if not warehouse.COMPRESS_LOAD_FILES:
-        # ~5 % of a 1M-row load (docs/performance.md); the files never leave the machine.
-        settings["DATA_WRITER__COMPRESSION"] = "none"
-    settings.update(warehouse.dlt_environment())
-    added = [key for key in settings if key not in os.environ]
-    os.environ.update({key: settings[key] for key in added})
-    try:
-        yield
-    finally:
-        for key in added:
-            os.environ.pop(key, None)
 
 
 class Loader:
@@ -210,7 +177,7 @@ class Loader:
         workers = min(len(requests), self.project.defaults.parallel_loads)
         if not self.warehouse.PARALLEL_LOADS:
             workers = 1
-        with _dlt_settings(self.warehouse):
+        with dlt_settings(self.warehouse):
             if workers > 1:
                 import_before_threads()
             try:
@@ -277,7 +244,10 @@ class Loader:
         started = time.monotonic()
         policy = request.config.retries if self.retry else Retries(count=0)
 
+        failures: list[str] = []
+
         def retrying(retry: int, failed: _Attempt, wait: float) -> None:
+            failures.append(str(failed.load.error))
             self.console.step_progress(
                 step,
                 f"attempt {retry} failed ({failed.load.error}); retry {retry} of "
@@ -298,6 +268,9 @@ class Loader:
         if result.status == "failed" and outcome.attempts > 1:
             error = f"{result.error} (after {outcome.attempts} attempts)"
             result = SourceLoad(**{**result.__dict__, "error": error})
+        elif failures:  # kept where logs and --json see it, not only on a progress line
+            notes = (*result.notes, succeeded_after(outcome.attempts, failures))
+            result = SourceLoad(**{**result.__dict__, "notes": notes})
         pipeline_dir = self.pipeline_dir(request.name)
         drop_trace(pipeline_dir)
         tighten(pipeline_dir)

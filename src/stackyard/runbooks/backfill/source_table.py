@@ -104,7 +104,7 @@ class SourceTableTarget(BackfillTarget):
         import pyarrow  # noqa: F401
         from dlt.sources import rest_api, sql_database  # noqa: F401
 
-        from stackyard.ingest.loader import QUIET_DLT
+        from stackyard.ingest.dlt_settings import QUIET_DLT
 
         # Staged rows carry their load id, so a partition inserts exactly its own load's rows.
         os.environ.setdefault("NORMALIZE__PARQUET_NORMALIZER__ADD_DLT_LOAD_ID", "true")
