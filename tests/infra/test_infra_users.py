@@ -91,6 +91,20 @@ def test_invalid_user_changes_write_nothing(tmp_path: Path) -> None:
     assert (path / "stackyard.yml").read_text() == before
 
 
+def test_a_user_whose_role_is_a_targets_own_login_is_refused(tmp_path: Path) -> None:
+    targets = "pg:\n  type: postgres\n  user: acme_admin\n  database: wh\n"
+    path = project(tmp_path, access="role_prefix: acme_\n", targets=targets)
+    before = (path / "stackyard.yml").read_text()
+    # Before: accepted, and the plan granted the person's roles to the applying user and took
+    # the loader's role back from it.
+    result = runner.invoke(app, ["user", "add", "admin", "--project", str(path)])
+    assert result.exit_code == 2, result.output
+    flat = " ".join(result.output.split())
+    assert "its role would be the login of target 'pg'" in flat, flat
+    assert (path / "stackyard.yml").read_text() == before
+    assert runner.invoke(app, ["user", "add", "rita", "--project", str(path)]).exit_code == 0
+
+
 def test_user_add_invalid_name_says_so_and_names_stackyard_yml(tmp_path: Path) -> None:
     path = project(tmp_path)
     before = (path / "stackyard.yml").read_text()

@@ -46,6 +46,15 @@ class UsersRunbook:
         self.sessions = sessions
         self.access = AccessControl(project, sessions)
 
+    def _refuse_a_login(self, name: str) -> None:
+        target = _login_clash(self.project.config, name)
+        if target is not None:
+            raise UsageError(
+                f"cannot add user '{name}': its role would be the login of target '{target}' "
+                "(the user stackyard applies plans as), whose grants a plan would then change",
+                hint="pick another name; nothing was written",
+            )
+
     def plan_add(
         self,
         name: str,
@@ -209,6 +218,7 @@ class UsersRunbook:
                 "--schema salesforce`; nothing was written",
             )
         _check_new_name(name)
+        self._refuse_a_login(name)
         file = ProjectFile(self.project.config_file)
         declaration = self.access.declaration()
         existing = declaration.user(name) or declaration.role(name)
@@ -345,6 +355,19 @@ def _derived(loader: str, user: str, database: str | None) -> UsageError:
         hint=f"it goes away with the last source loaded by {loader} (`stackyard source "
         f"remove`); to replace a leaked key, `stackyard user rotate-key {user}`",
     )
+
+
+def _login_clash(config: Any, name: str) -> str | None:
+    """The target whose own login a new user's role would be (``role_prefix`` + name), or
+    None. Planned, that role's grants were given to and taken from the applying user."""
+    from stackyard.config.model import PostgresTarget
+
+    role = f"{config.access.role_prefix}{name}".lower()
+    for target, settings in config.targets.items():
+        # On Postgres users and roles are one namespace; Snowflake keeps them apart.
+        if isinstance(settings, PostgresTarget) and settings.user.lower() == role:
+            return str(target)
+    return None
 
 
 def _check_new_name(name: str) -> None:
