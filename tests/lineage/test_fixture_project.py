@@ -8,6 +8,7 @@ compiles it with dbt in process and expands every star from the warehouse's colu
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -73,6 +74,27 @@ def test_impact_names_the_reports_people_read_and_their_owners(service: Any) -> 
         assert exposed[node].owner == owner
         assert exposed[node].exposures == ("sales_dashboard",)
     assert result.severity == "P0"
+
+
+def test_a_report_that_only_filters_on_the_column_is_named_with_its_owner(
+    service: Any, quirky: Path, tmp_path: Path
+) -> None:
+    # Before: the severity named the report, but neither "read by people" nor any other part
+    # of the text output listed it (only --json's referenced_in had it).
+    result = service.impact("app.orders.updated_at")
+    exposed = {e.node: e for e in result.exposed}
+    assert exposed["rpt_top_customers"].owner == "sales-analytics@example.com"
+    shutil.copytree(quirky, tmp_path / "quirky")  # dbt-duckdb keeps the module's file open
+    cli = Path(sys.executable).with_name("stackyard")
+    said = subprocess.run(
+        [str(cli), "impact", "app.orders.updated_at", "-p", str(tmp_path / "quirky")],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "COLUMNS": "200"},
+    ).stdout
+    assert "read in joins or filters" in said and "  rpt_top_customers: reads" in said, said
+    assert "  rpt_top_customers (reporting)" in said, said
 
 
 def test_nothing_is_unresolved_when_every_schema_is_known(service: Any) -> None:

@@ -148,7 +148,7 @@ def impact(graph: ColumnGraph, spec: str) -> ImpactResult:
     readers = tuple(r for r in graph.readers(hit) if r[0] != r[1].node)
     affected = {c.node for c in downstream} | {m for m, _ in readers}
     tests = _tests(graph, hit, affected)
-    exposed = _exposed(graph, downstream)
+    exposed = _exposed(graph, downstream, {m for m, _ in readers})
     severity, why = suggest_severity(graph, affected)
     unresolved = graph.unresolved_in({node, *graph.nodes_downstream(node)})
     return ImpactResult(
@@ -227,13 +227,17 @@ def _exposures_by_node(graph: ColumnGraph) -> dict[str, list[tuple[str, str]]]:
     return out
 
 
-def _exposed(graph: ColumnGraph, downstream: tuple[ColumnRef, ...]) -> tuple[ExposedModel, ...]:
+def _exposed(
+    graph: ColumnGraph, downstream: tuple[ColumnRef, ...], readers: set[str]
+) -> tuple[ExposedModel, ...]:
+    """The affected models people read: those a column flows into, and those that read one
+    in a join or filter (``readers``; they were left out, the severity still naming them)."""
     exposures = _exposures_by_node(graph)
     columns: dict[str, list[str]] = defaultdict(list)
     for ref in downstream:
         columns[ref.node].append(ref.column)
     out = []
-    for name in sorted(columns):
+    for name in sorted(set(columns) | readers):
         info = graph.nodes.get(name)
         if info is None:
             continue
