@@ -444,3 +444,25 @@ def test_a_model_renamed_half_way_through_a_change_is_named_with_the_change(
         assert "'stg_dlt__customers' is no model any more" in said, said
         assert "rename of its column customer_name is under way (expand applied" in said
         assert "--rollback expand" in said and "did you mean" not in said
+
+
+def test_a_change_under_way_on_one_target_is_refused_on_another(example: Path) -> None:
+    config = example / "stackyard.yml"
+    config.write_text(
+        config.read_text().replace(
+            "targets:\n",
+            "targets:\n  other:\n    type: duckdb\n    path: .stackyard/other.duckdb\n",
+        )
+    )
+    stackyard(*RENAME, "--phase", "expand", cwd=example)
+    # Before: migrate ran on 'other' and failed in dbt, and a rollback of expand there said
+    # "rolled back" while 'dev' kept the column expand had added.
+    for args in (["--phase", "migrate"], ["--rollback", "expand"]):
+        done = stackyard(*RENAME, *args, "--target", "other", cwd=example, check=False)
+        assert done.returncode == 2, done.stdout + done.stderr
+        said = " ".join(done.stderr.split())
+        assert "rename is under way on target 'dev' (expand applied there)" in said, said
+        assert "--target dev" in said
+    assert "full_name" in _columns(example, "staging.stg_dlt__customers")
+    stackyard(*RENAME, "--rollback", "expand", cwd=example)
+    assert "full_name" not in _columns(example, "staging.stg_dlt__customers")

@@ -204,6 +204,7 @@ class RunbookMethods(ContextBase):
             quote=session.warehouse.quote,
             dialect=session.warehouse.DIALECT,
             exact_case=not session.warehouse.CASE_INSENSITIVE_COLUMNS,
+            target=session.target,
         )
 
     def incidents(self, target: str | None = None) -> IncidentRunbook:

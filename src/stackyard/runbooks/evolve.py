@@ -62,6 +62,7 @@ class EvolveRunbook:
         dialect: the sqlglot dialect of the models' SQL (to tell which columns a reader's
             references come from).
         exact_case: the warehouse tells ``Name`` from ``name`` (a new name is lower case).
+        target: the target it runs on (a change under way belongs to the one it began on).
     """
 
     def __init__(
@@ -76,6 +77,7 @@ class EvolveRunbook:
         quote: Callable[..., str],
         dialect: str | None = None,
         exact_case: bool = False,
+        target: str = "",
     ) -> None:
         self.project_dir = project_dir
         self.transform_dir = transform_dir
@@ -84,7 +86,7 @@ class EvolveRunbook:
         self.query = query
         self.approve = approve
         self.quote = quote
-        self.dialect, self.exact_case = dialect, exact_case
+        self.dialect, self.exact_case, self.target = dialect, exact_case, target
 
     # ------------------------------------------------------------------ planning
 
@@ -94,7 +96,7 @@ class EvolveRunbook:
         node, old = model_column(graph, spec)
         check_name(new, self.exact_case)
         journal = EvolveJournal.load(self.project_dir, node, old)
-        journal.check_change("rename", f"{node}.{old}", new)
+        journal.check_change("rename", f"{node}.{old}", new, target=self.target)
         info = graph.nodes[node]
         path = self.transform_dir / info.path
         original = original_sql(path.read_text(encoding="utf-8"))
@@ -189,7 +191,7 @@ class EvolveRunbook:
         relation = q(info.relation[1], info.relation[2])
         failures = cast_failures(self.query, relation, q(column), data_type)
         journal = EvolveJournal.load(self.project_dir, node, column)
-        journal.check_change("retype", f"{node}.{column}", data_type)
+        journal.check_change("retype", f"{node}.{column}", data_type, target=self.target)
         path = self.transform_dir / info.path
         original = original_sql(path.read_text(encoding="utf-8"))
         shadow = f"{column}__{re.sub(r'[^a-z0-9]+', '_', data_type.lower()).strip('_')}"
@@ -318,7 +320,7 @@ class EvolveRunbook:
             if wait := journal.waiting(phase.name):  # not due yet: "all due" stops before it
                 messages.append(wait)
                 break
-            journal.record(plan.action, plan.node, plan.column, plan.to, phase)
+            journal.record(plan.action, plan.node, plan.column, plan.to, phase, self.target)
             try:
                 problem = self._run_phase(plan, phase, journal)
             except BaseException as exc:
@@ -379,7 +381,7 @@ class EvolveRunbook:
         """
         wanted = tuple(phases or PHASES)
         check_phases(wanted, rollback)
-        refuse_moved_model(self.project_dir, spec, self._is_model)
+        refuse_moved_model(self.project_dir, spec, self._is_model, self.target)
         if rollback:
             return self.rollback(action, spec, to, rollback, dry_run=dry_run)
         if action == "rename" and (done := self._contracted(spec, to)):
@@ -414,7 +416,7 @@ class EvolveRunbook:
             raise UsageError(f"'{spec}' names no column", hint="give MODEL.COLUMN")
         node, _ = self.graph().resolve(node_text)
         journal = EvolveJournal.load(self.project_dir, node, column)
-        journal.check_rollback(action, f"{node}.{column}", to, phase)
+        journal.check_rollback(action, f"{node}.{column}", to, phase, self.target)
         column = str(journal.data.get("column") or column)
         if dry_run:
             steps = journal.rollback_steps(phase)

@@ -76,10 +76,14 @@ class EvolveJournal:
         self.data["contract_after"] = day.isoformat()
         self.save()
 
-    def record(self, plan_action: str, node: str, column: str, to: str, phase: Phase) -> None:
-        """Note what is being done and that ``phase`` is being applied (files added by
-        :meth:`keep` as the phase writes them)."""
+    def record(
+        self, plan_action: str, node: str, column: str, to: str, phase: Phase, target: str = ""
+    ) -> None:
+        """Note what is being done, on which target, and that ``phase`` is being applied
+        (files added by :meth:`keep` as the phase writes them)."""
         self.data.update(action=plan_action, node=node, column=column, to=to)
+        if target and not self.applied:
+            self.data["target"] = target
         self.data.setdefault("phases", {})[phase.name] = {
             "files": {},
             "on": str(date.today()),
@@ -110,18 +114,22 @@ class EvolveJournal:
             files[rel] = text
             self.save()
 
-    def check_change(self, action: str, spec: str, to: str, phase: str | None = None) -> None:
+    def check_change(
+        self, action: str, spec: str, to: str, phase: str | None = None, target: str = ""
+    ) -> None:
         """Refuse ``action`` to ``to`` on a column whose journal records another change.
 
         A journal with no phase left applied (every one rolled back) records nothing in
         progress: a new change may start.
 
         Raises:
-            UsageError: another change of the column has phases applied.
+            UsageError: another change of the column has phases applied, or this one was
+                started on another target (``target``: the one asked for).
         """
         recorded, recorded_to = self.data.get("action"), self.data.get("to")
         if not recorded or not self.applied:
             return
+        self.check_target(spec, target)
         if recorded != action or (action == "rename" and str(recorded_to).lower() != to.lower()):
             doing = f"rename to {recorded_to}" if recorded == "rename" else f"{recorded}"
             last = phase or [p for p in PHASES if p in self.applied][-1]
@@ -131,14 +139,34 @@ class EvolveJournal:
                 f"evolve {recorded} {spec} {recorded_to} --rollback {last})",
             )
 
-    def check_rollback(self, action: str, spec: str, to: str, phase: str) -> dict[str, str]:
+    def check_target(self, spec: str, target: str) -> None:
+        """Refuse to go on with a change under way on another target than ``target``: a phase
+        of it run there failed in dbt, and a rollback there "undid" a phase that target never
+        had while the one that had it kept it.
+
+        Raises:
+            UsageError: phases of it are applied, on another target.
+        """
+        began = self.data.get("target")
+        applied = [p for p in PHASES if p in self.applied]
+        if target and began and began != target and applied:
+            raise UsageError(
+                f"{spec}'s {self.data.get('action')} is under way on target '{began}' "
+                f"({', '.join(applied)} applied there), not on '{target}'",
+                hint=f"run its phases and rollbacks with --target {began}; the model files "
+                f"they change reach '{target}' with its next `stackyard run`",
+            )
+
+    def check_rollback(
+        self, action: str, spec: str, to: str, phase: str, target: str = ""
+    ) -> dict[str, str]:
         """The files ``phase`` replaced, after checking it can be undone now.
 
         Raises:
             UsageError: the journal is of another change, a later phase is still applied,
                 or ``phase`` was never applied.
         """
-        self.check_change(action, spec, to, phase)
+        self.check_change(action, spec, to, phase, target)
         applied = self.applied
         later = [p for p in PHASES[PHASES.index(phase) + 1 :] if p in applied]
         if later:
@@ -308,7 +336,9 @@ def _digest(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def refuse_moved_model(project_dir: Path, spec: str, is_model: Callable[[str], bool]) -> None:
+def refuse_moved_model(
+    project_dir: Path, spec: str, is_model: Callable[[str], bool], target: str = ""
+) -> None:
     """Refuse a change of ``MODEL.COLUMN`` when a change of it is under way and ``MODEL`` is
     no model any more (renamed or deleted after a phase ran). It read "'stg_dlt__stores' is
     neither a model nor a source table (did you mean 'stg_dlt__orders'?)", naming neither the
@@ -321,6 +351,7 @@ def refuse_moved_model(project_dir: Path, spec: str, is_model: Callable[[str], b
     if not node or not column:
         return
     journal = EvolveJournal.load(project_dir, node, column)
+    journal.check_target(spec, target)  # first: another target may not know the model yet
     phases = [p for p in PHASES if p in journal.applied]
     if not phases or is_model(node):
         return
