@@ -96,6 +96,16 @@ def test_a_project_with_nothing_monitored_says_so_once(tmp_path: Path) -> None:
     assert result.exit_code == 0 and result.output.count("no tables monitored") == 1, result.output
 
 
+def test_monitor_settings_before_the_first_run_are_not_called_typos(tmp_path: Path) -> None:
+    root = init_project(tmp_path / "shop", example="jaffle_shop").path
+    result = CliRunner().invoke(app, ["monitor", "--project", str(root)])
+    # Before: "monitors.tables.shop_db.orders matches no table or model of this target: its
+    # settings are not used", twice, for a correct entry of a project not loaded yet.
+    said = " ".join(result.output.split())
+    assert result.exit_code == 0 and "matches no table" not in said, said
+    assert said.count("nothing has been loaded or built on this target yet") == 1, said
+
+
 def test_monitor_settings_that_name_no_table_are_stated_not_silently_unused(
     tmp_path: Path,
 ) -> None:

@@ -80,7 +80,8 @@ def monitor(
         if result.tables:  # the summary says "no tables monitored" itself
             _render_tables(result.tables, verbose=verbose)
         out.print(result.summary, highlight=False)
-        for note in result.notes:
+        # With no table, the summary already says the first note.
+        for note in result.notes[0 if result.tables else 1 :]:
             out.print(f"note: {note}", highlight=False)
         for problem in result.alert_errors:
             out.print(f"[yellow]alert failed:[/] {problem}", highlight=False)

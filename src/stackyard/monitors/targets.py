@@ -134,6 +134,9 @@ def unmatched_names(
     for t in targets:
         tables.add(t.relation)
         names.update(n for n in (t.node, *t.owner_keys) if n)
+    if not tables:
+        # Nothing loaded or built yet: every entry would "match nothing", typo or not.
+        return ["nothing has been loaded or built on this target yet: `stackyard run`"]
     monitors = project.monitors
     known = tables | names
     notes = [
