@@ -151,6 +151,11 @@ def test_saved_plan_refused_when_stale_edited_or_foreign(
         admin.execute(f'GRANT USAGE ON SCHEMA surprise TO "{bystander}"')
     pg_project.context().access().apply(fresh)
     assert not pg_project.context().access().plan("prod").has_changes
+    # Applied twice: nothing left to do, and said so. Before: "the live state of target
+    # 'prod' changed since fresh.json was planned (someone granted, revoked or created
+    # something)", exit 2, the someone being that same plan.
+    again = pg_project.context().access().apply(fresh)
+    assert not again.plan.has_changes
 
 
 def test_removing_a_user_is_destructive_and_drops_only_ours(pg_project: PgProject) -> None:

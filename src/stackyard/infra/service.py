@@ -187,6 +187,10 @@ class AccessControl:
                 "planned: nothing applied",
                 hint=hint,
             )
+        if fresh.live_fingerprint != saved.live_fingerprint and not fresh.steps:
+            # Applied already (this file, or an apply of the same declaration): the live state
+            # is the declared one. It read as if someone had changed the target since.
+            return fresh
         if fresh.live_fingerprint != saved.live_fingerprint:
             raise UsageError(
                 f"the live state of target '{saved.target}' changed since {path} was planned "
