@@ -224,6 +224,9 @@ class RunResult:
     # The monitor pass that followed the run (stackyard.monitors.health.MonitorReport); it
     # never changes the run's status: anomalies are reported by alerts and `stackyard health`.
     monitors: Any = None
+    # An orchestrator runs it again if it fails (an attempt with retries left): the alerts of
+    # a failed attempt are held, as a load retried inside one run sends none.
+    will_retry: bool = False
 
     @property
     def interrupted(self) -> bool:

@@ -77,6 +77,7 @@ class Context(RunbookMethods):
         retry_loads: bool = True,
         state: Path | None = None,
         engine: str = "auto",
+        will_retry: bool = False,
     ) -> RunResult:
         """Load every selected source, build and test the dbt project, check freshness,
         and record the run in the warehouse.
@@ -95,6 +96,8 @@ class Context(RunbookMethods):
                 from ``stackyard dbt-manifest``): ``state:`` selectors compare to it, a
                 selection matching nothing builds nothing, and only the sources the selected
                 models read are loaded.
+            will_retry: an orchestrator runs it again if it fails: a failed run's alerts
+                are held (``RunResult.will_retry``).
             engine: how the build runs: ``auto`` (table and view models and data tests as
                 compiled SQL on the warehouse, the rest by dbt), ``dbt`` (``dbt build``) or
                 ``sql`` (as ``auto``, refusing when a node needs dbt).
@@ -164,6 +167,7 @@ class Context(RunbookMethods):
             variables=variables,
             state=state,
             engine=engine,
+            will_retry=will_retry,
         )
         result = job.execute(select)
         if session.warehouse.STORAGE == "file":

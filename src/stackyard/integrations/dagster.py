@@ -113,8 +113,15 @@ def definitions(project_dir: str | Path) -> Any:
             context.log.info(skipped)
             return
         select = [] if every else [*sources, *(k.path[0] for k in selected & model_keys)]
+        # Dagster runs a failed attempt again while retries are left: not news yet.
+        will_retry = int(getattr(context, "retry_number", 0) or 0) < retries.count
         result = run_step(
-            root, select, config.transform.deadline, LogConsole(context.log), retry_loads=True
+            root,
+            select,
+            config.transform.deadline,
+            LogConsole(context.log),
+            retry_loads=True,
+            will_retry=will_retry,
         )
         yield from _results(dg, context, result, selected, order)
 

@@ -109,8 +109,13 @@ def _flow(
     timeout = deployment.deadline_seconds + (2 * transform_deadline if source else 0)
 
     def run() -> dict[str, Any]:
+        from prefect.runtime import task_run
+
         console = LogConsole(get_run_logger())
-        return summary(run_step(root, select, lease_wait, console))
+        # Attempts 1 … retries are tried again by Prefect if they fail: a failed one is not
+        # news yet (each was a failed run with an alert; `stackyard run` retries in silence).
+        will_retry = int(task_run.run_count or 1) <= deployment.retries
+        return summary(run_step(root, select, lease_wait, console, will_retry=will_retry))
 
     run.__name__ = f"run_{source or TRANSFORMATION_DEPLOYMENT}"
     step = task(

@@ -50,6 +50,7 @@ def run_step(
     lease_wait: float,
     console: Console | None = None,
     retry_loads: bool = False,
+    will_retry: bool = False,
 ) -> RunResult:
     """Run ``stackyard run --select …`` on the default target, as an orchestrator's task.
 
@@ -61,6 +62,8 @@ def run_step(
         console: where progress goes (the orchestrator's log).
         retry_loads: also apply each source's own ``retries:`` inside the run (off when the
             orchestrator retries the task with that same policy).
+        will_retry: the orchestrator runs the task again if this attempt fails: a failed
+            attempt's alerts are held.
 
     Returns:
         The run's result, recorded in ``stackyard.runs``.
@@ -71,7 +74,9 @@ def run_step(
         RunLeaseHeldError: another run still held a lease when the wait ended.
     """
     with Context(Path(project_dir), console=console) as context:
-        result = context.run(select=select, lease_wait=lease_wait, retry_loads=retry_loads)
+        result = context.run(
+            select=select, lease_wait=lease_wait, retry_loads=retry_loads, will_retry=will_retry
+        )
     if result.exit_code:
         raise StepFailedError(f"run {result.run_id} failed: {failure_summary(result)}")
     return result

@@ -266,7 +266,13 @@ class MonitorSuite:
                 context=f"project {self.project.name} · target {self.warehouse.target_name} · "
                 f"run {run_id}",
             )
-            if not self.config.alerts.channels:
+            if run is not None and run.will_retry and run.exit_code:
+                notes.append(
+                    f"{len(alerts)} alert(s) held: this run failed, and the orchestrator runs "
+                    "it again (the last attempt alerts)"
+                )
+                alerts = []
+            elif not self.config.alerts.channels:
                 notes.append(
                     f"{len(alerts)} alert(s) not sent: no channel under monitors.alerts.channels"
                 )

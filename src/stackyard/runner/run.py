@@ -64,8 +64,10 @@ class RunJob:
         retry_loads: bool = True,
         state: Path | None = None,
         engine: str = "auto",
+        will_retry: bool = False,
     ) -> None:
         self.session = session
+        self.will_retry = will_retry  # RunResult.will_retry
         # dbt: `dbt build`; auto/sql: compiled SQL run here, the rest by dbt (runner.sql_build)
         self.engine = engine
         # --state: dbt's `state:` selectors compare to the manifest in this folder, and only
@@ -338,6 +340,7 @@ class RunJob:
             freshness=tuple(freshness),
             skipped=tuple(skipped),
             selected=tuple(select),
+            will_retry=self.will_retry,
             transform_hash=fingerprint,
             build=self._build,
         )
