@@ -183,3 +183,19 @@ def test_a_drop_on_a_table_that_is_often_empty_still_alerts() -> None:
     assert detect(days, [*values, 1050.0]).status == "ok"
     drop = detect(days, [*values, 350.0])
     assert drop.model == "count" and drop.status == "anomaly" and drop.direction == "drop"
+
+
+def test_the_reasons_of_a_small_table_empty_only_on_a_day_alerted_on_say_so() -> None:
+    rng = random.Random(3)
+    days = [date(2026, 9, 1) + timedelta(days=i) for i in range(70)]
+    values = [float(rng.choice([8, 9, 10, 11, 12, 14])) for _ in days]
+    values[-20] = 0.0  # an outage, alerted on then
+    values[-2] = values[-1] = 0.0
+    run = detect(days, values, exclude=[days[-20]])
+    # Before: "the table is often empty, but a run this long …" for a table empty one day.
+    assert run.model == "count" and run.status == "anomaly"
+    assert "the table is rarely empty, and a run this long is not usual" in run.reason
+    one = detect(days[:-1], values[:-1], exclude=[days[-20]])
+    # Before: "empty days are usual here (0 of 55 days in the baseline had no rows)".
+    assert "0 of 55 days" not in one.reason
+    assert f"the table was empty before, on {days[-20]} (alerted on then)" in one.reason

@@ -212,6 +212,14 @@ def judge(
             else:
                 seen = f"{sum(1 for _, v in base if v == 0)} of {len(base)} days"
             note = f"; empty days are usual here ({seen} in the baseline had no rows)"
+            alerted = [d for d, v in recent if v == 0 and d < day and d not in {b for b, _ in base}]
+            if not any(v == 0 for _, v in base) and alerted:
+                # Its only empty days were alerted on: "0 of 55 days … had no rows" read as
+                # a reason why empty days are usual.
+                note = (
+                    f"; the table was empty before, on {alerted[-1]} (alerted on then), so an "
+                    "empty day can happen here"
+                )
     elif overall == 0 or len(full) < _EMPTY_DAYS:
         note = "; the baseline had (almost) no rows to compare with"
     elif below < alpha:
@@ -231,9 +239,13 @@ def judge(
         side = "below" if direction == "drop" else "above"
         reason = f"{rows} rows is {side} the expected band {band} ({usual})"
         if outage and run > 1:
+            # "Often empty" only where it is: a table empty on a day or two of its baseline
+            # (a day already alerted on counts as one) read "often empty" all the same.
+            often = "often" if empty_share >= _USUAL_EMPTY else "rarely"
+            but = "but" if often == "often" else "and"
             reason = (
-                f"no rows for {run} days in a row: the table is often empty, but a run this "
-                "long is not usual for it, an outage"
+                f"no rows for {run} days in a row: the table is {often} empty, {but} a run "
+                "this long is not usual for it, an outage"
             )
         elif outage:
             reason += ": the table has never been empty before, an outage"
