@@ -61,7 +61,13 @@ class Incident:
 
 @dataclass(frozen=True)
 class Table:
-    """One synthetic table."""
+    """One synthetic table.
+
+    Attributes:
+        noise: the spread of its log-noise (0.0 where the generator records none).
+        tails: the Student-t degrees of freedom of that noise; ``None`` for Gaussian noise.
+        counted: whether each day's count was drawn as a Poisson number around its volume.
+    """
 
     name: str
     dates: list[date]
@@ -69,6 +75,8 @@ class Table:
     holidays: frozenset[date]
     incidents: list[Incident]
     noise: float
+    tails: float | None = None
+    counted: bool = False
 
 
 def make_table(seed: int, index: int) -> Table:

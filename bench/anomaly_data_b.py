@@ -96,7 +96,7 @@ def make_table(seed: int, index: int) -> Table:
     chosen = rng.sample(SORTS, 3)
     incidents = [_apply(rng, kind, s, expected) for kind, s in zip(chosen, starts, strict=True)]
     values = [float(_poisson(rng, v)) if small else float(round(v)) for v in expected]
-    return Table(f"b{seed}_{index:03d}", days, values, calendar, incidents, sd)
+    return Table(f"b{seed}_{index:03d}", days, values, calendar, incidents, sd, dof, small)
 
 
 def _spaced_starts(rng: random.Random, days: list[date]) -> list[int]:

@@ -7,6 +7,8 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import json
+import random
+import statistics
 import sys
 import time
 import uuid
@@ -117,7 +119,7 @@ def test_a_profile_is_summed_into_the_parts_of_the_work(
     assert "In all: 5.00 s of samples." in table.read_text()
 
 
-@pytest.mark.parametrize("generator", ["A", "D"])
+@pytest.mark.parametrize("generator", ["A", "B", "D"])
 def test_the_oracle_sees_each_incident_and_nothing_else(generator: str) -> None:
     """The oracle bound (bench/anomaly_bound.py) rests on generating each table twice, with and
     without its incidents, from the same random draws: the two must differ exactly where the
@@ -147,7 +149,28 @@ def test_the_oracle_sees_each_incident_and_nothing_else(generator: str) -> None:
 def test_the_oracle_alerts_on_an_outage_and_a_clear_drop_only() -> None:
     oracle = bench("anomaly_bound")
     seen = [0.0] * 40
-    seen[20], seen[30] = float("-inf"), -0.5
-    assert oracle.alerts(seen, 0.1, 3.0) == {20, 30}
+    seen[20], seen[30] = float("-inf"), -5.0
+    assert oracle.alerts(seen, 3.0) == {20, 30}
     # Alerted days leave the oracle's memory: the days after an outage are not dragged down.
-    assert oracle.alerts(seen, 0.1, 6.0) == {20}
+    assert oracle.alerts(seen, 6.0) == {20}
+
+
+def test_the_oracle_draws_noise_of_the_tables_form() -> None:
+    """On generator B the oracle's noise is the table's own: Student-t tails where the table
+    has them, counts on small tables; in noise units, its spread is about one either way."""
+    oracle = bench("anomaly_bound")
+    tables = [oracle.clean_and_dirty("B", 1, index)[0] for index in range(40)]
+    heavy = next(t for t in tables if t.tails is not None and t.tails <= 4 and not t.counted)
+    counted = next(t for t in tables if t.counted)
+    rng = random.Random(7)
+    for table in (heavy, counted):
+        seen = oracle.seen_in_noise_units(table, [0.0] * len(table.values), rng)
+        spread = statistics.pstdev(seen)
+        assert 0.7 < spread < 1.4, (table.name, spread)
+    # Heavy tails: far more days beyond four noise units than a normal table's 1 in 16,000.
+    far = sum(
+        abs(x) > 4
+        for _ in range(20)
+        for x in oracle.seen_in_noise_units(heavy, [0.0] * len(heavy.values), rng)
+    )
+    assert far >= 5
