@@ -356,3 +356,46 @@ def test_sql_with_several_statements_runs_them_all_and_says_whose_rows_print(
     assert exit_code == 0 and "statements ran" not in output, output
     exit_code, output = invoke("sql", "select 'a;b' as s;", "-p", str(project), "--json")
     assert exit_code == 0 and json.loads(output) == {"columns": ["s"], "rows": [{"s": "a;b"}]}
+
+
+# A source that never yields: it sleeps far past its deadline.
+HANGING_SOURCE = """
+import time
+import dlt
+
+@dlt.source
+def slow():
+    @dlt.resource(primary_key="id")
+    def events():
+        time.sleep(600)
+        yield {"id": 1}
+    return events
+"""
+
+
+def test_a_source_past_its_deadline_leaves_no_leaked_semaphores(tmp_path: Path) -> None:
+    # dbt's spawn-context locks are named semaphores; the exit that leaves the given-up
+    # thread behind skipped their unlinking, and Python warned of "2 leaked semaphore
+    # objects" after the run's result.
+    from stackyard.project import init_project
+
+    root = tmp_path / "p"
+    init_project(root)
+    write(root / "sources" / "slow.py", HANGING_SOURCE)
+    yml = root / "stackyard.yml"
+    entry = (
+        "sources:\n  events:\n    kind: python\n    path: sources/slow.py\n"
+        "    function: slow\n    deadline: 2s\n    retries: {count: 0}\n"
+    )
+    yml.write_text(yml.read_text().replace("sources: {}\n", entry))
+    ran = subprocess.run(
+        [str(Path(sys.executable).parent / "stackyard"), "run"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    said = " ".join(ran.stdout.split())
+    assert ran.returncode == 1, ran.stdout[-2000:] + ran.stderr[-2000:]
+    assert "did not finish within its deadline of 2s" in said, said
+    assert "leaked" not in ran.stderr and "resource_tracker" not in ran.stderr, ran.stderr

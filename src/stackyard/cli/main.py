@@ -353,9 +353,24 @@ def _leave_abandoned_work(code: object) -> None:
 
     if not any(t.name.startswith("stackyard-step") and t.is_alive() for t in threading.enumerate()):
         return
+    _release_named_semaphores()
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code if isinstance(code, int) else 1)
+
+
+def _release_named_semaphores() -> None:
+    """Unlink the named semaphores of this process's multiprocessing locks, as a normal exit
+    does: dbt makes its locks from a spawn context (the manifest's, the adapter's
+    connections'), which are named semaphores only multiprocessing's exit handler unlinks.
+    ``os._exit`` skips it, so a run with a source given up at its deadline left them in
+    /dev/shm and its resource tracker warned of "leaked semaphore objects" after the run.
+
+    Only finalizers with an exit priority run (locks, queues, pools being closed); joining
+    child processes, which work given up on may have started, is left out: it could hang."""
+    util = sys.modules.get("multiprocessing.util")
+    if util is not None:
+        util._run_finalizers(0)  # what its atexit handler runs first
 
 
 if __name__ == "__main__":  # pragma: no cover
