@@ -75,3 +75,57 @@ def test_a_failed_step_is_shown_whole_and_the_rest_on_one_line_in_80_columns() -
     said = " ".join(text.split())
     assert "✘ dbt build" in said and reason in said and "→ see dbt.log" in said, text
     assert "nothing new since run r1 xxx" in said and "…" in said and "second" not in said, text
+
+
+def test_status_in_80_columns_never_splits_a_run_id() -> None:
+    """Before: '20261206T041546' on one line and '-810b4f' on the next."""
+    from datetime import timedelta
+
+    from stackyard.cli.render import status_table
+    from stackyard.metadata.history import RunSummary
+
+    runs = [
+        RunSummary(
+            "20261205T100000-ab12cd34", "production_eu", "interrupted",
+            NOW, NOW + timedelta(seconds=1234.5), 12345678, 42, 310, 2,
+        ),
+        RunSummary(
+            "20261206T041546-810b4f", "dev", "success",
+            NOW, NOW + timedelta(seconds=14.3), 93037, 13, 71, 0,
+        ),
+    ]  # fmt: skip
+    console = Console(width=80, record=True, color_system=None)
+    console.print(status_table(runs))
+    text = console.export_text()
+    assert max(len(line) for line in text.splitlines()) <= 80, text
+    for run in runs:
+        assert any(run.run_id in line for line in text.splitlines()), text
+    for figure in ("12,345,678", "1234.5s", "interrupted", "93,037", "14.3s", "success"):
+        assert figure in text, text
+    assert "…" not in text, text
+
+
+def test_sql_in_80_columns_shows_a_wide_result_row_by_row_with_every_value_whole() -> None:
+    """Before: twelve columns squeezed into 80, each value cut to a letter and '…'."""
+    from stackyard.cli.render import query_table
+    from stackyard.warehouse.base import QueryResult
+
+    columns = tuple(f"lifetime_value_{n}" for n in range(12))
+    rows = tuple(tuple(f"{r}-2026-12-0{n % 9 + 1} 12:44:11" for n in range(12)) for r in (1, 2))
+    console = Console(width=80, record=True, color_system=None)
+    console.print(query_table(QueryResult(columns, rows)))
+    text = console.export_text()
+    lines = text.splitlines()
+    assert max(len(line) for line in lines) <= 80, text
+    assert "…" not in text, text
+    for row in rows:
+        for column, value in zip(columns, row, strict=True):
+            assert any(column in line and value in line for line in lines), (column, value, text)
+    assert "row 1" in text and "row 2" in text, text
+
+    narrow = QueryResult(("customer_id", "customer_name"), ((1, "Ines Davis"),))
+    console = Console(width=80, record=True, color_system=None)
+    console.print(query_table(narrow))
+    text = console.export_text()
+    (header,) = [line for line in text.splitlines() if "customer_id" in line]
+    assert "customer_name" in header and "row 1" not in text, text  # a table while it fits

@@ -8,8 +8,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rich.console import Console as RichTerminal
-from rich.console import Group
+from rich.console import ConsoleOptions, Group, RenderableType, RenderResult
 from rich.live import Live
+from rich.measure import Measurement
+from rich.rule import Rule
 from rich.spinner import Spinner
 from rich.table import Table
 from rich.text import Text
@@ -176,13 +178,21 @@ def run_summary(result: RunResult) -> Group:
     return Group(*parts)
 
 
-def status_table(runs: list[RunSummary]) -> Table:
-    """``stackyard status``: recent runs."""
-    table = Table(show_edge=False, header_style="bold")
+def status_table(runs: list[RunSummary]) -> Fitted:
+    """``stackyard status``: recent runs.
+
+    A run id is never split: people copy it into ``incident open --run`` and search logs for
+    it. In a narrow terminal the table drops its cell padding before anything is cut, the
+    target and the tests wrap, and the figures stay whole: an ellipsis inside a row count
+    would show a count the warehouse does not hold.
+    """
+    return Fitted(_status_grid(runs, padding=(0, 1)), _status_grid(runs, padding=(0, 0)))
+
+
+def _status_grid(runs: list[RunSummary], padding: tuple[int, int]) -> Table:
+    table = Table(show_edge=False, header_style="bold", padding=padding)
     # The run id starts with its UTC start time (20261122T063955-…), so no separate column.
-    # In a narrow terminal the text columns wrap (the run id folds) and the figures stay
-    # whole: an ellipsis inside a row count would show a count the warehouse does not hold.
-    table.add_column("run (started UTC)", overflow="fold")
+    table.add_column("run (started UTC)", no_wrap=True)
     table.add_column("target", overflow="fold")
     for column in ("status", "took", "rows", "models"):
         table.add_column(column, no_wrap=True)
@@ -217,15 +227,61 @@ def lease_table(leases: list[Lease]) -> Table:
     return table
 
 
-def query_table(result: QueryResult, limit: int = 200) -> Table:
-    """A query result as a table (the first ``limit`` rows)."""
-    table = Table(show_edge=False, header_style="bold")
-    for column in result.columns:
-        table.add_column(Text(column))
+def query_table(result: QueryResult, limit: int = 200) -> Fitted:
+    """A query result (its first ``limit`` rows) as a table, or, when the table is wider than
+    the terminal, one block per row with a line per column (psql's expanded display): a table
+    squeezed into 80 columns cut every value to a letter and an ellipsis."""
     # Values as plain text: a value like '[a]' or '[bold]x' is data, not Rich markup (it
     # printed as an empty cell or lost its brackets); NULL is dimmed apart from the text 'NULL'.
-    for row in result.rows[:limit]:
-        table.add_row(*(Text("NULL", style="dim") if v is None else Text(str(v)) for v in row))
-    if len(result.rows) > limit:
-        table.caption = f"{limit} of {len(result.rows)} rows shown; use --json for all"
-    return table
+    rows = [
+        [Text("NULL", style="dim") if v is None else Text(str(v)) for v in row]
+        for row in result.rows[:limit]
+    ]
+    caption = (
+        f"{limit} of {len(result.rows)} rows shown; use --json for all"
+        if len(result.rows) > limit
+        else None
+    )
+    table = Table(show_edge=False, header_style="bold", caption=caption)
+    for column in result.columns:
+        table.add_column(Text(column))
+    for cells in rows:
+        table.add_row(*cells)
+    records: list[RenderableType] = []
+    for number, cells in enumerate(rows, start=1):
+        record = Table.grid(padding=(0, 2))
+        record.add_column(style="bold", no_wrap=True)
+        record.add_column(overflow="fold")
+        for column, cell in zip(result.columns, cells, strict=True):
+            record.add_row(Text(column), cell)
+        records += [Rule(f"row {number}", align="left", style="dim"), record]
+    if caption:
+        records.append(Text(caption, style="dim"))
+    return Fitted(table, Group(*records), whole=True)
+
+
+_UNBOUNDED = 100_000
+
+
+class Fitted:
+    """The first of several layouts that fits the terminal's width, else the last one.
+
+    Args:
+        layouts: from the most to the least preferred.
+        whole: a layout fits when every cell fits on one line; without it, when the layout
+            fits with its cells wrapped at their words.
+    """
+
+    def __init__(self, *layouts: RenderableType, whole: bool = False) -> None:
+        self.layouts = layouts
+        self.whole = whole
+
+    def __rich_console__(self, console: RichTerminal, options: ConsoleOptions) -> RenderResult:
+        # Measured unbounded: Rich measures a table at the widths it would squeeze it to.
+        unbounded = options.update_width(_UNBOUNDED)
+        for layout in self.layouts[:-1]:
+            needs = Measurement.get(console, unbounded, layout)
+            if (needs.maximum if self.whole else needs.minimum) <= options.max_width:
+                yield layout
+                return
+        yield self.layouts[-1]
