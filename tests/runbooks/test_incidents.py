@@ -76,9 +76,25 @@ def test_a_broken_source_yields_one_incident_with_its_cause(example: Path) -> No
     assert [e["kind"] for e in shown["events"]][-1] == "resolved"
 
 
-def test_nothing_failing_is_a_usage_error_and_mark_still_works(example: Path) -> None:
+def test_nothing_failing_opens_nothing_with_exit_0_and_one_opens_by_hand(example: Path) -> None:
+    # Exit 2, a usage error, before: the command was right and the state read was clean.
     done = stackyard("incident", "open", cwd=example, check=False)
-    assert done.returncode == 2 and "nothing is failing" in done.stderr
+    said = " ".join(done.stdout.split())
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "nothing is failing" in said and "no incident opened" in said, said
+    assert "stackyard incident open --node TABLE" in said, said
+    clean = json.loads(stackyard("incident", "open", "--json", cwd=example).stdout)
+    assert clean == {"id": None, "opened": [], "updated": [], "incidents": []}
+    assert json.loads(stackyard("incident", "list", "--json", cwd=example).stdout) == []
+    # A user reports a table no monitor flagged: the on-call engineer opens it by hand.
+    reported = json.loads(
+        stackyard(
+            "incident", "open", "--node", "reporting.rpt_daily_revenue", "--title",
+            "revenue looks low, says finance", "--json", cwd=example,
+        ).stdout
+    )  # fmt: skip
+    assert reported["opened"] and reported["incidents"][0]["root_cause"] == "rpt_daily_revenue"
+    assert reported["incidents"][0]["title"] == "revenue looks low, says finance"
     manual = json.loads(
         stackyard(
             "incident", "open", "--node", "orders", "--title", "late refunds", "--json", cwd=example

@@ -1,6 +1,7 @@
 """Incident commands beside ``incident mark``: open, list, show, trace, resolve, postmortem.
 
-Exit codes: 0 done, 2 usage (an unknown incident, nothing failing and no --node).
+Exit codes: 0 done (``open`` with nothing failing too: it opens nothing and says so), 2 usage
+(an unknown incident or run; no run or monitor pass to read yet and no --node).
 """
 
 from __future__ import annotations
@@ -62,7 +63,8 @@ def incident_open(
     as_json: JsonOpt = False,
 ) -> None:
     """Open one incident per root cause of what fails now (failed loads, models, tests,
-    stale sources, monitor anomalies); alerts whose root cause has an open incident join it."""
+    stale sources, monitor anomalies); alerts whose root cause has an open incident join it.
+    With --node, open one by hand (a table someone reports that no monitor flagged)."""
 
     def act(context: Any) -> Any:
         from stackyard.errors import UsageError
@@ -83,6 +85,18 @@ def incident_open(
     result = _with_context(project, act)
     if as_json:
         _print_json(result.to_dict())
+        return
+    if not result.opened and not result.updated:
+        read = {"run": "latest run is", "monitor": "latest monitor pass is"}.get(
+            source, "latest run and monitor pass are"
+        )
+        out.print(f"nothing is failing: the {read} clean; no incident opened", highlight=False)
+        out.print(
+            "  → to open one by hand (someone reports a table no monitor flagged): "
+            "stackyard incident open --node TABLE --title TEXT",
+            markup=False,
+            highlight=False,
+        )
         return
     for record in result.opened:
         out.print(f"[bold red]opened[/] {_line(record)}", highlight=False)

@@ -140,8 +140,12 @@ class IncidentRunbook:
     ) -> OpenResult:
         """Open an incident per root cause of what is failing (or on a node given).
 
+        Returns:
+            What was opened and updated; nothing when nothing fails and no node was given.
+
         Raises:
-            UsageError: nothing is failing and no node was given, or the run is unknown.
+            UsageError: no run or monitor pass to read yet and no node was given, or the
+                run is unknown.
         """
         run = self._run(run_id) if use_run or run_id else None
         if node is None and run is None and not self._monitor_pass_seen():
@@ -160,10 +164,7 @@ class IncidentRunbook:
             name, _ = graph.resolve(node)
             signals.append(Signal(name, "manual", title or "opened by hand"))
         if not signals:
-            raise UsageError(
-                "nothing is failing: the latest run and monitor pass are clean",
-                hint="give --node NODE to open an incident by hand",
-            )
+            return OpenResult()
         now = datetime.now(UTC)
         opened: list[IncidentRecord] = []
         updated: list[IncidentRecord] = []
