@@ -36,6 +36,58 @@ def test_snowflake_review_from_recorded_show_output(tmp_path: Path) -> None:
 
 
 @pytest.mark.postgres
+def test_postgres_review_marks_a_table_grant_in_a_schema_the_user_cannot_use(
+    pg_project: PgProject,
+) -> None:
+    """Before: 'SELECT table secret.salaries (direct)' read as access Postgres refuses."""
+    pg_project.write("people: {alice: {}}")
+    pg_project.context().access().apply(target="prod")
+    alice = pg_project.role("alice")
+    with pg_project.connect() as admin:
+        admin.execute("CREATE TABLE shop_db.customers (id int)")
+        admin.execute("CREATE SCHEMA secret")
+        admin.execute("CREATE TABLE secret.salaries (id int)")
+        admin.execute(f'GRANT SELECT ON secret.salaries TO "{alice}"')
+        admin.execute(f'CREATE SCHEMA mine AUTHORIZATION "{alice}"')  # owned: no grant needed
+        admin.execute("CREATE TABLE mine.notes (id int)")
+        admin.execute(f'GRANT SELECT ON mine.notes TO "{alice}"')
+
+    def review(*extra: str) -> str:
+        done = runner.invoke(
+            app,
+            ["access", "review", "-p", str(pg_project.path), "-t", "prod", *extra],
+            env={"COLUMNS": "200"},
+        )
+        assert done.exit_code == 0, done.output
+        return done.stdout
+
+    try:
+        assert not pg_project.can("alice", "SELECT * FROM secret.salaries")
+        assert pg_project.can("alice", "SELECT * FROM mine.notes")
+        assert pg_project.can("alice", "SELECT * FROM shop_db.customers")
+        chosen = {
+            p["object"]: p
+            for p in json.loads(review("--json"))["privileges"]
+            if p["user"] == alice and p["privilege"] == "SELECT"
+        }
+        assert chosen["secret.salaries"]["effective"] is False
+        assert chosen["secret.salaries"]["blocked"] == "no USAGE on schema secret"
+        assert chosen["mine.notes"]["effective"] is True
+        assert chosen["shop_db.customers"]["effective"] is True  # USAGE through the read chain
+
+        lines = review().splitlines()
+        (at,) = [n for n, text in enumerate(lines) if "secret.salaries" in text]
+        assert "not effective: no USAGE on schema secret" in lines[at + 1], "\n".join(lines)
+        rows = csv.DictReader(io.StringIO(review("--format", "csv")))
+        blocked = {r["object"]: r["blocked"] for r in rows if r["user"] == alice}
+        assert blocked["secret.salaries"] == "no USAGE on schema secret"
+        assert blocked["mine.notes"] == "" and blocked["shop_db.customers"] == ""
+    finally:  # the role's teardown cannot drop a schema holding an admin's table
+        with pg_project.connect() as admin:
+            admin.execute("DROP SCHEMA mine CASCADE")
+
+
+@pytest.mark.postgres
 def test_postgres_review_lists_privileges_through_the_chain(pg_project: PgProject) -> None:
     pg_project.write("people: {alice: {}}")
     pg_project.context().access().apply(target="prod")

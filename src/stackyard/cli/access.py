@@ -348,6 +348,7 @@ def access_review(
 ) -> None:
     """Each user's effective privileges, inactive users, grants outside the declaration."""
     from rich.table import Table
+    from rich.text import Text
 
     if fmt not in ("table", "csv", "json"):
         err.print(f"error: unknown --format '{fmt}'; expected table, csv or json", markup=False)
@@ -366,7 +367,10 @@ def access_review(
         return
     table = Table("user", "privilege", "object", "via", title=f"access on '{report.target}'")
     for p in report.privileges:
-        table.add_row(p.user, p.privilege, f"{p.object_kind.lower()} {p.object_name}", p.via)
+        # Granted but refused by the warehouse: marked, not dropped, so the grant is seen.
+        # Text, not markup: a schema's name may hold brackets.
+        via = Text.assemble(p.via, (f"\nnot effective: {p.blocked}" if p.blocked else "", "red"))
+        table.add_row(p.user, p.privilege, f"{p.object_kind.lower()} {p.object_name}", via)
     out.print(table)
     for user in report.inactive:
         out.print(f"inactive: {user.name} ({user.reason})", markup=False, highlight=False)

@@ -42,12 +42,17 @@ class Engine(ABC):
             ``access.role_prefix``, shared by every database of the server (Postgres).
         DATABASE_ROLES: the engine has database roles, ``<DB>_DB_READER``/``_WRITER``
             (Snowflake).
+        TABLES_NEED_SCHEMA_USAGE: a privilege on a table (or a column) works only for a
+            role that may use its schema (USAGE on it, held through the roles or by
+            PUBLIC, or owning it); the live state carries each schema's ``owner``
+            (Postgres: https://www.postgresql.org/docs/current/ddl-schemas.html#DDL-SCHEMAS-PRIV).
     """
 
     KIND: ClassVar[str]
     DIALECT: ClassVar[str]
     USERS_ARE_ROLES: ClassVar[bool] = False
     DATABASE_ROLES: ClassVar[bool] = False
+    TABLES_NEED_SCHEMA_USAGE: ClassVar[bool] = False
 
     def __init__(self, declaration: Declaration, admin_user: str = "") -> None:
         self.declaration = declaration

@@ -84,6 +84,7 @@ class PostgresEngine(Engine):
     KIND: ClassVar[str] = "postgres"
     DIALECT: ClassVar[str] = "postgres"
     USERS_ARE_ROLES: ClassVar[bool] = True
+    TABLES_NEED_SCHEMA_USAGE: ClassVar[bool] = True
 
     def __init__(self, declaration: Declaration, admin_user: str = "") -> None:
         super().__init__(declaration, admin_user)

@@ -138,7 +138,8 @@ def postgres_state(rows: Mapping[str, Iterable[tuple[Any, ...]]]) -> State:
         if grantee is not None and grantee != owner and not public_default:
             add(Grant(privilege, "DATABASE", (database,), pg_principal(grantee)), grantable)
     for schema, owner, grantee, privilege, grantable in rows["schemas"]:
-        containers.add(Container("schema", (schema,)))
+        # Its owner uses it without a grant: the review needs it to tell who can reach a table.
+        containers.add(Container("schema", (schema,), (("owner", owner),)))
         if grantee is not None and grantee != owner:
             add(Grant(privilege, "SCHEMA", (schema,), pg_principal(grantee)), grantable)
     tables = set()

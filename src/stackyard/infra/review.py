@@ -19,13 +19,24 @@ from stackyard.infra.state import InactiveUser, Principal, State
 
 @dataclass(frozen=True, order=True)
 class EffectivePrivilege:
-    """One privilege a user holds, and through which roles (``via``: nearest first)."""
+    """One privilege a user holds, and through which roles (``via``: nearest first).
+
+    ``blocked``: why the privilege does not work although it is granted (e.g. ``no USAGE on
+    schema secret``: Postgres refuses every table of a schema its reader may not use);
+    empty when it works.
+    """
 
     user: str
     privilege: str
     object_kind: str
     object_name: str
     via: str
+    blocked: str = ""
+
+    @property
+    def effective(self) -> bool:
+        """Whether the user can use the privilege as granted."""
+        return not self.blocked
 
 
 @dataclass(frozen=True)
@@ -48,6 +59,8 @@ class AccessReview:
                     "object_kind": p.object_kind,
                     "object": p.object_name,
                     "via": p.via,
+                    "effective": p.effective,
+                    "blocked": p.blocked,
                 }
                 for p in self.privileges
             ],
@@ -59,9 +72,9 @@ class AccessReview:
         """One row per effective privilege, for a spreadsheet or an auditor."""
         buffer = io.StringIO()
         writer = csv.writer(buffer)
-        writer.writerow(["user", "privilege", "object_kind", "object", "via"])
+        writer.writerow(["user", "privilege", "object_kind", "object", "via", "blocked"])
         for p in self.privileges:
-            writer.writerow([p.user, p.privilege, p.object_kind, p.object_name, p.via])
+            writer.writerow([p.user, p.privilege, p.object_kind, p.object_name, p.via, p.blocked])
         return buffer.getvalue()
 
 
@@ -111,8 +124,47 @@ def owned_beyond_declaration(live: State, desired: State, appliers: set[str]) ->
     return found
 
 
+def _usable_schemas(live: State, held: set[Principal]) -> set[tuple[str, ...]]:
+    """The schemas a user holding the roles ``held`` (itself among them) may use: USAGE on
+    them through those roles or PUBLIC, or owning them."""
+    names = {p.name for p in held}
+    usable = {
+        g.on
+        for g in live.grants
+        if g.on_kind == "SCHEMA"
+        and g.privilege == "USAGE"
+        and (g.grantee in held or g.grantee.kind == "public")
+    }
+    return usable | {
+        c.name
+        for c in live.containers
+        if c.kind == "schema" and dict(c.attrs).get("owner") in names
+    }
+
+
+def _blocked(
+    kind: str, on: tuple[str, ...], usable: set[tuple[str, ...]] | None, superuser: bool
+) -> str:
+    """Why a privilege on ``on`` does not work for its holder ('' when it does).
+
+    >>> _blocked("TABLE", ("secret", "pay"), {("marts",)}, False)
+    'no USAGE on schema secret'
+    >>> _blocked("TABLE", ("marts", "orders"), {("marts",)}, False)
+    ''
+    """
+    depth = {"TABLE": 1, "COLUMN": 2}.get(kind)
+    if usable is None or superuser or depth is None or on[:-depth] in usable:
+        return ""
+    return f"no USAGE on schema {'.'.join(on[:-depth])}"
+
+
 def review(
-    live: State, plan: Plan, *, scope: set[Principal] | None = None, owned: Sequence[str] = ()
+    live: State,
+    plan: Plan,
+    *,
+    scope: set[Principal] | None = None,
+    owned: Sequence[str] = (),
+    schema_usage: bool = False,
 ) -> AccessReview:
     """Effective privileges of every user, inactive users, and grants outside the declaration.
 
@@ -121,6 +173,9 @@ def review(
         plan: the plan against the declaration (its ``unmanaged`` grants and revocations are
             what lies outside the declaration).
         scope: only these users; default every user that holds any role or grant.
+        owned: tables owned beyond the declaration (:func:`owned_beyond_declaration`).
+        schema_usage: a table's privileges work only for a user that may use its schema (the
+            engine's ``TABLES_NEED_SCHEMA_USAGE``); those that do not are marked ``blocked``.
 
     Returns:
         The review.
@@ -128,9 +183,9 @@ def review(
     parents: dict[Principal, list[Principal]] = {}
     for m in live.memberships:
         parents.setdefault(m.member, []).append(m.role)
-    grants: dict[Principal, list[tuple[str, str, str]]] = {}
+    grants: dict[Principal, list[tuple[str, str, tuple[str, ...]]]] = {}
     for g in live.grants:
-        grants.setdefault(g.grantee, []).append((g.privilege, g.on_kind, ".".join(g.on)))
+        grants.setdefault(g.grantee, []).append((g.privilege, g.on_kind, g.on))
     rows: set[EffectivePrivilege] = set()
     users = [p for p in live.principals() if _is_user(live, p)]
     for user in sorted(users):
@@ -139,15 +194,21 @@ def review(
         # Breadth first, so each privilege is reported through its shortest path.
         seen = {user}
         queue: list[tuple[Principal, tuple[str, ...]]] = [(user, ())]
+        found: list[tuple[str, str, tuple[str, ...], str]] = []
         while queue:
             current, path = queue.pop(0)
             via = " → ".join(path) if path else "(direct)"
-            for privilege, kind, name in grants.get(current, []):
-                rows.add(EffectivePrivilege(user.label, privilege, kind, name, via))
+            found += [(privilege, kind, on, via) for privilege, kind, on in grants.get(current, [])]
             for role in sorted(parents.get(current, [])):
                 if role not in seen:
                     seen.add(role)
                     queue.append((role, (*path, role.label)))
+        usable = _usable_schemas(live, seen) if schema_usage else None
+        account = live.account(user)
+        superuser = account is not None and "SUPERUSER" in account.attr("powers").split(",")
+        for privilege, kind, on, via in found:
+            blocked = _blocked(kind, on, usable, superuser)
+            rows.add(EffectivePrivilege(user.label, privilege, kind, ".".join(on), via, blocked))
     best: dict[tuple[str, str, str, str], EffectivePrivilege] = {}
     for row in sorted(rows, key=lambda r: (r.via.count("→"), r)):
         best.setdefault((row.user, row.privilege, row.object_kind, row.object_name), row)

@@ -427,4 +427,10 @@ class AccessControl:
         )
         appliers = {engine.admin_user, live.applier.name if live.applier else ""} - {""}
         owned = owned_beyond_declaration(live, desired, appliers)
-        return review(live, plan, scope=scope, owned=owned)
+        return review(
+            live,
+            plan,
+            scope=scope,
+            owned=owned,
+            schema_usage=engine.TABLES_NEED_SCHEMA_USAGE,
+        )
