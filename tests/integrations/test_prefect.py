@@ -243,6 +243,54 @@ def test_a_local_prefect_server_runs_the_schedule_once_after_downtime(
     assert list(totals) == [(5, 100)]
 
 
+def test_prefect_yaml_names_no_folder_of_the_machine_it_was_written_on(tmp_path: Path) -> None:
+    root = make_project(tmp_path / "shop")
+    assert runner.invoke(app, ["deploy", "prefect", "--project", str(root)]).exit_code == 0
+    text = (root / "prefect.yaml").read_text()
+    # It held set_working_directory: {directory: <this checkout's absolute path>}.
+    assert str(tmp_path) not in text and str(tmp_path.resolve()) not in text, text
+    (pull,) = yaml.safe_load(text)["pull"]
+    assert pull == {
+        "prefect.deployments.steps.set_working_directory": {
+            "directory": "{{ stackyard-project.directory }}"
+        }
+    }
+
+
+def test_a_committed_prefect_yaml_deploys_and_runs_from_another_checkout(
+    tmp_path: Path, prefect_env: dict[str, str]
+) -> None:
+    import shutil
+
+    env = prefect_env
+    written = make_project(tmp_path / "laptop" / "shop")
+    assert runner.invoke(app, ["deploy", "prefect", "--project", str(written)]).exit_code == 0
+    # The project is committed and cloned on the worker's machine; where it was written is
+    # not there. Its runs went to that folder and crashed (no such file or directory).
+    clone = tmp_path / "worker" / "shop"
+    shutil.copytree(written, clone)
+    shutil.rmtree(written.parent)
+    prefect_cli(env, clone, "work-pool", "create", "stackyard", "--type", "process", "--overwrite")
+    prefect_cli(env, clone, "deploy", "--all")
+    (deployment,) = [
+        d for d in api(env, "POST", "/deployments/filter", {}) if d["name"] == "orders"
+    ]
+    run_id = api(env, "POST", f"/deployments/{deployment['id']}/create_flow_run", {})["id"]
+    prefect_cli(env, clone, "worker", "start", "--pool", "stackyard", "--run-once")
+
+    def finished() -> dict[str, Any] | None:
+        run: dict[str, Any] = api(env, "GET", f"/flow_runs/{run_id}")
+        return run if run["state_type"] in ("COMPLETED", "FAILED", "CRASHED") else None
+
+    run = wait_until(finished, 600, "the run")
+    assert run["state_type"] == "COMPLETED", run["state"].get("message")
+    with Context(clone) as context:
+        recorded = context.sql("select status, selected from stackyard.runs").rows
+        totals = context.sql("select orders, amount from order_totals").rows
+    assert list(recorded) == [("success", "orders")]
+    assert list(totals) == [(5, 100)]
+
+
 def test_ctrl_c_stops_serve_as_an_interrupt(tmp_path: Path) -> None:
     root = make_project(tmp_path / "p")
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}

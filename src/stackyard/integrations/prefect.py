@@ -34,6 +34,7 @@ from stackyard.integrations.steps import (
     summary,
 )
 from stackyard.runbooks.deploy import (
+    FLOWS_FILE,
     TRANSFORMATION_DEPLOYMENT,
     PrefectDeployment,
     flow_function_name,
@@ -64,6 +65,27 @@ def flows(project_dir: str | Path) -> list[Any]:
             schedule = project.config.sources[deployment.name].schedule
             out.append(_flow(project.config.name, root, deployment, schedule, transform.deadline))
     return out
+
+
+def project_directory() -> dict[str, str]:
+    """prefect.yaml's build step: the project folder ``prefect deploy`` runs in, which each
+    deployment's pull step enters before its run loads ``prefect_flows.py``.
+
+    Returns:
+        ``{"directory": …}``, as Prefect's steps hand their outputs on.
+
+    Raises:
+        ConfigError: the folder has no prefect_flows.py (``prefect deploy`` ran elsewhere).
+    """
+    here = Path.cwd().resolve()
+    if not (here / FLOWS_FILE).is_file():
+        raise ConfigError(
+            f"prefect deploy ran in {here}, which has no {FLOWS_FILE}: the deployments' runs "
+            "would not find their flows",
+            hint="run `prefect deploy --all` in the stackyard project folder, after "
+            "`stackyard deploy prefect`",
+        )
+    return {"directory": str(here)}
 
 
 def stackyard_flow(project_dir: str | Path, source: str | None) -> Callable[[Any], Any]:

@@ -23,6 +23,10 @@ PREFECT_FILE = "prefect.yaml"
 FLOWS_FILE = "prefect_flows.py"
 WORK_POOL = "stackyard"
 TRANSFORMATION_DEPLOYMENT = "transformation"
+# prefect.yaml's build step, run by `prefect deploy` in the checkout it deploys from: its
+# folder is where the deployments' runs find prefect_flows.py (the pull step below).
+PROJECT_STEP = "stackyard.integrations.prefect.project_directory"
+_PROJECT_STEP_ID = "stackyard-project"
 
 _HEADER = (
     "# Written by `stackyard deploy prefect` from stackyard.yml: edit that, then deploy again.\n"
@@ -158,15 +162,17 @@ def prefect_yaml(project: Project, deployments: list[PrefectDeployment]) -> str:
         if d.cron:
             entry["schedules"] = [{"cron": d.cron, "timezone": d.timezone, "active": True}]
         entries.append(entry)
+    # No folder of this machine in the file: it is committed and deployed from other
+    # checkouts (a colleague's, CI's, a worker's), where this one's path does not exist.
     document = {
         "name": name,
         "prefect-version": "3.9",
-        "build": None,
+        "build": [{PROJECT_STEP: {"id": _PROJECT_STEP_ID}}],
         "push": None,
         "pull": [
             {
                 "prefect.deployments.steps.set_working_directory": {
-                    "directory": str(project.project_dir.resolve())
+                    "directory": f"{{{{ {_PROJECT_STEP_ID}.directory }}}}"
                 }
             }
         ],
