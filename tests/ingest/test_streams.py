@@ -338,3 +338,40 @@ def test_an_event_of_another_type_is_rejected_not_blocking_the_stream(stream: St
     assert "amount holds the text 'ten', which its bigint column cannot hold" in rejected[0][2]
     info = jetstream.consumer_info(stream.name, "stackyard_events_dev")
     assert (info.num_pending, info.num_ack_pending) == (0, 0)
+
+
+def test_integers_then_fractions_in_a_first_run_load_as_exact_doubles(stream: Stream) -> None:
+    # The first event typed amount bigint, and every later fraction was rejected as text
+    # its bigint column could not hold; a fraction nested in a list's objects too.
+    jetstream.publish(
+        stream.subject,
+        [
+            b'{"event_id": 1, "amount": 10, "items": [{"qty": 1}]}',
+            b'{"event_id": 2, "amount": 9.5, "items": [{"qty": 1.5}]}',
+            b'{"event_id": 3, "amount": 0.1, "tags": [1, 2.5]}',
+            b'{"event_id": 4, "amount": 0.30000000000000004}',
+            # A double would round it (to 9007199254740992): set aside, never rounded.
+            b'{"event_id": 5, "amount": 9007199254740993}',
+            b'{"event_id": 6, "amount": -7}',
+        ],
+    )
+    stream.add_source()
+    done = json.loads(stream.stackyard("run", "--select", "events", "--json").stdout)
+    assert done["loads"][0]["rejected"] == 1
+    with Context(stream.project) as ctx:
+        kept = ctx.sql("select event_id, amount from events.orders order by 1").rows
+        qty = ctx.sql("select qty from events.orders__items order by 1").rows
+        tags = ctx.sql("select value from events.orders__tags order by 1").rows
+        rejected = ctx.sql("select line, column_name, reason from events._rejected_rows").rows
+    assert [tuple(r) for r in kept] == [
+        (1, 10.0),
+        (2, 9.5),
+        (3, 0.1),
+        (4, 0.30000000000000004),
+        (6, -7.0),
+    ]
+    assert all(type(r[1]) is float for r in kept)
+    assert [r[0] for r in qty] == [1.0, 1.5]
+    assert [r[0] for r in tags] == [1.0, 2.5]
+    assert [(int(r[0]), r[1]) for r in rejected] == [(5, "amount")]
+    assert "a double-precision column would round" in rejected[0][2]

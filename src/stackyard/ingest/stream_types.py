@@ -9,7 +9,12 @@ message suggested ``reload``, which a stream cannot do. Such an event now goes t
 
 A column's type is the one in the warehouse, else the one the first event of the run to
 carry it gave it; values are tried with dlt's own coercion, so what dlt would have loaded
-(``"12"`` into a ``bigint``, ``3`` into a ``double``) still loads.
+(``"12"`` into a ``bigint``, ``3`` into a ``double``) still loads. One exception: a column
+the run typed ``bigint`` that a later event of the run gives a fraction becomes ``double``
+(dlt is told with a hint, so the run's earlier integers load as doubles): a price of ``10``
+before one of ``9.5`` set the fraction aside. An integer a double does not hold exactly (past
+2**53) is never put in a double column, where it would load rounded: it is rejected, or, when
+the run held it before the fraction came, the fraction is.
 """
 
 from __future__ import annotations
@@ -48,21 +53,62 @@ class ColumnTypes:
             for column, kind in columns.items()
             if kind and kind != "None"
         }
+        # Types the run's own events gave columns the warehouse does not have yet.
+        self._run: dict[tuple[str, str], str] = {}
+        # Run columns holding an integer a double would round: a fraction cannot widen them.
+        self._exact: set[tuple[str, str]] = set()
+        # Run columns widened from bigint to double, which dlt must be told about.
+        self._widened: set[tuple[str, str]] = set()
 
     def misfit(self, table: str, payload: dict[str, Any]) -> tuple[str, str] | None:
         """The first column (``parent__child`` for a nested one) whose value its type cannot
-        hold, and why; None if every value fits, whose new columns' types are then kept."""
+        hold, and why; None if every value fits, whose new columns' types are then kept.
+
+        >>> types = ColumnTypes({})
+        >>> types.misfit("orders", {"price": 10}), types.misfit("orders", {"price": 9.5})
+        (None, None)
+        >>> types.misfit("orders", {"tags": [1, 2.5]}), types.widened("orders")
+        (None, {(): {'price': 'double'}, ('tags',): {'value': 'double'}})
+        >>> types.misfit("orders", {"price": 2**60 + 1})  # doctest: +ELLIPSIS
+        ('price', 'price holds 1152921504606846977, an integer a double-precision column ...')
+        """
         from dlt.common.data_types.type_helpers import coerce_value, py_type_to_sc_type
         from dlt.common.schema.utils import autodetect_sc_type
 
         new: dict[tuple[str, str], str] = {}
+        exact: set[tuple[str, str]] = set()
+        widened: set[tuple[str, str]] = set()
         for where, value in self._values(table, payload, ""):
-            held = self._types.get(where) or new.get(where)
+            rounded = _integer(value) and float(value) != value
+            held = self._types.get(where)
+            of_run = held is None
+            if of_run:
+                held = new.get(where) or self._run.get(where)
             if held is None:
                 new[where] = autodetect_sc_type(_DETECTIONS, type(value), value) or (
                     py_type_to_sc_type(type(value))
                 )
+                if rounded:
+                    exact.add(where)
                 continue
+            if of_run and held == "bigint" and type(value) is float:
+                if where in self._exact or where in exact:
+                    column = _shown(table, *where)
+                    return column, (
+                        f"{column} holds the fraction {value!r}, but an earlier event of the "
+                        "run holds an integer past 2**53 there, which a double-precision "
+                        "column would round; send the integers as JSON strings to keep both"
+                    )
+                held = new[where] = "double"
+                widened.add(where)
+            if rounded:
+                if held == "double":
+                    column = _shown(table, *where)
+                    return column, (
+                        f"{column} holds {value}, an integer a double-precision column would "
+                        f"round (to {float(value)!r}); send it as a JSON string to keep it exact"
+                    )
+                exact.add(where)
             try:
                 coerced = coerce_value(held, py_type_to_sc_type(type(value)), value)  # type: ignore[arg-type]
             except (ValueError, SyntaxError, TypeError):
@@ -75,8 +121,19 @@ class ColumnTypes:
                     f"{column} holds the {_word(kind)} {value!r}, which its {held} column "
                     "cannot hold; send the event again with a value of that type"
                 )
-        self._types.update(new)
+        self._run.update(new)
+        self._widened |= widened
+        self._exact |= {where for where in exact if self._types.get(where) is None}
         return None
+
+    def widened(self, table: str) -> dict[tuple[str, ...], dict[str, str]]:
+        """The run's columns widened from bigint to double, by table: its path from the root
+        (``()`` for the root, ``("items",)`` for ``orders__items``), then column → type."""
+        found: dict[tuple[str, ...], dict[str, str]] = {}
+        for owner, column in sorted(self._widened):
+            path = tuple(owner[len(table) + 2 :].split("__")) if owner != table else ()
+            found.setdefault(path, {})[column] = "double"
+        return found
 
     def _values(
         self, table: str, row: dict[str, Any], prefix: str
@@ -102,6 +159,10 @@ class ColumnTypes:
 
 
 _NOT_HELD = object()
+
+
+def _integer(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _shown(root: str, table: str, column: str) -> str:

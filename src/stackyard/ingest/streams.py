@@ -16,7 +16,7 @@ Each transport is one module behind :class:`Transport`: :mod:`stackyard.ingest.s
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -94,15 +94,42 @@ def build_stream(name: str, config: StreamSource, context: BuildContext) -> list
     types = ColumnTypes(context.known_columns)
 
     @dlt.resource(name=table, primary_key=key, write_disposition="merge", columns=latest)
-    def events() -> Iterator[list[dict[str, Any]]]:
+    def events() -> Iterator[Any]:
+        hinted: dict[tuple[str, ...], dict[str, str]] = {}
         for batch in reader.batches():
             rows, rejected = decode(table, batch, key, types)
             if rejected:
                 context.build.reject(rejected)
-            if rows:
+            if not rows:
+                continue
+            # A column the run typed bigint that a fraction widened to double: dlt types a
+            # column by the first value it normalizes, and put the fractions in a variant
+            # column, which the frozen-types contract refused.
+            widened = types.widened(table)
+            if widened != hinted:
+                hinted = widened
+                yield dlt.mark.with_hints(rows, _type_hints(widened))
+            else:
                 yield rows
 
     return [events]
+
+
+def _type_hints(widened: dict[tuple[str, ...], dict[str, str]]) -> Any:
+    """dlt hints giving the columns ``widened`` names their types (see ``ColumnTypes``)."""
+    import dlt
+
+    def columns(types: dict[str, str]) -> dict[str, Any]:
+        return {name: {"data_type": kind} for name, kind in types.items()}
+
+    nested: dict[str | Sequence[str], Any] = {
+        path: dlt.mark.make_nested_hints(columns=columns(types))
+        for path, types in widened.items()
+        if path
+    }
+    return dlt.mark.make_hints(
+        columns=columns(widened[()]) if () in widened else None, nested_hints=nested or None
+    )
 
 
 def consumer_name(name: str, config: StreamSource, target: str) -> str:
