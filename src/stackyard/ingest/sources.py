@@ -235,9 +235,11 @@ def connection_url(
 def _sql_resources(name: str, config: SqlDatabaseSource, context: BuildContext) -> list[Any]:
     import dlt
     from dlt.sources import sql_database
+    from dlt.sources.sql_database.helpers import get_table_loader_class
 
     from stackyard.config.model import normalised_schema
     from stackyard.ingest.empty_tables import reader_of_empty_tables
+    from stackyard.ingest.null_cursors import reader_of_unchanged_null_cursors
     from stackyard.ingest.sql_columns import exact_values, reader_hooks, tables_connectorx_changes
     from stackyard.ingest.sqlite_cursor import widen_sqlite_cursor
 
@@ -264,13 +266,19 @@ def _sql_resources(name: str, config: SqlDatabaseSource, context: BuildContext) 
                 context.build.first_loads[table_name] = FirstLoad(table.primary_key, table.cursor)
         read_by = "pyarrow" if (table.source_table or table_name) in rounded else backend
         first = normalised_schema(table_name) not in known and read_by == "pyarrow"
+        reader = reader_of_empty_tables() if first else None
+        if table.cursor and table.primary_key:
+            # Rows with a NULL cursor are read on every load: those unchanged are not loaded.
+            reader = reader_of_unchanged_null_cursors(
+                reader or get_table_loader_class(read_by), table_name, table.cursor
+            )
         resource = sql_table(
             credentials=url,
             table=table.source_table or table_name,
             schema=config.source_schema,
             # A table whose values ConnectorX would change reads through SQLAlchemy (sql_columns).
             backend=read_by,
-            table_loader_class=reader_of_empty_tables() if first else None,
+            table_loader_class=reader,
             backend_kwargs={} if (table.source_table or table_name) in rounded else backend_kwargs,
             chunk_size=config.chunk_size,
             incremental=(
@@ -278,8 +286,9 @@ def _sql_resources(name: str, config: SqlDatabaseSource, context: BuildContext) 
                     table.cursor,
                     primary_key=columns_but_stamp if table.append else None,
                     # A row with no cursor value cannot be placed in time: with a key it is
-                    # read on every load and merged (it was skipped for good by the query's
-                    # filter, and a first load failed); without one it stays an error.
+                    # read on every load, and loaded when new or changed (null_cursors; it
+                    # was skipped for good by the query's filter, and a first load failed);
+                    # without one it stays an error.
                     on_cursor_value_missing="include" if table.primary_key else "raise",
                 )
                 if table.cursor
