@@ -105,6 +105,11 @@ class EngineRefusedError(UsageError):
     starts, or (a microbatch model found unfit only when its turn comes) where it stands."""
 
 
+class ReservedColumnError(ConfigError):
+    """A source column has the name of a column dlt writes on every row itself
+    (``_dlt_load_id``): loaded, its values would be replaced by dlt's."""
+
+
 class PolicyViolationError(ConfigError):
     """An access plan breaks a policy rule, so it is not applied (nothing was attempted)."""
 

@@ -13,9 +13,11 @@ def discover_sql_tables(url: str, schema: str | None) -> dict[str, dict[str, Any
 
     Raises:
         UsageError: the database cannot be reached or has no tables.
+        ReservedColumnError: a table has a column dlt would overwrite.
     """
     import sqlalchemy
 
+    from stackyard.ingest.reserved_columns import refuse_reserved
     from stackyard.ingest.sql_backend import with_connect_timeout
 
     try:
@@ -25,6 +27,7 @@ def discover_sql_tables(url: str, schema: str | None) -> dict[str, dict[str, Any
             names = inspector.get_table_names(schema=schema)
             tables: dict[str, dict[str, Any]] = {}
             for table in names:
+                refuse_reserved(table, [c["name"] for c in inspector.get_columns(table, schema)])
                 pk = (
                     inspector.get_pk_constraint(table, schema=schema).get("constrained_columns")
                     or []

@@ -33,13 +33,16 @@ def stamper(
     drift: Callable[[Any], None],
     nul_rejects: SourceBuild | None = None,
 ) -> Callable[[Any], Any]:
-    """The step each page of ``table`` goes through: the ``drift`` check
+    """The step each page of ``table`` goes through: a column dlt would overwrite refused
+    (:mod:`stackyard.ingest.reserved_columns`), the ``drift`` check
     (:func:`stackyard.ingest.drift.check_item`), NUL rows set aside into ``nul_rejects`` (when
     given), ``_loaded_at`` stamped."""
+    from stackyard.ingest.reserved_columns import refuse_reserved_in
 
     def stamp(item: Any) -> Any:
         import pyarrow as pa
 
+        refuse_reserved_in(table, item)
         drift(item)
         if nul_rejects is not None:
             from stackyard.ingest.text_fit import without_nul

@@ -40,8 +40,11 @@ def complete_sql_tables(
 
     Raises:
         UsageError: a table does not exist, or has a cursor, no key and no ``append``.
+        ReservedColumnError: a table has a column dlt would overwrite.
     """
     import sqlalchemy
+
+    from stackyard.ingest.reserved_columns import refuse_reserved
 
     try:
         engine = sqlalchemy.create_engine(url)
@@ -59,6 +62,8 @@ def complete_sql_tables(
                         f"{did_you_mean(source_table, names)}",
                         hint=f"its tables: {', '.join(sorted(names)) or '(none)'}",
                     )
+                columns = inspector.get_columns(source_table, schema=schema)
+                refuse_reserved(source_table, [c["name"] for c in columns])
                 pk = inspector.get_pk_constraint(source_table, schema=schema)
                 keys[table] = (pk or {}).get("constrained_columns") or []
         engine.dispose()
