@@ -100,3 +100,30 @@ def test_the_file_dagster_dev_loads_validates(tmp_path: Path) -> None:
         timeout=600,
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_stackyards_dagster_home_reports_no_usage_and_keeps_a_choice_made(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`stackyard serve --orchestrator dagster` started Dagster with usage reporting on (its
+    banner said so), though stackyard keeps dbt's and dlt's off. Read as Dagster reads it."""
+    from dagster_shared.telemetry import get_telemetry_enabled_from_dagster_yaml
+
+    from stackyard.integrations.dagster import definitions_file
+
+    root = make_project(tmp_path / "shop")
+    entry = definitions_file(root)
+    monkeypatch.setenv("DAGSTER_HOME", str(entry.parent))
+    assert get_telemetry_enabled_from_dagster_yaml() is False
+    # Written once, and other settings already there are kept.
+    settings = entry.parent / "dagster.yaml"
+    settings.write_text("run_monitoring:\n  enabled: true\n", encoding="utf-8")
+    definitions_file(root)
+    definitions_file(root)
+    assert settings.read_text(encoding="utf-8").count("telemetry:") == 1
+    assert "run_monitoring" in settings.read_text(encoding="utf-8")
+    assert get_telemetry_enabled_from_dagster_yaml() is False
+    # Someone who turned it on on purpose keeps it on.
+    settings.write_text("telemetry:\n  enabled: true\n", encoding="utf-8")
+    definitions_file(root)
+    assert get_telemetry_enabled_from_dagster_yaml() is True

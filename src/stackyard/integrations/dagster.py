@@ -324,7 +324,30 @@ def definitions_file(project_dir: str | Path) -> Path:
     home.mkdir(parents=True, exist_ok=True)
     entry = home / "definitions.py"
     entry.write_text(DEFINITIONS_FILE.format(root=str(root)), encoding="utf-8")
+    _telemetry_off(home / "dagster.yaml")
     return entry
+
+
+def _telemetry_off(settings: Path) -> None:
+    """Turn Dagster's usage reporting off in the instance settings of stackyard's Dagster home
+    (its ``dagster.yaml``), as dbt's and dlt's are for every run: ``stackyard serve`` started
+    Dagster with it on and its banner said so. A ``telemetry`` entry the file already has is
+    the user's own choice and stays."""
+    import yaml
+
+    text = settings.read_text(encoding="utf-8") if settings.exists() else ""
+    try:
+        held = yaml.safe_load(text) if text.strip() else {}
+    except yaml.YAMLError:
+        return  # Dagster will name the broken file itself; nothing of it is overwritten.
+    if not isinstance(held, dict) or "telemetry" in held:
+        return
+    lead = "" if not text or text.endswith("\n") else "\n"
+    settings.write_text(
+        f"{text}{lead}# Written by stackyard: no usage reporting from this Dagster home.\n"
+        "telemetry:\n  enabled: false\n",
+        encoding="utf-8",
+    )
 
 
 def serve(project_dir: str | Path, port: int | None = None) -> int:
