@@ -355,3 +355,30 @@ def test_each_job_is_given_the_secrets_its_targets_and_sources_name(tmp_path: Pa
     }
     # The pull request job builds on the default DuckDB target: the sources' secrets only.
     assert jobs["check"]["env"] == {"SHOP_DB": "${{ secrets.SHOP_DB }}"}
+
+
+def test_the_runner_installs_the_stackyard_that_wrote_it_on_its_pinned_stack(
+    tmp_path: Path,
+) -> None:
+    """The workflow ran `pip install stackyard`: whatever was newest that day, a stack that
+    neither `upgrade check` nor `upgrade test` had seen."""
+    from stackyard import __version__
+
+    root = make_project(tmp_path / "shop")
+    workflow = yaml.safe_load((root / WORKFLOW).read_text())
+    for job in ("check", "deploy"):
+        runs = [
+            s["run"] for s in workflow["jobs"][job]["steps"] if "pip install" in s.get("run", "")
+        ]
+        assert len(runs) == 1, runs
+        install = runs[0].splitlines()
+        assert install[0] == f"pip install 'stackyard=={__version__}'"
+        assert install[1].startswith(f"pip install 'stackyard=={__version__}' -c ")
+    # The constraints file it names is the pinned stack this stackyard carries.
+    pinned = install[1].split(" -c ", 1)[1]
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    done = subprocess.run(
+        ["bash", "-c", f"cat {pinned}"], env=env, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert "dbt-core==" in done.stdout and "duckdb==" in done.stdout

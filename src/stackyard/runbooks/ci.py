@@ -127,11 +127,28 @@ def _job(condition: str, env: dict[str, str], steps: list[Any], **more: Any) -> 
     return {**job, **({"env": env} if env else {}), "steps": steps}
 
 
+# The pinned stack the installed stackyard ships (constraints.txt in its wheel).
+_PINNED = (
+    "\"$(python -c 'from stackyard.runbooks.upgrade import default_constraints; "
+    "print(default_constraints())')\""
+)
+
+
+def install_command() -> str:
+    """The runner's install: the stackyard that wrote the workflow, then its pinned stack
+    (dbt, its adapters, dlt, DuckDB …). A bare ``pip install stackyard`` took whatever was
+    newest that day, a stack neither ``upgrade check`` nor ``upgrade test`` had seen."""
+    from stackyard import __version__
+
+    wanted = f"'stackyard=={__version__}'"
+    return f"pip install {wanted}\npip install {wanted} -c {_PINNED}\n"
+
+
 def _setup() -> list[dict[str, Any]]:
     return [
         {"uses": "actions/checkout@v4"},
         {"uses": "actions/setup-python@v5", "with": {"python-version": "3.11"}},
-        {"name": "Install stackyard", "run": "pip install stackyard"},
+        {"name": "Install stackyard and its pinned stack", "run": install_command()},
     ]
 
 
