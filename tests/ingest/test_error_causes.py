@@ -58,3 +58,32 @@ def test_a_load_out_of_memory_says_to_raise_the_targets_limit(tmp_path: Path) ->
     assert "load step" in error and "Out of Memory" in error, error
     assert "set `memory_limit` on the target in stackyard.yml" in error
     assert "SET threads" not in error  # DuckDB's own advice has nowhere to go in stackyard
+
+
+def test_a_cursor_that_is_no_column_names_it_the_table_and_what_to_do(tmp_path: Path) -> None:
+    """A misspelt cursor failed the load with "KeyError: 'updatedat'" alone: dlt's own
+    message under it, naming the table, was dropped for the bare key."""
+    import sqlite3
+
+    root = tmp_path / "p"
+    init_project(root)
+    with sqlite3.connect(root / "app.sqlite") as db:
+        db.execute("create table customers (id integer primary key, updated_at text)")
+        db.execute("insert into customers values (1, '2026-01-01')")
+    text = (
+        (root / "stackyard.yml")
+        .read_text()
+        .replace(
+            "sources: {}\n",
+            "sources:\n  app:\n    kind: sql_database\n    connection: sqlite:///app.sqlite\n"
+            "    tables: {customers: {primary_key: id, cursor: updatedat}}\n",
+        )
+    )
+    (root / "stackyard.yml").write_text(text)
+    result = Context(root).run()
+    (load,) = result.loads
+    assert load.status == "failed"
+    assert "Cursor column `updatedat` does not exist in table `customers`" in (load.error or "")
+    assert "`cursor` in stackyard.yml must name one of the source table's columns" in (
+        load.error or ""
+    )

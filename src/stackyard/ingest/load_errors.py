@@ -69,6 +69,21 @@ def _says_something(exc: BaseException) -> bool:
     return bool(str(exc).strip()) or type(exc) is not Exception
 
 
+CURSOR_HINT = (
+    "the table's `cursor` in stackyard.yml must name one of the source table's columns "
+    "(its spelling in the source database): correct it, then run again"
+)
+
+
+def _bare_key(exc: BaseException) -> bool:
+    """Whether ``exc`` is a KeyError that says no more than the key it missed.
+
+    >>> _bare_key(KeyError("updatedat")), _bare_key(KeyError("Cursor column `x` is missing"))
+    (True, False)
+    """
+    return isinstance(exc, KeyError) and len(exc.args) == 1 and " " not in str(exc.args[0])
+
+
 def _job_table(exc: BaseException) -> str | None:
     """The table of a failed normalize or load job, from its file name
     (``customers.a1b2c3.0.parquet``): without it a job's error named no table, and incident
@@ -97,8 +112,15 @@ def root_cause(exc: BaseException) -> str:
         # exception that says something is the cause; bare control-flow exceptions are not.
         if not isinstance(nested, BaseException) or not _says_something(nested):
             break
+        if _bare_key(nested) and isinstance(inner, KeyError):
+            # dlt re-raises a lookup's KeyError with what was looked up where ("Cursor column
+            # `updatedat` does not exist in table `customers`"); the bare key under it said
+            # only 'updatedat'.
+            break
         inner = nested
     said = _summary(str(inner))
+    if isinstance(inner, KeyError) and "Cursor column" in said:
+        said += f"; {CURSOR_HINT}"
     if step == "load" and type(inner).__name__ == "OutOfMemoryException":
         # DuckDB's own suggestions are SET statements a stackyard user has nowhere to run.
         said = f"{str(inner).strip().splitlines()[0]}; {OUT_OF_MEMORY_HINT}"
