@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from stackyard.config.model import ProjectConfig
 from stackyard.results import SourceLoad
 from stackyard.warehouse.base import Warehouse
 
@@ -64,3 +65,55 @@ def missing_models(warehouse: Warehouse, manifest: dict[str, Any] | None) -> lis
         present = {t.lower() for t in warehouse.tables_in(schema)}
         missing += [f"{schema}.{n}" for n in names if n.lower() not in present]
     return missing
+
+
+def built_anyway(
+    warehouse: Warehouse, config: ProjectConfig, manifest: dict[str, Any] | None
+) -> str | None:
+    """Why a build that ``unchanged_since`` lets this run skip must run all the same, or
+    ``None``: the skip holds only while stackyard knows every input of the last build.
+
+    Args:
+        warehouse: the target.
+        config: the project (its sources are the tables stackyard loads).
+        manifest: the target's manifest from the last build (``None``: nothing is known).
+    """
+    if manifest is None:
+        return "no manifest of this target's last build"
+    elsewhere = sources_loaded_elsewhere(config, manifest)
+    if elsewhere:
+        # Another tool loads them: new rows there leave no trace in this run's loads.
+        # (A stackyard source linked to it, --kind external for another tool's, has a signal.)
+        return f"dbt source {', '.join(elsewhere)} is loaded outside stackyard: built every run"
+    missing = missing_models(warehouse, manifest)
+    return f"missing since the last build: {', '.join(missing)}" if missing else None
+
+
+def sources_loaded_elsewhere(config: ProjectConfig, manifest: dict[str, Any] | None) -> list[str]:
+    """The dbt sources the project's nodes read that no stackyard source is (by name,
+    ``dbt_source:`` or schema): the adopted project's own, loaded by other tools.
+
+    >>> manifest = {
+    ...     "sources": {"source.p.raw.t": {"source_name": "raw", "schema": "raw"}},
+    ...     "nodes": {"model.p.m": {"depends_on": {"nodes": ["source.p.raw.t"]}}},
+    ... }
+    >>> sources_loaded_elsewhere(ProjectConfig(name="p"), manifest)
+    ['raw']
+    """
+    from stackyard.transform.inventory import source_dbt_names
+
+    if manifest is None:
+        return []
+    ours = {n for s in config.sources for n in source_dbt_names(config, s, manifest)}
+    read = {
+        parent
+        for node in manifest.get("nodes", {}).values()
+        for parent in (node.get("depends_on") or {}).get("nodes", [])
+    }
+    return sorted(
+        {
+            str(source["source_name"])
+            for unique_id, source in manifest.get("sources", {}).items()
+            if unique_id in read and source["source_name"] not in ours
+        }
+    )

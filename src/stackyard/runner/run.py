@@ -36,7 +36,7 @@ from stackyard.results import (
     step_status_of_build,
     step_status_of_freshness,
 )
-from stackyard.runner.build_skip import missing_models, unchanged_since
+from stackyard.runner.build_skip import built_anyway, missing_models, unchanged_since
 from stackyard.runner.dropped_views import views_again
 from stackyard.runner.external_freshness import check_external
 from stackyard.runner.interruption import not_recorded, record_refused, record_stopped
@@ -229,10 +229,11 @@ class RunJob:
         )
         if external:
             unchanged = None  # another tool may have loaded new rows since the last run
-        if unchanged and missing_models(
-            self.warehouse, read_manifest(self.transform_dir, self.warehouse.target_name)
-        ):
-            unchanged = None
+        why_built = None  # why a build the history would skip runs all the same
+        if unchanged:
+            manifest = read_manifest(self.transform_dir, self.warehouse.target_name)
+            why_built = built_anyway(self.warehouse, self.project, manifest)
+            unchanged = None if why_built else unchanged
         if unchanged and stamp is not None and self._previous is not None:
             self._unchanged = self._no_table_changed(loads, stamp)
         stale: dict[str, str] = {}
@@ -286,7 +287,7 @@ class RunJob:
             manifest = read_manifest(self.transform_dir, target)
             release = self.session.release
             nodes[:] = views_again(dbt, self.warehouse, manifest, nodes, before, release)
-            return self._build_summary(nodes)
+            return self._build_summary(nodes) + (f"; {why_built}" if why_built else "")
 
         if self.state is not None and dbt_select and not self._selected:
             self._skip_step(

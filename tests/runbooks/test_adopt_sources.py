@@ -1,0 +1,70 @@
+"""An adopted dbt project whose raw tables other tools load: its models are rebuilt on every
+run (stackyard cannot tell whether those tables changed)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+
+BIN = Path(sys.executable).parent
+pytestmark = pytest.mark.slow
+
+SOURCES = "version: 2\nsources:\n  - name: raw\n    schema: raw\n    tables: [{name: orders}]\n"
+
+
+def stackyard(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(BIN / "stackyard"), *args], cwd=cwd, capture_output=True, text=True)
+
+
+def adopted(root: Path, sources: str = SOURCES) -> Path:
+    """A dbt project reading raw.orders, which another tool loads into the dev target."""
+    project = root / "shop"
+    (project / "models").mkdir(parents=True)
+    (project / "dbt_project.yml").write_text(
+        'name: shop\nversion: "1.0"\nconfig-version: 2\nprofile: shop\n'
+    )
+    (project / "models" / "sources.yml").write_text(sources)
+    (project / "models" / "fct_orders.sql").write_text(
+        "select * from {{ source('raw','orders') }}\n"
+    )
+    (project / "models" / "order_totals.sql").write_text(
+        "{{ config(materialized='table') }}\n"
+        "select count(*) as n, sum(amount) as total from {{ ref('fct_orders') }}\n"
+    )
+    done = stackyard("adopt", "dbt", "shop", cwd=root)
+    assert done.returncode == 0, done.stdout + done.stderr
+    (project / ".stackyard").mkdir(exist_ok=True)
+    another_tool_loads(project, "create schema raw; create table raw.orders"
+                       "(id int, amount int, updated_at timestamptz default now());"
+                       "insert into raw.orders (id, amount) values (1, 10), (2, 20)")  # fmt: skip
+    return project
+
+
+def another_tool_loads(project: Path, sql: str) -> None:
+    with duckdb.connect(str(project / ".stackyard" / "dev.duckdb")) as con:
+        con.execute(sql)
+
+
+def totals(project: Path) -> tuple[object, ...] | None:
+    with duckdb.connect(str(project / ".stackyard" / "dev.duckdb"), read_only=True) as con:
+        return con.execute("select n, total from main.order_totals").fetchone()
+
+
+def test_models_on_tables_another_tool_loads_are_rebuilt_on_every_run(tmp_path: Path) -> None:
+    project = adopted(tmp_path)
+    first = stackyard("run", "--json", cwd=project)
+    assert first.returncode == 0, first.stdout[-3000:]
+    assert totals(project) == (2, 30)
+
+    another_tool_loads(project, "insert into raw.orders (id, amount) values (3, 30)")
+    again = stackyard("run", "--json", cwd=project)
+    assert again.returncode == 0, again.stdout[-3000:]
+    [build] = [s for s in json.loads(again.stdout)["steps"] if s["name"] == "dbt build"]
+    assert build["status"] == "ok", build
+    assert "dbt source raw is loaded outside stackyard" in build["detail"]
+    assert totals(project) == (3, 60)  # it said 2 rows: the build was skipped
