@@ -68,3 +68,31 @@ def test_models_on_tables_another_tool_loads_are_rebuilt_on_every_run(tmp_path: 
     assert build["status"] == "ok", build
     assert "dbt source raw is loaded outside stackyard" in build["detail"]
     assert totals(project) == (3, 60)  # it said 2 rows: the build was skipped
+
+
+def test_the_freshness_an_adopted_project_declares_for_its_own_sources_is_checked(
+    tmp_path: Path,
+) -> None:
+    project = adopted(
+        tmp_path,
+        "version: 2\nsources:\n  - name: raw\n    schema: raw\n"
+        "    loaded_at_field: updated_at\n"
+        "    freshness: {warn_after: {count: 24, period: hour}, "
+        "error_after: {count: 72, period: hour}}\n"
+        "    tables: [{name: orders}]\n",
+    )
+    another_tool_loads(project, "update raw.orders set updated_at = now() - interval 2 day")
+    late = stackyard("run", "--json", cwd=project)
+    assert late.returncode == 0, late.stdout[-3000:]
+    result = json.loads(late.stdout)
+    [step] = [s for s in result["steps"] if s["name"] == "source freshness"]
+    assert step["status"] == "warn", step  # there was no freshness step at all
+    assert [(f["source"], f["table"], f["status"]) for f in result["freshness"]] == [
+        ("raw", "orders", "warn")
+    ]
+
+    another_tool_loads(project, "update raw.orders set updated_at = now() - interval 5 day")
+    stale = stackyard("run", "--json", cwd=project)
+    assert stale.returncode == 1, stale.stdout[-3000:]
+    [step] = [s for s in json.loads(stale.stdout)["steps"] if s["name"] == "source freshness"]
+    assert step["status"] == "failed", step

@@ -36,14 +36,20 @@ from stackyard.results import (
     step_status_of_build,
     step_status_of_freshness,
 )
-from stackyard.runner.build_skip import built_anyway, missing_models, unchanged_since
+from stackyard.runner.build_skip import (
+    built_anyway,
+    missing_models,
+    sources_loaded_elsewhere,
+    unchanged_since,
+)
 from stackyard.runner.dropped_views import views_again
 from stackyard.runner.external_freshness import check_external
 from stackyard.runner.interruption import not_recorded, record_refused, record_stopped
 from stackyard.runner.monitor_pass import monitor_pass, seal_measurements
+from stackyard.runner.source_freshness import check_sources, declares_freshness
 from stackyard.runner.sql_refusal import refuse_sql_build_early
 from stackyard.session import Session
-from stackyard.transform.state import manifest_freshness, read_manifest, transform_fingerprint
+from stackyard.transform.state import read_manifest, transform_fingerprint
 
 if TYPE_CHECKING:
     from stackyard.monitors.reuse import Unchanged
@@ -301,31 +307,19 @@ class RunJob:
             self._step("dbt build", build, status_of=lambda: step_status_of_build(nodes))
         self._build = "skipped" if unchanged else "built"
 
-        if to_load:
+        manifest = read_manifest(self.transform_dir, self.warehouse.target_name)
+        # Without a selection every dbt source is checked: stackyard's, and those of an
+        # adopted project that other tools load (their freshness is all the run can tell).
+        others = [] if select else sources_loaded_elsewhere(self.project, manifest)
+        if to_load or declares_freshness(manifest, others):
             names = [n for s in to_load if s not in failed_sources for n in self._dbt_names(s)]
+            failed_names = [n for s in failed_sources for n in self._dbt_names(s)]
             checked = {n for s in external for n in self._dbt_names(s)}
-
-            def check_freshness() -> str:
-                # Without a selection every dbt source is checked (some may not be stackyard's);
-                # a source whose load failed is not: its tables may be gone, and the load's own
-                # error already says what to do.
-                failed_names = [n for s in failed_sources for n in self._dbt_names(s)]
-                found = manifest_freshness(
-                    self.transform_dir, self.warehouse, names if select else None, failed_names
-                )
-                if found is None:
-                    found = dbt.freshness(
-                        [f"source:{n}" for n in names] if select else (),
-                        [f"source:{n}" for n in failed_names],
-                    )
-                    self.session.release()
-                freshness.extend(f for f in found if f.source not in checked)
-                late = [f for f in freshness if f.status != "pass"]
-                return f"{len(freshness) - len(late)}/{len(freshness)} source tables fresh"
-
             self._step(
                 "source freshness",
-                check_freshness,
+                lambda: check_sources(
+                    self, dbt, names if select else None, failed_names, checked, freshness
+                ),
                 status_of=lambda: step_status_of_freshness(freshness),
             )
 
