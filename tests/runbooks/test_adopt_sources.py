@@ -96,3 +96,16 @@ def test_the_freshness_an_adopted_project_declares_for_its_own_sources_is_checke
     assert stale.returncode == 1, stale.stdout[-3000:]
     [step] = [s for s in json.loads(stale.stdout)["steps"] if s["name"] == "source freshness"]
     assert step["status"] == "failed", step
+
+
+def test_a_build_on_raw_tables_missing_from_the_new_duckdb_target_says_what_to_do(
+    tmp_path: Path,
+) -> None:
+    project = adopted(tmp_path)
+    another_tool_loads(project, "drop table raw.orders")  # they are in the team's warehouse
+    run = stackyard("run", "--json", cwd=project)
+    assert run.returncode == 1, run.stdout[-3000:]
+    [build] = [s for s in json.loads(run.stdout)["steps"] if s["name"] == "dbt build"]
+    detail = " ".join(build["detail"].split())
+    assert "raw.orders not on target 'dev' (.stackyard/dev.duckdb" in detail, detail
+    assert "add the warehouse the dbt project runs on under targets:" in detail

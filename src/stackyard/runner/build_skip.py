@@ -117,3 +117,36 @@ def sources_loaded_elsewhere(config: ProjectConfig, manifest: dict[str, Any] | N
             if unique_id in read and source["source_name"] not in ours
         }
     )
+
+
+def unloaded_tables_hint(
+    warehouse: Warehouse, config: ProjectConfig, manifest: dict[str, Any] | None
+) -> str:
+    """After a failed build: the tables of dbt sources loaded outside stackyard that are not
+    on the target, and what to do (empty when all are there). An adopted project's first
+    target is a new, empty DuckDB file: its raw tables are in the warehouse it really runs on.
+    """
+    from stackyard.config.model import DuckDBTarget
+
+    wanted = set(sources_loaded_elsewhere(config, manifest))
+    missing: list[str] = []
+    present: dict[str, set[str]] = {}
+    for source in (manifest or {}).get("sources", {}).values():
+        if source["source_name"] not in wanted:
+            continue
+        schema, name = source["schema"], source["identifier"]
+        if schema not in present:
+            present[schema] = {t.lower() for t in warehouse.tables_in(schema)}
+        if name.lower() not in present[schema]:
+            missing.append(f"{schema}.{name}")
+    if not missing:
+        return ""
+    target = warehouse.target_name
+    what = f"target '{target}'"
+    if isinstance(warehouse.config, DuckDBTarget):
+        what += f" ({warehouse.config.path}, a DuckDB file stackyard made, empty until loaded)"
+    return (
+        f"{', '.join(sorted(missing))} not on {what}: add the warehouse the dbt project runs "
+        "on under targets: in stackyard.yml and run with -t NAME "
+        "(docs/runbooks/adopting-an-existing-stack.md)"
+    )

@@ -41,6 +41,7 @@ from stackyard.runner.build_skip import (
     missing_models,
     sources_loaded_elsewhere,
     unchanged_since,
+    unloaded_tables_hint,
 )
 from stackyard.runner.dropped_views import views_again
 from stackyard.runner.external_freshness import check_external
@@ -293,7 +294,10 @@ class RunJob:
             manifest = read_manifest(self.transform_dir, target)
             release = self.session.release
             nodes[:] = views_again(dbt, self.warehouse, manifest, nodes, before, release)
-            return self._build_summary(nodes) + (f"; {why_built}" if why_built else "")
+            hint = ""
+            if step_status_of_build(nodes) == "failed":
+                hint = unloaded_tables_hint(self.warehouse, self.project, manifest)
+            return self._build_summary(nodes) + "".join(f"; {x}" for x in (why_built, hint) if x)
 
         if self.state is not None and dbt_select and not self._selected:
             self._skip_step(
