@@ -298,6 +298,8 @@ def _status_table(data: dict[str, Any]) -> None:
             f"{validation.get('duplicate_keys', 0)}",
             highlight=False,
         )
+    if validation and not validation.get("ok"):
+        _validation_failures(data, validation)
     if validation and validation.get("keys_removed"):
         keys = ", ".join(validation["keys_removed"]) + (
             ", …" if validation.get("keys_removed_more") else ""
@@ -308,6 +310,31 @@ def _status_table(data: dict[str, Any]) -> None:
             "backfill the days it moved to)",
             highlight=False,
             soft_wrap=True,
+        )
+
+
+def _validation_failures(data: dict[str, Any], validation: dict[str, Any]) -> None:
+    """Name the partitions that failed validation, and the way forward (only ``--json``
+    had them)."""
+    from rich.markup import escape
+
+    if validation.get("error"):
+        out.print(f"  [red]✘[/] {escape(str(validation['error']))}", highlight=False)
+    mismatched = {str(m["start"]) for m in validation.get("count_mismatches", [])}
+    for m in validation.get("count_mismatches", []):
+        out.print(
+            f"  [red]✘[/] {m['start']}: {m['actual']:,} rows, expected {m['expected']:,} "
+            "(upstream changed since it ran?)",
+            highlight=False,
+        )
+    for start in validation.get("empty_partitions", []):
+        if str(start) not in mismatched:
+            out.print(f"  [red]✘[/] {start}: empty, upstream has rows", highlight=False)
+    if data.get("status") == "failed" and (mismatched or validation.get("empty_partitions")):
+        out.print(
+            "  run the same command with --retry-failed to run these partitions (and any "
+            "that failed) again",
+            highlight=False,
         )
 
 

@@ -35,7 +35,7 @@ from stackyard.runbooks.backfill.partitions import (
 )
 from stackyard.runbooks.backfill.retention import prune
 from stackyard.runbooks.backfill.targets import BackfillTarget, Worker
-from stackyard.runbooks.backfill.validation import validate
+from stackyard.runbooks.backfill.validation import retried, validate
 from stackyard.runbooks.backfill.windows import runs
 
 
@@ -241,8 +241,11 @@ class BackfillJob:
         try:
             if resume_id:
                 ledger.set_status(resume_id, "running", holder)
+                # Partitions that failed validation are retried too (it ran none, for good).
                 ledger.reset(
-                    resume_id, ("running", "failed") if options.retry_failed else ("running",)
+                    resume_id,
+                    ("running", "failed") if options.retry_failed else ("running",),
+                    retried(ledger.get(resume_id)) if options.retry_failed else (),
                 )
             else:
                 record = BackfillRecord(
@@ -264,11 +267,16 @@ class BackfillJob:
                 ledger.create(record, windows)
                 ledger.supersede(self.target.name, key, backfill_id)
             self.target.ensure_preimage(ledger.session, preimage)
-            executed = self._run_partitions(ledger, backfill_id, options, preimage, skip)
+            executed, said = self._run_partitions(ledger, backfill_id, options, preimage, skip)
+            step = f"backfill {self.target.name}"
             self.target.cleanup(ledger.session, options.workers)
             record = ledger.get(backfill_id)
             report = validate(self.target, ledger.session, record, options.tolerance)
             failed = any(p.status != "success" for p in record.partitions) or not report["ok"]
+            # Finished only now: it read "✔ … partitions run" over a failed validation.
+            if not report["ok"]:
+                said += "; validation failed"
+            self.console.step_finished(step, "failed" if failed else "ok", said)
             ledger.finish(backfill_id, "failed" if failed else "success", report)
             if not failed:
                 prune(ledger, self.preimage_days)
@@ -291,7 +299,7 @@ class BackfillJob:
         options: BackfillOptions,
         preimage: str,
         skip: frozenset[str],
-    ) -> list[int]:
+    ) -> tuple[list[int], str]:
         record = ledger.get(backfill_id)
         skipped = [
             p.seq for p in record.partitions if p.status == "pending" and p.window_start in skip
@@ -347,8 +355,7 @@ class BackfillJob:
         )
         # It read "✔ … partitions run" over partitions that had failed.
         said = f"{len(executed)} partitions run" + (f", {failed} failed" if failed else "")
-        self.console.step_finished(step, "failed" if failed else "ok", said)
-        return sorted(executed)
+        return sorted(executed), said
 
     def _heartbeat(self, ledger: Ledger, backfill_id: str, done: threading.Event) -> None:
         while not done.wait(2.0):
@@ -451,7 +458,9 @@ class BackfillJob:
     ) -> BackfillResult:
         done: dict[str, str] = {}
         if resume_id:
-            done = {p.window_start: p.status for p in ledger.get(resume_id).partitions}
+            resumed = ledger.get(resume_id)
+            retry = set(retried(resumed)) if options.retry_failed else set()
+            done = {p.window_start: p.status for p in resumed.partitions if p.seq not in retry}
         parts = tuple(
             PartitionRecord(
                 i,

@@ -378,15 +378,17 @@ class Ledger:
                 (*values.values(), backfill_id, seq),
             )
 
-    def reset(self, backfill_id: str, statuses: tuple[str, ...]) -> None:
-        """Put partitions in ``statuses`` back to pending (for a resume or a retry)."""
+    def reset(self, backfill_id: str, statuses: tuple[str, ...], seqs: Sequence[int] = ()) -> None:
+        """Put partitions in ``statuses``, and those numbered ``seqs``, back to pending (for a
+        resume or a retry)."""
         p = self.session.param()
         marks = ", ".join([p] * len(statuses))
+        also = f" OR seq IN ({', '.join([p] * len(seqs))})" if seqs else ""
         with self._lock:
             self.session.execute(
                 f"UPDATE {self._t('backfill_partitions')} SET status = 'pending' "
-                f"WHERE backfill_id = {p} AND status IN ({marks})",
-                (backfill_id, *statuses),
+                f"WHERE backfill_id = {p} AND (status IN ({marks}){also})",
+                (backfill_id, *statuses, *seqs),
             )
 
     def heartbeat(self, backfill_id: str, target: str) -> None:

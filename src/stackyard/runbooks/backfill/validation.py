@@ -27,6 +27,28 @@ def within(expected: int, actual: int, tolerance: float) -> bool:
     return abs(actual - expected) <= tolerance * max(expected, 1)
 
 
+def invalid_windows(report: dict[str, Any] | None) -> list[str]:
+    """The partitions (window starts) a validation report found wrong although they ran:
+    their count differs from upstream's, or they are empty while upstream has rows. These
+    are what ``--retry-failed`` runs again.
+
+    >>> invalid_windows({"count_mismatches": [{"start": "b"}], "empty_partitions": ["a", "b"]})
+    ['a', 'b']
+    >>> invalid_windows(None)
+    []
+    """
+    report = report or {}
+    starts = {str(m["start"]) for m in report.get("count_mismatches", [])}
+    return sorted(starts | {str(s) for s in report.get("empty_partitions", [])})
+
+
+def retried(record: BackfillRecord) -> list[int]:
+    """The partitions of ``record`` that ran but failed its last validation: what
+    ``--retry-failed`` runs again besides the partitions that failed."""
+    invalid = set(invalid_windows(record.validation))
+    return [p.seq for p in record.partitions if p.status == "success" and p.window_start in invalid]
+
+
 def validate(
     target: BackfillTarget, session: Connection, record: BackfillRecord, tolerance: float
 ) -> dict[str, Any]:
