@@ -5,6 +5,8 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from tests.runbooks.backfill.conftest import backfill_json, sql, stackyard
 
 
@@ -277,3 +279,32 @@ def test_a_source_whose_columns_changed_is_refused_not_rounded_or_blanked(
     assert "stackyard run --select app" in output, output
     assert "2 partitions run, 2 failed" in output and "✔ backfill" not in output, output
     assert sql(project, "select id, kind, amount from app.events order by id") == before
+
+
+def test_a_missing_secret_is_a_configuration_error_and_records_nothing(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = project / "stackyard.yml"
+    config.write_text(
+        config.read_text().replace(
+            "connection: sqlite:///sources/app.sqlite", "connection: {secret: APP_DB_URL}"
+        )
+    )
+    monkeypatch.delenv("APP_DB_URL", raising=False)
+    for extra in ((), ("--dry-run",)):
+        proc = stackyard(
+            project,
+            "backfill",
+            "app.events",
+            "--start",
+            "2024-02-21",
+            "--end",
+            "2024-02-22",
+            *extra,
+        )
+        output = proc.stdout + proc.stderr
+        # Before: exit 1, a failed backfill recorded ("validation failed: 0 rows, expected 0;
+        # missing 1") and no word of how to set the secret; the dry run already said it.
+        assert proc.returncode == 2, output
+        assert "export APP_DB_URL=" in output, output
+    assert backfill_json(project, "status") == []

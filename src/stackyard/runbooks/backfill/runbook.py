@@ -132,6 +132,8 @@ class BackfillRunbook:
     def run(self, options: BackfillOptions) -> BackfillResult:
         """Backfill a target; with ``cascade``, then the models downstream of it."""
         target = self.resolve(options.target)
+        if isinstance(target, SourceTableTarget):
+            self._check_connection(target)
         result = self.job(target).execute(options)
         if options.dry_run:
             models = [target.name]
@@ -175,6 +177,21 @@ class BackfillRunbook:
                 rebuilt.append(self._rebuild(node["name"], failed))
         rebuilt += self._views_again(reached, rebuilt)
         return replace(result, cascaded=tuple(cascaded), rebuilt=tuple(rebuilt))
+
+    def _check_connection(self, target: SourceTableTarget) -> None:
+        """Resolve the source's secrets (and SQLite file) before anything is recorded: one
+        that is missing failed every partition, then the validation (exit 1, no hint).
+
+        Raises:
+            ConfigError: a secret is not set, or the SQLite file is not there.
+        """
+        from stackyard.ingest.rest import rest_api_config
+        from stackyard.ingest.sources import connection_url
+
+        if isinstance(target.config, SqlDatabaseSource):
+            connection_url(target.source, target.config, self.project_dir, self.secrets)
+        elif isinstance(target.config, RestApiSource):
+            rest_api_config(target.source, target.config, self.secrets)
 
     def _views_again(
         self, reached: list[dict[str, Any]], rebuilt: list[dict[str, str]]
