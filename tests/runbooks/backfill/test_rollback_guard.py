@@ -38,3 +38,34 @@ def test_rollback_refuses_while_a_later_backfill_covers_the_same_days(project: P
     assert sql(project, COUNT)[0]["n"] == 12
     stackyard(project, "backfill", "rollback", first, check=0)
     assert sql(project, COUNT)[0]["n"] == 12
+
+
+def test_rollback_after_a_retry_puts_back_what_the_retry_overwrote(project: Path) -> None:
+    days = ["--start", "2024-02-25", "--end", "2024-02-27"]
+    window = (
+        "select id, amount from app.events where updated_at >= '2024-02-25' "
+        "and updated_at < '2024-02-27' order by id"
+    )
+    db = sqlite3.connect(project / "sources" / "app.sqlite")
+    # amount gains cents upstream: the backfill refuses it and swaps nothing.
+    db.execute(
+        "CREATE TABLE events2 (id INTEGER PRIMARY KEY, kind TEXT, amount DECIMAL(10,2), "
+        "updated_at DATETIME)"
+    )
+    db.execute("INSERT INTO events2 SELECT id, kind, amount + 0.25, updated_at FROM events")
+    db.execute("DROP TABLE events")
+    db.execute("ALTER TABLE events2 RENAME TO events")
+    db.commit()
+    db.close()
+    failed = backfill_json(project, "app.events", *days, check=1)
+    assert {p["status"] for p in failed["partitions"]} == {"failed"}
+    stackyard(project, "reload", "app.events", "--yes", check=0)
+    reloaded = sql(project, window)
+    assert {float(r["amount"]) % 1 for r in reloaded} == {0.25}
+    retried = backfill_json(project, "app.events", *days, "--retry-failed")
+    assert retried["backfill_id"] == failed["backfill_id"] and retried["ok"]
+
+    stackyard(project, "backfill", "rollback", failed["backfill_id"], check=0)
+    # Before: the copies the failed attempt took before the reload were put back (whole
+    # amounts, without the cents the reload brought in).
+    assert sql(project, window) == reloaded

@@ -241,12 +241,13 @@ class BackfillJob:
         try:
             if resume_id:
                 ledger.set_status(resume_id, "running", holder)
+                prior = ledger.get(resume_id) if options.retry_failed else None
                 # Partitions that failed validation are retried too (it ran none, for good).
                 ledger.reset(
-                    resume_id,
-                    ("running", "failed") if options.retry_failed else ("running",),
-                    retried(ledger.get(resume_id)) if options.retry_failed else (),
+                    resume_id, ("running", "failed") if prior else ("running",), retried(prior)
                 )
+                again = [p.seq for p in prior.partitions if p.status == "failed"] if prior else []
+                self.target.forget_preimages(ledger.session, preimage, again)
             else:
                 record = BackfillRecord(
                     backfill_id,

@@ -221,6 +221,26 @@ class BackfillTarget:
                 [q for q, _ in todo],
             )
 
+    def forget_preimages(self, session: Connection, preimage: str, seqs: Sequence[int]) -> None:
+        """Drop the pre-images of partitions ``seqs`` that failed, for their retry to take
+        afresh. Nothing of theirs was swapped (a partition is replaced in one transaction),
+        but the table may have changed since their copy was taken (a reload): a rollback
+        then put back rows older than what the retry overwrote. With no copy left, the
+        pre-image table goes too, to be made again in the table's shape now."""
+        marks = session.quote(PREIMAGE_SCHEMA, preimage + MARKS_SUFFIX)
+        if not seqs or not session.table_columns(PREIMAGE_SCHEMA, preimage + MARKS_SUFFIX):
+            return
+        pre = session.quote(PREIMAGE_SCHEMA, preimage)
+        listed = ", ".join([session.param()] * len(seqs))
+        with session.transaction():
+            session.execute(f"DELETE FROM {marks} WHERE seq IN ({listed})", list(seqs))
+            if not session.table_columns(PREIMAGE_SCHEMA, preimage):
+                return
+            if session.query(f"SELECT count(*) FROM {marks}").rows[0][0]:
+                session.execute(f"DELETE FROM {pre} WHERE _backfill_seq IN ({listed})", list(seqs))
+            else:
+                session.execute(f"DROP TABLE {pre}")
+
     def ensure_preimage(self, session: Connection, preimage: str) -> None:
         """Create the pre-image tables of a backfill: the marks, and an empty copy of the
         table's shape once the table exists."""

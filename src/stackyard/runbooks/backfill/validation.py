@@ -42,9 +42,11 @@ def invalid_windows(report: dict[str, Any] | None) -> list[str]:
     return sorted(starts | {str(s) for s in report.get("empty_partitions", [])})
 
 
-def retried(record: BackfillRecord) -> list[int]:
+def retried(record: BackfillRecord | None) -> list[int]:
     """The partitions of ``record`` that ran but failed its last validation: what
     ``--retry-failed`` runs again besides the partitions that failed."""
+    if record is None:
+        return []
     invalid = set(invalid_windows(record.validation))
     return [p.seq for p in record.partitions if p.status == "success" and p.window_start in invalid]
 
