@@ -115,3 +115,37 @@ def test_policy_check_against_a_live_target(pg_project: PgProject) -> None:
     result = runner.invoke(app, ["policy", "check", "-p", str(pg_project.path), "-t", "prod"])
     assert result.exit_code == 1, result.output
     assert "holds DLT_DB_WRITER (directly) in production" in result.output
+
+
+@pytest.mark.postgres
+def test_public_grants_are_found_in_schemas_the_project_does_not_declare(
+    pg_project: PgProject,
+) -> None:
+    # An adopted dbt project's models in 'analytics', a 'raw' schema: stackyard declares
+    # neither, and a table there readable by every user is as open as one in marts.
+    with pg_project.connect() as admin:
+        admin.execute("CREATE SCHEMA analytics")
+        admin.execute("CREATE TABLE analytics.t (i int)")
+        admin.execute("GRANT USAGE ON SCHEMA analytics TO PUBLIC")
+        admin.execute("GRANT SELECT ON analytics.t TO PUBLIC")
+        admin.execute("CREATE SCHEMA raw")
+        admin.execute("GRANT CREATE ON SCHEMA raw TO PUBLIC")
+        admin.execute(
+            f'ALTER DEFAULT PRIVILEGES FOR ROLE "{pg_project.admin}" IN SCHEMA raw '
+            "GRANT SELECT ON TABLES TO PUBLIC"
+        )
+    rules = _rules(pg_project.path, "prod")
+    assert rules["no-public-grants"] == [
+        "PUBLIC holds CREATE on schema raw in the warehouse: revoke it by hand (stackyard does "
+        "not own PUBLIC's grants)",
+        "PUBLIC holds SELECT on table analytics.t in the warehouse: revoke it by hand "
+        "(stackyard does not own PUBLIC's grants)",
+        f"PUBLIC is given SELECT on the tables {pg_project.admin} creates in schema raw from "
+        "now on (a default privilege in the warehouse): revoke it by hand (stackyard does not "
+        "own PUBLIC's grants)",
+    ]
+    result = runner.invoke(app, ["policy", "check", "-p", str(pg_project.path), "-t", "prod"])
+    assert result.exit_code == 1, result.output
+    report = pg_project.context().security_check("prod")
+    public = [f.message for f in report.findings if f.check == "public-access"]
+    assert "PUBLIC holds SELECT on table analytics.t" in public[1]

@@ -6,8 +6,10 @@ Built-in rules (ids as reported):
   not declare (the ``enable_multiple_grants`` problem), except the declared roles it holds;
 * ``service-key-pair-only``: service accounts log in with key pairs only: on Snowflake each
   has a public key and no password;
-* ``no-public-grants``: nothing is granted to PUBLIC, in the declaration or on declared objects,
-  and PUBLIC holds no role (a role granted to PUBLIC is held by every user);
+* ``no-public-grants``: nothing is granted to PUBLIC, in the declaration or in the warehouse
+  (on a table or column of any schema the live state holds, declared or not, on a declared
+  schema, as a default privilege), and PUBLIC holds no role (a role granted to PUBLIC is held
+  by every user);
 * ``no-person-loader-writer-in-prod``: on a production target no person holds a loader
   database's WRITER role, directly or through other roles;
 * ``read-chain``: ANALYTICS_SOURCES_READER holds every loader database's READER;
@@ -38,6 +40,7 @@ from stackyard.warehouse import warehouse_class
 
 POLICIES_DIR = "policies"
 _SNAKE = re.compile(r"^[a-z_][a-z0-9_]*$")
+_INFORMATION_SCHEMA = "INFORMATION_SCHEMA"  # the catalog views of every engine
 
 
 @dataclass(frozen=True)
@@ -155,19 +158,43 @@ def _no_public_grants(data: PolicyInput) -> Iterable[str]:
                     f"PUBLIC holds role {held.role.label} in the warehouse, so every user "
                     f"holds it: revoke it (REVOKE ROLE {held.role.label} FROM ROLE PUBLIC)"
                 )
-        declared: set[tuple[str, ...]] = {(s.upper(),) for db in decl.databases for s in db.schemas}
-        declared |= {(db.name, s.upper()) for db in decl.databases for s in db.schemas}
-        for grant in sorted(data.live.grants):
-            depth = {"TABLE": 1, "COLUMN": 2}.get(grant.on_kind, 0)
-            schema = grant.on[: len(grant.on) - depth]
-            upper = tuple(part.upper() for part in schema)
-            on_data = grant.on_kind in ("SCHEMA", "TABLE", "COLUMN")
-            if grant.grantee.kind == "public" and on_data and upper in declared:
-                yield (
-                    f"PUBLIC holds {grant.privilege} on {grant.on_kind.lower()} "
-                    f"{'.'.join(grant.on)} in the warehouse: revoke it by hand (stackyard does "
-                    "not own PUBLIC's grants)"
-                )
+        yield from _public_data_grants(data.live, decl)
+
+
+def _public_data_grants(live: State, decl: Declaration) -> Iterable[str]:
+    """PUBLIC's grants on data, in every schema the live state holds (the project's own and
+    any other: an adopted dbt project's ``analytics``, a ``raw`` schema), and PUBLIC's
+    default privileges, which make a schema's new tables everybody's.
+
+    USAGE on a schema the project does not declare is left out: by itself it opens nothing to
+    read (each table needs its own grant, reported here), and Postgres gives it to PUBLIC on
+    schema ``public`` in every database
+    (https://www.postgresql.org/docs/current/ddl-schemas.html#DDL-SCHEMAS-PRIV).
+    """
+    declared: set[tuple[str, ...]] = {(s.upper(),) for db in decl.databases for s in db.schemas}
+    declared |= {(db.name, s.upper()) for db in decl.databases for s in db.schemas}
+    for grant in sorted(live.grants):
+        if grant.grantee.kind != "public" or grant.on_kind not in ("SCHEMA", "TABLE", "COLUMN"):
+            continue
+        depth = {"TABLE": 1, "COLUMN": 2}.get(grant.on_kind, 0)
+        schema = tuple(part.upper() for part in grant.on[: len(grant.on) - depth])
+        if schema[-1:] == (_INFORMATION_SCHEMA,):
+            continue
+        if grant.on_kind == "SCHEMA" and grant.privilege == "USAGE" and schema not in declared:
+            continue
+        yield (
+            f"PUBLIC holds {grant.privilege} on {grant.on_kind.lower()} "
+            f"{'.'.join(grant.on)} in the warehouse: revoke it by hand (stackyard does "
+            "not own PUBLIC's grants)"
+        )
+    for future in sorted(live.future_grants):
+        if future.grantee.kind == "public" and future.schema[-1:] != (_INFORMATION_SCHEMA,):
+            made_by = f" {future.creator} creates" if future.creator else ""
+            yield (
+                f"PUBLIC is given {future.privilege} on the {future.on_kind.lower()}{made_by} "
+                f"in schema {'.'.join(future.schema)} from now on (a default privilege in the "
+                "warehouse): revoke it by hand (stackyard does not own PUBLIC's grants)"
+            )
 
 
 def _no_person_loader_writer(data: PolicyInput) -> Iterable[str]:
