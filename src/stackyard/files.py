@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,7 +26,8 @@ def write_atomic(path: Path, text: str, mode: int | None = None) -> None:
     >>> target.read_text(), sorted(p.name for p in target.parent.iterdir())
     ('{}', ['state.json'])
     """
-    draft = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    # One draft per thread: two threads of one process may write the same file.
+    draft = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
         draft.write_text(text, encoding="utf-8")
         if mode is not None:

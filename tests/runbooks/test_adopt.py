@@ -223,3 +223,23 @@ def test_a_dbt_failure_names_the_dbt_command_that_reproduces_it_as_typed(tmp_pat
         text=True,
     )
     assert "Compilation Error in model broken" in again.stdout + again.stderr
+
+
+def test_what_adopt_and_a_run_write_under_dot_stackyard_is_owner_only(tmp_path: Path) -> None:
+    ours = tmp_path / "plain_shop"
+    shutil.copytree(FIXTURES / "plain_shop", ours)
+    assert stackyard("adopt", "dbt", str(ours), cwd=tmp_path).returncode == 0
+    run = stackyard("run", cwd=ours)  # builds models, loads nothing
+    assert run.returncode == 0, run.stdout[-3000:]
+    private = ours / ".stackyard"
+    modes = {
+        str(p.relative_to(ours)): oct(p.stat().st_mode & 0o777)
+        for p in [private, private / ".gitignore", private / "dbt" / "profiles.yml"]
+    }
+    assert modes == {
+        ".stackyard": "0o700",
+        ".stackyard/.gitignore": "0o600",
+        ".stackyard/dbt/profiles.yml": "0o600",
+    }
+    check = stackyard("security", "check", "--json", cwd=ours)
+    assert check.returncode == 0, check.stdout

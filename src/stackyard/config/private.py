@@ -13,6 +13,8 @@ import os
 import stat
 from pathlib import Path
 
+from stackyard.files import write_atomic
+
 PRIVATE_DIR = ".stackyard"
 DIR_MODE = 0o700
 FILE_MODE = 0o600
@@ -32,6 +34,42 @@ def private_dir(project_dir: Path, *parts: str) -> Path:
         if stat.S_IMODE(folder.stat().st_mode) != DIR_MODE:
             os.chmod(folder, DIR_MODE)
     return folder
+
+
+def private_folder(folder: Path) -> Path:
+    """``folder``, created with its parents; from a ``.stackyard`` folder on its path down,
+    each level is made (or put back to) 0700 by :func:`private_dir`. A folder outside
+    ``.stackyard/`` is only created.
+
+    >>> import tempfile
+    >>> base = Path(tempfile.mkdtemp())
+    >>> oct(private_folder(base / ".stackyard" / "dbt").stat().st_mode & 0o777)
+    '0o700'
+    """
+    parts = folder.parts
+    if PRIVATE_DIR not in parts:
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+    at = parts.index(PRIVATE_DIR)
+    project_dir = Path(*parts[:at]) if at else Path()
+    project_dir.mkdir(parents=True, exist_ok=True)
+    return private_dir(project_dir, *parts[at + 1 :])
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` owner-only (0600 from the moment it appears, the whole file
+    or the old one, never a part); the folders made for it inside ``.stackyard/`` are 0700.
+    Every file stackyard writes under ``.stackyard/`` goes through here, so ``security
+    check`` never finds one of stackyard's own files open to others.
+
+    >>> import tempfile
+    >>> path = Path(tempfile.mkdtemp()) / ".stackyard" / "backfills" / "b1.json"
+    >>> write_private(path, "{}")
+    >>> oct(path.stat().st_mode & 0o777), oct(path.parent.parent.stat().st_mode & 0o777)
+    ('0o600', '0o700')
+    """
+    private_folder(path.parent)
+    write_atomic(path, text, mode=FILE_MODE)
 
 
 def tighten(path: Path) -> None:

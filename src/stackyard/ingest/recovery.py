@@ -15,8 +15,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from stackyard.config.private import write_private
 from stackyard.errors import LoadError, UsageError, did_you_mean
-from stackyard.files import write_atomic
 from stackyard.ingest.counts import loaded_tables, missing_tables
 
 # How ``stackyard reload`` and ``run --full-refresh`` ask dlt to start a source over: drop its
@@ -45,7 +45,7 @@ def finish_pending(pipeline: Any, source: str = "SOURCE") -> list[str]:
         adopt_extracted_schemas(pipeline)
         pipeline.normalize()
         pending = [str(i) for i in pipeline.list_normalized_load_packages()]
-        write_atomic(marker, json.dumps(sorted({*earlier, *pending})))
+        write_private(marker, json.dumps(sorted({*earlier, *pending})))
         try:
             finished.extend(pipeline.load().loads_ids)
         except Exception as exc:

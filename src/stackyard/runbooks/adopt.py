@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from stackyard.config.loader import PROJECT_FILE
+from stackyard.config.private import PRIVATE_DIR, write_private
 from stackyard.errors import StackyardError, UsageError
 from stackyard.transform.dbt_project import read_dbt_project
 
@@ -191,10 +192,9 @@ def adopt_dbt(dbt_dir: Path, *, project_dir: Path | None = None) -> Adopted:
         )
     checksums = project_checksums(dbt_dir)
     target.mkdir(parents=True, exist_ok=True)
-    (target / ".stackyard").mkdir(exist_ok=True)
     # Local state (the DuckDB file, secrets, generated profiles) stays out of git, without
     # touching the project's own .gitignore.
-    (target / ".stackyard" / ".gitignore").write_text("*\n", encoding="utf-8")
+    write_private(target / PRIVATE_DIR / ".gitignore", "*\n")
     path = Path(os.path.relpath(dbt_dir, target)).as_posix()
     name = project_name(str(data.get("name") or dbt_dir.name))
     (target / PROJECT_FILE).write_text(

@@ -21,6 +21,7 @@ from typing import Any
 
 from stackyard import __version__
 from stackyard.config.model import ProjectConfig
+from stackyard.config.private import write_private
 from stackyard.console import Console
 from stackyard.errors import UsageError, WarehouseError
 from stackyard.files import folder_problem
@@ -136,9 +137,8 @@ class ProjectFiles:
         known = self.other_folders()
         if folder == self.backups_dir() or folder in known:
             return
-        self._other_folders_file.parent.mkdir(parents=True, exist_ok=True)
         listed = [str(p) for p in [*known, folder]]
-        self._other_folders_file.write_text(json.dumps(listed, indent=2) + "\n", encoding="utf-8")
+        write_private(self._other_folders_file, json.dumps(listed, indent=2) + "\n")
 
     def _roots(self, folder: Path | None) -> list[Path]:
         return [self.backups_dir(folder)] if folder else [self.backups_dir(), *self.other_folders()]

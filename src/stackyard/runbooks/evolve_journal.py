@@ -16,9 +16,8 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from stackyard.config.private import tighten
+from stackyard.config.private import tighten, write_private
 from stackyard.errors import UsageError
-from stackyard.files import write_atomic
 from stackyard.runbooks.evolve_steps import PHASES, Phase, Step, as_date
 
 
@@ -48,8 +47,7 @@ class EvolveJournal:
 
     def save(self) -> None:
         """Write the journal (the folder is made when missing)."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(self.path, json.dumps(self.data, indent=2))
+        write_private(self.path, json.dumps(self.data, indent=2))
         # It keeps copies of models and stackyard.yml: owner-only, as all of .stackyard is.
         tighten(self.path.parent)
 

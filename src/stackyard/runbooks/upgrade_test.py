@@ -17,6 +17,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from stackyard.config.private import private_folder
 from stackyard.errors import Interrupted, UsageError, WarehouseError, WarehouseUnreachableError
 from stackyard.metadata.leases import holder_alive, this_process
 from stackyard.results import RunResult
@@ -126,7 +127,7 @@ def cloned(files: ProjectFiles, session: Session) -> Iterator[Any]:
         clone = (
             files.project_dir / ".stackyard" / "upgrade-test" / f"{warehouse.target_name}.duckdb"
         )
-        clone.parent.mkdir(parents=True, exist_ok=True)
+        private_folder(clone.parent)
         clone.unlink(missing_ok=True)
         # No file yet (or a lost one): the clone starts empty. Connecting to checkpoint would
         # create the target's file, and a lost file would then look like a new, empty one.

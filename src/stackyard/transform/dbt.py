@@ -18,9 +18,9 @@ from typing import Any
 
 import yaml
 
+from stackyard.config.private import write_private
 from stackyard.config.project import PROFILES_MARKER
 from stackyard.errors import ConfigError, TransformError
-from stackyard.files import write_atomic
 from stackyard.results import FreshnessResult, NodeResult
 from stackyard.transform.dbt_cut import DbtCut
 from stackyard.transform.dbt_packages import packages_installed, packages_path, wanted_packages
@@ -71,8 +71,9 @@ def write_profiles(
             ".stackyard/dbt) for the profiles stackyard generates",
         )
     if not path.exists() or path.read_text(encoding="utf-8") != text:
-        folder.mkdir(parents=True, exist_ok=True)
-        write_atomic(path, text)
+        # Owner-only wherever it is: it names the warehouse's users, and .stackyard/dbt is
+        # kept private as all of .stackyard/.
+        write_private(path, text)
     return path
 
 

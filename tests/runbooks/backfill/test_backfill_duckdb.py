@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
+import stat
 from pathlib import Path
 
 import pytest
@@ -308,3 +310,12 @@ def test_a_missing_secret_is_a_configuration_error_and_records_nothing(
         assert proc.returncode == 2, output
         assert "export APP_DB_URL=" in output, output
     assert backfill_json(project, "status") == []
+
+
+def test_the_backfill_mirror_is_owner_only(project: Path) -> None:
+    done = backfill_json(project, "daily_events", "--start", "2024-02-27", "--end", "2024-02-29")
+    mirror = project / ".stackyard" / "backfills" / f"{done['backfill_id']}.json"
+    assert stat.S_IMODE(mirror.stat().st_mode) == 0o600
+    assert stat.S_IMODE(mirror.parent.stat().st_mode) == 0o700
+    check = json.loads(stackyard(project, "security", "check", "--json", check=None).stdout)
+    assert [f for f in check["findings"] if f["check"] == "file-permissions"] == []

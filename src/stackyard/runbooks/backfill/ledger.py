@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from stackyard.config.private import write_private
 from stackyard.errors import EXIT_USAGE, StackyardError, UsageError
 from stackyard.metadata.leases import holder_alive as _holder_alive
 from stackyard.metadata.leases import this_process
@@ -467,10 +468,7 @@ class Ledger:
         self._write_json(self.mirror_dir / f"{backfill_id}.json", record.to_dict())
 
     def _write_json(self, path: Path, data: dict[str, Any]) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{threading.get_ident()}.tmp")
-        tmp.write_text(json.dumps(data, indent=2, default=str), encoding="utf-8")
-        tmp.replace(path)
+        write_private(path, json.dumps(data, indent=2, default=str))
 
 
 def read_mirror(mirror_dir: Path, backfill_id: str | None) -> dict[str, Any] | None:
