@@ -16,6 +16,7 @@ EXAMPLES = ("jaffle_shop",)
 _GITIGNORE = """\
 # Local state: the dev warehouse, dlt pipeline state, secrets and keys never go in git.
 .stackyard/
+.dlt/secrets.toml
 transform/target/
 transform/logs/
 transform/dbt_packages/

@@ -204,3 +204,27 @@ def test_an_invalid_config_without_a_secret_is_still_a_config_error(example: Pat
     result = runner.invoke(app, ["security", "check", "-p", str(example)])
     assert result.exit_code == 2, result.output
     assert "targetz" in result.output
+
+
+def test_dlt_secrets_file_is_ignored_by_init_and_checked(tmp_path: Path) -> None:
+    root = tmp_path / "p"
+    init_project(root)
+    (root / ".dlt").mkdir()
+    secrets = root / ".dlt" / "secrets.toml"
+    secrets.write_text('x = "ghp_abcdefghijklmnopqrstuvwxyz0123456789"\n')
+    os.chmod(secrets, 0o644)
+    git(root, "init", "-q")
+    ignored = subprocess.run(["git", "check-ignore", "-q", ".dlt/secrets.toml"], cwd=root)
+    assert ignored.returncode == 0  # init's .gitignore covers it
+    code, report = check(root)
+    assert code == 1
+    assert [(f["check"], f["where"]) for f in report["findings"]] == [
+        ("file-permissions", ".dlt/secrets.toml")
+    ]
+    os.chmod(secrets, 0o600)
+    (root / ".gitignore").write_text(".stackyard/\n")
+    code, report = check(root)
+    assert [(f["check"], f["where"]) for f in report["findings"]] == [
+        ("secrets-in-git-history", ".dlt/secrets.toml")
+    ]
+    assert "ghp_" not in json.dumps(report)

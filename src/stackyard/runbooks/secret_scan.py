@@ -33,6 +33,7 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
 )
 MAX_HISTORY_BYTES = 200 * 1024 * 1024
 HISTORY_TIMEOUT = 120  # seconds for `git log -p`
+DLT_SECRETS_FILE = ".dlt/secrets.toml"  # dlt's own, read for adopted dlt sources
 
 
 def secret_lines(text: str, known: Iterable[str] = ()) -> list[tuple[int, str]]:
@@ -101,18 +102,22 @@ def git_history_findings(
                 hint_rewrite,
             )
         )
-    ignored = subprocess.run(
-        ["git", "check-ignore", "-q", f"{PRIVATE_DIR}/secrets.toml"],
-        cwd=project_dir,
-        capture_output=True,
-        check=False,
-    )
-    if ignored.returncode == 1:
+    if not _ignored(project_dir, f"{PRIVATE_DIR}/secrets.toml"):
         found.append(
             (
                 ".gitignore",
                 f"{PRIVATE_DIR}/ is not git-ignored, so secrets.toml and keys can be committed",
                 f"add '{PRIVATE_DIR}/' to .gitignore",
+            )
+        )
+    if (project_dir / DLT_SECRETS_FILE).is_file() and not _ignored(project_dir, DLT_SECRETS_FILE):
+        found.append(
+            (
+                DLT_SECRETS_FILE,
+                f"{DLT_SECRETS_FILE} (dlt's secrets) is not git-ignored, or is tracked, so "
+                "`git add -A` commits its secrets",
+                f"add '{DLT_SECRETS_FILE}' to .gitignore (git rm --cached {DLT_SECRETS_FILE} "
+                "if it is tracked)",
             )
         )
     found += _history_secrets(project_dir, [v for v in known if v], hint_rewrite)
@@ -155,6 +160,15 @@ def _history_secrets(project_dir: Path, known: list[str], hint: str) -> list[tup
                 seen.add((commit, path, what))
                 found.append((f"commit {commit}: {path}", f"{what} was committed", hint))
     return found
+
+
+def _ignored(project_dir: Path, path: str) -> bool:
+    """Whether git ignores ``path`` (a tracked file is not ignored, whatever .gitignore says:
+    ``--no-index`` is left out)."""
+    done = subprocess.run(
+        ["git", "check-ignore", "-q", path], cwd=project_dir, capture_output=True, check=False
+    )
+    return done.returncode != 1
 
 
 def _git(cwd: Path, *args: str) -> str | None:

@@ -4,11 +4,13 @@ Each check reads the project (and, with a target, the warehouse's live access st
 reports findings; none changes anything. The checks, by id:
 
 * ``file-permissions``: ``.stackyard/`` is 0700 and what can hold a secret in it
-  (``secrets.toml``, private keys, dlt traces, the DuckDB file) is readable by its owner only;
+  (``secrets.toml``, private keys, dlt traces, the DuckDB file) is readable by its owner only,
+  as is dlt's own ``.dlt/secrets.toml``;
 * ``secrets-in-config``: stackyard.yml holds no secret value (a URL with a password, a token,
   a private key, a value from secrets.toml);
 * ``secrets-in-git-history``: no commit of the project's repository ever held one, or a file
-  under ``.stackyard/``, and ``.stackyard/`` is git-ignored;
+  under ``.stackyard/``, and ``.stackyard/`` (and ``.dlt/secrets.toml``, when there is one) is
+  git-ignored;
 * ``excess-privileges``: no declared role holds more in the warehouse than declared (options
   to pass grants and roles on included), nor is held by a role the project answers for
   without declaring it (the pending revocations of ``stackyard access review``); needs a
@@ -37,6 +39,7 @@ from stackyard.config.secrets import SECRETS_FILE, Secrets
 from stackyard.errors import ConfigError
 from stackyard.infra.service import AccessControl
 from stackyard.runbooks.secret_scan import (
+    DLT_SECRETS_FILE,
     deadline_problems,
     git_history_findings,
     secret_lines,
@@ -204,10 +207,10 @@ def _git_history(project_dir: Path, known: list[str], skipped: dict[str, str]) -
 
 
 def _permissions(project_dir: Path) -> list[Finding]:
+    found = _open_secret_files(project_dir, [project_dir / DLT_SECRETS_FILE])
     private = project_dir / PRIVATE_DIR
     if not private.is_dir():
-        return []
-    found: list[Finding] = []
+        return found
     hint = f"chmod 700 {PRIVATE_DIR} && chmod -R go-rwx {PRIVATE_DIR}"
     if _open_to_others(private):
         found.append(
@@ -219,17 +222,7 @@ def _permissions(project_dir: Path) -> list[Finding]:
             )
         )
     secret_files = [project_dir / SECRETS_FILE, *sorted((private / "keys").glob("*"))]
-    for path in secret_files:
-        if path.is_file() and _open_to_others(path):
-            rel = path.relative_to(project_dir)
-            found.append(
-                Finding(
-                    "file-permissions",
-                    str(rel),
-                    f"{rel} holds secrets and is readable by other users (mode {_mode(path):o})",
-                    f"chmod 600 {rel}",
-                )
-            )
+    found += _open_secret_files(project_dir, secret_files)
     for trace in sorted(private.rglob(TRACE_FILE)):
         rel = trace.relative_to(project_dir)
         found.append(
@@ -259,6 +252,20 @@ def _permissions(project_dir: Path) -> list[Finding]:
             )
         )
     return found
+
+
+def _open_secret_files(project_dir: Path, paths: list[Path]) -> list[Finding]:
+    return [
+        Finding(
+            "file-permissions",
+            str(rel),
+            f"{rel} holds secrets and is readable by other users (mode {_mode(path):o})",
+            f"chmod 600 {rel}",
+        )
+        for path in paths
+        if path.is_file() and _open_to_others(path)
+        for rel in [path.relative_to(project_dir)]
+    ]
 
 
 def _mode(path: Path) -> int:
