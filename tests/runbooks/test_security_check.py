@@ -228,3 +228,27 @@ def test_dlt_secrets_file_is_ignored_by_init_and_checked(tmp_path: Path) -> None
         ("secrets-in-git-history", ".dlt/secrets.toml")
     ]
     assert "ghp_" not in json.dumps(report)
+
+
+def test_the_commit_that_deletes_a_committed_secret_is_not_a_finding(example: Path) -> None:
+    private = example / ".stackyard"
+    private.mkdir(exist_ok=True)
+    (private / "secrets.toml").write_text('X = "abcdefgh12345"\n')
+    os.chmod(private / "secrets.toml", 0o600)
+    git(example, "add", "-f", ".stackyard/secrets.toml")
+    git(example, "commit", "-qm", "oops")
+    git(example, "rm", "-q", "--cached", ".stackyard/secrets.toml")
+    git(example, "commit", "-qm", "untrack the secrets")
+    added = subprocess.run(
+        ["git", "log", "-1", "--format=%h", "HEAD~1"], cwd=example, capture_output=True, text=True
+    ).stdout.strip()
+    _, report = check(example)
+    # Both findings point at the commit that added it; none at the one that removed it.
+    assert [
+        (f["where"], f["message"])
+        for f in report["findings"]
+        if f["check"] == "secrets-in-git-history"
+    ] == [
+        (f"commit {added}", ".stackyard/secrets.toml was committed (it is private to the machine)"),
+        (f"commit {added}: .stackyard/secrets.toml", "the value of a secret in use was committed"),
+    ]

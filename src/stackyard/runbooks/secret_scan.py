@@ -87,7 +87,17 @@ def git_history_findings(
         "rotate the secret now (it is exposed to everyone with a clone), then remove it from "
         "history (git filter-repo) if the repository is shared"
     )
-    committed = _git(project_dir, "log", "--all", "--format=%h", "--name-only", "--", PRIVATE_DIR)
+    # --diff-filter=d: the commit that deletes a file is the fix, not a leak.
+    committed = _git(
+        project_dir,
+        "log",
+        "--all",
+        "--format=%h",
+        "--name-only",
+        "--diff-filter=d",
+        "--",
+        PRIVATE_DIR,
+    )
     commit = ""
     for line in (committed or "").splitlines():
         if not line.strip():
