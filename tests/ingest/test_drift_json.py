@@ -93,3 +93,15 @@ def test_pages_of_json_rows(page: list[dict[str, Any]], held: set[str], stops: b
             check_item("s", "t", page, required, optional=optional, known=known)
     else:
         check_item("s", "t", page, required, optional=optional, known=known)
+
+
+def test_a_stream_renamed_field_advises_a_run_not_a_reload() -> None:
+    # A stream cannot be reloaded (refused, exit 2), yet a renamed field's error said to.
+    required = {"amount": ["stg_dlt__orders"]}
+    with pytest.raises(SchemaDriftError) as raised:
+        check_item("events", "orders", [{"id": 1, "total": 2}], required, read_once=True)
+    assert "reload" not in str(raised.value.hint).replace("cannot be reloaded", "")
+    assert "then `stackyard run`" in str(raised.value.hint)
+    with pytest.raises(SchemaDriftError) as raised:
+        check_item("shop", "orders", [{"id": 1, "total": 2}], required)
+    assert "`stackyard reload shop.orders --yes`" in str(raised.value.hint)

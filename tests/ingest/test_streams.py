@@ -375,3 +375,46 @@ def test_integers_then_fractions_in_a_first_run_load_as_exact_doubles(stream: St
     assert [r[0] for r in tags] == [1.0, 2.5]
     assert [(int(r[0]), r[1]) for r in rejected] == [(5, "amount")]
     assert "a double-precision column would round" in rejected[0][2]
+
+
+def test_an_event_no_column_can_take_is_rejected_and_never_blocks_the_stream(
+    stream: Stream,
+) -> None:
+    # Each of these failed the load (INT64 out of range, NOT NULL on the key, dlt's naming
+    # on an empty name); never acknowledged, every later run failed on the same event and
+    # said to reload, which a stream cannot do.
+    jetstream.publish(stream.subject, [b'{"event_id": 1, "amount": 5}'])
+    stream.add_source()
+    stream.stackyard("run", "--select", "events")
+    jetstream.publish(
+        stream.subject,
+        [
+            b'{"event_id": 2, "amount": "9223372036854775808"}',
+            b'{"event_id": 3, "amount": "-9223372036854775809"}',
+            b'{"event_id": {"a": 1}, "amount": 3}',
+            b'{"event_id": 5, "amount": 4, "": 3}',
+            b'{"event_id": 6, "amount": "-9223372036854775808"}',
+            b'{"event_id": 7, "amount": 7, "items": [{" ": 1}]}',
+        ],
+    )
+    for _ in range(2):
+        done = stream.stackyard("run", "--select", "events", "--json")  # exit 0, every time
+    assert json.loads(done.stdout)["loads"][0]["rejected"] == 0  # nothing left to read
+    with Context(stream.project) as ctx:
+        kept = ctx.sql("select event_id, amount from events.orders order by 1").rows
+        columns = ctx.sql(
+            "select column_name from information_schema.columns "
+            "where table_schema = 'events' and table_name = 'orders'"
+        ).rows
+        rejected = ctx.sql(
+            "select line, column_name, reason from events._rejected_rows order by 1"
+        ).rows
+    assert [tuple(r) for r in kept] == [(1, 5), (6, -(2**63))]
+    assert "event_id__a" not in {r[0] for r in columns}
+    assert [int(r[0]) for r in rejected] == [2, 3, 4, 5, 7]
+    assert "wider than its bigint column" in rejected[0][2] and rejected[1][1] == "amount"
+    assert "the key column event_id holds an object, not a single value" in rejected[2][2]
+    assert "has an empty name" in rejected[3][2]
+    assert "a field inside items has a blank name" in rejected[4][2]
+    info = jetstream.consumer_info(stream.name, "stackyard_events_dev")
+    assert (info.num_pending, info.num_ack_pending) == (0, 0)

@@ -56,6 +56,10 @@ class SourceBase(StrictModel):
     #: reads (by cursor, position or file) and keeps the latest; a user's own dlt resources
     #: are dlt's to order, and dlt keeps the first it read.
     KEPT_OF_A_KEY: ClassVar[str] = "the latest kept"
+    #: Whether what it loads is read from the source once and confirmed only after the load
+    #: (a stream's events): it cannot be reloaded, and what a failed load held is read again
+    #: by the next run, so a load left unfinished is dropped rather than tried again.
+    READ_ONCE: ClassVar[bool] = False
 
     kind: str
 

@@ -32,6 +32,7 @@ class StreamSource(SourceBase):
     BUILDER: ClassVar[str] = "stackyard.ingest.streams:build_stream"
     CLI_OPTIONS: ClassVar[tuple[str, ...]] = ("url", "subject", "table", "primary_key")
     BARE_KEY: ClassVar[bool] = True
+    READ_ONCE: ClassVar[bool] = True
 
     kind: Literal["stream"]
     url: str | SecretRef = Field(

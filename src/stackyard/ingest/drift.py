@@ -126,6 +126,7 @@ def check_item(
     from_json: bool = False,
     optional: Callable[[str, list[str]], set[str]] | None = None,
     known: Iterable[str] = (),
+    read_once: bool = False,
 ) -> None:
     """Fail when an extracted batch lacks a column a model selects.
 
@@ -135,6 +136,9 @@ def check_item(
     has; that is taken as empty, not as drift, when ``optional`` (``(table, columns)`` → the
     columns already holding a NULL in the warehouse) says the field is empty now and then
     and the batch brings no column the table lacks (``known``: a renamed field's new name).
+
+    A source that reads its data once (``read_once``: a stream) cannot be reloaded; its
+    batch is not acknowledged, so the advice is to fix the model and run again.
 
     Raises:
         SchemaDriftError: naming the table, the columns and the models that use them.
@@ -160,6 +164,12 @@ def check_item(
         missing = [c for c in missing if c not in held]
     if missing:
         models = sorted({m for c in missing for m in required[c]})
+        then = (
+            "then `stackyard run`: none of these events was acknowledged, so it reads them "
+            "again (a stream cannot be reloaded; rows loaded before keep NULL in the new column)"
+            if read_once
+            else f"then `stackyard reload {source}.{table} --yes` so every row has it"
+        )
         raise SchemaDriftError(
             f"source '{source}', table '{table}': column{'s' if len(missing) > 1 else ''} "
             f"{', '.join(missing)} {'are' if len(missing) > 1 else 'is'} missing from the new "
@@ -167,8 +177,7 @@ def check_item(
             f"{'them' if len(missing) > 1 else 'it'}. Nothing was loaded for this source"
             + (f" (columns not seen before: {', '.join(new[:5])})" if new else ""),
             hint="if the column was renamed upstream, point the staging model at the new "
-            f"name (or ask the source's owner), then `stackyard reload {source}.{table} --yes` "
-            "so every row has it",
+            f"name (or ask the source's owner), {then}",
         )
 
 

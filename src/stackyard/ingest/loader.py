@@ -395,7 +395,7 @@ class Loader:
         loaded_at: datetime,
         step: str,
     ) -> SourceLoad:
-        load_ids = finish_pending(pipeline, request.name)
+        load_ids = finish_pending(pipeline, request.name, request.config.READ_ONCE)
         run_options: dict[str, Any] = {"schema_contract": _CONTRACTS[request.config.contract]}
         resources = build.resources
         if request.refresh is None:

@@ -26,13 +26,18 @@ REFRESH_SOURCE = "drop_sources"
 REFRESH_TABLES = "drop_resources"
 
 
-def finish_pending(pipeline: Any, source: str = "SOURCE") -> list[str]:
+def finish_pending(pipeline: Any, source: str = "SOURCE", read_again: bool = False) -> list[str]:
     """Load the packages an interrupted run left, before extracting anything new.
 
     ``pipeline.run`` would load them and then stop without extracting the new data; finishing
     them first makes one run do both. Their ids are written down before they load and
     crossed out once :func:`drop_rows_loaded_twice` has gone over them, so a run that dies
     (or fails) in between leaves the check to the next run.
+
+    With ``read_again`` (a stream, whose events are acknowledged only once loaded), a
+    package that fails to load is dropped instead: its events were never acknowledged, so
+    this run reads them again, and one it cannot load fails with its own cause rather than
+    blocking every later run (a stream cannot be reloaded).
 
     Returns:
         The ids of the loads finished (their rows count as this run's).
@@ -52,7 +57,9 @@ def finish_pending(pipeline: Any, source: str = "SOURCE") -> list[str]:
             unfinished = _unfinished(exc, source)
             if unfinished is exc:
                 raise
-            raise unfinished from exc
+            if not read_again:
+                raise unfinished from exc
+            pipeline.drop_pending_packages()
     if marker.exists():
         drop_rows_loaded_twice(pipeline, sorted({*earlier, *finished}))
         marker.unlink()

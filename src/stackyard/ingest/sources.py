@@ -194,6 +194,7 @@ def build_resources(
                         from_json=r.name in json_tables,
                         optional=optional,
                         known=known_columns.get(r.name, {}),
+                        read_once=config.READ_ONCE,
                     ),
                     None if text_holds_nul else build,
                 )

@@ -78,7 +78,18 @@ class ColumnTypes:
         new: dict[tuple[str, str], str] = {}
         exact: set[tuple[str, str]] = set()
         widened: set[tuple[str, str]] = set()
-        for where, value in self._values(table, payload, ""):
+        try:
+            values = list(self._values(table, payload, ""))
+        except _UnnamedField as exc:
+            owner, prefix = exc.where
+            inside = table[len(table) + 2 :] if owner == table else owner[len(table) + 2 :]
+            inside = "__".join(p for p in (inside, prefix) if p)
+            return inside or "", (
+                f"a field {f'inside {inside}' if inside else 'of the event'} has "
+                f"{'a blank' if exc.name else 'an empty'} name ({exc.name!r}), which no "
+                "column can have; give it a name"
+            )
+        for where, value in values:
             rounded = _integer(value) and float(value) != value
             held = self._types.get(where)
             of_run = held is None
@@ -121,6 +132,14 @@ class ColumnTypes:
                     f"{column} holds the {_word(kind)} {value!r}, which its {held} column "
                     "cannot hold; send the event again with a value of that type"
                 )
+            # Text dlt turns into a number Python holds and the warehouse does not: the
+            # load failed ("out of range for INT64") and, never acknowledged, on every run.
+            if held == "bigint" and _integer(coerced) and not _INT64[0] <= coerced <= _INT64[1]:
+                column = _shown(table, *where)
+                return column, (
+                    f"{column} holds {value!r}, wider than its bigint column (a 64-bit "
+                    "integer) holds; send it under a new field as a JSON string (a text column)"
+                )
         self._run.update(new)
         self._widened |= widened
         self._exact |= {where for where in exact if self._types.get(where) is None}
@@ -141,6 +160,8 @@ class ColumnTypes:
         """``((table, column), value)`` for each value dlt would load, as dlt flattens a row:
         nested objects into ``parent__child`` columns, lists into child tables."""
         for key, value in row.items():
+            if not str(key).strip():  # dlt's naming has no name for it: the load failed
+                raise _UnnamedField(str(key), (table, prefix))
             name = self._naming.normalize_identifier(str(key))
             column = f"{prefix}__{name}" if prefix else name
             if value is None:
@@ -159,6 +180,16 @@ class ColumnTypes:
 
 
 _NOT_HELD = object()
+# The widest integer a bigint column holds.
+_INT64 = (-(2**63), 2**63 - 1)
+
+
+class _UnnamedField(Exception):
+    """A field whose name is empty or blank, in the object at ``where`` (table, prefix)."""
+
+    def __init__(self, name: str, where: tuple[str, str]) -> None:
+        super().__init__(name)
+        self.name, self.where = name, where
 
 
 def _integer(value: Any) -> bool:

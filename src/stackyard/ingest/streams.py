@@ -214,6 +214,14 @@ def decode(
             reason = f"no value for the key column {missing[0]}"
             rejected.append(RejectedRow(*where, missing[0], reason, raw))
             continue
+        # dlt flattens an object into columns of its own (id__a) and leaves the key NULL,
+        # which failed the load (NOT NULL) on every run; a list would become a child table.
+        nested = [c for c in key if isinstance(payload[c], dict | list)]
+        if nested:
+            kind = "an object" if isinstance(payload[nested[0]], dict) else "a list"
+            reason = f"the key column {nested[0]} holds {kind}, not a single value"
+            rejected.append(RejectedRow(*where, nested[0], reason, raw))
+            continue
         unfit = unfit_value(payload) or (types.misfit(table, payload) if types else None)
         if unfit is not None:
             rejected.append(RejectedRow(*where, unfit[0], unfit[1], raw))
