@@ -418,3 +418,52 @@ def test_an_event_no_column_can_take_is_rejected_and_never_blocks_the_stream(
     assert "a field inside items has a blank name" in rejected[4][2]
     info = jetstream.consumer_info(stream.name, "stackyard_events_dev")
     assert (info.num_pending, info.num_ack_pending) == (0, 0)
+
+
+def test_text_a_double_column_would_round_is_rejected_and_the_advice_holds(stream: Stream) -> None:
+    # Text in a double column was converted and loaded rounded without a word, though the
+    # rejection of a number with too many digits advised sending it as a JSON string.
+    jetstream.publish(stream.subject, [b'{"event_id": 1, "price": 1.5, "note": "a"}'])
+    stream.add_source()
+    stream.stackyard("run", "--select", "events")
+    jetstream.publish(
+        stream.subject,
+        [
+            b'{"event_id": 2, "price": "9007199254740993"}',
+            b'{"event_id": 3, "price": "0.1234567890123456789"}',
+            b'{"event_id": 4, "price": "12345678901234567890.12"}',
+            b'{"event_id": 5, "price": "2.5"}',
+            b'{"event_id": 6, "price": "NaN"}',
+            # The advice: as a string in a text column, the number is kept as sent.
+            b'{"event_id": 7, "price": 1, "note": "12345678901234567890.12"}',
+            # Within one run: text of an integer past 2**53, then a fraction.
+            b'{"event_id": 8, "price": 1, "total": 10}',
+            b'{"event_id": 9, "price": 1, "total": "9007199254740993"}',
+            b'{"event_id": 10, "price": 1, "total": 9.5}',
+        ],
+    )
+    stream.stackyard("run", "--select", "events")
+    with Context(stream.project) as ctx:
+        kept = ctx.sql("select event_id, price, note, total from events.orders order by 1").rows
+        rejected = ctx.sql(
+            "select line, column_name, reason from events._rejected_rows order by 1"
+        ).rows
+    assert [tuple(r) for r in kept] == [
+        (1, 1.5, "a", None),
+        (5, 2.5, None, None),
+        (7, 1.0, "12345678901234567890.12", None),
+        (8, 1.0, None, 10),
+        (9, 1.0, None, 9007199254740993),
+    ]
+    assert [(int(r[0]), r[1]) for r in rejected] == [
+        (2, "price"),
+        (3, "price"),
+        (4, "price"),
+        (6, "price"),
+        (10, "total"),
+    ]
+    assert "more digits than its double-precision column keeps" in rejected[0][2]
+    assert "(it would load as 0.12345678901234568)" in rejected[1][2]
+    assert "a JSON string in a field whose values are all strings" in rejected[2][2]
+    assert "not a finite number" in rejected[3][2]
+    assert "an integer past 2**53" in rejected[4][2]

@@ -14,11 +14,14 @@ the run typed ``bigint`` that a later event of the run gives a fraction becomes 
 (dlt is told with a hint, so the run's earlier integers load as doubles): a price of ``10``
 before one of ``9.5`` set the fraction aside. An integer a double does not hold exactly (past
 2**53) is never put in a double column, where it would load rounded: it is rejected, or, when
-the run held it before the fraction came, the fraction is.
+the run held it before the fraction came, the fraction is. Text dlt converts for a number
+column is held to the same: text a double would round, or not finite (``"NaN"``), and text of
+an integer past 64 bits for a bigint column, are rejected, not loaded changed.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -108,7 +111,8 @@ class ColumnTypes:
                     return column, (
                         f"{column} holds the fraction {value!r}, but an earlier event of the "
                         "run holds an integer past 2**53 there, which a double-precision "
-                        "column would round; send the integers as JSON strings to keep both"
+                        "column would round; send every value of the field as a JSON string "
+                        "(a text column) to keep both"
                     )
                 held = new[where] = "double"
                 widened.add(where)
@@ -117,7 +121,7 @@ class ColumnTypes:
                     column = _shown(table, *where)
                     return column, (
                         f"{column} holds {value}, an integer a double-precision column would "
-                        f"round (to {float(value)!r}); send it as a JSON string to keep it exact"
+                        f"round (to {float(value)!r}); {TEXT_ADVICE} to keep it exact"
                     )
                 exact.add(where)
             try:
@@ -138,8 +142,15 @@ class ColumnTypes:
                 column = _shown(table, *where)
                 return column, (
                     f"{column} holds {value!r}, wider than its bigint column (a 64-bit "
-                    "integer) holds; send it under a new field as a JSON string (a text column)"
+                    f"integer) holds; {TEXT_ADVICE} to keep it"
                 )
+            if isinstance(value, str) and isinstance(coerced, float | int):
+                lost = _text_lost(held, value, coerced)
+                if lost:
+                    column = _shown(table, *where)
+                    return column, f"{column} holds the text {value!r}, {lost}"
+                if of_run and held == "bigint" and float(coerced) != coerced:
+                    exact.add(where)  # a fraction may not widen it to double
         self._run.update(new)
         self._widened |= widened
         self._exact |= {where for where in exact if self._types.get(where) is None}
@@ -180,6 +191,33 @@ class ColumnTypes:
 
 
 _NOT_HELD = object()
+# What keeps a number exact that a column's type would round: text, which a JSON string in a
+# field whose values are all strings loads as (a string into a number column is converted).
+TEXT_ADVICE = "send it as a JSON string in a field whose values are all strings (a text column)"
+
+
+def _text_lost(held: str, text: str, number: float) -> str | None:
+    """Why text dlt converts to ``number`` for a ``held`` column loads changed, or None.
+
+    >>> _text_lost("double", "0.5", 0.5) is None
+    True
+    >>> _text_lost("double", "0.1234567890123456789", 0.12345678901234568)  # doctest: +ELLIPSIS
+    'more digits than its double-precision column keeps (it would load as 0.12345678901234568); ...'
+    """
+    from stackyard.ingest.json_numbers import float_or_unheld
+
+    if held != "double" or not isinstance(number, float):
+        return None
+    if not math.isfinite(number):
+        return "not a finite number"
+    if isinstance(float_or_unheld(text.strip()), str):
+        return (
+            f"more digits than its double-precision column keeps (it would load as "
+            f"{number!r}); {TEXT_ADVICE} to keep it exact"
+        )
+    return None
+
+
 # The widest integer a bigint column holds.
 _INT64 = (-(2**63), 2**63 - 1)
 

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from stackyard.config.base import SecretRef
 from stackyard.config.streams import StreamSource, stream_scheme
 from stackyard.ingest.json_numbers import float_or_unheld, unfit_value
-from stackyard.ingest.stream_types import ColumnTypes
+from stackyard.ingest.stream_types import TEXT_ADVICE, ColumnTypes
 from stackyard.results import RejectedRow
 
 if TYPE_CHECKING:
@@ -222,7 +222,9 @@ def decode(
             reason = f"the key column {nested[0]} holds {kind}, not a single value"
             rejected.append(RejectedRow(*where, nested[0], reason, raw))
             continue
-        unfit = unfit_value(payload) or (types.misfit(table, payload) if types else None)
+        unfit = unfit_value(payload, advice=TEXT_ADVICE) or (
+            types.misfit(table, payload) if types else None
+        )
         if unfit is not None:
             rejected.append(RejectedRow(*where, unfit[0], unfit[1], raw))
             continue
