@@ -467,3 +467,44 @@ def test_text_a_double_column_would_round_is_rejected_and_the_advice_holds(strea
     assert "a JSON string in a field whose values are all strings" in rejected[2][2]
     assert "not a finite number" in rejected[3][2]
     assert "an integer past 2**53" in rejected[4][2]
+
+
+def test_fields_that_land_in_one_column_or_in_a_column_stackyard_writes_are_rejected(
+    stream: Stream,
+) -> None:
+    # dlt kept one value of two fields landing in one column and dropped the other without a
+    # word; a field named as a column dlt or stackyard writes had its value replaced.
+    jetstream.publish(
+        stream.subject,
+        [
+            b'{"event_id": 1, "amount": 1, "x": 1}',
+            b'{"event_id": 2, "amount": 1, "A": 4, "a": 5}',
+            b'{"event_id": 3, "amount": 1, "x": 2, "\xc3\x84": 6}',
+            b'{"event_id": 4, "amount": 1, "_loaded_at": "2020-01-01"}',
+            b'{"event_id": 5, "amount": 1, "_dlt_id": "mine"}',
+            b'{"event_id": 6, "amount": 1, "_Sequence": 99}',
+            b'{"event_id": 7, "amount": 1, "items": [{"_dlt_parent_id": "p"}]}',
+            b'{"event_id": 8, "amount": 1, "c": {"B": 1, "b": 2}}',
+        ],
+    )
+    stream.add_source()
+    for _ in range(2):
+        stream.stackyard("run", "--select", "events")  # exit 0, every time
+    with Context(stream.project) as ctx:
+        kept = ctx.sql("select event_id, x, _sequence from events.orders order by 1").rows
+        rejected = ctx.sql(
+            "select line, column_name, reason from events._rejected_rows order by 1"
+        ).rows
+    assert [(r[0], r[1], int(r[2])) for r in kept] == [(1, 1, 1)]
+    assert [(int(r[0]), r[1]) for r in rejected] == [
+        (2, "a"),
+        (3, "x"),
+        (4, "_loaded_at"),
+        (5, "_dlt_id"),
+        (6, "_sequence"),
+        (7, "items___dlt_parent_id"),
+        (8, "c__b"),
+    ]
+    assert "the fields 'A' and 'a' both load into the column a" in rejected[0][2]
+    assert "the fields 'x' and 'Ä' both load into the column x" in rejected[1][2]
+    assert "its value would be replaced; rename the field" in rejected[2][2]

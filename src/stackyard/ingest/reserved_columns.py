@@ -18,6 +18,13 @@ from stackyard.errors import ReservedColumnError
 
 # Columns dlt fills on every row itself, whatever the source sent under that name.
 RESERVED = ("_dlt_load_id",)
+# Also written on every row of a table loaded from JSON rows (a stream's): dlt's row id and
+# stackyard's load time, which freshness reads. A stream's event with a field of one of these
+# names goes to _rejected_rows (a stream never stops on one event); so does one with a field
+# named as a column the stream adds itself (``_sequence``, ``_subject`` …).
+WRITTEN = (*RESERVED, "_dlt_id", "_loaded_at")
+# … and on every row of a child table (a list's objects): its ids and place in the list.
+WRITTEN_IN_CHILD = (*RESERVED, "_dlt_id", "_dlt_parent_id", "_dlt_root_id", "_dlt_list_idx")
 
 
 def reserved_column(columns: Iterable[str]) -> str | None:
@@ -32,6 +39,30 @@ def reserved_column(columns: Iterable[str]) -> str | None:
         if _normalized(str(column)) in RESERVED:
             return str(column)
     return None
+
+
+def written_column(columns: Iterable[str], written: Iterable[str] = WRITTEN) -> str | None:
+    """The first of ``columns`` loaded as one of the ``written`` columns, which dlt or
+    stackyard fill themselves.
+
+    >>> written_column(["id", "_Loaded_At"]), written_column(["id", "_seq"], ["_sequence"])
+    ('_Loaded_At', None)
+    """
+    names = set(written)
+    for column in columns:
+        # A blank name has no column (the stream rejects it for that).
+        if str(column).strip() and _normalized(str(column)) in names:
+            return str(column)
+    return None
+
+
+def own_column_reason(field: str, column: str) -> str:
+    """Why an event with ``field``, loaded as ``column``, is rejected (see ``WRITTEN``)."""
+    return (
+        f"the field {field!r} loads as the column {column}, which is written on every row "
+        "(by dlt, or by stackyard for the stream), and its value would be replaced; rename "
+        "the field"
+    )
 
 
 def refuse_reserved(table: str, columns: Iterable[str]) -> None:
@@ -70,6 +101,15 @@ def refuse_reserved_in(table: str, item: Any) -> None:
         refuse_reserved(table, item)
     elif isinstance(item, list):
         refuse_reserved(table, {key for row in item if isinstance(row, dict) for key in row})
+
+
+def loaded_name(column: str) -> str:
+    """The column's name as dlt loads it.
+
+    >>> loaded_name("_Loaded_At")
+    '_loaded_at'
+    """
+    return _normalized(column)
 
 
 @lru_cache(maxsize=4096)

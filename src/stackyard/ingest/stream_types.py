@@ -25,6 +25,8 @@ import math
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from stackyard.ingest.reserved_columns import WRITTEN_IN_CHILD, own_column_reason
+
 # dlt's default schema detects ISO timestamps in text (its ``detections`` setting).
 _DETECTIONS: Any = ("iso_timestamp",)
 
@@ -83,6 +85,14 @@ class ColumnTypes:
         widened: set[tuple[str, str]] = set()
         try:
             values = list(self._values(table, payload, ""))
+        except _FieldClash as exc:
+            if not exc.first:
+                return exc.column, own_column_reason(exc.second, exc.column)
+            return exc.column, (
+                f"the fields {exc.first!r} and {exc.second!r} both load into the column "
+                f"{exc.column} (dlt's column names: lower case, other characters replaced), "
+                "and one value would be lost; rename one of them"
+            )
         except _UnnamedField as exc:
             owner, prefix = exc.where
             inside = table[len(table) + 2 :] if owner == table else owner[len(table) + 2 :]
@@ -166,19 +176,37 @@ class ColumnTypes:
         return found
 
     def _values(
-        self, table: str, row: dict[str, Any], prefix: str
+        self,
+        table: str,
+        row: dict[str, Any],
+        prefix: str,
+        seen: dict[str, str] | None = None,
+        path: str = "",
     ) -> Iterator[tuple[tuple[str, str], Any]]:
         """``((table, column), value)`` for each value dlt would load, as dlt flattens a row:
-        nested objects into ``parent__child`` columns, lists into child tables."""
+        nested objects into ``parent__child`` columns, lists into child tables.
+
+        Raises:
+            _UnnamedField: a field has no name dlt can give a column.
+            _FieldClash: two fields of one row land in one column (``A`` and ``a``, ``Ä``
+                and ``x``): dlt kept the last one's value and dropped the other.
+        """
+        seen = {} if seen is None else seen
         for key, value in row.items():
             if not str(key).strip():  # dlt's naming has no name for it: the load failed
                 raise _UnnamedField(str(key), (table, prefix))
             name = self._naming.normalize_identifier(str(key))
             column = f"{prefix}__{name}" if prefix else name
+            field = f"{path}.{key}" if path else str(key)
+            if column in seen:
+                raise _FieldClash(_shown_column(table, column), seen[column], field)
+            if not prefix and "__" in table and column in WRITTEN_IN_CHILD:
+                raise _FieldClash(_shown_column(table, column), "", field)
+            seen[column] = field
             if value is None:
                 continue
             if isinstance(value, dict):
-                yield from self._values(table, value, column)
+                yield from self._values(table, value, column, seen, field)
             elif isinstance(value, list):
                 child = f"{table}__{column}"
                 for item in value:
@@ -222,6 +250,14 @@ def _text_lost(held: str, text: str, number: float) -> str | None:
 _INT64 = (-(2**63), 2**63 - 1)
 
 
+class _FieldClash(Exception):
+    """Two fields of one row (``first``, ``second``) that land in one ``column``."""
+
+    def __init__(self, column: str, first: str, second: str) -> None:
+        super().__init__(column)
+        self.column, self.first, self.second = column, first, second
+
+
 class _UnnamedField(Exception):
     """A field whose name is empty or blank, in the object at ``where`` (table, prefix)."""
 
@@ -241,6 +277,11 @@ def _shown(root: str, table: str, column: str) -> str:
         return column
     field = table[len(root) + 2 :]
     return field if column == "value" else f"{field}__{column}"
+
+
+def _shown_column(table: str, column: str) -> str:
+    """A column as the message names it: with its child table for a list's objects."""
+    return column if "__" not in table else f"{table.split('__', 1)[1]}__{column}"
 
 
 def _word(kind: str) -> str:

@@ -23,6 +23,12 @@ from typing import TYPE_CHECKING, Any, Protocol
 from stackyard.config.base import SecretRef
 from stackyard.config.streams import StreamSource, stream_scheme
 from stackyard.ingest.json_numbers import float_or_unheld, unfit_value
+from stackyard.ingest.reserved_columns import (
+    WRITTEN,
+    loaded_name,
+    own_column_reason,
+    written_column,
+)
 from stackyard.ingest.stream_types import TEXT_ADVICE, ColumnTypes
 from stackyard.results import RejectedRow
 
@@ -221,6 +227,12 @@ def decode(
             kind = "an object" if isinstance(payload[nested[0]], dict) else "a list"
             reason = f"the key column {nested[0]} holds {kind}, not a single value"
             rejected.append(RejectedRow(*where, nested[0], reason, raw))
+            continue
+        own = written_column(payload, (*WRITTEN, *event.columns))
+        if own is not None:
+            column = loaded_name(own)
+            reason = own_column_reason(own, column)
+            rejected.append(RejectedRow(*where, column, reason, raw))
             continue
         unfit = unfit_value(payload, advice=TEXT_ADVICE) or (
             types.misfit(table, payload) if types else None
