@@ -37,9 +37,13 @@ def test_snowflake_review_from_recorded_show_output(tmp_path: Path) -> None:
 
 @pytest.mark.postgres
 def test_postgres_review_marks_a_table_grant_in_a_schema_the_user_cannot_use(
-    pg_project: PgProject,
+    pg_project: PgProject, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Before: 'SELECT table secret.salaries (direct)' read as access Postgres refuses."""
+    from stackyard.cli.common import out
+
+    # Rich reads COLUMNS when its console is made, at import: a wide table needs it set here.
+    monkeypatch.setattr(out, "_width", 200)
     pg_project.write("people: {alice: {}}")
     pg_project.context().access().apply(target="prod")
     alice = pg_project.role("alice")
