@@ -35,10 +35,7 @@ def reserved_column(columns: Iterable[str]) -> str | None:
     >>> reserved_column(["id", "dlt_load_id", "load_id"]) is None
     True
     """
-    for column in columns:
-        if _normalized(str(column)) in RESERVED:
-            return str(column)
-    return None
+    return written_column(columns, RESERVED)
 
 
 def written_column(columns: Iterable[str], written: Iterable[str] = WRITTEN) -> str | None:
@@ -51,7 +48,7 @@ def written_column(columns: Iterable[str], written: Iterable[str] = WRITTEN) -> 
     names = set(written)
     for column in columns:
         # A blank name has no column (the stream rejects it for that).
-        if str(column).strip() and _normalized(str(column)) in names:
+        if str(column).strip() and loaded_name(str(column)) in names:
             return str(column)
     return None
 
@@ -103,18 +100,13 @@ def refuse_reserved_in(table: str, item: Any) -> None:
         refuse_reserved(table, {key for row in item if isinstance(row, dict) for key in row})
 
 
+@lru_cache(maxsize=4096)
 def loaded_name(column: str) -> str:
     """The column's name as dlt loads it.
 
     >>> loaded_name("_Loaded_At")
     '_loaded_at'
     """
-    return _normalized(column)
-
-
-@lru_cache(maxsize=4096)
-def _normalized(column: str) -> str:
-    """The column's name as dlt loads it."""
     from dlt.common.normalizers.naming.snake_case import NamingConvention
 
     return NamingConvention().normalize_identifier(column).lower()
