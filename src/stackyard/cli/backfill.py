@@ -2,7 +2,7 @@
 
     stackyard backfill TARGET --start D --end D [--grain day] [--workers N] [--json] …
     stackyard backfill status [ID] [--json]
-    stackyard backfill rollback ID [--dry-run]
+    stackyard backfill rollback ID [--dry-run] [--force]
     stackyard backfill prune [ID] [--json]
 
 Exit codes: 0 every partition succeeded and validation passed, 1 otherwise, 2 usage or
@@ -74,7 +74,12 @@ def backfill(
         bool, typer.Option("--retry-failed", help="Resume and re-run partitions that failed.")
     ] = False,
     force: Annotated[
-        bool, typer.Option("--force", help="Start afresh: re-run partitions that succeeded.")
+        bool,
+        typer.Option(
+            "--force",
+            help="Start afresh: re-run partitions that succeeded. With rollback: put "
+            "back the copies even over rows loaded since the backfill (a reload).",
+        ),
     ] = False,
     yes: Annotated[bool, typer.Option("--yes", help="Go ahead when over --budget-rows.")] = False,
     budget_rows: Annotated[
@@ -110,7 +115,7 @@ def backfill(
         _status(project, target, backfill_id, as_json)
         return
     if target_name == "rollback":
-        _rollback(project, target, backfill_id, as_json, dry_run)
+        _rollback(project, target, backfill_id, as_json, dry_run, force)
         return
     if target_name == "prune":
         _prune(project, target, backfill_id, as_json)
@@ -351,14 +356,20 @@ def _status(project: Any, target: str | None, backfill_id: str | None, as_json: 
 
 
 def _rollback(
-    project: Any, target: str | None, backfill_id: str | None, as_json: bool, dry_run: bool
+    project: Any,
+    target: str | None,
+    backfill_id: str | None,
+    as_json: bool,
+    dry_run: bool,
+    force: bool,
 ) -> None:
     if not backfill_id:
         _usage(
             "rollback needs a backfill id", "stackyard backfill rollback ID (see backfill status)"
         )
     result = _with_context(
-        project, lambda c: c.backfill(target).rollback(backfill_id or "", dry_run=dry_run)
+        project,
+        lambda c: c.backfill(target).rollback(backfill_id or "", dry_run=dry_run, force=force),
     )
     if as_json:
         _print_json(result)

@@ -1,21 +1,33 @@
-"""Refuse a rollback that would undo a later backfill.
+"""Refuse a rollback that would undo a later backfill, or rows loaded since.
 
 A rollback puts back the rows a backfill overwrote, window by window. When a later backfill
 of the same target replaced some of the same windows since, those windows now hold the later
 backfill's rows, and the rollback would silently throw them away (while the later backfill
 still reads ``success``). Rollbacks must go newest first: this finds the later backfills in
 the way, so the rollback (and its dry run) can stop before changing anything.
+
+A reload (or a later load) rewrites a source table's rows too, with dlt load ids newer than
+the backfill: its copies are then older than what the table holds, and putting them back
+would turn the table back to the rows before the reload. Those rows are found by their load
+id and the rollback is refused unless it is forced.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 from stackyard.errors import UsageError
 from stackyard.metadata.schema import METADATA_SCHEMA
 from stackyard.runbooks.backfill.connection import Connection
 from stackyard.runbooks.backfill.partitions import Window
+from stackyard.runbooks.backfill.targets import BackfillTarget
+from stackyard.runbooks.backfill.windows import naive_utc
+
+#: What a rollback deletes for one partition: its SQL condition and parameters.
+Deleted = Callable[[int, Window], tuple[str, tuple[Any, ...]]]
 
 
 @dataclass(frozen=True)
@@ -89,3 +101,94 @@ def refuse_if_later(target: str, backfill_id: str, later: list[LaterBackfill]) -
         "would silently undo them. Nothing was changed",
         hint=hint,
     )
+
+
+def rows_loaded_since(
+    s: Connection,
+    relation: str,
+    columns: Iterable[str],
+    backfill_id: str,
+    seqs: Iterable[int],
+    deleted: Deleted,
+) -> dict[Window, int]:
+    """Rows a rollback of ``backfill_id`` would delete that a load wrote after the backfill
+    took its copy of them (a reload, a later run), per partition window.
+
+    Only tables dlt loads carry a load id (a dlt load id is the Unix time it started); a
+    model's rows have none, and nothing is found.
+    """
+    if "_dlt_load_id" not in columns:
+        return {}
+    p = s.param()
+    parts = s.quote(METADATA_SCHEMA, "backfill_partitions")
+    # After the partition ended: its own rows were loaded before (their load id is older),
+    # and its copy was taken before that. One that never ended left nothing to tell by.
+    rows = s.query(
+        f"SELECT seq, window_start, window_end, finished_at FROM {parts} "
+        f"WHERE backfill_id = {p} AND finished_at IS NOT NULL ORDER BY seq",
+        (backfill_id,),
+    ).rows
+    found: dict[Window, int] = {}
+    seqs = set(seqs)
+    for seq, start, end, ended in rows:
+        if int(seq) not in seqs:
+            continue
+        where, params = deleted(int(seq), Window.from_key(str(start), str(end)))
+        moment = ended if isinstance(ended, datetime) else datetime.fromisoformat(str(ended))
+        newer = s.query(
+            f"SELECT count(*) FROM {relation} WHERE ({where}) "
+            f"AND CAST(_dlt_load_id AS DOUBLE PRECISION) > {p}",
+            (*params, moment.timestamp()),
+        ).rows[0][0]
+        if newer:
+            found[Window.from_key(str(start), str(end))] = int(newer)
+    return found
+
+
+def refuse_if_loaded_since(target: str, backfill_id: str, found: dict[Window, int]) -> None:
+    """Stop a rollback that would put back copies older than rows loaded since.
+
+    Raises:
+        UsageError: some rows the rollback would replace were loaded after the backfill.
+    """
+    if not found:
+        return
+    first = min(found).start.isoformat()
+    raise UsageError(
+        f"backfill {backfill_id} cannot be rolled back as it is: {sum(found.values()):,} "
+        f"row(s) of {target} in {len(found)} of its partition(s) (from {first}) were loaded "
+        "after it ran (a `stackyard reload` or a later run), and rolling back would replace "
+        "them with the copies taken before the backfill. Nothing was changed",
+        hint=f"keep the table as it is (the reload already replaced the backfill's rows), or "
+        f"put the old copies back anyway: `stackyard backfill rollback {backfill_id} --force`",
+    )
+
+
+def deleted_rows(s: Connection, target: BackfillTarget, pre_name: str) -> Deleted:
+    """What a rollback deletes for a partition: its window, and the rows of the keys its copy
+    holds (a key that moved out of the window since)."""
+    kept = s.table_columns(METADATA_SCHEMA, pre_name)
+    pre = s.quote(METADATA_SCHEMA, pre_name)
+    p = s.param()
+
+    def condition(seq: int, window: Window) -> tuple[str, tuple[Any, ...]]:
+        where = target.window_filter(s)
+        params: tuple[Any, ...] = (naive_utc(window.start), naive_utc(window.end))
+        if target.keys and kept:
+            keys = ", ".join(s.quote(k) for k in target.keys)
+            where += f" OR ({keys}) IN (SELECT {keys} FROM {pre} WHERE _backfill_seq = {p})"
+            params += (seq,)
+        return where, params
+
+    return condition
+
+
+def loaded_since(
+    s: Connection, target: BackfillTarget, record: Any, seqs: set[int]
+) -> dict[Window, int]:
+    """:func:`rows_loaded_since` for a backfill's record, on its target as it is now."""
+    if not target.exists(s):
+        return {}
+    columns = s.table_columns(target.schema, target.table)
+    deleted = deleted_rows(s, target, record.preimage_table or "")
+    return rows_loaded_since(s, target.relation(s), columns, record.backfill_id, seqs, deleted)

@@ -26,10 +26,15 @@ from stackyard.runbooks.backfill.ledger import (
     read_mirror,
 )
 from stackyard.runbooks.backfill.retention import expires_at, prune
-from stackyard.runbooks.backfill.rollback_guard import later_backfills, refuse_if_later
+from stackyard.runbooks.backfill.rollback_guard import (
+    deleted_rows,
+    later_backfills,
+    loaded_since,
+    refuse_if_later,
+    refuse_if_loaded_since,
+)
 from stackyard.runbooks.backfill.source_table import SourceTableTarget
 from stackyard.runbooks.backfill.targets import MARKS_SUFFIX, BackfillTarget, ModelTarget
-from stackyard.runbooks.backfill.windows import naive_utc
 from stackyard.session import Session
 from stackyard.transform.staging import dbt_source_names
 
@@ -349,16 +354,20 @@ class BackfillRunbook:
 
     # ------------------------------------------------------------------ rollback
 
-    def rollback(self, backfill_id: str, dry_run: bool = False) -> dict[str, Any]:
+    def rollback(
+        self, backfill_id: str, dry_run: bool = False, force: bool = False
+    ) -> dict[str, Any]:
         """Put back the rows a backfill overwrote, from its pre-images, in one transaction.
 
         A later backfill of the same target that replaced some of the same partitions (and
         was not rolled back) must be rolled back first: rolling this one back would silently
-        undo it. With ``dry_run``, check and count, change nothing.
+        undo it. Rows loaded into those partitions since (a reload) are kept unless
+        ``force``. With ``dry_run``, check and count, change nothing.
 
         Raises:
-            UsageError: unknown id, already rolled back, pre-images dropped, or a later
-                backfill replaced some of the same partitions.
+            UsageError: unknown id, already rolled back, pre-images dropped, a later
+                backfill replaced some of the same partitions, or rows were loaded into them
+                since (without ``force``).
             LeaseHeldError: a backfill of the same target is running.
         """
         session = self._connect()
@@ -388,6 +397,10 @@ class BackfillRunbook:
             touched = [p.window for p in record.partitions if p.seq in seqs]
             later = later_backfills(session, record.target, backfill_id, touched)
             refuse_if_later(record.target, backfill_id, later)
+            if not force:
+                refuse_if_loaded_since(
+                    record.target, backfill_id, loaded_since(session, target, record, seqs)
+                )
             if dry_run:
                 restored = self._count_preimages(session, pre_name, seqs)
                 return {
@@ -401,6 +414,9 @@ class BackfillRunbook:
                 # Checked again under the lease: no backfill of the target can start now.
                 later = later_backfills(session, record.target, backfill_id, touched)
                 refuse_if_later(record.target, backfill_id, later)
+                if not force:
+                    found = loaded_since(session, target, record, seqs)
+                    refuse_if_loaded_since(record.target, backfill_id, found)
                 restored = self._restore(session, target, pre_name, record)
                 ledger.set_status(backfill_id, "rolled_back", None)
             finally:
@@ -436,18 +452,14 @@ class BackfillRunbook:
         kept = s.table_columns(METADATA_SCHEMA, pre_name)
         pre = s.quote(METADATA_SCHEMA, pre_name)
         cols = ", ".join(s.quote(c) for c in kept if c != "_backfill_seq")
+        deleted = deleted_rows(s, target, pre_name)
         restored = 0
         with s.transaction():
             # Latest first, so the earliest pre-image — the state before the backfill — wins.
             for part in sorted(record.partitions, key=lambda r: -r.seq):
                 if part.seq not in seqs:
                     continue
-                where = target.window_filter(s)
-                params: tuple[Any, ...] = (naive_utc(part.window.start), naive_utc(part.window.end))
-                if target.keys and kept:
-                    keys = ", ".join(s.quote(k) for k in target.keys)
-                    where += f" OR ({keys}) IN (SELECT {keys} FROM {pre} WHERE _backfill_seq = {p})"
-                    params += (part.seq,)
+                where, params = deleted(part.seq, part.window)
                 s.execute(f"DELETE FROM {target.relation(s)} WHERE {where}", params)
                 if not kept:
                     continue
