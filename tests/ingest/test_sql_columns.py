@@ -8,6 +8,7 @@ import pytest
 
 from stackyard import Context
 from tests.ingest.test_sql_value_fidelity import (
+    loaded_tables,
     mariadb_source,
     postgres_source,
     postgres_url,
@@ -114,4 +115,49 @@ def test_mariadbs_widest_decimal_loads_its_values_exactly(
     assert ctx.sql("select cast(a as varchar) from app.amounts order by id").rows == (
         ("1.500000000000000000",),
         ("12345678901234567890.000000000000000001",),
+    )
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("driver", ["+psycopg", ""])
+@pytest.mark.parametrize("value", ["0.1234567890123456789012345", "123456789012345678901234567890"])
+def test_a_postgres_numeric_its_decimal_cannot_hold_fails_naming_the_column(
+    tmp_path: Path, pg_database: dict[str, object], driver: str, value: str
+) -> None:
+    postgres_source(
+        pg_database,
+        "CREATE TABLE prices (id int PRIMARY KEY, amount numeric, fixed numeric(10,2))",
+        f"INSERT INTO prices VALUES (1, 1.5, 2.25), (2, {value}, 1.00)",
+    )
+    ctx = Context(
+        project(tmp_path / "p", "prices: {primary_key: id}"),
+        environ={"DB": postgres_url(pg_database, driver)},
+    )
+    (load,) = ctx.run().loads
+    # Before: "ArrowInvalid: Rescaling Decimal value would cause data loss", naming no
+    # column; and 30 digits before the point loaded as another number, without a word.
+    assert load.status == "failed", ctx.sql("select * from app.prices").rows
+    error = str(load.error)
+    assert "table 'prices', column 'amount'" in error and f"value {value}" in error, error
+    assert "DECIMAL(38,18)" in error and "never rounded" in error
+    # Postgres's CHAR is one character: the advice casts to TEXT.
+    assert "CAST(amount AS TEXT) AS amount" in error and "source_table:" in error
+    assert "prices" not in loaded_tables(ctx)  # nothing of it was loaded
+
+    # As advised: a view that casts the column to text loads every digit.
+    postgres_source(
+        pg_database,
+        "CREATE VIEW prices_text AS SELECT id, CAST(amount AS TEXT) AS amount, fixed FROM prices",
+    )
+    config = ctx.project_dir / "stackyard.yml"
+    config.write_text(
+        config.read_text().replace(
+            "prices: {primary_key: id}", "prices: {primary_key: id, source_table: prices_text}"
+        )
+    )
+    ctx = Context(ctx.project_dir, environ={"DB": postgres_url(pg_database, driver)})
+    assert ctx.run().ok
+    assert ctx.sql("select id, amount from app.prices order by id").rows == (
+        (1, "1.5"),
+        (2, value),
     )

@@ -159,7 +159,7 @@ def test_a_load_left_failing_says_how_to_start_over(
 
     # A column wider than 38 digits is now read as 38: declared as it is, as before, it
     # makes dlt's load step fail, which is what this test needs.
-    monkeypatch.setattr(sql_columns, "bounded_decimals", lambda table, unconstrained=True: None)
+    monkeypatch.setattr(sql_columns, "bounded_decimals", lambda table, **_: None)
     engine = sqlalchemy.create_engine(mariadb_database)
     with engine.begin() as conn:
         # 65 digits: more than a DuckDB decimal holds; dlt's load step fails on it.

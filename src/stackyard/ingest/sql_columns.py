@@ -52,13 +52,14 @@ def floats_as_doubles(table: Any) -> None:
             column.type.asdecimal = False
 
 
-def bounded_decimals(table: Any, unconstrained: bool = True) -> None:
+def bounded_decimals(table: Any, unconstrained: bool = True, text: str = "CHAR") -> None:
     """Give every NUMERIC of the reflected ``table`` declared without precision the
     :data:`UNCONSTRAINED_DECIMAL` precision and scale (``unconstrained``), and one declared
     wider than every target holds (``NUMERIC(50,10)``, MariaDB's ``DECIMAL(65,30)``) 38 digits
     with its scale, at most :data:`UNCONSTRAINED_DECIMAL`'s (in place). The load failed on such
     a column with "DECIMAL type width must be between 1 and 38", naming no column, whatever
-    its values; now a value that does not fit fails it, loudly, and is never rounded.
+    its values; now a value that does not fit fails it, loudly, and is never rounded. ``text``:
+    the source's type for a cast to text, named in the error's advice.
 
     >>> import sqlalchemy as sa
     >>> t = sa.Table("t", sa.MetaData(), sa.Column("a", sa.Numeric(50, 10)),
@@ -83,7 +84,8 @@ def bounded_decimals(table: Any, unconstrained: bool = True) -> None:
             continue
         # Arrow refused a value that does not fit with "Rescaling Decimal value would cause
         # data loss", naming no column: each value is checked, and one that does not fit named.
-        column.type = checked(kind, within_decimal(table.name, column.name, (widest, kind.scale)))
+        fits = within_decimal(table.name, column.name, (widest, kind.scale), text)
+        column.type = checked(kind, fits)
 
 
 def unbounded_text(table: Any) -> None:
@@ -117,7 +119,9 @@ def table_adapter(url: str) -> Callable[[Any], None]:
     def adapt(table: Any) -> None:
         floats_as_doubles(table)
         unbounded_text(table)
-        bounded_decimals(table, unconstrained=scheme in _POSTGRES)
+        postgres = scheme in _POSTGRES
+        # Postgres's CHAR is one character: TEXT is what keeps a number's every digit.
+        bounded_decimals(table, unconstrained=postgres, text="TEXT" if postgres else "CHAR")
         if scheme in _POSTGRES:
             postgres_values(table)
         if scheme in _MYSQL:

@@ -135,8 +135,18 @@ def not_a_date(table: str, column: str, value: str) -> LoadError:
     )
 
 
-def decimal_beyond(table: str, column: str, value: Any, loads_as: tuple[int, int]) -> LoadError:
+def decimal_beyond(
+    table: str, column: str, value: Any, loads_as: tuple[int, int], text: str = "CHAR"
+) -> LoadError:
     """The error for a decimal that the narrower decimal its column loads as cannot hold.
+
+    Args:
+        table: the source table.
+        column: the column.
+        value: the value that does not fit.
+        loads_as: the precision and scale the column loads as.
+        text: the source's type for a cast to text (``CHAR`` on MySQL; on Postgres ``CHAR``
+            is one character, and ``TEXT`` keeps the whole number).
 
     >>> from decimal import Decimal
     >>> print(decimal_beyond("t", "big", Decimal("1e30"), (38, 18)))  # doctest: +ELLIPSIS
@@ -148,14 +158,19 @@ def decimal_beyond(table: str, column: str, value: Any, loads_as: tuple[int, int
         f"DECIMAL({precision},{scale}), which the column loads as (the widest decimal every "
         f"target holds: {precision - scale} digits before the point, {scale} after); it is "
         "never rounded",
-        hint=f"read the table through a view that casts the column (e.g. `CAST({column} AS "
-        "CHAR)` for its exact text, or to a DECIMAL with fewer places) with `source_table:`; "
-        "this load wrote nothing",
+        hint=f"load the table from a view in the source that casts the column, named as the "
+        f"table's `source_table:` in stackyard.yml: `CAST({column} AS {text}) AS {column}` "
+        f"loads its exact text, `CAST({column} AS DECIMAL({precision},S)) AS {column}` a "
+        f"decimal with S places, when every value has at most S places and {precision} "
+        "digits in all; this load wrote nothing",
     )
 
 
-def within_decimal(table: str, column: str, loads_as: tuple[int, int]) -> Callable[[Any], None]:
-    """A check (for :func:`checked`) that a value fits DECIMAL(``loads_as``) exactly."""
+def within_decimal(
+    table: str, column: str, loads_as: tuple[int, int], text: str = "CHAR"
+) -> Callable[[Any], None]:
+    """A check (for :func:`checked`) that a value fits DECIMAL(``loads_as``) exactly; ``text``
+    as :func:`decimal_beyond` takes it."""
     import decimal
 
     precision, scale = loads_as
@@ -167,7 +182,7 @@ def within_decimal(table: str, column: str, loads_as: tuple[int, int]) -> Callab
         if not isinstance(value, decimal.Decimal) or not value.is_finite():
             return
         if abs(value) >= limit or value.quantize(step, context=wide) != value:
-            raise decimal_beyond(table, column, value, loads_as)
+            raise decimal_beyond(table, column, value, loads_as, text)
 
     return check
 
@@ -320,21 +335,34 @@ def _within_bigint(table: str, column: str) -> Callable[[Any], None]:
 
 
 def checked(reflected: Any, check: Callable[[Any], None]) -> Any:
-    """A subclass of the column's own type (the dialect keeps it as it is) that checks each
-    value the driver returns before the type's own processor reads it."""
-    kind = type(reflected)
+    """A subclass of the column's own type that checks each value the driver returns before
+    the type's own processor reads it.
 
-    def result_processor(self: Any, dialect: Any, coltype: Any) -> Any:
-        own = kind.result_processor(self, dialect, coltype)
+    A dialect may swap the type for its own when it reads a result (psycopg's ``_PGNumeric``
+    for ``NUMERIC``, through :meth:`~sqlalchemy.types.TypeEngine.adapt`): the check was lost
+    with the subclass, and a Postgres ``NUMERIC`` too wide for its decimal loaded as another
+    number, or failed naming no column. The dialect's type is made a checking subclass too.
+    """
 
-        def process(value: Any) -> Any:
-            check(value)
-            return own(value) if own else value
+    def with_check(kind: type) -> type:
+        def result_processor(self: Any, dialect: Any, coltype: Any) -> Any:
+            own = kind.result_processor(self, dialect, coltype)  # type: ignore[attr-defined]
 
-        return process
+            def process(value: Any) -> Any:
+                check(value)
+                return own(value) if own else value
 
-    checked = type(f"Checked{kind.__name__}", (kind,), {"result_processor": result_processor})
-    return reflected.adapt(checked)
+            return process
+
+        def adapt(self: Any, cls: type, **kw: Any) -> Any:
+            if not getattr(cls, "_checks_values", False):
+                cls = with_check(cls)
+            return kind.adapt(self, cls, **kw)  # type: ignore[attr-defined]
+
+        members = {"result_processor": result_processor, "adapt": adapt, "_checks_values": True}
+        return type(f"Checked{kind.__name__}", (kind,), members)
+
+    return reflected.adapt(with_check(type(reflected)))
 
 
 def mark_infinite_timestamps(engine: Any) -> Any:
