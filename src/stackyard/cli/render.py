@@ -285,3 +285,33 @@ class Fitted:
                 yield layout
                 return
         yield self.layouts[-1]
+
+
+def whole_values_table(
+    columns: list[str], rows: list[list[str]], *, right: tuple[str, ...] = ()
+) -> Fitted:
+    """Rows whose every value is shown whole: a table while its columns fit the terminal with
+    each word whole, else one block per row with a line per column (folded, never cut).
+
+    A name or location cut to ``customer_…`` is one the user cannot read or copy, and
+    ``source list`` and ``source show`` exist to say which source and table is which.
+
+    Args:
+        columns: the headings.
+        rows: the values, as text (shown as they are, never read as Rich markup).
+        right: the columns of figures, aligned right.
+    """
+    table = Table(show_edge=False, header_style="bold")
+    for column in columns:
+        table.add_column(column, justify="right" if column in right else "left", overflow="fold")
+    for row in rows:
+        table.add_row(*(Text(v) for v in row))
+    records: list[RenderableType] = []
+    for row in rows:
+        record = Table.grid(padding=(0, 2))
+        record.add_column(style="bold", no_wrap=True)
+        record.add_column(overflow="fold")
+        for column, value in zip(columns, row, strict=True):
+            record.add_row(Text(column), Text(value))
+        records += [Rule(style="dim"), record]
+    return Fitted(table, Group(*records))

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 from rich.text import Text
 
 from stackyard.cli.common import (
@@ -21,6 +20,7 @@ from stackyard.cli.common import (
     _with_context,
     out,
 )
+from stackyard.cli.render import whole_values_table
 from stackyard.errors import UsageError
 from stackyard.runbooks.steps import RunbookPlan, explain
 
@@ -345,22 +345,27 @@ def register(app: typer.Typer) -> None:
         if as_json:
             _print_json([asdict(s) for s in sources])
             return
-        table = Table(show_edge=False, header_style="bold")
-        for column in ("source", "kind", "schema", "tables", "rows", "last load", "freshness"):
-            table.add_column(column, no_wrap=column in ("kind", "last load"))
+        rows = []
         for s in sources:
-            rows = sum(t.rows or 0 for t in s.tables)
+            total = sum(t.rows or 0 for t in s.tables)
             fresh = {t.freshness for t in s.tables if t.freshness} or {"–"}
             when = s.last_loaded_at.strftime("%m-%d %H:%M") if s.last_loaded_at else "never"
-            table.add_row(
-                s.name,
-                s.kind,
-                s.schema,
-                str(len(s.tables)),
-                f"{rows:,}",
-                when,
-                ", ".join(sorted(fresh)),
+            rows.append(
+                [
+                    s.name,
+                    s.kind,
+                    s.schema,
+                    str(len(s.tables)),
+                    f"{total:,}",
+                    when,
+                    ", ".join(sorted(fresh)),
+                ]
             )
+        table = whole_values_table(
+            ["source", "kind", "schema", "tables", "rows", "last load", "freshness"],
+            rows,
+            right=("tables", "rows"),
+        )
         out.print(table if sources else "no sources yet: `stackyard source add NAME --kind …`")
 
     @source_app.command("show")
@@ -380,18 +385,21 @@ def register(app: typer.Typer) -> None:
             f"schedule {status.schedule}; contract {status.contract}"
             + ("" if status.enabled else "; disabled")
         )
-        table = Table(show_edge=False, header_style="bold")
-        for column in ("table", "rows", "last load rows", "freshness", "age (h)", "model"):
-            table.add_column(column)
-        for t in status.tables:
-            table.add_row(
-                t.table,
-                "missing" if t.rows is None else f"{t.rows:,}",
-                "–" if t.last_load_rows is None else f"{t.last_load_rows:,}",
-                t.freshness or "–",
-                "–" if t.age_hours is None else f"{t.age_hours:.1f}",
-                t.model or "–",
-            )
+        table = whole_values_table(
+            ["table", "rows", "last load rows", "freshness", "age (h)", "model"],
+            [
+                [
+                    t.table,
+                    "missing" if t.rows is None else f"{t.rows:,}",
+                    "–" if t.last_load_rows is None else f"{t.last_load_rows:,}",
+                    t.freshness or "–",
+                    "–" if t.age_hours is None else f"{t.age_hours:.1f}",
+                    t.model or "–",
+                ]
+                for t in status.tables
+            ],
+            right=("rows", "last load rows", "age (h)"),
+        )
         out.print(table)
 
 
