@@ -140,7 +140,8 @@ def init_project(
         end: last day of the example data; default today.
 
     Raises:
-        UsageError: the folder is not empty, or the example or scale is unknown.
+        UsageError: the folder is not empty, its path holds a character the engines cannot
+            take, or the example or scale is unknown.
     """
     if example is not None and example not in EXAMPLES:
         raise UsageError(
@@ -154,6 +155,7 @@ def init_project(
             f"{path} already exists and is not empty",
             hint="choose a new folder name, or remove the folder first",
         )
+    _refuse_unusable_path(path)
     name = _project_name(path)
     path.mkdir(parents=True, exist_ok=True)
     (path / "sources").mkdir()
@@ -191,6 +193,36 @@ def init_project(
 
     write_github_workflow(path, load_project_config(path / PROJECT_FILE))
     return InitResult(path=path, example=example, rows=rows)
+
+
+# Characters a project folder's path cannot hold: dlt's DuckDB loader pastes a load file's
+# path, inside the project, into SQL between single quotes (the load fails on a parser error),
+# and DuckDB reads a backslash in a file path as a folder separator (the warehouse file is not
+# found). Every other character, spaces and shell-special ones included, works.
+_UNUSABLE_PATH_CHARACTERS = ("'", "\\")
+
+
+def _refuse_unusable_path(path: Path) -> None:
+    """Refuse a folder whose path holds a character the engines cannot take.
+
+    >>> _refuse_unusable_path(Path("/tmp/my shop!"))
+    >>> _refuse_unusable_path(Path("/tmp/bob's shop"))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    stackyard.errors.UsageError: cannot create a project at /tmp/bob's shop: ...
+
+    Raises:
+        UsageError: the path holds ``'`` or ``\\``.
+    """
+    full = str(path.resolve())
+    found = [c for c in _UNUSABLE_PATH_CHARACTERS if c in full]
+    if found:
+        shown = " or ".join(repr(c) for c in found)
+        raise UsageError(
+            f"cannot create a project at {path}: its path contains {shown}, which the loads "
+            "cannot use (dlt and DuckDB read the project's files by this path)",
+            hint=f"choose a folder name without quotes or backslashes, e.g. {_project_name(path)}",
+        )
 
 
 def _project_name(path: Path) -> str:

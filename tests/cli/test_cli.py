@@ -206,6 +206,31 @@ def test_init_refuses_a_non_empty_folder(tmp_path: Path) -> None:
     assert exit_code == 2 and "did you mean 'jaffle_shop'" in output
 
 
+def test_init_next_step_is_a_command_a_shell_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from stackyard.cli.common import out
+
+    monkeypatch.setattr(out, "_width", 80)
+    folder = tmp_path / "a rather long folder name, to pass 80 columns" / "bad name! $HOME [b]"
+    exit_code, output = invoke("init", str(folder))
+    assert exit_code == 0, output
+    assert f"created {folder}" in output
+    (line,) = [x for x in output.splitlines() if x.startswith("next: ")]
+    assert line.endswith(" && stackyard run")
+    # copied into a shell, the line goes into the new project
+    command = line.removeprefix("next: ").replace("stackyard run", "pwd")
+    done = subprocess.run(["sh", "-c", command], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == str(folder)
+
+
+def test_init_refuses_a_path_the_loads_cannot_use(tmp_path: Path) -> None:
+    exit_code, output = invoke("init", str(tmp_path / "bob's shop"))
+    assert exit_code == 2, output
+    assert 'contains "\'"' in output and "bob_s_shop" in output
+    assert not (tmp_path / "bob's shop").exists()
+
+
 def test_init_empty_project_runs(tmp_path: Path) -> None:
     exit_code, _ = invoke("init", str(tmp_path / "empty"))
     assert exit_code == 0

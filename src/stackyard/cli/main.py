@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from stackyard.cli import access as _access_commands
 from stackyard.cli import adopt as _adopt_commands
@@ -87,10 +88,30 @@ def init(
     from stackyard.project import init_project
 
     result = _guard(lambda: init_project(directory, example=example, scale=scale, seed=seed))
-    out.print(f"[green]✔[/] created {result.path}", highlight=False)
+    out.print(f"[green]✔[/] created {escape(str(result.path))}", highlight=False, soft_wrap=True)
     for table, rows in result.rows.items():
         out.print(f"  {table}: {rows:,} rows of example data", highlight=False)
-    out.print(f"next: cd {result.path} && stackyard run", highlight=False)
+    # a line to copy into a shell: quoted for it, and never folded by the terminal's width
+    out.print(
+        f"next: cd {_shell_path(result.path)} && stackyard run",
+        highlight=False,
+        markup=False,
+        soft_wrap=True,
+    )
+
+
+def _shell_path(path: Path) -> str:
+    """``path`` as a shell word ``cd`` takes as it is.
+
+    >>> _shell_path(Path("bad name!"))
+    "'bad name!'"
+    >>> _shell_path(Path("-x"))
+    './-x'
+    """
+    import shlex
+
+    text = str(path)
+    return shlex.quote(f"./{text}" if text.startswith("-") else text)
 
 
 def _dbt_vars(text: str | None) -> dict[str, Any]:
