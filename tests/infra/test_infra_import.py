@@ -85,6 +85,12 @@ def test_import_gives_an_empty_plan_then_tightening_plans_exactly_it(
     code, output = _cli(pg_project.path, "import", "access", "-t", "prod", "--dry-run")
     assert code == 0, output
     assert "READER" in output and "would declare" in output
+    # The heading counts every line listed under it (it counted one of its two lists).
+    heading = next(line for line in output.splitlines() if line.startswith("not declared ("))
+    listed = output.split(heading, 1)[1].splitlines()[1:]
+    items = [line for line in listed if line.startswith("  - ")]
+    assert heading == f"not declared ({len(items)}), kept as it is:", output
+    assert len(items) > 1
     assert (pg_project.path / "stackyard.yml").read_text(encoding="utf-8") == before
 
     code, output = _cli(pg_project.path, "import", "access", "-t", "prod", "--json")

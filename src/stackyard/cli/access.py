@@ -429,8 +429,10 @@ def import_access(
         out.print(f"would declare {found} of target '{result.target}' (dry run):", highlight=False)
         text = yaml.safe_dump({"access": result.access}, sort_keys=False)
         out.print(text.rstrip(), markup=False, highlight=False, soft_wrap=True)
-    if result.not_imported:
-        out.print(f"not declared ({len(result.not_imported)}), kept as it is:", highlight=False)
+    kept = len(result.not_imported) + len(result.unmanaged)
+    if kept:
+        # Both lists are what stays undeclared: the heading counts the lines under it.
+        out.print(f"not declared ({kept}), kept as it is:", highlight=False)
         for line in result.not_imported:
             out.print(f"  - {line}", markup=False, highlight=False, soft_wrap=True)
     for line in result.unmanaged:
