@@ -240,10 +240,20 @@ def test_remove_undoes_an_external_source(project: Path) -> None:
         "tickets": (4, "stg_airbyte__tickets"),
         "users": (3, "stg_airbyte__users"),
     }
+    # The dry run names the dbt source and the file it is in (it named dlt's file and the
+    # stackyard source), and the removal the file it deleted (it named dlt's).
+    code, output = cli("source", "remove", "support", "-p", str(project), "--dry-run", "--json")
+    assert code == 0, output
+    steps = {s["action"]: s["detail"] for s in json.loads(output)["steps"]}
+    assert steps["edit dbt sources"] == (
+        "take the dbt source 'airbyte_support' out of transform/models/staging/airbyte/_sources.yml"
+    )
     code, output = cli("source", "remove", "support", "-p", str(project), "--json")
     assert code == 0, output
     removed = json.loads(output)["files_removed"]
     assert "transform/models/staging/airbyte/stg_airbyte__tickets.sql" in removed
+    assert "transform/models/staging/airbyte/_sources.yml" in removed
+    assert not any("dlt" in f for f in removed), removed
     assert not list((project / "transform/models/staging").glob("*/stg_airbyte__*"))
     assert query(project, "select count(*) from support.tickets") == [[4]]  # not ours to drop
 

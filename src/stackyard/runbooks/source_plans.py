@@ -90,7 +90,7 @@ def remove_plan(
     project_dir: Path,
     files: Sequence[Path],
     edited: Sequence[Path],
-    sources_entry: bool,
+    sources_entry: tuple[Path, str] | None,
     state: Sequence[Path],
     drop_schemas: Sequence[str],
     drop_models: Sequence[tuple[str, str]] = (),
@@ -108,10 +108,11 @@ def remove_plan(
             )
         )
     if sources_entry:
+        path, dbt_name = sources_entry
         steps.append(
             RunbookStep(
                 "edit dbt sources",
-                f"take source '{name}' out of transform/{SOURCES_FILE.as_posix()}",
+                f"take the dbt source '{dbt_name}' out of {path.relative_to(project_dir)}",
                 f"`stackyard source add {name} …` puts it back",
             )
         )

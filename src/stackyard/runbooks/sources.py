@@ -47,8 +47,7 @@ from stackyard.runbooks.source_state import forget_state, state_folders
 from stackyard.runbooks.steps import RunbookPlan
 from stackyard.session import Session
 from stackyard.transform.dbt_sources import (
-    SOURCES_FILE,
-    has_sources_entry,
+    generated_entry,
     remove_sources_entry,
     write_sources_entry,
 )
@@ -170,7 +169,7 @@ class SourcesRunbook:
             project_dir=self.project_dir,
             files=[p for p, _ in generated],
             edited=[p for p, unedited in generated if not unedited],
-            sources_entry=has_sources_entry(self.transform_dir, name),
+            sources_entry=generated_entry(self.transform_dir, name),
             state=state_folders(self.project_dir, name),
             drop_schemas=self.schemas_to_drop(name) if drop_data else [],
             drop_models=self._built(generated) if drop_data else [],
@@ -424,8 +423,8 @@ class SourcesRunbook:
         for path, _ in generated:
             path.unlink()
             removed.append(str(path.relative_to(self.project_dir)))
-        if remove_sources_entry(self.transform_dir, name):
-            removed.append(str(SOURCES_FILE))
+        for gone in remove_sources_entry(self.transform_dir, name):
+            removed.append(str(gone.relative_to(self.project_dir)))
         project = ProjectFile(self.project_file)
         project.remove_source(name)
         project.save()

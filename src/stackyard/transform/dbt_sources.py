@@ -89,17 +89,17 @@ def write_sources_entry(
     return [rel], []
 
 
-def has_sources_entry(transform_dir: Path, name: str) -> bool:
-    """Whether ``_sources.yml`` holds an entry stackyard added for this source."""
+def generated_entry(transform_dir: Path, name: str) -> tuple[Path, str] | None:
+    """The ``_sources.yml`` holding the entry stackyard added for this source, and the dbt
+    source's name there (``airbyte_support`` for an external source), or ``None``."""
     from ruamel.yaml import YAML
 
     for path in _sources_files(transform_dir):
         data = _round_trip(YAML).load(path.read_text(encoding="utf-8")) or {}
-        if any(
-            (s.get("meta") or {}).get("stackyard_source") == name for s in data.get("sources") or []
-        ):
-            return True
-    return False
+        for entry in data.get("sources") or []:
+            if (entry.get("meta") or {}).get("stackyard_source") == name:
+                return path, str(entry.get("name") or name)
+    return None
 
 
 def sources_file(loader: str = LOADER) -> Path:
@@ -117,10 +117,10 @@ def _sources_files(transform_dir: Path) -> list[Path]:
     return sorted(found, key=lambda p: p.parent.name != LOADER)
 
 
-def remove_sources_entry(transform_dir: Path, name: str) -> bool:
+def remove_sources_entry(transform_dir: Path, name: str) -> list[Path]:
     """Drop the source's dbt entry; delete the file when stackyard created it and it is
-    now empty. Returns whether the file itself was deleted."""
-    return any([_remove_from(path, name) for path in _sources_files(transform_dir)])
+    now empty. Returns the files deleted."""
+    return [path for path in _sources_files(transform_dir) if _remove_from(path, name)]
 
 
 def _remove_from(path: Path, name: str) -> bool:
