@@ -97,6 +97,15 @@ def test_the_freshness_an_adopted_project_declares_for_its_own_sources_is_checke
     [step] = [s for s in json.loads(stale.stdout)["steps"] if s["name"] == "source freshness"]
     assert step["status"] == "failed", step
 
+    # A selection checks the sources upstream of what it built (it checked none), through
+    # the view between them too.
+    selected = stackyard("run", "--select", "order_totals", "--json", cwd=project)
+    assert selected.returncode == 1, selected.stdout[-3000:]
+    result = json.loads(selected.stdout)
+    [step] = [s for s in result["steps"] if s["name"] == "source freshness"]
+    assert step["status"] == "failed", step
+    assert [(f["source"], f["status"]) for f in result["freshness"]] == [("raw", "error")]
+
 
 def test_a_build_on_raw_tables_missing_from_the_new_duckdb_target_says_what_to_do(
     tmp_path: Path,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from stackyard.config.model import ProjectConfig
@@ -89,9 +89,12 @@ def built_anyway(
     return f"missing since the last build: {', '.join(missing)}" if missing else None
 
 
-def sources_loaded_elsewhere(config: ProjectConfig, manifest: dict[str, Any] | None) -> list[str]:
-    """The dbt sources the project's nodes read that no stackyard source is (by name,
-    ``dbt_source:`` or schema): the adopted project's own, loaded by other tools.
+def sources_loaded_elsewhere(
+    config: ProjectConfig, manifest: dict[str, Any] | None, among: Iterable[str] | None = None
+) -> list[str]:
+    """The dbt sources the project's nodes (or the nodes ``among``, by unique id, and those
+    upstream of them) read that no stackyard source is (by name, ``dbt_source:`` or schema): the adopted project's own,
+    loaded by other tools.
 
     >>> manifest = {
     ...     "sources": {"source.p.raw.t": {"source_name": "raw", "schema": "raw"}},
@@ -105,11 +108,19 @@ def sources_loaded_elsewhere(config: ProjectConfig, manifest: dict[str, Any] | N
     if manifest is None:
         return []
     ours = {n for s in config.sources for n in source_dbt_names(config, s, manifest)}
-    read = {
-        parent
-        for node in manifest.get("nodes", {}).values()
-        for parent in (node.get("depends_on") or {}).get("nodes", [])
-    }
+    nodes = manifest.get("nodes", {})
+    if among is None:
+        read = {
+            p for node in nodes.values() for p in (node.get("depends_on") or {}).get("nodes", [])
+        }
+    else:
+        # Upstream all the way: a model built on a view of a stale table is stale too.
+        read, todo = set(), list(among)
+        while todo:
+            for parent in (nodes.get(todo.pop(), {}).get("depends_on") or {}).get("nodes", []):
+                if parent not in read:
+                    read.add(parent)
+                    todo.append(parent)
     return sorted(
         {
             str(source["source_name"])

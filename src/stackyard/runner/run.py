@@ -313,10 +313,13 @@ class RunJob:
 
         manifest = read_manifest(self.transform_dir, self.warehouse.target_name)
         # Without a selection every dbt source is checked: stackyard's, and those of an
-        # adopted project that other tools load (their freshness is all the run can tell).
-        others = [] if select else sources_loaded_elsewhere(self.project, manifest)
+        # adopted project that other tools load (their freshness is all the run can tell);
+        # with one, those the nodes it built read.
+        built = [n.unique_id for n in nodes] if select else None
+        others = sources_loaded_elsewhere(self.project, manifest, built)
         if to_load or declares_freshness(manifest, others):
             names = [n for s in to_load if s not in failed_sources for n in self._dbt_names(s)]
+            names += others
             failed_names = [n for s in failed_sources for n in self._dbt_names(s)]
             checked = {n for s in external for n in self._dbt_names(s)}
             self._step(
