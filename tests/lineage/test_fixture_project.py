@@ -86,15 +86,24 @@ def test_a_report_that_only_filters_on_the_column_is_named_with_its_owner(
     assert exposed["rpt_top_customers"].owner == "sales-analytics@example.com"
     shutil.copytree(quirky, tmp_path / "quirky")  # dbt-duckdb keeps the module's file open
     cli = Path(sys.executable).with_name("stackyard")
-    said = subprocess.run(
-        [str(cli), "impact", "app.orders.updated_at", "-p", str(tmp_path / "quirky")],
-        capture_output=True,
-        text=True,
-        check=True,
-        env={**os.environ, "COLUMNS": "200"},
-    ).stdout
-    assert "read in joins or filters" in said and "  rpt_top_customers: reads" in said, said
-    assert "  rpt_top_customers (reporting)" in said, said
+
+    def said(spec: str) -> str:
+        return subprocess.run(
+            [str(cli), "impact", spec, "-p", str(tmp_path / "quirky")],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, "COLUMNS": "200"},
+        ).stdout
+
+    text = said("app.orders.updated_at")
+    assert "  rpt_top_customers (reporting)" in text, text
+    # Every model here takes a column from it (select d.*): none is listed as reading it in
+    # joins or filters (each one was, under that heading).
+    assert "read in joins or filters" not in text, text
+    # dim_customers joins on the key and takes no column from it.
+    text = said("app.orders.Customer ID")
+    assert "read in joins or filters (2)\n  dim_customers: reads int_customer_orders" in text, text
 
 
 def test_nothing_is_unresolved_when_every_schema_is_known(service: Any) -> None:

@@ -77,10 +77,11 @@ def impact_command(
         highlight=False,
     )
     _print_refs(result.downstream)
-    if result.readers:
-        # A model that joins, filters or groups on it breaks on a rename as well.
-        out.print(f"[bold]read in joins or filters[/] ({len(result.readers)})", highlight=False)
-        for model, ref in result.readers:
+    if result.only_read:
+        # A model that joins, filters or groups on it breaks on a rename as well; one whose
+        # columns come from it is listed above already.
+        out.print(f"[bold]read in joins or filters[/] ({len(result.only_read)})", highlight=False)
+        for model, ref in result.only_read:
             out.print(f"  {model}: reads {ref.node}.{ref.column}", highlight=False)
     if result.tests:
         out.print(f"[bold]tests on them[/] ({len(result.tests)})", highlight=False)

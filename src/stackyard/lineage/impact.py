@@ -92,6 +92,8 @@ class ImpactResult:
     why: str
     models: tuple[str, ...] = field(default=())
     readers: tuple[tuple[str, ColumnRef], ...] = field(default=())
+    # The readers none of whose columns come from what they read: joins, filters, GROUP BY.
+    only_read: tuple[tuple[str, ColumnRef], ...] = field(default=())
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape of ``stackyard impact --json``."""
@@ -146,6 +148,14 @@ def impact(graph: ColumnGraph, spec: str) -> ImpactResult:
     hit = {*start, *downstream}
     # A model that joins, filters or groups on an affected column breaks on a rename too.
     readers = tuple(r for r in graph.readers(hit) if r[0] != r[1].node)
+    fed = {
+        (ref.node, ref.column.lower(), child.node)
+        for ref, children in graph.children().items()
+        for child in children
+    }
+    only_read = tuple(
+        (model, ref) for model, ref in readers if (ref.node, ref.column.lower(), model) not in fed
+    )
     affected = {c.node for c in downstream} | {m for m, _ in readers}
     tests = _tests(graph, hit, affected)
     exposed = _exposed(graph, downstream, {m for m, _ in readers})
@@ -162,6 +172,7 @@ def impact(graph: ColumnGraph, spec: str) -> ImpactResult:
         why=why,
         models=tuple(sorted(affected)),
         readers=readers,
+        only_read=only_read,
     )
 
 
