@@ -74,13 +74,47 @@ class NatsTransport:
         return self._loop.run_until_complete(coro)
 
     async def _open(self) -> None:
-        import nats
         from nats.js.errors import NotFoundError
+
+        await self._connect()
+        js = self._nc.jetstream()
+        try:
+            stream = self.config.stream or await js.find_stream_name_by_subject(self.config.subject)
+        except NotFoundError:
+            raise ConfigError(
+                f"sources.{self.name}: no JetStream stream captures subject "
+                f"'{self.config.subject}' on {_safe(self.url)}",
+                hint="create one (e.g. `nats stream add ORDERS --subjects 'orders.>'`), or name "
+                "it with stream: in stackyard.yml",
+            ) from None
+        await self._consumer(js, stream)
+        self._sub = await js.pull_subscribe_bind(durable=self.durable, stream=stream)
+
+    async def _forget(self) -> bool:
+        from nats.js.errors import NotFoundError
+
+        await self._connect()
+        js = self._nc.jetstream()
+        try:
+            stream = self.config.stream or await js.find_stream_name_by_subject(self.config.subject)
+            await js.delete_consumer(stream, self.durable)
+        except NotFoundError:
+            return False
+        return True
+
+    async def _connect(self) -> None:
+        """Connect, or raise :class:`SourceUnreachableError` naming the server.
+
+        nats-py reports each failed try to ``error_cb``; its default logs the whole traceback
+        on stderr, so every path that connects (a run, a first load, a removal deleting the
+        consumer) passes its own, which keeps the error for the message instead.
+        """
+        import nats
 
         errors: list[BaseException] = []
         refused = asyncio.Event()
 
-        async def keep(exc: BaseException) -> None:  # instead of nats-py logging a traceback
+        async def keep(exc: BaseException) -> None:
             errors.append(exc)
             if isinstance(exc, OSError):
                 refused.set()
@@ -102,45 +136,7 @@ class NatsTransport:
             )
         except (OSError, TimeoutError, nats.errors.Error) as exc:
             cause = errors[-1] if errors else exc
-            raise SourceUnreachableError(
-                f"source '{self.name}': cannot reach the stream server {_safe(self.url)} "
-                f"({type(cause).__name__}: {cause})",
-                hint="check that the server runs and the URL (nats://host:4222) is right; "
-                "nothing was read",
-            ) from exc
-        js = self._nc.jetstream()
-        try:
-            stream = self.config.stream or await js.find_stream_name_by_subject(self.config.subject)
-        except NotFoundError:
-            raise ConfigError(
-                f"sources.{self.name}: no JetStream stream captures subject "
-                f"'{self.config.subject}' on {_safe(self.url)}",
-                hint="create one (e.g. `nats stream add ORDERS --subjects 'orders.>'`), or name "
-                "it with stream: in stackyard.yml",
-            ) from None
-        await self._consumer(js, stream)
-        self._sub = await js.pull_subscribe_bind(durable=self.durable, stream=stream)
-
-    async def _forget(self) -> bool:
-        import nats
-        from nats.js.errors import NotFoundError
-
-        self._nc = await asyncio.wait_for(
-            nats.connect(
-                self.url,
-                connect_timeout=CONNECT_TIMEOUT,
-                allow_reconnect=False,
-                max_reconnect_attempts=0,
-            ),
-            CONNECT_TIMEOUT * 2,
-        )
-        js = self._nc.jetstream()
-        try:
-            stream = self.config.stream or await js.find_stream_name_by_subject(self.config.subject)
-            await js.delete_consumer(stream, self.durable)
-        except NotFoundError:
-            return False
-        return True
+            raise _unreachable(self.name, self.url, cause) from cause
 
     async def _consumer(self, js: Any, stream: str) -> None:
         """Create the durable consumer, or restart it after a run that died mid-batch."""
@@ -197,6 +193,27 @@ def _event(msg: Any) -> Event:
     published = msg.metadata.timestamp or datetime.now(UTC)
     columns = {SUBJECT: msg.subject, SEQUENCE: sequence, PUBLISHED_AT: published}
     return Event(msg.data, msg.subject, sequence, columns, msg)
+
+
+def _unreachable(name: str, url: str, cause: BaseException) -> SourceUnreachableError:
+    """The error of a server that could not be reached, saying why in words.
+
+    >>> _unreachable("events", "nats://t@h:4299", ConnectionRefusedError(111, "refused")).message
+    "source 'events': cannot reach the stream server nats://h:4299: connection refused (nothing listens at h:4299)"
+    """
+    server = _safe(url)
+    if isinstance(cause, ConnectionRefusedError):
+        address = server.partition("://")[2] or server
+        why = f"connection refused (nothing listens at {address})"
+    elif isinstance(cause, TimeoutError):
+        why = f"no answer within {CONNECT_TIMEOUT * 2:g} s"
+    else:
+        why = f"{type(cause).__name__}: {cause}"
+    return SourceUnreachableError(
+        f"source '{name}': cannot reach the stream server {server}: {why}",
+        hint="check that the NATS server runs there with JetStream on (nats-server -js) and "
+        "that url: in stackyard.yml (nats://host:4222) is right; nothing was read",
+    )
 
 
 def _safe(url: str) -> str:

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from stackyard.config.base import SecretRef
 from stackyard.config.streams import StreamSource, stream_scheme
+from stackyard.errors import SourceUnreachableError
 from stackyard.ingest.json_numbers import float_or_unheld, unfit_value
 from stackyard.ingest.reserved_columns import (
     WRITTEN,
@@ -176,6 +177,12 @@ def forget_consumers(
         try:
             if open_transport(name, config, url, consumer).forget():
                 done.append(f"stream consumer {consumer} deleted")
+        except SourceUnreachableError as exc:  # a removal goes on; the line says what may be left
+            done.append(
+                f"stream consumer {consumer} not checked ({exc.message}): if the server still "
+                "has it, delete it before adding the source again, or its first load reads "
+                "nothing"
+            )
         except Exception as exc:  # a removal goes on; the line says what is left behind
             done.append(
                 f"stream consumer {consumer} NOT deleted ({type(exc).__name__}: {exc}): delete "
