@@ -130,9 +130,7 @@ def test_the_defaults_are_the_runbooks() -> None:
 def test_retried_stops_at_a_success() -> None:
     results = iter([True, False, True])
     waited: list[float] = []
-    outcome = retried(
-        lambda: next(results), bool, lambda r: True, Retries(jitter=0), sleep=waited.append
-    )
+    outcome = retried(lambda: next(results), bool, lambda r: Retries(jitter=0), sleep=waited.append)
     assert (outcome.result, outcome.attempts, waited) == (False, 2, [10.0])
 
 
@@ -256,3 +254,33 @@ def test_a_second_ctrl_c_stops_waiting_for_work_that_does_not_stop() -> None:
         release.set()
     assert Abandoned.exit_code == 130
     assert asked == ["stop", "stop"]
+
+
+def test_a_refused_connection_is_tried_again_for_seconds_not_minutes() -> None:
+    # Nothing listening was retried as a blip: 10 s, 20 s and 40 s (each up to half again),
+    # so a stopped database or a wrong port took about 95 s to fail.
+    from stackyard.ingest.attempts import is_refused, retry_policy
+
+    refused = RuntimeError("extract failed")  # dlt's wrapping of the driver's error
+    refused.__cause__ = OSError(
+        'connection failed: connection to server at "127.0.0.1", port 5499 failed: '
+        "Connection refused\n\tIs the server running on that host and accepting TCP/IP "
+        "connections?"
+    )
+    assert is_refused(refused) and is_refused(ConnectionRefusedError(111, "refused"))
+    assert not is_refused(ConnectionResetError()) and not is_refused(TimeoutError())
+    waited: list[float] = []
+    outcome = retried(
+        lambda: refused, bool, lambda e: retry_policy(e, Retries(), True), sleep=waited.append
+    )
+    assert outcome.attempts == 3 and sum(waited) <= 3.0, (outcome.attempts, waited)
+    # a refused connection is never tried more than the source allows
+    assert retry_policy(refused, Retries(count=1), True) == Retries(
+        count=1, backoff_factor=1.0, jitter=0.0
+    )
+    assert retry_policy(refused, Retries(count=0), True) == Retries(
+        count=0, jitter=0.0, backoff_factor=1.0
+    )
+    # a cut connection or a timeout may be a blip: the source's own backoff holds
+    assert retry_policy(ConnectionResetError(), Retries(), True) == Retries()
+    assert retry_policy(refused, Retries(), False) is None  # bad input is never tried again

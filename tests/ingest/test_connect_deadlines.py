@@ -3,6 +3,7 @@ takes the TCP connection and never answers fails with a clear message instead of
 
 from __future__ import annotations
 
+import json
 import socket
 import time
 from collections.abc import Iterator
@@ -78,3 +79,39 @@ def test_postgres_warehouse_on_a_silent_host_is_unreachable_exit_2(
     result = runner.invoke(app, ["status", "-t", "pg", "--project", str(root)])
     assert result.exit_code == 2, result.output
     assert "timeout" in result.output.lower() or "timed out" in result.output.lower()
+
+
+@pytest.fixture()
+def closed_port() -> int:
+    """A port nothing listens on: a connection to it is refused at once."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_postgres_source_on_a_closed_port_fails_after_a_few_quick_tries(
+    tmp_path: Path, closed_port: int
+) -> None:
+    # With the default retries (3) a refused connection was retried after 10, 20 and 40 s
+    # (plus jitter): about 95 s before the run failed, with libpq's words only.
+    root = tmp_path / "p"
+    init_project(root)
+    text = (
+        (root / "stackyard.yml")
+        .read_text()
+        .replace(
+            "sources: {}\n",
+            "sources:\n  app:\n    kind: sql_database\n"
+            f"    connection: postgresql://u@127.0.0.1:{closed_port}/app\n"
+            "    tables: {orders: {primary_key: id}}\n",
+        )
+    )
+    (root / "stackyard.yml").write_text(text)
+    result = runner.invoke(app, ["run", "--select", "app", "--json", "--project", str(root)])
+    assert result.exit_code == 1, result.output
+    (load,) = json.loads(result.stdout)["loads"]
+    assert load["error"] == (
+        f"source 'app': connection refused at 127.0.0.1:{closed_port} (nothing listens there): "
+        "check that the server runs and the host and port the source connects to "
+        "(after 3 attempts)"
+    )

@@ -16,6 +16,7 @@ ends that wait: the user asked twice, or the work ignores being asked (:class:`A
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -180,8 +181,7 @@ class Attempts(Generic[T]):
 def retried(
     attempt: Callable[[], T],
     failed: Callable[[T], bool],
-    retryable: Callable[[T], bool],
-    policy: Retries,
+    policy_of: Callable[[T], Retries | None],
     on_retry: Callable[[int, T, float], None] = lambda n, r, w: None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> Attempts[T]:
@@ -190,26 +190,114 @@ def retried(
     Args:
         attempt: one try; returns a result (failures are results, not exceptions).
         failed: whether a result is a failure.
-        retryable: whether a failure may go away on its own (a network blip, not bad config).
-        policy: count, backoff factor and jitter.
+        policy_of: how a failure is tried again (count, backoff factor and jitter), or
+            ``None`` when it cannot go away on its own (bad config, not a network blip); see
+            :func:`retry_policy`.
         on_retry: told ``(retry number, failed result, wait in seconds)`` before each wait.
         sleep: waits between attempts.
 
     >>> tries = iter([1, 1, 0])
-    >>> retried(lambda: next(tries), bool, bool, Retries(backoff_factor=0), sleep=print)
+    >>> retried(lambda: next(tries), bool, lambda r: Retries(backoff_factor=0), sleep=print)
     0.0
     0.0
     Attempts(result=0, attempts=3)
     """
     result = attempt()
     tries = 1
-    while failed(result) and retryable(result) and tries <= policy.count:
+    while failed(result) and (policy := policy_of(result)) and tries <= policy.count:
         wait = policy.delay(tries)
         on_retry(tries, result, wait)
         sleep(wait)
         result = attempt()
         tries += 1
     return Attempts(result, tries)
+
+
+# A refused connection: nothing listens at the address. A server being restarted listens
+# again within seconds; a stopped server, or a wrong host or port, never does, and a step's
+# own backoff (10 s, 20 s and 40 s by default, each up to half again) only made the user
+# wait up to 105 s for the same answer.
+REFUSED_RETRIES = Retries(count=2, backoff_factor=1.0, jitter=0.0)
+
+
+def retry_policy(exc: BaseException, policy: Retries, transient: bool) -> Retries | None:
+    """How a step that failed with ``exc`` is tried again: not at all when it is not
+    ``transient`` (bad input fails the same way every time), for a few seconds at most when
+    the connection was refused, else by the step's own ``policy``.
+
+    >>> retry_policy(ValueError("bad row"), Retries(), False) is None
+    True
+    >>> retry_policy(ConnectionResetError(), Retries(), True).base_delays()
+    [10.0, 20.0, 40.0]
+    >>> retry_policy(ConnectionRefusedError(111, "refused"), Retries(), True).base_delays()
+    [1.0, 2.0]
+    >>> retry_policy(ConnectionRefusedError(111, "refused"), Retries(count=0), True).count
+    0
+    """
+    if not transient:
+        return None
+    if not is_refused(exc):
+        return policy
+    return Retries(
+        count=min(policy.count, REFUSED_RETRIES.count),
+        backoff_factor=min(policy.backoff_factor, REFUSED_RETRIES.backoff_factor),
+        jitter=min(policy.jitter, REFUSED_RETRIES.jitter),
+    )
+
+
+def is_refused(exc: BaseException) -> bool:
+    """Whether a failure is a refused connection, somewhere in its chain of causes (drivers
+    that wrap the socket's error keep only its words: libpq's "Connection refused").
+
+    >>> wrapped = RuntimeError("extract failed")
+    >>> wrapped.__cause__ = OSError('connection to server at "h", port 5 failed: '
+    ...                             "Connection refused")
+    >>> is_refused(wrapped), is_refused(ConnectionResetError()), is_refused(TimeoutError())
+    (True, False, False)
+    """
+    return any(
+        isinstance(inner, ConnectionRefusedError) or "connection refused" in str(inner).lower()
+        for inner in _chain(exc)
+    )
+
+
+def refused_message(exc: BaseException) -> str:
+    """What a refused connection means and what to check, naming the address the driver
+    named (libpq's own advice, on a line of its own, is left out: this says it).
+
+    >>> refused_message(OSError('connection to server at "127.0.0.1", port 5499 failed: '
+    ...                         "Connection refused"))
+    'connection refused at 127.0.0.1:5499 (nothing listens there): check that the server runs and the host and port the source connects to'
+    """
+    address = ""
+    for inner in _chain(exc):
+        found = next((m for p in _ADDRESS if (m := p.search(str(inner)))), None)
+        if found:
+            address = f" at {found['host']}:{found['port']}"
+            break
+    return (
+        f"connection refused{address} (nothing listens there): check that the server runs "
+        "and the host and port the source connects to"
+    )
+
+
+# Where drivers name the address they could not reach: libpq, urllib3, Python's sockets.
+_ADDRESS = (
+    re.compile(r'server at "(?P<host>[^"]+)", port (?P<port>\d+)'),
+    re.compile(r"host='(?P<host>[^']+)', port=(?P<port>\d+)"),
+    re.compile(r"\('(?P<host>[^']+)', (?P<port>\d+)\)"),
+)
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """``exc`` and what it wraps: dlt's ``exception``, the cause or the context."""
+    seen: list[BaseException] = []
+    inner: BaseException | None = exc
+    while inner is not None and all(inner is not s for s in seen):
+        seen.append(inner)
+        nested = getattr(inner, "exception", None) or inner.__cause__ or inner.__context__
+        inner = nested if isinstance(nested, BaseException) else None
+    return seen
 
 
 # Words in a driver's "operational" error that mean the connection, not the query, failed.

@@ -27,8 +27,11 @@ from stackyard.config.private import drop_trace, private_dir, tighten
 from stackyard.config.project import Project
 from stackyard.errors import DeadlineExceededError, Interrupted, StackyardError
 from stackyard.ingest.attempts import (
+    is_refused,
     looks_transient,
+    refused_message,
     retried,
+    retry_policy,
     stop_all,
     succeeded_after,
     within_deadline,
@@ -85,10 +88,11 @@ class LoadRequest:
 
 @dataclass(frozen=True)
 class _Attempt:
-    """One try at a source: its result, and whether a failure may pass on a retry."""
+    """One try at a source: its result, and how a failure is tried again (``None``: it
+    would fail the same way again)."""
 
     load: SourceLoad
-    retryable: bool
+    retry: Retries | None
 
 
 class Loader:
@@ -242,8 +246,6 @@ class Loader:
         step = f"load {request.name}"
         self.console.step_started(step, f"→ {request.dataset}")
         started = time.monotonic()
-        policy = request.config.retries if self.retry else Retries(count=0)
-
         failures: list[str] = []
 
         def retrying(retry: int, failed: _Attempt, wait: float) -> None:
@@ -251,14 +253,13 @@ class Loader:
             self.console.step_progress(
                 step,
                 f"attempt {retry} failed ({failed.load.error}); retry {retry} of "
-                f"{policy.count} in {wait:.1f} s",
+                f"{failed.retry.count if failed.retry else 0} in {wait:.1f} s",
             )
 
         outcome = retried(
             lambda: self._attempt(request, loaded_at, step),
             lambda a: a.load.status == "failed",
-            lambda a: a.retryable,
-            policy,
+            lambda a: a.retry,
             retrying,
             sleep=self._pause,
         )
@@ -294,6 +295,7 @@ class Loader:
         whether trying again may help."""
         if self._stopping.is_set():
             raise KeyboardInterrupt
+        policy = request.config.retries if self.retry else Retries(count=0)
         try:
             load = within_deadline(
                 lambda: with_fallback(
@@ -308,30 +310,33 @@ class Loader:
                 f"loading source '{request.name}'",
                 give_up=self._give_up,
             )
-            return _Attempt(load, False)
+            return _Attempt(load, None)
         except DeadlineExceededError as exc:
             # The given-up attempt may still be running: never start a second one beside it.
-            return _Attempt(self._failed(request, str(exc)), False)
+            return _Attempt(self._failed(request, str(exc)), None)
         except StackyardError as exc:
-            return _Attempt(self._failed(request, self.secrets.redact(str(exc))), exc.transient)
+            retry = retry_policy(exc, policy, exc.transient)
+            return _Attempt(self._failed(request, self.secrets.redact(str(exc))), retry)
         except Exception as exc:  # the per-source boundary: dlt, drivers, user code
             ours = stackyard_error(exc)
             contract = describe_contract_violation(
                 request.name, exc, self._required.get(request.name, {})
             )
+            # Bad input (a malformed row, a broken contract) fails the same way again.
+            retryable = ours.transient if ours else contract is None and looks_transient(exc)
             message = str(ours) if ours else contract or root_cause(exc)
+            if not ours and retryable and is_refused(exc):
+                message = f"source '{request.name}': {refused_message(exc)}"
             where = user_frame(exc, self.project_dir)
             if where and where.split(" in ")[0] not in message:
                 message = f"{message} (at {where})"
-            # Bad input (a malformed row, a broken contract) fails the same way again.
-            retryable = ours.transient if ours else contract is None and looks_transient(exc)
             failed = SourceLoad(
                 **{
                     **self._failed(request, self.secrets.redact(message)).__dict__,
                     "traceback": self.secrets.redact(format_traceback(exc)),
                 }
             )
-            return _Attempt(failed, retryable)
+            return _Attempt(failed, retry_policy(exc, policy, retryable))
         except BaseException as exc:  # a native extension's panic: a failed load, not a crash
             if not is_panic(exc):
                 raise
@@ -342,7 +347,7 @@ class Loader:
                     "traceback": self.secrets.redact(format_traceback(exc)),
                 }
             )
-            return _Attempt(failed, False)
+            return _Attempt(failed, None)
 
     def _failed(self, request: LoadRequest, message: str) -> SourceLoad:
         return SourceLoad(request.name, request.dataset, "failed", error=message)

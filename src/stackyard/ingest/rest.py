@@ -14,6 +14,7 @@ from typing import Any
 
 from stackyard.config.model import RestApiSource, RestAuth, RestPaginator, RestRetries
 from stackyard.config.secrets import Secrets
+from stackyard.ingest.attempts import is_refused
 from stackyard.ingest.sources import columns_but_stamp
 
 RETRY_STATUSES = (429, 500, 502, 503, 504)
@@ -117,8 +118,8 @@ def rest_resources(name: str, config: RestApiSource, secrets: Secrets) -> list[A
 
 
 def retrying_session(retries: RestRetries) -> Any:
-    """A ``requests`` session that retries 429/5xx and connection errors with jittered
-    exponential backoff, and gives every request a timeout.
+    """A ``requests`` session that retries 429/5xx and connection errors (but a refused one)
+    with jittered exponential backoff, and gives every request a timeout.
 
     The longest a request can wait is ``max_attempts × timeout_seconds`` plus the backoff
     between attempts: an API that accepts the connection and never answers fails the source.
@@ -127,6 +128,7 @@ def retrying_session(retries: RestRetries) -> Any:
 
     import requests
     from requests.adapters import HTTPAdapter
+    from urllib3.exceptions import MaxRetryError
     from urllib3.util.retry import Retry
 
     # urllib3 logs each retry as a warning on stderr; the final failure is reported instead.
@@ -141,7 +143,24 @@ def retrying_session(retries: RestRetries) -> Any:
                 kwargs["timeout"] = retries.timeout_seconds
             return super().send(request, **kwargs)
 
-    retry = Retry(
+    class _Retry(Retry):
+        # A refused connection (nothing listens there) is not tried again request by
+        # request, 1 s, 2 s, 4 s and 8 s apart within each attempt of the load: the load's
+        # own few quick tries (``retry_policy``) are enough for a server that is restarting.
+        def increment(
+            self,
+            method: Any = None,
+            url: Any = None,
+            response: Any = None,
+            error: Any = None,
+            _pool: Any = None,
+            _stacktrace: Any = None,
+        ) -> Any:
+            if error is not None and is_refused(error):
+                raise MaxRetryError(_pool, url, error) from error
+            return super().increment(method, url, response, error, _pool, _stacktrace)
+
+    retry = _Retry(
         total=retries.max_attempts - 1,
         connect=retries.max_attempts - 1,
         read=retries.max_attempts - 1,
