@@ -168,14 +168,23 @@ def test_restore_to_the_targets_own_database_is_refused(
     assert refused.returncode == 2, said_
     assert "is target 'pg''s own database" in said_ and "nothing was done" in said_, said_
     assert "drop --to for a full restore" in said_, said_
+    # A file's name: a Postgres backup restores into a database (it made one named so).
+    for to in ("look.duckdb", str(tmp_path / "look")):
+        refused = stackyard(root, "restore", "latest", "--yes", "--target", "pg", "--to", to)
+        assert refused.returncode == 2, said(refused)
+        assert "looks like a file, but the target is Postgres" in said(refused), said(refused)
+        assert f"--to {database}_restored" in said(refused)
     import psycopg
 
     with psycopg.connect(pg_admin_dsn) as conn:  # nothing was staged or moved aside
         kept = conn.execute(
             "SELECT count(*) FROM pg_database WHERE datname LIKE %s", (f"{database}\\_\\_%",)
         ).fetchone()
+        made = conn.execute(
+            "SELECT count(*) FROM pg_database WHERE datname LIKE 'look%%'"
+        ).fetchone()
     drop_kept_aside(pg_admin_dsn, database)
-    assert kept == (0,)
+    assert kept == (0,) and made == (0,)
 
 
 @pytest.mark.postgres

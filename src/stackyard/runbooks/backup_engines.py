@@ -315,3 +315,24 @@ def run_client(args: list[str], env: dict[str, str], what: str) -> None:
             f"{what} failed (exit {done.returncode}): {done.stderr.strip()[-2000:]}",
             hint="nothing was replaced; fix the cause above and run the command again",
         )
+
+
+def restore_database(to: str | None, default: str) -> str:
+    """The Postgres database a restore writes: ``to``, else the target's own.
+
+    >>> restore_database("shop_restored", "shop"), restore_database(None, "shop")
+    ('shop_restored', 'shop')
+
+    Raises:
+        UsageError: ``to`` reads as a file (a path, a ``.duckdb`` name): a Postgres backup
+            restores into a database, and such a name made one called ``look.duckdb``.
+    """
+    if to is None:
+        return default
+    if "/" in to or "\\" in to or re.search(r"\.(duckdb|db|ddb|sql|dump)$", to, re.IGNORECASE):
+        raise UsageError(
+            f"--to {to} looks like a file, but the target is Postgres: its backups restore "
+            "into a new database, never a DuckDB file; nothing was done",
+            hint=f"pass --to a database name, e.g. --to {default}_restored",
+        )
+    return to

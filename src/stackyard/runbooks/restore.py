@@ -109,7 +109,7 @@ class RestoreRunbook(TargetRunbook):
             )
             destination = str(dest)
         else:
-            db = to or w.config.database
+            db = engines.restore_database(to, w.config.database)
             staging = f"{db[:48]}__restoring"
             data = [
                 Step(
