@@ -64,6 +64,8 @@ def test_case_09_a_lost_warehouse_fails_the_run_then_reload_brings_it_back(
     assert code == 1, output
     assert "app.customers, app.orders are missing" in output.replace("\n", " ")
     assert "stackyard reload app" in output.replace("\n", " ")
+    # The backup is named as a way back too (only `doctor` named it).
+    assert "`stackyard restore latest` puts back every table" in " ".join(output.split())
 
     code, output = sh("reload", "app", "--dry-run", "-p", str(project))
     assert code == 0, output

@@ -205,7 +205,9 @@ def check_state_matches_warehouse(pipeline: Any, source: str, target: str) -> No
         "loaded (a lost warehouse file, or a table dropped by hand); loading now would bring "
         "back only rows newer than the saved cursors",
         hint=f"load them again from the source: `stackyard reload {source} --yes`, or "
-        f"`stackyard run --full-refresh --select {source}` (also rebuilds what depends on it)",
+        f"`stackyard run --full-refresh --select {source}` (also rebuilds what depends on it); "
+        "after a lost warehouse file, `stackyard restore latest` puts back every table and "
+        "dlt's state from the last backup (`stackyard doctor` says whether one exists)",
     )
 
 
