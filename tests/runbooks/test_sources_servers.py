@@ -149,6 +149,28 @@ def test_wrong_credentials_are_a_clear_failure(tmp_path: Path) -> None:
     assert "first load" in result.output and "wrongpw" not in result.output
 
 
+def test_a_cursor_whose_key_cannot_be_read_says_the_database_did_not_answer(
+    tmp_path: Path,
+) -> None:
+    project = tmp_path / "p"
+    init_project(project)
+    before = (project / "stackyard.yml").read_text()
+    args = ["source", "add", "app", "--kind", "sql_database", "--connection-secret", "U"]
+    result = runner.invoke(
+        app,
+        [*args, "--table", "orders", "--cursor", "orders=updated_at", "-p", str(project)],
+        env={"U": "postgresql+psycopg://nobody:wrongpw@127.0.0.1:1/none"},
+    )
+    said = " ".join(result.output.split())
+    # Before: "cursor 'updated_at' without a primary_key would append every changed row
+    # again", exit 2, about a table that has one: the database was never asked.
+    assert result.exit_code == 1, said
+    assert "could not read the primary key of orders" in said, said
+    assert "the source database did not answer" in said and "--primary-key orders=" in said
+    assert "wrongpw" not in said
+    assert (project / "stackyard.yml").read_text() == before
+
+
 @pytest.mark.mariadb
 def test_a_load_left_failing_says_how_to_start_over(
     tmp_path: Path, mariadb_database: str, monkeypatch: pytest.MonkeyPatch

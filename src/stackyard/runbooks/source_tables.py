@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from stackyard.errors import UsageError, did_you_mean
+from stackyard.errors import SourceUnreachableError, UsageError, did_you_mean
 from stackyard.results import SourceLoad
 
 
@@ -67,7 +67,19 @@ def complete_sql_tables(
                 pk = inspector.get_pk_constraint(source_table, schema=schema)
                 keys[table] = (pk or {}).get("constrained_columns") or []
         engine.dispose()
-    except sqlalchemy.exc.SQLAlchemyError:
+    except sqlalchemy.exc.SQLAlchemyError as exc:
+        # A cursor without a key, whose key was to be read here: said as what it is (the
+        # database did not answer), not as a table without a key.
+        keyless = [t for t, e in tables.items() if e.get("cursor") and not e.get("primary_key")]
+        if keyless and not all(tables[t].get("append") for t in keyless):
+            reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+            raise SourceUnreachableError(
+                f"could not read the primary key of {', '.join(keyless)} (a cursor needs "
+                f"one): the source database did not answer: {reason}",
+                hint="check that the server runs and the URL's host, port and database; or "
+                f"name the key yourself with --primary-key {keyless[0]}=COLUMN; nothing "
+                "was changed",
+            ) from None
         # Unreachable or refused: the first load fails with the driver's reason and the add
         # is undone (exit code 1), as for a source given its keys.
         return {table: dict(entry) for table, entry in tables.items()}
