@@ -68,6 +68,12 @@ def test_a_lost_duckdb_file_or_table_fails_the_doctor_and_stops_backups(tmp_path
     failed = stackyard(root, "run")
     assert failed.returncode == 1, said(failed)
     assert (root / ".stackyard" / "dev.duckdb").exists()  # created again, without the data
+    # Monitors would watch nothing in it and report all clear, exit 0.
+    for command in ("monitor", "health"):
+        refused = stackyard(root, command)
+        assert refused.returncode == 2, said(refused)
+        assert "holds none of the tables dlt's state says were loaded" in said(refused)
+        assert "made anew, empty, after it was lost" in said(refused)
 
     (finding,) = lost(doctor(root, code=1))
     assert finding["what"] == (
@@ -85,6 +91,9 @@ def test_a_lost_duckdb_file_or_table_fails_the_doctor_and_stops_backups(tmp_path
     assert dropped.returncode == 0, said(dropped)
     (finding,) = lost(doctor(root, code=1))
     assert "events.events is missing" in finding["what"]
+    # A table dropped by hand is the monitors' to report, not a lost warehouse.
+    health = stackyard(root, "health")
+    assert "made anew" not in said(health), said(health)
     assert_backup_refused(root, "events.events is missing on target 'dev'")
 
 

@@ -361,7 +361,7 @@ class Context(RunbookMethods):
         """Monitors on demand, table health, known incidents and the HTML report."""
         from stackyard.monitors.service import Monitoring
 
-        return Monitoring(self.project, self._sessions, self.warehouse_file_present)
+        return Monitoring(self.project, self._sessions, self.warehouse_intact)
 
 
 def check_security(

@@ -146,6 +146,35 @@ class ContextBase:
         )
         return False
 
+    def warehouse_intact(self, target: str | None = None) -> bool:
+        """:meth:`warehouse_file_present`, and for a DuckDB file that is there: not one made
+        anew, empty, after it was lost (a run that refused its loads opens it), which holds
+        none of the tables dlt's state says were loaded. Monitors would watch nothing there
+        and report all clear.
+
+        Raises:
+            WarehouseUnreachableError: the file is missing or was made anew, with the way back.
+        """
+        if not self.warehouse_file_present(target):
+            return False
+        warehouse = self.warehouse(target)
+        if warehouse.STORAGE != "file":
+            return True
+        from stackyard.errors import WarehouseUnreachableError
+        from stackyard.runbooks.local_state import every_table_lost
+
+        lost = every_table_lost(self._project_files(), warehouse)
+        if lost:
+            names = ", ".join(t for one in lost for t in one.tables)
+            raise WarehouseUnreachableError(
+                f"the DuckDB file {warehouse.path} of target "  # type: ignore[attr-defined]
+                f"'{warehouse.target_name}' holds none of the tables dlt's state says were "
+                f"loaded ({names}): it was made anew, empty, after it was lost",
+                hint="`stackyard doctor` says what was lost and how to get it back "
+                "(`stackyard restore latest` when a backup exists)",
+            )
+        return True
+
     def refuse_if_run_before(self, name: str, lost: str) -> None:
         """Raise ``lost`` (what is gone) when target ``name`` was run or loaded before (a mark
         of its runs, a backup or dlt state of it exists).

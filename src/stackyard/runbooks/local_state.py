@@ -79,6 +79,27 @@ def lost_tables(files: ProjectFiles, warehouse: Warehouse) -> list[LostTables]:
     Read from the pipeline folders' JSON rather than through dlt (whose import alone takes a
     second), with one query per dataset; a source never loaded costs nothing.
     """
+    compared = _compared(files, warehouse)
+    return [LostTables(source, missing) for source, _, missing, _ in compared if missing]
+
+
+def every_table_lost(files: ProjectFiles, warehouse: Warehouse) -> list[LostTables]:
+    """:func:`lost_tables` when they are every table dlt's state says were loaded, with dlt's
+    own record of its loads gone too, in every source's dataset (a warehouse made anew,
+    empty, after it was lost, not a table dropped by hand); else nothing."""
+    compared = _compared(files, warehouse)
+    if not compared or any(
+        len(missing) < len(loaded) or recorded for _, loaded, missing, recorded in compared
+    ):
+        return []
+    return [LostTables(source, missing) for source, _, missing, _ in compared]
+
+
+def _compared(
+    files: ProjectFiles, warehouse: Warehouse
+) -> list[tuple[str, tuple[str, ...], tuple[str, ...], bool]]:
+    """Per source with loaded tables: those tables, the ones of them the warehouse lacks,
+    and whether its dataset still holds dlt's record of loads (``_dlt_loads``)."""
     target = warehouse.target_name
     present: dict[str, set[str]] = {}
     found = []
@@ -94,9 +115,9 @@ def lost_tables(files: ProjectFiles, warehouse: Warehouse) -> list[LostTables]:
             continue
         if dataset not in present:
             present[dataset] = {t.lower() for t in warehouse.tables_in(dataset)}
+        loaded = tuple(f"{dataset}.{t}" for t in tables)
         missing = tuple(f"{dataset}.{t}" for t in tables if t.lower() not in present[dataset])
-        if missing:
-            found.append(LostTables(source, missing))
+        found.append((source, loaded, missing, "_dlt_loads" in present[dataset]))
     return found
 
 
