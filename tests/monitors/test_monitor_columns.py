@@ -3,8 +3,10 @@ batched query, judged per day, and shown as checks in health."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -13,21 +15,42 @@ from stackyard import Context
 from stackyard.cli.main import app
 from stackyard.config.model import ProjectConfig
 from stackyard.console import CaptureConsole
+from stackyard.metadata.monitors import Incident, MetricStore
 from stackyard.monitors.metrics import TableRef, metrics_query, plan_metrics
 from stackyard.monitors.suite import MonitorSuite
 from stackyard.project import init_project
+from stackyard.warehouse.base import Warehouse
 from tests.monitors.conftest import duckdb_warehouse
 
 NOW = datetime(2026, 3, 10, 7, 0, tzinfo=UTC)
 YESTERDAY = NOW.date() - timedelta(days=1)
+OUTAGE = NOW.date() - timedelta(days=4)
+
+CONFIG = ProjectConfig.model_validate(
+    {
+        "name": "p",
+        "sources": {
+            "app": {
+                "kind": "sql_database",
+                "connection": "sqlite:///x.sqlite",
+                "tables": {"orders": {}},
+            }
+        },
+        "monitors": {
+            "tables": {
+                "app.orders": {
+                    "columns": ["amount", "status", "note"],
+                    "dimensions": ["status"],
+                }
+            }
+        },
+    }
+)
 
 
-def _orders(
-    tmp_path: Path, *, broken: bool, emptied: bool = False, gone_since: date | None = None
-) -> dict[str, object]:
-    """40 days of orders: 60 'placed', 30 'shipped', 10 'returned' a day, amounts around 50.
-    Broken: yesterday no 'returned' rows arrived and every amount was written in cents.
-    Gone since: a first pass sees every row, then the rows of that day on are deleted."""
+def _warehouse(tmp_path: Path) -> Warehouse:
+    """40 days of orders up to today: 60 'placed', 30 'shipped', 10 'returned' a day, amounts
+    around 50."""
     w = duckdb_warehouse(tmp_path)
     w.execute("CREATE SCHEMA app")
     w.execute(
@@ -37,6 +60,31 @@ def _orders(
         "TIMESTAMP '2026-01-30 10:00:00' + INTERVAL (range // 100) DAY AS ordered_at, "
         "CAST(NULL AS VARCHAR) AS note FROM range(4000)"
     )
+    return w
+
+
+def _pass(tmp_path: Path, w: Warehouse, now: datetime = NOW) -> dict[str, Any]:
+    """A monitor pass at ``now``: the checks of app.orders by label (the table as ``_table``)."""
+    suite = MonitorSuite(
+        project=CONFIG,
+        project_dir=tmp_path,
+        transform_dir=tmp_path / "transform",
+        warehouse=w,
+        console=CaptureConsole(),
+        clock=lambda: now,
+        sleep=lambda _: None,
+    )
+    orders = next(t for t in suite.check(None).tables if t.table == "app.orders")
+    return {c.label: c for c in orders.checks} | {"_table": orders}
+
+
+def _orders(
+    tmp_path: Path, *, broken: bool, emptied: bool = False, gone_since: date | None = None
+) -> dict[str, Any]:
+    """The orders, one pass. Broken: yesterday no 'returned' rows arrived and every amount was
+    written in cents. Gone since: a first pass sees every row, then the rows of that day on
+    are deleted."""
+    w = _warehouse(tmp_path)
     if broken:
         w.execute(
             f"DELETE FROM app.orders WHERE status = 'returned' "
@@ -48,86 +96,55 @@ def _orders(
         )
     if emptied:  # every row of yesterday gone
         w.execute(f"DELETE FROM app.orders WHERE CAST(ordered_at AS DATE) = DATE '{YESTERDAY}'")
-    w.close()
-    config = ProjectConfig.model_validate(
-        {
-            "name": "p",
-            "sources": {
-                "app": {
-                    "kind": "sql_database",
-                    "connection": "sqlite:///x.sqlite",
-                    "tables": {"orders": {}},
-                }
-            },
-            "monitors": {
-                "tables": {
-                    "app.orders": {
-                        "columns": ["amount", "status", "note"],
-                        "dimensions": ["status"],
-                    }
-                }
-            },
-        }
-    )
-    suite = MonitorSuite(
-        project=config,
-        project_dir=tmp_path,
-        transform_dir=tmp_path / "transform",
-        warehouse=w,
-        console=CaptureConsole(),
-        clock=lambda: NOW,
-        sleep=lambda _: None,
-    )
-    report = suite.check(None)
+    checks = _pass(tmp_path, w)
     if gone_since is not None:
         w.execute(f"DELETE FROM app.orders WHERE CAST(ordered_at AS DATE) >= DATE '{gone_since}'")
-        report = suite.check(None)
-    orders = next(t for t in report.tables if t.table == "app.orders")
-    return {c.label: c for c in orders.checks} | {"_table": orders}
+        checks = _pass(tmp_path, w)
+    return checks
 
 
 def test_healthy_columns_and_dimensions_are_judged_and_ok(tmp_path: Path) -> None:
     checks = _orders(tmp_path, broken=False)
     for label in ("distinct(amount)", "mean(amount)", "median(amount)", "distinct(status)"):
-        assert checks[label].status == "ok", checks[label].reason  # type: ignore[attr-defined]
-        assert checks[label].day == YESTERDAY  # type: ignore[attr-defined]
+        assert checks[label].status == "ok", checks[label].reason
+        assert checks[label].day == YESTERDAY
     assert "mean(status)" not in checks  # not numeric
     # A column NULL on every row: its days have rows and no values ("had no rows" before).
     note = checks["distinct(note)"]
-    assert note.status == "ok" and "days without values are usual here" in note.reason  # type: ignore[attr-defined]
-    assert "no rows" not in note.reason  # type: ignore[attr-defined]
+    assert note.status == "ok" and "days without values are usual here" in note.reason
+    assert "no rows" not in note.reason
     dimension = checks["dimension(status)"]
-    assert dimension.status == "ok"  # type: ignore[attr-defined]
-    assert "each of 3 value(s) of status within their bands" in dimension.reason  # type: ignore[attr-defined]
-    assert checks["_table"].status == "ok"  # type: ignore[attr-defined]
+    assert dimension.status == "ok"
+    assert "each of 3 value(s) of status within their bands" in dimension.reason
+    assert checks["_table"].status == "ok"
 
 
 def test_a_value_that_stops_arriving_and_a_unit_change_are_anomalies(tmp_path: Path) -> None:
     checks = _orders(tmp_path, broken=True)
     returned = checks["dimension(status=returned)"]
-    assert returned.status == "anomaly" and returned.value == 0  # type: ignore[attr-defined]
-    assert "status = returned: 0 rows is below the expected band" in returned.reason  # type: ignore[attr-defined]
+    assert returned.status == "anomaly" and returned.value == 0
+    assert "status = returned: 0 rows is below the expected band" in returned.reason
     # The table has its rows: the detector's "the table looks empty" would be untrue here.
-    assert "the table" not in returned.reason and "the value" in returned.reason  # type: ignore[attr-defined]
+    assert "the table" not in returned.reason and "the value" in returned.reason
     mean = checks["mean(amount)"]
-    assert mean.status == "anomaly" and mean.value > mean.upper  # type: ignore[attr-defined]
-    assert "the mean of amount is" in mean.reason and "above" in mean.reason  # type: ignore[attr-defined]
+    assert mean.status == "anomaly" and mean.value > mean.upper
+    assert "the mean of amount is" in mean.reason and "above" in mean.reason
     # the table's total volume dropped by only a tenth: not what gave it away
     table = checks["_table"]
-    assert table.status == "anomaly"  # type: ignore[attr-defined]
+    assert table.status == "anomaly"
 
 
 def test_a_day_whose_rows_are_all_gone_is_judged_not_skipped(tmp_path: Path) -> None:
     checks = _orders(tmp_path, broken=False, emptied=True)
     # Before: these checks judged the day before, whose rows were all there, and said ok.
     distinct = checks["distinct(status)"]
-    assert distinct.status == "anomaly" and distinct.day == YESTERDAY, distinct  # type: ignore[attr-defined]
+    assert distinct.status == "anomaly" and distinct.day == YESTERDAY, distinct
     dimensions = [c for label, c in checks.items() if label.startswith("dimension(status")]
-    assert dimensions and all(c.status == "anomaly" for c in dimensions), dimensions  # type: ignore[attr-defined]
-    assert all(c.day == YESTERDAY for c in dimensions)  # type: ignore[attr-defined]
+    assert dimensions and all(c.status == "anomaly" for c in dimensions), dimensions
+    assert all(c.day == YESTERDAY for c in dimensions)
     # No rows, no mean: said by the checks above and by volume, not judged as a level.
     assert "mean(amount)" not in checks and "median(amount)" not in checks
-    assert checks["volume"].status == "anomaly"  # type: ignore[attr-defined]
+    assert checks["volume"].status == "anomaly"
 
 
 def test_days_whose_rows_were_all_deleted_up_to_today_are_judged_not_skipped(
@@ -137,12 +154,12 @@ def test_days_whose_rows_were_all_deleted_up_to_today_are_judged_not_skipped(
     # yesterday's 0, and these checks moved back to the day before the newest day with rows
     # (three days ago), all ok.
     checks = _orders(tmp_path, broken=False, gone_since=YESTERDAY)
-    assert checks["volume"].status == "anomaly"  # type: ignore[attr-defined]
+    assert checks["volume"].status == "anomaly"
     distinct = checks["distinct(status)"]
-    assert distinct.status == "anomaly" and distinct.day == YESTERDAY, distinct  # type: ignore[attr-defined]
+    assert distinct.status == "anomaly" and distinct.day == YESTERDAY, distinct
     dimensions = [c for label, c in checks.items() if label.startswith("dimension(status")]
-    assert dimensions and all(c.status == "anomaly" for c in dimensions), dimensions  # type: ignore[attr-defined]
-    assert all(c.day == YESTERDAY for c in dimensions)  # type: ignore[attr-defined]
+    assert dimensions and all(c.status == "anomaly" for c in dimensions), dimensions
+    assert all(c.day == YESTERDAY for c in dimensions)
     assert "mean(amount)" not in checks and "median(amount)" not in checks
 
 
@@ -213,3 +230,70 @@ def test_the_example_project_shows_column_and_dimension_monitors(tmp_path: Path)
     data = page.split('id="report-data">', 1)[1].split("</script>", 1)[0]
     assert "mean(order_total)" in data and "dimension(store_id)" in data
     ctx.close()
+
+
+# Alerted days and marked incidents stay out of column and dimension baselines, as out of
+# volume's: a second outage is news, not the usual.
+
+
+def _alerted(w: Warehouse) -> None:
+    """A first pass alerts on the outage (the whole table empty four days ago)."""
+
+
+def _marked(w: Warehouse) -> None:
+    """… and the outage is then marked as a known incident."""
+    MetricStore(w).add_incident(Incident("app.orders", OUTAGE, OUTAGE, "feed down"), NOW)
+
+
+@pytest.mark.parametrize("then", [_alerted, _marked], ids=["alerted", "marked"])
+def test_a_value_that_stops_arriving_after_a_whole_table_outage_is_an_anomaly(
+    tmp_path: Path, then: Callable[[Warehouse], None]
+) -> None:
+    w = _warehouse(tmp_path)
+    w.execute(f"DELETE FROM app.orders WHERE CAST(ordered_at AS DATE) = DATE '{OUTAGE}'")
+    first = _pass(tmp_path, w)
+    assert first["volume"].status == "anomaly" and first["volume"].day == OUTAGE
+    then(w)
+    w.execute(
+        "DELETE FROM app.orders WHERE status = 'returned' "
+        f"AND CAST(ordered_at AS DATE) = DATE '{YESTERDAY}'"
+    )
+    checks = _pass(tmp_path, w)
+    # Before: the outage's empty day stayed in the value's baseline ("the value was empty
+    # before"), and 'returned' going quiet was ok (exit 0 once the outage was marked).
+    returned = checks.get("dimension(status=returned)")
+    assert returned is not None, checks["dimension(status)"].reason
+    assert returned.status == "anomaly" and returned.day == YESTERDAY and returned.value == 0
+    assert "never been empty before" in returned.reason
+    # The other values are judged without the outage too, and are fine.
+    quiet = [k for k, c in checks.items() if k.startswith("dimension") and c.status == "anomaly"]
+    assert quiet == ["dimension(status=returned)"]
+
+
+def test_a_value_judged_without_its_own_flood_day(tmp_path: Path) -> None:
+    # A flood of 'returned' three days ago was alerted on by the pass of that time; later,
+    # 'returned' falls to one row a day. Kept in, the flood widened the value's band so far
+    # that the fall read as usual.
+    flood = NOW.date() - timedelta(days=3)
+    w = _warehouse(tmp_path)
+    # Every 'placed' order marked 'returned' that day: the table's volume is as usual.
+    w.execute(
+        "UPDATE app.orders SET status = 'returned' WHERE status = 'placed' "
+        f"AND CAST(ordered_at AS DATE) = DATE '{flood}'"
+    )
+    later = f"CAST(ordered_at AS DATE) > DATE '{flood + timedelta(days=1)}'"
+    w.execute(f"CREATE TABLE app.held AS SELECT * FROM app.orders WHERE {later}")
+    w.execute(f"DELETE FROM app.orders WHERE {later}")
+    then = _pass(tmp_path, w, NOW - timedelta(days=2))
+    assert then["volume"].status == "ok"
+    assert then["dimension(status=returned)"].status == "anomaly"
+    assert then["dimension(status=returned)"].day == flood
+    w.execute("INSERT INTO app.orders SELECT * FROM app.held")
+    w.execute(
+        "DELETE FROM app.orders WHERE status = 'returned' AND id % 10 != 0 "
+        f"AND CAST(ordered_at AS DATE) = DATE '{YESTERDAY}'"
+    )
+    checks = _pass(tmp_path, w)
+    returned = checks.get("dimension(status=returned)")
+    assert returned is not None, checks["dimension(status)"].reason
+    assert returned.status == "anomaly" and returned.day == YESTERDAY

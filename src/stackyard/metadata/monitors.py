@@ -330,6 +330,29 @@ class MetricStore:
                 days[table].add(_as_date(day))
         return dict(days)
 
+    def alerted_columns(
+        self, tables: Iterable[str], checks: Sequence[str], since: date
+    ) -> dict[str, dict[tuple[str, str], set[date]]]:
+        """Days each column check has found anomalous, per table and ``(check, column)``; a
+        dimension's column is ``col=value`` (kept out of that series' later baselines)."""
+        wanted = list(checks)
+        if not wanted:
+            return {}
+        w = self.warehouse
+        p = w.param()
+        keep = set(tables)
+        rows = w.query(
+            "SELECT DISTINCT table_name, check_name, column_name, day FROM "
+            f"{self._name('monitor_findings')} WHERE check_name IN "
+            f"({', '.join([p] * len(wanted))}) AND status = 'anomaly' AND day >= {p}",
+            (*wanted, since),
+        ).rows
+        days: dict[str, dict[tuple[str, str], set[date]]] = defaultdict(dict)
+        for table, check, column, day in rows:
+            if table in keep and column is not None and day is not None:
+                days[table].setdefault((check, column), set()).add(_as_date(day))
+        return dict(days)
+
     def incidents(self, tables: Iterable[str] | None = None) -> list[Incident]:
         """Declared incidents, optionally only those of some tables."""
         w = self.warehouse

@@ -15,12 +15,15 @@ rows are all gone is judged as the empty day it is (no distinct values, no rows 
 value), not skipped for an older one. Days with no
 rows count 0 in distinct counts and dimensions, as in volume; a mean or median has no value
 on them. A series is rebuilt from the table itself on every pass, so these monitors need no
-stored history and are judged on the first pass once the table holds two weeks of days.
+stored history and are judged on the first pass once the table holds two weeks of days. What
+earlier passes found is kept out of them, as out of volume: the days the table's volume was
+alerted on and its marked incidents leave every series, and each series' own alerted days its
+baseline.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import date, timedelta
 
 from stackyard.monitors.anomaly import AnomalyConfig, Verdict, detect, detect_level
@@ -42,6 +45,8 @@ def column_checks(
     holidays: Iterable[date],
     config: AnomalyConfig,
     until: date | None = None,
+    unusable: Iterable[date] = (),
+    alerted: Mapping[tuple[str, str], Iterable[date]] | None = None,
 ) -> list[Check]:
     """Judge every profiled column and every dimension of one table.
 
@@ -52,6 +57,14 @@ def column_checks(
         config: the table's detector settings.
         until: the newest day an earlier pass counted rows on, when it has none now
             (:func:`~stackyard.monitors.checks.emptied_until`): the judged day follows it.
+        unusable: days left out of every series of the table (the days its volume was
+            alerted on, its marked incidents): an outage of the whole table emptied every
+            column and value that day, which says nothing of any of them. Kept in as an
+            excluded day, a second outage of one value read as usual ("the value was empty
+            before … (alerted on then)"); in the baseline, it widened every band.
+        alerted: the days each series was alerted on itself, per ``(check, column)`` (a
+            dimension value's column is ``col=value``): excluded from that series' baseline,
+            as volume excludes the days it alerted on.
 
     Returns:
         One check per profiled metric; per dimension, one check per anomalous value, or one
@@ -63,8 +76,20 @@ def column_checks(
     judged = max(with_rows[-1], until or with_rows[-1]) - timedelta(days=1)
     # Every calendar day from the first with rows to the judged one: a day without rows
     # between them counts 0 (a day dropped upstream is an outage, not a gap).
-    days = [with_rows[0] + timedelta(days=i) for i in range((judged - with_rows[0]).days + 1)]
+    skipped = set(unusable) - {judged}
+    days = [
+        day
+        for day in (
+            with_rows[0] + timedelta(days=i) for i in range((judged - with_rows[0]).days + 1)
+        )
+        if day not in skipped
+    ]
     holiday_list = list(holidays)
+    per_series = alerted or {}
+
+    def kept_out(check: str, column: str) -> set[date]:
+        return set(per_series.get((check, column), ()))
+
     checks: list[Check] = []
     for column in plan.profile_columns:
         for metric in ("distinct", "mean", "median"):
@@ -75,12 +100,18 @@ def column_checks(
                 upto = [d for d in days if d >= min(series)]
                 values = [float(series.get(d, 0)) for d in upto]
             elif judged in series:
-                upto = [d for d in series if d <= judged]
+                upto = [d for d in series if d <= judged and d not in skipped]
                 values = [series[d] for d in upto]
             else:
                 continue  # no rows that day: no mean or median (volume and distinct say so)
             if metric == "distinct":
-                verdict = detect(upto, values, holidays=holiday_list, config=config)
+                verdict = detect(
+                    upto,
+                    values,
+                    holidays=holiday_list,
+                    exclude=kept_out(metric, column),
+                    config=config,
+                )
                 what = f"{verdict.value:,.0f} distinct values"
                 about = _about(_counted(verdict, what), "the column", "has no values")
                 reason = f"{judged}: {_of_values(about)}"
@@ -89,13 +120,14 @@ def column_checks(
                     upto,
                     values,
                     holidays=holiday_list,
+                    exclude=kept_out(metric, column),
                     config=config,
                     what=f"the {metric} of {column}",
                 )
                 reason = f"{judged}: {verdict.reason}"
             checks.append(_check(metric, column, verdict, reason))
     for column in plan.dimensions:
-        checks.extend(_dimension(column, metrics, days, judged, holiday_list, config))
+        checks.extend(_dimension(column, metrics, days, judged, holiday_list, config, kept_out))
     return checks
 
 
@@ -106,6 +138,7 @@ def _dimension(
     judged: date,
     holidays: list[date],
     config: AnomalyConfig,
+    kept_out: Callable[[str, str], set[date]],
 ) -> list[Check]:
     per_value: Mapping[str, Mapping[date, int]] = {
         value: counts for (col, value), counts in metrics.dimensions.items() if col == column
@@ -128,7 +161,11 @@ def _dimension(
         if not series or series[-1] != judged:
             continue
         verdict = detect(
-            series, [float(counts.get(d, 0)) for d in series], holidays=holidays, config=config
+            series,
+            [float(counts.get(d, 0)) for d in series],
+            holidays=holidays,
+            exclude=kept_out("dimension", f"{column}={value}"),
+            config=config,
         )
         if verdict.status == "insufficient_history":
             learning += 1

@@ -45,6 +45,19 @@ class PassHistory:
     alerted: dict[str, set[date]]
     incidents: dict[str, set[date]]
     arrivals: dict[str, dict[date, datetime]] = field(default_factory=dict)
+    #: Days each column check found anomalous, per table and ``(check, column)``.
+    alerted_columns: dict[str, dict[tuple[str, str], set[date]]] = field(default_factory=dict)
+
+    def excluded(self, table: str) -> set[date]:
+        """The days kept out of every baseline of a table: those its volume was alerted on
+        (an outage of the whole table empties every column and value that day too) and its
+        marked incidents."""
+        return self.alerted.get(table, set()) | self.incidents.get(table, set())
+
+    def alerted_series(self, table: str) -> dict[tuple[str, str], set[date]]:
+        """The days each column or dimension series of a table was alerted on, per
+        ``(check, column)`` (a dimension value's column is ``col=value``)."""
+        return self.alerted_columns.get(table, {})
 
 
 def judge_volume(
@@ -75,7 +88,7 @@ def judge_volume(
         ]
     today = state.now.date()
     stored = history.volumes.get(rel, {})
-    exclude = history.alerted.get(rel, set()) | history.incidents.get(rel, set())
+    exclude = history.excluded(rel)
     config = anomaly_config(settings)
     holidays = monitors.holidays
     if time_column:

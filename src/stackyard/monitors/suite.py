@@ -46,7 +46,7 @@ from stackyard.monitors.checks import (
     tests_check,
     volume_history_start,
 )
-from stackyard.monitors.columns import column_checks
+from stackyard.monitors.columns import COLUMN_CHECKS, column_checks
 from stackyard.monitors.health import Check, MonitorReport, TableHealth, sort_checks
 from stackyard.monitors.judging import Pass, PassHistory, judge_freshness, judge_volume
 from stackyard.monitors.lineage import Lineage
@@ -195,6 +195,7 @@ class MonitorSuite:
                 alerted_since=today - timedelta(days=ALERTED_KEPT_OUT_DAYS),
             ),
             alerted=store.alerted_days(relations, "volume", volumes_since),
+            alerted_columns=store.alerted_columns(relations, COLUMN_CHECKS, volumes_since),
             incidents=defaultdict(set, lineage.with_upstream_marks(store.marked_days())),
             arrivals=store.arrivals(relations, since),
         )
@@ -411,10 +412,13 @@ class MonitorSuite:
         )
         detector = anomaly_config(settings)
         until = emptied_until(history.volumes.get(rel, {}), metrics.days, today)
+        # Out of every column and dimension baseline, as out of volume's: the days volume
+        # alerted on and the marked incidents; and out of each series, the days it alerted on.
+        unusable, alerted = history.excluded(rel), history.alerted_series(rel)
         checks.extend(
             verdicts.judged(
-                # a pure function of the measurement, the plan, the calendar, the settings
-                # and the newest day counted before (emptied since)
+                # a pure function of the measurement, the plan, the calendar, the settings,
+                # the newest day counted before (emptied since) and the days kept out
                 [
                     "columns",
                     key_of_plan,
@@ -422,9 +426,19 @@ class MonitorSuite:
                     self.config.holidays,
                     detector.model_dump(),
                     str(until),
+                    sorted(str(d) for d in unusable),
+                    sorted(
+                        [*name, *sorted(str(d) for d in days)] for name, days in alerted.items()
+                    ),
                 ],
                 lambda: column_checks(
-                    plan, metrics, holidays=self.config.holidays, config=detector, until=until
+                    plan,
+                    metrics,
+                    holidays=self.config.holidays,
+                    config=detector,
+                    until=until,
+                    unusable=unusable,
+                    alerted=alerted,
                 ),
             )
         )
