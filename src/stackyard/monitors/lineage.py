@@ -9,7 +9,7 @@ lineage graph.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
@@ -80,11 +80,24 @@ class Lineage:
             # A manifest half-written by a dbt run that was killed: lineage is a nicety for
             # monitors (grouping, the report), never a reason to fail them.
             return cls()
-        return cls.from_manifest(manifest) if manifest is not None else cls()
+        if manifest is None:
+            return cls()
+        return cls.from_manifest(manifest, project_dir=transform_dir)
 
     @classmethod
-    def from_manifest(cls, manifest: dict[str, Any]) -> Lineage:
+    def from_manifest(cls, manifest: dict[str, Any], project_dir: Path | None = None) -> Lineage:
         """Build the lineage from a parsed manifest.
+
+        Args:
+            manifest: dbt's parsed ``manifest.json``.
+            project_dir: the dbt project folder. When given, the project's own models, seeds,
+                snapshots, sources and tests whose file is no longer there are left out: the
+                project no longer declares them. The manifest is the one of the last parse,
+                and ``source remove`` (or a model deleted by hand) leaves it naming them until
+                the next run; read as still declared, a model dropped with its file was
+                watched and reported missing ("dropped or renamed?") on every pass before
+                that run. A table dropped by hand whose model file is still there is still
+                watched, and missing.
 
         >>> m = {"sources": {"source.p.s.t": {"schema": "raw", "identifier": "t",
         ...       "source_name": "s", "name": "t"}},
@@ -96,10 +109,11 @@ class Lineage:
         (('source.p.s.t',), 'sources')
         """
         parent_map: dict[str, list[str]] = manifest.get("parent_map") or {}
+        declared = _declared(manifest, project_dir)
         keys: dict[str, list[str]] = {}
         tests: dict[str, str] = {}
         for uid, node in (manifest.get("nodes") or {}).items():
-            if node.get("resource_type") != "test":
+            if node.get("resource_type") != "test" or not declared(node):
                 continue
             attached = node.get("attached_node") or next(iter(parent_map.get(uid, [])), None)
             if attached:
@@ -111,6 +125,8 @@ class Lineage:
         nodes: dict[str, LineageNode] = {}
         kinds: dict[str, str] = {}
         for uid, source in (manifest.get("sources") or {}).items():
+            if not declared(source):
+                continue
             nodes[uid] = LineageNode(
                 unique_id=uid,
                 name=f"{source.get('source_name')}.{source.get('name')}",
@@ -121,7 +137,7 @@ class Lineage:
                 source_name=str(source.get("source_name")),
             )
         for uid, node in (manifest.get("nodes") or {}).items():
-            if node.get("resource_type") not in ("model", "seed", "snapshot"):
+            if node.get("resource_type") not in ("model", "seed", "snapshot") or not declared(node):
                 continue
             parents = tuple(
                 p for p in parent_map.get(uid, []) if p.startswith(("model.", "source.", "seed."))
@@ -191,6 +207,38 @@ class Lineage:
         # The root is a broken ancestor with no broken ancestor of its own.
         roots = [u for u in upstream if not (self.ancestors(u) & broken)]
         return roots[0] if roots else unique_id
+
+
+def _declared(
+    manifest: Mapping[str, Any], project_dir: Path | None
+) -> Callable[[Mapping[str, Any]], bool]:
+    """Whether a manifest node is still declared: a node of the dbt project itself whose
+    file (``original_file_path``, relative to the project folder) is gone is not. Nodes of
+    installed packages (their files live under ``dbt_packages/``) are always declared.
+
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> _ = (folder / "kept.sql").write_text("select 1")
+    >>> declared = _declared({"metadata": {"project_name": "p"}}, folder)
+    >>> [declared({"package_name": "p", "original_file_path": f}) for f in ("kept.sql", "gone.sql")]
+    [True, False]
+    >>> declared({"package_name": "dbt_utils", "original_file_path": "gone.sql"})
+    True
+    """
+    project = (manifest.get("metadata") or {}).get("project_name")
+    if project_dir is None or not project:
+        return lambda node: True
+    seen: dict[str, bool] = {}
+
+    def declared(node: Mapping[str, Any]) -> bool:
+        path = node.get("original_file_path")
+        if node.get("package_name") != project or not path:
+            return True
+        if path not in seen:
+            seen[path] = (project_dir / path).is_file()
+        return seen[path]
+
+    return declared
 
 
 def _place_by_position(
