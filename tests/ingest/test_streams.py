@@ -508,3 +508,28 @@ def test_fields_that_land_in_one_column_or_in_a_column_stackyard_writes_are_reje
     assert "the fields 'A' and 'a' both load into the column a" in rejected[0][2]
     assert "the fields 'x' and 'Ä' both load into the column x" in rejected[1][2]
     assert "its value would be replaced; rename the field" in rejected[2][2]
+
+
+def test_a_field_named_twice_in_one_event_is_rejected_not_loaded_with_one_value(
+    stream: Stream,
+) -> None:
+    # JSON allows a name twice and Python's reader keeps the last value: the first was lost
+    # without a word.
+    jetstream.publish(
+        stream.subject,
+        [
+            b'{"event_id": 1, "amount": 1}',
+            b'{"event_id": 2, "amount": 1, "amount": 2}',
+            b'{"event_id": 3, "amount": 3, "c": {"b": 1, "b": 2}}',
+        ],
+    )
+    stream.add_source()
+    stream.stackyard("run", "--select", "events")
+    with Context(stream.project) as ctx:
+        kept = ctx.sql("select event_id, amount from events.orders order by 1").rows
+        rejected = ctx.sql(
+            "select line, column_name, reason from events._rejected_rows order by 1"
+        ).rows
+    assert [(int(r[0]), int(r[1])) for r in kept] == [(1, 1)]
+    assert [(int(r[0]), r[1]) for r in rejected] == [(2, "amount"), (3, "b")]
+    assert "the field amount appears twice in one object" in rejected[0][2]

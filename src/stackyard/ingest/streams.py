@@ -202,6 +202,26 @@ def open_transport(name: str, config: StreamSource, url: str, consumer: str) -> 
     return NatsTransport(name, config, url, consumer)
 
 
+class _NamedTwice(ValueError):
+    """A JSON object that gives one name twice (``{"a": 1, "a": 2}``)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
+
+
+def _each_name_once(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # JSON allows a name twice and Python keeps the last value: the other was lost unseen.
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        for name, _ in pairs:
+            if name in seen:
+                raise _NamedTwice(name)
+            seen.add(name)
+    return obj
+
+
 def decode(
     table: str, events: list[Event], key: list[str], types: ColumnTypes | None = None
 ) -> tuple[list[dict[str, Any]], list[RejectedRow]]:
@@ -214,7 +234,13 @@ def decode(
         raw = event.data.decode("utf-8", errors="replace")
         where = (table, event.origin, event.position)
         try:
-            payload = json.loads(event.data, parse_float=float_or_unheld)
+            payload = json.loads(
+                event.data, parse_float=float_or_unheld, object_pairs_hook=_each_name_once
+            )
+        except _NamedTwice as exc:
+            reason = f"the field {exc.name} appears twice in one object: one value would be lost"
+            rejected.append(RejectedRow(*where, exc.name, reason, raw))
+            continue
         except ValueError as exc:
             rejected.append(RejectedRow(*where, None, f"not JSON: {exc}", raw))
             continue
