@@ -213,6 +213,27 @@ def _plain(text: str) -> str:
     return text.strip().lstrip("\ufeff").strip()
 
 
+class NamedTwice(ValueError):
+    """A JSON object that gives one name twice (``{"a": 1, "a": 2}``)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
+        self.reason = f"the field {name} appears twice in one object: one value would be lost"
+
+
+def each_name_once(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # JSON allows a name twice and Python keeps the last value: the other was lost unseen.
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        for name, _ in pairs:
+            if name in seen:
+                raise NamedTwice(name)
+            seen.add(name)
+    return obj
+
+
 def _unfit_line(line: str, doubles: frozenset[tuple[str, ...]]) -> tuple[str, str] | None:
     try:
         payload = json.loads(line, parse_float=float_or_unheld)

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from stackyard.config.base import SecretRef
 from stackyard.config.streams import StreamSource, stream_scheme
 from stackyard.errors import SourceUnreachableError
-from stackyard.ingest.json_numbers import float_or_unheld, unfit_value
+from stackyard.ingest.json_numbers import NamedTwice, each_name_once, float_or_unheld, unfit_value
 from stackyard.ingest.reserved_columns import (
     WRITTEN,
     loaded_name,
@@ -202,26 +202,6 @@ def open_transport(name: str, config: StreamSource, url: str, consumer: str) -> 
     return NatsTransport(name, config, url, consumer)
 
 
-class _NamedTwice(ValueError):
-    """A JSON object that gives one name twice (``{"a": 1, "a": 2}``)."""
-
-    def __init__(self, name: str) -> None:
-        super().__init__(name)
-        self.name = name
-
-
-def _each_name_once(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    # JSON allows a name twice and Python keeps the last value: the other was lost unseen.
-    obj = dict(pairs)
-    if len(obj) != len(pairs):
-        seen: set[str] = set()
-        for name, _ in pairs:
-            if name in seen:
-                raise _NamedTwice(name)
-            seen.add(name)
-    return obj
-
-
 def decode(
     table: str, events: list[Event], key: list[str], types: ColumnTypes | None = None
 ) -> tuple[list[dict[str, Any]], list[RejectedRow]]:
@@ -235,10 +215,10 @@ def decode(
         where = (table, event.origin, event.position)
         try:
             payload = json.loads(
-                event.data, parse_float=float_or_unheld, object_pairs_hook=_each_name_once
+                event.data, parse_float=float_or_unheld, object_pairs_hook=each_name_once
             )
-        except _NamedTwice as exc:
-            reason = f"the field {exc.name} appears twice in one object: one value would be lost"
+        except NamedTwice as exc:
+            reason = exc.reason
             rejected.append(RejectedRow(*where, exc.name, reason, raw))
             continue
         except ValueError as exc:
