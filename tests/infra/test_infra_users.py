@@ -225,6 +225,22 @@ def test_removing_a_loaders_account_refuses_instead_of_saying_removed(tmp_path: 
         assert declared is not None and declared.rsa_public_key
 
 
+def test_the_dry_run_of_a_loaders_account_names_an_undo_that_works(tmp_path: Path) -> None:
+    # It said `stackyard user remove SVC_FIVETRAN`, which refuses a loader's account.
+    path = project(tmp_path)
+    args = ["user", "add", "SVC_FIVETRAN", "--service", "--loader", "fivetran"]
+    result = runner.invoke(
+        app, [*args, "--schema", "salesforce", "--dry-run", "--json", "--project", str(path)]
+    )
+    assert result.exit_code == 0, result.output
+    undo = {s["action"]: s["undo"] for s in json.loads(result.output)["steps"]}
+    assert undo["edit stackyard.yml"] == (
+        "remove SVC_FIVETRAN's entry under access.service_accounts and "
+        "access.databases.FIVETRAN from stackyard.yml (`user remove` refuses a loader's account)"
+    )
+    assert "user remove" not in undo["declare loader database"]
+
+
 def test_removing_a_loaders_declared_account_refuses_as_import_writes_it(tmp_path: Path) -> None:
     # As `import access --replace` writes it: no derived layout, the account declared with
     # `loader:`. Removing it said "removed", and the next apply dropped the loads' account.

@@ -116,11 +116,21 @@ class UsersRunbook:
                     f"remove access.databases.{db} from stackyard.yml",
                 )
             )
+        # `user remove` refuses a loader's account: it is undone by hand, with the loader's
+        # database when this adds it.
+        undo = f"`stackyard user remove {user}`"
+        if service and loader:
+            new_db = steps and steps[-1].action == "declare loader database"
+            undo = (
+                f"remove {user}'s entry under access.{section}"
+                + (f" and access.databases.{loader.upper()}" if new_db else "")
+                + " from stackyard.yml (`user remove` refuses a loader's account)"
+            )
         steps.append(
             RunbookStep(
                 "edit stackyard.yml",
                 f"declare {user} under access.{section}, granted {granted}{loads}",
-                f"`stackyard user remove {user}`",
+                undo,
             )
         )
         return RunbookPlan(
