@@ -278,6 +278,43 @@ def test_upgrade_test_of_a_postgres_database_that_is_gone(
     assert f"createdb {gone}" in done.stderr and "no other sessions" not in done.stderr
 
 
+@pytest.mark.postgres
+def test_upgrade_test_as_a_user_who_cannot_create_databases_says_so(
+    tmp_path: Path, pg_database: dict[str, Any], pg_admin_dsn: str
+) -> None:
+    """It said to retry when no other session is connected (exit 1): retrying never helps."""
+    import uuid
+
+    import psycopg
+
+    role = f"t{uuid.uuid4().hex[:8]}_nocreatedb"
+    with psycopg.connect(pg_admin_dsn, autocommit=True) as conn:
+        conn.execute(f'CREATE ROLE "{role}" LOGIN NOCREATEDB')
+    try:
+        project = init_project(tmp_path / "shop").path
+        config = project / "stackyard.yml"
+        config.write_text(
+            config.read_text().replace(
+                "targets:\n",
+                f"targets:\n  prod:\n    type: postgres\n    host: {pg_database['host']}\n"
+                f"    port: {pg_database['port']}\n    user: {role}\n"
+                f"    database: {pg_database['database']}\n",
+            )
+        )
+        done = subprocess.run(
+            [STACKYARD, "upgrade", "test", "--target", "prod", "--project", str(project)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+    finally:
+        with psycopg.connect(pg_admin_dsn, autocommit=True) as conn:
+            conn.execute(f'DROP ROLE IF EXISTS "{role}"')
+    said = " ".join((done.stdout + done.stderr).split())
+    assert done.returncode == 2, said
+    assert f'ALTER ROLE "{role}" CREATEDB' in said and "no other sessions" not in said, said
+
+
 def test_a_failed_upgrade_test_names_what_failed_and_what_to_do() -> None:
     from datetime import UTC, datetime
 

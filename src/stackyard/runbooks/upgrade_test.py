@@ -18,7 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from stackyard.config.private import private_folder
-from stackyard.errors import Interrupted, UsageError, WarehouseError, WarehouseUnreachableError
+from stackyard.errors import (
+    ConfigError,
+    Interrupted,
+    UsageError,
+    WarehouseError,
+    WarehouseUnreachableError,
+)
 from stackyard.metadata.leases import holder_alive, this_process
 from stackyard.results import RunResult
 from stackyard.runbooks.backup import ProjectFiles
@@ -161,6 +167,13 @@ def cloned(files: ProjectFiles, session: Session) -> Iterator[Any]:
             hint="check the database in stackyard.yml and that it exists (createdb "
             f"{config.database}); a target lost on its server comes back with `stackyard "
             "restore latest --yes`",
+        ) from None
+    except psycopg.errors.InsufficientPrivilege as exc:
+        # Retrying never helps: the target's user may not create databases.
+        raise ConfigError(
+            f"cannot clone {config.database}: {exc}; nothing was done",
+            hint=f"the target's user needs CREATEDB to clone it: `ALTER ROLE "
+            f'"{admin.get("user")}" CREATEDB` as a superuser, then run the test again',
         ) from None
     except psycopg.Error as exc:
         raise WarehouseError(
