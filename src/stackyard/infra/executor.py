@@ -66,12 +66,22 @@ def _what_to_do(reason: str) -> str:
 
     >>> _what_to_do("must be superuser to change bypassrls attribute")[:42]
     'only a superuser may run this statement: h'
+    >>> _what_to_do("dependent privileges exist")[:43]
+    'the role held this privilege WITH GRANT OPT'
     """
     said = reason.lower()
     if "must be superuser" in said:
         return (
             "only a superuser may run this statement: have one run it (it takes back what was "
             "given by hand), then run `stackyard plan` again"
+        )
+    if "dependent privileges exist" in said:
+        return (
+            "the role held this privilege WITH GRANT OPTION and passed it on: Postgres will "
+            "not take it back while others hold it from this role. Find them (SELECT grantee, "
+            "table_schema, table_name FROM information_schema.role_table_grants WHERE grantor "
+            "= '<the role>'), revoke theirs first (REVOKE … FROM <grantee> GRANTED BY <the "
+            "role>) or revoke this one with CASCADE by hand, then run `stackyard plan` again"
         )
     if "objects in database" in said or "depend on it" in said:
         return (
