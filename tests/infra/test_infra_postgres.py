@@ -333,3 +333,27 @@ def test_a_declared_table_handed_to_a_reader_is_more_than_declared(
     checked = pg_project.context().security_check("prod")
     excess = [f for f in checked.findings if f.check == "excess-privileges"]
     assert any("marts.orders" in f.message for f in excess), checked.findings
+
+
+def test_inheritance_turned_off_by_hand_is_turned_back_on(pg_project: PgProject) -> None:
+    """Before: NOINHERIT on a user or a chain role left it without the privileges of its
+    roles while the plan said "no changes"."""
+    pg_project.write(PEOPLE)
+    _apply(pg_project)
+    rita, chain = pg_project.role("rita"), pg_project.role("analytics_sources_reader")
+    with pg_project.connect() as admin:
+        admin.execute("CREATE TABLE reporting.revenue (amount int)")
+        admin.execute("CREATE TABLE shop_db.customers (id int)")
+        admin.execute(f'ALTER ROLE "{rita}" NOINHERIT')
+        admin.execute(f'ALTER ROLE "{chain}" NOINHERIT')
+    assert not pg_project.can("rita", "SELECT * FROM reporting.revenue")
+    assert not pg_project.can("alice", "SELECT * FROM shop_db.customers")
+    plan = pg_project.context().access().plan("prod")
+    assert sorted(plan.statements()) == [
+        f'ALTER ROLE "{chain}" INHERIT',
+        f'ALTER ROLE "{rita}" INHERIT',
+    ]
+    _apply(pg_project)
+    assert pg_project.can("rita", "SELECT * FROM reporting.revenue")
+    assert pg_project.can("alice", "SELECT * FROM shop_db.customers")
+    assert not pg_project.context().access().plan("prod").has_changes

@@ -128,3 +128,40 @@ def test_postgres_review_lists_privileges_through_the_chain(pg_project: PgProjec
         ["access", "review", "-p", str(pg_project.path), "-t", "prod", "--json", "--format", "csv"],
     )
     assert both.exit_code == 2 and "give one" in both.output
+
+
+@pytest.mark.postgres
+def test_postgres_review_marks_privileges_past_a_noinherit_role_not_effective(
+    pg_project: PgProject,
+) -> None:
+    """Before: rita's SELECT through her role read "effective" although NOINHERIT on her (or
+    on a role of the chain) left Postgres refusing it."""
+    pg_project.write("people: {alice: {}, rita: {roles: [REPORTING_READER]}}")
+    pg_project.context().access().apply(target="prod")
+    rita, alice = pg_project.role("rita"), pg_project.role("alice")
+    chain = pg_project.role("analytics_sources_reader")
+    with pg_project.connect() as admin:
+        admin.execute("CREATE TABLE reporting.revenue (amount int)")
+        admin.execute("CREATE TABLE shop_db.customers (id int)")
+        admin.execute("CREATE TABLE marts.orders (id int)")
+        admin.execute(f'ALTER ROLE "{rita}" NOINHERIT')
+        admin.execute(f'ALTER ROLE "{chain}" NOINHERIT')
+    assert not pg_project.can("rita", "SELECT * FROM reporting.revenue")
+    assert not pg_project.can("alice", "SELECT * FROM shop_db.customers")
+    assert pg_project.can("alice", "SELECT * FROM marts.orders")  # not through the chain
+    done = runner.invoke(
+        app, ["access", "review", "-p", str(pg_project.path), "-t", "prod", "--json"]
+    )
+    assert done.exit_code == 0, done.output
+    chosen = {
+        (p["user"], p["object"]): p
+        for p in json.loads(done.stdout)["privileges"]
+        if p["privilege"] == "SELECT"
+    }
+    revenue = chosen[(rita, "reporting.revenue")]
+    assert revenue["effective"] is False
+    assert revenue["blocked"].startswith(f"{rita} is NOINHERIT")
+    customers = chosen[(alice, "shop_db.customers")]
+    assert customers["effective"] is False
+    assert customers["blocked"].startswith(f"{chain} is NOINHERIT")
+    assert chosen[(alice, "marts.orders")]["effective"] is True

@@ -242,15 +242,15 @@ class PostgresEngine(Engine):
         decl = self.declaration
         schemas = {Container("schema", (schema,)) for db in decl.databases for schema in db.schemas}
         # No declared role or user holds SUPERUSER, CREATEROLE … ("powers"): one given by hand
-        # is drift, taken back like a grant.
+        # is drift, taken back like a grant. Every one inherits: a NOINHERIT role set by hand
+        # would lose the privileges of the roles the declaration grants it.
         accounts = {
-            Account(self.principal(r.name), (("login", "false"), ("powers", "")), r.comment or "")
+            Account(self.principal(r.name), _attrs("false"), r.comment or "")
             for r in decl.roles
             if r.dedicated_to is None
         }
         accounts |= {
-            Account(self.principal(u.name), (("login", "true"), ("powers", "")), u.comment or "")
-            for u in decl.users
+            Account(self.principal(u.name), _attrs("true"), u.comment or "") for u in decl.users
         }
         memberships = {
             Membership(self.principal(m.role), self.principal(m.member))
@@ -370,6 +370,8 @@ class PostgresEngine(Engine):
             steps.append((f"ALTER ROLE {name} {'LOGIN' if login else 'NOLOGIN'}", not login))
             if not login:
                 steps.append((_end_sessions(new.principal.name), True))
+        if old.attr("inherit") == "false" and new.attr("inherit") == "true":
+            steps.append((f"ALTER ROLE {name} INHERIT", False))
         powers = [p for p in old.attr("powers").split(",") if p]
         if powers:  # given by hand: taken back, as a hand-made grant is
             steps.append((f"ALTER ROLE {name} {' '.join('NO' + p for p in powers)}", True))
@@ -428,6 +430,15 @@ class PostgresEngine(Engine):
         if revoke:
             return f"{head} REVOKE {privileges} ON TABLES FROM {grantee}"
         return f"{head} GRANT {privileges} ON TABLES TO {grantee}"
+
+
+def _attrs(login: str) -> tuple[tuple[str, str], ...]:
+    """A declared role's (``login``: ``"false"``) or user's (``"true"``) attributes.
+
+    >>> _attrs("true")
+    (('login', 'true'), ('powers', ''), ('inherit', 'true'))
+    """
+    return (("login", login), ("powers", ""), ("inherit", "true"))
 
 
 def _end_sessions(role: str) -> str:

@@ -37,7 +37,7 @@ SELECT r.rolname, r.rolcanlogin, coalesce(shobj_description(r.oid, 'pg_authid'),
                  CASE WHEN r.rolcreatedb THEN 'CREATEDB' END,
                  CASE WHEN r.rolreplication THEN 'REPLICATION' END,
                  CASE WHEN r.rolbypassrls THEN 'BYPASSRLS' END),
-       r.rolname = current_user
+       r.rolname = current_user, r.rolinherit
 FROM pg_roles r WHERE r.rolname !~ '^pg_'
 """
 PG_MEMBERSHIPS_SQL = """
@@ -105,13 +105,15 @@ def postgres_state(rows: Mapping[str, Iterable[tuple[Any, ...]]]) -> State:
     """
     accounts = set()
     inactive = []
-    for name, can_login, comment, expired, powers, connected in rows["roles"]:
+    for name, can_login, comment, expired, powers, connected, inherit in rows["roles"]:
         # powers: the role's attributes beyond LOGIN (SUPERUSER, CREATEROLE …), which no
         # declared role has; left out for the target's own user, whose powers stay its own
         # (taking CREATEROLE from it would stop every later apply).
         attrs = (
             ("login", "true" if can_login else "false"),
             ("powers", "" if connected else str(powers)),
+            # NOINHERIT: the role does not use the privileges of the roles granted to it.
+            ("inherit", "true" if inherit else "false"),
         )
         accounts.add(Account(pg_principal(name), attrs, comment))
         if can_login and expired:

@@ -158,6 +158,43 @@ def _blocked(
     return f"no USAGE on schema {'.'.join(on[:-depth])}"
 
 
+def _reach(
+    live: State, user: Principal, parents: dict[Principal, list[Principal]]
+) -> tuple[set[Principal], dict[Principal, tuple[str, str]]]:
+    """The roles whose privileges ``user`` uses (itself among them), and every role it reaches
+    through the hierarchy with its path (nearest first) and why it does not use that role's
+    privileges ('' when it does).
+
+    A NOINHERIT member does not use the privileges of the roles granted to it, only after SET
+    ROLE (https://www.postgresql.org/docs/15/role-membership.html). Breadth first, through
+    inheriting members before the others, so each role is reported through its shortest path
+    that works.
+    """
+    reached: dict[Principal, tuple[str, str]] = {}
+    inherited: set[Principal] = set()
+    for through_noinherit in (False, True):
+        seen = {user}
+        queue: list[tuple[Principal, tuple[str, ...], str]] = [(user, (), "")]
+        while queue:
+            current, path, why = queue.pop(0)
+            if not why:
+                inherited.add(current)
+            reached.setdefault(current, (" → ".join(path) if path else "(direct)", why))
+            account = live.account(current)
+            if account is not None and account.attr("inherit") == "false" and not why:
+                if not through_noinherit:
+                    continue
+                why = (
+                    f"{current.label} is NOINHERIT: it uses its roles' privileges only after "
+                    "SET ROLE"
+                )
+            for role in sorted(parents.get(current, [])):
+                if role not in seen:
+                    seen.add(role)
+                    queue.append((role, (*path, role.label), why))
+    return inherited, reached
+
+
 def review(
     live: State,
     plan: Plan,
@@ -191,26 +228,20 @@ def review(
     for user in sorted(users):
         if scope is not None and user not in scope:
             continue
-        # Breadth first, so each privilege is reported through its shortest path.
-        seen = {user}
-        queue: list[tuple[Principal, tuple[str, ...]]] = [(user, ())]
-        found: list[tuple[str, str, tuple[str, ...], str]] = []
-        while queue:
-            current, path = queue.pop(0)
-            via = " → ".join(path) if path else "(direct)"
-            found += [(privilege, kind, on, via) for privilege, kind, on in grants.get(current, [])]
-            for role in sorted(parents.get(current, [])):
-                if role not in seen:
-                    seen.add(role)
-                    queue.append((role, (*path, role.label)))
-        usable = _usable_schemas(live, seen) if schema_usage else None
+        inherited, reached = _reach(live, user, parents)
+        found = [
+            (privilege, kind, on, via, blocked)
+            for holder, (via, blocked) in reached.items()
+            for privilege, kind, on in grants.get(holder, [])
+        ]
+        usable = _usable_schemas(live, inherited) if schema_usage else None
         account = live.account(user)
         superuser = account is not None and "SUPERUSER" in account.attr("powers").split(",")
-        for privilege, kind, on, via in found:
-            blocked = _blocked(kind, on, usable, superuser)
+        for privilege, kind, on, via, not_inherited in found:
+            blocked = "" if superuser else not_inherited or _blocked(kind, on, usable, superuser)
             rows.add(EffectivePrivilege(user.label, privilege, kind, ".".join(on), via, blocked))
     best: dict[tuple[str, str, str, str], EffectivePrivilege] = {}
-    for row in sorted(rows, key=lambda r: (r.via.count("→"), r)):
+    for row in sorted(rows, key=lambda r: (r.blocked != "", r.via.count("→"), r)):
         best.setdefault((row.user, row.privilege, row.object_kind, row.object_name), row)
     outside = (
         list(plan.unmanaged)
