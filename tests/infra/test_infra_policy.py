@@ -149,3 +149,25 @@ def test_public_grants_are_found_in_schemas_the_project_does_not_declare(
     report = pg_project.context().security_check("prod")
     public = [f.message for f in report.findings if f.check == "public-access"]
     assert "PUBLIC holds SELECT on table analytics.t" in public[1]
+
+
+@pytest.mark.postgres
+def test_a_database_wide_default_privilege_to_public_is_found(pg_project: PgProject) -> None:
+    """Before: set without IN SCHEMA (a pg_default_acl row for no schema), it was not read and
+    both checks passed, while every table the admin makes was readable by everybody."""
+    pg_project.context().access().apply(target="prod")
+    with pg_project.connect() as admin:
+        admin.execute(
+            f'ALTER DEFAULT PRIVILEGES FOR ROLE "{pg_project.admin}" '
+            "GRANT SELECT ON TABLES TO PUBLIC"
+        )
+    expected = (
+        f"PUBLIC is given SELECT on the tables {pg_project.admin} creates in every schema from "
+        "now on (a default privilege in the warehouse): revoke it by hand (stackyard does not "
+        "own PUBLIC's grants)"
+    )
+    assert _rules(pg_project.path, "prod")["no-public-grants"] == [expected]
+    result = runner.invoke(app, ["policy", "check", "-p", str(pg_project.path), "-t", "prod"])
+    assert result.exit_code == 1, result.output
+    report = pg_project.context().security_check("prod")
+    assert [f.message for f in report.findings if f.check == "public-access"] == [expected]

@@ -357,3 +357,36 @@ def test_inheritance_turned_off_by_hand_is_turned_back_on(pg_project: PgProject)
     assert pg_project.can("rita", "SELECT * FROM reporting.revenue")
     assert pg_project.can("alice", "SELECT * FROM shop_db.customers")
     assert not pg_project.context().access().plan("prod").has_changes
+
+
+def test_a_database_wide_default_privilege_to_a_declared_role_is_revoked(
+    pg_project: PgProject,
+) -> None:
+    """Before: set without IN SCHEMA, it was not read: the plan said "no changes" and rita could
+    delete from every table the admin made later."""
+    pg_project.write(PEOPLE)
+    _apply(pg_project)
+    rita, admin_role = pg_project.role("rita"), pg_project.admin
+    with pg_project.connect() as admin:
+        admin.execute(
+            f'ALTER DEFAULT PRIVILEGES FOR ROLE "{admin_role}" GRANT DELETE ON TABLES TO "{rita}"'
+        )
+        admin.execute("CREATE TABLE reporting.revenue (amount int)")
+    assert pg_project.can("rita", "DELETE FROM reporting.revenue")
+    plan = pg_project.context().access().plan("prod")
+    revoke = (
+        f'ALTER DEFAULT PRIVILEGES FOR ROLE "{admin_role}" REVOKE DELETE ON TABLES FROM "{rita}"'
+    )
+    assert revoke in [s.statement for s in plan.steps if s.destructive]
+    review = pg_project.context().access().review("prod")
+    assert (
+        f"revoke DELETE on future tables in every schema created by {admin_role} from {rita} "
+        "(pending: on a declared role)"
+    ) in review.outside_declaration
+    _apply(pg_project, allow_destructive=True)
+    with pg_project.connect() as admin:
+        rows = admin.execute("SELECT count(*) FROM pg_default_acl WHERE defaclnamespace = 0")
+        assert rows.fetchone() == (0,)
+        admin.execute("CREATE TABLE reporting.later (amount int)")
+    assert not pg_project.can("rita", "DELETE FROM reporting.later")
+    assert not pg_project.context().access().plan("prod").has_changes

@@ -126,7 +126,7 @@ def in_scope(
             g for g in live.grants if ours(g.grantee) or is_managed_object(g.on_kind, g.on)
         ),
         future_grants=frozenset(
-            f for f in live.future_grants if ours(f.grantee) or f.schema in schemas
+            f for f in live.future_grants if ours(f.grantee) or f.schema in schemas or not f.schema
         ),
         tables=frozenset(t for t in live.tables if t.schema in schemas),
         grant_options=frozenset(

@@ -194,6 +194,15 @@ def _path(name: tuple[str, ...]) -> str:
     return ".".join(name)
 
 
+def _where(schema: tuple[str, ...]) -> str:
+    """Where a future grant applies: a schema, or (no schema) the whole database.
+
+    >>> _where(("marts",)), _where(())
+    ('marts', 'every schema')
+    """
+    return _path(schema) if schema else "every schema"
+
+
 def _group(facts: Iterable[F], key: Callable[[F], K]) -> list[list[F]]:
     groups: dict[K, list[F]] = defaultdict(list)
     for fact in facts:
@@ -346,11 +355,12 @@ def diff(
     def describe_future(f: list[FutureGrant]) -> str:
         privileges = ", ".join(sorted({x.privilege for x in f}))
         by = f" created by {f[0].creator}" if f[0].creator else ""
-        return f"{privileges} on future {f[0].on_kind.lower()} in {_path(f[0].schema)}{by}"
+        return f"{privileges} on future {f[0].on_kind.lower()} in {_where(f[0].schema)}{by}"
 
     revoke_future: list[FutureGrant] = []
     for f in sorted(live.future_grants - desired.future_grants):
-        if f.schema not in declared_schemas:
+        # One without a schema covers every schema, the declared ones among them.
+        if f.schema and f.schema not in declared_schemas:
             continue
         if f.grantee in managed:
             if f.grantee not in dropped:
@@ -358,7 +368,7 @@ def diff(
         else:
             by = f" created by {f.creator}" if f.creator else ""
             unmanaged.append(
-                f"{f.privilege} on future {f.on_kind.lower()} in {_path(f.schema)}{by} to "
+                f"{f.privilege} on future {f.on_kind.lower()} in {_where(f.schema)}{by} to "
                 f"{f.grantee.label}"
             )
     # -- options a declared role was given by hand on what the declaration gives it: with

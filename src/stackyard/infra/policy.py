@@ -190,9 +190,11 @@ def _public_data_grants(live: State, decl: Declaration) -> Iterable[str]:
     for future in sorted(live.future_grants):
         if future.grantee.kind == "public" and future.schema[-1:] != (_INFORMATION_SCHEMA,):
             made_by = f" {future.creator} creates" if future.creator else ""
+            # No schema: set without IN SCHEMA, for the tables made in every schema.
+            where = f"schema {'.'.join(future.schema)}" if future.schema else "every schema"
             yield (
                 f"PUBLIC is given {future.privilege} on the {future.on_kind.lower()}{made_by} "
-                f"in schema {'.'.join(future.schema)} from now on (a default privilege in the "
+                f"in {where} from now on (a default privilege in the "
                 "warehouse): revoke it by hand (stackyard does not own PUBLIC's grants)"
             )
 

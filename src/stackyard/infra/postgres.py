@@ -422,10 +422,9 @@ class PostgresEngine(Engine):
     def grant_future(self, grants: Sequence[FutureGrant], revoke: bool = False) -> str:
         first = grants[0]
         privileges = _ordered([g.privilege for g in grants])
-        head = (
-            f"ALTER DEFAULT PRIVILEGES FOR ROLE {self.q(first.creator)} "
-            f"IN SCHEMA {self.q(*first.schema)}"
-        )
+        # No schema: a default privilege for the whole database (set without IN SCHEMA).
+        where = f" IN SCHEMA {self.q(*first.schema)}" if first.schema else ""
+        head = f"ALTER DEFAULT PRIVILEGES FOR ROLE {self.q(first.creator)}{where}"
         grantee = self.q(first.grantee.name)
         if revoke:
             return f"{head} REVOKE {privileges} ON TABLES FROM {grantee}"

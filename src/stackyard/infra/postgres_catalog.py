@@ -71,8 +71,8 @@ WHERE att.attnum > 0 AND NOT att.attisdropped AND c.relkind IN ('r', 'p', 'v', '
 """
 PG_DEFAULT_ACL_SQL = f"""
 SELECT pg_get_userbyid(d.defaclrole), n.nspname, {_PG_GRANTEE}, a.privilege_type
-FROM pg_default_acl d JOIN pg_namespace n ON n.oid = d.defaclnamespace,
-     LATERAL aclexplode(d.defaclacl) a
+FROM pg_default_acl d LEFT JOIN pg_namespace n ON n.oid = d.defaclnamespace
+CROSS JOIN LATERAL aclexplode(d.defaclacl) a
 WHERE d.defaclobjtype = 'r'
 """
 _QUERIES = {
@@ -157,8 +157,13 @@ def postgres_state(rows: Mapping[str, Iterable[tuple[Any, ...]]]) -> State:
             add(
                 Grant(privilege, "COLUMN", (schema, name, column), pg_principal(grantee)), grantable
             )
+    # A default privilege set without IN SCHEMA (defaclnamespace 0, no schema) covers the
+    # tables its creator makes in every schema: its schema path is empty. Postgres's built-in
+    # defaults are not rows here, so only what someone set is read.
     future = {
-        FutureGrant(privilege, "TABLES", (schema,), pg_principal(grantee), creator)
+        FutureGrant(
+            privilege, "TABLES", () if schema is None else (schema,), pg_principal(grantee), creator
+        )
         for creator, schema, grantee, privilege in rows["default_acl"]
         if grantee != creator
     }
