@@ -135,3 +135,74 @@ def test_dagster_dev_shows_every_asset_with_its_check_and_the_schedules(tmp_path
         "Europe/Berlin",
     )
     assert orders["scheduleState"]["status"] == "RUNNING"
+
+
+def groups_below(pid: int) -> set[int]:
+    """The process groups of ``pid`` and of every process descended from it (from /proc)."""
+    parents: dict[int, tuple[int, int]] = {}  # pid -> (ppid, pgid)
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:  # it exited while we looked
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        parents[int(entry.name)] = (int(fields[1]), int(fields[2]))
+    below, groups = {pid}, set()
+    grew = True
+    while grew:
+        grew = False
+        for child, (ppid, _) in parents.items():
+            if ppid in below and child not in below:
+                below.add(child)
+                grew = True
+    for member in below:
+        if member in parents:
+            groups.add(parents[member][1])
+    return groups
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads the process tree from /proc")
+def test_sigterm_to_serve_stops_every_dagster_process(tmp_path: Path) -> None:
+    """SIGTERM to stackyard alone (kill, systemd) left dagster dev's webserver, daemon and code
+    server running, the scheduler still firing, after stackyard said it was interrupted."""
+    root = make_project(tmp_path / "shop")
+    port = free_port()
+    log = tmp_path / "dagster.log"
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env["DAGSTER_DISABLE_TELEMETRY"] = "1"
+    command = [str(BIN / "stackyard"), "serve", "--orchestrator", "dagster"]
+    with log.open("wb") as out:
+        server = subprocess.Popen(
+            [*command, "--port", str(port), "--project", str(root)],
+            cwd=root,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    groups = {server.pid}
+    try:
+        loaded(port, server, log, within=300)
+        groups |= groups_below(server.pid)
+        server.send_signal(signal.SIGTERM)  # stackyard only, not its group
+        assert server.wait(timeout=300) == 130, log.read_text()[-3000:]
+        end = time.monotonic() + 120
+        while time.monotonic() < end and any(group_alive(g) for g in groups):
+            time.sleep(0.5)
+        survivors = sorted(g for g in groups if group_alive(g))
+        assert not survivors, f"process groups {survivors} outlived stackyard serve"
+        assert not port_open(port), f"port {port} still answers"
+    finally:
+        for group in groups:
+            if group_alive(group):
+                os.killpg(group, signal.SIGKILL)
+        if server.poll() is None:
+            server.kill()
+            server.wait()

@@ -18,9 +18,12 @@ Dagster is imported only here (``pip install 'stackyard[dagster]'``).
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -360,4 +363,43 @@ def serve(project_dir: str | Path, port: int | None = None) -> int:
     command = [str(dagster), "dev", "-f", str(entry)]
     if port is not None:
         command += ["--host", "127.0.0.1", "--port", str(port)]
-    return subprocess.call(command, cwd=entry.parents[2], env=env)
+    # Its own session, so that a stop reaches Dagster as a whole: SIGTERM sent to stackyard
+    # alone (kill, systemd) used to SIGKILL `dagster dev` only, and its webserver, daemon
+    # and code server lived on, the scheduler still firing schedules after "interrupted".
+    dev = subprocess.Popen(command, cwd=entry.parents[2], env=env, start_new_session=True)
+    try:
+        return dev.wait()
+    except KeyboardInterrupt:
+        _stop_group(dev)
+        raise
+
+
+#: How long ``dagster dev`` has to shut down its processes after SIGTERM before the rest of its
+#: process group is killed.
+STOP_GRACE_SECONDS = 60.0
+
+
+def _stop_group(dev: subprocess.Popen[bytes]) -> None:
+    """SIGTERM to the process group ``dev`` leads (``dagster dev`` stops its webserver, daemon
+    and code servers on it), wait for the group to empty, and SIGKILL what is left after
+    ``STOP_GRACE_SECONDS``. A second Ctrl-C while waiting kills the group at once."""
+    pgid = dev.pid
+    try:
+        os.killpg(pgid, signal.SIGTERM)
+        end = time.monotonic() + STOP_GRACE_SECONDS
+        while _group_alive(pgid) and time.monotonic() < end:
+            dev.poll()  # reap `dagster dev` itself, or the group never empties
+            time.sleep(0.2)
+    finally:
+        if _group_alive(pgid):
+            with contextlib.suppress(ProcessLookupError):  # it emptied in between
+                os.killpg(pgid, signal.SIGKILL)
+        dev.wait()
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
