@@ -22,6 +22,7 @@ from typing import Any
 from stackyard.errors import UsageError
 from stackyard.metadata.schema import METADATA_SCHEMA
 from stackyard.runbooks.backfill.connection import Connection
+from stackyard.runbooks.backfill.ledger import BackfillRecord
 from stackyard.runbooks.backfill.partitions import Window
 from stackyard.runbooks.backfill.targets import BackfillTarget
 from stackyard.runbooks.backfill.windows import naive_utc
@@ -183,8 +184,28 @@ def deleted_rows(s: Connection, target: BackfillTarget, pre_name: str) -> Delete
     return condition
 
 
+def refuse_if_in_the_way(
+    s: Connection, target: BackfillTarget, record: BackfillRecord, seqs: set[int], force: bool
+) -> None:
+    """Stop a rollback of ``record`` (its partitions ``seqs``) that would undo a later
+    backfill, or (without ``force``) put copies back over rows loaded since.
+
+    Raises:
+        UsageError: either is in the way; nothing was changed.
+    """
+    touched = [p.window for p in record.partitions if p.seq in seqs]
+    refuse_if_later(
+        record.target,
+        record.backfill_id,
+        later_backfills(s, record.target, record.backfill_id, touched),
+    )
+    if not force:
+        found = loaded_since(s, target, record, seqs)
+        refuse_if_loaded_since(record.target, record.backfill_id, found)
+
+
 def loaded_since(
-    s: Connection, target: BackfillTarget, record: Any, seqs: set[int]
+    s: Connection, target: BackfillTarget, record: BackfillRecord, seqs: set[int]
 ) -> dict[Window, int]:
     """:func:`rows_loaded_since` for a backfill's record, on its target as it is now."""
     if not target.exists(s):

@@ -28,10 +28,7 @@ from stackyard.runbooks.backfill.ledger import (
 from stackyard.runbooks.backfill.retention import expires_at, prune
 from stackyard.runbooks.backfill.rollback_guard import (
     deleted_rows,
-    later_backfills,
-    loaded_since,
-    refuse_if_later,
-    refuse_if_loaded_since,
+    refuse_if_in_the_way,
 )
 from stackyard.runbooks.backfill.source_table import SourceTableTarget
 from stackyard.runbooks.backfill.targets import MARKS_SUFFIX, BackfillTarget, ModelTarget
@@ -394,13 +391,7 @@ class BackfillRunbook:
             target = self.resolve(record.target)
             pre_name = record.preimage_table or ""
             seqs = self._preimage_seqs(session, pre_name)
-            touched = [p.window for p in record.partitions if p.seq in seqs]
-            later = later_backfills(session, record.target, backfill_id, touched)
-            refuse_if_later(record.target, backfill_id, later)
-            if not force:
-                refuse_if_loaded_since(
-                    record.target, backfill_id, loaded_since(session, target, record, seqs)
-                )
+            refuse_if_in_the_way(session, target, record, seqs, force)
             if dry_run:
                 restored = self._count_preimages(session, pre_name, seqs)
                 return {
@@ -412,11 +403,7 @@ class BackfillRunbook:
             ledger.acquire(target.name, backfill_id, holder_name(backfill_id), 30.0)
             try:
                 # Checked again under the lease: no backfill of the target can start now.
-                later = later_backfills(session, record.target, backfill_id, touched)
-                refuse_if_later(record.target, backfill_id, later)
-                if not force:
-                    found = loaded_since(session, target, record, seqs)
-                    refuse_if_loaded_since(record.target, backfill_id, found)
+                refuse_if_in_the_way(session, target, record, seqs, force)
                 restored = self._restore(session, target, pre_name, record)
                 ledger.set_status(backfill_id, "rolled_back", None)
             finally:
