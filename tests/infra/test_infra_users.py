@@ -122,6 +122,26 @@ def test_user_add_invalid_name_says_so_and_names_stackyard_yml(tmp_path: Path) -
     assert sorted(p.name for p in path.iterdir() if p.name.startswith(".stackyard-")) == []
 
 
+def test_a_person_named_like_a_service_account_is_refused_at_once(tmp_path: Path) -> None:
+    # `user add svc_x` wrote svc_x under access.people and exited 0; `policy check` and
+    # `apply` then refused it by the naming rule.
+    path = project(tmp_path)
+    before = (path / "stackyard.yml").read_text()
+    for name in ("svc_x", "SVC_X"):
+        for dry in (["--dry-run"], []):
+            result = runner.invoke(app, ["user", "add", name, *dry, "--project", str(path)])
+            assert result.exit_code == 2, (name, dry, result.output)
+            flat = " ".join(result.output.split())
+            assert f"cannot add person '{name}': the name looks like a service account's" in flat
+            assert "`stackyard user add SVC_X --service`" in flat, flat
+            assert "choose a name that does not start with SVC_; nothing was written" in flat
+            assert (path / "stackyard.yml").read_text() == before
+    result = runner.invoke(app, ["user", "add", "svc_x", "--service", "--project", str(path)])
+    assert result.exit_code == 0, result.output
+    report = runner.invoke(app, ["policy", "check", "--json", "--project", str(path)])
+    assert [v for v in json.loads(report.output)["violations"] if v["rule"] == "naming"] == []
+
+
 def test_rotate_key_uses_slot_two_then_finish_replaces_slot_one(tmp_path: Path) -> None:
     path = project(tmp_path)
     Context(path).users().add("SVC_DLT", service=True)

@@ -44,13 +44,27 @@ def writer_role(database: str) -> str:
     return f"{database.upper()}_DB_WRITER"
 
 
+# What starts a service account's name (SVC_<NAME>): the naming policy holds every service
+# account to it and keeps it from people.
+SERVICE_PREFIX = "SVC_"
+
+
 def service_account_name(loader: str) -> str:
     """The service account of a loader, as the runbook names it.
 
     >>> service_account_name("dlt")
     'SVC_DLT'
     """
-    return f"SVC_{loader.upper()}"
+    return f"{SERVICE_PREFIX}{loader.upper()}"
+
+
+def looks_like_service_account(name: str) -> bool:
+    """Whether a user's name is a service account's (``SVC_<NAME>``, in any case).
+
+    >>> looks_like_service_account("svc_x"), looks_like_service_account("alice")
+    (True, False)
+    """
+    return name.upper().startswith(SERVICE_PREFIX)
 
 
 def dev_schema(person: str) -> str:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from stackyard.config.access import PRINCIPAL_PATTERN
 from stackyard.config.names import reserved_reason
-from stackyard.infra.declaration import reader_role, writer_role
+from stackyard.infra.declaration import looks_like_service_account, reader_role, writer_role
 from stackyard.infra.state import Account, Principal, State, created_by
 
 _PRINCIPAL = re.compile(PRINCIPAL_PATTERN)
@@ -179,7 +179,9 @@ def read_scope(live: State, naming: Naming) -> Scope:
     # account (a person holds roles, nothing else); so is one named SVC_….
     granted_to = {g.grantee for g in live.grants} | {m.role for m in memberships}
     services = {
-        p for p in users if _is_service(accounts[p], p in granted_to or names[p].startswith("SVC_"))
+        p
+        for p in users
+        if _is_service(accounts[p], p in granted_to or looks_like_service_account(names[p]))
     }
     return Scope(
         accounts=accounts,

@@ -33,7 +33,13 @@ from pathlib import Path
 from typing import Any
 
 from stackyard.errors import UserCodeError
-from stackyard.infra.declaration import PUBLIC, SOURCES_READER, Declaration
+from stackyard.infra.declaration import (
+    PUBLIC,
+    SOURCES_READER,
+    Declaration,
+    looks_like_service_account,
+    service_account_name,
+)
 from stackyard.infra.plan import Plan, Step
 from stackyard.infra.state import State
 from stackyard.warehouse import warehouse_class
@@ -242,11 +248,13 @@ def _read_chain(data: PolicyInput) -> Iterable[str]:
 def _naming(data: PolicyInput) -> Iterable[str]:
     decl = data.declaration
     for user in decl.users:
-        if user.kind == "service" and not user.name.startswith("SVC_"):
+        if user.kind == "service" and not looks_like_service_account(user.name):
             yield f"service account {user.name} should be named SVC_<NAME>"
-        if user.kind == "service" and user.loader and user.name != f"SVC_{user.loader.upper()}":
-            yield f"the service account of loader {user.loader} should be SVC_{user.loader.upper()}"
-        if user.kind == "person" and user.name.startswith("SVC_"):
+        if user.kind == "service" and user.loader:
+            expected = service_account_name(user.loader)
+            if user.name != expected:
+                yield f"the service account of loader {user.loader} should be {expected}"
+        if user.kind == "person" and looks_like_service_account(user.name):
             yield f"person {user.name} has a service account's name (SVC_…)"
     for role in decl.roles:
         if role.database is None and role.name.endswith(("_DB_READER", "_DB_WRITER")):

@@ -19,8 +19,10 @@ from stackyard.config.project import Project
 from stackyard.config.secrets import check_backend
 from stackyard.errors import UsageError, did_you_mean
 from stackyard.infra.declaration import (
+    SERVICE_PREFIX,
     SOURCES_READER,
     Declaration,
+    looks_like_service_account,
     reader_role,
     writer_role,
 )
@@ -171,7 +173,8 @@ class UsersRunbook:
             What changed; the plan is left to ``stackyard plan`` / ``apply``.
 
         Raises:
-            UsageError: the name is already declared, or reserved (PUBLIC, SYSADMIN, pg_* …).
+            UsageError: the name is already declared, or reserved (PUBLIC, SYSADMIN, pg_* …),
+                or a person's name looks like a service account's (SVC_…).
             ConfigError: the change would make stackyard.yml invalid (nothing is written).
         """
         file, pair = self._draft(name, service, roles, loader, schemas, key_backend)
@@ -228,6 +231,8 @@ class UsersRunbook:
                 "--schema salesforce`; nothing was written",
             )
         _check_new_name(name)
+        if not service:
+            _refuse_a_service_name(name)
         self._refuse_a_login(name)
         file = ProjectFile(self.project.config_file)
         declaration = self.access.declaration()
@@ -399,6 +404,23 @@ def _check_new_name(name: str) -> None:
         raise UsageError(
             f"cannot add user '{name}': {reserved}",
             hint="pick another name; nothing was written",
+        )
+
+
+def _refuse_a_service_name(name: str) -> None:
+    """Refuse a person named like a service account: the ``naming`` policy reports it, so
+    ``policy check`` and ``apply`` refused it later, after stackyard.yml had been written.
+
+    Raises:
+        UsageError: the name starts with SVC_ (in any case).
+    """
+    if looks_like_service_account(name):
+        raise UsageError(
+            f"cannot add person '{name}': the name looks like a service account's "
+            f"({SERVICE_PREFIX}<NAME>), which the naming policy refuses for a person",
+            hint=f"for a service account, `stackyard user add {name.upper()} --service`; for "
+            f"a person, choose a name that does not start with {SERVICE_PREFIX}; nothing was "
+            "written",
         )
 
 
