@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from stackyard.cli.main import app
 from stackyard.context import Context
-from stackyard.errors import UserCodeError
+from stackyard.errors import PolicyViolationError, UserCodeError
 from tests.infra.conftest import PgProject
 from tests.infra.helpers import project
 
@@ -115,6 +115,58 @@ def test_policy_check_against_a_live_target(pg_project: PgProject) -> None:
     result = runner.invoke(app, ["policy", "check", "-p", str(pg_project.path), "-t", "prod"])
     assert result.exit_code == 1, result.output
     assert "holds DLT_DB_WRITER (directly) in production" in result.output
+
+
+@pytest.mark.postgres
+def test_a_loader_writer_granted_to_a_person_by_hand_fails_the_live_check(
+    pg_project: PgProject,
+) -> None:
+    # Before: `policy check -t prod` read only the declaration for this rule and passed,
+    # while plan and security check reported the same grants as drift.
+    pg_project.write("people: {alice: {}, bob: {}}")
+    pg_project.context().access().apply(target="prod")
+    writer, helper = pg_project.role("dlt_db_writer"), pg_project.role("helper")
+    alice, bob = pg_project.role("alice"), pg_project.role("bob")
+    with pg_project.connect() as admin:
+        admin.execute(f'CREATE ROLE "{helper}"')
+        admin.execute(f'GRANT "{writer}" TO "{alice}"')
+        admin.execute(f'GRANT "{writer}" TO "{helper}"')
+        admin.execute(f'GRANT "{helper}" TO "{bob}"')
+    assert _rules(pg_project.path, "prod")["no-person-loader-writer-in-prod"] == [
+        f"person {name} holds DLT_DB_WRITER ({how}) in the warehouse, granted outside the "
+        "declaration, in production: only the loader's service account may write database "
+        "DLT; `stackyard apply -t prod --allow-destructive` revokes it "
+        f'(REVOKE "{writer}" FROM "{holder}")'
+        for name, how, holder in (
+            ("alice", "directly", alice),
+            ("bob", f"through {helper}", helper),
+        )
+    ]
+    result = runner.invoke(app, ["policy", "check", "-p", str(pg_project.path), "-t", "prod"])
+    assert result.exit_code == 1, result.output
+    assert "no-person-loader-writer-in-prod" in result.output
+    assert "no-person-loader-writer-in-prod" not in _rules(pg_project.path)  # no target
+    # The apply that takes them back is not refused for them, and afterwards the check passes.
+    pg_project.context().access().apply(target="prod", allow_destructive=True)
+    assert pg_project.context().access().policy_check("prod").ok
+    # A grant stackyard does not take back (to a role outside the project's prefix) is
+    # reported with the statement to run by hand, and blocks an apply.
+    outsider = f"x{pg_project.prefix}"
+    try:
+        with pg_project.connect() as admin:
+            admin.execute(f'CREATE ROLE "{outsider}"')
+            admin.execute(f'GRANT "{writer}" TO "{outsider}"')
+            admin.execute(f'GRANT "{outsider}" TO "{alice}"')
+        assert _rules(pg_project.path, "prod")["no-person-loader-writer-in-prod"] == [
+            f"person alice holds DLT_DB_WRITER (through {outsider}) in the warehouse, granted "
+            "outside the declaration, in production: only the loader's service account may "
+            f'write database DLT; revoke it by hand (REVOKE "{writer}" FROM "{outsider}")'
+        ]
+        with pytest.raises(PolicyViolationError, match="no-person-loader-writer-in-prod"):
+            pg_project.context().access().apply(target="prod", allow_destructive=True)
+    finally:
+        with pg_project.connect() as admin:
+            admin.execute(f'DROP ROLE IF EXISTS "{outsider}"')
 
 
 @pytest.mark.postgres

@@ -116,6 +116,11 @@ class Engine(ABC):
         """
         return False
 
+    def principal(self, declared: str) -> Principal:
+        """The principal a declared role or user is in the warehouse, as the live state
+        names it (default: a role of the declared name, for engines without roles)."""
+        return Principal("role", declared)
+
     @abstractmethod
     def desired(self, live: State) -> State:
         """The state the declaration asks for, given what exists (existing tables get the

@@ -11,7 +11,8 @@ Built-in rules (ids as reported):
   schema, as a default privilege), and PUBLIC holds no role (a role granted to PUBLIC is held
   by every user);
 * ``no-person-loader-writer-in-prod``: on a production target no person holds a loader
-  database's WRITER role, directly or through other roles;
+  database's WRITER role, directly or through other roles, declared or (with a target)
+  granted in the warehouse by hand;
 * ``read-chain``: ANALYTICS_SOURCES_READER holds every loader database's READER;
 * ``naming``: service accounts are SVC_<NAME> (SVC_<LOADER> for a loader), loader schemas are
   lower-case snake case (what dlt writes), no role name imitates a database role.
@@ -40,8 +41,10 @@ from stackyard.infra.declaration import (
     looks_like_service_account,
     service_account_name,
 )
+from stackyard.infra.engine import Engine
 from stackyard.infra.plan import Plan, Step
-from stackyard.infra.state import State
+from stackyard.infra.review import held_roles
+from stackyard.infra.state import Membership, State
 from stackyard.warehouse import warehouse_class
 
 POLICIES_DIR = "policies"
@@ -84,6 +87,9 @@ class PolicyInput:
     engines: frozenset[str]
     live: State | None = None
     managed: frozenset[str] = field(default_factory=frozenset)
+    engine: Engine | None = None  # the target's, naming declared roles as the live state does
+    # Checked before applying ``plan``: what the plan takes back is not held against it.
+    applying: bool = False
 
 
 Rule = Callable[[PolicyInput], Iterable[str]]
@@ -213,7 +219,9 @@ def _no_person_loader_writer(data: PolicyInput) -> Iterable[str]:
     for user in decl.users:
         if user.kind != "person":
             continue
-        for role in sorted(decl.roles_held(user.name) & set(writers)):
+        declared = decl.roles_held(user.name) & set(writers)
+        yield from _writers_granted_by_hand(data, user.name, set(writers) - declared, writers)
+        for role in sorted(declared):
             direct = role in user.roles
             how = (
                 "directly"
@@ -225,6 +233,40 @@ def _no_person_loader_writer(data: PolicyInput) -> Iterable[str]:
                 f"loader's service account may write database {writers[role]}; give the "
                 "person a reader role instead"
             )
+
+
+def _writers_granted_by_hand(
+    data: PolicyInput, person: str, roles: set[str], writers: dict[str, str]
+) -> Iterable[str]:
+    """The loader WRITER roles among ``roles`` that a person holds in the live state although
+    the declaration does not give them (a GRANT made by hand, directly or to a role the
+    person holds): the memberships plan, access review and security check read too."""
+    if data.live is None or data.engine is None:
+        return
+    engine = data.engine
+    member = engine.principal(person)
+    held = held_roles(data.live, member)
+    planned = data.plan.statements() if data.plan is not None else []
+    for role in sorted(roles):
+        writer = engine.principal(role)
+        path = held.get(writer)
+        if path is None:
+            continue
+        holder = path[-2] if len(path) > 1 else member  # whose membership gives it
+        revoke = engine.revoke_membership(Membership(writer, holder))
+        if data.applying and revoke in planned:
+            continue  # the plan being applied takes it back
+        how = "directly" if len(path) == 1 else "through " + " → ".join(p.label for p in path[:-1])
+        fix = (
+            f"`stackyard apply -t {data.plan.target} --allow-destructive` revokes it ({revoke})"
+            if data.plan is not None and revoke in planned
+            else f"revoke it by hand ({revoke})"
+        )
+        yield (
+            f"person {person.lower()} holds {role} ({how}) in the warehouse, granted outside "
+            f"the declaration, in production: only the loader's service account may write "
+            f"database {writers[role]}; {fix}"
+        )
 
 
 def _read_chain(data: PolicyInput) -> Iterable[str]:

@@ -158,28 +158,51 @@ def _blocked(
     return f"no USAGE on schema {'.'.join(on[:-depth])}"
 
 
+def _parents(live: State) -> dict[Principal, list[Principal]]:
+    """The roles each member holds directly."""
+    parents: dict[Principal, list[Principal]] = {}
+    for m in live.memberships:
+        parents.setdefault(m.member, []).append(m.role)
+    return parents
+
+
+def held_roles(live: State, member: Principal) -> dict[Principal, tuple[Principal, ...]]:
+    """Every role ``member`` holds in the live state, directly or through other roles, with
+    the roles on the way (nearest first, the role itself last). A NOINHERIT role on the way
+    counts: its member takes on what lies beyond with SET ROLE.
+
+    >>> from stackyard.infra.state import Membership
+    >>> a, b, u = Principal("role", "a"), Principal("role", "b"), Principal("role", "u")
+    >>> live = State(memberships=frozenset({Membership(a, u), Membership(b, a)}))
+    >>> {role.label: [p.label for p in path] for role, path in held_roles(live, u).items()}
+    {'a': ['a'], 'b': ['a', 'b']}
+    """
+    _, reached = _reach(live, member, _parents(live))
+    return {role: path for role, (path, _) in reached.items() if role != member}
+
+
 def _reach(
     live: State, user: Principal, parents: dict[Principal, list[Principal]]
-) -> tuple[set[Principal], dict[Principal, tuple[str, str]]]:
+) -> tuple[set[Principal], dict[Principal, tuple[tuple[Principal, ...], str]]]:
     """The roles whose privileges ``user`` uses (itself among them), and every role it reaches
-    through the hierarchy with its path (nearest first) and why it does not use that role's
-    privileges ('' when it does).
+    through the hierarchy with its path (nearest first, empty for ``user`` itself) and why it
+    does not use that role's privileges ('' when it does).
 
     A NOINHERIT member does not use the privileges of the roles granted to it, only after SET
     ROLE (https://www.postgresql.org/docs/15/role-membership.html). Breadth first, through
     inheriting members before the others, so each role is reported through its shortest path
     that works.
     """
-    reached: dict[Principal, tuple[str, str]] = {}
+    reached: dict[Principal, tuple[tuple[Principal, ...], str]] = {}
     inherited: set[Principal] = set()
     for through_noinherit in (False, True):
         seen = {user}
-        queue: list[tuple[Principal, tuple[str, ...], str]] = [(user, (), "")]
+        queue: list[tuple[Principal, tuple[Principal, ...], str]] = [(user, (), "")]
         while queue:
             current, path, why = queue.pop(0)
             if not why:
                 inherited.add(current)
-            reached.setdefault(current, (" → ".join(path) if path else "(direct)", why))
+            reached.setdefault(current, (path, why))
             account = live.account(current)
             if account is not None and account.attr("inherit") == "false" and not why:
                 if not through_noinherit:
@@ -191,7 +214,7 @@ def _reach(
             for role in sorted(parents.get(current, [])):
                 if role not in seen:
                     seen.add(role)
-                    queue.append((role, (*path, role.label), why))
+                    queue.append((role, (*path, role), why))
     return inherited, reached
 
 
@@ -217,9 +240,7 @@ def review(
     Returns:
         The review.
     """
-    parents: dict[Principal, list[Principal]] = {}
-    for m in live.memberships:
-        parents.setdefault(m.member, []).append(m.role)
+    parents = _parents(live)
     grants: dict[Principal, list[tuple[str, str, tuple[str, ...]]]] = {}
     for g in live.grants:
         grants.setdefault(g.grantee, []).append((g.privilege, g.on_kind, g.on))
@@ -230,8 +251,8 @@ def review(
             continue
         inherited, reached = _reach(live, user, parents)
         found = [
-            (privilege, kind, on, via, blocked)
-            for holder, (via, blocked) in reached.items()
+            (privilege, kind, on, " → ".join(p.label for p in path) or "(direct)", blocked)
+            for holder, (path, blocked) in reached.items()
             for privilege, kind, on in grants.get(holder, [])
         ]
         usable = _usable_schemas(live, inherited) if schema_usage else None

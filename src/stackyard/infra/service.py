@@ -207,7 +207,7 @@ class AccessControl:
     def _check_policies(self, target: str) -> None:
         """Apply follows policy: a plan that `policy check -t TARGET` fails is not applied,
         on any target (CI may not run the check before every apply)."""
-        report = self.policy_check(target)
+        report = self.policy_check(target, applying=True)
         if report.ok:
             return
         listed = "\n".join(f"  [{v.rule}] {v.message}" for v in report.violations[:20])
@@ -357,13 +357,20 @@ class AccessControl:
     # ------------------------------------------------------------------ policy
 
     def policy_check(
-        self, target: str | None = None, *, live_state: Path | None = None
+        self, target: str | None = None, *, live_state: Path | None = None, applying: bool = False
     ) -> PolicyReport:
         """Evaluate the built-in and project rules.
 
         Without a target only the declaration is checked (no connection: fit for CI), with
         the production rules on when the project has a production target. With a target the
         live state is read and the plan is checked too.
+
+        Args:
+            target: the target whose live state and plan are checked; ``None``: the
+                declaration only.
+            live_state: recorded SHOW output (Snowflake), read instead of the warehouse.
+            applying: the check before applying the plan: what the plan takes back from the
+                live state is not reported.
 
         Returns:
             The report; ``report.ok`` is ``False`` when any rule is broken.
@@ -374,7 +381,7 @@ class AccessControl:
         config = self.project.config
         declaration = self.declaration()
         engines = frozenset(t.type for t in config.targets.values())
-        plan = live = None
+        plan = live = engine = None
         managed: frozenset[str] = frozenset()
         if target is None:
             production = any(t in config.targets for t in declaration.production_targets)
@@ -400,7 +407,9 @@ class AccessControl:
                     for a in live.accounts
                     if created_by(a.comment, a.principal.name, config.name, declaration.role_prefix)
                 )
-        data = PolicyInput(declaration, plan, production, engines, live, managed)
+        data = PolicyInput(
+            declaration, plan, production, engines, live, managed, engine, applying=applying
+        )
         return evaluate(data, self.project.project_dir, target)
 
     # ------------------------------------------------------------------ review
