@@ -255,3 +255,59 @@ def test_a_role_held_by_a_role_that_cannot_be_declared_is_left_undeclared(
     assert result["access"]["roles"]["WRITER"] == {}
     code, plan = _plan_json(pg_project)
     assert (code, plan["steps"]) == (0, []), plan
+
+
+@pytest.mark.postgres
+def test_a_default_privilege_without_in_schema_is_worded_as_covering_every_schema(
+    pg_project: PgProject,
+) -> None:
+    """Set without IN SCHEMA (a pg_default_acl row for no schema), a default privilege covers
+    the tables its creator makes in every schema: the import says so, never an empty schema
+    name, leaves the declared role holding it undeclared (the plan would take it back), and
+    the next plan is empty."""
+    _hand_made(pg_project)
+    admin, reader = pg_project.admin, pg_project.role("reader")
+    with pg_project.connect() as conn:
+        conn.execute(
+            f'ALTER DEFAULT PRIVILEGES FOR ROLE "{admin}" GRANT SELECT ON TABLES TO "{reader}"'
+        )
+    code, output = _cli(pg_project.path, "import", "access", "-t", "prod", "--json")
+    assert code == 0, output
+    result = json.loads(output)
+    assert "READER" not in result["access"]["roles"]
+    every = f"SELECT on future tables in every schema created by {admin}"
+    assert f"{every} from {reader}" in next(
+        line for line in result["not_imported"] if line.startswith("READER: not imported")
+    )
+    assert f"{every} to {reader}" in result["unmanaged"]
+    assert not any(
+        " in  " in line or "''" in line for line in [*result["not_imported"], *result["unmanaged"]]
+    )
+    code, plan = _plan_json(pg_project)
+    assert (code, plan["steps"]) == (0, []), plan
+
+
+def test_a_default_privilege_without_in_schema_is_never_listed_as_kept() -> None:
+    """Before: the import's list of what it keeps for a declared role joined the schema of
+    each default privilege, so one set without IN SCHEMA read "on future tables in  created
+    by …: kept as it is", while the plan takes it back (it covers the declared schemas too)."""
+    from stackyard.infra.importer import kept_as_is
+    from stackyard.infra.state import Account, Container, FutureGrant, Principal, State
+
+    role = Principal("role", "t_reader")
+    desired = State(
+        containers=frozenset({Container("schema", ("marts",))}),
+        accounts=frozenset({Account(role)}),
+    )
+    live = State(
+        future_grants=frozenset(
+            {
+                FutureGrant("SELECT", "TABLES", (), role, "admin"),
+                FutureGrant("SELECT", "TABLES", ("raw",), role, "admin"),
+            }
+        )
+    )
+    assert kept_as_is(live, desired, {role}) == [
+        "SELECT on future tables in raw created by admin to t_reader: kept as it is, not "
+        "declared (its schema is not)"
+    ]

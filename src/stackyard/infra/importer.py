@@ -27,7 +27,7 @@ from stackyard.errors import UsageError
 from stackyard.infra.declaration import reader_role, writer_role
 from stackyard.infra.import_derive import holders
 from stackyard.infra.import_scope import Naming
-from stackyard.infra.plan import Plan, Step
+from stackyard.infra.plan import Plan, Step, future_grant_text, outside_declared_schemas
 from stackyard.infra.state import Grant, Principal, State
 
 # The sections of ``access:`` an import writes; the others (role_prefix …) are kept.
@@ -207,18 +207,20 @@ def _tidy(access: dict[str, Any]) -> None:
 
 def kept_as_is(live: State, desired: State, managed: set[Principal]) -> list[str]:
     """Live grants of declared roles that the declaration does not say (on schemas it does
-    not declare): kept, since the plan only revokes on declared objects, and listed."""
+    not declare): kept, since the plan only revokes on declared objects, and listed.
+
+    A default privilege set without IN SCHEMA covers every schema, the declared ones among
+    them, so the plan takes it back from a declared role: it is never kept, and
+    :func:`settle` leaves a role holding one undeclared, saying so in the plan's words.
+    """
     out = []
     for g in sorted(live.grants - desired.grants):
         if g.grantee in managed:
             out.append(f"{_grant_text(g)}: kept as it is, not declared (its schema is not)")
+    schemas = {c.name for c in desired.containers if c.kind == "schema"}
     for f in sorted(live.future_grants - desired.future_grants):
-        if f.grantee in managed:
-            by = f" created by {f.creator}" if f.creator else ""
-            out.append(
-                f"{f.privilege} on future {f.on_kind.lower()} in {'.'.join(f.schema)}{by} to "
-                f"{f.grantee.label}: kept as it is, not declared (its schema is not)"
-            )
+        if f.grantee in managed and outside_declared_schemas(f, schemas):
+            out.append(f"{future_grant_text(f)}: kept as it is, not declared (its schema is not)")
     for m in sorted(live.memberships - desired.memberships):
         if m.member in managed and m.role not in managed and m.role.kind != "public":
             out.append(

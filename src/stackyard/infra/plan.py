@@ -203,6 +203,32 @@ def _where(schema: tuple[str, ...]) -> str:
     return _path(schema) if schema else "every schema"
 
 
+def future_grant_text(f: FutureGrant) -> str:
+    """A live default privilege in words, as plans and imports list one they leave alone.
+
+    >>> from stackyard.infra.state import Principal
+    >>> future_grant_text(FutureGrant("SELECT", "TABLES", (), Principal("role", "r"), "admin"))
+    'SELECT on future tables in every schema created by admin to r'
+    """
+    what = f"{f.privilege} on future {f.on_kind.lower()} in {_where(f.schema)}"
+    by = f" created by {f.creator}" if f.creator else ""
+    return f"{what}{by} to {f.grantee.label}"
+
+
+def outside_declared_schemas(f: FutureGrant, declared_schemas: set[tuple[str, ...]]) -> bool:
+    """Whether a live default privilege is on a schema the declaration does not have, so a
+    plan leaves it alone whoever holds it. One set without a schema (no IN SCHEMA) covers
+    every schema, the declared ones among them: a plan takes it back from a declared role.
+
+    >>> from stackyard.infra.state import Principal
+    >>> r = Principal("role", "r")
+    >>> [outside_declared_schemas(FutureGrant("SELECT", "TABLES", s, r), {("marts",)})
+    ...  for s in (("raw",), ("marts",), ())]
+    [True, False, False]
+    """
+    return bool(f.schema) and f.schema not in declared_schemas
+
+
 def _group(facts: Iterable[F], key: Callable[[F], K]) -> list[list[F]]:
     groups: dict[K, list[F]] = defaultdict(list)
     for fact in facts:
@@ -359,18 +385,13 @@ def diff(
 
     revoke_future: list[FutureGrant] = []
     for f in sorted(live.future_grants - desired.future_grants):
-        # One without a schema covers every schema, the declared ones among them.
-        if f.schema and f.schema not in declared_schemas:
+        if outside_declared_schemas(f, declared_schemas):
             continue
         if f.grantee in managed:
             if f.grantee not in dropped:
                 revoke_future.append(f)
         else:
-            by = f" created by {f.creator}" if f.creator else ""
-            unmanaged.append(
-                f"{f.privilege} on future {f.on_kind.lower()} in {_where(f.schema)}{by} to "
-                f"{f.grantee.label}"
-            )
+            unmanaged.append(future_grant_text(f))
     # -- options a declared role was given by hand on what the declaration gives it: with
     #    them it may pass the privilege or role on. The grant or membership itself stays.
     grant_options = sorted(live.grant_options & desired.grants)
