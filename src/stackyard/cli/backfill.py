@@ -78,7 +78,8 @@ def backfill(
         typer.Option(
             "--force",
             help="Start afresh: re-run partitions that succeeded. With rollback: put "
-            "back the copies even over rows loaded since the backfill (a reload).",
+            "back the copies even over rows loaded since the backfill (a reload), or over "
+            "a model built since (a run).",
         ),
     ] = False,
     yes: Annotated[bool, typer.Option("--yes", help="Go ahead when over --budget-rows.")] = False,

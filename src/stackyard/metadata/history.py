@@ -1,7 +1,8 @@
 """Run history, kept in the ``stackyard`` schema of the target warehouse.
 
 History travels with the data: whoever can read the warehouse can see what loaded it, when,
-and which tests passed. Every query on the history tables is here.
+and which tests passed. Every query on the history tables is here, but which runs built a
+model since a moment (:mod:`.builds`, for backfill rollbacks).
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """The ``stackyard`` metadata schema: every table stackyard keeps in a target warehouse.
 
 This module and its two neighbours own all SQL on the schema: :mod:`.history` the run history
-(``runs``, ``steps``, ``loads``, ``node_results``, ``freshness``), :mod:`.monitors` the
-monitors' tables, :mod:`.leases` the run leases (``run_leases``). The backfill ledger's tables
+(``runs``, ``steps``, ``loads``, ``node_results``, ``freshness``; :mod:`.builds` reads which
+runs built a model), :mod:`.monitors` the monitors' tables, :mod:`.leases` the run leases
+(``run_leases``). The backfill ledger's tables
 (``backfills``, ``backfill_partitions``, ``backfill_leases``) are declared here too; their SQL
 runs inside backfill workers' transactions, in :mod:`stackyard.runbooks.backfill.ledger`.
 Other code asks them; it never queries these tables by hand. Only portable SQL is used, so

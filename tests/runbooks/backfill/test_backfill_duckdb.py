@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import stat
 from pathlib import Path
@@ -73,7 +74,27 @@ def test_model_backfill_resume_status_and_rollback(project: Path) -> None:
     assert status["progress"]["success"] == 10 and status["status"] == "success"
     text = stackyard(project, "backfill", "status", check=0).stdout
     assert first["backfill_id"] in text and "10/10" in text
-    rolled = stackyard(project, "backfill", "rollback", first["backfill_id"], "--json", check=0)
+    # A run that built the model since stands in the way (dry run included): its rows are
+    # newer than the copies. Before, the rollback put the copies back over the rebuilt rows
+    # and said it had restored them.
+    rebuilt = stackyard(
+        project, "run", "--select", "daily_events", "--full-refresh", "--json", check=0
+    )
+    run = json.loads(rebuilt.stdout)
+    # The full refresh starts at the model's `begin`: the backfilled days are gone. A row of
+    # one of them stands for what a rebuild would have written there; a rollback deletes it.
+    sql(project, "insert into marts.daily_events values (timestamp '2024-02-25', 'a', 1, 1)")
+    for extra in ([], ["--dry-run"]):
+        refused = stackyard(project, "backfill", "rollback", first["backfill_id"], *extra, check=2)
+        assert "daily_events was built again after it ran" in refused.stderr, extra
+        # That run alone: the one that built the model before the backfill does not count.
+        assert f"by run(s) {run['run_id']} (ended " in refused.stderr
+        assert re.search(r"ended [^)]*\)\. A build", refused.stderr), refused.stderr
+        assert f"rollback {first['backfill_id']} --force" in refused.stderr
+    assert sql(project, "select count(*) as n from marts.daily_events")[0]["n"] == before + 1
+    rolled = stackyard(
+        project, "backfill", "rollback", first["backfill_id"], "--json", "--force", check=0
+    )
     assert '"partitions": 10' in rolled.stdout
     assert sql(project, "select count(*) as n from marts.daily_events")[0]["n"] == before
     assert backfill_json(project, "status", first["backfill_id"])["status"] == "rolled_back"

@@ -9,17 +9,20 @@ the way, so the rollback (and its dry run) can stop before changing anything.
 A reload (or a later load) rewrites a source table's rows too, with dlt load ids newer than
 the backfill: its copies are then older than what the table holds, and putting them back
 would turn the table back to the rows before the reload. Those rows are found by their load
-id and the rollback is refused unless it is forced.
+id and the rollback is refused unless it is forced. A model's rows carry no load id: a model
+built again since (``stackyard run --full-refresh``, an incremental run over those days, a
+reload) is found in the run history instead, and refused the same way.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from stackyard.errors import UsageError
+from stackyard.metadata.builds import ModelBuild, builds_since
 from stackyard.metadata.schema import METADATA_SCHEMA
 from stackyard.runbooks.backfill.connection import Connection
 from stackyard.runbooks.backfill.ledger import BackfillRecord
@@ -121,29 +124,95 @@ def rows_loaded_since(
     if "_dlt_load_id" not in columns:
         return {}
     p = s.param()
-    parts = s.quote(METADATA_SCHEMA, "backfill_partitions")
-    # After the partition ended: its own rows were loaded before (their load id is older),
-    # and its copy was taken before that. One that never ended left nothing to tell by.
-    rows = s.query(
-        f"SELECT seq, window_start, window_end, finished_at FROM {parts} "
-        f"WHERE backfill_id = {p} AND finished_at IS NOT NULL ORDER BY seq",
-        (backfill_id,),
-    ).rows
     found: dict[Window, int] = {}
-    seqs = set(seqs)
-    for seq, start, end, ended in rows:
-        if int(seq) not in seqs:
-            continue
-        where, params = deleted(int(seq), Window.from_key(str(start), str(end)))
-        moment = ended if isinstance(ended, datetime) else datetime.fromisoformat(str(ended))
+    for seq, window, moment in partitions_ended(s, backfill_id, seqs):
+        where, params = deleted(seq, window)
         newer = s.query(
             f"SELECT count(*) FROM {relation} WHERE ({where}) "
             f"AND CAST(_dlt_load_id AS DOUBLE PRECISION) > {p}",
             (*params, moment.timestamp()),
         ).rows[0][0]
         if newer:
-            found[Window.from_key(str(start), str(end))] = int(newer)
+            found[window] = int(newer)
     return found
+
+
+def partitions_ended(
+    s: Connection, backfill_id: str, seqs: Iterable[int]
+) -> list[tuple[int, Window, datetime]]:
+    """The partitions ``seqs`` of ``backfill_id`` that ended, with when, in order.
+
+    What was written after a partition ended stands in the way of its rollback: its own rows
+    were written before (and its copy taken before that). One that never ended left nothing
+    to tell by.
+    """
+    p = s.param()
+    parts = s.quote(METADATA_SCHEMA, "backfill_partitions")
+    rows = s.query(
+        f"SELECT seq, window_start, window_end, finished_at FROM {parts} "
+        f"WHERE backfill_id = {p} AND finished_at IS NOT NULL ORDER BY seq",
+        (backfill_id,),
+    ).rows
+    seqs = set(seqs)
+    return [
+        (
+            int(seq),
+            Window.from_key(str(start), str(end)),
+            ended if isinstance(ended, datetime) else datetime.fromisoformat(str(ended)),
+        )
+        for seq, start, end, ended in rows
+        if int(seq) in seqs
+    ]
+
+
+def built_since(
+    s: Connection, target: BackfillTarget, backfill_id: str, seqs: Iterable[int]
+) -> list[ModelBuild]:
+    """The runs that built ``target`` (a model) after the first of the partitions ``seqs``
+    of ``backfill_id`` ended, oldest first; empty for a source table.
+
+    A run's build of a model is not cut by day (a ``--full-refresh`` rebuilds all of it, an
+    incremental run the days its SQL picks), so any build since counts.
+    """
+    ended = partitions_ended(s, backfill_id, seqs)
+    if target.built_as is None or not ended:
+        return []
+    return builds_since(s.warehouse, target.built_as, min(moment for _, _, moment in ended))
+
+
+def _utc(moment: datetime) -> str:
+    """A moment as UTC, to the second.
+
+    >>> from datetime import timedelta, timezone
+    >>> _utc(datetime(2024, 3, 1, 13, 5, 9, tzinfo=timezone(timedelta(hours=1))))
+    '2024-03-01 12:05:09 UTC'
+    """
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC)
+    return f"{moment:%Y-%m-%d %H:%M:%S} UTC"
+
+
+def refuse_if_built_since(target: str, backfill_id: str, builds: list[ModelBuild]) -> None:
+    """Stop a rollback that would put back copies older than a model's rebuild.
+
+    Raises:
+        UsageError: some run built the model after the backfill replaced its partitions.
+    """
+    if not builds:
+        return
+    named = ", ".join(f"{b.run_id} (ended {_utc(b.finished_at)})" for b in builds[:3])
+    if len(builds) > 3:
+        named += f" and {len(builds) - 3} more"
+    raise UsageError(
+        f"backfill {backfill_id} cannot be rolled back as it is: {target} was built again "
+        f"after it ran, by run(s) {named}. A build (`stackyard run --full-refresh`, an "
+        "incremental `stackyard run`, a `stackyard reload`) may have rewritten the backfilled "
+        "days (a run does not record which), and rolling back would replace them with the "
+        "copies taken before the backfill. Nothing was changed",
+        hint="keep the table as it is; if those runs left the backfilled days alone (an "
+        "incremental run of later days only), or to put the old copies back anyway: "
+        f"`stackyard backfill rollback {backfill_id} --force`",
+    )
 
 
 def refuse_if_loaded_since(target: str, backfill_id: str, found: dict[Window, int]) -> None:
@@ -188,7 +257,8 @@ def refuse_if_in_the_way(
     s: Connection, target: BackfillTarget, record: BackfillRecord, seqs: set[int], force: bool
 ) -> None:
     """Stop a rollback of ``record`` (its partitions ``seqs``) that would undo a later
-    backfill, or (without ``force``) put copies back over rows loaded since.
+    backfill, or (without ``force``) put copies back over rows loaded since (a source
+    table) or over a build of the model since (a model).
 
     Raises:
         UsageError: either is in the way; nothing was changed.
@@ -202,6 +272,8 @@ def refuse_if_in_the_way(
     if not force:
         found = loaded_since(s, target, record, seqs)
         refuse_if_loaded_since(record.target, record.backfill_id, found)
+        builds = built_since(s, target, record.backfill_id, seqs)
+        refuse_if_built_since(record.target, record.backfill_id, builds)
 
 
 def loaded_since(

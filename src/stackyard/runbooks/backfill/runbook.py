@@ -358,13 +358,14 @@ class BackfillRunbook:
 
         A later backfill of the same target that replaced some of the same partitions (and
         was not rolled back) must be rolled back first: rolling this one back would silently
-        undo it. Rows loaded into those partitions since (a reload) are kept unless
-        ``force``. With ``dry_run``, check and count, change nothing.
+        undo it. Rows loaded into those partitions since (a reload), or a model built
+        since (a run), are kept unless ``force``. With ``dry_run``, check and count, change
+        nothing.
 
         Raises:
             UsageError: unknown id, already rolled back, pre-images dropped, a later
                 backfill replaced some of the same partitions, or rows were loaded into them
-                since (without ``force``).
+                since, or the model was built since (without ``force``).
             LeaseHeldError: a backfill of the same target is running.
         """
         session = self._connect()

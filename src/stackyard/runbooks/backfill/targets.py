@@ -60,6 +60,9 @@ class BackfillTarget:
     table: str
     time_column: str
     keys: list[str]
+    #: The dbt node ``stackyard run`` builds this table as (a model), whose later builds a
+    #: rollback must not undo; ``None`` for a source table, whose rows carry their load.
+    built_as: str | None = None
 
     def fingerprint(self) -> str:
         """A hash of the code or configuration that produces the table."""
@@ -275,6 +278,7 @@ class ModelTarget(BackfillTarget):
         self._batch: BatchSql | None = None
         self.name = str(node["name"])
         self.node = node
+        self.built_as = str(node.get("unique_id") or "") or None
         self.schema = str(node["schema"])
         self.table = str(node.get("alias") or node["name"])
         self.microbatch = config.get("incremental_strategy") == "microbatch"
