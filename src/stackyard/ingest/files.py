@@ -16,7 +16,6 @@ from contextlib import contextmanager
 from dataclasses import replace
 from typing import IO, Any
 
-from stackyard.errors import LoadError
 from stackyard.files import temporary_copy
 from stackyard.ingest.csv_numbers import sniffed_doubles, unheld_decimals, unheld_doubles
 from stackyard.ingest.csv_quoting import (
@@ -24,8 +23,8 @@ from stackyard.ingest.csv_quoting import (
     quotes_only_when_needed,
     unclosed_quotes,
 )
-from stackyard.ingest.json_numbers import unfit_lines, without_lines
-from stackyard.ingest.json_text import jsonl_query
+from stackyard.ingest.json_numbers import original_line, without_lines
+from stackyard.ingest.jsonl_files import stage_jsonl
 from stackyard.results import RejectedRow
 
 # dlt data types → the DuckDB type a CSV column must cast to, so that a file whose values no
@@ -68,25 +67,6 @@ def local_copy(file_item: Mapping[str, Any]) -> Iterator[str]:
             shutil.copyfileobj(remote, tmp)
 
     with temporary_copy(os.path.splitext(str(file_item["file_name"]))[1], download) as name:
-        yield name
-
-
-@contextmanager
-def _without_bom(path: str) -> Iterator[str]:
-    """``path``, or a temporary copy without the byte-order mark it starts with (Windows tools
-    write one; DuckDB's JSON reader refuses it)."""
-    with open(path, "rb") as source:
-        marked = source.read(3) == b"\xef\xbb\xbf"
-    if not marked:
-        yield path
-        return
-
-    def unmarked(tmp: IO[bytes]) -> None:
-        with open(path, "rb") as source:
-            source.seek(3)
-            shutil.copyfileobj(source, tmp)
-
-    with temporary_copy(os.path.splitext(path)[1], unmarked) as name:
         yield name
 
 
@@ -136,24 +116,7 @@ def stage_file(
         con.execute(f"CREATE TABLE {name} AS {source_query(path, file_format)}")
         return []
     if file_format == "jsonl":
-        # DuckDB reads a JSON number into a double or a 64-bit integer, rounding one that
-        # neither holds without a word: those lines are rejected, and the rest read.
-        with _without_bom(path) as plain:
-            unfit = unfit_lines(con, plain, table, display_name)
-            with without_lines(plain, {r.line for r in unfit}) as readable:
-                try:
-                    query, found = jsonl_query(con, readable, column_types)
-                    con.execute(f"CREATE TABLE {name} AS {query}")
-                    if nested is not None:
-                        nested.update(found)
-                except Exception:
-                    # DuckDB's message counts lines its own way and quotes the SQL it ran:
-                    # the line that does not parse is named here as an editor numbers it.
-                    _raise_malformed_line(plain, display_name)
-                    raise
-        if column_types:
-            unfit += _whole_numbers_as_doubles(con, name, column_types, table, display_name)
-        return unfit
+        return stage_jsonl(con, name, path, table, display_name, column_types, nested)
     # A line opening a quote that never closes is set aside first: with it, DuckDB read the
     # whole file as unquoted (see csv_quoting.unclosed_quotes).
     unclosed = unclosed_quotes(con, literal, path, delimiter)
@@ -162,23 +125,13 @@ def stage_file(
     if not unclosed:
         return rejected
     return sorted(
-        [replace(r, line=_original_line(r.line, unclosed)) for r in rejected]
+        [replace(r, line=original_line(r.line, [n for n, _ in unclosed])) for r in rejected]
         + [
             RejectedRow(table, display_name, number, None, UNCLOSED_REASON, text)
             for number, text in unclosed
         ],
         key=lambda r: r.line or 0,
     )
-
-
-def _original_line(line: int | None, removed: list[tuple[int, str]]) -> int | None:
-    """A line of the copy without ``removed`` (ascending) as the file numbers it."""
-    if line is None:
-        return None
-    for number, _ in removed:
-        if number <= line:
-            line += 1
-    return line
 
 
 def _stage_csv(
@@ -270,89 +223,6 @@ def _stage_csv(
         rejected += [replace(r, line=lines.get(rowid)) for rowid, r in bad.items()]
         rejected.sort(key=lambda r: r.line or 0)
     return rejected
-
-
-def _whole_numbers_as_doubles(
-    con: Any, name: str, column_types: Mapping[str, str], table: str, display_name: str
-) -> list[RejectedRow]:
-    """Cast a JSONL file's integer columns to double where the table's column is one (a file
-    whose values are all whole would otherwise change the column's type and stop the load),
-    rejecting the rows whose integer a double does not hold."""
-    described = con.execute(f"DESCRIBE {name}").fetchall()
-    columns = [
-        str(row[0])
-        for row in described
-        if str(row[1]) in _INTEGER_TYPES and column_types.get(_normalise(str(row[0]))) == "DOUBLE"
-    ]
-    if not columns:
-        return []
-    quoted = ['"' + c.replace('"', '""') + '"' for c in columns]
-    # 2**53: every integer up to it is a double exactly.
-    wide = " OR ".join(f"abs({q}::HUGEINT) > 9007199254740992" for q in quoted)
-    rejected = [
-        RejectedRow(
-            table,
-            display_name,
-            None,
-            next(
-                c for c, v in zip(columns, values, strict=True) if v is not None and abs(v) > 2**53
-            ),
-            "a whole number past 2**53 in a column of doubles, which would load rounded; write "
-            "it as a JSON string to keep it exact",
-            raw,
-        )
-        for raw, *values in con.execute(
-            f"SELECT to_json(t)::VARCHAR, {', '.join(quoted)} FROM {name} t WHERE {wide} "
-            "ORDER BY rowid"
-        ).fetchall()
-    ]
-    casts = ", ".join(f"CAST({q} AS DOUBLE) AS {q}" for q in quoted)
-    con.execute(
-        f"CREATE OR REPLACE TABLE {name} AS SELECT * REPLACE ({casts}) FROM {name} "
-        f"WHERE NOT ({wide}) ORDER BY rowid"
-    )
-    return rejected
-
-
-_INTEGER_TYPES = {
-    "TINYINT",
-    "SMALLINT",
-    "INTEGER",
-    "BIGINT",
-    "HUGEINT",
-    "UTINYINT",
-    "USMALLINT",
-    "UINTEGER",
-    "UBIGINT",
-}
-
-
-def _raise_malformed_line(path: str, display_name: str) -> None:
-    """Raise a :class:`LoadError` naming the first line of a JSONL file that is not a JSON
-    object, if there is one (otherwise return, for the reader's own error to stand)."""
-    import json
-
-    with open(path, "rb") as handle:
-        for number, raw in enumerate(handle, start=1):
-            if not raw.strip():
-                continue
-            try:
-                payload = json.loads(raw.strip())
-            except ValueError as exc:
-                why = (
-                    f"{exc.msg} at column {exc.colno}"
-                    if isinstance(exc, json.JSONDecodeError)
-                    else str(exc)
-                )
-            else:
-                if isinstance(payload, dict):
-                    continue
-                why = f"a JSON {type(payload).__name__}, not an object"
-            raise LoadError(
-                f"{display_name}, line {number}: malformed JSON: {why}",
-                hint="fix or remove that line (each line of a JSONL file is one JSON object); "
-                "nothing of the file was loaded",
-            )
 
 
 def source_query(path: str, file_format: str) -> str:

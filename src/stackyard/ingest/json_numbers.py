@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import IO, Any
 
@@ -198,6 +198,20 @@ def without_lines(path: str, numbers: set[int | None]) -> Iterator[str]:
         yield name
 
 
+def original_line(line: int | None, removed: Sequence[int]) -> int | None:
+    """A line of a copy without the lines ``removed`` (ascending) as the file numbers it.
+
+    >>> original_line(3, [1, 4]), original_line(None, [1])
+    (5, None)
+    """
+    if line is None:
+        return None
+    for number in removed:
+        if number <= line:
+            line += 1
+    return line
+
+
 def _literal(path: str) -> str:
     return "'" + path.replace("'", "''") + "'"
 
@@ -232,6 +246,27 @@ def each_name_once(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
                 raise NamedTwice(name)
             seen.add(name)
     return obj
+
+
+def named_twice_lines(path: str, table: str, display_name: str) -> list[RejectedRow]:
+    """The lines of a JSONL file with an object that gives a name twice, at any depth
+    (:func:`each_name_once`), one rejected row each with its line number. A line that is not
+    JSON is left to the reader, which names it.
+
+    Args:
+        path: the local file (without a byte-order mark).
+        table: the table its rows are for.
+        display_name: the file as the user knows it.
+    """
+    rejected = []
+    for number, text in _lines(path):
+        try:
+            json.loads(text, object_pairs_hook=each_name_once)
+        except NamedTwice as exc:
+            rejected.append(RejectedRow(table, display_name, number, exc.name, exc.reason, text))
+        except ValueError:
+            continue
+    return rejected
 
 
 def _unfit_line(line: str, doubles: frozenset[tuple[str, ...]]) -> tuple[str, str] | None:

@@ -1,0 +1,202 @@
+"""Reading a JSONL file into a DuckDB table, keeping the lines that do not fit.
+
+DuckDB reads the file (:mod:`stackyard.ingest.json_text`). Lines it would read wrongly or not
+at all are set aside first, as rejected rows with their line numbers, and the rest read:
+
+- a number no column holds as written (:func:`stackyard.ingest.json_numbers.unfit_lines`);
+- an object giving a name twice (``{"a": 1, "a": 2}``), at any depth, as a stream's event
+  is (:func:`stackyard.ingest.json_numbers.each_name_once`). DuckDB stopped the whole file
+  over one where it reads an object into columns, and kept a nested object's JSON text as
+  written (Postgres's jsonb then keeps one of the values): so a file whose read fails, and
+  one with nested values read as JSON, is checked line by line.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import replace
+from typing import IO, Any
+
+from stackyard.errors import LoadError
+from stackyard.files import temporary_copy
+from stackyard.ingest.json_numbers import (
+    named_twice_lines,
+    original_line,
+    unfit_lines,
+    without_lines,
+)
+from stackyard.ingest.json_text import column_name, jsonl_query
+from stackyard.results import RejectedRow
+
+
+def stage_jsonl(
+    con: Any,
+    name: str,
+    path: str,
+    table: str,
+    display_name: str,
+    column_types: Mapping[str, str] | None,
+    nested: set[str] | None,
+) -> list[RejectedRow]:
+    """:func:`stackyard.ingest.files.stage_file` for a JSONL file.
+
+    Raises:
+        LoadError: a line is not a JSON object (nothing of the file is read).
+    """
+    found: set[str] = set()
+    with _without_bom(path) as plain:
+        twice: list[RejectedRow] = []
+        try:
+            rejected = _stage(con, name, plain, table, display_name, column_types, found)
+        except Exception:
+            # DuckDB's message counts lines its own way and quotes the SQL it ran: the line
+            # it stopped at is named here as an editor numbers it, or set aside.
+            twice = named_twice_lines(plain, table, display_name)
+            if not twice:
+                _raise_malformed_line(plain, display_name)
+                raise
+        else:
+            if found:
+                twice = named_twice_lines(plain, table, display_name)
+        if twice:
+            numbers = [r.line for r in twice if r.line is not None]
+            con.execute(f"DROP TABLE IF EXISTS {name}")
+            found.clear()
+            with without_lines(plain, set(numbers)) as rest:
+                try:
+                    rejected = _stage(con, name, rest, table, display_name, column_types, found)
+                except Exception:
+                    _raise_malformed_line(plain, display_name)
+                    raise
+            rejected = [replace(r, line=original_line(r.line, numbers)) for r in rejected]
+            rejected = sorted([*rejected, *twice], key=lambda r: (r.line is None, r.line or 0))
+    if nested is not None:
+        nested.update(found)
+    return rejected
+
+
+def _stage(
+    con: Any,
+    name: str,
+    path: str,
+    table: str,
+    display_name: str,
+    column_types: Mapping[str, str] | None,
+    found: set[str],
+) -> list[RejectedRow]:
+    """Read the file at ``path`` (no byte-order mark) into ``name``; raise what DuckDB raises."""
+    # DuckDB reads a JSON number into a double or a 64-bit integer, rounding one that
+    # neither holds without a word: those lines are rejected, and the rest read.
+    unfit = unfit_lines(con, path, table, display_name)
+    with without_lines(path, {r.line for r in unfit}) as readable:
+        query, as_json = jsonl_query(con, readable, column_types)
+        con.execute(f"CREATE TABLE {name} AS {query}")
+        found.update(as_json)
+    if column_types:
+        unfit += _whole_numbers_as_doubles(con, name, column_types, table, display_name)
+    return unfit
+
+
+@contextmanager
+def _without_bom(path: str) -> Iterator[str]:
+    """``path``, or a temporary copy without the byte-order mark it starts with (Windows tools
+    write one; DuckDB's JSON reader refuses it)."""
+    with open(path, "rb") as source:
+        marked = source.read(3) == b"\xef\xbb\xbf"
+    if not marked:
+        yield path
+        return
+
+    def unmarked(tmp: IO[bytes]) -> None:
+        with open(path, "rb") as source:
+            source.seek(3)
+            shutil.copyfileobj(source, tmp)
+
+    with temporary_copy(os.path.splitext(path)[1], unmarked) as name:
+        yield name
+
+
+def _whole_numbers_as_doubles(
+    con: Any, name: str, column_types: Mapping[str, str], table: str, display_name: str
+) -> list[RejectedRow]:
+    """Cast a JSONL file's integer columns to double where the table's column is one (a file
+    whose values are all whole would otherwise change the column's type and stop the load),
+    rejecting the rows whose integer a double does not hold."""
+    described = con.execute(f"DESCRIBE {name}").fetchall()
+    columns = [
+        str(row[0])
+        for row in described
+        if str(row[1]) in _INTEGER_TYPES and column_types.get(column_name(str(row[0]))) == "DOUBLE"
+    ]
+    if not columns:
+        return []
+    quoted = ['"' + c.replace('"', '""') + '"' for c in columns]
+    # 2**53: every integer up to it is a double exactly.
+    wide = " OR ".join(f"abs({q}::HUGEINT) > 9007199254740992" for q in quoted)
+    rejected = [
+        RejectedRow(
+            table,
+            display_name,
+            None,
+            next(
+                c for c, v in zip(columns, values, strict=True) if v is not None and abs(v) > 2**53
+            ),
+            "a whole number past 2**53 in a column of doubles, which would load rounded; write "
+            "it as a JSON string to keep it exact",
+            raw,
+        )
+        for raw, *values in con.execute(
+            f"SELECT to_json(t)::VARCHAR, {', '.join(quoted)} FROM {name} t WHERE {wide} "
+            "ORDER BY rowid"
+        ).fetchall()
+    ]
+    casts = ", ".join(f"CAST({q} AS DOUBLE) AS {q}" for q in quoted)
+    con.execute(
+        f"CREATE OR REPLACE TABLE {name} AS SELECT * REPLACE ({casts}) FROM {name} "
+        f"WHERE NOT ({wide}) ORDER BY rowid"
+    )
+    return rejected
+
+
+_INTEGER_TYPES = {
+    "TINYINT",
+    "SMALLINT",
+    "INTEGER",
+    "BIGINT",
+    "HUGEINT",
+    "UTINYINT",
+    "USMALLINT",
+    "UINTEGER",
+    "UBIGINT",
+}
+
+
+def _raise_malformed_line(path: str, display_name: str) -> None:
+    """Raise a :class:`LoadError` naming the first line of a JSONL file that is not a JSON
+    object, if there is one (otherwise return, for the reader's own error to stand)."""
+    import json
+
+    with open(path, "rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            if not raw.strip():
+                continue
+            try:
+                payload = json.loads(raw.strip())
+            except ValueError as exc:
+                why = (
+                    f"{exc.msg} at column {exc.colno}"
+                    if isinstance(exc, json.JSONDecodeError)
+                    else str(exc)
+                )
+            else:
+                if isinstance(payload, dict):
+                    continue
+                why = f"a JSON {type(payload).__name__}, not an object"
+            raise LoadError(
+                f"{display_name}, line {number}: malformed JSON: {why}",
+                hint="fix or remove that line (each line of a JSONL file is one JSON object); "
+                "nothing of the file was loaded",
+            )

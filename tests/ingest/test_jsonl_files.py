@@ -1,0 +1,84 @@
+"""A JSONL line with an object that gives a name twice, at any depth, is rejected with its line
+number, as a stream's event is, and the file's other lines load, on DuckDB and Postgres
+(stackyard.ingest.jsonl_files)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from stackyard import Context
+from tests.ingest.file_projects import file_project, on_postgres
+
+ENGINES = ["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+def _context(
+    tmp_path: Path, lines: list[str], engine: str, request: pytest.FixtureRequest | None
+) -> Context:
+    root = file_project(
+        tmp_path,
+        "{orders: {glob: '*.jsonl', primary_key: id}}",
+        {"orders.jsonl": "\n".join(lines) + "\n"},
+    )
+    if request is not None and engine == "postgres":
+        on_postgres(root, request.getfixturevalue("pg_database"))
+    return Context(root)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_line_naming_a_field_twice_is_rejected_and_the_others_load(
+    tmp_path: Path, engine: str, request: pytest.FixtureRequest
+) -> None:
+    lines = [
+        '{"id": 1, "a": 1}',
+        '{"id": 2, "a": 1, "a": 2}',
+        "",
+        '{"id": 3, "a": 12345678901234567890.12}',
+        '{"id": 4, "a": 4}',
+    ]
+    ctx = _context(tmp_path, lines, engine, request)
+    result = ctx.run()
+    (load,) = result.loads
+    # Before: the load failed on DuckDB's "duplicate key" error and no line of the file loaded.
+    assert load.status == "loaded", load.error
+    assert (load.rows, load.rejected) == (2, 2)
+    assert result.to_dict()["counts"]["rows_rejected"] == 2
+    assert ctx.sql("select id, a from f.orders order by id").rows == ((1, 1), (4, 4))
+    rejected = ctx.sql(
+        "select line, column_name, reason, raw from f._rejected_rows order by line"
+    ).rows
+    assert [r[:2] for r in rejected] == [(2, "a"), (4, "a")]
+    assert rejected[0][2] == "the field a appears twice in one object: one value would be lost"
+    assert rejected[0][3] == lines[1]
+    assert "more digits than a double-precision column keeps" in rejected[1][2]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_name_given_twice_in_a_nested_object_is_rejected(
+    tmp_path: Path, engine: str, request: pytest.FixtureRequest
+) -> None:
+    lines = [
+        '{"id": 1, "attrs": {"x": 1}, "items": [{"sku": "a"}, {"sku": "b"}]}',
+        '{"id": 2, "attrs": {"x": 1, "x": 2}, "items": []}',
+        '{"id": 3, "attrs": {"x": 3}, "items": [{"sku": "c", "q": {"n": 1, "n": 2}}]}',
+        '{"id": 4, "attrs": {"x": 4}, "items": [{"sku": "d", "q": {"n": 1}}]}',
+    ]
+    ctx = _context(tmp_path, lines, engine, request)
+    (load,) = ctx.run().loads
+    # Before: DuckDB kept the objects' JSON text as written, and Postgres's jsonb one value.
+    assert load.status == "loaded", load.error
+    assert (load.rows, load.rejected) == (2, 2)
+    assert ctx.sql("select id from f.orders order by id").rows == ((1,), (4,))
+    rejected = ctx.sql("select line, column_name, reason from f._rejected_rows order by line").rows
+    assert [r[:2] for r in rejected] == [(2, "x"), (3, "n")]
+    assert all("appears twice in one object" in r[2] for r in rejected)
+
+
+def test_a_malformed_line_still_fails_the_file_naming_it(tmp_path: Path) -> None:
+    lines = ['{"id": 1, "a": 1}', '{"id": 2, "a": 1, "a": 2}', '{"id": 3, "a": }']
+    ctx = _context(tmp_path, lines, "duckdb", None)
+    (load,) = ctx.run().loads
+    assert load.status == "failed"
+    assert "orders.jsonl, line 3: malformed JSON" in str(load.error)
