@@ -145,6 +145,24 @@ def test_sql_json_keeps_every_digit_of_a_decimal(tmp_path: Path) -> None:
     assert row["ratio"] == Decimal("1.5")
 
 
+def test_sql_shows_an_infinite_timestamp_as_infinity(tmp_path: Path) -> None:
+    project = make_project(tmp_path / "p")
+    query = (
+        "select 'infinity'::timestamp as a, '-infinity'::date as b, "
+        "'9999-12-31 23:59:59.999999'::timestamp as c"
+    )
+    exit_code, output = invoke("sql", query, "-p", str(project))
+    assert exit_code == 0, output
+    # Before: 9999-12-31 23:59:59.999999 for a, as for the real value c.
+    assert output.count("9999-12-31 23:59:59.999999") == 1, output
+    assert "-infinity" in output and "0001-01-01" not in output, output
+    exit_code, output = invoke("sql", query, "-p", str(project), "--json")
+    assert exit_code == 0, output
+    assert json.loads(output)["rows"] == [
+        {"a": "infinity", "b": "-infinity", "c": "9999-12-31T23:59:59.999999"}
+    ]
+
+
 def test_sql_json_is_strict_json_with_nan_and_infinity(tmp_path: Path) -> None:
     project = make_project(tmp_path / "p")
     query = "select 'nan'::double as a, '-inf'::double as b, 2.5::double as c"

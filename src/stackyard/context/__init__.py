@@ -276,7 +276,7 @@ class Context(RunbookMethods):
         self.warehouse_file_present(target)  # a lost file is named, not created empty
         warehouse = self.warehouse(target)
         statements = statement_count(query, warehouse.DIALECT)
-        result = self._read(target, "the query cannot run", lambda: warehouse.query(query))
+        result = self._read(target, "the query cannot run", lambda: warehouse.show_query(query))
         # Every statement runs (restore-table's printed swap is several) and the engine
         # returns the last one's rows: said, so the others' output is not silently missing.
         return replace(result, statements=max(statements, 1))

@@ -241,6 +241,12 @@ class Warehouse(ABC):
         """Run one statement and return its rows. Placeholders are ``?``-style for DuckDB
         and ``%s``-style for Postgres; prefer :meth:`param` to write them portably."""
 
+    def show_query(self, sql: str) -> QueryResult:
+        """Run a statement a person typed (``stackyard sql``) and return its rows as they are
+        to be shown: :meth:`query`'s, on an engine whose driver hands every value over as it
+        is; one that hands a value over as another overrides this."""
+        return self.query(sql)
+
     @abstractmethod
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
         """Run one statement that returns nothing."""

@@ -12,6 +12,11 @@ from stackyard.config.private import PRIVATE_DIR, private_dir, tighten
 from stackyard.errors import WarehouseError, WarehouseLockedError, WarehouseUnreachableError
 from stackyard.warehouse.base import ColumnSequence, QueryEstimate, QueryResult, Warehouse
 
+# The column types ``isinf`` takes: a date or timestamp, of any precision, with time zone or not.
+_DATED = re.compile(r"DATE|TIMESTAMP(_S|_MS|_NS| WITH TIME ZONE)?")
+# A statement's own ";" (and comments after it), which cannot stand inside a subquery.
+_TRAILING_SEMICOLON = re.compile(r";(\s|--[^\n]*)*$")
+
 
 class DuckDBWarehouse(Warehouse):
     """DuckDB in process.
@@ -131,6 +136,43 @@ class DuckDBWarehouse(Warehouse):
         except RuntimeError as exc:
             raise _as_interrupt(exc) from None
         return QueryResult(columns, tuple(tuple(r) for r in rows))
+
+    def show_query(self, sql: str) -> QueryResult:
+        """:meth:`query`, with a date or timestamp that is ``infinity`` or ``-infinity`` as
+        that text. DuckDB's Python conversion hands them over as the largest and smallest
+        values Python holds (9999-12-31 23:59:59.999999, 0001-01-01), which a real value may
+        be too; ``isinf`` tells them apart
+        (https://duckdb.org/docs/sql/functions/timestamp#isinftimestamp). A single SELECT
+        is asked for it beside its columns; any other statement runs as it is."""
+        import duckdb
+
+        con = self._connection()
+        try:
+            statements = con.extract_statements(sql)
+            if len(statements) != 1 or statements[0].type != duckdb.StatementType.SELECT:
+                return self.query(sql)
+            body = _TRAILING_SEMICOLON.sub("", statements[0].query)
+            described = con.execute(f"DESCRIBE {body}").fetchall()
+        except duckdb.Error:
+            return self.query(sql)  # its own error, as the query gives it
+        dated = [i for i, row in enumerate(described) if _DATED.fullmatch(str(row[1]))]
+        if not dated:
+            return self.query(sql)
+        flags = ", ".join(f"isinf(#{i + 1})" for i in dated)
+        # On a new line: a query ending in a comment would otherwise comment the ")" out.
+        try:
+            flagged = self.query(f"SELECT *, {flags} FROM (\n{body}\n)")
+        except WarehouseError:
+            return self.query(sql)  # a SELECT that is no subquery: as it is, with its error
+        width = len(described)
+        rows = []
+        for row in flagged.rows:
+            values = list(row[:width])
+            for i, infinite in zip(dated, row[width:], strict=True):
+                if infinite:
+                    values[i] = "-infinity" if values[i].year == 1 else "infinity"
+            rows.append(tuple(values))
+        return QueryResult(tuple(str(r[0]) for r in described), tuple(rows))
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
         import duckdb

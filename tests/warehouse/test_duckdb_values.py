@@ -1,0 +1,63 @@
+"""What ``stackyard sql`` shows of a DuckDB date or timestamp that is infinite: ``infinity``
+and ``-infinity``, told apart from the real values DuckDB's Python conversion hands them over
+as (DuckDBWarehouse.show_query)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from stackyard.config.model import DuckDBTarget
+from stackyard.config.secrets import Secrets
+from stackyard.errors import WarehouseError
+from stackyard.warehouse.duckdb import DuckDBWarehouse
+
+
+@pytest.fixture
+def warehouse(tmp_path: Path) -> Iterator[DuckDBWarehouse]:
+    target = DuckDBTarget(type="duckdb", path="w.duckdb")
+    w = DuckDBWarehouse("dev", target, tmp_path, Secrets(tmp_path, environ={}))
+    try:
+        yield w
+    finally:
+        w.close()
+
+
+def test_infinite_dates_and_timestamps_show_as_infinity(warehouse: DuckDBWarehouse) -> None:
+    answer = warehouse.show_query(
+        "select 'infinity'::timestamp as a, '-infinity'::timestamp as b, "
+        "'infinity'::date as c, '-infinity'::date as d, 'infinity'::timestamptz as e, "
+        "'-infinity'::timestamp_ns as f, null::date as g"
+    )
+    # Before: 9999-12-31 23:59:59.999999 and 0001-01-01, which real values may be.
+    assert answer.columns == ("a", "b", "c", "d", "e", "f", "g")
+    assert answer.rows == (
+        ("infinity", "-infinity", "infinity", "-infinity", "infinity", "-infinity", None),
+    )
+
+
+def test_the_largest_real_values_stay_values(warehouse: DuckDBWarehouse) -> None:
+    warehouse.execute("create table t (n int, ends timestamp, day date, name text)")
+    warehouse.execute(
+        "insert into t values (1, '9999-12-31 23:59:59.999999', '9999-12-31', 'x'), "
+        "(2, 'infinity', '-infinity', 'y'), (3, '0001-01-01', '0001-01-01', 'z')"
+    )
+    answer = warehouse.show_query("select n, ends, day, name, n from t order by n; -- all\n")
+    assert answer.columns == ("n", "ends", "day", "name", "n")
+    rows = answer.rows
+    assert [tuple(str(v) for v in r) for r in rows] == [
+        ("1", "9999-12-31 23:59:59.999999", "9999-12-31", "x", "1"),
+        ("2", "infinity", "-infinity", "y", "2"),
+        ("3", "0001-01-01 00:00:00", "0001-01-01", "z", "3"),
+    ]
+
+
+def test_other_statements_run_once_as_they_are(warehouse: DuckDBWarehouse) -> None:
+    warehouse.execute("create table t (n int)")
+    answer = warehouse.show_query("insert into t values (1); select count(*) as n from t")
+    assert answer.rows == ((1,),)
+    assert warehouse.show_query("select n from t").rows == ((1,),)
+    with pytest.raises(WarehouseError, match="DuckDB rejected the query"):
+        warehouse.show_query("select at from nowhere")
