@@ -170,6 +170,28 @@ def test_a_loader_writer_granted_to_a_person_by_hand_fails_the_live_check(
 
 
 @pytest.mark.postgres
+def test_a_person_given_the_loaders_service_account_is_told_to_give_it_back(
+    pg_project: PgProject,
+) -> None:
+    # Before: the fix named the service account's own WRITER membership (revoking it would
+    # stop the loader), and apply --allow-destructive, whose plan takes the person's grant
+    # back, was refused for it.
+    pg_project.write("people: {alice: {}}")
+    pg_project.context().access().apply(target="prod")
+    svc, alice = pg_project.role("svc_dlt"), pg_project.role("alice")
+    with pg_project.connect() as admin:
+        admin.execute(f'GRANT "{svc}" TO "{alice}"')
+    assert _rules(pg_project.path, "prod")["no-person-loader-writer-in-prod"] == [
+        f"person alice holds DLT_DB_WRITER (through {svc}) in the warehouse, granted outside "
+        "the declaration, in production: only the loader's service account may write database "
+        f'DLT; `stackyard apply -t prod --allow-destructive` revokes it (REVOKE "{svc}" FROM '
+        f'"{alice}")'
+    ]
+    pg_project.context().access().apply(target="prod", allow_destructive=True)
+    assert pg_project.context().access().policy_check("prod").ok
+
+
+@pytest.mark.postgres
 def test_public_grants_are_found_in_schemas_the_project_does_not_declare(
     pg_project: PgProject,
 ) -> None:

@@ -240,28 +240,41 @@ def _writers_granted_by_hand(
 ) -> Iterable[str]:
     """The loader WRITER roles among ``roles`` that a person holds in the live state although
     the declaration does not give them (a GRANT made by hand, directly or to a role the
-    person holds): the memberships plan, access review and security check read too."""
+    person holds): the memberships plan, access review and security check read too.
+
+    What to revoke is a membership on the way that the declaration does not have (the person's
+    own grant of the loader's service account, say), never one it does (the service account's
+    WRITER role: taking that back would stop the loader)."""
     if data.live is None or data.engine is None:
         return
     engine = data.engine
     member = engine.principal(person)
     held = held_roles(data.live, member)
+    declared = engine.desired(data.live).memberships
     planned = data.plan.statements() if data.plan is not None else []
     for role in sorted(roles):
-        writer = engine.principal(role)
-        path = held.get(writer)
+        path = held.get(engine.principal(role))
         if path is None:
             continue
-        holder = path[-2] if len(path) > 1 else member  # whose membership gives it
-        revoke = engine.revoke_membership(Membership(writer, holder))
-        if data.applying and revoke in planned:
+        holders = (member, *path[:-1])
+        by_hand = [
+            engine.revoke_membership(m)
+            for m in (Membership(r, h) for h, r in zip(holders, path, strict=True))
+            if m not in declared
+        ]
+        taken_back = [revoke for revoke in by_hand if revoke in planned]
+        if data.applying and taken_back:
             continue  # the plan being applied takes it back
         how = "directly" if len(path) == 1 else "through " + " → ".join(p.label for p in path[:-1])
-        fix = (
-            f"`stackyard apply -t {data.plan.target} --allow-destructive` revokes it ({revoke})"
-            if data.plan is not None and revoke in planned
-            else f"revoke it by hand ({revoke})"
-        )
+        if taken_back and data.plan is not None:
+            fix = (
+                f"`stackyard apply -t {data.plan.target} --allow-destructive` revokes it "
+                f"({taken_back[-1]})"
+            )
+        elif by_hand:
+            fix = f"revoke it by hand ({by_hand[-1]})"
+        else:
+            fix = "revoke the grant made by hand on the way"
         yield (
             f"person {person.lower()} holds {role} ({how}) in the warehouse, granted outside "
             f"the declaration, in production: only the loader's service account may write "
