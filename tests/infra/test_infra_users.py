@@ -142,6 +142,26 @@ def test_a_person_named_like_a_service_account_is_refused_at_once(tmp_path: Path
     assert [v for v in json.loads(report.output)["violations"] if v["rule"] == "naming"] == []
 
 
+def test_a_service_account_not_named_svc_is_refused_at_once(tmp_path: Path) -> None:
+    # `user add bi_tool --service` (and `svc_`, no name after the prefix) wrote the account and
+    # exited 0; `policy check` then refused bi_tool by the naming rule, and passed `SVC_`.
+    path = project(tmp_path)
+    before = (path / "stackyard.yml").read_text()
+    for name, suggested in (("bi_tool", "SVC_BI_TOOL"), ("svc_", "SVC_<NAME>")):
+        for dry in (["--dry-run"], []):
+            result = runner.invoke(
+                app, ["user", "add", name, "--service", *dry, "--project", str(path)]
+            )
+            assert result.exit_code == 2, (name, dry, result.output)
+            flat = " ".join(result.output.split())
+            assert f"cannot add service account '{name}': a service account's name is" in flat
+            assert f"`stackyard user add {suggested} --service`; nothing was written" in flat
+            assert (path / "stackyard.yml").read_text() == before
+    person = runner.invoke(app, ["user", "add", "svc_", "--project", str(path)])
+    assert person.exit_code == 2, person.output
+    assert "`stackyard user add SVC_<NAME> --service`" in " ".join(person.output.split())
+
+
 def test_rotate_key_uses_slot_two_then_finish_replaces_slot_one(tmp_path: Path) -> None:
     path = project(tmp_path)
     Context(path).users().add("SVC_DLT", service=True)

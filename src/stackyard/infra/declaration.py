@@ -67,6 +67,16 @@ def looks_like_service_account(name: str) -> bool:
     return name.upper().startswith(SERVICE_PREFIX)
 
 
+def is_service_account_name(name: str) -> bool:
+    """Whether a name is one the naming policy takes for a service account: ``SVC_`` and a
+    name after it.
+
+    >>> [is_service_account_name(n) for n in ("svc_bi", "SVC_", "bi_tool")]
+    [True, False, False]
+    """
+    return looks_like_service_account(name) and len(name) > len(SERVICE_PREFIX)
+
+
 def dev_schema(person: str) -> str:
     """A developer's own schema.
 

@@ -38,6 +38,7 @@ from stackyard.infra.declaration import (
     PUBLIC,
     SOURCES_READER,
     Declaration,
+    is_service_account_name,
     looks_like_service_account,
     service_account_name,
 )
@@ -303,7 +304,7 @@ def _read_chain(data: PolicyInput) -> Iterable[str]:
 def _naming(data: PolicyInput) -> Iterable[str]:
     decl = data.declaration
     for user in decl.users:
-        if user.kind == "service" and not looks_like_service_account(user.name):
+        if user.kind == "service" and not is_service_account_name(user.name):
             yield f"service account {user.name} should be named SVC_<NAME>"
         if user.kind == "service" and user.loader:
             expected = service_account_name(user.loader)

@@ -22,6 +22,7 @@ from stackyard.infra.declaration import (
     SERVICE_PREFIX,
     SOURCES_READER,
     Declaration,
+    is_service_account_name,
     looks_like_service_account,
     reader_role,
     writer_role,
@@ -231,7 +232,9 @@ class UsersRunbook:
                 "--schema salesforce`; nothing was written",
             )
         _check_new_name(name)
-        if not service:
+        if service:
+            _refuse_a_person_name(name)
+        else:
             _refuse_a_service_name(name)
         self._refuse_a_login(name)
         file = ProjectFile(self.project.config_file)
@@ -415,12 +418,30 @@ def _refuse_a_service_name(name: str) -> None:
         UsageError: the name starts with SVC_ (in any case).
     """
     if looks_like_service_account(name):
+        account = name.upper() if is_service_account_name(name) else f"{SERVICE_PREFIX}<NAME>"
         raise UsageError(
             f"cannot add person '{name}': the name looks like a service account's "
             f"({SERVICE_PREFIX}<NAME>), which the naming policy refuses for a person",
-            hint=f"for a service account, `stackyard user add {name.upper()} --service`; for "
+            hint=f"for a service account, `stackyard user add {account} --service`; for "
             f"a person, choose a name that does not start with {SERVICE_PREFIX}; nothing was "
             "written",
+        )
+
+
+def _refuse_a_person_name(name: str) -> None:
+    """Refuse a service account not named ``SVC_<NAME>``: the ``naming`` policy reports it,
+    so ``policy check`` and ``apply`` refused it later, after stackyard.yml had been written.
+
+    Raises:
+        UsageError: the name is not SVC_ and a name after it.
+    """
+    if not is_service_account_name(name):
+        rest = name[len(SERVICE_PREFIX) :] if looks_like_service_account(name) else name
+        account = f"{SERVICE_PREFIX}{rest.upper()}" if rest else f"{SERVICE_PREFIX}<NAME>"
+        raise UsageError(
+            f"cannot add service account '{name}': a service account's name is "
+            f"{SERVICE_PREFIX}<NAME>, which the naming policy holds every service account to",
+            hint=f"e.g. `stackyard user add {account} --service`; nothing was written",
         )
 
 
