@@ -163,6 +163,19 @@ def test_sql_shows_an_infinite_timestamp_as_infinity(tmp_path: Path) -> None:
     ]
 
 
+def test_sql_json_keeps_every_column_of_a_name_given_twice(tmp_path: Path) -> None:
+    # Before: {"columns": ["a", "a"], "rows": [{"a": 2}]}: the 1 was lost, exit 0.
+    project = make_project(tmp_path / "p")
+    exit_code, output = invoke(
+        "sql", "select 1 as a, 2 as a, 3 as a_2", "-p", str(project), "--json"
+    )
+    assert exit_code == 0, output
+    assert json.loads(output) == {
+        "columns": ["a", "a_3", "a_2"],
+        "rows": [{"a": 1, "a_3": 2, "a_2": 3}],
+    }
+
+
 def test_sql_json_is_strict_json_with_nan_and_infinity(tmp_path: Path) -> None:
     project = make_project(tmp_path / "p")
     query = "select 'nan'::double as a, '-inf'::double as b, 2.5::double as c"

@@ -291,7 +291,8 @@ def sql(
 
     result = _with_context(project, lambda context: context.sql(query, target=target))
     if as_json:
-        _print_json({"columns": list(result.columns), "rows": result.as_dicts()})
+        # A name the query gives twice is told apart (a_2): a JSON object keeps one value a key
+        _print_json({"columns": list(result.keys()), "rows": result.as_dicts()})
         return
     out.print(query_table(result))
     if result.statements > 1:

@@ -41,13 +41,34 @@ class QueryResult:
     #: how many statements the text held (the rows are the last one's)
     statements: int = 1
 
-    def as_dicts(self) -> list[dict[str, Any]]:
-        """Each row as a ``{column: value}`` mapping.
+    def keys(self) -> tuple[str, ...]:
+        """The column names, one for each column: a name the query gives again (``SELECT 1
+        AS a, 2 AS a``, a join's two ``id``) is followed by ``_2``, ``_3`` …, so a mapping of
+        a row keeps every value.
 
-        >>> QueryResult(("a",), ((1,),)).as_dicts()
-        [{'a': 1}]
+        >>> QueryResult(("a", "a", "a_2", "b"), ()).keys()
+        ('a', 'a_3', 'a_2', 'b')
         """
-        return [dict(zip(self.columns, row, strict=True)) for row in self.rows]
+        taken = set(self.columns)
+        seen: set[str] = set()
+        keys = []
+        for name in self.columns:
+            key, n = name, 1
+            while key in seen or (key != name and key in taken):
+                n += 1
+                key = f"{name}_{n}"
+            seen.add(key)
+            keys.append(key)
+        return tuple(keys)
+
+    def as_dicts(self) -> list[dict[str, Any]]:
+        """Each row as a ``{column: value}`` mapping, keyed by :meth:`keys`.
+
+        >>> QueryResult(("a", "a"), ((1, 2),)).as_dicts()
+        [{'a': 1, 'a_2': 2}]
+        """
+        keys = self.keys()
+        return [dict(zip(keys, row, strict=True)) for row in self.rows]
 
 
 @dataclass(frozen=True)
