@@ -82,3 +82,28 @@ def test_a_malformed_line_still_fails_the_file_naming_it(tmp_path: Path) -> None
     (load,) = ctx.run().loads
     assert load.status == "failed"
     assert "orders.jsonl, line 3: malformed JSON" in str(load.error)
+
+
+@pytest.mark.parametrize("key", ["", ", primary_key: id"])
+def test_a_line_that_is_not_an_object_is_rejected_and_the_fields_keep_their_columns(
+    tmp_path: Path, key: str
+) -> None:
+    # Before: without a key the whole file loaded into one `json` column (id and name gone,
+    # exit 0); with a key the load failed in dlt's normalize step on the missing id.
+    lines = ['{"id": 1, "name": "a"}', "[1, 2, 3]", "", '"text"', '{"id": 2, "name": "b"}']
+    root = file_project(
+        tmp_path,
+        f"{{orders: {{glob: '*.jsonl'{key}}}}}",
+        {"orders.jsonl": "\n".join(lines) + "\n"},
+    )
+    ctx = Context(root)
+    (load,) = ctx.run().loads
+    assert load.status == "loaded", load.error
+    assert (load.rows, load.rejected) == (2, 2)
+    assert ctx.sql("select id, name from f.orders order by id").rows == ((1, "a"), (2, "b"))
+    rejected = ctx.sql("select line, reason, raw from f._rejected_rows order by line").rows
+    assert [(r[0], r[2]) for r in rejected] == [(2, "[1, 2, 3]"), (4, '"text"')]
+    assert rejected[0][1] == (
+        "the line is JSON but not an object (a row is an object of fields: {...}); it is an array"
+    )
+    assert rejected[1][1].endswith("it is a string")

@@ -248,6 +248,44 @@ def each_name_once(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return obj
 
 
+# What a JSON line that is not an object is, in a rejected row's reason.
+_KINDS = {list: "an array", str: "a string", bool: "true or false", type(None): "null"}
+NOT_AN_OBJECT = (
+    "the line is JSON but not an object (a row is an object of fields: {{...}}); it is {kind}"
+)
+
+
+def not_object_lines(con: Any, path: str, table: str, display_name: str) -> list[RejectedRow]:
+    """The lines of a JSONL file that are JSON but not an object (``[1, 2]``, ``"text"``,
+    ``3``), one rejected row each with its line number. DuckDB's reader, given one such line,
+    reads the whole file into a single ``json`` column and every field's column is gone.
+    A line that is not JSON is left to the reader, which names it.
+
+    Args:
+        con: a DuckDB connection to search the file with.
+        path: the local file (without a byte-order mark).
+        table: the table its rows are for.
+        display_name: the file as the user knows it.
+    """
+    (found,) = con.execute(
+        f"SELECT count(*) FROM read_json_objects({_literal(path)}, "
+        "format='newline_delimited', ignore_errors=true) WHERE json_type(json) <> 'OBJECT'"
+    ).fetchone()
+    if not found:
+        return []  # the usual file pays one pass at DuckDB's speed
+    rejected = []
+    for number, text in _lines(path):
+        if not text or text.startswith("{"):
+            continue
+        try:
+            value = json.loads(text)
+        except ValueError:
+            continue
+        reason = NOT_AN_OBJECT.format(kind=_KINDS.get(type(value), "a number"))
+        rejected.append(RejectedRow(table, display_name, number, None, reason, text))
+    return rejected
+
+
 def named_twice_lines(path: str, table: str, display_name: str) -> list[RejectedRow]:
     """The lines of a JSONL file with an object that gives a name twice, at any depth
     (:func:`each_name_once`), one rejected row each with its line number. A line that is not

@@ -24,6 +24,7 @@ from stackyard.errors import LoadError
 from stackyard.files import temporary_copy
 from stackyard.ingest.json_numbers import (
     named_twice_lines,
+    not_object_lines,
     original_line,
     unfit_lines,
     without_lines,
@@ -91,6 +92,9 @@ def _stage(
     # DuckDB reads a JSON number into a double or a 64-bit integer, rounding one that
     # neither holds without a word: those lines are rejected, and the rest read.
     unfit = unfit_lines(con, path, table, display_name)
+    unfit = sorted(
+        [*unfit, *not_object_lines(con, path, table, display_name)], key=lambda r: r.line or 0
+    )
     with without_lines(path, {r.line for r in unfit}) as readable:
         query, as_json = jsonl_query(con, readable, column_types)
         con.execute(f"CREATE TABLE {name} AS {query}")
