@@ -217,11 +217,18 @@ def _no_person_loader_writer(data: PolicyInput) -> Iterable[str]:
         return
     decl = data.declaration
     writers = {db.writer: db.name for db in decl.loader_databases()}
+    # The memberships the declaration gives, read once: a hand-made one is revoked, not these.
+    given = (
+        data.engine.desired(data.live).memberships
+        if data.live is not None and data.engine is not None
+        else frozenset()
+    )
     for user in decl.users:
         if user.kind != "person":
             continue
         declared = decl.roles_held(user.name) & set(writers)
-        yield from _writers_granted_by_hand(data, user.name, set(writers) - declared, writers)
+        by_hand = set(writers) - declared
+        yield from _writers_granted_by_hand(data, given, user.name, by_hand, writers)
         for role in sorted(declared):
             direct = role in user.roles
             how = (
@@ -237,7 +244,11 @@ def _no_person_loader_writer(data: PolicyInput) -> Iterable[str]:
 
 
 def _writers_granted_by_hand(
-    data: PolicyInput, person: str, roles: set[str], writers: dict[str, str]
+    data: PolicyInput,
+    declared: frozenset[Membership],
+    person: str,
+    roles: set[str],
+    writers: dict[str, str],
 ) -> Iterable[str]:
     """The loader WRITER roles among ``roles`` that a person holds in the live state although
     the declaration does not give them (a GRANT made by hand, directly or to a role the
@@ -251,7 +262,6 @@ def _writers_granted_by_hand(
     engine = data.engine
     member = engine.principal(person)
     held = held_roles(data.live, member)
-    declared = engine.desired(data.live).memberships
     planned = data.plan.statements() if data.plan is not None else []
     for role in sorted(roles):
         path = held.get(engine.principal(role))
