@@ -215,3 +215,49 @@ def test_a_restore_stopped_before_its_swap_drops_its_staged_database(
             "SELECT datname FROM pg_database WHERE datname = %s", (f"{database}__restoring",)
         ).fetchall()
     assert left == []
+
+
+@pytest.mark.postgres
+def test_a_swap_refused_half_way_leaves_the_warehouse_in_place(
+    tmp_path: Path, pg_database: dict[str, Any], pg_admin_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import psycopg
+
+    from stackyard.errors import WarehouseError
+    from stackyard.runbooks.restore import RestoreRunbook
+
+    database = str(pg_database["database"])
+    root = on_postgres(project(tmp_path / "p"), database)
+    (root / "sources" / "go").write_text("go")
+    assert stackyard(root, "run", "-t", "pg").returncode == 0
+    assert stackyard(root, "backup", "-t", "pg").returncode == 0
+    verify, held = RestoreRunbook._verify, []
+
+    def verified_then_held(self: Any, scratch: dict[str, Any]) -> None:
+        verify(self, scratch)
+        # A session on the restored copy (someone looking at it) makes its rename fail
+        # after the warehouse's own rename to the aside name went through.
+        dsn = {"host": "127.0.0.1", "user": "postgres", "dbname": scratch["staged"]}
+        held.append(psycopg.connect(**dsn))
+
+    monkeypatch.setattr(RestoreRunbook, "_verify", verified_then_held)
+    try:
+        with Context(root) as ctx:
+            runbook = ctx.restores("pg")
+            with pytest.raises(WarehouseError) as refused:
+                runbook.run(runbook.plan(runbook.resolve("latest")))
+    finally:
+        for conn in held:
+            conn.close()
+    assert "nothing was replaced" in str(refused.value), str(refused.value)
+    with psycopg.connect(pg_admin_dsn) as admin:
+        names = {
+            name
+            for (name,) in admin.execute(
+                "SELECT datname FROM pg_database WHERE datname LIKE %s", (f"{database}%",)
+            ).fetchall()
+        }
+    drop_kept_aside(pg_admin_dsn, database)
+    # Before: the warehouse was renamed aside and nothing took its name (a lost warehouse).
+    assert database in names and not any("before_restore" in n for n in names), names
+    assert stackyard(root, "sql", "select 1", "-t", "pg").returncode == 0

@@ -165,6 +165,35 @@ def pg_fingerprints(cursor: Any) -> tuple[TableFingerprint, ...]:
     return tuple(found)
 
 
+def fingerprint_differences(
+    expected: tuple[TableFingerprint, ...], found: tuple[TableFingerprint, ...]
+) -> list[str]:
+    """What differs between two sets of table fingerprints, in words. Content is compared
+    where the expected side has a hash (a DuckDB backup's manifest has row counts only: its
+    file's SHA-256 already proves the bytes).
+
+    >>> T = TableFingerprint
+    >>> fingerprint_differences((T("a", "t", 2, "9"),), (T("a", "t", 3, "7"),))
+    ['a.t: 3 rows, expected 2']
+    >>> fingerprint_differences((T("a", "t", 2, "9"),), ())
+    ['a.t: missing']
+    >>> fingerprint_differences((T("a", "t", 2, ""),), (T("a", "t", 2, "7"),))
+    []
+    """
+    have = {t.name: t for t in found}
+    differences = []
+    for table in expected:
+        got = have.pop(table.name, None)
+        if got is None:
+            differences.append(f"{table.name}: missing")
+        elif got.rows != table.rows:
+            differences.append(f"{table.name}: {got.rows} rows, expected {table.rows}")
+        elif table.content_hash and got.content_hash != table.content_hash:
+            differences.append(f"{table.name}: same row count, different content")
+    differences.extend(f"{name}: not in the backup" for name in sorted(have))
+    return differences
+
+
 def pg_table_fingerprint(cursor: Any, name: str) -> tuple[int, str]:
     """Row count and content hash of one table (its quoted name); the hash depends on the
     rows' values only, so a copy under another name hashes the same."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import shutil
 import time
+from contextlib import nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -309,7 +310,7 @@ class RestoreRunbook(TargetRunbook):
             connect = {**self.warehouse.connect_kwargs(), "dbname": scratch["staged"]}  # type: ignore[attr-defined]
             with psycopg.connect(**connect) as conn, conn.cursor() as cursor:
                 found = engines.pg_fingerprints(cursor)
-        differences = fingerprint_differences(manifest.tables, found)
+        differences = engines.fingerprint_differences(manifest.tables, found)
         scratch["verified"] = found
         if differences:
             raise WarehouseError(
@@ -340,21 +341,29 @@ class RestoreRunbook(TargetRunbook):
                     scratch["moved"].append(str(new_name))
             scratch["staged"].rename(dest)
             return
-        db = plan.destination
-        statements = []
+        db, staged = plan.destination, scratch["staged"]
+        statements, aside_db = [], ""
         if plan.replaces:
             aside_db = f"{db[:40]}__before_restore_{stamp[:15]}"
             statements.append(
                 f"ALTER DATABASE {self.warehouse.quote(db)} RENAME TO "
                 f"{self.warehouse.quote(aside_db)}"
             )
-            scratch["moved"].append(aside_db)
             self._terminate(db)
         statements.append(
-            f"ALTER DATABASE {self.warehouse.quote(scratch['staged'])} RENAME TO "
-            f"{self.warehouse.quote(db)}"
+            f"ALTER DATABASE {self.warehouse.quote(staged)} RENAME TO {self.warehouse.quote(db)}"
         )
-        self._admin(*statements)
+        # Both renames in one transaction: refused or stopped half-way, the warehouse keeps its
+        # name and data instead of being left moved aside with nothing in its place.
+        self._admin(
+            *statements,
+            together=True,
+            hint=f"nothing was replaced: {db} is as it was and the restored copy is left at "
+            f"{staged}; end the sessions connected to either (pg_stat_activity) and run the "
+            "restore again",
+        )
+        if aside_db:
+            scratch["moved"].append(aside_db)
 
     def _restore_state(self, scratch: dict[str, Any]) -> None:
         stamp, target = _stamp(), self.warehouse.target_name
@@ -426,17 +435,23 @@ class RestoreRunbook(TargetRunbook):
     def _admin_kwargs(self) -> dict[str, Any]:
         return {**self.warehouse.connect_kwargs(), "dbname": "postgres"}  # type: ignore[attr-defined]
 
-    def _admin(self, *statements: str) -> None:
+    def _admin(self, *statements: str, together: bool = False, hint: str = "") -> None:
+        """Run statements on the server's ``postgres`` database, one by one (CREATE and DROP
+        DATABASE cannot run in a transaction) or, ``together``, in one transaction."""
         import psycopg
 
+        statement = statements[0]
         try:
-            with psycopg.connect(**self._admin_kwargs(), autocommit=True) as conn:
+            with (
+                psycopg.connect(**self._admin_kwargs(), autocommit=True) as conn,
+                conn.transaction() if together else nullcontext(),
+            ):
                 for statement in statements:
                     conn.execute(statement)
         except psycopg.Error as exc:
             raise WarehouseError(
-                f"Postgres refused {statements[-1]!r}: {exc}",
-                hint="the restoring user needs CREATEDB and must own the target database",
+                f"Postgres refused {statement!r}: {exc}",
+                hint=hint or "the restoring user needs CREATEDB and must own the target database",
             ) from None
 
     def _terminate(self, db: str) -> None:
@@ -461,35 +476,6 @@ class RestoreRunbook(TargetRunbook):
                 f"cannot reach the Postgres server of {self.warehouse.describe()}: {exc}",
                 hint="check that the server runs and the target's host, port and user",
             ) from None
-
-
-def fingerprint_differences(
-    expected: tuple[engines.TableFingerprint, ...], found: tuple[engines.TableFingerprint, ...]
-) -> list[str]:
-    """What differs between two sets of table fingerprints, in words. Content is compared
-    where the expected side has a hash (a DuckDB backup's manifest has row counts only: its
-    file's SHA-256 already proves the bytes).
-
-    >>> from stackyard.runbooks.backup_engines import TableFingerprint as T
-    >>> fingerprint_differences((T("a", "t", 2, "9"),), (T("a", "t", 3, "7"),))
-    ['a.t: 3 rows, expected 2']
-    >>> fingerprint_differences((T("a", "t", 2, "9"),), ())
-    ['a.t: missing']
-    >>> fingerprint_differences((T("a", "t", 2, ""),), (T("a", "t", 2, "7"),))
-    []
-    """
-    have = {t.name: t for t in found}
-    differences = []
-    for table in expected:
-        got = have.pop(table.name, None)
-        if got is None:
-            differences.append(f"{table.name}: missing")
-        elif got.rows != table.rows:
-            differences.append(f"{table.name}: {got.rows} rows, expected {table.rows}")
-        elif table.content_hash and got.content_hash != table.content_hash:
-            differences.append(f"{table.name}: same row count, different content")
-    differences.extend(f"{name}: not in the backup" for name in sorted(have))
-    return differences
 
 
 def _counts_only(manifest: BackupManifest) -> bool:

@@ -17,6 +17,7 @@ from stackyard.errors import UsageError, WarehouseError
 from stackyard.runbooks import backup_engines as engines
 from stackyard.runbooks.backup import DUCKDB_DATA, TargetRunbook
 from stackyard.runbooks.backup_cloud import restore_table_sql
+from stackyard.runbooks.backup_engines import fingerprint_differences
 from stackyard.runbooks.recovery_plan import (
     BackupManifest,
     RecoveryPlan,
@@ -26,7 +27,7 @@ from stackyard.runbooks.recovery_plan import (
     refuse_foreign,
     replace_rows_sql,
 )
-from stackyard.runbooks.restore import RestoreRunbook, fingerprint_differences
+from stackyard.runbooks.restore import RestoreRunbook
 from stackyard.runbooks.restore_table_cursor import incremental_note
 from stackyard.runbooks.restore_table_sequences import sequences_step, set_sequences_sql
 from stackyard.warehouse.base import ColumnSequence, Warehouse

@@ -79,7 +79,7 @@ def restore_postgres_table(
     """
     import psycopg
 
-    from stackyard.runbooks.restore import fingerprint_differences
+    from stackyard.runbooks.backup_engines import fingerprint_differences
 
     folder = Path(plan.location)
     schema, restored = plan.destination.split(".", 1)
