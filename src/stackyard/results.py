@@ -54,6 +54,10 @@ class SourceLoad:
     notes: tuple[str, ...] = ()
     # the failure's full traceback, shown by `--debug` only (secrets redacted)
     traceback: str | None = field(default=None, compare=False, repr=False)
+    # a failed load only: whether trying again later may pass (a network blip, a timeout);
+    # False for bad input, a broken contract or a refused connection after its quick retries,
+    # which an orchestrator's retries would only repeat (`stackyard run` does not retry them)
+    transient: bool = field(default=True, compare=False, repr=False)
 
     @property
     def rows(self) -> int:
@@ -229,6 +233,15 @@ class RunResult:
     will_retry: bool = False
 
     @property
+    def worth_retrying(self) -> bool:
+        """Whether running it again may pass: False when every failure is a load that would
+        fail the same way (see ``SourceLoad.transient``); a failed build, test or freshness
+        check counts as worth another attempt."""
+        if any(s.status == "failed" and s.name != "load" for s in self.steps):
+            return True
+        return any(load.transient for load in self.loads if load.status == "failed")
+
+    @property
     def interrupted(self) -> bool:
         """Ctrl-C stopped the run: the steps after the interrupted one did not run."""
         return any(s.status == "interrupted" for s in self.steps)
@@ -275,6 +288,7 @@ class RunResult:
         data = asdict(replace(self, monitors=None))
         for load in data["loads"]:
             load.pop("traceback", None)  # for --debug on a terminal, not for scripts
+            load.pop("transient", None)  # for orchestrators' retries
         data["monitors"] = self.monitors.to_dict() if self.monitors is not None else None
         data["status"] = self.status
         data["rows_loaded"] = sum(load.rows for load in self.loads)

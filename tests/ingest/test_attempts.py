@@ -35,9 +35,11 @@ def flaky(fails: int = 1, error: str = "ConnectionResetError", hang: int = 0):
             import time
             time.sleep(hang)
         if n <= fails:
-            raise {"ConnectionResetError": ConnectionResetError, "ValueError": ValueError}[error](
-                f"attempt {n} went wrong"
-            )
+            raise {
+                "ConnectionResetError": ConnectionResetError,
+                "ConnectionRefusedError": ConnectionRefusedError,
+                "ValueError": ValueError,
+            }[error](f"attempt {n} went wrong")
         yield from ({"id": i, "n": n} for i in range(3))
 
     return events

@@ -127,3 +127,26 @@ def test_stackyards_dagster_home_reports_no_usage_and_keeps_a_choice_made(
     settings.write_text("telemetry:\n  enabled: true\n", encoding="utf-8")
     definitions_file(root)
     assert get_telemetry_enabled_from_dagster_yaml() is True
+
+
+@pytest.mark.parametrize(("error", "attempts"), [("ValueError", 1), ("ConnectionResetError", 3)])
+def test_a_failure_another_attempt_would_repeat_skips_the_retry_policy(
+    tmp_path: Path, error: str, attempts: int
+) -> None:
+    from stackyard.integrations.dagster import definitions
+    from tests.ingest.test_attempts import attempts as counted
+    from tests.ingest.test_attempts import project
+
+    root = project(tmp_path / "p", f"{{fails: 99, error: {error}}}", "    retries: {count: 0}\n")
+    config = root / "stackyard.yml"
+    policy = "transform:\n  retries: {count: 2, backoff_factor: 0.01, jitter: 0}\n"
+    config.write_text(config.read_text() + policy)
+    models = root / "transform" / "models"
+    (models / "_sources.yml").write_text(SOURCES_YML.replace("orders", "events"))
+    (models / "event_count.sql").write_text(
+        "select count(*) as n from {{ source('events', 'events') }}\n"
+    )
+    result = dg.materialize(list(definitions(root).assets), raise_on_error=False)
+    assert not result.success
+    # Bad input fails the same way again: one attempt; a network blip: the policy's three.
+    assert counted(root) == attempts

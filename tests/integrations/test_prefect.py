@@ -320,3 +320,28 @@ def test_ctrl_c_stops_serve_as_an_interrupt(tmp_path: Path) -> None:
     assert serve.returncode == 130, text[-3000:]
     assert "unexpected error" not in text and "Traceback" not in text.split("being served")[1]
     assert "interrupted:" in text
+
+
+@pytest.mark.parametrize(("error", "attempts"), [("ValueError", 1), ("ConnectionResetError", 3)])
+def test_a_failure_another_attempt_would_repeat_skips_prefects_retries(
+    tmp_path: Path, prefect_env: dict[str, str], error: str, attempts: int
+) -> None:
+    from tests.ingest.test_attempts import attempts as counted
+    from tests.ingest.test_attempts import project
+
+    policy = "    retries: {count: 2, backoff_factor: 0.01, jitter: 0}\n"
+    root = project(tmp_path / "p", f"{{fails: 99, error: {error}}}", policy)
+    code = (
+        "import sys\nfrom stackyard.integrations.prefect import flows\n"
+        "(flow,) = [f for f in flows(sys.argv[1]) if f.name.endswith('-events')]\nflow()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(root)],
+        env=prefect_env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode != 0, done.stdout + done.stderr
+    # Bad input fails the same way again: one attempt; a network blip: the policy's three.
+    assert counted(root) == attempts, done.stdout + done.stderr

@@ -295,7 +295,8 @@ class Loader:
         whether trying again may help."""
         if self._stopping.is_set():
             raise KeyboardInterrupt
-        policy = request.config.retries if self.retry else Retries(count=0)
+        own = request.config.retries
+        policy = own if self.retry else Retries(count=0)
         try:
             load = within_deadline(
                 lambda: with_fallback(
@@ -316,7 +317,8 @@ class Loader:
             return _Attempt(self._failed(request, str(exc)), None)
         except StackyardError as exc:
             retry = retry_policy(exc, policy, exc.transient)
-            return _Attempt(self._failed(request, self.secrets.redact(str(exc))), retry)
+            failed = self._failed(request, self.secrets.redact(str(exc)), exc.transient)
+            return _Attempt(failed, retry)
         except Exception as exc:  # the per-source boundary: dlt, drivers, user code
             ours = stackyard_error(exc)
             contract = describe_contract_violation(
@@ -325,14 +327,20 @@ class Loader:
             # Bad input (a malformed row, a broken contract) fails the same way again.
             retryable = ours.transient if ours else contract is None and looks_transient(exc)
             message = str(ours) if ours else contract or root_cause(exc)
-            if not ours and retryable and is_refused(exc):
+            refused = not ours and retryable and is_refused(exc)
+            if refused:
                 message = f"source '{request.name}': {refused_message(exc)}"
+                # Its quick retries (a server restarting) even when an orchestrator retries
+                # the run: its long waits would only say the same thing later.
+                policy = own
             where = user_frame(exc, self.project_dir)
             if where and where.split(" in ")[0] not in message:
                 message = f"{message} (at {where})"
             failed = SourceLoad(
                 **{
-                    **self._failed(request, self.secrets.redact(message)).__dict__,
+                    **self._failed(
+                        request, self.secrets.redact(message), retryable and not refused
+                    ).__dict__,
                     "traceback": self.secrets.redact(format_traceback(exc)),
                 }
             )
@@ -343,14 +351,16 @@ class Loader:
             message = panic_message(request.name, request.config, exc)
             failed = SourceLoad(
                 **{
-                    **self._failed(request, self.secrets.redact(message)).__dict__,
+                    **self._failed(request, self.secrets.redact(message), False).__dict__,
                     "traceback": self.secrets.redact(format_traceback(exc)),
                 }
             )
             return _Attempt(failed, None)
 
-    def _failed(self, request: LoadRequest, message: str) -> SourceLoad:
-        return SourceLoad(request.name, request.dataset, "failed", error=message)
+    def _failed(self, request: LoadRequest, message: str, transient: bool = True) -> SourceLoad:
+        return SourceLoad(
+            request.name, request.dataset, "failed", error=message, transient=transient
+        )
 
     def _run_pipeline(self, request: LoadRequest, loaded_at: datetime, step: str) -> SourceLoad:
         pipeline = self.pipeline(request.name)

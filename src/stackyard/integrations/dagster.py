@@ -30,7 +30,13 @@ from pathlib import Path
 from typing import Any
 
 from stackyard.config.project import Project
-from stackyard.integrations.steps import LogConsole, load_project, require, run_step
+from stackyard.integrations.steps import (
+    LogConsole,
+    StepFailedError,
+    load_project,
+    require,
+    run_step,
+)
 from stackyard.results import RunResult
 from stackyard.transform.staging import dbt_source_names
 
@@ -118,14 +124,20 @@ def definitions(project_dir: str | Path) -> Any:
         select = [] if every else [*sources, *(k.path[0] for k in selected & model_keys)]
         # Dagster runs a failed attempt again while retries are left: not news yet.
         will_retry = int(getattr(context, "retry_number", 0) or 0) < retries.count
-        result = run_step(
-            root,
-            select,
-            config.transform.deadline,
-            LogConsole(context.log),
-            retry_loads=True,
-            will_retry=will_retry,
-        )
+        try:
+            result = run_step(
+                root,
+                select,
+                config.transform.deadline,
+                LogConsole(context.log),
+                retry_loads=True,
+                will_retry=will_retry,
+            )
+        except StepFailedError as failed:
+            if failed.transient:
+                raise
+            # Another attempt would fail the same way: skip the retry policy.
+            raise dg.Failure(str(failed), allow_retries=False) from None
         yield from _results(dg, context, result, selected, order)
 
     jobs = [dg.define_asset_job("stackyard_all", selection=dg.AssetSelection.all())]

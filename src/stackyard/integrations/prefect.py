@@ -32,6 +32,7 @@ from stackyard.integrations.steps import (
     require,
     run_step,
     summary,
+    worth_retrying,
 )
 from stackyard.runbooks.deploy import (
     FLOWS_FILE,
@@ -145,6 +146,7 @@ def _flow(
         retries=deployment.retries,
         retry_delay_seconds=list(deployment.retry_delays) or 0,
         retry_jitter_factor=deployment.jitter,
+        retry_condition_fn=_retry_may_help,
         timeout_seconds=timeout + lease_wait,
     )(run)
 
@@ -170,6 +172,16 @@ def _flow(
         + sum(deployment.retry_delays) * (1 + deployment.jitter),
         validate_parameters=False,
     )(named)
+
+
+def _retry_may_help(task: Any, task_run: Any, state: Any) -> bool:
+    """Prefect's ``retry_condition_fn``: a failed attempt is retried unless stackyard says
+    another would fail the same way (bad input, a broken contract, a refused connection)."""
+    try:
+        state.result()
+    except Exception as exc:  # the task's own failure, as Prefect kept it
+        return worth_retrying(exc)
+    return True
 
 
 def _scheduled_for() -> datetime:

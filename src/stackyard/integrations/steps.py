@@ -19,7 +19,16 @@ ALL_MODELS = "fqn:*"
 
 
 class StepFailedError(StackyardError):
-    """A step an orchestrator ran did its work and something in it failed."""
+    """A step an orchestrator ran did its work and something in it failed.
+
+    ``transient`` is False when another attempt would fail the same way (every failure a
+    load's bad input, broken contract or refused connection): the orchestrator's retries
+    are skipped, as `stackyard run` skips its own.
+    """
+
+    def __init__(self, message: str, *, transient: bool) -> None:
+        super().__init__(message)
+        self.transient = transient
 
 
 def require(module: str) -> None:
@@ -78,8 +87,22 @@ def run_step(
             select=select, lease_wait=lease_wait, retry_loads=retry_loads, will_retry=will_retry
         )
     if result.exit_code:
-        raise StepFailedError(f"run {result.run_id} failed: {failure_summary(result)}")
+        again = (
+            ""
+            if result.worth_retrying
+            else " (not retried: another attempt would fail the same way)"
+        )
+        raise StepFailedError(
+            f"run {result.run_id} failed: {failure_summary(result)}{again}",
+            transient=result.worth_retrying,
+        )
     return result
+
+
+def worth_retrying(exc: BaseException) -> bool:
+    """Whether an orchestrator should retry a task that raised ``exc``: not a step that
+    would fail the same way again."""
+    return not isinstance(exc, StepFailedError) or exc.transient
 
 
 def failure_summary(result: RunResult) -> str:

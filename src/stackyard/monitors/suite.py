@@ -267,7 +267,7 @@ class MonitorSuite:
                 context=f"project {self.project.name} · target {self.warehouse.target_name} · "
                 f"run {run_id}",
             )
-            if run is not None and run.will_retry and run.exit_code:
+            if run is not None and run.will_retry and run.exit_code and run.worth_retrying:
                 notes.append(
                     f"{len(alerts)} alert(s) held: this run failed, and the orchestrator runs "
                     "it again (the last attempt alerts)"
