@@ -179,3 +179,19 @@ def did_you_mean(word: str, candidates: Iterable[str]) -> str:
     """
     matches = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
     return f" (did you mean '{matches[0]}'?)" if matches else ""
+
+
+def counted(count: int, noun: str, plural: str | None = None) -> str:
+    """A count and its noun, singular for one: what a message says of how many there are.
+
+    Args:
+        count: how many.
+        noun: the noun for one (``violation``).
+        plural: the noun for several when it is not ``noun`` + ``s`` (``policies``).
+
+    >>> counted(1, "policy violation"), counted(2, "policy violation")
+    ('1 policy violation', '2 policy violations')
+    >>> counted(1, "policy", "policies"), counted(1_200, "row")
+    ('1 policy', '1,200 rows')
+    """
+    return f"{count:,} {noun if count == 1 else plural or noun + 's'}"

@@ -245,3 +245,24 @@ def test_a_database_wide_default_privilege_to_public_is_found(pg_project: PgProj
     assert result.exit_code == 1, result.output
     report = pg_project.context().security_check("prod")
     assert [f.message for f in report.findings if f.check == "public-access"] == [expected]
+
+
+def test_the_check_counts_in_words_that_fit_the_count(tmp_path: Path) -> None:
+    # Before: "✘ 1 policy violations in the declaration".
+    path = project(
+        tmp_path,
+        """
+        service_accounts:
+          SVC_DLT: {loader: dlt, rsa_public_key: "MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA"}
+        people: {svc_mallory: {}}
+    """,
+    )
+    result = runner.invoke(app, ["policy", "check", "--project", str(path)])
+    assert result.exit_code == 1
+    assert "✘ 1 policy violation in the declaration (production rules on):" in result.output
+    (path / "stackyard.yml").write_text(
+        (path / "stackyard.yml").read_text().replace("svc_mallory", "mallory")
+    )
+    result = runner.invoke(app, ["policy", "check", "--project", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "✔ 6 policies hold for the declaration" in result.output

@@ -23,7 +23,7 @@ from stackyard.cli.common import (
     err,
     out,
 )
-from stackyard.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from stackyard.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, counted
 from stackyard.runbooks.steps import explain
 
 LiveStateOpt = Annotated[
@@ -131,7 +131,7 @@ def apply(
         return
     out.print(explain(result.plan, applied=True), markup=False, highlight=False, soft_wrap=True)
     out.print(
-        f"[green]✔[/] applied {result.statements_run} statements in one transaction",
+        f"[green]✔[/] applied {counted(result.statements_run, 'statement')} in one transaction",
         highlight=False,
     )
 
@@ -170,11 +170,14 @@ def policy_check(
         prod = " (production rules on)" if report.production else ""
         if report.ok:
             out.print(
-                f"[green]✔[/] {len(report.rules)} policies hold for {scope}{prod}", highlight=False
+                f"[green]✔[/] {counted(len(report.rules), 'policy', 'policies')} "
+                f"{'holds' if len(report.rules) == 1 else 'hold'} for {scope}{prod}",
+                highlight=False,
             )
         else:
             err.print(
-                f"[bold red]✘[/] {len(report.violations)} policy violations in {scope}{prod}:",
+                f"[bold red]✘[/] {counted(len(report.violations), 'policy violation')} in "
+                f"{scope}{prod}:",
                 highlight=False,
             )
             for v in report.violations:
@@ -323,7 +326,8 @@ def _render_user_change(change: Any, as_json: bool = False) -> None:
     if change.plan is not None:
         state = "applied" if change.applied else "not applied"
         out.print(
-            f"  plan on '{change.plan.target}': {len(change.plan.steps)} statements, {state}",
+            f"  plan on '{change.plan.target}': {counted(len(change.plan.steps), 'statement')}, "
+            f"{state}",
             markup=False,
             highlight=False,
         )
@@ -416,9 +420,10 @@ def import_access(
         return
     counts = result.counts()
     found = (
-        f"{counts['roles']} roles, {counts['people']} people, {counts['service_accounts']} "
-        f"service accounts, {counts['memberships']} memberships, {counts['schemas']} schemas, "
-        f"{counts['schema_grants']} schema grants"
+        f"{counted(counts['roles'], 'role')}, {counted(counts['people'], 'person', 'people')}, "
+        f"{counted(counts['service_accounts'], 'service account')}, "
+        f"{counted(counts['memberships'], 'membership')}, {counted(counts['schemas'], 'schema')}, "
+        f"{counted(counts['schema_grants'], 'schema grant')}"
     )
     if result.written:
         out.print(

@@ -26,7 +26,7 @@ from stackyard.cli.common import (
     _with_context,
     out,
 )
-from stackyard.errors import EXIT_USAGE
+from stackyard.errors import EXIT_USAGE, counted
 
 BACKFILL_STOPPED: tuple[str, str | None] = (
     "the backfill was stopped; the partitions that finished are kept",
@@ -186,7 +186,7 @@ def _render_result(result: Any) -> None:
         if r.dry_run:
             out.print(
                 f"dry run: backfill {record.target} ({record.target_kind}), "
-                f"{len(record.partitions)} partitions of a {record.grain}",
+                f"{counted(len(record.partitions), 'partition')} of a {record.grain}",
                 highlight=False,
             )
             est = r.estimate
@@ -298,7 +298,7 @@ def _status_table(data: dict[str, Any]) -> None:
     if validation:
         verdict = "[green]passed[/]" if validation.get("ok") else "[red]failed[/]"
         out.print(
-            f"  validation {verdict}: {validation.get('rows_actual', 0):,} rows, expected "
+            f"  validation {verdict}: {counted(validation.get('rows_actual', 0), 'row')}, expected "
             f"{validation.get('rows_expected', 0):,}; missing {len(validation.get('missing_partitions', []))}, "
             f"mismatched {len(validation.get('count_mismatches', []))}, duplicate keys "
             f"{validation.get('duplicate_keys', 0)}",
@@ -329,7 +329,7 @@ def _validation_failures(data: dict[str, Any], validation: dict[str, Any]) -> No
     mismatched = {str(m["start"]) for m in validation.get("count_mismatches", [])}
     for m in validation.get("count_mismatches", []):
         out.print(
-            f"  [red]✘[/] {m['start']}: {m['actual']:,} rows, expected {m['expected']:,} "
+            f"  [red]✘[/] {m['start']}: {counted(m['actual'], 'row')}, expected {m['expected']:,} "
             "(upstream changed since it ran?)",
             highlight=False,
         )
@@ -378,14 +378,16 @@ def _rollback(
     if dry_run:
         out.print(
             f"dry run: rolling back {result['backfill_id']} on {result['target']} would put "
-            f"back {result['partitions']} partitions, {result['rows_restored']:,} rows; "
+            f"back {counted(result['partitions'], 'partition')}, "
+            f"{counted(result['rows_restored'], 'row')}; "
             "nothing changed",
             highlight=False,
         )
         return
     out.print(
-        f"rolled back {result['backfill_id']} on {result['target']}: {result['partitions']} "
-        f"partitions, {result['rows_restored']:,} rows restored",
+        f"rolled back {result['backfill_id']} on {result['target']}: "
+        f"{counted(result['partitions'], 'partition')}, "
+        f"{counted(result['rows_restored'], 'row')} restored",
         highlight=False,
     )
 
@@ -400,6 +402,6 @@ def _prune(project: Any, target: str | None, backfill_id: str | None, as_json: b
     for p in pruned:
         out.print(
             f"dropped the pre-images of {p['backfill_id']} ({p['target']}): "
-            f"{p['rows_dropped']:,} rows; it can no longer be rolled back",
+            f"{counted(p['rows_dropped'], 'row')}; it can no longer be rolled back",
             highlight=False,
         )

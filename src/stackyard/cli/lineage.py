@@ -18,6 +18,7 @@ from stackyard.cli.common import (
     _with_context,
     out,
 )
+from stackyard.errors import counted
 
 Spec = Annotated[
     str, typer.Argument(help="NODE or NODE.COLUMN: a model, SOURCE.TABLE or schema.table.")
@@ -53,7 +54,9 @@ def lineage_command(
     for label, refs in (("upstream", result.upstream), ("downstream", result.downstream)):
         if refs is None:
             continue
-        out.print(f"[bold]{label} of {subject}[/] ({len(refs)} columns)", highlight=False)
+        out.print(
+            f"[bold]{label} of {subject}[/] ({counted(len(refs), 'column')})", highlight=False
+        )
         _print_refs(refs)
     _print_unresolved(result.unresolved)
 
@@ -72,8 +75,8 @@ def impact_command(
         return
     subject = f"{result.node}.{result.column}" if result.column else result.node
     out.print(
-        f"[bold]{subject}[/] reaches {len(result.downstream)} columns in "
-        f"{len(result.models)} models · severity {result.severity} ({result.why})",
+        f"[bold]{subject}[/] reaches {counted(len(result.downstream), 'column')} in "
+        f"{counted(len(result.models), 'model')} · severity {result.severity} ({result.why})",
         highlight=False,
     )
     _print_refs(result.downstream)

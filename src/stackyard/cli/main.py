@@ -37,7 +37,7 @@ from stackyard.cli.common import (
     err,
     out,
 )
-from stackyard.errors import EXIT_USAGE, UsageError
+from stackyard.errors import EXIT_USAGE, UsageError, counted
 
 app = typer.Typer(
     name="stackyard",
@@ -296,7 +296,9 @@ def sql(
         return
     out.print(query_table(result))
     if result.statements > 1:
-        out.print(f"[dim]{result.statements} statements ran; the rows are the last one's[/]")
+        out.print(
+            f"[dim]{counted(result.statements, 'statement')} ran; the rows are the last one's[/]"
+        )
 
 
 # The runbook command groups, after the core commands so `--help` lists those first.

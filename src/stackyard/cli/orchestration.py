@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 import typer
 
 from stackyard.cli.common import JsonOpt, ProjectOpt, _context, _guard, _print_json, out
+from stackyard.errors import counted
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -61,12 +62,14 @@ def register(app: typer.Typer) -> None:
         for d in result.deployments:
             when = f"{d.cron} ({d.timezone}, catch_up {d.catch_up})" if d.cron else "after loads"
             out.print(
-                f"  {d.name}: {when}; {d.retries} retries, deadline {d.deadline_seconds:g}s",
+                f"  {d.name}: {when}; {counted(d.retries, 'retry', 'retries')}, "
+                f"deadline {d.deadline_seconds:g}s",
                 highlight=False,
             )
         _print_backups(result.changes)
         out.print(
-            f"wrote {', '.join(result.files)} ({len(result.deployments)} deployments on work "
+            f"wrote {', '.join(result.files)} "
+            f"({counted(len(result.deployments), 'deployment')} on work "
             f"pool '{result.work_pool}'); next: prefect deploy --all",
             highlight=False,
         )

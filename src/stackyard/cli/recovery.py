@@ -26,6 +26,7 @@ from stackyard.cli.common import (
     _print_json,
     out,
 )
+from stackyard.errors import counted
 
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Explain the steps and change nothing.")]
 
@@ -93,7 +94,8 @@ def backup(
     read = any(s.kind == "read_back" for s in plan.steps)
     unread = any(s.kind == "copy_file" for s in plan.steps) and not read
     out.print(
-        f"[green]✔[/] backed up {len(tables)} tables ({sum(t.rows for t in tables):,} rows) "
+        f"[green]✔[/] backed up {counted(len(tables), 'table')} "
+        f"({counted(sum(t.rows for t in tables), 'row')}) "
         f"of target '{plan.target}' in {result.manifest.seconds:.2f}s"
         + (", read back: every block checked" if read else "")
         + (
@@ -151,8 +153,8 @@ def restore(
         _print_json(result.to_dict())
         return
     out.print(
-        f"[green]✔[/] restored {len(result.tables)} tables "
-        f"({sum(t.rows for t in result.tables):,} rows, verified) into "
+        f"[green]✔[/] restored {counted(len(result.tables), 'table')} "
+        f"({counted(sum(t.rows for t in result.tables), 'row')}, verified) into "
         f"{result.destination} in {result.seconds:.2f}s",
         highlight=False,
         soft_wrap=True,
@@ -206,7 +208,7 @@ def restore_table(
         return
     out.print(
         f"[green]✔[/] {table} restored beside the original as {result.destination} "
-        f"({sum(t.rows for t in result.tables):,} rows, count and hash verified)",
+        f"({counted(sum(t.rows for t in result.tables), 'row')}, count and hash verified)",
         highlight=False,
         soft_wrap=True,
     )
@@ -326,7 +328,7 @@ def perf(
 def _render_perf(report: Any) -> None:
     from rich.table import Table
 
-    out.print(f"from the last {report.runs} runs", highlight=False)
+    out.print(f"from the last {counted(report.runs, 'run')}", highlight=False)
     for title, rows in (
         ("slowest models", report.models[:10]),
         ("sources (last load)", report.sources),
@@ -343,7 +345,7 @@ def _render_perf(report: Any) -> None:
     for scan in report.scans:
         out.print(
             f"[yellow]reads {scan.ratio:g}x what it writes:[/] {scan.model} ({scan.materialized}) "
-            f"reads {scan.rows_read:,} rows from {', '.join(scan.reads)} to write "
+            f"reads {counted(scan.rows_read, 'row')} from {', '.join(scan.reads)} to write "
             f"{scan.rows_written:,}: a candidate for materialized='incremental'",
             highlight=False,
             soft_wrap=True,

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from stackyard.cli.common import JsonOpt, ProjectOpt, TargetOpt, _guard, _print_json, out
+from stackyard.errors import counted
 
 security_app = typer.Typer(
     name="security",
@@ -58,13 +59,12 @@ def check(
         out.print(Text(f"– {name} skipped: {reason}"), soft_wrap=True)
     checked = len(report.checks) - len(report.skipped)
     if report.ok:
-        out.print(Text.assemble(("✔ ", "green"), f"{checked} checks, nothing found"))
+        out.print(Text.assemble(("✔ ", "green"), f"{counted(checked, 'check')}, nothing found"))
     else:
         out.print(
             Text.assemble(
                 ("✘ ", "red"),
-                f"{len(report.findings)} finding{'s' if len(report.findings) != 1 else ''} "
-                f"in {checked} checks",
+                f"{counted(len(report.findings), 'finding')} in {counted(checked, 'check')}",
             )
         )
     raise typer.Exit(0 if report.ok else 1)

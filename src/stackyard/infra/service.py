@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from stackyard.config.project import Project
-from stackyard.errors import PolicyViolationError, UsageError
+from stackyard.errors import PolicyViolationError, UsageError, counted
 from stackyard.infra.declaration import Declaration
 from stackyard.infra.engine import Engine
 from stackyard.infra.engines import engine_class, has_engine
@@ -215,8 +215,8 @@ class AccessControl:
             f"\n  … and {len(report.violations) - 20} more" if len(report.violations) > 20 else ""
         )
         raise PolicyViolationError(
-            f"`stackyard policy check -t {target}` fails with {len(report.violations)} "
-            f"violations; nothing applied:\n{listed}{more}",
+            f"`stackyard policy check -t {target}` fails with "
+            f"{counted(len(report.violations), 'violation')}; nothing applied:\n{listed}{more}",
             hint="fix stackyard.yml (or policies/*.py) until the check passes, then plan again",
         )
 
@@ -227,8 +227,8 @@ class AccessControl:
             listed = "\n".join(f"  ! {s.statement}" for s in steps[:20])
             more = f"\n  … and {len(steps) - 20} more" if len(steps) > 20 else ""
             raise UsageError(
-                f"the plan has {len(steps)} destructive steps (revoke, drop, key removal); "
-                f"nothing applied:\n{listed}{more}",
+                f"the plan has {counted(len(steps), 'destructive step')} (revoke, drop, key "
+                f"removal); nothing applied:\n{listed}{more}",
                 hint="review them, then run again with --allow-destructive",
             )
 
