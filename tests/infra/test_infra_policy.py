@@ -175,14 +175,15 @@ def test_a_person_given_the_loaders_service_account_is_told_to_give_it_back(
 ) -> None:
     # Before: the fix named the service account's own WRITER membership (revoking it would
     # stop the loader), and apply --allow-destructive, whose plan takes the person's grant
-    # back, was refused for it.
+    # back, was refused for it. And the way named the account as Postgres does (t…_svc_dlt)
+    # beside DLT_DB_WRITER as declared: it is SVC_DLT, as stackyard.yml and the docs name it.
     pg_project.write("people: {alice: {}}")
     pg_project.context().access().apply(target="prod")
     svc, alice = pg_project.role("svc_dlt"), pg_project.role("alice")
     with pg_project.connect() as admin:
         admin.execute(f'GRANT "{svc}" TO "{alice}"')
     assert _rules(pg_project.path, "prod")["no-person-loader-writer-in-prod"] == [
-        f"person alice holds DLT_DB_WRITER (through {svc}) in the warehouse, granted outside "
+        "person alice holds DLT_DB_WRITER (through SVC_DLT) in the warehouse, granted outside "
         "the declaration, in production: only the loader's service account may write database "
         f'DLT; `stackyard apply -t prod --allow-destructive` revokes it (REVOKE "{svc}" FROM '
         f'"{alice}")'

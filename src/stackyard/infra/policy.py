@@ -45,7 +45,7 @@ from stackyard.infra.declaration import (
 from stackyard.infra.engine import Engine
 from stackyard.infra.plan import Plan, Step
 from stackyard.infra.review import held_roles
-from stackyard.infra.state import Membership, State
+from stackyard.infra.state import Membership, Principal, State
 from stackyard.warehouse import warehouse_class
 
 POLICIES_DIR = "policies"
@@ -276,7 +276,11 @@ def _writers_granted_by_hand(
         taken_back = [revoke for revoke in by_hand if revoke in planned]
         if data.applying and taken_back:
             continue  # the plan being applied takes it back
-        how = "directly" if len(path) == 1 else "through " + " → ".join(p.label for p in path[:-1])
+        how = (
+            "directly"
+            if len(path) == 1
+            else "through " + " → ".join(_declared_name(data, p) for p in path[:-1])
+        )
         if taken_back and data.plan is not None:
             fix = (
                 f"`stackyard apply -t {data.plan.target} --allow-destructive` revokes it "
@@ -291,6 +295,21 @@ def _writers_granted_by_hand(
             f"the declaration, in production: only the loader's service account may write "
             f"database {writers[role]}; {fix}"
         )
+
+
+def _declared_name(data: PolicyInput, principal: Principal) -> str:
+    """A role or user of the live state as the declaration names it (``SVC_DLT``, ``alice``),
+    so that one message does not name the same role two ways; its name in the warehouse when
+    the project does not declare it. Only the SQL to run names it as the warehouse does."""
+    if data.engine is not None:
+        decl = data.declaration
+        for role in decl.roles:
+            if data.engine.principal(role.name) == principal:
+                return role.name
+        for user in decl.users:
+            if data.engine.principal(user.name) == principal:
+                return user.name.lower() if user.kind == "person" else user.name
+    return principal.label
 
 
 def _read_chain(data: PolicyInput) -> Iterable[str]:
