@@ -267,3 +267,37 @@ def test_the_check_counts_in_words_that_fit_the_count(tmp_path: Path) -> None:
     result = runner.invoke(app, ["policy", "check", "--project", str(path)])
     assert result.exit_code == 0, result.output
     assert "✔ 6 policies hold for the declaration" in result.output
+
+
+@pytest.mark.postgres
+def test_each_way_a_person_holds_a_loader_writer_by_hand_is_named(pg_project: PgProject) -> None:
+    # Before: one way only (the shortest); the user revoked it, and the next check failed
+    # again on the next way, one REVOKE at a time.
+    pg_project.write("people: {alice: {}}")
+    pg_project.context().access().apply(target="prod")
+    writer, svc = pg_project.role("dlt_db_writer"), pg_project.role("svc_dlt")
+    alice, own = pg_project.role("alice"), pg_project.role("dev_alice")
+    with pg_project.connect() as admin:
+        admin.execute(f'GRANT "{writer}" TO "{alice}"')
+        admin.execute(f'GRANT "{svc}" TO "{alice}"')
+        admin.execute(f'GRANT "{writer}" TO "{own}"')
+    apply = "`stackyard apply -t prod --allow-destructive` revokes it"
+    assert _rules(pg_project.path, "prod")["no-person-loader-writer-in-prod"] == [
+        f"person alice holds DLT_DB_WRITER ({how}, one of 3 ways) in the warehouse, granted "
+        "outside the declaration, in production: only the loader's service account may write "
+        f"database DLT; {apply} ({revoke})"
+        for how, revoke in (
+            ("directly", f'REVOKE "{writer}" FROM "{alice}"'),
+            ("through DEV_ALICE", f'REVOKE "{writer}" FROM "{own}"'),
+            ("through SVC_DLT", f'REVOKE "{svc}" FROM "{alice}"'),
+        )
+    ]
+    # Every REVOKE named, run by hand, is the whole fix.
+    with pg_project.connect() as admin:
+        for statement in (
+            f'REVOKE "{writer}" FROM "{alice}"',
+            f'REVOKE "{writer}" FROM "{own}"',
+            f'REVOKE "{svc}" FROM "{alice}"',
+        ):
+            admin.execute(statement)
+    assert pg_project.context().access().policy_check("prod").ok

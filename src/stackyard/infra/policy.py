@@ -44,7 +44,7 @@ from stackyard.infra.declaration import (
 )
 from stackyard.infra.engine import Engine
 from stackyard.infra.plan import Plan, Step
-from stackyard.infra.review import held_roles
+from stackyard.infra.review import role_paths
 from stackyard.infra.state import Membership, Principal, State
 from stackyard.warehouse import warehouse_class
 
@@ -254,6 +254,10 @@ def _writers_granted_by_hand(
     the declaration does not give them (a GRANT made by hand, directly or to a role the
     person holds): the memberships plan, access review and security check read too.
 
+    Each way the person holds one is named with its own REVOKE: one message per membership
+    to take back, so that the user's fix is whole at once (taking back one way leaves the
+    others, and the next check would fail again).
+
     What to revoke is a membership on the way that the declaration does not have (the person's
     own grant of the loader's service account, say), never one it does (the service account's
     WRITER role: taking that back would stop the loader)."""
@@ -261,40 +265,42 @@ def _writers_granted_by_hand(
         return
     engine = data.engine
     member = engine.principal(person)
-    held = held_roles(data.live, member)
     planned = data.plan.statements() if data.plan is not None else []
     for role in sorted(roles):
-        path = held.get(engine.principal(role))
-        if path is None:
-            continue
-        holders = (member, *path[:-1])
-        by_hand = [
-            engine.revoke_membership(m)
-            for m in (Membership(r, h) for h, r in zip(holders, path, strict=True))
-            if m not in declared
-        ]
-        taken_back = [revoke for revoke in by_hand if revoke in planned]
-        if data.applying and taken_back:
-            continue  # the plan being applied takes it back
-        how = (
-            "directly"
-            if len(path) == 1
-            else "through " + " → ".join(_declared_name(data, p) for p in path[:-1])
-        )
-        if taken_back and data.plan is not None:
-            fix = (
-                f"`stackyard apply -t {data.plan.target} --allow-destructive` revokes it "
-                f"({taken_back[-1]})"
+        paths = role_paths(data.live, member, engine.principal(role))
+        ways: dict[str, list[str]] = {}  # the fix → the ways it takes back
+        for path in paths:
+            holders = (member, *path[:-1])
+            by_hand = [
+                engine.revoke_membership(m)
+                for m in (Membership(r, h) for h, r in zip(holders, path, strict=True))
+                if m not in declared
+            ]
+            taken_back = [revoke for revoke in by_hand if revoke in planned]
+            if data.applying and taken_back:
+                continue  # the plan being applied takes it back
+            if taken_back and data.plan is not None:
+                fix = (
+                    f"`stackyard apply -t {data.plan.target} --allow-destructive` revokes it "
+                    f"({taken_back[-1]})"
+                )
+            elif by_hand:
+                fix = f"revoke it by hand ({by_hand[-1]})"
+            else:
+                fix = "revoke the grant made by hand on the way"
+            ways.setdefault(fix, []).append(
+                "directly"
+                if len(path) == 1
+                else "through " + " → ".join(_declared_name(data, p) for p in path[:-1])
             )
-        elif by_hand:
-            fix = f"revoke it by hand ({by_hand[-1]})"
-        else:
-            fix = "revoke the grant made by hand on the way"
-        yield (
-            f"person {person.lower()} holds {role} ({how}) in the warehouse, granted outside "
-            f"the declaration, in production: only the loader's service account may write "
-            f"database {writers[role]}; {fix}"
-        )
+        for fix, how in ways.items():
+            part = "one" if len(how) == 1 else str(len(how))
+            several = f", {part} of {len(paths)} ways" if len(paths) > 1 else ""
+            yield (
+                f"person {person.lower()} holds {role} ({', '.join(how)}{several}) in the "
+                "warehouse, granted outside the declaration, in production: only the loader's "
+                f"service account may write database {writers[role]}; {fix}"
+            )
 
 
 def _declared_name(data: PolicyInput, principal: Principal) -> str:

@@ -166,19 +166,32 @@ def _parents(live: State) -> dict[Principal, list[Principal]]:
     return parents
 
 
-def held_roles(live: State, member: Principal) -> dict[Principal, tuple[Principal, ...]]:
-    """Every role ``member`` holds in the live state, directly or through other roles, with
-    the roles on the way (nearest first, the role itself last). A NOINHERIT role on the way
-    counts: its member takes on what lies beyond with SET ROLE.
+def role_paths(live: State, member: Principal, role: Principal) -> list[tuple[Principal, ...]]:
+    """Every way ``member`` holds ``role`` in the live state: each chain of memberships from
+    it, the roles on the way nearest first and ``role`` last (a NOINHERIT role on the way
+    counts: its member takes on what lies beyond with SET ROLE). Taking one membership back
+    leaves the others.
 
     >>> from stackyard.infra.state import Membership
-    >>> a, b, u = Principal("role", "a"), Principal("role", "b"), Principal("role", "u")
-    >>> live = State(memberships=frozenset({Membership(a, u), Membership(b, a)}))
-    >>> {role.label: [p.label for p in path] for role, path in held_roles(live, u).items()}
-    {'a': ['a'], 'b': ['a', 'b']}
+    >>> a, w, u = Principal("role", "a"), Principal("role", "w"), Principal("role", "u")
+    >>> live = State(memberships=frozenset({Membership(w, u), Membership(a, u),
+    ...     Membership(w, a)}))
+    >>> [[p.label for p in path] for path in role_paths(live, u, w)]
+    [['w'], ['a', 'w']]
     """
-    _, reached = _reach(live, member, _parents(live))
-    return {role: path for role, (path, _) in reached.items() if role != member}
+    parents = _parents(live)
+    found: list[tuple[Principal, ...]] = []
+    # Postgres refuses a membership that would make a loop, but a recorded state may hold
+    # one: a role already on the way is not followed again.
+    todo: list[tuple[Principal, tuple[Principal, ...]]] = [(member, ())]
+    while todo:
+        current, path = todo.pop()
+        for held in sorted(parents.get(current, []), reverse=True):
+            if held == role:
+                found.append((*path, held))
+            elif held != member and held not in path:
+                todo.append((held, (*path, held)))
+    return sorted(found, key=lambda path: (len(path), path))
 
 
 def _reach(
