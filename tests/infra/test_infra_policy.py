@@ -292,6 +292,10 @@ def test_each_way_a_person_holds_a_loader_writer_by_hand_is_named(pg_project: Pg
             ("through SVC_DLT", f'REVOKE "{svc}" FROM "{alice}"'),
         )
     ]
+    assert pg_project.context().access().policy_check("prod").fix() == (
+        "`stackyard apply -t prod --allow-destructive` takes back the grants made by hand in "
+        "the warehouse that its plan revokes; then plan again"
+    )
     # Every REVOKE named, run by hand, is the whole fix.
     with pg_project.connect() as admin:
         for statement in (
@@ -301,3 +305,38 @@ def test_each_way_a_person_holds_a_loader_writer_by_hand_is_named(pg_project: Pg
         ):
             admin.execute(statement)
     assert pg_project.context().access().policy_check("prod").ok
+
+
+@pytest.mark.postgres
+def test_an_apply_refused_for_a_grant_made_by_hand_says_to_revoke_it_there(
+    pg_project: PgProject,
+) -> None:
+    # Before: every refusal said "fix stackyard.yml", which leaves out the grant already;
+    # no edit of it could let the apply through.
+    pg_project.context().access().apply(target="prod")
+    with pg_project.connect() as admin:
+        admin.execute("CREATE TABLE shop_db.t (i int)")
+        admin.execute("GRANT SELECT ON shop_db.t TO PUBLIC")
+    with pytest.raises(PolicyViolationError) as refused:
+        pg_project.context().access().apply(target="prod", allow_destructive=True)
+    assert refused.value.hint == (
+        "the violations in the warehouse were made there by hand, not in stackyard.yml: revoke "
+        "each by hand, as its line says; then plan again"
+    )
+    report = pg_project.context().access().policy_check("prod")
+    assert [(v.found_in, v.taken_back) for v in report.violations] == [("warehouse", False)]
+    # One in the declaration as well: stackyard.yml is named for it.
+    pg_project.write("people: {alice: {roles: [ANALYTICS_DEVELOPER, DLT_DB_WRITER]}}")
+    with pytest.raises(PolicyViolationError) as refused:
+        pg_project.context().access().apply(target="prod", allow_destructive=True)
+    assert refused.value.hint is not None
+    assert refused.value.hint.endswith(
+        "as its line says; fix stackyard.yml (or policies/*.py) for the others; then plan again"
+    )
+    with pg_project.connect() as admin:
+        admin.execute("REVOKE SELECT ON shop_db.t FROM PUBLIC")
+    with pytest.raises(PolicyViolationError) as refused:
+        pg_project.context().access().apply(target="prod", allow_destructive=True)
+    assert refused.value.hint == (
+        "fix stackyard.yml (or policies/*.py) until the check passes, then plan again"
+    )

@@ -31,7 +31,7 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from stackyard.errors import UserCodeError
 from stackyard.infra.declaration import (
@@ -55,11 +55,26 @@ _INFORMATION_SCHEMA = "INFORMATION_SCHEMA"  # the catalog views of every engine
 
 @dataclass(frozen=True)
 class Violation:
-    """One broken rule: which rule, what is wrong and what to do."""
+    """One broken rule: which rule, what is wrong and what to do.
+
+    ``found_in``: ``declaration`` when stackyard.yml (or a policy) asks for it, ``warehouse``
+    when it was made by hand in the warehouse, which no edit of stackyard.yml takes back;
+    ``taken_back``: the plan applied with ``--allow-destructive`` takes it back.
+    """
 
     rule: str
     message: str
     source: str = "built-in"
+    found_in: Literal["declaration", "warehouse"] = "declaration"
+    taken_back: bool = False
+
+
+@dataclass(frozen=True)
+class Drift:
+    """What a rule yields for a violation in the warehouse's live state, not the declaration."""
+
+    message: str
+    taken_back: bool = False  # by the plan, applied with --allow-destructive
 
 
 @dataclass(frozen=True)
@@ -77,6 +92,35 @@ class PolicyReport:
         """No rule was broken."""
         return not self.violations
 
+    def fix(self) -> str:
+        """What to do about the violations, by where each was found: one made by hand in the
+        warehouse is taken back there (stackyard.yml leaves it out already: editing it fixes
+        nothing), one the declaration asks for in stackyard.yml.
+
+        >>> drift = Violation("no-public-grants", "…", found_in="warehouse")
+        >>> PolicyReport(None, True, (), (drift,)).fix()
+        'the violations in the warehouse were made there by hand, not in stackyard.yml: revoke \
+each by hand, as its line says; then plan again'
+        >>> PolicyReport(None, True, (), (Violation("naming", "…"),)).fix()
+        'fix stackyard.yml (or policies/*.py) until the check passes, then plan again'
+        """
+        said = []
+        if self.plan is not None and any(v.taken_back for v in self.violations):
+            said.append(
+                f"`stackyard apply -t {self.plan.target} --allow-destructive` takes back the "
+                "grants made by hand in the warehouse that its plan revokes"
+            )
+        if any(v.found_in == "warehouse" and not v.taken_back for v in self.violations):
+            said.append(
+                "the violations in the warehouse were made there by hand, not in "
+                "stackyard.yml: revoke each by hand, as its line says"
+            )
+        if not said:
+            return "fix stackyard.yml (or policies/*.py) until the check passes, then plan again"
+        if any(v.found_in == "declaration" for v in self.violations):
+            said.append("fix stackyard.yml (or policies/*.py) for the others")
+        return "; ".join(said) + "; then plan again"
+
 
 @dataclass(frozen=True)
 class PolicyInput:
@@ -93,7 +137,7 @@ class PolicyInput:
     applying: bool = False
 
 
-Rule = Callable[[PolicyInput], Iterable[str]]
+Rule = Callable[[PolicyInput], Iterable[str | Drift]]
 
 
 def _no_unmanaged_revocation(data: PolicyInput) -> Iterable[str]:
@@ -126,7 +170,7 @@ def _takes_back_declared_role(step: Step, managed: frozenset[str]) -> bool:
     )
 
 
-def _service_key_pair_only(data: PolicyInput) -> Iterable[str]:
+def _service_key_pair_only(data: PolicyInput) -> Iterable[str | Drift]:
     if any(warehouse_class(kind).SUPPORTS_KEY_PAIR_AUTH for kind in data.engines):
         for user in data.declaration.users:
             if user.kind == "service" and not (user.rsa_public_key or user.rsa_public_key_2):
@@ -141,13 +185,14 @@ def _service_key_pair_only(data: PolicyInput) -> Iterable[str]:
                 and account.attr("type") == "SERVICE"
                 and account.attr("has_password") == "true"
             ):
-                yield (
+                yield Drift(
                     f"service user {account.principal.name} has a password in the warehouse: "
-                    "apply with --allow-destructive to unset it (key pairs only)"
+                    "apply with --allow-destructive to unset it (key pairs only)",
+                    taken_back=True,
                 )
 
 
-def _no_public_grants(data: PolicyInput) -> Iterable[str]:
+def _no_public_grants(data: PolicyInput) -> Iterable[str | Drift]:
     decl = data.declaration
     for access in decl.access:
         if access.role == PUBLIC:
@@ -167,14 +212,14 @@ def _no_public_grants(data: PolicyInput) -> Iterable[str]:
     if data.live is not None:
         for held in sorted(data.live.memberships):
             if held.member.kind == "public" or held.member.name.upper() == PUBLIC:
-                yield (
+                yield Drift(
                     f"PUBLIC holds role {held.role.label} in the warehouse, so every user "
                     f"holds it: revoke it (REVOKE ROLE {held.role.label} FROM ROLE PUBLIC)"
                 )
         yield from _public_data_grants(data.live, decl)
 
 
-def _public_data_grants(live: State, decl: Declaration) -> Iterable[str]:
+def _public_data_grants(live: State, decl: Declaration) -> Iterable[Drift]:
     """PUBLIC's grants on data, in every schema the live state holds (the project's own and
     any other: an adopted dbt project's ``analytics``, a ``raw`` schema), and PUBLIC's
     default privileges, which make a schema's new tables everybody's.
@@ -195,7 +240,7 @@ def _public_data_grants(live: State, decl: Declaration) -> Iterable[str]:
             continue
         if grant.on_kind == "SCHEMA" and grant.privilege == "USAGE" and schema not in declared:
             continue
-        yield (
+        yield Drift(
             f"PUBLIC holds {grant.privilege} on {grant.on_kind.lower()} "
             f"{'.'.join(grant.on)} in the warehouse: revoke it by hand (stackyard does "
             "not own PUBLIC's grants)"
@@ -205,14 +250,14 @@ def _public_data_grants(live: State, decl: Declaration) -> Iterable[str]:
             made_by = f" {future.creator} creates" if future.creator else ""
             # No schema: set without IN SCHEMA, for the tables made in every schema.
             where = f"schema {'.'.join(future.schema)}" if future.schema else "every schema"
-            yield (
+            yield Drift(
                 f"PUBLIC is given {future.privilege} on the {future.on_kind.lower()}{made_by} "
                 f"in {where} from now on (a default privilege in the "
                 "warehouse): revoke it by hand (stackyard does not own PUBLIC's grants)"
             )
 
 
-def _no_person_loader_writer(data: PolicyInput) -> Iterable[str]:
+def _no_person_loader_writer(data: PolicyInput) -> Iterable[str | Drift]:
     if not data.production:
         return
     decl = data.declaration
@@ -249,7 +294,7 @@ def _writers_granted_by_hand(
     person: str,
     roles: set[str],
     writers: dict[str, str],
-) -> Iterable[str]:
+) -> Iterable[Drift]:
     """The loader WRITER roles among ``roles`` that a person holds in the live state although
     the declaration does not give them (a GRANT made by hand, directly or to a role the
     person holds): the memberships plan, access review and security check read too.
@@ -268,7 +313,7 @@ def _writers_granted_by_hand(
     planned = data.plan.statements() if data.plan is not None else []
     for role in sorted(roles):
         paths = role_paths(data.live, member, engine.principal(role))
-        ways: dict[str, list[str]] = {}  # the fix → the ways it takes back
+        ways: dict[tuple[str, bool], list[str]] = {}  # (the fix, the plan's) → the ways
         for path in paths:
             holders = (member, *path[:-1])
             by_hand = [
@@ -288,18 +333,19 @@ def _writers_granted_by_hand(
                 fix = f"revoke it by hand ({by_hand[-1]})"
             else:
                 fix = "revoke the grant made by hand on the way"
-            ways.setdefault(fix, []).append(
+            ways.setdefault((fix, bool(taken_back)), []).append(
                 "directly"
                 if len(path) == 1
                 else "through " + " → ".join(_declared_name(data, p) for p in path[:-1])
             )
-        for fix, how in ways.items():
+        for (fix, planned_fix), how in ways.items():
             part = "one" if len(how) == 1 else str(len(how))
             several = f", {part} of {len(paths)} ways" if len(paths) > 1 else ""
-            yield (
+            yield Drift(
                 f"person {person.lower()} holds {role} ({', '.join(how)}{several}) in the "
                 "warehouse, granted outside the declaration, in production: only the loader's "
-                f"service account may write database {writers[role]}; {fix}"
+                f"service account may write database {writers[role]}; {fix}",
+                taken_back=planned_fix,
             )
 
 
@@ -419,7 +465,15 @@ def evaluate(data: PolicyInput, project_dir: Path, target: str | None) -> Policy
     names: list[str] = []
     for name, rule in BUILT_IN_RULES.items():
         names.append(name)
-        violations += [Violation(name, message) for message in rule(data)]
+        for found in rule(data):
+            if isinstance(found, Drift):
+                violations.append(
+                    Violation(
+                        name, found.message, found_in="warehouse", taken_back=found.taken_back
+                    )
+                )
+            else:
+                violations.append(Violation(name, found))
     for name, function in project_rules(project_dir):
         names.append(name)
         source = f"{POLICIES_DIR}/{name.split('.')[0]}.py"

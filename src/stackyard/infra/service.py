@@ -217,7 +217,7 @@ class AccessControl:
         raise PolicyViolationError(
             f"`stackyard policy check -t {target}` fails with "
             f"{counted(len(report.violations), 'violation')}; nothing applied:\n{listed}{more}",
-            hint="fix stackyard.yml (or policies/*.py) until the check passes, then plan again",
+            hint=report.fix(),
         )
 
     @staticmethod
