@@ -321,3 +321,31 @@ def test_user_remove_and_rotate_key_answer_in_json(tmp_path: Path) -> None:
     assert rotated.exit_code == 0, rotated.output
     data = json.loads(rotated.stdout)
     assert data["action"] == "rotation started" and data["plan"]["target"] == "prod"
+
+
+def test_user_add_of_a_role_name_says_what_frees_it(tmp_path: Path) -> None:
+    # Before: every clash with a role said "or `stackyard user remove` it first", which
+    # removes users and refuses a role, whatever made it.
+    path = project(tmp_path, "people: {alice: {}}\nroles: {FINANCE: {}}")
+    yml = (path / "stackyard.yml").read_text()
+    hints = {}
+    for name in ("dev_alice", "finance", "dlt_db_writer", "analytics_developer", "alice"):
+        with pytest.raises(UsageError) as refused:
+            Context(path).users().add(name)
+        hints[name] = refused.value.hint
+    assert hints == {
+        "dev_alice": "pick another name: DEV_ALICE is person alice's own role "
+        "(ANALYTICS_DEVELOPER gives each developer one), which goes only with `stackyard "
+        "user remove alice`; nothing was written",
+        "finance": "pick another name, or rename or remove access.roles.FINANCE in "
+        "stackyard.yml (`user remove` removes users, not roles); nothing was written",
+        "dlt_db_writer": "pick another name: DLT_DB_WRITER is a role of database DLT, derived "
+        "from it; nothing was written",
+        "analytics_developer": "pick another name: ANALYTICS_DEVELOPER is one of the roles "
+        "stackyard declares itself (docs/access-control.md); nothing was written",
+        "alice": "pick another name, or `stackyard user remove alice` first; nothing was written",
+    }
+    assert (path / "stackyard.yml").read_text() == yml
+    result = runner.invoke(app, ["user", "add", "dev_alice", "--dry-run", "--project", str(path)])
+    assert result.exit_code == 2
+    assert "already declared as role DEV_ALICE" in result.output

@@ -32,6 +32,7 @@ from stackyard.infra.loaders import declare_loader
 from stackyard.infra.service import AccessControl
 from stackyard.infra.users import KEYS_DIR, KeyPair, generate_key_pair
 from stackyard.runbooks.steps import RunbookPlan, RunbookStep
+from stackyard.runbooks.user_clashes import refuse_a_taken_name
 from stackyard.runbooks.user_keys import KeyRotation, UserChange, keep_private_key, key_text
 from stackyard.session import Sessions
 
@@ -249,10 +250,7 @@ class UsersRunbook:
             and explicit is None
         )
         if existing is not None and not derived_service:
-            raise UsageError(
-                f"'{name}' is already declared as a {'user' if declaration.user(name) else 'role'}",
-                hint="pick another name, or `stackyard user remove` it first",
-            )
+            refuse_a_taken_name(name, declaration, file)
         if not service:
             entry: dict[str, Any] = {}
             if roles:
