@@ -64,3 +64,19 @@ def test_source_list_and_show_never_cut_a_name(
     assert all(len(line) <= width for line in lines)
     assert any(TABLE in line for line in lines), output
     assert any(f"stg_dlt__{TABLE}" in line for line in lines), output
+
+
+def test_source_add_reports_rows_its_first_load_collapsed_as_run_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Before: "loaded contacts: 2 rows" for three rows sent, the third sharing id 1 with the
+    # first, while `stackyard run` said "1 collapsed (duplicate keys)" for the same file.
+    monkeypatch.setattr(out, "_width", 200)
+    project = init_project(tmp_path / "shop").path
+    write(project / "sources/crm/contacts.csv", "id,name\n1,Ada\n2,Grace\n1,Ada Lovelace\n")
+    code, output = cli(
+        "source", "add", "crm", "--kind", "filesystem", "--url", "sources/crm",
+        "--table", "contacts=*.csv", "--primary-key", "contacts=id", "-p", str(project),
+    )  # fmt: skip
+    assert code == 0, output
+    assert "  loaded contacts: 2 rows, 1 row sharing a key collapsed (the latest kept)\n" in output

@@ -21,7 +21,7 @@ from stackyard.cli.common import (
     out,
 )
 from stackyard.cli.render import whole_values_table
-from stackyard.errors import UsageError
+from stackyard.errors import UsageError, counted
 from stackyard.runbooks.steps import RunbookPlan, explain
 
 if TYPE_CHECKING:
@@ -249,7 +249,16 @@ def register(app: typer.Typer) -> None:
         out.print(f"source [bold]{name}[/] ({kind}): {verb}")
         if result.load and result.load.tables:
             for t in result.load.tables:
-                out.print(f"  loaded {t.table}: {t.rows:,} rows", highlight=False)
+                # As `stackyard run` reports them: rows that shared a key were merged into one.
+                collapsed = (
+                    f", {counted(t.duplicates, 'row')} sharing a key collapsed "
+                    f"({result.kept_of_a_key})"
+                    if t.duplicates
+                    else ""
+                )
+                out.print(
+                    f"  loaded {t.table}: {counted(t.rows, 'row')}{collapsed}", highlight=False
+                )
         for f in result.files_written:
             out.print(f"  wrote {f}", highlight=False)
         for f in result.files_unchanged:

@@ -30,6 +30,9 @@ class SourceAddResult:
     load: SourceLoad | None = None
     checks: tuple[Check, ...] = ()
     notes: tuple[str, ...] = ()
+    # Which row of a key the load kept when rows shared one (the kind's KEPT_OF_A_KEY), in
+    # the words `stackyard run` says it in.
+    kept_of_a_key: str = ""
 
     @property
     def ok(self) -> bool:

@@ -301,6 +301,7 @@ class SourcesRunbook:
             tuple(unchanged + u2),
             load=result,
             checks=tuple(checks),
+            kept_of_a_key=parse_source(entry).KEPT_OF_A_KEY,
             notes=tuple(
                 f"{t.name}: no primary key declared or found; its model has no key tests"
                 for t in tables
