@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal
 
-from stackyard.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
+from stackyard.errors import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, counted
 
 # "interrupted": Ctrl-C stopped the step (what it finished is kept; nothing after it ran)
 StepStatus = Literal["ok", "warn", "failed", "skipped", "interrupted"]
@@ -170,17 +170,17 @@ class Counts:
         >>> Counts(models_built=3, models_skipped=1, tests_passed=12, tests_failed=1).build_text()
         '3 models built, 1 skipped; 12 tests passed, 1 failed'
         """
-        models = [f"{self.models_built:,} models built"]
+        models = [f"{counted(self.models_built, 'model')} built"]
         models += [
             f"{v:,} {label}"
             for v, label in ((self.models_errored, "errored"), (self.models_skipped, "skipped"))
             if v
         ]
         if self.seeds_built:
-            models.append(f"{self.seeds_built:,} seeds")
+            models.append(counted(self.seeds_built, "seed"))
         if self.snapshots_built:
-            models.append(f"{self.snapshots_built:,} snapshots")
-        tests = [f"{self.tests_passed:,} tests passed"]
+            models.append(counted(self.snapshots_built, "snapshot"))
+        tests = [f"{counted(self.tests_passed, 'test')} passed"]
         tests += [
             f"{v:,} {label}"
             for v, label in (
@@ -196,9 +196,9 @@ class Counts:
         """Everything, for the run line.
 
         >>> Counts(rows_loaded=1200, rows_rejected=2, models_built=1, tests_passed=2).text()
-        '1,200 rows loaded, 2 rejected; 1 models built; 2 tests passed'
+        '1,200 rows loaded, 2 rejected; 1 model built; 2 tests passed'
         """
-        rows = f"{self.rows_loaded:,} rows loaded"
+        rows = f"{counted(self.rows_loaded, 'row')} loaded"
         if self.rows_rejected:
             rows += f", {self.rows_rejected:,} rejected"
         if self.rows_collapsed:

@@ -171,5 +171,5 @@ def test_a_python_sources_duplicate_keys_are_reported_as_dlt_keeps_them(tmp_path
     assert done.returncode == 0, done.stdout + done.stderr
     kept = Context(project).sql("select v from things.things").rows
     # Before: "1 rows sharing a key collapsed (the latest kept)", while the table held "first".
-    assert "1 rows sharing a key collapsed (one per key, as dlt read them)" in done.stdout
+    assert "1 row sharing a key collapsed (one per key, as dlt read them)" in done.stdout
     assert kept == (("first",),)

@@ -82,7 +82,7 @@ def test_duckdb_a_table_whose_schema_was_dropped_comes_back(tmp_path: Path) -> N
     cli("sql", "DROP SCHEMA shop_db CASCADE", *base)
     # It said the (good) backup was damaged: "Schema with name shop_db does not exist".
     out = cli("restore-table", "shop_db.orders", "--from", "latest", *base)
-    assert "shop_db.orders__restored (1 rows" in out, out
+    assert "shop_db.orders__restored (1 row" in out, out
     cli("sql", printed_swap(out), *base)
     rows = json.loads(cli("sql", "SELECT id FROM shop_db.orders", "--json", *base))["rows"]
     assert rows == [{"id": 7}]

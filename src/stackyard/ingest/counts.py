@@ -17,6 +17,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from stackyard.errors import counted
 from stackyard.results import SourceLoad, TableLoad
 from stackyard.warehouse.base import LoadedTable
 
@@ -154,15 +155,15 @@ def load_detail(result: SourceLoad, kept: str, dataset: str, rejected_table: str
     >>> from stackyard.results import TableLoad
     >>> load = SourceLoad("shop", "shop", "loaded", (TableLoad("t", 3, 1),))
     >>> load_detail(load, "one per key, as dlt read them", "shop", "_rejected_rows")
-    '3 rows in 1 tables, 1 rows sharing a key collapsed (one per key, as dlt read them)'
+    '3 rows in 1 table, 1 row sharing a key collapsed (one per key, as dlt read them)'
     """
-    detail = f"{result.rows:,} rows in {len(result.tables)} tables"
+    detail = f"{counted(result.rows, 'row')} in {counted(len(result.tables), 'table')}"
     deleted = sum(t.deleted for t in result.tables)
     if deleted:
-        detail += f", {deleted:,} rows deleted upstream marked or removed"
+        detail += f", {counted(deleted, 'row')} deleted upstream marked or removed"
     duplicates = sum(t.duplicates for t in result.tables)
     if duplicates:
-        detail += f", {duplicates:,} rows sharing a key collapsed ({kept})"
+        detail += f", {counted(duplicates, 'row')} sharing a key collapsed ({kept})"
     if result.rejected:
         detail += f", {result.rejected:,} rejected → {dataset}.{rejected_table}"
     for note in result.notes:
