@@ -163,6 +163,17 @@ def test_sql_shows_an_infinite_timestamp_as_infinity(tmp_path: Path) -> None:
     ]
 
 
+def test_sql_shows_every_digit_of_a_nanosecond_timestamp(tmp_path: Path) -> None:
+    project = make_project(tmp_path / "p")
+    query = "select '2024-01-01 12:00:00.123456789'::timestamp_ns as at"
+    exit_code, output = invoke("sql", query, "-p", str(project))
+    assert exit_code == 0, output
+    assert "2024-01-01 12:00:00.123456789" in output, output  # before: .123456
+    exit_code, output = invoke("sql", query, "-p", str(project), "--json")
+    assert exit_code == 0, output
+    assert json.loads(output)["rows"] == [{"at": "2024-01-01T12:00:00.123456789"}]
+
+
 def test_sql_json_keeps_every_column_of_a_name_given_twice(tmp_path: Path) -> None:
     # Before: {"columns": ["a", "a"], "rows": [{"a": 2}]}: the 1 was lost, exit 0.
     project = make_project(tmp_path / "p")

@@ -1,6 +1,7 @@
-"""What ``stackyard sql`` shows of a DuckDB date or timestamp that is infinite: ``infinity``
-and ``-infinity``, told apart from the real values DuckDB's Python conversion hands them over
-as (DuckDBWarehouse.show_query)."""
+"""What ``stackyard sql`` shows of DuckDB values its Python conversion hands over as others: a
+date or timestamp that is infinite as ``infinity`` and ``-infinity``, told apart from the real
+values they come over as, and a ``timestamp_ns`` with all nine digits
+(DuckDBWarehouse.show_query)."""
 
 from __future__ import annotations
 
@@ -61,3 +62,18 @@ def test_other_statements_run_once_as_they_are(warehouse: DuckDBWarehouse) -> No
     assert warehouse.show_query("select n from t").rows == ((1,),)
     with pytest.raises(WarehouseError, match="DuckDB rejected the query"):
         warehouse.show_query("select at from nowhere")
+
+
+def test_a_nanosecond_timestamp_keeps_all_nine_digits(warehouse: DuckDBWarehouse) -> None:
+    answer = warehouse.show_query(
+        "select '2024-01-01 12:00:00.123456789'::timestamp_ns as a, "
+        "'2024-01-01 12:00:00'::timestamp_ns as b, null::timestamp_ns as c, "
+        "'infinity'::timestamp_ns as d"
+    )
+    # Before: 2024-01-01 12:00:00.123456, the last three digits dropped without a word.
+    assert [str(v) if v is not None else None for v in answer.rows[0]] == [
+        "2024-01-01 12:00:00.123456789",
+        "2024-01-01 12:00:00",
+        None,
+        "infinity",
+    ]

@@ -24,6 +24,7 @@ from stackyard.errors import (
     Interrupted,
     StackyardError,
 )
+from stackyard.warehouse.base import ExactTimestamp
 
 if TYPE_CHECKING:
     from stackyard.console import Console
@@ -187,7 +188,7 @@ def _confirm_or_stop(question: str) -> None:
 
 
 def _json_default(value: Any) -> Any:
-    if isinstance(value, datetime | date):
+    if isinstance(value, datetime | date | ExactTimestamp):
         return value.isoformat()
     if isinstance(value, bytes):
         return value.hex()

@@ -72,6 +72,27 @@ class QueryResult:
 
 
 @dataclass(frozen=True)
+class ExactTimestamp:
+    """A timestamp with more digits than a Python ``datetime`` holds (it stops at
+    microseconds), kept as the text the engine prints for it.
+
+    >>> str(ExactTimestamp("2024-01-01 12:00:00.123456789"))
+    '2024-01-01 12:00:00.123456789'
+    >>> ExactTimestamp("2024-01-01 12:00:00.123456789").isoformat()
+    '2024-01-01T12:00:00.123456789'
+    """
+
+    text: str
+
+    def __str__(self) -> str:
+        return self.text
+
+    def isoformat(self) -> str:
+        """The text in ISO 8601's form, as ``datetime.isoformat`` writes the others."""
+        return self.text.replace(" ", "T", 1)
+
+
+@dataclass(frozen=True)
 class ColumnSequence:
     """A sequence that hands out a table column's values (an identity, a serial, a
     ``DEFAULT nextval(…)``), as the engine's catalog holds it now.

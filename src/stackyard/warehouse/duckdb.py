@@ -10,10 +10,19 @@ from typing import Any, ClassVar
 from stackyard.config.model import DuckDBTarget
 from stackyard.config.private import PRIVATE_DIR, private_dir, tighten
 from stackyard.errors import WarehouseError, WarehouseLockedError, WarehouseUnreachableError
-from stackyard.warehouse.base import ColumnSequence, QueryEstimate, QueryResult, Warehouse
+from stackyard.warehouse.base import (
+    ColumnSequence,
+    ExactTimestamp,
+    QueryEstimate,
+    QueryResult,
+    Warehouse,
+)
 
 # The column types ``isinf`` takes: a date or timestamp, of any precision, with time zone or not.
-_DATED = re.compile(r"DATE|TIMESTAMP(_S|_MS|_NS| WITH TIME ZONE)?")
+_DATED = re.compile(r"DATE|TIMESTAMP(_S|_MS| WITH TIME ZONE)?")
+# Nanoseconds, which DuckDB's Python conversion cuts to a datetime's microseconds: read as
+# DuckDB's own text instead (which says infinity too).
+_NANOSECONDS = "TIMESTAMP_NS"
 # A statement's own ";" (and comments after it), which cannot stand inside a subquery.
 _TRAILING_SEMICOLON = re.compile(r";(\s|--[^\n]*)*$")
 
@@ -138,12 +147,15 @@ class DuckDBWarehouse(Warehouse):
         return QueryResult(columns, tuple(tuple(r) for r in rows))
 
     def show_query(self, sql: str) -> QueryResult:
-        """:meth:`query`, with a date or timestamp that is ``infinity`` or ``-infinity`` as
-        that text. DuckDB's Python conversion hands them over as the largest and smallest
-        values Python holds (9999-12-31 23:59:59.999999, 0001-01-01), which a real value may
-        be too; ``isinf`` tells them apart
-        (https://duckdb.org/docs/sql/functions/timestamp#isinftimestamp). A single SELECT
-        is asked for it beside its columns; any other statement runs as it is."""
+        """:meth:`query`, with the values DuckDB's Python conversion hands over as others
+        shown as DuckDB holds them. A date or timestamp that is ``infinity`` or
+        ``-infinity`` comes over as the largest and smallest values Python holds
+        (9999-12-31 23:59:59.999999, 0001-01-01), which a real value may be too; ``isinf``
+        tells them apart
+        (https://duckdb.org/docs/sql/functions/timestamp#isinftimestamp). A
+        ``timestamp_ns`` comes over cut to microseconds: its text keeps all nine digits.
+        A single SELECT is asked for these beside its columns; any other statement runs as
+        it is."""
         import duckdb
 
         con = self._connection()
@@ -155,22 +167,33 @@ class DuckDBWarehouse(Warehouse):
             described = con.execute(f"DESCRIBE {body}").fetchall()
         except duckdb.Error:
             return self.query(sql)  # its own error, as the query gives it
-        dated = [i for i, row in enumerate(described) if _DATED.fullmatch(str(row[1]))]
-        if not dated:
+        extras: list[tuple[int, str]] = []  # (column, what is asked beside it)
+        for i, row in enumerate(described):
+            if _DATED.fullmatch(str(row[1])):
+                extras.append((i, f"isinf(#{i + 1})"))
+            elif str(row[1]) == _NANOSECONDS:
+                extras.append((i, f"CAST(#{i + 1} AS VARCHAR)"))
+        if not extras:
             return self.query(sql)
-        flags = ", ".join(f"isinf(#{i + 1})" for i in dated)
+        asked = ", ".join(expression for _, expression in extras)
         # On a new line: a query ending in a comment would otherwise comment the ")" out.
         try:
-            flagged = self.query(f"SELECT *, {flags} FROM (\n{body}\n)")
+            flagged = self.query(f"SELECT *, {asked} FROM (\n{body}\n)")
         except WarehouseError:
             return self.query(sql)  # a SELECT that is no subquery: as it is, with its error
         width = len(described)
         rows = []
         for row in flagged.rows:
             values = list(row[:width])
-            for i, infinite in zip(dated, row[width:], strict=True):
-                if infinite:
+            for (i, _), extra in zip(extras, row[width:], strict=True):
+                if extra is None or extra is False:
+                    continue
+                if extra is True:
                     values[i] = "-infinity" if values[i].year == 1 else "infinity"
+                elif "infinity" in extra:
+                    values[i] = extra
+                else:
+                    values[i] = ExactTimestamp(extra)
             rows.append(tuple(values))
         return QueryResult(tuple(str(r[0]) for r in described), tuple(rows))
 
