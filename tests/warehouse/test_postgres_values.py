@@ -1,8 +1,10 @@
 """What a query on a Postgres target says when Postgres answered and the driver cannot read a
-value of the answer, against a query Postgres refused."""
+value of the answer, against a query Postgres refused; and what ``stackyard sql`` shows of
+such a value (PostgresWarehouse.show_query)."""
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -50,5 +52,38 @@ def test_several_statements_answer_with_the_last_ones_rows(
         assert (answer.columns, answer.rows) == (("n",), ((2,),))
         answer = warehouse.query("select 1 as a; update several set n = n where false")
         assert (answer.columns, answer.rows) == ((), ())
+    finally:
+        warehouse.close()
+
+
+def test_sql_shows_dates_python_cannot_hold_as_postgres_prints_them(
+    tmp_path: Path, pg_database: dict[str, object]
+) -> None:
+    # Before: the whole answer failed, "a value it returned cannot be read", exit 1.
+    target = PostgresTarget(type="postgres", **pg_database)  # type: ignore[arg-type]
+    warehouse = PostgresWarehouse("pg", target, tmp_path, Secrets(tmp_path, environ={}))
+    try:
+        answer = warehouse.show_query(
+            "select 'infinity'::timestamp as a, '-infinity'::date as b, "
+            "'0044-03-15 BC'::date as c, '10000-01-01'::date as d, "
+            "'-infinity'::timestamptz as e, '24:00'::time as f, "
+            "'2024-01-01'::date as g, null::date as h"
+        )
+        assert answer.rows == (
+            (
+                "infinity",
+                "-infinity",
+                "0044-03-15 BC",
+                "10000-01-01",
+                "-infinity",
+                "24:00:00",
+                date(2024, 1, 1),
+                None,
+            ),
+        )
+        # What other code reads stays as psycopg reads it.
+        assert warehouse.query("select '2024-01-01'::date").rows == ((date(2024, 1, 1),),)
+        with pytest.raises(WarehouseError, match="cannot be read"):
+            warehouse.query("select 'infinity'::date")
     finally:
         warehouse.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from functools import cache
 from typing import Any, ClassVar
 
 from stackyard.config.model import PostgresTarget
@@ -176,10 +177,21 @@ class PostgresWarehouse(Warehouse):
         return dropped
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> QueryResult:
+        return self._query(sql, params, shown=False)
+
+    def show_query(self, sql: str) -> QueryResult:
+        """:meth:`query`, with a date, time or timestamp that Python cannot hold (``infinity``,
+        ``-infinity``, BC, a year past 9999, ``24:00:00``) as the text Postgres prints for it,
+        where the driver refuses the whole answer."""
+        return self._query(sql, (), shown=True)
+
+    def _query(self, sql: str, params: Sequence[Any], *, shown: bool) -> QueryResult:
         import psycopg
 
         try:
             with self._connection().cursor() as cur:
+                if shown:
+                    _read_as_printed(cur)
                 cur.execute(sql, list(params) if params else None)
                 rows = cur.fetchall() if cur.description else []
                 columns = tuple(d.name for d in cur.description or ())
@@ -324,6 +336,46 @@ WHERE d.classid = 'pg_rewrite'::regclass AND d.refclassid = 'pg_class'::regclass
   AND v.relkind IN ('v', 'm') AND v.oid <> t.oid AND tn.nspname = %s
 ORDER BY 1, 2
 """
+
+
+# The types whose values psycopg reads as a datetime, date or time and cannot when Python has
+# none for them: infinity, BC, years past 9999, 24:00:00.
+_DATED = ("date", "timestamp", "timestamptz", "time", "timetz")
+
+
+def _read_as_printed(cursor: Any) -> None:
+    """Make ``cursor`` read a dated value that Python cannot hold as the text Postgres sent,
+    instead of failing the whole answer; every other value as psycopg reads it.
+
+    The cursor's own adapters, so nothing else reading the connection changes
+    (https://www.psycopg.org/psycopg3/docs/advanced/adapt.html). psycopg's fast loaders cannot
+    be subclassed, so each is wrapped: a try around its own load costs little per value.
+    """
+    from psycopg.postgres import types
+    from psycopg.pq import Format
+
+    for name in _DATED:
+        inner = cursor.adapters.get_loader(types[name].oid, Format.TEXT)
+        cursor.adapters.register_loader(name, _printed_when_unreadable(inner))
+
+
+@cache
+def _printed_when_unreadable(inner: type) -> type:
+    import psycopg
+    from psycopg.adapt import Loader
+
+    class PrintedWhenUnreadable(Loader):
+        def __init__(self, oid: int, context: Any = None) -> None:
+            super().__init__(oid, context)
+            self._load = inner(oid, context).load
+
+        def load(self, data: Any) -> Any:
+            try:
+                return self._load(data)
+            except psycopg.DataError:
+                return bytes(data).decode()
+
+    return PrintedWhenUnreadable
 
 
 def _keep_empty_strings() -> None:
