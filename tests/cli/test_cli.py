@@ -174,6 +174,20 @@ def test_sql_shows_every_digit_of_a_nanosecond_timestamp(tmp_path: Path) -> None
     assert json.loads(output)["rows"] == [{"at": "2024-01-01T12:00:00.123456789"}]
 
 
+def test_sql_json_writes_a_json_column_as_the_json_it_holds(tmp_path: Path) -> None:
+    project = make_project(tmp_path / "p")
+    query = """select '{"a": 1.10, "b": [12345678901234567890.5, "x"]}'::json as doc"""
+    exit_code, output = invoke("sql", query, "-p", str(project), "--json")
+    assert exit_code == 0, output
+    # Before: the string "{\"a\": 1.10, …}", which a reader has to parse a second time.
+    row = json.loads(output, parse_float=Decimal)["rows"][0]
+    assert row == {"doc": {"a": Decimal("1.10"), "b": [Decimal("12345678901234567890.5"), "x"]}}
+    assert '"a": 1.10' in output  # as the warehouse holds it, not 1.1
+    exit_code, output = invoke("sql", query, "-p", str(project))
+    assert exit_code == 0, output
+    assert '{"a": 1.10, "b": [12345678901234567890.5, "x"]}' in output, output
+
+
 def test_sql_json_keeps_every_column_of_a_name_given_twice(tmp_path: Path) -> None:
     # Before: {"columns": ["a", "a"], "rows": [{"a": 2}]}: the 1 was lost, exit 0.
     project = make_project(tmp_path / "p")

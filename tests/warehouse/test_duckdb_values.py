@@ -13,6 +13,7 @@ import pytest
 from stackyard.config.model import DuckDBTarget
 from stackyard.config.secrets import Secrets
 from stackyard.errors import WarehouseError
+from stackyard.warehouse.base import JsonText
 from stackyard.warehouse.duckdb import DuckDBWarehouse
 
 
@@ -77,3 +78,10 @@ def test_a_nanosecond_timestamp_keeps_all_nine_digits(warehouse: DuckDBWarehouse
         None,
         "infinity",
     ]
+
+
+def test_a_json_value_is_marked_as_json(warehouse: DuckDBWarehouse) -> None:
+    answer = warehouse.show_query("""select '{"a": 1}'::json as j, '{"a": 1}' as t""")
+    assert answer.rows == (('{"a": 1}', '{"a": 1}'),)
+    # Before: both plain text, so --json wrote the JSON column as a string to parse again.
+    assert [isinstance(v, JsonText) for v in answer.rows[0]] == [True, False]

@@ -12,6 +12,7 @@ import pytest
 from stackyard.config.model import PostgresTarget
 from stackyard.config.secrets import Secrets
 from stackyard.errors import WarehouseError
+from stackyard.warehouse.base import JsonText
 from stackyard.warehouse.postgres import PostgresWarehouse
 
 pytestmark = pytest.mark.postgres
@@ -85,5 +86,21 @@ def test_sql_shows_dates_python_cannot_hold_as_postgres_prints_them(
         assert warehouse.query("select '2024-01-01'::date").rows == ((date(2024, 1, 1),),)
         with pytest.raises(WarehouseError, match="cannot be read"):
             warehouse.query("select 'infinity'::date")
+    finally:
+        warehouse.close()
+
+
+def test_sql_shows_json_as_postgres_prints_it(
+    tmp_path: Path, pg_database: dict[str, object]
+) -> None:
+    # Before: a dict, shown as Python's repr ({'a': 1}) and its numbers made floats.
+    target = PostgresTarget(type="postgres", **pg_database)  # type: ignore[arg-type]
+    warehouse = PostgresWarehouse("pg", target, tmp_path, Secrets(tmp_path, environ={}))
+    try:
+        answer = warehouse.show_query(
+            """select '{"a":1, "b": 12345678901234567890.5}'::jsonb as j, '[1,2]'::json as k"""
+        )
+        assert answer.rows == (('{"a": 1, "b": 12345678901234567890.5}', "[1,2]"),)
+        assert all(isinstance(v, JsonText) for v in answer.rows[0])
     finally:
         warehouse.close()

@@ -24,7 +24,7 @@ from stackyard.errors import (
     Interrupted,
     StackyardError,
 )
-from stackyard.warehouse.base import ExactTimestamp
+from stackyard.warehouse.base import ExactTimestamp, JsonText
 
 if TYPE_CHECKING:
     from stackyard.console import Console
@@ -204,6 +204,7 @@ def exact_json(data: Any, indent: int | None = 2) -> str:
 
     NaN and the infinities, which JSON has no literal for (Python's ``NaN`` is refused by
     strict parsers), are the strings ``"NaN"``, ``"Infinity"`` and ``"-Infinity"``.
+    A :class:`JsonText` (a ``json`` column) is the JSON value it holds.
 
     >>> exact_json({"amount": Decimal("12345678901234567.89"), "n": 1.5}, indent=None)
     '{"amount": 12345678901234567.89, "n": 1.5}'
@@ -235,6 +236,9 @@ def _finite(data: Any) -> Any:
     ``default`` for a float)."""
     if isinstance(data, float):
         return data if math.isfinite(data) else _not_finite(data)
+    if isinstance(data, JsonText):
+        # The value it holds, its numbers as decimals: written with every digit it has.
+        return _finite(json.loads(data, parse_float=Decimal))
     if isinstance(data, dict):
         return {k: _finite(v) for k, v in data.items()}
     if isinstance(data, list | tuple):

@@ -92,6 +92,17 @@ class ExactTimestamp:
         return self.text.replace(" ", "T", 1)
 
 
+class JsonText(str):
+    """A JSON value (a ``json``/``jsonb`` column) as the engine prints it: shown as that
+    text, and written by ``--json`` as the JSON value it holds, every digit kept.
+
+    >>> JsonText('{"a": 1}')
+    '{"a": 1}'
+    """
+
+    __slots__ = ()
+
+
 @dataclass(frozen=True)
 class ColumnSequence:
     """A sequence that hands out a table column's values (an identity, a serial, a

@@ -13,6 +13,7 @@ from stackyard.errors import WarehouseError, WarehouseLockedError, WarehouseUnre
 from stackyard.warehouse.base import (
     ColumnSequence,
     ExactTimestamp,
+    JsonText,
     QueryEstimate,
     QueryResult,
     Warehouse,
@@ -167,6 +168,7 @@ class DuckDBWarehouse(Warehouse):
             described = con.execute(f"DESCRIBE {body}").fetchall()
         except duckdb.Error:
             return self.query(sql)  # its own error, as the query gives it
+        json = [i for i, row in enumerate(described) if str(row[1]) == "JSON"]
         extras: list[tuple[int, str]] = []  # (column, what is asked beside it)
         for i, row in enumerate(described):
             if _DATED.fullmatch(str(row[1])):
@@ -174,13 +176,13 @@ class DuckDBWarehouse(Warehouse):
             elif str(row[1]) == _NANOSECONDS:
                 extras.append((i, f"CAST(#{i + 1} AS VARCHAR)"))
         if not extras:
-            return self.query(sql)
+            return _as_json_text(self.query(sql), json)
         asked = ", ".join(expression for _, expression in extras)
         # On a new line: a query ending in a comment would otherwise comment the ")" out.
         try:
             flagged = self.query(f"SELECT *, {asked} FROM (\n{body}\n)")
         except WarehouseError:
-            return self.query(sql)  # a SELECT that is no subquery: as it is, with its error
+            return _as_json_text(self.query(sql), json)  # no subquery: with its own error
         width = len(described)
         rows = []
         for row in flagged.rows:
@@ -195,7 +197,7 @@ class DuckDBWarehouse(Warehouse):
                 else:
                     values[i] = ExactTimestamp(extra)
             rows.append(tuple(values))
-        return QueryResult(tuple(str(r[0]) for r in described), tuple(rows))
+        return _as_json_text(QueryResult(tuple(str(r[0]) for r in described), tuple(rows)), json)
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
         import duckdb
@@ -405,6 +407,18 @@ def _literal(text: str) -> str:
     "'it''s'"
     """
     return "'" + text.replace("'", "''") + "'"
+
+
+def _as_json_text(result: QueryResult, columns: Sequence[int]) -> QueryResult:
+    """``result`` with the values of its JSON ``columns`` (DuckDB hands them over as text) as
+    :class:`JsonText`, which ``--json`` writes as the JSON they hold."""
+    if not columns:
+        return result
+    rows = tuple(
+        tuple(JsonText(v) if i in columns and v is not None else v for i, v in enumerate(row))
+        for row in result.rows
+    )
+    return QueryResult(result.columns, rows, result.statements)
 
 
 def _as_interrupt(exc: RuntimeError) -> BaseException:

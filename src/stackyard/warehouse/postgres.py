@@ -9,7 +9,13 @@ from typing import Any, ClassVar
 
 from stackyard.config.model import PostgresTarget
 from stackyard.errors import WarehouseError, WarehouseUnreachableError
-from stackyard.warehouse.base import ColumnSequence, QueryEstimate, QueryResult, Warehouse
+from stackyard.warehouse.base import (
+    ColumnSequence,
+    JsonText,
+    QueryEstimate,
+    QueryResult,
+    Warehouse,
+)
 
 # The sequences behind a table's columns: owned by a column (identity: an internal dependency,
 # serial or OWNED BY: an automatic one) or named by a column's default (its pg_attrdef entry
@@ -182,7 +188,7 @@ class PostgresWarehouse(Warehouse):
     def show_query(self, sql: str) -> QueryResult:
         """:meth:`query`, with a date, time or timestamp that Python cannot hold (``infinity``,
         ``-infinity``, BC, a year past 9999, ``24:00:00``) as the text Postgres prints for it,
-        where the driver refuses the whole answer."""
+        where the driver refuses the whole answer, and JSON as :class:`JsonText`."""
         return self._query(sql, (), shown=True)
 
     def _query(self, sql: str, params: Sequence[Any], *, shown: bool) -> QueryResult:
@@ -357,6 +363,21 @@ def _read_as_printed(cursor: Any) -> None:
     for name in _DATED:
         inner = cursor.adapters.get_loader(types[name].oid, Format.TEXT)
         cursor.adapters.register_loader(name, _printed_when_unreadable(inner))
+    # JSON as Postgres prints it rather than a dict (shown as Python's repr, {'a': 1}, its
+    # numbers made floats).
+    for name in ("json", "jsonb"):
+        cursor.adapters.register_loader(name, _json_text())
+
+
+@cache
+def _json_text() -> type:
+    from psycopg.adapt import Loader
+
+    class AsJsonText(Loader):
+        def load(self, data: Any) -> JsonText:
+            return JsonText(bytes(data).decode())
+
+    return AsJsonText
 
 
 @cache
