@@ -188,6 +188,17 @@ def test_sql_json_writes_a_json_column_as_the_json_it_holds(tmp_path: Path) -> N
     assert '{"a": 1.10, "b": [12345678901234567890.5, "x"]}' in output, output
 
 
+def test_sql_shows_an_interval_as_the_warehouse_prints_it(tmp_path: Path) -> None:
+    project = make_project(tmp_path / "p")
+    query = "select interval '1 month' as a, interval '1 day 2 hours' as b"
+    exit_code, output = invoke("sql", query, "-p", str(project))
+    assert exit_code == 0, output
+    assert "1 month" in output and "1 day 02:00:00" in output, output  # not 30 days, 0:00:00
+    exit_code, output = invoke("sql", query, "-p", str(project), "--json")
+    assert exit_code == 0, output
+    assert json.loads(output)["rows"] == [{"a": "1 month", "b": "1 day 02:00:00"}]
+
+
 def test_sql_json_keeps_every_column_of_a_name_given_twice(tmp_path: Path) -> None:
     # Before: {"columns": ["a", "a"], "rows": [{"a": 2}]}: the 1 was lost, exit 0.
     project = make_project(tmp_path / "p")

@@ -85,3 +85,11 @@ def test_a_json_value_is_marked_as_json(warehouse: DuckDBWarehouse) -> None:
     assert answer.rows == (('{"a": 1}', '{"a": 1}'),)
     # Before: both plain text, so --json wrote the JSON column as a string to parse again.
     assert [isinstance(v, JsonText) for v in answer.rows[0]] == [True, False]
+
+
+def test_an_interval_shows_as_duckdb_prints_it(warehouse: DuckDBWarehouse) -> None:
+    answer = warehouse.show_query(
+        "select interval '1 month' as a, interval '1 day 2 hours' as b, null::interval as c"
+    )
+    # Before: timedelta's "30 days, 0:00:00" for a month, "1 day, 2:00:00" for the other.
+    assert answer.rows == (("1 month", "1 day 02:00:00", None),)

@@ -104,3 +104,18 @@ def test_sql_shows_json_as_postgres_prints_it(
         assert all(isinstance(v, JsonText) for v in answer.rows[0])
     finally:
         warehouse.close()
+
+
+def test_sql_shows_an_interval_as_postgres_prints_it(
+    tmp_path: Path, pg_database: dict[str, object]
+) -> None:
+    # Before: timedelta's "30 days, 0:00:00" for a month, "1 day, 2:00:00" for a day and 2 hours.
+    target = PostgresTarget(type="postgres", **pg_database)  # type: ignore[arg-type]
+    warehouse = PostgresWarehouse("pg", target, tmp_path, Secrets(tmp_path, environ={}))
+    try:
+        answer = warehouse.show_query(
+            "select interval '1 month' as a, interval '1 day 2 hours' as b, null::interval as c"
+        )
+        assert answer.rows == (("1 mon", "1 day 02:00:00", None),)
+    finally:
+        warehouse.close()

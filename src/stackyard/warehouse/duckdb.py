@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -24,6 +25,9 @@ _DATED = re.compile(r"DATE|TIMESTAMP(_S|_MS| WITH TIME ZONE)?")
 # Nanoseconds, which DuckDB's Python conversion cuts to a datetime's microseconds: read as
 # DuckDB's own text instead (which says infinity too).
 _NANOSECONDS = "TIMESTAMP_NS"
+# An interval, which the conversion makes a timedelta: a month as 30 days, and printed as
+# Python writes one (1 day, 2:00:00); DuckDB's text says what the interval holds.
+_INTERVAL = "INTERVAL"
 # A statement's own ";" (and comments after it), which cannot stand inside a subquery.
 _TRAILING_SEMICOLON = re.compile(r";(\s|--[^\n]*)*$")
 
@@ -154,7 +158,8 @@ class DuckDBWarehouse(Warehouse):
         (9999-12-31 23:59:59.999999, 0001-01-01), which a real value may be too; ``isinf``
         tells them apart
         (https://duckdb.org/docs/sql/functions/timestamp#isinftimestamp). A
-        ``timestamp_ns`` comes over cut to microseconds: its text keeps all nine digits.
+        ``timestamp_ns`` comes over cut to microseconds, an interval as a timedelta (a
+        month as 30 days): their text keeps what they hold.
         A single SELECT is asked for these beside its columns; any other statement runs as
         it is."""
         import duckdb
@@ -173,7 +178,7 @@ class DuckDBWarehouse(Warehouse):
         for i, row in enumerate(described):
             if _DATED.fullmatch(str(row[1])):
                 extras.append((i, f"isinf(#{i + 1})"))
-            elif str(row[1]) == _NANOSECONDS:
+            elif str(row[1]) in (_NANOSECONDS, _INTERVAL):
                 extras.append((i, f"CAST(#{i + 1} AS VARCHAR)"))
         if not extras:
             return _as_json_text(self.query(sql), json)
@@ -192,8 +197,8 @@ class DuckDBWarehouse(Warehouse):
                     continue
                 if extra is True:
                     values[i] = "-infinity" if values[i].year == 1 else "infinity"
-                elif "infinity" in extra:
-                    values[i] = extra
+                elif "infinity" in extra or not isinstance(values[i], datetime):
+                    values[i] = extra  # infinite, or an interval
                 else:
                     values[i] = ExactTimestamp(extra)
             rows.append(tuple(values))

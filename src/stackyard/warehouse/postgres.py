@@ -188,7 +188,8 @@ class PostgresWarehouse(Warehouse):
     def show_query(self, sql: str) -> QueryResult:
         """:meth:`query`, with a date, time or timestamp that Python cannot hold (``infinity``,
         ``-infinity``, BC, a year past 9999, ``24:00:00``) as the text Postgres prints for it,
-        where the driver refuses the whole answer, and JSON as :class:`JsonText`."""
+        where the driver refuses the whole answer; JSON as :class:`JsonText`; an interval as
+        Postgres prints it."""
         return self._query(sql, (), shown=True)
 
     def _query(self, sql: str, params: Sequence[Any], *, shown: bool) -> QueryResult:
@@ -359,6 +360,7 @@ def _read_as_printed(cursor: Any) -> None:
     """
     from psycopg.postgres import types
     from psycopg.pq import Format
+    from psycopg.types.string import TextLoader
 
     for name in _DATED:
         inner = cursor.adapters.get_loader(types[name].oid, Format.TEXT)
@@ -367,6 +369,9 @@ def _read_as_printed(cursor: Any) -> None:
     # numbers made floats).
     for name in ("json", "jsonb"):
         cursor.adapters.register_loader(name, _json_text())
+    # An interval as Postgres prints it ("1 mon 2 days 03:00:00"): psycopg's timedelta makes
+    # a month 30 days and prints as Python does ("32 days, 3:00:00").
+    cursor.adapters.register_loader("interval", TextLoader)
 
 
 @cache
