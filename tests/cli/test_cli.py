@@ -199,6 +199,16 @@ def test_sql_shows_an_interval_as_the_warehouse_prints_it(tmp_path: Path) -> Non
     assert json.loads(output)["rows"] == [{"a": "1 month", "b": "1 day 02:00:00"}]
 
 
+def test_sql_tells_null_from_the_text_null_and_from_empty_text(tmp_path: Path) -> None:
+    project = make_project(tmp_path / "p")
+    # Not a terminal: no style tells them apart, only the text.
+    exit_code, output = invoke("sql", "select null as a, 'NULL' as b, '' as c", "-p", str(project))
+    assert exit_code == 0, output
+    values = output.splitlines()[-1].split("│")
+    # Before: NULL and NULL, the dim style gone.
+    assert [v.strip() for v in values] == ["∅", "NULL", ""], output
+
+
 def test_sql_json_keeps_every_column_of_a_name_given_twice(tmp_path: Path) -> None:
     # Before: {"columns": ["a", "a"], "rows": [{"a": 2}]}: the 1 was lost, exit 0.
     project = make_project(tmp_path / "p")

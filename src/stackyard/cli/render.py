@@ -227,14 +227,20 @@ def lease_table(leases: list[Lease]) -> Table:
     return table
 
 
+#: What ``stackyard sql`` shows for NULL.
+NULL_SHOWN = "∅"
+
+
 def query_table(result: QueryResult, limit: int = 200) -> Fitted:
     """A query result (its first ``limit`` rows) as a table, or, when the table is wider than
     the terminal, one block per row with a line per column (psql's expanded display): a table
     squeezed into 80 columns cut every value to a letter and an ellipsis."""
     # Values as plain text: a value like '[a]' or '[bold]x' is data, not Rich markup (it
-    # printed as an empty cell or lost its brackets); NULL is dimmed apart from the text 'NULL'.
+    # printed as an empty cell or lost its brackets). NULL is a dim ∅: a dimmed NULL read as the
+    # text 'NULL' wherever the style is lost (a pipe, a log, a pasted table), and an empty cell
+    # as the empty text.
     rows = [
-        [Text("NULL", style="dim") if v is None else Text(str(v)) for v in row]
+        [Text(NULL_SHOWN, style="dim") if v is None else Text(str(v)) for v in row]
         for row in result.rows[:limit]
     ]
     caption = (
