@@ -209,6 +209,19 @@ def test_sql_tells_null_from_the_text_null_and_from_empty_text(tmp_path: Path) -
     assert [v.strip() for v in values] == ["∅", "NULL", ""], output
 
 
+def test_sql_shows_lists_structs_and_bytes_as_values_not_python_classes(tmp_path: Path) -> None:
+    project = make_project(tmp_path / "p")
+    query = (
+        "select [date '2020-01-01'] as a, [1.10::decimal(5,2), null] as b, "
+        "{'k': 'x'} as c, '\\x00\\xff'::blob as d"
+    )
+    exit_code, output = invoke("sql", query, "-p", str(project))
+    assert exit_code == 0, output
+    # Before: [datetime.date(2020, 1, 1)], [Decimal('1.10'), None], {'k': 'x'}, b'\\x00\\xff'
+    values = [v.strip() for v in output.splitlines()[-1].split("│")]
+    assert values == ['["2020-01-01"]', "[1.10, null]", '{"k": "x"}', "\\x00ff"], output
+
+
 def test_sql_json_keeps_every_column_of_a_name_given_twice(tmp_path: Path) -> None:
     # Before: {"columns": ["a", "a"], "rows": [{"a": 2}]}: the 1 was lost, exit 0.
     project = make_project(tmp_path / "p")

@@ -231,6 +231,24 @@ def lease_table(leases: list[Lease]) -> Table:
 NULL_SHOWN = "∅"
 
 
+def shown_value(value: Any) -> str:
+    """A value of a query's answer as text: an array, a struct, a map or a row as the JSON
+    ``--json`` writes for it, bytes as hex, anything else as its ``str``. Python's own
+    text for them (``[datetime.date(2020, 1, 1)]``, ``[Decimal('1.10')]``, ``[None, 1]``,
+    ``b'\\x00'``) shows the driver's classes, not the values.
+
+    >>> shown_value([None, 1, "a"]), shown_value(b"\\x00\\xff"), shown_value(1.5)
+    ('[null, 1, "a"]', '\\\\x00ff', '1.5')
+    """
+    from stackyard.cli.common import exact_json
+
+    if isinstance(value, list | tuple | dict):
+        return exact_json(value, indent=None)
+    if isinstance(value, bytes | bytearray | memoryview):
+        return "\\x" + bytes(value).hex()
+    return str(value)
+
+
 def query_table(result: QueryResult, limit: int = 200) -> Fitted:
     """A query result (its first ``limit`` rows) as a table, or, when the table is wider than
     the terminal, one block per row with a line per column (psql's expanded display): a table
@@ -240,7 +258,7 @@ def query_table(result: QueryResult, limit: int = 200) -> Fitted:
     # text 'NULL' wherever the style is lost (a pipe, a log, a pasted table), and an empty cell
     # as the empty text.
     rows = [
-        [Text(NULL_SHOWN, style="dim") if v is None else Text(str(v)) for v in row]
+        [Text(NULL_SHOWN, style="dim") if v is None else Text(shown_value(v)) for v in row]
         for row in result.rows[:limit]
     ]
     caption = (
