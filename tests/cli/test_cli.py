@@ -222,6 +222,18 @@ def test_sql_shows_lists_structs_and_bytes_as_values_not_python_classes(tmp_path
     assert values == ['["2020-01-01"]', "[1.10, null]", '{"k": "x"}', "\\x00ff"], output
 
 
+def test_sql_answers_a_map_keyed_by_dates(tmp_path: Path) -> None:
+    # Before: a traceback (TypeError: keys must be str …), in the table and with --json.
+    project = make_project(tmp_path / "p")
+    query = "select map {date '2020-01-01': 1} as m"
+    exit_code, output = invoke("sql", query, "-p", str(project), "--json")
+    assert exit_code == 0, output
+    assert json.loads(output)["rows"] == [{"m": {"2020-01-01": 1}}]
+    exit_code, output = invoke("sql", query, "-p", str(project))
+    assert exit_code == 0, output
+    assert '{"2020-01-01": 1}' in output, output
+
+
 def test_sql_json_keeps_every_column_of_a_name_given_twice(tmp_path: Path) -> None:
     # Before: {"columns": ["a", "a"], "rows": [{"a": 2}]}: the 1 was lost, exit 0.
     project = make_project(tmp_path / "p")

@@ -231,6 +231,18 @@ def _not_finite(value: float) -> str:
     return "NaN" if value != value else ("Infinity" if value > 0 else "-Infinity")
 
 
+def _key(key: Any) -> Any:
+    """A mapping's key as JSON takes it.
+
+    >>> _key(date(2020, 1, 1)), _key(1), _key("a")
+    ('2020-01-01', 1, 'a')
+    """
+    if key is None or isinstance(key, str | int | float | bool):
+        return key
+    text = _json_default(key)
+    return text if isinstance(text, str) else str(text)
+
+
 def _finite(data: Any) -> Any:
     """``data`` with every float that is not finite as its name (the encoder never calls
     ``default`` for a float)."""
@@ -240,7 +252,8 @@ def _finite(data: Any) -> Any:
         # The value it holds, its numbers as decimals: written with every digit it has.
         return _finite(json.loads(data, parse_float=Decimal))
     if isinstance(data, dict):
-        return {k: _finite(v) for k, v in data.items()}
+        # A key JSON has no place for (a DuckDB MAP keyed by dates) as its text, as values are.
+        return {_key(k): _finite(v) for k, v in data.items()}
     if isinstance(data, list | tuple):
         return [_finite(v) for v in data]
     return data
