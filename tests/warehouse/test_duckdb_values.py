@@ -93,3 +93,21 @@ def test_an_interval_shows_as_duckdb_prints_it(warehouse: DuckDBWarehouse) -> No
     )
     # Before: timedelta's "30 days, 0:00:00" for a month, "1 day, 2:00:00" for the other.
     assert answer.rows == (("1 month", "1 day 02:00:00", None),)
+
+
+def test_dates_inside_a_list_or_struct_show_as_duckdb_holds_them(
+    warehouse: DuckDBWarehouse,
+) -> None:
+    answer = warehouse.show_query(
+        "select ['2024-01-01 12:00:00.123456789'::timestamp_ns] as a, "
+        "{'ends': 'infinity'::date, 'every': interval '1 month'} as b, [1, 2] as c"
+    )
+    # Before: [datetime(… 123456)], {'ends': date(9999, 12, 31), 'every': timedelta(days=30)}
+    assert answer.rows == (
+        (
+            '["2024-01-01 12:00:00.123456789"]',
+            '{"ends":"infinity","every":"1 month"}',
+            [1, 2],
+        ),
+    )
+    assert isinstance(answer.rows[0][0], JsonText)

@@ -28,6 +28,11 @@ _NANOSECONDS = "TIMESTAMP_NS"
 # An interval, which the conversion makes a timedelta: a month as 30 days, and printed as
 # Python writes one (1 day, 2:00:00); DuckDB's text says what the interval holds.
 _INTERVAL = "INTERVAL"
+# A list, array, struct, map or union holding any of those: the Python conversion does the
+# same to the values inside it, and its JSON keeps them as DuckDB prints them
+# (``["2024-01-01 12:00:00.123456789", "infinity"]``).
+_NESTED = re.compile(r"(STRUCT|MAP|UNION)\(|.*\]$")
+_NESTED_TIMES = re.compile(r"\b(DATE|TIMESTAMP\w*|INTERVAL)\b")
 # A statement's own ";" (and comments after it), which cannot stand inside a subquery.
 _TRAILING_SEMICOLON = re.compile(r";(\s|--[^\n]*)*$")
 
@@ -159,7 +164,8 @@ class DuckDBWarehouse(Warehouse):
         tells them apart
         (https://duckdb.org/docs/sql/functions/timestamp#isinftimestamp). A
         ``timestamp_ns`` comes over cut to microseconds, an interval as a timedelta (a
-        month as 30 days): their text keeps what they hold.
+        month as 30 days): their text keeps what they hold; a list, struct or map holding
+        any of these, its JSON.
         A single SELECT is asked for these beside its columns; any other statement runs as
         it is."""
         import duckdb
@@ -175,11 +181,15 @@ class DuckDBWarehouse(Warehouse):
             return self.query(sql)  # its own error, as the query gives it
         json = [i for i, row in enumerate(described) if str(row[1]) == "JSON"]
         extras: list[tuple[int, str]] = []  # (column, what is asked beside it)
+        nested = set()
         for i, row in enumerate(described):
             if _DATED.fullmatch(str(row[1])):
                 extras.append((i, f"isinf(#{i + 1})"))
             elif str(row[1]) in (_NANOSECONDS, _INTERVAL):
                 extras.append((i, f"CAST(#{i + 1} AS VARCHAR)"))
+            elif _NESTED.match(str(row[1])) and _NESTED_TIMES.search(str(row[1])):
+                extras.append((i, f"to_json(#{i + 1})"))
+                nested.add(i)
         if not extras:
             return _as_json_text(self.query(sql), json)
         asked = ", ".join(expression for _, expression in extras)
@@ -195,7 +205,9 @@ class DuckDBWarehouse(Warehouse):
             for (i, _), extra in zip(extras, row[width:], strict=True):
                 if extra is None or extra is False:
                     continue
-                if extra is True:
+                if i in nested:
+                    values[i] = JsonText(extra)
+                elif extra is True:
                     values[i] = "-infinity" if values[i].year == 1 else "infinity"
                 elif "infinity" in extra or not isinstance(values[i], datetime):
                     values[i] = extra  # infinite, or an interval
