@@ -222,16 +222,16 @@ def test_sql_shows_lists_structs_and_bytes_as_values_not_python_classes(tmp_path
     assert values == ['["2020-01-01"]', "[1.10, null]", '{"k": "x"}', "\\x00ff"], output
 
 
-def test_sql_answers_a_map_keyed_by_dates(tmp_path: Path) -> None:
+def test_sql_answers_a_map_keyed_by_times_or_decimals(tmp_path: Path) -> None:
     # Before: a traceback (TypeError: keys must be str …), in the table and with --json.
     project = make_project(tmp_path / "p")
-    query = "select map {date '2020-01-01': 1} as m"
+    query = "select map {'12:00:00'::time: 1} as m, map {1.5::decimal(3,1): 'x'} as n"
     exit_code, output = invoke("sql", query, "-p", str(project), "--json")
     assert exit_code == 0, output
-    assert json.loads(output)["rows"] == [{"m": {"2020-01-01": 1}}]
+    assert json.loads(output)["rows"] == [{"m": {"12:00:00": 1}, "n": {"1.5": "x"}}]
     exit_code, output = invoke("sql", query, "-p", str(project))
     assert exit_code == 0, output
-    assert '{"2020-01-01": 1}' in output, output
+    assert '{"12:00:00": 1}' in output and '{"1.5": "x"}' in output, output
 
 
 def test_sql_json_keeps_every_column_of_a_name_given_twice(tmp_path: Path) -> None:
