@@ -221,6 +221,7 @@ def test_public_grants_are_found_in_schemas_the_project_does_not_declare(
     ]
     result = runner.invoke(app, ["policy", "check", "-p", str(pg_project.path), "-t", "prod"])
     assert result.exit_code == 1, result.output
+    assert "made there by hand, not in stackyard.yml: revoke each by hand" in result.output
     report = pg_project.context().security_check("prod")
     public = [f.message for f in report.findings if f.check == "public-access"]
     assert "PUBLIC holds SELECT on table analytics.t" in public[1]
@@ -244,6 +245,7 @@ def test_a_database_wide_default_privilege_to_public_is_found(pg_project: PgProj
     assert _rules(pg_project.path, "prod")["no-public-grants"] == [expected]
     result = runner.invoke(app, ["policy", "check", "-p", str(pg_project.path), "-t", "prod"])
     assert result.exit_code == 1, result.output
+    assert "made there by hand, not in stackyard.yml: revoke each by hand" in result.output
     report = pg_project.context().security_check("prod")
     assert [f.message for f in report.findings if f.check == "public-access"] == [expected]
 
@@ -261,6 +263,8 @@ def test_the_check_counts_in_words_that_fit_the_count(tmp_path: Path) -> None:
     result = runner.invoke(app, ["policy", "check", "--project", str(path)])
     assert result.exit_code == 1
     assert "✘ 1 policy violation in the declaration (production rules on):" in result.output
+    # What to do about it, as apply's refusal says (the check said nothing of it).
+    assert "→ fix stackyard.yml (or policies/*.py) until the check passes" in result.output
     (path / "stackyard.yml").write_text(
         (path / "stackyard.yml").read_text().replace("svc_mallory", "mallory")
     )

@@ -184,6 +184,7 @@ def policy_check(
                 err.print(
                     f"  [{v.rule}] {v.message}", markup=False, highlight=False, soft_wrap=True
                 )
+            err.print(f"  → {report.fix()}", markup=False, highlight=False, soft_wrap=True)
     raise typer.Exit(EXIT_OK if report.ok else EXIT_FAILED)
 
 
