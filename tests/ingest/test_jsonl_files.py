@@ -107,3 +107,54 @@ def test_a_line_that_is_not_an_object_is_rejected_and_the_fields_keep_their_colu
         "the line is JSON but not an object (a row is an object of fields: {...}); it is an array"
     )
     assert rejected[1][1].endswith("it is a string")
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("meta", [', "meta": {"x": 1}', ""], ids=["nested", "flat"])
+@pytest.mark.parametrize("first", ["name", "NAME"])
+def test_a_field_in_two_cases_is_one_column_and_a_line_with_both_is_rejected(
+    tmp_path: Path, engine: str, meta: str, first: str, request: pytest.FixtureRequest
+) -> None:
+    # Before: with a nested value the NAME values loaded nowhere (name NULL, a name_1 column
+    # NULL, no reject, exit 0); without one they went to name_1, or name, by the lines' order.
+    other = "NAME" if first == "name" else "name"
+    lines = [
+        f'{{"id": 1, "{first}": "a"{meta}}}',
+        f'{{"id": 2, "{other}": "B"{meta}}}',
+        f'{{"id": 3, "name": "c", "NAME": "C"{meta}}}',
+        f'{{"id": 4, "{first}": "d"{meta}}}',
+    ]
+    ctx = _context(tmp_path, lines, engine, request)
+    (load,) = ctx.run().loads
+    assert load.status == "loaded", load.error
+    assert (load.rows, load.rejected) == (3, 1)
+    assert ctx.sql("select id, name from f.orders order by id").rows == (
+        (1, "a"),
+        (2, "B"),
+        (4, "d"),
+    )
+    columns = ctx.sql("select * from f.orders limit 0").columns
+    assert not [c for c in columns if c.startswith("name_")], columns
+    rejected = ctx.sql("select line, column_name, reason, raw from f._rejected_rows").rows
+    assert [r[:2] for r in rejected] == [(3, "NAME")]
+    assert rejected[0][2].startswith("the fields name and NAME of one object differ only in case")
+    assert rejected[0][3] == lines[2]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_field_in_another_case_in_another_file_fills_the_same_column(
+    tmp_path: Path, engine: str, request: pytest.FixtureRequest
+) -> None:
+    # Before: dlt stopped the load on the two columns (name, NAME) the files gave.
+    root = file_project(
+        tmp_path,
+        "{orders: {glob: '*.jsonl', primary_key: id}}",
+        {"a.jsonl": '{"id": 1, "name": "a"}\n', "b.jsonl": '{"ID": 2, "NAME": "B"}\n'},
+    )
+    if engine == "postgres":
+        on_postgres(root, request.getfixturevalue("pg_database"))
+    ctx = Context(root)
+    (load,) = ctx.run().loads
+    assert load.status == "loaded", load.error
+    assert ctx.sql("select id, name from f.orders order by id").rows == ((1, "a"), (2, "B"))
+

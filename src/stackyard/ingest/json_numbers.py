@@ -286,27 +286,6 @@ def not_object_lines(con: Any, path: str, table: str, display_name: str) -> list
     return rejected
 
 
-def named_twice_lines(path: str, table: str, display_name: str) -> list[RejectedRow]:
-    """The lines of a JSONL file with an object that gives a name twice, at any depth
-    (:func:`each_name_once`), one rejected row each with its line number. A line that is not
-    JSON is left to the reader, which names it.
-
-    Args:
-        path: the local file (without a byte-order mark).
-        table: the table its rows are for.
-        display_name: the file as the user knows it.
-    """
-    rejected = []
-    for number, text in _lines(path):
-        try:
-            json.loads(text, object_pairs_hook=each_name_once)
-        except NamedTwice as exc:
-            rejected.append(RejectedRow(table, display_name, number, exc.name, exc.reason, text))
-        except ValueError:
-            continue
-    return rejected
-
-
 def _unfit_line(line: str, doubles: frozenset[tuple[str, ...]]) -> tuple[str, str] | None:
     try:
         payload = json.loads(line, parse_float=float_or_unheld)

@@ -5,10 +5,14 @@ at all are set aside first, as rejected rows with their line numbers, and the re
 
 - a number no column holds as written (:func:`stackyard.ingest.json_numbers.unfit_lines`);
 - an object giving a name twice (``{"a": 1, "a": 2}``), at any depth, as a stream's event
-  is (:func:`stackyard.ingest.json_numbers.each_name_once`). DuckDB stopped the whole file
-  over one where it reads an object into columns, and kept a nested object's JSON text as
-  written (Postgres's jsonb then keeps one of the values): so a file whose read fails, and
-  one with nested values read as JSON, is checked line by line.
+  is (:func:`stackyard.ingest.json_numbers.each_name_once`), or two names differing only in
+  case (:mod:`stackyard.ingest.json_names`). DuckDB stopped the whole file over one where it
+  reads an object into columns, and kept a nested object's JSON text as written (Postgres's
+  jsonb then keeps one of the values): so a file whose read fails, one with nested values
+  read as JSON, and one DuckDB read with a name in two cases, is checked line by line.
+
+A top-level field spelled in different cases in different lines is read under its column's
+name (``NAME`` as ``name``): one column, whatever the lines' order.
 """
 
 from __future__ import annotations
@@ -22,8 +26,8 @@ from typing import IO, Any
 
 from stackyard.errors import LoadError
 from stackyard.files import temporary_copy
+from stackyard.ingest.json_names import field_names, renamed_in_other_case, with_fields_renamed
 from stackyard.ingest.json_numbers import (
-    named_twice_lines,
     not_object_lines,
     original_line,
     unfit_lines,
@@ -49,34 +53,60 @@ def stage_jsonl(
     """
     found: set[str] = set()
     with _without_bom(path) as plain:
-        twice: list[RejectedRow] = []
+        names = None
         try:
             rejected = _stage(con, name, plain, table, display_name, column_types, found)
         except Exception:
             # DuckDB's message counts lines its own way and quotes the SQL it ran: the line
             # it stopped at is named here as an editor numbers it, or set aside.
-            twice = named_twice_lines(plain, table, display_name)
-            if not twice:
+            names = field_names(plain, table, display_name)
+            if not names.rejected and not names.renamed:
                 _raise_malformed_line(plain, display_name)
                 raise
         else:
-            if found:
-                twice = named_twice_lines(plain, table, display_name)
-        if twice:
-            numbers = [r.line for r in twice if r.line is not None]
+            if found or renamed_in_other_case(_columns(con, name)):
+                names = field_names(plain, table, display_name)
+        if names is not None and (names.rejected or names.renamed):
+            numbers = [r.line for r in names.rejected if r.line is not None]
             con.execute(f"DROP TABLE IF EXISTS {name}")
             found.clear()
-            with without_lines(plain, set(numbers)) as rest:
+            with (
+                without_lines(plain, set(numbers)) as rest,
+                with_fields_renamed(rest, names.renamed) as readable,
+            ):
                 try:
-                    rejected = _stage(con, name, rest, table, display_name, column_types, found)
+                    rejected = _stage(con, name, readable, table, display_name, column_types, found)
                 except Exception:
                     _raise_malformed_line(plain, display_name)
                     raise
             rejected = [replace(r, line=original_line(r.line, numbers)) for r in rejected]
-            rejected = sorted([*rejected, *twice], key=lambda r: (r.line is None, r.line or 0))
+            rejected = sorted(
+                [*rejected, *names.rejected], key=lambda r: (r.line is None, r.line or 0)
+            )
+    found = _in_column_case(con, name, found)
     if nested is not None:
         nested.update(found)
     return rejected
+
+
+def _columns(con: Any, name: str) -> list[str]:
+    return [str(row[0]) for row in con.execute(f"DESCRIBE {name}").fetchall()]
+
+
+def _in_column_case(con: Any, name: str, found: set[str]) -> set[str]:
+    """Rename the columns of ``name`` whose column name dlt writes in another case only
+    (``NAME`` is ``name``), so that files spelling a field in different cases fill one column
+    (dlt stopped the load on the two); return ``found`` (JSON columns) as renamed."""
+    from stackyard.ingest.json_text import column_name
+
+    renamed = {}
+    for column in _columns(con, name):
+        target = column_name(column)
+        if target != column and target.lower() == column.lower():
+            quoted = '"' + column.replace('"', '""') + '"'
+            con.execute(f'ALTER TABLE {name} RENAME COLUMN {quoted} TO "{target}"')
+            renamed[column] = target
+    return {renamed.get(c, c) for c in found}
 
 
 def _stage(
