@@ -4,6 +4,7 @@ number, as a stream's event is, and the file's other lines load, on DuckDB and P
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -158,3 +159,32 @@ def test_a_field_in_another_case_in_another_file_fills_the_same_column(
     assert load.status == "loaded", load.error
     assert ctx.sql("select id, name from f.orders order by id").rows == ((1, "a"), (2, "B"))
 
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_nested_object_with_a_name_in_two_cases_is_rejected_and_the_others_load(
+    tmp_path: Path, engine: str, request: pytest.FixtureRequest
+) -> None:
+    # Before: DuckDB's "Duplicate name in struct" failed the whole source.
+    lines = [
+        '{"id": 1, "meta": {"A": 1, "a": 2}}',
+        '{"id": 2, "meta": {"a": 2}}',
+        '{"id": 3, "meta": {"A": 3}}',
+    ]
+    ctx = _context(tmp_path, lines, engine, request)
+    (load,) = ctx.run().loads
+    assert load.status == "loaded", load.error
+    assert (load.rows, load.rejected) == (2, 1)
+    rows = ctx.sql("select id, meta from f.orders order by id").rows
+    assert [(i, json.loads(m) if isinstance(m, str) else m) for i, m in rows] == [
+        (2, {"a": 2}),
+        (3, {"A": 3}),
+    ]
+    rejected = ctx.sql("select line, column_name, reason from f._rejected_rows").rows
+    assert rejected == (
+        (
+            1,
+            "a",
+            "the fields A and a of one object differ only in case, and a warehouse does not "
+            "tell column names apart by case: one value would be lost",
+        ),
+    )

@@ -305,8 +305,17 @@ def _double_paths(con: Any, literal: str) -> tuple[frozenset[tuple[str, ...]], b
     try:
         relation = con.sql(f"SELECT * FROM read_json({literal}, format='newline_delimited')")
         columns = list(zip(relation.columns, relation.types, strict=True))
-    except Exception:  # the load reports the file's own error
-        return frozenset(), False
+    except Exception:
+        # Typed past the lines it cannot type (a nested name in two cases), or nothing: the
+        # load reports the file's own error.
+        try:
+            relation = con.sql(
+                f"SELECT * FROM read_json({literal}, format='newline_delimited', "
+                "ignore_errors=true)"
+            )
+            columns = list(zip(relation.columns, relation.types, strict=True))
+        except Exception:
+            return frozenset(), False
     found: set[tuple[str, ...]] = set()
     mixed = False
 

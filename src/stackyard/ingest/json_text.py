@@ -45,11 +45,22 @@ def jsonl_query(
     its line holds. A field the table holds as text takes an object or array as its JSON text.
     """
     auto = f"read_json({_quoted(path)}, format='newline_delimited')"
-    rows = con.execute(f"DESCRIBE SELECT * FROM {auto}").fetchall()
+    sniffed = auto
+    try:
+        rows = con.execute(f"DESCRIBE SELECT * FROM {auto}").fetchall()
+    except Exception as exc:
+        # Objects of one field whose names differ only in case from line to line ({"a": 1},
+        # {"A": 2}) are refused as one STRUCT ("Duplicate name in struct"); such a field is
+        # read as JSON text, each value as written, so only its type is sniffed past them
+        # (the rows are read below without ignore_errors).
+        if "in struct" not in str(exc):
+            raise
+        sniffed = f"read_json({_quoted(path)}, format='newline_delimited', ignore_errors=true)"
+        rows = con.execute(f"DESCRIBE SELECT * FROM {sniffed}").fetchall()
     described = [(str(r[0]), str(r[1])) for r in rows]
     held = {c: (column_types or {}).get(column_name(c)) for c, _ in described}
     mixed = [c for c, kind in described if kind == "JSON"]
-    holding = _holding_nested(con, auto, mixed)
+    holding = _holding_nested(con, sniffed, mixed)
     as_json = [
         c
         for c, kind in described
