@@ -132,10 +132,13 @@ def check_item(
 
     Arrow batches read from a table or a file with a header carry every column, so a missing
     one was dropped or renamed upstream. JSON leaves a key out where its value is empty, so a
-    page of rows (or an Arrow batch read from JSON, ``from_json``) lacks only what no row of it
-    has; that is taken as empty, not as drift, when ``optional`` (``(table, columns)`` → the
-    columns already holding a NULL in the warehouse) says the field is empty now and then
-    and the batch brings no column the table lacks (``known``: a renamed field's new name).
+    page of rows lacks only what no row of it has; that is taken as empty, not as drift, when
+    ``optional`` (``(table, columns)`` → the columns already holding a NULL in the warehouse)
+    says the field is empty now and then and the batch brings no column the table lacks
+    (``known``: a renamed field's new name). The lines of JSONL files (``from_json``: an Arrow
+    batch of a load's files, which has every field any of them has) are records that leave
+    out what they do not have: a field none of them has is NULL for their rows, unless the
+    batch brings a column the table lacks.
 
     A source that reads its data once (``read_once``: a stream) cannot be reloaded; its
     batch is not acknowledged, so the advice is to fix the model and run again.
@@ -154,12 +157,11 @@ def check_item(
         c for c in required if c not in present and not any(c.startswith(p) for p in emptied)
     )
     new = sorted(present - set(known or required) - {"_loaded_at"})
-    if (
-        missing
-        and optional is not None
-        and not new
-        and (from_json or isinstance(item, dict | list))
-    ):
+    if missing and not new and from_json:
+        # Sparse records: a file's lines may all leave out a field earlier files had (a
+        # load of such a file failed, "Nothing was loaded", until the field came back).
+        missing = []
+    elif missing and optional is not None and not new and isinstance(item, dict | list):
         held = optional(table, missing)
         missing = [c for c in missing if c not in held]
     if missing:
