@@ -188,3 +188,34 @@ def test_a_nested_object_with_a_name_in_two_cases_is_rejected_and_the_others_loa
             "tell column names apart by case: one value would be lost",
         ),
     )
+
+
+def test_an_integer_too_wide_for_a_column_of_doubles_is_rejected_in_a_doubles_words(
+    tmp_path: Path,
+) -> None:
+    # Before: "wider than a 64-bit integer column holds", of a column of doubles.
+    wide = "123456789012345678901234"
+    root = file_project(
+        tmp_path,
+        "{orders: {glob: '*.jsonl', primary_key: id}}",
+        {"a.jsonl": '{"id": 1, "amt": 1.5}\n'},
+    )
+    ctx = Context(root)
+    assert ctx.run().ok
+    folder = root / "sources" / "files"
+    (folder / "b.jsonl").write_text(f'{{"id": 2, "amt": {wide}}}\n{{"id": 3, "amt": 2}}\n')
+    (folder / "c.jsonl").write_text(
+        f'{{"id": 4, "amt": 2.5}}\n{{"id": 5, "amt": {wide}}}\n{{"id": 6, "amt": 9007199254740993}}\n'
+    )
+    (load,) = ctx.run().loads
+    assert load.status == "loaded", load.error
+    assert ctx.sql("select id, amt from f.orders order by id").rows == (
+        (1, 1.5),
+        (3, 2.0),
+        (4, 2.5),
+    )
+    rejected = ctx.sql("select file, line, reason from f._rejected_rows order by file, line").rows
+    assert [r[:2] for r in rejected] == [("b.jsonl", 1), ("c.jsonl", 2), ("c.jsonl", 3)]
+    for _, _, reason in rejected:
+        assert "more digits than a double-precision column keeps" in reason, reason
+        assert "64-bit" not in reason

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import IO, Any
 
@@ -69,17 +69,23 @@ def float_or_unheld(token: str) -> float | str:
 
 
 def unfit_value(
-    payload: dict[str, Any], prefix: str = "", advice: str = "send it as a JSON string"
+    payload: dict[str, Any],
+    prefix: str = "",
+    advice: str = "send it as a JSON string",
+    doubles: Collection[str] = (),
 ) -> tuple[str, str] | None:
     """The first value no warehouse column can hold as it is, and why: an integer wider than
     64 bits, a decimal with more digits than a double keeps (:func:`float_or_unheld`), or a
     number that is not finite (JSON's NaN and Infinity, or 1e400), which would otherwise be
     loaded as NULL without a word. ``payload`` is parsed with ``parse_float=float_or_unheld``.
+    An integer in a column of ``doubles`` is judged by what a double keeps.
 
     >>> unfit_value({"id": 1, "big": 12345678901234567890})
     ('big', 'big is 12345678901234567890, wider than a 64-bit integer column holds')
     >>> unfit_value({"id": 1, "amount": {"net": float("nan")}})
     ('amount__net', 'amount__net is nan, not a finite number')
+    >>> unfit_value({"amt": 12345678901234567890}, doubles={"amt"})[1][:66]
+    'amt is 12345678901234567890, more digits than a double-precision c'
     """
     for name, value in payload.items():
         column = f"{prefix}{name}"
@@ -87,24 +93,36 @@ def unfit_value(
         inside = value if isinstance(value, list) else [value] if isinstance(value, dict) else []
         for item in inside:
             wrapped = item if isinstance(item, dict) else {"value": item}
-            found = unfit_value(wrapped, f"{column}__", advice)
+            found = unfit_value(wrapped, f"{column}__", advice, doubles)
             if found is not None:
                 return found
         if isinstance(value, bool):
             continue
         elif isinstance(value, int) and not _INT64[0] <= value <= _INT64[1]:
+            if column in doubles:
+                return column, _more_digits(column, value, advice)
             return column, f"{column} is {value}, wider than a 64-bit integer column holds"
         elif isinstance(value, float) and not math.isfinite(value):
             return column, f"{column} is {value}, not a finite number"
         elif isinstance(value, _Unheld):
-            return column, (
-                f"{column} is {value}, more digits than a double-precision column keeps (it "
-                f"would load as {float(value)!r}); {advice} to keep it exact"
-            )
+            return column, _more_digits(column, value, advice)
     return None
 
 
-def unfit_lines(con: Any, path: str, table: str, display_name: str) -> list[RejectedRow]:
+def _more_digits(column: str, value: str | int, advice: str) -> str:
+    return (
+        f"{column} is {value}, more digits than a double-precision column keeps (it "
+        f"would load as {float(value)!r}); {advice} to keep it exact"
+    )
+
+
+def unfit_lines(
+    con: Any,
+    path: str,
+    table: str,
+    display_name: str,
+    column_types: Mapping[str, str] | None = None,
+) -> list[RejectedRow]:
     """The lines of a JSONL file that hold a number no column keeps as written
     (:func:`unfit_value`), one rejected row each with its line number.
 
@@ -113,9 +131,12 @@ def unfit_lines(con: Any, path: str, table: str, display_name: str) -> list[Reje
         path: the local file.
         table: the table its rows are for.
         display_name: the file as the user knows it.
+        column_types: DuckDB types of the table's columns (by dlt's names): a field of a
+            ``DOUBLE`` column is judged by what a double keeps, whatever the file holds.
     """
     literal = _literal(path)
-    doubles, mixed = _double_paths(con, literal)
+    table_doubles = {c for c, t in (column_types or {}).items() if t == "DOUBLE"}
+    doubles, mixed = _double_paths(con, literal, table_doubles)
     # A 64-bit integer is held as written, unless it lands where the reader keeps doubles
     # (a field with fractions elsewhere in the file) and a double cannot hold it.
     held_integer = "regexp_full_match(token, '[0-9]+') AND TRY_CAST(token AS BIGINT) IS NOT NULL"
@@ -145,7 +166,7 @@ def unfit_lines(con: Any, path: str, table: str, display_name: str) -> list[Reje
         if not rejected:
             return []
         with without_lines(path, {r.line for r in rejected}) as rest:
-            now, _ = _double_paths(con, _literal(rest))
+            now, _ = _double_paths(con, _literal(rest), table_doubles)
         if now == doubles:
             break
         doubles = now
@@ -293,15 +314,21 @@ def _unfit_line(line: str, doubles: frozenset[tuple[str, ...]]) -> tuple[str, st
         return None
     if not isinstance(payload, dict):
         return None
-    found = unfit_value(payload, advice="write it as a JSON string")
+    columns = {"__".join(p for p in path if p != "[]") for path in doubles}
+    found = unfit_value(payload, advice="write it as a JSON string", doubles=columns)
     return found if found is not None or not doubles else _rounded_integer(payload, doubles)
 
 
-def _double_paths(con: Any, literal: str) -> tuple[frozenset[tuple[str, ...]], bool]:
+def _double_paths(
+    con: Any, literal: str, table_doubles: Collection[str] = ()
+) -> tuple[frozenset[tuple[str, ...]], bool]:
     """Where the reader puts doubles: each path of field names (``"[]"`` for a list's items)
-    whose type it reads as DOUBLE; and whether some field is read as JSON (mixed types,
-    which may read as doubles once a line is left out). Nothing when the file cannot be read
-    (its load says why)."""
+    whose type it reads as DOUBLE, or whose column the table holds as doubles
+    (``table_doubles``, by dlt's names: a file's whole numbers there are cast to doubles);
+    and whether some field is read as JSON (mixed types, which may read as doubles once a
+    line is left out). Nothing when the file cannot be read (its load says why)."""
+    from stackyard.ingest.json_text import column_name
+
     try:
         relation = con.sql(f"SELECT * FROM read_json({literal}, format='newline_delimited')")
         columns = list(zip(relation.columns, relation.types, strict=True))
@@ -333,6 +360,8 @@ def _double_paths(con: Any, literal: str) -> tuple[frozenset[tuple[str, ...]], b
 
     for name, kind in columns:
         walk(kind, (name,))
+        if column_name(name) in table_doubles:
+            found.add((name,))
     return frozenset(found), mixed
 
 
@@ -360,7 +389,8 @@ def _rounded_integer(
         column = "__".join(p for p in path if p != "[]")
         return column, (
             f"{column} is {value}, more digits than a double-precision column keeps (the "
-            f"field holds fractions elsewhere, so it is read as a double and would load "
-            f"as {float(value)!r}); write it as a JSON string to keep it exact"
+            f"field is read as a double, as the table's column or fractions elsewhere in the "
+            f"file make it, and would load as {float(value)!r}); write it as a JSON string "
+            "to keep it exact"
         )
     return None

@@ -121,7 +121,7 @@ def _stage(
     """Read the file at ``path`` (no byte-order mark) into ``name``; raise what DuckDB raises."""
     # DuckDB reads a JSON number into a double or a 64-bit integer, rounding one that
     # neither holds without a word: those lines are rejected, and the rest read.
-    unfit = unfit_lines(con, path, table, display_name)
+    unfit = unfit_lines(con, path, table, display_name, column_types)
     unfit = sorted(
         [*unfit, *not_object_lines(con, path, table, display_name)], key=lambda r: r.line or 0
     )
