@@ -219,3 +219,38 @@ def test_an_integer_too_wide_for_a_column_of_doubles_is_rejected_in_a_doubles_wo
     for _, _, reason in rejected:
         assert "more digits than a double-precision column keeps" in reason, reason
         assert "64-bit" not in reason
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_reject_of_a_table_without_a_key_keeps_its_line_and_text(
+    tmp_path: Path, engine: str, request: pytest.FixtureRequest
+) -> None:
+    # Before: line NULL (no `line` column at all when every reject was such), and raw the
+    # row rebuilt after reading ({"id": 2, "amt": 9007199254740993} without the spaces).
+    line = '{"id": 2,  "amt": 9007199254740993}'
+    root = file_project(
+        tmp_path,
+        "{orders: {glob: '*.jsonl'}}",
+        {"a.jsonl": '{"id": 1, "amt": 1.5}\n', "b.jsonl": f'{{"id": 3, "amt": 4}}\n{line}\n'},
+    )
+    if engine == "postgres":
+        on_postgres(root, request.getfixturevalue("pg_database"))
+    ctx = Context(root)
+    (load,) = ctx.run().loads
+    assert load.status == "loaded", load.error
+    assert ctx.sql("select id, amt from f.orders order by id").rows == ((1, 1.5), (3, 4.0))
+    rejected = ctx.sql("select file, line, column_name, raw from f._rejected_rows").rows
+    assert rejected == (("b.jsonl", 2, "amt", line),)
+
+
+@pytest.mark.postgres
+def test_rejected_rows_has_a_line_column_when_no_reject_has_a_line(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    # A text holding NUL, which Postgres's text cannot hold, is found as the rows load, with
+    # no line: the table was made without a `line` column.
+    lines = ['{"id": 1, "s": "a"}', '{"id": 2, "s": "a\\u0000b"}']
+    ctx = _context(tmp_path, lines, "postgres", request)
+    (load,) = ctx.run().loads
+    assert load.status == "loaded", load.error
+    assert ctx.sql("select line, column_name from f._rejected_rows").rows == ((None, "s"),)

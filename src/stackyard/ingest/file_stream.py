@@ -133,13 +133,28 @@ def read_batches(
             if done.file is not None and (nested - done.json) & set(done.file.schema.names):
                 staged[position] = stage(done.index, done.item, _with_json(column_types, nested))
         files = [done.file for done in staged if done.file is not None]
+        unified = _unified(con, files) if len(files) > 1 else None
+        if unified is not None and file_format != "parquet":
+            # An integer field another file makes a double: the file is read again with the
+            # field as doubles, so that a whole number a double does not hold is rejected
+            # with its line and text as the file holds them (found while streaming, neither
+            # was known).
+            again = False
+            for position, done in enumerate(staged):
+                widened = _widened(done.file, unified)
+                if widened:
+                    types = {**_with_json(column_types, nested), **widened}
+                    staged[position] = stage(done.index, done.item, types)
+                    again = True
+            if again:
+                files = [done.file for done in staged if done.file is not None]
+                unified = _unified(con, files) if len(files) > 1 else None
         for done in staged:
             reject(done.rejected)
         if not files:
             return
-        unified = files[0].schema
-        if len(files) > 1:
-            unified = _unified(con, files)
+        if unified is None:
+            unified = files[0].schema
         keep = _winners(con, files, key, unified.names)
         if keep is not None:
             total = sum(f.rows for f in files)
@@ -172,6 +187,24 @@ def _with_json(column_types: Mapping[str, str], columns: set[str]) -> dict[str, 
     from stackyard.ingest.json_text import column_name
 
     return {**column_types, **{column_name(c): "JSON" for c in columns}}
+
+
+def _widened(file: _File | None, unified: Any) -> dict[str, str]:
+    """The integer columns of ``file`` that ``unified`` makes doubles, as ``DOUBLE`` column
+    types by dlt's names."""
+    import pyarrow as pa
+
+    from stackyard.ingest.json_text import column_name
+
+    if file is None:
+        return {}
+    return {
+        column_name(f.name): "DOUBLE"
+        for f in file.schema
+        if f.name not in file.empty
+        and pa.types.is_integer(f.type)
+        and pa.types.is_floating(unified.field(f.name).type)
+    }
 
 
 def _as_json(columns: set[str]) -> Callable[[Any], Any]:

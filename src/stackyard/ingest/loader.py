@@ -483,5 +483,21 @@ class Loader:
             }
             for r in rejected
         ]
-        info = pipeline.run(rows, table_name=REJECTED_TABLE, write_disposition="append")
+        # Typed, so that the table has every column even when no row has a value there (a
+        # load whose rejects had no line made a table without `line`).
+        columns = [
+            {"name": n, "data_type": t, "nullable": True}
+            for n, t in (
+                ("table_name", "text"),
+                ("file", "text"),
+                ("line", "bigint"),
+                ("column_name", "text"),
+                ("reason", "text"),
+                ("raw", "text"),
+                ("rejected_at", "timestamp"),
+            )
+        ]
+        info = pipeline.run(
+            rows, table_name=REJECTED_TABLE, write_disposition="append", columns=columns
+        )
         return list(info.loads_ids)
