@@ -77,12 +77,28 @@ def test_a_name_given_twice_in_a_nested_object_is_rejected(
     assert all("appears twice in one object" in r[2] for r in rejected)
 
 
-def test_a_malformed_line_still_fails_the_file_naming_it(tmp_path: Path) -> None:
-    lines = ['{"id": 1, "a": 1}', '{"id": 2, "a": 1, "a": 2}', '{"id": 3, "a": }']
-    ctx = _context(tmp_path, lines, "duckdb", None)
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_line_that_is_not_json_is_rejected_and_the_others_load(
+    tmp_path: Path, engine: str, request: pytest.FixtureRequest
+) -> None:
+    # Before: the load failed ("line 3: malformed JSON … nothing of the file was loaded").
+    lines = ['{"id": 1, "a": 1}', '{"id": 2, "a": 1, "a": 2}', '{"id": 3, "a": }', '{"id": 4}']
+    root = file_project(
+        tmp_path,
+        "{orders: {glob: '*.jsonl', primary_key: id}}",
+        {"orders.jsonl": ("\n".join(lines) + '\n{"id": 5, "a": "\xff"}\n').encode("latin-1")},
+    )
+    if engine == "postgres":
+        on_postgres(root, request.getfixturevalue("pg_database"))
+    ctx = Context(root)
     (load,) = ctx.run().loads
-    assert load.status == "failed"
-    assert "orders.jsonl, line 3: malformed JSON" in str(load.error)
+    assert load.status == "loaded", load.error
+    assert (load.rows, load.rejected) == (2, 3)
+    assert ctx.sql("select id, a from f.orders order by id").rows == ((1, 1), (4, None))
+    rejected = ctx.sql("select line, reason, raw from f._rejected_rows order by line").rows
+    assert [r[0] for r in rejected] == [2, 3, 5]
+    assert rejected[1][1:] == ("the line is not JSON: Expecting value at column 16", lines[2])
+    assert rejected[2][1] == "the line is not UTF-8 text (byte 17 of the line)"
 
 
 @pytest.mark.parametrize("key", ["", ", primary_key: id"])

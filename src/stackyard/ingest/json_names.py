@@ -70,9 +70,8 @@ class FieldNames:
 
 def field_names(path: str, table: str, display_name: str) -> FieldNames:
     """Check every line's field names: a line whose object gives a name twice or in two cases,
-    at any depth, is rejected with its line number; a top-level name other lines spell in
-    another case is to be read under its column's name. A line that is not JSON is left to
-    the reader, which names it.
+    at any depth, is rejected with its line number, and so is a line that is not JSON; a
+    top-level name other lines spell in another case is to be read under its column's name.
 
     Args:
         path: the local file (without a byte-order mark).
@@ -87,13 +86,27 @@ def field_names(path: str, table: str, display_name: str) -> FieldNames:
         for number, raw in enumerate(handle, start=1):
             text = raw.decode("utf-8", errors="replace").strip().lstrip("\ufeff").strip()
             try:
-                payload = json.loads(text, object_pairs_hook=each_name_once_in_any_case)
+                raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                # DuckDB refuses the file over it, naming a line its own way.
+                reason = f"the line is not UTF-8 text (byte {exc.start + 1} of the line)"
+                rejected.append(RejectedRow(table, display_name, number, None, reason, text))
+                continue
+            try:
+                # strict=False: a control character inside a string, as DuckDB reads it.
+                payload = json.loads(
+                    text, object_pairs_hook=each_name_once_in_any_case, strict=False
+                )
             except (NamedTwice, NamedInTwoCases) as exc:
                 rejected.append(
                     RejectedRow(table, display_name, number, exc.name, exc.reason, text)
                 )
                 continue
-            except ValueError:
+            except ValueError as exc:
+                if text:
+                    rejected.append(
+                        RejectedRow(table, display_name, number, None, _malformed(exc), text)
+                    )
                 continue
             if isinstance(payload, dict):
                 for name in payload:
@@ -106,6 +119,16 @@ def field_names(path: str, table: str, display_name: str) -> FieldNames:
         if column_name(name) != name
     }
     return FieldNames(rejected, renamed)
+
+
+def _malformed(exc: ValueError) -> str:
+    """The reason a line that is not JSON is rejected.
+
+    >>> _malformed(json.JSONDecodeError("Expecting value", '{"a": }', 6))
+    'the line is not JSON: Expecting value at column 7'
+    """
+    why = f"{exc.msg} at column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else exc
+    return f"the line is not JSON: {why}"
 
 
 def renamed_in_other_case(columns: list[str]) -> bool:

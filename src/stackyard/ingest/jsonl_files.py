@@ -24,7 +24,6 @@ from contextlib import contextmanager
 from dataclasses import replace
 from typing import IO, Any
 
-from stackyard.errors import LoadError
 from stackyard.files import temporary_copy
 from stackyard.ingest.json_names import field_names, renamed_in_other_case, with_fields_renamed
 from stackyard.ingest.json_numbers import (
@@ -46,22 +45,20 @@ def stage_jsonl(
     column_types: Mapping[str, str] | None,
     nested: set[str] | None,
 ) -> list[RejectedRow]:
-    """:func:`stackyard.ingest.files.stage_file` for a JSONL file.
-
-    Raises:
-        LoadError: a line is not a JSON object (nothing of the file is read).
-    """
+    """:func:`stackyard.ingest.files.stage_file` for a JSONL file: a line that is not JSON
+    is rejected with its line number, as the lines that do not fit are; what the reader
+    raises otherwise is raised."""
     found: set[str] = set()
     with _without_bom(path) as plain:
         names = None
         try:
             rejected = _stage(con, name, plain, table, display_name, column_types, found)
         except Exception:
-            # DuckDB's message counts lines its own way and quotes the SQL it ran: the line
-            # it stopped at is named here as an editor numbers it, or set aside.
+            # DuckDB stops the file at a line it cannot read, one that is not JSON too (its
+            # message counts lines its own way): such lines are set aside, numbered as an
+            # editor numbers them, and the rest read.
             names = field_names(plain, table, display_name)
             if not names.rejected and not names.renamed:
-                _raise_malformed_line(plain, display_name)
                 raise
         else:
             if found or renamed_in_other_case(_columns(con, name)):
@@ -74,11 +71,7 @@ def stage_jsonl(
                 without_lines(plain, set(numbers)) as rest,
                 with_fields_renamed(rest, names.renamed) as readable,
             ):
-                try:
-                    rejected = _stage(con, name, readable, table, display_name, column_types, found)
-                except Exception:
-                    _raise_malformed_line(plain, display_name)
-                    raise
+                rejected = _stage(con, name, readable, table, display_name, column_types, found)
             rejected = [replace(r, line=original_line(r.line, numbers)) for r in rejected]
             rejected = sorted(
                 [*rejected, *names.rejected], key=lambda r: (r.line is None, r.line or 0)
@@ -206,31 +199,3 @@ _INTEGER_TYPES = {
     "UINTEGER",
     "UBIGINT",
 }
-
-
-def _raise_malformed_line(path: str, display_name: str) -> None:
-    """Raise a :class:`LoadError` naming the first line of a JSONL file that is not a JSON
-    object, if there is one (otherwise return, for the reader's own error to stand)."""
-    import json
-
-    with open(path, "rb") as handle:
-        for number, raw in enumerate(handle, start=1):
-            if not raw.strip():
-                continue
-            try:
-                payload = json.loads(raw.strip())
-            except ValueError as exc:
-                why = (
-                    f"{exc.msg} at column {exc.colno}"
-                    if isinstance(exc, json.JSONDecodeError)
-                    else str(exc)
-                )
-            else:
-                if isinstance(payload, dict):
-                    continue
-                why = f"a JSON {type(payload).__name__}, not an object"
-            raise LoadError(
-                f"{display_name}, line {number}: malformed JSON: {why}",
-                hint="fix or remove that line (each line of a JSONL file is one JSON object); "
-                "nothing of the file was loaded",
-            )
