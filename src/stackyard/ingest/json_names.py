@@ -50,7 +50,7 @@ def each_name_once_in_any_case(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     stackyard.ingest.json_names.NamedInTwoCases: NAME
     """
     obj = each_name_once(pairs)
-    if len(pairs) > 1:
+    if len(pairs) > 1 and len({name.lower() for name, _ in pairs}) < len(pairs):
         seen: dict[str, str] = {}
         for name, _ in pairs:
             first = seen.setdefault(name.lower(), name)
@@ -81,15 +81,16 @@ def field_names(path: str, table: str, display_name: str) -> FieldNames:
     from stackyard.ingest.json_text import column_name
 
     rejected = []
+    known: set[str] = set()  # the top-level names of every line
     spellings: dict[str, set[str]] = {}
     with open(path, "rb") as handle:
         for number, raw in enumerate(handle, start=1):
-            text = raw.decode("utf-8", errors="replace").strip().lstrip("\ufeff").strip()
             try:
-                raw.decode("utf-8")
+                text = raw.decode("utf-8").strip().lstrip("\ufeff").strip()
             except UnicodeDecodeError as exc:
                 # DuckDB refuses the file over it, naming a line its own way.
                 reason = f"the line is not UTF-8 text (byte {exc.start + 1} of the line)"
+                text = raw.decode("utf-8", errors="replace").strip()
                 rejected.append(RejectedRow(table, display_name, number, None, reason, text))
                 continue
             try:
@@ -108,9 +109,10 @@ def field_names(path: str, table: str, display_name: str) -> FieldNames:
                         RejectedRow(table, display_name, number, None, _malformed(exc), text)
                     )
                 continue
-            if isinstance(payload, dict):
-                for name in payload:
-                    spellings.setdefault(name.lower(), set()).add(name)
+            if isinstance(payload, dict) and not known.issuperset(payload):
+                known.update(payload)
+    for name in known:
+        spellings.setdefault(name.lower(), set()).add(name)
     renamed = {
         name: column_name(name)
         for names in spellings.values()
