@@ -270,3 +270,23 @@ def test_rejected_rows_has_a_line_column_when_no_reject_has_a_line(
     (load,) = ctx.run().loads
     assert load.status == "loaded", load.error
     assert ctx.sql("select line, column_name from f._rejected_rows").rows == ((None, "s"),)
+
+
+def test_a_field_first_given_after_duckdbs_sample_loads_with_every_value(tmp_path: Path) -> None:
+    # DuckDB typed a JSONL file from its first 20,480 lines: a field first given after them
+    # failed the whole file ('has unknown key "late"'), a number field turning to text failed
+    # its cast.
+    lines = [json.dumps({"id": i, "v": i}) for i in range(25_000)]
+    lines += [
+        json.dumps({"id": 25_000, "v": 1, "late": "x"}),
+        json.dumps({"id": 25_001, "v": "text"}),
+    ]
+    ctx = _context(tmp_path, lines, "duckdb", None)
+    (load,) = ctx.run().loads
+    assert load.status == "loaded", load.error
+    assert (load.rows, load.rejected) == (25_002, 0)
+    found = ctx.sql(
+        "select count(*), count(late), max(late), "
+        "count(*) filter (where v = 'text'), count(*) filter (where v = '24999') from f.orders"
+    ).rows
+    assert found == ((25_002, 1, "x", 1, 1),)

@@ -24,6 +24,7 @@ from stackyard.ingest.csv_quoting import (
     unclosed_quotes,
 )
 from stackyard.ingest.json_numbers import original_line, without_lines
+from stackyard.ingest.json_text import WHOLE_FILE
 from stackyard.ingest.jsonl_files import stage_jsonl
 from stackyard.results import RejectedRow
 
@@ -234,7 +235,7 @@ def source_query(path: str, file_format: str) -> str:
     literal = "'" + path.replace("'", "''") + "'"
     if file_format == "parquet":
         return f"SELECT * FROM read_parquet({literal})"
-    return f"SELECT * FROM read_json({literal}, format='newline_delimited')"
+    return f"SELECT * FROM read_json({literal}, {WHOLE_FILE})"
 
 
 _WHOLE = "'^\\s*[+-]?[0-9]+\\s*$'"

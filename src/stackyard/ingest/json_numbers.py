@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from typing import IO, Any
 
 from stackyard.files import temporary_copy
+from stackyard.ingest.json_text import WHOLE_FILE
 from stackyard.results import RejectedRow
 
 # The widest integer a warehouse column holds (BIGINT). JSON allows any: a wider one made the
@@ -330,15 +331,14 @@ def _double_paths(
     from stackyard.ingest.json_text import column_name
 
     try:
-        relation = con.sql(f"SELECT * FROM read_json({literal}, format='newline_delimited')")
+        relation = con.sql(f"SELECT * FROM read_json({literal}, {WHOLE_FILE})")
         columns = list(zip(relation.columns, relation.types, strict=True))
     except Exception:
         # Typed past the lines it cannot type (a nested name in two cases), or nothing: the
         # load reports the file's own error.
         try:
             relation = con.sql(
-                f"SELECT * FROM read_json({literal}, format='newline_delimited', "
-                "ignore_errors=true)"
+                f"SELECT * FROM read_json({literal}, {WHOLE_FILE}, ignore_errors=true)"
             )
             columns = list(zip(relation.columns, relation.types, strict=True))
         except Exception:

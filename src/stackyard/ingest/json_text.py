@@ -17,6 +17,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+#: read_json's options for a JSONL file: its columns and their types from every line, not
+#: DuckDB's default sample of the first 20,480 (a field first given after those failed the
+#: whole file: 'has unknown key'). Costs a second pass over a large file.
+WHOLE_FILE = "format='newline_delimited', sample_size=-1"
+
 
 def _nested(kind: str) -> bool:
     """Whether a DuckDB type read from JSON is an object or an array.
@@ -44,7 +49,7 @@ def jsonl_query(
     hold only numbers or only strings there still loads into that column, each value the JSON
     its line holds. A field the table holds as text takes an object or array as its JSON text.
     """
-    auto = f"read_json({_quoted(path)}, format='newline_delimited')"
+    auto = f"read_json({_quoted(path)}, {WHOLE_FILE})"
     sniffed = auto
     try:
         rows = con.execute(f"DESCRIBE SELECT * FROM {auto}").fetchall()
@@ -55,7 +60,7 @@ def jsonl_query(
         # (the rows are read below without ignore_errors).
         if "in struct" not in str(exc):
             raise
-        sniffed = f"read_json({_quoted(path)}, format='newline_delimited', ignore_errors=true)"
+        sniffed = f"read_json({_quoted(path)}, {WHOLE_FILE}, ignore_errors=true)"
         rows = con.execute(f"DESCRIBE SELECT * FROM {sniffed}").fetchall()
     described = [(str(r[0]), str(r[1])) for r in rows]
     held = {c: (column_types or {}).get(column_name(c)) for c, _ in described}
