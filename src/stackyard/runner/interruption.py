@@ -21,9 +21,20 @@ if TYPE_CHECKING:
     from stackyard.runner.run import RunJob
 
 HINT = (
-    "run `stackyard run` again: it finishes any load left pending (without duplicate rows) "
+    "run `{command}` again: it finishes any load left pending (without duplicate rows) "
     "and builds on what is loaded"
 )
+
+
+def run_again(target: str, default_target: str, select: Sequence[str] = ()) -> str:
+    """The command that takes up an interrupted run: its target (a bare `stackyard run`
+    would go to the default one) and selection.
+
+    >>> run_again("prod", "dev", ["shop"]), run_again("dev", "dev")
+    ('stackyard run --select shop --target prod', 'stackyard run')
+    """
+    chosen = f" --select {' '.join(select)}" if select else ""
+    return f"stackyard run{chosen}" + (f" --target {target}" if target != default_target else "")
 
 
 def record_stopped(
@@ -44,8 +55,14 @@ def record_stopped(
     stopped = StepResult(step, "interrupted", detail, at, round(time.monotonic() - t0, 3))
     result = _as_it_stands(job, run_id, started_at, select, stopped, job._build)
     # A recording Ctrl-C cut short is replaced, not written a second time.
+    again = run_again(job.warehouse.target_name, job.project.defaults.target, select)
     return record_interrupted(
-        History(job.warehouse), result, step, job.secrets.redact, replace=job._recording
+        History(job.warehouse),
+        result,
+        step,
+        job.secrets.redact,
+        replace=job._recording,
+        command=again,
     )
 
 
@@ -56,6 +73,7 @@ def record_interrupted(
     redact: Callable[[str], str],
     *,
     replace: bool = False,
+    command: str = "stackyard run",
 ) -> Interrupted:
     """Write an interrupted run to the history tables.
 
@@ -65,6 +83,7 @@ def record_interrupted(
         step: the step Ctrl-C stopped.
         redact: hides secrets in a message.
         replace: the run's own recording had started: what it wrote is replaced.
+        command: the command that takes the run up again.
 
     Returns:
         The exception to raise: what was kept, whether it is recorded, what to do next.
@@ -76,12 +95,12 @@ def record_interrupted(
         return Interrupted(
             f"run {result.run_id} interrupted during {step} ({rows}); it could not be "
             f"recorded: {redact(error.message)}",
-            hint=HINT,
+            hint=HINT.format(command=command),
             done=(result,),
         )
     return Interrupted(
         f"run {result.run_id} interrupted during {step}; recorded as interrupted with {rows}",
-        hint=HINT,
+        hint=HINT.format(command=command),
         done=(result,),
     )
 
