@@ -186,7 +186,8 @@ def _render_result(result: Any) -> None:
         if r.dry_run:
             out.print(
                 f"dry run: backfill {record.target} ({record.target_kind}), "
-                f"{counted(len(record.partitions), 'partition')} of a {record.grain}",
+                f"{counted(len(record.partitions), 'partition')} of "
+                f"{'an' if record.grain == 'hour' else 'a'} {record.grain}",
                 highlight=False,
             )
             est = r.estimate

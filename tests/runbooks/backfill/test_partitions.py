@@ -112,3 +112,21 @@ def test_unknown_zone_and_grain() -> None:
         time_zone("Mars/Olympus")
     with pytest.raises(UsageError, match="unknown grain"):
         partitions(datetime(2024, 1, 1), datetime(2024, 1, 2), "week", UTC)  # type: ignore[arg-type]
+
+
+def test_a_range_of_absurdly_many_partitions_is_refused_at_once() -> None:
+    # Before: 2026 to 2099 by the hour (about 640,000 partitions) worked for minutes on the
+    # dry run with nothing on screen.
+    with pytest.raises(UsageError) as refused:
+        partitions(datetime(2026, 1, 1), datetime(2099, 1, 1), "hour", UTC)
+    assert "more than 20,000 partitions of one hour" in refused.value.message
+    assert "coarser --grain" in str(refused.value.hint)
+
+
+@pytest.mark.parametrize("grain", ["day", "month"])
+def test_a_range_ending_on_the_calendars_last_day_is_cut_not_a_crash(grain: str) -> None:
+    # Before: ValueError "year 10000 is out of range", an unexpected error with exit 1.
+    windows = partitions(datetime(9999, 11, 1), datetime(9999, 12, 31), grain, UTC)
+    assert windows[0].start == datetime(9999, 11, 1, tzinfo=UTC)
+    assert windows[-1].end == datetime(9999, 12, 31, tzinfo=UTC)
+    assert len(windows) == (60 if grain == "day" else 2)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta, tzinfo
+from datetime import MAXYEAR, UTC, date, datetime, timedelta, tzinfo
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -93,6 +93,11 @@ def parse_bound(text: str, zone: tzinfo) -> datetime:
     return value.replace(tzinfo=zone)
 
 
+#: More partitions than this are refused (about 2 years of hours, 54 of days): split a
+#: longer range into several backfills.
+MAX_PARTITIONS = 20_000
+
+
 def partitions(start: datetime, end: datetime, grain: Grain, zone: tzinfo) -> list[Window]:
     """The partitions of ``[start, end)`` at ``grain`` on ``zone``'s calendar.
 
@@ -108,7 +113,8 @@ def partitions(start: datetime, end: datetime, grain: Grain, zone: tzinfo) -> li
         reaching outside the range.
 
     Raises:
-        UsageError: ``end`` is not after ``start``, or the grain is unknown.
+        UsageError: ``end`` is not after ``start``, the grain is unknown, or the range
+            has more than :data:`MAX_PARTITIONS` partitions or ends past year 9999.
 
     >>> days = partitions(datetime(2024, 2, 28), datetime(2024, 3, 2), "day", UTC)
     >>> [w.start.day for w in days]
@@ -123,7 +129,26 @@ def partitions(start: datetime, end: datetime, grain: Grain, zone: tzinfo) -> li
             f"--end ({end.date()}) must be after --start ({start.date()})",
             hint="the range is half-open: --start 2024-01-01 --end 2024-01-02 is one day",
         )
-    cuts = [lo, *(b for b in _boundaries(lo, hi, grain, zone) if lo < b < hi), hi]
+    cuts = [lo]
+    try:
+        for boundary in _boundaries(lo, hi, grain, zone):
+            if lo < boundary < hi:
+                cuts.append(boundary)
+            if len(cuts) > MAX_PARTITIONS:
+                # Each partition is a query, a ledger row and a line of the plan: a range
+                # this long is a typo in a year or a grain, not a backfill.
+                raise UsageError(
+                    f"{start.date()} to {end.date()} is more than {MAX_PARTITIONS:,} "
+                    f"partitions of one {grain}",
+                    hint="check the years of --start and --end, use a coarser --grain, or "
+                    "split the range into several backfills",
+                )
+    except (ValueError, OverflowError):  # a partition ending after year 9999
+        raise UsageError(
+            f"--end ({end.date()}) is past the last date a partition can end on",
+            hint="end the range before 9999-12-01",
+        ) from None
+    cuts.append(hi)
     return [Window(a, b) for a, b in itertools.pairwise(cuts)]
 
 
@@ -151,6 +176,8 @@ def _boundaries(lo: datetime, hi: datetime, grain: Grain, zone: tzinfo) -> Itera
         if boundary >= hi:
             return
         yield boundary
+        if (day.year, day.month) == (MAXYEAR, 12) and (grain == "month" or day.day == 31):
+            return  # the calendar's last boundary
         day = _next(day, grain)
 
 
