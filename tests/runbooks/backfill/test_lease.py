@@ -160,3 +160,19 @@ def leases_held(root: Path) -> int:
         assert "does not exist" in proc.stdout + proc.stderr, proc.stdout + proc.stderr
         return 0
     return int(json.loads(proc.stdout)["rows"][0]["n"])
+
+
+def test_the_mirror_status_reads_is_of_its_own_target(tmp_path: Path) -> None:
+    # Before: with the DuckDB file held by a run, `backfill status` showed the newest mirror
+    # in .stackyard/backfills, here prod's backfill, as dev's.
+    from stackyard.runbooks.backfill.ledger import read_mirror
+
+    for n, (backfill_id, target) in enumerate([("dev1", "dev"), ("prod1", "prod")]):
+        path = tmp_path / f"{backfill_id}.json"
+        path.write_text(json.dumps({"backfill_id": backfill_id, "warehouse_target": target}))
+        os.utime(path, (1_000_000 + n, 1_000_000 + n))  # prod's is the newest
+    (tmp_path / "lease-shop_db.orders.json").write_text(json.dumps({"holder": "x"}))
+    assert read_mirror(tmp_path, None, "dev") == {"backfill_id": "dev1", "warehouse_target": "dev"}
+    assert read_mirror(tmp_path, "prod1", "dev") is None
+    assert read_mirror(tmp_path, "prod1", "prod") is not None
+    assert read_mirror(tmp_path, None, "qa") is None

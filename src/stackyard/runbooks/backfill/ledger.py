@@ -471,16 +471,20 @@ class Ledger:
         write_private(path, json.dumps(data, indent=2, default=str))
 
 
-def read_mirror(mirror_dir: Path, backfill_id: str | None) -> dict[str, Any] | None:
-    """A backfill's state from its JSON mirror (the newest one when no id is given)."""
+def read_mirror(mirror_dir: Path, backfill_id: str | None, target: str) -> dict[str, Any] | None:
+    """A backfill of warehouse target ``target`` from its JSON mirror (the newest one when
+    no id is given). The folder holds every target's backfills: another target's is none."""
     if backfill_id:
-        path = mirror_dir / f"{backfill_id}.json"
-        return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
-    files = [f for f in mirror_dir.glob("*.json") if not f.name.startswith("lease-")]
-    if not files:
-        return None
-    newest = max(files, key=lambda f: f.stat().st_mtime)
-    return dict(json.loads(newest.read_text(encoding="utf-8")))
+        files = [mirror_dir / f"{backfill_id}.json"]
+    else:
+        files = [f for f in mirror_dir.glob("*.json") if not f.name.startswith("lease-")]
+    found = []
+    for path in files:
+        if path.is_file():
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if data.get("warehouse_target") == target:
+                found.append((path.stat().st_mtime, data))
+    return dict(max(found, key=lambda m: m[0])[1]) if found else None
 
 
 def lease_holders(mirror_dir: Path) -> list[str]:

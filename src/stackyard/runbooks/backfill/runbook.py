@@ -303,7 +303,7 @@ class BackfillRunbook:
         """
         if self.warehouse.STORAGE == "file" and lease_holders(self.mirror_dir):
             # A backfill holds the file: read its mirror rather than contend for the lock.
-            mirrored = read_mirror(self.mirror_dir, backfill_id)
+            mirrored = read_mirror(self.mirror_dir, backfill_id, self.warehouse.target_name)
             if mirrored is not None:
                 return [self._with_expiry(mirrored)]
         try:
@@ -311,7 +311,7 @@ class BackfillRunbook:
         except WarehouseUnreachableError:
             if self.warehouse.STORAGE != "file":
                 raise
-            mirrored = read_mirror(self.mirror_dir, backfill_id)
+            mirrored = read_mirror(self.mirror_dir, backfill_id, self.warehouse.target_name)
             if mirrored is None:
                 raise
             return [self._with_expiry(mirrored)]
