@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
@@ -275,7 +276,19 @@ class DuckDBWarehouse(Warehouse):
 
     def close(self) -> None:
         if self._conn is not None:
-            self._conn.close()
+            import duckdb
+
+            # After Ctrl-C a thread of dlt's loader may still be finishing a statement on a
+            # cursor of this connection: DuckDB refuses to close it meanwhile ("busy"), and
+            # a process ending with it open aborted (exit 134). Its statement is short.
+            for _ in range(300):
+                try:
+                    self._conn.close()
+                    break
+                except duckdb.Error as exc:
+                    if "busy" not in str(exc):
+                        raise
+                    time.sleep(0.1)
             self._conn = None
             self._keep_private()
 

@@ -36,7 +36,7 @@ from stackyard.runbooks.backfill.partitions import (
 from stackyard.runbooks.backfill.retention import prune
 from stackyard.runbooks.backfill.targets import BackfillTarget, Worker
 from stackyard.runbooks.backfill.validation import retried, validate
-from stackyard.runbooks.backfill.windows import runs
+from stackyard.runbooks.backfill.windows import run_size, runs
 
 
 @dataclass(frozen=True)
@@ -59,22 +59,6 @@ class BackfillOptions:
     stale_after: float = 30.0
     run_size: int | None = None
     engine: str = "auto"
-
-
-# Partitions one dbt invocation or dlt pipeline run covers at most, by default: big enough
-# that the per-invocation cost is spread thin, small enough that a killed run redoes little.
-RUN_SIZE = 31
-
-
-def run_size(pending: int, workers: int, limit: int | None = None) -> int:
-    """How many consecutive partitions a worker takes at once: the pending ones spread evenly
-    over the workers, at most ``limit`` (:data:`RUN_SIZE` by default).
-
-    >>> run_size(20, 1), run_size(20, 4), run_size(365, 4), run_size(3, 8), run_size(9, 1, 2)
-    (20, 5, 31, 1, 2)
-    """
-    cap = max(1, limit or RUN_SIZE)
-    return max(1, min(cap, -(-pending // max(workers, 1))))
 
 
 @dataclass(frozen=True)
@@ -324,6 +308,7 @@ class BackfillJob:
         step = f"backfill {self.target.name}"
         self.console.step_started(step, f"{total} of {len(record.partitions)} partitions to run")
         executed: list[int] = []
+        sessions: list[Connection] = []  # the workers' own, to interrupt on Ctrl-C
         done, stopping = threading.Event(), threading.Event()
         beat = threading.Thread(
             target=self._heartbeat, args=(ledger, backfill_id, done), daemon=True
@@ -332,7 +317,7 @@ class BackfillJob:
         workers = [
             threading.Thread(
                 target=self._work,
-                args=(n, ledger, backfill_id, todo, preimage, executed, step, stopping),
+                args=(n, ledger, backfill_id, todo, preimage, executed, step, stopping, sessions),
                 name=f"backfill-w{n}",
             )
             for n in range(min(options.workers, max(todo.qsize(), 1)))
@@ -343,10 +328,15 @@ class BackfillJob:
             for w in workers:
                 w.join()
         except KeyboardInterrupt:
-            # Workers take no further partition; one whose ledger connection is closed under
-            # it stops without a word (each printed a traceback), its partition left
-            # "running" for the same command to run again.
+            # Workers take no further partition and their statements stop (each rolls back,
+            # its partition left "running" for the same command to run again); they end
+            # before the connection is closed: on DuckDB their cursors share it ("busy").
             stopping.set()
+            for session in list(sessions):
+                session.interrupt()
+            done.set()
+            for thread in (*workers, beat):
+                thread.join(timeout=60)
             raise
         done.set()
         beat.join()
@@ -376,8 +366,10 @@ class BackfillJob:
         executed: list[int],
         step: str,
         stopping: threading.Event,
+        sessions: list[Connection],
     ) -> None:
         session = self.session_factory()
+        sessions.append(session)
         worker = Worker(number, session, self.pipelines_dir)
         try:
             while not stopping.is_set():
@@ -411,7 +403,7 @@ class BackfillJob:
                 for p, o in zip(parts, outcomes, strict=True):
                     said = f"failed: {o}" if isinstance(o, str) else f"{o:,} rows"
                     self.console.step_progress(step, f"{p.window_start} {said}")
-        except Exception:
+        except (Exception, KeyboardInterrupt):  # KeyboardInterrupt: interrupted by Ctrl-C
             if not stopping.is_set():
                 raise
         finally:

@@ -93,3 +93,19 @@ def span_filter(column: str, windows: Sequence[Window], param: str) -> tuple[str
         f"{column} >= {param} AND {column} < {param}",
         [naive_utc(windows[0].start), naive_utc(windows[-1].end)],
     )
+
+
+# Partitions one dbt invocation or dlt pipeline run covers at most, by default: big enough
+# that the per-invocation cost is spread thin, small enough that a killed run redoes little.
+RUN_SIZE = 31
+
+
+def run_size(pending: int, workers: int, limit: int | None = None) -> int:
+    """How many consecutive partitions a worker takes at once: the pending ones spread evenly
+    over the workers, at most ``limit`` (:data:`RUN_SIZE` by default).
+
+    >>> run_size(20, 1), run_size(20, 4), run_size(365, 4), run_size(3, 8), run_size(9, 1, 2)
+    (20, 5, 31, 1, 2)
+    """
+    cap = max(1, limit or RUN_SIZE)
+    return max(1, min(cap, -(-pending // max(workers, 1))))
