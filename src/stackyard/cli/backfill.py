@@ -161,6 +161,9 @@ def backfill(
 
     # Partitions that finished are in the ledger: "nothing further was done" was untrue.
     stopped = STOPPED if dry_run else BACKFILL_STOPPED
+    if force and not dry_run:
+        # --force starts a backfill over: run again with it, the stopped one would not resume.
+        stopped = (BACKFILL_STOPPED[0], "run the same command again without --force: it resumes")
     with _guard(lambda: _context(project)) as context:
         console = RichConsole(out, redact=context.secrets.redact)
         context.console = console

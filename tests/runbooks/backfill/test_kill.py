@@ -166,9 +166,17 @@ def _partitions_done(root: Path, db: dict[str, Any] | None) -> int:
         return int(row[0]) if row else 0
 
 
-@pytest.mark.parametrize("engine", ["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.mark.parametrize(
+    ("engine", "force"),
+    [
+        ("duckdb", False),
+        # The hint said to run the same command again, which with --force starts over.
+        ("duckdb", True),
+        pytest.param("postgres", False, marks=pytest.mark.postgres),
+    ],
+)
 def test_ctrl_c_during_a_backfill_with_workers_stops_without_tracebacks(
-    tmp_path: Path, request: pytest.FixtureRequest, engine: str
+    tmp_path: Path, request: pytest.FixtureRequest, engine: str, force: bool
 ) -> None:
     # Each worker printed "Exception in thread backfill-w0: … the connection is closed":
     # the main thread had closed the ledger's connection under them. On DuckDB, where the
@@ -181,7 +189,7 @@ def test_ctrl_c_during_a_backfill_with_workers_stops_without_tracebacks(
     stackyard(root, "run", "--json", check=0)
     args = ["backfill", "app.events", *RANGE[:4], "--workers", "2", "--run-size", "1"]
     proc = subprocess.Popen(
-        [STACKYARD, *args],
+        [STACKYARD, *args, *(["--force"] if force else [])],
         cwd=root,
         env={**os.environ, "NO_COLOR": "1"},
         stdout=subprocess.PIPE,
@@ -203,8 +211,10 @@ def test_ctrl_c_during_a_backfill_with_workers_stops_without_tracebacks(
     assert "Traceback" not in err and "Exception in thread" not in err, err[-3000:]
     assert "busy" not in err, err[-3000:]
     assert "interrupted: the backfill was stopped" in err and "run the same command again" in err
+    assert ("without --force: it resumes" in err) == force, err[-3000:]
     result = backfill_json(root, "app.events", *RANGE[:4], "--workers", "2", "--run-size", "1")
     assert result["ok"] and result["validation"]["duplicate_keys"] == 0
+    assert not force or not all(p["executed"] for p in result["partitions"]), "not resumed"
 
 
 def test_a_killed_backfill_started_over_with_force_is_superseded_and_can_be_pruned(
