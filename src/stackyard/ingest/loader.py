@@ -336,31 +336,25 @@ class Loader:
             where = user_frame(exc, self.project_dir)
             if where and where.split(" in ")[0] not in message:
                 message = f"{message} (at {where})"
-            failed = SourceLoad(
-                **{
-                    **self._failed(
-                        request, self.secrets.redact(message), retryable and not refused
-                    ).__dict__,
-                    "traceback": self.secrets.redact(format_traceback(exc)),
-                }
-            )
+            transient = retryable and not refused
+            failed = self._failed(request, self.secrets.redact(message), transient, exc)
             return _Attempt(failed, retry_policy(exc, policy, retryable))
         except BaseException as exc:  # a native extension's panic: a failed load, not a crash
             if not is_panic(exc):
                 raise
             message = panic_message(request.name, request.config, exc)
-            failed = SourceLoad(
-                **{
-                    **self._failed(request, self.secrets.redact(message), False).__dict__,
-                    "traceback": self.secrets.redact(format_traceback(exc)),
-                }
-            )
-            return _Attempt(failed, None)
+            return _Attempt(self._failed(request, self.secrets.redact(message), False, exc), None)
 
-    def _failed(self, request: LoadRequest, message: str, transient: bool = True) -> SourceLoad:
-        return SourceLoad(
-            request.name, request.dataset, "failed", error=message, transient=transient
-        )
+    def _failed(
+        self,
+        request: LoadRequest,
+        message: str,
+        transient: bool = True,
+        exc: BaseException | None = None,
+    ) -> SourceLoad:
+        trace = None if exc is None else self.secrets.redact(format_traceback(exc))
+        kept: dict[str, Any] = {"error": message, "traceback": trace, "transient": transient}
+        return SourceLoad(request.name, request.dataset, "failed", **kept)
 
     def _run_pipeline(self, request: LoadRequest, loaded_at: datetime, step: str) -> SourceLoad:
         pipeline = self.pipeline(request.name)
