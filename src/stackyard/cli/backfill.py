@@ -213,6 +213,11 @@ def _render_result(result: Any) -> None:
                 + (f"{projected} s" if projected is not None else "unknown (no past partitions)"),
                 highlight=False,
             )
+            if est.get("refused"):
+                out.print(
+                    f"[yellow]![/] would be refused: {est['refused']} (pass --yes to go ahead)",
+                    highlight=False,
+                )
             continue
         if r.widened:
             out.print(f"{record.target}: {r.widened}", highlight=False, soft_wrap=True)

@@ -121,6 +121,14 @@ def test_dry_run_plans_without_writing(project: Path) -> None:
     assert counted["estimate"]["rows_method"] == "count", counted["estimate"]
     rows = counted["estimate"]["rows"]
     assert rows > 1, counted["estimate"]
+    # The dry run says the same command would be refused (it said nothing of the budget).
+    assert counted["estimate"]["refused"] == (
+        f"the backfill would write about {rows:,} rows, over the budget of 0"
+    )
+    said = stackyard(project, "backfill", "daily_events", *span, "--budget-rows", "0", "--dry-run")
+    assert "would be refused: the backfill would write about" in said.stdout, said.stdout
+    within = backfill_json(project, "daily_events", *span, "--budget-rows", str(rows), "--dry-run")
+    assert within["estimate"]["refused"] is None
     refused = stackyard(project, "backfill", "daily_events", *span, "--budget-rows", str(rows - 1))
     assert refused.returncode == 2 and "over the budget" in refused.stderr, refused.stderr
     assert backfill_json(project, "status") == []

@@ -208,15 +208,19 @@ class BackfillJob:
         resume_id = None if options.force else ledger.resumable(self.target.name, key)
         if options.dry_run or options.budget_rows is not None:
             estimate = self._estimate(ledger, options, windows)
+            budget = options.budget_rows
+            over = (
+                f"the backfill would write about {estimate['rows']:,} rows, over the budget of "
+                f"{budget:,}"
+                if budget is not None and estimate["rows"] > budget and not options.yes
+                else None
+            )
             if options.dry_run:
+                # The dry run said nothing of it, and the same command without it was refused.
+                estimate["refused"] = over
                 return self._plan(options, windows, resume_id, ledger, estimate)
-            budget = options.budget_rows or 0
-            if estimate["rows"] > budget and not options.yes:
-                raise UsageError(
-                    f"the backfill would write about {estimate['rows']:,} rows, over the budget of "
-                    f"{budget:,}",
-                    hint="check it with --dry-run, then pass --yes to go ahead",
-                )
+            if over:
+                raise UsageError(over, hint="check it with --dry-run, then pass --yes to go ahead")
         self.target.choose_engine(ledger.session, options.engine, windows)
         backfill_id = resume_id or uuid.uuid4().hex[:12]
         holder = holder_name(backfill_id)
