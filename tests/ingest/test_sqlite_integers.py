@@ -39,6 +39,43 @@ def test_a_fraction_in_an_integer_column_fails_the_load(tmp_path: Path, backend:
     assert "orders" not in {r[0] for r in tables.rows}  # nothing rounded went in
 
 
+def test_the_hint_loads_the_fraction_with_its_new_type(tmp_path: Path) -> None:
+    """The failed load's advice, followed as written: a view that casts the column, named as
+    the table's ``source_table:``, then a reload; every row comes back, the fraction whole."""
+    project = make_project(tmp_path / "p", orders=5)
+    assert Context(project).run(select=["app"]).ok
+    db = sqlite3.connect(project / "sources" / "app.sqlite")
+    db.execute("UPDATE orders SET amount = 850.7, updated_at = '2026-01-03 10:00:00' WHERE id = 1")
+    db.commit()
+    failed = next(
+        load for load in Context(project).run(select=["app"]).loads if load.source == "app"
+    )
+    assert failed.status == "failed"
+    assert "`source_table:`" in (failed.error or "")
+    assert "`stackyard reload SOURCE.orders --yes`" in (failed.error or "")
+
+    db.execute(
+        "CREATE VIEW orders_real AS SELECT id, customer_id, CAST(amount AS REAL) AS amount, "
+        "status, updated_at FROM orders"
+    )
+    db.commit()
+    db.close()
+    config = project / "stackyard.yml"
+    config.write_text(
+        config.read_text().replace(
+            "orders: {primary_key: id, cursor: updated_at}",
+            "orders: {primary_key: id, cursor: updated_at, source_table: orders_real}",
+        )
+    )
+    context = Context(project)
+    result = context.reload(context.reload_plan("app.orders"))
+    assert next(load for load in result.loads if load.source == "app").status == "loaded"
+    rows = (
+        Context(project).sql("SELECT id, amount, typeof(amount) FROM app.orders ORDER BY id").rows
+    )
+    assert list(rows) == [(1, 850.7, "DOUBLE")] + [(i, 100.0 + i, "DOUBLE") for i in range(2, 6)]
+
+
 def test_whole_numbers_still_load_as_integers(tmp_path: Path) -> None:
     project = make_project(tmp_path / "p", orders=5)
     config = project / "stackyard.yml"

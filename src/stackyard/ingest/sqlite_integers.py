@@ -60,8 +60,9 @@ def exact_decimal(table: str, column: str, value: Any) -> Any:
         raise LoadError(
             f"table '{table}', column '{column}': the value {value!r} is not a number, but the "
             "column is declared NUMERIC in the SQLite database",
-            hint="fix the value in the source, or read the column through a view that casts "
-            f"it to TEXT (`--table {table}=THE_VIEW`); this load wrote nothing",
+            hint="fix the value in the source, or read the table through a view that casts the "
+            f"column to TEXT, named as the table's `source_table:` in stackyard.yml, then "
+            f"`stackyard reload SOURCE.{table} --yes`; this load wrote nothing",
         )
     return number
 
@@ -111,8 +112,10 @@ def whole_number(table: str, column: str, value: Any) -> Any:
         f"table '{table}', column '{column}': the value {value!r} is not a whole number, but "
         "the column is declared INTEGER in the SQLite database; loading it as an integer "
         "would round it",
-        hint="fix the value in the source, or read the column through a view that casts it "
-        f"to REAL or NUMERIC (`--table {table}=THE_VIEW`); this load wrote nothing",
+        hint="fix the value in the source, or read the table through a view that casts the "
+        "column to REAL or NUMERIC, named as the table's `source_table:` in stackyard.yml, then "
+        f"`stackyard reload SOURCE.{table} --yes` (it loads the column with its new type); "
+        "this load wrote nothing",
     )
 
 
