@@ -26,9 +26,7 @@ def test_a_failed_attempt_that_will_be_retried_holds_its_alerts(tmp_path: Path) 
         last = context.run()
     assert held.exit_code == 1 and held.will_retry
     notes = held.monitors.notes
-    assert any(
-        "alert(s) held: this run failed, and the orchestrator runs it again" in n for n in notes
-    )
+    assert any("held: this run failed, and the orchestrator runs it again" in n for n in notes)
     assert not any("not sent" in n for n in notes), notes
     # The last attempt's alerts go out (here: to no channel, which it says).
     assert any("not sent: no channel" in n for n in last.monitors.notes), last.monitors.notes

@@ -82,10 +82,7 @@ def test_one_message_per_root_cause_not_per_column_or_table() -> None:
     assert alert.root_cause == "app.orders"
     # the downstream model's anomaly and the mart's warning ride along; the healthy one not
     assert [t.table for t in alert.tables] == ["app.orders", "marts.mart", "staging.stg"]
-    assert (
-        alert.title
-        == "stackyard: app.orders anomaly — 5 finding(s), 2 downstream table(s) affected"
-    )
+    assert alert.title == "stackyard: app.orders anomaly — 5 findings, 2 downstream tables affected"
     text = alert.text()
     assert "null_rate(amount)" in text and "null_rate(tax)" in text and "owners: @app" in text
     assert "learning" not in text and "learning" not in json.dumps(alert.slack_payload())

@@ -180,7 +180,7 @@ def test_a_failed_load_is_the_root_cause_and_volume_is_not_judged(tmp_path: Path
         "the load of source 'app' failed: connection refused"
     ]
     assert "not judged: the load of source 'app' failed" in users.volume.reason  # type: ignore[union-attr]
-    assert report.notes == ("1 alert(s) not sent: no channel under monitors.alerts.channels",)
+    assert report.notes == ("1 alert not sent: no channel under monitors.alerts.channels",)
 
 
 def test_incidents_are_recorded_against_a_monitored_table(tmp_path: Path) -> None:

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from stackyard.config.monitors import AlertsConfig, EmailChannel, WebhookChannel
 from stackyard.config.secrets import Secrets
-from stackyard.errors import ConfigError
+from stackyard.errors import ConfigError, counted
 from stackyard.metadata.monitors import MetricStore
 from stackyard.monitors.health import ALERTING, AlertOutcome, TableHealth
 from stackyard.monitors.lineage import Lineage
@@ -170,8 +170,8 @@ def group_alerts(
         count = sum(len(t.findings) for t in members)
         roots = tuple(t.table for t in members if t.table == root or shared.get(t.table) == root)
         downstream = len(members) - len(roots)
-        title = f"stackyard: {root} {members[0].status} — {count} finding(s)" + (
-            f", {downstream} downstream table(s) affected" if downstream else ""
+        title = f"stackyard: {root} {members[0].status} — {counted(count, 'finding')}" + (
+            f", {counted(downstream, 'downstream table')} affected" if downstream else ""
         )
         who = tuple(dict.fromkeys(o for t in members for o in owners.get(t.table, ())))
         alerts.append(Alert(key, root, title, tuple(members), who, context, roots))

@@ -11,6 +11,7 @@ from dataclasses import replace
 from datetime import date, datetime, timedelta
 
 from stackyard.config.monitors import MonitorsConfig, TableMonitor
+from stackyard.errors import counted
 from stackyard.monitors.anomaly import AnomalyConfig, days_read, detect, format_value, median
 from stackyard.monitors.health import Check
 
@@ -395,7 +396,7 @@ def tests_check(failed: Sequence[tuple[str, int | None]], total: int) -> Check |
     if total == 0:
         return None
     if not failed:
-        return Check("tests", "ok", f"{total} dbt test(s) passed", value=0)
+        return Check("tests", "ok", f"{counted(total, 'dbt test')} passed", value=0)
     names = ", ".join(
         f"{name} ({rows} failing row{'s' if rows != 1 else ''})" if rows is not None else name
         for name, rows in failed
@@ -403,7 +404,7 @@ def tests_check(failed: Sequence[tuple[str, int | None]], total: int) -> Check |
     return Check(
         "tests",
         "anomaly",
-        f"{len(failed)} of {total} dbt test(s) failed: {names}",
+        f"{len(failed)} of {counted(total, 'dbt test')} failed: {names}",
         value=len(failed),
     )
 

@@ -32,7 +32,7 @@ from typing import Any
 
 from stackyard.config.model import ProjectConfig
 from stackyard.console import Console
-from stackyard.errors import WarehouseError
+from stackyard.errors import WarehouseError, counted
 from stackyard.metadata.monitors import FindingRow, MetricRow, MetricStore, Snapshot
 from stackyard.monitors.alerts import Notifier, group_alerts
 from stackyard.monitors.anomaly import AnomalyConfig
@@ -269,13 +269,13 @@ class MonitorSuite:
             )
             if run is not None and run.will_retry and run.exit_code and run.worth_retrying:
                 notes.append(
-                    f"{len(alerts)} alert(s) held: this run failed, and the orchestrator runs "
+                    f"{counted(len(alerts), 'alert')} held: this run failed, and the orchestrator runs "
                     "it again (the last attempt alerts)"
                 )
                 alerts = []
             elif not self.config.alerts.channels:
                 notes.append(
-                    f"{len(alerts)} alert(s) not sent: no channel under monitors.alerts.channels"
+                    f"{counted(len(alerts), 'alert')} not sent: no channel under monitors.alerts.channels"
                 )
             notifier = Notifier(
                 self.config.alerts, store, self.warehouse.secrets, sleep=self.sleep or time.sleep

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+from stackyard.errors import counted
 from stackyard.metadata.history import History
 from stackyard.metadata.incidents import IncidentRecord
 from stackyard.runbooks.incidents import TraceResult
@@ -55,7 +56,8 @@ def render(record: IncidentRecord, trace: TraceResult, entries: list[tuple[datet
         "## Summary",
         "",
         f"{trace.first_bad} (`{trace.relation}`) went bad first; "
-        f"{len(downstream)} downstream model(s) were affected.",
+        f"{counted(len(downstream), 'downstream model')} "
+        f"{'was' if len(downstream) == 1 else 'were'} affected.",
         "",
         "## Impact",
         "",

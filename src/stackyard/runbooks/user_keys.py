@@ -15,7 +15,7 @@ from typing import Any
 
 from stackyard.config.edit import ProjectFile
 from stackyard.config.project import Project
-from stackyard.errors import UsageError, did_you_mean
+from stackyard.errors import UsageError, counted, did_you_mean
 from stackyard.infra.layout import build_declaration
 from stackyard.infra.plan import Plan
 from stackyard.infra.service import AccessControl
@@ -125,7 +125,7 @@ class KeyRotation:
         before = self.access.plan(target)
         if before.live_known and before.has_changes:
             raise UsageError(
-                f"'{before.target}' has {len(before.steps)} access statement(s) declared but "
+                f"'{before.target}' has {counted(len(before.steps), 'access statement')} declared but "
                 "not applied, and a rotation applies its own key change only",
                 hint="review them with `stackyard plan`, apply them (`stackyard apply`), then "
                 "rotate; nothing was written",

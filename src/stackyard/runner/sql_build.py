@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from stackyard.errors import EngineRefusedError, TransformError, WarehouseError
+from stackyard.errors import EngineRefusedError, TransformError, WarehouseError, counted
 from stackyard.results import NodeResult
 from stackyard.runbooks.backfill.connection import Connection
 from stackyard.runner import sql_cache, sql_plan
@@ -467,7 +467,7 @@ def _build(
         listed = "; ".join(f"{s.unique_id}: {s.why}" for s in plan.by_dbt[:5])
         more = f" (and {len(plan.by_dbt) - 5} more)" if len(plan.by_dbt) > 5 else ""
         raise EngineRefusedError(
-            f"--engine sql cannot build {len(plan.by_dbt)} node(s) as plain SQL: {listed}{more}",
+            f"--engine sql cannot build {counted(len(plan.by_dbt), 'node')} as plain SQL: {listed}{more}",
             hint="run with --engine auto: dbt builds those, stackyard the rest",
         )
 

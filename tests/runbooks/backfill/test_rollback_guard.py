@@ -108,7 +108,7 @@ def test_rollback_refuses_to_put_back_copies_older_than_a_reload(
         refused = stackyard(project, "backfill", "rollback", done["backfill_id"], *extra, check=2)
         # Before: the rollback put back the copies taken before the backfill, older than the
         # reload, and said it had restored them.
-        assert "24 row(s) of app.events in 2 of its partition(s)" in refused.stderr, extra
+        assert "24 rows of app.events in 2 of its partitions" in refused.stderr, extra
         assert "loaded after it ran" in refused.stderr
         assert f"rollback {done['backfill_id']} --force" in refused.stderr
         assert sql(project, window) == reloaded

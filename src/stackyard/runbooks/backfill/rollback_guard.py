@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from stackyard.errors import UsageError
+from stackyard.errors import UsageError, counted
 from stackyard.metadata.builds import ModelBuild, builds_since
 from stackyard.metadata.schema import METADATA_SCHEMA
 from stackyard.runbooks.backfill.connection import Connection
@@ -225,8 +225,9 @@ def refuse_if_loaded_since(target: str, backfill_id: str, found: dict[Window, in
         return
     first = min(found).start.isoformat()
     raise UsageError(
-        f"backfill {backfill_id} cannot be rolled back as it is: {sum(found.values()):,} "
-        f"row(s) of {target} in {len(found)} of its partition(s) (from {first}) were loaded "
+        f"backfill {backfill_id} cannot be rolled back as it is: "
+        f"{counted(sum(found.values()), 'row')} of {target} in {len(found)} of its "
+        f"{'partition' if len(found) == 1 else 'partitions'} (from {first}) were loaded "
         "after it ran (a `stackyard reload` or a later run), and rolling back would replace "
         "them with the copies taken before the backfill. Nothing was changed",
         hint=f"keep the table as it is (the reload already replaced the backfill's rows), or "
