@@ -397,3 +397,41 @@ def test_a_decimal_wider_than_every_target_fails_by_name_or_loads_exactly(
         assert f"value {value}" in error
         mariadb_source(mariadb_database, f"DELETE FROM ledger WHERE id = {len(value)}")
     assert ctx.sql("select count(*) from app.ledger").rows == ((2,),)
+
+
+@pytest.mark.postgres
+def test_a_bc_date_into_a_postgres_target_says_how_to_load_it(
+    tmp_path: Path, pg_database: dict[str, object]
+) -> None:
+    postgres_source(
+        pg_database,
+        "CREATE TABLE eras (id int PRIMARY KEY, t timestamp, d date)",
+        "INSERT INTO eras VALUES (1, '0044-03-15 12:00 BC', '0044-03-15 BC'), "
+        "(2, '2020-01-01 10:00', '2020-01-01')",
+    )
+    root = on_postgres(project(tmp_path / "p", "eras: {primary_key: id}"), pg_database)
+    ctx = Context(root, environ={"DB": postgres_url(pg_database)})
+    # Before: only Postgres's "time zone displacement out of range", on every run.
+    (load,) = ctx.run().loads
+    assert load.status == "failed" and not load.rows
+    assert "before year 1 (BC)" in str(load.error), load.error
+    assert "`source_table:`" in str(load.error)
+
+    # The advice, followed as written: a view casting the column to text loads every row.
+    postgres_source(
+        pg_database,
+        "CREATE VIEW eras_text AS SELECT id, t::text AS t, d::text AS d FROM eras",
+    )
+    config = root / "stackyard.yml"
+    config.write_text(
+        config.read_text().replace(
+            "eras: {primary_key: id}", "eras: {primary_key: id, source_table: eras_text}"
+        )
+    )
+    ctx = Context(root, environ={"DB": postgres_url(pg_database)})
+    again = ctx.reload(ctx.reload_plan("app.eras"))
+    assert again.ok, [(x.source, x.error) for x in again.loads]
+    assert ctx.sql("select id, t::text, d::text from app.eras order by id").rows == (
+        (1, "0044-03-15 12:00:00 BC", "0044-03-15 BC"),
+        (2, "2020-01-01 10:00:00", "2020-01-01"),
+    )

@@ -69,6 +69,16 @@ def _says_something(exc: BaseException) -> bool:
     return bool(str(exc).strip()) or type(exc) is not Exception
 
 
+# dlt hands a Postgres target its rows as CSV for COPY, where a date before year 1 is written
+# as year -0043; Postgres reads dates BC only as `0044-03-15 BC` and refuses the row.
+BC_DATE_HINT = (
+    "a date or timestamp before year 1 (BC) cannot be loaded into a Postgres target: read the "
+    "table through a view in the source that casts the column to text, named as the table's "
+    "`source_table:` in stackyard.yml, then `stackyard reload SOURCE.TABLE --yes` (it drops "
+    "this failed load); nothing of it was loaded"
+)
+_NEGATIVE_YEAR = re.compile(r'"-\d{4,}-\d\d-\d\d')
+
 CURSOR_HINT = (
     "the table's `cursor` in stackyard.yml must name one of the source table's columns "
     "(its spelling in the source database): correct it, then run again"
@@ -121,6 +131,8 @@ def root_cause(exc: BaseException) -> str:
     said = _summary(str(inner))
     if isinstance(inner, KeyError) and "Cursor column" in said:
         said += f"; {CURSOR_HINT}"
+    if step == "load" and "COPY" in said and _NEGATIVE_YEAR.search(said):
+        said += f"; {BC_DATE_HINT}"
     if step == "load" and type(inner).__name__ == "OutOfMemoryException":
         # DuckDB's own suggestions are SET statements a stackyard user has nowhere to run.
         said = f"{str(inner).strip().splitlines()[0]}; {OUT_OF_MEMORY_HINT}"

@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass
 from datetime import date, datetime
 from typing import Any, Literal
 
+from stackyard.errors import counted
 from stackyard.monitors.anomaly.stats import whole_rows_band
 
 CheckStatus = Literal["ok", "warn", "anomaly", "error", "learning", "missing"]
@@ -255,9 +256,9 @@ class MonitorReport:
             counts[t.status] = counts.get(t.status, 0) + 1
         order = sorted(counts, key=lambda s: -_RANK[s])
         parts = [f"{counts[s]} {s}" for s in order]
-        line = f"{len(self.tables)} tables: " + ", ".join(parts)
+        line = f"{counted(len(self.tables), 'table')}: " + ", ".join(parts)
         if self.alerts:
-            line += f"; {self.alerts_sent} alert(s) sent"
+            line += f"; {counted(self.alerts_sent, 'alert')} sent"
             suppressed = sum(1 for a in self.alerts if a.status == "suppressed")
             if suppressed:
                 line += f", {suppressed} suppressed"
