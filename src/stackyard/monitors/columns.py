@@ -11,8 +11,9 @@
 
 The judged day is the latest complete one, the day before the newest day with rows (which is
 still arriving) or the newest day an earlier pass counted rows on, as for volume: a day whose
-rows are all gone is judged as the empty day it is (no distinct values, no rows for any
-value), not skipped for an older one. Days with no
+rows are all gone is not skipped for an older one: it is the table's outage (or a usual
+empty day), which volume judges, so these checks say so for that day and add no finding of
+their own (a dozen values gone quiet with the table are one outage). Days with no
 rows count 0 in distinct counts and dimensions, as in volume; a mean or median has no value
 on them. A series is rebuilt from the table itself on every pass, so these monitors need no
 stored history and are judged on the first pass once the table holds two weeks of days. What
@@ -26,6 +27,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from datetime import date, timedelta
 
+from stackyard.errors import counted
 from stackyard.monitors.anomaly import AnomalyConfig, Verdict, detect, detect_level
 from stackyard.monitors.health import Check
 from stackyard.monitors.metrics import MetricPlan, TableMetrics
@@ -84,6 +86,11 @@ def column_checks(
         )
         if day not in skipped
     ]
+    if judged >= with_rows[0] and judged not in metrics.days:
+        # No row at all that day: every distinct count and every value is 0 because the
+        # table is, which its volume check judges (an outage there, or a usual empty day).
+        # Told again per column and per value, one outage read as a dozen findings.
+        return _table_empty(plan, judged)
     holiday_list = list(holidays)
     per_series = alerted or {}
 
@@ -129,6 +136,15 @@ def column_checks(
     for column in plan.dimensions:
         checks.extend(_dimension(column, metrics, days, judged, holiday_list, config, kept_out))
     return checks
+
+
+def _table_empty(plan: MetricPlan, judged: date) -> list[Check]:
+    """One check per distinct count and per dimension on a day the table has no rows."""
+    reason = f"{judged}: not judged: the table has no rows that day (volume judges it)"
+    return [
+        *(Check("distinct", "ok", reason, column=c, day=judged) for c in plan.profile_columns),
+        *(Check("dimension", "ok", reason, column=c, day=judged) for c in plan.dimensions),
+    ]
 
 
 def _dimension(
@@ -182,18 +198,18 @@ def _dimension(
             Check(
                 "dimension",
                 "learning",
-                f"{judged}: {len(busiest)} value(s) of {column}, none with two weeks of "
+                f"{judged}: {counted(len(busiest), 'value')} of {column}, none with two weeks of "
                 f"history yet{note}",
                 column=column,
                 day=judged,
             )
         ]
-    newer = f"; {learning} newer value(s) still learning" if learning else ""
+    newer = f"; {counted(learning, 'newer value')} still learning" if learning else ""
     return [
         Check(
             "dimension",
             "ok",
-            f"{judged}: rows of each of {judged_values} value(s) of {column} within their "
+            f"{judged}: rows of each of {counted(judged_values, 'value')} of {column} within their "
             f"bands{newer}{note}",
             column=column,
             day=judged,

@@ -298,13 +298,25 @@ def worst(statuses: Any) -> TableStatus:
     return found
 
 
+# Among checks of one status, the table's own first: a whole-table outage is told as its
+# volume, not as the first of its dimension values that went quiet with it.
+_CHECK_ORDER = {
+    name: i
+    for i, name in enumerate(
+        ("load", "table", "schema", "volume", "arrival", "freshness", "tests", "duplicates")
+    )
+}
+
+
 def sort_checks(checks: list[Check]) -> tuple[Check, ...]:
-    """Checks worst first, then by name, column and day."""
+    """Checks worst first, the table's own before its columns' and values', then by name,
+    column and day."""
     return tuple(
         sorted(
             checks,
             key=lambda c: (
                 -_RANK[c.status],
+                _CHECK_ORDER.get(c.check, len(_CHECK_ORDER)),
                 c.check,
                 c.column or "",
                 -(c.day.toordinal() if c.day else 0),
