@@ -113,3 +113,102 @@ sources:
         (4, "click", 7),
         (4, "view", 7),
     ]
+
+
+def sales_lines(tmp_path: Path, url: str, execute: Execute) -> Path:
+    """A project loading ``sales`` (no key, cursor ``ts``, appended) from a source holding two
+    lines at ``2026-01-01 10:00:00``."""
+    execute(
+        "CREATE TABLE sales (sku TEXT, qty INTEGER, ts TIMESTAMP)",
+        "INSERT INTO sales VALUES ('A', 1, '2026-01-01 10:00:00'), ('B', 2, '2026-01-01 10:00:00')",
+    )
+    project = tmp_path / "p"
+    init_project(project)
+    (project / "stackyard.yml").write_text(
+        f"""\
+name: copies
+targets:
+  dev: {{type: duckdb, path: .stackyard/dev.duckdb}}
+monitors: {{enabled: false}}
+sources:
+  app:
+    kind: sql_database
+    connection: {url}
+    tables:
+      sales: {{cursor: ts, append: true}}
+"""
+    )
+    return project
+
+
+def test_a_copy_arriving_later_at_the_last_cursor_value_is_loaded(
+    tmp_path: Path, upstream: tuple[str, Execute]
+) -> None:
+    """Two sales lines alike in every column, the second written after the first load: both
+    are in the warehouse, and a load after that brings neither again."""
+    url, execute = upstream
+    project = sales_lines(tmp_path, url, execute)
+    probed = url.startswith("sqlite")
+    assert load(project, "r1", None) == ({"sales": 2}, False)
+    execute("INSERT INTO sales VALUES ('A', 1, '2026-01-01 10:00:00')")
+    assert load(project, "r2", "r1") == ({"sales": 1}, False)
+    assert load(project, "r3", "r2") == ({}, probed)
+    # two more copies at once, and one more copy of the other line
+    execute(
+        "INSERT INTO sales VALUES ('A', 1, '2026-01-01 10:00:00'), ('A', 1, '2026-01-01 10:00:00')",
+        "INSERT INTO sales VALUES ('B', 2, '2026-01-01 10:00:00')",
+    )
+    assert load(project, "r4", "r3") == ({"sales": 3}, False)
+    assert load(project, "r5", "r4") == ({}, probed)
+    # the cursor moves on: the copies at the old value are no longer read
+    execute("INSERT INTO sales VALUES ('A', 1, '2026-01-01 11:00:00')")
+    assert load(project, "r6", "r5") == ({"sales": 1}, False)
+    execute("INSERT INTO sales VALUES ('A', 1, '2026-01-01 11:00:00')")
+    assert load(project, "r7", "r6") == ({"sales": 1}, False)
+    with Context(project) as ctx:
+        rows = ctx.sql("select sku, qty, count(*) from app.sales group by 1, 2 order by 1").rows
+    assert list(rows) == [("A", 1, 6), ("B", 2, 2)]
+
+
+KILLED_AFTER_EXTRACT = """
+import os, sys
+from datetime import UTC, datetime
+from dlt.extract.extract import Extract
+commit = Extract.commit_packages
+def die_after(self):
+    commit(self)
+    os._exit(130)
+Extract.commit_packages = die_after
+from stackyard import Context
+from stackyard.ingest.loader import Loader
+with Context(sys.argv[1]) as ctx:
+    session = ctx.session()
+    with session.released():
+        Loader(session).load(["app"], datetime.now(UTC), run_id="killed", latest_run=sys.argv[2])
+"""
+
+
+def test_a_copy_extracted_by_a_killed_load_is_loaded_once(
+    tmp_path: Path, upstream: tuple[str, Execute]
+) -> None:
+    """Killed after extracting a later copy and before loading it: the next load finishes
+    the package left pending, and then loads only the copy written since."""
+    import subprocess
+    import sys
+
+    url, execute = upstream
+    project = sales_lines(tmp_path, url, execute)
+    assert load(project, "r1", None) == ({"sales": 2}, False)
+    execute("INSERT INTO sales VALUES ('A', 1, '2026-01-01 10:00:00')")
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLED_AFTER_EXTRACT, str(project), "r1"],
+        capture_output=True,
+        text=True,
+    )
+    assert killed.returncode == 130, killed.stdout + killed.stderr
+    execute("INSERT INTO sales VALUES ('A', 1, '2026-01-01 10:00:00')")
+    assert load(project, "r3", "r1") == ({"sales": 2}, False)  # the pending copy, and the new one
+    assert load(project, "r4", "r3")[0] == {}
+    with Context(project) as ctx:
+        rows = ctx.sql("select sku, count(*) from app.sales group by 1 order by 1").rows
+    assert list(rows) == [("A", 3), ("B", 1)]

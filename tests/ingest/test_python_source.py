@@ -93,7 +93,7 @@ def test_a_source_loaded_resource_by_resource_before_keeps_its_cursor(tmp_path: 
 
     import dlt
 
-    from stackyard.ingest.sources import columns_but_stamp
+    from stackyard.ingest.boundary_copies import columns_but_stamp
 
     project = tmp_path / "p"
     init_project(project)

@@ -12,7 +12,7 @@ much less whether a load could bring anything:
   a key or appended): per table the row count, the highest cursor value compared as dlt
   compares it, and a digest of every row at that value (two queries per table through
   Python's own ``sqlite3``). dlt's incremental load reads rows whose cursor is above its last
-  value, or at it with a hash it has not kept; either changes one of the three (see
+  value, or at it and not loaded yet; either changes one of the three (see
   :func:`_table_state`).
 
 Every other source (remote buckets, server databases, REST, streams, Python) is always loaded.
@@ -147,7 +147,8 @@ def _table_state(
     compares cursor values; ``None`` when the column holds values the probe cannot order.
 
     dlt's incremental load reads the rows at or above its last cursor value and drops those
-    at it whose hash it keeps (every column of an ``append`` table, the key otherwise). So a
+    at it already loaded (by key; an ``append`` table's by the count of copies of each
+    content, :mod:`stackyard.ingest.boundary_copies`). So a
     load can bring something only if a row was added (the count), a row moved above the
     highest value (the highest value), or a row at the highest value was added, changed or
     moved there (the digest of those rows, compared whole, whatever dlt hashes).

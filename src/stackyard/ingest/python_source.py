@@ -16,7 +16,7 @@ from stackyard.config.base import SecretRef
 from stackyard.config.secrets import Secrets
 from stackyard.config.sources import PythonSource
 from stackyard.errors import ConfigError, UserCodeError, did_you_mean
-from stackyard.ingest.sources import columns_but_stamp
+from stackyard.ingest.boundary_copies import copies_step
 
 if TYPE_CHECKING:
     from stackyard.ingest.sources import BuildContext
@@ -65,13 +65,14 @@ def python_source(name: str, config: PythonSource, project_dir: Path, secrets: S
         elif key:
             resource.apply_hints(primary_key=key)
         incremental = resource.incremental
-        # Without a key dlt skips the rows at the last cursor value it has seen by a hash of
-        # each row. Sources stackyard loaded before it stamped after that step hashed the
-        # columns but the stamp: keep their hashes. An adopted pipeline keeps dlt's own
-        # (the whole row), which its earlier loads stored.
+        # Without a key dlt skips the rows at the last cursor value it has seen by a set of
+        # hashes, so a later copy alike in every column was never loaded: its check is off
+        # and the copies are counted instead (boundary_copies). An adopted pipeline keeps
+        # dlt's own check (the whole row hashed), which its earlier loads stored.
         hashed_by_us = not config.pipeline_name and not key
         if incremental is not None and hashed_by_us and incremental.primary_key is None:
-            incremental.primary_key = columns_but_stamp
+            incremental.primary_key = ()
+            resource.add_step(copies_step())
     return source
 
 

@@ -15,7 +15,7 @@ from typing import Any
 from stackyard.config.model import RestApiSource, RestAuth, RestPaginator, RestRetries
 from stackyard.config.secrets import Secrets
 from stackyard.ingest.attempts import is_refused
-from stackyard.ingest.sources import columns_but_stamp
+from stackyard.ingest.boundary_copies import copies_step
 
 RETRY_STATUSES = (429, 500, 502, 503, 504)
 
@@ -53,9 +53,9 @@ def rest_api_config(name: str, config: RestApiSource, secrets: Secrets) -> dict[
                 incremental["start_param"] = endpoint.cursor_param
             if not endpoint.primary_key:
                 # Rows at the last cursor value come again on the next run (without a
-                # cursor_param, or from an API whose filter is inclusive); dlt skips those it
-                # has seen by a hash of the row, which must leave out stackyard's load stamp.
-                incremental["primary_key"] = columns_but_stamp
+                # cursor_param, or from an API whose filter is inclusive): their copies are
+                # counted by boundary_copies (rest_resources), dlt's own check is off.
+                incremental["primary_key"] = []
             spec["incremental"] = incremental
         if params:
             spec["params"] = params
@@ -114,7 +114,12 @@ def rest_resources(name: str, config: RestApiSource, secrets: Secrets) -> list[A
 
     spec: Any = rest_api_config(name, config, secrets)  # a RESTAPIConfig TypedDict
     source = rest_api_source(spec, name=name)
-    return list(source.resources.values())
+    resources = list(source.resources.values())
+    for resource in resources:
+        endpoint = config.endpoints.get(resource.name)
+        if endpoint is not None and endpoint.cursor and not endpoint.primary_key:
+            resource.add_step(copies_step(endpoint.cursor, latest_cursor))
+    return resources
 
 
 def retrying_session(retries: RestRetries) -> Any:

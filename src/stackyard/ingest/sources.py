@@ -239,6 +239,7 @@ def _sql_resources(name: str, config: SqlDatabaseSource, context: BuildContext) 
     from dlt.sources.sql_database.helpers import get_table_loader_class
 
     from stackyard.config.model import normalised_schema
+    from stackyard.ingest.boundary_copies import copies_step
     from stackyard.ingest.empty_tables import reader_of_empty_tables
     from stackyard.ingest.null_cursors import reader_of_unchanged_null_cursors
     from stackyard.ingest.sql_columns import exact_values, reader_hooks, tables_connectorx_changes
@@ -285,7 +286,9 @@ def _sql_resources(name: str, config: SqlDatabaseSource, context: BuildContext) 
             incremental=(
                 dlt.sources.incremental(
                     table.cursor,
-                    primary_key=columns_but_stamp if table.append else None,
+                    # Rows at the last cursor value are read again: an appending table's
+                    # copies of them are counted by boundary_copies, dlt's check is off.
+                    primary_key=() if table.append else None,
                     # A row with no cursor value cannot be placed in time: with a key it is
                     # read on every load, and loaded when new or changed (null_cursors; it
                     # was skipped for good by the query's filter, and a first load failed);
@@ -303,6 +306,8 @@ def _sql_resources(name: str, config: SqlDatabaseSource, context: BuildContext) 
             **reader_hooks(url),
         )
         resource = exact_values(resource, table_name)
+        if table.append and table.cursor:
+            resource.add_step(copies_step(table.cursor))
         if disposition == "merge":
             # Two versions of one key in a load (updated twice between runs): the later one
             # is kept. Without an order dlt kept the first it read, and the cursor had
@@ -312,15 +317,6 @@ def _sql_resources(name: str, config: SqlDatabaseSource, context: BuildContext) 
             resource = resource.with_name(table_name)
         resources.append(resource)
     return resources
-
-
-def columns_but_stamp(item: Any) -> list[str]:
-    """The columns dlt hashes to skip rows at the last cursor value that an appending table
-    already has: every column the source sent. dlt runs the incremental step after
-    stackyard's ``_loaded_at`` stamp, which differs on every load and would make each such
-    row look new (every run appended them again)."""
-    names = item.schema.names if hasattr(item, "schema") else list(item)
-    return [c for c in names if c != LOADED_AT]
 
 
 def _file_resources(
