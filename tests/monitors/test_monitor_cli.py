@@ -176,3 +176,32 @@ def test_marks_are_listed_and_can_be_taken_back(tmp_path: Path) -> None:
         app, [*unmark[:-1], "custmer_orders", "--start", "2026-02-01", "--end", "2026-02-01"]
     )
     assert unknown.exit_code == 2 and "did you mean 'customer_orders'" in unknown.output
+
+
+def test_a_source_table_by_its_dbt_name_as_incidents_give_it(tmp_path: Path) -> None:
+    """`incident open` names a source table's root cause as dbt and lineage do
+    (dlt_app.orders); health and incident marks take that name too."""
+    root = make_project(tmp_path / "mini")
+    Context(root).run()
+    cli = CliRunner()
+    # Before: exit 2, "no monitored table 'dlt_app.orders'".
+    show = cli.invoke(app, ["health", "show", "dlt_app.orders", "--project", str(root)])
+    assert show.exit_code == 0 and "app.orders" in show.output, show.output
+    mark = cli.invoke(
+        app,
+        [
+            "incident",
+            "mark",
+            "--project",
+            str(root),
+            "--table",
+            "dlt_app.orders",
+            "--start",
+            "2026-01-02",
+            "--end",
+            "2026-01-02",
+        ],
+    )
+    assert mark.exit_code == 0, mark.output
+    listed = cli.invoke(app, ["incident", "marks", "--project", str(root), "--json"])
+    assert [m["table"] for m in json.loads(listed.output)] == ["app.orders"], listed.output

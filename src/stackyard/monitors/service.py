@@ -112,6 +112,12 @@ class Monitoring:
         report = self.health(target)
         tables = report.tables
         found = next((t for t in tables if table in (t.table, t.node)), None)
+        if found is None and tables:
+            # dbt's name of a source table (dlt_shop_db.orders), as lineage and incidents
+            # give it: its measured relation.
+            snapshots = MetricStore(self._session(target).warehouse).snapshots()
+            by_dbt = {dbt_source_name(s.unique_id): rel for rel, s in snapshots.items()}
+            found = next((t for t in tables if t.table == by_dbt.get(table)), None)
         if found is not None:
             return found
         names = sorted({t.table for t in tables} | {t.node for t in tables if t.node})
@@ -278,6 +284,9 @@ class Monitoring:
         if table in snapshots:
             return table
         by_node = {s.node: rel for rel, s in snapshots.items()}
+        by_node |= {
+            name: rel for rel, s in snapshots.items() if (name := dbt_source_name(s.unique_id))
+        }
         if table in by_node:
             return by_node[table]
         known = sorted({*snapshots, *by_node})
@@ -294,6 +303,18 @@ class Monitoring:
         if any(m.table == table for m in marked):
             return table
         return self._relation(table, store)
+
+
+def dbt_source_name(unique_id: str | None) -> str:
+    """A source table's name as dbt (and lineage, and incidents) give it, from its unique id;
+    ``""`` for a model.
+
+    >>> dbt_source_name("source.shop.dlt_shop_db.orders"), dbt_source_name("model.shop.orders")
+    ('dlt_shop_db.orders', '')
+    """
+    if not unique_id or not unique_id.startswith("source."):
+        return ""
+    return ".".join(unique_id.split(".")[-2:])
 
 
 def _day(value: date | str, option: str) -> date:
