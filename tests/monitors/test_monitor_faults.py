@@ -94,8 +94,11 @@ def test_empty_tables_all_null_columns_and_no_time_column_are_stated(tmp_path: P
     empty = found["app.empty"]
     assert "the table is empty: null rates not judged" in [c.reason for c in empty.checks]
     assert next(c for c in empty.checks if c.check == "volume").reason.startswith(
-        "no rows with a created_at yet"
+        "no row has a value in created_at yet"
     )
+    # Before: "no loaded time known yet", as if it had never been loaded.
+    freshness = next(c for c in empty.checks if c.check == "freshness")
+    assert freshness.reason == "not judged: the table has no rows to read a load time from"
     events = found["app.events"]
     note = next(c for c in events.checks if c.column == "note")
     assert (note.status, note.value) == ("ok", 1.0)  # always NULL is its normal state

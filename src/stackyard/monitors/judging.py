@@ -111,13 +111,15 @@ def judge_volume(
                     Check(
                         "volume",
                         "anomaly",
-                        f"no rows with a {time_column} any more (the table had rows before): "
+                        f"no row has a value in {time_column} any more (the table had rows before): "
                         "emptied or reloaded without data?",
                         day=today,
                         value=0,
                     )
                 ]
-            return [Check("volume", "ok", f"no rows with a {time_column} yet: nothing to judge")]
+            return [
+                Check("volume", "ok", f"no row has a value in {time_column} yet: nothing to judge")
+            ]
         # The table's own rows are the truth for every day they cover (deleted rows make
         # a day smaller, a day with none becomes 0); stored days before them remain.
         # Days an earlier pass counted after the newest row now there lost all their rows:
@@ -270,6 +272,12 @@ def judge_freshness(
     rel = table.relation
     if table.kind == "source":
         last, what = metrics.last_loaded_at, "loaded"
+        if last is None and metrics.row_count == 0:
+            # The load time is read from the rows' _loaded_at: "none known yet" read as if
+            # the table had never been loaded.
+            return Check(
+                "freshness", "ok", "not judged: the table has no rows to read a load time from"
+            )
     else:
         what = "built"
         if built is not None and (table.unique_id in built or "*" in built):
