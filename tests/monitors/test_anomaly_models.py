@@ -199,3 +199,20 @@ def test_the_reasons_of_a_small_table_empty_only_on_a_day_alerted_on_say_so() ->
     # Before: "empty days are usual here (0 of 55 days in the baseline had no rows)".
     assert "0 of 55 days" not in one.reason
     assert f"the table was empty before, on {days[-20]} (alerted on then)" in one.reason
+
+
+def test_an_empty_day_that_is_rare_but_within_chance_says_so() -> None:
+    """A table of a few rows on weekdays and none at weekends: an empty Friday is within
+    chance for its ~4 rows (no alert), but not "usual" when no Friday was empty before."""
+    rng = random.Random(11)
+    days = [date(2026, 8, 8) + timedelta(days=i) for i in range(119)]
+    values = [0.0 if d.weekday() >= 5 else float(rng.randint(2, 8)) for d in days]
+    assert days[-1].weekday() == 4
+    values[-1] = 0.0
+    verdict = detect(days, values)
+    assert verdict.model == "count" and verdict.status == "ok"
+    # Before: "0 rows (usual for a Friday); empty days are usual here (0 of 8 Fridays in the
+    # baseline had no rows)": a verdict against its own reason.
+    assert "usual" not in verdict.reason, verdict.reason
+    assert "within chance for a Friday" in verdict.reason
+    assert "rarely empty before (0 of" in verdict.reason

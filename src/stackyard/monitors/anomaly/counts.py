@@ -212,6 +212,15 @@ def judge(
             else:
                 seen = f"{sum(1 for _, v in base if v == 0)} of {len(base)} days"
             note = f"; empty days are usual here ({seen} in the baseline had no rows)"
+            if p_empty.get(wd, empty_share) < _USUAL_EMPTY:
+                # Rarely or never empty before, yet a day this small is empty by chance
+                # often enough not to alert: "usual (0 of 8 Fridays … had no rows)" read as
+                # a verdict contradicting its own reason.
+                usual = f"within chance for a {name}" if weekly else "within chance here"
+                note = (
+                    f"; rarely empty before ({seen} in the baseline had no rows), but with "
+                    f"about {mu:,.1f} rows expected, {below:.1%} of such days have none"
+                )
             alerted = [d for d, v in recent if v == 0 and d < day and d not in {b for b, _ in base}]
             if not any(v == 0 for _, v in base) and alerted:
                 # Its only empty days were alerted on: "0 of 55 days … had no rows" read as
