@@ -65,8 +65,10 @@ def test_health_fits_80_columns_and_verbose_or_show_tell_everything(tmp_path: Pa
     assert health.exit_code == 1, health.output
     lines = health.output.splitlines()
     assert all(len(line) <= 80 for line in lines), "\n".join(lines)
-    # one line per table, long names shortened in the middle (the header and "as of" besides)
-    assert len(lines) == 3 + 2 and sum(line.startswith("app.") for line in lines) == 3, lines
+    # one line per table, long names shortened in the middle (the header, "as of" and the
+    # pointer to the full why besides)
+    assert len(lines) == 3 + 3 and sum(line.startswith("app.") for line in lines) == 3, lines
+    assert lines[-1] == "→ details: stackyard health show TABLE"
     long = next(line for line in lines if line.startswith("app.stg_dlt__"))
     assert "…" in long.split()[0] and long.split()[0].endswith("long_suffix"), long
     row = next(line for line in lines if "app.signups" in line)
@@ -121,7 +123,7 @@ def _narrow_then_stacked(root: Path) -> None:
     narrow = cli.invoke(app, ["health", "--project", str(root)])
     lines = narrow.output.splitlines()
     assert all(len(line) <= 50 for line in lines), "\n".join(lines)
-    assert len(lines) == 3 + 2, lines  # still one line per table
+    assert len(lines) == 3 + 3, lines  # still one line per table
     names = [line.split()[0] for line in lines[1:4]]
     assert "app.signups" in names and all("…" in n for n in names if n != "app.signups"), names
     # shortened in the middle, both ends kept: not cropped at the edge

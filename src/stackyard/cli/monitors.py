@@ -114,6 +114,9 @@ def health(
         raise typer.Exit(0)
     _render_tables(result.tables, verbose=verbose)
     out.print(f"as of {result.measured_at:%Y-%m-%d %H:%M} UTC", highlight=False)
+    pointer = "→ details: stackyard health show TABLE"
+    if any(t.findings for t in result.tables) and len(pointer) <= out.width:
+        out.print(pointer, highlight=False)
     raise typer.Exit(result.exit_code)
 
 
