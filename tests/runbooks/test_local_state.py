@@ -118,8 +118,30 @@ def test_a_postgres_database_dropped_and_created_again_is_found(
     # status said "no runs yet on this target" and exit 0
     status = stackyard(root, "status", "--target", "pg")
     assert status.returncode == 2 and "has no run history, but it has been run" in said(status)
+    # health said "no monitor pass yet", monitor "no tables monitored", both exit 0; and so
+    # again after a run whose loads were refused (it makes the run history anew).
+    assert_made_anew(root, tmp_path)
+    failed = stackyard(root, "run", "--target", "pg")
+    assert failed.returncode == 1, said(failed)
+    assert_made_anew(root, tmp_path)
     restored = stackyard(root, "restore", "latest", "--yes", "--target", "pg")
     assert restored.returncode == 0, said(restored)
     assert not lost(doctor(root, "--target", "pg", code=0))
     assert stackyard(root, "status", "--target", "pg").returncode == 0
+    health = stackyard(root, "health", "--target", "pg")
+    assert health.returncode == 0 and "events.events" in health.stdout, said(health)
     drop_kept_aside(pg_admin_dsn, database)
+
+
+def assert_made_anew(root: Path, tmp_path: Path) -> None:
+    """health, monitor and report on target ``pg`` name the lost database, exit 2."""
+    report = ["--out", str(tmp_path / "report.html")]
+    for command in (["health"], ["monitor"], ["report", *report]):
+        refused = stackyard(root, *command, "--target", "pg")
+        text = said(refused)
+        assert refused.returncode == 2, text
+        assert "Postgres target 'pg'" in text, text
+        assert "holds none of the tables dlt's state says were loaded (events.events)" in text
+        assert "made anew, empty, after it was lost (its database dropped and created" in text
+        assert "stackyard doctor" in text, text
+    assert not (tmp_path / "report.html").exists()

@@ -347,7 +347,9 @@ class Context(RunbookMethods):
         """Each table's latest verdicts (``stackyard health``); none yet on a target never run.
 
         Raises:
-            WarehouseUnreachableError: the target's DuckDB file is gone after it was loaded.
+            WarehouseUnreachableError: the target's DuckDB file is gone after it was loaded,
+                or its warehouse was made anew, empty, after it was lost (a database dropped
+                and created again).
         """
         from stackyard.monitors.health import HealthReport
 

@@ -147,29 +147,40 @@ class ContextBase:
         return False
 
     def warehouse_intact(self, target: str | None = None) -> bool:
-        """:meth:`warehouse_file_present`, and for a DuckDB file that is there: not one made
-        anew, empty, after it was lost (a run that refused its loads opens it), which holds
-        none of the tables dlt's state says were loaded. Monitors would watch nothing there
-        and report all clear.
+        """:meth:`warehouse_file_present`, and a warehouse that is there (a DuckDB file, a
+        Postgres database …) not made anew, empty, after it was lost: it holds none of the
+        tables dlt's local state says were loaded, nor dlt's record of loads. A DuckDB file
+        deleted and opened again by a later command, a database dropped and created again:
+        monitors would watch nothing there and report all clear.
 
         Raises:
-            WarehouseUnreachableError: the file is missing or was made anew, with the way back.
+            WarehouseUnreachableError: the file is missing or the warehouse was made anew,
+                with the way back.
         """
         if not self.warehouse_file_present(target):
             return False
-        warehouse = self.warehouse(target)
-        if warehouse.STORAGE != "file":
-            return True
         from stackyard.errors import WarehouseUnreachableError
         from stackyard.runbooks.local_state import every_table_lost
 
+        warehouse = self.warehouse(target)
         lost = every_table_lost(self._project_files(), warehouse)
         if lost:
             names = ", ".join(t for one in lost for t in one.tables)
+            path: Path | None = getattr(warehouse, "path", None)
+            where = (
+                f"the DuckDB file {path} of target '{warehouse.target_name}'"
+                if warehouse.STORAGE == "file" and path is not None
+                else warehouse.describe()
+            )
+            anew = (
+                "made anew, empty, after it was lost"
+                if warehouse.STORAGE == "file"
+                else "made anew, empty, after it was lost (its database dropped and created "
+                "again, or emptied)"
+            )
             raise WarehouseUnreachableError(
-                f"the DuckDB file {warehouse.path} of target "  # type: ignore[attr-defined]
-                f"'{warehouse.target_name}' holds none of the tables dlt's state says were "
-                f"loaded ({names}): it was made anew, empty, after it was lost",
+                f"{where} holds none of the tables dlt's state says were loaded ({names}): "
+                f"it was {anew}",
                 hint="`stackyard doctor` says what was lost and how to get it back "
                 "(`stackyard restore latest` when a backup exists)",
             )

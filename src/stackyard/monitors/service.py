@@ -32,9 +32,9 @@ class Monitoring:
     Args:
         project: the loaded project.
         sessions: its sessions, one per target (their owner closes them).
-        present: raises when a target's warehouse was lost (a DuckDB file deleted after it
-            was loaded), before anything opens it and creates it empty; see
-            :meth:`stackyard.Context.warehouse_file_present`.
+        present: raises when a target's warehouse was lost after it was loaded (a DuckDB
+            file deleted, a database dropped and created again), before anything opens it
+            and creates it empty; see :meth:`stackyard.Context.warehouse_intact`.
     """
 
     def __init__(
