@@ -145,3 +145,38 @@ def assert_made_anew(root: Path, tmp_path: Path) -> None:
         assert "made anew, empty, after it was lost (its database dropped and created" in text
         assert "stackyard doctor" in text, text
     assert not (tmp_path / "report.html").exists()
+
+
+@pytest.mark.postgres
+def test_a_dropped_postgres_database_of_a_project_without_dlt_sources_is_named(
+    tmp_path: Path, pg_database: dict[str, Any], pg_admin_dsn: str
+) -> None:
+    """No dlt state to compare: the mark of the runs, beside the project, and the run
+    history gone from the database tell it lost, not new ("no monitor pass yet", exit 0)."""
+    import psycopg
+    import yaml
+
+    from stackyard.project import init_project
+
+    database = str(pg_database["database"])
+    root = init_project(tmp_path / "dbt_only").path
+    for name in list(yaml.safe_load((root / "stackyard.yml").read_text())["sources"]):
+        assert stackyard(root, "source", "remove", name, "--yes").returncode == 0
+    on_postgres(root, database)
+    target = ("--target", "pg")
+    assert stackyard(root, "run", *target).returncode == 0
+    assert stackyard(root, "health", *target).returncode == 0
+    with psycopg.connect(pg_admin_dsn, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE "{database}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{database}"')
+
+    for command in ("health", "monitor"):
+        refused = stackyard(root, command, *target)
+        text = said(refused)
+        assert refused.returncode == 2, text
+        assert (
+            f"Postgres target 'pg' (postgres@127.0.0.1:5432/{database}) has no run history" in text
+        )
+        assert "`stackyard run` builds the dbt project again" in text, text
+    assert stackyard(root, "run", *target).returncode == 0
+    assert stackyard(root, "health", *target).returncode == 0

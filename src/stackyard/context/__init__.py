@@ -170,11 +170,11 @@ class Context(RunbookMethods):
             will_retry=will_retry,
         )
         result = job.execute(select)
-        if session.warehouse.STORAGE == "file":
-            from stackyard.runbooks.target_marks import mark_run
+        from stackyard.runbooks.target_marks import mark_run
 
-            # Kept outside the file, so that losing the file is told from never running.
-            mark_run(self.project_dir, session.warehouse.target_name, result.run_id)
+        # Kept outside the warehouse, so that losing it (a DuckDB file deleted, a database
+        # dropped and created again) is told from never running.
+        mark_run(self.project_dir, session.warehouse.target_name, result.run_id)
         return result
 
     def dbt_manifest(self, out: Path, target: str | None = None) -> Path:

@@ -151,7 +151,9 @@ class ContextBase:
         Postgres database …) not made anew, empty, after it was lost: it holds none of the
         tables dlt's local state says were loaded, nor dlt's record of loads. A DuckDB file
         deleted and opened again by a later command, a database dropped and created again:
-        monitors would watch nothing there and report all clear.
+        monitors would watch nothing there and report all clear. Nor, for a target run or
+        loaded before (a mark of its runs, a backup or dlt state of it), one without run
+        history: a dbt project with no dlt source has no dlt state to compare.
 
         Raises:
             WarehouseUnreachableError: the file is missing or the warehouse was made anew,
@@ -183,6 +185,20 @@ class ContextBase:
                 f"it was {anew}",
                 hint="`stackyard doctor` says what was lost and how to get it back "
                 "(`stackyard restore latest` when a backup exists)",
+            )
+        from stackyard.metadata.history import History
+        from stackyard.runbooks.target_marks import run_before
+
+        name = warehouse.target_name
+        if run_before(self._project_files(), name) and not History(warehouse).kept():
+            # A dbt project with no dlt source leaves no dlt state to compare: the run
+            # history, kept in the warehouse, is what was lost with it.
+            raise WarehouseUnreachableError(
+                f"{warehouse.describe()} has no run history, but this target has been run "
+                "or loaded before: its warehouse was emptied or replaced",
+                hint="`stackyard restore latest` brings back the last backup, if one exists; "
+                "otherwise `stackyard run` builds the dbt project again (the run history "
+                "cannot come back)",
             )
         return True
 

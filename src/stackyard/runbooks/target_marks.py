@@ -1,8 +1,9 @@
-"""Which DuckDB targets have been run before, kept beside the project, not in the file.
+"""Which targets have been run before, kept beside the project, not in the warehouse.
 
-A lost DuckDB file takes its own evidence with it: without a mark outside the file, a
-read (`status`, `health`, `sql`) could not tell a target lost from one never run, and a dbt
-project with no dlt source and no backup read "no runs yet" after losing every table. A
+A lost warehouse takes its own evidence with it: without a mark outside it, a read
+(`status`, `health`, `sql`) could not tell a target lost (a DuckDB file deleted, a Postgres
+database dropped and created again) from one never run, and a dbt project with no dlt source
+and no backup read "no runs yet" after losing every table. A
 backup or dlt's pipeline folders of the target are evidence too (a target loaded before
 this mark existed has them); the mark covers the rest.
 """
