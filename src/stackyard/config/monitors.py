@@ -36,6 +36,25 @@ from stackyard.config.base import SecretRef, StrictModel
 _TABLE_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)?$")
 
 
+def dlt_spelling(key: str) -> str | None:
+    """The ``schema.table`` dlt loads a ``schema.table`` key into, when dlt's snake_case
+    naming spells it another way (a table declared ``Événements`` loads as ``_v_nements``),
+    else ``None``.
+
+    >>> dlt_spelling("uni.Événements"), dlt_spelling("app.my-table"), dlt_spelling("a.b.c")
+    ('uni._v_nements', 'app.my_table', None)
+    """
+    schema, dot, table = key.partition(".")
+    if not (dot and schema and table) or "." in table:
+        return None
+    # Only on a key already refused: importing dlt costs about a second of start-up.
+    from dlt.common.normalizers.naming.snake_case import NamingConvention
+
+    spell = NamingConvention().normalize_table_identifier
+    spelt = f"{spell(schema)}.{spell(table)}"
+    return spelt if spelt != key and _TABLE_KEY.match(spelt) else None
+
+
 class TableMonitor(StrictModel):
     """How one table is monitored; every field has a default that works untuned."""
 
@@ -202,11 +221,18 @@ class MonitorsConfig(StrictModel):
     @classmethod
     def _table_keys(cls, value: dict[str, TableMonitor]) -> dict[str, TableMonitor]:
         for key in value:
-            if not _TABLE_KEY.match(key):
+            if _TABLE_KEY.match(key):
+                continue
+            spelt = dlt_spelling(key)
+            if spelt is not None:
                 raise ValueError(
-                    f"'{key}' is not a table: write 'schema.table' (e.g. app.orders) or a dbt "
-                    "model name (e.g. customer_orders)"
+                    f"'{key}' is not a table as loaded: a table is named as dlt spells it "
+                    f"(did you mean '{spelt}'?)"
                 )
+            raise ValueError(
+                f"'{key}' is not a table: write 'schema.table' (e.g. app.orders) or a dbt "
+                "model name (e.g. customer_orders)"
+            )
         return value
 
     @model_validator(mode="after")

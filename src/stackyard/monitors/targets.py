@@ -6,6 +6,7 @@ from collections.abc import Iterable, Mapping
 
 from stackyard.config.model import ProjectConfig
 from stackyard.errors import did_you_mean
+from stackyard.ingest.loader import REJECTED_TABLE
 from stackyard.metadata.history import History
 from stackyard.metadata.monitors import Snapshot
 from stackyard.metadata.schema import METADATA_SCHEMA
@@ -36,7 +37,7 @@ def watched_tables(
     found: dict[str, TableRef] = {}
 
     def add_source(schema: str, name: str) -> None:
-        if name.startswith("_") or schema not in sources:
+        if is_own_table(name) or schema not in sources:
             return
         rel = f"{schema}.{name}"
         node = by_relation.get(rel)
@@ -110,6 +111,20 @@ def watched_tables(
     ]
 
 
+def is_own_table(name: str) -> bool:
+    """Whether a table in a source's schema is dlt's or stackyard's own bookkeeping (dlt's
+    ``_dlt_*`` tables, the rows a load rejected), not one of the source's tables.
+
+    A source table may well start with ``_``: dlt spells a name that starts with a character
+    it does not keep that way (``Événements`` loads as ``_v_nements``), and a user's
+    ``_archive`` is theirs to watch.
+
+    >>> [is_own_table(n) for n in ("_dlt_loads", "_rejected_rows", "_archive", "_v_nements")]
+    [True, True, False, False]
+    """
+    return name.startswith("_dlt_") or name == REJECTED_TABLE
+
+
 def unmatched_names(
     project: ProjectConfig,
     lineage: Lineage,
@@ -158,7 +173,17 @@ def unmatched_names(
 def source_key(project: ProjectConfig, source: str, table: str) -> tuple[str, ...]:
     """The primary key a source declares for a table (any kind), or ``()``."""
     config = project.sources.get(source)
-    return config.primary_keys().get(table, ()) if config is not None else ()
+    if config is None:
+        return ()
+    keys = config.primary_keys()
+    if table in keys:
+        return keys[table]
+    # A table declared with a name dlt spells another way (``Événements`` loads as
+    # ``_v_nements``) is found by its loaded name.
+    from stackyard.config.model import normalised_schema
+
+    spelt = {normalised_schema(name): key for name, key in keys.items()}
+    return spelt.get(table, ())
 
 
 def table_owners(project: ProjectConfig, table: TableRef) -> tuple[str, ...]:
