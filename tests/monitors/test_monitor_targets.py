@@ -5,10 +5,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from stackyard import Context
 from stackyard.cli.main import app
+from stackyard.config import load_project_config
+from stackyard.errors import ConfigError
+from stackyard.monitors.lineage import Lineage
+from stackyard.monitors.targets import refuse_entries_naming_one_table
 from tests.conftest import write
 from tests.runner.conftest import make_project
 
@@ -42,3 +47,60 @@ def test_source_tables_whose_names_start_with_an_underscore_are_watched(tmp_path
         assert show.exit_code == 0, said
         # The key declared under the name as written is the key of the table as loaded.
         assert "duplicates: 0 duplicate keys (id)" in said, said
+
+
+def test_two_entries_naming_one_table_are_refused_before_anything_runs(tmp_path: Path) -> None:
+    """`customer_orders` and `marts.customer_orders` were both accepted and one silently won:
+    the other's owner was never told and its direction never applied."""
+    root = make_project(tmp_path / "mini")
+    Context(root).dbt_manifest(tmp_path / "state")  # a parse: which relation each model builds
+    with (root / "stackyard.yml").open("a", encoding="utf-8") as f:
+        f.write(
+            "monitors:\n"
+            "  tables:\n"
+            "    customer_orders: {direction: spike, owner: '@one'}\n"
+            "    marts.customer_orders: {direction: drop, owner: '@two'}\n"
+            "    app.orders: {owner: '@three'}\n"
+        )
+    cli = CliRunner()
+    for command in ("run", "monitor"):
+        result = cli.invoke(app, [command, "--project", str(root)])
+        said = " ".join(result.output.split())
+        assert result.exit_code == 2, said
+        assert (
+            "monitors.tables.customer_orders and monitors.tables.marts.customer_orders both "
+            "name the table marts.customer_orders"
+        ) in said, said
+        assert "app.orders" not in said, said
+    # Nothing was attempted: no source loaded, no warehouse written.
+    assert not (root / ".stackyard" / "dev.duckdb").exists()
+
+
+def test_a_source_table_named_by_its_source_and_by_its_schema_is_one_table(
+    tmp_path: Path,
+) -> None:
+    config = write(
+        tmp_path / "stackyard.yml",
+        """
+        name: shop
+        targets:
+          dev: {type: duckdb}
+        sources:
+          app:
+            kind: sql_database
+            connection: sqlite:///sources/app.sqlite
+            schema: raw_app
+            tables:
+              orders: {primary_key: id}
+        monitors:
+          tables:
+            app.orders: {owner: '@one'}
+            raw_app.orders: {owner: '@two'}
+            raw_app.customers: {owner: '@three'}
+        """,
+    )
+    with pytest.raises(ConfigError) as info:
+        refuse_entries_naming_one_table(load_project_config(config), Lineage())
+    said = str(info.value)
+    assert "monitors.tables.app.orders and monitors.tables.raw_app.orders both name" in said
+    assert "customers" not in said, said

@@ -148,6 +148,14 @@ class Context(RunbookMethods):
             return dbt.list_nodes(selectors)
 
         check_selection(self.project, select, list_nodes, empty_ok=state is not None)
+        if self.config.monitors.enabled:
+            from stackyard.monitors.lineage import Lineage
+            from stackyard.monitors.targets import refuse_entries_naming_one_table
+
+            # Refused before a load moves a cursor, from the models the last parse found (the
+            # pass after the build checks again, against this build's models).
+            lineage = Lineage.load(self.project.transform_dir, session.warehouse.target_name)
+            refuse_entries_naming_one_table(self.config, lineage)
         if engine not in ("dbt", "auto", "sql"):
             raise UsageError(
                 f"--engine takes dbt, auto or sql, not {engine!r}"

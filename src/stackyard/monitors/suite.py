@@ -68,6 +68,7 @@ from stackyard.monitors.reuse import (
 from stackyard.monitors.targets import (
     as_tuple,
     built_models,
+    refuse_entries_naming_one_table,
     table_columns,
     table_owners,
     tests_per_model,
@@ -172,9 +173,10 @@ class MonitorSuite:
             return MonitorReport(
                 run_id=run_id, measured_at=now, notes=("monitors are disabled (monitors.enabled)",)
             )
+        lineage = Lineage.load(self.transform_dir, self.warehouse.target_name)
+        refuse_entries_naming_one_table(self.project, lineage)
         store = MetricStore(self.warehouse)
         store.ensure()
-        lineage = Lineage.load(self.transform_dir, self.warehouse.target_name)
         snapshots = store.snapshots()
         columns = table_columns(self.warehouse)
         targets = watched_tables(self.project, run, lineage, snapshots, columns)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from stackyard.config.model import ProjectConfig
-from stackyard.errors import did_you_mean
+from stackyard.errors import ConfigError, did_you_mean
 from stackyard.ingest.loader import REJECTED_TABLE
 from stackyard.metadata.history import History
 from stackyard.metadata.monitors import Snapshot
@@ -168,6 +168,47 @@ def unmatched_names(
         if key not in owned
     )
     return notes
+
+
+def refuse_entries_naming_one_table(project: ProjectConfig, lineage: Lineage) -> None:
+    """Refuse two ``monitors.tables`` entries that name one table (its model's name and its
+    ``schema.table``, or a source table by its source's name and by its schema): only one
+    of them would be used, and which one is not what the file says.
+
+    Args:
+        project: the project's configuration.
+        lineage: dbt's manifest for the target (which relation each model builds).
+
+    Raises:
+        ConfigError: naming the entries and the table they both name.
+    """
+    relations: dict[str, list[str]] = {}
+    models: dict[str, list[str]] = {}
+    for node in lineage.nodes.values():
+        if node.kind == "model":
+            models.setdefault(node.name, []).append(node.relation)
+    for key in project.monitors.tables:
+        schema, dot, name = key.partition(".")
+        if not dot:
+            named = models.get(key, [])
+        elif schema in project.sources and project.dataset_for(schema) != schema:
+            named = [f"{project.dataset_for(schema)}.{name}"]  # the source's name, not schema
+        else:
+            named = [key]
+        for relation in named:
+            relations.setdefault(relation, []).append(key)
+    clashes = {rel: keys for rel, keys in relations.items() if len(keys) > 1}
+    if not clashes:
+        return
+    said = "; ".join(
+        " and ".join(f"monitors.tables.{k}" for k in keys) + f" both name the table {rel}"
+        for rel, keys in sorted(clashes.items())
+    )
+    raise ConfigError(
+        f"{said}: only one entry of a table is used, so the other's settings would be "
+        "silently dropped",
+        hint="keep one entry per table, with the settings of both (docs/observability.md)",
+    )
 
 
 def source_key(project: ProjectConfig, source: str, table: str) -> tuple[str, ...]:
