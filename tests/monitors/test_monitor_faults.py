@@ -242,7 +242,42 @@ def test_a_time_column_that_cannot_be_used_is_a_config_warning_not_an_anomaly(
         config = next(c for c in found.checks if c.check == "config")
         assert f"time_column '{wrong}'" in config.reason
         assert found.volume is not None and found.volume.status == "ok"
-        assert found.volume.reason.startswith(f"not judged: time_column '{wrong}' cannot be used")
+        assert found.volume.reason.startswith(f"not judged: time_column '{wrong}' ")
+
+
+def test_an_unusable_time_column_is_said_one_way_by_every_check(tmp_path: Path) -> None:
+    """The config check said "counting rows per load instead", volume "not judged", and the
+    columns and dimensions "has no time column; set time_column", though it was set."""
+    _, w = suite(tmp_path, project())
+    w.execute("CREATE SCHEMA app")
+    w.execute(
+        "CREATE TABLE app.events (id INTEGER, status VARCHAR, amount INTEGER, created_at DATE, "
+        "_loaded_at TIMESTAMPTZ)"
+    )
+    w.execute(
+        "INSERT INTO app.events SELECT range, 'placed', range, DATE '2026-03-01', "
+        "TIMESTAMPTZ '2026-03-10 06:00:00+00' FROM range(10)"
+    )
+    declared = {"columns": ["amount"], "dimensions": ["status"]}
+    cases = {
+        "status": "time_column 'status' is VARCHAR, not a date or timestamp "
+        "(did you mean 'created_at'?)",
+        "created": "time_column 'created' is not a column of app.events "
+        "(did you mean 'created_at'?)",
+    }
+    for wrong, why in cases.items():
+        settings = {"app.events": {"time_column": wrong, **declared}}
+        check, _ = suite(tmp_path, project(tables=settings))
+        found = by_table(check(run("events")))["app.events"]
+        said = [(c.check, c.reason) for c in found.checks if c.check in ("config", "volume")]
+        assert said == [
+            (
+                "config",
+                f"{why}: volume, columns and dimensions are not judged until it is "
+                "fixed or removed",
+            ),
+            ("volume", f"not judged: {why}; fix or remove it"),
+        ], said
 
 
 def test_a_table_without_a_time_column_that_is_emptied_is_an_anomaly(tmp_path: Path) -> None:

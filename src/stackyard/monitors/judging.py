@@ -72,20 +72,14 @@ def judge_volume(
     loaded: bool,
     failed_source: str | None,
     verdicts: Verdicts | None = None,
+    unusable_time_column: str | None = None,
 ) -> list[Check]:
     rel = table.relation
-    if time_column is None and getattr(settings, "time_column", None):
-        # The configured time column cannot be used (the config check says why). Rows per
-        # load judged against the days the table had before would alert on a unit change,
-        # and stored would mix the two: nothing is judged or kept until the setting is fixed.
-        return [
-            Check(
-                "volume",
-                "ok",
-                f"not judged: time_column '{settings.time_column}' cannot be used (see the "
-                "config check); fix or remove it",
-            )
-        ]
+    if unusable_time_column:
+        # Why the configured time column cannot be used, said as the config check says it.
+        # Rows per load judged against the days the table had before would alert on a unit
+        # change, and stored would mix the two: nothing is judged or kept until it is fixed.
+        return [Check("volume", "ok", f"not judged: {unusable_time_column}; fix or remove it")]
     today = state.now.date()
     stored = history.volumes.get(rel, {})
     exclude = history.excluded(rel)

@@ -16,6 +16,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
+from stackyard.monitors.time_columns import find_time_column as find_time_column
+from stackyard.monitors.time_columns import is_temporal as is_temporal
+from stackyard.monitors.time_columns import time_column_problem
 from stackyard.warehouse.base import QueryResult
 
 if TYPE_CHECKING:
@@ -29,21 +32,6 @@ LOADED_AT = "_loaded_at"
 # Columns that dlt and stackyard add for their own bookkeeping: not the user's data, so their
 # null rates are not watched.
 _INTERNAL = re.compile(r"^_dlt_|^_loaded_at$")
-# Names that usually mean "when the event happened", in order of preference. ``updated_at``
-# and friends are left out on purpose: rows move between days when they change.
-_TIME_NAMES = (
-    "created_at",
-    "created",
-    "inserted_at",
-    "ordered_at",
-    "order_date",
-    "event_time",
-    "event_date",
-    "occurred_at",
-    "timestamp",
-    "date",
-    "day",
-)
 _NUMERIC = re.compile(
     r"^(tiny|small|medium|big|huge|u)?int(eger)?\d*\b|^(decimal|numeric|real|float|double|"
     r"number)\b",
@@ -52,7 +40,6 @@ _NUMERIC = re.compile(
 # Numeric columns that name rows rather than measure them: their mean and median move with
 # how ids are handed out, never with the data, so they get a distinct count only.
 _IDENTIFIER = re.compile(r"(^|_)id$", re.I)
-_NOT_TIME = re.compile(r"(updated|modified|deleted|changed|synced|valid_to|valid_from)", re.I)
 
 
 @dataclass(frozen=True)
@@ -100,6 +87,7 @@ class MetricPlan:
         null_columns: the columns whose nulls are counted.
         today: start of the current day (UTC); rows loaded since then are "today's load".
         notes: why a setting was not used (a configured time column that is not there).
+        unusable_time_column: why the configured time column cannot be used, or ``None``.
         profile_columns: columns whose distinct count (and, when numeric and not an id, mean
             and median) are measured per day by the time column.
         numeric_columns: which of those get a mean and median: numeric, not an id.
@@ -114,6 +102,7 @@ class MetricPlan:
     null_columns: tuple[str, ...]
     today: datetime
     notes: tuple[str, ...] = ()
+    unusable_time_column: str | None = None
     profile_columns: tuple[str, ...] = ()
     numeric_columns: frozenset[str] = frozenset()
     dimensions: tuple[str, ...] = ()
@@ -154,16 +143,6 @@ class TableMetrics:
         return self.nulls[column] / self.row_count
 
 
-def is_temporal(data_type: str) -> bool:
-    """Whether a warehouse type holds dates or timestamps.
-
-    >>> is_temporal("TIMESTAMP WITH TIME ZONE"), is_temporal("date"), is_temporal("VARCHAR")
-    (True, True, False)
-    """
-    upper = data_type.upper()
-    return upper == "DATE" or upper.startswith("TIMESTAMP") or upper == "DATETIME"
-
-
 def is_numeric(data_type: str) -> bool:
     """Whether a warehouse type holds numbers a mean makes sense of.
 
@@ -184,32 +163,6 @@ def is_identifier(column: str, key: Sequence[str] = ()) -> bool:
     (False, False)
     """
     return column in key or bool(_IDENTIFIER.search(column))
-
-
-def find_time_column(columns: Mapping[str, str]) -> str | None:
-    """The column that most likely says when each row's event happened, or ``None``.
-
-    Only date and timestamp columns qualify, never stackyard's own ``_loaded_at`` nor a
-    column whose name says it changes (``updated_at``): rows would move between days.
-
-    >>> find_time_column({"id": "BIGINT", "updated_at": "TIMESTAMP", "order_date": "DATE"})
-    'order_date'
-    >>> find_time_column({"id": "BIGINT", "updated_at": "TIMESTAMP"}) is None
-    True
-    """
-    candidates = [
-        c
-        for c, t in columns.items()
-        if is_temporal(t) and not c.startswith("_") and not _NOT_TIME.search(c)
-    ]
-    for name in _TIME_NAMES:
-        for column in candidates:
-            if column.lower() == name:
-                return column
-    for column in candidates:
-        if column.lower().endswith(("_at", "_date", "_time", "_ts")):
-            return column
-    return None
 
 
 def plan_metrics(
@@ -238,24 +191,16 @@ def plan_metrics(
         The plan; settings that do not fit the table are dropped with a note saying why.
     """
     notes: list[str] = []
-    chosen: str | None
-    if time_column is not None:
-        if time_column not in columns:
-            notes.append(
-                f"time_column '{time_column}' is not a column of {table.relation}; "
-                "counting rows per load instead"
-            )
-            chosen = None
-        elif not is_temporal(columns[time_column]):
-            notes.append(
-                f"time_column '{time_column}' is {columns[time_column]}, not a date or "
-                "timestamp; counting rows per load instead"
-            )
-            chosen = None
-        else:
-            chosen = time_column
-    else:
-        chosen = find_time_column(columns)
+    chosen = find_time_column(columns) if time_column is None else time_column
+    unusable = time_column_problem(table.relation, columns, time_column)
+    if unusable:
+        chosen = None
+        # Volume is not counted per load instead: against the days counted before, that
+        # would be a unit change read as an anomaly.
+        per_day = [n for n, names in (("columns", profile), ("dimensions", dimensions)) if names]
+        judged = " and ".join([", ".join(["volume", *per_day[:-1]]), *per_day[-1:]])
+        are = "are" if per_day else "is"
+        notes.append(f"{unusable}: {judged} {are} not judged until it is fixed or removed")
     missing = [k for k in key if k not in columns]
     if missing:
         notes.append(
@@ -269,7 +214,7 @@ def plan_metrics(
         unknown = [c for c in names if c not in columns]
         if unknown:
             notes.append(f"{setting} {', '.join(unknown)} not in {table.relation}; not monitored")
-        if names and chosen is None:
+        if names and chosen is None and not unusable:
             notes.append(
                 f"{setting} are measured per day and {table.relation} has no time column; "
                 "set time_column to monitor them"
@@ -284,6 +229,7 @@ def plan_metrics(
         null_columns=tuple(c for c in columns if not _INTERNAL.search(c)),
         today=today,
         notes=tuple(notes),
+        unusable_time_column=unusable,
         profile_columns=watched["columns"],
         numeric_columns=frozenset(
             c for c in watched["columns"] if is_numeric(columns[c]) and not is_identifier(c, key)

@@ -405,6 +405,7 @@ class MonitorSuite:
                 loaded,
                 failed_source[0] if failed_source else None,
                 verdicts,
+                unusable_time_column=plan.unusable_time_column,
             )
         )
         checks.append(
