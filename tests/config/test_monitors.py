@@ -37,3 +37,23 @@ def test_a_table_named_as_declared_is_told_its_loaded_spelling(tmp_path: Path) -
     assert "write 'schema.table'" not in said, said
     said = error_of(tmp_path, "monitors:\n  tables:\n    a.b.c: {owner: '@x'}\n")
     assert "'a.b.c' is not a table: write 'schema.table'" in said, said
+
+
+def test_monitor_errors_point_to_the_monitor_docs_and_show_values_as_written(
+    tmp_path: Path,
+) -> None:
+    """They said "docs/project.md describes every key", which does not describe them, and
+    showed a date as Python spells it: "(found: datetime.date(2026, 12, 4))"."""
+    said = error_of(tmp_path, "monitors:\n  holidays: 2026-12-04\n")
+    assert "monitors.holidays: Input should be a valid list (found: 2026-12-04)" in said, said
+    assert "(docs/observability.md describes the monitors: keys)" in said, said
+    assert "docs/project.md" not in said, said
+    said = error_of(tmp_path, "monitors:\n  recheck_days: null\n  enabled: 2026-12-04 10:00:00\n")
+    assert "recheck_days: Input should be a valid integer (found: null)" in said, said
+    assert "enabled: Input should be a valid boolean (found: 2026-12-04 10:00:00)" in said, said
+    # A file wrong in both places points to both documents.
+    said = error_of(
+        tmp_path,
+        "monitors:\n  holidays: 2026-12-04\ndefaults: {freshness: {warn_after_hours: soon}}\n",
+    )
+    assert "docs/project.md describes every key, docs/observability.md the monitors" in said

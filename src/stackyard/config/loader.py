@@ -160,8 +160,19 @@ def load_project_config(path: Path) -> ProjectConfig:
     except ValidationError as exc:
         raise ConfigError(
             _format_validation_error(exc, path, data, lines),
-            hint="fix the keys above (docs/project.md describes every key)",
+            hint=f"fix the keys above ({_docs_for(exc, data)})",
         ) from None
+
+
+def _docs_for(exc: ValidationError, data: Any) -> str:
+    """The docs that describe the keys in error: the ``monitors:`` keys are in
+    docs/observability.md, every other key in docs/project.md."""
+    sections = {next(iter(_data_loc(e["loc"], data)), "") for e in exc.errors()}
+    if sections == {"monitors"}:
+        return "docs/observability.md describes the monitors: keys"
+    if "monitors" in sections:
+        return "docs/project.md describes every key, docs/observability.md the monitors: keys"
+    return "docs/project.md describes every key"
 
 
 def _format_validation_error(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from datetime import date, datetime
 
 _SECRET_KEY = re.compile(
     r"pass|secret|token|key|credential|connection|dsn|auth|private|cookie|signature",
@@ -60,7 +61,23 @@ def shown_value(loc: Sequence[str | int], value: object) -> str:
     'a value (hidden: it may hold a secret)'
     >>> shown_value(("targets", "dev", "threads"), "four")
     "'four'"
+
+    A value YAML read as a date, a yes/no or nothing is shown as it was written, not as
+    Python spells it:
+
+    >>> shown_value(("monitors", "holidays"), date(2026, 12, 4))
+    '2026-12-04'
+    >>> shown_value(("monitors", "enabled"), datetime(2026, 12, 4, 10, 0))
+    '2026-12-04 10:00:00'
+    >>> shown_value(("monitors", "recheck_days"), None), shown_value(("x",), False)
+    ('null', 'false')
     """
     if names_a_secret(loc):
         return "a value (hidden: it may hold a secret)"
+    if isinstance(value, date):  # a datetime too
+        return value.isoformat(sep=" ") if isinstance(value, datetime) else value.isoformat()
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
     return redact_text(repr(value))
