@@ -298,3 +298,20 @@ def test_a_value_judged_without_its_own_flood_day(tmp_path: Path) -> None:
     returned = checks.get("dimension(status=returned)")
     assert returned is not None, checks["dimension(status)"].reason
     assert returned.status == "anomaly" and returned.day == YESTERDAY
+
+
+def test_declared_columns_and_dimensions_show_as_learning_on_a_first_day(
+    tmp_path: Path,
+) -> None:
+    w = duckdb_warehouse(tmp_path)
+    w.execute("CREATE SCHEMA app")
+    w.execute(
+        "CREATE TABLE app.orders AS SELECT range AS id, 'placed' AS status, 40 AS amount, "
+        f"TIMESTAMP '{NOW.date()} 01:00:00' AS ordered_at, CAST(NULL AS VARCHAR) AS note "
+        "FROM range(5)"
+    )
+    checks = _pass(tmp_path, w)
+    # Before: no line at all for them, as if the declaration had not been read.
+    for label in ("distinct(amount)", "distinct(status)", "distinct(note)", "dimension(status)"):
+        assert checks[label].status == "learning", checks[label]
+        assert "fewer than two days" in checks[label].reason

@@ -74,7 +74,12 @@ def column_checks(
     """
     with_rows = sorted(metrics.days)
     if len(with_rows) < 2:
-        return []
+        # Said, so that a declaration is seen to be read (it showed nothing at all).
+        reason = "not judged yet: the table has rows on fewer than two days"
+        return [
+            *(Check("distinct", "learning", reason, column=c) for c in plan.profile_columns),
+            *(Check("dimension", "learning", reason, column=c) for c in plan.dimensions),
+        ]
     judged = max(with_rows[-1], until or with_rows[-1]) - timedelta(days=1)
     # Every calendar day from the first with rows to the judged one: a day without rows
     # between them counts 0 (a day dropped upstream is an outage, not a gap).
