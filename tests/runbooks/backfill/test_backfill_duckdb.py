@@ -6,11 +6,17 @@ import json
 import re
 import sqlite3
 import stat
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from tests.runbooks.backfill.conftest import backfill_json, sql, stackyard
+
+
+def ahead(days: int) -> str:
+    """The UTC date ``days`` from today, as ``--start``/``--end`` take it."""
+    return (datetime.now(UTC) + timedelta(days=days)).date().isoformat()
 
 
 def test_source_table_backfill_repairs_changed_and_emptied_days(project: Path) -> None:
@@ -188,6 +194,9 @@ def test_usage_errors_exit_2(project: Path) -> None:
             "unknown time zone",
         ),
         (["rollback"], "needs a backfill id"),
+        # Before: a range wholly in the future "succeeded" with 0 rows and no word (exit 0).
+        (["daily_events", "--start", ahead(10), "--end", ahead(20)], "after today"),
+        (["app.events", "--start", ahead(1), "--end", ahead(2), "--dry-run"], "has data yet"),
         # Partitions cut on Paris days are not whole UTC batches: only dbt can run them.
         (
             [
@@ -219,6 +228,22 @@ def test_usage_errors_exit_2(project: Path) -> None:
         proc = stackyard(project, "backfill", *args)
         assert proc.returncode == 2, (args, proc.stdout, proc.stderr)
         assert message in proc.stderr, (args, proc.stderr)
+
+
+def test_a_range_reaching_past_now_warns_and_one_wholly_after_it_records_nothing(
+    project: Path,
+) -> None:
+    # Before: both "succeeded" with 0 rows for the days to come and no word of them.
+    refused = stackyard(project, "backfill", "daily_events", "--start", ahead(3), "--end", ahead(5))
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "after today" in refused.stderr and "--end " + ahead(1) in refused.stderr
+    assert backfill_json(project, "status") == []
+    proc = stackyard(project, "backfill", "daily_events", "--start", ahead(-1), "--end", ahead(3))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "warning: 2 of 4 partitions (from " + ahead(1) in proc.stdout
+    assert "no data yet" in proc.stdout
+    ran = backfill_json(project, "daily_events", "--start", ahead(-1), "--end", ahead(3), "--force")
+    assert ran["warnings"] and "2 of 4 partitions" in ran["warnings"][0]
 
 
 def test_one_dbt_run_for_many_days_fails_only_the_day_that_failed(project: Path) -> None:

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from stackyard.errors import UsageError
 from stackyard.runbooks.backfill.partitions import (
     Window,
+    check_not_ahead,
     parse_bound,
     partitions,
     time_zone,
@@ -130,3 +131,26 @@ def test_a_range_ending_on_the_calendars_last_day_is_cut_not_a_crash(grain: str)
     assert windows[0].start == datetime(9999, 11, 1, tzinfo=UTC)
     assert windows[-1].end == datetime(9999, 12, 31, tzinfo=UTC)
     assert len(windows) == (60 if grain == "day" else 2)
+
+
+def test_partitions_after_now_are_refused_when_all_and_warned_of_when_some() -> None:
+    now = datetime(2024, 3, 10, 15, 30, tzinfo=UTC)
+    days = partitions(datetime(2024, 3, 12), datetime(2024, 3, 15), "day", UTC)
+    with pytest.raises(UsageError) as refused:
+        check_not_ahead(days, now, UTC)
+    assert "2024-03-12 to 2024-03-15 is after today (2024-03-10 15:30 UTC)" in refused.value.message
+    assert "--end 2024-03-11" in str(refused.value.hint)
+    some = partitions(datetime(2024, 3, 9), datetime(2024, 3, 13), "day", UTC)
+    warning = check_not_ahead(some, now, UTC)
+    assert warning is not None and warning.startswith("2 of 4 partitions (from 2024-03-11)")
+    # Today's partition began before now: it has rows, and is no reason to warn.
+    assert check_not_ahead(some[:2], now, UTC) is None
+    # Dates in the messages are on the calendar of --tz.
+    paris = ZoneInfo("Europe/Paris")
+    late = partitions(
+        parse_bound("2024-03-11", paris), parse_bound("2024-03-12", paris), "day", paris
+    )
+    with pytest.raises(
+        UsageError, match=r"2024-03-11 to 2024-03-12 is after today \(2024-03-10 16:30 CET\)"
+    ):
+        check_not_ahead(late, now, paris)

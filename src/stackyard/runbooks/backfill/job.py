@@ -79,6 +79,8 @@ class BackfillResult:
     #: ``--cascade`` from a source table: why this model's range is wider than the source's
     #: (rows re-loaded have event times before or after it; :mod:`.cascade`).
     widened: str | None = None
+    #: What the user should know though nothing failed (partitions after now: no data yet).
+    warnings: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -126,6 +128,7 @@ class BackfillResult:
             "cascaded": [c.to_dict() for c in self.cascaded],
             "rebuilt": [dict(m) for m in self.rebuilt],
             "widened": self.widened,
+            "warnings": list(self.warnings),
         }
 
 

@@ -152,6 +152,47 @@ def partitions(start: datetime, end: datetime, grain: Grain, zone: tzinfo) -> li
     return [Window(a, b) for a, b in itertools.pairwise(cuts)]
 
 
+def check_not_ahead(windows: list[Window], now: datetime, zone: tzinfo) -> str | None:
+    """Refuse a range wholly after ``now``; warn of the partitions of one that reaches past it.
+
+    A partition that starts after now can hold no row yet: backfilling only such partitions
+    "succeeded" with 0 rows, which reads like a repair that found nothing wrong.
+
+    Args:
+        windows: the range's partitions, in order.
+        now: the current instant (timezone-aware).
+        zone: the calendar of ``--tz``, for the dates in the messages.
+
+    Returns:
+        A warning naming the partitions after ``now``, or ``None`` when there are none.
+
+    Raises:
+        UsageError: every partition starts at or after ``now`` (nothing is attempted).
+
+    >>> day = partitions(datetime(2024, 1, 1), datetime(2024, 1, 3), "day", UTC)
+    >>> check_not_ahead(day, datetime(2024, 1, 1, 12, tzinfo=UTC), UTC)
+    '1 of 2 partitions (from 2024-01-02) start after now (2024-01-01 12:00 UTC): they have no data yet and are recorded with 0 rows'
+    """
+    ahead = [w for w in windows if w.start >= now]
+    if not ahead:
+        return None
+    today = now.astimezone(zone)
+    moment = f"{today:%Y-%m-%d %H:%M} {today.tzname()}"
+    first = ahead[0].start.astimezone(zone).date()
+    if len(ahead) == len(windows):
+        raise UsageError(
+            f"{windows[0].start.astimezone(zone).date()} to "
+            f"{windows[-1].end.astimezone(zone).date()} is after today ({moment}): no "
+            "partition of it has data yet, so there is nothing to backfill",
+            hint="check the dates; --end is excluded, so a range that includes today ends "
+            f"with --end {today.date() + timedelta(days=1)}",
+        )
+    return (
+        f"{len(ahead)} of {len(windows)} partitions (from {first}) start after now "
+        f"({moment}): they have no data yet and are recorded with 0 rows"
+    )
+
+
 def _aware(value: datetime, zone: tzinfo) -> datetime:
     if value.tzinfo is None:
         value = value.replace(tzinfo=zone)

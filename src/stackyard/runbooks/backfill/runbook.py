@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
 from stackyard.config.model import RestApiSource, SqlDatabaseSource
@@ -25,6 +26,7 @@ from stackyard.runbooks.backfill.ledger import (
     lease_holders,
     read_mirror,
 )
+from stackyard.runbooks.backfill.partitions import check_not_ahead, time_zone
 from stackyard.runbooks.backfill.retention import expires_at, prune
 from stackyard.runbooks.backfill.rollback_guard import (
     deleted_rows,
@@ -134,9 +136,15 @@ class BackfillRunbook:
     def run(self, options: BackfillOptions) -> BackfillResult:
         """Backfill a target; with ``cascade``, then the models downstream of it."""
         target = self.resolve(options.target)
+        job = self.job(target)
+        # Here, not in the job: a cascade runs its models over the same range, and the
+        # warning is said once.
+        ahead = check_not_ahead(job.windows(options), datetime.now(UTC), time_zone(options.tz))
         if isinstance(target, SourceTableTarget):
             self._check_connection(target)
-        result = self.job(target).execute(options)
+        if ahead:
+            self.console.message("warning", f"warning: {ahead}")
+        result = replace(job.execute(options), warnings=(ahead,) if ahead else ())
         if options.dry_run:
             models = [target.name]
             if options.cascade:
