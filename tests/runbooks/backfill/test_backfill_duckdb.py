@@ -11,7 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.runbooks.backfill.conftest import backfill_json, sql, stackyard
+from tests.runbooks.backfill.conftest import (
+    backfill_json,
+    make_backfill_project,
+    sql,
+    stackyard,
+)
 
 
 def ahead(days: int) -> str:
@@ -244,6 +249,42 @@ def test_a_range_reaching_past_now_warns_and_one_wholly_after_it_records_nothing
     assert "no data yet" in proc.stdout
     ran = backfill_json(project, "daily_events", "--start", ahead(-1), "--end", ahead(3), "--force")
     assert ran["warnings"] and "2 of 4 partitions" in ran["warnings"][0]
+
+
+def test_a_source_table_under_another_name_is_named_as_such_not_matched_to_a_model(
+    tmp_path: Path,
+) -> None:
+    # Before: "'apq.events' is neither a dbt model nor SOURCE.TABLE (did you mean
+    # 'daily_events'?)", a model, for what was plainly a source's table.
+    project = make_backfill_project(tmp_path / "mini")
+    (project / "sources" / "files").mkdir()
+    (project / "sources" / "files" / "kinds.csv").write_text("id,kind\n1,a\n")
+    with (project / "stackyard.yml").open("a") as f:
+        f.write("  files:\n    kind: filesystem\n    url: sources/files\n")
+        f.write("    tables:\n      kinds: {glob: kinds.csv, primary_key: id}\n")
+    span = ["--start", "2024-02-20", "--end", "2024-02-22"]
+    cases = [
+        ("apq.events", ["no source is called 'apq' (did you mean 'app'?)"]),
+        ("dlt_app.events", ["it is source app's table events ('dlt_app' is its name in dbt)"]),
+        ("marts.daily_events", ["a model is named without its schema", "backfill daily_events"]),
+        ("filez.kind", ["(did you mean 'files'?)", "has no table 'kind' (did you mean 'kinds'?)"]),
+    ]
+    for name, said in cases:
+        proc = stackyard(project, "backfill", name, *span)
+        assert proc.returncode == 2, (name, proc.stdout, proc.stderr)
+        text = " ".join(proc.stderr.split())
+        for words in said:
+            assert words in text, (name, text)
+        assert "did you mean 'daily_events'" not in text and "stg_events" not in text, text
+    reloads = {
+        "apq.events": "backfill it by date with `stackyard backfill app.events",
+        "filez.kind": "with no cursor to cut by date: reload it whole with `stackyard reload "
+        "files.kinds --yes`",
+        "files.kinds": "reload it whole with `stackyard reload files.kinds --yes`",
+    }
+    for name, hint in reloads.items():
+        text = " ".join(stackyard(project, "backfill", name, *span, check=2).stderr.split())
+        assert hint in text, (name, text)
 
 
 def test_one_dbt_run_for_many_days_fails_only_the_day_that_failed(project: Path) -> None:

@@ -26,6 +26,7 @@ from stackyard.runbooks.backfill.ledger import (
     lease_holders,
     read_mirror,
 )
+from stackyard.runbooks.backfill.names import unknown_source_table
 from stackyard.runbooks.backfill.partitions import check_not_ahead, time_zone
 from stackyard.runbooks.backfill.retention import expires_at, prune
 from stackyard.runbooks.backfill.rollback_guard import (
@@ -73,7 +74,7 @@ class BackfillRunbook:
                 raise UsageError(
                     f"source '{source}' is {config.kind}: only sql_database and rest_api "
                     "tables with a cursor can be backfilled by date",
-                    hint=f"reload it whole with `stackyard run --select {source}`",
+                    hint=f"reload it whole with `stackyard reload {name} --yes`",
                 )
             tables = config.tables if isinstance(config, SqlDatabaseSource) else config.endpoints
             if table not in tables:
@@ -91,6 +92,13 @@ class BackfillRunbook:
                 secrets=self.secrets,
                 warehouse=self.warehouse,
             )
+        if table:
+            models = {
+                str(n["name"]): str(n.get("schema"))
+                for n in self.manifest().get("nodes", {}).values()
+                if n.get("resource_type") == "model"
+            }
+            raise unknown_source_table(name, self.config, models)
         return ModelTarget.resolve(name, self.manifest(), self.make_dbt)
 
     def _connect(self, patience: float = 15.0) -> Connection:

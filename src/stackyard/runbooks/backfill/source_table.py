@@ -77,7 +77,7 @@ class SourceTableTarget(BackfillTarget):
             raise UsageError(
                 f"{self.name} has no cursor, so it cannot be cut into date windows",
                 hint=f"add cursor: <timestamp column> to sources.{source} in stackyard.yml, or "
-                f"reload the whole table with `stackyard run --select {source}`",
+                f"reload the whole table with `stackyard reload {self.name} --yes`",
             )
         self.time_column = spec.cursor
         self.pending: list[Window] = []
