@@ -407,6 +407,28 @@ def test_a_rename_asked_for_again_after_contract_says_every_phase_is_applied(
     assert "customer_name" in _columns(example, "staging.stg_dlt__customers")
 
 
+def test_a_phase_asked_for_again_says_it_was_applied_and_is_not_run_again(
+    example: Path,
+) -> None:
+    stackyard(*RENAME, "--phase", "expand", cwd=example)
+    expanded = (example / STAGING).read_text()
+    journal = next((example / ".stackyard" / "evolve").iterdir())
+    kept = journal.read_text()
+    # Before: exit 0 and the plan again, with not a word that expand had been applied.
+    again = stackyard(*RENAME, "--phase", "expand", cwd=example, check=False)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "expand was already applied on " in again.stdout
+    assert "not run again" in again.stdout and "expand applied" not in again.stdout
+    assert (example / STAGING).read_text() == expanded and journal.read_text() == kept
+    both = json.loads(
+        stackyard(*RENAME, "--phase", "expand", "--phase", "migrate", "--json", cwd=example).stdout
+    )
+    assert both["applied"] == ["migrate"]
+    on = json.loads(kept)["phases"]["expand"]["on"]
+    said = f"expand was already applied on {on}: nothing to do, not run again"
+    assert both["messages"][-2:] == [said, "migrate applied"]
+
+
 def test_a_rollback_keeps_a_hand_edit_made_since_the_phase(example: Path) -> None:
     # The rollback put the file back as it was before expand, and an edit made since was
     # gone without a word (nowhere on disk).

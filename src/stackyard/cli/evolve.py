@@ -1,9 +1,9 @@
 """Schema-evolution commands: ``evolve rename`` and ``evolve retype``.
 
-Exit codes: 0 the phases asked for were applied (or explained with ``--dry-run``), 1 a phase
-failed and was rolled back, or a type change was refused for too many cast failures, 2 usage
-(an unknown phase, a phase asked for before the one it needs, a rollback that cannot be done
-now): nothing was run.
+Exit codes: 0 the phases asked for were applied (or had been: said so, not run again; or
+explained with ``--dry-run``), 1 a phase failed and was rolled back, or a type change was
+refused for too many cast failures, 2 usage (an unknown phase, a phase asked for before the
+one it needs, a rollback that cannot be done now): nothing was run.
 """
 
 from __future__ import annotations

@@ -288,6 +288,8 @@ class EvolveRunbook:
         plan: EvolveResult,
         phases: tuple[str, ...] = PHASES,
         contract_after: date | None = None,
+        *,
+        asked: bool = False,
     ) -> EvolveResult:
         """Apply the pending phases asked for, in order (one that fails is rolled back); the
         plan is returned with what was applied, rolled back, and why it stopped.
@@ -296,6 +298,7 @@ class EvolveRunbook:
             plan: from :meth:`plan_rename` or :meth:`plan_retype`.
             phases: which phases to apply (the default: every pending one).
             contract_after: the deprecation date to record (contract waits for it).
+            asked: ``phases`` were named (``--phase``): those applied before are said to be.
 
         Raises:
             UsageError: a phase asked for comes before one it needs (nothing is run).
@@ -311,6 +314,9 @@ class EvolveRunbook:
         messages = list(plan.messages)
         failed = False
         for phase in plan.phases:
+            if phase.name in phases and phase.status == "applied" and asked:
+                # Asked for by name and done before: said, not run again (it read as nothing).
+                messages.append(journal.already_applied(phase.name))
             if phase.name not in phases or phase.status == "applied":
                 continue
             if phase.status == "blocked":
@@ -335,19 +341,13 @@ class EvolveRunbook:
                 break
             applied.append(phase.name)
             messages.append(f"{phase.name} applied")
-        final = self._replan(plan)
-        return EvolveResult(
-            plan.action,
-            plan.node,
-            plan.column,
-            plan.to,
-            final.phases,
-            tuple(applied),
-            tuple(rolled),
-            tuple(messages),
-            failed,
-            False,
-            plan.cast_failures,
+        return replace(
+            self._replan(plan),
+            applied=tuple(applied),
+            rolled_back=tuple(rolled),
+            messages=tuple(messages),
+            failed=failed,
+            cast_failures=plan.cast_failures,
         )
 
     def change(
@@ -390,7 +390,9 @@ class EvolveRunbook:
             plan = self.plan_rename(spec, to, contract_after)
         else:
             plan = self.plan_retype(spec, to, max_failure_rate)
-        return replace(plan, dry_run=True) if dry_run else self.apply(plan, wanted, contract_after)
+        if dry_run:
+            return replace(plan, dry_run=True)
+        return self.apply(plan, wanted, contract_after, asked=bool(phases))
 
     def rollback(
         self, action: str, spec: str, to: str, phase: str, *, dry_run: bool = False

@@ -302,6 +302,12 @@ class EvolveJournal:
                 out.append(Phase(p.name, p.steps, p.rollback, "pending"))
         return out
 
+    def already_applied(self, phase: str) -> str:
+        """What to say of ``phase`` asked for again after it was applied."""
+        on = (self.applied.get(phase) or {}).get("on")
+        when = f" on {on}" if on else ""
+        return f"{phase} was already applied{when}: nothing to do, not run again"
+
     def waiting(self, phase: str) -> str | None:
         """Why ``phase`` is not due yet (contract before the deprecation date), or None: the
         plan's status was read before the phases ahead of it ran in the same call."""
