@@ -210,14 +210,18 @@ def test_public_grants_are_found_in_schemas_the_project_does_not_declare(
             "GRANT SELECT ON TABLES TO PUBLIC"
         )
     rules = _rules(pg_project.path, "prod")
+    # Each with Postgres's own REVOKE (before: none; a role held by PUBLIC got Snowflake's
+    # REVOKE ROLE … FROM ROLE PUBLIC whatever the engine).
     assert rules["no-public-grants"] == [
-        "PUBLIC holds CREATE on schema raw in the warehouse: revoke it by hand (stackyard does "
-        "not own PUBLIC's grants)",
-        "PUBLIC holds SELECT on table analytics.t in the warehouse: revoke it by hand "
-        "(stackyard does not own PUBLIC's grants)",
+        "PUBLIC holds CREATE on schema raw in the warehouse: revoke it by hand (REVOKE CREATE "
+        """ON SCHEMA "raw" FROM PUBLIC; stackyard does not own PUBLIC's grants)""",
+        "PUBLIC holds SELECT on table analytics.t in the warehouse: revoke it by hand (REVOKE "
+        """SELECT ON TABLE "analytics"."t" FROM PUBLIC; stackyard does not own PUBLIC's """
+        "grants)",
         f"PUBLIC is given SELECT on the tables {pg_project.admin} creates in schema raw from "
-        "now on (a default privilege in the warehouse): revoke it by hand (stackyard does not "
-        "own PUBLIC's grants)",
+        "now on (a default privilege in the warehouse): revoke it by hand (ALTER DEFAULT "
+        f'PRIVILEGES FOR ROLE "{pg_project.admin}" IN SCHEMA "raw" REVOKE SELECT ON TABLES '
+        "FROM PUBLIC; stackyard does not own PUBLIC's grants)",
     ]
     result = runner.invoke(app, ["policy", "check", "-p", str(pg_project.path), "-t", "prod"])
     assert result.exit_code == 1, result.output
@@ -239,8 +243,9 @@ def test_a_database_wide_default_privilege_to_public_is_found(pg_project: PgProj
         )
     expected = (
         f"PUBLIC is given SELECT on the tables {pg_project.admin} creates in every schema from "
-        "now on (a default privilege in the warehouse): revoke it by hand (stackyard does not "
-        "own PUBLIC's grants)"
+        "now on (a default privilege in the warehouse): revoke it by hand (ALTER DEFAULT "
+        f'PRIVILEGES FOR ROLE "{pg_project.admin}" REVOKE SELECT ON TABLES FROM PUBLIC; '
+        "stackyard does not own PUBLIC's grants)"
     )
     assert _rules(pg_project.path, "prod")["no-public-grants"] == [expected]
     result = runner.invoke(app, ["policy", "check", "-p", str(pg_project.path), "-t", "prod"])

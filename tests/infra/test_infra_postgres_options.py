@@ -237,5 +237,6 @@ def test_a_column_privilege_given_to_public_is_reported(pg_project: PgProject) -
     public = [f.message for f in report.findings if f.check == "public-access"]
     assert public == [
         "PUBLIC holds UPDATE on column reporting.revenue.amount in the warehouse: revoke it by "
-        "hand (stackyard does not own PUBLIC's grants)"
+        """hand (REVOKE UPDATE ("amount") ON TABLE "reporting"."revenue" FROM PUBLIC; """
+        "stackyard does not own PUBLIC's grants)"
     ]

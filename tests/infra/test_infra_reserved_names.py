@@ -100,6 +100,8 @@ def test_policy_check_flags_a_role_granted_to_public(tmp_path: Path) -> None:
     report = Context(path).access().policy_check("prod", live_state=live)
     messages = [v.message for v in report.violations if v.rule == "no-public-grants"]
     assert any("PUBLIC holds role ANALYTICS_DEVELOPER" in m for m in messages), messages
+    # Snowflake's own statement, from its engine module.
+    assert any("(REVOKE ROLE ANALYTICS_DEVELOPER FROM ROLE PUBLIC)" in m for m in messages)
     result = runner.invoke(
         app, ["policy", "check", "-p", str(path), "-t", "prod", "--live-state", str(live)]
     )

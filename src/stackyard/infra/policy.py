@@ -44,13 +44,13 @@ from stackyard.infra.declaration import (
 )
 from stackyard.infra.engine import Engine
 from stackyard.infra.plan import Plan, Step
+from stackyard.infra.public_grants import public_data_grants
 from stackyard.infra.review import role_paths
 from stackyard.infra.state import Membership, Principal, State
 from stackyard.warehouse import warehouse_class
 
 POLICIES_DIR = "policies"
 _SNAKE = re.compile(r"^[a-z_][a-z0-9_]*$")
-_INFORMATION_SCHEMA = "INFORMATION_SCHEMA"  # the catalog views of every engine
 
 
 @dataclass(frozen=True)
@@ -210,51 +210,17 @@ def _no_public_grants(data: PolicyInput) -> Iterable[str | Drift]:
                 "it: grant it to a functional role instead"
             )
     if data.live is not None:
+        # Each REVOKE is the target's engine's own (Snowflake's REVOKE ROLE … FROM ROLE
+        # PUBLIC is a syntax error on Postgres); none when no engine was read.
+        engine = data.engine
         for held in sorted(data.live.memberships):
             if held.member.kind == "public" or held.member.name.upper() == PUBLIC:
+                revoke = f" ({engine.revoke_membership(held)})" if engine else ""
                 yield Drift(
                     f"PUBLIC holds role {held.role.label} in the warehouse, so every user "
-                    f"holds it: revoke it (REVOKE ROLE {held.role.label} FROM ROLE PUBLIC)"
+                    f"holds it: revoke it{revoke}"
                 )
-        yield from _public_data_grants(data.live, decl)
-
-
-def _public_data_grants(live: State, decl: Declaration) -> Iterable[Drift]:
-    """PUBLIC's grants on data, in every schema the live state holds (the project's own and
-    any other: an adopted dbt project's ``analytics``, a ``raw`` schema), and PUBLIC's
-    default privileges, which make a schema's new tables everybody's.
-
-    USAGE on a schema the project does not declare is left out: by itself it opens nothing to
-    read (each table needs its own grant, reported here), and Postgres gives it to PUBLIC on
-    schema ``public`` in every database
-    (https://www.postgresql.org/docs/current/ddl-schemas.html#DDL-SCHEMAS-PRIV).
-    """
-    declared: set[tuple[str, ...]] = {(s.upper(),) for db in decl.databases for s in db.schemas}
-    declared |= {(db.name, s.upper()) for db in decl.databases for s in db.schemas}
-    for grant in sorted(live.grants):
-        if grant.grantee.kind != "public" or grant.on_kind not in ("SCHEMA", "TABLE", "COLUMN"):
-            continue
-        depth = {"TABLE": 1, "COLUMN": 2}.get(grant.on_kind, 0)
-        schema = tuple(part.upper() for part in grant.on[: len(grant.on) - depth])
-        if schema[-1:] == (_INFORMATION_SCHEMA,):
-            continue
-        if grant.on_kind == "SCHEMA" and grant.privilege == "USAGE" and schema not in declared:
-            continue
-        yield Drift(
-            f"PUBLIC holds {grant.privilege} on {grant.on_kind.lower()} "
-            f"{'.'.join(grant.on)} in the warehouse: revoke it by hand (stackyard does "
-            "not own PUBLIC's grants)"
-        )
-    for future in sorted(live.future_grants):
-        if future.grantee.kind == "public" and future.schema[-1:] != (_INFORMATION_SCHEMA,):
-            made_by = f" {future.creator} creates" if future.creator else ""
-            # No schema: set without IN SCHEMA, for the tables made in every schema.
-            where = f"schema {'.'.join(future.schema)}" if future.schema else "every schema"
-            yield Drift(
-                f"PUBLIC is given {future.privilege} on the {future.on_kind.lower()}{made_by} "
-                f"in {where} from now on (a default privilege in the "
-                "warehouse): revoke it by hand (stackyard does not own PUBLIC's grants)"
-            )
+        yield from (Drift(m) for m in public_data_grants(data.live, decl, engine))
 
 
 def _no_person_loader_writer(data: PolicyInput) -> Iterable[str | Drift]:
