@@ -1,6 +1,8 @@
 """A CSV number a double does not hold as written (more digits than it keeps, past its range)
 is rejected with its line, on a first load (a column the sniffer reads as doubles) and on a
-later one (a double column the table has); the other rows load exactly."""
+later one (a double column the table has); the other rows load exactly. So is a number in a
+later file that the table's integer column would hold as another value: wider than 64 bits, or
+written with a leading zero (``02`` would load as 2, onto the key 2)."""
 
 from __future__ import annotations
 
@@ -116,3 +118,57 @@ def test_a_decimal_column_keeps_its_type_and_never_rounds_in_later_files(tmp_pat
     assert "more decimal places than its DECIMAL(38,0) column holds" in rejected[0][2]
     assert "more digits than its DECIMAL(38,0) column holds" in rejected[1][2]
     assert "'ten' is not a number" in rejected[2][2]
+
+
+def test_a_leading_zero_in_a_later_file_rejects_its_row_never_merges_onto_another_key(
+    tmp_path: Path,
+) -> None:
+    root = file_project(
+        tmp_path,
+        "{t: {glob: '*.csv', primary_key: sku}}",
+        {"a.csv": "sku,zip,qty\n1,99501,5\n2,10001,6\n"},
+    )
+    ctx = Context(root)
+    assert ctx.run().loads[0].rows == 2
+    # Before: '02' loaded as 2 and overwrote the row of the key 2; 007 as 7, 01234 as 1234.
+    (root / "sources" / "files" / "b.csv").write_text(
+        "sku,zip,qty\n"
+        "02,10001,60\n"  # line 2: a key that is not the key 2
+        "3,07030,7\n"  # line 3: a zip that would lose its zero
+        "4,0,8\n"  # a zero is a zero
+        "-05,1,9\n"  # line 5
+        "6,10001,10\n"
+    )
+    (load,) = ctx.run().loads
+    assert (load.status, load.rows, load.rejected) == ("loaded", 2, 3), load.error
+    assert ctx.sql("select sku, zip, qty from f.t order by sku").rows == (
+        (1, 99501, 5),
+        (2, 10001, 6),
+        (4, 0, 8),
+        (6, 10001, 10),
+    )
+    assert ctx.sql(
+        "select line, column_name, reason, raw from f._rejected_rows order by line"
+    ).rows == (
+        (
+            2,
+            "sku",
+            "CAST ERROR: '02' has a leading zero, which column sku (BIGINT) does not keep: "
+            "it would load as 2, another value",
+            "02,10001,60",
+        ),
+        (
+            3,
+            "zip",
+            "CAST ERROR: '07030' has a leading zero, which column zip (BIGINT) does not keep: "
+            "it would load as 7030, another value",
+            "3,07030,7",
+        ),
+        (
+            5,
+            "sku",
+            "CAST ERROR: '-05' has a leading zero, which column sku (BIGINT) does not keep: "
+            "it would load as -5, another value",
+            "-05,1,9",
+        ),
+    )

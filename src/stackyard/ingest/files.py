@@ -239,6 +239,10 @@ def source_query(path: str, file_format: str) -> str:
 
 
 _WHOLE = "'^\\s*[+-]?[0-9]+\\s*$'"
+# A whole number written with a leading zero (``02``, ``007``): an integer column would hold
+# another text (``2``), so an identifier ``02`` would merge onto the key ``2``. A first load
+# keeps such a column as text; a later file's value is rejected, as one that does not cast.
+_PADDED = "'^\\s*[+-]?0[0-9]'"
 
 
 def _records_at(path: str, delimiter: str, starts: list[int]) -> dict[int, tuple[int, str]]:
@@ -300,28 +304,51 @@ def _not_whole_numbers(
     for column in columns:
         quoted = '"' + column.replace('"', '""') + '"'
         found = con.execute(
-            f"SELECT rowid, {quoted}, concat_ws('{_sql_char(delimiter)}', *COLUMNS(*)) "
-            f"FROM _rows WHERE {quoted} IS NOT NULL AND (NOT regexp_matches({quoted}, {_WHOLE}) "
-            f"OR TRY_CAST(trim({quoted}) AS BIGINT) IS NULL)"
+            f"SELECT rowid, {quoted}, TRY_CAST(trim({quoted}) AS BIGINT) IS NOT NULL, "
+            f"concat_ws('{_sql_char(delimiter)}', *COLUMNS(*)) FROM _rows "
+            f"WHERE {quoted} IS NOT NULL AND (NOT regexp_matches({quoted}, {_WHOLE}) "
+            f"OR TRY_CAST(trim({quoted}) AS BIGINT) IS NULL "
+            f"OR regexp_matches({quoted}, {_PADDED}))"
         ).fetchall()
-        for rowid, value, raw in found:
+        for rowid, value, fits, raw in found:
             if rowid in seen:
                 continue
             seen.add(rowid)
-            whole = re.fullmatch(r"\s*[+-]?[0-9]+\s*", value) is not None
             out[int(rowid)] = RejectedRow(
                 table=table,
                 file=display_name,
                 line=None,
                 column=column,
-                reason=f"CAST ERROR: '{value.strip()}' is wider than a 64-bit integer column "
-                f"holds (column {column} is BIGINT)"
-                if whole
-                else f"CAST ERROR: '{value}' is not a whole number (column {column} is "
-                "BIGINT); rounding it would change the value",
+                reason=_not_whole_reason(value, column, fits),
                 raw=raw,
             )
     return out
+
+
+def _not_whole_reason(value: str, column: str, fits: bool) -> str:
+    """Why ``value`` (a field of an integer column; ``fits``: it casts to a BIGINT) does not
+    load as written.
+
+    >>> print(_not_whole_reason("007", "sku", True))  # doctest: +ELLIPSIS
+    CAST ERROR: '007' has a leading zero, which column sku (BIGINT) does not keep: ...
+    >>> print(_not_whole_reason("10.6", "qty", False))  # doctest: +ELLIPSIS
+    CAST ERROR: '10.6' is not a whole number (column qty is BIGINT); rounding it ...
+    """
+    text = value.strip()
+    if re.fullmatch(r"[+-]?[0-9]+", text) is None:
+        return (
+            f"CAST ERROR: '{value}' is not a whole number (column {column} is BIGINT); "
+            "rounding it would change the value"
+        )
+    if not fits:
+        return (
+            f"CAST ERROR: '{text}' is wider than a 64-bit integer column holds "
+            f"(column {column} is BIGINT)"
+        )
+    return (
+        f"CAST ERROR: '{text}' has a leading zero, which column {column} (BIGINT) does not "
+        f"keep: it would load as {int(text)}, another value"
+    )
 
 
 def _kept_select(
