@@ -88,13 +88,17 @@ def test_whole_numbers_still_load_as_integers(tmp_path: Path) -> None:
     assert list(rows) == [(101 + i, "BIGINT") for i in range(5)]
 
 
-@pytest.mark.parametrize("backend", ["auto", "connectorx"])
-def test_numeric_values_load_exactly(tmp_path: Path, backend: str) -> None:
+def _accounts(tmp_path: Path, backend: str, *balances: object) -> Path:
+    """A project whose source has an ``accounts`` table with a NUMERIC ``balance`` (ids from
+    1) and an ``updated_at`` holding only a date, read with ``backend``."""
     project = make_project(tmp_path / "p", orders=5)
     db = sqlite3.connect(project / "sources" / "app.sqlite")
-    db.execute("CREATE TABLE accounts (id INTEGER PRIMARY KEY, balance NUMERIC)")
     db.execute(
-        "INSERT INTO accounts VALUES (1, 10.1), (2, 0.1), (3, 123456789012345678), (4, NULL)"
+        "CREATE TABLE accounts (id INTEGER PRIMARY KEY, balance NUMERIC, updated_at DATETIME)"
+    )
+    db.executemany(
+        "INSERT INTO accounts VALUES (?, ?, ?)",
+        [(i, b, f"2026-01-0{i}") for i, b in enumerate(balances, 1)],
     )
     db.commit()
     db.close()
@@ -103,14 +107,42 @@ def test_numeric_values_load_exactly(tmp_path: Path, backend: str) -> None:
         "kind: sql_database", f"kind: sql_database\n    backend: {backend}"
     )
     table = "      customers: {primary_key: id, cursor: updated_at}\n"
-    config.write_text(text.replace(table, table + "      accounts: {primary_key: id}\n"))
+    entry = "      accounts: {primary_key: id, cursor: updated_at}\n"
+    config.write_text(text.replace(table, table + entry))
+    return project
+
+
+@pytest.mark.parametrize("backend", ["auto", "connectorx", "pyarrow", "sqlalchemy"])
+def test_numeric_values_load_exactly(tmp_path: Path, backend: str) -> None:
+    """Every backend loads a NUMERIC as DECIMAL(38,18), every digit kept. Before, the first
+    load through SQLAlchemy (pyarrow, or auto after ConnectorX refused a date-only DATETIME)
+    failed as 'changed type upstream', and 0.123456789012 loaded as 0.123456789."""
+    balances = (10.1, 0.1, 123456789012345678, None, 0.123456789012, 9.5, 12)
+    project = _accounts(tmp_path, backend, *balances)
+    if backend == "connectorx":  # it cannot read a DATETIME holding only a date
+        db = sqlite3.connect(project / "sources" / "app.sqlite")
+        db.execute("UPDATE accounts SET updated_at = updated_at || ' 00:00:00'")
+        db.commit()
+        db.close()
     result = Context(project).run(select=["app"])
     assert result.ok, result.to_dict()
-    rows = Context(project).sql("SELECT id, balance FROM app.accounts ORDER BY id").rows
+    rows = (
+        Context(project)
+        .sql("SELECT id, balance, typeof(balance) FROM app.accounts ORDER BY id")
+        .rows
+    )
     # Before: 123456789012345678 loaded as 123456789012345678.152597504 (read through a float).
-    assert [(i, str(b.normalize()) if b is not None else None) for i, b in rows] == [
-        (1, "10.1"),
-        (2, "0.1"),
-        (3, "123456789012345678"),
-        (4, None),
+    assert [(i, str(b.normalize()) if b is not None else None, t) for i, b, t in rows] == [
+        (i, None if b is None else str(b), "DECIMAL(38,18)") for i, b in enumerate(balances, 1)
     ]
+
+
+def test_a_numeric_too_wide_fails_the_load_naming_it(tmp_path: Path) -> None:
+    project = _accounts(tmp_path, "pyarrow", 1.5, 1e25)
+    app = next(load for load in Context(project).run(select=["app"]).loads if load.source == "app")
+    assert app.status == "failed"
+    assert (
+        "table 'accounts', column 'balance': the value 10000000000000000000000000 does not fit "
+        "DECIMAL(38,18)"
+    ) in (app.error or "")
+    assert "CAST(balance AS TEXT) AS balance" in (app.error or "")

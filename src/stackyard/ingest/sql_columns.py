@@ -15,6 +15,9 @@
 - A text column's declared length (``VARCHAR(5)``) is not kept: widened upstream
   (``VARCHAR(50)``), dlt saw a changed type and the frozen contract failed every load until a
   reload, although the warehouse's text holds any length. Text columns load as unbounded text.
+- A SQLite ``NUMERIC`` declared without precision loads as ``DECIMAL(38,18)`` too: read
+  through SQLAlchemy it was a decimal of no precision beside Arrow's ``DECIMAL(38,9)``, and the
+  frozen contract failed the very first load as a changed type.
 - On SQLite, integer columns check each value (:mod:`stackyard.ingest.sqlite_integers`).
 - Postgres ``±infinity`` timestamps and ``timetz``, and MySQL/MariaDB ``TIME`` values beyond
   a day: :mod:`stackyard.ingest.sql_values`.
@@ -119,9 +122,12 @@ def table_adapter(url: str) -> Callable[[Any], None]:
     def adapt(table: Any) -> None:
         floats_as_doubles(table)
         unbounded_text(table)
-        postgres = scheme in _POSTGRES
-        # Postgres's CHAR is one character: TEXT is what keeps a number's every digit.
-        bounded_decimals(table, unconstrained=postgres, text="TEXT" if postgres else "CHAR")
+        # A NUMERIC without precision holds any number on Postgres and SQLite (whose
+        # readers typed it differently: the first load tripped the frozen types); MySQL's
+        # DECIMAL always has one. Their CHAR is one character: TEXT keeps every digit.
+        unconstrained = scheme in _POSTGRES or scheme == "sqlite"
+        text = "TEXT" if unconstrained else "CHAR"
+        bounded_decimals(table, unconstrained=unconstrained, text=text)
         if scheme in _POSTGRES:
             postgres_values(table)
         if scheme in _MYSQL:

@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from stackyard.errors import LoadError
+from stackyard.ingest.sql_values import within_decimal
 
 
 def exact_sqlite_integers(table: Any) -> None:
@@ -74,12 +75,27 @@ def _exact_decimal(reflected: Any, table: str, column: str) -> Any:
     import sqlalchemy as sa
 
     kind = type(reflected)
+    # A NUMERIC given the widest decimal (declared without precision, or wider) checks that
+    # each value fits it (sql_columns.bounded_decimals); the check needs the Decimal read here.
+    fits = (
+        within_decimal(table, column, (reflected.precision, reflected.scale or 0), "TEXT")
+        if getattr(kind, "_checks_values", False)
+        else None
+    )
 
     def column_expression(self: Any, col: Any) -> Any:
-        return sa.cast(col, sa.Text())
+        # Typed as this column (not TEXT): a result is processed by its expression's type, and
+        # a bare CAST left every value the text SQLite printed, never read by `read` below.
+        return sa.type_coerce(sa.cast(col, sa.Text()), self)
+
+    def read(value: Any) -> Any:
+        number = exact_decimal(table, column, value)
+        if fits is not None:
+            fits(number)
+        return number
 
     def result_processor(self: Any, dialect: Any, coltype: Any) -> Any:
-        return lambda value: exact_decimal(table, column, value)
+        return read
 
     exact = type(
         f"Exact{kind.__name__}",
