@@ -261,13 +261,17 @@ def is_refused(exc: BaseException) -> bool:
     )
 
 
-def refused_message(exc: BaseException) -> str:
+def refused_message(exc: BaseException, url: str | None = None) -> str:
     """What a refused connection means and what to check, naming the address the driver
-    named (libpq's own advice, on a line of its own, is left out: this says it).
+    named (libpq's own advice, on a line of its own, is left out: this says it), else the
+    one in the source's connection ``url`` (PyMySQL names the host only).
 
     >>> refused_message(OSError('connection to server at "127.0.0.1", port 5499 failed: '
     ...                         "Connection refused"))
     'connection refused at 127.0.0.1:5499 (nothing listens there): check that the server runs and the host and port the source connects to'
+    >>> refused_message(ConnectionRefusedError(111, "Connection refused"),
+    ...                 "mysql+pymysql://root:pw@db.example:3399/shop")  # doctest: +ELLIPSIS
+    'connection refused at db.example:3399 (nothing listens there): ...'
     """
     address = ""
     for inner in _chain(exc):
@@ -275,6 +279,8 @@ def refused_message(exc: BaseException) -> str:
         if found:
             address = f" at {found['host']}:{found['port']}"
             break
+    if not address and url:
+        address = _url_address(url)
     return (
         f"connection refused{address} (nothing listens there): check that the server runs "
         "and the host and port the source connects to"
@@ -287,6 +293,29 @@ _ADDRESS = (
     re.compile(r"host='(?P<host>[^']+)', port=(?P<port>\d+)"),
     re.compile(r"\('(?P<host>[^']+)', (?P<port>\d+)\)"),
 )
+
+
+# The port a driver connects to when the URL names none.
+_DEFAULT_PORTS = {"mysql": 3306, "mariadb": 3306, "postgresql": 5432, "postgres": 5432}
+
+
+def _url_address(url: str) -> str:
+    """`` at host:port`` for a connection URL naming a host, else "".
+
+    >>> _url_address("mariadb+pymysql://root@127.0.0.1/test"), _url_address("sqlite:///a.db")
+    (' at 127.0.0.1:3306', '')
+    """
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        return ""
+    port = parsed.port or _DEFAULT_PORTS.get(parsed.get_backend_name())
+    if not parsed.host:
+        return ""
+    return f" at {parsed.host}:{port}" if port else f" at {parsed.host}"
 
 
 def _chain(exc: BaseException) -> list[BaseException]:

@@ -56,7 +56,7 @@ from stackyard.ingest.recovery import (
     merged_tables,
     refreshed,
 )
-from stackyard.ingest.sources import SourceBuild, build_resources
+from stackyard.ingest.sources import SourceBuild, build_resources, source_url
 from stackyard.ingest.user_code import format_traceback, user_frame
 from stackyard.results import RejectedRow, SourceLoad, TableLoad
 from stackyard.session import Session
@@ -329,7 +329,8 @@ class Loader:
             message = str(ours) if ours else contract or root_cause(exc)
             refused = not ours and retryable and is_refused(exc)
             if refused:
-                message = f"source '{request.name}': {refused_message(exc)}"
+                url = source_url(request.name, request.config, self.project_dir, self.secrets)
+                message = f"source '{request.name}': {refused_message(exc, url)}"
                 # Its quick retries (a server restarting) even when an orchestrator retries
                 # the run: its long waits would only say the same thing later.
                 policy = own

@@ -29,7 +29,7 @@ from stackyard.config.sources import (
     SourceBase,
     SqlDatabaseSource,
 )
-from stackyard.errors import ConfigError
+from stackyard.errors import ConfigError, StackyardError
 from stackyard.ingest.drift import check_item
 from stackyard.ingest.first_loads import FirstLoad, collapse_repeated_keys
 from stackyard.ingest.sql_backend import sql_backend, with_connect_timeout
@@ -231,6 +231,17 @@ def connection_url(
 
     check_driver(name, url)
     return with_connect_timeout(url)
+
+
+def source_url(name: str, config: Any, project_dir: Path, secrets: Secrets) -> str | None:
+    """A SQL source's connection URL (:func:`connection_url`), or None for another kind of
+    source or a connection that no longer resolves (to name where a load could not connect)."""
+    if not isinstance(config, SqlDatabaseSource):
+        return None
+    try:
+        return connection_url(name, config, project_dir, secrets)
+    except StackyardError:
+        return None
 
 
 def _sql_resources(name: str, config: SqlDatabaseSource, context: BuildContext) -> list[Any]:
