@@ -312,6 +312,37 @@ def test_a_folder_that_does_not_exist_is_refused_before_anything(project: Path) 
     assert_pristine(project)
 
 
+def test_a_function_the_file_does_not_define_is_refused_before_anything(project: Path) -> None:
+    """It was a failed first load (exit 1), though nothing could be attempted."""
+    write(
+        project / "sources/boom.py",
+        """
+        import dlt
+
+        @dlt.source
+        def load_items():
+            return dlt.resource([{"id": 1}], name="items")
+
+        def helper():
+            pass
+        """,
+    )
+    before = (project / "stackyard.yml").read_text()
+    for function, suggestion in (("load_item", " (did you mean 'load_items'?)"), ("nosuch", "")):
+        code, output = cli(
+            "source", "add", "x", "--kind", "python", "--path", "sources/boom.py",
+            "--function", function, "-p", str(project),
+        )  # fmt: skip
+        assert code == 2, output
+        said = " ".join(output.split())
+        assert f"--function {function}: sources/boom.py defines no '{function}'{suggestion}" in (
+            said
+        )
+        assert "functions in the file: helper, load_items" in said
+    assert (project / "stackyard.yml").read_text() == before
+    assert "x" not in schemas(project)
+
+
 def test_failed_first_load_adds_nothing_and_drops_the_schema_it_created(project: Path) -> None:
     (project / "sources" / "empty").mkdir()  # there, but no file matches the glob
     code, output = cli(

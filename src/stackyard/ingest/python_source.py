@@ -220,3 +220,47 @@ def resolved(value: Any, secrets: Secrets, used_for: str) -> Any:
     if isinstance(value, list):
         return [resolved(v, secrets, used_for) for v in value]
     return value
+
+
+def defined_names(path: Path) -> tuple[list[str], set[str] | None]:
+    """The public functions a ``.py`` file defines at its top level, and every name it binds
+    there (functions, imports, assignments), read without running it; None for the names
+    when they cannot be told so (a ``*`` import, ``globals()``, a module ``__getattr__``, a file
+    that does not parse).
+
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     f = Path(d) / "s.py"
+    ...     _ = f.write_text("import dlt\\nfrom x import y as z\\nw = 1\\ndef shop(): pass\\n")
+    ...     functions, names = defined_names(f)
+    >>> functions, sorted(names)
+    (['shop'], ['dlt', 'shop', 'w', 'z'])
+    """
+    import ast
+
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    except (OSError, SyntaxError, UnicodeDecodeError, ValueError):
+        return [], None
+    functions: list[str] = []
+    names: set[str] = set()
+    pending: list[ast.AST] = list(tree.body)
+    while pending:
+        node = pending.pop()
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            names.add(node.name)
+            if not isinstance(node, ast.ClassDef) and not node.name.startswith("_"):
+                functions.append(node.name)
+            pending += node.decorator_list  # their bodies bind no name of the module
+        elif isinstance(node, ast.Import | ast.ImportFrom):
+            if any(alias.name == "*" for alias in node.names):
+                return functions, None
+            names |= {(a.asname or a.name).split(".")[0] for a in node.names}
+        elif isinstance(node, ast.Name) and node.id == "globals":
+            return functions, None
+        else:
+            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+                names.add(node.id)
+            pending += ast.iter_child_nodes(node)
+    # A module's own __getattr__ answers for names it never binds (PEP 562).
+    return sorted(functions), None if "__getattr__" in names else names

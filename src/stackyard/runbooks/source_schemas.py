@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from stackyard.config.model import ProjectConfig
-from stackyard.config.sources import SourceBase
-from stackyard.errors import UsageError, WarehouseError
+from stackyard.config.sources import PythonSource, SourceBase
+from stackyard.errors import UsageError, WarehouseError, did_you_mean
 from stackyard.metadata.schema import METADATA_SCHEMA
 from stackyard.warehouse.base import Warehouse
 
@@ -146,11 +146,12 @@ def drop_schemas(warehouse: Warehouse, schemas: Sequence[str]) -> None:
 
 
 def check_local_paths(name: str, source: SourceBase, project_dir: Path) -> None:
-    """Refuse a source whose folder or file on this machine does not exist, before anything
-    is created for it.
+    """Refuse a source whose folder or file on this machine does not exist, or a ``python``
+    source's file that defines no such function, before anything is created for it.
 
     Raises:
-        UsageError: a path given (``--url``, ``--path``) is not there.
+        UsageError: a path given (``--url``, ``--path``) is not there, or ``--function``
+            is not in the file.
     """
     for key, (path, what) in source.local_paths().items():
         found = (project_dir / path).resolve()
@@ -162,3 +163,21 @@ def check_local_paths(name: str, source: SourceBase, project_dir: Path) -> None:
             hint=f"create it, or fix the path (relative to the project folder {project_dir}); "
             f"nothing was created or changed for source '{name}'",
         )
+    if isinstance(source, PythonSource):
+        _check_function(name, source, project_dir)
+
+
+def _check_function(name: str, source: PythonSource, project_dir: Path) -> None:
+    """A missing function was found only by the first load, as a failed load (exit 1)."""
+    from stackyard.ingest.python_source import defined_names
+
+    functions, names = defined_names(project_dir / source.path)
+    if names is None or source.function in names:
+        return  # there, or only running the file can tell: the first load says
+    listed = ", ".join(functions) if functions else "none"
+    raise UsageError(
+        f"--function {source.function}: {source.path} defines no '{source.function}'"
+        f"{did_you_mean(source.function, functions)}",
+        hint=f"pass the function that returns your @dlt.source (functions in the file: "
+        f"{listed}); nothing was created or changed for source '{name}'",
+    )
