@@ -343,6 +343,18 @@ def test_a_function_the_file_does_not_define_is_refused_before_anything(project:
     assert "x" not in schemas(project)
 
 
+def test_one_rejected_row_is_counted_as_one(project: Path) -> None:
+    write(project / "sources/one/a.csv", "id,amount\n1,0.5\n2,1e400\n")  # past a double
+    code, output = cli(
+        "source", "add", "f", "--kind", "filesystem", "--url", "sources/one",
+        "--table", "a=*.csv", "--primary-key", "a=id", "-p", str(project),
+    )  # fmt: skip
+    assert code == 1, output  # a rejected row fails the verification
+    said = " ".join(output.split())
+    assert "rows loaded: a: 1 row in f.a" in said  # was "1 rows in f.a"
+    assert "no rejected rows: 1 row did not fit: see f._rejected_rows" in said  # "1 rows"
+
+
 def test_failed_first_load_adds_nothing_and_drops_the_schema_it_created(project: Path) -> None:
     (project / "sources" / "empty").mkdir()  # there, but no file matches the glob
     code, output = cli(

@@ -16,7 +16,7 @@ from typing import Any
 from stackyard.config.edit import ProjectFile
 from stackyard.config.model import ProjectConfig
 from stackyard.config.sources import parse_source
-from stackyard.errors import ConfigError, UsageError, did_you_mean
+from stackyard.errors import ConfigError, UsageError, counted, did_you_mean
 from stackyard.ingest.keys import declared_keys, declared_tables, detect_key
 from stackyard.ingest.loader import REJECTED_TABLE, Loader
 from stackyard.metadata.history import History
@@ -329,7 +329,7 @@ class SourcesRunbook:
             detail = (
                 f"{schema}.{table} does not exist: nothing was loaded"
                 if rows is None
-                else f"{rows:,} rows in {schema}.{table}"
+                else f"{counted(rows, 'row')} in {schema}.{table}"
             )
             if rows == 0:  # an empty table upstream is a table too: its columns are in place
                 detail += ": the source sent none; rows arrive with later runs"
@@ -339,7 +339,7 @@ class SourcesRunbook:
                 Check(
                     "no rejected rows",
                     False,
-                    f"{load.rejected} rows did not fit: see {schema}.{REJECTED_TABLE}",
+                    f"{counted(load.rejected, 'row')} did not fit: see {schema}.{REJECTED_TABLE}",
                 )
             )
         self.session.release()  # dbt opens its own connection
