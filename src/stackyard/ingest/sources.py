@@ -197,6 +197,7 @@ def build_resources(
                         read_once=config.READ_ONCE,
                     ),
                     None if text_holds_nul else build,
+                    _key_rejects(config, r, build),
                 )
             ),
             insert_at=len(r._pipe) if last else None,
@@ -204,6 +205,18 @@ def build_resources(
         for r in build.resources
     ]
     return build
+
+
+def _key_rejects(
+    config: SourceBase, resource: Any, build: SourceBuild
+) -> tuple[SourceBuild, tuple[str, ...]] | None:
+    """Where a resource's rows with no key value go, and its key (None: no key)."""
+    from stackyard.ingest.null_keys import declared_key
+
+    if not isinstance(config, SqlDatabaseSource):
+        return None
+    key = declared_key(resource)
+    return (build, key) if key else None
 
 
 def connection_url(

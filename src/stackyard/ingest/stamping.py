@@ -32,11 +32,13 @@ def stamper(
     table: str,
     drift: Callable[[Any], None],
     nul_rejects: SourceBuild | None = None,
+    key_rejects: tuple[SourceBuild, tuple[str, ...]] | None = None,
 ) -> Callable[[Any], Any]:
     """The step each page of ``table`` goes through: a column dlt would overwrite refused
     (:mod:`stackyard.ingest.reserved_columns`), the ``drift`` check
     (:func:`stackyard.ingest.drift.check_item`), NUL rows set aside into ``nul_rejects`` (when
-    given), ``_loaded_at`` stamped."""
+    given), rows without a value for the key set aside into ``key_rejects`` (when given, with
+    the key: :mod:`stackyard.ingest.null_keys`), ``_loaded_at`` stamped."""
     from stackyard.ingest.reserved_columns import refuse_reserved_in
 
     def stamp(item: Any) -> Any:
@@ -50,6 +52,13 @@ def stamper(
             item, rejected = without_nul(item, table)
             if rejected:
                 nul_rejects.reject(rejected)
+        if key_rejects is not None:
+            from stackyard.ingest.null_keys import without_null_key
+
+            build, key = key_rejects
+            item, rejected = without_null_key(item, table, key)
+            if rejected:
+                build.reject(rejected)
         if isinstance(item, pa.Table | pa.RecordBatch):
             if LOADED_AT in item.column_names:
                 return item
