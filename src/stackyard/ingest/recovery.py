@@ -11,6 +11,7 @@ again from the source.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -48,10 +49,12 @@ def finish_pending(pipeline: Any, source: str = "SOURCE", read_again: bool = Fal
     if pipeline.has_pending_data:
         finished = finish_interrupted_commits(pipeline)
         adopt_extracted_schemas(pipeline)
-        pipeline.normalize()
-        pending = [str(i) for i in pipeline.list_normalized_load_packages()]
-        write_private(marker, json.dumps(sorted({*earlier, *pending})))
         try:
+            # A package normalize refuses (a row with no key, left by an earlier version)
+            # fails every run the same way, as one the warehouse refuses does.
+            pipeline.normalize()
+            pending = [str(i) for i in pipeline.list_normalized_load_packages()]
+            write_private(marker, json.dumps(sorted({*earlier, *pending})))
             finished.extend(pipeline.load().loads_ids)
         except Exception as exc:
             unfinished = _unfinished(exc, source)
@@ -75,11 +78,37 @@ def _unfinished(exc: Exception, source: str) -> Exception:
 
     if stackyard_error(exc) is not None or looks_transient(exc):
         return exc
+    null = _null_in_key(exc)
+    if null is not None:
+        table, column = null
+        return LoadError(
+            f"a load an earlier run left could not be finished: a row of table '{table}' has "
+            f"no value for its key column '{column}' (NULL), and a merge cannot place it",
+            hint="every run tries that load again first and reads nothing new from the "
+            f"source until it is gone: `stackyard reload {source} --yes` starts the source "
+            "over without it (a row with no key now goes to _rejected_rows)",
+        )
     return LoadError(
         f"a load an earlier run left could not be finished: {root_cause(exc)}",
         hint="every run tries it again first; once the cause is fixed at the source, "
-        f"`stackyard reload {source}` starts the source over without it",
+        f"`stackyard reload {source} --yes` starts the source over without it",
     )
+
+
+_NULL_IN = re.compile(r"Cannot coerce NULL in table `([^`]+)` column `([^`]+)`")
+
+
+def _null_in_key(exc: BaseException) -> tuple[str, str] | None:
+    """The table and column of dlt's refusal of a NULL in a column that cannot hold one
+    (``CannotCoerceNullException``, which keeps them only in its message), if that is
+    what ``exc`` wraps."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        found = _NULL_IN.search(str(seen))
+        if type(seen).__name__ == "CannotCoerceNullException" and found:
+            return found.group(1), found.group(2)
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def finish_interrupted_commits(pipeline: Any) -> list[str]:

@@ -197,7 +197,7 @@ def build_resources(
                         read_once=config.READ_ONCE,
                     ),
                     None if text_holds_nul else build,
-                    _key_rejects(config, r, build),
+                    _key_rejects(r, build),
                 )
             ),
             insert_at=len(r._pipe) if last else None,
@@ -207,14 +207,10 @@ def build_resources(
     return build
 
 
-def _key_rejects(
-    config: SourceBase, resource: Any, build: SourceBuild
-) -> tuple[SourceBuild, tuple[str, ...]] | None:
+def _key_rejects(resource: Any, build: SourceBuild) -> tuple[SourceBuild, tuple[str, ...]] | None:
     """Where a resource's rows with no key value go, and its key (None: no key)."""
     from stackyard.ingest.null_keys import declared_key
 
-    if not isinstance(config, SqlDatabaseSource):
-        return None
     key = declared_key(resource)
     return (build, key) if key else None
 
