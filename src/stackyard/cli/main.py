@@ -37,7 +37,7 @@ from stackyard.cli.common import (
     err,
     out,
 )
-from stackyard.errors import EXIT_USAGE, UsageError, counted
+from stackyard.errors import EXIT_INTERRUPTED, EXIT_USAGE, UsageError, counted
 
 app = typer.Typer(
     name="stackyard",
@@ -372,11 +372,20 @@ def _run_app() -> object:
 def _leave_abandoned_work(code: object) -> None:
     """Exit now when work given up on (a source stuck in its own code after a second
     Ctrl-C) still runs in a thread: the interpreter's teardown under it printed dozens of
-    lines of native-extension leak reports after the command's own message."""
+    lines of native-extension leak reports after the command's own message. So does any
+    interrupted command: DuckDB's own threads (a backfill's workers had queries running when
+    Ctrl-C came) were torn down under native code at exit, which aborted the process after its
+    own message ("terminate called … FATAL: exception not rethrown", signal 6 instead of
+    130). What the command kept is committed by then; logs are flushed here."""
+    import logging
     import threading
 
-    if not any(t.name.startswith("stackyard-step") and t.is_alive() for t in threading.enumerate()):
+    given_up = any(
+        t.name.startswith("stackyard-step") and t.is_alive() for t in threading.enumerate()
+    )
+    if not given_up and code != EXIT_INTERRUPTED:
         return
+    logging.shutdown()
     _release_named_semaphores()
     sys.stdout.flush()
     sys.stderr.flush()
