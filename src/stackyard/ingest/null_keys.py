@@ -45,19 +45,11 @@ def without_null_key(item: Any, table: str, key: Sequence[str]) -> tuple[Any, li
         return item, []
     if isinstance(item, pa.Table | pa.RecordBatch):
         return _arrow_without_null_key(item, table, key)
-    if isinstance(item, dict):
-        column = _missing(item, key)
-        return (item, []) if column is None else ([], [_rejected(table, column, item)])
-    if isinstance(item, list):
-        kept, rejected = [], []
-        for row in item:
-            column = _missing(row, key) if isinstance(row, dict) else None
-            if column is None:
-                kept.append(row)
-            else:
-                rejected.append(_rejected(table, column, row))
-        return (item if not rejected else kept), rejected
-    return item, []
+    from stackyard.ingest.text_fit import set_aside_dicts
+
+    return set_aside_dicts(
+        item, lambda row: _missing(row, key), lambda column, row: _rejected(table, column, row)
+    )
 
 
 def _arrow_without_null_key(

@@ -28,17 +28,32 @@ def without_nul(item: Any, table: str) -> tuple[Any, list[RejectedRow]]:
 
     if isinstance(item, pa.Table | pa.RecordBatch):
         return _arrow_without_nul(item, table)
+    return set_aside_dicts(item, _nul_column, lambda column, row: _rejected(table, column, row))
+
+
+def set_aside_dicts(
+    item: Any,
+    column_of: Callable[[dict[str, Any]], str | None],
+    rejected_row: Callable[[str, dict[str, Any]], RejectedRow],
+) -> tuple[Any, list[RejectedRow]]:
+    """``item`` (a row dict or a list of them; anything else passes) without the rows
+    ``column_of`` names a column for, and those rows as ``rejected_row(column, row)``.
+
+    >>> set_aside_dicts([{"a": 1}, {"a": None}], lambda r: None if r["a"] else "a",
+    ...                 lambda c, r: c)
+    ([{'a': 1}], ['a'])
+    """
     if isinstance(item, dict):
-        column = _nul_column(item)
-        return (item, []) if column is None else ([], [_rejected(table, column, item)])
+        column = column_of(item)
+        return (item, []) if column is None else ([], [rejected_row(column, item)])
     if isinstance(item, list):
         kept, rejected = [], []
         for row in item:
-            column = _nul_column(row) if isinstance(row, dict) else None
+            column = column_of(row) if isinstance(row, dict) else None
             if column is None:
                 kept.append(row)
             else:
-                rejected.append(_rejected(table, column, row))
+                rejected.append(rejected_row(column, row))
         return (item if not rejected else kept), rejected
     return item, []
 
