@@ -74,23 +74,7 @@ def test_rows_at_the_last_cursor_value_are_loaded_once(
         "INSERT INTO events VALUES (1, 'view', 7), (2, 'view', 7)",
         "INSERT INTO visits VALUES (1, 'view', '2026-01-02 10:00:00')",
     )
-    project = tmp_path / "p"
-    init_project(project)
-    (project / "stackyard.yml").write_text(
-        f"""\
-name: boundary
-targets:
-  dev: {{type: duckdb, path: .stackyard/dev.duckdb}}
-monitors: {{enabled: false}}
-sources:
-  app:
-    kind: sql_database
-    connection: {url}
-    tables:
-      events: {{cursor: tick, append: true}}
-      visits: {{cursor: at, append: true}}
-"""
-    )
+    project = appending_project(tmp_path, url, {"events": "tick", "visits": "at"})
     probed = url.startswith("sqlite")
     assert load(project, "r1", None) == ({"events": 2, "visits": 1}, False)
     assert load(project, "r2", "r1") == ({}, probed)
@@ -115,6 +99,20 @@ sources:
     ]
 
 
+def appending_project(tmp_path: Path, url: str, cursors: dict[str, str]) -> Path:
+    """A project appending each table of ``cursors`` (no key, that cursor) from ``url``."""
+    project = tmp_path / "p"
+    init_project(project)
+    tables = "".join(f"      {t}: {{cursor: {c}, append: true}}\n" for t, c in cursors.items())
+    (project / "stackyard.yml").write_text(
+        "name: boundary\n"
+        "targets:\n  dev: {type: duckdb, path: .stackyard/dev.duckdb}\n"
+        "monitors: {enabled: false}\n"
+        f"sources:\n  app:\n    kind: sql_database\n    connection: {url}\n    tables:\n{tables}"
+    )
+    return project
+
+
 def sales_lines(tmp_path: Path, url: str, execute: Execute) -> Path:
     """A project loading ``sales`` (no key, cursor ``ts``, appended) from a source holding two
     lines at ``2026-01-01 10:00:00``."""
@@ -122,22 +120,7 @@ def sales_lines(tmp_path: Path, url: str, execute: Execute) -> Path:
         "CREATE TABLE sales (sku TEXT, qty INTEGER, ts TIMESTAMP)",
         "INSERT INTO sales VALUES ('A', 1, '2026-01-01 10:00:00'), ('B', 2, '2026-01-01 10:00:00')",
     )
-    project = tmp_path / "p"
-    init_project(project)
-    (project / "stackyard.yml").write_text(
-        f"""\
-name: copies
-targets:
-  dev: {{type: duckdb, path: .stackyard/dev.duckdb}}
-monitors: {{enabled: false}}
-sources:
-  app:
-    kind: sql_database
-    connection: {url}
-    tables:
-      sales: {{cursor: ts, append: true}}
-"""
-    )
+    project = appending_project(tmp_path, url, {"sales": "ts"})
     return project
 
 
