@@ -31,6 +31,11 @@ class ApiState:
     tables: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # more endpoints
     since_inclusive: bool = False  # ?since= returns rows at that value too, as many APIs do
     cursor_field: str = "updated_at"  # the field ?since= filters on (text or integer)
+    # How an answer describes its pages: "numbered" (page and total_pages), "total_only"
+    # (total_pages without the page's own number), "cursor_ignored" (a next_cursor the
+    # server does not read back: every request gets the first page, with a next_cursor for
+    # the first nine).
+    paging: str = "numbered"
 
     def after(self, row: dict[str, Any], since: str) -> bool:
         """Whether ``?since=`` returns the row (timestamps compared as instants, as an API
@@ -102,7 +107,13 @@ def _handler(state: ApiState) -> type[BaseHTTPRequestHandler]:
             rows = [c for c in served if since is None or state.after(c, since)]
             chunk = rows[(page - 1) * state.page_size : page * state.page_size]
             total_pages = max(1, -(-len(rows) // state.page_size))
-            body = {"data": chunk, "page": page, "total_pages": total_pages}
+            body: dict[str, Any] = {"data": chunk, "page": page, "total_pages": total_pages}
+            if state.paging == "total_only":
+                del body["page"]
+            elif state.paging == "cursor_ignored":
+                body = {"data": chunk}
+                if len(state.requests) < 10:  # a client that loops on it still ends
+                    body["next_cursor"] = f"after-{page}"
             self._send(200, json.dumps(body).encode())
 
     return Handler

@@ -16,6 +16,7 @@ from stackyard.config.model import RestApiSource, RestAuth, RestPaginator, RestR
 from stackyard.config.secrets import Secrets
 from stackyard.ingest.attempts import is_refused
 from stackyard.ingest.boundary_copies import copies_step
+from stackyard.ingest.rest_pages import guessing_paginator
 
 RETRY_STATUSES = (429, 500, 502, 503, 504)
 
@@ -31,7 +32,7 @@ def rest_api_config(name: str, config: RestApiSource, secrets: Secrets) -> dict[
         client["headers"] = dict(config.headers)
     if config.auth:
         client["auth"] = _auth(name, config.auth, secrets)
-    if config.paginator:
+    if config.paginator and config.paginator.type != "auto":
         client["paginator"] = _paginator(config.paginator)
     client["session"] = retrying_session(config.retries)
     resources = []
@@ -40,7 +41,11 @@ def rest_api_config(name: str, config: RestApiSource, secrets: Secrets) -> dict[
         params: dict[str, Any] = dict(endpoint.params)
         if endpoint.data_selector:
             spec["data_selector"] = endpoint.data_selector
-        if endpoint.paginator:
+        chosen = endpoint.paginator or config.paginator
+        if chosen is None or chosen.type == "auto":
+            # dlt's own guess can number pages from the wrong end (rest_pages says how).
+            spec["paginator"] = guessing_paginator(f"sources.{name}.endpoints.{table}")
+        elif endpoint.paginator:
             spec["paginator"] = _paginator(endpoint.paginator)
         if endpoint.cursor:
             incremental: dict[str, Any] = {
