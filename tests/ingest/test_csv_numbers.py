@@ -154,14 +154,16 @@ def test_a_leading_zero_in_a_later_file_rejects_its_row_never_merges_onto_anothe
             2,
             "sku",
             "CAST ERROR: '02' has a leading zero, which column sku (BIGINT) does not keep: "
-            "it would load as 2, another value",
+            "it would load as 2, another value; `stackyard reload` reads the column's type "
+            "again from every file",
             "02,10001,60",
         ),
         (
             3,
             "zip",
             "CAST ERROR: '07030' has a leading zero, which column zip (BIGINT) does not keep: "
-            "it would load as 7030, another value",
+            "it would load as 7030, another value; `stackyard reload` reads the column's "
+            "type again from every file",
             "3,07030,7",
         ),
         (
@@ -171,4 +173,54 @@ def test_a_leading_zero_in_a_later_file_rejects_its_row_never_merges_onto_anothe
             "it would load as -5, another value",
             "-05,1,9",
         ),
+    )
+
+
+def test_a_column_of_numbers_in_one_file_and_padded_numbers_in_another_loads_as_text(
+    tmp_path: Path,
+) -> None:
+    # Before: a first load (and the reload it advised) stopped with "Unable to merge ...
+    # int64 vs string": a.csv's sku read as integers, b.csv's as text for its 02.
+    root = file_project(
+        tmp_path,
+        "{t: {glob: '*.csv', primary_key: sku}}",
+        {"a.csv": "sku,qty\n1,5\n2,6\n", "b.csv": "sku,qty\n02,60\n3,7\n"},
+    )
+    ctx = Context(root)
+    (load,) = ctx.run().loads
+    assert (load.status, load.rows, load.rejected) == ("loaded", 4, 0), load.error
+    assert ctx.sql("select sku, qty from f.t order by sku").rows == (
+        ("02", 60),
+        ("1", 5),
+        ("2", 6),
+        ("3", 7),
+    )
+    # A third file of plain numbers later is read into the text column, as written.
+    (root / "sources" / "files" / "c.csv").write_text("sku,qty\n4,8\n")
+    (later,) = ctx.run().loads
+    assert (later.status, later.rows, later.rejected) == ("loaded", 1, 0), later.error
+    assert ctx.sql("select count(*), max(length(sku)) from f.t").rows == ((5, 2),)
+
+
+def test_a_reload_reads_a_column_padded_in_a_later_file_as_text(tmp_path: Path) -> None:
+    root = file_project(
+        tmp_path, "{t: {glob: '*.csv', primary_key: sku}}", {"a.csv": "sku,qty\n1,5\n2,6\n"}
+    )
+    ctx = Context(root)
+    assert ctx.run().loads[0].rows == 2
+    (root / "sources" / "files" / "b.csv").write_text("sku,qty\n02,60\n")
+    (later,) = ctx.run().loads
+    assert later.rejected == 1  # '02' would load as 2, onto the key 2
+    reason = ctx.sql("select reason from f._rejected_rows").rows[0][0]
+    assert "`stackyard reload` reads the column's type again from every file" in reason
+    from typer.testing import CliRunner
+
+    from stackyard.cli.main import app
+
+    done = CliRunner().invoke(app, ["reload", "f", "--yes", "-p", str(root)])
+    assert done.exit_code == 0, done.output
+    assert Context(root).sql("select sku, qty from f.t order by sku").rows == (
+        ("02", 60),
+        ("1", 5),
+        ("2", 6),
     )

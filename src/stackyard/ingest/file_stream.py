@@ -133,6 +133,16 @@ def read_batches(
             if done.file is not None and (nested - done.json) & set(done.file.schema.names):
                 staged[position] = stage(done.index, done.item, _with_json(column_types, nested))
         files = [done.file for done in staged if done.file is not None]
+        texted = _texted(con, files) if file_format == "csv" else {}
+        if texted:
+            # A field one file holds text in (`02`, `n/a`) and another only numbers: every
+            # file reads it as text, as one file holding all of their rows would be read (an
+            # int64 beside text stopped the load, and the reload the message advised too).
+            for position, done in enumerate(staged):
+                if done.file is not None and set(texted) & _numeric(done.file):
+                    types = {**_with_json(column_types, nested), **texted}
+                    staged[position] = stage(done.index, done.item, types)
+            files = [done.file for done in staged if done.file is not None]
         unified = _unified(con, files) if len(files) > 1 else None
         if unified is not None and file_format != "parquet":
             # An integer field another file makes a double: the file is read again with the
@@ -189,6 +199,48 @@ def _with_json(column_types: Mapping[str, str], columns: set[str]) -> dict[str, 
     return {**column_types, **{column_name(c): "JSON" for c in columns}}
 
 
+def _texted(con: Any, files: list[_File]) -> dict[str, str]:
+    """Columns (as ``VARCHAR`` column types by dlt's names) that one file read as text from
+    values it holds and another as numbers."""
+    import pyarrow as pa
+
+    from stackyard.ingest.json_text import column_name
+
+    if len(files) < 2:
+        return {}
+    text: set[str] = set()
+    numeric: set[str] = set()
+    for file in files:
+        _mark_empty(con, file)
+        for f in file.schema:
+            if f.name in file.empty:
+                continue
+            if pa.types.is_string(f.type) or pa.types.is_large_string(f.type):
+                text.add(f.name)
+            elif f.name in _numeric(file):
+                numeric.add(f.name)
+    return {column_name(name): "VARCHAR" for name in sorted(text & numeric)}
+
+
+def _numeric(file: _File) -> set[str]:
+    import pyarrow as pa
+
+    return {
+        f.name
+        for f in file.schema
+        if pa.types.is_integer(f.type)
+        or pa.types.is_floating(f.type)
+        or pa.types.is_decimal(f.type)
+    }
+
+
+def _mark_empty(con: Any, file: _File) -> None:
+    """Note in ``file.empty`` the columns with no value in the file."""
+    counts = ", ".join(f"count({_quote(n)})" for n in file.schema.names)
+    filled = con.execute(f"SELECT {counts} FROM ({file.query})").fetchall()[0]
+    file.empty = {n for n, c in zip(file.schema.names, filled, strict=True) if not c}
+
+
 def _widened(file: _File | None, unified: Any) -> dict[str, str]:
     """The integer columns of ``file`` that ``unified`` makes doubles, as ``DOUBLE`` column
     types by dlt's names."""
@@ -226,9 +278,7 @@ def _unified(con: Any, files: list[_File]) -> Any:
 
     schemas = []
     for file in files:
-        counts = ", ".join(f"count({_quote(n)})" for n in file.schema.names)
-        filled = con.execute(f"SELECT {counts} FROM ({file.query})").fetchall()[0]
-        file.empty = {n for n, c in zip(file.schema.names, filled, strict=True) if not c}
+        _mark_empty(con, file)
         schemas.append(
             pa.schema([f.with_type(pa.null()) if f.name in file.empty else f for f in file.schema])
         )

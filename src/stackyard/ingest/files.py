@@ -345,10 +345,14 @@ def _not_whole_reason(value: str, column: str, fits: bool) -> str:
             f"CAST ERROR: '{text}' is wider than a 64-bit integer column holds "
             f"(column {column} is BIGINT)"
         )
-    return (
+    reason = (
         f"CAST ERROR: '{text}' has a leading zero, which column {column} (BIGINT) does not "
         f"keep: it would load as {int(text)}, another value"
     )
+    if text[0].isdigit():
+        # Read together with the others, files with such values make the column text.
+        reason += "; `stackyard reload` reads the column's type again from every file"
+    return reason
 
 
 def _kept_select(
