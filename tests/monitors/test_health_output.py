@@ -142,7 +142,7 @@ def _narrow_then_stacked(root: Path) -> None:
         if not verbose:
             # three lines a table, a long name folded onto one or two more, and the footer
             assert len(lines) <= 3 * 3 + 4, "\n".join(lines)
-        statuses = [m[1] for line in lines if (m := re.match(r"  (\w+)  last \S+  band ", line))]
+        statuses = [m[1] for line in lines if (m := re.match(r"  (\w+)  rows \S+  band ", line))]
         assert sorted(statuses) == ["anomaly", "ok", "ok"], "\n".join(lines)
 
 

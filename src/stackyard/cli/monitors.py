@@ -24,7 +24,7 @@ incident_app = typer.Typer(
 
 health_app = typer.Typer(
     name="health",
-    help="Every monitored table: status, last value, expected band and why (from the latest "
+    help="Every monitored table: status, rows, expected band and why (from the latest "
     "monitor pass); `health show TABLE` for one table's every check. Exits 1 when a table is "
     "anomalous or missing, 0 otherwise.",
     invoke_without_command=True,
@@ -96,7 +96,7 @@ def health(
     as_json: JsonOpt = False,
     verbose: VerboseOpt = False,
 ) -> None:
-    """Every monitored table: status, last value, expected band and why (from the latest
+    """Every monitored table: status, rows, expected band and why (from the latest
     monitor pass). One line per table; `--verbose` or `health show TABLE` for the full why.
 
     Exits 1 when a table is anomalous or missing, 0 otherwise.
@@ -292,7 +292,7 @@ def _render_tables(tables: Any, *, verbose: bool = False) -> None:
     grid = Table(show_edge=False, pad_edge=False, box=None, padding=(0, 1))
     widths = [0]
     for i in (1, 2, 3):
-        widths.append(max(len(("status", "last", "band")[i - 1]), *(len(r[i]) for r in rows)))
+        widths.append(max(len(("status", "rows", "band")[i - 1]), *(len(r[i]) for r in rows)))
     # Each of the four gaps between five columns is two spaces of padding.
     fixed = sum(widths) + 8
     spare = out.width - fixed - _WHY_WIDTH
@@ -307,7 +307,9 @@ def _render_tables(tables: Any, *, verbose: bool = False) -> None:
             _render_blocks(rows, verbose=verbose)
             return
     grid.add_column("table", overflow="fold", no_wrap=not verbose, max_width=widths[0])
-    for i, name in enumerate(("status", "last", "band"), start=1):
+    # "rows", not "last": the numbers are the volume's whatever check the why leads with (a
+    # dimension's or a column's own numbers are in its why).
+    for i, name in enumerate(("status", "rows", "band"), start=1):
         grid.add_column(
             name, no_wrap=True, min_width=widths[i], justify="right" if i == 2 else "left"
         )
@@ -324,7 +326,7 @@ def _render_tables(tables: Any, *, verbose: bool = False) -> None:
 
 def _render_blocks(rows: list[tuple[str, str, str, str, str]], *, verbose: bool) -> None:
     """Each table as a block for a terminal too narrow for the grid: its full name (folded,
-    never cropped), then status, last value and band, then the why, indented (cut with an
+    never cropped), then status, rows of the day judged and their band, then the why, indented (cut with an
     ellipsis, or wrapped in full with --verbose)."""
     import textwrap
 
@@ -335,7 +337,7 @@ def _render_blocks(rows: list[tuple[str, str, str, str, str]], *, verbose: bool)
         out.print(Text(name, style="bold"), overflow="fold")
         line = Text("  ")
         line.append(status, style=_STYLE.get(status, ""))
-        line.append(f"  last {last}  band {band}")
+        line.append(f"  rows {last}  band {band}")
         out.print(line, overflow="fold")
         if verbose:
             for part in textwrap.wrap(why, room) or [""]:
