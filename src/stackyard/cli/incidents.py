@@ -146,8 +146,8 @@ def incident_trace(
     target: TargetOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Walk lineage upstream to the first node that went bad; list what changed there (load
-    errors and schema changes, git commits, freshness)."""
+    """Walk lineage upstream to the first node that went bad; list what changed there (the
+    monitors' findings, load errors and schema changes, git commits, freshness)."""
     result = _with_context(project, lambda c: c.incidents(target).trace(incident_id))
     if as_json:
         _print_json(result.to_dict())
@@ -159,7 +159,8 @@ def incident_trace(
     )
     out.print(f"path: {' → '.join(result.path)}", highlight=False)
     for change in result.changes:
-        out.print(f"  {change.kind} {change.at}: {change.detail}", highlight=False)
+        when = f" {change.at}" if change.at else ""
+        out.print(f"  {change.kind}{when}: {change.detail}", highlight=False)
     if not result.changes:
         out.print("  no change recorded there (no failed load, commit or stale freshness)")
 

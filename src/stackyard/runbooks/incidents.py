@@ -9,15 +9,15 @@ Severity is suggested from what the root cause reaches: models an exposure or a 
 reads (P0), reporting models and marts (P1), internal models only (P2), nothing (P3).
 
 ``trace`` walks lineage upstream from the root cause to the first node that went bad and
-lists what changed there: the load error (a dlt schema change is named by it), git commits
-touching its files, and source freshness. ``postmortem`` writes the playbook's post-mortem
-as Markdown, its timeline filled in from run history and the incident's events.
+lists what changed there: the monitors' findings, the load error (a dlt schema change is
+named by it), git commits touching its files, and source freshness. ``postmortem`` writes the
+playbook's post-mortem as Markdown, its timeline filled in from run history and the
+incident's events.
 """
 
 from __future__ import annotations
 
 import re
-import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -73,7 +73,7 @@ class OpenResult:
 class Change:
     """Something that changed at the first bad node."""
 
-    kind: str  # load_error | schema_change | commit | freshness
+    kind: str  # monitor | load_error | schema_change | commit | freshness
     detail: str
     at: str = ""
 
@@ -261,7 +261,8 @@ class IncidentRunbook:
         list what changed there (noted on the incident's timeline when ``note``)."""
         record = self._get(incident_id)
         graph = self.graph()
-        bad = {s.node for s in self._monitor_signals(graph)}
+        monitors = self._monitor_signals(graph)
+        bad = {s.node for s in monitors}
         run = self._run(record.source_run or None)
         if run is not None:
             bad |= {s.node for s in self._run_signals(graph, run["run_id"])}
@@ -285,7 +286,10 @@ class IncidentRunbook:
             path.append(current)
         info = graph.nodes.get(first)
         relation = f"{info.relation[1]}.{info.relation[2]}" if info and info.relation else first
-        changes = self._changes(graph, first, relation, record)
+        # What the monitors found there first: with no load failing (an outage upstream),
+        # the volume anomaly that opened the incident is the only sign of it.
+        changes = [Change("monitor", s.detail) for s in monitors if s.node == first]
+        changes += self._changes(graph, first, relation, record)
         result = TraceResult(
             incident_id, start, first, relation, tuple(path), tuple(changes), tuple(sorted(bad))
         )
@@ -338,37 +342,11 @@ class IncidentRunbook:
                         _iso(started),
                     )
                 )
-        changes += self._commits(graph, node)
-        return changes
+        from stackyard.runbooks.incident_commits import recent_commits
 
-    def _commits(self, graph: ColumnGraph, node: str) -> list[Change]:
-        info = graph.nodes.get(node)
-        if info is None:
-            return []
-        manifest = graph.manifest
-        files: set[str] = set()
-        entry = (manifest.get("sources") or {}).get(info.unique_id) or (
-            manifest.get("nodes") or {}
-        ).get(info.unique_id)
-        if entry and entry.get("original_file_path"):
-            files.add(str(entry["original_file_path"]))
-        for child, parents in graph.table_parents.items():
-            if node in parents and graph.nodes[child].path:
-                files.add(graph.nodes[child].path)
-        paths = [str(self.transform_dir / f) for f in sorted(files)]
-        done = subprocess.run(
-            ["git", "log", "-n", "5", "--format=%h%x1f%an%x1f%aI%x1f%s", "--", *paths],
-            cwd=self.project_dir,
-            capture_output=True,
-            text=True,
-        )
-        if done.returncode != 0:
-            return []
-        out = []
-        for line in done.stdout.splitlines():
-            sha, author, at, subject = [*line.split("\x1f"), "", "", ""][:4]
-            out.append(Change("commit", f"{sha} {subject} ({author})", at))
-        return out
+        commits = recent_commits(graph, node, self.transform_dir, self.project_dir)
+        changes += [Change("commit", detail, at) for detail, at in commits]
+        return changes
 
     # ------------------------------------------------------------------ helpers
 

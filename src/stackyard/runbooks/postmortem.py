@@ -70,7 +70,10 @@ def render(record: IncidentRecord, trace: TraceResult, entries: list[tuple[datet
         "What changed there:",
         "",
         *(
-            [f"- **{c.kind}** {c.at}: {c.detail.splitlines()[0]}" for c in trace.changes]
+            [
+                f"- **{c.kind}**{' ' + c.at if c.at else ''}: {c.detail.splitlines()[0]}"
+                for c in trace.changes
+            ]
             or ["- no change recorded (no failed load, commit or stale freshness)"]
         ),
         "",
