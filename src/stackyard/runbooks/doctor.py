@@ -24,6 +24,7 @@ from stackyard.runbooks.backup import ProjectFiles
 from stackyard.runbooks.doctor_report import (
     DoctorReport,
     Finding,
+    history_lost,
     restore_latest,
     restore_newest,
 )
@@ -407,7 +408,10 @@ class Doctor:
                 (f"{restore_latest(backups)}, or " if backups else "")
                 + f"load them again from the source: `stackyard reload {one.source} --yes`",
             )
-        if not lost:
+        emptied = None if lost else history_lost(self._loaded_before(), self.warehouse, backups)
+        if emptied is not None:
+            self._notes.findings.append(emptied)
+        elif not lost:
             self._notes.passed.append("state: the warehouse has every table dlt's state loaded")
 
     def _leases(self) -> None:

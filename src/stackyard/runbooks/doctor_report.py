@@ -89,3 +89,23 @@ def restore_latest(backups: list[Any]) -> str:
         f"stackyard restore latest (the last backup, taken "
         f"{backups[-1].created_at:%Y-%m-%d %H:%M} UTC; dlt's state comes back with it)"
     )
+
+
+def history_lost(run_before: bool, warehouse: Any, backups: list[Any]) -> Finding | None:
+    """A server target run before whose database keeps no run history: emptied, or dropped
+    and created again. With no dlt source there is no dlt state to find the loss by, and
+    health and the monitors would watch nothing there and report all clear. (A DuckDB file
+    has checks of its own: missing, holding no table, its log moved aside.)"""
+    from stackyard.metadata.history import History
+
+    if warehouse.STORAGE == "file" or not run_before or History(warehouse).kept():
+        return None
+    return Finding(
+        "state",
+        "error",
+        f"{warehouse.describe()} has no run history, but this target has been run or loaded before",
+        "its warehouse was emptied or replaced (a database dropped and created again): "
+        "every table built and the run history are gone",
+        (f"{restore_latest(backups)}, or " if backups else "")
+        + "`stackyard run` builds the dbt project again (the run history cannot come back)",
+    )
