@@ -49,6 +49,10 @@ def test_breaking_a_source_is_caught_grouped_and_shown(tmp_path: Path, webhook: 
     # the run's own result is what dbt said (the duplicate ids fail a unique test), untouched
     assert broken.exit_code == exit_code == 1
     tables = {t.table: t for t in report.tables}  # type: ignore[attr-defined]
+    # Listed as health lists them, most severe first (app.customers, ok, led by name).
+    severity = ["missing", "anomaly", "error", "warn", "learning", "ok"]
+    ranks = [severity.index(t.status) for t in report.tables]  # type: ignore[attr-defined]
+    assert ranks == sorted(ranks) and report.tables[0].status == "anomaly"  # type: ignore[attr-defined]
     orders = tables["app.orders"]
     assert orders.status == "anomaly"
     found = {(c.check, c.column, c.day): c for c in orders.checks if c.status == "anomaly"}

@@ -390,4 +390,9 @@ def health_from_findings(rows: list[dict[str, Any]]) -> tuple[TableHealth, ...]:
             for r in found
         ]
         tables.append(TableHealth(name, found[0]["kind"], found[0]["node"], sort_checks(checks)))
+    return most_severe_first(tables)
+
+
+def most_severe_first(tables: list[TableHealth]) -> tuple[TableHealth, ...]:
+    """Tables in the order ``health`` and ``monitor`` list them: most severe, then by name."""
     return tuple(sorted(tables, key=lambda t: (-_RANK[t.status], t.table)))

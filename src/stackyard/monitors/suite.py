@@ -47,7 +47,13 @@ from stackyard.monitors.checks import (
     volume_history_start,
 )
 from stackyard.monitors.columns import COLUMN_CHECKS, column_checks
-from stackyard.monitors.health import Check, MonitorReport, TableHealth, sort_checks
+from stackyard.monitors.health import (
+    Check,
+    MonitorReport,
+    TableHealth,
+    most_severe_first,
+    sort_checks,
+)
 from stackyard.monitors.judging import Pass, PassHistory, judge_freshness, judge_volume
 from stackyard.monitors.lineage import Lineage
 from stackyard.monitors.metrics import (
@@ -237,7 +243,8 @@ class MonitorSuite:
             healths.append(health)
             self.console.step_progress(STEP, f"{health.table}: {health.status}")
 
-        tables = tuple(healths)
+        # As health lists them: a pass's own output led with whatever sorted first by name.
+        tables = most_severe_first(healths)
         draft = MonitorReport(tables=tables, run_id=run_id, measured_at=now)
         store.record_pass(
             run_id=run_id,
