@@ -8,6 +8,8 @@ from one process would collide), or a new psycopg connection on Postgres.
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -31,6 +33,10 @@ class Connection:
         self.kind = warehouse.KIND
         # set by interrupt() from another thread: every later statement stops at once
         self._interrupted = False
+        # a statement is under way (set before the interrupted flag is read, see _statement);
+        # cleared under the lock, so that no cancel lands on what the worker runs next
+        self._running = False
+        self._cancelling = threading.Lock()
         # An embedded file engine shares its instance (a cursor is its own transaction); a
         # server engine gets a connection of its own.
         self.storage = warehouse.STORAGE
@@ -70,17 +76,17 @@ class Connection:
             WarehouseError: the warehouse rejected the statement.
             KeyboardInterrupt: :meth:`interrupt` was called.
         """
-        self._check_interrupted()
         try:
-            if self.storage == "file":
-                cur = self._conn.execute(sql, list(params))
-                rows = cur.fetchall() if cur.description else []
-                columns = tuple(d[0] for d in cur.description or ())
-            else:
-                with self._conn.cursor() as cur:
-                    cur.execute(sql, list(params) if params else None)
+            with self._statement():
+                if self.storage == "file":
+                    cur = self._conn.execute(sql, list(params))
                     rows = cur.fetchall() if cur.description else []
-                    columns = tuple(d.name for d in cur.description or ())
+                    columns = tuple(d[0] for d in cur.description or ())
+                else:
+                    with self._conn.cursor() as cur:
+                        cur.execute(sql, list(params) if params else None)
+                        rows = cur.fetchall() if cur.description else []
+                        columns = tuple(d.name for d in cur.description or ())
         except self._driver_error as exc:
             self._check_interrupted()
             raise WarehouseError(f"{self.warehouse.describe()} rejected: {exc}".strip()) from None
@@ -93,15 +99,15 @@ class Connection:
             WarehouseError: the warehouse rejected the statement.
             KeyboardInterrupt: :meth:`interrupt` was called.
         """
-        self._check_interrupted()
         try:
-            if self.storage == "file":
-                cur = self._conn.execute(sql, list(params))
-                row = cur.fetchone() if cur.description else None
-                return int(row[0]) if row and cur.description[0][0] == "Count" else -1
-            with self._conn.cursor() as cur:
-                cur.execute(sql, list(params) if params else None)
-                return int(cur.rowcount)
+            with self._statement():
+                if self.storage == "file":
+                    cur = self._conn.execute(sql, list(params))
+                    row = cur.fetchone() if cur.description else None
+                    return int(row[0]) if row and cur.description[0][0] == "Count" else -1
+                with self._conn.cursor() as cur:
+                    cur.execute(sql, list(params) if params else None)
+                    return int(cur.rowcount)
         except self._driver_error as exc:
             self._check_interrupted()
             raise WarehouseError(f"{self.warehouse.describe()} rejected: {exc}".strip()) from None
@@ -136,10 +142,37 @@ class Connection:
         later one raise ``KeyboardInterrupt`` in the worker, whose open transaction rolls
         back. DuckDB's ``interrupt()`` and psycopg's ``cancel_safe()`` exist for this."""
         self._interrupted = True
-        if self.storage == "file":
-            self._conn.interrupt()
-        else:
-            self._conn.cancel_safe()
+        if self._running:
+            threading.Thread(target=self._cancel_until_stopped, daemon=True).start()
+
+    def _cancel_until_stopped(self) -> None:
+        # A cancel that lands after the worker read the flag and before the engine started
+        # the statement finds nothing to stop, and the statement then runs to its end
+        # (minutes, with Ctrl-C pressed): cancel again until the statement is over.
+        while True:
+            with self._cancelling:
+                if not self._running:
+                    return
+                try:
+                    if self.storage == "file":
+                        self._conn.interrupt()
+                    else:
+                        self._conn.cancel_safe()
+                except self._driver_error:
+                    return  # the connection is gone: nothing runs on it
+            time.sleep(0.05)
+
+    @contextmanager
+    def _statement(self) -> Iterator[None]:
+        # Marked running before the flag is read, and interrupt() sets the flag before it
+        # looks: either the statement is refused here or interrupt() sees it running.
+        self._running = True
+        try:
+            self._check_interrupted()
+            yield
+        finally:
+            with self._cancelling:
+                self._running = False
 
     def _check_interrupted(self) -> None:
         if self._interrupted:
