@@ -105,11 +105,12 @@ from tests.secret_scan import secret_scan  # noqa: E402,F401
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Run the longest files first: Spark, then the other end-to-end (`slow`) files.
+    """Run the longest first: Spark, then the other end-to-end (`slow`) files.
 
-    `make test` hands whole files to two workers in collection order
-    (`--dist loadfile --no-loadscope-reorder`). Started last, the Spark file alone would keep one
-    worker busy long after the other has finished; started first, the short files fill the gap.
+    `make test` hands whole files to workers in collection order (`--dist loadfile
+    --no-loadscope-reorder`), each docs page as a file of its own (see below). Started last,
+    the Spark file alone would keep one worker busy long after the others have finished;
+    started first, the short files fill the gap.
     """
 
     def weight(item: pytest.Item) -> int:
@@ -121,3 +122,24 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         file = item.nodeid.split("::", 1)[0]
         slow_files[file] = min(slow_files.get(file, 2), weight(item))
     items.sort(key=lambda item: slow_files[item.nodeid.split("::", 1)[0]])
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
+    """`--dist loadfile`, except that each docs page goes to a worker as a file of its own.
+
+    tests/test_docs.py runs every page of the docs as one test; each lasts as long as a whole
+    file of end-to-end tests, and on one worker together they took longer than the rest of
+    the suite. (pytest-xdist's own `loadgroup` cannot do this with pytest 9: the group it adds
+    to a test's id is lost.)
+    """
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    from tests.test_docs import worker_unit
+
+    class FilesAndPages(LoadFileScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            return worker_unit(nodeid) or str(super()._split_scope(nodeid))
+
+    return FilesAndPages(config, log)

@@ -256,6 +256,17 @@ def _drop(admin: object, database: str) -> None:
 RUN_PAGES = [p for p in PAGES if parse(p).runnable]
 
 
+def worker_unit(nodeid: str) -> str | None:
+    """The unit of work `make test` hands a worker for a page's test (tests/conftest.py): the
+    page alone, or, for the pages that need servers, all of them (they run one at a time
+    anyway, and a worker waiting for the lock would sit idle); None for any other test."""
+    prefix = f"{Path(__file__).relative_to(ROOT)}::{test_page_runs_as_written.__name__}["
+    if not nodeid.startswith(prefix):
+        return None
+    page = parse(ROOT / nodeid[len(prefix) : -1])
+    return "docs pages needing servers" if page.options.get("needs") else nodeid
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("path", RUN_PAGES, ids=lambda p: str(p.relative_to(ROOT)))
 def test_page_runs_as_written(path: Path, tmp_path: Path) -> None:
