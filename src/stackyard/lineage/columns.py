@@ -13,6 +13,8 @@ column whose table cannot be told, or a query sqlglot cannot parse, is returned 
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -142,6 +144,31 @@ def query_lineage(sql: str, schema: dict[str, Any], dialect: str | None) -> Quer
         frozenset(read.tables),
         frozenset(read.models),
     )
+
+
+def nested_schema(known: Mapping[tuple[str, str, str], Mapping[str, str]]) -> dict[str, Any]:
+    """``{(db, schema, table): {column: type}}`` as sqlglot's nested schema (empty tables left
+    out)."""
+    nested: dict[str, Any] = {}
+    for (db, schema, table), cols in known.items():
+        if cols:
+            nested.setdefault(db, {}).setdefault(schema, {})[table] = {
+                c: _sqlglot_type(t) for c, t in cols.items()
+            }
+    return nested
+
+
+@functools.cache  # a project's graph asks for each column of each model: a handful of types
+def _sqlglot_type(data_type: str) -> str:
+    # The type only matters for parsing the schema; one sqlglot cannot read becomes UNKNOWN.
+    from sqlglot import exp
+    from sqlglot.errors import ParseError
+
+    try:
+        exp.DataType.build(data_type)
+    except (ParseError, ValueError):
+        return "UNKNOWN"
+    return data_type
 
 
 def qualify_query(parsed: Any, schema: dict[str, Any], dialect: str | None) -> Any:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from stackyard.errors import UsageError, did_you_mean
-from stackyard.lineage.columns import TableRef, query_lineage
+from stackyard.lineage.columns import TableRef, nested_schema, query_lineage
 
 Columns = dict[tuple[str, str, str], dict[str, str]]
 
@@ -299,7 +299,7 @@ def _analyse(
     dialect: str | None,
     problems: list[UnresolvedColumn],
 ) -> list[str]:
-    schema = _nested(known)
+    schema = nested_schema(known)
     result = query_lineage(sql, schema, dialect)
     for item in result.unresolved:
         problems.append(UnresolvedColumn(name, item.column, item.reason))
@@ -429,28 +429,6 @@ def _alias(node: Mapping[str, Any]) -> str:
 
 def _lower_keys(columns: Columns) -> Columns:
     return {_key(*k): v for k, v in columns.items()}
-
-
-def _nested(known: Columns) -> dict[str, Any]:
-    nested: dict[str, Any] = {}
-    for (db, schema, table), cols in known.items():
-        if cols:
-            nested.setdefault(db, {}).setdefault(schema, {})[table] = {
-                c: _sqlglot_type(t) for c, t in cols.items()
-            }
-    return nested
-
-
-def _sqlglot_type(data_type: str) -> str:
-    # The type only matters for parsing the schema; one sqlglot cannot read becomes UNKNOWN.
-    from sqlglot import exp
-    from sqlglot.errors import ParseError
-
-    try:
-        exp.DataType.build(data_type)
-    except (ParseError, ValueError):
-        return "UNKNOWN"
-    return data_type
 
 
 def _owner(node: Mapping[str, Any]) -> str:
