@@ -128,8 +128,8 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object:
     """`--dist loadfile`, except that each docs page goes to a worker as a file of its own.
 
     tests/test_docs.py runs every page of the docs as one test; each lasts as long as a whole
-    file of end-to-end tests, and on one worker together they took longer than the rest of
-    the suite. (pytest-xdist's own `loadgroup` cannot do this with pytest 9: the group it adds
+    file of end-to-end tests, and as one file they ran one after another on one worker (about
+    1,000 s). (pytest-xdist's own `loadgroup` cannot do this with pytest 9: the group it adds
     to a test's id is lost.)
     """
     if config.getvalue("dist") != "loadfile":
