@@ -16,6 +16,7 @@ from typing import Any, ClassVar, Literal, TypeVar
 from pydantic import Field, TypeAdapter, field_validator, model_validator
 
 from stackyard.config.base import SecretRef, StrictModel
+from stackyard.config.file_tables import FileTable as FileTable
 from stackyard.config.orchestration import (
     DEFAULT_DEADLINE_SECONDS,
     Duration,
@@ -251,38 +252,6 @@ class SqlDatabaseSource(SourceBase):
             "tables": tables,
             "source_schema": options.get("source_schema"),
         }
-
-
-class FileTable(StrictModel):
-    """One table read from files matching a glob."""
-
-    glob: str
-    format: Literal["csv", "jsonl", "parquet"] | None = Field(
-        None, description="Default: from the file extension."
-    )
-    primary_key: str | list[str] | None = None
-    delimiter: str = ","
-    allow_empty: bool = Field(
-        False, description="A glob matching no file empties the table instead of failing it."
-    )
-
-    def file_format(self) -> str:
-        """The format, from ``format`` or else the glob's extension.
-
-        >>> FileTable(glob="x/*.parquet").file_format()
-        'parquet'
-        """
-        if self.format:
-            return self.format
-        for ext, fmt in ((".csv", "csv"), (".jsonl", "jsonl"), (".ndjson", "jsonl")):
-            if self.glob.endswith(ext):
-                return fmt
-        if self.glob.endswith((".parquet", ".pq")):
-            return "parquet"
-        raise ValueError(
-            f"cannot tell the format of '{self.glob}' from its extension: set format: csv, "
-            "jsonl or parquet"
-        )
 
 
 class FilesystemSource(SourceBase):

@@ -25,6 +25,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
+from stackyard.ingest.csv_dates import DateFormats
 from stackyard.results import RejectedRow
 
 # Rows per batch handed to dlt, and the cap on the scratch database's memory (it spills to
@@ -56,6 +57,7 @@ def read_batches(
     reject: Callable[[list[RejectedRow]], None],
     collapsed: Callable[[int], None],
     batch_rows: int | None = None,
+    dates: DateFormats | None = None,
 ) -> Iterator[Any]:
     """Arrow tables of at most ``batch_rows`` rows: the files' rows in name and file order.
 
@@ -71,6 +73,8 @@ def read_batches(
         reject: receives the rows a file could not give.
         collapsed: receives how many rows were dropped for a later row with the same key.
         batch_rows: rows per batch (default ``BATCH_ROWS``).
+        dates: a CSV table's date and timestamp formats (see
+            :func:`stackyard.ingest.files.stage_file`).
     """
     import duckdb
 
@@ -109,6 +113,7 @@ def read_batches(
                         column_types=types,
                         delimiter=delimiter,
                         nested=nested,
+                        dates=dates,
                     )
                 query, scratch = f"SELECT * FROM {name}", name
                 if key:
@@ -135,11 +140,12 @@ def read_batches(
         files = [done.file for done in staged if done.file is not None]
         texted = _texted(con, files) if file_format == "csv" else {}
         if texted:
-            # A field one file holds text in (`02`, `n/a`) and another only numbers: every
-            # file reads it as text, as one file holding all of their rows would be read (an
-            # int64 beside text stopped the load, and the reload the message advised too).
+            # A field one file holds text in (`02`, `n/a`) and another only numbers (or dates,
+            # or booleans): every file reads it as text, as one file holding all of their rows
+            # would be read (an int64 or a date beside text stopped the load, and the reload
+            # the message advised too).
             for position, done in enumerate(staged):
-                if done.file is not None and set(texted) & _numeric(done.file):
+                if done.file is not None and set(texted) & _typed(done.file):
                     types = {**_with_json(column_types, nested), **texted}
                     staged[position] = stage(done.index, done.item, types)
             files = [done.file for done in staged if done.file is not None]
@@ -201,7 +207,7 @@ def _with_json(column_types: Mapping[str, str], columns: set[str]) -> dict[str, 
 
 def _texted(con: Any, files: list[_File]) -> dict[str, str]:
     """Columns (as ``VARCHAR`` column types by dlt's names) that one file read as text from
-    values it holds and another as numbers."""
+    values it holds and another as numbers, dates or booleans."""
     import pyarrow as pa
 
     from stackyard.ingest.json_text import column_name
@@ -209,7 +215,7 @@ def _texted(con: Any, files: list[_File]) -> dict[str, str]:
     if len(files) < 2:
         return {}
     text: set[str] = set()
-    numeric: set[str] = set()
+    typed: set[str] = set()
     for file in files:
         _mark_empty(con, file)
         for f in file.schema:
@@ -217,12 +223,13 @@ def _texted(con: Any, files: list[_File]) -> dict[str, str]:
                 continue
             if pa.types.is_string(f.type) or pa.types.is_large_string(f.type):
                 text.add(f.name)
-            elif f.name in _numeric(file):
-                numeric.add(f.name)
-    return {column_name(name): "VARCHAR" for name in sorted(text & numeric)}
+            elif f.name in _typed(file):
+                typed.add(f.name)
+    return {column_name(name): "VARCHAR" for name in sorted(text & typed)}
 
 
-def _numeric(file: _File) -> set[str]:
+def _typed(file: _File) -> set[str]:
+    """The columns ``file`` read as numbers, dates, times or booleans."""
     import pyarrow as pa
 
     return {
@@ -231,6 +238,8 @@ def _numeric(file: _File) -> set[str]:
         if pa.types.is_integer(f.type)
         or pa.types.is_floating(f.type)
         or pa.types.is_decimal(f.type)
+        or pa.types.is_temporal(f.type)
+        or pa.types.is_boolean(f.type)
     }
 
 

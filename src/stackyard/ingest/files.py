@@ -17,6 +17,7 @@ from dataclasses import replace
 from typing import IO, Any
 
 from stackyard.files import temporary_copy
+from stackyard.ingest.csv_dates import DateFormats, refuse_guessed
 from stackyard.ingest.csv_numbers import sniffed_doubles, unheld_decimals, unheld_doubles
 from stackyard.ingest.csv_quoting import (
     UNCLOSED_REASON,
@@ -88,6 +89,7 @@ def stage_file(
     column_types: Mapping[str, str] | None = None,
     delimiter: str = ",",
     nested: set[str] | None = None,
+    dates: DateFormats | None = None,
 ) -> list[RejectedRow]:
     """Read one file into the table ``name`` of a DuckDB connection, in file order.
 
@@ -108,6 +110,9 @@ def stage_file(
         delimiter: CSV field separator.
         nested: receives a JSONL file's columns of JSON values (objects, arrays, or those
             beside plain values), read as their JSON text (:mod:`stackyard.ingest.json_text`).
+        dates: a CSV table's date and timestamp formats; without one, a file whose dates
+            put day and month in an order only its values suggest is refused
+            (:mod:`stackyard.ingest.csv_dates`).
 
     Returns:
         The rows that did not fit, with the reason for each.
@@ -122,7 +127,9 @@ def stage_file(
     # whole file as unquoted (see csv_quoting.unclosed_quotes).
     unclosed = unclosed_quotes(con, literal, path, delimiter)
     with without_lines(path, {number for number, _ in unclosed}) as readable:
-        rejected = _stage_csv(con, name, readable, table, display_name, column_types, delimiter)
+        rejected = _stage_csv(
+            con, name, readable, table, display_name, column_types, delimiter, dates
+        )
     if not unclosed:
         return rejected
     return sorted(
@@ -143,8 +150,10 @@ def _stage_csv(
     display_name: str,
     column_types: Mapping[str, str] | None,
     delimiter: str,
+    dates: DateFormats | None,
 ) -> list[RejectedRow]:
     """:func:`stage_file` for a CSV file."""
+    dates = dates or DateFormats()
     literal = "'" + path.replace("'", "''") + "'"
     rejects = f"{name}_rejects"
     options = [
@@ -157,7 +166,8 @@ def _stage_csv(
     # A writer that quotes only when needed tells a missing value (an empty field) from an
     # empty string (""): then "" is read as the empty string it is.
     quoting = ["allow_quoted_nulls=false"] if quotes_only_when_needed(path, delimiter) else []
-    options += quoting
+    reading = [*quoting, *dates.options()]  # every read of the file reads it alike
+    options += reading
     whole: list[str] = []
     known: dict[str, str] = {}
     if column_types:
@@ -176,8 +186,10 @@ def _stage_csv(
         "header=true",
         "ignore_errors=true",
         f"delim='{_sql_char(delimiter)}'",
-        *quoting,
+        *reading,
     ]
+    # Before anything is read: dates whose order of day and month DuckDB would guess.
+    refuse_guessed(con, literal, sniffing, dates, known, table, display_name)
     doubles = [c for c, t in known.items() if t == "DOUBLE"]
     doubles += [c for c in sniffed_doubles(con, literal, sniffing) if c not in known]
     # And rounds a decimal to the column's scale: decimal columns too.

@@ -30,6 +30,7 @@ from stackyard.config.sources import (
     SqlDatabaseSource,
 )
 from stackyard.errors import ConfigError, StackyardError
+from stackyard.ingest.csv_dates import DateFormats
 from stackyard.ingest.drift import check_item
 from stackyard.ingest.first_loads import FirstLoad, collapse_repeated_keys
 from stackyard.ingest.sql_backend import sql_backend, with_connect_timeout
@@ -404,6 +405,7 @@ def _file_resources(
             types,
             local_copy,
             key or [],
+            DateFormats(table.date_format, table.timestamp_format),
         )
         reader = transformer(
             read,
@@ -423,6 +425,7 @@ def _file_reader(
     types: dict[str, str],
     local_copy: Callable[..., Any],
     key: list[str],
+    dates: DateFormats,
 ) -> Callable[[list[Any]], Any]:
     from stackyard.ingest.file_stream import read_batches
 
@@ -441,6 +444,7 @@ def _file_reader(
             local_copy=local_copy,
             reject=build.reject,
             collapsed=lambda rows: build.collapsed(table_name, rows),
+            dates=dates,
         )
 
     return read
