@@ -290,3 +290,18 @@ def test_a_field_first_given_after_duckdbs_sample_loads_with_every_value(tmp_pat
         "count(*) filter (where v = 'text'), count(*) filter (where v = '24999') from f.orders"
     ).rows
     assert found == ((25_002, 1, "x", 1, 1),)
+
+
+def test_a_field_of_numbers_in_one_file_and_strings_in_another_loads_as_text(
+    tmp_path: Path,
+) -> None:
+    # As one file holding both files' lines is read (an Arrow error stopped the load).
+    files = {
+        "a.jsonl": '{"id": 1, "v": 5}\n{"id": 3, "v": true}\n{"id": 4, "v": "2026-04-03"}\n',
+        "b.jsonl": '{"id": 2, "v": "x"}\n',
+    }
+    root = file_project(tmp_path, "{t: {glob: '*.jsonl'}}", files)
+    (load,) = Context(root).run().loads
+    assert (load.status, load.rows) == ("loaded", 4), load.error
+    rows = Context(root).sql("select id, v from f.t order by id").rows
+    assert rows == ((1, "5"), (2, "x"), (3, "true"), (4, "2026-04-03"))

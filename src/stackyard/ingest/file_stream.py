@@ -138,7 +138,7 @@ def read_batches(
             if done.file is not None and (nested - done.json) & set(done.file.schema.names):
                 staged[position] = stage(done.index, done.item, _with_json(column_types, nested))
         files = [done.file for done in staged if done.file is not None]
-        texted = _texted(con, files) if file_format == "csv" else {}
+        texted = _texted(con, files) if file_format != "parquet" else {}
         if texted:
             # A field one file holds text in (`02`, `n/a`) and another only numbers (or dates,
             # or booleans): every file reads it as text, as one file holding all of their rows

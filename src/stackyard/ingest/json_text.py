@@ -73,7 +73,14 @@ def jsonl_query(
     ]
     # A field holding strings and numbers is JSON to DuckDB; its strings read as JSON text
     # kept their quotes ("A1" stored as "\"A1\""). As text, each value is what the line says.
-    text = [c for c, kind in described if c not in as_json and (kind == "JSON" or _nested(kind))]
+    # So is a field the table holds as text (another file of the load held text there) that
+    # this file holds numbers, dates or booleans in: `5` loads as the text 5, as written.
+    text = [
+        c
+        for c, kind in described
+        if c not in as_json
+        and (kind == "JSON" or _nested(kind) or (held[c] == "VARCHAR" and kind != "VARCHAR"))
+    ]
     if not as_json and not text:
         return f"SELECT * FROM {auto}", []
     types = ", ".join(
