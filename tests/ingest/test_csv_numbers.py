@@ -170,10 +170,33 @@ def test_a_leading_zero_in_a_later_file_rejects_its_row_never_merges_onto_anothe
             5,
             "sku",
             "CAST ERROR: '-05' has a leading zero, which column sku (BIGINT) does not keep: "
-            "it would load as -5, another value",
+            "it would load as -5, another value; `stackyard reload` reads the column's type "
+            "again from every file",
             "-05,1,9",
         ),
     )
+
+
+def test_a_first_load_keeps_a_signed_number_with_a_leading_zero_as_written(
+    tmp_path: Path,
+) -> None:
+    # Before: DuckDB read `02` as text but `-05` as -5, so a first load changed the value
+    # that a later file's row was rejected for.
+    files = {"a.csv": "code,qty\n-05,1\n+07,2\n3,3\n", "b.csv": "code,qty\n-4,4\n"}
+    root = file_project(tmp_path, "{t: {glob: '*.csv'}}", files)
+    ctx = Context(root)
+    (load,) = ctx.run().loads
+    assert (load.status, load.rows, load.rejected) == ("loaded", 4, 0), load.error
+    assert ctx.sql("select code, qty from f.t order by qty").rows == (
+        ("-05", 1),
+        ("+07", 2),
+        ("3", 3),
+        ("-4", 4),
+    )
+    # Whole numbers without one still load as integers.
+    (root / "sources" / "files" / "a.csv").write_text("code,qty\n-5,1\n")
+    assert ctx.reload(ctx.reload_plan("f.t")).ok
+    assert ctx.sql("select code from f.t order by qty").rows == ((-5,), (-4,))
 
 
 def test_a_column_of_numbers_in_one_file_and_padded_numbers_in_another_loads_as_text(

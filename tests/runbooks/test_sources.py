@@ -540,3 +540,24 @@ def test_remove_drop_data_says_what_other_targets_still_hold(project: Path) -> N
         .rows
     )
     assert "exports" not in {r[0] for r in held}
+
+
+def test_a_key_declared_in_capitals_is_tested_under_the_name_it_loads_as(
+    project: Path,
+) -> None:
+    # Before: the generated tests named "ID", quoted, a column the staging model had
+    # renamed from the loaded `id` (dbt: 0/2 tests passed).
+    write(project / "sources/exports/things.csv", "ID,Name\n1,a\n2,b\n")
+    code, output = cli(
+        "source", "add", "exports", "--kind", "filesystem", "-p", str(project),
+        "--url", "sources/exports", "--table", "things=*.csv", "--primary-key", "things=ID",
+    )  # fmt: skip
+    assert code == 0, output
+    assert "their tests pass: 2/2" in output, output
+    yml = (project / "transform/models/staging/dlt/stg_dlt__things.yml").read_text()
+    assert "- name: thing_id" in yml and "quote: true" not in yml
+    # The monitors' duplicate check reads the key as it loaded too.
+    report = Context(project).monitoring().run_now()
+    health = {t.table: t for t in report.tables}
+    dupes = next(c for c in health["exports.things"].checks if c.check == "duplicates")
+    assert dupes.status == "ok" and "(id)" in dupes.reason, dupes

@@ -119,3 +119,24 @@ def test_sql_shows_an_interval_as_postgres_prints_it(
         assert answer.rows == (("1 mon", "1 day 02:00:00", None),)
     finally:
         warehouse.close()
+
+
+def test_sql_shows_a_range_as_postgres_prints_it(
+    tmp_path: Path, pg_database: dict[str, object]
+) -> None:
+    # Before: psycopg's Range(1, 10, '[)') and Range(datetime.date(2026, 1, 1), ...).
+    target = PostgresTarget(type="postgres", **pg_database)  # type: ignore[arg-type]
+    warehouse = PostgresWarehouse("pg", target, tmp_path, Secrets(tmp_path, environ={}))
+    try:
+        answer = warehouse.show_query(
+            "select int4range(1, 10) as a, daterange('2026-01-01', '2026-02-01') as b, "
+            "numrange(1.5, null) as c, 'empty'::int8range as d, null::tstzrange as e, "
+            "int4multirange(int4range(1, 3), int4range(5, 7)) as f"
+        )
+        assert answer.rows == (
+            ("[1,10)", "[2026-01-01,2026-02-01)", "[1.5,)", "empty", None, "{[1,3),[5,7)}"),
+        )
+        # What the rest of stackyard reads is unchanged: psycopg's ranges.
+        assert type(warehouse.query("select int4range(1, 10)").rows[0][0]).__name__ == "Range"
+    finally:
+        warehouse.close()

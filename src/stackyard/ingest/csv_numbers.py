@@ -18,10 +18,10 @@ from stackyard.ingest.json_numbers import SUSPECT, float_or_unheld
 from stackyard.results import RejectedRow
 
 
-def sniffed_doubles(con: Any, literal: str, options: list[str]) -> list[str]:
-    """The columns DuckDB's sniffer would read from the file as doubles."""
+def sniffed_types(con: Any, literal: str, options: list[str]) -> dict[str, str]:
+    """The type DuckDB's sniffer would read each column of the file as."""
     described = con.execute(f"DESCRIBE SELECT * FROM read_csv({literal}, {', '.join(options)})")
-    return [str(row[0]) for row in described.fetchall() if str(row[1]) in ("DOUBLE", "FLOAT")]
+    return {str(row[0]): str(row[1]) for row in described.fetchall()}
 
 
 def unheld_doubles(

@@ -18,7 +18,7 @@ from typing import IO, Any
 
 from stackyard.files import temporary_copy
 from stackyard.ingest.csv_dates import DateFormats, refuse_guessed
-from stackyard.ingest.csv_numbers import sniffed_doubles, unheld_decimals, unheld_doubles
+from stackyard.ingest.csv_numbers import sniffed_types, unheld_decimals, unheld_doubles
 from stackyard.ingest.csv_quoting import (
     UNCLOSED_REASON,
     quotes_only_when_needed,
@@ -191,14 +191,19 @@ def _stage_csv(
     # Before anything is read: dates whose order of day and month DuckDB would guess.
     refuse_guessed(con, literal, sniffing, dates, known, table, display_name)
     doubles = [c for c, t in known.items() if t == "DOUBLE"]
-    doubles += [c for c in sniffed_doubles(con, literal, sniffing) if c not in known]
+    sniffed = {c: t for c, t in sniffed_types(con, literal, sniffing).items() if c not in known}
+    doubles += [c for c, t in sniffed.items() if t in ("DOUBLE", "FLOAT")]
     # And rounds a decimal to the column's scale: decimal columns too.
     decimals = {c: t for c, t in known.items() if t.startswith("DECIMAL")}
-    known |= {c: "VARCHAR" for c in [*whole, *doubles, *decimals]}
+    # The sniffer reads `02` as text but `-05` as -5: a new column of whole numbers is read
+    # as text too, and stays text when a value has a leading zero (as `02` makes it).
+    integers = [c for c, t in sniffed.items() if t == "BIGINT"]
+    known |= {c: "VARCHAR" for c in [*whole, *doubles, *decimals, *integers]}
     if known:
         pairs = ", ".join(f"'{_sql_char(c)}': '{t}'" for c, t in known.items())
         options.append(f"types={{{pairs}}}")
     con.execute(f"CREATE TABLE _rows AS SELECT * FROM read_csv({literal}, {', '.join(options)})")
+    whole += _unpadded(con, integers)
     bad = _not_whole_numbers(con, whole, table, display_name, delimiter)
     bad = unheld_doubles(con, doubles, table, display_name, delimiter) | bad
     bad = unheld_decimals(con, decimals, table, display_name, delimiter) | bad
@@ -306,6 +311,16 @@ def _lines_of_rows(
     return out
 
 
+def _unpadded(con: Any, columns: list[str]) -> list[str]:
+    """Of ``_rows``' columns (whole numbers read as text), those with no leading zero."""
+    if not columns:
+        return []
+    quoted = ['"' + c.replace('"', '""') + '"' for c in columns]
+    padded = ", ".join(f"bool_or(regexp_matches({q}, {_PADDED}))" for q in quoted)
+    found = con.execute(f"SELECT {padded} FROM _rows").fetchall()[0]
+    return [c for c, has in zip(columns, found, strict=True) if not has]
+
+
 def _not_whole_numbers(
     con: Any, columns: list[str], table: str, display_name: str, delimiter: str
 ) -> dict[int, RejectedRow]:
@@ -361,10 +376,8 @@ def _not_whole_reason(value: str, column: str, fits: bool) -> str:
         f"CAST ERROR: '{text}' has a leading zero, which column {column} (BIGINT) does not "
         f"keep: it would load as {int(text)}, another value"
     )
-    if text[0].isdigit():
-        # Read together with the others, files with such values make the column text.
-        reason += "; `stackyard reload` reads the column's type again from every file"
-    return reason
+    # Read together with the others, files with such values make the column text.
+    return reason + "; `stackyard reload` reads the column's type again from every file"
 
 
 def _kept_select(

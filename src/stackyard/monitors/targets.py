@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from stackyard.config.model import ProjectConfig
+from stackyard.config.external import ExternalSource
+from stackyard.config.model import ProjectConfig, normalised_schema
 from stackyard.errors import ConfigError, did_you_mean
 from stackyard.ingest.loader import REJECTED_TABLE
 from stackyard.metadata.history import History
@@ -217,14 +218,13 @@ def source_key(project: ProjectConfig, source: str, table: str) -> tuple[str, ..
     if config is None:
         return ()
     keys = config.primary_keys()
-    if table in keys:
-        return keys[table]
     # A table declared with a name dlt spells another way (``Événements`` loads as
-    # ``_v_nements``) is found by its loaded name.
-    from stackyard.config.model import normalised_schema
-
-    spelt = {normalised_schema(name): key for name, key in keys.items()}
-    return spelt.get(table, ())
+    # ``_v_nements``) is found by its loaded name; a key's columns too (``ID`` is ``id``),
+    # unless another tool loads the table and names its columns.
+    key = keys.get(table) or {normalised_schema(n): k for n, k in keys.items()}.get(table, ())
+    if isinstance(config, ExternalSource):
+        return tuple(key)
+    return tuple(normalised_schema(column) for column in key)
 
 
 def table_owners(project: ProjectConfig, table: TableRef) -> tuple[str, ...]:

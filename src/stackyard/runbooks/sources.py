@@ -464,7 +464,9 @@ class SourcesRunbook:
                 Column(c, str(col.get("data_type")), bool(col.get("primary_key")))
                 for c, col in schema.get_table_columns(table).items()
             )
-            key = declared.get(table) or tuple(c.name for c in columns if c.primary_key)
+            # As dlt names the columns: a declared `ID` loaded as `id`.
+            key = tuple(schema.naming.normalize_identifier(k) for k in declared.get(table, ()))
+            key = key or tuple(c.name for c in columns if c.primary_key)
             origin = "declared" if key else ""
             if not key:
                 key = detect_key(self.warehouse, dataset, table, columns)

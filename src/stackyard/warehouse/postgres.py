@@ -372,6 +372,10 @@ def _read_as_printed(cursor: Any) -> None:
     # An interval as Postgres prints it ("1 mon 2 days 03:00:00"): psycopg's timedelta makes
     # a month 30 days and prints as Python does ("32 days, 3:00:00").
     cursor.adapters.register_loader("interval", TextLoader)
+    # A range as Postgres prints it ("[1,10)"), not psycopg's Range(1, 10, '[)').
+    for kind in ("int4", "int8", "num", "date", "ts", "tstz"):
+        for name in (f"{kind}range", f"{kind}multirange"):
+            cursor.adapters.register_loader(name, TextLoader)
 
 
 @cache
