@@ -5,8 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import duckdb
+import pytest
+
 from stackyard import Context
+from stackyard.errors import LoadError
 from stackyard.ingest.csv_quoting import quotes_only_when_needed
+from stackyard.ingest.files import stage_file
 from tests.ingest.file_projects import file_project
 
 # As Postgres' COPY … CSV and DuckDB's COPY write them: NULL empty, '' quoted.
@@ -90,3 +95,31 @@ def test_a_lone_quote_in_an_unquoted_file_rejects_only_its_line(tmp_path: Path) 
     loaded, _, rows, rejected = _load(tmp_path, 'id,name\n1,"abc\n2,def\n3,ghi\n')
     assert rows == ((2, "def"), (3, "ghi")) and loaded == 2
     assert [(line, raw) for line, _, raw in rejected] == [(2, '1,"abc')]
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        ("id;amount\n1;9,50\n2;12,00\n", "delimiter: ';'"),
+        ("id\tamount\n1\t9.5\n2\t12\n", 'delimiter: "\\t"'),
+    ],
+)
+def test_a_file_separated_by_another_delimiter_is_refused_naming_it(
+    tmp_path: Path, text: str, said: str
+) -> None:
+    # Before: every line was rejected (one field too many) and the load said "no rows".
+    path = tmp_path / "a.csv"
+    path.write_text(text)
+    with pytest.raises(LoadError) as caught:
+        stage_file(
+            duckdb.connect(), "t", str(path), file_format="csv", table="t", display_name="a.csv"
+        )
+    assert said in str(caught.value) and "a.csv" in str(caught.value)
+
+
+def test_a_file_of_one_column_is_still_read_as_one(tmp_path: Path) -> None:
+    path = tmp_path / "a.csv"
+    path.write_text("note\nfirst\nsecond one\n")
+    con = duckdb.connect()
+    assert stage_file(con, "t", str(path), file_format="csv", table="t", display_name="a.csv") == []
+    assert con.execute("SELECT * FROM t").fetchall() == [("first",), ("second one",)]

@@ -561,3 +561,19 @@ def test_a_key_declared_in_capitals_is_tested_under_the_name_it_loads_as(
     health = {t.table: t for t in report.tables}
     dupes = next(c for c in health["exports.things"].checks if c.check == "duplicates")
     assert dupes.status == "ok" and "(id)" in dupes.reason, dupes
+
+
+def test_a_semicolon_export_is_refused_naming_the_flag_and_added_with_it(project: Path) -> None:
+    write(project / "sources/exports/inv.csv", "id;amount\n1;9.50\n2;12.00\n")
+    args = ["source", "add", "exports", "--kind", "filesystem", "-p", str(project)]
+    args += ["--url", "sources/exports", "--table", "inv=*.csv", "--primary-key", "inv=id"]
+    code, output = cli(*args)
+    # Before: "the first load brought no rows" (each line rejected as one field).
+    assert code == 1 and "--delimiter ';'" in output, output
+    assert git(project, "status", "--porcelain") == "?? sources/\n"  # the export alone
+    code, output = cli(*args, "--delimiter", ";")
+    assert code == 0 and "loaded inv: 2 rows" in output, output
+    assert Context(project).sql("select id, amount from exports.inv order by id").rows == (
+        (1, 9.5),
+        (2, 12.0),
+    )

@@ -193,6 +193,9 @@ def register(app: typer.Typer) -> None:
         stage_url: Annotated[
             str | None, typer.Option(help="external, snowpipe: the files' URL (s3://…).")
         ] = None,
+        delimiter: Annotated[
+            str | None, typer.Option(help="filesystem: the CSV files' field separator (default ,).")
+        ] = None,
         path: Annotated[str | None, typer.Option(help="python: sources/<file>.py.")] = None,
         function: Annotated[str | None, typer.Option(help="python: the @dlt.source.")] = None,
         schema: Annotated[

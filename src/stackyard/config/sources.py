@@ -258,7 +258,7 @@ class FilesystemSource(SourceBase):
     """CSV, JSONL and Parquet files, local or on any fsspec URL (s3://, gs://, …)."""
 
     BUILDER: ClassVar[str] = "stackyard.ingest.sources:build_files"
-    CLI_OPTIONS: ClassVar[tuple[str, ...]] = ("url", "table", "primary_key")
+    CLI_OPTIONS: ClassVar[tuple[str, ...]] = ("url", "table", "primary_key", "delimiter")
 
     kind: Literal["filesystem"]
     url: str = Field(description="Folder: a path relative to the project, or an fsspec URL.")
@@ -288,8 +288,9 @@ class FilesystemSource(SourceBase):
     def entry_from_options(cls, options: Mapping[str, Any]) -> dict[str, Any]:
         keys = options.get("primary_key") or {}
         globs = pairs(options.get("table"), "--table")
+        delimiter = {"delimiter": options["delimiter"]} if options.get("delimiter") else {}
         tables = {
-            t: {"glob": g, **({"primary_key": keys[t]} if t in keys else {})}
+            t: {"glob": g, **({"primary_key": keys[t]} if t in keys else {}), **delimiter}
             for t, g in globs.items()
         }
         return {"url": options.get("url"), "tables": tables}

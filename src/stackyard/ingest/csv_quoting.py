@@ -1,5 +1,6 @@
 """How a CSV file quotes: whether its ``""`` is an empty string or a missing value, and
-which of its lines open a quoted field that never closes.
+which of its lines open a quoted field that never closes; and a file whose fields another
+character separates than the table's ``delimiter``.
 
 A writer that quotes only when it must (Python's and pandas' default, Excel, most databases'
 exports) writes a missing value as an empty field and an empty string as ``""``: the two
@@ -14,6 +15,8 @@ import csv
 import itertools
 from collections.abc import Iterator
 from typing import Any
+
+from stackyard.errors import LoadError
 
 SAMPLE_BYTES = 1 << 16  # a few hundred records say how the writer quotes
 # Past this many, a file is not a few typos but quoted some other way: it is left as read.
@@ -168,3 +171,30 @@ def _is_number(value: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def refuse_other_delimiter(
+    con: Any, literal: str, path: str, delimiter: str, table: str, display_name: str
+) -> None:
+    """Raise a :class:`LoadError` when the file's header is one field with the table's
+    delimiter and several with another: a semicolon-separated export read with commas had
+    every line rejected as one field too many or too few, and the load said "no rows"."""
+    with open(path, encoding="utf-8", errors="replace", newline="") as file:
+        header = next(csv.reader(itertools.islice(file, 1), delimiter=delimiter), [])
+    if len(header) != 1:
+        return
+    try:
+        found = con.execute(f"SELECT Delimiter, Columns FROM sniff_csv({literal})").fetchone()
+    except Exception:  # duckdb.Error: no dialect fits; the read says what it finds
+        return
+    if found is None or found[0] == delimiter or len(found[1] or []) < 2:
+        return
+    other = str(found[0])
+    # YAML reads "\t" as a tab only in double quotes.
+    shown, yaml, flag = ("a tab", '"\\t"', "$'\\t'") if other == "\t" else (f"'{other}'",) * 3
+    raise LoadError(
+        f"file {display_name} of table {table}: its fields are separated by {shown}, and "
+        f"the table reads them separated by '{delimiter}' (every line would be one field)",
+        hint=f"set `delimiter: {yaml}` on table {table} in stackyard.yml (with "
+        f"`stackyard source add`: --delimiter {flag}); this load wrote nothing",
+    )

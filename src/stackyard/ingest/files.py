@@ -22,6 +22,7 @@ from stackyard.ingest.csv_numbers import sniffed_types, unheld_decimals, unheld_
 from stackyard.ingest.csv_quoting import (
     UNCLOSED_REASON,
     quotes_only_when_needed,
+    refuse_other_delimiter,
     unclosed_quotes,
 )
 from stackyard.ingest.json_numbers import original_line, without_lines
@@ -123,6 +124,7 @@ def stage_file(
         return []
     if file_format == "jsonl":
         return stage_jsonl(con, name, path, table, display_name, column_types, nested)
+    refuse_other_delimiter(con, literal, path, delimiter, table, display_name)
     # A line opening a quote that never closes is set aside first: with it, DuckDB read the
     # whole file as unquoted (see csv_quoting.unclosed_quotes).
     unclosed = unclosed_quotes(con, literal, path, delimiter)
