@@ -80,3 +80,18 @@ def test_a_cursor_that_is_no_column_names_it_the_table_and_what_to_do(tmp_path: 
     assert "`cursor` in stackyard.yml must name one of the source table's columns" in (
         load.error or ""
     )
+
+
+def test_columns_named_alike_say_which_collide_and_what_to_do(tmp_path: Path) -> None:
+    # Before: dlt's "Arrow column name collision after input data normalization" and the
+    # list of every field, with no word of which two or what to do.
+    from tests.ingest.file_projects import file_project
+
+    files = {"a.csv": "id,Total Due,total_due,note\n1,2,3,x\n"}
+    root = file_project(tmp_path, "{t: {glob: '*.csv'}}", files)
+    (load,) = Context(root).run().loads
+    assert load.status == "failed"
+    assert "columns 'Total Due' and 'total_due' would load as one column, total_due" in str(
+        load.error
+    ), load.error
+    assert "rename one of them in the source" in str(load.error)

@@ -136,6 +136,8 @@ def root_cause(exc: BaseException) -> str:
     if step == "load" and type(inner).__name__ == "OutOfMemoryException":
         # DuckDB's own suggestions are SET statements a stackyard user has nowhere to run.
         said = f"{str(inner).strip().splitlines()[0]}; {OUT_OF_MEMORY_HINT}"
+    if type(inner).__name__ == "NameNormalizationCollision":
+        said = _collision(said) or said
     detail = f"{type(inner).__name__}: {said}".rstrip(": ")
     where = []
     if step:
@@ -145,3 +147,37 @@ def root_cause(exc: BaseException) -> str:
     if url:
         where.append(f"at {url}")
     return f"{', '.join(where)}: {detail}" if where else detail
+
+
+def _collision(said: str) -> str | None:
+    """dlt's "column name collision after input data normalization" as the columns that
+    collide and what to do.
+
+    >>> print(_collision("Arrow column name collision after input data normalization. Arrow "
+    ...                  "schema fields normalized from:; ['id', 'Total Due', 'total_due']"))
+    columns 'Total Due' and 'total_due' would load as one column, total_due (dlt names columns in snake_case, so one value of each row would be lost); rename one of them in the source (a file's header, a view of the table, the API's field), then run again; nothing of it was loaded
+    """
+    import ast
+
+    from stackyard.ingest.json_text import column_name
+
+    found = re.search(r"\[.*\]", said)
+    try:
+        fields = ast.literal_eval(found.group(0)) if found else []
+    except (ValueError, SyntaxError):
+        return None
+    by_name: dict[str, list[str]] = {}
+    for field in fields:
+        by_name.setdefault(column_name(str(field)), []).append(str(field))
+    clashes = [(name, same) for name, same in by_name.items() if len(same) > 1]
+    if not clashes:
+        return None
+    listed = "; ".join(
+        " and ".join(f"'{f}'" for f in same) + f" would load as one column, {name}"
+        for name, same in clashes
+    )
+    return (
+        f"columns {listed} (dlt names columns in snake_case, so one value of each row would "
+        "be lost); rename one of them in the source (a file's header, a view of the table, the "
+        "API's field), then run again; nothing of it was loaded"
+    )
