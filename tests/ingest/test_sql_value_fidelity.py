@@ -435,3 +435,28 @@ def test_a_bc_date_into_a_postgres_target_says_how_to_load_it(
         (1, "0044-03-15 12:00:00 BC", "0044-03-15 BC"),
         (2, "2020-01-01 10:00:00", "2020-01-01"),
     )
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("backend", ["auto", "connectorx", "pyarrow"])
+def test_an_interval_loads_as_the_text_postgres_prints(
+    tmp_path: Path, pg_database: dict[str, object], backend: str
+) -> None:
+    ctx = postgres_project(
+        tmp_path / "p",
+        pg_database,
+        "jobs",
+        "CREATE TABLE jobs (id int PRIMARY KEY, took interval)",
+        "INSERT INTO jobs VALUES (1, '1 day 02:00:00'), (2, '1 mon'), (3, '-00:00:01.5'), "
+        "(4, NULL)",
+        backend=backend,
+    )
+    result = ctx.run()
+    # Before: "UnsupportedArrowTypeException: Arrow type `duration[us]` … is unsupported".
+    assert result.ok, result.to_dict()
+    assert ctx.sql("select took from app.jobs order by id").rows == (
+        ("1 day 02:00:00",),
+        ("1 mon",),
+        ("-00:00:01.5",),
+        (None,),
+    )

@@ -19,8 +19,8 @@
   through SQLAlchemy it was a decimal of no precision beside Arrow's ``DECIMAL(38,9)``, and the
   frozen contract failed the very first load as a changed type.
 - On SQLite, integer columns check each value (:mod:`stackyard.ingest.sqlite_integers`).
-- Postgres ``±infinity`` timestamps and ``timetz``, and MySQL/MariaDB ``TIME`` values beyond
-  a day: :mod:`stackyard.ingest.sql_values`.
+- Postgres ``±infinity`` timestamps, ``timetz`` and ``interval``, and MySQL/MariaDB ``TIME``
+  values beyond a day: :mod:`stackyard.ingest.sql_values`.
 """
 
 from __future__ import annotations
@@ -172,8 +172,9 @@ def tables_connectorx_changes(
 ) -> set[str]:
     """Of ``tables`` (as the database names them), those with a column whose values
     ConnectorX would change, when ``backend`` is ConnectorX on Postgres: a NUMERIC it would
-    round (more than ten decimal places, or none declared) or a ``time`` (24:00:00 read as
-    midnight); read them with ``pyarrow`` instead."""
+    round (more than ten decimal places, or none declared), a ``time`` (24:00:00 read as
+    midnight) or an ``interval`` (read as a duration, which dlt does not load); read them
+    with ``pyarrow`` instead, which reads an interval as its text."""
     import sqlalchemy as sa
 
     names = list(tables)
@@ -187,6 +188,7 @@ def tables_connectorx_changes(
                     "SELECT DISTINCT table_name FROM information_schema.columns "
                     "WHERE table_schema = coalesce(:schema, current_schema()) "
                     "AND table_name = ANY(:names) AND (data_type = 'time without time zone' "
+                    "OR data_type = 'interval' "
                     "OR data_type = 'numeric' AND (numeric_scale IS NULL "
                     "OR numeric_scale > :scale))"
                 ),

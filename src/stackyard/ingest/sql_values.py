@@ -203,13 +203,16 @@ def mysql_time(value: timedelta) -> str:
 
 def postgres_values(table: Any) -> None:
     """Table adapter for a Postgres source: infinite timestamps refused by name, ``timetz``
-    read as its UTC time (both in place)."""
+    read as its UTC time, ``interval`` as its text (all in place)."""
     import sqlalchemy as sa
+    from sqlalchemy.dialects.postgresql import INTERVAL
 
     refuse_infinite, utc_time, refuse_end_of_day = _decorators()
     for column in table.columns:
         if isinstance(column.type, sa.JSON):
             column.type = _json_text(column.type)
+        elif isinstance(column.type, sa.Interval | INTERVAL):  # Postgres' own is no sa.Interval
+            column.type = _interval_text()
         elif isinstance(column.type, sa.DateTime):
             column.type = _decorated(column.type, refuse_infinite, table.name, column.name)
         elif isinstance(column.type, sa.Time) and column.type.timezone:
@@ -245,6 +248,24 @@ def _json_text(reflected: Any) -> Any:
 
     found = JsonText()
     found.declared = reflected  # type: ignore[attr-defined]
+    return found
+
+
+def _interval_text() -> Any:
+    """An ``interval`` column read as the text Postgres prints for it (``1 mon 2 days
+    03:00:00``), into a text column: read as a duration, the first load failed (dlt takes no
+    Arrow duration), and a month is no fixed number of seconds to turn it into."""
+    import sqlalchemy as sa
+
+    class IntervalText(sa.types.TypeDecorator[Any]):
+        impl = sa.Text
+        cache_ok = True
+
+        def column_expression(self, column: Any) -> Any:
+            return sa.cast(column, sa.Text())
+
+    found = IntervalText()
+    found.declared = sa.Text()  # type: ignore[attr-defined]
     return found
 
 
