@@ -186,13 +186,9 @@ class ContextBase:
                 hint="`stackyard doctor` says what was lost and how to get it back "
                 "(`stackyard restore latest` when a backup exists)",
             )
-        from stackyard.metadata.history import History
-        from stackyard.runbooks.target_marks import run_before
+        from stackyard.runbooks.target_marks import run_history_lost
 
-        name = warehouse.target_name
-        if run_before(self._project_files(), name) and not History(warehouse).kept():
-            # A dbt project with no dlt source leaves no dlt state to compare: the run
-            # history, kept in the warehouse, is what was lost with it.
+        if run_history_lost(self._project_files(), warehouse):
             raise WarehouseUnreachableError(
                 f"{warehouse.describe()} has no run history, but this target has been run "
                 "or loaded before: its warehouse was emptied or replaced",

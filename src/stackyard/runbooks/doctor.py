@@ -408,7 +408,7 @@ class Doctor:
                 (f"{restore_latest(backups)}, or " if backups else "")
                 + f"load them again from the source: `stackyard reload {one.source} --yes`",
             )
-        emptied = None if lost else history_lost(self._loaded_before(), self.warehouse, backups)
+        emptied = None if lost else history_lost(self.files, self.warehouse, backups)
         if emptied is not None:
             self._notes.findings.append(emptied)
         elif not lost:

@@ -91,14 +91,14 @@ def restore_latest(backups: list[Any]) -> str:
     )
 
 
-def history_lost(run_before: bool, warehouse: Any, backups: list[Any]) -> Finding | None:
-    """A server target run before whose database keeps no run history: emptied, or dropped
-    and created again. With no dlt source there is no dlt state to find the loss by, and
-    health and the monitors would watch nothing there and report all clear. (A DuckDB file
-    has checks of its own: missing, holding no table, its log moved aside.)"""
-    from stackyard.metadata.history import History
+def history_lost(files: Any, warehouse: Any, backups: list[Any]) -> Finding | None:
+    """A server target whose run history was lost (:func:`stackyard.runbooks.target_marks.
+    run_history_lost`): health and the monitors would watch nothing there and report all
+    clear. (A DuckDB file has checks of its own: missing, holding no table, its log moved
+    aside.)"""
+    from stackyard.runbooks.target_marks import run_history_lost
 
-    if warehouse.STORAGE == "file" or not run_before or History(warehouse).kept():
+    if warehouse.STORAGE == "file" or not run_history_lost(files, warehouse):
         return None
     return Finding(
         "state",

@@ -13,10 +13,14 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from stackyard.config.private import FILE_MODE, private_dir
 from stackyard.files import write_atomic
 from stackyard.runbooks.backup import ProjectFiles
+
+if TYPE_CHECKING:
+    from stackyard.warehouse.base import Warehouse
 
 MARKS_DIR = Path(".stackyard") / "targets"
 
@@ -41,3 +45,12 @@ def run_before(files: ProjectFiles, target: str) -> bool:
     folders of it exist."""
     marked = (files.project_dir / MARKS_DIR / f"{target}.json").is_file()
     return marked or bool(files.backups(target) or files.pipelines_of(target))
+
+
+def run_history_lost(files: ProjectFiles, warehouse: Warehouse) -> bool:
+    """Whether ``warehouse``'s target was run or loaded before and the warehouse keeps no run
+    history: emptied, or dropped and created again. A dbt project with no dlt source leaves
+    no dlt state to find the loss by; the run history, kept in the warehouse, goes with it."""
+    from stackyard.metadata.history import History
+
+    return run_before(files, warehouse.target_name) and not History(warehouse).kept()
