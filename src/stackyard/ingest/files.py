@@ -27,7 +27,7 @@ from stackyard.ingest.csv_quoting import (
 )
 from stackyard.ingest.json_numbers import original_line, without_lines
 from stackyard.ingest.json_text import WHOLE_FILE
-from stackyard.ingest.jsonl_files import stage_jsonl
+from stackyard.ingest.jsonl_files import in_column_case, stage_jsonl
 from stackyard.results import RejectedRow
 
 # dlt data types → the DuckDB type a CSV column must cast to, so that a file whose values no
@@ -132,6 +132,8 @@ def stage_file(
         rejected = _stage_csv(
             con, name, readable, table, display_name, column_types, delimiter, dates
         )
+    # Files spelling a header in different cases (`Name`, `name`) fill one column.
+    in_column_case(con, name, set())
     if not unclosed:
         return rejected
     return sorted(

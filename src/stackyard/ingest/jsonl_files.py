@@ -76,7 +76,7 @@ def stage_jsonl(
             rejected = sorted(
                 [*rejected, *names.rejected], key=lambda r: (r.line is None, r.line or 0)
             )
-    found = _in_column_case(con, name, found)
+    found = in_column_case(con, name, found)
     if nested is not None:
         nested.update(found)
     return rejected
@@ -86,16 +86,18 @@ def _columns(con: Any, name: str) -> list[str]:
     return [str(row[0]) for row in con.execute(f"DESCRIBE {name}").fetchall()]
 
 
-def _in_column_case(con: Any, name: str, found: set[str]) -> set[str]:
+def in_column_case(con: Any, name: str, found: set[str]) -> set[str]:
     """Rename the columns of ``name`` whose column name dlt writes in another case only
-    (``NAME`` is ``name``), so that files spelling a field in different cases fill one column
-    (dlt stopped the load on the two); return ``found`` (JSON columns) as renamed."""
+    (``NAME`` is ``name``), so that files spelling a field (or a CSV header) in different
+    cases fill one column (dlt stopped the load on the two); return ``found`` (JSON columns)
+    as renamed. A file holding both spellings keeps them: dlt's refusal names the two."""
     from stackyard.ingest.json_text import column_name
 
     renamed = {}
-    for column in _columns(con, name):
+    columns = _columns(con, name)
+    for column in columns:
         target = column_name(column)
-        if target != column and target.lower() == column.lower():
+        if target != column and target.lower() == column.lower() and target not in columns:
             quoted = '"' + column.replace('"', '""') + '"'
             con.execute(f'ALTER TABLE {name} RENAME COLUMN {quoted} TO "{target}"')
             renamed[column] = target
