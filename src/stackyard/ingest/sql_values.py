@@ -207,12 +207,14 @@ def postgres_values(table: Any) -> None:
     import sqlalchemy as sa
     from sqlalchemy.dialects.postgresql import INTERVAL
 
+    from stackyard.ingest.sql_text import interval_as_text, json_as_text
+
     refuse_infinite, utc_time, refuse_end_of_day = _decorators()
     for column in table.columns:
         if isinstance(column.type, sa.JSON):
-            column.type = _json_text(column.type)
+            column.type = json_as_text(column.type)
         elif isinstance(column.type, sa.Interval | INTERVAL):  # Postgres' own is no sa.Interval
-            column.type = _interval_text()
+            column.type = interval_as_text()
         elif isinstance(column.type, sa.DateTime):
             column.type = _decorated(column.type, refuse_infinite, table.name, column.name)
         elif isinstance(column.type, sa.Time) and column.type.timezone:
@@ -229,44 +231,6 @@ def reflected_type(kind: Any) -> Any:
     if isinstance(kind, sa.types.TypeDecorator):
         return getattr(kind, "declared", None) or kind.impl_instance
     return kind
-
-
-def _json_text(reflected: Any) -> Any:
-    """A ``json``/``jsonb`` column read as the text Postgres prints for it. Parsed by the
-    driver, ``1.10`` came back as ``1.1`` and an integer beyond 2^53 as a rounded float
-    (ConnectorX and SQLAlchemy both), and a column holding both numbers and objects could not
-    be made one Arrow column (the pyarrow reader failed). The text is stored as the
-    warehouse's json type, which the column still reflects as."""
-    import sqlalchemy as sa
-
-    class JsonText(sa.types.TypeDecorator[Any]):
-        impl = sa.Text
-        cache_ok = True
-
-        def column_expression(self, column: Any) -> Any:
-            return sa.cast(column, sa.Text())
-
-    found = JsonText()
-    found.declared = reflected  # type: ignore[attr-defined]
-    return found
-
-
-def _interval_text() -> Any:
-    """An ``interval`` column read as the text Postgres prints for it (``1 mon 2 days
-    03:00:00``), into a text column: read as a duration, the first load failed (dlt takes no
-    Arrow duration), and a month is no fixed number of seconds to turn it into."""
-    import sqlalchemy as sa
-
-    class IntervalText(sa.types.TypeDecorator[Any]):
-        impl = sa.Text
-        cache_ok = True
-
-        def column_expression(self, column: Any) -> Any:
-            return sa.cast(column, sa.Text())
-
-    found = IntervalText()
-    found.declared = sa.Text()  # type: ignore[attr-defined]
-    return found
 
 
 def _decorated(reflected: Any, decorator: Any, table: str, column: str) -> Any:
