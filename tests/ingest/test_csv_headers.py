@@ -33,3 +33,16 @@ def test_one_file_with_both_spellings_keeps_both_values(tmp_path: Path) -> None:
     (load,) = ctx.run().loads
     assert (load.status, load.rows) == ("loaded", 1), load.error
     assert ctx.sql("select * exclude (_loaded_at, _dlt_load_id) from f.t").rows == ((1, "x", "y"),)
+
+
+def test_a_key_declared_as_its_header_spells_it_still_collapses_and_rejects(
+    tmp_path: Path,
+) -> None:
+    # The header `ID` is staged as dlt's `id`: the key declared `ID` is read as `id` too,
+    # so a row without one is still rejected and a key given twice kept once.
+    files = {"a.csv": "ID,v\n1,old\n,no key\n", "b.csv": "ID,v\n1,new\n2,x\n"}
+    root = file_project(tmp_path, "{t: {glob: '*.csv', primary_key: ID}}", files)
+    ctx = Context(root)
+    (load,) = ctx.run().loads
+    assert (load.status, load.rows, load.rejected) == ("loaded", 2, 1), load.error
+    assert ctx.sql("select id, v from f.t order by id").rows == ((1, "new"), (2, "x"))

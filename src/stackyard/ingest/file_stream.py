@@ -79,9 +79,14 @@ def read_batches(
     import duckdb
 
     from stackyard.ingest.files import source_query, stage_file
+    from stackyard.ingest.jsonl_files import column_case
     from stackyard.ingest.parquet_values import refuse_unheld
 
     size = batch_rows or BATCH_ROWS
+    if file_format != "parquet":
+        # CSV headers and JSONL fields are staged under dlt's spelling where it differs in
+        # case only (`ID` as `id`, jsonl_files.in_column_case): so is the key.
+        key = [column_case(k) for k in key]
     with ExitStack() as stack:
         folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="stackyard-files-"))
         # In memory, spilling to the folder beyond MEMORY_LIMIT: the rows are read back once,

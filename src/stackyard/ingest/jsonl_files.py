@@ -86,18 +86,28 @@ def _columns(con: Any, name: str) -> list[str]:
     return [str(row[0]) for row in con.execute(f"DESCRIBE {name}").fetchall()]
 
 
+def column_case(field: str) -> str:
+    """The name :func:`in_column_case` gives a field: dlt's, where it differs in case only.
+
+    >>> column_case("ID"), column_case("Order ID"), column_case("id")
+    ('id', 'Order ID', 'id')
+    """
+    from stackyard.ingest.json_text import column_name
+
+    target = column_name(field)
+    return target if target != field and target.lower() == field.lower() else field
+
+
 def in_column_case(con: Any, name: str, found: set[str]) -> set[str]:
     """Rename the columns of ``name`` whose column name dlt writes in another case only
     (``NAME`` is ``name``), so that files spelling a field (or a CSV header) in different
     cases fill one column (dlt stopped the load on the two); return ``found`` (JSON columns)
     as renamed. A file holding both spellings keeps them: dlt's refusal names the two."""
-    from stackyard.ingest.json_text import column_name
-
     renamed = {}
     columns = _columns(con, name)
     for column in columns:
-        target = column_name(column)
-        if target != column and target.lower() == column.lower() and target not in columns:
+        target = column_case(column)
+        if target != column and target not in columns:
             quoted = '"' + column.replace('"', '""') + '"'
             con.execute(f'ALTER TABLE {name} RENAME COLUMN {quoted} TO "{target}"')
             renamed[column] = target
