@@ -173,3 +173,25 @@ def test_a_python_sources_duplicate_keys_are_reported_as_dlt_keeps_them(tmp_path
     # Before: "1 rows sharing a key collapsed (the latest kept)", while the table held "first".
     assert "1 row sharing a key collapsed (one per key, as dlt read them)" in done.stdout
     assert kept == (("first",),)
+
+
+def test_a_function_the_file_does_not_define_is_refused_before_anything_runs(
+    tmp_path: Path,
+) -> None:
+    # Before: a failed load (exit 1), after the other sources had loaded.
+    from typer.testing import CliRunner
+
+    from stackyard.cli.main import app
+
+    project = tmp_path / "p"
+    init_project(project)
+    (project / "sources" / "feed.py").write_text(FEED)
+    (project / "sources" / "feed.json").write_text('[{"id": 1}]')
+    yml = project / "stackyard.yml"
+    entry = "sources:\n  feed:\n    kind: python\n    path: sources/feed.py\n    function: fed\n"
+    yml.write_text(yml.read_text().replace("sources: {}\n", entry))
+    result = CliRunner().invoke(app, ["run", "-p", str(project)])
+    assert result.exit_code == 2, result.output
+    assert "sources.feed.function: fed: sources/feed.py defines no 'fed'" in result.output
+    assert "did you mean 'feed'" in result.output and "nothing was run" in result.output
+    assert not (project / ".stackyard" / "dev.duckdb").exists()

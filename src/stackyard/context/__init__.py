@@ -161,10 +161,13 @@ class Context(RunbookMethods):
                 f"--engine takes dbt, auto or sql, not {engine!r}"
                 + did_you_mean(engine, ("dbt", "auto", "sql"))
             )
+        chosen = [s for s in select if s in self.config.sources] or [
+            n for n, s in self.config.sources.items() if s.enabled and not select
+        ]
+        from stackyard.runbooks.source_schemas import check_functions
+
+        check_functions(self.config, self.project_dir, chosen)
         if full_refresh and refresh is None:
-            chosen = [s for s in select if s in self.config.sources] or [
-                n for n, s in self.config.sources.items() if s.enabled and not select
-            ]
             refresh = {s: () for s in chosen}
         job = RunJob(
             session,

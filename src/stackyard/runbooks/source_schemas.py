@@ -8,7 +8,7 @@ from pathlib import Path
 
 from stackyard.config.model import ProjectConfig
 from stackyard.config.sources import PythonSource, SourceBase
-from stackyard.errors import UsageError, WarehouseError, did_you_mean
+from stackyard.errors import ConfigError, UsageError, WarehouseError, did_you_mean
 from stackyard.metadata.schema import METADATA_SCHEMA
 from stackyard.warehouse.base import Warehouse
 
@@ -169,15 +169,48 @@ def check_local_paths(name: str, source: SourceBase, project_dir: Path) -> None:
 
 def _check_function(name: str, source: PythonSource, project_dir: Path) -> None:
     """A missing function was found only by the first load, as a failed load (exit 1)."""
+    missing = _missing_function(source, project_dir)
+    if missing is not None:
+        said, listed = missing
+        raise UsageError(
+            f"--function {said}",
+            hint=f"pass the function that returns your @dlt.source (functions in the file: "
+            f"{listed}); nothing was created or changed for source '{name}'",
+        )
+
+
+def check_functions(config: ProjectConfig, project_dir: Path, names: Sequence[str]) -> None:
+    """Refuse a run whose ``python`` sources (of ``names``) name a function their file does
+    not define: it was a failed load (exit 1), after the other sources had loaded.
+
+    Raises:
+        ConfigError: the function is not in the file, with the functions that are.
+    """
+    for name in names:
+        source = config.sources.get(name)
+        if not isinstance(source, PythonSource) or not (project_dir / source.path).is_file():
+            continue  # a missing file is the load's to say, as it always was
+        missing = _missing_function(source, project_dir)
+        if missing is not None:
+            said, listed = missing
+            raise ConfigError(
+                f"stackyard.yml: sources.{name}.function: {said}",
+                hint=f"set it to the function that returns your @dlt.source (functions in "
+                f"the file: {listed}); nothing was run",
+            )
+
+
+def _missing_function(source: PythonSource, project_dir: Path) -> tuple[str, str] | None:
+    """What is wrong with ``source.function`` and the file's functions, or None when the
+    file defines it (or only running the file can tell)."""
     from stackyard.ingest.python_source import defined_names
 
     functions, names = defined_names(project_dir / source.path)
     if names is None or source.function in names:
-        return  # there, or only running the file can tell: the first load says
+        return None
     listed = ", ".join(functions) if functions else "none"
-    raise UsageError(
-        f"--function {source.function}: {source.path} defines no '{source.function}'"
-        f"{did_you_mean(source.function, functions)}",
-        hint=f"pass the function that returns your @dlt.source (functions in the file: "
-        f"{listed}); nothing was created or changed for source '{name}'",
+    said = (
+        f"{source.function}: {source.path} defines no '{source.function}'"
+        f"{did_you_mean(source.function, functions)}"
     )
+    return said, listed
