@@ -102,7 +102,7 @@ def in_column_case(con: Any, name: str, found: set[str]) -> set[str]:
     """Rename the columns of ``name`` whose column name dlt writes in another case only
     (``NAME`` is ``name``), so that files spelling a field (or a CSV header) in different
     cases fill one column (dlt stopped the load on the two); return ``found`` (JSON columns)
-    as renamed. A file holding both spellings keeps them: dlt's refusal names the two."""
+    as renamed. A name another column of the file already has is left as it is."""
     renamed = {}
     columns = _columns(con, name)
     for column in columns:
