@@ -14,6 +14,7 @@ from sqlglot import exp
 from typer.testing import CliRunner
 
 from stackyard.cli.main import app
+from stackyard.config.edit import ProjectFile
 from stackyard.context import Context
 from stackyard.errors import ConfigError
 from stackyard.infra.plan import diff
@@ -156,3 +157,41 @@ def test_off_snowflake_a_snowpipe_source_loads_its_files_as_the_filesystem_kind(
         assert ctx.run().ok
         rows = ctx.sql("select order_id, amount from events.orders order by 1").rows
     assert [(int(r[0]), float(r[1])) for r in rows] == [(1, 9.5), (2, 13.0), (3, 1.0)]
+
+
+def test_off_snowflake_a_snowpipe_csv_takes_the_delimiter_and_date_order_it_is_asked_for(
+    tmp_path: Path,
+) -> None:
+    """The refusals of a CSV read with the wrong delimiter or with dates in no fixed order
+    ask for `delimiter` and `date_format` on the table: a snowpipe table refused both as
+    unknown keys, so a snowpipe source of such files could not be loaded at all."""
+    from stackyard.project import init_project
+
+    root = tmp_path / "shop"
+    init_project(root)
+    landing = root / "landing" / "orders"
+    landing.mkdir(parents=True)
+    (landing / "a.csv").write_text("order_id;placed\n1;2026-12-01\n2;2026-12-02\n")
+    args = ["source", "add", "events", "--kind", "external", "--loader", "snowpipe",
+            "--table", "orders=orders/*.csv", "--primary-key", "orders=order_id",
+            "-p", str(root), "--json"]  # fmt: skip
+    refused = CliRunner().invoke(app, [*args, "--delimiter", ";"])
+    assert refused.exit_code == 2 and "--stage-url" in refused.output, refused.output
+    added = CliRunner().invoke(app, [*args, "--stage-url", "landing", "--delimiter", ";"])
+    assert added.exit_code == 0, added.output
+    assert sum(t["rows"] for t in json.loads(added.output)["load"]["tables"]) == 2
+
+    (landing / "b.csv").write_text("order_id;placed\n3;03/04/2026\n4;13/04/2026\n")
+    edited = ProjectFile(root / "stackyard.yml")
+    assert edited.sources()["events"]["tables"]["orders"]["delimiter"] == ";"
+    with Context(root) as ctx:
+        assert not ctx.run().ok  # day or month first: refused until the table says
+    edited.sources()["events"]["tables"]["orders"]["date_format"] = "%d/%m/%Y"
+    edited.save()
+    with Context(root) as ctx:
+        assert ctx.config.sources["events"].tables["orders"].date_format == "%d/%m/%Y"
+        assert ctx.run().ok
+        rows = ctx.sql("select order_id, cast(placed as varchar) from events.orders order by 1")
+    assert [(int(r[0]), r[1]) for r in rows.rows] == [
+        (1, "2026-12-01"), (2, "2026-12-02"), (3, "2026-04-03"), (4, "2026-04-13"),
+    ]  # fmt: skip

@@ -194,7 +194,8 @@ def register(app: typer.Typer) -> None:
             str | None, typer.Option(help="external, snowpipe: the files' URL (s3://…).")
         ] = None,
         delimiter: Annotated[
-            str | None, typer.Option(help="filesystem: the CSV files' field separator (default ,).")
+            str | None,
+            typer.Option(help="filesystem, snowpipe: the CSV files' field separator (default ,)."),
         ] = None,
         path: Annotated[str | None, typer.Option(help="python: sources/<file>.py.")] = None,
         function: Annotated[str | None, typer.Option(help="python: the @dlt.source.")] = None,

@@ -107,6 +107,15 @@ class ExternalTable(StrictModel):
     format: Literal["csv", "jsonl", "parquet"] | None = Field(
         None, description="snowpipe: the files' format; default: from the glob's extension."
     )
+    # Off Snowflake the files are read as a filesystem table's are, and its refusals of a
+    # CSV read with the wrong delimiter or in no fixed date order ask for these settings.
+    delimiter: str = Field(",", description="snowpipe, CSV files: the field separator.")
+    date_format: str | None = Field(
+        None, description="snowpipe, CSV files: dates not year first, e.g. '%d/%m/%Y'."
+    )
+    timestamp_format: str | None = Field(
+        None, description="snowpipe, CSV files: the same for timestamps."
+    )
 
 
 class ExternalSource(SourceBase):
@@ -119,6 +128,7 @@ class ExternalSource(SourceBase):
         "primary_key",
         "loaded_at",
         "stage_url",
+        "delimiter",
     )
 
     kind: Literal["external"]
@@ -207,6 +217,9 @@ class ExternalSource(SourceBase):
                     glob=spec.glob or f"{t}/*.jsonl",
                     format=spec.format,
                     primary_key=spec.primary_key,
+                    delimiter=spec.delimiter,
+                    date_format=spec.date_format,
+                    timestamp_format=spec.timestamp_format,
                 )
                 for t, spec in self.tables.items()
             },
@@ -233,7 +246,16 @@ class ExternalSource(SourceBase):
         tables: dict[str, dict[str, Any]] = {}
         # TABLE, or TABLE=GLOB for snowpipe (the table's files under --stage-url)
         for name, _, glob in (str(t).partition("=") for t in options.get("table") or []):
-            tables[name] = {k: v for k, v in (("primary_key", keys.get(name)), ("glob", glob)) if v}
+            given = (("primary_key", keys.get(name)), ("glob", glob))
+            tables[name] = {k: v for k, v in given if v}
+        if options.get("delimiter"):
+            if not options.get("stage_url"):
+                raise UsageError(
+                    "--delimiter is for files: a snowpipe source's (with --stage-url) or a "
+                    "filesystem source's"
+                )
+            for spec in tables.values():
+                spec["delimiter"] = options["delimiter"]
         _only_named_tables(list(tables), keys, {})
         if options.get("stage_url") and not tables:
             raise UsageError(
