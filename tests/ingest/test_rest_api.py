@@ -130,6 +130,24 @@ def test_two_versions_of_a_key_keep_the_later_one(
     assert ctx.sql("select name from crm.customers where id = 1").rows == (("later",),)
 
 
+def test_a_customer_without_an_id_is_rejected_and_the_others_load(
+    api: tuple[ApiState, str], tmp_path: Path
+) -> None:
+    state, url = api
+    ctx = project_for(tmp_path, url)
+    nameless = dict(state.customers[1], id=None, name="no id", updated_at="2026-03-01T00:00:00Z")
+    del state.customers[1]["id"]  # absent, not only null
+    state.customers.append(nameless)
+    result = ctx.run()
+    assert result.ok, result.to_dict()
+    (load,) = result.loads
+    assert load.rejected == 2
+    assert {t.table: t.rows for t in load.tables} == {"customers": 34}
+    assert ctx.sql("select count(*), count(id) from crm.customers").rows == ((34, 34),)
+    rejected = ctx.sql("select table_name, reason from crm._rejected_rows order by 1").rows
+    assert rejected == (("customers", "no value for the key column id"),) * 2
+
+
 def test_timestamps_in_other_offsets_are_placed_by_their_instant(
     api: tuple[ApiState, str], tmp_path: Path
 ) -> None:
