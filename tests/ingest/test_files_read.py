@@ -67,9 +67,32 @@ def test_rows_without_a_key_value_are_rejected_and_the_rest_load(tmp_path: Path)
     (load,) = ctx.run().loads
     assert (load.status, load.rows, load.rejected) == ("loaded", 2, 2), load.error
     assert _rows(ctx) == ((1, "one"), (2, "two"))
-    rejected = ctx.sql("select file, column_name, reason, raw from f._rejected_rows").rows
-    assert [r[:3] for r in rejected] == [("a.jsonl", "id", "no value for the key column id")] * 2
-    assert '"no id"' in rejected[0][3]
+    rejected = ctx.sql("select file, column_name, reason from f._rejected_rows").rows
+    assert rejected == (("a.jsonl", "id", "no value for the key column id"),) * 2
+
+
+def test_a_row_without_a_key_value_names_its_line_and_quotes_it_as_the_file_holds_it(
+    tmp_path: Path,
+) -> None:
+    """Such rows had no line and their text re-encoded as JSON (`{"v":"no id","id":null}`),
+    where every other rejected row names its line and quotes the file."""
+    jsonl = (
+        '\ufeff{"id": 1, "v": "one"}\n\nnot json\n{"v":   "no id"}\r\n'
+        '{"id": 2, "v": "two"}\n{"id": null, "v": "null id"}\n'
+    )
+    csv = 'id,v\n1,"two\nlines"\n,"no\nid"\n\n3,x,extra\n2,b\n,"last"\n'
+    for name, glob, content, expected in (
+        ("a.jsonl", "*.jsonl", jsonl,
+         [(3, "not json"), (4, '{"v":   "no id"}'), (6, '{"id": null, "v": "null id"}')]),
+        ("a.csv", "*.csv", csv, [(4, ',"no\nid"'), (7, "3,x,extra"), (9, ',"last"')]),
+    ):  # fmt: skip
+        root = file_project(tmp_path / name, f"{{t: {{glob: '{glob}', primary_key: id}}}}")
+        (root / "sources" / "files" / name).write_text(content, newline="")
+        ctx = Context(root)
+        (load,) = ctx.run().loads
+        assert (load.status, load.rows, load.rejected) == ("loaded", 2, 3), load.error
+        rows = ctx.sql("select line, raw from f._rejected_rows order by line").rows
+        assert list(rows) == expected, rows
 
 
 def test_a_rejected_record_names_its_line_and_quotes_it_as_the_file_holds_it(

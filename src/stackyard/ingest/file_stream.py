@@ -120,9 +120,10 @@ def read_batches(
                         nested=nested,
                         dates=dates,
                     )
+                    if key:
+                        at = (path, file_format, delimiter)
+                        rejected += _without_key(con, name, key, table, shown, at, rejected)
                 query, scratch = f"SELECT * FROM {name}", name
-                if key:
-                    rejected += _without_key(con, name, key, table, shown)
             if file_format == "parquet":
                 refuse_unheld(con, query, shown)
             count = int(con.execute(f"SELECT count(*) FROM ({query})").fetchall()[0][0])
@@ -302,10 +303,19 @@ def _unified(con: Any, files: list[_File]) -> Any:
 
 
 def _without_key(
-    con: Any, name: str, key: Sequence[str], table: str, display_name: str
+    con: Any,
+    name: str,
+    key: Sequence[str],
+    table: str,
+    display_name: str,
+    file: tuple[str, str, str],
+    set_aside: Sequence[RejectedRow],
 ) -> list[RejectedRow]:
     """Take the rows with no value for a key column out of the scratch table ``name`` (a merge
-    cannot place them; dlt refused the whole load over one), as rejected rows."""
+    cannot place them; dlt refused the whole load over one), as rejected rows with their
+    line and text as the file (``file``: path, format, delimiter) holds them."""
+    from stackyard.ingest.record_lines import rows_in_file
+
     present = {str(row[0]) for row in con.execute(f"DESCRIBE {name}").fetchall()}
     # Under the key's own names only: a header dlt renames later ("Order ID") is left to it.
     columns = [k for k in key if k in present]
@@ -319,15 +329,19 @@ def _without_key(
     ).fetchall()
     if not found:
         return []
+    rows = int(con.execute(f"SELECT count(*) FROM {name}").fetchall()[0][0])
+    lines = [r.line for r in set_aside]
+    at = rows_in_file(*file, lines, rows, {int(row[0]) for row in found})
     # Rebuilt rather than deleted from: the key's winners are found by dense row numbers.
     con.execute(
         f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM {name} WHERE NOT ({empty}) ORDER BY rowid"
     )
     rejected = []
-    for _, raw, *gone in found:
+    for rowid, raw, *gone in found:
         column = next(k for k, empty_here in zip(columns, gone, strict=True) if empty_here)
         reason = f"no value for the key column {column}"
-        rejected.append(RejectedRow(table, display_name, None, column, reason, raw))
+        line, text = at.get(int(rowid), (None, raw))
+        rejected.append(RejectedRow(table, display_name, line, column, reason, text))
     return rejected
 
 
