@@ -40,6 +40,14 @@ def register(app: typer.Typer) -> None:
                 "--project", help="A new folder for the stackyard project, pointing at PATH."
             ),
         ] = None,
+        profiles_dir: Annotated[
+            Path | None,
+            typer.Option(
+                "--profiles-dir",
+                help="The folder of the team's profiles.yml (default: as dbt finds it); its "
+                "outputs become targets.",
+            ),
+        ] = None,
         as_json: JsonOpt = False,
     ) -> None:
         """Wire an existing dbt project into a stackyard project, unchanged: stackyard.yml
@@ -52,7 +60,11 @@ def register(app: typer.Typer) -> None:
             with Context(folder) as context:
                 return context.transform_inventory()
 
-        report = _guard(lambda: adopt_and_report(path, project, inspect, in_place=in_place))
+        report = _guard(
+            lambda: adopt_and_report(
+                path, project, inspect, in_place=in_place, profiles_dir=profiles_dir
+            )
+        )
         if as_json:
             _print_json(report.to_dict())
             raise typer.Exit(report.exit_code)
@@ -65,6 +77,21 @@ def register(app: typer.Typer) -> None:
             out.print(
                 f"  its profile '{adopted.profile}' is generated into .stackyard/dbt from "
                 "stackyard.yml's targets; the project's own profiles are left as they are",
+                highlight=False,
+            )
+        team = adopted.profile_targets
+        if team.targets:
+            out.print(
+                f"  targets from {team.found_in}: {', '.join(team.targets)} (the default stays "
+                f"{adopted.sandbox}, a new DuckDB file)",
+                highlight=False,
+            )
+        for line in team.left_out:
+            out.print(f"  not adopted: {line}", highlight=False, markup=False)
+        if team.secrets:
+            out.print(
+                f"  secrets written in {team.found_in} went to .stackyard/secrets.toml: "
+                f"{', '.join(team.secrets)}",
                 highlight=False,
             )
         if adopted.vars:

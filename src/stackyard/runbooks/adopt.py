@@ -12,8 +12,8 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +21,14 @@ import yaml
 
 from stackyard.config.loader import PROJECT_FILE
 from stackyard.config.private import PRIVATE_DIR, write_private
+from stackyard.config.secrets import SECRETS_FILE
 from stackyard.errors import StackyardError, UsageError
+from stackyard.runbooks.adopt_profiles import (
+    ProfileTargets,
+    profile_targets,
+    profiles_file,
+    toml_lines,
+)
 from stackyard.transform.dbt_project import read_dbt_project
 
 if TYPE_CHECKING:
@@ -37,10 +44,10 @@ _YML = """\
 name: {name}
 
 targets:
-  dev:                       # an embedded DuckDB file inside this folder
+  {sandbox}:{pad}# an embedded DuckDB file inside this folder
     type: duckdb
     path: .stackyard/dev.duckdb
-
+{profile_targets}{defaults}
 transform:
   path: {path}
   profiles_dir: .stackyard/dbt
@@ -60,6 +67,9 @@ class Adopted:
         name: the dbt project's name; profile: the profile it asks for.
         vars: the vars its dbt_project.yml declares (names).
         checksums: ``{relative path: sha256}`` of the dbt project's own files when adopted.
+        profile_targets: what the team's dbt profile gave (targets, secrets, outputs left
+            out).
+        sandbox: the new DuckDB target, the default (``dev`` unless the profile has one).
     """
 
     project_dir: Path
@@ -68,6 +78,8 @@ class Adopted:
     profile: str
     vars: tuple[str, ...]
     checksums: dict[str, str]
+    profile_targets: ProfileTargets = field(default_factory=ProfileTargets)
+    sandbox: str = "dev"
 
 
 @dataclass(frozen=True)
@@ -106,6 +118,10 @@ class AdoptReport:
             "name": a.name,
             "profile": a.profile,
             "vars": list(a.vars),
+            "targets": [a.sandbox, *a.profile_targets.targets],
+            "default_target": a.sandbox,
+            "profiles_file": str(a.profile_targets.found_in or "") or None,
+            "not_adopted": list(a.profile_targets.left_out),
             "models": f.models if f else None,
             "seeds": f.seeds if f else None,
             "snapshots": f.snapshots if f else None,
@@ -125,6 +141,8 @@ def adopt_and_report(
     inspect: Callable[[Path], Inventory],
     *,
     in_place: bool = False,
+    profiles_dir: Path | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> AdoptReport:
     """Write the wiring (:func:`adopt_dbt`), then let dbt parse the project through it.
 
@@ -133,6 +151,8 @@ def adopt_and_report(
         project_dir: the new stackyard project's folder; ``None``: in place.
         inspect: what dbt finds in the stackyard project at a path (the caller opens it).
         in_place: asked for explicitly (the default when ``project_dir`` is ``None``).
+        profiles_dir: where the team's profiles.yml is (default: found as dbt finds it).
+        environ: the environment dbt would see (``DBT_PROFILES_DIR``, ``HOME``).
 
     Raises:
         UsageError: both ``in_place`` and ``project_dir``, or as :func:`adopt_dbt`; nothing
@@ -140,7 +160,9 @@ def adopt_and_report(
     """
     if in_place and project_dir is not None:
         raise UsageError("give --in-place or --project DIR, not both")
-    adopted = adopt_dbt(dbt_dir, project_dir=project_dir)
+    adopted = adopt_dbt(
+        dbt_dir, project_dir=project_dir, profiles_dir=profiles_dir, environ=environ
+    )
     there = {name for name in DBT_OUTPUTS if (adopted.dbt_dir / name).exists()}
     found: Inventory | None = None
     problem: StackyardError | None = None
@@ -155,17 +177,25 @@ def adopt_and_report(
     return AdoptReport(adopted, found, problem, unchanged, wrote)
 
 
-def adopt_dbt(dbt_dir: Path, *, project_dir: Path | None = None) -> Adopted:
+def adopt_dbt(
+    dbt_dir: Path,
+    *,
+    project_dir: Path | None = None,
+    profiles_dir: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Adopted:
     """Write a stackyard project around the dbt project in ``dbt_dir``.
 
     Args:
         dbt_dir: the folder holding ``dbt_project.yml``.
         project_dir: a new (or empty) folder for the stackyard project; ``None`` puts
             ``stackyard.yml`` in ``dbt_dir`` itself (in place).
+        profiles_dir: the folder of the team's profiles.yml; default: as dbt finds it.
+        environ: the environment dbt would see; default: ``os.environ``.
 
     Raises:
-        UsageError: ``dbt_dir`` is not a dbt project, or the stackyard project folder is
-            taken. Nothing is written then.
+        UsageError: ``dbt_dir`` is not a dbt project, the stackyard project folder is
+            taken, or the team's profiles.yml cannot be read. Nothing is written then.
         ConfigError: its ``dbt_project.yml`` cannot be read (dbt cannot read it either).
             Nothing is written then.
     """
@@ -190,24 +220,50 @@ def adopt_dbt(dbt_dir: Path, *, project_dir: Path | None = None) -> Adopted:
             f"{target} already exists and is not empty",
             hint="choose a new folder for the stackyard project, or use --in-place",
         )
+    profile = str(data.get("profile") or "")
+    found = profiles_file(dbt_dir, profiles_dir, os.environ if environ is None else environ)
+    team = profile_targets(found, profile, dbt_dir, target)
+    sandbox = next(n for n in ("dev", "sandbox", "stackyard_dev") if n not in team.targets)
     checksums = project_checksums(dbt_dir)
     target.mkdir(parents=True, exist_ok=True)
     # Local state (the DuckDB file, secrets, generated profiles) stays out of git, without
     # touching the project's own .gitignore.
     write_private(target / PRIVATE_DIR / ".gitignore", "*\n")
+    if team.secrets:
+        secrets = target / SECRETS_FILE
+        kept = secrets.read_text(encoding="utf-8") if secrets.is_file() else ""
+        new = {k: v for k, v in team.secrets.items() if not re.search(rf"(?m)^{k}\s*=", kept)}
+        write_private(secrets, kept + toml_lines(new))
     path = Path(os.path.relpath(dbt_dir, target)).as_posix()
     name = project_name(str(data.get("name") or dbt_dir.name))
-    (target / PROJECT_FILE).write_text(
-        _YML.format(name=name, path=_yaml_str(path)), encoding="utf-8"
+    text = _YML.format(
+        name=name,
+        path=_yaml_str(path),
+        sandbox=sandbox,
+        pad=" " * max(1, 26 - len(sandbox)),
+        profile_targets=_targets_yaml(team, profile),
+        defaults=f"\ndefaults:\n  target: {sandbox}\n" if sandbox != "dev" else "",
     )
+    (target / PROJECT_FILE).write_text(text, encoding="utf-8")
     return Adopted(
         project_dir=target,
         dbt_dir=dbt_dir,
         name=str(data.get("name") or dbt_dir.name),
-        profile=str(data.get("profile") or ""),
+        profile=profile,
         vars=tuple(str(v) for v in (data.get("vars") or {})),
         checksums=checksums,
+        profile_targets=team,
+        sandbox=sandbox,
     )
+
+
+def _targets_yaml(team: ProfileTargets, profile: str) -> str:
+    """The profile's outputs as entries under ``targets:``."""
+    if not team.targets:
+        return ""
+    dumped = yaml.safe_dump(team.targets, sort_keys=False, default_flow_style=False)
+    body = "".join(f"  {line}\n" for line in dumped.splitlines())
+    return f"  # from the dbt profile '{profile}' in {team.found_in}\n{body}"
 
 
 def project_checksums(dbt_dir: Path) -> dict[str, str]:

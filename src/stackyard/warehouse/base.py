@@ -192,6 +192,8 @@ class Warehouse(ABC):
             cannot, and a row holding one is kept out of the load with its reason.
         SQL_BUILD: ``run --engine auto|sql`` may run dbt's compiled SQL here itself (the
             plan in runner/sql_plan.py is written for DuckDB's and Postgres's DDL).
+        DBT_OUTPUT: ``adopt dbt`` reads a dbt profile's output of this type: each setting of
+            dbt's adapter to the target settings it fills (none: read and dropped).
     """
 
     KIND: ClassVar[str]
@@ -225,6 +227,7 @@ class Warehouse(ABC):
     SQL_BUILD: ClassVar[bool] = False
     #: Column names match whatever their case, quoted or not (DuckDB).
     CASE_INSENSITIVE_COLUMNS: ClassVar[bool] = False
+    DBT_OUTPUT: ClassVar[dict[str, tuple[str, ...]]] = {}
 
     def __init__(self, target_name: str, config: Any, project_dir: Path, secrets: Secrets):
         self.target_name = target_name

@@ -58,6 +58,12 @@ class SnowflakeWarehouse(_RemoteOnly):
     SUPPORTS_KEY_PAIR_AUTH: ClassVar[bool] = True
     # https://docs.snowflake.com/en/user-guide/data-load-snowpipe-intro
     SNOWPIPE: ClassVar[bool] = True
+    # dbt builds as the output's role, in its database and warehouse: stackyard's transformer.
+    DBT_OUTPUT: ClassVar[dict[str, tuple[str, ...]]] = {
+        **{key: (key,) for key in ("account", "user", "schema", "threads", "password")},
+        **{key: (key,) for key in ("private_key", "private_key_passphrase")},
+        **{key: (key, f"transform.{key}") for key in ("role", "warehouse", "database")},
+    }
     DIALECT: ClassVar[str] = "snowflake"
     DRIVER = "snowflake-connector-python and dbt-snowflake"
     REVIEW_HINT = (
@@ -140,6 +146,13 @@ class BigQueryWarehouse(_RemoteOnly):
 
     KIND: ClassVar[str] = "bigquery"
     STORAGE: ClassVar[str] = "cloud"
+    # OAuth only: a key file's settings are not read, so an output with one is left out.
+    DBT_OUTPUT: ClassVar[dict[str, tuple[str, ...]]] = {
+        **{key: (key,) for key in ("project", "dataset", "location", "threads")},
+        "database": ("project",),
+        "schema": ("dataset",),
+        "method": (),
+    }
     TIME_TRAVEL: ClassVar[str | None] = "system_time"
     GRANTS_IN_CATALOG: ClassVar[bool] = False
     DIALECT: ClassVar[str] = "bigquery"

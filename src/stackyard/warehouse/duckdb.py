@@ -52,6 +52,11 @@ class DuckDBWarehouse(Warehouse):
 
     KIND: ClassVar[str] = "duckdb"
     STORAGE: ClassVar[str] = "file"
+    DBT_OUTPUT: ClassVar[dict[str, tuple[str, ...]]] = {
+        "path": ("path",),
+        "schema": ("schema",),
+        "threads": ("threads",),
+    }
     EXPLAIN_ESTIMATES: ClassVar[bool] = True
     SQL_BUILD: ClassVar[bool] = True
     DBT_SUBQUERY_ALIAS: ClassVar[bool] = False

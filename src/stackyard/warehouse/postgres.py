@@ -55,6 +55,13 @@ class PostgresWarehouse(Warehouse):
     """A Postgres database, autocommit by default; :meth:`transaction` groups statements."""
 
     KIND: ClassVar[str] = "postgres"
+    DBT_OUTPUT: ClassVar[dict[str, tuple[str, ...]]] = {
+        **{key: (key,) for key in ("host", "port", "user", "password", "schema", "sslmode")},
+        **{key: (key,) for key in ("threads", "connect_timeout")},
+        "pass": ("password",),
+        "dbname": ("database",),
+        "database": ("database",),
+    }
     DIALECT: ClassVar[str] = "postgres"
     IDENTIFIER_QUOTE: ClassVar[str | None] = '"'
     SUPPORTS_ROLES = True
