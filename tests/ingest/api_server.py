@@ -36,6 +36,10 @@ class ApiState:
     # server does not read back: every request gets the first page, with a next_cursor for
     # the first nine).
     paging: str = "numbered"
+    # Rows sent as this JSON text instead of as themselves, by id (a field given twice,
+    # which a dict cannot hold), and an answer sent as it is instead of the page.
+    raw_rows: dict[int, str] = field(default_factory=dict)
+    raw_answer: bytes | None = None
 
     def after(self, row: dict[str, Any], since: str) -> bool:
         """Whether ``?since=`` returns the row (timestamps compared as instants, as an API
@@ -114,7 +118,17 @@ def _handler(state: ApiState) -> type[BaseHTTPRequestHandler]:
                 body = {"data": chunk}
                 if len(state.requests) < 10:  # a client that loops on it still ends
                     body["next_cursor"] = f"after-{page}"
-            self._send(200, json.dumps(body).encode())
+            if state.raw_answer is not None:
+                self._send(200, state.raw_answer)
+                return
+            placed = {f"@@raw{i}@@": t for i, t in state.raw_rows.items()}
+            body["data"] = [
+                f"@@raw{r['id']}@@" if r.get("id") in state.raw_rows else r for r in body["data"]
+            ]
+            text = json.dumps(body)
+            for mark, raw in placed.items():
+                text = text.replace(f'"{mark}"', raw)
+            self._send(200, text.encode())
 
     return Handler
 

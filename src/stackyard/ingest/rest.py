@@ -109,8 +109,22 @@ def _instant(value: Any) -> datetime | None:
 
 
 def build_rest(name: str, config: RestApiSource, context: Any) -> list[Any]:
-    """The ``rest_api`` kind's builder (see :mod:`stackyard.ingest.sources`)."""
-    return rest_resources(name, config, context.secrets)
+    """The ``rest_api`` kind's builder (see :mod:`stackyard.ingest.sources`): a record
+    giving a field twice goes to the rejected rows (:mod:`stackyard.ingest.rest_json`)."""
+    from stackyard.ingest.rest_json import without_twice_named
+    from stackyard.ingest.stamping import whole_pages
+
+    resources = rest_resources(name, config, context.secrets)
+    for resource in resources:
+
+        def reject_twice_named(item: Any, table: str = resource.name) -> Any:
+            item, rejected = without_twice_named(item, table)
+            if rejected:
+                context.build.reject(rejected)
+            return item
+
+        resource.add_step(whole_pages(reject_twice_named), insert_at=1)
+    return resources
 
 
 def rest_resources(name: str, config: RestApiSource, secrets: Secrets) -> list[Any]:
@@ -149,9 +163,16 @@ def retrying_session(retries: RestRetries) -> Any:
         # deadline is set in send(): every request, whoever builds it, waits at most
         # timeout_seconds to connect and timeout_seconds between bytes of the answer.
         def send(self, request: Any, **kwargs: Any) -> Any:
+            from functools import partial
+
+            from stackyard.ingest.rest_json import read_answer
+
             if kwargs.get("timeout") is None:
                 kwargs["timeout"] = retries.timeout_seconds
-            return super().send(request, **kwargs)
+            response = super().send(request, **kwargs)
+            # Read so that a record giving a field twice is seen (Python keeps the last).
+            response.json = partial(read_answer, response)  # type: ignore[method-assign]
+            return response
 
     class _Retry(Retry):
         # A refused connection (nothing listens there) is not tried again request by

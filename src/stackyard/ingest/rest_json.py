@@ -1,0 +1,133 @@
+"""A REST API's answer read as JSON, keeping apart the records that give a name twice.
+
+JSON allows an object to give a name twice (``{"amount": 1, "amount": 2}``), and Python's
+reader keeps the last value: the first was lost without a word. Two names that differ only
+in case (``name``, ``NAME``) load into one column, so one value would be lost too. The answer
+is read with a hook that notes such objects; a record holding one, at any depth, is rejected
+with the reason and the record as the API sent it, and the other records load, as a JSONL
+line or a stream event is. An answer whose own top-level object gives a name twice (two
+``data`` arrays) stops the load, naming it: which of its records were meant cannot be told.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from stackyard.errors import LoadError
+from stackyard.ingest.json_names import NamedInTwoCases, each_name_once_in_any_case
+from stackyard.ingest.json_numbers import NamedTwice
+from stackyard.results import RejectedRow
+
+
+class _Flagged(dict[str, Any]):
+    """An object that gives a name twice, or holds one that does: its values as Python reads
+    them, the name and why."""
+
+    name: str = ""
+    reason: str = ""
+
+
+class _Twice(_Flagged):
+    """The object that gives the name twice, with its pairs as sent."""
+
+    def __init__(self, pairs: list[tuple[str, Any]], name: str, reason: str) -> None:
+        super().__init__(pairs)
+        self.pairs, self.name, self.reason = pairs, name, reason
+
+
+class _Holding(_Flagged):
+    """An object with a :class:`_Twice` inside it."""
+
+
+def read_answer(response: Any, **kwargs: Any) -> Any:
+    """``response.json()``, objects giving a name twice flagged (see the module).
+
+    Raises:
+        LoadError: the answer's top-level object gives a name twice.
+    """
+    flagged: list[_Twice] = []
+
+    def hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        try:
+            return each_name_once_in_any_case(pairs)
+        except (NamedTwice, NamedInTwoCases) as exc:
+            twice = _Twice(pairs, exc.name, exc.reason)
+            flagged.append(twice)
+            return twice
+
+    value = json.loads(response.content, object_pairs_hook=hook, **kwargs)
+    if not flagged:
+        return value
+    if isinstance(value, _Twice):
+        raise LoadError(
+            f"the answer of {getattr(response, 'url', 'the API')}: {value.reason}",
+            hint="ask the API's owners to send each field once; nothing of it was loaded",
+        )
+    return _marked(value)
+
+
+def _marked(value: Any) -> Any:
+    """``value`` with every object that holds a :class:`_Twice` made a :class:`_Holding`."""
+    if isinstance(value, list):
+        return [_marked(v) for v in value]
+    if not isinstance(value, dict):
+        return value
+    items = {k: _marked(v) for k, v in value.items()}
+    if isinstance(value, _Twice):
+        value.update(items)
+        return value
+    inner = _first_flagged(list(items.values()))
+    if inner is None:
+        return items
+    holding = _Holding(items)
+    holding.name, holding.reason = inner.name, inner.reason
+    return holding
+
+
+def _first_flagged(values: list[Any]) -> _Flagged | None:
+    for v in values:
+        if isinstance(v, _Flagged):
+            return v
+        if isinstance(v, list):
+            found = _first_flagged(v)
+            if found is not None:
+                return found
+    return None
+
+
+def without_twice_named(item: Any, table: str) -> tuple[Any, list[RejectedRow]]:
+    """``item`` (a record or a page of them) without the records flagged by
+    :func:`read_answer`, and those as rejected rows."""
+    from stackyard.ingest.text_fit import set_aside_dicts
+
+    return set_aside_dicts(
+        item,
+        lambda row: row.name if isinstance(row, _Flagged) else None,
+        lambda column, row: RejectedRow(table, "", None, column, _reason(row), as_sent(row)),
+    )
+
+
+def _reason(row: dict[str, Any]) -> str:
+    return row.reason if isinstance(row, _Flagged) else ""
+
+
+def as_sent(value: Any) -> str:
+    """``value`` as JSON text, a name given twice written twice, as the API sent it.
+
+    >>> as_sent(_Twice([("a", 1), ("a", 2)], "a", ""))
+    '{"a": 1, "a": 2}'
+    """
+    if isinstance(value, _Twice):
+        pairs = value.pairs
+    elif isinstance(value, dict):
+        pairs = list(value.items())
+    elif isinstance(value, list):
+        return "[" + ", ".join(as_sent(v) for v in value) + "]"
+    else:
+        return json.dumps(value, ensure_ascii=False, default=str)
+    return (
+        "{"
+        + ", ".join(f"{json.dumps(k, ensure_ascii=False)}: {as_sent(v)}" for k, v in pairs)
+        + "}"
+    )
