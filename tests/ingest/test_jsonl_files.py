@@ -305,3 +305,25 @@ def test_a_field_of_numbers_in_one_file_and_strings_in_another_loads_as_text(
     assert (load.status, load.rows) == ("loaded", 4), load.error
     rows = Context(root).sql("select id, v from f.t order by id").rows
     assert rows == ((1, "5"), (2, "x"), (3, "true"), (4, "2026-04-03"))
+
+
+def test_numbers_loaded_as_text_keep_the_text_their_line_writes(tmp_path: Path) -> None:
+    """DuckDB reads a JSON number as a double before it becomes text: a version 1.10 loaded
+    as 1.1, 5.10 as 5.1 and 1e3 as 1000.0."""
+    files = {
+        "a.jsonl": '{"id": 1, "v": 5.10, "n": {"x": 1.50}}\n\n{"id": 2, "v": 1e3}\n'
+        '{"id": 3, "v": -0.0, "w": 1.10}\n{"id": 4, "w": "1.2a", "v": 7}\n',
+        "b.jsonl": '{"id": 5, "v": "x"}\n',
+    }
+    root = file_project(tmp_path, "{t: {glob: '*.jsonl', primary_key: id}}", files)
+    (load,) = Context(root).run().loads
+    assert (load.status, load.rows) == ("loaded", 5), load.error
+    rows = Context(root).sql("select id, v, w from f.t order by id").rows
+    assert rows == (
+        (1, "5.10", None), (2, "1e3", None), (3, "-0.0", "1.10"),
+        (4, "7", "1.2a"), (5, "x", None),
+    )  # fmt: skip
+    # A later file's number in the text column: as written too.
+    (root / "sources" / "files" / "c.jsonl").write_text('{"id": 6, "v": 2.50}\n')
+    assert Context(root).run().ok
+    assert Context(root).sql("select v from f.t where id = 6").rows == (("2.50",),)

@@ -15,12 +15,14 @@ held only objects there (typed ``json``) then stopped the source on a changed ty
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 #: read_json's options for a JSONL file: its columns and their types from every line, not
 #: DuckDB's default sample of the first 20,480 (a field first given after those failed the
 #: whole file: 'has unknown key'). Costs a second pass over a large file.
 WHOLE_FILE = "format='newline_delimited', sample_size=-1"
+# The types DuckDB gives a field of JSON numbers.
+_NUMBERS = {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UBIGINT", "HUGEINT", "DOUBLE", "FLOAT"}
 
 
 def _nested(kind: str) -> bool:
@@ -36,9 +38,17 @@ def _quoted(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def jsonl_query(
-    con: Any, path: str, column_types: Mapping[str, str] | None = None
-) -> tuple[str, list[str]]:
+class JsonlRead(NamedTuple):
+    """How to read a JSONL file: the query, its columns of JSON values, and its columns read
+    as text in which some line may hold a number (DuckDB writes it as a double would:
+    :mod:`stackyard.ingest.json_tokens` keeps it as written)."""
+
+    query: str
+    as_json: list[str]
+    numbers_in_text: list[str]
+
+
+def jsonl_query(con: Any, path: str, column_types: Mapping[str, str] | None = None) -> JsonlRead:
     """The query reading the JSONL file at ``path``, and its columns of JSON values (read as
     JSON text; the others typed as DuckDB detects them). Raises what DuckDB raises for a file
     it cannot read.
@@ -82,16 +92,19 @@ def jsonl_query(
         and (kind == "JSON" or _nested(kind) or (held[c] == "VARCHAR" and kind != "VARCHAR"))
     ]
     if not as_json and not text:
-        return f"SELECT * FROM {auto}", []
+        return JsonlRead(f"SELECT * FROM {auto}", [], [])
+    kinds = dict(described)
+    numbers = [c for c in text if kinds[c] == "JSON" or kinds[c] in _NUMBERS]
     types = ", ".join(
         f"{_quoted(c)}: {_quoted('JSON' if c in as_json or c in text else kind)}"
         for c, kind in described
     )
     replace = ", ".join(f"{_ident(c)} ->> '$' AS {_ident(c)}" for c in text)
-    return (
+    return JsonlRead(
         f"SELECT *{f' REPLACE ({replace})' if replace else ''} FROM read_json("
         f"{_quoted(path)}, format='newline_delimited', columns={{{types}}})",
         as_json,
+        numbers,
     )
 
 

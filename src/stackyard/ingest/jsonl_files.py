@@ -33,6 +33,7 @@ from stackyard.ingest.json_numbers import (
     without_lines,
 )
 from stackyard.ingest.json_text import column_name, jsonl_query
+from stackyard.ingest.json_tokens import numbers_as_written
 from stackyard.results import RejectedRow
 
 
@@ -131,9 +132,16 @@ def _stage(
         [*unfit, *not_object_lines(con, path, table, display_name)], key=lambda r: r.line or 0
     )
     with without_lines(path, {r.line for r in unfit}) as readable:
-        query, as_json = jsonl_query(con, readable, column_types)
-        con.execute(f"CREATE TABLE {name} AS {query}")
-        found.update(as_json)
+        read = jsonl_query(con, readable, column_types)
+        if read.numbers_in_text:
+            # Read from a copy holding those numbers as written (DuckDB writes 5.10 as 5.1).
+            texts = {column_name(c): "VARCHAR" for c in read.numbers_in_text}
+            with numbers_as_written(readable, read.numbers_in_text) as written:
+                read = jsonl_query(con, written, {**(column_types or {}), **texts})
+                con.execute(f"CREATE TABLE {name} AS {read.query}")
+        else:
+            con.execute(f"CREATE TABLE {name} AS {read.query}")
+        found.update(read.as_json)
     if column_types:
         unfit += _whole_numbers_as_doubles(con, name, column_types, table, display_name)
     return unfit
