@@ -86,6 +86,11 @@ def test_a_csv_header_without_the_column_stops_even_where_it_held_nulls(tmp_path
         ([{"id": 1}], set(), True),  # the column never held a NULL
         ([{"id": 1, "promo": "Z"}], {"coupon"}, True),  # a new field beside: a rename
         ([{"id": 1, "coupon": None}], set(), False),  # present, if empty
+        # An object whose keys the table holds flattened (meta__k) is not a new field: a
+        # page with one and without the optional field stopped every run after the first.
+        ([{"id": 1, "meta": {"k": 1}}], {"coupon"}, False),
+        ([{"id": 1, "meta": {"k": 1, "new": 2}}], {"coupon"}, True),  # meta__new is new
+        ([{"id": 1, "other": {"k": 1}}], {"coupon"}, True),
     ],
 )
 def test_pages_of_json_rows(page: list[dict[str, Any]], held: set[str], stops: bool) -> None:
@@ -93,7 +98,7 @@ def test_pages_of_json_rows(page: list[dict[str, Any]], held: set[str], stops: b
         return held & set(columns)
 
     required = {"id": ["stg"], "coupon": ["stg"]}
-    known = ["id", "coupon", "_loaded_at"]
+    known = ["id", "coupon", "meta__k", "_loaded_at"]
     if stops:
         with pytest.raises(SchemaDriftError, match="coupon"):
             check_item("s", "t", page, required, optional=optional, known=known)

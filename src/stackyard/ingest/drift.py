@@ -156,7 +156,13 @@ def check_item(
     missing = sorted(
         c for c in required if c not in present and not any(c.startswith(p) for p in emptied)
     )
-    new = sorted(present - set(known or required) - {"_loaded_at"})
+    columns = set(known or required)
+    # An object's own name is no column where the table keeps its keys flattened (meta__k).
+    new = sorted(
+        c
+        for c in present - columns - {"_loaded_at"}
+        if not any(h.startswith(c + "__") for h in columns)
+    )
     if missing and not new and from_json:
         # Sparse records: a file's lines may all leave out a field earlier files had (a
         # load of such a file failed, "Nothing was loaded", until the field came back).
