@@ -152,27 +152,31 @@ def test_a_record_giving_a_field_twice_is_rejected_as_sent_and_the_others_load(
     api: tuple[ApiState, str], tmp_path: Path
 ) -> None:
     """Python's JSON reader keeps a name's last value: `"name": "x", "name": "y"` loaded
-    "y", and the "x" the API sent was lost without a word."""
+    "y", and the "x" the API sent was lost without a word; so did dlt with two fields it
+    names alike (userName, user_name)."""
     state, url = api
     state.raw_rows = {
         2: '{"id": 2, "name": "x", "name": "y", "updated_at": "2026-01-01T00:00:00Z"}',
         3: '{"id": 3, "Name": "x", "NAME": "y", "updated_at": "2026-01-01T00:00:00Z"}',
         4: '{"id": 4, "address": {"city": "a", "city": "b"}, "updated_at": "2026-01-01T00:00:00Z"}',
+        5: '{"id": 5, "userName": "x", "user_name": "y", "updated_at": "2026-01-01T00:00:00Z"}',
+        6: '{"id": 6, "a": {"b": 1}, "a__b": 2, "updated_at": "2026-01-01T00:00:00Z"}',
     }
     ctx = project_for(tmp_path, url)
     result = ctx.run()
     assert result.ok, result.to_dict()
     (load,) = result.loads
-    assert load.rejected == 3 and {t.table: t.rows for t in load.tables} == {"customers": 32}
+    assert load.rejected == 5 and {t.table: t.rows for t in load.tables} == {"customers": 30}
     ids = ctx.sql("select id from crm.customers order by id").rows
-    assert [int(r[0]) for r in ids] == [1, *range(5, 36)]
+    assert [int(r[0]) for r in ids] == [1, *range(7, 36)]
     rejected = ctx.sql("select column_name, reason, raw from crm._rejected_rows").rows
-    assert sorted(r[0] for r in rejected) == ["NAME", "city", "name"]
+    assert sorted(r[0] for r in rejected) == ["NAME", "a__b", "city", "name", "user_name"]
     by_column = {r[0]: r for r in rejected}
     assert "appears twice in one object" in by_column["name"][1]
     assert "differ only in case" in by_column["NAME"][1]
     assert '"name": "x", "name": "y"' in by_column["name"][2]
     assert '{"city": "a", "city": "b"}' in by_column["city"][2]
+    assert "'userName' and 'user_name' both load into the column" in by_column["user_name"][1]
 
     state.raw_rows = {}
     state.raw_answer = b'{"data": [{"id": 1}], "data": [{"id": 2}], "total_pages": 1}'

@@ -225,7 +225,7 @@ def _columns_of(item: Any) -> tuple[set[str], set[str]] | None:
 
     def walk(row: Mapping[str, Any], prefix: str) -> None:
         for key, value in row.items():
-            name = prefix + naming.normalize_identifier(str(key)).lower()
+            name = prefix + naming.normalize_path(str(key)).lower()
             if isinstance(value, dict):
                 present.add(name)  # a column of its own where the table keeps JSON
                 walk(value, name + "__")
@@ -237,7 +237,7 @@ def _columns_of(item: Any) -> tuple[set[str], set[str]] | None:
                     emptied.add(name + "__")
 
     if hasattr(item, "column_names"):
-        return {naming.normalize_identifier(n).lower() for n in item.column_names}, set()
+        return {naming.normalize_path(n).lower() for n in item.column_names}, set()
     if isinstance(item, dict):
         walk(item, "")
     elif isinstance(item, list) and item and all(isinstance(r, dict) for r in item):

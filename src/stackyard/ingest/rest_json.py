@@ -1,12 +1,15 @@
-"""A REST API's answer read as JSON, keeping apart the records that give a name twice.
+"""A REST API's answer read as JSON, keeping apart the records that give a name twice, or
+two names dlt loads into one column.
 
 JSON allows an object to give a name twice (``{"amount": 1, "amount": 2}``), and Python's
 reader keeps the last value: the first was lost without a word. Two names that differ only
 in case (``name``, ``NAME``) load into one column, so one value would be lost too. The answer
 is read with a hook that notes such objects; a record holding one, at any depth, is rejected
 with the reason and the record as the API sent it, and the other records load, as a JSONL
-line or a stream event is. An answer whose own top-level object gives a name twice (two
-``data`` arrays) stops the load, naming it: which of its records were meant cannot be told.
+line or a stream event is. So is a record with two fields dlt's naming loads into one
+column (``userName`` and ``user_name``; ``a.b`` and ``a__b``), where dlt kept the last. An
+answer whose own top-level object gives a name twice (two ``data`` arrays) stops the load,
+naming it: which of its records were meant cannot be told.
 """
 
 from __future__ import annotations
@@ -97,19 +100,33 @@ def _first_flagged(values: list[Any]) -> _Flagged | None:
 
 
 def without_twice_named(item: Any, table: str) -> tuple[Any, list[RejectedRow]]:
-    """``item`` (a record or a page of them) without the records flagged by
-    :func:`read_answer`, and those as rejected rows."""
-    from stackyard.ingest.text_fit import set_aside_dicts
+    """``item`` (a record or a page of them) without the records that give a field twice
+    (flagged by :func:`read_answer`) or two fields dlt loads into one column (``userName``
+    and ``user_name``, ``a.b`` and ``a__b``: dlt kept the last value), and those as
+    rejected rows."""
+    from stackyard.ingest.stream_types import field_clash
 
-    return set_aside_dicts(
-        item,
-        lambda row: row.name if isinstance(row, _Flagged) else None,
-        lambda column, row: RejectedRow(table, "", None, column, _reason(row), as_sent(row)),
-    )
-
-
-def _reason(row: dict[str, Any]) -> str:
-    return row.reason if isinstance(row, _Flagged) else ""
+    if isinstance(item, dict):
+        rows, single = [item], True
+    elif isinstance(item, list):
+        rows, single = item, False
+    else:
+        return item, []
+    kept: list[Any] = []
+    rejected: list[RejectedRow] = []
+    for row in rows:
+        found: tuple[str, str] | None = None
+        if isinstance(row, _Flagged):
+            found = (row.name, row.reason)
+        elif isinstance(row, dict):
+            found = field_clash(table, row)
+        if found is None:
+            kept.append(row)
+        else:
+            rejected.append(RejectedRow(table, "", None, found[0], found[1], as_sent(row)))
+    if not rejected:
+        return item, []
+    return (kept[0] if kept else []) if single else kept, rejected
 
 
 def as_sent(value: Any) -> str:

@@ -86,13 +86,7 @@ class ColumnTypes:
         try:
             values = list(self._values(table, payload, ""))
         except _FieldClash as exc:
-            if not exc.first:
-                return exc.column, own_column_reason(exc.second, exc.column)
-            return exc.column, (
-                f"the fields {exc.first!r} and {exc.second!r} both load into the column "
-                f"{exc.column} (dlt's column names: lower case, other characters replaced), "
-                "and one value would be lost; rename one of them"
-            )
+            return exc.column, exc.reason()
         except _UnnamedField as exc:
             owner, prefix = exc.where
             inside = table[len(table) + 2 :] if owner == table else owner[len(table) + 2 :]
@@ -195,7 +189,7 @@ class ColumnTypes:
         for key, value in row.items():
             if not str(key).strip():  # dlt's naming has no name for it: the load failed
                 raise _UnnamedField(str(key), (table, prefix))
-            name = self._naming.normalize_identifier(str(key))
+            name = self._naming.normalize_path(str(key))  # as dlt: a__b stays a__b
             column = f"{prefix}__{name}" if prefix else name
             field = f"{path}.{key}" if path else str(key)
             if column in seen:
@@ -256,6 +250,40 @@ class _FieldClash(Exception):
     def __init__(self, column: str, first: str, second: str) -> None:
         super().__init__(column)
         self.column, self.first, self.second = column, first, second
+
+    def reason(self) -> str:
+        if not self.first:
+            return own_column_reason(self.second, self.column)
+        return (
+            f"the fields {self.first!r} and {self.second!r} both load into the column "
+            f"{self.column} (dlt's column names: lower case, other characters replaced), "
+            "and one value would be lost; rename one of them"
+        )
+
+
+def field_clash(table: str, row: dict[str, Any]) -> tuple[str, str] | None:
+    """The column two fields of ``row`` load into, and why that loses a value; None when
+    every field has a column of its own (a field with no name is left to dlt).
+
+    >>> field_clash("t", {"userName": 1, "user_name": 2})[0]
+    'user_name'
+    >>> field_clash("t", {"a": {"b": 1}, "c": 2}) is None
+    True
+    """
+    global _WALKER
+    if _WALKER is None:
+        _WALKER = ColumnTypes({})
+    try:
+        for _ in _WALKER._values(table, row, ""):
+            pass
+    except _FieldClash as exc:
+        return exc.column, exc.reason()
+    except _UnnamedField:
+        return None
+    return None
+
+
+_WALKER: ColumnTypes | None = None
 
 
 class _UnnamedField(Exception):
