@@ -116,3 +116,22 @@ def test_a_rejected_record_names_its_line_and_quotes_it_as_the_file_holds_it(
             (10, '6,"over\nlines",9,extra'.replace("\n", "\r\n" if name == "crlf.csv" else "\n")),
         ), rows
         assert ctx.sql("select count(*) from f.m").rows == ((4,),)
+
+
+def test_a_quoted_empty_key_is_no_key_and_does_not_merge_rows(tmp_path: Path) -> None:
+    """`""` is text, not NULL, to the reader: every row with one was merged into one row
+    under the key '' (the earlier ones lost)."""
+    for name, glob, content in (
+        ("a.csv", "*.csv", 'id,v\n1,a\n"",b\n2,c\n"",d\n"  ",e\n'),
+        ("a.jsonl", "*.jsonl",
+         '{"id": "1", "v": "a"}\n{"id": "", "v": "b"}\n{"id": "2", "v": "c"}\n'
+         '{"id": "", "v": "d"}\n{"id": " ", "v": "e"}\n'),
+    ):  # fmt: skip
+        root = file_project(tmp_path / name, f"{{t: {{glob: '{glob}', primary_key: id}}}}")
+        (root / "sources" / "files" / name).write_text(content)
+        ctx = Context(root)
+        (load,) = ctx.run().loads
+        assert (load.status, load.rows, load.rejected) == ("loaded", 2, 3), load
+        rows = ctx.sql("select line, reason from f._rejected_rows order by line").rows
+        assert [r[0] for r in rows] == [3, 5, 6] if name == "a.csv" else [2, 4, 5], rows
+        assert {r[1] for r in rows} == {"no value for the key column id"}

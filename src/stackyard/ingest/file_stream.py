@@ -321,7 +321,9 @@ def _without_key(
     columns = [k for k in key if k in present]
     if not columns:
         return []
-    missing = [f"{_quote(k)} IS NULL" for k in columns]
+    # A quoted empty CSV field ("") or a JSONL "" is text, not NULL: as a key it merged
+    # every such row into one, so blank text counts as no value too.
+    missing = [f"coalesce(trim(CAST({_quote(k)} AS VARCHAR)), '') = ''" for k in columns]
     empty = " OR ".join(missing)
     found = con.execute(
         f"SELECT rowid, to_json(t)::VARCHAR, {', '.join(missing)} FROM {name} t "
