@@ -29,6 +29,7 @@ def _profile(db: dict[str, object]) -> dict[str, object]:
             "outputs": {
                 "dev": {**pg, "schema": "dbt_dev", "password": "{{ env_var('DBT_PG_PW') }}"},
                 "prod": {**pg, "schema": "analytics", "pass": 'hun"ter2'},
+                "numeric": {**pg, "schema": "n", "password": 12345},
                 "Prod-US": {**pg, "schema": "analytics"},
                 "lake": {"type": "redshift", "host": "x", "user": "u", "dbname": "d"},
                 "snow": {
@@ -78,15 +79,15 @@ def test_the_teams_profile_outputs_become_targets_and_prod_builds_there(
                      cwd=tmp_path)  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     report = json.loads(done.stdout)
-    assert report["targets"] == ["sandbox", "dev", "prod", "snow"]
+    assert report["targets"] == ["sandbox", "dev", "numeric", "prod", "snow"]
     assert report["default_target"] == "sandbox" and report["profiles_file"] == str(
         home / "profiles.yml"
     )
-    left = {line.split(":")[0]: line for line in report["not_adopted"]}
-    assert set(left) == {"output 'Prod-US'", "output 'lake'", "output 'sso'",
-                         "output 'scratch'", "output 'ci'"}  # fmt: skip
-    assert "redshift" in left["output 'lake'"] and "authenticator" in left["output 'sso'"]
-    assert "env_var('CI_HOST')" in left["output 'ci'"] and ":memory:" in left["output 'scratch'"]
+    left = {o["output"]: o["reason"] for o in report["not_adopted"]}
+    assert set(left) == {"Prod-US", "lake", "sso", "scratch", "ci"}
+    assert "redshift" in left["lake"] and "authenticator" in left["sso"]
+    assert "env_var('CI_HOST')" in left["ci"] and ":memory:" in left["scratch"]
+    assert report["secrets"] == {"written": ["NUMERIC_PASSWORD", "PROD_PASSWORD"], "kept": []}
 
     config = yaml.safe_load((project / "stackyard.yml").read_text())
     assert config["defaults"] == {"target": "sandbox"}
@@ -104,8 +105,9 @@ def test_the_teams_profile_outputs_become_targets_and_prod_builds_there(
     # The password written out in profiles.yml is kept where secrets are, not in stackyard.yml.
     assert "hun" not in (project / "stackyard.yml").read_text()
     secrets = project / ".stackyard" / "secrets.toml"
-    assert secrets.read_text() == 'PROD_PASSWORD = "hun\\"ter2"\n'
+    assert secrets.read_text() == 'NUMERIC_PASSWORD = "12345"\nPROD_PASSWORD = "hun\\"ter2"\n'
     assert stat.S_IMODE(os.stat(secrets).st_mode) == 0o600
+    assert "# from the dbt profile 'plain_shop' in " in (project / "stackyard.yml").read_text()
 
     built = stackyard("run", "-t", "prod", "--json", cwd=project)
     assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-2000:]
@@ -119,16 +121,42 @@ def test_the_teams_profile_outputs_become_targets_and_prod_builds_there(
 
 def test_the_profiles_file_is_found_where_dbt_looks(tmp_path: Path) -> None:
     project, env_dir, home = tmp_path / "p", tmp_path / "env", tmp_path / "home"
-    for folder in (project, env_dir, home / ".dbt"):
+    here = tmp_path / "repo"  # dbt run from the repository's root: --project-dir transform
+    for folder in (project, env_dir, home / ".dbt", here):
         folder.mkdir(parents=True)
-    assert profiles_file(project, None, {"HOME": str(home)}) is None
+    environ = {"HOME": str(home)}
+    assert profiles_file(project, None, environ, here) is None
     (home / ".dbt" / "profiles.yml").write_text("{}")
-    assert profiles_file(project, None, {"HOME": str(home)}) == home / ".dbt" / "profiles.yml"
+    assert profiles_file(project, None, environ, here) == home / ".dbt" / "profiles.yml"
     (project / "profiles.yml").write_text("{}")
-    assert profiles_file(project, None, {"HOME": str(home)}) == project / "profiles.yml"
+    assert profiles_file(project, None, environ, here) == project / "profiles.yml"
+    (here / "profiles.yml").write_text("{}")
+    assert profiles_file(project, None, environ, here) == here / "profiles.yml"
     (env_dir / "profiles.yml").write_text("{}")
-    environ = {"HOME": str(home), "DBT_PROFILES_DIR": str(env_dir)}
-    assert profiles_file(project, None, environ) == env_dir / "profiles.yml"
+    environ["DBT_PROFILES_DIR"] = str(env_dir)
+    assert profiles_file(project, None, environ, here) == env_dir / "profiles.yml"
+
+
+def test_adopting_again_keeps_a_secret_already_kept_and_says_so(tmp_path: Path) -> None:
+    """The report said a literal password was written to secrets.toml, which still held the
+    old one."""
+    project = tmp_path / "shop"
+    shutil.copytree(FIXTURES / "plain_shop", project)
+    profiles = tmp_path / "profiles"
+    profiles.mkdir()
+    output = {"type": "postgres", "user": "u", "dbname": "d", "schema": "s", "password": "old"}
+    doc = {"plain_shop": {"target": "prod", "outputs": {"prod": output}}}
+    (profiles / "profiles.yml").write_text(yaml.safe_dump(doc))
+    args = ("adopt", "dbt", str(project), "--profiles-dir", str(profiles), "--json")
+    first = json.loads(stackyard(*args, cwd=tmp_path).stdout)
+    assert first["secrets"] == {"written": ["PROD_PASSWORD"], "kept": []}
+    (project / "stackyard.yml").unlink()
+    output["password"] = "new"
+    (profiles / "profiles.yml").write_text(yaml.safe_dump(doc))
+    again = stackyard(*args[:-1], cwd=tmp_path)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "kept as they are there" in again.stdout and "PROD_PASSWORD" in again.stdout
+    assert (project / ".stackyard" / "secrets.toml").read_text() == 'PROD_PASSWORD = "old"\n'
 
 
 def test_a_profiles_dir_without_profiles_is_a_usage_error_and_writes_nothing(

@@ -86,13 +86,21 @@ def register(app: typer.Typer) -> None:
                 f"{adopted.sandbox}, a new DuckDB file)",
                 highlight=False,
             )
-        for line in team.left_out:
-            out.print(f"  not adopted: {line}", highlight=False, markup=False)
-        if team.secrets:
+        for line in team.left_out_lines():
+            out.print(f"  not adopted: {line}", highlight=False, markup=False, soft_wrap=True)
+        if adopted.secrets_written:
             out.print(
-                f"  secrets written in {team.found_in} went to .stackyard/secrets.toml: "
-                f"{', '.join(team.secrets)}",
+                f"  secrets written out in {team.found_in} went to .stackyard/secrets.toml: "
+                f"{', '.join(adopted.secrets_written)}",
                 highlight=False,
+                soft_wrap=True,
+            )
+        if adopted.secrets_kept:
+            out.print(
+                "  [yellow]![/] already in .stackyard/secrets.toml, kept as they are there (the "
+                f"profile's values were not written): {', '.join(adopted.secrets_kept)}",
+                highlight=False,
+                soft_wrap=True,
             )
         if adopted.vars:
             out.print(f"  vars it declares: {', '.join(adopted.vars)}", highlight=False)

@@ -25,9 +25,11 @@ from stackyard.config.secrets import SECRETS_FILE
 from stackyard.errors import StackyardError, UsageError
 from stackyard.runbooks.adopt_profiles import (
     ProfileTargets,
+    keep_secrets,
     profile_targets,
     profiles_file,
-    toml_lines,
+    sandbox_name,
+    shown_path,
 )
 from stackyard.transform.dbt_project import read_dbt_project
 
@@ -70,6 +72,8 @@ class Adopted:
         profile_targets: what the team's dbt profile gave (targets, secrets, outputs left
             out).
         sandbox: the new DuckDB target, the default (``dev`` unless the profile has one).
+        secrets_written: secrets written out in the profile, added to .stackyard/secrets.toml.
+        secrets_kept: such secrets the file held already, left as they are there.
     """
 
     project_dir: Path
@@ -80,6 +84,8 @@ class Adopted:
     checksums: dict[str, str]
     profile_targets: ProfileTargets = field(default_factory=ProfileTargets)
     sandbox: str = "dev"
+    secrets_written: tuple[str, ...] = ()
+    secrets_kept: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -121,7 +127,8 @@ class AdoptReport:
             "targets": [a.sandbox, *a.profile_targets.targets],
             "default_target": a.sandbox,
             "profiles_file": str(a.profile_targets.found_in or "") or None,
-            "not_adopted": list(a.profile_targets.left_out),
+            "not_adopted": [{"output": o, "reason": why} for o, why in a.profile_targets.left_out],
+            "secrets": {"written": list(a.secrets_written), "kept": list(a.secrets_kept)},
             "models": f.models if f else None,
             "seeds": f.seeds if f else None,
             "snapshots": f.snapshots if f else None,
@@ -223,17 +230,13 @@ def adopt_dbt(
     profile = str(data.get("profile") or "")
     found = profiles_file(dbt_dir, profiles_dir, os.environ if environ is None else environ)
     team = profile_targets(found, profile, dbt_dir, target)
-    sandbox = next(n for n in ("dev", "sandbox", "stackyard_dev") if n not in team.targets)
+    sandbox = sandbox_name(team.targets)
     checksums = project_checksums(dbt_dir)
     target.mkdir(parents=True, exist_ok=True)
     # Local state (the DuckDB file, secrets, generated profiles) stays out of git, without
     # touching the project's own .gitignore.
     write_private(target / PRIVATE_DIR / ".gitignore", "*\n")
-    if team.secrets:
-        secrets = target / SECRETS_FILE
-        kept = secrets.read_text(encoding="utf-8") if secrets.is_file() else ""
-        new = {k: v for k, v in team.secrets.items() if not re.search(rf"(?m)^{k}\s*=", kept)}
-        write_private(secrets, kept + toml_lines(new))
+    written, kept = keep_secrets(target / SECRETS_FILE, team.secrets)
     path = Path(os.path.relpath(dbt_dir, target)).as_posix()
     name = project_name(str(data.get("name") or dbt_dir.name))
     text = _YML.format(
@@ -241,7 +244,9 @@ def adopt_dbt(
         path=_yaml_str(path),
         sandbox=sandbox,
         pad=" " * max(1, 26 - len(sandbox)),
-        profile_targets=_targets_yaml(team, profile),
+        profile_targets=_targets_yaml(
+            team, profile, shown_path(found, target, environ or os.environ) if found else ""
+        ),
         defaults=f"\ndefaults:\n  target: {sandbox}\n" if sandbox != "dev" else "",
     )
     (target / PROJECT_FILE).write_text(text, encoding="utf-8")
@@ -254,16 +259,18 @@ def adopt_dbt(
         checksums=checksums,
         profile_targets=team,
         sandbox=sandbox,
+        secrets_written=tuple(written),
+        secrets_kept=tuple(kept),
     )
 
 
-def _targets_yaml(team: ProfileTargets, profile: str) -> str:
+def _targets_yaml(team: ProfileTargets, profile: str, shown: str) -> str:
     """The profile's outputs as entries under ``targets:``."""
     if not team.targets:
         return ""
     dumped = yaml.safe_dump(team.targets, sort_keys=False, default_flow_style=False)
     body = "".join(f"  {line}\n" for line in dumped.splitlines())
-    return f"  # from the dbt profile '{profile}' in {team.found_in}\n{body}"
+    return f"  # from the dbt profile '{profile}' in {shown}\n{body}"
 
 
 def project_checksums(dbt_dir: Path) -> dict[str, str]:

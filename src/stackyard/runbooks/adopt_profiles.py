@@ -3,7 +3,8 @@
 The outputs of the profile the project asks for (``profile:`` in ``dbt_project.yml``) become
 targets of the same names, so ``stackyard run -t prod`` builds where ``dbt build -t prod``
 did. The profiles file is found as dbt finds it: ``--profiles-dir``, else
-``$DBT_PROFILES_DIR``, else the dbt project's folder, else ``~/.dbt``; it is only read.
+``$DBT_PROFILES_DIR``, else the current folder, else (where dbt is run from the project's
+folder) the dbt project's folder, else ``~/.dbt``; it is only read.
 
 A password or key given as ``{{ env_var('NAME') }}`` becomes ``{secret: NAME}``, read from
 the same variable; one written out in the file goes to ``.stackyard/secrets.toml`` (owner
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,19 +54,29 @@ class ProfileTargets:
         targets: target name to its stackyard.yml entry.
         secrets: secret name to value, for ``.stackyard/secrets.toml`` (values written out
             in the profiles file).
-        left_out: one line per output not adopted, saying why.
+        left_out: ``(output, why)`` for each output not adopted (output ``None``: the file
+            has no such profile).
     """
 
     found_in: Path | None = None
     targets: dict[str, dict[str, Any]] = field(default_factory=dict)
     secrets: dict[str, str] = field(default_factory=dict)
-    left_out: tuple[str, ...] = ()
+    left_out: tuple[tuple[str | None, str], ...] = ()
+
+    def left_out_lines(self) -> list[str]:
+        """One line per output not adopted.
+
+        >>> ProfileTargets(left_out=(("prod", "why"),)).left_out_lines()
+        ["output 'prod': why"]
+        """
+        return [f"output '{o}': {why}" if o else why for o, why in self.left_out]
 
 
 def profiles_file(
-    dbt_dir: Path, profiles_dir: Path | None, environ: Mapping[str, str]
+    dbt_dir: Path, profiles_dir: Path | None, environ: Mapping[str, str], cwd: Path | None = None
 ) -> Path | None:
-    """The profiles file dbt would read for the project in ``dbt_dir``.
+    """The profiles file dbt would read for the project in ``dbt_dir``, run from ``cwd``
+    (default: the current folder) or from the project's own folder.
 
     Raises:
         UsageError: ``profiles_dir`` was given and holds no profiles.yml.
@@ -78,7 +89,8 @@ def profiles_file(
                 hint="give the folder dbt's --profiles-dir names; nothing was written",
             )
         return given
-    folders = [environ.get("DBT_PROFILES_DIR"), str(dbt_dir)]
+    here = str(cwd if cwd is not None else Path.cwd())
+    folders = [environ.get("DBT_PROFILES_DIR"), here, str(dbt_dir)]
     home = environ.get("HOME")
     folders.append(str(Path(home) / ".dbt") if home else None)
     for folder in folders:
@@ -104,28 +116,29 @@ def profile_targets(
     if path is None or not profile:
         return ProfileTargets()
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        with path.open(encoding="utf-8") as stream:  # the error names the file, not a string
+            data = yaml.safe_load(stream)
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise UsageError(
             f"{path} cannot be read as YAML ({exc})",
-            hint="fix it (dbt cannot read it either), or give --profiles-dir; nothing was written",
+            hint="fix it (dbt cannot read it either); nothing was written",
         ) from None
     entry = data.get(profile) if isinstance(data, dict) else None
     outputs = entry.get("outputs") if isinstance(entry, dict) else None
     if not isinstance(outputs, dict):
-        return ProfileTargets(path, left_out=(f"{path} has no profile '{profile}'",))
+        return ProfileTargets(path, left_out=((None, f"{path} has no profile '{profile}'"),))
     targets: dict[str, dict[str, Any]] = {}
     secrets: dict[str, str] = {}
-    left_out: list[str] = []
+    left_out: list[tuple[str | None, str]] = []
     for name, output in outputs.items():
         try:
             target, found = _target(str(name), output, dbt_dir, project_dir)
         except _LeftOut as why:
-            left_out.append(f"output '{name}': {why}")
+            left_out.append((str(name), str(why)))
             continue
         problem = _invalid(target)
         if problem:
-            left_out.append(f"output '{name}': {problem}; add the target by hand")
+            left_out.append((str(name), f"{problem}; add the target by hand"))
             continue
         targets[str(name)] = target
         secrets.update(found)
@@ -194,10 +207,12 @@ def _value(target: str, key: str, value: Any) -> tuple[Any, dict[str, str]]:
     if key in _SECRETS:
         if env:
             return {"secret": env.group(1)}, {}
-        if text is None or "{{" in text or "{%" in text:
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise _LeftOut(f"its {key} is not text; give it as {{secret: …}} by hand")
+        if text is not None and ("{{" in text or "{%" in text):
             raise _LeftOut(f"its {key} is computed by Jinja; give it as {{secret: …}} by hand")
         name = f"{target}_{key}".upper()
-        return {"secret": name}, {name: text}
+        return {"secret": name}, {name: str(value)}
     if text is not None and ("{{" in text or "{%" in text):
         raise _LeftOut(
             f"its {key} is computed by Jinja ({text.strip()}), which stackyard.yml does not "
@@ -212,6 +227,55 @@ def _file_path(path: str, dbt_dir: Path, project_dir: Path) -> str:
     full = Path(path).expanduser()
     full = full if full.is_absolute() else dbt_dir / full
     return Path(os.path.relpath(full, project_dir)).as_posix()
+
+
+def sandbox_name(taken: Collection[str]) -> str:
+    """The name of stackyard's new DuckDB target: ``dev`` unless the profile has one.
+
+    >>> sandbox_name({"prod"}), sandbox_name({"dev"}), sandbox_name({"dev", "sandbox"})
+    ('dev', 'sandbox', 'stackyard_dev')
+    >>> sandbox_name({"dev", "sandbox", "stackyard_dev"})
+    'stackyard_dev_2'
+    """
+    for name in ("dev", "sandbox", "stackyard_dev"):
+        if name not in taken:
+            return name
+    number = 2
+    while f"stackyard_dev_{number}" in taken:
+        number += 1
+    return f"stackyard_dev_{number}"
+
+
+def keep_secrets(path: Path, secrets: Mapping[str, str]) -> tuple[list[str], list[str]]:
+    """Add ``secrets`` to the secrets file at ``path`` (owner only), never replacing a value
+    it holds already. Returns the names written and the names it already held (kept)."""
+    from stackyard.config.private import write_private
+
+    held = path.read_text(encoding="utf-8") if path.is_file() else ""
+    kept = [k for k in secrets if re.search(rf"(?m)^\s*{re.escape(k)}\s*=", held)]
+    written = {k: v for k, v in secrets.items() if k not in kept}
+    if written:
+        write_private(
+            path, held + ("" if not held or held.endswith("\n") else "\n") + toml_lines(written)
+        )
+    return list(written), kept
+
+
+def shown_path(path: Path, project_dir: Path, environ: Mapping[str, str]) -> str:
+    """``path`` as a comment in stackyard.yml shows it: from the project, else from ``~``.
+
+    >>> shown_path(Path("/p/x/profiles.yml"), Path("/p/x"), {})
+    'profiles.yml'
+    >>> shown_path(Path("/h/.dbt/profiles.yml"), Path("/p"), {"HOME": "/h"})
+    '~/.dbt/profiles.yml'
+    """
+    full = path.resolve() if path.exists() else path
+    for base, shown in ((project_dir, ""), (Path(environ.get("HOME") or "/nonexistent"), "~/")):
+        try:
+            return shown + full.relative_to(base.resolve() if base.exists() else base).as_posix()
+        except ValueError:
+            continue
+    return full.as_posix()
 
 
 def toml_lines(secrets: Mapping[str, str]) -> str:
