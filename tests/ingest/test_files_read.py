@@ -135,3 +135,17 @@ def test_a_quoted_empty_key_is_no_key_and_does_not_merge_rows(tmp_path: Path) ->
         rows = ctx.sql("select line, reason from f._rejected_rows order by line").rows
         assert [r[0] for r in rows] == [3, 5, 6] if name == "a.csv" else [2, 4, 5], rows
         assert {r[1] for r in rows} == {"no value for the key column id"}
+
+
+def test_a_keyless_row_after_a_quote_that_never_closes_still_names_its_line(
+    tmp_path: Path,
+) -> None:
+    root = file_project(tmp_path, "{t: {glob: '*.csv', primary_key: id}}")
+    (root / "sources" / "files" / "a.csv").write_text(
+        'id,name,note\n1,Ada,x\n3,"Grace,z\n,NoKey,y\n4,L,ok\n'
+    )
+    ctx = Context(root)
+    (load,) = ctx.run().loads
+    assert (load.rows, load.rejected) == (2, 2), load
+    rows = ctx.sql("select line, raw from f._rejected_rows order by line").rows
+    assert rows == ((3, '3,"Grace,z'), (4, ",NoKey,y")), rows

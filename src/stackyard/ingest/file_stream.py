@@ -332,8 +332,11 @@ def _without_key(
     if not found:
         return []
     rows = int(con.execute(f"SELECT count(*) FROM {name}").fetchall()[0][0])
+    from stackyard.ingest.csv_quoting import UNCLOSED_REASON
+
     lines = [r.line for r in set_aside]
-    at = rows_in_file(*file, lines, rows, {int(row[0]) for row in found})
+    unclosed = [r.line for r in set_aside if r.reason == UNCLOSED_REASON and r.line]
+    at = rows_in_file(*file, lines, rows, {int(row[0]) for row in found}, unclosed)
     # Rebuilt rather than deleted from: the key's winners are found by dense row numbers.
     con.execute(
         f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM {name} WHERE NOT ({empty}) ORDER BY rowid"

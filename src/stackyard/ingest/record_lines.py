@@ -20,6 +20,7 @@ def rows_in_file(
     set_aside: Collection[int | None],
     rows: int,
     wanted: Collection[int],
+    removed: Collection[int] = (),
 ) -> dict[int, tuple[int, str]]:
     """The line and text of each row in ``wanted`` (0-based row numbers of the staged table).
 
@@ -30,6 +31,8 @@ def rows_in_file(
         set_aside: the lines rejected from the file before staging.
         rows: how many rows the staged table had.
         wanted: the rows to place.
+        removed: lines taken out of the file before it was read as CSV at all (a quote that
+            never closes, which would run to the end of the file).
 
     Returns:
         Row number to ``(line, text)``; empty when the file's records do not count up to
@@ -40,7 +43,7 @@ def rows_in_file(
     skipped = set(set_aside)
     found: dict[int, tuple[int, str]] = {}
     row = 0
-    for line, text in _records(path, file_format, delimiter):
+    for line, text in _records(path, file_format, delimiter, set(removed)):
         if line in skipped:
             continue
         if row in wanted:
@@ -49,22 +52,23 @@ def rows_in_file(
     return found if row == rows else {}
 
 
-def _records(path: str, file_format: str, delimiter: str) -> Iterator[tuple[int, str]]:
+def _records(
+    path: str, file_format: str, delimiter: str, removed: set[int]
+) -> Iterator[tuple[int, str]]:
     """Each record a reader could keep as a row: its first line and its text (without the
-    line end)."""
+    line end); lines in ``removed`` are not read."""
     with open(path, newline="", encoding="utf-8-sig", errors="replace") as handle:
         if file_format == "jsonl":
             for number, text in enumerate(handle, start=1):
                 if text.strip():
                     yield number, text.rstrip("\r\n")
             return
-        taken = _Taken(handle)
+        taken = _Taken(handle, removed)
         reader = csv.reader(taken, delimiter=delimiter)
         next(reader, None)  # the header
-        start = reader.line_num + 1
         taken.lines.clear()
         for record in reader:
-            line, start = start, reader.line_num + 1
+            line = taken.first
             text = "".join(taken.lines).rstrip("\r\n")
             taken.lines.clear()
             if record:
@@ -72,16 +76,26 @@ def _records(path: str, file_format: str, delimiter: str) -> Iterator[tuple[int,
 
 
 class _Taken:
-    """The lines a CSV reader takes for its current record (it reads no further ahead)."""
+    """The lines a CSV reader takes for its current record (it reads no further ahead), the
+    file's number of the first, and none of the lines ``removed``."""
 
-    def __init__(self, handle: Iterator[str]) -> None:
+    def __init__(self, handle: Iterator[str], removed: set[int]) -> None:
         self.handle = handle
+        self.removed = removed
         self.lines: list[str] = []
+        self.first = 0
+        self.number = 0
 
     def __iter__(self) -> _Taken:
         return self
 
     def __next__(self) -> str:
         line = next(self.handle)
+        self.number += 1
+        while self.number in self.removed:
+            line = next(self.handle)
+            self.number += 1
+        if not self.lines:
+            self.first = self.number
         self.lines.append(line)
         return line
