@@ -40,6 +40,7 @@ class ApiState:
     # which a dict cannot hold), and an answer sent as it is instead of the page.
     raw_rows: dict[int, str] = field(default_factory=dict)
     raw_answer: bytes | None = None
+    content_type: str = "application/json"
 
     def after(self, row: dict[str, Any], since: str) -> bool:
         """Whether ``?since=`` returns the row (timestamps compared as instants, as an API
@@ -77,7 +78,7 @@ def _handler(state: ApiState) -> type[BaseHTTPRequestHandler]:
 
         def _send(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
             self.send_response(status)
-            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Type", state.content_type)
             for k, v in (headers or {}).items():
                 self.send_header(k, v)
             self.send_header("Content-Length", str(len(body)))

@@ -186,6 +186,29 @@ def test_a_record_giving_a_field_twice_is_rejected_as_sent_and_the_others_load(
     assert "the field data appears twice" in str(refused.loads[0].error)
 
 
+def test_an_answer_is_read_in_the_charset_its_header_names(
+    api: tuple[ApiState, str], tmp_path: Path
+) -> None:
+    """An API answering in ISO-8859-1, and saying so, loads its names as written; one that
+    sends UTF-8 under a header with no charset (``text/plain``) is not read as Latin-1."""
+    state, url = api
+    page = (
+        '{"data": [{"id": 1, "name": "Müller €", "updated_at": "2026-01-01T00:00:00Z"}], '
+        '"total_pages": 1}'
+    )
+    state.content_type = "application/json; charset=ISO-8859-15"
+    state.raw_answer = page.encode("iso-8859-15")
+    ctx = project_for(tmp_path, url)
+    result = ctx.run()
+    assert result.ok, result.to_dict()
+    assert ctx.sql("select name from crm.customers").rows == (("Müller €",),)
+
+    state.content_type = "text/plain"
+    state.raw_answer = page.replace("Müller", "Jürgen").replace("2026-01-01", "2026-02-01").encode()
+    assert ctx.run().ok
+    assert ctx.sql("select name from crm.customers").rows == (("Jürgen €",),)
+
+
 def test_timestamps_in_other_offsets_are_placed_by_their_instant(
     api: tuple[ApiState, str], tmp_path: Path
 ) -> None:

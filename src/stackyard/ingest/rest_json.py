@@ -14,7 +14,9 @@ naming it: which of its records were meant cannot be told.
 
 from __future__ import annotations
 
+import codecs
 import json
+from email.message import Message
 from typing import Any
 
 from stackyard.errors import LoadError
@@ -59,7 +61,7 @@ def read_answer(response: Any, **kwargs: Any) -> Any:
             flagged.append(twice)
             return twice
 
-    value = json.loads(response.content, object_pairs_hook=hook, **kwargs)
+    value = json.loads(_answer_text(response), object_pairs_hook=hook, **kwargs)
     if not flagged:
         return value
     if isinstance(value, _Twice):
@@ -68,6 +70,25 @@ def read_answer(response: Any, **kwargs: Any) -> Any:
             hint="ask the API's owners to send each field once; nothing of it was loaded",
         )
     return _marked(value)
+
+
+def _answer_text(response: Any) -> str | bytes:
+    """The answer's body for the JSON reader: decoded by the charset its ``Content-Type``
+    names, where that is not a Unicode one (an API answering in ISO-8859-1); otherwise the
+    bytes as sent, which the reader takes as UTF-8, -16 or -32 (RFC 8259). A header without a
+    charset does not make the body Latin-1, as it does for ``requests``' ``text``."""
+    content = response.content
+    headers = getattr(response, "headers", None) or {}
+    message = Message()
+    message["content-type"] = headers.get("content-type", "")
+    charset = message.get_content_charset()
+    if not charset or not isinstance(content, bytes):
+        return content
+    try:
+        name = codecs.lookup(charset).name
+    except LookupError:
+        return content  # a charset Python does not know: read as RFC 8259 says
+    return content if name.startswith("utf") else content.decode(name)
 
 
 def _marked(value: Any) -> Any:
