@@ -195,3 +195,49 @@ def test_a_function_the_file_does_not_define_is_refused_before_anything_runs(
     assert "sources.feed.function: fed: sources/feed.py defines no 'fed'" in result.output
     assert "did you mean 'feed'" in result.output and "nothing was run" in result.output
     assert not (project / ".stackyard" / "dev.duckdb").exists()
+
+
+CLASHES = """
+import dlt
+
+
+@dlt.source
+def people_source():
+    @dlt.resource(primary_key="id")
+    def people():
+        yield [{"id": 1, "userName": "ann"}, {"id": 2, "userName": "bo", "user_name": "b"}]
+        yield {"id": 3, "address": {"city": "x"}, "address__city": "y"}
+        yield {"id": 4, "user_name": "di"}
+
+    return people
+"""
+
+
+def test_a_record_with_two_fields_dlt_loads_into_one_column_is_rejected(tmp_path: Path) -> None:
+    """dlt names userName and user_name alike and kept the last value: 'bo' was lost without
+    a word. Such a record is rejected with both values, and the others load."""
+    project = tmp_path / "p"
+    init_project(project)
+    (project / "sources" / "people.py").write_text(CLASHES)
+    yml = project / "stackyard.yml"
+    yml.write_text(
+        yml.read_text().replace(
+            "sources: {}",
+            "sources:\n  people:\n    kind: python\n    path: sources/people.py\n"
+            "    function: people_source",
+        )
+    )
+    with Context(project) as ctx:
+        result = ctx.run()
+        assert result.ok, result.to_dict()
+        (load,) = result.loads
+        assert load.rejected == 2
+        assert {t.table: t.rows for t in load.tables} == {"people": 2}
+        rows = ctx.sql("select id, user_name from people.people order by id").rows
+        assert [(int(i), n) for i, n in rows] == [(1, "ann"), (4, "di")]
+        rejected = ctx.sql(
+            "select column_name, reason, raw from people._rejected_rows order by column_name"
+        ).rows
+    assert [r[0] for r in rejected] == ["address__city", "user_name"]
+    assert "'userName' and 'user_name' both load into the column" in rejected[1][1]
+    assert '"userName": "bo", "user_name": "b"' in rejected[1][2]

@@ -23,8 +23,25 @@ if TYPE_CHECKING:
 
 
 def build_python(name: str, config: PythonSource, context: BuildContext) -> list[Any]:
-    """The ``python`` kind: the user's own ``@dlt.source``, as one source object."""
-    return [python_source(name, config, context.project_dir, context.secrets)]
+    """The ``python`` kind: the user's own ``@dlt.source``, as one source object. A record
+    with two fields dlt loads into one column (``userName`` and ``user_name``: dlt keeps
+    the last value) goes to the rejected rows, as a REST record does."""
+    from stackyard.ingest.rest_json import without_twice_named
+    from stackyard.ingest.stamping import whole_pages
+
+    source = python_source(name, config, context.project_dir, context.secrets)
+    resources = getattr(source, "selected_resources", None)
+    for resource in resources.values() if resources is not None else [source]:
+
+        def reject_clashes(item: Any, table: str = resource.name) -> Any:
+            item, rejected = without_twice_named(item, table)
+            if rejected:
+                context.build.reject(rejected)
+            return item
+
+        # Before the incremental step: a rejected record does not move the cursor.
+        resource.add_step(whole_pages(reject_clashes), insert_at=1)
+    return [source]
 
 
 def python_source(name: str, config: PythonSource, project_dir: Path, secrets: Secrets) -> Any:
