@@ -116,6 +116,36 @@ def test_profiles_and_dimensions_on_duckdb(tmp_path: Path) -> None:
     check_profiles_and_dimensions(w)
 
 
+def test_a_null_and_the_text_null_are_two_values_of_a_dimension(tmp_path: Path) -> None:
+    """A real NULL and the text 'NULL' were both counted as "NULL", and the second count
+    overwrote the first: a value that stopped arriving went unseen."""
+    w = duckdb_warehouse(tmp_path)
+    w.execute("CREATE SCHEMA s")
+    w.execute("CREATE TABLE s.events (id INTEGER, channel VARCHAR, created_at DATE)")
+    w.execute(
+        "INSERT INTO s.events VALUES (1, 'web', '2026-03-08'), (2, 'NULL', '2026-03-08'), "
+        "(3, NULL, '2026-03-08'), (4, NULL, '2026-03-08'), (5, '', '2026-03-08'), "
+        "(6, ' ', '2026-03-08'), (7, 'NULL', '2026-03-09')"
+    )
+    columns = w.table_columns("s", "events")
+    plan = plan_metrics(
+        TableRef("s", "events", "source"),
+        columns,
+        time_column="created_at",
+        key=["id"],
+        today=TODAY,
+        dimensions=["channel"],
+    )
+    m = parse_metrics(plan, w.query(metrics_query(plan, w.DIALECT)))
+    assert m.dimensions == {
+        ("channel", "web"): {date(2026, 3, 8): 1},
+        ("channel", "'NULL'"): {date(2026, 3, 8): 1, date(2026, 3, 9): 1},
+        ("channel", "NULL"): {date(2026, 3, 8): 2},
+        ("channel", "''"): {date(2026, 3, 8): 1},
+        ("channel", "' '"): {date(2026, 3, 8): 1},
+    }
+
+
 def test_an_empty_table_and_a_table_without_time_or_load_columns(tmp_path: Path) -> None:
     w = duckdb_warehouse(tmp_path)
     w.execute("CREATE SCHEMA s")

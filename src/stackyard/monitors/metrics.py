@@ -120,7 +120,8 @@ class TableMetrics:
         rows_today: rows loaded since the start of today (``None`` without a load column).
         days: rows per day by the time column (empty without one).
         profiles: ``{(column, "distinct" | "mean" | "median"): {day: value}}``.
-        dimensions: ``{(column, value): {day: rows}}`` (a NULL value is ``"NULL"``).
+        dimensions: ``{(column, value): {day: rows}}`` (the value as :func:`value_label`
+            names it: a NULL is ``"NULL"``, the text ``NULL`` is ``"'NULL'"``).
     """
 
     row_count: int
@@ -356,6 +357,22 @@ def metrics_query(plan: MetricPlan, dialect: str) -> str:
     return query.sql(dialect=dialect)
 
 
+def value_label(value: Any) -> str:
+    """How a dimension's value names its series: a NULL is ``NULL``; a text that could be
+    taken for it or for nothing (``'NULL'``, ``''``) is quoted, as is one that starts with a
+    quote, so two values never share a series (their counts were merged before).
+
+    >>> [value_label(v) for v in (None, "NULL", "", "web", "it's", 3)]
+    ['NULL', "'NULL'", "''", 'web', "it's", '3']
+    """
+    if value is None:
+        return "NULL"
+    text = str(value)
+    if text.strip() == "" or text.upper() == "NULL" or text.startswith("'"):
+        return "'" + text.replace("'", "''") + "'"
+    return text
+
+
 def parse_metrics(plan: MetricPlan, result: QueryResult) -> TableMetrics:
     """Turn the rows of :func:`metrics_query` into :class:`TableMetrics`.
 
@@ -388,8 +405,8 @@ def parse_metrics(plan: MetricPlan, result: QueryResult) -> TableMetrics:
                         profiles.setdefault((column, metric), {})[day] = float(cell)
         else:
             column = plan.dimensions[int(row[-2])]
-            value = "NULL" if row[-1] is None else str(row[-1])
-            dimensions.setdefault((column, value), {})[day] = int(row[2])
+            counts = dimensions.setdefault((column, value_label(row[-1])), {})
+            counts[day] = counts.get(day, 0) + int(row[2])
     n = int(total[2]) if total else 0
     nulls = {c: n - int(total[3 + i] or 0) for i, c in enumerate(plan.null_columns)}
     i = 3 + len(plan.null_columns)
