@@ -64,6 +64,31 @@ def test_the_report_is_one_self_contained_file(report_file: Path) -> None:
         assert f"<h2>{section}</h2>" in text
 
 
+def test_the_health_table_gives_the_rows_and_band_health_judged(report_file: Path) -> None:
+    """It gave the chart's last point, today's rows still arriving and never judged, with
+    that day's band to three decimals (73.668–167), beside health's 101–231."""
+    import json
+
+    from stackyard.monitors.anomaly.stats import whole_rows_band
+
+    text = report_file.read_text()
+    found = re.search(
+        r'<script type="application/json" id="report-data">(.*?)</script>', text, re.S
+    )
+    assert found, text[:500]
+    data = json.loads(found.group(1).replace("<\\/", "</"))
+    with Context(report_file.parent / "shop") as ctx:
+        health = {t.table: t.volume for t in ctx.monitoring().health().tables}
+    judged = [t for t in data["tables"] if t["judged"] is not None]
+    assert len(judged) >= 3
+    for table in judged:
+        volume = health[table["table"]]
+        assert volume is not None and volume.value is not None
+        assert table["judged"]["rows"] == f"{volume.value:,.0f}"
+        assert table["judged"]["band"] == whole_rows_band(volume.lower, volume.upper)
+    assert "judged.band" in text and "last.lower" not in text
+
+
 @pytest.mark.browser
 def test_chromium_draws_the_charts_and_the_red_node(report_file: Path, tmp_path: Path) -> None:
     if not Path(CHROMIUM).exists():

@@ -122,6 +122,20 @@ def report_data(
     return data
 
 
+def _judged(table: TableHealth) -> dict[str, Any] | None:
+    """The volume check's day, rows and band as ``stackyard health`` prints them."""
+    from stackyard.monitors.anomaly.stats import whole_rows_band
+
+    volume = table.volume
+    if volume is None or volume.value is None:
+        return None
+    band = None
+    if volume.lower is not None and volume.upper is not None:
+        band = whole_rows_band(volume.lower, volume.upper)
+    day = volume.day.isoformat() if isinstance(volume.day, date) else volume.day
+    return {"day": day, "rows": f"{volume.value:,.0f}", "band": band}
+
+
 def _table(
     table: TableHealth,
     project: ProjectConfig,
@@ -173,6 +187,9 @@ def _table(
         "node": table.node,
         "status": table.status,
         "why": table.why,
+        # The day health judged and its band, as health shows them (whole rows): the chart's
+        # last point is today's, still arriving and not judged.
+        "judged": _judged(table),
         "problems": [
             {"check": c.label, "status": c.status, "reason": c.reason} for c in table.problems
         ],

@@ -49,14 +49,14 @@
     var root = document.getElementById("health");
     if (!data.tables.length) { html("p", "no monitored tables yet", root); return; }
     var t = html("table", null, root), head = html("tr", null, html("thead", null, t));
-    ["table", "kind", "status", "last value", "expected band", "why"].forEach(function (h) { html("th", h, head); });
+    ["table", "kind", "status", "rows judged", "expected band", "why"].forEach(function (h) { html("th", h, head); });
     var body = html("tbody", null, t);
     data.tables.forEach(function (tb) {
-      var tr = html("tr", null, body), last = tb.volume.length ? tb.volume[tb.volume.length - 1] : null;
+      var tr = html("tr", null, body), judged = tb.judged;
       tr.setAttribute("data-status", tb.status);
       html("td", tb.table, tr); html("td", tb.kind, tr); badge(tb.status, html("td", null, tr));
-      html("td", last ? fmt(last.value) : "–", tr);
-      html("td", last && last.lower !== null ? fmt(last.lower) + "–" + fmt(last.upper) : "–", tr);
+      html("td", judged ? judged.rows : "–", tr);
+      html("td", judged && judged.band ? judged.band : "–", tr);
       html("td", tb.why, tr, "why");
     });
   }
