@@ -466,6 +466,24 @@ def test_a_reader_that_stops_early_is_not_a_failed_step(tmp_path: Path, args: li
     assert (done.returncode, done.stderr) == (141, b"")
 
 
+def test_a_terminal_said_to_be_zero_columns_wide_still_gets_the_output(tmp_path: Path) -> None:
+    # COLUMNS=0 printed nothing at all, the error of a failed query included; 1 a rule.
+    import os
+    import shutil
+
+    root = make_project(tmp_path)
+    stackyard = shutil.which("stackyard", path=str(Path(sys.executable).parent))
+    assert stackyard is not None
+    for columns in ("0", "1"):
+        env = {**os.environ, "COLUMNS": columns, "NO_COLOR": "1"}
+        answer = [stackyard, "sql", "select 42 as answer", "-p", str(root)]
+        done = subprocess.run(answer, capture_output=True, text=True, env=env, timeout=120)
+        assert done.returncode == 0 and "42" in done.stdout, done.stdout + done.stderr
+        failing = [stackyard, "sql", "select * from nonexist", "-p", str(root)]
+        done = subprocess.run(failing, capture_output=True, text=True, env=env, timeout=120)
+        assert done.returncode == 1 and "nonexist does not exist" in done.stderr, done.stderr
+
+
 def test_sql_with_several_statements_runs_them_all_and_says_whose_rows_print(
     tmp_path: Path,
 ) -> None:

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -47,8 +48,30 @@ class _Terminal(RichTerminal):
             raise SystemExit(EXIT_CLOSED_PIPE) from None
 
 
-out = _Terminal()
-err = _Terminal(stderr=True)
+#: Below this many columns nothing can be read: Rich drew a 0-column terminal as nothing at
+#: all (errors included) and a 1-column one as a rule.
+MIN_COLUMNS = 20
+
+
+class _Environ(Mapping[str, str]):
+    """The process's environment as Rich reads it, live, without a ``COLUMNS`` too narrow to
+    print in (``COLUMNS=0``): the terminal's own width, or 80, is used instead."""
+
+    def __getitem__(self, key: str) -> str:
+        value = os.environ[key]
+        if key == "COLUMNS" and value.isdigit() and int(value) < MIN_COLUMNS:
+            raise KeyError(key)
+        return value
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(os.environ)
+
+    def __len__(self) -> int:
+        return len(os.environ)
+
+
+out = _Terminal(_environ=_Environ())
+err = _Terminal(stderr=True, _environ=_Environ())
 
 ProjectOpt = Annotated[
     Path | None,
