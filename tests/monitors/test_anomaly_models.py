@@ -85,6 +85,24 @@ def test_an_outage_on_a_small_table_that_is_never_empty_always_alerts() -> None:
     assert "never been empty before, an outage" in verdict.reason
 
 
+def test_a_small_table_steadier_than_chance_is_judged_by_its_own_spread() -> None:
+    """A table of six rows a day, every day (one per store), passed 1 row: the count bands
+    were Poisson's (0–20), which no table varies less than. Its band is its own now, and a
+    table whose counts vary as chance makes them keeps the count bands."""
+    steady = [6.0] * 90
+    lost = detect(_days(91), [*steady, 1.0])
+    assert (lost.model, lost.status, lost.direction) == ("count", "anomaly", "drop")
+    assert "1 row is below the expected band 4–8" in lost.reason
+    assert detect(_days(91), [*steady, 5.0]).status == "ok"
+    assert detect(_days(91), [*steady, 12.0]).direction == "spike"  # loaded twice
+    rng = random.Random(3)
+    stores = [float(sum(rng.random() < 0.9 for _ in range(14))) for _ in range(90)]
+    assert detect(_days(91), [*stores, 6.0]).status == "anomaly"
+    chance = [float(rng.randint(1, 11)) for _ in range(90)]  # as spread as Poisson's 6
+    verdict = detect(_days(91), [*chance, 1.0])
+    assert verdict.status == "ok" and verdict.model == "count"
+
+
 def test_a_level_series_catches_a_unit_change_and_accepts_negative_values() -> None:
     days = _days(29)
     means = [-2.0 + 0.05 * (i % 4) for i in range(28)]

@@ -225,7 +225,8 @@ def _dimension(
 
 def _counted(verdict: Verdict, what: str) -> str:
     # The detector speaks of rows; a distinct count is not rows.
-    return verdict.reason.replace(f"{verdict.value:,.0f} rows", what, 1)
+    rows = f"{verdict.value:,.0f} row" + ("" if verdict.value == 1 else "s")
+    return verdict.reason.replace(rows, what, 1)
 
 
 def _of_values(reason: str) -> str:

@@ -163,7 +163,8 @@ class TableHealth:
             low, high = math.floor(lower), math.ceil(upper)
             side = "below" if value < low else "above" if value > high else "within"
             day = f" {first.day:%m-%d}" if first.day else ""
-            gist = f"volume{day}: {value:,.0f} rows, {side} {whole_rows_band(lower, upper)}"
+            rows = f"{value:,.0f} row" + ("" if value == 1 else "s")
+            gist = f"volume{day}: {rows}, {side} {whole_rows_band(lower, upper)}"
             if "outage" in first.reason:
                 gist = f"volume{day}: no rows, an outage" if side == "within" else gist
                 gist += ", an outage" if side != "within" else ""

@@ -64,6 +64,11 @@ _USUAL_EMPTY = 0.05
 _SPIKE_EXTRA = 1.5
 # Above this mean a normal approximation replaces summing probabilities row by row.
 _EXACT_UP_TO = 300.0
+# A table whose days vary less than half as much as Poisson counts (a Poisson table reads so
+# on four weeks about once in a hundred) is regular: a fixed set of stores, one row each.
+_REGULAR_INDEX = 0.5
+_REGULAR_MIN_DAYS = 14
+_REGULAR_MIN_SPREAD = 0.5
 _WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
 
@@ -147,17 +152,27 @@ def judge(
     excess -= sum(means[slot(d)] * drift(d) for d, _ in full) / len(full)
     square = sum((means[slot(d)] * drift(d)) ** 2 for d, _ in full) / len(full)
     phi = max(excess / square, 0.0) if square > 0 else 0.0
+    mean_mu = sum(means[slot(d)] * drift(d) for d, _ in full) / len(full)
+    regular = _regular_spread(len(full), excess + mean_mu, mean_mu)
 
     k = cfg.threshold
     alpha = 0.5 * math.erfc((k - 1.0) / math.sqrt(2.0))
     # Too many rows is less urgent than too few, and a few rows' table bursts: a stricter
     # limit for spikes.
     alpha_spike = 0.5 * math.erfc((k - 1.0 + _SPIKE_EXTRA) / math.sqrt(2.0))
-    lower, upper = _quantile(mu, phi, alpha), _quantile(mu, phi, 1.0 - alpha_spike)
-    below, above = _cdf(mu, phi, value), 1.0 - _cdf(mu, phi, value - 1.0)
+    if regular is None:
+        lower, upper = _quantile(mu, phi, alpha), _quantile(mu, phi, 1.0 - alpha_spike)
+        below, above = _cdf(mu, phi, value), 1.0 - _cdf(mu, phi, value - 1.0)
+    else:
+        # A table more regular than chance (one row per store a day) is judged by its own
+        # spread: Poisson's passed 1 row on a table that had 6 every day for months.
+        lower = max(math.ceil(mu - (k - 1.0) * regular - 0.5), 0)
+        upper = math.floor(mu + (k - 1.0 + _SPIKE_EXTRA) * regular + 0.5)
+        below = 0.5 * math.erfc(-(value + 0.5 - mu) / (regular * math.sqrt(2.0)))
+        above = 0.5 * math.erfc((value - 0.5 - mu) / (regular * math.sqrt(2.0)))
     name = _WEEKDAYS[day.weekday()] if weekly else "day"
     usual = f"usual for a {name}" if weekly else "usual for this table"
-    rows = format_value(value)
+    rows = format_value(value) + (" row" if value == 1 else " rows")
     outage = False
     direction: Direction | None = None
     note = ""
@@ -241,12 +256,12 @@ def judge(
     status: Status = "anomaly" if direction in wanted else "ok"
     if direction is None and value == 0:
         # The band is the rows of a non-empty day; an empty day is judged apart from it.
-        reason = f"{rows} rows ({usual}){note}"
+        reason = f"{rows} ({usual}){note}"
     elif direction is None:
-        reason = f"{rows} rows is within the expected band {band} ({usual}){note}"
+        reason = f"{rows} is within the expected band {band} ({usual}){note}"
     else:
         side = "below" if direction == "drop" else "above"
-        reason = f"{rows} rows is {side} the expected band {band} ({usual})"
+        reason = f"{rows} is {side} the expected band {band} ({usual})"
         if outage and run > 1:
             # "Often empty" only where it is: a table empty on a day or two of its baseline
             # (a day already alerted on counts as one) read "often empty" all the same.
@@ -262,7 +277,7 @@ def judge(
             reason += f": {name}s are never empty here"
         if status == "ok":
             reason += f", but this monitor only alerts on {cfg.direction}s"
-    spread = math.sqrt(mu + phi * mu * mu) if mu > 0 else 1.0
+    spread = regular or (math.sqrt(mu + phi * mu * mu) if mu > 0 else 1.0)
     return Verdict(
         status=status,
         reason=reason,
@@ -276,6 +291,27 @@ def judge(
         baseline_size=len(base),
         model="count",
     )
+
+
+def _regular_spread(days: int, variance: float, mean: float) -> float | None:
+    """The spread in rows of a table whose non-empty days vary clearly less than Poisson
+    counts would (``variance`` under :data:`_REGULAR_INDEX` times the ``mean``, read on at
+    least :data:`_REGULAR_MIN_DAYS` days), or None: then the count bands stand.
+
+    The variance is taken at its upper 95 % bound for that many days (a chi-square quantile,
+    by Wilson and Hilferty), so a spread read on a few weeks is not taken for less than it
+    may be, and never under half a row.
+
+    >>> _regular_spread(60, 0.0, 6.0), _regular_spread(60, 5.5, 6.0), _regular_spread(5, 0.0, 6.0)
+    (0.5, None, None)
+    >>> round(_regular_spread(28, 2.0, 12.0), 2)
+    1.83
+    """
+    if days < _REGULAR_MIN_DAYS or mean <= 0 or variance >= _REGULAR_INDEX * mean:
+        return None
+    dof = days - 1
+    low = dof * (1.0 - 2.0 / (9 * dof) - 1.645 * math.sqrt(2.0 / (9 * dof))) ** 3
+    return max(math.sqrt(max(variance, 0.0) * dof / low), _REGULAR_MIN_SPREAD)
 
 
 def _drift(
