@@ -24,6 +24,9 @@ like an outage. Such tables are judged as counts instead:
   ``Φ(−(k − 1))`` for a half-width of k robust standard deviations (medium: k = 4,
   α ≈ 0.0013), in whole rows. Empty days do not widen it: a drop from 900 rows to 200 is
   still a drop on a table that is often empty.
+* **Steadier than chance.** A table whose non-empty days vary clearly less than Poisson
+  counts (one row per store a day) is judged by its own spread instead
+  (:func:`_regular_spread`): Poisson's band passed 1 row on a table of 6 every day.
 """
 
 from __future__ import annotations
