@@ -91,6 +91,9 @@ def test_breaking_a_source_is_caught_grouped_and_shown(tmp_path: Path, webhook: 
     data = json.loads(result.output)
     row = next(t for t in data["tables"] if t["table"] == "app.orders")
     assert row["status"] == "anomaly" and row["lower"] is not None
+    # whole rows, as the text says the band (107.11 read as out of a band said as 107–220)
+    assert row["lower"] == int(row["lower"]) and row["upper"] == int(row["upper"])
+    assert f"{int(row['lower']):,}–{int(row['upper']):,}" in row["why"]
 
     # the report colours the source red in the lineage graph
     out = ctx.monitoring().report(out=tmp_path / "report.html")

@@ -6,6 +6,7 @@ rule can be tested with plain lists.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import date, datetime, timedelta
@@ -94,8 +95,10 @@ def volume_checks(
             day=day,
             value=verdict.value,
             expected=verdict.expected,
-            lower=verdict.lower,
-            upper=verdict.upper,
+            # In whole rows, as the verdict judged and said them: `health --json` gave
+            # 107.11 where the text said 107, and a value of 107 read as out of its band.
+            lower=None if verdict.lower is None else float(math.floor(verdict.lower)),
+            upper=None if verdict.upper is None else float(math.ceil(verdict.upper)),
         )
         if verdict.is_anomaly:
             excluded.add(day)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import html
 import json
+import math
 from collections import defaultdict
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -165,8 +166,9 @@ def _table(
             {
                 "day": day.isoformat(),
                 "value": series[day],
-                "lower": verdict.lower,
-                "upper": verdict.upper,
+                # Whole rows, as health gives the band.
+                "lower": None if verdict.lower is None else math.floor(verdict.lower),
+                "upper": None if verdict.upper is None else math.ceil(verdict.upper),
                 "expected": verdict.expected,
                 "anomaly": day.isoformat() in flagged,
                 "holiday": day in holidays,
