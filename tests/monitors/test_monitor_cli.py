@@ -38,7 +38,10 @@ def test_monitor_health_incident_and_report_commands(tmp_path: Path) -> None:
     assert ok.exit_code == 0 and "marts.customer_orders" in ok.output
     for note in ((), ("--note", "feed down")):  # the same days again: no second record
         again = cli.invoke(app, [*mark, "--start", "2026-01-02", "--end", "2026-01-03", *note])
-        assert again.exit_code == 0 and "already marked" in again.output, again.output
+        said = " ".join(again.output.split())
+        assert again.exit_code == 0 and "already marked" in said, again.output
+        # within the terminal's 80 columns (it was one line of 129)
+        assert max(len(line) for line in again.output.splitlines()) <= 80, again.output
     stored_sql = "SELECT table_name, note FROM stackyard.monitor_incidents"
     stored = cli.invoke(app, ["sql", stored_sql, "--json", "--project", str(root)])
     rows = json.loads(stored.output)["rows"]
@@ -85,8 +88,9 @@ def test_monitor_health_incident_and_report_commands(tmp_path: Path) -> None:
     typo = cli.invoke(app, ["report", "--project", str(root), "--out", str(config)])
     assert typo.exit_code == 2 and "is not an HTML page: not replaced" in typo.stderr
     assert config.read_bytes() == before
-    again = cli.invoke(app, ["report", "--project", str(root), "--out", str(out)])
+    again = cli.invoke(app, ["report", "--project", str(root), "--out", str(out), "--json"])
     assert again.exit_code == 0, again.output
+    assert json.loads(again.output) == {"ok": True, "path": str(out.resolve())}
 
 
 def test_a_project_with_nothing_monitored_says_so_once(tmp_path: Path) -> None:

@@ -166,10 +166,14 @@ def report(
     out_file: Annotated[
         Path, typer.Option("--out", "-o", help="HTML file to write (self-contained).")
     ] = Path("report.html"),
+    as_json: JsonOpt = False,
 ) -> None:
     """Write one self-contained HTML report: health, lineage, volume, freshness, nulls,
     tests and runs. Works offline."""
     path = _with_context(project, lambda context: context.monitoring().report(target, out_file))
+    if as_json:
+        _print_json({"ok": True, "path": str(Path(path).resolve())})
+        return
     out.print(f"[green]✔[/] wrote {path}", highlight=False)
 
 
@@ -205,7 +209,6 @@ def incident_mark(
             f"[green]✔[/] {span} was already marked (on "
             f"{incident.marked_before:%Y-%m-%d %H:%M} UTC): nothing new was recorded{noted}",
             highlight=False,
-            soft_wrap=True,
         )
         return
     out.print(
