@@ -174,6 +174,8 @@ def test_settings_that_do_not_fit_the_table_are_dropped_with_a_note(tmp_path: Pa
     assert any("order_id" in n for n in plan.notes)
     plan, _ = measure(w, "s", "t", time_column="nope")
     assert "not a column of s.t" in plan.notes[0]
+    plan, _ = measure(w, "s", "t", key=["idd"])  # the typo is named with the column meant
+    assert "key column(s) idd (did you mean 'id'?) not in s.t" in plan.notes[0], plan.notes
 
 
 def test_time_columns_are_found_by_type_and_name() -> None:

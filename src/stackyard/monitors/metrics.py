@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
+from stackyard.errors import did_you_mean
 from stackyard.monitors.time_columns import find_time_column as find_time_column
 from stackyard.monitors.time_columns import is_temporal as is_temporal
 from stackyard.monitors.time_columns import time_column_problem
@@ -205,7 +206,8 @@ def plan_metrics(
     missing = [k for k in key if k not in columns]
     if missing:
         notes.append(
-            f"key column(s) {', '.join(missing)} not in {table.relation}; duplicates not counted"
+            f"key column(s) {_named(missing, columns)} not in {table.relation}; duplicates "
+            "not counted"
         )
     watched: dict[str, tuple[str, ...]] = {
         "columns": tuple(profile),
@@ -214,7 +216,9 @@ def plan_metrics(
     for setting, names in watched.items():
         unknown = [c for c in names if c not in columns]
         if unknown:
-            notes.append(f"{setting} {', '.join(unknown)} not in {table.relation}; not monitored")
+            notes.append(
+                f"{setting} {_named(unknown, columns)} not in {table.relation}; not monitored"
+            )
         if names and chosen is None and not unusable:
             notes.append(
                 f"{setting} are measured per day and {table.relation} has no time column; "
@@ -355,6 +359,15 @@ def metrics_query(plan: MetricPlan, dialect: str) -> str:
             )
             query = exp.Union(this=query, expression=by_value, distinct=False)
     return query.sql(dialect=dialect)
+
+
+def _named(unknown: Sequence[str], columns: Mapping[str, str]) -> str:
+    """Names a table does not have, each with the column it likely meant.
+
+    >>> _named(["customer_idd", "zzz"], {"customer_id": "BIGINT"})
+    "customer_idd (did you mean 'customer_id'?), zzz"
+    """
+    return ", ".join(f"{name}{did_you_mean(name, columns)}" for name in unknown)
 
 
 def value_label(value: Any) -> str:
