@@ -168,7 +168,7 @@ def _dimension(
     note = ""
     if len(busiest) > MAX_DIMENSION_VALUES:
         note = (
-            f" ({len(busiest)} values: only the {MAX_DIMENSION_VALUES} busiest are judged; "
+            f" ({len(busiest):,} values: only the {MAX_DIMENSION_VALUES} busiest are judged; "
             "a dimension should have few values)"
         )
         busiest = busiest[:MAX_DIMENSION_VALUES]
