@@ -4,6 +4,7 @@ local SMTP server. Failures are recorded, never raised."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -106,12 +107,30 @@ def test_webhook_gets_slack_compatible_json_once_then_suppression(
     ]
     again = send.send(alerts(), "r2", NOW + timedelta(hours=2))
     assert [o.status for o in again] == ["suppressed"] and len(webhook.received) == 1
-    later = send.send(alerts(), "r3", NOW + timedelta(hours=25))
-    assert [o.status for o in later] == ["sent"] and len(webhook.received) == 2
+    # One finding marked as a known incident since: the rest were all sent, nothing to tell
+    # (it paged again with the null rates alone). A new finding is news again.
+    fewer = [BROKEN[0], replace(BROKEN[1], checks=BROKEN[1].checks[1:]), *BROKEN[2:]]
+    narrowed = group_alerts(fewer, LINEAGE, owners={}, context="project p")
+    assert narrowed[0].key != alerts()[0].key
+    subset = send.send(narrowed, "r2b", NOW + timedelta(hours=3))
+    assert [o.status for o in subset] == ["suppressed"] and len(webhook.received) == 1
+    more = Check("duplicates", "anomaly", "12 duplicate keys")
+    grown = [replace(BROKEN[0], checks=(*BROKEN[0].checks, more)), *BROKEN[1:]]
+    grown_alerts = group_alerts(grown, LINEAGE, owners={}, context="p")
+    news = send.send(grown_alerts, "r2c", NOW + timedelta(hours=4))
+    assert [o.status for o in news] == ["sent"] and len(webhook.received) == 2
+    later = send.send(alerts(), "r3", NOW + timedelta(hours=29))
+    assert [o.status for o in later] == ["sent"] and len(webhook.received) == 3
     rows = send.store.warehouse.query(
         "SELECT run_id, status FROM stackyard.monitor_alerts ORDER BY sent_at"
     ).rows
-    assert rows == (("r1", "sent"), ("r2", "suppressed"), ("r3", "sent"))
+    assert rows == (
+        ("r1", "sent"),
+        ("r2", "suppressed"),
+        ("r2b", "suppressed"),
+        ("r2c", "sent"),
+        ("r3", "sent"),
+    )
 
 
 def test_a_webhook_answering_500_is_retried_with_backoff_then_recorded(

@@ -223,12 +223,12 @@ class MetricStore:
         attempts: int,
         error: str | None,
         summary: str,
+        findings: Sequence[str] = (),
     ) -> None:
-        """Record what happened to one alert on one channel."""
-        self._insert(
-            "monitor_alerts",
-            [(run_id, sent_at, key, root_cause, channel, status, attempts, error, summary)],
-        )
+        """Record what happened to one alert on one channel, with its findings (one per
+        line: ``table|check|day``), which suppression reads."""
+        row = (run_id, sent_at, key, root_cause, channel, status, attempts, error, summary)
+        self._insert("monitor_alerts", [(*row, "\n".join(findings) or None)])
 
     # ------------------------------------------------------------------ reads
 
@@ -433,6 +433,18 @@ class MetricStore:
             (key, channel),
         ).rows[0]
         return row[0]
+
+    def sent_findings(self, root_cause: str, channel: str, since: datetime) -> set[str]:
+        """Every finding of the alerts on this root cause sent on a channel since then."""
+        w = self.warehouse
+        p = w.param()
+        rows = w.query(
+            f"SELECT findings FROM {self._name('monitor_alerts')} WHERE root_cause = {p} "
+            f"AND channel = {p} AND status = 'sent' AND sent_at >= {p} "
+            "AND findings IS NOT NULL",
+            (root_cause, channel, since),
+        ).rows
+        return {f for (text,) in rows for f in str(text).split("\n")}
 
     # ------------------------------------------------------------------ helpers
 

@@ -52,7 +52,7 @@ MONITOR_TABLES: dict[str, str] = {
     "note VARCHAR, marked_at TIMESTAMPTZ",
     "monitor_alerts": "run_id VARCHAR NOT NULL, sent_at TIMESTAMPTZ, alert_key VARCHAR, "
     "root_cause VARCHAR, channel VARCHAR, status VARCHAR, attempts INTEGER, error VARCHAR, "
-    "summary VARCHAR",
+    "summary VARCHAR, findings VARCHAR",
 }
 
 # The backfill ledger; its reads and writes run on the backfill workers' own connections, inside

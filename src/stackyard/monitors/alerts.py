@@ -6,8 +6,9 @@
   upstream rename that empties a column in a source, its staging view and a mart is one
   message, not three (and never one per column).
 * **Suppression.** A message whose root cause and alerting findings (table, check, column,
-  day) are the same as one already sent on that channel within ``suppress_hours`` is
-  recorded as ``suppressed`` and not sent; a new finding makes it a new message.
+  day) were all sent on that channel within ``suppress_hours`` — the same message, or one
+  with fewer findings after one was marked as a known incident — is recorded as
+  ``suppressed`` and not sent; a new finding makes it a new message.
 * **Retries.** A channel that times out, refuses the connection or answers 429/5xx is retried
   with exponential backoff and jitter; other 4xx answers are not retried (the request itself
   is wrong). A channel that still fails is recorded with the error, never raised: alerting
@@ -55,6 +56,7 @@ class Alert:
         tables: the root cause first, then the tables downstream of it.
         owners: who to tell (Slack handles and e-mail addresses).
         context: project, target and run, for the footer.
+        findings: its alerting findings, ``table|check|day`` each, for suppression.
     """
 
     key: str
@@ -64,6 +66,7 @@ class Alert:
     owners: tuple[str, ...]
     context: str
     root_tables: tuple[str, ...] = ()
+    findings: tuple[str, ...] = ()
 
     def role(self, table: TableHealth) -> str:
         """``root cause`` or ``downstream``."""
@@ -174,7 +177,7 @@ def group_alerts(
             f", {counted(downstream, 'downstream table')} affected" if downstream else ""
         )
         who = tuple(dict.fromkeys(o for t in members for o in owners.get(t.table, ())))
-        alerts.append(Alert(key, root, title, tuple(members), who, context, roots))
+        alerts.append(Alert(key, root, title, tuple(members), who, context, roots, tuple(findings)))
     return alerts
 
 
@@ -228,6 +231,7 @@ class Notifier:
                     attempts=outcome.attempts,
                     error=outcome.error,
                     summary=alert.title,
+                    findings=alert.findings,
                 )
                 outcomes.append(outcome)
         return outcomes
@@ -245,6 +249,19 @@ class Notifier:
                 "suppressed",
                 error=None,
                 title=f"{alert.title} (same alert sent at {last.isoformat(timespec='seconds')})",
+            )
+        # Fewer findings than an alert sent, and none new (one of them marked as a known
+        # incident since): nothing to tell. It was sent again before.
+        sent = self.store.sent_findings(alert.root_cause, name, now - window)
+        if alert.findings and sent.issuperset(alert.findings):
+            hours = f"{self.config.suppress_hours:g}"
+            return AlertOutcome(
+                alert.key,
+                alert.root_cause,
+                name,
+                "suppressed",
+                error=None,
+                title=f"{alert.title} (each finding already sent within {hours} h)",
             )
         try:
             deliver = self._delivery(alert, name, channel)
