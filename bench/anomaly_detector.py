@@ -92,6 +92,7 @@ TUNING_SEEDS: dict[str, tuple[int, ...]] = {
         *_rounds(12100, 12100),
         *_rounds(12500, 12500),
         *_rounds(12900, 12900),
+        *_rounds(13300, 13300),
     ),
     "B": (
         11,
@@ -111,6 +112,7 @@ TUNING_SEEDS: dict[str, tuple[int, ...]] = {
         *_rounds(12200, 12200),
         *_rounds(12600, 12600),
         *_rounds(13000, 13000),
+        *_rounds(13400, 13400),
     ),
     "C": (
         31,
@@ -127,6 +129,7 @@ TUNING_SEEDS: dict[str, tuple[int, ...]] = {
         *_rounds(12300, 12300),
         *_rounds(12700, 12700),
         *_rounds(13100, 13100),
+        *_rounds(13500, 13500),
     ),
     "D": (
         1,
@@ -144,14 +147,15 @@ TUNING_SEEDS: dict[str, tuple[int, ...]] = {
         *_rounds(12400, 12400),
         *_rounds(12800, 12800),
         *_rounds(13200, 13200),
+        *_rounds(13600, 13600),
     ),
 }
 #: Seeds per generator never looked at while tuning.
 HELD_OUT_SEEDS: dict[str, tuple[int, ...]] = {
-    "A": (13301, 13302, 13303, 13304, 13305),
-    "B": (13401, 13402, 13403, 13404, 13405),
-    "C": (13501, 13502, 13503, 13504, 13505),
-    "D": (13601, 13602, 13603, 13604, 13605),
+    "A": (13701, 13702, 13703, 13704, 13705),
+    "B": (13801, 13802, 13803, 13804, 13805),
+    "C": (13901, 13902, 13903, 13904, 13905),
+    "D": (14001, 14002, 14003, 14004, 14005),
 }
 GENERATORS: dict[str, Callable[[int, int], Table]] = {
     "A": anomaly_data.make_table,
