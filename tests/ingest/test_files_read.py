@@ -95,6 +95,21 @@ def test_a_row_without_a_key_value_names_its_line_and_quotes_it_as_the_file_hold
         assert list(rows) == expected, rows
 
 
+def test_a_field_longer_than_pythons_csv_limit_loads_beside_a_row_without_a_key(
+    tmp_path: Path,
+) -> None:
+    """Finding the keyless row's line read the file with Python's csv reader, which refuses
+    a field over 128 KiB: the whole load failed ("field larger than field limit")."""
+    root = file_project(tmp_path / "p", "{t: {glob: '*.csv', primary_key: id}}")
+    body = "x" * 200_000
+    (root / "sources" / "files" / "a.csv").write_text(f"id,v\n1,short\n2,{body}\n,no key\n")
+    ctx = Context(root)
+    (load,) = ctx.run().loads
+    assert (load.status, load.rows, load.rejected) == ("loaded", 2, 1), load.error
+    assert ctx.sql("select id, length(v) from f.t order by id").rows == ((1, 5), (2, 200_000))
+    assert ctx.sql("select line, raw from f._rejected_rows").rows == ((4, ",no key"),)
+
+
 def test_a_rejected_record_names_its_line_and_quotes_it_as_the_file_holds_it(
     tmp_path: Path,
 ) -> None:

@@ -13,10 +13,15 @@ from __future__ import annotations
 
 import csv
 import itertools
+import sys
 from collections.abc import Iterator
 from typing import Any
 
 from stackyard.errors import LoadError
+
+# Python's reader refuses a field over 128 KiB ('field larger than field limit'), which DuckDB
+# reads: a file with one such text field failed its load wherever this module read it.
+csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
 
 SAMPLE_BYTES = 1 << 16  # a few hundred records say how the writer quotes
 # Past this many, a file is not a few typos but quoted some other way: it is left as read.

@@ -10,7 +10,12 @@ own rejects are, rather than with no line and the row re-encoded as JSON.
 from __future__ import annotations
 
 import csv
+import sys
 from collections.abc import Collection, Iterator
+
+# Python's reader refuses a field over 128 KiB ('field larger than field limit'), which DuckDB
+# reads: a file with one such text field failed its load wherever this module read it.
+csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
 
 
 def rows_in_file(
