@@ -41,6 +41,7 @@ class ApiState:
     raw_rows: dict[int, str] = field(default_factory=dict)
     raw_answer: bytes | None = None
     content_type: str = "application/json"
+    empty_pages: set[int] = field(default_factory=set)  # pages answered with no rows
 
     def after(self, row: dict[str, Any], since: str) -> bool:
         """Whether ``?since=`` returns the row (timestamps compared as instants, as an API
@@ -110,8 +111,11 @@ def _handler(state: ApiState) -> type[BaseHTTPRequestHandler]:
                 return
             since = query.get("since")
             rows = [c for c in served if since is None or state.after(c, since)]
-            chunk = rows[(page - 1) * state.page_size : page * state.page_size]
-            total_pages = max(1, -(-len(rows) // state.page_size))
+            # An empty page keeps its place: the rows after it are on the pages after it.
+            total_pages = max(1, -(-len(rows) // state.page_size) + len(state.empty_pages))
+            before = sum(1 for p in state.empty_pages if p < page)
+            chunk = rows[(page - 1 - before) * state.page_size : (page - before) * state.page_size]
+            chunk = [] if page in state.empty_pages else chunk
             body: dict[str, Any] = {"data": chunk, "page": page, "total_pages": total_pages}
             if state.paging == "total_only":
                 del body["page"]

@@ -186,6 +186,21 @@ def test_a_record_giving_a_field_twice_is_rejected_as_sent_and_the_others_load(
     assert "the field data appears twice" in str(refused.loads[0].error)
 
 
+def test_an_empty_page_before_the_last_does_not_end_the_load(
+    api: tuple[ApiState, str], tmp_path: Path
+) -> None:
+    """dlt stops at the first empty page: with page 2 of 5 empty, pages 3 to 5 were never
+    asked for and 25 rows were lost, the run saying 'loaded 10 rows'."""
+    state, url = api
+    state.empty_pages = {2}
+    ctx = project_for(tmp_path, url)
+    result = ctx.run()
+    assert result.ok, result.to_dict()
+    assert {t.table: t.rows for t in result.loads[0].tables} == {"customers": 35}
+    assert ctx.sql("select count(*) from crm.customers").rows == ((35,),)
+    assert sum("page=" in r for r in state.requests) == 5, state.requests
+
+
 def test_an_answer_is_read_in_the_charset_its_header_names(
     api: tuple[ApiState, str], tmp_path: Path
 ) -> None:

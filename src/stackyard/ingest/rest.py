@@ -235,4 +235,9 @@ def _paginator(paginator: RestPaginator) -> dict[str, Any]:
     data = paginator.model_dump(exclude_none=True)
     if paginator.type == "cursor":
         data["type"] = "cursor"
+    # dlt stops at the first empty page; an API that says how many pages there are has the
+    # rest after it (an empty page 2 of 3 lost page 3 without a word).
+    counted = paginator.total_path is not None or paginator.maximum_page is not None
+    if paginator.type in ("page_number", "offset") and counted:
+        data.setdefault("stop_after_empty_page", False)
     return data

@@ -7,9 +7,10 @@ in case (``name``, ``NAME``) load into one column, so one value would be lost to
 is read with a hook that notes such objects; a record holding one, at any depth, is rejected
 with the reason and the record as the API sent it, and the other records load, as a JSONL
 line or a stream event is. So is a record with two fields dlt's naming loads into one
-column (``userName`` and ``user_name``; ``a.b`` and ``a__b``), where dlt kept the last. An
-answer whose own top-level object gives a name twice (two ``data`` arrays) stops the load,
-naming it: which of its records were meant cannot be told.
+column (``userName`` and ``user_name``; an object ``a`` holding ``b`` and a field
+``a__b``), where dlt kept the last. An answer whose own top-level object gives a name
+twice (two ``data`` arrays) stops the load, naming it: which of its records were meant
+cannot be told.
 """
 
 from __future__ import annotations
@@ -123,8 +124,8 @@ def _first_flagged(values: list[Any]) -> _Flagged | None:
 def without_twice_named(item: Any, table: str) -> tuple[Any, list[RejectedRow]]:
     """``item`` (a record or a page of them) without the records that give a field twice
     (flagged by :func:`read_answer`) or two fields dlt loads into one column (``userName``
-    and ``user_name``, ``a.b`` and ``a__b``: dlt kept the last value), and those as
-    rejected rows."""
+    and ``user_name``, an object ``a`` holding ``b`` and a field ``a__b``: dlt kept the
+    last value), and those as rejected rows."""
     from stackyard.ingest.stream_types import field_clash
 
     if isinstance(item, dict):

@@ -80,7 +80,10 @@ def _guess(response: Any, where: str) -> Any:
             f"total_path: {total_path}}} under {where} in stackyard.yml (base_page: 0 if its "
             "first page is page 0)",
         )
-    return PageNumberPaginator(base_page=first, page=first, total_path=".".join(path))
+    # Its number of pages is known: an empty page before the last does not end the load.
+    return PageNumberPaginator(
+        base_page=first, page=first, total_path=".".join(path), stop_after_empty_page=False
+    )
 
 
 def _page_number(holder: Any) -> int | None:
