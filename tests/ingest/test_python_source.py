@@ -241,3 +241,56 @@ def test_a_record_with_two_fields_dlt_loads_into_one_column_is_rejected(tmp_path
     assert [r[0] for r in rejected] == ["address__city", "user_name"]
     assert "'userName' and 'user_name' both load into the column" in rejected[1][1]
     assert '"userName": "bo", "user_name": "b"' in rejected[1][2]
+
+
+DECIMALS = """
+import dlt
+from decimal import Decimal
+
+
+@dlt.source
+def prices_source():
+    @dlt.resource(primary_key="id", columns={"fine": {"data_type": "decimal", "precision": 38,
+                                                      "scale": 18}})
+    def prices():
+        yield [
+            {"id": 1, "p": Decimal("0.1234567890123"), "fine": Decimal("1")},
+            {"id": 2, "p": Decimal("1.50"), "fine": Decimal("0.123456789012345678")},
+            {"id": 3, "p": Decimal("2.1000000000000"), "fine": Decimal("0")},
+            {"id": 4, "p": Decimal("1"), "lines": [{"q": Decimal("1.00000000049")}]},
+        ]
+
+    return prices
+"""
+
+
+def test_a_decimal_with_more_places_than_its_column_keeps_is_rejected_not_rounded(
+    tmp_path: Path,
+) -> None:
+    """dlt's decimal column keeps 9 places: 0.1234567890123 loaded as 0.123456789 without a
+    word. Such a record is rejected with the value; a column declaring its scale keeps it."""
+    project = tmp_path / "p"
+    init_project(project)
+    (project / "sources" / "prices.py").write_text(DECIMALS)
+    yml = project / "stackyard.yml"
+    yml.write_text(
+        yml.read_text().replace(
+            "sources: {}",
+            "sources:\n  prices:\n    kind: python\n    path: sources/prices.py\n"
+            "    function: prices_source",
+        )
+    )
+    with Context(project) as ctx:
+        result = ctx.run()
+        assert result.ok, result.to_dict()
+        assert result.loads[0].rejected == 2
+        rows = ctx.sql("select id, cast(p as varchar), cast(fine as varchar) from prices.prices")
+        assert sorted((int(i), p, f) for i, p, f in rows.rows) == [
+            (2, "1.500000000", "0.123456789012345678"),
+            (3, "2.100000000", "0.000000000000000000"),
+        ]
+        rejected = ctx.sql(
+            "select column_name, reason from prices._rejected_rows order by column_name"
+        ).rows
+    assert [r[0] for r in rejected] == ["p", "q"]
+    assert "0.1234567890123 has 13 decimal places and the column p keeps 9" in rejected[0][1]

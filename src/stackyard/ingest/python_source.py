@@ -5,6 +5,7 @@ its config section, its arguments, and the ``.dlt/`` folder its team keeps next 
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import sys
 from collections.abc import Callable
@@ -26,15 +27,42 @@ def build_python(name: str, config: PythonSource, context: BuildContext) -> list
     """The ``python`` kind: the user's own ``@dlt.source``, as one source object. A record
     with two fields dlt loads into one column (``userName`` and ``user_name``: dlt keeps
     the last value) goes to the rejected rows, as a REST record does."""
+    from stackyard.ingest.decimal_scale import declared_scales, past_scale
     from stackyard.ingest.rest_json import without_twice_named
     from stackyard.ingest.stamping import whole_pages
+    from stackyard.ingest.text_fit import set_aside_dicts
+    from stackyard.results import RejectedRow
 
     source = python_source(name, config, context.project_dir, context.secrets)
     resources = getattr(source, "selected_resources", None)
     for resource in resources.values() if resources is not None else [source]:
 
-        def reject_clashes(item: Any, table: str = resource.name) -> Any:
+        def reject_clashes(
+            item: Any, table: str = resource.name, scales: Any = declared_scales(resource)
+        ) -> Any:
             item, rejected = without_twice_named(item, table)
+            # … and a Decimal with more places than its column keeps (it was rounded).
+            why: dict[int, str] = {}
+
+            def rounded(row: dict[str, Any]) -> str | None:
+                found = past_scale(table, row, scales)
+                if found is not None:
+                    why[id(row)] = found[1]
+                return None if found is None else found[0]
+
+            item, too_fine = set_aside_dicts(
+                item,
+                rounded,
+                lambda column, row: RejectedRow(
+                    table,
+                    "",
+                    None,
+                    column,
+                    why[id(row)],
+                    json.dumps(row, default=str, ensure_ascii=False),
+                ),
+            )
+            rejected += too_fine
             if rejected:
                 context.build.reject(rejected)
             return item

@@ -283,6 +283,19 @@ def field_clash(table: str, row: dict[str, Any]) -> tuple[str, str] | None:
     return None
 
 
+def loaded_values(table: str, row: dict[str, Any]) -> Iterator[tuple[tuple[str, str], Any]]:
+    """``((table, column), value)`` for each value of ``row`` as dlt loads it (nested
+    objects flattened, lists as child tables); none past a field dlt cannot name, or two
+    that land in one column (:func:`field_clash` says which)."""
+    global _WALKER
+    if _WALKER is None:
+        _WALKER = ColumnTypes({})
+    try:
+        yield from _WALKER._values(table, row, "")
+    except (_FieldClash, _UnnamedField):
+        return
+
+
 _WALKER: ColumnTypes | None = None
 
 

@@ -1,0 +1,59 @@
+"""Python ``Decimal`` values with more decimal places than their column keeps.
+
+dlt loads a ``Decimal`` into ``DECIMAL(38, 9)`` unless the resource declares the column's
+precision and scale, and every target rounds a value with more places to nine without a
+word (``0.1234567890123`` loaded as ``0.123456789``). A record holding one goes to
+``_rejected_rows`` with the column, the value and how to keep it whole; the others load.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Any
+
+#: The scale dlt gives a decimal column whose resource does not declare one.
+DEFAULT_SCALE = 9
+
+
+def declared_scales(resource: Any) -> dict[str, int]:
+    """The scale of each decimal column the resource declares (``columns=`` hints)."""
+    columns = resource._hints.get("columns") or {}
+    if not isinstance(columns, Mapping):
+        return {}
+    return {
+        str(name): int(hint["scale"])
+        for name, hint in columns.items()
+        if isinstance(hint, Mapping) and hint.get("scale") is not None
+    }
+
+
+def past_scale(
+    table: str, row: dict[str, Any], scales: Mapping[str, int]
+) -> tuple[str, str] | None:
+    """The column of ``row`` whose ``Decimal`` has more places than it keeps, and why; None
+    when every value fits (another column, nested ones included, is read as dlt reads it).
+
+    >>> past_scale("t", {"id": 1, "p": Decimal("0.1234567890123")}, {})[0]
+    'p'
+    >>> past_scale("t", {"p": Decimal("0.1234567890123")}, {"p": 18}) is None
+    True
+    >>> past_scale("t", {"p": Decimal("1.50"), "q": Decimal("1E+3")}, {}) is None
+    True
+    """
+    from stackyard.ingest.stream_types import loaded_values
+
+    for (in_table, column), value in loaded_values(table, row):
+        if not isinstance(value, Decimal) or not value.is_finite():
+            continue
+        exponent = value.as_tuple().exponent
+        places = -exponent if isinstance(exponent, int) and exponent < 0 else 0
+        scale = scales.get(column, DEFAULT_SCALE) if in_table == table else DEFAULT_SCALE
+        if places > scale and value != round(value, scale):
+            return column, (
+                f"{value} has {places} decimal places and the column {column} keeps {scale} "
+                f"(DECIMAL(38, {scale})): it would be rounded; declare the column's precision "
+                f"and scale in the resource (columns={{'{column}': {{'data_type': 'decimal', "
+                f"'precision': 38, 'scale': {places}}}}}) or yield it as text"
+            )
+    return None
