@@ -236,8 +236,12 @@ def _paginator(paginator: RestPaginator) -> dict[str, Any]:
     if paginator.type == "cursor":
         data["type"] = "cursor"
     # dlt stops at the first empty page; an API that says how many pages there are has the
-    # rest after it (an empty page 2 of 3 lost page 3 without a word).
+    # rest after it (an empty page 2 of 3 lost page 3 without a word). Not where the first
+    # page is only assumed to be 0: an empty page 0 of an API whose pages start at 1 ends the
+    # first load with no rows, which says to set base_page, where reading on loaded all but
+    # the last page.
     counted = paginator.total_path is not None or paginator.maximum_page is not None
-    if paginator.type in ("page_number", "offset") and counted:
+    known_start = paginator.type == "offset" or paginator.base_page is not None
+    if paginator.type in ("page_number", "offset") and counted and known_start:
         data.setdefault("stop_after_empty_page", False)
     return data
