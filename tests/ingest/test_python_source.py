@@ -197,6 +197,17 @@ def test_a_function_the_file_does_not_define_is_refused_before_anything_runs(
     assert not (project / ".stackyard" / "dev.duckdb").exists()
 
 
+def python_project(tmp_path: Path, name: str, code: str, function: str) -> Path:
+    """A new project whose one source is the python file ``code`` as ``sources/<name>.py``."""
+    project = tmp_path / "p"
+    init_project(project)
+    (project / "sources" / f"{name}.py").write_text(code)
+    yml = project / "stackyard.yml"
+    entry = f"sources:\n  {name}:\n    kind: python\n    path: sources/{name}.py\n"
+    yml.write_text(yml.read_text().replace("sources: {}", entry + f"    function: {function}"))
+    return project
+
+
 CLASHES = """
 import dlt
 
@@ -216,17 +227,7 @@ def people_source():
 def test_a_record_with_two_fields_dlt_loads_into_one_column_is_rejected(tmp_path: Path) -> None:
     """dlt names userName and user_name alike and kept the last value: 'bo' was lost without
     a word. Such a record is rejected with both values, and the others load."""
-    project = tmp_path / "p"
-    init_project(project)
-    (project / "sources" / "people.py").write_text(CLASHES)
-    yml = project / "stackyard.yml"
-    yml.write_text(
-        yml.read_text().replace(
-            "sources: {}",
-            "sources:\n  people:\n    kind: python\n    path: sources/people.py\n"
-            "    function: people_source",
-        )
-    )
+    project = python_project(tmp_path, "people", CLASHES, "people_source")
     with Context(project) as ctx:
         result = ctx.run()
         assert result.ok, result.to_dict()
@@ -269,17 +270,7 @@ def test_a_decimal_with_more_places_than_its_column_keeps_is_rejected_not_rounde
 ) -> None:
     """dlt's decimal column keeps 9 places: 0.1234567890123 loaded as 0.123456789 without a
     word. Such a record is rejected with the value; a column declaring its scale keeps it."""
-    project = tmp_path / "p"
-    init_project(project)
-    (project / "sources" / "prices.py").write_text(DECIMALS)
-    yml = project / "stackyard.yml"
-    yml.write_text(
-        yml.read_text().replace(
-            "sources: {}",
-            "sources:\n  prices:\n    kind: python\n    path: sources/prices.py\n"
-            "    function: prices_source",
-        )
-    )
+    project = python_project(tmp_path, "prices", DECIMALS, "prices_source")
     with Context(project) as ctx:
         result = ctx.run()
         assert result.ok, result.to_dict()

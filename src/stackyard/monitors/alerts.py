@@ -241,28 +241,18 @@ class Notifier:
     ) -> AlertOutcome:
         last = self.store.last_sent(alert.key, name)
         window = timedelta(hours=self.config.suppress_hours)
+        why = None
         if last is not None and now - last < window:
-            return AlertOutcome(
-                alert.key,
-                alert.root_cause,
-                name,
-                "suppressed",
-                error=None,
-                title=f"{alert.title} (same alert sent at {last.isoformat(timespec='seconds')})",
-            )
+            why = f"same alert sent at {last.isoformat(timespec='seconds')}"
         # Fewer findings than an alert sent, and none new (one of them marked as a known
         # incident since): nothing to tell. It was sent again before.
-        sent = self.store.sent_findings(alert.root_cause, name, now - window)
-        if alert.findings and sent.issuperset(alert.findings):
-            hours = f"{self.config.suppress_hours:g}"
-            return AlertOutcome(
-                alert.key,
-                alert.root_cause,
-                name,
-                "suppressed",
-                error=None,
-                title=f"{alert.title} (each finding already sent within {hours} h)",
-            )
+        elif alert.findings and self.store.sent_findings(
+            alert.root_cause, name, now - window
+        ).issuperset(alert.findings):
+            why = f"each finding already sent within {self.config.suppress_hours:g} h"
+        if why is not None:
+            title = f"{alert.title} ({why})"
+            return AlertOutcome(alert.key, alert.root_cause, name, "suppressed", title=title)
         try:
             deliver = self._delivery(alert, name, channel)
         except ConfigError as exc:
