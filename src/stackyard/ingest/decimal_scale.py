@@ -8,9 +8,12 @@ word (``0.1234567890123`` loaded as ``0.123456789``). A record holding one goes 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
+
+from stackyard.results import RejectedRow
 
 #: The scale dlt gives a decimal column whose resource does not declare one.
 DEFAULT_SCALE = 9
@@ -57,3 +60,26 @@ def past_scale(
                 f"'precision': 38, 'scale': {places}}}}}) or yield it as text"
             )
     return None
+
+
+def without_rounded(
+    item: Any, table: str, scales: Mapping[str, int]
+) -> tuple[Any, list[RejectedRow]]:
+    """``item`` (a row or a list of rows) without the rows :func:`past_scale` finds, and
+    those as rejected rows (the record as JSON, each Decimal written out)."""
+    from stackyard.ingest.text_fit import set_aside_dicts
+
+    why: dict[int, str] = {}
+
+    def column_of(row: dict[str, Any]) -> str | None:
+        found = past_scale(table, row, scales)
+        if found is None:
+            return None
+        why[id(row)] = found[1]
+        return found[0]
+
+    def rejected(column: str, row: dict[str, Any]) -> RejectedRow:
+        raw = json.dumps(row, default=str, ensure_ascii=False)
+        return RejectedRow(table, "", None, column, why[id(row)], raw)
+
+    return set_aside_dicts(item, column_of, rejected)

@@ -5,7 +5,6 @@ its config section, its arguments, and the ``.dlt/`` folder its team keeps next 
 from __future__ import annotations
 
 import importlib.util
-import json
 import os
 import sys
 from collections.abc import Callable
@@ -26,49 +25,27 @@ if TYPE_CHECKING:
 def build_python(name: str, config: PythonSource, context: BuildContext) -> list[Any]:
     """The ``python`` kind: the user's own ``@dlt.source``, as one source object. A record
     with two fields dlt loads into one column (``userName`` and ``user_name``: dlt keeps
-    the last value) goes to the rejected rows, as a REST record does."""
-    from stackyard.ingest.decimal_scale import declared_scales, past_scale
+    the last value) goes to the rejected rows, as a REST record does; so does one with a
+    ``Decimal`` its column would round (:mod:`stackyard.ingest.decimal_scale`)."""
+    from stackyard.ingest.decimal_scale import declared_scales, without_rounded
     from stackyard.ingest.rest_json import without_twice_named
     from stackyard.ingest.stamping import whole_pages
-    from stackyard.ingest.text_fit import set_aside_dicts
-    from stackyard.results import RejectedRow
 
     source = python_source(name, config, context.project_dir, context.secrets)
     resources = getattr(source, "selected_resources", None)
     for resource in resources.values() if resources is not None else [source]:
 
-        def reject_clashes(
+        def set_aside(
             item: Any, table: str = resource.name, scales: Any = declared_scales(resource)
         ) -> Any:
             item, rejected = without_twice_named(item, table)
-            # … and a Decimal with more places than its column keeps (it was rounded).
-            why: dict[int, str] = {}
-
-            def rounded(row: dict[str, Any]) -> str | None:
-                found = past_scale(table, row, scales)
-                if found is not None:
-                    why[id(row)] = found[1]
-                return None if found is None else found[0]
-
-            item, too_fine = set_aside_dicts(
-                item,
-                rounded,
-                lambda column, row: RejectedRow(
-                    table,
-                    "",
-                    None,
-                    column,
-                    why[id(row)],
-                    json.dumps(row, default=str, ensure_ascii=False),
-                ),
-            )
-            rejected += too_fine
-            if rejected:
-                context.build.reject(rejected)
+            item, rounded = without_rounded(item, table, scales)
+            if rejected or rounded:
+                context.build.reject([*rejected, *rounded])
             return item
 
         # Before the incremental step: a rejected record does not move the cursor.
-        resource.add_step(whole_pages(reject_clashes), insert_at=1)
+        resource.add_step(whole_pages(set_aside), insert_at=1)
     return [source]
 
 
