@@ -116,6 +116,8 @@ def wait_until(check: Any, seconds: float, what: str) -> Any:
     while True:
         try:
             value = check()
+        except AssertionError:
+            raise
         except Exception:  # the server is still starting
             value = None
         if value:
@@ -306,7 +308,13 @@ def test_ctrl_c_stops_serve_as_an_interrupt(tmp_path: Path) -> None:
     )
     try:
         log = tmp_path / "serve.log"
-        wait_until(lambda: "being served" in log.read_text(), 180, "the deployments to be served")
+
+        def served() -> bool:
+            text = log.read_text()
+            assert serve.poll() is None, f"serve exited {serve.returncode}: {text[-3000:]}"
+            return "being served" in text
+
+        wait_until(served, 400, "the deployments to be served")
         # A terminal's Ctrl-C reaches the whole group: stackyard and Prefect's temporary server.
         os.killpg(serve.pid, signal.SIGINT)
         serve.wait(300)
@@ -345,3 +353,16 @@ def test_a_failure_another_attempt_would_repeat_skips_prefects_retries(
     assert done.returncode != 0, done.stdout + done.stderr
     # Bad input fails the same way again: one attempt; a network blip: the policy's three.
     assert counted(root) == attempts, done.stdout + done.stderr
+
+
+def test_serve_gives_prefects_temporary_server_time_to_start_on_a_busy_machine() -> None:
+    """Prefect waits 20 s for its temporary API server; under load serve failed before it."""
+    from prefect.settings import PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS as wait
+    from prefect.settings import temporary_settings
+
+    from stackyard.integrations.prefect import _patient_temporary_server
+
+    with _patient_temporary_server():
+        assert wait.value() >= 180
+    with temporary_settings(updates={wait: 900}), _patient_temporary_server():
+        assert wait.value() == 900

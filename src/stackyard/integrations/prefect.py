@@ -216,8 +216,24 @@ def serve(project_dir: str | Path) -> None:
                 name=name, schedules=schedules, tags=["stackyard", project.config.name]
             )
         )
-    with _stopped_by_ctrl_c():
+    with _stopped_by_ctrl_c(), _patient_temporary_server():
         prefect_serve(*deployments)
+
+
+@contextmanager
+def _patient_temporary_server() -> Iterator[None]:
+    """Give Prefect's temporary API server time to start on a busy machine.
+
+    Prefect waits 20 s for it by default; under load it took longer and ``serve`` failed
+    before serving anything. A longer wait set by the user is kept."""
+    from prefect.settings import PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS as wait
+    from prefect.settings import temporary_settings
+
+    with temporary_settings(updates={wait: max(wait.value(), _TEMPORARY_SERVER_WAIT)}):
+        yield
+
+
+_TEMPORARY_SERVER_WAIT = 180  # seconds
 
 
 @contextmanager
