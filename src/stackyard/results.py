@@ -49,6 +49,9 @@ class SourceLoad:
     rejected: int = 0
     error: str | None = None
     seconds: float = 0.0
+    # the rejected rows by the table they were meant for: stackyard.loads gives each table its
+    # own (the source's total on every table row was counted once per table when summed)
+    rejected_in: tuple[tuple[str, int], ...] = field(default=(), compare=False, repr=False)
     # what the user should know about a load that succeeded, e.g. that it fell back to another
     # reader (kept in --json; shown after the run)
     notes: tuple[str, ...] = ()
@@ -63,6 +66,23 @@ class SourceLoad:
     def rows(self) -> int:
         """Rows loaded across all tables."""
         return sum(t.rows for t in self.tables)
+
+    def rejected_by_table(self) -> dict[str | None, int]:
+        """Rejected rows by table, summing to ``rejected``: a table none of the load's own,
+        and what no table was named for under ``None``.
+
+        >>> load = SourceLoad("s", "s", "loaded", (TableLoad("a", 5),), rejected=3,
+        ...                   rejected_in=(("a", 1), ("b", 1)))
+        >>> load.rejected_by_table()
+        {'a': 1, 'b': 1, None: 1}
+        """
+        by_table: dict[str | None, int] = {t.table: 0 for t in self.tables}
+        for table, count in self.rejected_in:
+            by_table[table] = by_table.get(table, 0) + count
+        rest = self.rejected - sum(count for _, count in self.rejected_in)
+        if rest or not by_table:
+            by_table[None] = by_table.get(None, 0) + rest
+        return by_table
 
 
 @dataclass(frozen=True)
@@ -289,6 +309,7 @@ class RunResult:
         for load in data["loads"]:
             load.pop("traceback", None)  # for --debug on a terminal, not for scripts
             load.pop("transient", None)  # for orchestrators' retries
+            load.pop("rejected_in", None)  # for the history's rows per table
         data["monitors"] = self.monitors.to_dict() if self.monitors is not None else None
         data["status"] = self.status
         data["rows_loaded"] = sum(load.rows for load in self.loads)

@@ -164,3 +164,18 @@ def test_a_keyless_row_after_a_quote_that_never_closes_still_names_its_line(
     assert (load.rows, load.rejected) == (2, 2), load
     rows = ctx.sql("select line, raw from f._rejected_rows order by line").rows
     assert rows == ((3, '3,"Grace,z'), (4, ",NoKey,y")), rows
+
+
+def test_the_history_gives_each_table_its_own_rejected_rows(tmp_path: Path) -> None:
+    """Every table row of a load in stackyard.loads carried the source's total: summing the
+    column counted each rejected row once per table."""
+    tables = "{a: {glob: 'a*.jsonl', primary_key: id}, b: {glob: 'b*.jsonl', primary_key: id}}"
+    root = file_project(tmp_path, tables)
+    files = root / "sources" / "files"
+    (files / "a.jsonl").write_text('{"id": 1}\n{"v": 1}\n{"v": 2}\n')
+    (files / "b.jsonl").write_text('{"id": 1}\n{"id": 2}\n{"v": 3}\n')
+    ctx = Context(root)
+    (load,) = ctx.run().loads
+    assert (load.rows, load.rejected) == (3, 3), load.error
+    loads = ctx.sql("select table_name, row_count, rejected from stackyard.loads order by 1")
+    assert loads.rows == (("a", 1, 2), ("b", 2, 1))

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -447,6 +448,7 @@ class Loader:
             tables=tables,
             load_ids=tuple(load_ids),
             rejected=len(build.rejected),
+            rejected_in=tuple(Counter(r.table for r in build.rejected).items()),
         )
 
     def _reconcile_deletes(

@@ -142,32 +142,19 @@ class History:
         load_rows: list[tuple[Any, ...]] = []
         for load in run.loads:
             ids = ",".join(load.load_ids)
-            if not load.tables:
+            rows = {t.table: t.rows for t in load.tables}
+            # a row per table the load wrote or rejected rows of, each with its own rejects
+            for table, rejected in (load.rejected_by_table() or {None: 0}).items():
                 load_rows.append(
                     (
                         run.run_id,
                         load.source,
                         load.schema,
-                        None,
-                        0,
+                        table,
+                        rows.get(table, 0) if table is not None else 0,
                         ids,
                         load.status,
-                        load.rejected,
-                        load.error,
-                        load.seconds,
-                    )
-                )
-            for t in load.tables:
-                load_rows.append(
-                    (
-                        run.run_id,
-                        load.source,
-                        load.schema,
-                        t.table,
-                        t.rows,
-                        ids,
-                        load.status,
-                        load.rejected,
+                        rejected,
                         load.error,
                         load.seconds,
                     )
