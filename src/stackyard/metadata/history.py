@@ -144,14 +144,14 @@ class History:
             ids = ",".join(load.load_ids)
             rows = {t.table: t.rows for t in load.tables}
             # a row per table the load wrote or rejected rows of, each with its own rejects
-            for table, rejected in (load.rejected_by_table() or {None: 0}).items():
+            for name, rejected in (load.rejected_by_table() or {None: 0}).items():
                 load_rows.append(
                     (
                         run.run_id,
                         load.source,
                         load.schema,
-                        table,
-                        rows.get(table, 0) if table is not None else 0,
+                        name,
+                        rows.get(name, 0) if name is not None else 0,
                         ids,
                         load.status,
                         rejected,
