@@ -285,3 +285,45 @@ def test_a_decimal_with_more_places_than_its_column_keeps_is_rejected_not_rounde
         ).rows
     assert [r[0] for r in rejected] == ["p", "q"]
     assert "0.1234567890123 has 13 decimal places and the column p keeps 9" in rejected[0][1]
+
+
+WIDE = """
+import dlt
+from decimal import Decimal
+
+
+@dlt.source
+def counters_source():
+    @dlt.resource(primary_key="id")
+    def counters():
+        yield [{"id": 1, "n": 5}, {"id": 2, "n": 2**64 + 1}, {"id": 3, "n": 2**63}]
+        yield [{"id": 4, "n": -(2**63)}, {"id": 5, "sub": {"m": -(2**63) - 1}}]
+
+    @dlt.resource(columns={"n": {"data_type": "decimal", "precision": 38, "scale": 0}})
+    def as_decimal():
+        yield {"n": Decimal(2**64 + 1)}
+
+    return counters, as_decimal
+"""
+
+
+def test_an_integer_no_64_bit_column_holds_rejects_its_record_with_how_to_keep_it(
+    tmp_path: Path,
+) -> None:
+    """2**64 + 1 failed the source with dlt's "Integer exceeds 64-bit range", 2**63 with the
+    warehouse's conversion error at load, naming no column: the record is rejected with its
+    column and how to keep the value, and the advice given works."""
+    project = python_project(tmp_path, "counters", WIDE, "counters_source")
+    with Context(project) as ctx:
+        result = ctx.run()
+        assert result.ok, result.to_dict()
+        assert result.loads[0].rejected == 3
+        rows = ctx.sql("select id, n from counters.counters order by id").rows
+        assert [(int(i), n) for i, n in rows] == [(1, 5), (4, -(2**63))]
+        kept = ctx.sql("select cast(n as varchar) from counters.as_decimal").rows
+        assert kept == (("18446744073709551617",),)
+        rejected = ctx.sql("select column_name, reason from counters._rejected_rows").rows
+    assert sorted(r[0] for r in rejected) == ["n", "n", "sub__m"]
+    reasons = " ".join(r[1] for r in rejected)
+    assert "n is 18446744073709551617, wider than a 64-bit integer column holds" in reasons
+    assert "yield it as a Decimal (columns={'n': {'data_type': 'decimal'" in reasons

@@ -186,6 +186,30 @@ def test_a_record_giving_a_field_twice_is_rejected_as_sent_and_the_others_load(
     assert "the field data appears twice" in str(refused.loads[0].error)
 
 
+def test_an_integer_no_64_bit_column_holds_rejects_its_record_naming_the_column(
+    api: tuple[ApiState, str], tmp_path: Path
+) -> None:
+    """2**64 + 1 failed the whole source with dlt's "Integer exceeds 64-bit range" and 2**63
+    with the warehouse's conversion error, neither naming a table, column or value."""
+    state, url = api
+    state.raw_rows = {
+        2: '{"id": 2, "score": 18446744073709551617, "updated_at": "2026-01-01T00:00:00Z"}',
+        3: '{"id": 3, "extra": {"n": 9223372036854775808}, "updated_at": "2026-01-01T00:00:00Z"}',
+        4: '{"id": 4, "score": -9223372036854775808, "updated_at": "2026-01-01T00:00:00Z"}',
+    }
+    ctx = project_for(tmp_path, url)
+    result = ctx.run()
+    assert result.ok, result.to_dict()
+    (load,) = result.loads
+    assert load.rejected == 2 and {t.table: t.rows for t in load.tables} == {"customers": 33}
+    assert ctx.sql("select score from crm.customers where id = 4").rows == ((-(2**63),),)
+    rejected = ctx.sql("select column_name, reason from crm._rejected_rows order by 1").rows
+    assert rejected == (
+        ("extra__n", "extra__n is 9223372036854775808, wider than a 64-bit integer column holds"),
+        ("score", "score is 18446744073709551617, wider than a 64-bit integer column holds"),
+    )
+
+
 def test_an_empty_page_before_the_last_does_not_end_the_load(
     api: tuple[ApiState, str], tmp_path: Path
 ) -> None:

@@ -1,9 +1,12 @@
-"""Python ``Decimal`` values with more decimal places than their column keeps.
+"""Python numbers their column would not keep: a ``Decimal`` with more decimal places than
+its column's scale, an integer wider than a 64-bit integer column.
 
 dlt loads a ``Decimal`` into ``DECIMAL(38, 9)`` unless the resource declares the column's
 precision and scale, and every target rounds a value with more places to nine without a
 word (``0.1234567890123`` loaded as ``0.123456789``). A record holding one goes to
 ``_rejected_rows`` with the column, the value and how to keep it whole; the others load.
+An integer past the signed 64-bit range failed the whole source, naming nothing (dlt's
+"Integer exceeds 64-bit range" at extract, or the target's conversion error at load).
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from stackyard.results import RejectedRow
 
 #: The scale dlt gives a decimal column whose resource does not declare one.
 DEFAULT_SCALE = 9
+#: What a BIGINT column holds, every target's type for a Python int.
+_INT64 = range(-(2**63), 2**63)
 
 
 def declared_scales(resource: Any) -> dict[str, int]:
@@ -32,10 +37,12 @@ def declared_scales(resource: Any) -> dict[str, int]:
 
 
 def past_scale(
-    table: str, row: dict[str, Any], scales: Mapping[str, int]
+    table: str, row: dict[str, Any], scales: Mapping[str, int], *, python: bool = True
 ) -> tuple[str, str] | None:
-    """The column of ``row`` whose ``Decimal`` has more places than it keeps, and why; None
-    when every value fits (another column, nested ones included, is read as dlt reads it).
+    """The column of ``row`` whose value it would not keep (a ``Decimal`` with more places, an
+    integer past 64 bits), and why; None when every value fits (another column, nested ones
+    included, is read as dlt reads it). ``python``: the record came from the user's code, so
+    the reason says how to yield it.
 
     >>> past_scale("t", {"id": 1, "p": Decimal("0.1234567890123")}, {})[0]
     'p'
@@ -43,10 +50,20 @@ def past_scale(
     True
     >>> past_scale("t", {"p": Decimal("1.50"), "q": Decimal("1E+3")}, {}) is None
     True
+    >>> past_scale("t", {"n": 2**63}, {})[0], past_scale("t", {"n": 2**63 - 1}, {})
+    ('n', None)
     """
     from stackyard.ingest.stream_types import loaded_values
 
     for (in_table, column), value in loaded_values(table, row):
+        if isinstance(value, int) and not isinstance(value, bool) and value not in _INT64:
+            why = f"{column} is {value}, wider than a 64-bit integer column holds"
+            return column, why + (
+                f": yield it as a Decimal (columns={{'{column}': {{'data_type': 'decimal', "
+                f"'precision': 38, 'scale': 0}}}}) or as text"
+                if python
+                else ""
+            )
         if not isinstance(value, Decimal) or not value.is_finite():
             continue
         exponent = value.as_tuple().exponent
@@ -63,7 +80,7 @@ def past_scale(
 
 
 def without_rounded(
-    item: Any, table: str, scales: Mapping[str, int]
+    item: Any, table: str, scales: Mapping[str, int], *, python: bool = True
 ) -> tuple[Any, list[RejectedRow]]:
     """``item`` (a row or a list of rows) without the rows :func:`past_scale` finds, and
     those as rejected rows (the record as JSON, each Decimal written out)."""
@@ -72,7 +89,7 @@ def without_rounded(
     why: dict[int, str] = {}
 
     def column_of(row: dict[str, Any]) -> str | None:
-        found = past_scale(table, row, scales)
+        found = past_scale(table, row, scales, python=python)
         if found is None:
             return None
         why[id(row)] = found[1]

@@ -26,7 +26,8 @@ def build_python(name: str, config: PythonSource, context: BuildContext) -> list
     """The ``python`` kind: the user's own ``@dlt.source``, as one source object. A record
     with two fields dlt loads into one column (``userName`` and ``user_name``: dlt keeps
     the last value) goes to the rejected rows, as a REST record does; so does one with a
-    ``Decimal`` its column would round (:mod:`stackyard.ingest.decimal_scale`)."""
+    ``Decimal`` its column would round or an integer past 64 bits
+    (:mod:`stackyard.ingest.decimal_scale`)."""
     from stackyard.ingest.decimal_scale import declared_scales, without_rounded
     from stackyard.ingest.rest_json import without_twice_named
     from stackyard.ingest.stamping import whole_pages
