@@ -327,3 +327,42 @@ def test_an_integer_no_64_bit_column_holds_rejects_its_record_with_how_to_keep_i
     reasons = " ".join(r[1] for r in rejected)
     assert "n is 18446744073709551617, wider than a 64-bit integer column holds" in reasons
     assert "yield it as a Decimal (columns={'n': {'data_type': 'decimal'" in reasons
+
+
+VERSIONS = """
+import dlt
+
+
+@dlt.source
+def versions_source():
+    @dlt.resource(primary_key="id")
+    def by_argument(updated=dlt.sources.incremental("updated_at")):
+        yield [{"id": 1, "v": "old", "updated_at": 1}, {"id": 1, "v": "new", "updated_at": 2}]
+        yield [{"id": 2, "v": "new", "updated_at": 5}, {"id": 2, "v": "old", "updated_at": 4}]
+
+    @dlt.resource(primary_key="id", incremental=dlt.sources.incremental("updated_at"))
+    def by_decorator():
+        yield [{"id": 1, "v": "old", "updated_at": 1}, {"id": 1, "v": "new", "updated_at": 2}]
+
+    @dlt.resource(primary_key="id", columns={"updated_at": {"dedup_sort": "asc"}})
+    def own_sort(updated=dlt.sources.incremental("updated_at")):
+        yield [{"id": 1, "v": "new", "updated_at": 2}, {"id": 1, "v": "old", "updated_at": 1}]
+
+    return by_argument, by_decorator, own_sort
+"""
+
+
+def test_of_one_keys_versions_in_a_load_the_highest_cursor_is_kept(tmp_path: Path) -> None:
+    """dlt kept the version it read first: an older version read before a newer one in the
+    same run replaced it in the warehouse (docs/project.md: the highest cursor is kept)."""
+    project = python_project(tmp_path, "versions", VERSIONS, "versions_source")
+    with Context(project) as ctx:
+        result = ctx.run()
+        assert result.ok, result.to_dict()
+        kept = {
+            table: ctx.sql(f"select id, v from versions.{table} order by id").rows
+            for table in ("by_argument", "by_decorator", "own_sort")
+        }
+    assert kept["by_argument"] == ((1, "new"), (2, "new"))
+    assert kept["by_decorator"] == ((1, "new"),)
+    assert kept["own_sort"] == ((1, "old"),)  # the resource's own dedup_sort is kept

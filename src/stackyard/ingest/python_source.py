@@ -87,6 +87,8 @@ def python_source(name: str, config: PythonSource, project_dir: Path, secrets: S
             resource.apply_hints(primary_key=key, write_disposition="merge")
         elif key:
             resource.apply_hints(primary_key=key)
+        if key:
+            latest_version_wins(resource)
         incremental = resource.incremental
         # Without a key dlt skips the rows at the last cursor value it has seen by a set of
         # hashes, so a later copy alike in every column was never loaded: its check is off
@@ -97,6 +99,51 @@ def python_source(name: str, config: PythonSource, project_dir: Path, secrets: S
             incremental.primary_key = ()
             resource.add_step(copies_step())
     return source
+
+
+def latest_version_wins(resource: Any) -> None:
+    """Of the rows one load brings under a key, keep the one with the highest cursor, as the
+    SQL and REST kinds do (``dedup_sort``): dlt kept whichever it read first, so an older
+    version read before a newer one in the same run replaced it. Left alone when the
+    resource sorts them itself or types its columns with a model."""
+    columns = resource._hints.get("columns")
+    if columns is not None and not isinstance(columns, dict):
+        return
+    if any(isinstance(h, dict) and h.get("dedup_sort") for h in (columns or {}).values()):
+        return
+    cursor = cursor_column(resource)
+    if cursor is not None:
+        resource.apply_hints(columns={cursor: {"name": cursor, "dedup_sort": "desc"}})
+
+
+def cursor_column(resource: Any) -> str | None:
+    """The column of the resource's incremental cursor: given to ``@dlt.resource`` or
+    ``apply_hints``, or as the default of the function's argument; None for a path into a
+    nested field, or without one.
+
+    >>> import dlt
+    >>> @dlt.resource
+    ... def r(updated=dlt.sources.incremental("updated_at")):
+    ...     yield {}
+    >>> cursor_column(r), cursor_column(dlt.resource([{}], name="s"))
+    ('updated_at', None)
+    """
+    import inspect
+
+    from dlt.extract.incremental import Incremental, IncrementalResourceWrapper
+
+    found = resource.incremental
+    if isinstance(found, IncrementalResourceWrapper):
+        found = found.incremental
+        if found is None:
+            try:
+                signature = inspect.signature(resource._pipe.gen)
+            except (TypeError, ValueError):  # a generator already started: no arguments
+                return None
+            parameter = IncrementalResourceWrapper.get_incremental_arg(signature)
+            found = parameter.default if parameter is not None else None
+    path = getattr(found, "cursor_path", None) if isinstance(found, Incremental) else None
+    return path if isinstance(path, str) and path.isidentifier() else None
 
 
 def whole_source(pipeline: Any, source: Any, resources: list[Any]) -> tuple[Any, bool]:
