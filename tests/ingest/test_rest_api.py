@@ -186,28 +186,38 @@ def test_a_record_giving_a_field_twice_is_rejected_as_sent_and_the_others_load(
     assert "the field data appears twice" in str(refused.loads[0].error)
 
 
-def test_an_integer_no_64_bit_column_holds_rejects_its_record_naming_the_column(
+def test_a_number_no_column_holds_as_sent_rejects_its_record_naming_the_column(
     api: tuple[ApiState, str], tmp_path: Path
 ) -> None:
     """2**64 + 1 failed the whole source with dlt's "Integer exceeds 64-bit range" and 2**63
-    with the warehouse's conversion error, neither naming a table, column or value."""
+    with the warehouse's conversion error, neither naming a table, column or value; a decimal
+    with more digits than a double keeps loaded rounded, and NaN as NULL, without a word."""
     state, url = api
     state.raw_rows = {
         2: '{"id": 2, "score": 18446744073709551617, "updated_at": "2026-01-01T00:00:00Z"}',
         3: '{"id": 3, "extra": {"n": 9223372036854775808}, "updated_at": "2026-01-01T00:00:00Z"}',
         4: '{"id": 4, "score": -9223372036854775808, "updated_at": "2026-01-01T00:00:00Z"}',
+        5: '{"id": 5, "rate": 0.12345678901234567890, "updated_at": "2026-01-01T00:00:00Z"}',
+        6: '{"id": 6, "rate": NaN, "updated_at": "2026-01-01T00:00:00Z"}',
+        7: '{"id": 7, "rate": 0.30000000000000004, "updated_at": "2026-01-01T00:00:00Z"}',
     }
     ctx = project_for(tmp_path, url)
     result = ctx.run()
     assert result.ok, result.to_dict()
     (load,) = result.loads
-    assert load.rejected == 2 and {t.table: t.rows for t in load.tables} == {"customers": 33}
+    assert load.rejected == 4 and {t.table: t.rows for t in load.tables} == {"customers": 31}
     assert ctx.sql("select score from crm.customers where id = 4").rows == ((-(2**63),),)
-    rejected = ctx.sql("select column_name, reason from crm._rejected_rows order by 1").rows
-    assert rejected == (
+    assert ctx.sql("select rate from crm.customers where id = 7").rows == ((0.30000000000000004,),)
+    rejected = ctx.sql("select column_name, reason, raw from crm._rejected_rows order by 2").rows
+    assert [r[:2] for r in rejected] == [
         ("extra__n", "extra__n is 9223372036854775808, wider than a 64-bit integer column holds"),
+        ("rate", "rate is 0.12345678901234567890, more digits than a double-precision column "
+         "keeps (it would load as 0.12345678901234568); the API would need to send it as a "
+         "JSON string to keep it exact"),
+        ("rate", "rate is nan, not a finite number"),
         ("score", "score is 18446744073709551617, wider than a 64-bit integer column holds"),
-    )
+    ]  # fmt: skip
+    assert '"rate": 0.12345678901234567890,' in rejected[1][2]
 
 
 def test_an_empty_page_before_the_last_does_not_end_the_load(

@@ -37,12 +37,11 @@ def declared_scales(resource: Any) -> dict[str, int]:
 
 
 def past_scale(
-    table: str, row: dict[str, Any], scales: Mapping[str, int], *, python: bool = True
+    table: str, row: dict[str, Any], scales: Mapping[str, int]
 ) -> tuple[str, str] | None:
     """The column of ``row`` whose value it would not keep (a ``Decimal`` with more places, an
     integer past 64 bits), and why; None when every value fits (another column, nested ones
-    included, is read as dlt reads it). ``python``: the record came from the user's code, so
-    the reason says how to yield it.
+    included, is read as dlt reads it).
 
     >>> past_scale("t", {"id": 1, "p": Decimal("0.1234567890123")}, {})[0]
     'p'
@@ -57,12 +56,10 @@ def past_scale(
 
     for (in_table, column), value in loaded_values(table, row):
         if isinstance(value, int) and not isinstance(value, bool) and value not in _INT64:
-            why = f"{column} is {value}, wider than a 64-bit integer column holds"
-            return column, why + (
-                f": yield it as a Decimal (columns={{'{column}': {{'data_type': 'decimal', "
-                f"'precision': 38, 'scale': 0}}}}) or as text"
-                if python
-                else ""
+            return column, (
+                f"{column} is {value}, wider than a 64-bit integer column holds: yield it as "
+                f"a Decimal (columns={{'{column}': {{'data_type': 'decimal', 'precision': 38, "
+                f"'scale': 0}}}}) or as text"
             )
         if not isinstance(value, Decimal) or not value.is_finite():
             continue
@@ -80,7 +77,7 @@ def past_scale(
 
 
 def without_rounded(
-    item: Any, table: str, scales: Mapping[str, int], *, python: bool = True
+    item: Any, table: str, scales: Mapping[str, int]
 ) -> tuple[Any, list[RejectedRow]]:
     """``item`` (a row or a list of rows) without the rows :func:`past_scale` finds, and
     those as rejected rows (the record as JSON, each Decimal written out)."""
@@ -89,7 +86,7 @@ def without_rounded(
     why: dict[int, str] = {}
 
     def column_of(row: dict[str, Any]) -> str | None:
-        found = past_scale(table, row, scales, python=python)
+        found = past_scale(table, row, scales)
         if found is None:
             return None
         why[id(row)] = found[1]

@@ -111,9 +111,8 @@ def _instant(value: Any) -> datetime | None:
 def build_rest(name: str, config: RestApiSource, context: Any) -> list[Any]:
     """The ``rest_api`` kind's builder (see :mod:`stackyard.ingest.sources`): a record
     giving a field twice goes to the rejected rows (:mod:`stackyard.ingest.rest_json`), as
-    does one with an integer no 64-bit column holds (:mod:`stackyard.ingest.decimal_scale`)."""
-    from stackyard.ingest.decimal_scale import without_rounded
-    from stackyard.ingest.rest_json import without_twice_named
+    does one with a number no column holds as sent."""
+    from stackyard.ingest.rest_json import without_twice_named, without_unfit_numbers
     from stackyard.ingest.stamping import whole_pages
 
     resources = rest_resources(name, config, context.secrets)
@@ -121,9 +120,9 @@ def build_rest(name: str, config: RestApiSource, context: Any) -> list[Any]:
 
         def reject_twice_named(item: Any, table: str = resource.name) -> Any:
             item, rejected = without_twice_named(item, table)
-            item, too_wide = without_rounded(item, table, {}, python=False)
-            if rejected or too_wide:
-                context.build.reject([*rejected, *too_wide])
+            item, unfit = without_unfit_numbers(item, table)
+            if rejected or unfit:
+                context.build.reject([*rejected, *unfit])
             return item
 
         resource.add_step(whole_pages(reject_twice_named), insert_at=1)

@@ -10,7 +10,8 @@ line or a stream event is. So is a record with two fields dlt's naming loads int
 column (``userName`` and ``user_name``; an object ``a`` holding ``b`` and a field
 ``a__b``), where dlt kept the last. An answer whose own top-level object gives a name
 twice (two ``data`` arrays) stops the load, naming it: which of its records were meant
-cannot be told.
+cannot be told. A record with a number no column keeps as sent (a decimal a double would
+round, an integer past 64 bits, NaN) is rejected too.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any
 
 from stackyard.errors import LoadError
 from stackyard.ingest.json_names import NamedInTwoCases, each_name_once_in_any_case
-from stackyard.ingest.json_numbers import NamedTwice
+from stackyard.ingest.json_numbers import NamedTwice, _Unheld, float_or_unheld, unfit_value
 from stackyard.results import RejectedRow
 
 
@@ -62,6 +63,8 @@ def read_answer(response: Any, **kwargs: Any) -> Any:
             flagged.append(twice)
             return twice
 
+    # A number a double would round stays text here, to be rejected with its record.
+    kwargs.setdefault("parse_float", float_or_unheld)
     value = json.loads(_answer_text(response), object_pairs_hook=hook, **kwargs)
     if not flagged:
         return value
@@ -151,6 +154,31 @@ def without_twice_named(item: Any, table: str) -> tuple[Any, list[RejectedRow]]:
     return (kept[0] if kept else []) if single else kept, rejected
 
 
+def without_unfit_numbers(item: Any, table: str) -> tuple[Any, list[RejectedRow]]:
+    """``item`` (a record or a page of them) without the records holding a number no column
+    keeps as sent (:func:`~stackyard.ingest.json_numbers.unfit_value`: an integer past 64
+    bits, a decimal a double would round, NaN or Infinity), and those as rejected rows. Each
+    had failed the whole source, or loaded rounded or as NULL, without a word."""
+    from stackyard.ingest.text_fit import set_aside_dicts
+
+    why: dict[int, str] = {}
+
+    def column_of(row: dict[str, Any]) -> str | None:
+        found = unfit_value(row, advice=_REST_ADVICE)
+        if found is None:
+            return None
+        why[id(row)] = found[1]
+        return found[0]
+
+    def rejected(column: str, row: dict[str, Any]) -> RejectedRow:
+        return RejectedRow(table, "", None, column, why[id(row)], as_sent(row))
+
+    return set_aside_dicts(item, column_of, rejected)
+
+
+_REST_ADVICE = "the API would need to send it as a JSON string"
+
+
 def as_sent(value: Any) -> str:
     """``value`` as JSON text, a name given twice written twice, as the API sent it.
 
@@ -163,6 +191,8 @@ def as_sent(value: Any) -> str:
         pairs = list(value.items())
     elif isinstance(value, list):
         return "[" + ", ".join(as_sent(v) for v in value) + "]"
+    elif isinstance(value, _Unheld):
+        return str(value)  # a number kept as its text
     else:
         return json.dumps(value, ensure_ascii=False, default=str)
     return (
