@@ -544,3 +544,16 @@ def test_a_source_past_its_deadline_leaves_no_leaked_semaphores(tmp_path: Path) 
     assert ran.returncode == 1, ran.stdout[-2000:] + ran.stderr[-2000:]
     assert "did not finish within its deadline of 2s" in said, said
     assert "leaked" not in ran.stderr and "resource_tracker" not in ran.stderr, ran.stderr
+
+
+def test_a_runs_last_line_keeps_its_run_id_on_it_in_a_log(tmp_path: Path) -> None:
+    """Written to a pipe, Rich's 80 columns broke the verdict before the run id ("· run" on
+    one line, the id on the next), so a log could not be searched for the run's line."""
+    from stackyard.project import init_project
+
+    root = tmp_path / "p"
+    init_project(root)
+    code, output = invoke("run", "--project", str(root))
+    assert code == 0, output
+    (verdict,) = [line for line in output.splitlines() if "run succeeded" in line]
+    assert len(verdict) > 80 and " · run 20" in verdict, output

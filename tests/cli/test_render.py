@@ -58,7 +58,7 @@ def test_status_in_80_columns_keeps_every_figure_whole() -> None:
 
 def test_a_failed_step_is_shown_whole_and_the_rest_on_one_line_in_80_columns() -> None:
     """Before: "dbt build could not run: Compilation Error" alone, dbt's reason cut off."""
-    console = Console(width=80, record=True, color_system=None)
+    console = Console(width=80, record=True, color_system=None, force_terminal=True)
     steps = RichConsole(console)
     steps.step_started("load app")
     steps.step_finished("load app", "ok", "nothing new since run r1 " + "x" * 80 + "\nsecond")
@@ -75,6 +75,20 @@ def test_a_failed_step_is_shown_whole_and_the_rest_on_one_line_in_80_columns() -
     said = " ".join(text.split())
     assert "✘ dbt build" in said and reason in said and "→ see dbt.log" in said, text
     assert "nothing new since run r1 xxx" in said and "…" in said and "second" not in said, text
+
+
+def test_steps_written_to_a_file_or_a_pipe_are_never_cut() -> None:
+    """A scheduler's log has no terminal to fit: Rich's 80 columns cut a step's detail to
+    "13 models built; 71 tests passed (of 84 nodes, 83 run…"."""
+    console = Console(width=80, record=True, color_system=None)
+    assert not console.is_terminal
+    steps = RichConsole(console)
+    detail = "13 models built; 71 tests passed (of 84 nodes, 83 run as one selection, 1 skipped)"
+    steps.step_finished("dbt build", "ok", detail)
+    console.print(steps)
+    text = console.export_text()
+    assert max(len(line) for line in text.splitlines()) <= 80, text
+    assert detail in " ".join(text.split()) and "…" not in text, text
 
 
 def test_status_in_80_columns_never_splits_a_run_id() -> None:

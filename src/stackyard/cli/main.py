@@ -210,7 +210,7 @@ def run(
     ] = 0.0,
 ) -> None:
     """Load every source, build and test the dbt project, check freshness, record the run."""
-    from stackyard.cli.render import RichConsole, run_summary
+    from stackyard.cli.render import RichConsole, run_summary, run_verdict
 
     extra = _guard(lambda: _dbt_vars(variables))
 
@@ -238,6 +238,7 @@ def run(
             result = _guard(lambda: call(context), RUN_STOPPED)
     out.print()
     out.print(run_summary(result))
+    out.print(run_verdict(result), soft_wrap=True)
     if _state["debug"]:
         for load in result.loads:
             if load.traceback:

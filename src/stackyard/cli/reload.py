@@ -36,7 +36,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Drop a source's tables (or one), reset its dlt state, load it in full, rebuild
         what depends on it. The way back from a lost warehouse or a dropped table."""
-        from stackyard.cli.render import RichConsole, run_summary
+        from stackyard.cli.render import RichConsole, run_summary, run_verdict
 
         context = _guard(lambda: _context(project))
         plan = _guard(lambda: context.reload_plan(spec, target))
@@ -66,6 +66,7 @@ def register(app: typer.Typer) -> None:
             result = _guard(lambda: context.reload(plan))
         out.print()
         out.print(run_summary(result))
+        out.print(run_verdict(result), soft_wrap=True)
         raise typer.Exit(result.exit_code)
 
 

@@ -79,11 +79,11 @@ class RichConsole:
                 icon = Text(_ICONS.get(step.status, "?"), style=_STYLES.get(step.status, ""))
                 seconds = step.seconds
             # A failure is said whole, wrapped: dbt's reason (which model, which ref) and the
-            # hint follow its first line, and a cut row said "Compilation Error" alone.
-            failed = step.status == "failed"
-            detail = Text(
-                step.detail, no_wrap=not failed, overflow="fold" if failed else "ellipsis"
-            )
+            # hint follow its first line, and a cut row said "Compilation Error" alone. So is
+            # every row written to a file or a pipe (a scheduler's log), which has no width
+            # to fit: Rich's 80 columns cut "(of 84 nodes, 83 run…" there.
+            whole = step.status == "failed" or not self.terminal.is_terminal
+            detail = Text(step.detail, no_wrap=not whole, overflow="fold" if whole else "ellipsis")
             table.add_row(icon, Text(step.name, style="bold"), f"{seconds:5.1f}s", detail)
         return table
 
@@ -112,7 +112,8 @@ class RichConsole:
 
 
 def run_summary(result: RunResult) -> Group:
-    """The end-of-run summary: loads per table, dbt results, failures with their reasons."""
+    """The end-of-run summary: loads per table, dbt results, failures with their reasons
+    (:func:`run_verdict` follows it)."""
     parts: list[Any] = []
     loads = Table(title="Loaded", title_justify="left", show_edge=False, header_style="bold")
     for column in ("source", "table", "rows", "status"):
@@ -169,13 +170,17 @@ def run_summary(result: RunResult) -> Group:
         # nobody else will hear of it.
         for problem in report.alert_errors:
             parts.append(Text(f"alert failed: {problem}", style="yellow"))
-    verdict = Text(
+    return Group(*parts)
+
+
+def run_verdict(result: RunResult) -> Text:
+    """The run's last line, with its counts and run id: print it with ``soft_wrap=True``,
+    so that it stays one line to grep (it was broken before the run id at 80 columns)."""
+    return Text(
         f"{'✔ run succeeded' if result.ok else '✘ run failed'}: {result.counts.text()} "
         f"· run {result.run_id}",
         style="bold green" if result.ok else "bold red",
     )
-    parts.append(verdict)
-    return Group(*parts)
 
 
 def status_table(runs: list[RunSummary]) -> Fitted:
