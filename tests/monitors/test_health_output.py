@@ -79,6 +79,10 @@ def test_health_fits_80_columns_and_verbose_or_show_tell_everything(tmp_path: Pa
     verbose = cli.invoke(app, ["health", "--verbose", "--project", str(root)], env=env)
     assert all(len(line) <= 80 for line in verbose.output.splitlines())
     assert "never been empty before, an outage" in " ".join(verbose.output.split())
+    # every name whole on a line, never folded mid-word ("app.refunds_with_a_rather_lo" then
+    # "ng_descriptive_table_name")
+    for name in ("app.refunds_with_a_rather_long_descriptive_table_name", "app.signups"):
+        assert any(name in line for line in verbose.output.splitlines()), verbose.output
 
     show = cli.invoke(app, ["health", "show", "app.signups", "--project", str(root)], env=env)
     assert show.exit_code == 1

@@ -44,6 +44,8 @@ _WHY_WIDTH = 28
 # In a narrow terminal: the least room of each, below which each table gets a block instead.
 _NARROW_NAME = 12
 _NARROW_WHY = 10
+# With --verbose, the least room of the why (wrapped) beside names shown whole.
+_VERBOSE_WHY = 24
 
 _STYLE = {
     "ok": "green",
@@ -301,6 +303,13 @@ def _render_tables(tables: Any, *, verbose: bool = False) -> None:
     spare = out.width - fixed - _WHY_WIDTH
     longest = max(len("table"), *(len(r[0]) for r in rows))
     widths[0] = min(longest, max(_NAME_WIDTH, spare))
+    if verbose:
+        # Every name whole: folded, "stg_dlt__order_i" ended one line and "tems" began the
+        # next. A name with no room beside a readable why gets the blocks, its own line.
+        if fixed + longest + _VERBOSE_WHY > out.width:
+            _render_blocks(rows, verbose=verbose)
+            return
+        widths[0] = longest
     if fixed + widths[0] + _NARROW_WHY > out.width:
         # A narrow terminal: the name gives up room first, down to a readable stub.
         widths[0] = min(longest, max(_NARROW_NAME, out.width - fixed - _NARROW_WHY))
