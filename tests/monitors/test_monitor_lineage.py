@@ -64,3 +64,23 @@ def test_a_removed_source_is_not_watched_and_a_table_dropped_by_hand_is_missing(
         }
     code, output = cli("health", "show", "staging.stg_dlt__contacts", "-p", str(root))
     assert code == 2 and "no monitored table" in output, output
+
+
+def test_the_reports_lineage_says_an_ephemeral_model_has_no_table_to_watch() -> None:
+    """It read "not monitored yet", as though a later pass would come to it."""
+    from stackyard.monitors.lineage import Lineage
+    from stackyard.monitors.report import _lineage
+
+    def model(name: str, materialized: str) -> dict[str, object]:
+        return {
+            "resource_type": "model", "schema": "marts", "alias": name, "name": name,
+            "fqn": ["p", "marts", name], "config": {"materialized": materialized},
+        }  # fmt: skip
+
+    manifest = {
+        "nodes": {"model.p.e": model("e", "ephemeral"), "model.p.m": model("m", "table")},
+        "parent_map": {"model.p.m": ["model.p.e"]},
+    }
+    nodes = {n["id"]: n for n in _lineage(Lineage.from_manifest(manifest), {})["nodes"]}
+    assert nodes["model.p.e"]["why"].startswith("ephemeral: built into the models")
+    assert nodes["model.p.m"]["why"] == "not monitored yet"

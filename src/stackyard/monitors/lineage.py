@@ -33,6 +33,7 @@ class LineageNode:
         parents: unique ids of the sources and models it reads.
         key: a column its dbt ``unique`` test checks (empty when it has none).
         source_name: for a source table, its dbt source name (``dlt_app``).
+        materialized: a model's materialization (``ephemeral``: no relation of its own).
     """
 
     unique_id: str
@@ -44,6 +45,7 @@ class LineageNode:
     parents: tuple[str, ...] = ()
     key: tuple[str, ...] = ()
     source_name: str = ""
+    materialized: str = ""
 
     @property
     def relation(self) -> str:
@@ -151,6 +153,7 @@ class Lineage:
                 layer=_layer(node),
                 parents=parents,
                 key=tuple(keys.get(uid, ())),
+                materialized=str((node.get("config") or {}).get("materialized") or ""),
             )
             kinds[uid] = str(node.get("resource_type"))
         return cls(nodes=_place_by_position(nodes, kinds), tests=tests)

@@ -233,7 +233,7 @@ def _lineage(lineage: Lineage, health: dict[str, TableHealth]) -> dict[str, Any]
                     "y": y,
                     "status": status,
                     "colour": _COLOURS[status],
-                    "why": table.why if table else "not monitored yet",
+                    "why": table.why if table else _unmonitored(node),
                 }
             )
     known = {n["id"] for n in nodes}
@@ -244,6 +244,14 @@ def _lineage(lineage: Lineage, health: dict[str, TableHealth]) -> dict[str, Any]
         if p in known and uid in known
     ]
     return {"nodes": nodes, "edges": edges, "layers": used}
+
+
+def _unmonitored(node: Any) -> str:
+    """Why a node has no health: an ephemeral model has no table to watch, ever (it read "not
+    monitored yet", as though a pass would come to it)."""
+    if node.materialized == "ephemeral":
+        return "ephemeral: built into the models that select from it, no table of its own"
+    return "not monitored yet"
 
 
 def _tests(warehouse: Warehouse) -> dict[str, Any]:
