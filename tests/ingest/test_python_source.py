@@ -366,3 +366,42 @@ def test_of_one_keys_versions_in_a_load_the_highest_cursor_is_kept(tmp_path: Pat
     assert kept["by_argument"] == ((1, "new"), (2, "new"))
     assert kept["by_decorator"] == ((1, "new"),)
     assert kept["own_sort"] == ((1, "old"),)  # the resource's own dedup_sort is kept
+
+
+def _things(rows: str) -> str:
+    return f"""
+import dlt
+
+
+@dlt.source
+def things_source():
+    @dlt.resource(primary_key="id")
+    def things(updated=dlt.sources.incremental("updated_at")):
+        yield {rows}
+
+    return things
+"""
+
+
+def test_a_load_normalize_refused_is_set_aside_once_the_source_is_fixed(tmp_path: Path) -> None:
+    """A package normalize refuses (a type the contract freezes) stayed pending and failed
+    every later run, however the source was fixed ("a load an earlier run left could not be
+    finished"): only a reload, which loses what upstream no longer has, got out. It never
+    reached the warehouse: it is set aside, dlt's cursor rewinds and the source is read again."""
+    first = '[{"id": 1, "v": 1, "updated_at": 1}]'
+    project = python_project(tmp_path, "things", _things(first), "things_source")
+    code = project / "sources" / "things.py"
+    with Context(project) as ctx:
+        assert ctx.run().ok
+        code.write_text(_things(first[:-1] + ', {"id": 2, "v": 1.5, "updated_at": 2}]'))
+        (failed,) = ctx.run().loads
+        assert failed.status == "failed" and "changed type upstream" in str(failed.error)
+        code.write_text(_things(first[:-1] + ', {"id": 2, "v": 20, "updated_at": 2}]'))
+        (load,) = ctx.run().loads
+        assert load.status == "loaded", load.error
+        assert ctx.sql("select id, v from things.things order by id").rows == ((1, 1), (2, 20))
+    (note,) = load.notes
+    assert "it never reached the warehouse, so it was set aside" in note, note
+    assert "read again from where the last finished load left it" in note, note
+    kept = list(project.glob(".stackyard/pipelines/*/set_aside/*/load_package_state.json"))
+    assert len(kept) == 1, kept

@@ -124,6 +124,44 @@ def test_additive_and_type_changes_against_a_git_ref(example: Path) -> None:
     assert data["unapproved"] == 0
 
 
+def test_a_deleted_model_whose_table_is_still_built_fails_the_check(example: Path) -> None:
+    """Deleting a reporting model said "no schema changes" and passed: its table stays in
+    the warehouse, no longer rebuilt, and whoever reads it reads it stale."""
+    for path in (example / "transform/models/reporting").glob("rpt_customer_lifetime.*"):
+        path.unlink()
+
+    done = stackyard("schema", "diff", "--check", "--json", cwd=example, check=False)
+
+    assert done.returncode == 1, done.stdout + done.stderr
+    changes = {(c["node"], c["column"]): c for c in json.loads(done.stdout)["changes"]}
+    gone = changes[("rpt_customer_lifetime", "*")]
+    assert (gone["change"], gone["breaking"]) == ("drop", True), gone
+
+
+def test_against_another_target_compares_with_its_own_tables(example: Path) -> None:
+    """Read at the current target's database, every model of the other one looked new
+    ("additive"), and --check passed a rename it should have refused."""
+    config = example / "stackyard.yml"
+    config.write_text(
+        config.read_text().replace(
+            "targets:\n", "targets:\n  ci:\n    type: duckdb\n    path: .stackyard/ci.duckdb\n"
+        )
+    )
+    stackyard("run", "--target", "ci", cwd=example)
+    unchanged = stackyard("schema", "diff", "--against", "ci", "--json", cwd=example)
+    assert json.loads(unchanged.stdout)["changes"] == []
+
+    sql = example / STAGING
+    sql.write_text(sql.read_text().replace("name as customer_name", "name as full_name"))
+    done = stackyard(
+        "schema", "diff", "--against", "ci", "--check", "--json", cwd=example, check=False
+    )
+
+    assert done.returncode == 1, done.stdout + done.stderr
+    changes = {(c["node"], c["column"]): c["change"] for c in json.loads(done.stdout)["changes"]}
+    assert changes[("stg_dlt__customers", "customer_name")] == "rename", changes
+
+
 def test_an_unknown_ref_is_a_usage_error(example: Path) -> None:
     done = stackyard("schema", "diff", "--against", "no-such-ref", cwd=example, check=False)
     assert done.returncode == 2

@@ -140,7 +140,7 @@ class RunbookMethods(ContextBase):
         service = self.lineage(target)
         approves = self.config.schema_changes.approves
         if against and against in self.config.targets:
-            return service.schema_diff(approves, against_warehouse=self.warehouse(against))
+            return service.schema_diff(approves, against_target=self.lineage(against))
         return service.schema_diff(approves, against_ref=against)
 
     def schema_approve(

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -406,7 +405,7 @@ class Loader:
         loaded_at: datetime,
         step: str,
     ) -> SourceLoad:
-        load_ids = finish_pending(pipeline, request.name, request.config.READ_ONCE)
+        load_ids = finish_pending(pipeline, request.name, request.config.READ_ONCE, build.notes)
         run_options: dict[str, Any] = {"schema_contract": _CONTRACTS[request.config.contract]}
         resources = build.resources
         if request.refresh is None:
@@ -448,7 +447,8 @@ class Loader:
             tables=tables,
             load_ids=tuple(load_ids),
             rejected=len(build.rejected),
-            rejected_in=tuple(Counter(r.table for r in build.rejected).items()),
+            rejected_in=build.rejected_by_table(),
+            notes=tuple(build.notes),
         )
 
     def _reconcile_deletes(

@@ -27,7 +27,9 @@ REFRESH_SOURCE = "drop_sources"
 REFRESH_TABLES = "drop_resources"
 
 
-def finish_pending(pipeline: Any, source: str = "SOURCE", read_again: bool = False) -> list[str]:
+def finish_pending(
+    pipeline: Any, source: str = "SOURCE", read_again: bool = False, notes: list[str] | None = None
+) -> list[str]:
     """Load the packages an interrupted run left, before extracting anything new.
 
     ``pipeline.run`` would load them and then stop without extracting the new data; finishing
@@ -40,6 +42,12 @@ def finish_pending(pipeline: Any, source: str = "SOURCE", read_again: bool = Fal
     this run reads them again, and one it cannot load fails with its own cause rather than
     blocking every later run (a stream cannot be reloaded).
 
+    A package normalize refuses for good (a type the contract freezes, an integer no column
+    holds) left every later run failing on it, however the source was fixed, until a reload
+    started over without what upstream no longer had. Such a package never reached the
+    warehouse: it is set aside (its files kept, see :func:`_read_again_without`), dlt's state
+    rewinds to where it started, and this run reads the source again; ``notes`` hears of it.
+
     Returns:
         The ids of the loads finished (their rows count as this run's).
     """
@@ -50,12 +58,16 @@ def finish_pending(pipeline: Any, source: str = "SOURCE", read_again: bool = Fal
         finished = finish_interrupted_commits(pipeline)
         adopt_extracted_schemas(pipeline)
         try:
-            # A package normalize refuses (a row with no key, left by an earlier version)
-            # fails every run the same way, as one the warehouse refuses does.
-            pipeline.normalize()
+            try:
+                pipeline.normalize()
+            except Exception as exc:
+                if read_again or _unfinished(exc, source) is exc or _normalized(pipeline):
+                    raise
+                _read_again_without(pipeline, exc, notes if notes is not None else [])
             pending = [str(i) for i in pipeline.list_normalized_load_packages()]
-            write_private(marker, json.dumps(sorted({*earlier, *pending})))
-            finished.extend(pipeline.load().loads_ids)
+            if pending:
+                write_private(marker, json.dumps(sorted({*earlier, *pending})))
+                finished.extend(pipeline.load().loads_ids)
         except Exception as exc:
             unfinished = _unfinished(exc, source)
             if unfinished is exc:
@@ -67,6 +79,39 @@ def finish_pending(pipeline: Any, source: str = "SOURCE", read_again: bool = Fal
         drop_rows_loaded_twice(pipeline, sorted({*earlier, *finished}))
         marker.unlink()
     return finished
+
+
+# Where the packages normalize refused are kept, in the pipeline's folder; the latest few.
+SET_ASIDE = "set_aside"
+_SET_ASIDE_KEPT = 3
+
+
+def _normalized(pipeline: Any) -> bool:
+    """Whether older packages wait to be loaded: those stay, and the run fails as before."""
+    return bool(pipeline.list_normalized_load_packages())
+
+
+def _read_again_without(pipeline: Any, exc: Exception, notes: list[str]) -> None:
+    """Set the extracted packages aside and rewind dlt's state to where they started (dlt's
+    ``abort_packages``), so that the run reads the source again; their files are copied to
+    ``set_aside/`` first, as what a source with side effects may not give again."""
+    import shutil
+
+    from stackyard.ingest.load_errors import root_cause
+
+    folder = Path(pipeline.working_dir) / SET_ASIDE
+    extracted = pipeline._get_normalize_storage().extracted_packages
+    for load_id in pipeline.list_extracted_load_packages():
+        path = extracted.storage.make_full_path(extracted.get_package_path(load_id))
+        shutil.copytree(path, folder / str(load_id))
+    for old in sorted(folder.iterdir())[:-_SET_ASIDE_KEPT]:
+        shutil.rmtree(old, ignore_errors=True)
+    pipeline.abort_packages()
+    notes.append(
+        f"a load an earlier run left could not be finished ({root_cause(exc)}); it never "
+        f"reached the warehouse, so it was set aside (its files are in {folder}) and the "
+        "source was read again from where the last finished load left it"
+    )
 
 
 def _unfinished(exc: Exception, source: str) -> Exception:

@@ -14,6 +14,7 @@ import importlib
 import importlib.util
 import re
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -51,6 +52,7 @@ class SourceBuild:
         # {table: rows collapsed because a later row of the same load had the same key}
         self.duplicates: dict[str, int] = {}
         self.first_loads: dict[str, FirstLoad] = {}  # keyed tables appended on a first load
+        self.notes: list[str] = []  # what the user should know about a load that succeeded
         self._lock = threading.Lock()
         self._after_load: list[Callable[[], None]] = []
         self._on_close: list[Callable[[], None]] = []
@@ -80,6 +82,10 @@ class SourceBuild:
         """Keep rows that did not fit (called from dlt's extraction threads)."""
         with self._lock:
             self.rejected.extend(rows)
+
+    def rejected_by_table(self) -> tuple[tuple[str, int], ...]:
+        """How many rows were rejected from each table (``SourceLoad.rejected_in``)."""
+        return tuple(Counter(r.table for r in self.rejected).items())
 
     def collapsed(self, table: str, rows: int) -> None:
         """Count rows dropped for sharing a key with a later row of the same load."""

@@ -18,7 +18,7 @@ additive and widening are breaking, and fail ``--check`` unless approved in stac
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -113,6 +113,31 @@ def built_shapes(graph: ColumnGraph, columns: Columns) -> dict[str, Shape]:
         found = columns.get(info.relation)
         if found:
             shapes[name] = Shape(name, info.kind, dict(found))
+    return shapes
+
+
+def gone_models(graph: ColumnGraph, columns: Columns, built: Iterable[str]) -> dict[str, Shape]:
+    """The tables of models a run built (``built``: their names) that the project no longer
+    has, found in the schemas its models are built in.
+
+    >>> from stackyard.lineage.graph import NodeInfo
+    >>> info = NodeInfo("m", "model.p.m", "model", ("db", "marts", "m"), ())
+    >>> graph = ColumnGraph(nodes={"m": info})
+    >>> cols = {("db", "marts", "old"): {"id": "INTEGER"}, ("db", "raw", "gone"): {}}
+    >>> list(gone_models(graph, cols, ["m", "old", "gone"]))
+    ['old']
+    """
+    schemas = {
+        info.relation[:2]
+        for info in graph.nodes.values()
+        if info.kind == "model" and info.relation is not None
+    }
+    gone = {name.lower(): name for name in built if name not in graph.nodes}
+    shapes = {}
+    for (database, schema, table), found in columns.items():
+        name = gone.get(table)
+        if name is not None and (database, schema) in schemas:
+            shapes[name] = Shape(name, "model", dict(found))
     return shapes
 
 

@@ -16,10 +16,12 @@ from stackyard.lineage.diff import (
     built_shapes,
     describe_query,
     diff_shapes,
+    gone_models,
     project_shapes,
 )
 from stackyard.lineage.graph import ColumnGraph, Columns, build_graph, load_manifest
 from stackyard.lineage.impact import ImpactResult, LineageResult, impact, lineage
+from stackyard.metadata.history import History
 from stackyard.session import Session
 from stackyard.transform.state import target_manifest_path
 from stackyard.warehouse.base import Warehouse
@@ -84,15 +86,21 @@ class LineageService:
         self,
         approves: Callable[[str, str, str], bool],
         against_ref: str | None = None,
-        against_warehouse: Warehouse | None = None,
+        against_target: LineageService | None = None,
     ) -> SchemaDiff:
         """Classify how the project now differs from what is built (or from a git ref, or
         from another target's warehouse).
 
+        A model the project no longer has, whose table a run built and the warehouse still
+        holds, is a ``drop``: nobody rebuilds that table any more, and its readers read it
+        stale (it was left out as unknown, and ``--check`` passed).
+
         Args:
             approves: ``(node, column, change) → bool``, from stackyard.yml.
             against_ref: a git ref: compare with the project as it was there.
-            against_warehouse: another target: compare with what it has built.
+            against_target: another target's lineage: compare with what it has built, at
+                its own relations (its database and schemas: read at this target's, every
+                model there looked new, and ``--check`` passed a breaking change).
 
         Raises:
             UsageError: the git ref does not exist or the project is not in git.
@@ -111,9 +119,11 @@ class LineageService:
             notes += old_notes
             label = f"git {against_ref}"
         else:
-            source = against_warehouse or self.warehouse
-            before = built_shapes(graph, warehouse_columns(source))
-            label = source.describe()
+            other = against_target or self
+            built = warehouse_columns(other.warehouse)
+            before = built_shapes(other.graph(), built)
+            before.update(gone_models(other.graph(), built, History(other.warehouse).models()))
+            label = other.warehouse.describe()
         return diff_shapes(before, after, graph, approves, label, tuple(notes))
 
     def change_subject(self, spec: str) -> tuple[str, str]:
@@ -258,6 +268,15 @@ def _node_named(graph: ColumnGraph, built: Columns, text: str) -> str | None:
 def _stale(transform_dir: Path, target: str, manifest: dict[str, Any]) -> bool:
     nodes = (manifest.get("nodes") or {}).values()
     if any(n.get("resource_type") == "model" and not n.get("compiled_code") for n in nodes):
+        return True
+    # A file deleted since leaves no newer file behind: the model it held looked still there.
+    own = manifest.get("metadata", {}).get("project_name")
+    if any(
+        n.get("package_name") == own
+        and n.get("original_file_path")
+        and not (transform_dir / str(n["original_file_path"])).exists()
+        for n in nodes
+    ):
         return True
     path = target_manifest_path(transform_dir, target)
     built = path.stat().st_mtime

@@ -278,6 +278,17 @@ class History:
             "tables": {r[2]: r[3] for r in result.rows if r[2]},
         }
 
+    def models(self) -> set[str]:
+        """The names of every model a run has built on this target."""
+        w = self.warehouse
+        if "node_results" not in existing_tables(w):
+            return set()
+        rows = w.query(
+            f"SELECT DISTINCT name FROM {relation(w, 'node_results')} "
+            "WHERE resource_type = 'model' AND status = 'success'"
+        ).rows
+        return {str(name) for (name,) in rows}
+
     def latest_tests(self) -> list[tuple[str, str, str, int | None]]:
         """``(unique_id, name, status, failures)`` of every test of the latest run that
         ran tests; empty before any."""
