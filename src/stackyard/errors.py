@@ -15,6 +15,7 @@ Exit codes are part of the contract with scripts:
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable
 
 EXIT_OK = 0
@@ -195,3 +196,28 @@ def counted(count: int, noun: str, plural: str | None = None) -> str:
     ('1 policy', '1,200 rows')
     """
     return f"{count:,} {noun if count == 1 else plural or noun + 's'}"
+
+
+# The commands that act on a target (and take --target), as suggested in backticks.
+_SUGGESTED = re.compile(r"`(stackyard (?:run|reload|doctor|restore|backup|backfill)\b[^`]*)`")
+_TARGET_GIVEN = re.compile(r"(?:^|\s)(?:-t|--target)(?:\s|=|$)")
+
+
+def on_target(text: str, target: str | None) -> str:
+    """``text`` with each command it suggests (```stackyard …``` in backticks) given
+    ``--target target`` where it names none: a fix for a problem on ``prod``, pasted as
+    written, acted on the default target instead. ``None``: ``text`` as it is.
+
+    >>> on_target("run `stackyard reload shop --yes` or `stackyard run -t prod`", "prod")
+    'run `stackyard reload shop --yes --target prod` or `stackyard run -t prod`'
+    """
+    if not target or not text:
+        return text
+
+    def with_target(found: re.Match[str]) -> str:
+        command = found.group(1)
+        if _TARGET_GIVEN.search(command):
+            return found.group(0)
+        return f"`{command} --target {target}`"
+
+    return _SUGGESTED.sub(with_target, text)

@@ -557,3 +557,35 @@ def test_a_runs_last_line_keeps_its_run_id_on_it_in_a_log(tmp_path: Path) -> Non
     assert code == 0, output
     (verdict,) = [line for line in output.splitlines() if "run succeeded" in line]
     assert len(verdict) > 80 and " · run 20" in verdict, output
+
+
+def test_a_fix_for_another_target_names_it_so_pasting_it_acts_there(tmp_path: Path) -> None:
+    """`run -t ci` and `doctor -t ci` said `stackyard reload things --yes`: pasted as
+    written, that reloaded the default target and left ci broken."""
+    import duckdb
+
+    from tests.ingest.test_python_source import _things, python_project
+
+    root = python_project(
+        tmp_path, "things", _things('[{"id": 1, "v": 1, "updated_at": 1}]'), "things_source"
+    )
+    config = root / "stackyard.yml"
+    config.write_text(
+        config.read_text().replace(
+            "targets:\n", "targets:\n  ci:\n    type: duckdb\n    path: .stackyard/ci.duckdb\n"
+        )
+    )
+    assert invoke("run", "-t", "ci", "--project", str(root))[0] == 0
+    with duckdb.connect(str(root / ".stackyard" / "ci.duckdb")) as con:
+        con.execute("drop table things.things")
+
+    code, output = invoke("run", "-t", "ci", "--project", str(root))
+    said = " ".join(output.split())
+    assert code == 1 and "`stackyard reload things --yes --target ci`" in said, said
+    code, output = invoke("doctor", "-t", "ci", "--project", str(root))
+    said = " ".join(output.split())
+    assert code == 1 and "`stackyard reload things --yes --target ci`" in said, said
+    assert "--yes`" not in said.replace("--yes --target ci`", ""), said
+    # The default target's own fixes name none.
+    code, output = invoke("doctor", "--project", str(root))
+    assert "--target" not in output, output

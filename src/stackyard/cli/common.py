@@ -79,12 +79,32 @@ ProjectOpt = Annotated[
         "--project", "-p", help="Project folder (default: search upward from the current one)."
     ),
 ]
+
+
+def _remember_target(value: str | None) -> str | None:
+    # The commands a message suggests then name it too (see suggested).
+    _given["target"] = value
+    return value
+
+
 TargetOpt = Annotated[
     str | None,
     typer.Option(
-        "--target", "-t", help="Target in stackyard.yml (default: its defaults.target, else dev)."
+        "--target",
+        "-t",
+        help="Target in stackyard.yml (default: its defaults.target, else dev).",
+        callback=_remember_target,
     ),
 ]
+_given: dict[str, str | None] = {"target": None}
+
+
+def suggested(text: str) -> str:
+    """``text`` with the commands it suggests given the ``--target`` this command was given:
+    a fix for a problem on prod, pasted as written, acted on the default target."""
+    from stackyard.errors import on_target
+
+    return on_target(text, _given["target"])
 
 
 def _remember_json(value: bool) -> bool:
@@ -162,6 +182,7 @@ def _error(label: str, message: str, hint: str | None, code: int | None = None) 
     "hint": …, "exit_code": …}``."""
     from rich.text import Text
 
+    message, hint = suggested(message), suggested(hint) if hint else hint
     # soft_wrap: a message is never broken mid-line, so it can be grepped and copied.
     err.print(Text.assemble((label, "bold red"), message), soft_wrap=True)
     if hint:

@@ -30,6 +30,7 @@ from stackyard.cli.common import (
     ProjectOpt,
     TargetOpt,
     _context,
+    _given,
     _guard,
     _print_json,
     _state,
@@ -70,6 +71,7 @@ def _main(
 ) -> None:
     _state["debug"] = debug
     _state["json"] = False  # set again by a command's --json
+    _given["target"] = None  # and by its --target
     if debug:  # dlt's own log of a failed job (loads keep it to CRITICAL otherwise)
         os.environ.setdefault("RUNTIME__LOG_LEVEL", "ERROR")
 

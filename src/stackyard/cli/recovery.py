@@ -25,6 +25,7 @@ from stackyard.cli.common import (
     _guard,
     _print_json,
     out,
+    suggested,
 )
 from stackyard.errors import counted
 
@@ -246,8 +247,8 @@ def doctor(
     for finding in report.findings:
         colour = "red" if finding.severity == "error" else "yellow"
         out.print(f"[{colour}]✘ {finding.what}[/]", highlight=False, soft_wrap=True)
-        out.print(f"    why: {finding.why}", highlight=False, soft_wrap=True)
-        out.print(f"    fix: {finding.fix}", highlight=False, soft_wrap=True)
+        out.print(f"    why: {suggested(finding.why)}", highlight=False, soft_wrap=True)
+        out.print(f"    fix: {suggested(finding.fix)}", highlight=False, soft_wrap=True)
     for repair in report.repaired:
         out.print(f"[green]repaired:[/] {repair}", highlight=False, soft_wrap=True)
     for repair in report.would_repair:

@@ -16,6 +16,7 @@ from rich.spinner import Spinner
 from rich.table import Table
 from rich.text import Text
 
+from stackyard.cli.common import suggested
 from stackyard.metadata.history import RunSummary
 from stackyard.metadata.run_leases import Lease
 from stackyard.results import RunResult
@@ -103,7 +104,7 @@ class RichConsole:
             current.status = status
             # A finished step's row is one line, but a failure's row carries all of it.
             shown = detail if status == "failed" else (detail.splitlines() or [""])[0]
-            current.detail = self._redact(shown)
+            current.detail = self._redact(suggested(shown))
             current.seconds = time.monotonic() - current.started
 
     def message(self, level: str, text: str) -> None:
@@ -141,7 +142,7 @@ def run_summary(result: RunResult) -> Group:
         parts.append(Text(f"{node.resource_type} {node.name}: {node.status} {detail}", style=style))
     for load in result.loads:
         if load.status == "failed":
-            parts.append(Text(f"source {load.source} failed: {load.error}", style="red"))
+            parts.append(Text(suggested(f"source {load.source} failed: {load.error}"), style="red"))
         for note in load.notes:
             parts.append(Text(f"source {load.source}: {note}", style="yellow"))
     for skipped in result.skipped:
@@ -159,9 +160,8 @@ def run_summary(result: RunResult) -> Group:
     if report is not None:
         for table in report.tables:
             if table.alerting:
-                parts.append(
-                    Text(f"monitor {table.table}: {table.status}: {table.why}", style="yellow")
-                )
+                why = suggested(f"monitor {table.table}: {table.status}: {table.why}")
+                parts.append(Text(why, style="yellow"))
         # What the pass could not do (an alert with no channel, a setting naming no table),
         # as `stackyard monitor` shows it.
         for note in report.notes:
