@@ -247,3 +247,23 @@ def test_a_reload_reads_a_column_padded_in_a_later_file_as_text(tmp_path: Path) 
         ("1", 5),
         ("2", 6),
     )
+
+
+def test_a_row_rejected_for_its_number_keeps_its_line_as_the_file_holds_it(
+    tmp_path: Path,
+) -> None:
+    """Its raw text was rebuilt from the values: 'JAF-001,The Classic,1150.5,Ham, cheddar'
+    without the quotes, which read back as CSV gives a field more than the file's line."""
+    root = file_project(
+        tmp_path,
+        "{t: {glob: '*.csv', primary_key: sku}}",
+        {"a.csv": 'sku,price,note\nA,1150,"Ham, cheddar"\n'},
+    )
+    ctx = Context(root)
+    assert ctx.run().loads[0].rows == 1
+    line = 'B,1150.5,"Ham, cheddar\nand ""mustard"""'
+    (root / "sources" / "files" / "b.csv").write_text(f'sku,price,note\n{line}\nC,7,"x, y"\n')
+    (load,) = ctx.run().loads
+    assert (load.status, load.rows, load.rejected) == ("loaded", 1, 1), load.error
+    rejected = ctx.sql("select line, column_name, raw from f._rejected_rows").rows
+    assert rejected == ((2, "price", line),), rejected

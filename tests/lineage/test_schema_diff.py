@@ -105,6 +105,14 @@ def test_an_upstream_rename_fails_the_check_before_it_runs(example: Path) -> Non
     )
     assert "schema_changes" in (example / "stackyard.yml").read_text()
     assert stackyard("schema", "diff", "--check", cwd=example, check=False).returncode == 0
+    # Run again, the approval is not written a second time.
+    before = (example / "stackyard.yml").read_text()
+    again = stackyard(
+        "schema", "approve", "stg_dlt__customers.customer_name", "--change", "rename",
+        "--reason", "said twice", cwd=example,
+    )  # fmt: skip
+    assert "already approved" in again.stdout and "nothing written" in again.stdout
+    assert (example / "stackyard.yml").read_text() == before
 
 
 def test_additive_and_type_changes_against_a_git_ref(example: Path) -> None:

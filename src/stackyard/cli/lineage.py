@@ -169,8 +169,16 @@ def schema_approve(
     """Approve a breaking change in stackyard.yml so `schema diff --check` passes (the node
     and column are checked against the project and the warehouse first)."""
     entry = _with_context(project, lambda c: c.schema_approve(spec, change, reason, target))
+    already = entry.pop("already", None)
     if as_json:
         _print_json(entry)
+        return
+    if already:
+        out.print(
+            f"[green]✔[/] {change} of {entry['node']}.{entry['column']} is already approved in "
+            "stackyard.yml (schema_changes.approved); nothing written",
+            highlight=False,
+        )
         return
     out.print(
         f"[green]✔[/] approved {change} of {entry['node']}.{entry['column']} in stackyard.yml "

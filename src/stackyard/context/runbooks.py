@@ -150,15 +150,20 @@ class RunbookMethods(ContextBase):
         its names are checked against the project and ``target``'s warehouse.
 
         Returns:
-            The entry written, with the node and column as ``schema diff`` names them.
+            The entry written, with the node and column as ``schema diff`` names them; with
+            ``already`` when stackyard.yml approves it already (nothing is written).
 
         Raises:
             UsageError: no such node or column (with the closest names); nothing is written.
             ConfigError: the entry would make stackyard.yml invalid (e.g. an unknown change).
         """
         node, column = self.lineage(target).change_subject(spec)
+        entry = {"node": node, "column": column, "change": change, "reason": reason}
+        if self.config.schema_changes.approves(node, column, change):
+            # Approved before: a second run wrote the same entry again.
+            return {**entry, "already": "approved"}
         self.approve_schema_change(node, column, change, reason)
-        return {"node": node, "column": column, "change": change, "reason": reason}
+        return entry
 
     def approve_schema_change(self, node: str, column: str, change: str, reason: str) -> None:
         """Record an approved breaking change in stackyard.yml (``schema_changes.approved``),

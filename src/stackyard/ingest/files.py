@@ -241,8 +241,10 @@ def _stage_csv(
     con.execute(f"DROP TABLE {rejects}")
     con.execute(f"DROP TABLE {name}_scans")
     if bad:
-        lines = _lines_of_rows(path, delimiter, {r.line for r in rejected}, set(bad))
-        rejected += [replace(r, line=lines.get(rowid)) for rowid, r in bad.items()]
+        records = _rows_in_file(path, delimiter, {r.line for r in rejected}, set(bad))
+        for rowid, row in bad.items():
+            line, raw = records.get(rowid, (None, row.raw))
+            rejected.append(replace(row, line=line, raw=raw))
         rejected.sort(key=lambda r: r.line or 0)
     return rejected
 
@@ -292,14 +294,16 @@ def _records_at(path: str, delimiter: str, starts: list[int]) -> dict[int, tuple
     return out
 
 
-def _lines_of_rows(
+def _rows_in_file(
     path: str, delimiter: str, rejected_lines: set[int | None], rowids: set[int]
-) -> dict[int, int]:
-    """The file line of each row of ``_rows``: the n-th record the reader kept (not the
-    header, not a blank line, not a line it rejected) is row n."""
+) -> dict[int, tuple[int, str]]:
+    """The file line of each row of ``_rows`` (the n-th record the reader kept, not the
+    header, not a blank line, not a line it rejected, is row n) and its record as the file
+    holds it: rebuilt from its values, a quoted field lost its quotes and read back as CSV
+    the record had a field more."""
     import csv
 
-    out: dict[int, int] = {}
+    spans: dict[int, tuple[int, int]] = {}
     with open(path, newline="", encoding="utf-8", errors="replace") as handle:
         reader = csv.reader(handle, delimiter=delimiter)
         next(reader, None)
@@ -310,9 +314,18 @@ def _lines_of_rows(
             if not record or line in rejected_lines:
                 continue
             if row in rowids:
-                out[row] = line
+                spans[row] = (line, reader.line_num)
             row += 1
-    return out
+    wanted = {n for first, last in spans.values() for n in range(first, last + 1)}
+    texts: dict[int, str] = {}
+    with open(path, newline="", encoding="utf-8", errors="replace") as handle:
+        for number, text in enumerate(handle, start=1):
+            if number in wanted:
+                texts[number] = text
+    return {
+        row: (first, "".join(texts.get(n, "") for n in range(first, last + 1)).rstrip("\r\n"))
+        for row, (first, last) in spans.items()
+    }
 
 
 def _unpadded(con: Any, columns: list[str]) -> list[str]:
