@@ -177,13 +177,13 @@ def test_a_dropped_postgres_database_of_a_project_without_dlt_sources_is_named(
         assert (
             f"Postgres target 'pg' (postgres@127.0.0.1:5432/{database}) has no run history" in text
         )
-        assert "`stackyard run` builds the dbt project again" in text, text
+        assert "`stackyard run --target pg` builds the dbt project again" in text, text
     # doctor, which health points to, names it too (it said nothing: no dlt state to compare)
     doctor = stackyard(root, "doctor", *target)
     text = said(doctor)
     assert doctor.returncode == 1, text
     assert f"postgres@127.0.0.1:5432/{database}) has no run history, but this target" in text
-    assert "`stackyard run` builds the dbt project again" in text, text
+    assert "`stackyard run --target pg` builds the dbt project again" in text, text
     assert stackyard(root, "run", *target).returncode == 0
     assert stackyard(root, "health", *target).returncode == 0
     assert stackyard(root, "doctor", *target).returncode == 0, said(stackyard(root, "doctor"))
