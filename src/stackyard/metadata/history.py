@@ -144,7 +144,7 @@ class History:
             ids = ",".join(load.load_ids)
             rows = {t.table: t.rows for t in load.tables}
             # a row per table the load wrote or rejected rows of, each with its own rejects
-            for name, rejected in (load.rejected_by_table() or {None: 0}).items():
+            for name, rejected in load.rejected_by_table().items():
                 load_rows.append(
                     (
                         run.run_id,
