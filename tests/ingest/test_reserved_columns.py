@@ -94,3 +94,62 @@ def test_a_file_field_named_dlt_load_id_fails_the_first_load(tmp_path: Path) -> 
     assert load.status == "failed"
     # Named as its column would be (a field's spellings in other cases are one column).
     assert "table 'things' has a column '_dlt_load_id'" in str(load.error)
+
+
+NESTED = """
+import dlt
+
+
+@dlt.source
+def orders_source():
+    rows = [{"id": 1, "items": [{"sku": "a"}, {"sku": "b"}]}, {"id": 2, "items": [{"sku": "c"}]}]
+
+    @dlt.resource(primary_key="id")
+    def orders():
+        yield [dict(row, _dlt_id="same") for row in rows]
+
+    @dlt.resource(primary_key="id")
+    def copies():
+        # The same dicts twice, and in two tables: stamped once, never taken for the source's.
+        yield rows
+        yield rows[0]
+
+    return orders, copies
+"""
+
+
+def test_a_python_record_with_its_own_dlt_id_fails_its_load_instead_of_losing_nested_rows(
+    tmp_path: Path,
+) -> None:
+    """dlt took the records' "same" as both rows' id: order 2's item was lost while the load
+    reported three item rows loaded."""
+    from tests.ingest.test_python_source import python_project
+
+    root = python_project(tmp_path, "orders", NESTED, "orders_source")
+    with Context(root) as ctx:
+        (load,) = ctx.run().loads
+        assert load.status == "failed"
+        assert "table 'orders' has a column '_dlt_id'" in str(load.error), load.error
+        assert "lose their nested rows" in str(load.error)
+        assert "_dlt_id AS source_row_id" in str(load.error)
+        (root / "sources" / "orders.py").write_text(NESTED.replace("_dlt_id=", "source_id="))
+        (load,) = ctx.run().loads
+        assert load.status == "loaded", load.error
+        items = ctx.sql("select sku from orders.orders__items order by sku").rows
+        assert items == (("a",), ("b",), ("c",))
+        assert ctx.sql("select count(*) from orders.copies").rows == ((2,),)
+
+
+def test_a_file_column_named_loaded_at_fails_the_load_instead_of_replacing_stackyards(
+    tmp_path: Path,
+) -> None:
+    # Before: the file's text was kept as the column, and freshness read "yesterday".
+    root = file_project(
+        tmp_path,
+        "{things: {glob: '*.csv', primary_key: id}}",
+        {"a.csv": "id,_Loaded_At\n1,yesterday\n"},
+    )
+    (load,) = Context(root).run().loads
+    assert load.status == "failed"
+    assert "table 'things' has a column '_loaded_at'" in str(load.error), load.error
+    assert "freshness and the monitors read" in str(load.error)

@@ -44,7 +44,7 @@ def stamper(
     def stamp(item: Any) -> Any:
         import pyarrow as pa
 
-        refuse_reserved_in(table, item)
+        refuse_reserved_in(table, item, loaded_at)
         drift(item)
         if nul_rejects is not None:
             from stackyard.ingest.text_fit import without_nul
@@ -59,19 +59,18 @@ def stamper(
             item, rejected = without_null_key(item, table, key)
             if rejected:
                 build.reject(rejected)
+        # A row of the source's own with a _loaded_at was refused above, so each is stamped.
         if isinstance(item, pa.Table | pa.RecordBatch):
-            if LOADED_AT in item.column_names:
-                return item
             column = pa.repeat(
                 pa.scalar(loaded_at, type=pa.timestamp("us", tz="UTC")), item.num_rows
             )
             return item.append_column(LOADED_AT, column)
         if isinstance(item, dict):
-            item.setdefault(LOADED_AT, loaded_at)
+            item[LOADED_AT] = loaded_at
         elif isinstance(item, list):
             for row in item:
                 if isinstance(row, dict):
-                    row.setdefault(LOADED_AT, loaded_at)
+                    row[LOADED_AT] = loaded_at
         return item
 
     return stamp
