@@ -94,7 +94,7 @@ class Session:
 
     def close(self) -> None:
         """End the session (the owner calls this)."""
-        self.warehouse.close()
+        self.warehouse.end()
 
 
 class Sessions:

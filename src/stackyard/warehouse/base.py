@@ -254,10 +254,8 @@ class Warehouse(ABC):
 
     @abstractmethod
     def dbt_output(self) -> dict[str, Any]:
-        """This target's entry under ``outputs:`` in the generated profiles.yml.
-
-        Secrets appear as ``{{ env_var('NAME') }}`` so that no secret value is written to disk.
-        """
+        """This target's entry under ``outputs:`` in the generated profiles.yml; secrets
+        appear as ``{{ env_var('NAME') }}`` so that no secret value is written to disk."""
 
     def dlt_environment(self) -> dict[str, str]:
         """dlt settings (as environment variables) every load into this target needs, e.g.
@@ -487,6 +485,10 @@ class Warehouse(ABC):
     def close(self) -> None:
         """Release the connection; the next statement reconnects."""
 
+    def end(self) -> None:
+        """Close for good: the connection and what dbt's adapter keeps open past it."""
+        self.close()
+
     def describe(self) -> str:
         """Where this target is, for messages (never includes a secret)."""
         return f"{self.KIND} target '{self.target_name}'"
@@ -495,4 +497,4 @@ class Warehouse(ABC):
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.close()
+        self.end()

@@ -297,6 +297,25 @@ class DuckDBWarehouse(Warehouse):
             self._conn = None
             self._keep_private()
 
+    def end(self) -> None:
+        self.close()
+        # dbt-duckdb keeps its own connection to the file open for the life of the process
+        # (its keep_open): a run inside a long-lived process (an orchestrator's worker, a
+        # notebook) left the file locked after it ended, and no other process could open
+        # it. Its adapter opens a new one at its next command.
+        import sys
+
+        connections = sys.modules.get("dbt.adapters.duckdb.connections")
+        if connections is None:
+            return  # dbt never ran in this process
+        manager = connections.DuckDBConnectionManager
+        with manager._LOCK:
+            held = manager._ENV
+            if held is None or str(getattr(held.creds, "path", "")) != str(self.path):
+                return  # nothing held, or another target's file
+            manager.close_all_connections()
+            held.close()
+
     def _keep_private(self) -> None:
         # DuckDB creates its file (and write-ahead log) under the umask, 0644 as a rule: in
         # .stackyard/ the file holds every loaded row and is kept owner-only like the rest
