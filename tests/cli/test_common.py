@@ -105,3 +105,16 @@ def test_duckdbs_query_interrupted_is_a_ctrl_c_and_a_full_disk_says_so(
     printed = capsys.readouterr().err
     assert failed.value.exit_code == 1 and "the disk is full" in printed
     assert "unexpected" not in printed and "--to" in printed
+
+
+def test_the_width_is_read_when_a_command_prints_not_when_the_cli_is_imported(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Rich fixed it from COLUMNS at import: a command run later in the same process (an
+    orchestrator's, a notebook's) was drawn at the width of the moment it was imported."""
+    from stackyard.cli.common import _Environ, _Terminal
+
+    monkeypatch.setenv("COLUMNS", "60")
+    terminal = _Terminal(_environ=_Environ())
+    monkeypatch.setenv("COLUMNS", "200")
+    assert terminal.width == 200

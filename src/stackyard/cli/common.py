@@ -41,6 +41,13 @@ class _Terminal(RichTerminal):
     command as a tool killed by SIGPIPE does (141), not with 1, the code of a failed step.
     SIGPIPE itself stays ignored: a closed socket must never kill a run."""
 
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        # Rich fixes the width at creation from COLUMNS, when this module is imported: a
+        # command run later in the same process (a test's, an orchestrator's) was drawn at
+        # that width instead of its own. Read live, as the terminal's own size is.
+        self._width = self._height = None
+
     def on_broken_pipe(self) -> None:
         try:
             super().on_broken_pipe()
