@@ -124,7 +124,39 @@ def add_postgres_target(root: Path, db: dict[str, Any]) -> None:
 def stackyard(
     project: Path, *args: str, check: int | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """Run the CLI in the project; with ``check``, assert the exit code."""
+    """Run the CLI in the project; with ``check``, assert the exit code.
+
+    In this process, as the command line calls it (a new process paid dbt's import at every
+    command: a few seconds each, most of these tests' time). The tests that need a process of
+    its own (killed, or holding a lease beside another) start one with :data:`STACKYARD` or
+    :func:`in_own_process`."""
+    from typer.testing import CliRunner
+
+    from stackyard.cli.main import app
+
+    here = Path.cwd()
+    os.chdir(project)
+    try:
+        result = CliRunner().invoke(app, list(args), env={"NO_COLOR": "1", "COLUMNS": "200"})
+    finally:
+        os.chdir(here)
+    stderr = result.stderr
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        import traceback
+
+        # What a process would have printed as it died.
+        stderr += "".join(traceback.format_exception(result.exception))
+    proc = subprocess.CompletedProcess([STACKYARD, *args], result.exit_code, result.stdout, stderr)
+    if check is not None:
+        assert proc.returncode == check, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc
+
+
+def in_own_process(
+    project: Path, *args: str, check: int | None = None
+) -> subprocess.CompletedProcess[str]:
+    """:func:`stackyard` as a process of its own, for a test whose DuckDB file is held by this
+    one (a process shares its open databases with every connection it makes)."""
     env = {**os.environ, "NO_COLOR": "1", "COLUMNS": "200"}
     proc = subprocess.run(
         [STACKYARD, *args], cwd=project, capture_output=True, text=True, env=env, timeout=600

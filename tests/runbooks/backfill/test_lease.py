@@ -16,6 +16,7 @@ from tests.runbooks.backfill.conftest import (
     STACKYARD,
     add_postgres_target,
     backfill_json,
+    in_own_process,
     make_backfill_project,
     sql,
     stackyard,
@@ -59,7 +60,7 @@ def test_a_duckdb_file_held_by_a_running_backfill_is_a_refusal(project: Path) ->
     lock = duckdb.connect(str(warehouse))  # as the running backfill would hold it
     try:
         started = time.monotonic()
-        blocked = stackyard(
+        blocked = in_own_process(
             project, "backfill", "app.events", "--start", "2024-02-20", "--end", "2024-02-21"
         )
     finally:
