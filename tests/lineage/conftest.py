@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -13,7 +14,36 @@ CLI = str(Path(sys.executable).with_name("stackyard"))
 
 
 def stackyard(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
-    """Run the CLI as a user would, in a project folder."""
+    """Run the CLI as a user would, in a project folder.
+
+    In this process (a new process paid dbt's import at every command, a few seconds each);
+    :func:`in_own_process` starts one for a test that needs it."""
+    from typer.testing import CliRunner
+
+    from stackyard.cli.main import app
+
+    here = Path.cwd()
+    os.chdir(cwd)
+    try:
+        result = CliRunner().invoke(app, list(args), env={"NO_COLOR": "1"})
+    finally:
+        os.chdir(here)
+    stderr = result.stderr
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        import traceback
+
+        # What a process would have printed as it died.
+        stderr += "".join(traceback.format_exception(result.exception))
+    done = subprocess.CompletedProcess([CLI, *args], result.exit_code, result.stdout, stderr)
+    if check and done.returncode != 0:
+        raise AssertionError(
+            f"stackyard {' '.join(args)} exited {done.returncode}\n{done.stdout}\n{done.stderr}"
+        )
+    return done
+
+
+def in_own_process(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """:func:`stackyard` as a process of its own."""
     done = subprocess.run([CLI, *args], cwd=cwd, capture_output=True, text=True)
     if check and done.returncode != 0:
         raise AssertionError(
