@@ -205,10 +205,24 @@ def _json_requested() -> bool:
 
 
 def _context(project: Path | None, console: Console | None = None) -> Context:
-    """The project's Context; use it in a ``with`` block so its connections are closed."""
+    """The project's Context, closed when the command ends (a ``with`` block closes it
+    sooner): a command run inside a process that lives on (an orchestrator's, a test's) kept
+    its warehouse connections, and a DuckDB file stayed locked, until the process ended."""
     from stackyard.context import Context
 
-    return Context(project, console=console)
+    context = Context(project, console=console)
+    _opened.append(context)
+    return context
+
+
+#: The contexts the running command opened (see :func:`close_opened`).
+_opened: list[Context] = []
+
+
+def close_opened() -> None:
+    """Close every context the command opened; the CLI calls this as each command ends."""
+    while _opened:
+        _opened.pop().close()
 
 
 def _with_context(project: Path | None, action: Callable[[Context], T]) -> T:

@@ -35,6 +35,7 @@ from stackyard.cli.common import (
     _print_json,
     _state,
     _with_context,
+    close_opened,
     err,
     out,
 )
@@ -61,6 +62,7 @@ def _print_version(value: bool) -> None:
 
 @app.callback()
 def _main(
+    command: typer.Context,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
     version: Annotated[
         bool,
@@ -72,6 +74,7 @@ def _main(
     _state["debug"] = debug
     _state["json"] = False  # set again by a command's --json
     _given["target"] = None  # and by its --target
+    command.call_on_close(close_opened)  # however the command ends
     if debug:  # dlt's own log of a failed job (loads keep it to CRITICAL otherwise)
         os.environ.setdefault("RUNTIME__LOG_LEVEL", "ERROR")
 

@@ -77,6 +77,7 @@ class DuckDBWarehouse(Warehouse):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._conn: Any = None
+        self._lent: list[Any] = []  # cursors handed to dlt, closed when the session ends
 
     @property
     def path(self) -> Path:
@@ -96,7 +97,9 @@ class DuckDBWarehouse(Warehouse):
         """
         import dlt
 
-        return dlt.destinations.duckdb(self._connection().cursor())
+        cursor = self._connection().cursor()
+        self._lent.append(cursor)
+        return dlt.destinations.duckdb(cursor)
 
     def dbt_output(self) -> dict[str, Any]:
         output = {
@@ -299,6 +302,10 @@ class DuckDBWarehouse(Warehouse):
 
     def end(self) -> None:
         self.close()
+        # dlt keeps the cursor it was given in its pipeline's settings, which outlive the
+        # pipeline (the last one stays dlt's active pipeline): the database stayed open.
+        while self._lent:
+            self._lent.pop().close()
         # dbt-duckdb keeps its own connection to the file open for the life of the process
         # (its keep_open): a run inside a long-lived process (an orchestrator's worker, a
         # notebook) left the file locked after it ended, and no other process could open
