@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests.in_process import stackyard_in_process
 
 CLI = str(Path(sys.executable).with_name("stackyard"))
 
@@ -18,23 +19,7 @@ def stackyard(*args: str, cwd: Path, check: bool = True) -> subprocess.Completed
 
     In this process (a new process paid dbt's import at every command, a few seconds each);
     :func:`in_own_process` starts one for a test that needs it."""
-    from typer.testing import CliRunner
-
-    from stackyard.cli.main import app
-
-    here = Path.cwd()
-    os.chdir(cwd)
-    try:
-        result = CliRunner().invoke(app, list(args), env={"NO_COLOR": "1"})
-    finally:
-        os.chdir(here)
-    stderr = result.stderr
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        import traceback
-
-        # What a process would have printed as it died.
-        stderr += "".join(traceback.format_exception(result.exception))
-    done = subprocess.CompletedProcess([CLI, *args], result.exit_code, result.stdout, stderr)
+    done = stackyard_in_process(*args, cwd=cwd, env={"NO_COLOR": "1"})
     if check and done.returncode != 0:
         raise AssertionError(
             f"stackyard {' '.join(args)} exited {done.returncode}\n{done.stdout}\n{done.stderr}"

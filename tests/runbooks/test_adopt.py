@@ -14,6 +14,7 @@ import pytest
 
 from stackyard.config.project import Project
 from stackyard.runbooks.adopt import project_checksums
+from tests.in_process import stackyard_in_process
 
 BIN = Path(sys.executable).parent
 FIXTURES = Path(__file__).parent / "adopt_projects"
@@ -21,7 +22,7 @@ pytestmark = pytest.mark.slow
 
 
 def stackyard(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(BIN / "stackyard"), *args], cwd=cwd, capture_output=True, text=True)
+    return stackyard_in_process(*args, cwd=cwd)
 
 
 def plain_dbt(project: Path, *args: str) -> None:

@@ -11,6 +11,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from tests.in_process import stackyard_in_process
+
 BIN = Path(sys.executable).parent
 pytestmark = pytest.mark.slow
 
@@ -18,7 +20,7 @@ SOURCES = "version: 2\nsources:\n  - name: raw\n    schema: raw\n    tables: [{n
 
 
 def stackyard(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(BIN / "stackyard"), *args], cwd=cwd, capture_output=True, text=True)
+    return stackyard_in_process(*args, cwd=cwd)
 
 
 def adopted(root: Path, sources: str = SOURCES) -> Path:

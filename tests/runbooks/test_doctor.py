@@ -14,14 +14,13 @@ from typing import Any
 import pytest
 
 from stackyard.project import init_project
+from tests.in_process import stackyard_in_process
 
 STACKYARD = str(Path(sys.executable).with_name("stackyard"))
 
 
 def cli(project: Path, *args: str, code: int = 0) -> str:
-    done = subprocess.run(
-        [STACKYARD, *args, "--project", str(project)], capture_output=True, text=True, check=False
-    )
+    done = stackyard_in_process(*args, "--project", str(project), cwd=project)
     assert done.returncode == code, done.stdout + done.stderr
     return done.stdout + done.stderr
 

@@ -16,14 +16,13 @@ from stackyard.errors import Interrupted
 from stackyard.project import init_project
 from stackyard.results import RunResult
 from stackyard.runbooks.upgrade_test import upgrade_test
+from tests.in_process import stackyard_in_process
 
 STACKYARD = str(Path(sys.executable).with_name("stackyard"))
 
 
 def cli(project: Path, *args: str, code: int = 0) -> Any:
-    done = subprocess.run(
-        [STACKYARD, *args, "--project", str(project)], capture_output=True, text=True, check=False
-    )
+    done = stackyard_in_process(*args, "--project", str(project), cwd=project)
     assert done.returncode == code, done.stdout + done.stderr
     return json.loads(done.stdout) if "--json" in args else done.stdout
 

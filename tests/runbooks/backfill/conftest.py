@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import write
+from tests.in_process import stackyard_in_process
 
 STACKYARD = str(Path(sys.executable).parent / "stackyard")
 FIRST_DAY = date(2024, 2, 20)  # the range crosses a leap day and a month end
@@ -130,23 +131,7 @@ def stackyard(
     command: a few seconds each, most of these tests' time). The tests that need a process of
     its own (killed, or holding a lease beside another) start one with :data:`STACKYARD` or
     :func:`in_own_process`."""
-    from typer.testing import CliRunner
-
-    from stackyard.cli.main import app
-
-    here = Path.cwd()
-    os.chdir(project)
-    try:
-        result = CliRunner().invoke(app, list(args), env={"NO_COLOR": "1", "COLUMNS": "200"})
-    finally:
-        os.chdir(here)
-    stderr = result.stderr
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        import traceback
-
-        # What a process would have printed as it died.
-        stderr += "".join(traceback.format_exception(result.exception))
-    proc = subprocess.CompletedProcess([STACKYARD, *args], result.exit_code, result.stdout, stderr)
+    proc = stackyard_in_process(*args, cwd=project, env={"NO_COLOR": "1", "COLUMNS": "200"})
     if check is not None:
         assert proc.returncode == check, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc
