@@ -315,3 +315,17 @@ def test_declared_columns_and_dimensions_show_as_learning_on_a_first_day(
     for label in ("distinct(amount)", "distinct(status)", "distinct(note)", "dimension(status)"):
         assert checks[label].status == "learning", checks[label]
         assert "fewer than two days" in checks[label].reason
+
+
+def test_a_column_left_with_one_value_says_one_value_not_none(tmp_path: Path) -> None:
+    """It read "1 distinct valuess is below … : the column has no values", in health and in
+    the alerts sent."""
+    w = _warehouse(tmp_path)
+    w.execute("UPDATE app.orders SET amount = 40 + id % 50")  # 50 values a day
+    w.execute(
+        f"UPDATE app.orders SET amount = 50 WHERE CAST(ordered_at AS DATE) = DATE '{YESTERDAY}'"
+    )
+    status = _pass(tmp_path, w)["distinct(amount)"]
+    assert status.status == "anomaly" and status.value == 1, status.reason
+    assert "1 distinct value is below the expected band" in status.reason, status.reason
+    assert "valuess" not in status.reason and "has no values" not in status.reason

@@ -124,8 +124,10 @@ def column_checks(
                     exclude=kept_out(metric, column),
                     config=config,
                 )
-                what = f"{verdict.value:,.0f} distinct values"
-                about = _about(_counted(verdict, what), "the column", "has no values")
+                what = f"{verdict.value:,.0f} distinct value" + ("" if verdict.value == 1 else "s")
+                # The detector calls a count near zero empty: one value left is not none.
+                gone = "has no values" if verdict.value == 0 else "has almost no distinct values"
+                about = _about(_counted(verdict, what), "the column", gone)
                 reason = f"{judged}: {_of_values(about)}"
             else:
                 verdict = detect_level(
@@ -224,9 +226,20 @@ def _dimension(
 
 
 def _counted(verdict: Verdict, what: str) -> str:
-    # The detector speaks of rows; a distinct count is not rows.
-    rows = f"{verdict.value:,.0f} row" + ("" if verdict.value == 1 else "s")
-    return verdict.reason.replace(rows, what, 1)
+    """The detector's reason with its count of rows said as ``what`` (a distinct count is
+    not rows), whether it wrote "1 row" or "1 rows".
+
+    >>> from datetime import date
+    >>> from stackyard.monitors.anomaly.config import Verdict
+    >>> said = Verdict("anomaly", "1 rows is below the band", date(2026, 12, 6), 1.0)
+    >>> _counted(said, "1 distinct value")
+    '1 distinct value is below the band'
+    """
+    number = f"{verdict.value:,.0f}"
+    for rows in (f"{number} rows", f"{number} row"):
+        if rows in verdict.reason:
+            return verdict.reason.replace(rows, what, 1)
+    return verdict.reason
 
 
 def _of_values(reason: str) -> str:
