@@ -329,3 +329,22 @@ def test_a_column_left_with_one_value_says_one_value_not_none(tmp_path: Path) ->
     assert status.status == "anomaly" and status.value == 1, status.reason
     assert "1 distinct value is below the expected band" in status.reason, status.reason
     assert "valuess" not in status.reason and "has no values" not in status.reason
+
+
+def test_rows_dated_after_today_are_not_judged_and_yesterday_still_is(tmp_path: Path) -> None:
+    """One row dated thirteen days ahead made each day up to it an "outage" (no rows yet),
+    and every column check judged that last day ("the table has no rows that day"), never
+    yesterday."""
+    w = _warehouse(tmp_path)
+    w.execute(
+        "INSERT INTO app.orders SELECT id + 100000, customer_id, status, amount, "
+        "ordered_at + INTERVAL 13 DAY, note FROM app.orders ORDER BY ordered_at DESC LIMIT 1"
+    )
+    checks = _pass(tmp_path, w)
+    assert checks["volume"].status == "ok" and checks["volume"].day == YESTERDAY
+    for label in ("distinct(amount)", "mean(amount)", "dimension(status)"):
+        assert checks[label].status == "ok" and checks[label].day == YESTERDAY, label
+    ahead = checks["volume(ordered_at)"]
+    assert ahead.status == "warn", ahead.reason
+    assert "1 row dated after today by ordered_at" in ahead.reason
+    assert checks["_table"].status == "warn"

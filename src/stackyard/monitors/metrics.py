@@ -134,6 +134,26 @@ class TableMetrics:
     profiles: Mapping[tuple[str, str], Mapping[date, float]] = field(default_factory=dict)
     dimensions: Mapping[tuple[str, str], Mapping[date, int]] = field(default_factory=dict)
 
+    def up_to(self, today: date) -> TableMetrics:
+        """These metrics without the days after ``today`` (rows dated in the future): no
+        day is judged before it has come, and the newest complete day is still judged.
+
+        >>> m = TableMetrics(3, days={date(2026, 1, 1): 2, date(2026, 1, 9): 1})
+        >>> m.up_to(date(2026, 1, 2)).days
+        {datetime.date(2026, 1, 1): 2}
+        """
+        from dataclasses import replace
+
+        def kept(series: Mapping[date, Any]) -> dict[date, Any]:
+            return {d: v for d, v in series.items() if d <= today}
+
+        return replace(
+            self,
+            days=kept(self.days),
+            profiles={k: kept(v) for k, v in self.profiles.items()},
+            dimensions={k: kept(v) for k, v in self.dimensions.items()},
+        )
+
     def null_rate(self, column: str) -> float | None:
         """The fraction of NULLs in a column; ``None`` for an empty table.
 

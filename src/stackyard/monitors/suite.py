@@ -390,6 +390,20 @@ class MonitorSuite:
             measured[rel] = {"plan": key_of_plan, "metrics": measurement, "verdicts": verdicts.used}
         today = state.now.date()
         state.metrics.append(MetricRow(rel, "row_count", metrics.row_count, day=today))
+        ahead = sum(n for d, n in metrics.days.items() if d > today)
+        if ahead:
+            # Judged, each day after today was an outage (no rows yet) and the newest
+            # complete day was never looked at.
+            checks.append(
+                Check(
+                    "volume",
+                    "warn",
+                    f"{counted(ahead, 'row')} dated after today by {plan.time_column} (up to "
+                    f"{max(metrics.days)}): those days are judged once they have come",
+                    column=plan.time_column,
+                )
+            )
+            metrics = metrics.up_to(today)
         state.snapshots.append(
             Snapshot(rel, table.kind, table.node, table.unique_id, dict(columns), state.now)
         )
