@@ -57,3 +57,13 @@ def test_monitor_errors_point_to_the_monitor_docs_and_show_values_as_written(
         "monitors:\n  holidays: 2026-12-04\ndefaults: {freshness: {warn_after_hours: soon}}\n",
     )
     assert "docs/project.md describes every key, docs/observability.md the monitors" in said
+
+
+def test_a_column_listed_twice_is_refused(tmp_path: Path) -> None:
+    """Each check ran twice (health listed distinct, mean and median twice), and one problem
+    was counted twice in an alert."""
+    said = error_of(
+        tmp_path,
+        "monitors:\n  tables:\n    uni.x: {columns: [a, b, a], dimensions: [s, s]}\n",
+    )
+    assert "columns" in said and "a listed more than once: list each column once" in said, said

@@ -104,6 +104,15 @@ class TableMonitor(StrictModel):
         "points) above its recent median.",
     )
 
+    @field_validator("columns", "dimensions")
+    @classmethod
+    def _once_each(cls, value: list[str]) -> list[str]:
+        # Listed twice, a column was judged twice, and one problem counted twice in an alert.
+        twice = sorted({c for c in value if value.count(c) > 1})
+        if twice:
+            raise ValueError(f"{', '.join(twice)} listed more than once: list each column once")
+        return value
+
 
 class WebhookChannel(StrictModel):
     """A webhook that takes Slack-compatible JSON (``text`` and ``blocks``)."""
