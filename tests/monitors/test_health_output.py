@@ -178,3 +178,20 @@ def test_health_shows_the_latest_pass_not_tables_it_no_longer_watches(tmp_path: 
     health = CliRunner().invoke(app, ["health", "--project", str(root)], env={"COLUMNS": "80"})
     assert health.exit_code == 0, health.output
     assert "app.signups" not in health.output and "app.refunds" in health.output
+
+
+def test_with_monitors_disabled_health_says_so_instead_of_the_last_pass(tmp_path: Path) -> None:
+    """It went on showing the last pass, "as of" its old time, and exited 1 for its anomaly:
+    a job paging on `stackyard health` kept paging after monitors were turned off."""
+    root = _project(tmp_path / "shop")  # app.signups is an anomaly in this pass
+    config = (root / "stackyard.yml").read_text()
+    (root / "stackyard.yml").write_text(
+        config.replace("monitors: {", "monitors: {enabled: false, ")
+    )
+    health = CliRunner().invoke(app, ["health", "--project", str(root)], env={"COLUMNS": "80"})
+    assert health.exit_code == 0, health.output
+    assert "monitors are disabled" in health.output and "app.signups" not in health.output
+    shown = CliRunner().invoke(app, ["health", "--json", "--project", str(root)])
+    assert shown.exit_code == 0, shown.output
+    said = json.loads(shown.stdout)
+    assert said["tables"] == [] and "monitors are disabled" in said["note"]

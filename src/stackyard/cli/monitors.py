@@ -110,9 +110,9 @@ def health(
         _print_json(result.to_dict())
         raise typer.Exit(result.exit_code)
     if result.measured_at is None:
-        from stackyard.monitors.health import NO_PASS_YET
+        from stackyard.monitors.health import MONITORS_DISABLED, NO_PASS_YET
 
-        out.print(NO_PASS_YET)
+        out.print(MONITORS_DISABLED if result.disabled else NO_PASS_YET, highlight=False)
         raise typer.Exit(0)
     _render_tables(result.tables, verbose=verbose)
     out.print(f"as of {result.measured_at:%Y-%m-%d %H:%M} UTC", highlight=False)

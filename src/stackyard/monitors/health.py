@@ -284,6 +284,10 @@ class MonitorReport:
 
 #: What health says before the first monitor pass on a target.
 NO_PASS_YET = "no monitor pass yet on this target: `stackyard run` or `stackyard monitor`"
+MONITORS_DISABLED = (
+    "monitors are disabled (monitors.enabled: false in stackyard.yml): no table is judged, "
+    "and the last pass is not shown as if it were current"
+)
 
 
 def worst(statuses: Any) -> TableStatus:
@@ -339,10 +343,13 @@ class HealthReport:
     Attributes:
         tables: each table's health, alerting ones first.
         measured_at: when the latest pass ran, or ``None`` before the first.
+        disabled: monitors are turned off in stackyard.yml (no table is shown: the last
+            pass's verdicts, an anomaly among them, would page on as if current).
     """
 
     tables: tuple[TableHealth, ...] = ()
     measured_at: datetime | None = None
+    disabled: bool = False
 
     @property
     def status(self) -> ReportStatus:
@@ -360,7 +367,11 @@ class HealthReport:
             "measured_at": self.measured_at.isoformat() if self.measured_at else None,
             "status": self.status,
             # Before the first pass nothing was judged: "ok" alone read as "all healthy".
-            "note": None if self.measured_at is not None else NO_PASS_YET,
+            "note": MONITORS_DISABLED
+            if self.disabled
+            else None
+            if self.measured_at is not None
+            else NO_PASS_YET,
             "tables": [t.to_dict() for t in self.tables],
         }
 

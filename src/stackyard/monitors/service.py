@@ -85,11 +85,13 @@ class Monitoring:
         Returns:
             The report; empty (with ``measured_at`` ``None``) before the first pass.
         """
+        config = self.project.config
+        if not config.monitors.enabled:
+            return HealthReport(disabled=True)
         store = MetricStore(self._session(target).warehouse)
         if not store.exists():
             return HealthReport()
         measured_at, rows = store.latest_findings()
-        config = self.project.config
         tables = tuple(
             replace(t, owners=table_owners(config, stored_table(t.table, t.kind, t.node)))
             for t in health_from_findings(rows)
@@ -128,6 +130,8 @@ class Monitoring:
             hint=f"give schema.table or a model name: `stackyard health` lists the "
             f"{len(tables)} monitored tables"
             if tables
+            else "monitors are disabled (monitors.enabled: false in stackyard.yml)"
+            if report.disabled
             else "the latest monitor pass watched no table"
             if report.measured_at is not None
             else "no monitor pass yet on this target: run `stackyard run` or `stackyard monitor`",
