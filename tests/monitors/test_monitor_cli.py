@@ -209,3 +209,29 @@ def test_a_source_table_by_its_dbt_name_as_incidents_give_it(tmp_path: Path) -> 
     assert mark.exit_code == 0, mark.output
     listed = cli.invoke(app, ["incident", "marks", "--project", str(root), "--json"])
     assert [m["table"] for m in json.loads(listed.output)] == ["app.orders"], listed.output
+
+
+def test_monitor_settings_on_an_ephemeral_model_are_stated_not_silently_unused(
+    tmp_path: Path,
+) -> None:
+    """An ephemeral model matched its name, so no note came, yet it has no table: its
+    settings were never applied and its owner never told, without a word."""
+    root = make_project(tmp_path / "mini")
+    model = root / "transform" / "models" / "staging" / "dlt" / "int_summary.sql"
+    model.write_text(
+        "{{ config(materialized='ephemeral') }}\nselect count(*) as n from {{ ref('stg_dlt__orders') }}\n"
+    )
+    with (root / "stackyard.yml").open("a") as f:
+        f.write(
+            "monitors:\n"
+            "  tables: {int_summary: {owner: '@x'}}\n"
+            "  alerts: {owners: {int_summary: [data@example.com]}}\n"
+        )
+    cli = CliRunner()
+    run = cli.invoke(app, ["run", "--project", str(root)], env={"COLUMNS": "200"})
+    assert run.exit_code == 0, run.output
+    result = cli.invoke(app, ["monitor", "--json", "--project", str(root)])
+    notes = json.loads(result.stdout)["notes"]
+    assert len(notes) == 2, notes
+    assert "monitors.tables.int_summary names an ephemeral model" in notes[0], notes
+    assert "its owners are never told" in notes[1], notes

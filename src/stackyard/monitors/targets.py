@@ -161,6 +161,22 @@ def unmatched_names(
         for key in monitors.tables
         if key not in known
     ]
+    # Named, an ephemeral model matched, and its settings (its owner) went unused unsaid.
+    ephemeral = {
+        n.name
+        for n in lineage.nodes.values()
+        if n.kind == "model" and n.materialized == "ephemeral"
+    }
+    notes.extend(
+        f"monitors.{part}.{key} names an ephemeral model, which has no table of its own: "
+        f"{what} (watch the models that select from it)"
+        for part, entries, what in (
+            ("tables", monitors.tables, "its settings are not used"),
+            ("alerts.owners", monitors.alerts.owners, "its owners are never told"),
+        )
+        for key in entries
+        if key in ephemeral
+    )
     owned = known | set(project.sources)
     notes.extend(
         f"monitors.alerts.owners.{key} matches no source, model or table of this target"
