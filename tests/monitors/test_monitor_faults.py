@@ -357,3 +357,28 @@ def test_a_marked_day_quiets_the_column_and_dimension_checks_of_that_day_too(
     of_the_day = [c for c in second.checks if c.day == date(2026, 3, 9)]
     assert {c.check for c in of_the_day} >= {"volume", "dimension"}, of_the_day
     assert all(c.status == "ok" for c in of_the_day)
+
+
+def test_a_table_counted_per_build_that_is_emptied_is_an_anomaly_while_learning(
+    tmp_path: Path,
+) -> None:
+    """A model (or any table without a load time) counted per pass read "0; learning the
+    baseline" when emptied, beside its emptied source's anomaly. One that has been empty
+    before stays the detector's to judge (a usual empty table never alerts)."""
+    check, w = suite(tmp_path, project())
+    w.execute("CREATE SCHEMA app")
+    w.execute("CREATE TABLE app.events (id INTEGER)")  # no time column, no load time
+    w.execute("INSERT INTO app.events SELECT range FROM range(100)")
+    w.execute("CREATE TABLE app.empty (id INTEGER)")
+    assert by_table(check(None))["app.events"].volume.status == "learning"
+    w.execute("DELETE FROM app.events")
+    w.execute("INSERT INTO app.empty VALUES (1)")
+    later, _ = suite(tmp_path, project(), NOW + timedelta(hours=2))
+    found = by_table(later(None))
+    volume = found["app.events"].volume
+    assert volume is not None and volume.status == "anomaly", volume
+    assert volume.reason.startswith("the table is empty (it had 100 rows when last measured")
+    w.execute("DELETE FROM app.empty")
+    again, _ = suite(tmp_path, project(), NOW + timedelta(hours=4))
+    empty = by_table(again(None))["app.empty"].volume
+    assert empty is not None and empty.status == "learning", empty  # it was empty before

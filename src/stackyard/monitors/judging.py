@@ -199,6 +199,22 @@ def judge_volume(
     else:
         value = metrics.row_count
         unit = "rows after the build on" if table.kind == "model" else "rows on"
+        counts = [n for _, n in history.history.get((rel, "row_count", None), [])]
+        if value == 0 and counts and min(counts) > 0:
+            # A table never empty before, emptied: said even while its history is too
+            # short to judge (a model emptied read "learning the baseline" beside its
+            # emptied source's anomaly). One that has been empty before is the detector's.
+            state.metrics.append(MetricRow(rel, "volume", 0, day=today))
+            return [
+                Check(
+                    "volume",
+                    "anomaly",
+                    f"the table is empty (it had {format_value(counts[-1])} rows when last "
+                    "measured, and had never been empty): emptied, or built from no rows?",
+                    day=today,
+                    value=0,
+                )
+            ]
     state.metrics.append(MetricRow(rel, "volume", value, day=today))
     series = {d: v for d, v in stored.items() if d < today} | {today: value}
     return _volume_checks(
