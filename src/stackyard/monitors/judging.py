@@ -8,6 +8,7 @@ from typing import Any
 
 from stackyard.config.model import Freshness
 from stackyard.config.monitors import MonitorsConfig
+from stackyard.errors import counted
 from stackyard.metadata.monitors import FindingRow, MetricRow, Snapshot
 from stackyard.monitors.anomaly import AnomalyConfig
 from stackyard.monitors.anomaly.stats import format_value
@@ -58,6 +59,22 @@ class PassHistory:
         """The days each column or dimension series of a table was alerted on, per
         ``(check, column)`` (a dimension value's column is ``col=value``)."""
         return self.alerted_columns.get(table, {})
+
+
+def future_rows(metrics: TableMetrics, today: date, time_column: str | None) -> Check | None:
+    """A ``warn`` for rows dated after today by the time column (None when there are none):
+    those days are left out until they come (:meth:`TableMetrics.up_to`). Judged, each was an
+    outage (no rows yet), and the newest complete day was never looked at."""
+    ahead = sum(n for d, n in metrics.days.items() if d > today)
+    if not ahead:
+        return None
+    return Check(
+        "volume",
+        "warn",
+        f"{counted(ahead, 'row')} dated after today by {time_column} (up to "
+        f"{max(metrics.days)}): those days are judged once they have come",
+        column=time_column,
+    )
 
 
 def judge_volume(

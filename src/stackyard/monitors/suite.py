@@ -54,7 +54,13 @@ from stackyard.monitors.health import (
     most_severe_first,
     sort_checks,
 )
-from stackyard.monitors.judging import Pass, PassHistory, judge_freshness, judge_volume
+from stackyard.monitors.judging import (
+    Pass,
+    PassHistory,
+    future_rows,
+    judge_freshness,
+    judge_volume,
+)
 from stackyard.monitors.lineage import Lineage
 from stackyard.monitors.metrics import (
     TableMetrics,
@@ -390,19 +396,9 @@ class MonitorSuite:
             measured[rel] = {"plan": key_of_plan, "metrics": measurement, "verdicts": verdicts.used}
         today = state.now.date()
         state.metrics.append(MetricRow(rel, "row_count", metrics.row_count, day=today))
-        ahead = sum(n for d, n in metrics.days.items() if d > today)
-        if ahead:
-            # Judged, each day after today was an outage (no rows yet) and the newest
-            # complete day was never looked at.
-            checks.append(
-                Check(
-                    "volume",
-                    "warn",
-                    f"{counted(ahead, 'row')} dated after today by {plan.time_column} (up to "
-                    f"{max(metrics.days)}): those days are judged once they have come",
-                    column=plan.time_column,
-                )
-            )
+        ahead = future_rows(metrics, today, plan.time_column)
+        if ahead is not None:
+            checks.append(ahead)
             metrics = metrics.up_to(today)
         state.snapshots.append(
             Snapshot(rel, table.kind, table.node, table.unique_id, dict(columns), state.now)

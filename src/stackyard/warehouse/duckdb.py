@@ -304,8 +304,14 @@ class DuckDBWarehouse(Warehouse):
         self.close()
         # dlt keeps the cursor it was given in its pipeline's settings, which outlive the
         # pipeline (the last one stays dlt's active pipeline): the database stayed open.
+        from contextlib import suppress
+
+        import duckdb
+
         while self._lent:
-            self._lent.pop().close()
+            # Busy with a statement a stopped load left (see close): freed at exit instead.
+            with suppress(duckdb.Error):
+                self._lent.pop().close()
         # dbt-duckdb keeps its own connection to the file open for the life of the process
         # (its keep_open): a run inside a long-lived process (an orchestrator's worker, a
         # notebook) left the file locked after it ended, and no other process could open
