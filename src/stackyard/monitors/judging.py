@@ -197,18 +197,13 @@ def judge_volume(
             # Rows per load cannot see this (0 new rows is a quiet day): the table itself
             # is empty where earlier passes counted rows.
             when, rows = had[-1]
-            # None of today's rows are left: the report draws today's 0, not what was loaded.
-            state.metrics.append(MetricRow(rel, "volume", 0, day=today))
-            return [
-                Check(
-                    "volume",
-                    "anomaly",
-                    f"the table is empty (it had {format_value(rows)} rows on {when}): "
-                    "emptied or reloaded without data?",
-                    day=today,
-                    value=0,
-                )
-            ]
+            return _emptied(
+                state,
+                rel,
+                today,
+                f"the table is empty (it had {format_value(rows)} rows on {when}): "
+                "emptied or reloaded without data?",
+            )
         if run is None and value == 0 and today not in stored:
             return [Check("volume", "ok", f"not judged: no load yet on {today}")]
         if run is not None and not loaded and value == 0 and today not in stored:
@@ -221,17 +216,13 @@ def judge_volume(
             # A table never empty before, emptied: said even while its history is too
             # short to judge (a model emptied read "learning the baseline" beside its
             # emptied source's anomaly). One that has been empty before is the detector's.
-            state.metrics.append(MetricRow(rel, "volume", 0, day=today))
-            return [
-                Check(
-                    "volume",
-                    "anomaly",
-                    f"the table is empty (it had {format_value(counts[-1])} rows when last "
-                    "measured, and had never been empty): emptied, or built from no rows?",
-                    day=today,
-                    value=0,
-                )
-            ]
+            return _emptied(
+                state,
+                rel,
+                today,
+                f"the table is empty (it had {format_value(counts[-1])} rows when last "
+                "measured, and had never been empty): emptied, or built from no rows?",
+            )
     state.metrics.append(MetricRow(rel, "volume", value, day=today))
     series = {d: v for d, v in stored.items() if d < today} | {today: value}
     return _volume_checks(
@@ -244,6 +235,13 @@ def judge_volume(
         config=config,
         marked=history.incidents.get(rel, set()),
     )
+
+
+def _emptied(state: Pass, rel: str, today: date, reason: str) -> list[Check]:
+    """The volume anomaly of a table emptied where earlier passes counted rows; today's 0
+    is kept (the report draws it, not what was loaded)."""
+    state.metrics.append(MetricRow(rel, "volume", 0, day=today))
+    return [Check("volume", "anomaly", reason, day=today, value=0)]
 
 
 def _volume_checks(
