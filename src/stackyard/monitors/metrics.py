@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -142,7 +142,6 @@ class TableMetrics:
         >>> m.up_to(date(2026, 1, 2)).days
         {datetime.date(2026, 1, 1): 2}
         """
-        from dataclasses import replace
 
         def kept(series: Mapping[date, Any]) -> dict[date, Any]:
             return {d: v for d, v in series.items() if d <= today}

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+import sys
 import time
 from collections.abc import Sequence
+from contextlib import suppress
 from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar
@@ -304,8 +306,6 @@ class DuckDBWarehouse(Warehouse):
         self.close()
         # dlt keeps the cursor it was given in its pipeline's settings, which outlive the
         # pipeline (the last one stays dlt's active pipeline): the database stayed open.
-        from contextlib import suppress
-
         import duckdb
 
         while self._lent:
@@ -316,8 +316,6 @@ class DuckDBWarehouse(Warehouse):
         # (its keep_open): a run inside a long-lived process (an orchestrator's worker, a
         # notebook) left the file locked after it ended, and no other process could open
         # it. Its adapter opens a new one at its next command.
-        import sys
-
         connections = sys.modules.get("dbt.adapters.duckdb.connections")
         if connections is None:
             return  # dbt never ran in this process
